@@ -1,0 +1,55 @@
+# Amarscity — the two commands a newcomer needs are `make devnet` and `make test`.
+SWIFT ?= swift
+FUZZ_SECONDS ?= 300
+EMBEDDED_TARGETS := AmarsCodec AmarsCrypto Ledger
+# Debian's headers are architecture-neutral for libsecp256k1; the cross build needs to see them.
+EMBEDDED_FLAGS := -c release -Xcc -isystem -Xcc /usr/include
+
+.PHONY: deps build test unit-test embedded-check fuzz fuzz-smoke devnet bench format clean
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	$(SWIFT) build
+
+## Everything: unit, integration and end-to-end tests, the Embedded compile of every portable module
+## (host and Cortex-M4), and a short fixed-seed fuzz pass over the decoders.
+test: deps unit-test embedded-check fuzz-smoke
+
+unit-test:
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+embedded-check: deps
+	@for triple in x86_64-unknown-linux-gnu armv7em-none-none-eabi; do \
+	  for t in $(EMBEDDED_TARGETS); do \
+	    echo "embedded: $$t for $$triple"; \
+	    EMBEDDED=1 $(SWIFT) build $(EMBEDDED_FLAGS) --triple $$triple --target $$t \
+	      --scratch-path .build-embedded-$$triple -q || exit 1; \
+	  done; \
+	done
+	@echo "embedded: all portable modules compile in Embedded Swift for the host and armv7em"
+
+## libFuzzer over the transaction and block decoders, for FUZZ_SECONDS (default 300).
+fuzz: deps
+	scripts/fuzz.sh build
+	scripts/fuzz.sh run $(FUZZ_SECONDS)
+
+## A short, fixed-seed libFuzzer pass (part of `make test`).
+fuzz-smoke: deps
+	scripts/fuzz.sh build
+	scripts/fuzz.sh smoke
+
+## A local single-node devnet with its data in ./data; prints the API and explorer URLs.
+devnet: deps
+	scripts/devnet.sh
+
+bench: deps
+	$(SWIFT) run -c release amars-bench ledger
+
+format:
+	$(SWIFT) format --in-place --recursive --parallel Sources Tests Package.swift
+
+clean:
+	rm -rf .build .build-*

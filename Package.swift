@@ -1,0 +1,78 @@
+// swift-tools-version:6.0
+// Amarscity: one package for the gateway (host) and the portable cores a device runs.
+//
+// `EMBEDDED=1` turns this manifest into the portable subset only, compiled in Embedded Swift mode, so that
+// `make test` proves nothing a microcontroller cannot run has crept into the portable modules.
+import PackageDescription
+
+let embedded = Context.environment["EMBEDDED"] != nil
+/// `AMARS_PORTABLE_ONLY=1` builds and tests the portable modules without resolving or compiling the host stack.
+let hostParts = !embedded && Context.environment["AMARS_PORTABLE_ONLY"] == nil
+
+/// Modules a device runs: no Foundation, no I/O, typed errors, bounded memory.
+let portableSettings: [SwiftSetting] =
+    embedded
+    ? [.enableExperimentalFeature("Embedded"), .unsafeFlags(["-wmo"])]
+    : []
+
+var targets: [Target] = [
+    .systemLibrary(name: "CSecp256k1", pkgConfig: "libsecp256k1", providers: [.apt(["libsecp256k1-dev"])]),
+    .target(name: "AmarsCodec", swiftSettings: portableSettings),
+    .target(name: "AmarsCrypto", dependencies: ["CSecp256k1", "AmarsCodec"], swiftSettings: portableSettings),
+    .target(name: "Ledger", dependencies: ["AmarsCodec", "AmarsCrypto"], swiftSettings: portableSettings),
+]
+
+var products: [Product] = [
+    .library(name: "AmarsPortable", targets: ["AmarsCodec", "AmarsCrypto", "Ledger"])
+]
+
+var dependencies: [Package.Dependency] = []
+
+if !embedded {
+    targets += [
+        .testTarget(name: "AmarsCodecTests", dependencies: ["AmarsCodec"], exclude: ["SOURCES.md"]),
+        .testTarget(name: "AmarsCryptoTests", dependencies: ["AmarsCrypto"], resources: [.copy("Vectors")]),
+        .testTarget(name: "LedgerTests", dependencies: ["Ledger"]),
+    ]
+}
+
+if hostParts {
+    dependencies = [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ]
+    let nio: [Target.Dependency] = [
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+        .product(name: "NIOHTTP1", package: "swift-nio"),
+    ]
+    let log: Target.Dependency = .product(name: "Logging", package: "swift-log")
+    let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
+    targets += [
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .target(name: "Chain", dependencies: ["Ledger", "CSQLite", log]),
+        .target(name: "AmarsClient", dependencies: ["Ledger"]),
+        .target(name: "GatewayNode", dependencies: ["Chain", log] + nio),
+        .executableTarget(name: "amarsd", dependencies: ["GatewayNode", argumentParser, log]),
+        .executableTarget(name: "amars", dependencies: ["Chain", "AmarsClient", argumentParser]),
+        .executableTarget(name: "amars-bench", dependencies: ["Chain", "AmarsClient", argumentParser]),
+        // Built separately with `-sanitize=fuzzer` by `make fuzz`; in the normal build it replays its corpus.
+        .executableTarget(name: "AmarsFuzz", dependencies: ["Ledger"]),
+        .testTarget(name: "ChainTests", dependencies: ["Chain"]),
+        .testTarget(name: "GatewayNodeTests", dependencies: ["GatewayNode", "AmarsClient"]),
+    ]
+    products += [
+        .executable(name: "amarsd", targets: ["amarsd"]),
+        .executable(name: "amars", targets: ["amars"]),
+        .executable(name: "amars-bench", targets: ["amars-bench"]),
+    ]
+}
+
+let package = Package(
+    name: "Amarscity",
+    platforms: [.macOS(.v14)],
+    products: products,
+    dependencies: dependencies,
+    targets: targets
+)

@@ -1,0 +1,204 @@
+import AmarsCodec
+import Ledger
+
+/// Finalized blocks, receipts and account state in one SQLite file.
+///
+/// Each block is written in one SQL transaction together with every account it changed, in WAL mode with
+/// `synchronous=FULL`: a SIGKILL or power cut at any instant leaves either the previous block or this one,
+/// never a block without its state. The state tree is not stored; it is rebuilt from the accounts at open
+/// and its root checked against the head header, so a damaged file is detected rather than served.
+public final class BlockStore {
+    private let db: SQLiteDatabase
+    private let insertBlock: SQLiteStatement
+    private let insertTx: SQLiteStatement
+    private let upsertAccount: SQLiteStatement
+    private let deleteAccount: SQLiteStatement
+    private let selectBlock: SQLiteStatement
+    private let selectTx: SQLiteStatement
+    private let setMeta: SQLiteStatement
+    private let getMeta: SQLiteStatement
+
+    public let path: String
+
+    public init(path: String) throws(StoreError) {
+        self.path = path
+        db = try SQLiteDatabase(path: path)
+        try db.execute(
+            """
+            PRAGMA journal_mode=WAL;
+            PRAGMA synchronous=FULL;
+            PRAGMA foreign_keys=ON;
+            CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value BLOB NOT NULL);
+            CREATE TABLE IF NOT EXISTS blocks(
+                height INTEGER PRIMARY KEY,
+                hash BLOB NOT NULL UNIQUE,
+                block BLOB NOT NULL,
+                certificate BLOB NOT NULL,
+                receipts BLOB NOT NULL
+            );
+            CREATE TABLE IF NOT EXISTS transactions(
+                id BLOB PRIMARY KEY,
+                height INTEGER NOT NULL,
+                position INTEGER NOT NULL
+            ) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS accounts(address BLOB PRIMARY KEY, state BLOB NOT NULL) WITHOUT ROWID;
+            """)
+        insertBlock = try db.prepare(
+            "INSERT INTO blocks(height, hash, block, certificate, receipts) VALUES (?1, ?2, ?3, ?4, ?5)")
+        insertTx = try db.prepare("INSERT INTO transactions(id, height, position) VALUES (?1, ?2, ?3)")
+        upsertAccount = try db.prepare(
+            "INSERT INTO accounts(address, state) VALUES (?1, ?2) ON CONFLICT(address) DO UPDATE SET state = ?2")
+        deleteAccount = try db.prepare("DELETE FROM accounts WHERE address = ?1")
+        selectBlock = try db.prepare("SELECT block, certificate, receipts FROM blocks WHERE height = ?1")
+        selectTx = try db.prepare("SELECT height, position FROM transactions WHERE id = ?1")
+        setMeta = try db.prepare(
+            "INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2")
+        getMeta = try db.prepare("SELECT value FROM meta WHERE key = ?1")
+    }
+
+    // MARK: meta
+
+    func meta(_ key: String) throws(StoreError) -> [UInt8]? {
+        getMeta.bind(1, key)
+        defer { getMeta.reset() }
+        return try getMeta.step() ? getMeta.blob(0) : nil
+    }
+
+    private func putMeta(_ key: String, _ value: [UInt8]) throws(StoreError) {
+        setMeta.bind(1, key)
+        setMeta.bind(2, value)
+        try setMeta.run()
+    }
+
+    /// The genesis hash this file was created for, or nil for a new file.
+    public func genesisHash() throws(StoreError) -> Bytes32? {
+        try meta("genesis").flatMap { Bytes32($0) }
+    }
+
+    /// Height of the last committed block, or nil for a new file.
+    public func headHeight() throws(StoreError) -> UInt64? {
+        guard let raw = try meta("head") else { return nil }
+        var reader = ByteReader(raw)
+        guard let h = try? reader.readVarintValue() else { throw StoreError(code: -1, message: "corrupt head marker") }
+        return h
+    }
+
+    // MARK: writes
+
+    /// Writes the genesis block and initial balances atomically.
+    public func initialize(genesisHash: Bytes32, genesisBlock: FinalizedBlock, accounts: [Address: AccountState])
+        throws(StoreError)
+    {
+        try transaction { () throws(StoreError) in
+            try putMeta("genesis", genesisHash.bytes)
+            try writeBlock(genesisBlock, receipts: [], changes: accounts)
+        }
+    }
+
+    /// Writes one finalized block, its receipts and the accounts it changed, atomically.
+    public func commit(_ block: FinalizedBlock, receipts: [Receipt], changes: [Address: AccountState])
+        throws(StoreError)
+    {
+        try transaction { () throws(StoreError) in try writeBlock(block, receipts: receipts, changes: changes) }
+    }
+
+    private func writeBlock(_ fb: FinalizedBlock, receipts: [Receipt], changes: [Address: AccountState])
+        throws(StoreError)
+    {
+        let height = Int64(fb.block.header.height)
+        var receiptWriter = ByteWriter(capacity: receipts.count * 48 + 4)
+        receiptWriter.write(list: receipts)
+        insertBlock.bind(1, height)
+        insertBlock.bind(2, fb.block.hash.bytes)
+        insertBlock.bind(3, fb.block.encoded)
+        insertBlock.bind(4, fb.certificate.encoded)
+        insertBlock.bind(5, receiptWriter.bytes)
+        try insertBlock.run()
+        for (i, r) in receipts.enumerated() {
+            insertTx.bind(1, r.transactionID.bytes)
+            insertTx.bind(2, height)
+            insertTx.bind(3, Int64(i))
+            try insertTx.run()
+        }
+        for (address, state) in changes {
+            if state.isEmpty {
+                deleteAccount.bind(1, address.raw.bytes)
+                try deleteAccount.run()
+            } else {
+                upsertAccount.bind(1, address.raw.bytes)
+                upsertAccount.bind(2, state.encoded)
+                try upsertAccount.run()
+            }
+        }
+        var w = ByteWriter()
+        w.writeVarint(UInt64(height))
+        try putMeta("head", w.bytes)
+    }
+
+    private func transaction(_ body: () throws(StoreError) -> Void) throws(StoreError) {
+        try db.execute("BEGIN IMMEDIATE")
+        do {
+            try body()
+            try db.execute("COMMIT")
+        } catch {
+            try? db.execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    // MARK: reads
+
+    public struct StoredBlock: Sendable {
+        public var finalized: FinalizedBlock
+        public var receipts: [Receipt]
+    }
+
+    /// A stored block; a row that fails to decode is reported as corruption, never served.
+    public func block(at height: UInt64) throws(StoreError) -> StoredBlock? {
+        guard height <= UInt64(Int64.max) else { return nil }
+        selectBlock.bind(1, Int64(height))
+        defer { selectBlock.reset() }
+        guard try selectBlock.step() else { return nil }
+        do {
+            let block = try Block(decoding: selectBlock.blob(0))
+            let cert = try CommitCertificate(decoding: selectBlock.blob(1))
+            var r = ByteReader(selectBlock.blob(2))
+            let receipts: [Receipt] = try r.readList(cap: Caps.transactionsPerBlock)
+            try r.finish()
+            return StoredBlock(finalized: FinalizedBlock(block: block, certificate: cert), receipts: receipts)
+        } catch {
+            throw StoreError(code: -1, message: "block \(height) is corrupt: \(error)")
+        }
+    }
+
+    /// Where a transaction was included.
+    public func transactionLocation(_ id: Bytes32) throws(StoreError) -> (height: UInt64, position: Int)? {
+        selectTx.bind(1, id.bytes)
+        defer { selectTx.reset() }
+        guard try selectTx.step() else { return nil }
+        return (UInt64(selectTx.int64(0)), Int(selectTx.int64(1)))
+    }
+
+    /// Every account, for rebuilding the in-memory state at open.
+    public func loadAccounts() throws(StoreError) -> [Address: AccountState] {
+        let stmt = try db.prepare("SELECT address, state FROM accounts")
+        defer { stmt.reset() }
+        var out: [Address: AccountState] = [:]
+        while try stmt.step() {
+            guard let raw = Bytes20(stmt.blob(0)), let state = try? AccountState(decoding: stmt.blob(1)) else {
+                throw StoreError(code: -1, message: "corrupt account row")
+            }
+            out[Address(raw: raw)] = state
+        }
+        return out
+    }
+}
+
+extension ByteReader {
+    /// A whole buffer holding exactly one varint.
+    mutating func readVarintValue() throws(CodecError) -> UInt64 {
+        let v = try readVarint()
+        try finish()
+        return v
+    }
+}

@@ -1,0 +1,320 @@
+import AmarsCodec
+import AmarsCrypto
+import Foundation
+import Ledger
+import Logging
+
+/// One node's chain: committed blocks and state, the mempool, and the two ways a block arrives — produced
+/// here (``produceBlock(timestamp:)``, the single-node dev mode) or imported with its certificate
+/// (``importBlock(_:)``). Thread-safe: every entry point takes one lock, so the API and the block timer can
+/// call in from any thread.
+public final class ChainNode: @unchecked Sendable {
+    public enum NodeError: Error, CustomStringConvertible {
+        case store(StoreError)
+        case genesisMismatch(stored: Bytes32, configured: Bytes32)
+        case corruptState(String)
+        case notAValidator
+        case invalidBlock(String)
+
+        public var description: String {
+            switch self {
+            case .store(let e): "\(e)"
+            case .genesisMismatch: "the data directory belongs to another genesis; use a new --data directory"
+            case .corruptState(let s): "stored state is inconsistent: \(s)"
+            case .notAValidator: "this node has no validator key in the genesis committee"
+            case .invalidBlock(let s): "invalid block: \(s)"
+            }
+        }
+    }
+
+    public let genesis: Genesis
+    public let genesisHash: Bytes32
+    public let fees: FeeSchedule
+    public let executor: TransactionExecutor
+    private let store: BlockStore
+    private let world: WorldState
+    private var mempool: Mempool
+    private var headBlock: FinalizedBlock
+    private let validatorKey: PrivateKey?
+    private let lock = NSLock()
+    private let logger: Logger
+
+    public init(
+        genesis: Genesis, store: BlockStore, validatorKey: PrivateKey? = nil, fees: FeeSchedule = .standard,
+        mempoolLimits: Mempool.Limits = .init(), logger: Logger = Logger(label: "amars.chain")
+    ) throws(NodeError) {
+        self.genesis = genesis
+        self.genesisHash = genesis.hash
+        self.fees = fees
+        self.executor = TransactionExecutor(chainID: genesis.chainID, fees: fees)
+        self.store = store
+        self.validatorKey = validatorKey
+        self.mempool = Mempool(limits: mempoolLimits)
+        self.logger = logger
+        do {
+            if let stored = try store.genesisHash() {
+                guard stored == genesisHash else { throw NodeError.genesisMismatch(stored: stored, configured: genesisHash) }
+                guard let height = try store.headHeight(), let head = try store.block(at: height) else {
+                    throw NodeError.corruptState("no head block")
+                }
+                world = WorldState(accounts: try store.loadAccounts())
+                headBlock = head.finalized
+                guard world.root == head.finalized.block.header.stateRoot else {
+                    throw NodeError.corruptState("state root of accounts does not match head block \(height)")
+                }
+            } else {
+                let accounts = genesis.initialAccounts
+                world = WorldState(accounts: accounts)
+                headBlock = Self.genesisBlock(genesis, genesisHash: genesisHash, stateRoot: world.root)
+                try store.initialize(genesisHash: genesisHash, genesisBlock: headBlock, accounts: accounts)
+            }
+        } catch let e as StoreError {
+            throw .store(e)
+        } catch let e as NodeError {
+            throw e
+        } catch {
+            throw .corruptState("\(error)")
+        }
+        guard world.totalBalance == genesis.totalAllocated else {
+            throw .corruptState("balances sum to \(world.totalBalance), genesis allocated \(genesis.totalAllocated)")
+        }
+        if let key = validatorKey, genesis.committee(epoch: 0).index(of: key.xOnlyPublicKey.bytes) == nil {
+            throw .notAValidator
+        }
+    }
+
+    /// Height 0: links to the genesis document by hash and names the first committee, so a light client that
+    /// trusts the genesis hash trusts the first committee.
+    static func genesisBlock(_ genesis: Genesis, genesisHash: Bytes32, stateRoot: Bytes32) -> FinalizedBlock {
+        let header = BlockHeader(
+            chainID: genesis.chainID, height: 0, previousHash: genesisHash, timestamp: genesis.timestamp, epoch: 0,
+            round: 0, proposer: .zero, baseFee: genesis.initialBaseFee, unitsUsed: 0, transactionsRoot: .zero,
+            stateRoot: stateRoot, receiptsRoot: .zero, nextCommitteeHash: genesis.committee(epoch: 0).hash)
+        return FinalizedBlock(
+            block: Block(header: header, transactions: []),
+            certificate: CommitCertificate(height: 0, round: 0, blockHash: header.hash, signatures: []))
+    }
+
+    private func locked<T>(_ body: () throws -> T) rethrows -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body()
+    }
+
+    // MARK: queries
+
+    public var head: BlockHeader { locked { headBlock.block.header } }
+
+    /// The base fee the next block will charge.
+    public var nextBaseFee: UInt64 { locked { nextBaseFeeUnlocked } }
+
+    private var nextBaseFeeUnlocked: UInt64 {
+        let h = headBlock.block.header
+        return h.height == 0 ? h.baseFee : fees.nextBaseFee(baseFee: h.baseFee, unitsUsed: h.unitsUsed)
+    }
+
+    public var pendingCount: Int { locked { mempool.count } }
+
+    public var accountCount: Int { locked { world.count } }
+
+    public func block(at height: UInt64) throws(StoreError) -> BlockStore.StoredBlock? {
+        lock.lock()
+        defer { lock.unlock() }
+        return try store.block(at: height)
+    }
+
+    public struct AccountView: Sendable {
+        public var address: Address
+        public var state: AccountState
+        /// Transactions of this sender waiting in the mempool; the next nonce to use is state.nonce + pending.
+        public var pending: Int
+        public var proof: SparseMerkleProof
+        public var height: UInt64
+        public var stateRoot: Bytes32
+    }
+
+    public func account(_ address: Address) -> AccountView {
+        locked {
+            let (state, proof) = world.proof(for: address)
+            let h = headBlock.block.header
+            return AccountView(
+                address: address, state: state, pending: mempool.pendingCount(for: address), proof: proof,
+                height: h.height, stateRoot: h.stateRoot)
+        }
+    }
+
+    public struct Supply: Sendable {
+        public var total: UInt64
+        public var burned: UInt64
+        public var inAccounts: UInt64
+    }
+
+    public var supply: Supply {
+        locked { Supply(total: Amount.totalSupply, burned: genesis.totalBurned, inAccounts: world.totalBalance) }
+    }
+
+    public enum TransactionStatus: Sendable {
+        case pending
+        case included(height: UInt64, position: Int, receipt: Receipt)
+        case unknown
+    }
+
+    public func status(of id: Bytes32) throws(StoreError) -> TransactionStatus {
+        lock.lock()
+        defer { lock.unlock() }
+        if mempool.contains(id) { return .pending }
+        guard let loc = try store.transactionLocation(id), let b = try store.block(at: loc.height),
+            loc.position < b.receipts.count
+        else { return .unknown }
+        return .included(height: loc.height, position: loc.position, receipt: b.receipts[loc.position])
+    }
+
+    // MARK: transactions
+
+    /// Decodes, verifies and admits a transaction; the id on success, the reason otherwise. Nothing changes
+    /// on failure.
+    public func submit(encoded bytes: [UInt8]) throws(TransactionError) -> Bytes32 {
+        let tx: SignedTransaction
+        do { tx = try SignedTransaction(decoding: bytes) } catch { throw .malformed(error) }
+        return try submit(tx)
+    }
+
+    public func submit(_ tx: SignedTransaction) throws(TransactionError) -> Bytes32 {
+        // The signature check is the expensive part and needs no lock.
+        let verified = try VerifiedTransaction(tx)
+        lock.lock()
+        defer { lock.unlock() }
+        try mempool.insert(
+            verified, account: world.account(verified.senderAddress), executor: executor, baseFee: nextBaseFeeUnlocked)
+        return verified.id
+    }
+
+    // MARK: blocks
+
+    private func epoch(ofHeight height: UInt64) -> UInt64 { (height - 1) / genesis.epochLength }
+
+    /// Builds, signs and commits the next block from the mempool (dev mode: this node is the whole committee).
+    /// If storage fails the error is thrown and memory, disk and mempool are exactly as before.
+    @discardableResult
+    public func produceBlock(timestamp: UInt64) throws(NodeError) -> FinalizedBlock {
+        guard let key = validatorKey else { throw .notAValidator }
+        lock.lock()
+        defer { lock.unlock() }
+        let parent = headBlock.block.header
+        let height = parent.height + 1
+        let baseFee = nextBaseFeeUnlocked
+        let proposer = Address(publicKey: key.xOnlyPublicKey)
+        var overlay = StateOverlay(base: world)
+        var included: [SignedTransaction] = []
+        var receipts: [Receipt] = []
+        var units: UInt64 = 0
+        var failedSenders: [(Address, UInt64)] = []
+        let limit = Caps.transactionsPerBlock
+        for tx in mempool.ordered(baseFee: baseFee, fees: fees, limit: limit) {
+            let txUnits = fees.units(encodedSize: tx.encodedSize)
+            guard units + txUnits <= fees.maxUnitsPerBlock else { break }
+            do {
+                let r = try executor.apply(tx, to: &overlay, baseFee: baseFee, proposer: proposer)
+                receipts.append(r)
+                included.append(tx.transaction)
+                units += txUnits
+            } catch {
+                failedSenders.append((tx.senderAddress, tx.transaction.body.nonce))
+            }
+        }
+        // The tree takes the changes to compute the root and gives them back if the store refuses the block.
+        let undo = world.apply(overlay.changes)
+        let blockEpoch = epoch(ofHeight: height)
+        let header = BlockHeader(
+            chainID: genesis.chainID, height: height, previousHash: parent.hash,
+            timestamp: max(timestamp, parent.timestamp), epoch: blockEpoch, round: 0, proposer: key.xOnlyPublicKey.bytes,
+            baseFee: baseFee, unitsUsed: units,
+            transactionsRoot: Block.transactionsRoot(ids: receipts.map(\.transactionID)),
+            stateRoot: world.root, receiptsRoot: Receipt.root(receipts),
+            nextCommitteeHash: nextCommitteeHash(height: height))
+        let block = Block(header: header, transactions: included)
+        let certificate = sign(block: block, key: key, committee: genesis.committee(epoch: blockEpoch))
+        let finalized = FinalizedBlock(block: block, certificate: certificate)
+        do { try store.commit(finalized, receipts: receipts, changes: overlay.changes) } catch {
+            world.apply(undo)
+            throw .store(error)
+        }
+        headBlock = finalized
+        mempool.removeCommitted(accounts: overlay.changes)
+        for (address, nonce) in failedSenders { mempool.removeSender(address, from: nonce) }
+        return finalized
+    }
+
+    /// The last block of each epoch names the committee of the next one.
+    private func nextCommitteeHash(height: UInt64) -> Bytes32? {
+        height % genesis.epochLength == 0 ? genesis.committee(epoch: height / genesis.epochLength).hash : nil
+    }
+
+    /// Checks a block produced elsewhere against its certificate and by re-executing it, then commits it.
+    /// Nothing in the block is trusted: a wrong root, fee, link or signature refuses it and changes nothing.
+    public func importBlock(_ finalized: FinalizedBlock) throws(NodeError) {
+        lock.lock()
+        defer { lock.unlock() }
+        let parent = headBlock.block.header
+        let block = finalized.block
+        let h = block.header
+        func refuse(_ why: String) -> NodeError { .invalidBlock("height \(h.height): \(why)") }
+        guard h.chainID == genesis.chainID else { throw refuse("wrong chain id") }
+        guard h.height == parent.height + 1 else { throw refuse("expected height \(parent.height + 1)") }
+        guard h.previousHash == parent.hash else { throw refuse("does not extend the head") }
+        guard h.epoch == epoch(ofHeight: h.height) else { throw refuse("wrong epoch") }
+        guard h.baseFee == nextBaseFeeUnlocked else { throw refuse("wrong base fee") }
+        guard h.nextCommitteeHash == nextCommitteeHash(height: h.height) else { throw refuse("wrong next committee") }
+        guard h.timestamp >= parent.timestamp else { throw refuse("timestamp goes backwards") }
+        let committee = genesis.committee(epoch: h.epoch)
+        guard committee.index(of: h.proposer) != nil, let proposerKey = try? XOnlyPublicKey(bytes: h.proposer) else {
+            throw refuse("proposer is not in the committee")
+        }
+        guard finalized.certificate.height == h.height, finalized.certificate.round == h.round else {
+            throw refuse("certificate is for another height or round")
+        }
+        do { try finalized.certificate.verify(committee: committee, chainID: h.chainID, blockHash: h.hash) } catch {
+            throw refuse("certificate: \(error)")
+        }
+        let proposer = Address(publicKey: proposerKey)
+        var overlay = StateOverlay(base: world)
+        var receipts: [Receipt] = []
+        var units: UInt64 = 0
+        for tx in block.transactions {
+            do {
+                let verified = try VerifiedTransaction(tx)
+                receipts.append(try executor.apply(verified, to: &overlay, baseFee: h.baseFee, proposer: proposer))
+                units += fees.units(encodedSize: verified.encodedSize)
+            } catch {
+                throw refuse("transaction \(Hex.encode(tx.id.bytes)): \(error)")
+            }
+        }
+        guard units == h.unitsUsed, units <= fees.maxUnitsPerBlock else { throw refuse("wrong units used") }
+        guard Block.transactionsRoot(ids: receipts.map(\.transactionID)) == h.transactionsRoot else {
+            throw refuse("wrong transactions root")
+        }
+        guard Receipt.root(receipts) == h.receiptsRoot else { throw refuse("wrong receipts root") }
+        let undo = world.apply(overlay.changes)
+        guard world.root == h.stateRoot else {
+            world.apply(undo)
+            throw refuse("wrong state root")
+        }
+        do { try store.commit(finalized, receipts: receipts, changes: overlay.changes) } catch {
+            world.apply(undo)
+            throw .store(error)
+        }
+        headBlock = finalized
+        mempool.removeCommitted(accounts: overlay.changes)
+    }
+
+    private func sign(block: Block, key: PrivateKey, committee: Committee) -> CommitCertificate {
+        let h = block.header
+        let message = Vote.signingHash(
+            chainID: h.chainID, height: h.height, round: h.round, step: .commit, blockHash: h.hash,
+            voter: key.xOnlyPublicKey.bytes)
+        let index = UInt16(committee.index(of: key.xOnlyPublicKey.bytes)!)
+        return CommitCertificate(
+            height: h.height, round: h.round, blockHash: h.hash,
+            signatures: [.init(memberIndex: index, signature: key.signSchnorr(message, auxRandom: h.hash))])
+    }
+}

@@ -1,0 +1,285 @@
+import AmarsCodec
+import AmarsCrypto
+import Foundation
+import Ledger
+
+/// The genesis document: chain id, first committee and the allocation of the whole supply (white paper §14).
+///
+/// Amounts are strings of base units in the JSON file because the big allocations exceed what a JSON
+/// number keeps exactly in most parsers.
+public struct Genesis: Equatable, Sendable {
+    /// The allocation categories of SPEC.md and their fixed sizes. Each must be fully accounted for:
+    /// allocated to addresses plus burned (unsold sale stages) equals the category.
+    public enum Category: String, CaseIterable, Sendable {
+        case reserveFund = "reserve-fund"
+        case strategicPartners = "strategic-partners"
+        case developmentTeam = "development-team"
+        case marketingBounty = "marketing-bounty"
+        case appUserIncentive = "app-user-incentive"
+        case icoStage1 = "ico-stage-1"
+        case icoStage2 = "ico-stage-2"
+        case icoStage3 = "ico-stage-3"
+        case icoStage4 = "ico-stage-4"
+
+        public var amount: UInt64 {
+            let billion: UInt64 = 1_000_000_000 * Amount.unitsPerAMSC
+            switch self {
+            case .reserveFund: return 91 * billion
+            case .strategicPartners: return 9 * billion
+            case .developmentTeam: return 15 * billion
+            case .marketingBounty: return 5 * billion
+            case .appUserIncentive: return 5 * billion
+            case .icoStage1: return 68 * billion
+            case .icoStage2: return 95 * billion
+            case .icoStage3: return 138 * billion
+            case .icoStage4: return 74 * billion
+            }
+        }
+
+        public var title: String {
+            switch self {
+            case .reserveFund: "Reserve Fund"
+            case .strategicPartners: "Strategic Partners"
+            case .developmentTeam: "Development Team"
+            case .marketingBounty: "Marketing & Bounty"
+            case .appUserIncentive: "Incentive for App Users"
+            case .icoStage1: "ICO stage 1"
+            case .icoStage2: "ICO stage 2"
+            case .icoStage3: "ICO stage 3"
+            case .icoStage4: "ICO stage 4"
+            }
+        }
+
+        public var isSaleStage: Bool { rawValue.hasPrefix("ico-") }
+    }
+
+    public struct Allocation: Equatable, Sendable {
+        public var category: Category
+        public var address: Address
+        public var amount: UInt64
+
+        public init(category: Category, address: Address, amount: UInt64) {
+            self.category = category
+            self.address = address
+            self.amount = amount
+        }
+    }
+
+    public var chainID: UInt32
+    public var chainName: String
+    /// Milliseconds since the Unix epoch.
+    public var timestamp: UInt64
+    public var epochLength: UInt64
+    public var initialBaseFee: UInt64
+    public var validators: [Committee.Member]
+    public var allocations: [Allocation]
+    /// Unsold tokens of each sale stage, burned at genesis (never minted into any account).
+    public var burned: [Category: UInt64]
+
+    public init(
+        chainID: UInt32, chainName: String, timestamp: UInt64, epochLength: UInt64, initialBaseFee: UInt64,
+        validators: [Committee.Member], allocations: [Allocation], burned: [Category: UInt64]
+    ) {
+        self.chainID = chainID
+        self.chainName = chainName
+        self.timestamp = timestamp
+        self.epochLength = epochLength
+        self.initialBaseFee = initialBaseFee
+        self.validators = validators
+        self.allocations = allocations
+        self.burned = burned
+    }
+
+    public enum ValidationError: Error, Equatable, CustomStringConvertible {
+        case categoryMismatch(Category, allocated: UInt64, burned: UInt64)
+        case burnOutsideSale(Category)
+        case zeroAllocation(Category)
+        case amountOverflow
+        case noValidators
+        case invalidValidator(String)
+        case badEpochLength
+        case badBaseFee
+
+        public var description: String {
+            switch self {
+            case .categoryMismatch(let c, let a, let b):
+                "\(c.rawValue): allocated \(Amount.grouped(a)) + burned \(Amount.grouped(b)) AMSC must equal "
+                    + "\(Amount.grouped(c.amount)) AMSC"
+            case .burnOutsideSale(let c): "\(c.rawValue): only ICO sale stages can burn unsold tokens"
+            case .zeroAllocation(let c): "\(c.rawValue): an allocation of zero"
+            case .amountOverflow: "amounts overflow"
+            case .noValidators: "genesis needs at least one validator"
+            case .invalidValidator(let why): "validator: \(why)"
+            case .badEpochLength: "epochLength must be between 1 and 1,000,000 blocks"
+            case .badBaseFee: "initialBaseFee must be at least the minimum base fee"
+            }
+        }
+    }
+
+    /// Checks the allocation adds up to exactly the fixed supply, category by category.
+    public func validate(fees: FeeSchedule = .standard) throws(ValidationError) {
+        guard (1...1_000_000).contains(epochLength) else { throw .badEpochLength }
+        guard initialBaseFee >= fees.minBaseFee, initialBaseFee <= fees.maxBaseFee else { throw .badBaseFee }
+        guard !validators.isEmpty else { throw .noValidators }
+        do { _ = try Committee(epoch: 0, members: validators) } catch { throw .invalidValidator("\(error)") }
+        for v in validators {
+            do { _ = try XOnlyPublicKey(bytes: v.key) } catch { throw .invalidValidator("not a valid x-only key") }
+        }
+        for (category, amount) in burned where amount > 0 && !category.isSaleStage {
+            throw .burnOutsideSale(category)
+        }
+        for category in Category.allCases {
+            var allocated: UInt64 = 0
+            for a in allocations where a.category == category {
+                guard a.amount > 0 else { throw .zeroAllocation(category) }
+                let (s, o) = allocated.addingReportingOverflow(a.amount)
+                guard !o else { throw .amountOverflow }
+                allocated = s
+            }
+            let burn = burned[category] ?? 0
+            let (total, o) = allocated.addingReportingOverflow(burn)
+            guard !o, total == category.amount else {
+                throw .categoryMismatch(category, allocated: allocated, burned: burn)
+            }
+        }
+    }
+
+    public var totalBurned: UInt64 { burned.values.reduce(0, +) }
+    public var totalAllocated: UInt64 { allocations.reduce(0) { $0 + $1.amount } }
+
+    /// Balances at height 0. Several allocations to one address add up.
+    public var initialAccounts: [Address: AccountState] {
+        var accounts: [Address: AccountState] = [:]
+        for a in allocations { accounts[a.address, default: AccountState()].balance += a.amount }
+        return accounts
+    }
+
+    public func committee(epoch: UInt64) -> Committee {
+        // validate() has checked the members.
+        try! Committee(epoch: epoch, members: validators)
+    }
+
+    /// Canonical encoding of everything consensus depends on; its tagged hash identifies the chain's start.
+    public var hash: Bytes32 {
+        var w = ByteWriter(capacity: 1024)
+        w.writeVarint(UInt64(chainID))
+        w.writeLengthPrefixed(Array(chainName.utf8))
+        w.writeVarint(timestamp)
+        w.writeVarint(epochLength)
+        w.writeVarint(initialBaseFee)
+        w.write(list: validators)
+        w.writeVarint(UInt64(allocations.count))
+        for a in allocations {
+            w.writeLengthPrefixed(Array(a.category.rawValue.utf8))
+            w.write(a.address)
+            w.writeVarint(a.amount)
+        }
+        for c in Category.allCases {
+            w.writeVarint(burned[c] ?? 0)
+        }
+        return Domain.genesis.hash(w.bytes)
+    }
+}
+
+// MARK: - JSON file
+
+extension Genesis {
+    public enum FileError: Error, CustomStringConvertible {
+        case unreadable(String)
+        case malformed(String)
+        case invalid(ValidationError)
+
+        public var description: String {
+            switch self {
+            case .unreadable(let s): "cannot read genesis file: \(s)"
+            case .malformed(let s): "genesis file is malformed: \(s)"
+            case .invalid(let e): "genesis is invalid: \(e)"
+            }
+        }
+    }
+
+    private struct FileModel: Codable {
+        struct Validator: Codable {
+            var key: String
+            var weight: UInt64
+        }
+        struct AllocationModel: Codable {
+            var category: String
+            var address: String
+            var amount: String
+        }
+        var chainID: UInt32
+        var chainName: String
+        var timestamp: UInt64
+        var epochLength: UInt64
+        var initialBaseFee: UInt64
+        var validators: [Validator]
+        var allocations: [AllocationModel]
+        var burned: [String: String]
+    }
+
+    public func jsonData() -> Data {
+        let model = FileModel(
+            chainID: chainID, chainName: chainName, timestamp: timestamp, epochLength: epochLength,
+            initialBaseFee: initialBaseFee,
+            validators: validators.map { .init(key: Hex.encode($0.key.bytes), weight: $0.weight) },
+            allocations: allocations.map {
+                .init(category: $0.category.rawValue, address: $0.address.bech32, amount: String($0.amount))
+            },
+            burned: Dictionary(uniqueKeysWithValues: burned.filter { $0.value > 0 }.map { ($0.key.rawValue, String($0.value)) })
+        )
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return (try? encoder.encode(model)) ?? Data()
+    }
+
+    public init(jsonData data: Data) throws(FileError) {
+        let model: FileModel
+        do { model = try JSONDecoder().decode(FileModel.self, from: data) } catch {
+            throw .malformed(Self.describe(error))
+        }
+        var validators: [Committee.Member] = []
+        for v in model.validators {
+            guard let bytes = try? Hex.decode(v.key), let key = Bytes32(bytes) else {
+                throw .malformed("validator key must be 32 bytes of hex")
+            }
+            validators.append(.init(key: key, weight: v.weight))
+        }
+        var allocations: [Allocation] = []
+        for a in model.allocations {
+            guard let category = Category(rawValue: a.category) else { throw .malformed("unknown category \(a.category)") }
+            guard let address = try? Address(bech32: a.address) else { throw .malformed("bad address \(a.address)") }
+            guard let amount = UInt64(a.amount) else { throw .malformed("bad amount \(a.amount)") }
+            allocations.append(.init(category: category, address: address, amount: amount))
+        }
+        var burned: [Category: UInt64] = [:]
+        for (name, text) in model.burned {
+            guard let category = Category(rawValue: name) else { throw .malformed("unknown category \(name)") }
+            guard let amount = UInt64(text) else { throw .malformed("bad burned amount \(text)") }
+            burned[category] = amount
+        }
+        self.init(
+            chainID: model.chainID, chainName: model.chainName, timestamp: model.timestamp,
+            epochLength: model.epochLength, initialBaseFee: model.initialBaseFee, validators: validators,
+            allocations: allocations, burned: burned)
+        do { try validate() } catch { throw .invalid(error) }
+    }
+
+    public static func load(path: String) throws(FileError) -> Genesis {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw .unreadable("\(path): \(error.localizedDescription)")
+        }
+        return try Genesis(jsonData: data)
+    }
+
+    private static func describe(_ error: any Error) -> String {
+        switch error {
+        case DecodingError.keyNotFound(let key, _): return "missing field '\(key.stringValue)'"
+        case DecodingError.typeMismatch(_, let ctx), DecodingError.valueNotFound(_, let ctx):
+            return "wrong type at '\(ctx.codingPath.map(\.stringValue).joined(separator: "."))'"
+        case DecodingError.dataCorrupted(let ctx): return "not valid JSON (\(ctx.debugDescription))"
+        default: return "\(error)"
+        }
+    }
+}

@@ -1,0 +1,47 @@
+import AmarsCodec
+import AmarsCrypto
+
+/// What the state tree holds for an account. A light client checks it with a ``SparseMerkleProof``.
+public struct AccountState: Equatable, Sendable, CanonicalCodable {
+    public var balance: UInt64
+    /// Number of transactions this account has had executed: the next valid nonce.
+    public var nonce: UInt64
+
+    public init(balance: UInt64 = 0, nonce: UInt64 = 0) {
+        self.balance = balance
+        self.nonce = nonce
+    }
+
+    public var isEmpty: Bool { balance == 0 && nonce == 0 }
+
+    public func encode(to w: inout ByteWriter) {
+        w.writeVarint(balance)
+        w.writeVarint(nonce)
+    }
+
+    public init(from r: inout ByteReader) throws(CodecError) {
+        balance = try r.readVarint()
+        nonce = try r.readVarint()
+    }
+
+    public var valueHash: Bytes32 { Domain.stateValue.hash(encoded) }
+}
+
+/// The namespaces of the state tree. Every kind of state lives under its own prefix so keys never collide.
+public enum StateNamespace: UInt8, Sendable {
+    case account = 1
+    case candidate = 2
+    case bucket = 3
+    case certificate = 4
+    case htlc = 5
+    case escrow = 6
+
+    /// The tree key of an object: a tagged hash of namespace and identifier, so keys spread evenly.
+    public func key(_ identifier: [UInt8]) -> Bytes32 {
+        var bytes: [UInt8] = [rawValue]
+        bytes.append(contentsOf: identifier)
+        return Domain.stateKey.hash(bytes)
+    }
+
+    public static func accountKey(_ address: Address) -> Bytes32 { StateNamespace.account.key(address.raw.bytes) }
+}

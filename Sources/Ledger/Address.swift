@@ -1,0 +1,34 @@
+import AmarsCodec
+import AmarsCrypto
+
+/// An account: the first 20 bytes of a tagged hash of its owner's x-only public key.
+///
+/// Hashing the key (rather than using it) keeps addresses short on device screens and QR codes, and keeps
+/// a future key-type change from changing the address format.
+public struct Address: Hashable, Comparable, Sendable, CanonicalCodable {
+    public var raw: Bytes20
+
+    /// The human-readable part of every bech32m address of this chain.
+    public static let humanReadablePart = "amsc"
+
+    @inlinable
+    public init(raw: Bytes20) { self.raw = raw }
+
+    public init(publicKey: XOnlyPublicKey) {
+        let digest = Domain.address.hash(publicKey.bytes.bytes)
+        raw = Bytes20(hi: digest.w0, mid: digest.w1, lo: UInt32(truncatingIfNeeded: digest.w2 >> 32))
+    }
+
+    public init(bech32 text: String) throws(Bech32Error) {
+        let data = try Bech32m.decodeBytes(text, expectedHRP: Address.humanReadablePart)
+        guard let raw = Bytes20(data) else { throw .wrongDataLength(data.count) }
+        self.raw = raw
+    }
+
+    public var bech32: String { Bech32m.encode(hrp: Address.humanReadablePart, bytes: raw.bytes) }
+
+    public static func < (a: Address, b: Address) -> Bool { a.raw < b.raw }
+
+    public func encode(to writer: inout ByteWriter) { writer.write(raw) }
+    public init(from reader: inout ByteReader) throws(CodecError) { raw = try reader.readBytes20() }
+}

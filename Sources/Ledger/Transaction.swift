@@ -1,0 +1,130 @@
+import AmarsCodec
+import AmarsCrypto
+
+/// What a sender signs: who, which chain, which nonce, what it will pay per resource unit, and the payload.
+///
+/// The sender appears as its x-only public key so a verifier needs no key recovery; its ``Address`` is
+/// derived. The id is a tagged hash of this body alone, so a signature can never change the id.
+public struct TransactionBody: Equatable, Sendable, CanonicalCodable {
+    public static let currentVersion: UInt8 = 1
+
+    public var chainID: UInt32
+    public var sender: Bytes32
+    public var nonce: UInt64
+    /// The most the sender pays per unit, base fee and tip together.
+    public var maxFeePerUnit: UInt64
+    /// What the sender offers the proposer per unit above the base fee.
+    public var tipPerUnit: UInt64
+    public var payload: TransactionPayload
+
+    public init(
+        chainID: UInt32, sender: Bytes32, nonce: UInt64, maxFeePerUnit: UInt64, tipPerUnit: UInt64,
+        payload: TransactionPayload
+    ) {
+        self.chainID = chainID
+        self.sender = sender
+        self.nonce = nonce
+        self.maxFeePerUnit = maxFeePerUnit
+        self.tipPerUnit = tipPerUnit
+        self.payload = payload
+    }
+
+    public func encode(to w: inout ByteWriter) {
+        w.write(TransactionBody.currentVersion)
+        w.writeVarint(UInt64(chainID))
+        w.write(sender)
+        w.writeVarint(nonce)
+        w.writeVarint(maxFeePerUnit)
+        w.writeVarint(tipPerUnit)
+        w.write(payload)
+    }
+
+    public init(from r: inout ByteReader) throws(CodecError) {
+        let version = try r.readU8()
+        guard version == TransactionBody.currentVersion else { throw .invalidValue(.version) }
+        chainID = try r.readVarint32()
+        sender = try r.readBytes32()
+        nonce = try r.readVarint()
+        maxFeePerUnit = try r.readVarint()
+        tipPerUnit = try r.readVarint()
+        guard tipPerUnit <= maxFeePerUnit else { throw .invalidValue(.amount) }
+        payload = try r.read()
+    }
+
+    public var id: Bytes32 { Domain.transaction.hash(encoded) }
+}
+
+/// A transaction with its BIP340 signature over the id.
+public struct SignedTransaction: Equatable, Sendable, CanonicalCodable {
+    public var body: TransactionBody
+    public var signature: Bytes64
+
+    public init(body: TransactionBody, signature: Bytes64) {
+        self.body = body
+        self.signature = signature
+    }
+
+    /// Builds and signs; `auxRandom` is BIP340's auxiliary randomness (zero is valid, fresh is better).
+    public init(body: TransactionBody, signer: PrivateKey, auxRandom: Bytes32 = .zero) {
+        self.body = body
+        self.signature = signer.signSchnorr(body.id, auxRandom: auxRandom)
+    }
+
+    public func encode(to w: inout ByteWriter) {
+        w.write(body)
+        w.write(signature)
+    }
+
+    public init(from r: inout ByteReader) throws(CodecError) {
+        let start = r.position
+        body = try r.read()
+        signature = try r.readBytes64()
+        guard r.position - start <= Caps.transactionBytes else {
+            throw .lengthOverCap(length: UInt64(r.position - start), cap: Caps.transactionBytes)
+        }
+    }
+
+    public var id: Bytes32 { body.id }
+}
+
+/// Everything derived from a transaction that validation needs more than once, computed in one pass:
+/// one encoding, one hash, one key parse.
+public struct VerifiedTransaction: Sendable {
+    public let transaction: SignedTransaction
+    public let id: Bytes32
+    public let senderAddress: Address
+    public let encodedSize: Int
+
+    /// Checks the signature; the result exists only for a transaction whose sender really signed it.
+    public init(_ tx: SignedTransaction) throws(TransactionError) {
+        let bodyBytes = tx.body.encoded
+        let id = Domain.transaction.hash(bodyBytes)
+        let key: XOnlyPublicKey
+        do { key = try XOnlyPublicKey(bytes: tx.body.sender) } catch { throw .invalidSenderKey }
+        guard key.verifySchnorr(tx.signature, message: id) else { throw .badSignature }
+        self.transaction = tx
+        self.id = id
+        self.senderAddress = Address(publicKey: key)
+        self.encodedSize = bodyBytes.count + 64
+    }
+}
+
+/// Why a transaction was refused, before or during execution. Each case is something a sender can fix.
+public enum TransactionError: Error, Equatable, Sendable {
+    case malformed(CodecError)
+    case invalidSenderKey
+    case badSignature
+    case wrongChain(expected: UInt32, got: UInt32)
+    case nonceReplayed(expected: UInt64, got: UInt64)
+    case nonceGap(expected: UInt64, got: UInt64)
+    case feeBelowBaseFee(baseFee: UInt64, maxFeePerUnit: UInt64)
+    case insufficientBalance(needed: UInt64, available: UInt64)
+    case amountOverflow
+    case selfTransfer
+    case unsupportedKind(UInt8)
+    case mempoolFull
+    case senderQueueFull
+    case replacementUnderpriced
+    case alreadyKnown
+    case blockFull
+}

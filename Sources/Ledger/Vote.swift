@@ -1,0 +1,77 @@
+import AmarsCodec
+import AmarsCrypto
+
+/// The two voting steps of a round. Propose carries a block, not a vote.
+public enum VoteStep: UInt8, Sendable {
+    case prepare = 1
+    case commit = 2
+}
+
+/// A committee member's signed vote for a block hash at (height, round, step).
+public struct Vote: Equatable, Sendable, CanonicalCodable {
+    public var chainID: UInt32
+    public var height: UInt64
+    public var round: UInt32
+    public var step: VoteStep
+    public var blockHash: Bytes32
+    public var voter: Bytes32
+    public var signature: Bytes64
+
+    public init(
+        chainID: UInt32, height: UInt64, round: UInt32, step: VoteStep, blockHash: Bytes32, voter: Bytes32,
+        signature: Bytes64
+    ) {
+        self.chainID = chainID
+        self.height = height
+        self.round = round
+        self.step = step
+        self.blockHash = blockHash
+        self.voter = voter
+        self.signature = signature
+    }
+
+    /// What a voter signs. The voter key is inside, so one signature cannot be claimed by another member.
+    public static func signingHash(
+        chainID: UInt32, height: UInt64, round: UInt32, step: VoteStep, blockHash: Bytes32, voter: Bytes32
+    ) -> Bytes32 {
+        var w = ByteWriter(capacity: 96)
+        w.writeVarint(UInt64(chainID))
+        w.writeVarint(height)
+        w.writeVarint(UInt64(round))
+        w.write(step.rawValue)
+        w.write(blockHash)
+        w.write(voter)
+        return Domain.vote.hash(w.bytes)
+    }
+
+    public var signingHash: Bytes32 {
+        Vote.signingHash(chainID: chainID, height: height, round: round, step: step, blockHash: blockHash, voter: voter)
+    }
+
+    public func verifySignature() -> Bool {
+        guard let key = try? XOnlyPublicKey(bytes: voter) else { return false }
+        return key.verifySchnorr(signature, message: signingHash)
+    }
+
+    public func encode(to w: inout ByteWriter) {
+        w.writeVarint(UInt64(chainID))
+        w.writeVarint(height)
+        w.writeVarint(UInt64(round))
+        w.write(step.rawValue)
+        w.write(blockHash)
+        w.write(voter)
+        w.write(signature)
+    }
+
+    public init(from r: inout ByteReader) throws(CodecError) {
+        chainID = try r.readVarint32()
+        height = try r.readVarint()
+        round = try r.readVarint32()
+        let s = try r.readU8()
+        guard let step = VoteStep(rawValue: s) else { throw .unknownTag(s) }
+        self.step = step
+        blockHash = try r.readBytes32()
+        voter = try r.readBytes32()
+        signature = try r.readBytes64()
+    }
+}

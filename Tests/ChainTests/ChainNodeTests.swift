@@ -1,0 +1,181 @@
+import AmarsCodec
+import AmarsCrypto
+import CSQLite
+import Foundation
+import Ledger
+import XCTest
+
+@testable import Chain
+
+final class ChainNodeTests: XCTestCase {
+    /// Thousands of random transfers (valid and not) over many blocks: the sum of balances never moves, a
+    /// replica that imports the same blocks reaches the same state root at every height, and reopening the
+    /// SQLite file gives back the same head and state.
+    func testSupplyConservedAndReplicaAgreesOverThousandsOfTransfers() throws {
+        let t = TestChain()
+        defer { t.cleanup() }
+        let node = try t.openNode()
+        let replica = try t.openNode("replica.sqlite", validator: false)
+        var rng = TestChain.SplitMix(seed: 7)
+        // Spread funds to 40 fresh accounts first, then transfer randomly among all of them.
+        var keys = t.funded
+        keys += (0..<40).map { TestChain.key(1000 + UInt64($0)) }
+        var nonces: [Address: UInt64] = [:]
+        var accepted = 0
+        var refused = 0
+        for round in 0..<30 {
+            for _ in 0..<120 {
+                let from = keys[Int(rng.next() % UInt64(round == 0 ? t.funded.count : keys.count))]
+                let to = TestChain.address(keys[Int(rng.next() % UInt64(keys.count))])
+                let fromAddress = TestChain.address(from)
+                let nonce = nonces[fromAddress] ?? 0
+                let balance = node.account(fromAddress).state.balance
+                // Mostly affordable amounts, sometimes more than the balance (must be refused).
+                let amount = rng.next() % 8 == 0 ? balance + 1 : 1 + rng.next() % max(balance / 50, 1)
+                do {
+                    _ = try node.submit(t.transfer(from: from, to: to, amount: amount, nonce: nonce, tip: rng.next() % 3))
+                    nonces[fromAddress] = nonce + 1
+                    accepted += 1
+                } catch {
+                    refused += 1
+                }
+            }
+            let block = try node.produceBlock(timestamp: 1_700_000_000_000 + UInt64(round) * 1000)
+            XCTAssertEqual(node.supply.inAccounts + node.supply.burned, Amount.totalSupply)
+            try replica.importBlock(block)
+            XCTAssertEqual(replica.head, node.head, "replica diverged at height \(block.block.header.height)")
+            // Nonces of accepted-but-dropped transactions: resync from the chain.
+            for k in keys {
+                let a = TestChain.address(k)
+                let v = node.account(a)
+                nonces[a] = v.state.nonce + UInt64(v.pending)
+            }
+        }
+        XCTAssertGreaterThan(accepted, 2_000)
+        XCTAssertGreaterThan(refused, 100)
+        XCTAssertEqual(node.pendingCount, 0)
+        let head = node.head
+        // Every account's proof verifies against the head root.
+        for k in keys {
+            let view = node.account(TestChain.address(k))
+            XCTAssertTrue(
+                view.proof.verify(
+                    root: head.stateRoot, key: StateNamespace.accountKey(view.address),
+                    valueHash: view.state.isEmpty ? nil : view.state.valueHash))
+        }
+        // Reopen from disk.
+        let reopened = try t.openNode()
+        XCTAssertEqual(reopened.head, head)
+        XCTAssertEqual(reopened.supply.inAccounts, node.supply.inAccounts)
+    }
+
+    func testImportRefusesTamperedBlocksAndChangesNothing() throws {
+        let t = TestChain()
+        defer { t.cleanup() }
+        let node = try t.openNode()
+        let replica = try t.openNode("replica.sqlite", validator: false)
+        let alice = t.funded[0]
+        let bob = TestChain.address(TestChain.key(9))
+        _ = try node.submit(t.transfer(from: alice, to: bob, amount: 1_000, nonce: 0))
+        let good = try node.produceBlock(timestamp: 1_700_000_001_000)
+        let before = replica.head
+
+        func expectRefusal(_ block: FinalizedBlock, _ label: String) {
+            XCTAssertThrowsError(try replica.importBlock(block), label)
+            XCTAssertEqual(replica.head, before, label)
+            XCTAssertEqual(replica.account(bob).state.balance, 0, label)
+        }
+        var b = good
+        b.block.header.stateRoot = Bytes32(w0: 1, w1: 2, w2: 3, w3: 4)
+        expectRefusal(b, "state root")
+        b = good
+        b.block.transactions = []
+        expectRefusal(b, "dropped transaction (cert is for the original hash)")
+        b = good
+        b.certificate.signatures = []
+        expectRefusal(b, "no signatures")
+        b = good
+        b.certificate.signatures[0].signature.first.w0 ^= 1
+        expectRefusal(b, "bad signature")
+        // A block re-signed by a key outside the committee.
+        b = good
+        let outsider = TestChain.key(77)
+        let msg = Vote.signingHash(
+            chainID: TestChain.chainID, height: 1, round: 0, step: .commit, blockHash: b.block.hash,
+            voter: outsider.xOnlyPublicKey.bytes)
+        b.certificate.signatures = [.init(memberIndex: 0, signature: outsider.signSchnorr(msg, auxRandom: .zero))]
+        expectRefusal(b, "outsider signature")
+        try replica.importBlock(good)
+        XCTAssertEqual(replica.head, node.head)
+        XCTAssertThrowsError(try replica.importBlock(good), "the same block twice")
+    }
+
+    func testEpochBoundaryNamesNextCommittee() throws {
+        let t = TestChain(epochLength: 3)
+        defer { t.cleanup() }
+        let node = try t.openNode()
+        var headers: [BlockHeader] = []
+        for i in 0..<7 { headers.append(try node.produceBlock(timestamp: 1_700_000_000_000 + UInt64(i)).block.header) }
+        XCTAssertEqual(headers.map(\.epoch), [0, 0, 0, 1, 1, 1, 2])
+        XCTAssertEqual(headers.map { $0.nextCommitteeHash != nil }, [false, false, true, false, false, true, false])
+        XCTAssertEqual(headers[2].nextCommitteeHash, t.genesis.committee(epoch: 1).hash)
+        let genesisBlock = try XCTUnwrap(node.block(at: 0))
+        XCTAssertEqual(genesisBlock.finalized.block.header.nextCommitteeHash, t.genesis.committee(epoch: 0).hash)
+        for h in headers.indices.dropFirst() { XCTAssertEqual(headers[h].previousHash, headers[h - 1].hash) }
+    }
+
+    func testFeesGoToProposerAndBaseFeeFollowsLoad() throws {
+        let t = TestChain()
+        defer { t.cleanup() }
+        let node = try t.openNode()
+        let alice = t.funded[0]
+        let bob = TestChain.address(TestChain.key(9))
+        let proposer = TestChain.address(t.validator)
+        let tx = t.transfer(from: alice, to: bob, amount: 5_000, nonce: 0, maxFee: 10, tip: 2)
+        let id = try node.submit(tx)
+        let aliceBefore = node.account(TestChain.address(alice)).state.balance
+        _ = try node.produceBlock(timestamp: 1_700_000_001_000)
+        guard case .included(let height, _, let receipt) = try node.status(of: id) else { return XCTFail("not included") }
+        XCTAssertEqual(height, 1)
+        let units = FeeSchedule.standard.units(encodedSize: tx.encoded.count)
+        XCTAssertEqual(receipt.unitsUsed, units)
+        XCTAssertEqual(receipt.feePaid, units * 3)  // base fee 1 + tip 2
+        XCTAssertEqual(node.account(proposer).state.balance, receipt.feePaid)
+        XCTAssertEqual(node.account(TestChain.address(alice)).state.balance, aliceBefore - 5_000 - receipt.feePaid)
+        XCTAssertEqual(node.account(bob).state.balance, 5_000)
+        // A nearly empty block lowers the base fee, but never below the minimum.
+        XCTAssertEqual(node.nextBaseFee, 1)
+        let fees = FeeSchedule.standard
+        XCTAssertEqual(fees.nextBaseFee(baseFee: 800, unitsUsed: fees.maxUnitsPerBlock), 900)
+        XCTAssertEqual(fees.nextBaseFee(baseFee: 800, unitsUsed: 0), 700)
+        XCTAssertEqual(fees.nextBaseFee(baseFee: 800, unitsUsed: fees.targetUnitsPerBlock), 800)
+        XCTAssertEqual(fees.nextBaseFee(baseFee: 1, unitsUsed: fees.maxUnitsPerBlock), 2, "always moves up by >= 1")
+        XCTAssertEqual(fees.nextBaseFee(baseFee: fees.maxBaseFee, unitsUsed: fees.maxUnitsPerBlock), fees.maxBaseFee)
+    }
+
+    func testReopenDetectsTamperedAccountsAndForeignGenesis() throws {
+        let t = TestChain()
+        defer { t.cleanup() }
+        do {
+            let node = try t.openNode()
+            _ = try node.submit(t.transfer(from: t.funded[0], to: TestChain.address(TestChain.key(9)), amount: 10, nonce: 0))
+            _ = try node.produceBlock(timestamp: 1_700_000_001_000)
+        }
+        // Another genesis on the same file is refused.
+        var other = t.genesis
+        other.chainName = "other"
+        XCTAssertThrowsError(try ChainNode(genesis: other, store: try BlockStore(path: t.path("chain.sqlite")))) {
+            guard case ChainNode.NodeError.genesisMismatch = $0 else { return XCTFail("\($0)") }
+        }
+        // Edit a balance behind the node's back: the state root no longer matches the head.
+        var db: OpaquePointer?
+        XCTAssertEqual(sqlite3_open(t.path("chain.sqlite"), &db), SQLITE_OK)
+        let forged = AccountState(balance: 1, nonce: 0).encoded
+        let hex = forged.map { String(format: "%02x", $0) }.joined()
+        XCTAssertEqual(sqlite3_exec(db, "UPDATE accounts SET state = x'\(hex)' WHERE address = (SELECT address FROM accounts LIMIT 1)", nil, nil, nil), SQLITE_OK)
+        sqlite3_close(db)
+        XCTAssertThrowsError(try t.openNode()) {
+            guard case ChainNode.NodeError.corruptState = $0 else { return XCTFail("\($0)") }
+        }
+    }
+}
