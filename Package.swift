@@ -56,9 +56,7 @@ if hostParts {
         .target(name: "GatewayNode", dependencies: ["Chain", log] + nio),
         .executableTarget(name: "amarsd", dependencies: ["GatewayNode", argumentParser, log]),
         .executableTarget(name: "amars", dependencies: ["Chain", "AmarsClient", argumentParser]),
-        .executableTarget(name: "amars-bench", dependencies: ["Chain", "AmarsClient", argumentParser]),
-        // Built separately with `-sanitize=fuzzer` by `make fuzz`; in the normal build it replays its corpus.
-        .executableTarget(name: "AmarsFuzz", dependencies: ["Ledger"]),
+        .executableTarget(name: "amars-bench", dependencies: ["Chain", "CSecp256k1", argumentParser]),
         .testTarget(name: "ChainTests", dependencies: ["Chain"]),
         .testTarget(name: "GatewayNodeTests", dependencies: ["GatewayNode", "AmarsClient"]),
     ]
@@ -67,6 +65,17 @@ if hostParts {
         .executable(name: "amars", targets: ["amars"]),
         .executable(name: "amars-bench", targets: ["amars-bench"]),
     ]
+}
+
+/// `AMARS_FUZZ=1` adds the libFuzzer entry point over the chain's decoders (see scripts/fuzz.sh). It exists only
+/// in that build because libFuzzer supplies `main`.
+if Context.environment["AMARS_FUZZ"] != nil {
+    targets.append(
+        .executableTarget(
+            name: "AmarsFuzz", dependencies: ["Ledger"],
+            swiftSettings: [.unsafeFlags(["-parse-as-library", "-sanitize=fuzzer"])],
+            linkerSettings: [.unsafeFlags(["-sanitize=fuzzer"])]))
+    products.append(.executable(name: "AmarsFuzz", targets: ["AmarsFuzz"]))
 }
 
 let package = Package(

@@ -5,7 +5,7 @@ import AmarsCrypto
 ///
 /// Writes only restructure the tree and mark the inner nodes on their paths dirty; ``root`` rehashes the
 /// dirty nodes once, so a batch of updates that share upper levels pays for each shared node once. The cost
-/// of an update is one leaf hash plus one node hash per inner node on its path (about log2(n) + 1.4 for
+/// of an update is one leaf hash plus one node hash per inner node on its path (about log2(n) + 1.3 for
 /// random keys). Deletions collapse a subtree left with a single leaf back into that leaf, so the shape
 /// (and the root) is always the canonical one for the current set of pairs.
 ///
@@ -252,26 +252,32 @@ private struct Store {
 
     mutating func proof(for key: Bytes32) -> SparseMerkleProof {
         _ = rootHash()
+        var bitmap = Bytes32.zero
         var siblings: [Bytes32] = []
         var ref = top
         var depth = 0
         while ref != 0 {
             if Self.isLeaf(ref) {
                 let leaf = leaves[Self.leafIndex(ref)]
-                if leaf.key == key { return SparseMerkleProof(siblings: siblings, terminal: .member) }
-                return SparseMerkleProof(
-                    siblings: siblings, terminal: .otherLeaf(key: leaf.key, valueHash: leaf.valueHash))
+                let terminal: SparseMerkleProof.Terminal =
+                    leaf.key == key ? .member : .otherLeaf(key: leaf.key, valueHash: leaf.valueHash)
+                return SparseMerkleProof(depth: depth, bitmap: bitmap, nonZeroSiblings: siblings, terminal: terminal)
             }
             let node = inners[Self.innerIndex(ref)]
+            let sibling: Ref
             if key.bit(depth) {
-                siblings.append(cachedHash(node.left))
+                sibling = node.left
                 ref = node.right
             } else {
-                siblings.append(cachedHash(node.right))
+                sibling = node.right
                 ref = node.left
+            }
+            if sibling != 0 {
+                bitmap = SparseMerkle.settingBit(depth, of: bitmap)
+                siblings.append(cachedHash(sibling))
             }
             depth += 1
         }
-        return SparseMerkleProof(siblings: siblings, terminal: .emptySlot)
+        return SparseMerkleProof(depth: depth, bitmap: bitmap, nonZeroSiblings: siblings, terminal: .emptySlot)
     }
 }

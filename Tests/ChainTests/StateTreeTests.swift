@@ -248,9 +248,11 @@ final class StateTreeTests: XCTestCase {
             q.terminal = .otherLeaf(key: key, valueHash: value)
             XCTAssertFalse(q.verify(root: root, key: key, valueHash: nil))
             // Tampering with any sibling breaks it.
-            for i in 0..<p.depth where p.siblings[i] != .zero {
+            let all = p.siblings
+            XCTAssertEqual(SparseMerkleProof(siblings: all, terminal: .member), p)
+            for i in 0..<p.depth where all[i] != .zero {
                 var t = p
-                t.siblings[i] = flip(t.siblings[i])
+                t.siblings[i] = flip(all[i])
                 XCTAssertFalse(t.verify(root: root, key: key, valueHash: value))
             }
         }
@@ -265,6 +267,27 @@ final class StateTreeTests: XCTestCase {
         let gone = tree.proof(for: key)
         XCTAssertTrue(gone.verify(root: tree.root, key: key, valueHash: nil))
         XCTAssertFalse(before.verify(root: tree.root, key: key, valueHash: value))
+    }
+
+    func testOtherLeafMustShareThePathPrefix() {
+        // Hand-built roots whose hash chain is valid, so only the prefix and key checks can refuse them.
+        let key = Bytes32(w0: 0, w1: 0, w2: 0, w3: 5)
+        let sibling = Bytes32(w0: 3, w1: 3, w2: 3, w3: 3)
+        let value = Bytes32(w0: 9, w1: 9, w2: 9, w3: 9)
+        let sharing = Bytes32(w0: 1 << 62, w1: 0, w2: 0, w3: 0)  // bit 0 clear like `key`, differs at bit 1
+        let notSharing = Bytes32(w0: 1 << 63, w1: 0, w2: 0, w3: 0)  // bit 0 set
+        for (other, accepted) in [(sharing, true), (notSharing, false), (key, false)] {
+            let root = nodeTag.hash(leafTag.hash(other, value), sibling)
+            let p = SparseMerkleProof(siblings: [sibling], terminal: .otherLeaf(key: other, valueHash: value))
+            XCTAssertEqual(p.verify(root: root, key: key, valueHash: nil), accepted)
+        }
+        // Prefix checks across word boundaries.
+        var a = Bytes32(w0: 7, w1: 8, w2: 9, w3: 10)
+        XCTAssertTrue(SparseMerkle.sharePrefix(a, a, bits: 256))
+        a.w2 ^= 1  // bit 191
+        XCTAssertTrue(SparseMerkle.sharePrefix(a, Bytes32(w0: 7, w1: 8, w2: 9, w3: 10), bits: 191))
+        XCTAssertFalse(SparseMerkle.sharePrefix(a, Bytes32(w0: 7, w1: 8, w2: 9, w3: 10), bits: 192))
+        XCTAssertTrue(SparseMerkle.sharePrefix(a, .zero, bits: 0))
     }
 
     func testProofEncoding() throws {
@@ -283,6 +306,32 @@ final class StateTreeTests: XCTestCase {
         let deep = SparseMerkleProof(siblings: Array(repeating: .zero, count: 255) + [a], terminal: .member)
         XCTAssertEqual(deep.encoded.count, 2 + 32 + 32 + 1)
         XCTAssertEqual(try SparseMerkleProof(decoding: deep.encoded), deep)
+
+        // The compact form in memory: only non-zero siblings, placed by the bitmap.
+        XCTAssertEqual(p.depth, 3)
+        XCTAssertEqual(p.nonZeroSiblings, [a, b])
+        XCTAssertEqual(p.bitmap, Bytes32(w0: 0b011 << 61, w1: 0, w2: 0, w3: 0))
+        XCTAssertEqual(p.siblings, [.zero, a, b])
+        XCTAssertTrue(p.isWellFormed)
+        // Incoherent compact forms are refused by verify as well as by the decoder.
+        let leaf = SparseMerkle.leafHash(key: b, valueHash: a)
+        let good = SparseMerkleProof(siblings: [a], terminal: .member)
+        let root = SparseMerkle.nodeHash(leaf, a)  // key b's bit 0 is 0
+        XCTAssertTrue(good.verify(root: root, key: b, valueHash: a))
+        for bad in [
+            SparseMerkleProof(depth: 1, bitmap: good.bitmap, nonZeroSiblings: [a, a], terminal: .member),
+            SparseMerkleProof(depth: 1, bitmap: good.bitmap, nonZeroSiblings: [], terminal: .member),
+            SparseMerkleProof(depth: 1, bitmap: good.bitmap, nonZeroSiblings: [.zero], terminal: .member),
+            SparseMerkleProof(depth: 1, bitmap: .zero, nonZeroSiblings: [], terminal: .member),
+            SparseMerkleProof(
+                depth: 1, bitmap: Bytes32(w0: 0b11 << 62, w1: 0, w2: 0, w3: 0), nonZeroSiblings: [a, a],
+                terminal: .member),
+            SparseMerkleProof(depth: 257, bitmap: good.bitmap, nonZeroSiblings: [a], terminal: .member),
+            SparseMerkleProof(depth: -1, bitmap: .zero, nonZeroSiblings: [], terminal: .member),
+        ] {
+            XCTAssertFalse(bad.isWellFormed)
+            XCTAssertFalse(bad.verify(root: root, key: b, valueHash: a))
+        }
 
         func rejects(_ bytes: [UInt8], _ expected: CodecError, line: UInt = #line) {
             XCTAssertThrowsError(try SparseMerkleProof(decoding: bytes), line: line) { error in

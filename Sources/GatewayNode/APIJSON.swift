@@ -1,0 +1,263 @@
+import AmarsCodec
+import AmarsCrypto
+import Chain
+import Ledger
+
+/// A JSON value built by hand so that objects keep the key order we write: responses read the same on every
+/// run and every platform, and a diff of two responses shows only what changed.
+///
+/// Amounts and fee prices are rendered as decimal strings (``JSONValue/units(_:)``) because they exceed
+/// 2^53, past which a JavaScript number silently loses digits.
+public indirect enum JSONValue: Sendable, Equatable {
+    case string(String)
+    case number(UInt64)
+    case signed(Int64)
+    case bool(Bool)
+    case null
+    case array([JSONValue])
+    case object([(String, JSONValue)])
+
+    public static func == (a: JSONValue, b: JSONValue) -> Bool { a.rendered == b.rendered }
+
+    /// Base units (or a per-unit price) as a decimal string.
+    public static func units(_ value: UInt64) -> JSONValue { .string(String(value)) }
+
+    /// Lowercase hex of a hash or key.
+    public static func hex(_ value: Bytes32) -> JSONValue { .string(Hex.encode(value.bytes)) }
+
+    public static func hex(_ bytes: [UInt8]) -> JSONValue { .string(Hex.encode(bytes)) }
+
+    public static func int(_ value: Int) -> JSONValue { .signed(Int64(value)) }
+
+    /// Compact UTF-8 text.
+    public var rendered: String {
+        var out = ""
+        render(into: &out)
+        return out
+    }
+
+    public var bytes: [UInt8] { Array(rendered.utf8) }
+
+    private func render(into out: inout String) {
+        switch self {
+        case .string(let s): Self.quote(s, into: &out)
+        case .number(let n): out += String(n)
+        case .signed(let n): out += String(n)
+        case .bool(let b): out += b ? "true" : "false"
+        case .null: out += "null"
+        case .array(let items):
+            out += "["
+            for (i, item) in items.enumerated() {
+                if i > 0 { out += "," }
+                item.render(into: &out)
+            }
+            out += "]"
+        case .object(let fields):
+            out += "{"
+            for (i, (key, value)) in fields.enumerated() {
+                if i > 0 { out += "," }
+                Self.quote(key, into: &out)
+                out += ":"
+                value.render(into: &out)
+            }
+            out += "}"
+        }
+    }
+
+    /// RFC 8259 string escaping; everything outside ASCII control characters passes through as UTF-8.
+    private static func quote(_ s: String, into out: inout String) {
+        out += "\""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if scalar.value < 0x20 || scalar.value == 0x7F {
+                    let hex = String(scalar.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        out += "\""
+    }
+}
+
+/// The JSON shapes of the HTTP API (documented in the module's APIRouter). One function per chain object so
+/// the explorer, the API and the tests agree on field names.
+public enum APIJSON {
+    public static func header(_ h: BlockHeader) -> JSONValue {
+        .object([
+            ("chainID", .number(UInt64(h.chainID))),
+            ("height", .number(h.height)),
+            ("previousHash", .hex(h.previousHash)),
+            ("timestamp", .number(h.timestamp)),
+            ("epoch", .number(h.epoch)),
+            ("round", .number(UInt64(h.round))),
+            ("proposer", .hex(h.proposer)),
+            ("baseFee", .units(h.baseFee)),
+            ("unitsUsed", .number(h.unitsUsed)),
+            ("transactionsRoot", .hex(h.transactionsRoot)),
+            ("stateRoot", .hex(h.stateRoot)),
+            ("receiptsRoot", .hex(h.receiptsRoot)),
+            ("nextCommitteeHash", h.nextCommitteeHash.map { .hex($0) } ?? .null),
+        ])
+    }
+
+    public static func head(node: ChainNode) -> JSONValue {
+        let h = node.head
+        return .object([
+            ("chainID", .number(UInt64(node.genesis.chainID))),
+            ("chainName", .string(node.genesis.chainName)),
+            ("genesisHash", .hex(node.genesisHash)),
+            ("height", .number(h.height)),
+            ("hash", .hex(h.hash)),
+            ("timestamp", .number(h.timestamp)),
+            ("epoch", .number(h.epoch)),
+            ("stateRoot", .hex(h.stateRoot)),
+            ("baseFee", .units(h.baseFee)),
+            ("nextBaseFee", .units(node.nextBaseFee)),
+            ("pending", .int(node.pendingCount)),
+            ("accounts", .int(node.accountCount)),
+        ])
+    }
+
+    /// The wire name of each transaction kind, stable across releases like the tag itself.
+    public static func kindName(_ payload: TransactionPayload) -> String {
+        switch payload {
+        case .transfer: "transfer"
+        case .candidateRegister: "candidateRegister"
+        case .candidateUpdate: "candidateUpdate"
+        case .stake: "stake"
+        case .restake: "restake"
+        case .unstake: "unstake"
+        case .withdraw: "withdraw"
+        case .certificatePublish: "certificatePublish"
+        case .certificateRevoke: "certificateRevoke"
+        case .htlcLock: "htlcLock"
+        case .htlcClaim: "htlcClaim"
+        case .htlcRefund: "htlcRefund"
+        case .escrowOpen: "escrowOpen"
+        case .escrowClose: "escrowClose"
+        case .doubleSignEvidence: "doubleSignEvidence"
+        }
+    }
+
+    public static func transaction(_ tx: SignedTransaction) -> JSONValue {
+        let body = tx.body
+        // Stored transactions were verified before inclusion, so the key parses; "" only for a corrupt row.
+        let sender = (try? XOnlyPublicKey(bytes: body.sender)).map { Address(publicKey: $0).bech32 } ?? ""
+        var fields: [(String, JSONValue)] = [
+            ("id", .hex(tx.id)),
+            ("sender", .string(sender)),
+            ("senderKey", .hex(body.sender)),
+            ("nonce", .number(body.nonce)),
+            ("kind", .string(kindName(body.payload))),
+        ]
+        if case .transfer(let t) = body.payload {
+            fields.append(("to", .string(t.to.bech32)))
+            fields.append(("amount", .units(t.amount)))
+            fields.append(("amountAMSC", .string(Amount.format(t.amount))))
+            if !t.memo.isEmpty { fields.append(("memo", .hex(t.memo))) }
+        }
+        fields.append(("maxFeePerUnit", .units(body.maxFeePerUnit)))
+        fields.append(("tipPerUnit", .units(body.tipPerUnit)))
+        return .object(fields)
+    }
+
+    public static func receipt(_ r: Receipt) -> JSONValue {
+        .object([
+            ("id", .hex(r.transactionID)),
+            ("status", .string(r.status == .success ? "success" : "failed")),
+            ("unitsUsed", .number(r.unitsUsed)),
+            ("feePaid", .units(r.feePaid)),
+        ])
+    }
+
+    public static func certificate(_ c: CommitCertificate) -> JSONValue {
+        .object([
+            ("round", .number(UInt64(c.round))),
+            ("signatures", .array(c.signatures.map {
+                .object([("member", .number(UInt64($0.memberIndex))), ("signature", .hex($0.signature.bytes))])
+            })),
+        ])
+    }
+
+    public static func block(_ stored: BlockStore.StoredBlock) -> JSONValue {
+        let block = stored.finalized.block
+        return .object([
+            ("height", .number(block.header.height)),
+            ("hash", .hex(block.hash)),
+            ("header", header(block.header)),
+            ("encoded", .hex(block.encoded)),
+            ("transactions", .array(block.transactions.map(transaction))),
+            ("certificate", certificate(stored.finalized.certificate)),
+            ("receipts", .array(stored.receipts.map(receipt))),
+        ])
+    }
+
+    /// One row of the recent-blocks list: enough for a table, without transactions.
+    public static func blockSummary(_ stored: BlockStore.StoredBlock) -> JSONValue {
+        let h = stored.finalized.block.header
+        return .object([
+            ("height", .number(h.height)),
+            ("hash", .hex(h.hash)),
+            ("transactions", .int(stored.finalized.block.transactions.count)),
+            ("timestamp", .number(h.timestamp)),
+            ("unitsUsed", .number(h.unitsUsed)),
+            ("baseFee", .units(h.baseFee)),
+        ])
+    }
+
+    public static func account(_ view: ChainNode.AccountView) -> JSONValue {
+        let state = view.state
+        return .object([
+            ("address", .string(view.address.bech32)),
+            ("balance", .units(state.balance)),
+            ("balanceAMSC", .string(Amount.format(state.balance))),
+            ("nonce", .number(state.nonce)),
+            ("nextNonce", .number(state.nonce &+ UInt64(view.pending))),
+            ("pending", .int(view.pending)),
+            ("height", .number(view.height)),
+            ("stateRoot", .hex(view.stateRoot)),
+            ("stateKey", .hex(StateNamespace.accountKey(view.address))),
+            ("proof", .hex(view.proof.encoded)),
+        ])
+    }
+
+    public static func supply(_ s: ChainNode.Supply) -> JSONValue {
+        let (sum, overflow) = s.inAccounts.addingReportingOverflow(s.burned)
+        return .object([
+            ("total", .units(s.total)),
+            ("burned", .units(s.burned)),
+            ("inAccounts", .units(s.inAccounts)),
+            ("totalAMSC", .string(Amount.format(s.total))),
+            ("burnedAMSC", .string(Amount.format(s.burned))),
+            ("inAccountsAMSC", .string(Amount.format(s.inAccounts))),
+            ("conserved", .bool(!overflow && sum == s.total)),
+        ])
+    }
+
+    public static func status(id: Bytes32, _ status: ChainNode.TransactionStatus) -> JSONValue {
+        switch status {
+        case .pending:
+            return .object([("id", .hex(id)), ("status", .string("pending"))])
+        case .included(let height, let position, let r):
+            return .object([
+                ("id", .hex(id)), ("status", .string("included")), ("height", .number(height)),
+                ("position", .int(position)), ("receipt", receipt(r)),
+            ])
+        case .unknown:
+            return .object([("id", .hex(id)), ("status", .string("unknown"))])
+        }
+    }
+
+    /// `{"error":{"code","message"}}`: the code is stable for programs, the message is for people.
+    public static func error(code: String, message: String) -> JSONValue {
+        .object([("error", .object([("code", .string(code)), ("message", .string(message))]))])
+    }
+}

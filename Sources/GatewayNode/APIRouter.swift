@@ -1,0 +1,396 @@
+import AmarsCodec
+import Chain
+import Foundation
+import Ledger
+import Logging
+
+/// One HTTP answer, independent of any socket so the routing can be tested directly.
+public struct APIResponse: Sendable {
+    public var status: Int
+    public var contentType: String
+    public var body: [UInt8]
+
+    public init(status: Int, contentType: String, body: [UInt8]) {
+        self.status = status
+        self.contentType = contentType
+        self.body = body
+    }
+
+    static func json(_ status: Int, _ value: JSONValue) -> APIResponse {
+        APIResponse(status: status, contentType: "application/json", body: value.bytes + [0x0A])
+    }
+
+    static func error(_ status: Int, _ code: String, _ message: String) -> APIResponse {
+        json(status, APIJSON.error(code: code, message: message))
+    }
+}
+
+/// The HTTP JSON API of a gateway, as a pure function from (method, URI, body) to a response.
+///
+/// Routes (amounts are decimal strings of base units, hashes lowercase hex):
+/// - `GET /` — the explorer page
+/// - `GET /v1/head`, `GET /v1/supply`
+/// - `GET /v1/blocks?limit=N` (newest first, default 20, at most 100), `GET /v1/blocks/{height}`
+/// - `GET /v1/accounts/{bech32}` — balance, nonces and a state proof against the head's state root
+/// - `POST /v1/tx` — `application/json` `{"tx":"<hex>"}` or `application/octet-stream` raw bytes → 202
+/// - `GET /v1/tx/{id}` — pending, or included with its receipt
+/// - `GET /metrics` — Prometheus text
+///
+/// Every error is `{"error":{"code","message"}}`: the code is stable for programs, the message explains
+/// what to fix. Nothing a request carries is trusted: each path segment and body is validated here before
+/// the chain sees it, and a refused request changes nothing.
+public final class APIRouter: Sendable {
+    public static let maxBodyBytes = 64 * 1024
+
+    let node: ChainNode
+    let logger: Logger
+    let counters = RequestCounters()
+
+    public init(node: ChainNode, logger: Logger) {
+        self.node = node
+        self.logger = logger
+    }
+
+    /// Answers one request and counts it by status for `/metrics`.
+    public func handle(method: String, uri: String, body: [UInt8], contentType: String?) -> APIResponse {
+        let response = route(method: method, uri: uri, body: body, contentType: contentType)
+        record(status: response.status)
+        if response.status >= 500 {
+            logger.warning("\(method) \(Self.pathOnly(uri)) answered \(response.status)")
+        } else {
+            logger.trace("\(method) \(Self.pathOnly(uri)) answered \(response.status)")
+        }
+        return response
+    }
+
+    /// Counts a response the server produced itself (413, a malformed request), so `/metrics` sees every
+    /// answer, not only routed ones.
+    public func record(status: Int) { counters.increment(status) }
+
+    private static func pathOnly(_ uri: String) -> Substring {
+        uri.prefix { $0 != "?" }.prefix(200)
+    }
+
+    // MARK: routing
+
+    private enum Route {
+        case explorer, head, supply, metrics, blocks, block(Substring), account(Substring), submit, tx(Substring)
+
+        var methods: [String] {
+            switch self {
+            case .submit: ["POST"]
+            default: ["GET"]
+            }
+        }
+    }
+
+    private func match(_ segments: [Substring]) -> Route? {
+        switch segments.count {
+        case 0: return .explorer
+        case 1 where segments[0] == "index.html": return .explorer
+        case 1 where segments[0] == "metrics": return .metrics
+        case 2 where segments[0] == "v1":
+            switch segments[1] {
+            case "head": return .head
+            case "supply": return .supply
+            case "blocks": return .blocks
+            case "tx": return .submit
+            default: return nil
+            }
+        case 3 where segments[0] == "v1":
+            switch segments[1] {
+            case "blocks": return .block(segments[2])
+            case "accounts": return .account(segments[2])
+            case "tx": return .tx(segments[2])
+            default: return nil
+            }
+        default: return nil
+        }
+    }
+
+    private func route(method: String, uri: String, body: [UInt8], contentType: String?) -> APIResponse {
+        guard uri.hasPrefix("/"), uri.utf8.count <= 2048 else {
+            return .error(400, "badRequest", "the request target must be a path starting with '/'")
+        }
+        let parts = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+        let path = parts[0]
+        let query = parts.count > 1 ? Self.parseQuery(parts[1]) : [:]
+        // A trailing slash names the same resource; empty segments elsewhere do not match anything.
+        var segments = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+        if segments.last == "" { segments = segments.dropLast() }
+        guard let route = match(Array(segments)) else {
+            return .error(404, "notFound", "no such endpoint: \(path.prefix(200)); see GET /v1/head")
+        }
+        guard route.methods.contains(method) else {
+            return .error(405, "methodNotAllowed", "\(path.prefix(200)) accepts \(route.methods.joined(separator: ", "))")
+        }
+        switch route {
+        case .explorer:
+            return APIResponse(status: 200, contentType: "text/html; charset=utf-8", body: Array(ExplorerPage.html.utf8))
+        case .head:
+            return .json(200, APIJSON.head(node: node))
+        case .supply:
+            return .json(200, APIJSON.supply(node.supply))
+        case .metrics:
+            return APIResponse(status: 200, contentType: "text/plain; version=0.0.4", body: Array(metricsText().utf8))
+        case .blocks:
+            return blocks(query: query)
+        case .block(let text):
+            return block(text)
+        case .account(let text):
+            return account(text)
+        case .submit:
+            return submit(body: body, contentType: contentType)
+        case .tx(let text):
+            return transaction(text)
+        }
+    }
+
+    private static func parseQuery(_ query: Substring) -> [Substring: Substring] {
+        var out: [Substring: Substring] = [:]
+        for pair in query.split(separator: "&").prefix(32) {
+            let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            out[kv[0]] = kv.count > 1 ? kv[1] : ""
+        }
+        return out
+    }
+
+    /// Decimal digits only: no sign, no spaces, no hex, so "7" and "007" mean the same height and "-1" is refused.
+    private static func parseUInt(_ text: Substring) -> UInt64? {
+        guard !text.isEmpty, text.utf8.count <= 20, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
+            return nil
+        }
+        return UInt64(text)
+    }
+
+    // MARK: handlers
+
+    private func storeFailure(_ error: StoreError) -> APIResponse {
+        logger.error("storage error while answering a request: \(error)")
+        return .error(500, "internal", "the node could not read its storage; see its log")
+    }
+
+    private func blocks(query: [Substring: Substring]) -> APIResponse {
+        var limit: UInt64 = 20
+        if let text = query["limit"] {
+            guard let n = Self.parseUInt(text), n > 0 else {
+                return .error(400, "invalidQuery", "limit must be a whole number from 1 to 100")
+            }
+            limit = min(n, 100)
+        }
+        let top = node.head.height
+        var rows: [JSONValue] = []
+        var height = top
+        do {
+            while UInt64(rows.count) < limit {
+                if let stored = try node.block(at: height) { rows.append(APIJSON.blockSummary(stored)) }
+                if height == 0 { break }
+                height -= 1
+            }
+        } catch {
+            return storeFailure(error)
+        }
+        return .json(200, .object([("blocks", .array(rows))]))
+    }
+
+    private func block(_ text: Substring) -> APIResponse {
+        guard let height = Self.parseUInt(text) else {
+            return .error(400, "invalidHeight", "a block height is a whole number, like /v1/blocks/12")
+        }
+        do {
+            guard let stored = try node.block(at: height) else {
+                return .error(404, "notFound", "no block at height \(height); the head is at \(node.head.height)")
+            }
+            return .json(200, APIJSON.block(stored))
+        } catch {
+            return storeFailure(error)
+        }
+    }
+
+    private func account(_ text: Substring) -> APIResponse {
+        guard text.utf8.count <= 120, let address = try? Address(bech32: String(text)) else {
+            return .error(
+                400, "invalidAddress", "an address is bech32m text starting with 'amsc1', like the output of 'amars key show'")
+        }
+        return .json(200, APIJSON.account(node.account(address)))
+    }
+
+    private func transaction(_ text: Substring) -> APIResponse {
+        guard text.utf8.count == 64, let raw = try? Hex.decode(String(text)), let id = Bytes32(raw) else {
+            return .error(400, "invalidTransactionID", "a transaction id is 64 hex digits")
+        }
+        do {
+            let status = try node.status(of: id)
+            if case .unknown = status {
+                return .error(404, "notFound", "transaction \(Hex.encode(id.bytes)) is neither pending nor included")
+            }
+            return .json(200, APIJSON.status(id: id, status))
+        } catch {
+            return storeFailure(error)
+        }
+    }
+
+    private func submit(body: [UInt8], contentType: String?) -> APIResponse {
+        guard body.count <= Self.maxBodyBytes else {
+            return .error(413, "bodyTooLarge", "request bodies are limited to \(Self.maxBodyBytes) bytes")
+        }
+        let mediaType = (contentType ?? "").split(separator: ";").first.map {
+            $0.trimmingCharacters(in: .whitespaces).lowercased()
+        } ?? ""
+        let encoded: [UInt8]
+        switch mediaType {
+        case "application/json":
+            switch Self.transactionHex(fromJSON: body) {
+            case .success(let bytes): encoded = bytes
+            case .failure(let refusal): return .error(400, refusal.code, refusal.message)
+            }
+        case "application/octet-stream":
+            encoded = body
+        default:
+            return .error(
+                415, "unsupportedMediaType",
+                "send application/json {\"tx\":\"<hex>\"} or application/octet-stream with the encoded transaction")
+        }
+        do {
+            let id = try node.submit(encoded: encoded)
+            logger.debug("accepted transaction \(Hex.encode(id.bytes))")
+            return .json(202, .object([("id", .hex(id)), ("status", .string("pending"))]))
+        } catch {
+            let (status, code, message) = Self.describe(error)
+            return .error(status, code, message)
+        }
+    }
+
+    struct Refusal: Error {
+        var code: String
+        var message: String
+    }
+
+    /// `{"tx":"<hex>"}` → bytes. Unknown extra fields are ignored so clients can add metadata.
+    static func transactionHex(fromJSON body: [UInt8]) -> Result<[UInt8], Refusal> {
+        let object: Any
+        do {
+            object = try JSONSerialization.jsonObject(with: Data(body), options: [.fragmentsAllowed])
+        } catch {
+            return .failure(Refusal(code: "invalidJSON", message: "the body is not valid JSON"))
+        }
+        guard let dict = object as? [String: Any] else {
+            return .failure(Refusal(code: "wrongType", message: "the body must be a JSON object {\"tx\":\"<hex>\"}"))
+        }
+        guard let value = dict["tx"] else {
+            return .failure(Refusal(code: "missingField", message: "missing field 'tx' (hex of the signed transaction)"))
+        }
+        guard let text = value as? String else {
+            return .failure(Refusal(code: "wrongType", message: "field 'tx' must be a string of hex digits"))
+        }
+        do {
+            return .success(try Hex.decode(text, maxBytes: maxBodyBytes))
+        } catch {
+            let why =
+                switch error {
+                case .oddLength: "an odd number of hex digits"
+                case .invalidCharacter(let offset): "a character that is not a hex digit at offset \(offset)"
+                case .tooLong: "too many digits"
+                }
+            return .failure(Refusal(code: "invalidHex", message: "field 'tx' has \(why)"))
+        }
+    }
+
+    /// HTTP status, stable code and a message with the numbers the sender needs to fix the transaction.
+    public static func describe(_ error: TransactionError) -> (status: Int, code: String, message: String) {
+        switch error {
+        case .malformed(let e): (400, "malformed", "the transaction does not decode: \(describe(e))")
+        case .invalidSenderKey: (400, "invalidSenderKey", "the sender is not a valid x-only public key")
+        case .badSignature: (400, "badSignature", "the signature does not verify against the sender's key")
+        case .wrongChain(let expected, let got):
+            (400, "wrongChain", "the transaction is for chain \(got); this node runs chain \(expected)")
+        case .nonceReplayed(let expected, let got):
+            (400, "nonceReplayed", "nonce \(got) is already used; the next nonce is \(expected)")
+        case .nonceGap(let expected, let got):
+            (400, "nonceGap", "nonce \(got) leaves a gap; the next nonce is \(expected)")
+        case .feeBelowBaseFee(let baseFee, let maxFee):
+            (400, "feeBelowBaseFee", "maxFeePerUnit \(maxFee) is below the base fee \(baseFee); raise it")
+        case .insufficientBalance(let needed, let available):
+            (
+                400, "insufficientBalance",
+                "needs \(needed) units (\(Amount.format(needed)) AMSC) including the fee cap; "
+                    + "the balance is \(available) (\(Amount.format(available)) AMSC)"
+            )
+        case .amountOverflow: (400, "amountOverflow", "amount plus fee overflows; no account could ever pay it")
+        case .selfTransfer: (400, "selfTransfer", "a transfer to the sender itself is refused")
+        case .unsupportedKind(let tag):
+            (400, "unsupportedKind", "transaction kind \(tag) is not executed by this chain version yet")
+        case .mempoolFull: (503, "mempoolFull", "the mempool is full and this fee does not outbid anything; retry later")
+        case .senderQueueFull:
+            (400, "senderQueueFull", "this sender has too many pending transactions; wait for a block")
+        case .replacementUnderpriced:
+            (
+                400, "replacementUnderpriced",
+                "a pending transaction has this nonce; a replacement must raise both fee fields by at least 10%"
+            )
+        case .alreadyKnown: (400, "alreadyKnown", "this transaction is already pending")
+        case .blockFull: (400, "blockFull", "the transaction does not fit in a block")
+        }
+    }
+
+    static func describe(_ error: CodecError) -> String {
+        switch error {
+        case .truncated: "it ends too early (truncated)"
+        case .trailingBytes(let n): "\(n) extra bytes after its end"
+        case .nonMinimalVarint: "a number is not minimally encoded"
+        case .varintOverflow: "a number does not fit in 64 bits"
+        case .lengthOverCap(let length, let cap): "a length of \(length) exceeds the cap of \(cap)"
+        case .unknownTag(let tag): "unknown tag \(tag)"
+        case .invalidFlag(let flag): "flag byte \(flag) is neither 0 nor 1"
+        case .invalidValue(let field): "invalid \(field) field"
+        }
+    }
+
+    // MARK: metrics
+
+    private func metricsText() -> String {
+        let head = node.head
+        var lines = [
+            "# HELP amars_head_height Height of the last finalized block.",
+            "# TYPE amars_head_height gauge",
+            "amars_head_height \(head.height)",
+            "# HELP amars_head_timestamp_ms Timestamp of the last finalized block, milliseconds since the Unix epoch.",
+            "# TYPE amars_head_timestamp_ms gauge",
+            "amars_head_timestamp_ms \(head.timestamp)",
+            "# HELP amars_base_fee Base fee per unit of the next block.",
+            "# TYPE amars_base_fee gauge",
+            "amars_base_fee \(node.nextBaseFee)",
+            "# HELP amars_mempool_transactions Transactions waiting in the mempool.",
+            "# TYPE amars_mempool_transactions gauge",
+            "amars_mempool_transactions \(node.pendingCount)",
+            "# HELP amars_accounts Accounts with a non-empty state.",
+            "# TYPE amars_accounts gauge",
+            "amars_accounts \(node.accountCount)",
+            "# HELP amars_http_requests_total HTTP requests answered, by status code.",
+            "# TYPE amars_http_requests_total counter",
+        ]
+        for (code, count) in counters.snapshot() {
+            lines.append("amars_http_requests_total{code=\"\(code)\"} \(count)")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}
+
+/// Request counts by status code. `@unchecked Sendable`: the only state is the dictionary, and every access
+/// holds the lock.
+final class RequestCounters: @unchecked Sendable {
+    private let lock = NSLock()
+    private var counts: [Int: UInt64] = [:]
+
+    func increment(_ status: Int) {
+        lock.lock()
+        counts[status, default: 0] &+= 1
+        lock.unlock()
+    }
+
+    func snapshot() -> [(Int, UInt64)] {
+        lock.lock()
+        defer { lock.unlock() }
+        return counts.sorted { $0.key < $1.key }
+    }
+}

@@ -1,0 +1,185 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// The gateway's HTTP listener: SwiftNIO's HTTP/1.1 parser in front of ``APIRouter``.
+///
+/// One event loop thread is enough: every route is a short synchronous call into the chain (which takes its
+/// own lock), so there is nothing to overlap. Bodies are capped at ``APIRouter/maxBodyBytes`` while they
+/// stream in, so an oversized upload costs no more memory than the cap; a request NIO cannot parse gets 400
+/// and its connection is closed; idle connections are closed after a minute so they cannot pile up.
+///
+/// `@unchecked Sendable`: the mutable state (the event loop group and the listening channel) is only touched
+/// under `lock`, so `amarsd` can call ``shutdown()`` from its signal-handling thread.
+public final class HTTPServer: @unchecked Sendable {
+    private let router: APIRouter
+    private let host: String
+    private let port: Int
+    private let logger: Logger
+    private let lock = NSLock()
+    private var group: MultiThreadedEventLoopGroup?
+    private var channel: (any Channel)?
+
+    /// How long a connection may stay silent (between requests or mid-request) before it is closed.
+    public static let idleTimeout = TimeAmount.seconds(60)
+
+    public init(router: APIRouter, host: String, port: Int, logger: Logger) {
+        self.router = router
+        self.host = host
+        self.port = port
+        self.logger = logger
+    }
+
+    /// Binds and starts serving; returns the bound port (useful with port 0, which picks a free one).
+    public func start() throws -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        precondition(channel == nil, "HTTPServer.start() called twice")
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let router = self.router
+        let logger = self.logger
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(IdleStateHandler(allTimeout: HTTPServer.idleTimeout))
+                    try sync.configureHTTPServerPipeline(withErrorHandling: true)
+                    try sync.addHandler(HTTPRequestHandler(router: router, logger: logger))
+                }
+            }
+        do {
+            let channel = try bootstrap.bind(host: host, port: port).wait()
+            self.group = group
+            self.channel = channel
+            let bound = channel.localAddress?.port ?? port
+            logger.info("HTTP API listening", metadata: ["address": "\(host):\(bound)"])
+            return bound
+        } catch {
+            try? group.syncShutdownGracefully()
+            throw error
+        }
+    }
+
+    /// Stops accepting, closes the listener and the event loop. Safe to call more than once.
+    public func shutdown() {
+        lock.lock()
+        let channel = self.channel
+        let group = self.group
+        self.channel = nil
+        self.group = nil
+        lock.unlock()
+        try? channel?.close().wait()
+        try? group?.syncShutdownGracefully()
+    }
+
+    deinit { shutdown() }
+}
+
+/// Collects one request (head and capped body), asks the router, writes the answer.
+///
+/// Runs on its channel's event loop only, so its state needs no lock.
+final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private enum State {
+        case idle
+        case receiving(HTTPRequestHead, [UInt8])
+        /// The body went over the cap: the 413 is out and the rest of the request is dropped.
+        case discarding
+    }
+
+    private let router: APIRouter
+    private let logger: Logger
+    private var state = State.idle
+
+    init(router: APIRouter, logger: Logger) {
+        self.router = router
+        self.logger = logger
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            let declared = head.headers.first(name: "content-length").flatMap { Int($0) } ?? 0
+            if declared > APIRouter.maxBodyBytes {
+                refuseTooLarge(context: context)
+                return
+            }
+            state = .receiving(head, [])
+        case .body(var chunk):
+            guard case .receiving(let head, var body) = state else { return }
+            // Drop the reference held by `state` so appending does not copy the buffer.
+            state = .idle
+            guard body.count + chunk.readableBytes <= APIRouter.maxBodyBytes else {
+                refuseTooLarge(context: context)
+                return
+            }
+            if let bytes = chunk.readBytes(length: chunk.readableBytes) { body.append(contentsOf: bytes) }
+            state = .receiving(head, body)
+        case .end:
+            guard case .receiving(let head, let body) = state else {
+                state = .idle
+                return
+            }
+            state = .idle
+            let response = router.handle(
+                method: head.method.rawValue, uri: head.uri, body: body,
+                contentType: head.headers.first(name: "content-type"))
+            write(response, keepAlive: head.isKeepAlive, version: head.version, context: context)
+        }
+    }
+
+    private func refuseTooLarge(context: ChannelHandlerContext) {
+        state = .discarding
+        router.record(status: 413)
+        let body = APIJSON.error(
+            code: "bodyTooLarge", message: "request bodies are limited to \(APIRouter.maxBodyBytes) bytes"
+        ).bytes + [0x0A]
+        // The client may still be sending; closing after the answer is the only way to stop it.
+        write(
+            APIResponse(status: 413, contentType: "application/json", body: body), keepAlive: false,
+            version: .http1_1, context: context)
+    }
+
+    private func write(_ response: APIResponse, keepAlive: Bool, version: HTTPVersion, context: ChannelHandlerContext) {
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: response.contentType)
+        headers.add(name: "Content-Length", value: String(response.body.count))
+        headers.add(name: "Cache-Control", value: "no-store")
+        headers.add(name: "X-Content-Type-Options", value: "nosniff")
+        headers.add(name: "Connection", value: keepAlive ? "keep-alive" : "close")
+        let head = HTTPResponseHead(
+            version: version, status: HTTPResponseStatus(statusCode: response.status), headers: headers)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        var buffer = context.channel.allocator.buffer(capacity: response.body.count)
+        buffer.writeBytes(response.body)
+        context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        if keepAlive {
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        } else {
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            context.close(promise: nil)
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // Parse errors were already answered with 400 by NIO's HTTPServerProtocolErrorHandler.
+        logger.debug("HTTP connection error: \(error)")
+        context.close(promise: nil)
+    }
+}

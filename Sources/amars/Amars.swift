@@ -1,0 +1,352 @@
+import AmarsClient
+import AmarsCodec
+import AmarsCrypto
+import ArgumentParser
+import Chain
+import Foundation
+import Ledger
+
+@main
+struct Amars: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "amars",
+        abstract: "Amarscity command line: keys, transfers, chain queries and genesis files.",
+        discussion: """
+            Commands that talk to a node use --node (default $AMARS_NODE or http://127.0.0.1:8645).
+            Amounts are in AMSC with up to 6 decimals (1 AMSC = 1,000,000 base units).
+
+            First steps on a devnet (make devnet):
+              amars key new --out data/keys/alice.key
+              amars transfer --key data/keys/app-user-incentive.key --to $(amars address --key data/keys/alice.key) --amount 10
+              amars balance $(amars address --key data/keys/alice.key)
+            """,
+        subcommands: [KeyCommand.self, AddressCommand.self, Balance.self, Transfer.self, Head.self, TxStatus.self,
+                      GenesisCommand.self]
+    )
+}
+
+/// Where the node is: flag, then environment, then the devnet default.
+struct NodeOptions: ParsableArguments {
+    @Option(name: .long, help: "Base URL of an amarsd HTTP API.")
+    var node: String = ProcessInfo.processInfo.environment["AMARS_NODE"] ?? "http://127.0.0.1:8645"
+
+    func get(_ path: String) throws -> [String: Any] {
+        try call { try HTTPClient(baseURL: node).get(path) }
+    }
+
+    func post(_ path: String, json: [String: Any]) throws -> [String: Any] {
+        let body = try JSONSerialization.data(withJSONObject: json)
+        return try call { try HTTPClient(baseURL: node).post(path, body: Array(body), contentType: "application/json") }
+    }
+
+    private func call(_ request: () throws -> HTTPResponse) throws -> [String: Any] {
+        let response: HTTPResponse
+        do { response = try request() } catch { throw CLIError("\(error)") }
+        let object = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any]
+        guard (200..<300).contains(response.status) else {
+            if let e = object?["error"] as? [String: Any] {
+                throw CLIError("node refused (\(e["code"] ?? response.status)): \(e["message"] ?? "")")
+            }
+            throw CLIError("node answered HTTP \(response.status)")
+        }
+        guard let object else { throw CLIError("node answered something that is not a JSON object") }
+        return object
+    }
+}
+
+struct CLIError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+func loadKey(_ path: String) throws -> PrivateKey {
+    do { return try KeyFile.load(path) } catch { throw CLIError("\(error)") }
+}
+
+func parseAddress(_ text: String) throws -> Address {
+    do { return try Address(bech32: text) } catch {
+        throw CLIError("'\(text)' is not an amsc address (\(error)); addresses look like amsc1...")
+    }
+}
+
+// MARK: - keys
+
+struct KeyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "key", abstract: "Manage secret keys.", subcommands: [New.self])
+
+    struct New: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create a new secret key file (mode 0600) and print its address.")
+
+        @Option(help: "Where to write the key; never overwrites an existing file.")
+        var out: String
+
+        func run() throws {
+            let key = KeyFile.generate()
+            do { try KeyFile.write(key, to: out) } catch { throw CLIError("\(error)") }
+            print("address     \(Address(publicKey: key.xOnlyPublicKey).bech32)")
+            print("public key  \(Hex.encode(key.xOnlyPublicKey.bytes.bytes))")
+            print("key file    \(out)")
+        }
+    }
+}
+
+struct AddressCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "address", abstract: "Print the address of a key file or of an x-only public key.")
+
+    @Option(help: "Secret key file.")
+    var key: String?
+
+    @Option(help: "x-only public key, 64 hex digits.")
+    var publicKey: String?
+
+    func validate() throws {
+        guard (key == nil) != (publicKey == nil) else { throw ValidationError("give exactly one of --key or --public-key") }
+    }
+
+    func run() throws {
+        if let key {
+            print(Address(publicKey: try loadKey(key).xOnlyPublicKey).bech32)
+        } else if let publicKey {
+            guard let bytes = try? Hex.decode(publicKey), let raw = Bytes32(bytes),
+                let pub = try? XOnlyPublicKey(bytes: raw)
+            else { throw CLIError("--public-key must be 64 hex digits of a valid x-only key") }
+            print(Address(publicKey: pub).bech32)
+        }
+    }
+}
+
+// MARK: - queries
+
+struct Balance: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show an account's balance and nonce.")
+
+    @Argument(help: "An amsc1... address.")
+    var address: String
+
+    @OptionGroup var node: NodeOptions
+
+    func run() throws {
+        _ = try parseAddress(address)
+        let a = try node.get("/v1/accounts/\(address)")
+        print("address  \(a["address"] ?? address)")
+        print("balance  \(a["balanceAMSC"] ?? "?") AMSC (\(a["balance"] ?? "?") units)")
+        print("nonce    \(a["nonce"] ?? "?") (pending \(a["pending"] ?? 0))")
+        print("at       height \(a["height"] ?? "?")")
+    }
+}
+
+struct Head: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show the node's latest finalized block.")
+
+    @OptionGroup var node: NodeOptions
+
+    func run() throws {
+        let h = try node.get("/v1/head")
+        for key in ["chainName", "chainID", "height", "hash", "epoch", "stateRoot", "baseFee", "nextBaseFee", "pending"] {
+            print(key.padding(toLength: 12, withPad: " ", startingAt: 0) + "\(h[key] ?? "?")")
+        }
+    }
+}
+
+struct TxStatus: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "tx", abstract: "Show a transaction's status.")
+
+    @Argument(help: "Transaction id (64 hex digits).")
+    var id: String
+
+    @OptionGroup var node: NodeOptions
+
+    func run() throws {
+        guard let bytes = try? Hex.decode(id), bytes.count == 32 else { throw CLIError("a transaction id is 64 hex digits") }
+        let s = try node.get("/v1/tx/\(Hex.encode(bytes))")
+        print("status  \(s["status"] ?? "?")")
+        if let h = s["height"] { print("height  \(h)") }
+        if let r = s["receipt"] as? [String: Any] { print("fee     \(r["feePaid"] ?? "?") units") }
+    }
+}
+
+// MARK: - transfer
+
+struct Transfer: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Sign and send a transfer.",
+        discussion: """
+            The nonce and the base fee come from the node. The fee cap defaults to twice the next base fee plus
+            the tip, so the transfer still fits if the base fee rises for a few blocks; you pay only the base
+            fee plus the tip.
+            """)
+
+    @Option(help: "Secret key file of the sender.")
+    var key: String
+
+    @Option(help: "Recipient address (amsc1...).")
+    var to: String
+
+    @Option(help: "Amount in AMSC, e.g. 10 or 0.25.")
+    var amount: String
+
+    @Option(help: "Tip per resource unit for the proposer, in base units.")
+    var tip: UInt64 = 1
+
+    @Option(help: "Most you will pay per resource unit, in base units (default: 2 × next base fee + tip).")
+    var maxFee: UInt64?
+
+    @Flag(help: "Wait until the transfer is in a finalized block.")
+    var wait = false
+
+    @OptionGroup var node: NodeOptions
+
+    func run() throws {
+        let signer = try loadKey(key)
+        let recipient = try parseAddress(to)
+        let units: UInt64
+        do { units = try Amount.parse(amount) } catch { throw CLIError("--amount: \(error)") }
+        let sender = Address(publicKey: signer.xOnlyPublicKey)
+        let head = try node.get("/v1/head")
+        let account = try node.get("/v1/accounts/\(sender.bech32)")
+        guard let chainID = (head["chainID"] as? NSNumber)?.uint32Value,
+            let nextBaseFee = (head["nextBaseFee"] as? NSNumber)?.uint64Value,
+            let nonce = (account["nextNonce"] as? NSNumber)?.uint64Value
+        else { throw CLIError("the node's answer lacks chainID, nextBaseFee or nextNonce") }
+        let cap = maxFee ?? (nextBaseFee * 2 + tip)
+        guard tip <= cap else { throw CLIError("--tip cannot exceed --max-fee") }
+        let body = TransactionBody(
+            chainID: chainID, sender: signer.xOnlyPublicKey.bytes, nonce: nonce, maxFeePerUnit: cap, tipPerUnit: tip,
+            payload: .transfer(Ledger.Transfer(to: recipient, amount: units)))
+        var rng = SystemRandomNumberGenerator()
+        let aux = Bytes32(w0: rng.next(), w1: rng.next(), w2: rng.next(), w3: rng.next())
+        let tx = SignedTransaction(body: body, signer: signer, auxRandom: aux)
+        let answer = try node.post("/v1/tx", json: ["tx": Hex.encode(tx.encoded)])
+        let id = answer["id"] as? String ?? Hex.encode(tx.id.bytes)
+        print("sent \(Amount.format(units)) AMSC from \(sender.bech32) to \(recipient.bech32)")
+        print("transaction \(id) (nonce \(nonce))")
+        guard wait else { return }
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            let s = try? node.get("/v1/tx/\(id)")
+            if let s, s["status"] as? String == "included" {
+                let fee = (s["receipt"] as? [String: Any])?["feePaid"] ?? "?"
+                print("final in block \(s["height"] ?? "?") (fee \(fee) units)")
+                return
+            }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        throw CLIError("not final after 30 s; check with: amars tx \(id)")
+    }
+}
+
+// MARK: - genesis
+
+struct GenesisCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "genesis", abstract: "Create or inspect a genesis file.", subcommands: [New.self, Inspect.self])
+
+    struct New: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write a genesis file allocating the whole supply (white paper §14), with a key per category.",
+            discussion: """
+                Creates <keys>/validator.key (the single validator of a dev chain) and one key per allocation
+                category (<keys>/reserve-fund.key, ...), each holding that category's tokens. Unsold sale tokens
+                can be burned with --unsold ico-stage-4=1000000 (AMSC), repeated per stage.
+                """)
+
+        @Option(help: "Genesis file to write.")
+        var out: String = "data/genesis.json"
+
+        @Option(help: "Directory for the generated key files.")
+        var keys: String = "data/keys"
+
+        @Option(help: "Chain id carried by every signed object.")
+        var chainID: UInt32 = 7001
+
+        @Option(help: "Human-readable chain name.")
+        var chainName: String = "amars-devnet"
+
+        @Option(help: "Blocks per epoch.")
+        var epochLength: UInt64 = 60
+
+        @Option(help: "Unsold tokens of a sale stage to burn, as STAGE=AMSC (ico-stage-1 ... ico-stage-4).")
+        var unsold: [String] = []
+
+        func run() throws {
+            guard !FileManager.default.fileExists(atPath: out) else {
+                throw CLIError("\(out) already exists; remove it (and the data next to it) to start a new chain")
+            }
+            var burned: [Genesis.Category: UInt64] = [:]
+            for item in unsold {
+                let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
+                guard parts.count == 2, let stage = Genesis.Category(rawValue: parts[0]), stage.isSaleStage else {
+                    throw CLIError("--unsold takes STAGE=AMSC with STAGE one of ico-stage-1...ico-stage-4")
+                }
+                do { burned[stage, default: 0] += try Amount.parse(parts[1]) } catch {
+                    throw CLIError("--unsold \(item): \(error)")
+                }
+            }
+            let validator = KeyFile.generate()
+            do { try KeyFile.write(validator, to: "\(keys)/validator.key") } catch { throw CLIError("\(error)") }
+            var allocations: [Genesis.Allocation] = []
+            for category in Genesis.Category.allCases {
+                let burn = burned[category] ?? 0
+                guard burn <= category.amount else {
+                    throw CLIError("cannot burn more than \(Amount.grouped(category.amount)) AMSC of \(category.rawValue)")
+                }
+                guard burn < category.amount else { continue }
+                let key = KeyFile.generate()
+                do { try KeyFile.write(key, to: "\(keys)/\(category.rawValue).key") } catch { throw CLIError("\(error)") }
+                allocations.append(
+                    .init(category: category, address: Address(publicKey: key.xOnlyPublicKey), amount: category.amount - burn))
+            }
+            let genesis = Genesis(
+                chainID: chainID, chainName: chainName, timestamp: UInt64(Date().timeIntervalSince1970 * 1000),
+                epochLength: epochLength, initialBaseFee: 1,
+                validators: [.init(key: validator.xOnlyPublicKey.bytes, weight: 1)], allocations: allocations,
+                burned: burned.filter { $0.value > 0 })
+            do { try genesis.validate() } catch { throw CLIError("\(error)") }
+            let dir = (out as NSString).deletingLastPathComponent
+            if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+            try genesis.jsonData().write(to: URL(fileURLWithPath: out))
+            print("wrote \(out) (chain \(chainName), id \(chainID)); keys in \(keys)/")
+            print(Inspect.table(genesis))
+        }
+    }
+
+    struct Inspect: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Validate a genesis file and print its allocation table.")
+
+        @Argument(help: "Genesis file.")
+        var file: String = "data/genesis.json"
+
+        func run() throws {
+            let genesis: Genesis
+            do { genesis = try Genesis.load(path: file) } catch { throw CLIError("\(error)") }
+            print("chain \(genesis.chainName) (id \(genesis.chainID)), genesis hash \(Hex.encode(genesis.hash.bytes))")
+            print("epoch length \(genesis.epochLength) blocks, \(genesis.validators.count) validator(s)")
+            print(Self.table(genesis))
+        }
+
+        static func table(_ g: Genesis) -> String {
+            func row(_ a: String, _ b: String, _ c: String, _ d: String) -> String {
+                a.padding(toLength: 26, withPad: " ", startingAt: 0) + leftPad(b, 20) + leftPad(c, 20) + "  " + d
+            }
+            var lines = [row("category", "allocated AMSC", "burned AMSC", "address")]
+            for c in Genesis.Category.allCases {
+                let allocs = g.allocations.filter { $0.category == c }
+                let allocated = allocs.reduce(0) { $0 + $1.amount }
+                let addresses = allocs.map(\.address.bech32).joined(separator: " ")
+                lines.append(row(c.title, Amount.grouped(allocated), Amount.grouped(g.burned[c] ?? 0), addresses))
+            }
+            lines.append(row("total", Amount.grouped(g.totalAllocated), Amount.grouped(g.totalBurned), ""))
+            lines.append(
+                "allocated + burned = \(Amount.grouped(g.totalAllocated + g.totalBurned)) AMSC "
+                    + "(fixed supply \(Amount.grouped(Amount.totalSupply)))")
+            return lines.joined(separator: "\n")
+        }
+
+        static func leftPad(_ s: String, _ n: Int) -> String {
+            s.count >= n ? s : String(repeating: " ", count: n - s.count) + s
+        }
+    }
+}
