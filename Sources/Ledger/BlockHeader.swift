@@ -1,3 +1,4 @@
+import AmarsCrypto
 import AmarsCodec
 
 /// A block header: everything a light client needs to check a block without its transactions.

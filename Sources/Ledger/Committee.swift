@@ -1,3 +1,4 @@
+import AmarsCrypto
 import AmarsCodec
 
 /// The members who vote in an epoch, in proposer-rotation order, with their vote weights.

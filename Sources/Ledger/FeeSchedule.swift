@@ -1,3 +1,4 @@
+import AmarsCrypto
 /// Resource pricing: what each transaction costs in units, and how the price per unit follows congestion.
 ///
 /// Units are a pure function of kind and size (there is no VM), so a sender knows the cost before sending.

@@ -1,3 +1,4 @@
+import AmarsCrypto
 import AmarsCodec
 
 /// The native transaction kinds (SPEC.md "Chain"). The tag byte before each payload is consensus: a new
