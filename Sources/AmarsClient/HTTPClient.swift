@@ -1,9 +1,9 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Why a request to a node did not produce an HTTP response. The descriptions are written for someone
@@ -191,9 +191,9 @@ public struct HTTPClient: Sendable {
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
         #if canImport(Glibc)
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+            hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         #else
-        hints.ai_socktype = SOCK_STREAM
+            hints.ai_socktype = SOCK_STREAM
         #endif
         hints.ai_flags = AI_NUMERICSERV
         var list: UnsafeMutablePointer<addrinfo>?
@@ -213,8 +213,8 @@ public struct HTTPClient: Sendable {
                 continue
             }
             #if canImport(Darwin)
-            var one: Int32 = 1
-            setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, socklen_t(MemoryLayout<Int32>.size))
+                var one: Int32 = 1
+                setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, socklen_t(MemoryLayout<Int32>.size))
             #endif
             let flags = fcntl(fd, F_GETFL, 0)
             _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK)
@@ -273,9 +273,9 @@ private func posixConnect(_ fd: Int32, _ addr: UnsafeMutablePointer<sockaddr>!, 
 @inline(__always)
 private func posixSend(_ fd: Int32, _ buf: UnsafeRawPointer, _ count: Int) -> Int {
     #if canImport(Darwin)
-    send(fd, buf, count, 0)
+        send(fd, buf, count, 0)
     #else
-    send(fd, buf, count, Int32(MSG_NOSIGNAL))
+        send(fd, buf, count, Int32(MSG_NOSIGNAL))
     #endif
 }
 

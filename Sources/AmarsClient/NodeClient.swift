@@ -13,8 +13,10 @@ public enum NodeClientError: Error, CustomStringConvertible, Sendable {
     public var description: String {
         switch self {
         case .transport(let e): e.description
-        case .api(let status, let code, let message): "the node refused the request (\(code), HTTP \(status)): \(message)"
-        case .unexpectedResponse(let why): "unexpected answer from the node: \(why); are client and node the same version?"
+        case .api(let status, let code, let message):
+            "the node refused the request (\(code), HTTP \(status)): \(message)"
+        case .unexpectedResponse(let why):
+            "unexpected answer from the node: \(why); are client and node the same version?"
         }
     }
 
@@ -204,7 +206,8 @@ public struct NodeClient: Sendable {
                 transactionID: try r.bytes32("id"), status: status, unitsUsed: try r.uint("unitsUsed"),
                 feePaid: try r.units("feePaid"))
             return TxStatusInfo(
-                id: id, state: .included(height: try o.uint("height"), position: try o.int("position"), receipt: receipt))
+                id: id,
+                state: .included(height: try o.uint("height"), position: try o.int("position"), receipt: receipt))
         default:
             throw o.bad("status")
         }

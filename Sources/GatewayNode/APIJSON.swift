@@ -181,9 +181,13 @@ public enum APIJSON {
     public static func certificate(_ c: CommitCertificate) -> JSONValue {
         .object([
             ("round", .number(UInt64(c.round))),
-            ("signatures", .array(c.signatures.map {
-                .object([("member", .number(UInt64($0.memberIndex))), ("signature", .hex($0.signature.bytes))])
-            })),
+            (
+                "signatures",
+                .array(
+                    c.signatures.map {
+                        .object([("member", .number(UInt64($0.memberIndex))), ("signature", .hex($0.signature.bytes))])
+                    })
+            ),
         ])
     }
 

@@ -122,11 +122,13 @@ public final class APIRouter: Sendable {
             return .error(404, "notFound", "no such endpoint: \(path.prefix(200)); see GET /v1/head")
         }
         guard route.methods.contains(method) else {
-            return .error(405, "methodNotAllowed", "\(path.prefix(200)) accepts \(route.methods.joined(separator: ", "))")
+            return .error(
+                405, "methodNotAllowed", "\(path.prefix(200)) accepts \(route.methods.joined(separator: ", "))")
         }
         switch route {
         case .explorer:
-            return APIResponse(status: 200, contentType: "text/html; charset=utf-8", body: Array(ExplorerPage.html.utf8))
+            return APIResponse(
+                status: 200, contentType: "text/html; charset=utf-8", body: Array(ExplorerPage.html.utf8))
         case .head:
             return .json(200, APIJSON.head(node: node))
         case .supply:
@@ -210,7 +212,8 @@ public final class APIRouter: Sendable {
     private func account(_ text: Substring) -> APIResponse {
         guard text.utf8.count <= 120, let address = try? Address(bech32: String(text)) else {
             return .error(
-                400, "invalidAddress", "an address is bech32m text starting with 'amsc1', like the output of 'amars key show'")
+                400, "invalidAddress",
+                "an address is bech32m text starting with 'amsc1', like the output of 'amars key show'")
         }
         return .json(200, APIJSON.account(node.account(address)))
     }
@@ -234,9 +237,10 @@ public final class APIRouter: Sendable {
         guard body.count <= Self.maxBodyBytes else {
             return .error(413, "bodyTooLarge", "request bodies are limited to \(Self.maxBodyBytes) bytes")
         }
-        let mediaType = (contentType ?? "").split(separator: ";").first.map {
-            $0.trimmingCharacters(in: .whitespaces).lowercased()
-        } ?? ""
+        let mediaType =
+            (contentType ?? "").split(separator: ";").first.map {
+                $0.trimmingCharacters(in: .whitespaces).lowercased()
+            } ?? ""
         let encoded: [UInt8]
         switch mediaType {
         case "application/json":
@@ -278,7 +282,8 @@ public final class APIRouter: Sendable {
             return .failure(Refusal(code: "wrongType", message: "the body must be a JSON object {\"tx\":\"<hex>\"}"))
         }
         guard let value = dict["tx"] else {
-            return .failure(Refusal(code: "missingField", message: "missing field 'tx' (hex of the signed transaction)"))
+            return .failure(
+                Refusal(code: "missingField", message: "missing field 'tx' (hex of the signed transaction)"))
         }
         guard let text = value as? String else {
             return .failure(Refusal(code: "wrongType", message: "field 'tx' must be a string of hex digits"))
@@ -320,7 +325,8 @@ public final class APIRouter: Sendable {
         case .selfTransfer: (400, "selfTransfer", "a transfer to the sender itself is refused")
         case .unsupportedKind(let tag):
             (400, "unsupportedKind", "transaction kind \(tag) is not executed by this chain version yet")
-        case .mempoolFull: (503, "mempoolFull", "the mempool is full and this fee does not outbid anything; retry later")
+        case .mempoolFull:
+            (503, "mempoolFull", "the mempool is full and this fee does not outbid anything; retry later")
         case .senderQueueFull:
             (400, "senderQueueFull", "this sender has too many pending transactions; wait for a block")
         case .replacementUnderpriced:

@@ -52,7 +52,8 @@ enum ExplorerPage {
           <div class="grid">
             <div class="card"><div class="label">Height</div><div class="value" id="height">–</div></div>
             <div class="card"><div class="label">Epoch</div><div class="value" id="epoch">–</div></div>
-            <div class="card"><div class="label">Next base fee / unit</div><div class="value" id="basefee">–</div></div>
+            <div class="card"><div class="label">Next base fee / unit</div>
+              <div class="value" id="basefee">–</div></div>
             <div class="card"><div class="label">Pending txs</div><div class="value" id="pending">–</div></div>
             <div class="card"><div class="label">Accounts</div><div class="value" id="accounts">–</div></div>
           </div>
@@ -100,7 +101,8 @@ enum ExplorerPage {
         }
         async function refresh() {
           try {
-            const [head, supply, list] = await Promise.all([get("/v1/head"), get("/v1/supply"), get("/v1/blocks?limit=15")]);
+            const [head, supply, list] =
+              await Promise.all([get("/v1/head"), get("/v1/supply"), get("/v1/blocks?limit=15")]);
             set("chain", head.chainName + " · chain " + head.chainID);
             set("height", head.height.toLocaleString());
             set("epoch", head.epoch);

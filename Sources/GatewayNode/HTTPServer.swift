@@ -139,9 +139,10 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func refuseTooLarge(context: ChannelHandlerContext) {
         state = .discarding
         router.record(status: 413)
-        let body = APIJSON.error(
-            code: "bodyTooLarge", message: "request bodies are limited to \(APIRouter.maxBodyBytes) bytes"
-        ).bytes + [0x0A]
+        let body =
+            APIJSON.error(
+                code: "bodyTooLarge", message: "request bodies are limited to \(APIRouter.maxBodyBytes) bytes"
+            ).bytes + [0x0A]
         // The client may still be sending; closing after the answer is the only way to stop it.
         write(
             APIResponse(status: 413, contentType: "application/json", body: body), keepAlive: false,

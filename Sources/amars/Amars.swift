@@ -59,6 +59,13 @@ struct CLIError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
+/// Integers arrive as JSON numbers or, when they may exceed 2^53, as decimal strings.
+func jsonUInt64(_ value: Any?) -> UInt64? {
+    if let s = value as? String { return UInt64(s) }
+    if let n = value as? NSNumber, n.int64Value >= 0 { return n.uint64Value }
+    return nil
+}
+
 func loadKey(_ path: String) throws -> PrivateKey {
     do { return try KeyFile.load(path) } catch { throw CLIError("\(error)") }
 }
@@ -207,9 +214,8 @@ struct Transfer: ParsableCommand {
         let sender = Address(publicKey: signer.xOnlyPublicKey)
         let head = try node.get("/v1/head")
         let account = try node.get("/v1/accounts/\(sender.bech32)")
-        guard let chainID = (head["chainID"] as? NSNumber)?.uint32Value,
-            let nextBaseFee = (head["nextBaseFee"] as? NSNumber)?.uint64Value,
-            let nonce = (account["nextNonce"] as? NSNumber)?.uint64Value
+        guard let chainID = jsonUInt64(head["chainID"]).flatMap(UInt32.init(exactly:)),
+            let nextBaseFee = jsonUInt64(head["nextBaseFee"]), let nonce = jsonUInt64(account["nextNonce"])
         else { throw CLIError("the node's answer lacks chainID, nextBaseFee or nextNonce") }
         let cap = maxFee ?? (nextBaseFee * 2 + tip)
         guard tip <= cap else { throw CLIError("--tip cannot exceed --max-fee") }

@@ -91,7 +91,7 @@ struct Run: ParsableCommand {
               API       \(base)/v1/head
               Explorer  \(base)/
             """)
-        fflush(stdout)
+        fflush(nil)
         installSignalHandlers(server: server)
         produceBlocks(node: node, logger: logger)
     }
@@ -107,7 +107,9 @@ struct Run: ParsableCommand {
             do {
                 let block = try node.produceBlock(timestamp: millis)
                 let h = block.block.header
-                logger.info(
+                // Empty blocks are routine; only blocks that carry something are worth a line by default.
+                logger.log(
+                    level: block.block.transactions.isEmpty ? .debug : .info,
                     "block \(h.height)",
                     metadata: ["txs": "\(block.block.transactions.count)", "baseFee": "\(h.baseFee)",
                                "pending": "\(node.pendingCount)"])
@@ -125,7 +127,7 @@ struct Run: ParsableCommand {
                 // Every block is committed atomically, so stopping between blocks loses nothing.
                 server.shutdown()
                 print("amarsd: stopped")
-                exit(0)
+                Foundation.exit(0)
             }
             source.resume()
             Self.signalSources.append(source)
