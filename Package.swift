@@ -70,9 +70,10 @@ if hostParts {
 /// `AMARS_FUZZ=1` adds the libFuzzer entry point over the chain's decoders (see scripts/fuzz.sh). It exists only
 /// in that build because libFuzzer supplies `main`.
 if Context.environment["AMARS_FUZZ"] != nil {
+    targets.append(.target(name: "CFuzzDriver"))
     targets.append(
         .executableTarget(
-            name: "AmarsFuzz", dependencies: ["Ledger"],
+            name: "AmarsFuzz", dependencies: ["Ledger", "CFuzzDriver"],
             swiftSettings: [.unsafeFlags(["-parse-as-library", "-sanitize=fuzzer"])],
             linkerSettings: [.unsafeFlags(["-sanitize=fuzzer"])]))
     products.append(.executable(name: "AmarsFuzz", targets: ["AmarsFuzz"]))

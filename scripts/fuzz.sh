@@ -14,11 +14,11 @@ build)
 smoke)
     dir=$(mktemp -d)
     trap 'rm -rf "$dir"' EXIT
-    AMARS_FUZZ_SEEDS="$dir" "$bin" -seed=20261125 -runs=300000 -max_len=4096 -print_final_stats=0 "$dir" 2>"$dir.log" \
+    AMARS_FUZZ_SEEDS="$dir" "$bin" -seed=20261125 -runs=1000000 -max_len=4096 -print_final_stats=0 "$dir" 2>"$dir.log" \
         || { tail -40 "$dir.log"; rm -f "$dir.log"; exit 1; }
     grep -E "^Done|DONE" "$dir.log" | tail -1 || true
     rm -f "$dir.log"
-    echo "fuzz-smoke: 300000 runs over the decoders, no finding"
+    echo "fuzz-smoke: 1000000 runs over the decoders, no finding"
     ;;
 run)
     mkdir -p fuzz-corpus

@@ -1,5 +1,6 @@
 import AmarsCodec
 import AmarsCrypto
+import CFuzzDriver
 import Ledger
 
 #if canImport(Glibc)
@@ -35,6 +36,17 @@ private func check<T: CanonicalCodable>(_ type: T.Type, _ input: [UInt8]) {
     guard let value = try? T(decoding: input) else { return }
     if value.encoded != input {
         fatalError("non-canonical encoding accepted by \(T.self)")
+    }
+}
+
+/// SwiftPM links an executable's `main` to `<Module>_main`; this one hands control to libFuzzer's driver.
+@_cdecl("AmarsFuzz_main")
+public func amarsFuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> CInt {
+    var count = argc
+    var args: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = argv
+    return LLVMFuzzerRunDriver(&count, &args) { data, size in
+        guard let data else { return 0 }
+        return fuzzOne(data, size)
     }
 }
 

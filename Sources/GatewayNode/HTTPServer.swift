@@ -113,6 +113,11 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
                 return
             }
             state = .receiving(head, [])
+            // Clients that ask first (curl does for large bodies) would otherwise wait a second before sending.
+            if head.headers["expect"].contains(where: { $0.lowercased() == "100-continue" }) {
+                let interim = HTTPResponseHead(version: head.version, status: .continue)
+                context.writeAndFlush(wrapOutboundOut(.head(interim)), promise: nil)
+            }
         case .body(var chunk):
             guard case .receiving(let head, var body) = state else { return }
             // Drop the reference held by `state` so appending does not copy the buffer.

@@ -1,4 +1,4 @@
-import AmarsClient
+@testable import AmarsClient
 import AmarsCodec
 import AmarsCrypto
 import Chain
@@ -506,6 +506,61 @@ final class APITests: XCTestCase {
         XCTAssertTrue(answer.hasPrefix("HTTP/1.1 400"), answer)
         // The server still serves others.
         XCTAssertEqual(try chain.http.get("/v1/head").status, 200)
+    }
+
+    func testOversizedBodiesGet413WhateverTheFraming() throws {
+        let before = chain.snapshot()
+        // Declared too large: refused from the headers alone, before any body byte is read.
+        let declared =
+            "POST /v1/tx HTTP/1.1\r\nHost: t\r\nContent-Type: application/octet-stream\r\n"
+            + "Content-Length: 10000000\r\n\r\n"
+        let first = try RawSocket.exchange(port: chain.port, request: Array(declared.utf8))
+        XCTAssertTrue(first.hasPrefix("HTTP/1.1 413"), first)
+        XCTAssertTrue(first.contains("bodyTooLarge"), first)
+        // Chunked, no length announced: refused once the chunks pass the cap.
+        let chunkedHead =
+            "POST /v1/tx HTTP/1.1\r\nHost: t\r\nContent-Type: application/octet-stream\r\n"
+            + "Transfer-Encoding: chunked\r\n\r\n"
+        var chunked = Array(chunkedHead.utf8)
+        for _ in 0..<5 {
+            chunked += Array("4000\r\n".utf8) + [UInt8](repeating: 0x41, count: 0x4000) + Array("\r\n".utf8)
+        }
+        chunked += Array("0\r\n\r\n".utf8)
+        let second = try RawSocket.exchange(port: chain.port, request: chunked)
+        XCTAssertTrue(second.hasPrefix("HTTP/1.1 413"), second)
+        XCTAssertEqual(chain.snapshot(), before)
+        XCTAssertEqual(try chain.http.get("/v1/head").status, 200)
+        XCTAssertTrue(try chain.client.metrics().contains("amars_http_requests_total{code=\"413\"} 2"))
+    }
+
+    func testClientDecodesChunkedAndSplitResponses() throws {
+        let wire = Array(
+            ("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: b\r\n\r\n"
+                + "5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\nTrailer: x\r\n\r\n").utf8)
+        // Every split point: the parser must not depend on how the bytes arrive.
+        for split in 0...wire.count {
+            var parser = ResponseParser()
+            try parser.append(wire[0..<split])
+            var response = try parser.response(eof: false)
+            if response == nil {
+                try parser.append(wire[split...])
+                response = try parser.response(eof: false)
+            }
+            XCTAssertEqual(response?.status, 200, "split \(split)")
+            XCTAssertEqual(response?.text, "hello, world", "split \(split)")
+            XCTAssertEqual(response?.headers["x-a"], "b")
+        }
+        var short = ResponseParser()
+        try short.append(Array("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc".utf8)[...])
+        XCTAssertNil(try short.response(eof: false))
+        XCTAssertThrowsError(try short.response(eof: true))
+        var untilClose = ResponseParser()
+        try untilClose.append(Array("HTTP/1.0 200 OK\r\n\r\nbody".utf8)[...])
+        XCTAssertNil(try untilClose.response(eof: false))
+        XCTAssertEqual(try untilClose.response(eof: true)?.text, "body")
+        var garbage = ResponseParser()
+        try garbage.append(Array("SSH-2.0-OpenSSH\r\n\r\n".utf8)[...])
+        XCTAssertThrowsError(try garbage.response(eof: false))
     }
 
     func testKeepAliveServesSeveralRequestsOnOneConnection() throws {

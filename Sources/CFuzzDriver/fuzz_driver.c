@@ -1,0 +1,1 @@
+// Declarations only: the driver itself is in compiler-rt.
