@@ -497,6 +497,12 @@ final class APITests: XCTestCase {
             XCTAssertTrue((400..<500).contains(response.status), "case \(i): \(response.status) \(response.text)")
             XCTAssertNotNil(errorCode(response), "case \(i)")
         }
+        // Deep nesting must not exhaust the parser's stack.
+        for opener in ["[", "{\"tx\":"] {
+            let deep = Array(String(repeating: opener, count: 60_000 / opener.count).utf8)
+            let response = try chain.http.post("/v1/tx", body: deep, contentType: "application/json")
+            XCTAssertEqual(response.status, 400, response.text)
+        }
         XCTAssertEqual(try chain.http.get("/v1/head").status, 200)
         XCTAssertEqual(chain.snapshot(), before)
     }

@@ -11,51 +11,6 @@ import XCTest
 /// with that block unchanged; finally a replica that never crashed re-executes every stored block from
 /// genesis and must reach the same state root at every height.
 final class CrashRecoveryTests: XCTestCase {
-    static var binDirectory: URL {
-        // The test bundle lives next to the executables SwiftPM built (.build/<config>/).
-        URL(fileURLWithPath: CommandLine.arguments.first { $0.hasSuffix(".xctest") } ?? CommandLine.arguments[0])
-            .deletingLastPathComponent()
-    }
-
-    struct Daemon {
-        let process: Process
-        let port: Int
-    }
-
-    func startDaemon(data: URL) throws -> Daemon {
-        let p = Process()
-        p.executableURL = Self.binDirectory.appendingPathComponent("amarsd")
-        p.arguments = ["run", "--data", data.path, "--http-port", "0", "--block-interval", "40", "--log-level", "error"]
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        // The first lines name the port it bound.
-        var text = ""
-        let deadline = Date().addingTimeInterval(20)
-        while Date() < deadline, !text.contains("Explorer") {
-            let chunk = out.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            text += String(decoding: chunk, as: UTF8.self)
-        }
-        guard let range = text.range(of: #"127\.0\.0\.1:(\d+)/v1/head"#, options: .regularExpression) else {
-            p.terminate()
-            throw DaemonStartFailure("amarsd did not start: \(text)")
-        }
-        let port = Int(text[range].split(separator: ":")[1].split(separator: "/")[0])!
-        return Daemon(process: p, port: port)
-    }
-
-    struct DaemonStartFailure: Error, CustomStringConvertible {
-        var description: String
-        init(_ d: String) { description = d }
-    }
-
-    func json(_ client: HTTPClient, _ path: String) throws -> [String: Any] {
-        let r = try client.get(path)
-        return try JSONSerialization.jsonObject(with: Data(r.body)) as! [String: Any]
-    }
-
     func testSigkillDuringBlockProductionNeverLosesACommittedBlock() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("amars-crash-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -80,14 +35,14 @@ final class CrashRecoveryTests: XCTestCase {
         var rng = SystemRandomNumberGenerator()
         var lastSeen: (height: UInt64, hash: String)?
         var kills = 0
-        for cycle in 0..<12 {
-            let daemon = try startDaemon(data: dir)
+        for cycle in 0..<20 {
+            let daemon = try Harness.startDaemon(data: dir, blockInterval: 40)
             let client = try HTTPClient(baseURL: "http://127.0.0.1:\(daemon.port)", timeoutSeconds: 5)
-            let head = try json(client, "/v1/head")
+            let head = try Harness.json(client, "/v1/head")
             let height = (head["height"] as! NSNumber).uint64Value
             if let seen = lastSeen {
                 XCTAssertGreaterThanOrEqual(height, seen.height, "cycle \(cycle): reopened below a reported block")
-                let block = try json(client, "/v1/blocks/\(seen.height)")
+                let block = try Harness.json(client, "/v1/blocks/\(seen.height)")
                 XCTAssertEqual(block["hash"] as? String, seen.hash, "cycle \(cycle): a reported block changed")
             }
             // Keep it busy: transfers from every sender, then kill at a random instant.
@@ -95,7 +50,7 @@ final class CrashRecoveryTests: XCTestCase {
             while Date() < killAt {
                 for s in senders {
                     let a = Address(publicKey: s.xOnlyPublicKey)
-                    guard let acct = try? json(client, "/v1/accounts/\(a.bech32)"),
+                    guard let acct = try? Harness.json(client, "/v1/accounts/\(a.bech32)"),
                         let nonce = (acct["nextNonce"] as? NSNumber)?.uint64Value
                     else { continue }
                     let body = TransactionBody(
@@ -105,7 +60,7 @@ final class CrashRecoveryTests: XCTestCase {
                         "/v1/tx", body: SignedTransaction(body: body, signer: s).encoded,
                         contentType: "application/octet-stream")
                 }
-                if let h = try? json(client, "/v1/head"), let height = (h["height"] as? NSNumber)?.uint64Value,
+                if let h = try? Harness.json(client, "/v1/head"), let height = (h["height"] as? NSNumber)?.uint64Value,
                     let hash = h["hash"] as? String
                 {
                     lastSeen = (height, hash)
@@ -115,7 +70,7 @@ final class CrashRecoveryTests: XCTestCase {
             daemon.process.waitUntilExit()
             kills += 1
         }
-        XCTAssertEqual(kills, 12)
+        XCTAssertEqual(kills, 20)
         let seen = try XCTUnwrap(lastSeen)
         XCTAssertGreaterThan(seen.height, 10, "the node should have produced blocks between kills")
 
