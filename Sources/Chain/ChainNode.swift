@@ -15,6 +15,7 @@ public final class ChainNode: @unchecked Sendable {
         case corruptState(String)
         case notAValidator
         case invalidBlock(String)
+        case invalidGenesis(Genesis.ValidationError)
 
         public var description: String {
             switch self {
@@ -23,6 +24,7 @@ public final class ChainNode: @unchecked Sendable {
             case .corruptState(let s): "stored state is inconsistent: \(s)"
             case .notAValidator: "this node has no validator key in the genesis committee"
             case .invalidBlock(let s): "invalid block: \(s)"
+            case .invalidGenesis(let e): "invalid genesis: \(e)"
             }
         }
     }
@@ -43,6 +45,7 @@ public final class ChainNode: @unchecked Sendable {
         genesis: Genesis, store: BlockStore, validatorKey: PrivateKey? = nil, fees: FeeSchedule = .standard,
         mempoolLimits: Mempool.Limits = .init(), logger: Logger = Logger(label: "amars.chain")
     ) throws(NodeError) {
+        do { try genesis.validate(fees: fees) } catch { throw .invalidGenesis(error) }
         self.genesis = genesis
         self.genesisHash = genesis.hash
         self.fees = fees
@@ -116,6 +119,20 @@ public final class ChainNode: @unchecked Sendable {
     public var pendingCount: Int { locked { mempool.count } }
 
     public var accountCount: Int { locked { world.count } }
+
+    /// Head, next base fee and counts read under one lock, so they all describe the same block.
+    public struct Status: Sendable {
+        public var head: BlockHeader
+        public var nextBaseFee: UInt64
+        public var pending: Int
+        public var accounts: Int
+    }
+
+    public var status: Status {
+        locked {
+            Status(head: headBlock.block.header, nextBaseFee: nextBaseFeeUnlocked, pending: mempool.count, accounts: world.count)
+        }
+    }
 
     public func block(at height: UInt64) throws(StoreError) -> BlockStore.StoredBlock? {
         lock.lock()

@@ -70,7 +70,7 @@ final class SQLiteStatement {
     }
 
     func bind(_ index: Int32, _ bytes: [UInt8]) {
-        bytes.withUnsafeBytes { buf in
+        _ = bytes.withUnsafeBytes { buf in
             // An empty buffer has no base address; bind a zero-length blob explicitly.
             if buf.count == 0 {
                 sqlite3_bind_zeroblob(handle, index, 0)

@@ -109,7 +109,8 @@ public enum APIJSON {
     }
 
     public static func head(node: ChainNode) -> JSONValue {
-        let h = node.head
+        let status = node.status
+        let h = status.head
         return .object([
             ("chainID", .number(UInt64(node.genesis.chainID))),
             ("chainName", .string(node.genesis.chainName)),
@@ -120,9 +121,9 @@ public enum APIJSON {
             ("epoch", .number(h.epoch)),
             ("stateRoot", .hex(h.stateRoot)),
             ("baseFee", .units(h.baseFee)),
-            ("nextBaseFee", .units(node.nextBaseFee)),
-            ("pending", .int(node.pendingCount)),
-            ("accounts", .int(node.accountCount)),
+            ("nextBaseFee", .units(status.nextBaseFee)),
+            ("pending", .int(status.pending)),
+            ("accounts", .int(status.accounts)),
         ])
     }
 

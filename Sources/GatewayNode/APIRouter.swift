@@ -322,7 +322,6 @@ public final class APIRouter: Sendable {
                     + "the balance is \(available) (\(Amount.format(available)) AMSC)"
             )
         case .amountOverflow: (400, "amountOverflow", "amount plus fee overflows; no account could ever pay it")
-        case .selfTransfer: (400, "selfTransfer", "a transfer to the sender itself is refused")
         case .unsupportedKind(let tag):
             (400, "unsupportedKind", "transaction kind \(tag) is not executed by this chain version yet")
         case .mempoolFull:
@@ -355,7 +354,8 @@ public final class APIRouter: Sendable {
     // MARK: metrics
 
     private func metricsText() -> String {
-        let head = node.head
+        let status = node.status
+        let head = status.head
         var lines = [
             "# HELP amars_head_height Height of the last finalized block.",
             "# TYPE amars_head_height gauge",
@@ -365,13 +365,13 @@ public final class APIRouter: Sendable {
             "amars_head_timestamp_ms \(head.timestamp)",
             "# HELP amars_base_fee Base fee per unit of the next block.",
             "# TYPE amars_base_fee gauge",
-            "amars_base_fee \(node.nextBaseFee)",
+            "amars_base_fee \(status.nextBaseFee)",
             "# HELP amars_mempool_transactions Transactions waiting in the mempool.",
             "# TYPE amars_mempool_transactions gauge",
-            "amars_mempool_transactions \(node.pendingCount)",
+            "amars_mempool_transactions \(status.pending)",
             "# HELP amars_accounts Accounts with a non-empty state.",
             "# TYPE amars_accounts gauge",
-            "amars_accounts \(node.accountCount)",
+            "amars_accounts \(status.accounts)",
             "# HELP amars_http_requests_total HTTP requests answered, by status code.",
             "# TYPE amars_http_requests_total counter",
         ]

@@ -120,7 +120,6 @@ public enum TransactionError: Error, Equatable, Sendable {
     case feeBelowBaseFee(baseFee: UInt64, maxFeePerUnit: UInt64)
     case insufficientBalance(needed: UInt64, available: UInt64)
     case amountOverflow
-    case selfTransfer
     case unsupportedKind(UInt8)
     case mempoolFull
     case senderQueueFull
