@@ -20,10 +20,13 @@ var targets: [Target] = [
     .target(name: "AmarsCodec", swiftSettings: portableSettings),
     .target(name: "AmarsCrypto", dependencies: ["CSecp256k1", "AmarsCodec"], swiftSettings: portableSettings),
     .target(name: "Ledger", dependencies: ["AmarsCodec", "AmarsCrypto"], swiftSettings: portableSettings),
+    .target(name: "DeviceProtocol", dependencies: ["AmarsCodec"], swiftSettings: portableSettings),
+    .target(
+        name: "LightClient", dependencies: ["AmarsCodec", "AmarsCrypto", "Ledger"], swiftSettings: portableSettings),
 ]
 
 var products: [Product] = [
-    .library(name: "AmarsPortable", targets: ["AmarsCodec", "AmarsCrypto", "Ledger"])
+    .library(name: "AmarsPortable", targets: ["AmarsCodec", "AmarsCrypto", "Ledger", "DeviceProtocol", "LightClient"])
 ]
 
 var dependencies: [Package.Dependency] = []
@@ -33,6 +36,11 @@ if !embedded {
         .testTarget(name: "AmarsCodecTests", dependencies: ["AmarsCodec"], exclude: ["SOURCES.md"]),
         .testTarget(name: "AmarsCryptoTests", dependencies: ["AmarsCrypto"], resources: [.copy("Vectors")]),
         .testTarget(name: "LedgerTests", dependencies: ["Ledger"]),
+        .testTarget(name: "DeviceProtocolTests", dependencies: ["DeviceProtocol"]),
+        .testTarget(name: "LightClientTests", dependencies: ["LightClient"]),
+        // Consensus is a sans-I/O state machine with no host dependencies, so it builds in the light set too.
+        .target(name: "Consensus", dependencies: ["Ledger"]),
+        .testTarget(name: "ConsensusTests", dependencies: ["Consensus"]),
     ]
 }
 

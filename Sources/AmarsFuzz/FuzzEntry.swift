@@ -53,7 +53,9 @@ public func amarsFuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutab
 /// Seeds: with AMARS_FUZZ_SEEDS=dir, valid encodings of every decoded type are written there first, so the
 /// fuzzer starts from real structure instead of rediscovering it.
 @_cdecl("LLVMFuzzerInitialize")
-public func fuzzInitialize(_ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>)
+public func fuzzInitialize(
+    _ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>
+)
     -> CInt
 {
     guard let dir = getenv("AMARS_FUZZ_SEEDS") else { return 0 }
@@ -75,7 +77,8 @@ public func fuzzInitialize(_ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMut
     }
     let committee = try! Committee(epoch: 1, members: [.init(key: key.xOnlyPublicKey.bytes, weight: 1)])
     let header = BlockHeader(
-        chainID: 1, height: 10, previousHash: .zero, timestamp: 1, epoch: 1, round: 0, proposer: key.xOnlyPublicKey.bytes,
+        chainID: 1, height: 10, previousHash: .zero, timestamp: 1, epoch: 1, round: 0,
+        proposer: key.xOnlyPublicKey.bytes,
         baseFee: 1, unitsUsed: 0, transactionsRoot: .zero, stateRoot: .zero, receiptsRoot: .zero,
         nextCommitteeHash: committee.hash)
     let cert = CommitCertificate(

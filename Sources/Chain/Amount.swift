@@ -32,7 +32,8 @@ public enum Amount {
         let fraction = parts.count > 1 ? parts[1] : ""
         guard !whole.isEmpty || !fraction.isEmpty else { throw .invalidCharacter }
         if parts.count > 1 && fraction.isEmpty { throw .invalidCharacter }
-        guard whole.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), fraction.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 })
+        guard whole.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
+            fraction.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 })
         else { throw .invalidCharacter }
         guard fraction.count <= 6 else { throw .tooManyDecimals }
         var units: UInt64 = 0

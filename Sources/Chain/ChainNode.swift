@@ -56,7 +56,9 @@ public final class ChainNode: @unchecked Sendable {
         self.logger = logger
         do {
             if let stored = try store.genesisHash() {
-                guard stored == genesisHash else { throw NodeError.genesisMismatch(stored: stored, configured: genesisHash) }
+                guard stored == genesisHash else {
+                    throw NodeError.genesisMismatch(stored: stored, configured: genesisHash)
+                }
                 guard let height = try store.headHeight(), let head = try store.block(at: height) else {
                     throw NodeError.corruptState("no head block")
                 }
@@ -130,7 +132,9 @@ public final class ChainNode: @unchecked Sendable {
 
     public var status: Status {
         locked {
-            Status(head: headBlock.block.header, nextBaseFee: nextBaseFeeUnlocked, pending: mempool.count, accounts: world.count)
+            Status(
+                head: headBlock.block.header, nextBaseFee: nextBaseFeeUnlocked, pending: mempool.count,
+                accounts: world.count)
         }
     }
 
@@ -244,7 +248,8 @@ public final class ChainNode: @unchecked Sendable {
         let blockEpoch = epoch(ofHeight: height)
         let header = BlockHeader(
             chainID: genesis.chainID, height: height, previousHash: parent.hash,
-            timestamp: max(timestamp, parent.timestamp), epoch: blockEpoch, round: 0, proposer: key.xOnlyPublicKey.bytes,
+            timestamp: max(timestamp, parent.timestamp), epoch: blockEpoch, round: 0,
+            proposer: key.xOnlyPublicKey.bytes,
             baseFee: baseFee, unitsUsed: units,
             transactionsRoot: Block.transactionsRoot(ids: receipts.map(\.transactionID)),
             stateRoot: world.root, receiptsRoot: Receipt.root(receipts),

@@ -226,7 +226,8 @@ extension Genesis {
             allocations: allocations.map {
                 .init(category: $0.category.rawValue, address: $0.address.bech32, amount: String($0.amount))
             },
-            burned: Dictionary(uniqueKeysWithValues: burned.filter { $0.value > 0 }.map { ($0.key.rawValue, String($0.value)) })
+            burned: Dictionary(
+                uniqueKeysWithValues: burned.filter { $0.value > 0 }.map { ($0.key.rawValue, String($0.value)) })
         )
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -247,7 +248,9 @@ extension Genesis {
         }
         var allocations: [Allocation] = []
         for a in model.allocations {
-            guard let category = Category(rawValue: a.category) else { throw .malformed("unknown category \(a.category)") }
+            guard let category = Category(rawValue: a.category) else {
+                throw .malformed("unknown category \(a.category)")
+            }
             guard let address = try? Address(bech32: a.address) else { throw .malformed("bad address \(a.address)") }
             guard let amount = UInt64(a.amount) else { throw .malformed("bad amount \(a.amount)") }
             allocations.append(.init(category: category, address: address, amount: amount))

@@ -113,7 +113,9 @@ public struct Mempool {
         var heap = PriorityHeap()
         var cursor: [Address: Int] = [:]
         for (address, q) in queues {
-            if let head = q.entries.first, let item = PriorityHeap.Item(head, address: address, baseFee: baseFee, fees: fees) {
+            if let head = q.entries.first,
+                let item = PriorityHeap.Item(head, address: address, baseFee: baseFee, fees: fees)
+            {
                 heap.push(item)
             }
             cursor[address] = 0
@@ -188,7 +190,8 @@ struct PriorityHeap {
 
         init?(_ tx: VerifiedTransaction, address: Address, baseFee: UInt64, fees: FeeSchedule) {
             let b = tx.transaction.body
-            guard let p = fees.effectivePrice(baseFee: baseFee, maxFeePerUnit: b.maxFeePerUnit, tipPerUnit: b.tipPerUnit)
+            guard
+                let p = fees.effectivePrice(baseFee: baseFee, maxFeePerUnit: b.maxFeePerUnit, tipPerUnit: b.tipPerUnit)
             else { return nil }
             price = p
             id = tx.id

@@ -43,13 +43,16 @@ public struct TransactionExecutor: Sendable {
         guard body.nonce == sender.nonce else { throw .nonceGap(expected: sender.nonce, got: body.nonce) }
         let units = fees.units(encodedSize: tx.encodedSize)
         // checkStateless guarantees the cap covers the base fee.
-        let price = fees.effectivePrice(baseFee: baseFee, maxFeePerUnit: body.maxFeePerUnit, tipPerUnit: body.tipPerUnit)!
+        let price = fees.effectivePrice(
+            baseFee: baseFee, maxFeePerUnit: body.maxFeePerUnit, tipPerUnit: body.tipPerUnit)!
         let (fee, o1) = units.multipliedReportingOverflow(by: price)
         let (debit, o2) = fee.addingReportingOverflow(transfer.amount)
         guard !o1, !o2 else { throw .amountOverflow }
         guard sender.balance >= debit else { throw .insufficientBalance(needed: debit, available: sender.balance) }
         // Impossible while supply is conserved, but checked before any write so an error changes nothing.
-        guard transfer.to == tx.senderAddress || !state[transfer.to].balance.addingReportingOverflow(transfer.amount).overflow
+        guard
+            transfer.to == tx.senderAddress
+                || !state[transfer.to].balance.addingReportingOverflow(transfer.amount).overflow
         else { throw .amountOverflow }
         sender.balance -= debit
         sender.nonce += 1

@@ -1,5 +1,5 @@
-import AmarsCrypto
 import AmarsCodec
+import AmarsCrypto
 
 /// A block header: everything a light client needs to check a block without its transactions.
 public struct BlockHeader: Equatable, Sendable, CanonicalCodable {

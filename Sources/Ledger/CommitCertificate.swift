@@ -50,7 +50,8 @@ public struct CommitCertificate: Equatable, Sendable, CanonicalCodable {
     /// Checks every signature against `committee` and that the signers hold a quorum. Returns the weight
     /// that signed, so a caller can also apply the one-third rule of skipping light clients.
     @discardableResult
-    public func verify(committee: Committee, chainID: UInt32, blockHash expected: Bytes32) throws(VerifyError) -> UInt64 {
+    public func verify(committee: Committee, chainID: UInt32, blockHash expected: Bytes32) throws(VerifyError) -> UInt64
+    {
         guard blockHash == expected else { throw .wrongBlock }
         var signed: UInt64 = 0
         for s in signatures {

@@ -1,5 +1,5 @@
-import AmarsCrypto
 import AmarsCodec
+import AmarsCrypto
 
 /// The members who vote in an epoch, in proposer-rotation order, with their vote weights.
 public struct Committee: Equatable, Sendable, CanonicalCodable {
@@ -30,7 +30,9 @@ public struct Committee: Equatable, Sendable, CanonicalCodable {
     /// Sum of weights, checked for overflow when the committee is built or decoded.
     public let totalWeight: UInt64
 
-    public enum BuildError: Error, Equatable, Sendable { case empty, tooMany, duplicateMember, zeroWeight, weightOverflow }
+    public enum BuildError: Error, Equatable, Sendable {
+        case empty, tooMany, duplicateMember, zeroWeight, weightOverflow
+    }
 
     public init(epoch: UInt64, members: [Member]) throws(BuildError) {
         guard !members.isEmpty else { throw .empty }

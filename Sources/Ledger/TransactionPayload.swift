@@ -1,5 +1,5 @@
-import AmarsCrypto
 import AmarsCodec
+import AmarsCrypto
 
 /// The native transaction kinds (SPEC.md "Chain"). The tag byte before each payload is consensus: a new
 /// kind takes a new tag, an old tag is never reused.
@@ -48,7 +48,8 @@ public enum TransactionPayload: Equatable, Sendable {
         case .candidateRegister(let c): c.selfStake
         case .stake(let s): s.amount
         case .htlcLock(let h): h.amount
-        case .escrowOpen(let e): e.deposit.addingReportingOverflow(e.rentalFee).overflow ? UInt64.max : e.deposit + e.rentalFee
+        case .escrowOpen(let e):
+            e.deposit.addingReportingOverflow(e.rentalFee).overflow ? UInt64.max : e.deposit + e.rentalFee
         default: 0
         }
     }

@@ -61,7 +61,8 @@ struct LedgerBench: ParsableCommand {
             let s = i % senders
             let body = TransactionBody(
                 chainID: 1, sender: keys[s].xOnlyPublicKey.bytes, nonce: nonces[s], maxFeePerUnit: 100, tipPerUnit: 1,
-                payload: .transfer(Ledger.Transfer(to: addresses[Int.random(in: 0..<senders, using: &rng)], amount: 1 + UInt64(i))))
+                payload: .transfer(
+                    Ledger.Transfer(to: addresses[Int.random(in: 0..<senders, using: &rng)], amount: 1 + UInt64(i))))
             nonces[s] += 1
             encoded.append(SignedTransaction(body: body, signer: keys[s]).encoded)
         }

@@ -20,8 +20,10 @@ struct Amars: ParsableCommand {
               amars transfer --key data/keys/app-user-incentive.key --to $(amars address --key data/keys/alice.key) --amount 10
               amars balance $(amars address --key data/keys/alice.key)
             """,
-        subcommands: [KeyCommand.self, AddressCommand.self, Balance.self, Transfer.self, Head.self, TxStatus.self,
-                      GenesisCommand.self]
+        subcommands: [
+            KeyCommand.self, AddressCommand.self, Balance.self, Transfer.self, Head.self, TxStatus.self,
+            GenesisCommand.self,
+        ]
     )
 }
 
@@ -110,7 +112,9 @@ struct AddressCommand: ParsableCommand {
     var publicKey: String?
 
     func validate() throws {
-        guard (key == nil) != (publicKey == nil) else { throw ValidationError("give exactly one of --key or --public-key") }
+        guard (key == nil) != (publicKey == nil) else {
+            throw ValidationError("give exactly one of --key or --public-key")
+        }
     }
 
     func run() throws {
@@ -152,7 +156,9 @@ struct Head: ParsableCommand {
 
     func run() throws {
         let h = try node.get("/v1/head")
-        for key in ["chainName", "chainID", "height", "hash", "epoch", "stateRoot", "baseFee", "nextBaseFee", "pending"] {
+        for key in [
+            "chainName", "chainID", "height", "hash", "epoch", "stateRoot", "baseFee", "nextBaseFee", "pending",
+        ] {
             print(key.padding(toLength: 12, withPad: " ", startingAt: 0) + "\(h[key] ?? "?")")
         }
     }
@@ -167,7 +173,9 @@ struct TxStatus: ParsableCommand {
     @OptionGroup var node: NodeOptions
 
     func run() throws {
-        guard let bytes = try? Hex.decode(id), bytes.count == 32 else { throw CLIError("a transaction id is 64 hex digits") }
+        guard let bytes = try? Hex.decode(id), bytes.count == 32 else {
+            throw CLIError("a transaction id is 64 hex digits")
+        }
         let s = try node.get("/v1/tx/\(Hex.encode(bytes))")
         print("status  \(s["status"] ?? "?")")
         if let h = s["height"] { print("height  \(h)") }
@@ -297,13 +305,18 @@ struct GenesisCommand: ParsableCommand {
             for category in Genesis.Category.allCases {
                 let burn = burned[category] ?? 0
                 guard burn <= category.amount else {
-                    throw CLIError("cannot burn more than \(Amount.grouped(category.amount)) AMSC of \(category.rawValue)")
+                    throw CLIError(
+                        "cannot burn more than \(Amount.grouped(category.amount)) AMSC of \(category.rawValue)")
                 }
                 guard burn < category.amount else { continue }
                 let key = KeyFile.generate()
-                do { try KeyFile.write(key, to: "\(keys)/\(category.rawValue).key") } catch { throw CLIError("\(error)") }
+                do { try KeyFile.write(key, to: "\(keys)/\(category.rawValue).key") } catch {
+                    throw CLIError("\(error)")
+                }
                 allocations.append(
-                    .init(category: category, address: Address(publicKey: key.xOnlyPublicKey), amount: category.amount - burn))
+                    .init(
+                        category: category, address: Address(publicKey: key.xOnlyPublicKey),
+                        amount: category.amount - burn))
             }
             let genesis = Genesis(
                 chainID: chainID, chainName: chainName, timestamp: UInt64(Date().timeIntervalSince1970 * 1000),
@@ -320,7 +333,8 @@ struct GenesisCommand: ParsableCommand {
     }
 
     struct Inspect: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Validate a genesis file and print its allocation table.")
+        static let configuration = CommandConfiguration(
+            abstract: "Validate a genesis file and print its allocation table.")
 
         @Argument(help: "Genesis file.")
         var file: String = "data/genesis.json"

@@ -78,7 +78,8 @@ struct Run: ParsableCommand {
         } catch {
             throw CleanExit.message("amarsd: \(error)")
         }
-        let server = HTTPServer(router: APIRouter(node: node, logger: logger), host: httpHost, port: httpPort, logger: logger)
+        let server = HTTPServer(
+            router: APIRouter(node: node, logger: logger), host: httpHost, port: httpPort, logger: logger)
         let port: Int
         do { port = try server.start() } catch {
             throw CleanExit.message("amarsd: cannot listen on \(httpHost):\(httpPort): \(error)")
@@ -111,8 +112,10 @@ struct Run: ParsableCommand {
                 logger.log(
                     level: block.block.transactions.isEmpty ? .debug : .info,
                     "block \(h.height)",
-                    metadata: ["txs": "\(block.block.transactions.count)", "baseFee": "\(h.baseFee)",
-                               "pending": "\(node.pendingCount)"])
+                    metadata: [
+                        "txs": "\(block.block.transactions.count)", "baseFee": "\(h.baseFee)",
+                        "pending": "\(node.pendingCount)",
+                    ])
             } catch {
                 logger.error("block production failed: \(error)")
             }

@@ -33,7 +33,8 @@ final class ChainNodeTests: XCTestCase {
                 // Mostly affordable amounts, sometimes more than the balance (must be refused).
                 let amount = rng.next() % 8 == 0 ? balance + 1 : 1 + rng.next() % max(balance / 50, 1)
                 do {
-                    _ = try node.submit(t.transfer(from: from, to: to, amount: amount, nonce: nonce, tip: rng.next() % 3))
+                    _ = try node.submit(
+                        t.transfer(from: from, to: to, amount: amount, nonce: nonce, tip: rng.next() % 3))
                     nonces[fromAddress] = nonce + 1
                     accepted += 1
                 } catch {
@@ -135,7 +136,9 @@ final class ChainNodeTests: XCTestCase {
         let id = try node.submit(tx)
         let aliceBefore = node.account(TestChain.address(alice)).state.balance
         _ = try node.produceBlock(timestamp: 1_700_000_001_000)
-        guard case .included(let height, _, let receipt) = try node.status(of: id) else { return XCTFail("not included") }
+        guard case .included(let height, _, let receipt) = try node.status(of: id) else {
+            return XCTFail("not included")
+        }
         XCTAssertEqual(height, 1)
         let units = FeeSchedule.standard.units(encodedSize: tx.encoded.count)
         XCTAssertEqual(receipt.unitsUsed, units)
@@ -158,7 +161,8 @@ final class ChainNodeTests: XCTestCase {
         defer { t.cleanup() }
         do {
             let node = try t.openNode()
-            _ = try node.submit(t.transfer(from: t.funded[0], to: TestChain.address(TestChain.key(9)), amount: 10, nonce: 0))
+            _ = try node.submit(
+                t.transfer(from: t.funded[0], to: TestChain.address(TestChain.key(9)), amount: 10, nonce: 0))
             _ = try node.produceBlock(timestamp: 1_700_000_001_000)
         }
         // Another genesis on the same file is refused.
@@ -172,7 +176,10 @@ final class ChainNodeTests: XCTestCase {
         XCTAssertEqual(sqlite3_open(t.path("chain.sqlite"), &db), SQLITE_OK)
         let forged = AccountState(balance: 1, nonce: 0).encoded
         let hex = forged.map { String(format: "%02x", $0) }.joined()
-        XCTAssertEqual(sqlite3_exec(db, "UPDATE accounts SET state = x'\(hex)' WHERE address = (SELECT address FROM accounts LIMIT 1)", nil, nil, nil), SQLITE_OK)
+        XCTAssertEqual(
+            sqlite3_exec(
+                db, "UPDATE accounts SET state = x'\(hex)' WHERE address = (SELECT address FROM accounts LIMIT 1)", nil,
+                nil, nil), SQLITE_OK)
         sqlite3_close(db)
         XCTAssertThrowsError(try t.openNode()) {
             guard case ChainNode.NodeError.corruptState = $0 else { return XCTFail("\($0)") }

@@ -25,11 +25,15 @@ final class GenesisAndAmountTests: XCTestCase {
         var g = t.genesis
         g.allocations[0].amount -= 1
         XCTAssertThrowsError(try g.validate()) {
-            guard case Genesis.ValidationError.categoryMismatch(.reserveFund, _, _) = $0 else { return XCTFail("\($0)") }
+            guard case Genesis.ValidationError.categoryMismatch(.reserveFund, _, _) = $0 else {
+                return XCTFail("\($0)")
+            }
         }
         g = t.genesis
         g.burned[.reserveFund] = 1
-        XCTAssertThrowsError(try g.validate()) { XCTAssertEqual($0 as? Genesis.ValidationError, .burnOutsideSale(.reserveFund)) }
+        XCTAssertThrowsError(try g.validate()) {
+            XCTAssertEqual($0 as? Genesis.ValidationError, .burnOutsideSale(.reserveFund))
+        }
         g = t.genesis
         g.validators = []
         XCTAssertThrowsError(try g.validate()) { XCTAssertEqual($0 as? Genesis.ValidationError, .noValidators) }
@@ -79,9 +83,15 @@ final class GenesisAndAmountTests: XCTestCase {
         XCTAssertEqual(try Amount.parse("12.5"), 12_500_000)
         XCTAssertEqual(try Amount.parse(".5"), 500_000)
         XCTAssertEqual(try Amount.parse("500000000000"), Amount.totalSupply)
-        XCTAssertThrowsError(try Amount.parse("500000000000.000001")) { XCTAssertEqual($0 as? Amount.ParseError, .overflow) }
-        XCTAssertThrowsError(try Amount.parse("99999999999999999999999")) { XCTAssertEqual($0 as? Amount.ParseError, .overflow) }
-        XCTAssertThrowsError(try Amount.parse("1.0000001")) { XCTAssertEqual($0 as? Amount.ParseError, .tooManyDecimals) }
+        XCTAssertThrowsError(try Amount.parse("500000000000.000001")) {
+            XCTAssertEqual($0 as? Amount.ParseError, .overflow)
+        }
+        XCTAssertThrowsError(try Amount.parse("99999999999999999999999")) {
+            XCTAssertEqual($0 as? Amount.ParseError, .overflow)
+        }
+        XCTAssertThrowsError(try Amount.parse("1.0000001")) {
+            XCTAssertEqual($0 as? Amount.ParseError, .tooManyDecimals)
+        }
         for bad in ["-1", "1e6", "1,000", " 1", "1.", "abc", "0x10", "+1", "1.2.3"] {
             XCTAssertThrowsError(try Amount.parse(bad), bad)
         }

@@ -36,7 +36,8 @@ final class MempoolTests: XCTestCase {
         assertRefused(t.transfer(from: alice, to: bob, amount: 1, nonce: 0), .alreadyKnown)
         assertRefused(t.transfer(from: alice, to: bob, amount: 1, nonce: 5), .nonceGap(expected: 1, got: 5))
         // Same nonce, different content, not 10% more: refused; 10% more: replaces.
-        assertRefused(t.transfer(from: alice, to: bob, amount: 2, nonce: 0, maxFee: 10, tip: 1), .replacementUnderpriced)
+        assertRefused(
+            t.transfer(from: alice, to: bob, amount: 2, nonce: 0, maxFee: 10, tip: 1), .replacementUnderpriced)
         let replacement = t.transfer(from: alice, to: bob, amount: 2, nonce: 0, maxFee: 11, tip: 2)
         _ = try node.submit(replacement)
         XCTAssertEqual(node.pendingCount, 1)
@@ -44,8 +45,11 @@ final class MempoolTests: XCTestCase {
         XCTAssertEqual(node.account(bob).state.balance, 2, "the replacement, not the original, executed")
         assertRefused(t.transfer(from: alice, to: bob, amount: 1, nonce: 0), .nonceReplayed(expected: 1, got: 0))
         assertRefused(
-            t.transfer(from: alice, to: bob, amount: 1, nonce: 1, chainID: 99), .wrongChain(expected: TestChain.chainID, got: 99))
-        assertRefused(t.transfer(from: alice, to: bob, amount: 1, nonce: 1, maxFee: 0, tip: 0), .feeBelowBaseFee(baseFee: 1, maxFeePerUnit: 0))
+            t.transfer(from: alice, to: bob, amount: 1, nonce: 1, chainID: 99),
+            .wrongChain(expected: TestChain.chainID, got: 99))
+        assertRefused(
+            t.transfer(from: alice, to: bob, amount: 1, nonce: 1, maxFee: 0, tip: 0),
+            .feeBelowBaseFee(baseFee: 1, maxFeePerUnit: 0))
         // Bad signature: sign, then change the body.
         var forged = t.transfer(from: alice, to: bob, amount: 1, nonce: 1)
         if case .transfer(var p) = forged.body.payload { p.amount = 1_000_000; forged.body.payload = .transfer(p) }
@@ -74,7 +78,8 @@ final class MempoolTests: XCTestCase {
         let cost1 = 60_000 + FeeSchedule.standard.units(encodedSize: tx1.encoded.count) * 10
         assertRefused(tx1, .insufficientBalance(needed: cost0 + cost1, available: poorBalance))
         assertRefused(t.transfer(from: poor, to: bob, amount: UInt64.max - 10, nonce: 1), .amountOverflow)
-        assertRefused(t.transfer(from: poor, to: bob, amount: 10, nonce: 1, maxFee: UInt64.max, tip: 1), .amountOverflow)
+        assertRefused(
+            t.transfer(from: poor, to: bob, amount: 10, nonce: 1, maxFee: UInt64.max, tip: 1), .amountOverflow)
     }
 
     func testBoundedPoolEvictsCheapestAndPerSenderCap() throws {

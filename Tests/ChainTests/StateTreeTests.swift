@@ -385,11 +385,13 @@ final class StateTreeTests: XCTestCase {
             for i in 0..<10_000 { _ = tree.proof(for: keys[i]) }
         }
         #if DEBUG
-        let build = "debug build"
+            let build = "debug build"
         #else
-        let build = "optimized build"
+            let build = "optimized build"
         #endif
-        print("StateTree (\(build)): 100k inserts in one batch \(insert); 100k updates of 100k keys, root every 1000: \(update); 10k proofs \(proofs)")
+        print(
+            "StateTree (\(build)): 100k inserts in one batch \(insert); 100k updates of 100k keys, root every 1000: \(update); 10k proofs \(proofs)"
+        )
         XCTAssertEqual(tree.count, n)
     }
 }

@@ -57,7 +57,9 @@ struct TestChain {
 
     func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
 
-    func openNode(_ file: String = "chain.sqlite", validator: Bool = true, limits: Mempool.Limits = .init()) throws -> ChainNode {
+    func openNode(_ file: String = "chain.sqlite", validator: Bool = true, limits: Mempool.Limits = .init()) throws
+        -> ChainNode
+    {
         try ChainNode(
             genesis: genesis, store: try BlockStore(path: path(file)), validatorKey: validator ? self.validator : nil,
             mempoolLimits: limits)

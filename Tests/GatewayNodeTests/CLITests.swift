@@ -17,7 +17,10 @@ final class CLITests: XCTestCase {
     func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
 
     func testGenesisFirstTransferAndRefusals() throws {
-        let created = try Harness.amars(["genesis", "new", "--out", path("genesis.json"), "--keys", path("keys"), "--unsold", "ico-stage-4=1000000.5"])
+        let created = try Harness.amars([
+            "genesis", "new", "--out", path("genesis.json"), "--keys", path("keys"), "--unsold",
+            "ico-stage-4=1000000.5",
+        ])
         XCTAssertEqual(created.status, 0, created.error)
         let inspect = try Harness.amars(["genesis", "inspect", path("genesis.json")])
         XCTAssertEqual(inspect.status, 0, inspect.error)
@@ -51,12 +54,21 @@ final class CLITests: XCTestCase {
 
         let client = try HTTPClient(baseURL: daemon.url)
         let refusals: [([String], String)] = [
-            (["transfer", "--key", path("keys/alice.key"), "--to", address, "--amount", "11"] + node, "insufficientBalance"),
+            (
+                ["transfer", "--key", path("keys/alice.key"), "--to", address, "--amount", "11"] + node,
+                "insufficientBalance"
+            ),
             (["transfer", "--key", pool, "--to", "amsc1notanaddress", "--amount", "1"] + node, "not an amsc address"),
             (["transfer", "--key", pool, "--to", address, "--amount", "0"] + node, "greater than zero"),
             (["transfer", "--key", pool, "--to", address, "--amount", "-1"] + node, "amount"),
-            (["transfer", "--key", pool, "--to", address, "--amount", "1", "--tip", "9", "--max-fee", "2"] + node, "--tip"),
-            (["transfer", "--key", path("keys/missing.key"), "--to", address, "--amount", "1"] + node, "cannot read key file"),
+            (
+                ["transfer", "--key", pool, "--to", address, "--amount", "1", "--tip", "9", "--max-fee", "2"] + node,
+                "--tip"
+            ),
+            (
+                ["transfer", "--key", path("keys/missing.key"), "--to", address, "--amount", "1"] + node,
+                "cannot read key file"
+            ),
             (["transfer", "--key", path("genesis.json"), "--to", address, "--amount", "1"] + node, "64 hex digits"),
             (["balance", address, "--node", "http://127.0.0.1:1"], "cannot connect"),
             (["tx", "zz"] + node, "64 hex digits"),

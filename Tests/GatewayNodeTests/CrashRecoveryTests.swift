@@ -55,7 +55,10 @@ final class CrashRecoveryTests: XCTestCase {
                     else { continue }
                     let body = TransactionBody(
                         chainID: 31, sender: s.xOnlyPublicKey.bytes, nonce: nonce, maxFeePerUnit: 50, tipPerUnit: 1,
-                        payload: .transfer(Transfer(to: Address(publicKey: senders.randomElement()!.xOnlyPublicKey), amount: 1 + UInt64.random(in: 0..<1000))))
+                        payload: .transfer(
+                            Transfer(
+                                to: Address(publicKey: senders.randomElement()!.xOnlyPublicKey),
+                                amount: 1 + UInt64.random(in: 0..<1000))))
                     _ = try? client.post(
                         "/v1/tx", body: SignedTransaction(body: body, signer: s).encoded,
                         contentType: "application/octet-stream")
@@ -76,8 +79,10 @@ final class CrashRecoveryTests: XCTestCase {
 
         // The crashed node's file: reopen in-process (its own root check runs), then replay every block into a
         // replica that never crashed.
-        let crashed = try ChainNode(genesis: genesis, store: try BlockStore(path: dir.appendingPathComponent("chain.sqlite").path))
-        let replica = try ChainNode(genesis: genesis, store: try BlockStore(path: dir.appendingPathComponent("replica.sqlite").path))
+        let crashed = try ChainNode(
+            genesis: genesis, store: try BlockStore(path: dir.appendingPathComponent("chain.sqlite").path))
+        let replica = try ChainNode(
+            genesis: genesis, store: try BlockStore(path: dir.appendingPathComponent("replica.sqlite").path))
         let top = crashed.head.height
         XCTAssertGreaterThanOrEqual(top, seen.height)
         var transfers = 0

@@ -71,7 +71,8 @@ enum Harness {
         let e = err.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
         return Result(
-            status: p.terminationStatus, output: String(decoding: o, as: UTF8.self), error: String(decoding: e, as: UTF8.self))
+            status: p.terminationStatus, output: String(decoding: o, as: UTF8.self),
+            error: String(decoding: e, as: UTF8.self))
     }
 
     static func json(_ client: HTTPClient, _ path: String) throws -> [String: Any] {

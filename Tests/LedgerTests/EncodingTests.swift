@@ -71,7 +71,9 @@ final class EncodingTests: XCTestCase {
         c.write(Fixtures.header(&rng, height: 1, boundary: false))
         c.writeVarint(UInt64(Caps.transactionsPerBlock + 1))
         XCTAssertThrowsError(try Block(decoding: c.bytes)) {
-            XCTAssertEqual($0 as? CodecError, .lengthOverCap(length: UInt64(Caps.transactionsPerBlock + 1), cap: Caps.transactionsPerBlock))
+            XCTAssertEqual(
+                $0 as? CodecError,
+                .lengthOverCap(length: UInt64(Caps.transactionsPerBlock + 1), cap: Caps.transactionsPerBlock))
         }
     }
 
@@ -82,26 +84,38 @@ final class EncodingTests: XCTestCase {
         let amountOffset = 1 + 1 + 32 + 1 + 1 + 1 + 1 + 20  // version, chain 7, sender, nonce 0, fee 40, tip 2, tag, to
         XCTAssertEqual(zero[amountOffset], 1)
         zero[amountOffset] = 0
-        XCTAssertThrowsError(try SignedTransaction(decoding: zero)) { XCTAssertEqual($0 as? CodecError, .invalidValue(.amount)) }
+        XCTAssertThrowsError(try SignedTransaction(decoding: zero)) {
+            XCTAssertEqual($0 as? CodecError, .invalidValue(.amount))
+        }
         var unknown = Fixtures.signed(.transfer(Transfer(to: rng.address(), amount: 1)), nonce: 0).encoded
         unknown[amountOffset - 21] = 99
-        XCTAssertThrowsError(try SignedTransaction(decoding: unknown)) { XCTAssertEqual($0 as? CodecError, .unknownTag(99)) }
+        XCTAssertThrowsError(try SignedTransaction(decoding: unknown)) {
+            XCTAssertEqual($0 as? CodecError, .unknownTag(99))
+        }
         var version = Fixtures.signed(.unstake(BucketAction(bucket: 1)), nonce: 0).encoded
         version[0] = 2
-        XCTAssertThrowsError(try SignedTransaction(decoding: version)) { XCTAssertEqual($0 as? CodecError, .invalidValue(.version)) }
+        XCTAssertThrowsError(try SignedTransaction(decoding: version)) {
+            XCTAssertEqual($0 as? CodecError, .invalidValue(.version))
+        }
         var stake = Stake(candidate: rng.address(), amount: 5, durationEpochs: 1, autoStake: true).encoded
         stake[stake.count - 1] = 2
         XCTAssertThrowsError(try Stake(decoding: stake)) { XCTAssertEqual($0 as? CodecError, .invalidFlag(2)) }
         var body = Fixtures.signed(.unstake(BucketAction(bucket: 1)), nonce: 0).body
         body.tipPerUnit = body.maxFeePerUnit + 1
-        XCTAssertThrowsError(try TransactionBody(decoding: body.encoded)) { XCTAssertEqual($0 as? CodecError, .invalidValue(.amount)) }
+        XCTAssertThrowsError(try TransactionBody(decoding: body.encoded)) {
+            XCTAssertEqual($0 as? CodecError, .invalidValue(.amount))
+        }
         var badName = CandidateRegister(
             name: Array("Caps".utf8), operatorKey: .zero, rewardAddress: rng.address(), selfStake: 1, durationEpochs: 1,
             rewardShareBps: 1)
-        XCTAssertThrowsError(try CandidateRegister(decoding: badName.encoded)) { XCTAssertEqual($0 as? CodecError, .invalidValue(.text)) }
+        XCTAssertThrowsError(try CandidateRegister(decoding: badName.encoded)) {
+            XCTAssertEqual($0 as? CodecError, .invalidValue(.text))
+        }
         badName.name = Array("ok".utf8)
         badName.rewardShareBps = 10_001
-        XCTAssertThrowsError(try CandidateRegister(decoding: badName.encoded)) { XCTAssertEqual($0 as? CodecError, .invalidValue(.range)) }
+        XCTAssertThrowsError(try CandidateRegister(decoding: badName.encoded)) {
+            XCTAssertEqual($0 as? CodecError, .invalidValue(.range))
+        }
     }
 
     func testDoubleSignEvidenceIsCanonicalAndConflicting() throws {
@@ -110,7 +124,9 @@ final class EncodingTests: XCTestCase {
         XCTAssertTrue(e.first.verifySignature())
         XCTAssertEqual(try DoubleSignEvidence(decoding: e.encoded), e)
         let swapped = DoubleSignEvidence(first: e.second, second: e.first)
-        XCTAssertThrowsError(try DoubleSignEvidence(decoding: swapped.encoded)) { XCTAssertEqual($0 as? CodecError, .invalidValue(.ordering)) }
+        XCTAssertThrowsError(try DoubleSignEvidence(decoding: swapped.encoded)) {
+            XCTAssertEqual($0 as? CodecError, .invalidValue(.ordering))
+        }
         let same = DoubleSignEvidence(first: e.first, second: e.first)
         XCTAssertThrowsError(try DoubleSignEvidence(decoding: same.encoded))
     }
@@ -141,7 +157,9 @@ final class EncodingTests: XCTestCase {
         var dup = ByteWriter()
         dup.writeVarint(UInt64(3))
         dup.write(list: [members[0], members[0]])
-        XCTAssertThrowsError(try Committee(decoding: dup.bytes)) { XCTAssertEqual($0 as? CodecError, .invalidValue(.duplicate)) }
+        XCTAssertThrowsError(try Committee(decoding: dup.bytes)) {
+            XCTAssertEqual($0 as? CodecError, .invalidValue(.duplicate))
+        }
     }
 
     /// Random mutations of valid encodings: a decoder either refuses with a typed error or accepts bytes that

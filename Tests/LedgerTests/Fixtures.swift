@@ -15,7 +15,9 @@ struct SplitMix: RandomNumberGenerator {
     }
 
     mutating func bytes32() -> Bytes32 { Bytes32(w0: next(), w1: next(), w2: next(), w3: next()) }
-    mutating func address() -> Address { Address(raw: Bytes20(hi: next(), mid: next(), lo: UInt32(truncatingIfNeeded: next()))) }
+    mutating func address() -> Address {
+        Address(raw: Bytes20(hi: next(), mid: next(), lo: UInt32(truncatingIfNeeded: next())))
+    }
     mutating func below(_ n: UInt64) -> UInt64 { next() % n }
 }
 
@@ -24,7 +26,8 @@ enum Fixtures {
 
     static func vote(_ rng: inout SplitMix, voter: PrivateKey, hash: Bytes32) -> Vote {
         let height = rng.below(1 << 40)
-        let msg = Vote.signingHash(chainID: 7, height: height, round: 3, step: .prepare, blockHash: hash, voter: voter.xOnlyPublicKey.bytes)
+        let msg = Vote.signingHash(
+            chainID: 7, height: height, round: 3, step: .prepare, blockHash: hash, voter: voter.xOnlyPublicKey.bytes)
         return Vote(
             chainID: 7, height: height, round: 3, step: .prepare, blockHash: hash, voter: voter.xOnlyPublicKey.bytes,
             signature: voter.signSchnorr(msg, auxRandom: .zero))
@@ -55,8 +58,10 @@ enum Fixtures {
             .htlcLock(HTLCLock(recipient: rng.address(), amount: 9, hashLock: rng.bytes32(), expiryHeight: 100)),
             .htlcClaim(HTLCClaim(lockID: rng.bytes32(), preimage: rng.bytes32())),
             .htlcRefund(HTLCRefund(lockID: rng.bytes32())),
-            .escrowOpen(EscrowOpen(device: rng.address(), owner: rng.address(), deposit: 50, rentalFee: 5, expiryHeight: 9)),
-            .escrowClose(EscrowClose(escrowID: rng.bytes32(), damages: 0, deviceSignature: Bytes64(first: a, second: b))),
+            .escrowOpen(
+                EscrowOpen(device: rng.address(), owner: rng.address(), deposit: 50, rentalFee: 5, expiryHeight: 9)),
+            .escrowClose(
+                EscrowClose(escrowID: rng.bytes32(), damages: 0, deviceSignature: Bytes64(first: a, second: b))),
             .doubleSignEvidence(DoubleSignEvidence(first: v1, second: v2)),
         ]
     }

@@ -53,7 +53,9 @@ final class SignatureRulesTests: XCTestCase {
         }
         XCTAssertEqual(try cert([0, 1]).verify(committee: committee, chainID: 7, blockHash: hash), 70)
         XCTAssertEqual(try cert([0, 2, 3]).verify(committee: committee, chainID: 7, blockHash: hash), 70)
-        XCTAssertThrowsError(try cert([0, 1].dropLast().map { $0 }).verify(committee: committee, chainID: 7, blockHash: hash)) {
+        XCTAssertThrowsError(
+            try cert([0, 1].dropLast().map { $0 }).verify(committee: committee, chainID: 7, blockHash: hash)
+        ) {
             XCTAssertEqual($0 as? CommitCertificate.VerifyError, .noQuorum(signed: 40, total: 100))
         }
         XCTAssertThrowsError(try cert([1, 2, 3]).verify(committee: committee, chainID: 7, blockHash: hash)) {
@@ -66,7 +68,8 @@ final class SignatureRulesTests: XCTestCase {
             XCTAssertEqual($0 as? CommitCertificate.VerifyError, .wrongBlock)
         }
         // Signatures made for another block hash do not count for this one.
-        XCTAssertThrowsError(try cert([0, 1], forHash: .zero).verify(committee: committee, chainID: 7, blockHash: hash))
+        XCTAssertThrowsError(
+            try cert([0, 1], forHash: .zero).verify(committee: committee, chainID: 7, blockHash: hash))
         var outsider = cert([0, 1])
         outsider.signatures.append(.init(memberIndex: 9, signature: .zero))
         XCTAssertThrowsError(try outsider.verify(committee: committee, chainID: 7, blockHash: hash)) {
@@ -79,17 +82,24 @@ final class SignatureRulesTests: XCTestCase {
         w.write(hash)
         let s = cert([0]).signatures[0]
         w.write(list: [s, s])
-        XCTAssertThrowsError(try CommitCertificate(decoding: w.bytes)) { XCTAssertEqual($0 as? CodecError, .invalidValue(.ordering)) }
+        XCTAssertThrowsError(try CommitCertificate(decoding: w.bytes)) {
+            XCTAssertEqual($0 as? CodecError, .invalidValue(.ordering))
+        }
     }
 
     func testQuorumArithmeticDoesNotOverflow() throws {
         let big = UInt64.max / 2
         let c = try Committee(
-            epoch: 0, members: [.init(key: Bytes32(w0: 1, w1: 0, w2: 0, w3: 0), weight: big), .init(key: .zero, weight: big)])
+            epoch: 0,
+            members: [.init(key: Bytes32(w0: 1, w1: 0, w2: 0, w3: 0), weight: big), .init(key: .zero, weight: big)])
         XCTAssertTrue(c.isQuorum(c.totalWeight))
         XCTAssertFalse(c.isQuorum(big))
         XCTAssertThrowsError(
-            try Committee(epoch: 0, members: [.init(key: .zero, weight: UInt64.max), .init(key: Bytes32(w0: 1, w1: 0, w2: 0, w3: 0), weight: 1)])
+            try Committee(
+                epoch: 0,
+                members: [
+                    .init(key: .zero, weight: UInt64.max), .init(key: Bytes32(w0: 1, w1: 0, w2: 0, w3: 0), weight: 1),
+                ])
         ) { XCTAssertEqual($0 as? Committee.BuildError, .weightOverflow) }
     }
 
