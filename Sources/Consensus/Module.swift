@@ -1,0 +1,2 @@
+/// Consensus: see the module's types.
+enum ConsensusModule {}

@@ -1,0 +1,2 @@
+/// LightClient: see the module's types.
+enum LightClientModule {}
