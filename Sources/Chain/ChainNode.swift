@@ -195,14 +195,15 @@ public final class ChainNode: @unchecked Sendable {
     /// Decodes, verifies and admits a transaction; the id on success, the reason otherwise. Nothing changes
     /// on failure.
     public func submit(encoded bytes: [UInt8]) throws(TransactionError) -> Bytes32 {
-        let tx: SignedTransaction
-        do { tx = try SignedTransaction(decoding: bytes) } catch { throw .malformed(error) }
-        return try submit(tx)
+        try admit(VerifiedTransaction(decoding: bytes))
     }
 
     public func submit(_ tx: SignedTransaction) throws(TransactionError) -> Bytes32 {
-        // The signature check is the expensive part and needs no lock.
-        let verified = try VerifiedTransaction(tx)
+        try admit(VerifiedTransaction(tx))
+    }
+
+    /// The signature was checked by the caller, outside the lock: it is the expensive part.
+    private func admit(_ verified: VerifiedTransaction) throws(TransactionError) -> Bytes32 {
         lock.lock()
         defer { lock.unlock() }
         try mempool.insert(

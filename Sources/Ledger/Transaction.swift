@@ -98,14 +98,27 @@ public struct VerifiedTransaction: Sendable {
     /// Checks the signature; the result exists only for a transaction whose sender really signed it.
     public init(_ tx: SignedTransaction) throws(TransactionError) {
         let bodyBytes = tx.body.encoded
-        let id = Domain.transaction.hash(bodyBytes)
+        try self.init(tx, id: Domain.transaction.hash(bodyBytes), bodySize: bodyBytes.count)
+    }
+
+    /// Decodes and verifies in one step. The body's canonical encoding is exactly the input minus the trailing
+    /// 64-byte signature, so the id is hashed from the bytes in hand instead of re-encoding them.
+    public init(decoding bytes: [UInt8]) throws(TransactionError) {
+        let tx: SignedTransaction
+        do { tx = try SignedTransaction(decoding: bytes) } catch { throw .malformed(error) }
+        let bodySize = bytes.count - 64
+        let id = bytes.withUnsafeBytes { Domain.transaction.hash(UnsafeRawBufferPointer(rebasing: $0[0..<bodySize])) }
+        try self.init(tx, id: id, bodySize: bodySize)
+    }
+
+    private init(_ tx: SignedTransaction, id: Bytes32, bodySize: Int) throws(TransactionError) {
         let key: XOnlyPublicKey
         do { key = try XOnlyPublicKey(bytes: tx.body.sender) } catch { throw .invalidSenderKey }
         guard key.verifySchnorr(tx.signature, message: id) else { throw .badSignature }
         self.transaction = tx
         self.id = id
         self.senderAddress = Address(publicKey: key)
-        self.encodedSize = bodyBytes.count + 64
+        self.encodedSize = bodySize + 64
     }
 }
 
