@@ -1,0 +1,2 @@
+// Tests for this module live beside this file.
+import XCTest
