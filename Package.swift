@@ -33,14 +33,15 @@ var dependencies: [Package.Dependency] = []
 
 if !embedded {
     targets += [
+        .target(name: "AmarsTestSupport", dependencies: ["AmarsCodec"], path: "Tests/AmarsTestSupport"),
         .testTarget(name: "AmarsCodecTests", dependencies: ["AmarsCodec"], exclude: ["SOURCES.md"]),
         .testTarget(name: "AmarsCryptoTests", dependencies: ["AmarsCrypto"], resources: [.copy("Vectors")]),
-        .testTarget(name: "LedgerTests", dependencies: ["Ledger"]),
-        .testTarget(name: "DeviceProtocolTests", dependencies: ["DeviceProtocol"]),
-        .testTarget(name: "LightClientTests", dependencies: ["LightClient"]),
+        .testTarget(name: "LedgerTests", dependencies: ["AmarsTestSupport", "Ledger"]),
+        .testTarget(name: "DeviceProtocolTests", dependencies: ["AmarsTestSupport", "DeviceProtocol"]),
+        .testTarget(name: "LightClientTests", dependencies: ["AmarsTestSupport", "LightClient"]),
         // Consensus is a sans-I/O state machine with no host dependencies, so it builds in the light set too.
         .target(name: "Consensus", dependencies: ["Ledger"]),
-        .testTarget(name: "ConsensusTests", dependencies: ["Consensus"]),
+        .testTarget(name: "ConsensusTests", dependencies: ["AmarsTestSupport", "Consensus"]),
     ]
 }
 
@@ -65,8 +66,8 @@ if hostParts {
         .executableTarget(name: "amarsd", dependencies: ["GatewayNode", argumentParser, log]),
         .executableTarget(name: "amars", dependencies: ["Chain", "AmarsClient", argumentParser]),
         .executableTarget(name: "amars-bench", dependencies: ["Chain", "CSecp256k1", argumentParser]),
-        .testTarget(name: "ChainTests", dependencies: ["Chain"]),
-        .testTarget(name: "GatewayNodeTests", dependencies: ["GatewayNode", "AmarsClient"]),
+        .testTarget(name: "ChainTests", dependencies: ["AmarsTestSupport", "Chain"]),
+        .testTarget(name: "GatewayNodeTests", dependencies: ["AmarsTestSupport", "GatewayNode", "AmarsClient"]),
     ]
     products += [
         .executable(name: "amarsd", targets: ["amarsd"]),

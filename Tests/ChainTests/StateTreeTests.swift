@@ -1,23 +1,9 @@
 import AmarsCodec
 import AmarsCrypto
+import AmarsTestSupport
 import XCTest
 
 @testable import Chain
-
-/// Deterministic generator so failures reproduce.
-private struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func bytes32() -> Bytes32 { Bytes32(w0: next(), w1: next(), w2: next(), w3: next()) }
-    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-}
 
 final class StateTreeTests: XCTestCase {
     private let leafTag = TaggedHash(tag: "AmarsStateLeaf")

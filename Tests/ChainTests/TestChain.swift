@@ -1,5 +1,6 @@
 import AmarsCodec
 import AmarsCrypto
+import AmarsTestSupport
 import Foundation
 import Ledger
 import XCTest
@@ -10,18 +11,7 @@ import XCTest
 struct TestChain {
     static let chainID: UInt32 = 4242
 
-    /// SplitMix64: tiny, deterministic, good enough to drive randomized tests from a seed.
-    struct SplitMix: RandomNumberGenerator {
-        var state: UInt64
-        init(seed: UInt64) { state = seed }
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
+    typealias SplitMix = SplitMix64
 
     static func key(_ n: UInt64) -> PrivateKey {
         try! PrivateKey(bytes: Bytes32(w0: 0, w1: 0, w2: n, w3: 0x1234_5678 &+ n))

@@ -1,6 +1,7 @@
 @testable import AmarsClient
 import AmarsCodec
 import AmarsCrypto
+import AmarsTestSupport
 import Chain
 import Foundation
 import GatewayNode
@@ -621,19 +622,6 @@ final class APITests: XCTestCase {
             XCTAssertEqual(code, "notFound")
             XCTAssertTrue(message.contains("12345"), message)
         }
-    }
-}
-
-/// Deterministic randomness for the garbage test.
-struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 

@@ -1,24 +1,14 @@
 import AmarsCodec
 import AmarsCrypto
+import AmarsTestSupport
 import Ledger
 
-/// SplitMix64: deterministic randomness for property and mutation tests.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+typealias SplitMix = SplitMix64
 
-    mutating func bytes32() -> Bytes32 { Bytes32(w0: next(), w1: next(), w2: next(), w3: next()) }
+extension SplitMix64 {
     mutating func address() -> Address {
         Address(raw: Bytes20(hi: next(), mid: next(), lo: UInt32(truncatingIfNeeded: next())))
     }
-    mutating func below(_ n: UInt64) -> UInt64 { next() % n }
 }
 
 enum Fixtures {
