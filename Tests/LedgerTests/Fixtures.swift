@@ -15,7 +15,7 @@ enum Fixtures {
     static func key(_ n: UInt64) -> PrivateKey { try! PrivateKey(bytes: Bytes32(w0: 0, w1: 0, w2: 0, w3: 1000 + n)) }
 
     static func vote(_ rng: inout SplitMix, voter: PrivateKey, hash: Bytes32) -> Vote {
-        let height = rng.below(1 << 40)
+        let height: UInt64 = rng.below(1 << 40)
         let msg = Vote.signingHash(
             chainID: 7, height: height, round: 3, step: .prepare, blockHash: hash, voter: voter.xOnlyPublicKey.bytes)
         return Vote(
