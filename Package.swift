@@ -37,7 +37,7 @@ if !embedded {
         .testTarget(name: "AmarsCodecTests", dependencies: ["AmarsCodec"], exclude: ["SOURCES.md"]),
         .testTarget(name: "AmarsCryptoTests", dependencies: ["AmarsCrypto"], resources: [.copy("Vectors")]),
         .testTarget(name: "LedgerTests", dependencies: ["AmarsTestSupport", "Ledger"]),
-        .testTarget(name: "DeviceProtocolTests", dependencies: ["AmarsTestSupport", "DeviceProtocol"]),
+        .testTarget(name: "DeviceProtocolTests", dependencies: ["AmarsTestSupport", "DeviceProtocol"], exclude: ["SOURCES.md"]),
         .testTarget(name: "LightClientTests", dependencies: ["AmarsTestSupport", "LightClient"]),
         // Consensus is a sans-I/O state machine with no host dependencies, so it builds in the light set too.
         .target(name: "Consensus", dependencies: ["Ledger"]),

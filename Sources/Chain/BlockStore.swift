@@ -13,6 +13,8 @@ public final class BlockStore {
     private let insertTx: SQLiteStatement
     private let upsertAccount: SQLiteStatement
     private let deleteAccount: SQLiteStatement
+    private let upsertObject: SQLiteStatement
+    private let deleteObject: SQLiteStatement
     private let selectBlock: SQLiteStatement
     private let selectTx: SQLiteStatement
     private let setMeta: SQLiteStatement
@@ -42,6 +44,12 @@ public final class BlockStore {
                 position INTEGER NOT NULL
             ) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS accounts(address BLOB PRIMARY KEY, state BLOB NOT NULL) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS objects(
+                namespace INTEGER NOT NULL,
+                id BLOB NOT NULL,
+                value BLOB NOT NULL,
+                PRIMARY KEY(namespace, id)
+            ) WITHOUT ROWID;
             """)
         insertBlock = try db.prepare(
             "INSERT INTO blocks(height, hash, block, certificate, receipts) VALUES (?1, ?2, ?3, ?4, ?5)")
@@ -49,6 +57,12 @@ public final class BlockStore {
         upsertAccount = try db.prepare(
             "INSERT INTO accounts(address, state) VALUES (?1, ?2) ON CONFLICT(address) DO UPDATE SET state = ?2")
         deleteAccount = try db.prepare("DELETE FROM accounts WHERE address = ?1")
+        upsertObject = try db.prepare(
+            """
+            INSERT INTO objects(namespace, id, value) VALUES (?1, ?2, ?3)
+            ON CONFLICT(namespace, id) DO UPDATE SET value = ?3
+            """)
+        deleteObject = try db.prepare("DELETE FROM objects WHERE namespace = ?1 AND id = ?2")
         selectBlock = try db.prepare("SELECT block, certificate, receipts FROM blocks WHERE height = ?1")
         selectTx = try db.prepare("SELECT height, position FROM transactions WHERE id = ?1")
         setMeta = try db.prepare(
@@ -86,23 +100,23 @@ public final class BlockStore {
     // MARK: writes
 
     /// Writes the genesis block and initial balances atomically.
-    public func initialize(genesisHash: Bytes32, genesisBlock: FinalizedBlock, accounts: [Address: AccountState])
+    public func initialize(genesisHash: Bytes32, genesisBlock: FinalizedBlock, state: StateChanges)
         throws(StoreError)
     {
         try transaction { () throws(StoreError) in
             try putMeta("genesis", genesisHash.bytes)
-            try writeBlock(genesisBlock, receipts: [], changes: accounts)
+            try writeBlock(genesisBlock, receipts: [], changes: state)
         }
     }
 
     /// Writes one finalized block, its receipts and the accounts it changed, atomically.
-    public func commit(_ block: FinalizedBlock, receipts: [Receipt], changes: [Address: AccountState])
+    public func commit(_ block: FinalizedBlock, receipts: [Receipt], changes: StateChanges)
         throws(StoreError)
     {
         try transaction { () throws(StoreError) in try writeBlock(block, receipts: receipts, changes: changes) }
     }
 
-    private func writeBlock(_ fb: FinalizedBlock, receipts: [Receipt], changes: [Address: AccountState])
+    private func writeBlock(_ fb: FinalizedBlock, receipts: [Receipt], changes: StateChanges)
         throws(StoreError)
     {
         let height = Int64(fb.block.header.height)
@@ -120,7 +134,7 @@ public final class BlockStore {
             insertTx.bind(3, Int64(i))
             try insertTx.run()
         }
-        for (address, state) in changes {
+        for (address, state) in changes.accounts {
             if state.isEmpty {
                 deleteAccount.bind(1, address.raw.bytes)
                 try deleteAccount.run()
@@ -128,6 +142,18 @@ public final class BlockStore {
                 upsertAccount.bind(1, address.raw.bytes)
                 upsertAccount.bind(2, state.encoded)
                 try upsertAccount.run()
+            }
+        }
+        for (key, value) in changes.objects {
+            if value.isEmpty {
+                deleteObject.bind(1, Int64(key.namespace.rawValue))
+                deleteObject.bind(2, key.id)
+                try deleteObject.run()
+            } else {
+                upsertObject.bind(1, Int64(key.namespace.rawValue))
+                upsertObject.bind(2, key.id)
+                upsertObject.bind(3, value)
+                try upsertObject.run()
             }
         }
         var w = ByteWriter()
@@ -179,8 +205,24 @@ public final class BlockStore {
         return (UInt64(selectTx.int64(0)), Int(selectTx.int64(1)))
     }
 
-    /// Every account, for rebuilding the in-memory state at open.
-    public func loadAccounts() throws(StoreError) -> [Address: AccountState] {
+    /// Every account and object, for rebuilding the in-memory state at open.
+    public func loadState() throws(StoreError) -> StateChanges {
+        var state = StateChanges(accounts: try loadAccounts())
+        let stmt = try db.prepare("SELECT namespace, id, value FROM objects")
+        defer { stmt.reset() }
+        while try stmt.step() {
+            let ns = stmt.int64(0)
+            guard (0...255).contains(ns), let namespace = StateNamespace(rawValue: UInt8(ns)) else {
+                throw StoreError(code: -1, message: "corrupt object row")
+            }
+            let value = stmt.blob(2)
+            guard !value.isEmpty else { throw StoreError(code: -1, message: "empty object row") }
+            state.objects[ObjectKey(namespace, stmt.blob(1))] = value
+        }
+        return state
+    }
+
+    private func loadAccounts() throws(StoreError) -> [Address: AccountState] {
         let stmt = try db.prepare("SELECT address, state FROM accounts")
         defer { stmt.reset() }
         var out: [Address: AccountState] = [:]

@@ -49,7 +49,7 @@ public final class ChainNode: @unchecked Sendable {
         self.genesis = genesis
         self.genesisHash = genesis.hash
         self.fees = fees
-        self.executor = TransactionExecutor(chainID: genesis.chainID, fees: fees)
+        self.executor = TransactionExecutor(chainID: genesis.chainID, fees: fees, staking: genesis.staking)
         self.store = store
         self.validatorKey = validatorKey
         self.mempool = Mempool(limits: mempoolLimits)
@@ -62,16 +62,16 @@ public final class ChainNode: @unchecked Sendable {
                 guard let height = try store.headHeight(), let head = try store.block(at: height) else {
                     throw NodeError.corruptState("no head block")
                 }
-                world = WorldState(accounts: try store.loadAccounts())
+                world = WorldState(try store.loadState())
                 headBlock = head.finalized
                 guard world.root == head.finalized.block.header.stateRoot else {
                     throw NodeError.corruptState("state root of accounts does not match head block \(height)")
                 }
             } else {
-                let accounts = genesis.initialAccounts
-                world = WorldState(accounts: accounts)
+                let initial = StateChanges(accounts: genesis.initialAccounts)
+                world = WorldState(initial)
                 headBlock = Self.genesisBlock(genesis, genesisHash: genesisHash, stateRoot: world.root)
-                try store.initialize(genesisHash: genesisHash, genesisBlock: headBlock, accounts: accounts)
+                try store.initialize(genesisHash: genesisHash, genesisBlock: headBlock, state: initial)
             }
         } catch let e as StoreError {
             throw .store(e)
@@ -80,8 +80,10 @@ public final class ChainNode: @unchecked Sendable {
         } catch {
             throw .corruptState("\(error)")
         }
-        guard world.totalBalance == genesis.totalAllocated else {
-            throw .corruptState("balances sum to \(world.totalBalance), genesis allocated \(genesis.totalAllocated)")
+        guard world.totalBalance + world.totalStaked == genesis.totalAllocated else {
+            throw .corruptState(
+                "balances and stakes sum to \(world.totalBalance + world.totalStaked), "
+                    + "genesis allocated \(genesis.totalAllocated)")
         }
         if let key = validatorKey, genesis.committee(epoch: 0).index(of: key.xOnlyPublicKey.bytes) == nil {
             throw .notAValidator
@@ -107,6 +109,9 @@ public final class ChainNode: @unchecked Sendable {
     }
 
     // MARK: queries
+
+    /// The committed world state, for tests in this package only.
+    var worldForTesting: WorldState { locked { world } }
 
     public var head: BlockHeader { locked { headBlock.block.header } }
 
@@ -168,10 +173,13 @@ public final class ChainNode: @unchecked Sendable {
         public var total: UInt64
         public var burned: UInt64
         public var inAccounts: UInt64
+        public var staked: UInt64
     }
 
     public var supply: Supply {
-        locked { Supply(total: Amount.totalSupply, burned: genesis.totalBurned, inAccounts: world.totalBalance) }
+        locked { Supply(
+                total: Amount.totalSupply, burned: genesis.totalBurned, inAccounts: world.totalBalance,
+                staked: world.totalStaked) }
     }
 
     public enum TransactionStatus: Sendable {
@@ -225,7 +233,8 @@ public final class ChainNode: @unchecked Sendable {
         let parent = headBlock.block.header
         let height = parent.height + 1
         let baseFee = nextBaseFeeUnlocked
-        let proposer = Address(publicKey: key.xOnlyPublicKey)
+        let context = BlockContext(
+            baseFee: baseFee, proposer: Address(publicKey: key.xOnlyPublicKey), epoch: epoch(ofHeight: height))
         var overlay = StateOverlay(base: world)
         var included: [SignedTransaction] = []
         var receipts: [Receipt] = []
@@ -236,7 +245,7 @@ public final class ChainNode: @unchecked Sendable {
             let txUnits = fees.units(encodedSize: tx.encodedSize)
             guard units + txUnits <= fees.maxUnitsPerBlock else { break }
             do {
-                let r = try executor.apply(tx, to: &overlay, baseFee: baseFee, proposer: proposer)
+                let r = try executor.apply(tx, to: &overlay, context: context)
                 receipts.append(r)
                 included.append(tx.transaction)
                 units += txUnits
@@ -244,9 +253,10 @@ public final class ChainNode: @unchecked Sendable {
                 failedSenders.append((tx.senderAddress, tx.transaction.body.nonce))
             }
         }
+        endOfBlock(height: height, state: &overlay)
         // The tree takes the changes to compute the root and gives them back if the store refuses the block.
         let undo = world.apply(overlay.changes)
-        let blockEpoch = epoch(ofHeight: height)
+        let blockEpoch = context.epoch
         let header = BlockHeader(
             chainID: genesis.chainID, height: height, previousHash: parent.hash,
             timestamp: max(timestamp, parent.timestamp), epoch: blockEpoch, round: 0,
@@ -263,9 +273,37 @@ public final class ChainNode: @unchecked Sendable {
             throw .store(error)
         }
         headBlock = finalized
-        mempool.removeCommitted(accounts: overlay.changes)
+        mempool.removeCommitted(accounts: overlay.changes.accounts)
         for (address, nonce) in failedSenders { mempool.removeSender(address, from: nonce) }
         return finalized
+    }
+
+    /// Protocol steps that run after a block's transactions, in a fixed order (like iotex-core's protocols):
+    /// at the middle of each epoch the delegate pool of the next epoch is elected and recorded in the state.
+    private func endOfBlock(height: UInt64, state: inout StateOverlay) {
+        let length = genesis.epochLength
+        guard (height - 1) % length == length / 2 else { return }
+        let next = epoch(ofHeight: height) + 1
+        let pool = executor.staking.electPool(for: next, state: state)
+        state.setObject(StakingRules.electionKey(epoch: next), pool.encoded)
+    }
+
+    /// The delegate pool elected for `epoch`, if its election block has been committed.
+    public func delegatePool(epoch: UInt64) -> DelegatePool? {
+        locked { StakingRules.decode(DelegatePool.self, world.object(StakingRules.electionKey(epoch: epoch))) }
+    }
+
+    /// A candidate's state, by owner address.
+    public func candidate(_ owner: Address) -> CandidateState? {
+        locked { StakingRules.decode(CandidateState.self, world.object(StakingRules.candidateKey(owner))) }
+    }
+
+    /// A stake bucket's state with its proof against the head state root.
+    public func bucket(_ id: UInt64) -> (state: BucketState?, proof: SparseMerkleProof, stateRoot: Bytes32) {
+        locked {
+            let (value, proof) = world.proof(for: StakingRules.bucketKey(id))
+            return (StakingRules.decode(BucketState.self, value), proof, headBlock.block.header.stateRoot)
+        }
     }
 
     /// The last block of each epoch names the committee of the next one.
@@ -299,14 +337,14 @@ public final class ChainNode: @unchecked Sendable {
         do { try finalized.certificate.verify(committee: committee, chainID: h.chainID, blockHash: h.hash) } catch {
             throw refuse("certificate: \(error)")
         }
-        let proposer = Address(publicKey: proposerKey)
+        let context = BlockContext(baseFee: h.baseFee, proposer: Address(publicKey: proposerKey), epoch: h.epoch)
         var overlay = StateOverlay(base: world)
         var receipts: [Receipt] = []
         var units: UInt64 = 0
         for tx in block.transactions {
             do {
                 let verified = try VerifiedTransaction(tx)
-                receipts.append(try executor.apply(verified, to: &overlay, baseFee: h.baseFee, proposer: proposer))
+                receipts.append(try executor.apply(verified, to: &overlay, context: context))
                 units += fees.units(encodedSize: verified.encodedSize)
             } catch {
                 throw refuse("transaction \(Hex.encode(tx.id.bytes)): \(error)")
@@ -317,6 +355,7 @@ public final class ChainNode: @unchecked Sendable {
             throw refuse("wrong transactions root")
         }
         guard Receipt.root(receipts) == h.receiptsRoot else { throw refuse("wrong receipts root") }
+        endOfBlock(height: h.height, state: &overlay)
         let undo = world.apply(overlay.changes)
         guard world.root == h.stateRoot else {
             world.apply(undo)
@@ -327,7 +366,7 @@ public final class ChainNode: @unchecked Sendable {
             throw .store(error)
         }
         headBlock = finalized
-        mempool.removeCommitted(accounts: overlay.changes)
+        mempool.removeCommitted(accounts: overlay.changes.accounts)
     }
 
     private func sign(block: Block, key: PrivateKey, committee: Committee) -> CommitCertificate {

@@ -65,6 +65,28 @@ public struct Genesis: Equatable, Sendable {
         }
     }
 
+    /// Staking and election rules of the chain (white paper §8).
+    public struct StakingParameters: Equatable, Sendable, Codable {
+        /// Base units a candidate must lock as self-stake to register and to be elected.
+        public var minSelfStake: UInt64
+        /// Epochs between an unstake and the withdrawal of its tokens.
+        public var unbondingEpochs: UInt64
+        /// Longest lock a bucket may declare.
+        public var maxDurationEpochs: UInt32
+        /// Candidates elected into the delegate pool of each epoch.
+        public var poolSize: Int
+
+        public init(
+            minSelfStake: UInt64 = 10_000 * Amount.unitsPerAMSC, unbondingEpochs: UInt64 = 3,
+            maxDurationEpochs: UInt32 = 8_760, poolSize: Int = 36
+        ) {
+            self.minSelfStake = minSelfStake
+            self.unbondingEpochs = unbondingEpochs
+            self.maxDurationEpochs = maxDurationEpochs
+            self.poolSize = poolSize
+        }
+    }
+
     public var chainID: UInt32
     public var chainName: String
     /// Milliseconds since the Unix epoch.
@@ -75,10 +97,12 @@ public struct Genesis: Equatable, Sendable {
     public var allocations: [Allocation]
     /// Unsold tokens of each sale stage, burned at genesis (never minted into any account).
     public var burned: [Category: UInt64]
+    public var staking: StakingParameters
 
     public init(
         chainID: UInt32, chainName: String, timestamp: UInt64, epochLength: UInt64, initialBaseFee: UInt64,
-        validators: [Committee.Member], allocations: [Allocation], burned: [Category: UInt64]
+        validators: [Committee.Member], allocations: [Allocation], burned: [Category: UInt64],
+        staking: StakingParameters = StakingParameters()
     ) {
         self.chainID = chainID
         self.chainName = chainName
@@ -88,6 +112,7 @@ public struct Genesis: Equatable, Sendable {
         self.validators = validators
         self.allocations = allocations
         self.burned = burned
+        self.staking = staking
     }
 
     public enum ValidationError: Error, Equatable, CustomStringConvertible {
@@ -99,6 +124,7 @@ public struct Genesis: Equatable, Sendable {
         case invalidValidator(String)
         case badEpochLength
         case badBaseFee
+        case badStaking(String)
 
         public var description: String {
             switch self {
@@ -112,6 +138,7 @@ public struct Genesis: Equatable, Sendable {
             case .invalidValidator(let why): "validator: \(why)"
             case .badEpochLength: "epochLength must be between 1 and 1,000,000 blocks"
             case .badBaseFee: "initialBaseFee must be at least the minimum base fee"
+            case .badStaking(let why): "staking: \(why)"
             }
         }
     }
@@ -121,6 +148,11 @@ public struct Genesis: Equatable, Sendable {
         guard (1...1_000_000).contains(epochLength) else { throw .badEpochLength }
         guard initialBaseFee >= fees.minBaseFee, initialBaseFee <= fees.maxBaseFee else { throw .badBaseFee }
         guard !validators.isEmpty else { throw .noValidators }
+        guard staking.minSelfStake > 0 else { throw .badStaking("minSelfStake must be positive") }
+        guard (1...Caps.committeeMembers).contains(staking.poolSize) else {
+            throw .badStaking("poolSize must be 1...\(Caps.committeeMembers)")
+        }
+        guard staking.maxDurationEpochs > 0 else { throw .badStaking("maxDurationEpochs must be positive") }
         do { _ = try Committee(epoch: 0, members: validators) } catch { throw .invalidValidator("\(error)") }
         for v in validators {
             do { _ = try XOnlyPublicKey(bytes: v.key) } catch { throw .invalidValidator("not a valid x-only key") }
@@ -177,6 +209,10 @@ public struct Genesis: Equatable, Sendable {
         for c in Category.allCases {
             w.writeVarint(burned[c] ?? 0)
         }
+        w.writeVarint(staking.minSelfStake)
+        w.writeVarint(staking.unbondingEpochs)
+        w.writeVarint(UInt64(staking.maxDurationEpochs))
+        w.writeVarint(UInt64(staking.poolSize))
         return Domain.genesis.hash(w.bytes)
     }
 }
@@ -216,6 +252,8 @@ extension Genesis {
         var validators: [Validator]
         var allocations: [AllocationModel]
         var burned: [String: String]
+        /// Optional in the file: absent means the defaults.
+        var staking: StakingParameters?
     }
 
     public func jsonData() -> Data {
@@ -227,7 +265,8 @@ extension Genesis {
                 .init(category: $0.category.rawValue, address: $0.address.bech32, amount: String($0.amount))
             },
             burned: Dictionary(
-                uniqueKeysWithValues: burned.filter { $0.value > 0 }.map { ($0.key.rawValue, String($0.value)) })
+                uniqueKeysWithValues: burned.filter { $0.value > 0 }.map { ($0.key.rawValue, String($0.value)) }),
+            staking: staking
         )
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -264,7 +303,7 @@ extension Genesis {
         self.init(
             chainID: model.chainID, chainName: model.chainName, timestamp: model.timestamp,
             epochLength: model.epochLength, initialBaseFee: model.initialBaseFee, validators: validators,
-            allocations: allocations, burned: burned)
+            allocations: allocations, burned: burned, staking: model.staking ?? StakingParameters())
         do { try validate() } catch { throw .invalid(error) }
     }
 

@@ -1,22 +1,45 @@
 import AmarsCodec
+import AmarsCrypto
 import Ledger
 
+/// What a block's transactions execute against besides the state: the fee price and who collects it, and
+/// the epoch (for stake locks and unbonding).
+public struct BlockContext: Sendable {
+    public var baseFee: UInt64
+    public var proposer: Address
+    public var epoch: UInt64
+
+    public init(baseFee: UInt64, proposer: Address, epoch: UInt64) {
+        self.baseFee = baseFee
+        self.proposer = proposer
+        self.epoch = epoch
+    }
+}
+
 /// The state transition for one transaction: a pure function of the transaction, the state and the block
-/// context. Only transfers execute so far; every other kind is refused before it reaches a block.
+/// context. Every check runs before the first write, so a refused transaction changes nothing.
+///
+/// Transfers and the staking kinds execute; certificates, HTLCs, escrows and evidence are refused before they
+/// reach a block until their protocols land.
 public struct TransactionExecutor: Sendable {
     public var chainID: UInt32
     public var fees: FeeSchedule
+    public var staking: StakingRules
 
-    public init(chainID: UInt32, fees: FeeSchedule) {
+    public init(chainID: UInt32, fees: FeeSchedule, staking: Genesis.StakingParameters = .init()) {
         self.chainID = chainID
         self.fees = fees
+        self.staking = StakingRules(parameters: staking)
     }
 
     /// Checks that do not depend on state: chain, kind, fee cap against the base fee.
     public func checkStateless(_ tx: VerifiedTransaction, baseFee: UInt64) throws(TransactionError) {
         let body = tx.transaction.body
         guard body.chainID == chainID else { throw .wrongChain(expected: chainID, got: body.chainID) }
-        guard case .transfer = body.payload else { throw .unsupportedKind(body.payload.tag) }
+        switch body.payload {
+        case .transfer, .candidateRegister, .candidateUpdate, .stake, .restake, .unstake, .withdraw: break
+        default: throw .unsupportedKind(body.payload.tag)
+        }
         guard body.maxFeePerUnit >= baseFee else {
             throw .feeBelowBaseFee(baseFee: baseFee, maxFeePerUnit: body.maxFeePerUnit)
         }
@@ -31,39 +54,56 @@ public struct TransactionExecutor: Sendable {
         return total
     }
 
-    /// Applies `tx` to `state`, paying the fee to `proposer`. On error `state` is unchanged.
+    /// Applies `tx` to `state`, paying the fee to the proposer. On error `state` is unchanged.
     public func apply(
-        _ tx: VerifiedTransaction, to state: inout StateOverlay, baseFee: UInt64, proposer: Address
+        _ tx: VerifiedTransaction, to state: inout StateOverlay, context: BlockContext
     ) throws(TransactionError) -> Receipt {
-        try checkStateless(tx, baseFee: baseFee)
+        try checkStateless(tx, baseFee: context.baseFee)
         let body = tx.transaction.body
-        guard case .transfer(let transfer) = body.payload else { throw .unsupportedKind(body.payload.tag) }
         var sender = state[tx.senderAddress]
         guard body.nonce >= sender.nonce else { throw .nonceReplayed(expected: sender.nonce, got: body.nonce) }
         guard body.nonce == sender.nonce else { throw .nonceGap(expected: sender.nonce, got: body.nonce) }
         let units = fees.units(encodedSize: tx.encodedSize)
         // checkStateless guarantees the cap covers the base fee.
         let price = fees.effectivePrice(
-            baseFee: baseFee, maxFeePerUnit: body.maxFeePerUnit, tipPerUnit: body.tipPerUnit)!
+            baseFee: context.baseFee, maxFeePerUnit: body.maxFeePerUnit, tipPerUnit: body.tipPerUnit)!
         let (fee, o1) = units.multipliedReportingOverflow(by: price)
-        let (debit, o2) = fee.addingReportingOverflow(transfer.amount)
+        let (debit, o2) = fee.addingReportingOverflow(body.payload.debitedAmount)
         guard !o1, !o2 else { throw .amountOverflow }
         guard sender.balance >= debit else { throw .insufficientBalance(needed: debit, available: sender.balance) }
-        // Impossible while supply is conserved, but checked before any write so an error changes nothing.
-        guard
-            transfer.to == tx.senderAddress
+
+        // Plan the payload's effect (all checks), then write.
+        var credit: (to: Address, amount: UInt64)?
+        var writes: [(ObjectKey, [UInt8]?)] = []
+        switch body.payload {
+        case .transfer(let transfer):
+            // Impossible while supply is conserved, but checked before any write so an error changes nothing.
+            guard transfer.to == tx.senderAddress
                 || !state[transfer.to].balance.addingReportingOverflow(transfer.amount).overflow
-        else { throw .amountOverflow }
+            else { throw .amountOverflow }
+            credit = (transfer.to, transfer.amount)
+        default:
+            do {
+                let effect = try staking.plan(body.payload, sender: tx.senderAddress, state: state, epoch: context.epoch)
+                writes = effect.writes
+                if effect.withdrawn > 0 { credit = (tx.senderAddress, effect.withdrawn) }
+            } catch {
+                throw .staking(error)
+            }
+        }
         sender.balance -= debit
         sender.nonce += 1
         state[tx.senderAddress] = sender
+        for (key, value) in writes { state.setObject(key, value) }
         // Credits read the overlay after the debit, so a transfer to oneself or to the proposer stays exact.
-        var recipient = state[transfer.to]
-        recipient.balance += transfer.amount
-        state[transfer.to] = recipient
-        var feeReceiver = state[proposer]
+        if let credit {
+            var receiver = state[credit.to]
+            receiver.balance += credit.amount
+            state[credit.to] = receiver
+        }
+        var feeReceiver = state[context.proposer]
         feeReceiver.balance += fee
-        state[proposer] = feeReceiver
+        state[context.proposer] = feeReceiver
         return Receipt(transactionID: tx.id, status: .success, unitsUsed: units, feePaid: fee)
     }
 }

@@ -235,15 +235,18 @@ public enum APIJSON {
     }
 
     public static func supply(_ s: ChainNode.Supply) -> JSONValue {
-        let (sum, overflow) = s.inAccounts.addingReportingOverflow(s.burned)
+        let (held, o1) = s.inAccounts.addingReportingOverflow(s.staked)
+        let (sum, o2) = held.addingReportingOverflow(s.burned)
         return .object([
             ("total", .units(s.total)),
             ("burned", .units(s.burned)),
             ("inAccounts", .units(s.inAccounts)),
+            ("staked", .units(s.staked)),
             ("totalAMSC", .string(Amount.format(s.total))),
             ("burnedAMSC", .string(Amount.format(s.burned))),
             ("inAccountsAMSC", .string(Amount.format(s.inAccounts))),
-            ("conserved", .bool(!overflow && sum == s.total)),
+            ("stakedAMSC", .string(Amount.format(s.staked))),
+            ("conserved", .bool(!o1 && !o2 && sum == s.total)),
         ])
     }
 

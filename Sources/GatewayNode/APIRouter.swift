@@ -335,6 +335,27 @@ public final class APIRouter: Sendable {
             )
         case .alreadyKnown: (400, "alreadyKnown", "this transaction is already pending")
         case .blockFull: (400, "blockFull", "the transaction does not fit in a block")
+        case .staking(let e): (400, "\(e.code)", describe(e))
+        }
+    }
+
+    static func describe(_ error: StakingError) -> String {
+        switch error {
+        case .alreadyCandidate: "the sender is already a candidate; use candidate update"
+        case .nameTaken: "another candidate has this name"
+        case .notACandidate: "the address is not a registered candidate"
+        case .candidateEjected: "the candidate was ejected for double signing"
+        case .invalidOperatorKey: "the operator key is not a valid x-only public key"
+        case .selfStakeTooLow(let min): "self-stake must be at least \(min) units (\(Amount.format(min)) AMSC)"
+        case .durationTooLong(let max): "a bucket can be locked for at most \(max) epochs"
+        case .durationShortened(let remaining): "the new duration must cover the \(remaining) epochs still locked"
+        case .unknownBucket(let id): "there is no stake bucket \(id)"
+        case .notBucketOwner: "the bucket belongs to another address"
+        case .alreadyUnstaked: "the bucket is already unstaked"
+        case .stillLocked(let epoch): "the bucket is locked until epoch \(epoch) (or auto-staking; restake it first)"
+        case .selfStakeBucket: "a candidate's self-stake bucket cannot be unstaked"
+        case .notUnstaked: "unstake the bucket before withdrawing it"
+        case .unbonding(let epoch): "the bucket can be withdrawn from epoch \(epoch)"
         }
     }
 

@@ -35,6 +35,12 @@ public enum StateNamespace: UInt8, Sendable {
     case certificate = 4
     case htlc = 5
     case escrow = 6
+    /// Candidate names, so each is unique.
+    case candidateName = 7
+    /// Elected delegate pools by epoch.
+    case election = 8
+    /// Chain-wide counters (the next bucket id).
+    case counters = 9
 
     /// The tree key of an object: a tagged hash of namespace and identifier, so keys spread evenly.
     public func key(_ identifier: [UInt8]) -> Bytes32 {

@@ -139,4 +139,45 @@ public enum TransactionError: Error, Equatable, Sendable {
     case replacementUnderpriced
     case alreadyKnown
     case blockFull
+    case staking(StakingError)
+}
+
+/// Why a staking transaction was refused; each case names the rule the sender broke.
+public enum StakingError: Error, Equatable, Sendable {
+    case alreadyCandidate
+    case nameTaken
+    case notACandidate
+    case candidateEjected
+    case invalidOperatorKey
+    case selfStakeTooLow(minimum: UInt64)
+    case durationTooLong(maximum: UInt32)
+    case durationShortened(remaining: UInt64)
+    case unknownBucket(UInt64)
+    case notBucketOwner
+    case alreadyUnstaked
+    case stillLocked(untilEpoch: UInt64)
+    case selfStakeBucket
+    case notUnstaked
+    case unbonding(untilEpoch: UInt64)
+
+    /// A stable camelCase name for APIs and logs.
+    public var code: StaticString {
+        switch self {
+        case .alreadyCandidate: "alreadyCandidate"
+        case .nameTaken: "nameTaken"
+        case .notACandidate: "notACandidate"
+        case .candidateEjected: "candidateEjected"
+        case .invalidOperatorKey: "invalidOperatorKey"
+        case .selfStakeTooLow: "selfStakeTooLow"
+        case .durationTooLong: "durationTooLong"
+        case .durationShortened: "durationShortened"
+        case .unknownBucket: "unknownBucket"
+        case .notBucketOwner: "notBucketOwner"
+        case .alreadyUnstaked: "alreadyUnstaked"
+        case .stillLocked: "stillLocked"
+        case .selfStakeBucket: "selfStakeBucket"
+        case .notUnstaked: "notUnstaked"
+        case .unbonding: "unbonding"
+        }
+    }
 }

@@ -59,10 +59,10 @@ final class MempoolTests: XCTestCase {
         badKey.body.sender = Bytes32(w0: UInt64.max, w1: UInt64.max, w2: UInt64.max, w3: UInt64.max)
         assertRefused(badKey, .invalidSenderKey)
         // Kinds the chain does not execute yet.
-        var stake = t.transfer(from: alice, to: bob, amount: 1, nonce: 1)
-        stake.body.payload = .unstake(BucketAction(bucket: 1))
-        stake = SignedTransaction(body: stake.body, signer: alice)
-        assertRefused(stake, .unsupportedKind(5))
+        var htlc = t.transfer(from: alice, to: bob, amount: 1, nonce: 1)
+        htlc.body.payload = .htlcRefund(HTLCRefund(lockID: .zero))
+        htlc = SignedTransaction(body: htlc.body, signer: alice)
+        assertRefused(htlc, .unsupportedKind(11))
     }
 
     func testFundsAreCheckedForTheWholeRunAndOverflow() throws {

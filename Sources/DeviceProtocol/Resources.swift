@@ -1,0 +1,26 @@
+/// The CoAP resource paths of the device API, shared by firmware, simulator and gateway so they cannot drift.
+///
+/// Versioned under `v1/` so a gateway can serve old firmware after the payloads change. Paths are
+/// '/'-separated for ``CoAPMessage/setUriPath(_:)``; on the wire each segment is one Uri-Path option.
+public enum DeviceResources {
+    /// GET, Observe: the current head (height, hash, finality); notifications on each new block.
+    public static let head: StaticString = "v1/head"
+    /// GET: signed checkpoints a light client syncs from (Uri-Query `from=<height>`).
+    public static let checkpoints: StaticString = "v1/checkpoints"
+    /// GET: a run of block headers (Uri-Query `from=<height>`, `count=<n>`), block-wise when large.
+    public static let headers: StaticString = "v1/headers"
+    /// GET/FETCH: inclusion proof of a transaction by hash.
+    public static let txProof: StaticString = "v1/proof/tx"
+    /// GET/FETCH: state proof of an account (balance, nonce, escrows).
+    public static let accountProof: StaticString = "v1/proof/account"
+    /// GET: a certificate and its chain-state proof, for devices checking who may command them.
+    public static let certificate: StaticString = "v1/cert"
+    /// POST: submit a signed transaction (2.01 when pooled), Block1 when large.
+    public static let transaction: StaticString = "v1/tx"
+    /// GET: a transaction's receipt once included (Uri-Query `id=<hash>`).
+    public static let receipt: StaticString = "v1/receipt"
+    /// POST: a payment note from a payer to a payment code's receiver.
+    public static let paymentNote: StaticString = "v1/note"
+    /// GET: CoRE link-format discovery (RFC 6690), the path every CoAP client knows.
+    public static let wellKnownCore: StaticString = ".well-known/core"
+}

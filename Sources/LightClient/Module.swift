@@ -1,2 +1,0 @@
-/// LightClient: see the module's types.
-enum LightClientModule {}
