@@ -60,13 +60,17 @@ if hostParts {
     let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
     targets += [
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CCoAP", pkgConfig: "libcoap-3-gnutls", providers: [.apt(["libcoap3-dev"])]),
+        .systemLibrary(name: "CMosquitto", pkgConfig: "libmosquitto", providers: [.apt(["libmosquitto-dev"])]),
         .target(name: "Chain", dependencies: ["Ledger", "CSQLite", log]),
         .target(name: "AmarsClient", dependencies: ["Ledger"]),
-        .target(name: "GatewayNode", dependencies: ["Chain", log] + nio),
+        .target(name: "DeviceGateway", dependencies: ["Chain", "DeviceProtocol", "CCoAP", "CMosquitto", log]),
+        .target(name: "GatewayNode", dependencies: ["Chain", "DeviceGateway", log] + nio),
         .executableTarget(name: "amarsd", dependencies: ["GatewayNode", argumentParser, log]),
         .executableTarget(name: "amars", dependencies: ["Chain", "AmarsClient", argumentParser]),
         .executableTarget(name: "amars-bench", dependencies: ["Chain", "CSecp256k1", argumentParser]),
         .testTarget(name: "ChainTests", dependencies: ["AmarsTestSupport", "Chain"]),
+        .testTarget(name: "DeviceGatewayTests", dependencies: ["AmarsTestSupport", "DeviceGateway", "AmarsClient"]),
         .testTarget(name: "GatewayNodeTests", dependencies: ["AmarsTestSupport", "GatewayNode", "AmarsClient"]),
     ]
     products += [

@@ -288,6 +288,46 @@ public final class ChainNode: @unchecked Sendable {
         state.setObject(StakingRules.electionKey(epoch: next), pool.encoded)
     }
 
+    /// The checkpoint chain from epoch `from`: for each finished epoch E, the header of its last block (which
+    /// names the committee of E+1), that committee, and the certificate by which the committee of E finalized
+    /// it. Everything a light client needs to move its trust forward, and nothing more.
+    public func checkpoints(from: UInt64, limit: Int) throws(StoreError) -> [Checkpoint] {
+        lock.lock()
+        defer { lock.unlock() }
+        let length = genesis.epochLength
+        let headHeight = headBlock.block.header.height
+        var out: [Checkpoint] = []
+        var epoch = from
+        while out.count < limit {
+            let (height, overflow) = (epoch + 1).multipliedReportingOverflow(by: length)
+            guard !overflow, height <= headHeight, let stored = try store.block(at: height) else { break }
+            let header = stored.finalized.block.header
+            out.append(
+                Checkpoint(
+                    header: header, nextCommittee: genesis.committee(epoch: epoch + 1),
+                    certificate: stored.finalized.certificate))
+            epoch += 1
+        }
+        return out
+    }
+
+    /// Proof that transaction `id` is in a finalized block: the block's header (with its certificate) and the
+    /// Merkle path to the header's transactions root.
+    public func inclusionProof(of id: Bytes32) throws(StoreError) -> (
+        block: FinalizedBlock, position: Int, proof: MerkleProof, receipt: Receipt
+    )? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let location = try store.transactionLocation(id), let stored = try store.block(at: location.height),
+            location.position < stored.receipts.count
+        else { return nil }
+        let leaves = stored.receipts.map { MerkleTree.leafHash($0.transactionID.bytes) }
+        return (
+            stored.finalized, location.position, MerkleTree.proof(leaves: leaves, index: location.position),
+            stored.receipts[location.position]
+        )
+    }
+
     /// The delegate pool elected for `epoch`, if its election block has been committed.
     public func delegatePool(epoch: UInt64) -> DelegatePool? {
         locked { StakingRules.decode(DelegatePool.self, world.object(StakingRules.electionKey(epoch: epoch))) }

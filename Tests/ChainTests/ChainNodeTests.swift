@@ -123,6 +123,19 @@ final class ChainNodeTests: XCTestCase {
         let genesisBlock = try XCTUnwrap(node.block(at: 0))
         XCTAssertEqual(genesisBlock.finalized.block.header.nextCommitteeHash, t.genesis.committee(epoch: 0).hash)
         for h in headers.indices.dropFirst() { XCTAssertEqual(headers[h].previousHash, headers[h - 1].hash) }
+        // The checkpoint chain: each one is signed by the committee of its epoch and names the next.
+        let checkpoints = try node.checkpoints(from: 0, limit: 10)
+        XCTAssertEqual(checkpoints.map(\.header.height), [3, 6])
+        for (e, c) in checkpoints.enumerated() {
+            XCTAssertEqual(try Checkpoint(decoding: c.encoded), c)
+            XCTAssertEqual(c.nextCommittee, t.genesis.committee(epoch: UInt64(e + 1)))
+            XCTAssertNoThrow(
+                try c.certificate.verify(
+                    committee: t.genesis.committee(epoch: UInt64(e)), chainID: TestChain.chainID, blockHash: c.header.hash))
+        }
+        XCTAssertEqual(try node.checkpoints(from: 1, limit: 10).map(\.header.height), [6])
+        XCTAssertEqual(try node.checkpoints(from: 0, limit: 1).count, 1)
+        XCTAssertTrue(try node.checkpoints(from: UInt64.max - 1, limit: 10).isEmpty)
     }
 
     func testFeesGoToProposerAndBaseFeeFollowsLoad() throws {

@@ -1,0 +1,2 @@
+// Tests of the device doors, against real libcoap peers and a real mosquitto broker.
+import XCTest
