@@ -333,6 +333,16 @@ public final class ChainNode: @unchecked Sendable {
         locked { StakingRules.decode(DelegatePool.self, world.object(StakingRules.electionKey(epoch: epoch))) }
     }
 
+    /// Every registered candidate, by owner address order.
+    public func candidates() -> [(owner: Address, state: CandidateState)] {
+        locked {
+            world.objects(in: .candidate).compactMap { id, value in
+                guard let raw = Bytes20(id), let c = try? CandidateState(decoding: value) else { return nil }
+                return (Address(raw: raw), c)
+            }
+        }
+    }
+
     /// A candidate's state, by owner address.
     public func candidate(_ owner: Address) -> CandidateState? {
         locked { StakingRules.decode(CandidateState.self, world.object(StakingRules.candidateKey(owner))) }
