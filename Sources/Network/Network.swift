@@ -1,0 +1,1 @@
+// Network: gateway-to-gateway transport (authenticated handshake, framing, gossip, per-peer limits).

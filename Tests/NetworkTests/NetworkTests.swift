@@ -1,0 +1,2 @@
+// Tests of the peer transport over real TCP on loopback.
+import XCTest
