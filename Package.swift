@@ -70,7 +70,7 @@ if hostParts {
         .executableTarget(name: "amarsd", dependencies: ["GatewayNode", argumentParser, log]),
         .executableTarget(name: "amars", dependencies: ["Chain", "AmarsClient", argumentParser]),
         .executableTarget(name: "amars-bench", dependencies: ["Chain", "CSecp256k1", argumentParser]),
-        .testTarget(name: "ChainTests", dependencies: ["AmarsTestSupport", "Chain"]),
+        .testTarget(name: "ChainTests", dependencies: ["AmarsTestSupport", "Chain", "LightClient"]),
         .testTarget(name: "NetworkTests", dependencies: ["AmarsTestSupport", "Network"]),
         .testTarget(name: "DeviceGatewayTests", dependencies: ["AmarsTestSupport", "DeviceGateway", "AmarsClient"]),
         .testTarget(name: "GatewayNodeTests", dependencies: ["AmarsTestSupport", "GatewayNode", "AmarsClient"]),
