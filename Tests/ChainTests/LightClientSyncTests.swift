@@ -17,7 +17,7 @@ final class LightClientSyncTests: XCTestCase {
         let deviceAddress = TestChain.address(device)
         var paymentID: Bytes32?
         for i in 0..<23 {
-            if i == 17 {
+            if i == 20 {
                 paymentID = try node.submit(t.transfer(from: t.funded[4], to: deviceAddress, amount: 7_000_000, nonce: 0))
             }
             _ = try node.produceBlock(timestamp: 1_700_000_000_000 + UInt64(i) * 1000)
@@ -38,7 +38,7 @@ final class LightClientSyncTests: XCTestCase {
         // A replayed checkpoint leaves the trusted state unchanged.
         XCTAssertThrowsError(try CheckpointVerifier.verifyNext(trusted: trusted, checkpoint: checkpoints[0]))
 
-        // The payment: header of its block verified with the trusted committee, then the inclusion proof.
+        // The payment (block 21, epoch 4): its header verified with the trusted committee, then the inclusion proof.
         let id = try XCTUnwrap(paymentID)
         let inclusion = try XCTUnwrap(try node.inclusionProof(of: id))
         let verified = try HeaderVerifier.verify(
