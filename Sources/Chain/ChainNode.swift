@@ -198,6 +198,17 @@ public final class ChainNode: @unchecked Sendable {
         return .included(height: loc.height, position: loc.position, receipt: b.receipts[loc.position])
     }
 
+    /// Every stake bucket in id order (ids are big-endian, so byte order is numeric order), for listings by
+    /// owner or candidate.
+    public func buckets() -> [(id: UInt64, state: BucketState)] {
+        locked {
+            world.objects(in: .bucket).compactMap { id, value in
+                guard id.count == 8, let state = try? BucketState(decoding: value) else { return nil }
+                return (id.reduce(0) { $0 << 8 | UInt64($1) }, state)
+            }
+        }
+    }
+
     // MARK: transactions
 
     /// Decodes, verifies and admits a transaction; the id on success, the reason otherwise. Nothing changes
@@ -223,6 +234,19 @@ public final class ChainNode: @unchecked Sendable {
 
     private func epoch(ofHeight height: UInt64) -> UInt64 { (height - 1) / genesis.epochLength }
 
+    /// A block executed against the committed state but not yet committed: what a proposer offers and a
+    /// validator checks, kept so that the commit does not execute it again.
+    public struct ExecutedBlock: Sendable {
+        public let block: Block
+        let receipts: [Receipt]
+        let changes: StateChanges
+        /// Senders whose transaction failed while building: their later nonces cannot succeed either.
+        let failedSenders: [(Address, UInt64)]
+    }
+
+    /// The one block executed but not committed, by hash (the proposal of the current height).
+    private var pending: ExecutedBlock?
+
     /// Builds, signs and commits the next block from the mempool (dev mode: this node is the whole committee).
     /// If storage fails the error is thrown and memory, disk and mempool are exactly as before.
     @discardableResult
@@ -230,23 +254,74 @@ public final class ChainNode: @unchecked Sendable {
         guard let key = validatorKey else { throw .notAValidator }
         lock.lock()
         defer { lock.unlock() }
+        // The tree keeps the changes (no undo and redo) because the block is committed right away.
+        let (executed, undo) = build(timestamp: timestamp, round: 0, proposer: key.xOnlyPublicKey.bytes, keepApplied: true)
+        let h = executed.block.header
+        let certificate = sign(block: executed.block, key: key, committee: genesis.committee(epoch: h.epoch))
+        return try commit(executed, certificate: certificate, undoIfStoreFails: undo)
+    }
+
+    /// Builds the next block from the mempool as this node's proposal for `round`, without committing it.
+    public func proposeBlock(timestamp: UInt64, round: UInt32) throws(NodeError) -> Block {
+        guard let key = validatorKey else { throw .notAValidator }
+        lock.lock()
+        defer { lock.unlock() }
+        let (executed, _) = build(timestamp: timestamp, round: round, proposer: key.xOnlyPublicKey.bytes, keepApplied: false)
+        pending = executed
+        return executed.block
+    }
+
+    /// Executes a proposed block against the committed state and checks every root, fee and link in its
+    /// header. Nothing is committed; the execution is kept for ``commitBlock(_:)``.
+    public func validateBlock(_ block: Block) throws(NodeError) {
+        lock.lock()
+        defer { lock.unlock() }
+        _ = try validated(block)
+    }
+
+    /// Commits a block that carries a certificate from its epoch's committee, re-executing it unless this node
+    /// already did (``proposeBlock(timestamp:round:)`` or ``validateBlock(_:)``). Nothing in the block is
+    /// trusted: a wrong root, fee, link or signature refuses it and changes nothing.
+    public func commitBlock(_ finalized: FinalizedBlock) throws(NodeError) {
+        lock.lock()
+        defer { lock.unlock() }
+        let h = finalized.block.header
+        func refuse(_ why: String) -> NodeError { .invalidBlock("height \(h.height): \(why)") }
+        guard finalized.certificate.height == h.height, finalized.certificate.round == h.round else {
+            throw refuse("certificate is for another height or round")
+        }
+        let committee = genesis.committee(epoch: h.epoch)
+        do { try finalized.certificate.verify(committee: committee, chainID: h.chainID, blockHash: h.hash) } catch {
+            throw refuse("certificate: \(error)")
+        }
+        let executed = try validated(finalized.block)
+        try commit(executed, certificate: finalized.certificate, undoIfStoreFails: nil)
+    }
+
+    /// Checks a block produced elsewhere against its certificate and by re-executing it, then commits it.
+    public func importBlock(_ finalized: FinalizedBlock) throws(NodeError) { try commitBlock(finalized) }
+
+    /// Executes the mempool's best transactions on top of the head. With `keepApplied` the world keeps the
+    /// changes (and the undo is returned); otherwise the root is computed and the world restored.
+    private func build(timestamp: UInt64, round: UInt32, proposer: Bytes32, keepApplied: Bool)
+        -> (ExecutedBlock, StateChanges)
+    {
         let parent = headBlock.block.header
         let height = parent.height + 1
         let baseFee = nextBaseFeeUnlocked
-        let context = BlockContext(
-            baseFee: baseFee, proposer: Address(publicKey: key.xOnlyPublicKey), epoch: epoch(ofHeight: height))
+        // The key was checked when the node started (validator) or is a committee member (consensus).
+        let proposerAddress = Address(publicKey: try! XOnlyPublicKey(bytes: proposer))
+        let context = BlockContext(baseFee: baseFee, proposer: proposerAddress, epoch: epoch(ofHeight: height))
         var overlay = StateOverlay(base: world)
         var included: [SignedTransaction] = []
         var receipts: [Receipt] = []
         var units: UInt64 = 0
         var failedSenders: [(Address, UInt64)] = []
-        let limit = Caps.transactionsPerBlock
-        for tx in mempool.ordered(baseFee: baseFee, fees: fees, limit: limit) {
+        for tx in mempool.ordered(baseFee: baseFee, fees: fees, limit: Caps.transactionsPerBlock) {
             let txUnits = fees.units(encodedSize: tx.encodedSize)
             guard units + txUnits <= fees.maxUnitsPerBlock else { break }
             do {
-                let r = try executor.apply(tx, to: &overlay, context: context)
-                receipts.append(r)
+                receipts.append(try executor.apply(tx, to: &overlay, context: context))
                 included.append(tx.transaction)
                 units += txUnits
             } catch {
@@ -254,27 +329,82 @@ public final class ChainNode: @unchecked Sendable {
             }
         }
         endOfBlock(height: height, state: &overlay)
-        // The tree takes the changes to compute the root and gives them back if the store refuses the block.
         let undo = world.apply(overlay.changes)
-        let blockEpoch = context.epoch
         let header = BlockHeader(
             chainID: genesis.chainID, height: height, previousHash: parent.hash,
-            timestamp: max(timestamp, parent.timestamp), epoch: blockEpoch, round: 0,
-            proposer: key.xOnlyPublicKey.bytes,
+            timestamp: max(timestamp, parent.timestamp), epoch: context.epoch, round: round, proposer: proposer,
             baseFee: baseFee, unitsUsed: units,
             transactionsRoot: Block.transactionsRoot(ids: receipts.map(\.transactionID)),
             stateRoot: world.root, receiptsRoot: Receipt.root(receipts),
             nextCommitteeHash: nextCommitteeHash(height: height))
-        let block = Block(header: header, transactions: included)
-        let certificate = sign(block: block, key: key, committee: genesis.committee(epoch: blockEpoch))
-        let finalized = FinalizedBlock(block: block, certificate: certificate)
-        do { try store.commit(finalized, receipts: receipts, changes: overlay.changes) } catch {
-            world.apply(undo)
+        if !keepApplied { world.apply(undo) }
+        let executed = ExecutedBlock(
+            block: Block(header: header, transactions: included), receipts: receipts, changes: overlay.changes,
+            failedSenders: failedSenders)
+        return (executed, undo)
+    }
+
+    /// Re-executes `block` on the head (or returns the kept execution of the same block) and checks its header.
+    private func validated(_ block: Block) throws(NodeError) -> ExecutedBlock {
+        let h = block.header
+        if let pending, pending.block.hash == h.hash, pending.block.header.previousHash == headBlock.block.hash {
+            return pending
+        }
+        let parent = headBlock.block.header
+        func refuse(_ why: String) -> NodeError { .invalidBlock("height \(h.height): \(why)") }
+        guard h.chainID == genesis.chainID else { throw refuse("wrong chain id") }
+        guard h.height == parent.height + 1 else { throw refuse("expected height \(parent.height + 1)") }
+        guard h.previousHash == parent.hash else { throw refuse("does not extend the head") }
+        guard h.epoch == epoch(ofHeight: h.height) else { throw refuse("wrong epoch") }
+        guard h.baseFee == nextBaseFeeUnlocked else { throw refuse("wrong base fee") }
+        guard h.nextCommitteeHash == nextCommitteeHash(height: h.height) else { throw refuse("wrong next committee") }
+        guard h.timestamp >= parent.timestamp else { throw refuse("timestamp goes backwards") }
+        guard genesis.committee(epoch: h.epoch).index(of: h.proposer) != nil,
+            let proposerKey = try? XOnlyPublicKey(bytes: h.proposer)
+        else { throw refuse("proposer is not in the committee") }
+        let context = BlockContext(baseFee: h.baseFee, proposer: Address(publicKey: proposerKey), epoch: h.epoch)
+        var overlay = StateOverlay(base: world)
+        var receipts: [Receipt] = []
+        var units: UInt64 = 0
+        for tx in block.transactions {
+            do {
+                let verified = try VerifiedTransaction(tx)
+                receipts.append(try executor.apply(verified, to: &overlay, context: context))
+                units += fees.units(encodedSize: verified.encodedSize)
+            } catch {
+                throw refuse("transaction \(Hex.encode(tx.id.bytes)): \(error)")
+            }
+        }
+        guard units == h.unitsUsed, units <= fees.maxUnitsPerBlock else { throw refuse("wrong units used") }
+        guard Block.transactionsRoot(ids: receipts.map(\.transactionID)) == h.transactionsRoot else {
+            throw refuse("wrong transactions root")
+        }
+        guard Receipt.root(receipts) == h.receiptsRoot else { throw refuse("wrong receipts root") }
+        endOfBlock(height: h.height, state: &overlay)
+        let undo = world.apply(overlay.changes)
+        let root = world.root
+        world.apply(undo)
+        guard root == h.stateRoot else { throw refuse("wrong state root") }
+        let executed = ExecutedBlock(block: block, receipts: receipts, changes: overlay.changes, failedSenders: [])
+        pending = executed
+        return executed
+    }
+
+    /// Stores the block with its certificate and makes it the head. `undoIfStoreFails` is given when the world
+    /// already holds the block's changes; otherwise they are applied here, after the store accepted them.
+    private func commit(_ executed: ExecutedBlock, certificate: CommitCertificate, undoIfStoreFails: StateChanges?)
+        throws(NodeError) -> FinalizedBlock
+    {
+        let finalized = FinalizedBlock(block: executed.block, certificate: certificate)
+        do { try store.commit(finalized, receipts: executed.receipts, changes: executed.changes) } catch {
+            if let undo = undoIfStoreFails { world.apply(undo) }
             throw .store(error)
         }
+        if undoIfStoreFails == nil { world.apply(executed.changes) }
         headBlock = finalized
-        mempool.removeCommitted(accounts: overlay.changes.accounts)
-        for (address, nonce) in failedSenders { mempool.removeSender(address, from: nonce) }
+        pending = nil
+        mempool.removeCommitted(accounts: executed.changes.accounts)
+        for (address, nonce) in executed.failedSenders { mempool.removeSender(address, from: nonce) }
         return finalized
     }
 
@@ -359,64 +489,6 @@ public final class ChainNode: @unchecked Sendable {
     /// The last block of each epoch names the committee of the next one.
     private func nextCommitteeHash(height: UInt64) -> Bytes32? {
         height % genesis.epochLength == 0 ? genesis.committee(epoch: height / genesis.epochLength).hash : nil
-    }
-
-    /// Checks a block produced elsewhere against its certificate and by re-executing it, then commits it.
-    /// Nothing in the block is trusted: a wrong root, fee, link or signature refuses it and changes nothing.
-    public func importBlock(_ finalized: FinalizedBlock) throws(NodeError) {
-        lock.lock()
-        defer { lock.unlock() }
-        let parent = headBlock.block.header
-        let block = finalized.block
-        let h = block.header
-        func refuse(_ why: String) -> NodeError { .invalidBlock("height \(h.height): \(why)") }
-        guard h.chainID == genesis.chainID else { throw refuse("wrong chain id") }
-        guard h.height == parent.height + 1 else { throw refuse("expected height \(parent.height + 1)") }
-        guard h.previousHash == parent.hash else { throw refuse("does not extend the head") }
-        guard h.epoch == epoch(ofHeight: h.height) else { throw refuse("wrong epoch") }
-        guard h.baseFee == nextBaseFeeUnlocked else { throw refuse("wrong base fee") }
-        guard h.nextCommitteeHash == nextCommitteeHash(height: h.height) else { throw refuse("wrong next committee") }
-        guard h.timestamp >= parent.timestamp else { throw refuse("timestamp goes backwards") }
-        let committee = genesis.committee(epoch: h.epoch)
-        guard committee.index(of: h.proposer) != nil, let proposerKey = try? XOnlyPublicKey(bytes: h.proposer) else {
-            throw refuse("proposer is not in the committee")
-        }
-        guard finalized.certificate.height == h.height, finalized.certificate.round == h.round else {
-            throw refuse("certificate is for another height or round")
-        }
-        do { try finalized.certificate.verify(committee: committee, chainID: h.chainID, blockHash: h.hash) } catch {
-            throw refuse("certificate: \(error)")
-        }
-        let context = BlockContext(baseFee: h.baseFee, proposer: Address(publicKey: proposerKey), epoch: h.epoch)
-        var overlay = StateOverlay(base: world)
-        var receipts: [Receipt] = []
-        var units: UInt64 = 0
-        for tx in block.transactions {
-            do {
-                let verified = try VerifiedTransaction(tx)
-                receipts.append(try executor.apply(verified, to: &overlay, context: context))
-                units += fees.units(encodedSize: verified.encodedSize)
-            } catch {
-                throw refuse("transaction \(Hex.encode(tx.id.bytes)): \(error)")
-            }
-        }
-        guard units == h.unitsUsed, units <= fees.maxUnitsPerBlock else { throw refuse("wrong units used") }
-        guard Block.transactionsRoot(ids: receipts.map(\.transactionID)) == h.transactionsRoot else {
-            throw refuse("wrong transactions root")
-        }
-        guard Receipt.root(receipts) == h.receiptsRoot else { throw refuse("wrong receipts root") }
-        endOfBlock(height: h.height, state: &overlay)
-        let undo = world.apply(overlay.changes)
-        guard world.root == h.stateRoot else {
-            world.apply(undo)
-            throw refuse("wrong state root")
-        }
-        do { try store.commit(finalized, receipts: receipts, changes: overlay.changes) } catch {
-            world.apply(undo)
-            throw .store(error)
-        }
-        headBlock = finalized
-        mempool.removeCommitted(accounts: overlay.changes.accounts)
     }
 
     private func sign(block: Block, key: PrivateKey, committee: Committee) -> CommitCertificate {
