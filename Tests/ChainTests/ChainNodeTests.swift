@@ -111,6 +111,37 @@ final class ChainNodeTests: XCTestCase {
         XCTAssertThrowsError(try replica.importBlock(good), "the same block twice")
     }
 
+    /// The consensus path: one node proposes without committing, another validates, both commit the block once
+    /// it carries a certificate.
+    func testProposeValidateCommitAcrossTwoNodes() throws {
+        let t = TestChain()
+        defer { t.cleanup() }
+        let proposer = try t.openNode()
+        let validator = try t.openNode("validator.sqlite", validator: false)
+        let bob = TestChain.address(TestChain.key(9))
+        _ = try proposer.submit(t.transfer(from: t.funded[0], to: bob, amount: 123, nonce: 0))
+        let block = try proposer.proposeBlock(timestamp: 1_700_000_001_000, round: 2)
+        XCTAssertEqual(proposer.head.height, 0, "a proposal is not committed")
+        XCTAssertEqual(proposer.account(bob).state.balance, 0, "nor visible in the state")
+        XCTAssertEqual(block.header.round, 2)
+        try validator.validateBlock(block)
+        var tampered = block
+        tampered.header.unitsUsed += 1
+        XCTAssertThrowsError(try validator.validateBlock(tampered))
+        let message = Vote.signingHash(
+            chainID: TestChain.chainID, height: 1, round: 2, step: .commit, blockHash: block.hash,
+            voter: t.validator.xOnlyPublicKey.bytes)
+        let certificate = CommitCertificate(
+            height: 1, round: 2, blockHash: block.hash,
+            signatures: [.init(memberIndex: 0, signature: t.validator.signSchnorr(message, auxRandom: .zero))])
+        let finalized = FinalizedBlock(block: block, certificate: certificate)
+        try proposer.commitBlock(finalized)
+        try validator.commitBlock(finalized)
+        XCTAssertEqual(proposer.head, validator.head)
+        XCTAssertEqual(validator.account(bob).state.balance, 123)
+        XCTAssertEqual(proposer.pendingCount, 0)
+    }
+
     func testEpochBoundaryNamesNextCommittee() throws {
         let t = TestChain(epochLength: 3)
         defer { t.cleanup() }
