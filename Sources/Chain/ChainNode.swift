@@ -16,6 +16,8 @@ public final class ChainNode: @unchecked Sendable {
         case notAValidator
         case invalidBlock(String)
         case invalidGenesis(Genesis.ValidationError)
+        case notInCommittee(epoch: UInt64)
+        case cannotFinalizeAlone(epoch: UInt64)
 
         public var description: String {
             switch self {
@@ -25,6 +27,9 @@ public final class ChainNode: @unchecked Sendable {
             case .notAValidator: "this node has no validator key in the genesis committee"
             case .invalidBlock(let s): "invalid block: \(s)"
             case .invalidGenesis(let e): "invalid genesis: \(e)"
+            case .notInCommittee(let epoch): "this node's key is not in the committee of epoch \(epoch)"
+            case .cannotFinalizeAlone(let epoch):
+                "this node holds no more than 2/3 of the weight of epoch \(epoch)'s committee: one node cannot finalize"
             }
         }
     }
@@ -68,7 +73,7 @@ public final class ChainNode: @unchecked Sendable {
                     throw NodeError.corruptState("state root of accounts does not match head block \(height)")
                 }
             } else {
-                let initial = StateChanges(accounts: genesis.initialAccounts)
+                let initial = genesis.initialState
                 world = WorldState(initial)
                 headBlock = Self.genesisBlock(genesis, genesisHash: genesisHash, stateRoot: world.root)
                 try store.initialize(genesisHash: genesisHash, genesisBlock: headBlock, state: initial)
@@ -87,6 +92,20 @@ public final class ChainNode: @unchecked Sendable {
         }
         if let key = validatorKey, genesis.committee(epoch: 0).index(of: key.xOnlyPublicKey.bytes) == nil {
             throw .notAValidator
+        }
+        let head = headBlock.block.header.height
+        if head % genesis.epochLength != 0 {
+            let first = head - head % genesis.epochLength + 1
+            do {
+                for h in first...head {
+                    guard let stored = try store.block(at: h),
+                        let beta = ECVRF.proofToHash(stored.finalized.block.header.vrfProof)
+                    else { throw NodeError.corruptState("block \(h) lacks its VRF proof") }
+                    epochOutputs.append(beta)
+                }
+            } catch let e as StoreError { throw .store(e) } catch let e as NodeError { throw e } catch {
+                throw .corruptState("\(error)")
+            }
         }
     }
 
@@ -240,12 +259,18 @@ public final class ChainNode: @unchecked Sendable {
         public let block: Block
         let receipts: [Receipt]
         let changes: StateChanges
+        /// The block's VRF output, for the next epoch's seed.
+        let vrfOutput: Bytes32
         /// Senders whose transaction failed while building: their later nonces cannot succeed either.
         let failedSenders: [(Address, UInt64)]
     }
 
     /// The one block executed but not committed, by hash (the proposal of the current height).
     private var pending: ExecutedBlock?
+
+    /// VRF outputs of the committed blocks of the head's epoch, in order: with the epoch seed they make the
+    /// next epoch's seed. Rebuilt from the store at open.
+    private var epochOutputs: [Bytes32] = []
 
     /// Builds, signs and commits the next block from the mempool (dev mode: this node is the whole committee).
     /// If storage fails the error is thrown and memory, disk and mempool are exactly as before.
@@ -254,10 +279,14 @@ public final class ChainNode: @unchecked Sendable {
         guard let key = validatorKey else { throw .notAValidator }
         lock.lock()
         defer { lock.unlock() }
+        let epoch = epoch(ofHeight: headBlock.block.header.height + 1)
+        guard let committee = committeeUnlocked(epoch), let index = committee.index(of: key.xOnlyPublicKey.bytes) else {
+            throw .notInCommittee(epoch: epoch)
+        }
+        guard committee.isQuorum(committee.members[index].weight) else { throw .cannotFinalizeAlone(epoch: epoch) }
         // The tree keeps the changes (no undo and redo) because the block is committed right away.
-        let (executed, undo) = build(timestamp: timestamp, round: 0, proposer: key.xOnlyPublicKey.bytes, keepApplied: true)
-        let h = executed.block.header
-        let certificate = sign(block: executed.block, key: key, committee: genesis.committee(epoch: h.epoch))
+        let (executed, undo) = build(timestamp: timestamp, round: 0, key: key, keepApplied: true)
+        let certificate = sign(block: executed.block, key: key, memberIndex: index)
         return try commit(executed, certificate: certificate, undoIfStoreFails: undo)
     }
 
@@ -266,7 +295,11 @@ public final class ChainNode: @unchecked Sendable {
         guard let key = validatorKey else { throw .notAValidator }
         lock.lock()
         defer { lock.unlock() }
-        let (executed, _) = build(timestamp: timestamp, round: round, proposer: key.xOnlyPublicKey.bytes, keepApplied: false)
+        let epoch = epoch(ofHeight: headBlock.block.header.height + 1)
+        guard committeeUnlocked(epoch)?.index(of: key.xOnlyPublicKey.bytes) != nil else {
+            throw .notInCommittee(epoch: epoch)
+        }
+        let (executed, _) = build(timestamp: timestamp, round: round, key: key, keepApplied: false)
         pending = executed
         return executed.block
     }
@@ -290,7 +323,7 @@ public final class ChainNode: @unchecked Sendable {
         guard finalized.certificate.height == h.height, finalized.certificate.round == h.round else {
             throw refuse("certificate is for another height or round")
         }
-        let committee = genesis.committee(epoch: h.epoch)
+        guard let committee = committeeUnlocked(h.epoch) else { throw refuse("no committee for epoch \(h.epoch)") }
         do { try finalized.certificate.verify(committee: committee, chainID: h.chainID, blockHash: h.hash) } catch {
             throw refuse("certificate: \(error)")
         }
@@ -303,14 +336,13 @@ public final class ChainNode: @unchecked Sendable {
 
     /// Executes the mempool's best transactions on top of the head. With `keepApplied` the world keeps the
     /// changes (and the undo is returned); otherwise the root is computed and the world restored.
-    private func build(timestamp: UInt64, round: UInt32, proposer: Bytes32, keepApplied: Bool)
+    private func build(timestamp: UInt64, round: UInt32, key: PrivateKey, keepApplied: Bool)
         -> (ExecutedBlock, StateChanges)
     {
         let parent = headBlock.block.header
         let height = parent.height + 1
         let baseFee = nextBaseFeeUnlocked
-        // The key was checked when the node started (validator) or is a committee member (consensus).
-        let proposerAddress = Address(publicKey: try! XOnlyPublicKey(bytes: proposer))
+        let proposerAddress = Address(publicKey: key.xOnlyPublicKey)
         let context = BlockContext(baseFee: baseFee, proposer: proposerAddress, epoch: epoch(ofHeight: height))
         var overlay = StateOverlay(base: world)
         var included: [SignedTransaction] = []
@@ -328,19 +360,23 @@ public final class ChainNode: @unchecked Sendable {
                 failedSenders.append((tx.senderAddress, tx.transaction.body.nonce))
             }
         }
-        endOfBlock(height: height, state: &overlay)
+        let vrfProof = EpochSeed.prove(
+            secretKey: key, seed: seedUnlocked(context.epoch), epoch: context.epoch, height: height)
+        let vrfOutput = ECVRF.proofToHash(vrfProof)!  // a proof just made is well formed
+        let nextCommittee = endOfBlock(height: height, vrfOutput: vrfOutput, state: &overlay)
         let undo = world.apply(overlay.changes)
         let header = BlockHeader(
             chainID: genesis.chainID, height: height, previousHash: parent.hash,
-            timestamp: max(timestamp, parent.timestamp), epoch: context.epoch, round: round, proposer: proposer,
+            timestamp: max(timestamp, parent.timestamp), epoch: context.epoch, round: round,
+            proposer: key.xOnlyPublicKey.bytes,
             baseFee: baseFee, unitsUsed: units,
             transactionsRoot: Block.transactionsRoot(ids: receipts.map(\.transactionID)),
             stateRoot: world.root, receiptsRoot: Receipt.root(receipts),
-            nextCommitteeHash: nextCommitteeHash(height: height))
+            nextCommitteeHash: nextCommittee, vrfProof: vrfProof)
         if !keepApplied { world.apply(undo) }
         let executed = ExecutedBlock(
             block: Block(header: header, transactions: included), receipts: receipts, changes: overlay.changes,
-            failedSenders: failedSenders)
+            vrfOutput: vrfOutput, failedSenders: failedSenders)
         return (executed, undo)
     }
 
@@ -357,11 +393,15 @@ public final class ChainNode: @unchecked Sendable {
         guard h.previousHash == parent.hash else { throw refuse("does not extend the head") }
         guard h.epoch == epoch(ofHeight: h.height) else { throw refuse("wrong epoch") }
         guard h.baseFee == nextBaseFeeUnlocked else { throw refuse("wrong base fee") }
-        guard h.nextCommitteeHash == nextCommitteeHash(height: h.height) else { throw refuse("wrong next committee") }
         guard h.timestamp >= parent.timestamp else { throw refuse("timestamp goes backwards") }
-        guard genesis.committee(epoch: h.epoch).index(of: h.proposer) != nil,
+        guard committeeUnlocked(h.epoch)?.index(of: h.proposer) != nil,
             let proposerKey = try? XOnlyPublicKey(bytes: h.proposer)
         else { throw refuse("proposer is not in the committee") }
+        guard
+            let vrfOutput = EpochSeed.verifiedOutput(
+                operatorKey: h.proposer, seed: seedUnlocked(h.epoch), epoch: h.epoch, height: h.height,
+                proof: h.vrfProof)
+        else { throw refuse("VRF proof does not verify") }
         let context = BlockContext(baseFee: h.baseFee, proposer: Address(publicKey: proposerKey), epoch: h.epoch)
         var overlay = StateOverlay(base: world)
         var receipts: [Receipt] = []
@@ -380,12 +420,14 @@ public final class ChainNode: @unchecked Sendable {
             throw refuse("wrong transactions root")
         }
         guard Receipt.root(receipts) == h.receiptsRoot else { throw refuse("wrong receipts root") }
-        endOfBlock(height: h.height, state: &overlay)
+        let nextCommittee = endOfBlock(height: h.height, vrfOutput: vrfOutput, state: &overlay)
+        guard h.nextCommitteeHash == nextCommittee else { throw refuse("wrong next committee") }
         let undo = world.apply(overlay.changes)
         let root = world.root
         world.apply(undo)
         guard root == h.stateRoot else { throw refuse("wrong state root") }
-        let executed = ExecutedBlock(block: block, receipts: receipts, changes: overlay.changes, failedSenders: [])
+        let executed = ExecutedBlock(
+            block: block, receipts: receipts, changes: overlay.changes, vrfOutput: vrfOutput, failedSenders: [])
         pending = executed
         return executed
     }
@@ -403,20 +445,63 @@ public final class ChainNode: @unchecked Sendable {
         if undoIfStoreFails == nil { world.apply(executed.changes) }
         headBlock = finalized
         pending = nil
+        if finalized.block.header.height % genesis.epochLength == 0 {
+            epochOutputs = []
+        } else {
+            epochOutputs.append(executed.vrfOutput)
+        }
         mempool.removeCommitted(accounts: executed.changes.accounts)
         for (address, nonce) in executed.failedSenders { mempool.removeSender(address, from: nonce) }
         return finalized
     }
 
     /// Protocol steps that run after a block's transactions, in a fixed order (like iotex-core's protocols):
-    /// at the middle of each epoch the delegate pool of the next epoch is elected and recorded in the state.
-    private func endOfBlock(height: UInt64, state: inout StateOverlay) {
+    /// at the middle of each epoch the delegate pool of the next epoch is elected; at its last block the next
+    /// epoch's seed is made from this epoch's VRF outputs and the next committee is drawn from the pool by it.
+    /// Both are recorded in the state, so anyone can recompute them from chain data. Returns the next
+    /// committee's hash on an epoch's last block.
+    private func endOfBlock(height: UInt64, vrfOutput: Bytes32, state: inout StateOverlay) -> Bytes32? {
         let length = genesis.epochLength
-        guard (height - 1) % length == length / 2 else { return }
-        let next = epoch(ofHeight: height) + 1
-        let pool = executor.staking.electPool(for: next, state: state)
-        state.setObject(StakingRules.electionKey(epoch: next), pool.encoded)
+        let epoch = epoch(ofHeight: height)
+        if (height - 1) % length == length / 2 {
+            let pool = executor.staking.electPool(for: epoch + 1, state: state)
+            state.setObject(StakingRules.electionKey(epoch: epoch + 1), pool.encoded)
+        }
+        guard height % length == 0 else { return nil }
+        let seed = EpochSeed.next(seed: seedUnlocked(epoch), epoch: epoch, outputs: epochOutputs + [vrfOutput])
+        let committee: Committee
+        if let pool = StakingRules.decode(DelegatePool.self, state.object(StakingRules.electionKey(epoch: epoch + 1))),
+            let drawn = try? CommitteeSelection.select(
+                pool: pool, seed: seed, epoch: epoch + 1, size: genesis.staking.committeeSize)
+        {
+            committee = drawn
+        } else {
+            // No eligible candidate yet (a new chain without genesis candidates): the genesis validators go on.
+            committee = genesis.committee(epoch: epoch + 1)
+        }
+        var w = ByteWriter(capacity: 32)
+        w.write(seed)
+        state.setObject(StakingRules.seedKey(epoch: epoch + 1), w.bytes)
+        state.setObject(StakingRules.committeeKey(epoch: epoch + 1), committee.encoded)
+        return committee.hash
     }
+
+    /// The seed of `epoch`: derived from the genesis hash for epoch 0, recorded in the state after that.
+    private func seedUnlocked(_ epoch: UInt64) -> Bytes32 {
+        guard epoch > 0 else { return EpochSeed.genesis(genesisHash: genesisHash) }
+        guard let bytes = world.object(StakingRules.seedKey(epoch: epoch)), let seed = Bytes32(bytes) else {
+            preconditionFailure("seed of epoch \(epoch) missing from the state")
+        }
+        return seed
+    }
+
+    private func committeeUnlocked(_ epoch: UInt64) -> Committee? {
+        guard epoch > 0 else { return genesis.committee(epoch: 0) }
+        return StakingRules.decode(Committee.self, world.object(StakingRules.committeeKey(epoch: epoch)))
+    }
+
+    /// The committee of `epoch`, once the last block of the epoch before has drawn it.
+    public func committee(epoch: UInt64) -> Committee? { locked { committeeUnlocked(epoch) } }
 
     /// The checkpoint chain from epoch `from`: for each finished epoch E, the header of its last block (which
     /// names the committee of E+1), that committee, and the certificate by which the committee of E finalized
@@ -434,7 +519,7 @@ public final class ChainNode: @unchecked Sendable {
             let header = stored.finalized.block.header
             out.append(
                 Checkpoint(
-                    header: header, nextCommittee: genesis.committee(epoch: epoch + 1),
+                    header: header, nextCommittee: committeeUnlocked(epoch + 1)!,
                     certificate: stored.finalized.certificate))
             epoch += 1
         }
@@ -486,17 +571,14 @@ public final class ChainNode: @unchecked Sendable {
         }
     }
 
-    /// The last block of each epoch names the committee of the next one.
-    private func nextCommitteeHash(height: UInt64) -> Bytes32? {
-        height % genesis.epochLength == 0 ? genesis.committee(epoch: height / genesis.epochLength).hash : nil
-    }
-
-    private func sign(block: Block, key: PrivateKey, committee: Committee) -> CommitCertificate {
+    /// Dev mode's certificate: this node's own commit vote. It finalizes the block only while this node holds
+    /// more than two thirds of the committee's weight; otherwise the certificate is refused like any other.
+    private func sign(block: Block, key: PrivateKey, memberIndex: Int) -> CommitCertificate {
         let h = block.header
         let message = Vote.signingHash(
             chainID: h.chainID, height: h.height, round: h.round, step: .commit, blockHash: h.hash,
             voter: key.xOnlyPublicKey.bytes)
-        let index = UInt16(committee.index(of: key.xOnlyPublicKey.bytes)!)
+        let index = UInt16(memberIndex)
         return CommitCertificate(
             height: h.height, round: h.round, blockHash: h.hash,
             signatures: [.init(memberIndex: index, signature: key.signSchnorr(message, auxRandom: h.hash))])

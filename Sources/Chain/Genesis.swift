@@ -75,15 +75,50 @@ public struct Genesis: Equatable, Sendable {
         public var maxDurationEpochs: UInt32
         /// Candidates elected into the delegate pool of each epoch.
         public var poolSize: Int
+        /// Members drawn by VRF from the pool into each epoch's committee.
+        public var committeeSize: Int
 
         public init(
             minSelfStake: UInt64 = 10_000 * Amount.unitsPerAMSC, unbondingEpochs: UInt64 = 3,
-            maxDurationEpochs: UInt32 = 8_760, poolSize: Int = 36
+            maxDurationEpochs: UInt32 = 8_760, poolSize: Int = 36, committeeSize: Int = 24
         ) {
             self.minSelfStake = minSelfStake
             self.unbondingEpochs = unbondingEpochs
             self.maxDurationEpochs = maxDurationEpochs
             self.poolSize = poolSize
+            self.committeeSize = committeeSize
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case minSelfStake, unbondingEpochs, maxDurationEpochs, poolSize, committeeSize
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            let d = StakingParameters()
+            minSelfStake = try c.decodeIfPresent(UInt64.self, forKey: .minSelfStake) ?? d.minSelfStake
+            unbondingEpochs = try c.decodeIfPresent(UInt64.self, forKey: .unbondingEpochs) ?? d.unbondingEpochs
+            maxDurationEpochs = try c.decodeIfPresent(UInt32.self, forKey: .maxDurationEpochs) ?? d.maxDurationEpochs
+            poolSize = try c.decodeIfPresent(Int.self, forKey: .poolSize) ?? d.poolSize
+            committeeSize = try c.decodeIfPresent(Int.self, forKey: .committeeSize) ?? d.committeeSize
+        }
+    }
+
+    /// A delegate candidate that exists from height 0, its self-stake locked out of its owner's allocation, so
+    /// that a new chain has an elected pool (and a committee) before anyone sends a staking transaction.
+    public struct GenesisCandidate: Equatable, Sendable {
+        public var name: [UInt8]
+        public var owner: Address
+        public var operatorKey: Bytes32
+        public var selfStake: UInt64
+        public var durationEpochs: UInt32
+
+        public init(name: [UInt8], owner: Address, operatorKey: Bytes32, selfStake: UInt64, durationEpochs: UInt32) {
+            self.name = name
+            self.owner = owner
+            self.operatorKey = operatorKey
+            self.selfStake = selfStake
+            self.durationEpochs = durationEpochs
         }
     }
 
@@ -98,11 +133,12 @@ public struct Genesis: Equatable, Sendable {
     /// Unsold tokens of each sale stage, burned at genesis (never minted into any account).
     public var burned: [Category: UInt64]
     public var staking: StakingParameters
+    public var candidates: [GenesisCandidate]
 
     public init(
         chainID: UInt32, chainName: String, timestamp: UInt64, epochLength: UInt64, initialBaseFee: UInt64,
         validators: [Committee.Member], allocations: [Allocation], burned: [Category: UInt64],
-        staking: StakingParameters = StakingParameters()
+        staking: StakingParameters = StakingParameters(), candidates: [GenesisCandidate] = []
     ) {
         self.chainID = chainID
         self.chainName = chainName
@@ -113,6 +149,7 @@ public struct Genesis: Equatable, Sendable {
         self.allocations = allocations
         self.burned = burned
         self.staking = staking
+        self.candidates = candidates
     }
 
     public enum ValidationError: Error, Equatable, CustomStringConvertible {
@@ -125,6 +162,7 @@ public struct Genesis: Equatable, Sendable {
         case badEpochLength
         case badBaseFee
         case badStaking(String)
+        case badCandidate(String)
 
         public var description: String {
             switch self {
@@ -139,6 +177,7 @@ public struct Genesis: Equatable, Sendable {
             case .badEpochLength: "epochLength must be between 1 and 1,000,000 blocks"
             case .badBaseFee: "initialBaseFee must be at least the minimum base fee"
             case .badStaking(let why): "staking: \(why)"
+            case .badCandidate(let why): "genesis candidate: \(why)"
             }
         }
     }
@@ -153,6 +192,22 @@ public struct Genesis: Equatable, Sendable {
             throw .badStaking("poolSize must be 1...\(Caps.committeeMembers)")
         }
         guard staking.maxDurationEpochs > 0 else { throw .badStaking("maxDurationEpochs must be positive") }
+        guard (1...Caps.committeeMembers).contains(staking.committeeSize) else {
+            throw .badStaking("committeeSize must be 1...\(Caps.committeeMembers)")
+        }
+        var names: Set<[UInt8]> = []
+        var owners: Set<Address> = []
+        for c in candidates {
+            guard !c.name.isEmpty, c.name.count <= Caps.candidateNameBytes, c.name.allSatisfy(CandidateRegister.isNameByte),
+                names.insert(c.name).inserted
+            else { throw .badCandidate("name must be unique, 1-32 of a-z 0-9 -") }
+            guard owners.insert(c.owner).inserted else { throw .badCandidate("one candidate per owner") }
+            guard (try? XOnlyPublicKey(bytes: c.operatorKey)) != nil else { throw .badCandidate("operator key") }
+            guard c.selfStake >= staking.minSelfStake else { throw .badCandidate("self-stake below minSelfStake") }
+            guard c.durationEpochs <= staking.maxDurationEpochs else { throw .badCandidate("duration too long") }
+            let owned = allocations.filter { $0.address == c.owner }.reduce(UInt64(0)) { $0 &+ $1.amount }
+            guard owned >= c.selfStake else { throw .badCandidate("owner's allocation is smaller than its self-stake") }
+        }
         do { _ = try Committee(epoch: 0, members: validators) } catch { throw .invalidValidator("\(error)") }
         for v in validators {
             do { _ = try XOnlyPublicKey(bytes: v.key) } catch { throw .invalidValidator("not a valid x-only key") }
@@ -179,11 +234,30 @@ public struct Genesis: Equatable, Sendable {
     public var totalBurned: UInt64 { burned.values.reduce(0, +) }
     public var totalAllocated: UInt64 { allocations.reduce(0) { $0 + $1.amount } }
 
-    /// Balances at height 0. Several allocations to one address add up.
-    public var initialAccounts: [Address: AccountState] {
-        var accounts: [Address: AccountState] = [:]
-        for a in allocations { accounts[a.address, default: AccountState()].balance += a.amount }
-        return accounts
+    /// State at height 0: balances (several allocations to one address add up), minus the self-stakes of
+    /// the genesis candidates, which become candidates and stake buckets 1, 2, ... in order.
+    public var initialState: StateChanges {
+        var state = StateChanges()
+        for a in allocations { state.accounts[a.address, default: AccountState()].balance += a.amount }
+        for (i, c) in candidates.enumerated() {
+            let id = UInt64(i + 1)
+            state.accounts[c.owner, default: AccountState()].balance -= c.selfStake  // validate() checked it
+            let bucket = BucketState(
+                owner: c.owner, candidate: c.owner, amount: c.selfStake, durationEpochs: c.durationEpochs,
+                autoStake: false, startEpoch: 0)
+            let candidate = CandidateState(
+                name: c.name, operatorKey: c.operatorKey, rewardAddress: c.owner, rewardShareBps: 0,
+                selfStakeBucket: id, totalWeight: bucket.weight)
+            state.objects[StakingRules.bucketKey(id)] = bucket.encoded
+            state.objects[StakingRules.candidateKey(c.owner)] = candidate.encoded
+            state.objects[StakingRules.nameKey(c.name)] = c.owner.raw.bytes
+        }
+        if !candidates.isEmpty {
+            var w = ByteWriter(capacity: 10)
+            w.writeVarint(UInt64(candidates.count + 1))
+            state.objects[StakingRules.nextBucketKey] = w.bytes
+        }
+        return state
     }
 
     public func committee(epoch: UInt64) -> Committee {
@@ -213,6 +287,15 @@ public struct Genesis: Equatable, Sendable {
         w.writeVarint(staking.unbondingEpochs)
         w.writeVarint(UInt64(staking.maxDurationEpochs))
         w.writeVarint(UInt64(staking.poolSize))
+        w.writeVarint(UInt64(staking.committeeSize))
+        w.writeVarint(UInt64(candidates.count))
+        for c in candidates {
+            w.writeLengthPrefixed(c.name)
+            w.write(c.owner)
+            w.write(c.operatorKey)
+            w.writeVarint(c.selfStake)
+            w.writeVarint(UInt64(c.durationEpochs))
+        }
         return Domain.genesis.hash(w.bytes)
     }
 }
@@ -254,6 +337,14 @@ extension Genesis {
         var burned: [String: String]
         /// Optional in the file: absent means the defaults.
         var staking: StakingParameters?
+        struct CandidateModel: Codable {
+            var name: String
+            var owner: String
+            var operatorKey: String
+            var selfStake: String
+            var durationEpochs: UInt32
+        }
+        var candidates: [CandidateModel]?
     }
 
     public func jsonData() -> Data {
@@ -266,7 +357,13 @@ extension Genesis {
             },
             burned: Dictionary(
                 uniqueKeysWithValues: burned.filter { $0.value > 0 }.map { ($0.key.rawValue, String($0.value)) }),
-            staking: staking
+            staking: staking,
+            candidates: candidates.map {
+                .init(
+                    name: String(decoding: $0.name, as: UTF8.self), owner: $0.owner.bech32,
+                    operatorKey: Hex.encode($0.operatorKey.bytes), selfStake: String($0.selfStake),
+                    durationEpochs: $0.durationEpochs)
+            }
         )
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -303,8 +400,25 @@ extension Genesis {
         self.init(
             chainID: model.chainID, chainName: model.chainName, timestamp: model.timestamp,
             epochLength: model.epochLength, initialBaseFee: model.initialBaseFee, validators: validators,
-            allocations: allocations, burned: burned, staking: model.staking ?? StakingParameters())
+            allocations: allocations, burned: burned, staking: model.staking ?? StakingParameters(),
+            candidates: try Self.candidates(model.candidates ?? []))
         do { try validate() } catch { throw .invalid(error) }
+    }
+
+    private static func candidates(_ models: [FileModel.CandidateModel]) throws(FileError) -> [GenesisCandidate] {
+        var out: [GenesisCandidate] = []
+        for m in models {
+            guard let owner = try? Address(bech32: m.owner) else { throw .malformed("bad candidate owner \(m.owner)") }
+            guard let bytes = try? Hex.decode(m.operatorKey), let key = Bytes32(bytes) else {
+                throw .malformed("candidate operatorKey must be 32 bytes of hex")
+            }
+            guard let stake = UInt64(m.selfStake) else { throw .malformed("bad candidate selfStake \(m.selfStake)") }
+            out.append(
+                GenesisCandidate(
+                    name: Array(m.name.utf8), owner: owner, operatorKey: key, selfStake: stake,
+                    durationEpochs: m.durationEpochs))
+        }
+        return out
     }
 
     public static func load(path: String) throws(FileError) -> Genesis {

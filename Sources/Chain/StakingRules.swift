@@ -21,16 +21,18 @@ public struct StakingRules: Sendable {
     public static func nameKey(_ name: [UInt8]) -> ObjectKey { ObjectKey(.candidateName, name) }
     public static let nextBucketKey = ObjectKey(.counters, Array("nextBucket".utf8))
 
-    public static func bucketKey(_ id: UInt64) -> ObjectKey {
-        var w = ByteWriter(capacity: 8)
-        for shift in stride(from: 56, through: 0, by: -8) { w.write(UInt8(truncatingIfNeeded: id >> UInt64(shift))) }
-        return ObjectKey(.bucket, w.bytes)
-    }
+    public static func bucketKey(_ id: UInt64) -> ObjectKey { ObjectKey(.bucket, bigEndian(id)) }
 
-    public static func electionKey(epoch: UInt64) -> ObjectKey {
-        var w = ByteWriter(capacity: 8)
-        for shift in stride(from: 56, through: 0, by: -8) { w.write(UInt8(truncatingIfNeeded: epoch >> UInt64(shift))) }
-        return ObjectKey(.election, w.bytes)
+    public static func electionKey(epoch: UInt64) -> ObjectKey { ObjectKey(.election, bigEndian(epoch)) }
+
+    /// The committee drawn for an epoch (recorded at the last block of the epoch before).
+    public static func committeeKey(epoch: UInt64) -> ObjectKey { ObjectKey(.election, Array("c".utf8) + bigEndian(epoch)) }
+
+    /// The VRF seed of an epoch (recorded with its committee).
+    public static func seedKey(epoch: UInt64) -> ObjectKey { ObjectKey(.election, Array("s".utf8) + bigEndian(epoch)) }
+
+    private static func bigEndian(_ epoch: UInt64) -> [UInt8] {
+        (0..<8).map { UInt8(truncatingIfNeeded: epoch >> UInt64(56 - 8 * $0)) }
     }
 
     /// Objects were written by this code from canonical encodings, so a decode failure is a corrupt store.

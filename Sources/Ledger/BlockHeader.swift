@@ -23,11 +23,14 @@ public struct BlockHeader: Equatable, Sendable, CanonicalCodable {
     public var receiptsRoot: Bytes32
     /// Present only on the last block of an epoch: the hash of the next epoch's committee.
     public var nextCommitteeHash: Bytes32?
+    /// The proposer's ECVRF proof over the epoch seed and height (``EpochSeed/prove(secretKey:seed:epoch:height:)``):
+    /// its output feeds the next epoch's seed. 81 bytes; empty only in the genesis header.
+    public var vrfProof: [UInt8]
 
     public init(
         chainID: UInt32, height: UInt64, previousHash: Bytes32, timestamp: UInt64, epoch: UInt64, round: UInt32,
         proposer: Bytes32, baseFee: UInt64, unitsUsed: UInt64, transactionsRoot: Bytes32, stateRoot: Bytes32,
-        receiptsRoot: Bytes32, nextCommitteeHash: Bytes32?
+        receiptsRoot: Bytes32, nextCommitteeHash: Bytes32?, vrfProof: [UInt8] = []
     ) {
         self.chainID = chainID
         self.height = height
@@ -42,6 +45,7 @@ public struct BlockHeader: Equatable, Sendable, CanonicalCodable {
         self.stateRoot = stateRoot
         self.receiptsRoot = receiptsRoot
         self.nextCommitteeHash = nextCommitteeHash
+        self.vrfProof = vrfProof
     }
 
     public var hash: Bytes32 { Domain.header.hash(encoded) }
@@ -61,6 +65,7 @@ public struct BlockHeader: Equatable, Sendable, CanonicalCodable {
         w.write(stateRoot)
         w.write(receiptsRoot)
         w.write(optional: nextCommitteeHash)
+        w.writeLengthPrefixed(vrfProof)
     }
 
     public init(from r: inout ByteReader) throws(CodecError) {
@@ -79,5 +84,7 @@ public struct BlockHeader: Equatable, Sendable, CanonicalCodable {
         stateRoot = try r.readBytes32()
         receiptsRoot = try r.readBytes32()
         nextCommitteeHash = try r.readOptional()
+        vrfProof = try r.readLengthPrefixed(cap: ECVRF.proofLength)
+        guard vrfProof.isEmpty || vrfProof.count == ECVRF.proofLength else { throw .invalidValue(.range) }
     }
 }

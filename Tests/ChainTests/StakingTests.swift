@@ -54,7 +54,8 @@ final class StakingTests: XCTestCase {
         let bob = t.funded[1]
         let carol = t.funded[2]
         let aliceAddress = TestChain.address(alice)
-        let op = TestChain.key(500).xOnlyPublicKey.bytes
+        // Operated by the test validator, so the drawn committees keep the single test node finalizing.
+        let op = t.validator.xOnlyPublicKey.bytes
         let min = t.genesis.staking.minSelfStake
         func register(_ key: PrivateKey, _ name: String, _ stake: UInt64) -> TransactionPayload {
             .candidateRegister(
@@ -143,7 +144,8 @@ final class StakingTests: XCTestCase {
     func testRefusalsNameTheRule() throws {
         let alice = t.funded[0]
         let aliceAddress = TestChain.address(alice)
-        let op = TestChain.key(500).xOnlyPublicKey.bytes
+        // Operated by the test validator, so the drawn committees keep the single test node finalizing.
+        let op = t.validator.xOnlyPublicKey.bytes
         let min = t.genesis.staking.minSelfStake
         let rules = StakingRules(parameters: t.genesis.staking)
         func plan(_ payload: TransactionPayload, _ sender: Address) -> StakingError? {
