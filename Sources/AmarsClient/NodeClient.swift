@@ -399,3 +399,198 @@ struct JSONObject {
         return out
     }
 }
+
+// MARK: - staking, committees, checkpoints
+
+/// `GET /v1/staking`: the chain's staking rules and where the epochs stand.
+public struct StakingOverview: Sendable, Equatable {
+    public var epochLength: UInt64
+    public var headHeight: UInt64
+    public var headEpoch: UInt64
+    /// The epoch the next block executes in: locks and unbonding are measured against it.
+    public var nextBlockEpoch: UInt64
+    public var minSelfStake: UInt64
+    public var unbondingEpochs: UInt64
+    public var maxDurationEpochs: UInt32
+    public var poolSize: Int
+    public var candidates: Int
+    public var staked: UInt64
+    /// Epoch and height of the last finished epoch's checkpoint block, if any epoch has finished.
+    public var latestCheckpoint: (epoch: UInt64, height: UInt64)?
+
+    public static func == (a: StakingOverview, b: StakingOverview) -> Bool {
+        a.epochLength == b.epochLength && a.headHeight == b.headHeight && a.headEpoch == b.headEpoch
+            && a.nextBlockEpoch == b.nextBlockEpoch && a.minSelfStake == b.minSelfStake
+            && a.unbondingEpochs == b.unbondingEpochs && a.maxDurationEpochs == b.maxDurationEpochs
+            && a.poolSize == b.poolSize && a.candidates == b.candidates && a.staked == b.staked
+            && a.latestCheckpoint?.epoch == b.latestCheckpoint?.epoch
+            && a.latestCheckpoint?.height == b.latestCheckpoint?.height
+    }
+}
+
+/// One candidate of `GET /v1/candidates`: the state as the chain stores it (decoded from its encoding and
+/// checked against the JSON fields).
+public struct CandidateInfo: Sendable, Equatable {
+    public var owner: Address
+    public var state: CandidateState
+    /// Member of the delegate pool elected for the epoch of the next block.
+    public var inPool: Bool
+
+    public var name: String { String(decoding: state.name, as: UTF8.self) }
+}
+
+/// `GET /v1/buckets/{id}` (with a proof) or a row of `GET /v1/buckets?owner=` (without).
+public struct BucketInfo: Sendable, Equatable {
+    public var id: UInt64
+    public var state: BucketState
+    public var withdrawableFromEpoch: UInt64?
+    public var stateRoot: Bytes32?
+    public var proof: SparseMerkleProof?
+
+    public static func stateKey(id: UInt64) -> Bytes32 {
+        var bytes: [UInt8] = []
+        for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: id >> UInt64(shift))) }
+        return StateNamespace.bucket.key(bytes)
+    }
+
+    /// True when the proof shows this bucket under `stateRoot` (false for listing rows, which carry none).
+    public func verifyProof() -> Bool {
+        guard let stateRoot, let proof else { return false }
+        return proof.verify(
+            root: stateRoot, key: Self.stateKey(id: id), valueHash: Domain.stateValue.hash(state.encoded))
+    }
+}
+
+/// `GET /v1/election/{epoch}`.
+public struct ElectionInfo: Sendable, Equatable {
+    public var pool: DelegatePool
+    public var electedAtHeight: UInt64?
+    /// Candidate names in pool order ("" when the candidate is gone).
+    public var names: [String]
+}
+
+/// `GET /v1/committee?epoch=E`.
+public struct CommitteeInfo: Sendable, Equatable {
+    public var committee: Committee
+    /// The block whose header names this committee (its `nextCommitteeHash`).
+    public var namedAtHeight: UInt64
+    public var source: String
+}
+
+extension NodeClient {
+    public func staking() throws(NodeClientError) -> StakingOverview {
+        let o = try getObject("/v1/staking")
+        var latest: (UInt64, UInt64)?
+        if let l = o.fields["latestCheckpoint"] as? [String: Any] {
+            let c = JSONObject(fields: l, context: "'latestCheckpoint' object")
+            latest = (try c.uint("epoch"), try c.uint("height"))
+        }
+        guard let maxDuration = UInt32(exactly: try o.uint("maxDurationEpochs")) else {
+            throw o.bad("maxDurationEpochs")
+        }
+        return StakingOverview(
+            epochLength: try o.uint("epochLength"), headHeight: try o.uint("headHeight"),
+            headEpoch: try o.uint("headEpoch"), nextBlockEpoch: try o.uint("nextBlockEpoch"),
+            minSelfStake: try o.units("minSelfStake"), unbondingEpochs: try o.uint("unbondingEpochs"),
+            maxDurationEpochs: maxDuration, poolSize: try o.int("poolSize"), candidates: try o.int("candidates"),
+            staked: try o.units("staked"), latestCheckpoint: latest)
+    }
+
+    /// Every candidate, heaviest first.
+    public func candidates() throws(NodeClientError) -> [CandidateInfo] {
+        var out: [CandidateInfo] = []
+        for c in try getObject("/v1/candidates").array("candidates") { out.append(try Self.candidate(c)) }
+        return out
+    }
+
+    public func candidate(_ owner: Address) throws(NodeClientError) -> CandidateInfo {
+        try Self.candidate(try getObject("/v1/candidates/\(owner.bech32)"))
+    }
+
+    public func bucket(_ id: UInt64) throws(NodeClientError) -> BucketInfo {
+        let o = try getObject("/v1/buckets/\(id)")
+        var info = try Self.bucket(o)
+        guard info.id == id else { throw o.bad("id") }
+        info.stateRoot = try o.bytes32("stateRoot")
+        do { info.proof = try SparseMerkleProof(decoding: try o.hex("proof")) } catch { throw o.bad("proof") }
+        return info
+    }
+
+    /// Buckets owned by `owner` (and/or delegated to `candidate`), in id order, without proofs.
+    public func buckets(owner: Address? = nil, candidate: Address? = nil) throws(NodeClientError) -> [BucketInfo] {
+        var query: [String] = []
+        if let owner { query.append("owner=\(owner.bech32)") }
+        if let candidate { query.append("candidate=\(candidate.bech32)") }
+        var out: [BucketInfo] = []
+        for b in try getObject("/v1/buckets?" + query.joined(separator: "&")).array("buckets") {
+            out.append(try Self.bucket(b))
+        }
+        return out
+    }
+
+    public func election(epoch: UInt64) throws(NodeClientError) -> ElectionInfo {
+        let o = try getObject("/v1/election/\(epoch)")
+        let pool: DelegatePool
+        do { pool = try DelegatePool(decoding: try o.hex("encoded")) } catch { throw o.bad("encoded") }
+        guard pool.epoch == epoch else { throw o.bad("epoch") }
+        let rows = try o.array("delegates")
+        guard rows.count == pool.delegates.count else { throw o.bad("delegates") }
+        var names: [String] = []
+        for r in rows { names.append(try r.string("name")) }
+        var electedAt: UInt64?
+        if !(o.fields["electedAtHeight"] is NSNull) { electedAt = try o.uint("electedAtHeight") }
+        return ElectionInfo(pool: pool, electedAtHeight: electedAt, names: names)
+    }
+
+    /// The committee of `epoch` (default: the head's epoch).
+    public func committee(epoch: UInt64? = nil) throws(NodeClientError) -> CommitteeInfo {
+        let o = try getObject("/v1/committee" + (epoch.map { "?epoch=\($0)" } ?? ""))
+        let committee: Committee
+        do { committee = try Committee(decoding: try o.hex("encoded")) } catch { throw o.bad("encoded") }
+        guard committee.hash == (try o.bytes32("hash")), epoch == nil || committee.epoch == epoch else {
+            throw o.bad("hash")
+        }
+        return CommitteeInfo(committee: committee, namedAtHeight: try o.uint("namedAtHeight"), source: try o.string("source"))
+    }
+
+    /// The checkpoint chain from epoch `from` (the node returns at most 256), each decoded from its canonical
+    /// encoding, which checks that the header names the committee it carries and the certificate is for it.
+    public func checkpoints(from: UInt64 = 0, limit: Int = 16) throws(NodeClientError) -> [Checkpoint] {
+        let o = try getObject("/v1/checkpoints?from=\(from)&limit=\(max(limit, 1))")
+        var out: [Checkpoint] = []
+        for c in try o.array("checkpoints") {
+            let cp: Checkpoint
+            do { cp = try Checkpoint(decoding: try c.hex("encoded")) } catch { throw c.bad("encoded") }
+            guard cp.header.epoch == (try c.uint("epoch")), cp.header.height == (try c.uint("height")) else {
+                throw c.bad("epoch")
+            }
+            out.append(cp)
+        }
+        return out
+    }
+
+    private func getObject(_ path: String) throws(NodeClientError) -> JSONObject {
+        let response: HTTPResponse
+        do { response = try http.get(path) } catch { throw .transport(error) }
+        return try JSONObject(response: response)
+    }
+
+    private static func candidate(_ o: JSONObject) throws(NodeClientError) -> CandidateInfo {
+        let state: CandidateState
+        do { state = try CandidateState(decoding: try o.hex("encoded")) } catch { throw o.bad("encoded") }
+        guard let owner = try? Address(bech32: try o.string("owner")) else { throw o.bad("owner") }
+        guard String(decoding: state.name, as: UTF8.self) == (try o.string("name")),
+            state.totalWeight == (try o.units("totalWeight"))
+        else { throw o.bad("encoded") }
+        return CandidateInfo(owner: owner, state: state, inPool: try o.bool("inPool"))
+    }
+
+    private static func bucket(_ o: JSONObject) throws(NodeClientError) -> BucketInfo {
+        let state: BucketState
+        do { state = try BucketState(decoding: try o.hex("encoded")) } catch { throw o.bad("encoded") }
+        guard state.amount == (try o.units("amount")) else { throw o.bad("encoded") }
+        var withdrawable: UInt64?
+        if !(o.fields["withdrawableFromEpoch"] is NSNull) { withdrawable = try o.uint("withdrawableFromEpoch") }
+        return BucketInfo(id: try o.uint("id"), state: state, withdrawableFromEpoch: withdrawable)
+    }
+}

@@ -514,8 +514,9 @@ public final class ChainNode: @unchecked Sendable {
         var out: [Checkpoint] = []
         var epoch = from
         while out.count < limit {
-            let (height, overflow) = (epoch + 1).multipliedReportingOverflow(by: length)
-            guard !overflow, height <= headHeight, let stored = try store.block(at: height) else { break }
+            let (next, o1) = epoch.addingReportingOverflow(1)
+            let (height, o2) = next.multipliedReportingOverflow(by: length)
+            guard !o1, !o2, height <= headHeight, let stored = try store.block(at: height) else { break }
             let header = stored.finalized.block.header
             out.append(
                 Checkpoint(

@@ -269,3 +269,80 @@ public enum APIJSON {
         .object([("error", .object([("code", .string(code)), ("message", .string(message))]))])
     }
 }
+
+// MARK: - staking, committees, checkpoints
+
+extension APIJSON {
+    /// Candidate names are lowercase ASCII by the register rule, so they render as text unchanged.
+    static func name(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
+
+    public static func candidate(owner: Address, _ c: CandidateState, inPool: Bool) -> JSONValue {
+        .object([
+            ("owner", .string(owner.bech32)),
+            ("name", .string(name(c.name))),
+            ("operatorKey", .hex(c.operatorKey)),
+            ("rewardAddress", .string(c.rewardAddress.bech32)),
+            ("rewardShareBps", .number(UInt64(c.rewardShareBps))),
+            ("selfStakeBucket", .number(c.selfStakeBucket)),
+            ("totalWeight", .units(c.totalWeight)),
+            ("ejected", .bool(c.ejected)),
+            ("inPool", .bool(inPool)),
+            ("stateKey", .hex(StakingRules.candidateKey(owner).treeKey)),
+            ("encoded", .hex(c.encoded)),
+        ])
+    }
+
+    /// A bucket's fields and derived values; `unbondingEpochs` gives the first epoch it can be withdrawn.
+    public static func bucketFields(id: UInt64, _ b: BucketState, unbondingEpochs: UInt64) -> [(String, JSONValue)] {
+        let withdrawable: JSONValue =
+            b.unstakedEpoch.map { e in
+                let (sum, overflow) = e.addingReportingOverflow(unbondingEpochs)
+                return overflow ? .null : .number(sum)
+            } ?? .null
+        return [
+            ("id", .number(id)),
+            ("owner", .string(b.owner.bech32)),
+            ("candidate", .string(b.candidate.bech32)),
+            ("amount", .units(b.amount)),
+            ("amountAMSC", .string(Amount.format(b.amount))),
+            ("durationEpochs", .number(UInt64(b.durationEpochs))),
+            ("autoStake", .bool(b.autoStake)),
+            ("startEpoch", .number(b.startEpoch)),
+            ("lockEndEpoch", b.autoStake ? .null : .number(b.lockEndEpoch)),
+            ("unstakedEpoch", b.unstakedEpoch.map { .number($0) } ?? .null),
+            ("withdrawableFromEpoch", withdrawable),
+            ("weight", .units(b.weight)),
+            ("stateKey", .hex(StakingRules.bucketKey(id).treeKey)),
+            ("encoded", .hex(b.encoded)),
+        ]
+    }
+
+    public static func member(_ m: Committee.Member, index: Int) -> JSONValue {
+        let address = (try? XOnlyPublicKey(bytes: m.key)).map { Address(publicKey: $0).bech32 } ?? ""
+        return .object([
+            ("index", .int(index)), ("key", .hex(m.key)), ("address", .string(address)), ("weight", .units(m.weight)),
+        ])
+    }
+
+    public static func committee(_ c: Committee) -> JSONValue {
+        .object([
+            ("epoch", .number(c.epoch)),
+            ("members", .array(c.members.enumerated().map { member($1, index: $0) })),
+            ("totalWeight", .units(c.totalWeight)),
+            ("hash", .hex(c.hash)),
+        ])
+    }
+
+    public static func checkpoint(_ cp: Checkpoint) -> JSONValue {
+        let h = cp.header
+        return .object([
+            ("epoch", .number(h.epoch)),
+            ("height", .number(h.height)),
+            ("hash", .hex(h.hash)),
+            ("nextCommitteeHash", h.nextCommitteeHash.map { .hex($0) } ?? .null),
+            ("nextCommittee", committee(cp.nextCommittee)),
+            ("certificate", certificate(cp.certificate)),
+            ("encoded", .hex(cp.encoded)),
+        ])
+    }
+}

@@ -34,6 +34,11 @@ public struct APIResponse: Sendable {
 /// - `GET /v1/accounts/{bech32}` — balance, nonces and a state proof against the head's state root
 /// - `POST /v1/tx` — `application/json` `{"tx":"<hex>"}` or `application/octet-stream` raw bytes → 202
 /// - `GET /v1/tx/{id}` — pending, or included with its receipt
+/// - `GET /v1/staking` — staking parameters, epochs, latest checkpoint
+/// - `GET /v1/candidates` (by weight), `GET /v1/candidates/{bech32}`
+/// - `GET /v1/buckets?owner=…|candidate=…`, `GET /v1/buckets/{id}` — with a state proof (or proof of absence)
+/// - `GET /v1/election/{epoch}` — the elected delegate pool, `GET /v1/committee?epoch=E`
+/// - `GET /v1/checkpoints?from=E&limit=N` — the checkpoint chain (default 16, at most 256)
 /// - `GET /metrics` — Prometheus text
 ///
 /// Every error is `{"error":{"code","message"}}`: the code is stable for programs, the message explains
@@ -75,6 +80,8 @@ public final class APIRouter: Sendable {
 
     private enum Route {
         case explorer, head, supply, metrics, blocks, block(Substring), account(Substring), submit, tx(Substring)
+        case staking, candidates, candidate(Substring), buckets, bucket(Substring), election(Substring), committee
+        case checkpoints
 
         var methods: [String] {
             switch self {
@@ -95,6 +102,11 @@ public final class APIRouter: Sendable {
             case "supply": return .supply
             case "blocks": return .blocks
             case "tx": return .submit
+            case "staking": return .staking
+            case "candidates": return .candidates
+            case "buckets": return .buckets
+            case "committee": return .committee
+            case "checkpoints": return .checkpoints
             default: return nil
             }
         case 3 where segments[0] == "v1":
@@ -102,6 +114,9 @@ public final class APIRouter: Sendable {
             case "blocks": return .block(segments[2])
             case "accounts": return .account(segments[2])
             case "tx": return .tx(segments[2])
+            case "candidates": return .candidate(segments[2])
+            case "buckets": return .bucket(segments[2])
+            case "election": return .election(segments[2])
             default: return nil
             }
         default: return nil
@@ -145,6 +160,22 @@ public final class APIRouter: Sendable {
             return submit(body: body, contentType: contentType)
         case .tx(let text):
             return transaction(text)
+        case .staking:
+            return .json(200, stakingOverview())
+        case .candidates:
+            return candidates()
+        case .candidate(let text):
+            return candidate(text)
+        case .buckets:
+            return buckets(query: query)
+        case .bucket(let text):
+            return bucket(text)
+        case .election(let text):
+            return election(text)
+        case .committee:
+            return committee(query: query)
+        case .checkpoints:
+            return checkpoints(query: query)
         }
     }
 
@@ -419,5 +450,238 @@ final class RequestCounters: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         return counts.sorted { $0.key < $1.key }
+    }
+}
+
+// MARK: - staking, committees, checkpoints
+
+extension APIRouter {
+    private static let addressHelp =
+        "an address is bech32m text starting with 'amsc1', like the output of 'amars address --key F'"
+
+    private static func parseAddress(_ text: Substring) -> Address? {
+        guard text.utf8.count <= 120 else { return nil }
+        return try? Address(bech32: String(text))
+    }
+
+    /// The epoch the next block executes in: stake locks and unbonding are measured against it.
+    private func nextBlockEpoch(_ head: BlockHeader) -> UInt64 { head.height / node.genesis.epochLength }
+
+    fileprivate func stakingOverview() -> JSONValue {
+        let head = node.head
+        let p = node.genesis.staking
+        let length = node.genesis.epochLength
+        let finished = head.height / length
+        let latest: JSONValue =
+            finished == 0
+            ? .null : .object([("epoch", .number(finished - 1)), ("height", .number(finished * length))])
+        let staked = node.supply.staked
+        return .object([
+            ("epochLength", .number(length)),
+            ("headHeight", .number(head.height)),
+            ("headEpoch", .number(head.epoch)),
+            ("nextBlockEpoch", .number(nextBlockEpoch(head))),
+            ("minSelfStake", .units(p.minSelfStake)),
+            ("minSelfStakeAMSC", .string(Amount.format(p.minSelfStake))),
+            ("unbondingEpochs", .number(p.unbondingEpochs)),
+            ("maxDurationEpochs", .number(UInt64(p.maxDurationEpochs))),
+            ("poolSize", .int(p.poolSize)),
+            ("committeeSize", .int(p.committeeSize)),
+            ("candidates", .int(node.candidates().count)),
+            ("staked", .units(staked)),
+            ("stakedAMSC", .string(Amount.format(staked))),
+            ("latestCheckpoint", latest),
+        ])
+    }
+
+    fileprivate func candidates() -> APIResponse {
+        let poolEpoch = nextBlockEpoch(node.head)
+        let pool = Set((node.delegatePool(epoch: poolEpoch)?.delegates ?? []).map(\.candidate))
+        let rows = node.candidates().sorted {
+            $0.state.totalWeight != $1.state.totalWeight
+                ? $0.state.totalWeight > $1.state.totalWeight : $0.owner < $1.owner
+        }
+        return .json(
+            200,
+            .object([
+                ("poolEpoch", .number(poolEpoch)),
+                (
+                    "candidates",
+                    .array(rows.map { APIJSON.candidate(owner: $0.owner, $0.state, inPool: pool.contains($0.owner)) })
+                ),
+            ]))
+    }
+
+    fileprivate func candidate(_ text: Substring) -> APIResponse {
+        guard let owner = Self.parseAddress(text) else { return .error(400, "invalidAddress", Self.addressHelp) }
+        guard let state = node.candidate(owner) else {
+            return .error(
+                404, "notFound", "\(owner.bech32) is not a registered candidate; GET /v1/candidates lists them")
+        }
+        let poolEpoch = nextBlockEpoch(node.head)
+        let inPool = node.delegatePool(epoch: poolEpoch)?.delegates.contains { $0.candidate == owner } ?? false
+        return .json(200, APIJSON.candidate(owner: owner, state, inPool: inPool))
+    }
+
+    fileprivate func buckets(query: [Substring: Substring]) -> APIResponse {
+        var owner: Address?
+        var candidate: Address?
+        if let text = query["owner"] {
+            guard let a = Self.parseAddress(text) else { return .error(400, "invalidAddress", "owner: " + Self.addressHelp) }
+            owner = a
+        }
+        if let text = query["candidate"] {
+            guard let a = Self.parseAddress(text) else {
+                return .error(400, "invalidAddress", "candidate: " + Self.addressHelp)
+            }
+            candidate = a
+        }
+        guard owner != nil || candidate != nil else {
+            return .error(
+                400, "invalidQuery", "name whose buckets: /v1/buckets?owner=amsc1… or /v1/buckets?candidate=amsc1…")
+        }
+        let limit = 1000
+        let unbonding = node.genesis.staking.unbondingEpochs
+        let matching = node.buckets().filter {
+            (owner == nil || $0.state.owner == owner) && (candidate == nil || $0.state.candidate == candidate)
+        }
+        let rows = matching.prefix(limit).map {
+            JSONValue.object(APIJSON.bucketFields(id: $0.id, $0.state, unbondingEpochs: unbonding))
+        }
+        return .json(
+            200,
+            .object([
+                ("nextBlockEpoch", .number(nextBlockEpoch(node.head))),
+                ("buckets", .array(Array(rows))),
+                ("truncated", .bool(matching.count > limit)),
+            ]))
+    }
+
+    fileprivate func bucket(_ text: Substring) -> APIResponse {
+        guard let id = Self.parseUInt(text) else {
+            return .error(400, "invalidBucketID", "a bucket id is a whole number, like /v1/buckets/3")
+        }
+        let (state, proof, root) = node.bucket(id)
+        let proofFields: [(String, JSONValue)] = [
+            ("stateRoot", .hex(root)), ("proof", .hex(proof.encoded)),
+        ]
+        guard let state else {
+            // The proof shows the absence of the bucket under the head's state root.
+            let error = APIJSON.error(
+                code: "notFound",
+                message: "there is no stake bucket \(id) (never created, or withdrawn); 'proof' shows its absence")
+            guard case .object(let fields) = error else { return .json(404, error) }
+            return .json(
+                404,
+                .object(
+                    fields + [("id", .number(id)), ("stateKey", .hex(StakingRules.bucketKey(id).treeKey))]
+                        + proofFields))
+        }
+        let fields = APIJSON.bucketFields(id: id, state, unbondingEpochs: node.genesis.staking.unbondingEpochs)
+        return .json(200, .object(fields + [("nextBlockEpoch", .number(nextBlockEpoch(node.head)))] + proofFields))
+    }
+
+    /// The height of the block that elects the pool of `epoch` (the middle of the epoch before), if it exists.
+    private func electionHeight(_ epoch: UInt64) -> UInt64? {
+        let length = node.genesis.epochLength
+        guard epoch > 0 else { return nil }
+        let (start, o1) = (epoch - 1).multipliedReportingOverflow(by: length)
+        let (h, o2) = start.addingReportingOverflow(length / 2 + 1)
+        return o1 || o2 ? nil : h
+    }
+
+    fileprivate func election(_ text: Substring) -> APIResponse {
+        guard let epoch = Self.parseUInt(text) else {
+            return .error(400, "invalidEpoch", "an epoch is a whole number, like /v1/election/2")
+        }
+        guard let pool = node.delegatePool(epoch: epoch) else {
+            let when =
+                epoch == 0
+                ? "epoch 0 runs on the genesis validators; pools are elected from epoch 1"
+                : electionHeight(epoch).map { "it is elected at height \($0), the middle of epoch \(epoch - 1)" }
+                    ?? "it is elected in the middle of epoch \(epoch - 1)"
+            return .error(
+                404, "notFound", "no delegate pool for epoch \(epoch) yet: \(when); the head is at \(node.head.height)")
+        }
+        let delegates = pool.delegates.enumerated().map { i, d -> JSONValue in
+            .object([
+                ("rank", .int(i + 1)),
+                ("candidate", .string(d.candidate.bech32)),
+                ("name", .string(node.candidate(d.candidate).map { APIJSON.name($0.name) } ?? "")),
+                ("operatorKey", .hex(d.operatorKey)),
+                ("weight", .units(d.weight)),
+            ])
+        }
+        return .json(
+            200,
+            .object([
+                ("epoch", .number(pool.epoch)),
+                ("electedAtHeight", electionHeight(epoch).map { .number($0) } ?? .null),
+                ("poolSize", .int(node.genesis.staking.poolSize)),
+                ("delegates", .array(delegates)),
+                ("encoded", .hex(pool.encoded)),
+            ]))
+    }
+
+    fileprivate func committee(query: [Substring: Substring]) -> APIResponse {
+        let head = node.head
+        let length = node.genesis.epochLength
+        var epoch = head.epoch
+        if let text = query["epoch"] {
+            guard let e = Self.parseUInt(text) else {
+                return .error(400, "invalidEpoch", "epoch must be a whole number, like /v1/committee?epoch=2")
+            }
+            epoch = e
+        }
+        // The last block of an epoch draws the next committee; until then only epochs up to the head's are fixed.
+        guard let c = node.committee(epoch: epoch) else {
+            return .error(
+                404, "notFound",
+                "the committee of epoch \(epoch) is not drawn yet: the last block of epoch \(epoch == 0 ? 0 : epoch - 1) "
+                    + "draws it; the head is at height \(head.height), epoch \(head.epoch)")
+        }
+        let source =
+            epoch == 0
+            ? "genesis validators"
+            : c == node.genesis.committee(epoch: epoch)
+                ? "genesis validators (no delegate pool was elected for this epoch)"
+                : "drawn by VRF from the delegate pool elected for epoch \(epoch)"
+        guard case .object(var fields) = APIJSON.committee(c) else { return .json(200, APIJSON.committee(c)) }
+        fields.append(("namedAtHeight", .number(epoch * length)))
+        fields.append(("source", .string(source)))
+        fields.append(("encoded", .hex(c.encoded)))
+        return .json(200, .object(fields))
+    }
+
+    fileprivate func checkpoints(query: [Substring: Substring]) -> APIResponse {
+        var from: UInt64 = 0
+        var limit: UInt64 = 16
+        if let text = query["from"] {
+            guard let n = Self.parseUInt(text) else {
+                return .error(400, "invalidQuery", "from must be a whole epoch number, like ?from=3")
+            }
+            from = n
+        }
+        if let text = query["limit"] {
+            guard let n = Self.parseUInt(text), n > 0 else {
+                return .error(400, "invalidQuery", "limit must be a whole number from 1 to 256")
+            }
+            limit = min(n, 256)
+        }
+        let finished = node.head.height / node.genesis.epochLength
+        do {
+            // Epochs past the last finished one have no checkpoint; asking the node for them (up to UInt64.max)
+            // would only cost it arithmetic at the edge of the range.
+            let list = from < finished ? try node.checkpoints(from: from, limit: Int(limit)) : []
+            return .json(
+                200,
+                .object([
+                    ("from", .number(from)),
+                    ("finishedEpochs", .number(finished)),
+                    ("checkpoints", .array(list.map(APIJSON.checkpoint))),
+                ]))
+        } catch {
+            return storeFailure(error)
+        }
     }
 }

@@ -69,13 +69,28 @@ enum ExplorerPage {
             <div class="card"><div class="label">Conserved</div><div class="value" id="conserved">–</div></div>
           </div>
 
+          <h2>Epoch / delegate pool</h2>
+          <div class="grid">
+            <div class="card"><div class="label">Epoch length</div><div class="value" id="epochLength">–</div></div>
+            <div class="card"><div class="label">Latest checkpoint height</div>
+              <div class="value" id="checkpoint">–</div></div>
+            <div class="card"><div class="label">Candidates</div><div class="value" id="candidateCount">–</div></div>
+            <div class="card"><div class="label">Staked AMSC</div><div class="value" id="staked">–</div></div>
+          </div>
+          <table style="margin-top:12px">
+            <thead><tr><th class="num">#</th><th>Candidate</th><th>Owner</th><th class="num">Weight</th>
+              <th class="num">Reward share</th><th>Pool of epoch <span id="poolEpoch">–</span></th></tr></thead>
+            <tbody id="candidates"><tr><td colspan="6">loading…</td></tr></tbody>
+          </table>
+
           <h2>Recent blocks</h2>
           <table>
             <thead><tr><th class="num">Height</th><th>Hash</th><th class="num">Txs</th><th class="num">Units</th>
               <th>Time</th></tr></thead>
             <tbody id="blocks"><tr><td colspan="5">loading…</td></tr></tbody>
           </table>
-          <footer>Polls <code>/v1/head</code>, <code>/v1/supply</code> and <code>/v1/blocks</code> every second.
+          <footer>Polls <code>/v1/head</code>, <code>/v1/supply</code>, <code>/v1/blocks</code>,
+            <code>/v1/staking</code> and <code>/v1/candidates</code> every second.
             Amounts in the API are strings of base units (1 AMSC = 1,000,000 units).</footer>
         </main>
         <script>
@@ -99,10 +114,36 @@ enum ExplorerPage {
           if (!r.ok) throw new Error(path + ": HTTP " + r.status);
           return r.json();
         }
+        function rows(id, items, cellsOf) {
+          const body = document.createElement("tbody");
+          body.id = id;
+          for (const item of items) {
+            const tr = document.createElement("tr");
+            for (const [text, cls] of cellsOf(item)) {
+              const td = document.createElement("td");
+              td.textContent = text;
+              if (cls) td.className = cls;
+              tr.appendChild(td);
+            }
+            body.appendChild(tr);
+          }
+          $(id).replaceWith(body);
+        }
         async function refresh() {
           try {
-            const [head, supply, list] =
-              await Promise.all([get("/v1/head"), get("/v1/supply"), get("/v1/blocks?limit=15")]);
+            const [head, supply, list, staking, cands] =
+              await Promise.all([get("/v1/head"), get("/v1/supply"), get("/v1/blocks?limit=15"),
+                                 get("/v1/staking"), get("/v1/candidates")]);
+            set("epochLength", staking.epochLength + " blocks");
+            set("checkpoint", staking.latestCheckpoint ? staking.latestCheckpoint.height.toLocaleString() +
+                " (epoch " + staking.latestCheckpoint.epoch + ")" : "none yet");
+            set("candidateCount", staking.candidates.toLocaleString());
+            set("staked", amsc(staking.staked));
+            set("poolEpoch", cands.poolEpoch);
+            let rank = 0;
+            rows("candidates", cands.candidates.slice(0, 50), (c) => [[++rank, "num"], [c.name, ""],
+              [c.owner.slice(0, 16) + "…", "hash"], [amsc(c.totalWeight), "num"],
+              [(c.rewardShareBps / 100) + " %", "num"], [c.ejected ? "ejected" : (c.inPool ? "elected" : "–"), ""]]);
             set("chain", head.chainName + " · chain " + head.chainID);
             set("height", head.height.toLocaleString());
             set("epoch", head.epoch);

@@ -45,6 +45,7 @@ public struct CommitCertificate: Equatable, Sendable, CanonicalCodable {
         case unknownMember(index: UInt16)
         case badSignature(index: UInt16)
         case noQuorum(signed: UInt64, total: UInt64)
+        case duplicateMember(index: UInt16)
     }
 
     /// Checks every signature against `committee` and that the signers hold a quorum. Returns the weight
@@ -54,8 +55,12 @@ public struct CommitCertificate: Equatable, Sendable, CanonicalCodable {
     {
         guard blockHash == expected else { throw .wrongBlock }
         var signed: UInt64 = 0
+        var previous: Int = -1
         for s in signatures {
             let i = Int(s.memberIndex)
+            // Strictly increasing, as decoding requires: a certificate built in memory cannot count a member twice.
+            guard i > previous else { throw .duplicateMember(index: s.memberIndex) }
+            previous = i
             guard i < committee.members.count else { throw .unknownMember(index: s.memberIndex) }
             let member = committee.members[i]
             let message = Vote.signingHash(

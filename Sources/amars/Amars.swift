@@ -10,7 +10,7 @@ import Ledger
 struct Amars: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "amars",
-        abstract: "Amarscity command line: keys, transfers, chain queries and genesis files.",
+        abstract: "Amarscity command line: keys, transfers, staking, chain queries and genesis files.",
         discussion: """
             Commands that talk to a node use --node (default $AMARS_NODE or http://127.0.0.1:8645).
             Amounts are in AMSC with up to 6 decimals (1 AMSC = 1,000,000 base units).
@@ -19,10 +19,16 @@ struct Amars: ParsableCommand {
               amars key new --out data/keys/alice.key
               amars transfer --key data/keys/app-user-incentive.key --to $(amars address --key data/keys/alice.key) --amount 10
               amars balance $(amars address --key data/keys/alice.key)
+
+            Staking (see 'amars candidate register --help' and 'amars stake --help'):
+              amars candidate list
+              amars stake --key data/keys/alice.key --candidate validator-1 --amount 5 --duration 30 --wait
+              amars buckets $(amars address --key data/keys/alice.key)
             """,
         subcommands: [
             KeyCommand.self, AddressCommand.self, Balance.self, Transfer.self, Head.self, TxStatus.self,
-            GenesisCommand.self,
+            GenesisCommand.self, CandidateCommand.self, StakeCommand.self, RestakeCommand.self, UnstakeCommand.self,
+            WithdrawCommand.self, BucketsCommand.self, CommitteeCommand.self, CheckpointsCommand.self,
         ]
     )
 }
@@ -39,6 +45,18 @@ struct NodeOptions: ParsableArguments {
     func post(_ path: String, json: [String: Any]) throws -> [String: Any] {
         let body = try JSONSerialization.data(withJSONObject: json)
         return try call { try HTTPClient(baseURL: node).post(path, body: Array(body), contentType: "application/json") }
+    }
+
+    /// A typed call through ``NodeClient``; its errors become one CLI line like the raw calls'.
+    func typed<T>(_ body: (NodeClient) throws -> T) throws -> T {
+        do {
+            return try body(try NodeClient(baseURL: node))
+        } catch let e as NodeClientError {
+            if case .api(let status, let code, let message) = e {
+                throw CLIError("node refused (\(code.isEmpty ? String(status) : code)): \(message)")
+            }
+            throw CLIError("\(e)")
+        }
     }
 
     private func call(_ request: () throws -> HTTPResponse) throws -> [String: Any] {
@@ -203,14 +221,7 @@ struct Transfer: ParsableCommand {
     @Option(help: "Amount in AMSC, e.g. 10 or 0.25.")
     var amount: String
 
-    @Option(help: "Tip per resource unit for the proposer, in base units.")
-    var tip: UInt64 = 1
-
-    @Option(help: "Most you will pay per resource unit, in base units (default: 2 × next base fee + tip).")
-    var maxFee: UInt64?
-
-    @Flag(help: "Wait until the transfer is in a finalized block.")
-    var wait = false
+    @OptionGroup var send: SendOptions
 
     @OptionGroup var node: NodeOptions
 
@@ -219,6 +230,41 @@ struct Transfer: ParsableCommand {
         let recipient = try parseAddress(to)
         let units: UInt64
         do { units = try Amount.parse(amount) } catch { throw CLIError("--amount: \(error)") }
+        let sender = Address(publicKey: signer.xOnlyPublicKey)
+        let sent = try send.send(.transfer(Ledger.Transfer(to: recipient, amount: units)), signer: signer, node: node)
+        print("sent \(Amount.format(units)) AMSC from \(sender.bech32) to \(recipient.bech32)")
+        print("transaction \(sent.id) (nonce \(sent.nonce))")
+        guard send.wait else { return }
+        switch try send.waitForInclusion(sent, node: node) {
+        case .included(let height, let fee):
+            print("final in block \(height) (fee \(fee) units)")
+        case .dropped:
+            throw CLIError(
+                "not included: the node dropped transaction \(sent.id) when building a block "
+                    + "(its balance or nonce changed); check with: amars balance \(sender.bech32)")
+        }
+    }
+}
+
+/// Fee and wait flags of every command that sends a transaction, and the one place that signs and sends.
+struct SendOptions: ParsableArguments {
+    @Option(help: "Tip per resource unit for the proposer, in base units.")
+    var tip: UInt64 = 1
+
+    @Option(help: "Most you will pay per resource unit, in base units (default: 2 × next base fee + tip).")
+    var maxFee: UInt64?
+
+    @Flag(help: "Wait until the transaction is in a finalized block (or report that it was dropped).")
+    var wait = false
+
+    struct Sent {
+        var id: String
+        var nonce: UInt64
+    }
+
+    /// Signs `payload` with the nonce and base fee the node reports and submits it; the node's refusal (code
+    /// and message) is the error.
+    func send(_ payload: TransactionPayload, signer: PrivateKey, node: NodeOptions) throws -> Sent {
         let sender = Address(publicKey: signer.xOnlyPublicKey)
         let head = try node.get("/v1/head")
         let account = try node.get("/v1/accounts/\(sender.bech32)")
@@ -229,26 +275,41 @@ struct Transfer: ParsableCommand {
         guard tip <= cap else { throw CLIError("--tip cannot exceed --max-fee") }
         let body = TransactionBody(
             chainID: chainID, sender: signer.xOnlyPublicKey.bytes, nonce: nonce, maxFeePerUnit: cap, tipPerUnit: tip,
-            payload: .transfer(Ledger.Transfer(to: recipient, amount: units)))
+            payload: payload)
         var rng = SystemRandomNumberGenerator()
         let aux = Bytes32(w0: rng.next(), w1: rng.next(), w2: rng.next(), w3: rng.next())
         let tx = SignedTransaction(body: body, signer: signer, auxRandom: aux)
         let answer = try node.post("/v1/tx", json: ["tx": Hex.encode(tx.encoded)])
-        let id = answer["id"] as? String ?? Hex.encode(tx.id.bytes)
-        print("sent \(Amount.format(units)) AMSC from \(sender.bech32) to \(recipient.bech32)")
-        print("transaction \(id) (nonce \(nonce))")
-        guard wait else { return }
+        return Sent(id: answer["id"] as? String ?? Hex.encode(tx.id.bytes), nonce: nonce)
+    }
+
+    enum Outcome {
+        case included(height: UInt64, fee: UInt64)
+        /// Neither pending nor in a block: the block builder found that it no longer executes and dropped it.
+        case dropped
+    }
+
+    /// Polls the transaction's status for up to 30 s.
+    func waitForInclusion(_ sent: Sent, node: NodeOptions) throws -> Outcome {
+        guard let raw = try? Hex.decode(sent.id), let id = Bytes32(raw) else {
+            throw CLIError("the node answered a malformed transaction id \(sent.id)")
+        }
+        let client: NodeClient
+        do { client = try NodeClient(baseURL: node.node) } catch { throw CLIError("\(error)") }
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline {
-            let s = try? node.get("/v1/tx/\(id)")
-            if let s, s["status"] as? String == "included" {
-                let fee = (s["receipt"] as? [String: Any])?["feePaid"] ?? "?"
-                print("final in block \(s["height"] ?? "?") (fee \(fee) units)")
-                return
+            do {
+                if case .included(let height, _, let receipt) = try client.transactionStatus(id).state {
+                    return .included(height: height, fee: receipt.feePaid)
+                }
+            } catch where error.code == "notFound" {
+                return .dropped
+            } catch {
+                // A transient failure (the node restarting): keep polling until the deadline.
             }
             Thread.sleep(forTimeInterval: 0.2)
         }
-        throw CLIError("not final after 30 s; check with: amars tx \(id)")
+        throw CLIError("not final after 30 s; check with: amars tx \(sent.id)")
     }
 }
 

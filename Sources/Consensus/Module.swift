@@ -1,2 +1,0 @@
-/// Consensus: see the module's types.
-enum ConsensusModule {}

@@ -1,0 +1,153 @@
+import AmarsCodec
+import AmarsCrypto
+import Ledger
+
+// The response bodies of the CoAP device API (content-format 42), in the chain's canonical binary encoding.
+//
+// Each is a plain record of chain types a light client already decodes, so firmware needs no second codec, and
+// each decodes with explicit caps so a device can read a gateway's answer without trusting it.
+
+/// A block header with the certificate that finalized it: the answer to `v1/head` (and every Observe
+/// notification of it) and to `v1/headers?h=`. A device checks the certificate against its trusted committee.
+public struct HeaderPayload: Equatable, Sendable, CanonicalCodable {
+    public var header: BlockHeader
+    public var certificate: CommitCertificate
+
+    public init(header: BlockHeader, certificate: CommitCertificate) {
+        self.header = header
+        self.certificate = certificate
+    }
+
+    public init(_ block: FinalizedBlock) {
+        self.init(header: block.block.header, certificate: block.certificate)
+    }
+
+    public func encode(to w: inout ByteWriter) {
+        w.write(header)
+        w.write(certificate)
+    }
+
+    public init(from r: inout ByteReader) throws(CodecError) {
+        header = try r.read()
+        certificate = try r.read()
+    }
+}
+
+/// A run of epoch checkpoints (`v1/checkpoints`): a varint count, then each checkpoint.
+public struct CheckpointsPayload: Equatable, Sendable, CanonicalCodable {
+    /// Most checkpoints one response carries; a device asks again from where the answer stopped.
+    public static let maxCount = 64
+
+    public var checkpoints: [Checkpoint]
+
+    public init(_ checkpoints: [Checkpoint]) { self.checkpoints = checkpoints }
+
+    public func encode(to w: inout ByteWriter) { w.write(list: checkpoints) }
+
+    public init(from r: inout ByteReader) throws(CodecError) {
+        checkpoints = try r.readList(Checkpoint.self, cap: Self.maxCount)
+    }
+}
+
+/// Proof that a transaction is final (`v1/proof/tx`): the block header and its certificate, the transaction's
+/// position, the Merkle path from its leaf to the header's transactions root, and its receipt.
+public struct TransactionProofPayload: Equatable, Sendable, CanonicalCodable {
+    public var header: BlockHeader
+    public var certificate: CommitCertificate
+    public var position: UInt64
+    public var proof: MerkleProof
+    public var receipt: Receipt
+
+    public init(
+        header: BlockHeader, certificate: CommitCertificate, position: UInt64, proof: MerkleProof,
+        receipt: Receipt
+    ) {
+        self.header = header
+        self.certificate = certificate
+        self.position = position
+        self.proof = proof
+        self.receipt = receipt
+    }
+
+    public func encode(to w: inout ByteWriter) {
+        w.write(header)
+        w.write(certificate)
+        w.writeVarint(position)
+        w.write(proof)
+        w.write(receipt)
+    }
+
+    public init(from r: inout ByteReader) throws(CodecError) {
+        header = try r.read()
+        certificate = try r.read()
+        position = try r.readVarint()
+        proof = try r.read()
+        receipt = try r.read()
+    }
+}
+
+/// An account's state with its sparse-Merkle proof against the state root of block `height`
+/// (`v1/proof/account`). A device that verified that block's header checks the proof against its root.
+public struct AccountProofPayload: Equatable, Sendable, CanonicalCodable {
+    public var height: UInt64
+    public var stateRoot: Bytes32
+    public var state: AccountState
+    public var proof: SparseMerkleProof
+
+    public init(height: UInt64, stateRoot: Bytes32, state: AccountState, proof: SparseMerkleProof) {
+        self.height = height
+        self.stateRoot = stateRoot
+        self.state = state
+        self.proof = proof
+    }
+
+    public func encode(to w: inout ByteWriter) {
+        w.writeVarint(height)
+        w.write(stateRoot)
+        w.write(state)
+        w.write(proof)
+    }
+
+    public init(from r: inout ByteReader) throws(CodecError) {
+        height = try r.readVarint()
+        stateRoot = try r.readBytes32()
+        state = try r.read()
+        proof = try r.read()
+    }
+}
+
+/// A final transaction's receipt with where it landed (`v1/receipt`), so a device that wants more than the
+/// receipt knows which header to fetch and which proof to ask for.
+public struct ReceiptPayload: Equatable, Sendable, CanonicalCodable {
+    public var height: UInt64
+    public var position: UInt64
+    public var receipt: Receipt
+
+    public init(height: UInt64, position: UInt64, receipt: Receipt) {
+        self.height = height
+        self.position = position
+        self.receipt = receipt
+    }
+
+    public func encode(to w: inout ByteWriter) {
+        w.writeVarint(height)
+        w.writeVarint(position)
+        w.write(receipt)
+    }
+
+    public init(from r: inout ByteReader) throws(CodecError) {
+        height = try r.readVarint()
+        position = try r.readVarint()
+        receipt = try r.read()
+    }
+}
+
+/// The one-byte answer of `v1/cert`.
+///
+/// Device certificates are not part of the chain state yet (the certificate publish and revoke transactions
+/// land later), so this gateway can only ever answer ``unknown``. The byte is kept in the API now so firmware
+/// can be written against it; the values for "valid" and "revoked" will be added with the certificate state,
+/// and a device must treat any value it does not know as "not valid".
+public enum CertificateStatus: UInt8, Equatable, Sendable {
+    case unknown = 0
+}

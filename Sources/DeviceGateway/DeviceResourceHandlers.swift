@@ -1,0 +1,285 @@
+import AmarsCodec
+import Chain
+import DeviceProtocol
+import Ledger
+
+/// The resources of the CoAP device API and the method each answers. The paths come from
+/// ``DeviceResources`` so firmware and gateway cannot drift apart.
+public enum DeviceRoute: Int, CaseIterable, Sendable {
+    case head
+    case checkpoints
+    case headers
+    case txProof
+    case accountProof
+    case certificate
+    case transaction
+    case receipt
+
+    public var path: StaticString {
+        switch self {
+        case .head: DeviceResources.head
+        case .checkpoints: DeviceResources.checkpoints
+        case .headers: DeviceResources.headers
+        case .txProof: DeviceResources.txProof
+        case .accountProof: DeviceResources.accountProof
+        case .certificate: DeviceResources.certificate
+        case .transaction: DeviceResources.transaction
+        case .receipt: DeviceResources.receipt
+        }
+    }
+
+    /// The one method each resource implements; any other gets 4.05 from libcoap.
+    public var method: CoAPCode { self == .transaction ? .post : .get }
+}
+
+/// What a handler answers: a response code, a body, and the body's content format (nil without a body).
+public struct DeviceResponse: Equatable, Sendable {
+    public var code: CoAPCode
+    public var payload: [UInt8]
+    public var contentFormat: UInt16?
+    /// Sent with 4.13 (RFC 7959 §2.9.3): the largest body this resource accepts.
+    public var size1: UInt32?
+
+    public init(code: CoAPCode, payload: [UInt8] = [], contentFormat: UInt16? = nil, size1: UInt32? = nil) {
+        self.code = code
+        self.payload = payload
+        self.contentFormat = contentFormat
+        self.size1 = size1
+    }
+
+    /// A chain-encoded body (content-format 42).
+    public static func chain(_ code: CoAPCode, _ payload: [UInt8]) -> DeviceResponse {
+        DeviceResponse(code: code, payload: payload, contentFormat: ContentFormat.chainPayload)
+    }
+
+    /// An error with a short ASCII diagnostic (RFC 7252 §5.5.2: diagnostic payloads are text, no
+    /// content-format), kept short so it fits any device's receive buffer.
+    public static func error(_ code: CoAPCode, _ diagnostic: String) -> DeviceResponse {
+        DeviceResponse(code: code, payload: Array(diagnostic.utf8.prefix(DeviceResourceHandlers.maxDiagnosticBytes)))
+    }
+}
+
+/// Uri-Query arguments (`key=value`, joined with '&' the way libcoap hands them to a handler), parsed with
+/// caps because every byte comes from the network.
+public struct DeviceQuery: Equatable, Sendable {
+    public static let maxArguments = 8
+    public static let maxBytes = 512
+
+    public private(set) var arguments: [(key: String, value: String)] = []
+
+    public static func == (a: DeviceQuery, b: DeviceQuery) -> Bool {
+        a.arguments.elementsEqual(b.arguments) { $0.key == $1.key && $0.value == $1.value }
+    }
+
+    /// Nil when the query is too long, has too many arguments, repeats a key, or has an argument without '='
+    /// or that is not printable ASCII.
+    public init?(_ raw: [UInt8]) {
+        guard raw.count <= Self.maxBytes else { return nil }
+        if raw.isEmpty { return }
+        let parts = raw.split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: false)
+        guard parts.count <= Self.maxArguments else { return nil }
+        for part in parts {
+            guard part.allSatisfy({ $0 > 0x20 && $0 < 0x7F }),
+                let eq = part.firstIndex(of: UInt8(ascii: "=")), eq > part.startIndex
+            else { return nil }
+            let key = String(decoding: part[part.startIndex..<eq], as: UTF8.self)
+            let value = String(decoding: part[(eq + 1)...], as: UTF8.self)
+            guard !arguments.contains(where: { $0.key == key }) else { return nil }
+            arguments.append((key, value))
+        }
+    }
+
+    public subscript(key: String) -> String? { arguments.first { $0.key == key }?.value }
+
+    /// Whether every argument's key is one of `allowed`: an unknown key is a typo a device should hear about.
+    public func only(_ allowed: Set<String>) -> Bool { arguments.allSatisfy { allowed.contains($0.key) } }
+}
+
+/// The device API as pure functions from a request's query and body to a response, so every code and byte
+/// can be tested without libcoap or sockets. The CoAP adapter (``CoAPServer``) only moves bytes in and out.
+///
+/// Reads go to ``ChainNode``'s thread-safe queries and the one write is ``ChainNode/submit(encoded:)``: the
+/// gateway never changes chain state except by submitting a transaction like any other client.
+public struct DeviceResourceHandlers: Sendable {
+    public static let maxDiagnosticBytes = 64
+    /// Checkpoints per response when the device does not say.
+    public static let defaultCheckpointLimit = 16
+
+    public let node: ChainNode
+    /// Largest transaction body accepted on `v1/tx` (a signed transaction never exceeds this).
+    public let maxTransactionBytes: Int
+
+    public init(node: ChainNode, maxTransactionBytes: Int = Caps.transactionBytes) {
+        self.node = node
+        self.maxTransactionBytes = maxTransactionBytes
+    }
+
+    /// Answers a request to `route` with the raw Uri-Query (arguments joined by '&') and the request body.
+    public func handle(_ route: DeviceRoute, query rawQuery: [UInt8], body: [UInt8]) -> DeviceResponse {
+        guard let query = DeviceQuery(rawQuery) else { return .error(.badRequest, "malformed query") }
+        switch route {
+        case .head: return head(query)
+        case .checkpoints: return checkpoints(query)
+        case .headers: return headers(query)
+        case .txProof: return transactionProof(query)
+        case .accountProof: return accountProof(query)
+        case .certificate: return certificate(query)
+        case .transaction: return submit(query, body: body)
+        case .receipt: return receipt(query)
+        }
+    }
+
+    // MARK: resources
+
+    func head(_ query: DeviceQuery) -> DeviceResponse {
+        guard query.arguments.isEmpty else { return .error(.badRequest, "v1/head takes no query") }
+        return header(at: node.status.head.height)
+    }
+
+    func headers(_ query: DeviceQuery) -> DeviceResponse {
+        guard query.only(["h"]), let text = query["h"] else { return .error(.badRequest, "need h=<height>") }
+        guard let height = Self.decimal(text) else { return .error(.badRequest, "h is not a height") }
+        return header(at: height)
+    }
+
+    private func header(at height: UInt64) -> DeviceResponse {
+        do {
+            guard let stored = try node.block(at: height) else { return .error(.notFound, "no block \(height)") }
+            return .chain(.content, HeaderPayload(stored.finalized).encoded)
+        } catch {
+            return .error(.internalServerError, "store error")
+        }
+    }
+
+    func checkpoints(_ query: DeviceQuery) -> DeviceResponse {
+        guard query.only(["from", "limit"]), let fromText = query["from"] else {
+            return .error(.badRequest, "need from=<epoch>[&limit=<n>]")
+        }
+        guard let from = Self.decimal(fromText) else { return .error(.badRequest, "from is not an epoch") }
+        var limit = Self.defaultCheckpointLimit
+        if let text = query["limit"] {
+            guard let n = Self.decimal(text), n >= 1 else { return .error(.badRequest, "limit is not a count >= 1") }
+            limit = Int(min(n, UInt64(CheckpointsPayload.maxCount)))
+        }
+        do {
+            return .chain(.content, CheckpointsPayload(try node.checkpoints(from: from, limit: limit)).encoded)
+        } catch {
+            return .error(.internalServerError, "store error")
+        }
+    }
+
+    func transactionProof(_ query: DeviceQuery) -> DeviceResponse {
+        guard query.only(["id"]), let id = query["id"].flatMap(Self.transactionID) else {
+            return .error(.badRequest, "need id=<64 hex>")
+        }
+        do {
+            guard let found = try node.inclusionProof(of: id) else {
+                return .error(.notFound, "not in a final block")
+            }
+            let payload = TransactionProofPayload(
+                header: found.block.block.header, certificate: found.block.certificate,
+                position: UInt64(found.position), proof: found.proof, receipt: found.receipt)
+            return .chain(.content, payload.encoded)
+        } catch {
+            return .error(.internalServerError, "store error")
+        }
+    }
+
+    func accountProof(_ query: DeviceQuery) -> DeviceResponse {
+        guard query.only(["a"]), let text = query["a"], let address = try? Address(bech32: text) else {
+            return .error(.badRequest, "need a=<amsc1 address>")
+        }
+        let view = node.account(address)
+        let payload = AccountProofPayload(
+            height: view.height, stateRoot: view.stateRoot, state: view.state, proof: view.proof)
+        return .chain(.content, payload.encoded)
+    }
+
+    /// Always ``CertificateStatus/unknown`` until certificates are part of the chain state (see there).
+    func certificate(_ query: DeviceQuery) -> DeviceResponse {
+        guard query.only(["id"]), query["id"].flatMap(Self.transactionID) != nil else {
+            return .error(.badRequest, "need id=<64 hex>")
+        }
+        return .chain(.content, [CertificateStatus.unknown.rawValue])
+    }
+
+    func receipt(_ query: DeviceQuery) -> DeviceResponse {
+        guard query.only(["id"]), let id = query["id"].flatMap(Self.transactionID) else {
+            return .error(.badRequest, "need id=<64 hex>")
+        }
+        do {
+            switch try node.status(of: id) {
+            case .included(let height, let position, let receipt):
+                return .chain(
+                    .content, ReceiptPayload(height: height, position: UInt64(position), receipt: receipt).encoded)
+            case .pending: return .error(.notFound, "pending")
+            case .unknown: return .error(.notFound, "unknown")
+            }
+        } catch {
+            return .error(.internalServerError, "store error")
+        }
+    }
+
+    /// 2.01 with the 32-byte id when pooled; 4.00 with the refusal's code; 5.03 when the mempool is full (the
+    /// device should retry later, not change the transaction); 4.13 over the size cap.
+    func submit(_ query: DeviceQuery, body: [UInt8]) -> DeviceResponse {
+        guard query.arguments.isEmpty else { return .error(.badRequest, "v1/tx takes no query") }
+        guard body.count <= maxTransactionBytes else { return tooLarge() }
+        guard !body.isEmpty else { return .error(.badRequest, "empty body") }
+        do {
+            let id = try node.submit(encoded: body)
+            return .chain(.created, id.bytes)
+        } catch .mempoolFull {
+            return .error(.serviceUnavailable, Self.code(of: .mempoolFull))
+        } catch {
+            return .error(.badRequest, Self.code(of: error))
+        }
+    }
+
+    /// 4.13 with Size1 naming the cap, for the adapter to answer an upload that announces or reaches too much.
+    public func tooLarge() -> DeviceResponse {
+        var r = DeviceResponse.error(.requestEntityTooLarge, "over \(maxTransactionBytes) bytes")
+        r.size1 = UInt32(maxTransactionBytes)
+        return r
+    }
+
+    // MARK: parsing
+
+    /// Plain decimal, no sign, no leading zeros beyond "0", at most UInt64.max.
+    static func decimal(_ text: String) -> UInt64? {
+        let digits = Array(text.utf8)
+        guard !digits.isEmpty, digits.count <= 20, digits.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
+            return nil
+        }
+        if digits.count > 1 && digits[0] == 0x30 { return nil }
+        return UInt64(text)
+    }
+
+    static func transactionID(_ text: String) -> Bytes32? {
+        guard text.utf8.count == 64, let raw = try? Hex.decode(text) else { return nil }
+        return Bytes32(raw)
+    }
+
+    /// The stable camelCase name of a refusal, sent as the 4.00 diagnostic: short, and the same word the HTTP
+    /// API uses, so a device log and a node log can be matched.
+    public static func code(of error: TransactionError) -> String {
+        switch error {
+        case .malformed: "malformed"
+        case .invalidSenderKey: "invalidSenderKey"
+        case .badSignature: "badSignature"
+        case .wrongChain: "wrongChain"
+        case .nonceReplayed: "nonceReplayed"
+        case .nonceGap: "nonceGap"
+        case .feeBelowBaseFee: "feeBelowBaseFee"
+        case .insufficientBalance: "insufficientBalance"
+        case .amountOverflow: "amountOverflow"
+        case .unsupportedKind: "unsupportedKind"
+        case .mempoolFull: "mempoolFull"
+        case .senderQueueFull: "senderQueueFull"
+        case .replacementUnderpriced: "replacementUnderpriced"
+        case .alreadyKnown: "alreadyKnown"
+        case .blockFull: "blockFull"
+        case .staking(let e): "\(e.code)"
+        }
+    }
+}

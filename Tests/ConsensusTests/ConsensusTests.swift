@@ -1,2 +1,0 @@
-// Tests for this module live beside this file.
-import XCTest

@@ -1,0 +1,165 @@
+import AmarsCodec
+import AmarsCrypto
+import Chain
+import DeviceProtocol
+import Foundation
+import Ledger
+import XCTest
+
+@testable import DeviceGateway
+
+/// The device API as pure functions: no libcoap, no sockets.
+final class DeviceResourceHandlerTests: XCTestCase {
+    func handle(_ f: CoAPFixture, _ route: DeviceRoute, _ query: String = "", body: [UInt8] = []) -> DeviceResponse {
+        f.server.handlers.handle(route, query: Array(query.utf8), body: body)
+    }
+
+    func testHeadAndHeadersCarryTheCertificate() throws {
+        let f = try CoAPFixture(start: false)
+        defer { f.close() }
+        let block = try f.produceBlock()
+        let head = handle(f, .head)
+        XCTAssertEqual(head.code, .content)
+        XCTAssertEqual(head.contentFormat, ContentFormat.chainPayload)
+        XCTAssertEqual(try HeaderPayload(decoding: head.payload), HeaderPayload(block))
+        XCTAssertEqual(handle(f, .head, "x=1").code, .badRequest)
+
+        let genesis = handle(f, .headers, "h=0")
+        XCTAssertEqual(try HeaderPayload(decoding: genesis.payload).header.height, 0)
+        XCTAssertEqual(handle(f, .headers, "h=1").payload, head.payload)
+        XCTAssertEqual(handle(f, .headers, "h=2").code, .notFound)
+        for bad in ["", "h=", "h=-1", "h=01", "h=1x", "h=99999999999999999999999", "height=1", "h=1&h=1", "h=1&z=2"] {
+            XCTAssertEqual(handle(f, .headers, bad).code, .badRequest, bad)
+        }
+    }
+
+    func testCheckpointsEqualTheNodesEncoding() throws {
+        let f = try CoAPFixture(epochLength: 2, start: false)
+        defer { f.close() }
+        for _ in 0..<9 { try f.produceBlock() }
+        let all = handle(f, .checkpoints, "from=0")
+        XCTAssertEqual(all.code, .content)
+        XCTAssertEqual(all.payload, CheckpointsPayload(try f.node.checkpoints(from: 0, limit: 16)).encoded)
+        XCTAssertEqual(try CheckpointsPayload(decoding: all.payload).checkpoints.count, 4)
+        let two = try CheckpointsPayload(decoding: handle(f, .checkpoints, "from=1&limit=2").payload)
+        XCTAssertEqual(two.checkpoints.map(\.header.height), [4, 6])
+        XCTAssertEqual(try CheckpointsPayload(decoding: handle(f, .checkpoints, "from=99").payload).checkpoints, [])
+        // Huge limits are clamped, not refused.
+        XCTAssertEqual(handle(f, .checkpoints, "from=0&limit=100000").payload, all.payload)
+        for bad in ["", "limit=2", "from=a", "from=0&limit=0", "from=0&limit=", "from=0&x=1", "from"] {
+            XCTAssertEqual(handle(f, .checkpoints, bad).code, .badRequest, bad)
+        }
+    }
+
+    func testSubmitCodes() throws {
+        let f = try CoAPFixture(mempoolLimits: .init(maxTransactions: 1, maxPerSender: 4), start: false)
+        defer { f.close() }
+        let tx = f.transfer(from: f.alice, nonce: 0)
+        let ok = handle(f, .transaction, body: tx.encoded)
+        XCTAssertEqual(ok.code, .created)
+        XCTAssertEqual(ok.payload, tx.id.bytes)
+        XCTAssertEqual(f.node.pendingCount, 1)
+
+        let again = handle(f, .transaction, body: tx.encoded)
+        XCTAssertEqual(again.code, .badRequest)
+        XCTAssertEqual(String(decoding: again.payload, as: UTF8.self), "alreadyKnown")
+        XCTAssertNil(again.contentFormat, "diagnostics are plain text without a content-format")
+
+        // Mempool of one, same fee from another sender: full, retry later.
+        let full = handle(f, .transaction, body: f.transfer(from: f.bob, nonce: 0).encoded)
+        XCTAssertEqual(full.code, .serviceUnavailable)
+        XCTAssertEqual(String(decoding: full.payload, as: UTF8.self), "mempoolFull")
+
+        var forged = f.transfer(from: f.bob, nonce: 0).encoded
+        forged[forged.count - 1] ^= 1
+        XCTAssertEqual(String(decoding: handle(f, .transaction, body: forged).payload, as: UTF8.self), "badSignature")
+        XCTAssertEqual(handle(f, .transaction, body: [1, 2, 3]).code, .badRequest)
+        XCTAssertEqual(handle(f, .transaction, body: []).code, .badRequest)
+        XCTAssertEqual(handle(f, .transaction, "a=b", body: tx.encoded).code, .badRequest)
+        let big = handle(f, .transaction, body: [UInt8](repeating: 0, count: Caps.transactionBytes + 1))
+        XCTAssertEqual(big.code, .requestEntityTooLarge)
+        XCTAssertEqual(big.size1, UInt32(Caps.transactionBytes))
+        XCTAssertEqual(f.node.pendingCount, 1, "refusals leave the mempool as it was")
+    }
+
+    func testReceiptAndProofsVerify() throws {
+        let f = try CoAPFixture(start: false)
+        defer { f.close() }
+        let tx = f.transfer(from: f.alice, nonce: 0)
+        let id = "id=" + Hex.encode(tx.id.bytes)
+        XCTAssertEqual(handle(f, .receipt, id).code, .notFound)
+        XCTAssertEqual(handle(f, .transaction, body: tx.encoded).code, .created)
+        let pending = handle(f, .receipt, id)
+        XCTAssertEqual(pending.code, .notFound)
+        XCTAssertEqual(String(decoding: pending.payload, as: UTF8.self), "pending")
+        XCTAssertEqual(handle(f, .txProof, id).code, .notFound)
+        let block = try f.produceBlock()
+
+        let receipt = try ReceiptPayload(decoding: handle(f, .receipt, id).payload)
+        XCTAssertEqual(receipt.height, 1)
+        XCTAssertEqual(receipt.position, 0)
+        XCTAssertEqual(receipt.receipt.transactionID, tx.id)
+        XCTAssertEqual(receipt.receipt.status, .success)
+
+        let proof = try TransactionProofPayload(decoding: handle(f, .txProof, id).payload)
+        XCTAssertEqual(proof.header, block.block.header)
+        XCTAssertEqual(proof.certificate, block.certificate)
+        XCTAssertTrue(
+            proof.proof.verify(leafHash: MerkleTree.leafHash(tx.id.bytes), root: proof.header.transactionsRoot))
+        XCTAssertEqual(proof.receipt, receipt.receipt)
+
+        let alice = CoAPFixture.address(f.alice)
+        let account = try AccountProofPayload(decoding: handle(f, .accountProof, "a=" + alice.bech32).payload)
+        XCTAssertEqual(account.height, 1)
+        XCTAssertEqual(account.stateRoot, block.block.header.stateRoot)
+        XCTAssertEqual(account.state.nonce, 1)
+        XCTAssertTrue(
+            account.proof.verify(
+                root: account.stateRoot, key: StateNamespace.accountKey(alice), valueHash: account.state.valueHash))
+        // A tampered balance no longer verifies: the proof is really checked above.
+        var tampered = account.state
+        tampered.balance += 1
+        XCTAssertFalse(
+            account.proof.verify(
+                root: account.stateRoot, key: StateNamespace.accountKey(alice), valueHash: tampered.valueHash))
+
+        for bad in ["", "id=00", "id=" + String(repeating: "g", count: 64), "id=" + String(repeating: "0", count: 66)] {
+            XCTAssertEqual(handle(f, .receipt, bad).code, .badRequest, bad)
+            XCTAssertEqual(handle(f, .txProof, bad).code, .badRequest, bad)
+            XCTAssertEqual(handle(f, .certificate, bad).code, .badRequest, bad)
+        }
+        XCTAssertEqual(handle(f, .accountProof, "a=" + alice.bech32.dropLast() + "q").code, .badRequest)
+        XCTAssertEqual(handle(f, .certificate, id).payload, [CertificateStatus.unknown.rawValue])
+    }
+
+    func testQueryParsingCaps() {
+        XCTAssertEqual(DeviceQuery(Array("a=1&b=2".utf8))?["b"], "2")
+        XCTAssertEqual(DeviceQuery([])?.arguments.count, 0)
+        XCTAssertNil(DeviceQuery(Array("a=1&a=2".utf8)), "repeated key")
+        XCTAssertNil(DeviceQuery(Array("a".utf8)), "no '='")
+        XCTAssertNil(DeviceQuery(Array("=1".utf8)), "empty key")
+        XCTAssertNil(DeviceQuery(Array("a=1&&b=2".utf8)), "empty argument")
+        XCTAssertNil(DeviceQuery(Array("a=\u{7F}".utf8)), "control byte")
+        XCTAssertNil(DeviceQuery((0..<9).map { "k\($0)=v" }.joined(separator: "&").utf8.map { $0 }), "too many")
+        XCTAssertNil(DeviceQuery([UInt8](repeating: UInt8(ascii: "a"), count: 600)), "too long")
+    }
+
+    func testRateLimiterRefillsAndStaysBounded() {
+        final class Clock: @unchecked Sendable {
+            var now: UInt64 = 1_000_000_000
+        }
+        let clock = Clock()
+        var limiter = DeviceRateLimiter(limits: .init(perSecond: 2, burst: 3, maxDevices: 4)) { clock.now }
+        XCTAssertEqual((0..<5).map { _ in limiter.allow("a") }, [true, true, true, false, false])
+        XCTAssertTrue(limiter.allow("b"), "another device has its own bucket")
+        clock.now += 500_000_000  // half a second: one token at 2/s
+        XCTAssertTrue(limiter.allow("a"))
+        XCTAssertFalse(limiter.allow("a"))
+        clock.now += 60_000_000_000  // a minute: full again, but never above the burst
+        XCTAssertEqual((0..<4).map { _ in limiter.allow("a") }, [true, true, true, false])
+        clock.now -= 10_000_000_000  // a clock going backwards adds nothing
+        XCTAssertFalse(limiter.allow("a"))
+        for n in 0..<100 { _ = limiter.allow("spoofed-\(n)") }
+        XCTAssertLessThanOrEqual(limiter.trackedDevices, 4)
+    }
+}
