@@ -1,0 +1,179 @@
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// A mosquitto broker child process with a generated configuration and its own persistence directory.
+///
+/// Why: tests, `make devnet` and `amarsd --spawn-broker` all need a broker that nobody has to install as a
+/// service, listens only on loopback, and keeps its queue on disk so a restart loses no QoS 1 message. The
+/// port stays fixed across ``stop(signal:)``/``start()`` so clients reconnect to the same address, and the
+/// persistence file stays in ``directory`` so a restarted broker resumes the sessions it had.
+///
+/// Thread-safe: one lock around the child process handle.
+public final class BrokerProcess: @unchecked Sendable {
+    public enum BrokerError: Error, CustomStringConvertible {
+        case executableNotFound
+        case launchFailed(String)
+        case notListening(port: Int, log: String)
+
+        public var description: String {
+            switch self {
+            case .executableNotFound: "mosquitto not found (install the 'mosquitto' package)"
+            case .launchFailed(let why): "cannot start mosquitto: \(why)"
+            case .notListening(let port, let log): "mosquitto did not listen on port \(port); its log:\n\(log)"
+            }
+        }
+    }
+
+    public let directory: URL
+    public let port: Int
+    public let executable: String
+    /// Save the in-memory database after every change rather than every 30 minutes, so even SIGKILL loses no
+    /// queued message. Costs a file write per message: right for tests and devnets, not for a busy broker.
+    public let saveOnEveryChange: Bool
+    private let lock = NSLock()
+    private var process: Process?
+
+    public var configPath: String { directory.appendingPathComponent("mosquitto.conf").path }
+    public var logPath: String { directory.appendingPathComponent("mosquitto.log").path }
+
+    /// - Parameters:
+    ///   - directory: holds the config, the log and `mosquitto.db`; created if missing.
+    ///   - port: `nil` picks a free loopback port now and keeps it for the life of this object.
+    public init(
+        directory: URL, port: Int? = nil, executable: String? = nil, saveOnEveryChange: Bool = true
+    ) throws {
+        guard let exe = executable ?? Self.findExecutable() else { throw BrokerError.executableNotFound }
+        self.directory = directory
+        self.executable = exe
+        self.saveOnEveryChange = saveOnEveryChange
+        self.port = try port ?? Self.freePort()
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    }
+
+    deinit { stop(signal: SIGKILL) }
+
+    public static func findExecutable() -> String? {
+        var candidates = ["/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto", "/opt/homebrew/sbin/mosquitto"]
+        if let path = ProcessInfo.processInfo.environment["PATH"] {
+            candidates += path.split(separator: ":").map { "\($0)/mosquitto" }
+        }
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
+    /// A port the kernel just handed out on loopback. Another process could take it before the broker binds;
+    /// on loopback in a test run that race is rare enough, and ``start()`` reports it clearly if it happens.
+    public static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Self.streamSocket, 0)
+        guard fd >= 0 else { throw BrokerError.launchFailed("socket: errno \(errno)") }
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { ptr -> Bool in
+                bind(fd, ptr, len) == 0 && getsockname(fd, ptr, &len) == 0
+            }
+        }
+        guard bound else { throw BrokerError.launchFailed("bind: errno \(errno)") }
+        return Int(UInt16(bigEndian: addr.sin_port))
+    }
+
+    /// The configuration file's text. `persistence_location` must end in '/' for mosquitto to treat it as a
+    /// directory.
+    public var configuration: String {
+        var lines = [
+            "listener \(port) 127.0.0.1",
+            "allow_anonymous true",
+            "persistence true",
+            "persistence_location \(directory.path)/",
+            "persistence_file mosquitto.db",
+            "log_dest file \(logPath)",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+            "log_type information",
+            // Devices and the gateway can be away for a while; keep their QoS 1 queue.
+            "max_queued_messages 10000",
+        ]
+        // Started as root, mosquitto switches to the 'mosquitto' user, which cannot write our directory.
+        if geteuid() == 0 { lines.append("user root") }
+        if saveOnEveryChange {
+            lines += ["autosave_on_changes true", "autosave_interval 1"]
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    public var isRunning: Bool { lock.withLock { process?.isRunning ?? false } }
+
+    public var processIdentifier: Int32? { lock.withLock { process?.processIdentifier } }
+
+    /// Writes the configuration, launches the broker and returns once it accepts TCP connections.
+    public func start(timeout: TimeInterval = 10) throws {
+        try lock.withLock {
+            if let p = process, p.isRunning { return }
+            try configuration.write(toFile: configPath, atomically: true, encoding: .utf8)
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: executable)
+            p.arguments = ["-c", configPath]
+            p.standardInput = FileHandle.nullDevice
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            do { try p.run() } catch { throw BrokerError.launchFailed("\(error)") }
+            process = p
+        }
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            guard isRunning else { break }
+            if Self.canConnect(port: port) { return }
+            usleep(20_000)
+        }
+        let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+        stop(signal: SIGKILL)
+        throw BrokerError.notListening(port: port, log: log)
+    }
+
+    /// Sends `signal` and waits for the broker to exit. SIGTERM lets it save its database; SIGKILL simulates a
+    /// crash. Safe to call when not running.
+    public func stop(signal: Int32 = SIGTERM, timeout: TimeInterval = 10) {
+        let p: Process? = lock.withLock {
+            defer { process = nil }
+            return process
+        }
+        guard let p, p.isRunning else { return }
+        kill(p.processIdentifier, signal)
+        let deadline = Date().addingTimeInterval(timeout)
+        while p.isRunning && Date() < deadline { usleep(10_000) }
+        if p.isRunning {
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+        }
+    }
+
+    #if os(Linux)
+        private static let streamSocket = Int32(SOCK_STREAM.rawValue)
+    #else
+        private static let streamSocket = SOCK_STREAM
+    #endif
+
+    static func canConnect(port: Int) -> Bool {
+        let fd = socket(AF_INET, Self.streamSocket, 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = UInt16(port).bigEndian
+        return withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+            }
+        }
+    }
+}

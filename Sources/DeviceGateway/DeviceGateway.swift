@@ -1,1 +1,0 @@
-// DeviceGateway: the CoAP server, MQTT bridge and serial bridge through which devices reach a gateway.

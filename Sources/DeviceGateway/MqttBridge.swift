@@ -1,0 +1,562 @@
+import AmarsCodec
+import AmarsCrypto
+import CMosquitto
+import Chain
+import Foundation
+import Ledger
+import Logging
+
+/// The gateway's MQTT door: takes device transaction submits from a mosquitto broker, answers on the
+/// device's receipts topic, relays commands to devices, and announces every new head (retained).
+///
+/// ## Threading
+/// One thread of ours drives libmosquitto with `mosquitto_loop` (the library is put in "threaded" mode with
+/// `mosquitto_threaded_set`, so no other thread ever writes to the socket). libmosquitto's callbacks run on
+/// that thread, and so does all chain work (submits, inbox, receipts), so submits are handled strictly in
+/// arrival order and never race the receipt bookkeeping. ``headChanged(_:)``, ``sendCommand(device:payload:)``
+/// and ``stats`` may be called from any thread: `mosquitto_publish` is thread-safe and only queues.
+///
+/// ## QoS 1 guarantee (read from eclipse/mosquitto `lib/handle_publish.c`, `lib/packet_mosq.c`, v2.0.11)
+/// For an incoming QoS 1 PUBLISH the client library *queues* the PUBACK before it calls the message
+/// callback. Whether the PUBACK then hits the wire before the callback runs depends on the threading mode:
+/// unthreaded (plain `mosquitto_loop`), `packet__queue` writes it at once, i.e. before the callback — an
+/// at-most-once hand-off to the application. In threaded mode (`mosquitto_loop_start`, or
+/// `mosquitto_threaded_set(true)` as here) the queue call only wakes the loop, and the only writer is the loop
+/// thread, which is busy inside our callback; the PUBACK is written on a later turn of the loop, after the
+/// callback has returned. The callback makes the submit durable (``MqttInbox``, fsynced) before returning, so:
+/// - crash before the inbox write is synced: no PUBACK was sent; the broker keeps the message in our persistent
+///   session (clean session off, fixed client id) and delivers it again (DUP) on reconnect;
+/// - crash after it: the inbox replays it on start-up; the broker may also redeliver it, which is harmless
+///   because the transaction id and the sender's nonce make a second submit a no-op.
+/// So every QoS 1 submit acknowledged by the gateway is at least once in the inbox, and at most once on chain.
+/// This rests on libmosquitto's implementation, not on a documented contract, so
+/// `testASubmitIsNotAcknowledgedBeforeItIsPersisted` re-checks it end to end (it fails in unthreaded mode).
+/// Messages the broker has acknowledged to the device survive a broker restart only as far as the broker's
+/// own persistence goes: a clean stop saves everything; after a crash, ``BrokerProcess``'s save-on-change kept
+/// submits queued for an absent gateway in our tests, but a message in flight at that instant may be lost.
+public final class MqttBridge: @unchecked Sendable {
+    // @unchecked: the libmosquitto handle is used per its thread-safety rules (see above); every mutable
+    // field is either confined to the loop thread (marked) or guarded by `lock`.
+
+    public struct Configuration: Sendable {
+        public var host: String
+        public var port: Int
+        /// Fixed, so the broker recognises our persistent session and queues QoS 1 submits while we are away.
+        public var clientID: String
+        public var keepAliveSeconds: Int32
+        public var inboxPath: String
+        public var rateLimit: MqttRateLimiter.Limits
+        public var backoff: MqttBackoff.Policy
+        /// The longest one loop turn waits for traffic; also how late a new head is noticed by polling.
+        public var loopTimeoutMillis: Int32
+
+        public init(
+            host: String = "127.0.0.1", port: Int = 1883, clientID: String = "amars-gateway",
+            keepAliveSeconds: Int32 = 30, inboxPath: String, rateLimit: MqttRateLimiter.Limits = .init(),
+            backoff: MqttBackoff.Policy = .init(), loopTimeoutMillis: Int32 = 100
+        ) {
+            self.host = host
+            self.port = port
+            self.clientID = clientID
+            self.keepAliveSeconds = keepAliveSeconds
+            self.inboxPath = inboxPath
+            self.rateLimit = rateLimit
+            self.backoff = backoff
+            self.loopTimeoutMillis = loopTimeoutMillis
+        }
+    }
+
+    /// Counters for operators and tests.
+    public struct Stats: Sendable, Equatable {
+        /// Submits the chain admitted (including ones it already had).
+        public var accepted = 0
+        /// Final receipts published.
+        public var finalized = 0
+        /// Refusals by the chain, by code (`nonceGap`, `badSignature`, `dropped`…).
+        public var refused: [String: Int] = [:]
+        /// Messages stopped by the bridge itself before the chain saw them, by reason.
+        public var dropped: [MqttDropReason: Int] = [:]
+        /// Inbox entries re-submitted at start-up.
+        public var replayed = 0
+        /// Successful CONNACKs (the first connect and every reconnect).
+        public var connects = 0
+        public var headsPublished = 0
+        public var commandsSent = 0
+    }
+
+    public enum BridgeError: Error, CustomStringConvertible {
+        case libraryInit
+        case inbox(MqttInboxError)
+        case mosquitto(Int32)
+        case alreadyStarted
+
+        public var description: String {
+            switch self {
+            case .libraryInit: "libmosquitto failed to initialise"
+            case .inbox(let e): "\(e)"
+            case .mosquitto(let rc): "libmosquitto: \(String(cString: mosquitto_strerror(rc)))"
+            case .alreadyStarted: "the MQTT bridge is already running"
+            }
+        }
+    }
+
+    /// `mosquitto_lib_init` must run once per process before any client exists; a lazy static runs it once.
+    private static let libraryReady: Bool = mosquitto_lib_init() == MOSQ_ERR_SUCCESS.rawValue
+
+    public let configuration: Configuration
+    public let inbox: MqttInbox
+    private let node: ChainNode
+    private let handle: OpaquePointer
+    private let logger: Logger
+    private let clock: @Sendable () -> UInt64
+
+    private let lock = NSLock()
+    private var statsValue = Stats()
+    private var connectedValue = false
+    private var subscribedValue = false
+    private var started = false
+    private var stopping = false
+    /// Height and hash of the last head we published; guarded by `lock` so publishes stay in height order.
+    private var lastPublishedHead: BlockHeader?
+
+    // Loop-thread state.
+    private var random: MqttAnyRandom
+    private var backoff: MqttBackoff
+    private var limiter: MqttRateLimiter
+    /// Submits in the mempool that we owe a final receipt, in arrival order.
+    private var pending: [(id: Bytes32, device: Address)] = []
+    private var lastSettledHead: Bytes32?
+    /// Test seam: runs on the loop thread just before a submit is written to the inbox; returning false drops
+    /// the submit there, as a crash at that instant would. Set it before ``start()`` only.
+    var beforePersistHook: (@Sendable (Bytes32) -> Bool)?
+
+    private let wake = DispatchSemaphore(value: 0)
+    private let finished = DispatchSemaphore(value: 0)
+
+    /// - Parameters:
+    ///   - clock: monotonic milliseconds, for the rate limiter; injected so tests control time.
+    ///   - random: jitter for reconnect backoff; injected so a test run is reproducible.
+    public init(
+        node: ChainNode, configuration: Configuration,
+        clock: @escaping @Sendable () -> UInt64 = { DispatchTime.now().uptimeNanoseconds / 1_000_000 },
+        random: some RandomNumberGenerator & Sendable = SystemRandomNumberGenerator(),
+        logger: Logger = Logger(label: "amars.mqtt")
+    ) throws(BridgeError) {
+        guard Self.libraryReady else { throw .libraryInit }
+        do { inbox = try MqttInbox(path: configuration.inboxPath) } catch { throw .inbox(error) }
+        self.node = node
+        self.configuration = configuration
+        self.clock = clock
+        self.random = MqttAnyRandom(random)
+        self.logger = logger
+        self.backoff = MqttBackoff(policy: configuration.backoff)
+        self.limiter = MqttRateLimiter(limits: configuration.rateLimit)
+        // clean_session = false: the broker keeps our subscription and queues QoS 1 messages while we are away.
+        guard let h = mosquitto_new(configuration.clientID, false, nil) else { throw .libraryInit }
+        handle = h
+        mosquitto_user_data_set(handle, Unmanaged.passUnretained(self).toOpaque())
+        mosquitto_threaded_set(handle, true)
+        mosquitto_connect_callback_set(handle) { _, userdata, rc in
+            MqttBridge.from(userdata)?.onConnect(rc)
+        }
+        mosquitto_disconnect_callback_set(handle) { _, userdata, rc in
+            MqttBridge.from(userdata)?.onDisconnect(rc)
+        }
+        mosquitto_subscribe_callback_set(handle) { _, userdata, _, _, _ in
+            MqttBridge.from(userdata)?.onSubscribed()
+        }
+        mosquitto_message_callback_set(handle) { _, userdata, message in
+            guard let message else { return }
+            MqttBridge.from(userdata)?.onMessage(message.pointee)
+        }
+        mosquitto_log_callback_set(handle) { _, userdata, level, text in
+            guard let text, level & (MOSQ_LOG_ERR | MOSQ_LOG_WARNING) != 0 else { return }
+            MqttBridge.from(userdata)?.logger.debug("libmosquitto: \(String(cString: text))")
+        }
+    }
+
+    deinit { mosquitto_destroy(handle) }
+
+    /// The loop thread holds a strong reference while it runs, so the object outlives every callback.
+    private static func from(_ userdata: UnsafeMutableRawPointer?) -> MqttBridge? {
+        userdata.map { Unmanaged<MqttBridge>.fromOpaque($0).takeUnretainedValue() }
+    }
+
+    public var stats: Stats { lock.withLock { statsValue } }
+    public var isConnected: Bool { lock.withLock { connectedValue } }
+    /// Connected and the broker has acknowledged our subscription: from here on no submit can miss us.
+    public var isReady: Bool { lock.withLock { connectedValue && subscribedValue } }
+
+    // MARK: lifecycle
+
+    /// Starts the loop thread: it first re-submits the inbox, then connects (retrying with backoff forever).
+    public func start() throws(BridgeError) {
+        lock.lock()
+        let again = started
+        started = true
+        lock.unlock()
+        guard !again else { throw .alreadyStarted }
+        let thread = Thread { [self] in
+            run()
+            finished.signal()
+        }
+        thread.name = "amars-mqtt"
+        thread.start()
+    }
+
+    /// Flushes what is queued (briefly), disconnects cleanly and joins the loop thread. The broker keeps the
+    /// session, so submits published from now on wait in the broker for the next start.
+    public func stop() {
+        let wasRunning = lock.withLock {
+            defer { stopping = true }
+            return started && !stopping
+        }
+        guard wasRunning else { return }
+        wake.signal()
+        finished.wait()
+    }
+
+    private var isStopping: Bool { lock.withLock { stopping } }
+
+    private func run() {
+        replayInbox()
+        var socketOpen = false
+        var everConnected = false
+        while !isStopping {
+            if !socketOpen {
+                let rc =
+                    everConnected
+                    ? mosquitto_reconnect(handle)
+                    : mosquitto_connect(
+                        handle, configuration.host, Int32(configuration.port), configuration.keepAliveSeconds)
+                guard rc == MOSQ_ERR_SUCCESS.rawValue else {
+                    logger.debug("mqtt connect failed: \(String(cString: mosquitto_strerror(rc)))")
+                    pause()
+                    continue
+                }
+                socketOpen = true
+                everConnected = true
+            }
+            let rc = mosquitto_loop(handle, configuration.loopTimeoutMillis, 1)
+            if rc != MOSQ_ERR_SUCCESS.rawValue {
+                socketOpen = false
+                onDisconnect(rc)
+                logger.info("mqtt connection lost: \(String(cString: mosquitto_strerror(rc)))")
+                pause()
+                continue
+            }
+            settleHead()
+        }
+        if socketOpen { shutDownConnection() }
+        lock.withLock { connectedValue = false }
+    }
+
+    /// Waits one backoff step, or less if ``stop()`` is called.
+    private func pause() {
+        let millis = backoff.next(using: &random)
+        _ = wake.wait(timeout: .now() + .milliseconds(Int(millis)))
+    }
+
+    private func shutDownConnection() {
+        let deadline = DispatchTime.now() + .seconds(1)
+        // Let queued receipts leave before we say goodbye; the wait is bounded.
+        while mosquitto_want_write(handle), DispatchTime.now() < deadline {
+            guard mosquitto_loop(handle, 50, 1) == MOSQ_ERR_SUCCESS.rawValue else { return }
+        }
+        mosquitto_disconnect(handle)
+        // In threaded mode DISCONNECT is only queued; turn the loop until the library closes the socket.
+        while DispatchTime.now() < deadline {
+            guard mosquitto_loop(handle, 50, 1) == MOSQ_ERR_SUCCESS.rawValue else { return }
+        }
+    }
+
+    // MARK: callbacks (loop thread)
+
+    private func onConnect(_ rc: Int32) {
+        guard rc == 0 else {
+            logger.warning("mqtt broker refused the connection: \(String(cString: mosquitto_connack_string(rc)))")
+            return
+        }
+        backoff.reset()
+        lock.withLock {
+            connectedValue = true
+            statsValue.connects += 1
+        }
+        let sub = mosquitto_subscribe(handle, nil, MqttTopics.submitFilter, 1)
+        if sub != MOSQ_ERR_SUCCESS.rawValue {
+            logger.error("mqtt subscribe failed: \(String(cString: mosquitto_strerror(sub)))")
+        }
+        // The broker may have lost the retained head (restarted without persistence): publish it again.
+        publishHead(node.head, force: true)
+        logger.info("mqtt connected to \(configuration.host):\(configuration.port)")
+    }
+
+    private func onDisconnect(_ rc: Int32) {
+        lock.withLock {
+            connectedValue = false
+            subscribedValue = false
+        }
+    }
+
+    private func onSubscribed() {
+        lock.withLock { subscribedValue = true }
+    }
+
+    private func onMessage(_ message: mosquitto_message) {
+        guard let topicPointer = message.topic else { return count(.badTopic) }
+        let topic = String(cString: topicPointer)
+        let size = Int(message.payloadlen)
+        // Do not copy what cannot be a transaction: the broker allows payloads of up to 256 MB.
+        var payload: [UInt8] = []
+        if size > 0, size <= Caps.transactionBytes, let base = message.payload {
+            payload = Array(UnsafeRawBufferPointer(start: base, count: size))
+        }
+        handleSubmit(topic: topic, payload: payload, size: size)
+    }
+
+    // MARK: submits (loop thread)
+
+    /// Validates and admits one submit. The order of checks puts the cheap ones first, so a flood costs
+    /// little: topic, size, rate limit, decode, sender, then the (durable) inbox write and the signature check.
+    func handleSubmit(topic: String, payload: [UInt8], size: Int) {
+        let device: Address
+        switch MqttTopics.parseSubmit(topic) {
+        case .failure(let reason): return count(reason)
+        case .success(let d): device = d
+        }
+        guard size > 0, size <= Caps.transactionBytes else { return refuse(device, .zero, .badSize) }
+        let tx = try? SignedTransaction(decoding: payload)
+        let id = tx?.id ?? .zero
+        guard limiter.allow(device, nowMillis: clock()) else { return refuse(device, id, .rateLimited) }
+        guard let tx else { return refuse(device, .zero, .malformed) }
+        guard let key = try? XOnlyPublicKey(bytes: tx.body.sender) else {
+            return refuse(device, id, code: MqttRefusalCode.code(for: .invalidSenderKey))
+        }
+        guard Address(publicKey: key) == device else { return refuse(device, id, .senderMismatch) }
+        switch try? node.status(of: id) {
+        case .included(let height, let position, let receipt):
+            // A redelivery of something already final: answer with the receipt, nothing to store.
+            publish(device, .final(receipt: receipt, height: height, position: UInt64(position)))
+            return
+        default:
+            break
+        }
+        if let hook = beforePersistHook, !hook(id) { return }
+        do {
+            try inbox.add(id: id, device: device, raw: payload)
+        } catch {
+            logger.error("mqtt inbox write failed: \(error)")
+            return refuse(device, id, .inboxUnavailable)
+        }
+        submit(id: id, device: device, raw: payload)
+    }
+
+    /// Hands a durable submit to the chain and answers the device. A refusal is final for this payload, so
+    /// its inbox entry goes.
+    private func submit(id: Bytes32, device: Address, raw: [UInt8]) {
+        do {
+            _ = try node.submit(encoded: raw)
+        } catch let error {
+            if error != .alreadyKnown {
+                try? inbox.remove(id: id)
+                return refuse(device, id, code: MqttRefusalCode.code(for: error))
+            }
+        }
+        if !pending.contains(where: { $0.id == id }) { pending.append((id, device)) }
+        lock.withLock { statsValue.accepted += 1 }
+        publish(device, .accepted(id: id))
+    }
+
+    /// Start-up: everything the inbox holds was accepted by an earlier run and may have been lost with its
+    /// mempool. Final ones get their receipt and leave; the rest go to the chain again in arrival order.
+    private func replayInbox() {
+        let entries: [MqttInbox.Entry]
+        do { entries = try inbox.entries() } catch {
+            logger.error("mqtt inbox unreadable, nothing replayed: \(error)")
+            return
+        }
+        for entry in entries {
+            if case .included(let height, let position, let receipt) = try? node.status(of: entry.id) {
+                publish(entry.device, .final(receipt: receipt, height: height, position: UInt64(position)))
+                try? inbox.remove(id: entry.id)
+                lock.withLock { statsValue.finalized += 1 }
+                continue
+            }
+            lock.withLock { statsValue.replayed += 1 }
+            submit(id: entry.id, device: entry.device, raw: entry.raw)
+        }
+        if !entries.isEmpty { logger.info("mqtt inbox: \(entries.count) submits replayed") }
+    }
+
+    /// After a new head: publish it (if nobody did) and settle every pending submit the chain has decided.
+    private func settleHead() {
+        let head = node.head
+        publishHead(head, force: false)
+        let hash = head.hash
+        guard hash != lastSettledHead else { return }
+        lastSettledHead = hash
+        var still: [(id: Bytes32, device: Address)] = []
+        for entry in pending {
+            switch try? node.status(of: entry.id) {
+            case .included(let height, let position, let receipt):
+                publish(entry.device, .final(receipt: receipt, height: height, position: UInt64(position)))
+                try? inbox.remove(id: entry.id)
+                lock.withLock { statsValue.finalized += 1 }
+            case .unknown:
+                // Evicted from the mempool without inclusion: tell the device, forget it.
+                refuse(entry.device, entry.id, code: MqttRefusalCode.dropped)
+                try? inbox.remove(id: entry.id)
+            case .pending, nil:
+                still.append(entry)
+            }
+        }
+        pending = still
+    }
+
+    // MARK: publishing (any thread)
+
+    /// Announces a new head. Call it from the block producer or importer on any thread; the bridge also polls
+    /// the node every loop turn, so a missed call only delays the announcement.
+    public func headChanged(_ header: BlockHeader) {
+        publishHead(header, force: false)
+    }
+
+    /// Publishes `header` retained unless a head at least as high was already published. The check and the
+    /// publish happen under one lock, so concurrent callers cannot leave an older head as the retained one.
+    private func publishHead(_ header: BlockHeader, force: Bool) {
+        lock.withLock {
+            if !force, let last = lastPublishedHead, last.height >= header.height { return }
+            let rc = rawPublish(MqttTopics.head, header.encoded, retain: true)
+            guard rc == MOSQ_ERR_SUCCESS.rawValue else { return }
+            lastPublishedHead = header
+            statsValue.headsPublished += 1
+        }
+    }
+
+    /// Sends an opaque command to a device (QoS 1). Queued in memory while disconnected and sent on reconnect;
+    /// lost if the gateway stops first, so commands that matter should be idempotent and re-sent by the caller.
+    public func sendCommand(device: Address, payload: [UInt8]) throws(BridgeError) {
+        let rc = rawPublish(MqttTopics.command(device), payload, retain: false)
+        guard rc == MOSQ_ERR_SUCCESS.rawValue else { throw .mosquitto(rc) }
+        lock.withLock { statsValue.commandsSent += 1 }
+    }
+
+    private func publish(_ device: Address, _ message: MqttReceiptMessage) {
+        let rc = rawPublish(MqttTopics.receipts(device), message.encoded, retain: false)
+        if rc != MOSQ_ERR_SUCCESS.rawValue {
+            logger.warning("mqtt receipt not queued: \(String(cString: mosquitto_strerror(rc)))")
+        }
+    }
+
+    private func rawPublish(_ topic: String, _ payload: [UInt8], retain: Bool) -> Int32 {
+        payload.withUnsafeBytes {
+            mosquitto_publish(handle, nil, topic, Int32($0.count), $0.baseAddress, 1, retain)
+        }
+    }
+
+    private func count(_ reason: MqttDropReason) {
+        lock.withLock { statsValue.dropped[reason, default: 0] += 1 }
+    }
+
+    private func refuse(_ device: Address, _ id: Bytes32, _ reason: MqttDropReason) {
+        count(reason)
+        publish(device, .refused(id: id, code: reason.rawValue))
+    }
+
+    private func refuse(_ device: Address, _ id: Bytes32, code: String) {
+        lock.withLock { statsValue.refused[code, default: 0] += 1 }
+        publish(device, .refused(id: id, code: code))
+    }
+}
+
+/// Reconnect delays: exponential growth to a cap, with "equal jitter" (half fixed, half random) so that many
+/// gateways cut off by one broker restart do not all knock again at the same instant, yet none retries at once.
+public struct MqttBackoff: Sendable {
+    public struct Policy: Sendable {
+        public var initialMillis: UInt64
+        public var maxMillis: UInt64
+
+        public init(initialMillis: UInt64 = 100, maxMillis: UInt64 = 10_000) {
+            self.initialMillis = max(1, initialMillis)
+            self.maxMillis = max(self.initialMillis, maxMillis)
+        }
+    }
+
+    public let policy: Policy
+    public private(set) var attempt = 0
+
+    public init(policy: Policy) { self.policy = policy }
+
+    /// The ceiling of the next delay before jitter: initial · 2^attempt, capped.
+    public var ceiling: UInt64 {
+        let (value, overflow) = policy.initialMillis.multipliedReportingOverflow(by: 1 << UInt64(min(attempt, 62)))
+        return overflow ? policy.maxMillis : min(value, policy.maxMillis)
+    }
+
+    /// The next delay in milliseconds, in [ceiling/2, ceiling].
+    public mutating func next(using random: inout some RandomNumberGenerator) -> UInt64 {
+        let top = ceiling
+        attempt += 1
+        let half = top / 2
+        return half + UInt64.random(in: 0...(top - half), using: &random)
+    }
+
+    public mutating func reset() { attempt = 0 }
+}
+
+/// A token bucket per device: `burst` submits at once, refilled at `perSecond`. Time comes from the caller, so
+/// tests run it on a fake clock.
+public struct MqttRateLimiter: Sendable {
+    public struct Limits: Sendable {
+        public var burst: Double
+        public var perSecond: Double
+        /// Buckets kept at most; a flood of fresh addresses cannot grow memory without bound.
+        public var maxDevices: Int
+
+        public init(burst: Double = 20, perSecond: Double = 2, maxDevices: Int = 100_000) {
+            self.burst = max(1, burst)
+            self.perSecond = max(0, perSecond)
+            self.maxDevices = max(1, maxDevices)
+        }
+    }
+
+    public let limits: Limits
+    private var buckets: [Address: (tokens: Double, at: UInt64)] = [:]
+
+    public init(limits: Limits) { self.limits = limits }
+
+    /// Takes one token from `device`'s bucket if it has one.
+    public mutating func allow(_ device: Address, nowMillis: UInt64) -> Bool {
+        var bucket = buckets[device] ?? (limits.burst, nowMillis)
+        let elapsed = Double(nowMillis &- min(nowMillis, bucket.at)) / 1000
+        bucket.tokens = min(limits.burst, bucket.tokens + elapsed * limits.perSecond)
+        bucket.at = max(bucket.at, nowMillis)
+        let allowed = bucket.tokens >= 1
+        if allowed { bucket.tokens -= 1 }
+        if buckets[device] == nil, buckets.count >= limits.maxDevices { evict(nowMillis: nowMillis) }
+        buckets[device] = bucket
+        return allowed
+    }
+
+    /// Drops buckets that have refilled completely (forgetting them changes nothing); if none has, drops all,
+    /// which at worst grants each device one fresh burst.
+    private mutating func evict(nowMillis: UInt64) {
+        let full = buckets.filter { _, b in
+            b.tokens + Double(nowMillis &- min(nowMillis, b.at)) / 1000 * limits.perSecond >= limits.burst
+        }
+        if full.isEmpty {
+            buckets.removeAll(keepingCapacity: true)
+        } else {
+            for key in full.keys { buckets.removeValue(forKey: key) }
+        }
+    }
+}
+
+/// Type-erases the injected generator so the bridge can store it (only the loop thread touches it).
+struct MqttAnyRandom: RandomNumberGenerator, Sendable {
+    private var base: any RandomNumberGenerator & Sendable
+
+    init(_ base: some RandomNumberGenerator & Sendable) { self.base = base }
+
+    mutating func next() -> UInt64 { base.next() }
+}

@@ -1,0 +1,158 @@
+// The MQTT side of the device API: topic names, their parsing, and the binary messages published on them.
+// Pure (no I/O, no libmosquitto), so firmware authors and tests can read the contract in one place.
+import AmarsCodec
+import Ledger
+
+/// Topic names under `amars/v1/`.
+///
+/// Versioned like the CoAP resources (`v1/…`) so a gateway can serve old firmware after payloads change.
+/// `{device}` is always the device's bech32m address: the broker needs no account database to route, and a
+/// gateway can check the address before it spends any work on the payload.
+public enum MqttTopics {
+    public static let root = "amars/v1/"
+    /// Retained, QoS 1: the encoded ``BlockHeader`` of the current head, re-published on every new head, so a
+    /// device that subscribes late still gets the head at once.
+    public static let head = "amars/v1/head"
+    /// What the gateway subscribes to: every device's submit topic.
+    public static let submitFilter = "amars/v1/tx/+"
+
+    static let submitPrefix = "amars/v1/tx/"
+    static let receiptsPrefix = "amars/v1/receipts/"
+    static let commandPrefix = "amars/v1/cmd/"
+
+    /// QoS 1 from device: one `SignedTransaction` encoding per message.
+    public static func submit(_ device: Address) -> String { submitPrefix + device.bech32 }
+    /// QoS 1 to device: ``MqttReceiptMessage`` encodings, "accepted"/"refused" first, then "final".
+    public static func receipts(_ device: Address) -> String { receiptsPrefix + device.bech32 }
+    /// QoS 1 to device: opaque command payloads (signed by whoever the device trusts; the gateway only relays).
+    public static func command(_ device: Address) -> String { commandPrefix + device.bech32 }
+
+    /// The device of a submit topic, or why the topic is not one. Never traps on any input: topics come from
+    /// whoever can publish to the broker.
+    public static func parseSubmit(_ topic: String) -> Result<Address, MqttDropReason> {
+        guard topic.hasPrefix(submitPrefix) else { return .failure(.badTopic) }
+        let tail = topic.dropFirst(submitPrefix.count)
+        // A bech32m address is at most 90 characters; anything longer is not worth decoding.
+        guard !tail.isEmpty, tail.count <= 90, !tail.contains("/") else { return .failure(.badTopic) }
+        guard let address = try? Address(bech32: String(tail)) else { return .failure(.badDevice) }
+        return .success(address)
+    }
+}
+
+/// Why the bridge dropped an incoming message without answering or answered it with a refusal before the
+/// chain saw it. Counted per reason, so an operator can tell a misconfigured device from an attack.
+public enum MqttDropReason: String, Error, Sendable, CaseIterable, Hashable {
+    /// Not `amars/v1/tx/{device}` (wrong prefix, empty or extra levels). Dropped: there is nobody to answer.
+    case badTopic
+    /// The `{device}` level is not a valid bech32m address of this chain. Dropped.
+    case badDevice
+    /// Empty or larger than a transaction can be. Refused.
+    case badSize
+    /// Does not decode as a `SignedTransaction` (garbage, truncated, trailing bytes). Refused.
+    case malformed
+    /// The transaction's sender is not the device named in the topic. Refused: receipts would go to the
+    /// wrong device and the device's rate limit could be dodged.
+    case senderMismatch
+    /// The device's token bucket is empty. Refused.
+    case rateLimited
+    /// The submit could not be made durable (inbox write failed). Refused, so the device retries later.
+    case inboxUnavailable
+}
+
+/// A message on `amars/v1/receipts/{device}`.
+///
+/// Layout: one kind byte, the 32-byte transaction id, then a kind-specific tail. The id is always at the same
+/// offset so a device can match any message to its submit before it looks at the kind.
+/// - `0x00` accepted: no tail; the transaction is in the mempool.
+/// - `0x01` refused: the ASCII error code (`nonceGap`, `rateLimited`, `malformed`…); the id is all zeros when
+///   the payload did not decode.
+/// - `0x02` final: the rest of the ``Receipt`` encoding (status, units, fee), then varints height and position
+///   of the block that includes it, i.e. `0x02 ‖ Receipt.encoded ‖ varint(height) ‖ varint(position)`.
+public enum MqttReceiptMessage: Equatable, Sendable {
+    case accepted(id: Bytes32)
+    case refused(id: Bytes32, code: String)
+    case final(receipt: Receipt, height: UInt64, position: UInt64)
+
+    public static let acceptedKind: UInt8 = 0
+    public static let refusedKind: UInt8 = 1
+    public static let finalKind: UInt8 = 2
+    /// Error codes are short camelCase names; the cap keeps a hostile decoder input bounded.
+    public static let maxCodeBytes = 64
+
+    public var id: Bytes32 {
+        switch self {
+        case .accepted(let id), .refused(let id, _): id
+        case .final(let receipt, _, _): receipt.transactionID
+        }
+    }
+
+    public var encoded: [UInt8] {
+        var w = ByteWriter()
+        switch self {
+        case .accepted(let id):
+            w.write(Self.acceptedKind)
+            w.write(id)
+        case .refused(let id, let code):
+            w.write(Self.refusedKind)
+            w.write(id)
+            w.write(Array(code.utf8.prefix(Self.maxCodeBytes)))
+        case .final(let receipt, let height, let position):
+            w.write(Self.finalKind)
+            w.write(receipt)
+            w.writeVarint(height)
+            w.writeVarint(position)
+        }
+        return w.bytes
+    }
+
+    public init(decoding bytes: [UInt8]) throws(CodecError) {
+        var r = ByteReader(bytes)
+        let kind = try r.readU8()
+        switch kind {
+        case Self.acceptedKind:
+            self = .accepted(id: try r.readBytes32())
+        case Self.refusedKind:
+            let id = try r.readBytes32()
+            let code = try r.readBytes(r.remaining)
+            guard code.count <= Self.maxCodeBytes, code.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+                throw .invalidValue(.text)
+            }
+            self = .refused(id: id, code: String(decoding: code, as: UTF8.self))
+        case Self.finalKind:
+            let receipt: Receipt = try r.read()
+            self = .final(receipt: receipt, height: try r.readVarint(), position: try r.readVarint())
+        default:
+            throw .unknownTag(kind)
+        }
+        try r.finish()
+    }
+}
+
+/// Stable camelCase codes for chain refusals, the same names the HTTP API uses (GatewayNode's `APIRouter`),
+/// repeated here because DeviceGateway sits below GatewayNode and cannot import it.
+public enum MqttRefusalCode {
+    public static func code(for error: TransactionError) -> String {
+        switch error {
+        case .malformed: "malformed"
+        case .invalidSenderKey: "invalidSenderKey"
+        case .badSignature: "badSignature"
+        case .wrongChain: "wrongChain"
+        case .nonceReplayed: "nonceReplayed"
+        case .nonceGap: "nonceGap"
+        case .feeBelowBaseFee: "feeBelowBaseFee"
+        case .insufficientBalance: "insufficientBalance"
+        case .amountOverflow: "amountOverflow"
+        case .unsupportedKind: "unsupportedKind"
+        case .mempoolFull: "mempoolFull"
+        case .senderQueueFull: "senderQueueFull"
+        case .replacementUnderpriced: "replacementUnderpriced"
+        case .alreadyKnown: "alreadyKnown"
+        case .blockFull: "blockFull"
+        case .staking(let e): "\(e.code)"
+        }
+    }
+
+    /// Accepted into the mempool earlier and later evicted without being included (a block refused it, or a
+    /// gap opened behind a failed nonce). Final for the gateway: the device must re-sign and resubmit.
+    public static let dropped = "dropped"
+}

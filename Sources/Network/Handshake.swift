@@ -1,0 +1,226 @@
+import AmarsCodec
+import AmarsCrypto
+
+/// What both ends must agree on before any node traffic flows.
+public struct HandshakeParameters: Sendable {
+    public static let currentVersion: UInt16 = 1
+
+    public var version: UInt16
+    public var chainID: UInt32
+    public var genesisHash: Bytes32
+    /// The committee / configured peers: x-only keys allowed to connect. Anyone else is refused after Hello.
+    public var allowedKeys: Set<Bytes32>
+
+    public init(
+        chainID: UInt32, genesisHash: Bytes32, allowedKeys: Set<Bytes32>, version: UInt16 = currentVersion
+    ) {
+        self.version = version
+        self.chainID = chainID
+        self.genesisHash = genesisHash
+        self.allowedKeys = allowedKeys
+    }
+}
+
+/// First message of each side: who I claim to be, on which chain, and a fresh nonce the peer must sign over.
+public struct Hello: Sendable, Hashable {
+    public static let encodedSize = 2 + 4 + 32 + 32 + 32
+
+    public var version: UInt16
+    public var chainID: UInt32
+    public var genesisHash: Bytes32
+    public var nodeKey: Bytes32
+    public var nonce: Bytes32
+
+    public init(version: UInt16, chainID: UInt32, genesisHash: Bytes32, nodeKey: Bytes32, nonce: Bytes32) {
+        self.version = version
+        self.chainID = chainID
+        self.genesisHash = genesisHash
+        self.nodeKey = nodeKey
+        self.nonce = nonce
+    }
+
+    public var encoded: [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(Hello.encodedSize)
+        out.append(UInt8(truncatingIfNeeded: version >> 8))
+        out.append(UInt8(truncatingIfNeeded: version))
+        out.append(contentsOf: chainID.bigEndianBytes)
+        out.append(contentsOf: genesisHash.bytes)
+        out.append(contentsOf: nodeKey.bytes)
+        out.append(contentsOf: nonce.bytes)
+        return out
+    }
+
+    /// Exactly `encodedSize` bytes or nil.
+    public init?(decoding bytes: [UInt8]) {
+        guard bytes.count == Hello.encodedSize else { return nil }
+        version = UInt16(bytes[0]) << 8 | UInt16(bytes[1])
+        chainID = bytes[2..<6].reduce(0) { $0 << 8 | UInt32($1) }
+        guard let genesis = Bytes32(bytes[6..<38]), let key = Bytes32(bytes[38..<70]),
+            let nonce = Bytes32(bytes[70..<102])
+        else { return nil }
+        self.genesisHash = genesis
+        self.nodeKey = key
+        self.nonce = nonce
+    }
+
+    var frame: Frame { Frame(kind: ControlKind.hello, payload: encoded) }
+}
+
+/// Second message: proof of the key claimed in Hello, bound to both nonces of this session.
+public struct Auth: Sendable, Hashable {
+    public static let encodedSize = 64
+
+    public var signature: Bytes64
+
+    public init(signature: Bytes64) { self.signature = signature }
+
+    public var encoded: [UInt8] { signature.first.bytes + signature.second.bytes }
+
+    public init?(decoding bytes: [UInt8]) {
+        guard bytes.count == Auth.encodedSize, let first = Bytes32(bytes[0..<32]), let second = Bytes32(bytes[32..<64])
+        else { return nil }
+        signature = Bytes64(first: first, second: second)
+    }
+
+    var frame: Frame { Frame(kind: ControlKind.auth, payload: encoded) }
+
+    private static let tag = TaggedHash(tag: "AmarsPeerAuth")
+
+    /// The message a signer signs: chain, genesis, the peer's nonce, its own nonce, its own key, the peer's key.
+    ///
+    /// The peer's nonce makes the signature worthless in any other session (the verifier picked it fresh); the
+    /// chain and genesis stop a signature from a test network being used on the main one; both keys stop a man in
+    /// the middle from relaying one session's Auth into another with a different pair.
+    public static func transcript(
+        chainID: UInt32, genesisHash: Bytes32, peerNonce: Bytes32, ownNonce: Bytes32, ownKey: Bytes32,
+        peerKey: Bytes32
+    ) -> Bytes32 {
+        var hasher = tag.hasher()
+        hasher.update(chainID.bigEndianBytes)
+        hasher.update(genesisHash)
+        hasher.update(peerNonce)
+        hasher.update(ownNonce)
+        hasher.update(ownKey)
+        hasher.update(peerKey)
+        return hasher.finalize()
+    }
+}
+
+extension UInt32 {
+    var bigEndianBytes: [UInt8] {
+        [
+            UInt8(truncatingIfNeeded: self >> 24), UInt8(truncatingIfNeeded: self >> 16),
+            UInt8(truncatingIfNeeded: self >> 8), UInt8(truncatingIfNeeded: self),
+        ]
+    }
+}
+
+/// Why a handshake was refused.
+public enum HandshakeFailure: Error, Sendable, Hashable {
+    /// A Hello or Auth payload of the wrong size.
+    case malformed
+    case versionMismatch
+    case wrongChain
+    case wrongGenesis
+    /// The claimed key is not in the allowed set.
+    case unknownKey
+    /// The claimed key is not a valid x-only key.
+    case invalidKey
+    /// The peer claimed our own key: we dialed ourselves (or someone replays our Hello).
+    case selfConnection
+    case badSignature
+    /// Auth before Hello, a second Hello, or anything after the handshake completed.
+    case unexpectedMessage
+}
+
+/// The handshake as a pure state machine: frames in, frames out, no I/O and no clock, so every refusal can be
+/// tested from a table. Timeouts, bans and duplicate connections are the caller's concern.
+///
+/// Both sides send Hello at once; each answers the peer's Hello with Auth; a side is authenticated when the peer's
+/// Auth verifies. As Auth always answers a Hello, a verified Auth also means ours is already on its way.
+public struct HandshakeMachine: Sendable {
+    public enum State: Sendable, Hashable {
+        case idle
+        case awaitingHello
+        case awaitingAuth(peerKey: Bytes32, peerNonce: Bytes32)
+        case established(peerKey: Bytes32)
+        case failed(HandshakeFailure)
+    }
+
+    public enum Action: Sendable, Hashable {
+        case send(Frame)
+        case established(peerKey: Bytes32)
+        case fail(HandshakeFailure)
+    }
+
+    public private(set) var state: State = .idle
+    let parameters: HandshakeParameters
+    let localKey: PrivateKey
+    let localNonce: Bytes32
+    let auxRandom: Bytes32
+
+    /// `nonce` and `auxRandom` come from the caller's entropy source so tests are reproducible.
+    public init(parameters: HandshakeParameters, localKey: PrivateKey, nonce: Bytes32, auxRandom: Bytes32) {
+        self.parameters = parameters
+        self.localKey = localKey
+        self.localNonce = nonce
+        self.auxRandom = auxRandom
+    }
+
+    /// Our Hello, to send as soon as the connection is up.
+    public mutating func start() -> Frame {
+        precondition(state == .idle, "start() is called once")
+        state = .awaitingHello
+        return Hello(
+            version: parameters.version, chainID: parameters.chainID, genesisHash: parameters.genesisHash,
+            nodeKey: localKey.xOnlyPublicKey.bytes, nonce: localNonce
+        ).frame
+    }
+
+    /// Feeds one frame from the peer: answers a Hello with Auth, accepts a verifying Auth, and fails on anything
+    /// else. Once failed, every further call returns the same failure.
+    public mutating func receive(_ frame: Frame) -> Action {
+        switch state {
+        case .failed(let failure):
+            return .fail(failure)
+        case .idle, .established:
+            return fail(.unexpectedMessage)
+        case .awaitingHello:
+            guard frame.kind == ControlKind.hello else { return fail(.unexpectedMessage) }
+            guard let hello = Hello(decoding: frame.payload) else { return fail(.malformed) }
+            if let failure = check(hello) { return fail(failure) }
+            state = .awaitingAuth(peerKey: hello.nodeKey, peerNonce: hello.nonce)
+            let message = Auth.transcript(
+                chainID: parameters.chainID, genesisHash: parameters.genesisHash, peerNonce: hello.nonce,
+                ownNonce: localNonce, ownKey: localKey.xOnlyPublicKey.bytes, peerKey: hello.nodeKey)
+            return .send(Auth(signature: localKey.signSchnorr(message, auxRandom: auxRandom)).frame)
+        case .awaitingAuth(let peerKey, let peerNonce):
+            guard frame.kind == ControlKind.auth else { return fail(.unexpectedMessage) }
+            guard let auth = Auth(decoding: frame.payload) else { return fail(.malformed) }
+            guard let key = try? XOnlyPublicKey(bytes: peerKey) else { return fail(.invalidKey) }
+            // The peer signed with itself as "own" and us as "peer".
+            let message = Auth.transcript(
+                chainID: parameters.chainID, genesisHash: parameters.genesisHash, peerNonce: localNonce,
+                ownNonce: peerNonce, ownKey: peerKey, peerKey: localKey.xOnlyPublicKey.bytes)
+            guard key.verifySchnorr(auth.signature, message: message) else { return fail(.badSignature) }
+            state = .established(peerKey: peerKey)
+            return .established(peerKey: peerKey)
+        }
+    }
+
+    private func check(_ hello: Hello) -> HandshakeFailure? {
+        if hello.version != parameters.version { return .versionMismatch }
+        if hello.chainID != parameters.chainID { return .wrongChain }
+        if hello.genesisHash != parameters.genesisHash { return .wrongGenesis }
+        if hello.nodeKey == localKey.xOnlyPublicKey.bytes { return .selfConnection }
+        if !parameters.allowedKeys.contains(hello.nodeKey) { return .unknownKey }
+        if (try? XOnlyPublicKey(bytes: hello.nodeKey)) == nil { return .invalidKey }
+        return nil
+    }
+
+    private mutating func fail(_ failure: HandshakeFailure) -> Action {
+        state = .failed(failure)
+        return .fail(failure)
+    }
+}

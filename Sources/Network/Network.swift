@@ -1,1 +1,0 @@
-// Network: gateway-to-gateway transport (authenticated handshake, framing, gossip, per-peer limits).

@@ -1,2 +1,0 @@
-// Tests of the device doors, against real libcoap peers and a real mosquitto broker.
-import XCTest

@@ -1,2 +1,0 @@
-// Tests of the peer transport over real TCP on loopback.
-import XCTest
