@@ -67,9 +67,11 @@ if hostParts {
         .target(name: "Network", dependencies: ["Ledger", log] + nio),
         .target(name: "DeviceGateway", dependencies: ["Chain", "DeviceProtocol", "CCoAP", "CMosquitto", log]),
         .target(name: "GatewayNode", dependencies: ["Chain", "DeviceGateway", log] + nio),
-        .executableTarget(name: "amarsd", dependencies: ["GatewayNode", argumentParser, log]),
-        .executableTarget(name: "amars", dependencies: ["Chain", "AmarsClient", argumentParser]),
-        .executableTarget(name: "amars-bench", dependencies: ["Chain", "CSecp256k1", argumentParser]),
+        .executableTarget(name: "amarsd", dependencies: ["GatewayNode", "DeviceGateway", "DeviceProtocol", argumentParser, log]),
+        .executableTarget(
+            name: "amars", dependencies: ["Chain", "AmarsClient", "DeviceGateway", "LightClient", argumentParser]),
+        .executableTarget(
+            name: "amars-bench", dependencies: ["Chain", "CSecp256k1", "DeviceGateway", "DeviceProtocol", argumentParser]),
         .testTarget(name: "ChainTests", dependencies: ["AmarsTestSupport", "Chain", "LightClient"]),
         .testTarget(name: "NetworkTests", dependencies: ["AmarsTestSupport", "Network"]),
         .testTarget(name: "DeviceGatewayTests", dependencies: ["AmarsTestSupport", "DeviceGateway", "AmarsClient"]),
