@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${AMARS_DATA:-data}
 PORT=${AMARS_HTTP_PORT:-8645}
+COAP_PORT=${AMARS_COAP_PORT:-5683}
+MQTT_PORT=${AMARS_MQTT_PORT:-1883}
 NODE="http://127.0.0.1:$PORT"
 
 echo "building (first time takes a few minutes) ..."
@@ -17,7 +19,9 @@ fi
 [ -f "$DATA/keys/alice.key" ] || "$BIN/amars" key new --out "$DATA/keys/alice.key" >/dev/null
 ALICE=$("$BIN/amars" address --key "$DATA/keys/alice.key")
 
-"$BIN/amarsd" run --data "$DATA" --http-port "$PORT" &
+# The node starts its own mosquitto broker (data in $DATA/broker) and bridges devices' MQTT topics to the chain.
+"$BIN/amarsd" run --data "$DATA" --http-port "$PORT" --coap-port "$COAP_PORT" \
+    --mqtt "127.0.0.1:$MQTT_PORT" --spawn-broker &
 PID=$!
 trap 'kill $PID 2>/dev/null || true; wait $PID 2>/dev/null || true' EXIT
 trap 'exit 0' INT TERM
@@ -37,6 +41,7 @@ cat <<MSG
 devnet is running (data in $DATA/, Ctrl-C to stop; run make devnet again to continue the same chain)
   Explorer   $NODE/
   API        $NODE/v1/head   $NODE/v1/supply   $NODE/v1/accounts/$ALICE
+  Devices    coap://127.0.0.1:$COAP_PORT/v1/head   mqtt://127.0.0.1:$MQTT_PORT (amars/v1/...)
   Send more  $BIN/amars transfer --key $DATA/keys/alice.key --to <amsc1...> --amount 1
   Keys       $DATA/keys/*.key (one per genesis category, validator.key, alice.key)
 MSG

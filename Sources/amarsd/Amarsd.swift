@@ -1,8 +1,11 @@
+import AmarsCodec
 import AmarsCrypto
 import ArgumentParser
 import Chain
+import DeviceGateway
 import Foundation
 import GatewayNode
+import Ledger
 import Logging
 
 @main
@@ -47,6 +50,27 @@ struct Run: ParsableCommand {
     @Option(help: "Milliseconds between blocks.")
     var blockInterval: Int = 1000
 
+    @Option(help: "Address of the CoAP server for devices (UDP).")
+    var coapHost: String = "127.0.0.1"
+
+    @Option(help: "Port of the CoAP server for devices.")
+    var coapPort: Int = 5683
+
+    @Flag(help: "Do not start the CoAP server.")
+    var noCoap = false
+
+    @Option(help: "Port of the DTLS-PSK CoAP server (needs --psk-file).")
+    var coapsPort: Int = 5684
+
+    @Option(help: "Per-device pre-shared keys for CoAP over DTLS: one 'IDENTITY HEXKEY' per line.")
+    var pskFile: String?
+
+    @Option(help: "MQTT broker for devices, HOST:PORT; the bridge subscribes to amars/v1/tx/+ there.")
+    var mqtt: String?
+
+    @Flag(help: "Start a mosquitto broker for the MQTT bridge (data in <data>/broker) on --mqtt's port.")
+    var spawnBroker = false
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -56,6 +80,35 @@ struct Run: ParsableCommand {
             throw ValidationError("--block-interval must be between 10 and 600000 ms")
         }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
+        guard (0...65535).contains(coapPort), (1...65535).contains(coapsPort) else {
+            throw ValidationError("--coap-port and --coaps-port must be valid UDP ports")
+        }
+        if let mqtt, Self.hostPort(mqtt) == nil { throw ValidationError("--mqtt takes HOST:PORT, e.g. 127.0.0.1:1883") }
+        if spawnBroker && mqtt == nil { throw ValidationError("--spawn-broker needs --mqtt HOST:PORT") }
+    }
+
+    static func hostPort(_ text: String) -> (host: String, port: Int)? {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+            (1...65535).contains(port), colon > text.startIndex
+        else { return nil }
+        return (String(text[..<colon]), port)
+    }
+
+    /// Reads 'IDENTITY HEXKEY' lines; refuses the whole file on any bad line rather than running half-keyed.
+    static func loadPSKs(_ path: String) throws -> [String: [UInt8]] {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw CleanExit.message("amarsd: cannot read --psk-file \(path)")
+        }
+        var keys: [String: [UInt8]] = [:]
+        for (n, line) in text.split(separator: "\n").enumerated() {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            if fields.isEmpty || fields[0].hasPrefix("#") { continue }
+            guard fields.count == 2, let key = try? Hex.decode(String(fields[1]), maxBytes: 64), !key.isEmpty else {
+                throw CleanExit.message("amarsd: --psk-file line \(n + 1) must be 'IDENTITY HEXKEY'")
+            }
+            keys[String(fields[0])] = key
+        }
+        return keys
     }
 
     func run() throws {
@@ -84,21 +137,80 @@ struct Run: ParsableCommand {
         do { port = try server.start() } catch {
             throw CleanExit.message("amarsd: cannot listen on \(httpHost):\(httpPort): \(error)")
         }
+        let doors: DeviceDoors
+        do { doors = try startDeviceDoors(node: node, logger: logger) } catch {
+            server.shutdown()
+            throw CleanExit.message("amarsd: \(error)")
+        }
         let head = node.head
         let base = "http://\(httpHost):\(port)"
-        print(
-            """
-            amarsd: chain \(node.genesis.chainName) (id \(node.genesis.chainID)), head at height \(head.height)
-              API       \(base)/v1/head
-              Explorer  \(base)/
-            """)
+        var lines = [
+            "amarsd: chain \(node.genesis.chainName) (id \(node.genesis.chainID)), head at height \(head.height)",
+            "  API       \(base)/v1/head",
+            "  Explorer  \(base)/",
+        ]
+        if doors.coap != nil { lines.append("  CoAP      coap://\(coapHost):\(coapPort)/v1/head") }
+        if doors.coapsPort != nil { lines.append("  CoAPS     coaps://\(coapHost):\(coapsPort)/v1/head (DTLS-PSK)") }
+        if let mqtt { lines.append("  MQTT      mqtt://\(mqtt) (amars/v1/tx/<address>, amars/v1/receipts/<address>, amars/v1/head)") }
+        print(lines.joined(separator: "\n"))
         fflush(nil)
-        installSignalHandlers(server: server)
-        produceBlocks(node: node, logger: logger)
+        installSignalHandlers(server: server, doors: doors)
+        produceBlocks(node: node, doors: doors, logger: logger)
+    }
+
+    /// The device-facing services of this gateway, stopped together.
+    final class DeviceDoors: @unchecked Sendable {  // set once at start, then only read
+        var coap: CoAPServer?
+        var coapsPort: Int?
+        var mqtt: MqttBridge?
+        var broker: BrokerProcess?
+
+        func headChanged(_ header: Ledger.BlockHeader) {
+            coap?.headChanged()
+            mqtt?.headChanged(header)
+        }
+
+        func stop() {
+            coap?.stop()
+            mqtt?.stop()
+            broker?.stop()
+        }
+    }
+
+    private func startDeviceDoors(node: ChainNode, logger: Logger) throws -> DeviceDoors {
+        let doors = DeviceDoors()
+        if !noCoap {
+            let dtls = try pskFile.map { CoAPServer.DTLSPSK(port: UInt16(coapsPort), keys: try Self.loadPSKs($0)) }
+            let coap = CoAPServer(node: node, host: coapHost, port: UInt16(coapPort), logger: logger, dtls: dtls)
+            do { try coap.start() } catch {
+                throw CleanExit.message("amarsd: cannot start CoAP on \(coapHost):\(coapPort): \(error) (--no-coap to skip)")
+            }
+            doors.coap = coap
+            doors.coapsPort = dtls == nil ? nil : coapsPort
+        }
+        if let mqtt, let (host, port) = Self.hostPort(mqtt) {
+            if spawnBroker {
+                let broker = try BrokerProcess(directory: URL(fileURLWithPath: "\(data)/broker"), port: port)
+                do { try broker.start() } catch {
+                    doors.stop()
+                    throw CleanExit.message("amarsd: cannot start mosquitto on port \(port): \(error)")
+                }
+                doors.broker = broker
+            }
+            let bridge = try MqttBridge(
+                node: node,
+                configuration: .init(host: host, port: port, inboxPath: "\(data)/mqtt-inbox.sqlite"), logger: logger)
+            do { try bridge.start() } catch {
+                doors.stop()
+                throw CleanExit.message("amarsd: cannot start the MQTT bridge to \(mqtt): \(error)")
+            }
+            doors.mqtt = bridge
+        }
+        return doors
     }
 
     /// The dev-mode block timer: one block per interval, timestamps from the wall clock (informative only).
-    private func produceBlocks(node: ChainNode, logger: Logger) -> Never {
+    private func produceBlocks(node: ChainNode, doors: DeviceDoors, logger: Logger) -> Never {
         var next = DispatchTime.now().uptimeNanoseconds
         while true {
             next += UInt64(blockInterval) * 1_000_000
@@ -108,6 +220,7 @@ struct Run: ParsableCommand {
             do {
                 let block = try node.produceBlock(timestamp: millis)
                 let h = block.block.header
+                doors.headChanged(h)
                 // Empty blocks are routine; only blocks that carry something are worth a line by default.
                 logger.log(
                     level: block.block.transactions.isEmpty ? .debug : .info,
@@ -122,13 +235,14 @@ struct Run: ParsableCommand {
         }
     }
 
-    private func installSignalHandlers(server: HTTPServer) {
+    private func installSignalHandlers(server: HTTPServer, doors: DeviceDoors) {
         for sig in [SIGINT, SIGTERM] {
             signal(sig, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
             source.setEventHandler {
                 // Every block is committed atomically, so stopping between blocks loses nothing.
                 server.shutdown()
+                doors.stop()
                 print("amarsd: stopped")
                 Foundation.exit(0)
             }
