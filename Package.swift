@@ -50,6 +50,7 @@ if hostParts {
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ]
     let nio: [Target.Dependency] = [
         .product(name: "NIOCore", package: "swift-nio"),
@@ -66,7 +67,10 @@ if hostParts {
         .target(name: "AmarsClient", dependencies: ["Ledger"]),
         .target(name: "Network", dependencies: ["Ledger", log] + nio),
         .target(name: "DeviceGateway", dependencies: ["Chain", "DeviceProtocol", "CCoAP", "CMosquitto", log]),
-        .target(name: "GatewayNode", dependencies: ["Chain", "DeviceGateway", log] + nio),
+        .target(
+            name: "GatewayNode",
+            dependencies: ["Chain", "DeviceGateway", "Consensus", "Network", .product(name: "Yams", package: "Yams"), log]
+                + nio),
         .executableTarget(name: "amarsd", dependencies: ["GatewayNode", "DeviceGateway", "DeviceProtocol", argumentParser, log]),
         .executableTarget(
             name: "amars", dependencies: ["Chain", "AmarsClient", "DeviceGateway", "LightClient", argumentParser]),
