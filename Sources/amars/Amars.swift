@@ -323,9 +323,10 @@ struct GenesisCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Write a genesis file allocating the whole supply (white paper §14), with a key per category.",
             discussion: """
-                Creates <keys>/validator.key (the single validator of a dev chain) and one key per allocation
-                category (<keys>/reserve-fund.key, ...), each holding that category's tokens. The validator is
-                also genesis candidate "validator-1", self-staked with 1,000,000,000 AMSC of the reserve fund. Unsold sale tokens
+                Creates <keys>/validator.key (the single validator of a dev chain; validator-1.key ... with
+                --validators N) and one key per allocation category (<keys>/reserve-fund.key, ...), each holding
+                that category's tokens. Each validator is also a genesis candidate ("validator-1", ...), self-staked
+                with 1,000,000,000 AMSC of the reserve fund allocated to its own address. Unsold sale tokens
                 can be burned with --unsold ico-stage-4=1000000 (AMSC), repeated per stage.
                 """)
 
@@ -344,6 +345,9 @@ struct GenesisCommand: ParsableCommand {
         @Option(help: "Blocks per epoch.")
         var epochLength: UInt64 = 60
 
+        @Option(help: "Validators in the genesis committee (1 for a single-node devnet, 4 for a four-gateway one).")
+        var validators: Int = 1
+
         @Option(help: "Unsold tokens of a sale stage to burn, as STAGE=AMSC (ico-stage-1 ... ico-stage-4).")
         var unsold: [String] = []
 
@@ -352,6 +356,9 @@ struct GenesisCommand: ParsableCommand {
         static let validatorStake: UInt64 = 1_000_000_000 * Amount.unitsPerAMSC
 
         func run() throws {
+            guard (1...Caps.committeeMembers).contains(validators) else {
+                throw CLIError("--validators must be 1...\(Caps.committeeMembers)")
+            }
             guard !FileManager.default.fileExists(atPath: out) else {
                 throw CLIError("\(out) already exists; remove it (and the data next to it) to start a new chain")
             }
@@ -365,38 +372,50 @@ struct GenesisCommand: ParsableCommand {
                     throw CLIError("--unsold \(item): \(error)")
                 }
             }
-            let validator = KeyFile.generate()
-            do { try KeyFile.write(validator, to: "\(keys)/validator.key") } catch { throw CLIError("\(error)") }
+            // One key per validator: validator.key for a single-node chain, validator-1.key ... otherwise.
+            var validators: [PrivateKey] = []
+            for i in 1...self.validators {
+                let key = KeyFile.generate()
+                let name = self.validators == 1 ? "validator.key" : "validator-\(i).key"
+                do { try KeyFile.write(key, to: "\(keys)/\(name)") } catch { throw CLIError("\(error)") }
+                validators.append(key)
+            }
+            // Each validator is also a genesis candidate, self-staked with tokens of the reserve fund allocated to
+            // its own address, so the chain has an elected pool from its first epoch and the validators keep
+            // finalizing once committees are drawn by VRF.
+            let stakes = UInt64(self.validators) * Self.validatorStake
             var allocations: [Genesis.Allocation] = []
+            var candidates: [Genesis.GenesisCandidate] = []
             for category in Genesis.Category.allCases {
                 let burn = burned[category] ?? 0
                 guard burn <= category.amount else {
                     throw CLIError(
                         "cannot burn more than \(Amount.grouped(category.amount)) AMSC of \(category.rawValue)")
                 }
-                guard burn < category.amount else { continue }
+                var amount = category.amount - burn
+                if category == .reserveFund {
+                    amount -= stakes
+                    for (i, v) in validators.enumerated() {
+                        let owner = Address(publicKey: v.xOnlyPublicKey)
+                        allocations.append(.init(category: category, address: owner, amount: Self.validatorStake))
+                        candidates.append(
+                            .init(
+                                name: Array("validator-\(i + 1)".utf8), owner: owner,
+                                operatorKey: v.xOnlyPublicKey.bytes, selfStake: Self.validatorStake,
+                                durationEpochs: 8_760))
+                    }
+                }
+                guard amount > 0 else { continue }
                 let key = KeyFile.generate()
                 do { try KeyFile.write(key, to: "\(keys)/\(category.rawValue).key") } catch {
                     throw CLIError("\(error)")
                 }
-                allocations.append(
-                    .init(
-                        category: category, address: Address(publicKey: key.xOnlyPublicKey),
-                        amount: category.amount - burn))
-            }
-            // The validator is also a genesis candidate, self-staked from the reserve fund, so the chain has an
-            // elected pool from its first epoch and the validator keeps finalizing once committees are drawn.
-            var candidates: [Genesis.GenesisCandidate] = []
-            if let reserve = allocations.first(where: { $0.category == .reserveFund }), reserve.amount >= Self.validatorStake {
-                candidates.append(
-                    .init(
-                        name: Array("validator-1".utf8), owner: reserve.address,
-                        operatorKey: validator.xOnlyPublicKey.bytes, selfStake: Self.validatorStake, durationEpochs: 8_760))
+                allocations.append(.init(category: category, address: Address(publicKey: key.xOnlyPublicKey), amount: amount))
             }
             let genesis = Genesis(
                 chainID: chainID, chainName: chainName, timestamp: UInt64(Date().timeIntervalSince1970 * 1000),
                 epochLength: epochLength, initialBaseFee: 1,
-                validators: [.init(key: validator.xOnlyPublicKey.bytes, weight: 1)], allocations: allocations,
+                validators: validators.map { .init(key: $0.xOnlyPublicKey.bytes, weight: 1) }, allocations: allocations,
                 burned: burned.filter { $0.value > 0 }, candidates: candidates)
             do { try genesis.validate() } catch { throw CLIError("\(error)") }
             let dir = (out as NSString).deletingLastPathComponent
@@ -419,6 +438,11 @@ struct GenesisCommand: ParsableCommand {
             do { genesis = try Genesis.load(path: file) } catch { throw CLIError("\(error)") }
             print("chain \(genesis.chainName) (id \(genesis.chainID)), genesis hash \(Hex.encode(genesis.hash.bytes))")
             print("epoch length \(genesis.epochLength) blocks, \(genesis.validators.count) validator(s)")
+            for c in genesis.candidates {
+                print(
+                    "genesis candidate \(String(decoding: c.name, as: UTF8.self)): owner \(c.owner.bech32), "
+                        + "self-stake \(Amount.grouped(c.selfStake)) AMSC")
+            }
             print(Self.table(genesis))
         }
 
