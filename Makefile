@@ -5,7 +5,7 @@ EMBEDDED_TARGETS := AmarsCodec AmarsCrypto Ledger DeviceProtocol LightClient
 # Debian's headers are architecture-neutral for libsecp256k1; the cross build needs to see them.
 EMBEDDED_FLAGS := -c release -Xcc -isystem -Xcc /usr/include
 
-.PHONY: deps build test unit-test embedded-check fuzz fuzz-smoke devnet bench format clean
+.PHONY: deps build test unit-test embedded-check fuzz fuzz-smoke soak devnet bench format clean
 
 deps:
 	@scripts/install-deps.sh
@@ -40,6 +40,14 @@ fuzz: deps
 fuzz-smoke: deps
 	scripts/fuzz.sh build
 	scripts/fuzz.sh smoke
+
+## Consensus simulation over many seeds (SOAK_SEEDS, default 5000; SOAK_START picks the first seed).
+SOAK_SEEDS ?= 5000
+SOAK_START ?= 1000
+soak: deps
+	$(SWIFT) build --build-tests
+	AMARS_SOAK_SEEDS=$(SOAK_SEEDS) AMARS_SOAK_START=$(SOAK_START) $(SWIFT) test --skip-build \
+	  --filter SafetyLivenessTests/testSoak
 
 ## A local single-node devnet with its data in ./data; prints the API and explorer URLs.
 devnet: deps
