@@ -94,7 +94,7 @@ if Context.environment["AMARS_FUZZ"] != nil {
     targets.append(.target(name: "CFuzzDriver"))
     targets.append(
         .executableTarget(
-            name: "AmarsFuzz", dependencies: ["Ledger", "CFuzzDriver"],
+            name: "AmarsFuzz", dependencies: ["Ledger", "DeviceProtocol", "CFuzzDriver"],
             swiftSettings: [.unsafeFlags(["-parse-as-library", "-sanitize=fuzzer"])],
             linkerSettings: [.unsafeFlags(["-sanitize=fuzzer"])]))
     products.append(.executable(name: "AmarsFuzz", targets: ["AmarsFuzz"]))

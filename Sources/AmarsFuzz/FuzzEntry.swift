@@ -1,13 +1,14 @@
 import AmarsCodec
 import AmarsCrypto
 import CFuzzDriver
+import DeviceProtocol
 import Ledger
 
 #if canImport(Glibc)
     import Glibc
 #endif
 
-/// libFuzzer entry: the first byte picks a decoder, the rest is its input. The property checked is the
+/// libFuzzer entry: the first byte picks a decoder (chain objects, proofs, CoAP, SLIP), the rest is its input. The property checked is the
 /// chain's decoding contract: a decoder refuses with a typed error or returns a value whose encoding is
 /// exactly the input. Anything else (a crash, a trap, a second encoding) is a finding.
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -15,7 +16,7 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     guard size > 0 else { return 0 }
     let selector = data[0]
     let input = Array(UnsafeBufferPointer(start: data + 1, count: size - 1))
-    switch selector % 8 {
+    switch selector % 10 {
     case 0: check(SignedTransaction.self, input)
     case 1: check(Block.self, input)
     case 2: check(BlockHeader.self, input)
@@ -23,6 +24,18 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     case 4: check(Checkpoint.self, input)
     case 5: check(SparseMerkleProof.self, input)
     case 6: check(MerkleProof.self, input)
+    case 8:
+        // CoAP: a message that decodes re-encodes to exactly the input (one canonical form).
+        if let message = try? CoAPMessage.decode(input), message.encode() != input {
+            fatalError("CoAP decode/encode is not an exact inverse")
+        }
+    case 9:
+        // SLIP: whatever the line carries, frames come out bounded and the decoder never grows past its cap.
+        var decoder = SLIPDecoder(maxPayloadSize: 256)
+        let half = input.count / 2
+        for frame in decoder.feed(Array(input[..<half])) + decoder.feed(Array(input[half...])) where frame.count > 256 {
+            fatalError("SLIP frame over the cap: \(frame.count)")
+        }
     default:
         if let tx = try? SignedTransaction(decoding: input) {
             // Verification of decoded garbage must fail cleanly, never trap.
@@ -91,6 +104,10 @@ public func fuzzInitialize(
     seeds.append((3, cert.encoded))
     seeds.append((4, Checkpoint(header: header, nextCommittee: committee, certificate: cert).encoded))
     seeds.append((6, MerkleTree.proof(leaves: leaves, index: 3).encoded))
+    var get = CoAPMessage(type: .confirmable, code: .get, messageID: 7, token: [1, 2], options: [], payload: [])
+    get.setUriPath("v1/checkpoints")
+    seeds.append((8, get.encode()))
+    seeds.append((9, SLIP.encodeFrame(get.encode())))
     for (i, (selector, bytes)) in seeds.enumerated() {
         let file = fopen(path + "/seed-\(i)", "wb")
         guard let file else { continue }
