@@ -66,7 +66,8 @@ if hostParts {
         .target(name: "Chain", dependencies: ["Ledger", "CSQLite", log]),
         .target(name: "AmarsClient", dependencies: ["Ledger"]),
         .target(name: "Network", dependencies: ["Ledger", log] + nio),
-        .target(name: "DeviceGateway", dependencies: ["Chain", "DeviceProtocol", "CCoAP", "CMosquitto", log]),
+        .target(
+            name: "DeviceGateway", dependencies: ["Chain", "DeviceProtocol", "LightClient", "CCoAP", "CMosquitto", log]),
         .target(
             name: "GatewayNode",
             dependencies: ["Chain", "DeviceGateway", "Consensus", "Network", .product(name: "Yams", package: "Yams"), log]
@@ -78,7 +79,8 @@ if hostParts {
             name: "amars-bench", dependencies: ["Chain", "CSecp256k1", "DeviceGateway", "DeviceProtocol", argumentParser]),
         .testTarget(name: "ChainTests", dependencies: ["AmarsTestSupport", "Chain", "LightClient"]),
         .testTarget(name: "NetworkTests", dependencies: ["AmarsTestSupport", "Network"]),
-        .testTarget(name: "DeviceGatewayTests", dependencies: ["AmarsTestSupport", "DeviceGateway", "AmarsClient"]),
+        .testTarget(
+            name: "DeviceGatewayTests", dependencies: ["AmarsTestSupport", "DeviceGateway", "LightClient", "AmarsClient"]),
         .testTarget(name: "GatewayNodeTests", dependencies: ["AmarsTestSupport", "GatewayNode", "AmarsClient"]),
     ]
     products += [

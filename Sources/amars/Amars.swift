@@ -28,7 +28,7 @@ struct Amars: ParsableCommand {
         subcommands: [
             KeyCommand.self, AddressCommand.self, Balance.self, Transfer.self, Head.self, TxStatus.self,
             GenesisCommand.self, CandidateCommand.self, StakeCommand.self, RestakeCommand.self, UnstakeCommand.self,
-            WithdrawCommand.self, BucketsCommand.self, CommitteeCommand.self, CheckpointsCommand.self,
+            WithdrawCommand.self, BucketsCommand.self, CommitteeCommand.self, CheckpointsCommand.self, DeviceCommand.self,
         ]
     )
 }

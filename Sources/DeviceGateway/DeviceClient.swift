@@ -1,0 +1,771 @@
+// The device's side of the two device transports, for the simulator, `amars device …` and the end-to-end tests.
+//
+// A device only has the network: nothing here touches `ChainNode`. Every answer is untrusted bytes, read with
+// explicit caps and handed, decoded but unverified, to the light client (``DeviceSync``).
+import AmarsCodec
+import AmarsCrypto
+import CMosquitto
+import DeviceProtocol
+import Foundation
+import Ledger
+import Logging
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// Why a device's request to a gateway got no usable answer. Verification failures are not here: those are
+/// ``DeviceSyncError``'s, so a caller can tell "the gateway is unreachable" from "the gateway lied".
+public enum DeviceClientError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The host name or address does not resolve, or the endpoint text is not `host:port`.
+    case badEndpoint(String)
+    /// A socket call failed (errno), e.g. nothing listening (ECONNREFUSED) or no route.
+    case socket(call: String, errno: Int32)
+    /// No answer within the retransmission schedule (CoAP) or the wait (MQTT).
+    case timeout(String)
+    /// The gateway answered Reset: it could not process our message at all.
+    case reset
+    /// The gateway answered with an error code; the diagnostic is its short ASCII text, sanitised and capped.
+    case gatewayError(code: UInt8, diagnostic: String)
+    /// The answer violates the protocol (wrong block offset, missing Block2 mid-transfer, bad content format…).
+    case protocolViolation(String)
+    /// A body larger than the client's cap (a block-wise transfer or an MQTT message).
+    case bodyTooLarge(limit: Int)
+    /// The body does not decode as the payload the resource promises.
+    case undecodable(CodecError)
+    /// libmosquitto returned an error code.
+    case mqtt(Int32)
+    /// The broker refused the connection (CONNACK code) or the subscription.
+    case mqttRefused(String)
+    /// The gateway refused the submitted transaction; the code is the chain's camelCase refusal name.
+    case transactionRefused(String)
+
+    public var description: String {
+        switch self {
+        case .badEndpoint(let s): "bad endpoint: \(s)"
+        case .socket(let call, let e): "\(call): \(String(cString: strerror(e)))"
+        case .timeout(let what): "no answer: \(what)"
+        case .reset: "the gateway reset the exchange"
+        case .gatewayError(let code, let d): "gateway answered \(CoAPCodeText.text(code)) \(d)"
+        case .protocolViolation(let s): "protocol violation: \(s)"
+        case .bodyTooLarge(let limit): "answer larger than \(limit) bytes"
+        case .undecodable(let e): "undecodable answer: \(e)"
+        case .mqtt(let rc): "libmosquitto: \(String(cString: mosquitto_strerror(rc)))"
+        case .mqttRefused(let s): "broker refused: \(s)"
+        case .transactionRefused(let code): "transaction refused: \(code)"
+        }
+    }
+
+    /// The 4.04 of a resource that does not (yet) exist: a receipt still pending, a block not produced.
+    public var isNotFound: Bool {
+        if case .gatewayError(let code, _) = self { return code == CoAPCode.notFound.rawValue }
+        return false
+    }
+}
+
+/// "4.04" for a code byte, for messages.
+enum CoAPCodeText {
+    static func text(_ raw: UInt8) -> String {
+        let code = CoAPCode(rawValue: raw)
+        let detail = code.detail < 10 ? "0\(code.detail)" : "\(code.detail)"
+        return "\(code.codeClass).\(detail)"
+    }
+}
+
+/// What a light client reads from a gateway, whatever the transport. ``DeviceSync`` is written against this so
+/// the simulator can put another transport (a serial SLIP link, a recorded trace) under the same flow.
+public protocol DeviceChainSource {
+    /// The current head with its certificate (`v1/head`).
+    func head() throws(DeviceClientError) -> HeaderPayload
+    /// The header at `height` with its certificate (`v1/headers?h=`); 4.04 when there is no such block.
+    func header(at height: UInt64) throws(DeviceClientError) -> HeaderPayload
+    /// Up to `limit` checkpoints starting with the one that ends epoch `epoch` (`v1/checkpoints`).
+    func checkpoints(from epoch: UInt64, limit: Int) throws(DeviceClientError) -> [Checkpoint]
+    /// An account's state and proof against the state root of the gateway's head (`v1/proof/account`).
+    func accountProof(_ address: Address) throws(DeviceClientError) -> AccountProofPayload
+    /// The inclusion proof of a final transaction (`v1/proof/tx`); 4.04 until it is final.
+    func transactionProof(_ id: Bytes32) throws(DeviceClientError) -> TransactionProofPayload
+}
+
+/// Monotonic nanoseconds; wall-clock jumps must not stretch or cut a retransmission timer.
+@inline(__always)
+func deviceClockNanos() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
+}
+
+// MARK: - CoAP
+
+/// A CoAP (RFC 7252) client for the gateway's device API over plain UDP, using DeviceProtocol's codec: the
+/// same bytes firmware sends, so the simulator exercises the gateway the way boards do.
+///
+/// Confirmable requests are retransmitted on RFC 7252 §4.8's schedule (initial timeout randomised between
+/// `ackTimeout` and `ackTimeout × ackRandomFactor`, doubled each time, `maxRetransmit` times); the defaults
+/// are scaled down from the RFC's 2 s because a gateway on a LAN answers in milliseconds and a CLI user should
+/// not wait 93 s to learn a gateway is down. Responses are matched by Message ID (ACK, RST) and token
+/// (piggybacked or separate), datagrams from anyone else are filtered by the connected socket, and bodies
+/// larger than one datagram are fetched block by block (RFC 7959 Block2) into a buffer capped at
+/// ``Configuration/maxBodyBytes``. Uploads over 1024 bytes go out as Block1.
+///
+/// One exchange at a time, from one thread: a device has one radio and one outstanding request (NSTART = 1).
+/// The class is therefore deliberately not `Sendable`; a simulator gives every virtual device its own client.
+public final class CoAPDeviceClient: DeviceChainSource {
+    public struct Configuration: Sendable, Equatable {
+        public var host: String
+        public var port: UInt16
+        /// ACK_TIMEOUT in milliseconds (RFC default 2000).
+        public var ackTimeoutMillis: UInt64
+        /// ACK_RANDOM_FACTOR (RFC default 1.5).
+        public var ackRandomFactor: Double
+        /// MAX_RETRANSMIT (RFC default 4).
+        public var maxRetransmit: Int
+        /// How long to wait for a separate response after an empty ACK.
+        public var separateResponseMillis: UInt64
+        /// Largest datagram accepted; CoAP's own 1152-byte bound by default.
+        public var maxMessageSize: Int
+        /// Largest reassembled Block2 body; checkpoint runs are the largest answers (64 × under 6 KiB).
+        public var maxBodyBytes: Int
+        /// Block size asked for (SZX; 6 = 1024 bytes). The gateway may answer smaller, never larger.
+        public var preferredSZX: UInt8
+
+        public init(
+            host: String = "127.0.0.1", port: UInt16 = 5683, ackTimeoutMillis: UInt64 = 500,
+            ackRandomFactor: Double = 1.5, maxRetransmit: Int = 4, separateResponseMillis: UInt64 = 5000,
+            maxMessageSize: Int = CoAPMessage.maxMessageSize, maxBodyBytes: Int = 512 * 1024,
+            preferredSZX: UInt8 = BlockOption.maxSZX
+        ) {
+            self.host = host
+            self.port = port
+            self.ackTimeoutMillis = ackTimeoutMillis
+            self.ackRandomFactor = ackRandomFactor
+            self.maxRetransmit = maxRetransmit
+            self.separateResponseMillis = separateResponseMillis
+            self.maxMessageSize = maxMessageSize
+            self.maxBodyBytes = maxBodyBytes
+            self.preferredSZX = preferredSZX
+        }
+
+        /// Parses `coap://host:port`, `coap://[v6]:port` or `host:port` (port 5683 when absent).
+        public init(url: String) throws(DeviceClientError) {
+            var rest = Substring(url)
+            if rest.hasPrefix("coap://") { rest = rest.dropFirst("coap://".count) }
+            if rest.hasSuffix("/") { rest = rest.dropLast() }
+            guard let (host, port) = parseHostPort(rest, defaultPort: 5683) else { throw .badEndpoint(url) }
+            self.init(host: host, port: port)
+        }
+    }
+
+    /// Counters a simulator aggregates per fleet.
+    public struct Stats: Sendable, Equatable {
+        public var requests = 0
+        public var retransmissions = 0
+        public var blocks = 0
+        /// Datagrams that did not decode or belonged to no exchange of ours.
+        public var ignored = 0
+    }
+
+    public let configuration: Configuration
+    public private(set) var stats = Stats()
+    private let fd: Int32
+    private var messageID: UInt16
+    private var random = SystemRandomNumberGenerator()
+    private let logger: Logger
+    /// Restarts of a Block2 transfer whose representation changed under us (ETag), before giving up.
+    static let maxBlockRestarts = 3
+
+    /// Resolves the gateway and connects a UDP socket to it, so the kernel drops datagrams from anyone else and
+    /// reports an unreachable port as ECONNREFUSED instead of a long timeout.
+    public init(configuration: Configuration, logger: Logger = Logger(label: "amars.device.coap"))
+        throws(DeviceClientError)
+    {
+        self.configuration = configuration
+        self.logger = logger
+        fd = try connectedSocket(
+            host: configuration.host, port: configuration.port, type: Int32(SOCK_DGRAM.rawValue))
+        messageID = UInt16.random(in: .min ... .max, using: &random)
+    }
+
+    deinit { close(fd) }
+
+    // MARK: typed calls
+
+    public func head() throws(DeviceClientError) -> HeaderPayload {
+        try decode(get(DeviceResources.head))
+    }
+
+    public func header(at height: UInt64) throws(DeviceClientError) -> HeaderPayload {
+        try decode(get(DeviceResources.headers, query: ["h=\(height)"]))
+    }
+
+    public func checkpoints(from epoch: UInt64, limit: Int = CheckpointsPayload.maxCount)
+        throws(DeviceClientError) -> [Checkpoint]
+    {
+        let n = max(1, min(limit, CheckpointsPayload.maxCount))
+        let payload: CheckpointsPayload = try decode(
+            get(DeviceResources.checkpoints, query: ["from=\(epoch)", "limit=\(n)"]))
+        return payload.checkpoints
+    }
+
+    public func accountProof(_ address: Address) throws(DeviceClientError) -> AccountProofPayload {
+        try decode(get(DeviceResources.accountProof, query: ["a=\(address.bech32)"]))
+    }
+
+    public func transactionProof(_ id: Bytes32) throws(DeviceClientError) -> TransactionProofPayload {
+        try decode(get(DeviceResources.txProof, query: ["id=\(Hex.encode(id.bytes))"]))
+    }
+
+    /// The receipt of a final transaction; ``DeviceClientError/isNotFound`` while it is pending or unknown.
+    public func receipt(_ id: Bytes32) throws(DeviceClientError) -> ReceiptPayload {
+        try decode(get(DeviceResources.receipt, query: ["id=\(Hex.encode(id.bytes))"]))
+    }
+
+    /// Submits a signed transaction (`POST v1/tx`) and returns the id the gateway pooled it under, after
+    /// checking that it is the id of what we sent. A refusal is ``DeviceClientError/transactionRefused(_:)``
+    /// with the chain's code; 5.03 (mempool full) stays a ``DeviceClientError/gatewayError(code:diagnostic:)``
+    /// because the device should retry the same transaction later.
+    public func submit(_ transaction: SignedTransaction) throws(DeviceClientError) -> Bytes32 {
+        let response = try request(.post, DeviceResources.transaction, payload: transaction.encoded)
+        if response.code == .badRequest { throw .transactionRefused(response.diagnostic) }
+        guard response.code == .created else { throw response.error }
+        guard let id = Bytes32(response.body) else { throw .protocolViolation("v1/tx answered no 32-byte id") }
+        guard id == transaction.id else { throw .protocolViolation("v1/tx answered the id of another transaction") }
+        return id
+    }
+
+    // MARK: requests
+
+    /// A complete answer: its code, the reassembled body and its content format.
+    public struct Response: Sendable, Equatable {
+        public var code: CoAPCode
+        public var body: [UInt8]
+        public var contentFormat: UInt16?
+
+        /// An error answer's payload as printable ASCII, capped (RFC 7252 §5.5.2 diagnostic payload).
+        var diagnostic: String {
+            String(decoding: body.prefix(64).map { $0 >= 0x20 && $0 < 0x7F ? $0 : UInt8(ascii: "?") }, as: UTF8.self)
+        }
+
+        var error: DeviceClientError { .gatewayError(code: code.rawValue, diagnostic: diagnostic) }
+    }
+
+    /// GET with Uri-Query arguments (`key=value`).
+    public func get(_ path: StaticString, query: [String] = []) throws(DeviceClientError) -> Response {
+        try request(.get, path, query: query)
+    }
+
+    /// One request and its whole answer: Block1 for a payload over one block, Block2 for an answer over one.
+    public func request(
+        _ method: CoAPCode, _ path: StaticString, query: [String] = [], payload: [UInt8] = []
+    ) throws(DeviceClientError) -> Response {
+        var template = CoAPMessage(type: .confirmable, code: method, messageID: 0)
+        template.setUriPath(path)
+        template.uriQuery = query.map { Array($0.utf8) }
+        let first = try upload(template, payload: payload)
+        return try download(template, first: first)
+    }
+
+    /// Sends `payload` (Block1 when over one block) and returns the final answer's message.
+    private func upload(_ template: CoAPMessage, payload: [UInt8]) throws(DeviceClientError) -> CoAPMessage {
+        if payload.count <= BlockOption.blockwiseThreshold {
+            var m = template
+            m.payload = payload
+            if !payload.isEmpty { m.contentFormat = ContentFormat.chainPayload }
+            return try exchange(m)
+        }
+        var szx = configuration.preferredSZX
+        var offset = 0
+        while true {
+            let size = 16 << Int(szx)
+            let end = min(offset + size, payload.count)
+            let block = BlockOption(number: UInt32(offset / size), more: end < payload.count, szx: szx)
+            var m = template
+            m.contentFormat = ContentFormat.chainPayload
+            m.setOption(block.option(.block1))
+            if offset == 0 { m.setUIntOption(.size1, UInt32(payload.count)) }
+            m.payload = Array(payload[offset..<end])
+            let answer = try exchange(m)
+            stats.blocks += 1
+            guard block.more else { return answer }
+            guard answer.code == .continue else { return answer }  // an early refusal (4.13, 4.08…) is the answer
+            guard let echo = answer.option(.block1), let acked = try? BlockOption(option: echo) else {
+                throw .protocolViolation("2.31 without Block1")
+            }
+            // RFC 7959 §2.5: the server may ask for smaller blocks; continue from the same byte offset.
+            guard acked.szx <= szx else { throw .protocolViolation("Block1 size grew") }
+            offset = end
+            szx = acked.szx
+            guard offset % (16 << Int(szx)) == 0 else { throw .protocolViolation("Block1 offset misaligned") }
+        }
+    }
+
+    /// Follows Block2 from the first answer until the last block, into a buffer that never exceeds the cap.
+    private func download(_ template: CoAPMessage, first: CoAPMessage) throws(DeviceClientError) -> Response {
+        var message = first
+        var restarts = 0
+        var body: [UInt8] = []
+        var etag: [UInt8]?
+        while true {
+            guard let option = message.option(.block2) else {
+                guard body.isEmpty else { throw .protocolViolation("Block2 missing after block 0") }
+                guard message.payload.count <= configuration.maxBodyBytes else {
+                    throw .bodyTooLarge(limit: configuration.maxBodyBytes)
+                }
+                return Response(code: message.code, body: message.payload, contentFormat: message.contentFormat)
+            }
+            let block: BlockOption
+            do { block = try BlockOption(option: option) } catch { throw .protocolViolation("Block2: \(error)") }
+            guard message.code.isSuccess else {
+                throw .gatewayError(code: message.code.rawValue, diagnostic: "(during block-wise transfer)")
+            }
+            if block.offset == 0 {
+                body.removeAll(keepingCapacity: true)
+                etag = message.option(.eTag)?.value
+                if let size2 = message.uintOption(.size2), Int(size2) > configuration.maxBodyBytes {
+                    throw .bodyTooLarge(limit: configuration.maxBodyBytes)
+                }
+            } else if message.option(.eTag)?.value != etag {
+                // The representation changed between blocks (a new checkpoint landed): start again.
+                restarts += 1
+                guard restarts <= Self.maxBlockRestarts else {
+                    throw .protocolViolation("representation keeps changing")
+                }
+                message = try exchange(nextBlock(template, number: 0, szx: block.szx))
+                continue
+            }
+            guard block.offset == body.count else { throw .protocolViolation("Block2 out of order") }
+            guard message.payload.count <= block.size, !block.more || message.payload.count == block.size else {
+                throw .protocolViolation("Block2 payload size does not match SZX")
+            }
+            guard message.payload.count <= configuration.maxBodyBytes - body.count else {
+                throw .bodyTooLarge(limit: configuration.maxBodyBytes)
+            }
+            body.append(contentsOf: message.payload)
+            stats.blocks += 1
+            guard block.more else {
+                return Response(code: message.code, body: body, contentFormat: message.contentFormat)
+            }
+            let size = 16 << Int(block.szx)
+            let number = body.count / size
+            guard number <= Int(BlockOption.maxNumber) else { throw .bodyTooLarge(limit: body.count) }
+            message = try exchange(nextBlock(template, number: UInt32(number), szx: block.szx))
+        }
+    }
+
+    private func nextBlock(_ template: CoAPMessage, number: UInt32, szx: UInt8) -> CoAPMessage {
+        var m = template
+        m.setOption(BlockOption(number: number, more: false, szx: min(szx, configuration.preferredSZX)).option(.block2))
+        return m
+    }
+
+    /// One confirmable exchange (RFC 7252 §4.2, §5.2): fresh Message ID and token, retransmitted with
+    /// exponential back-off until the ACK; the response either rides on the ACK or follows as a separate
+    /// CON/NON that we acknowledge. Returns the response message.
+    private func exchange(_ base: CoAPMessage) throws(DeviceClientError) -> CoAPMessage {
+        var request = base
+        messageID &+= 1
+        request.type = .confirmable
+        request.messageID = messageID
+        request.token = (0..<4).map { _ in UInt8.random(in: .min ... .max, using: &random) }
+        let bytes = request.encode()
+        guard bytes.count <= configuration.maxMessageSize else {
+            throw .bodyTooLarge(limit: configuration.maxMessageSize)
+        }
+        stats.requests += 1
+        let factor = max(1.0, configuration.ackRandomFactor)
+        var timeout = UInt64(Double(configuration.ackTimeoutMillis * 1_000_000) * Double.random(in: 1...factor))
+        var deadline = deviceClockNanos() + timeout
+        var retransmissions = 0
+        var acknowledged = false
+        try transmit(bytes)
+        while true {
+            let now = deviceClockNanos()
+            if now >= deadline {
+                guard !acknowledged else { throw .timeout("separate response to \(pathText(request))") }
+                guard retransmissions < configuration.maxRetransmit else {
+                    throw .timeout("\(pathText(request)) after \(retransmissions) retransmissions")
+                }
+                retransmissions += 1
+                stats.retransmissions += 1
+                timeout *= 2
+                deadline = now + timeout
+                logger.debug("CoAP retransmit \(retransmissions) of \(pathText(request))")
+                try transmit(bytes)
+                continue
+            }
+            guard let datagram = try receive(timeoutNanos: deadline - now) else { continue }
+            guard let m = try? CoAPMessage.decode(datagram, maxMessageSize: configuration.maxMessageSize) else {
+                stats.ignored += 1
+                if let rst = CoAPMessage.resetReply(to: datagram) { try? transmit(rst.encode()) }
+                continue
+            }
+            switch m.type {
+            case .acknowledgement:
+                guard m.messageID == request.messageID else {
+                    stats.ignored += 1
+                    continue
+                }
+                if m.code.isEmpty {
+                    if !acknowledged {
+                        acknowledged = true
+                        deadline = deviceClockNanos() + configuration.separateResponseMillis * 1_000_000
+                    }
+                    continue
+                }
+                guard m.token == request.token, m.code.isResponse else {
+                    throw .protocolViolation("ACK carries a response to another request")
+                }
+                return m
+            case .reset:
+                if m.messageID == request.messageID { throw .reset }
+                stats.ignored += 1
+            case .confirmable, .nonConfirmable:
+                let ours = m.token == request.token && m.code.isResponse
+                if m.type == .confirmable {
+                    // §4.2: acknowledge what we take, reset what we cannot place (a stale separate response).
+                    let reply = CoAPMessage(
+                        type: ours ? .acknowledgement : .reset, code: .empty, messageID: m.messageID)
+                    try? transmit(reply.encode())
+                }
+                if ours { return m }
+                stats.ignored += 1
+            }
+        }
+    }
+
+    private func pathText(_ m: CoAPMessage) -> String {
+        m.uriPath.map { String(decoding: $0, as: UTF8.self) }.joined(separator: "/")
+    }
+
+    private func transmit(_ bytes: [UInt8]) throws(DeviceClientError) {
+        let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+        if n < 0 { throw .socket(call: "send", errno: errno) }
+    }
+
+    /// One datagram within the wait, or nil. A datagram longer than ``Configuration/maxMessageSize`` is read
+    /// into a buffer one byte larger, seen to be too long (MSG_TRUNC gives the real length) and dropped.
+    private func receive(timeoutNanos: UInt64) throws(DeviceClientError) -> [UInt8]? {
+        var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        let millis = Int32(min(timeoutNanos / 1_000_000 + 1, 60_000))
+        let ready = poll(&pfd, 1, millis)
+        if ready < 0 {
+            if errno == EINTR { return nil }
+            throw .socket(call: "poll", errno: errno)
+        }
+        guard ready > 0 else { return nil }
+        var buffer = [UInt8](repeating: 0, count: configuration.maxMessageSize + 1)
+        let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_TRUNC)) }
+        if n < 0 {
+            if errno == EINTR || errno == EAGAIN { return nil }
+            throw .socket(call: "recv", errno: errno)
+        }
+        guard n <= configuration.maxMessageSize else {
+            stats.ignored += 1
+            return nil
+        }
+        buffer.removeLast(buffer.count - n)
+        return buffer
+    }
+
+    /// A success answer's body decoded as `T`, or the error the answer means.
+    private func decode<T: CanonicalCodable>(_ response: Response) throws(DeviceClientError) -> T {
+        guard response.code == .content else { throw response.error }
+        if let format = response.contentFormat, format != ContentFormat.chainPayload {
+            throw .protocolViolation("content format \(format) instead of \(ContentFormat.chainPayload)")
+        }
+        do { return try T(decoding: response.body) } catch { throw .undecodable(error) }
+    }
+}
+
+/// `host:port`, `[v6]:port` or a bare host; nil when malformed.
+func parseHostPort(_ text: Substring, defaultPort: UInt16) -> (String, UInt16)? {
+    if text.hasPrefix("[") {
+        guard let close = text.firstIndex(of: "]") else { return nil }
+        let host = String(text[text.index(after: text.startIndex)..<close])
+        let after = text[text.index(after: close)...]
+        if after.isEmpty { return host.isEmpty ? nil : (host, defaultPort) }
+        guard after.hasPrefix(":"), let port = UInt16(after.dropFirst()), port > 0, !host.isEmpty else { return nil }
+        return (host, port)
+    }
+    let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+    guard !text.isEmpty, parts.count <= 2, !parts[0].isEmpty else { return nil }
+    if parts.count == 1 { return (String(parts[0]), defaultPort) }
+    guard let port = UInt16(parts[1]), port > 0 else { return nil }
+    return (String(parts[0]), port)
+}
+
+/// A socket of `type` connected to the first address `host` resolves to.
+private func connectedSocket(host: String, port: UInt16, type: Int32) throws(DeviceClientError) -> Int32 {
+    var hints = addrinfo()
+    hints.ai_family = AF_UNSPEC
+    hints.ai_socktype = type
+    hints.ai_flags = AI_NUMERICSERV
+    var list: UnsafeMutablePointer<addrinfo>?
+    guard getaddrinfo(host, String(port), &hints, &list) == 0, let first = list else {
+        throw .badEndpoint("cannot resolve \(host)")
+    }
+    defer { freeaddrinfo(list) }
+    var lastErrno: Int32 = 0
+    var entry: UnsafeMutablePointer<addrinfo>? = first
+    while let ai = entry {
+        entry = ai.pointee.ai_next
+        let fd = socket(ai.pointee.ai_family, ai.pointee.ai_socktype, ai.pointee.ai_protocol)
+        if fd < 0 {
+            lastErrno = errno
+            continue
+        }
+        if connect(fd, ai.pointee.ai_addr, ai.pointee.ai_addrlen) == 0 { return fd }
+        lastErrno = errno
+        close(fd)
+    }
+    throw .socket(call: "connect", errno: lastErrno)
+}
+
+// MARK: - MQTT
+
+/// A device's MQTT session with the gateway's broker (libmosquitto): submit transactions on
+/// `amars/v1/tx/{address}` at QoS 1 and hear back on `amars/v1/receipts/{address}` ("accepted" or "refused",
+/// then "final"), plus the retained head announcements on `amars/v1/head`.
+///
+/// Everything runs on the caller's thread: libmosquitto is driven with `mosquitto_loop` inside the waits, so
+/// its callbacks run there too and need no lock. That is why the class is not `Sendable`: a virtual device owns
+/// its client. The session is clean (a device that reconnects re-submits; the transaction id and nonce make a
+/// repeat harmless), and we subscribe before the first publish, so no receipt can race the subscription.
+///
+/// Incoming messages are copied only up to ``Configuration/maxMessageBytes`` (longer ones are dropped) and at
+/// most ``Configuration/maxQueuedMessages`` wait unread (the oldest are dropped), so a hostile broker cannot
+/// make the device allocate without bound.
+public final class MqttDeviceClient {
+    public struct Configuration: Sendable, Equatable {
+        public var host: String
+        public var port: Int
+        /// Default: `amars-dev-` and a random suffix, so two runs for one device do not kick each other off.
+        public var clientID: String?
+        public var keepAliveSeconds: Int32
+        /// How long ``connect()`` waits for CONNACK and SUBACKs.
+        public var connectTimeoutMillis: UInt64
+        /// Receipts are under 100 bytes and a head header under 400; anything much larger is not for us.
+        public var maxMessageBytes: Int
+        public var maxQueuedMessages: Int
+
+        public init(
+            host: String = "127.0.0.1", port: Int = 1883, clientID: String? = nil, keepAliveSeconds: Int32 = 30,
+            connectTimeoutMillis: UInt64 = 5000, maxMessageBytes: Int = 4096, maxQueuedMessages: Int = 64
+        ) {
+            self.host = host
+            self.port = port
+            self.clientID = clientID
+            self.keepAliveSeconds = keepAliveSeconds
+            self.connectTimeoutMillis = connectTimeoutMillis
+            self.maxMessageBytes = maxMessageBytes
+            self.maxQueuedMessages = maxQueuedMessages
+        }
+
+        /// Parses `host:port`, `[v6]:port` or `mqtt://host:port` (port 1883 when absent).
+        public init(endpoint: String) throws(DeviceClientError) {
+            var rest = Substring(endpoint)
+            if rest.hasPrefix("mqtt://") { rest = rest.dropFirst("mqtt://".count) }
+            guard let (host, port) = parseHostPort(rest, defaultPort: 1883) else { throw .badEndpoint(endpoint) }
+            self.init(host: host, port: Int(port))
+        }
+    }
+
+    /// The outcome of a final transaction as the gateway announced it (not yet verified: see ``DeviceSync``).
+    public struct FinalReceipt: Sendable, Equatable {
+        public var receipt: Receipt
+        public var height: UInt64
+        public var position: UInt64
+    }
+
+    /// `mosquitto_lib_init` must run before any client exists; a lazy static runs it once per process.
+    private static let libraryReady: Bool = mosquitto_lib_init() == MOSQ_ERR_SUCCESS.rawValue
+
+    public let device: Address
+    public let configuration: Configuration
+    private let handle: OpaquePointer
+    private let logger: Logger
+
+    // Written by libmosquitto callbacks, which run inside our own `mosquitto_loop` calls on this thread.
+    private var connack: Int32?
+    private var awaitingSubacks: Set<Int32> = []
+    private var subscriptionRefused = false
+    private var published: Set<Int32> = []
+    private var receipts: [MqttReceiptMessage] = []
+    /// Messages dropped for size or queue overflow, or undecodable.
+    public private(set) var droppedMessages = 0
+    /// The latest head the gateway announced: an unverified hint (height, base fee) until ``DeviceSync`` has
+    /// checked a certificate for it over CoAP.
+    public private(set) var announcedHead: BlockHeader?
+    private var connected = false
+
+    public init(
+        device: Address, configuration: Configuration = Configuration(),
+        logger: Logger = Logger(label: "amars.device.mqtt")
+    ) throws(DeviceClientError) {
+        guard Self.libraryReady else { throw .mqtt(MOSQ_ERR_UNKNOWN.rawValue) }
+        self.device = device
+        self.configuration = configuration
+        self.logger = logger
+        var suffix = SystemRandomNumberGenerator()
+        let id = configuration.clientID ?? "amars-dev-\(String(suffix.next() as UInt64, radix: 36))"
+        guard let h = mosquitto_new(id, true, nil) else { throw .mqtt(MOSQ_ERR_NOMEM.rawValue) }
+        handle = h
+        mosquitto_user_data_set(handle, Unmanaged.passUnretained(self).toOpaque())
+        mosquitto_connect_callback_set(handle) { _, userdata, rc in
+            MqttDeviceClient.from(userdata)?.connack = rc
+        }
+        mosquitto_subscribe_callback_set(handle) { _, userdata, mid, count, granted in
+            guard let client = MqttDeviceClient.from(userdata) else { return }
+            client.awaitingSubacks.remove(mid)
+            // 0x80 in the granted list is the broker's refusal of that topic filter.
+            if let granted, count > 0, (0..<Int(count)).contains(where: { granted[$0] >= 0x80 }) {
+                client.subscriptionRefused = true
+            }
+        }
+        mosquitto_publish_callback_set(handle) { _, userdata, mid in
+            MqttDeviceClient.from(userdata)?.published.insert(mid)
+        }
+        mosquitto_message_callback_set(handle) { _, userdata, message in
+            guard let message, let client = MqttDeviceClient.from(userdata) else { return }
+            client.received(message.pointee)
+        }
+    }
+
+    deinit {
+        disconnect()
+        mosquitto_destroy(handle)
+    }
+
+    private static func from(_ userdata: UnsafeMutableRawPointer?) -> MqttDeviceClient? {
+        userdata.map { Unmanaged<MqttDeviceClient>.fromOpaque($0).takeUnretainedValue() }
+    }
+
+    /// Connects and subscribes to this device's receipts and to the head, returning once the broker has
+    /// acknowledged both subscriptions (so a submit published after this cannot have its receipt missed).
+    public func connect() throws(DeviceClientError) {
+        guard !connected else { return }
+        let rc = mosquitto_connect(
+            handle, configuration.host, Int32(configuration.port), configuration.keepAliveSeconds)
+        guard rc == MOSQ_ERR_SUCCESS.rawValue else {
+            if rc == MOSQ_ERR_ERRNO.rawValue { throw .socket(call: "connect", errno: errno) }
+            throw .mqtt(rc)
+        }
+        connected = true
+        try pump(until: "CONNACK", timeoutMillis: configuration.connectTimeoutMillis) { connack != nil }
+        guard connack == 0 else {
+            let reason = String(cString: mosquitto_connack_string(connack ?? -1))
+            disconnect()
+            throw .mqttRefused(reason)
+        }
+        for topic in [MqttTopics.receipts(device), MqttTopics.head] {
+            var mid: Int32 = 0
+            let rc = mosquitto_subscribe(handle, &mid, topic, 1)
+            guard rc == MOSQ_ERR_SUCCESS.rawValue else { throw .mqtt(rc) }
+            awaitingSubacks.insert(mid)
+        }
+        try pump(until: "SUBACK", timeoutMillis: configuration.connectTimeoutMillis) { awaitingSubacks.isEmpty }
+        guard !subscriptionRefused else { throw .mqttRefused("subscription to the receipts or head topic") }
+        logger.debug("MQTT device \(device.bech32) connected to \(configuration.host):\(configuration.port)")
+    }
+
+    public func disconnect() {
+        guard connected else { return }
+        connected = false
+        mosquitto_disconnect(handle)
+        // One turn writes the DISCONNECT packet; the socket is closed either way.
+        _ = mosquitto_loop(handle, 10, 1)
+    }
+
+    /// Publishes `transaction` at QoS 1 and waits for the broker's PUBACK and then the gateway's "accepted"
+    /// (returns the id) or "refused" (throws ``DeviceClientError/transactionRefused(_:)``).
+    @discardableResult
+    public func submit(_ transaction: SignedTransaction, timeoutMillis: UInt64 = 10_000)
+        throws(DeviceClientError) -> Bytes32
+    {
+        try connect()
+        let id = transaction.id
+        let bytes = transaction.encoded
+        var mid: Int32 = 0
+        let rc = bytes.withUnsafeBytes {
+            mosquitto_publish(handle, &mid, MqttTopics.submit(device), Int32($0.count), $0.baseAddress, 1, false)
+        }
+        guard rc == MOSQ_ERR_SUCCESS.rawValue else { throw .mqtt(rc) }
+        try pump(until: "PUBACK of the submit", timeoutMillis: timeoutMillis) { published.contains(mid) }
+        published.remove(mid)
+        var answer: MqttReceiptMessage?
+        try pump(until: "accepted or refused for \(Hex.encode(id.bytes))", timeoutMillis: timeoutMillis) {
+            answer = takeReceipt(for: id) { if case .final = $0 { return false } else { return true } }
+            return answer != nil
+        }
+        if case .refused(_, let code) = answer { throw .transactionRefused(code) }
+        return id
+    }
+
+    /// Waits for the gateway's "final" for `id`: the receipt and where the transaction landed. A "refused"
+    /// (`dropped`: evicted without inclusion) throws ``DeviceClientError/transactionRefused(_:)``.
+    public func waitForFinal(_ id: Bytes32, timeoutMillis: UInt64 = 30_000) throws(DeviceClientError) -> FinalReceipt {
+        try connect()
+        var answer: MqttReceiptMessage?
+        try pump(until: "final receipt for \(Hex.encode(id.bytes))", timeoutMillis: timeoutMillis) {
+            answer = takeReceipt(for: id) { if case .accepted = $0 { return false } else { return true } }
+            return answer != nil
+        }
+        switch answer {
+        case .final(let receipt, let height, let position)?:
+            return FinalReceipt(receipt: receipt, height: height, position: position)
+        case .refused(_, let code)?: throw .transactionRefused(code)
+        default: throw .protocolViolation("unexpected receipt message")
+        }
+    }
+
+    /// Runs libmosquitto's network loop on this thread until `done` holds or the time is up.
+    private func pump(until what: String, timeoutMillis: UInt64, _ done: () -> Bool) throws(DeviceClientError) {
+        let deadline = deviceClockNanos() + timeoutMillis * 1_000_000
+        while !done() {
+            let now = deviceClockNanos()
+            guard now < deadline else { throw .timeout(what) }
+            let wait = Int32(min((deadline - now) / 1_000_000 + 1, 100))
+            let rc = mosquitto_loop(handle, wait, 1)
+            guard rc == MOSQ_ERR_SUCCESS.rawValue else {
+                if rc == MOSQ_ERR_ERRNO.rawValue { throw .socket(call: "mqtt", errno: errno) }
+                throw .mqtt(rc)
+            }
+        }
+    }
+
+    /// Removes and returns the first queued receipt message for `id` that `wanted` accepts.
+    private func takeReceipt(for id: Bytes32, _ wanted: (MqttReceiptMessage) -> Bool) -> MqttReceiptMessage? {
+        guard let i = receipts.firstIndex(where: { $0.id == id && wanted($0) }) else { return nil }
+        return receipts.remove(at: i)
+    }
+
+    private func received(_ message: mosquitto_message) {
+        guard let topicPointer = message.topic else { return }
+        let length = Int(message.payloadlen)
+        guard length >= 0, length <= configuration.maxMessageBytes else {
+            droppedMessages += 1
+            return
+        }
+        let payload: [UInt8] =
+            length == 0 || message.payload == nil
+            ? [] : Array(UnsafeRawBufferPointer(start: message.payload, count: length))
+        let topic = String(cString: topicPointer)
+        if topic == MqttTopics.head {
+            if let header = try? BlockHeader(decoding: payload), header.height >= announcedHead?.height ?? 0 {
+                announcedHead = header
+            }
+            return
+        }
+        guard topic == MqttTopics.receipts(device), let receipt = try? MqttReceiptMessage(decoding: payload) else {
+            droppedMessages += 1
+            return
+        }
+        if receipts.count >= configuration.maxQueuedMessages {
+            receipts.removeFirst()
+            droppedMessages += 1
+        }
+        receipts.append(receipt)
+    }
+}
