@@ -320,8 +320,10 @@ public final class ChainNode: @unchecked Sendable {
         defer { lock.unlock() }
         let h = finalized.block.header
         func refuse(_ why: String) -> NodeError { .invalidBlock("height \(h.height): \(why)") }
-        guard finalized.certificate.height == h.height, finalized.certificate.round == h.round else {
-            throw refuse("certificate is for another height or round")
+        // A block proposed in round r may be decided in a later round (re-proposed with a proof of lock); the
+        // certificate signs the round it was decided in.
+        guard finalized.certificate.height == h.height, finalized.certificate.round >= h.round else {
+            throw refuse("certificate is for another height or an earlier round")
         }
         guard let committee = committeeUnlocked(h.epoch) else { throw refuse("no committee for epoch \(h.epoch)") }
         do { try finalized.certificate.verify(committee: committee, chainID: h.chainID, blockHash: h.hash) } catch {

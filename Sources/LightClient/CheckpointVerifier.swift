@@ -42,7 +42,7 @@ public enum CheckpointVerifier {
         guard next.epoch == nextEpoch else { throw .wrongCommitteeEpoch(expected: nextEpoch, got: next.epoch) }
         let hash = header.hash
         let certificate = checkpoint.certificate
-        guard certificate.height == header.height, certificate.round == header.round, certificate.blockHash == hash
+        guard certificate.height == header.height, certificate.round >= header.round, certificate.blockHash == hash
         else { throw .certificateMismatch }
         do {
             try certificate.verify(committee: trusted.committee, chainID: trusted.chainID, blockHash: hash)

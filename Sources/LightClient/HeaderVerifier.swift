@@ -34,7 +34,7 @@ public enum HeaderVerifier {
             throw .heightOutsideEpoch(height: header.height, first: range.first, last: range.last)
         }
         let hash = header.hash
-        guard certificate.height == header.height, certificate.round == header.round, certificate.blockHash == hash
+        guard certificate.height == header.height, certificate.round >= header.round, certificate.blockHash == hash
         else { throw .certificateMismatch }
         let weight: UInt64
         do {

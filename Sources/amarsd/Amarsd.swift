@@ -23,7 +23,7 @@ struct Amarsd: ParsableCommand {
               amars genesis new --out data/genesis.json --keys data/keys
               amarsd run --data data
             """,
-        subcommands: [Run.self],
+        subcommands: [Run.self, NodeCommand.self, Bridge.self],
         defaultSubcommand: Run.self
     )
 }

@@ -31,11 +31,13 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(again.error.contains("already exists"), again.error)
         // A genesis whose numbers do not add up is refused by inspect (and by amarsd).
         let text = try String(contentsOfFile: path("genesis.json"), encoding: .utf8)
-        try text.replacingOccurrences(of: "\"91000000000000000\"", with: "\"91000000000000001\"")
-            .write(toFile: path("bad-genesis.json"), atomically: true, encoding: .utf8)
+        // Strategic partners' 9 B AMSC, written as a string of base units; one unit more breaks the category.
+        let tampered = text.replacingOccurrences(of: "\"9000000000000000\"", with: "\"9000000000000001\"")
+        XCTAssertNotEqual(tampered, text)
+        try tampered.write(toFile: path("bad-genesis.json"), atomically: true, encoding: .utf8)
         let bad = try Harness.amars(["genesis", "inspect", path("bad-genesis.json")])
         XCTAssertNotEqual(bad.status, 0)
-        XCTAssertTrue(bad.error.contains("reserve-fund"), bad.error)
+        XCTAssertTrue(bad.error.contains("strategic-partners"), bad.error)
 
         let daemon = try Harness.startDaemon(data: dir, blockInterval: 100)
         defer { daemon.stop() }

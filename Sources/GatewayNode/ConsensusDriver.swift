@@ -1,0 +1,482 @@
+import AmarsCodec
+import AmarsCrypto
+import Chain
+import Consensus
+import Foundation
+import Ledger
+import Logging
+import Network
+
+/// A block as a consensus value. The hash is computed once: the core asks for it on every vote it counts.
+/// `block` nil is the "nothing to propose" value (hash zero), which the core never proposes.
+public struct BlockValue: ConsensusValue, Sendable {
+    public let block: Block?
+    public let hash: Bytes32
+
+    public init(_ block: Block) {
+        self.block = block
+        self.hash = block.hash
+    }
+
+    static let none = BlockValue()
+
+    private init() {
+        block = nil
+        hash = .zero
+    }
+}
+
+/// What the consensus core asks of the chain: a block to propose (built from the mempool on the committed head)
+/// and whether a proposed block is valid (re-executed on the committed head; the execution is kept so that the
+/// commit does not run it again).
+public struct ChainApplication: ConsensusApplication, Sendable {
+    let chain: ChainNode
+    let logger: Logger
+
+    public func proposal(height: UInt64, round: UInt32) -> BlockValue {
+        guard chain.head.height &+ 1 == height else { return .none }
+        // The timestamp is informative (headers only require it not to go backwards): wall clock is fine here.
+        let millis = UInt64(max(0, Date().timeIntervalSince1970 * 1000))
+        do {
+            return BlockValue(try chain.proposeBlock(timestamp: millis, round: round))
+        } catch {
+            logger.error("cannot build a proposal", metadata: ["height": "\(height)", "error": "\(error)"])
+            return .none
+        }
+    }
+
+    public func isValid(_ value: BlockValue, height: UInt64) -> Bool {
+        guard let block = value.block, block.header.height == height else { return false }
+        do {
+            try chain.validateBlock(block)
+            return true
+        } catch {
+            logger.notice("refused a proposed block", metadata: ["height": "\(height)", "error": "\(error)"])
+            return false
+        }
+    }
+}
+
+/// Runs one committee member: the sans-I/O ``ConsensusCore`` wired to the chain, the peer network and a clock.
+///
+/// Everything that touches the core happens on this actor, one event at a time: network frames (taken from
+/// `PeerManager.events` by one task, so the network's bounded event buffer is the input queue), timeouts (each a
+/// sleeping task that re-enters the actor) and the gossip timer. The core never sees a socket or a clock; the
+/// driver never decides anything about safety — it only moves bytes and time.
+///
+/// What the driver does around the core (the same roles as the host in Tests/ConsensusTests' simulation):
+/// - **Decide → commit.** A decided block is committed with its certificate (`ChainNode.commitBlock` checks the
+///   certificate against its epoch's committee), the next height's committee is installed (it changes at epoch
+///   boundaries) and the next height starts, no sooner than `blockInterval` after the previous one started.
+/// - **Relay.** The network never forwards; a proposal, vote, decision or transaction that the core or the chain
+///   accepted is re-broadcast to every other peer, so a partial mesh still floods.
+/// - **Catch-up.** Every node announces `status {height, hash}` on the gossip timer and on connect. A node that
+///   sees a peer ahead asks it for the missing finalized blocks (one request in flight, 64 blocks at most) and
+///   commits them: `commitBlock` verifies each certificate and re-executes each block, so a peer's answer is
+///   never trusted. Then the core jumps to the new head.
+/// - **Blame.** An undecodable frame or a bad signature is reported to the network, which bans repeat offenders.
+/// - **No double sign across restarts.** Own votes go through a ``VoteJournal`` (fsynced) before they are sent.
+///
+/// Transactions: a transaction received from a peer is submitted to the local mempool and, if admitted,
+/// relayed. Transactions submitted locally (HTTP, CoAP, MQTT) are not gossiped — ChainNode offers no hook or
+/// listing of new mempool entries — but they still reach the chain: every committee member proposes in turn
+/// (proposer = committee[(height + round) mod n]), and a proposer builds its block from its own mempool. A
+/// local transaction therefore waits at most one rotation of the committee (more if this node is down).
+public actor ConsensusDriver {
+    public typealias Core = ConsensusCore<ChainApplication>
+
+    /// Tuning of the driver; nothing here affects safety.
+    public struct Settings: Sendable {
+        public var timing: NodeConfig.Timing
+        /// File of the vote journal (see ``VoteJournal``).
+        public var journalPath: String
+        /// Keys allowed to connect besides the committee members (configured peers that are not validators).
+        public var extraAllowedKeys: Set<Bytes32>
+        /// A sync request unanswered for this long is given up and may go to another peer.
+        public var syncTimeoutMilliseconds: UInt64 = 2_000
+
+        public init(timing: NodeConfig.Timing, journalPath: String, extraAllowedKeys: Set<Bytes32> = []) {
+            self.timing = timing
+            self.journalPath = journalPath
+            self.extraAllowedKeys = extraAllowedKeys
+        }
+    }
+
+    public enum DriverError: Error, CustomStringConvertible {
+        case noCommittee(epoch: UInt64)
+        case journal(String)
+
+        public var description: String {
+            switch self {
+            case .noCommittee(let e): "no committee known for epoch \(e)"
+            case .journal(let s): s
+            }
+        }
+    }
+
+    private let chain: ChainNode
+    private let network: PeerManager
+    private let settings: Settings
+    private let logger: Logger
+    private let ownKey: Bytes32
+    private let onCommit: @Sendable (BlockHeader) -> Void
+    private var core: Core
+    private let journal: VoteJournal
+    private let clock = ContinuousClock()
+    private var tasks: [Task<Void, Never>] = []
+    private var stopped = false
+    private var heightStartedAt: ContinuousClock.Instant
+    /// The height waiting for its paced start after a decision.
+    private var pendingStart: UInt64?
+    /// The one block request in flight.
+    private var syncRequest: (peer: Bytes32, from: UInt64, at: ContinuousClock.Instant)?
+    /// Last head height each peer announced.
+    private var peerHeights: [Bytes32: UInt64] = [:]
+
+    /// `key` must be the chain's validator key (it signs proposals and votes; it is also the network identity).
+    public init(
+        chain: ChainNode, network: PeerManager, key: PrivateKey, settings: Settings, logger: Logger,
+        onCommit: @escaping @Sendable (BlockHeader) -> Void = { _ in }
+    ) throws(DriverError) {
+        self.chain = chain
+        self.network = network
+        self.settings = settings
+        self.logger = logger
+        self.ownKey = key.xOnlyPublicKey.bytes
+        self.onCommit = onCommit
+        let next = chain.head.height + 1
+        let epoch = Self.epoch(of: next, length: chain.genesis.epochLength)
+        guard let committee = chain.committee(epoch: epoch) else { throw .noCommittee(epoch: epoch) }
+        self.core = Core(
+            chainID: chain.genesis.chainID, committee: committee, privateKey: key,
+            app: ChainApplication(chain: chain, logger: logger),
+            config: ConsensusConfig(timeouts: settings.timing.schedule))
+        do { journal = try VoteJournal(path: settings.journalPath) } catch { throw .journal("\(error)") }
+        heightStartedAt = clock.now
+    }
+
+    static func epoch(of height: UInt64, length: UInt64) -> UInt64 { height == 0 ? 0 : (height - 1) / length }
+
+    /// Keys the network accepts: the current (and, once drawn, the next) committee plus configured extras.
+    private func allowedKeys() -> Set<Bytes32> {
+        var keys = settings.extraAllowedKeys
+        for m in chain.genesis.validators { keys.insert(m.key) }
+        for m in core.committee.members { keys.insert(m.key) }
+        if let next = chain.committee(epoch: core.committee.epoch + 1) {
+            for m in next.members { keys.insert(m.key) }
+        }
+        return keys
+    }
+
+    /// Starts consensus at the head + 1 and the tasks that feed the actor. Call once, after the network started.
+    public func start() {
+        let events = network.events
+        tasks.append(
+            Task { [weak self] in
+                for await event in events {
+                    guard let self else { return }
+                    await self.receive(event)
+                }
+            })
+        let period = Duration.milliseconds(Int64(settings.timing.retransmitInterval))
+        tasks.append(
+            Task { [weak self] in
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: period)
+                    guard let self else { return }
+                    await self.tick()
+                }
+            })
+        network.updateAllowedKeys(allowedKeys())
+        startHeight(chain.head.height + 1)
+    }
+
+    /// Stops feeding the core; in-flight timeouts find the driver stopped and do nothing.
+    public func stop() {
+        stopped = true
+        for t in tasks { t.cancel() }
+        tasks = []
+    }
+
+    /// Height and round the core is at, for logs and tests.
+    public var position: (height: UInt64, round: UInt32) { (core.height, core.round) }
+
+    // MARK: core
+
+    private func drive(_ event: Core.Event) {
+        guard !stopped else { return }
+        let actions = core.handle(event)
+        perform(actions)
+    }
+
+    private func perform(_ actions: [Core.Action]) {
+        for action in actions {
+            switch action {
+            case .broadcastProposal(let signed, let value):
+                guard let block = value.block else { continue }
+                broadcast(.proposal(signed, block))
+            case .broadcastVote(let vote):
+                if vote.voter == ownKey {
+                    guard journal.permits(vote) else {
+                        logger.warning(
+                            "not sending a vote that conflicts with one signed before a restart",
+                            metadata: ["height": "\(vote.height)", "round": "\(vote.round)"])
+                        continue
+                    }
+                    do { try journal.record(vote) } catch {
+                        logger.error("vote not sent: \(error)")
+                        continue
+                    }
+                }
+                broadcast(.vote(vote))
+            case .broadcastDecision(let value, let certificate):
+                guard let block = value.block else { continue }
+                broadcast(.decision(FinalizedBlock(block: block, certificate: certificate)))
+            case .scheduleTimeout(let height, let round, let step, let ms):
+                let delay = Duration.milliseconds(Int64(min(ms, 3_600_000)))
+                Task { [weak self] in
+                    try? await Task.sleep(for: delay)
+                    await self?.timeout(height: height, round: round, step: step)
+                }
+            case .decide(let value, let certificate):
+                commitDecided(value, certificate)
+            case .evidence(let a, let b):
+                logger.warning(
+                    "double sign seen",
+                    metadata: [
+                        "voter": "\(Hex.encode(a.voter.bytes))", "height": "\(a.height)", "round": "\(a.round)",
+                        "first": "\(Hex.encode(a.blockHash.bytes))", "second": "\(Hex.encode(b.blockHash.bytes))",
+                    ])
+            }
+        }
+    }
+
+    private func timeout(height: UInt64, round: UInt32, step: ConsensusStep) {
+        drive(.timeout(height: height, round: round, step: step))
+    }
+
+    private func commitDecided(_ value: BlockValue, _ certificate: CommitCertificate) {
+        guard let block = value.block else { return }
+        let head = chain.head.height
+        if block.header.height <= head { return }  // already committed through sync
+        do {
+            try chain.commitBlock(FinalizedBlock(block: block, certificate: certificate))
+        } catch {
+            // Only a chain that disagrees with its own validity check gets here; peers' blocks may still sync.
+            logger.error(
+                "cannot commit a decided block",
+                metadata: ["height": "\(block.header.height)", "error": "\(error)"])
+            return
+        }
+        committed(paced: true)
+    }
+
+    /// After the head moved (decision or sync): announce it, install the next height's committee, start it.
+    private func committed(paced: Bool) {
+        let head = chain.head
+        onCommit(head)
+        logger.debug("committed", metadata: ["height": "\(head.height)", "round": "\(core.round)"])
+        let next = head.height + 1
+        let epoch = Self.epoch(of: next, length: chain.genesis.epochLength)
+        if epoch != core.committee.epoch {
+            if let committee = chain.committee(epoch: epoch) {
+                core.setCommittee(committee)
+                network.updateAllowedKeys(allowedKeys())
+                logger.info("new committee", metadata: ["epoch": "\(epoch)", "members": "\(committee.members.count)"])
+            } else {
+                logger.error("no committee for epoch \(epoch); staying with the old one")
+            }
+        }
+        let elapsed = clock.now - heightStartedAt
+        let interval = Duration.milliseconds(Int64(settings.timing.blockInterval))
+        pendingStart = next
+        if !paced || elapsed >= interval {
+            // Through a task even with no delay, so the actions of the batch that decided finish first.
+            Task { [weak self] in await self?.startHeight(next) }
+        } else {
+            let wait = interval - elapsed
+            Task { [weak self] in
+                try? await Task.sleep(for: wait)
+                await self?.startHeight(next)
+            }
+        }
+    }
+
+    private func startHeight(_ height: UInt64) {
+        guard !stopped, height == chain.head.height + 1 else { return }
+        if core.isStarted && core.height >= height { return }
+        if pendingStart == height { pendingStart = nil }
+        heightStartedAt = clock.now
+        drive(.start(height: height, now: UInt64(max(0, Date().timeIntervalSince1970 * 1000))))
+    }
+
+    // MARK: network
+
+    private func broadcast(_ message: PeerMessage, except: Bytes32? = nil) {
+        do { try network.broadcast(message.frame, except: except) } catch {
+            logger.error("cannot broadcast: \(error)")
+        }
+    }
+
+    private func send(_ message: PeerMessage, to peer: Bytes32) {
+        do { try network.send(to: peer, message.frame) } catch { logger.error("cannot send: \(error)") }
+    }
+
+    private func tick() {
+        guard !stopped else { return }
+        if let r = syncRequest, clock.now - r.at > .milliseconds(Int64(settings.syncTimeoutMilliseconds)) {
+            syncRequest = nil
+        }
+        if core.isStarted { drive(.retransmit) }
+        let head = chain.head
+        broadcast(.status(height: head.height, hash: head.hash))
+    }
+
+    func receive(_ event: NetworkEvent) {
+        guard !stopped else { return }
+        switch event {
+        case .peerConnected(let peer):
+            let head = chain.head
+            send(.status(height: head.height, hash: head.hash), to: peer)
+        case .peerDisconnected(let peer):
+            peerHeights[peer] = nil
+            if syncRequest?.peer == peer { syncRequest = nil }
+        case .frame(let frame, let peer):
+            let message: PeerMessage
+            do { message = try PeerMessage(frame: frame) } catch {
+                network.report(peer: peer, reason: .invalidMessage)
+                return
+            }
+            handle(message, from: peer, frame: frame)
+        }
+    }
+
+    private func handle(_ message: PeerMessage, from peer: Bytes32, frame: Frame) {
+        switch message {
+        case .proposal(let signed, let block):
+            let height = signed.proposal.height
+            feed(.proposalReceived(signed, BlockValue(block)), from: peer, frame: frame)
+            if height > chain.head.height + 1 { noteAhead(peer, height: height - 1) }
+        case .vote(let vote):
+            feed(.voteReceived(vote), from: peer, frame: frame)
+            if vote.height > chain.head.height + 1 { noteAhead(peer, height: vote.height - 1) }
+        case .decision(let finalized):
+            let height = finalized.block.header.height
+            if height == chain.head.height + 1 {
+                if pendingStart == height { startHeight(height) }
+                if core.isStarted && core.height == height && core.decision == nil {
+                    let value = BlockValue(finalized.block)
+                    feed(.decidedElsewhere(value, finalized.certificate), from: peer, frame: frame)
+                }
+            } else if height > chain.head.height + 1 {
+                noteAhead(peer, height: height)
+            }
+        case .transaction(let bytes):
+            do {
+                _ = try chain.submit(encoded: bytes)
+                relay(frame, from: peer)
+            } catch {
+                switch error {
+                case .malformed, .badSignature, .invalidSenderKey, .wrongChain:
+                    network.report(peer: peer, reason: .invalidMessage)
+                default:
+                    break  // stale nonce, already known, mempool full: honest peers send these too
+                }
+            }
+        case .status(let height, _):
+            peerHeights[peer] = height
+            if height > chain.head.height { requestBlocks(from: peer) }
+        case .blockRequest(let from, let count):
+            serve(from: from, count: count, to: peer)
+        case .blockResponse(let blocks):
+            apply(blocks, from: peer)
+        }
+    }
+
+    /// Hands a consensus message to the core; relays it when the core kept it (no drop counted), blames the sender
+    /// when the core found a bad signature or certificate.
+    private func feed(_ event: Core.Event, from peer: Bytes32, frame: Frame) {
+        let before = core.drops
+        drive(event)
+        let after = core.drops
+        if after == before {
+            relay(frame, from: peer)
+            return
+        }
+        let blamed: [Consensus.DropReason] = [.badSignature, .badCertificate, .valueMismatch, .wrongProposer]
+        if blamed.contains(where: { after[$0] > before[$0] }) {
+            network.report(peer: peer, reason: .invalidMessage)
+        }
+    }
+
+    private func relay(_ frame: Frame, from peer: Bytes32) {
+        do { try network.broadcast(frame, except: peer) } catch { logger.error("cannot relay: \(error)") }
+    }
+
+    // MARK: catch-up
+
+    private func noteAhead(_ peer: Bytes32, height: UInt64) {
+        peerHeights[peer] = max(peerHeights[peer] ?? 0, height)
+        requestBlocks(from: peer)
+    }
+
+    private func requestBlocks(from peer: Bytes32) {
+        guard syncRequest == nil, let theirs = peerHeights[peer] else { return }
+        let from = chain.head.height + 1
+        guard theirs >= from else { return }
+        let count = UInt32(min(UInt64(PeerMessage.Limits.blocksPerRequest), theirs - from + 1))
+        syncRequest = (peer, from, clock.now)
+        logger.debug("requesting blocks", metadata: ["from": "\(from)", "count": "\(count)"])
+        send(.blockRequest(from: from, count: count), to: peer)
+    }
+
+    private func serve(from: UInt64, count: UInt32, to peer: Bytes32) {
+        guard from >= 1 else {
+            network.report(peer: peer, reason: .uselessMessage)
+            return
+        }
+        var blocks: [FinalizedBlock] = []
+        var size = 16
+        let head = chain.head.height
+        var h = from
+        while h <= head && blocks.count < Int(count) {
+            guard let stored = try? chain.block(at: h) else { break }
+            let bytes = stored.finalized.encoded.count
+            if size + bytes > PeerMessage.Limits.blockResponseBytes { break }
+            size += bytes
+            blocks.append(stored.finalized)
+            h += 1
+        }
+        send(.blockResponse(blocks), to: peer)
+    }
+
+    /// Commits the blocks of a sync answer in order. `commitBlock` checks each certificate against its epoch's
+    /// committee and re-executes the block, so nothing the peer sent is trusted.
+    private func apply(_ blocks: [FinalizedBlock], from peer: Bytes32) {
+        guard let request = syncRequest, request.peer == peer else {
+            network.report(peer: peer, reason: .uselessMessage)
+            return
+        }
+        syncRequest = nil
+        var applied = 0
+        for finalized in blocks {
+            let height = finalized.block.header.height
+            let head = chain.head.height
+            if height <= head { continue }
+            guard height == head + 1 else {
+                network.report(peer: peer, reason: .invalidMessage)
+                break
+            }
+            do { try chain.commitBlock(finalized) } catch {
+                logger.warning("refused a synced block", metadata: ["height": "\(height)", "error": "\(error)"])
+                network.report(peer: peer, reason: .uselessMessage)
+                break
+            }
+            applied += 1
+        }
+        guard applied > 0 else { return }
+        logger.info("caught up", metadata: ["blocks": "\(applied)", "head": "\(chain.head.height)"])
+        committed(paced: false)
+        if let theirs = peerHeights[peer], theirs > chain.head.height { requestBlocks(from: peer) }
+    }
+}

@@ -1,0 +1,205 @@
+import AmarsCodec
+import AmarsCrypto
+import ArgumentParser
+import Chain
+import DeviceGateway
+import Foundation
+import GatewayNode
+import Ledger
+import Logging
+import NIOPosix
+import Network
+
+/// `amarsd node --config FILE`: one delegate of a multi-gateway committee.
+///
+/// Unlike `run` (a single node that is the whole committee), this node finalizes blocks only together with the
+/// other committee members, over the authenticated peer network: Roll-DPoS rounds with instant BFT finality.
+/// Everything the node needs is in one YAML file (see ``NodeConfig``), because a delegate's setup is a set of
+/// peers with their keys, ports and timeouts that an operator writes once.
+struct NodeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "node",
+        abstract: "Run a committee gateway that finalizes blocks with its peers (multi-node Roll-DPoS).",
+        discussion: """
+            The YAML file names the data directory (chain.sqlite, votes.journal), the genesis file, this node's
+            validator key (also its network identity), where to listen (p2p, http, optionally coap and mqtt),
+            the peers to dial ({host, port, key}) and optionally consensus timings in milliseconds. See
+            scripts/devnet4.sh for four gateways on one machine.
+            """)
+
+    @Option(help: "Node configuration file (YAML).")
+    var config: String
+
+    func run() throws {
+        let cfg: NodeConfig
+        do { cfg = try NodeConfig.load(path: config) } catch { throw CleanExit.message("amarsd: \(error)") }
+        let level = Logger.Level(rawValue: cfg.logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "amarsd")
+        let chain: ChainNode
+        let key: PrivateKey
+        do {
+            let genesis = try Genesis.load(path: cfg.genesisPath)
+            key = try KeyFile.load(cfg.keyPath)
+            try FileManager.default.createDirectory(atPath: cfg.dataDirectory, withIntermediateDirectories: true)
+            let store = try BlockStore(path: "\(cfg.dataDirectory)/chain.sqlite")
+            chain = try ChainNode(genesis: genesis, store: store, validatorKey: key, logger: logger)
+        } catch {
+            throw CleanExit.message("amarsd: \(error)")
+        }
+
+        let server = HTTPServer(
+            router: APIRouter(node: chain, logger: logger), host: cfg.http.host, port: cfg.http.port, logger: logger)
+        let httpPort: Int
+        do { httpPort = try server.start() } catch {
+            throw CleanExit.message("amarsd: cannot listen on \(cfg.http): \(error)")
+        }
+        let doors = NodeDoors()
+        do { try doors.start(cfg: cfg, chain: chain, logger: logger) } catch {
+            server.shutdown()
+            throw CleanExit.message("amarsd: \(error)")
+        }
+
+        // Network: the allowed keys start as the genesis committee plus configured peer keys; the driver keeps
+        // them in step with the committee of each epoch.
+        var allowed = Set(chain.genesis.validators.map(\.key))
+        for peer in cfg.peers { if let k = peer.key { allowed.insert(k) } }
+        var net = NetworkConfiguration(
+            host: cfg.p2p.host, port: cfg.p2p.port,
+            handshake: HandshakeParameters(
+                chainID: chain.genesis.chainID, genesisHash: chain.genesisHash, allowedKeys: allowed),
+            kinds: PeerMessage.frameKinds(),
+            peers: cfg.peers.map { PeerAddress(host: $0.host, port: $0.port, key: $0.key) })
+        // A restarted peer should be found again within a couple of block intervals, not after minutes.
+        net.backoff = Backoff(initial: .milliseconds(200), maximum: .seconds(2))
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let network = PeerManager(configuration: net, nodeKey: key, group: group, logger: logger)
+        let settings = ConsensusDriver.Settings(
+            timing: cfg.timing, journalPath: "\(cfg.dataDirectory)/votes.journal",
+            extraAllowedKeys: Set(cfg.peers.compactMap(\.key)))
+        let driver: ConsensusDriver
+        do {
+            driver = try ConsensusDriver(
+                chain: chain, network: network, key: key, settings: settings, logger: logger,
+                onCommit: { header in doors.headChanged(header) })
+        } catch {
+            server.shutdown()
+            doors.stop()
+            throw CleanExit.message("amarsd: \(error)")
+        }
+
+        let head = chain.head
+        let base = "http://\(cfg.http.host):\(httpPort)"
+        let p2p = cfg.p2p
+        let chainLine =
+            "amarsd: chain \(chain.genesis.chainName) (id \(chain.genesis.chainID)), head at height \(head.height), "
+            + "committee node \(Hex.encode(key.xOnlyPublicKey.bytes.bytes))"
+        let coapLine = cfg.coap.map { "  CoAP      coap://\($0.host):\($0.port)/v1/head" }
+        let mqttLine = cfg.mqtt.map { "  MQTT      mqtt://\($0) (amars/v1/tx/<address>, amars/v1/head)" }
+        let peerCount = cfg.peers.count
+        Task {
+            do {
+                try await network.start()
+            } catch {
+                print("amarsd: cannot listen for peers on \(p2p): \(error)")
+                fflush(nil)
+                Foundation.exit(1)
+            }
+            await driver.start()
+            var lines = [
+                chainLine,
+                "  API       \(base)/v1/head",
+                "  Explorer  \(base)/",
+                "  P2P       \(p2p.host):\(p2p.port) (\(peerCount) peer(s) configured)",
+            ]
+            if let coapLine { lines.append(coapLine) }
+            if let mqttLine { lines.append(mqttLine) }
+            print(lines.joined(separator: "\n"))
+            fflush(nil)
+        }
+        Self.installSignalHandlers { done in
+            Task {
+                // Every block is committed atomically and every vote journaled before it left: stopping at any
+                // point loses nothing.
+                await driver.stop()
+                await network.shutdown()
+                server.shutdown()
+                doors.stop()
+                try? await group.shutdownGracefully()
+                done()
+            }
+        }
+        dispatchMain()
+    }
+
+    /// SIGINT/SIGTERM stop the node in order; a second signal exits at once.
+    private static func installSignalHandlers(_ stop: @escaping @Sendable (@escaping @Sendable () -> Void) -> Void) {
+        let stopping = StopFlag()
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .main)
+            source.setEventHandler {
+                if stopping.isSet { Foundation.exit(1) }
+                stopping.set()
+                stop {
+                    print("amarsd: stopped")
+                    fflush(nil)
+                    Foundation.exit(0)
+                }
+            }
+            source.resume()
+            signalSources.append(source)
+        }
+    }
+
+    /// Touched only on the main queue (signal handlers run there).
+    nonisolated(unsafe) private static var signalSources: [any DispatchSourceSignal] = []
+}
+
+/// Set once on the main queue by the signal handler; read there too.
+private final class StopFlag: @unchecked Sendable {
+    private var value = false
+    var isSet: Bool { value }
+    func set() { value = true }
+}
+
+/// The device-facing services of a committee node: CoAP and the MQTT bridge, each optional.
+/// `@unchecked Sendable`: set once in `start` before any other thread sees the object, then only read.
+private final class NodeDoors: @unchecked Sendable {
+    private var coap: CoAPServer?
+    private var mqtt: MqttBridge?
+
+    func start(cfg: NodeConfig, chain: ChainNode, logger: Logger) throws {
+        if let c = cfg.coap {
+            let server = CoAPServer(node: chain, host: c.host, port: UInt16(c.port), logger: logger)
+            do { try server.start() } catch { throw CleanExit.message("amarsd: cannot start CoAP on \(c): \(error)") }
+            coap = server
+        }
+        if let m = cfg.mqtt {
+            let bridge = try MqttBridge(
+                node: chain,
+                configuration: .init(
+                    host: m.host, port: m.port, inboxPath: "\(cfg.dataDirectory)/mqtt-inbox.sqlite"),
+                logger: logger)
+            do { try bridge.start() } catch {
+                stop()
+                throw CleanExit.message("amarsd: cannot start the MQTT bridge to \(m): \(error)")
+            }
+            mqtt = bridge
+        }
+    }
+
+    func headChanged(_ header: BlockHeader) {
+        coap?.headChanged()
+        mqtt?.headChanged(header)
+    }
+
+    func stop() {
+        coap?.stop()
+        mqtt?.stop()
+    }
+}

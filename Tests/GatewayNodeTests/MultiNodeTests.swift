@@ -1,0 +1,337 @@
+import AmarsClient
+import AmarsCodec
+import AmarsCrypto
+import Chain
+import Foundation
+import Ledger
+import Network
+import XCTest
+
+@testable import GatewayNode
+
+/// Four real `amarsd node` processes on loopback, each a delegate with its own SQLite file, finalizing one chain
+/// together over the peer network (Roll-DPoS, instant BFT finality). Equal weights, so any three are a quorum
+/// and any two are not.
+///
+/// One run, three phases (booting four nodes once keeps the whole test well under 90 s):
+/// 1. they finalize blocks (past an epoch boundary, so the VRF-drawn committee takes over) and agree on every
+///    height; a transfer submitted to node 1 is final on node 4;
+/// 2. SIGKILL node 2: the other three go on; restart it: it catches up to the same block and state root;
+/// 3. SIGKILL nodes 3 and 4: the chain halts (no quorum) without any disagreement; restart node 3: it resumes.
+///
+/// Every wait has a deadline; tearDown kills whatever is still running.
+final class MultiNodeTests: XCTestCase {
+    static let chainID: UInt32 = 4_077
+    var dir: URL!
+    var nodes: [TestNode] = []
+
+    final class TestNode {
+        let index: Int
+        let config: URL
+        let log: URL
+        var process: Process?
+        var port = 0
+
+        init(index: Int, config: URL, log: URL) {
+            self.index = index
+            self.config = config
+            self.log = log
+        }
+
+        var client: HTTPClient { try! HTTPClient(baseURL: "http://127.0.0.1:\(port)", timeoutSeconds: 3) }
+
+        func start() throws {
+            let p = Process()
+            p.executableURL = Harness.binDirectory.appendingPathComponent("amarsd")
+            p.arguments = ["node", "--config", config.path]
+            let out = Pipe()
+            p.standardOutput = out
+            if !FileManager.default.fileExists(atPath: log.path) {
+                FileManager.default.createFile(atPath: log.path, contents: nil)
+            }
+            let err = try FileHandle(forWritingTo: log)
+            try err.seekToEnd()
+            p.standardError = err
+            try p.run()
+            process = p
+            var text = ""
+            let deadline = Date().addingTimeInterval(20)
+            while Date() < deadline, !text.contains("P2P") {
+                let chunk = out.fileHandleForReading.availableData
+                if chunk.isEmpty { break }
+                text += String(decoding: chunk, as: UTF8.self)
+            }
+            guard let range = text.range(of: #"127\.0\.0\.1:(\d+)/v1/head"#, options: .regularExpression) else {
+                kill()
+                throw Harness.StartFailure(description: "node \(index + 1) did not start: \(text)")
+            }
+            port = Int(text[range].split(separator: ":")[1].split(separator: "/")[0])!
+        }
+
+        func kill() {
+            guard let p = process else { return }
+            if p.isRunning { sendSignal(p.processIdentifier, SIGKILL) }
+            p.waitUntilExit()
+            process = nil
+        }
+
+        var isRunning: Bool { process?.isRunning ?? false }
+
+        func head() -> (height: UInt64, hash: String)? {
+            guard let j = try? Harness.json(client, "/v1/head"), let h = (j["height"] as? NSNumber)?.uint64Value,
+                let hash = j["hash"] as? String
+            else { return nil }
+            return (h, hash)
+        }
+
+        func block(_ height: UInt64) -> (hash: String, stateRoot: String)? {
+            guard let j = try? Harness.json(client, "/v1/blocks/\(height)"), let hash = j["hash"] as? String,
+                let header = j["header"] as? [String: Any], let root = header["stateRoot"] as? String
+            else { return nil }
+            return (hash, root)
+        }
+    }
+
+    override func tearDown() {
+        for n in nodes { n.kill() }
+        if let dir, ProcessInfo.processInfo.environment["AMARS_KEEP_TEST_DATA"] == nil {
+            try? FileManager.default.removeItem(at: dir)
+        }
+        super.tearDown()
+    }
+
+    /// A port the kernel just handed out and we released: free unless something grabs it in between.
+    static func freePort() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) }
+        }
+        _ = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+        }
+        return Int(UInt16(bigEndian: addr.sin_port))
+    }
+
+    /// Polls `condition` every 100 ms until it holds or `seconds` pass; true if it held.
+    func wait(_ seconds: Double, _ condition: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if condition() { return true }
+            usleep(100_000)
+        }
+        return condition()
+    }
+
+    func heights(_ which: [TestNode]) -> [UInt64] { which.map { $0.head()?.height ?? 0 } }
+
+    /// Every height up to the lowest head of `which` has one hash on all of them.
+    func assertAgreement(_ which: [TestNode], from: UInt64 = 1, file: StaticString = #filePath, line: UInt = #line) {
+        let top = heights(which).min() ?? 0
+        guard top >= from else { return }
+        for h in from...top {
+            let hashes = which.map { $0.block(h)?.hash ?? "missing" }
+            XCTAssertEqual(Set(hashes).count, 1, "height \(h): nodes disagree: \(hashes)", file: file, line: line)
+            XCTAssertFalse(hashes.contains("missing"), "height \(h) missing on some node", file: file, line: line)
+        }
+    }
+
+    func testFourGatewaysFinalizeTogetherSurviveACrashAndHaltWithoutQuorum() throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("amars-multi-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let genesisPath = dir.appendingPathComponent("genesis.json").path
+        let keys = dir.appendingPathComponent("keys").path
+        let made = try Harness.amars([
+            "genesis", "new", "--out", genesisPath, "--keys", keys, "--validators", "4", "--epoch-length", "10",
+            "--chain-id", String(Self.chainID), "--chain-name", "multi",
+        ])
+        XCTAssertEqual(made.status, 0, made.error)
+        let validatorKeys = try (1...4).map { try KeyFile.load("\(keys)/validator-\($0).key") }
+        let ports = (0..<4).map { _ in Self.freePort() }
+        for i in 0..<4 {
+            let nodeDir = dir.appendingPathComponent("node-\(i + 1)")
+            try FileManager.default.createDirectory(at: nodeDir, withIntermediateDirectories: true)
+            var yaml = """
+                data: \(nodeDir.path)
+                genesis: \(genesisPath)
+                key: \(keys)/validator-\(i + 1).key
+                p2p: { host: 127.0.0.1, port: \(ports[i]) }
+                http: { host: 127.0.0.1, port: 0 }
+                consensus:
+                  blockInterval: 200
+                  proposeTimeout: 800
+                  prepareTimeout: 400
+                  commitTimeout: 400
+                  timeoutIncrement: 200
+                  retransmitInterval: 300
+                log: warning
+                peers:
+
+                """
+            for j in 0..<4 where j != i {
+                let key = Hex.encode(validatorKeys[j].xOnlyPublicKey.bytes.bytes)
+                yaml += "  - { host: 127.0.0.1, port: \(ports[j]), key: \(key) }\n"
+            }
+            let config = nodeDir.appendingPathComponent("node.yaml")
+            try yaml.write(to: config, atomically: true, encoding: .utf8)
+            nodes.append(TestNode(index: i, config: config, log: nodeDir.appendingPathComponent("amarsd.log")))
+        }
+        for n in nodes { try n.start() }
+
+        // Phase 1: finality past the first epoch boundary (height 10), agreement, a transfer across nodes.
+        XCTAssertTrue(wait(40) { heights(nodes).allSatisfy { $0 >= 12 } }, "heights: \(heights(nodes))")
+        assertAgreement(nodes)
+
+        let sender = try KeyFile.load("\(keys)/app-user-incentive.key")
+        let recipient = Address(publicKey: try PrivateKey(bytes: Bytes32(w0: 9, w1: 9, w2: 9, w3: 9)).xOnlyPublicKey)
+        let senderAccount = try Harness.json(
+            nodes[0].client, "/v1/accounts/\(Address(publicKey: sender.xOnlyPublicKey).bech32)")
+        let nonce = try XCTUnwrap((senderAccount["nextNonce"] as? NSNumber)?.uint64Value)
+        let body = TransactionBody(
+            chainID: Self.chainID, sender: sender.xOnlyPublicKey.bytes, nonce: nonce, maxFeePerUnit: 50, tipPerUnit: 1,
+            payload: .transfer(Transfer(to: recipient, amount: 1_234_567)))
+        let tx = SignedTransaction(body: body, signer: sender)
+        let posted = try nodes[0].client.post("/v1/tx", body: tx.encoded, contentType: "application/octet-stream")
+        XCTAssertTrue((200..<300).contains(posted.status), "submit: \(String(decoding: posted.body, as: UTF8.self))")
+        let id = Hex.encode(tx.id.bytes)
+        XCTAssertTrue(
+            wait(20) { ((try? Harness.json(nodes[3].client, "/v1/tx/\(id)"))?["status"] as? String) == "included" },
+            "the transfer submitted to node 1 is not final on node 4")
+        let account = try Harness.json(nodes[3].client, "/v1/accounts/\(recipient.bech32)")
+        XCTAssertEqual("\(account["balance"] ?? "none")", "1234567")
+
+        // Phase 2: one of four down — the chain goes on; back up — it catches up to the same state.
+        nodes[1].kill()
+        let survivors = [nodes[0], nodes[2], nodes[3]]
+        let atKill = heights(survivors).max() ?? 0
+        XCTAssertTrue(
+            wait(20) { heights(survivors).allSatisfy { $0 >= atKill + 5 } },
+            "three of four must keep finalizing: \(heights(survivors)) from \(atKill)")
+        try nodes[1].start()
+        let target = heights(survivors).min() ?? 0
+        XCTAssertTrue(wait(20) { (nodes[1].head()?.height ?? 0) >= target }, "node 2 did not catch up to \(target)")
+        let restarted = nodes[1].block(target)
+        XCTAssertNotNil(restarted)
+        XCTAssertEqual(restarted?.hash, nodes[0].block(target)?.hash, "block \(target) differs after catch-up")
+        XCTAssertEqual(restarted?.stateRoot, nodes[0].block(target)?.stateRoot, "state root \(target) differs")
+        XCTAssertTrue(
+            wait(20) { (nodes[1].head()?.height ?? 0) >= target + 3 }, "node 2 does not follow the chain after catch-up"
+        )
+        assertAgreement(nodes)
+
+        // Phase 3: two of four down — no quorum, the chain halts, and nobody disagrees.
+        nodes[2].kill()
+        nodes[3].kill()
+        let live = [nodes[0], nodes[1]]
+        usleep(1_500_000)  // a height whose votes were already out may still finish
+        let haltedAt = heights(live)
+        usleep(4_000_000)
+        XCTAssertEqual(heights(live), haltedAt, "the chain advanced without a quorum")
+        assertAgreement(live)
+        // One back: three of four again, the chain resumes.
+        try nodes[2].start()
+        let top = haltedAt.max() ?? 0
+        let running = [nodes[0], nodes[1], nodes[2]]
+        XCTAssertTrue(
+            wait(40) { heights(running).allSatisfy { $0 >= top + 3 } },
+            "the chain did not resume with three of four: \(heights(running)) from \(top)")
+        assertAgreement(running)
+    }
+}
+
+/// `kill(2)`, named apart from ``MultiNodeTests/TestNode/kill()`` which would shadow it.
+private func sendSignal(_ pid: pid_t, _ sig: Int32) {
+    _ = kill(pid, sig)
+}
+
+/// The pieces of a committee node that need no processes: config validation, message encodings, the vote journal.
+final class NodeWiringTests: XCTestCase {
+    func testConfigParsesRelativePathsAndRefusesMistakes() throws {
+        let yaml = """
+            data: node-1
+            genesis: /abs/genesis.json
+            key: keys/v1.key
+            p2p: { host: 127.0.0.1, port: 7001 }
+            http: { host: 127.0.0.1, port: 0 }
+            peers:
+              - { host: 127.0.0.1, port: 7002 }
+            consensus: { blockInterval: 200, proposeTimeout: 800 }
+            """
+        let c = try NodeConfig(yaml: yaml, baseDirectory: "/base")
+        XCTAssertEqual(c.dataDirectory, "/base/node-1")
+        XCTAssertEqual(c.genesisPath, "/abs/genesis.json")
+        XCTAssertEqual(c.peers, [NodeConfig.Peer(host: "127.0.0.1", port: 7002)])
+        XCTAssertEqual(c.timing.blockInterval, 200)
+        XCTAssertEqual(c.timing.schedule.milliseconds(for: .propose, round: 2), 800 + 2 * 500)
+        XCTAssertNil(c.coap)
+
+        func refused(_ text: String, _ needle: String, line: UInt = #line) {
+            do {
+                _ = try NodeConfig(yaml: text, baseDirectory: "/")
+                XCTFail("accepted", line: line)
+            } catch {
+                XCTAssertTrue(error.message.contains(needle), "\(error.message)", line: line)
+            }
+        }
+        refused(yaml.replacingOccurrences(of: "port: 7001", with: "port: 70001"), "p2p.port")
+        refused(yaml + "\nblockinterval: 5", "unknown key 'blockinterval'")
+        refused(yaml.replacingOccurrences(of: "port: 7002 }", with: "port: 7002, key: abc }"), "64 hex digits")
+        refused(yaml.replacingOccurrences(of: "data: node-1\n", with: ""), "missing 'data'")
+        refused(yaml.replacingOccurrences(of: "blockInterval: 200", with: "blockInterval: 1"), "blockInterval")
+    }
+
+    func testPeerMessagesRoundTripAndRefuseBadPayloads() throws {
+        let messages: [PeerMessage] = [
+            .status(height: 42, hash: Bytes32(w0: 1, w1: 2, w2: 3, w3: 4)),
+            .blockRequest(from: 7, count: 64),
+            .blockResponse([]),
+            .transaction([1, 2, 3]),
+        ]
+        for m in messages { XCTAssertEqual(try PeerMessage(frame: m.frame), m) }
+        XCTAssertThrowsError(try PeerMessage(frame: PeerMessage.blockRequest(from: 7, count: 65).frame))
+        var trailing = PeerMessage.status(height: 1, hash: .zero).frame
+        trailing.payload.append(0)
+        XCTAssertThrowsError(try PeerMessage(frame: trailing))
+        XCTAssertThrowsError(try PeerMessage(frame: Frame(kind: 0x7F, payload: [])))
+        // Every kind is registered with a cap the global ceiling admits.
+        let kinds = PeerMessage.frameKinds()
+        for k in PeerMessage.Kind.proposal...PeerMessage.Kind.blockResponse { XCTAssertNotNil(kinds.maxPayload(of: k)) }
+    }
+
+    func testVoteJournalRefusesAConflictingVoteAfterReopening() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("journal-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let key = try PrivateKey(bytes: Bytes32(w0: 0, w1: 0, w2: 7, w3: 7))
+        func vote(_ h: UInt64, _ r: UInt32, _ step: VoteStep, _ hash: Bytes32) -> Vote {
+            let message = Vote.signingHash(
+                chainID: 1, height: h, round: r, step: step, blockHash: hash, voter: key.xOnlyPublicKey.bytes)
+            return Vote(
+                chainID: 1, height: h, round: r, step: step, blockHash: hash, voter: key.xOnlyPublicKey.bytes,
+                signature: key.signSchnorr(message, auxRandom: .zero))
+        }
+        let a = Bytes32(w0: 0xA, w1: 0, w2: 0, w3: 0)
+        let b = Bytes32(w0: 0xB, w1: 0, w2: 0, w3: 0)
+        do {
+            let j = try VoteJournal(path: path)
+            try j.record(vote(5, 0, .prepare, .zero))
+            try j.record(vote(6, 1, .commit, a))
+        }
+        // A torn last line (power loss mid-append) is ignored.
+        let h = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        try h.seekToEnd()
+        try h.write(contentsOf: Data("6 2 1 ab".utf8))
+        try h.close()
+        let j = try VoteJournal(path: path)
+        XCTAssertEqual(j.entries.count, 1, "only the highest height is kept")
+        XCTAssertTrue(j.permits(vote(6, 1, .commit, a)), "re-sending the same vote is fine")
+        XCTAssertFalse(j.permits(vote(6, 1, .commit, b)), "a different block in the same round is a double sign")
+        XCTAssertTrue(j.permits(vote(6, 2, .commit, b)), "another round is another vote")
+        XCTAssertFalse(j.permits(vote(5, 3, .prepare, b)), "below the journal's height nothing is known: refuse")
+        XCTAssertTrue(j.permits(vote(7, 0, .prepare, b)))
+    }
+}
