@@ -1,6 +1,7 @@
 import AmarsCodec
 import Chain
 import DeviceProtocol
+import Foundation
 import Ledger
 
 /// The resources of the CoAP device API and the method each answers. The paths come from
@@ -108,10 +109,13 @@ public struct DeviceResourceHandlers: Sendable {
     public let node: ChainNode
     /// Largest transaction body accepted on `v1/tx` (a signed transaction never exceeds this).
     public let maxTransactionBytes: Int
+    /// Encoded `v1/checkpoints` answers of the current head (see ``CheckpointCache``).
+    let checkpointCache: CheckpointCache
 
     public init(node: ChainNode, maxTransactionBytes: Int = Caps.transactionBytes) {
         self.node = node
         self.maxTransactionBytes = maxTransactionBytes
+        self.checkpointCache = CheckpointCache()
     }
 
     /// Answers a request to `route` with the raw Uri-Query (arguments joined by '&') and the request body.
@@ -161,8 +165,17 @@ public struct DeviceResourceHandlers: Sendable {
             guard let n = Self.decimal(text), n >= 1 else { return .error(.badRequest, "limit is not a count >= 1") }
             limit = Int(min(n, UInt64(CheckpointsPayload.maxCount)))
         }
+        // Every device asks for the same few runs, and each answer would otherwise read and decode blocks from
+        // SQLite: answers are kept per head height (read before the chain is, so an entry is never older than
+        // its key) and dropped when the head moves.
+        let height = node.head.height
+        if let cached = checkpointCache.payload(from: from, limit: limit, headHeight: height) {
+            return .chain(.content, cached)
+        }
         do {
-            return .chain(.content, CheckpointsPayload(try node.checkpoints(from: from, limit: limit)).encoded)
+            let payload = CheckpointsPayload(try node.checkpoints(from: from, limit: limit)).encoded
+            checkpointCache.store(payload, from: from, limit: limit, headHeight: height)
+            return .chain(.content, payload)
         } catch {
             return .error(.internalServerError, "store error")
         }
@@ -282,4 +295,47 @@ public struct DeviceResourceHandlers: Sendable {
         case .staking(let e): "\(e.code)"
         }
     }
+}
+
+/// The encoded answers of `v1/checkpoints` for one head height, keyed by (from, limit).
+///
+/// A checkpoint is the last block of a finished epoch, final and never rewritten, so an answer changes only
+/// when a new block finishes an epoch; keying the whole table by the head height (and emptying it when the
+/// height changes) is simpler and still leaves each answer computed once per block. Bounded: at `capacity`
+/// entries the table is emptied before the next one goes in, so a client walking through every `from` cannot
+/// grow it. Thread-safe (one lock), so handlers can be shared by any number of threads.
+final class CheckpointCache: @unchecked Sendable {
+    static let capacity = 64
+
+    private struct Key: Hashable {
+        var from: UInt64
+        var limit: Int
+    }
+
+    private let lock = NSLock()
+    private var headHeight: UInt64 = .max
+    private var entries: [Key: [UInt8]] = [:]
+
+    func payload(from: UInt64, limit: Int, headHeight: UInt64) -> [UInt8]? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard headHeight == self.headHeight else { return nil }
+        return entries[Key(from: from, limit: limit)]
+    }
+
+    /// `headHeight` must have been read before the chain was queried for `payload`.
+    func store(_ payload: [UInt8], from: UInt64, limit: Int, headHeight: UInt64) {
+        lock.lock()
+        defer { lock.unlock() }
+        if headHeight != self.headHeight {
+            // Only move forward: a slow request that read an older head must not evict the newer table.
+            guard self.headHeight == .max || headHeight > self.headHeight else { return }
+            self.headHeight = headHeight
+            entries.removeAll(keepingCapacity: true)
+        }
+        if entries.count >= Self.capacity { entries.removeAll(keepingCapacity: true) }
+        entries[Key(from: from, limit: limit)] = payload
+    }
+
+    var count: Int { lock.withLock { entries.count } }
 }
