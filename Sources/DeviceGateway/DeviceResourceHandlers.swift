@@ -276,24 +276,7 @@ public struct DeviceResourceHandlers: Sendable {
     /// The stable camelCase name of a refusal, sent as the 4.00 diagnostic: short, and the same word the HTTP
     /// API uses, so a device log and a node log can be matched.
     public static func code(of error: TransactionError) -> String {
-        switch error {
-        case .malformed: "malformed"
-        case .invalidSenderKey: "invalidSenderKey"
-        case .badSignature: "badSignature"
-        case .wrongChain: "wrongChain"
-        case .nonceReplayed: "nonceReplayed"
-        case .nonceGap: "nonceGap"
-        case .feeBelowBaseFee: "feeBelowBaseFee"
-        case .insufficientBalance: "insufficientBalance"
-        case .amountOverflow: "amountOverflow"
-        case .unsupportedKind: "unsupportedKind"
-        case .mempoolFull: "mempoolFull"
-        case .senderQueueFull: "senderQueueFull"
-        case .replacementUnderpriced: "replacementUnderpriced"
-        case .alreadyKnown: "alreadyKnown"
-        case .blockFull: "blockFull"
-        case .staking(let e): "\(e.code)"
-        }
+        "\(error.code)"
     }
 }
 

@@ -128,28 +128,11 @@ public enum MqttReceiptMessage: Equatable, Sendable {
     }
 }
 
-/// Stable camelCase codes for chain refusals, the same names the HTTP API uses (GatewayNode's `APIRouter`),
+/// Refusal codes of MQTT receipts: ``TransactionError/code``, the same names the HTTP API and CoAP use.
 /// repeated here because DeviceGateway sits below GatewayNode and cannot import it.
 public enum MqttRefusalCode {
     public static func code(for error: TransactionError) -> String {
-        switch error {
-        case .malformed: "malformed"
-        case .invalidSenderKey: "invalidSenderKey"
-        case .badSignature: "badSignature"
-        case .wrongChain: "wrongChain"
-        case .nonceReplayed: "nonceReplayed"
-        case .nonceGap: "nonceGap"
-        case .feeBelowBaseFee: "feeBelowBaseFee"
-        case .insufficientBalance: "insufficientBalance"
-        case .amountOverflow: "amountOverflow"
-        case .unsupportedKind: "unsupportedKind"
-        case .mempoolFull: "mempoolFull"
-        case .senderQueueFull: "senderQueueFull"
-        case .replacementUnderpriced: "replacementUnderpriced"
-        case .alreadyKnown: "alreadyKnown"
-        case .blockFull: "blockFull"
-        case .staking(let e): "\(e.code)"
-        }
+        "\(error.code)"
     }
 
     /// Accepted into the mempool earlier and later evicted without being included (a block refused it, or a

@@ -140,6 +140,29 @@ public enum TransactionError: Error, Equatable, Sendable {
     case alreadyKnown
     case blockFull
     case staking(StakingError)
+
+    /// A stable camelCase name for every refusal: the same word in HTTP answers, CoAP diagnostics, MQTT
+    /// receipts and logs, so a device log and a gateway log can be matched.
+    public var code: StaticString {
+        switch self {
+        case .malformed: "malformed"
+        case .invalidSenderKey: "invalidSenderKey"
+        case .badSignature: "badSignature"
+        case .wrongChain: "wrongChain"
+        case .nonceReplayed: "nonceReplayed"
+        case .nonceGap: "nonceGap"
+        case .feeBelowBaseFee: "feeBelowBaseFee"
+        case .insufficientBalance: "insufficientBalance"
+        case .amountOverflow: "amountOverflow"
+        case .unsupportedKind: "unsupportedKind"
+        case .mempoolFull: "mempoolFull"
+        case .senderQueueFull: "senderQueueFull"
+        case .replacementUnderpriced: "replacementUnderpriced"
+        case .alreadyKnown: "alreadyKnown"
+        case .blockFull: "blockFull"
+        case .staking(let e): e.code
+        }
+    }
 }
 
 /// Why a staking transaction was refused; each case names the rule the sender broke.
