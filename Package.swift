@@ -34,8 +34,9 @@ var dependencies: [Package.Dependency] = []
 if !embedded {
     targets += [
         .target(name: "AmarsTestSupport", dependencies: ["AmarsCodec"], path: "Tests/AmarsTestSupport"),
-        .testTarget(name: "AmarsCodecTests", dependencies: ["AmarsCodec"], exclude: ["SOURCES.md"]),
-        .testTarget(name: "AmarsCryptoTests", dependencies: ["AmarsCrypto"], resources: [.copy("Vectors")]),
+        .testTarget(name: "AmarsCodecTests", dependencies: ["AmarsTestSupport", "AmarsCodec"], exclude: ["SOURCES.md"]),
+        .testTarget(
+            name: "AmarsCryptoTests", dependencies: ["AmarsTestSupport", "AmarsCrypto"], resources: [.copy("Vectors")]),
         .testTarget(name: "LedgerTests", dependencies: ["AmarsTestSupport", "Ledger"]),
         .testTarget(name: "DeviceProtocolTests", dependencies: ["AmarsTestSupport", "DeviceProtocol"], exclude: ["SOURCES.md"]),
         .testTarget(name: "LightClientTests", dependencies: ["AmarsTestSupport", "LightClient"]),
@@ -76,7 +77,7 @@ if hostParts {
         .executableTarget(
             name: "amars", dependencies: ["Chain", "AmarsClient", "DeviceGateway", "LightClient", argumentParser]),
         .executableTarget(
-            name: "amars-bench", dependencies: ["Chain", "CSecp256k1", "DeviceGateway", "DeviceProtocol", argumentParser]),
+            name: "amars-bench", dependencies: ["Chain", "Consensus", "CSecp256k1", "DeviceGateway", "DeviceProtocol", argumentParser]),
         .testTarget(name: "ChainTests", dependencies: ["AmarsTestSupport", "Chain", "LightClient"]),
         .testTarget(name: "NetworkTests", dependencies: ["AmarsTestSupport", "Network"]),
         .testTarget(

@@ -1,3 +1,4 @@
+import AmarsTestSupport
 import XCTest
 
 @testable import AmarsCodec
@@ -30,21 +31,6 @@ final class Bech32mTests: XCTestCase {
             return nil
         } catch {
             return error
-        }
-    }
-
-    /// Fixed-seed SplitMix64 so failures reproduce exactly.
-    private struct SplitMix64 {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9e37_79b9_7f4a_7c15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-            z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-            return z ^ (z >> 31)
-        }
-        mutating func bytes(_ count: Int) -> [UInt8] {
-            (0..<count).map { _ in UInt8(truncatingIfNeeded: next() >> 32) }
         }
     }
 
@@ -246,7 +232,7 @@ final class Bech32mTests: XCTestCase {
     // MARK: - Amarscity addresses
 
     func testRandomAddressRoundTrips() throws {
-        var rng = SplitMix64(state: 0x616d_7363_6974_7921)
+        var rng = SplitMix64(seed: 0x616d_7363_6974_7921)
         for _ in 0..<500 {
             let payload = rng.bytes(20)
             let text = Bech32m.encode(hrp: "amsc", bytes: payload)
@@ -263,7 +249,7 @@ final class Bech32mTests: XCTestCase {
     }
 
     func testBytes32RoundTripAndWrongLengths() throws {
-        var rng = SplitMix64(state: 42)
+        var rng = SplitMix64(seed: 42)
         let key = try XCTUnwrap(Bytes32(rng.bytes(32)))
         let text = Bech32m.encode(hrp: "amsc", bytes32: key)
         XCTAssertEqual(try Bech32m.decodeBytes32(text, expectedHRP: "amsc"), key)
@@ -283,7 +269,7 @@ final class Bech32mTests: XCTestCase {
     }
 
     func testWrongHRPRejected() {
-        var rng = SplitMix64(state: 7)
+        var rng = SplitMix64(seed: 7)
         let payload = rng.bytes(20)
         let other = Bech32m.encode(hrp: "amst", bytes: payload)
         XCTAssertEqual(decodeBytesError(other, expectedHRP: "amsc"), .wrongHumanReadablePart)
@@ -295,7 +281,7 @@ final class Bech32mTests: XCTestCase {
 
     /// BCH guarantee: any single substituted character (in the data or in the human-readable part) fails.
     func testEverySingleSubstitutionRejected() {
-        var rng = SplitMix64(state: 0xdead_beef)
+        var rng = SplitMix64(seed: 0xdead_beef)
         for _ in 0..<8 {
             let text = Array(Bech32m.encode(hrp: "amsc", bytes: rng.bytes(20)))
             for position in 0..<text.count where position != 4 {

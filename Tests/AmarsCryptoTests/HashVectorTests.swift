@@ -1,4 +1,5 @@
 import AmarsCodec
+import AmarsTestSupport
 import XCTest
 
 @testable import AmarsCrypto
@@ -603,25 +604,6 @@ private enum HashVectors {
 }
 
 // MARK: - Helpers
-
-/// Deterministic splits and messages: a failure reproduces on every run and every machine.
-private struct SplitMix64 {
-    var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9e37_79b9_7f4a_7c15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-        return z ^ (z >> 31)
-    }
-
-    mutating func bytes(_ count: Int) -> [UInt8] {
-        (0..<count).map { _ in UInt8(truncatingIfNeeded: next()) }
-    }
-}
 
 private func ascii(_ text: String) -> [UInt8] {
     Array(text.utf8)

@@ -17,8 +17,29 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
 
     public mutating func bytes32() -> Bytes32 { Bytes32(w0: next(), w1: next(), w2: next(), w3: next()) }
 
-    /// Uniform enough below `n` for tests (modulo bias is irrelevant here).
-    public mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
+    /// Uniform enough below `n` for tests (modulo bias is irrelevant here); 0 for an empty range.
+    public mutating func below(_ n: Int) -> Int { n <= 0 ? 0 : Int(next() % UInt64(n)) }
 
-    public mutating func below(_ n: UInt64) -> UInt64 { next() % n }
+    public mutating func below(_ n: UInt64) -> UInt64 { n == 0 ? 0 : next() % n }
+
+    public mutating func inRange(_ range: ClosedRange<UInt64>) -> UInt64 {
+        range.lowerBound + below(range.upperBound - range.lowerBound + 1)
+    }
+
+    public mutating func byte() -> UInt8 { UInt8(truncatingIfNeeded: next()) }
+
+    public mutating func bytes(_ count: Int) -> [UInt8] { (0..<max(count, 0)).map { _ in byte() } }
+
+    public mutating func bool() -> Bool { next() & 1 == 1 }
+
+    /// True with probability `p`, from the top 53 bits.
+    public mutating func chance(_ p: Double) -> Bool { Double(next() >> 11) / Double(UInt64(1) << 53) < p }
+
+    /// Fisher–Yates with this generator, so a shuffle replays from the seed.
+    public mutating func shuffled<T>(_ items: [T]) -> [T] {
+        var a = items
+        if a.count < 2 { return a }
+        for i in stride(from: a.count - 1, to: 0, by: -1) { a.swapAt(i, Int(below(UInt64(i + 1)))) }
+        return a
+    }
 }

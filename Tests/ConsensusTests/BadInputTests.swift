@@ -1,3 +1,4 @@
+import AmarsTestSupport
 import AmarsCodec
 import AmarsCrypto
 import Ledger

@@ -1,3 +1,4 @@
+import AmarsTestSupport
 import AmarsCodec
 import AmarsCrypto
 import Consensus
@@ -9,40 +10,6 @@ import Ledger
 /// dictionary whose order matters).
 
 // MARK: - Randomness
-
-/// SplitMix64 (Steele, Lea, Flood 2014): tiny, fast, and good enough to drive a scheduler.
-struct SplitMix64 {
-    var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// Uniform in 0..<bound (0 for bound 0); the modulo bias is irrelevant here.
-    mutating func below(_ bound: UInt64) -> UInt64 { bound == 0 ? 0 : next() % bound }
-
-    /// Uniform in range.
-    mutating func inRange(_ range: ClosedRange<UInt64>) -> UInt64 {
-        range.lowerBound + below(range.upperBound - range.lowerBound + 1)
-    }
-
-    mutating func chance(_ p: Double) -> Bool { Double(next() >> 11) / Double(UInt64(1) << 53) < p }
-
-    mutating func shuffled<T>(_ items: [T]) -> [T] {
-        var a = items
-        if a.count < 2 { return a }
-        for i in stride(from: a.count - 1, to: 0, by: -1) {
-            a.swapAt(i, Int(below(UInt64(i + 1))))
-        }
-        return a
-    }
-}
 
 // MARK: - The simulated application
 

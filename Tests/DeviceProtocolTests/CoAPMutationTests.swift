@@ -1,3 +1,4 @@
+import AmarsTestSupport
 import XCTest
 
 @testable import DeviceProtocol

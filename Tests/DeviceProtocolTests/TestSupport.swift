@@ -1,37 +1,5 @@
+import AmarsTestSupport
 import DeviceProtocol
-
-/// SplitMix64 (Steele, Lea, Flood 2014): a tiny deterministic generator so every randomized test replays the
-/// same inputs on every machine.
-struct SplitMix64 {
-    var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// Uniform enough in 0..<bound for tests (bound is small).
-    mutating func below(_ bound: Int) -> Int {
-        precondition(bound > 0)
-        return Int(next() % UInt64(bound))
-    }
-
-    mutating func byte() -> UInt8 { UInt8(truncatingIfNeeded: next()) }
-
-    mutating func bytes(_ count: Int) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(count)
-        for _ in 0..<count { out.append(byte()) }
-        return out
-    }
-
-    mutating func bool() -> Bool { next() & 1 == 1 }
-}
 
 /// Bytes from hex text; spaces and newlines are ignored.
 func hex(_ text: String) -> [UInt8] {
