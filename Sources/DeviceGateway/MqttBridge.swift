@@ -10,8 +10,9 @@ import Logging
 /// device's receipts topic, relays commands to devices, and announces every new head (retained).
 ///
 /// ## Threading
-/// One thread of ours drives libmosquitto with `mosquitto_loop` (the library is put in "threaded" mode with
-/// `mosquitto_threaded_set`, so no other thread ever writes to the socket). libmosquitto's callbacks run on
+/// One thread of ours drives libmosquitto with its own poll loop over `mosquitto_loop_read`/`_write`/`_misc`
+/// (see ``turn(timeoutMillis:)``; the library is in "threaded" mode with `mosquitto_threaded_set`, so no
+/// other call ever writes to the socket). libmosquitto's callbacks run on
 /// that thread, and so does all chain work (submits, inbox, receipts), so submits are handled strictly in
 /// arrival order and never race the receipt bookkeeping. ``headChanged(_:)``, ``sendCommand(device:payload:)``
 /// and ``stats`` may be called from any thread: `mosquitto_publish` is thread-safe and only queues.
@@ -23,14 +24,17 @@ import Logging
 /// at-most-once hand-off to the application. In threaded mode (`mosquitto_loop_start`, or
 /// `mosquitto_threaded_set(true)` as here) the queue call only wakes the loop, and the only writer is the loop
 /// thread, which is busy inside our callback; the PUBACK is written on a later turn of the loop, after the
-/// callback has returned. The callback makes the submit durable (``MqttInbox``, fsynced) before returning, so:
+/// callback has returned — but `mosquitto_loop` writes in the same call that read, so we never use it: our
+/// loop reads every available packet (the callback only stages each submit in the inbox's open batch),
+/// commits the batch (one fsync for the turn), and only then calls `mosquitto_loop_write`. So:
 /// - crash before the inbox write is synced: no PUBACK was sent; the broker keeps the message in our persistent
 ///   session (clean session off, fixed client id) and delivers it again (DUP) on reconnect;
 /// - crash after it: the inbox replays it on start-up; the broker may also redeliver it, which is harmless
 ///   because the transaction id and the sender's nonce make a second submit a no-op.
 /// So every QoS 1 submit acknowledged by the gateway is at least once in the inbox, and at most once on chain.
 /// This rests on libmosquitto's implementation, not on a documented contract, so
-/// `testASubmitIsNotAcknowledgedBeforeItIsPersisted` re-checks it end to end (it fails in unthreaded mode).
+/// `testASubmitIsNotAcknowledgedBeforeItIsPersisted` and `testABatchIsNotAcknowledgedBeforeItsCommit`
+/// re-check it end to end (the latter fails if the loop writes before the commit).
 /// Messages the broker has acknowledged to the device survive a broker restart only as far as the broker's
 /// own persistence goes: a clean stop saves everything; after a crash, ``BrokerProcess``'s save-on-change kept
 /// submits queued for an absent gateway in our tests, but a message in flight at that instant may be lost.
@@ -125,13 +129,34 @@ public final class MqttBridge: @unchecked Sendable {
     private var limiter: MqttRateLimiter
     /// Submits in the mempool that we owe a final receipt, in arrival order.
     private var pending: [(id: Bytes32, device: Address)] = []
+    private var pendingIDs: Set<Bytes32> = []
     private var lastSettledHead: Bytes32?
+    /// Every block up to this height has been matched against `pending`.
+    private var settledHeight: UInt64 = 0
+    /// What this loop turn read, in arrival order: submits staged in the inbox's open batch and answers to send
+    /// once the batch is durable. See ``flushStaged()``.
+    private var staged: [Staged] = []
+    /// Test seam: runs on the loop thread just before a turn's inbox batch is committed, with the number of
+    /// submits in it; returning false drops the batch there, as a crash at that instant would (nothing read
+    /// in that turn is acknowledged, and the connection is cut). Set it before ``start()`` only.
+    var beforeCommitHook: (@Sendable (Int) -> Bool)?
     /// Test seam: runs on the loop thread just before a submit is written to the inbox; returning false drops
     /// the submit there, as a crash at that instant would. Set it before ``start()`` only.
     var beforePersistHook: (@Sendable (Bytes32) -> Bool)?
 
     private let wake = DispatchSemaphore(value: 0)
     private let finished = DispatchSemaphore(value: 0)
+    /// A self-pipe the loop polls besides the socket, so a publish from another thread or ``stop()`` ends the
+    /// wait at once. (libmosquitto's own wake-up pipe is private to `mosquitto_loop`, which we do not use.)
+    private let wakeRead: Int32
+    private let wakeWrite: Int32
+    /// Messages read per turn at most before the batch is committed and acknowledged.
+    private static let maxBatch = 4096
+
+    private enum Staged {
+        case submit(id: Bytes32, device: Address, raw: [UInt8])
+        case answer(device: Address, message: MqttReceiptMessage)
+    }
 
     /// - Parameters:
     ///   - clock: monotonic milliseconds, for the rate limiter; injected so tests control time.
@@ -152,7 +177,16 @@ public final class MqttBridge: @unchecked Sendable {
         self.backoff = MqttBackoff(policy: configuration.backoff)
         self.limiter = MqttRateLimiter(limits: configuration.rateLimit)
         // clean_session = false: the broker keeps our subscription and queues QoS 1 messages while we are away.
-        guard let h = mosquitto_new(configuration.clientID, false, nil) else { throw .libraryInit }
+        var fds: [Int32] = [-1, -1]
+        guard pipe(&fds) == 0 else { throw .libraryInit }
+        for fd in fds { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
+        wakeRead = fds[0]
+        wakeWrite = fds[1]
+        guard let h = mosquitto_new(configuration.clientID, false, nil) else {
+            close(fds[0])
+            close(fds[1])
+            throw .libraryInit
+        }
         handle = h
         mosquitto_user_data_set(handle, Unmanaged.passUnretained(self).toOpaque())
         mosquitto_threaded_set(handle, true)
@@ -175,7 +209,17 @@ public final class MqttBridge: @unchecked Sendable {
         }
     }
 
-    deinit { mosquitto_destroy(handle) }
+    deinit {
+        mosquitto_destroy(handle)
+        close(wakeRead)
+        close(wakeWrite)
+    }
+
+    /// Ends the loop's current wait (any thread).
+    private func poke() {
+        var byte: UInt8 = 1
+        _ = write(wakeWrite, &byte, 1)
+    }
 
     /// The loop thread holds a strong reference while it runs, so the object outlives every callback.
     private static func from(_ userdata: UnsafeMutableRawPointer?) -> MqttBridge? {
@@ -213,12 +257,14 @@ public final class MqttBridge: @unchecked Sendable {
         }
         guard wasRunning else { return }
         wake.signal()
+        poke()
         finished.wait()
     }
 
     private var isStopping: Bool { lock.withLock { stopping } }
 
     private func run() {
+        settledHeight = node.head.height
         replayInbox()
         var socketOpen = false
         var everConnected = false
@@ -237,7 +283,7 @@ public final class MqttBridge: @unchecked Sendable {
                 socketOpen = true
                 everConnected = true
             }
-            let rc = mosquitto_loop(handle, configuration.loopTimeoutMillis, 1)
+            let rc = turn(timeoutMillis: configuration.loopTimeoutMillis)
             if rc != MOSQ_ERR_SUCCESS.rawValue {
                 socketOpen = false
                 onDisconnect(rc)
@@ -261,13 +307,69 @@ public final class MqttBridge: @unchecked Sendable {
         let deadline = DispatchTime.now() + .seconds(1)
         // Let queued receipts leave before we say goodbye; the wait is bounded.
         while mosquitto_want_write(handle), DispatchTime.now() < deadline {
-            guard mosquitto_loop(handle, 50, 1) == MOSQ_ERR_SUCCESS.rawValue else { return }
+            guard turn(timeoutMillis: 50) == MOSQ_ERR_SUCCESS.rawValue else { return }
         }
         mosquitto_disconnect(handle)
         // In threaded mode DISCONNECT is only queued; turn the loop until the library closes the socket.
         while DispatchTime.now() < deadline {
-            guard mosquitto_loop(handle, 50, 1) == MOSQ_ERR_SUCCESS.rawValue else { return }
+            guard turn(timeoutMillis: 50) == MOSQ_ERR_SUCCESS.rawValue else { return }
         }
+    }
+
+    /// One turn of our own event loop, in place of `mosquitto_loop`. That function reads and then, in the same
+    /// call, writes whatever is queued, PUBACKs of the packets it just read included (lib/loop.c: the socket
+    /// is in the write set whenever packets were queued before its `select`, as under steady traffic). A batch
+    /// committed after `mosquitto_loop` returned could therefore be acknowledged before it is durable. Driving
+    /// the library's pieces ourselves puts the commit between them:
+    /// 1. wait for the socket (readable, or writable if something is queued) or our wake-up pipe;
+    /// 2. read every packet available (`mosquitto_loop_read`, up to ``maxBatch`` messages); the message
+    ///    callback only checks and stages (``handleSubmit(topic:payload:size:)``), each PUBACK is queued;
+    /// 3. commit the staged inbox batch: one fsync for all of them;
+    /// 4. write (`mosquitto_loop_write`): the PUBACKs leave only now; then verify and admit the batch and
+    ///    write its receipts; 5. keepalive (`mosquitto_loop_misc`).
+    /// In threaded mode nothing but `mosquitto_loop_write` (or `mosquitto_loop`, which we never call)
+    /// writes the socket: `packet__queue` only appends and pokes the library's pipe (lib/packet_mosq.c).
+    private func turn(timeoutMillis: Int32) -> Int32 {
+        let sock = mosquitto_socket(handle)
+        guard sock >= 0 else { return MOSQ_ERR_NO_CONN.rawValue }
+        var fds = [
+            pollfd(fd: sock, events: Int16(POLLIN) | (mosquitto_want_write(handle) ? Int16(POLLOUT) : 0), revents: 0),
+            pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0),
+        ]
+        let n = poll(&fds, 2, timeoutMillis)
+        if n < 0, errno != EINTR { return MOSQ_ERR_ERRNO.rawValue }
+        if fds[1].revents != 0 {
+            var sink = [UInt8](repeating: 0, count: 256)
+            while read(wakeRead, &sink, sink.count) > 0 {}
+        }
+        if fds[0].revents & Int16(POLLIN | POLLHUP | POLLERR) != 0 {
+            var more = true
+            while more {
+                let rc = mosquitto_loop_read(handle, 1)
+                if rc != MOSQ_ERR_SUCCESS.rawValue {
+                    // The library closed the socket; whatever it queued for it is discarded on reconnect,
+                    // so the batch is unacknowledged and the broker delivers it again. Keeping it is harmless.
+                    flushStaged()
+                    return rc
+                }
+                more = staged.count < Self.maxBatch && readable(sock)
+            }
+        }
+        if !flushStaged() {
+            // A simulated crash before the commit: make sure no queued PUBACK can still leave.
+            shutdown(sock, Int32(SHUT_RDWR))
+            return MOSQ_ERR_CONN_LOST.rawValue
+        }
+        if mosquitto_want_write(handle) {
+            let rc = mosquitto_loop_write(handle, 1)
+            if rc != MOSQ_ERR_SUCCESS.rawValue { return rc }
+        }
+        return mosquitto_loop_misc(handle)
+    }
+
+    private func readable(_ sock: Int32) -> Bool {
+        var fd = pollfd(fd: sock, events: Int16(POLLIN), revents: 0)
+        return poll(&fd, 1, 0) > 0 && fd.revents & Int16(POLLIN | POLLHUP | POLLERR) != 0
     }
 
     // MARK: callbacks (loop thread)
@@ -324,31 +426,73 @@ public final class MqttBridge: @unchecked Sendable {
         case .failure(let reason): return count(reason)
         case .success(let d): device = d
         }
-        guard size > 0, size <= Caps.transactionBytes else { return refuse(device, .zero, .badSize) }
+        guard size > 0, size <= Caps.transactionBytes else { return reject(device, .zero, .badSize) }
         let tx = try? SignedTransaction(decoding: payload)
         let id = tx?.id ?? .zero
-        guard limiter.allow(device, nowMillis: clock()) else { return refuse(device, id, .rateLimited) }
-        guard let tx else { return refuse(device, .zero, .malformed) }
+        guard limiter.allow(device, nowMillis: clock()) else { return reject(device, id, .rateLimited) }
+        guard let tx else { return reject(device, .zero, .malformed) }
         guard let key = try? XOnlyPublicKey(bytes: tx.body.sender) else {
-            return refuse(device, id, code: MqttRefusalCode.code(for: .invalidSenderKey))
+            return reject(device, id, code: MqttRefusalCode.code(for: .invalidSenderKey))
         }
-        guard Address(publicKey: key) == device else { return refuse(device, id, .senderMismatch) }
+        guard Address(publicKey: key) == device else { return reject(device, id, .senderMismatch) }
         switch try? node.status(of: id) {
         case .included(let height, let position, let receipt):
             // A redelivery of something already final: answer with the receipt, nothing to store.
-            publish(device, .final(receipt: receipt, height: height, position: UInt64(position)))
+            staged.append(.answer(device: device, message: .final(receipt: receipt, height: height, position: UInt64(position))))
             return
         default:
             break
         }
         if let hook = beforePersistHook, !hook(id) { return }
         do {
-            try inbox.add(id: id, device: device, raw: payload)
+            try inbox.stage(id: id, device: device, raw: payload)
         } catch {
             logger.error("mqtt inbox write failed: \(error)")
-            return refuse(device, id, .inboxUnavailable)
+            return reject(device, id, .inboxUnavailable)
         }
-        submit(id: id, device: device, raw: payload)
+        staged.append(.submit(id: id, device: device, raw: payload))
+    }
+
+    /// The second half of a turn's submits: commits the inbox batch (one fsync), lets libmosquitto write the
+    /// PUBACKs (they were queued while reading and could not leave earlier, see ``turn(timeoutMillis:)``), then
+    /// verifies and admits each submit and answers every device, all in arrival order. Signature checks run
+    /// after the PUBACKs, so the broker already sends the next batch while we verify this one.
+    /// Returns false only when ``beforeCommitHook`` simulated a crash before the commit.
+    @discardableResult
+    func flushStaged() -> Bool {
+        guard !staged.isEmpty || inbox.hasStaged else { return true }
+        let batch = staged
+        staged.removeAll(keepingCapacity: true)
+        if let hook = beforeCommitHook {
+            let submits = batch.reduce(0) { n, s in if case .submit = s { n + 1 } else { n } }
+            if !hook(submits) {
+                inbox.rollback()
+                return false
+            }
+        }
+        var durable = true
+        do { try inbox.commit() } catch {
+            logger.error("mqtt inbox commit failed: \(error)")
+            durable = false
+        }
+        if durable, mosquitto_want_write(handle), mosquitto_socket(handle) >= 0 {
+            _ = mosquitto_loop_write(handle, 1)
+        }
+        for item in batch {
+            switch item {
+            case .answer(let device, let message):
+                publish(device, message)
+            case .submit(let id, let device, let raw):
+                if durable {
+                    submit(id: id, device: device, raw: raw)
+                } else {
+                    refuse(device, id, .inboxUnavailable)
+                }
+            }
+        }
+        // Refusals staged their removals: one more commit, only in a turn that had any.
+        do { try inbox.commit() } catch { logger.warning("mqtt inbox cleanup failed: \(error)") }
+        return true
     }
 
     /// Hands a durable submit to the chain and answers the device. A refusal is final for this payload, so
@@ -358,11 +502,11 @@ public final class MqttBridge: @unchecked Sendable {
             _ = try node.submit(encoded: raw)
         } catch let error {
             if error != .alreadyKnown {
-                try? inbox.remove(id: id)
+                try? inbox.stageRemoval(id: id)
                 return refuse(device, id, code: MqttRefusalCode.code(for: error))
             }
         }
-        if !pending.contains(where: { $0.id == id }) { pending.append((id, device)) }
+        if pendingIDs.insert(id).inserted { pending.append((id, device)) }
         lock.withLock { statsValue.accepted += 1 }
         publish(device, .accepted(id: id))
     }
@@ -385,6 +529,7 @@ public final class MqttBridge: @unchecked Sendable {
             lock.withLock { statsValue.replayed += 1 }
             submit(id: entry.id, device: entry.device, raw: entry.raw)
         }
+        try? inbox.commit()
         if !entries.isEmpty { logger.info("mqtt inbox: \(entries.count) submits replayed") }
     }
 
@@ -395,22 +540,55 @@ public final class MqttBridge: @unchecked Sendable {
         let hash = head.hash
         guard hash != lastSettledHead else { return }
         lastSettledHead = hash
+        guard !pending.isEmpty else {
+            settledHeight = max(settledHeight, head.height)
+            return
+        }
+        // Each new block is loaded and decoded once and its receipts indexed: asking `status(of:)` for every
+        // pending submit would decode the whole block once per transaction in it.
+        var included: [Bytes32: (height: UInt64, position: Int, receipt: Receipt)] = [:]
+        func index(through height: UInt64) {
+            while settledHeight < height {
+                let h = settledHeight + 1
+                guard let stored = try? node.block(at: h) else { return }
+                for (position, receipt) in stored.receipts.enumerated() {
+                    included[receipt.transactionID] = (h, position, receipt)
+                }
+                settledHeight = h
+            }
+        }
+        index(through: head.height)
         var still: [(id: Bytes32, device: Address)] = []
+        var finalized = 0
         for entry in pending {
-            switch try? node.status(of: entry.id) {
+            var status: ChainNode.TransactionStatus?
+            if let hit = included[entry.id] {
+                status = .included(height: hit.height, position: hit.position, receipt: hit.receipt)
+            } else {
+                // In the mempool (cheap to ask), gone, or in a block committed since we read the head (or
+                // before the bridge started): the node knows.
+                status = try? node.status(of: entry.id)
+                if case .included(let height, _, _) = status, height > settledHeight { index(through: height) }
+            }
+            switch status {
             case .included(let height, let position, let receipt):
                 publish(entry.device, .final(receipt: receipt, height: height, position: UInt64(position)))
-                try? inbox.remove(id: entry.id)
-                lock.withLock { statsValue.finalized += 1 }
+                try? inbox.stageRemoval(id: entry.id)
+                pendingIDs.remove(entry.id)
+                finalized += 1
             case .unknown:
                 // Evicted from the mempool without inclusion: tell the device, forget it.
                 refuse(entry.device, entry.id, code: MqttRefusalCode.dropped)
-                try? inbox.remove(id: entry.id)
+                try? inbox.stageRemoval(id: entry.id)
+                pendingIDs.remove(entry.id)
             case .pending, nil:
                 still.append(entry)
             }
         }
         pending = still
+        // One commit (one fsync) for all the removals; losing them to a crash would only cost a replay.
+        try? inbox.commit()
+        if finalized > 0 { lock.withLock { statsValue.finalized += finalized } }
     }
 
     // MARK: publishing (any thread)
@@ -419,6 +597,7 @@ public final class MqttBridge: @unchecked Sendable {
     /// the node every loop turn, so a missed call only delays the announcement.
     public func headChanged(_ header: BlockHeader) {
         publishHead(header, force: false)
+        poke()
     }
 
     /// Publishes `header` retained unless a head at least as high was already published. The check and the
@@ -438,6 +617,7 @@ public final class MqttBridge: @unchecked Sendable {
     public func sendCommand(device: Address, payload: [UInt8]) throws(BridgeError) {
         let rc = rawPublish(MqttTopics.command(device), payload, retain: false)
         guard rc == MOSQ_ERR_SUCCESS.rawValue else { throw .mosquitto(rc) }
+        poke()
         lock.withLock { statsValue.commandsSent += 1 }
     }
 
@@ -461,6 +641,17 @@ public final class MqttBridge: @unchecked Sendable {
     private func refuse(_ device: Address, _ id: Bytes32, _ reason: MqttDropReason) {
         count(reason)
         publish(device, .refused(id: id, code: reason.rawValue))
+    }
+
+    /// A refusal decided while reading: counted now, sent with the turn's other answers, in arrival order.
+    private func reject(_ device: Address, _ id: Bytes32, _ reason: MqttDropReason) {
+        count(reason)
+        staged.append(.answer(device: device, message: .refused(id: id, code: reason.rawValue)))
+    }
+
+    private func reject(_ device: Address, _ id: Bytes32, code: String) {
+        lock.withLock { statsValue.refused[code, default: 0] += 1 }
+        staged.append(.answer(device: device, message: .refused(id: id, code: code)))
     }
 
     private func refuse(_ device: Address, _ id: Bytes32, code: String) {

@@ -12,17 +12,20 @@ public struct MqttInboxError: Error, CustomStringConvertible, Sendable {
 
 /// The submits the MQTT bridge has taken responsibility for and not yet seen final or refused.
 ///
-/// Why it exists: the mempool lives in memory, and libmosquitto acknowledges a QoS 1 PUBLISH as soon as the
-/// message callback returns (see ``MqttBridge``). Once the broker has our PUBACK it forgets the message, so
-/// the gateway must hold it somewhere that survives its own crash. Each submit is written here, and the write
-/// is synced to disk, before the callback returns; on start-up every entry is submitted again.
+/// Why it exists: the mempool lives in memory, and once the broker has our PUBACK for a QoS 1 submit it forgets
+/// the message (see ``MqttBridge``), so the gateway must hold it somewhere that survives its own crash. The
+/// bridge writes the submits it reads in one loop turn with ``stage(id:device:raw:)`` and makes them durable
+/// with one ``commit()`` (one fsync) before it lets libmosquitto write any of their PUBACKs; on start-up every
+/// entry is submitted again.
 ///
 /// Why SQLite: `CSQLite` is already linked for the chain store and SQLite gives atomic, fsynced commits (WAL,
 /// `synchronous=FULL`) and torn-write detection for free, which an append-only file would have to re-implement
 /// with per-record checksums and compaction. The database is a separate file from the chain's, so the bridge
 /// never contends with block commits for its lock.
 ///
-/// Thread-safe: one lock around the connection (SQLite is opened without its own mutex).
+/// Thread-safe: one lock around the connection (SQLite is opened without its own mutex). A staged batch is an
+/// open transaction on that connection until ``commit()``: readers through this object see it early, so the
+/// batch API is for one writer (the bridge's loop thread), which commits within the same loop turn.
 public final class MqttInbox: @unchecked Sendable {
     public struct Entry: Equatable, Sendable {
         public var id: Bytes32
@@ -34,6 +37,11 @@ public final class MqttInbox: @unchecked Sendable {
     private let db: OpaquePointer
     private let lock = NSLock()
     public let path: String
+    /// Prepared once: a batch of thousands of rows should not parse its SQL thousands of times.
+    private var insertStmt: OpaquePointer?
+    private var deleteStmt: OpaquePointer?
+    /// A `BEGIN` is open (guarded by `lock`).
+    private var inTransaction = false
 
     public init(path: String) throws(MqttInboxError) {
         self.path = path
@@ -66,20 +74,78 @@ public final class MqttInbox: @unchecked Sendable {
         }
     }
 
-    deinit { sqlite3_close_v2(db) }
+    deinit {
+        sqlite3_finalize(insertStmt)
+        sqlite3_finalize(deleteStmt)
+        sqlite3_close_v2(db)
+    }
 
-    /// Records a submit durably; a second add of the same id keeps the first. Returns once synced to disk.
+    private static let insertSQL = "INSERT OR IGNORE INTO inbox (id, device, raw) VALUES (?, ?, ?)"
+    private static let deleteSQL = "DELETE FROM inbox WHERE id = ?"
+
+    /// Records a submit durably; a second add of the same id keeps the first. Returns once synced to disk
+    /// (with a staged batch open, the row joins the batch and is durable at its ``commit()``).
     public func add(id: Bytes32, device: Address, raw: [UInt8]) throws(MqttInboxError) {
         lock.lock()
         defer { lock.unlock() }
-        try run("INSERT OR IGNORE INTO inbox (id, device, raw) VALUES (?, ?, ?)", [id.bytes, device.raw.bytes, raw])
+        try run(cached: &insertStmt, Self.insertSQL, [id.bytes, device.raw.bytes, raw])
     }
 
     /// Forgets a submit that became final or was refused for good.
     public func remove(id: Bytes32) throws(MqttInboxError) {
         lock.lock()
         defer { lock.unlock() }
-        try run("DELETE FROM inbox WHERE id = ?", [id.bytes])
+        try run(cached: &deleteStmt, Self.deleteSQL, [id.bytes])
+    }
+
+    // MARK: batches
+
+    /// Adds a submit to the open batch (opening one if needed). Not durable until ``commit()`` returns.
+    public func stage(id: Bytes32, device: Address, raw: [UInt8]) throws(MqttInboxError) {
+        lock.lock()
+        defer { lock.unlock() }
+        try beginIfNeeded()
+        try run(cached: &insertStmt, Self.insertSQL, [id.bytes, device.raw.bytes, raw])
+    }
+
+    /// Adds a removal to the open batch (opening one if needed). A removal lost in a crash only costs a
+    /// harmless replay, but it still becomes durable with the batch.
+    public func stageRemoval(id: Bytes32) throws(MqttInboxError) {
+        lock.lock()
+        defer { lock.unlock() }
+        try beginIfNeeded()
+        try run(cached: &deleteStmt, Self.deleteSQL, [id.bytes])
+    }
+
+    /// Whether a staged batch is open.
+    public var hasStaged: Bool { lock.withLock { inTransaction } }
+
+    /// Makes the staged batch durable: returns once the WAL is synced (`synchronous=FULL`), one fsync for the
+    /// whole batch. Nothing staged: nothing to do. On failure the batch is rolled back and the error thrown.
+    public func commit() throws(MqttInboxError) {
+        lock.lock()
+        defer { lock.unlock() }
+        guard inTransaction else { return }
+        inTransaction = false
+        do { try execute("COMMIT") } catch {
+            _ = try? execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    /// Drops the staged batch.
+    public func rollback() {
+        lock.lock()
+        defer { lock.unlock() }
+        guard inTransaction else { return }
+        inTransaction = false
+        _ = try? execute("ROLLBACK")
+    }
+
+    private func beginIfNeeded() throws(MqttInboxError) {
+        guard !inTransaction else { return }
+        try execute("BEGIN")
+        inTransaction = true
     }
 
     /// Every entry in arrival order, so a replay keeps each device's nonces in order. Rows that no longer
@@ -127,9 +193,13 @@ public final class MqttInbox: @unchecked Sendable {
         return stmt
     }
 
-    private func run(_ sql: String, _ blobs: [[UInt8]]) throws(MqttInboxError) {
-        let stmt = try prepare(sql)
-        defer { sqlite3_finalize(stmt) }
+    private func run(cached: inout OpaquePointer?, _ sql: String, _ blobs: [[UInt8]]) throws(MqttInboxError) {
+        if cached == nil { cached = try prepare(sql) }
+        guard let stmt = cached else { return }
+        defer {
+            sqlite3_reset(stmt)
+            sqlite3_clear_bindings(stmt)
+        }
         for (i, value) in blobs.enumerated() {
             let rc = value.withUnsafeBytes {
                 // A zero-length blob still needs a non-null pointer, or SQLite stores NULL.

@@ -642,6 +642,41 @@ final class MqttBridgeTests: XCTestCase {
         XCTAssertEqual(c.node.pendingCount, 1)
     }
 
+    /// The batched commit: a turn's submits are durable only at its one commit, so their PUBACKs must not
+    /// leave before it. The commit is held, the broker stopped (SIGTERM, it saves the unacknowledged message),
+    /// and the batch dropped as a crash would; the restarted broker must deliver the submit again.
+    func testABatchIsNotAcknowledgedBeforeItsCommit() throws {
+        let c = try makeChain()
+        let alice = MqttTestChain.address(c.alice)
+        let entered = DispatchSemaphore(value: 0)
+        let release = DispatchSemaphore(value: 0)
+        let calls = MqttFakeClock()
+        let bridge = try c.startBridge(start: false)
+        bridge.beforeCommitHook = { submits in
+            guard submits > 0 else { return true }
+            calls.advance(1)
+            guard calls.now == 1_000_001 else { return true }
+            entered.signal()
+            release.wait()
+            return false
+        }
+        try bridge.start()
+        try mqttWaitUntil("bridge ready") { bridge.isReady }
+        let tx = c.transfer(from: c.alice, to: alice, amount: 1, nonce: 0)
+        try c.publish(topic: MqttTopics.submit(alice), payload: tx.encoded)
+        XCTAssertEqual(entered.wait(timeout: .now() + 15), .success)
+        c.broker.stop(signal: SIGTERM)
+        release.signal()
+        try mqttWaitUntil("connection loss noticed") { !bridge.isConnected }
+        XCTAssertEqual(bridge.stats.accepted, 0)
+        XCTAssertEqual(try bridge.inbox.entries().count, 0)
+        XCTAssertEqual(c.node.pendingCount, 0)
+        try c.broker.start()
+        try mqttWaitUntil("redelivered after the broker restart") { bridge.stats.accepted == 1 }
+        XCTAssertEqual(try bridge.inbox.entries().map(\.id), [tx.id])
+        XCTAssertEqual(c.node.pendingCount, 1)
+    }
+
     func testAnInboxEntryThatBecameFinalMeanwhileIsSettledAtStart() throws {
         let c = try makeChain()
         let alice = MqttTestChain.address(c.alice)
@@ -664,5 +699,6 @@ extension MqttBridge {
     /// confined to the loop thread.
     func handleSubmitForTesting(topic: String, payload: [UInt8]) {
         handleSubmit(topic: topic, payload: payload, size: payload.count)
+        flushStaged()
     }
 }
