@@ -54,7 +54,8 @@ public final class ChainNode: @unchecked Sendable {
         self.genesis = genesis
         self.genesisHash = genesis.hash
         self.fees = fees
-        self.executor = TransactionExecutor(chainID: genesis.chainID, fees: fees, staking: genesis.staking)
+        self.executor = TransactionExecutor(
+            chainID: genesis.chainID, fees: fees, staking: genesis.staking, epochLength: genesis.epochLength)
         self.store = store
         self.validatorKey = validatorKey
         self.mempool = Mempool(limits: mempoolLimits)
@@ -133,6 +134,12 @@ public final class ChainNode: @unchecked Sendable {
     var worldForTesting: WorldState { locked { world } }
 
     public var head: BlockHeader { locked { headBlock.block.header } }
+
+    /// The head with the certificate that finalized it (empty for the genesis block), for finality reports.
+    public var finalizedHead: FinalizedBlock { locked { headBlock } }
+
+    /// This node's validator key (x-only), if it has one: what it signs blocks and votes with.
+    public var validatorPublicKey: Bytes32? { validatorKey?.xOnlyPublicKey.bytes }
 
     /// The base fee the next block will charge.
     public var nextBaseFee: UInt64 { locked { nextBaseFeeUnlocked } }
@@ -240,12 +247,32 @@ public final class ChainNode: @unchecked Sendable {
         try admit(VerifiedTransaction(tx))
     }
 
+    /// Called with each transaction right after the mempool admitted it, whichever door it came through (HTTP,
+    /// CoAP, MQTT, a peer), so a committee node can gossip it at once instead of waiting for its own turn to
+    /// propose. Never called for a refused transaction: a peer's flood of stale or duplicate transactions ends
+    /// here. The hook runs on the submitting thread, after the lock is released (it may call back into the
+    /// node), so it must be quick and must not block. Set it before serving; guarded by the lock all the same.
+    public var onAdmit: (@Sendable (SignedTransaction) -> Void)? {
+        get { locked { admitHook } }
+        set { locked { admitHook = newValue } }
+    }
+
+    private var admitHook: (@Sendable (SignedTransaction) -> Void)?
+
     /// The signature was checked by the caller, outside the lock: it is the expensive part.
     private func admit(_ verified: VerifiedTransaction) throws(TransactionError) -> Bytes32 {
         lock.lock()
-        defer { lock.unlock() }
-        try mempool.insert(
-            verified, account: world.account(verified.senderAddress), executor: executor, baseFee: nextBaseFeeUnlocked)
+        do {
+            try mempool.insert(
+                verified, account: world.account(verified.senderAddress), executor: executor,
+                baseFee: nextBaseFeeUnlocked)
+        } catch {
+            lock.unlock()
+            throw error
+        }
+        let hook = admitHook
+        lock.unlock()
+        hook?(verified.transaction)
         return verified.id
     }
 
@@ -365,7 +392,7 @@ public final class ChainNode: @unchecked Sendable {
         let vrfProof = EpochSeed.prove(
             secretKey: key, seed: seedUnlocked(context.epoch), epoch: context.epoch, height: height)
         let vrfOutput = ECVRF.proofToHash(vrfProof)!  // a proof just made is well formed
-        let nextCommittee = endOfBlock(height: height, vrfOutput: vrfOutput, state: &overlay)
+        let nextCommittee = endOfBlock(height: height, proposer: proposerAddress, vrfOutput: vrfOutput, state: &overlay)
         let undo = world.apply(overlay.changes)
         let header = BlockHeader(
             chainID: genesis.chainID, height: height, previousHash: parent.hash,
@@ -422,7 +449,7 @@ public final class ChainNode: @unchecked Sendable {
             throw refuse("wrong transactions root")
         }
         guard Receipt.root(receipts) == h.receiptsRoot else { throw refuse("wrong receipts root") }
-        let nextCommittee = endOfBlock(height: h.height, vrfOutput: vrfOutput, state: &overlay)
+        let nextCommittee = endOfBlock(height: h.height, proposer: context.proposer, vrfOutput: vrfOutput, state: &overlay)
         guard h.nextCommitteeHash == nextCommittee else { throw refuse("wrong next committee") }
         let undo = world.apply(overlay.changes)
         let root = world.root
@@ -462,14 +489,20 @@ public final class ChainNode: @unchecked Sendable {
     /// epoch's seed is made from this epoch's VRF outputs and the next committee is drawn from the pool by it.
     /// Both are recorded in the state, so anyone can recompute them from chain data. Returns the next
     /// committee's hash on an epoch's last block.
-    private func endOfBlock(height: UInt64, vrfOutput: Bytes32, state: inout StateOverlay) -> Bytes32? {
+    private func endOfBlock(height: UInt64, proposer: Address, vrfOutput: Bytes32, state: inout StateOverlay)
+        -> Bytes32?
+    {
         let length = genesis.epochLength
         let epoch = epoch(ofHeight: height)
+        if let committee = committeeUnlocked(epoch) {
+            RewardRules.distributeBlockFees(state: &state, proposer: proposer, committee: committee, rules: executor.staking)
+        }
         if (height - 1) % length == length / 2 {
             let pool = executor.staking.electPool(for: epoch + 1, state: state)
             state.setObject(StakingRules.electionKey(epoch: epoch + 1), pool.encoded)
         }
         guard height % length == 0 else { return nil }
+        RewardRules.payVoters(state: &state, rules: executor.staking)
         let seed = EpochSeed.next(seed: seedUnlocked(epoch), epoch: epoch, outputs: epochOutputs + [vrfOutput])
         let committee: Committee
         if let pool = StakingRules.decode(DelegatePool.self, state.object(StakingRules.electionKey(epoch: epoch + 1))),

@@ -252,6 +252,9 @@ public struct Genesis: Equatable, Sendable {
             state.objects[StakingRules.candidateKey(c.owner)] = candidate.encoded
             state.objects[StakingRules.nameKey(c.name)] = c.owner.raw.bytes
         }
+        // The first committee is in the state like every later one, so evidence and light clients read committees
+        // one way.
+        state.objects[StakingRules.committeeKey(epoch: 0)] = committee(epoch: 0).encoded
         if !candidates.isEmpty {
             var w = ByteWriter(capacity: 10)
             w.writeVarint(UInt64(candidates.count + 1))

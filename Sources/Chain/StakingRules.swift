@@ -165,6 +165,64 @@ public struct StakingRules: Sendable {
         return bucket
     }
 
+    /// Every candidate, committed or registered in this block, in address order.
+    func candidates(in state: StateOverlay) -> [(owner: Address, state: CandidateState)] {
+        var owners = Set(state.base.objects(in: .candidate).compactMap { Bytes20($0.id) })
+        for key in state.changes.objects.keys where key.namespace == .candidate {
+            if let raw = Bytes20(key.id) { owners.insert(raw) }
+        }
+        return owners.sorted().compactMap { raw in
+            candidate(Address(raw: raw), state).map { (Address(raw: raw), $0) }
+        }
+    }
+
+    /// Every live stake bucket (committed or changed in this block), in id order.
+    func buckets(in state: StateOverlay) -> [(id: UInt64, state: BucketState)] {
+        var ids = Set(state.base.objects(in: .bucket).map(\.id))
+        for key in state.changes.objects.keys where key.namespace == .bucket { ids.insert(key.id) }
+        return ids.compactMap { id -> (UInt64, BucketState)? in
+            guard id.count == 8 else { return nil }
+            let n = id.reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            return bucket(n, state).map { (n, $0) }
+        }.sorted { $0.0 < $1.0 }
+    }
+
+    // MARK: slashing
+
+    /// Slashes and ejects the candidate whose operator key double-signed. `committee` is the committee of the
+    /// votes' epoch, read from the state by the caller. Half of the offender's self-stake goes to the reporter
+    /// (no burning: supply stays whole); the candidate can never be elected again.
+    public func planEvidence(
+        _ e: DoubleSignEvidence, reporter: Address, chainID: UInt32, committee: Committee?, state: StateOverlay
+    ) throws(StakingError) -> Effect {
+        guard e.isConflicting, e.first.chainID == chainID else { throw .invalidEvidence }
+        guard let committee, committee.index(of: e.first.voter) != nil else { throw .invalidEvidence }
+        guard e.first.verifySignature(), e.second.verifySignature() else { throw .invalidEvidence }
+        var w = ByteWriter(capacity: 64)
+        w.write(e.first.voter)
+        w.writeVarint(e.first.height)
+        w.writeVarint(UInt64(e.first.round))
+        w.write(e.first.step.rawValue)
+        let evidenceKey = ObjectKey(.evidence, w.bytes)
+        guard state.object(evidenceKey) == nil else { throw .evidenceAlreadyUsed }
+        var effect = Effect()
+        effect.writes.append((evidenceKey, [1]))
+        guard let (owner, offender) = candidates(in: state).first(where: { $0.state.operatorKey == e.first.voter }),
+            !offender.ejected
+        else { return effect }  // a genesis validator without a candidate: recorded, nothing at stake
+        var ejected = offender
+        ejected.ejected = true
+        ejected.totalWeight = 0
+        effect.writes.append((Self.candidateKey(owner), ejected.encoded))
+        if var selfStake = bucket(offender.selfStakeBucket, state) {
+            let slashed = selfStake.amount / 2
+            selfStake.amount -= slashed
+            effect.writes.append((Self.bucketKey(offender.selfStakeBucket), selfStake.encoded))
+            effect.withdrawn = slashed  // credited to the reporter by the executor
+        }
+        return effect
+    }
+
     // MARK: election
 
     /// The delegate pool for `epoch`: candidates not ejected whose self-stake is still locked at or above the

@@ -25,11 +25,16 @@ public struct TransactionExecutor: Sendable {
     public var chainID: UInt32
     public var fees: FeeSchedule
     public var staking: StakingRules
+    /// Blocks per epoch: evidence names a height, and the committee that must have signed is its epoch's.
+    public var epochLength: UInt64
 
-    public init(chainID: UInt32, fees: FeeSchedule, staking: Genesis.StakingParameters = .init()) {
+    public init(
+        chainID: UInt32, fees: FeeSchedule, staking: Genesis.StakingParameters = .init(), epochLength: UInt64 = 1
+    ) {
         self.chainID = chainID
         self.fees = fees
         self.staking = StakingRules(parameters: staking)
+        self.epochLength = max(epochLength, 1)
     }
 
     /// Checks that do not depend on state: chain, kind, fee cap against the base fee.
@@ -37,7 +42,9 @@ public struct TransactionExecutor: Sendable {
         let body = tx.transaction.body
         guard body.chainID == chainID else { throw .wrongChain(expected: chainID, got: body.chainID) }
         switch body.payload {
-        case .transfer, .candidateRegister, .candidateUpdate, .stake, .restake, .unstake, .withdraw: break
+        case .transfer, .candidateRegister, .candidateUpdate, .stake, .restake, .unstake, .withdraw,
+            .doubleSignEvidence:
+            break
         default: throw .unsupportedKind(body.payload.tag)
         }
         guard body.maxFeePerUnit >= baseFee else {
@@ -54,7 +61,7 @@ public struct TransactionExecutor: Sendable {
         return total
     }
 
-    /// Applies `tx` to `state`, paying the fee to the proposer. On error `state` is unchanged.
+    /// Applies `tx` to `state`, paying the fee into the block's fee pool. On error `state` is unchanged.
     public func apply(
         _ tx: VerifiedTransaction, to state: inout StateOverlay, context: BlockContext
     ) throws(TransactionError) -> Receipt {
@@ -82,6 +89,18 @@ public struct TransactionExecutor: Sendable {
                 || !state[transfer.to].balance.addingReportingOverflow(transfer.amount).overflow
             else { throw .amountOverflow }
             credit = (transfer.to, transfer.amount)
+        case .doubleSignEvidence(let evidence):
+            let height = evidence.first.height
+            let epoch = height == 0 ? 0 : (height - 1) / epochLength
+            let committee = StakingRules.decode(Committee.self, state.object(StakingRules.committeeKey(epoch: epoch)))
+            do {
+                let effect = try staking.planEvidence(
+                    evidence, reporter: tx.senderAddress, chainID: chainID, committee: committee, state: state)
+                writes = effect.writes
+                if effect.withdrawn > 0 { credit = (tx.senderAddress, effect.withdrawn) }
+            } catch {
+                throw .staking(error)
+            }
         default:
             do {
                 let effect = try staking.plan(body.payload, sender: tx.senderAddress, state: state, epoch: context.epoch)
@@ -101,9 +120,10 @@ public struct TransactionExecutor: Sendable {
             receiver.balance += credit.amount
             state[credit.to] = receiver
         }
-        var feeReceiver = state[context.proposer]
-        feeReceiver.balance += fee
-        state[context.proposer] = feeReceiver
+        // Fees wait in the pool until the block's end, when proposer and committee share them (RewardRules).
+        var pool = state[RewardRules.feePool]
+        pool.balance += fee
+        state[RewardRules.feePool] = pool
         return Receipt(transactionID: tx.id, status: .success, unitsUsed: units, feePaid: fee)
     }
 }

@@ -1,7 +1,9 @@
 import AmarsCodec
 import AmarsCrypto
 import Chain
+import Consensus
 import Ledger
+import Network
 
 /// A JSON value built by hand so that objects keep the key order we write: responses read the same on every
 /// run and every platform, and a diff of two responses shows only what changed.
@@ -343,6 +345,38 @@ extension APIJSON {
             ("nextCommittee", committee(cp.nextCommittee)),
             ("certificate", certificate(cp.certificate)),
             ("encoded", .hex(cp.encoded)),
+        ])
+    }
+}
+
+// MARK: - consensus status
+
+extension APIJSON {
+    /// The wire name of a consensus step, stable like the step numbers of votes.
+    public static func stepName(_ step: ConsensusStep) -> String {
+        switch step {
+        case .propose: "propose"
+        case .prepare: "prepare"
+        case .commit: "commit"
+        }
+    }
+
+    /// The network's counters an operator watches: traffic, and what was dropped, reported or banned and why.
+    /// Reasons are sorted by name so the shape is stable; only non-zero reasons appear.
+    public static func networkCounters(_ m: NetworkMetrics) -> JSONValue {
+        let drops = m.drops.filter { $0.value > 0 }.map { ($0.key.rawValue, $0.value) }.sorted { $0.0 < $1.0 }
+        // Several reasons may print alike (handshake failures by kind); their counts are summed.
+        let byName = Dictionary(
+            m.disconnects.filter { $0.value > 0 }.map { ("\($0.key)", $0.value) }, uniquingKeysWith: +)
+        let disconnects = byName.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        return .object([
+            ("framesReceived", .int(m.framesReceived)),
+            ("framesSent", .int(m.framesSent)),
+            ("framesDelivered", .int(m.framesDelivered)),
+            ("reports", .int(m.reports)),
+            ("bans", .int(m.bans)),
+            ("drops", .object(drops.map { ($0.0, .int($0.1)) })),
+            ("disconnects", .object(disconnects.map { ($0.0, .int($0.1)) })),
         ])
     }
 }

@@ -1,8 +1,11 @@
 import AmarsCodec
+import AmarsCrypto
 import Chain
+import Consensus
 import Foundation
 import Ledger
 import Logging
+import Network
 
 /// One HTTP answer, independent of any socket so the routing can be tested directly.
 public struct APIResponse: Sendable {
@@ -25,6 +28,43 @@ public struct APIResponse: Sendable {
     }
 }
 
+/// What a committee node's consensus driver knows that the chain does not: where its core is, who it is
+/// connected to, and what the network and the core refused. A plain value, so that the router renders it without
+/// depending on the driver (and `amarsd run`, which has no driver, serves the same route from the chain alone).
+public struct ConsensusStatus: Sendable {
+    /// The committee of the height in progress (it changes at epoch boundaries).
+    public var committee: Committee
+    /// The core's position; `started` is false until the first height starts.
+    public var height: UInt64
+    public var round: UInt32
+    public var step: ConsensusStep
+    public var started: Bool
+    /// The last height this node's core decided and the round it was decided in (nil before the first).
+    public var lastDecided: (height: UInt64, round: UInt32)?
+    /// Peers with an authenticated connection, as of the last refresh.
+    public var connectedPeers: Set<Bytes32>
+    /// Network counters as of the last refresh (drops, reports, bans, disconnects by reason).
+    public var network: NetworkMetrics
+    /// Consensus messages the core ignored or refused, by reason name (non-zero ones only).
+    public var consensusDrops: [(reason: String, count: UInt64)]
+
+    public init(
+        committee: Committee, height: UInt64, round: UInt32, step: ConsensusStep, started: Bool,
+        lastDecided: (height: UInt64, round: UInt32)?, connectedPeers: Set<Bytes32>, network: NetworkMetrics,
+        consensusDrops: [(reason: String, count: UInt64)]
+    ) {
+        self.committee = committee
+        self.height = height
+        self.round = round
+        self.step = step
+        self.started = started
+        self.lastDecided = lastDecided
+        self.connectedPeers = connectedPeers
+        self.network = network
+        self.consensusDrops = consensusDrops
+    }
+}
+
 /// The HTTP JSON API of a gateway, as a pure function from (method, URI, body) to a response.
 ///
 /// Routes (amounts are decimal strings of base units, hashes lowercase hex):
@@ -39,6 +79,8 @@ public struct APIResponse: Sendable {
 /// - `GET /v1/buckets?owner=…|candidate=…`, `GET /v1/buckets/{id}` — with a state proof (or proof of absence)
 /// - `GET /v1/election/{epoch}` — the elected delegate pool, `GET /v1/committee?epoch=E`
 /// - `GET /v1/checkpoints?from=E&limit=N` — the checkpoint chain (default 16, at most 256)
+/// - `GET /v1/consensus` — epoch, committee (with peer connectivity), this node's role, the core's position,
+///   the head's finality and network counters; `mode` is `committee` with a driver, `dev` without
 /// - `GET /metrics` — Prometheus text
 ///
 /// Every error is `{"error":{"code","message"}}`: the code is stable for programs, the message explains
@@ -50,10 +92,14 @@ public final class APIRouter: Sendable {
     let node: ChainNode
     let logger: Logger
     let counters = RequestCounters()
+    /// The consensus driver's status, when there is one; nil means dev mode (this node is the whole committee).
+    /// A closure rather than the driver so that the router stays a function of the chain plus a snapshot.
+    let consensusStatus: (@Sendable () -> ConsensusStatus)?
 
-    public init(node: ChainNode, logger: Logger) {
+    public init(node: ChainNode, logger: Logger, consensusStatus: (@Sendable () -> ConsensusStatus)? = nil) {
         self.node = node
         self.logger = logger
+        self.consensusStatus = consensusStatus
     }
 
     /// Answers one request and counts it by status for `/metrics`.
@@ -81,7 +127,7 @@ public final class APIRouter: Sendable {
     private enum Route {
         case explorer, head, supply, metrics, blocks, block(Substring), account(Substring), submit, tx(Substring)
         case staking, candidates, candidate(Substring), buckets, bucket(Substring), election(Substring), committee
-        case checkpoints
+        case checkpoints, consensus
 
         var methods: [String] {
             switch self {
@@ -107,6 +153,7 @@ public final class APIRouter: Sendable {
             case "buckets": return .buckets
             case "committee": return .committee
             case "checkpoints": return .checkpoints
+            case "consensus": return .consensus
             default: return nil
             }
         case 3 where segments[0] == "v1":
@@ -176,6 +223,8 @@ public final class APIRouter: Sendable {
             return committee(query: query)
         case .checkpoints:
             return checkpoints(query: query)
+        case .consensus:
+            return .json(200, consensus())
         }
     }
 
@@ -387,6 +436,9 @@ public final class APIRouter: Sendable {
         case .selfStakeBucket: "a candidate's self-stake bucket cannot be unstaked"
         case .notUnstaked: "unstake the bucket before withdrawing it"
         case .unbonding(let epoch): "the bucket can be withdrawn from epoch \(epoch)"
+        case .invalidEvidence:
+            "the evidence is not two conflicting, validly signed votes of one committee member on this chain"
+        case .evidenceAlreadyUsed: "this double-sign was already reported"
         }
     }
 
@@ -683,5 +735,102 @@ extension APIRouter {
         } catch {
             return storeFailure(error)
         }
+    }
+}
+
+// MARK: - consensus status
+
+extension APIRouter {
+    /// `GET /v1/consensus`. With a driver: its snapshot plus the chain's head. Without one (dev mode): what the
+    /// chain alone knows — the committee of the next block, this node's key, the head and its certificate.
+    fileprivate func consensus() -> JSONValue {
+        let head = node.finalizedHead
+        let header = head.block.header
+        let ownKey = node.validatorPublicKey
+        let status = consensusStatus?()
+        // The committee of the next block: the one consensus is (or would be) running.
+        let committee =
+            status?.committee ?? node.committee(epoch: nextBlockEpoch(header))
+            ?? node.genesis.committee(epoch: nextBlockEpoch(header))
+        let connected = status?.connectedPeers
+        let members = committee.members.enumerated().map { i, m -> JSONValue in
+            guard case .object(var fields) = APIJSON.member(m, index: i) else { return APIJSON.member(m, index: i) }
+            fields.append(("self", .bool(m.key == ownKey)))
+            // A node is not its own peer; in dev mode there are no peers at all.
+            fields.append(("connected", connected.map { .bool($0.contains(m.key)) } ?? .null))
+            return .object(fields)
+        }
+        let ownIndex = ownKey.flatMap { committee.index(of: $0) }
+        let ownAddress = ownKey.flatMap { try? XOnlyPublicKey(bytes: $0) }.map { Address(publicKey: $0).bech32 }
+        let nodeFields: JSONValue = .object([
+            ("key", ownKey.map { .hex($0) } ?? .null),
+            ("address", ownAddress.map { .string($0) } ?? .null),
+            ("member", .bool(ownIndex != nil)),
+            ("memberIndex", ownIndex.map { .int($0) } ?? .null),
+        ])
+        let committeeFields: JSONValue = .object([
+            ("epoch", .number(committee.epoch)),
+            ("hash", .hex(committee.hash)),
+            ("totalWeight", .units(committee.totalWeight)),
+            ("members", .array(members)),
+        ])
+        let core: JSONValue =
+            status.map { s in
+                .object([
+                    ("started", .bool(s.started)),
+                    ("height", .number(s.height)),
+                    ("round", .number(UInt64(s.round))),
+                    ("step", .string(APIJSON.stepName(s.step))),
+                ])
+            } ?? .null
+        let decided = status?.lastDecided ?? (header.height, head.certificate.round)
+        var fields: [(String, JSONValue)] = [
+            ("mode", .string(status == nil ? "dev" : "committee")),
+            ("chainID", .number(UInt64(node.genesis.chainID))),
+            ("epoch", .number(committee.epoch)),
+            ("committee", committeeFields),
+            ("node", nodeFields),
+            ("core", core),
+            ("lastDecided", .object([("height", .number(decided.height)), ("round", .number(UInt64(decided.round)))])),
+            ("finality", finality(head)),
+        ]
+        if let s = status {
+            let sorted = s.connectedPeers.sorted { $0.bytes.lexicographicallyPrecedes($1.bytes) }
+            let keys = sorted.map { JSONValue.hex($0) }
+            fields.append(("peers", .object([("connected", .int(keys.count)), ("keys", .array(keys))])))
+            fields.append(("network", APIJSON.networkCounters(s.network)))
+            fields.append(("consensusDrops", .object(s.consensusDrops.map { ($0.reason, .number($0.count)) })))
+        } else {
+            fields.append(("peers", .null))
+            fields.append(("network", .null))
+            fields.append(("consensusDrops", .null))
+        }
+        return .object(fields)
+    }
+
+    /// The head is final when its commit certificate carries more than two thirds of its epoch's committee
+    /// weight (`ChainNode` refuses any block whose certificate does not). The genesis block is final by
+    /// definition: it is trusted by its hash, and carries no signatures.
+    private func finality(_ head: FinalizedBlock) -> JSONValue {
+        let h = head.block.header
+        let committee = node.committee(epoch: h.epoch)
+        var signed: UInt64 = 0
+        var signers = 0
+        if let committee {
+            for s in head.certificate.signatures where Int(s.memberIndex) < committee.members.count {
+                signed &+= committee.members[Int(s.memberIndex)].weight
+                signers += 1
+            }
+        }
+        let total = committee?.totalWeight ?? 0
+        return .object([
+            ("height", .number(h.height)),
+            ("hash", .hex(h.hash)),
+            ("round", .number(UInt64(head.certificate.round))),
+            ("signers", .int(signers)),
+            ("signedWeight", .units(signed)),
+            ("totalWeight", .units(total)),
+            ("final", .bool(h.height == 0 || (committee?.isQuorum(signed) ?? false))),
+        ])
     }
 }

@@ -77,11 +77,15 @@ public struct ChainApplication: ConsensusApplication, Sendable {
 /// - **Blame.** An undecodable frame or a bad signature is reported to the network, which bans repeat offenders.
 /// - **No double sign across restarts.** Own votes go through a ``VoteJournal`` (fsynced) before they are sent.
 ///
-/// Transactions: a transaction received from a peer is submitted to the local mempool and, if admitted,
-/// relayed. Transactions submitted locally (HTTP, CoAP, MQTT) are not gossiped — ChainNode offers no hook or
-/// listing of new mempool entries — but they still reach the chain: every committee member proposes in turn
-/// (proposer = committee[(height + round) mod n]), and a proposer builds its block from its own mempool. A
-/// local transaction therefore waits at most one rotation of the committee (more if this node is down).
+/// Transactions: every transaction the local mempool admits is broadcast through `ChainNode.onAdmit`, whether it
+/// came in over HTTP, CoAP, MQTT or from a peer, so every member's mempool holds it before its turn to propose.
+/// A peer's transaction is relayed only when the mempool admitted it (a duplicate, stale or refused one stops
+/// here, so a flood dies out), and never back to the peer it came from; the network's gossip filter drops the
+/// echoes that still cross.
+///
+/// Status: a snapshot of the core's position, the committee, connected peers and counters is published after
+/// every event and refreshed on the gossip timer; ``status()`` reads it without entering the actor, so the HTTP
+/// API (`GET /v1/consensus`) never waits behind consensus work.
 public actor ConsensusDriver {
     public typealias Core = ConsensusCore<ChainApplication>
 
@@ -132,6 +136,18 @@ public actor ConsensusDriver {
     private var syncRequest: (peer: Bytes32, from: UInt64, at: ContinuousClock.Instant)?
     /// Last head height each peer announced.
     private var peerHeights: [Bytes32: UInt64] = [:]
+    /// The last height committed here (decided by this core or synced from a peer), and the round of its
+    /// certificate; nil until the first commit since start (the API then reports the head).
+    private var lastDecided: (height: UInt64, round: UInt32)?
+    /// Peers and network counters as of the last refresh (the network answers those asynchronously).
+    private var connectedPeers: Set<Bytes32> = []
+    private var networkMetrics = NetworkMetrics()
+    /// What ``status()`` returns; written only by the actor.
+    private let board: StatusBoard
+
+    /// The peer whose transaction is being submitted, so that the admit hook (which runs inside
+    /// `ChainNode.submit`, on this actor's task) relays it to everyone but that peer. Nil for local submissions.
+    @TaskLocal private static var relayOrigin: Bytes32?
 
     /// `key` must be the chain's validator key (it signs proposals and votes; it is also the network identity).
     public init(
@@ -153,6 +169,17 @@ public actor ConsensusDriver {
             config: ConsensusConfig(timeouts: settings.timing.schedule))
         do { journal = try VoteJournal(path: settings.journalPath) } catch { throw .journal("\(error)") }
         heightStartedAt = clock.now
+        board = StatusBoard(
+            ConsensusStatus(
+                committee: committee, height: next, round: 0, step: .propose, started: false, lastDecided: nil,
+                connectedPeers: [], network: NetworkMetrics(), consensusDrops: []))
+        // Set last, once nothing can fail: transactions admitted from now on are gossiped. Before the network
+        // starts a broadcast reaches nobody, which is what a node with no peers should do anyway.
+        chain.onAdmit = { [network, logger] tx in
+            do { try network.broadcast(PeerMessage.transaction(tx.encoded).frame, except: Self.relayOrigin) } catch {
+                logger.error("cannot gossip a transaction: \(error)")
+            }
+        }
     }
 
     static func epoch(of height: UInt64, length: UInt64) -> UInt64 { height == 0 ? 0 : (height - 1) / length }
@@ -194,6 +221,7 @@ public actor ConsensusDriver {
     /// Stops feeding the core; in-flight timeouts find the driver stopped and do nothing.
     public func stop() {
         stopped = true
+        chain.onAdmit = nil
         for t in tasks { t.cancel() }
         tasks = []
     }
@@ -201,12 +229,44 @@ public actor ConsensusDriver {
     /// Height and round the core is at, for logs and tests.
     public var position: (height: UInt64, round: UInt32) { (core.height, core.round) }
 
+    /// The last published snapshot, for the HTTP API. Nonisolated: it reads a locked copy, never the actor.
+    public nonisolated func status() -> ConsensusStatus { board.read() }
+
+    private func publish() {
+        let drops = Consensus.DropReason.allCases.compactMap { reason -> (reason: String, count: UInt64)? in
+            let n = core.drops[reason]
+            return n > 0 ? ("\(reason)", n) : nil
+        }
+        board.write(
+            ConsensusStatus(
+                committee: core.committee, height: core.height, round: core.round, step: core.step,
+                started: core.isStarted, lastDecided: lastDecided, connectedPeers: connectedPeers,
+                network: networkMetrics, consensusDrops: drops))
+    }
+
+    /// Asks the network for its peers and counters (it answers on its own event loop) and publishes them.
+    private func refreshNetworkStatus() {
+        let network = self.network
+        Task { [weak self] in
+            let peers = await network.connectedPeers()
+            let metrics = await network.metrics()
+            await self?.networkStatus(peers: peers, metrics: metrics)
+        }
+    }
+
+    private func networkStatus(peers: Set<Bytes32>, metrics: NetworkMetrics) {
+        connectedPeers = peers
+        networkMetrics = metrics
+        publish()
+    }
+
     // MARK: core
 
     private func drive(_ event: Core.Event) {
         guard !stopped else { return }
         let actions = core.handle(event)
         perform(actions)
+        publish()
     }
 
     private func perform(_ actions: [Core.Action]) {
@@ -273,7 +333,9 @@ public actor ConsensusDriver {
 
     /// After the head moved (decision or sync): announce it, install the next height's committee, start it.
     private func committed(paced: Bool) {
-        let head = chain.head
+        let finalized = chain.finalizedHead
+        let head = finalized.block.header
+        lastDecided = (head.height, finalized.certificate.round)
         onCommit(head)
         logger.debug("committed", metadata: ["height": "\(head.height)", "round": "\(core.round)"])
         let next = head.height + 1
@@ -330,6 +392,7 @@ public actor ConsensusDriver {
         if core.isStarted { drive(.retransmit) }
         let head = chain.head
         broadcast(.status(height: head.height, hash: head.hash))
+        refreshNetworkStatus()
     }
 
     func receive(_ event: NetworkEvent) {
@@ -338,9 +401,13 @@ public actor ConsensusDriver {
         case .peerConnected(let peer):
             let head = chain.head
             send(.status(height: head.height, hash: head.hash), to: peer)
+            connectedPeers.insert(peer)
+            publish()
         case .peerDisconnected(let peer):
             peerHeights[peer] = nil
             if syncRequest?.peer == peer { syncRequest = nil }
+            connectedPeers.remove(peer)
+            publish()
         case .frame(let frame, let peer):
             let message: PeerMessage
             do { message = try PeerMessage(frame: frame) } catch {
@@ -372,10 +439,12 @@ public actor ConsensusDriver {
                 noteAhead(peer, height: height)
             }
         case .transaction(let bytes):
-            do {
-                _ = try chain.submit(encoded: bytes)
-                relay(frame, from: peer)
-            } catch {
+            // Admitted → the admit hook relays it to every peer but this one; refused → it goes no further.
+            let chain = self.chain
+            let result = Self.$relayOrigin.withValue(peer) {
+                Result { () throws(TransactionError) in try chain.submit(encoded: bytes) }
+            }
+            if case .failure(let error) = result {
                 switch error {
                 case .malformed, .badSignature, .invalidSenderKey, .wrongChain:
                     network.report(peer: peer, reason: .invalidMessage)
@@ -478,5 +547,26 @@ public actor ConsensusDriver {
         logger.info("caught up", metadata: ["blocks": "\(applied)", "head": "\(chain.head.height)"])
         committed(paced: false)
         if let theirs = peerHeights[peer], theirs > chain.head.height { requestBlocks(from: peer) }
+    }
+}
+
+/// The driver's last published ``ConsensusStatus``. `@unchecked Sendable`: the one stored value is read and
+/// written only under the lock; the actor writes, HTTP threads read, and neither waits on the other for long.
+final class StatusBoard: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: ConsensusStatus
+
+    init(_ value: ConsensusStatus) { self.value = value }
+
+    func read() -> ConsensusStatus {
+        lock.lock()
+        defer { lock.unlock() }
+        return value
+    }
+
+    func write(_ new: ConsensusStatus) {
+        lock.lock()
+        value = new
+        lock.unlock()
     }
 }

@@ -61,6 +61,19 @@ enum ExplorerPage {
             <div class="card"><div class="label">Head hash</div><div class="value small" id="hash">–</div></div>
           </div>
 
+          <h2>Consensus <span class="chain" id="mode"></span></h2>
+          <div class="grid">
+            <div class="card"><div class="label">Committee epoch</div><div class="value" id="cEpoch">–</div></div>
+            <div class="card"><div class="label">Height / round / step</div>
+              <div class="value" id="round">–</div></div>
+            <div class="card"><div class="label">Head finality</div><div class="value" id="finality">–</div></div>
+            <div class="card"><div class="label">Peers connected</div><div class="value" id="peers">–</div></div>
+          </div>
+          <table style="margin-top:12px">
+            <thead><tr><th class="num">#</th><th>Member key</th><th class="num">Weight</th><th>Peer</th></tr></thead>
+            <tbody id="members"><tr><td colspan="4">loading…</td></tr></tbody>
+          </table>
+
           <h2>Supply (AMSC)</h2>
           <div class="grid">
             <div class="card"><div class="label">Total</div><div class="value" id="total">–</div></div>
@@ -90,7 +103,7 @@ enum ExplorerPage {
             <tbody id="blocks"><tr><td colspan="5">loading…</td></tr></tbody>
           </table>
           <footer>Polls <code>/v1/head</code>, <code>/v1/supply</code>, <code>/v1/blocks</code>,
-            <code>/v1/staking</code> and <code>/v1/candidates</code> every second.
+            <code>/v1/staking</code>, <code>/v1/candidates</code> and <code>/v1/consensus</code> every second.
             Amounts in the API are strings of base units (1 AMSC = 1,000,000 units).</footer>
         </main>
         <script>
@@ -131,9 +144,22 @@ enum ExplorerPage {
         }
         async function refresh() {
           try {
-            const [head, supply, list, staking, cands] =
+            const [head, supply, list, staking, cands, cons] =
               await Promise.all([get("/v1/head"), get("/v1/supply"), get("/v1/blocks?limit=15"),
-                                 get("/v1/staking"), get("/v1/candidates")]);
+                                 get("/v1/staking"), get("/v1/candidates"), get("/v1/consensus")]);
+            // Weights are decimal strings (they may exceed 2^53): BigInt for the ratio, in tenths of a percent.
+            const fin = cons.finality, total = BigInt(fin.totalWeight);
+            const share = total === 0n ? "" : " (" + (Number(BigInt(fin.signedWeight) * 1000n / total) / 10) + " %)";
+            set("mode", cons.mode === "dev" ? "· dev mode (single node)" : "· committee node");
+            set("cEpoch", cons.epoch);
+            set("round", cons.core ? cons.core.height + " / " + cons.core.round + " / " + cons.core.step
+                : "– (dev mode)");
+            set("finality", (fin.final ? "final" : "NOT FINAL") + share);
+            $("finality").className = "value " + (fin.final ? "ok" : "bad");
+            set("peers", cons.peers ? cons.peers.connected : "–");
+            rows("members", cons.committee.members, (m) => [[m.index, "num"],
+              [m.key.slice(0, 16) + "…" + (m.self ? " (this node)" : ""), "hash"], [m.weight, "num"],
+              [m.self ? "self" : (m.connected === null ? "–" : (m.connected ? "connected" : "not connected")), ""]]);
             set("epochLength", staking.epochLength + " blocks");
             set("checkpoint", staking.latestCheckpoint ? staking.latestCheckpoint.height.toLocaleString() +
                 " (epoch " + staking.latestCheckpoint.epoch + ")" : "none yet");

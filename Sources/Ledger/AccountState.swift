@@ -41,6 +41,10 @@ public enum StateNamespace: UInt8, Sendable {
     case election = 8
     /// Chain-wide counters (the next bucket id).
     case counters = 9
+    /// Voter rewards accrued per candidate during an epoch, paid to its buckets at the epoch's end.
+    case voterRewards = 10
+    /// Double-sign evidence already used, so one offence is punished once.
+    case evidence = 11
 
     /// The tree key of an object: a tagged hash of namespace and identifier, so keys spread evenly.
     public func key(_ identifier: [UInt8]) -> Bytes32 {

@@ -182,6 +182,8 @@ public enum StakingError: Error, Equatable, Sendable {
     case selfStakeBucket
     case notUnstaked
     case unbonding(untilEpoch: UInt64)
+    case invalidEvidence
+    case evidenceAlreadyUsed
 
     /// A stable camelCase name for APIs and logs.
     public var code: StaticString {
@@ -201,6 +203,8 @@ public enum StakingError: Error, Equatable, Sendable {
         case .selfStakeBucket: "selfStakeBucket"
         case .notUnstaked: "notUnstaked"
         case .unbonding: "unbonding"
+        case .invalidEvidence: "invalidEvidence"
+        case .evidenceAlreadyUsed: "evidenceAlreadyUsed"
         }
     }
 }

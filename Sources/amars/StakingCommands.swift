@@ -115,6 +115,8 @@ func explain(_ error: StakingError, sender: Address) -> String {
     case .selfStakeBucket: "a candidate's own self-stake bucket cannot be unstaked"
     case .notUnstaked: "unstake the bucket ('amars unstake') before withdrawing it"
     case .unbonding(let epoch): "the bucket is unbonding; it can be withdrawn from epoch \(epoch)"
+    case .invalidEvidence: "the evidence is not two conflicting, validly signed votes of one committee member"
+    case .evidenceAlreadyUsed: "this double-sign was already reported"
     }
 }
 

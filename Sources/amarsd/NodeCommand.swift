@@ -52,18 +52,6 @@ struct NodeCommand: ParsableCommand {
             throw CleanExit.message("amarsd: \(error)")
         }
 
-        let server = HTTPServer(
-            router: APIRouter(node: chain, logger: logger), host: cfg.http.host, port: cfg.http.port, logger: logger)
-        let httpPort: Int
-        do { httpPort = try server.start() } catch {
-            throw CleanExit.message("amarsd: cannot listen on \(cfg.http): \(error)")
-        }
-        let doors = NodeDoors()
-        do { try doors.start(cfg: cfg, chain: chain, logger: logger) } catch {
-            server.shutdown()
-            throw CleanExit.message("amarsd: \(error)")
-        }
-
         // Network: the allowed keys start as the genesis committee plus configured peer keys; the driver keeps
         // them in step with the committee of each epoch.
         var allowed = Set(chain.genesis.validators.map(\.key))
@@ -81,14 +69,26 @@ struct NodeCommand: ParsableCommand {
         let settings = ConsensusDriver.Settings(
             timing: cfg.timing, journalPath: "\(cfg.dataDirectory)/votes.journal",
             extraAllowedKeys: Set(cfg.peers.compactMap(\.key)))
+        // The driver exists before any door opens: it installs the chain's admit hook (so the first transaction
+        // is gossiped too) and the API serves its status. Nothing runs until `start()`.
+        let doors = NodeDoors()
         let driver: ConsensusDriver
         do {
             driver = try ConsensusDriver(
                 chain: chain, network: network, key: key, settings: settings, logger: logger,
                 onCommit: { header in doors.headChanged(header) })
         } catch {
+            throw CleanExit.message("amarsd: \(error)")
+        }
+
+        let router = APIRouter(node: chain, logger: logger, consensusStatus: { driver.status() })
+        let server = HTTPServer(router: router, host: cfg.http.host, port: cfg.http.port, logger: logger)
+        let httpPort: Int
+        do { httpPort = try server.start() } catch {
+            throw CleanExit.message("amarsd: cannot listen on \(cfg.http): \(error)")
+        }
+        do { try doors.start(cfg: cfg, chain: chain, logger: logger) } catch {
             server.shutdown()
-            doors.stop()
             throw CleanExit.message("amarsd: \(error)")
         }
 

@@ -142,6 +142,30 @@ final class ChainNodeTests: XCTestCase {
         XCTAssertEqual(proposer.pendingCount, 0)
     }
 
+    /// The admit hook sees each admitted transaction once, whatever the door, and never a refused one: that is
+    /// what lets a node gossip its own transactions while a peer's duplicates die out.
+    func testAdmitHookSeesAdmittedTransactionsOnly() throws {
+        let t = TestChain()
+        defer { t.cleanup() }
+        let node = try t.openNode()
+        final class Seen: @unchecked Sendable {  // appended on the submitting thread only, read after
+            var ids: [Bytes32] = []
+        }
+        let seen = Seen()
+        node.onAdmit = { tx in seen.ids.append(tx.id) }
+        let bob = TestChain.address(TestChain.key(9))
+        let first = t.transfer(from: t.funded[0], to: bob, amount: 1, nonce: 0)
+        XCTAssertEqual(try node.submit(first), first.id)
+        XCTAssertThrowsError(try node.submit(first), "already known")
+        XCTAssertThrowsError(try node.submit(t.transfer(from: t.funded[0], to: bob, amount: 1, nonce: 5)), "gap")
+        let second = t.transfer(from: t.funded[0], to: bob, amount: 2, nonce: 1)
+        XCTAssertEqual(try node.submit(encoded: second.encoded), second.id)
+        XCTAssertEqual(seen.ids, [first.id, second.id])
+        node.onAdmit = nil
+        _ = try node.submit(t.transfer(from: t.funded[0], to: bob, amount: 3, nonce: 2))
+        XCTAssertEqual(seen.ids.count, 2, "a cleared hook is not called")
+    }
+
     func testEpochBoundaryNamesNextCommittee() throws {
         let t = TestChain(epochLength: 3)
         defer { t.cleanup() }

@@ -3,10 +3,12 @@ import AmarsCodec
 import AmarsCrypto
 import AmarsTestSupport
 import Chain
+import Consensus
 import Foundation
 import GatewayNode
 import Ledger
 import Logging
+import Network
 import XCTest
 
 #if canImport(Glibc)
@@ -578,6 +580,95 @@ final class APITests: XCTestCase {
         XCTAssertEqual(answer.components(separatedBy: "HTTP/1.1 200 OK").count - 1, 3, answer)
         XCTAssertTrue(answer.contains("\"chainName\":\"api-test\""))
         XCTAssertTrue(answer.contains("\"conserved\":true"))
+    }
+
+    // MARK: consensus status
+
+    /// `amarsd run` has no driver: the route answers from the chain alone, as `mode: "dev"`.
+    func testConsensusStatusInDevMode() throws {
+        let validatorKey = Hex.encode(chain.validator.xOnlyPublicKey.bytes.bytes)
+        var status = json(try chain.http.get("/v1/consensus"))
+        XCTAssertEqual(status["mode"] as? String, "dev")
+        XCTAssertEqual((status["epoch"] as? NSNumber)?.uint64Value, 0)
+        XCTAssertTrue(status["core"] is NSNull, "no core in dev mode")
+        XCTAssertTrue(status["peers"] is NSNull)
+        let committee = try XCTUnwrap(status["committee"] as? [String: Any])
+        let members = try XCTUnwrap(committee["members"] as? [[String: Any]])
+        XCTAssertEqual(members.count, 1)
+        XCTAssertEqual(members.first?["key"] as? String, validatorKey)
+        XCTAssertEqual(members.first?["weight"] as? String, "1")
+        XCTAssertEqual(members.first?["self"] as? Bool, true)
+        XCTAssertTrue(members.first?["connected"] is NSNull)
+        let node = try XCTUnwrap(status["node"] as? [String: Any])
+        XCTAssertEqual(node["key"] as? String, validatorKey)
+        XCTAssertEqual(node["member"] as? Bool, true)
+        XCTAssertEqual(node["address"] as? String, TestChain.address(chain.validator).bech32)
+        var finality = try XCTUnwrap(status["finality"] as? [String: Any])
+        XCTAssertEqual((finality["height"] as? NSNumber)?.uint64Value, 0)
+        XCTAssertEqual(finality["final"] as? Bool, true, "genesis is final by its hash")
+
+        try chain.produceBlock()
+        try chain.produceBlock()
+        status = json(try chain.http.get("/v1/consensus/"))
+        finality = try XCTUnwrap(status["finality"] as? [String: Any])
+        XCTAssertEqual((finality["height"] as? NSNumber)?.uint64Value, 2)
+        XCTAssertEqual(finality["hash"] as? String, Hex.encode(chain.node.head.hash.bytes))
+        XCTAssertEqual(finality["signedWeight"] as? String, "1")
+        XCTAssertEqual(finality["totalWeight"] as? String, "1")
+        XCTAssertEqual((finality["signers"] as? NSNumber)?.intValue, 1)
+        XCTAssertEqual(finality["final"] as? Bool, true)
+        let decided = try XCTUnwrap(status["lastDecided"] as? [String: Any])
+        XCTAssertEqual((decided["height"] as? NSNumber)?.uint64Value, 2)
+        XCTAssertEqual((decided["round"] as? NSNumber)?.uint64Value, 0)
+
+        let post = try chain.http.post("/v1/consensus", body: [], contentType: "application/json")
+        XCTAssertEqual(post.status, 405)
+        XCTAssertEqual(errorCode(post), "methodNotAllowed")
+        XCTAssertTrue(try chain.http.get("/").text.contains("/v1/consensus"), "the explorer shows consensus")
+    }
+
+    /// With a status provider (what `amarsd node` injects from its driver) the route reports the core's
+    /// position, which members are connected and the counters, still over real HTTP.
+    func testConsensusStatusFromAProvider() throws {
+        let other = TestChain.key(5)
+        let committee = try Committee(
+            epoch: 0,
+            members: [
+                .init(key: chain.validator.xOnlyPublicKey.bytes, weight: 3),
+                .init(key: other.xOnlyPublicKey.bytes, weight: 2),
+            ])
+        var metrics = NetworkMetrics()
+        metrics.drops[.duplicateGossip] = 3
+        metrics.reports = 2
+        let stub = ConsensusStatus(
+            committee: committee, height: 7, round: 2, step: .prepare, started: true, lastDecided: (6, 1),
+            connectedPeers: [other.xOnlyPublicKey.bytes], network: metrics, consensusDrops: [("duplicate", 4)])
+        var logger = Logger(label: "api-test")
+        logger.logLevel = .critical
+        let server = HTTPServer(
+            router: APIRouter(node: chain.node, logger: logger, consensusStatus: { stub }), host: "127.0.0.1",
+            port: 0, logger: logger)
+        let port = try server.start()
+        defer { server.shutdown() }
+        let status = json(try HTTPClient(baseURL: "http://127.0.0.1:\(port)").get("/v1/consensus"))
+        XCTAssertEqual(status["mode"] as? String, "committee")
+        let core = try XCTUnwrap(status["core"] as? [String: Any])
+        XCTAssertEqual((core["height"] as? NSNumber)?.uint64Value, 7)
+        XCTAssertEqual((core["round"] as? NSNumber)?.uint64Value, 2)
+        XCTAssertEqual(core["step"] as? String, "prepare")
+        let decided = try XCTUnwrap(status["lastDecided"] as? [String: Any])
+        XCTAssertEqual((decided["height"] as? NSNumber)?.uint64Value, 6)
+        XCTAssertEqual((decided["round"] as? NSNumber)?.uint64Value, 1)
+        let members = try XCTUnwrap((status["committee"] as? [String: Any])?["members"] as? [[String: Any]])
+        XCTAssertEqual(members.map { $0["self"] as? Bool }, [true, false])
+        XCTAssertEqual(members.map { $0["connected"] as? Bool }, [false, true])
+        XCTAssertEqual((status["committee"] as? [String: Any])?["totalWeight"] as? String, "5")
+        XCTAssertEqual((status["node"] as? [String: Any])?["memberIndex"] as? NSNumber, 0)
+        XCTAssertEqual(((status["peers"] as? [String: Any])?["connected"] as? NSNumber)?.intValue, 1)
+        let network = try XCTUnwrap(status["network"] as? [String: Any])
+        XCTAssertEqual(((network["drops"] as? [String: Any])?["duplicate_gossip"] as? NSNumber)?.intValue, 3)
+        XCTAssertEqual((network["reports"] as? NSNumber)?.intValue, 2)
+        XCTAssertEqual(((status["consensusDrops"] as? [String: Any])?["duplicate"] as? NSNumber)?.intValue, 4)
     }
 
     func testRouterWorksWithoutSockets() throws {

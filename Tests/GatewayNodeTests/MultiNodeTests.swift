@@ -15,9 +15,12 @@ import XCTest
 ///
 /// One run, three phases (booting four nodes once keeps the whole test well under 90 s):
 /// 1. they finalize blocks (past an epoch boundary, so the VRF-drawn committee takes over) and agree on every
-///    height; a transfer submitted to node 1 is final on node 4;
+///    height; a transfer submitted to node 1 is final on node 4; `GET /v1/consensus` shows the committee, all
+///    peers connected and a final head;
 /// 2. SIGKILL node 2: the other three go on; restart it: it catches up to the same block and state root;
-/// 3. SIGKILL nodes 3 and 4: the chain halts (no quorum) without any disagreement; restart node 3: it resumes.
+/// 3. SIGKILL nodes 2 and 3: the chain halts (no quorum) without any disagreement; a transfer submitted to node 1
+///    meanwhile is pending on node 4 (gossip: no block can have carried it); restart node 3: the chain resumes
+///    and the transfer is final; restart node 2: it is final there too.
 ///
 /// Every wait has a deadline; tearDown kills whatever is still running.
 final class MultiNodeTests: XCTestCase {
@@ -192,10 +195,16 @@ final class MultiNodeTests: XCTestCase {
         let senderAccount = try Harness.json(
             nodes[0].client, "/v1/accounts/\(Address(publicKey: sender.xOnlyPublicKey).bech32)")
         let nonce = try XCTUnwrap((senderAccount["nextNonce"] as? NSNumber)?.uint64Value)
-        let body = TransactionBody(
-            chainID: Self.chainID, sender: sender.xOnlyPublicKey.bytes, nonce: nonce, maxFeePerUnit: 50, tipPerUnit: 1,
-            payload: .transfer(Transfer(to: recipient, amount: 1_234_567)))
-        let tx = SignedTransaction(body: body, signer: sender)
+        func transfer(nonce: UInt64, amount: UInt64) -> SignedTransaction {
+            let body = TransactionBody(
+                chainID: Self.chainID, sender: sender.xOnlyPublicKey.bytes, nonce: nonce, maxFeePerUnit: 50,
+                tipPerUnit: 1, payload: .transfer(Transfer(to: recipient, amount: amount)))
+            return SignedTransaction(body: body, signer: sender)
+        }
+        func txStatus(_ node: TestNode, _ tx: SignedTransaction) -> String? {
+            (try? Harness.json(node.client, "/v1/tx/\(Hex.encode(tx.id.bytes))"))?["status"] as? String
+        }
+        let tx = transfer(nonce: nonce, amount: 1_234_567)
         let posted = try nodes[0].client.post("/v1/tx", body: tx.encoded, contentType: "application/octet-stream")
         XCTAssertTrue((200..<300).contains(posted.status), "submit: \(String(decoding: posted.body, as: UTF8.self))")
         let id = Hex.encode(tx.id.bytes)
@@ -204,6 +213,7 @@ final class MultiNodeTests: XCTestCase {
             "the transfer submitted to node 1 is not final on node 4")
         let account = try Harness.json(nodes[3].client, "/v1/accounts/\(recipient.bech32)")
         XCTAssertEqual("\(account["balance"] ?? "none")", "1234567")
+        try checkConsensusStatus(nodes[0], keys: validatorKeys)
 
         // Phase 2: one of four down — the chain goes on; back up — it catches up to the same state.
         nodes[1].kill()
@@ -225,22 +235,88 @@ final class MultiNodeTests: XCTestCase {
         assertAgreement(nodes)
 
         // Phase 3: two of four down — no quorum, the chain halts, and nobody disagrees.
+        nodes[1].kill()
         nodes[2].kill()
-        nodes[3].kill()
-        let live = [nodes[0], nodes[1]]
+        let live = [nodes[0], nodes[3]]
         usleep(1_500_000)  // a height whose votes were already out may still finish
         let haltedAt = heights(live)
-        usleep(4_000_000)
+        // While halted, a transfer submitted to node 1 reaches node 4's mempool: only gossip can carry it there.
+        let gossiped = transfer(nonce: nonce + 1, amount: 7_654_321)
+        let second = try nodes[0].client.post(
+            "/v1/tx", body: gossiped.encoded, contentType: "application/octet-stream")
+        XCTAssertTrue((200..<300).contains(second.status), "submit: \(String(decoding: second.body, as: UTF8.self))")
+        XCTAssertTrue(wait(3) { txStatus(nodes[3], gossiped) == "pending" }, "the transfer was not gossiped to node 4")
+        // The operator's view of the halt: one peer left, the core still at the height after the head.
+        XCTAssertTrue(
+            wait(3) {
+                let c = try? Harness.json(nodes[0].client, "/v1/consensus")
+                return ((c?["peers"] as? [String: Any])?["connected"] as? NSNumber)?.intValue == 1
+            }, "node 1 should report one connected peer")
+        let halted = try Harness.json(nodes[0].client, "/v1/consensus")
+        XCTAssertEqual(
+            ((halted["core"] as? [String: Any])?["height"] as? NSNumber)?.uint64Value, (haltedAt.first ?? 0) + 1)
+        usleep(3_000_000)
         XCTAssertEqual(heights(live), haltedAt, "the chain advanced without a quorum")
+        XCTAssertEqual(txStatus(nodes[3], gossiped), "pending")
         assertAgreement(live)
-        // One back: three of four again, the chain resumes.
+        // One back: three of four again, the chain resumes and the gossiped transfer becomes final.
         try nodes[2].start()
         let top = haltedAt.max() ?? 0
-        let running = [nodes[0], nodes[1], nodes[2]]
+        let running = [nodes[0], nodes[2], nodes[3]]
         XCTAssertTrue(
             wait(40) { heights(running).allSatisfy { $0 >= top + 3 } },
             "the chain did not resume with three of four: \(heights(running)) from \(top)")
         assertAgreement(running)
+        XCTAssertTrue(
+            wait(20) { running.allSatisfy { txStatus($0, gossiped) == "included" } },
+            "the gossiped transfer is not final on nodes 1, 3 and 4")
+        // The last one back catches up and holds the same transfer, final.
+        try nodes[1].start()
+        XCTAssertTrue(wait(20) { txStatus(nodes[1], gossiped) == "included" }, "node 2 lacks the gossiped transfer")
+        assertAgreement(nodes)
+    }
+
+    /// `GET /v1/consensus` of a committee node in a healthy four-node chain.
+    func checkConsensusStatus(_ node: TestNode, keys: [PrivateKey], file: StaticString = #filePath, line: UInt = #line)
+        throws
+    {
+        // Peers are refreshed on the gossip timer (300 ms here): wait until all three are seen.
+        XCTAssertTrue(
+            wait(5) {
+                let c = try? Harness.json(node.client, "/v1/consensus")
+                return ((c?["peers"] as? [String: Any])?["connected"] as? NSNumber)?.intValue == 3
+            }, "node \(node.index + 1) should see three peers", file: file, line: line)
+        let c = try Harness.json(node.client, "/v1/consensus")
+        XCTAssertEqual(c["mode"] as? String, "committee", file: file, line: line)
+        XCTAssertGreaterThanOrEqual(
+            (c["epoch"] as? NSNumber)?.uint64Value ?? 0, 1, "past the first epoch", file: file, line: line)
+        let members = (c["committee"] as? [String: Any])?["members"] as? [[String: Any]] ?? []
+        let own = Hex.encode(keys[node.index].xOnlyPublicKey.bytes.bytes)
+        XCTAssertEqual(
+            Set(members.compactMap { $0["key"] as? String }),
+            Set(keys.map { Hex.encode($0.xOnlyPublicKey.bytes.bytes) }),
+            file: file, line: line)
+        for m in members {
+            let isSelf = m["key"] as? String == own
+            XCTAssertEqual(m["self"] as? Bool, isSelf, file: file, line: line)
+            XCTAssertEqual(
+                m["connected"] as? Bool, !isSelf, "every other member is a connected peer", file: file, line: line)
+        }
+        let me = c["node"] as? [String: Any]
+        XCTAssertEqual(me?["key"] as? String, own, file: file, line: line)
+        XCTAssertEqual(me?["member"] as? Bool, true, file: file, line: line)
+        let core = c["core"] as? [String: Any]
+        XCTAssertEqual(core?["started"] as? Bool, true, file: file, line: line)
+        let finality = c["finality"] as? [String: Any]
+        XCTAssertEqual(finality?["final"] as? Bool, true, file: file, line: line)
+        XCTAssertGreaterThanOrEqual((finality?["signers"] as? NSNumber)?.intValue ?? 0, 3, file: file, line: line)
+        XCTAssertEqual(
+            finality?["totalWeight"] as? String, (c["committee"] as? [String: Any])?["totalWeight"] as? String,
+            file: file, line: line)
+        let finalHeight = (finality?["height"] as? NSNumber)?.uint64Value ?? 0
+        XCTAssertGreaterThanOrEqual(
+            (core?["height"] as? NSNumber)?.uint64Value ?? 0, finalHeight, file: file, line: line)
+        XCTAssertNotNil((c["network"] as? [String: Any])?["drops"] as? [String: Any], file: file, line: line)
     }
 }
 
