@@ -46,6 +46,19 @@ if !embedded {
     ]
 }
 
+/// Firmware images (see Boards/Makefile): the board's C support (startup, UART, exit) as a C target chosen by
+/// `BOARD`, and the shared firmware application on top of the portable modules.
+if embedded {
+    let board = Context.environment["BOARD"] ?? "qemu-mps2-an386"
+    targets += [
+        .target(name: "Board", path: "Boards/\(board)", exclude: ["README.md", "board.ld", "board.mk"]),
+        .executableTarget(
+            name: "Firmware", dependencies: ["Board", "AmarsCodec", "AmarsCrypto", "Ledger", "DeviceProtocol", "LightClient"],
+            path: "Boards/Firmware", exclude: ["fixtures"], swiftSettings: portableSettings),
+    ]
+    products.append(.executable(name: "Firmware", targets: ["Firmware"]))
+}
+
 if hostParts {
     dependencies = [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),

@@ -14,6 +14,13 @@ public enum RewardRules {
         return Address(raw: Bytes20(hi: d.w0, mid: d.w1, lo: UInt32(truncatingIfNeeded: d.w2 >> 32)))
     }()
 
+    /// Holds voter rewards accrued during an epoch until they are paid, so every unit stays in an account (the
+    /// per-candidate amounts are tracked beside it in the state).
+    public static let voterPool: Address = {
+        let d = TaggedHash(tag: "AmarsVoterPool").hash([])
+        return Address(raw: Bytes20(hi: d.w0, mid: d.w1, lo: UInt32(truncatingIfNeeded: d.w2 >> 32)))
+    }()
+
     /// The proposer's cut of a block's fees, in basis points; the committee shares the rest.
     public static let proposerBps: UInt64 = 2_000
 
@@ -50,6 +57,7 @@ public enum RewardRules {
                 let voters = share(memberShare, UInt64(candidate.rewardShareBps), 10_000)
                 credit(&state, candidate.rewardAddress, memberShare - voters)
                 if voters > 0 {
+                    credit(&state, voterPool, voters)
                     let key = voterRewardKey(owner)
                     var accrued: UInt64 = 0
                     if let bytes = state.object(key) {
@@ -87,8 +95,11 @@ public enum RewardRules {
             let key = voterRewardKey(candidate)
             guard let bytes = state.object(key) else { continue }
             var r = ByteReader(bytes)
-            let total = (try? r.readVarint()) ?? 0
+            let total = min((try? r.readVarint()) ?? 0, state[voterPool].balance)
             state.setObject(key, nil)
+            var pool = state[voterPool]
+            pool.balance -= total
+            state[voterPool] = pool
             let buckets = bucketsByCandidate[candidate] ?? []
             let weight = buckets.reduce(UInt64(0)) { $0 &+ $1.weight }
             var paid: UInt64 = 0

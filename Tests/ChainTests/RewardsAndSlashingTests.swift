@@ -42,6 +42,9 @@ final class RewardsAndSlashingTests: XCTestCase {
         let s = node.supply
         XCTAssertEqual(s.inAccounts + s.staked + s.burned, Amount.totalSupply, "height \(b.block.header.height)")
         XCTAssertEqual(node.account(RewardRules.feePool).state.balance, 0, "the fee pool empties every block")
+        if b.block.header.height % t.genesis.epochLength == 0 {
+            XCTAssertEqual(node.account(RewardRules.voterPool).state.balance, 0, "voters are paid at every epoch end")
+        }
         return b
     }
 

@@ -1,0 +1,40 @@
+import Board
+
+/// Console output over the board's UART: static strings, hex and decimal only, so nothing here needs String
+/// formatting or allocates.
+enum Console {
+    static func write(_ text: StaticString) {
+        text.withUTF8Buffer { buffer in
+            if let base = buffer.baseAddress { board_write(base, buffer.count) }
+        }
+    }
+
+    static func line(_ text: StaticString) {
+        write(text)
+        newline()
+    }
+
+    static func newline() {
+        board_putc(13)
+        board_putc(10)
+    }
+
+    static func hex(_ bytes: [UInt8]) {
+        for byte in bytes {
+            board_putc(digit(byte >> 4))
+            board_putc(digit(byte & 0xF))
+        }
+    }
+
+    static func decimal(_ value: Int) {
+        if value < 0 {
+            board_putc(UInt8(ascii: "-"))
+            decimal(0 - value)
+            return
+        }
+        if value >= 10 { decimal(value / 10) }
+        board_putc(UInt8(ascii: "0") + UInt8(value % 10))
+    }
+
+    private static func digit(_ nibble: UInt8) -> UInt8 { nibble < 10 ? 0x30 + nibble : 0x57 + nibble }
+}

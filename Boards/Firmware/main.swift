@@ -1,0 +1,250 @@
+// Firmware self-test: runs the portable modules on the device and exits with status 0 only if every check
+// passes (1 if any fails; a trap or fault exits with the board's own status, see board.h).
+//
+// Checks: SHA-256 known answer; BIP340 verification through libsecp256k1 (a vector of the BIP, and the same
+// signature tampered); CoAP GET encode and decode against the RFC 7252 wire form; SLIP round trip and a
+// corrupted frame dropped; light client: anchor at a genesis header, accept the next checkpoint, refuse a forged
+// one and a tampered one, leaving the trusted state unchanged.
+import AmarsCodec
+import AmarsCrypto
+import Board
+import DeviceProtocol
+import Ledger
+import LightClient
+
+// Single-threaded firmware: the counter is touched only by the self-test running from main.
+nonisolated(unsafe) var failures = 0
+
+func check(_ name: StaticString, _ passed: Bool) {
+    Console.write(passed ? "  ok    " : "  FAIL  ")
+    Console.line(name)
+    if !passed { failures += 1 }
+}
+
+// MARK: - SHA-256 (FIPS 180-2, "abc")
+
+@inline(never)
+func testSHA256() {
+    let expected: [UInt8] = [
+        0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40, 0xde, 0x5d, 0xae, 0x22, 0x23,
+        0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17, 0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad,
+    ]
+    let digest = SHA256.hash([0x61, 0x62, 0x63]).bytes
+    Console.write("  sha256(\"abc\") = ")
+    Console.hex(digest)
+    Console.newline()
+    check("SHA-256 of \"abc\" is the NIST digest", digest == expected)
+}
+
+// MARK: - BIP340 Schnorr (bip340_test_vectors.csv, index 1)
+
+@inline(never)
+func testSchnorr() {
+    let publicKey: [UInt8] = [
+        0xdf, 0xf1, 0xd7, 0x7f, 0x2a, 0x67, 0x1c, 0x5f, 0x36, 0x18, 0x37, 0x26, 0xdb, 0x23, 0x41, 0xbe,
+        0x58, 0xfe, 0xae, 0x1d, 0xa2, 0xde, 0xce, 0xd8, 0x43, 0x24, 0x0f, 0x7b, 0x50, 0x2b, 0xa6, 0x59,
+    ]
+    let message: [UInt8] = [
+        0x24, 0x3f, 0x6a, 0x88, 0x85, 0xa3, 0x08, 0xd3, 0x13, 0x19, 0x8a, 0x2e, 0x03, 0x70, 0x73, 0x44,
+        0xa4, 0x09, 0x38, 0x22, 0x29, 0x9f, 0x31, 0xd0, 0x08, 0x2e, 0xfa, 0x98, 0xec, 0x4e, 0x6c, 0x89,
+    ]
+    let signature: [UInt8] = [
+        0x68, 0x96, 0xbd, 0x60, 0xee, 0xae, 0x29, 0x6d, 0xb4, 0x8a, 0x22, 0x9f, 0xf7, 0x1d, 0xfe, 0x07,
+        0x1b, 0xde, 0x41, 0x3e, 0x6d, 0x43, 0xf9, 0x17, 0xdc, 0x8d, 0xcf, 0x8c, 0x78, 0xde, 0x33, 0x41,
+        0x89, 0x06, 0xd1, 0x1a, 0xc9, 0x76, 0xab, 0xcc, 0xb2, 0x0b, 0x09, 0x12, 0x92, 0xbf, 0xf4, 0xea,
+        0x89, 0x7e, 0xfc, 0xb6, 0x39, 0xea, 0x87, 0x1c, 0xfa, 0x95, 0xf6, 0xde, 0x33, 0x9e, 0x4b, 0x0a,
+    ]
+    guard let keyBytes = Bytes32(publicKey), let digest = Bytes32(message),
+        let r = Bytes32(signature[0..<32]), let s = Bytes32(signature[32..<64]),
+        let key = try? XOnlyPublicKey(bytes: keyBytes)
+    else {
+        check("BIP340 vector parses", false)
+        return
+    }
+    let good = Bytes64(first: r, second: s)
+    check("BIP340 vector 1 verifies (libsecp256k1)", key.verifySchnorr(good, message: digest))
+    var tamperedS = signature[32..<64].map { $0 }
+    tamperedS[31] ^= 0x01
+    let tampered = Bytes64(first: r, second: Bytes32(tamperedS)!)
+    check("BIP340 tampered signature is refused", !key.verifySchnorr(tampered, message: digest))
+}
+
+// MARK: - CoAP (RFC 7252)
+
+@inline(never)
+func testCoAP() {
+    var request = CoAPMessage(type: .confirmable, code: .get, messageID: 0x1234, token: [1, 2, 3, 4])
+    request.setUriPath(DeviceResources.checkpoints)
+    let wire = request.encode()
+    // Ver 1, CON, TKL 4 | GET | message id | token | Uri-Path "v1" (delta 11) | Uri-Path "checkpoints" (delta 0)
+    let expected: [UInt8] = [
+        0x44, 0x01, 0x12, 0x34, 0x01, 0x02, 0x03, 0x04, 0xb2, 0x76, 0x31,
+        0x0b, 0x63, 0x68, 0x65, 0x63, 0x6b, 0x70, 0x6f, 0x69, 0x6e, 0x74, 0x73,
+    ]
+    Console.write("  coap GET v1/checkpoints = ")
+    Console.hex(wire)
+    Console.newline()
+    check("CoAP GET encodes to the RFC 7252 wire form", wire == expected)
+    guard let decoded = try? CoAPMessage.decode(wire) else {
+        check("CoAP GET decodes", false)
+        return
+    }
+    check(
+        "CoAP GET decodes to the same message",
+        decoded == request && decoded.code == .get && decoded.uriPathMatches(DeviceResources.checkpoints))
+    check("CoAP truncated message is refused", (try? CoAPMessage.decode([0x44, 0x01, 0x12])) == nil)
+}
+
+// MARK: - SLIP
+
+@inline(never)
+func testSLIP() {
+    let payload: [UInt8] = [0x01, SLIP.end, 0x02, SLIP.esc, 0x03, SLIP.escEnd, 0xFF]
+    let frame = SLIP.encodeFrame(payload)
+    var decoder = SLIPDecoder()
+    var frames = 0
+    var roundTrip: [UInt8] = []
+    for byte in frame {
+        if let got = decoder.push(byte) {
+            frames += 1
+            roundTrip = got
+        }
+    }
+    check("SLIP frame round trips (escapes and CRC)", frames == 1 && roundTrip == payload)
+    var corrupted = frame
+    corrupted[1] ^= 0x40
+    var second = SLIPDecoder()
+    var accepted = false
+    for byte in corrupted where second.push(byte) != nil { accepted = true }
+    check("SLIP corrupted frame is dropped", !accepted && second.drops.badCheck == 1)
+}
+
+// MARK: - Light client
+
+// Each step is its own non-inlined function so that its locals are released before the next: inlined together
+// they made one 5.9 KB frame, which measured the test harness rather than the light client.
+@inline(never)
+func testLightClient() {
+    guard let anchored = anchorAtGenesis(), let checkpoint = decodeCheckpoint(fixtureCheckpoint) else { return }
+    acceptCheckpoint(anchored, checkpoint)
+    refuseForged(anchored)
+    refuseTampered(anchored, checkpoint)
+    refuseShortOfQuorum(anchored, checkpoint)
+}
+
+@inline(never)
+func decodeCheckpoint(_ bytes: [UInt8]) -> Checkpoint? {
+    guard let checkpoint = try? Checkpoint(decoding: bytes) else {
+        check("checkpoint fixture decodes", false)
+        return nil
+    }
+    return checkpoint
+}
+
+@inline(never)
+func anchorAtGenesis() -> TrustedState? {
+    guard let genesisHash = Bytes32(fixtureGenesisHash), let genesis = try? BlockHeader(decoding: fixtureGenesisHeader),
+        let committee0 = try? Committee(decoding: fixtureCommittee0)
+    else {
+        check("genesis fixtures decode", false)
+        return nil
+    }
+    do {
+        let anchored = try TrustedState.anchored(
+            header: genesis, committee: committee0, epochLength: fixtureEpochLength, trustedHash: genesisHash)
+        check("trust anchored at the genesis header", anchored.epoch == 0 && anchored.chainID == fixtureChainID)
+        return anchored
+    } catch {
+        check("trust anchored at the genesis header", false)
+        return nil
+    }
+}
+
+@inline(never)
+func acceptCheckpoint(_ anchored: TrustedState, _ checkpoint: Checkpoint) {
+    guard let expectedCheckpointHash = Bytes32(fixtureCheckpointHash),
+        let expectedCommittee1 = Bytes32(fixtureCommittee1Hash)
+    else { return check("expected hashes decode", false) }
+    switch CheckpointVerifier.verifyNextResult(trusted: anchored, checkpoint: checkpoint) {
+    case .success(let next):
+        check(
+            "checkpoint of epoch 0 accepted, committee 1 trusted",
+            next.epoch == 1 && next.checkpointHash == expectedCheckpointHash && next.committee.hash == expectedCommittee1
+                && next.sequence == 1)
+    case .failure:
+        check("checkpoint of epoch 0 accepted, committee 1 trusted", false)
+    }
+}
+
+@inline(never)
+func refuseForged(_ anchored: TrustedState) {
+    guard let forged = decodeCheckpoint(fixtureForgedCheckpoint) else { return }
+    let before = anchored
+    let result = CheckpointVerifier.verifyNextResult(trusted: anchored, checkpoint: forged)
+    check(
+        "forged checkpoint (signers outside the committee) refused",
+        result == .failure(.certificate(.badSignature(index: 0))) && anchored == before)
+}
+
+@inline(never)
+func refuseTampered(_ anchored: TrustedState, _ checkpoint: Checkpoint) {
+    var tampered = checkpoint
+    var signature = tampered.certificate.signatures[1].signature
+    signature.second.w3 ^= 1
+    tampered.certificate.signatures[1].signature = signature
+    check(
+        "checkpoint with a tampered signature refused",
+        CheckpointVerifier.verifyNextResult(trusted: anchored, checkpoint: tampered)
+            == .failure(.certificate(.badSignature(index: 1))))
+}
+
+@inline(never)
+func refuseShortOfQuorum(_ anchored: TrustedState, _ checkpoint: Checkpoint) {
+    var shortOfQuorum = checkpoint
+    shortOfQuorum.certificate.signatures.removeLast()  // 4 of 6: not more than two thirds
+    check(
+        "checkpoint short of a quorum refused",
+        CheckpointVerifier.verifyNextResult(trusted: anchored, checkpoint: shortOfQuorum)
+            == .failure(.certificate(.noQuorum(signed: 4, total: 6))))
+}
+
+// MARK: - Run
+
+Console.newline()
+Console.write("Amarscity firmware self-test on ")
+board_puts(board_name())
+Console.newline()
+nonisolated(unsafe) var stackPeak = 0
+func measured(_ name: StaticString, _ test: () -> Void) {
+    board_stack_reset_peak()
+    test()
+    let peak = board_stack_peak()
+    if peak > stackPeak { stackPeak = peak }
+    Console.write("  stack peak ")
+    Console.decimal(peak)
+    Console.write(" B in ")
+    Console.line(name)
+}
+measured("SHA-256", testSHA256)
+measured("Schnorr", testSchnorr)
+measured("CoAP", testCoAP)
+measured("SLIP", testSLIP)
+measured("light client", testLightClient)
+Console.write("memory: stack peak ")
+Console.decimal(stackPeak)
+Console.write(" of ")
+Console.decimal(board_stack_size())
+Console.write(" B, heap high-water ")
+Console.decimal(board_heap_used())
+Console.write(" of ")
+Console.decimal(board_heap_size())
+Console.line(" B")
+if failures == 0 {
+    Console.line("self-test: PASS")
+    board_exit(0)
+} else {
+    Console.write("self-test: FAIL (")
+    Console.decimal(failures)
+    Console.line(" checks)")
+    board_exit(1)
+}
