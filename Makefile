@@ -5,7 +5,7 @@ EMBEDDED_TARGETS := AmarsCodec AmarsCrypto Ledger DeviceProtocol LightClient
 # Debian's headers are architecture-neutral for libsecp256k1; the cross build needs to see them.
 EMBEDDED_FLAGS := -c release -Xcc -isystem -Xcc /usr/include
 
-.PHONY: deps build test unit-test embedded-check fuzz fuzz-smoke soak devnet bench format clean
+.PHONY: deps build test unit-test embedded-check fuzz fuzz-smoke soak devnet devnet-single bench format clean
 
 deps:
 	@scripts/install-deps.sh
@@ -49,9 +49,13 @@ soak: deps
 	AMARS_SOAK_SEEDS=$(SOAK_SEEDS) AMARS_SOAK_START=$(SOAK_START) $(SWIFT) test --skip-build \
 	  --filter SafetyLivenessTests/testSoak
 
-## A local single-node devnet with its data in ./data; prints the API and explorer URLs.
+## A local devnet: four gateways finalizing one chain, a broker and device doors; data in ./data.
 devnet: deps
 	scripts/devnet.sh
+
+## The single-node dev mode: one gateway that is the whole committee (data in ./data-single).
+devnet-single: deps
+	AMARS_DATA=$${AMARS_DATA:-data-single} scripts/devnet-single.sh
 
 bench: deps
 	$(SWIFT) run -c release amars-bench ledger

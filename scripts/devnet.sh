@@ -1,48 +1,113 @@
 #!/usr/bin/env bash
-# `make devnet`: a single-node Amarscity devnet with its data in ./data (or $AMARS_DATA).
-# First run creates the genesis and keys; later runs continue the same chain. Ctrl-C stops it.
+# `make devnet`: a four-gateway Amarscity devnet on loopback. Four `amarsd node` processes, each a delegate of
+# the genesis committee with its own data directory and SQLite file (data/node-N), finalize one chain together
+# over the peer network; node 1 also serves devices over CoAP and through a mosquitto broker started here.
+#   HTTP 127.0.0.1:8645..8648   P2P 127.0.0.1:7001..7004   CoAP 127.0.0.1:5683   MQTT 127.0.0.1:1883
+# First run creates the genesis (4 validators, each a genesis candidate) and the node configs; later runs
+# continue the same chain. Ctrl-C stops everything. Logs: data/node-N/amarsd.log, data/broker/mosquitto.log.
+# AMARS_DATA, AMARS_COAP_PORT, AMARS_MQTT_PORT override the defaults; AMARS_BIN skips the build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${AMARS_DATA:-data}
-PORT=${AMARS_HTTP_PORT:-8645}
 COAP_PORT=${AMARS_COAP_PORT:-5683}
 MQTT_PORT=${AMARS_MQTT_PORT:-1883}
-NODE="http://127.0.0.1:$PORT"
+N=4
 
-echo "building (first time takes a few minutes) ..."
-swift build -q
-BIN=$(swift build --show-bin-path)
+if [ -z "${AMARS_BIN:-}" ]; then
+    echo "building (first time takes a few minutes) ..."
+    swift build -q
+    BIN=$(swift build --show-bin-path)
+else
+    BIN=$AMARS_BIN
+fi
+mkdir -p "$DATA"
+DATA=$(cd "$DATA" && pwd)
 
 if [ ! -f "$DATA/genesis.json" ]; then
-    "$BIN/amars" genesis new --out "$DATA/genesis.json" --keys "$DATA/keys"
+    "$BIN/amars" genesis new --out "$DATA/genesis.json" --keys "$DATA/keys" --validators $N
 fi
 [ -f "$DATA/keys/alice.key" ] || "$BIN/amars" key new --out "$DATA/keys/alice.key" >/dev/null
 ALICE=$("$BIN/amars" address --key "$DATA/keys/alice.key")
 
-# The node starts its own mosquitto broker (data in $DATA/broker) and bridges devices' MQTT topics to the chain.
-"$BIN/amarsd" run --data "$DATA" --http-port "$PORT" --coap-port "$COAP_PORT" \
-    --mqtt "127.0.0.1:$MQTT_PORT" --spawn-broker &
-PID=$!
-trap 'kill $PID 2>/dev/null || true; wait $PID 2>/dev/null || true' EXIT
+# Peers are listed without their keys: the handshake only admits keys of the committees, and each peer's key is
+# learned from its authenticated handshake.
+for i in $(seq 1 $N); do
+    dir="$DATA/node-$i"
+    mkdir -p "$dir"
+    [ -f "$dir/node.yaml" ] && continue
+    {
+        echo "data: $dir"
+        echo "genesis: $DATA/genesis.json"
+        echo "key: $DATA/keys/validator-$i.key"
+        echo "p2p: { host: 127.0.0.1, port: $((7000 + i)) }"
+        echo "http: { host: 127.0.0.1, port: $((8644 + i)) }"
+        if [ "$i" = 1 ]; then
+            echo "coap: { host: 127.0.0.1, port: $COAP_PORT }"
+            echo "mqtt: 127.0.0.1:$MQTT_PORT"
+        fi
+        echo "consensus: { blockInterval: 1000, proposeTimeout: 2000, prepareTimeout: 1000, commitTimeout: 1000 }"
+        echo "log: info"
+        echo "peers:"
+        for j in $(seq 1 $N); do
+            [ "$j" = "$i" ] && continue
+            echo "  - { host: 127.0.0.1, port: $((7000 + j)) }"
+        done
+    } > "$dir/node.yaml"
+done
+
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+trap cleanup EXIT
 trap 'exit 0' INT TERM
 
-for _ in $(seq 1 100); do
-    "$BIN/amars" head --node "$NODE" >/dev/null 2>&1 && break
-    kill -0 $PID 2>/dev/null || { echo "amarsd exited; see its message above" >&2; exit 1; }
-    sleep 0.1
+# The broker the MQTT bridge of node 1 talks to: persistent, loopback only.
+mkdir -p "$DATA/broker"
+cat > "$DATA/broker/mosquitto.conf" <<CONF
+listener $MQTT_PORT 127.0.0.1
+allow_anonymous true
+persistence true
+persistence_location $DATA/broker/
+log_dest file $DATA/broker/mosquitto.log
+max_queued_messages 10000
+max_inflight_messages 1000
+$( [ "$(id -u)" = 0 ] && echo "user root" )
+CONF
+MOSQUITTO=$(command -v mosquitto || echo /usr/sbin/mosquitto)
+"$MOSQUITTO" -c "$DATA/broker/mosquitto.conf" &
+PIDS+=($!)
+
+for i in $(seq 1 $N); do
+    "$BIN/amarsd" node --config "$DATA/node-$i/node.yaml" >"$DATA/node-$i/stdout.log" 2>"$DATA/node-$i/amarsd.log" &
+    PIDS+=($!)
+done
+
+for i in $(seq 1 $N); do
+    for _ in $(seq 1 200); do
+        "$BIN/amars" head --node "http://127.0.0.1:$((8644 + i))" >/dev/null 2>&1 && break
+        kill -0 "${PIDS[$i]}" 2>/dev/null || { echo "node $i exited; see $DATA/node-$i/amarsd.log" >&2; exit 1; }
+        sleep 0.1
+    done
 done
 
 echo
-echo "first transfer: 10 AMSC from the app-user incentive pool to alice ($ALICE)"
-"$BIN/amars" transfer --node "$NODE" --key "$DATA/keys/app-user-incentive.key" --to "$ALICE" --amount 10 --wait
-"$BIN/amars" balance --node "$NODE" "$ALICE"
-cat <<MSG
+echo "first transfer: 10 AMSC from the app-user incentive pool to alice ($ALICE), sent to node 1"
+"$BIN/amars" transfer --node http://127.0.0.1:8645 --key "$DATA/keys/app-user-incentive.key" --to "$ALICE" \
+    --amount 10 --wait
+echo "alice's balance as node 4 sees it:"
+"$BIN/amars" balance --node http://127.0.0.1:8648 "$ALICE"
 
-devnet is running (data in $DATA/, Ctrl-C to stop; run make devnet again to continue the same chain)
-  Explorer   $NODE/
-  API        $NODE/v1/head   $NODE/v1/supply   $NODE/v1/accounts/$ALICE
-  Devices    coap://127.0.0.1:$COAP_PORT/v1/head   mqtt://127.0.0.1:$MQTT_PORT (amars/v1/...)
-  Send more  $BIN/amars transfer --key $DATA/keys/alice.key --to <amsc1...> --amount 1
-  Keys       $DATA/keys/*.key (one per genesis category, validator.key, alice.key)
-MSG
-wait $PID
+echo
+echo "devnet is running: four gateways finalizing one chain (data in $DATA/, Ctrl-C to stop; run again to continue)"
+for i in $(seq 1 $N); do
+    echo "  node $i   API http://127.0.0.1:$((8644 + i))/v1/head   Explorer http://127.0.0.1:$((8644 + i))/" \
+        "  P2P 127.0.0.1:$((7000 + i))"
+done
+echo "  Consensus  http://127.0.0.1:8645/v1/consensus   Checkpoints http://127.0.0.1:8645/v1/checkpoints?from=0"
+echo "  Devices    coap://127.0.0.1:$COAP_PORT/v1/head   mqtt://127.0.0.1:$MQTT_PORT (amars/v1/...)"
+echo "  Keys       $DATA/keys/*.key (validator-1..4, one per genesis category, alice.key)"
+echo "  Send more  $BIN/amars transfer --node http://127.0.0.1:8645 --key $DATA/keys/alice.key --to <amsc1...> --amount 1"
+echo "  A device   $BIN/amars device sync --coap coap://127.0.0.1:$COAP_PORT --genesis $DATA/genesis.json"
+wait

@@ -64,6 +64,11 @@ struct NodeCommand: ParsableCommand {
             peers: cfg.peers.map { PeerAddress(host: $0.host, port: $0.port, key: $0.key) })
         // A restarted peer should be found again within a couple of block intervals, not after minutes.
         net.backoff = Backoff(initial: .milliseconds(200), maximum: .seconds(2))
+        // Peers are authenticated committee members that gossip one frame per transaction and relay each other's:
+        // at thousands of transfers a second that is far above the library's default of 1,000 frames/s per peer,
+        // and throttling honest delegates into bans would split the committee. Keep the limit as a flood guard.
+        net.limits.framesPerSecond = 50_000
+        net.limits.frameBurst = 100_000
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let network = PeerManager(configuration: net, nodeKey: key, group: group, logger: logger)
         let settings = ConsensusDriver.Settings(
