@@ -41,6 +41,8 @@ public enum DeviceClientError: Error, Equatable, Sendable, CustomStringConvertib
     case mqttRefused(String)
     /// The gateway refused the submitted transaction; the code is the chain's camelCase refusal name.
     case transactionRefused(String)
+    /// The transport cannot carry this request at all (MQTT serves checkpoints, not proofs): not worth a retry.
+    case unsupported(String)
 
     public var description: String {
         switch self {
@@ -55,6 +57,7 @@ public enum DeviceClientError: Error, Equatable, Sendable, CustomStringConvertib
         case .mqtt(let rc): "libmosquitto: \(String(cString: mosquitto_strerror(rc)))"
         case .mqttRefused(let s): "broker refused: \(s)"
         case .transactionRefused(let code): "transaction refused: \(code)"
+        case .unsupported(let what): "\(what)"
         }
     }
 
@@ -527,7 +530,8 @@ private func connectedSocket(host: String, port: UInt16, type: Int32) throws(Dev
 
 /// A device's MQTT session with the gateway's broker (libmosquitto): submit transactions on
 /// `amars/v1/tx/{address}` at QoS 1 and hear back on `amars/v1/receipts/{address}` ("accepted" or "refused",
-/// then "final"), plus the retained head announcements on `amars/v1/head`.
+/// then "final"), plus the retained head announcements on `amars/v1/head` and, on demand
+/// (``checkpoints(from:limit:timeoutMillis:quietMillis:)``), the retained checkpoints on `amars/v1/checkpoints/#`.
 ///
 /// Everything runs on the caller's thread: libmosquitto is driven with `mosquitto_loop` inside the waits, so
 /// its callbacks run there too and need no lock. That is why the class is not `Sendable`: a virtual device owns
@@ -536,7 +540,8 @@ private func connectedSocket(host: String, port: UInt16, type: Int32) throws(Dev
 ///
 /// Incoming messages are copied only up to ``Configuration/maxMessageBytes`` (longer ones are dropped) and at
 /// most ``Configuration/maxQueuedMessages`` wait unread (the oldest are dropped), so a hostile broker cannot
-/// make the device allocate without bound.
+/// make the device allocate without bound. Checkpoints have their own cap (``MqttTopics/maxCheckpointBytes``)
+/// and are kept only inside the window a call asked for.
 public final class MqttDeviceClient {
     public struct Configuration: Sendable, Equatable {
         public var host: String
@@ -593,6 +598,14 @@ public final class MqttDeviceClient {
     private var subscriptionRefused = false
     private var published: Set<Int32> = []
     private var receipts: [MqttReceiptMessage] = []
+    /// The epochs a ``checkpoints(from:limit:timeoutMillis:quietMillis:)`` call is collecting; nil outside one,
+    /// when checkpoint messages still in flight are ignored.
+    private var checkpointWindow: Range<UInt64>?
+    private var collected: [UInt64: Checkpoint] = [:]
+    private var lastCheckpointNanos: UInt64 = 0
+    /// Checkpoint messages in the asked window that were too large, undecodable or filed under another epoch's
+    /// topic: refused before the light client saw them (also counted in ``droppedMessages``).
+    public private(set) var refusedCheckpoints = 0
     /// Messages dropped for size or queue overflow, or undecodable.
     public private(set) var droppedMessages = 0
     /// The latest head the gateway announced: an unverified hint (height, base fee) until ``DeviceSync`` has
@@ -673,6 +686,7 @@ public final class MqttDeviceClient {
     public func disconnect() {
         guard connected else { return }
         connected = false
+        checkpointWindow = nil
         mosquitto_disconnect(handle)
         // One turn writes the DISCONNECT packet; the socket is closed either way.
         _ = mosquitto_loop(handle, 10, 1)
@@ -720,6 +734,75 @@ public final class MqttDeviceClient {
         }
     }
 
+    /// Up to `limit` checkpoints (capped at ``CheckpointsPayload/maxCount``) starting with the one that ends
+    /// epoch `epoch`, as the gateway's bridge retained them: decoded and sorted, not verified (``DeviceSync``
+    /// does that). Only the gap-free run from `epoch` is returned, because the light client can only take the
+    /// next epoch; an empty answer means the broker has none yet.
+    ///
+    /// Each call subscribes to `amars/v1/checkpoints/#` afresh, which makes the broker send every retained
+    /// checkpoint again (MQTT 3.1.1 §3.8.4), and unsubscribes before returning, so nothing accumulates between
+    /// calls. Retained messages carry no "that was all" marker: collection ends when `limit` are in hand, when
+    /// none arrived for `quietMillis`, or after `timeoutMillis` (returning what came).
+    public func checkpoints(
+        from epoch: UInt64, limit: Int = CheckpointsPayload.maxCount, timeoutMillis: UInt64 = 5000,
+        quietMillis: UInt64 = 200
+    ) throws(DeviceClientError) -> [Checkpoint] {
+        try connect()
+        let n = UInt64(max(1, min(limit, CheckpointsPayload.maxCount)))
+        let end = epoch.addingReportingOverflow(n).overflow ? UInt64.max : epoch + n
+        collected = [:]
+        checkpointWindow = epoch..<end
+        defer {
+            checkpointWindow = nil
+            collected = [:]
+            _ = mosquitto_unsubscribe(handle, nil, MqttTopics.checkpointsFilter)
+        }
+        var mid: Int32 = 0
+        let rc = mosquitto_subscribe(handle, &mid, MqttTopics.checkpointsFilter, 1)
+        guard rc == MOSQ_ERR_SUCCESS.rawValue else { throw .mqtt(rc) }
+        awaitingSubacks.insert(mid)
+        try pump(until: "SUBACK", timeoutMillis: configuration.connectTimeoutMillis) { !awaitingSubacks.contains(mid) }
+        guard !subscriptionRefused else { throw .mqttRefused("subscription to the checkpoints topic") }
+        lastCheckpointNanos = deviceClockNanos()
+        do {
+            try pump(until: "retained checkpoints", timeoutMillis: timeoutMillis) {
+                run(from: epoch).count >= Int(n) || deviceClockNanos() - lastCheckpointNanos >= quietMillis * 1_000_000
+            }
+        } catch {
+            guard case .timeout = error else { throw error }
+        }
+        return run(from: epoch)
+    }
+
+    /// The collected checkpoints from `epoch` on, up to the first missing epoch.
+    private func run(from epoch: UInt64) -> [Checkpoint] {
+        var out: [Checkpoint] = []
+        var next = epoch
+        while let checkpoint = collected[next] {
+            out.append(checkpoint)
+            guard next < .max else { break }
+            next += 1
+        }
+        return out
+    }
+
+    /// A message on a checkpoint topic: kept if it is in the window and decodes as the checkpoint of the epoch
+    /// its topic names. A retained message is whatever anyone allowed to publish there left behind, so a
+    /// refusal here only keeps junk away from the light client; forged checkpoints that decode are its job.
+    private func receivedCheckpoint(epoch: UInt64, length: Int, payload: UnsafeMutableRawPointer?) {
+        guard let window = checkpointWindow, window.contains(epoch) else { return }
+        lastCheckpointNanos = deviceClockNanos()
+        guard length > 0, length <= MqttTopics.maxCheckpointBytes, let payload,
+            let checkpoint = try? Checkpoint(decoding: Array(UnsafeRawBufferPointer(start: payload, count: length))),
+            checkpoint.header.epoch == epoch
+        else {
+            refusedCheckpoints += 1
+            droppedMessages += 1
+            return
+        }
+        collected[epoch] = checkpoint
+    }
+
     /// Runs libmosquitto's network loop on this thread until `done` holds or the time is up.
     private func pump(until what: String, timeoutMillis: UInt64, _ done: () -> Bool) throws(DeviceClientError) {
         let deadline = deviceClockNanos() + timeoutMillis * 1_000_000
@@ -744,6 +827,11 @@ public final class MqttDeviceClient {
     private func received(_ message: mosquitto_message) {
         guard let topicPointer = message.topic else { return }
         let length = Int(message.payloadlen)
+        let topic = String(cString: topicPointer)
+        // Checkpoints are larger than anything else here and have their own cap; the topic is checked first.
+        if let epoch = MqttTopics.parseCheckpoint(topic) {
+            return receivedCheckpoint(epoch: epoch, length: length, payload: message.payload)
+        }
         guard length >= 0, length <= configuration.maxMessageBytes else {
             droppedMessages += 1
             return
@@ -751,7 +839,6 @@ public final class MqttDeviceClient {
         let payload: [UInt8] =
             length == 0 || message.payload == nil
             ? [] : Array(UnsafeRawBufferPointer(start: message.payload, count: length))
-        let topic = String(cString: topicPointer)
         if topic == MqttTopics.head {
             if let header = try? BlockHeader(decoding: payload), header.height >= announcedHead?.height ?? 0 {
                 announcedHead = header
@@ -767,5 +854,46 @@ public final class MqttDeviceClient {
             droppedMessages += 1
         }
         receipts.append(receipt)
+    }
+}
+
+/// The checkpoint chain over MQTT, for ``DeviceSync``: a device whose only link is the broker follows the
+/// retained checkpoints with the same light-client code as a CoAP device. MQTT carries no request/response, so
+/// headers and proofs are not served; those calls throw ``DeviceClientError/unsupported(_:)`` at once instead of
+/// waiting for a timeout. Anchor with ``DeviceSync/anchor(_:genesisHeader:)`` (the genesis header comes from
+/// the provisioned genesis file, not the wire).
+public struct MqttCheckpointSource: DeviceChainSource {
+    public let client: MqttDeviceClient
+    /// How long one page waits for the retained burst to go quiet; see
+    /// ``MqttDeviceClient/checkpoints(from:limit:timeoutMillis:quietMillis:)``.
+    public var timeoutMillis: UInt64
+    public var quietMillis: UInt64
+
+    public init(client: MqttDeviceClient, timeoutMillis: UInt64 = 5000, quietMillis: UInt64 = 200) {
+        self.client = client
+        self.timeoutMillis = timeoutMillis
+        self.quietMillis = quietMillis
+    }
+
+    public func checkpoints(from epoch: UInt64, limit: Int) throws(DeviceClientError) -> [Checkpoint] {
+        try client.checkpoints(from: epoch, limit: limit, timeoutMillis: timeoutMillis, quietMillis: quietMillis)
+    }
+
+    public func head() throws(DeviceClientError) -> HeaderPayload { throw Self.unsupported("the certified head") }
+
+    public func header(at height: UInt64) throws(DeviceClientError) -> HeaderPayload {
+        throw Self.unsupported("header \(height)")
+    }
+
+    public func accountProof(_ address: Address) throws(DeviceClientError) -> AccountProofPayload {
+        throw Self.unsupported("account proofs")
+    }
+
+    public func transactionProof(_ id: Bytes32) throws(DeviceClientError) -> TransactionProofPayload {
+        throw Self.unsupported("transaction proofs")
+    }
+
+    private static func unsupported(_ what: String) -> DeviceClientError {
+        .unsupported("\(what): not available over MQTT (only checkpoints are published there); use CoAP")
     }
 }

@@ -147,10 +147,19 @@ public struct DeviceSync: Sendable {
     {
         let genesis: HeaderPayload
         do { genesis = try source.header(at: 0) } catch { throw .transport(error) }
+        return try Self.anchor(anchor, genesisHeader: genesis.header)
+    }
+
+    /// Anchors trust in a genesis header the device already has (rebuilt from the provisioned genesis file with
+    /// ``DeviceTrustAnchor/genesisHeader(_:)``): for transports that serve no headers, such as MQTT. The same
+    /// checks as over the wire, so a wrong file is refused just as a lying gateway is.
+    public static func anchor(_ anchor: DeviceTrustAnchor, genesisHeader: BlockHeader)
+        throws(DeviceSyncError) -> DeviceSync
+    {
         do {
             return DeviceSync(
                 trusted: try TrustedState.anchored(
-                    header: genesis.header, committee: anchor.committee, epochLength: anchor.epochLength,
+                    header: genesisHeader, committee: anchor.committee, epochLength: anchor.epochLength,
                     trustedHash: anchor.genesisHeaderHash))
         } catch {
             throw .rejected(error, stage: .anchor)

@@ -7,7 +7,8 @@ import Ledger
 import Logging
 
 /// The gateway's MQTT door: takes device transaction submits from a mosquitto broker, answers on the
-/// device's receipts topic, relays commands to devices, and announces every new head (retained).
+/// device's receipts topic, relays commands to devices, and announces every new head (retained) and every
+/// finished epoch's checkpoint (retained, one topic per epoch: see ``publishCheckpoints()``).
 ///
 /// ## Threading
 /// One thread of ours drives libmosquitto with its own poll loop over `mosquitto_loop_read`/`_write`/`_misc`
@@ -85,6 +86,8 @@ public final class MqttBridge: @unchecked Sendable {
         /// Successful CONNACKs (the first connect and every reconnect).
         public var connects = 0
         public var headsPublished = 0
+        /// Retained checkpoint messages queued (re-publications after a reconnect included).
+        public var checkpointsPublished = 0
         public var commandsSent = 0
     }
 
@@ -152,6 +155,13 @@ public final class MqttBridge: @unchecked Sendable {
     private let wakeWrite: Int32
     /// Messages read per turn at most before the batch is committed and acknowledged.
     private static let maxBatch = 4096
+    /// Checkpoints published per loop turn at most: a gateway that starts on a long chain catches up over
+    /// several turns, so submits and receipts are not held up behind thousands of publishes.
+    private static let checkpointBatch = 16
+    /// Loop thread: every epoch below this one has its checkpoint published (retained) on the current broker.
+    private var nextCheckpointEpoch: UInt64 = 0
+    /// Loop thread: a new head, a (re)connect or an unfinished catch-up may have left checkpoints to publish.
+    private var checkpointsDue = true
 
     private enum Staged {
         case submit(id: Bytes32, device: Address, raw: [UInt8])
@@ -190,8 +200,10 @@ public final class MqttBridge: @unchecked Sendable {
         handle = h
         mosquitto_user_data_set(handle, Unmanaged.passUnretained(self).toOpaque())
         mosquitto_threaded_set(handle, true)
-        mosquitto_connect_callback_set(handle) { _, userdata, rc in
-            MqttBridge.from(userdata)?.onConnect(rc)
+        // The flags variant tells whether the broker still had our session; if not it lost its state, and
+        // with it probably the retained checkpoints, which are then published again.
+        mosquitto_connect_with_flags_callback_set(handle) { _, userdata, rc, flags in
+            MqttBridge.from(userdata)?.onConnect(rc, sessionPresent: flags & 1 != 0)
         }
         mosquitto_disconnect_callback_set(handle) { _, userdata, rc in
             MqttBridge.from(userdata)?.onDisconnect(rc)
@@ -374,7 +386,7 @@ public final class MqttBridge: @unchecked Sendable {
 
     // MARK: callbacks (loop thread)
 
-    private func onConnect(_ rc: Int32) {
+    private func onConnect(_ rc: Int32, sessionPresent: Bool) {
         guard rc == 0 else {
             logger.warning("mqtt broker refused the connection: \(String(cString: mosquitto_connack_string(rc)))")
             return
@@ -390,6 +402,10 @@ public final class MqttBridge: @unchecked Sendable {
         }
         // The broker may have lost the retained head (restarted without persistence): publish it again.
         publishHead(node.head, force: true)
+        // Checkpoints are published after this callback (``settleHead()``); a broker without our session may
+        // have lost them all, one that kept it still holds the ones we published before.
+        if !sessionPresent { nextCheckpointEpoch = 0 }
+        checkpointsDue = true
         logger.info("mqtt connected to \(configuration.host):\(configuration.port)")
     }
 
@@ -538,6 +554,8 @@ public final class MqttBridge: @unchecked Sendable {
         let head = node.head
         publishHead(head, force: false)
         let hash = head.hash
+        if hash != lastSettledHead { checkpointsDue = true }
+        publishCheckpoints()
         guard hash != lastSettledHead else { return }
         lastSettledHead = hash
         guard !pending.isEmpty else {
@@ -589,6 +607,38 @@ public final class MqttBridge: @unchecked Sendable {
         // One commit (one fsync) for all the removals; losing them to a crash would only cost a replay.
         try? inbox.commit()
         if finalized > 0 { lock.withLock { statsValue.finalized += finalized } }
+    }
+
+    /// Publishes, retained at QoS 1 on `amars/v1/checkpoints/{epoch}`, the checkpoints of finished epochs not yet
+    /// published on this broker, at most ``checkpointBatch`` per turn (loop thread). Runs when the head changed
+    /// (a head that is an epoch's last block, `nextCommitteeHash != nil`, makes a new one) and after a connect;
+    /// the node is asked from the next unpublished epoch, so heads skipped between two turns lose nothing.
+    /// Re-publishing is harmless: a retained message replaces the one on its topic, and the bytes are the same.
+    private func publishCheckpoints() {
+        guard checkpointsDue, isConnected else { return }
+        let batch: [Checkpoint]
+        do { batch = try node.checkpoints(from: nextCheckpointEpoch, limit: Self.checkpointBatch) } catch {
+            // Retried on the next head or connect, not every turn: a broken store would flood the log.
+            logger.error("mqtt checkpoints unreadable from epoch \(nextCheckpointEpoch): \(error)")
+            checkpointsDue = false
+            return
+        }
+        var published = 0
+        for checkpoint in batch {
+            let rc = rawPublish(MqttTopics.checkpoint(epoch: nextCheckpointEpoch), checkpoint.encoded, retain: true)
+            guard rc == MOSQ_ERR_SUCCESS.rawValue else {
+                // Still due: the next turn tries again from this epoch.
+                logger.warning("mqtt checkpoint not queued: \(String(cString: mosquitto_strerror(rc)))")
+                break
+            }
+            nextCheckpointEpoch += 1
+            published += 1
+        }
+        if published == batch.count { checkpointsDue = batch.count == Self.checkpointBatch }
+        if published > 0 {
+            lock.withLock { statsValue.checkpointsPublished += published }
+            poke()
+        }
     }
 
     // MARK: publishing (any thread)

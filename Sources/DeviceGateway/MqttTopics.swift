@@ -15,10 +15,17 @@ public enum MqttTopics {
     public static let head = "amars/v1/head"
     /// What the gateway subscribes to: every device's submit topic.
     public static let submitFilter = "amars/v1/tx/+"
+    /// What a device subscribes to for the checkpoint chain: the broker hands it every retained checkpoint at
+    /// once, so an MQTT-only device can move its trust forward without any request/response transport.
+    public static let checkpointsFilter = "amars/v1/checkpoints/#"
+    /// A checkpoint is a header, a committee of at most ``Caps/committeeMembers`` members and a certificate of at
+    /// most as many signatures: about 15 KB at the caps. Twice that bounds what a device copies per message.
+    public static let maxCheckpointBytes = 32 * 1024
 
     static let submitPrefix = "amars/v1/tx/"
     static let receiptsPrefix = "amars/v1/receipts/"
     static let commandPrefix = "amars/v1/cmd/"
+    static let checkpointsPrefix = "amars/v1/checkpoints/"
 
     /// QoS 1 from device: one `SignedTransaction` encoding per message.
     public static func submit(_ device: Address) -> String { submitPrefix + device.bech32 }
@@ -26,6 +33,20 @@ public enum MqttTopics {
     public static func receipts(_ device: Address) -> String { receiptsPrefix + device.bech32 }
     /// QoS 1 to device: opaque command payloads (signed by whoever the device trusts; the gateway only relays).
     public static func command(_ device: Address) -> String { commandPrefix + device.bech32 }
+
+    /// Retained, QoS 1: the ``Checkpoint`` encoding that closes epoch `epoch` (decimal), the one
+    /// `ChainNode.checkpoints(from: epoch, limit: 1)` returns. One topic per epoch, so retention keeps them all.
+    public static func checkpoint(epoch: UInt64) -> String { checkpointsPrefix + String(epoch) }
+
+    /// The epoch of a checkpoint topic, or nil. Only the canonical decimal form (no sign, no leading zeros)
+    /// counts, so one epoch has one topic and a device cannot be fed two different retained "epoch 3"s.
+    public static func parseCheckpoint(_ topic: String) -> UInt64? {
+        guard topic.hasPrefix(checkpointsPrefix) else { return nil }
+        let tail = topic.utf8.dropFirst(checkpointsPrefix.utf8.count)
+        guard !tail.isEmpty, tail.count <= 20, tail.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+        guard tail.count == 1 || tail.first != 0x30 else { return nil }
+        return UInt64(String(decoding: tail, as: UTF8.self))
+    }
 
     /// The device of a submit topic, or why the topic is not one. Never traps on any input: topics come from
     /// whoever can publish to the broker.
