@@ -5,7 +5,7 @@ EMBEDDED_TARGETS := AmarsCodec AmarsCrypto Ledger DeviceProtocol LightClient
 # Debian's headers are architecture-neutral for libsecp256k1; the cross build needs to see them.
 EMBEDDED_FLAGS := -c release -Xcc -isystem -Xcc /usr/include
 
-.PHONY: deps build test unit-test embedded-check firmware-check fuzz fuzz-smoke soak devnet devnet-single bench format clean
+.PHONY: deps boards-deps build test unit-test embedded-check firmware-check fuzz fuzz-smoke soak devnet devnet-single bench format clean
 
 deps:
 	@scripts/install-deps.sh
@@ -15,11 +15,14 @@ build: deps
 
 ## Everything: unit, integration and end-to-end tests, the Embedded compile of every portable module
 ## (host and Cortex-M4), a short fixed-seed fuzz pass over the decoders, and the firmware self-test in QEMU.
-test: deps unit-test embedded-check fuzz-smoke firmware-check
+test: deps boards-deps unit-test embedded-check fuzz-smoke firmware-check
+
+## Cross tools, QEMU and libsecp256k1 for Cortex-M: before the unit tests, which run the firmware in QEMU too.
+boards-deps:
+	$(MAKE) -C Boards deps
 
 ## The Cortex-M4 firmware built (libsecp256k1 from Debian's source) and run in QEMU; fails if its self-test does.
-firmware-check:
-	$(MAKE) -C Boards deps
+firmware-check: boards-deps
 	$(MAKE) -C Boards BOARD=qemu-mps2-an386
 	$(MAKE) -C Boards run BOARD=qemu-mps2-an386
 

@@ -36,5 +36,11 @@ enum Console {
         board_putc(UInt8(ascii: "0") + UInt8(value % 10))
     }
 
+    /// Heights, epochs and weights: 64-bit, which Int (32-bit on these targets) cannot always hold.
+    static func decimal(_ value: UInt64) {
+        if value >= 10 { decimal(value / 10) }
+        board_putc(UInt8(ascii: "0") + UInt8(value % 10))
+    }
+
     private static func digit(_ nibble: UInt8) -> UInt8 { nibble < 10 ? 0x30 + nibble : 0x57 + nibble }
 }

@@ -210,6 +210,10 @@ func refuseShortOfQuorum(_ anchored: TrustedState, _ checkpoint: Checkpoint) {
 
 // MARK: - Run
 
+#if FIRMWARE_SYNC
+    syncMain()  // Sync.swift: the light-client loop against a gateway (make -C Boards sync)
+#else
+
 Console.newline()
 Console.write("Amarscity firmware self-test on ")
 board_puts(board_name())
@@ -248,3 +252,4 @@ if failures == 0 {
     Console.line(" checks)")
     board_exit(1)
 }
+#endif

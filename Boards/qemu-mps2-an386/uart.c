@@ -44,3 +44,56 @@ int putchar(int c) {
     board_putc((uint8_t)c);
     return c;
 }
+
+// UART1 (0x40005000): the SLIP link to the gateway in the sync firmware. Enabled on first use.
+#define UART1_BASE 0x40005000u
+#define LINK_DATA (*(volatile uint32_t *)(UART1_BASE + 0x00))
+#define LINK_STATE (*(volatile uint32_t *)(UART1_BASE + 0x04))
+#define LINK_CTRL (*(volatile uint32_t *)(UART1_BASE + 0x08))
+#define LINK_BAUDDIV (*(volatile uint32_t *)(UART1_BASE + 0x10))
+
+static void link_init(void) {
+    static int ready;
+    if (ready) return;
+    LINK_BAUDDIV = 16;
+    LINK_CTRL = CTRL_TX_EN | CTRL_RX_EN;
+    ready = 1;
+}
+
+void board_link_write(const uint8_t *bytes, size_t count) {
+    link_init();
+    for (size_t i = 0; i < count; i++) {
+        while (LINK_STATE & STATE_TX_FULL) {
+        }
+        LINK_DATA = bytes[i];
+    }
+}
+
+int board_link_read(void) {
+    link_init();
+    if (!(LINK_STATE & STATE_RX_FULL)) return -1;
+    return (int)(LINK_DATA & 0xFF);
+}
+
+// SysTick as a free-running 24-bit down counter on the 25 MHz core clock, accumulated on every call.
+#define SYST_CSR (*(volatile uint32_t *)0xE000E010u)
+#define SYST_RVR (*(volatile uint32_t *)0xE000E014u)
+#define SYST_CVR (*(volatile uint32_t *)0xE000E018u)
+#define CORE_HZ 25000000u
+
+uint32_t board_millis(void) {
+    static int started;
+    static uint32_t last;
+    static uint64_t ticks;
+    if (!started) {
+        SYST_RVR = 0x00FFFFFFu;
+        SYST_CVR = 0;
+        SYST_CSR = 0x5;  // processor clock, no interrupt, enabled
+        last = SYST_CVR & 0x00FFFFFFu;
+        started = 1;
+    }
+    uint32_t now = SYST_CVR & 0x00FFFFFFu;
+    ticks += (last - now) & 0x00FFFFFFu;
+    last = now;
+    return (uint32_t)(ticks / (CORE_HZ / 1000u));
+}

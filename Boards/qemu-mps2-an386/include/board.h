@@ -28,6 +28,15 @@ void board_puts(const char *text);
 /// Blocking read of one byte from the console UART.
 uint8_t board_getc(void);
 
+/// The link to the gateway (sync firmware): a second UART, so the console stays readable. On this board it is
+/// CMSDK UART1 at 0x40005000 (QEMU's second `-serial`). Writes block; reads never do.
+void board_link_write(const uint8_t *bytes, size_t count);
+/// One received byte (0...255), or -1 when none is waiting.
+int board_link_read(void);
+/// Milliseconds since the first call, from SysTick polled (no interrupt): call it at least every half second
+/// for it to stay exact; longer gaps only make it run slow, never fast.
+uint32_t board_millis(void);
+
 /// Ends the program with `code` as the host-visible status. Never returns.
 _Noreturn void board_exit(int code);
 
