@@ -90,7 +90,10 @@ if hostParts {
         .executableTarget(
             name: "amars", dependencies: ["Chain", "AmarsClient", "DeviceGateway", "LightClient", argumentParser]),
         .executableTarget(
-            name: "amars-bench", dependencies: ["Chain", "Consensus", "CSecp256k1", "DeviceGateway", "DeviceProtocol", argumentParser]),
+            name: "amars-bench",
+            dependencies: [
+                "Chain", "Consensus", "CSecp256k1", "DeviceGateway", "DeviceProtocol", "LightClient", argumentParser,
+            ]),
         .testTarget(name: "ChainTests", dependencies: ["AmarsTestSupport", "Chain", "LightClient"]),
         .testTarget(name: "NetworkTests", dependencies: ["AmarsTestSupport", "Network"]),
         .testTarget(

@@ -11,7 +11,7 @@ struct AmarsBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "amars-bench",
         abstract: "Benchmarks, each printed next to a baseline measured in the same run.",
-        subcommands: [LedgerBench.self, DeviceLinkBench.self, ConsensusBench.self])
+        subcommands: [LedgerBench.self, DeviceLinkBench.self, ConsensusBench.self, LightClientBench.self])
 }
 
 /// Signed transfers verified, executed and committed to SQLite per second on one core, against the raw

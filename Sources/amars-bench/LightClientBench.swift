@@ -1,0 +1,256 @@
+import AmarsCodec
+import AmarsCrypto
+import ArgumentParser
+import Foundation
+import Ledger
+import LightClient
+
+/// `amars-bench lightclient`: what a year of checkpoints costs a device, sequential sync against skipping.
+///
+/// The chain is synthetic but drawn by the real rules: a pool of `--pool` delegates (weights differ) loses
+/// `--churn` members to fresh ones every week; each hourly epoch's committee of `--committee` is drawn from the
+/// pool by ``CommitteeSelection`` with a chained seed, so consecutive committees overlap only as much as VRF
+/// draws do; each checkpoint is signed by the smallest quorum (more than two thirds of the weight, members in a
+/// shuffled order), the least overlap a real certificate can have.
+///
+/// Skipping is bound by the trusting period, measured from the trusted checkpoint, so a device that sleeps
+/// longer than that cannot skip at all (it must sync sequentially or be re-anchored). The bench therefore models
+/// devices that wake every `--wake-hours` (several intervals) and sync to the head each time.
+struct LightClientBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lightclient", abstract: "A year of hourly checkpoints: sequential sync against skipping.")
+
+    @Option(help: "Epochs (one per hour; 8760 = one year).")
+    var epochs: Int = 8_760
+
+    @Option(help: "Delegate pool size.")
+    var pool: Int = 36
+
+    @Option(help: "Committee size, drawn from the pool every epoch.")
+    var committee: Int = 24
+
+    @Option(help: "Pool members replaced per week.")
+    var churn: Int = 3
+
+    @Option(help: "Trusting period in days (must be shorter than unbonding).")
+    var trustingDays: Int = 14
+
+    @Option(help: "Unbonding period in days.")
+    var unbondingDays: Int = 21
+
+    @Option(help: "Device wake intervals to model, hours, comma separated (0: the longest the trusting period allows).")
+    var wakeHours: String = "24,168,0"
+
+    static let epochMillis: UInt64 = 3_600_000
+    static let epochLength: UInt64 = 720
+    static let chainID: UInt32 = 7
+    static let start: UInt64 = 1_735_689_600_000
+
+    func validate() throws {
+        guard epochs > 1, pool >= committee, committee > 0, committee <= Caps.committeeMembers, churn >= 0,
+            churn <= pool
+        else { throw ValidationError("need epochs > 1, 0 < committee <= pool, churn <= pool") }
+        guard trustingDays > 0, trustingDays < unbondingDays else {
+            throw ValidationError("the trusting period must be positive and shorter than unbonding")
+        }
+    }
+
+    func run() throws {
+        let t0 = DispatchTime.now()
+        let chain = try buildChain()
+        print(
+            "built \(epochs) hourly checkpoints (pool \(pool), \(churn) replaced per week, committee \(committee)) "
+                + "in \(String(format: "%.1f", seconds(t0))) s")
+
+        // Sequential: every checkpoint, every signature.
+        var state = chain.genesis.state
+        var sequentialChecks = 0
+        let s0 = DispatchTime.now()
+        for e in 0..<epochs {
+            let offer = chain.offers[e]
+            state = try CheckpointVerifier.verifyNext(trusted: state, checkpoint: offer.checkpoint)
+            sequentialChecks += offer.checkpoint.certificate.signatures.count
+        }
+        let sequentialTime = seconds(s0)
+        print(
+            "sequential: \(sequentialChecks) signature checks, \(String(format: "%.3f", sequentialTime)) s host, "
+                + "final epoch \(state.epoch)")
+
+        printOverlap(chain)
+
+        let options = try SkippingOptions(
+            trustingPeriod: UInt64(trustingDays) * 86_400_000, unbondingPeriod: UInt64(unbondingDays) * 86_400_000)
+        let longest = trustingDays * 24 - 1
+        let intervals = wakeHours.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        for requested in intervals {
+            let wake = requested <= 0 ? longest : requested
+            var trust = chain.genesis
+            var checks = 0
+            var skips = 0
+            var steps = 0
+            var bisections = 0
+            var wakes = 0
+            let k0 = DispatchTime.now()
+            var head = 0
+            while head < epochs {
+                head = min(head + wake, epochs)
+                wakes += 1
+                let now = Self.start + UInt64(head) * Self.epochMillis + 60_000
+                let report = try SkippingSync.sync(
+                    from: trust, toEpoch: UInt64(head), now: now, options: options
+                ) { e in Int(e) < chain.offers.count ? chain.offers[Int(e)] : nil }
+                trust = report.trusted
+                checks += report.signatureChecks
+                skips += report.skips
+                steps += report.sequentialSteps
+                bisections += report.bisections
+            }
+            let time = seconds(k0)
+            guard trust.state == state else { throw ValidationError("skipping reached another state") }
+            let goal = checks < 2_000 && time < 1 ? "goal met" : "goal NOT met"
+            print(
+                "skipping, wake every \(wake) h (\(wakes) wakes): \(checks) signature checks, "
+                    + "\(String(format: "%.3f", time)) s host; \(skips) skips, \(steps) sequential steps, "
+                    + "\(bisections) bisections; same final state; checks ratio "
+                    + "\(String(format: "%.1f", Double(sequentialChecks) / Double(max(checks, 1))))x, time ratio "
+                    + "\(String(format: "%.1f", sequentialTime / max(time, 1e-9)))x; \(goal) (< 2000 checks, < 1 s)")
+        }
+        print(
+            "a device asleep longer than the trusting period (\(trustingDays) d) cannot skip: "
+                + "sequential (\(sequentialChecks) checks) or a fresh anchor")
+    }
+
+    /// Mean trusted weight (percent) among a checkpoint's signers at several distances: the overlap skipping
+    /// needs to be at least 33 %. With pool signatures this would be the pool's overlap instead.
+    private func printOverlap(_ chain: Chain) {
+        var parts: [String] = []
+        for hours in [1, 24, 168, 336, 672, 2_190] where hours < epochs {
+            var sum = 0.0
+            var n = 0
+            var reached = 0
+            for t in stride(from: 0, to: epochs - hours, by: 97) {
+                let offer = chain.offers[t + hours - 1]
+                let o = CheckpointVerifier.overlap(
+                    trusted: chain.committees[t], signingCommittee: offer.signingCommittee,
+                    certificate: offer.checkpoint.certificate)
+                sum += Double(o.signedTrusted) / Double(o.trustedTotal)
+                if o.reachesOneThird { reached += 1 }
+                n += 1
+            }
+            parts.append(
+                "\(hours) h \(String(format: "%.0f", 100 * sum / Double(n)))% (\(100 * reached / n)% >= 1/3)")
+        }
+        print("trusted weight signing a checkpoint, by distance: " + parts.joined(separator: ", "))
+    }
+
+    struct Chain {
+        var genesis: SkippingTrust
+        /// `committees[e]` signs epoch e.
+        var committees: [Committee]
+        /// `offers[e]` closes epoch e.
+        var offers: [SkippingCheckpoint]
+    }
+
+    private func buildChain() throws -> Chain {
+        var nextKey: UInt64 = 1
+        func freshKey() -> PrivateKey {
+            defer { nextKey += 1 }
+            return try! PrivateKey(bytes: Bytes32(w0: 11, w1: 0, w2: 0, w3: nextKey))
+        }
+        var privateKeys: [Bytes32: PrivateKey] = [:]
+        func delegate(_ key: PrivateKey) -> DelegatePool.Delegate {
+            let x = key.xOnlyPublicKey
+            privateKeys[x.bytes] = key
+            // Weights differ (1,000 ... 1,999) so that the one-third rule is about weight, not head count.
+            let weight = 1_000 + (x.bytes.w3 % 1_000)
+            return DelegatePool.Delegate(candidate: Address(publicKey: x), operatorKey: x.bytes, weight: weight)
+        }
+        var delegates = (0..<pool).map { _ in delegate(freshKey()) }
+        var seed = Domain.genesis.hash([0x4c, 0x43])
+        var committees: [Committee] = []
+        committees.reserveCapacity(epochs + 1)
+        var replaced = 0
+        for e in 0...epochs {
+            if e > 0, e % 168 == 0 {
+                for _ in 0..<churn {
+                    delegates[replaced % pool] = delegate(freshKey())
+                    replaced += 1
+                }
+            }
+            let drawn = try CommitteeSelection.select(
+                pool: DelegatePool(epoch: UInt64(e), delegates: delegates), seed: seed, epoch: UInt64(e),
+                size: committee)
+            committees.append(drawn)
+            seed = EpochSeed.next(seed: seed, epoch: UInt64(e), outputs: [])
+        }
+        var headers: [BlockHeader] = []
+        headers.reserveCapacity(epochs + 1)
+        for e in -1..<epochs {
+            let height = UInt64(e + 1) * Self.epochLength
+            let epoch = UInt64(max(e, 0))
+            headers.append(
+                BlockHeader(
+                    chainID: Self.chainID, height: height,
+                    previousHash: e < 0 ? Domain.genesis.hash([0x4c]) : headers[e].hash,
+                    timestamp: Self.start + UInt64(e + 1) * Self.epochMillis, epoch: epoch, round: 0,
+                    proposer: committees[Int(epoch)].members[0].key, baseFee: 1, unitsUsed: 0,
+                    transactionsRoot: .zero, stateRoot: Domain.genesis.hash([UInt8(truncatingIfNeeded: e), 0x53]),
+                    receiptsRoot: .zero, nextCommitteeHash: committees[e + 1].hash))
+        }
+        // Signing dominates the build; spread it over the cores. Each iteration writes only its own slot.
+        let keys = privateKeys
+        nonisolated(unsafe) let signed = UnsafeMutableBufferPointer<CommitCertificate?>.allocate(capacity: epochs)
+        signed.initialize(repeating: nil)
+        defer { signed.deallocate() }
+        let headerList = headers
+        let committeeList = committees
+        DispatchQueue.concurrentPerform(iterations: epochs) { e in
+            signed[e] = Self.certify(headerList[e + 1], committee: committeeList[e], keys: keys, salt: UInt64(e))
+        }
+        let offers = (0..<epochs).map { e in
+            SkippingCheckpoint(
+                checkpoint: Checkpoint(
+                    header: headers[e + 1], nextCommittee: committees[e + 1], certificate: signed[e]!),
+                signingCommittee: committees[e])
+        }
+        let genesisState = try TrustedState.anchored(
+            header: headers[0], committee: committees[0], epochLength: Self.epochLength, trustedHash: headers[0].hash)
+        return Chain(
+            genesis: SkippingTrust(state: genesisState, timestamp: headers[0].timestamp), committees: committees,
+            offers: offers)
+    }
+
+    /// The smallest quorum: members in a shuffled order (SplitMix64 of `salt`) until more than two thirds of the
+    /// weight signed.
+    private static func certify(
+        _ header: BlockHeader, committee: Committee, keys: [Bytes32: PrivateKey], salt: UInt64
+    ) -> CommitCertificate {
+        var order = Array(committee.members.indices)
+        var state = salt &* 0x9E37_79B9_7F4A_7C15 &+ 1
+        for i in stride(from: order.count - 1, to: 0, by: -1) {
+            state = state &+ 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            z ^= z >> 31
+            order.swapAt(i, Int(z % UInt64(i + 1)))
+        }
+        let hash = header.hash
+        var signatures: [CommitCertificate.Signature] = []
+        var weight: UInt64 = 0
+        for i in order where !committee.isQuorum(weight) {
+            let member = committee.members[i]
+            let message = Vote.signingHash(
+                chainID: chainID, height: header.height, round: header.round, step: .commit, blockHash: hash,
+                voter: member.key)
+            signatures.append(
+                .init(memberIndex: UInt16(i), signature: keys[member.key]!.signSchnorr(message, auxRandom: .zero)))
+            weight += member.weight
+        }
+        return CommitCertificate(height: header.height, round: header.round, blockHash: hash, signatures: signatures)
+    }
+
+    private func seconds(_ since: DispatchTime) -> Double {
+        Double(DispatchTime.now().uptimeNanoseconds - since.uptimeNanoseconds) / 1e9
+    }
+}
