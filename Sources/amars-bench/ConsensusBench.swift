@@ -80,7 +80,8 @@ struct ConsensusBench: ParsableCommand {
 
     func run() throws {
         print("== baseline: single-node ledger (\(ledgerTransactions) transfers, no consensus) ==")
-        let ledger = try singleNodeLedgerRate(transactions: ledgerTransactions)
+        let ledger = try LedgerWorkload(transactions: ledgerTransactions, senders: max(1, (ledgerTransactions + 49) / 50))
+            .run(blockSize: 5_000)
         print(
             "ledger: \(ledger.committed) transfers in \(ledger.blocks) blocks, \(f2(ledger.seconds)) s "
                 + "-> \(Int(ledger.rate)) tx/s (verify+admit \(f2(ledger.submitSeconds)) s, "
@@ -152,77 +153,6 @@ private func percentile(_ sorted: [UInt64], _ p: Double) -> UInt64 {
     guard !sorted.isEmpty else { return 0 }
     let i = min(sorted.count - 1, max(0, Int((p * Double(sorted.count)).rounded(.up)) - 1))
     return sorted[i]
-}
-
-// MARK: - Baseline: the single-node ledger
-
-private struct LedgerFigures {
-    var committed: Int
-    var blocks: Int
-    var seconds: Double
-    var submitSeconds: Double
-    var blockSeconds: Double
-    var rate: Double { Double(committed) / seconds }
-}
-
-/// The core of `amars-bench ledger` (same genesis shape, same transfers, blocks of 5,000): signed transfers
-/// verified, admitted, executed and committed to SQLite by one `ChainNode` that is the whole committee.
-private func singleNodeLedgerRate(transactions: Int, blockSize: Int = 5_000) throws -> LedgerFigures {
-    let senders = max(1, (transactions + 49) / 50)
-    let keys = (0..<senders).map { i in try! PrivateKey(bytes: Bytes32(w0: 7, w1: 0, w2: 0, w3: UInt64(i + 1))) }
-    let addresses = keys.map { Address(publicKey: $0.xOnlyPublicKey) }
-    let validator = try! PrivateKey(bytes: Bytes32(w0: 9, w1: 9, w2: 9, w3: 9))
-    var allocations: [Genesis.Allocation] = []
-    for c in Genesis.Category.allCases {
-        let share = c.amount / UInt64(senders)
-        for (i, a) in addresses.enumerated() {
-            allocations.append(.init(category: c, address: a, amount: i == 0 ? c.amount - share * UInt64(senders - 1) : share))
-        }
-    }
-    let genesis = Genesis(
-        chainID: 1, chainName: "bench", timestamp: 0, epochLength: 3600, initialBaseFee: 1,
-        validators: [.init(key: validator.xOnlyPublicKey.bytes, weight: 1)], allocations: allocations, burned: [:])
-    try genesis.validate()
-    var encoded: [[UInt8]] = []
-    encoded.reserveCapacity(transactions)
-    var nonces = [UInt64](repeating: 0, count: senders)
-    for i in 0..<transactions {
-        let s = i % senders
-        let body = TransactionBody(
-            chainID: 1, sender: keys[s].xOnlyPublicKey.bytes, nonce: nonces[s], maxFeePerUnit: 100, tipPerUnit: 1,
-            payload: .transfer(Ledger.Transfer(to: addresses[(s * 7 + i) % senders], amount: 1 + UInt64(i))))
-        nonces[s] += 1
-        encoded.append(SignedTransaction(body: body, signer: keys[s]).encoded)
-    }
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("amars-cbench-ledger-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(at: dir) }
-    let node = try ChainNode(
-        genesis: genesis, store: try BlockStore(path: dir.appendingPathComponent("chain.sqlite").path),
-        validatorKey: validator)
-    var submitTime = 0.0
-    var blockTime = 0.0
-    var committed = 0
-    var blocks = 0
-    var start = 0
-    let began = monoNow()
-    while start < encoded.count {
-        let end = min(start + blockSize, encoded.count)
-        let t0 = monoNow()
-        for i in start..<end { _ = try node.submit(encoded: encoded[i]) }
-        let t1 = monoNow()
-        while node.pendingCount > 0 {
-            committed += try node.produceBlock(timestamp: UInt64(blocks)).block.transactions.count
-            blocks += 1
-        }
-        submitTime += t1 - t0
-        blockTime += monoNow() - t1
-        start = end
-    }
-    let total = monoNow() - began
-    guard committed == transactions else { throw ValidationError("ledger: only \(committed) of \(transactions) committed") }
-    return LedgerFigures(
-        committed: committed, blocks: blocks, seconds: total, submitSeconds: submitTime, blockSeconds: blockTime)
 }
 
 // MARK: - Simulator
