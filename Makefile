@@ -21,10 +21,12 @@ test: deps boards-deps unit-test embedded-check fuzz-smoke firmware-check
 boards-deps:
 	$(MAKE) -C Boards deps
 
-## The Cortex-M4 firmware built (libsecp256k1 from Debian's source) and run in QEMU; fails if its self-test does.
+## The Cortex-M4 firmware built (libsecp256k1 from Debian's source) and run in QEMU (fails if its self-test does),
+## then every board's image built (Pico, nRF52840-DK, STM32F4-Discovery) with its size.
 firmware-check: boards-deps
 	$(MAKE) -C Boards BOARD=qemu-mps2-an386
 	$(MAKE) -C Boards run BOARD=qemu-mps2-an386
+	$(MAKE) -C Boards all-boards
 
 unit-test:
 	$(SWIFT) build --build-tests

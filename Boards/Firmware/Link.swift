@@ -83,6 +83,40 @@
             }
         }
 
+        /// POST `payload` to `path` (content-format 42), Block1 in blocks of 512 bytes when it is larger; the final
+        /// answer's payload lands in ``body``. Returns the final code (2.01 on success); an error code comes back
+        /// as a code, not thrown, so the caller can show the gateway's reason (the diagnostic payload).
+        mutating func post(_ path: StaticString, payload: [UInt8]) throws(LinkError) -> CoAPCode {
+            var template = CoAPMessage(type: .confirmable, code: .post, messageID: 0)
+            template.setUriPath(path)
+            template.setOption(CoAPOption(number: .contentFormat, uint: UInt32(ContentFormat.chainPayload)))
+            let size = 16 << Int(Link.szx)
+            var number: UInt32 = 0
+            count = 0
+            while true {
+                var request = template
+                let start = Int(number) * size
+                let end = min(start + size, payload.count)
+                let more = end < payload.count
+                if payload.count > size {
+                    request.setOption(BlockOption(number: number, more: more, szx: Link.szx).option(.block1))
+                }
+                request.payload = Array(payload[start..<end])
+                let answer = try exchange(request)
+                if answer.code.codeClass == 4 && answer.code.detail == 29 {
+                    wait(millis: 1000 * (answer.uintOption(.maxAge) ?? 1))
+                    continue
+                }
+                if more && answer.code == .continue {
+                    number += 1
+                    continue
+                }
+                if more && answer.code.isSuccess { throw .protocolViolation }  // success before the last block
+                try append(answer.payload, at: 0)
+                return answer.code
+            }
+        }
+
         private mutating func append(_ bytes: [UInt8], at offset: Int) throws(LinkError) {
             guard bytes.count <= Link.capacity - offset else { throw .bodyTooLarge }
             for i in 0..<bytes.count { body[offset + i] = bytes[i] }
@@ -146,7 +180,7 @@
             }
         }
 
-        private func wait(millis: UInt32) {
+        func wait(millis: UInt32) {
             let until = board_millis() &+ millis
             while Int32(bitPattern: until &- board_millis()) > 0 {}
         }

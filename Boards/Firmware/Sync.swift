@@ -12,6 +12,7 @@
 //   16 + r   the genesis header was refused (anchor)
 //   32 + r   a checkpoint was refused
 //   48 + r   the head header was refused (or lies before the trusted epoch: 48)
+//   10-15, 64 + r, 80: the payment after the sync (see Pay.swift)
 // where r is the LightClientError (see refusalCode): each refusal has its own status.
 #if FIRMWARE_SYNC
     import AmarsCodec
@@ -192,9 +193,9 @@
         }
     }
 
-    /// Verifies the head; false when it lies past the trusted epoch (the chain moved on: sync again first).
+    /// The verified head; nil when it lies past the trusted epoch (the chain moved on: sync again first).
     @inline(never)
-    func verifyHead(_ link: inout Link, _ trusted: TrustedState) -> Bool {
+    func verifyHead(_ link: inout Link, _ trusted: TrustedState) -> BlockHeader? {
         fetch(&link, DeviceResources.head, [])
         let (header, certificate) = decodeHeaderPayload(link.bodyBytes())
         let hash = header.hash
@@ -202,9 +203,9 @@
             Console.write("sync: head at height ")
             Console.decimal(header.height)
             Console.line(" is the trusted checkpoint")
-            return true
+            return header
         }
-        if let range = trusted.signedHeights, header.height > range.last { return false }
+        if let range = trusted.signedHeights, header.height > range.last { return nil }
         if header.height <= trusted.height {
             Console.line("sync: head is older than the trusted checkpoint")
             fail(SyncStatus.headRefused, "head")
@@ -222,10 +223,39 @@
             Console.write("), hash ")
             Console.hex(hash.bytes)
             Console.newline()
-            return true
+            return header
         } catch {
             refused(SyncStatus.headRefused, "head header", error)
         }
+    }
+
+    /// Follows checkpoints until the gateway has none left, then verifies the head (again, a few times, when a
+    /// checkpoint landed in between).
+    @inline(never)
+    func syncToHead(_ link: inout Link, _ trusted: inout TrustedState, checkpoints: inout Int) -> BlockHeader {
+        var rounds = 0
+        while true {
+            while let next = nextCheckpoint(&link, trusted) {
+                trusted = next
+                checkpoints += 1
+            }
+            if let head = verifyHead(&link, trusted) { return head }
+            rounds += 1
+            // The head is past the trusted epoch: a checkpoint landed in between. Follow it, a few times.
+            guard rounds < 8 else { fail(SyncStatus.transport, "head keeps moving past the checkpoints") }
+        }
+    }
+
+    func printMemory() {
+        Console.write("memory: stack peak ")
+        Console.decimal(board_stack_peak())
+        Console.write(" of ")
+        Console.decimal(board_stack_size())
+        Console.write(" B, heap high-water ")
+        Console.decimal(board_heap_used())
+        Console.write(" of ")
+        Console.decimal(board_heap_size())
+        Console.line(" B")
     }
 
     func syncMain() -> Never {
@@ -237,17 +267,7 @@
         var trusted = anchor(&link)
         let start = board_millis()
         var checkpoints = 0
-        var rounds = 0
-        while true {
-            while let next = nextCheckpoint(&link, trusted) {
-                trusted = next
-                checkpoints += 1
-            }
-            if verifyHead(&link, trusted) { break }
-            rounds += 1
-            // The head is past the trusted epoch: a checkpoint landed in between. Follow it, a few times.
-            guard rounds < 8 else { fail(SyncStatus.transport, "head keeps moving past the checkpoints") }
-        }
+        let head = syncToHead(&link, &trusted, checkpoints: &checkpoints)
         Console.write("sync: synced epochs 0 to ")
         Console.decimal(trusted.epoch)
         Console.write(" (")
@@ -259,16 +279,24 @@
         Console.write(" retransmissions, ")
         Console.decimal(UInt64(board_millis() &- start))
         Console.line(" ms)")
-        Console.write("memory: stack peak ")
-        Console.decimal(board_stack_peak())
-        Console.write(" of ")
-        Console.decimal(board_stack_size())
-        Console.write(" B, heap high-water ")
-        Console.decimal(board_heap_used())
-        Console.write(" of ")
-        Console.decimal(board_heap_size())
-        Console.line(" B")
+        printMemory()
         Console.line("sync: PASS")
+        if !provisionedDeviceSecret.isEmpty {
+            // Pay.swift: the provisioned payment, then the head synced again and the payment proven final.
+            let account = verifiedOwnAccount(&link, &trusted, payingAddress())
+            stepDone()
+            let payment = payAndAwait(&link, &trusted, head: head, account: account)
+            var proofTrust = trusted
+            checkpoints = 0
+            let newHead = syncToHead(&link, &trusted, checkpoints: &checkpoints)
+            Console.write("pay: re-synced to height ")
+            Console.decimal(newHead.height)
+            Console.write(" (")
+            Console.decimal(checkpoints)
+            Console.line(" more checkpoints)")
+            stepDone()
+            finishPayment(&link, &proofTrust, payment)
+        }
         board_exit(0)
     }
 #endif

@@ -1,3 +1,4 @@
+import AmarsClient
 import Foundation
 import XCTest
 
@@ -9,7 +10,9 @@ import XCTest
 /// blocks of 100 ms, CoAP on a free port), the sync firmware built for qemu-mps2-an386 with that genesis as its
 /// trust anchor, QEMU running it with its second UART on a TCP port, and `amarsd bridge` relaying the UART's
 /// SLIP-framed CoAP to the node (`make -C Boards sync`). The firmware exits 0 only if it anchored at genesis,
-/// verified every checkpoint and then the head.
+/// verified every checkpoint and then the head, and then paid: its key is provisioned at build time
+/// (`DEVICE_KEY=`, test data), its account funded by a transfer from a genesis key before it starts, and it
+/// proves its balance, submits a signed transfer, waits for the receipt and proves the inclusion.
 ///
 /// Nothing is skipped: without QEMU or the firmware toolchain (`make -C Boards deps`, which `make test` runs)
 /// the test fails and says what is missing.
@@ -42,10 +45,18 @@ final class FirmwareSyncTests: XCTestCase {
             "genesis", "new", "--out", path("genesis.json"), "--keys", path("keys"), "--epoch-length", "5",
         ])
         XCTAssertEqual(created.status, 0, created.error)
+        for name in ["device", "recipient"] {
+            let made = try Harness.amars(["key", "new", "--out", path("keys/\(name).key")])
+            XCTAssertEqual(made.status, 0, made.error)
+        }
+        let device = try address(of: path("keys/device.key"))
+        let recipient = try address(of: path("keys/recipient.key"))
+        let payAmount: UInt64 = 1_250_000
         let hostBuild = Harness.binDirectory.path
         let make = [
             "-C", Self.root.appendingPathComponent("Boards").path, "BOARD=qemu-mps2-an386",
-            "GENESIS=\(path("genesis.json"))", "HOST_BUILD=\(hostBuild)",
+            "GENESIS=\(path("genesis.json"))", "HOST_BUILD=\(hostBuild)", "DEVICE_KEY=\(path("keys/device.key"))",
+            "PAY_TO=\(recipient)", "PAY_AMOUNT=\(payAmount)",
         ]
         // Build first (minutes on a cold scratch), so the chain the firmware meets is a few epochs long.
         let build = try run("/usr/bin/env", ["make"] + make + ["sync-firmware"], timeout: 1800)
@@ -54,8 +65,18 @@ final class FirmwareSyncTests: XCTestCase {
         }
 
         let coapPort = Self.freePort(type: Int32(SOCK_DGRAM.rawValue))
-        try startNode(coapPort: coapPort)
-        Thread.sleep(forTimeInterval: 2.5)  // 25 blocks: five epochs of five
+        let httpPort = Self.freePort(type: Int32(SOCK_STREAM.rawValue))
+        try startNode(coapPort: coapPort, httpPort: httpPort)
+        let node = "http://127.0.0.1:\(httpPort)"
+        // Fund the device from a genesis allocation (final before the firmware starts).
+        let funded = try Harness.amars([
+            "transfer", "--key", path("keys/app-user-incentive.key"), "--to", device, "--amount", "10", "--wait",
+            "--node", node,
+        ])
+        XCTAssertEqual(funded.status, 0, funded.output + funded.error)
+        XCTAssertEqual(try balance(node, device), 10_000_000)
+        let recipientBefore = try balance(node, recipient)
+        Thread.sleep(forTimeInterval: 2.5)  // 25 more blocks: five epochs of five
 
         let serialPort = Self.freePort(type: Int32(SOCK_STREAM.rawValue))
         let sync = try run(
@@ -75,6 +96,32 @@ final class FirmwareSyncTests: XCTestCase {
         else { return XCTFail("no 'synced epochs' line:\n\(log)") }
         XCTAssertGreaterThanOrEqual(last, 3, log)
         XCTAssertTrue(log.contains("sync: head at height"), log)
+
+        // The payment: each step printed, the final line, and the node agrees.
+        XCTAssertTrue(log.contains("pay: account balance 10000000, nonce 0 verified"), log)
+        XCTAssertTrue(log.contains("pay: submitted"), log)
+        XCTAssertTrue(log.contains("pay: receipt after"), log)
+        XCTAssertTrue(log.contains("verified against the transactions root of block"), log)
+        let paid = #"pay: paid \#(payAmount) units to \#(recipient), nonce 0, "#
+            + #"final at height \d+, inclusion verified"#
+        XCTAssertNotNil(log.range(of: paid, options: .regularExpression), log)
+        XCTAssertTrue(log.contains("pay: PASS"), log)
+        XCTAssertEqual(try balance(node, recipient), recipientBefore + payAmount)
+    }
+
+    func address(of keyFile: String) throws -> String {
+        let r = try Harness.amars(["address", "--key", keyFile])
+        guard r.status == 0 else { throw Harness.StartFailure(description: "amars address: \(r.error)") }
+        return r.output.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Balance in base units from the node's HTTP API (`/v1/accounts/{address}`).
+    func balance(_ node: String, _ address: String) throws -> UInt64 {
+        let object = try Harness.json(try HTTPClient(baseURL: node, timeoutSeconds: 10), "/v1/accounts/\(address)")
+        guard let value = object["balance"], let units = UInt64("\(value)") else {
+            throw Harness.StartFailure(description: "no balance for \(address): \(object)")
+        }
+        return units
     }
 
     /// QEMU, the cross toolchain and picolibc are test dependencies (`make -C Boards deps`): fail, not skip.
@@ -94,11 +141,12 @@ final class FirmwareSyncTests: XCTestCase {
         }
     }
 
-    func startNode(coapPort: Int) throws {
+    func startNode(coapPort: Int, httpPort: Int) throws {
         let p = Process()
         p.executableURL = Harness.binDirectory.appendingPathComponent("amarsd")
         p.arguments = [
-            "run", "--data", dir.path, "--http-port", "0", "--coap-port", String(coapPort), "--block-interval", "100",
+            "run", "--data", dir.path, "--http-port", String(httpPort), "--coap-port", String(coapPort),
+            "--block-interval", "100",
             "--log-level", "error",
         ]
         let out = Pipe()
