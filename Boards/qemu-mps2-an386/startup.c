@@ -1,6 +1,6 @@
 // Reset and exception handling for the Cortex-M4 of QEMU mps2-an386.
 //
-// Reset: copy .data from flash, zero .bss, paint the stack (to measure its peak later), turn the FPU on (the
+// Reset: copy .data from flash, zero .bss, set picolibc's TLS up (errno), paint the stack (to measure its peak later), turn the FPU on (the
 // Swift armv7em target emits VFP instructions with the soft-float calling convention, so the coprocessor must
 // be enabled even though every call passes floats in integer registers), run constructors, call main.
 // Faults: report PC, LR and the fault status registers over the UART and exit with a status that tells a Swift
@@ -16,6 +16,11 @@ extern void (*__init_array_start[])(void), (*__init_array_end[])(void);
 extern int main(int argc, char **argv);
 void uart_init(void);
 void *sbrk(ptrdiff_t increment);
+void _init_tls(void *tls);
+void _set_tls(void *tls);
+
+// picolibc's thread-local block (errno), see board.ld.
+static uint32_t tls_block[16] __attribute__((aligned(8)));
 
 #define STACK_PAINT 0xA5A5A5A5u
 
@@ -36,6 +41,8 @@ _Noreturn void Reset_Handler(void) {
     uint32_t *src = __data_load, *dst = __data_start;
     while (dst < __data_end) *dst++ = *src++;
     for (dst = __bss_start; dst < __bss_end; dst++) *dst = 0;
+    _init_tls(tls_block);
+    _set_tls(tls_block);
 
     // Paint the stack below the current frame; the 64 bytes under sp are left to this function.
     uint32_t sp;

@@ -1,0 +1,358 @@
+import AmarsCodec
+import AmarsCrypto
+import Chain
+import DeviceGateway
+import DeviceProtocol
+import Foundation
+import Ledger
+import LightClient
+import XCTest
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The sync firmware (qemu-mps2-an386, in QEMU) against a lying gateway, through the real `amarsd bridge`: a
+/// small UDP CoAP server in this process answers `v1/headers?h=0` and `v1/checkpoints?from=0` with forged
+/// data, and the firmware must stop with the exit status of that refusal (see Boards/Firmware/Sync.swift:
+/// 16 + r genesis header refused, 32 + r checkpoint refused, 7 transport) and never print PASS.
+///
+/// One genesis (four validators of weight 1, fixed keys and timestamp, so a rerun reuses the build) and one
+/// sync-firmware build serve every case; only the stand-in gateway's answers change, and each run is
+/// `make sync SKIP_BUILD=1`.
+final class FirmwareForgeryTests: XCTestCase {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+
+    /// Sync.swift's exit statuses.
+    enum Status {
+        static let transport: Int32 = 7
+        static let anchorRefused: Int32 = 16
+        static let checkpointRefused: Int32 = 32
+        // refusalCode(_:) in Sync.swift
+        static let badSignature: Int32 = 11
+        static let noQuorum: Int32 = 12
+        static let untrustedAnchor: Int32 = 14
+    }
+
+    static func key(_ n: UInt64) -> PrivateKey { try! PrivateKey(bytes: Bytes32(w0: 0, w1: 0xF0_4E, w2: 0, w3: n)) }
+
+    var dir: URL!
+
+    override func setUpWithError() throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("amars-fwforge-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    }
+
+    override func tearDown() {
+        try? FileManager.default.removeItem(at: dir)
+        super.tearDown()
+    }
+
+    func testForgedGatewayAnswersAreRefusedWithDistinctStatuses() throws {
+        try requireToolchain()
+        // The chain the firmware is provisioned for: four validators of weight 1 (quorum needs 3).
+        let validators = (1...4).map { Self.key($0) }
+        let owner = Address(publicKey: Self.key(100).xOnlyPublicKey)
+        let written = Genesis(
+            chainID: 4242, chainName: "firmware-forgery", timestamp: 1_700_000_000_000, epochLength: 5,
+            initialBaseFee: 10,
+            validators: validators.map { Committee.Member(key: $0.xOnlyPublicKey.bytes, weight: 1) },
+            allocations: Genesis.Category.allCases.map { .init(category: $0, address: owner, amount: $0.amount) },
+            burned: [:])
+        let genesisFile = dir.appendingPathComponent("genesis.json")
+        try written.jsonData().write(to: genesisFile)
+        // As the provisioning step reads it (make-provision: Genesis.load, then the height-0 header).
+        let genesis = try Genesis.load(path: genesisFile.path)
+        let anchor = DeviceTrustAnchor(genesis: genesis)
+        let genesisHeader = DeviceTrustAnchor.genesisHeader(genesis)
+        XCTAssertEqual(genesisHeader.hash, anchor.genesisHeaderHash)
+        let genuineGenesis = HeaderPayload(
+            header: genesisHeader,
+            certificate: CommitCertificate(height: 0, round: 0, blockHash: genesisHeader.hash, signatures: []))
+        let trusted = try TrustedState.anchored(
+            header: genesisHeader, committee: anchor.committee, epochLength: genesis.epochLength,
+            trustedHash: anchor.genesisHeaderHash)
+        let checkpointHeight = try XCTUnwrap(trusted.signedHeights).last
+
+        // Build once (minutes on a cold scratch); every case below reuses the image.
+        let hostBuild = Harness.binDirectory.path
+        let make = [
+            "-C", Self.root.appendingPathComponent("Boards").path, "BOARD=qemu-mps2-an386",
+            "GENESIS=\(genesisFile.path)", "HOST_BUILD=\(hostBuild)",
+        ]
+        let build = try run("/usr/bin/env", ["make"] + make + ["sync-firmware"], timeout: 1800)
+        guard build.status == 0 else {
+            return XCTFail("make -C Boards sync-firmware failed (\(build.status)):\n\(build.output.suffix(4000))")
+        }
+
+        let server = try ForgedGateway()
+        defer { server.stop() }
+        func runFirmware(_ name: String) throws -> (status: Int32, log: String) {
+            let serialPort = FirmwareSyncTests.freePort(type: Int32(SOCK_STREAM.rawValue))
+            let sync = try run(
+                "/usr/bin/env",
+                ["make"] + make + [
+                    "sync", "SKIP_BUILD=1", "GATEWAY=coap://127.0.0.1:\(server.port)", "SYNC_PORT=\(serialPort)",
+                ],
+                timeout: 300)
+            XCTAssertFalse(sync.output.contains("PASS"), "\(name): the firmware reported PASS:\n\(sync.output)")
+            // make exits 2 when the recipe fails; the firmware's own status is the line the recipe prints.
+            XCTAssertNotEqual(sync.status, 0, "\(name):\n\(sync.output.suffix(4000))")
+            guard let range = sync.output.range(of: #"firmware exit status \d+"#, options: .regularExpression),
+                let status = Int32(sync.output[range].split(separator: " ").last ?? "")
+            else {
+                XCTFail("\(name): no firmware exit status:\n\(sync.output.suffix(4000))")
+                return (-1, sync.output)
+            }
+            return (status, sync.output)
+        }
+
+        /// A checkpoint closing epoch 0 whose header names `next` and whose certificate has `signers` sign it
+        /// (each filed under the member index it is given).
+        func checkpoint(next: Committee, signers: [(index: UInt16, key: PrivateKey)]) -> Checkpoint {
+            let header = BlockHeader(
+                chainID: genesis.chainID, height: checkpointHeight, previousHash: Bytes32(w0: 1, w1: 2, w2: 3, w3: 4),
+                timestamp: genesis.timestamp + 5_000, epoch: 0, round: 0, proposer: validators[0].xOnlyPublicKey.bytes,
+                baseFee: genesis.initialBaseFee, unitsUsed: 0, transactionsRoot: .zero,
+                stateRoot: genesisHeader.stateRoot, receiptsRoot: .zero, nextCommitteeHash: next.hash)
+            let hash = header.hash
+            let signatures = signers.map { signer in
+                let message = Vote.signingHash(
+                    chainID: genesis.chainID, height: header.height, round: 0, step: .commit, blockHash: hash,
+                    voter: signer.key.xOnlyPublicKey.bytes)
+                return CommitCertificate.Signature(
+                    memberIndex: signer.index, signature: signer.key.signSchnorr(message, auxRandom: .zero))
+            }
+            return Checkpoint(
+                header: header, nextCommittee: next,
+                certificate: CommitCertificate(height: header.height, round: 0, blockHash: hash, signatures: signatures))
+        }
+
+        var statuses: [String: Int32] = [:]
+
+        // 1. Signed by three keys outside the committee, filed under members 0, 1, 2 (what a quorum would be).
+        let outsiders = (200...203).map { Self.key($0) }
+        let sameNext = try Committee(epoch: 1, members: genesis.validators)
+        let intruded = checkpoint(next: sameNext, signers: outsiders.prefix(3).enumerated().map { (UInt16($0), $1) })
+        expectRefusal(trusted, intruded, "intruders") {
+            if case .certificate(.badSignature(index: 0)) = $0 { return true } else { return false }
+        }
+        server.set(headers: [genuineGenesis.encoded], checkpoints: [CheckpointsPayload([intruded]).encoded])
+        let intruders = try runFirmware("checkpoint signed by outsiders")
+        XCTAssertEqual(intruders.status, Status.checkpointRefused + Status.badSignature, intruders.log)
+        XCTAssertTrue(intruders.log.contains("sync: anchored at genesis"), intruders.log)
+        XCTAssertTrue(intruders.log.contains("checkpoint refused: bad signature"), intruders.log)
+        statuses["outsiders"] = intruders.status
+
+        // 2. A committee change (to the outsiders) signed by one of the four genuine validators: 1 of 4.
+        let takeover = try Committee(
+            epoch: 1, members: outsiders.map { Committee.Member(key: $0.xOnlyPublicKey.bytes, weight: 100) })
+        let minority = checkpoint(next: takeover, signers: [(0, validators[0])])
+        expectRefusal(trusted, minority, "minority") {
+            if case .certificate(.noQuorum(signed: 1, total: 4)) = $0 { return true } else { return false }
+        }
+        server.set(headers: [genuineGenesis.encoded], checkpoints: [CheckpointsPayload([minority]).encoded])
+        let noQuorum = try runFirmware("committee change without quorum")
+        XCTAssertEqual(noQuorum.status, Status.checkpointRefused + Status.noQuorum, noQuorum.log)
+        XCTAssertTrue(noQuorum.log.contains("checkpoint refused: no quorum"), noQuorum.log)
+        statuses["no quorum"] = noQuorum.status
+
+        // 3. A genesis header that is not the provisioned one (one millisecond later).
+        var otherHeader = genesisHeader
+        otherHeader.timestamp += 1
+        let otherGenesis = HeaderPayload(
+            header: otherHeader,
+            certificate: CommitCertificate(height: 0, round: 0, blockHash: otherHeader.hash, signatures: []))
+        XCTAssertThrowsError(
+            try TrustedState.anchored(
+                header: otherHeader, committee: anchor.committee, epochLength: genesis.epochLength,
+                trustedHash: anchor.genesisHeaderHash))
+        server.set(headers: [otherGenesis.encoded], checkpoints: [CheckpointsPayload([intruded]).encoded])
+        let wrongGenesis = try runFirmware("genesis header not the provisioned one")
+        XCTAssertEqual(wrongGenesis.status, Status.anchorRefused + Status.untrustedAnchor, wrongGenesis.log)
+        XCTAssertTrue(wrongGenesis.log.contains("genesis header refused"), wrongGenesis.log)
+        XCTAssertFalse(wrongGenesis.log.contains("sync: anchored at genesis"), wrongGenesis.log)
+        statuses["genesis"] = wrongGenesis.status
+
+        // 4. Garbage and over-long frames: datagrams that are no CoAP at all, and a 2.05 whose body is over what a
+        // frame may carry. The bridge relays neither; the firmware ends with the transport status, anchored at
+        // nothing.
+        let garbage: [UInt8] = (0..<64).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
+        let overLong = [UInt8](repeating: 0x5A, count: CoAPMessage.maxMessageSize + 512)
+        for (name, answers) in [
+            ("garbage datagrams", ForgedGateway.Answer.raw([garbage, [0xFF], []])),
+            ("over-long answer", ForgedGateway.Answer.content(overLong)),
+        ] {
+            server.set(headers: answers)
+            let result = try runFirmware(name)
+            XCTAssertEqual(result.status, Status.transport, "\(name):\n\(result.log)")
+            XCTAssertTrue(result.log.contains("sync: no usable answer to v1/headers"), "\(name):\n\(result.log)")
+            XCTAssertFalse(result.log.contains("sync: anchored at genesis"), "\(name):\n\(result.log)")
+            statuses[name] = result.status
+        }
+        XCTAssertGreaterThan(server.requestCount, 0)
+
+        // Every refusal is non-zero, and the three verification refusals are told apart.
+        XCTAssertFalse(statuses.values.contains(0), "\(statuses)")
+        XCTAssertEqual(Set([statuses["outsiders"], statuses["no quorum"], statuses["genesis"]]).count, 3, "\(statuses)")
+    }
+
+    /// The host's light client refuses `checkpoint` the way the firmware must.
+    func expectRefusal(
+        _ trusted: TrustedState, _ checkpoint: Checkpoint, _ name: String, _ matches: (LightClientError) -> Bool
+    ) {
+        switch CheckpointVerifier.verifyNextResult(trusted: trusted, checkpoint: checkpoint) {
+        case .success: XCTFail("\(name): the host light client accepted the forgery")
+        case .failure(let error): XCTAssertTrue(matches(error), "\(name): \(error)")
+        }
+    }
+
+    func requireToolchain() throws {
+        var missing: [String] = []
+        for tool in ["qemu-system-arm", "arm-none-eabi-gcc", "arm-none-eabi-objcopy", "make"] {
+            if try run("/usr/bin/env", ["sh", "-c", "command -v \(tool)"], timeout: 30).status != 0 {
+                missing.append(tool)
+            }
+        }
+        if !FileManager.default.fileExists(atPath: "/usr/lib/picolibc/arm-none-eabi/lib/thumb/v7e-m/nofp/libc.a") {
+            missing.append("picolibc-arm-none-eabi")
+        }
+        if !missing.isEmpty {
+            throw Harness.StartFailure(
+                description: "firmware forgery test needs \(missing.joined(separator: ", ")): run `make -C Boards deps`")
+        }
+    }
+
+    /// Runs a command with stdout and stderr merged; terminates it after `timeout` seconds.
+    func run(_ executable: String, _ arguments: [String], timeout: TimeInterval) throws -> (
+        status: Int32, output: String
+    ) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: executable)
+        p.arguments = arguments
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        let timer = DispatchWorkItem { if p.isRunning { p.terminate() } }
+        DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: timer)
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        timer.cancel()
+        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+}
+
+/// A stand-in gateway on a UDP socket of 127.0.0.1: answers `v1/headers` and `v1/checkpoints` (from=0 only)
+/// with whatever the test set last, 4.04 otherwise.
+final class ForgedGateway: @unchecked Sendable {
+    // @unchecked: `fd` is used only by the serving thread once started; the rest is guarded by `lock`.
+    enum Answer {
+        /// A piggybacked 2.05 with this body.
+        case content([UInt8])
+        /// These datagrams verbatim, in turn, instead of an answer.
+        case raw([[UInt8]])
+    }
+
+    private let fd: Int32
+    let port: UInt16
+    private let lock = NSLock()
+    private var headers: Answer = .raw([])
+    private var checkpoints: Answer = .raw([])
+    private var requests = 0
+    private var stopping = false
+    private let finished = DispatchSemaphore(value: 0)
+
+    var requestCount: Int { lock.withLock { requests } }
+
+    init() throws {
+        let s = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        guard s >= 0 else { throw Harness.StartFailure(description: "socket: \(errno)") }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, len) }
+        }
+        guard bound == 0 else {
+            close(s)
+            throw Harness.StartFailure(description: "bind: \(errno)")
+        }
+        _ = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(s, $0, &len) }
+        }
+        var timeout = timeval(tv_sec: 0, tv_usec: 50_000)
+        setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        fd = s
+        port = UInt16(bigEndian: addr.sin_port)
+        Thread { [self] in serve() }.start()
+    }
+
+    func set(headers: [[UInt8]], checkpoints: [[UInt8]]) {
+        set(headers: .content(headers[0]), checkpoints: .content(checkpoints[0]))
+    }
+
+    func set(headers: Answer, checkpoints: Answer = .raw([])) {
+        lock.withLock {
+            self.headers = headers
+            self.checkpoints = checkpoints
+        }
+    }
+
+    func stop() {
+        lock.withLock { stopping = true }
+        finished.wait()
+        close(fd)
+    }
+
+    private func serve() {
+        defer { finished.signal() }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while !lock.withLock({ stopping }) {
+            var from = sockaddr_in()
+            var fromLength = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let n = buffer.withUnsafeMutableBytes { raw in
+                withUnsafeMutablePointer(to: &from) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        recvfrom(fd, raw.baseAddress, raw.count, 0, $0, &fromLength)
+                    }
+                }
+            }
+            guard n > 0, let request = try? CoAPMessage.decode(Array(buffer[0..<n])) else { continue }
+            let path = request.uriPath.map { String(decoding: $0, as: UTF8.self) }.joined(separator: "/")
+            let query = request.uriQuery.map { String(decoding: $0, as: UTF8.self) }
+            let answer: Answer? = lock.withLock {
+                requests += 1
+                switch path {
+                case "v1/headers" where query.contains("h=0"): return headers
+                case "v1/checkpoints" where query.contains("from=0"): return checkpoints
+                default: return nil
+                }
+            }
+            let datagrams: [[UInt8]]
+            switch answer {
+            case .content(let body)?:
+                datagrams = [
+                    request.acknowledgement(
+                        code: .content, options: [CoAPOption(number: .contentFormat, uint: 42)], payload: body
+                    ).encode()
+                ]
+            case .raw(let list)?: datagrams = list
+            case nil: datagrams = [request.acknowledgement(code: .notFound).encode()]
+            }
+            for datagram in datagrams {
+                _ = datagram.withUnsafeBytes { bytes in
+                    withUnsafePointer(to: &from) {
+                        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                            sendto(fd, bytes.baseAddress, bytes.count, 0, $0, fromLength)
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
