@@ -135,7 +135,7 @@ final class FirmwareSyncTests: XCTestCase {
             missing.append("picolibc-arm-none-eabi")
         }
         if !missing.isEmpty {
-            // A thrown error fails the test (XCTSkip would hide it).
+            // A thrown error fails the test: a missing toolchain must not pass unnoticed.
             throw Harness.StartFailure(
                 description: "firmware sync test needs \(missing.joined(separator: ", ")): run `make -C Boards deps`")
         }

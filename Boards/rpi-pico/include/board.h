@@ -1,52 +1,6 @@
-// The board interface the firmware (Swift, through the `Board` module) sees. Every board implements the same
-// functions; this one is the Raspberry Pi Pico (RP2040, Cortex-M0+, PL011 UART0 on GP0/GP1, exit parks the core).
+// The board interface (../../common/board.h) on the Raspberry Pi Pico (RP2040, Cortex-M0+): console on PL011 UART0 (GP0/GP1), link on PL011 UART1 at
+// 0x40038000 on GP4 (TX) / GP5 (RX) 115200 8N1, exit parks the core.
 #ifndef AMARS_BOARD_H
 #define AMARS_BOARD_H
-
-#include <stddef.h>
-#include <stdint.h>
-
-/// Exit statuses (printed on the console as "[exit N]" before the core parks; there is no host to receive them).
-enum {
-    BOARD_EXIT_OK = 0,
-    BOARD_EXIT_SELFTEST_FAILED = 1,
-    BOARD_EXIT_SWIFT_TRAP = 2,      // fatalError, precondition, overflow: Swift's trap instruction
-    BOARD_EXIT_HARDFAULT = 3,       // any other fault
-    BOARD_EXIT_UNEXPECTED_IRQ = 4,
-    BOARD_EXIT_SECP256K1_ABORT = 5, // libsecp256k1's illegal-argument or internal-error callback
-    BOARD_EXIT_RETURNED = 6,        // main returned a value out of range
-};
-
-/// Short name of the board, for the banner.
-const char *board_name(void);
-
-/// Blocking write of one byte / a buffer to the console UART.
-void board_putc(uint8_t byte);
-void board_write(const uint8_t *bytes, size_t count);
-/// Writes a NUL-terminated string.
-void board_puts(const char *text);
-/// Blocking read of one byte from the console UART.
-uint8_t board_getc(void);
-
-/// The link to the gateway (sync firmware): a second UART, so the console stays readable. On this board it is
-/// PL011 UART1 at 0x40038000 on GP4 (TX) / GP5 (RX), 115200 8N1. Writes block; reads never do.
-void board_link_write(const uint8_t *bytes, size_t count);
-/// One received byte (0...255), or -1 when none is waiting.
-int board_link_read(void);
-/// Milliseconds since the first call, from SysTick polled (no interrupt): call it at least every half second
-/// for it to stay exact; longer gaps only make it run slow, never fast.
-uint32_t board_millis(void);
-
-/// Ends the program with `code` as the host-visible status. Never returns.
-_Noreturn void board_exit(int code);
-
-/// Peak stack use in bytes since reset (the stack is painted at reset and scanned here).
-size_t board_stack_peak(void);
-/// Repaints the free part of the stack, so the next board_stack_peak() measures from here on.
-void board_stack_reset_peak(void);
-/// Size of the stack region, and bytes the heap has taken from its region so far (its high-water mark).
-size_t board_stack_size(void);
-size_t board_heap_used(void);
-size_t board_heap_size(void);
-
+#include "../../common/board.h"
 #endif
