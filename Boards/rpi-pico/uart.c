@@ -125,24 +125,5 @@ int board_link_read(void) {
 }
 
 // SysTick (present on the RP2040's M0+) on the 12 MHz core clock, polled like the other boards.
-#define SYST_CSR REG(0xE000E010u)
-#define SYST_RVR REG(0xE000E014u)
-#define SYST_CVR REG(0xE000E018u)
 #define CORE_HZ XOSC_HZ
-
-uint32_t board_millis(void) {
-    static int started;
-    static uint32_t last;
-    static uint64_t ticks;
-    if (!started) {
-        SYST_RVR = 0x00FFFFFFu;
-        SYST_CVR = 0;
-        SYST_CSR = 0x5;
-        last = SYST_CVR & 0x00FFFFFFu;
-        started = 1;
-    }
-    uint32_t now = SYST_CVR & 0x00FFFFFFu;
-    ticks += (last - now) & 0x00FFFFFFu;
-    last = now;
-    return (uint32_t)(ticks / (CORE_HZ / 1000u));
-}
+#include "../common/systick-millis.inc"
