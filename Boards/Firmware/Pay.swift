@@ -8,7 +8,10 @@
 //   3. `POST v1/tx` (Block1 when over a block): 2.01 with the transaction id.
 //   4. `v1/receipt?id=` polled (bounded) until final.
 //   5. The head synced again; `v1/proof/tx?id=`: the block's header verified with HeaderVerifier against the
-//      committee of its epoch, and the Merkle path from the id to its transactions root (verifyTransaction).
+//      committee of its epoch, the Merkle path from the id to its transactions root (verifyTransaction) and the
+//      receipt's path to its receipts root (verifyReceipt).
+//
+// When the proven balance is below the amount, the device first waits for a transfer to it (Receive.swift).
 //
 // Exit statuses (besides the sync's):
 //   10       the gateway refused the transaction (its code and reason are printed)
@@ -17,6 +20,8 @@
 //   13       answers that each decode but contradict each other (a root, an id, a receipt for another transaction)
 //   14       the device cannot pay: its key, address or balance, or the wallet refused the transfer
 //   15       not final in time
+//   16       the receipt proof was refused
+//   17       no transfer to the device arrived while it waited (Receive.swift)
 //   64 + r   the header a proof refers to was refused (64: older than the trusted epoch, or no checkpoint to it)
 //   80       final, but the receipt says the transfer failed
 #if FIRMWARE_SYNC
@@ -34,6 +39,8 @@
         static let inconsistent: Int32 = 13
         static let cannotPay: Int32 = 14
         static let notFinal: Int32 = 15
+        static let receiptRefused: Int32 = 16
+        static let noPaymentReceived: Int32 = 17
         static let proofHeaderRefused: Int32 = 64
         static let receiptFailed: Int32 = 80
         /// How long the receipt is polled for, and how often.
@@ -217,9 +224,14 @@
         }
     }
 
-    /// Step 5: the inclusion proof against a header verified with the committee of the block's epoch.
+    /// Step 5 (and the proof of a received transfer): transaction `id` in block `height`, proven three ways
+    /// against a header verified with the committee of its epoch (following checkpoints from `proofTrust`): the
+    /// Merkle path from the id to its transactions root, and the receipt's path to its receipts root at the same
+    /// position. Returns the position and the receipt, both now the chain's word rather than the gateway's.
     @inline(never)
-    func verifyInclusion(_ link: inout Link, _ proofTrust: inout TrustedState, _ id: Bytes32, height: UInt64) {
+    func provenReceipt(
+        _ link: inout Link, _ proofTrust: inout TrustedState, _ id: Bytes32, height: UInt64, _ step: StaticString
+    ) -> (position: UInt64, receipt: Receipt) {
         fetch(&link, DeviceResources.txProof, [idQuery(id)])
         var reader = ByteReader(link.bodyBytes())
         let header: BlockHeader
@@ -227,33 +239,49 @@
         let position: UInt64
         let proof: MerkleProof
         let receipt: Receipt
+        let receiptProof: MerkleProof
         do {
             header = try reader.read()
             certificate = try reader.read()
             position = try reader.readVarint()
             proof = try reader.read()
             receipt = try reader.read()
+            receiptProof = try reader.read()
             try reader.finish()
         } catch {
             fail(SyncStatus.undecodable, "transaction proof payload does not decode")
         }
-        guard header.height == height, receipt.transactionID == id, position == proof.index else {
-            fail(PayStatus.inconsistent, "the proof's block, receipt or position is not the receipt's")
+        guard header.height == height, receipt.transactionID == id, position == proof.index,
+            receiptProof.index == proof.index
+        else {
+            fail(PayStatus.inconsistent, "the proof's block, receipt or position is not the transaction's")
         }
         let verified = verifyProofHeader(&link, &proofTrust, header, certificate)
         do {
             try ProofVerifier.verifyTransaction(id: id, proof: proof, transactionsRoot: verified.transactionsRoot)
         } catch {
-            Console.line("pay: inclusion proof refused: proof mismatch")
+            Console.write(step)
+            Console.line(": inclusion proof refused: proof mismatch")
             fail(PayStatus.inclusionRefused, "inclusion proof")
         }
-        Console.write("pay: inclusion of ")
+        do {
+            try ProofVerifier.verifyReceipt(receipt, proof: receiptProof, receiptsRoot: verified.receiptsRoot)
+        } catch {
+            Console.write(step)
+            Console.line(": receipt proof refused: proof mismatch")
+            fail(PayStatus.receiptRefused, "receipt proof")
+        }
+        Console.write(step)
+        Console.write(": inclusion of ")
         Console.hex(id.bytes)
         Console.write(" at position ")
         Console.decimal(position)
         Console.write(" verified against the transactions root of block ")
         Console.decimal(height)
-        Console.newline()
+        Console.write(", its receipt (")
+        Console.write(receipt.status == .success ? "success" : "failed")
+        Console.line(") against the receipts root")
+        return (position, receipt)
     }
 
     /// Step 2: the transfer, signed (a function of its own: signing needs the deepest stack of the payment).
@@ -354,9 +382,11 @@
     @inline(never)
     func finishPayment(_ link: inout Link, _ proofTrust: inout TrustedState, _ payment: Payment) -> Never {
         let height = payment.height
-        let receipt = payment.receipt
-        verifyInclusion(&link, &proofTrust, payment.id, height: height)
+        let (_, receipt) = provenReceipt(&link, &proofTrust, payment.id, height: height, "pay")
         stepDone()
+        guard receipt == payment.receipt else {
+            fail(PayStatus.inconsistent, "the polled receipt is not the proven one")
+        }
         guard receipt.status == .success else { fail(PayStatus.receiptFailed, "the receipt says failed") }
         Console.write("pay: paid ")
         Console.decimal(provisionedPayAmount)

@@ -48,7 +48,7 @@
         case .certificate(.noQuorum): 12
         case .certificate(.duplicateMember): 13
         case .untrustedAnchor: 14
-        case .epochArithmetic, .stateProofMismatch, .inclusionProofMismatch: 15
+        case .epochArithmetic, .stateProofMismatch, .inclusionProofMismatch, .receiptProofMismatch: 15
         }
     }
 
@@ -69,7 +69,7 @@
         case .certificate(.duplicateMember): "duplicate signer"
         case .untrustedAnchor: "genesis header does not hash to the provisioned anchor"
         case .epochArithmetic: "epoch arithmetic"
-        case .stateProofMismatch, .inclusionProofMismatch: "proof mismatch"
+        case .stateProofMismatch, .inclusionProofMismatch, .receiptProofMismatch: "proof mismatch"
         }
     }
 
@@ -282,9 +282,17 @@
         printMemory()
         Console.line("sync: PASS")
         if !provisionedDeviceSecret.isEmpty {
-            // Pay.swift: the provisioned payment, then the head synced again and the payment proven final.
-            let account = verifiedOwnAccount(&link, &trusted, payingAddress())
+            // Pay.swift: the provisioned payment, then the head synced again and the payment proven final. Too
+            // poor to pay: wait to be paid first (Receive.swift), then prove the new balance.
+            let address = payingAddress()
+            var account = verifiedOwnAccount(&link, &trusted, address)
             stepDone()
+            if account.balance < provisionedPayAmount {
+                _ = awaitIncoming(&link, &trusted, address, from: head.height &+ 1)
+                stepDone()
+                account = verifiedOwnAccount(&link, &trusted, address)
+                stepDone()
+            }
             let payment = payAndAwait(&link, &trusted, head: head, account: account)
             var proofTrust = trusted
             checkpoints = 0

@@ -151,6 +151,80 @@ internal struct SHA256State: Sendable {
     /// serves every caller, which matters for microcontroller flash.
     @inline(never)
     mutating func compress(_ block: UnsafeRawPointer) {
+        #if hasFeature(Embedded)
+            compressCompact(block)
+        #else
+            compressUnrolled(block)
+        #endif
+    }
+
+    /// FIPS 180-4's round constants, for the looped rounds (the unrolled ones carry them inline).
+    static let roundConstants:
+        (
+            UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32,
+            UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32,
+            UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32,
+            UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32,
+            UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32
+        ) = (
+            0x428a_2f98, 0x7137_4491, 0xb5c0_fbcf, 0xe9b5_dba5,
+            0x3956_c25b, 0x59f1_11f1, 0x923f_82a4, 0xab1c_5ed5,
+            0xd807_aa98, 0x1283_5b01, 0x2431_85be, 0x550c_7dc3,
+            0x72be_5d74, 0x80de_b1fe, 0x9bdc_06a7, 0xc19b_f174,
+            0xe49b_69c1, 0xefbe_4786, 0x0fc1_9dc6, 0x240c_a1cc,
+            0x2de9_2c6f, 0x4a74_84aa, 0x5cb0_a9dc, 0x76f9_88da,
+            0x983e_5152, 0xa831_c66d, 0xb003_27c8, 0xbf59_7fc7,
+            0xc6e0_0bf3, 0xd5a7_9147, 0x06ca_6351, 0x1429_2967,
+            0x27b7_0a85, 0x2e1b_2138, 0x4d2c_6dfc, 0x5338_0d13,
+            0x650a_7354, 0x766a_0abb, 0x81c2_c92e, 0x9272_2c85,
+            0xa2bf_e8a1, 0xa81a_664b, 0xc24b_8b70, 0xc76c_51a3,
+            0xd192_e819, 0xd699_0624, 0xf40e_3585, 0x106a_a070,
+            0x19a4_c116, 0x1e37_6c08, 0x2748_774c, 0x34b0_bcb5,
+            0x391c_0cb3, 0x4ed8_aa4a, 0x5b9c_ca4f, 0x682e_6ff3,
+            0x748f_82ee, 0x78a5_636f, 0x84c8_7814, 0x8cc7_0208,
+            0x90be_fffa, 0xa450_6ceb, 0xbef9_a3f7, 0xc671_78f2
+        )
+
+    /// The same compression with the 64 rounds in a loop over a 16-word schedule window: a tenth of the code of
+    /// the unrolled form, which is what a device's flash wants (its time goes to signatures, not hashing). Host
+    /// tests check it against ``compressUnrolled(_:)`` on random blocks.
+    @inline(never)
+    mutating func compressCompact(_ block: UnsafeRawPointer) {
+        var window: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
+        var (a, b, c, d, e, f, g, h) = (h0, h1, h2, h3, h4, h5, h6, h7)
+        withUnsafeMutableBytes(of: &window) { w in
+            withUnsafeBytes(of: SHA256State.roundConstants) { k in
+                for t in 0..<64 {
+                    let slot = (t & 15) &* 4
+                    var word: UInt32
+                    if t < 16 {
+                        word = UInt32(bigEndian: block.loadUnaligned(fromByteOffset: t &* 4, as: UInt32.self))
+                    } else {
+                        word = w.load(fromByteOffset: slot, as: UInt32.self)
+                        expand256(
+                            &word, w.load(fromByteOffset: ((t &- 2) & 15) &* 4, as: UInt32.self),
+                            w.load(fromByteOffset: ((t &- 7) & 15) &* 4, as: UInt32.self),
+                            w.load(fromByteOffset: ((t &- 15) & 15) &* 4, as: UInt32.self))
+                    }
+                    w.storeBytes(of: word, toByteOffset: slot, as: UInt32.self)
+                    round256(a, b, c, &d, e, f, g, &h, k.load(fromByteOffset: t &* 4, as: UInt32.self), word)
+                    (a, b, c, d, e, f, g, h) = (h, a, b, c, d, e, f, g)
+                }
+            }
+        }
+        h0 &+= a
+        h1 &+= b
+        h2 &+= c
+        h3 &+= d
+        h4 &+= e
+        h5 &+= f
+        h6 &+= g
+        h7 &+= h
+    }
+
+    /// The 64 rounds unrolled (the host's form: everything stays in registers).
+    @inline(never)
+    mutating func compressUnrolled(_ block: UnsafeRawPointer) {
         @inline(__always) func word(_ index: Int) -> UInt32 {
             UInt32(bigEndian: block.loadUnaligned(fromByteOffset: index &* 4, as: UInt32.self))
         }
@@ -160,10 +234,20 @@ internal struct SHA256State: Sendable {
     }
 
     /// Compresses the padding-only block that ends a 128-byte message (a tagged prefix and two 32-byte values).
-    /// Every word is a constant, so the whole message schedule is computed at compile time.
+    /// On the host every word is a constant, so the whole message schedule is computed at compile time; on a
+    /// device that second copy of the rounds would cost 4.5 KiB of flash, so the block goes the general way.
     @inline(never)
     mutating func compressFinalPaddingAfter128() {
-        compress(0x8000_0000, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 128 * 8)
+        #if hasFeature(Embedded)
+            var block: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
+            withUnsafeMutableBytes(of: &block) { bytes in
+                bytes[0] = 0x80
+                bytes[62] = UInt8((128 * 8) >> 8)  // the length, 1024 bits, big-endian in the last 8 bytes
+            }
+            withUnsafeBytes(of: &block) { compress($0.baseAddress!) }
+        #else
+            compress(0x8000_0000, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 128 * 8)
+        #endif
     }
 
     /// The 64 rounds, unrolled with the working variables renamed instead of shifted each round; the schedule

@@ -11,6 +11,8 @@ public final class BlockStore {
     private let db: SQLiteDatabase
     private let insertBlock: SQLiteStatement
     private let insertTx: SQLiteStatement
+    private let insertIncoming: SQLiteStatement
+    private let selectIncoming: SQLiteStatement
     private let upsertAccount: SQLiteStatement
     private let deleteAccount: SQLiteStatement
     private let upsertObject: SQLiteStatement
@@ -50,10 +52,20 @@ public final class BlockStore {
                 value BLOB NOT NULL,
                 PRIMARY KEY(namespace, id)
             ) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS incoming(
+                address BLOB NOT NULL,
+                height INTEGER NOT NULL,
+                position INTEGER NOT NULL,
+                PRIMARY KEY(address, height, position)
+            ) WITHOUT ROWID;
             """)
         insertBlock = try db.prepare(
             "INSERT INTO blocks(height, hash, block, certificate, receipts) VALUES (?1, ?2, ?3, ?4, ?5)")
         insertTx = try db.prepare("INSERT INTO transactions(id, height, position) VALUES (?1, ?2, ?3)")
+        insertIncoming = try db.prepare("INSERT OR IGNORE INTO incoming(address, height, position) VALUES (?1, ?2, ?3)")
+        selectIncoming = try db.prepare(
+            "SELECT height, position FROM incoming WHERE address = ?1 AND height >= ?2 ORDER BY height, position LIMIT ?3"
+        )
         upsertAccount = try db.prepare(
             "INSERT INTO accounts(address, state) VALUES (?1, ?2) ON CONFLICT(address) DO UPDATE SET state = ?2")
         deleteAccount = try db.prepare("DELETE FROM accounts WHERE address = ?1")
@@ -68,6 +80,7 @@ public final class BlockStore {
         setMeta = try db.prepare(
             "INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2")
         getMeta = try db.prepare("SELECT value FROM meta WHERE key = ?1")
+        try backfillIncomingIndex()
     }
 
     // MARK: meta
@@ -134,6 +147,7 @@ public final class BlockStore {
             insertTx.bind(3, Int64(i))
             try insertTx.run()
         }
+        try indexIncoming(fb.block, height: height)
         for (address, state) in changes.accounts {
             if state.isEmpty {
                 deleteAccount.bind(1, address.raw.bytes)
@@ -203,6 +217,50 @@ public final class BlockStore {
         defer { selectTx.reset() }
         guard try selectTx.step() else { return nil }
         return (UInt64(selectTx.int64(0)), Int(selectTx.int64(1)))
+    }
+
+    /// Where the transfers paying `address` are, from block `from` on, oldest first, at most `limit`.
+    public func incomingTransfers(to address: Address, from: UInt64, limit: Int) throws(StoreError) -> [(
+        height: UInt64, position: Int
+    )] {
+        guard limit > 0 else { return [] }
+        selectIncoming.bind(1, address.raw.bytes)
+        selectIncoming.bind(2, Int64(min(from, UInt64(Int64.max))))
+        selectIncoming.bind(3, Int64(limit))
+        defer { selectIncoming.reset() }
+        var found: [(height: UInt64, position: Int)] = []
+        while try selectIncoming.step() {
+            found.append((UInt64(selectIncoming.int64(0)), Int(selectIncoming.int64(1))))
+        }
+        return found
+    }
+
+    private func indexIncoming(_ block: Block, height: Int64) throws(StoreError) {
+        for (i, tx) in block.transactions.enumerated() {
+            guard case .transfer(let transfer) = tx.body.payload else { continue }
+            insertIncoming.bind(1, transfer.to.raw.bytes)
+            insertIncoming.bind(2, height)
+            insertIncoming.bind(3, Int64(i))
+            try insertIncoming.run()
+        }
+    }
+
+    /// Files written before the incoming-transfer index existed get it built once, from their blocks.
+    private func backfillIncomingIndex() throws(StoreError) {
+        guard try meta("incoming-index") == nil else { return }
+        try transaction { () throws(StoreError) in
+            if let head = try headHeight() {
+                var height: UInt64 = 0
+                while height <= head {
+                    guard let stored = try block(at: height) else {
+                        throw StoreError(code: -1, message: "missing block \(height) while indexing")
+                    }
+                    try indexIncoming(stored.finalized.block, height: Int64(height))
+                    height += 1
+                }
+            }
+            try putMeta("incoming-index", [1])
+        }
     }
 
     /// Every account and object, for rebuilding the in-memory state at open.

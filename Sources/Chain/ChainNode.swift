@@ -203,9 +203,11 @@ public final class ChainNode: @unchecked Sendable {
     }
 
     public var supply: Supply {
-        locked { Supply(
+        locked {
+            Supply(
                 total: Amount.totalSupply, burned: genesis.totalBurned, inAccounts: world.totalBalance,
-                staked: world.totalStaked) }
+                staked: world.totalStaked)
+        }
     }
 
     public enum TransactionStatus: Sendable {
@@ -449,7 +451,8 @@ public final class ChainNode: @unchecked Sendable {
             throw refuse("wrong transactions root")
         }
         guard Receipt.root(receipts) == h.receiptsRoot else { throw refuse("wrong receipts root") }
-        let nextCommittee = endOfBlock(height: h.height, proposer: context.proposer, vrfOutput: vrfOutput, state: &overlay)
+        let nextCommittee = endOfBlock(
+            height: h.height, proposer: context.proposer, vrfOutput: vrfOutput, state: &overlay)
         guard h.nextCommitteeHash == nextCommittee else { throw refuse("wrong next committee") }
         let undo = world.apply(overlay.changes)
         let root = world.root
@@ -495,7 +498,8 @@ public final class ChainNode: @unchecked Sendable {
         let length = genesis.epochLength
         let epoch = epoch(ofHeight: height)
         if let committee = committeeUnlocked(epoch) {
-            RewardRules.distributeBlockFees(state: &state, proposer: proposer, committee: committee, rules: executor.staking)
+            RewardRules.distributeBlockFees(
+                state: &state, proposer: proposer, committee: committee, rules: executor.staking)
         }
         if (height - 1) % length == length / 2 {
             let pool = executor.staking.electPool(for: epoch + 1, state: state)
@@ -565,7 +569,7 @@ public final class ChainNode: @unchecked Sendable {
     /// Proof that transaction `id` is in a finalized block: the block's header (with its certificate) and the
     /// Merkle path to the header's transactions root.
     public func inclusionProof(of id: Bytes32) throws(StoreError) -> (
-        block: FinalizedBlock, position: Int, proof: MerkleProof, receipt: Receipt
+        block: FinalizedBlock, position: Int, proof: MerkleProof, receipt: Receipt, receiptProof: MerkleProof
     )? {
         lock.lock()
         defer { lock.unlock() }
@@ -573,10 +577,28 @@ public final class ChainNode: @unchecked Sendable {
             location.position < stored.receipts.count
         else { return nil }
         let leaves = stored.receipts.map { MerkleTree.leafHash($0.transactionID.bytes) }
+        let receiptLeaves = stored.receipts.map { MerkleTree.leafHash($0.encoded) }
         return (
             stored.finalized, location.position, MerkleTree.proof(leaves: leaves, index: location.position),
-            stored.receipts[location.position]
+            stored.receipts[location.position], MerkleTree.proof(leaves: receiptLeaves, index: location.position)
         )
+    }
+
+    /// Final transfers paying `address`, oldest first, from block `from` on: at most `limit`, each with its
+    /// block height and position (what a device then asks the inclusion proof of).
+    public func incomingTransfers(to address: Address, from: UInt64, limit: Int) throws(StoreError) -> [(
+        height: UInt64, position: Int, transaction: SignedTransaction
+    )] {
+        lock.lock()
+        defer { lock.unlock() }
+        var found: [(height: UInt64, position: Int, transaction: SignedTransaction)] = []
+        for location in try store.incomingTransfers(to: address, from: from, limit: limit) {
+            guard let stored = try store.block(at: location.height),
+                location.position < stored.finalized.block.transactions.count
+            else { throw StoreError(code: -1, message: "incoming index names a missing transaction") }
+            found.append((location.height, location.position, stored.finalized.block.transactions[location.position]))
+        }
+        return found
     }
 
     /// The delegate pool elected for `epoch`, if its election block has been committed.

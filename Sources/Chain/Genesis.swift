@@ -198,7 +198,8 @@ public struct Genesis: Equatable, Sendable {
         var names: Set<[UInt8]> = []
         var owners: Set<Address> = []
         for c in candidates {
-            guard !c.name.isEmpty, c.name.count <= Caps.candidateNameBytes, c.name.allSatisfy(CandidateRegister.isNameByte),
+            guard !c.name.isEmpty, c.name.count <= Caps.candidateNameBytes,
+                c.name.allSatisfy(CandidateRegister.isNameByte),
                 names.insert(c.name).inserted
             else { throw .badCandidate("name must be unique, 1-32 of a-z 0-9 -") }
             guard owners.insert(c.owner).inserted else { throw .badCandidate("one candidate per owner") }

@@ -81,7 +81,8 @@ public enum RewardRules {
     /// Pays each candidate's accrued voter rewards to its live buckets by weight; remainders and rewards of a
     /// candidate without live buckets go to the candidate's reward address.
     static func payVoters(state: inout StateOverlay, rules: StakingRules) {
-        let accruals = state.base.objects(in: .voterRewards).map { ($0.id, $0.value) }
+        let accruals =
+            state.base.objects(in: .voterRewards).map { ($0.id, $0.value) }
             + state.changes.objects.filter { $0.key.namespace == .voterRewards && state.base.object($0.key) == nil }
             .map { ($0.key.id, $0.value) }
         guard !accruals.isEmpty else { return }

@@ -26,7 +26,9 @@ public struct StakingRules: Sendable {
     public static func electionKey(epoch: UInt64) -> ObjectKey { ObjectKey(.election, bigEndian(epoch)) }
 
     /// The committee drawn for an epoch (recorded at the last block of the epoch before).
-    public static func committeeKey(epoch: UInt64) -> ObjectKey { ObjectKey(.election, Array("c".utf8) + bigEndian(epoch)) }
+    public static func committeeKey(epoch: UInt64) -> ObjectKey {
+        ObjectKey(.election, Array("c".utf8) + bigEndian(epoch))
+    }
 
     /// The VRF seed of an epoch (recorded with its committee).
     public static func seedKey(epoch: UInt64) -> ObjectKey { ObjectKey(.election, Array("s".utf8) + bigEndian(epoch)) }
@@ -74,7 +76,9 @@ public struct StakingRules: Sendable {
             guard candidate(sender, state) == nil else { throw .alreadyCandidate }
             guard state.object(Self.nameKey(c.name)) == nil else { throw .nameTaken }
             guard (try? XOnlyPublicKey(bytes: c.operatorKey)) != nil else { throw .invalidOperatorKey }
-            guard c.selfStake >= parameters.minSelfStake else { throw .selfStakeTooLow(minimum: parameters.minSelfStake) }
+            guard c.selfStake >= parameters.minSelfStake else {
+                throw .selfStakeTooLow(minimum: parameters.minSelfStake)
+            }
             guard c.durationEpochs <= parameters.maxDurationEpochs else {
                 throw .durationTooLong(maximum: parameters.maxDurationEpochs)
             }
@@ -119,7 +123,8 @@ public struct StakingRules: Sendable {
             guard r.durationEpochs <= parameters.maxDurationEpochs else {
                 throw .durationTooLong(maximum: parameters.maxDurationEpochs)
             }
-            let remaining = bucket.autoStake
+            let remaining =
+                bucket.autoStake
                 ? UInt64(bucket.durationEpochs) : (bucket.lockEndEpoch > epoch ? bucket.lockEndEpoch - epoch : 0)
             guard UInt64(r.durationEpochs) >= remaining else { throw .durationShortened(remaining: remaining) }
             let oldWeight = bucket.weight

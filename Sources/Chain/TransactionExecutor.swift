@@ -85,8 +85,9 @@ public struct TransactionExecutor: Sendable {
         switch body.payload {
         case .transfer(let transfer):
             // Impossible while supply is conserved, but checked before any write so an error changes nothing.
-            guard transfer.to == tx.senderAddress
-                || !state[transfer.to].balance.addingReportingOverflow(transfer.amount).overflow
+            guard
+                transfer.to == tx.senderAddress
+                    || !state[transfer.to].balance.addingReportingOverflow(transfer.amount).overflow
             else { throw .amountOverflow }
             credit = (transfer.to, transfer.amount)
         case .doubleSignEvidence(let evidence):
@@ -103,7 +104,8 @@ public struct TransactionExecutor: Sendable {
             }
         default:
             do {
-                let effect = try staking.plan(body.payload, sender: tx.senderAddress, state: state, epoch: context.epoch)
+                let effect = try staking.plan(
+                    body.payload, sender: tx.senderAddress, state: state, epoch: context.epoch)
                 writes = effect.writes
                 if effect.withdrawn > 0 { credit = (tx.senderAddress, effect.withdrawn) }
             } catch {

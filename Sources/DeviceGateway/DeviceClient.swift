@@ -220,6 +220,12 @@ public final class CoAPDeviceClient: DeviceChainSource {
         try decode(get(DeviceResources.txProof, query: ["id=\(Hex.encode(id.bytes))"]))
     }
 
+    /// Final transfers paying `address` from block `from` on, oldest first, as the gateway lists them
+    /// (`v1/inbox`): prove each with ``DeviceSync/verifiedInclusion(_:source:)`` before believing it.
+    public func inbox(_ address: Address, from: UInt64) throws(DeviceClientError) -> InboxPayload {
+        try decode(get(DeviceResources.inbox, query: ["a=\(address.bech32)", "from=\(from)"]))
+    }
+
     /// The receipt of a final transaction; ``DeviceClientError/isNotFound`` while it is pending or unknown.
     public func receipt(_ id: Bytes32) throws(DeviceClientError) -> ReceiptPayload {
         try decode(get(DeviceResources.receipt, query: ["id=\(Hex.encode(id.bytes))"]))

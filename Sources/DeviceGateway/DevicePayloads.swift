@@ -57,16 +57,19 @@ public struct TransactionProofPayload: Equatable, Sendable, CanonicalCodable {
     public var position: UInt64
     public var proof: MerkleProof
     public var receipt: Receipt
+    /// The receipt's path to the header's receipts root, so the device checks success itself.
+    public var receiptProof: MerkleProof
 
     public init(
         header: BlockHeader, certificate: CommitCertificate, position: UInt64, proof: MerkleProof,
-        receipt: Receipt
+        receipt: Receipt, receiptProof: MerkleProof
     ) {
         self.header = header
         self.certificate = certificate
         self.position = position
         self.proof = proof
         self.receipt = receipt
+        self.receiptProof = receiptProof
     }
 
     public func encode(to w: inout ByteWriter) {
@@ -75,6 +78,7 @@ public struct TransactionProofPayload: Equatable, Sendable, CanonicalCodable {
         w.writeVarint(position)
         w.write(proof)
         w.write(receipt)
+        w.write(receiptProof)
     }
 
     public init(from r: inout ByteReader) throws(CodecError) {
@@ -83,7 +87,48 @@ public struct TransactionProofPayload: Equatable, Sendable, CanonicalCodable {
         position = try r.readVarint()
         proof = try r.read()
         receipt = try r.read()
+        receiptProof = try r.read()
     }
+}
+
+/// Final transfers paying one address (`v1/inbox?a=<address>&from=<height>`), oldest first: what a terminal
+/// polls while it waits to be paid. The gateway could omit or invent entries; the device proves each one it
+/// acts on with `v1/proof/tx`, and its balance with `v1/proof/account`.
+public struct InboxPayload: Equatable, Sendable, CanonicalCodable {
+    /// Entries per answer: a few signed transfers stay within a handful of CoAP blocks.
+    public static let maxEntries = 4
+
+    public struct Entry: Equatable, Sendable, CanonicalCodable {
+        public var height: UInt64
+        public var position: UInt64
+        public var transaction: SignedTransaction
+
+        public init(height: UInt64, position: UInt64, transaction: SignedTransaction) {
+            self.height = height
+            self.position = position
+            self.transaction = transaction
+        }
+
+        public func encode(to w: inout ByteWriter) {
+            w.writeVarint(height)
+            w.writeVarint(position)
+            w.write(transaction)
+        }
+
+        public init(from r: inout ByteReader) throws(CodecError) {
+            height = try r.readVarint()
+            position = try r.readVarint()
+            transaction = try r.read()
+        }
+    }
+
+    public var entries: [Entry]
+
+    public init(entries: [Entry]) { self.entries = entries }
+
+    public func encode(to w: inout ByteWriter) { w.write(list: entries) }
+
+    public init(from r: inout ByteReader) throws(CodecError) { entries = try r.readList(cap: Self.maxEntries) }
 }
 
 /// An account's state with its sparse-Merkle proof against the state root of block `height`

@@ -15,6 +15,7 @@ public enum DeviceRoute: Int, CaseIterable, Sendable {
     case certificate
     case transaction
     case receipt
+    case inbox
 
     public var path: StaticString {
         switch self {
@@ -26,6 +27,7 @@ public enum DeviceRoute: Int, CaseIterable, Sendable {
         case .certificate: DeviceResources.certificate
         case .transaction: DeviceResources.transaction
         case .receipt: DeviceResources.receipt
+        case .inbox: DeviceResources.inbox
         }
     }
 
@@ -130,6 +132,7 @@ public struct DeviceResourceHandlers: Sendable {
         case .certificate: return certificate(query)
         case .transaction: return submit(query, body: body)
         case .receipt: return receipt(query)
+        case .inbox: return inbox(query)
         }
     }
 
@@ -191,7 +194,8 @@ public struct DeviceResourceHandlers: Sendable {
             }
             let payload = TransactionProofPayload(
                 header: found.block.block.header, certificate: found.block.certificate,
-                position: UInt64(found.position), proof: found.proof, receipt: found.receipt)
+                position: UInt64(found.position), proof: found.proof, receipt: found.receipt,
+                receiptProof: found.receiptProof)
             return .chain(.content, payload.encoded)
         } catch {
             return .error(.internalServerError, "store error")
@@ -214,6 +218,26 @@ public struct DeviceResourceHandlers: Sendable {
             return .error(.badRequest, "need id=<64 hex>")
         }
         return .chain(.content, [CertificateStatus.unknown.rawValue])
+    }
+
+    func inbox(_ query: DeviceQuery) -> DeviceResponse {
+        guard query.only(["a", "from"]), let text = query["a"], let address = try? Address(bech32: text) else {
+            return .error(.badRequest, "need a=<amsc1 address>[&from=<height>]")
+        }
+        var from: UInt64 = 0
+        if let raw = query["from"] {
+            guard let value = Self.decimal(raw) else { return .error(.badRequest, "from=<height>") }
+            from = value
+        }
+        do {
+            let found = try node.incomingTransfers(to: address, from: from, limit: InboxPayload.maxEntries)
+            let entries = found.map {
+                InboxPayload.Entry(height: $0.height, position: UInt64($0.position), transaction: $0.transaction)
+            }
+            return .chain(.content, InboxPayload(entries: entries).encoded)
+        } catch {
+            return .error(.internalServerError, "store error")
+        }
     }
 
     func receipt(_ query: DeviceQuery) -> DeviceResponse {

@@ -100,6 +100,7 @@ public struct TrustedHeader: Equatable, Sendable {
     public var epoch: UInt64 { header.epoch }
     public var stateRoot: Bytes32 { header.stateRoot }
     public var transactionsRoot: Bytes32 { header.transactionsRoot }
+    public var receiptsRoot: Bytes32 { header.receiptsRoot }
 }
 
 /// How far one ``DeviceSync/sync(source:pageSize:maxEpochs:)`` moved trust.
@@ -124,8 +125,8 @@ public struct VerifiedInclusion: Equatable, Sendable {
     public let header: TrustedHeader
     /// Proven: it is the index the Merkle path was checked at.
     public let position: UInt64
-    /// As the gateway reported it. The payload carries no path to the header's receipts root, so status and
-    /// fee are the gateway's word; inclusion (hence execution and finality) is proven.
+    /// Proven too: its Merkle path to the header's receipts root was checked at the same position, so status
+    /// and fee are the chain's word, not the gateway's.
     public let receipt: Receipt
 }
 
@@ -274,8 +275,16 @@ public struct DeviceSync: Sendable {
         } catch {
             throw .rejected(error, stage: .transactionProof)
         }
-        guard payload.receipt.transactionID == id, payload.position == payload.proof.index else {
+        guard payload.receipt.transactionID == id, payload.position == payload.proof.index,
+            payload.receiptProof.index == payload.proof.index
+        else {
             throw .inconsistent("the proof's receipt or position is not the proven transaction's")
+        }
+        do {
+            try ProofVerifier.verifyReceipt(
+                payload.receipt, proof: payload.receiptProof, receiptsRoot: header.receiptsRoot)
+        } catch {
+            throw .rejected(error, stage: .transactionProof)
         }
         return VerifiedInclusion(id: id, header: header, position: payload.proof.index, receipt: payload.receipt)
     }

@@ -454,7 +454,8 @@ public final class MqttBridge: @unchecked Sendable {
         switch try? node.status(of: id) {
         case .included(let height, let position, let receipt):
             // A redelivery of something already final: answer with the receipt, nothing to store.
-            staged.append(.answer(device: device, message: .final(receipt: receipt, height: height, position: UInt64(position))))
+            staged.append(
+                .answer(device: device, message: .final(receipt: receipt, height: height, position: UInt64(position))))
             return
         default:
             break

@@ -20,10 +20,13 @@ public enum TransactionPayload: Equatable, Sendable {
     case escrowClose(EscrowClose)
     case doubleSignEvidence(DoubleSignEvidence)
 
+    /// The wire tag of ``transfer(_:)``, for readers that decode that kind alone.
+    public static let transferTag: UInt8 = 0
+
     /// The wire tag, also used for per-kind fee units.
     public var tag: UInt8 {
         switch self {
-        case .transfer: 0
+        case .transfer: Self.transferTag
         case .candidateRegister: 1
         case .candidateUpdate: 2
         case .stake: 3
@@ -80,7 +83,7 @@ extension TransactionPayload: CanonicalCodable {
     public init(from r: inout ByteReader) throws(CodecError) {
         let tag = try r.readU8()
         switch tag {
-        case 0: self = .transfer(try r.read())
+        case Self.transferTag: self = .transfer(try r.read())
         case 1: self = .candidateRegister(try r.read())
         case 2: self = .candidateUpdate(try r.read())
         case 3: self = .stake(try r.read())

@@ -32,4 +32,6 @@ public enum LightClientError: Error, Equatable, Sendable {
     case stateProofMismatch
     /// An inclusion proof does not connect the transaction id to the verified transactions root.
     case inclusionProofMismatch
+    /// A receipt proof does not connect the receipt to the verified receipts root.
+    case receiptProofMismatch
 }

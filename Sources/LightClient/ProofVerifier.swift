@@ -50,4 +50,15 @@ public enum ProofVerifier {
     {
         try verifyTransaction(id: id, proof: proof, transactionsRoot: header.transactionsRoot)
     }
+
+    /// Checks that `receipt` is the receipt at `proof.index` of the block whose receipts root is `receiptsRoot`
+    /// (leaves are `MerkleTree.leafHash(receipt.encoded)`, see `Receipt.root(_:)`). With the inclusion proof of
+    /// the same position this turns "executed" into "succeeded" or "failed", on the device's own checks.
+    public static func verifyReceipt(_ receipt: Receipt, proof: MerkleProof, receiptsRoot: Bytes32)
+        throws(LightClientError)
+    {
+        guard proof.verify(leafHash: MerkleTree.leafHash(receipt.encoded), root: receiptsRoot) else {
+            throw .receiptProofMismatch
+        }
+    }
 }

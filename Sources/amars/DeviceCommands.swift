@@ -23,8 +23,9 @@ struct DeviceCommand: ParsableCommand {
               amars device head
               amars device balance --key data/keys/alice.key
               amars device send --key data/keys/alice.key --to amsc1... --amount 1 --mqtt 127.0.0.1:1883
+              amars device inbox --key data/keys/alice.key
             """,
-        subcommands: [Head.self, Sync.self, Balance.self, Send.self])
+        subcommands: [Head.self, Sync.self, Balance.self, Send.self, Inbox.self])
 
     struct Head: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Sync, then verify and show the gateway's head.")
@@ -84,6 +85,79 @@ struct DeviceCommand: ParsableCommand {
             print("nonce       \(account.state.nonce)")
             print("proven      state proof checked against the state root of block \(account.header.height)")
             print("            (\(DeviceSession.basisText(account.header.basis)))")
+            try session.save()
+        }
+    }
+
+    struct Inbox: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List transfers paying an address, each proven final and successful by the light client.",
+            discussion: """
+                The gateway lists final transfers to the address (v1/inbox, a few per request); each is checked
+                here: it pays this address, its id is in the transactions root of a verified header, and its
+                receipt is in that header's receipts root. A gateway can leave transfers out; it cannot add one.
+                """)
+
+        @Argument(help: "An amsc1... address (or give --key).")
+        var address: String?
+
+        @Option(help: "Secret key file whose address to use.")
+        var key: String?
+
+        @Option(help: "First block height to list from.")
+        var from: UInt64 = 0
+
+        @Option(help: "Stop after this many transfers.")
+        var limit: Int = 20
+
+        @OptionGroup var device: DeviceOptions
+
+        func validate() throws {
+            guard (address == nil) != (key == nil) else { throw ValidationError("give an address or --key") }
+            guard limit > 0 else { throw ValidationError("--limit must be positive") }
+        }
+
+        func run() throws {
+            let who = try key.map { Address(publicKey: try loadKey($0).xOnlyPublicKey) } ?? parseAddress(address!)
+            var session = try device.open()
+            print("address     \(who.bech32)")
+            var next = from
+            var shown = 0
+            var seen: Set<Bytes32> = []
+            listing: while shown < limit {
+                let page: InboxPayload
+                do { page = try session.client.inbox(who, from: next) } catch { throw CLIError("inbox: \(error)") }
+                let fresh = page.entries.filter { !seen.contains($0.transaction.id) }
+                guard let last = page.entries.last else { break }
+                if fresh.isEmpty {
+                    // A block with more transfers than one answer: the rest of it cannot be asked for.
+                    guard page.entries.count == InboxPayload.maxEntries else { break }
+                    print("            (block \(last.height) pays this address more often than one answer lists)")
+                    next = last.height + 1
+                    continue
+                }
+                for entry in fresh {
+                    guard case .transfer(let transfer) = entry.transaction.body.payload, transfer.to == who else {
+                        throw CLIError("NOT VERIFIED: the gateway lists a transaction that does not pay \(who.bech32)")
+                    }
+                    let proven = try session.verifiedInclusion(entry.transaction.id)
+                    guard proven.header.height == entry.height, proven.position == entry.position else {
+                        throw CLIError("NOT VERIFIED: the gateway listed the transfer at another place than it proved")
+                    }
+                    let sender = Address(publicKey: try XOnlyPublicKey(bytes: entry.transaction.body.sender))
+                    let status = proven.receipt.status == .success ? "success" : "failed"
+                    print(
+                        "received    \(Amount.format(transfer.amount)) AMSC from \(sender.bech32), "
+                            + "block \(entry.height) position \(entry.position), \(status)")
+                    seen.insert(entry.transaction.id)
+                    shown += 1
+                    if shown == limit { break listing }
+                }
+                // A short answer was the end; a full one may end inside a block, so ask again from that block.
+                guard page.entries.count == InboxPayload.maxEntries else { break }
+                next = last.height
+            }
+            print("proven      \(shown) transfer(s): inclusion and receipt checked against verified headers")
             try session.save()
         }
     }
@@ -184,7 +258,7 @@ struct DeviceCommand: ParsableCommand {
                     + "position \(inclusion.position)")
             print("            inclusion proof checked against the block's transactions root")
             print("            (\(DeviceSession.basisText(inclusion.header.basis)))")
-            print("receipt     \(r.status == .success ? "success" : "failed"), fee \(r.feePaid) units (as reported)")
+            print("receipt     \(r.status == .success ? "success" : "failed"), fee \(r.feePaid) units (proven)")
             try session.save()
             if r.status != .success { throw ExitCode(2) }
         }
@@ -279,6 +353,10 @@ struct DeviceSession {
     mutating func verifiedAccount(_ address: Address) throws -> VerifiedAccount {
         if !synced { _ = try syncCheckpoints() }
         do { return try sync.verifiedAccount(address, source: client) } catch { throw failure(error) }
+    }
+
+    mutating func verifiedInclusion(_ id: Bytes32) throws -> VerifiedInclusion {
+        do { return try sync.verifiedInclusion(id, source: client) } catch { throw failure(error) }
     }
 
     mutating func waitForInclusion(_ id: Bytes32, timeoutMillis: UInt64) throws -> VerifiedInclusion {

@@ -28,6 +28,35 @@ final class HashVectorTests: XCTestCase {
         XCTAssertEqual(hexString(hasher.finalize().bytes), millionA)
     }
 
+    /// The looped compression a device runs must equal the unrolled one the host runs, block by block, from
+    /// any chaining value (the vectors above only reach the host's form).
+    func testCompactCompressionEqualsUnrolledOnRandomBlocks() {
+        var rng = SplitMix64(seed: 0x5A_256)
+        for _ in 0..<2_000 {
+            let block = (0..<64).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            var unrolled = SHA256State(
+                h0: UInt32(truncatingIfNeeded: rng.next()), h1: UInt32(truncatingIfNeeded: rng.next()),
+                h2: UInt32(truncatingIfNeeded: rng.next()), h3: UInt32(truncatingIfNeeded: rng.next()),
+                h4: UInt32(truncatingIfNeeded: rng.next()), h5: UInt32(truncatingIfNeeded: rng.next()),
+                h6: UInt32(truncatingIfNeeded: rng.next()), h7: UInt32(truncatingIfNeeded: rng.next()))
+            var compact = unrolled
+            block.withUnsafeBytes { unrolled.compressUnrolled($0.baseAddress!) }
+            block.withUnsafeBytes { compact.compressCompact($0.baseAddress!) }
+            XCTAssertEqual(compact.digest, unrolled.digest)
+        }
+        // And the FIPS "abc" block through the looped form alone, from the initial value.
+        var state = SHA256State.initial
+        var block = [UInt8](repeating: 0, count: 64)
+        block[0] = 0x61
+        block[1] = 0x62
+        block[2] = 0x63
+        block[3] = 0x80
+        block[63] = 24
+        block.withUnsafeBytes { state.compressCompact($0.baseAddress!) }
+        XCTAssertEqual(
+            Hex.encode(state.digest.bytes), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+    }
+
     func testSHA512FIPSExamples() {
         XCTAssertEqual(
             hexString(SHA512.hash(ascii("abc"))),
@@ -141,15 +170,24 @@ final class HashVectorTests: XCTestCase {
         let expected: [(StaticString, [UInt32])] = [
             (
                 "BIP0340/challenge",
-                [0x9cec_ba11, 0x2392_5381, 0x1167_9112, 0xd162_7e0f, 0x97c8_7550, 0x003c_c765, 0x90f6_1164, 0x33e9_b66a]
+                [
+                    0x9cec_ba11, 0x2392_5381, 0x1167_9112, 0xd162_7e0f, 0x97c8_7550, 0x003c_c765, 0x90f6_1164,
+                    0x33e9_b66a,
+                ]
             ),
             (
                 "BIP0340/nonce",
-                [0x4661_5b35, 0xf4bf_bff7, 0x9f8d_c671, 0x8362_7ab3, 0x6021_7180, 0x5735_8661, 0x21a2_9e54, 0x68b0_7b4c]
+                [
+                    0x4661_5b35, 0xf4bf_bff7, 0x9f8d_c671, 0x8362_7ab3, 0x6021_7180, 0x5735_8661, 0x21a2_9e54,
+                    0x68b0_7b4c,
+                ]
             ),
             (
                 "BIP0340/aux",
-                [0x24dd_3219, 0x4eba_7e70, 0xca0f_abb9, 0x0fa3_166d, 0x3afb_e4b1, 0x4c44_df97, 0x4aac_2739, 0x249e_850a]
+                [
+                    0x24dd_3219, 0x4eba_7e70, 0xca0f_abb9, 0x0fa3_166d, 0x3afb_e4b1, 0x4c44_df97, 0x4aac_2739,
+                    0x249e_850a,
+                ]
             ),
         ]
         for (tag, words) in expected {
@@ -513,7 +551,7 @@ private enum HashVectors {
             digest: [
                 "a9db490c708cc72548d78635aa7da79bb253f945d710e5cb677a474efc7c65a2aab45bc7ca1113c8ce0f3c32e1399de9",
                 "c459535e8816521ab714b2a6cd200525",
-            ]),
+            ])
     ]
 
     /// RFC 4231 section 4, test cases 1-7; case 5 lists only the first 128 bits of each tag.

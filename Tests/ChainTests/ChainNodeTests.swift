@@ -186,7 +186,8 @@ final class ChainNodeTests: XCTestCase {
             XCTAssertEqual(c.nextCommittee, t.genesis.committee(epoch: UInt64(e + 1)))
             XCTAssertNoThrow(
                 try c.certificate.verify(
-                    committee: t.genesis.committee(epoch: UInt64(e)), chainID: TestChain.chainID, blockHash: c.header.hash))
+                    committee: t.genesis.committee(epoch: UInt64(e)), chainID: TestChain.chainID,
+                    blockHash: c.header.hash))
         }
         XCTAssertEqual(try node.checkpoints(from: 1, limit: 10).map(\.header.height), [6])
         XCTAssertEqual(try node.checkpoints(from: 0, limit: 1).count, 1)
@@ -222,6 +223,50 @@ final class ChainNodeTests: XCTestCase {
         XCTAssertEqual(fees.nextBaseFee(baseFee: 800, unitsUsed: fees.targetUnitsPerBlock), 800)
         XCTAssertEqual(fees.nextBaseFee(baseFee: 1, unitsUsed: fees.maxUnitsPerBlock), 2, "always moves up by >= 1")
         XCTAssertEqual(fees.nextBaseFee(baseFee: fees.maxBaseFee, unitsUsed: fees.maxUnitsPerBlock), fees.maxBaseFee)
+    }
+
+    /// The incoming-transfer index behind a device's `v1/inbox`: filled at commit, and rebuilt once from the
+    /// blocks for a file written before it existed.
+    func testIncomingTransfersAreIndexedAndRebuiltForOlderFiles() throws {
+        let t = TestChain()
+        defer { t.cleanup() }
+        let carol = TestChain.address(TestChain.key(9))
+        let dave = TestChain.address(TestChain.key(10))
+        var expected: [(UInt64, Int, Bytes32)] = []
+        do {
+            let node = try t.openNode()
+            for round in 0..<3 {
+                let toCarol = t.transfer(from: t.funded[0], to: carol, amount: 10 + UInt64(round), nonce: UInt64(round))
+                let toDave = t.transfer(from: t.funded[1], to: dave, amount: 5, nonce: UInt64(round))
+                _ = try node.submit(toDave)
+                _ = try node.submit(toCarol)
+                let block = try node.produceBlock(timestamp: 1_700_000_001_000 + UInt64(round) * 1000)
+                let position = try XCTUnwrap(block.block.transactions.firstIndex { $0.id == toCarol.id })
+                expected.append((block.block.header.height, position, toCarol.id))
+            }
+            func check(_ node: ChainNode, _ line: UInt = #line) throws {
+                let all = try node.incomingTransfers(to: carol, from: 0, limit: 10)
+                XCTAssertEqual(all.map(\.height), expected.map(\.0), line: line)
+                XCTAssertEqual(all.map(\.position), expected.map(\.1), line: line)
+                XCTAssertEqual(all.map(\.transaction.id), expected.map(\.2), line: line)
+                XCTAssertEqual(try node.incomingTransfers(to: carol, from: 2, limit: 1).map(\.height), [2], line: line)
+                XCTAssertEqual(try node.incomingTransfers(to: carol, from: 4, limit: 10).count, 0, line: line)
+                XCTAssertEqual(try node.incomingTransfers(to: dave, from: 0, limit: 10).count, 3, line: line)
+                XCTAssertEqual(try node.incomingTransfers(to: carol, from: 0, limit: 0).count, 0, line: line)
+            }
+            try check(node)
+        }
+        // A file from before the index: table emptied and its marker gone; reopening rebuilds it from blocks.
+        var db: OpaquePointer?
+        XCTAssertEqual(sqlite3_open(t.path("chain.sqlite"), &db), SQLITE_OK)
+        XCTAssertEqual(
+            sqlite3_exec(db, "DELETE FROM incoming; DELETE FROM meta WHERE key = 'incoming-index'", nil, nil, nil),
+            SQLITE_OK)
+        sqlite3_close(db)
+        let reopened = try t.openNode()
+        let rebuilt = try reopened.incomingTransfers(to: carol, from: 0, limit: 10)
+        XCTAssertEqual(rebuilt.map(\.transaction.id), expected.map(\.2))
+        XCTAssertEqual(rebuilt.map(\.position), expected.map(\.1))
     }
 
     func testReopenDetectsTamperedAccountsAndForeignGenesis() throws {

@@ -87,12 +87,12 @@ final class CoAPFixture {
         try? FileManager.default.removeItem(at: dir)
     }
 
-    func transfer(from key: PrivateKey, nonce: UInt64, amount: UInt64 = 1_000, maxFee: UInt64 = 100)
-        -> SignedTransaction
-    {
+    func transfer(
+        from key: PrivateKey, nonce: UInt64, amount: UInt64 = 1_000, maxFee: UInt64 = 100, to: Address? = nil
+    ) -> SignedTransaction {
         let body = TransactionBody(
             chainID: Self.chainID, sender: key.xOnlyPublicKey.bytes, nonce: nonce, maxFeePerUnit: maxFee,
-            tipPerUnit: 1, payload: .transfer(Transfer(to: Self.address(bob), amount: amount)))
+            tipPerUnit: 1, payload: .transfer(Transfer(to: to ?? Self.address(bob), amount: amount)))
         return SignedTransaction(body: body, signer: key)
     }
 
@@ -271,6 +271,8 @@ final class CoAPServerTests: XCTestCase {
             (DeviceResources.certificate, ["id=\(id)"], .content),
             (DeviceResources.receipt, ["id=\(id)"], .content),
             (DeviceResources.receipt, ["id=\(String(repeating: "0", count: 64))"], .notFound),
+            (DeviceResources.inbox, ["a=\(CoAPFixture.address(f.bob).bech32)", "from=0"], .content),
+            (DeviceResources.inbox, ["from=0"], .badRequest),
             (DeviceResources.checkpoints, ["from=0", "limit=0"], .badRequest),
             ("v1/nothing", [], .notFound),
         ]

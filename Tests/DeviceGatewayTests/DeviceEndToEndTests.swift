@@ -95,6 +95,18 @@ final class DeviceEndToEndTests: XCTestCase {
         XCTAssertEqual(receipt.receipt, inclusion.receipt)
         XCTAssertEqual(device.trusted.epoch, 5, "block 24 is verified with the committee of epoch 5")
 
+        // Bob's side: the gateway lists the transfer in his inbox, and his device proves it (a fresh device,
+        // anchored at genesis, following checkpoints only as far as block 24 needs).
+        let bob = CoAPFixture.address(f.bob)
+        let inbox = try coap.inbox(bob, from: 24)
+        XCTAssertEqual(inbox.entries.map(\.transaction), [tx])
+        XCTAssertEqual(inbox.entries.first?.height, 24)
+        var bobDevice = try DeviceSync.anchor(anchor, source: coap)
+        let received = try bobDevice.verifiedInclusion(tx.id, source: coap)
+        XCTAssertEqual(received.receipt.status, .success)
+        XCTAssertEqual(received.position, inbox.entries.first?.position)
+        XCTAssertEqual(try coap.inbox(bob, from: 25).entries, [])
+
         // The next head is in epoch 6: verifying it moves trust across the checkpoint first.
         try f.produceBlock()
         let next = try device.verifiedHead(source: coap)

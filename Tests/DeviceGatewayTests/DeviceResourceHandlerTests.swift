@@ -4,6 +4,7 @@ import Chain
 import DeviceProtocol
 import Foundation
 import Ledger
+import LightClient
 import XCTest
 
 @testable import DeviceGateway
@@ -107,6 +108,13 @@ final class DeviceResourceHandlerTests: XCTestCase {
         XCTAssertTrue(
             proof.proof.verify(leafHash: MerkleTree.leafHash(tx.id.bytes), root: proof.header.transactionsRoot))
         XCTAssertEqual(proof.receipt, receipt.receipt)
+        XCTAssertNoThrow(
+            try ProofVerifier.verifyReceipt(
+                proof.receipt, proof: proof.receiptProof, receiptsRoot: proof.header.receiptsRoot))
+        var failed = proof.receipt
+        failed.status = .failed
+        XCTAssertThrowsError(
+            try ProofVerifier.verifyReceipt(failed, proof: proof.receiptProof, receiptsRoot: proof.header.receiptsRoot))
 
         let alice = CoAPFixture.address(f.alice)
         let account = try AccountProofPayload(decoding: handle(f, .accountProof, "a=" + alice.bech32).payload)
@@ -130,6 +138,54 @@ final class DeviceResourceHandlerTests: XCTestCase {
         }
         XCTAssertEqual(handle(f, .accountProof, "a=" + alice.bech32.dropLast() + "q").code, .badRequest)
         XCTAssertEqual(handle(f, .certificate, id).payload, [CertificateStatus.unknown.rawValue])
+    }
+
+    func testInboxListsFinalTransfersToAnAddressOldestFirstAndCapped() throws {
+        let f = try CoAPFixture(start: false)
+        defer { f.close() }
+        let carol = CoAPFixture.address(CoAPFixture.key(9))
+        let query = "a=" + carol.bech32
+        XCTAssertEqual(try InboxPayload(decoding: handle(f, .inbox, query).payload).entries, [])
+        // Six transfers to carol over two blocks (five in block 1, one in block 2) and one to bob in between.
+        var sent: [SignedTransaction] = []
+        for nonce in 0..<5 {
+            let tx = f.transfer(from: f.alice, nonce: UInt64(nonce), amount: 1_000 + UInt64(nonce), to: carol)
+            XCTAssertEqual(handle(f, .transaction, body: tx.encoded).code, .created)
+            sent.append(tx)
+        }
+        XCTAssertEqual(handle(f, .transaction, body: f.transfer(from: f.bob, nonce: 0).encoded).code, .created)
+        XCTAssertEqual(try InboxPayload(decoding: handle(f, .inbox, query).payload).entries, [], "pending: not listed")
+        _ = try f.produceBlock()
+        let late = f.transfer(from: f.alice, nonce: 5, amount: 77, to: carol)
+        XCTAssertEqual(handle(f, .transaction, body: late.encoded).code, .created)
+        _ = try f.produceBlock()
+
+        let first = try InboxPayload(decoding: handle(f, .inbox, query).payload)
+        XCTAssertEqual(first.entries.count, InboxPayload.maxEntries)
+        XCTAssertTrue(first.entries.allSatisfy { $0.height == 1 })
+        XCTAssertEqual(Set(first.entries.map(\.transaction.id)).count, InboxPayload.maxEntries)
+        XCTAssertTrue(first.entries.allSatisfy { e in sent.contains { $0.id == e.transaction.id } })
+        // Each entry's position is where its inclusion proof says it is.
+        for e in first.entries {
+            let proof = try TransactionProofPayload(
+                decoding: handle(f, .txProof, "id=" + Hex.encode(e.transaction.id.bytes)).payload)
+            XCTAssertEqual(proof.position, e.position)
+            XCTAssertEqual(proof.header.height, e.height)
+        }
+        let later = try InboxPayload(decoding: handle(f, .inbox, query + "&from=2").payload)
+        XCTAssertEqual(later.entries.map(\.transaction), [late])
+        XCTAssertEqual(try InboxPayload(decoding: handle(f, .inbox, query + "&from=3").payload).entries, [])
+        let bob = try InboxPayload(decoding: handle(f, .inbox, "a=" + CoAPFixture.address(f.bob).bech32).payload)
+        XCTAssertEqual(bob.entries.count, 1)
+
+        XCTAssertEqual(handle(f, .inbox).code, .badRequest)
+        XCTAssertEqual(handle(f, .inbox, query + "&from=x").code, .badRequest)
+        XCTAssertEqual(handle(f, .inbox, query + "&limit=9").code, .badRequest)
+        XCTAssertEqual(handle(f, .inbox, "a=amsc1qqqq").code, .badRequest)
+        // A list over the cap is refused by the decoder, whatever a gateway sends.
+        var w = ByteWriter()
+        w.write(list: Array(repeating: first.entries[0], count: InboxPayload.maxEntries + 1))
+        XCTAssertThrowsError(try InboxPayload(decoding: w.bytes))
     }
 
     func testQueryParsingCaps() {

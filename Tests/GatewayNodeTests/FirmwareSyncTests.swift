@@ -1,4 +1,6 @@
 import AmarsClient
+import AmarsCodec
+import Chain
 import Foundation
 import XCTest
 
@@ -6,19 +8,23 @@ import XCTest
     import Glibc
 #endif
 
-/// The firmware's light-client loop end to end, with real processes: a single-node `amarsd run` (epochs of 5
-/// blocks of 100 ms, CoAP on a free port), the sync firmware built for qemu-mps2-an386 with that genesis as its
-/// trust anchor, QEMU running it with its second UART on a TCP port, and `amarsd bridge` relaying the UART's
-/// SLIP-framed CoAP to the node (`make -C Boards sync`). The firmware exits 0 only if it anchored at genesis,
-/// verified every checkpoint and then the head, and then paid: its key is provisioned at build time
-/// (`DEVICE_KEY=`, test data), its account funded by a transfer from a genesis key before it starts, and it
-/// proves its balance, submits a signed transfer, waits for the receipt and proves the inclusion.
+/// The firmware's light-client loop end to end, with real processes: a devnet of four `amarsd node` gateways
+/// (each a delegate with its own SQLite file, epochs of 5 blocks of 200 ms, node 1 serving CoAP), the sync
+/// firmware built for qemu-mps2-an386 with that genesis as its trust anchor, QEMU running it with its second UART
+/// on a TCP port, and `amarsd bridge` relaying the UART's SLIP-framed CoAP to node 1 (`make -C Boards sync`).
+///
+/// The firmware starts once the chain is several epochs long. It must anchor at genesis, verify every checkpoint
+/// and the head, prove its own (empty) account, then wait to be paid: the test sends it a transfer through
+/// node 3 when it says it is waiting, and the device proves that transfer (inclusion and receipt against a
+/// verified header). Then it pays the provisioned recipient, waits for the receipt, follows the chain again and
+/// proves its payment final. It exits 0 only if every step verified; node 4 must then show both transfers.
 ///
 /// Nothing is skipped: without QEMU or the firmware toolchain (`make -C Boards deps`, which `make test` runs)
 /// the test fails and says what is missing.
 final class FirmwareSyncTests: XCTestCase {
+    static let chainID: UInt32 = 4_078
     var dir: URL!
-    var daemon: Process?
+    var nodes: [MultiNodeTests.TestNode] = []
 
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()
@@ -29,20 +35,20 @@ final class FirmwareSyncTests: XCTestCase {
     }
 
     override func tearDown() {
-        if let daemon, daemon.isRunning {
-            daemon.terminate()
-            daemon.waitUntilExit()
+        for n in nodes { n.kill() }
+        if let dir, ProcessInfo.processInfo.environment["AMARS_KEEP_TEST_DATA"] == nil {
+            try? FileManager.default.removeItem(at: dir)
         }
-        try? FileManager.default.removeItem(at: dir)
         super.tearDown()
     }
 
     func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
 
-    func testSyncFirmwareFollowsCheckpointsAndVerifiesHead() throws {
+    func testFirmwareSyncsAFourGatewayDevnetIsPaidAndPays() throws {
         try requireToolchain()
         let created = try Harness.amars([
-            "genesis", "new", "--out", path("genesis.json"), "--keys", path("keys"), "--epoch-length", "5",
+            "genesis", "new", "--out", path("genesis.json"), "--keys", path("keys"), "--validators", "4",
+            "--epoch-length", "5", "--chain-id", String(Self.chainID), "--chain-name", "firmware-e2e",
         ])
         XCTAssertEqual(created.status, 0, created.error)
         for name in ["device", "recipient"] {
@@ -51,62 +57,146 @@ final class FirmwareSyncTests: XCTestCase {
         }
         let device = try address(of: path("keys/device.key"))
         let recipient = try address(of: path("keys/recipient.key"))
+        let funder = try KeyFile.load(path("keys/app-user-incentive.key"))
         let payAmount: UInt64 = 1_250_000
-        let hostBuild = Harness.binDirectory.path
         let make = [
             "-C", Self.root.appendingPathComponent("Boards").path, "BOARD=qemu-mps2-an386",
-            "GENESIS=\(path("genesis.json"))", "HOST_BUILD=\(hostBuild)", "DEVICE_KEY=\(path("keys/device.key"))",
-            "PAY_TO=\(recipient)", "PAY_AMOUNT=\(payAmount)",
+            "GENESIS=\(path("genesis.json"))", "HOST_BUILD=\(Harness.binDirectory.path)",
+            "DEVICE_KEY=\(path("keys/device.key"))", "PAY_TO=\(recipient)", "PAY_AMOUNT=\(payAmount)",
         ]
-        // Build first (minutes on a cold scratch), so the chain the firmware meets is a few epochs long.
+        // Build first (minutes on a cold scratch), then start the chain the firmware meets.
         let build = try run("/usr/bin/env", ["make"] + make + ["sync-firmware"], timeout: 1800)
         guard build.status == 0 else {
             return XCTFail("make -C Boards sync-firmware failed (\(build.status)):\n\(build.output.suffix(4000))")
         }
 
         let coapPort = Self.freePort(type: Int32(SOCK_DGRAM.rawValue))
-        let httpPort = Self.freePort(type: Int32(SOCK_STREAM.rawValue))
-        try startNode(coapPort: coapPort, httpPort: httpPort)
-        let node = "http://127.0.0.1:\(httpPort)"
-        // Fund the device from a genesis allocation (final before the firmware starts).
-        let funded = try Harness.amars([
-            "transfer", "--key", path("keys/app-user-incentive.key"), "--to", device, "--amount", "10", "--wait",
-            "--node", node,
-        ])
-        XCTAssertEqual(funded.status, 0, funded.output + funded.error)
-        XCTAssertEqual(try balance(node, device), 10_000_000)
-        let recipientBefore = try balance(node, recipient)
-        Thread.sleep(forTimeInterval: 2.5)  // 25 more blocks: five epochs of five
+        try startDevnet(coapPort: coapPort)
+        let epochs: UInt64 = 5
+        XCTAssertTrue(
+            wait(60) { self.nodes.allSatisfy { ($0.head()?.height ?? 0) >= epochs * 5 } },
+            "the devnet did not reach \(epochs) epochs: \(nodes.map { $0.head()?.height ?? 0 })")
+        let node3 = "http://127.0.0.1:\(nodes[2].port)"
+        let node4 = "http://127.0.0.1:\(nodes[3].port)"
+        XCTAssertEqual(try balance(node4, device), 0)
+        let recipientBefore = try balance(node4, recipient)
 
+        // The firmware runs; when it waits to be paid, a transfer goes to node 3 (gossip brings it to the
+        // proposers).
+        let fundAmount: UInt64 = 10_000_000
+        var funded: Harness.Result?
         let serialPort = Self.freePort(type: Int32(SOCK_STREAM.rawValue))
-        let sync = try run(
+        let sync = try runStreaming(
             "/usr/bin/env",
-            ["make"] + make + ["sync", "GATEWAY=coap://127.0.0.1:\(coapPort)", "SYNC_PORT=\(serialPort)"],
-            timeout: 900)
+            ["make"] + make + [
+                "sync", "SKIP_BUILD=1", "GATEWAY=coap://127.0.0.1:\(coapPort)", "SYNC_PORT=\(serialPort)",
+            ],
+            timeout: 600
+        ) { line in
+            guard funded == nil, line.contains("receive: waiting for a transfer to \(device)") else { return }
+            funded = try? Harness.amars([
+                "transfer", "--key", path("keys/app-user-incentive.key"), "--to", device, "--amount", "10",
+                "--node", node3,
+            ])
+        }
         let log = sync.output
-        XCTAssertEqual(sync.status, 0, "sync firmware failed:\n\(log.suffix(4000))")
+        print(log)  // the firmware's own account of each step, with its request count and memory peaks
+        XCTAssertEqual(funded?.status, 0, "funding: \(funded?.output ?? "never sent") \(funded?.error ?? "")")
+        XCTAssertEqual(sync.status, 0, "sync firmware failed:\n\(log.suffix(6000))")
         XCTAssertTrue(log.contains("firmware exit status 0"), log)
         XCTAssertTrue(log.contains("sync: anchored at genesis"), log)
-        for epoch in 0..<3 {
+        XCTAssertTrue(log.contains("committee of 4"), log)
+        for epoch in 0..<epochs {
             XCTAssertTrue(log.contains("sync: checkpoint of epoch \(epoch) verified"), "epoch \(epoch):\n\(log)")
         }
         XCTAssertTrue(log.contains("sync: PASS"), log)
         guard let range = log.range(of: #"synced epochs 0 to (\d+)"#, options: .regularExpression),
-            let last = Int(log[range].split(separator: " ").last ?? "")
+            let last = UInt64(log[range].split(separator: " ").last ?? "")
         else { return XCTFail("no 'synced epochs' line:\n\(log)") }
-        XCTAssertGreaterThanOrEqual(last, 3, log)
+        XCTAssertGreaterThanOrEqual(last, epochs, log)
         XCTAssertTrue(log.contains("sync: head at height"), log)
 
-        // The payment: each step printed, the final line, and the node agrees.
-        XCTAssertTrue(log.contains("pay: account balance 10000000, nonce 0 verified"), log)
+        // Paid: the empty account proven, the transfer listed, then proven by the device itself.
+        XCTAssertTrue(log.contains("pay: account balance 0, nonce 0 verified"), log)
+        let received =
+            #"receive: \#(fundAmount) units from key \#(Hex.encode(funder.xOnlyPublicKey.bytes.bytes)), "#
+            + #"final at height \d+, position \d+: inclusion and receipt verified"#
+        XCTAssertNotNil(log.range(of: received, options: .regularExpression), log)
+        XCTAssertNotNil(
+            log.range(
+                of: #"receive: inclusion of [0-9a-f]{64} at position \d+ verified against the transactions root of "#
+                    + #"block \d+, its receipt \(success\) against the receipts root"#, options: .regularExpression),
+            log)
+        XCTAssertTrue(log.contains("pay: account balance \(fundAmount), nonce 0 verified"), log)
+
+        // Pays: each step printed, the final line, and node 4 agrees.
         XCTAssertTrue(log.contains("pay: submitted"), log)
         XCTAssertTrue(log.contains("pay: receipt after"), log)
-        XCTAssertTrue(log.contains("verified against the transactions root of block"), log)
-        let paid = #"pay: paid \#(payAmount) units to \#(recipient), nonce 0, "#
+        XCTAssertNotNil(
+            log.range(of: #"pay: inclusion of [0-9a-f]{64} at position \d+ verified"#, options: .regularExpression), log
+        )
+        let paid =
+            #"pay: paid \#(payAmount) units to \#(recipient), nonce 0, "#
             + #"final at height \d+, inclusion verified"#
         XCTAssertNotNil(log.range(of: paid, options: .regularExpression), log)
         XCTAssertTrue(log.contains("pay: PASS"), log)
-        XCTAssertEqual(try balance(node, recipient), recipientBefore + payAmount)
+        XCTAssertTrue(
+            wait(10) { ((try? self.balance(node4, recipient)) ?? 0) == recipientBefore + payAmount },
+            "node 4 does not show the device's payment")
+        let left = try balance(node4, device)
+        XCTAssertLessThan(left, fundAmount - payAmount, "the fee was not charged")
+        XCTAssertGreaterThan(left, fundAmount - payAmount - 100_000, "more than a transfer's fee went")
+        assertAgreement()
+    }
+
+    /// Four `amarsd node` processes on loopback (see ``MultiNodeTests``), node 1 with CoAP on `coapPort`.
+    func startDevnet(coapPort: Int) throws {
+        let validatorKeys = try (1...4).map { try KeyFile.load(path("keys/validator-\($0).key")) }
+        let ports = (0..<4).map { _ in MultiNodeTests.freePort() }
+        for i in 0..<4 {
+            let nodeDir = dir.appendingPathComponent("node-\(i + 1)")
+            try FileManager.default.createDirectory(at: nodeDir, withIntermediateDirectories: true)
+            var yaml = """
+                data: \(nodeDir.path)
+                genesis: \(path("genesis.json"))
+                key: \(path("keys/validator-\(i + 1).key"))
+                p2p: { host: 127.0.0.1, port: \(ports[i]) }
+                http: { host: 127.0.0.1, port: 0 }
+                consensus: { blockInterval: 200, proposeTimeout: 800, prepareTimeout: 400, commitTimeout: 400 }
+                log: warning
+                peers:
+
+                """
+            for j in 0..<4 where j != i {
+                let key = Hex.encode(validatorKeys[j].xOnlyPublicKey.bytes.bytes)
+                yaml += "  - { host: 127.0.0.1, port: \(ports[j]), key: \(key) }\n"
+            }
+            if i == 0 { yaml += "coap: { host: 127.0.0.1, port: \(coapPort) }\n" }
+            let config = nodeDir.appendingPathComponent("node.yaml")
+            try yaml.write(to: config, atomically: true, encoding: .utf8)
+            nodes.append(
+                MultiNodeTests.TestNode(index: i, config: config, log: nodeDir.appendingPathComponent("amarsd.log")))
+        }
+        for n in nodes { try n.start() }
+    }
+
+    /// Every height up to the lowest head has one hash on all four nodes.
+    func assertAgreement(file: StaticString = #filePath, line: UInt = #line) {
+        let top = nodes.map { $0.head()?.height ?? 0 }.min() ?? 0
+        for h in stride(from: 1, through: top, by: 1) {
+            let hashes = Set(nodes.compactMap { $0.block(h)?.hash })
+            XCTAssertEqual(hashes.count, 1, "height \(h): \(hashes)", file: file, line: line)
+        }
+    }
+
+    /// Polls `condition` every 100 ms until it holds or `seconds` pass; true if it held.
+    func wait(_ seconds: Double, _ condition: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if condition() { return true }
+            usleep(100_000)
+        }
+        return condition()
     }
 
     func address(of keyFile: String) throws -> String {
@@ -141,31 +231,6 @@ final class FirmwareSyncTests: XCTestCase {
         }
     }
 
-    func startNode(coapPort: Int, httpPort: Int) throws {
-        let p = Process()
-        p.executableURL = Harness.binDirectory.appendingPathComponent("amarsd")
-        p.arguments = [
-            "run", "--data", dir.path, "--http-port", String(httpPort), "--coap-port", String(coapPort),
-            "--block-interval", "100",
-            "--log-level", "error",
-        ]
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        daemon = p
-        var text = ""
-        let deadline = Date().addingTimeInterval(20)
-        while Date() < deadline, !text.contains("CoAP") {
-            let chunk = out.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            text += String(decoding: chunk, as: UTF8.self)
-        }
-        guard text.contains("coap://127.0.0.1:\(coapPort)") else {
-            throw Harness.StartFailure(description: "amarsd did not start with CoAP on \(coapPort): \(text)")
-        }
-    }
-
     struct Output {
         var status: Int32
         var output: String
@@ -187,6 +252,38 @@ final class FirmwareSyncTests: XCTestCase {
         p.waitUntilExit()
         timer.cancel()
         return Output(status: p.terminationStatus, output: String(decoding: data, as: UTF8.self))
+    }
+
+    /// ``run(_:_:timeout:)`` that also hands each complete output line to `onLine` as it arrives (on this
+    /// thread), so the test can act on what the firmware says while it runs.
+    func runStreaming(
+        _ executable: String, _ arguments: [String], timeout: TimeInterval, onLine: (String) -> Void
+    ) throws -> Output {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: executable)
+        p.arguments = arguments
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        let timer = DispatchWorkItem { if p.isRunning { p.terminate() } }
+        DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: timer)
+        var all = Data()
+        var pending = Data()
+        while true {
+            let chunk = pipe.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            all.append(chunk)
+            pending.append(chunk)
+            while let newline = pending.firstIndex(of: 0x0A) {
+                onLine(String(decoding: pending[pending.startIndex..<newline], as: UTF8.self))
+                pending = Data(pending[(newline + 1)...])
+            }
+        }
+        p.waitUntilExit()
+        timer.cancel()
+        return Output(status: p.terminationStatus, output: String(decoding: all, as: UTF8.self))
     }
 
     /// A port the kernel just handed out and we released (UDP or TCP).

@@ -150,6 +150,36 @@ final class HeaderAndProofTests: XCTestCase {
             inclusionError(ids[1], chain.inclusionProof(height: h, index: 2), verified), .inclusionProofMismatch)
     }
 
+    // MARK: receipt proofs
+
+    func testReceiptProofSeparatesSuccessFromFailure() throws {
+        let receipts = (0..<5).map { i in
+            Receipt(
+                transactionID: Bytes32(w0: UInt64(i), w1: 7, w2: 7, w3: 7), status: i == 3 ? .failed : .success,
+                unitsUsed: 21_000 + UInt64(i), feePaid: 1_000 * UInt64(i))
+        }
+        let root = Receipt.root(receipts)
+        let leaves = receipts.map { MerkleTree.leafHash($0.encoded) }
+        for (i, receipt) in receipts.enumerated() {
+            XCTAssertNoThrow(
+                try ProofVerifier.verifyReceipt(
+                    receipt, proof: MerkleTree.proof(leaves: leaves, index: i), receiptsRoot: root))
+        }
+        func refused(_ receipt: Receipt, _ index: Int, _ root: Bytes32) -> LightClientError? {
+            do {
+                try ProofVerifier.verifyReceipt(
+                    receipt, proof: MerkleTree.proof(leaves: leaves, index: index), receiptsRoot: root)
+                return nil
+            } catch { return error }
+        }
+        // A gateway claiming the failed transfer succeeded, or moving a receipt to another slot, or another root.
+        var forged = receipts[3]
+        forged.status = .success
+        XCTAssertEqual(refused(forged, 3, root), .receiptProofMismatch)
+        XCTAssertEqual(refused(receipts[1], 2, root), .receiptProofMismatch)
+        XCTAssertEqual(refused(receipts[0], 0, Bytes32(w0: 1, w1: 2, w2: 3, w3: 4)), .receiptProofMismatch)
+    }
+
     // MARK: helpers
 
     private func headerError(_ trusted: TrustedState, height: Int) -> LightClientError? {
