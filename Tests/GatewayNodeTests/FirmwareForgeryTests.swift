@@ -13,9 +13,11 @@ import XCTest
 #endif
 
 /// The sync firmware (qemu-mps2-an386, in QEMU) against a lying gateway, through the real `amarsd bridge`: a
-/// small UDP CoAP server in this process answers `v1/headers?h=0` and `v1/checkpoints?from=0` with forged
-/// data, and the firmware must stop with the exit status of that refusal (see Boards/Firmware/Sync.swift:
-/// 16 + r genesis header refused, 32 + r checkpoint refused, 7 transport) and never print PASS.
+/// small UDP CoAP server in this process answers with forged data, and the firmware must stop with the exit
+/// status of that refusal and never pass. Before the sync: forged checkpoints, a forged genesis header, garbage
+/// and over-long frames (Boards/Firmware/Sync.swift: 16 + r genesis header refused, 32 + r checkpoint refused,
+/// 7 transport). After an honest sync: proofs for another root than the verified one, of the device's balance,
+/// of a transfer's inclusion and of its receipt (Boards/Firmware/Pay.swift: 11, 12, 13, 16).
 ///
 /// One genesis (four validators of weight 1, fixed keys and timestamp, so a rerun reuses the build) and one
 /// sync-firmware build serve every case; only the stand-in gateway's answers change, and each run is
@@ -23,6 +25,14 @@ import XCTest
 final class FirmwareForgeryTests: XCTestCase {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()
+
+    /// Pay.swift's exit statuses.
+    enum PayStatus {
+        static let accountProofRefused: Int32 = 11
+        static let inclusionRefused: Int32 = 12
+        static let inconsistent: Int32 = 13
+        static let receiptRefused: Int32 = 16
+    }
 
     /// Sync.swift's exit statuses.
     enum Status {
@@ -75,11 +85,20 @@ final class FirmwareForgeryTests: XCTestCase {
             trustedHash: anchor.genesisHeaderHash)
         let checkpointHeight = try XCTUnwrap(trusted.signedHeights).last
 
+        // The device's key (fixed, so a rerun reuses the build): the payment steps are built in, so the image
+        // also asks for its account proof, its inbox and transaction proofs once synced.
+        let deviceKey = Self.key(50)
+        let device = Address(publicKey: deviceKey.xOnlyPublicKey)
+        let deviceKeyFile = dir.appendingPathComponent("device.key").path
+        try KeyFile.write(deviceKey, to: deviceKeyFile)
+        let payTo = Address(publicKey: Self.key(51).xOnlyPublicKey)
+
         // Build once (minutes on a cold scratch); every case below reuses the image.
         let hostBuild = Harness.binDirectory.path
         let make = [
             "-C", Self.root.appendingPathComponent("Boards").path, "BOARD=qemu-mps2-an386",
-            "GENESIS=\(genesisFile.path)", "HOST_BUILD=\(hostBuild)",
+            "GENESIS=\(genesisFile.path)", "HOST_BUILD=\(hostBuild)", "DEVICE_KEY=\(deviceKeyFile)",
+            "PAY_TO=\(payTo.bech32)",
         ]
         let build = try run("/usr/bin/env", ["make"] + make + ["sync-firmware"], timeout: 1800)
         guard build.status == 0 else {
@@ -88,7 +107,8 @@ final class FirmwareForgeryTests: XCTestCase {
 
         let server = try ForgedGateway()
         defer { server.stop() }
-        func runFirmware(_ name: String) throws -> (status: Int32, log: String) {
+        /// `synced`: the case lies only after the sync, so "sync: PASS" may appear but the payment must not pass.
+        func runFirmware(_ name: String, synced: Bool = false) throws -> (status: Int32, log: String) {
             let serialPort = FirmwareSyncTests.freePort(type: Int32(SOCK_STREAM.rawValue))
             let sync = try run(
                 "/usr/bin/env",
@@ -96,7 +116,9 @@ final class FirmwareForgeryTests: XCTestCase {
                     "sync", "SKIP_BUILD=1", "GATEWAY=coap://127.0.0.1:\(server.port)", "SYNC_PORT=\(serialPort)",
                 ],
                 timeout: 300)
-            XCTAssertFalse(sync.output.contains("PASS"), "\(name): the firmware reported PASS:\n\(sync.output)")
+            XCTAssertFalse(
+                sync.output.contains(synced ? "pay: PASS" : "PASS"),
+                "\(name): the firmware reported PASS:\n\(sync.output)")
             // make exits 2 when the recipe fails; the firmware's own status is the line the recipe prints.
             XCTAssertNotEqual(sync.status, 0, "\(name):\n\(sync.output.suffix(4000))")
             guard let range = sync.output.range(of: #"firmware exit status \d+"#, options: .regularExpression),
@@ -126,7 +148,8 @@ final class FirmwareForgeryTests: XCTestCase {
             }
             return Checkpoint(
                 header: header, nextCommittee: next,
-                certificate: CommitCertificate(height: header.height, round: 0, blockHash: hash, signatures: signatures))
+                certificate: CommitCertificate(height: header.height, round: 0, blockHash: hash, signatures: signatures)
+            )
         }
 
         var statuses: [String: Int32] = [:]
@@ -193,9 +216,135 @@ final class FirmwareForgeryTests: XCTestCase {
         }
         XCTAssertGreaterThan(server.requestCount, 0)
 
-        // Every refusal is non-zero, and the three verification refusals are told apart.
+        // 5-8. Proofs for another root. The gateway now serves a chain the firmware accepts (the genesis header
+        // is the head, no checkpoint yet), so it reaches its account and payment steps; then each proof it gets
+        // is genuine for some other root than the one it verified.
+        let honest = try ChainNode(
+            genesis: genesis, store: try BlockStore(path: dir.appendingPathComponent("honest.sqlite").path))
+        var richGenesis = genesis
+        richGenesis.allocations[0].address = device
+        let rich = try ChainNode(
+            genesis: richGenesis, store: try BlockStore(path: dir.appendingPathComponent("rich.sqlite").path))
+        let honestView = honest.account(device)
+        let richView = rich.account(device)
+        XCTAssertEqual(honestView.stateRoot, genesisHeader.stateRoot)
+        XCTAssertNotEqual(richView.stateRoot, genesisHeader.stateRoot)
+        XCTAssertGreaterThan(richView.state.balance, 0)
+        server.set(headers: .content(genuineGenesis.encoded), checkpoints: .notFound)
+        server.set("v1/head", .content(genuineGenesis.encoded))
+
+        // 5. A balance proven in another state tree, and the payload names that tree's root: not its block's.
+        server.set(
+            "v1/proof/account",
+            .content(
+                AccountProofPayload(
+                    height: 0, stateRoot: richView.stateRoot, state: richView.state, proof: richView.proof
+                ).encoded))
+        let otherRoot = try runFirmware("account proof naming another root", synced: true)
+        XCTAssertEqual(otherRoot.status, PayStatus.inconsistent, otherRoot.log)
+        XCTAssertTrue(otherRoot.log.contains("sync: PASS"), otherRoot.log)
+        XCTAssertTrue(otherRoot.log.contains("account proof names another state root"), otherRoot.log)
+        statuses["account, other root named"] = otherRoot.status
+
+        // 6. The same balance and proof, claimed under the genesis state root.
+        server.set(
+            "v1/proof/account",
+            .content(
+                AccountProofPayload(
+                    height: 0, stateRoot: genesisHeader.stateRoot, state: richView.state, proof: richView.proof
+                ).encoded))
+        let foreignProof = try runFirmware("account proof from another tree", synced: true)
+        XCTAssertEqual(foreignProof.status, PayStatus.accountProofRefused, foreignProof.log)
+        XCTAssertTrue(foreignProof.log.contains("pay: account proof refused: proof mismatch"), foreignProof.log)
+        XCTAssertFalse(foreignProof.log.contains("pay: account balance"), foreignProof.log)
+        statuses["account, foreign proof"] = foreignProof.status
+
+        // 7-8. The honest answer (the device holds nothing, so it waits to be paid), then a transfer to it listed
+        // in its inbox at height 1, whose block the genuine committee certified (this test holds their keys).
+        server.set(
+            "v1/proof/account",
+            .content(
+                AccountProofPayload(
+                    height: 0, stateRoot: honestView.stateRoot, state: honestView.state, proof: honestView.proof
+                ).encoded))
+        let incoming = SignedTransaction(
+            body: TransactionBody(
+                chainID: genesis.chainID, sender: Self.key(100).xOnlyPublicKey.bytes, nonce: 0, maxFeePerUnit: 50,
+                tipPerUnit: 1, payload: .transfer(Transfer(to: device, amount: 5_000_000))),
+            signer: Self.key(100))
+        server.set(
+            "v1/inbox",
+            .content(InboxPayload(entries: [.init(height: 1, position: 0, transaction: incoming)]).encoded))
+        let succeeded = Receipt(transactionID: incoming.id, status: .success, unitsUsed: 100, feePaid: 5_000)
+        var failed = succeeded
+        failed.status = .failed
+        func certifiedBlock(transactions: [Bytes32], receipts: [Receipt]) -> HeaderPayload {
+            let header = BlockHeader(
+                chainID: genesis.chainID, height: 1, previousHash: genesisHeader.hash,
+                timestamp: genesis.timestamp + 1_000, epoch: 0, round: 0, proposer: validators[0].xOnlyPublicKey.bytes,
+                baseFee: genesis.initialBaseFee, unitsUsed: 100,
+                transactionsRoot: Block.transactionsRoot(ids: transactions), stateRoot: genesisHeader.stateRoot,
+                receiptsRoot: Receipt.root(receipts), nextCommitteeHash: nil)
+            let hash = header.hash
+            let signatures = validators.prefix(3).enumerated().map { index, key in
+                CommitCertificate.Signature(
+                    memberIndex: UInt16(index),
+                    signature: key.signSchnorr(
+                        Vote.signingHash(
+                            chainID: genesis.chainID, height: 1, round: 0, step: .commit, blockHash: hash,
+                            voter: key.xOnlyPublicKey.bytes), auxRandom: .zero))
+            }
+            return HeaderPayload(
+                header: header,
+                certificate: CommitCertificate(height: 1, round: 0, blockHash: hash, signatures: signatures))
+        }
+        func leaves(_ ids: [Bytes32]) -> [Bytes32] { ids.map { MerkleTree.leafHash($0.bytes) } }
+        let otherID = Bytes32(w0: 0xD0, w1: 0x0D, w2: 0, w3: 1)
+
+        // 7. A block that holds another transaction; the inclusion path is genuine, for a tree with ours in it.
+        let withoutUs = certifiedBlock(transactions: [otherID], receipts: [succeeded])
+        XCTAssertNoThrow(
+            try HeaderVerifier.verify(trusted: trusted, header: withoutUs.header, certificate: withoutUs.certificate))
+        server.set(
+            "v1/proof/tx",
+            .content(
+                TransactionProofPayload(
+                    header: withoutUs.header, certificate: withoutUs.certificate, position: 0,
+                    proof: MerkleTree.proof(leaves: leaves([incoming.id, otherID]), index: 0), receipt: succeeded,
+                    receiptProof: MerkleTree.proof(leaves: [MerkleTree.leafHash(succeeded.encoded)], index: 0)
+                ).encoded))
+        let notIncluded = try runFirmware("inclusion proof for another root", synced: true)
+        XCTAssertEqual(notIncluded.status, PayStatus.inclusionRefused, notIncluded.log)
+        XCTAssertTrue(notIncluded.log.contains("pay: account balance 0, nonce 0 verified"), notIncluded.log)
+        XCTAssertTrue(notIncluded.log.contains("receive: waiting for a transfer"), notIncluded.log)
+        XCTAssertTrue(notIncluded.log.contains("header of block 1 verified (weight 3 of 4)"), notIncluded.log)
+        XCTAssertTrue(notIncluded.log.contains("receive: inclusion proof refused"), notIncluded.log)
+        statuses["inclusion, other root"] = notIncluded.status
+
+        // 8. Our transaction is in the block, but its receipt there says failed; the gateway claims success with a
+        // receipt path from a tree where it did succeed.
+        let failedThere = certifiedBlock(transactions: [incoming.id], receipts: [failed])
+        server.set(
+            "v1/proof/tx",
+            .content(
+                TransactionProofPayload(
+                    header: failedThere.header, certificate: failedThere.certificate, position: 0,
+                    proof: MerkleTree.proof(leaves: leaves([incoming.id]), index: 0), receipt: succeeded,
+                    receiptProof: MerkleTree.proof(leaves: [MerkleTree.leafHash(succeeded.encoded)], index: 0)
+                ).encoded))
+        let falseSuccess = try runFirmware("receipt proof for another root", synced: true)
+        XCTAssertEqual(falseSuccess.status, PayStatus.receiptRefused, falseSuccess.log)
+        XCTAssertTrue(falseSuccess.log.contains("receive: receipt proof refused"), falseSuccess.log)
+        XCTAssertFalse(falseSuccess.log.contains("inclusion and receipt verified"), falseSuccess.log)
+        statuses["receipt, other root"] = falseSuccess.status
+
+        // Every refusal is non-zero, and the verification refusals are told apart.
         XCTAssertFalse(statuses.values.contains(0), "\(statuses)")
-        XCTAssertEqual(Set([statuses["outsiders"], statuses["no quorum"], statuses["genesis"]]).count, 3, "\(statuses)")
+        let verification = [
+            "outsiders", "no quorum", "genesis", "account, other root named", "account, foreign proof",
+            "inclusion, other root", "receipt, other root",
+        ]
+        XCTAssertEqual(Set(verification.map { statuses[$0] }).count, verification.count, "\(statuses)")
     }
 
     /// The host's light client refuses `checkpoint` the way the firmware must.
@@ -220,7 +369,8 @@ final class FirmwareForgeryTests: XCTestCase {
         }
         if !missing.isEmpty {
             throw Harness.StartFailure(
-                description: "firmware forgery test needs \(missing.joined(separator: ", ")): run `make -C Boards deps`")
+                description: "firmware forgery test needs \(missing.joined(separator: ", ")): run `make -C Boards deps`"
+            )
         }
     }
 
@@ -245,8 +395,8 @@ final class FirmwareForgeryTests: XCTestCase {
     }
 }
 
-/// A stand-in gateway on a UDP socket of 127.0.0.1: answers `v1/headers` and `v1/checkpoints` (from=0 only)
-/// with whatever the test set last, 4.04 otherwise.
+/// A stand-in gateway on a UDP socket of 127.0.0.1: answers `v1/headers` (h=0), `v1/checkpoints` (from=0) and
+/// any path given an answer with ``set(_:_:)``, with whatever the test set last; 4.04 otherwise.
 final class ForgedGateway: @unchecked Sendable {
     // @unchecked: `fd` is used only by the serving thread once started; the rest is guarded by `lock`.
     enum Answer {
@@ -254,6 +404,8 @@ final class ForgedGateway: @unchecked Sendable {
         case content([UInt8])
         /// These datagrams verbatim, in turn, instead of an answer.
         case raw([[UInt8]])
+        /// A piggybacked 4.04.
+        case notFound
     }
 
     private let fd: Int32
@@ -261,6 +413,8 @@ final class ForgedGateway: @unchecked Sendable {
     private let lock = NSLock()
     private var headers: Answer = .raw([])
     private var checkpoints: Answer = .raw([])
+    /// Answers to other paths, whatever their query.
+    private var others: [String: Answer] = [:]
     private var requests = 0
     private var stopping = false
     private let finished = DispatchSemaphore(value: 0)
@@ -303,6 +457,10 @@ final class ForgedGateway: @unchecked Sendable {
         }
     }
 
+    func set(_ path: String, _ answer: Answer) {
+        lock.withLock { others[path] = answer }
+    }
+
     func stop() {
         lock.withLock { stopping = true }
         finished.wait()
@@ -330,7 +488,7 @@ final class ForgedGateway: @unchecked Sendable {
                 switch path {
                 case "v1/headers" where query.contains("h=0"): return headers
                 case "v1/checkpoints" where query.contains("from=0"): return checkpoints
-                default: return nil
+                default: return others[path]
                 }
             }
             let datagrams: [[UInt8]]
@@ -342,7 +500,7 @@ final class ForgedGateway: @unchecked Sendable {
                     ).encode()
                 ]
             case .raw(let list)?: datagrams = list
-            case nil: datagrams = [request.acknowledgement(code: .notFound).encode()]
+            case .notFound?, nil: datagrams = [request.acknowledgement(code: .notFound).encode()]
             }
             for datagram in datagrams {
                 _ = datagram.withUnsafeBytes { bytes in
