@@ -4,7 +4,12 @@
 // Checks: SHA-256 known answer; BIP340 verification through libsecp256k1 (a vector of the BIP, and the same
 // signature tampered); CoAP GET encode and decode against the RFC 7252 wire form; SLIP round trip and a
 // corrupted frame dropped; light client: anchor at a genesis header, accept the next checkpoint, refuse a forged
-// one and a tampered one, leaving the trusted state unchanged.
+// one and a tampered one, leaving the trusted state unchanged; the same step with the SPEC's committee of 24
+// certified by the minimum quorum of 17, and refused with one signature less.
+//
+// Instruction counts: `make -C Boards count` runs this image under QEMU with an instruction-counting plugin
+// (Boards/tools/insn-count.c) that reports the instructions between each board_mark_begin and the next
+// board_mark_end, in the order they run here (see Mark).
 import AmarsCodec
 import AmarsCrypto
 import Board
@@ -19,6 +24,17 @@ func check(_ name: StaticString, _ passed: Bool) {
     Console.write(passed ? "  ok    " : "  FAIL  ")
     Console.line(name)
     if !passed { failures += 1 }
+}
+
+/// Tags of the measured intervals, in the order the self-test reaches them; `make -C Boards count` names the
+/// plugin's intervals 0, 1, 2 after this order.
+enum Mark {
+    /// One BIP340 verification through libsecp256k1: the per-signature baseline.
+    static let schnorrVerify: UInt32 = 1
+    /// A checkpoint step (decode the bytes, CheckpointVerifier.verifyNext) with the 4-member fixture committee.
+    static let step4: UInt32 = 2
+    /// The same with 24 members, 17 signatures (the SPEC's default committee at its minimum quorum).
+    static let step24: UInt32 = 3
 }
 
 // MARK: - SHA-256 (FIPS 180-2, "abc")
@@ -62,7 +78,10 @@ func testSchnorr() {
         return
     }
     let good = Bytes64(first: r, second: s)
-    check("BIP340 vector 1 verifies (libsecp256k1)", key.verifySchnorr(good, message: digest))
+    board_mark_begin(Mark.schnorrVerify)
+    let verified = key.verifySchnorr(good, message: digest)
+    board_mark_end(Mark.schnorrVerify)
+    check("BIP340 vector 1 verifies (libsecp256k1)", verified)
     var tamperedS = signature[32..<64].map { $0 }
     tamperedS[31] ^= 0x01
     let tampered = Bytes64(first: r, second: Bytes32(tamperedS)!)
@@ -125,7 +144,15 @@ func testSLIP() {
 // they made one 5.9 KB frame, which measured the test harness rather than the light client.
 @inline(never)
 func testLightClient() {
-    guard let anchored = anchorAtGenesis(), let checkpoint = decodeCheckpoint(fixtureCheckpoint) else { return }
+    guard
+        let anchored = anchorAtGenesis(
+            "trust anchored at the genesis header", hash: fixtureGenesisHash, header: fixtureGenesisHeader,
+            committee: fixtureCommittee0),
+        let checkpoint = decodeCheckpoint(fixtureCheckpoint)
+    else { return }
+    acceptStep(
+        "checkpoint step (decode and verify) with 4 members accepted", anchored, fixtureCheckpoint, mark: Mark.step4,
+        checkpointHash: fixtureCheckpointHash, committeeHash: fixtureCommittee1Hash)
     acceptCheckpoint(anchored, checkpoint)
     refuseForged(anchored)
     refuseTampered(anchored, checkpoint)
@@ -142,9 +169,9 @@ func decodeCheckpoint(_ bytes: [UInt8]) -> Checkpoint? {
 }
 
 @inline(never)
-func anchorAtGenesis() -> TrustedState? {
-    guard let genesisHash = Bytes32(fixtureGenesisHash), let genesis = try? BlockHeader(decoding: fixtureGenesisHeader),
-        let committee0 = try? Committee(decoding: fixtureCommittee0)
+func anchorAtGenesis(_ name: StaticString, hash: [UInt8], header: [UInt8], committee: [UInt8]) -> TrustedState? {
+    guard let genesisHash = Bytes32(hash), let genesis = try? BlockHeader(decoding: header),
+        let committee0 = try? Committee(decoding: committee)
     else {
         check("genesis fixtures decode", false)
         return nil
@@ -152,12 +179,37 @@ func anchorAtGenesis() -> TrustedState? {
     do {
         let anchored = try TrustedState.anchored(
             header: genesis, committee: committee0, epochLength: fixtureEpochLength, trustedHash: genesisHash)
-        check("trust anchored at the genesis header", anchored.epoch == 0 && anchored.chainID == fixtureChainID)
+        check(name, anchored.epoch == 0 && anchored.chainID == fixtureChainID)
         return anchored
     } catch {
-        check("trust anchored at the genesis header", false)
+        check(name, false)
         return nil
     }
+}
+
+/// One checkpoint step as a device takes it when the bytes arrive: decode, then verify against the trusted
+/// state. Only this is between the markers; the caller has the bytes in hand already.
+@inline(never)
+func checkpointStep(_ trusted: TrustedState, _ bytes: [UInt8], mark: UInt32) -> TrustedState? {
+    board_mark_begin(mark)
+    var next: TrustedState? = nil
+    if let checkpoint = try? Checkpoint(decoding: bytes) {
+        next = try? CheckpointVerifier.verifyNext(trusted: trusted, checkpoint: checkpoint)
+    }
+    board_mark_end(mark)
+    return next
+}
+
+@inline(never)
+func acceptStep(
+    _ name: StaticString, _ trusted: TrustedState, _ bytes: [UInt8], mark: UInt32, checkpointHash: [UInt8],
+    committeeHash: [UInt8]
+) {
+    guard let next = checkpointStep(trusted, bytes, mark: mark) else { return check(name, false) }
+    check(
+        name,
+        next.epoch == trusted.epoch + 1 && next.checkpointHash.bytes == checkpointHash
+            && next.committee.hash.bytes == committeeHash && next.sequence == trusted.sequence + 1)
 }
 
 @inline(never)
@@ -169,7 +221,8 @@ func acceptCheckpoint(_ anchored: TrustedState, _ checkpoint: Checkpoint) {
     case .success(let next):
         check(
             "checkpoint of epoch 0 accepted, committee 1 trusted",
-            next.epoch == 1 && next.checkpointHash == expectedCheckpointHash && next.committee.hash == expectedCommittee1
+            next.epoch == 1 && next.checkpointHash == expectedCheckpointHash
+                && next.committee.hash == expectedCommittee1
                 && next.sequence == 1)
     case .failure:
         check("checkpoint of epoch 0 accepted, committee 1 trusted", false)
@@ -208,48 +261,80 @@ func refuseShortOfQuorum(_ anchored: TrustedState, _ checkpoint: Checkpoint) {
             == .failure(.certificate(.noQuorum(signed: 4, total: 6))))
 }
 
+// MARK: - Light client at production size (24 members, 17 signatures)
+
+@inline(never)
+func testProductionCheckpoint() {
+    guard
+        let anchored = anchorAtGenesis(
+            "trust anchored at a 24-member genesis", hash: fixture24GenesisHash, header: fixture24GenesisHeader,
+            committee: fixture24Committee0),
+        let checkpoint = decodeCheckpoint(fixture24Checkpoint)
+    else { return }
+    check(
+        "production-size fixture: 24 members, 17 signatures",
+        anchored.committee.members.count == fixture24Members
+            && checkpoint.nextCommittee.members.count == fixture24Members
+            && checkpoint.certificate.signatures.count == fixture24Quorum)
+    acceptStep(
+        "checkpoint step (decode and verify) with 24 members, 17 signatures accepted", anchored, fixture24Checkpoint,
+        mark: Mark.step24, checkpointHash: fixture24CheckpointHash, committeeHash: fixture24Committee1Hash)
+    refuseBelowQuorum24(anchored, checkpoint)
+}
+
+@inline(never)
+func refuseBelowQuorum24(_ anchored: TrustedState, _ checkpoint: Checkpoint) {
+    var belowQuorum = checkpoint
+    belowQuorum.certificate.signatures.removeLast()  // 16 of 24: exactly two thirds, not more
+    check(
+        "24-member checkpoint with 16 signatures refused",
+        CheckpointVerifier.verifyNextResult(trusted: anchored, checkpoint: belowQuorum)
+            == .failure(.certificate(.noQuorum(signed: 16, total: 24))))
+}
+
 // MARK: - Run
 
 #if FIRMWARE_SYNC
     syncMain()  // Sync.swift: the light-client loop against a gateway (make -C Boards sync)
 #else
 
-Console.newline()
-Console.write("Amarscity firmware self-test on ")
-board_puts(board_name())
-Console.newline()
-nonisolated(unsafe) var stackPeak = 0
-func measured(_ name: StaticString, _ test: () -> Void) {
-    board_stack_reset_peak()
-    test()
-    let peak = board_stack_peak()
-    if peak > stackPeak { stackPeak = peak }
-    Console.write("  stack peak ")
-    Console.decimal(peak)
-    Console.write(" B in ")
-    Console.line(name)
-}
-measured("SHA-256", testSHA256)
-measured("Schnorr", testSchnorr)
-measured("CoAP", testCoAP)
-measured("SLIP", testSLIP)
-measured("light client", testLightClient)
-Console.write("memory: stack peak ")
-Console.decimal(stackPeak)
-Console.write(" of ")
-Console.decimal(board_stack_size())
-Console.write(" B, heap high-water ")
-Console.decimal(board_heap_used())
-Console.write(" of ")
-Console.decimal(board_heap_size())
-Console.line(" B")
-if failures == 0 {
-    Console.line("self-test: PASS")
-    board_exit(0)
-} else {
-    Console.write("self-test: FAIL (")
-    Console.decimal(failures)
-    Console.line(" checks)")
-    board_exit(1)
-}
+    Console.newline()
+    Console.write("Amarscity firmware self-test on ")
+    board_puts(board_name())
+    Console.newline()
+    nonisolated(unsafe) var stackPeak = 0
+    func measured(_ name: StaticString, _ test: () -> Void) {
+        board_stack_reset_peak()
+        test()
+        let peak = board_stack_peak()
+        if peak > stackPeak { stackPeak = peak }
+        Console.write("  stack peak ")
+        Console.decimal(peak)
+        Console.write(" B in ")
+        Console.line(name)
+    }
+    measured("SHA-256", testSHA256)
+    measured("Schnorr", testSchnorr)
+    measured("CoAP", testCoAP)
+    measured("SLIP", testSLIP)
+    measured("light client", testLightClient)
+    measured("light client, 24 members", testProductionCheckpoint)
+    Console.write("memory: stack peak ")
+    Console.decimal(stackPeak)
+    Console.write(" of ")
+    Console.decimal(board_stack_size())
+    Console.write(" B, heap high-water ")
+    Console.decimal(board_heap_used())
+    Console.write(" of ")
+    Console.decimal(board_heap_size())
+    Console.line(" B")
+    if failures == 0 {
+        Console.line("self-test: PASS")
+        board_exit(0)
+    } else {
+        Console.write("self-test: FAIL (")
+        Console.decimal(failures)
+        Console.line(" checks)")
+        board_exit(1)
+    }
 #endif

@@ -49,4 +49,10 @@ size_t board_stack_size(void);
 size_t board_heap_used(void);
 size_t board_heap_size(void);
 
+/// Measurement markers (common/marks.inc): calls around a piece of work whose executed instructions an
+/// emulator plugin counts from the entry of board_mark_begin to the entry of board_mark_end (`make -C Boards
+/// count`). They do nothing else; `tag` names the interval for a debugger.
+void board_mark_begin(uint32_t tag);
+void board_mark_end(uint32_t tag);
+
 #endif
