@@ -22,10 +22,13 @@ boards-deps:
 	$(MAKE) -C Boards deps
 
 ## The Cortex-M4 firmware built (libsecp256k1 from Debian's source) and run in QEMU (fails if its self-test does),
-## then every board's image built (Pico, nRF52840-DK, STM32F4-Discovery) with its size.
+## the same for the Cortex-M0 micro:bit (the Pico's armv6m instruction set, 16 KB RAM), then every board's image
+## built (Pico, nRF52840-DK, STM32F4-Discovery, ...) with its size.
 firmware-check: boards-deps
 	$(MAKE) -C Boards BOARD=qemu-mps2-an386
 	$(MAKE) -C Boards run BOARD=qemu-mps2-an386
+	$(MAKE) -C Boards BOARD=qemu-microbit
+	$(MAKE) -C Boards run BOARD=qemu-microbit
 	$(MAKE) -C Boards all-boards
 
 unit-test:

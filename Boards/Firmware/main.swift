@@ -318,7 +318,13 @@ func refuseBelowQuorum24(_ anchored: TrustedState, _ checkpoint: Checkpoint) {
     measured("CoAP", testCoAP)
     measured("SLIP", testSLIP)
     measured("light client", testLightClient)
-    measured("light client, 24 members", testProductionCheckpoint)
+    // The 24-member step peaks at 7.8 KB of heap: a board whose heap is smaller (qemu-microbit, 16 KB of RAM in
+    // all) leaves it out rather than run out of memory.
+    if board_heap_size() >= 8192 {
+        measured("light client, 24 members", testProductionCheckpoint)
+    } else {
+        Console.line("  not run: light client, 24 members (needs 8 KiB of heap)")
+    }
     Console.write("memory: stack peak ")
     Console.decimal(stackPeak)
     Console.write(" of ")
