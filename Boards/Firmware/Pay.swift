@@ -20,10 +20,10 @@
 //   13       answers that each decode but contradict each other (a root, an id, a receipt for another transaction)
 //   14       the device cannot pay: its key, address or balance, or the wallet refused the transfer
 //   15       not final in time
-//   16       the receipt proof was refused
-//   17       no transfer to the device arrived while it waited (Receive.swift)
 //   64 + r   the header a proof refers to was refused (64: older than the trusted epoch, or no checkpoint to it)
 //   80       final, but the receipt says the transfer failed
+//   81       the receipt proof was refused
+//   82       no transfer to the device arrived while it waited (Receive.swift)
 #if FIRMWARE_SYNC
     import AmarsCodec
     import AmarsCrypto
@@ -39,8 +39,8 @@
         static let inconsistent: Int32 = 13
         static let cannotPay: Int32 = 14
         static let notFinal: Int32 = 15
-        static let receiptRefused: Int32 = 16
-        static let noPaymentReceived: Int32 = 17
+        static let receiptRefused: Int32 = 81
+        static let noPaymentReceived: Int32 = 82
         static let proofHeaderRefused: Int32 = 64
         static let receiptFailed: Int32 = 80
         /// How long the receipt is polled for, and how often.

@@ -1,8 +1,10 @@
 // The sync firmware (built with FIRMWARE_SYNC, `make -C Boards sync`): the light-client loop a device runs.
 //
-// Anchor at the genesis header (its hash and the committee of epoch 0 are compiled in, see Provisioned.swift),
-// follow `v1/checkpoints?from=E&limit=1` until the gateway has none left, each through CheckpointVerifier, then
-// verify `v1/head` with HeaderVerifier. Progress goes to the console UART; the exit status says how it ended.
+// Resume from the trusted state saved in the board's storage (Storage.swift), or anchor at the genesis header
+// (its hash and the committee of epoch 0 are compiled in, see Provisioned.swift); follow
+// `v1/checkpoints?from=E&limit=1` until the gateway has none left, each through CheckpointVerifier, then verify
+// `v1/head` with HeaderVerifier, and save the new trusted state. Progress goes to the console UART; the exit
+// status says how it ended.
 //
 // Exit statuses (0-6 are the board's, see board.h):
 //   0        synced and the head verified
@@ -12,7 +14,8 @@
 //   16 + r   the genesis header was refused (anchor)
 //   32 + r   a checkpoint was refused
 //   48 + r   the head header was refused (or lies before the trusted epoch: 48)
-//   10-15, 64 + r, 80: the payment after the sync (see Pay.swift)
+//   10-15, 64 + r, 80-82: the payment after the sync (see Pay.swift)
+//   83       the trusted state could not be saved to the board's storage (Storage.swift)
 // where r is the LightClientError (see refusalCode): each refusal has its own status.
 #if FIRMWARE_SYNC
     import AmarsCodec
@@ -264,11 +267,19 @@
         board_puts(board_name())
         Console.newline()
         var link = Link()
-        var trusted = anchor(&link)
+        var slots: StateSlots<BoardStorage>
+        do { slots = try StateSlots(storage: BoardStorage()) } catch {
+            Console.line("storage: the board's region cannot hold two slots")
+            fail(StorageStatus.saveFailed, "storage")
+        }
+        var trusted = loadTrustedState(&slots) ?? anchor(&link)
+        let firstEpoch = trusted.epoch
         let start = board_millis()
         var checkpoints = 0
         let head = syncToHead(&link, &trusted, checkpoints: &checkpoints)
-        Console.write("sync: synced epochs 0 to ")
+        Console.write("sync: synced epochs ")
+        Console.decimal(firstEpoch)
+        Console.write(" to ")
         Console.decimal(trusted.epoch)
         Console.write(" (")
         Console.decimal(checkpoints)
@@ -280,6 +291,7 @@
         Console.decimal(UInt64(board_millis() &- start))
         Console.line(" ms)")
         printMemory()
+        saveTrustedState(&slots, trusted)
         Console.line("sync: PASS")
         if !provisionedDeviceSecret.isEmpty {
             // Pay.swift: the provisioned payment, then the head synced again and the payment proven final. Too
@@ -302,6 +314,7 @@
             Console.write(" (")
             Console.decimal(checkpoints)
             Console.line(" more checkpoints)")
+            saveTrustedState(&slots, trusted)
             stepDone()
             finishPayment(&link, &proofTrust, payment)
         }

@@ -55,4 +55,14 @@ size_t board_heap_size(void);
 void board_mark_begin(uint32_t tag);
 void board_mark_end(uint32_t tag);
 
+/// Persistent storage for the trusted state (the sync firmware's two StateSlots slots of 8 KiB each): flash
+/// sectors reserved by the board's linker script on hardware, a host file through semihosting on QEMU. Offsets
+/// run from 0 to board_storage_size(); each 8 KiB half lies in erase sectors of its own.
+size_t board_storage_size(void);
+/// Copies `count` bytes from `offset` into `out`. 0 on success, -1 when out of range or the device fails.
+int board_storage_read(size_t offset, uint8_t *out, size_t count);
+/// Erases the sectors that [offset, offset + count) touches (NOR flash: all of each, to 0xFF), then programs
+/// `bytes` there. 0 on success, -1 when out of range or the device fails.
+int board_storage_write(size_t offset, const uint8_t *bytes, size_t count);
+
 #endif

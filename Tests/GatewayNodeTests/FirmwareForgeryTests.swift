@@ -17,7 +17,7 @@ import XCTest
 /// status of that refusal and never pass. Before the sync: forged checkpoints, a forged genesis header, garbage
 /// and over-long frames (Boards/Firmware/Sync.swift: 16 + r genesis header refused, 32 + r checkpoint refused,
 /// 7 transport). After an honest sync: proofs for another root than the verified one, of the device's balance,
-/// of a transfer's inclusion and of its receipt (Boards/Firmware/Pay.swift: 11, 12, 13, 16).
+/// of a transfer's inclusion and of its receipt (Boards/Firmware/Pay.swift: 11, 12, 13, 81).
 ///
 /// One genesis (four validators of weight 1, fixed keys and timestamp, so a rerun reuses the build) and one
 /// sync-firmware build serve every case; only the stand-in gateway's answers change, and each run is
@@ -31,7 +31,7 @@ final class FirmwareForgeryTests: XCTestCase {
         static let accountProofRefused: Int32 = 11
         static let inclusionRefused: Int32 = 12
         static let inconsistent: Int32 = 13
-        static let receiptRefused: Int32 = 16
+        static let receiptRefused: Int32 = 81
     }
 
     /// Sync.swift's exit statuses.
@@ -98,7 +98,7 @@ final class FirmwareForgeryTests: XCTestCase {
         let make = [
             "-C", Self.root.appendingPathComponent("Boards").path, "BOARD=qemu-mps2-an386",
             "GENESIS=\(genesisFile.path)", "HOST_BUILD=\(hostBuild)", "DEVICE_KEY=\(deviceKeyFile)",
-            "PAY_TO=\(payTo.bech32)",
+            "PAY_TO=\(payTo.bech32)", "STORAGE_DIR=\(dir.appendingPathComponent("flash").path)",
         ]
         let build = try run("/usr/bin/env", ["make"] + make + ["sync-firmware"], timeout: 1800)
         guard build.status == 0 else {

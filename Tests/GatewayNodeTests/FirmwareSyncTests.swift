@@ -63,6 +63,7 @@ final class FirmwareSyncTests: XCTestCase {
             "-C", Self.root.appendingPathComponent("Boards").path, "BOARD=qemu-mps2-an386",
             "GENESIS=\(path("genesis.json"))", "HOST_BUILD=\(Harness.binDirectory.path)",
             "DEVICE_KEY=\(path("keys/device.key"))", "PAY_TO=\(recipient)", "PAY_AMOUNT=\(payAmount)",
+            "STORAGE_DIR=\(path("flash"))",
         ]
         // Build first (minutes on a cold scratch), then start the chain the firmware meets.
         let build = try run("/usr/bin/env", ["make"] + make + ["sync-firmware"], timeout: 1800)
@@ -104,6 +105,7 @@ final class FirmwareSyncTests: XCTestCase {
         XCTAssertEqual(funded?.status, 0, "funding: \(funded?.output ?? "never sent") \(funded?.error ?? "")")
         XCTAssertEqual(sync.status, 0, "sync firmware failed:\n\(log.suffix(6000))")
         XCTAssertTrue(log.contains("firmware exit status 0"), log)
+        XCTAssertTrue(log.contains("storage: no saved trusted state"), log)
         XCTAssertTrue(log.contains("sync: anchored at genesis"), log)
         XCTAssertTrue(log.contains("committee of 4"), log)
         for epoch in 0..<epochs {
@@ -146,6 +148,37 @@ final class FirmwareSyncTests: XCTestCase {
         let left = try balance(node4, device)
         XCTAssertLessThan(left, fundAmount - payAmount, "the fee was not charged")
         XCTAssertGreaterThan(left, fundAmount - payAmount - 100_000, "more than a transfer's fee went")
+        guard let saved = log.matches(of: #/storage: saved trusted epoch (\d+)/#).last,
+            let savedEpoch = UInt64(saved.1)
+        else { return XCTFail("the trusted state was never saved:\n\(log)") }
+
+        // Power cycle: the same board (same flash file) boots again a few epochs later. It resumes from the
+        // saved state, follows only the newer checkpoints, and pays again at once (it can afford it: nonce 1).
+        XCTAssertTrue(
+            wait(30) { self.nodes.allSatisfy { ($0.head()?.height ?? 0) >= (savedEpoch + 3) * 5 } },
+            "the devnet did not move on: \(nodes.map { $0.head()?.height ?? 0 })")
+        let rerun = try run(
+            "/usr/bin/env",
+            ["make"] + make + [
+                "sync", "SKIP_BUILD=1", "GATEWAY=coap://127.0.0.1:\(coapPort)",
+                "SYNC_PORT=\(Self.freePort(type: Int32(SOCK_STREAM.rawValue)))",
+            ],
+            timeout: 600)
+        let again = rerun.output
+        print(again)
+        XCTAssertEqual(rerun.status, 0, "second boot failed:\n\(again.suffix(6000))")
+        XCTAssertTrue(again.contains("storage: resumed trusted epoch \(savedEpoch)"), again)
+        XCTAssertFalse(again.contains("sync: anchored at genesis"), again)
+        XCTAssertFalse(again.contains("sync: checkpoint of epoch 0 verified"), again)
+        XCTAssertTrue(again.contains("sync: checkpoint of epoch \(savedEpoch) verified"), again)
+        XCTAssertTrue(again.contains("synced epochs \(savedEpoch) to "), again)
+        XCTAssertFalse(again.contains("receive: waiting"), "it could pay without waiting:\n\(again)")
+        XCTAssertNotNil(
+            again.range(of: #"pay: paid \#(payAmount) units to \#(recipient), nonce 1, "#, options: .regularExpression),
+            again)
+        XCTAssertTrue(
+            wait(10) { ((try? self.balance(node4, recipient)) ?? 0) == recipientBefore + 2 * payAmount },
+            "node 4 does not show the second payment")
         assertAgreement()
     }
 
