@@ -41,6 +41,16 @@ struct LightClientBench: ParsableCommand {
     @Option(help: "Device wake intervals to model, hours, comma separated (0: the longest the trusting period allows).")
     var wakeHours: String = "24,168,0"
 
+    @Flag(
+        help: """
+            Also count executed instructions per checkpoint step on the Cortex-M4 firmware in QEMU \
+            (make -C Boards count: needs the board toolchain, make -C Boards deps) and estimate device time.
+            """)
+    var qemu = false
+
+    @Option(help: "Device clock in MHz for the time estimate (one instruction per cycle).")
+    var deviceMhz: Double = 64
+
     static let epochMillis: UInt64 = 3_600_000
     static let epochLength: UInt64 = 720
     static let chainID: UInt32 = 7
@@ -82,6 +92,7 @@ struct LightClientBench: ParsableCommand {
             trustingPeriod: UInt64(trustingDays) * 86_400_000, unbondingPeriod: UInt64(unbondingDays) * 86_400_000)
         let longest = trustingDays * 24 - 1
         let intervals = wakeHours.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        var skippingChecks: [Int: Int] = [:]
         for requested in intervals {
             let wake = requested <= 0 ? longest : requested
             var trust = chain.genesis
@@ -107,6 +118,7 @@ struct LightClientBench: ParsableCommand {
             }
             let time = seconds(k0)
             guard trust.state == state else { throw ValidationError("skipping reached another state") }
+            skippingChecks[wake] = checks
             let goal = checks < 2_000 && time < 1 ? "goal met" : "goal NOT met"
             print(
                 "skipping, wake every \(wake) h (\(wakes) wakes): \(checks) signature checks, "
@@ -118,6 +130,49 @@ struct LightClientBench: ParsableCommand {
         print(
             "a device asleep longer than the trusting period (\(trustingDays) d) cannot skip: "
                 + "sequential (\(sequentialChecks) checks) or a fresh anchor")
+        if qemu { try deviceCounts(sequentialChecks: sequentialChecks, skippingChecks: skippingChecks) }
+    }
+
+    /// `make -C Boards count` on the QEMU Cortex-M4 board, its table printed, and what it means for a device:
+    /// instructions per checkpoint step against the 25 M goal, and the year's checks at the device's clock.
+    private func deviceCounts(sequentialChecks: Int, skippingChecks: [Int: Int]) throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = [
+            "make", "-s", "-C", root.appendingPathComponent("Boards").path, "count", "BOARD=qemu-mps2-an386",
+        ]
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        try p.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else {
+            throw ValidationError("make -C Boards count failed (\(p.terminationStatus)):\n\(output.suffix(3000))")
+        }
+        let table = output.split(separator: "\n").drop { !$0.hasPrefix("Executed instructions") }
+        print(table.joined(separator: "\n"))
+        func count(_ label: String) -> Double? {
+            // The columns end "instructions   x one verify": the count is the next-to-last number of the line.
+            guard let line = table.first(where: { $0.contains(label) }) else { return nil }
+            let numbers = line.split(separator: " ").compactMap { Double($0) }
+            return numbers.count >= 2 ? numbers[numbers.count - 2] : nil
+        }
+        guard let verify = count("one Schnorr verify"), let step = count("24 members") else {
+            throw ValidationError("no counts in the output of make -C Boards count")
+        }
+        let perSecond = deviceMhz * 1_000_000
+        print(
+            "device estimate at \(String(format: "%.0f", deviceMhz)) MHz, one instruction per cycle: checkpoint step "
+                + "(24 members) \(String(format: "%.2f", step / perSecond)) s; \(epochs) epochs sequential "
+                + "\(String(format: "%.0f", Double(sequentialChecks) * verify / perSecond)) s of signature checks")
+        for (wake, checks) in skippingChecks.sorted(by: { $0.key < $1.key }) {
+            print(
+                "  skipping, wake every \(wake) h: \(String(format: "%.1f", Double(checks) * verify / perSecond)) s "
+                    + "of signature checks over the \(epochs) epochs")
+        }
     }
 
     /// Mean trusted weight (percent) among a checkpoint's signers at several distances: the overlap skipping
