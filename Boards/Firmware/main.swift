@@ -5,7 +5,9 @@
 // signature tampered); CoAP GET encode and decode against the RFC 7252 wire form; SLIP round trip and a
 // corrupted frame dropped; light client: anchor at a genesis header, accept the next checkpoint, refuse a forged
 // one and a tampered one, leaving the trusted state unchanged; the same step with the SPEC's committee of 24
-// certified by the minimum quorum of 17, and refused with one signature less.
+// certified by the minimum quorum of 17, and refused with one signature less; persistent storage (the board's
+// flash driver, or its semihosting file on QEMU): a write into the second slot erases its own sector only, reads
+// back, and out-of-range calls are refused.
 //
 // Instruction counts: `make -C Boards count` runs this image under QEMU with an instruction-counting plugin
 // (Boards/tools/insn-count.c) that reports the instructions between each board_mark_begin and the next
@@ -292,6 +294,70 @@ func refuseBelowQuorum24(_ anchored: TrustedState, _ checkpoint: Checkpoint) {
             == .failure(.certificate(.noQuorum(signed: 16, total: 24))))
 }
 
+// MARK: - Persistent storage (board_storage_*, the sync firmware's two 8 KiB slots)
+
+/// 100 bytes of `seed`'s pattern: distinct per seed, never all 0xFF.
+func storagePattern(_ seed: UInt8) -> [UInt8] {
+    var bytes = [UInt8](repeating: 0, count: 100)
+    for i in 0..<bytes.count { bytes[i] = UInt8(truncatingIfNeeded: i &* 7) &+ seed }
+    return bytes
+}
+
+/// Reads `count` bytes at `offset`, or nil when the driver refuses.
+func storageRead(_ offset: Int, _ count: Int) -> [UInt8]? {
+    var out = [UInt8](repeating: 0, count: count)
+    let status = out.withUnsafeMutableBufferPointer { board_storage_read(offset, $0.baseAddress, count) }
+    return status == 0 ? out : nil
+}
+
+func storageWrite(_ offset: Int, _ bytes: [UInt8]) -> Bool {
+    bytes.withUnsafeBufferPointer { board_storage_write(offset, $0.baseAddress, bytes.count) } == 0
+}
+
+/// Whether [from, to) of the storage reads all 0xFF (erased), read 100 bytes at a time (RAM: qemu-microbit).
+func storageErased(_ from: Int, _ to: Int) -> Bool {
+    var at = from
+    while at < to {
+        let count = min(100, to - at)
+        guard let chunk = storageRead(at, count), chunk.allSatisfy({ $0 == 0xFF }) else { return false }
+        at += count
+    }
+    return true
+}
+
+/// The slot layout on the board's storage: a write into the second slot (unaligned start and end) erases the
+/// sector it touches and nothing of the first slot; reads past the end are refused. 1 KiB is the smallest erase
+/// sector of any board (nRF51), so [8192, 9216) lies in one sector everywhere.
+@inline(never)
+func testStorage() {
+    let slot = 8192
+    let size = board_storage_size()
+    check("storage holds two 8 KiB slots", size >= 2 * slot)
+    guard size >= 2 * slot else { return }
+    let first = storagePattern(0x11)
+    let stale = storagePattern(0x5A)
+    let second = storagePattern(0xA3)
+    check(
+        "storage writes a pattern into each slot",
+        storageWrite(10, first) && storageWrite(slot + 200, stale) && storageWrite(slot + 10, second))
+    check("storage reads the second slot's pattern back", storageRead(slot + 10, second.count) == second)
+    check(
+        "storage write erased the rest of its sector",
+        storageErased(slot, slot + 10) && storageErased(slot + 10 + second.count, slot + 1024))
+    check("storage write left the first slot untouched", storageRead(10, first.count) == first)
+    let tail = storageRead(size - 99, 99)
+    var byte: [UInt8] = [0]
+    let refused = byte.withUnsafeMutableBufferPointer { buffer in
+        board_storage_read(size - 50, buffer.baseAddress, 100) == -1
+            && board_storage_read(size + 1, buffer.baseAddress, 0) == -1
+            && board_storage_read(16, buffer.baseAddress, -1) == -1  // SIZE_MAX: offset + count wraps
+            && board_storage_write(size, buffer.baseAddress, 1) == -1
+            && board_storage_write(size - 99, buffer.baseAddress, 100) == -1
+    }
+    check("storage refuses reads and writes out of range", refused)
+    check("storage end unchanged by the refused write", tail != nil && storageRead(size - 99, 99) == tail)
+}
+
 // MARK: - Run
 
 #if FIRMWARE_SYNC
@@ -325,6 +391,7 @@ func refuseBelowQuorum24(_ anchored: TrustedState, _ checkpoint: Checkpoint) {
     } else {
         Console.line("  not run: light client, 24 members (needs 8 KiB of heap)")
     }
+    measured("storage", testStorage)
     Console.write("memory: stack peak ")
     Console.decimal(stackPeak)
     Console.write(" of ")
