@@ -212,6 +212,14 @@ internal struct SHA256State: Sendable {
                 }
             }
         }
+        feedForward(a, b, c, d, e, f, g, h)
+    }
+
+    /// Adds the working variables after the last round into the chaining value.
+    @inline(__always)
+    mutating func feedForward(
+        _ a: UInt32, _ b: UInt32, _ c: UInt32, _ d: UInt32, _ e: UInt32, _ f: UInt32, _ g: UInt32, _ h: UInt32
+    ) {
         h0 &+= a
         h1 &+= b
         h2 &+= c
@@ -374,14 +382,7 @@ internal struct SHA256State: Sendable {
         round256(c, d, e, &f, g, h, a, &b, 0xbef9_a3f7, w14)
         expand256(&w15, w13, w8, w0)
         round256(b, c, d, &e, f, g, h, &a, 0xc671_78f2, w15)
-        h0 &+= a
-        h1 &+= b
-        h2 &+= c
-        h3 &+= d
-        h4 &+= e
-        h5 &+= f
-        h6 &+= g
-        h7 &+= h
+        feedForward(a, b, c, d, e, f, g, h)
     }
 }
 

@@ -374,24 +374,8 @@ final class FirmwareForgeryTests: XCTestCase {
         }
     }
 
-    /// Runs a command with stdout and stderr merged; terminates it after `timeout` seconds.
-    func run(_ executable: String, _ arguments: [String], timeout: TimeInterval) throws -> (
-        status: Int32, output: String
-    ) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: executable)
-        p.arguments = arguments
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
-        let timer = DispatchWorkItem { if p.isRunning { p.terminate() } }
-        DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: timer)
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        timer.cancel()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    func run(_ executable: String, _ arguments: [String], timeout: TimeInterval) throws -> Harness.Command {
+        try Harness.run(executable, arguments, timeout: timeout)
     }
 }
 

@@ -87,7 +87,7 @@ final class FirmwareSyncTests: XCTestCase {
         let fundAmount: UInt64 = 10_000_000
         var funded: Harness.Result?
         let serialPort = Self.freePort(type: Int32(SOCK_STREAM.rawValue))
-        let sync = try runStreaming(
+        let sync = try Harness.run(
             "/usr/bin/env",
             ["make"] + make + [
                 "sync", "SKIP_BUILD=1", "GATEWAY=coap://127.0.0.1:\(coapPort)", "SYNC_PORT=\(serialPort)",
@@ -222,15 +222,7 @@ final class FirmwareSyncTests: XCTestCase {
         }
     }
 
-    /// Polls `condition` every 100 ms until it holds or `seconds` pass; true if it held.
-    func wait(_ seconds: Double, _ condition: () -> Bool) -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if condition() { return true }
-            usleep(100_000)
-        }
-        return condition()
-    }
+    func wait(_ seconds: Double, _ condition: () -> Bool) -> Bool { Harness.wait(seconds, condition) }
 
     func address(of keyFile: String) throws -> String {
         let r = try Harness.amars(["address", "--key", keyFile])
@@ -264,59 +256,8 @@ final class FirmwareSyncTests: XCTestCase {
         }
     }
 
-    struct Output {
-        var status: Int32
-        var output: String
-    }
-
-    /// Runs a command with stdout and stderr merged; terminates it after `timeout` seconds.
-    func run(_ executable: String, _ arguments: [String], timeout: TimeInterval) throws -> Output {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: executable)
-        p.arguments = arguments
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
-        let timer = DispatchWorkItem { if p.isRunning { p.terminate() } }
-        DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: timer)
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        timer.cancel()
-        return Output(status: p.terminationStatus, output: String(decoding: data, as: UTF8.self))
-    }
-
-    /// ``run(_:_:timeout:)`` that also hands each complete output line to `onLine` as it arrives (on this
-    /// thread), so the test can act on what the firmware says while it runs.
-    func runStreaming(
-        _ executable: String, _ arguments: [String], timeout: TimeInterval, onLine: (String) -> Void
-    ) throws -> Output {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: executable)
-        p.arguments = arguments
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
-        let timer = DispatchWorkItem { if p.isRunning { p.terminate() } }
-        DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: timer)
-        var all = Data()
-        var pending = Data()
-        while true {
-            let chunk = pipe.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            all.append(chunk)
-            pending.append(chunk)
-            while let newline = pending.firstIndex(of: 0x0A) {
-                onLine(String(decoding: pending[pending.startIndex..<newline], as: UTF8.self))
-                pending = Data(pending[(newline + 1)...])
-            }
-        }
-        p.waitUntilExit()
-        timer.cancel()
-        return Output(status: p.terminationStatus, output: String(decoding: all, as: UTF8.self))
+    func run(_ executable: String, _ arguments: [String], timeout: TimeInterval) throws -> Harness.Command {
+        try Harness.run(executable, arguments, timeout: timeout)
     }
 
     /// A port the kernel just handed out and we released (UDP or TCP).

@@ -75,6 +75,53 @@ enum Harness {
             error: String(decoding: e, as: UTF8.self))
     }
 
+    struct Command {
+        var status: Int32
+        var output: String
+    }
+
+    /// Runs a command with stdout and stderr merged, terminated after `timeout` seconds. Each complete output line
+    /// goes to `onLine` as it arrives (on this thread), so a test can act on what a program says while it runs.
+    static func run(
+        _ executable: String, _ arguments: [String], timeout: TimeInterval, onLine: (String) -> Void = { _ in }
+    ) throws -> Command {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: executable)
+        p.arguments = arguments
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        let timer = DispatchWorkItem { if p.isRunning { p.terminate() } }
+        DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: timer)
+        var all = Data()
+        var pending = Data()
+        while true {
+            let chunk = pipe.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            all.append(chunk)
+            pending.append(chunk)
+            while let newline = pending.firstIndex(of: 0x0A) {
+                onLine(String(decoding: pending[pending.startIndex..<newline], as: UTF8.self))
+                pending = Data(pending[(newline + 1)...])
+            }
+        }
+        p.waitUntilExit()
+        timer.cancel()
+        return Command(status: p.terminationStatus, output: String(decoding: all, as: UTF8.self))
+    }
+
+    /// Polls `condition` every 100 ms until it holds or `seconds` pass; true if it held.
+    static func wait(_ seconds: Double, _ condition: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if condition() { return true }
+            usleep(100_000)
+        }
+        return condition()
+    }
+
     static func json(_ client: HTTPClient, _ path: String) throws -> [String: Any] {
         let r = try client.get(path)
         return try JSONSerialization.jsonObject(with: Data(r.body)) as! [String: Any]

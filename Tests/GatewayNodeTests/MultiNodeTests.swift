@@ -121,15 +121,7 @@ final class MultiNodeTests: XCTestCase {
         return Int(UInt16(bigEndian: addr.sin_port))
     }
 
-    /// Polls `condition` every 100 ms until it holds or `seconds` pass; true if it held.
-    func wait(_ seconds: Double, _ condition: () -> Bool) -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if condition() { return true }
-            usleep(100_000)
-        }
-        return condition()
-    }
+    func wait(_ seconds: Double, _ condition: () -> Bool) -> Bool { Harness.wait(seconds, condition) }
 
     func heights(_ which: [TestNode]) -> [UInt64] { which.map { $0.head()?.height ?? 0 } }
 

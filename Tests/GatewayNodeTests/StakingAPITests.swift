@@ -19,7 +19,8 @@ final class StakingAPITests: XCTestCase {
         chain = nil
     }
 
-    private func json(_ path: String, file: StaticString = #filePath, line: UInt = #line) throws -> (Int, [String: Any]) {
+    private func json(_ path: String, file: StaticString = #filePath, line: UInt = #line) throws -> (Int, [String: Any])
+    {
         let r = try chain.http.get(path)
         guard let o = try? JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Any] else {
             XCTFail("\(path): not a JSON object: \(r.text)", file: file, line: line)
@@ -66,7 +67,9 @@ final class StakingAPITests: XCTestCase {
                         name: Array("alice-node".utf8), operatorKey: chain.validator.xOnlyPublicKey.bytes,
                         rewardAddress: alice, selfStake: selfStake, durationEpochs: 10, rewardShareBps: 1_000))))
         try chain.client.submit(
-            signed(chain.bob, nonce: 0, .stake(Stake(candidate: alice, amount: bobStake, durationEpochs: 20, autoStake: false))))
+            signed(
+                chain.bob, nonce: 0,
+                .stake(Stake(candidate: alice, amount: bobStake, durationEpochs: 20, autoStake: false))))
         try chain.produceBlock()
         XCTAssertEqual(chain.node.head.height, 1)
     }
@@ -245,7 +248,10 @@ final class StakingAPITests: XCTestCase {
         let before = chain.node.account(carol).state
         let tx = signed(
             chain.carol, nonce: 0,
-            .stake(Stake(candidate: TestChain.address(chain.bob), amount: Amount.unitsPerAMSC, durationEpochs: 1, autoStake: false)))
+            .stake(
+                Stake(
+                    candidate: TestChain.address(chain.bob), amount: Amount.unitsPerAMSC, durationEpochs: 1,
+                    autoStake: false)))
         let id = try chain.client.submit(tx)
         XCTAssertEqual(try chain.client.transactionStatus(id).state, .pending)
         let block = try chain.produceBlock()

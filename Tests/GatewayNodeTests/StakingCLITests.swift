@@ -51,8 +51,11 @@ final class StakingCLITests: XCTestCase {
         let alice = try ok(["address", "--key", path("keys/alice.key")]).trimmingCharacters(in: .whitespacesAndNewlines)
         try ok(["transfer", "--key", funder, "--to", alice, "--amount", "1000", "--wait"] + node)
         let staked = try ok(
-            ["stake", "--key", path("keys/alice.key"), "--candidate", "my-node", "--amount", "100", "--duration", "200",
-             "--wait"] + node)
+            [
+                "stake", "--key", path("keys/alice.key"), "--candidate", "my-node", "--amount", "100", "--duration",
+                "200",
+                "--wait",
+            ] + node)
         XCTAssertTrue(staked.contains("bucket 3: 100 AMSC"), staked)
 
         let buckets = try ok(["buckets", alice] + node)
@@ -65,7 +68,9 @@ final class StakingCLITests: XCTestCase {
         let deadline = Date().addingTimeInterval(15)
         repeat {
             list = try ok(["candidate", "list"] + node)
-            if list.split(separator: "\n").contains(where: { $0.hasPrefix("my-node") && $0.contains("in pool") }) { break }
+            if list.split(separator: "\n").contains(where: { $0.hasPrefix("my-node") && $0.contains("in pool") }) {
+                break
+            }
             Thread.sleep(forTimeInterval: 0.3)
         } while Date() < deadline
         XCTAssertTrue(list.contains("my-node"), list)
@@ -92,35 +97,48 @@ final class StakingCLITests: XCTestCase {
         let aliceKey = path("keys/alice.key")
         let refusals: [([String], String)] = [
             (
-                ["candidate", "register", "--key", funder, "--name", "cheap", "--operator-key-file", validator,
-                 "--self-stake", "9999.999999", "--duration", "1", "--reward-share", "5"],
+                [
+                    "candidate", "register", "--key", funder, "--name", "cheap", "--operator-key-file", validator,
+                    "--self-stake", "9999.999999", "--duration", "1", "--reward-share", "5",
+                ],
                 "selfStakeTooLow"
             ),
             (
-                ["candidate", "register", "--key", funder, "--name", "my-node", "--operator-key-file", validator,
-                 "--self-stake", "10000", "--duration", "1", "--reward-share", "5"],
+                [
+                    "candidate", "register", "--key", funder, "--name", "my-node", "--operator-key-file", validator,
+                    "--self-stake", "10000", "--duration", "1", "--reward-share", "5",
+                ],
                 "nameTaken"
             ),
             (
-                ["candidate", "register", "--key", funder, "--name", "Bad_Name", "--operator-key-file", validator,
-                 "--self-stake", "10000", "--duration", "1", "--reward-share", "5"],
+                [
+                    "candidate", "register", "--key", funder, "--name", "Bad_Name", "--operator-key-file", validator,
+                    "--self-stake", "10000", "--duration", "1", "--reward-share", "5",
+                ],
                 "--name must be"
             ),
             (
-                ["candidate", "register", "--key", funder, "--name", "x", "--operator-key", "00",
-                 "--self-stake", "10000", "--duration", "1", "--reward-share", "5"],
+                [
+                    "candidate", "register", "--key", funder, "--name", "x", "--operator-key", "00",
+                    "--self-stake", "10000", "--duration", "1", "--reward-share", "5",
+                ],
                 "--operator-key must be"
             ),
             (
-                ["candidate", "register", "--key", funder, "--name", "x", "--operator-key-file", validator,
-                 "--self-stake", "10000", "--duration", "1", "--reward-share", "101"],
+                [
+                    "candidate", "register", "--key", funder, "--name", "x", "--operator-key-file", validator,
+                    "--self-stake", "10000", "--duration", "1", "--reward-share", "101",
+                ],
                 "cannot exceed 100"
             ),
             (
                 ["stake", "--key", aliceKey, "--candidate", alice, "--amount", "1", "--duration", "1"],
                 "notACandidate"
             ),
-            (["stake", "--key", aliceKey, "--candidate", "nobody", "--amount", "1", "--duration", "1"], "no candidate is named"),
+            (
+                ["stake", "--key", aliceKey, "--candidate", "nobody", "--amount", "1", "--duration", "1"],
+                "no candidate is named"
+            ),
             (
                 ["stake", "--key", aliceKey, "--candidate", "my-node", "--amount", "1", "--duration", "99999"],
                 "durationTooLong"
@@ -147,14 +165,16 @@ final class StakingCLITests: XCTestCase {
             XCTAssertNotEqual(r.status, 0, args.joined(separator: " "))
             XCTAssertTrue(r.error.contains(expected), "\(args.joined(separator: " ")): \(r.error)")
             let afterAlice = try Harness.json(client, "/v1/accounts/\(alice)")
-            XCTAssertEqual(beforeAlice["balance"] as? String, afterAlice["balance"] as? String, args.joined(separator: " "))
+            XCTAssertEqual(
+                beforeAlice["balance"] as? String, afterAlice["balance"] as? String, args.joined(separator: " "))
             XCTAssertEqual(beforeAlice["nonce"] as? Int, afterAlice["nonce"] as? Int)
             XCTAssertEqual(afterAlice["pending"] as? Int, 0)
             let afterCandidates = try Harness.json(client, "/v1/candidates")["candidates"] as? [[String: Any]]
             XCTAssertEqual(
                 beforeCandidates?.map { $0["encoded"] as? String }, afterCandidates?.map { $0["encoded"] as? String })
         }
-        let dropped = try Harness.amars(["unstake", "--key", aliceKey, "--bucket", "1", "--skip-check", "--wait"] + node)
+        let dropped = try Harness.amars(
+            ["unstake", "--key", aliceKey, "--bucket", "1", "--skip-check", "--wait"] + node)
         XCTAssertTrue(dropped.error.contains("notBucketOwner"), dropped.error)
         XCTAssertTrue(dropped.error.contains("amars buckets"), dropped.error)
 
