@@ -440,6 +440,20 @@ public struct CandidateInfo: Sendable, Equatable {
 }
 
 /// `GET /v1/buckets/{id}` (with a proof) or a row of `GET /v1/buckets?owner=` (without).
+/// A rental escrow as `GET /v1/escrows/{id}` reports it, with the proof against the head's state root.
+public struct EscrowInfo: Sendable, Equatable {
+    public var id: Bytes32
+    public var state: EscrowState
+    public var height: UInt64
+    public var stateRoot: Bytes32
+    public var proof: SparseMerkleProof
+
+    /// True when the proof shows exactly this escrow under `stateRoot`.
+    public func verifyProof() -> Bool {
+        proof.verify(root: stateRoot, key: StateNamespace.escrowKey(id), valueHash: state.valueHash)
+    }
+}
+
 public struct BucketInfo: Sendable, Equatable {
     public var id: UInt64
     public var state: BucketState
@@ -449,7 +463,9 @@ public struct BucketInfo: Sendable, Equatable {
 
     public static func stateKey(id: UInt64) -> Bytes32 {
         var bytes: [UInt8] = []
-        for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: id >> UInt64(shift))) }
+        for shift in stride(from: 56, through: 0, by: -8) {
+            bytes.append(UInt8(truncatingIfNeeded: id >> UInt64(shift)))
+        }
         return StateNamespace.bucket.key(bytes)
     }
 
@@ -507,6 +523,31 @@ extension NodeClient {
         try Self.candidate(try getObject("/v1/candidates/\(owner.bech32)"))
     }
 
+    /// The escrow opened by transaction `id`; `notFound` when there is none.
+    public func escrow(_ id: Bytes32) throws(NodeClientError) -> EscrowInfo {
+        let o = try getObject("/v1/escrows/\(Hex.encode(id.bytes))")
+        guard try o.bytes32("id") == id else { throw o.bad("id") }
+        func address(_ key: String) throws(NodeClientError) -> Address {
+            guard let a = try? Address(bech32: try o.string(key)) else { throw o.bad(key) }
+            return a
+        }
+        let status: EscrowState.Status
+        switch try o.string("status") {
+        case "open": status = .open
+        case "closed": status = .closed
+        case "expired": status = .expired
+        default: throw o.bad("status")
+        }
+        let state = EscrowState(
+            renter: try address("renter"), device: try address("device"), owner: try address("owner"),
+            deposit: try o.units("deposit"), rentalFee: try o.units("rentalFee"),
+            expiryHeight: try o.uint("expiryHeight"), status: status, damages: try o.units("damages"))
+        let proof: SparseMerkleProof
+        do { proof = try SparseMerkleProof(decoding: try o.hex("proof")) } catch { throw o.bad("proof") }
+        return EscrowInfo(
+            id: id, state: state, height: try o.uint("height"), stateRoot: try o.bytes32("stateRoot"), proof: proof)
+    }
+
     public func bucket(_ id: UInt64) throws(NodeClientError) -> BucketInfo {
         let o = try getObject("/v1/buckets/\(id)")
         var info = try Self.bucket(o)
@@ -550,7 +591,8 @@ extension NodeClient {
         guard committee.hash == (try o.bytes32("hash")), epoch == nil || committee.epoch == epoch else {
             throw o.bad("hash")
         }
-        return CommitteeInfo(committee: committee, namedAtHeight: try o.uint("namedAtHeight"), source: try o.string("source"))
+        return CommitteeInfo(
+            committee: committee, namedAtHeight: try o.uint("namedAtHeight"), source: try o.string("source"))
     }
 
     /// The checkpoint chain from epoch `from` (the node returns at most 256), each decoded from its canonical

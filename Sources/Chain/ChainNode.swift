@@ -185,6 +185,26 @@ public final class ChainNode: @unchecked Sendable {
         public var stateRoot: Bytes32
     }
 
+    /// An escrow (nil when no escrow has that id) with its proof against the head's state root.
+    public struct EscrowView: Sendable {
+        public var id: Bytes32
+        public var state: EscrowState?
+        public var proof: SparseMerkleProof
+        public var height: UInt64
+        public var stateRoot: Bytes32
+    }
+
+    /// The escrow opened by transaction `id`, proven against the head (what a lock checks before it opens).
+    public func escrow(_ id: Bytes32) -> EscrowView {
+        locked {
+            let (value, proof) = world.proof(for: EscrowRules.key(id))
+            let h = headBlock.block.header
+            return EscrowView(
+                id: id, state: value.flatMap { try? EscrowState(decoding: $0) }, proof: proof, height: h.height,
+                stateRoot: h.stateRoot)
+        }
+    }
+
     public func account(_ address: Address) -> AccountView {
         locked {
             let (state, proof) = world.proof(for: address)
@@ -200,13 +220,15 @@ public final class ChainNode: @unchecked Sendable {
         public var burned: UInt64
         public var inAccounts: UInt64
         public var staked: UInt64
+        /// Held by open rental escrows.
+        public var escrowed: UInt64
     }
 
     public var supply: Supply {
         locked {
             Supply(
                 total: Amount.totalSupply, burned: genesis.totalBurned, inAccounts: world.totalBalance,
-                staked: world.totalStaked)
+                staked: world.totalStaked, escrowed: world.totalEscrowed)
         }
     }
 
@@ -374,7 +396,8 @@ public final class ChainNode: @unchecked Sendable {
         let height = parent.height + 1
         let baseFee = nextBaseFeeUnlocked
         let proposerAddress = Address(publicKey: key.xOnlyPublicKey)
-        let context = BlockContext(baseFee: baseFee, proposer: proposerAddress, epoch: epoch(ofHeight: height))
+        let context = BlockContext(
+            baseFee: baseFee, proposer: proposerAddress, epoch: epoch(ofHeight: height), height: height)
         var overlay = StateOverlay(base: world)
         var included: [SignedTransaction] = []
         var receipts: [Receipt] = []
@@ -433,7 +456,8 @@ public final class ChainNode: @unchecked Sendable {
                 operatorKey: h.proposer, seed: seedUnlocked(h.epoch), epoch: h.epoch, height: h.height,
                 proof: h.vrfProof)
         else { throw refuse("VRF proof does not verify") }
-        let context = BlockContext(baseFee: h.baseFee, proposer: Address(publicKey: proposerKey), epoch: h.epoch)
+        let context = BlockContext(
+            baseFee: h.baseFee, proposer: Address(publicKey: proposerKey), epoch: h.epoch, height: h.height)
         var overlay = StateOverlay(base: world)
         var receipts: [Receipt] = []
         var units: UInt64 = 0

@@ -8,18 +8,21 @@ public struct BlockContext: Sendable {
     public var baseFee: UInt64
     public var proposer: Address
     public var epoch: UInt64
+    /// The block's height (escrow expiry).
+    public var height: UInt64
 
-    public init(baseFee: UInt64, proposer: Address, epoch: UInt64) {
+    public init(baseFee: UInt64, proposer: Address, epoch: UInt64, height: UInt64) {
         self.baseFee = baseFee
         self.proposer = proposer
         self.epoch = epoch
+        self.height = height
     }
 }
 
 /// The state transition for one transaction: a pure function of the transaction, the state and the block
 /// context. Every check runs before the first write, so a refused transaction changes nothing.
 ///
-/// Transfers and the staking kinds execute; certificates, HTLCs, escrows and evidence are refused before they
+/// Transfers, the staking kinds, escrows and evidence execute; certificates and HTLCs are refused before they
 /// reach a block until their protocols land.
 public struct TransactionExecutor: Sendable {
     public var chainID: UInt32
@@ -43,7 +46,7 @@ public struct TransactionExecutor: Sendable {
         guard body.chainID == chainID else { throw .wrongChain(expected: chainID, got: body.chainID) }
         switch body.payload {
         case .transfer, .candidateRegister, .candidateUpdate, .stake, .restake, .unstake, .withdraw,
-            .doubleSignEvidence:
+            .doubleSignEvidence, .escrowOpen, .escrowClose:
             break
         default: throw .unsupportedKind(body.payload.tag)
         }
@@ -80,16 +83,26 @@ public struct TransactionExecutor: Sendable {
         guard sender.balance >= debit else { throw .insufficientBalance(needed: debit, available: sender.balance) }
 
         // Plan the payload's effect (all checks), then write.
-        var credit: (to: Address, amount: UInt64)?
+        var credits: [(to: Address, amount: UInt64)] = []
         var writes: [(ObjectKey, [UInt8]?)] = []
         switch body.payload {
         case .transfer(let transfer):
-            // Impossible while supply is conserved, but checked before any write so an error changes nothing.
-            guard
-                transfer.to == tx.senderAddress
-                    || !state[transfer.to].balance.addingReportingOverflow(transfer.amount).overflow
-            else { throw .amountOverflow }
-            credit = (transfer.to, transfer.amount)
+            credits = [(transfer.to, transfer.amount)]
+        case .escrowOpen(let open):
+            do {
+                writes = [try EscrowRules.planOpen(open, id: tx.id, renter: tx.senderAddress, height: context.height)]
+            } catch {
+                throw .escrow(error)
+            }
+        case .escrowClose(let close):
+            do {
+                let effect = try EscrowRules.planClose(
+                    close, sender: tx.senderAddress, chainID: chainID, height: context.height, state: state)
+                writes = [effect.write]
+                credits = effect.credits
+            } catch {
+                throw .escrow(error)
+            }
         case .doubleSignEvidence(let evidence):
             let height = evidence.first.height
             let epoch = height == 0 ? 0 : (height - 1) / epochLength
@@ -98,7 +111,7 @@ public struct TransactionExecutor: Sendable {
                 let effect = try staking.planEvidence(
                     evidence, reporter: tx.senderAddress, chainID: chainID, committee: committee, state: state)
                 writes = effect.writes
-                if effect.withdrawn > 0 { credit = (tx.senderAddress, effect.withdrawn) }
+                if effect.withdrawn > 0 { credits = [(tx.senderAddress, effect.withdrawn)] }
             } catch {
                 throw .staking(error)
             }
@@ -107,9 +120,15 @@ public struct TransactionExecutor: Sendable {
                 let effect = try staking.plan(
                     body.payload, sender: tx.senderAddress, state: state, epoch: context.epoch)
                 writes = effect.writes
-                if effect.withdrawn > 0 { credit = (tx.senderAddress, effect.withdrawn) }
+                if effect.withdrawn > 0 { credits = [(tx.senderAddress, effect.withdrawn)] }
             } catch {
                 throw .staking(error)
+            }
+        }
+        // Impossible while supply is conserved, but checked before any write so an error changes nothing.
+        for credit in credits where credit.to != tx.senderAddress {
+            guard !state[credit.to].balance.addingReportingOverflow(credit.amount).overflow else {
+                throw .amountOverflow
             }
         }
         sender.balance -= debit
@@ -117,7 +136,7 @@ public struct TransactionExecutor: Sendable {
         state[tx.senderAddress] = sender
         for (key, value) in writes { state.setObject(key, value) }
         // Credits read the overlay after the debit, so a transfer to oneself or to the proposer stays exact.
-        if let credit {
+        for credit in credits where credit.amount > 0 {
             var receiver = state[credit.to]
             receiver.balance += credit.amount
             state[credit.to] = receiver

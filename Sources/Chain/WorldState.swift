@@ -40,6 +40,8 @@ public final class WorldState {
     public private(set) var totalBalance: UInt64 = 0
     /// Sum of all stake buckets, kept incrementally: balances plus stakes always equal the genesis allocation.
     public private(set) var totalStaked: UInt64 = 0
+    /// Sum of what open escrows hold (deposit and fee), kept the same way.
+    public private(set) var totalEscrowed: UInt64 = 0
 
     public init(_ initial: StateChanges) {
         apply(initial)
@@ -85,6 +87,9 @@ public final class WorldState {
             if key.namespace == .bucket {
                 totalStaked = totalStaked - Self.bucketAmount(old) + Self.bucketAmount(value)
             }
+            if key.namespace == .escrow {
+                totalEscrowed = totalEscrowed - Self.escrowHeld(old) + Self.escrowHeld(value)
+            }
             if value.isEmpty {
                 objects[key] = nil
                 treeChanges.append((key.treeKey, nil))
@@ -95,6 +100,11 @@ public final class WorldState {
         }
         tree.update(treeChanges)
         return undo
+    }
+
+    private static func escrowHeld(_ bytes: [UInt8]?) -> UInt64 {
+        guard let bytes, !bytes.isEmpty, let e = try? EscrowState(decoding: bytes) else { return 0 }
+        return e.held
     }
 
     private static func bucketAmount(_ bytes: [UInt8]?) -> UInt64 {

@@ -92,6 +92,11 @@ public protocol DeviceChainSource {
     func transactionProof(_ id: Bytes32) throws(DeviceClientError) -> TransactionProofPayload
 }
 
+/// A source that also serves escrow proofs (`v1/proof/escrow`, CoAP only).
+public protocol DeviceEscrowSource: DeviceChainSource {
+    func escrowProof(_ id: Bytes32) throws(DeviceClientError) -> EscrowProofPayload
+}
+
 /// Monotonic nanoseconds; wall-clock jumps must not stretch or cut a retransmission timer.
 @inline(__always)
 func deviceClockNanos() -> UInt64 {
@@ -115,7 +120,7 @@ func deviceClockNanos() -> UInt64 {
 ///
 /// One exchange at a time, from one thread: a device has one radio and one outstanding request (NSTART = 1).
 /// The class is therefore deliberately not `Sendable`; a simulator gives every virtual device its own client.
-public final class CoAPDeviceClient: DeviceChainSource {
+public final class CoAPDeviceClient: DeviceEscrowSource {
     public struct Configuration: Sendable, Equatable {
         public var host: String
         public var port: UInt16
@@ -218,6 +223,11 @@ public final class CoAPDeviceClient: DeviceChainSource {
 
     public func transactionProof(_ id: Bytes32) throws(DeviceClientError) -> TransactionProofPayload {
         try decode(get(DeviceResources.txProof, query: ["id=\(Hex.encode(id.bytes))"]))
+    }
+
+    /// A rental escrow's state and proof against the state root of the gateway's head (`v1/proof/escrow`).
+    public func escrowProof(_ id: Bytes32) throws(DeviceClientError) -> EscrowProofPayload {
+        try decode(get(DeviceResources.escrowProof, query: ["id=\(Hex.encode(id.bytes))"]))
     }
 
     /// Final transfers paying `address` from block `from` on, oldest first, as the gateway lists them

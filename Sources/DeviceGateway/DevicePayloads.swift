@@ -91,6 +91,37 @@ public struct TransactionProofPayload: Equatable, Sendable, CanonicalCodable {
     }
 }
 
+/// A rental escrow's state, or its absence (`state` nil), with the sparse-Merkle proof against the state root
+/// of block `height` (`v1/proof/escrow`). A lock that verified that block's header checks it with
+/// `ProofVerifier.verifyEscrow` and opens only for an escrow proven open and naming it.
+public struct EscrowProofPayload: Equatable, Sendable, CanonicalCodable {
+    public var height: UInt64
+    public var stateRoot: Bytes32
+    public var state: EscrowState?
+    public var proof: SparseMerkleProof
+
+    public init(height: UInt64, stateRoot: Bytes32, state: EscrowState?, proof: SparseMerkleProof) {
+        self.height = height
+        self.stateRoot = stateRoot
+        self.state = state
+        self.proof = proof
+    }
+
+    public func encode(to w: inout ByteWriter) {
+        w.writeVarint(height)
+        w.write(stateRoot)
+        w.write(optional: state)
+        w.write(proof)
+    }
+
+    public init(from r: inout ByteReader) throws(CodecError) {
+        height = try r.readVarint()
+        stateRoot = try r.readBytes32()
+        state = try r.readOptional()
+        proof = try r.read()
+    }
+}
+
 /// Final transfers paying one address (`v1/inbox?a=<address>&from=<height>`), oldest first: what a terminal
 /// polls while it waits to be paid. The gateway could omit or invent entries; the device proves each one it
 /// acts on with `v1/proof/tx`, and its balance with `v1/proof/account`.

@@ -16,6 +16,7 @@ public enum DeviceRoute: Int, CaseIterable, Sendable {
     case transaction
     case receipt
     case inbox
+    case escrowProof
 
     public var path: StaticString {
         switch self {
@@ -28,6 +29,7 @@ public enum DeviceRoute: Int, CaseIterable, Sendable {
         case .transaction: DeviceResources.transaction
         case .receipt: DeviceResources.receipt
         case .inbox: DeviceResources.inbox
+        case .escrowProof: DeviceResources.escrowProof
         }
     }
 
@@ -133,6 +135,7 @@ public struct DeviceResourceHandlers: Sendable {
         case .transaction: return submit(query, body: body)
         case .receipt: return receipt(query)
         case .inbox: return inbox(query)
+        case .escrowProof: return escrowProof(query)
         }
     }
 
@@ -218,6 +221,16 @@ public struct DeviceResourceHandlers: Sendable {
             return .error(.badRequest, "need id=<64 hex>")
         }
         return .chain(.content, [CertificateStatus.unknown.rawValue])
+    }
+
+    func escrowProof(_ query: DeviceQuery) -> DeviceResponse {
+        guard query.only(["id"]), let id = query["id"].flatMap(Self.transactionID) else {
+            return .error(.badRequest, "need id=<64 hex>")
+        }
+        let view = node.escrow(id)
+        let payload = EscrowProofPayload(
+            height: view.height, stateRoot: view.stateRoot, state: view.state, proof: view.proof)
+        return .chain(.content, payload.encoded)
     }
 
     func inbox(_ query: DeviceQuery) -> DeviceResponse {

@@ -59,6 +59,7 @@ public enum DeviceSyncError: Error, Equatable, Sendable, CustomStringConvertible
         case header(height: UInt64)
         case accountProof
         case transactionProof
+        case escrowProof
     }
 
     /// The gateway could not be asked (unreachable, error code, undecodable answer).
@@ -116,6 +117,14 @@ public struct SyncProgress: Equatable, Sendable {
 public struct VerifiedAccount: Equatable, Sendable {
     public let address: Address
     public let state: AccountState
+    public let header: TrustedHeader
+}
+
+/// An escrow (or its absence) proven against a trusted header's state root: what a lock acts on.
+public struct VerifiedEscrow: Equatable, Sendable {
+    public let id: Bytes32
+    /// Nil: proven that no escrow has this id.
+    public let state: EscrowState?
     public let header: TrustedHeader
 }
 
@@ -231,6 +240,32 @@ public struct DeviceSync: Sendable {
         let head: HeaderPayload
         do { head = try source.head() } catch { throw .transport(error) }
         return try verify(head, source: source)
+    }
+
+    /// The escrow opened by transaction `id`, proven against the state root of the header the gateway's proof
+    /// refers to (fetched and verified first). A lock opens only for one proven `.open` that names it.
+    public mutating func verifiedEscrow(_ id: Bytes32, source: some DeviceEscrowSource)
+        throws(DeviceSyncError) -> VerifiedEscrow
+    {
+        let payload: EscrowProofPayload
+        let headerPayload: HeaderPayload
+        do {
+            payload = try source.escrowProof(id)
+            headerPayload = try source.header(at: payload.height)
+        } catch {
+            throw .transport(error)
+        }
+        let header = try verify(headerPayload, source: source)
+        guard header.stateRoot == payload.stateRoot else {
+            throw .inconsistent("escrow proof names another state root than block \(payload.height)")
+        }
+        do {
+            let state = try ProofVerifier.verifyEscrow(
+                payload.state, id: id, proof: payload.proof, stateRoot: header.stateRoot)
+            return VerifiedEscrow(id: id, state: state, header: header)
+        } catch {
+            throw .rejected(error, stage: .escrowProof)
+        }
     }
 
     /// An account's state, proven against the state root of the header the gateway's proof refers to, which is

@@ -13,6 +13,9 @@ public enum DeviceResources {
     public static let txProof: StaticString = "v1/proof/tx"
     /// GET/FETCH: state proof of an account (balance, nonce, escrows).
     public static let accountProof: StaticString = "v1/proof/account"
+    /// GET: a rental escrow's state (or absence) and its proof against the head's state root (Uri-Query
+    /// `id=<opening transaction id>`): what a lock checks before it opens.
+    public static let escrowProof: StaticString = "v1/proof/escrow"
     /// GET: a certificate and its chain-state proof, for devices checking who may command them.
     public static let certificate: StaticString = "v1/cert"
     /// POST: submit a signed transaction (2.01 when pooled), Block1 when large.

@@ -236,19 +236,48 @@ public enum APIJSON {
         ])
     }
 
+    public static func escrow(_ view: ChainNode.EscrowView) -> JSONValue {
+        guard let e = view.state else { return .null }
+        let status: String =
+            switch e.status {
+            case .open: "open"
+            case .closed: "closed"
+            case .expired: "expired"
+            }
+        return .object([
+            ("id", .hex(view.id)),
+            ("status", .string(status)),
+            ("renter", .string(e.renter.bech32)),
+            ("device", .string(e.device.bech32)),
+            ("owner", .string(e.owner.bech32)),
+            ("deposit", .units(e.deposit)),
+            ("rentalFee", .units(e.rentalFee)),
+            ("damages", .units(e.damages)),
+            ("held", .units(e.held)),
+            ("expiryHeight", .number(e.expiryHeight)),
+            ("height", .number(view.height)),
+            ("stateRoot", .hex(view.stateRoot)),
+            ("stateKey", .hex(StateNamespace.escrowKey(view.id))),
+            ("proof", .hex(view.proof.encoded)),
+        ])
+    }
+
     public static func supply(_ s: ChainNode.Supply) -> JSONValue {
         let (held, o1) = s.inAccounts.addingReportingOverflow(s.staked)
-        let (sum, o2) = held.addingReportingOverflow(s.burned)
+        let (heldAll, o3) = held.addingReportingOverflow(s.escrowed)
+        let (sum, o2) = heldAll.addingReportingOverflow(s.burned)
         return .object([
             ("total", .units(s.total)),
             ("burned", .units(s.burned)),
             ("inAccounts", .units(s.inAccounts)),
             ("staked", .units(s.staked)),
+            ("escrowed", .units(s.escrowed)),
             ("totalAMSC", .string(Amount.format(s.total))),
             ("burnedAMSC", .string(Amount.format(s.burned))),
             ("inAccountsAMSC", .string(Amount.format(s.inAccounts))),
             ("stakedAMSC", .string(Amount.format(s.staked))),
-            ("conserved", .bool(!o1 && !o2 && sum == s.total)),
+            ("escrowedAMSC", .string(Amount.format(s.escrowed))),
+            ("conserved", .bool(!o1 && !o2 && !o3 && sum == s.total)),
         ])
     }
 

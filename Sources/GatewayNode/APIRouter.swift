@@ -127,7 +127,7 @@ public final class APIRouter: Sendable {
     private enum Route {
         case explorer, head, supply, metrics, blocks, block(Substring), account(Substring), submit, tx(Substring)
         case staking, candidates, candidate(Substring), buckets, bucket(Substring), election(Substring), committee
-        case checkpoints, consensus
+        case checkpoints, consensus, escrow(Substring)
 
         var methods: [String] {
             switch self {
@@ -164,6 +164,7 @@ public final class APIRouter: Sendable {
             case "candidates": return .candidate(segments[2])
             case "buckets": return .bucket(segments[2])
             case "election": return .election(segments[2])
+            case "escrows": return .escrow(segments[2])
             default: return nil
             }
         default: return nil
@@ -225,6 +226,8 @@ public final class APIRouter: Sendable {
             return checkpoints(query: query)
         case .consensus:
             return .json(200, consensus())
+        case .escrow(let text):
+            return escrow(text)
         }
     }
 
@@ -296,6 +299,19 @@ public final class APIRouter: Sendable {
                 "an address is bech32m text starting with 'amsc1', like the output of 'amars key show'")
         }
         return .json(200, APIJSON.account(node.account(address)))
+    }
+
+    /// `GET /v1/escrows/{id}`: the escrow opened by transaction `id`, with its state proof; 404 when none.
+    private func escrow(_ text: Substring) -> APIResponse {
+        guard text.utf8.count == 64, let raw = try? Hex.decode(String(text)), let id = Bytes32(raw) else {
+            return .error(
+                400, "invalidEscrowID", "an escrow id is the 64-hex-digit id of the transaction that opened it")
+        }
+        let view = node.escrow(id)
+        guard view.state != nil else {
+            return .error(404, "notFound", "no escrow was opened by transaction \(Hex.encode(id.bytes))")
+        }
+        return .json(200, APIJSON.escrow(view))
     }
 
     private func transaction(_ text: Substring) -> APIResponse {
@@ -416,6 +432,21 @@ public final class APIRouter: Sendable {
         case .alreadyKnown: (400, "alreadyKnown", "this transaction is already pending")
         case .blockFull: (400, "blockFull", "the transaction does not fit in a block")
         case .staking(let e): (400, "\(e.code)", describe(e))
+        case .escrow(let e): (400, "\(e.code)", describe(e))
+        }
+    }
+
+    static func describe(_ error: EscrowError) -> String {
+        switch error {
+        case .emptyEscrow: "an escrow must hold a deposit or a fee"
+        case .sameParty: "the renter cannot be the escrow's device or owner"
+        case .expiryPassed(let height): "the expiry height must be after the block it opens in (\(height))"
+        case .unknownEscrow: "no escrow was opened by that transaction id"
+        case .notOpen: "the escrow is already closed"
+        case .wrongDevice: "the close's device key is not the escrow's device"
+        case .badDeviceSignature: "the device's signature over (chain, escrow, damages) does not verify"
+        case .damagesOverDeposit(let deposit): "damages may not exceed the deposit (\(deposit) units)"
+        case .notRenter: "after the expiry height only the renter may close the escrow"
         }
     }
 
@@ -579,7 +610,9 @@ extension APIRouter {
         var owner: Address?
         var candidate: Address?
         if let text = query["owner"] {
-            guard let a = Self.parseAddress(text) else { return .error(400, "invalidAddress", "owner: " + Self.addressHelp) }
+            guard let a = Self.parseAddress(text) else {
+                return .error(400, "invalidAddress", "owner: " + Self.addressHelp)
+            }
             owner = a
         }
         if let text = query["candidate"] {

@@ -140,6 +140,7 @@ public enum TransactionError: Error, Equatable, Sendable {
     case alreadyKnown
     case blockFull
     case staking(StakingError)
+    case escrow(EscrowError)
 
     /// A stable camelCase name for every refusal: the same word in HTTP answers, CoAP diagnostics, MQTT
     /// receipts and logs, so a device log and a gateway log can be matched.
@@ -161,6 +162,7 @@ public enum TransactionError: Error, Equatable, Sendable {
         case .alreadyKnown: "alreadyKnown"
         case .blockFull: "blockFull"
         case .staking(let e): e.code
+        case .escrow(let e): e.code
         }
     }
 }

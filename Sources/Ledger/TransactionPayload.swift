@@ -410,16 +410,28 @@ public struct EscrowOpen: Equatable, Sendable, CanonicalCodable {
 }
 
 /// Closes an escrow with the device's signature over (escrow id, damages): the device, not a company,
-/// attests the return.
+/// attests the return. The device's x-only key travels with it (the escrow names only the device's address, and
+/// BIP340 has no key recovery). Anyone may submit the close; after the expiry height the renter may close
+/// without the device (key and signature are then not checked, damages must be zero).
 public struct EscrowClose: Equatable, Sendable, CanonicalCodable {
     public var escrowID: Bytes32
     public var damages: UInt64
+    public var deviceKey: Bytes32
     public var deviceSignature: Bytes64
 
-    public init(escrowID: Bytes32, damages: UInt64, deviceSignature: Bytes64) {
+    public init(escrowID: Bytes32, damages: UInt64, deviceKey: Bytes32, deviceSignature: Bytes64) {
         self.escrowID = escrowID
         self.damages = damages
+        self.deviceKey = deviceKey
         self.deviceSignature = deviceSignature
+    }
+
+    /// The close a device signs with its key.
+    public init(chainID: UInt32, escrowID: Bytes32, damages: UInt64, device: PrivateKey, auxRandom: Bytes32 = .zero) {
+        self.init(
+            escrowID: escrowID, damages: damages, deviceKey: device.xOnlyPublicKey.bytes,
+            deviceSignature: device.signSchnorr(
+                Self.signingHash(chainID: chainID, escrowID: escrowID, damages: damages), auxRandom: auxRandom))
     }
 
     /// What the device signs: bound to the chain so a close cannot be replayed elsewhere.
@@ -434,12 +446,14 @@ public struct EscrowClose: Equatable, Sendable, CanonicalCodable {
     public func encode(to w: inout ByteWriter) {
         w.write(escrowID)
         w.writeVarint(damages)
+        w.write(deviceKey)
         w.write(deviceSignature)
     }
 
     public init(from r: inout ByteReader) throws(CodecError) {
         escrowID = try r.readBytes32()
         damages = try r.readVarint()
+        deviceKey = try r.readBytes32()
         deviceSignature = try r.readBytes64()
     }
 }

@@ -8,6 +8,17 @@ import Ledger
 /// ``TrustedState``, never a root taken from the same message as the proof. Work is bounded by the proof
 /// formats (at most 257 hashes for a state proof, 64 for an inclusion proof) and memory by fixed sizes.
 public enum ProofVerifier {
+    /// The escrow opened by transaction `id` under `stateRoot`: `claimed` if the proof shows it, nil if `claimed`
+    /// is nil and the proof shows no escrow with that id. A lock opens for an escrow proven `.open` naming it,
+    /// against the root of a header it verified.
+    public static func verifyEscrow(
+        _ claimed: EscrowState?, id: Bytes32, proof: SparseMerkleProof, stateRoot: Bytes32
+    ) throws(LightClientError) -> EscrowState? {
+        try verifyValue(
+            key: StateNamespace.escrowKey(id), valueHash: claimed?.valueHash, proof: proof, stateRoot: stateRoot)
+        return claimed
+    }
+
     /// Checks that `key` holds the value hashing to `valueHash` under `stateRoot`, or is absent when
     /// `valueHash` is nil. The general form behind accounts, certificates, escrows (see `StateNamespace`).
     public static func verifyValue(

@@ -28,7 +28,9 @@ struct Amars: ParsableCommand {
         subcommands: [
             KeyCommand.self, AddressCommand.self, Balance.self, Transfer.self, Head.self, TxStatus.self,
             GenesisCommand.self, CandidateCommand.self, StakeCommand.self, RestakeCommand.self, UnstakeCommand.self,
-            WithdrawCommand.self, BucketsCommand.self, CommitteeCommand.self, CheckpointsCommand.self, DeviceCommand.self,
+            WithdrawCommand.self, BucketsCommand.self, CommitteeCommand.self, CheckpointsCommand.self,
+            DeviceCommand.self,
+            EscrowCommand.self,
         ]
     )
 }
@@ -302,7 +304,7 @@ struct SendOptions: ParsableArguments {
                 if case .included(let height, _, let receipt) = try client.transactionStatus(id).state {
                     return .included(height: height, fee: receipt.feePaid)
                 }
-            } catch where error.code == "notFound" {
+            } catch  where error.code == "notFound" {
                 return .dropped
             } catch {
                 // A transient failure (the node restarting): keep polling until the deadline.
@@ -410,7 +412,8 @@ struct GenesisCommand: ParsableCommand {
                 do { try KeyFile.write(key, to: "\(keys)/\(category.rawValue).key") } catch {
                     throw CLIError("\(error)")
                 }
-                allocations.append(.init(category: category, address: Address(publicKey: key.xOnlyPublicKey), amount: amount))
+                allocations.append(
+                    .init(category: category, address: Address(publicKey: key.xOnlyPublicKey), amount: amount))
             }
             let genesis = Genesis(
                 chainID: chainID, chainName: chainName, timestamp: UInt64(Date().timeIntervalSince1970 * 1000),

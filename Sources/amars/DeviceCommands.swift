@@ -25,7 +25,7 @@ struct DeviceCommand: ParsableCommand {
               amars device send --key data/keys/alice.key --to amsc1... --amount 1 --mqtt 127.0.0.1:1883
               amars device inbox --key data/keys/alice.key
             """,
-        subcommands: [Head.self, Sync.self, Balance.self, Send.self, Inbox.self])
+        subcommands: [Head.self, Sync.self, Balance.self, Send.self, Inbox.self, Escrow.self])
 
     struct Head: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Sync, then verify and show the gateway's head.")
@@ -86,6 +86,42 @@ struct DeviceCommand: ParsableCommand {
             print("proven      state proof checked against the state root of block \(account.header.height)")
             print("            (\(DeviceSession.basisText(account.header.basis)))")
             try session.save()
+        }
+    }
+
+    struct Escrow: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "What a lock checks before it opens: an escrow's status, proven against a verified header.")
+
+        @Argument(help: "The escrow id (the id of the transaction that opened it).")
+        var id: String
+
+        @Option(help: "The device's address: also check that the escrow names it (and is open).")
+        var device: String?
+
+        @OptionGroup var options: DeviceOptions
+
+        func run() throws {
+            let escrowID = try parseEscrowID(id)
+            let lock = try device.map(parseAddress)
+            var session = try options.open()
+            let proven = try session.verifiedEscrow(escrowID)
+            guard let e = proven.state else {
+                print("escrow      none with id \(id) (absence proven against block \(proven.header.height))")
+                throw ExitCode(2)
+            }
+            print("escrow      \(e.status), device \(e.device.bech32), renter \(e.renter.bech32)")
+            print(
+                "            deposit \(Amount.format(e.deposit)) AMSC, fee \(Amount.format(e.rentalFee)) AMSC, expires after block \(e.expiryHeight)"
+            )
+            print("proven      state proof checked against the state root of block \(proven.header.height)")
+            print("            (\(DeviceSession.basisText(proven.header.basis)))")
+            try session.save()
+            if let lock {
+                let opens = e.status == .open && e.device == lock && proven.header.height <= e.expiryHeight
+                print("lock        \(opens ? "OPENS" : "stays locked") for \(lock.bech32)")
+                if !opens { throw ExitCode(3) }
+            }
         }
     }
 
@@ -353,6 +389,11 @@ struct DeviceSession {
     mutating func verifiedAccount(_ address: Address) throws -> VerifiedAccount {
         if !synced { _ = try syncCheckpoints() }
         do { return try sync.verifiedAccount(address, source: client) } catch { throw failure(error) }
+    }
+
+    mutating func verifiedEscrow(_ id: Bytes32) throws -> VerifiedEscrow {
+        if !synced { _ = try syncCheckpoints() }
+        do { return try sync.verifiedEscrow(id, source: client) } catch { throw failure(error) }
     }
 
     mutating func verifiedInclusion(_ id: Bytes32) throws -> VerifiedInclusion {

@@ -39,7 +39,7 @@ struct StakingOptions: ParsableArguments {
             do {
                 let b = try NodeClient(baseURL: node.node).bucket(bucket)
                 objects[StakingRules.bucketKey(bucket)] = b.state.encoded
-            } catch where error.code == "notFound" {
+            } catch  where error.code == "notFound" {
                 // Absent: the rules say unknownBucket.
             } catch {
                 throw CLIError("\(error)")
@@ -152,7 +152,8 @@ func parseOperatorKey(hex: String?, file: String?) throws -> Bytes32? {
     case (nil, nil): return nil
     case (.some, .some): throw CLIError("give --operator-key or --operator-key-file, not both")
     case (let hex?, nil):
-        guard let bytes = try? Hex.decode(hex), let raw = Bytes32(bytes), (try? XOnlyPublicKey(bytes: raw)) != nil else {
+        guard let bytes = try? Hex.decode(hex), let raw = Bytes32(bytes), (try? XOnlyPublicKey(bytes: raw)) != nil
+        else {
             throw CLIError("--operator-key must be 64 hex digits of a valid x-only public key")
         }
         return raw
@@ -239,10 +240,14 @@ struct CandidateCommand: ParsableCommand {
                 CandidateRegister(
                     name: nameBytes, operatorKey: opKey, rewardAddress: reward, selfStake: amount,
                     durationEpochs: duration, rewardShareBps: share))
-            try staking.submit(payload, what: "registration of candidate \(name) (self-stake \(Amount.format(amount)) AMSC)") {
+            try staking.submit(
+                payload, what: "registration of candidate \(name) (self-stake \(Amount.format(amount)) AMSC)"
+            ) {
                 owner in
                 let c = try staking.node.typed { try $0.candidate(owner) }
-                print("candidate \(c.name) registered: owner \(owner.bech32), self-stake bucket \(c.state.selfStakeBucket)")
+                print(
+                    "candidate \(c.name) registered: owner \(owner.bech32), self-stake bucket \(c.state.selfStakeBucket)"
+                )
             }
         }
     }
@@ -250,7 +255,8 @@ struct CandidateCommand: ParsableCommand {
     struct Update: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Change a candidate's operator key, reward address or reward share.",
-            discussion: "Only the flags you give change. Example: amars candidate update --key F --reward-share 15 --wait")
+            discussion:
+                "Only the flags you give change. Example: amars candidate update --key F --reward-share 15 --wait")
 
         @Option(help: "New operator (block signing) public key, 64 hex digits.")
         var operatorKey: String?
@@ -299,8 +305,12 @@ struct CandidateCommand: ParsableCommand {
                 print("no candidates yet; register one with 'amars candidate register --help'")
                 return
             }
-            func pad(_ s: String, _ n: Int) -> String { s.padding(toLength: max(n, s.count), withPad: " ", startingAt: 0) }
-            print(pad("name", 20) + pad("owner", 46) + pad("weight (AMSC)", 22) + pad("share", 8) + pad("self", 6) + "status")
+            func pad(_ s: String, _ n: Int) -> String {
+                s.padding(toLength: max(n, s.count), withPad: " ", startingAt: 0)
+            }
+            print(
+                pad("name", 20) + pad("owner", 46) + pad("weight (AMSC)", 22) + pad("share", 8) + pad("self", 6)
+                    + "status")
             for c in list {
                 let status = c.state.ejected ? "ejected" : c.inPool ? "in pool" : "-"
                 print(
@@ -358,7 +368,9 @@ struct StakeCommand: ParsableCommand {
         try staking.submit(payload, what: "stake of \(Amount.format(units)) AMSC for \(target.bech32)") { owner in
             let mine = try staking.node.typed { try $0.buckets(owner: owner) }
             if let b = mine.last(where: { $0.state.candidate == target && $0.state.amount == units }) {
-                print("bucket \(b.id): \(Amount.format(units)) AMSC for \(target.bech32), weight \(Amount.format(b.state.weight))")
+                print(
+                    "bucket \(b.id): \(Amount.format(units)) AMSC for \(target.bech32), weight \(Amount.format(b.state.weight))"
+                )
             }
         }
     }
@@ -386,8 +398,9 @@ struct RestakeCommand: ParsableCommand {
         let payload = TransactionPayload.restake(Restake(bucket: id, durationEpochs: duration, autoStake: autoStake))
         try staking.submit(payload, what: "restake of bucket \(id)", bucket: id) { _ in
             let b = try staking.node.typed { try $0.bucket(id) }
-            print("bucket \(id): locked \(b.state.durationEpochs) epochs from epoch \(b.state.startEpoch)"
-                + (b.state.autoStake ? ", auto-staking" : " (until epoch \(b.state.lockEndEpoch))"))
+            print(
+                "bucket \(id): locked \(b.state.durationEpochs) epochs from epoch \(b.state.startEpoch)"
+                    + (b.state.autoStake ? ", auto-staking" : " (until epoch \(b.state.lockEndEpoch))"))
         }
     }
 }
@@ -425,7 +438,8 @@ struct WithdrawCommand: ParsableCommand {
 
     func run() throws {
         let id = try parseBucketID(bucket)
-        try staking.submit(.withdraw(BucketAction(bucket: id)), what: "withdrawal of bucket \(id)", bucket: id) { owner in
+        try staking.submit(.withdraw(BucketAction(bucket: id)), what: "withdrawal of bucket \(id)", bucket: id) {
+            owner in
             let a = try staking.node.typed { try $0.account(owner) }
             print("bucket \(id) withdrawn; balance \(Amount.format(a.balance)) AMSC")
         }
@@ -451,7 +465,9 @@ struct BucketsCommand: ParsableCommand {
         }
         let epoch = overview.nextBlockEpoch
         func pad(_ s: String, _ n: Int) -> String { s.padding(toLength: max(n, s.count), withPad: " ", startingAt: 0) }
-        print(pad("id", 6) + pad("candidate", 46) + pad("amount (AMSC)", 20) + pad("weight", 20) + "status (now epoch \(epoch))")
+        print(
+            pad("id", 6) + pad("candidate", 46) + pad("amount (AMSC)", 20) + pad("weight", 20)
+                + "status (now epoch \(epoch))")
         for b in list {
             let s = b.state
             let status: String

@@ -273,6 +273,8 @@ final class CoAPServerTests: XCTestCase {
             (DeviceResources.receipt, ["id=\(String(repeating: "0", count: 64))"], .notFound),
             (DeviceResources.inbox, ["a=\(CoAPFixture.address(f.bob).bech32)", "from=0"], .content),
             (DeviceResources.inbox, ["from=0"], .badRequest),
+            (DeviceResources.escrowProof, ["id=\(id)"], .content),
+            (DeviceResources.escrowProof, ["id=zz"], .badRequest),
             (DeviceResources.checkpoints, ["from=0", "limit=0"], .badRequest),
             ("v1/nothing", [], .notFound),
         ]

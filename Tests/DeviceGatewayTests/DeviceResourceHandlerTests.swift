@@ -188,6 +188,44 @@ final class DeviceResourceHandlerTests: XCTestCase {
         XCTAssertThrowsError(try InboxPayload(decoding: w.bytes))
     }
 
+    func testEscrowProofShowsALockItsEscrowOpenThenAbsentForOtherIDs() throws {
+        let f = try CoAPFixture(start: false)
+        defer { f.close() }
+        let lock = CoAPFixture.address(CoAPFixture.key(77))
+        let body = TransactionBody(
+            chainID: CoAPFixture.chainID, sender: f.alice.xOnlyPublicKey.bytes, nonce: 0, maxFeePerUnit: 100,
+            tipPerUnit: 1,
+            payload: .escrowOpen(
+                EscrowOpen(
+                    device: lock, owner: CoAPFixture.address(f.bob), deposit: 2_000_000, rentalFee: 300_000,
+                    expiryHeight: 50)))
+        let open = SignedTransaction(body: body, signer: f.alice)
+        XCTAssertEqual(handle(f, .transaction, body: open.encoded).code, .created)
+        let block = try f.produceBlock()
+        let id = "id=" + Hex.encode(open.id.bytes)
+        let payload = try EscrowProofPayload(decoding: handle(f, .escrowProof, id).payload)
+        XCTAssertEqual(payload.height, block.block.header.height)
+        XCTAssertEqual(payload.stateRoot, block.block.header.stateRoot)
+        let proven = try ProofVerifier.verifyEscrow(
+            payload.state, id: open.id, proof: payload.proof, stateRoot: block.block.header.stateRoot)
+        XCTAssertEqual(proven?.status, .open)
+        XCTAssertEqual(proven?.device, lock)
+        XCTAssertEqual(proven?.held, 2_300_000)
+
+        let other = Bytes32(w0: 4, w1: 4, w2: 4, w3: 4)
+        let absent = try EscrowProofPayload(
+            decoding: handle(f, .escrowProof, "id=" + Hex.encode(other.bytes)).payload)
+        XCTAssertNil(absent.state)
+        XCTAssertNil(
+            try ProofVerifier.verifyEscrow(nil, id: other, proof: absent.proof, stateRoot: absent.stateRoot))
+        // The absence proof of another id does not pass the real escrow off as absent.
+        XCTAssertThrowsError(
+            try ProofVerifier.verifyEscrow(nil, id: open.id, proof: absent.proof, stateRoot: absent.stateRoot))
+        XCTAssertEqual(handle(f, .escrowProof).code, .badRequest)
+        XCTAssertEqual(handle(f, .escrowProof, "id=12").code, .badRequest)
+        XCTAssertEqual(handle(f, .escrowProof, id + "&x=1").code, .badRequest)
+    }
+
     func testQueryParsingCaps() {
         XCTAssertEqual(DeviceQuery(Array("a=1&b=2".utf8))?["b"], "2")
         XCTAssertEqual(DeviceQuery([])?.arguments.count, 0)

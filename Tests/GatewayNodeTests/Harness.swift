@@ -25,13 +25,15 @@ enum Harness {
     }
 
     /// Starts `amarsd run` on a free port and returns once it has printed the port it bound.
-    static func startDaemon(data: URL, blockInterval: Int) throws -> Daemon {
+    static func startDaemon(data: URL, blockInterval: Int, coapPort: Int? = nil) throws -> Daemon {
         let p = Process()
         p.executableURL = binDirectory.appendingPathComponent("amarsd")
-        p.arguments = [
-            "run", "--data", data.path, "--http-port", "0", "--block-interval", String(blockInterval), "--log-level",
-            "error",
-        ]
+        p.arguments =
+            [
+                "run", "--data", data.path, "--http-port", "0", "--block-interval", String(blockInterval),
+                "--log-level",
+                "error",
+            ] + (coapPort.map { ["--coap-port", String($0)] } ?? [])
         let out = Pipe()
         p.standardOutput = out
         p.standardError = FileHandle.nullDevice

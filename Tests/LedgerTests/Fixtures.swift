@@ -51,7 +51,9 @@ enum Fixtures {
             .escrowOpen(
                 EscrowOpen(device: rng.address(), owner: rng.address(), deposit: 50, rentalFee: 5, expiryHeight: 9)),
             .escrowClose(
-                EscrowClose(escrowID: rng.bytes32(), damages: 0, deviceSignature: Bytes64(first: a, second: b))),
+                EscrowClose(
+                    escrowID: rng.bytes32(), damages: 0, deviceKey: rng.bytes32(),
+                    deviceSignature: Bytes64(first: a, second: b))),
             .doubleSignEvidence(DoubleSignEvidence(first: v1, second: v2)),
         ]
     }

@@ -1,0 +1,58 @@
+import AmarsCodec
+import AmarsCrypto
+import Ledger
+
+/// Rental escrows (SPEC "Shared economy"): a renter locks a deposit and a fee naming a device and its owner; the
+/// device closes it with its own signature when the rental ends, and the chain pays the fee (and any damages)
+/// to the owner and the rest of the deposit back to the renter. No company holds the money in between.
+///
+/// Pure planning, like ``StakingRules``: every check runs on the state as it is, and the caller writes the
+/// object and credits only if nothing threw.
+enum EscrowRules {
+    static func key(_ id: Bytes32) -> ObjectKey { ObjectKey(.escrow, id.bytes) }
+
+    /// The escrow object `open` creates; `id` is the opening transaction's id. The renter's debit of deposit
+    /// and fee is the executor's (``TransactionPayload/debitedAmount``).
+    static func planOpen(_ open: EscrowOpen, id: Bytes32, renter: Address, height: UInt64) throws(EscrowError) -> (
+        ObjectKey, [UInt8]
+    ) {
+        guard open.deposit > 0 || open.rentalFee > 0 else { throw .emptyEscrow }
+        guard open.device != renter, open.owner != renter else { throw .sameParty }
+        guard open.expiryHeight > height else { throw .expiryPassed(height: height) }
+        let state = EscrowState(
+            renter: renter, device: open.device, owner: open.owner, deposit: open.deposit,
+            rentalFee: open.rentalFee, expiryHeight: open.expiryHeight)
+        return (key(id), state.encoded)
+    }
+
+    /// The ended escrow and who is paid. Up to the expiry height only the device's signature closes it; after
+    /// it the renter may, taking the whole deposit back.
+    static func planClose(
+        _ close: EscrowClose, sender: Address, chainID: UInt32, height: UInt64, state: StateOverlay
+    ) throws(EscrowError) -> (write: (ObjectKey, [UInt8]), credits: [(to: Address, amount: UInt64)]) {
+        let objectKey = key(close.escrowID)
+        guard let raw = state.object(objectKey), let escrow = try? EscrowState(decoding: raw) else {
+            throw .unknownEscrow
+        }
+        guard escrow.status == .open else { throw .notOpen }
+        var ended = escrow
+        if height <= escrow.expiryHeight {
+            guard let key = try? XOnlyPublicKey(bytes: close.deviceKey), Address(publicKey: key) == escrow.device else {
+                throw .wrongDevice
+            }
+            let message = EscrowClose.signingHash(chainID: chainID, escrowID: close.escrowID, damages: close.damages)
+            guard key.verifySchnorr(close.deviceSignature, message: message) else { throw .badDeviceSignature }
+            guard close.damages <= escrow.deposit else { throw .damagesOverDeposit(deposit: escrow.deposit) }
+            ended.status = .closed
+            ended.damages = close.damages
+        } else {
+            guard sender == escrow.renter else { throw .notRenter }
+            guard close.damages == 0 else { throw .damagesOverDeposit(deposit: 0) }
+            ended.status = .expired
+        }
+        // deposit + fee fits (checked when decoded), so each part does.
+        let toOwner = escrow.rentalFee + ended.damages
+        let toRenter = escrow.deposit - ended.damages
+        return ((objectKey, ended.encoded), [(escrow.owner, toOwner), (escrow.renter, toRenter)])
+    }
+}
