@@ -31,7 +31,11 @@
         Console.decimal(from)
         Console.newline()
         let deadline = board_millis() &+ ReceiveLimits.waitMillis
+        // The first transfer still to look at: block `from`, position `position`. Every entry must be at or after
+        // it (a payment already counted in the proven balance is not a new one), and the cursor moves past each
+        // entry looked at.
         var from = from
+        var position: UInt64 = 0
         var polls = 0
         while true {
             let code: CoAPCode
@@ -40,6 +44,7 @@
                     DeviceResources.inbox,
                     query: [
                         [UInt8(ascii: "a"), UInt8(ascii: "=")] + provisionedDeviceBech32, queryArgument("from", from),
+                        queryArgument("pos", position),
                     ]
                 )
             } catch {
@@ -48,19 +53,23 @@
             guard code.isSuccess else { transportFailure(.code(code.rawValue), DeviceResources.inbox) }
             polls += 1
             if let entry = firstInboxEntry(link.bodyBytes()) {
+                guard entry.height > from || (entry.height == from && entry.position >= position) else {
+                    fail(PayStatus.inconsistent, "the inbox lists a transfer before the one asked for")
+                }
                 Console.write("receive: the gateway lists a transfer at height ")
                 Console.decimal(entry.height)
                 Console.write(" after ")
                 Console.decimal(polls)
                 Console.line(" polls")
                 if let amount = verifyIncoming(&link, &trusted, address, entry) { return amount }
-                from = entry.height &+ 1
-                continue
+                from = entry.height
+                position = entry.position &+ 1
+            } else {
+                link.wait(millis: ReceiveLimits.pollMillis)
             }
             guard Int32(bitPattern: deadline &- board_millis()) > 0 else {
                 fail(PayStatus.noPaymentReceived, "no transfer arrived in time")
             }
-            link.wait(millis: ReceiveLimits.pollMillis)
         }
     }
 

@@ -30,8 +30,9 @@
         static let saveFailed: Int32 = 83
     }
 
-    /// The saved trusted state if one is valid and belongs to the provisioned chain, else nil (a new device, or
-    /// storage left by another image: it anchors at genesis and overwrites it).
+    /// The saved trusted state if one is valid and belongs to the provisioned chain (the slots' checksums are
+    /// bound to the provisioned genesis hash), else nil: a new device, or storage left by an image of another
+    /// chain; it anchors at genesis and overwrites it.
     @inline(never)
     func loadTrustedState(_ slots: inout StateSlots<BoardStorage>) -> TrustedState? {
         let saved: TrustedState?

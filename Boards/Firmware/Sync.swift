@@ -268,7 +268,8 @@
         Console.newline()
         var link = Link()
         var slots: StateSlots<BoardStorage>
-        do { slots = try StateSlots(storage: BoardStorage()) } catch {
+        // Bound to the provisioned genesis: state saved for another chain reads as no state.
+        do { slots = try StateSlots(storage: BoardStorage(), binding: Bytes32(provisionedGenesisHash)) } catch {
             Console.line("storage: the board's region cannot hold two slots")
             fail(StorageStatus.saveFailed, "storage")
         }

@@ -64,8 +64,10 @@ public final class BlockStore {
         insertTx = try db.prepare("INSERT INTO transactions(id, height, position) VALUES (?1, ?2, ?3)")
         insertIncoming = try db.prepare("INSERT OR IGNORE INTO incoming(address, height, position) VALUES (?1, ?2, ?3)")
         selectIncoming = try db.prepare(
-            "SELECT height, position FROM incoming WHERE address = ?1 AND height >= ?2 ORDER BY height, position LIMIT ?3"
-        )
+            """
+            SELECT height, position FROM incoming WHERE address = ?1 AND (height > ?2 OR (height = ?2 AND position >= ?3))
+            ORDER BY height, position LIMIT ?4
+            """)
         upsertAccount = try db.prepare(
             "INSERT INTO accounts(address, state) VALUES (?1, ?2) ON CONFLICT(address) DO UPDATE SET state = ?2")
         deleteAccount = try db.prepare("DELETE FROM accounts WHERE address = ?1")
@@ -219,14 +221,16 @@ public final class BlockStore {
         return (UInt64(selectTx.int64(0)), Int(selectTx.int64(1)))
     }
 
-    /// Where the transfers paying `address` are, from block `from` on, oldest first, at most `limit`.
-    public func incomingTransfers(to address: Address, from: UInt64, limit: Int) throws(StoreError) -> [(
-        height: UInt64, position: Int
-    )] {
+    /// Where the transfers paying `address` are, from position `position` of block `from` on, oldest first, at
+    /// most `limit`.
+    public func incomingTransfers(to address: Address, from: UInt64, position: Int = 0, limit: Int) throws(StoreError)
+        -> [(height: UInt64, position: Int)]
+    {
         guard limit > 0 else { return [] }
         selectIncoming.bind(1, address.raw.bytes)
         selectIncoming.bind(2, Int64(min(from, UInt64(Int64.max))))
-        selectIncoming.bind(3, Int64(limit))
+        selectIncoming.bind(3, Int64(max(position, 0)))
+        selectIncoming.bind(4, Int64(limit))
         defer { selectIncoming.reset() }
         var found: [(height: UInt64, position: Int)] = []
         while try selectIncoming.step() {

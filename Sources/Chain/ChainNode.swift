@@ -608,15 +608,15 @@ public final class ChainNode: @unchecked Sendable {
         )
     }
 
-    /// Final transfers paying `address`, oldest first, from block `from` on: at most `limit`, each with its
-    /// block height and position (what a device then asks the inclusion proof of).
-    public func incomingTransfers(to address: Address, from: UInt64, limit: Int) throws(StoreError) -> [(
-        height: UInt64, position: Int, transaction: SignedTransaction
-    )] {
+    /// Final transfers paying `address`, oldest first, from position `position` of block `from` on: at most
+    /// `limit`, each with its block height and position (what a device then asks the inclusion proof of).
+    public func incomingTransfers(to address: Address, from: UInt64, position: Int = 0, limit: Int)
+        throws(StoreError) -> [(height: UInt64, position: Int, transaction: SignedTransaction)]
+    {
         lock.lock()
         defer { lock.unlock() }
         var found: [(height: UInt64, position: Int, transaction: SignedTransaction)] = []
-        for location in try store.incomingTransfers(to: address, from: from, limit: limit) {
+        for location in try store.incomingTransfers(to: address, from: from, position: position, limit: limit) {
             guard let stored = try store.block(at: location.height),
                 location.position < stored.finalized.block.transactions.count
             else { throw StoreError(code: -1, message: "incoming index names a missing transaction") }

@@ -232,8 +232,10 @@ public final class CoAPDeviceClient: DeviceEscrowSource {
 
     /// Final transfers paying `address` from block `from` on, oldest first, as the gateway lists them
     /// (`v1/inbox`): prove each with ``DeviceSync/verifiedInclusion(_:source:)`` before believing it.
-    public func inbox(_ address: Address, from: UInt64) throws(DeviceClientError) -> InboxPayload {
-        try decode(get(DeviceResources.inbox, query: ["a=\(address.bech32)", "from=\(from)"]))
+    public func inbox(_ address: Address, from: UInt64, position: UInt64 = 0) throws(DeviceClientError)
+        -> InboxPayload
+    {
+        try decode(get(DeviceResources.inbox, query: ["a=\(address.bech32)", "from=\(from)", "pos=\(position)"]))
     }
 
     /// The receipt of a final transaction; ``DeviceClientError/isNotFound`` while it is pending or unknown.

@@ -234,16 +234,24 @@ public struct DeviceResourceHandlers: Sendable {
     }
 
     func inbox(_ query: DeviceQuery) -> DeviceResponse {
-        guard query.only(["a", "from"]), let text = query["a"], let address = try? Address(bech32: text) else {
-            return .error(.badRequest, "need a=<amsc1 address>[&from=<height>]")
+        guard query.only(["a", "from", "pos"]), let text = query["a"], let address = try? Address(bech32: text) else {
+            return .error(.badRequest, "need a=<amsc1 address>[&from=<height>[&pos=<position>]]")
         }
         var from: UInt64 = 0
+        var position: UInt64 = 0
         if let raw = query["from"] {
             guard let value = Self.decimal(raw) else { return .error(.badRequest, "from=<height>") }
             from = value
         }
+        if let raw = query["pos"] {
+            guard let value = Self.decimal(raw), value <= UInt64(Caps.transactionsPerBlock) else {
+                return .error(.badRequest, "pos=<position in the block>")
+            }
+            position = value
+        }
         do {
-            let found = try node.incomingTransfers(to: address, from: from, limit: InboxPayload.maxEntries)
+            let found = try node.incomingTransfers(
+                to: address, from: from, position: Int(position), limit: InboxPayload.maxEntries)
             let entries = found.map {
                 InboxPayload.Entry(height: $0.height, position: UInt64($0.position), transaction: $0.transaction)
             }

@@ -244,9 +244,14 @@ public struct DeviceSync: Sendable {
 
     /// The escrow opened by transaction `id`, proven against the state root of the header the gateway's proof
     /// refers to (fetched and verified first). A lock opens only for one proven `.open` that names it.
+    ///
+    /// The head is verified first and the proof must be from that block or a later one: an escrow's status
+    /// changes (a close, an expiry), so a proof from an older block, however genuine, could show an escrow open
+    /// that is already closed.
     public mutating func verifiedEscrow(_ id: Bytes32, source: some DeviceEscrowSource)
         throws(DeviceSyncError) -> VerifiedEscrow
     {
+        let head = try verifiedHead(source: source)
         let payload: EscrowProofPayload
         let headerPayload: HeaderPayload
         do {
@@ -254,6 +259,10 @@ public struct DeviceSync: Sendable {
             headerPayload = try source.header(at: payload.height)
         } catch {
             throw .transport(error)
+        }
+        guard payload.height >= head.height else {
+            throw .inconsistent(
+                "escrow proof from block \(payload.height), older than the verified head \(head.height)")
         }
         let header = try verify(headerPayload, source: source)
         guard header.stateRoot == payload.stateRoot else {

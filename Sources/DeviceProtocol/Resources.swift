@@ -22,7 +22,8 @@ public enum DeviceResources {
     public static let transaction: StaticString = "v1/tx"
     /// GET: a transaction's receipt once included (Uri-Query `id=<hash>`).
     public static let receipt: StaticString = "v1/receipt"
-    /// GET: final transfers paying an address (Uri-Query `a=<address>`, `from=<height>`), oldest first.
+    /// GET: final transfers paying an address (Uri-Query `a=<address>`, `from=<height>`, `pos=<position>`: the
+    /// first to list), oldest first.
     public static let inbox: StaticString = "v1/inbox"
     /// POST: a payment note from a payer to a payment code's receiver.
     public static let paymentNote: StaticString = "v1/note"

@@ -67,7 +67,7 @@ public enum SlotError: Error, Equatable, Sendable {
 /// Record layout (big-endian integers), written from offset 0 of its slot:
 ///
 ///     magic "AMTS" (4) | write sequence (8) | payload length (4) | payload: TrustedState encoding
-///     | checksum (32): TaggedHash("AmarsTrustedSlot") over everything before it
+///     | checksum (32): TaggedHash("AmarsTrustedSlot") over the binding (if any), then everything before it
 ///
 /// Slot size: the record overhead is 48 bytes and a ``TrustedState`` encodes to at most
 /// ``TrustedState/maxEncodedSize`` = 5498 bytes (a committee at its cap of 128 members, each a 32-byte key and a
@@ -85,17 +85,30 @@ public struct StateSlots<S: Storage> {
     public private(set) var storage: S
     /// Offset of slot 0; slot 1 follows it.
     public let baseOffset: Int
+    /// What the records are bound to (the firmware passes its provisioned genesis hash): it is hashed into every
+    /// checksum, so a record written for another chain, or by an image provisioned for another genesis, reads as
+    /// an invalid slot and the device anchors afresh instead of resuming someone else's trust.
+    public let binding: Bytes32?
     /// The slot holding the newest valid record and its write sequence, once known.
     private var newest: (slot: Int, sequence: UInt64)?
     /// Whether `newest` reflects storage (set by a scan or a successful store).
     private var scanned = false
 
-    public init(storage: S, baseOffset: Int = 0) throws(SlotError) {
+    public init(storage: S, baseOffset: Int = 0, binding: Bytes32? = nil) throws(SlotError) {
         guard baseOffset >= 0, storage.capacity - baseOffset >= 2 * SlotFormat.slotSize else {
             throw .regionTooSmall
         }
         self.storage = storage
         self.baseOffset = baseOffset
+        self.binding = binding
+    }
+
+    /// The record's checksum: over the binding (when there is one), then every byte before the checksum.
+    private func checksum(_ record: [UInt8]) -> Bytes32 {
+        var hasher = SlotFormat.checksumTag.hasher()
+        if let binding { hasher.update(binding) }
+        hasher.update(record)
+        return hasher.finalize()
     }
 
     /// The state in the valid slot with the highest write sequence, or nil when neither slot is valid (a new
@@ -138,7 +151,7 @@ public struct StateSlots<S: Storage> {
         SlotFormat.writeBigEndian(sequence, bytes: 8, to: &w)
         SlotFormat.writeBigEndian(UInt64(payload.count), bytes: 4, to: &w)
         w.write(payload)
-        w.write(SlotFormat.checksumTag.hash(w.bytes))
+        w.write(checksum(w.bytes))
         let offset = baseOffset + target * SlotFormat.slotSize
         // On any failure the target slot's contents are unknown, but the other slot is untouched, so `newest`
         // still names the right record and the next store targets the same slot again.
@@ -173,11 +186,8 @@ public struct StateSlots<S: Storage> {
         } catch {
             throw .storage(error)
         }
-        var hasher = SlotFormat.checksumTag.hasher()
-        hasher.update(header)
         let payload = Array(rest[0..<length])
-        hasher.update(payload)
-        guard let stored = Bytes32(rest[length...]), hasher.finalize() == stored else { return nil }
+        guard let stored = Bytes32(rest[length...]), checksum(header + payload) == stored else { return nil }
         guard let state = try? TrustedState(decoding: payload) else { return nil }
         return (sequence, state)
     }

@@ -157,22 +157,18 @@ struct DeviceCommand: ParsableCommand {
             let who = try key.map { Address(publicKey: try loadKey($0).xOnlyPublicKey) } ?? parseAddress(address!)
             var session = try device.open()
             print("address     \(who.bech32)")
-            var next = from
+            // The cursor moves past every listed entry, so a gateway cannot keep the listing going round.
+            var cursor = (height: from, position: UInt64(0))
             var shown = 0
-            var seen: Set<Bytes32> = []
             listing: while shown < limit {
                 let page: InboxPayload
-                do { page = try session.client.inbox(who, from: next) } catch { throw CLIError("inbox: \(error)") }
-                let fresh = page.entries.filter { !seen.contains($0.transaction.id) }
-                guard let last = page.entries.last else { break }
-                if fresh.isEmpty {
-                    // A block with more transfers than one answer: the rest of it cannot be asked for.
-                    guard page.entries.count == InboxPayload.maxEntries else { break }
-                    print("            (block \(last.height) pays this address more often than one answer lists)")
-                    next = last.height + 1
-                    continue
+                do { page = try session.client.inbox(who, from: cursor.height, position: cursor.position) } catch {
+                    throw CLIError("inbox: \(error)")
                 }
-                for entry in fresh {
+                for entry in page.entries {
+                    guard (entry.height, entry.position) >= cursor else {
+                        throw CLIError("NOT VERIFIED: the gateway listed a transfer before the one asked for")
+                    }
                     guard case .transfer(let transfer) = entry.transaction.body.payload, transfer.to == who else {
                         throw CLIError("NOT VERIFIED: the gateway lists a transaction that does not pay \(who.bech32)")
                     }
@@ -185,13 +181,12 @@ struct DeviceCommand: ParsableCommand {
                     print(
                         "received    \(Amount.format(transfer.amount)) AMSC from \(sender.bech32), "
                             + "block \(entry.height) position \(entry.position), \(status)")
-                    seen.insert(entry.transaction.id)
+                    cursor = (entry.height, entry.position + 1)
                     shown += 1
                     if shown == limit { break listing }
                 }
-                // A short answer was the end; a full one may end inside a block, so ask again from that block.
+                // A short answer was the end.
                 guard page.entries.count == InboxPayload.maxEntries else { break }
-                next = last.height
             }
             print("proven      \(shown) transfer(s): inclusion and receipt checked against verified headers")
             try session.save()

@@ -226,6 +226,82 @@ final class DeviceResourceHandlerTests: XCTestCase {
         XCTAssertEqual(handle(f, .escrowProof, id + "&x=1").code, .badRequest)
     }
 
+    /// A lock's check against a gateway that answers with a genuine but stale proof (from before the close):
+    /// refused, because the proof must be at least as new as the head the lock verified.
+    func testLockRefusesAnEscrowProofOlderThanTheHead() throws {
+        let f = try CoAPFixture(start: false)
+        defer { f.close() }
+        let lockKey = CoAPFixture.key(77)
+        let lock = CoAPFixture.address(lockKey)
+        let open = SignedTransaction(
+            body: TransactionBody(
+                chainID: CoAPFixture.chainID, sender: f.alice.xOnlyPublicKey.bytes, nonce: 0, maxFeePerUnit: 100,
+                tipPerUnit: 1,
+                payload: .escrowOpen(
+                    EscrowOpen(
+                        device: lock, owner: CoAPFixture.address(f.bob), deposit: 1_000, rentalFee: 10,
+                        expiryHeight: 90))),
+            signer: f.alice)
+        XCTAssertEqual(handle(f, .transaction, body: open.encoded).code, .created)
+        try f.produceBlock()
+        let id = "id=" + Hex.encode(open.id.bytes)
+        let whileOpen = handle(f, .escrowProof, id).payload
+        let close = SignedTransaction(
+            body: TransactionBody(
+                chainID: CoAPFixture.chainID, sender: f.bob.xOnlyPublicKey.bytes, nonce: 0, maxFeePerUnit: 100,
+                tipPerUnit: 1,
+                payload: .escrowClose(
+                    EscrowClose(chainID: CoAPFixture.chainID, escrowID: open.id, damages: 0, device: lockKey))),
+            signer: f.bob)
+        XCTAssertEqual(handle(f, .transaction, body: close.encoded).code, .created)
+        try f.produceBlock()
+
+        let honest = HandlerSource(test: self, fixture: f, escrowAnswer: nil)
+        var device = try DeviceSync.anchor(DeviceTrustAnchor(genesis: f.genesis), source: honest)
+        let now = try device.verifiedEscrow(open.id, source: honest)
+        XCTAssertEqual(now.state?.status, .closed)
+        let replaying = HandlerSource(test: self, fixture: f, escrowAnswer: whileOpen)
+        XCTAssertThrowsError(try device.verifiedEscrow(open.id, source: replaying)) { error in
+            guard case .inconsistent = error as? DeviceSyncError else { return XCTFail("\(error)") }
+        }
+    }
+
+    /// The device API straight from the handlers, with one answer that can be replaced.
+    struct HandlerSource: DeviceEscrowSource {
+        let test: DeviceResourceHandlerTests
+        let fixture: CoAPFixture
+        let escrowAnswer: [UInt8]?
+
+        func body(_ route: DeviceRoute, _ query: String) throws(DeviceClientError) -> [UInt8] {
+            let r = test.handle(fixture, route, query)
+            guard r.code == .content else { throw .gatewayError(code: r.code.rawValue, diagnostic: "") }
+            return r.payload
+        }
+
+        func decode<T: CanonicalCodable>(_ bytes: [UInt8]) throws(DeviceClientError) -> T {
+            do { return try T(decoding: bytes) } catch { throw .undecodable(error) }
+        }
+
+        func head() throws(DeviceClientError) -> HeaderPayload { try decode(try body(.head, "")) }
+        func header(at height: UInt64) throws(DeviceClientError) -> HeaderPayload {
+            try decode(try body(.headers, "h=\(height)"))
+        }
+        func checkpoints(from epoch: UInt64, limit: Int) throws(DeviceClientError) -> [Checkpoint] {
+            let page: CheckpointsPayload = try decode(try body(.checkpoints, "from=\(epoch)&limit=\(limit)"))
+            return page.checkpoints
+        }
+        func accountProof(_ address: Address) throws(DeviceClientError) -> AccountProofPayload {
+            try decode(try body(.accountProof, "a=" + address.bech32))
+        }
+        func transactionProof(_ id: Bytes32) throws(DeviceClientError) -> TransactionProofPayload {
+            try decode(try body(.txProof, "id=" + Hex.encode(id.bytes)))
+        }
+        func escrowProof(_ id: Bytes32) throws(DeviceClientError) -> EscrowProofPayload {
+            if let escrowAnswer { return try decode(escrowAnswer) }
+            return try decode(try body(.escrowProof, "id=" + Hex.encode(id.bytes)))
+        }
+    }
+
     func testQueryParsingCaps() {
         XCTAssertEqual(DeviceQuery(Array("a=1&b=2".utf8))?["b"], "2")
         XCTAssertEqual(DeviceQuery([])?.arguments.count, 0)

@@ -64,6 +64,28 @@ final class StateSlotsTests: XCTestCase {
         XCTAssertEqual(try again.load(), state(4))
     }
 
+    /// Records bound to one genesis read as empty slots under another binding (or none), and writing under the
+    /// new binding then works as on a blank device.
+    func testRecordsOfAnotherBindingAreInvalid() throws {
+        let genesisA = Bytes32(w0: 0xA, w1: 0, w2: 0, w3: 1)
+        let genesisB = Bytes32(w0: 0xB, w1: 0, w2: 0, w3: 1)
+        var slots = try StateSlots(storage: MemoryStorage(capacity: regionSize), binding: genesisA)
+        try slots.store(state(0))
+        try slots.store(state(1))
+        var sameChain = try StateSlots(storage: slots.storage, binding: genesisA)
+        XCTAssertEqual(try sameChain.load(), state(1))
+        var otherChain = try StateSlots(storage: slots.storage, binding: genesisB)
+        XCTAssertNil(try otherChain.load())
+        var unbound = try StateSlots(storage: slots.storage)
+        XCTAssertNil(try unbound.load())
+        try otherChain.store(state(2))
+        var rebooted = try StateSlots(storage: otherChain.storage, binding: genesisB)
+        XCTAssertEqual(try rebooted.load(), state(2))
+        var old = try StateSlots(storage: otherChain.storage, binding: genesisA)
+        // Chain B's first record went to slot 0 (no valid slot under B); slot 1 still holds A's newest.
+        XCTAssertEqual(try old.load(), state(1))
+    }
+
     func testStoreWithoutLoadFindsTheCurrentSlotItself() throws {
         var slots = try StateSlots(storage: MemoryStorage(capacity: regionSize))
         try slots.store(state(0))
