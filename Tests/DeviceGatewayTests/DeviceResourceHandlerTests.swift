@@ -172,6 +172,17 @@ final class DeviceResourceHandlerTests: XCTestCase {
             XCTAssertEqual(proof.position, e.position)
             XCTAssertEqual(proof.header.height, e.height)
         }
+        // The rest of block 1, from the position after the last listed: the fifth transfer, then block 2's.
+        let last = try XCTUnwrap(first.entries.last)
+        let rest = try InboxPayload(
+            decoding: handle(f, .inbox, query + "&from=1&pos=\(last.position + 1)").payload)
+        XCTAssertEqual(rest.entries.count, 2)
+        XCTAssertEqual(rest.entries.first?.height, 1)
+        XCTAssertEqual(rest.entries.last?.transaction, late)
+        XCTAssertEqual(
+            Set((first.entries + rest.entries).map(\.transaction.id)), Set((sent + [late]).map(\.id)),
+            "every transfer listed once across the two pages")
+        XCTAssertEqual(handle(f, .inbox, query + "&from=1&pos=x").code, .badRequest)
         let later = try InboxPayload(decoding: handle(f, .inbox, query + "&from=2").payload)
         XCTAssertEqual(later.entries.map(\.transaction), [late])
         XCTAssertEqual(try InboxPayload(decoding: handle(f, .inbox, query + "&from=3").payload).entries, [])
