@@ -94,6 +94,8 @@ if hostParts {
             dependencies: [
                 "Chain", "Consensus", "CSecp256k1", "DeviceGateway", "DeviceProtocol", "LightClient", argumentParser,
             ]),
+        .executableTarget(
+            name: "amars-sim", dependencies: ["Chain", "AmarsClient", "DeviceGateway", "LightClient", argumentParser]),
         .testTarget(name: "ChainTests", dependencies: ["AmarsTestSupport", "Chain", "LightClient"]),
         .testTarget(name: "NetworkTests", dependencies: ["AmarsTestSupport", "Network"]),
         .testTarget(
@@ -104,6 +106,7 @@ if hostParts {
         .executable(name: "amarsd", targets: ["amarsd"]),
         .executable(name: "amars", targets: ["amars"]),
         .executable(name: "amars-bench", targets: ["amars-bench"]),
+        .executable(name: "amars-sim", targets: ["amars-sim"]),
     ]
 }
 

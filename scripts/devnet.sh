@@ -5,7 +5,9 @@
 #   HTTP 127.0.0.1:8645..8648   P2P 127.0.0.1:7001..7004   CoAP 127.0.0.1:5683   MQTT 127.0.0.1:1883
 # First run creates the genesis (4 validators, each a genesis candidate) and the node configs; later runs
 # continue the same chain. Ctrl-C stops everything. Logs: data/node-N/amarsd.log, data/broker/mosquitto.log.
-# AMARS_DATA, AMARS_COAP_PORT, AMARS_MQTT_PORT override the defaults; AMARS_BIN skips the build.
+# A fleet of simulated devices (amars-sim) pays through node 1 and proves each payment (log: data/fleet.log).
+# AMARS_DATA, AMARS_COAP_PORT, AMARS_MQTT_PORT, AMARS_FLEET (devices, 0 for none) override the defaults;
+# AMARS_BIN skips the build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${AMARS_DATA:-data}
@@ -99,6 +101,20 @@ echo "first transfer: 10 AMSC from the app-user incentive pool to alice ($ALICE)
 echo "alice's balance as node 4 sees it:"
 "$BIN/amars" balance --node http://127.0.0.1:8648 "$ALICE"
 
+# The simulated fleet: virtual light-client devices paying each other through node 1's CoAP and MQTT doors,
+# each proving every payment final (amars-sim; AMARS_FLEET=0 turns it off).
+FLEET=${AMARS_FLEET:-6}
+if [ "$FLEET" -gt 0 ]; then
+    "$BIN/amars-sim" --genesis "$DATA/genesis.json" --coap "coap://127.0.0.1:$COAP_PORT" --mqtt "127.0.0.1:$MQTT_PORT" \
+        --node http://127.0.0.1:8645 --funder "$DATA/keys/app-user-incentive.key" --devices "$FLEET" --rounds 0 \
+        --interval 5 >"$DATA/fleet.log" 2>&1 &
+    PIDS+=($!)
+    for _ in $(seq 1 100); do grep -q "^round 1 device" "$DATA/fleet.log" 2>/dev/null && break; sleep 0.2; done
+    echo
+    echo "fleet: $FLEET virtual devices paying each other every 5 s (odd ones over MQTT), each payment proven final:"
+    grep -m 2 "^round 1 device" "$DATA/fleet.log" || true
+fi
+
 echo
 echo "devnet is running: four gateways finalizing one chain (data in $DATA/, Ctrl-C to stop; run again to continue)"
 for i in $(seq 1 $N); do
@@ -110,4 +126,5 @@ echo "  Devices    coap://127.0.0.1:$COAP_PORT/v1/head   mqtt://127.0.0.1:$MQTT_
 echo "  Keys       $DATA/keys/*.key (validator-1..4, one per genesis category, alice.key)"
 echo "  Send more  $BIN/amars transfer --node http://127.0.0.1:8645 --key $DATA/keys/alice.key --to <amsc1...> --amount 1"
 echo "  A device   $BIN/amars device sync --coap coap://127.0.0.1:$COAP_PORT --genesis $DATA/genesis.json"
+[ "$FLEET" -gt 0 ] && echo "  Fleet      tail -f $DATA/fleet.log   ($FLEET devices of amars-sim)"
 wait

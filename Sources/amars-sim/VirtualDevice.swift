@@ -1,0 +1,118 @@
+import AmarsCodec
+import AmarsCrypto
+import DeviceGateway
+import Foundation
+import Ledger
+import LightClient
+
+/// One simulated device: its own key, its own CoAP socket (and MQTT session when it submits that way) and its own
+/// light-client state, anchored at the genesis file and nothing else. It does what a card terminal does between
+/// sleeps: follow the checkpoint chain, verify the head, prove its balance, pay, and prove the payment final.
+///
+/// Used from one thread at a time (the fleet gives each device its own): hence `@unchecked Sendable`.
+final class VirtualDevice: @unchecked Sendable {
+    let index: Int
+    let key: PrivateKey
+    let address: Address
+    private let coap: CoAPDeviceClient
+    private let mqtt: MqttDeviceClient?
+    private var sync: DeviceSync
+    private var wallet: DeviceWallet
+
+    /// Deterministic keys: the same `seed` gives the same fleet, so a rerun finds its devices funded.
+    static func key(seed: UInt64, index: Int) -> PrivateKey {
+        var w = ByteWriter()
+        w.writeVarint(seed)
+        w.writeVarint(UInt64(index))
+        // A tagged hash is a valid secret key except with negligible probability; the next counter value then.
+        var counter: UInt64 = 0
+        while true {
+            var attempt = w
+            attempt.writeVarint(counter)
+            if let key = try? PrivateKey(bytes: Self.keyTag.hash(attempt.bytes)) { return key }
+            counter += 1
+        }
+    }
+
+    private static let keyTag = TaggedHash(tag: "AmarsSimDevice")
+
+    init(
+        index: Int, seed: UInt64, anchor: DeviceTrustAnchor, coap: CoAPDeviceClient.Configuration,
+        mqtt: MqttDeviceClient.Configuration?
+    ) throws {
+        self.index = index
+        key = Self.key(seed: seed, index: index)
+        address = Address(publicKey: key.xOnlyPublicKey)
+        self.coap = try CoAPDeviceClient(configuration: coap)
+        if let mqtt {
+            var config = mqtt
+            config.clientID = "amars-sim-\(seed)-\(index)"
+            let client = try MqttDeviceClient(device: address, configuration: config)
+            self.mqtt = client
+        } else {
+            self.mqtt = nil
+        }
+        sync = try DeviceSync.anchor(anchor, source: self.coap)
+        wallet = DeviceWallet(key: key, nextNonce: 0)
+    }
+
+    struct Round {
+        var checkpoints = 0
+        var signatures = 0
+        var headHeight: UInt64 = 0
+        var balance: UInt64 = 0
+        /// Set when the device paid and proved the payment final.
+        var paid: (height: UInt64, millis: Double, overMQTT: Bool)?
+    }
+
+    /// Follows the chain, proves the balance, and (when it can afford it) pays `amount` to `recipient`.
+    func round(pay recipient: Address, amount: UInt64) throws -> Round {
+        var result = Round()
+        let progress = try sync.sync(source: coap)
+        result.checkpoints = progress.checkpoints
+        result.signatures = progress.signaturesChecked
+        let head = try sync.verifiedHead(source: coap)
+        result.headHeight = head.height
+        let account = try sync.verifiedAccount(address, source: coap)
+        result.balance = account.state.balance
+        wallet.resync(verifiedAccount: account.state)
+        let h = head.header
+        let nextBaseFee =
+            h.height == 0 ? h.baseFee : FeeSchedule.standard.nextBaseFee(baseFee: h.baseFee, unitsUsed: h.unitsUsed)
+        let cap = nextBaseFee * 2 + 1
+        // Enough for the amount and the fee cap of a transfer (well under 10,000 units at these prices).
+        guard account.state.balance >= amount + cap * 10_000 else { return result }
+        var fresh = SystemRandomNumberGenerator()
+        let tx = try wallet.transfer(
+            chainID: sync.trusted.chainID, to: recipient, amount: amount, maxFeePerUnit: cap, tipPerUnit: 1,
+            auxRandom: Bytes32(w0: fresh.next(), w1: fresh.next(), w2: fresh.next(), w3: fresh.next()))
+        let start = DispatchTime.now()
+        let overMQTT = mqtt != nil
+        if let mqtt {
+            try mqtt.submit(tx, timeoutMillis: 10_000)
+        } else {
+            _ = try coap.submit(tx)
+        }
+        try wallet.markAccepted(tx)
+        let inclusion = try sync.waitForInclusion(tx.id, source: coap, timeoutMillis: 30_000, pollMillis: 100)
+        guard inclusion.receipt.status == .success else { throw SimulationError.paymentFailed(tx.id) }
+        let millis = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1_000_000
+        result.paid = (inclusion.header.height, millis, overMQTT)
+        return result
+    }
+
+    var requests: Int { coap.stats.requests }
+    var retransmissions: Int { coap.stats.retransmissions }
+
+    func close() { mqtt?.disconnect() }
+}
+
+enum SimulationError: Error, CustomStringConvertible {
+    case paymentFailed(Bytes32)
+
+    var description: String {
+        switch self {
+        case .paymentFailed(let id): "payment \(Hex.encode(id.bytes)) is final but its proven receipt says failed"
+        }
+    }
+}
