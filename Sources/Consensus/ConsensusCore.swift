@@ -66,6 +66,8 @@ public struct ConsensusCore<App: ConsensusApplication> {
     private var commitTimeoutArmed = false
     private var lockRuleDone = false
     private var future: [FutureMessage] = []
+    /// This node's votes of the current height from before a restart (see ``ConsensusEvent/start(height:now:signedBefore:)``).
+    private var signedBefore: [Vote] = []
 
     /// `privateKey` nil (or not in `committee`) makes an observer that follows, never signs.
     public init(
@@ -139,8 +141,8 @@ public struct ConsensusCore<App: ConsensusApplication> {
     /// Appends the reactions to `out`, so a host can reuse one buffer.
     public mutating func handle(_ event: Event, into out: inout [Action]) {
         switch event {
-        case .start(let height, let now):
-            start(height: height, now: now, &out)
+        case .start(let height, let now, let signedBefore):
+            start(height: height, now: now, signedBefore: signedBefore, &out)
         case .proposalReceived(let signed, let value):
             receiveProposal(signed, value, preverified: false, &out)
         case .voteReceived(let vote):
@@ -158,10 +160,14 @@ public struct ConsensusCore<App: ConsensusApplication> {
 
     mutating func drop(_ reason: DropReason) { drops.record(reason) }
 
-    private mutating func start(height newHeight: UInt64, now: UInt64, _ out: inout [Action]) {
+    private mutating func start(height newHeight: UInt64, now: UInt64, signedBefore: [Vote], _ out: inout [Action]) {
         if isStarted && newHeight <= height {
             drop(.wrongHeight)
             return
+        }
+        let ownKey = signer?.xOnlyPublicKey.bytes
+        self.signedBefore = signedBefore.filter {
+            $0.height == newHeight && $0.chainID == chainID && $0.voter == ownKey
         }
         let replay = isStarted && newHeight == height &+ 1 ? future : []
         future = []
@@ -434,6 +440,14 @@ public struct ConsensusCore<App: ConsensusApplication> {
         let i = ensureRound(round)
         if let existing = rounds[i].votes(voteStep).vote(of: own) {
             out.append(.broadcastVote(existing))
+            return
+        }
+        // Signed before a restart, possibly for another block: that vote is this node's, whatever it would choose
+        // now. Counting and re-sending it keeps the tally true and the node from equivocating.
+        if let prior = signedBefore.first(where: { $0.round == round && $0.step == voteStep }) {
+            let weight = committee.members[own].weight
+            rounds[i].update(voteStep) { $0.add(prior, member: own, weight: weight) }
+            out.append(.broadcastVote(prior))
             return
         }
         let voter = signer.xOnlyPublicKey.bytes

@@ -13,8 +13,10 @@ public enum ConsensusStep: UInt8, Sendable, Comparable {
 /// and no randomness, so a recorded list of events replays to exactly the same actions.
 public enum ConsensusEvent<Value> {
     /// Begin `height` at round 0. `now` is the host's clock reading (milliseconds), kept only for reporting:
-    /// safety never depends on it.
-    case start(height: UInt64, now: UInt64)
+    /// safety never depends on it. `signedBefore`: votes this node signed at this height before a restart (the
+    /// host's durable journal); for those rounds and steps the core sends them again instead of signing anew, so
+    /// what it counts as its own vote is what it really sent.
+    case start(height: UInt64, now: UInt64, signedBefore: [Vote] = [])
     /// A signed proposal and the value whose hash it names, from the network.
     case proposalReceived(SignedProposal, Value)
     /// A prepare or commit vote from the network.

@@ -123,6 +123,9 @@ public actor ConsensusDriver {
     private let settings: Settings
     private let logger: Logger
     private let ownKey: Bytes32
+    /// Re-signs journaled votes for the core after a restart (BIP340 with zero auxiliary randomness, as the core
+    /// signs, gives the same signature).
+    private let signingKey: PrivateKey
     private let onCommit: @Sendable (BlockHeader) -> Void
     private var core: Core
     private let journal: VoteJournal
@@ -159,6 +162,7 @@ public actor ConsensusDriver {
         self.settings = settings
         self.logger = logger
         self.ownKey = key.xOnlyPublicKey.bytes
+        self.signingKey = key
         self.onCommit = onCommit
         let next = chain.head.height + 1
         let epoch = Self.epoch(of: next, length: chain.genesis.epochLength)
@@ -369,7 +373,23 @@ public actor ConsensusDriver {
         if core.isStarted && core.height >= height { return }
         if pendingStart == height { pendingStart = nil }
         heightStartedAt = clock.now
-        drive(.start(height: height, now: UInt64(max(0, Date().timeIntervalSince1970 * 1000))))
+        drive(
+            .start(
+                height: height, now: UInt64(max(0, Date().timeIntervalSince1970 * 1000)),
+                signedBefore: journaledVotes(height: height)))
+    }
+
+    /// The votes the journal says this node sent at `height` (before a restart), signed again for the core.
+    private func journaledVotes(height: UInt64) -> [Vote] {
+        let chainID = chain.genesis.chainID
+        return journal.entries.compactMap { e in
+            guard e.height == height, let step = VoteStep(rawValue: e.step) else { return nil }
+            let message = Vote.signingHash(
+                chainID: chainID, height: e.height, round: e.round, step: step, blockHash: e.hash, voter: ownKey)
+            return Vote(
+                chainID: chainID, height: e.height, round: e.round, step: step, blockHash: e.hash, voter: ownKey,
+                signature: signingKey.signSchnorr(message, auxRandom: .zero))
+        }
     }
 
     // MARK: network

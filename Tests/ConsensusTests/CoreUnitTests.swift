@@ -129,6 +129,32 @@ final class CoreUnitTests: XCTestCase {
         XCTAssertEqual(b, block)
     }
 
+    /// After a restart the host hands the core the votes its journal says were sent at this height. Offered
+    /// another block in that round, the core re-sends (and counts) the journaled vote instead of signing a
+    /// conflicting one. Without the journal it would equivocate.
+    func testRestartedMemberResendsItsJournaledVoteInsteadOfEquivocating() throws {
+        let before = f.block(1, 0, by: 1, salt: 1)
+        let now = f.block(1, 0, by: 1, salt: 2)
+        let journaled = f.vote(0, 1, 0, .prepare, before.hash)
+        // Votes of other heights or voters in the list are ignored.
+        let noise = [f.vote(0, 2, 0, .prepare, now.hash), f.vote(1, 1, 0, .prepare, now.hash)]
+        var core = f.core(0)
+        _ = core.handle(.start(height: 1, now: 0, signedBefore: [journaled] + noise))
+        let offered = core.handle(.proposalReceived(f.proposal(1, now, round: 0), now))
+        XCTAssertEqual(offered.votes, [journaled], "the journaled vote, not a vote for the new block")
+        // Two more prepares for the new block: with the journaled vote for the old one, no quorum of three.
+        _ = core.handle(.voteReceived(f.vote(1, 1, 0, .prepare, now.hash)))
+        let two = core.handle(.voteReceived(f.vote(2, 1, 0, .prepare, now.hash)))
+        XCTAssertTrue(two.votes.filter { $0.step == .commit }.isEmpty, "commits need three prepares")
+        XCTAssertNil(core.lockedValue)
+
+        // A fresh core (no journal) signs for the new block: the equivocation the journal prevents.
+        var forgetful = f.core(0)
+        _ = forgetful.handle(.start(height: 1, now: 0))
+        let fresh = forgetful.handle(.proposalReceived(f.proposal(1, now, round: 0), now))
+        XCTAssertEqual(fresh.votes.map(\.blockHash), [now.hash])
+    }
+
     func testProposerProposesAndReproposesItsValidValue() throws {
         var core = f.core(1)
         let actions = core.handle(.start(height: 1, now: 0))

@@ -424,7 +424,7 @@ struct Simulation {
 
     static func summary(_ e: SimCore.Event) -> String {
         switch e {
-        case .start(let h, _): return "start \(h)"
+        case .start(let h, _, _): return "start \(h)"
         case .proposalReceived(let s, _):
             let p = s.proposal
             return "proposal r\(p.round) vr\(p.validRound.map(String.init) ?? "-") \(short(p.blockHash))"
