@@ -22,13 +22,17 @@ final class FramePolicy {
 
     init(kinds: FrameKinds) { self.kinds = kinds }
 
-    /// The payload ceiling of `kind` in the current phase, or the reason the kind is refused.
+    /// The payload ceiling of `kind` in the current phase (node frames carry a ``PeerSession`` tag on top), or the
+    /// reason the kind is refused.
     func limit(of kind: UInt8) -> Result<Int, FrameDecodeError> {
         guard let limit = kinds.limit(of: kind) else { return .failure(.unknownKind(kind)) }
         let isControl = kind < Frame.firstNodeKind
         guard isControl != authenticated else { return .failure(.unexpectedKind(kind)) }
-        return .success(limit)
+        return .success(authenticated ? limit + PeerSession.tagSize : limit)
     }
+
+    /// The largest length prefix (kind + payload) in the current phase.
+    var maxFrameSize: Int { kinds.maxFrameSize + (authenticated ? PeerSession.tagSize : 0) }
 }
 
 /// Length-prefixed framing: 4-byte big-endian length of (kind + payload), the kind byte, the payload.
@@ -46,7 +50,7 @@ struct FrameDecoder: ByteToMessageDecoder {
     mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return .needMoreData }
         guard length > 0 else { throw FrameDecodeError.emptyFrame }
-        guard length <= UInt32(policy.kinds.maxFrameSize) else {
+        guard length <= UInt32(policy.maxFrameSize) else {
             throw FrameDecodeError.oversized(kind: nil, length: Int(length))
         }
         guard let kind = buffer.getInteger(at: buffer.readerIndex + Frame.headerSize, as: UInt8.self) else {

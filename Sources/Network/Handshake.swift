@@ -3,7 +3,8 @@ import AmarsCrypto
 
 /// What both ends must agree on before any node traffic flows.
 public struct HandshakeParameters: Sendable {
-    public static let currentVersion: UInt16 = 1
+    /// 2: Hello carries an ephemeral key, and node frames carry a ``PeerSession`` tag.
+    public static let currentVersion: UInt16 = 2
 
     public var version: UInt16
     public var chainID: UInt32
@@ -21,22 +22,35 @@ public struct HandshakeParameters: Sendable {
     }
 }
 
-/// First message of each side: who I claim to be, on which chain, and a fresh nonce the peer must sign over.
+/// First message of each side: who I claim to be, on which chain, a fresh nonce the peer must sign over, and a
+/// fresh ephemeral public key (compressed) for the session's frame keys.
 public struct Hello: Sendable, Hashable {
-    public static let encodedSize = 2 + 4 + 32 + 32 + 32
+    public static let encodedSize = 2 + 4 + 32 + 32 + 32 + 33
+
+    /// The generator, compressed: a valid point for Hellos built by tests that never reach the session.
+    public static let placeholderEphemeral: [UInt8] =
+        [0x02] + [
+            0x79, 0xBE, 0x66, 0x7E, 0xF9, 0xDC, 0xBB, 0xAC, 0x55, 0xA0, 0x62, 0x95, 0xCE, 0x87, 0x0B, 0x07,
+            0x02, 0x9B, 0xFC, 0xDB, 0x2D, 0xCE, 0x28, 0xD9, 0x59, 0xF2, 0x81, 0x5B, 0x16, 0xF8, 0x17, 0x98,
+        ]
 
     public var version: UInt16
     public var chainID: UInt32
     public var genesisHash: Bytes32
     public var nodeKey: Bytes32
     public var nonce: Bytes32
+    public var ephemeralKey: [UInt8]
 
-    public init(version: UInt16, chainID: UInt32, genesisHash: Bytes32, nodeKey: Bytes32, nonce: Bytes32) {
+    public init(
+        version: UInt16, chainID: UInt32, genesisHash: Bytes32, nodeKey: Bytes32, nonce: Bytes32,
+        ephemeralKey: [UInt8] = Hello.placeholderEphemeral
+    ) {
         self.version = version
         self.chainID = chainID
         self.genesisHash = genesisHash
         self.nodeKey = nodeKey
         self.nonce = nonce
+        self.ephemeralKey = ephemeralKey
     }
 
     public var encoded: [UInt8] {
@@ -48,6 +62,7 @@ public struct Hello: Sendable, Hashable {
         out.append(contentsOf: genesisHash.bytes)
         out.append(contentsOf: nodeKey.bytes)
         out.append(contentsOf: nonce.bytes)
+        out.append(contentsOf: ephemeralKey)
         return out
     }
 
@@ -62,6 +77,7 @@ public struct Hello: Sendable, Hashable {
         self.genesisHash = genesis
         self.nodeKey = key
         self.nonce = nonce
+        self.ephemeralKey = Array(bytes[102..<135])
     }
 
     var frame: Frame { Frame(kind: ControlKind.hello, payload: encoded) }
@@ -87,14 +103,16 @@ public struct Auth: Sendable, Hashable {
 
     private static let tag = TaggedHash(tag: "AmarsPeerAuth")
 
-    /// The message a signer signs: chain, genesis, the peer's nonce, its own nonce, its own key, the peer's key.
+    /// The message a signer signs: chain, genesis, the peer's nonce, its own nonce, its own key, the peer's key,
+    /// and both ephemeral keys.
     ///
     /// The peer's nonce makes the signature worthless in any other session (the verifier picked it fresh); the
     /// chain and genesis stop a signature from a test network being used on the main one; both keys stop a man in
-    /// the middle from relaying one session's Auth into another with a different pair.
+    /// the middle from relaying one session's Auth into another with a different pair; the ephemeral keys stop
+    /// him from putting his own in and holding the frame keys.
     public static func transcript(
         chainID: UInt32, genesisHash: Bytes32, peerNonce: Bytes32, ownNonce: Bytes32, ownKey: Bytes32,
-        peerKey: Bytes32
+        peerKey: Bytes32, ownEphemeral: [UInt8] = [], peerEphemeral: [UInt8] = []
     ) -> Bytes32 {
         var hasher = tag.hasher()
         hasher.update(chainID.bigEndianBytes)
@@ -103,7 +121,17 @@ public struct Auth: Sendable, Hashable {
         hasher.update(ownNonce)
         hasher.update(ownKey)
         hasher.update(peerKey)
+        hasher.update(ownEphemeral)
+        hasher.update(peerEphemeral)
         return hasher.finalize()
+    }
+
+    private static let sessionTag = TaggedHash(tag: "AmarsPeerSession")
+
+    /// What the frame keys are bound to: both Hellos, in the order of their node keys (the same on both sides).
+    static func sessionTranscript(_ a: Hello, _ b: Hello) -> Bytes32 {
+        let (first, second) = a.nodeKey.bytes.lexicographicallyPrecedes(b.nodeKey.bytes) ? (a, b) : (b, a)
+        return sessionTag.hash(first.encoded + second.encoded)
     }
 }
 
@@ -143,7 +171,7 @@ public struct HandshakeMachine: Sendable {
     public enum State: Sendable, Hashable {
         case idle
         case awaitingHello
-        case awaitingAuth(peerKey: Bytes32, peerNonce: Bytes32)
+        case awaitingAuth(peerKey: Bytes32, peerNonce: Bytes32, peerEphemeral: [UInt8])
         case established(peerKey: Bytes32)
         case failed(HandshakeFailure)
     }
@@ -155,27 +183,43 @@ public struct HandshakeMachine: Sendable {
     }
 
     public private(set) var state: State = .idle
+    /// The frame keys, once established.
+    public private(set) var session: PeerSession?
     let parameters: HandshakeParameters
     let localKey: PrivateKey
     let localNonce: Bytes32
     let auxRandom: Bytes32
+    /// Fresh per connection, derived from the caller's secret randomness.
+    let ephemeral: PrivateKey
+    private var ownHello: Hello?
 
-    /// `nonce` and `auxRandom` come from the caller's entropy source so tests are reproducible.
+    private static let ephemeralTag = TaggedHash(tag: "AmarsPeerEphemeral")
+
+    /// `nonce` and `auxRandom` come from the caller's entropy source so tests are reproducible; `auxRandom` must be
+    /// secret (the ephemeral key is derived from it).
     public init(parameters: HandshakeParameters, localKey: PrivateKey, nonce: Bytes32, auxRandom: Bytes32) {
         self.parameters = parameters
         self.localKey = localKey
         self.localNonce = nonce
         self.auxRandom = auxRandom
+        var counter: UInt8 = 0
+        var key: PrivateKey?
+        while key == nil {
+            key = try? PrivateKey(bytes: Self.ephemeralTag.hash(auxRandom.bytes + nonce.bytes + [counter]))
+            counter &+= 1
+        }
+        ephemeral = key!
     }
 
     /// Our Hello, to send as soon as the connection is up.
     public mutating func start() -> Frame {
         precondition(state == .idle, "start() is called once")
         state = .awaitingHello
-        return Hello(
+        let hello = Hello(
             version: parameters.version, chainID: parameters.chainID, genesisHash: parameters.genesisHash,
-            nodeKey: localKey.xOnlyPublicKey.bytes, nonce: localNonce
-        ).frame
+            nodeKey: localKey.xOnlyPublicKey.bytes, nonce: localNonce, ephemeralKey: ephemeral.publicKey.compressed)
+        ownHello = hello
+        return hello.frame
     }
 
     /// Feeds one frame from the peer: answers a Hello with Auth, accepts a verifying Auth, and fails on anything
@@ -190,19 +234,29 @@ public struct HandshakeMachine: Sendable {
             guard frame.kind == ControlKind.hello else { return fail(.unexpectedMessage) }
             guard let hello = Hello(decoding: frame.payload) else { return fail(.malformed) }
             if let failure = check(hello) { return fail(failure) }
-            state = .awaitingAuth(peerKey: hello.nodeKey, peerNonce: hello.nonce)
+            guard let peerEphemeral = try? PublicKey(compressed: hello.ephemeralKey), let ownHello else {
+                return fail(.invalidKey)
+            }
+            state = .awaitingAuth(peerKey: hello.nodeKey, peerNonce: hello.nonce, peerEphemeral: hello.ephemeralKey)
+            let ownEphemeral = ownHello.ephemeralKey
             let message = Auth.transcript(
                 chainID: parameters.chainID, genesisHash: parameters.genesisHash, peerNonce: hello.nonce,
-                ownNonce: localNonce, ownKey: localKey.xOnlyPublicKey.bytes, peerKey: hello.nodeKey)
+                ownNonce: localNonce, ownKey: localKey.xOnlyPublicKey.bytes, peerKey: hello.nodeKey,
+                ownEphemeral: ownEphemeral, peerEphemeral: hello.ephemeralKey)
+            // Ready for when the peer's Auth verifies; never used before that.
+            session = PeerSession(
+                shared: ephemeral.ecdh(peerEphemeral), transcript: Auth.sessionTranscript(ownHello, hello),
+                ownKey: localKey.xOnlyPublicKey.bytes, peerKey: hello.nodeKey)
             return .send(Auth(signature: localKey.signSchnorr(message, auxRandom: auxRandom)).frame)
-        case .awaitingAuth(let peerKey, let peerNonce):
+        case .awaitingAuth(let peerKey, let peerNonce, let peerEphemeral):
             guard frame.kind == ControlKind.auth else { return fail(.unexpectedMessage) }
             guard let auth = Auth(decoding: frame.payload) else { return fail(.malformed) }
-            guard let key = try? XOnlyPublicKey(bytes: peerKey) else { return fail(.invalidKey) }
+            guard let key = try? XOnlyPublicKey(bytes: peerKey), let ownHello else { return fail(.invalidKey) }
             // The peer signed with itself as "own" and us as "peer".
             let message = Auth.transcript(
                 chainID: parameters.chainID, genesisHash: parameters.genesisHash, peerNonce: localNonce,
-                ownNonce: peerNonce, ownKey: peerKey, peerKey: localKey.xOnlyPublicKey.bytes)
+                ownNonce: peerNonce, ownKey: peerKey, peerKey: localKey.xOnlyPublicKey.bytes,
+                ownEphemeral: peerEphemeral, peerEphemeral: ownHello.ephemeralKey)
             guard key.verifySchnorr(auth.signature, message: message) else { return fail(.badSignature) }
             state = .established(peerKey: peerKey)
             return .established(peerKey: peerKey)
@@ -221,6 +275,7 @@ public struct HandshakeMachine: Sendable {
 
     private mutating func fail(_ failure: HandshakeFailure) -> Action {
         state = .failed(failure)
+        session = nil
         return .fail(failure)
     }
 }

@@ -18,6 +18,9 @@ public enum DisconnectReason: Sendable, Hashable, CustomStringConvertible {
     case unexpectedFrame
     case handshake(HandshakeFailure)
     case handshakeTimeout
+    /// A node frame whose ``PeerSession`` tag is not the next one expected: altered, injected, replayed or
+    /// reordered on the way.
+    case badFrameTag
     /// Another authenticated connection to the same key won.
     case duplicateConnection
     /// The key is serving a ban.
@@ -40,6 +43,7 @@ public enum DisconnectReason: Sendable, Hashable, CustomStringConvertible {
         case .unexpectedFrame: "unexpected_frame"
         case .handshake(let failure): "handshake_\(failure)"
         case .handshakeTimeout: "handshake_timeout"
+        case .badFrameTag: "bad_frame_tag"
         case .duplicateConnection: "duplicate_connection"
         case .banned: "banned"
         case .scoreExceeded: "score_exceeded"
@@ -55,7 +59,8 @@ public enum DisconnectReason: Sendable, Hashable, CustomStringConvertible {
     /// Reasons that are the peer's fault and add to its score (the framing ones end the connection regardless).
     var isViolation: Bool {
         switch self {
-        case .malformedFrame, .oversizedFrame, .unknownKind, .unexpectedFrame, .handshake, .handshakeTimeout:
+        case .malformedFrame, .oversizedFrame, .unknownKind, .unexpectedFrame, .handshake, .handshakeTimeout,
+            .badFrameTag:
             true
         default:
             false

@@ -22,6 +22,8 @@ final class PeerHandler: ChannelInboundHandler {
     let policy: FramePolicy
     let direction: ConnectionDirection
     private var machine: HandshakeMachine
+    /// The frame keys from the handshake, set when the connection is accepted.
+    private var session: PeerSession?
     private var context: ChannelHandlerContext?
     private var timeout: Scheduled<Void>?
     private var queue: OutboundQueue
@@ -94,6 +96,10 @@ final class PeerHandler: ChannelInboundHandler {
             handshake(frame, context: context)
             return
         }
+        guard let opened = session?.open(frame) else {
+            close(.badFrameTag)
+            return
+        }
         let now = registry.now()
         guard frameBucket.take(1, now: now) else {
             registry.dropped(.rateLimitedFrames, by: self)
@@ -103,7 +109,7 @@ final class PeerHandler: ChannelInboundHandler {
             registry.dropped(.rateLimitedBytes, by: self)
             return
         }
-        registry.deliver(frame, from: self)
+        registry.deliver(opened, from: self)
     }
 
     private func handshake(_ frame: Frame, context: ChannelHandlerContext) {
@@ -120,6 +126,7 @@ final class PeerHandler: ChannelInboundHandler {
             case .accept(let replacing):
                 timeout?.cancel()
                 timeout = nil
+                session = machine.session
                 isEstablished = true
                 policy.authenticated = true
                 registry.peerEstablished(self, key: key, replacing: replacing)
@@ -169,10 +176,16 @@ final class PeerHandler: ChannelInboundHandler {
         }
     }
 
+    /// Handshake frames go as they are; node frames get the session's tag, in the order they reach the wire.
     private func write(_ frame: Frame, context: ChannelHandlerContext) {
+        var wire = frame
+        if isEstablished {
+            guard session != nil else { return close(.ioError) }
+            wire = session!.seal(frame)
+        }
         registry.metrics.framesSent += 1
-        registry.metrics.bytesSent += frame.wireSize
-        context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
+        registry.metrics.bytesSent += wire.wireSize
+        context.writeAndFlush(wrapOutboundOut(wire), promise: nil)
     }
 
     /// Closes with `reason` unless a reason was already given; the registry learns it in `channelInactive`.

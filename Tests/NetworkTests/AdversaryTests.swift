@@ -156,6 +156,39 @@ final class AdversaryTests: XCTestCase {
         try await group.shutdownGracefully()
     }
 
+    /// An authenticated peer's frame altered on the way (one bit of its tag) ends that connection as a violation;
+    /// frames before it were delivered and the honest link never notices.
+    func testFrameWithABadTagEndsTheConnection() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let (a, b) = try await startPair(group: group)
+        let machine = HandshakeMachine(
+            parameters: Fixture.parameters(allowed: allowed), localKey: flooder,
+            nonce: Bytes32(w0: 6, w1: 6, w2: 6, w3: 6), auxRandom: Bytes32(w0: 6, w1: 0, w2: 0, w3: 0))
+        let client = try await RawClient.connect(port: a.port, group: group, handshake: machine)
+        let authenticated = await eventually { client.isAuthenticated }
+        XCTAssertTrue(authenticated)
+        let flooderKey = flooder.xOnlyPublicKey.bytes
+        let admitted = await eventually { await a.manager.connectedPeers().contains(flooderKey) }
+        XCTAssertTrue(admitted)
+        client.writeFrame(Frame(kind: Fixture.gossipKind, payload: [0xB0, 1]))
+        let first = await eventually { await a.log.count(payload: [0xB0, 1]) == 1 }
+        XCTAssertTrue(first, "a correctly tagged frame is delivered")
+        client.writeFrame(Frame(kind: Fixture.gossipKind, payload: [0xB0, 2])) { wire in
+            wire.payload[wire.payload.count - 1] ^= 1
+        }
+        let closed = await client.waitClosed()
+        XCTAssertTrue(closed, "a bad tag must end the connection")
+        let counted = await eventually { await a.manager.metrics().disconnects(.badFrameTag) == 1 }
+        XCTAssertTrue(counted)
+        let delivered = await a.log.count(payload: [0xB0, 2])
+        XCTAssertEqual(delivered, 0, "the altered frame is never delivered")
+        let peers = await a.manager.connectedPeers()
+        XCTAssertEqual(peers, [b.publicKey])
+        await a.stop()
+        await b.stop()
+        try await group.shutdownGracefully()
+    }
+
     func testNodeReportsLeadToBan() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         // No decay, so four reports of 25 reach the threshold of 100 exactly.

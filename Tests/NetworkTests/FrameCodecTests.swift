@@ -84,7 +84,8 @@ final class FrameCodecTests: XCTestCase {
             XCTAssertEqual(error as? FrameDecodeError, .oversized(kind: nil, length: Int(UInt32.max)))
         }
         let (second, _) = try makeChannel()
-        let overGlobal = UInt32(Fixture.kinds.maxFrameSize + 1)
+        // Authenticated: node frames carry a session tag on top of the ceiling.
+        let overGlobal = UInt32(Fixture.kinds.maxFrameSize + PeerSession.tagSize + 1)
         XCTAssertThrowsError(try second.writeInbound(buffer(overGlobal.bigEndianBytes))) { error in
             XCTAssertEqual(error as? FrameDecodeError, .oversized(kind: nil, length: Int(overGlobal)))
         }
@@ -92,14 +93,14 @@ final class FrameCodecTests: XCTestCase {
 
     func testOverPerKindCapIsRefusedFromTheKindByte() throws {
         let (channel, _) = try makeChannel()
-        // requestKind allows 1024 payload bytes; 1025 + kind = 1026.
-        let length = UInt32(1_026)
+        // requestKind allows 1024 payload bytes, plus the 16-byte session tag once authenticated; 1041 + kind = 1042.
+        let length = UInt32(1_042)
         XCTAssertThrowsError(try channel.writeInbound(buffer(length.bigEndianBytes + [Fixture.requestKind]))) {
-            XCTAssertEqual($0 as? FrameDecodeError, .oversized(kind: Fixture.requestKind, length: 1_026))
+            XCTAssertEqual($0 as? FrameDecodeError, .oversized(kind: Fixture.requestKind, length: 1_042))
         }
         // Exactly at the cap is fine.
         let (ok, _) = try makeChannel()
-        let frame = Frame(kind: Fixture.requestKind, payload: Array(repeating: 0, count: 1_024))
+        let frame = Frame(kind: Fixture.requestKind, payload: Array(repeating: 0, count: 1_024 + PeerSession.tagSize))
         try ok.writeInbound(buffer(frame.encoded))
         XCTAssertEqual(try ok.readInbound(as: Frame.self), frame)
     }

@@ -183,6 +183,68 @@ final class HandshakeTests: XCTestCase {
         XCTAssertEqual(a.receive(hello.frame), .fail(.invalidKey))
     }
 
+    /// After the handshake both sides hold matching frame keys: what one seals the other opens, in order, once;
+    /// anything altered, replayed, reordered, reflected or sealed in another session is refused.
+    func testSessionTagsAuthenticateEveryFrameInOrder() throws {
+        var a = machine(alice, nonce: 1)
+        var b = machine(bob, nonce: 2)
+        _ = run(&a, &b)
+        var sealer = try XCTUnwrap(a.session)
+        var opener = try XCTUnwrap(b.session)
+        let frames = (0..<5).map {
+            Frame(kind: Fixture.gossipKind, payload: [UInt8](repeating: UInt8($0), count: $0 * 7))
+        }
+        let sealed = frames.map { sealer.seal($0) }
+        XCTAssertTrue(sealed.allSatisfy { $0.payload.count >= PeerSession.tagSize })
+        var reordered = opener
+        XCTAssertNil(reordered.open(sealed[1]), "frame 1 before frame 0")
+        var reflected = sealer
+        XCTAssertNil(reflected.open(sealed[0]), "a frame sent back to its sender")
+        for (frame, wire) in zip(frames, sealed) { XCTAssertEqual(opener.open(wire), frame) }
+        XCTAssertNil(opener.open(sealed[4]), "a replay of the last frame")
+
+        // Altered on the way: payload, kind, tag, or cut short.
+        var fresh = try XCTUnwrap(b.session)
+        var tampered = sealed[3]
+        tampered.payload[0] ^= 1
+        XCTAssertNil(fresh.open(tampered))
+        var kindChanged = sealed[0]
+        kindChanged.kind = Fixture.requestKind
+        XCTAssertNil(fresh.open(kindChanged))
+        var tagChanged = sealed[0]
+        tagChanged.payload[tagChanged.payload.count - 1] ^= 0x80
+        XCTAssertNil(fresh.open(tagChanged))
+        XCTAssertNil(fresh.open(Frame(kind: Fixture.gossipKind, payload: Array(sealed[0].payload.prefix(15)))))
+        XCTAssertEqual(fresh.open(sealed[0]), frames[0], "the refusals did not advance the sequence")
+
+        // Another connection of the same two keys has other ephemeral keys, hence other frame keys.
+        var a2 = machine(alice, nonce: 11)
+        var b2 = machine(bob, nonce: 12)
+        _ = run(&a2, &b2)
+        var otherSession = try XCTUnwrap(b2.session)
+        XCTAssertNil(otherSession.open(sealed[0]))
+    }
+
+    /// A man in the middle who swaps in his own ephemeral key (to hold the frame keys) breaks the Auth signature.
+    func testSwappedEphemeralKeyIsRefused() throws {
+        var a = machine(alice, nonce: 1)
+        var b = machine(bob, nonce: 2)
+        let helloA = a.start()
+        let helloB = b.start()
+        var swapped = try XCTUnwrap(Hello(decoding: helloB.payload))
+        swapped.ephemeralKey = mallory.publicKey.compressed
+        XCTAssertTrue(a.receive(swapped.frame).isSend)
+        guard case .send(let authB) = b.receive(helloA) else { return XCTFail("bob should answer") }
+        XCTAssertEqual(a.receive(authB), .fail(.badSignature))
+        XCTAssertNil(a.session, "no frame keys after a failed handshake")
+        // A Hello whose ephemeral key is not a point is refused outright.
+        var c = machine(alice, nonce: 1)
+        _ = c.start()
+        var bogus = try XCTUnwrap(Hello(decoding: helloB.payload))
+        bogus.ephemeralKey = [0x02] + [UInt8](repeating: 0, count: 32)
+        XCTAssertEqual(c.receive(bogus.frame), .fail(.invalidKey))
+    }
+
     func testHelloEncodingRoundTrips() {
         let hello = Hello(
             version: 0x0102, chainID: 0xDEAD_BEEF, genesisHash: Fixture.genesis,

@@ -142,11 +142,17 @@ final class RawClient: Sendable {
     let channel: any Channel
     let inbox: NIOLockedValueBox<[Frame]>
     let established: NIOLockedValueBox<Bytes32?>
+    /// The frame keys once authenticated (peer mode): frames written are sealed, frames read are opened.
+    let session: NIOLockedValueBox<PeerSession?>
 
-    private init(channel: any Channel, inbox: NIOLockedValueBox<[Frame]>, established: NIOLockedValueBox<Bytes32?>) {
+    private init(
+        channel: any Channel, inbox: NIOLockedValueBox<[Frame]>, established: NIOLockedValueBox<Bytes32?>,
+        session: NIOLockedValueBox<PeerSession?>
+    ) {
         self.channel = channel
         self.inbox = inbox
         self.established = established
+        self.session = session
     }
 
     /// Connects in bytes mode (no `handshake`) or peer mode (runs `handshake`, sending Hello at once).
@@ -155,6 +161,7 @@ final class RawClient: Sendable {
     ) async throws -> RawClient {
         let inbox = NIOLockedValueBox<[Frame]>([])
         let established = NIOLockedValueBox<Bytes32?>(nil)
+        let session = NIOLockedValueBox<PeerSession?>(nil)
         let channel = try await ClientBootstrap(group: group)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -166,12 +173,14 @@ final class RawClient: Sendable {
                     try channel.pipeline.syncOperations.addHandlers([
                         ByteToMessageHandler(FrameDecoder(policy: policy)),
                         MessageToByteHandler(FrameEncoder()),
-                        RawPeerHandler(policy: policy, machine: handshake, inbox: inbox, established: established),
+                        RawPeerHandler(
+                            policy: policy, machine: handshake, inbox: inbox, established: established,
+                            session: session),
                     ])
                 }
             }
             .connect(host: "127.0.0.1", port: port).get()
-        return RawClient(channel: channel, inbox: inbox, established: established)
+        return RawClient(channel: channel, inbox: inbox, established: established, session: session)
     }
 
     /// Bytes mode: sends raw bytes.
@@ -179,9 +188,17 @@ final class RawClient: Sendable {
         try await channel.writeAndFlush(channel.allocator.buffer(bytes: bytes)).get()
     }
 
-    /// Peer mode: sends one frame through the encoder.
-    func writeFrame(_ frame: Frame) {
-        channel.writeAndFlush(frame, promise: nil)
+    /// Peer mode: sends one frame through the encoder, sealed with the session's next tag once authenticated
+    /// (`tamper` changes the sealed frame on the way, as a man in the middle would).
+    func writeFrame(_ frame: Frame, tamper: ((inout Frame) -> Void)? = nil) {
+        var wire = session.withLockedValue { s -> Frame in
+            guard var current = s else { return frame }
+            let sealed = current.seal(frame)
+            s = current
+            return sealed
+        }
+        tamper?(&wire)
+        channel.writeAndFlush(wire, promise: nil)
     }
 
     var isAuthenticated: Bool { established.withLockedValue { $0 != nil } }
@@ -211,15 +228,17 @@ final class RawPeerHandler: ChannelInboundHandler {
     var machine: HandshakeMachine
     let inbox: NIOLockedValueBox<[Frame]>
     let established: NIOLockedValueBox<Bytes32?>
+    let session: NIOLockedValueBox<PeerSession?>
 
     init(
         policy: FramePolicy, machine: HandshakeMachine, inbox: NIOLockedValueBox<[Frame]>,
-        established: NIOLockedValueBox<Bytes32?>
+        established: NIOLockedValueBox<Bytes32?>, session: NIOLockedValueBox<PeerSession?>
     ) {
         self.policy = policy
         self.machine = machine
         self.inbox = inbox
         self.established = established
+        self.session = session
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -234,13 +253,24 @@ final class RawPeerHandler: ChannelInboundHandler {
                 context.writeAndFlush(wrapOutboundOut(reply), promise: nil)
             case .established(let key):
                 policy.authenticated = true
+                let keys = machine.session
+                session.withLockedValue { $0 = keys }
                 established.withLockedValue { $0 = key }
             case .fail:
                 context.close(promise: nil)
             }
             return
         }
-        inbox.withLockedValue { $0.append(frame) }
+        let opened = session.withLockedValue { s -> Frame? in
+            guard var current = s, let opened = current.open(frame) else { return nil }
+            s = current
+            return opened
+        }
+        guard let opened else {
+            context.close(promise: nil)
+            return
+        }
+        inbox.withLockedValue { $0.append(opened) }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
