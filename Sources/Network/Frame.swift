@@ -73,7 +73,8 @@ public struct FrameKinds: Sendable {
 
     /// `maxFrameSize` caps kind + payload of every frame, including the ones of registered kinds.
     public init(maxFrameSize: Int = Frame.defaultMaxFrameSize) {
-        precondition(maxFrameSize >= 128, "the handshake needs frames of at least 128 bytes")
+        precondition(
+            maxFrameSize > Hello.encodedSize, "the handshake needs frames of at least \(Hello.encodedSize + 1) bytes")
         self.maxFrameSize = maxFrameSize
         self.entries = Array(repeating: nil, count: 256)
         entries[Int(ControlKind.hello)] = Entry(maxPayload: Hello.encodedSize, delivery: .direct)

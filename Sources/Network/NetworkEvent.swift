@@ -19,7 +19,8 @@ public enum DisconnectReason: Sendable, Hashable, CustomStringConvertible {
     case handshake(HandshakeFailure)
     case handshakeTimeout
     /// A node frame whose ``PeerSession`` tag is not the next one expected: altered, injected, replayed or
-    /// reordered on the way.
+    /// reordered on the way. Not counted against the peer: a bad tag means someone else wrote into the stream,
+    /// and banning the peer for it would let that someone cut validators apart.
     case badFrameTag
     /// Another authenticated connection to the same key won.
     case duplicateConnection
@@ -59,8 +60,7 @@ public enum DisconnectReason: Sendable, Hashable, CustomStringConvertible {
     /// Reasons that are the peer's fault and add to its score (the framing ones end the connection regardless).
     var isViolation: Bool {
         switch self {
-        case .malformedFrame, .oversizedFrame, .unknownKind, .unexpectedFrame, .handshake, .handshakeTimeout,
-            .badFrameTag:
+        case .malformedFrame, .oversizedFrame, .unknownKind, .unexpectedFrame, .handshake, .handshakeTimeout:
             true
         default:
             false

@@ -79,9 +79,11 @@ final class VirtualDevice: @unchecked Sendable {
         let h = head.header
         let nextBaseFee =
             h.height == 0 ? h.baseFee : FeeSchedule.standard.nextBaseFee(baseFee: h.baseFee, unitsUsed: h.unitsUsed)
-        let cap = nextBaseFee * 2 + 1
+        let (doubled, o1) = nextBaseFee.multipliedReportingOverflow(by: 2)
+        let cap = o1 ? UInt64.max : doubled.addingReportingOverflow(1).overflow ? UInt64.max : doubled + 1
         // Enough for the amount and the fee cap of a transfer (well under 10,000 units at these prices).
-        guard account.state.balance >= amount + cap * 10_000 else { return result }
+        let (reserve, o2) = cap.multipliedReportingOverflow(by: 10_000)
+        guard !o2, account.state.balance >= amount, account.state.balance - amount >= reserve else { return result }
         var fresh = SystemRandomNumberGenerator()
         let tx = try wallet.transfer(
             chainID: sync.trusted.chainID, to: recipient, amount: amount, maxFeePerUnit: cap, tipPerUnit: 1,
@@ -109,10 +111,12 @@ final class VirtualDevice: @unchecked Sendable {
 
 enum SimulationError: Error, CustomStringConvertible {
     case paymentFailed(Bytes32)
+    case fundingNotFinal(Bytes32)
 
     var description: String {
         switch self {
         case .paymentFailed(let id): "payment \(Hex.encode(id.bytes)) is final but its proven receipt says failed"
+        case .fundingNotFinal(let id): "funding transfer \(Hex.encode(id.bytes)) not final in 60 s"
         }
     }
 }

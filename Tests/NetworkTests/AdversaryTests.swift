@@ -156,8 +156,8 @@ final class AdversaryTests: XCTestCase {
         try await group.shutdownGracefully()
     }
 
-    /// An authenticated peer's frame altered on the way (one bit of its tag) ends that connection as a violation;
-    /// frames before it were delivered and the honest link never notices.
+    /// An authenticated peer's frame altered on the way (one bit of its tag) ends that connection, without a ban
+    /// (the peer did not write it); frames before it were delivered and the honest link never notices.
     func testFrameWithABadTagEndsTheConnection() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         let (a, b) = try await startPair(group: group)
@@ -182,6 +182,8 @@ final class AdversaryTests: XCTestCase {
         XCTAssertTrue(counted)
         let delivered = await a.log.count(payload: [0xB0, 2])
         XCTAssertEqual(delivered, 0, "the altered frame is never delivered")
+        let banned = await a.manager.isBanned(flooderKey)
+        XCTAssertFalse(banned, "a bad tag is someone else's doing: the peer's key is not banned")
         let peers = await a.manager.connectedPeers()
         XCTAssertEqual(peers, [b.publicKey])
         await a.stop()
