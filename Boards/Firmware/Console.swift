@@ -14,6 +14,22 @@ enum Console {
         newline()
     }
 
+    /// "memory: stack peak P of S B<qualifier>, heap high-water H of HS B": what a run used of the board's
+    /// reserved stack and heap.
+    static func memory(stackPeak: Int, _ qualifier: StaticString = "") {
+        write("memory: stack peak ")
+        decimal(stackPeak)
+        write(" of ")
+        decimal(board_stack_size())
+        write(" B")
+        write(qualifier)
+        write(", heap high-water ")
+        decimal(board_heap_used())
+        write(" of ")
+        decimal(board_heap_size())
+        line(" B")
+    }
+
     static func newline() {
         board_putc(13)
         board_putc(10)

@@ -249,18 +249,6 @@
         }
     }
 
-    func printMemory() {
-        Console.write("memory: stack peak ")
-        Console.decimal(board_stack_peak())
-        Console.write(" of ")
-        Console.decimal(board_stack_size())
-        Console.write(" B, heap high-water ")
-        Console.decimal(board_heap_used())
-        Console.write(" of ")
-        Console.decimal(board_heap_size())
-        Console.line(" B")
-    }
-
     func syncMain() -> Never {
         Console.newline()
         Console.write("Amarscity firmware sync on ")
@@ -291,7 +279,7 @@
         Console.write(" retransmissions, ")
         Console.decimal(UInt64(board_millis() &- start))
         Console.line(" ms)")
-        printMemory()
+        Console.memory(stackPeak: board_stack_peak())
         saveTrustedState(&slots, trusted)
         Console.line("sync: PASS")
         if !provisionedDeviceSecret.isEmpty {

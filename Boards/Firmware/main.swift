@@ -392,15 +392,7 @@ func testStorage() {
         Console.line("  not run: light client, 24 members (needs 8 KiB of heap)")
     }
     measured("storage", testStorage)
-    Console.write("memory: stack peak ")
-    Console.decimal(stackPeak)
-    Console.write(" of ")
-    Console.decimal(board_stack_size())
-    Console.write(" B, heap high-water ")
-    Console.decimal(board_heap_used())
-    Console.write(" of ")
-    Console.decimal(board_heap_size())
-    Console.line(" B")
+    Console.memory(stackPeak: stackPeak)
     if failures == 0 {
         Console.line("self-test: PASS")
         board_exit(0)

@@ -144,10 +144,7 @@ public final class ChainNode: @unchecked Sendable {
     /// The base fee the next block will charge.
     public var nextBaseFee: UInt64 { locked { nextBaseFeeUnlocked } }
 
-    private var nextBaseFeeUnlocked: UInt64 {
-        let h = headBlock.block.header
-        return h.height == 0 ? h.baseFee : fees.nextBaseFee(baseFee: h.baseFee, unitsUsed: h.unitsUsed)
-    }
+    private var nextBaseFeeUnlocked: UInt64 { fees.nextBaseFee(after: headBlock.block.header) }
 
     public var pendingCount: Int { locked { mempool.count } }
 

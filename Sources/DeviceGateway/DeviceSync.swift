@@ -253,21 +253,12 @@ public struct DeviceSync: Sendable {
     {
         let head = try verifiedHead(source: source)
         let payload: EscrowProofPayload
-        let headerPayload: HeaderPayload
-        do {
-            payload = try source.escrowProof(id)
-            headerPayload = try source.header(at: payload.height)
-        } catch {
-            throw .transport(error)
-        }
+        do { payload = try source.escrowProof(id) } catch { throw .transport(error) }
         guard payload.height >= head.height else {
             throw .inconsistent(
                 "escrow proof from block \(payload.height), older than the verified head \(head.height)")
         }
-        let header = try verify(headerPayload, source: source)
-        guard header.stateRoot == payload.stateRoot else {
-            throw .inconsistent("escrow proof names another state root than block \(payload.height)")
-        }
+        let header = try verifiedHeader(naming: payload.stateRoot, at: payload.height, "escrow", source: source)
         do {
             let state = try ProofVerifier.verifyEscrow(
                 payload.state, id: id, proof: payload.proof, stateRoot: header.stateRoot)
@@ -277,23 +268,28 @@ public struct DeviceSync: Sendable {
         }
     }
 
+    /// The header at `height`, fetched and verified, which must carry `stateRoot`: the root a state proof of
+    /// `what` claims is that block's.
+    private mutating func verifiedHeader(
+        naming stateRoot: Bytes32, at height: UInt64, _ what: StaticString, source: some DeviceChainSource
+    ) throws(DeviceSyncError) -> TrustedHeader {
+        let headerPayload: HeaderPayload
+        do { headerPayload = try source.header(at: height) } catch { throw .transport(error) }
+        let header = try verify(headerPayload, source: source)
+        guard header.stateRoot == stateRoot else {
+            throw .inconsistent("\(what) proof names another state root than block \(height)")
+        }
+        return header
+    }
+
     /// An account's state, proven against the state root of the header the gateway's proof refers to, which is
     /// fetched and verified first.
     public mutating func verifiedAccount(_ address: Address, source: some DeviceChainSource)
         throws(DeviceSyncError) -> VerifiedAccount
     {
         let payload: AccountProofPayload
-        let headerPayload: HeaderPayload
-        do {
-            payload = try source.accountProof(address)
-            headerPayload = try source.header(at: payload.height)
-        } catch {
-            throw .transport(error)
-        }
-        let header = try verify(headerPayload, source: source)
-        guard header.stateRoot == payload.stateRoot else {
-            throw .inconsistent("account proof names another state root than block \(payload.height)")
-        }
+        do { payload = try source.accountProof(address) } catch { throw .transport(error) }
+        let header = try verifiedHeader(naming: payload.stateRoot, at: payload.height, "account", source: source)
         // The state tree holds no empty accounts, so an empty claimed state must be proven absent.
         let claimed: AccountState? = payload.state.isEmpty ? nil : payload.state
         do {

@@ -37,6 +37,12 @@ public struct FeeSchedule: Equatable, Sendable {
         return baseFee + min(tipPerUnit, maxFeePerUnit - baseFee)
     }
 
+    /// The base fee of the block after `header`. The genesis header's own base fee is the first block's: it
+    /// carries no usage to adjust for.
+    public func nextBaseFee(after header: BlockHeader) -> UInt64 {
+        header.height == 0 ? header.baseFee : nextBaseFee(baseFee: header.baseFee, unitsUsed: header.unitsUsed)
+    }
+
     /// The base fee of the block after one with `baseFee` that used `unitsUsed`.
     public func nextBaseFee(baseFee: UInt64, unitsUsed: UInt64) -> UInt64 {
         let target = targetUnitsPerBlock

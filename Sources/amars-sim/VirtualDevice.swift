@@ -76,10 +76,7 @@ final class VirtualDevice: @unchecked Sendable {
         let account = try sync.verifiedAccount(address, source: coap)
         result.balance = account.state.balance
         wallet.resync(verifiedAccount: account.state)
-        let h = head.header
-        let nextBaseFee =
-            h.height == 0 ? h.baseFee : FeeSchedule.standard.nextBaseFee(baseFee: h.baseFee, unitsUsed: h.unitsUsed)
-        let (doubled, o1) = nextBaseFee.multipliedReportingOverflow(by: 2)
+        let (doubled, o1) = FeeSchedule.standard.nextBaseFee(after: head.header).multipliedReportingOverflow(by: 2)
         let cap = o1 ? UInt64.max : doubled.addingReportingOverflow(1).overflow ? UInt64.max : doubled + 1
         // Enough for the amount and the fee cap of a transfer (well under 10,000 units at these prices).
         let (reserve, o2) = cap.multipliedReportingOverflow(by: 10_000)

@@ -238,11 +238,7 @@ struct DeviceCommand: ParsableCommand {
             print("sender      \(sender.bech32): \(Amount.format(account.state.balance)) AMSC")
             print("            nonce \(account.state.nonce)")
             print("            (state proof checked against block \(account.header.height))")
-            let h = head.header
-            let nextBaseFee =
-                h.height == 0
-                ? h.baseFee : FeeSchedule.standard.nextBaseFee(baseFee: h.baseFee, unitsUsed: h.unitsUsed)
-            let cap = maxFee ?? (nextBaseFee * 2 + tip)
+            let cap = maxFee ?? (FeeSchedule.standard.nextBaseFee(after: head.header) * 2 + tip)
             let wallet = DeviceWallet(key: signer, nextNonce: account.state.nonce)
             var rng = SystemRandomNumberGenerator()
             let tx: SignedTransaction

@@ -47,7 +47,7 @@ final class EscrowCLITests: XCTestCase {
 
     func testRentAndReturnThroughTheCLIAndTheLocksOwnCheck() throws {
         try ok(["genesis", "new", "--out", path("genesis.json"), "--keys", path("keys")])
-        let coapPort = FirmwareSyncTests.freePort(type: Int32(SOCK_DGRAM.rawValue))
+        let coapPort = Harness.freePort(type: Int32(SOCK_DGRAM.rawValue))
         let daemon = try Harness.startDaemon(data: dir, blockInterval: 100, coapPort: coapPort)
         defer { daemon.stop() }
         let node = ["--node", daemon.url]

@@ -109,7 +109,7 @@ final class FirmwareForgeryTests: XCTestCase {
         defer { server.stop() }
         /// `synced`: the case lies only after the sync, so "sync: PASS" may appear but the payment must not pass.
         func runFirmware(_ name: String, synced: Bool = false) throws -> (status: Int32, log: String) {
-            let serialPort = FirmwareSyncTests.freePort(type: Int32(SOCK_STREAM.rawValue))
+            let serialPort = Harness.freePort(type: Int32(SOCK_STREAM.rawValue))
             let sync = try run(
                 "/usr/bin/env",
                 ["make"] + make + [

@@ -71,7 +71,7 @@ final class FirmwareSyncTests: XCTestCase {
             return XCTFail("make -C Boards sync-firmware failed (\(build.status)):\n\(build.output.suffix(4000))")
         }
 
-        let coapPort = Self.freePort(type: Int32(SOCK_DGRAM.rawValue))
+        let coapPort = Harness.freePort(type: Int32(SOCK_DGRAM.rawValue))
         try startDevnet(coapPort: coapPort)
         let epochs: UInt64 = 5
         XCTAssertTrue(
@@ -86,7 +86,7 @@ final class FirmwareSyncTests: XCTestCase {
         // proposers).
         let fundAmount: UInt64 = 10_000_000
         var funded: Harness.Result?
-        let serialPort = Self.freePort(type: Int32(SOCK_STREAM.rawValue))
+        let serialPort = Harness.freePort(type: Int32(SOCK_STREAM.rawValue))
         let sync = try Harness.run(
             "/usr/bin/env",
             ["make"] + make + [
@@ -161,7 +161,7 @@ final class FirmwareSyncTests: XCTestCase {
             "/usr/bin/env",
             ["make"] + make + [
                 "sync", "SKIP_BUILD=1", "GATEWAY=coap://127.0.0.1:\(coapPort)",
-                "SYNC_PORT=\(Self.freePort(type: Int32(SOCK_STREAM.rawValue)))",
+                "SYNC_PORT=\(Harness.freePort(type: Int32(SOCK_STREAM.rawValue)))",
             ],
             timeout: 600)
         let again = rerun.output
@@ -185,7 +185,7 @@ final class FirmwareSyncTests: XCTestCase {
     /// Four `amarsd node` processes on loopback (see ``MultiNodeTests``), node 1 with CoAP on `coapPort`.
     func startDevnet(coapPort: Int) throws {
         let validatorKeys = try (1...4).map { try KeyFile.load(path("keys/validator-\($0).key")) }
-        let ports = (0..<4).map { _ in MultiNodeTests.freePort() }
+        let ports = (0..<4).map { _ in Harness.freePort() }
         for i in 0..<4 {
             let nodeDir = dir.appendingPathComponent("node-\(i + 1)")
             try FileManager.default.createDirectory(at: nodeDir, withIntermediateDirectories: true)
@@ -260,21 +260,4 @@ final class FirmwareSyncTests: XCTestCase {
         try Harness.run(executable, arguments, timeout: timeout)
     }
 
-    /// A port the kernel just handed out and we released (UDP or TCP).
-    static func freePort(type: Int32) -> Int {
-        let fd = socket(AF_INET, type, 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) }
-        }
-        _ = withUnsafeMutablePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
-        }
-        return Int(UInt16(bigEndian: addr.sin_port))
-    }
 }

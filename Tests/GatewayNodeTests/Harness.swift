@@ -2,6 +2,10 @@ import AmarsClient
 import Foundation
 import XCTest
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Runs the real binaries SwiftPM built next to the test bundle.
 enum Harness {
     static var binDirectory: URL {
@@ -127,5 +131,23 @@ enum Harness {
     static func json(_ client: HTTPClient, _ path: String) throws -> [String: Any] {
         let r = try client.get(path)
         return try JSONSerialization.jsonObject(with: Data(r.body)) as! [String: Any]
+    }
+
+    /// A port the kernel just handed out and we released (UDP or TCP).
+    static func freePort(type: Int32 = Int32(SOCK_STREAM.rawValue)) -> Int {
+        let fd = socket(AF_INET, type, 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) }
+        }
+        _ = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+        }
+        return Int(UInt16(bigEndian: addr.sin_port))
     }
 }

@@ -103,24 +103,6 @@ final class MultiNodeTests: XCTestCase {
         super.tearDown()
     }
 
-    /// A port the kernel just handed out and we released: free unless something grabs it in between.
-    static func freePort() -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) }
-        }
-        _ = withUnsafeMutablePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
-        }
-        return Int(UInt16(bigEndian: addr.sin_port))
-    }
-
     func wait(_ seconds: Double, _ condition: () -> Bool) -> Bool { Harness.wait(seconds, condition) }
 
     func heights(_ which: [TestNode]) -> [UInt64] { which.map { $0.head()?.height ?? 0 } }
@@ -147,7 +129,7 @@ final class MultiNodeTests: XCTestCase {
         ])
         XCTAssertEqual(made.status, 0, made.error)
         let validatorKeys = try (1...4).map { try KeyFile.load("\(keys)/validator-\($0).key") }
-        let ports = (0..<4).map { _ in Self.freePort() }
+        let ports = (0..<4).map { _ in Harness.freePort() }
         for i in 0..<4 {
             let nodeDir = dir.appendingPathComponent("node-\(i + 1)")
             try FileManager.default.createDirectory(at: nodeDir, withIntermediateDirectories: true)

@@ -33,9 +33,9 @@ final class SimulatorTests: XCTestCase {
     func testFleetPaysItselfAndProvesEveryPayment() throws {
         let made = try Harness.amars(["genesis", "new", "--out", path("genesis.json"), "--keys", path("keys")])
         XCTAssertEqual(made.status, 0, made.error)
-        let coapPort = FirmwareSyncTests.freePort(type: Int32(SOCK_DGRAM.rawValue))
-        let mqttPort = FirmwareSyncTests.freePort(type: Int32(SOCK_STREAM.rawValue))
-        let httpPort = FirmwareSyncTests.freePort(type: Int32(SOCK_STREAM.rawValue))
+        let coapPort = Harness.freePort(type: Int32(SOCK_DGRAM.rawValue))
+        let mqttPort = Harness.freePort(type: Int32(SOCK_STREAM.rawValue))
+        let httpPort = Harness.freePort(type: Int32(SOCK_STREAM.rawValue))
         let p = Process()
         p.executableURL = Harness.binDirectory.appendingPathComponent("amarsd")
         p.arguments = [
