@@ -1,6 +1,15 @@
 // swift-tools-version:6.0
 // Amarscity: one package for the gateway (host) and the portable cores a device runs.
 //
+// The source tree says where each module runs:
+//   Sources/Portable  what a device runs (Embedded Swift, no Foundation): codec, crypto, ledger types, the device
+//                     protocol, the light client and the device session
+//   Sources/Gateway   what a gateway node runs: chain store, consensus, peer network, device doors, the daemon
+//   Sources/Host      host tools: the CLI, the host device client, benchmarks, the fuzz driver
+//   Sources/C         Debian's C libraries as Swift modules
+//   Simulator/        fleets of virtual devices (the same device session, over real sockets)
+//   Boards/           firmware images: the device session over a board's UART
+//
 // `EMBEDDED=1` turns this manifest into the portable subset only, compiled in Embedded Swift mode, so that
 // `make test` proves nothing a microcontroller cannot run has crept into the portable modules.
 import PackageDescription
@@ -15,18 +24,28 @@ let portableSettings: [SwiftSetting] =
     ? [.enableExperimentalFeature("Embedded"), .unsafeFlags(["-wmo"])]
     : []
 
+func portable(_ name: String, _ dependencies: [Target.Dependency]) -> Target {
+    .target(name: name, dependencies: dependencies, path: "Sources/Portable/\(name)", swiftSettings: portableSettings)
+}
+
+func system(_ name: String, pkgConfig: String, apt: String) -> Target {
+    .systemLibrary(name: name, path: "Sources/C/\(name)", pkgConfig: pkgConfig, providers: [.apt([apt])])
+}
+
 var targets: [Target] = [
-    .systemLibrary(name: "CSecp256k1", pkgConfig: "libsecp256k1", providers: [.apt(["libsecp256k1-dev"])]),
-    .target(name: "AmarsCodec", swiftSettings: portableSettings),
-    .target(name: "AmarsCrypto", dependencies: ["CSecp256k1", "AmarsCodec"], swiftSettings: portableSettings),
-    .target(name: "Ledger", dependencies: ["AmarsCodec", "AmarsCrypto"], swiftSettings: portableSettings),
-    .target(name: "DeviceProtocol", dependencies: ["AmarsCodec"], swiftSettings: portableSettings),
-    .target(
-        name: "LightClient", dependencies: ["AmarsCodec", "AmarsCrypto", "Ledger"], swiftSettings: portableSettings),
+    system("CSecp256k1", pkgConfig: "libsecp256k1", apt: "libsecp256k1-dev"),
+    portable("AmarsCodec", []),
+    portable("AmarsCrypto", ["CSecp256k1", "AmarsCodec"]),
+    portable("Ledger", ["AmarsCodec", "AmarsCrypto"]),
+    portable("DeviceProtocol", ["AmarsCodec", "AmarsCrypto", "Ledger"]),
+    portable("LightClient", ["AmarsCodec", "AmarsCrypto", "Ledger"]),
+    portable("DeviceCore", ["AmarsCodec", "AmarsCrypto", "Ledger", "DeviceProtocol", "LightClient"]),
 ]
 
 var products: [Product] = [
-    .library(name: "AmarsPortable", targets: ["AmarsCodec", "AmarsCrypto", "Ledger", "DeviceProtocol", "LightClient"])
+    .library(
+        name: "AmarsPortable",
+        targets: ["AmarsCodec", "AmarsCrypto", "Ledger", "DeviceProtocol", "LightClient", "DeviceCore"])
 ]
 
 var dependencies: [Package.Dependency] = []
@@ -41,7 +60,7 @@ if !embedded {
         .testTarget(name: "DeviceProtocolTests", dependencies: ["AmarsTestSupport", "DeviceProtocol"], exclude: ["SOURCES.md"]),
         .testTarget(name: "LightClientTests", dependencies: ["AmarsTestSupport", "LightClient"]),
         // Consensus is a sans-I/O state machine with no host dependencies, so it builds in the light set too.
-        .target(name: "Consensus", dependencies: ["Ledger"]),
+        .target(name: "Consensus", dependencies: ["Ledger"], path: "Sources/Gateway/Consensus"),
         .testTarget(name: "ConsensusTests", dependencies: ["AmarsTestSupport", "Consensus"]),
     ]
 }
@@ -53,7 +72,8 @@ if embedded {
     targets += [
         .target(name: "Board", path: "Boards/\(board)", exclude: ["README.md", "board.ld", "board.mk"]),
         .executableTarget(
-            name: "Firmware", dependencies: ["Board", "AmarsCodec", "AmarsCrypto", "Ledger", "DeviceProtocol", "LightClient"],
+            name: "Firmware",
+            dependencies: ["Board", "AmarsCodec", "AmarsCrypto", "Ledger", "DeviceProtocol", "LightClient", "DeviceCore"],
             path: "Boards/Firmware", exclude: ["fixtures"], swiftSettings: portableSettings),
     ]
     products.append(.executable(name: "Firmware", targets: ["Firmware"]))
@@ -73,34 +93,49 @@ if hostParts {
     ]
     let log: Target.Dependency = .product(name: "Logging", package: "swift-log")
     let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
+    func gateway(_ name: String, _ dependencies: [Target.Dependency]) -> Target {
+        .target(name: name, dependencies: dependencies, path: "Sources/Gateway/\(name)")
+    }
+    func host(_ name: String, _ dependencies: [Target.Dependency]) -> Target {
+        .target(name: name, dependencies: dependencies, path: "Sources/Host/\(name)")
+    }
     targets += [
-        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
-        .systemLibrary(name: "CCoAP", pkgConfig: "libcoap-3-gnutls", providers: [.apt(["libcoap3-dev"])]),
-        .systemLibrary(name: "CMosquitto", pkgConfig: "libmosquitto", providers: [.apt(["libmosquitto-dev"])]),
-        .target(name: "Chain", dependencies: ["Ledger", "CSQLite", log]),
-        .target(name: "AmarsClient", dependencies: ["Ledger"]),
-        .target(name: "Network", dependencies: ["Ledger", log] + nio),
-        .target(
-            name: "DeviceGateway", dependencies: ["Chain", "DeviceProtocol", "LightClient", "CCoAP", "CMosquitto", log]),
-        .target(
-            name: "GatewayNode",
-            dependencies: ["Chain", "DeviceGateway", "Consensus", "Network", .product(name: "Yams", package: "Yams"), log]
-                + nio),
-        .executableTarget(name: "amarsd", dependencies: ["GatewayNode", "DeviceGateway", "DeviceProtocol", argumentParser, log]),
+        system("CSQLite", pkgConfig: "sqlite3", apt: "libsqlite3-dev"),
+        system("CCoAP", pkgConfig: "libcoap-3-gnutls", apt: "libcoap3-dev"),
+        system("CMosquitto", pkgConfig: "libmosquitto", apt: "libmosquitto-dev"),
+        // Gateway: the chain, its peers and the device doors.
+        gateway("Chain", ["Ledger", "CSQLite", log]),
+        gateway("Network", ["Ledger", log] + nio),
+        gateway("DeviceGateway", ["Chain", "DeviceProtocol", "LightClient", "CCoAP", "CMosquitto", log]),
+        gateway(
+            "GatewayNode", ["Chain", "DeviceGateway", "Consensus", "Network", .product(name: "Yams", package: "Yams"), log] + nio),
         .executableTarget(
-            name: "amars", dependencies: ["Chain", "AmarsClient", "DeviceGateway", "LightClient", argumentParser]),
+            name: "amarsd", dependencies: ["GatewayNode", "DeviceGateway", "DeviceProtocol", argumentParser, log],
+            path: "Sources/Gateway/amarsd"),
+        // Host: what talks to a gateway from outside, as a wallet (AmarsClient, HTTP) or as a device (DeviceClient:
+        // the portable device session over UDP CoAP and MQTT). Neither links the gateway.
+        host("AmarsClient", ["Ledger"]),
+        host("DeviceClient", ["AmarsCodec", "AmarsCrypto", "Ledger", "DeviceProtocol", "LightClient", "DeviceCore", "CMosquitto", log]),
+        .executableTarget(
+            name: "amars", dependencies: ["Chain", "AmarsClient", "DeviceClient", "LightClient", argumentParser],
+            path: "Sources/Host/amars"),
         .executableTarget(
             name: "amars-bench",
             dependencies: [
-                "Chain", "Consensus", "CSecp256k1", "DeviceGateway", "DeviceProtocol", "LightClient", argumentParser,
-            ]),
+                "Chain", "Consensus", "CSecp256k1", "DeviceGateway", "DeviceClient", "DeviceProtocol", "LightClient",
+                argumentParser,
+            ],
+            path: "Sources/Host/amars-bench"),
         .executableTarget(
-            name: "amars-sim", dependencies: ["Chain", "AmarsClient", "DeviceGateway", "LightClient", argumentParser]),
+            name: "amars-sim", dependencies: ["Chain", "AmarsClient", "DeviceClient", "LightClient", argumentParser],
+            path: "Simulator/Sources/amars-sim"),
         .testTarget(name: "ChainTests", dependencies: ["AmarsTestSupport", "Chain", "LightClient"]),
         .testTarget(name: "NetworkTests", dependencies: ["AmarsTestSupport", "Network"]),
         .testTarget(
-            name: "DeviceGatewayTests", dependencies: ["AmarsTestSupport", "DeviceGateway", "LightClient", "AmarsClient"]),
-        .testTarget(name: "GatewayNodeTests", dependencies: ["AmarsTestSupport", "GatewayNode", "AmarsClient"]),
+            name: "DeviceGatewayTests",
+            dependencies: ["AmarsTestSupport", "DeviceGateway", "DeviceClient", "LightClient", "AmarsClient"]),
+        .testTarget(
+            name: "GatewayNodeTests", dependencies: ["AmarsTestSupport", "GatewayNode", "AmarsClient", "DeviceClient", "DeviceCore"]),
     ]
     products += [
         .executable(name: "amarsd", targets: ["amarsd"]),
@@ -113,10 +148,10 @@ if hostParts {
 /// `AMARS_FUZZ=1` adds the libFuzzer entry point over the chain's decoders (see scripts/fuzz.sh). It exists only
 /// in that build because libFuzzer supplies `main`.
 if Context.environment["AMARS_FUZZ"] != nil {
-    targets.append(.target(name: "CFuzzDriver"))
+    targets.append(.target(name: "CFuzzDriver", path: "Sources/C/CFuzzDriver"))
     targets.append(
         .executableTarget(
-            name: "AmarsFuzz", dependencies: ["Ledger", "DeviceProtocol", "CFuzzDriver"],
+            name: "AmarsFuzz", dependencies: ["Ledger", "DeviceProtocol", "CFuzzDriver"], path: "Sources/Host/AmarsFuzz",
             swiftSettings: [.unsafeFlags(["-parse-as-library", "-sanitize=fuzzer"])],
             linkerSettings: [.unsafeFlags(["-sanitize=fuzzer"])]))
     products.append(.executable(name: "AmarsFuzz", targets: ["AmarsFuzz"]))

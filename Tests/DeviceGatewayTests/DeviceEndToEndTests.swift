@@ -1,6 +1,8 @@
 import AmarsCodec
 import AmarsCrypto
 import Chain
+import DeviceClient
+import DeviceCore
 import DeviceProtocol
 import Foundation
 import Ledger
@@ -47,7 +49,7 @@ final class DeviceEndToEndTests: XCTestCase {
         let coap = try client(f.port)
 
         // Provisioning from the genesis file gives the same genesis header the node built.
-        let anchor = DeviceTrustAnchor(genesis: f.genesis)
+        let anchor = DeviceTrustAnchor(genesisHeader: f.genesis.header, committee: f.genesis.committee(epoch: 0), epochLength: f.genesis.epochLength)
         XCTAssertEqual(anchor.genesisHeaderHash, try XCTUnwrap(f.node.block(at: 0)).finalized.block.hash)
 
         var device = try DeviceSync.anchor(anchor, source: coap)
@@ -145,7 +147,7 @@ final class DeviceEndToEndTests: XCTestCase {
         try mqttWaitUntil("bridge ready") { bridge.isReady }
 
         let coap = try client(f.port)
-        var device = try DeviceSync.anchor(DeviceTrustAnchor(genesis: f.genesis), source: coap)
+        var device = try DeviceSync.anchor(DeviceTrustAnchor(genesisHeader: f.genesis.header, committee: f.genesis.committee(epoch: 0), epochLength: f.genesis.epochLength), source: coap)
         let account = try device.verifiedAccount(Self.deviceAddress, source: coap)
         XCTAssertEqual(device.trusted.epoch, 1)
 
@@ -233,7 +235,7 @@ final class DeviceEndToEndTests: XCTestCase {
 
         // Provisioned from the genesis file alone: no header comes over MQTT.
         var device = try DeviceSync.anchor(
-            DeviceTrustAnchor(genesis: f.genesis), genesisHeader: DeviceTrustAnchor.genesisHeader(f.genesis))
+            DeviceTrustAnchor(genesisHeader: f.genesis.header, committee: f.genesis.committee(epoch: 0), epochLength: f.genesis.epochLength), genesisHeader: f.genesis.header)
         let source = MqttCheckpointSource(client: mqtt)
         let refusedBefore = mqtt.refusedCheckpoints
         let progress = try device.sync(source: source, pageSize: 2)
@@ -300,7 +302,7 @@ final class DeviceEndToEndTests: XCTestCase {
         defer { double.stop() }
         let coap = try client(double.port, ackTimeoutMillis: 100)
 
-        var device = try DeviceSync.anchor(DeviceTrustAnchor(genesis: f.genesis), source: coap)
+        var device = try DeviceSync.anchor(DeviceTrustAnchor(genesisHeader: f.genesis.header, committee: f.genesis.committee(epoch: 0), epochLength: f.genesis.epochLength), source: coap)
         XCTAssertGreaterThanOrEqual(coap.stats.retransmissions, 1, "the double ignored the first request")
         let before = device.trusted
         XCTAssertThrowsError(try device.sync(source: coap)) { error in
@@ -328,7 +330,7 @@ final class DeviceEndToEndTests: XCTestCase {
             answers: ["v1/headers": HeaderPayload(header: header, certificate: certificate).encoded])
         defer { double.stop() }
         let coap = try client(double.port)
-        XCTAssertThrowsError(try DeviceSync.anchor(DeviceTrustAnchor(genesis: f.genesis), source: coap)) { error in
+        XCTAssertThrowsError(try DeviceSync.anchor(DeviceTrustAnchor(genesisHeader: f.genesis.header, committee: f.genesis.committee(epoch: 0), epochLength: f.genesis.epochLength), source: coap)) { error in
             XCTAssertEqual(error as? DeviceSyncError, .rejected(.untrustedAnchor, stage: .anchor))
         }
     }

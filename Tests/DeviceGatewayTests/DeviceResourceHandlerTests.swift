@@ -1,6 +1,8 @@
 import AmarsCodec
 import AmarsCrypto
 import Chain
+import DeviceClient
+import DeviceCore
 import DeviceProtocol
 import Foundation
 import Ledger
@@ -268,7 +270,7 @@ final class DeviceResourceHandlerTests: XCTestCase {
         try f.produceBlock()
 
         let honest = HandlerSource(test: self, fixture: f, escrowAnswer: nil)
-        var device = try DeviceSync.anchor(DeviceTrustAnchor(genesis: f.genesis), source: honest)
+        var device = try DeviceSync.anchor(DeviceTrustAnchor(genesisHeader: f.genesis.header, committee: f.genesis.committee(epoch: 0), epochLength: f.genesis.epochLength), source: honest)
         let now = try device.verifiedEscrow(open.id, source: honest)
         XCTAssertEqual(now.state?.status, .closed)
         let replaying = HandlerSource(test: self, fixture: f, escrowAnswer: whileOpen)

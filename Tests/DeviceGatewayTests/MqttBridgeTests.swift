@@ -1,3 +1,4 @@
+import DeviceProtocol
 import AmarsCodec
 import AmarsCrypto
 import AmarsTestSupport

@@ -3,7 +3,8 @@ import AmarsCodec
 import AmarsCrypto
 import ArgumentParser
 import Chain
-import DeviceGateway
+import DeviceClient
+import DeviceCore
 import Foundation
 import Ledger
 import LightClient
@@ -68,7 +69,7 @@ struct AmarsSim: ParsableCommand {
     func run() throws {
         let g: Genesis
         do { g = try Genesis.load(path: genesis) } catch { throw ValidationError("--genesis: \(error)") }
-        let anchor = DeviceTrustAnchor(genesis: g)
+        let anchor = DeviceTrustAnchor(genesisHeader: g.header, committee: g.committee(epoch: 0), epochLength: g.epochLength)
         let coapConfig: CoAPDeviceClient.Configuration
         do { coapConfig = try CoAPDeviceClient.Configuration(url: coap) } catch {
             throw ValidationError("--coap: \(error)")

@@ -3,7 +3,9 @@ import AmarsCrypto
 import ArgumentParser
 import CMosquitto
 import Chain
+import DeviceClient
 import DeviceGateway
+import DeviceCore
 import DeviceProtocol
 import Foundation
 import Ledger

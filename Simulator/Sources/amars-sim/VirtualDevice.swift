@@ -1,6 +1,7 @@
 import AmarsCodec
 import AmarsCrypto
-import DeviceGateway
+import DeviceClient
+import DeviceCore
 import Foundation
 import Ledger
 import LightClient

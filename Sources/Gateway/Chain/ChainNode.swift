@@ -113,10 +113,7 @@ public final class ChainNode: @unchecked Sendable {
     /// Height 0: links to the genesis document by hash and names the first committee, so a light client that
     /// trusts the genesis hash trusts the first committee.
     static func genesisBlock(_ genesis: Genesis, genesisHash: Bytes32, stateRoot: Bytes32) -> FinalizedBlock {
-        let header = BlockHeader(
-            chainID: genesis.chainID, height: 0, previousHash: genesisHash, timestamp: genesis.timestamp, epoch: 0,
-            round: 0, proposer: .zero, baseFee: genesis.initialBaseFee, unitsUsed: 0, transactionsRoot: .zero,
-            stateRoot: stateRoot, receiptsRoot: .zero, nextCommitteeHash: genesis.committee(epoch: 0).hash)
+        let header = genesis.header(genesisHash: genesisHash, stateRoot: stateRoot)
         return FinalizedBlock(
             block: Block(header: header, transactions: []),
             certificate: CommitCertificate(height: 0, round: 0, blockHash: header.hash, signatures: []))
@@ -661,5 +658,18 @@ public final class ChainNode: @unchecked Sendable {
         return CommitCertificate(
             height: h.height, round: h.round, blockHash: h.hash,
             signatures: [.init(memberIndex: index, signature: key.signSchnorr(message, auxRandom: h.hash))])
+    }
+}
+
+extension Genesis {
+    /// The block header at height 0 of the chain this genesis starts: what a device is provisioned to trust (its
+    /// hash and the committee it names), derived here once for the node and for every provisioning tool.
+    public var header: BlockHeader { header(genesisHash: hash, stateRoot: WorldState(initialState).root) }
+
+    func header(genesisHash: Bytes32, stateRoot: Bytes32) -> BlockHeader {
+        BlockHeader(
+            chainID: chainID, height: 0, previousHash: genesisHash, timestamp: timestamp, epoch: 0, round: 0,
+            proposer: .zero, baseFee: initialBaseFee, unitsUsed: 0, transactionsRoot: .zero, stateRoot: stateRoot,
+            receiptsRoot: .zero, nextCommitteeHash: committee(epoch: 0).hash)
     }
 }

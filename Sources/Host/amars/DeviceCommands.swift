@@ -1,8 +1,10 @@
+import DeviceProtocol
 import AmarsCodec
 import AmarsCrypto
 import ArgumentParser
 import Chain
-import DeviceGateway
+import DeviceClient
+import DeviceCore
 import Foundation
 import Ledger
 import LightClient
@@ -309,7 +311,7 @@ struct DeviceOptions: ParsableArguments {
     func open() throws -> DeviceSession {
         let g: Genesis
         do { g = try Genesis.load(path: genesis) } catch { throw CLIError("\(error)") }
-        let anchor = DeviceTrustAnchor(genesis: g)
+        let anchor = DeviceTrustAnchor(genesisHeader: g.header, committee: g.committee(epoch: 0), epochLength: g.epochLength)
         var config: CoAPDeviceClient.Configuration
         do { config = try CoAPDeviceClient.Configuration(url: coap) } catch { throw CLIError("--coap: \(error)") }
         config.ackTimeoutMillis = max(1, ackTimeout)

@@ -3,51 +3,11 @@
 // LightClient module's (the same code firmware runs); this file only fetches, sequences and reports.
 import AmarsCodec
 import AmarsCrypto
-import Chain
+import DeviceCore
+import DeviceProtocol
 import Foundation
 import Ledger
 import LightClient
-
-/// What a device must be given out of band to trust anything (SPEC "Light client"): the hash of the genesis
-/// header and the committee of epoch 0 that the header names, plus the epoch length.
-///
-/// Why the committee is provisioned: the gateway serves the genesis header (`v1/headers?h=0`, whose certificate
-/// is empty) and checkpoints name the committee of the *next* epoch, so no device payload carries the committee
-/// of epoch 0. It is part of the genesis document, so a device provisioned from the genesis file has it anyway;
-/// ``TrustedState/anchored(header:committee:epochLength:trustedHash:)`` checks that the fetched genesis header
-/// hashes to ``genesisHeaderHash`` and names exactly this committee, so neither can be swapped on the wire.
-public struct DeviceTrustAnchor: Equatable, Sendable {
-    public var chainID: UInt32
-    public var epochLength: UInt64
-    /// Hash of the block header at height 0 (not the genesis document's hash, which that header links to).
-    public var genesisHeaderHash: Bytes32
-    public var committee: Committee
-
-    public init(chainID: UInt32, epochLength: UInt64, genesisHeaderHash: Bytes32, committee: Committee) {
-        self.chainID = chainID
-        self.epochLength = epochLength
-        self.genesisHeaderHash = genesisHeaderHash
-        self.committee = committee
-    }
-
-    /// The anchor of the chain `genesis` starts: the host-side provisioning step (CLI, simulator, factory).
-    public init(genesis: Genesis) {
-        self.init(
-            chainID: genesis.chainID, epochLength: genesis.epochLength,
-            genesisHeaderHash: Self.genesisHeader(genesis).hash, committee: genesis.committee(epoch: 0))
-    }
-
-    /// The height-0 header a node derives from `genesis`, rebuilt here because the node's builder is internal
-    /// to Chain; `DeviceEndToEndTests` compares it with the node's block 0, so the two cannot drift apart
-    /// unnoticed.
-    public static func genesisHeader(_ genesis: Genesis) -> BlockHeader {
-        BlockHeader(
-            chainID: genesis.chainID, height: 0, previousHash: genesis.hash, timestamp: genesis.timestamp, epoch: 0,
-            round: 0, proposer: .zero, baseFee: genesis.initialBaseFee, unitsUsed: 0, transactionsRoot: .zero,
-            stateRoot: WorldState(genesis.initialState).root, receiptsRoot: .zero,
-            nextCommitteeHash: genesis.committee(epoch: 0).hash)
-    }
-}
 
 /// Why the device flow stopped. Transport failures and verification failures are separate cases, so a
 /// caller can retry the first and must alarm on the second.
@@ -111,6 +71,13 @@ public struct SyncProgress: Equatable, Sendable {
     public var checkpoints: Int
     /// Schnorr signatures checked across those checkpoints' certificates.
     public var signaturesChecked: Int
+
+    public init(fromEpoch: UInt64, toEpoch: UInt64, checkpoints: Int, signaturesChecked: Int) {
+        self.fromEpoch = fromEpoch
+        self.toEpoch = toEpoch
+        self.checkpoints = checkpoints
+        self.signaturesChecked = signaturesChecked
+    }
 }
 
 /// An account state proven against a trusted header's state root.

@@ -1,0 +1,34 @@
+import AmarsCodec
+import AmarsCrypto
+import Ledger
+
+/// What a device must be given out of band to trust anything (SPEC "Light client"): the hash of the genesis
+/// header and the committee of epoch 0 that the header names, plus the epoch length.
+///
+/// Why the committee is provisioned: the gateway serves the genesis header (`v1/headers?h=0`, whose certificate
+/// is empty) and checkpoints name the committee of the *next* epoch, so no device payload carries the committee
+/// of epoch 0. It is part of the genesis document, so a device provisioned from the genesis file has it anyway;
+/// ``TrustedState/anchored(header:committee:epochLength:trustedHash:)`` checks that the fetched genesis header
+/// hashes to ``genesisHeaderHash`` and names exactly this committee, so neither can be swapped on the wire.
+public struct DeviceTrustAnchor: Equatable, Sendable {
+    public var chainID: UInt32
+    public var epochLength: UInt64
+    /// Hash of the block header at height 0 (not the genesis document's hash, which that header links to).
+    public var genesisHeaderHash: Bytes32
+    public var committee: Committee
+
+    public init(chainID: UInt32, epochLength: UInt64, genesisHeaderHash: Bytes32, committee: Committee) {
+        self.chainID = chainID
+        self.epochLength = epochLength
+        self.genesisHeaderHash = genesisHeaderHash
+        self.committee = committee
+    }
+
+    /// The anchor of the chain whose height-0 header is `genesisHeader` (a provisioning tool derives it from the
+    /// genesis file: `Genesis.header`).
+    public init(genesisHeader: BlockHeader, committee: Committee, epochLength: UInt64) {
+        self.init(
+            chainID: genesisHeader.chainID, epochLength: epochLength, genesisHeaderHash: genesisHeader.hash,
+            committee: committee)
+    }
+}
