@@ -1,0 +1,67 @@
+import AmarsCodec
+import DeviceProtocol
+import Ledger
+import LightClient
+
+/// Why a device operation stopped, apart from the link failing (that is the driver's error). Verification
+/// failures, contradictions and gateway refusals are separate cases, so a caller retries the first kind of
+/// trouble and raises an alarm on the second.
+public enum DeviceError: Error, Equatable, Sendable {
+    /// What the light client was checking when it refused.
+    public enum Stage: Equatable, Sendable {
+        case anchor
+        case checkpoint(epoch: UInt64)
+        case header(height: UInt64)
+        case accountProof
+        case transactionProof
+        case receiptProof
+        case escrowProof
+    }
+
+    /// Answers that each decode but contradict each other or the question: a faulty or lying gateway.
+    public enum Inconsistency: Equatable, Sendable {
+        /// A proof names another state root than the header of its block.
+        case stateRootMismatch(DeviceResource, height: UInt64)
+        /// The header served for height `asked` is of another height.
+        case headerHeight(asked: UInt64, got: UInt64)
+        /// An escrow proof from a block older than the head the device verified first.
+        case staleEscrowProof(proofHeight: UInt64, headHeight: UInt64)
+        /// A transaction proof's receipt, position or block is not the proven transaction's.
+        case transactionProof
+        /// The inbox lists a transfer before the one asked for, one that does not pay the device, or another kind
+        /// of transaction.
+        case inboxEntry
+        /// `v1/tx` answered with the id of another transaction (or no id).
+        case submittedID
+    }
+
+    /// The session has no trusted state: anchor first.
+    case notAnchored
+    /// The gateway answered `resource` with an error code; `diagnostic` is its ASCII text, capped.
+    case gateway(DeviceResource, code: CoAPCode, diagnostic: [UInt8])
+    /// The answer to `resource` does not decode as the payload it promises.
+    case undecodable(DeviceResource, CodecError)
+    /// The light client refused the gateway's data; the trusted state is as it was before that item.
+    case rejected(LightClientError, stage: Stage)
+    case inconsistent(Inconsistency)
+    /// A header older than the trusted epoch: its committee is no longer known, so it cannot be checked.
+    case outsideTrust(height: UInt64)
+    /// A header past the trusted epoch, and the gateway has no checkpoint leading to it.
+    case noCheckpointTo(height: UInt64)
+    /// The gateway refused the transaction; `code` is the chain's refusal name (ASCII).
+    case transactionRefused(code: [UInt8])
+    /// Not final within the wait.
+    case notFinal(Bytes32)
+    /// No transfer to the device arrived within the wait.
+    case nothingReceived
+    /// The session has no key to pay with.
+    case noWallet
+    /// The proven balance does not cover the amount (the fee comes on top).
+    case insufficientFunds(balance: UInt64, amount: UInt64)
+    /// The wallet refused to sign (zero amount, tip above the fee cap, ...).
+    case wallet(WalletError)
+    /// Final, but the proven receipt says the transaction failed.
+    case failedOnChain(Receipt)
+    /// An operation was started while another one is still running.
+    case busy
+}

@@ -1,0 +1,149 @@
+import AmarsCodec
+import AmarsCrypto
+import Ledger
+import LightClient
+
+/// What a driver asks the device session to do. Each runs to one ``DeviceOutcome`` or one ``DeviceError``;
+/// the session changes its trusted state only through verified checkpoints along the way.
+public enum DeviceOperation: Equatable, Sendable {
+    /// Fetch the genesis header and anchor trust in it (a device with no saved state).
+    case anchor
+    /// Follow checkpoints from the trusted epoch until the gateway has none left, or `maxEpochs` were taken.
+    case sync(maxEpochs: UInt64)
+    /// The gateway's head, verified (following checkpoints first when it is past the trusted epoch).
+    case head
+    /// An account's state proven against the state root of a verified header.
+    case account(Address)
+    /// A rental escrow's state (or absence) proven against a header no older than the verified head.
+    case escrow(Bytes32)
+    /// A transaction proven in a final block, its receipt too; asked again every poll interval until
+    /// `waitMillis` pass while the gateway answers "not final yet".
+    case inclusion(Bytes32, waitMillis: UInt32)
+    /// Submit a signed transaction; the gateway must answer with its id.
+    case submit(SignedTransaction)
+    /// Wait at most `waitMillis` for a final transfer paying `address` listed from block `from`, position
+    /// `position` on, and prove it; transfers whose proven receipt says failed are passed over.
+    case receive(Address, from: UInt64, position: UInt64, waitMillis: UInt32)
+    /// Prove the device's own balance and nonce, sign a transfer, submit it and prove it final and successful.
+    case pay(PaymentOrder)
+}
+
+/// A payment the device makes from its own account (the session's wallet).
+public struct PaymentOrder: Equatable, Sendable {
+    public var recipient: Address
+    public var amount: UInt64
+    public var tipPerUnit: UInt64
+    /// BIP340 auxiliary randomness for the signature: fresh bytes from the device's RNG when it has one.
+    public var auxRandom: Bytes32
+    /// How long to wait for the payment to become final.
+    public var finalityMillis: UInt32
+
+    public init(
+        recipient: Address, amount: UInt64, tipPerUnit: UInt64 = 1, auxRandom: Bytes32 = .zero,
+        finalityMillis: UInt32 = 30_000
+    ) {
+        self.recipient = recipient
+        self.amount = amount
+        self.tipPerUnit = tipPerUnit
+        self.auxRandom = auxRandom
+        self.finalityMillis = finalityMillis
+    }
+}
+
+/// What an operation proved.
+public enum DeviceOutcome: Equatable, Sendable {
+    case anchored(TrustedState)
+    case synced(SyncProgress)
+    case head(TrustedHeader)
+    case account(VerifiedAccount)
+    case escrow(VerifiedEscrow)
+    case included(VerifiedInclusion)
+    case submitted(Bytes32)
+    case received(VerifiedIncoming)
+    case paid(VerifiedPayment)
+}
+
+/// A header the device now trusts, and why.
+public struct TrustedHeader: Equatable, Sendable {
+    public enum Basis: Equatable, Sendable {
+        /// Its certificate carried `signatures` valid signatures of the trusted committee, `weight` of
+        /// `totalWeight`, more than two thirds.
+        case certificate(signatures: Int, weight: UInt64, totalWeight: UInt64)
+        /// It is the checkpoint (or genesis header) the trusted state itself was advanced to.
+        case trustedCheckpoint
+    }
+
+    public let header: BlockHeader
+    public let hash: Bytes32
+    public let basis: Basis
+
+    public init(header: BlockHeader, hash: Bytes32, basis: Basis) {
+        self.header = header
+        self.hash = hash
+        self.basis = basis
+    }
+
+    public var height: UInt64 { header.height }
+    public var epoch: UInt64 { header.epoch }
+    public var stateRoot: Bytes32 { header.stateRoot }
+    public var transactionsRoot: Bytes32 { header.transactionsRoot }
+    public var receiptsRoot: Bytes32 { header.receiptsRoot }
+}
+
+/// How far a sync moved trust.
+public struct SyncProgress: Equatable, Sendable {
+    public var fromEpoch: UInt64
+    public var toEpoch: UInt64
+    public var checkpoints: Int
+    /// Schnorr signatures checked across those checkpoints' certificates.
+    public var signaturesChecked: Int
+
+    public init(fromEpoch: UInt64, toEpoch: UInt64, checkpoints: Int = 0, signaturesChecked: Int = 0) {
+        self.fromEpoch = fromEpoch
+        self.toEpoch = toEpoch
+        self.checkpoints = checkpoints
+        self.signaturesChecked = signaturesChecked
+    }
+}
+
+/// An account state proven against a trusted header's state root.
+public struct VerifiedAccount: Equatable, Sendable {
+    public let address: Address
+    public let state: AccountState
+    public let header: TrustedHeader
+}
+
+/// An escrow (or its absence) proven against a trusted header's state root: what a lock acts on.
+public struct VerifiedEscrow: Equatable, Sendable {
+    public let id: Bytes32
+    /// Nil: proven that no escrow has this id.
+    public let state: EscrowState?
+    public let header: TrustedHeader
+}
+
+/// A transaction proven to be in a trusted (hence final) block.
+public struct VerifiedInclusion: Equatable, Sendable {
+    public let id: Bytes32
+    public let header: TrustedHeader
+    /// Proven: it is the index the Merkle path was checked at.
+    public let position: UInt64
+    /// Proven too: its Merkle path to the header's receipts root was checked at the same position, so status
+    /// and fee are the chain's word, not the gateway's.
+    public let receipt: Receipt
+    /// How many times the gateway was asked before it was final.
+    public let polls: Int
+}
+
+/// A transfer to the device, proven final and successful.
+public struct VerifiedIncoming: Equatable, Sendable {
+    public let transfer: IncomingTransfer
+    public let inclusion: VerifiedInclusion
+}
+
+/// A payment the device made, proven final and successful.
+public struct VerifiedPayment: Equatable, Sendable {
+    public let transaction: SignedTransaction
+    /// The balance proof it was paid from.
+    public let account: VerifiedAccount
+    public let inclusion: VerifiedInclusion
+}

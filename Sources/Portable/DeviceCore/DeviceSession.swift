@@ -1,0 +1,530 @@
+import AmarsCodec
+import AmarsCrypto
+import DeviceProtocol
+import Ledger
+import LightClient
+
+/// What the session wants next from its driver.
+public enum DeviceAction: Equatable, Sendable {
+    /// Send this request and hand the answer to ``DeviceSession/receive(_:now:)``.
+    case send(DeviceRequest)
+    /// Wait this long (the gateway has nothing yet), then call ``DeviceSession/wake(now:)``.
+    case sleep(millis: UInt32)
+    case done(DeviceOutcome)
+    case failed(DeviceError)
+}
+
+/// The device's side of the protocol, written once: the firmware drives it over its UART, `amars device` and
+/// the simulator over UDP and MQTT, tests in-process against the gateway's handlers.
+///
+/// Sans-I/O: it emits requests and consumes answers, takes the time as a parameter and holds no socket, so
+/// the same decisions are made on every transport. Every check is LightClient's; this type only sequences
+/// them, and refuses an answer that contradicts the question or an earlier answer. Trust moves only through
+/// ``CheckpointVerifier``: a sync that fails at checkpoint N keeps the N − 1 verified before it.
+public struct DeviceSession: Sendable {
+    public struct Configuration: Equatable, Sendable {
+        /// Checkpoints asked per request: 1 on a board (one fits its receive buffer), up to 64 on a host.
+        public var checkpointPage: Int
+        /// How long to wait before asking again for something the gateway does not have yet.
+        public var pollMillis: UInt32
+
+        public init(checkpointPage: Int = CheckpointsPayload.maxCount, pollMillis: UInt32 = 250) {
+            self.checkpointPage = max(1, min(checkpointPage, CheckpointsPayload.maxCount))
+            self.pollMillis = pollMillis
+        }
+    }
+
+    public let anchor: DeviceTrustAnchor
+    public var configuration: Configuration
+    /// Nil until anchored (or resumed from a saved state).
+    public private(set) var trusted: TrustedState?
+    /// The device's own account, when it has a key: what ``DeviceOperation/pay(_:)`` signs with.
+    public private(set) var wallet: DeviceWallet?
+
+    /// The running operation's current step.
+    private var job: Job = .idle
+    /// The composite operation the step belongs to, if any.
+    private var parent: Parent?
+    /// The resource whose answer is awaited.
+    private var awaiting: DeviceResource?
+    /// The height asked of `v1/headers`, which the answer must carry.
+    private var askedHeight: UInt64 = 0
+    /// A header past the trusted epoch, waiting for the checkpoints that reach it.
+    private var pendingHeader: HeaderPayload?
+    private var progress = SyncProgress(fromEpoch: 0, toEpoch: 0)
+    private var deadline: UInt64 = 0
+    private var polls = 0
+    private var now: UInt64 = 0
+    private var reports: [DeviceReport] = []
+
+    public init(
+        anchor: DeviceTrustAnchor, trusted: TrustedState? = nil, wallet: DeviceWallet? = nil,
+        configuration: Configuration = Configuration()
+    ) {
+        self.anchor = anchor
+        self.trusted = trusted
+        self.wallet = wallet
+        self.configuration = configuration
+    }
+
+    private enum Job: Sendable {
+        case idle
+        case anchoring
+        case syncing(maxEpochs: UInt64)
+        case head
+        case account(Address, AccountProofPayload?)
+        case escrow(Bytes32, headHeight: UInt64, EscrowProofPayload?)
+        case inclusion(Bytes32, listed: Listed?, TransactionProofPayload?)
+        case submit(SignedTransaction)
+        case inbox
+    }
+
+    /// Where an inbox entry claims a transfer landed; the proof must agree.
+    private struct Listed: Sendable {
+        var height: UInt64
+        var position: UInt64
+        var transfer: IncomingTransfer
+    }
+
+    private enum Parent: Sendable {
+        case escrow(Bytes32)
+        /// The inbox cursor: the first transfer still to look at.
+        case receive(Address, from: UInt64, position: UInt64)
+        case pay(PaymentOrder, VerifiedAccount?, SignedTransaction?)
+    }
+
+    public var isIdle: Bool {
+        if case .idle = job { return true }
+        return false
+    }
+
+    /// Steps taken since the last call, oldest first.
+    public mutating func takeReports() -> [DeviceReport] {
+        defer { reports.removeAll() }
+        return reports
+    }
+
+    /// Replaces the trusted state (resumed from storage, or re-anchored by the caller).
+    public mutating func resume(trusted: TrustedState) { self.trusted = trusted }
+
+    /// Gives the session a key to pay with; its nonce is taken from the next proven balance.
+    public mutating func setWallet(_ wallet: DeviceWallet) { self.wallet = wallet }
+
+    /// Drops the running operation (its link failed); what was verified so far stays trusted.
+    public mutating func abandon() {
+        job = .idle
+        parent = nil
+        awaiting = nil
+        pendingHeader = nil
+    }
+
+    // MARK: events
+
+    public mutating func start(_ operation: DeviceOperation, now: UInt64) -> DeviceAction {
+        guard isIdle else { return .failed(.busy) }
+        self.now = now
+        pendingHeader = nil
+        parent = nil
+        progress = SyncProgress(fromEpoch: trusted?.epoch ?? 0, toEpoch: trusted?.epoch ?? 0)
+        if case .anchor = operation {
+            job = .anchoring
+            return ask(.header(at: 0), height: 0)
+        }
+        guard let trusted else { return fail(.notAnchored) }
+        switch operation {
+        case .anchor: return fail(.notAnchored)
+        case .sync(let maxEpochs):
+            job = .syncing(maxEpochs: maxEpochs)
+            return askCheckpoints()
+        case .head:
+            job = .head
+            return ask(.head)
+        case .account(let address):
+            job = .account(address, nil)
+            return ask(.accountProof(address))
+        case .escrow(let id):
+            parent = .escrow(id)
+            job = .head
+            return ask(.head)
+        case .inclusion(let id, let waitMillis):
+            deadline = now &+ UInt64(waitMillis)
+            polls = 0
+            job = .inclusion(id, listed: nil, nil)
+            return ask(.transactionProof(id))
+        case .submit(let transaction):
+            job = .submit(transaction)
+            return ask(.submit(transaction))
+        case .receive(let address, let from, let position, let waitMillis):
+            deadline = now &+ UInt64(waitMillis)
+            polls = 0
+            parent = .receive(address, from: from, position: position)
+            job = .inbox
+            return ask(.inbox(address, from: from, position: position))
+        case .pay(let order):
+            guard let wallet else { return fail(.noWallet) }
+            parent = .pay(order, nil, nil)
+            job = .account(wallet.address, nil)
+            return ask(.accountProof(wallet.address))
+        }
+    }
+
+    /// The whole answer to the request last sent.
+    public mutating func receive(_ answer: DeviceAnswer, now: UInt64) -> DeviceAction {
+        self.now = now
+        guard let resource = awaiting else { return fail(.busy) }
+        awaiting = nil
+        do {
+            switch resource {
+            case .checkpoints: return try checkpointsAnswered(answer)
+            case .headers: return try headerAnswered(answer)
+            case .head: return try checkHeader(decode(answer, .head))
+            case .accountProof: return try accountProofAnswered(answer)
+            case .escrowProof: return try escrowProofAnswered(answer)
+            case .txProof: return try transactionProofAnswered(answer)
+            case .transaction: return try submitAnswered(answer)
+            case .inbox: return try inboxAnswered(answer)
+            case .certificate, .receipt: return fail(.busy)
+            }
+        } catch {
+            return fail(error)
+        }
+    }
+
+    /// The wait asked for by ``DeviceAction/sleep(millis:)`` is over: ask again.
+    public mutating func wake(now: UInt64) -> DeviceAction {
+        self.now = now
+        switch (job, parent) {
+        case (.inclusion(let id, _, _), _): return ask(.transactionProof(id))
+        case (.inbox, .receive(let address, let from, let position)?):
+            return ask(.inbox(address, from: from, position: position))
+        default: return fail(.busy)
+        }
+    }
+
+    // MARK: answers
+
+    private mutating func checkpointsAnswered(_ answer: DeviceAnswer) throws(DeviceError) -> DeviceAction {
+        guard var trusted else { throw .notAnchored }
+        // 4.04: the gateway has no checkpoint from that epoch yet, the same as an empty page.
+        let page: [Checkpoint] =
+            answer.code == .notFound ? [] : try decode(answer, .checkpoints, as: CheckpointsPayload.self).checkpoints
+        var limit = UInt64.max
+        if case .syncing(let maxEpochs) = job { limit = maxEpochs }
+        for checkpoint in page where UInt64(progress.checkpoints) < limit {
+            if let pending = pendingHeader, !isPast(pending.header.height) { break }
+            let epoch = trusted.epoch
+            do { trusted = try CheckpointVerifier.verifyNext(trusted: trusted, checkpoint: checkpoint) } catch {
+                throw .rejected(error, stage: .checkpoint(epoch: epoch))
+            }
+            self.trusted = trusted
+            progress.checkpoints += 1
+            progress.signaturesChecked += checkpoint.certificate.signatures.count
+            progress.toEpoch = trusted.epoch
+            reports.append(
+                .checkpointVerified(
+                    epoch: epoch, height: checkpoint.header.height,
+                    signatures: checkpoint.certificate.signatures.count, trusted: trusted.epoch))
+        }
+        if let pending = pendingHeader {
+            if !isPast(pending.header.height) {
+                pendingHeader = nil
+                return try checkHeader(pending)
+            }
+            if page.isEmpty { throw .noCheckpointTo(height: pending.header.height) }
+            return askCheckpoints()
+        }
+        if page.isEmpty || UInt64(progress.checkpoints) >= limit { return try complete(.synced(progress)) }
+        return askCheckpoints()
+    }
+
+    private mutating func headerAnswered(_ answer: DeviceAnswer) throws(DeviceError) -> DeviceAction {
+        let payload = try decode(answer, .headers, as: HeaderPayload.self)
+        guard payload.header.height == askedHeight else {
+            throw .inconsistent(.headerHeight(asked: askedHeight, got: payload.header.height))
+        }
+        guard case .anchoring = job else { return try checkHeader(payload) }
+        let anchored: TrustedState
+        do {
+            anchored = try TrustedState.anchored(
+                header: payload.header, committee: anchor.committee, epochLength: anchor.epochLength,
+                trustedHash: anchor.genesisHeaderHash)
+        } catch {
+            throw .rejected(error, stage: .anchor)
+        }
+        trusted = anchored
+        return try complete(.anchored(anchored))
+    }
+
+    private mutating func accountProofAnswered(_ answer: DeviceAnswer) throws(DeviceError) -> DeviceAction {
+        guard case .account(let address, _) = job else { throw .busy }
+        let payload = try decode(answer, .accountProof, as: AccountProofPayload.self)
+        job = .account(address, payload)
+        return ask(.header(at: payload.height), height: payload.height)
+    }
+
+    private mutating func escrowProofAnswered(_ answer: DeviceAnswer) throws(DeviceError) -> DeviceAction {
+        guard case .escrow(let id, let headHeight, _) = job else { throw .busy }
+        let payload = try decode(answer, .escrowProof, as: EscrowProofPayload.self)
+        // An escrow's status changes (a close, an expiry): a proof from before the verified head, however
+        // genuine, could show open an escrow that is already closed.
+        guard payload.height >= headHeight else {
+            throw .inconsistent(.staleEscrowProof(proofHeight: payload.height, headHeight: headHeight))
+        }
+        job = .escrow(id, headHeight: headHeight, payload)
+        return ask(.header(at: payload.height), height: payload.height)
+    }
+
+    private mutating func transactionProofAnswered(_ answer: DeviceAnswer) throws(DeviceError) -> DeviceAction {
+        guard case .inclusion(let id, let listed, _) = job else { throw .busy }
+        if answer.code == .notFound {
+            polls += 1
+            guard now < deadline else { throw .notFinal(id) }
+            return .sleep(millis: configuration.pollMillis)
+        }
+        let payload = try decode(answer, .txProof, as: TransactionProofPayload.self)
+        guard payload.receipt.transactionID == id, payload.position == payload.proof.index,
+            payload.receiptProof.index == payload.proof.index
+        else { throw .inconsistent(.transactionProof) }
+        if let listed, payload.header.height != listed.height || payload.position != listed.position {
+            throw .inconsistent(.transactionProof)
+        }
+        job = .inclusion(id, listed: listed, payload)
+        return try checkHeader(HeaderPayload(header: payload.header, certificate: payload.certificate))
+    }
+
+    private mutating func submitAnswered(_ answer: DeviceAnswer) throws(DeviceError) -> DeviceAction {
+        guard case .submit(let transaction) = job else { throw .busy }
+        switch answer.code {
+        case .created:
+            let id = transaction.id
+            guard answer.body == id.bytes else { throw .inconsistent(.submittedID) }
+            reports.append(.submitted(id: id, bytes: transaction.encoded.count))
+            return try complete(.submitted(id))
+        case .badRequest:
+            throw .transactionRefused(code: Array(answer.body.prefix(Self.maxDiagnosticBytes)))
+        default:
+            throw gatewayError(answer, .transaction)
+        }
+    }
+
+    private mutating func inboxAnswered(_ answer: DeviceAnswer) throws(DeviceError) -> DeviceAction {
+        guard case .receive(let address, let from, let position)? = parent else { throw .busy }
+        guard answer.code == .content else { throw gatewayError(answer, .inbox) }
+        guard let entry = try Self.firstInboxEntry(answer.body) else {
+            polls += 1
+            guard now < deadline else { throw .nothingReceived }
+            return .sleep(millis: configuration.pollMillis)
+        }
+        // A payment already counted, or listed before the cursor, is not a new one.
+        guard entry.height > from || (entry.height == from && entry.position >= position),
+            entry.transfer.to == address
+        else { throw .inconsistent(.inboxEntry) }
+        polls += 1
+        reports.append(.listed(height: entry.height, position: entry.position, polls: polls))
+        polls = 0
+        job = .inclusion(entry.transfer.id, listed: entry, nil)
+        return ask(.transactionProof(entry.transfer.id))
+    }
+
+    /// The first entry of an inbox answer, read with the transfer decoder alone (a device needs no other
+    /// transaction kind's code), or nil for an empty list.
+    private static func firstInboxEntry(_ body: [UInt8]) throws(DeviceError) -> Listed? {
+        var reader = ByteReader(body)
+        do throws(CodecError) {
+            let count = try reader.readVarint()
+            guard count <= UInt64(InboxPayload.maxEntries) else {
+                throw CodecError.lengthOverCap(length: count, cap: InboxPayload.maxEntries)
+            }
+            guard count > 0 else {
+                try reader.finish()
+                return nil
+            }
+            let height = try reader.readVarint()
+            let position = try reader.readVarint()
+            return Listed(height: height, position: position, transfer: try IncomingTransfer(reading: &reader))
+        } catch .unknownTag {
+            throw .inconsistent(.inboxEntry)
+        } catch {
+            throw .undecodable(.inbox, error)
+        }
+    }
+
+    // MARK: headers
+
+    /// A header the gateway referred to, checked against the trusted state: the trusted checkpoint itself, or a
+    /// header of the trusted epoch with a valid certificate; past the trusted epoch, checkpoints first.
+    private mutating func checkHeader(_ payload: HeaderPayload) throws(DeviceError) -> DeviceAction {
+        guard let trusted else { throw .notAnchored }
+        let header = payload.header
+        let hash = header.hash
+        if hash == trusted.checkpointHash {
+            return try headerVerified(TrustedHeader(header: header, hash: hash, basis: .trustedCheckpoint))
+        }
+        if isPast(header.height) {
+            pendingHeader = payload
+            return askCheckpoints()
+        }
+        guard header.height > trusted.height else { throw .outsideTrust(height: header.height) }
+        let verified: VerifiedHeader
+        do { verified = try HeaderVerifier.verify(trusted: trusted, header: header, certificate: payload.certificate) } catch {
+            throw .rejected(error, stage: .header(height: header.height))
+        }
+        let checked = TrustedHeader(
+            header: header, hash: hash,
+            basis: .certificate(
+                signatures: payload.certificate.signatures.count, weight: verified.signedWeight,
+                totalWeight: trusted.committee.totalWeight))
+        reports.append(.headerVerified(checked))
+        return try headerVerified(checked)
+    }
+
+    /// The step that was waiting for `header` goes on.
+    private mutating func headerVerified(_ header: TrustedHeader) throws(DeviceError) -> DeviceAction {
+        switch job {
+        case .head:
+            return try complete(.head(header))
+        case .account(let address, let payload?):
+            guard header.stateRoot == payload.stateRoot else {
+                throw .inconsistent(.stateRootMismatch(.accountProof, height: header.height))
+            }
+            // The state tree holds no empty accounts, so an empty claimed state must be proven absent.
+            let claimed: AccountState? = payload.state.isEmpty ? nil : payload.state
+            let state: AccountState
+            do {
+                state = try ProofVerifier.verifyAccount(
+                    claimed, of: address, proof: payload.proof, stateRoot: header.stateRoot)
+            } catch {
+                throw .rejected(error, stage: .accountProof)
+            }
+            return try complete(.account(VerifiedAccount(address: address, state: state, header: header)))
+        case .escrow(let id, _, let payload?):
+            guard header.stateRoot == payload.stateRoot else {
+                throw .inconsistent(.stateRootMismatch(.escrowProof, height: header.height))
+            }
+            let state: EscrowState?
+            do {
+                state = try ProofVerifier.verifyEscrow(
+                    payload.state, id: id, proof: payload.proof, stateRoot: header.stateRoot)
+            } catch {
+                throw .rejected(error, stage: .escrowProof)
+            }
+            return try complete(.escrow(VerifiedEscrow(id: id, state: state, header: header)))
+        case .inclusion(let id, _, let payload?):
+            do { try ProofVerifier.verifyTransaction(id: id, proof: payload.proof, transactionsRoot: header.transactionsRoot) } catch {
+                throw .rejected(error, stage: .transactionProof)
+            }
+            do { try ProofVerifier.verifyReceipt(payload.receipt, proof: payload.receiptProof, receiptsRoot: header.receiptsRoot) } catch {
+                throw .rejected(error, stage: .receiptProof)
+            }
+            return try complete(
+                .included(
+                    VerifiedInclusion(
+                        id: id, header: header, position: payload.proof.index, receipt: payload.receipt, polls: polls)))
+        default:
+            throw .busy
+        }
+    }
+
+    // MARK: composite operations
+
+    /// A step finished with `outcome`: the end of the operation, or the next step of a composite one.
+    private mutating func complete(_ outcome: DeviceOutcome) throws(DeviceError) -> DeviceAction {
+        switch (parent, outcome, job) {
+        case (.escrow(let id)?, .head(let head), _):
+            job = .escrow(id, headHeight: head.height, nil)
+            return ask(.escrowProof(id))
+        case (.receive(let address, _, _)?, .included(let inclusion), .inclusion(_, let listed?, _)):
+            if inclusion.receipt.status == .success {
+                return finish(.received(VerifiedIncoming(transfer: listed.transfer, inclusion: inclusion)))
+            }
+            reports.append(.failedTransferSkipped(id: inclusion.id))
+            let next = listed.position.addingReportingOverflow(1)
+            guard !next.overflow else { throw .inconsistent(.inboxEntry) }
+            parent = .receive(address, from: listed.height, position: next.partialValue)
+            job = .inbox
+            return ask(.inbox(address, from: listed.height, position: next.partialValue))
+        case (.pay(let order, _, _)?, .account(let account), _):
+            return try sign(order, account)
+        case (.pay(let order, let account?, let transaction?)?, .submitted, _):
+            do { try wallet?.markAccepted(transaction) } catch { throw .wallet(error) }
+            deadline = now &+ UInt64(order.finalityMillis)
+            polls = 0
+            parent = .pay(order, account, transaction)
+            job = .inclusion(transaction.id, listed: nil, nil)
+            return ask(.transactionProof(transaction.id))
+        case (.pay(_, let account?, let transaction?)?, .included(let inclusion), _):
+            guard inclusion.receipt.status == .success else { throw .failedOnChain(inclusion.receipt) }
+            return finish(.paid(VerifiedPayment(transaction: transaction, account: account, inclusion: inclusion)))
+        default:
+            return finish(outcome)
+        }
+    }
+
+    /// The transfer, signed with the nonce just proven; its fee cap allows the base fee to double.
+    private mutating func sign(_ order: PaymentOrder, _ account: VerifiedAccount) throws(DeviceError) -> DeviceAction {
+        guard var wallet else { throw .noWallet }
+        guard account.state.balance >= order.amount else {
+            throw .insufficientFunds(balance: account.state.balance, amount: order.amount)
+        }
+        wallet.resync(verifiedAccount: account.state)
+        let baseFee = FeeSchedule.standard.nextBaseFee(after: account.header.header)
+        let doubled = baseFee.multipliedReportingOverflow(by: 2)
+        let cap = doubled.partialValue.addingReportingOverflow(order.tipPerUnit)
+        let maxFee = doubled.overflow || cap.overflow ? UInt64.max : cap.partialValue
+        let transaction: SignedTransaction
+        do {
+            transaction = try wallet.transfer(
+                chainID: account.header.header.chainID, to: order.recipient, amount: order.amount,
+                maxFeePerUnit: maxFee, tipPerUnit: order.tipPerUnit, auxRandom: order.auxRandom)
+        } catch {
+            throw .wallet(error)
+        }
+        self.wallet = wallet
+        reports.append(.signed(transaction, maxFeePerUnit: maxFee, baseFee: baseFee, height: account.header.height))
+        parent = .pay(order, account, transaction)
+        job = .submit(transaction)
+        return ask(.submit(transaction))
+    }
+
+    // MARK: helpers
+
+    private mutating func finish(_ outcome: DeviceOutcome) -> DeviceAction {
+        abandon()
+        return .done(outcome)
+    }
+
+    private mutating func fail(_ error: DeviceError) -> DeviceAction {
+        abandon()
+        return .failed(error)
+    }
+
+    private mutating func ask(_ request: DeviceRequest, height: UInt64 = 0) -> DeviceAction {
+        awaiting = request.resource
+        askedHeight = height
+        return .send(request)
+    }
+
+    private mutating func askCheckpoints() -> DeviceAction {
+        ask(.checkpoints(from: trusted?.epoch ?? 0, limit: configuration.checkpointPage))
+    }
+
+    /// Whether `height` lies past the epoch the trusted committee signs.
+    private func isPast(_ height: UInt64) -> Bool {
+        guard let last = trusted?.signedHeights?.last else { return false }
+        return height > last
+    }
+
+    static let maxDiagnosticBytes = 64
+
+    private func gatewayError(_ answer: DeviceAnswer, _ resource: DeviceResource) -> DeviceError {
+        .gateway(resource, code: answer.code, diagnostic: Array(answer.body.prefix(Self.maxDiagnosticBytes)))
+    }
+
+    /// A 2.05 answer's body decoded as `T`, or the error the answer means.
+    private func decode<T: CanonicalCodable>(_ answer: DeviceAnswer, _ resource: DeviceResource, as: T.Type = T.self)
+        throws(DeviceError) -> T
+    {
+        guard answer.code == .content else { throw gatewayError(answer, resource) }
+        do { return try T(decoding: answer.body) } catch { throw .undecodable(resource, error) }
+    }
+}

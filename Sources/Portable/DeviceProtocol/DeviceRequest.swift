@@ -1,0 +1,119 @@
+import AmarsCodec
+import Ledger
+
+/// One request of the device API, built from typed arguments so every client writes the same queries.
+public struct DeviceRequest: Equatable, Sendable {
+    public var resource: DeviceResource
+    /// Uri-Query arguments, each `key=value` in ASCII.
+    public var query: [[UInt8]]
+    /// The body of a POST (a signed transaction's encoding).
+    public var payload: [UInt8]
+
+    public init(_ resource: DeviceResource, query: [[UInt8]] = [], payload: [UInt8] = []) {
+        self.resource = resource
+        self.query = query
+        self.payload = payload
+    }
+
+    public static var head: DeviceRequest { DeviceRequest(.head) }
+
+    public static func header(at height: UInt64) -> DeviceRequest {
+        DeviceRequest(.headers, query: [argument("h", decimal: height)])
+    }
+
+    /// Up to `limit` checkpoints, the first the one that ends epoch `epoch`.
+    public static func checkpoints(from epoch: UInt64, limit: Int) -> DeviceRequest {
+        let n = UInt64(max(1, min(limit, CheckpointsPayload.maxCount)))
+        return DeviceRequest(.checkpoints, query: [argument("from", decimal: epoch), argument("limit", decimal: n)])
+    }
+
+    public static func accountProof(_ address: Address) -> DeviceRequest {
+        DeviceRequest(.accountProof, query: [argument("a", text: address.bech32)])
+    }
+
+    public static func transactionProof(_ id: Bytes32) -> DeviceRequest {
+        DeviceRequest(.txProof, query: [argument("id", hex: id)])
+    }
+
+    public static func escrowProof(_ id: Bytes32) -> DeviceRequest {
+        DeviceRequest(.escrowProof, query: [argument("id", hex: id)])
+    }
+
+    public static func receipt(_ id: Bytes32) -> DeviceRequest { DeviceRequest(.receipt, query: [argument("id", hex: id)]) }
+
+    /// Final transfers paying `address`, the first at block `from`, position `position` or later.
+    public static func inbox(_ address: Address, from: UInt64, position: UInt64) -> DeviceRequest {
+        DeviceRequest(
+            .inbox,
+            query: [
+                argument("a", text: address.bech32), argument("from", decimal: from), argument("pos", decimal: position),
+            ])
+    }
+
+    public static func submit(_ transaction: SignedTransaction) -> DeviceRequest {
+        DeviceRequest(.transaction, payload: transaction.encoded)
+    }
+
+    /// The value of argument `key`, if the query has it.
+    public func argument(_ key: StaticString) -> [UInt8]? {
+        var prefix: [UInt8] = []
+        key.withUTF8Buffer { prefix.append(contentsOf: $0) }
+        prefix.append(UInt8(ascii: "="))
+        for argument in query where argument.starts(with: prefix) { return Array(argument[prefix.count...]) }
+        return nil
+    }
+
+    /// The query as libcoap hands it to a handler: arguments joined by '&'.
+    public var joinedQuery: [UInt8] {
+        var out: [UInt8] = []
+        for (i, argument) in query.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: "&")) }
+            out.append(contentsOf: argument)
+        }
+        return out
+    }
+
+    // MARK: arguments
+
+    static func argument(_ key: StaticString, decimal value: UInt64) -> [UInt8] {
+        var out = keyBytes(key)
+        var digits: [UInt8] = []
+        var v = value
+        repeat {
+            digits.append(UInt8(ascii: "0") + UInt8(v % 10))
+            v /= 10
+        } while v > 0
+        out.append(contentsOf: digits.reversed())
+        return out
+    }
+
+    static func argument(_ key: StaticString, hex value: Bytes32) -> [UInt8] {
+        var out = keyBytes(key)
+        for byte in value.bytes {
+            for nibble in [byte >> 4, byte & 0xF] { out.append(nibble < 10 ? 0x30 + nibble : 0x57 + nibble) }
+        }
+        return out
+    }
+
+    static func argument(_ key: StaticString, text: String) -> [UInt8] { keyBytes(key) + Array(text.utf8) }
+
+    private static func keyBytes(_ key: StaticString) -> [UInt8] {
+        var out: [UInt8] = []
+        key.withUTF8Buffer { out.append(contentsOf: $0) }
+        out.append(UInt8(ascii: "="))
+        return out
+    }
+}
+
+/// A whole answer to a ``DeviceRequest``: its code, the reassembled body and the body's content format.
+public struct DeviceAnswer: Equatable, Sendable {
+    public var code: CoAPCode
+    public var body: [UInt8]
+    public var contentFormat: UInt16?
+
+    public init(code: CoAPCode, body: [UInt8] = [], contentFormat: UInt16? = nil) {
+        self.code = code
+        self.body = body
+        self.contentFormat = contentFormat
+    }
+}
