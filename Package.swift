@@ -106,7 +106,7 @@ if hostParts {
         // Gateway: the chain, its peers and the device doors.
         gateway("Chain", ["Ledger", "CSQLite", log]),
         gateway("Network", ["Ledger", log] + nio),
-        gateway("DeviceGateway", ["Chain", "DeviceProtocol", "LightClient", "CCoAP", "CMosquitto", log]),
+        gateway("DeviceGateway", ["Chain", "DeviceProtocol", "LightClient", "DeviceCore", "CCoAP", "CMosquitto", log]),
         gateway(
             "GatewayNode", ["Chain", "DeviceGateway", "Consensus", "Network", .product(name: "Yams", package: "Yams"), log] + nio),
         .executableTarget(

@@ -84,8 +84,7 @@ final class DeviceEndToEndTests: XCTestCase {
         XCTAssertEqual(try coap.submit(tx), tx.id)
         try wallet.markAccepted(tx)
         XCTAssertThrowsError(try device.verifiedInclusion(tx.id, source: coap)) { error in
-            guard case .transport(let e) = error as? DeviceSyncError else { return XCTFail("\(error)") }
-            XCTAssertTrue(e.isNotFound, "\(e)")
+            XCTAssertEqual(error as? DeviceSyncError, .device(.notFinal(tx.id)))
         }
         try f.produceBlock()
         let inclusion = try device.verifiedInclusion(tx.id, source: coap)
@@ -236,7 +235,7 @@ final class DeviceEndToEndTests: XCTestCase {
         // Provisioned from the genesis file alone: no header comes over MQTT.
         var device = try DeviceSync.anchor(
             DeviceTrustAnchor(genesisHeader: f.genesis.header, committee: f.genesis.committee(epoch: 0), epochLength: f.genesis.epochLength), genesisHeader: f.genesis.header)
-        let source = MqttCheckpointSource(client: mqtt)
+        let source = MqttDeviceLink(client: mqtt)
         let refusedBefore = mqtt.refusedCheckpoints
         let progress = try device.sync(source: source, pageSize: 2)
         XCTAssertEqual(progress, SyncProgress(fromEpoch: 0, toEpoch: 5, checkpoints: 5, signaturesChecked: 5))
@@ -261,7 +260,7 @@ final class DeviceEndToEndTests: XCTestCase {
         let before = device.trusted
         try mqttWaitUntil("forged checkpoint retained") { try mqtt.checkpoints(from: 5) == [forged] }
         XCTAssertThrowsError(try device.sync(source: source)) { error in
-            guard case .rejected(_, stage: .checkpoint(epoch: 5)) = error as? DeviceSyncError else {
+            guard case .device(.rejected(_, stage: .checkpoint(epoch: 5))) = error as? DeviceSyncError else {
                 return XCTFail("\(error)")
             }
         }
@@ -308,7 +307,7 @@ final class DeviceEndToEndTests: XCTestCase {
         XCTAssertThrowsError(try device.sync(source: coap)) { error in
             XCTAssertEqual(
                 error as? DeviceSyncError,
-                .rejected(.certificate(.badSignature(index: 0)), stage: .checkpoint(epoch: 0)))
+                .device(.rejected(.certificate(.badSignature(index: 0)), stage: .checkpoint(epoch: 0))))
         }
         XCTAssertEqual(device.trusted, before)
 
@@ -331,7 +330,7 @@ final class DeviceEndToEndTests: XCTestCase {
         defer { double.stop() }
         let coap = try client(double.port)
         XCTAssertThrowsError(try DeviceSync.anchor(DeviceTrustAnchor(genesisHeader: f.genesis.header, committee: f.genesis.committee(epoch: 0), epochLength: f.genesis.epochLength), source: coap)) { error in
-            XCTAssertEqual(error as? DeviceSyncError, .rejected(.untrustedAnchor, stage: .anchor))
+            XCTAssertEqual(error as? DeviceSyncError, .device(.rejected(.untrustedAnchor, stage: .anchor)))
         }
     }
 

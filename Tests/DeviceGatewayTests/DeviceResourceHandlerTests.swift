@@ -13,7 +13,7 @@ import XCTest
 
 /// The device API as pure functions: no libcoap, no sockets.
 final class DeviceResourceHandlerTests: XCTestCase {
-    func handle(_ f: CoAPFixture, _ route: DeviceRoute, _ query: String = "", body: [UInt8] = []) -> DeviceResponse {
+    func handle(_ f: CoAPFixture, _ route: DeviceResource, _ query: String = "", body: [UInt8] = []) -> DeviceResponse {
         f.server.handlers.handle(route, query: Array(query.utf8), body: body)
     }
 
@@ -269,49 +269,20 @@ final class DeviceResourceHandlerTests: XCTestCase {
         XCTAssertEqual(handle(f, .transaction, body: close.encoded).code, .created)
         try f.produceBlock()
 
-        let honest = HandlerSource(test: self, fixture: f, escrowAnswer: nil)
-        var device = try DeviceSync.anchor(DeviceTrustAnchor(genesisHeader: f.genesis.header, committee: f.genesis.committee(epoch: 0), epochLength: f.genesis.epochLength), source: honest)
-        let now = try device.verifiedEscrow(open.id, source: honest)
+        // The lock's own check, run in-process against the handlers: open while the escrow was, then closed.
+        var honest = LoopbackDeviceLink(handlers: f.server.handlers)
+        var device = DeviceSession(anchor: DeviceTrustAnchor(genesisHeader: f.genesis.header, committee: f.genesis.committee(epoch: 0), epochLength: f.genesis.epochLength))
+        _ = try device.run(.anchor, over: &honest)
+        guard case .escrow(let now) = try device.run(.escrow(open.id), over: &honest) else { return XCTFail() }
         XCTAssertEqual(now.state?.status, .closed)
-        let replaying = HandlerSource(test: self, fixture: f, escrowAnswer: whileOpen)
-        XCTAssertThrowsError(try device.verifiedEscrow(open.id, source: replaying)) { error in
-            guard case .inconsistent = error as? DeviceSyncError else { return XCTFail("\(error)") }
+        // A gateway replaying the genuine proof from while it was open: older than the verified head.
+        var replaying = LoopbackDeviceLink(handlers: f.server.handlers) { request in
+            request.resource == .escrowProof ? DeviceAnswer(code: .content, body: whileOpen) : nil
         }
-    }
-
-    /// The device API straight from the handlers, with one answer that can be replaced.
-    struct HandlerSource: DeviceEscrowSource {
-        let test: DeviceResourceHandlerTests
-        let fixture: CoAPFixture
-        let escrowAnswer: [UInt8]?
-
-        func body(_ route: DeviceRoute, _ query: String) throws(DeviceClientError) -> [UInt8] {
-            let r = test.handle(fixture, route, query)
-            guard r.code == .content else { throw .gatewayError(code: r.code.rawValue, diagnostic: "") }
-            return r.payload
-        }
-
-        func decode<T: CanonicalCodable>(_ bytes: [UInt8]) throws(DeviceClientError) -> T {
-            do { return try T(decoding: bytes) } catch { throw .undecodable(error) }
-        }
-
-        func head() throws(DeviceClientError) -> HeaderPayload { try decode(try body(.head, "")) }
-        func header(at height: UInt64) throws(DeviceClientError) -> HeaderPayload {
-            try decode(try body(.headers, "h=\(height)"))
-        }
-        func checkpoints(from epoch: UInt64, limit: Int) throws(DeviceClientError) -> [Checkpoint] {
-            let page: CheckpointsPayload = try decode(try body(.checkpoints, "from=\(epoch)&limit=\(limit)"))
-            return page.checkpoints
-        }
-        func accountProof(_ address: Address) throws(DeviceClientError) -> AccountProofPayload {
-            try decode(try body(.accountProof, "a=" + address.bech32))
-        }
-        func transactionProof(_ id: Bytes32) throws(DeviceClientError) -> TransactionProofPayload {
-            try decode(try body(.txProof, "id=" + Hex.encode(id.bytes)))
-        }
-        func escrowProof(_ id: Bytes32) throws(DeviceClientError) -> EscrowProofPayload {
-            if let escrowAnswer { return try decode(escrowAnswer) }
-            return try decode(try body(.escrowProof, "id=" + Hex.encode(id.bytes)))
+        XCTAssertThrowsError(try device.run(.escrow(open.id), over: &replaying)) { error in
+            guard case .device(.inconsistent(.staleEscrowProof)) = error as? DeviceRunError<Never> else {
+                return XCTFail("\(error)")
+            }
         }
     }
 

@@ -18,7 +18,6 @@ final class VirtualDevice: @unchecked Sendable {
     private let coap: CoAPDeviceClient
     private let mqtt: MqttDeviceClient?
     private var sync: DeviceSync
-    private var wallet: DeviceWallet
 
     /// Deterministic keys: the same `seed` gives the same fleet, so a rerun finds its devices funded.
     static func key(seed: UInt64, index: Int) -> PrivateKey {
@@ -54,7 +53,6 @@ final class VirtualDevice: @unchecked Sendable {
             self.mqtt = nil
         }
         sync = try DeviceSync.anchor(anchor, source: self.coap)
-        wallet = DeviceWallet(key: key, nextNonce: 0)
     }
 
     struct Round {
@@ -76,28 +74,28 @@ final class VirtualDevice: @unchecked Sendable {
         result.headHeight = head.height
         let account = try sync.verifiedAccount(address, source: coap)
         result.balance = account.state.balance
-        wallet.resync(verifiedAccount: account.state)
         let (doubled, o1) = FeeSchedule.standard.nextBaseFee(after: head.header).multipliedReportingOverflow(by: 2)
         let cap = o1 ? UInt64.max : doubled.addingReportingOverflow(1).overflow ? UInt64.max : doubled + 1
         // Enough for the amount and the fee cap of a transfer (well under 10,000 units at these prices).
         let (reserve, o2) = cap.multipliedReportingOverflow(by: 10_000)
         guard !o2, account.state.balance >= amount, account.state.balance - amount >= reserve else { return result }
         var fresh = SystemRandomNumberGenerator()
-        let tx = try wallet.transfer(
-            chainID: sync.trusted.chainID, to: recipient, amount: amount, maxFeePerUnit: cap, tipPerUnit: 1,
-            auxRandom: Bytes32(w0: fresh.next(), w1: fresh.next(), w2: fresh.next(), w3: fresh.next()))
+        let order = PaymentOrder(
+            recipient: recipient, amount: amount, tipPerUnit: 1,
+            auxRandom: Bytes32(w0: fresh.next(), w1: fresh.next(), w2: fresh.next(), w3: fresh.next()),
+            finalityMillis: 30_000)
         let start = DispatchTime.now()
-        let overMQTT = mqtt != nil
-        if let mqtt {
-            try mqtt.submit(tx, timeoutMillis: 10_000)
-        } else {
-            _ = try coap.submit(tx)
-        }
-        try wallet.markAccepted(tx)
-        let inclusion = try sync.waitForInclusion(tx.id, source: coap, timeoutMillis: 30_000, pollMillis: 100)
-        guard inclusion.receipt.status == .success else { throw SimulationError.paymentFailed(tx.id) }
+        sync.setWallet(DeviceWallet(key: key, nextNonce: account.state.nonce))
+        // The same pay flow as the firmware's: balance proven, signed, submitted, inclusion and receipt proven.
+        let outcome =
+            if let mqtt {
+                try sync.run(.pay(order), source: SplitLink(main: coap, submit: MqttDeviceLink(client: mqtt)))
+            } else {
+                try sync.run(.pay(order), source: coap)
+            }
+        guard case .paid(let payment) = outcome else { throw SimulationError.unexpected(outcome) }
         let millis = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1_000_000
-        result.paid = (inclusion.header.height, millis, overMQTT)
+        result.paid = (payment.inclusion.header.height, millis, mqtt != nil)
         return result
     }
 
@@ -108,12 +106,12 @@ final class VirtualDevice: @unchecked Sendable {
 }
 
 enum SimulationError: Error, CustomStringConvertible {
-    case paymentFailed(Bytes32)
+    case unexpected(DeviceOutcome)
     case fundingNotFinal(Bytes32)
 
     var description: String {
         switch self {
-        case .paymentFailed(let id): "payment \(Hex.encode(id.bytes)) is final but its proven receipt says failed"
+        case .unexpected(let outcome): "the device session answered \(outcome) to a payment"
         case .fundingNotFinal(let id): "funding transfer \(Hex.encode(id.bytes)) not final in 60 s"
         }
     }

@@ -169,7 +169,7 @@ public final class CoAPServer: @unchecked Sendable {
             }
         }
         coap_set_app_data(ctx, Unmanaged.passUnretained(self).toOpaque())
-        for route in DeviceRoute.allCases {
+        for route in DeviceResource.allCases {
             let resource = Self.register(route, in: ctx)
             if route == .head { headResource = resource }
         }
@@ -273,7 +273,7 @@ public final class CoAPServer: @unchecked Sendable {
 
     /// One resource per route, all sharing `coapRequestHandler`; the route travels in the resource's user data
     /// as a small integer, so no Swift object crosses into C.
-    private static func register(_ route: DeviceRoute, in ctx: OpaquePointer) -> OpaquePointer? {
+    private static func register(_ route: DeviceResource, in ctx: OpaquePointer) -> OpaquePointer? {
         let path = route.path.withUTF8Buffer { coap_new_str_const($0.baseAddress, $0.count) }
         guard let resource = coap_resource_init(path, Int32(COAP_RESOURCE_FLAGS_RELEASE_URI)) else { return nil }
         coap_resource_set_userdata(resource, UnsafeMutableRawPointer(bitPattern: route.rawValue + 1))
@@ -286,7 +286,7 @@ public final class CoAPServer: @unchecked Sendable {
 
     /// Called on the I/O thread by libcoap for every request (and every Observe notification) to a route.
     fileprivate func handle(
-        route: DeviceRoute, resource: OpaquePointer, session: OpaquePointer, request: OpaquePointer,
+        route: DeviceResource, resource: OpaquePointer, session: OpaquePointer, request: OpaquePointer,
         query: UnsafePointer<coap_string_t>?, response: OpaquePointer
     ) {
         let device = Self.deviceKey(session)
@@ -377,7 +377,7 @@ public final class CoAPServer: @unchecked Sendable {
     /// Writes a handler's answer into libcoap's response PDU. Successful GET bodies go through
     /// `coap_add_data_large_response` (block-wise when needed); other bodies are small and copied.
     private func respond(
-        _ r: DeviceResponse, _ route: DeviceRoute, _ resource: OpaquePointer, _ session: OpaquePointer,
+        _ r: DeviceResponse, _ route: DeviceResource, _ resource: OpaquePointer, _ session: OpaquePointer,
         _ request: OpaquePointer, _ query: UnsafePointer<coap_string_t>?, _ response: OpaquePointer
     ) {
         coap_pdu_set_code(response, coapCode(r.code))
@@ -475,7 +475,7 @@ private let coapRequestHandler: coap_method_handler_t = { resource, session, req
     guard let resource, let session, let request, let response,
         let ctx = coap_session_get_context(session), let app = coap_get_app_data(ctx),
         let tag = coap_resource_get_userdata(resource),
-        let route = DeviceRoute(rawValue: Int(bitPattern: tag) - 1)
+        let route = DeviceResource(rawValue: Int(bitPattern: tag) - 1)
     else { return }
     let server = Unmanaged<CoAPServer>.fromOpaque(app).takeUnretainedValue()
     server.handle(

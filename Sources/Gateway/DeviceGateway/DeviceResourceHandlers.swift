@@ -4,39 +4,6 @@ import DeviceProtocol
 import Foundation
 import Ledger
 
-/// The resources of the CoAP device API and the method each answers. The paths come from
-/// ``DeviceResources`` so firmware and gateway cannot drift apart.
-public enum DeviceRoute: Int, CaseIterable, Sendable {
-    case head
-    case checkpoints
-    case headers
-    case txProof
-    case accountProof
-    case certificate
-    case transaction
-    case receipt
-    case inbox
-    case escrowProof
-
-    public var path: StaticString {
-        switch self {
-        case .head: DeviceResources.head
-        case .checkpoints: DeviceResources.checkpoints
-        case .headers: DeviceResources.headers
-        case .txProof: DeviceResources.txProof
-        case .accountProof: DeviceResources.accountProof
-        case .certificate: DeviceResources.certificate
-        case .transaction: DeviceResources.transaction
-        case .receipt: DeviceResources.receipt
-        case .inbox: DeviceResources.inbox
-        case .escrowProof: DeviceResources.escrowProof
-        }
-    }
-
-    /// The one method each resource implements; any other gets 4.05 from libcoap.
-    public var method: CoAPCode { self == .transaction ? .post : .get }
-}
-
 /// What a handler answers: a response code, a body, and the body's content format (nil without a body).
 public struct DeviceResponse: Equatable, Sendable {
     public var code: CoAPCode
@@ -123,7 +90,7 @@ public struct DeviceResourceHandlers: Sendable {
     }
 
     /// Answers a request to `route` with the raw Uri-Query (arguments joined by '&') and the request body.
-    public func handle(_ route: DeviceRoute, query rawQuery: [UInt8], body: [UInt8]) -> DeviceResponse {
+    public func handle(_ route: DeviceResource, query rawQuery: [UInt8], body: [UInt8]) -> DeviceResponse {
         guard let query = DeviceQuery(rawQuery) else { return .error(.badRequest, "malformed query") }
         switch route {
         case .head: return head(query)

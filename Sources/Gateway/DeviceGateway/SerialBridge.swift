@@ -361,7 +361,7 @@ public final class DeviceHandlerBackend: SerialBackend, @unchecked Sendable {
     }
 
     private func answer(_ request: CoAPMessage) -> CoAPMessage {
-        guard let route = DeviceRoute.allCases.first(where: { request.uriPathMatches($0.path) }) else {
+        guard let route = DeviceResource.allCases.first(where: { request.uriPathMatches($0.path) }) else {
             return Self.message(.error(.notFound, "no such resource"))
         }
         guard request.code == route.method else { return Self.message(.error(.methodNotAllowed, "method")) }
@@ -374,7 +374,7 @@ public final class DeviceHandlerBackend: SerialBackend, @unchecked Sendable {
         return get(route, query: query, request)
     }
 
-    private func post(_ route: DeviceRoute, query: [UInt8], _ request: CoAPMessage) -> CoAPMessage {
+    private func post(_ route: DeviceResource, query: [UInt8], _ request: CoAPMessage) -> CoAPMessage {
         guard let blockOption = request.option(.block1) else {
             return Self.message(handlers.handle(route, query: query, body: request.payload))
         }
@@ -401,7 +401,7 @@ public final class DeviceHandlerBackend: SerialBackend, @unchecked Sendable {
         }
     }
 
-    private func get(_ route: DeviceRoute, query: [UInt8], _ request: CoAPMessage) -> CoAPMessage {
+    private func get(_ route: DeviceResource, query: [UInt8], _ request: CoAPMessage) -> CoAPMessage {
         var requested: BlockOption?
         if let option = request.option(.block2) {
             do { requested = try BlockOption(option: option) } catch {

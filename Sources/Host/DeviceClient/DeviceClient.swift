@@ -77,26 +77,6 @@ enum CoAPCodeText {
     }
 }
 
-/// What a light client reads from a gateway, whatever the transport. ``DeviceSync`` is written against this so
-/// the simulator can put another transport (a serial SLIP link, a recorded trace) under the same flow.
-public protocol DeviceChainSource {
-    /// The current head with its certificate (`v1/head`).
-    func head() throws(DeviceClientError) -> HeaderPayload
-    /// The header at `height` with its certificate (`v1/headers?h=`); 4.04 when there is no such block.
-    func header(at height: UInt64) throws(DeviceClientError) -> HeaderPayload
-    /// Up to `limit` checkpoints starting with the one that ends epoch `epoch` (`v1/checkpoints`).
-    func checkpoints(from epoch: UInt64, limit: Int) throws(DeviceClientError) -> [Checkpoint]
-    /// An account's state and proof against the state root of the gateway's head (`v1/proof/account`).
-    func accountProof(_ address: Address) throws(DeviceClientError) -> AccountProofPayload
-    /// The inclusion proof of a final transaction (`v1/proof/tx`); 4.04 until it is final.
-    func transactionProof(_ id: Bytes32) throws(DeviceClientError) -> TransactionProofPayload
-}
-
-/// A source that also serves escrow proofs (`v1/proof/escrow`, CoAP only).
-public protocol DeviceEscrowSource: DeviceChainSource {
-    func escrowProof(_ id: Bytes32) throws(DeviceClientError) -> EscrowProofPayload
-}
-
 /// Monotonic nanoseconds; wall-clock jumps must not stretch or cut a retransmission timer.
 @inline(__always)
 func deviceClockNanos() -> UInt64 {
@@ -120,7 +100,7 @@ func deviceClockNanos() -> UInt64 {
 ///
 /// One exchange at a time, from one thread: a device has one radio and one outstanding request (NSTART = 1).
 /// The class is therefore deliberately not `Sendable`; a simulator gives every virtual device its own client.
-public final class CoAPDeviceClient: DeviceEscrowSource {
+public final class CoAPDeviceClient {
     public struct Configuration: Sendable, Equatable {
         public var host: String
         public var port: UInt16
@@ -200,48 +180,41 @@ public final class CoAPDeviceClient: DeviceEscrowSource {
 
     // MARK: typed calls
 
-    public func head() throws(DeviceClientError) -> HeaderPayload {
-        try decode(get(DeviceResources.head))
-    }
+    // Each answer decoded but not verified: the device session (``DeviceSync``) verifies; these serve tests and
+    // tools that look at the gateway's raw answers.
 
-    public func header(at height: UInt64) throws(DeviceClientError) -> HeaderPayload {
-        try decode(get(DeviceResources.headers, query: ["h=\(height)"]))
-    }
+    public func head() throws(DeviceClientError) -> HeaderPayload { try fetch(.head) }
+
+    public func header(at height: UInt64) throws(DeviceClientError) -> HeaderPayload { try fetch(.header(at: height)) }
 
     public func checkpoints(from epoch: UInt64, limit: Int = CheckpointsPayload.maxCount)
         throws(DeviceClientError) -> [Checkpoint]
     {
-        let n = max(1, min(limit, CheckpointsPayload.maxCount))
-        let payload: CheckpointsPayload = try decode(
-            get(DeviceResources.checkpoints, query: ["from=\(epoch)", "limit=\(n)"]))
+        let payload: CheckpointsPayload = try fetch(.checkpoints(from: epoch, limit: limit))
         return payload.checkpoints
     }
 
     public func accountProof(_ address: Address) throws(DeviceClientError) -> AccountProofPayload {
-        try decode(get(DeviceResources.accountProof, query: ["a=\(address.bech32)"]))
+        try fetch(.accountProof(address))
     }
 
     public func transactionProof(_ id: Bytes32) throws(DeviceClientError) -> TransactionProofPayload {
-        try decode(get(DeviceResources.txProof, query: ["id=\(Hex.encode(id.bytes))"]))
+        try fetch(.transactionProof(id))
     }
 
-    /// A rental escrow's state and proof against the state root of the gateway's head (`v1/proof/escrow`).
     public func escrowProof(_ id: Bytes32) throws(DeviceClientError) -> EscrowProofPayload {
-        try decode(get(DeviceResources.escrowProof, query: ["id=\(Hex.encode(id.bytes))"]))
+        try fetch(.escrowProof(id))
     }
 
-    /// Final transfers paying `address` from block `from` on, oldest first, as the gateway lists them
-    /// (`v1/inbox`): prove each with ``DeviceSync/verifiedInclusion(_:source:)`` before believing it.
+    /// Final transfers paying `address` from block `from` on, oldest first, as the gateway lists them.
     public func inbox(_ address: Address, from: UInt64, position: UInt64 = 0) throws(DeviceClientError)
         -> InboxPayload
     {
-        try decode(get(DeviceResources.inbox, query: ["a=\(address.bech32)", "from=\(from)", "pos=\(position)"]))
+        try fetch(.inbox(address, from: from, position: position))
     }
 
     /// The receipt of a final transaction; ``DeviceClientError/isNotFound`` while it is pending or unknown.
-    public func receipt(_ id: Bytes32) throws(DeviceClientError) -> ReceiptPayload {
-        try decode(get(DeviceResources.receipt, query: ["id=\(Hex.encode(id.bytes))"]))
-    }
+    public func receipt(_ id: Bytes32) throws(DeviceClientError) -> ReceiptPayload { try fetch(.receipt(id)) }
 
     /// Submits a signed transaction (`POST v1/tx`) and returns the id the gateway pooled it under, after
     /// checking that it is the id of what we sent. A refusal is ``DeviceClientError/transactionRefused(_:)``
@@ -254,6 +227,15 @@ public final class CoAPDeviceClient: DeviceEscrowSource {
         guard let id = Bytes32(response.body) else { throw .protocolViolation("v1/tx answered no 32-byte id") }
         guard id == transaction.id else { throw .protocolViolation("v1/tx answered the id of another transaction") }
         return id
+    }
+
+    /// A 2.05 answer to `request` decoded as `T`, or the error the answer means.
+    private func fetch<T: CanonicalCodable>(_ request: DeviceRequest) throws(DeviceClientError) -> T {
+        let answer = try exchange(request)
+        guard answer.code == .content else {
+            throw Response(code: answer.code, body: answer.body, contentFormat: answer.contentFormat).error
+        }
+        do { return try T(decoding: answer.body) } catch { throw .undecodable(error) }
     }
 
     // MARK: requests
@@ -872,46 +854,5 @@ public final class MqttDeviceClient {
             droppedMessages += 1
         }
         receipts.append(receipt)
-    }
-}
-
-/// The checkpoint chain over MQTT, for ``DeviceSync``: a device whose only link is the broker follows the
-/// retained checkpoints with the same light-client code as a CoAP device. MQTT carries no request/response, so
-/// headers and proofs are not served; those calls throw ``DeviceClientError/unsupported(_:)`` at once instead of
-/// waiting for a timeout. Anchor with ``DeviceSync/anchor(_:genesisHeader:)`` (the genesis header comes from
-/// the provisioned genesis file, not the wire).
-public struct MqttCheckpointSource: DeviceChainSource {
-    public let client: MqttDeviceClient
-    /// How long one page waits for the retained burst to go quiet; see
-    /// ``MqttDeviceClient/checkpoints(from:limit:timeoutMillis:quietMillis:)``.
-    public var timeoutMillis: UInt64
-    public var quietMillis: UInt64
-
-    public init(client: MqttDeviceClient, timeoutMillis: UInt64 = 5000, quietMillis: UInt64 = 200) {
-        self.client = client
-        self.timeoutMillis = timeoutMillis
-        self.quietMillis = quietMillis
-    }
-
-    public func checkpoints(from epoch: UInt64, limit: Int) throws(DeviceClientError) -> [Checkpoint] {
-        try client.checkpoints(from: epoch, limit: limit, timeoutMillis: timeoutMillis, quietMillis: quietMillis)
-    }
-
-    public func head() throws(DeviceClientError) -> HeaderPayload { throw Self.unsupported("the certified head") }
-
-    public func header(at height: UInt64) throws(DeviceClientError) -> HeaderPayload {
-        throw Self.unsupported("header \(height)")
-    }
-
-    public func accountProof(_ address: Address) throws(DeviceClientError) -> AccountProofPayload {
-        throw Self.unsupported("account proofs")
-    }
-
-    public func transactionProof(_ id: Bytes32) throws(DeviceClientError) -> TransactionProofPayload {
-        throw Self.unsupported("transaction proofs")
-    }
-
-    private static func unsupported(_ what: String) -> DeviceClientError {
-        .unsupported("\(what): not available over MQTT (only checkpoints are published there); use CoAP")
     }
 }

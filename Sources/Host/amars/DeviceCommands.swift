@@ -1,10 +1,10 @@
-import DeviceProtocol
 import AmarsCodec
 import AmarsCrypto
 import ArgumentParser
 import Chain
 import DeviceClient
 import DeviceCore
+import DeviceProtocol
 import Foundation
 import Ledger
 import LightClient
@@ -86,7 +86,7 @@ struct DeviceCommand: ParsableCommand {
             print("balance     \(Amount.format(account.state.balance)) AMSC (\(account.state.balance) units)")
             print("nonce       \(account.state.nonce)")
             print("proven      state proof checked against the state root of block \(account.header.height)")
-            print("            (\(DeviceSession.basisText(account.header.basis)))")
+            print("            (\(DeviceRun.basisText(account.header.basis)))")
             try session.save()
         }
     }
@@ -117,7 +117,7 @@ struct DeviceCommand: ParsableCommand {
                 "            deposit \(Amount.format(e.deposit)) AMSC, fee \(Amount.format(e.rentalFee)) AMSC, expires after block \(e.expiryHeight)"
             )
             print("proven      state proof checked against the state root of block \(proven.header.height)")
-            print("            (\(DeviceSession.basisText(proven.header.basis)))")
+            print("            (\(DeviceRun.basisText(proven.header.basis)))")
             try session.save()
             if let lock {
                 let opens = e.status == .open && e.device == lock && proven.header.height <= e.expiryHeight
@@ -159,36 +159,21 @@ struct DeviceCommand: ParsableCommand {
             let who = try key.map { Address(publicKey: try loadKey($0).xOnlyPublicKey) } ?? parseAddress(address!)
             var session = try device.open()
             print("address     \(who.bech32)")
-            // The cursor moves past every listed entry, so a gateway cannot keep the listing going round.
+            // The session proves each listed transfer and moves its cursor past it, so a gateway cannot keep the
+            // listing going round; an empty page ends it.
             var cursor = (height: from, position: UInt64(0))
             var shown = 0
-            listing: while shown < limit {
-                let page: InboxPayload
-                do { page = try session.client.inbox(who, from: cursor.height, position: cursor.position) } catch {
-                    throw CLIError("inbox: \(error)")
-                }
-                for entry in page.entries {
-                    guard (entry.height, entry.position) >= cursor else {
-                        throw CLIError("NOT VERIFIED: the gateway listed a transfer before the one asked for")
-                    }
-                    guard case .transfer(let transfer) = entry.transaction.body.payload, transfer.to == who else {
-                        throw CLIError("NOT VERIFIED: the gateway lists a transaction that does not pay \(who.bech32)")
-                    }
-                    let proven = try session.verifiedInclusion(entry.transaction.id)
-                    guard proven.header.height == entry.height, proven.position == entry.position else {
-                        throw CLIError("NOT VERIFIED: the gateway listed the transfer at another place than it proved")
-                    }
-                    let sender = Address(publicKey: try XOnlyPublicKey(bytes: entry.transaction.body.sender))
-                    let status = proven.receipt.status == .success ? "success" : "failed"
-                    print(
-                        "received    \(Amount.format(transfer.amount)) AMSC from \(sender.bech32), "
-                            + "block \(entry.height) position \(entry.position), \(status)")
-                    cursor = (entry.height, entry.position + 1)
-                    shown += 1
-                    if shown == limit { break listing }
-                }
-                // A short answer was the end.
-                guard page.entries.count == InboxPayload.maxEntries else { break }
+            while shown < limit {
+                guard let incoming = try session.nextIncoming(who, from: cursor.height, position: cursor.position)
+                else { break }
+                let t = incoming.transfer
+                let sender = Address(publicKey: try XOnlyPublicKey(bytes: t.sender))
+                let at = incoming.inclusion
+                print(
+                    "received    \(Amount.format(t.amount)) AMSC from \(sender.bech32), "
+                        + "block \(at.header.height) position \(at.position), success")
+                cursor = (at.header.height, at.position + 1)
+                shown += 1
             }
             print("proven      \(shown) transfer(s): inclusion and receipt checked against verified headers")
             try session.save()
@@ -236,57 +221,42 @@ struct DeviceCommand: ParsableCommand {
             let head = try session.verifiedHead()
             session.printHead(head)
             let sender = Address(publicKey: signer.xOnlyPublicKey)
-            let account = try session.verifiedAccount(sender)
-            print("sender      \(sender.bech32): \(Amount.format(account.state.balance)) AMSC")
-            print("            nonce \(account.state.nonce)")
-            print("            (state proof checked against block \(account.header.height))")
-            let cap = maxFee ?? (FeeSchedule.standard.nextBaseFee(after: head.header) * 2 + tip)
-            let wallet = DeviceWallet(key: signer, nextNonce: account.state.nonce)
-            var rng = SystemRandomNumberGenerator()
-            let tx: SignedTransaction
-            do {
-                tx = try wallet.transfer(
-                    chainID: session.sync.trusted.chainID, to: recipient, amount: units, maxFeePerUnit: cap,
-                    tipPerUnit: tip,
-                    auxRandom: Bytes32(w0: rng.next(), w1: rng.next(), w2: rng.next(), w3: rng.next()))
-            } catch {
-                throw CLIError("cannot sign: \(error)")
-            }
-            print("signed      \(Amount.format(units)) AMSC to \(recipient.bech32)")
-            print("            nonce \(tx.body.nonce), fee cap \(cap) per unit, tip \(tip)")
-            print("transaction \(Hex.encode(tx.id.bytes))")
-            let timeoutMillis = timeout * 1000
-            var announced: MqttDeviceClient.FinalReceipt?
+            var mqttLink: MqttDeviceLink?
             if let mqtt {
-                let config: MqttDeviceClient.Configuration
-                do { config = try MqttDeviceClient.Configuration(endpoint: mqtt) } catch { throw CLIError("\(error)") }
                 do {
-                    let client = try MqttDeviceClient(device: sender, configuration: config)
-                    try client.submit(tx, timeoutMillis: 10_000)
-                    print("accepted    by the gateway over MQTT (\(config.host):\(config.port))")
-                    let final = try client.waitForFinal(tx.id, timeoutMillis: timeoutMillis)
-                    print("announced   final at height \(final.height) over MQTT; verifying over CoAP")
-                    announced = final
-                    client.disconnect()
+                    let config = try MqttDeviceClient.Configuration(endpoint: mqtt)
+                    mqttLink = MqttDeviceLink(client: try MqttDeviceClient(device: sender, configuration: config))
                 } catch {
                     throw CLIError("MQTT: \(error)")
                 }
-            } else {
-                do { _ = try session.client.submit(tx) } catch { throw CLIError("CoAP submit: \(error)") }
-                print("accepted    by the gateway over CoAP (2.01)")
             }
-            let inclusion = try session.waitForInclusion(tx.id, timeoutMillis: timeoutMillis)
-            if let announced, announced.height != inclusion.header.height {
-                throw CLIError(
-                    "the gateway announced height \(announced.height) over MQTT but proved height "
-                        + "\(inclusion.header.height) over CoAP")
+            var rng = SystemRandomNumberGenerator()
+            let order = PaymentOrder(
+                recipient: recipient, amount: units, tipPerUnit: tip, maxFeePerUnit: maxFee,
+                auxRandom: Bytes32(w0: rng.next(), w1: rng.next(), w2: rng.next(), w3: rng.next()),
+                finalityMillis: UInt32(min(timeout * 1000, UInt64(UInt32.max))))
+            let paid = try session.pay(order, wallet: DeviceWallet(key: signer, nextNonce: 0), submitOver: mqttLink)
+            if let client = mqttLink?.client {
+                // The gateway's own "final" over MQTT must name the block the proof came from.
+                let announced: MqttDeviceClient.FinalReceipt
+                do { announced = try client.waitForFinal(paid.transaction.id, timeoutMillis: 10_000) } catch {
+                    throw CLIError("MQTT: \(error)")
+                }
+                client.disconnect()
+                guard announced.height == paid.inclusion.header.height else {
+                    throw CLIError(
+                        "the gateway announced height \(announced.height) over MQTT but proved height "
+                            + "\(paid.inclusion.header.height) over CoAP")
+                }
+                print("announced   final at height \(announced.height) over MQTT too")
             }
+            let inclusion = paid.inclusion
             let r = inclusion.receipt
             print(
                 "final       at height \(inclusion.header.height) (epoch \(inclusion.header.epoch)), "
                     + "position \(inclusion.position)")
             print("            inclusion proof checked against the block's transactions root")
-            print("            (\(DeviceSession.basisText(inclusion.header.basis)))")
+            print("            (\(DeviceRun.basisText(inclusion.header.basis)))")
             print("receipt     \(r.status == .success ? "success" : "failed"), fee \(r.feePaid) units (proven)")
             try session.save()
             if r.status != .success { throw ExitCode(2) }
@@ -308,7 +278,7 @@ struct DeviceOptions: ParsableArguments {
     @Option(help: "Milliseconds before the first CoAP retransmission (doubled per retry, 4 retries).")
     var ackTimeout: UInt64 = 500
 
-    func open() throws -> DeviceSession {
+    func open() throws -> DeviceRun {
         let g: Genesis
         do { g = try Genesis.load(path: genesis) } catch { throw CLIError("\(error)") }
         let anchor = DeviceTrustAnchor(genesisHeader: g.header, committee: g.committee(epoch: 0), epochLength: g.epochLength)
@@ -326,7 +296,7 @@ struct DeviceOptions: ParsableArguments {
             guard stored.chainID == anchor.chainID, stored.epochLength == anchor.epochLength else {
                 throw CLIError("\(state) belongs to another chain than \(genesis)")
             }
-            sync = DeviceSync(trusted: stored)
+            sync = DeviceSync(anchor: anchor, trusted: stored)
             print("resumed     trusted epoch \(stored.epoch) from \(state)")
         } else {
             do { sync = try DeviceSync.anchor(anchor, source: client) } catch {
@@ -334,7 +304,7 @@ struct DeviceOptions: ParsableArguments {
             }
             print("anchored    genesis header fetched from \(config.host):\(config.port) matches the trusted hash")
         }
-        return DeviceSession(client: client, sync: sync, statePath: state)
+        return DeviceRun(client: client, sync: sync, statePath: state)
     }
 
     static func loadState(_ path: String) throws -> TrustedState? {
@@ -346,8 +316,8 @@ struct DeviceOptions: ParsableArguments {
     }
 }
 
-/// One run of a device command: the CoAP client, the trusted state, and printing what was verified.
-struct DeviceSession {
+/// One run of a device command: the CoAP client, the device session, and printing what was verified.
+struct DeviceRun {
     let client: CoAPDeviceClient
     var sync: DeviceSync
     let statePath: String?
@@ -399,14 +369,59 @@ struct DeviceSession {
         }
     }
 
+    /// The next transfer paying `address` listed from (`from`, `position`) on, proven final and successful
+    /// (failed ones are passed over and shown); nil when the gateway lists no more.
+    mutating func nextIncoming(_ address: Address, from: UInt64, position: UInt64) throws -> VerifiedIncoming? {
+        if !synced { _ = try syncCheckpoints() }
+        do {
+            let outcome = try sync.run(
+                .receive(address, from: from, position: position, waitMillis: 0), source: client, onReport: Self.show)
+            guard case .received(let incoming) = outcome else { return nil }
+            return incoming
+        } catch .device(.nothingReceived) {
+            return nil
+        } catch {
+            throw failure(error)
+        }
+    }
+
+    /// Pays from `wallet`'s account: balance proven, transfer signed and submitted (over `submitOver` when given,
+    /// CoAP otherwise), inclusion and receipt proven.
+    mutating func pay(_ order: PaymentOrder, wallet: DeviceWallet, submitOver mqtt: MqttDeviceLink?) throws
+        -> VerifiedPayment
+    {
+        sync.setWallet(wallet)
+        let outcome: DeviceOutcome
+        do {
+            if let mqtt {
+                outcome = try sync.run(.pay(order), source: SplitLink(main: client, submit: mqtt), onReport: Self.show)
+            } else {
+                outcome = try sync.run(.pay(order), source: client, onReport: Self.show)
+            }
+        } catch {
+            throw failure(error)
+        }
+        guard case .paid(let payment) = outcome else { throw CLIError("unexpected outcome \(outcome)") }
+        return payment
+    }
+
+    /// What the session did on the way, in the command's columns.
+    static func show(_ report: DeviceReport) {
+        switch report {
+        case .signed(let tx, let maxFee, let baseFee, let height):
+            print("signed      nonce \(tx.body.nonce), fee cap \(maxFee) per unit (base fee \(baseFee) after block \(height))")
+            print("transaction \(Hex.encode(tx.id.bytes))")
+        case .submitted(_, let bytes): print("accepted    by the gateway (\(bytes) bytes)")
+        case .failedTransferSkipped(let id): print("failed      \(Hex.encode(id.bytes)): final, but its proven receipt says failed")
+        case .checkpointVerified, .headerVerified, .listed: break
+        }
+    }
+
     /// Names the gateway in transport failures, and says plainly when the light client refused its data.
     private func failure(_ error: DeviceSyncError) -> CLIError {
         let gateway = "coap://\(client.configuration.host):\(client.configuration.port)"
-        switch error {
-        case .transport(let e): return CLIError("gateway \(gateway): \(e)")
-        case .rejected, .inconsistent, .outsideTrust:
-            return CLIError("NOT VERIFIED: data from \(gateway) refused: \(error)")
-        }
+        guard error.isVerificationFailure else { return CLIError("gateway \(gateway): \(error)") }
+        return CLIError("NOT VERIFIED: data from \(gateway) refused: \(error)")
     }
 
     func printHead(_ head: TrustedHeader) {

@@ -33,18 +33,22 @@ public struct PaymentOrder: Equatable, Sendable {
     public var recipient: Address
     public var amount: UInt64
     public var tipPerUnit: UInt64
+    /// Most the device pays per resource unit; nil: twice the next base fee plus the tip, so the payment still
+    /// fits if the base fee doubles before it lands.
+    public var maxFeePerUnit: UInt64?
     /// BIP340 auxiliary randomness for the signature: fresh bytes from the device's RNG when it has one.
     public var auxRandom: Bytes32
     /// How long to wait for the payment to become final.
     public var finalityMillis: UInt32
 
     public init(
-        recipient: Address, amount: UInt64, tipPerUnit: UInt64 = 1, auxRandom: Bytes32 = .zero,
-        finalityMillis: UInt32 = 30_000
+        recipient: Address, amount: UInt64, tipPerUnit: UInt64 = 1, maxFeePerUnit: UInt64? = nil,
+        auxRandom: Bytes32 = .zero, finalityMillis: UInt32 = 30_000
     ) {
         self.recipient = recipient
         self.amount = amount
         self.tipPerUnit = tipPerUnit
+        self.maxFeePerUnit = maxFeePerUnit
         self.auxRandom = auxRandom
         self.finalityMillis = finalityMillis
     }

@@ -107,6 +107,18 @@ public struct DeviceSession: Sendable {
     /// Replaces the trusted state (resumed from storage, or re-anchored by the caller).
     public mutating func resume(trusted: TrustedState) { self.trusted = trusted }
 
+    /// Anchors trust in a genesis header: it must hash to the provisioned hash and name the provisioned
+    /// committee. A device that has the header already (MQTT serves none) anchors without asking.
+    public mutating func anchor(genesisHeader: BlockHeader) throws(DeviceError) {
+        do {
+            trusted = try TrustedState.anchored(
+                header: genesisHeader, committee: anchor.committee, epochLength: anchor.epochLength,
+                trustedHash: anchor.genesisHeaderHash)
+        } catch {
+            throw .rejected(error, stage: .anchor)
+        }
+    }
+
     /// Gives the session a key to pay with; its nonce is taken from the next proven balance.
     public mutating func setWallet(_ wallet: DeviceWallet) { self.wallet = wallet }
 
@@ -243,16 +255,8 @@ public struct DeviceSession: Sendable {
             throw .inconsistent(.headerHeight(asked: askedHeight, got: payload.header.height))
         }
         guard case .anchoring = job else { return try checkHeader(payload) }
-        let anchored: TrustedState
-        do {
-            anchored = try TrustedState.anchored(
-                header: payload.header, committee: anchor.committee, epochLength: anchor.epochLength,
-                trustedHash: anchor.genesisHeaderHash)
-        } catch {
-            throw .rejected(error, stage: .anchor)
-        }
-        trusted = anchored
-        return try complete(.anchored(anchored))
+        try anchor(genesisHeader: payload.header)
+        return try complete(.anchored(trusted!))
     }
 
     private mutating func accountProofAnswered(_ answer: DeviceAnswer) throws(DeviceError) -> DeviceAction {
@@ -470,7 +474,7 @@ public struct DeviceSession: Sendable {
         let baseFee = FeeSchedule.standard.nextBaseFee(after: account.header.header)
         let doubled = baseFee.multipliedReportingOverflow(by: 2)
         let cap = doubled.partialValue.addingReportingOverflow(order.tipPerUnit)
-        let maxFee = doubled.overflow || cap.overflow ? UInt64.max : cap.partialValue
+        let maxFee = order.maxFeePerUnit ?? (doubled.overflow || cap.overflow ? UInt64.max : cap.partialValue)
         let transaction: SignedTransaction
         do {
             transaction = try wallet.transfer(
