@@ -74,7 +74,7 @@ final class VirtualDevice: @unchecked Sendable {
         result.headHeight = head.height
         let account = try sync.verifiedAccount(address, source: coap)
         result.balance = account.state.balance
-        let (doubled, o1) = FeeSchedule.standard.nextBaseFee(after: head.header).multipliedReportingOverflow(by: 2)
+        let (doubled, o1) = head.nextBaseFee.multipliedReportingOverflow(by: 2)
         let cap = o1 ? UInt64.max : doubled.addingReportingOverflow(1).overflow ? UInt64.max : doubled + 1
         // Enough for the amount and the fee cap of a transfer (well under 10,000 units at these prices).
         let (reserve, o2) = cap.multipliedReportingOverflow(by: 10_000)

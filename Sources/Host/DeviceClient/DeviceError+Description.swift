@@ -11,14 +11,14 @@ extension DeviceError: CustomStringConvertible {
         switch self {
         case .notAnchored: "no trusted state: anchor at genesis first"
         case .gateway(let resource, let code, let diagnostic):
-            "\(resource.path) answered \(CoAPCodeText.text(code.rawValue)) \(printable(diagnostic))"
+            "\(resource.path) answered \(CoAPCodeText.text(code.rawValue)) \(printable(diagnostic.bytes))"
         case .undecodable(let resource, let error): "\(resource.path): undecodable answer: \(error)"
         case .rejected(let error, let stage):
             "light client refused the \(stage.name)\(stage.detail): \(error.summary) (\(error))"
         case .inconsistent(let what): "gateway answers disagree: \(what.summary) (\(what))"
         case .outsideTrust(let height): "block \(height) is older than the trusted epoch and cannot be verified"
         case .noCheckpointTo(let height): "block \(height) is past the trusted epoch and no checkpoint leads to it"
-        case .transactionRefused(let code): "transaction refused: \(printable(code))"
+        case .transactionRefused(let code): "transaction refused: \(printable(code.bytes))"
         case .notFinal(let id): "transaction \(Hex.encode(id.bytes)) not final in time"
         case .nothingReceived: "no transfer arrived in time"
         case .noWallet: "the device has no key to pay with"

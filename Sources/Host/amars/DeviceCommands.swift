@@ -239,7 +239,7 @@ struct DeviceCommand: ParsableCommand {
             if let client = mqttLink?.client {
                 // The gateway's own "final" over MQTT must name the block the proof came from.
                 let announced: MqttDeviceClient.FinalReceipt
-                do { announced = try client.waitForFinal(paid.transaction.id, timeoutMillis: 10_000) } catch {
+                do { announced = try client.waitForFinal(paid.id, timeoutMillis: 10_000) } catch {
                     throw CLIError("MQTT: \(error)")
                 }
                 client.disconnect()
@@ -408,9 +408,9 @@ struct DeviceRun {
     /// What the session did on the way, in the command's columns.
     static func show(_ report: DeviceReport) {
         switch report {
-        case .signed(let tx, let maxFee, let baseFee, let height):
-            print("signed      nonce \(tx.body.nonce), fee cap \(maxFee) per unit (base fee \(baseFee) after block \(height))")
-            print("transaction \(Hex.encode(tx.id.bytes))")
+        case .signed(let id, let nonce, let maxFee, let baseFee, let height):
+            print("signed      nonce \(nonce), fee cap \(maxFee) per unit (base fee \(baseFee) after block \(height))")
+            print("transaction \(Hex.encode(id.bytes))")
         case .submitted(_, let bytes): print("accepted    by the gateway (\(bytes) bytes)")
         case .failedTransferSkipped(let id): print("failed      \(Hex.encode(id.bytes)): final, but its proven receipt says failed")
         case .checkpointVerified, .headerVerified, .listed: break
@@ -425,9 +425,8 @@ struct DeviceRun {
     }
 
     func printHead(_ head: TrustedHeader) {
-        let h = head.header
-        print("head        height \(h.height), epoch \(h.epoch), hash \(Hex.encode(head.hash.bytes))")
-        print("            state root \(Hex.encode(h.stateRoot.bytes)), base fee \(h.baseFee)")
+        print("head        height \(head.height), epoch \(head.epoch), hash \(Hex.encode(head.hash.bytes))")
+        print("            state root \(Hex.encode(head.stateRoot.bytes)), base fee \(head.baseFee)")
         print("            verified: \(Self.basisText(head.basis))")
     }
 

@@ -54,11 +54,16 @@ public enum Bech32m {
     /// The total length is not capped here, because callers that raise `maxLength` on decode need to be
     /// able to produce such strings.
     public static func encode(hrp: String, fiveBitData: [UInt8]) -> String {
-        let hrpCount = hrp.utf8.count
+        String(decoding: encodeASCII(hrp: Array(hrp.utf8), fiveBitData: fiveBitData), as: UTF8.self)
+    }
+
+    /// ``encode(hrp:fiveBitData:)`` as ASCII bytes: what a device puts in a request without building a String.
+    public static func encodeASCII(hrp: [UInt8], fiveBitData: [UInt8]) -> [UInt8] {
+        let hrpCount = hrp.count
         precondition(hrpCount >= 1 && hrpCount <= maxHumanReadablePartLength, "bech32m: bad hrp length")
         var out: [UInt8] = []
         out.reserveCapacity(hrpCount + 1 + fiveBitData.count + checksumLength)
-        for char in hrp.utf8 {
+        for char in hrp {
             precondition(char >= 33 && char <= 126, "bech32m: hrp character out of range")
             out.append(lowercased(char))
         }
@@ -76,7 +81,7 @@ public enum Bech32m {
         for i in 0..<checksumLength {
             out.append(character(UInt8(truncatingIfNeeded: check >> UInt32(5 * (5 - i))) & 31))
         }
-        return String(decoding: out, as: UTF8.self)
+        return out
     }
 
     /// Parses and verifies a string; returns the lowercase human-readable part and the 5-bit groups without

@@ -1,8 +1,11 @@
 import AmarsCodec
+import AmarsCrypto
 import DeviceProtocol
 import Ledger
 import LightClient
 
+/// Every case holds plain values, so errors cost a board no copy code.
+///
 /// Why a device operation stopped, apart from the link failing (that is the driver's error). Verification
 /// failures, contradictions and gateway refusals are separate cases, so a caller retries the first kind of
 /// trouble and raises an alarm on the second.
@@ -37,8 +40,8 @@ public enum DeviceError: Error, Equatable, Sendable {
 
     /// The session has no trusted state: anchor first.
     case notAnchored
-    /// The gateway answered `resource` with an error code; `diagnostic` is its ASCII text, capped.
-    case gateway(DeviceResource, code: CoAPCode, diagnostic: [UInt8])
+    /// The gateway answered `resource` with an error code; `diagnostic` is the start of its ASCII text.
+    case gateway(DeviceResource, code: CoAPCode, diagnostic: ShortText)
     /// The answer to `resource` does not decode as the payload it promises.
     case undecodable(DeviceResource, CodecError)
     /// The light client refused the gateway's data; the trusted state is as it was before that item.
@@ -49,7 +52,7 @@ public enum DeviceError: Error, Equatable, Sendable {
     /// A header past the trusted epoch, and the gateway has no checkpoint leading to it.
     case noCheckpointTo(height: UInt64)
     /// The gateway refused the transaction; `code` is the chain's refusal name (ASCII).
-    case transactionRefused(code: [UInt8])
+    case transactionRefused(code: ShortText)
     /// Not final within the wait.
     case notFinal(Bytes32)
     /// No transfer to the device arrived within the wait.
@@ -64,4 +67,22 @@ public enum DeviceError: Error, Equatable, Sendable {
     case failedOnChain(Receipt)
     /// An operation was started while another one is still running.
     case busy
+}
+
+/// The first 32 bytes of a gateway's text (a refusal code, a diagnostic), held inline so an error that carries
+/// it stays a plain value.
+public struct ShortText: Equatable, Sendable {
+    public static let capacity = 32
+    private let storage: Bytes32
+    public let count: UInt8
+
+    public init(_ bytes: [UInt8]) {
+        let n = min(bytes.count, Self.capacity)
+        var padded = [UInt8](repeating: 0, count: Self.capacity)
+        for i in 0..<n { padded[i] = bytes[i] }
+        storage = Bytes32(padded) ?? .zero
+        count = UInt8(n)
+    }
+
+    public var bytes: [UInt8] { Array(storage.bytes.prefix(Int(count))) }
 }

@@ -20,12 +20,26 @@ public enum DeviceOperation: Equatable, Sendable {
     /// `waitMillis` pass while the gateway answers "not final yet".
     case inclusion(Bytes32, waitMillis: UInt32)
     /// Submit a signed transaction; the gateway must answer with its id.
-    case submit(SignedTransaction)
+    case submit(OutgoingTransaction)
     /// Wait at most `waitMillis` for a final transfer paying `address` listed from block `from`, position
     /// `position` on, and prove it; transfers whose proven receipt says failed are passed over.
     case receive(Address, from: UInt64, position: UInt64, waitMillis: UInt32)
     /// Prove the device's own balance and nonce, sign a transfer, submit it and prove it final and successful.
     case pay(PaymentOrder)
+}
+
+/// A signed transaction as the device sends it: its bytes, and the id and nonce the answers are checked against.
+/// Kept apart from ``SignedTransaction`` so a board copies one array, not every payload kind's fields.
+public struct OutgoingTransaction: Equatable, Sendable {
+    public let id: Bytes32
+    public let nonce: UInt64
+    public let encoded: [UInt8]
+
+    public init(_ transaction: SignedTransaction) {
+        id = transaction.id
+        nonce = transaction.body.nonce
+        encoded = transaction.encoded
+    }
 }
 
 /// A payment the device makes from its own account (the session's wallet).
@@ -55,8 +69,12 @@ public struct PaymentOrder: Equatable, Sendable {
 }
 
 /// What an operation proved.
+///
+/// Every case holds plain values (no arrays): a board copies outcomes around, and each array inside would cost
+/// it copy code in flash. The trusted state itself is ``DeviceSession/trusted``.
 public enum DeviceOutcome: Equatable, Sendable {
-    case anchored(TrustedState)
+    /// Trust is anchored at the genesis header (``DeviceSession/trusted`` holds the new state).
+    case anchored
     case synced(SyncProgress)
     case head(TrustedHeader)
     case account(VerifiedAccount)
@@ -67,7 +85,8 @@ public enum DeviceOutcome: Equatable, Sendable {
     case paid(VerifiedPayment)
 }
 
-/// A header the device now trusts, and why.
+/// A header the device now trusts, and why: the fields proofs are checked against, without the header's
+/// variable-length parts.
 public struct TrustedHeader: Equatable, Sendable {
     public enum Basis: Equatable, Sendable {
         /// Its certificate carried `signatures` valid signatures of the trusted committee, `weight` of
@@ -77,21 +96,34 @@ public struct TrustedHeader: Equatable, Sendable {
         case trustedCheckpoint
     }
 
-    public let header: BlockHeader
     public let hash: Bytes32
+    public let chainID: UInt32
+    public let height: UInt64
+    public let epoch: UInt64
+    public let timestamp: UInt64
+    public let stateRoot: Bytes32
+    public let transactionsRoot: Bytes32
+    public let receiptsRoot: Bytes32
+    public let baseFee: UInt64
+    public let unitsUsed: UInt64
     public let basis: Basis
 
-    public init(header: BlockHeader, hash: Bytes32, basis: Basis) {
-        self.header = header
+    public init(_ header: BlockHeader, hash: Bytes32, basis: Basis) {
         self.hash = hash
+        chainID = header.chainID
+        height = header.height
+        epoch = header.epoch
+        timestamp = header.timestamp
+        stateRoot = header.stateRoot
+        transactionsRoot = header.transactionsRoot
+        receiptsRoot = header.receiptsRoot
+        baseFee = header.baseFee
+        unitsUsed = header.unitsUsed
         self.basis = basis
     }
 
-    public var height: UInt64 { header.height }
-    public var epoch: UInt64 { header.epoch }
-    public var stateRoot: Bytes32 { header.stateRoot }
-    public var transactionsRoot: Bytes32 { header.transactionsRoot }
-    public var receiptsRoot: Bytes32 { header.receiptsRoot }
+    /// The base fee of the block after this one: what a transaction signed now should be ready to pay.
+    public var nextBaseFee: UInt64 { FeeSchedule.standard.nextBaseFee(baseFee: baseFee, unitsUsed: unitsUsed) }
 }
 
 /// How far a sync moved trust.
@@ -146,7 +178,9 @@ public struct VerifiedIncoming: Equatable, Sendable {
 
 /// A payment the device made, proven final and successful.
 public struct VerifiedPayment: Equatable, Sendable {
-    public let transaction: SignedTransaction
+    /// The payment's transaction id and nonce.
+    public let id: Bytes32
+    public let nonce: UInt64
     /// The balance proof it was paid from.
     public let account: VerifiedAccount
     public let inclusion: VerifiedInclusion

@@ -41,16 +41,29 @@ public struct DeviceSession: Sendable {
     /// The device's own account, when it has a key: what ``DeviceOperation/pay(_:)`` signs with.
     public private(set) var wallet: DeviceWallet?
 
+    // The running operation. Its step and composite are enums of plain values, and the payloads a step waits
+    // on sit in optionals of their own: enums whose cases carry arrays cost a board kilobytes of copy code each.
+
     /// The running operation's current step.
     private var job: Job = .idle
-    /// The composite operation the step belongs to, if any.
-    private var parent: Parent?
+    /// The composite operation the step belongs to.
+    private var parent: Parent = .none
     /// The resource whose answer is awaited.
     private var awaiting: DeviceResource?
     /// The height asked of `v1/headers`, which the answer must carry.
     private var askedHeight: UInt64 = 0
     /// A header past the trusted epoch, waiting for the checkpoints that reach it.
     private var pendingHeader: HeaderPayload?
+    /// The proof a step verifies once the header it names is verified.
+    private var accountProof: AccountProofPayload?
+    private var escrowProof: EscrowProofPayload?
+    private var transactionProof: TransactionProofPayload?
+    /// Where the inbox said a transfer landed; its proof must agree.
+    private var listed: Listed?
+    /// The payment being made: the order, the balance it is paid from, the signed transaction.
+    private var order: PaymentOrder?
+    private var payingFrom: VerifiedAccount?
+    private var outgoing: OutgoingTransaction?
     private var progress = SyncProgress(fromEpoch: 0, toEpoch: 0)
     private var deadline: UInt64 = 0
     private var polls = 0
@@ -72,14 +85,13 @@ public struct DeviceSession: Sendable {
         case anchoring
         case syncing(maxEpochs: UInt64)
         case head
-        case account(Address, AccountProofPayload?)
-        case escrow(Bytes32, headHeight: UInt64, EscrowProofPayload?)
-        case inclusion(Bytes32, listed: Listed?, TransactionProofPayload?)
-        case submit(SignedTransaction)
+        case account(Address)
+        case escrow(Bytes32, headHeight: UInt64)
+        case inclusion(Bytes32)
+        case submit
         case inbox
     }
 
-    /// Where an inbox entry claims a transfer landed; the proof must agree.
     private struct Listed: Sendable {
         var height: UInt64
         var position: UInt64
@@ -87,10 +99,11 @@ public struct DeviceSession: Sendable {
     }
 
     private enum Parent: Sendable {
+        case none
         case escrow(Bytes32)
         /// The inbox cursor: the first transfer still to look at.
         case receive(Address, from: UInt64, position: UInt64)
-        case pay(PaymentOrder, VerifiedAccount?, SignedTransaction?)
+        case pay
     }
 
     public var isIdle: Bool {
@@ -125,9 +138,16 @@ public struct DeviceSession: Sendable {
     /// Drops the running operation (its link failed); what was verified so far stays trusted.
     public mutating func abandon() {
         job = .idle
-        parent = nil
+        parent = .none
         awaiting = nil
         pendingHeader = nil
+        accountProof = nil
+        escrowProof = nil
+        transactionProof = nil
+        listed = nil
+        order = nil
+        payingFrom = nil
+        outgoing = nil
     }
 
     // MARK: events
@@ -135,14 +155,13 @@ public struct DeviceSession: Sendable {
     public mutating func start(_ operation: DeviceOperation, now: UInt64) -> DeviceAction {
         guard isIdle else { return .failed(.busy) }
         self.now = now
-        pendingHeader = nil
-        parent = nil
+        abandon()
         progress = SyncProgress(fromEpoch: trusted?.epoch ?? 0, toEpoch: trusted?.epoch ?? 0)
         if case .anchor = operation {
             job = .anchoring
             return ask(.header(at: 0), height: 0)
         }
-        guard let trusted else { return fail(.notAnchored) }
+        guard trusted != nil else { return fail(.notAnchored) }
         switch operation {
         case .anchor: return fail(.notAnchored)
         case .sync(let maxEpochs):
@@ -152,7 +171,7 @@ public struct DeviceSession: Sendable {
             job = .head
             return ask(.head)
         case .account(let address):
-            job = .account(address, nil)
+            job = .account(address)
             return ask(.accountProof(address))
         case .escrow(let id):
             parent = .escrow(id)
@@ -161,11 +180,12 @@ public struct DeviceSession: Sendable {
         case .inclusion(let id, let waitMillis):
             deadline = now &+ UInt64(waitMillis)
             polls = 0
-            job = .inclusion(id, listed: nil, nil)
+            job = .inclusion(id)
             return ask(.transactionProof(id))
         case .submit(let transaction):
-            job = .submit(transaction)
-            return ask(.submit(transaction))
+            outgoing = transaction
+            job = .submit
+            return ask(DeviceRequest(.transaction, payload: transaction.encoded))
         case .receive(let address, let from, let position, let waitMillis):
             deadline = now &+ UInt64(waitMillis)
             polls = 0
@@ -174,8 +194,9 @@ public struct DeviceSession: Sendable {
             return ask(.inbox(address, from: from, position: position))
         case .pay(let order):
             guard let wallet else { return fail(.noWallet) }
-            parent = .pay(order, nil, nil)
-            job = .account(wallet.address, nil)
+            self.order = order
+            parent = .pay
+            job = .account(wallet.address)
             return ask(.accountProof(wallet.address))
         }
     }
@@ -206,8 +227,8 @@ public struct DeviceSession: Sendable {
     public mutating func wake(now: UInt64) -> DeviceAction {
         self.now = now
         switch (job, parent) {
-        case (.inclusion(let id, _, _), _): return ask(.transactionProof(id))
-        case (.inbox, .receive(let address, let from, let position)?):
+        case (.inclusion(let id), _): return ask(.transactionProof(id))
+        case (.inbox, .receive(let address, let from, let position)):
             return ask(.inbox(address, from: from, position: position))
         default: return fail(.busy)
         }
@@ -256,30 +277,29 @@ public struct DeviceSession: Sendable {
         }
         guard case .anchoring = job else { return try checkHeader(payload) }
         try anchor(genesisHeader: payload.header)
-        return try complete(.anchored(trusted!))
+        return try complete(.anchored)
     }
 
     private mutating func accountProofAnswered(_ answer: DeviceAnswer) throws(DeviceError) -> DeviceAction {
-        guard case .account(let address, _) = job else { throw .busy }
         let payload = try decode(answer, .accountProof, as: AccountProofPayload.self)
-        job = .account(address, payload)
+        accountProof = payload
         return ask(.header(at: payload.height), height: payload.height)
     }
 
     private mutating func escrowProofAnswered(_ answer: DeviceAnswer) throws(DeviceError) -> DeviceAction {
-        guard case .escrow(let id, let headHeight, _) = job else { throw .busy }
+        guard case .escrow(_, let headHeight) = job else { throw .busy }
         let payload = try decode(answer, .escrowProof, as: EscrowProofPayload.self)
         // An escrow's status changes (a close, an expiry): a proof from before the verified head, however
         // genuine, could show open an escrow that is already closed.
         guard payload.height >= headHeight else {
             throw .inconsistent(.staleEscrowProof(proofHeight: payload.height, headHeight: headHeight))
         }
-        job = .escrow(id, headHeight: headHeight, payload)
+        escrowProof = payload
         return ask(.header(at: payload.height), height: payload.height)
     }
 
     private mutating func transactionProofAnswered(_ answer: DeviceAnswer) throws(DeviceError) -> DeviceAction {
-        guard case .inclusion(let id, let listed, _) = job else { throw .busy }
+        guard case .inclusion(let id) = job else { throw .busy }
         if answer.code == .notFound {
             polls += 1
             guard now < deadline else { throw .notFinal(id) }
@@ -292,27 +312,27 @@ public struct DeviceSession: Sendable {
         if let listed, payload.header.height != listed.height || payload.position != listed.position {
             throw .inconsistent(.transactionProof)
         }
-        job = .inclusion(id, listed: listed, payload)
+        transactionProof = payload
         return try checkHeader(HeaderPayload(header: payload.header, certificate: payload.certificate))
     }
 
     private mutating func submitAnswered(_ answer: DeviceAnswer) throws(DeviceError) -> DeviceAction {
-        guard case .submit(let transaction) = job else { throw .busy }
+        guard let outgoing else { throw .busy }
         switch answer.code {
         case .created:
-            let id = transaction.id
+            let id = outgoing.id
             guard answer.body == id.bytes else { throw .inconsistent(.submittedID) }
-            reports.append(.submitted(id: id, bytes: transaction.encoded.count))
+            reports.append(.submitted(id: id, bytes: outgoing.encoded.count))
             return try complete(.submitted(id))
         case .badRequest:
-            throw .transactionRefused(code: Array(answer.body.prefix(Self.maxDiagnosticBytes)))
+            throw .transactionRefused(code: ShortText(answer.body))
         default:
             throw gatewayError(answer, .transaction)
         }
     }
 
     private mutating func inboxAnswered(_ answer: DeviceAnswer) throws(DeviceError) -> DeviceAction {
-        guard case .receive(let address, let from, let position)? = parent else { throw .busy }
+        guard case .receive(let address, let from, let position) = parent else { throw .busy }
         guard answer.code == .content else { throw gatewayError(answer, .inbox) }
         guard let entry = try Self.firstInboxEntry(answer.body) else {
             polls += 1
@@ -326,7 +346,8 @@ public struct DeviceSession: Sendable {
         polls += 1
         reports.append(.listed(height: entry.height, position: entry.position, polls: polls))
         polls = 0
-        job = .inclusion(entry.transfer.id, listed: entry, nil)
+        listed = entry
+        job = .inclusion(entry.transfer.id)
         return ask(.transactionProof(entry.transfer.id))
     }
 
@@ -336,8 +357,8 @@ public struct DeviceSession: Sendable {
         var reader = ByteReader(body)
         do throws(CodecError) {
             let count = try reader.readVarint()
-            guard count <= UInt64(InboxPayload.maxEntries) else {
-                throw CodecError.lengthOverCap(length: count, cap: InboxPayload.maxEntries)
+            guard count <= UInt64(Self.maxInboxEntries) else {
+                throw CodecError.lengthOverCap(length: count, cap: Self.maxInboxEntries)
             }
             guard count > 0 else {
                 try reader.finish()
@@ -362,7 +383,7 @@ public struct DeviceSession: Sendable {
         let header = payload.header
         let hash = header.hash
         if hash == trusted.checkpointHash {
-            return try headerVerified(TrustedHeader(header: header, hash: hash, basis: .trustedCheckpoint))
+            return try headerVerified(TrustedHeader(header, hash: hash, basis: .trustedCheckpoint))
         }
         if isPast(header.height) {
             pendingHeader = payload
@@ -374,11 +395,12 @@ public struct DeviceSession: Sendable {
             throw .rejected(error, stage: .header(height: header.height))
         }
         let checked = TrustedHeader(
-            header: header, hash: hash,
+            header, hash: hash,
             basis: .certificate(
                 signatures: payload.certificate.signatures.count, weight: verified.signedWeight,
                 totalWeight: trusted.committee.totalWeight))
-        reports.append(.headerVerified(checked))
+        reports.append(
+            .headerVerified(height: header.height, weight: verified.signedWeight, totalWeight: trusted.committee.totalWeight))
         return try headerVerified(checked)
     }
 
@@ -387,7 +409,8 @@ public struct DeviceSession: Sendable {
         switch job {
         case .head:
             return try complete(.head(header))
-        case .account(let address, let payload?):
+        case .account(let address):
+            guard let payload = accountProof else { throw .busy }
             guard header.stateRoot == payload.stateRoot else {
                 throw .inconsistent(.stateRootMismatch(.accountProof, height: header.height))
             }
@@ -401,7 +424,8 @@ public struct DeviceSession: Sendable {
                 throw .rejected(error, stage: .accountProof)
             }
             return try complete(.account(VerifiedAccount(address: address, state: state, header: header)))
-        case .escrow(let id, _, let payload?):
+        case .escrow(let id, _):
+            guard let payload = escrowProof else { throw .busy }
             guard header.stateRoot == payload.stateRoot else {
                 throw .inconsistent(.stateRootMismatch(.escrowProof, height: header.height))
             }
@@ -413,7 +437,8 @@ public struct DeviceSession: Sendable {
                 throw .rejected(error, stage: .escrowProof)
             }
             return try complete(.escrow(VerifiedEscrow(id: id, state: state, header: header)))
-        case .inclusion(let id, _, let payload?):
+        case .inclusion(let id):
+            guard let payload = transactionProof else { throw .busy }
             do { try ProofVerifier.verifyTransaction(id: id, proof: payload.proof, transactionsRoot: header.transactionsRoot) } catch {
                 throw .rejected(error, stage: .transactionProof)
             }
@@ -433,32 +458,50 @@ public struct DeviceSession: Sendable {
 
     /// A step finished with `outcome`: the end of the operation, or the next step of a composite one.
     private mutating func complete(_ outcome: DeviceOutcome) throws(DeviceError) -> DeviceAction {
-        switch (parent, outcome, job) {
-        case (.escrow(let id)?, .head(let head), _):
-            job = .escrow(id, headHeight: head.height, nil)
+        switch parent {
+        case .none:
+            return finish(outcome)
+        case .escrow(let id):
+            guard case .head(let head) = outcome else { return finish(outcome) }
+            job = .escrow(id, headHeight: head.height)
             return ask(.escrowProof(id))
-        case (.receive(let address, _, _)?, .included(let inclusion), .inclusion(_, let listed?, _)):
+        case .receive(let address, _, _):
+            guard case .included(let inclusion) = outcome, let entry = listed else { return finish(outcome) }
             if inclusion.receipt.status == .success {
-                return finish(.received(VerifiedIncoming(transfer: listed.transfer, inclusion: inclusion)))
+                return finish(.received(VerifiedIncoming(transfer: entry.transfer, inclusion: inclusion)))
             }
             reports.append(.failedTransferSkipped(id: inclusion.id))
-            let next = listed.position.addingReportingOverflow(1)
+            let next = entry.position.addingReportingOverflow(1)
             guard !next.overflow else { throw .inconsistent(.inboxEntry) }
-            parent = .receive(address, from: listed.height, position: next.partialValue)
+            parent = .receive(address, from: entry.height, position: next.partialValue)
+            listed = nil
+            transactionProof = nil
             job = .inbox
-            return ask(.inbox(address, from: listed.height, position: next.partialValue))
-        case (.pay(let order, _, _)?, .account(let account), _):
+            return ask(.inbox(address, from: entry.height, position: next.partialValue))
+        case .pay:
+            return try payStep(outcome)
+        }
+    }
+
+    /// The payment's next step after `outcome`: sign once the balance is proven, prove once submitted.
+    private mutating func payStep(_ outcome: DeviceOutcome) throws(DeviceError) -> DeviceAction {
+        guard let order else { throw .busy }
+        switch outcome {
+        case .account(let account):
             return try sign(order, account)
-        case (.pay(let order, let account?, let transaction?)?, .submitted, _):
-            do { try wallet?.markAccepted(transaction) } catch { throw .wallet(error) }
+        case .submitted:
+            guard let outgoing else { throw .busy }
+            do { try wallet?.markAccepted(nonce: outgoing.nonce) } catch { throw .wallet(error) }
             deadline = now &+ UInt64(order.finalityMillis)
             polls = 0
-            parent = .pay(order, account, transaction)
-            job = .inclusion(transaction.id, listed: nil, nil)
-            return ask(.transactionProof(transaction.id))
-        case (.pay(_, let account?, let transaction?)?, .included(let inclusion), _):
+            accountProof = nil
+            job = .inclusion(outgoing.id)
+            return ask(.transactionProof(outgoing.id))
+        case .included(let inclusion):
             guard inclusion.receipt.status == .success else { throw .failedOnChain(inclusion.receipt) }
-            return finish(.paid(VerifiedPayment(transaction: transaction, account: account, inclusion: inclusion)))
+            guard let outgoing, let account = payingFrom else { throw .busy }
+            return finish(
+                .paid(VerifiedPayment(id: outgoing.id, nonce: outgoing.nonce, account: account, inclusion: inclusion)))
         default:
             return finish(outcome)
         }
@@ -471,23 +514,28 @@ public struct DeviceSession: Sendable {
             throw .insufficientFunds(balance: account.state.balance, amount: order.amount)
         }
         wallet.resync(verifiedAccount: account.state)
-        let baseFee = FeeSchedule.standard.nextBaseFee(after: account.header.header)
+        let baseFee = account.header.nextBaseFee
         let doubled = baseFee.multipliedReportingOverflow(by: 2)
         let cap = doubled.partialValue.addingReportingOverflow(order.tipPerUnit)
         let maxFee = order.maxFeePerUnit ?? (doubled.overflow || cap.overflow ? UInt64.max : cap.partialValue)
         let transaction: SignedTransaction
         do {
             transaction = try wallet.transfer(
-                chainID: account.header.header.chainID, to: order.recipient, amount: order.amount,
+                chainID: account.header.chainID, to: order.recipient, amount: order.amount,
                 maxFeePerUnit: maxFee, tipPerUnit: order.tipPerUnit, auxRandom: order.auxRandom)
         } catch {
             throw .wallet(error)
         }
         self.wallet = wallet
-        reports.append(.signed(transaction, maxFeePerUnit: maxFee, baseFee: baseFee, height: account.header.height))
-        parent = .pay(order, account, transaction)
-        job = .submit(transaction)
-        return ask(.submit(transaction))
+        reports.append(
+            .signed(
+                id: transaction.id, nonce: transaction.body.nonce, maxFeePerUnit: maxFee, baseFee: baseFee,
+                height: account.header.height))
+        payingFrom = account
+        let signed = OutgoingTransaction(transaction)
+        outgoing = signed
+        job = .submit
+        return ask(DeviceRequest(.transaction, payload: signed.encoded))
     }
 
     // MARK: helpers
@@ -518,10 +566,11 @@ public struct DeviceSession: Sendable {
         return height > last
     }
 
-    static let maxDiagnosticBytes = 64
+    /// ``InboxPayload/maxEntries``, read here without linking that payload's decoder.
+    static let maxInboxEntries = 4
 
     private func gatewayError(_ answer: DeviceAnswer, _ resource: DeviceResource) -> DeviceError {
-        .gateway(resource, code: answer.code, diagnostic: Array(answer.body.prefix(Self.maxDiagnosticBytes)))
+        .gateway(resource, code: answer.code, diagnostic: ShortText(answer.body))
     }
 
     /// A 2.05 answer's body decoded as `T`, or the error the answer means.

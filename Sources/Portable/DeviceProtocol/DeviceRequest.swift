@@ -28,7 +28,7 @@ public struct DeviceRequest: Equatable, Sendable {
     }
 
     public static func accountProof(_ address: Address) -> DeviceRequest {
-        DeviceRequest(.accountProof, query: [argument("a", text: address.bech32)])
+        DeviceRequest(.accountProof, query: [argument("a", ascii: address.bech32ASCII)])
     }
 
     public static func transactionProof(_ id: Bytes32) -> DeviceRequest {
@@ -46,7 +46,7 @@ public struct DeviceRequest: Equatable, Sendable {
         DeviceRequest(
             .inbox,
             query: [
-                argument("a", text: address.bech32), argument("from", decimal: from), argument("pos", decimal: position),
+                argument("a", ascii: address.bech32ASCII), argument("from", decimal: from), argument("pos", decimal: position),
             ])
     }
 
@@ -95,7 +95,7 @@ public struct DeviceRequest: Equatable, Sendable {
         return out
     }
 
-    static func argument(_ key: StaticString, text: String) -> [UInt8] { keyBytes(key) + Array(text.utf8) }
+    static func argument(_ key: StaticString, ascii: [UInt8]) -> [UInt8] { keyBytes(key) + ascii }
 
     private static func keyBytes(_ key: StaticString) -> [UInt8] {
         var out: [UInt8] = []

@@ -53,9 +53,15 @@ public struct DeviceWallet: Sendable {
     /// Refuses anything but this wallet's transaction with the current nonce, so a duplicate acknowledgement
     /// cannot skip a nonce.
     public mutating func markAccepted(_ transaction: SignedTransaction) throws(WalletError) {
-        guard transaction.body.sender == key.xOnlyPublicKey.bytes, transaction.body.nonce == nextNonce else {
+        guard transaction.body.sender == key.xOnlyPublicKey.bytes else {
             throw .notNextTransaction(expectedNonce: nextNonce, got: transaction.body.nonce)
         }
+        try markAccepted(nonce: transaction.body.nonce)
+    }
+
+    /// ``markAccepted(_:)`` for a transaction this wallet signed, known by its nonce.
+    public mutating func markAccepted(nonce: UInt64) throws(WalletError) {
+        guard nonce == nextNonce else { throw .notNextTransaction(expectedNonce: nextNonce, got: nonce) }
         nextNonce += 1
     }
 
