@@ -365,6 +365,7 @@
             fail(Status.badProvisioning, "session")
         }
         let at = incoming.inclusion
+        printInclusion("receive", at)
         Console.write("receive: ")
         Console.decimal(incoming.transfer.amount)
         Console.write(" units from key ")
@@ -400,11 +401,7 @@
         Console.write(", success, fee ")
         Console.decimal(at.receipt.feePaid)
         Console.newline()
-        Console.write("pay: inclusion of ")
-        Console.hex(at.id.bytes)
-        Console.write(" verified against the transactions root of block ")
-        Console.decimal(at.header.height)
-        Console.line(", its receipt against the receipts root")
+        printInclusion("pay", at)
         stepDone()
         return payment
     }
@@ -429,6 +426,19 @@
         return wallet
     }
 
+    func printInclusion(_ prefix: StaticString, _ at: VerifiedInclusion) {
+        Console.write(prefix)
+        Console.write(": inclusion of ")
+        Console.hex(at.id.bytes)
+        Console.write(" at position ")
+        Console.decimal(at.position)
+        Console.write(" verified against the transactions root of block ")
+        Console.decimal(at.header.height)
+        Console.write(", its receipt (")
+        Console.write(at.receipt.status == .success ? "success" : "failed")
+        Console.line(") against the receipts root")
+    }
+
     func printProgress(_ progress: SyncProgress, _ link: BoardLink, since start: UInt32) {
         Console.write("sync: synced epochs ")
         Console.decimal(progress.fromEpoch)
@@ -445,6 +455,11 @@
         Console.line(" ms)")
     }
 
+    /// The device session, in static RAM rather than on the stack, which the proofs' checks need. One
+    /// checkpoint per request: one fits the link's receive buffer.
+    nonisolated(unsafe) var session = DeviceSession(
+        anchor: provisionedAnchor(), configuration: .init(checkpointPage: 1, pollMillis: 250))
+
     func syncMain() -> Never {
         Console.newline()
         Console.write("Amarscity firmware sync on ")
@@ -457,26 +472,34 @@
             Console.line("storage: the board's region cannot hold two slots")
             fail(StorageStatus.saveFailed, "storage")
         }
-        // One checkpoint per request: one fits the link's receive buffer.
-        var session = DeviceSession(
-            anchor: provisionedAnchor(), trusted: loadTrustedState(&slots),
-            configuration: .init(checkpointPage: 1, pollMillis: 250))
-        if session.trusted == nil { anchor(&session, &link) }
+        let headHeight = syncPhase(&link, &slots)
+        if !provisionedDeviceSecret.isEmpty { payPhase(&link, &slots, after: headHeight) }
+        board_exit(0)
+    }
+
+    /// Resume or anchor, follow the checkpoints, verify the head, save: returns the head's height.
+    @inline(never)
+    func syncPhase(_ link: inout BoardLink, _ slots: inout StateSlots<BoardStorage>) -> UInt64 {
+        if let saved = loadTrustedState(&slots) { session.resume(trusted: saved) } else { anchor(&session, &link) }
         let start = board_millis()
         let (head, progress) = syncToHead(&session, &link)
         printProgress(progress, link, since: start)
         Console.memory(stackPeak: board_stack_peak())
         saveTrustedState(&slots, session.trusted!)
         Console.line("sync: PASS")
-        guard !provisionedDeviceSecret.isEmpty else { board_exit(0) }
+        return head.height
+    }
 
+    /// Prove the balance (waiting to be paid first when it is short), pay, prove the payment, sync and save.
+    @inline(never)
+    func payPhase(_ link: inout BoardLink, _ slots: inout StateSlots<BoardStorage>, after headHeight: UInt64) {
         board_stack_reset_peak()
         session.setWallet(provisionedWallet())
         guard let raw = Bytes20(provisionedDeviceAddress) else { fail(Status.cannotPay, "provisioned address") }
         let address = Address(raw: raw)
         // Too poor to pay: wait to be paid first, then prove the new balance.
         if provenAccount(&session, &link, address).balance < provisionedPayAmount {
-            awaitPayment(&session, &link, address, after: head.height)
+            awaitPayment(&session, &link, address, after: headHeight)
             _ = provenAccount(&session, &link, address)
         }
         let payment = pay(&session, &link)
@@ -504,6 +527,5 @@
         Console.line(" retransmissions")
         Console.memory(stackPeak: payStackPeak, " (the deepest step)")
         Console.line("pay: PASS")
-        board_exit(0)
     }
 #endif

@@ -70,9 +70,10 @@ public struct PaymentOrder: Equatable, Sendable {
 
 /// What an operation proved.
 ///
-/// Every case holds plain values (no arrays): a board copies outcomes around, and each array inside would cost
-/// it copy code in flash. The trusted state itself is ``DeviceSession/trusted``.
-public enum DeviceOutcome: Equatable, Sendable {
+/// Every case holds plain values (no arrays), boxed: a board passes outcomes up through its driver, and each
+/// copy of a few hundred bytes would cost it stack and copy code. The trusted state itself is
+/// ``DeviceSession/trusted``.
+public indirect enum DeviceOutcome: Equatable, Sendable {
     /// Trust is anchored at the genesis header (``DeviceSession/trusted`` holds the new state).
     case anchored
     case synced(SyncProgress)
@@ -85,8 +86,8 @@ public enum DeviceOutcome: Equatable, Sendable {
     case paid(VerifiedPayment)
 }
 
-/// A header the device now trusts, and why: the fields proofs are checked against, without the header's
-/// variable-length parts.
+/// A header the device now trusts, and why: what a caller reads of it (the proofs it vouched for were checked
+/// against its roots already), without the header's variable-length parts.
 public struct TrustedHeader: Equatable, Sendable {
     public enum Basis: Equatable, Sendable {
         /// Its certificate carried `signatures` valid signatures of the trusted committee, `weight` of
@@ -102,8 +103,6 @@ public struct TrustedHeader: Equatable, Sendable {
     public let epoch: UInt64
     public let timestamp: UInt64
     public let stateRoot: Bytes32
-    public let transactionsRoot: Bytes32
-    public let receiptsRoot: Bytes32
     public let baseFee: UInt64
     public let unitsUsed: UInt64
     public let basis: Basis
@@ -115,8 +114,6 @@ public struct TrustedHeader: Equatable, Sendable {
         epoch = header.epoch
         timestamp = header.timestamp
         stateRoot = header.stateRoot
-        transactionsRoot = header.transactionsRoot
-        receiptsRoot = header.receiptsRoot
         baseFee = header.baseFee
         unitsUsed = header.unitsUsed
         self.basis = basis
@@ -181,7 +178,5 @@ public struct VerifiedPayment: Equatable, Sendable {
     /// The payment's transaction id and nonce.
     public let id: Bytes32
     public let nonce: UInt64
-    /// The balance proof it was paid from.
-    public let account: VerifiedAccount
     public let inclusion: VerifiedInclusion
 }

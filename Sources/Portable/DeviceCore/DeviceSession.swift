@@ -41,8 +41,9 @@ public struct DeviceSession: Sendable {
     /// The device's own account, when it has a key: what ``DeviceOperation/pay(_:)`` signs with.
     public private(set) var wallet: DeviceWallet?
 
-    // The running operation. Its step and composite are enums of plain values, and the payloads a step waits
-    // on sit in optionals of their own: enums whose cases carry arrays cost a board kilobytes of copy code each.
+    // The running operation. A board has 16 KiB of stack and pays in flash for every copy of a value that holds
+    // arrays, so answers still to be checked are kept as the bytes that came in and decoded where they are
+    // checked, steps are enums of plain values, and the results handed back are plain values too.
 
     /// The running operation's current step.
     private var job: Job = .idle
@@ -50,25 +51,51 @@ public struct DeviceSession: Sendable {
     private var parent: Parent = .none
     /// The resource whose answer is awaited.
     private var awaiting: DeviceResource?
-    /// The height asked of `v1/headers`, which the answer must carry.
-    private var askedHeight: UInt64 = 0
-    /// A header past the trusted epoch, waiting for the checkpoints that reach it.
-    private var pendingHeader: HeaderPayload?
-    /// The proof a step verifies once the header it names is verified.
-    private var accountProof: AccountProofPayload?
-    private var escrowProof: EscrowProofPayload?
-    private var transactionProof: TransactionProofPayload?
+    /// The height asked of `v1/headers`, which the answer must carry (nil: no height asked).
+    private var askedHeight: UInt64?
+    /// Bytes that start with the ``HeaderPayload`` still to be verified (a head or header answer, or a
+    /// transaction proof, which starts with its block's header); empty when none is.
+    private var headerBody: [UInt8] = []
+    /// The height of that header while it waits for the checkpoints that reach its epoch.
+    private var pendingHeight: UInt64?
+    /// The proof answer (account, escrow, transaction) checked once its header is verified.
+    private var proofBody: [UInt8] = []
+    /// That header, verified (its roots are read again from ``headerBody`` when the proof is checked).
+    private var verifiedHeader: TrustedHeader?
     /// Where the inbox said a transfer landed; its proof must agree.
     private var listed: Listed?
-    /// The payment being made: the order, the balance it is paid from, the signed transaction.
+    /// The payment being made, and its signed transaction once there is one.
     private var order: PaymentOrder?
-    private var payingFrom: VerifiedAccount?
     private var outgoing: OutgoingTransaction?
     private var progress = SyncProgress(fromEpoch: 0, toEpoch: 0)
     private var deadline: UInt64 = 0
     private var polls = 0
     private var now: UInt64 = 0
     private var reports: [DeviceReport] = []
+    /// What the last step left for its driver: the request to send, the outcome reached.
+    private var request = DeviceRequest(.head)
+    private var result: DeviceOutcome?
+
+    /// What a step asks for; the request or outcome itself stays in the session.
+    /// What a step asks for next; the request or outcome itself stays in the session. The checking steps are
+    /// taken one after another by ``action(_:)``, not from inside each other, so the stack holds one at a time:
+    /// a board's 16 KiB have to fit a signature check or a signing below the deepest of them.
+    private enum Step {
+        case send
+        case sleep(millis: UInt32)
+        /// Check the header in ``headerBody``.
+        case checkHeader
+        /// Check the proof that waited for ``verifiedHeader``.
+        case checkProof
+        /// An outcome is in ``result``: finish, or take the composite operation's next step.
+        case complete
+        /// ``result`` is the operation's outcome.
+        case finished
+        /// The payment's next step after ``result``.
+        case pay
+        /// Sign the payment from the balance proven in ``result``.
+        case sign
+    }
 
     public init(
         anchor: DeviceTrustAnchor, trusted: TrustedState? = nil, wallet: DeviceWallet? = nil,
@@ -140,64 +167,71 @@ public struct DeviceSession: Sendable {
         job = .idle
         parent = .none
         awaiting = nil
-        pendingHeader = nil
-        accountProof = nil
-        escrowProof = nil
-        transactionProof = nil
+        askedHeight = nil
+        headerBody = []
+        pendingHeight = nil
+        proofBody = []
         listed = nil
         order = nil
-        payingFrom = nil
         outgoing = nil
+        result = nil
+        verifiedHeader = nil
     }
 
     // MARK: events
 
     public mutating func start(_ operation: DeviceOperation, now: UInt64) -> DeviceAction {
         guard isIdle else { return .failed(.busy) }
+        switch begin(operation, now: now) {
+        case .success(let step): return action(step)
+        case .failure(let error): return fail(error)
+        }
+    }
+
+    private mutating func begin(_ operation: DeviceOperation, now: UInt64) -> Result<Step, DeviceError> {
         self.now = now
         abandon()
         progress = SyncProgress(fromEpoch: trusted?.epoch ?? 0, toEpoch: trusted?.epoch ?? 0)
+        polls = 0
         if case .anchor = operation {
             job = .anchoring
-            return ask(.header(at: 0), height: 0)
+            return .success(ask(.header(at: 0), height: 0))
         }
-        guard trusted != nil else { return fail(.notAnchored) }
+        guard trusted != nil else { return .failure(.notAnchored) }
         switch operation {
-        case .anchor: return fail(.notAnchored)
+        case .anchor: return .failure(.notAnchored)
         case .sync(let maxEpochs):
             job = .syncing(maxEpochs: maxEpochs)
-            return askCheckpoints()
+            return .success(askCheckpoints())
         case .head:
             job = .head
-            return ask(.head)
+            return .success(ask(.head))
         case .account(let address):
             job = .account(address)
-            return ask(.accountProof(address))
+            return .success(ask(.accountProof(address)))
         case .escrow(let id):
             parent = .escrow(id)
             job = .head
-            return ask(.head)
+            return .success(ask(.head))
         case .inclusion(let id, let waitMillis):
             deadline = now &+ UInt64(waitMillis)
-            polls = 0
             job = .inclusion(id)
-            return ask(.transactionProof(id))
+            return .success(ask(.transactionProof(id)))
         case .submit(let transaction):
             outgoing = transaction
             job = .submit
-            return ask(DeviceRequest(.transaction, payload: transaction.encoded))
+            return .success(ask(DeviceRequest(.transaction, payload: transaction.encoded)))
         case .receive(let address, let from, let position, let waitMillis):
             deadline = now &+ UInt64(waitMillis)
-            polls = 0
             parent = .receive(address, from: from, position: position)
             job = .inbox
-            return ask(.inbox(address, from: from, position: position))
+            return .success(ask(.inbox(address, from: from, position: position)))
         case .pay(let order):
-            guard let wallet else { return fail(.noWallet) }
+            guard let wallet else { return .failure(.noWallet) }
             self.order = order
             parent = .pay
             job = .account(wallet.address)
-            return ask(.accountProof(wallet.address))
+            return .success(ask(.accountProof(wallet.address)))
         }
     }
 
@@ -208,14 +242,12 @@ public struct DeviceSession: Sendable {
         awaiting = nil
         do {
             switch resource {
-            case .checkpoints: return try checkpointsAnswered(answer)
-            case .headers: return try headerAnswered(answer)
-            case .head: return try checkHeader(decode(answer, .head))
-            case .accountProof: return try accountProofAnswered(answer)
-            case .escrowProof: return try escrowProofAnswered(answer)
-            case .txProof: return try transactionProofAnswered(answer)
-            case .transaction: return try submitAnswered(answer)
-            case .inbox: return try inboxAnswered(answer)
+            case .checkpoints: return action(try checkpointsAnswered(answer))
+            case .headers, .head: return action(try headerAnswered(answer, resource))
+            case .accountProof, .escrowProof: return action(try stateProofAnswered(answer, resource))
+            case .txProof: return action(try transactionProofAnswered(answer))
+            case .transaction: return action(try submitAnswered(answer))
+            case .inbox: return action(try inboxAnswered(answer))
             case .certificate, .receipt: return fail(.busy)
             }
         } catch {
@@ -227,113 +259,142 @@ public struct DeviceSession: Sendable {
     public mutating func wake(now: UInt64) -> DeviceAction {
         self.now = now
         switch (job, parent) {
-        case (.inclusion(let id), _): return ask(.transactionProof(id))
+        case (.inclusion(let id), _): return action(ask(.transactionProof(id)))
         case (.inbox, .receive(let address, let from, let position)):
-            return ask(.inbox(address, from: from, position: position))
+            return action(ask(.inbox(address, from: from, position: position)))
         default: return fail(.busy)
         }
     }
 
     // MARK: answers
 
-    private mutating func checkpointsAnswered(_ answer: DeviceAnswer) throws(DeviceError) -> DeviceAction {
-        guard var trusted else { throw .notAnchored }
+    /// Moves trust across `page[index]`, the checkpoint that closes the trusted epoch.
+    @inline(never)
+    private mutating func take(_ page: [Checkpoint], _ index: Int) throws(DeviceError) {
+        guard let before = trusted else { throw .notAnchored }
+        let next: TrustedState
+        do { next = try CheckpointVerifier.verifyNext(trusted: before, checkpoint: page[index]) } catch {
+            throw .rejected(error, stage: .checkpoint(epoch: before.epoch))
+        }
+        trusted = next
+        let signatures = page[index].certificate.signatures.count
+        progress.checkpoints += 1
+        progress.signaturesChecked += signatures
+        progress.toEpoch = next.epoch
+        reports.append(
+            .checkpointVerified(
+                epoch: before.epoch, height: page[index].header.height, signatures: signatures, trusted: next.epoch))
+    }
+
+    @inline(never)
+    private mutating func checkpointsAnswered(_ answer: DeviceAnswer) throws(DeviceError) -> Step {
+        guard trusted != nil else { throw .notAnchored }
         // 4.04: the gateway has no checkpoint from that epoch yet, the same as an empty page.
         let page: [Checkpoint] =
-            answer.code == .notFound ? [] : try decode(answer, .checkpoints, as: CheckpointsPayload.self).checkpoints
+            answer.code == .notFound ? [] : try Self.decode(answer, .checkpoints, as: CheckpointsPayload.self).checkpoints
         var limit = UInt64.max
         if case .syncing(let maxEpochs) = job { limit = maxEpochs }
-        for checkpoint in page where UInt64(progress.checkpoints) < limit {
-            if let pending = pendingHeader, !isPast(pending.header.height) { break }
-            let epoch = trusted.epoch
-            do { trusted = try CheckpointVerifier.verifyNext(trusted: trusted, checkpoint: checkpoint) } catch {
-                throw .rejected(error, stage: .checkpoint(epoch: epoch))
-            }
-            self.trusted = trusted
-            progress.checkpoints += 1
-            progress.signaturesChecked += checkpoint.certificate.signatures.count
-            progress.toEpoch = trusted.epoch
-            reports.append(
-                .checkpointVerified(
-                    epoch: epoch, height: checkpoint.header.height,
-                    signatures: checkpoint.certificate.signatures.count, trusted: trusted.epoch))
+        for index in page.indices where UInt64(progress.checkpoints) < limit {
+            if let height = pendingHeight, !Self.isPast(height, lastSignedHeight) { break }
+            try take(page, index)
         }
-        if let pending = pendingHeader {
-            if !isPast(pending.header.height) {
-                pendingHeader = nil
-                return try checkHeader(pending)
+        if let height = pendingHeight {
+            if !Self.isPast(height, lastSignedHeight) {
+                pendingHeight = nil
+                return .checkHeader
             }
-            if page.isEmpty { throw .noCheckpointTo(height: pending.header.height) }
+            if page.isEmpty { throw .noCheckpointTo(height: height) }
             return askCheckpoints()
         }
-        if page.isEmpty || UInt64(progress.checkpoints) >= limit { return try complete(.synced(progress)) }
+        if page.isEmpty || UInt64(progress.checkpoints) >= limit { return completed(.synced(progress)) }
         return askCheckpoints()
     }
 
-    private mutating func headerAnswered(_ answer: DeviceAnswer) throws(DeviceError) -> DeviceAction {
-        let payload = try decode(answer, .headers, as: HeaderPayload.self)
-        guard payload.header.height == askedHeight else {
-            throw .inconsistent(.headerHeight(asked: askedHeight, got: payload.header.height))
+    /// `v1/head` or `v1/headers`: the genesis header to anchor at, or a header to verify.
+    @inline(never)
+    private mutating func headerAnswered(_ answer: DeviceAnswer, _ resource: DeviceResource) throws(DeviceError)
+        -> Step
+    {
+        guard answer.code == .content else { throw Self.gatewayError(answer, resource) }
+        headerBody = answer.body
+        guard case .anchoring = job else { return .checkHeader }
+        try anchorAtPendingHeader()
+        return completed(.anchored)
+    }
+
+    @inline(never)
+    private mutating func anchorAtPendingHeader() throws(DeviceError) {
+        try anchor(genesisHeader: try Self.header(in: headerBody, .headers, askedHeight: askedHeight).header)
+    }
+
+    /// An account or escrow proof: checked once the header of the block it names is verified, which is asked
+    /// for next.
+    @inline(never)
+    private mutating func stateProofAnswered(_ answer: DeviceAnswer, _ resource: DeviceResource) throws(DeviceError)
+        -> Step
+    {
+        guard answer.code == .content else { throw Self.gatewayError(answer, resource) }
+        var reader = ByteReader(answer.body)
+        let height: UInt64
+        do { height = try reader.readVarint() } catch { throw .undecodable(resource, error) }
+        if case .escrow(_, let headHeight) = job, height < headHeight {
+            // An escrow's status changes (a close, an expiry): a proof from before the verified head, however
+            // genuine, could show open an escrow that is already closed.
+            throw .inconsistent(.staleEscrowProof(proofHeight: height, headHeight: headHeight))
         }
-        guard case .anchoring = job else { return try checkHeader(payload) }
-        try anchor(genesisHeader: payload.header)
-        return try complete(.anchored)
+        proofBody = answer.body
+        return ask(.header(at: height), height: height)
     }
 
-    private mutating func accountProofAnswered(_ answer: DeviceAnswer) throws(DeviceError) -> DeviceAction {
-        let payload = try decode(answer, .accountProof, as: AccountProofPayload.self)
-        accountProof = payload
-        return ask(.header(at: payload.height), height: payload.height)
-    }
-
-    private mutating func escrowProofAnswered(_ answer: DeviceAnswer) throws(DeviceError) -> DeviceAction {
-        guard case .escrow(_, let headHeight) = job else { throw .busy }
-        let payload = try decode(answer, .escrowProof, as: EscrowProofPayload.self)
-        // An escrow's status changes (a close, an expiry): a proof from before the verified head, however
-        // genuine, could show open an escrow that is already closed.
-        guard payload.height >= headHeight else {
-            throw .inconsistent(.staleEscrowProof(proofHeight: payload.height, headHeight: headHeight))
-        }
-        escrowProof = payload
-        return ask(.header(at: payload.height), height: payload.height)
-    }
-
-    private mutating func transactionProofAnswered(_ answer: DeviceAnswer) throws(DeviceError) -> DeviceAction {
+    @inline(never)
+    private mutating func transactionProofAnswered(_ answer: DeviceAnswer) throws(DeviceError) -> Step {
         guard case .inclusion(let id) = job else { throw .busy }
         if answer.code == .notFound {
             polls += 1
             guard now < deadline else { throw .notFinal(id) }
             return .sleep(millis: configuration.pollMillis)
         }
-        let payload = try decode(answer, .txProof, as: TransactionProofPayload.self)
+        guard answer.code == .content else { throw Self.gatewayError(answer, .txProof) }
+        try Self.checkConsistency(answer.body, of: id, listed: listed)
+        proofBody = answer.body
+        headerBody = answer.body
+        return .checkHeader
+    }
+
+    /// A transaction proof that contradicts itself or the inbox entry it is for is refused before any
+    /// signature is checked.
+    @inline(never)
+    private static func checkConsistency(_ body: [UInt8], of id: Bytes32, listed: Listed?) throws(DeviceError) {
+        let payload: TransactionProofPayload
+        do { payload = try TransactionProofPayload(decoding: body) } catch { throw .undecodable(.txProof, error) }
         guard payload.receipt.transactionID == id, payload.position == payload.proof.index,
             payload.receiptProof.index == payload.proof.index
         else { throw .inconsistent(.transactionProof) }
         if let listed, payload.header.height != listed.height || payload.position != listed.position {
             throw .inconsistent(.transactionProof)
         }
-        transactionProof = payload
-        return try checkHeader(HeaderPayload(header: payload.header, certificate: payload.certificate))
     }
 
-    private mutating func submitAnswered(_ answer: DeviceAnswer) throws(DeviceError) -> DeviceAction {
+    @inline(never)
+    private mutating func submitAnswered(_ answer: DeviceAnswer) throws(DeviceError) -> Step {
         guard let outgoing else { throw .busy }
         switch answer.code {
         case .created:
             let id = outgoing.id
             guard answer.body == id.bytes else { throw .inconsistent(.submittedID) }
             reports.append(.submitted(id: id, bytes: outgoing.encoded.count))
-            return try complete(.submitted(id))
+            return completed(.submitted(id))
         case .badRequest:
             throw .transactionRefused(code: ShortText(answer.body))
         default:
-            throw gatewayError(answer, .transaction)
+            throw Self.gatewayError(answer, .transaction)
         }
     }
 
-    private mutating func inboxAnswered(_ answer: DeviceAnswer) throws(DeviceError) -> DeviceAction {
+    @inline(never)
+    private mutating func inboxAnswered(_ answer: DeviceAnswer) throws(DeviceError) -> Step {
         guard case .receive(let address, let from, let position) = parent else { throw .busy }
-        guard answer.code == .content else { throw gatewayError(answer, .inbox) }
+        guard answer.code == .content else { throw Self.gatewayError(answer, .inbox) }
         guard let entry = try Self.firstInboxEntry(answer.body) else {
             polls += 1
             guard now < deadline else { throw .nothingReceived }
@@ -353,6 +414,7 @@ public struct DeviceSession: Sendable {
 
     /// The first entry of an inbox answer, read with the transfer decoder alone (a device needs no other
     /// transaction kind's code), or nil for an empty list.
+    @inline(never)
     private static func firstInboxEntry(_ body: [UInt8]) throws(DeviceError) -> Listed? {
         var reader = ByteReader(body)
         do throws(CodecError) {
@@ -376,163 +438,249 @@ public struct DeviceSession: Sendable {
 
     // MARK: headers
 
-    /// A header the gateway referred to, checked against the trusted state: the trusted checkpoint itself, or a
-    /// header of the trusted epoch with a valid certificate; past the trusted epoch, checkpoints first.
-    private mutating func checkHeader(_ payload: HeaderPayload) throws(DeviceError) -> DeviceAction {
-        guard let trusted else { throw .notAnchored }
-        let header = payload.header
-        let hash = header.hash
-        if hash == trusted.checkpointHash {
-            return try headerVerified(TrustedHeader(header, hash: hash, basis: .trustedCheckpoint))
+    /// The header at the front of ``headerBody``, decoded: a head or header answer must be exactly one, a
+    /// transaction proof starts with one.
+    @inline(never)
+    private static func header(in body: [UInt8], _ resource: DeviceResource, askedHeight: UInt64?)
+        throws(DeviceError) -> HeaderPayload
+    {
+        var reader = ByteReader(body)
+        let payload: HeaderPayload
+        do {
+            payload = try reader.read()
+            if resource != .txProof { try reader.finish() }
+        } catch {
+            throw .undecodable(resource, error)
         }
-        if isPast(header.height) {
-            pendingHeader = payload
-            return askCheckpoints()
+        if let askedHeight, payload.header.height != askedHeight {
+            throw .inconsistent(.headerHeight(asked: askedHeight, got: payload.header.height))
         }
-        guard header.height > trusted.height else { throw .outsideTrust(height: header.height) }
-        let verified: VerifiedHeader
-        do { verified = try HeaderVerifier.verify(trusted: trusted, header: header, certificate: payload.certificate) } catch {
-            throw .rejected(error, stage: .header(height: header.height))
-        }
-        let checked = TrustedHeader(
-            header, hash: hash,
-            basis: .certificate(
-                signatures: payload.certificate.signatures.count, weight: verified.signedWeight,
-                totalWeight: trusted.committee.totalWeight))
-        reports.append(
-            .headerVerified(height: header.height, weight: verified.signedWeight, totalWeight: trusted.committee.totalWeight))
-        return try headerVerified(checked)
+        return payload
     }
 
-    /// The step that was waiting for `header` goes on.
-    private mutating func headerVerified(_ header: TrustedHeader) throws(DeviceError) -> DeviceAction {
+    /// The transactions and receipts roots of the header in ``headerBody`` (a transaction proof's).
+    @inline(never)
+    private static func roots(in body: [UInt8]) throws(DeviceError) -> (Bytes32, Bytes32) {
+        let payload = try header(in: body, .txProof, askedHeight: nil)
+        return (payload.header.transactionsRoot, payload.header.receiptsRoot)
+    }
+
+    /// The header in ``headerBody`` checked against the trusted state: the trusted checkpoint itself, or a
+    /// header of the trusted epoch with a valid certificate; past the trusted epoch, checkpoints first.
+    @inline(never)
+    private mutating func checkHeader() throws(DeviceError) -> Step {
+        let height = try pendingHeaderHeight()
+        if Self.isPast(height, lastSignedHeight) {
+            pendingHeight = height
+            return askCheckpoints()
+        }
+        verifiedHeader = try verifyPendingHeader()
+        return .checkProof
+    }
+
+    /// Which of the pending header's decoders applies: a head or header answer is exactly one header, a
+    /// transaction proof starts with one.
+    private var pendingHeaderResource: DeviceResource {
+        mutating get {
+            if case .inclusion = job { return .txProof }
+            if case .head = job { return .head }
+            return .headers
+        }
+    }
+
+    @inline(never)
+    private mutating func pendingHeaderHeight() throws(DeviceError) -> UInt64 {
+        try Self.header(in: headerBody, pendingHeaderResource, askedHeight: askedHeight).header.height
+    }
+
+    /// The pending header, trusted: the trusted checkpoint, or a header of the trusted epoch whose certificate
+    /// carries more than two thirds of the trusted committee's weight. Decoded here again, so the frames above
+    /// this one do not hold it while its signatures are checked.
+    @inline(never)
+    private mutating func verifyPendingHeader() throws(DeviceError) -> TrustedHeader {
+        guard let trusted else { throw .notAnchored }
+        let payload = try Self.header(in: headerBody, pendingHeaderResource, askedHeight: askedHeight)
+        let hash = payload.header.hash
+        if hash == trusted.checkpointHash { return TrustedHeader(payload.header, hash: hash, basis: .trustedCheckpoint) }
+        let height = payload.header.height
+        guard height > trusted.height else { throw .outsideTrust(height: height) }
+        let weight: UInt64
+        do {
+            weight = try HeaderVerifier.verify(trusted: trusted, header: payload.header, certificate: payload.certificate)
+                .signedWeight
+        } catch {
+            throw .rejected(error, stage: .header(height: height))
+        }
+        let total = trusted.committee.totalWeight
+        reports.append(.headerVerified(height: height, weight: weight, totalWeight: total))
+        return TrustedHeader(
+            payload.header, hash: hash,
+            basis: .certificate(signatures: payload.certificate.signatures.count, weight: weight, totalWeight: total))
+    }
+
+    /// The step that was waiting for the header goes on: the proof it vouches for is checked against its roots.
+    @inline(never)
+    private mutating func checkProof() throws(DeviceError) -> Step {
+        guard let header = verifiedHeader else { throw .busy }
+        var transactionsRoot = Bytes32.zero
+        var receiptsRoot = Bytes32.zero
+        if case .inclusion = job { (transactionsRoot, receiptsRoot) = try Self.roots(in: headerBody) }
+        headerBody = []
+        askedHeight = nil
+        verifiedHeader = nil
         switch job {
         case .head:
-            return try complete(.head(header))
+            return completed(.head(header))
         case .account(let address):
-            guard let payload = accountProof else { throw .busy }
-            guard header.stateRoot == payload.stateRoot else {
-                throw .inconsistent(.stateRootMismatch(.accountProof, height: header.height))
-            }
-            // The state tree holds no empty accounts, so an empty claimed state must be proven absent.
-            let claimed: AccountState? = payload.state.isEmpty ? nil : payload.state
-            let state: AccountState
-            do {
-                state = try ProofVerifier.verifyAccount(
-                    claimed, of: address, proof: payload.proof, stateRoot: header.stateRoot)
-            } catch {
-                throw .rejected(error, stage: .accountProof)
-            }
-            return try complete(.account(VerifiedAccount(address: address, state: state, header: header)))
+            let state = try Self.verifyAccount(proofBody, of: address, stateRoot: header.stateRoot)
+            return completed(.account(VerifiedAccount(address: address, state: state, header: header)))
         case .escrow(let id, _):
-            guard let payload = escrowProof else { throw .busy }
-            guard header.stateRoot == payload.stateRoot else {
-                throw .inconsistent(.stateRootMismatch(.escrowProof, height: header.height))
-            }
-            let state: EscrowState?
-            do {
-                state = try ProofVerifier.verifyEscrow(
-                    payload.state, id: id, proof: payload.proof, stateRoot: header.stateRoot)
-            } catch {
-                throw .rejected(error, stage: .escrowProof)
-            }
-            return try complete(.escrow(VerifiedEscrow(id: id, state: state, header: header)))
+            let state = try Self.verifyEscrow(proofBody, id: id, stateRoot: header.stateRoot)
+            return completed(.escrow(VerifiedEscrow(id: id, state: state, header: header)))
         case .inclusion(let id):
-            guard let payload = transactionProof else { throw .busy }
-            do { try ProofVerifier.verifyTransaction(id: id, proof: payload.proof, transactionsRoot: header.transactionsRoot) } catch {
-                throw .rejected(error, stage: .transactionProof)
-            }
-            do { try ProofVerifier.verifyReceipt(payload.receipt, proof: payload.receiptProof, receiptsRoot: header.receiptsRoot) } catch {
-                throw .rejected(error, stage: .receiptProof)
-            }
-            return try complete(
-                .included(
-                    VerifiedInclusion(
-                        id: id, header: header, position: payload.proof.index, receipt: payload.receipt, polls: polls)))
+            let (position, receipt) = try Self.verifyInclusion(
+                proofBody, of: id, transactionsRoot: transactionsRoot, receiptsRoot: receiptsRoot)
+            return completed(
+                .included(VerifiedInclusion(id: id, header: header, position: position, receipt: receipt, polls: polls)))
         default:
             throw .busy
         }
     }
 
+    @inline(never)
+    private static func verifyAccount(_ body: [UInt8], of address: Address, stateRoot: Bytes32) throws(DeviceError)
+        -> AccountState
+    {
+        let payload: AccountProofPayload
+        do { payload = try AccountProofPayload(decoding: body) } catch { throw .undecodable(.accountProof, error) }
+        guard payload.stateRoot == stateRoot else {
+            throw .inconsistent(.stateRootMismatch(.accountProof, height: payload.height))
+        }
+        // The state tree holds no empty accounts, so an empty claimed state must be proven absent.
+        let claimed: AccountState? = payload.state.isEmpty ? nil : payload.state
+        do { return try ProofVerifier.verifyAccount(claimed, of: address, proof: payload.proof, stateRoot: stateRoot) } catch {
+            throw .rejected(error, stage: .accountProof)
+        }
+    }
+
+    @inline(never)
+    private static func verifyEscrow(_ body: [UInt8], id: Bytes32, stateRoot: Bytes32) throws(DeviceError)
+        -> EscrowState?
+    {
+        let payload: EscrowProofPayload
+        do { payload = try EscrowProofPayload(decoding: body) } catch { throw .undecodable(.escrowProof, error) }
+        guard payload.stateRoot == stateRoot else {
+            throw .inconsistent(.stateRootMismatch(.escrowProof, height: payload.height))
+        }
+        do { return try ProofVerifier.verifyEscrow(payload.state, id: id, proof: payload.proof, stateRoot: stateRoot) } catch {
+            throw .rejected(error, stage: .escrowProof)
+        }
+    }
+
+    /// The id's Merkle path to the block's transactions root and its receipt's path to the receipts root, at
+    /// the same position: then the position and the receipt are the chain's word, not the gateway's.
+    @inline(never)
+    private static func verifyInclusion(
+        _ body: [UInt8], of id: Bytes32, transactionsRoot: Bytes32, receiptsRoot: Bytes32
+    ) throws(DeviceError) -> (UInt64, Receipt) {
+        let payload: TransactionProofPayload
+        do { payload = try TransactionProofPayload(decoding: body) } catch { throw .undecodable(.txProof, error) }
+        do { try ProofVerifier.verifyTransaction(id: id, proof: payload.proof, transactionsRoot: transactionsRoot) } catch {
+            throw .rejected(error, stage: .transactionProof)
+        }
+        do { try ProofVerifier.verifyReceipt(payload.receipt, proof: payload.receiptProof, receiptsRoot: receiptsRoot) } catch {
+            throw .rejected(error, stage: .receiptProof)
+        }
+        return (payload.proof.index, payload.receipt)
+    }
+
     // MARK: composite operations
 
-    /// A step finished with `outcome`: the end of the operation, or the next step of a composite one.
-    private mutating func complete(_ outcome: DeviceOutcome) throws(DeviceError) -> DeviceAction {
+    /// A step finished with `outcome`: kept in ``result`` (so no frame below hands it up), then the end of the
+    /// operation or the next step of a composite one.
+    private mutating func completed(_ outcome: DeviceOutcome) -> Step {
+        result = outcome
+        return .complete
+    }
+
+    @inline(never)
+    private mutating func complete() throws(DeviceError) -> Step {
         switch parent {
         case .none:
-            return finish(outcome)
+            return .finished
         case .escrow(let id):
-            guard case .head(let head) = outcome else { return finish(outcome) }
+            guard case .head(let head)? = result else { return .finished }
             job = .escrow(id, headHeight: head.height)
             return ask(.escrowProof(id))
         case .receive(let address, _, _):
-            guard case .included(let inclusion) = outcome, let entry = listed else { return finish(outcome) }
+            guard case .included(let inclusion)? = result, let entry = listed else { return .finished }
             if inclusion.receipt.status == .success {
-                return finish(.received(VerifiedIncoming(transfer: entry.transfer, inclusion: inclusion)))
+                result = .received(VerifiedIncoming(transfer: entry.transfer, inclusion: inclusion))
+                return .finished
             }
             reports.append(.failedTransferSkipped(id: inclusion.id))
             let next = entry.position.addingReportingOverflow(1)
             guard !next.overflow else { throw .inconsistent(.inboxEntry) }
             parent = .receive(address, from: entry.height, position: next.partialValue)
             listed = nil
-            transactionProof = nil
             job = .inbox
             return ask(.inbox(address, from: entry.height, position: next.partialValue))
         case .pay:
-            return try payStep(outcome)
+            return .pay
         }
     }
 
-    /// The payment's next step after `outcome`: sign once the balance is proven, prove once submitted.
-    private mutating func payStep(_ outcome: DeviceOutcome) throws(DeviceError) -> DeviceAction {
-        guard let order else { throw .busy }
+    /// The payment's next step: sign once the balance is proven, prove once submitted.
+    @inline(never)
+    private mutating func payStep() throws(DeviceError) -> Step {
+        guard let order, let outcome = result else { throw .busy }
         switch outcome {
-        case .account(let account):
-            return try sign(order, account)
+        case .account:
+            return .sign
         case .submitted:
             guard let outgoing else { throw .busy }
             do { try wallet?.markAccepted(nonce: outgoing.nonce) } catch { throw .wallet(error) }
             deadline = now &+ UInt64(order.finalityMillis)
             polls = 0
-            accountProof = nil
             job = .inclusion(outgoing.id)
             return ask(.transactionProof(outgoing.id))
         case .included(let inclusion):
             guard inclusion.receipt.status == .success else { throw .failedOnChain(inclusion.receipt) }
-            guard let outgoing, let account = payingFrom else { throw .busy }
-            return finish(
-                .paid(VerifiedPayment(id: outgoing.id, nonce: outgoing.nonce, account: account, inclusion: inclusion)))
+            guard let outgoing else { throw .busy }
+            result = .paid(VerifiedPayment(id: outgoing.id, nonce: outgoing.nonce, inclusion: inclusion))
+            return .finished
         default:
-            return finish(outcome)
+            return .finished
         }
     }
 
     /// The transfer, signed with the nonce just proven; its fee cap allows the base fee to double.
-    private mutating func sign(_ order: PaymentOrder, _ account: VerifiedAccount) throws(DeviceError) -> DeviceAction {
-        guard var wallet else { throw .noWallet }
+    @inline(never)
+    private mutating func sign() throws(DeviceError) -> Step {
+        guard let order, case .account(let account)? = result else { throw .busy }
+        guard wallet != nil else { throw .noWallet }
         guard account.state.balance >= order.amount else {
             throw .insufficientFunds(balance: account.state.balance, amount: order.amount)
         }
-        wallet.resync(verifiedAccount: account.state)
+        // In place: a wallet holds its key pair, a few hundred bytes a board should not copy.
+        wallet!.resync(verifiedAccount: account.state)
         let baseFee = account.header.nextBaseFee
         let doubled = baseFee.multipliedReportingOverflow(by: 2)
         let cap = doubled.partialValue.addingReportingOverflow(order.tipPerUnit)
         let maxFee = order.maxFeePerUnit ?? (doubled.overflow || cap.overflow ? UInt64.max : cap.partialValue)
-        let transaction: SignedTransaction
+        let signed: OutgoingTransaction
         do {
-            transaction = try wallet.transfer(
-                chainID: account.header.chainID, to: order.recipient, amount: order.amount,
-                maxFeePerUnit: maxFee, tipPerUnit: order.tipPerUnit, auxRandom: order.auxRandom)
+            signed = OutgoingTransaction(
+                try wallet!.transfer(
+                    chainID: account.header.chainID, to: order.recipient, amount: order.amount,
+                    maxFeePerUnit: maxFee, tipPerUnit: order.tipPerUnit, auxRandom: order.auxRandom))
         } catch {
             throw .wallet(error)
         }
-        self.wallet = wallet
         reports.append(
             .signed(
-                id: transaction.id, nonce: transaction.body.nonce, maxFeePerUnit: maxFee, baseFee: baseFee,
+                id: signed.id, nonce: signed.nonce, maxFeePerUnit: maxFee, baseFee: baseFee,
                 height: account.header.height))
-        payingFrom = account
-        let signed = OutgoingTransaction(transaction)
         outgoing = signed
         job = .submit
         return ask(DeviceRequest(.transaction, payload: signed.encoded))
@@ -540,9 +688,28 @@ public struct DeviceSession: Sendable {
 
     // MARK: helpers
 
-    private mutating func finish(_ outcome: DeviceOutcome) -> DeviceAction {
-        abandon()
-        return .done(outcome)
+    /// What the driver is told: the request, outcome or error the step left in the session.
+    private mutating func action(_ first: Step) -> DeviceAction {
+        var step = first
+        while true {
+            do {
+                switch step {
+                case .send: return .send(request)
+                case .sleep(let millis): return .sleep(millis: millis)
+                case .checkHeader: step = try checkHeader()
+                case .checkProof: step = try checkProof()
+                case .complete: step = try complete()
+                case .pay: step = try payStep()
+                case .sign: step = try sign()
+                case .finished:
+                    guard let outcome = result else { return fail(.busy) }
+                    abandon()
+                    return .done(outcome)
+                }
+            } catch {
+                return fail(error)
+            }
+        }
     }
 
     private mutating func fail(_ error: DeviceError) -> DeviceAction {
@@ -550,31 +717,43 @@ public struct DeviceSession: Sendable {
         return .failed(error)
     }
 
-    private mutating func ask(_ request: DeviceRequest, height: UInt64 = 0) -> DeviceAction {
+    @inline(never)
+    private mutating func ask(_ request: DeviceRequest, height: UInt64? = nil) -> Step {
         awaiting = request.resource
         askedHeight = height
-        return .send(request)
+        self.request = request
+        return .send
     }
 
-    private mutating func askCheckpoints() -> DeviceAction {
-        ask(.checkpoints(from: trusted?.epoch ?? 0, limit: configuration.checkpointPage))
+    @inline(never)
+    private mutating func askCheckpoints() -> Step {
+        awaiting = .checkpoints
+        request = .checkpoints(from: trusted?.epoch ?? 0, limit: configuration.checkpointPage)
+        return .send
     }
 
     /// Whether `height` lies past the epoch the trusted committee signs.
-    private func isPast(_ height: UInt64) -> Bool {
-        guard let last = trusted?.signedHeights?.last else { return false }
+    private static func isPast(_ height: UInt64, _ last: UInt64?) -> Bool {
+        guard let last else { return false }
         return height > last
+    }
+
+    /// The last height the trusted committee signs (nil when there is none).
+    private var lastSignedHeight: UInt64? {
+        mutating get { trusted?.signedHeights?.last }
     }
 
     /// ``InboxPayload/maxEntries``, read here without linking that payload's decoder.
     static let maxInboxEntries = 4
 
-    private func gatewayError(_ answer: DeviceAnswer, _ resource: DeviceResource) -> DeviceError {
+    private static func gatewayError(_ answer: DeviceAnswer, _ resource: DeviceResource) -> DeviceError {
         .gateway(resource, code: answer.code, diagnostic: ShortText(answer.body))
     }
 
     /// A 2.05 answer's body decoded as `T`, or the error the answer means.
-    private func decode<T: CanonicalCodable>(_ answer: DeviceAnswer, _ resource: DeviceResource, as: T.Type = T.self)
+    private static func decode<T: CanonicalCodable>(
+        _ answer: DeviceAnswer, _ resource: DeviceResource, as: T.Type = T.self
+    )
         throws(DeviceError) -> T
     {
         guard answer.code == .content else { throw gatewayError(answer, resource) }
