@@ -150,57 +150,51 @@
         fail(Status.transport, "transport")
     }
 
-    /// The exit for a refusal by the session, with its line.
+    /// The exit for a refusal by the session, with its line: the stage and rule for a light-client refusal,
+    /// the session's one-line summary for anything else.
     func refused(_ error: DeviceError, during step: Step) -> Never {
+        if case .gateway(let resource, let code, _) = error { transportFailure(.code(code.rawValue), resource) }
         Console.write(step.prefix)
         Console.write(": ")
-        switch error {
-        case .rejected(let reason, let stage):
+        if case .rejected(let reason, let stage) = error {
             Console.write(stage.name)
             Console.write(" refused: ")
             Console.line(reason.summary)
-            let r = refusalCode(reason)
-            switch stage {
-            case .anchor: fail(Status.anchorRefused + r, "genesis header")
-            case .checkpoint: fail(Status.checkpointRefused + r, "checkpoint")
-            case .header: fail((step == .sync ? Status.headRefused : Status.proofHeaderRefused) + r, "header")
-            case .accountProof, .escrowProof: fail(Status.accountProofRefused, "account proof")
-            case .transactionProof: fail(Status.inclusionRefused, "inclusion proof")
-            case .receiptProof: fail(Status.receiptRefused, "receipt proof")
-            }
-        case .outsideTrust, .noCheckpointTo:
-            Console.line("the block is outside the trusted epochs and no checkpoint leads to it")
-            fail(step == .sync ? Status.headRefused : Status.proofHeaderRefused, "header")
-        case .inconsistent(let what):
-            Console.line(what.summary)
-            fail(Status.inconsistent, "inconsistent answers")
-        case .undecodable(let resource, _):
-            Console.write(resource.path)
-            Console.line(" answer does not decode")
-            fail(Status.undecodable, "undecodable")
-        case .gateway(let resource, let code, _):
-            Console.newline()
-            transportFailure(.code(code.rawValue), resource)
-        case .transactionRefused(let code):
-            Console.write("gateway refused the transaction: 4.00 ")
+        } else {
+            Console.line(error.summary)
+        }
+        if case .transactionRefused(let code) = error {
+            Console.write("pay: gateway's code: ")
             Console.text(code.bytes)
             Console.newline()
-            fail(Status.gatewayRefused, "transaction refused")
-        case .notFinal:
-            Console.line("not final in time")
-            fail(Status.notFinal, "not final in time")
-        case .nothingReceived:
-            Console.line("no transfer arrived in time")
-            fail(Status.noPaymentReceived, "no transfer arrived in time")
-        case .noWallet, .insufficientFunds, .wallet:
-            Console.line("the device cannot pay (key, balance or wallet)")
-            fail(Status.cannotPay, "cannot pay")
-        case .failedOnChain:
-            Console.line("final, but the receipt says the transaction failed")
-            fail(Status.receiptFailed, "the receipt says failed")
-        case .notAnchored, .busy:
-            Console.line("device session misused")
-            fail(Status.badProvisioning, "session")
+        }
+        fail(status(of: error, during: step), "refused")
+    }
+
+    /// Each refusal's exit status (see the table at the top).
+    func status(of error: DeviceError, during step: Step) -> Int32 {
+        let header = step == .sync ? Status.headRefused : Status.proofHeaderRefused
+        switch error {
+        case .rejected(let reason, let stage):
+            let r = refusalCode(reason)
+            switch stage {
+            case .anchor: return Status.anchorRefused + r
+            case .checkpoint: return Status.checkpointRefused + r
+            case .header: return header + r
+            case .accountProof, .escrowProof: return Status.accountProofRefused
+            case .transactionProof: return Status.inclusionRefused
+            case .receiptProof: return Status.receiptRefused
+            }
+        case .outsideTrust, .noCheckpointTo: return header
+        case .inconsistent: return Status.inconsistent
+        case .undecodable: return Status.undecodable
+        case .gateway: return Status.transport
+        case .transactionRefused: return Status.gatewayRefused
+        case .notFinal: return Status.notFinal
+        case .nothingReceived: return Status.noPaymentReceived
+        case .noWallet, .insufficientFunds, .wallet: return Status.cannotPay
+        case .failedOnChain: return Status.receiptFailed
+        case .notAnchored, .busy: return Status.badProvisioning
         }
     }
 

@@ -18,6 +18,30 @@ extension DeviceError.Stage {
     }
 }
 
+extension DeviceError {
+    /// One line for every case but ``rejected(_:stage:)`` (named by its stage and the rule) and
+    /// ``gateway(_:code:diagnostic:)`` (named by the resource and the code).
+    public var summary: StaticString {
+        switch self {
+        case .rejected: "refused by the light client"
+        case .gateway: "the gateway answered an error code"
+        case .inconsistent(let what): what.summary
+        case .notAnchored: "no trusted state: anchor at genesis first"
+        case .undecodable: "an answer does not decode as the payload its resource promises"
+        case .outsideTrust: "the block is older than the trusted epoch"
+        case .noCheckpointTo: "the block is past the trusted epoch and no checkpoint leads to it"
+        case .transactionRefused: "the gateway refused the transaction"
+        case .notFinal: "not final in time"
+        case .nothingReceived: "no transfer arrived in time"
+        case .noWallet: "the device has no key to pay with"
+        case .insufficientFunds: "the proven balance is below the amount"
+        case .wallet: "the wallet refused to sign"
+        case .failedOnChain: "final, but the proven receipt says it failed"
+        case .busy: "another device operation is running"
+        }
+    }
+}
+
 extension DeviceError.Inconsistency {
     public var summary: StaticString {
         switch self {

@@ -197,7 +197,7 @@ public struct DeviceSession: Sendable {
             job = .anchoring
             return .success(ask(.header(at: 0), height: 0))
         }
-        guard trusted != nil else { return .failure(.notAnchored) }
+        if case .none = trusted { return .failure(.notAnchored) }
         switch operation {
         case .anchor: return .failure(.notAnchored)
         case .sync(let maxEpochs):
@@ -288,7 +288,7 @@ public struct DeviceSession: Sendable {
 
     @inline(never)
     private mutating func checkpointsAnswered(_ answer: DeviceAnswer) throws(DeviceError) -> Step {
-        guard trusted != nil else { throw .notAnchored }
+        if case .none = trusted { throw .notAnchored }
         // 4.04: the gateway has no checkpoint from that epoch yet, the same as an empty page.
         let page: [Checkpoint] =
             answer.code == .notFound ? [] : try Self.decode(answer, .checkpoints, as: CheckpointsPayload.self).checkpoints
@@ -658,7 +658,7 @@ public struct DeviceSession: Sendable {
     @inline(never)
     private mutating func sign() throws(DeviceError) -> Step {
         guard let order, case .account(let account)? = result else { throw .busy }
-        guard wallet != nil else { throw .noWallet }
+        if case .none = wallet { throw .noWallet }
         guard account.state.balance >= order.amount else {
             throw .insufficientFunds(balance: account.state.balance, amount: order.amount)
         }
