@@ -286,10 +286,9 @@ public final class CoAPDeviceClient: DeviceEscrowSource {
         var template = CoAPMessage(type: .confirmable, code: method, messageID: 0)
         template.setUriPath(path)
         template.uriQuery = query.map { Array($0.utf8) }
-        if !payload.isEmpty { template.contentFormat = ContentFormat.chainPayload }
         var exchange = CoAPRequestExchange(
-            request: template, payload: payload, body: [UInt8](), configuration: exchangeConfiguration,
-            lastMessageID: messageID)
+            request: template, payload: payload, contentFormat: ContentFormat.chainPayload, body: [UInt8](),
+            configuration: exchangeConfiguration, lastMessageID: messageID)
         defer {
             messageID = exchange.lastMessageID
             stats.requests += exchange.requests
@@ -310,7 +309,7 @@ public final class CoAPDeviceClient: DeviceEscrowSource {
             }
             switch step.status {
             case .done(let answer):
-                return Response(code: answer.code, body: answer.body, contentFormat: answer.contentFormat)
+                return Response(code: answer.code, body: exchange.body, contentFormat: answer.contentFormat)
             case .failed(let error):
                 throw clientError(error, template)
             case .waiting(let deadline):
@@ -332,7 +331,7 @@ public final class CoAPDeviceClient: DeviceEscrowSource {
         return .init(
             maxBodyBytes: c.maxBodyBytes, preferredSZX: c.preferredSZX,
             ackTimeoutMillis: UInt32(clamping: c.ackTimeoutMillis),
-            ackRandomFactorPercent: UInt32(min(max(c.ackRandomFactor, 1), 10) * 100),
+            ackRandomFactorPercent: UInt32(min(max(c.ackRandomFactor, 1), 3) * 100),
             maxRetransmit: c.maxRetransmit, separateResponseMillis: UInt32(clamping: c.separateResponseMillis),
             maxMessageSize: c.maxMessageSize, maxBlockRestarts: Self.maxBlockRestarts)
     }

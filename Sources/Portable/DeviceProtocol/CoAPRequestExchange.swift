@@ -14,8 +14,8 @@
 ///   negotiation, §2.4), so no server sends it a block it cannot hold.
 ///
 /// Message IDs count up from the one the caller passes (read ``lastMessageID`` back to continue the sequence);
-/// each message's token and the randomisation of its first timeout come from the `random` argument of the
-/// event that sends it. Nothing here reads a clock: times are the caller's milliseconds (see ``CoAPClock``).
+/// each message's 4-byte token and the randomisation of its first timeout come from the `random` argument of
+/// the event that sends it (one draw for both: the jitter only has to differ between devices). Nothing here reads a clock: times are the caller's milliseconds (see ``CoAPClock``).
 public struct CoAPRequestExchange<Body: CoAPBodyStorage> {
     public struct Configuration: Equatable, Sendable {
         /// Largest body accepted (the answer's; the upload has no cap here).
@@ -24,7 +24,7 @@ public struct CoAPRequestExchange<Body: CoAPBodyStorage> {
         public var preferredSZX: UInt8
         /// ACK_TIMEOUT (RFC 7252 default 2000).
         public var ackTimeoutMillis: UInt32
-        /// ACK_RANDOM_FACTOR in percent (RFC default 150); 100 turns the randomisation off.
+        /// ACK_RANDOM_FACTOR in percent (RFC default 150; 100 to 300); 100 turns the randomisation off.
         public var ackRandomFactorPercent: UInt32
         /// MAX_RETRANSMIT (RFC default 4).
         public var maxRetransmit: Int
@@ -63,11 +63,10 @@ public struct CoAPRequestExchange<Body: CoAPBodyStorage> {
         }
     }
 
-    /// The final answer: its code and content format, and the whole body.
-    public struct Response {
+    /// The final answer's code and content format; its whole body is in ``body``.
+    public struct Response: Equatable, Sendable {
         public var code: CoAPCode
         public var contentFormat: UInt16?
-        public var body: Body
     }
 
     public typealias Step = CoAPStep<Response>
@@ -88,8 +87,11 @@ public struct CoAPRequestExchange<Body: CoAPBodyStorage> {
 
     private let template: CoAPMessage
     private let payload: [UInt8]
+    private let payloadFormat: UInt16?
     /// In flight; nil while a 4.29 is waited out, and once finished.
     private var transaction: CoAPTransaction?
+    /// The request an event's handlers want sent (see ``step(reply:)``).
+    private var outgoing: [UInt8]?
     /// The message in flight (or to send again after a 4.29), without Message ID and token.
     private var current: CoAPMessage
     private var pastRetransmissions = 0
@@ -105,14 +107,17 @@ public struct CoAPRequestExchange<Body: CoAPBodyStorage> {
     private var restarts = 0
     private var rateLimitWaits = 0
 
-    /// `request` is the method, Uri-Path, Uri-Query and any other options; `payload` goes with it (block-wise
-    /// when over one block). `body` is where the answer goes (emptied first). The first message sent gets
-    /// Message ID `lastMessageID + 1`.
+    /// `request` is the method, Uri-Path, Uri-Query and any other options except those the exchange adds
+    /// (Content-Format, Block1, Block2, Size1); `payload` goes with it in `contentFormat` (block-wise when over
+    /// one block). `body` is where the answer goes (emptied first). The first message sent gets Message ID
+    /// `lastMessageID + 1`.
     public init(
-        request: CoAPMessage, payload: [UInt8], body: Body, configuration: Configuration, lastMessageID: UInt16
+        request: CoAPMessage, payload: [UInt8], contentFormat: UInt16? = nil, body: Body,
+        configuration: Configuration, lastMessageID: UInt16
     ) {
         template = request
         self.payload = payload
+        payloadFormat = contentFormat
         self.body = body
         self.configuration = configuration
         self.lastMessageID = lastMessageID
@@ -121,77 +126,81 @@ public struct CoAPRequestExchange<Body: CoAPBodyStorage> {
     }
 
     /// Sends the first message. `random`: a fresh uniform draw (token and timeout jitter).
-    public mutating func start(now: UInt32, random: UInt64) -> Step {
+    public mutating func start(now: UInt32, random: UInt32) -> Step {
         body.removeAll(keepingCapacity: true)
-        if payload.count > 16 << Int(configuration.preferredSZX) { return send(nextUploadBlock(), now, random) }
-        var first = template
-        first.payload = payload
-        if payload.isEmpty && configuration.preferredSZX < BlockOption.maxSZX {
-            first.setOption(BlockOption(number: 0, more: false, szx: configuration.preferredSZX).option(.block2))
+        if payload.count > 16 << Int(configuration.preferredSZX) {
+            send(nextUploadBlock(), now, random)
+        } else if payload.isEmpty && configuration.preferredSZX < BlockOption.maxSZX {
+            send(blockRequest(0, szx: configuration.preferredSZX), now, random)
+        } else {
+            send(carrying(payload), now, random)
         }
-        return send(first, now, random)
+        return step(reply: nil)
     }
 
     /// A datagram from the server. `random` is used only if the step sends a new message.
-    public mutating func received(_ bytes: [UInt8], now: UInt32, random: UInt64) -> Step {
-        guard case .waiting = status, let step = transaction?.received(bytes, now: now) else {
+    public mutating func received(_ bytes: [UInt8], now: UInt32, random: UInt32) -> Step {
+        guard case .waiting = status, let answer = transaction?.received(bytes, now: now) else {
             pastStrays += 1
             return Step(reply: CoAPTransaction.strayReply(to: bytes), status: status)
         }
-        return follow(step, now, random)
+        follow(answer, now, random)
+        return step(reply: answer.reply)
     }
 
     /// The deadline of the last step has come (an early call changes nothing).
-    public mutating func timeout(now: UInt32, random: UInt64) -> Step {
+    public mutating func timeout(now: UInt32, random: UInt32) -> Step {
         guard case .waiting(let deadline) = status else { return Step(status: status) }
-        if let step = transaction?.timeout(now: now) { return follow(step, now, random) }
-        guard CoAPClock.remaining(until: deadline, now: now) == 0 else { return Step(status: status) }
-        return send(current, now, random)
+        if let expired = transaction?.timeout(now: now) {
+            follow(expired, now, random)
+        } else if CoAPClock.remaining(until: deadline, now: now) == 0 {
+            send(current, now, random)
+        }
+        return step(reply: nil)
+    }
+
+    /// The step of an event: what the handlers below left in `outgoing` and `status`.
+    private mutating func step(reply: [UInt8]?) -> Step {
+        let request = outgoing
+        outgoing = nil
+        return Step(reply: reply, request: request, status: status)
     }
 
     // MARK: - Messages
 
-    private mutating func send(_ message: CoAPMessage, _ now: UInt32, _ random: UInt64) -> Step {
+    private mutating func send(_ message: CoAPMessage, _ now: UInt32, _ random: UInt32) {
         current = message
         lastMessageID &+= 1
-        let draw = UInt32(truncatingIfNeeded: random)
         let c = configuration
         var t = CoAPTransaction(
             request: message, messageID: lastMessageID,
             token: [
-                UInt8(truncatingIfNeeded: draw >> 24), UInt8(truncatingIfNeeded: draw >> 16),
-                UInt8(truncatingIfNeeded: draw >> 8), UInt8(truncatingIfNeeded: draw),
+                UInt8(truncatingIfNeeded: random >> 24), UInt8(truncatingIfNeeded: random >> 16),
+                UInt8(truncatingIfNeeded: random >> 8), UInt8(truncatingIfNeeded: random),
             ],
             initialTimeoutMillis: CoAPTransaction.initialTimeout(
                 ackTimeoutMillis: c.ackTimeoutMillis, randomFactorPercent: c.ackRandomFactorPercent,
-                random: UInt32(truncatingIfNeeded: random >> 32)),
+                random: random),
             maxRetransmit: c.maxRetransmit, separateResponseMillis: c.separateResponseMillis,
             maxMessageSize: c.maxMessageSize)
         guard t.datagram.count <= c.maxMessageSize else { return fail(.messageTooLarge) }
         requests += 1
-        let step = t.start(now: now)
+        follow(t.start(now: now), now, random)
         transaction = t
-        if case .waiting(let until) = step.status { status = .waiting(until: until) }
-        return Step(request: step.request, status: status)
     }
 
-    /// Passes a transaction's step on, acting on its outcome; the transaction's reply (an ACK of a separate
-    /// response) goes out before whatever the outcome sends.
-    private mutating func follow(_ step: CoAPTransaction.Step, _ now: UInt32, _ random: UInt64) -> Step {
-        var next: Step
+    /// Acts on a transaction's step: passes its wait and its request on, or takes its outcome.
+    private mutating func follow(_ step: CoAPTransaction.Step, _ now: UInt32, _ random: UInt32) {
         switch step.status {
         case .waiting(let until):
             status = .waiting(until: until)
-            next = Step(request: step.request, status: status)
+            outgoing = step.request
         case .done(let answer):
             retire()
-            next = answered(answer, now, random)
+            answered(answer, now, random)
         case .failed(let error):
-            retire()
-            next = fail(error)
+            fail(error)
         }
-        next.reply = step.reply
-        return next
     }
 
     private mutating func retire() {
@@ -202,14 +211,16 @@ public struct CoAPRequestExchange<Body: CoAPBodyStorage> {
 
     // MARK: - Answers
 
-    private mutating func answered(_ m: CoAPMessage, _ now: UInt32, _ random: UInt64) -> Step {
+    private mutating func answered(_ m: CoAPMessage, _ now: UInt32, _ random: UInt32) {
         let c = configuration
         if m.code == .tooManyRequests && rateLimitWaits < c.maxRateLimitWaits {
             rateLimitWaits += 1
-            let wait = m.uintOption(.maxAge).map { min(UInt64($0) * 1000, UInt64(c.maxRetryAfterMillis)) }
-            status = .waiting(
-                until: CoAPClock.deadline(after: wait.map { UInt32($0) } ?? c.defaultRetryAfterMillis, now: now))
-            return Step(status: status)
+            var wait = c.defaultRetryAfterMillis
+            if let seconds = m.uintOption(.maxAge) {
+                wait = seconds > c.maxRetryAfterMillis / 1000 ? c.maxRetryAfterMillis : seconds * 1000
+            }
+            status = .waiting(until: CoAPClock.deadline(after: wait, now: now))
+            return
         }
         if sendingBlock1 { blocks += 1 }
         guard moreToUpload else { return download(m, now, random) }
@@ -224,7 +235,7 @@ public struct CoAPRequestExchange<Body: CoAPBodyStorage> {
         // The bytes sent are a multiple of the old size, so of the smaller one too: the next number is exact.
         uploadOffset += 16 << Int(uploadSZX)
         uploadSZX = acked.szx
-        return send(nextUploadBlock(), now, random)
+        send(nextUploadBlock(), now, random)
     }
 
     private mutating func nextUploadBlock() -> CoAPMessage {
@@ -232,16 +243,15 @@ public struct CoAPRequestExchange<Body: CoAPBodyStorage> {
         let end = min(uploadOffset + size, payload.count)
         sendingBlock1 = true
         moreToUpload = end < payload.count
-        var m = template
-        m.setOption(
+        var m = carrying(Array(payload[uploadOffset..<end]))
+        m.addOption(
             BlockOption(number: UInt32(uploadOffset / size), more: moreToUpload, szx: uploadSZX).option(.block1))
-        if uploadOffset == 0 { m.setUIntOption(.size1, UInt32(payload.count)) }
-        m.payload = Array(payload[uploadOffset..<end])
+        if uploadOffset == 0 { m.addOption(CoAPOption(number: .size1, uint: UInt32(payload.count))) }
         return m
     }
 
     /// The answer to the whole upload (or to the request without one), or to a Block2 request.
-    private mutating func download(_ m: CoAPMessage, _ now: UInt32, _ random: UInt64) -> Step {
+    private mutating func download(_ m: CoAPMessage, _ now: UInt32, _ random: UInt32) {
         sendingBlock1 = false
         guard m.code.isSuccess, let option = m.option(.block2) else {
             guard downloading else { return finish(m) }
@@ -253,7 +263,7 @@ public struct CoAPRequestExchange<Body: CoAPBodyStorage> {
         if block.number == 0 {
             body.removeAll(keepingCapacity: true)
             eTag = tag
-            if let size2 = m.uintOption(.size2), UInt64(size2) > UInt64(maxBody) { return fail(.bodyTooLarge) }
+            if let size2 = m.uintOption(.size2), UInt(size2) > UInt(bitPattern: maxBody) { return fail(.bodyTooLarge) }
         } else if downloading && tag != eTag {
             restarts += 1
             guard restarts <= configuration.maxBlockRestarts else {
@@ -274,33 +284,40 @@ public struct CoAPRequestExchange<Body: CoAPBodyStorage> {
         let szx = min(block.szx, configuration.preferredSZX)
         let number = body.count / (16 << Int(szx))
         guard number <= Int(BlockOption.maxNumber) else { return fail(.bodyTooLarge) }
-        return send(blockRequest(UInt32(number), szx: szx), now, random)
+        send(blockRequest(UInt32(number), szx: szx), now, random)
     }
 
-    /// A Block2 follow-up: the request without its payload, so without its Content-Format either.
+    /// A Block2 request: the request without its payload, so without its Content-Format either.
     private func blockRequest(_ number: UInt32, szx: UInt8) -> CoAPMessage {
         var m = template
-        m.removeOptions(.contentFormat)
-        m.setOption(BlockOption(number: number, more: false, szx: szx).option(.block2))
+        m.addOption(BlockOption(number: number, more: false, szx: szx).option(.block2))
+        return m
+    }
+
+    /// The request with (part of) the payload, and the payload's Content-Format when it has one.
+    private func carrying(_ bytes: [UInt8]) -> CoAPMessage {
+        var m = template
+        m.payload = bytes
+        if !bytes.isEmpty, let format = payloadFormat {
+            m.addOption(CoAPOption(number: .contentFormat, uint: UInt32(format)))
+        }
         return m
     }
 
     /// An answer in one message: its payload is the body.
-    private mutating func finish(_ m: CoAPMessage) -> Step {
+    private mutating func finish(_ m: CoAPMessage) {
         body.removeAll(keepingCapacity: true)
         guard m.payload.count <= configuration.maxBodyBytes else { return fail(.bodyTooLarge) }
         body.append(contentsOf: m.payload)
-        return done(m)
+        done(m)
     }
 
-    private mutating func done(_ m: CoAPMessage) -> Step {
-        status = .done(Response(code: m.code, contentFormat: m.contentFormat, body: body))
-        return Step(status: status)
+    private mutating func done(_ m: CoAPMessage) {
+        status = .done(Response(code: m.code, contentFormat: m.contentFormat))
     }
 
-    private mutating func fail(_ error: CoAPExchangeError) -> Step {
+    private mutating func fail(_ error: CoAPExchangeError) {
         retire()
         status = .failed(error)
-        return Step(status: status)
     }
 }

@@ -50,15 +50,16 @@ public struct CoAPTransaction {
     }
 
     /// RFC 7252 §4.8's first timeout: uniformly between ACK_TIMEOUT and ACK_TIMEOUT × ACK_RANDOM_FACTOR, the
-    /// factor in percent (150 for the RFC's 1.5) and `random` the caller's uniform draw. Randomised so that
+    /// factor in percent (150 for the RFC's 1.5; 100 to 300) and `random` the caller's uniform draw. Randomised so that
     /// devices that lost the same gateway at once do not all retransmit at once.
     public static func initialTimeout(ackTimeoutMillis: UInt32, randomFactorPercent: UInt32, random: UInt32)
         -> UInt32
     {
-        let base = UInt64(min(ackTimeoutMillis, CoAPClock.maxInterval))
-        guard randomFactorPercent > 100 else { return UInt32(base) }
-        let spread = min(base * UInt64(randomFactorPercent - 100) / 100, UInt64(UInt32.max))
-        return UInt32(min(base + (spread * UInt64(random)) >> 32, UInt64(CoAPClock.maxInterval)))
+        // 32-bit arithmetic only (a Cortex-M0 has no 64-bit divide), so the factor is capped at 3.
+        let base = min(ackTimeoutMillis, CoAPClock.maxInterval)
+        let percent = min(max(randomFactorPercent, 100), 300) - 100
+        let spread = base / 100 * percent + base % 100 * percent / 100
+        return min(base + random.multipliedFullWidth(by: spread).high, CoAPClock.maxInterval)
     }
 
     /// Sends the request and waits for the first timeout.
@@ -69,32 +70,31 @@ public struct CoAPTransaction {
 
     /// A datagram from the server.
     public mutating func received(_ bytes: [UInt8], now: UInt32) -> Step {
-        guard case .waiting = status else { return stray(bytes) }
-        guard let m = try? CoAPMessage.decode(bytes, maxMessageSize: maxMessageSize) else { return stray(bytes) }
-        switch m.type {
-        case .acknowledgement:
-            guard m.messageID == messageID else { return stray(bytes) }
-            if m.code.isEmpty {
-                if !acknowledged {
-                    acknowledged = true
-                    status = .waiting(until: CoAPClock.deadline(after: separateResponseMillis, now: now))
-                }
-                return Step(status: status)
-            }
-            status = m.token == token && m.code.isResponse ? .done(m) : .failed(.protocolViolation(.foreignResponse))
-            return Step(status: status)
-        case .reset:
-            guard m.messageID == messageID else { return stray(bytes) }
-            status = .failed(.reset)
-            return Step(status: status)
-        case .confirmable, .nonConfirmable:
-            guard m.token == token && m.code.isResponse else { return stray(bytes) }
-            status = .done(m)
-            // §4.2: a Confirmable separate response is acknowledged, or the server retransmits it.
-            let ack =
-                m.type == .confirmable ? CoAPMessage(type: .acknowledgement, code: .empty, messageID: m.messageID) : nil
-            return Step(reply: ack?.encode(), status: status)
+        guard case .waiting = status, let m = try? CoAPMessage.decode(bytes, maxMessageSize: maxMessageSize) else {
+            return stray(bytes)
         }
+        let ours = m.token == token && m.code.isResponse
+        var reply: [UInt8]?
+        switch m.type {
+        case .acknowledgement where m.messageID == messageID:
+            if !m.code.isEmpty {
+                status = ours ? .done(m) : .failed(.protocolViolation(.foreignResponse))
+            } else if !acknowledged {
+                acknowledged = true
+                status = .waiting(until: CoAPClock.deadline(after: separateResponseMillis, now: now))
+            }
+        case .reset where m.messageID == messageID:
+            status = .failed(.reset)
+        case .confirmable where ours:
+            // §4.2: a Confirmable separate response is acknowledged, or the server retransmits it.
+            reply = Self.empty(.acknowledgement, m.messageID)
+            status = .done(m)
+        case .nonConfirmable where ours:
+            status = .done(m)
+        default:
+            return stray(bytes)
+        }
+        return Step(reply: reply, status: status)
     }
 
     /// The deadline of the last step has come (an early call changes nothing): retransmit, or give up.
@@ -102,18 +102,18 @@ public struct CoAPTransaction {
         guard case .waiting(let deadline) = status, CoAPClock.remaining(until: deadline, now: now) == 0 else {
             return Step(status: status)
         }
+        var request: [UInt8]?
         if acknowledged {
             status = .failed(.noSeparateResponse)
-            return Step(status: status)
-        }
-        guard retransmissions < maxRetransmit else {
+        } else if retransmissions >= maxRetransmit {
             status = .failed(.timeout)
-            return Step(status: status)
+        } else {
+            retransmissions += 1
+            timeout = min(timeout << 1, CoAPClock.maxInterval)
+            status = .waiting(until: CoAPClock.deadline(after: timeout, now: now))
+            request = datagram
         }
-        retransmissions += 1
-        timeout = min(timeout << 1, CoAPClock.maxInterval)
-        status = .waiting(until: CoAPClock.deadline(after: timeout, now: now))
-        return Step(request: datagram, status: status)
+        return Step(request: request, status: status)
     }
 
     /// Counts a datagram that is not about this message and Resets it if it is Confirmable (§4.2: a CON we
@@ -124,8 +124,17 @@ public struct CoAPTransaction {
     }
 
     /// What a client answers to a datagram that belongs to none of its messages: Reset for a Confirmable
-    /// one, nothing otherwise.
+    /// one, nothing otherwise (``CoAPMessage/resetReply(to:)``, without building a message).
     public static func strayReply(to bytes: [UInt8]) -> [UInt8]? {
-        CoAPMessage.resetReply(to: bytes)?.encode()
+        guard bytes.count >= 4, bytes[0] >> 6 == CoAPMessage.version, (bytes[0] >> 4) & 0x3 == 0 else { return nil }
+        return empty(.reset, UInt16(bytes[2]) << 8 | UInt16(bytes[3]))
+    }
+
+    /// An Empty message (ACK or RST) as bytes: the four header bytes, nothing else.
+    static func empty(_ type: CoAPMessageType, _ messageID: UInt16) -> [UInt8] {
+        [
+            CoAPMessage.version << 6 | type.rawValue << 4, 0, UInt8(truncatingIfNeeded: messageID >> 8),
+            UInt8(truncatingIfNeeded: messageID),
+        ]
     }
 }
