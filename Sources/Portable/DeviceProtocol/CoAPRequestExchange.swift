@@ -15,7 +15,8 @@
 ///
 /// Message IDs count up from the one the caller passes (read ``lastMessageID`` back to continue the sequence);
 /// each message's 4-byte token and the randomisation of its first timeout come from the `random` argument of
-/// the event that sends it (one draw for both: the jitter only has to differ between devices). Nothing here reads a clock: times are the caller's milliseconds (see ``CoAPClock``).
+/// the event that sends it (one draw for both: the jitter only has to differ between devices). Nothing here
+/// reads a clock: times are the caller's milliseconds (see ``CoAPClock``).
 public struct CoAPRequestExchange<Body: CoAPBodyStorage> {
     public struct Configuration: Equatable, Sendable {
         /// Largest body accepted (the answer's; the upload has no cap here).

@@ -50,19 +50,19 @@ public struct CoAPTransaction {
     }
 
     /// RFC 7252 §4.8's first timeout: uniformly between ACK_TIMEOUT and ACK_TIMEOUT × ACK_RANDOM_FACTOR, the
-    /// factor in percent (150 for the RFC's 1.5; 100 to 300) and `random` the caller's uniform draw. Randomised so that
-    /// devices that lost the same gateway at once do not all retransmit at once.
+    /// factor in percent (150 for the RFC's 1.5; 100 to 300) and `random` the caller's uniform draw. Randomised
+    /// so that devices that lost the same gateway at once do not all retransmit at once.
     public static func initialTimeout(ackTimeoutMillis: UInt32, randomFactorPercent: UInt32, random: UInt32)
         -> UInt32
     {
-        // 32-bit arithmetic only (a Cortex-M0 has no 64-bit divide), so the factor is capped at 3.
+        // 32-bit arithmetic only (64-bit division is a library call on a microcontroller), so the factor is capped.
         let base = min(ackTimeoutMillis, CoAPClock.maxInterval)
         let percent = min(max(randomFactorPercent, 100), 300) - 100
         let spread = base / 100 * percent + base % 100 * percent / 100
         return min(base + random.multipliedFullWidth(by: spread).high, CoAPClock.maxInterval)
     }
 
-    /// Sends the request and waits for the first timeout.
+    /// Sends the request and waits for the first timeout. The first event: the others expect it to have come.
     public mutating func start(now: UInt32) -> Step {
         status = .waiting(until: CoAPClock.deadline(after: timeout, now: now))
         return Step(request: datagram, status: status)
