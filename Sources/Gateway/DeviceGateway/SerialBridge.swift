@@ -474,7 +474,8 @@ public final class DeviceHandlerBackend: SerialBackend, @unchecked Sendable {
 ///
 /// Each request goes out as a Confirmable message with the relay's own Message ID (the board's IDs are the
 /// serial hop's business) and the board's token, retransmitted with RFC 7252's exponential back-off until an
-/// answer comes or the attempts run out. Block-wise transfers pass through one message at a time: the Block1
+/// answer comes or the attempts run out: one portable ``CoAPTransaction``, the same rules the board's own client
+/// follows, with this class moving its datagrams. Block-wise transfers pass through one message at a time: the Block1
 /// and Block2 options travel unchanged and the gateway (libcoap) does the slicing and reassembly. A separate
 /// response (empty ACK first) is waited for and acknowledged. Anything else arriving on the socket (late
 /// duplicates, notifications nobody asked for) is counted and, if Confirmable, Reset.
@@ -556,68 +557,48 @@ public final class CoAPRelay: SerialBackend, @unchecked Sendable {
         lock.withLock { relay(request) }
     }
 
+    /// One message through ``CoAPTransaction``: this function only moves its datagrams and reads the clock.
     private func relay(_ request: CoAPMessage) -> CoAPMessage? {
         stats.exchanges &+= 1
-        var outgoing = request
-        outgoing.type = .confirmable
         nextMessageID &+= 1
-        outgoing.messageID = nextMessageID
-        let bytes = outgoing.encode()
-        var timeout = options.ackTimeout * Double.random(in: 1.0...1.5)
-        for attempt in 0...options.maxRetransmit {
-            if attempt > 0 { stats.retransmissions &+= 1 }
-            guard send(bytes) else { return nil }
-            var deadline = Self.now() + timeout
-            var acknowledged = false
-            while let datagram = receive(until: deadline) {
-                switch match(datagram, outgoing) {
-                case .answer(let m):
-                    stats.answered &+= 1
-                    return m
-                case .emptyAck:
-                    acknowledged = true
-                    deadline = Self.now() + options.separateResponseTimeout
-                case .reset:
-                    stats.answered &+= 1
-                    return nil
-                case .other:
-                    stats.strays &+= 1
-                }
-            }
-            if receiveFailed { return nil }
-            if acknowledged { break }
-            timeout *= 2
+        var transaction = CoAPTransaction(
+            request: request, messageID: nextMessageID, token: request.token,
+            initialTimeoutMillis: CoAPTransaction.initialTimeout(
+                ackTimeoutMillis: Self.millis(options.ackTimeout), randomFactorPercent: 150,
+                random: .random(in: 0...(.max))),
+            maxRetransmit: options.maxRetransmit, separateResponseMillis: Self.millis(options.separateResponseTimeout))
+        defer {
+            stats.retransmissions &+= UInt64(transaction.retransmissions)
+            stats.strays &+= UInt64(transaction.strays)
         }
-        stats.timeouts &+= 1
-        logger.warning("gateway \(host) port \(port) did not answer")
-        return nil
-    }
-
-    private enum Match {
-        case answer(CoAPMessage)
-        case emptyAck
-        case reset
-        case other
-    }
-
-    private func match(_ datagram: [UInt8], _ outgoing: CoAPMessage) -> Match {
-        guard let m = try? CoAPMessage.decode(datagram) else { return .other }
-        switch m.type {
-        case .acknowledgement where m.messageID == outgoing.messageID:
-            if m.code.isEmpty { return .emptyAck }
-            return m.token == outgoing.token ? .answer(m) : .other
-        case .reset where m.messageID == outgoing.messageID:
-            return .reset
-        case .confirmable, .nonConfirmable:
-            let mine = m.code.isResponse && m.token == outgoing.token
-            if m.type == .confirmable {
-                // Acknowledge our separate response; refuse anything else (a notification nobody observes).
-                let kind: CoAPMessageType = mine ? .acknowledgement : .reset
-                _ = send(CoAPMessage(type: kind, code: .empty, messageID: m.messageID).encode())
+        var step = transaction.start(now: Self.now())
+        while true {
+            if let reply = step.reply { _ = send(reply) }
+            if let bytes = step.request, !send(bytes) { return nil }
+            switch step.status {
+            case .waiting(let deadline):
+                if let datagram = receive(until: deadline) {
+                    step = transaction.received(datagram, now: Self.now())
+                } else if receiveFailed {
+                    return nil
+                } else {
+                    step = transaction.timeout(now: Self.now())
+                }
+            case .done(let answer):
+                stats.answered &+= 1
+                return answer
+            case .failed(.reset):
+                stats.answered &+= 1
+                return nil
+            case .failed(.protocolViolation(let violation)):
+                stats.strays &+= 1
+                logger.warning("gateway \(host) port \(port): \(violation.reason)")
+                return nil
+            case .failed:
+                stats.timeouts &+= 1
+                logger.warning("gateway \(host) port \(port) did not answer")
+                return nil
             }
-            return mine ? .answer(m) : .other
-        default:
-            return .other
         }
     }
 
@@ -631,15 +612,16 @@ public final class CoAPRelay: SerialBackend, @unchecked Sendable {
         return false
     }
 
-    /// The next datagram before `deadline`, or nil at the deadline or on a socket error (then `receiveFailed`).
-    private func receive(until deadline: Double) -> [UInt8]? {
+    /// The next datagram before `deadline` (``now()``'s milliseconds), or nil at the deadline or on a socket
+    /// error (then `receiveFailed`).
+    private func receive(until deadline: UInt32) -> [UInt8]? {
         receiveFailed = false
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
-            let remaining = deadline - Self.now()
-            if remaining <= 0 { return nil }
+            let remaining = CoAPClock.remaining(until: deadline, now: Self.now())
+            if remaining == 0 { return nil }
             var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&pfd, 1, Int32(min(remaining * 1000 + 1, 60_000)))
+            let ready = poll(&pfd, 1, Int32(min(remaining + 1, 60_000)))
             if ready < 0 && errno == EINTR { continue }
             if ready <= 0 { continue }
             let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
@@ -652,7 +634,10 @@ public final class CoAPRelay: SerialBackend, @unchecked Sendable {
         }
     }
 
-    static func now() -> Double { Double(DeviceRateLimiter.monotonicNanoseconds()) / 1e9 }
+    /// Milliseconds of the monotonic clock, wrapping (``CoAPClock``).
+    static func now() -> UInt32 { UInt32(truncatingIfNeeded: DeviceRateLimiter.monotonicNanoseconds() / 1_000_000) }
+
+    static func millis(_ seconds: Double) -> UInt32 { UInt32(min(seconds * 1000, Double(CoAPClock.maxInterval))) }
 
     /// `coap://host[:port]`, with `[v6]` literals; no path, user info or query.
     static func parse(_ url: String) -> (String, UInt16)? {

@@ -259,184 +259,79 @@ public final class CoAPDeviceClient {
         try request(.get, path, query: query)
     }
 
-    /// One request and its whole answer: Block1 for a payload over one block, Block2 for an answer over one.
+    /// One request and its whole answer: Block1 for a payload over one block, Block2 for an answer over one,
+    /// 4.29 waited out. The protocol is DeviceProtocol's ``CoAPRequestExchange``, the firmware's too; this
+    /// function only moves its datagrams, reads the monotonic clock and draws the random numbers.
     public func request(
         _ method: CoAPCode, _ path: StaticString, query: [String] = [], payload: [UInt8] = []
     ) throws(DeviceClientError) -> Response {
         var template = CoAPMessage(type: .confirmable, code: method, messageID: 0)
         template.setUriPath(path)
         template.uriQuery = query.map { Array($0.utf8) }
-        let first = try upload(template, payload: payload)
-        return try download(template, first: first)
-    }
-
-    /// Sends `payload` (Block1 when over one block) and returns the final answer's message.
-    private func upload(_ template: CoAPMessage, payload: [UInt8]) throws(DeviceClientError) -> CoAPMessage {
-        if payload.count <= BlockOption.blockwiseThreshold {
-            var m = template
-            m.payload = payload
-            if !payload.isEmpty { m.contentFormat = ContentFormat.chainPayload }
-            return try exchange(m)
+        var exchange = CoAPRequestExchange(
+            request: template, payload: payload, contentFormat: ContentFormat.chainPayload, body: [UInt8](),
+            configuration: exchangeConfiguration, lastMessageID: messageID)
+        defer {
+            messageID = exchange.lastMessageID
+            stats.requests += exchange.requests
+            stats.retransmissions += exchange.retransmissions
+            stats.blocks += exchange.blocks
+            stats.ignored += exchange.strays
         }
-        var szx = configuration.preferredSZX
-        var offset = 0
-        while true {
-            let size = 16 << Int(szx)
-            let end = min(offset + size, payload.count)
-            let block = BlockOption(number: UInt32(offset / size), more: end < payload.count, szx: szx)
-            var m = template
-            m.contentFormat = ContentFormat.chainPayload
-            m.setOption(block.option(.block1))
-            if offset == 0 { m.setUIntOption(.size1, UInt32(payload.count)) }
-            m.payload = Array(payload[offset..<end])
-            let answer = try exchange(m)
-            stats.blocks += 1
-            guard block.more else { return answer }
-            guard answer.code == .continue else { return answer }  // an early refusal (4.13, 4.08…) is the answer
-            guard let echo = answer.option(.block1), let acked = try? BlockOption(option: echo) else {
-                throw .protocolViolation("2.31 without Block1")
-            }
-            // RFC 7959 §2.5: the server may ask for smaller blocks; continue from the same byte offset.
-            guard acked.szx <= szx else { throw .protocolViolation("Block1 size grew") }
-            offset = end
-            szx = acked.szx
-            guard offset % (16 << Int(szx)) == 0 else { throw .protocolViolation("Block1 offset misaligned") }
-        }
-    }
-
-    /// Follows Block2 from the first answer until the last block, into a buffer that never exceeds the cap.
-    private func download(_ template: CoAPMessage, first: CoAPMessage) throws(DeviceClientError) -> Response {
-        var message = first
-        var restarts = 0
-        var body: [UInt8] = []
-        var etag: [UInt8]?
-        while true {
-            guard let option = message.option(.block2) else {
-                guard body.isEmpty else { throw .protocolViolation("Block2 missing after block 0") }
-                guard message.payload.count <= configuration.maxBodyBytes else {
-                    throw .bodyTooLarge(limit: configuration.maxBodyBytes)
-                }
-                return Response(code: message.code, body: message.payload, contentFormat: message.contentFormat)
-            }
-            let block: BlockOption
-            do { block = try BlockOption(option: option) } catch { throw .protocolViolation("Block2: \(error)") }
-            guard message.code.isSuccess else {
-                throw .gatewayError(code: message.code.rawValue, diagnostic: "(during block-wise transfer)")
-            }
-            if block.offset == 0 {
-                body.removeAll(keepingCapacity: true)
-                etag = message.option(.eTag)?.value
-                if let size2 = message.uintOption(.size2), Int(size2) > configuration.maxBodyBytes {
-                    throw .bodyTooLarge(limit: configuration.maxBodyBytes)
-                }
-            } else if message.option(.eTag)?.value != etag {
-                // The representation changed between blocks (a new checkpoint landed): start again.
-                restarts += 1
-                guard restarts <= Self.maxBlockRestarts else {
-                    throw .protocolViolation("representation keeps changing")
-                }
-                message = try exchange(nextBlock(template, number: 0, szx: block.szx))
-                continue
-            }
-            guard block.offset == body.count else { throw .protocolViolation("Block2 out of order") }
-            guard message.payload.count <= block.size, !block.more || message.payload.count == block.size else {
-                throw .protocolViolation("Block2 payload size does not match SZX")
-            }
-            guard message.payload.count <= configuration.maxBodyBytes - body.count else {
-                throw .bodyTooLarge(limit: configuration.maxBodyBytes)
-            }
-            body.append(contentsOf: message.payload)
-            stats.blocks += 1
-            guard block.more else {
-                return Response(code: message.code, body: body, contentFormat: message.contentFormat)
-            }
-            let size = 16 << Int(block.szx)
-            let number = body.count / size
-            guard number <= Int(BlockOption.maxNumber) else { throw .bodyTooLarge(limit: body.count) }
-            message = try exchange(nextBlock(template, number: UInt32(number), szx: block.szx))
-        }
-    }
-
-    private func nextBlock(_ template: CoAPMessage, number: UInt32, szx: UInt8) -> CoAPMessage {
-        var m = template
-        m.setOption(BlockOption(number: number, more: false, szx: min(szx, configuration.preferredSZX)).option(.block2))
-        return m
-    }
-
-    /// One confirmable exchange (RFC 7252 §4.2, §5.2): fresh Message ID and token, retransmitted with
-    /// exponential back-off until the ACK; the response either rides on the ACK or follows as a separate
-    /// CON/NON that we acknowledge. Returns the response message.
-    private func exchange(_ base: CoAPMessage) throws(DeviceClientError) -> CoAPMessage {
-        var request = base
-        messageID &+= 1
-        request.type = .confirmable
-        request.messageID = messageID
-        request.token = (0..<4).map { _ in UInt8.random(in: .min ... .max, using: &random) }
-        let bytes = request.encode()
-        guard bytes.count <= configuration.maxMessageSize else {
-            throw .bodyTooLarge(limit: configuration.maxMessageSize)
-        }
-        stats.requests += 1
-        let factor = max(1.0, configuration.ackRandomFactor)
-        var timeout = UInt64(Double(configuration.ackTimeoutMillis * 1_000_000) * Double.random(in: 1...factor))
-        var deadline = deviceClockNanos() + timeout
+        var step = exchange.start(now: clockMillis(), random: random.next())
         var retransmissions = 0
-        var acknowledged = false
-        try transmit(bytes)
         while true {
-            let now = deviceClockNanos()
-            if now >= deadline {
-                guard !acknowledged else { throw .timeout("separate response to \(pathText(request))") }
-                guard retransmissions < configuration.maxRetransmit else {
-                    throw .timeout("\(pathText(request)) after \(retransmissions) retransmissions")
+            if let reply = step.reply { try? transmit(reply) }
+            if let request = step.request {
+                if exchange.retransmissions > retransmissions {
+                    retransmissions = exchange.retransmissions
+                    logger.debug("CoAP retransmit \(retransmissions) of \(pathText(template))")
                 }
-                retransmissions += 1
-                stats.retransmissions += 1
-                timeout *= 2
-                deadline = now + timeout
-                logger.debug("CoAP retransmit \(retransmissions) of \(pathText(request))")
-                try transmit(bytes)
-                continue
+                try transmit(request)
             }
-            guard let datagram = try receive(timeoutNanos: deadline - now) else { continue }
-            guard let m = try? CoAPMessage.decode(datagram, maxMessageSize: configuration.maxMessageSize) else {
-                stats.ignored += 1
-                if let rst = CoAPMessage.resetReply(to: datagram) { try? transmit(rst.encode()) }
-                continue
-            }
-            switch m.type {
-            case .acknowledgement:
-                guard m.messageID == request.messageID else {
-                    stats.ignored += 1
-                    continue
+            switch step.status {
+            case .done(let answer):
+                return Response(code: answer.code, body: exchange.body, contentFormat: answer.contentFormat)
+            case .failed(let error):
+                throw clientError(error, template)
+            case .waiting(let deadline):
+                let now = clockMillis()
+                let left = CoAPClock.remaining(until: deadline, now: now)
+                if left == 0 {
+                    step = exchange.timeout(now: now, random: random.next())
+                } else if let datagram = try receive(timeoutNanos: UInt64(left) * 1_000_000) {
+                    step = exchange.received(datagram, now: clockMillis(), random: random.next())
+                } else {
+                    step = .init(status: step.status)
                 }
-                if m.code.isEmpty {
-                    if !acknowledged {
-                        acknowledged = true
-                        deadline = deviceClockNanos() + configuration.separateResponseMillis * 1_000_000
-                    }
-                    continue
-                }
-                guard m.token == request.token, m.code.isResponse else {
-                    throw .protocolViolation("ACK carries a response to another request")
-                }
-                return m
-            case .reset:
-                if m.messageID == request.messageID { throw .reset }
-                stats.ignored += 1
-            case .confirmable, .nonConfirmable:
-                let ours = m.token == request.token && m.code.isResponse
-                if m.type == .confirmable {
-                    // §4.2: acknowledge what we take, reset what we cannot place (a stale separate response).
-                    let reply = CoAPMessage(
-                        type: ours ? .acknowledgement : .reset, code: .empty, messageID: m.messageID)
-                    try? transmit(reply.encode())
-                }
-                if ours { return m }
-                stats.ignored += 1
             }
         }
     }
+
+    private var exchangeConfiguration: CoAPRequestExchange<[UInt8]>.Configuration {
+        let c = configuration
+        return .init(
+            maxBodyBytes: c.maxBodyBytes, preferredSZX: c.preferredSZX,
+            ackTimeoutMillis: UInt32(clamping: c.ackTimeoutMillis),
+            ackRandomFactorPercent: UInt32(min(max(c.ackRandomFactor, 1), 3) * 100),
+            maxRetransmit: c.maxRetransmit, separateResponseMillis: UInt32(clamping: c.separateResponseMillis),
+            maxMessageSize: c.maxMessageSize, maxBlockRestarts: Self.maxBlockRestarts)
+    }
+
+    private func clientError(_ error: CoAPExchangeError, _ request: CoAPMessage) -> DeviceClientError {
+        switch error {
+        case .timeout: .timeout("\(pathText(request)) after \(configuration.maxRetransmit) retransmissions")
+        case .noSeparateResponse: .timeout("separate response to \(pathText(request))")
+        case .reset: .reset
+        case .messageTooLarge: .bodyTooLarge(limit: configuration.maxMessageSize)
+        case .bodyTooLarge: .bodyTooLarge(limit: configuration.maxBodyBytes)
+        case .interrupted(let code): .gatewayError(code: code.rawValue, diagnostic: "(during block-wise transfer)")
+        case .protocolViolation(let violation): .protocolViolation("\(violation.reason)")
+        }
+    }
+
+    /// Monotonic milliseconds, wrapping as ``CoAPClock`` expects.
+    private func clockMillis() -> UInt32 { UInt32(truncatingIfNeeded: deviceClockNanos() / 1_000_000) }
 
     private func pathText(_ m: CoAPMessage) -> String {
         m.uriPath.map { String(decoding: $0, as: UTF8.self) }.joined(separator: "/")
