@@ -5,12 +5,14 @@ import DeviceProtocol
 /// encoding, and a virtual clock that a sleep moves forward at once. Device-flow tests run in milliseconds
 /// against a real ``ChainNode``; the socket, QEMU and broker tests remain the proof that the real links work.
 ///
-/// `intercept` lets a test play a lying gateway: it sees each request and may answer it instead.
+/// `intercept` lets a test play a lying gateway: it sees each request and may answer it instead. `onSleep` runs
+/// when the device waits, so a test can let the chain move on meanwhile (produce the block it waits for).
 public struct LoopbackDeviceLink: DeviceLink {
     public typealias Failure = Never
 
     public let handlers: DeviceResourceHandlers
     public var intercept: ((DeviceRequest) -> DeviceAnswer?)?
+    public var onSleep: ((UInt32) -> Void)?
     public private(set) var nowMillis: UInt64
     /// Requests answered, in order, for tests that count round trips.
     public private(set) var requests: [DeviceRequest] = []
@@ -30,5 +32,8 @@ public struct LoopbackDeviceLink: DeviceLink {
         return DeviceAnswer(code: response.code, body: response.payload, contentFormat: response.contentFormat)
     }
 
-    public mutating func sleep(millis: UInt32) { nowMillis &+= UInt64(millis) }
+    public mutating func sleep(millis: UInt32) {
+        nowMillis &+= UInt64(millis)
+        onSleep?(millis)
+    }
 }

@@ -1,0 +1,331 @@
+import AmarsCodec
+import AmarsCrypto
+import Chain
+import DeviceCore
+import DeviceProtocol
+import Foundation
+import Ledger
+import LightClient
+import XCTest
+
+@testable import DeviceGateway
+
+/// The portable device session driven in-process against a real chain's device handlers (LoopbackDeviceLink):
+/// every flow and every refusal in milliseconds, no sockets. The UDP, MQTT and QEMU tests prove the real links.
+final class DeviceSessionTests: XCTestCase {
+    static let epochLength: UInt64 = 4
+    static let deviceKey = CoAPFixture.key(9)
+    static var device: Address { CoAPFixture.address(deviceKey) }
+
+    /// A chain whose device account holds `funds` from block 1 (none when 0), advanced to `height`.
+    func chain(height: UInt64, funds: UInt64 = 5_000_000) throws -> CoAPFixture {
+        let f = try CoAPFixture(epochLength: Self.epochLength, start: false)
+        if funds > 0 {
+            _ = try f.node.submit(f.transfer(from: f.alice, nonce: 0, amount: funds, to: Self.device))
+        }
+        for _ in 0..<height { try f.produceBlock() }
+        return f
+    }
+
+    func anchor(_ f: CoAPFixture) -> DeviceTrustAnchor {
+        DeviceTrustAnchor(
+            genesisHeader: f.genesis.header, committee: f.genesis.committee(epoch: 0),
+            epochLength: f.genesis.epochLength)
+    }
+
+    /// An anchored session (and the link it anchored over).
+    func anchored(
+        _ f: CoAPFixture, page: Int = 64, wallet: DeviceWallet? = nil
+    ) throws -> (DeviceSession, LoopbackDeviceLink) {
+        var session = DeviceSession(
+            anchor: anchor(f), wallet: wallet, configuration: .init(checkpointPage: page, pollMillis: 100))
+        var link = LoopbackDeviceLink(handlers: f.server.handlers)
+        XCTAssertEqual(try session.run(.anchor, over: &link), .anchored)
+        return (session, link)
+    }
+
+    func deviceError(_ body: () throws -> Void) -> DeviceError? {
+        do {
+            try body()
+            return nil
+        } catch let error as DeviceRunError<Never> {
+            guard case .device(let e) = error else { return nil }
+            return e
+        } catch {
+            XCTFail("\(error)")
+            return nil
+        }
+    }
+
+    // MARK: flows
+
+    func testSyncPagesThroughCheckpointsThenVerifiesTheHeadAndABalance() throws {
+        let f = try chain(height: 23)  // checkpoints close epochs 0...4 at heights 4, 8, ..., 20
+        defer { f.close() }
+        var (session, link) = try anchored(f, page: 2)
+        XCTAssertEqual(session.trusted?.epoch, 0)
+        var reports: [DeviceReport] = []
+        let synced = try session.run(.sync(maxEpochs: .max), over: &link) { reports.append($0) }
+        XCTAssertEqual(
+            synced, .synced(SyncProgress(fromEpoch: 0, toEpoch: 5, checkpoints: 5, signaturesChecked: 5)))
+        XCTAssertEqual(session.trusted?.height, 20)
+        XCTAssertEqual(session.trusted?.committee, f.node.committee(epoch: 5))
+        // Pages of two: 0-1, 2-3, 4, then an empty page ends the sync.
+        XCTAssertEqual(
+            link.requests.filter { $0.resource == .checkpoints }.map { $0.argument("from") },
+            [Array("0".utf8), Array("2".utf8), Array("4".utf8), Array("5".utf8)])
+        XCTAssertEqual(
+            reports,
+            (0..<5).map {
+                .checkpointVerified(epoch: UInt64($0), height: UInt64($0 + 1) * 4, signatures: 1, trusted: UInt64($0 + 1))
+            })
+
+        guard case .head(let head) = try session.run(.head, over: &link) else { return XCTFail() }
+        XCTAssertEqual(head.height, 23)
+        XCTAssertEqual(head.hash, try XCTUnwrap(f.node.block(at: 23)).finalized.block.hash)
+        XCTAssertEqual(head.basis, .certificate(signatures: 1, weight: 1, totalWeight: 1))
+
+        guard case .account(let account) = try session.run(.account(Self.device), over: &link) else { return XCTFail() }
+        XCTAssertEqual(account.state, AccountState(balance: 5_000_000, nonce: 0))
+        XCTAssertEqual(account.header.height, 23)
+        XCTAssertTrue(session.isIdle)
+    }
+
+    func testAHeadInALaterEpochIsVerifiedAfterTheCheckpointsThatLeadToIt() throws {
+        let f = try chain(height: 10)
+        defer { f.close() }
+        var (session, link) = try anchored(f)
+        guard case .head(let head) = try session.run(.head, over: &link) else { return XCTFail() }
+        XCTAssertEqual(head.height, 10)
+        XCTAssertEqual(session.trusted?.epoch, 2, "the head of epoch 2 needed the checkpoints of epochs 0 and 1")
+    }
+
+    func testPaymentIsSignedFromTheProvenNonceSubmittedAndProvenFinal() throws {
+        let f = try chain(height: 5)
+        defer { f.close() }
+        var (session, link) = try anchored(f, wallet: DeviceWallet(key: Self.deviceKey, nextNonce: 7))
+        // The chain moves on while the device waits for its payment to be final.
+        link.onSleep = { _ in _ = try? f.produceBlock() }
+        let bob = CoAPFixture.address(f.bob)
+        let bobBefore = f.node.account(bob).state.balance
+        var reports: [DeviceReport] = []
+        let order = PaymentOrder(recipient: bob, amount: 1_000_000, tipPerUnit: 2, finalityMillis: 5_000)
+        guard case .paid(let paid) = try session.run(.pay(order), over: &link, onReport: { reports.append($0) }) else {
+            return XCTFail()
+        }
+        XCTAssertEqual(paid.nonce, 0, "the nonce comes from the proven account, not the wallet's guess")
+        XCTAssertEqual(session.wallet?.nextNonce, 1)
+        XCTAssertEqual(paid.inclusion.receipt.status, .success)
+        XCTAssertEqual(paid.inclusion.header.height, 6)
+        XCTAssertGreaterThanOrEqual(paid.inclusion.polls, 1)
+        guard case .included(let height, let position, let receipt) = try f.node.status(of: paid.id) else {
+            return XCTFail("not on the node")
+        }
+        XCTAssertEqual(height, paid.inclusion.header.height)
+        XCTAssertEqual(UInt64(position), paid.inclusion.position)
+        XCTAssertEqual(receipt, paid.inclusion.receipt)
+        XCTAssertEqual(f.node.account(bob).state.balance, bobBefore + 1_000_000)
+        guard case .signed(let id, 0, let maxFee, let baseFee, 5)? = reports.first(where: {
+            if case .signed = $0 { return true } else { return false }
+        }) else { return XCTFail("\(reports)") }
+        XCTAssertEqual(id, paid.id)
+        XCTAssertEqual(maxFee, baseFee * 2 + 2, "room for the base fee to double, plus the tip")
+        XCTAssertTrue(reports.contains { if case .submitted(paid.id, _) = $0 { true } else { false } })
+    }
+
+    func testReceiveProvesTheTransferThatPaysTheDeviceAndTheCursorMovesPastIt() throws {
+        let f = try chain(height: 2, funds: 0)
+        defer { f.close() }
+        var (session, link) = try anchored(f)
+        let payment = f.transfer(from: f.alice, nonce: 0, amount: 250_000, to: Self.device)
+        _ = try f.node.submit(payment)
+        // Nothing yet: the device polls; the transfer becomes final while it waits.
+        link.onSleep = { _ in _ = try? f.produceBlock() }
+        let waiting = DeviceOperation.receive(Self.device, from: 3, position: 0, waitMillis: 2_000)
+        guard case .received(let received) = try session.run(waiting, over: &link) else { return XCTFail() }
+        XCTAssertEqual(received.transfer.id, payment.id)
+        XCTAssertEqual(received.transfer.amount, 250_000)
+        XCTAssertEqual(received.transfer.to, Self.device)
+        XCTAssertEqual(received.inclusion.header.height, 3)
+        XCTAssertEqual(received.inclusion.receipt.status, .success)
+        // Past it, nothing more arrives within a wait that the virtual clock runs out at once.
+        link.onSleep = nil
+        let after = DeviceOperation.receive(
+            Self.device, from: 3, position: received.inclusion.position + 1, waitMillis: 300)
+        XCTAssertEqual(deviceError { _ = try session.run(after, over: &link) }, .nothingReceived)
+        XCTAssertEqual(link.nowMillis, 400, "it asked at 0, 100, 200 and 300 ms, then gave up")
+    }
+
+    // MARK: a lying gateway
+
+    func testAHeaderOfAnotherHeightForAProofIsRefused() throws {
+        let f = try chain(height: 3)
+        defer { f.close() }
+        var (session, link) = try anchored(f)
+        let other = HeaderPayload(try XCTUnwrap(f.node.block(at: 2)).finalized).encoded
+        link.intercept = { $0.resource == .headers ? DeviceAnswer(code: .content, body: other) : nil }
+        XCTAssertEqual(
+            deviceError { _ = try session.run(.account(Self.device), over: &link) },
+            .inconsistent(.headerHeight(asked: 3, got: 2)))
+        XCTAssertTrue(session.isIdle)
+    }
+
+    func testAnAccountProofForAnotherRootOrAnotherBalanceIsRefused() throws {
+        let f = try chain(height: 3)
+        defer { f.close() }
+        var (session, link) = try anchored(f)
+        let genuine = f.node.account(Self.device)
+        // Another state root named than the block's (the genesis state root, block 3's proof).
+        var otherRoot = AccountProofPayload(
+            height: genuine.height, stateRoot: f.genesis.header.stateRoot, state: genuine.state, proof: genuine.proof)
+        link.intercept = { $0.resource == .accountProof ? DeviceAnswer(code: .content, body: otherRoot.encoded) : nil }
+        XCTAssertEqual(
+            deviceError { _ = try session.run(.account(Self.device), over: &link) },
+            .inconsistent(.stateRootMismatch(.accountProof, height: 3)))
+        // The right root, a richer balance than the proof shows.
+        otherRoot = AccountProofPayload(
+            height: genuine.height, stateRoot: genuine.stateRoot,
+            state: AccountState(balance: genuine.state.balance + 1, nonce: 0), proof: genuine.proof)
+        XCTAssertEqual(
+            deviceError { _ = try session.run(.account(Self.device), over: &link) },
+            .rejected(.stateProofMismatch, stage: .accountProof))
+    }
+
+    func testATamperedCheckpointIsRefusedAndTrustStaysWhereItWas() throws {
+        let f = try chain(height: 9)
+        defer { f.close() }
+        var (session, link) = try anchored(f, page: 1)
+        var page = try f.node.checkpoints(from: 1, limit: 1)
+        page[0].certificate.signatures[0].signature.second.w3 ^= 1
+        let forged = CheckpointsPayload(page).encoded
+        link.intercept = { request in
+            request.resource == .checkpoints && request.argument("from") == Array("1".utf8)
+                ? DeviceAnswer(code: .content, body: forged) : nil
+        }
+        XCTAssertEqual(
+            deviceError { _ = try session.run(.sync(maxEpochs: .max), over: &link) },
+            .rejected(.certificate(.badSignature(index: 0)), stage: .checkpoint(epoch: 1)))
+        XCTAssertEqual(session.trusted?.epoch, 1, "the genuine checkpoint of epoch 0 stays trusted")
+    }
+
+    func testAHeadPastTheCheckpointsTheGatewayHasIsRefused() throws {
+        let f = try chain(height: 10)
+        defer { f.close() }
+        var (session, link) = try anchored(f)
+        link.intercept = { $0.resource == .checkpoints ? DeviceAnswer(code: .content, body: CheckpointsPayload([]).encoded) : nil }
+        XCTAssertEqual(deviceError { _ = try session.run(.head, over: &link) }, .noCheckpointTo(height: 10))
+        XCTAssertEqual(session.trusted?.epoch, 0)
+    }
+
+    func testSubmitAnswersAreCheckedAndRefusalsNamed() throws {
+        let f = try chain(height: 2)
+        defer { f.close() }
+        var (session, link) = try anchored(f)
+        let tx = OutgoingTransaction(f.transfer(from: f.alice, nonce: 1))
+        link.intercept = { $0.resource == .transaction ? DeviceAnswer(code: .created, body: Bytes32.zero.bytes) : nil }
+        XCTAssertEqual(deviceError { _ = try session.run(.submit(tx), over: &link) }, .inconsistent(.submittedID))
+        link.intercept = nil
+        let stale = OutgoingTransaction(f.transfer(from: f.alice, nonce: 0))
+        XCTAssertEqual(
+            deviceError { _ = try session.run(.submit(stale), over: &link) },
+            .transactionRefused(code: ShortText(Array("nonceReplayed".utf8))))
+        XCTAssertEqual(try session.run(.submit(tx), over: &link), .submitted(tx.id))
+    }
+
+    func testAProofThatNeverComesEndsAfterTheWait() throws {
+        let f = try chain(height: 2)
+        defer { f.close() }
+        var (session, link) = try anchored(f)
+        let unknown = Bytes32(w0: 1, w1: 2, w2: 3, w3: 4)
+        XCTAssertEqual(
+            deviceError { _ = try session.run(.inclusion(unknown, waitMillis: 1_000), over: &link) },
+            .notFinal(unknown))
+        XCTAssertEqual(link.requests.filter { $0.resource == .txProof }.count, 11, "at 0, 100, ..., 1000 ms")
+    }
+
+    func testAnInboxThatListsBeforeTheCursorOrAnotherPayeeIsRefused() throws {
+        let f = try chain(height: 3, funds: 0)
+        defer { f.close() }
+        var (session, link) = try anchored(f)
+        let toBob = f.transfer(from: f.alice, nonce: 0)
+        let listing = InboxPayload(entries: [.init(height: 5, position: 0, transaction: toBob)]).encoded
+        link.intercept = { $0.resource == .inbox ? DeviceAnswer(code: .content, body: listing) : nil }
+        XCTAssertEqual(
+            deviceError { _ = try session.run(.receive(Self.device, from: 1, position: 0, waitMillis: 0), over: &link) },
+            .inconsistent(.inboxEntry), "a transfer to bob listed as the device's")
+        let early = InboxPayload(
+            entries: [.init(height: 1, position: 0, transaction: f.transfer(from: f.alice, nonce: 0, to: Self.device))])
+        link.intercept = { $0.resource == .inbox ? DeviceAnswer(code: .content, body: early.encoded) : nil }
+        XCTAssertEqual(
+            deviceError { _ = try session.run(.receive(Self.device, from: 2, position: 0, waitMillis: 0), over: &link) },
+            .inconsistent(.inboxEntry), "listed before the cursor")
+    }
+
+    func testGarbageAndErrorCodesAreNamedByTheirResource() throws {
+        let f = try chain(height: 2)
+        defer { f.close() }
+        var (session, link) = try anchored(f)
+        link.intercept = { $0.resource == .head ? DeviceAnswer(code: .content, body: [0xFF, 0x01]) : nil }
+        guard case .undecodable(.head, _)? = deviceError({ _ = try session.run(.head, over: &link) }) else {
+            return XCTFail()
+        }
+        link.intercept = {
+            $0.resource == .accountProof ? DeviceAnswer(code: .serviceUnavailable, body: Array("busy".utf8)) : nil
+        }
+        XCTAssertEqual(
+            deviceError { _ = try session.run(.account(Self.device), over: &link) },
+            .gateway(.accountProof, code: .serviceUnavailable, diagnostic: ShortText(Array("busy".utf8))))
+    }
+
+    // MARK: misuse and lost links
+
+    func testOperationsNeedAnAnchorAWalletAndFunds() throws {
+        let f = try chain(height: 2, funds: 0)
+        defer { f.close() }
+        var fresh = DeviceSession(anchor: anchor(f))
+        var link = LoopbackDeviceLink(handlers: f.server.handlers)
+        XCTAssertEqual(deviceError { _ = try fresh.run(.head, over: &link) }, .notAnchored)
+        XCTAssertTrue(link.requests.isEmpty)
+        var (session, link2) = try anchored(f)
+        let order = PaymentOrder(recipient: CoAPFixture.address(f.bob), amount: 5)
+        XCTAssertEqual(deviceError { _ = try session.run(.pay(order), over: &link2) }, .noWallet)
+        session.setWallet(DeviceWallet(key: Self.deviceKey, nextNonce: 0))
+        XCTAssertEqual(
+            deviceError { _ = try session.run(.pay(order), over: &link2) }, .insufficientFunds(balance: 0, amount: 5))
+        // One operation at a time.
+        XCTAssertEqual(session.start(.head, now: 0), .send(.head))
+        XCTAssertEqual(session.start(.head, now: 0), .failed(.busy))
+    }
+
+    /// A link that fails after `answers` exchanges, like a radio that drops mid-sync.
+    struct FlakyLink: DeviceLink {
+        struct Lost: Error, Equatable {}
+        var inner: LoopbackDeviceLink
+        var answers: Int
+
+        mutating func exchange(_ request: DeviceRequest) throws(Lost) -> DeviceAnswer {
+            guard answers > 0 else { throw Lost() }
+            answers -= 1
+            return inner.exchange(request)
+        }
+
+        mutating func sleep(millis: UInt32) { inner.sleep(millis: millis) }
+        var nowMillis: UInt64 { inner.nowMillis }
+    }
+
+    func testALostLinkKeepsTheCheckpointsVerifiedBeforeIt() throws {
+        let f = try chain(height: 17)
+        defer { f.close() }
+        var (session, link) = try anchored(f, page: 1)
+        var flaky = FlakyLink(inner: link, answers: 2)
+        XCTAssertThrowsError(try session.run(.sync(maxEpochs: .max), over: &flaky)) { error in
+            XCTAssertEqual(error as? DeviceRunError<FlakyLink.Lost>, .link(FlakyLink.Lost()))
+        }
+        XCTAssertEqual(session.trusted?.epoch, 2)
+        XCTAssertTrue(session.isIdle, "the lost operation is dropped, the session is ready for the next")
+        guard case .synced(let progress) = try session.run(.sync(maxEpochs: .max), over: &link) else {
+            return XCTFail()
+        }
+        XCTAssertEqual(progress, SyncProgress(fromEpoch: 2, toEpoch: 4, checkpoints: 2, signaturesChecked: 2))
+    }
+}
