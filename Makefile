@@ -36,14 +36,14 @@ unit-test:
 	$(SWIFT) test --skip-build
 
 embedded-check: deps
-	@for triple in x86_64-unknown-linux-gnu armv7em-none-none-eabi; do \
+	@for triple in x86_64-unknown-linux-gnu armv7em-none-none-eabi armv6m-none-none-eabi; do \
 	  for t in $(EMBEDDED_TARGETS); do \
 	    echo "embedded: $$t for $$triple"; \
 	    EMBEDDED=1 $(SWIFT) build $(EMBEDDED_FLAGS) --triple $$triple --target $$t \
 	      --scratch-path .build-embedded-$$triple -q || exit 1; \
 	  done; \
 	done
-	@echo "embedded: all portable modules compile in Embedded Swift for the host and armv7em"
+	@echo "embedded: all portable modules compile in Embedded Swift for the host, armv7em and armv6m"
 
 ## libFuzzer over the transaction and block decoders, for FUZZ_SECONDS (default 300).
 fuzz: deps

@@ -151,7 +151,7 @@ if Context.environment["AMARS_FUZZ"] != nil {
     targets.append(.target(name: "CFuzzDriver", path: "Sources/C/CFuzzDriver"))
     targets.append(
         .executableTarget(
-            name: "AmarsFuzz", dependencies: ["Ledger", "DeviceProtocol", "CFuzzDriver"], path: "Sources/Host/AmarsFuzz",
+            name: "AmarsFuzz", dependencies: ["Ledger", "LightClient", "DeviceProtocol", "DeviceCore", "CFuzzDriver"], path: "Sources/Host/AmarsFuzz",
             swiftSettings: [.unsafeFlags(["-parse-as-library", "-sanitize=fuzzer"])],
             linkerSettings: [.unsafeFlags(["-sanitize=fuzzer"])]))
     products.append(.executable(name: "AmarsFuzz", targets: ["AmarsFuzz"]))

@@ -1,8 +1,10 @@
 import AmarsCodec
 import AmarsCrypto
 import CFuzzDriver
+import DeviceCore
 import DeviceProtocol
 import Ledger
+import LightClient
 
 #if canImport(Glibc)
     import Glibc
@@ -16,7 +18,7 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     guard size > 0 else { return 0 }
     let selector = data[0]
     let input = Array(UnsafeBufferPointer(start: data + 1, count: size - 1))
-    switch selector % 10 {
+    switch selector % 18 {
     case 0: check(SignedTransaction.self, input)
     case 1: check(Block.self, input)
     case 2: check(BlockHeader.self, input)
@@ -36,6 +38,13 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         for frame in decoder.feed(Array(input[..<half])) + decoder.feed(Array(input[half...])) where frame.count > 256 {
             fatalError("SLIP frame over the cap: \(frame.count)")
         }
+    case 10: check(HeaderPayload.self, input)
+    case 11: check(CheckpointsPayload.self, input)
+    case 12: check(TransactionProofPayload.self, input)
+    case 13: check(AccountProofPayload.self, input)
+    case 14: check(InboxPayload.self, input)
+    case 15: check(EscrowProofPayload.self, input)
+    case 16, 17: fuzzSession(operation: selector, input)
     default:
         if let tx = try? SignedTransaction(decoding: input) {
             // Verification of decoded garbage must fail cleanly, never trap.
@@ -43,6 +52,52 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         }
     }
     return 0
+}
+
+/// The device session fed gateway answers made of the input (code byte, two length bytes, body) for one
+/// operation picked by `operation`: whatever the answers, it asks, sleeps, finishes or refuses with a typed
+/// error, within a bounded number of steps, and never traps.
+private func fuzzSession(operation: UInt8, _ input: [UInt8]) {
+    var session = DeviceSession(anchor: FuzzDevice.anchor, trusted: FuzzDevice.trusted, wallet: FuzzDevice.wallet)
+    let id = Bytes32(w0: 1, w1: 2, w2: 3, w3: 4)
+    let operations: [DeviceOperation] = [
+        .sync(maxEpochs: 3), .head, .account(FuzzDevice.wallet.address), .escrow(id), .inclusion(id, waitMillis: 500),
+        .receive(FuzzDevice.wallet.address, from: 1, position: 0, waitMillis: 500),
+        .pay(PaymentOrder(recipient: FuzzDevice.wallet.address, amount: 1)),
+    ]
+    var now: UInt64 = 0
+    var rest = input[...]
+    var action = session.start(operations[Int(rest.popFirst() ?? operation) % operations.count], now: now)
+    for _ in 0..<64 {
+        switch action {
+        case .send:
+            guard rest.count >= 3 else { return }
+            let code = CoAPCode(rawValue: rest.removeFirst())
+            let length = Int(rest.removeFirst()) << 8 | Int(rest.removeFirst())
+            let body = Array(rest.prefix(length))
+            rest = rest.dropFirst(body.count)
+            action = session.receive(DeviceAnswer(code: code, body: body), now: now)
+        case .sleep(let millis):
+            now += UInt64(millis)
+            action = session.wake(now: now)
+        case .done, .failed:
+            guard session.isIdle else { fatalError("the session finished but is not idle") }
+            return
+        }
+    }
+}
+
+/// A device trusting a fixed one-member chain: what the session fuzz starts from.
+private enum FuzzDevice {
+    static let key = try! PrivateKey(bytes: Bytes32(w0: 0, w1: 0, w2: 0, w3: 0xF022))
+    static let wallet = DeviceWallet(key: key, nextNonce: 0)
+    static let committee = try! Committee(epoch: 0, members: [Committee.Member(key: key.xOnlyPublicKey.bytes, weight: 1)])
+    static let genesis = BlockHeader(
+        chainID: 9, height: 0, previousHash: .zero, timestamp: 0, epoch: 0, round: 0, proposer: .zero, baseFee: 1,
+        unitsUsed: 0, transactionsRoot: .zero, stateRoot: .zero, receiptsRoot: .zero, nextCommitteeHash: committee.hash)
+    static let anchor = DeviceTrustAnchor(genesisHeader: genesis, committee: committee, epochLength: 4)
+    static let trusted = try! TrustedState.anchored(
+        header: genesis, committee: committee, epochLength: 4, trustedHash: genesis.hash)
 }
 
 private func check<T: CanonicalCodable>(_ type: T.Type, _ input: [UInt8]) {
