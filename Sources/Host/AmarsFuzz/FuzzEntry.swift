@@ -163,6 +163,18 @@ public func fuzzInitialize(
     get.setUriPath("v1/checkpoints")
     seeds.append((8, get.encode()))
     seeds.append((9, SLIP.encodeFrame(get.encode())))
+    let checkpoint = Checkpoint(header: header, nextCommittee: committee, certificate: cert)
+    let receipt = Receipt(transactionID: txs[0].id, status: .success, unitsUsed: 100, feePaid: 100)
+    let proof = MerkleTree.proof(leaves: leaves, index: 3)
+    seeds.append((10, HeaderPayload(header: header, certificate: cert).encoded))
+    seeds.append((11, CheckpointsPayload([checkpoint, checkpoint]).encoded))
+    seeds.append(
+        (12, TransactionProofPayload(
+            header: header, certificate: cert, position: 3, proof: proof, receipt: receipt, receiptProof: proof).encoded))
+    seeds.append((14, InboxPayload(entries: [.init(height: 10, position: 0, transaction: txs[0])]).encoded))
+    // The session fuzz: a head answer (2.05, its length, the payload) for the head operation.
+    let head = HeaderPayload(header: header, certificate: cert).encoded
+    seeds.append((16, [1, 0x45, UInt8(head.count >> 8), UInt8(head.count & 0xFF)] + head))
     for (i, (selector, bytes)) in seeds.enumerated() {
         let file = fopen(path + "/seed-\(i)", "wb")
         guard let file else { continue }
