@@ -53,11 +53,13 @@ var dependencies: [Package.Dependency] = []
 if !embedded {
     targets += [
         .target(name: "AmarsTestSupport", dependencies: ["AmarsCodec"], path: "Tests/AmarsTestSupport"),
-        .testTarget(name: "AmarsCodecTests", dependencies: ["AmarsTestSupport", "AmarsCodec"], exclude: ["SOURCES.md"]),
+        .testTarget(
+            name: "AmarsCodecTests", dependencies: ["AmarsTestSupport", "AmarsCodec"], exclude: ["SOURCES.md"]),
         .testTarget(
             name: "AmarsCryptoTests", dependencies: ["AmarsTestSupport", "AmarsCrypto"], resources: [.copy("Vectors")]),
         .testTarget(name: "LedgerTests", dependencies: ["AmarsTestSupport", "Ledger"]),
-        .testTarget(name: "DeviceProtocolTests", dependencies: ["AmarsTestSupport", "DeviceProtocol"], exclude: ["SOURCES.md"]),
+        .testTarget(
+            name: "DeviceProtocolTests", dependencies: ["AmarsTestSupport", "DeviceProtocol"], exclude: ["SOURCES.md"]),
         .testTarget(name: "LightClientTests", dependencies: ["AmarsTestSupport", "LightClient"]),
         // Consensus is a sans-I/O state machine with no host dependencies, so it builds in the light set too.
         .target(name: "Consensus", dependencies: ["Ledger"], path: "Sources/Gateway/Consensus"),
@@ -73,7 +75,9 @@ if embedded {
         .target(name: "Board", path: "Boards/\(board)", exclude: ["README.md", "board.ld", "board.mk"]),
         .executableTarget(
             name: "Firmware",
-            dependencies: ["Board", "AmarsCodec", "AmarsCrypto", "Ledger", "DeviceProtocol", "LightClient", "DeviceCore"],
+            dependencies: [
+                "Board", "AmarsCodec", "AmarsCrypto", "Ledger", "DeviceProtocol", "LightClient", "DeviceCore",
+            ],
             path: "Boards/Firmware", exclude: ["fixtures"], swiftSettings: portableSettings),
     ]
     products.append(.executable(name: "Firmware", targets: ["Firmware"]))
@@ -108,14 +112,17 @@ if hostParts {
         gateway("Network", ["Ledger", log] + nio),
         gateway("DeviceGateway", ["Chain", "DeviceProtocol", "LightClient", "DeviceCore", "CCoAP", "CMosquitto", log]),
         gateway(
-            "GatewayNode", ["Chain", "DeviceGateway", "Consensus", "Network", .product(name: "Yams", package: "Yams"), log] + nio),
+            "GatewayNode",
+            ["Chain", "DeviceGateway", "Consensus", "Network", .product(name: "Yams", package: "Yams"), log] + nio),
         .executableTarget(
             name: "amarsd", dependencies: ["GatewayNode", "DeviceGateway", "DeviceProtocol", argumentParser, log],
             path: "Sources/Gateway/amarsd"),
         // Host: what talks to a gateway from outside, as a wallet (AmarsClient, HTTP) or as a device (DeviceClient:
         // the portable device session over UDP CoAP and MQTT). Neither links the gateway.
         host("AmarsClient", ["Ledger"]),
-        host("DeviceClient", ["AmarsCodec", "AmarsCrypto", "Ledger", "DeviceProtocol", "LightClient", "DeviceCore", "CMosquitto", log]),
+        host(
+            "DeviceClient",
+            ["AmarsCodec", "AmarsCrypto", "Ledger", "DeviceProtocol", "LightClient", "DeviceCore", "CMosquitto", log]),
         .executableTarget(
             name: "amars", dependencies: ["Chain", "AmarsClient", "DeviceClient", "LightClient", argumentParser],
             path: "Sources/Host/amars"),
@@ -135,7 +142,8 @@ if hostParts {
             name: "DeviceGatewayTests",
             dependencies: ["AmarsTestSupport", "DeviceGateway", "DeviceClient", "LightClient", "AmarsClient"]),
         .testTarget(
-            name: "GatewayNodeTests", dependencies: ["AmarsTestSupport", "GatewayNode", "AmarsClient", "DeviceClient", "DeviceCore"]),
+            name: "GatewayNodeTests",
+            dependencies: ["AmarsTestSupport", "GatewayNode", "AmarsClient", "DeviceClient", "DeviceCore"]),
     ]
     products += [
         .executable(name: "amarsd", targets: ["amarsd"]),
@@ -151,7 +159,8 @@ if Context.environment["AMARS_FUZZ"] != nil {
     targets.append(.target(name: "CFuzzDriver", path: "Sources/C/CFuzzDriver"))
     targets.append(
         .executableTarget(
-            name: "AmarsFuzz", dependencies: ["Ledger", "LightClient", "DeviceProtocol", "DeviceCore", "CFuzzDriver"], path: "Sources/Host/AmarsFuzz",
+            name: "AmarsFuzz", dependencies: ["Ledger", "LightClient", "DeviceProtocol", "DeviceCore", "CFuzzDriver"],
+            path: "Sources/Host/AmarsFuzz",
             swiftSettings: [.unsafeFlags(["-parse-as-library", "-sanitize=fuzzer"])],
             linkerSettings: [.unsafeFlags(["-sanitize=fuzzer"])]))
     products.append(.executable(name: "AmarsFuzz", targets: ["AmarsFuzz"]))

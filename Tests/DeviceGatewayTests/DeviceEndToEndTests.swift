@@ -49,7 +49,9 @@ final class DeviceEndToEndTests: XCTestCase {
         let coap = try client(f.port)
 
         // Provisioning from the genesis file gives the same genesis header the node built.
-        let anchor = DeviceTrustAnchor(genesisHeader: f.genesis.header, committee: f.genesis.committee(epoch: 0), epochLength: f.genesis.epochLength)
+        let anchor = DeviceTrustAnchor(
+            genesisHeader: f.genesis.header, committee: f.genesis.committee(epoch: 0),
+            epochLength: f.genesis.epochLength)
         XCTAssertEqual(anchor.genesisHeaderHash, try XCTUnwrap(f.node.block(at: 0)).finalized.block.hash)
 
         var device = try DeviceSync.anchor(anchor, source: coap)
@@ -146,7 +148,10 @@ final class DeviceEndToEndTests: XCTestCase {
         try mqttWaitUntil("bridge ready") { bridge.isReady }
 
         let coap = try client(f.port)
-        var device = try DeviceSync.anchor(DeviceTrustAnchor(genesisHeader: f.genesis.header, committee: f.genesis.committee(epoch: 0), epochLength: f.genesis.epochLength), source: coap)
+        var device = try DeviceSync.anchor(
+            DeviceTrustAnchor(
+                genesisHeader: f.genesis.header, committee: f.genesis.committee(epoch: 0),
+                epochLength: f.genesis.epochLength), source: coap)
         let account = try device.verifiedAccount(Self.deviceAddress, source: coap)
         XCTAssertEqual(device.trusted.epoch, 1)
 
@@ -234,7 +239,9 @@ final class DeviceEndToEndTests: XCTestCase {
 
         // Provisioned from the genesis file alone: no header comes over MQTT.
         var device = try DeviceSync.anchor(
-            DeviceTrustAnchor(genesisHeader: f.genesis.header, committee: f.genesis.committee(epoch: 0), epochLength: f.genesis.epochLength), genesisHeader: f.genesis.header)
+            DeviceTrustAnchor(
+                genesisHeader: f.genesis.header, committee: f.genesis.committee(epoch: 0),
+                epochLength: f.genesis.epochLength), genesisHeader: f.genesis.header)
         let source = MqttDeviceLink(client: mqtt)
         let refusedBefore = mqtt.refusedCheckpoints
         let progress = try device.sync(source: source, pageSize: 2)
@@ -301,7 +308,10 @@ final class DeviceEndToEndTests: XCTestCase {
         defer { double.stop() }
         let coap = try client(double.port, ackTimeoutMillis: 100)
 
-        var device = try DeviceSync.anchor(DeviceTrustAnchor(genesisHeader: f.genesis.header, committee: f.genesis.committee(epoch: 0), epochLength: f.genesis.epochLength), source: coap)
+        var device = try DeviceSync.anchor(
+            DeviceTrustAnchor(
+                genesisHeader: f.genesis.header, committee: f.genesis.committee(epoch: 0),
+                epochLength: f.genesis.epochLength), source: coap)
         XCTAssertGreaterThanOrEqual(coap.stats.retransmissions, 1, "the double ignored the first request")
         let before = device.trusted
         XCTAssertThrowsError(try device.sync(source: coap)) { error in
@@ -329,7 +339,12 @@ final class DeviceEndToEndTests: XCTestCase {
             answers: ["v1/headers": HeaderPayload(header: header, certificate: certificate).encoded])
         defer { double.stop() }
         let coap = try client(double.port)
-        XCTAssertThrowsError(try DeviceSync.anchor(DeviceTrustAnchor(genesisHeader: f.genesis.header, committee: f.genesis.committee(epoch: 0), epochLength: f.genesis.epochLength), source: coap)) { error in
+        XCTAssertThrowsError(
+            try DeviceSync.anchor(
+                DeviceTrustAnchor(
+                    genesisHeader: f.genesis.header, committee: f.genesis.committee(epoch: 0),
+                    epochLength: f.genesis.epochLength), source: coap)
+        ) { error in
             XCTAssertEqual(error as? DeviceSyncError, .device(.rejected(.untrustedAnchor, stage: .anchor)))
         }
     }

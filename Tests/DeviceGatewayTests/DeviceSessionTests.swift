@@ -77,7 +77,8 @@ final class DeviceSessionTests: XCTestCase {
         XCTAssertEqual(
             reports,
             (0..<5).map {
-                .checkpointVerified(epoch: UInt64($0), height: UInt64($0 + 1) * 4, signatures: 1, trusted: UInt64($0 + 1))
+                .checkpointVerified(
+                    epoch: UInt64($0), height: UInt64($0 + 1) * 4, signatures: 1, trusted: UInt64($0 + 1))
             })
 
         guard case .head(let head) = try session.run(.head, over: &link) else { return XCTFail() }
@@ -125,9 +126,11 @@ final class DeviceSessionTests: XCTestCase {
         XCTAssertEqual(UInt64(position), paid.inclusion.position)
         XCTAssertEqual(receipt, paid.inclusion.receipt)
         XCTAssertEqual(f.node.account(bob).state.balance, bobBefore + 1_000_000)
-        guard case .signed(let id, 0, let maxFee, let baseFee, 5)? = reports.first(where: {
-            if case .signed = $0 { return true } else { return false }
-        }) else { return XCTFail("\(reports)") }
+        guard
+            case .signed(let id, 0, let maxFee, let baseFee, 5)? = reports.first(where: {
+                if case .signed = $0 { return true } else { return false }
+            })
+        else { return XCTFail("\(reports)") }
         XCTAssertEqual(id, paid.id)
         XCTAssertEqual(maxFee, baseFee * 2 + 2, "room for the base fee to double, plus the tip")
         XCTAssertTrue(reports.contains { if case .submitted(paid.id, _) = $0 { true } else { false } })
@@ -212,7 +215,9 @@ final class DeviceSessionTests: XCTestCase {
         let f = try chain(height: 10)
         defer { f.close() }
         var (session, link) = try anchored(f)
-        link.intercept = { $0.resource == .checkpoints ? DeviceAnswer(code: .content, body: CheckpointsPayload([]).encoded) : nil }
+        link.intercept = {
+            $0.resource == .checkpoints ? DeviceAnswer(code: .content, body: CheckpointsPayload([]).encoded) : nil
+        }
         XCTAssertEqual(deviceError { _ = try session.run(.head, over: &link) }, .noCheckpointTo(height: 10))
         XCTAssertEqual(session.trusted?.epoch, 0)
     }
@@ -251,13 +256,17 @@ final class DeviceSessionTests: XCTestCase {
         let listing = InboxPayload(entries: [.init(height: 5, position: 0, transaction: toBob)]).encoded
         link.intercept = { $0.resource == .inbox ? DeviceAnswer(code: .content, body: listing) : nil }
         XCTAssertEqual(
-            deviceError { _ = try session.run(.receive(Self.device, from: 1, position: 0, waitMillis: 0), over: &link) },
+            deviceError {
+                _ = try session.run(.receive(Self.device, from: 1, position: 0, waitMillis: 0), over: &link)
+            },
             .inconsistent(.inboxEntry), "a transfer to bob listed as the device's")
         let early = InboxPayload(
             entries: [.init(height: 1, position: 0, transaction: f.transfer(from: f.alice, nonce: 0, to: Self.device))])
         link.intercept = { $0.resource == .inbox ? DeviceAnswer(code: .content, body: early.encoded) : nil }
         XCTAssertEqual(
-            deviceError { _ = try session.run(.receive(Self.device, from: 2, position: 0, waitMillis: 0), over: &link) },
+            deviceError {
+                _ = try session.run(.receive(Self.device, from: 2, position: 0, waitMillis: 0), over: &link)
+            },
             .inconsistent(.inboxEntry), "listed before the cursor")
     }
 

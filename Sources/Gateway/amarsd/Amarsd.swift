@@ -151,7 +151,10 @@ struct Run: ParsableCommand {
         ]
         if doors.coap != nil { lines.append("  CoAP      coap://\(coapHost):\(coapPort)/v1/head") }
         if doors.coapsPort != nil { lines.append("  CoAPS     coaps://\(coapHost):\(coapsPort)/v1/head (DTLS-PSK)") }
-        if let mqtt { lines.append("  MQTT      mqtt://\(mqtt) (amars/v1/tx/<address>, amars/v1/receipts/<address>, amars/v1/head)") }
+        if let mqtt {
+            lines.append(
+                "  MQTT      mqtt://\(mqtt) (amars/v1/tx/<address>, amars/v1/receipts/<address>, amars/v1/head)")
+        }
         print(lines.joined(separator: "\n"))
         fflush(nil)
         installSignalHandlers(server: server, doors: doors)
@@ -183,7 +186,8 @@ struct Run: ParsableCommand {
             let dtls = try pskFile.map { CoAPServer.DTLSPSK(port: UInt16(coapsPort), keys: try Self.loadPSKs($0)) }
             let coap = CoAPServer(node: node, host: coapHost, port: UInt16(coapPort), logger: logger, dtls: dtls)
             do { try coap.start() } catch {
-                throw CleanExit.message("amarsd: cannot start CoAP on \(coapHost):\(coapPort): \(error) (--no-coap to skip)")
+                throw CleanExit.message(
+                    "amarsd: cannot start CoAP on \(coapHost):\(coapPort): \(error) (--no-coap to skip)")
             }
             doors.coap = coap
             doors.coapsPort = dtls == nil ? nil : coapsPort

@@ -91,7 +91,8 @@ private func fuzzSession(operation: UInt8, _ input: [UInt8]) {
 private enum FuzzDevice {
     static let key = try! PrivateKey(bytes: Bytes32(w0: 0, w1: 0, w2: 0, w3: 0xF022))
     static let wallet = DeviceWallet(key: key, nextNonce: 0)
-    static let committee = try! Committee(epoch: 0, members: [Committee.Member(key: key.xOnlyPublicKey.bytes, weight: 1)])
+    static let committee = try! Committee(
+        epoch: 0, members: [Committee.Member(key: key.xOnlyPublicKey.bytes, weight: 1)])
     static let genesis = BlockHeader(
         chainID: 9, height: 0, previousHash: .zero, timestamp: 0, epoch: 0, round: 0, proposer: .zero, baseFee: 1,
         unitsUsed: 0, transactionsRoot: .zero, stateRoot: .zero, receiptsRoot: .zero, nextCommitteeHash: committee.hash)
@@ -169,8 +170,12 @@ public func fuzzInitialize(
     seeds.append((10, HeaderPayload(header: header, certificate: cert).encoded))
     seeds.append((11, CheckpointsPayload([checkpoint, checkpoint]).encoded))
     seeds.append(
-        (12, TransactionProofPayload(
-            header: header, certificate: cert, position: 3, proof: proof, receipt: receipt, receiptProof: proof).encoded))
+        (
+            12,
+            TransactionProofPayload(
+                header: header, certificate: cert, position: 3, proof: proof, receipt: receipt, receiptProof: proof
+            ).encoded
+        ))
     seeds.append((14, InboxPayload(entries: [.init(height: 10, position: 0, transaction: txs[0])]).encoded))
     // The session fuzz: a head answer (2.05, its length, the payload) for the head operation.
     let head = HeaderPayload(header: header, certificate: cert).encoded

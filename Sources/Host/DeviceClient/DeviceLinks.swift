@@ -63,7 +63,8 @@ public struct MqttDeviceLink: DeviceLink {
             }
         default:
             throw .unsupported(
-                "\(request.resource.path): not available over MQTT (only checkpoints and submissions travel there); use CoAP")
+                "\(request.resource.path): not available over MQTT (only checkpoints and submissions travel there); use CoAP"
+            )
         }
     }
 

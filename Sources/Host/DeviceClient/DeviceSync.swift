@@ -81,7 +81,9 @@ public struct DeviceSync: Sendable {
         source: L, pageSize: Int = CheckpointsPayload.maxCount, maxEpochs: UInt64 = .max
     ) throws(DeviceSyncError) -> SyncProgress where L.Failure == DeviceClientError {
         session.configuration.checkpointPage = pageSize
-        guard case .synced(let progress) = try run(.sync(maxEpochs: maxEpochs), source: source) else { throw .device(.busy) }
+        guard case .synced(let progress) = try run(.sync(maxEpochs: maxEpochs), source: source) else {
+            throw .device(.busy)
+        }
         return progress
     }
 

@@ -80,8 +80,10 @@ struct ConsensusBench: ParsableCommand {
 
     func run() throws {
         print("== baseline: single-node ledger (\(ledgerTransactions) transfers, no consensus) ==")
-        let ledger = try LedgerWorkload(transactions: ledgerTransactions, senders: max(1, (ledgerTransactions + 49) / 50))
-            .run(blockSize: 5_000)
+        let ledger = try LedgerWorkload(
+            transactions: ledgerTransactions, senders: max(1, (ledgerTransactions + 49) / 50)
+        )
+        .run(blockSize: 5_000)
         print(
             "ledger: \(ledger.committed) transfers in \(ledger.blocks) blocks, \(f2(ledger.seconds)) s "
                 + "-> \(Int(ledger.rate)) tx/s (verify+admit \(f2(ledger.submitSeconds)) s, "
@@ -99,8 +101,9 @@ struct ConsensusBench: ParsableCommand {
 
         var nodes: NodeFigures?
         if !skipNodes {
-            print("\n== four amarsd nodes on loopback, \(blockInterval) ms blocks, offered \(Int(rate)) tx/s "
-                + "for \(f1(duration)) s ==")
+            print(
+                "\n== four amarsd nodes on loopback, \(blockInterval) ms blocks, offered \(Int(rate)) tx/s "
+                    + "for \(f1(duration)) s ==")
             fflush(nil)
             let run = FourNodeRun(
                 rate: rate, duration: duration, blockInterval: blockInterval, connections: connections,
@@ -125,7 +128,9 @@ struct ConsensusBench: ParsableCommand {
             print(
                 pad("sim \(s.members) members / \(s.latency) ms: finality", 44)
                     + "mean \(s.meanAll) ms, p99 \(s.p99All) ms (every node decided)")
-            print(pad("sim messages per block", 44) + "\(Int(s.messagesPerBlock)) (\(Int(s.messagesPerBlock / Double(s.members))) per member)")
+            print(
+                pad("sim messages per block", 44)
+                    + "\(Int(s.messagesPerBlock)) (\(Int(s.messagesPerBlock / Double(s.members))) per member)")
             print("ratio sim finality / link latency: \(f2(Double(s.meanAll) / Double(s.latency)))")
         }
     }
@@ -139,7 +144,9 @@ private func f3(_ x: Double) -> String { String(format: "%.3f", x) }
 private func ms(_ seconds: Double) -> String {
     seconds.isNaN ? "n/a" : seconds.isInfinite ? "never final" : "\(Int((seconds * 1000).rounded())) ms"
 }
-private func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s + " " : s + String(repeating: " ", count: n - s.count) }
+private func pad(_ s: String, _ n: Int) -> String {
+    s.count >= n ? s + " " : s + String(repeating: " ", count: n - s.count)
+}
 
 private func monoNow() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 
@@ -272,7 +279,9 @@ private struct FinalitySimulation {
     }
 
     func run() -> SimFigures {
-        let keys = (0..<members).map { i in try! PrivateKey(bytes: Bytes32(w0: 0, w1: 0x5157_0000, w2: 0, w3: UInt64(i + 1))) }
+        let keys = (0..<members).map { i in
+            try! PrivateKey(bytes: Bytes32(w0: 0, w1: 0x5157_0000, w2: 0, w3: UInt64(i + 1)))
+        }
         let committee = try! Committee(
             epoch: 0, members: keys.map { Committee.Member(key: $0.xOnlyPublicKey.bytes, weight: 1) })
         // The devnet's timeouts (scripts/devnet4.sh); they only matter if a round fails, which it should not here.
@@ -483,7 +492,9 @@ private final class BenchHTTP {
         guard fd >= 0 else { throw ValidationError("not connected") }
         var sent = 0
         while sent < bytes.count {
-            let n = bytes.withUnsafeBufferPointer { send(fd, $0.baseAddress! + sent, bytes.count - sent, Int32(MSG_NOSIGNAL)) }
+            let n = bytes.withUnsafeBufferPointer {
+                send(fd, $0.baseAddress! + sent, bytes.count - sent, Int32(MSG_NOSIGNAL))
+            }
             guard n > 0 else { throw ValidationError("send failed: errno \(errno)") }
             sent += n
         }
@@ -567,7 +578,9 @@ private func freeTCPPort() -> UInt16 {
     addr.sin_addr.s_addr = inet_addr("127.0.0.1")
     addr.sin_port = 0
     var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+    _ = withUnsafeMutablePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) }
+    }
     _ = withUnsafeMutablePointer(to: &addr) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
     }
@@ -631,9 +644,11 @@ private struct FourNodeRun {
 
         // Keys and genesis: 4 validators (each a self-staked candidate, as `amars genesis new` makes them), the
         // load senders funded from ico-stage-3, everything else to a treasury key that also sends the probe.
-        let validators = (0..<4).map { i in try! PrivateKey(bytes: Bytes32(w0: 0xC0, w1: 0xB, w2: 0, w3: UInt64(i + 1))) }
+        let validators = (0..<4).map { i in try! PrivateKey(bytes: Bytes32(w0: 0xC0, w1: 0xB, w2: 0, w3: UInt64(i + 1)))
+        }
         let treasury = try! PrivateKey(bytes: Bytes32(w0: 0xC0, w1: 0xC, w2: 0, w3: 1))
-        let keys = (0..<senders).map { i in try! PrivateKey(bytes: Bytes32(w0: 0xC0, w1: 0xD, w2: 0, w3: UInt64(i + 1))) }
+        let keys = (0..<senders).map { i in try! PrivateKey(bytes: Bytes32(w0: 0xC0, w1: 0xD, w2: 0, w3: UInt64(i + 1)))
+        }
         let addresses = keys.map { Address(publicKey: $0.xOnlyPublicKey) }
         let stake: UInt64 = 1_000_000_000 * Amount.unitsPerAMSC
         var allocations: [Genesis.Allocation] = []
@@ -658,7 +673,8 @@ private struct FourNodeRun {
                         .init(category: c, address: a, amount: i == 0 ? amount - share * UInt64(senders - 1) : share))
                 }
             } else {
-                allocations.append(.init(category: c, address: Address(publicKey: treasury.xOnlyPublicKey), amount: amount))
+                allocations.append(
+                    .init(category: c, address: Address(publicKey: treasury.xOnlyPublicKey), amount: amount))
             }
         }
         let genesis = Genesis(
@@ -710,7 +726,8 @@ private struct FourNodeRun {
             let body = TransactionBody(
                 chainID: Self.chainID, sender: keys[s].xOnlyPublicKey.bytes, nonce: nonces[s], maxFeePerUnit: 100,
                 tipPerUnit: 1,
-                payload: .transfer(Ledger.Transfer(to: addresses[(s * 31 + k) % senders], amount: 1 + UInt64(k % 1000))))
+                payload: .transfer(Ledger.Transfer(to: addresses[(s * 31 + k) % senders], amount: 1 + UInt64(k % 1000)))
+            )
             nonces[s] += 1
             let tx = SignedTransaction(body: body, signer: keys[s])
             encoded.append(tx.encoded)
@@ -745,7 +762,8 @@ private struct FourNodeRun {
             benchChildPIDs.append(p.processIdentifier)
         }
         func logTail(_ i: Int) -> String {
-            let text = (try? String(contentsOf: dir.appendingPathComponent("node-\(i + 1)/amarsd.log"), encoding: .utf8)) ?? ""
+            let text =
+                (try? String(contentsOf: dir.appendingPathComponent("node-\(i + 1)/amarsd.log"), encoding: .utf8)) ?? ""
             return String(text.suffix(1500))
         }
         // Wait until every node serves its API and the chain makes blocks on all four.
@@ -762,26 +780,35 @@ private struct FourNodeRun {
                 usleep(100_000)
             }
         }
-        func head(_ i: Int) -> UInt64 { (try? control[i].request("GET", "/v1/head")).flatMap { jsonHeight($0.body) } ?? 0 }
+        func head(_ i: Int) -> UInt64 {
+            (try? control[i].request("GET", "/v1/head")).flatMap { jsonHeight($0.body) } ?? 0
+        }
         while (0..<4).map(head).min()! < 2 {
-            for i in 0..<4 where !processes[i].isRunning { throw ValidationError("node \(i + 1) exited:\n\(logTail(i))") }
+            for i in 0..<4 where !processes[i].isRunning {
+                throw ValidationError("node \(i + 1) exited:\n\(logTail(i))")
+            }
             guard monoNow() < bootDeadline else {
-                throw ValidationError("the four nodes made no blocks within 60 s; heads \((0..<4).map(head))\n\(logTail(0))")
+                throw ValidationError(
+                    "the four nodes made no blocks within 60 s; heads \((0..<4).map(head))\n\(logTail(0))")
             }
             usleep(200_000)
         }
-        print("4 nodes up (HTTP \(http.map(String.init).joined(separator: ",")), P2P \(p2p.map(String.init).joined(separator: ","))), heads \((0..<4).map(head))")
+        print(
+            "4 nodes up (HTTP \(http.map(String.init).joined(separator: ",")), P2P \(p2p.map(String.init).joined(separator: ","))), heads \((0..<4).map(head))"
+        )
 
         // Gossip probe: a treasury transfer submitted to node 1 only; gossip is on if node 2 reports it pending.
         let probe = SignedTransaction(
             body: TransactionBody(
-                chainID: Self.chainID, sender: treasury.xOnlyPublicKey.bytes, nonce: 0, maxFeePerUnit: 100, tipPerUnit: 1,
+                chainID: Self.chainID, sender: treasury.xOnlyPublicKey.bytes, nonce: 0, maxFeePerUnit: 100,
+                tipPerUnit: 1,
                 payload: .transfer(Ledger.Transfer(to: addresses[0], amount: 1))),
             signer: treasury)
         let probeID = Hex.encode(probe.id.bytes)
         let probeAnswer = try control[0].request("POST", "/v1/tx", body: probe.encoded)
         guard probeAnswer.status == 202 else {
-            throw ValidationError("probe refused: \(probeAnswer.status) \(String(decoding: probeAnswer.body, as: UTF8.self))")
+            throw ValidationError(
+                "probe refused: \(probeAnswer.status) \(String(decoding: probeAnswer.body, as: UTF8.self))")
         }
         var gossip = false
         let probeDeadline = monoNow() + Double(blockInterval) / 1000 * 6
@@ -794,7 +821,9 @@ private struct FourNodeRun {
             if text.contains("\"pending\"") { gossip = true }
             break
         }
-        print("transaction gossip between nodes: \(gossip ? "on (a tx sent to node 1 was pending at node 2)" : "off (node 2 learnt of a node-1 tx only from a block)")")
+        print(
+            "transaction gossip between nodes: \(gossip ? "on (a tx sent to node 1 was pending at node 2)" : "off (node 2 learnt of a node-1 tx only from a block)")"
+        )
 
         // Poll the heads of all four nodes every 20 ms.
         let heads = HeadLog()
@@ -861,7 +890,9 @@ private struct FourNodeRun {
                     log.index.append(k)
                     log.submitted.append(t - t0)
                     log.status.append(r.status)
-                    if r.status != 202 && log.errors.count < 3 { log.errors.append(String(decoding: r.body.prefix(300), as: UTF8.self)) }
+                    if r.status != 202 && log.errors.count < 3 {
+                        log.errors.append(String(decoding: r.body.prefix(300), as: UTF8.self))
+                    }
                 }
             }.start()
         }
@@ -1001,10 +1032,12 @@ private struct FourNodeRun {
         print(pad("heights", 34) + "\(base + 1)...\(top) (\(top - base) blocks)")
         print(
             pad("block interval seen at node 1", 34)
-                + "p50 \(ms(percentile(gaps, 0.5))), p99 \(ms(percentile(gaps, 0.99))) (configured \(blockInterval) ms)")
+                + "p50 \(ms(percentile(gaps, 0.5))), p99 \(ms(percentile(gaps, 0.99))) (configured \(blockInterval) ms)"
+        )
         print(
             pad("transfers per block", 34)
-                + "mean \(Int(meanBlock)), max \(loaded.max() ?? 0), min \(loaded.min() ?? 0) (from height \(firstLoadHeight == .max ? 0 : firstLoadHeight))")
+                + "mean \(Int(meanBlock)), max \(loaded.max() ?? 0), min \(loaded.min() ?? 0) (from height \(firstLoadHeight == .max ? 0 : firstLoadHeight))"
+        )
         print(pad("finalized", 34) + "\(finalTimes.count) of \(accepted) accepted (\(missing) not final at the end)")
         print(
             pad("sustained finalized rate", 34)
@@ -1019,10 +1052,12 @@ private struct FourNodeRun {
                 + nodeCPU.enumerated().map { "n\($0.offset + 1) \(f1($0.element)) s" }.joined(separator: ", ")
                 + " = \(f2(nodeCPU.reduce(0, +) / submitWindow)) cores of 2 (client \(f2(clientCPU / submitWindow)))")
         let perTx = nodeCPU.reduce(0, +) / Double(max(1, finalTimes.count))
-        if missing * 100 <= accepted { print(
-            pad("node CPU per finalized transfer", 34)
-                + "\(Int(perTx * 1e6)) us over 4 nodes (each verifies, executes and stores every transfer; "
-                + "a 2-core ceiling of ~\(Int(2 / max(perTx, 1e-9))) tx/s)") }
+        if missing * 100 <= accepted {
+            print(
+                pad("node CPU per finalized transfer", 34)
+                    + "\(Int(perTx * 1e6)) us over 4 nodes (each verifies, executes and stores every transfer; "
+                    + "a 2-core ceiling of ~\(Int(2 / max(perTx, 1e-9))) tx/s)")
+        }
         // The network's own counters: frames dropped by the per-peer rate limits, bans.
         for i in 0..<4 {
             guard let r = try? control[i].request("GET", "/metrics"), r.status == 200 else { continue }
@@ -1036,7 +1071,8 @@ private struct FourNodeRun {
         // Peers that banned each other (the network's misbehaviour score): under load this is what stalls a run.
         var bans: [String] = []
         for i in 0..<4 {
-            let text = (try? String(contentsOf: dir.appendingPathComponent("node-\(i + 1)/amarsd.log"), encoding: .utf8)) ?? ""
+            let text =
+                (try? String(contentsOf: dir.appendingPathComponent("node-\(i + 1)/amarsd.log"), encoding: .utf8)) ?? ""
             let banned = text.components(separatedBy: "peer banned").count - 1
             let limited = text.components(separatedBy: "rate limit").count - 1
             if banned > 0 || limited > 0 { bans.append("node \(i + 1): \(banned) peer ban(s)") }

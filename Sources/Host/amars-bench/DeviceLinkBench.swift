@@ -199,7 +199,10 @@ struct DeviceLinkBench: ParsableCommand {
                     payload: .transfer(Ledger.Transfer(to: chain.addresses[(d + 1) % devices], amount: 1)))
                 nonces[d] += 1
                 batch.append(
-                    (MqttTopics.submit(chain.addresses[d]), SignedTransaction(body: body, signer: chain.keys[d]).encoded))
+                    (
+                        MqttTopics.submit(chain.addresses[d]),
+                        SignedTransaction(body: body, signer: chain.keys[d]).encoded
+                    ))
             }
             batches.append(batch)
         }
@@ -419,7 +422,11 @@ private enum UDPLoad {
                         let n = recv(fds[s], &buffer, buffer.count, 0)
                         if n <= 0 { break }
                         if measuring {
-                            if n >= 2 && buffer[1] == CoAPCode.content.rawValue { result.ok += 1 } else { result.other += 1 }
+                            if n >= 2 && buffer[1] == CoAPCode.content.rawValue {
+                                result.ok += 1
+                            } else {
+                                result.other += 1
+                            }
                         }
                         sendOne(s)
                     }
@@ -449,7 +456,9 @@ private func freeUDPPort() throws -> UInt16 {
     address.sin_port = 0
     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
     let ok = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
+        }
     }
     guard ok else { throw ValidationError("bind: errno \(errno)") }
     return UInt16(bigEndian: address.sin_port)

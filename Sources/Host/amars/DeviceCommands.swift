@@ -281,7 +281,8 @@ struct DeviceOptions: ParsableArguments {
     func open() throws -> DeviceRun {
         let g: Genesis
         do { g = try Genesis.load(path: genesis) } catch { throw CLIError("\(error)") }
-        let anchor = DeviceTrustAnchor(genesisHeader: g.header, committee: g.committee(epoch: 0), epochLength: g.epochLength)
+        let anchor = DeviceTrustAnchor(
+            genesisHeader: g.header, committee: g.committee(epoch: 0), epochLength: g.epochLength)
         var config: CoAPDeviceClient.Configuration
         do { config = try CoAPDeviceClient.Configuration(url: coap) } catch { throw CLIError("--coap: \(error)") }
         config.ackTimeoutMillis = max(1, ackTimeout)
@@ -412,7 +413,8 @@ struct DeviceRun {
             print("signed      nonce \(nonce), fee cap \(maxFee) per unit (base fee \(baseFee) after block \(height))")
             print("transaction \(Hex.encode(id.bytes))")
         case .submitted(_, let bytes): print("accepted    by the gateway (\(bytes) bytes)")
-        case .failedTransferSkipped(let id): print("failed      \(Hex.encode(id.bytes)): final, but its proven receipt says failed")
+        case .failedTransferSkipped(let id):
+            print("failed      \(Hex.encode(id.bytes)): final, but its proven receipt says failed")
         case .checkpointVerified, .headerVerified, .listed: break
         }
     }

@@ -145,8 +145,8 @@ public struct PrivateKey: Sendable {
 }
 
 #if !hasFeature(Embedded)
-extension PrivateKey: CustomReflectable {
-    /// Empty, so that `print`, `dump` and `String(describing:)` show the type name and never the secret.
-    public var customMirror: Mirror { Mirror(self, children: []) }
-}
+    extension PrivateKey: CustomReflectable {
+        /// Empty, so that `print`, `dump` and `String(describing:)` show the type name and never the secret.
+        public var customMirror: Mirror { Mirror(self, children: []) }
+    }
 #endif

@@ -143,8 +143,9 @@ public struct PublicKey: Hashable, Sendable {
             (0, 0, 0, 0, 0, 0, 0, 0, 0)
         let canonical = withUnsafeMutableBytes(of: &words) { raw in
             var length = 72
-            guard secp256k1_ecdsa_signature_serialize_der(
-                context, raw.baseAddress!.assumingMemoryBound(to: UInt8.self), &length, &signature) == 1,
+            guard
+                secp256k1_ecdsa_signature_serialize_der(
+                    context, raw.baseAddress!.assumingMemoryBound(to: UInt8.self), &length, &signature) == 1,
                 length == derSignature.count
             else { return false }
             for i in 0..<length where raw[i] != derSignature[i] { return false }

@@ -5,10 +5,11 @@
 public struct SHA512: Sendable {
     internal var state: SHA512State
     /// The partial block as sixteen words, inline so that updates never allocate.
-    internal var block: (
-        UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
-        UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64
-    )
+    internal var block:
+        (
+            UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
+            UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64
+        )
     /// Bytes of `block` in use, always below 128 between calls.
     internal var buffered: Int
     /// Total bytes fed. The padding has a 128-bit bit count; its high part is derived from this, which covers

@@ -156,7 +156,8 @@ public struct SparseMerkleProof: CanonicalCodable, Equatable, Sendable {
         let d = depth
         guard d >= 0, d <= SparseMerkle.maxDepth else { return false }
         if SparseMerkle.hasBitSet(from: d, in: bitmap) { return false }
-        let present = bitmap.w0.nonzeroBitCount + bitmap.w1.nonzeroBitCount + bitmap.w2.nonzeroBitCount
+        let present =
+            bitmap.w0.nonzeroBitCount + bitmap.w1.nonzeroBitCount + bitmap.w2.nonzeroBitCount
             + bitmap.w3.nonzeroBitCount
         guard present == nonZeroSiblings.count else { return false }
         for s in nonZeroSiblings where s == .zero { return false }

@@ -291,7 +291,8 @@ public struct DeviceSession: Sendable {
         if case .none = trusted { throw .notAnchored }
         // 4.04: the gateway has no checkpoint from that epoch yet, the same as an empty page.
         let page: [Checkpoint] =
-            answer.code == .notFound ? [] : try Self.decode(answer, .checkpoints, as: CheckpointsPayload.self).checkpoints
+            answer.code == .notFound
+            ? [] : try Self.decode(answer, .checkpoints, as: CheckpointsPayload.self).checkpoints
         var limit = UInt64.max
         if case .syncing(let maxEpochs) = job { limit = maxEpochs }
         for index in page.indices where UInt64(progress.checkpoints) < limit {
@@ -501,13 +502,17 @@ public struct DeviceSession: Sendable {
         guard let trusted else { throw .notAnchored }
         let payload = try Self.header(in: headerBody, pendingHeaderResource, askedHeight: askedHeight)
         let hash = payload.header.hash
-        if hash == trusted.checkpointHash { return TrustedHeader(payload.header, hash: hash, basis: .trustedCheckpoint) }
+        if hash == trusted.checkpointHash {
+            return TrustedHeader(payload.header, hash: hash, basis: .trustedCheckpoint)
+        }
         let height = payload.header.height
         guard height > trusted.height else { throw .outsideTrust(height: height) }
         let weight: UInt64
         do {
-            weight = try HeaderVerifier.verify(trusted: trusted, header: payload.header, certificate: payload.certificate)
-                .signedWeight
+            weight = try HeaderVerifier.verify(
+                trusted: trusted, header: payload.header, certificate: payload.certificate
+            )
+            .signedWeight
         } catch {
             throw .rejected(error, stage: .header(height: height))
         }
@@ -541,7 +546,8 @@ public struct DeviceSession: Sendable {
             let (position, receipt) = try Self.verifyInclusion(
                 proofBody, of: id, transactionsRoot: transactionsRoot, receiptsRoot: receiptsRoot)
             return completed(
-                .included(VerifiedInclusion(id: id, header: header, position: position, receipt: receipt, polls: polls)))
+                .included(VerifiedInclusion(id: id, header: header, position: position, receipt: receipt, polls: polls))
+            )
         default:
             throw .busy
         }
@@ -558,7 +564,9 @@ public struct DeviceSession: Sendable {
         }
         // The state tree holds no empty accounts, so an empty claimed state must be proven absent.
         let claimed: AccountState? = payload.state.isEmpty ? nil : payload.state
-        do { return try ProofVerifier.verifyAccount(claimed, of: address, proof: payload.proof, stateRoot: stateRoot) } catch {
+        do {
+            return try ProofVerifier.verifyAccount(claimed, of: address, proof: payload.proof, stateRoot: stateRoot)
+        } catch {
             throw .rejected(error, stage: .accountProof)
         }
     }
@@ -572,7 +580,9 @@ public struct DeviceSession: Sendable {
         guard payload.stateRoot == stateRoot else {
             throw .inconsistent(.stateRootMismatch(.escrowProof, height: payload.height))
         }
-        do { return try ProofVerifier.verifyEscrow(payload.state, id: id, proof: payload.proof, stateRoot: stateRoot) } catch {
+        do {
+            return try ProofVerifier.verifyEscrow(payload.state, id: id, proof: payload.proof, stateRoot: stateRoot)
+        } catch {
             throw .rejected(error, stage: .escrowProof)
         }
     }
@@ -585,10 +595,14 @@ public struct DeviceSession: Sendable {
     ) throws(DeviceError) -> (UInt64, Receipt) {
         let payload: TransactionProofPayload
         do { payload = try TransactionProofPayload(decoding: body) } catch { throw .undecodable(.txProof, error) }
-        do { try ProofVerifier.verifyTransaction(id: id, proof: payload.proof, transactionsRoot: transactionsRoot) } catch {
+        do {
+            try ProofVerifier.verifyTransaction(id: id, proof: payload.proof, transactionsRoot: transactionsRoot)
+        } catch {
             throw .rejected(error, stage: .transactionProof)
         }
-        do { try ProofVerifier.verifyReceipt(payload.receipt, proof: payload.receiptProof, receiptsRoot: receiptsRoot) } catch {
+        do {
+            try ProofVerifier.verifyReceipt(payload.receipt, proof: payload.receiptProof, receiptsRoot: receiptsRoot)
+        } catch {
             throw .rejected(error, stage: .receiptProof)
         }
         return (payload.proof.index, payload.receipt)

@@ -39,14 +39,17 @@ public struct DeviceRequest: Equatable, Sendable {
         DeviceRequest(.escrowProof, query: [argument("id", hex: id)])
     }
 
-    public static func receipt(_ id: Bytes32) -> DeviceRequest { DeviceRequest(.receipt, query: [argument("id", hex: id)]) }
+    public static func receipt(_ id: Bytes32) -> DeviceRequest {
+        DeviceRequest(.receipt, query: [argument("id", hex: id)])
+    }
 
     /// Final transfers paying `address`, the first at block `from`, position `position` or later.
     public static func inbox(_ address: Address, from: UInt64, position: UInt64) -> DeviceRequest {
         DeviceRequest(
             .inbox,
             query: [
-                argument("a", ascii: address.bech32ASCII), argument("from", decimal: from), argument("pos", decimal: position),
+                argument("a", ascii: address.bech32ASCII), argument("from", decimal: from),
+                argument("pos", decimal: position),
             ])
     }
 
