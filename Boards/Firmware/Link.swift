@@ -134,18 +134,4 @@
         }
     }
 
-    /// `key=value` as a Uri-Query argument, the value in decimal.
-    func queryArgument(_ key: StaticString, _ value: UInt64) -> [UInt8] {
-        var out: [UInt8] = []
-        key.withUTF8Buffer { out.append(contentsOf: $0) }
-        out.append(UInt8(ascii: "="))
-        var digits: [UInt8] = []
-        var v = value
-        repeat {
-            digits.append(UInt8(ascii: "0") + UInt8(v % 10))
-            v /= 10
-        } while v > 0
-        out.append(contentsOf: digits.reversed())
-        return out
-    }
 #endif

@@ -60,15 +60,6 @@
         return height >= range.first && height <= range.last
     }
 
-    /// `id=<64 hex>`, the Uri-Query of `v1/receipt` and `v1/proof/tx`.
-    func idQuery(_ id: Bytes32) -> [UInt8] {
-        var out: [UInt8] = [UInt8(ascii: "i"), UInt8(ascii: "d"), UInt8(ascii: "=")]
-        for byte in id.bytes {
-            for nibble in [byte >> 4, byte & 0xF] { out.append(nibble < 10 ? 0x30 + nibble : 0x57 + nibble) }
-        }
-        return out
-    }
-
     /// A header a proof refers to, verified: the trusted checkpoint itself, or a header of the trusted epoch
     /// through HeaderVerifier, following checkpoints first when it lies past the trusted epoch.
     @inline(never)
@@ -126,7 +117,7 @@
         } catch {
             fail(SyncStatus.undecodable, "account proof payload does not decode")
         }
-        fetch(&link, DeviceResources.headers, [queryArgument("h", height)])
+        fetch(&link, DeviceResources.headers, [DeviceRequest.argument("h", decimal: height)])
         let (header, certificate) = decodeHeaderPayload(link.bodyBytes())
         guard header.height == height else { fail(PayStatus.inconsistent, "header of another height") }
         let verified = verifyProofHeader(&link, &trusted, header, certificate)
@@ -187,7 +178,7 @@
         var polls = 0
         while true {
             let code: CoAPCode
-            do { code = try link.get(DeviceResources.receipt, query: [idQuery(id)]) } catch {
+            do { code = try link.get(DeviceResources.receipt, query: [DeviceRequest.argument("id", hex: id)]) } catch {
                 transportFailure(error, DeviceResources.receipt)
             }
             polls += 1
@@ -232,7 +223,7 @@
     func provenReceipt(
         _ link: inout Link, _ proofTrust: inout TrustedState, _ id: Bytes32, height: UInt64, _ step: StaticString
     ) -> (position: UInt64, receipt: Receipt) {
-        fetch(&link, DeviceResources.txProof, [idQuery(id)])
+        fetch(&link, DeviceResources.txProof, [DeviceRequest.argument("id", hex: id)])
         var reader = ByteReader(link.bodyBytes())
         let header: BlockHeader
         let certificate: CommitCertificate

@@ -43,8 +43,9 @@
                 code = try link.get(
                     DeviceResources.inbox,
                     query: [
-                        [UInt8(ascii: "a"), UInt8(ascii: "=")] + provisionedDeviceBech32, queryArgument("from", from),
-                        queryArgument("pos", position),
+                        [UInt8(ascii: "a"), UInt8(ascii: "=")] + provisionedDeviceBech32,
+                        DeviceRequest.argument("from", decimal: from),
+                        DeviceRequest.argument("pos", decimal: position),
                     ]
                 )
             } catch {

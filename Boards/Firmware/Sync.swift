@@ -55,27 +55,6 @@
         }
     }
 
-    func refusalName(_ error: LightClientError) -> StaticString {
-        switch error {
-        case .wrongChain: "wrong chain"
-        case .wrongEpoch: "wrong epoch"
-        case .wrongHeight: "wrong height"
-        case .heightOutsideEpoch: "height outside the epoch"
-        case .notACheckpoint: "not a checkpoint"
-        case .committeeMismatch: "committee mismatch"
-        case .wrongCommitteeEpoch: "wrong committee epoch"
-        case .certificateMismatch: "certificate mismatch"
-        case .certificate(.wrongBlock): "certificate for another block"
-        case .certificate(.unknownMember): "certificate names an unknown member"
-        case .certificate(.badSignature): "bad signature"
-        case .certificate(.noQuorum): "no quorum"
-        case .certificate(.duplicateMember): "duplicate signer"
-        case .untrustedAnchor: "genesis header does not hash to the provisioned anchor"
-        case .epochArithmetic: "epoch arithmetic"
-        case .stateProofMismatch, .inclusionProofMismatch, .receiptProofMismatch: "proof mismatch"
-        }
-    }
-
     func fail(_ status: Int32, _ what: StaticString) -> Never {
         Console.write("sync: FAIL (")
         Console.write(what)
@@ -89,7 +68,7 @@
         Console.write("sync: ")
         Console.write(what)
         Console.write(" refused: ")
-        Console.line(refusalName(error))
+        Console.line(error.summary)
         fail(base + refusalCode(error), what)
     }
 
@@ -137,7 +116,7 @@
         guard let trustedHash = Bytes32(provisionedGenesisHash),
             let committee0 = try? Committee(decoding: provisionedCommittee0)
         else { fail(SyncStatus.badProvisioning, "provisioned anchor does not decode") }
-        fetch(&link, DeviceResources.headers, [queryArgument("h", 0)])
+        fetch(&link, DeviceResources.headers, [DeviceRequest.argument("h", decimal: 0)])
         let (genesis, _) = decodeHeaderPayload(link.bodyBytes())
         do {
             let trusted = try TrustedState.anchored(
@@ -161,7 +140,10 @@
         let code: CoAPCode
         do {
             code = try link.get(
-                DeviceResources.checkpoints, query: [queryArgument("from", trusted.epoch), queryArgument("limit", 1)])
+                DeviceResources.checkpoints,
+                query: [
+                    DeviceRequest.argument("from", decimal: trusted.epoch), DeviceRequest.argument("limit", decimal: 1),
+                ])
         } catch {
             transportFailure(error, DeviceResources.checkpoints)
         }

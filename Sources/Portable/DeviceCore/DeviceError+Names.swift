@@ -55,27 +55,3 @@ extension DeviceError.Inconsistency {
         }
     }
 }
-
-extension LightClientError {
-    /// The rule that refused, as a log names it.
-    public var summary: StaticString {
-        switch self {
-        case .wrongChain: "wrong chain"
-        case .wrongEpoch: "wrong epoch"
-        case .wrongHeight: "wrong height"
-        case .heightOutsideEpoch: "height outside the epoch"
-        case .notACheckpoint: "not a checkpoint"
-        case .committeeMismatch: "committee mismatch"
-        case .wrongCommitteeEpoch: "wrong committee epoch"
-        case .certificateMismatch: "certificate mismatch"
-        case .certificate(.wrongBlock): "certificate for another block"
-        case .certificate(.unknownMember): "certificate names an unknown member"
-        case .certificate(.badSignature): "bad signature"
-        case .certificate(.noQuorum): "no quorum"
-        case .certificate(.duplicateMember): "duplicate signer"
-        case .untrustedAnchor: "genesis header does not hash to the provisioned anchor"
-        case .epochArithmetic: "epoch arithmetic"
-        case .stateProofMismatch, .inclusionProofMismatch, .receiptProofMismatch: "proof mismatch"
-        }
-    }
-}

@@ -78,7 +78,8 @@ public struct DeviceRequest: Equatable, Sendable {
 
     // MARK: arguments
 
-    static func argument(_ key: StaticString, decimal value: UInt64) -> [UInt8] {
+    /// `key=value`, the value in decimal.
+    public static func argument(_ key: StaticString, decimal value: UInt64) -> [UInt8] {
         var out = keyBytes(key)
         var digits: [UInt8] = []
         var v = value
@@ -90,7 +91,8 @@ public struct DeviceRequest: Equatable, Sendable {
         return out
     }
 
-    static func argument(_ key: StaticString, hex value: Bytes32) -> [UInt8] {
+    /// `key=value`, the value in lowercase hex.
+    public static func argument(_ key: StaticString, hex value: Bytes32) -> [UInt8] {
         var out = keyBytes(key)
         for byte in value.bytes {
             for nibble in [byte >> 4, byte & 0xF] { out.append(nibble < 10 ? 0x30 + nibble : 0x57 + nibble) }

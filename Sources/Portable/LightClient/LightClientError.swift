@@ -35,3 +35,28 @@ public enum LightClientError: Error, Equatable, Sendable {
     /// A receipt proof does not connect the receipt to the verified receipts root.
     case receiptProofMismatch
 }
+
+extension LightClientError {
+    /// The rule that refused, as a log names it: written once for the firmware's console (no String formatting on
+    /// a board) and the host's messages.
+    public var summary: StaticString {
+        switch self {
+        case .wrongChain: "wrong chain"
+        case .wrongEpoch: "wrong epoch"
+        case .wrongHeight: "wrong height"
+        case .heightOutsideEpoch: "height outside the epoch"
+        case .notACheckpoint: "not a checkpoint"
+        case .committeeMismatch: "committee mismatch"
+        case .wrongCommitteeEpoch: "wrong committee epoch"
+        case .certificateMismatch: "certificate mismatch"
+        case .certificate(.wrongBlock): "certificate for another block"
+        case .certificate(.unknownMember): "certificate names an unknown member"
+        case .certificate(.badSignature): "bad signature"
+        case .certificate(.noQuorum): "no quorum"
+        case .certificate(.duplicateMember): "duplicate signer"
+        case .untrustedAnchor: "genesis header does not hash to the provisioned anchor"
+        case .epochArithmetic: "epoch arithmetic"
+        case .stateProofMismatch, .inclusionProofMismatch, .receiptProofMismatch: "proof mismatch"
+        }
+    }
+}
