@@ -366,15 +366,6 @@ public final class CoAPDeviceClient {
         buffer.removeLast(buffer.count - n)
         return buffer
     }
-
-    /// A success answer's body decoded as `T`, or the error the answer means.
-    private func decode<T: CanonicalCodable>(_ response: Response) throws(DeviceClientError) -> T {
-        guard response.code == .content else { throw response.error }
-        if let format = response.contentFormat, format != ContentFormat.chainPayload {
-            throw .protocolViolation("content format \(format) instead of \(ContentFormat.chainPayload)")
-        }
-        do { return try T(decoding: response.body) } catch { throw .undecodable(error) }
-    }
 }
 
 /// `host:port`, `[v6]:port` or a bare host; nil when malformed.
