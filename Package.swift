@@ -53,11 +53,13 @@ var dependencies: [Package.Dependency] = []
 if !embedded {
     targets += [
         .target(name: "AmarsTestSupport", dependencies: ["AmarsCodec"], path: "Tests/AmarsTestSupport"),
-        .testTarget(name: "AmarsCodecTests", dependencies: ["AmarsTestSupport", "AmarsCodec"], exclude: ["SOURCES.md"]),
+        .testTarget(
+            name: "AmarsCodecTests", dependencies: ["AmarsTestSupport", "AmarsCodec"], exclude: ["SOURCES.md"]),
         .testTarget(
             name: "AmarsCryptoTests", dependencies: ["AmarsTestSupport", "AmarsCrypto"], resources: [.copy("Vectors")]),
         .testTarget(name: "LedgerTests", dependencies: ["AmarsTestSupport", "Ledger"]),
-        .testTarget(name: "DeviceProtocolTests", dependencies: ["AmarsTestSupport", "DeviceProtocol"], exclude: ["SOURCES.md"]),
+        .testTarget(
+            name: "DeviceProtocolTests", dependencies: ["AmarsTestSupport", "DeviceProtocol"], exclude: ["SOURCES.md"]),
         .testTarget(name: "LightClientTests", dependencies: ["AmarsTestSupport", "LightClient"]),
         // Consensus is a sans-I/O state machine with no host dependencies, so it builds in the light set too.
         .target(name: "Consensus", dependencies: ["Ledger"], path: "Sources/Gateway/Consensus"),
@@ -73,7 +75,9 @@ if embedded {
         .target(name: "Board", path: "Boards/\(board)", exclude: ["README.md", "board.ld", "board.mk"]),
         .executableTarget(
             name: "Firmware",
-            dependencies: ["Board", "AmarsCodec", "AmarsCrypto", "Ledger", "DeviceProtocol", "LightClient", "DeviceCore"],
+            dependencies: [
+                "Board", "AmarsCodec", "AmarsCrypto", "Ledger", "DeviceProtocol", "LightClient", "DeviceCore",
+            ],
             path: "Boards/Firmware", exclude: ["fixtures"], swiftSettings: portableSettings),
     ]
     products.append(.executable(name: "Firmware", targets: ["Firmware"]))
@@ -108,14 +112,17 @@ if hostParts {
         gateway("Network", ["Ledger", log] + nio),
         gateway("DeviceGateway", ["Chain", "DeviceProtocol", "LightClient", "DeviceCore", "CCoAP", "CMosquitto", log]),
         gateway(
-            "GatewayNode", ["Chain", "DeviceGateway", "Consensus", "Network", .product(name: "Yams", package: "Yams"), log] + nio),
+            "GatewayNode",
+            ["Chain", "DeviceGateway", "Consensus", "Network", .product(name: "Yams", package: "Yams"), log] + nio),
         .executableTarget(
             name: "amarsd", dependencies: ["GatewayNode", "DeviceGateway", "DeviceProtocol", argumentParser, log],
             path: "Sources/Gateway/amarsd"),
         // Host: what talks to a gateway from outside, as a wallet (AmarsClient, HTTP) or as a device (DeviceClient:
         // the portable device session over UDP CoAP and MQTT). Neither links the gateway.
         host("AmarsClient", ["Ledger"]),
-        host("DeviceClient", ["AmarsCodec", "AmarsCrypto", "Ledger", "DeviceProtocol", "LightClient", "DeviceCore", "CMosquitto", log]),
+        host(
+            "DeviceClient",
+            ["AmarsCodec", "AmarsCrypto", "Ledger", "DeviceProtocol", "LightClient", "DeviceCore", "CMosquitto", log]),
         .executableTarget(
             name: "amars", dependencies: ["Chain", "AmarsClient", "DeviceClient", "LightClient", argumentParser],
             path: "Sources/Host/amars"),
@@ -131,11 +138,24 @@ if hostParts {
             path: "Simulator/Sources/amars-sim"),
         .testTarget(name: "ChainTests", dependencies: ["AmarsTestSupport", "Chain", "LightClient"]),
         .testTarget(name: "NetworkTests", dependencies: ["AmarsTestSupport", "Network"]),
+        // Fixtures the gateway's unit tests and the integration tests share: a chain with a CoAP server on loopback,
+        // a UDP test socket, CoAP requests.
+        .target(
+            name: "GatewayTestSupport", dependencies: ["Chain", "DeviceGateway", "DeviceProtocol", log],
+            path: "Tests/GatewayTestSupport"),
         .testTarget(
             name: "DeviceGatewayTests",
-            dependencies: ["AmarsTestSupport", "DeviceGateway", "DeviceClient", "LightClient", "AmarsClient"]),
+            dependencies: ["AmarsTestSupport", "GatewayTestSupport", "DeviceGateway", "DeviceClient", "LightClient"]),
+        .testTarget(name: "GatewayNodeTests", dependencies: ["AmarsTestSupport", "GatewayNode", "AmarsClient"]),
+        // Tests that start real processes: several `amarsd` on loopback, the `amars` and `amars-sim` CLIs, mosquitto,
+        // coap-client, the firmware in QEMU through `make -C Boards`. They run the binaries built beside the test
+        // bundle, so build everything first (`swift build --build-tests`); `make integration-test` runs them alone.
         .testTarget(
-            name: "GatewayNodeTests", dependencies: ["AmarsTestSupport", "GatewayNode", "AmarsClient", "DeviceClient", "DeviceCore"]),
+            name: "IntegrationTests",
+            dependencies: [
+                "AmarsTestSupport", "GatewayTestSupport", "GatewayNode", "DeviceGateway", "AmarsClient", "DeviceClient",
+                "DeviceCore", "LightClient", log,
+            ]),
     ]
     products += [
         .executable(name: "amarsd", targets: ["amarsd"]),
@@ -151,7 +171,8 @@ if Context.environment["AMARS_FUZZ"] != nil {
     targets.append(.target(name: "CFuzzDriver", path: "Sources/C/CFuzzDriver"))
     targets.append(
         .executableTarget(
-            name: "AmarsFuzz", dependencies: ["Ledger", "DeviceProtocol", "CFuzzDriver"], path: "Sources/Host/AmarsFuzz",
+            name: "AmarsFuzz", dependencies: ["Ledger", "DeviceProtocol", "CFuzzDriver"],
+            path: "Sources/Host/AmarsFuzz",
             swiftSettings: [.unsafeFlags(["-parse-as-library", "-sanitize=fuzzer"])],
             linkerSettings: [.unsafeFlags(["-sanitize=fuzzer"])]))
     products.append(.executable(name: "AmarsFuzz", targets: ["AmarsFuzz"]))

@@ -5,6 +5,7 @@ import DeviceClient
 import DeviceCore
 import DeviceProtocol
 import Foundation
+import GatewayTestSupport
 import Ledger
 import LightClient
 import XCTest
@@ -271,7 +272,10 @@ final class DeviceResourceHandlerTests: XCTestCase {
 
         // The lock's own check, run in-process against the handlers: open while the escrow was, then closed.
         var honest = LoopbackDeviceLink(handlers: f.server.handlers)
-        var device = DeviceSession(anchor: DeviceTrustAnchor(genesisHeader: f.genesis.header, committee: f.genesis.committee(epoch: 0), epochLength: f.genesis.epochLength))
+        var device = DeviceSession(
+            anchor: DeviceTrustAnchor(
+                genesisHeader: f.genesis.header, committee: f.genesis.committee(epoch: 0),
+                epochLength: f.genesis.epochLength))
         _ = try device.run(.anchor, over: &honest)
         guard case .escrow(let now) = try device.run(.escrow(open.id), over: &honest) else { return XCTFail() }
         XCTAssertEqual(now.state?.status, .closed)

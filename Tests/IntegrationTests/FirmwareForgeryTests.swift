@@ -76,7 +76,8 @@ final class FirmwareForgeryTests: XCTestCase {
         try written.jsonData().write(to: genesisFile)
         // As the provisioning step reads it (make-provision: Genesis.load, then the height-0 header).
         let genesis = try Genesis.load(path: genesisFile.path)
-        let anchor = DeviceTrustAnchor(genesisHeader: genesis.header, committee: genesis.committee(epoch: 0), epochLength: genesis.epochLength)
+        let anchor = DeviceTrustAnchor(
+            genesisHeader: genesis.header, committee: genesis.committee(epoch: 0), epochLength: genesis.epochLength)
         let genesisHeader = genesis.header
         XCTAssertEqual(genesisHeader.hash, anchor.genesisHeaderHash)
         let genuineGenesis = HeaderPayload(
