@@ -5,7 +5,7 @@ EMBEDDED_TARGETS := AmarsCodec AmarsCrypto Ledger DeviceProtocol LightClient Dev
 # Debian's headers are architecture-neutral for libsecp256k1; the cross build needs to see them.
 EMBEDDED_FLAGS := -c release -Xcc -isystem -Xcc /usr/include
 
-.PHONY: deps boards-deps build test unit-test embedded-check firmware-check fuzz fuzz-smoke soak devnet devnet-single bench format clean
+.PHONY: deps boards-deps build test unit-test integration-test embedded-check firmware-check fuzz fuzz-smoke soak devnet devnet-single bench format clean
 
 deps:
 	@scripts/install-deps.sh
@@ -13,11 +13,11 @@ deps:
 build: deps
 	$(SWIFT) build
 
-## Everything: unit, integration and end-to-end tests, the Embedded compile of every portable module
+## Everything: unit tests, then integration and end-to-end tests, the Embedded compile of every portable module
 ## (host and Cortex-M4), a short fixed-seed fuzz pass over the decoders, and the firmware self-test in QEMU.
-test: deps boards-deps unit-test embedded-check fuzz-smoke firmware-check
+test: deps boards-deps unit-test integration-test embedded-check fuzz-smoke firmware-check
 
-## Cross tools, QEMU and libsecp256k1 for Cortex-M: before the unit tests, which run the firmware in QEMU too.
+## Cross tools, QEMU and libsecp256k1 for Cortex-M: before the integration tests, which run the firmware in QEMU too.
 boards-deps:
 	$(MAKE) -C Boards deps
 
@@ -31,9 +31,17 @@ firmware-check: boards-deps
 	$(MAKE) -C Boards run BOARD=qemu-microbit
 	$(MAKE) -C Boards all-boards
 
-unit-test:
+## Every test target but IntegrationTests: in-process tests (sockets on loopback at most), no other programs.
+unit-test: deps
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
+	$(SWIFT) test --skip-build --skip IntegrationTests
+
+## IntegrationTests alone: tests that start real processes (several `amarsd` on loopback, the `amars` and
+## `amars-sim` CLIs, mosquitto, coap-client, the firmware in QEMU through `make -C Boards`). They run the binaries
+## the build left beside the test bundle, hence the full build first.
+integration-test: deps boards-deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build --filter IntegrationTests
 
 embedded-check: deps
 	@for triple in x86_64-unknown-linux-gnu armv7em-none-none-eabi armv6m-none-none-eabi; do \

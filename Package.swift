@@ -138,12 +138,24 @@ if hostParts {
             path: "Simulator/Sources/amars-sim"),
         .testTarget(name: "ChainTests", dependencies: ["AmarsTestSupport", "Chain", "LightClient"]),
         .testTarget(name: "NetworkTests", dependencies: ["AmarsTestSupport", "Network"]),
+        // Fixtures the gateway's unit tests and the integration tests share: a chain with a CoAP server on loopback,
+        // a UDP test socket, CoAP requests.
+        .target(
+            name: "GatewayTestSupport", dependencies: ["Chain", "DeviceGateway", "DeviceProtocol", log],
+            path: "Tests/GatewayTestSupport"),
         .testTarget(
             name: "DeviceGatewayTests",
-            dependencies: ["AmarsTestSupport", "DeviceGateway", "DeviceClient", "LightClient", "AmarsClient"]),
+            dependencies: ["AmarsTestSupport", "GatewayTestSupport", "DeviceGateway", "DeviceClient", "DeviceCore", "LightClient"]),
+        .testTarget(name: "GatewayNodeTests", dependencies: ["AmarsTestSupport", "GatewayNode", "AmarsClient"]),
+        // Tests that start real processes: several `amarsd` on loopback, the `amars` and `amars-sim` CLIs, mosquitto,
+        // coap-client, the firmware in QEMU through `make -C Boards`. They run the binaries built beside the test
+        // bundle, so build everything first (`swift build --build-tests`); `make integration-test` runs them alone.
         .testTarget(
-            name: "GatewayNodeTests",
-            dependencies: ["AmarsTestSupport", "GatewayNode", "AmarsClient", "DeviceClient", "DeviceCore"]),
+            name: "IntegrationTests",
+            dependencies: [
+                "AmarsTestSupport", "GatewayTestSupport", "GatewayNode", "DeviceGateway", "AmarsClient", "DeviceClient",
+                "DeviceCore", "LightClient", log,
+            ]),
     ]
     products += [
         .executable(name: "amarsd", targets: ["amarsd"]),

@@ -5,6 +5,7 @@ import DeviceClient
 import DeviceCore
 import DeviceProtocol
 import Foundation
+import GatewayTestSupport
 import Ledger
 import LightClient
 import XCTest

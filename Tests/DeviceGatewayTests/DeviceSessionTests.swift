@@ -4,6 +4,7 @@ import Chain
 import DeviceCore
 import DeviceProtocol
 import Foundation
+import GatewayTestSupport
 import Ledger
 import LightClient
 import XCTest

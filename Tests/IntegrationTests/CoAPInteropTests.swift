@@ -2,6 +2,7 @@ import AmarsCodec
 import Chain
 import DeviceProtocol
 import Foundation
+import GatewayTestSupport
 import Ledger
 import XCTest
 
