@@ -102,22 +102,15 @@
     /// Step 1: the device's own account, proven.
     @inline(never)
     func verifiedOwnAccount(_ link: inout Link, _ trusted: inout TrustedState, _ address: Address) -> AccountState {
-        fetch(&link, DeviceResources.accountProof, [[UInt8(ascii: "a"), UInt8(ascii: "=")] + provisionedDeviceBech32])
-        var reader = ByteReader(link.bodyBytes())
-        let height: UInt64
-        let stateRoot: Bytes32
-        let claimed: AccountState
-        let proof: SparseMerkleProof
-        do {
-            height = try reader.readVarint()
-            stateRoot = try reader.readBytes32()
-            claimed = try reader.read()
-            proof = try reader.read()
-            try reader.finish()
-        } catch {
+        // The provisioned address text, so the image needs no bech32 encoder.
+        fetch(
+            &link,
+            DeviceRequest(.accountProof, query: [[UInt8(ascii: "a"), UInt8(ascii: "=")] + provisionedDeviceBech32]))
+        guard let payload = try? AccountProofPayload(decoding: link.bodyBytes()) else {
             fail(SyncStatus.undecodable, "account proof payload does not decode")
         }
-        fetch(&link, DeviceResources.headers, [DeviceRequest.argument("h", decimal: height)])
+        let (height, stateRoot, claimed, proof) = (payload.height, payload.stateRoot, payload.state, payload.proof)
+        fetch(&link, .header(at: height))
         let (header, certificate) = decodeHeaderPayload(link.bodyBytes())
         guard header.height == height else { fail(PayStatus.inconsistent, "header of another height") }
         let verified = verifyProofHeader(&link, &trusted, header, certificate)
@@ -178,17 +171,14 @@
         var polls = 0
         while true {
             let code: CoAPCode
-            do { code = try link.get(DeviceResources.receipt, query: [DeviceRequest.argument("id", hex: id)]) } catch {
+            do { code = try link.get(DeviceResources.receipt, query: DeviceRequest.receipt(id).query) } catch {
                 transportFailure(error, DeviceResources.receipt)
             }
             polls += 1
             if code.isSuccess {
-                var reader = ByteReader(link.bodyBytes())
                 do {
-                    let height = try reader.readVarint()
-                    let position = try reader.readVarint()
-                    let receipt: Receipt = try reader.read()
-                    try reader.finish()
+                    let answer = try ReceiptPayload(decoding: link.bodyBytes())
+                    let (height, position, receipt) = (answer.height, answer.position, answer.receipt)
                     guard receipt.transactionID == id else { fail(PayStatus.inconsistent, "receipt of another id") }
                     Console.write("pay: receipt after ")
                     Console.decimal(polls)
@@ -223,25 +213,12 @@
     func provenReceipt(
         _ link: inout Link, _ proofTrust: inout TrustedState, _ id: Bytes32, height: UInt64, _ step: StaticString
     ) -> (position: UInt64, receipt: Receipt) {
-        fetch(&link, DeviceResources.txProof, [DeviceRequest.argument("id", hex: id)])
-        var reader = ByteReader(link.bodyBytes())
-        let header: BlockHeader
-        let certificate: CommitCertificate
-        let position: UInt64
-        let proof: MerkleProof
-        let receipt: Receipt
-        let receiptProof: MerkleProof
-        do {
-            header = try reader.read()
-            certificate = try reader.read()
-            position = try reader.readVarint()
-            proof = try reader.read()
-            receipt = try reader.read()
-            receiptProof = try reader.read()
-            try reader.finish()
-        } catch {
+        fetch(&link, .transactionProof(id))
+        guard let payload = try? TransactionProofPayload(decoding: link.bodyBytes()) else {
             fail(SyncStatus.undecodable, "transaction proof payload does not decode")
         }
+        let (header, certificate, position) = (payload.header, payload.certificate, payload.position)
+        let (proof, receipt, receiptProof) = (payload.proof, payload.receipt, payload.receiptProof)
         guard header.height == height, receipt.transactionID == id, position == proof.index,
             receiptProof.index == proof.index
         else {

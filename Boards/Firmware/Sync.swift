@@ -91,24 +91,21 @@
         fail(SyncStatus.transport, "transport")
     }
 
-    /// GET that must answer 2.05 (anything else is a transport failure).
-    func fetch(_ link: inout Link, _ path: StaticString, _ query: [[UInt8]]) {
+    /// GET of one of DeviceProtocol's requests (the resource table the gateway routes by) that must answer 2.05
+    /// (anything else is a transport failure).
+    func fetch(_ link: inout Link, _ request: DeviceRequest) {
+        let path = request.resource.path
         let code: CoAPCode
-        do { code = try link.get(path, query: query) } catch { transportFailure(error, path) }
+        do { code = try link.get(path, query: request.query) } catch { transportFailure(error, path) }
         guard code.isSuccess else { transportFailure(.code(code.rawValue), path) }
     }
 
-    /// `v1/head` or `v1/headers` body: header, then certificate.
+    /// `v1/head` or `v1/headers` body, decoded with DeviceProtocol's ``HeaderPayload`` (the gateway encodes it).
     func decodeHeaderPayload(_ bytes: [UInt8]) -> (BlockHeader, CommitCertificate) {
-        var reader = ByteReader(bytes)
-        do {
-            let header: BlockHeader = try reader.read()
-            let certificate: CommitCertificate = try reader.read()
-            try reader.finish()
-            return (header, certificate)
-        } catch {
+        guard let payload = try? HeaderPayload(decoding: bytes) else {
             fail(SyncStatus.undecodable, "header payload does not decode")
         }
+        return (payload.header, payload.certificate)
     }
 
     @inline(never)
@@ -116,7 +113,7 @@
         guard let trustedHash = Bytes32(provisionedGenesisHash),
             let committee0 = try? Committee(decoding: provisionedCommittee0)
         else { fail(SyncStatus.badProvisioning, "provisioned anchor does not decode") }
-        fetch(&link, DeviceResources.headers, [DeviceRequest.argument("h", decimal: 0)])
+        fetch(&link, .header(at: 0))
         let (genesis, _) = decodeHeaderPayload(link.bodyBytes())
         do {
             let trusted = try TrustedState.anchored(
@@ -140,23 +137,17 @@
         let code: CoAPCode
         do {
             code = try link.get(
-                DeviceResources.checkpoints,
-                query: [
-                    DeviceRequest.argument("from", decimal: trusted.epoch), DeviceRequest.argument("limit", decimal: 1),
-                ])
+                DeviceResources.checkpoints, query: DeviceRequest.checkpoints(from: trusted.epoch, limit: 1).query)
         } catch {
             transportFailure(error, DeviceResources.checkpoints)
         }
         if code.codeClass == 4 && code.detail == 4 { return nil }
         guard code.isSuccess else { transportFailure(.code(code.rawValue), DeviceResources.checkpoints) }
-        var reader = ByteReader(link.bodyBytes())
-        let page: [Checkpoint]
-        do {
-            page = try reader.readList(Checkpoint.self, cap: 1)
-            try reader.finish()
-        } catch {
+        // One was asked for: a longer page is refused like any other payload that breaks its promise.
+        guard let payload = try? CheckpointsPayload(decoding: link.bodyBytes()), payload.checkpoints.count <= 1 else {
             fail(SyncStatus.undecodable, "checkpoints payload does not decode")
         }
+        let page = payload.checkpoints
         guard let checkpoint = page.first else { return nil }
         switch CheckpointVerifier.verifyNextResult(trusted: trusted, checkpoint: checkpoint) {
         case .success(let next):
@@ -181,7 +172,7 @@
     /// The verified head; nil when it lies past the trusted epoch (the chain moved on: sync again first).
     @inline(never)
     func verifyHead(_ link: inout Link, _ trusted: TrustedState) -> BlockHeader? {
-        fetch(&link, DeviceResources.head, [])
+        fetch(&link, .head)
         let (header, certificate) = decodeHeaderPayload(link.bodyBytes())
         let hash = header.hash
         if hash == trusted.checkpointHash {
