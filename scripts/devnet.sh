@@ -46,6 +46,7 @@ for i in $(seq 1 $N); do
         if [ "$i" = 1 ]; then
             echo "coap: { host: 127.0.0.1, port: $COAP_PORT }"
             echo "mqtt: 127.0.0.1:$MQTT_PORT"
+            echo "mqtt_credentials: $DATA/broker/gateway.credentials"
         fi
         echo "consensus: { blockInterval: 1000, proposeTimeout: 2000, prepareTimeout: 1000, commitTimeout: 1000 }"
         echo "log: info"
@@ -65,21 +66,11 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 0' INT TERM
 
-# The broker the MQTT bridge of node 1 talks to: persistent, loopback only.
-mkdir -p "$DATA/broker"
-cat > "$DATA/broker/mosquitto.conf" <<CONF
-listener $MQTT_PORT 127.0.0.1
-allow_anonymous true
-persistence true
-persistence_location $DATA/broker/
-log_dest file $DATA/broker/mosquitto.log
-max_queued_messages 10000
-max_inflight_messages 1000
-$( [ "$(id -u)" = 0 ] && echo "user root" )
-CONF
-MOSQUITTO=$(command -v mosquitto || echo /usr/sbin/mosquitto)
-"$MOSQUITTO" -c "$DATA/broker/mosquitto.conf" &
+# The broker the MQTT bridge of node 1 talks to: persistent, loopback only, locked down (amarsd broker: devices
+# may only read the chain's topics and submit transactions; node 1 publishes with the login it writes).
+"$BIN/amarsd" broker --dir "$DATA/broker" --port "$MQTT_PORT" &
 PIDS+=($!)
+for _ in $(seq 1 100); do [ -s "$DATA/broker/gateway.credentials" ] && [ -s "$DATA/broker/passwd" ] && break; sleep 0.1; done
 
 for i in $(seq 1 $N); do
     "$BIN/amarsd" node --config "$DATA/node-$i/node.yaml" >"$DATA/node-$i/stdout.log" 2>"$DATA/node-$i/amarsd.log" &

@@ -35,7 +35,7 @@ final class DeviceMqttEndToEndTests: XCTestCase {
             node: f.node,
             configuration: .init(
                 port: broker.port, clientID: "amars-gateway-e2e", inboxPath: f.dir.appendingPathComponent("inbox").path,
-                loopTimeoutMillis: 20),
+                loopTimeoutMillis: 20, credentials: try broker.gatewayCredentials),
             logger: logger)
         try bridge.start()
         defer { bridge.stop() }
@@ -101,7 +101,7 @@ final class DeviceMqttEndToEndTests: XCTestCase {
             node: f.node,
             configuration: .init(
                 port: broker.port, clientID: "amars-gateway-cp", inboxPath: f.dir.appendingPathComponent("inbox").path,
-                loopTimeoutMillis: 20),
+                loopTimeoutMillis: 20, credentials: try broker.gatewayCredentials),
             logger: logger)
         try bridge.start()
         defer { bridge.stop() }
@@ -113,7 +113,12 @@ final class DeviceMqttEndToEndTests: XCTestCase {
         func retain(_ topic: String, _ payload: [UInt8]) throws {
             let file = f.dir.appendingPathComponent("retained-\(UUID().uuidString).bin")
             try Data(payload).write(to: file)
-            let args = ["-h", "127.0.0.1", "-p", "\(broker.port)", "-q", "1", "-r", "-t", topic, "-f", file.path]
+            // Only the gateway's login may retain on the chain's topics: the junk comes from an insider.
+            let login = try broker.gatewayCredentials
+            let args = [
+                "-h", "127.0.0.1", "-p", "\(broker.port)", "-u", login.username, "-P", login.password, "-q", "1", "-r",
+                "-t", topic, "-f", file.path,
+            ]
             let tool = try MqttTool(MqttTool.pub, args)
             XCTAssertEqual(tool.waitExit(timeout: 10), 0, tool.text)
         }

@@ -92,7 +92,8 @@ final class MqttTestChain {
     ) throws -> MqttBridge {
         let config = MqttBridge.Configuration(
             port: broker.port, clientID: "amars-gateway-test", inboxPath: inboxPath, rateLimit: rateLimit,
-            backoff: .init(initialMillis: 20, maxMillis: 200), loopTimeoutMillis: 20)
+            backoff: .init(initialMillis: 20, maxMillis: 200), loopTimeoutMillis: 20,
+            credentials: try broker.gatewayCredentials)
         let clock = self.clock
         let bridge = try MqttBridge(
             node: node, configuration: config, clock: { clock.now }, random: SplitMix64(seed: 7), logger: logger)
@@ -132,9 +133,17 @@ final class MqttTestChain {
         return path
     }
 
-    /// `mosquitto_pub` with QoS 1 and the payload from a file (`nil` sends a zero-length message).
-    func publish(topic: String, payload: [UInt8]?, retain: Bool = false) throws {
-        var args = ["-h", "127.0.0.1", "-p", "\(broker.port)", "-q", "1", "-t", topic]
+    /// `-u`/`-P` with the gateway's login (the broker refuses its topics to anyone else), or none: a device.
+    func login(_ asGateway: Bool) throws -> [String] {
+        guard asGateway else { return [] }
+        let login = try broker.gatewayCredentials
+        return ["-u", login.username, "-P", login.password]
+    }
+
+    /// `mosquitto_pub` with QoS 1 and the payload from a file (`nil` sends a zero-length message), as the gateway
+    /// unless `asGateway` is false (then as an anonymous device).
+    func publish(topic: String, payload: [UInt8]?, retain: Bool = false, asGateway: Bool = true) throws {
+        var args = ["-h", "127.0.0.1", "-p", "\(broker.port)", "-q", "1", "-t", topic] + (try login(asGateway))
         if let payload {
             args += ["-f", try file("payload-\(UUID().uuidString).bin", payload)]
         } else {
@@ -149,10 +158,13 @@ final class MqttTestChain {
     /// Starts `mosquitto_sub` on `topics` printing "topic hexpayload" lines, and returns once the subscription
     /// is live: a retained probe on a private topic is subscribed in the same SUBSCRIBE, and its arrival
     /// proves the broker has processed it. The probe is the first line; `count` counts the messages after it.
+    /// Subscribes with the gateway's login: the broker lets only it read every topic.
     func subscribe(_ topics: [String], count: Int? = nil) throws -> MqttTool {
-        let probe = "amars-test/probe/\(UUID().uuidString)"
+        // Under amars/v1/, the only tree the gateway's login may use.
+        let probe = "amars/v1/probe/\(UUID().uuidString)"
         try publish(topic: probe, payload: [0x70], retain: true)
-        var args = ["-h", "127.0.0.1", "-p", "\(broker.port)", "-q", "1", "-F", "%t %x", "-t", probe]
+        var args =
+            ["-h", "127.0.0.1", "-p", "\(broker.port)", "-q", "1", "-F", "%t %x", "-t", probe] + (try login(true))
         for t in topics { args += ["-t", t] }
         if let count { args += ["-C", "\(count + 1)"] }
         let tool = try MqttTool(MqttTool.sub, args)

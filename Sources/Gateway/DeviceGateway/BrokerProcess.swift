@@ -19,9 +19,12 @@ public final class BrokerProcess: @unchecked Sendable {
         case executableNotFound
         case launchFailed(String)
         case notListening(port: Int, log: String)
+        /// `mosquitto_passwd` (in the mosquitto package) failed to write the password file.
+        case passwordFile(String)
 
         public var description: String {
             switch self {
+            case .passwordFile(let why): "cannot write the broker's password file: \(why)"
             case .executableNotFound: "mosquitto not found (install the 'mosquitto' package)"
             case .launchFailed(let why): "cannot start mosquitto: \(why)"
             case .notListening(let port, let log): "mosquitto did not listen on port \(port); its log:\n\(log)"
@@ -39,6 +42,10 @@ public final class BrokerProcess: @unchecked Sendable {
     private var process: Process?
 
     public var configPath: String { directory.appendingPathComponent("mosquitto.conf").path }
+    public var aclPath: String { directory.appendingPathComponent("acl").path }
+    public var passwordPath: String { directory.appendingPathComponent("passwd").path }
+    /// The gateway's login (``MqttCredentials``), generated once and kept with the broker's data.
+    public var credentialsPath: String { directory.appendingPathComponent("gateway.credentials").path }
     public var logPath: String { directory.appendingPathComponent("mosquitto.log").path }
 
     /// - Parameters:
@@ -90,7 +97,10 @@ public final class BrokerProcess: @unchecked Sendable {
     public var configuration: String {
         var lines = [
             "listener \(port) 127.0.0.1",
+            // Devices connect without a login; the ACL limits them to reading and submitting (see `acl`).
             "allow_anonymous true",
+            "password_file \(passwordPath)",
+            "acl_file \(aclPath)",
             "persistence true",
             "persistence_location \(directory.path)/",
             "persistence_file mosquitto.db",
@@ -113,6 +123,67 @@ public final class BrokerProcess: @unchecked Sendable {
         return lines.joined(separator: "\n") + "\n"
     }
 
+    /// Who may do what. A stranger on the broker is a device: it may read the chain's public topics (head,
+    /// checkpoints, receipts, commands addressed to devices) and submit signed transactions, whose signature and
+    /// sender the gateway checks; only the gateway's login publishes the chain's topics, so nobody else can
+    /// retain a forged head or checkpoint, answer for the gateway, or command a device, and nobody else reads
+    /// the submissions of every device.
+    public static let accessControl = """
+        # Anonymous clients: devices.
+        topic read amars/v1/head
+        topic read amars/v1/checkpoints/#
+        topic read amars/v1/receipts/#
+        topic read amars/v1/cmd/#
+        topic write amars/v1/tx/+
+
+        user \(MqttCredentials.gatewayUsername)
+        topic readwrite amars/v1/#
+
+        """
+
+    /// Writes the configuration, the ACL, the gateway's login (kept if it exists) and mosquitto's hashed password
+    /// file for it: everything `mosquitto -c configPath` needs. Returns the gateway's login.
+    @discardableResult
+    public func writeFiles() throws -> MqttCredentials {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let credentials: MqttCredentials
+        if FileManager.default.fileExists(atPath: credentialsPath) {
+            credentials = try MqttCredentials.load(path: credentialsPath)
+        } else {
+            credentials = MqttCredentials.generate()
+            try credentials.write(path: credentialsPath)
+        }
+        try? FileManager.default.removeItem(atPath: passwordPath)
+        let tool = Process()
+        tool.executableURL = URL(fileURLWithPath: Self.passwordTool(next: executable))
+        tool.arguments = ["-c", "-b", passwordPath, credentials.username, credentials.password]
+        tool.standardOutput = FileHandle.nullDevice
+        tool.standardError = FileHandle.nullDevice
+        do { try tool.run() } catch { throw BrokerError.passwordFile("\(error)") }
+        tool.waitUntilExit()
+        guard tool.terminationStatus == 0 else {
+            throw BrokerError.passwordFile("mosquitto_passwd exited with \(tool.terminationStatus)")
+        }
+        try Self.accessControl.write(toFile: aclPath, atomically: true, encoding: .utf8)
+        try configuration.write(toFile: configPath, atomically: true, encoding: .utf8)
+        return credentials
+    }
+
+    /// The gateway's login, once ``writeFiles()`` (or ``start(timeout:)``) made it.
+    public var gatewayCredentials: MqttCredentials {
+        get throws { try MqttCredentials.load(path: credentialsPath) }
+    }
+
+    /// `mosquitto_passwd`: beside the broker (Debian puts the broker in /usr/sbin and the tool in /usr/bin).
+    static func passwordTool(next broker: String) -> String {
+        let beside = URL(fileURLWithPath: broker).deletingLastPathComponent().appendingPathComponent("mosquitto_passwd")
+        for candidate in [beside.path, "/usr/bin/mosquitto_passwd", "/usr/local/bin/mosquitto_passwd"]
+        where FileManager.default.isExecutableFile(atPath: candidate) {
+            return candidate
+        }
+        return "/usr/bin/mosquitto_passwd"
+    }
+
     public var isRunning: Bool { lock.withLock { process?.isRunning ?? false } }
 
     public var processIdentifier: Int32? { lock.withLock { process?.processIdentifier } }
@@ -121,7 +192,7 @@ public final class BrokerProcess: @unchecked Sendable {
     public func start(timeout: TimeInterval = 10) throws {
         try lock.withLock {
             if let p = process, p.isRunning { return }
-            try configuration.write(toFile: configPath, atomically: true, encoding: .utf8)
+            try writeFiles()
             let p = Process()
             p.executableURL = URL(fileURLWithPath: executable)
             p.arguments = ["-c", configPath]

@@ -55,12 +55,15 @@ public final class MqttBridge: @unchecked Sendable {
         public var backoff: MqttBackoff.Policy
         /// The longest one loop turn waits for traffic; also how late a new head is noticed by polling.
         public var loopTimeoutMillis: Int32
+        /// The gateway's login: a locked-down broker lets only it publish the chain's topics.
+        public var credentials: MqttCredentials?
 
         public init(
             host: String = "127.0.0.1", port: Int = 1883, clientID: String = "amars-gateway",
             keepAliveSeconds: Int32 = 30, inboxPath: String, rateLimit: MqttRateLimiter.Limits = .init(),
-            backoff: MqttBackoff.Policy = .init(), loopTimeoutMillis: Int32 = 100
+            backoff: MqttBackoff.Policy = .init(), loopTimeoutMillis: Int32 = 100, credentials: MqttCredentials? = nil
         ) {
+            self.credentials = credentials
             self.host = host
             self.port = port
             self.clientID = clientID
@@ -201,6 +204,9 @@ public final class MqttBridge: @unchecked Sendable {
         handle = h
         mosquitto_user_data_set(handle, Unmanaged.passUnretained(self).toOpaque())
         mosquitto_threaded_set(handle, true)
+        if let login = configuration.credentials {
+            _ = mosquitto_username_pw_set(handle, login.username, login.password)
+        }
         // The flags variant tells whether the broker still had our session; if not it lost its state, and
         // with it probably the retained checkpoints, which are then published again.
         mosquitto_connect_with_flags_callback_set(handle) { _, userdata, rc, flags in

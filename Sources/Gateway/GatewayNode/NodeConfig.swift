@@ -19,6 +19,7 @@ import Yams
 /// http: { host: 127.0.0.1, port: 8645 }
 /// coap: { host: 127.0.0.1, port: 5683 }   # optional: no CoAP server when absent
 /// mqtt: 127.0.0.1:1883                    # optional: MQTT bridge to a running broker
+/// mqtt_credentials: broker/gateway.credentials   # its login there ("USERNAME PASSWORD"), see `amarsd broker`
 /// consensus:                              # optional, milliseconds
 ///   blockInterval: 1000
 ///   proposeTimeout: 3000
@@ -86,6 +87,8 @@ public struct NodeConfig: Equatable, Sendable {
     public var http: Endpoint
     public var coap: Endpoint?
     public var mqtt: Endpoint?
+    /// The gateway's login at that broker (``MqttCredentials`` file), for a broker that locks its topics down.
+    public var mqttCredentialsPath: String?
     public var timing: Timing
     public var logLevel: String
 
@@ -126,7 +129,10 @@ public struct NodeConfig: Equatable, Sendable {
         }
         let top = try Self.mapping(
             root, "the top level",
-            allowed: ["data", "genesis", "key", "p2p", "peers", "http", "coap", "mqtt", "consensus", "log"])
+            allowed: [
+                "data", "genesis", "key", "p2p", "peers", "http", "coap", "mqtt", "mqtt_credentials", "consensus",
+                "log",
+            ])
         func path(_ key: String) throws(ConfigError) -> String {
             guard let node = top[key] else { throw ConfigError("missing '\(key)'") }
             let text = try Self.string(node, key)
@@ -150,6 +156,8 @@ public struct NodeConfig: Equatable, Sendable {
         } else {
             mqtt = nil
         }
+        mqttCredentialsPath = try top["mqtt_credentials"].map { _ throws(ConfigError) in try path("mqtt_credentials") }
+        if mqttCredentialsPath != nil && mqtt == nil { throw ConfigError("'mqtt_credentials' needs 'mqtt'") }
         peers = []
         if let list = top["peers"] {
             guard let seq = list.sequence else { throw ConfigError("'peers' must be a list of {host, port, key}") }

@@ -23,7 +23,7 @@ struct Amarsd: ParsableCommand {
               amars genesis new --out data/genesis.json --keys data/keys
               amarsd run --data data
             """,
-        subcommands: [Run.self, NodeCommand.self, Bridge.self],
+        subcommands: [Run.self, NodeCommand.self, Bridge.self, Broker.self],
         defaultSubcommand: Run.self
     )
 }
@@ -71,6 +71,9 @@ struct Run: ParsableCommand {
     @Flag(help: "Start a mosquitto broker for the MQTT bridge (data in <data>/broker) on --mqtt's port.")
     var spawnBroker = false
 
+    @Option(help: "The gateway's login at a broker started elsewhere: a file with one line 'USERNAME PASSWORD'.")
+    var mqttCredentials: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -85,6 +88,9 @@ struct Run: ParsableCommand {
         }
         if let mqtt, Self.hostPort(mqtt) == nil { throw ValidationError("--mqtt takes HOST:PORT, e.g. 127.0.0.1:1883") }
         if spawnBroker && mqtt == nil { throw ValidationError("--spawn-broker needs --mqtt HOST:PORT") }
+        if spawnBroker && mqttCredentials != nil {
+            throw ValidationError("--spawn-broker makes the gateway's login itself: drop --mqtt-credentials")
+        }
     }
 
     static func hostPort(_ text: String) -> (host: String, port: Int)? {
@@ -193,17 +199,28 @@ struct Run: ParsableCommand {
             doors.coapsPort = dtls == nil ? nil : coapsPort
         }
         if let mqtt, let (host, port) = Self.hostPort(mqtt) {
+            var login: MqttCredentials?
             if spawnBroker {
                 let broker = try BrokerProcess(directory: URL(fileURLWithPath: "\(data)/broker"), port: port)
-                do { try broker.start() } catch {
+                do {
+                    try broker.start()
+                    login = try broker.gatewayCredentials
+                } catch {
                     doors.stop()
                     throw CleanExit.message("amarsd: cannot start mosquitto on port \(port): \(error)")
                 }
                 doors.broker = broker
+            } else if let mqttCredentials {
+                do { login = try MqttCredentials.load(path: mqttCredentials) } catch {
+                    doors.stop()
+                    throw CleanExit.message("amarsd: --mqtt-credentials: \(error)")
+                }
             }
             let bridge = try MqttBridge(
                 node: node,
-                configuration: .init(host: host, port: port, inboxPath: "\(data)/mqtt-inbox.sqlite"), logger: logger)
+                configuration: .init(
+                    host: host, port: port, inboxPath: "\(data)/mqtt-inbox.sqlite", credentials: login),
+                logger: logger)
             do { try bridge.start() } catch {
                 doors.stop()
                 throw CleanExit.message("amarsd: cannot start the MQTT bridge to \(mqtt): \(error)")

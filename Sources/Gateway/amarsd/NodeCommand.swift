@@ -185,10 +185,18 @@ private final class NodeDoors: @unchecked Sendable {
             coap = server
         }
         if let m = cfg.mqtt {
+            var login: MqttCredentials?
+            if let path = cfg.mqttCredentialsPath {
+                do { login = try MqttCredentials.load(path: path) } catch {
+                    stop()
+                    throw CleanExit.message("amarsd: mqtt_credentials: \(error)")
+                }
+            }
             let bridge = try MqttBridge(
                 node: chain,
                 configuration: .init(
-                    host: m.host, port: m.port, inboxPath: "\(cfg.dataDirectory)/mqtt-inbox.sqlite"),
+                    host: m.host, port: m.port, inboxPath: "\(cfg.dataDirectory)/mqtt-inbox.sqlite",
+                    credentials: login),
                 logger: logger)
             do { try bridge.start() } catch {
                 stop()

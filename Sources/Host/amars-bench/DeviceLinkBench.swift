@@ -216,7 +216,8 @@ struct DeviceLinkBench: ParsableCommand {
             configuration: .init(
                 port: broker.port, clientID: "bench-gateway",
                 inboxPath: chain.dir.appendingPathComponent("inbox.sqlite").path,
-                rateLimit: .init(burst: 1e9, perSecond: 1e9), loopTimeoutMillis: 10),
+                rateLimit: .init(burst: 1e9, perSecond: 1e9), loopTimeoutMillis: 10,
+                credentials: try broker.gatewayCredentials),
             logger: logger)
         try bridge.start()
         defer { bridge.stop() }
