@@ -279,7 +279,7 @@ public final class CoAPServer: @unchecked Sendable {
         coap_resource_set_userdata(resource, UnsafeMutableRawPointer(bitPattern: route.rawValue + 1))
         let method = route.method == .post ? COAP_REQUEST_POST : COAP_REQUEST_GET
         coap_register_request_handler(resource, method, coapRequestHandler)
-        if route == .head { coap_resource_set_get_observable(resource, 1) }
+        if route.isObservable { coap_resource_set_get_observable(resource, 1) }
         coap_add_resource(ctx, resource)
         return resource
     }

@@ -65,6 +65,11 @@ public struct DeviceQuery: Equatable, Sendable {
 
     /// Whether every argument's key is one of `allowed`: an unknown key is a typo a device should hear about.
     public func only(_ allowed: Set<String>) -> Bool { arguments.allSatisfy { allowed.contains($0.key) } }
+
+    /// Whether every argument's key is one `resource` takes (DeviceProtocol's table, which clients build from).
+    public func only(_ resource: DeviceResource) -> Bool {
+        only(Set(resource.queryKeys.map { $0.withUTF8Buffer { String(decoding: $0, as: UTF8.self) } }))
+    }
 }
 
 /// The device API as pure functions from a request's query and body to a response, so every code and byte
@@ -114,7 +119,7 @@ public struct DeviceResourceHandlers: Sendable {
     }
 
     func headers(_ query: DeviceQuery) -> DeviceResponse {
-        guard query.only(["h"]), let text = query["h"] else { return .error(.badRequest, "need h=<height>") }
+        guard query.only(.headers), let text = query["h"] else { return .error(.badRequest, "need h=<height>") }
         guard let height = Self.decimal(text) else { return .error(.badRequest, "h is not a height") }
         return header(at: height)
     }
@@ -129,7 +134,7 @@ public struct DeviceResourceHandlers: Sendable {
     }
 
     func checkpoints(_ query: DeviceQuery) -> DeviceResponse {
-        guard query.only(["from", "limit"]), let fromText = query["from"] else {
+        guard query.only(.checkpoints), let fromText = query["from"] else {
             return .error(.badRequest, "need from=<epoch>[&limit=<n>]")
         }
         guard let from = Self.decimal(fromText) else { return .error(.badRequest, "from is not an epoch") }
@@ -155,7 +160,7 @@ public struct DeviceResourceHandlers: Sendable {
     }
 
     func transactionProof(_ query: DeviceQuery) -> DeviceResponse {
-        guard query.only(["id"]), let id = query["id"].flatMap(Self.transactionID) else {
+        guard query.only(.txProof), let id = query["id"].flatMap(Self.transactionID) else {
             return .error(.badRequest, "need id=<64 hex>")
         }
         do {
@@ -173,7 +178,7 @@ public struct DeviceResourceHandlers: Sendable {
     }
 
     func accountProof(_ query: DeviceQuery) -> DeviceResponse {
-        guard query.only(["a"]), let text = query["a"], let address = try? Address(bech32: text) else {
+        guard query.only(.accountProof), let text = query["a"], let address = try? Address(bech32: text) else {
             return .error(.badRequest, "need a=<amsc1 address>")
         }
         let view = node.account(address)
@@ -184,14 +189,14 @@ public struct DeviceResourceHandlers: Sendable {
 
     /// Always ``CertificateStatus/unknown`` until certificates are part of the chain state (see there).
     func certificate(_ query: DeviceQuery) -> DeviceResponse {
-        guard query.only(["id"]), query["id"].flatMap(Self.transactionID) != nil else {
+        guard query.only(.certificate), query["id"].flatMap(Self.transactionID) != nil else {
             return .error(.badRequest, "need id=<64 hex>")
         }
         return .chain(.content, [CertificateStatus.unknown.rawValue])
     }
 
     func escrowProof(_ query: DeviceQuery) -> DeviceResponse {
-        guard query.only(["id"]), let id = query["id"].flatMap(Self.transactionID) else {
+        guard query.only(.escrowProof), let id = query["id"].flatMap(Self.transactionID) else {
             return .error(.badRequest, "need id=<64 hex>")
         }
         let view = node.escrow(id)
@@ -201,7 +206,7 @@ public struct DeviceResourceHandlers: Sendable {
     }
 
     func inbox(_ query: DeviceQuery) -> DeviceResponse {
-        guard query.only(["a", "from", "pos"]), let text = query["a"], let address = try? Address(bech32: text) else {
+        guard query.only(.inbox), let text = query["a"], let address = try? Address(bech32: text) else {
             return .error(.badRequest, "need a=<amsc1 address>[&from=<height>[&pos=<position>]]")
         }
         var from: UInt64 = 0
@@ -229,7 +234,7 @@ public struct DeviceResourceHandlers: Sendable {
     }
 
     func receipt(_ query: DeviceQuery) -> DeviceResponse {
-        guard query.only(["id"]), let id = query["id"].flatMap(Self.transactionID) else {
+        guard query.only(.receipt), let id = query["id"].flatMap(Self.transactionID) else {
             return .error(.badRequest, "need id=<64 hex>")
         }
         do {

@@ -7,25 +7,23 @@ import LightClient
 // (the firmware prints the same names), so a board's log and `amars device` say the same thing.
 
 extension DeviceError: CustomStringConvertible {
+    /// DeviceCore's one-line name of the case (the firmware's words), with what the host can add: the
+    /// resource, the code, the numbers.
     public var description: String {
         switch self {
-        case .notAnchored: "no trusted state: anchor at genesis first"
         case .gateway(let resource, let code, let diagnostic):
             "\(resource.path) answered \(CoAPCodeText.text(code.rawValue)) \(printable(diagnostic.bytes))"
-        case .undecodable(let resource, let error): "\(resource.path): undecodable answer: \(error)"
+        case .undecodable(let resource, let error): "\(resource.path): \(summary) (\(error))"
         case .rejected(let error, let stage):
             "light client refused the \(stage.name)\(stage.detail): \(error.summary) (\(error))"
         case .inconsistent(let what): "gateway answers disagree: \(what.summary) (\(what))"
-        case .outsideTrust(let height): "block \(height) is older than the trusted epoch and cannot be verified"
-        case .noCheckpointTo(let height): "block \(height) is past the trusted epoch and no checkpoint leads to it"
-        case .transactionRefused(let code): "transaction refused: \(printable(code.bytes))"
-        case .notFinal(let id): "transaction \(Hex.encode(id.bytes)) not final in time"
-        case .nothingReceived: "no transfer arrived in time"
-        case .noWallet: "the device has no key to pay with"
-        case .insufficientFunds(let balance, let amount): "balance \(balance) units is below the amount \(amount)"
-        case .wallet(let error): "the wallet refused: \(error)"
-        case .failedOnChain(let receipt): "final, but the proven receipt says it failed (fee \(receipt.feePaid))"
-        case .busy: "another device operation is running"
+        case .outsideTrust(let height), .noCheckpointTo(let height): "block \(height): \(summary)"
+        case .transactionRefused(let code): "\(summary): \(printable(code.bytes))"
+        case .notFinal(let id): "transaction \(Hex.encode(id.bytes)) \(summary)"
+        case .insufficientFunds(let balance, let amount): "\(summary) (balance \(balance), amount \(amount) units)"
+        case .wallet(let error): "\(summary): \(error)"
+        case .failedOnChain(let receipt): "\(summary) (fee \(receipt.feePaid))"
+        case .notAnchored, .nothingReceived, .noWallet, .busy: "\(summary)"
         }
     }
 }
