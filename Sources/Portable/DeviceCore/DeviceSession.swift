@@ -138,7 +138,15 @@ public struct DeviceSession: Sendable {
         return false
     }
 
-    /// Steps taken since the last call, oldest first.
+    /// Reports kept for a driver that does not drain them: the newest, so memory stays bounded.
+    static let maxReports = 16
+
+    private mutating func report(_ step: DeviceReport) {
+        if reports.count >= Self.maxReports { reports.removeFirst() }
+        reports.append(step)
+    }
+
+    /// Steps taken since the last call, oldest first (at most ``maxReports``).
     public mutating func takeReports() -> [DeviceReport] {
         defer { reports.removeAll() }
         return reports
@@ -281,7 +289,7 @@ public struct DeviceSession: Sendable {
         progress.checkpoints += 1
         progress.signaturesChecked += signatures
         progress.toEpoch = next.epoch
-        reports.append(
+        report(
             .checkpointVerified(
                 epoch: before.epoch, height: page[index].header.height, signatures: signatures, trusted: next.epoch))
     }
@@ -383,7 +391,7 @@ public struct DeviceSession: Sendable {
         case .created:
             let id = outgoing.id
             guard answer.body == id.bytes else { throw .inconsistent(.submittedID) }
-            reports.append(.submitted(id: id, bytes: outgoing.encoded.count))
+            report(.submitted(id: id, bytes: outgoing.encoded.count))
             return completed(.submitted(id))
         case .badRequest:
             throw .transactionRefused(code: ShortText(answer.body))
@@ -406,7 +414,7 @@ public struct DeviceSession: Sendable {
             entry.transfer.to == address
         else { throw .inconsistent(.inboxEntry) }
         polls += 1
-        reports.append(.listed(height: entry.height, position: entry.position, polls: polls))
+        report(.listed(height: entry.height, position: entry.position, polls: polls))
         polls = 0
         listed = entry
         job = .inclusion(entry.transfer.id)
@@ -517,7 +525,7 @@ public struct DeviceSession: Sendable {
             throw .rejected(error, stage: .header(height: height))
         }
         let total = trusted.committee.totalWeight
-        reports.append(.headerVerified(height: height, weight: weight, totalWeight: total))
+        report(.headerVerified(height: height, weight: weight, totalWeight: total))
         return TrustedHeader(
             payload.header, hash: hash,
             basis: .certificate(signatures: payload.certificate.signatures.count, weight: weight, totalWeight: total))
@@ -632,7 +640,7 @@ public struct DeviceSession: Sendable {
                 result = .received(VerifiedIncoming(transfer: entry.transfer, inclusion: inclusion))
                 return .finished
             }
-            reports.append(.failedTransferSkipped(id: inclusion.id))
+            report(.failedTransferSkipped(id: inclusion.id))
             let next = entry.position.addingReportingOverflow(1)
             guard !next.overflow else { throw .inconsistent(.inboxEntry) }
             parent = .receive(address, from: entry.height, position: next.partialValue)
@@ -691,7 +699,7 @@ public struct DeviceSession: Sendable {
         } catch {
             throw .wallet(error)
         }
-        reports.append(
+        report(
             .signed(
                 id: signed.id, nonce: signed.nonce, maxFeePerUnit: maxFee, baseFee: baseFee,
                 height: account.header.height))
@@ -752,7 +760,9 @@ public struct DeviceSession: Sendable {
         return height > last
     }
 
-    /// The last height the trusted committee signs (nil when there is none).
+    /// The last height the trusted committee signs (nil when there is none). A mutating getter, like
+    /// ``pendingHeaderResource``: reading a non-mutating member of a session held in place (a board's global)
+    /// copies the whole session onto the stack first.
     private var lastSignedHeight: UInt64? {
         mutating get { trusted?.signedHeights?.last }
     }
