@@ -361,7 +361,7 @@ func testStorage() {
 // MARK: - Run
 
 #if FIRMWARE_SYNC
-    syncMain()  // Sync.swift: the light-client loop against a gateway (make -C Boards sync)
+    syncMain()  // Device.swift: the device session against a gateway (make -C Boards sync)
 #else
 
     Console.newline()

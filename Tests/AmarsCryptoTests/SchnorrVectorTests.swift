@@ -22,7 +22,7 @@ final class SchnorrVectorTests: XCTestCase {
         let comment: String
     }
 
-    func loadRows() throws -> [Row] {
+    static func loadRows() throws -> [Row] {
         let url = try XCTUnwrap(
             Bundle.module.url(forResource: Self.vectorResource, withExtension: "csv", subdirectory: "Vectors"))
         let text = try String(contentsOf: url, encoding: .utf8)
@@ -40,7 +40,7 @@ final class SchnorrVectorTests: XCTestCase {
     }
 
     func testEveryOfficialVector() throws {
-        let rows = try loadRows()
+        let rows = try Self.loadRows()
         XCTAssertEqual(rows.count, 19, "expected vectors 0...18")
         var signed = 0
         var rejectedKeys = 0

@@ -140,6 +140,19 @@ final class DeviceResourceHandlerTests: XCTestCase {
             XCTAssertEqual(handle(f, .certificate, bad).code, .badRequest, bad)
         }
         XCTAssertEqual(handle(f, .accountProof, "a=" + alice.bech32.dropLast() + "q").code, .badRequest)
+        // A board sends the address as 40 hex digits (DeviceRequest): the same answer; anything near it is refused.
+        let hexAddress = Hex.encode(alice.raw.bytes)
+        XCTAssertEqual(
+            handle(f, .accountProof, String(decoding: DeviceRequest.accountProof(alice).joinedQuery, as: UTF8.self))
+                .payload,
+            handle(f, .accountProof, "a=" + alice.bech32).payload)
+        XCTAssertEqual(DeviceRequest.accountProof(alice).joinedQuery, Array(("a=" + hexAddress).utf8))
+        for bad in [
+            hexAddress.uppercased(), String(hexAddress.dropLast()), hexAddress + "0", "g" + hexAddress.dropFirst(),
+        ] {
+            XCTAssertEqual(handle(f, .accountProof, "a=" + bad).code, .badRequest, bad)
+            XCTAssertEqual(handle(f, .inbox, "a=" + bad).code, .badRequest, bad)
+        }
         XCTAssertEqual(handle(f, .certificate, id).payload, [CertificateStatus.unknown.rawValue])
     }
 

@@ -17,9 +17,9 @@ import XCTest
 /// The sync firmware (qemu-mps2-an386, in QEMU) against a lying gateway, through the real `amarsd bridge`: a
 /// small UDP CoAP server in this process answers with forged data, and the firmware must stop with the exit
 /// status of that refusal and never pass. Before the sync: forged checkpoints, a forged genesis header, garbage
-/// and over-long frames (Boards/Firmware/Sync.swift: 16 + r genesis header refused, 32 + r checkpoint refused,
+/// and over-long frames (Boards/Firmware/Device.swift: 16 + r genesis header refused, 32 + r checkpoint refused,
 /// 7 transport). After an honest sync: proofs for another root than the verified one, of the device's balance,
-/// of a transfer's inclusion and of its receipt (Boards/Firmware/Pay.swift: 11, 12, 13, 81).
+/// of a transfer's inclusion and of its receipt (Device.swift: 11, 12, 13, 81).
 ///
 /// One genesis (four validators of weight 1, fixed keys and timestamp, so a rerun reuses the build) and one
 /// sync-firmware build serve every case; only the stand-in gateway's answers change, and each run is
@@ -28,7 +28,7 @@ final class FirmwareForgeryTests: XCTestCase {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()
 
-    /// Pay.swift's exit statuses.
+    /// The payment's exit statuses (Device.swift).
     enum PayStatus {
         static let accountProofRefused: Int32 = 11
         static let inclusionRefused: Int32 = 12
@@ -36,12 +36,12 @@ final class FirmwareForgeryTests: XCTestCase {
         static let receiptRefused: Int32 = 81
     }
 
-    /// Sync.swift's exit statuses.
+    /// The sync's exit statuses (Device.swift).
     enum Status {
         static let transport: Int32 = 7
         static let anchorRefused: Int32 = 16
         static let checkpointRefused: Int32 = 32
-        // refusalCode(_:) in Sync.swift
+        // refusalCode(_:) in Device.swift
         static let badSignature: Int32 = 11
         static let noQuorum: Int32 = 12
         static let untrustedAnchor: Int32 = 14

@@ -6,4 +6,9 @@
 #include <secp256k1_schnorrsig.h>
 #include <secp256k1_ecdh.h>
 #include <secp256k1_recovery.h>
+
+/* The library's static context, read through a function: Swift sees the extern pointer as shared mutable state. */
+static inline const secp256k1_context *amars_secp256k1_static_context(void) {
+    return secp256k1_context_static;
+}
 #endif

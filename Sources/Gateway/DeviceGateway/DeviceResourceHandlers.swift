@@ -178,8 +178,8 @@ public struct DeviceResourceHandlers: Sendable {
     }
 
     func accountProof(_ query: DeviceQuery) -> DeviceResponse {
-        guard query.only(.accountProof), let text = query["a"], let address = try? Address(bech32: text) else {
-            return .error(.badRequest, "need a=<amsc1 address>")
+        guard query.only(.accountProof), let address = query["a"].flatMap(Self.address) else {
+            return .error(.badRequest, "need a=<amsc1 address or 40 hex>")
         }
         let view = node.account(address)
         let payload = AccountProofPayload(
@@ -206,8 +206,8 @@ public struct DeviceResourceHandlers: Sendable {
     }
 
     func inbox(_ query: DeviceQuery) -> DeviceResponse {
-        guard query.only(.inbox), let text = query["a"], let address = try? Address(bech32: text) else {
-            return .error(.badRequest, "need a=<amsc1 address>[&from=<height>[&pos=<position>]]")
+        guard query.only(.inbox), let address = query["a"].flatMap(Self.address) else {
+            return .error(.badRequest, "need a=<amsc1 address or 40 hex>[&from=<height>[&pos=<position>]]")
         }
         var from: UInt64 = 0
         var position: UInt64 = 0
@@ -283,6 +283,16 @@ public struct DeviceResourceHandlers: Sendable {
         }
         if digits.count > 1 && digits[0] == 0x30 { return nil }
         return UInt64(text)
+    }
+
+    /// An account as a person writes it (`amsc1…`) or as a device sends it: 40 lowercase hex digits, which a board
+    /// builds without a Bech32m encoder (``DeviceRequest/accountProof(_:)``).
+    static func address(_ text: String) -> Address? {
+        if let address = try? Address(bech32: text) { return address }
+        guard text.utf8.count == 40, text.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }),
+            let raw = try? Hex.decode(text), let bytes = Bytes20(raw)
+        else { return nil }
+        return Address(raw: bytes)
     }
 
     static func transactionID(_ text: String) -> Bytes32? {

@@ -10,10 +10,17 @@ import CSecp256k1
 public enum Secp256k1Context {
     /// Never nil: a failed allocation of a few hundred bytes at start-up leaves nothing sensible to do but stop.
     nonisolated(unsafe) static let shared: OpaquePointer = {
-        guard let context = secp256k1_context_create(UInt32(SECP256K1_CONTEXT_NONE)) else {
-            fatalError("secp256k1_context_create failed")
-        }
-        return context
+        #if hasFeature(Embedded)
+            // A board links no generator table (see TablelessSchnorr): the static context verifies, derives and
+            // signs through the tableless path; the self-test is what libsecp256k1 asks of its users.
+            secp256k1_selftest()
+            return amars_secp256k1_static_context()
+        #else
+            guard let context = secp256k1_context_create(UInt32(SECP256K1_CONTEXT_NONE)) else {
+                fatalError("secp256k1_context_create failed")
+            }
+            return context
+        #endif
     }()
 
     /// Blinds the context's signing and key-generation tables against side channels with 32 bytes the caller
@@ -24,7 +31,11 @@ public enum Secp256k1Context {
     /// (still correct, merely unblinded) state.
     @discardableResult
     public static func randomize(seed: Bytes32) -> Bool {
-        withBigEndianBytes(seed) { secp256k1_context_randomize(shared, $0) == 1 }
+        #if hasFeature(Embedded)
+            return false  // the static context has no table to blind
+        #else
+            return withBigEndianBytes(seed) { secp256k1_context_randomize(shared, $0) == 1 }
+        #endif
     }
 }
 

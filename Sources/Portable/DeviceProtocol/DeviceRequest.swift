@@ -28,7 +28,7 @@ public struct DeviceRequest: Equatable, Sendable {
     }
 
     public static func accountProof(_ address: Address) -> DeviceRequest {
-        DeviceRequest(.accountProof, query: [argument("a", ascii: address.bech32ASCII)])
+        DeviceRequest(.accountProof, query: [argument("a", hexBytes: address.raw.bytes)])
     }
 
     public static func transactionProof(_ id: Bytes32) -> DeviceRequest {
@@ -48,7 +48,7 @@ public struct DeviceRequest: Equatable, Sendable {
         DeviceRequest(
             .inbox,
             query: [
-                argument("a", ascii: address.bech32ASCII), argument("from", decimal: from),
+                argument("a", hexBytes: address.raw.bytes), argument("from", decimal: from),
                 argument("pos", decimal: position),
             ])
     }
@@ -93,14 +93,16 @@ public struct DeviceRequest: Equatable, Sendable {
 
     /// `key=value`, the value in lowercase hex.
     public static func argument(_ key: StaticString, hex value: Bytes32) -> [UInt8] {
+        argument(key, hexBytes: value.bytes)
+    }
+
+    static func argument(_ key: StaticString, hexBytes: [UInt8]) -> [UInt8] {
         var out = keyBytes(key)
-        for byte in value.bytes {
+        for byte in hexBytes {
             for nibble in [byte >> 4, byte & 0xF] { out.append(nibble < 10 ? 0x30 + nibble : 0x57 + nibble) }
         }
         return out
     }
-
-    static func argument(_ key: StaticString, ascii: [UInt8]) -> [UInt8] { keyBytes(key) + ascii }
 
     private static func keyBytes(_ key: StaticString) -> [UInt8] {
         var out: [UInt8] = []

@@ -10,8 +10,6 @@ public struct Address: Hashable, Comparable, Sendable, CanonicalCodable {
 
     /// The human-readable part of every bech32m address of this chain.
     public static let humanReadablePart = "amsc"
-    /// ``humanReadablePart`` as bytes, so a device encodes addresses without String.
-    static let humanReadableASCII: [UInt8] = [0x61, 0x6D, 0x73, 0x63]
 
     @inlinable
     public init(raw: Bytes20) { self.raw = raw }
@@ -28,11 +26,6 @@ public struct Address: Hashable, Comparable, Sendable, CanonicalCodable {
     }
 
     public var bech32: String { Bech32m.encode(hrp: Address.humanReadablePart, bytes: raw.bytes) }
-
-    /// ``bech32`` as ASCII bytes, for a device that sends it without building a String.
-    public var bech32ASCII: [UInt8] {
-        Bech32m.encodeASCII(hrp: Self.humanReadableASCII, fiveBitData: Bech32m.fiveBitGroups(from: raw.bytes))
-    }
 
     public static func < (a: Address, b: Address) -> Bool { a.raw < b.raw }
 
