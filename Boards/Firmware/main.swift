@@ -2,7 +2,7 @@
 // passes (1 if any fails; a trap or fault exits with the board's own status, see board.h).
 //
 // Checks: SHA-256 known answer; BIP340 verification through libsecp256k1 (a vector of the BIP, and the same
-// signature tampered); CoAP GET encode and decode against the RFC 7252 wire form; SLIP round trip and a
+// signature tampered) and signing without the generator table (the vector's key and signature, bit for bit); CoAP GET encode and decode against the RFC 7252 wire form; SLIP round trip and a
 // corrupted frame dropped; light client: anchor at a genesis header, accept the next checkpoint, refuse a forged
 // one and a tampered one, leaving the trusted state unchanged; the same step with the SPEC's committee of 24
 // certified by the minimum quorum of 17, and refused with one signature less; persistent storage (the board's
@@ -33,6 +33,8 @@ func check(_ name: StaticString, _ passed: Bool) {
 enum Mark {
     /// One BIP340 verification through libsecp256k1: the per-signature baseline.
     static let schnorrVerify: UInt32 = 1
+    /// One BIP340 signature as a board makes it (TablelessSchnorr: no generator table), its check included.
+    static let schnorrSign: UInt32 = 4
     /// A checkpoint step (decode the bytes, CheckpointVerifier.verifyNext) with the 4-member fixture committee.
     static let step4: UInt32 = 2
     /// The same with 24 members, 17 signatures (the SPEC's default committee at its minimum quorum).
@@ -88,6 +90,19 @@ func testSchnorr() {
     tamperedS[31] ^= 0x01
     let tampered = Bytes64(first: r, second: Bytes32(tamperedS)!)
     check("BIP340 tampered signature is refused", !key.verifySchnorr(tampered, message: digest))
+
+    // The same vector signed on the board: its secret key and aux give exactly the listed signature.
+    let secret = Bytes32(
+        w0: 0xB7E1_5162_8AED_2A6A, w1: 0xBF71_5880_9CF4_F3C7, w2: 0x62E7_160F_38B4_DA56, w3: 0xA784_D904_5190_CFEF)
+    guard let signer = try? PrivateKey(bytes: secret) else {
+        check("BIP340 vector 1 key derives without the generator table", false)
+        return
+    }
+    check("BIP340 vector 1 key derives without the generator table", signer.xOnlyPublicKey.bytes == keyBytes)
+    board_mark_begin(Mark.schnorrSign)
+    let made = signer.signSchnorr(digest, auxRandom: Bytes32(w0: 0, w1: 0, w2: 0, w3: 1))
+    board_mark_end(Mark.schnorrSign)
+    check("BIP340 vector 1 signed on the board is the listed signature", made == good)
 }
 
 // MARK: - CoAP (RFC 7252)
