@@ -289,7 +289,8 @@
 
     @inline(never)
     func provisionedAnchor() -> DeviceTrustAnchor {
-        guard let hash = Bytes32(provisionedGenesisHash), let committee = try? Committee(decoding: provisionedCommittee0)
+        guard let hash = Bytes32(provisionedGenesisHash),
+            let committee = try? Committee(decoding: provisionedCommittee0)
         else { fail(Status.badProvisioning, "provisioned anchor does not decode") }
         return DeviceTrustAnchor(
             chainID: provisionedChainID, epochLength: provisionedEpochLength, genesisHeaderHash: hash,
@@ -347,7 +348,8 @@
 
     /// Waits to be paid: the first transfer to the device listed after `height`, proven final and successful.
     @inline(never)
-    func awaitPayment(_ session: inout DeviceSession, _ link: inout BoardLink, _ address: Address, after height: UInt64) {
+    func awaitPayment(_ session: inout DeviceSession, _ link: inout BoardLink, _ address: Address, after height: UInt64)
+    {
         Console.write("receive: waiting for a transfer to ")
         Console.text(provisionedDeviceBech32)
         Console.write(" from height ")
