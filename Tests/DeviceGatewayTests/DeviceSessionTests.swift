@@ -338,4 +338,172 @@ final class DeviceSessionTests: XCTestCase {
         }
         XCTAssertEqual(progress, SyncProgress(fromEpoch: 2, toEpoch: 4, checkpoints: 2, signaturesChecked: 2))
     }
+
+    // MARK: skipping and the trusting period
+
+    static let day: UInt64 = 86_400_000
+
+    /// A session anchored with a trusting period, over a link whose real-time clock reads just after the head.
+    func skipping(_ f: CoAPFixture, period: UInt64 = day) throws -> (DeviceSession, LoopbackDeviceLink) {
+        var trustAnchor = anchor(f)
+        trustAnchor.trustingPeriodMillis = period
+        var session = DeviceSession(anchor: trustAnchor, configuration: .init(pollMillis: 100))
+        var link = LoopbackDeviceLink(handlers: f.server.handlers)
+        link.wallClockMillis = f.node.head.timestamp + 1000
+        XCTAssertEqual(try session.run(.anchor, over: &link), .anchored)
+        return (session, link)
+    }
+
+    func testAFullSyncSkipsToTheNewestCheckpointInOneStep() throws {
+        let f = try chain(height: 41)  // epochs 0...9 closed
+        defer { f.close() }
+        var (session, link) = try skipping(f)
+        var reports: [DeviceReport] = []
+        let synced = try session.run(.sync(maxEpochs: .max), over: &link) { reports.append($0) }
+        XCTAssertEqual(
+            synced, .synced(SyncProgress(fromEpoch: 0, toEpoch: 10, checkpoints: 1, signaturesChecked: 1, skips: 1)))
+        XCTAssertEqual(reports, [.skipped(from: 0, to: 10, height: 40, signatures: 1)])
+        XCTAssertEqual(link.requests.filter { $0.resource != .headers }.map(\.resource), [.skip])
+        // The same state a checkpoint-by-checkpoint sync reaches, and dated by the checkpoint it trusts.
+        var (sequential, plain) = try anchored(f)
+        _ = try sequential.run(.sync(maxEpochs: .max), over: &plain)
+        XCTAssertEqual(session.trusted, sequential.trusted)
+        XCTAssertEqual(session.trusted?.timestamp, try f.node.block(at: 40)?.finalized.block.header.timestamp)
+        // Nothing newer: one question, no move.
+        XCTAssertEqual(
+            try session.run(.sync(maxEpochs: .max), over: &link),
+            .synced(SyncProgress(fromEpoch: 10, toEpoch: 10)))
+        // Head and balance verify against the committee the skip trusted.
+        guard case .head(let head) = try session.run(.head, over: &link) else { return XCTFail() }
+        XCTAssertEqual(head.height, 41)
+    }
+
+    func testACheckpointShortOfAThirdMakesTheDeviceBisect() throws {
+        let f = try chain(height: 33)  // epochs 0...7 closed
+        defer { f.close() }
+        var (session, link) = try skipping(f)
+        // The first answer names strangers as the signing committee: none of the trusted weight, so the device
+        // checks no signature and tries the checkpoint halfway instead, then the newest again.
+        var lied = false
+        link.intercept = { request in
+            guard request.resource == .skip, !lied else { return nil }
+            lied = true
+            let honest = f.server.handlers.handle(.skip, query: request.joinedQuery, body: [])
+            guard var payload = try? SkipPayload(decoding: honest.payload) else { return nil }
+            payload.signingCommittee = try! Committee(
+                epoch: payload.signingCommittee.epoch,
+                members: [Committee.Member(key: CoAPFixture.key(77).xOnlyPublicKey.bytes, weight: 1)])
+            return DeviceAnswer(code: .content, body: payload.encoded)
+        }
+        guard case .synced(let progress) = try session.run(.sync(maxEpochs: .max), over: &link) else {
+            return XCTFail()
+        }
+        XCTAssertEqual(progress.toEpoch, 8)
+        XCTAssertEqual(progress.skips, 2)
+        XCTAssertEqual(
+            link.requests.filter { $0.resource == .skip }.map { $0.argument("to") },
+            [nil, Array("3".utf8), Array("7".utf8)])
+    }
+
+    func testForgedSkipOffersAreRefusedAndTrustStays() throws {
+        let f = try chain(height: 25)
+        defer { f.close() }
+        func offer(_ change: @escaping (inout SkipPayload) -> Void) -> (DeviceRequest) -> DeviceAnswer? {
+            { request in
+                guard request.resource == .skip else { return nil }
+                let honest = f.server.handlers.handle(.skip, query: request.joinedQuery, body: [])
+                guard var payload = try? SkipPayload(decoding: honest.payload) else { return nil }
+                change(&payload)
+                return DeviceAnswer(code: .content, body: payload.encoded)
+            }
+        }
+        let cases: [(String, (inout SkipPayload) -> Void, DeviceError)] = [
+            (
+                "tampered signature",
+                { $0.checkpoint.certificate.signatures[0].signature.second.w3 ^= 1 },
+                .rejected(.certificate(.badSignature(index: 0)), stage: .checkpoint(epoch: 0))
+            ),
+            (
+                "another epoch's signing committee",
+                { $0.signingCommittee = try! Committee(epoch: 1, members: $0.signingCommittee.members) },
+                .inconsistent(.skipOffer)
+            ),
+            (
+                "a next committee the header does not name",
+                {
+                    $0.checkpoint.nextCommittee = try! Committee(
+                        epoch: $0.checkpoint.nextCommittee.epoch,
+                        members: [Committee.Member(key: CoAPFixture.key(78).xOnlyPublicKey.bytes, weight: 1)])
+                },
+                .undecodable(.skip, .invalidValue(.range))  // a checkpoint's parts must agree to decode at all
+            ),
+        ]
+        for (name, change, expected) in cases {
+            var (session, link) = try skipping(f)
+            let before = session.trusted
+            link.intercept = offer(change)
+            XCTAssertEqual(deviceError { _ = try session.run(.sync(maxEpochs: .max), over: &link) }, expected, name)
+            XCTAssertEqual(session.trusted, before, name)
+        }
+    }
+
+    func testATrustedStateOlderThanTheTrustingPeriodRefusesToSync() throws {
+        let f = try chain(height: 9)
+        defer { f.close() }
+        var (session, link) = try skipping(f, period: 60_000)
+        let genesisTime = f.genesis.timestamp
+        link.wallClockMillis = genesisTime + 60_000
+        XCTAssertEqual(
+            deviceError { _ = try session.run(.sync(maxEpochs: .max), over: &link) },
+            .trustExpired(ageMillis: 60_000, trustingPeriodMillis: 60_000))
+        XCTAssertEqual(session.trusted?.epoch, 0)
+        // A sequential sync is refused the same way: the age is the trusted committee's, whatever the method.
+        XCTAssertEqual(
+            deviceError { _ = try session.run(.sync(maxEpochs: 1), over: &link) },
+            .trustExpired(ageMillis: 60_000, trustingPeriodMillis: 60_000))
+        link.wallClockMillis = genesisTime + 59_999
+        guard case .synced(let progress) = try session.run(.sync(maxEpochs: .max), over: &link) else {
+            return XCTFail()
+        }
+        XCTAssertEqual(progress.toEpoch, 2)
+    }
+
+    func testAStateSavedWithoutATimestampIsDatedFromItsCheckpointFirst() throws {
+        let f = try chain(height: 13)
+        defer { f.close() }
+        var (session, link) = try skipping(f)
+        _ = try session.run(.sync(maxEpochs: 1), over: &link)
+        var old = try XCTUnwrap(session.trusted)
+        let dated = old.timestamp
+        old.timestamp = nil
+        // Saved by an older firmware: version 1, no timestamp; it reads back as such, never as time 0.
+        XCTAssertEqual(old.encoded.first, 1)
+        XCTAssertNil(try TrustedState(decoding: old.encoded).timestamp)
+        session.resume(trusted: old)
+        link.intercept = nil
+        XCTAssertNotNil(try session.run(.sync(maxEpochs: .max), over: &link))
+        XCTAssertEqual(link.requests.suffix(2).first?.resource, .headers)
+        XCTAssertEqual(session.trusted?.epoch, 3)
+        XCTAssertNotNil(dated)
+        // A gateway that serves another header at that height cannot date it.
+        session.resume(trusted: old)
+        link.intercept = { request in
+            guard request.resource == .headers else { return nil }
+            return DeviceAnswer(
+                code: .content, body: f.server.handlers.handle(.headers, query: Array("h=5".utf8), body: []).payload)
+        }
+        XCTAssertEqual(
+            deviceError { _ = try session.run(.sync(maxEpochs: .max), over: &link) },
+            .inconsistent(.headerHeight(asked: 4, got: 5)))
+        link.intercept = { request in
+            guard request.resource == .headers else { return nil }
+            var payload = try! HeaderPayload(
+                decoding: f.server.handlers.handle(.headers, query: request.joinedQuery, body: []).payload)
+            payload.header.timestamp += 1
+            return DeviceAnswer(code: .content, body: payload.encoded)
+        }
+        XCTAssertEqual(
+            deviceError { _ = try session.run(.sync(maxEpochs: .max), over: &link) }, .inconsistent(.trustedHeader))
+        XCTAssertEqual(session.trusted, old)
+    }
 }

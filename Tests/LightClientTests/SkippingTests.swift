@@ -57,18 +57,17 @@ struct RotatingChain {
         SkippingCheckpoint(checkpoint: checkpoint(epoch: e), signingCommittee: committees[e])
     }
 
-    var genesis: SkippingTrust {
-        let state = try! TrustedState.anchored(
+    var genesis: TrustedState {
+        try! TrustedState.anchored(
             header: headers[0], committee: committees[0], epochLength: RotatingChain.epochLength,
             trustedHash: headers[0].hash)
-        return SkippingTrust(state: state, timestamp: headers[0].timestamp)
     }
 
     /// Sequential sync from genesis through `n` checkpoints, the reference every skipping result must equal.
-    func sequential(afterEpochs n: Int) -> SkippingTrust {
-        var s = genesis.state
+    func sequential(afterEpochs n: Int) -> TrustedState {
+        var s = genesis
         for e in 0..<n { s = try! CheckpointVerifier.verifyNext(trusted: s, checkpoint: checkpoint(epoch: e)) }
-        return SkippingTrust(state: s, timestamp: headers[n].timestamp)
+        return s
     }
 
     /// The time of the checkpoint closing epoch `e`, plus a minute: a device syncing right after it.
@@ -90,7 +89,7 @@ final class SkippingTests: XCTestCase {
             now: now ?? chain.now(afterEpoch: e), options: options)
     }
 
-    private func skipError(_ trusted: SkippingTrust, _ offer: SkippingCheckpoint, now: UInt64) -> SkippingError? {
+    private func skipError(_ trusted: TrustedState, _ offer: SkippingCheckpoint, now: UInt64) -> SkippingError? {
         do {
             _ = try CheckpointVerifier.verifySkipping(trusted: trusted, checkpoint: offer, now: now, options: options)
             return nil
@@ -130,10 +129,10 @@ final class SkippingTests: XCTestCase {
         let trusted = slow.sequential(afterEpochs: 3)
         let period = options.trustingPeriod
         XCTAssertEqual(
-            skipError(trusted, slow.offer(epoch: 5), now: trusted.timestamp + period),
+            skipError(trusted, slow.offer(epoch: 5), now: trusted.timestamp! + period),
             .outsideTrustingPeriod(age: period, trustingPeriod: period))
         XCTAssertEqual(
-            try skip(slow, from: 3, offer: 5, now: trusted.timestamp + period - 1),
+            try skip(slow, from: 3, offer: 5, now: trusted.timestamp! + period - 1),
             .advanced(slow.sequential(afterEpochs: 6), signatureChecks: 2))
     }
 
@@ -292,8 +291,8 @@ final class SkippingTests: XCTestCase {
         } catch .refused(let error, let trusted) {
             XCTAssertEqual(error, .rejected(.certificate(.badSignature(index: 0))))
             // Whatever was reached before is a genuine, sequentially reachable state, short of the fork.
-            XCTAssertLessThanOrEqual(trusted.state.epoch, 20)
-            XCTAssertEqual(trusted, slow.sequential(afterEpochs: Int(trusted.state.epoch)))
+            XCTAssertLessThanOrEqual(trusted.epoch, 20)
+            XCTAssertEqual(trusted, slow.sequential(afterEpochs: Int(trusted.epoch)))
         } catch {
             XCTFail("unexpected \(error)")
         }

@@ -70,7 +70,8 @@ struct AmarsSim: ParsableCommand {
         let g: Genesis
         do { g = try Genesis.load(path: genesis) } catch { throw ValidationError("--genesis: \(error)") }
         let anchor = DeviceTrustAnchor(
-            genesisHeader: g.header, committee: g.committee(epoch: 0), epochLength: g.epochLength)
+            genesisHeader: g.header, committee: g.committee(epoch: 0), epochLength: g.epochLength,
+            trustingPeriodMillis: g.trustingPeriodMillis)
         let coapConfig: CoAPDeviceClient.Configuration
         do { coapConfig = try CoAPDeviceClient.Configuration(url: coap) } catch {
             throw ValidationError("--coap: \(error)")

@@ -127,6 +127,9 @@ public struct Genesis: Equatable, Sendable {
     /// Milliseconds since the Unix epoch.
     public var timestamp: UInt64
     public var epochLength: UInt64
+    /// The shortest time between two blocks (ms): gateways never produce faster, so an epoch lasts at least
+    /// `epochLength · blockIntervalMillis` and the unbonding period at least ``unbondingMillis``.
+    public var blockIntervalMillis: UInt64
     public var initialBaseFee: UInt64
     public var validators: [Committee.Member]
     public var allocations: [Allocation]
@@ -136,7 +139,8 @@ public struct Genesis: Equatable, Sendable {
     public var candidates: [GenesisCandidate]
 
     public init(
-        chainID: UInt32, chainName: String, timestamp: UInt64, epochLength: UInt64, initialBaseFee: UInt64,
+        chainID: UInt32, chainName: String, timestamp: UInt64, epochLength: UInt64,
+        blockIntervalMillis: UInt64 = Genesis.defaultBlockIntervalMillis, initialBaseFee: UInt64,
         validators: [Committee.Member], allocations: [Allocation], burned: [Category: UInt64],
         staking: StakingParameters = StakingParameters(), candidates: [GenesisCandidate] = []
     ) {
@@ -144,6 +148,7 @@ public struct Genesis: Equatable, Sendable {
         self.chainName = chainName
         self.timestamp = timestamp
         self.epochLength = epochLength
+        self.blockIntervalMillis = blockIntervalMillis
         self.initialBaseFee = initialBaseFee
         self.validators = validators
         self.allocations = allocations
@@ -160,6 +165,8 @@ public struct Genesis: Equatable, Sendable {
         case noValidators
         case invalidValidator(String)
         case badEpochLength
+        case badBlockInterval
+        case badUnbonding
         case badBaseFee
         case badStaking(String)
         case badCandidate(String)
@@ -175,6 +182,10 @@ public struct Genesis: Equatable, Sendable {
             case .noValidators: "genesis needs at least one validator"
             case .invalidValidator(let why): "validator: \(why)"
             case .badEpochLength: "epochLength must be between 1 and 1,000,000 blocks"
+            case .badBlockInterval: "blockInterval must be between 10 and 600,000 ms"
+            case .badUnbonding:
+                "staking.unbondingEpochs must be at least \(Genesis.minUnbondingEpochs), so that the devices' trusting "
+                    + "period (two thirds of the unbonding period) spans two epochs, and fit 64-bit milliseconds"
             case .badBaseFee: "initialBaseFee must be at least the minimum base fee"
             case .badStaking(let why): "staking: \(why)"
             case .badCandidate(let why): "genesis candidate: \(why)"
@@ -185,6 +196,8 @@ public struct Genesis: Equatable, Sendable {
     /// Checks the allocation adds up to exactly the fixed supply, category by category.
     public func validate(fees: FeeSchedule = .standard) throws(ValidationError) {
         guard (1...1_000_000).contains(epochLength) else { throw .badEpochLength }
+        guard (10...600_000).contains(blockIntervalMillis) else { throw .badBlockInterval }
+        guard staking.unbondingEpochs >= Self.minUnbondingEpochs, unbondingMillis != nil else { throw .badUnbonding }
         guard initialBaseFee >= fees.minBaseFee, initialBaseFee <= fees.maxBaseFee else { throw .badBaseFee }
         guard !validators.isEmpty else { throw .noValidators }
         guard staking.minSelfStake > 0 else { throw .badStaking("minSelfStake must be positive") }
@@ -232,6 +245,28 @@ public struct Genesis: Equatable, Sendable {
         }
     }
 
+    /// Blocks come at most this often unless a genesis says otherwise (ms).
+    public static let defaultBlockIntervalMillis: UInt64 = 1000
+    /// The shortest unbonding a genesis may set: the trusting period, two thirds of it, then spans two epochs.
+    public static let minUnbondingEpochs: UInt64 = 3
+
+    /// The shortest time a stake stays slashable after its owner unstakes (ms): unbonding epochs of at least
+    /// `epochLength` blocks each, blocks at least ``blockIntervalMillis`` apart. Nil if it overflows.
+    public var unbondingMillis: UInt64? {
+        let (blocks, o1) = staking.unbondingEpochs.multipliedReportingOverflow(by: epochLength)
+        let (millis, o2) = blocks.multipliedReportingOverflow(by: blockIntervalMillis)
+        return o1 || o2 ? nil : millis
+    }
+
+    /// How long a device may trust a committee it verified (ms), measured from its checkpoint's timestamp: two
+    /// thirds of the unbonding period, so members who signed are still slashable for a fork they sign while a
+    /// device may believe them (SPEC "Light client"; CometBFT uses the same margin). Past it a device refuses to
+    /// follow the chain until it is re-anchored.
+    public var trustingPeriodMillis: UInt64 {
+        guard let unbonding = unbondingMillis else { return 0 }  // validate() refuses such a genesis
+        return unbonding / 3 * 2
+    }
+
     public var totalBurned: UInt64 { burned.values.reduce(0, +) }
     public var totalAllocated: UInt64 { allocations.reduce(0) { $0 + $1.amount } }
 
@@ -276,6 +311,7 @@ public struct Genesis: Equatable, Sendable {
         w.writeLengthPrefixed(Array(chainName.utf8))
         w.writeVarint(timestamp)
         w.writeVarint(epochLength)
+        w.writeVarint(blockIntervalMillis)
         w.writeVarint(initialBaseFee)
         w.write(list: validators)
         w.writeVarint(UInt64(allocations.count))
@@ -335,6 +371,8 @@ extension Genesis {
         var chainName: String
         var timestamp: UInt64
         var epochLength: UInt64
+        /// Optional in the file: absent means ``Genesis/defaultBlockIntervalMillis``.
+        var blockInterval: UInt64?
         var initialBaseFee: UInt64
         var validators: [Validator]
         var allocations: [AllocationModel]
@@ -354,7 +392,7 @@ extension Genesis {
     public func jsonData() -> Data {
         let model = FileModel(
             chainID: chainID, chainName: chainName, timestamp: timestamp, epochLength: epochLength,
-            initialBaseFee: initialBaseFee,
+            blockInterval: blockIntervalMillis, initialBaseFee: initialBaseFee,
             validators: validators.map { .init(key: Hex.encode($0.key.bytes), weight: $0.weight) },
             allocations: allocations.map {
                 .init(category: $0.category.rawValue, address: $0.address.bech32, amount: String($0.amount))
@@ -403,7 +441,8 @@ extension Genesis {
         }
         self.init(
             chainID: model.chainID, chainName: model.chainName, timestamp: model.timestamp,
-            epochLength: model.epochLength, initialBaseFee: model.initialBaseFee, validators: validators,
+            epochLength: model.epochLength, blockIntervalMillis: model.blockInterval ?? Self.defaultBlockIntervalMillis,
+            initialBaseFee: model.initialBaseFee, validators: validators,
             allocations: allocations, burned: burned, staking: model.staking ?? StakingParameters(),
             candidates: try Self.candidates(model.candidates ?? []))
         do { try validate() } catch { throw .invalid(error) }

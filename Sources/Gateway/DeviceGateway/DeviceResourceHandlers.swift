@@ -108,6 +108,7 @@ public struct DeviceResourceHandlers: Sendable {
         case .receipt: return receipt(query)
         case .inbox: return inbox(query)
         case .escrowProof: return escrowProof(query)
+        case .skip: return skip(query)
         }
     }
 
@@ -154,6 +155,30 @@ public struct DeviceResourceHandlers: Sendable {
             let payload = CheckpointsPayload(try node.checkpoints(from: from, limit: limit)).encoded
             checkpointCache.store(payload, from: from, limit: limit, headHeight: height)
             return .chain(.content, payload)
+        } catch {
+            return .error(.internalServerError, "store error")
+        }
+    }
+
+    /// The checkpoint closing epoch `to` (the newest without it) and the committee of that epoch, which signed
+    /// it: what a device skipping from an older committee needs (``SkipPayload``).
+    func skip(_ query: DeviceQuery) -> DeviceResponse {
+        guard query.only(.skip) else { return .error(.badRequest, "need [to=<epoch>]") }
+        let length = node.genesis.epochLength
+        let headHeight = node.head.height
+        var epoch = headHeight / length
+        guard epoch > 0 else { return .error(.notFound, "no checkpoint yet") }
+        epoch -= 1  // the newest epoch that has closed
+        if let text = query["to"] {
+            guard let asked = Self.decimal(text) else { return .error(.badRequest, "to is not an epoch") }
+            guard asked <= epoch else { return .error(.notFound, "epoch \(asked) has not closed") }
+            epoch = asked
+        }
+        do {
+            guard let checkpoint = try node.checkpoints(from: epoch, limit: 1).first,
+                let signers = node.committee(epoch: epoch)
+            else { return .error(.notFound, "no checkpoint of epoch \(epoch)") }
+            return .chain(.content, SkipPayload(checkpoint: checkpoint, signingCommittee: signers).encoded)
         } catch {
             return .error(.internalServerError, "store error")
         }

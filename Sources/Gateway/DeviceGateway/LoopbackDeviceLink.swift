@@ -16,6 +16,8 @@ public struct LoopbackDeviceLink: DeviceLink {
     public private(set) var nowMillis: UInt64
     /// Requests answered, in order, for tests that count round trips.
     public private(set) var requests: [DeviceRequest] = []
+    /// The device's real-time clock (ms since the Unix epoch), set by the test: nil is a device without one.
+    public var wallClockMillis: UInt64?
 
     public init(
         handlers: DeviceResourceHandlers, startMillis: UInt64 = 0, intercept: ((DeviceRequest) -> DeviceAnswer?)? = nil

@@ -23,6 +23,8 @@ extension DeviceError: CustomStringConvertible {
         case .insufficientFunds(let balance, let amount): "\(summary) (balance \(balance), amount \(amount) units)"
         case .wallet(let error): "\(summary): \(error)"
         case .failedOnChain(let receipt): "\(summary) (fee \(receipt.feePaid))"
+        case .trustExpired(let age, let period):
+            "\(summary) (age \(age / 1000) s, trusting period \(period / 1000) s)"
         case .notAnchored, .nothingReceived, .noWallet, .busy: "\(summary)"
         }
     }

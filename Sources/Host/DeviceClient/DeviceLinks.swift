@@ -8,6 +8,13 @@ import Ledger
 /// Monotonic milliseconds, for the session's deadlines.
 func deviceClockMillis() -> UInt64 { deviceClockNanos() / 1_000_000 }
 
+/// The host's real-time clock: what the trusting period and skipping measure against.
+func wallClockNow() -> UInt64 {
+    var spec = timespec()
+    clock_gettime(CLOCK_REALTIME, &spec)
+    return UInt64(spec.tv_sec) * 1000 + UInt64(spec.tv_nsec) / 1_000_000
+}
+
 extension CoAPDeviceClient: DeviceLink {
     public func exchange(_ request: DeviceRequest) throws(DeviceClientError) -> DeviceAnswer {
         let response = try self.request(
@@ -22,6 +29,7 @@ extension CoAPDeviceClient: DeviceLink {
     public func sleep(millis: UInt32) { usleep(min(millis, 5000) * 1000) }
 
     public var nowMillis: UInt64 { deviceClockMillis() }
+    public var wallClockMillis: UInt64? { wallClockNow() }
 }
 
 /// The device session over MQTT alone: the checkpoint chain from the retained checkpoints and submissions
@@ -71,6 +79,7 @@ public struct MqttDeviceLink: DeviceLink {
     public func sleep(millis: UInt32) { usleep(min(millis, 5000) * 1000) }
 
     public var nowMillis: UInt64 { deviceClockMillis() }
+    public var wallClockMillis: UInt64? { wallClockNow() }
 
     private static func decimal(_ bytes: [UInt8]) -> UInt64? { UInt64(String(decoding: bytes, as: UTF8.self)) }
 }
@@ -93,4 +102,5 @@ where Main.Failure == DeviceClientError, Submit.Failure == DeviceClientError {
     public mutating func sleep(millis: UInt32) { main.sleep(millis: millis) }
 
     public var nowMillis: UInt64 { main.nowMillis }
+    public var wallClockMillis: UInt64? { main.wallClockMillis }
 }

@@ -73,7 +73,7 @@ struct LightClientBench: ParsableCommand {
                 + "in \(String(format: "%.1f", seconds(t0))) s")
 
         // Sequential: every checkpoint, every signature.
-        var state = chain.genesis.state
+        var state = chain.genesis
         var sequentialChecks = 0
         let s0 = DispatchTime.now()
         for e in 0..<epochs {
@@ -117,7 +117,7 @@ struct LightClientBench: ParsableCommand {
                 bisections += report.bisections
             }
             let time = seconds(k0)
-            guard trust.state == state else { throw ValidationError("skipping reached another state") }
+            guard trust == state else { throw ValidationError("skipping reached another state") }
             skippingChecks[wake] = checks
             let goal = checks < 2_000 && time < 1 ? "goal met" : "goal NOT met"
             print(
@@ -199,7 +199,7 @@ struct LightClientBench: ParsableCommand {
     }
 
     struct Chain {
-        var genesis: SkippingTrust
+        var genesis: TrustedState
         /// `committees[e]` signs epoch e.
         var committees: [Committee]
         /// `offers[e]` closes epoch e.
@@ -271,7 +271,7 @@ struct LightClientBench: ParsableCommand {
         let genesisState = try TrustedState.anchored(
             header: headers[0], committee: committees[0], epochLength: Self.epochLength, trustedHash: headers[0].hash)
         return Chain(
-            genesis: SkippingTrust(state: genesisState, timestamp: headers[0].timestamp), committees: committees,
+            genesis: genesisState, committees: committees,
             offers: offers)
     }
 

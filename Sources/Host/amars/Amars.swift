@@ -344,8 +344,18 @@ struct GenesisCommand: ParsableCommand {
         @Option(help: "Human-readable chain name.")
         var chainName: String = "amars-devnet"
 
-        @Option(help: "Blocks per epoch.")
+        @Option(help: "Blocks per epoch (production: 3600, hourly epochs at 1 s blocks).")
         var epochLength: UInt64 = 60
+
+        @Option(help: "Shortest time between blocks, ms; gateways never produce faster.")
+        var blockInterval: UInt64 = Genesis.defaultBlockIntervalMillis
+
+        @Option(
+            help: """
+                Epochs an unstaked bucket stays slashable (production: 504, 21 days of hourly epochs). Default: \
+                a day's worth, so a device may sleep 16 hours (the trusting period is two thirds of it).
+                """)
+        var unbondingEpochs: UInt64?
 
         @Option(help: "Validators in the genesis committee (1 for a single-node devnet, 4 for a four-gateway one).")
         var validators: Int = 1
@@ -356,6 +366,7 @@ struct GenesisCommand: ParsableCommand {
         /// The devnet validator's genesis self-stake: large enough that it holds more than two thirds of any
         /// committee while a newcomer experiments with a few candidates of their own.
         static let validatorStake: UInt64 = 1_000_000_000 * Amount.unitsPerAMSC
+        static let dayMillis: UInt64 = 86_400_000
 
         func run() throws {
             guard (1...Caps.committeeMembers).contains(validators) else {
@@ -415,11 +426,15 @@ struct GenesisCommand: ParsableCommand {
                 allocations.append(
                     .init(category: category, address: Address(publicKey: key.xOnlyPublicKey), amount: amount))
             }
+            let epochMillis = max(1, epochLength.multipliedReportingOverflow(by: blockInterval).partialValue)
+            var staking = Genesis.StakingParameters()
+            staking.unbondingEpochs =
+                unbondingEpochs ?? max(Genesis.minUnbondingEpochs, (Self.dayMillis + epochMillis - 1) / epochMillis)
             let genesis = Genesis(
                 chainID: chainID, chainName: chainName, timestamp: UInt64(Date().timeIntervalSince1970 * 1000),
-                epochLength: epochLength, initialBaseFee: 1,
+                epochLength: epochLength, blockIntervalMillis: blockInterval, initialBaseFee: 1,
                 validators: validators.map { .init(key: $0.xOnlyPublicKey.bytes, weight: 1) }, allocations: allocations,
-                burned: burned.filter { $0.value > 0 }, candidates: candidates)
+                burned: burned.filter { $0.value > 0 }, staking: staking, candidates: candidates)
             do { try genesis.validate() } catch { throw CLIError("\(error)") }
             let dir = (out as NSString).deletingLastPathComponent
             if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
@@ -441,12 +456,24 @@ struct GenesisCommand: ParsableCommand {
             do { genesis = try Genesis.load(path: file) } catch { throw CLIError("\(error)") }
             print("chain \(genesis.chainName) (id \(genesis.chainID)), genesis hash \(Hex.encode(genesis.hash.bytes))")
             print("epoch length \(genesis.epochLength) blocks, \(genesis.validators.count) validator(s)")
+            print(
+                "blocks at least \(genesis.blockIntervalMillis) ms apart; unbonding \(genesis.staking.unbondingEpochs) "
+                    + "epochs (\(Self.duration(genesis.unbondingMillis ?? 0))); devices trust a committee for "
+                    + "\(Self.duration(genesis.trustingPeriodMillis)) (the trusting period)")
             for c in genesis.candidates {
                 print(
                     "genesis candidate \(String(decoding: c.name, as: UTF8.self)): owner \(c.owner.bech32), "
                         + "self-stake \(Amount.grouped(c.selfStake)) AMSC")
             }
             print(Self.table(genesis))
+        }
+
+        /// "16 h", "14 d 0 h", "2 min": how long a period is, for a person.
+        static func duration(_ millis: UInt64) -> String {
+            let minutes = millis / 60_000
+            if minutes < 120 { return "\(minutes) min" }
+            let hours = minutes / 60
+            return hours < 48 ? "\(hours) h" : "\(hours / 24) d \(hours % 24) h"
         }
 
         static func table(_ g: Genesis) -> String {

@@ -282,7 +282,8 @@ struct DeviceOptions: ParsableArguments {
         let g: Genesis
         do { g = try Genesis.load(path: genesis) } catch { throw CLIError("\(error)") }
         let anchor = DeviceTrustAnchor(
-            genesisHeader: g.header, committee: g.committee(epoch: 0), epochLength: g.epochLength)
+            genesisHeader: g.header, committee: g.committee(epoch: 0), epochLength: g.epochLength,
+            trustingPeriodMillis: g.trustingPeriodMillis)
         var config: CoAPDeviceClient.Configuration
         do { config = try CoAPDeviceClient.Configuration(url: coap) } catch { throw CLIError("--coap: \(error)") }
         config.ackTimeoutMillis = max(1, ackTimeout)
@@ -291,7 +292,7 @@ struct DeviceOptions: ParsableArguments {
         print("trust       genesis header \(Hex.encode(anchor.genesisHeaderHash.bytes)) of chain \(anchor.chainID)")
         print(
             "            (from \(genesis): committee of \(anchor.committee.members.count), "
-                + "epoch length \(anchor.epochLength))")
+                + "epoch length \(anchor.epochLength), trusting period \(GenesisCommand.Inspect.duration(anchor.trustingPeriodMillis)))")
         var sync: DeviceSync
         if let state, let stored = try Self.loadState(state) {
             guard stored.chainID == anchor.chainID, stored.epochLength == anchor.epochLength else {
@@ -337,10 +338,14 @@ struct DeviceRun {
         if progress.checkpoints == 0 {
             print("synced      already at epoch \(progress.toEpoch): no newer checkpoint")
         } else {
+            let how =
+                progress.skips == 0
+                ? "each > 2/3 of its epoch's committee"
+                : "\(progress.skips) skip\(progress.skips == 1 ? "" : "s") carrying >= 1/3 of the trusted committee"
             print(
                 "synced      epochs \(progress.fromEpoch) → \(progress.toEpoch): "
                     + "\(progress.checkpoints) checkpoint\(progress.checkpoints == 1 ? "" : "s"), "
-                    + "\(progress.signaturesChecked) signatures checked, each > 2/3 of its epoch's committee")
+                    + "\(progress.signaturesChecked) signatures checked, \(how)")
         }
         return progress
     }
@@ -415,6 +420,8 @@ struct DeviceRun {
         case .submitted(_, let bytes): print("accepted    by the gateway (\(bytes) bytes)")
         case .failedTransferSkipped(let id):
             print("failed      \(Hex.encode(id.bytes)): final, but its proven receipt says failed")
+        case .skipped(let from, let to, let height, let signatures):
+            print("skipped     from epoch \(from) to \(to) (checkpoint at height \(height), \(signatures) signatures)")
         case .checkpointVerified, .headerVerified, .listed: break
         }
     }

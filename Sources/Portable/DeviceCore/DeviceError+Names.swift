@@ -30,6 +30,7 @@ extension DeviceError {
         case .undecodable: "an answer does not decode as the payload its resource promises"
         case .outsideTrust: "the block is older than the trusted epoch"
         case .noCheckpointTo: "the block is past the trusted epoch and no checkpoint leads to it"
+        case .trustExpired: "trust expired: the trusted committee is older than the trusting period; re-anchor"
         case .transactionRefused: "the gateway refused the transaction"
         case .notFinal: "not final in time"
         case .nothingReceived: "no transfer arrived in time"
@@ -52,6 +53,8 @@ extension DeviceError.Inconsistency {
         case .transactionProof: "the proof's block, receipt or position is not the transaction's"
         case .inboxEntry: "the inbox lists a transfer before the cursor, not paying this device, or not a transfer"
         case .submittedID: "the gateway answered another transaction id"
+        case .skipOffer: "the gateway's skip checkpoint is of another epoch, time or committee than asked"
+        case .trustedHeader: "the gateway served another header than the trusted checkpoint"
         }
     }
 }

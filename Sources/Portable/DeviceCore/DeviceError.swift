@@ -36,6 +36,11 @@ public enum DeviceError: Error, Equatable, Sendable {
         case inboxEntry
         /// `v1/tx` answered with the id of another transaction (or no id).
         case submittedID
+        /// `v1/skip` answered with a checkpoint of another epoch than asked, dated before the trusted one or in
+        /// the future, or with a committee of another epoch.
+        case skipOffer
+        /// `v1/headers` served another header than the trusted checkpoint at its height.
+        case trustedHeader
     }
 
     /// The session has no trusted state: anchor first.
@@ -51,6 +56,9 @@ public enum DeviceError: Error, Equatable, Sendable {
     case outsideTrust(height: UInt64)
     /// A header past the trusted epoch, and the gateway has no checkpoint leading to it.
     case noCheckpointTo(height: UInt64)
+    /// The trusted committee is as old as the trusting period or older: its members may have unbonded, so a
+    /// history they sign proves nothing. The device must be re-anchored.
+    case trustExpired(ageMillis: UInt64, trustingPeriodMillis: UInt64)
     /// The gateway refused the transaction; `code` is the chain's refusal name (ASCII).
     case transactionRefused(code: ShortText)
     /// Not final within the wait.

@@ -10,6 +10,13 @@ public protocol DeviceLink {
     mutating func sleep(millis: UInt32)
     /// Milliseconds from any fixed origin; only differences count.
     var nowMillis: UInt64 { get }
+    /// Milliseconds since the Unix epoch, if the device can tell (a real-time clock, the host's clock): the
+    /// trusting period and skipping need it. Nil by default: the device then syncs checkpoint by checkpoint.
+    var wallClockMillis: UInt64? { get }
+}
+
+extension DeviceLink {
+    public var wallClockMillis: UInt64? { nil }
 }
 
 /// Why ``DeviceSession/run(_:over:onReport:)`` stopped: the link, or the device's own refusal.
@@ -26,7 +33,7 @@ extension DeviceSession {
     public mutating func run<Link: DeviceLink>(
         _ operation: DeviceOperation, over link: inout Link, onReport: (DeviceReport) -> Void = { _ in }
     ) throws(DeviceRunError<Link.Failure>) -> DeviceOutcome {
-        var action = start(operation, now: link.nowMillis)
+        var action = start(operation, now: link.nowMillis, wallClock: link.wallClockMillis)
         while true {
             for report in takeReports() { onReport(report) }
             switch action {

@@ -127,15 +127,21 @@ public struct TrustedHeader: Equatable, Sendable {
 public struct SyncProgress: Equatable, Sendable {
     public var fromEpoch: UInt64
     public var toEpoch: UInt64
+    /// Checkpoints verified, skips included.
     public var checkpoints: Int
     /// Schnorr signatures checked across those checkpoints' certificates.
     public var signaturesChecked: Int
+    /// Of ``checkpoints``, those accepted by skipping (a third of the trusted weight, not every epoch).
+    public var skips: Int
 
-    public init(fromEpoch: UInt64, toEpoch: UInt64, checkpoints: Int = 0, signaturesChecked: Int = 0) {
+    public init(
+        fromEpoch: UInt64, toEpoch: UInt64, checkpoints: Int = 0, signaturesChecked: Int = 0, skips: Int = 0
+    ) {
         self.fromEpoch = fromEpoch
         self.toEpoch = toEpoch
         self.checkpoints = checkpoints
         self.signaturesChecked = signaturesChecked
+        self.skips = skips
     }
 }
 

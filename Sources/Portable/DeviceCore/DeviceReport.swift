@@ -8,6 +8,9 @@ import LightClient
 public enum DeviceReport: Equatable, Sendable {
     /// The checkpoint that closed epoch `epoch` was verified; trust moved to `trusted`.
     case checkpointVerified(epoch: UInt64, height: UInt64, signatures: Int, trusted: UInt64)
+    /// A skip: the checkpoint closing epoch `to - 1` carried a third of the trusted weight of epoch `from`;
+    /// `signatures` were checked and trust moved to epoch `to`.
+    case skipped(from: UInt64, to: UInt64, height: UInt64, signatures: Int)
     /// A header a proof or the head refers to was verified by its certificate: `weight` of `totalWeight` signed.
     case headerVerified(height: UInt64, weight: UInt64, totalWeight: UInt64)
     /// The transaction was submitted and the gateway pooled it.

@@ -27,10 +27,14 @@ public struct DeviceSession: Sendable {
         public var checkpointPage: Int
         /// How long to wait before asking again for something the gateway does not have yet.
         public var pollMillis: UInt32
+        /// Whether a full sync skips (`v1/skip`: the newest checkpoint first, bisecting when it carries less
+        /// than a third of the trusted weight) when the anchor has a trusting period and the link a wall clock.
+        public var skipping: Bool
 
-        public init(checkpointPage: Int = CheckpointsPayload.maxCount, pollMillis: UInt32 = 250) {
+        public init(checkpointPage: Int = CheckpointsPayload.maxCount, pollMillis: UInt32 = 250, skipping: Bool = true) {
             self.checkpointPage = max(1, min(checkpointPage, CheckpointsPayload.maxCount))
             self.pollMillis = pollMillis
+            self.skipping = skipping
         }
     }
 
@@ -71,6 +75,10 @@ public struct DeviceSession: Sendable {
     private var deadline: UInt64 = 0
     private var polls = 0
     private var now: UInt64 = 0
+    /// Milliseconds since the Unix epoch when the running operation started, if the driver can tell.
+    private var wallClock: UInt64?
+    /// A skipping sync's plan, once the newest checkpoint told it how far to go.
+    private var planner: SkippingPlanner?
     private var reports: [DeviceReport] = []
     /// What the last step left for its driver: the request to send, the outcome reached.
     private var request = DeviceRequest(.head)
@@ -111,6 +119,9 @@ public struct DeviceSession: Sendable {
         case idle
         case anchoring
         case syncing(maxEpochs: UInt64)
+        /// A sync that first completes a trusted state saved without its timestamp from the trusted header.
+        case dating(maxEpochs: UInt64)
+        case skipping
         case head
         case account(Address)
         case escrow(Bytes32, headHeight: UInt64)
@@ -184,20 +195,25 @@ public struct DeviceSession: Sendable {
         outgoing = nil
         result = nil
         verifiedHeader = nil
+        planner = nil
     }
 
     // MARK: events
 
-    public mutating func start(_ operation: DeviceOperation, now: UInt64) -> DeviceAction {
+    /// Starts `operation`; `wallClock` (ms since the Unix epoch) is what the device's clock says, if it has one.
+    public mutating func start(_ operation: DeviceOperation, now: UInt64, wallClock: UInt64? = nil) -> DeviceAction {
         guard isIdle else { return .failed(.busy) }
-        switch begin(operation, now: now) {
+        switch begin(operation, now: now, wallClock: wallClock) {
         case .success(let step): return action(step)
         case .failure(let error): return fail(error)
         }
     }
 
-    private mutating func begin(_ operation: DeviceOperation, now: UInt64) -> Result<Step, DeviceError> {
+    private mutating func begin(_ operation: DeviceOperation, now: UInt64, wallClock: UInt64?) -> Result<
+        Step, DeviceError
+    > {
         self.now = now
+        self.wallClock = wallClock
         abandon()
         progress = SyncProgress(fromEpoch: trusted?.epoch ?? 0, toEpoch: trusted?.epoch ?? 0)
         polls = 0
@@ -209,8 +225,7 @@ public struct DeviceSession: Sendable {
         switch operation {
         case .anchor: return .failure(.notAnchored)
         case .sync(let maxEpochs):
-            job = .syncing(maxEpochs: maxEpochs)
-            return .success(askCheckpoints())
+            do { return .success(try beginSync(maxEpochs: maxEpochs)) } catch { return .failure(error) }
         case .head:
             job = .head
             return .success(ask(.head))
@@ -251,6 +266,7 @@ public struct DeviceSession: Sendable {
         do {
             switch resource {
             case .checkpoints: return action(try checkpointsAnswered(answer))
+            case .skip: return action(try skipAnswered(answer))
             case .headers, .head: return action(try headerAnswered(answer, resource))
             case .accountProof, .escrowProof: return action(try stateProofAnswered(answer, resource))
             case .txProof: return action(try transactionProofAnswered(answer))
@@ -271,6 +287,104 @@ public struct DeviceSession: Sendable {
         case (.inbox, .receive(let address, let from, let position)):
             return action(ask(.inbox(address, from: from, position: position)))
         default: return fail(.busy)
+        }
+    }
+
+    // MARK: sync
+
+    /// A sync starts from a trusted state that is dated and younger than the trusting period; then it skips
+    /// when it can (a trusting period, a wall clock, the whole way asked for), else it goes checkpoint by
+    /// checkpoint.
+    @inline(never)
+    private mutating func beginSync(maxEpochs: UInt64) throws(DeviceError) -> Step {
+        guard let trusted else { throw .notAnchored }
+        guard trusted.timestamp != nil else {
+            job = .dating(maxEpochs: maxEpochs)
+            return ask(.header(at: trusted.height), height: trusted.height)
+        }
+        try checkTrustingPeriod()
+        if configuration.skipping, maxEpochs == .max, anchor.trustingPeriodMillis > 0, wallClock != nil {
+            job = .skipping
+            return ask(.skip(to: nil))
+        }
+        job = .syncing(maxEpochs: maxEpochs)
+        return askCheckpoints()
+    }
+
+    /// Refuses a trusted state as old as the trusting period: members who signed it may have unbonded, so any
+    /// history they sign now proves nothing (a long-range fork). Unchecked without a period or a clock.
+    private mutating func checkTrustingPeriod() throws(DeviceError) {
+        guard anchor.trustingPeriodMillis > 0, let wallClock, let timestamp = trusted?.timestamp else { return }
+        let age = wallClock > timestamp ? wallClock - timestamp : 0
+        guard age < anchor.trustingPeriodMillis else {
+            throw .trustExpired(ageMillis: age, trustingPeriodMillis: anchor.trustingPeriodMillis)
+        }
+    }
+
+    /// The trusted checkpoint's header, for a state saved without its timestamp: it must hash to the trusted
+    /// checkpoint hash, and then its timestamp is the chain's word.
+    @inline(never)
+    private mutating func datingAnswered(_ answer: DeviceAnswer, maxEpochs: UInt64) throws(DeviceError) -> Step {
+        guard answer.code == .content else { throw Self.gatewayError(answer, .headers) }
+        let payload = try Self.header(in: answer.body, .headers, askedHeight: askedHeight)
+        guard var dated = trusted, payload.header.hash == dated.checkpointHash else {
+            throw .inconsistent(.trustedHeader)
+        }
+        dated.timestamp = payload.header.timestamp
+        trusted = dated
+        askedHeight = nil
+        return try beginSync(maxEpochs: maxEpochs)
+    }
+
+    /// A `v1/skip` answer: the newest checkpoint first (which sets how far to go), then the pivots the planner
+    /// bisects to; trust moves with each accepted one.
+    @inline(never)
+    private mutating func skipAnswered(_ answer: DeviceAnswer) throws(DeviceError) -> Step {
+        guard let before = trusted else { throw .notAnchored }
+        // 4.04 to the first question: no epoch has closed yet.
+        if answer.code == .notFound, planner == nil { return completed(.synced(progress)) }
+        let payload = try Self.decode(answer, .skip, as: SkipPayload.self)
+        let offer = SkippingCheckpoint(checkpoint: payload.checkpoint, signingCommittee: payload.signingCommittee)
+        if planner == nil {
+            let target = offer.checkpoint.header.epoch &+ 1
+            guard target > before.epoch else { return completed(.synced(progress)) }
+            planner = SkippingPlanner(from: before, toEpoch: target)
+        }
+        guard var plan = planner, let options = anchor.skippingOptions, let wallClock else { throw .busy }
+        let done = plan.report
+        do { try plan.take(offer, now: wallClock, options: options) } catch {
+            throw Self.skipRefusal(error, epoch: before.epoch)
+        }
+        let taken = plan.report
+        planner = plan
+        if taken.trusted.epoch != before.epoch {
+            trusted = taken.trusted
+            let signatures = taken.signatureChecks - done.signatureChecks
+            progress.checkpoints += 1
+            progress.signaturesChecked += signatures
+            progress.toEpoch = taken.trusted.epoch
+            if taken.skips > done.skips {
+                progress.skips += 1
+                report(
+                    .skipped(
+                        from: before.epoch, to: taken.trusted.epoch, height: offer.checkpoint.header.height,
+                        signatures: signatures))
+            } else {
+                report(
+                    .checkpointVerified(
+                        epoch: before.epoch, height: offer.checkpoint.header.height, signatures: signatures,
+                        trusted: taken.trusted.epoch))
+            }
+        }
+        guard let pivot = planner?.nextPivot() else { return completed(.synced(progress)) }
+        return ask(.skip(to: pivot))
+    }
+
+    private static func skipRefusal(_ error: SkippingError, epoch: UInt64) -> DeviceError {
+        switch error {
+        case .outsideTrustingPeriod(let age, let period): .trustExpired(ageMillis: age, trustingPeriodMillis: period)
+        case .rejected(let reason): .rejected(reason, stage: .checkpoint(epoch: epoch))
+        case .badTimestamp, .notAhead, .signingCommitteeEpoch, .noTimestamp: .inconsistent(.skipOffer)
         }
     }
 
@@ -324,6 +438,7 @@ public struct DeviceSession: Sendable {
     private mutating func headerAnswered(_ answer: DeviceAnswer, _ resource: DeviceResource) throws(DeviceError)
         -> Step
     {
+        if case .dating(let maxEpochs) = job { return try datingAnswered(answer, maxEpochs: maxEpochs) }
         guard answer.code == .content else { throw Self.gatewayError(answer, resource) }
         headerBody = answer.body
         guard case .anchoring = job else { return .checkHeader }

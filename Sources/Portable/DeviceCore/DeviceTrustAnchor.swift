@@ -1,6 +1,7 @@
 import AmarsCodec
 import AmarsCrypto
 import Ledger
+import LightClient
 
 /// What a device must be given out of band to trust anything (SPEC "Light client"): the hash of the genesis
 /// header and the committee of epoch 0 that the header names, plus the epoch length.
@@ -16,19 +17,32 @@ public struct DeviceTrustAnchor: Equatable, Sendable {
     /// Hash of the block header at height 0 (not the genesis document's hash, which that header links to).
     public var genesisHeaderHash: Bytes32
     public var committee: Committee
+    /// How long a verified committee stays trusted (ms from its checkpoint's timestamp): the genesis derives it
+    /// from the unbonding period (`Genesis.trustingPeriodMillis`). Past it the session refuses to follow the
+    /// chain. 0: not checked (a device that cannot tell the time; tests).
+    public var trustingPeriodMillis: UInt64
 
-    public init(chainID: UInt32, epochLength: UInt64, genesisHeaderHash: Bytes32, committee: Committee) {
+    public init(
+        chainID: UInt32, epochLength: UInt64, genesisHeaderHash: Bytes32, committee: Committee,
+        trustingPeriodMillis: UInt64 = 0
+    ) {
         self.chainID = chainID
         self.epochLength = epochLength
         self.genesisHeaderHash = genesisHeaderHash
         self.committee = committee
+        self.trustingPeriodMillis = trustingPeriodMillis
     }
 
     /// The anchor of the chain whose height-0 header is `genesisHeader` (a provisioning tool derives it from the
     /// genesis file: `Genesis.header`).
-    public init(genesisHeader: BlockHeader, committee: Committee, epochLength: UInt64) {
+    public init(
+        genesisHeader: BlockHeader, committee: Committee, epochLength: UInt64, trustingPeriodMillis: UInt64 = 0
+    ) {
         self.init(
             chainID: genesisHeader.chainID, epochLength: epochLength, genesisHeaderHash: genesisHeader.hash,
-            committee: committee)
+            committee: committee, trustingPeriodMillis: trustingPeriodMillis)
     }
+
+    /// The options skipping verification runs with; nil without a trusting period.
+    public var skippingOptions: SkippingOptions? { SkippingOptions(trustingPeriod: trustingPeriodMillis) }
 }

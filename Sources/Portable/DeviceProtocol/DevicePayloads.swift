@@ -49,6 +49,29 @@ public struct CheckpointsPayload: Equatable, Sendable, CanonicalCodable {
     }
 }
 
+/// A checkpoint for a device that skips (`v1/skip`): the checkpoint closing an epoch and the committee of that
+/// epoch, which signed it. The device trusts neither: the committee only maps the certificate's member indices
+/// to keys, and each key counts the weight the device's trusted committee gives it (``SkippingCheckpoint``).
+public struct SkipPayload: Equatable, Sendable, CanonicalCodable {
+    public var checkpoint: Checkpoint
+    public var signingCommittee: Committee
+
+    public init(checkpoint: Checkpoint, signingCommittee: Committee) {
+        self.checkpoint = checkpoint
+        self.signingCommittee = signingCommittee
+    }
+
+    public func encode(to w: inout ByteWriter) {
+        w.write(checkpoint)
+        w.write(signingCommittee)
+    }
+
+    public init(from r: inout ByteReader) throws(CodecError) {
+        checkpoint = try r.read()
+        signingCommittee = try r.read()
+    }
+}
+
 /// Proof that a transaction is final (`v1/proof/tx`): the block header and its certificate, the transaction's
 /// position, the Merkle path from its leaf to the header's transactions root, and its receipt.
 public struct TransactionProofPayload: Equatable, Sendable, CanonicalCodable {

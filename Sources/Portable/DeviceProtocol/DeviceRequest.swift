@@ -27,6 +27,12 @@ public struct DeviceRequest: Equatable, Sendable {
         return DeviceRequest(.checkpoints, query: [argument("from", decimal: epoch), argument("limit", decimal: n)])
     }
 
+    /// The checkpoint closing epoch `epoch` with its signing committee; nil: the newest checkpoint.
+    public static func skip(to epoch: UInt64?) -> DeviceRequest {
+        DeviceRequest(.skip, query: epoch.map { [argument("to", decimal: $0)] } ?? [])
+    }
+
+    /// The address goes as 40 hex digits, so a board needs no Bech32m encoder (the gateway takes either form).
     public static func accountProof(_ address: Address) -> DeviceRequest {
         DeviceRequest(.accountProof, query: [argument("a", hexBytes: address.raw.bytes)])
     }
@@ -96,6 +102,7 @@ public struct DeviceRequest: Equatable, Sendable {
         argument(key, hexBytes: value.bytes)
     }
 
+    /// `key=value`, the bytes in lowercase hex.
     static func argument(_ key: StaticString, hexBytes: [UInt8]) -> [UInt8] {
         var out = keyBytes(key)
         for byte in hexBytes {

@@ -11,6 +11,7 @@ public enum DeviceResource: Int, CaseIterable, Sendable {
     case receipt
     case inbox
     case escrowProof
+    case skip
 
     public var path: StaticString {
         switch self {
@@ -24,6 +25,7 @@ public enum DeviceResource: Int, CaseIterable, Sendable {
         case .receipt: DeviceResources.receipt
         case .inbox: DeviceResources.inbox
         case .escrowProof: DeviceResources.escrowProof
+        case .skip: DeviceResources.skip
         }
     }
 
@@ -42,6 +44,7 @@ public enum DeviceResource: Int, CaseIterable, Sendable {
         case .txProof, .receipt, .escrowProof, .certificate: ["id"]
         case .accountProof: ["a"]
         case .inbox: ["a", "from", "pos"]
+        case .skip: ["to"]
         }
     }
 

@@ -7,6 +7,9 @@ public enum DeviceResources {
     public static let head: StaticString = "v1/head"
     /// GET: signed checkpoints a light client syncs from (Uri-Query `from=<height>`).
     public static let checkpoints: StaticString = "v1/checkpoints"
+    /// GET: the checkpoint closing an epoch with the committee that signed it, for a device that skips (Uri-Query
+    /// `to=<epoch>`; without it, the newest checkpoint).
+    public static let skip: StaticString = "v1/skip"
     /// GET: a run of block headers (Uri-Query `from=<height>`, `count=<n>`), block-wise when large.
     public static let headers: StaticString = "v1/headers"
     /// GET/FETCH: inclusion proof of a transaction by hash.

@@ -52,7 +52,7 @@ public enum CheckpointVerifier {
         return TrustedState(
             chainID: trusted.chainID, epochLength: trusted.epochLength, epoch: nextEpoch, committee: next,
             checkpointHash: hash, height: header.height, stateRoot: header.stateRoot,
-            sequence: trusted.sequence &+ 1)
+            sequence: trusted.sequence &+ 1, timestamp: header.timestamp)
     }
 
     /// ``verifyNext(trusted:checkpoint:)`` as a `Result`, for callers that queue outcomes rather than branch.

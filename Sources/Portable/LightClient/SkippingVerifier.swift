@@ -18,22 +18,6 @@ import Ledger
 // pool also signs each checkpoint, which names the next pool) needs no change here: trust the pool as the
 // `Committee` and pass the pool's signatures; the pool changes slowly, so jumps grow from weeks to months.
 
-/// A trusted state together with the timestamp (ms) of the header that named its committee: the trusting
-/// period is measured from that instant.
-///
-/// Kept beside ``TrustedState`` rather than inside it so that sequential sync (clock-free) and the stored slot
-/// format are unchanged; a device that skips persists the timestamp with the state (a format version bump).
-public struct SkippingTrust: Equatable, Sendable {
-    public var state: TrustedState
-    /// Milliseconds, header time of the checkpoint (or anchor) that named `state.committee`.
-    public var timestamp: UInt64
-
-    public init(state: TrustedState, timestamp: UInt64) {
-        self.state = state
-        self.timestamp = timestamp
-    }
-}
-
 /// A checkpoint offered for skipping, with the committee that signed it (the committee of the checkpoint's
 /// epoch, which the device does not know). That committee is a hint, not trusted: it only names the key behind
 /// each member index of the certificate, since a commit vote's signed message includes the voter's key.
@@ -58,6 +42,14 @@ public struct SkippingOptions: Equatable, Sendable {
     public enum OptionsError: Error, Equatable, Sendable {
         case trustingPeriodNotShorterThanUnbonding
         case zeroTrustingPeriod
+    }
+
+    /// The trusting period a genesis derived and checked against its unbonding period (a device's provisioning
+    /// carries it): nil for zero, which would trust nothing.
+    public init?(trustingPeriod: UInt64, maxClockDrift: UInt64 = 10_000) {
+        guard trustingPeriod > 0 else { return nil }
+        self.trustingPeriod = trustingPeriod
+        self.maxClockDrift = maxClockDrift
     }
 
     /// Refuses a trusting period of zero or not shorter than `unbondingPeriod` (ms): such options would count
@@ -101,8 +93,10 @@ public struct SkippingOverlap: Equatable, Sendable {
 /// Why a checkpoint offered for skipping was refused. `needsBisection` is not among them: it is an outcome.
 public enum SkippingError: Error, Equatable, Sendable {
     /// The trusted checkpoint is as old as the trusting period or older: its signers may be unbonded. Skipping
-    /// cannot help; re-anchor, or sync sequentially.
+    /// cannot help; re-anchor.
     case outsideTrustingPeriod(age: UInt64, trustingPeriod: UInt64)
+    /// The trusted state has no timestamp (saved before version 2): complete it from its checkpoint first.
+    case noTimestamp
     /// The checkpoint is not after the trusted one in time, or lies in the future beyond the allowed drift.
     case badTimestamp(trusted: UInt64, got: UInt64, now: UInt64)
     /// The checkpoint does not close an epoch after the trusted one (use ``CheckpointVerifier/verifyNext``).
@@ -117,7 +111,7 @@ public enum SkippingError: Error, Equatable, Sendable {
 /// Result of one skipping attempt.
 public enum SkipOutcome: Equatable, Sendable {
     /// Trust moved to the committee the checkpoint names; `signatureChecks` Schnorr verifications were spent.
-    case advanced(SkippingTrust, signatureChecks: Int)
+    case advanced(TrustedState, signatureChecks: Int)
     /// The certificate cannot show one third of the trusted weight (`overlap` tells by how much it falls short);
     /// no signature was checked. Bisect: try a checkpoint nearer to the trusted one.
     case needsBisection(SkippingOverlap)
@@ -159,10 +153,10 @@ extension CheckpointVerifier {
     ///
     /// Pure: `trusted` is a value, and only the returned outcome carries an advance.
     public static func verifySkipping(
-        trusted: SkippingTrust, checkpoint offer: SkippingCheckpoint, now: UInt64, options: SkippingOptions
+        trusted state: TrustedState, checkpoint offer: SkippingCheckpoint, now: UInt64, options: SkippingOptions
     ) throws(SkippingError) -> SkipOutcome {
-        let state = trusted.state
-        let age = now >= trusted.timestamp ? now - trusted.timestamp : 0
+        guard let trustedTimestamp = state.timestamp else { throw .noTimestamp }
+        let age = now >= trustedTimestamp ? now - trustedTimestamp : 0
         guard age < options.trustingPeriod else {
             throw .outsideTrustingPeriod(age: age, trustingPeriod: options.trustingPeriod)
         }
@@ -183,8 +177,8 @@ extension CheckpointVerifier {
             throw .rejected(.wrongCommitteeEpoch(expected: nextEpoch, got: next.epoch))
         }
         let (latest, o3) = now.addingReportingOverflow(options.maxClockDrift)
-        guard header.timestamp > trusted.timestamp, o3 || header.timestamp <= latest else {
-            throw .badTimestamp(trusted: trusted.timestamp, got: header.timestamp, now: now)
+        guard header.timestamp > trustedTimestamp, o3 || header.timestamp <= latest else {
+            throw .badTimestamp(trusted: trustedTimestamp, got: header.timestamp, now: now)
         }
         let hash = header.hash
         let certificate = checkpoint.certificate
@@ -233,8 +227,8 @@ extension CheckpointVerifier {
         let advanced = TrustedState(
             chainID: state.chainID, epochLength: state.epochLength, epoch: nextEpoch, committee: next,
             checkpointHash: hash, height: header.height, stateRoot: header.stateRoot,
-            sequence: state.sequence &+ (nextEpoch - state.epoch))
-        return .advanced(SkippingTrust(state: advanced, timestamp: header.timestamp), signatureChecks: checks)
+            sequence: state.sequence &+ (nextEpoch - state.epoch), timestamp: header.timestamp)
+        return .advanced(advanced, signatureChecks: checks)
     }
 }
 
@@ -259,9 +253,9 @@ struct MemberSet {
     }
 }
 
-/// What a ``SkippingSync`` run did: the final trust and the work spent.
+/// What a skipping sync did: the final trust and the work spent.
 public struct SkippingSyncReport: Equatable, Sendable {
-    public var trusted: SkippingTrust
+    public var trusted: TrustedState
     /// Schnorr verifications performed (sequential steps count every signature of their certificate).
     public var signatureChecks: Int
     /// Checkpoints accepted by skipping.
@@ -279,68 +273,84 @@ public enum SkippingSyncError: Error, Equatable, Sendable {
     /// The provider had no checkpoint closing this epoch.
     case unavailable(epoch: UInt64)
     /// A checkpoint was refused; `trusted` is the last state reached (every advance up to it was verified).
-    case refused(SkippingError, trusted: SkippingTrust)
+    case refused(SkippingError, trusted: TrustedState)
 }
 
 /// Plans a sync from a trusted state to the committee of a target epoch: jump as far as possible, bisect when a
 /// checkpoint falls short of one third of the trusted weight (CometBFT's bisection).
 ///
-/// Pure: no I/O of its own, no clock; the caller supplies `now` and a fetch function for "the checkpoint closing
-/// epoch E" (generic and non-escaping, so Embedded Swift specialises it). The pivot stack is bounded by 65
+/// Sans-I/O: it names the epoch whose closing checkpoint it wants (``nextPivot()``) and takes that checkpoint
+/// (``take(_:now:options:)``); the device session and ``SkippingSync`` fetch. The pivot stack is bounded by 65
 /// entries (each push halves the remaining distance), not by anything the network sends. An adjacent checkpoint
-/// is checked with ``CheckpointVerifier/verifyNext(trusted:checkpoint:)``, which needs no trusting period.
+/// is checked with ``CheckpointVerifier/verifyNext(trusted:checkpoint:)``.
+public struct SkippingPlanner: Sendable {
+    public private(set) var report: SkippingSyncReport
+    /// Epochs whose closing checkpoint to try; the last is tried first.
+    private var pivots: [UInt64] = []
+
+    public init(from start: TrustedState, toEpoch target: UInt64) {
+        report = SkippingSyncReport(
+            trusted: start, signatureChecks: 0, skips: 0, sequentialSteps: 0, bisections: 0, fetches: 0)
+        if target > start.epoch { pivots.append(target - 1) }
+    }
+
+    public var trusted: TrustedState { report.trusted }
+
+    /// The epoch whose closing checkpoint is wanted next; nil once the target's committee is trusted.
+    public mutating func nextPivot() -> UInt64? {
+        while let pivot = pivots.last, pivot < report.trusted.epoch { pivots.removeLast() }
+        return pivots.last
+    }
+
+    /// Takes the checkpoint closing ``nextPivot()``'s epoch, with the committee that signed it: trust moves (a
+    /// skip, or a sequential step for the adjacent epoch) or the planner bisects. A refusal leaves the trust as
+    /// it was.
+    public mutating func take(_ offer: SkippingCheckpoint, now: UInt64, options: SkippingOptions)
+        throws(SkippingError)
+    {
+        guard let pivot = nextPivot() else { return }
+        let from = report.trusted.epoch
+        guard offer.checkpoint.header.epoch == pivot else { throw .notAhead(trustedEpoch: from, got: offer.checkpoint.header.epoch) }
+        report.fetches += 1
+        if pivot == from {
+            let next: TrustedState
+            do {
+                next = try CheckpointVerifier.verifyNext(trusted: report.trusted, checkpoint: offer.checkpoint)
+            } catch {
+                throw .rejected(error)
+            }
+            report.signatureChecks += offer.checkpoint.certificate.signatures.count
+            report.sequentialSteps += 1
+            report.trusted = next
+            pivots.removeLast()
+            return
+        }
+        switch try CheckpointVerifier.verifySkipping(trusted: report.trusted, checkpoint: offer, now: now, options: options) {
+        case .advanced(let next, let checks):
+            report.signatureChecks += checks
+            report.skips += 1
+            report.trusted = next
+            pivots.removeLast()
+        case .needsBisection:
+            report.bisections += 1
+            pivots.append(from + (pivot - from) / 2)
+        }
+    }
+}
+
+/// ``SkippingPlanner`` driven by a fetch function (the benchmark's and the tests' in-memory chains).
 public enum SkippingSync {
     public static func sync(
-        from start: SkippingTrust, toEpoch target: UInt64, now: UInt64, options: SkippingOptions,
+        from start: TrustedState, toEpoch target: UInt64, now: UInt64, options: SkippingOptions,
         fetch: (UInt64) -> SkippingCheckpoint?
     ) throws(SkippingSyncError) -> SkippingSyncReport {
-        var report = SkippingSyncReport(
-            trusted: start, signatureChecks: 0, skips: 0, sequentialSteps: 0, bisections: 0, fetches: 0)
-        guard target > start.state.epoch else { return report }
-        // Pivots are epochs whose closing checkpoint to try next; the last is tried first.
-        var pivots: [UInt64] = []
-        pivots.reserveCapacity(65)
-        pivots.append(target - 1)
-        while let pivot = pivots.last {
-            let trusted = report.trusted
-            let from = trusted.state.epoch
-            if pivot < from {
-                pivots.removeLast()
-                continue
-            }
+        var planner = SkippingPlanner(from: start, toEpoch: target)
+        while let pivot = planner.nextPivot() {
             guard let offer = fetch(pivot) else { throw .unavailable(epoch: pivot) }
-            report.fetches += 1
-            if pivot == from {
-                let next: TrustedState
-                do {
-                    next = try CheckpointVerifier.verifyNext(trusted: trusted.state, checkpoint: offer.checkpoint)
-                } catch {
-                    throw .refused(.rejected(error), trusted: trusted)
-                }
-                report.signatureChecks += offer.checkpoint.certificate.signatures.count
-                report.sequentialSteps += 1
-                report.trusted = SkippingTrust(state: next, timestamp: offer.checkpoint.header.timestamp)
-                pivots.removeLast()
-                continue
-            }
-            let outcome: SkipOutcome
-            do {
-                outcome = try CheckpointVerifier.verifySkipping(
-                    trusted: trusted, checkpoint: offer, now: now, options: options)
-            } catch {
-                throw .refused(error, trusted: trusted)
-            }
-            switch outcome {
-            case .advanced(let next, let checks):
-                report.signatureChecks += checks
-                report.skips += 1
-                report.trusted = next
-                pivots.removeLast()
-            case .needsBisection:
-                report.bisections += 1
-                pivots.append(from + (pivot - from) / 2)
+            do { try planner.take(offer, now: now, options: options) } catch {
+                throw .refused(error, trusted: planner.trusted)
             }
         }
-        return report
+        return planner.report
     }
 }

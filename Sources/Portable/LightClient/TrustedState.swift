@@ -9,7 +9,8 @@ import Ledger
 /// from ``CheckpointVerifier``, or from the device's own storage (``StateSlots``), which wrote it after one of
 /// the first two. It is never built from network bytes directly.
 public struct TrustedState: Equatable, Sendable, CanonicalCodable {
-    public static let currentVersion: UInt8 = 1
+    /// 2 added ``timestamp``; a version-1 state still decodes, with no timestamp.
+    public static let currentVersion: UInt8 = 2
 
     public var chainID: UInt32
     /// Blocks per epoch, a chain constant from genesis. Kept here so the epoch boundary rule needs no other
@@ -28,10 +29,14 @@ public struct TrustedState: Equatable, Sendable, CanonicalCodable {
     /// Number of verified advances since the anchor. It orders states a device has held (an anti-rollback
     /// counter for the application); the storage slots keep their own write counter.
     public var sequence: UInt64
+    /// Timestamp (ms since the Unix epoch) of the header that named ``committee``: the trusting period runs from
+    /// it. Nil only for a state saved before version 2, which the device session completes from that header
+    /// (whose hash it trusts) before it follows the chain again.
+    public var timestamp: UInt64?
 
     public init(
         chainID: UInt32, epochLength: UInt64, epoch: UInt64, committee: Committee, checkpointHash: Bytes32,
-        height: UInt64, stateRoot: Bytes32, sequence: UInt64
+        height: UInt64, stateRoot: Bytes32, sequence: UInt64, timestamp: UInt64?
     ) {
         self.chainID = chainID
         self.epochLength = epochLength
@@ -41,6 +46,7 @@ public struct TrustedState: Equatable, Sendable, CanonicalCodable {
         self.height = height
         self.stateRoot = stateRoot
         self.sequence = sequence
+        self.timestamp = timestamp
     }
 
     /// Trust from an anchor the device obtained out of band: the genesis header (height 0, naming the committee
@@ -63,7 +69,8 @@ public struct TrustedState: Equatable, Sendable, CanonicalCodable {
         guard header.epoch == headerEpoch else { throw .wrongEpoch(expected: headerEpoch, got: header.epoch) }
         return TrustedState(
             chainID: header.chainID, epochLength: epochLength, epoch: committee.epoch, committee: committee,
-            checkpointHash: hash, height: height, stateRoot: header.stateRoot, sequence: 0)
+            checkpointHash: hash, height: height, stateRoot: header.stateRoot, sequence: 0,
+            timestamp: header.timestamp)
     }
 
     /// Heights of the blocks the trusted committee signs: epoch · L + 1 through (epoch + 1) · L. Nil if the last
@@ -76,13 +83,13 @@ public struct TrustedState: Equatable, Sendable, CanonicalCodable {
     }
 
     /// Upper bound of the encoding, reached by no real state: version 1, chain id 5, epoch length, epoch,
-    /// height, sequence 10 each, two roots 32 each, and the committee (epoch 10, count 2, and per member a
-    /// 32-byte key plus a weight of up to 10 bytes) at its cap of `Caps.committeeMembers` (128): 1 + 5 + 4·10
-    /// + 64 + 12 + 128 · 42 = 5498 bytes. ``StateSlots`` sizes its slots from this.
-    public static let maxEncodedSize = 1 + 5 + 4 * 10 + 2 * 32 + 10 + 2 + Caps.committeeMembers * (32 + 10)
+    /// height, sequence, timestamp 10 each, two roots 32 each, and the committee (epoch 10, count 2, and per
+    /// member a 32-byte key plus a weight of up to 10 bytes) at its cap of `Caps.committeeMembers` (128): 1 + 5 +
+    /// 5·10 + 64 + 12 + 128 · 42 = 5508 bytes. ``StateSlots`` sizes its slots from this.
+    public static let maxEncodedSize = 1 + 5 + 5 * 10 + 2 * 32 + 10 + 2 + Caps.committeeMembers * (32 + 10)
 
     public func encode(to w: inout ByteWriter) {
-        w.write(TrustedState.currentVersion)
+        w.write(timestamp == nil ? 1 : TrustedState.currentVersion)
         w.writeVarint(UInt64(chainID))
         w.writeVarint(epochLength)
         w.writeVarint(epoch)
@@ -91,13 +98,15 @@ public struct TrustedState: Equatable, Sendable, CanonicalCodable {
         w.writeVarint(height)
         w.write(stateRoot)
         w.writeVarint(sequence)
+        // A state without a timestamp is written as version 1, so it is never read back as timestamp 0.
+        if let timestamp { w.writeVarint(timestamp) }
     }
 
     /// Decoding re-checks the invariants, so a slot written by older firmware or damaged in a way the checksum
     /// missed still cannot yield a state the verifiers would misread.
     public init(from r: inout ByteReader) throws(CodecError) {
         let version = try r.readU8()
-        guard version == TrustedState.currentVersion else { throw .invalidValue(.version) }
+        guard version == 1 || version == TrustedState.currentVersion else { throw .invalidValue(.version) }
         chainID = try r.readVarint32()
         epochLength = try r.readVarint()
         epoch = try r.readVarint()
@@ -106,6 +115,7 @@ public struct TrustedState: Equatable, Sendable, CanonicalCodable {
         height = try r.readVarint()
         stateRoot = try r.readBytes32()
         sequence = try r.readVarint()
+        timestamp = version == 1 ? nil : try r.readVarint()
         let (expectedHeight, overflow) = epoch.multipliedReportingOverflow(by: epochLength)
         guard epochLength > 0, committee.epoch == epoch, !overflow, height == expectedHeight else {
             throw .invalidValue(.range)
