@@ -27,6 +27,7 @@
 //   81       the receipt proof was refused
 //   82       no transfer to the device arrived while it waited
 //   83       the trusted state could not be saved to the board's storage (Storage.swift)
+//   84       the trusted committee is older than the trusting period: the device must be re-anchored
 // where r is the LightClientError (see refusalCode): each refusal has its own status.
 #if FIRMWARE_SYNC
     import AmarsCodec
@@ -54,6 +55,7 @@
         static let receiptFailed: Int32 = 80
         static let receiptRefused: Int32 = 81
         static let noPaymentReceived: Int32 = 82
+        static let trustExpired: Int32 = 84
     }
 
     /// How long the device waits for a payment to it, and for its own to become final.
@@ -124,6 +126,12 @@
         mutating func sleep(millis: UInt32) { link.wait(millis: millis) }
 
         var nowMillis: UInt64 { UInt64(board_millis()) }
+
+        /// The board's real-time clock (the host's, on QEMU): nil without one, and the device syncs in sequence.
+        var wallClockMillis: UInt64? {
+            let now = board_wall_clock_ms()
+            return now == 0 ? nil : now
+        }
     }
 
     /// "4.04" for a CoAP code.
@@ -186,6 +194,7 @@
             case .receiptProof: return Status.receiptRefused
             }
         case .outsideTrust, .noCheckpointTo: return header
+        case .trustExpired: return Status.trustExpired
         case .inconsistent: return Status.inconsistent
         case .undecodable: return Status.undecodable
         case .gateway: return Status.transport
@@ -225,6 +234,16 @@
             Console.write(" signatures), trusted epoch ")
             Console.decimal(trusted)
             Console.newline()
+        case .skipped(let from, let to, let height, let signatures):
+            Console.write("sync: skipped from epoch ")
+            Console.decimal(from)
+            Console.write(" to ")
+            Console.decimal(to)
+            Console.write(": checkpoint at height ")
+            Console.decimal(height)
+            Console.write(" carries a third of the trusted weight (")
+            Console.decimal(signatures)
+            Console.line(" signatures checked)")
         case .headerVerified(let height, let weight, let total):
             Console.write(step.prefix)
             Console.write(": header of block ")
@@ -294,7 +313,7 @@
         else { fail(Status.badProvisioning, "provisioned anchor does not decode") }
         return DeviceTrustAnchor(
             chainID: provisionedChainID, epochLength: provisionedEpochLength, genesisHeaderHash: hash,
-            committee: committee)
+            committee: committee, trustingPeriodMillis: provisionedTrustingPeriodMillis)
     }
 
     @inline(never)
@@ -443,6 +462,10 @@
         Console.write(" (")
         Console.decimal(progress.checkpoints)
         Console.write(" checkpoints, ")
+        Console.decimal(progress.skips)
+        Console.write(" by skipping, ")
+        Console.decimal(progress.signaturesChecked)
+        Console.write(" signatures, ")
         Console.decimal(link.link.requests)
         Console.write(" requests, ")
         Console.decimal(link.link.retransmissions)

@@ -37,6 +37,11 @@ int board_link_read(void);
 /// for it to stay exact; longer gaps only make it run slow, never fast.
 uint32_t board_millis(void);
 
+/// Milliseconds since the Unix epoch from the board's real-time clock, or 0 when it has none (the device then
+/// cannot check the trusting period and syncs checkpoint by checkpoint). QEMU boards ask the host through
+/// semihosting (../common/semihosting-clock.inc); the hardware boards have no RTC driver yet.
+uint64_t board_wall_clock_ms(void);
+
 /// Ends the program with `code` as the host-visible status. Never returns.
 _Noreturn void board_exit(int code);
 

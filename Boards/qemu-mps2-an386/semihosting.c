@@ -21,3 +21,5 @@ _Noreturn void board_exit(int code) {
 
 // picolibc's abort() ends in _exit.
 _Noreturn void _exit(int code) { board_exit(code); }
+
+#include "../common/semihosting-clock.inc"

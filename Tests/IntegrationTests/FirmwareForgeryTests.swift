@@ -71,7 +71,10 @@ final class FirmwareForgeryTests: XCTestCase {
             initialBaseFee: 10,
             validators: validators.map { Committee.Member(key: $0.xOnlyPublicKey.bytes, weight: 1) },
             allocations: Genesis.Category.allCases.map { .init(category: $0, address: owner, amount: $0.amount) },
-            burned: [:])
+            burned: [:],
+            // The timestamp is fixed (a rerun reuses the build), so the trusting period must outlast the years
+            // since: about a century of unbonding.
+            staking: .init(unbondingEpochs: 1_000_000_000))
         let genesisFile = dir.appendingPathComponent("genesis.json")
         try written.jsonData().write(to: genesisFile)
         // As the provisioning step reads it (make-provision: Genesis.load, then the height-0 header).
@@ -108,7 +111,7 @@ final class FirmwareForgeryTests: XCTestCase {
             return XCTFail("make -C Boards sync-firmware failed (\(build.status)):\n\(build.output.suffix(4000))")
         }
 
-        let server = try ForgedGateway()
+        let server = try ForgedGateway(signingCommittee: anchor.committee)
         defer { server.stop() }
         /// `synced`: the case lies only after the sync, so "sync: PASS" may appear but the payment must not pass.
         func runFirmware(_ name: String, synced: Bool = false) throws -> (status: Int32, log: String) {
@@ -387,8 +390,10 @@ final class FirmwareForgeryTests: XCTestCase {
 final class ForgedGateway: @unchecked Sendable {
     // @unchecked: `fd` is used only by the serving thread once started; the rest is guarded by `lock`.
     enum Answer {
-        /// A piggybacked 2.05 with this body.
+        /// A piggybacked 2.05 with this body, in one datagram whatever its size.
         case content([UInt8])
+        /// A 2.05 with this body, block-wise when the device asks for blocks smaller than it (RFC 7959).
+        case blockwise([UInt8])
         /// These datagrams verbatim, in turn, instead of an answer.
         case raw([[UInt8]])
         /// A piggybacked 4.04.
@@ -400,6 +405,9 @@ final class ForgedGateway: @unchecked Sendable {
     private let lock = NSLock()
     private var headers: Answer = .raw([])
     private var checkpoints: Answer = .raw([])
+    /// The committee `v1/skip` names as the signer of the checkpoint it serves (the device skips, so it asks
+    /// there first: the same forged checkpoint is served as `v1/checkpoints` would serve it).
+    private let signingCommittee: Committee
     /// Answers to other paths, whatever their query.
     private var others: [String: Answer] = [:]
     private var requests = 0
@@ -408,7 +416,8 @@ final class ForgedGateway: @unchecked Sendable {
 
     var requestCount: Int { lock.withLock { requests } }
 
-    init() throws {
+    init(signingCommittee: Committee) throws {
+        self.signingCommittee = signingCommittee
         let s = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         guard s >= 0 else { throw Harness.StartFailure(description: "socket: \(errno)") }
         var addr = sockaddr_in()
@@ -448,6 +457,16 @@ final class ForgedGateway: @unchecked Sendable {
         lock.withLock { others[path] = answer }
     }
 
+    /// The first checkpoint of a `v1/checkpoints` answer as a `v1/skip` answer (4.04 for an empty page); other
+    /// answers (garbage, raw frames) are served as they are.
+    private func skipAnswer(_ checkpoints: Answer) -> Answer {
+        guard case .content(let body) = checkpoints, let page = try? CheckpointsPayload(decoding: body) else {
+            return checkpoints
+        }
+        guard let first = page.checkpoints.first else { return .notFound }
+        return .blockwise(SkipPayload(checkpoint: first, signingCommittee: signingCommittee).encoded)
+    }
+
     func stop() {
         lock.withLock { stopping = true }
         finished.wait()
@@ -475,6 +494,7 @@ final class ForgedGateway: @unchecked Sendable {
                 switch path {
                 case "v1/headers" where query.contains("h=0"): return headers
                 case "v1/checkpoints" where query.contains("from=0"): return checkpoints
+                case "v1/skip": return skipAnswer(checkpoints)
                 default: return others[path]
                 }
             }
@@ -486,6 +506,17 @@ final class ForgedGateway: @unchecked Sendable {
                         code: .content, options: [CoAPOption(number: .contentFormat, uint: 42)], payload: body
                     ).encode()
                 ]
+            case .blockwise(let body)?:
+                // A skip answer names a committee too: more than one SLIP frame of the board carries.
+                var options = [CoAPOption(number: .contentFormat, uint: 42)]
+                var payload = body
+                if let asked = request.option(.block2).flatMap({ try? BlockOption(option: $0) }),
+                    body.count > asked.size, let block = try? BlockOption.block2(asked.number, of: body, szx: asked.szx)
+                {
+                    options.append(block.option.option(.block2))
+                    payload = block.bytes
+                }
+                datagrams = [request.acknowledgement(code: .content, options: options, payload: payload).encode()]
             case .raw(let list)?: datagrams = list
             case .notFound?, nil: datagrams = [request.acknowledgement(code: .notFound).encode()]
             }

@@ -292,7 +292,8 @@ struct DeviceOptions: ParsableArguments {
         print("trust       genesis header \(Hex.encode(anchor.genesisHeaderHash.bytes)) of chain \(anchor.chainID)")
         print(
             "            (from \(genesis): committee of \(anchor.committee.members.count), "
-                + "epoch length \(anchor.epochLength), trusting period \(GenesisCommand.Inspect.duration(anchor.trustingPeriodMillis)))")
+                + "epoch length \(anchor.epochLength), trusting period \(GenesisCommand.Inspect.duration(anchor.trustingPeriodMillis)))"
+        )
         var sync: DeviceSync
         if let state, let stored = try Self.loadState(state) {
             guard stored.chainID == anchor.chainID, stored.epochLength == anchor.epochLength else {

@@ -31,7 +31,8 @@ public struct DeviceSession: Sendable {
         /// than a third of the trusted weight) when the anchor has a trusting period and the link a wall clock.
         public var skipping: Bool
 
-        public init(checkpointPage: Int = CheckpointsPayload.maxCount, pollMillis: UInt32 = 250, skipping: Bool = true) {
+        public init(checkpointPage: Int = CheckpointsPayload.maxCount, pollMillis: UInt32 = 250, skipping: Bool = true)
+        {
             self.checkpointPage = max(1, min(checkpointPage, CheckpointsPayload.maxCount))
             self.pollMillis = pollMillis
             self.skipping = skipping

@@ -310,7 +310,9 @@ public struct SkippingPlanner: Sendable {
     {
         guard let pivot = nextPivot() else { return }
         let from = report.trusted.epoch
-        guard offer.checkpoint.header.epoch == pivot else { throw .notAhead(trustedEpoch: from, got: offer.checkpoint.header.epoch) }
+        guard offer.checkpoint.header.epoch == pivot else {
+            throw .notAhead(trustedEpoch: from, got: offer.checkpoint.header.epoch)
+        }
         report.fetches += 1
         if pivot == from {
             let next: TrustedState
@@ -325,7 +327,9 @@ public struct SkippingPlanner: Sendable {
             pivots.removeLast()
             return
         }
-        switch try CheckpointVerifier.verifySkipping(trusted: report.trusted, checkpoint: offer, now: now, options: options) {
+        switch try CheckpointVerifier.verifySkipping(
+            trusted: report.trusted, checkpoint: offer, now: now, options: options)
+        {
         case .advanced(let next, let checks):
             report.signatureChecks += checks
             report.skips += 1
