@@ -42,6 +42,44 @@ final class GenesisAndAmountTests: XCTestCase {
         XCTAssertThrowsError(try g.validate()) { XCTAssertEqual($0 as? Genesis.ValidationError, .badEpochLength) }
     }
 
+    /// The trusting period devices get is two thirds of the unbonding period, measured in blocks at least the
+    /// block interval apart; the genesis refuses parameters that would make it shorter than two epochs.
+    func testTrustingPeriodIsDerivedFromUnbondingAndChecked() throws {
+        let t = TestChain()
+        defer { t.cleanup() }
+        var g = t.genesis
+        g.epochLength = 3600
+        g.blockIntervalMillis = 1000
+        g.staking.unbondingEpochs = 504  // production: 21 days of hourly epochs
+        try g.validate()
+        XCTAssertEqual(g.unbondingMillis, 21 * 86_400_000)
+        XCTAssertEqual(g.trustingPeriodMillis, 14 * 86_400_000)
+        // The block interval is part of what a device trusts: it changes the chain's identity.
+        var faster = g
+        faster.blockIntervalMillis = 500
+        XCTAssertNotEqual(faster.hash, g.hash)
+        XCTAssertEqual(faster.trustingPeriodMillis, 7 * 86_400_000)
+        let decoded = try Genesis(jsonData: faster.jsonData())
+        XCTAssertEqual(decoded.blockIntervalMillis, 500)
+        XCTAssertEqual(decoded.hash, faster.hash)
+        // A file without the field means the default interval.
+        var object = try JSONSerialization.jsonObject(with: g.jsonData()) as! [String: Any]
+        object["blockInterval"] = nil
+        let old = try Genesis(jsonData: JSONSerialization.data(withJSONObject: object))
+        XCTAssertEqual(old.blockIntervalMillis, Genesis.defaultBlockIntervalMillis)
+
+        for (mutate, expected): ((inout Genesis) -> Void, Genesis.ValidationError) in [
+            ({ $0.blockIntervalMillis = 9 }, .badBlockInterval),
+            ({ $0.blockIntervalMillis = 600_001 }, .badBlockInterval),
+            ({ $0.staking.unbondingEpochs = 2 }, .badUnbonding),
+            ({ $0.staking.unbondingEpochs = .max }, .badUnbonding),  // overflows 64-bit milliseconds
+        ] {
+            var bad = g
+            mutate(&bad)
+            XCTAssertThrowsError(try bad.validate()) { XCTAssertEqual($0 as? Genesis.ValidationError, expected) }
+        }
+    }
+
     func testMalformedGenesisFilesAreRefusedWithAReason() throws {
         let t = TestChain()
         defer { t.cleanup() }

@@ -245,6 +245,17 @@ public struct Genesis: Equatable, Sendable {
         }
     }
 
+    /// The production parameters (SPEC "Light client"): hourly epochs of 1 s blocks and 21 days of unbonding, so
+    /// a device trusts a committee for 14 days (`amars genesis new --epoch-length 3600 --unbonding-epochs 504`).
+    /// The devnet's are short for demos: 60-block epochs and a day of unbonding, 16 hours of trust.
+    public enum Production {
+        public static let epochLength: UInt64 = 3600
+        public static let blockIntervalMillis: UInt64 = 1000
+        public static let unbondingEpochs: UInt64 = 504
+        public static var unbondingMillis: UInt64 { unbondingEpochs * epochLength * blockIntervalMillis }
+        public static var trustingPeriodMillis: UInt64 { unbondingMillis / 3 * 2 }
+    }
+
     /// Blocks come at most this often unless a genesis says otherwise (ms).
     public static let defaultBlockIntervalMillis: UInt64 = 1000
     /// The shortest unbonding a genesis may set: the trusting period, two thirds of it, then spans two epochs.
