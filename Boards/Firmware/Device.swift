@@ -194,7 +194,7 @@
             case .receiptProof: return Status.receiptRefused
             }
         case .outsideTrust, .noCheckpointTo: return header
-        case .trustExpired: return Status.trustExpired
+        case .trustExpired, .reanchorRefused: return Status.trustExpired
         case .inconsistent: return Status.inconsistent
         case .undecodable: return Status.undecodable
         case .gateway: return Status.transport

@@ -506,4 +506,69 @@ final class DeviceSessionTests: XCTestCase {
             deviceError { _ = try session.run(.sync(maxEpochs: .max), over: &link) }, .inconsistent(.trustedHeader))
         XCTAssertEqual(session.trusted, old)
     }
+
+    func testAnExpiredDeviceIsBroughtBackOnlyByItsOperatorsSignedCheckpoint() throws {
+        let f = try chain(height: 29)  // epochs 0...6 closed
+        defer { f.close() }
+        let operatorKey = CoAPFixture.key(60)
+        var (session, link) = try skipping(f, period: 20_000)
+        var trustAnchor = session.anchor
+        trustAnchor.reanchorKey = operatorKey.xOnlyPublicKey.bytes
+        session = DeviceSession(anchor: trustAnchor, trusted: session.trusted, configuration: session.configuration)
+        let checkpoint = try XCTUnwrap(f.node.checkpoints(from: 5, limit: 1).first)  // closes epoch 5, names 6
+        func statement(_ key: PrivateKey, _ header: BlockHeader = checkpoint.header) -> ReanchorPayload {
+            ReanchorPayload(
+                header: header, committee: checkpoint.nextCommittee,
+                signature: key.signSchnorr(ReanchorPayload.signingHash(header: header), auxRandom: .zero))
+        }
+        // Asleep past the trusting period: it refuses to follow the chain.
+        let now = checkpoint.header.timestamp + 1000
+        link.wallClockMillis = now
+        XCTAssertEqual(
+            deviceError { _ = try session.run(.sync(maxEpochs: .max), over: &link) },
+            .trustExpired(ageMillis: now - f.genesis.timestamp, trustingPeriodMillis: 20_000))
+        let expired = session.trusted
+        // Forged: another key, or the right key over another header; then a stale or non-checkpoint header.
+        let refusals: [(ReanchorPayload, UInt64, DeviceError.ReanchorRefusal)] = [
+            (statement(CoAPFixture.key(61)), now, .badSignature),
+            (
+                ReanchorPayload(
+                    header: checkpoint.header, committee: checkpoint.nextCommittee,
+                    signature: statement(operatorKey, try XCTUnwrap(f.node.block(at: 23)).finalized.block.header)
+                        .signature), now, .badSignature
+            ),
+            (statement(operatorKey), checkpoint.header.timestamp + 20_000, .stale(ageMillis: 20_000)),
+            (
+                statement(operatorKey, try XCTUnwrap(f.node.block(at: 23)).finalized.block.header), now,
+                .checkpoint(.notACheckpoint)
+            ),
+        ]
+        for (forged, clock, why) in refusals {
+            XCTAssertThrowsError(try session.reanchor(forged, wallClock: clock)) {
+                XCTAssertEqual($0 as? DeviceError, .reanchorRefused(why))
+            }
+            XCTAssertEqual(session.trusted, expired)
+        }
+        // The operator's statement: trust moves to epoch 6 and the device follows the chain again.
+        try session.reanchor(statement(operatorKey), wallClock: now)
+        XCTAssertEqual(session.trusted?.epoch, 6)
+        XCTAssertEqual(session.trusted?.sequence, 6)
+        guard case .synced(let progress) = try session.run(.sync(maxEpochs: .max), over: &link) else {
+            return XCTFail()
+        }
+        XCTAssertEqual(progress.toEpoch, 7)
+        // Not back in time, and not without a provisioned key.
+        let older = try XCTUnwrap(f.node.checkpoints(from: 2, limit: 1).first)
+        XCTAssertThrowsError(
+            try session.reanchor(
+                ReanchorPayload(
+                    header: older.header, committee: older.nextCommittee,
+                    signature: operatorKey.signSchnorr(
+                        ReanchorPayload.signingHash(header: older.header), auxRandom: .zero)), wallClock: now)
+        ) { XCTAssertEqual($0 as? DeviceError, .reanchorRefused(.behindTrust(trusted: 7, offered: 3))) }
+        var keyless = DeviceSession(anchor: anchor(f))
+        XCTAssertThrowsError(try keyless.reanchor(statement(operatorKey), wallClock: now)) {
+            XCTAssertEqual($0 as? DeviceError, .reanchorRefused(.noOperatorKey))
+        }
+    }
 }

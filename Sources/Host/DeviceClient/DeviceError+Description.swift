@@ -25,6 +25,7 @@ extension DeviceError: CustomStringConvertible {
         case .failedOnChain(let receipt): "\(summary) (fee \(receipt.feePaid))"
         case .trustExpired(let age, let period):
             "\(summary) (age \(age / 1000) s, trusting period \(period / 1000) s)"
+        case .reanchorRefused(let why): "\(summary) (\(why))"
         case .notAnchored, .nothingReceived, .noWallet, .busy: "\(summary)"
         }
     }

@@ -66,6 +66,12 @@ public struct DeviceSync: Sendable {
 
     public mutating func setWallet(_ wallet: DeviceWallet) { session.setWallet(wallet) }
 
+    /// Replaces the trusted state with the one an operator's re-anchor statement vouches for (see
+    /// ``DeviceSession/reanchor(_:wallClock:)``), measured against the host's clock.
+    public mutating func reanchor(_ statement: ReanchorPayload) throws(DeviceSyncError) {
+        do { try session.reanchor(statement, wallClock: wallClockNow()) } catch { throw .device(error) }
+    }
+
     /// Runs one operation; `onReport` sees each step as it happens.
     public mutating func run<L: DeviceLink>(
         _ operation: DeviceOperation, source: L, onReport: (DeviceReport) -> Void = { _ in }

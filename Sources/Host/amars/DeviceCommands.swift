@@ -26,8 +26,63 @@ struct DeviceCommand: ParsableCommand {
               amars device balance --key data/keys/alice.key
               amars device send --key data/keys/alice.key --to amsc1... --amount 1 --mqtt 127.0.0.1:1883
               amars device inbox --key data/keys/alice.key
+
+            A device asleep longer than the genesis's trusting period refuses to follow the chain; its operator
+            brings it back with a signed re-anchor statement:
+
+              amars device reanchor --operator-key data/keys/operator.key --out reanchor.bin
+              amars device sync --state device.state --reanchor-key <operator x-only key> --reanchor reanchor.bin
             """,
-        subcommands: [Head.self, Sync.self, Balance.self, Send.self, Inbox.self, Escrow.self])
+        subcommands: [Head.self, Sync.self, Balance.self, Send.self, Inbox.self, Escrow.self, Reanchor.self])
+
+    struct Reanchor: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Sign a re-anchor statement for devices asleep past their trusting period.",
+            discussion: """
+                Takes the newest checkpoint from the gateway at --coap, which the operator trusts (their own), and
+                signs its header with the operator's key under the tag AmarsReanchor. A device provisioned with that
+                key (--reanchor-key) accepts the statement with --reanchor once its trust has expired, if the
+                checkpoint is of its chain, not older than its trusted one, and younger than the trusting period.
+
+                  amars device reanchor --operator-key data/keys/operator.key --out reanchor.bin
+                """)
+
+        @Option(help: "The gateway's CoAP endpoint (one the operator trusts).")
+        var coap: String = ProcessInfo.processInfo.environment["AMARS_COAP"] ?? "coap://127.0.0.1:5683"
+
+        @Option(help: "The operator's key file, whose x-only key devices were provisioned with.")
+        var operatorKey: String
+
+        @Option(help: "Where to write the statement.")
+        var out: String
+
+        func run() throws {
+            let key: PrivateKey
+            do { key = try KeyFile.load(operatorKey) } catch { throw CLIError("--operator-key: \(error)") }
+            let client: CoAPDeviceClient
+            do { client = try CoAPDeviceClient(configuration: try CoAPDeviceClient.Configuration(url: coap)) } catch {
+                throw CLIError("--coap: \(error)")
+            }
+            let answer: DeviceAnswer
+            do { answer = try client.exchange(.skip(to: nil)) } catch { throw CLIError("gateway \(coap): \(error)") }
+            guard answer.code == .content, let offer = try? SkipPayload(decoding: answer.body) else {
+                throw CLIError("gateway \(coap) has no checkpoint to re-anchor at (\(answer.code))")
+            }
+            let header = offer.checkpoint.header
+            var rng = SystemRandomNumberGenerator()
+            let aux = Bytes32(w0: rng.next(), w1: rng.next(), w2: rng.next(), w3: rng.next())
+            let signature = key.signSchnorr(ReanchorPayload.signingHash(header: header), auxRandom: aux)
+            let statement = ReanchorPayload(
+                header: header, committee: offer.checkpoint.nextCommittee, signature: signature)
+            do { try Data(statement.encoded).write(to: URL(fileURLWithPath: out)) } catch {
+                throw CLIError("cannot write \(out): \(error)")
+            }
+            print(
+                "reanchor    checkpoint of epoch \(header.epoch) at height \(header.height), committee of epoch "
+                    + "\(statement.committee.epoch) (\(statement.committee.members.count) members)")
+            print("            signed by operator key \(Hex.encode(key.xOnlyPublicKey.bytes.bytes)); wrote \(out)")
+        }
+    }
 
     struct Head: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Sync, then verify and show the gateway's head.")
@@ -278,12 +333,18 @@ struct DeviceOptions: ParsableArguments {
     @Option(help: "Milliseconds before the first CoAP retransmission (doubled per retry, 4 retries).")
     var ackTimeout: UInt64 = 500
 
+    @Option(help: "The operator's x-only key (64 hex) whose re-anchor statements this device accepts.")
+    var reanchorKey: String?
+
+    @Option(help: "A re-anchor statement (amars device reanchor) to trust instead of the saved state.")
+    var reanchor: String?
+
     func open() throws -> DeviceRun {
         let g: Genesis
         do { g = try Genesis.load(path: genesis) } catch { throw CLIError("\(error)") }
         let anchor = DeviceTrustAnchor(
             genesisHeader: g.header, committee: g.committee(epoch: 0), epochLength: g.epochLength,
-            trustingPeriodMillis: g.trustingPeriodMillis)
+            trustingPeriodMillis: g.trustingPeriodMillis, reanchorKey: try reanchorKeyBytes())
         var config: CoAPDeviceClient.Configuration
         do { config = try CoAPDeviceClient.Configuration(url: coap) } catch { throw CLIError("--coap: \(error)") }
         config.ackTimeoutMillis = max(1, ackTimeout)
@@ -307,7 +368,21 @@ struct DeviceOptions: ParsableArguments {
             }
             print("anchored    genesis header fetched from \(config.host):\(config.port) matches the trusted hash")
         }
+        if let reanchor {
+            guard let data = FileManager.default.contents(atPath: reanchor), data.count <= 1 << 16,
+                let statement = try? ReanchorPayload(decoding: Array(data))
+            else { throw CLIError("\(reanchor) is not a re-anchor statement") }
+            do { try sync.reanchor(statement) } catch { throw CLIError("\(reanchor): \(error)") }
+            print("reanchored  trusted epoch \(sync.trusted.epoch) on the operator's word (\(reanchor))")
+        }
         return DeviceRun(client: client, sync: sync, statePath: state)
+    }
+
+    private func reanchorKeyBytes() throws -> Bytes32? {
+        guard let reanchorKey else { return nil }
+        guard let raw = try? Hex.decode(reanchorKey), let key = Bytes32(raw), (try? XOnlyPublicKey(bytes: key)) != nil
+        else { throw CLIError("--reanchor-key takes an x-only public key: 64 hex digits") }
+        return key
     }
 
     static func loadState(_ path: String) throws -> TrustedState? {

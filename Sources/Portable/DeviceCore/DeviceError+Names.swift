@@ -31,6 +31,7 @@ extension DeviceError {
         case .outsideTrust: "the block is older than the trusted epoch"
         case .noCheckpointTo: "the block is past the trusted epoch and no checkpoint leads to it"
         case .trustExpired: "trust expired: the trusted committee is older than the trusting period; re-anchor"
+        case .reanchorRefused(let why): why.summary
         case .transactionRefused: "the gateway refused the transaction"
         case .notFinal: "not final in time"
         case .nothingReceived: "no transfer arrived in time"
@@ -55,6 +56,18 @@ extension DeviceError.Inconsistency {
         case .submittedID: "the gateway answered another transaction id"
         case .skipOffer: "the gateway's skip checkpoint is of another epoch, time or committee than asked"
         case .trustedHeader: "the gateway served another header than the trusted checkpoint"
+        }
+    }
+}
+
+extension DeviceError.ReanchorRefusal {
+    public var summary: StaticString {
+        switch self {
+        case .noOperatorKey: "re-anchor refused: the device has no operator key"
+        case .badSignature: "re-anchor refused: not signed by the provisioned operator key"
+        case .behindTrust: "re-anchor refused: its checkpoint is older than the trusted one"
+        case .stale: "re-anchor refused: its checkpoint is older than the trusting period"
+        case .checkpoint: "re-anchor refused: not a checkpoint of this chain"
         }
     }
 }

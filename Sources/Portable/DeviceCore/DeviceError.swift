@@ -56,9 +56,24 @@ public enum DeviceError: Error, Equatable, Sendable {
     case outsideTrust(height: UInt64)
     /// A header past the trusted epoch, and the gateway has no checkpoint leading to it.
     case noCheckpointTo(height: UInt64)
+    /// Why a re-anchor statement was refused; the trusted state is as it was.
+    public enum ReanchorRefusal: Equatable, Sendable {
+        /// The device was provisioned with no operator key.
+        case noOperatorKey
+        /// Not signed by the provisioned operator key.
+        case badSignature
+        /// For an epoch before the one the device trusts: a rollback.
+        case behindTrust(trusted: UInt64, offered: UInt64)
+        /// Its checkpoint is itself older than the trusting period.
+        case stale(ageMillis: UInt64)
+        /// The header and committee do not form a checkpoint of this chain.
+        case checkpoint(LightClientError)
+    }
+
     /// The trusted committee is as old as the trusting period or older: its members may have unbonded, so a
     /// history they sign proves nothing. The device must be re-anchored.
     case trustExpired(ageMillis: UInt64, trustingPeriodMillis: UInt64)
+    case reanchorRefused(ReanchorRefusal)
     /// The gateway refused the transaction; `code` is the chain's refusal name (ASCII).
     case transactionRefused(code: ShortText)
     /// Not final within the wait.

@@ -179,6 +179,41 @@ public struct DeviceSession: Sendable {
         }
     }
 
+    /// Trust from the operator's word, for a device whose trust expired (or that must jump a history it cannot
+    /// follow): a checkpoint header and the committee it names, signed by the provisioned operator key. It must be
+    /// a checkpoint of this chain, not behind the trusted epoch, and itself younger than the trusting period.
+    public mutating func reanchor(_ statement: ReanchorPayload, wallClock: UInt64?) throws(DeviceError) {
+        guard let key = anchor.reanchorKey else { throw .reanchorRefused(.noOperatorKey) }
+        guard let operatorKey = try? XOnlyPublicKey(bytes: key),
+            operatorKey.verifySchnorr(
+                statement.signature, message: ReanchorPayload.signingHash(header: statement.header))
+        else { throw .reanchorRefused(.badSignature) }
+        let header = statement.header
+        guard header.chainID == anchor.chainID else {
+            throw .reanchorRefused(.checkpoint(.wrongChain(expected: anchor.chainID, got: header.chainID)))
+        }
+        var next: TrustedState
+        do {
+            next = try TrustedState.anchored(
+                header: header, committee: statement.committee, epochLength: anchor.epochLength,
+                trustedHash: header.hash)
+        } catch {
+            throw .reanchorRefused(.checkpoint(error))
+        }
+        if let trusted {
+            guard next.epoch >= trusted.epoch else {
+                throw .reanchorRefused(.behindTrust(trusted: trusted.epoch, offered: next.epoch))
+            }
+            next.sequence = trusted.sequence &+ (next.epoch - trusted.epoch)
+        }
+        if anchor.trustingPeriodMillis > 0, let wallClock, wallClock > header.timestamp,
+            wallClock - header.timestamp >= anchor.trustingPeriodMillis
+        {
+            throw .reanchorRefused(.stale(ageMillis: wallClock - header.timestamp))
+        }
+        trusted = next
+    }
+
     /// Gives the session a key to pay with; its nonce is taken from the next proven balance.
     public mutating func setWallet(_ wallet: DeviceWallet) { self.wallet = wallet }
 

@@ -21,26 +21,31 @@ public struct DeviceTrustAnchor: Equatable, Sendable {
     /// from the unbonding period (`Genesis.trustingPeriodMillis`). Past it the session refuses to follow the
     /// chain. 0: not checked (a device that cannot tell the time; tests).
     public var trustingPeriodMillis: UInt64
+    /// The operator's x-only key whose re-anchor statements the device accepts once its trust has expired
+    /// (``DeviceSession/reanchor(_:wallClock:)``); nil: it can only be re-provisioned.
+    public var reanchorKey: Bytes32?
 
     public init(
         chainID: UInt32, epochLength: UInt64, genesisHeaderHash: Bytes32, committee: Committee,
-        trustingPeriodMillis: UInt64 = 0
+        trustingPeriodMillis: UInt64 = 0, reanchorKey: Bytes32? = nil
     ) {
         self.chainID = chainID
         self.epochLength = epochLength
         self.genesisHeaderHash = genesisHeaderHash
         self.committee = committee
         self.trustingPeriodMillis = trustingPeriodMillis
+        self.reanchorKey = reanchorKey
     }
 
     /// The anchor of the chain whose height-0 header is `genesisHeader` (a provisioning tool derives it from the
     /// genesis file: `Genesis.header`).
     public init(
-        genesisHeader: BlockHeader, committee: Committee, epochLength: UInt64, trustingPeriodMillis: UInt64 = 0
+        genesisHeader: BlockHeader, committee: Committee, epochLength: UInt64, trustingPeriodMillis: UInt64 = 0,
+        reanchorKey: Bytes32? = nil
     ) {
         self.init(
             chainID: genesisHeader.chainID, epochLength: epochLength, genesisHeaderHash: genesisHeader.hash,
-            committee: committee, trustingPeriodMillis: trustingPeriodMillis)
+            committee: committee, trustingPeriodMillis: trustingPeriodMillis, reanchorKey: reanchorKey)
     }
 
     /// The options skipping verification runs with; nil without a trusting period.

@@ -72,6 +72,39 @@ public struct SkipPayload: Equatable, Sendable, CanonicalCodable {
     }
 }
 
+/// An operator's statement that a checkpoint is on the chain it runs (`amars device reanchor`): what brings back
+/// a device that slept past its trusting period, when no committee it knew can vouch for anything any more. The
+/// device was provisioned with the operator's key; the statement signs the header of a checkpoint (which names
+/// the committee given here) under the tag `AmarsReanchor`.
+public struct ReanchorPayload: Equatable, Sendable, CanonicalCodable {
+    public var header: BlockHeader
+    /// The committee `header` names (of the epoch after the header's).
+    public var committee: Committee
+    /// BIP340 by the operator's key over ``signingHash``.
+    public var signature: Bytes64
+
+    public init(header: BlockHeader, committee: Committee, signature: Bytes64) {
+        self.header = header
+        self.committee = committee
+        self.signature = signature
+    }
+
+    /// What the operator signs: the checkpoint header's hash, tagged, so no other signature of that key counts.
+    public static func signingHash(header: BlockHeader) -> Bytes32 { Domain.reanchor.hash(header.hash) }
+
+    public func encode(to w: inout ByteWriter) {
+        w.write(header)
+        w.write(committee)
+        w.write(signature)
+    }
+
+    public init(from r: inout ByteReader) throws(CodecError) {
+        header = try r.read()
+        committee = try r.read()
+        signature = try r.readBytes64()
+    }
+}
+
 /// Proof that a transaction is final (`v1/proof/tx`): the block header and its certificate, the transaction's
 /// position, the Merkle path from its leaf to the header's transactions root, and its receipt.
 public struct TransactionProofPayload: Equatable, Sendable, CanonicalCodable {

@@ -14,6 +14,8 @@ public enum Domain {
     public static let genesis = TaggedHash(tag: "AmarsGenesis")
     public static let objectID = TaggedHash(tag: "AmarsObjectID")
     public static let escrowClose = TaggedHash(tag: "AmarsEscrowClose")
+    /// An operator's re-anchor statement over a checkpoint header (``ReanchorPayload`` in DeviceProtocol).
+    public static let reanchor = TaggedHash(tag: "AmarsReanchor")
 }
 
 /// Caps on every length the chain decodes. They bound memory on a device and on a gateway alike; raising one
