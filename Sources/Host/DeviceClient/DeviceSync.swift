@@ -81,13 +81,15 @@ public struct DeviceSync: Sendable {
     }
 
     /// Follows checkpoints from the trusted epoch until the gateway has none left (or `maxEpochs` were taken),
-    /// `pageSize` per request.
+    /// `pageSize` per request; skips when the anchor has a trusting period (the host has a clock).
     @discardableResult
     public mutating func sync<L: DeviceLink>(
-        source: L, pageSize: Int = CheckpointsPayload.maxCount, maxEpochs: UInt64 = .max
+        source: L, pageSize: Int = CheckpointsPayload.maxCount, maxEpochs: UInt64 = .max,
+        onReport: (DeviceReport) -> Void = { _ in }
     ) throws(DeviceSyncError) -> SyncProgress where L.Failure == DeviceClientError {
         session.configuration.checkpointPage = pageSize
-        guard case .synced(let progress) = try run(.sync(maxEpochs: maxEpochs), source: source) else {
+        guard case .synced(let progress) = try run(.sync(maxEpochs: maxEpochs), source: source, onReport: onReport)
+        else {
             throw .device(.busy)
         }
         return progress

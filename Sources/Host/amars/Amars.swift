@@ -440,6 +440,7 @@ struct GenesisCommand: ParsableCommand {
             if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
             try genesis.jsonData().write(to: URL(fileURLWithPath: out))
             print("wrote \(out) (chain \(chainName), id \(chainID)); keys in \(keys)/")
+            print(Inspect.timing(genesis))
             print(Inspect.table(genesis))
         }
     }
@@ -456,10 +457,7 @@ struct GenesisCommand: ParsableCommand {
             do { genesis = try Genesis.load(path: file) } catch { throw CLIError("\(error)") }
             print("chain \(genesis.chainName) (id \(genesis.chainID)), genesis hash \(Hex.encode(genesis.hash.bytes))")
             print("epoch length \(genesis.epochLength) blocks, \(genesis.validators.count) validator(s)")
-            print(
-                "blocks at least \(genesis.blockIntervalMillis) ms apart; unbonding \(genesis.staking.unbondingEpochs) "
-                    + "epochs (\(Self.duration(genesis.unbondingMillis ?? 0))); devices trust a committee for "
-                    + "\(Self.duration(genesis.trustingPeriodMillis)) (the trusting period)")
+            print(Self.timing(genesis))
             for c in genesis.candidates {
                 print(
                     "genesis candidate \(String(decoding: c.name, as: UTF8.self)): owner \(c.owner.bech32), "
@@ -468,8 +466,16 @@ struct GenesisCommand: ParsableCommand {
             print(Self.table(genesis))
         }
 
-        /// "16 h", "14 d 0 h", "2 min": how long a period is, for a person.
+        /// The block interval, the unbonding period and the trusting period devices get from them.
+        static func timing(_ genesis: Genesis) -> String {
+            "blocks at least \(genesis.blockIntervalMillis) ms apart; unbonding \(genesis.staking.unbondingEpochs) epochs "
+                + "(\(duration(genesis.unbondingMillis ?? 0))); devices trust a committee for "
+                + "\(duration(genesis.trustingPeriodMillis)) (the trusting period)"
+        }
+
+        /// "10 s", "2 min", "16 h", "14 d 0 h": how long a period is, for a person.
         static func duration(_ millis: UInt64) -> String {
+            if millis < 120_000 { return "\(millis / 1000) s" }
             let minutes = millis / 60_000
             if minutes < 120 { return "\(minutes) min" }
             let hours = minutes / 60

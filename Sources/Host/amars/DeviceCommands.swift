@@ -409,7 +409,7 @@ struct DeviceRun {
 
     mutating func syncCheckpoints() throws -> SyncProgress {
         let progress: SyncProgress
-        do { progress = try sync.sync(source: client) } catch { throw failure(error) }
+        do { progress = try sync.sync(source: client, onReport: Self.show) } catch { throw failure(error) }
         synced = true
         if progress.checkpoints == 0 {
             print("synced      already at epoch \(progress.toEpoch): no newer checkpoint")

@@ -1,0 +1,92 @@
+import AmarsClient
+import Foundation
+import XCTest
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A device's trust runs out and its operator brings it back, with the real binaries: `amars device` skips to
+/// the newest checkpoint while its trust is fresh, refuses to follow the chain once the trusted committee is older
+/// than the genesis's trusting period, refuses a re-anchor statement signed by another key, and follows the chain
+/// again from the one its operator signed (`amars device reanchor`).
+final class DeviceTrustCLITests: XCTestCase {
+    var dir: URL!
+
+    override func setUpWithError() throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("amars-trust-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    }
+
+    override func tearDown() { try? FileManager.default.removeItem(at: dir) }
+
+    func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
+
+    @discardableResult
+    func ok(_ args: [String], file: StaticString = #filePath, line: UInt = #line) throws -> String {
+        let r = try Harness.amars(args)
+        XCTAssertEqual(r.status, 0, "\(args.joined(separator: " ")): \(r.error)", file: file, line: line)
+        return r.output
+    }
+
+    func refused(_ args: [String], _ needle: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let r = try Harness.amars(args)
+        XCTAssertNotEqual(r.status, 0, "\(args.joined(separator: " ")) should fail", file: file, line: line)
+        XCTAssertTrue(r.error.contains(needle), "\(needle) not in: \(r.error)", file: file, line: line)
+    }
+
+    func publicKey(_ output: String) throws -> String {
+        let line = try XCTUnwrap(output.split(separator: "\n").first { $0.hasPrefix("public key") })
+        return String(try XCTUnwrap(line.split(separator: " ").last))
+    }
+
+    func testTrustExpiresAndOnlyTheOperatorsStatementBringsTheDeviceBack() throws {
+        // Five-block epochs of at least 1 s blocks and three epochs of unbonding: devices trust a committee
+        // for 10 s (the daemon runs faster, so epochs pass every half second).
+        let made = try ok([
+            "genesis", "new", "--out", path("genesis.json"), "--keys", path("keys"), "--epoch-length", "5",
+            "--block-interval", "1000", "--unbonding-epochs", "3",
+        ])
+        XCTAssertTrue(made.contains("devices trust a committee for 10 s"), made)
+        let inspected = try ok(["genesis", "inspect", path("genesis.json")])
+        XCTAssertTrue(inspected.contains("unbonding 3 epochs"), inspected)
+        let operatorKey = try publicKey(try ok(["key", "new", "--out", path("keys/operator.key")]))
+        let otherKey = path("keys/other.key")
+        try ok(["key", "new", "--out", otherKey])
+        let coapPort = Harness.freePort(type: Int32(SOCK_DGRAM.rawValue))
+        let daemon = try Harness.startDaemon(data: dir, blockInterval: 100, coapPort: coapPort)
+        defer { daemon.stop() }
+        let coap = ["--coap", "coap://127.0.0.1:\(coapPort)"]
+        let device = coap + ["--genesis", path("genesis.json"), "--state", path("device.state")]
+        let client = try HTTPClient(baseURL: daemon.url)
+        XCTAssertTrue(
+            Harness.wait(20) { (Int("\((try? Harness.json(client, "/v1/head"))?["height"] ?? 0)") ?? 0) >= 12 })
+
+        // Fresh trust: one skip from genesis to the newest checkpoint.
+        let first = try ok(["device", "sync"] + device)
+        XCTAssertTrue(first.contains("skipped     from epoch 0 to "), first)
+        XCTAssertTrue(first.contains("1 skip carrying >= 1/3 of the trusted committee"), first)
+
+        // Asleep longer than the trusting period: the device refuses, whatever the gateway serves.
+        Thread.sleep(forTimeInterval: 11)
+        try refused(["device", "sync"] + device, "trust expired")
+        let stateBefore = try Data(contentsOf: URL(fileURLWithPath: path("device.state")))
+
+        // A statement signed by anyone but the provisioned operator is refused, and nothing is saved.
+        try ok(["device", "reanchor", "--operator-key", otherKey, "--out", path("forged.bin")] + coap)
+        try refused(
+            ["device", "sync", "--reanchor-key", operatorKey, "--reanchor", path("forged.bin")] + device,
+            "not signed by the provisioned operator key")
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path("device.state"))), stateBefore)
+
+        // The operator's own: the device trusts it and follows the chain again.
+        let signed = try ok(
+            ["device", "reanchor", "--operator-key", path("keys/operator.key"), "--out", path("reanchor.bin")] + coap)
+        XCTAssertTrue(signed.contains("signed by operator key \(operatorKey)"), signed)
+        let back = try ok(
+            ["device", "sync", "--reanchor-key", operatorKey, "--reanchor", path("reanchor.bin")] + device)
+        XCTAssertTrue(back.contains("reanchored  trusted epoch"), back)
+        XCTAssertTrue(back.contains("synced      "), back)
+        try ok(["device", "head"] + device)
+    }
+}
