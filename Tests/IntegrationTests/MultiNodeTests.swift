@@ -31,6 +31,8 @@ final class MultiNodeTests: XCTestCase {
         let log: URL
         var process: Process?
         var port = 0
+        /// Added to the test's environment when the node starts (AMARSD_TEST_EQUIVOCATE, say).
+        var environment: [String: String] = [:]
 
         init(index: Int, config: URL, log: URL) {
             self.index = index
@@ -44,6 +46,9 @@ final class MultiNodeTests: XCTestCase {
             let p = Process()
             p.executableURL = Harness.binDirectory.appendingPathComponent("amarsd")
             p.arguments = ["node", "--config", config.path]
+            if !environment.isEmpty {
+                p.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+            }
             let out = Pipe()
             p.standardOutput = out
             if !FileManager.default.fileExists(atPath: log.path) {

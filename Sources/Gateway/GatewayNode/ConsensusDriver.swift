@@ -98,6 +98,9 @@ public actor ConsensusDriver {
         public var extraAllowedKeys: Set<Bytes32>
         /// A sync request unanswered for this long is given up and may go to another peer.
         public var syncTimeoutMilliseconds: UInt64 = 2_000
+        /// Tests only (`AMARSD_TEST_EQUIVOCATE=1`): after each of its prepare votes this node signs and sends a
+        /// second one for another block, so a devnet can prove that double signs are reported and slashed.
+        public var equivocate = false
 
         public init(timing: NodeConfig.Timing, journalPath: String, extraAllowedKeys: Set<Bytes32> = []) {
             self.timing = timing
@@ -293,6 +296,7 @@ public actor ConsensusDriver {
                     }
                 }
                 broadcast(.vote(vote))
+                if settings.equivocate, vote.voter == ownKey, vote.step == .prepare { broadcast(.vote(twin(of: vote))) }
             case .broadcastDecision(let value, let certificate):
                 guard let block = value.block else { continue }
                 broadcast(.decision(FinalizedBlock(block: block, certificate: certificate)))
@@ -309,10 +313,48 @@ public actor ConsensusDriver {
                     "double sign seen",
                     metadata: [
                         "voter": "\(Hex.encode(a.voter.bytes))", "height": "\(a.height)", "round": "\(a.round)",
-                        "first": "\(Hex.encode(a.blockHash.bytes))", "second": "\(Hex.encode(b.blockHash.bytes))",
+                        "first": "\(Hex.encode(a.encoded))", "second": "\(Hex.encode(b.encoded))",
                     ])
+                report(a, b)
             }
         }
+    }
+
+    /// Turns a double sign this node saw into an evidence transaction of its own, paid from its operator
+    /// account (which the chain rewards with half the offender's self-stake), and gossips it like any other.
+    /// Every node that saw it may report it; the chain takes the first and refuses the rest as already used.
+    private func report(_ a: Vote, _ b: Vote) {
+        let (first, second) = a.blockHash < b.blockHash ? (a, b) : (b, a)
+        let evidence = DoubleSignEvidence(first: first, second: second)
+        guard evidence.isConflicting, first.voter != ownKey else { return }
+        let sender = Address(publicKey: signingKey.xOnlyPublicKey)
+        let account = chain.account(sender)
+        let doubled = chain.nextBaseFee.multipliedReportingOverflow(by: 2)
+        let body = TransactionBody(
+            chainID: chain.genesis.chainID, sender: ownKey, nonce: account.state.nonce &+ UInt64(account.pending),
+            maxFeePerUnit: doubled.overflow ? .max : doubled.partialValue &+ 1, tipPerUnit: 1,
+            payload: .doubleSignEvidence(evidence))
+        var random = SystemRandomNumberGenerator()
+        let aux = Bytes32(w0: random.next(), w1: random.next(), w2: random.next(), w3: random.next())
+        let metadata: Logger.Metadata = ["voter": "\(Hex.encode(first.voter.bytes))", "height": "\(first.height)"]
+        do {
+            let id = try chain.submit(SignedTransaction(body: body, signer: signingKey, auxRandom: aux))
+            logger.warning(
+                "double sign reported", metadata: metadata.merging(["tx": "\(Hex.encode(id.bytes))"]) { a, _ in a })
+        } catch {
+            logger.warning("double sign not reported: \(error)", metadata: metadata)
+        }
+    }
+
+    /// A second prepare vote for another block at the same height and round (``Settings/equivocate``).
+    private func twin(of vote: Vote) -> Vote {
+        let other = Domain.header.hash(vote.blockHash)
+        let hash = Vote.signingHash(
+            chainID: vote.chainID, height: vote.height, round: vote.round, step: vote.step, blockHash: other,
+            voter: vote.voter)
+        return Vote(
+            chainID: vote.chainID, height: vote.height, round: vote.round, step: vote.step, blockHash: other,
+            voter: vote.voter, signature: signingKey.signSchnorr(hash, auxRandom: .zero))
     }
 
     private func timeout(height: UInt64, round: UInt32, step: ConsensusStep) {

@@ -71,9 +71,14 @@ struct NodeCommand: ParsableCommand {
         net.limits.frameBurst = 100_000
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let network = PeerManager(configuration: net, nodeKey: key, group: group, logger: logger)
-        let settings = ConsensusDriver.Settings(
+        var settings = ConsensusDriver.Settings(
             timing: cfg.timing, journalPath: "\(cfg.dataDirectory)/votes.journal",
             extraAllowedKeys: Set(cfg.peers.compactMap(\.key)))
+        // Tests of slashing only: this node double-signs every prepare vote (and will be slashed for it).
+        if ProcessInfo.processInfo.environment["AMARSD_TEST_EQUIVOCATE"] == "1" {
+            settings.equivocate = true
+            logger.warning("AMARSD_TEST_EQUIVOCATE=1: this node double-signs its prepare votes (tests only)")
+        }
         // The driver exists before any door opens: it installs the chain's admit hook (so the first transaction
         // is gossiped too) and the API serves its status. Nothing runs until `start()`.
         let doors = NodeDoors()

@@ -30,7 +30,7 @@ struct Amars: ParsableCommand {
             GenesisCommand.self, CandidateCommand.self, StakeCommand.self, RestakeCommand.self, UnstakeCommand.self,
             WithdrawCommand.self, BucketsCommand.self, CommitteeCommand.self, CheckpointsCommand.self,
             DeviceCommand.self,
-            EscrowCommand.self,
+            EscrowCommand.self, EvidenceCommand.self,
         ]
     )
 }
@@ -328,8 +328,9 @@ struct GenesisCommand: ParsableCommand {
                 Creates <keys>/validator.key (the single validator of a dev chain; validator-1.key ... with
                 --validators N) and one key per allocation category (<keys>/reserve-fund.key, ...), each holding
                 that category's tokens. Each validator is also a genesis candidate ("validator-1", ...), self-staked
-                with 1,000,000,000 AMSC of the reserve fund allocated to its own address. Unsold sale tokens
-                can be burned with --unsold ico-stage-4=1000000 (AMSC), repeated per stage.
+                with 1,000,000,000 AMSC of the reserve fund allocated to its own address, which also keeps 1,000
+                AMSC for fees (the evidence it reports). Unsold sale tokens can be burned with
+                --unsold ico-stage-4=1000000 (AMSC), repeated per stage.
                 """)
 
         @Option(help: "Genesis file to write.")
@@ -366,6 +367,8 @@ struct GenesisCommand: ParsableCommand {
         /// The devnet validator's genesis self-stake: large enough that it holds more than two thirds of any
         /// committee while a newcomer experiments with a few candidates of their own.
         static let validatorStake: UInt64 = 1_000_000_000 * Amount.unitsPerAMSC
+        /// What each devnet validator holds besides its self-stake: fees for the evidence it reports.
+        static let validatorFloat: UInt64 = 1_000 * Amount.unitsPerAMSC
         static let dayMillis: UInt64 = 86_400_000
 
         func run() throws {
@@ -396,7 +399,7 @@ struct GenesisCommand: ParsableCommand {
             // Each validator is also a genesis candidate, self-staked with tokens of the reserve fund allocated to
             // its own address, so the chain has an elected pool from its first epoch and the validators keep
             // finalizing once committees are drawn by VRF.
-            let stakes = UInt64(self.validators) * Self.validatorStake
+            let stakes = UInt64(self.validators) * (Self.validatorStake + Self.validatorFloat)
             var allocations: [Genesis.Allocation] = []
             var candidates: [Genesis.GenesisCandidate] = []
             for category in Genesis.Category.allCases {
@@ -410,7 +413,8 @@ struct GenesisCommand: ParsableCommand {
                     amount -= stakes
                     for (i, v) in validators.enumerated() {
                         let owner = Address(publicKey: v.xOnlyPublicKey)
-                        allocations.append(.init(category: category, address: owner, amount: Self.validatorStake))
+                        allocations.append(
+                            .init(category: category, address: owner, amount: Self.validatorStake + Self.validatorFloat))
                         candidates.append(
                             .init(
                                 name: Array("validator-\(i + 1)".utf8), owner: owner,

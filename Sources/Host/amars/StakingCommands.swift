@@ -548,3 +548,62 @@ struct CheckpointsCommand: ParsableCommand {
         }
     }
 }
+
+// MARK: - evidence
+
+struct EvidenceCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "evidence", abstract: "Report a committee member's double sign.", subcommands: [Submit.self])
+
+    struct Submit: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Submit two conflicting votes of one member: it is ejected and half its self-stake is yours.",
+            discussion: """
+                Gateways report the double signs they see themselves. This is for anyone else who holds two votes
+                of one committee member for different blocks at the same height, round and step, each hex-encoded
+                as a gateway logs them ('double sign seen', first and second).
+
+                  amars evidence submit --key data/keys/alice.key --first <hex vote> --second <hex vote> --wait
+                """)
+
+        @Option(help: "One vote, hex-encoded.")
+        var first: String
+
+        @Option(help: "The conflicting vote, hex-encoded.")
+        var second: String
+
+        @OptionGroup var staking: StakingOptions
+
+        func run() throws {
+            let a = try parseVote(first, flag: "--first")
+            let b = try parseVote(second, flag: "--second")
+            let evidence = DoubleSignEvidence(
+                first: a.blockHash < b.blockHash ? a : b, second: a.blockHash < b.blockHash ? b : a)
+            guard evidence.isConflicting else {
+                throw CLIError(
+                    "not a double sign: the votes must be one member's, for different blocks at one height, round "
+                        + "and step; nothing was sent")
+            }
+            guard a.verifySignature(), b.verifySignature() else {
+                throw CLIError("a vote's signature does not verify; nothing was sent")
+            }
+            let signer = try loadKey(staking.key)
+            let sent = try staking.send.send(.doubleSignEvidence(evidence), signer: signer, node: staking.node)
+            print("sent evidence against \(Hex.encode(a.voter.bytes)) at height \(a.height), round \(a.round)")
+            print("transaction \(sent.id) (nonce \(sent.nonce))")
+            guard staking.send.wait else { return print("check with: amars tx \(sent.id)") }
+            switch try staking.send.waitForInclusion(sent, node: staking.node) {
+            case .included(let height, let fee): print("final in block \(height) (fee \(fee) units)")
+            case .dropped:
+                throw CLIError("not included: the block builder dropped it (already reported, or not a member)")
+            }
+        }
+
+        private func parseVote(_ text: String, flag: String) throws -> Vote {
+            guard let bytes = try? Hex.decode(text), let vote = try? Vote(decoding: bytes) else {
+                throw CLIError("\(flag) is not a hex-encoded vote")
+            }
+            return vote
+        }
+    }
+}
