@@ -35,6 +35,9 @@ enum Mark {
     static let schnorrVerify: UInt32 = 1
     /// One BIP340 signature as a board makes it (TablelessSchnorr: no generator table), its check included.
     static let schnorrSign: UInt32 = 4
+    /// A skip a day ahead on the production-size chain: decode the checkpoint and its signing committee, check
+    /// trusted signatures until a third of the trusted weight is confirmed (eight here).
+    static let skip24: UInt32 = 5
     /// A checkpoint step (decode the bytes, CheckpointVerifier.verifyNext) with the 4-member fixture committee.
     static let step4: UInt32 = 2
     /// The same with 24 members, 17 signatures (the SPEC's default committee at its minimum quorum).
@@ -297,6 +300,41 @@ func testProductionCheckpoint() {
         "checkpoint step (decode and verify) with 24 members, 17 signatures accepted", anchored, fixture24Checkpoint,
         mark: Mark.step24, checkpointHash: fixture24CheckpointHash, committeeHash: fixture24Committee1Hash)
     refuseBelowQuorum24(anchored, checkpoint)
+    guard let trusted = try? CheckpointVerifier.verifyNext(trusted: anchored, checkpoint: checkpoint) else {
+        return check("production-size checkpoint accepted before the skip", false)
+    }
+    skipStep(trusted)
+}
+
+/// What a device waking a day later does: one skip to the checkpoint closing epoch 24.
+@inline(never)
+func skipStep(_ trusted: TrustedState) {
+    guard let options = SkippingOptions(trustingPeriod: 14 * 86_400_000) else { return check("options", false) }
+    board_mark_begin(Mark.skip24)
+    let outcome: SkipOutcome?
+    if let checkpoint = try? Checkpoint(decoding: fixtureSkipCheckpoint),
+        let signers = try? Committee(decoding: fixtureSkipSigners)
+    {
+        outcome = try? CheckpointVerifier.verifySkipping(
+            trusted: trusted, checkpoint: SkippingCheckpoint(checkpoint: checkpoint, signingCommittee: signers),
+            now: fixtureSkipNow, options: options)
+    } else {
+        outcome = nil
+    }
+    board_mark_end(Mark.skip24)
+    guard case .advanced(let next, let checks) = outcome else { return check("skip of 23 epochs accepted", false) }
+    check(
+        "skip of 23 epochs accepted: a third of the trusted weight, 8 signatures checked",
+        next.epoch == 25 && checks == fixtureSkipChecks && next.committee.hash.bytes == fixtureSkipCommitteeHash)
+    // Two weeks later the trusted committee is past the trusting period: the same skip is refused unchecked.
+    check(
+        "skip refused once the trusted committee is older than the trusting period",
+        (try? CheckpointVerifier.verifySkipping(
+            trusted: trusted,
+            checkpoint: SkippingCheckpoint(
+                checkpoint: (try? Checkpoint(decoding: fixtureSkipCheckpoint))!,
+                signingCommittee: (try? Committee(decoding: fixtureSkipSigners))!),
+            now: (trusted.timestamp ?? 0) + options.trustingPeriod, options: options)) == nil)
 }
 
 @inline(never)

@@ -141,8 +141,9 @@ struct LightClientBench: ParsableCommand {
     /// `make -C Boards count` on the QEMU Cortex-M4 board, its table printed, and what it means for a device:
     /// instructions per checkpoint step against the 25 M goal, and the year's checks at the device's clock.
     private func deviceCounts(sequentialChecks: Int, skippingChecks: [Int: Int]) throws {
+        // Sources/Host/amars-bench/LightClientBench.swift → the repository root.
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent()
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = [
@@ -165,7 +166,9 @@ struct LightClientBench: ParsableCommand {
             let numbers = line.split(separator: " ").compactMap { Double($0) }
             return numbers.count >= 2 ? numbers[numbers.count - 2] : nil
         }
-        guard let verify = count("one Schnorr verify"), let step = count("24 members") else {
+        guard let verify = count("one Schnorr verify"), let step = count("24 members, 17 signatures"),
+            let skip = count("skip step, 24 members")
+        else {
             throw ValidationError("no counts in the output of make -C Boards count")
         }
         let perSecond = deviceMhz * 1_000_000
@@ -173,6 +176,10 @@ struct LightClientBench: ParsableCommand {
             "device estimate at \(String(format: "%.0f", deviceMhz)) MHz, one instruction per cycle: checkpoint step "
                 + "(24 members) \(String(format: "%.2f", step / perSecond)) s; \(epochs) epochs sequential "
                 + "\(String(format: "%.0f", Double(sequentialChecks) * verify / perSecond)) s of signature checks")
+        print(
+            "a daily wake on the board: one skip step, \(String(format: "%.1f", skip / 1e6)) M instructions "
+                + "(\(String(format: "%.2f", skip / perSecond)) s), against \(String(format: "%.0f", 24 * step / 1e6)) M "
+                + "for the 24 sequential steps it replaces (ratio \(String(format: "%.0f", 24 * step / skip))x)")
         for (wake, checks) in skippingChecks.sorted(by: { $0.key < $1.key }) {
             print(
                 "  skipping, wake every \(wake) h: \(String(format: "%.1f", Double(checks) * verify / perSecond)) s "
