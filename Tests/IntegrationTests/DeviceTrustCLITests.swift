@@ -10,30 +10,8 @@ import XCTest
 /// the newest checkpoint while its trust is fresh, refuses to follow the chain once the trusted committee is older
 /// than the genesis's trusting period, refuses a re-anchor statement signed by another key, and follows the chain
 /// again from the one its operator signed (`amars device reanchor`).
-final class DeviceTrustCLITests: XCTestCase {
-    var dir: URL!
-
-    override func setUpWithError() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("amars-trust-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    }
-
-    override func tearDown() { try? FileManager.default.removeItem(at: dir) }
-
-    func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
-
-    @discardableResult
-    func ok(_ args: [String], file: StaticString = #filePath, line: UInt = #line) throws -> String {
-        let r = try Harness.amars(args)
-        XCTAssertEqual(r.status, 0, "\(args.joined(separator: " ")): \(r.error)", file: file, line: line)
-        return r.output
-    }
-
-    func refused(_ args: [String], _ needle: String, file: StaticString = #filePath, line: UInt = #line) throws {
-        let r = try Harness.amars(args)
-        XCTAssertNotEqual(r.status, 0, "\(args.joined(separator: " ")) should fail", file: file, line: line)
-        XCTAssertTrue(r.error.contains(needle), "\(needle) not in: \(r.error)", file: file, line: line)
-    }
+final class DeviceTrustCLITests: CLITestCase {
+    override var directoryPrefix: String { "amars-trust" }
 
     func publicKey(_ output: String) throws -> String {
         let line = try XCTUnwrap(output.split(separator: "\n").first { $0.hasPrefix("public key") })

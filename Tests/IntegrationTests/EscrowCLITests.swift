@@ -11,30 +11,8 @@ import XCTest
 /// view (`amars device escrow`, over CoAP, trusting only the genesis file) says it opens, the owner submits the
 /// lock's signed close with damages, the balances and the supply agree, and the lock's view then says it stays
 /// locked. Mistakes are refused before anything is sent.
-final class EscrowCLITests: XCTestCase {
-    var dir: URL!
-
-    override func setUpWithError() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("amars-escrow-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    }
-
-    override func tearDown() { try? FileManager.default.removeItem(at: dir) }
-
-    func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
-
-    @discardableResult
-    func ok(_ args: [String], file: StaticString = #filePath, line: UInt = #line) throws -> String {
-        let r = try Harness.amars(args)
-        XCTAssertEqual(r.status, 0, "\(args.joined(separator: " ")): \(r.error)", file: file, line: line)
-        return r.output
-    }
-
-    func refused(_ args: [String], _ needle: String, file: StaticString = #filePath, line: UInt = #line) throws {
-        let r = try Harness.amars(args)
-        XCTAssertNotEqual(r.status, 0, "\(args.joined(separator: " ")) should fail", file: file, line: line)
-        XCTAssertTrue(r.error.contains(needle), "\(needle) not in: \(r.error)", file: file, line: line)
-    }
+final class EscrowCLITests: CLITestCase {
+    override var directoryPrefix: String { "amars-escrow" }
 
     func address(_ key: String) throws -> String {
         try ok(["address", "--key", key]).trimmingCharacters(in: .whitespacesAndNewlines)

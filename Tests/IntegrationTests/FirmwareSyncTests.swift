@@ -191,32 +191,10 @@ final class FirmwareSyncTests: XCTestCase {
 
     /// Four `amarsd node` processes on loopback (see ``MultiNodeTests``), node 1 with CoAP on `coapPort`.
     func startDevnet(coapPort: Int) throws {
-        let validatorKeys = try (1...4).map { try KeyFile.load(path("keys/validator-\($0).key")) }
-        let ports = (0..<4).map { _ in Harness.freePort() }
-        for i in 0..<4 {
-            let nodeDir = dir.appendingPathComponent("node-\(i + 1)")
-            try FileManager.default.createDirectory(at: nodeDir, withIntermediateDirectories: true)
-            var yaml = """
-                data: \(nodeDir.path)
-                genesis: \(path("genesis.json"))
-                key: \(path("keys/validator-\(i + 1).key"))
-                p2p: { host: 127.0.0.1, port: \(ports[i]) }
-                http: { host: 127.0.0.1, port: 0 }
-                consensus: { blockInterval: 200, proposeTimeout: 800, prepareTimeout: 400, commitTimeout: 400 }
-                log: warning
-                peers:
-
-                """
-            for j in 0..<4 where j != i {
-                let key = Hex.encode(validatorKeys[j].xOnlyPublicKey.bytes.bytes)
-                yaml += "  - { host: 127.0.0.1, port: \(ports[j]), key: \(key) }\n"
-            }
-            if i == 0 { yaml += "coap: { host: 127.0.0.1, port: \(coapPort) }\n" }
-            let config = nodeDir.appendingPathComponent("node.yaml")
-            try yaml.write(to: config, atomically: true, encoding: .utf8)
-            nodes.append(
-                MultiNodeTests.TestNode(index: i, config: config, log: nodeDir.appendingPathComponent("amarsd.log")))
-        }
+        nodes = try MultiNodeTests.TestNode.devnet(
+            dir: dir, genesis: path("genesis.json"), keys: path("keys"),
+            consensus: " { blockInterval: 200, proposeTimeout: 800, prepareTimeout: 400, commitTimeout: 400 }"
+        ) { i in i == 0 ? "coap: { host: 127.0.0.1, port: \(coapPort) }\n" : "" }
         for n in nodes { try n.start() }
     }
 

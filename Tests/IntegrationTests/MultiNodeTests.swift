@@ -42,6 +42,41 @@ final class MultiNodeTests: XCTestCase {
 
         var client: HTTPClient { try! HTTPClient(baseURL: "http://127.0.0.1:\(port)", timeoutSeconds: 3) }
 
+        /// Four gateways of the genesis `amars genesis new --validators 4` wrote (keys in `keys`), each in
+        /// `dir/node-N` with a YAML config naming the other three as peers; `consensus` is the YAML of its
+        /// timing and `extra(i)` is appended to node i's config (a CoAP door, say). Not started.
+        static func devnet(
+            dir: URL, genesis: String, keys: String, consensus: String, extra: (Int) -> String = { _ in "" }
+        ) throws -> [TestNode] {
+            let validatorKeys = try (1...4).map { try KeyFile.load("\(keys)/validator-\($0).key") }
+            let ports = (0..<4).map { _ in Harness.freePort() }
+            var nodes: [TestNode] = []
+            for i in 0..<4 {
+                let nodeDir = dir.appendingPathComponent("node-\(i + 1)")
+                try FileManager.default.createDirectory(at: nodeDir, withIntermediateDirectories: true)
+                var yaml = """
+                    data: \(nodeDir.path)
+                    genesis: \(genesis)
+                    key: \(keys)/validator-\(i + 1).key
+                    p2p: { host: 127.0.0.1, port: \(ports[i]) }
+                    http: { host: 127.0.0.1, port: 0 }
+                    consensus:\(consensus)
+                    log: warning
+                    peers:
+
+                    """
+                for j in 0..<4 where j != i {
+                    let key = Hex.encode(validatorKeys[j].xOnlyPublicKey.bytes.bytes)
+                    yaml += "  - { host: 127.0.0.1, port: \(ports[j]), key: \(key) }\n"
+                }
+                yaml += extra(i)
+                let config = nodeDir.appendingPathComponent("node.yaml")
+                try yaml.write(to: config, atomically: true, encoding: .utf8)
+                nodes.append(TestNode(index: i, config: config, log: nodeDir.appendingPathComponent("amarsd.log")))
+            }
+            return nodes
+        }
+
         func start() throws {
             let p = Process()
             p.executableURL = Harness.binDirectory.appendingPathComponent("amarsd")
@@ -131,35 +166,17 @@ final class MultiNodeTests: XCTestCase {
         ])
         XCTAssertEqual(made.status, 0, made.error)
         let validatorKeys = try (1...4).map { try KeyFile.load("\(keys)/validator-\($0).key") }
-        let ports = (0..<4).map { _ in Harness.freePort() }
-        for i in 0..<4 {
-            let nodeDir = dir.appendingPathComponent("node-\(i + 1)")
-            try FileManager.default.createDirectory(at: nodeDir, withIntermediateDirectories: true)
-            var yaml = """
-                data: \(nodeDir.path)
-                genesis: \(genesisPath)
-                key: \(keys)/validator-\(i + 1).key
-                p2p: { host: 127.0.0.1, port: \(ports[i]) }
-                http: { host: 127.0.0.1, port: 0 }
-                consensus:
+        nodes = try TestNode.devnet(
+            dir: dir, genesis: genesisPath, keys: keys,
+            consensus: """
+
                   blockInterval: 200
                   proposeTimeout: 800
                   prepareTimeout: 400
                   commitTimeout: 400
                   timeoutIncrement: 200
                   retransmitInterval: 300
-                log: warning
-                peers:
-
-                """
-            for j in 0..<4 where j != i {
-                let key = Hex.encode(validatorKeys[j].xOnlyPublicKey.bytes.bytes)
-                yaml += "  - { host: 127.0.0.1, port: \(ports[j]), key: \(key) }\n"
-            }
-            let config = nodeDir.appendingPathComponent("node.yaml")
-            try yaml.write(to: config, atomically: true, encoding: .utf8)
-            nodes.append(TestNode(index: i, config: config, log: nodeDir.appendingPathComponent("amarsd.log")))
-        }
+                """)
         for n in nodes { try n.start() }
 
         // Phase 1: finality past the first epoch boundary (height 10), agreement, a transfer across nodes.

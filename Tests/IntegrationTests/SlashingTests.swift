@@ -44,33 +44,10 @@ final class SlashingTests: XCTestCase {
         XCTAssertEqual(made.status, 0, made.error)
         let validatorKeys = try (1...4).map { try KeyFile.load("\(keys)/validator-\($0).key") }
         let owners = validatorKeys.map { Address(publicKey: $0.xOnlyPublicKey).bech32 }
-        let ports = (0..<4).map { _ in Harness.freePort() }
-        for i in 0..<4 {
-            let nodeDir = dir.appendingPathComponent("node-\(i + 1)")
-            try FileManager.default.createDirectory(at: nodeDir, withIntermediateDirectories: true)
-            var yaml = """
-                data: \(nodeDir.path)
-                genesis: \(genesisPath)
-                key: \(keys)/validator-\(i + 1).key
-                p2p: { host: 127.0.0.1, port: \(ports[i]) }
-                http: { host: 127.0.0.1, port: 0 }
-                consensus: { blockInterval: 200, proposeTimeout: 800, prepareTimeout: 400, commitTimeout: 400 }
-                log: warning
-                peers:
-
-                """
-            for j in 0..<4 where j != i {
-                yaml +=
-                    "  - { host: 127.0.0.1, port: \(ports[j]), key: "
-                    + "\(Hex.encode(validatorKeys[j].xOnlyPublicKey.bytes.bytes)) }\n"
-            }
-            let config = nodeDir.appendingPathComponent("node.yaml")
-            try yaml.write(to: config, atomically: true, encoding: .utf8)
-            let node = MultiNodeTests.TestNode(
-                index: i, config: config, log: nodeDir.appendingPathComponent("amarsd.log"))
-            if i == 3 { node.environment = ["AMARSD_TEST_EQUIVOCATE": "1"] }
-            nodes.append(node)
-        }
+        nodes = try MultiNodeTests.TestNode.devnet(
+            dir: dir, genesis: genesisPath, keys: keys,
+            consensus: " { blockInterval: 200, proposeTimeout: 800, prepareTimeout: 400, commitTimeout: 400 }")
+        nodes[3].environment = ["AMARSD_TEST_EQUIVOCATE": "1"]
         for n in nodes { try n.start() }
         let before = owners.prefix(3).map { balance($0) }
         XCTAssertEqual(candidate(owners[3])?["ejected"] as? Bool, false)

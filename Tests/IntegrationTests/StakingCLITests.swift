@@ -4,24 +4,8 @@ import XCTest
 
 /// Staking with the real binaries: register a candidate, stake for it, list, committee, checkpoints; and every
 /// rule broken answered with a non-zero exit, the rule's name, and no change on the chain.
-final class StakingCLITests: XCTestCase {
-    var dir: URL!
-
-    override func setUpWithError() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("amars-stk-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    }
-
-    override func tearDown() { try? FileManager.default.removeItem(at: dir) }
-
-    func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
-
-    @discardableResult
-    func ok(_ args: [String], file: StaticString = #filePath, line: UInt = #line) throws -> String {
-        let r = try Harness.amars(args)
-        XCTAssertEqual(r.status, 0, "\(args.joined(separator: " ")): \(r.error)", file: file, line: line)
-        return r.output
-    }
+final class StakingCLITests: CLITestCase {
+    override var directoryPrefix: String { "amars-stk" }
 
     func testRegisterStakeListCommitteeCheckpointsAndRefusals() throws {
         // Epochs of 10 blocks at 100 ms: an election every second.

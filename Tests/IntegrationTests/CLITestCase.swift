@@ -1,0 +1,33 @@
+import Foundation
+import XCTest
+
+/// What the tests that drive the `amars` binary share: a fresh directory per test, and running a command that
+/// must succeed (its output) or fail with a given message on stderr.
+class CLITestCase: XCTestCase {
+    var dir: URL!
+
+    /// The directory's name prefix, so a kept test directory says which test left it.
+    var directoryPrefix: String { "amars-cli" }
+
+    override func setUpWithError() throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("\(directoryPrefix)-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    }
+
+    override func tearDown() { try? FileManager.default.removeItem(at: dir) }
+
+    func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
+
+    @discardableResult
+    func ok(_ args: [String], file: StaticString = #filePath, line: UInt = #line) throws -> String {
+        let r = try Harness.amars(args)
+        XCTAssertEqual(r.status, 0, "\(args.joined(separator: " ")): \(r.error)", file: file, line: line)
+        return r.output
+    }
+
+    func refused(_ args: [String], _ needle: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let r = try Harness.amars(args)
+        XCTAssertNotEqual(r.status, 0, "\(args.joined(separator: " ")) should fail", file: file, line: line)
+        XCTAssertTrue(r.error.contains(needle), "\(needle) not in: \(r.error)", file: file, line: line)
+    }
+}
