@@ -244,6 +244,12 @@
             Console.write(" carries a third of the trusted weight (")
             Console.decimal(signatures)
             Console.line(" signatures checked)")
+        case .reanchored(let epoch, let height):
+            Console.write("sync: trust expired; re-anchored on the operator's statement at epoch ")
+            Console.decimal(epoch)
+            Console.write(" (checkpoint at height ")
+            Console.decimal(height)
+            Console.line(")")
         case .headerVerified(let height, let weight, let total):
             Console.write(step.prefix)
             Console.write(": header of block ")
@@ -313,7 +319,8 @@
         else { fail(Status.badProvisioning, "provisioned anchor does not decode") }
         return DeviceTrustAnchor(
             chainID: provisionedChainID, epochLength: provisionedEpochLength, genesisHeaderHash: hash,
-            committee: committee, trustingPeriodMillis: provisionedTrustingPeriodMillis)
+            committee: committee, trustingPeriodMillis: provisionedTrustingPeriodMillis,
+            reanchorKey: Bytes32(provisionedReanchorKey))
     }
 
     @inline(never)

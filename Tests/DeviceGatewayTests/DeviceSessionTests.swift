@@ -566,6 +566,27 @@ final class DeviceSessionTests: XCTestCase {
                     signature: operatorKey.signSchnorr(
                         ReanchorPayload.signingHash(header: older.header), auxRandom: .zero)), wallClock: now)
         ) { XCTAssertEqual($0 as? DeviceError, .reanchorRefused(.behindTrust(trusted: 7, offered: 3))) }
+        // Served by the gateway (v1/reanchor): an expired device with the operator's key fetches it by itself.
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("reanchor-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try Data(statement(operatorKey).encoded).write(to: file)
+        var served = LoopbackDeviceLink(
+            handlers: DeviceResourceHandlers(node: f.node, reanchorFile: file.path))
+        served.wallClockMillis = now
+        var asleep = DeviceSession(anchor: trustAnchor, trusted: expired, configuration: session.configuration)
+        var reports: [DeviceReport] = []
+        guard
+            case .synced(let fetched) = try asleep.run(
+                .sync(maxEpochs: .max), over: &served, onReport: { reports.append($0) })
+        else { return XCTFail() }
+        XCTAssertEqual(reports.first, .reanchored(epoch: 6, height: checkpoint.header.height))
+        XCTAssertEqual(fetched.toEpoch, 7)
+        // A forged one served there is refused like one given by hand, and trust stays expired.
+        try Data(statement(CoAPFixture.key(61)).encoded).write(to: file)
+        asleep = DeviceSession(anchor: trustAnchor, trusted: expired, configuration: session.configuration)
+        XCTAssertEqual(
+            deviceError { _ = try asleep.run(.sync(maxEpochs: .max), over: &served) }, .reanchorRefused(.badSignature))
+        XCTAssertEqual(asleep.trusted, expired)
         var keyless = DeviceSession(anchor: anchor(f))
         XCTAssertThrowsError(try keyless.reanchor(statement(operatorKey), wallClock: now)) {
             XCTAssertEqual($0 as? DeviceError, .reanchorRefused(.noOperatorKey))

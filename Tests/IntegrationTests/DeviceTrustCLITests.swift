@@ -8,8 +8,9 @@ import XCTest
 
 /// A device's trust runs out and its operator brings it back, with the real binaries: `amars device` skips to
 /// the newest checkpoint while its trust is fresh, refuses to follow the chain once the trusted committee is older
-/// than the genesis's trusting period, refuses a re-anchor statement signed by another key, and follows the chain
-/// again from the one its operator signed (`amars device reanchor`).
+/// than the genesis's trusting period, refuses a re-anchor statement signed by another key (given to it, or served
+/// by the gateway), and follows the chain again from the one its operator signed (`amars device reanchor`) and
+/// the gateway serves at `v1/reanchor` (`amarsd run --reanchor FILE`).
 final class DeviceTrustCLITests: CLITestCase {
     override var directoryPrefix: String { "amars-trust" }
 
@@ -32,7 +33,9 @@ final class DeviceTrustCLITests: CLITestCase {
         let otherKey = path("keys/other.key")
         try ok(["key", "new", "--out", otherKey])
         let coapPort = Harness.freePort(type: Int32(SOCK_DGRAM.rawValue))
-        let daemon = try Harness.startDaemon(data: dir, blockInterval: 100, coapPort: coapPort)
+        let served = path("served-reanchor.bin")
+        let daemon = try Harness.startDaemon(
+            data: dir, blockInterval: 100, coapPort: coapPort, arguments: ["--reanchor", served])
         defer { daemon.stop() }
         let coap = ["--coap", "coap://127.0.0.1:\(coapPort)"]
         let device = coap + ["--genesis", path("genesis.json"), "--state", path("device.state")]
@@ -48,6 +51,8 @@ final class DeviceTrustCLITests: CLITestCase {
         // Asleep longer than the trusting period: the device refuses, whatever the gateway serves.
         Thread.sleep(forTimeInterval: 11)
         try refused(["device", "sync"] + device, "trust expired")
+        // With the operator's key provisioned it asks the gateway for a statement: none yet, so still refused.
+        try refused(["device", "sync", "--reanchor-key", operatorKey] + device, "trust expired")
         let stateBefore = try Data(contentsOf: URL(fileURLWithPath: path("device.state")))
 
         // A statement signed by anyone but the provisioned operator is refused, and nothing is saved.
@@ -57,14 +62,27 @@ final class DeviceTrustCLITests: CLITestCase {
             "not signed by the provisioned operator key")
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path("device.state"))), stateBefore)
 
-        // The operator's own: the device trusts it and follows the chain again.
+        // The same forged statement served by the gateway: refused the same way.
+        try FileManager.default.copyItem(atPath: path("forged.bin"), toPath: served)
+        try refused(
+            ["device", "sync", "--reanchor-key", operatorKey] + device, "not signed by the provisioned operator key")
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path("device.state"))), stateBefore)
+
+        // The operator's own, put where the gateway serves it: the device fetches it when it finds its trust
+        // expired, checks the signature, and follows the chain again.
+        try FileManager.default.removeItem(atPath: served)
         let signed = try ok(
-            ["device", "reanchor", "--operator-key", path("keys/operator.key"), "--out", path("reanchor.bin")] + coap)
+            ["device", "reanchor", "--operator-key", path("keys/operator.key"), "--out", served] + coap)
         XCTAssertTrue(signed.contains("signed by operator key \(operatorKey)"), signed)
-        let back = try ok(
-            ["device", "sync", "--reanchor-key", operatorKey, "--reanchor", path("reanchor.bin")] + device)
-        XCTAssertTrue(back.contains("reanchored  trusted epoch"), back)
+        let back = try ok(["device", "sync", "--reanchor-key", operatorKey] + device)
+        XCTAssertTrue(back.contains("reanchored  trust had expired: the operator's statement moved it to epoch"), back)
         XCTAssertTrue(back.contains("synced      "), back)
+        // Epochs pass (one every half second) and the device follows them; given again by hand, the statement
+        // would move its trust back: refused.
+        Thread.sleep(forTimeInterval: 1.5)
         try ok(["device", "head"] + device)
+        try refused(
+            ["device", "sync", "--reanchor-key", operatorKey, "--reanchor", served] + device,
+            "its checkpoint is older than the trusted one")
     }
 }

@@ -29,7 +29,9 @@ enum Harness {
     }
 
     /// Starts `amarsd run` on a free port and returns once it has printed the port it bound.
-    static func startDaemon(data: URL, blockInterval: Int, coapPort: Int? = nil) throws -> Daemon {
+    static func startDaemon(
+        data: URL, blockInterval: Int, coapPort: Int? = nil, arguments: [String] = []
+    ) throws -> Daemon {
         let p = Process()
         p.executableURL = binDirectory.appendingPathComponent("amarsd")
         p.arguments =
@@ -37,7 +39,7 @@ enum Harness {
                 "run", "--data", data.path, "--http-port", "0", "--block-interval", String(blockInterval),
                 "--log-level",
                 "error",
-            ] + (coapPort.map { ["--coap-port", String($0)] } ?? [])
+            ] + (coapPort.map { ["--coap-port", String($0)] } ?? []) + arguments
         let out = Pipe()
         p.standardOutput = out
         p.standardError = FileHandle.nullDevice

@@ -125,7 +125,7 @@ public final class CoAPServer: @unchecked Sendable {
 
     public init(
         node: ChainNode, host: String = "::", port: UInt16 = 5683, logger: Logger = Logger(label: "amars.coap"),
-        limits: Limits = Limits(), dtls: DTLSPSK? = nil,
+        limits: Limits = Limits(), dtls: DTLSPSK? = nil, reanchorFile: String? = nil,
         clock: @escaping @Sendable () -> UInt64 = DeviceRateLimiter.monotonicNanoseconds
     ) {
         self.dtls = dtls
@@ -133,7 +133,8 @@ public final class CoAPServer: @unchecked Sendable {
         self.port = port
         self.limits = limits
         self.logger = logger
-        self.handlers = DeviceResourceHandlers(node: node, maxTransactionBytes: limits.maxTransactionBytes)
+        self.handlers = DeviceResourceHandlers(
+            node: node, maxTransactionBytes: limits.maxTransactionBytes, reanchorFile: reanchorFile)
         self.submitLimiter = DeviceRateLimiter(limits: limits.submits, clock: clock)
         self.requestLimiter = DeviceRateLimiter(limits: limits.requests, clock: clock)
     }

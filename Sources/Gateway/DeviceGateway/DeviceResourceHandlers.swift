@@ -87,11 +87,15 @@ public struct DeviceResourceHandlers: Sendable {
     public let maxTransactionBytes: Int
     /// Encoded `v1/checkpoints` answers of the current head (see ``CheckpointCache``).
     let checkpointCache: CheckpointCache
+    /// The operator's re-anchor statement (`amars device reanchor --out FILE`), read at each request so the
+    /// operator can replace it while the gateway runs; nil: `v1/reanchor` answers 4.04.
+    public let reanchorFile: String?
 
-    public init(node: ChainNode, maxTransactionBytes: Int = Caps.transactionBytes) {
+    public init(node: ChainNode, maxTransactionBytes: Int = Caps.transactionBytes, reanchorFile: String? = nil) {
         self.node = node
         self.maxTransactionBytes = maxTransactionBytes
         self.checkpointCache = CheckpointCache()
+        self.reanchorFile = reanchorFile
     }
 
     /// Answers a request to `route` with the raw Uri-Query (arguments joined by '&') and the request body.
@@ -109,6 +113,7 @@ public struct DeviceResourceHandlers: Sendable {
         case .inbox: return inbox(query)
         case .escrowProof: return escrowProof(query)
         case .skip: return skip(query)
+        case .reanchor: return reanchor(query)
         }
     }
 
@@ -182,6 +187,15 @@ public struct DeviceResourceHandlers: Sendable {
         } catch {
             return .error(.internalServerError, "store error")
         }
+    }
+
+    /// The statement as the operator wrote it, if it decodes; the device checks the operator's signature.
+    func reanchor(_ query: DeviceQuery) -> DeviceResponse {
+        guard query.arguments.isEmpty else { return .error(.badRequest, "v1/reanchor takes no query") }
+        guard let reanchorFile, let data = FileManager.default.contents(atPath: reanchorFile), data.count <= 1 << 16,
+            let statement = try? ReanchorPayload(decoding: Array(data))
+        else { return .error(.notFound, "no re-anchor statement") }
+        return .chain(.content, statement.encoded)
     }
 
     func transactionProof(_ query: DeviceQuery) -> DeviceResponse {

@@ -20,6 +20,7 @@ import Yams
 /// coap: { host: 127.0.0.1, port: 5683 }   # optional: no CoAP server when absent
 /// mqtt: 127.0.0.1:1883                    # optional: MQTT bridge to a running broker
 /// mqtt_credentials: broker/gateway.credentials   # its login there ("USERNAME PASSWORD"), see `amarsd broker`
+/// reanchor: reanchor.bin                  # optional: the operator's statement served at CoAP v1/reanchor
 /// consensus:                              # optional, milliseconds
 ///   blockInterval: 1000
 ///   proposeTimeout: 3000
@@ -89,6 +90,9 @@ public struct NodeConfig: Equatable, Sendable {
     public var mqtt: Endpoint?
     /// The gateway's login at that broker (``MqttCredentials`` file), for a broker that locks its topics down.
     public var mqttCredentialsPath: String?
+    /// The operator's re-anchor statement (`amars device reanchor --out`), served at CoAP `v1/reanchor` and read
+    /// at each request, so it can be replaced while the node runs.
+    public var reanchorPath: String?
     public var timing: Timing
     public var logLevel: String
 
@@ -130,7 +134,8 @@ public struct NodeConfig: Equatable, Sendable {
         let top = try Self.mapping(
             root, "the top level",
             allowed: [
-                "data", "genesis", "key", "p2p", "peers", "http", "coap", "mqtt", "mqtt_credentials", "consensus",
+                "data", "genesis", "key", "p2p", "peers", "http", "coap", "mqtt", "mqtt_credentials", "reanchor",
+                "consensus",
                 "log",
             ])
         func path(_ key: String) throws(ConfigError) -> String {
@@ -158,6 +163,8 @@ public struct NodeConfig: Equatable, Sendable {
         }
         mqttCredentialsPath = try top["mqtt_credentials"].map { _ throws(ConfigError) in try path("mqtt_credentials") }
         if mqttCredentialsPath != nil && mqtt == nil { throw ConfigError("'mqtt_credentials' needs 'mqtt'") }
+        reanchorPath = try top["reanchor"].map { _ throws(ConfigError) in try path("reanchor") }
+        if reanchorPath != nil && coap == nil { throw ConfigError("'reanchor' needs 'coap' (devices fetch it there)") }
         peers = []
         if let list = top["peers"] {
             guard let seq = list.sequence else { throw ConfigError("'peers' must be a list of {host, port, key}") }

@@ -65,6 +65,13 @@ struct Run: ParsableCommand {
     @Option(help: "Per-device pre-shared keys for CoAP over DTLS: one 'IDENTITY HEXKEY' per line.")
     var pskFile: String?
 
+    @Option(
+        help: """
+            The operator's re-anchor statement (amars device reanchor --out FILE), served to devices whose trust \
+            expired at CoAP v1/reanchor; read at each request.
+            """)
+    var reanchor: String?
+
     @Option(help: "MQTT broker for devices, HOST:PORT; the bridge subscribes to amars/v1/tx/+ there.")
     var mqtt: String?
 
@@ -190,7 +197,8 @@ struct Run: ParsableCommand {
         let doors = DeviceDoors()
         if !noCoap {
             let dtls = try pskFile.map { CoAPServer.DTLSPSK(port: UInt16(coapsPort), keys: try Self.loadPSKs($0)) }
-            let coap = CoAPServer(node: node, host: coapHost, port: UInt16(coapPort), logger: logger, dtls: dtls)
+            let coap = CoAPServer(
+                node: node, host: coapHost, port: UInt16(coapPort), logger: logger, dtls: dtls, reanchorFile: reanchor)
             do { try coap.start() } catch {
                 throw CleanExit.message(
                     "amarsd: cannot start CoAP on \(coapHost):\(coapPort): \(error) (--no-coap to skip)")

@@ -185,7 +185,8 @@ private final class NodeDoors: @unchecked Sendable {
 
     func start(cfg: NodeConfig, chain: ChainNode, logger: Logger) throws {
         if let c = cfg.coap {
-            let server = CoAPServer(node: chain, host: c.host, port: UInt16(c.port), logger: logger)
+            let server = CoAPServer(
+                node: chain, host: c.host, port: UInt16(c.port), logger: logger, reanchorFile: cfg.reanchorPath)
             do { try server.start() } catch { throw CleanExit.message("amarsd: cannot start CoAP on \(c): \(error)") }
             coap = server
         }

@@ -498,6 +498,9 @@ struct DeviceRun {
             print("failed      \(Hex.encode(id.bytes)): final, but its proven receipt says failed")
         case .skipped(let from, let to, let height, let signatures):
             print("skipped     from epoch \(from) to \(to) (checkpoint at height \(height), \(signatures) signatures)")
+        case .reanchored(let epoch, let height):
+            print(
+                "reanchored  trust had expired: the operator's statement moved it to epoch \(epoch) (height \(height))")
         case .checkpointVerified, .headerVerified, .listed: break
         }
     }

@@ -11,6 +11,9 @@ public enum DeviceReport: Equatable, Sendable {
     /// A skip: the checkpoint closing epoch `to - 1` carried a third of the trusted weight of epoch `from`;
     /// `signatures` were checked and trust moved to epoch `to`.
     case skipped(from: UInt64, to: UInt64, height: UInt64, signatures: Int)
+    /// Trust expired, and the operator's re-anchor statement (relayed by the gateway) moved it to the committee
+    /// of `epoch`, named at `height`.
+    case reanchored(epoch: UInt64, height: UInt64)
     /// A header a proof or the head refers to was verified by its certificate: `weight` of `totalWeight` signed.
     case headerVerified(height: UInt64, weight: UInt64, totalWeight: UInt64)
     /// The transaction was submitted and the gateway pooled it.

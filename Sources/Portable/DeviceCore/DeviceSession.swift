@@ -122,6 +122,8 @@ public struct DeviceSession: Sendable {
         case syncing(maxEpochs: UInt64)
         /// A sync that first completes a trusted state saved without its timestamp from the trusted header.
         case dating(maxEpochs: UInt64)
+        /// A sync whose trust expired, asking the gateway for the operator's re-anchor statement.
+        case reanchoring(maxEpochs: UInt64, expired: DeviceError)
         case skipping
         case head
         case account(Address)
@@ -303,6 +305,7 @@ public struct DeviceSession: Sendable {
             switch resource {
             case .checkpoints: return action(try checkpointsAnswered(answer))
             case .skip: return action(try skipAnswered(answer))
+            case .reanchor: return action(try reanchorAnswered(answer))
             case .headers, .head: return action(try headerAnswered(answer, resource))
             case .accountProof, .escrowProof: return action(try stateProofAnswered(answer, resource))
             case .txProof: return action(try transactionProofAnswered(answer))
@@ -338,7 +341,12 @@ public struct DeviceSession: Sendable {
             job = .dating(maxEpochs: maxEpochs)
             return ask(.header(at: trusted.height), height: trusted.height)
         }
-        try checkTrustingPeriod()
+        do { try checkTrustingPeriod() } catch {
+            // Expired: with an operator key provisioned, the gateway may hold the operator's statement.
+            guard anchor.reanchorKey != nil else { throw error }
+            job = .reanchoring(maxEpochs: maxEpochs, expired: error)
+            return ask(DeviceRequest(.reanchor))
+        }
         if configuration.skipping, maxEpochs == .max, anchor.trustingPeriodMillis > 0, wallClock != nil {
             job = .skipping
             return ask(.skip(to: nil))
@@ -369,6 +377,21 @@ public struct DeviceSession: Sendable {
         dated.timestamp = payload.header.timestamp
         trusted = dated
         askedHeight = nil
+        return try beginSync(maxEpochs: maxEpochs)
+    }
+
+    /// The operator's statement, relayed by the gateway (which cannot forge it): trust moves to it, then the sync
+    /// starts again from there. None: the expiry stands.
+    @inline(never)
+    private mutating func reanchorAnswered(_ answer: DeviceAnswer) throws(DeviceError) -> Step {
+        guard case .reanchoring(let maxEpochs, let expired) = job else { throw .busy }
+        if answer.code == .notFound { throw expired }
+        let statement = try Self.decode(answer, .reanchor, as: ReanchorPayload.self)
+        try reanchor(statement, wallClock: wallClock)
+        guard let trusted else { throw .notAnchored }
+        report(.reanchored(epoch: trusted.epoch, height: trusted.height))
+        progress.fromEpoch = trusted.epoch
+        progress.toEpoch = trusted.epoch
         return try beginSync(maxEpochs: maxEpochs)
     }
 

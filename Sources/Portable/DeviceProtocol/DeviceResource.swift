@@ -12,6 +12,7 @@ public enum DeviceResource: Int, CaseIterable, Sendable {
     case inbox
     case escrowProof
     case skip
+    case reanchor
 
     public var path: StaticString {
         switch self {
@@ -26,6 +27,7 @@ public enum DeviceResource: Int, CaseIterable, Sendable {
         case .inbox: DeviceResources.inbox
         case .escrowProof: DeviceResources.escrowProof
         case .skip: DeviceResources.skip
+        case .reanchor: DeviceResources.reanchor
         }
     }
 
@@ -38,7 +40,7 @@ public enum DeviceResource: Int, CaseIterable, Sendable {
     /// The Uri-Query keys the resource takes (`key=value`); any other key is a 4.00.
     public var queryKeys: [StaticString] {
         switch self {
-        case .head, .transaction: []
+        case .head, .transaction, .reanchor: []
         case .checkpoints: ["from", "limit"]
         case .headers: ["h"]
         case .txProof, .receipt, .escrowProof, .certificate: ["id"]

@@ -10,6 +10,9 @@ public enum DeviceResources {
     /// GET: the checkpoint closing an epoch with the committee that signed it, for a device that skips (Uri-Query
     /// `to=<epoch>`; without it, the newest checkpoint).
     public static let skip: StaticString = "v1/skip"
+    /// GET: the operator's re-anchor statement (``ReanchorPayload``) for devices whose trust expired; 4.04 when
+    /// the gateway has none.
+    public static let reanchor: StaticString = "v1/reanchor"
     /// GET: a run of block headers (Uri-Query `from=<height>`, `count=<n>`), block-wise when large.
     public static let headers: StaticString = "v1/headers"
     /// GET/FETCH: inclusion proof of a transaction by hash.
