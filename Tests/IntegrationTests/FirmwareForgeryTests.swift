@@ -62,7 +62,7 @@ final class FirmwareForgeryTests: XCTestCase {
     }
 
     func testForgedGatewayAnswersAreRefusedWithDistinctStatuses() throws {
-        try requireToolchain()
+        try Harness.requireBoardToolchain(for: "firmware forgery test")
         // The chain the firmware is provisioned for: four validators of weight 1 (quorum needs 3).
         let validators = (1...4).map { Self.key($0) }
         let owner = Address(publicKey: Self.key(100).xOnlyPublicKey)
@@ -360,23 +360,6 @@ final class FirmwareForgeryTests: XCTestCase {
         switch CheckpointVerifier.verifyNextResult(trusted: trusted, checkpoint: checkpoint) {
         case .success: XCTFail("\(name): the host light client accepted the forgery")
         case .failure(let error): XCTAssertTrue(matches(error), "\(name): \(error)")
-        }
-    }
-
-    func requireToolchain() throws {
-        var missing: [String] = []
-        for tool in ["qemu-system-arm", "arm-none-eabi-gcc", "arm-none-eabi-objcopy", "make"] {
-            if try run("/usr/bin/env", ["sh", "-c", "command -v \(tool)"], timeout: 30).status != 0 {
-                missing.append(tool)
-            }
-        }
-        if !FileManager.default.fileExists(atPath: "/usr/lib/picolibc/arm-none-eabi/lib/thumb/v7e-m/nofp/libc.a") {
-            missing.append("picolibc-arm-none-eabi")
-        }
-        if !missing.isEmpty {
-            throw Harness.StartFailure(
-                description: "firmware forgery test needs \(missing.joined(separator: ", ")): run `make -C Boards deps`"
-            )
         }
     }
 

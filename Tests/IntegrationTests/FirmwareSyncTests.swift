@@ -45,7 +45,7 @@ final class FirmwareSyncTests: XCTestCase {
     func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
 
     func testFirmwareSyncsAFourGatewayDevnetIsPaidAndPays() throws {
-        try requireToolchain()
+        try Harness.requireBoardToolchain(for: "firmware sync test")
         let created = try Harness.amars([
             "genesis", "new", "--out", path("genesis.json"), "--keys", path("keys"), "--validators", "4",
             "--epoch-length", "5", "--chain-id", String(Self.chainID), "--chain-name", "firmware-e2e",
@@ -222,23 +222,6 @@ final class FirmwareSyncTests: XCTestCase {
             throw Harness.StartFailure(description: "no balance for \(address): \(object)")
         }
         return units
-    }
-
-    /// QEMU, the cross toolchain and picolibc are test dependencies (`make -C Boards deps`): fail, not skip.
-    func requireToolchain() throws {
-        var missing: [String] = []
-        for tool in ["qemu-system-arm", "arm-none-eabi-gcc", "arm-none-eabi-objcopy", "make"] {
-            let found = try run("/usr/bin/env", ["sh", "-c", "command -v \(tool)"], timeout: 30)
-            if found.status != 0 { missing.append(tool) }
-        }
-        if !FileManager.default.fileExists(atPath: "/usr/lib/picolibc/arm-none-eabi/lib/thumb/v7e-m/nofp/libc.a") {
-            missing.append("picolibc-arm-none-eabi")
-        }
-        if !missing.isEmpty {
-            // A thrown error fails the test: a missing toolchain must not pass unnoticed.
-            throw Harness.StartFailure(
-                description: "firmware sync test needs \(missing.joined(separator: ", ")): run `make -C Boards deps`")
-        }
     }
 
     func run(_ executable: String, _ arguments: [String], timeout: TimeInterval) throws -> Harness.Command {

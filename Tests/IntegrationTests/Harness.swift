@@ -153,3 +153,23 @@ enum Harness {
         return Int(UInt16(bigEndian: addr.sin_port))
     }
 }
+
+extension Harness {
+    /// QEMU, the cross toolchain and picolibc are test dependencies (`make -C Boards deps`): a firmware test fails,
+    /// not skips, without them, so a missing toolchain cannot pass unnoticed.
+    static func requireBoardToolchain(for test: String) throws {
+        var missing: [String] = []
+        for tool in ["qemu-system-arm", "arm-none-eabi-gcc", "arm-none-eabi-objcopy", "make"] {
+            if try run("/usr/bin/env", ["sh", "-c", "command -v \(tool)"], timeout: 30).status != 0 {
+                missing.append(tool)
+            }
+        }
+        if !FileManager.default.fileExists(atPath: "/usr/lib/picolibc/arm-none-eabi/lib/thumb/v7e-m/nofp/libc.a") {
+            missing.append("picolibc-arm-none-eabi")
+        }
+        if !missing.isEmpty {
+            throw StartFailure(
+                description: "\(test) needs \(missing.joined(separator: ", ")): run `make -C Boards deps`")
+        }
+    }
+}
