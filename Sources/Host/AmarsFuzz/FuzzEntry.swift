@@ -18,7 +18,7 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     guard size > 0 else { return 0 }
     let selector = data[0]
     let input = Array(UnsafeBufferPointer(start: data + 1, count: size - 1))
-    switch selector % 18 {
+    switch selector % 20 {
     case 0: check(SignedTransaction.self, input)
     case 1: check(Block.self, input)
     case 2: check(BlockHeader.self, input)
@@ -45,6 +45,8 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     case 14: check(InboxPayload.self, input)
     case 15: check(EscrowProofPayload.self, input)
     case 16, 17: fuzzSession(operation: selector, input)
+    case 18: check(SkipPayload.self, input)
+    case 19: check(ReanchorPayload.self, input)
     default:
         if let tx = try? SignedTransaction(decoding: input) {
             // Verification of decoded garbage must fail cleanly, never trap.
@@ -56,18 +58,21 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
 
 /// The device session fed gateway answers made of the input (code byte, two length bytes, body) for one
 /// operation picked by `operation`: whatever the answers, it asks, sleeps, finishes or refuses with a typed
-/// error, within a bounded number of steps, and never traps.
+/// error, within a bounded number of steps, and never traps. The second input byte sets the device's clock:
+/// within the trusting period a sync skips (`v1/skip` answers), past it the device asks for a re-anchor.
 private func fuzzSession(operation: UInt8, _ input: [UInt8]) {
     var session = DeviceSession(anchor: FuzzDevice.anchor, trusted: FuzzDevice.trusted, wallet: FuzzDevice.wallet)
     let id = Bytes32(w0: 1, w1: 2, w2: 3, w3: 4)
     let operations: [DeviceOperation] = [
         .sync(maxEpochs: 3), .head, .account(FuzzDevice.wallet.address), .escrow(id), .inclusion(id, waitMillis: 500),
         .receive(FuzzDevice.wallet.address, from: 1, position: 0, waitMillis: 500),
-        .pay(PaymentOrder(recipient: FuzzDevice.wallet.address, amount: 1)),
+        .pay(PaymentOrder(recipient: FuzzDevice.wallet.address, amount: 1)), .sync(maxEpochs: .max),
     ]
     var now: UInt64 = 0
     var rest = input[...]
-    var action = session.start(operations[Int(rest.popFirst() ?? operation) % operations.count], now: now)
+    let picked = operations[Int(rest.popFirst() ?? operation) % operations.count]
+    let wallClock = UInt64(rest.popFirst() ?? 0) * 20
+    var action = session.start(picked, now: now, wallClock: wallClock)
     for _ in 0..<64 {
         switch action {
         case .send:
@@ -96,7 +101,9 @@ private enum FuzzDevice {
     static let genesis = BlockHeader(
         chainID: 9, height: 0, previousHash: .zero, timestamp: 0, epoch: 0, round: 0, proposer: .zero, baseFee: 1,
         unitsUsed: 0, transactionsRoot: .zero, stateRoot: .zero, receiptsRoot: .zero, nextCommitteeHash: committee.hash)
-    static let anchor = DeviceTrustAnchor(genesisHeader: genesis, committee: committee, epochLength: 4)
+    static let anchor = DeviceTrustAnchor(
+        genesisHeader: genesis, committee: committee, epochLength: 4, trustingPeriodMillis: 2_000,
+        reanchorKey: key.xOnlyPublicKey.bytes)
     static let trusted = try! TrustedState.anchored(
         header: genesis, committee: committee, epochLength: 4, trustedHash: genesis.hash)
 }
@@ -177,9 +184,20 @@ public func fuzzInitialize(
             ).encoded
         ))
     seeds.append((14, InboxPayload(entries: [.init(height: 10, position: 0, transaction: txs[0])]).encoded))
-    // The session fuzz: a head answer (2.05, its length, the payload) for the head operation.
+    seeds.append((18, SkipPayload(checkpoint: checkpoint, signingCommittee: committee).encoded))
+    let statement = ReanchorPayload(
+        header: header, committee: committee,
+        signature: key.signSchnorr(ReanchorPayload.signingHash(header: header), auxRandom: .zero))
+    seeds.append((19, statement.encoded))
+    // The session fuzz: the operation, the clock, then answers (code, length, payload): a head answer for the
+    // head operation.
     let head = HeaderPayload(header: header, certificate: cert).encoded
-    seeds.append((16, [1, 0x45, UInt8(head.count >> 8), UInt8(head.count & 0xFF)] + head))
+    seeds.append((16, [1, 0, 0x45, UInt8(head.count >> 8), UInt8(head.count & 0xFF)] + head))
+    // A sync within the trusting period (clock 20 ms): the skip answer; past it (clock 5 s): the statement.
+    let skip = SkipPayload(checkpoint: checkpoint, signingCommittee: committee).encoded
+    seeds.append((16, [7, 1, 0x45, UInt8(skip.count >> 8), UInt8(skip.count & 0xFF)] + skip))
+    let signed = statement.encoded
+    seeds.append((17, [7, 250, 0x45, UInt8(signed.count >> 8), UInt8(signed.count & 0xFF)] + signed))
     for (i, (selector, bytes)) in seeds.enumerated() {
         let file = fopen(path + "/seed-\(i)", "wb")
         guard let file else { continue }
