@@ -50,7 +50,7 @@ final class GenesisAndAmountTests: XCTestCase {
         var g = t.genesis
         g.epochLength = 3600
         g.blockIntervalMillis = 1000
-        g.staking.unbondingEpochs = 504  // production: 21 days of hourly epochs
+        g.staking.unbondingEpochs = 505  // production: 21 whole days of hourly epochs after the unstake's
         try g.validate()
         XCTAssertEqual(g.unbondingMillis, 21 * 86_400_000)
         XCTAssertEqual(g.trustingPeriodMillis, 14 * 86_400_000)

@@ -457,7 +457,14 @@ final class DeviceSessionTests: XCTestCase {
             deviceError { _ = try session.run(.sync(maxEpochs: .max), over: &link) },
             .trustExpired(ageMillis: 60_000, trustingPeriodMillis: 60_000))
         XCTAssertEqual(session.trusted?.epoch, 0)
-        // A sequential sync is refused the same way: the age is the trusted committee's, whatever the method.
+        // Every operation that relies on the committee is refused the same way: a head or a balance checked
+        // against it could move trust past it (the checkpoints to a later header) with nothing to vouch for them.
+        for operation in [DeviceOperation.head, .account(Self.device), .escrow(.zero)] {
+            XCTAssertEqual(
+                deviceError { _ = try session.run(operation, over: &link) },
+                .trustExpired(ageMillis: 60_000, trustingPeriodMillis: 60_000), "\(operation)")
+        }
+        // A sequential sync too: the age is the trusted committee's, whatever the method.
         XCTAssertEqual(
             deviceError { _ = try session.run(.sync(maxEpochs: 1), over: &link) },
             .trustExpired(ageMillis: 60_000, trustingPeriodMillis: 60_000))
@@ -483,6 +490,12 @@ final class DeviceSessionTests: XCTestCase {
         link.intercept = nil
         XCTAssertNotNil(try session.run(.sync(maxEpochs: .max), over: &link))
         XCTAssertEqual(link.requests.suffix(2).first?.resource, .headers)
+        // Any operation dates it first: a head asks for the trusted header, then for the head.
+        session.resume(trusted: old)
+        let before = link.requests.count
+        guard case .head = try session.run(.head, over: &link) else { return XCTFail() }
+        XCTAssertEqual(link.requests[before].resource, .headers)
+        XCTAssertNotNil(session.trusted?.timestamp)
         XCTAssertEqual(session.trusted?.epoch, 3)
         XCTAssertNotNil(dated)
         // A gateway that serves another header at that height cannot date it.
@@ -538,6 +551,7 @@ final class DeviceSessionTests: XCTestCase {
                         .signature), now, .badSignature
             ),
             (statement(operatorKey), checkpoint.header.timestamp + 20_000, .stale(ageMillis: 20_000)),
+            (statement(operatorKey), checkpoint.header.timestamp - 20_000, .future(aheadMillis: 20_000)),
             (
                 statement(operatorKey, try XCTUnwrap(f.node.block(at: 23)).finalized.block.header), now,
                 .checkpoint(.notACheckpoint)

@@ -20,13 +20,13 @@ final class DeviceTrustCLITests: CLITestCase {
     }
 
     func testTrustExpiresAndOnlyTheOperatorsStatementBringsTheDeviceBack() throws {
-        // Five-block epochs of at least 1 s blocks and three epochs of unbonding: devices trust a committee
-        // for 10 s (the daemon runs faster, so epochs pass every half second).
+        // Five-block epochs of at least 1 s blocks and three epochs of unbonding (two whole ones): devices trust a
+        // committee for 6.7 s (the daemon runs faster, so epochs pass every half second).
         let made = try ok([
             "genesis", "new", "--out", path("genesis.json"), "--keys", path("keys"), "--epoch-length", "5",
             "--block-interval", "1000", "--unbonding-epochs", "3",
         ])
-        XCTAssertTrue(made.contains("devices trust a committee for 10 s"), made)
+        XCTAssertTrue(made.contains("devices trust a committee for 6 s"), made)
         let inspected = try ok(["genesis", "inspect", path("genesis.json")])
         XCTAssertTrue(inspected.contains("unbonding 3 epochs"), inspected)
         let operatorKey = try publicKey(try ok(["key", "new", "--out", path("keys/operator.key")]))

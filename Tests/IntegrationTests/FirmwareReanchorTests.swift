@@ -15,7 +15,8 @@ import XCTest
 /// one signed by another key (exit status 84), and with its operator's statement it trusts the checkpoint the
 /// statement names and verifies a head against it.
 ///
-/// The genesis is dated years ago with 150 s of unbonding, so any board that anchors at it is already expired.
+/// The genesis is dated years ago with 150 s of unbonding (100 s of trust), so any board that anchors at it is
+/// already expired.
 final class FirmwareReanchorTests: XCTestCase {
     static let trustExpired: Int32 = 84
     static func key(_ n: UInt64) -> PrivateKey { try! PrivateKey(bytes: Bytes32(w0: 0, w1: 0xF0_4F, w2: 0, w3: n)) }
@@ -43,7 +44,7 @@ final class FirmwareReanchorTests: XCTestCase {
             chainID: 4243, chainName: "firmware-reanchor", timestamp: 1_700_000_000_000, epochLength: 5,
             initialBaseFee: 10, validators: members,
             allocations: Genesis.Category.allCases.map { .init(category: $0, address: owner, amount: $0.amount) },
-            burned: [:], staking: .init(unbondingEpochs: 30))
+            burned: [:], staking: .init(unbondingEpochs: 31))
         let genesisFile = dir.appendingPathComponent("genesis.json")
         try written.jsonData().write(to: genesisFile)
         let genesis = try Genesis.load(path: genesisFile.path)

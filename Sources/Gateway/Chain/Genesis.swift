@@ -185,7 +185,7 @@ public struct Genesis: Equatable, Sendable {
             case .badBlockInterval: "blockInterval must be between 10 and 600,000 ms"
             case .badUnbonding:
                 "staking.unbondingEpochs must be at least \(Genesis.minUnbondingEpochs), so that the devices' trusting "
-                    + "period (two thirds of the unbonding period) spans two epochs, and fit 64-bit milliseconds"
+                    + "period (two thirds of the unbonding period) spans more than an epoch, and fit 64-bit milliseconds"
             case .badBaseFee: "initialBaseFee must be at least the minimum base fee"
             case .badStaking(let why): "staking: \(why)"
             case .badCandidate(let why): "genesis candidate: \(why)"
@@ -246,25 +246,27 @@ public struct Genesis: Equatable, Sendable {
     }
 
     /// The production parameters (SPEC "Light client"): hourly epochs of 1 s blocks and 21 days of unbonding, so
-    /// a device trusts a committee for 14 days (`amars genesis new --epoch-length 3600 --unbonding-epochs 504`).
+    /// a device trusts a committee for 14 days (`amars genesis new --epoch-length 3600 --unbonding-epochs 505`).
     /// The devnet's are short for demos: 60-block epochs and a day of unbonding, 16 hours of trust.
     public enum Production {
         public static let epochLength: UInt64 = 3600
         public static let blockIntervalMillis: UInt64 = 1000
-        public static let unbondingEpochs: UInt64 = 504
-        public static var unbondingMillis: UInt64 { unbondingEpochs * epochLength * blockIntervalMillis }
+        public static let unbondingEpochs: UInt64 = 505
+        public static var unbondingMillis: UInt64 { (unbondingEpochs - 1) * epochLength * blockIntervalMillis }
         public static var trustingPeriodMillis: UInt64 { unbondingMillis / 3 * 2 }
     }
 
     /// Blocks come at most this often unless a genesis says otherwise (ms).
     public static let defaultBlockIntervalMillis: UInt64 = 1000
-    /// The shortest unbonding a genesis may set: the trusting period, two thirds of it, then spans two epochs.
+    /// The shortest unbonding a genesis may set: the trusting period, two thirds of two whole epochs, then spans
+    /// more than one epoch.
     public static let minUnbondingEpochs: UInt64 = 3
 
-    /// The shortest time a stake stays slashable after its owner unstakes (ms): unbonding epochs of at least
-    /// `epochLength` blocks each, blocks at least ``blockIntervalMillis`` apart. Nil if it overflows.
+    /// The shortest time a stake stays slashable after its owner unstakes (ms): an unstake at the last block of
+    /// an epoch is withdrawable `unbondingEpochs` epochs on, so at least `unbondingEpochs - 1` whole epochs of at
+    /// least `epochLength` blocks each, blocks at least ``blockIntervalMillis`` apart. Nil if it overflows.
     public var unbondingMillis: UInt64? {
-        let (blocks, o1) = staking.unbondingEpochs.multipliedReportingOverflow(by: epochLength)
+        let (blocks, o1) = (staking.unbondingEpochs &- 1).multipliedReportingOverflow(by: epochLength)
         let (millis, o2) = blocks.multipliedReportingOverflow(by: blockIntervalMillis)
         return o1 || o2 ? nil : millis
     }

@@ -192,7 +192,9 @@ public struct DeviceResourceHandlers: Sendable {
     /// The statement as the operator wrote it, if it decodes; the device checks the operator's signature.
     func reanchor(_ query: DeviceQuery) -> DeviceResponse {
         guard query.arguments.isEmpty else { return .error(.badRequest, "v1/reanchor takes no query") }
-        guard let reanchorFile, let data = FileManager.default.contents(atPath: reanchorFile), data.count <= 1 << 16,
+        guard let reanchorFile,
+            let size = (try? FileManager.default.attributesOfItem(atPath: reanchorFile))?[.size] as? Int,
+            size <= 1 << 16, let data = FileManager.default.contents(atPath: reanchorFile),
             let statement = try? ReanchorPayload(decoding: Array(data))
         else { return .error(.notFound, "no re-anchor statement") }
         return .chain(.content, statement.encoded)

@@ -150,6 +150,9 @@ public actor ConsensusDriver {
     private var networkMetrics = NetworkMetrics()
     /// What ``status()`` returns; written only by the actor.
     private let board: StatusBoard
+    /// Voters this node has reported for double signing: one report each is enough to eject them, and every
+    /// further one would cost a fee for nothing while the offender stays in the epoch's committee.
+    private var reported: Set<Bytes32> = []
 
     /// The peer whose transaction is being submitted, so that the admit hook (which runs inside
     /// `ChainNode.submit`, on this actor's task) relays it to everyone but that peer. Nil for local submissions.
@@ -326,7 +329,8 @@ public actor ConsensusDriver {
     private func report(_ a: Vote, _ b: Vote) {
         let (first, second) = a.blockHash < b.blockHash ? (a, b) : (b, a)
         let evidence = DoubleSignEvidence(first: first, second: second)
-        guard evidence.isConflicting, first.voter != ownKey else { return }
+        guard evidence.isConflicting, first.voter != ownKey, !reported.contains(first.voter) else { return }
+        if chain.candidates().contains(where: { $0.state.operatorKey == first.voter && $0.state.ejected }) { return }
         let sender = Address(publicKey: signingKey.xOnlyPublicKey)
         let account = chain.account(sender)
         let doubled = chain.nextBaseFee.multipliedReportingOverflow(by: 2)
@@ -339,6 +343,7 @@ public actor ConsensusDriver {
         let metadata: Logger.Metadata = ["voter": "\(Hex.encode(first.voter.bytes))", "height": "\(first.height)"]
         do {
             let id = try chain.submit(SignedTransaction(body: body, signer: signingKey, auxRandom: aux))
+            reported.insert(first.voter)
             logger.warning(
                 "double sign reported", metadata: metadata.merging(["tx": "\(Hex.encode(id.bytes))"]) { a, _ in a })
         } catch {

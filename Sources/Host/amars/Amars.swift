@@ -353,7 +353,7 @@ struct GenesisCommand: ParsableCommand {
 
         @Option(
             help: """
-                Epochs an unstaked bucket stays slashable (production: 504, 21 days of hourly epochs). Default: \
+                Epochs an unstaked bucket stays slashable (production: 505, 21 days of hourly epochs after the epoch of the unstake). Default: \
                 a day's worth, so a device may sleep 16 hours (the trusting period is two thirds of it).
                 """)
         var unbondingEpochs: UInt64?
@@ -414,7 +414,8 @@ struct GenesisCommand: ParsableCommand {
                     for (i, v) in validators.enumerated() {
                         let owner = Address(publicKey: v.xOnlyPublicKey)
                         allocations.append(
-                            .init(category: category, address: owner, amount: Self.validatorStake + Self.validatorFloat))
+                            .init(category: category, address: owner, amount: Self.validatorStake + Self.validatorFloat)
+                        )
                         candidates.append(
                             .init(
                                 name: Array("validator-\(i + 1)".utf8), owner: owner,
@@ -433,7 +434,7 @@ struct GenesisCommand: ParsableCommand {
             let epochMillis = max(1, epochLength.multipliedReportingOverflow(by: blockInterval).partialValue)
             var staking = Genesis.StakingParameters()
             staking.unbondingEpochs =
-                unbondingEpochs ?? max(Genesis.minUnbondingEpochs, (Self.dayMillis + epochMillis - 1) / epochMillis)
+                unbondingEpochs ?? max(Genesis.minUnbondingEpochs, (Self.dayMillis + epochMillis - 1) / epochMillis + 1)
             let genesis = Genesis(
                 chainID: chainID, chainName: chainName, timestamp: UInt64(Date().timeIntervalSince1970 * 1000),
                 epochLength: epochLength, blockIntervalMillis: blockInterval, initialBaseFee: 1,

@@ -58,7 +58,9 @@ public struct PrivateKey: Sendable {
 
     /// BIP340 signature of a 32-byte message. `auxRandom` should be fresh randomness (it hardens the nonce against
     /// side channels and faults) but the signature is secure even if it is constant; equal inputs give equal
-    /// signatures, which the test vectors rely on. The result is not re-verified here.
+    /// signatures, which the test vectors rely on. On a host the library's result is not re-verified; a board's
+    /// (``TablelessSchnorr``) is. A board signs BIP340 only: ECDSA signing and VRF proving need the generator table
+    /// it does not link, and libsecp256k1 refuses them on its static context.
     public func signSchnorr(_ message: Bytes32, auxRandom: Bytes32) -> Bytes64 {
         #if hasFeature(Embedded)
             var words = (message.w0.bigEndian, message.w1.bigEndian, message.w2.bigEndian, message.w3.bigEndian)

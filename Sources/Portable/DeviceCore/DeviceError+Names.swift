@@ -67,6 +67,7 @@ extension DeviceError.ReanchorRefusal {
         case .badSignature: "re-anchor refused: not signed by the provisioned operator key"
         case .behindTrust: "re-anchor refused: its checkpoint is older than the trusted one"
         case .stale: "re-anchor refused: its checkpoint is older than the trusting period"
+        case .future: "re-anchor refused: its checkpoint is dated ahead of the device's clock"
         case .checkpoint: "re-anchor refused: not a checkpoint of this chain"
         }
     }

@@ -66,6 +66,8 @@ public enum DeviceError: Error, Equatable, Sendable {
         case behindTrust(trusted: UInt64, offered: UInt64)
         /// Its checkpoint is itself older than the trusting period.
         case stale(ageMillis: UInt64)
+        /// Its checkpoint is dated ahead of the device's clock by more than the allowed drift.
+        case future(aheadMillis: UInt64)
         /// The header and committee do not form a checkpoint of this chain.
         case checkpoint(LightClientError)
     }

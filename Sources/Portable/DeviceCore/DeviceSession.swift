@@ -80,6 +80,8 @@ public struct DeviceSession: Sendable {
     private var wallClock: UInt64?
     /// A skipping sync's plan, once the newest checkpoint told it how far to go.
     private var planner: SkippingPlanner?
+    /// The operation waiting for its trust to be dated or re-anchored (``checkTrust()``).
+    private var pending: DeviceOperation?
     private var reports: [DeviceReport] = []
     /// What the last step left for its driver: the request to send, the outcome reached.
     private var request = DeviceRequest(.head)
@@ -120,10 +122,10 @@ public struct DeviceSession: Sendable {
         case idle
         case anchoring
         case syncing(maxEpochs: UInt64)
-        /// A sync that first completes a trusted state saved without its timestamp from the trusted header.
-        case dating(maxEpochs: UInt64)
-        /// A sync whose trust expired, asking the gateway for the operator's re-anchor statement.
-        case reanchoring(maxEpochs: UInt64, expired: DeviceError)
+        /// Completing a trusted state saved without its timestamp from the trusted header, before ``pending``.
+        case dating
+        /// Trust expired: asking the gateway for the operator's re-anchor statement, before ``pending``.
+        case reanchoring(expired: DeviceError)
         case skipping
         case head
         case account(Address)
@@ -213,6 +215,11 @@ public struct DeviceSession: Sendable {
         {
             throw .reanchorRefused(.stale(ageMillis: wallClock - header.timestamp))
         }
+        // A checkpoint from the future would keep the trust fresh past its real age.
+        let drift = anchor.skippingOptions?.maxClockDrift ?? 10_000
+        if let wallClock, header.timestamp > wallClock, header.timestamp - wallClock > drift {
+            throw .reanchorRefused(.future(aheadMillis: header.timestamp - wallClock))
+        }
         trusted = next
     }
 
@@ -234,6 +241,7 @@ public struct DeviceSession: Sendable {
         result = nil
         verifiedHeader = nil
         planner = nil
+        pending = nil
     }
 
     // MARK: events
@@ -260,39 +268,67 @@ public struct DeviceSession: Sendable {
             return .success(ask(.header(at: 0), height: 0))
         }
         if case .none = trusted { return .failure(.notAnchored) }
+        pending = operation
+        do { return .success(try checkTrust()) } catch { return .failure(error) }
+    }
+
+    /// Before anything relies on the trusted committee: a state saved without its timestamp is dated from its
+    /// checkpoint's header, and a state older than the trusting period is refused, or replaced by the operator's
+    /// re-anchor statement when the device has the operator's key. Then ``pending`` runs.
+    @inline(never)
+    private mutating func checkTrust() throws(DeviceError) -> Step {
+        guard let trusted else { throw .notAnchored }
+        guard trusted.timestamp != nil else {
+            job = .dating
+            return ask(.header(at: trusted.height), height: trusted.height)
+        }
+        do { try checkTrustingPeriod() } catch {
+            // Expired: with an operator key provisioned, the gateway may hold the operator's statement.
+            guard anchor.reanchorKey != nil else { throw error }
+            job = .reanchoring(expired: error)
+            return ask(DeviceRequest(.reanchor))
+        }
+        guard let operation = pending else { throw .busy }
+        pending = nil
+        return try proceed(operation)
+    }
+
+    /// The operation's first request, once its trust is checked.
+    private mutating func proceed(_ operation: DeviceOperation) throws(DeviceError) -> Step {
         switch operation {
-        case .anchor: return .failure(.notAnchored)
+        case .anchor: throw .busy
         case .sync(let maxEpochs):
-            do { return .success(try beginSync(maxEpochs: maxEpochs)) } catch { return .failure(error) }
+            progress = SyncProgress(fromEpoch: trusted?.epoch ?? 0, toEpoch: trusted?.epoch ?? 0)
+            return beginSync(maxEpochs: maxEpochs)
         case .head:
             job = .head
-            return .success(ask(.head))
+            return ask(.head)
         case .account(let address):
             job = .account(address)
-            return .success(ask(.accountProof(address)))
+            return ask(.accountProof(address))
         case .escrow(let id):
             parent = .escrow(id)
             job = .head
-            return .success(ask(.head))
+            return ask(.head)
         case .inclusion(let id, let waitMillis):
             deadline = now &+ UInt64(waitMillis)
             job = .inclusion(id)
-            return .success(ask(.transactionProof(id)))
+            return ask(.transactionProof(id))
         case .submit(let transaction):
             outgoing = transaction
             job = .submit
-            return .success(ask(DeviceRequest(.transaction, payload: transaction.encoded)))
+            return ask(DeviceRequest(.transaction, payload: transaction.encoded))
         case .receive(let address, let from, let position, let waitMillis):
             deadline = now &+ UInt64(waitMillis)
             parent = .receive(address, from: from, position: position)
             job = .inbox
-            return .success(ask(.inbox(address, from: from, position: position)))
+            return ask(.inbox(address, from: from, position: position))
         case .pay(let order):
-            guard let wallet else { return .failure(.noWallet) }
+            guard let wallet else { throw .noWallet }
             self.order = order
             parent = .pay
             job = .account(wallet.address)
-            return .success(ask(.accountProof(wallet.address)))
+            return ask(.accountProof(wallet.address))
         }
     }
 
@@ -331,22 +367,9 @@ public struct DeviceSession: Sendable {
 
     // MARK: sync
 
-    /// A sync starts from a trusted state that is dated and younger than the trusting period; then it skips
-    /// when it can (a trusting period, a wall clock, the whole way asked for), else it goes checkpoint by
-    /// checkpoint.
-    @inline(never)
-    private mutating func beginSync(maxEpochs: UInt64) throws(DeviceError) -> Step {
-        guard let trusted else { throw .notAnchored }
-        guard trusted.timestamp != nil else {
-            job = .dating(maxEpochs: maxEpochs)
-            return ask(.header(at: trusted.height), height: trusted.height)
-        }
-        do { try checkTrustingPeriod() } catch {
-            // Expired: with an operator key provisioned, the gateway may hold the operator's statement.
-            guard anchor.reanchorKey != nil else { throw error }
-            job = .reanchoring(maxEpochs: maxEpochs, expired: error)
-            return ask(DeviceRequest(.reanchor))
-        }
+    /// A sync (its trust checked by ``checkTrust()``) skips when it can (a trusting period, a wall clock, the
+    /// whole way asked for), else it goes checkpoint by checkpoint.
+    private mutating func beginSync(maxEpochs: UInt64) -> Step {
         if configuration.skipping, maxEpochs == .max, anchor.trustingPeriodMillis > 0, wallClock != nil {
             job = .skipping
             return ask(.skip(to: nil))
@@ -368,7 +391,7 @@ public struct DeviceSession: Sendable {
     /// The trusted checkpoint's header, for a state saved without its timestamp: it must hash to the trusted
     /// checkpoint hash, and then its timestamp is the chain's word.
     @inline(never)
-    private mutating func datingAnswered(_ answer: DeviceAnswer, maxEpochs: UInt64) throws(DeviceError) -> Step {
+    private mutating func datingAnswered(_ answer: DeviceAnswer) throws(DeviceError) -> Step {
         guard answer.code == .content else { throw Self.gatewayError(answer, .headers) }
         let payload = try Self.header(in: answer.body, .headers, askedHeight: askedHeight)
         guard var dated = trusted, payload.header.hash == dated.checkpointHash else {
@@ -377,22 +400,20 @@ public struct DeviceSession: Sendable {
         dated.timestamp = payload.header.timestamp
         trusted = dated
         askedHeight = nil
-        return try beginSync(maxEpochs: maxEpochs)
+        return try checkTrust()
     }
 
     /// The operator's statement, relayed by the gateway (which cannot forge it): trust moves to it, then the sync
     /// starts again from there. None: the expiry stands.
     @inline(never)
     private mutating func reanchorAnswered(_ answer: DeviceAnswer) throws(DeviceError) -> Step {
-        guard case .reanchoring(let maxEpochs, let expired) = job else { throw .busy }
+        guard case .reanchoring(let expired) = job else { throw .busy }
         if answer.code == .notFound { throw expired }
         let statement = try Self.decode(answer, .reanchor, as: ReanchorPayload.self)
         try reanchor(statement, wallClock: wallClock)
         guard let trusted else { throw .notAnchored }
         report(.reanchored(epoch: trusted.epoch, height: trusted.height))
-        progress.fromEpoch = trusted.epoch
-        progress.toEpoch = trusted.epoch
-        return try beginSync(maxEpochs: maxEpochs)
+        return try checkTrust()
     }
 
     /// A `v1/skip` answer: the newest checkpoint first (which sets how far to go), then the pivots the planner
@@ -497,7 +518,7 @@ public struct DeviceSession: Sendable {
     private mutating func headerAnswered(_ answer: DeviceAnswer, _ resource: DeviceResource) throws(DeviceError)
         -> Step
     {
-        if case .dating(let maxEpochs) = job { return try datingAnswered(answer, maxEpochs: maxEpochs) }
+        if case .dating = job { return try datingAnswered(answer) }
         guard answer.code == .content else { throw Self.gatewayError(answer, resource) }
         headerBody = answer.body
         guard case .anchoring = job else { return .checkHeader }
