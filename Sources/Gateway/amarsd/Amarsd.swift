@@ -14,14 +14,21 @@ struct Amarsd: ParsableCommand {
         commandName: "amarsd",
         abstract: "Amarscity gateway node: full chain on SQLite, HTTP JSON API and explorer.",
         discussion: """
-            Today amarsd runs a single-node chain: this node holds the only validator key of the genesis
-            committee and produces (and finalizes) one block per --block-interval. Its data (SQLite file) lives
-            in --data; stop it at any moment (even with kill -9) and it reopens at its last committed block.
+            amarsd node --config FILE runs a gateway of a multi-node network (scripts/devnet.sh writes four
+            configs); amarsd run --data DIR is the single-node dev mode, where this node holds the only validator
+            key of the genesis committee and finalizes one block per --block-interval. Stop either at any moment
+            (even with kill -9): it reopens at its last committed block.
 
             Quick start (does all of this for you):  make devnet
             By hand:
               amars genesis new --out data/genesis.json --keys data/keys
               amarsd run --data data
+
+            A failure to start prints one line on stderr and exits with:
+              78  configuration: a flag, the node config, the genesis, a key, PSK or credentials file
+              74  storage: the data directory or its SQLite file cannot be opened or written
+              69  unavailable: a port is taken, the broker or a door will not start
+              65  chain refused: the stored chain is another genesis's, or its state does not match its head
             """,
         subcommands: [Run.self, NodeCommand.self, Bridge.self, Broker.self],
         defaultSubcommand: Run.self
@@ -110,21 +117,23 @@ struct Run: ParsableCommand {
     /// Reads 'IDENTITY HEXKEY' lines; refuses the whole file on any bad line rather than running half-keyed.
     static func loadPSKs(_ path: String) throws -> [String: [UInt8]] {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw CleanExit.message("amarsd: cannot read --psk-file \(path)")
+            throw StartupFailure(.configuration, "cannot read --psk-file \(path)")
         }
         var keys: [String: [UInt8]] = [:]
         for (n, line) in text.split(separator: "\n").enumerated() {
             let fields = line.split(separator: " ", omittingEmptySubsequences: true)
             if fields.isEmpty || fields[0].hasPrefix("#") { continue }
             guard fields.count == 2, let key = try? Hex.decode(String(fields[1]), maxBytes: 64), !key.isEmpty else {
-                throw CleanExit.message("amarsd: --psk-file line \(n + 1) must be 'IDENTITY HEXKEY'")
+                throw StartupFailure(.configuration, "--psk-file line \(n + 1) must be 'IDENTITY HEXKEY'")
             }
             keys[String(fields[0])] = key
         }
         return keys
     }
 
-    func run() throws {
+    func run() throws { try StartupFailure.reporting("amarsd") { try serve() } }
+
+    private func serve() throws {
         let level = Logger.Level(rawValue: logLevel)!
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -138,22 +147,22 @@ struct Run: ParsableCommand {
         do {
             let genesis = try Genesis.load(path: genesisPath)
             let key = try KeyFile.load(keyPath)
-            try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+            try StartupFailure.dataDirectory(data)
             let store = try BlockStore(path: "\(data)/chain.sqlite")
             node = try ChainNode(genesis: genesis, store: store, validatorKey: key, logger: logger)
         } catch {
-            throw CleanExit.message("amarsd: \(error)")
+            throw StartupFailure.opening(error)
         }
         let server = HTTPServer(
             router: APIRouter(node: node, logger: logger), host: httpHost, port: httpPort, logger: logger)
         let port: Int
         do { port = try server.start() } catch {
-            throw CleanExit.message("amarsd: cannot listen on \(httpHost):\(httpPort): \(error)")
+            throw StartupFailure(.unavailable, "cannot listen on \(httpHost):\(httpPort): \(error)")
         }
         let doors: DeviceDoors
         do { doors = try startDeviceDoors(node: node, logger: logger) } catch {
             server.shutdown()
-            throw CleanExit.message("amarsd: \(error)")
+            throw error
         }
         let head = node.head
         let base = "http://\(httpHost):\(port)"
@@ -200,8 +209,8 @@ struct Run: ParsableCommand {
             let coap = CoAPServer(
                 node: node, host: coapHost, port: UInt16(coapPort), logger: logger, dtls: dtls, reanchorFile: reanchor)
             do { try coap.start() } catch {
-                throw CleanExit.message(
-                    "amarsd: cannot start CoAP on \(coapHost):\(coapPort): \(error) (--no-coap to skip)")
+                throw StartupFailure(
+                    .unavailable, "cannot start CoAP on \(coapHost):\(coapPort): \(error) (--no-coap to skip)")
             }
             doors.coap = coap
             doors.coapsPort = dtls == nil ? nil : coapsPort
@@ -215,13 +224,13 @@ struct Run: ParsableCommand {
                     login = try broker.gatewayCredentials
                 } catch {
                     doors.stop()
-                    throw CleanExit.message("amarsd: cannot start mosquitto on port \(port): \(error)")
+                    throw StartupFailure(.unavailable, "cannot start mosquitto on port \(port): \(error)")
                 }
                 doors.broker = broker
             } else if let mqttCredentials {
                 do { login = try MqttCredentials.load(path: mqttCredentials) } catch {
                     doors.stop()
-                    throw CleanExit.message("amarsd: --mqtt-credentials: \(error)")
+                    throw StartupFailure(.configuration, "--mqtt-credentials: \(error)")
                 }
             }
             let bridge = try MqttBridge(
@@ -231,7 +240,7 @@ struct Run: ParsableCommand {
                 logger: logger)
             do { try bridge.start() } catch {
                 doors.stop()
-                throw CleanExit.message("amarsd: cannot start the MQTT bridge to \(mqtt): \(error)")
+                throw StartupFailure(.unavailable, "cannot start the MQTT bridge to \(mqtt): \(error)")
             }
             doors.mqtt = bridge
         }

@@ -64,7 +64,9 @@ struct Bridge: ParsableCommand {
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
     }
 
-    func run() throws {
+    func run() throws { try StartupFailure.reporting("amarsd bridge") { try serve() } }
+
+    private func serve() throws {
         let level = Logger.Level(rawValue: logLevel)!
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -78,7 +80,7 @@ struct Bridge: ParsableCommand {
             relay = try CoAPRelay(
                 gateway: gateway, options: CoAPRelay.Options(ackTimeout: gatewayTimeout), logger: logger)
         } catch {
-            throw CleanExit.message("amarsd bridge: \(error)")
+            throw StartupFailure(.configuration, "\(error)")
         }
         let limits = SerialSession<CoAPRelay>.Limits(
             requests: .init(perSecond: rate, burst: burst, maxDevices: 1))
@@ -88,7 +90,7 @@ struct Bridge: ParsableCommand {
             endpoint: endpoint, handler: bridge,
             reconnect: SerialPort.Reconnect(maxAttempts: maxRetries == 0 ? nil : maxRetries), logger: logger)
         do { try port.start() } catch {
-            throw CleanExit.message("amarsd bridge: \(error)")
+            throw StartupFailure(.unavailable, "\(error)")
         }
         print("amarsd bridge: \(endpoint) <-> \(gateway)")
         fflush(nil)

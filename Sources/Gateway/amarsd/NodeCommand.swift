@@ -30,9 +30,11 @@ struct NodeCommand: ParsableCommand {
     @Option(help: "Node configuration file (YAML).")
     var config: String
 
-    func run() throws {
+    func run() throws { try StartupFailure.reporting("amarsd") { try serve() } }
+
+    private func serve() throws {
         let cfg: NodeConfig
-        do { cfg = try NodeConfig.load(path: config) } catch { throw CleanExit.message("amarsd: \(error)") }
+        do { cfg = try NodeConfig.load(path: config) } catch { throw StartupFailure(.configuration, "\(error)") }
         let level = Logger.Level(rawValue: cfg.logLevel) ?? .info
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -45,11 +47,11 @@ struct NodeCommand: ParsableCommand {
         do {
             let genesis = try Genesis.load(path: cfg.genesisPath)
             key = try KeyFile.load(cfg.keyPath)
-            try FileManager.default.createDirectory(atPath: cfg.dataDirectory, withIntermediateDirectories: true)
+            try StartupFailure.dataDirectory(cfg.dataDirectory)
             let store = try BlockStore(path: "\(cfg.dataDirectory)/chain.sqlite")
             chain = try ChainNode(genesis: genesis, store: store, validatorKey: key, logger: logger)
         } catch {
-            throw CleanExit.message("amarsd: \(error)")
+            throw StartupFailure.opening(error)
         }
 
         // Network: the allowed keys start as the genesis committee plus configured peer keys; the driver keeps
@@ -88,18 +90,20 @@ struct NodeCommand: ParsableCommand {
                 chain: chain, network: network, key: key, settings: settings, logger: logger,
                 onCommit: { header in doors.headChanged(header) })
         } catch {
-            throw CleanExit.message("amarsd: \(error)")
+            // The vote journal is a file in the data directory; a missing committee is the stored chain's.
+            if case .journal = error { throw StartupFailure(.storage, "\(error)") }
+            throw StartupFailure(.chainRefused, "\(error)")
         }
 
         let router = APIRouter(node: chain, logger: logger, consensusStatus: { driver.status() })
         let server = HTTPServer(router: router, host: cfg.http.host, port: cfg.http.port, logger: logger)
         let httpPort: Int
         do { httpPort = try server.start() } catch {
-            throw CleanExit.message("amarsd: cannot listen on \(cfg.http): \(error)")
+            throw StartupFailure(.unavailable, "cannot listen on \(cfg.http): \(error)")
         }
         do { try doors.start(cfg: cfg, chain: chain, logger: logger) } catch {
             server.shutdown()
-            throw CleanExit.message("amarsd: \(error)")
+            throw error
         }
 
         let head = chain.head
@@ -187,7 +191,9 @@ private final class NodeDoors: @unchecked Sendable {
         if let c = cfg.coap {
             let server = CoAPServer(
                 node: chain, host: c.host, port: UInt16(c.port), logger: logger, reanchorFile: cfg.reanchorPath)
-            do { try server.start() } catch { throw CleanExit.message("amarsd: cannot start CoAP on \(c): \(error)") }
+            do { try server.start() } catch {
+                throw StartupFailure(.unavailable, "cannot start CoAP on \(c): \(error)")
+            }
             coap = server
         }
         if let m = cfg.mqtt {
@@ -195,7 +201,7 @@ private final class NodeDoors: @unchecked Sendable {
             if let path = cfg.mqttCredentialsPath {
                 do { login = try MqttCredentials.load(path: path) } catch {
                     stop()
-                    throw CleanExit.message("amarsd: mqtt_credentials: \(error)")
+                    throw StartupFailure(.configuration, "mqtt_credentials: \(error)")
                 }
             }
             let bridge = try MqttBridge(
@@ -206,7 +212,7 @@ private final class NodeDoors: @unchecked Sendable {
                 logger: logger)
             do { try bridge.start() } catch {
                 stop()
-                throw CleanExit.message("amarsd: cannot start the MQTT bridge to \(m): \(error)")
+                throw StartupFailure(.unavailable, "cannot start the MQTT bridge to \(m): \(error)")
             }
             mqtt = bridge
         }

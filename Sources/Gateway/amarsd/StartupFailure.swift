@@ -1,0 +1,66 @@
+import ArgumentParser
+import Chain
+import Foundation
+import GatewayNode
+
+/// Why `amarsd` stopped before serving: one line on stderr saying what to fix, and an exit status a supervisor
+/// (systemd's `Restart=on-failure`, a script) can tell apart, from sysexits.h:
+///
+///   78  configuration: a flag, the node config, the genesis, a key, PSK or credentials file is missing or wrong
+///   74  storage: the data directory or its SQLite file cannot be opened or written
+///   69  unavailable: a port is taken, the broker or a door will not start
+///   65  chain refused: the stored chain belongs to another genesis, or its state does not match its head
+struct StartupFailure: Error, CustomStringConvertible {
+    enum Kind: Int32 {
+        case configuration = 78
+        case storage = 74
+        case unavailable = 69
+        case chainRefused = 65
+    }
+
+    let kind: Kind
+    let message: String
+
+    init(_ kind: Kind, _ message: String) {
+        self.kind = kind
+        self.message = message
+    }
+
+    var description: String { message }
+
+    /// Opening the node (genesis, key, data directory, SQLite, the stored chain), sorted by what to fix.
+    static func opening(_ error: any Error) -> StartupFailure {
+        let kind: Kind
+        switch error {
+        case let failure as StartupFailure: return failure
+        case let node as ChainNode.NodeError:
+            switch node {
+            case .store: kind = .storage
+            case .genesisMismatch, .corruptState, .invalidBlock: kind = .chainRefused
+            case .invalidGenesis, .notAValidator, .notInCommittee, .cannotFinalizeAlone: kind = .configuration
+            }
+        case is Genesis.FileError, is KeyFile.KeyFileError, is NodeConfig.ConfigError: kind = .configuration
+        default: kind = .storage  // the data directory or the SQLite file
+        }
+        return StartupFailure(kind, "\(error)")
+    }
+
+    /// Creates the data directory, or says in one line why it cannot.
+    static func dataDirectory(_ path: String) throws {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue {
+            throw StartupFailure(.storage, "the data directory \(path) is a file")
+        }
+        do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
+            throw StartupFailure(.storage, "cannot create the data directory \(path): \(error.localizedDescription)")
+        }
+    }
+
+    /// Runs `body`; a failure is printed as `prefix: message` on stderr and becomes the exit status.
+    static func reporting(_ prefix: String, _ body: () throws -> Void) throws {
+        do { try body() } catch let failure as StartupFailure {
+            FileHandle.standardError.write(Data("\(prefix): \(failure.message)\n".utf8))
+            throw ExitCode(failure.kind.rawValue)
+        }
+    }
+}
