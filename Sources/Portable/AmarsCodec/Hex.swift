@@ -21,11 +21,16 @@ public enum Hex {
     public static func encode(_ bytes: some Sequence<UInt8>) -> String {
         var out: [UInt8] = []
         out.reserveCapacity(bytes.underestimatedCount &* 2)
+        append(bytes, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// The same digits appended as ASCII bytes, for a device that builds a query without a String.
+    public static func append(_ bytes: some Sequence<UInt8>, to out: inout [UInt8]) {
         for byte in bytes {
             out.append(digit(byte >> 4))
             out.append(digit(byte & 0x0f))
         }
-        return String(decoding: out, as: UTF8.self)
     }
 
     /// Decodes hex digits of either case, with or without a leading "0x" or "0X".

@@ -110,7 +110,11 @@ public struct PrivateKey: Sendable {
 
     #if hasFeature(Embedded)
         private func signTableless(_ message: UnsafeRawBufferPointer, auxRandom: Bytes32) -> Bytes64 {
-            guard let signature = TablelessSchnorr.sign(secret: secret, message: message, auxRandom: auxRandom) else {
+            guard
+                let signature = TablelessSchnorr.sign(
+                    secret: secret, oddY: publicKey.parityPrefix == 3, key: xOnlyPublicKey, message: message,
+                    auxRandom: auxRandom)
+            else {
                 preconditionFailure("BIP340 signing failed")
             }
             return signature

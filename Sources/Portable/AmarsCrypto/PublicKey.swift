@@ -48,6 +48,11 @@ public struct XOnlyPublicKey: Hashable, Sendable {
     /// BIP340 verification of a message of any length (including empty), as in the 2022 revision of BIP340.
     /// Signatures over 32-byte messages verify the same way through either overload.
     public func verifySchnorr(_ signature: Bytes64, message: [UInt8]) -> Bool {
+        message.withUnsafeBytes { verifySchnorr(signature, message: $0) }
+    }
+
+    /// ``verifySchnorr(_:message:)`` over bytes in place (the board's signer checks its own signatures so).
+    func verifySchnorr(_ signature: Bytes64, message: UnsafeRawBufferPointer) -> Bool {
         var sig = (
             signature.first.w0.bigEndian, signature.first.w1.bigEndian,
             signature.first.w2.bigEndian, signature.first.w3.bigEndian,
@@ -56,11 +61,9 @@ public struct XOnlyPublicKey: Hashable, Sendable {
         )
         return withUnsafePointer(to: parsed) { key in
             withUnsafeBytes(of: &sig) { raw in
-                message.withUnsafeBufferPointer { msg in
-                    secp256k1_schnorrsig_verify(
-                        Secp256k1Context.shared, raw.baseAddress!.assumingMemoryBound(to: UInt8.self),
-                        msg.baseAddress, msg.count, key) == 1
-                }
+                secp256k1_schnorrsig_verify(
+                    Secp256k1Context.shared, raw.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                    message.baseAddress?.assumingMemoryBound(to: UInt8.self), message.count, key) == 1
             }
         }
     }

@@ -32,11 +32,19 @@ public enum TablelessSchnorr {
     /// BIP340's signature of `message` (any length) by the secret key `secret`, with auxiliary randomness
     /// `auxRandom`; nil when the key is invalid (0 or not below n).
     public static func sign(secret: Bytes32, message: UnsafeRawBufferPointer, auxRandom: Bytes32) -> Bytes64? {
-        guard let publicPoint = multiplyGenerator(secret) else { return nil }
+        guard let point = multiplyGenerator(secret), let key = try? XOnlyPublicKey(bytes: point.x) else { return nil }
+        return sign(secret: secret, oddY: point.oddY, key: key, message: message, auxRandom: auxRandom)
+    }
+
+    /// The same for a key whose public point is known already (a ``PrivateKey`` keeps it): one multiplication
+    /// fewer, a third of the signature's cost on a board. `oddY` is the parity of secret·G, `key` its x.
+    static func sign(
+        secret: Bytes32, oddY: Bool, key: XOnlyPublicKey, message: UnsafeRawBufferPointer, auxRandom: Bytes32
+    ) -> Bytes64? {
         var d = secret
         // d = n - d' when P has odd y, so that P is the point of x with even y that verifiers lift.
-        if publicPoint.oddY { d = negated(d) }
-        let px = publicPoint.x
+        if oddY { d = negated(d) }
+        let px = key.bytes
         // t = d xor hash_aux(a); rand = hash_nonce(t || P.x || m); k' = rand mod n.
         let t = xor(d, auxTag.hash(auxRandom))
         var nonceHasher = nonceTag.hasher()
@@ -56,20 +64,7 @@ public enum TablelessSchnorr {
         let s = sum(k, product(d, e))
         let signature = Bytes64(first: rx, second: s)
         // BIP340: verify before handing it out; a fault during signing must not leak a bad signature.
-        guard let key = try? XOnlyPublicKey(bytes: px) else { return nil }
-        var words = (
-            signature.first.w0.bigEndian, signature.first.w1.bigEndian, signature.first.w2.bigEndian,
-            signature.first.w3.bigEndian, signature.second.w0.bigEndian, signature.second.w1.bigEndian,
-            signature.second.w2.bigEndian, signature.second.w3.bigEndian
-        )
-        let verified = withUnsafePointer(to: key.parsed) { parsed in
-            withUnsafeBytes(of: &words) { raw in
-                secp256k1_schnorrsig_verify(
-                    Secp256k1Context.shared, raw.baseAddress!.assumingMemoryBound(to: UInt8.self),
-                    message.baseAddress?.assumingMemoryBound(to: UInt8.self), message.count, parsed) == 1
-            }
-        }
-        return verified ? signature : nil
+        return key.verifySchnorr(signature, message: message) ? signature : nil
     }
 
     /// The secret of BIP341's x-only tweak: negated first when its point has odd y, then t added; nil when t is

@@ -105,9 +105,7 @@ public struct DeviceRequest: Equatable, Sendable {
     /// `key=value`, the bytes in lowercase hex.
     static func argument(_ key: StaticString, hexBytes: [UInt8]) -> [UInt8] {
         var out = keyBytes(key)
-        for byte in hexBytes {
-            for nibble in [byte >> 4, byte & 0xF] { out.append(nibble < 10 ? 0x30 + nibble : 0x57 + nibble) }
-        }
+        Hex.append(hexBytes, to: &out)
         return out
     }
 
