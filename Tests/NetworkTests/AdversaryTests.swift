@@ -105,7 +105,7 @@ final class AdversaryTests: XCTestCase {
         }
         let machine = HandshakeMachine(
             parameters: Fixture.parameters(allowed: allowed), localKey: flooder,
-            nonce: Bytes32(w0: 4, w1: 4, w2: 4, w3: 4), auxRandom: .zero)
+            nonce: Bytes32(w0: 4, w1: 4, w2: 4, w3: 4), auxRandom: .zero, isInitiator: true)
         let client = try await RawClient.connect(port: a.port, group: group, handshake: machine)
         let authenticated = await eventually { client.isAuthenticated }
         XCTAssertTrue(authenticated)
@@ -134,7 +134,7 @@ final class AdversaryTests: XCTestCase {
             port: a.port, group: group,
             handshake: HandshakeMachine(
                 parameters: Fixture.parameters(allowed: allowed), localKey: flooder,
-                nonce: Bytes32(w0: 5, w1: 5, w2: 5, w3: 5), auxRandom: .zero))
+                nonce: Bytes32(w0: 5, w1: 5, w2: 5, w3: 5), auxRandom: .zero, isInitiator: true))
         let refused = await again.waitClosed()
         XCTAssertTrue(refused)
         let bannedCount = await eventually { await a.manager.metrics().disconnects(.banned) == 1 }
@@ -163,7 +163,8 @@ final class AdversaryTests: XCTestCase {
         let (a, b) = try await startPair(group: group)
         let machine = HandshakeMachine(
             parameters: Fixture.parameters(allowed: allowed), localKey: flooder,
-            nonce: Bytes32(w0: 6, w1: 6, w2: 6, w3: 6), auxRandom: Bytes32(w0: 6, w1: 0, w2: 0, w3: 0))
+            nonce: Bytes32(w0: 6, w1: 6, w2: 6, w3: 6), auxRandom: Bytes32(w0: 6, w1: 0, w2: 0, w3: 0),
+            isInitiator: true)
         let client = try await RawClient.connect(port: a.port, group: group, handshake: machine)
         let authenticated = await eventually { client.isAuthenticated }
         XCTAssertTrue(authenticated)
@@ -223,7 +224,7 @@ final class AdversaryTests: XCTestCase {
         // An authenticated peer that never reads: its socket fills, then a's queue for it.
         let machine = HandshakeMachine(
             parameters: Fixture.parameters(allowed: allowed), localKey: flooder,
-            nonce: Bytes32(w0: 6, w1: 6, w2: 6, w3: 6), auxRandom: .zero)
+            nonce: Bytes32(w0: 6, w1: 6, w2: 6, w3: 6), auxRandom: .zero, isInitiator: true)
         let client = try await RawClient.connect(port: a.port, group: group, handshake: machine)
         let admitted = await eventually { await a.manager.connectedPeers().count == 1 }
         XCTAssertTrue(admitted)
@@ -241,21 +242,25 @@ final class AdversaryTests: XCTestCase {
         try await group.shutdownGracefully()
     }
 
-    func testPendingHandshakesAreCapped() async throws {
+    /// At the cap the oldest pending handshake is cut, not the newcomer: whoever holds slots open loses them to
+    /// the next connection, and an honest handshake (one round trip) is never the oldest for long.
+    func testPendingHandshakesAreCappedOldestFirst() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         var configuration = Fixture.configuration(allowed: allowed)
         configuration.limits.maxPendingHandshakes = 2
         let a = try await TestNode.start(key: honest[0], configuration: configuration, group: group, seed: 1)
         let first = try await RawClient.connect(port: a.port, group: group)
         let second = try await RawClient.connect(port: a.port, group: group)
+        let registered = await eventually { await a.manager.connectionCount() == 2 }
+        XCTAssertTrue(registered)
         let third = try await RawClient.connect(port: a.port, group: group)
-        let refused = await third.waitClosed()
-        XCTAssertTrue(refused)
-        XCTAssertTrue(first.channel.isActive && second.channel.isActive)
+        let evicted = await first.waitClosed()
+        XCTAssertTrue(evicted, "the oldest pending handshake is cut")
+        XCTAssertTrue(second.channel.isActive && third.channel.isActive)
         let counted = await a.manager.metrics().disconnects(.tooManyPendingHandshakes)
         XCTAssertEqual(counted, 1)
-        await first.close()
         await second.close()
+        await third.close()
         await a.stop()
         try await group.shutdownGracefully()
     }

@@ -12,14 +12,15 @@ final class HandshakeTests: XCTestCase {
 
     private func machine(
         _ key: PrivateKey, nonce: UInt64, allowed: [PrivateKey]? = nil, chainID: UInt32 = Fixture.chainID,
-        genesis: Bytes32 = Fixture.genesis, version: UInt16 = HandshakeParameters.currentVersion
+        genesis: Bytes32 = Fixture.genesis, version: UInt16 = HandshakeParameters.currentVersion,
+        initiator: Bool? = nil
     ) -> HandshakeMachine {
         let allowedKeys = Set((allowed ?? [alice, bob]).map(\.xOnlyPublicKey.bytes))
         let parameters = HandshakeParameters(
             chainID: chainID, genesisHash: genesis, allowedKeys: allowedKeys, version: version)
         return HandshakeMachine(
             parameters: parameters, localKey: key, nonce: Bytes32(w0: nonce, w1: 0, w2: 0, w3: 1),
-            auxRandom: Bytes32(w0: nonce, w1: 9, w2: 9, w3: 9))
+            auxRandom: Bytes32(w0: nonce, w1: 9, w2: 9, w3: 9), isInitiator: initiator ?? (nonce % 2 == 1))
     }
 
     /// Runs both machines to the end; returns what each side concluded.
@@ -32,7 +33,11 @@ final class HandshakeTests: XCTestCase {
         let replyB = b.receive(helloA)
         guard case .send(let authA) = replyA else { return (replyA, nil) }
         guard case .send(let authB) = replyB else { return (nil, replyB) }
-        return (a.receive(authB), b.receive(authA))
+        let confirmA = a.receive(authB)
+        let confirmB = b.receive(authA)
+        guard case .send(let sealedA) = confirmA else { return (confirmA, nil) }
+        guard case .send(let sealedB) = confirmB else { return (nil, confirmB) }
+        return (a.receive(sealedB), b.receive(sealedA))
     }
 
     func testHonestPeersAuthenticateEachOther() {
@@ -175,7 +180,7 @@ final class HandshakeTests: XCTestCase {
             parameters: HandshakeParameters(
                 chainID: Fixture.chainID, genesisHash: Fixture.genesis,
                 allowedKeys: [bogus, bob.xOnlyPublicKey.bytes]),
-            localKey: alice, nonce: .zero, auxRandom: .zero)
+            localKey: alice, nonce: .zero, auxRandom: .zero, isInitiator: true)
         _ = a.start()
         let hello = Hello(
             version: HandshakeParameters.currentVersion, chainID: Fixture.chainID, genesisHash: Fixture.genesis,
@@ -243,6 +248,57 @@ final class HandshakeTests: XCTestCase {
         var bogus = try XCTUnwrap(Hello(decoding: helloB.payload))
         bogus.ephemeralKey = [0x02] + [UInt8](repeating: 0, count: 32)
         XCTAssertEqual(c.receive(bogus.frame), .fail(.invalidKey))
+    }
+
+    /// An outsider who dials both ends and relays their handshakes byte for byte: each end accepted a connection,
+    /// so each names the other as the dialer, the two Auths sign different dialers, and neither verifies. No
+    /// session exists to be attributed to either key.
+    func testRelayedHandshakeBetweenTwoRespondersFails() {
+        var a = machine(alice, nonce: 1, initiator: false)
+        var b = machine(bob, nonce: 2, initiator: false)
+        let helloA = a.start()
+        let helloB = b.start()
+        guard case .send(let authA) = a.receive(helloB), case .send(let authB) = b.receive(helloA) else {
+            return XCTFail("both answer Hello")
+        }
+        XCTAssertEqual(a.receive(authB), .fail(.badSignature))
+        XCTAssertEqual(b.receive(authA), .fail(.badSignature))
+        XCTAssertNil(a.session)
+        XCTAssertNil(b.session)
+        // Two dialers fail the same way; one of each succeeds (the honest case).
+        var c = machine(alice, nonce: 1, initiator: true)
+        var d = machine(bob, nonce: 2, initiator: true)
+        XCTAssertEqual(run(&c, &d).0, .fail(.badSignature))
+        var e = machine(alice, nonce: 1, initiator: false)
+        var f = machine(bob, nonce: 2, initiator: true)
+        XCTAssertEqual(run(&e, &f).0, .established(peerKey: bob.xOnlyPublicKey.bytes))
+    }
+
+    /// After a verified Auth, the next frame must be the peer's Confirm under the session keys: a frame injected
+    /// there (a Confirm with a bad tag, another kind) fails the handshake, so nothing is attributed to the key.
+    func testOnlyATaggedConfirmEstablishes() throws {
+        for tamper in ["tag", "kind", "payload"] {
+            var a = machine(alice, nonce: 1)
+            var b = machine(bob, nonce: 2)
+            let helloA = a.start()
+            let helloB = b.start()
+            guard case .send(let authA) = a.receive(helloB), case .send(let authB) = b.receive(helloA) else {
+                return XCTFail("both answer Hello")
+            }
+            guard case .send(let confirmA) = a.receive(authB) else { return XCTFail("a confirms") }
+            _ = b.receive(authA)
+            XCTAssertEqual(confirmA.kind, ControlKind.confirm)
+            XCTAssertEqual(confirmA.payload.count, PeerSession.tagSize)
+            var forged = confirmA
+            switch tamper {
+            case "tag": forged.payload[0] ^= 1
+            case "kind": forged.kind = Fixture.gossipKind
+            default: forged.payload = [1] + forged.payload
+            }
+            let expected: HandshakeFailure = tamper == "kind" ? .unexpectedMessage : .badConfirmation
+            XCTAssertEqual(b.receive(forged), .fail(expected), tamper)
+            XCTAssertNil(b.session, tamper)
+        }
     }
 
     func testHelloEncodingRoundTrips() {

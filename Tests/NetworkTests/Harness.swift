@@ -156,8 +156,10 @@ final class RawClient: Sendable {
     }
 
     /// Connects in bytes mode (no `handshake`) or peer mode (runs `handshake`, sending Hello at once).
+    /// `injectInsteadOfConfirm`: after the Auths, sends a Confirm whose tag is wrong (what an outsider writing
+    /// into the stream would produce).
     static func connect(
-        port: Int, group: any EventLoopGroup, handshake: HandshakeMachine? = nil
+        port: Int, group: any EventLoopGroup, handshake: HandshakeMachine? = nil, injectInsteadOfConfirm: Bool = false
     ) async throws -> RawClient {
         let inbox = NIOLockedValueBox<[Frame]>([])
         let established = NIOLockedValueBox<Bytes32?>(nil)
@@ -175,7 +177,7 @@ final class RawClient: Sendable {
                         MessageToByteHandler(FrameEncoder()),
                         RawPeerHandler(
                             policy: policy, machine: handshake, inbox: inbox, established: established,
-                            session: session),
+                            session: session, injectInsteadOfConfirm: injectInsteadOfConfirm),
                     ])
                 }
             }
@@ -229,11 +231,14 @@ final class RawPeerHandler: ChannelInboundHandler {
     let inbox: NIOLockedValueBox<[Frame]>
     let established: NIOLockedValueBox<Bytes32?>
     let session: NIOLockedValueBox<PeerSession?>
+    let injectInsteadOfConfirm: Bool
 
     init(
         policy: FramePolicy, machine: HandshakeMachine, inbox: NIOLockedValueBox<[Frame]>,
-        established: NIOLockedValueBox<Bytes32?>, session: NIOLockedValueBox<PeerSession?>
+        established: NIOLockedValueBox<Bytes32?>, session: NIOLockedValueBox<PeerSession?>,
+        injectInsteadOfConfirm: Bool = false
     ) {
+        self.injectInsteadOfConfirm = injectInsteadOfConfirm
         self.policy = policy
         self.machine = machine
         self.inbox = inbox
@@ -249,7 +254,10 @@ final class RawPeerHandler: ChannelInboundHandler {
         let frame = unwrapInboundIn(data)
         guard policy.authenticated else {
             switch machine.receive(frame) {
-            case .send(let reply):
+            case .send(var reply):
+                if injectInsteadOfConfirm && reply.kind == ControlKind.confirm {
+                    reply.payload = [UInt8](repeating: 0xEE, count: PeerSession.tagSize)
+                }
                 context.writeAndFlush(wrapOutboundOut(reply), promise: nil)
             case .established(let key):
                 policy.authenticated = true

@@ -32,6 +32,8 @@ public struct Frame: Hashable, Sendable {
 enum ControlKind {
     static let hello: UInt8 = 0x00
     static let auth: UInt8 = 0x01
+    /// Sealed with the session's first tag; see ``Confirm``.
+    static let confirm: UInt8 = 0x02
 }
 
 /// How the network treats incoming frames of a kind.
@@ -79,6 +81,7 @@ public struct FrameKinds: Sendable {
         self.entries = Array(repeating: nil, count: 256)
         entries[Int(ControlKind.hello)] = Entry(maxPayload: Hello.encodedSize, delivery: .direct)
         entries[Int(ControlKind.auth)] = Entry(maxPayload: Auth.encodedSize, delivery: .direct)
+        entries[Int(ControlKind.confirm)] = Entry(maxPayload: PeerSession.tagSize, delivery: .direct)
     }
 
     /// Declares a node kind. `maxPayload` nil means "up to the global ceiling".

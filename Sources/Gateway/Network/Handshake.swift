@@ -3,8 +3,9 @@ import AmarsCrypto
 
 /// What both ends must agree on before any node traffic flows.
 public struct HandshakeParameters: Sendable {
-    /// 2: Hello carries an ephemeral key, and node frames carry a ``PeerSession`` tag.
-    public static let currentVersion: UInt16 = 2
+    /// 2: Hello carries an ephemeral key, and node frames carry a ``PeerSession`` tag. 3: Auth names who dialed,
+    /// and each side proves the frame keys with a tagged ``Confirm`` before anything is attributed to its key.
+    public static let currentVersion: UInt16 = 3
 
     public var version: UInt16
     public var chainID: UInt32
@@ -104,15 +105,18 @@ public struct Auth: Sendable, Hashable {
     private static let tag = TaggedHash(tag: "AmarsPeerAuth")
 
     /// The message a signer signs: chain, genesis, the peer's nonce, its own nonce, its own key, the peer's key,
-    /// and both ephemeral keys.
+    /// both ephemeral keys, and the key of the side that dialed.
     ///
     /// The peer's nonce makes the signature worthless in any other session (the verifier picked it fresh); the
     /// chain and genesis stop a signature from a test network being used on the main one; both keys stop a man in
     /// the middle from relaying one session's Auth into another with a different pair; the ephemeral keys stop
-    /// him from putting his own in and holding the frame keys.
+    /// him from putting his own in and holding the frame keys. The dialer's key stops an outsider who dials both
+    /// ends and relays their handshakes byte for byte: each end then believes the other dialed, they sign
+    /// different dialers, and neither Auth verifies. Without it the relayed session would be genuine, and the
+    /// rule that settles duplicate connections by who dialed would read it differently at each end.
     public static func transcript(
         chainID: UInt32, genesisHash: Bytes32, peerNonce: Bytes32, ownNonce: Bytes32, ownKey: Bytes32,
-        peerKey: Bytes32, ownEphemeral: [UInt8] = [], peerEphemeral: [UInt8] = []
+        peerKey: Bytes32, ownEphemeral: [UInt8] = [], peerEphemeral: [UInt8] = [], initiator: Bytes32 = .zero
     ) -> Bytes32 {
         var hasher = tag.hasher()
         hasher.update(chainID.bigEndianBytes)
@@ -123,6 +127,7 @@ public struct Auth: Sendable, Hashable {
         hasher.update(peerKey)
         hasher.update(ownEphemeral)
         hasher.update(peerEphemeral)
+        hasher.update(initiator)
         return hasher.finalize()
     }
 
@@ -133,6 +138,13 @@ public struct Auth: Sendable, Hashable {
         let (first, second) = a.nodeKey.bytes.lexicographicallyPrecedes(b.nodeKey.bytes) ? (a, b) : (b, a)
         return sessionTag.hash(first.encoded + second.encoded)
     }
+}
+
+/// Third message, the first one under the session's frame keys: an empty frame with its tag. Receiving one that
+/// opens proves the peer derived the same keys, so the session is the peer's and not a relay's; only then does
+/// the registry let the connection replace another, count against the key, or get the key banned.
+enum Confirm {
+    static let frame = Frame(kind: ControlKind.confirm, payload: [])
 }
 
 extension UInt32 {
@@ -158,6 +170,8 @@ public enum HandshakeFailure: Error, Sendable, Hashable {
     /// The peer claimed our own key: we dialed ourselves (or someone replays our Hello).
     case selfConnection
     case badSignature
+    /// The peer's first tagged frame did not open under the session keys (or was not a Confirm).
+    case badConfirmation
     /// Auth before Hello, a second Hello, or anything after the handshake completed.
     case unexpectedMessage
 }
@@ -165,13 +179,15 @@ public enum HandshakeFailure: Error, Sendable, Hashable {
 /// The handshake as a pure state machine: frames in, frames out, no I/O and no clock, so every refusal can be
 /// tested from a table. Timeouts, bans and duplicate connections are the caller's concern.
 ///
-/// Both sides send Hello at once; each answers the peer's Hello with Auth; a side is authenticated when the peer's
-/// Auth verifies. As Auth always answers a Hello, a verified Auth also means ours is already on its way.
+/// Both sides send Hello at once; each answers the peer's Hello with Auth, and the peer's verified Auth with a
+/// tagged Confirm; a side is established when the peer's Confirm opens. As each message answers the peer's
+/// previous one, an established side knows its own Confirm is already on its way.
 public struct HandshakeMachine: Sendable {
     public enum State: Sendable, Hashable {
         case idle
         case awaitingHello
         case awaitingAuth(peerKey: Bytes32, peerNonce: Bytes32, peerEphemeral: [UInt8])
+        case awaitingConfirm(peerKey: Bytes32)
         case established(peerKey: Bytes32)
         case failed(HandshakeFailure)
     }
@@ -183,10 +199,12 @@ public struct HandshakeMachine: Sendable {
     }
 
     public private(set) var state: State = .idle
-    /// The frame keys, once established.
+    /// The frame keys, once established (each direction past its Confirm).
     public private(set) var session: PeerSession?
     let parameters: HandshakeParameters
     let localKey: PrivateKey
+    /// True on the side that dialed: both Auths name the dialer.
+    let isInitiator: Bool
     let localNonce: Bytes32
     let auxRandom: Bytes32
     /// Fresh per connection, derived from the caller's secret randomness.
@@ -196,10 +214,13 @@ public struct HandshakeMachine: Sendable {
     private static let ephemeralTag = TaggedHash(tag: "AmarsPeerEphemeral")
 
     /// `nonce` and `auxRandom` come from the caller's entropy source so tests are reproducible; `auxRandom` must be
-    /// secret (the ephemeral key is derived from it).
-    public init(parameters: HandshakeParameters, localKey: PrivateKey, nonce: Bytes32, auxRandom: Bytes32) {
+    /// secret (the ephemeral key is derived from it). `isInitiator`: this side dialed the connection.
+    public init(
+        parameters: HandshakeParameters, localKey: PrivateKey, nonce: Bytes32, auxRandom: Bytes32, isInitiator: Bool
+    ) {
         self.parameters = parameters
         self.localKey = localKey
+        self.isInitiator = isInitiator
         self.localNonce = nonce
         self.auxRandom = auxRandom
         var counter: UInt8 = 0
@@ -242,7 +263,8 @@ public struct HandshakeMachine: Sendable {
             let message = Auth.transcript(
                 chainID: parameters.chainID, genesisHash: parameters.genesisHash, peerNonce: hello.nonce,
                 ownNonce: localNonce, ownKey: localKey.xOnlyPublicKey.bytes, peerKey: hello.nodeKey,
-                ownEphemeral: ownEphemeral, peerEphemeral: hello.ephemeralKey)
+                ownEphemeral: ownEphemeral, peerEphemeral: hello.ephemeralKey,
+                initiator: initiator(peerKey: hello.nodeKey))
             // Ready for when the peer's Auth verifies; never used before that.
             session = PeerSession(
                 shared: ephemeral.ecdh(peerEphemeral), transcript: Auth.sessionTranscript(ownHello, hello),
@@ -256,11 +278,23 @@ public struct HandshakeMachine: Sendable {
             let message = Auth.transcript(
                 chainID: parameters.chainID, genesisHash: parameters.genesisHash, peerNonce: localNonce,
                 ownNonce: peerNonce, ownKey: peerKey, peerKey: localKey.xOnlyPublicKey.bytes,
-                ownEphemeral: peerEphemeral, peerEphemeral: ownHello.ephemeralKey)
-            guard key.verifySchnorr(auth.signature, message: message) else { return fail(.badSignature) }
+                ownEphemeral: peerEphemeral, peerEphemeral: ownHello.ephemeralKey,
+                initiator: initiator(peerKey: peerKey))
+            guard key.verifySchnorr(auth.signature, message: message), session != nil else {
+                return fail(.badSignature)
+            }
+            state = .awaitingConfirm(peerKey: peerKey)
+            return .send(session!.seal(Confirm.frame))
+        case .awaitingConfirm(let peerKey):
+            guard frame.kind == ControlKind.confirm else { return fail(.unexpectedMessage) }
+            guard let opened = session?.open(frame), opened.payload.isEmpty else { return fail(.badConfirmation) }
             state = .established(peerKey: peerKey)
             return .established(peerKey: peerKey)
         }
+    }
+
+    private func initiator(peerKey: Bytes32) -> Bytes32 {
+        isInitiator ? localKey.xOnlyPublicKey.bytes : peerKey
     }
 
     private func check(_ hello: Hello) -> HandshakeFailure? {

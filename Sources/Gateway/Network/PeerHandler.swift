@@ -39,6 +39,10 @@ final class PeerHandler: ChannelInboundHandler {
     private(set) var closeReason: DisconnectReason?
     private(set) var isActive = false
     var remoteDescription = "?"
+    /// The remote IP address without its port: the scope of the per-source handshake cap.
+    private(set) var remoteHost = "?"
+    /// When the connection came up: at a handshake cap the oldest pending one goes first.
+    let openedAt: NIODeadline
 
     init(registry: PeerRegistry, policy: FramePolicy, direction: ConnectionDirection, machine: HandshakeMachine) {
         let limits = registry.configuration.limits
@@ -47,6 +51,7 @@ final class PeerHandler: ChannelInboundHandler {
         self.policy = policy
         self.direction = direction
         self.machine = machine
+        self.openedAt = now
         self.queue = OutboundQueue(maxFrames: limits.maxQueuedFrames, maxBytes: limits.maxQueuedBytes)
         self.frameBucket = TokenBucket(capacity: limits.frameBurst, perSecond: limits.framesPerSecond, now: now)
         self.byteBucket = TokenBucket(capacity: limits.byteBurst, perSecond: limits.bytesPerSecond, now: now)
@@ -65,6 +70,7 @@ final class PeerHandler: ChannelInboundHandler {
     func channelActive(context: ChannelHandlerContext) {
         isActive = true
         remoteDescription = context.channel.remoteAddress.map { "\($0)" } ?? remoteDescription
+        remoteHost = context.channel.remoteAddress?.ipAddress ?? remoteDescription
         if let refusal = registry.connectionOpened(self) {
             close(refusal)
             context.fireChannelActive()

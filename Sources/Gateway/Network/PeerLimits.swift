@@ -23,9 +23,11 @@ public struct PeerLimits: Sendable {
     /// Points for one frame dropped by a rate limit.
     public var rateLimitPenalty = 1
 
-    /// Connections that have not finished the handshake. Unauthenticated peers have no key to ban, so this cap
-    /// (with the handshake timeout) is what bounds their cost.
+    /// Inbound connections that have not finished the handshake, in all and from one source address.
+    /// Unauthenticated peers have no key to ban, so these caps (with the handshake timeout) bound their cost; at a
+    /// cap the oldest pending handshake is cut (``PeerRegistry/connectionOpened(_:)``). Our own dials never count.
     public var maxPendingHandshakes = 64
+    public var maxPendingHandshakesPerSource = 16
     /// Authenticated peers at once.
     public var maxPeers = 256
 

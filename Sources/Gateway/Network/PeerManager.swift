@@ -49,7 +49,7 @@ public struct NetworkConfiguration: Sendable {
     public var peers: [PeerAddress]
     public var limits = PeerLimits()
     public var backoff = Backoff()
-    public var handshakeTimeout: TimeAmount = .seconds(10)
+    public var handshakeTimeout: TimeAmount = .seconds(5)
     public var connectTimeout: TimeAmount = .seconds(5)
     /// Gossip hashes remembered for deduplication.
     public var gossipCacheSize = 16_384

@@ -78,7 +78,13 @@ final class PeerRegistry: @unchecked Sendable {
         self.dialers = configuration.peers.enumerated().map { Dialer(index: $0.offset, address: $0.element) }
     }
 
-    var pendingCount: Int { connections.values.filter { !$0.isEstablished && $0.closeReason == nil }.count }
+    /// Inbound connections still in their handshake, oldest first. Our own dials are not among them: an outsider
+    /// can fill inbound slots, and must never stop us from reaching the committee.
+    private var pendingInbound: [PeerHandler] {
+        connections.values.filter { $0.direction == .inbound && !$0.isEstablished && $0.closeReason == nil }
+            .sorted { $0.openedAt < $1.openedAt }
+    }
+    var pendingCount: Int { pendingInbound.count }
     var connectionCount: Int { connections.count }
 
     // MARK: Pipelines
@@ -90,7 +96,8 @@ final class PeerRegistry: @unchecked Sendable {
         var parameters = configuration.handshake
         parameters.allowedKeys = allowedKeys
         let machine = HandshakeMachine(
-            parameters: parameters, localKey: nodeKey, nonce: entropy.next(), auxRandom: entropy.next())
+            parameters: parameters, localKey: nodeKey, nonce: entropy.next(), auxRandom: entropy.next(),
+            isInitiator: direction != .inbound)
         let handler = PeerHandler(registry: self, policy: policy, direction: direction, machine: machine)
         try channel.pipeline.syncOperations.addHandlers([
             ByteToMessageHandler(FrameDecoder(policy: policy)),
@@ -102,12 +109,24 @@ final class PeerRegistry: @unchecked Sendable {
     // MARK: Connection lifecycle
 
     /// A connection came up. Returns a reason to refuse it at once, nil to start the handshake.
+    ///
+    /// Inbound handshakes are capped in total and per source address. At a cap the *oldest* pending handshake
+    /// of that scope is cut, not the newcomer: an honest handshake finishes in one round trip, so the connections
+    /// that have waited longest are the ones held open on purpose, and someone holding slots must out-dial every
+    /// honest handshake to keep one out (the way a SYN queue sheds its oldest entries).
     func connectionOpened(_ handler: PeerHandler) -> DisconnectReason? {
         loop.preconditionInEventLoop()
-        let pending = pendingCount
+        let pending = handler.direction == .inbound ? pendingInbound : []
         connections[ObjectIdentifier(handler)] = handler
         if isStopped { return .shutdown }
-        if pending >= configuration.limits.maxPendingHandshakes { return .tooManyPendingHandshakes }
+        guard handler.direction == .inbound else { return nil }
+        let limits = configuration.limits
+        let sameSource = pending.filter { $0.remoteHost == handler.remoteHost }
+        if sameSource.count >= limits.maxPendingHandshakesPerSource, let oldest = sameSource.first {
+            oldest.close(.tooManyPendingHandshakes)
+        } else if pending.count >= limits.maxPendingHandshakes, let oldest = pending.first {
+            oldest.close(.tooManyPendingHandshakes)
+        }
         return nil
     }
 
@@ -162,10 +181,9 @@ final class PeerRegistry: @unchecked Sendable {
         loop.preconditionInEventLoop()
         guard connections.removeValue(forKey: ObjectIdentifier(handler)) != nil else { return }
         metrics.disconnects[reason, default: 0] += 1
-        if reason.isViolation, handler.isEstablished, let key = handler.verifiedKey {
-            // An authenticated peer broke the framing: no honest implementation does; ban the key.
-            ban(key)
-        }
+        // A framing violation ends the connection but never bans the key: framing is judged before a frame's tag
+        // is checked, so anyone who can write into the TCP stream could commit it in the peer's name. Keys are
+        // blamed only for frames whose tag opened (rate limits, the node's reports).
         logger.debug(
             "connection closed",
             metadata: [
