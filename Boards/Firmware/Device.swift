@@ -28,6 +28,7 @@
 //   82       no transfer to the device arrived while it waited
 //   83       the trusted state could not be saved to the board's storage (Storage.swift)
 //   84       the trusted committee is older than the trusting period: the device must be re-anchored
+//   85       the gateway serves another chain (its genesis block is not the provisioned one)
 // where r is the LightClientError (see refusalCode): each refusal has its own status.
 #if FIRMWARE_SYNC
     import AmarsCodec
@@ -56,6 +57,7 @@
         static let receiptRefused: Int32 = 81
         static let noPaymentReceived: Int32 = 82
         static let trustExpired: Int32 = 84
+        static let otherChain: Int32 = 85
     }
 
     /// How long the device waits for a payment to it, and for its own to become final.
@@ -195,6 +197,7 @@
             }
         case .outsideTrust, .noCheckpointTo: return header
         case .trustExpired, .reanchorRefused: return Status.trustExpired
+        case .otherChain: return Status.otherChain
         case .inconsistent: return Status.inconsistent
         case .undecodable: return Status.undecodable
         case .gateway: return Status.transport

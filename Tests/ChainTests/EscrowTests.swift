@@ -34,7 +34,7 @@ final class EscrowTests: XCTestCase {
     func send(_ key: PrivateKey, _ payload: TransactionPayload) throws -> SignedTransaction {
         let a = TestChain.address(key)
         let body = TransactionBody(
-            chainID: TestChain.chainID, sender: key.xOnlyPublicKey.bytes, nonce: nonces[a, default: 0],
+            genesis: node.genesisBlockHash, sender: key.xOnlyPublicKey.bytes, nonce: nonces[a, default: 0],
             maxFeePerUnit: 10, tipPerUnit: 1, payload: payload)
         let tx = SignedTransaction(body: body, signer: key)
         _ = try node.submit(tx)
@@ -87,7 +87,7 @@ final class EscrowTests: XCTestCase {
         XCTAssertEqual(balance(renter), renterBefore - 5_700_000 - openFee)
 
         // The lock signs the return with 1.2 AMSC of damages; the owner submits (and pays the fee).
-        let close = EscrowClose(chainID: TestChain.chainID, escrowID: opened.id, damages: 1_200_000, device: lock)
+        let close = EscrowClose(genesis: node.genesisBlockHash, escrowID: opened.id, damages: 1_200_000, device: lock)
         let closed = try send(owner, .escrowClose(close))
         try block()
         let closeFee = try fee(closed)
@@ -142,7 +142,7 @@ final class EscrowTests: XCTestCase {
         XCTAssertNil(plan(openPayload(lockAddress, ownerAddress, 5, 1, height + 1), sender: renterAddress))
 
         let unknown = EscrowClose(
-            chainID: TestChain.chainID, escrowID: Bytes32(w0: 1, w1: 2, w2: 3, w3: 4), damages: 0, device: lock)
+            genesis: node.genesisBlockHash, escrowID: Bytes32(w0: 1, w1: 2, w2: 3, w3: 4), damages: 0, device: lock)
         XCTAssertEqual(plan(.escrowClose(unknown), sender: ownerAddress), .unknownEscrow)
 
         let opened = try open(deposit: 1_000, fee: 10, expiry: 40)
@@ -151,23 +151,24 @@ final class EscrowTests: XCTestCase {
         let impostor = TestChain.key(501)
         XCTAssertEqual(
             plan(
-                .escrowClose(EscrowClose(chainID: TestChain.chainID, escrowID: id, damages: 0, device: impostor)),
+                .escrowClose(EscrowClose(genesis: node.genesisBlockHash, escrowID: id, damages: 0, device: impostor)),
                 sender: ownerAddress),
             .wrongDevice)
         // The lock signed damages 0; a close claiming 500 with that signature.
-        var altered = EscrowClose(chainID: TestChain.chainID, escrowID: id, damages: 0, device: lock)
+        var altered = EscrowClose(genesis: node.genesisBlockHash, escrowID: id, damages: 0, device: lock)
         altered.damages = 500
         XCTAssertEqual(plan(.escrowClose(altered), sender: ownerAddress), .badDeviceSignature)
         // Signed for another chain.
-        let otherChain = EscrowClose(chainID: TestChain.chainID + 1, escrowID: id, damages: 0, device: lock)
+        let otherChain = EscrowClose(
+            genesis: Bytes32(w0: 1, w1: 2, w2: 3, w3: 4), escrowID: id, damages: 0, device: lock)
         XCTAssertEqual(plan(.escrowClose(otherChain), sender: ownerAddress), .badDeviceSignature)
         XCTAssertEqual(
             plan(
-                .escrowClose(EscrowClose(chainID: TestChain.chainID, escrowID: id, damages: 1_001, device: lock)),
+                .escrowClose(EscrowClose(genesis: node.genesisBlockHash, escrowID: id, damages: 1_001, device: lock)),
                 sender: ownerAddress), .damagesOverDeposit(deposit: 1_000))
         XCTAssertNil(
             plan(
-                .escrowClose(EscrowClose(chainID: TestChain.chainID, escrowID: id, damages: 1_000, device: lock)),
+                .escrowClose(EscrowClose(genesis: node.genesisBlockHash, escrowID: id, damages: 1_000, device: lock)),
                 sender: ownerAddress))
         XCTAssertEqual(node.escrow(id).state?.status, .open, "refusals change nothing")
     }
@@ -197,7 +198,8 @@ final class EscrowTests: XCTestCase {
                 nil, id: Bytes32(w0: 9, w1: 9, w2: 9, w3: 9), proof: none.proof, stateRoot: none.stateRoot))
         // After the close the same proof route shows it closed: the lock must lock again.
         _ = try send(
-            owner, .escrowClose(EscrowClose(chainID: TestChain.chainID, escrowID: opened.id, damages: 0, device: lock)))
+            owner,
+            .escrowClose(EscrowClose(genesis: node.genesisBlockHash, escrowID: opened.id, damages: 0, device: lock)))
         try block()
         let after = node.escrow(opened.id)
         XCTAssertEqual(
@@ -233,7 +235,7 @@ final class EscrowTests: XCTestCase {
                 _ = try EscrowRules.planOpen(o, id: .zero, renter: sender, height: height)
             case .escrowClose(let c):
                 _ = try EscrowRules.planClose(
-                    c, sender: sender, chainID: TestChain.chainID, height: height, state: overlay)
+                    c, sender: sender, genesis: node.genesisBlockHash, height: height, state: overlay)
             default:
                 XCTFail("not an escrow payload")
             }

@@ -45,8 +45,8 @@ final class MempoolTests: XCTestCase {
         XCTAssertEqual(node.account(bob).state.balance, 2, "the replacement, not the original, executed")
         assertRefused(t.transfer(from: alice, to: bob, amount: 1, nonce: 0), .nonceReplayed(expected: 1, got: 0))
         assertRefused(
-            t.transfer(from: alice, to: bob, amount: 1, nonce: 1, chainID: 99),
-            .wrongChain(expected: TestChain.chainID, got: 99))
+            t.transfer(from: alice, to: bob, amount: 1, nonce: 1, genesis: Bytes32(w0: 9, w1: 9, w2: 9, w3: 9)),
+            .wrongChain(expected: node.genesisBlockHash, got: Bytes32(w0: 9, w1: 9, w2: 9, w3: 9)))
         assertRefused(
             t.transfer(from: alice, to: bob, amount: 1, nonce: 1, maxFee: 0, tip: 0),
             .feeBelowBaseFee(baseFee: 1, maxFeePerUnit: 0))

@@ -26,7 +26,7 @@ final class RewardsAndSlashingTests: XCTestCase {
     func send(_ key: PrivateKey, _ payload: TransactionPayload) throws -> Bytes32 {
         let a = TestChain.address(key)
         let body = TransactionBody(
-            chainID: TestChain.chainID, sender: key.xOnlyPublicKey.bytes, nonce: nonces[a, default: 0],
+            genesis: node.genesisBlockHash, sender: key.xOnlyPublicKey.bytes, nonce: nonces[a, default: 0],
             maxFeePerUnit: 10, tipPerUnit: 1, payload: payload)
         let id = try node.submit(SignedTransaction(body: body, signer: key))
         nonces[a, default: 0] += 1
@@ -146,7 +146,8 @@ final class RewardsAndSlashingTests: XCTestCase {
         XCTAssertEqual(candidate.totalWeight, 0)
         let slashed = stakeBefore / 2
         XCTAssertEqual(try XCTUnwrap(node.bucket(1).state).amount, stakeBefore - slashed)
-        XCTAssertGreaterThan(node.account(TestChain.address(reporter)).state.balance, reporterBefore, "half the stake, less the fee")
+        XCTAssertGreaterThan(
+            node.account(TestChain.address(reporter)).state.balance, reporterBefore, "half the stake, less the fee")
         // The same offence cannot be punished twice.
         XCTAssertEqual(plan(evidence), .evidenceAlreadyUsed)
         // An ejected candidate is never elected again.

@@ -25,7 +25,7 @@ final class StakingTests: XCTestCase {
     func send(_ key: PrivateKey, _ payload: TransactionPayload) throws {
         let a = TestChain.address(key)
         let body = TransactionBody(
-            chainID: TestChain.chainID, sender: key.xOnlyPublicKey.bytes, nonce: nonces[a, default: 0],
+            genesis: node.genesisBlockHash, sender: key.xOnlyPublicKey.bytes, nonce: nonces[a, default: 0],
             maxFeePerUnit: 10, tipPerUnit: 1, payload: payload)
         _ = try node.submit(SignedTransaction(body: body, signer: key))
         nonces[a, default: 0] += 1
@@ -79,8 +79,12 @@ final class StakingTests: XCTestCase {
             owner: TestChain.address(carol), candidate: aliceAddress, amount: min * 2, durationEpochs: 500,
             autoStake: true, startEpoch: 0)
         XCTAssertEqual(carolBucket.weight, min * 2 * 16_000 / 10_000, "+50% duration, +10% auto-stake")
-        XCTAssertEqual(weighted, BucketState(owner: aliceAddress, candidate: aliceAddress, amount: min, durationEpochs: 2,
-            autoStake: false, startEpoch: 0).weight + carolBucket.weight)
+        XCTAssertEqual(
+            weighted,
+            BucketState(
+                owner: aliceAddress, candidate: aliceAddress, amount: min, durationEpochs: 2,
+                autoStake: false, startEpoch: 0
+            ).weight + carolBucket.weight)
         // The election at the middle of epoch 0 (height 3 with epochs of 4) records the pool of epoch 1.
         while node.head.height < 3 { try block() }
         let pool = try XCTUnwrap(node.delegatePool(epoch: 1))
@@ -110,7 +114,9 @@ final class StakingTests: XCTestCase {
         // A short bucket: stake, wait out the lock, unstake, wait out unbonding, withdraw.
         let dave = t.funded[3]
         let daveAddress = TestChain.address(dave)
-        try send(dave, .stake(Stake(candidate: TestChain.address(bob), amount: 5_000_000, durationEpochs: 1, autoStake: false)))
+        try send(
+            dave,
+            .stake(Stake(candidate: TestChain.address(bob), amount: 5_000_000, durationEpochs: 1, autoStake: false)))
         try block()
         let daveBucket: UInt64 = 4
         XCTAssertEqual(node.bucket(daveBucket).state?.amount, 5_000_000)
@@ -127,7 +133,8 @@ final class StakingTests: XCTestCase {
         try block()
         XCTAssertNil(node.bucket(daveBucket).state, "bucket deleted")
         let proof = node.bucket(daveBucket)
-        XCTAssertTrue(proof.proof.verify(root: proof.stateRoot, key: StakingRules.bucketKey(daveBucket).treeKey, valueHash: nil))
+        XCTAssertTrue(
+            proof.proof.verify(root: proof.stateRoot, key: StakingRules.bucketKey(daveBucket).treeKey, valueHash: nil))
         XCTAssertGreaterThan(node.account(daveAddress).state.balance, balanceAfterStake, "5 AMSC came back minus fees")
         // A bucket's proof verifies against the state root.
         let live = node.bucket(3)
@@ -165,7 +172,8 @@ final class StakingTests: XCTestCase {
         XCTAssertEqual(plan(.candidateRegister(bad), aliceAddress), .invalidOperatorKey)
         bad.operatorKey = op
         bad.durationEpochs = t.genesis.staking.maxDurationEpochs + 1
-        XCTAssertEqual(plan(.candidateRegister(bad), aliceAddress), .durationTooLong(maximum: t.genesis.staking.maxDurationEpochs))
+        XCTAssertEqual(
+            plan(.candidateRegister(bad), aliceAddress), .durationTooLong(maximum: t.genesis.staking.maxDurationEpochs))
         XCTAssertEqual(plan(.candidateUpdate(CandidateUpdate(rewardShareBps: 5)), aliceAddress), .notACandidate)
         XCTAssertEqual(
             plan(.stake(Stake(candidate: aliceAddress, amount: 1, durationEpochs: 1, autoStake: false)), aliceAddress),

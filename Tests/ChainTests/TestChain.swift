@@ -57,10 +57,11 @@ struct TestChain {
 
     func transfer(
         from key: PrivateKey, to: Address, amount: UInt64, nonce: UInt64, maxFee: UInt64 = 10, tip: UInt64 = 1,
-        chainID: UInt32 = TestChain.chainID
+        genesis otherGenesis: Bytes32? = nil
     ) -> SignedTransaction {
         let body = TransactionBody(
-            chainID: chainID, sender: key.xOnlyPublicKey.bytes, nonce: nonce, maxFeePerUnit: maxFee, tipPerUnit: tip,
+            genesis: otherGenesis ?? genesis.header.hash, sender: key.xOnlyPublicKey.bytes, nonce: nonce,
+            maxFeePerUnit: maxFee, tipPerUnit: tip,
             payload: .transfer(Transfer(to: to, amount: amount)))
         return SignedTransaction(body: body, signer: key)
     }

@@ -70,7 +70,7 @@ final class DeviceEndToEndTests: XCTestCase {
         // closes epoch 5, still signed by the trusted committee.
         var wallet = DeviceWallet(key: Self.deviceKey, nextNonce: account.state.nonce)
         let tx = try wallet.transfer(
-            chainID: device.trusted.chainID, to: CoAPFixture.address(f.bob), amount: 1_000_000,
+            genesis: f.node.genesisBlockHash, to: CoAPFixture.address(f.bob), amount: 1_000_000,
             maxFeePerUnit: 100, tipPerUnit: 1)
         XCTAssertEqual(try coap.submit(tx), tx.id)
         try wallet.markAccepted(tx)

@@ -220,7 +220,7 @@ final class DeviceResourceHandlerTests: XCTestCase {
         defer { f.close() }
         let lock = CoAPFixture.address(CoAPFixture.key(77))
         let body = TransactionBody(
-            chainID: CoAPFixture.chainID, sender: f.alice.xOnlyPublicKey.bytes, nonce: 0, maxFeePerUnit: 100,
+            genesis: f.node.genesisBlockHash, sender: f.alice.xOnlyPublicKey.bytes, nonce: 0, maxFeePerUnit: 100,
             tipPerUnit: 1,
             payload: .escrowOpen(
                 EscrowOpen(
@@ -262,7 +262,7 @@ final class DeviceResourceHandlerTests: XCTestCase {
         let lock = CoAPFixture.address(lockKey)
         let open = SignedTransaction(
             body: TransactionBody(
-                chainID: CoAPFixture.chainID, sender: f.alice.xOnlyPublicKey.bytes, nonce: 0, maxFeePerUnit: 100,
+                genesis: f.node.genesisBlockHash, sender: f.alice.xOnlyPublicKey.bytes, nonce: 0, maxFeePerUnit: 100,
                 tipPerUnit: 1,
                 payload: .escrowOpen(
                     EscrowOpen(
@@ -275,10 +275,10 @@ final class DeviceResourceHandlerTests: XCTestCase {
         let whileOpen = handle(f, .escrowProof, id).payload
         let close = SignedTransaction(
             body: TransactionBody(
-                chainID: CoAPFixture.chainID, sender: f.bob.xOnlyPublicKey.bytes, nonce: 0, maxFeePerUnit: 100,
+                genesis: f.node.genesisBlockHash, sender: f.bob.xOnlyPublicKey.bytes, nonce: 0, maxFeePerUnit: 100,
                 tipPerUnit: 1,
                 payload: .escrowClose(
-                    EscrowClose(chainID: CoAPFixture.chainID, escrowID: open.id, damages: 0, device: lockKey))),
+                    EscrowClose(genesis: f.node.genesisBlockHash, escrowID: open.id, damages: 0, device: lockKey))),
             signer: f.bob)
         XCTAssertEqual(handle(f, .transaction, body: close.encoded).code, .created)
         try f.produceBlock()

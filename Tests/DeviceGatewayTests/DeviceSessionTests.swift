@@ -223,6 +223,32 @@ final class DeviceSessionTests: XCTestCase {
         XCTAssertEqual(session.trusted?.epoch, 0)
     }
 
+    /// Pointed at a gateway of another chain (the same chain id, keys and committee, another genesis), a device
+    /// with nothing newer to learn says so instead of "up to date", and trusts nothing of it.
+    func testAGatewayOfAnotherChainIsNamedAsSuch() throws {
+        let f = try chain(height: 9)
+        defer { f.close() }
+        var (session, link) = try anchored(f)
+        _ = try session.run(.sync(maxEpochs: .max), over: &link)
+        XCTAssertEqual(session.trusted?.epoch, 2)
+        let before = session.trusted
+        let other = try CoAPFixture(epochLength: 5, start: false)
+        defer { other.close() }
+        for _ in 0..<3 { try other.produceBlock() }
+        XCTAssertNotEqual(other.genesis.header.hash, f.genesis.header.hash)
+        var foreign = LoopbackDeviceLink(handlers: other.server.handlers)
+        XCTAssertEqual(
+            deviceError { _ = try session.run(.sync(maxEpochs: .max), over: &foreign) },
+            .otherChain(genesisHeaderHash: other.genesis.header.hash))
+        XCTAssertEqual(session.trusted, before)
+        // Its own gateway with nothing newer: one genesis header asked, and the sync ends as up to date.
+        let asked = link.requests.count
+        XCTAssertEqual(
+            try session.run(.sync(maxEpochs: .max), over: &link),
+            .synced(SyncProgress(fromEpoch: 2, toEpoch: 2)))
+        XCTAssertEqual(link.requests.dropFirst(asked).map(\.resource), [.checkpoints, .headers])
+    }
+
     func testSubmitAnswersAreCheckedAndRefusalsNamed() throws {
         let f = try chain(height: 2)
         defer { f.close() }

@@ -88,10 +88,11 @@ final class TestChain {
 
     func transfer(
         from key: PrivateKey, to: Address, amount: UInt64, nonce: UInt64, maxFee: UInt64 = 100, tip: UInt64 = 1,
-        chainID: UInt32 = TestChain.chainID
+        genesis otherGenesis: Bytes32? = nil
     ) -> SignedTransaction {
         let body = TransactionBody(
-            chainID: chainID, sender: key.xOnlyPublicKey.bytes, nonce: nonce, maxFeePerUnit: maxFee, tipPerUnit: tip,
+            genesis: otherGenesis ?? genesis.header.hash, sender: key.xOnlyPublicKey.bytes, nonce: nonce,
+            maxFeePerUnit: maxFee, tipPerUnit: tip,
             payload: .transfer(Transfer(to: to, amount: amount)))
         return SignedTransaction(body: body, signer: key)
     }
@@ -310,8 +311,8 @@ final class APITests: XCTestCase {
         var badSignature = good
         badSignature.signature = Bytes64(Array(good.signature.bytes.dropLast()) + [good.signature.bytes.last! ^ 1])!
         var wrongKey = good.encoded
-        // The sender field (after version and chain id bytes) set to x >= p: not a key at all.
-        for i in 2..<34 { wrongKey[i] = 0xFF }
+        // The sender field (after the version byte and the 32-byte genesis) set to x >= p: not a key at all.
+        for i in 33..<65 { wrongKey[i] = 0xFF }
 
         struct Case {
             var name: String
@@ -357,7 +358,7 @@ final class APITests: XCTestCase {
             Case(name: "sender not a key", body: wrongKey, contentType: octet, status: 400, code: "invalidSenderKey"),
             Case(
                 name: "wrong chain",
-                body: chain.transfer(from: chain.alice, to: bob, amount: 1, nonce: 1, chainID: 8).encoded,
+                body: chain.transfer(from: chain.alice, to: bob, amount: 1, nonce: 1, genesis: .zero).encoded,
                 contentType: octet, status: 400, code: "wrongChain"),
             Case(
                 name: "replayed nonce", body: chain.transfer(from: chain.alice, to: bob, amount: 2, nonce: 0).encoded,

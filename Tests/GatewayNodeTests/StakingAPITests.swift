@@ -44,7 +44,8 @@ final class StakingAPITests: XCTestCase {
     private func signed(_ key: PrivateKey, nonce: UInt64, _ payload: TransactionPayload) -> SignedTransaction {
         SignedTransaction(
             body: TransactionBody(
-                chainID: TestChain.chainID, sender: key.xOnlyPublicKey.bytes, nonce: nonce, maxFeePerUnit: 100,
+                genesis: chain.node.genesisBlockHash, sender: key.xOnlyPublicKey.bytes, nonce: nonce,
+                maxFeePerUnit: 100,
                 tipPerUnit: 1, payload: payload),
             signer: key)
     }

@@ -89,7 +89,7 @@ public final class CoAPFixture {
         from key: PrivateKey, nonce: UInt64, amount: UInt64 = 1_000, maxFee: UInt64 = 100, to: Address? = nil
     ) -> SignedTransaction {
         let body = TransactionBody(
-            chainID: Self.chainID, sender: key.xOnlyPublicKey.bytes, nonce: nonce, maxFeePerUnit: maxFee,
+            genesis: node.genesisBlockHash, sender: key.xOnlyPublicKey.bytes, nonce: nonce, maxFeePerUnit: maxFee,
             tipPerUnit: 1, payload: .transfer(Transfer(to: to ?? Self.address(bob), amount: amount)))
         return SignedTransaction(body: body, signer: key)
     }

@@ -13,7 +13,7 @@ public enum EndToEndDevice {
     public static func fundedChain(height: UInt64) throws -> CoAPFixture {
         let f = try CoAPFixture(epochLength: epochLength)
         let funding = TransactionBody(
-            chainID: CoAPFixture.chainID, sender: f.alice.xOnlyPublicKey.bytes, nonce: 0, maxFeePerUnit: 100,
+            genesis: f.node.genesisBlockHash, sender: f.alice.xOnlyPublicKey.bytes, nonce: 0, maxFeePerUnit: 100,
             tipPerUnit: 1, payload: .transfer(Transfer(to: address, amount: 5_000_000)))
         _ = try f.node.submit(SignedTransaction(body: funding, signer: f.alice))
         for _ in 0..<height { try f.produceBlock() }

@@ -54,7 +54,8 @@ final class CrashRecoveryTests: XCTestCase {
                         let nonce = (acct["nextNonce"] as? NSNumber)?.uint64Value
                     else { continue }
                     let body = TransactionBody(
-                        chainID: 31, sender: s.xOnlyPublicKey.bytes, nonce: nonce, maxFeePerUnit: 50, tipPerUnit: 1,
+                        genesis: genesis.header.hash, sender: s.xOnlyPublicKey.bytes, nonce: nonce, maxFeePerUnit: 50,
+                        tipPerUnit: 1,
                         payload: .transfer(
                             Transfer(
                                 to: Address(publicKey: senders.randomElement()!.xOnlyPublicKey),

@@ -56,14 +56,14 @@ final class DeviceMqttEndToEndTests: XCTestCase {
 
         // A nonce from the future is refused by the chain, and the refusal comes back on the receipts topic.
         let gap = try DeviceWallet(key: EndToEndDevice.key, nextNonce: account.state.nonce + 5).transfer(
-            chainID: device.trusted.chainID, to: CoAPFixture.address(f.bob), amount: 1, maxFeePerUnit: 100,
+            genesis: f.node.genesisBlockHash, to: CoAPFixture.address(f.bob), amount: 1, maxFeePerUnit: 100,
             tipPerUnit: 1)
         XCTAssertThrowsError(try mqtt.submit(gap)) { error in
             XCTAssertEqual(error as? DeviceClientError, .transactionRefused("nonceGap"))
         }
 
         let tx = try DeviceWallet(key: EndToEndDevice.key, nextNonce: account.state.nonce).transfer(
-            chainID: device.trusted.chainID, to: CoAPFixture.address(f.bob), amount: 250_000, maxFeePerUnit: 100,
+            genesis: f.node.genesisBlockHash, to: CoAPFixture.address(f.bob), amount: 250_000, maxFeePerUnit: 100,
             tipPerUnit: 1)
         XCTAssertEqual(try mqtt.submit(tx), tx.id)  // returns on "accepted"
         XCTAssertEqual(f.node.pendingCount, 1)

@@ -275,7 +275,7 @@ final class FirmwareForgeryTests: XCTestCase {
                 ).encoded))
         let incoming = SignedTransaction(
             body: TransactionBody(
-                chainID: genesis.chainID, sender: Self.key(100).xOnlyPublicKey.bytes, nonce: 0, maxFeePerUnit: 50,
+                genesis: genesis.header.hash, sender: Self.key(100).xOnlyPublicKey.bytes, nonce: 0, maxFeePerUnit: 50,
                 tipPerUnit: 1, payload: .transfer(Transfer(to: device, amount: 5_000_000))),
             signer: Self.key(100))
         server.set(

@@ -116,7 +116,7 @@ final class MqttTestChain {
         from key: PrivateKey, to: Address, amount: UInt64, nonce: UInt64, maxFee: UInt64 = 100
     ) -> SignedTransaction {
         let body = TransactionBody(
-            chainID: Self.chainID, sender: key.xOnlyPublicKey.bytes, nonce: nonce, maxFeePerUnit: maxFee,
+            genesis: node.genesisBlockHash, sender: key.xOnlyPublicKey.bytes, nonce: nonce, maxFeePerUnit: maxFee,
             tipPerUnit: 1, payload: .transfer(Transfer(to: to, amount: amount)))
         return SignedTransaction(body: body, signer: key)
     }

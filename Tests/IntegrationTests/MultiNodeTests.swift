@@ -188,9 +188,10 @@ final class MultiNodeTests: XCTestCase {
         let senderAccount = try Harness.json(
             nodes[0].client, "/v1/accounts/\(Address(publicKey: sender.xOnlyPublicKey).bech32)")
         let nonce = try XCTUnwrap((senderAccount["nextNonce"] as? NSNumber)?.uint64Value)
+        let genesisBlock = try Genesis.load(path: genesisPath).header.hash
         func transfer(nonce: UInt64, amount: UInt64) -> SignedTransaction {
             let body = TransactionBody(
-                chainID: Self.chainID, sender: sender.xOnlyPublicKey.bytes, nonce: nonce, maxFeePerUnit: 50,
+                genesis: genesisBlock, sender: sender.xOnlyPublicKey.bytes, nonce: nonce, maxFeePerUnit: 50,
                 tipPerUnit: 1, payload: .transfer(Transfer(to: recipient, amount: amount)))
             return SignedTransaction(body: body, signer: sender)
         }

@@ -81,7 +81,7 @@ final class EncodingTests: XCTestCase {
         var rng = SplitMix(seed: 4)
         // Zero transfer, unknown kind, bad flag, tip above cap, bad version.
         var zero = Fixtures.signed(.transfer(Transfer(to: rng.address(), amount: 1)), nonce: 0).encoded
-        let amountOffset = 1 + 1 + 32 + 1 + 1 + 1 + 1 + 20  // version, chain 7, sender, nonce 0, fee 40, tip 2, tag, to
+        let amountOffset = 1 + 32 + 32 + 1 + 1 + 1 + 1 + 20  // version, genesis, sender, nonce 0, fee 40, tip 2, tag, to
         XCTAssertEqual(zero[amountOffset], 1)
         zero[amountOffset] = 0
         XCTAssertThrowsError(try SignedTransaction(decoding: zero)) {
@@ -93,7 +93,7 @@ final class EncodingTests: XCTestCase {
             XCTAssertEqual($0 as? CodecError, .unknownTag(99))
         }
         var version = Fixtures.signed(.unstake(BucketAction(bucket: 1)), nonce: 0).encoded
-        version[0] = 2
+        version[0] = TransactionBody.currentVersion + 1
         XCTAssertThrowsError(try SignedTransaction(decoding: version)) {
             XCTAssertEqual($0 as? CodecError, .invalidValue(.version))
         }

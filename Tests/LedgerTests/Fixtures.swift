@@ -60,7 +60,8 @@ enum Fixtures {
 
     static func signed(_ payload: TransactionPayload, nonce: UInt64, signer: PrivateKey = key(1)) -> SignedTransaction {
         let body = TransactionBody(
-            chainID: 7, sender: signer.xOnlyPublicKey.bytes, nonce: nonce, maxFeePerUnit: 40, tipPerUnit: 2,
+            genesis: Bytes32(w0: 7, w1: 7, w2: 7, w3: 7), sender: signer.xOnlyPublicKey.bytes, nonce: nonce,
+            maxFeePerUnit: 40, tipPerUnit: 2,
             payload: payload)
         return SignedTransaction(body: body, signer: signer)
     }

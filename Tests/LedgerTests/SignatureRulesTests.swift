@@ -16,7 +16,7 @@ final class SignatureRulesTests: XCTestCase {
         m.body.nonce += 1
         mutations.append(m)
         m = tx
-        m.body.chainID += 1
+        m.body.genesis.w3 ^= 1
         mutations.append(m)
         m = tx
         m.body.maxFeePerUnit += 1

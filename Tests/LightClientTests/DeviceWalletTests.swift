@@ -7,16 +7,17 @@ import XCTest
 final class DeviceWalletTests: XCTestCase {
     let key = SyntheticChain.accountKey(0)
     let recipient = SyntheticChain.address(1)
+    let genesis = Bytes32(w0: 42, w1: 0, w2: 0, w3: 42)
 
     func testTransferIsSignedByTheDeviceAndDecodes() throws {
         let wallet = DeviceWallet(key: key, nextNonce: 7)
         let tx = try wallet.transfer(
-            chainID: 42, to: recipient, amount: 1_500, maxFeePerUnit: 30, tipPerUnit: 2,
+            genesis: genesis, to: recipient, amount: 1_500, maxFeePerUnit: 30, tipPerUnit: 2,
             memo: [0x6C, 0x6F, 0x63, 0x6B],
             auxRandom: Bytes32(w0: 1, w1: 2, w2: 3, w3: 4))
         let verified = try VerifiedTransaction(tx)
         XCTAssertEqual(verified.senderAddress, wallet.address)
-        XCTAssertEqual(tx.body.chainID, 42)
+        XCTAssertEqual(tx.body.genesis, genesis)
         XCTAssertEqual(tx.body.nonce, 7)
         XCTAssertEqual(tx.body.maxFeePerUnit, 30)
         XCTAssertEqual(tx.body.tipPerUnit, 2)
@@ -31,9 +32,9 @@ final class DeviceWalletTests: XCTestCase {
 
     func testNonceAdvancesOnlyWhenAccepted() throws {
         var wallet = DeviceWallet(key: key, nextNonce: 0)
-        let first = try wallet.transfer(chainID: 42, to: recipient, amount: 1, maxFeePerUnit: 10, tipPerUnit: 1)
+        let first = try wallet.transfer(genesis: genesis, to: recipient, amount: 1, maxFeePerUnit: 10, tipPerUnit: 1)
         // Not accepted (lost on the radio): signing again reuses the nonce.
-        let retry = try wallet.transfer(chainID: 42, to: recipient, amount: 1, maxFeePerUnit: 12, tipPerUnit: 1)
+        let retry = try wallet.transfer(genesis: genesis, to: recipient, amount: 1, maxFeePerUnit: 12, tipPerUnit: 1)
         XCTAssertEqual(first.body.nonce, 0)
         XCTAssertEqual(retry.body.nonce, 0)
         XCTAssertEqual(wallet.nextNonce, 0)
@@ -46,10 +47,10 @@ final class DeviceWalletTests: XCTestCase {
         XCTAssertEqual(wallet.nextNonce, 1)
         // Nor can someone else's transaction with the right nonce.
         let stranger = try DeviceWallet(key: SyntheticChain.accountKey(3), nextNonce: 1).transfer(
-            chainID: 42, to: recipient, amount: 1, maxFeePerUnit: 10, tipPerUnit: 1)
+            genesis: genesis, to: recipient, amount: 1, maxFeePerUnit: 10, tipPerUnit: 1)
         XCTAssertThrowsError(try wallet.markAccepted(stranger))
         XCTAssertEqual(wallet.nextNonce, 1)
-        let second = try wallet.transfer(chainID: 42, to: recipient, amount: 2, maxFeePerUnit: 10, tipPerUnit: 1)
+        let second = try wallet.transfer(genesis: genesis, to: recipient, amount: 2, maxFeePerUnit: 10, tipPerUnit: 1)
         XCTAssertEqual(second.body.nonce, 1)
         try wallet.markAccepted(second)
         XCTAssertEqual(wallet.nextNonce, 2)
@@ -61,18 +62,19 @@ final class DeviceWalletTests: XCTestCase {
     func testInvalidTransfersAreRefusedBeforeSigning() {
         let wallet = DeviceWallet(key: key, nextNonce: 0)
         XCTAssertThrowsError(
-            try wallet.transfer(chainID: 42, to: recipient, amount: 0, maxFeePerUnit: 10, tipPerUnit: 1)
+            try wallet.transfer(genesis: genesis, to: recipient, amount: 0, maxFeePerUnit: 10, tipPerUnit: 1)
         ) {
             XCTAssertEqual($0 as? WalletError, .zeroAmount)
         }
         XCTAssertThrowsError(
-            try wallet.transfer(chainID: 42, to: recipient, amount: 5, maxFeePerUnit: 10, tipPerUnit: 11)
+            try wallet.transfer(genesis: genesis, to: recipient, amount: 5, maxFeePerUnit: 10, tipPerUnit: 11)
         ) {
             XCTAssertEqual($0 as? WalletError, .tipAboveFeeCap)
         }
         let longMemo = [UInt8](repeating: 0x61, count: Caps.memoBytes + 1)
         XCTAssertThrowsError(
-            try wallet.transfer(chainID: 42, to: recipient, amount: 5, maxFeePerUnit: 10, tipPerUnit: 1, memo: longMemo)
+            try wallet.transfer(
+                genesis: genesis, to: recipient, amount: 5, maxFeePerUnit: 10, tipPerUnit: 1, memo: longMemo)
         ) { XCTAssertEqual($0 as? WalletError, .memoTooLong) }
     }
 }

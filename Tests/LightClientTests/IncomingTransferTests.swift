@@ -13,7 +13,8 @@ final class IncomingTransferTests: XCTestCase {
 
     func signed(_ payload: TransactionPayload, nonce: UInt64 = 7) -> SignedTransaction {
         let body = TransactionBody(
-            chainID: 4_242, sender: payer.xOnlyPublicKey.bytes, nonce: nonce, maxFeePerUnit: 300, tipPerUnit: 2,
+            genesis: Bytes32(w0: 4_242, w1: 0, w2: 0, w3: 1), sender: payer.xOnlyPublicKey.bytes, nonce: nonce,
+            maxFeePerUnit: 300, tipPerUnit: 2,
             payload: payload)
         return SignedTransaction(body: body, signer: payer)
     }
@@ -26,7 +27,7 @@ final class IncomingTransferTests: XCTestCase {
             var reader = ByteReader(tx.encoded + [0xEE])
             let read = try IncomingTransfer(reading: &reader)
             XCTAssertEqual(read.id, tx.id)
-            XCTAssertEqual(read.chainID, 4_242)
+            XCTAssertEqual(read.genesis, Bytes32(w0: 4_242, w1: 0, w2: 0, w3: 1))
             XCTAssertEqual(read.sender, payer.xOnlyPublicKey.bytes)
             XCTAssertEqual(read.nonce, 7)
             XCTAssertEqual(read.to, payee)
@@ -47,7 +48,7 @@ final class IncomingTransferTests: XCTestCase {
             XCTAssertThrowsError(try IncomingTransfer(reading: &r), "cut at \(cut)")
         }
         var badVersion = transfer
-        badVersion[0] = 2
+        badVersion[0] = TransactionBody.currentVersion + 1
         var r = ByteReader(badVersion)
         XCTAssertThrowsError(try IncomingTransfer(reading: &r))
         // Any byte of the body changed: still readable perhaps, but never the id of the original.

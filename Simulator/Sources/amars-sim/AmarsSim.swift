@@ -134,7 +134,7 @@ struct AmarsSim: ParsableCommand {
             let balance = try client.account(device.address).balance
             guard balance < units / 2 else { continue }
             let body = TransactionBody(
-                chainID: head.chainID, sender: funder.xOnlyPublicKey.bytes, nonce: nonce,
+                genesis: head.genesisBlockHash, sender: funder.xOnlyPublicKey.bytes, nonce: nonce,
                 maxFeePerUnit: head.nextBaseFee * 2 + 1, tipPerUnit: 1,
                 payload: .transfer(Transfer(to: device.address, amount: units - balance)))
             sent.append(try client.submit(SignedTransaction(body: body, signer: funder)))

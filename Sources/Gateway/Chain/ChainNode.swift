@@ -36,6 +36,8 @@ public final class ChainNode: @unchecked Sendable {
 
     public let genesis: Genesis
     public let genesisHash: Bytes32
+    /// Hash of the height-0 block header: what transactions and devices name the chain by.
+    public let genesisBlockHash: Bytes32
     public let fees: FeeSchedule
     public let executor: TransactionExecutor
     private let store: BlockStore
@@ -53,9 +55,11 @@ public final class ChainNode: @unchecked Sendable {
         do { try genesis.validate(fees: fees) } catch { throw .invalidGenesis(error) }
         self.genesis = genesis
         self.genesisHash = genesis.hash
+        self.genesisBlockHash = genesis.header.hash
         self.fees = fees
         self.executor = TransactionExecutor(
-            chainID: genesis.chainID, fees: fees, staking: genesis.staking, epochLength: genesis.epochLength)
+            chainID: genesis.chainID, genesisBlock: genesisBlockHash, fees: fees, staking: genesis.staking,
+            epochLength: genesis.epochLength)
         self.store = store
         self.validatorKey = validatorKey
         self.mempool = Mempool(limits: mempoolLimits)

@@ -28,7 +28,7 @@ enum EscrowRules {
     /// The ended escrow and who is paid. Up to the expiry height only the device's signature closes it; after
     /// it the renter may, taking the whole deposit back.
     static func planClose(
-        _ close: EscrowClose, sender: Address, chainID: UInt32, height: UInt64, state: StateOverlay
+        _ close: EscrowClose, sender: Address, genesis: Bytes32, height: UInt64, state: StateOverlay
     ) throws(EscrowError) -> (write: (ObjectKey, [UInt8]), credits: [(to: Address, amount: UInt64)]) {
         let objectKey = key(close.escrowID)
         guard let raw = state.object(objectKey), let escrow = try? EscrowState(decoding: raw) else {
@@ -40,7 +40,7 @@ enum EscrowRules {
             guard let key = try? XOnlyPublicKey(bytes: close.deviceKey), Address(publicKey: key) == escrow.device else {
                 throw .wrongDevice
             }
-            let message = EscrowClose.signingHash(chainID: chainID, escrowID: close.escrowID, damages: close.damages)
+            let message = EscrowClose.signingHash(genesis: genesis, escrowID: close.escrowID, damages: close.damages)
             guard key.verifySchnorr(close.deviceSignature, message: message) else { throw .badDeviceSignature }
             guard close.damages <= escrow.deposit else { throw .damagesOverDeposit(deposit: escrow.deposit) }
             ended.status = .closed

@@ -26,15 +26,19 @@ public struct BlockContext: Sendable {
 /// reach a block until their protocols land.
 public struct TransactionExecutor: Sendable {
     public var chainID: UInt32
+    /// The genesis block hash every transaction must name (``TransactionBody/genesis``).
+    public var genesisBlock: Bytes32
     public var fees: FeeSchedule
     public var staking: StakingRules
     /// Blocks per epoch: evidence names a height, and the committee that must have signed is its epoch's.
     public var epochLength: UInt64
 
     public init(
-        chainID: UInt32, fees: FeeSchedule, staking: Genesis.StakingParameters = .init(), epochLength: UInt64 = 1
+        chainID: UInt32, genesisBlock: Bytes32, fees: FeeSchedule, staking: Genesis.StakingParameters = .init(),
+        epochLength: UInt64 = 1
     ) {
         self.chainID = chainID
+        self.genesisBlock = genesisBlock
         self.fees = fees
         self.staking = StakingRules(parameters: staking)
         self.epochLength = max(epochLength, 1)
@@ -43,7 +47,7 @@ public struct TransactionExecutor: Sendable {
     /// Checks that do not depend on state: chain, kind, fee cap against the base fee.
     public func checkStateless(_ tx: VerifiedTransaction, baseFee: UInt64) throws(TransactionError) {
         let body = tx.transaction.body
-        guard body.chainID == chainID else { throw .wrongChain(expected: chainID, got: body.chainID) }
+        guard body.genesis == genesisBlock else { throw .wrongChain(expected: genesisBlock, got: body.genesis) }
         switch body.payload {
         case .transfer, .candidateRegister, .candidateUpdate, .stake, .restake, .unstake, .withdraw,
             .doubleSignEvidence, .escrowOpen, .escrowClose:
@@ -97,7 +101,7 @@ public struct TransactionExecutor: Sendable {
         case .escrowClose(let close):
             do {
                 let effect = try EscrowRules.planClose(
-                    close, sender: tx.senderAddress, chainID: chainID, height: context.height, state: state)
+                    close, sender: tx.senderAddress, genesis: genesisBlock, height: context.height, state: state)
                 writes = [effect.write]
                 credits = effect.credits
             } catch {

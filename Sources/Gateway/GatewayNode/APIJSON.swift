@@ -117,6 +117,7 @@ public enum APIJSON {
             ("chainID", .number(UInt64(node.genesis.chainID))),
             ("chainName", .string(node.genesis.chainName)),
             ("genesisHash", .hex(node.genesisHash)),
+            ("genesisBlockHash", .hex(node.genesisBlockHash)),
             ("height", .number(h.height)),
             ("hash", .hex(h.hash)),
             ("timestamp", .number(h.timestamp)),

@@ -404,7 +404,11 @@ public final class APIRouter: Sendable {
         case .invalidSenderKey: (400, "invalidSenderKey", "the sender is not a valid x-only public key")
         case .badSignature: (400, "badSignature", "the signature does not verify against the sender's key")
         case .wrongChain(let expected, let got):
-            (400, "wrongChain", "the transaction is for chain \(got); this node runs chain \(expected)")
+            (
+                400, "wrongChain",
+                "the transaction names genesis block \(Hex.encode(got.bytes)); this node's chain starts at "
+                    + Hex.encode(expected.bytes)
+            )
         case .nonceReplayed(let expected, let got):
             (400, "nonceReplayed", "nonce \(got) is already used; the next nonce is \(expected)")
         case .nonceGap(let expected, let got):

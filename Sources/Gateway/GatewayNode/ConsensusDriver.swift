@@ -335,7 +335,7 @@ public actor ConsensusDriver {
         let account = chain.account(sender)
         let doubled = chain.nextBaseFee.multipliedReportingOverflow(by: 2)
         let body = TransactionBody(
-            chainID: chain.genesis.chainID, sender: ownKey, nonce: account.state.nonce &+ UInt64(account.pending),
+            genesis: chain.genesisBlockHash, sender: ownKey, nonce: account.state.nonce &+ UInt64(account.pending),
             maxFeePerUnit: doubled.overflow ? .max : doubled.partialValue &+ 1, tipPerUnit: 1,
             payload: .doubleSignEvidence(evidence))
         var random = SystemRandomNumberGenerator()

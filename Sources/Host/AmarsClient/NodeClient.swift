@@ -32,6 +32,8 @@ public struct HeadInfo: Sendable, Equatable {
     public var chainID: UInt32
     public var chainName: String
     public var genesisHash: Bytes32
+    /// What transactions name the chain by (``TransactionBody/genesis``).
+    public var genesisBlockHash: Bytes32
     public var height: UInt64
     public var hash: Bytes32
     public var timestamp: UInt64
@@ -139,7 +141,8 @@ public struct NodeClient: Sendable {
         let o = try getJSON("/v1/head")
         return HeadInfo(
             chainID: try o.uint32("chainID"), chainName: try o.string("chainName"),
-            genesisHash: try o.bytes32("genesisHash"), height: try o.uint("height"), hash: try o.bytes32("hash"),
+            genesisHash: try o.bytes32("genesisHash"), genesisBlockHash: try o.bytes32("genesisBlockHash"),
+            height: try o.uint("height"), hash: try o.bytes32("hash"),
             timestamp: try o.uint("timestamp"), epoch: try o.uint("epoch"), stateRoot: try o.bytes32("stateRoot"),
             baseFee: try o.units("baseFee"), nextBaseFee: try o.units("nextBaseFee"), pending: try o.int("pending"),
             accounts: try o.int("accounts"))

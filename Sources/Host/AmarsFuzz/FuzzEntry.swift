@@ -148,7 +148,8 @@ public func fuzzInitialize(
     let txs = payloads.enumerated().map { i, p in
         SignedTransaction(
             body: TransactionBody(
-                chainID: 1, sender: key.xOnlyPublicKey.bytes, nonce: UInt64(i), maxFeePerUnit: 9, tipPerUnit: 1,
+                genesis: Bytes32(w0: 1, w1: 1, w2: 1, w3: 1), sender: key.xOnlyPublicKey.bytes, nonce: UInt64(i),
+                maxFeePerUnit: 9, tipPerUnit: 1,
                 payload: p), signer: key)
     }
     let committee = try! Committee(epoch: 1, members: [.init(key: key.xOnlyPublicKey.bytes, weight: 1)])

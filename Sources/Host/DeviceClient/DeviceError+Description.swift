@@ -26,6 +26,7 @@ extension DeviceError: CustomStringConvertible {
         case .trustExpired(let age, let period):
             "\(summary) (age \(age / 1000) s, trusting period \(period / 1000) s)"
         case .reanchorRefused(let why): "\(summary) (\(why))"
+        case .otherChain(let genesis): "\(summary) (the gateway's genesis block is \(Hex.encode(genesis.bytes)))"
         case .notAnchored, .nothingReceived, .noWallet, .busy: "\(summary)"
         }
     }

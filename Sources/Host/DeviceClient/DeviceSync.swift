@@ -21,6 +21,16 @@ public enum DeviceSyncError: Error, Equatable, Sendable, CustomStringConvertible
         }
     }
 
+    /// `amars device`'s exit status: 4 when the trust expired (re-anchor the device), 5 when the gateway serves
+    /// another chain (point the device at its own), 1 otherwise.
+    public var exitStatus: Int32 {
+        switch self {
+        case .device(.trustExpired), .device(.reanchorRefused): 4
+        case .device(.otherChain): 5
+        default: 1
+        }
+    }
+
     /// The gateway refused the data's checks, as opposed to being unreachable or busy.
     public var isVerificationFailure: Bool {
         guard case .device(let e) = self else { return false }

@@ -683,6 +683,7 @@ private struct FourNodeRun {
             validators: validators.map { .init(key: $0.xOnlyPublicKey.bytes, weight: 1) }, allocations: allocations,
             burned: [:], candidates: candidates)
         try genesis.validate()
+        let genesisBlock = genesis.header.hash
 
         let dir = fm.temporaryDirectory.appendingPathComponent("amars-cbench-\(UUID().uuidString)")
         try fm.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -724,7 +725,7 @@ private struct FourNodeRun {
         for k in 0..<total {
             let s = k % senders
             let body = TransactionBody(
-                chainID: Self.chainID, sender: keys[s].xOnlyPublicKey.bytes, nonce: nonces[s], maxFeePerUnit: 100,
+                genesis: genesisBlock, sender: keys[s].xOnlyPublicKey.bytes, nonce: nonces[s], maxFeePerUnit: 100,
                 tipPerUnit: 1,
                 payload: .transfer(Ledger.Transfer(to: addresses[(s * 31 + k) % senders], amount: 1 + UInt64(k % 1000)))
             )
@@ -800,7 +801,7 @@ private struct FourNodeRun {
         // Gossip probe: a treasury transfer submitted to node 1 only; gossip is on if node 2 reports it pending.
         let probe = SignedTransaction(
             body: TransactionBody(
-                chainID: Self.chainID, sender: treasury.xOnlyPublicKey.bytes, nonce: 0, maxFeePerUnit: 100,
+                genesis: genesisBlock, sender: treasury.xOnlyPublicKey.bytes, nonce: 0, maxFeePerUnit: 100,
                 tipPerUnit: 1,
                 payload: .transfer(Ledger.Transfer(to: addresses[0], amount: 1))),
             signer: treasury)

@@ -194,7 +194,7 @@ struct DeviceLinkBench: ParsableCommand {
             for i in 0..<messages {
                 let d = i % devices
                 let body = TransactionBody(
-                    chainID: BenchChain.chainID, sender: chain.keys[d].xOnlyPublicKey.bytes, nonce: nonces[d],
+                    genesis: chain.genesis.header.hash, sender: chain.keys[d].xOnlyPublicKey.bytes, nonce: nonces[d],
                     maxFeePerUnit: 100, tipPerUnit: 1,
                     payload: .transfer(Ledger.Transfer(to: chain.addresses[(d + 1) % devices], amount: 1)))
                 nonces[d] += 1

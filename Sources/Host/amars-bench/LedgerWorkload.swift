@@ -41,13 +41,15 @@ struct LedgerWorkload {
             chainID: 1, chainName: "bench", timestamp: 0, epochLength: 3600, initialBaseFee: 1,
             validators: [.init(key: validator.xOnlyPublicKey.bytes, weight: 1)], allocations: allocations, burned: [:])
         try genesis.validate()
+        let genesisBlock = genesis.header.hash
         var out: [[UInt8]] = []
         out.reserveCapacity(transactions)
         var nonces = [UInt64](repeating: 0, count: senders)
         for i in 0..<transactions {
             let s = i % senders
             let body = TransactionBody(
-                chainID: 1, sender: keys[s].xOnlyPublicKey.bytes, nonce: nonces[s], maxFeePerUnit: 100, tipPerUnit: 1,
+                genesis: genesisBlock, sender: keys[s].xOnlyPublicKey.bytes, nonce: nonces[s], maxFeePerUnit: 100,
+                tipPerUnit: 1,
                 payload: .transfer(Ledger.Transfer(to: addresses[(s * 7 + i) % senders], amount: 1 + UInt64(i))))
             nonces[s] += 1
             out.append(SignedTransaction(body: body, signer: keys[s]).encoded)

@@ -3,6 +3,7 @@ import AmarsCodec
 import AmarsCrypto
 import ArgumentParser
 import Chain
+import DeviceClient
 import Foundation
 import Ledger
 
@@ -33,6 +34,20 @@ struct Amars: ParsableCommand {
             EscrowCommand.self, EvidenceCommand.self,
         ]
     )
+
+    /// ArgumentParser's own entry, except that a device's refusals a script acts on get their own status
+    /// (``DeviceSyncError/exitStatus``) instead of the generic 1.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch let error as DeviceSyncError where error.exitStatus != 1 {
+            FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
+            Foundation.exit(error.exitStatus)
+        } catch {
+            exit(withError: error)
+        }
+    }
 }
 
 /// Where the node is: flag, then environment, then the devnet default.
@@ -270,13 +285,14 @@ struct SendOptions: ParsableArguments {
         let sender = Address(publicKey: signer.xOnlyPublicKey)
         let head = try node.get("/v1/head")
         let account = try node.get("/v1/accounts/\(sender.bech32)")
-        guard let chainID = jsonUInt64(head["chainID"]).flatMap(UInt32.init(exactly:)),
+        guard
+            let genesis = (head["genesisBlockHash"] as? String).flatMap({ try? Hex.decode($0) }).flatMap(Bytes32.init),
             let nextBaseFee = jsonUInt64(head["nextBaseFee"]), let nonce = jsonUInt64(account["nextNonce"])
-        else { throw CLIError("the node's answer lacks chainID, nextBaseFee or nextNonce") }
+        else { throw CLIError("the node's answer lacks genesisBlockHash, nextBaseFee or nextNonce") }
         let cap = maxFee ?? (nextBaseFee * 2 + tip)
         guard tip <= cap else { throw CLIError("--tip cannot exceed --max-fee") }
         let body = TransactionBody(
-            chainID: chainID, sender: signer.xOnlyPublicKey.bytes, nonce: nonce, maxFeePerUnit: cap, tipPerUnit: tip,
+            genesis: genesis, sender: signer.xOnlyPublicKey.bytes, nonce: nonce, maxFeePerUnit: cap, tipPerUnit: tip,
             payload: payload)
         var rng = SystemRandomNumberGenerator()
         let aux = Bytes32(w0: rng.next(), w1: rng.next(), w2: rng.next(), w3: rng.next())
@@ -339,8 +355,12 @@ struct GenesisCommand: ParsableCommand {
         @Option(help: "Directory for the generated key files.")
         var keys: String = "data/keys"
 
-        @Option(help: "Chain id carried by every signed object.")
-        var chainID: UInt32 = 7001
+        @Option(
+            help: """
+                Chain id (default: a fresh random one, so two networks never share an id by accident; signed \
+                objects name the genesis block itself as well).
+                """)
+        var chainID: UInt32?
 
         @Option(help: "Human-readable chain name.")
         var chainName: String = "amars-devnet"
@@ -432,11 +452,12 @@ struct GenesisCommand: ParsableCommand {
                     .init(category: category, address: Address(publicKey: key.xOnlyPublicKey), amount: amount))
             }
             let epochMillis = max(1, epochLength.multipliedReportingOverflow(by: blockInterval).partialValue)
+            let id = chainID ?? UInt32.random(in: 1_000...UInt32.max)
             var staking = Genesis.StakingParameters()
             staking.unbondingEpochs =
                 unbondingEpochs ?? max(Genesis.minUnbondingEpochs, (Self.dayMillis + epochMillis - 1) / epochMillis + 1)
             let genesis = Genesis(
-                chainID: chainID, chainName: chainName, timestamp: UInt64(Date().timeIntervalSince1970 * 1000),
+                chainID: id, chainName: chainName, timestamp: UInt64(Date().timeIntervalSince1970 * 1000),
                 epochLength: epochLength, blockIntervalMillis: blockInterval, initialBaseFee: 1,
                 validators: validators.map { .init(key: $0.xOnlyPublicKey.bytes, weight: 1) }, allocations: allocations,
                 burned: burned.filter { $0.value > 0 }, staking: staking, candidates: candidates)
@@ -444,7 +465,7 @@ struct GenesisCommand: ParsableCommand {
             let dir = (out as NSString).deletingLastPathComponent
             if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
             try genesis.jsonData().write(to: URL(fileURLWithPath: out))
-            print("wrote \(out) (chain \(chainName), id \(chainID)); keys in \(keys)/")
+            print("wrote \(out) (chain \(chainName), id \(id)); keys in \(keys)/")
             print(Inspect.timing(genesis))
             print(Inspect.table(genesis))
         }

@@ -122,7 +122,7 @@ struct EscrowCommand: ParsableCommand {
                 guard info.height < info.state.expiryHeight else {
                     throw CLIError("the escrow expired at block \(info.state.expiryHeight): the renter closes it")
                 }
-                close = EscrowClose(chainID: try chainID(node), escrowID: id, damages: units, device: device)
+                close = EscrowClose(genesis: try genesisBlock(node), escrowID: id, damages: units, device: device)
             } else {
                 let sender = Address(publicKey: try loadKey(key).xOnlyPublicKey)
                 guard sender == info.state.renter else {
@@ -197,11 +197,14 @@ private func headHeight(_ node: NodeOptions) throws -> UInt64 {
     return h
 }
 
-private func chainID(_ node: NodeOptions) throws -> UInt32 {
-    guard let id = jsonUInt64(try node.get("/v1/head")["chainID"]).flatMap(UInt32.init(exactly:)) else {
-        throw CLIError("the node's head has no chain id")
+private func genesisBlock(_ node: NodeOptions) throws -> Bytes32 {
+    guard
+        let hash = (try node.get("/v1/head")["genesisBlockHash"] as? String).flatMap({ try? Hex.decode($0) }).flatMap(
+            Bytes32.init)
+    else {
+        throw CLIError("the node's head has no genesisBlockHash")
     }
-    return id
+    return hash
 }
 
 /// With --wait: final, or dropped with the reason the chain would give now.

@@ -32,6 +32,7 @@ extension DeviceError {
         case .noCheckpointTo: "the block is past the trusted epoch and no checkpoint leads to it"
         case .trustExpired: "trust expired: the trusted committee is older than the trusting period; re-anchor"
         case .reanchorRefused(let why): why.summary
+        case .otherChain: "the gateway serves another chain: its genesis block is not the device's"
         case .transactionRefused: "the gateway refused the transaction"
         case .notFinal: "not final in time"
         case .nothingReceived: "no transfer arrived in time"

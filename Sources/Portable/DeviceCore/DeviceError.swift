@@ -76,6 +76,9 @@ public enum DeviceError: Error, Equatable, Sendable {
     /// history they sign proves nothing. The device must be re-anchored.
     case trustExpired(ageMillis: UInt64, trustingPeriodMillis: UInt64)
     case reanchorRefused(ReanchorRefusal)
+    /// The gateway serves another chain: its genesis header hashes to `genesisHeaderHash`, not to the anchor's.
+    /// Nothing it said was trusted; the device is pointed at the wrong gateway (or provisioned for another chain).
+    case otherChain(genesisHeaderHash: Bytes32)
     /// The gateway refused the transaction; `code` is the chain's refusal name (ASCII).
     case transactionRefused(code: ShortText)
     /// Not final within the wait.

@@ -82,6 +82,8 @@ public struct DeviceSession: Sendable {
     private var planner: SkippingPlanner?
     /// The operation waiting for its trust to be dated or re-anchored (``checkTrust()``).
     private var pending: DeviceOperation?
+    /// The refusal of a sync's first checkpoint, held while ``Job/checkingChain`` asks whose chain it was.
+    private var refusal: DeviceError?
     private var reports: [DeviceReport] = []
     /// What the last step left for its driver: the request to send, the outcome reached.
     private var request = DeviceRequest(.head)
@@ -127,6 +129,9 @@ public struct DeviceSession: Sendable {
         /// Trust expired: asking the gateway for the operator's re-anchor statement, before ``pending``.
         case reanchoring(expired: DeviceError)
         case skipping
+        /// A sync that moved nothing: asking for the gateway's genesis header, to tell "nothing newer" or a
+        /// refusal (``refusal``) from a gateway of another chain.
+        case checkingChain
         case head
         case account(Address)
         case escrow(Bytes32, headHeight: UInt64)
@@ -422,18 +427,18 @@ public struct DeviceSession: Sendable {
     private mutating func skipAnswered(_ answer: DeviceAnswer) throws(DeviceError) -> Step {
         guard let before = trusted else { throw .notAnchored }
         // 4.04 to the first question: no epoch has closed yet.
-        if answer.code == .notFound, planner == nil { return completed(.synced(progress)) }
+        if answer.code == .notFound, planner == nil { return try syncStalled(refusal: nil) }
         let payload = try Self.decode(answer, .skip, as: SkipPayload.self)
         let offer = SkippingCheckpoint(checkpoint: payload.checkpoint, signingCommittee: payload.signingCommittee)
         if planner == nil {
             let target = offer.checkpoint.header.epoch &+ 1
-            guard target > before.epoch else { return completed(.synced(progress)) }
+            guard target > before.epoch else { return try syncStalled(refusal: nil) }
             planner = SkippingPlanner(from: before, toEpoch: target)
         }
         guard var plan = planner, let options = anchor.skippingOptions, let wallClock else { throw .busy }
         let done = plan.report
         do { try plan.take(offer, now: wallClock, options: options) } catch {
-            throw Self.skipRefusal(error, epoch: before.epoch)
+            return try syncStalled(refusal: Self.skipRefusal(error, epoch: before.epoch))
         }
         let taken = plan.report
         planner = plan
@@ -499,7 +504,7 @@ public struct DeviceSession: Sendable {
         if case .syncing(let maxEpochs) = job { limit = maxEpochs }
         for index in page.indices where UInt64(progress.checkpoints) < limit {
             if let height = pendingHeight, !Self.isPast(height, lastSignedHeight) { break }
-            try take(page, index)
+            do { try take(page, index) } catch { return try syncStalled(refusal: error) }
         }
         if let height = pendingHeight {
             if !Self.isPast(height, lastSignedHeight) {
@@ -509,8 +514,35 @@ public struct DeviceSession: Sendable {
             if page.isEmpty { throw .noCheckpointTo(height: height) }
             return askCheckpoints()
         }
-        if page.isEmpty || UInt64(progress.checkpoints) >= limit { return completed(.synced(progress)) }
+        if page.isEmpty || UInt64(progress.checkpoints) >= limit { return try syncStalled(refusal: nil) }
         return askCheckpoints()
+    }
+
+    /// The end of a sync, or its refusal. A sync that moved the trust ends here. One that moved nothing first
+    /// asks for the gateway's genesis header: a gateway of another chain (a devnet's, a test's) has no newer
+    /// checkpoint of ours, or only ones our committee never signed, and the device must say that, not "up to
+    /// date" or "forged". One header, only when nothing was learnt.
+    private mutating func syncStalled(refusal: DeviceError?) throws(DeviceError) -> Step {
+        guard progress.checkpoints == 0 else {
+            if let refusal { throw refusal }
+            return completed(.synced(progress))
+        }
+        self.refusal = refusal
+        job = .checkingChain
+        return ask(.header(at: 0), height: 0)
+    }
+
+    /// The gateway's genesis header, for ``syncStalled(refusal:)``.
+    @inline(never)
+    private mutating func chainChecked(_ answer: DeviceAnswer) throws(DeviceError) -> Step {
+        let held = refusal
+        refusal = nil
+        guard answer.code == .content else { throw held ?? Self.gatewayError(answer, .headers) }
+        let genesis = try Self.header(in: answer.body, .headers, askedHeight: 0).header.hash
+        askedHeight = nil
+        guard genesis == anchor.genesisHeaderHash else { throw .otherChain(genesisHeaderHash: genesis) }
+        if let held { throw held }
+        return completed(.synced(progress))
     }
 
     /// `v1/head` or `v1/headers`: the genesis header to anchor at, or a header to verify.
@@ -519,6 +551,7 @@ public struct DeviceSession: Sendable {
         -> Step
     {
         if case .dating = job { return try datingAnswered(answer) }
+        if case .checkingChain = job { return try chainChecked(answer) }
         guard answer.code == .content else { throw Self.gatewayError(answer, resource) }
         headerBody = answer.body
         guard case .anchoring = job else { return .checkHeader }
@@ -889,7 +922,7 @@ public struct DeviceSession: Sendable {
         do {
             signed = OutgoingTransaction(
                 try wallet!.transfer(
-                    chainID: account.header.chainID, to: order.recipient, amount: order.amount,
+                    genesis: anchor.genesisHeaderHash, to: order.recipient, amount: order.amount,
                     maxFeePerUnit: maxFee, tipPerUnit: order.tipPerUnit, auxRandom: order.auxRandom))
         } catch {
             throw .wallet(error)

@@ -3,12 +3,18 @@ import AmarsCrypto
 
 /// What a sender signs: who, which chain, which nonce, what it will pay per resource unit, and the payload.
 ///
+/// The chain is named by the hash of its height-0 block header, which commits to the whole genesis document,
+/// not by its chain id alone: two networks may share an id (every devnet once defaulted to 7001), and a
+/// transaction signed for one must never be valid on the other.
+///
 /// The sender appears as its x-only public key so a verifier needs no key recovery; its ``Address`` is
 /// derived. The id is a tagged hash of this body alone, so a signature can never change the id.
 public struct TransactionBody: Equatable, Sendable, CanonicalCodable {
-    public static let currentVersion: UInt8 = 1
+    /// 2: the chain is named by its genesis block hash instead of its chain id.
+    public static let currentVersion: UInt8 = 2
 
-    public var chainID: UInt32
+    /// Hash of the chain's height-0 block header (`Genesis.header`; a device's `genesisHeaderHash`).
+    public var genesis: Bytes32
     public var sender: Bytes32
     public var nonce: UInt64
     /// The most the sender pays per unit, base fee and tip together.
@@ -18,10 +24,10 @@ public struct TransactionBody: Equatable, Sendable, CanonicalCodable {
     public var payload: TransactionPayload
 
     public init(
-        chainID: UInt32, sender: Bytes32, nonce: UInt64, maxFeePerUnit: UInt64, tipPerUnit: UInt64,
+        genesis: Bytes32, sender: Bytes32, nonce: UInt64, maxFeePerUnit: UInt64, tipPerUnit: UInt64,
         payload: TransactionPayload
     ) {
-        self.chainID = chainID
+        self.genesis = genesis
         self.sender = sender
         self.nonce = nonce
         self.maxFeePerUnit = maxFeePerUnit
@@ -31,7 +37,7 @@ public struct TransactionBody: Equatable, Sendable, CanonicalCodable {
 
     public func encode(to w: inout ByteWriter) {
         w.write(TransactionBody.currentVersion)
-        w.writeVarint(UInt64(chainID))
+        w.write(genesis)
         w.write(sender)
         w.writeVarint(nonce)
         w.writeVarint(maxFeePerUnit)
@@ -42,7 +48,7 @@ public struct TransactionBody: Equatable, Sendable, CanonicalCodable {
     public init(from r: inout ByteReader) throws(CodecError) {
         let version = try r.readU8()
         guard version == TransactionBody.currentVersion else { throw .invalidValue(.version) }
-        chainID = try r.readVarint32()
+        genesis = try r.readBytes32()
         sender = try r.readBytes32()
         nonce = try r.readVarint()
         maxFeePerUnit = try r.readVarint()
@@ -127,7 +133,8 @@ public enum TransactionError: Error, Equatable, Sendable {
     case malformed(CodecError)
     case invalidSenderKey
     case badSignature
-    case wrongChain(expected: UInt32, got: UInt32)
+    /// The transaction names another chain's genesis block.
+    case wrongChain(expected: Bytes32, got: Bytes32)
     case nonceReplayed(expected: UInt64, got: UInt64)
     case nonceGap(expected: UInt64, got: UInt64)
     case feeBelowBaseFee(baseFee: UInt64, maxFeePerUnit: UInt64)

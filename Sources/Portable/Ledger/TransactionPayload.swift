@@ -427,17 +427,18 @@ public struct EscrowClose: Equatable, Sendable, CanonicalCodable {
     }
 
     /// The close a device signs with its key.
-    public init(chainID: UInt32, escrowID: Bytes32, damages: UInt64, device: PrivateKey, auxRandom: Bytes32 = .zero) {
+    /// `genesis`: the chain's genesis block hash, as in ``TransactionBody/genesis``.
+    public init(genesis: Bytes32, escrowID: Bytes32, damages: UInt64, device: PrivateKey, auxRandom: Bytes32 = .zero) {
         self.init(
             escrowID: escrowID, damages: damages, deviceKey: device.xOnlyPublicKey.bytes,
             deviceSignature: device.signSchnorr(
-                Self.signingHash(chainID: chainID, escrowID: escrowID, damages: damages), auxRandom: auxRandom))
+                Self.signingHash(genesis: genesis, escrowID: escrowID, damages: damages), auxRandom: auxRandom))
     }
 
-    /// What the device signs: bound to the chain so a close cannot be replayed elsewhere.
-    public static func signingHash(chainID: UInt32, escrowID: Bytes32, damages: UInt64) -> Bytes32 {
+    /// What the device signs: bound to the chain's genesis so a close cannot be replayed on another chain.
+    public static func signingHash(genesis: Bytes32, escrowID: Bytes32, damages: UInt64) -> Bytes32 {
         var w = ByteWriter()
-        w.writeVarint(UInt64(chainID))
+        w.write(genesis)
         w.write(escrowID)
         w.writeVarint(damages)
         return Domain.escrowClose.hash(w.bytes)

@@ -36,15 +36,16 @@ public struct DeviceWallet: Sendable {
     ///
     /// `auxRandom` is BIP340's auxiliary randomness: pass fresh bytes from the device's RNG when it has one
     /// (it hardens signing against fault and side-channel attacks); the signature is secure with zero too.
+    /// `genesis`: the chain's genesis block hash (``DeviceTrustAnchor/genesisHeaderHash``).
     public func transfer(
-        chainID: UInt32, to recipient: Address, amount: UInt64, maxFeePerUnit: UInt64, tipPerUnit: UInt64,
+        genesis: Bytes32, to recipient: Address, amount: UInt64, maxFeePerUnit: UInt64, tipPerUnit: UInt64,
         memo: [UInt8] = [], auxRandom: Bytes32 = .zero
     ) throws(WalletError) -> SignedTransaction {
         guard amount > 0 else { throw .zeroAmount }
         guard tipPerUnit <= maxFeePerUnit else { throw .tipAboveFeeCap }
         guard memo.count <= Caps.memoBytes else { throw .memoTooLong }
         let body = TransactionBody(
-            chainID: chainID, sender: key.xOnlyPublicKey.bytes, nonce: nextNonce, maxFeePerUnit: maxFeePerUnit,
+            genesis: genesis, sender: key.xOnlyPublicKey.bytes, nonce: nextNonce, maxFeePerUnit: maxFeePerUnit,
             tipPerUnit: tipPerUnit, payload: .transfer(Transfer(to: recipient, amount: amount, memo: memo)))
         return SignedTransaction(body: body, signer: key, auxRandom: auxRandom)
     }

@@ -12,7 +12,8 @@ import Ledger
 /// a transaction in a final block was verified by the committee that certified it.
 public struct IncomingTransfer: Equatable, Sendable {
     public var id: Bytes32
-    public var chainID: UInt32
+    /// The genesis block hash the transaction names (``TransactionBody/genesis``).
+    public var genesis: Bytes32
     /// The payer's x-only public key.
     public var sender: Bytes32
     public var nonce: UInt64
@@ -25,7 +26,7 @@ public struct IncomingTransfer: Equatable, Sendable {
         let start = reader.position
         let version = try reader.readU8()
         guard version == TransactionBody.currentVersion else { throw .invalidValue(.version) }
-        chainID = try reader.readVarint32()
+        genesis = try reader.readBytes32()
         sender = try reader.readBytes32()
         nonce = try reader.readVarint()
         let maxFeePerUnit = try reader.readVarint()
