@@ -102,8 +102,8 @@ final class ChainNodeTests: XCTestCase {
         b = good
         let outsider = TestChain.key(77)
         let msg = Vote.signingHash(
-            chainID: TestChain.chainID, height: 1, round: 0, step: .commit, blockHash: b.block.hash,
-            voter: outsider.xOnlyPublicKey.bytes)
+            chainID: TestChain.chainID, genesis: t.genesis.header.hash, height: 1, round: 0, step: .commit,
+            blockHash: b.block.hash, voter: outsider.xOnlyPublicKey.bytes)
         b.certificate.signatures = [.init(memberIndex: 0, signature: outsider.signSchnorr(msg, auxRandom: .zero))]
         expectRefusal(b, "outsider signature")
         try replica.importBlock(good)
@@ -129,8 +129,8 @@ final class ChainNodeTests: XCTestCase {
         tampered.header.unitsUsed += 1
         XCTAssertThrowsError(try validator.validateBlock(tampered))
         let message = Vote.signingHash(
-            chainID: TestChain.chainID, height: 1, round: 2, step: .commit, blockHash: block.hash,
-            voter: t.validator.xOnlyPublicKey.bytes)
+            chainID: TestChain.chainID, genesis: t.genesis.header.hash, height: 1, round: 2, step: .commit,
+            blockHash: block.hash, voter: t.validator.xOnlyPublicKey.bytes)
         let certificate = CommitCertificate(
             height: 1, round: 2, blockHash: block.hash,
             signatures: [.init(memberIndex: 0, signature: t.validator.signSchnorr(message, auxRandom: .zero))])
@@ -187,7 +187,7 @@ final class ChainNodeTests: XCTestCase {
             XCTAssertNoThrow(
                 try c.certificate.verify(
                     committee: t.genesis.committee(epoch: UInt64(e)), chainID: TestChain.chainID,
-                    blockHash: c.header.hash))
+                    genesis: t.genesis.header.hash, blockHash: c.header.hash))
         }
         XCTAssertEqual(try node.checkpoints(from: 1, limit: 10).map(\.header.height), [6])
         XCTAssertEqual(try node.checkpoints(from: 0, limit: 1).count, 1)

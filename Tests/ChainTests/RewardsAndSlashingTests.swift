@@ -102,11 +102,13 @@ final class RewardsAndSlashingTests: XCTestCase {
         let (alice, _) = try registerAliceWithCarolStaking()
         while node.head.height < 4 { try block() }
         let offenderKey = t.validator
-        func vote(_ hash: Bytes32, height: UInt64 = 6, signer: PrivateKey? = nil) -> Vote {
+        func vote(
+            _ hash: Bytes32, height: UInt64 = 6, signer: PrivateKey? = nil, genesis: Bytes32? = nil
+        ) -> Vote {
             let key = signer ?? offenderKey
             let msg = Vote.signingHash(
-                chainID: TestChain.chainID, height: height, round: 0, step: .prepare, blockHash: hash,
-                voter: key.xOnlyPublicKey.bytes)
+                chainID: TestChain.chainID, genesis: genesis ?? node.genesisBlockHash, height: height, round: 0,
+                step: .prepare, blockHash: hash, voter: key.xOnlyPublicKey.bytes)
             return Vote(
                 chainID: TestChain.chainID, height: height, round: 0, step: .prepare, blockHash: hash,
                 voter: key.xOnlyPublicKey.bytes, signature: key.signSchnorr(msg, auxRandom: .zero))
@@ -123,8 +125,8 @@ final class RewardsAndSlashingTests: XCTestCase {
             let committee = node.committee(epoch: 1)
             do {
                 _ = try rules.planEvidence(
-                    e, reporter: TestChain.address(reporter), chainID: TestChain.chainID, committee: committee,
-                    state: overlay)
+                    e, reporter: TestChain.address(reporter), chainID: TestChain.chainID,
+                    genesis: node.genesisBlockHash, committee: committee, state: overlay)
                 return nil
             } catch { return error }
         }
@@ -135,6 +137,11 @@ final class RewardsAndSlashingTests: XCTestCase {
         XCTAssertEqual(
             plan(DoubleSignEvidence(first: vote(low, signer: outsider), second: vote(high, signer: outsider))),
             .invalidEvidence, "not a committee member")
+        // The same member's double sign on another network (same chain id, same keys) proves nothing here.
+        let elsewhere = Bytes32(w0: 0xE1, w1: 0, w2: 0, w3: 0)
+        XCTAssertEqual(
+            plan(DoubleSignEvidence(first: vote(low, genesis: elsewhere), second: vote(high, genesis: elsewhere))),
+            .invalidEvidence, "signed for another genesis")
         XCTAssertNil(plan(evidence))
 
         let reporterBefore = node.account(TestChain.address(reporter)).state.balance

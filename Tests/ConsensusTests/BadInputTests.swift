@@ -58,11 +58,12 @@ final class BadInputTests: XCTestCase {
     func testVoteFromNonMember() {
         let outsider = SimKeys.keys[20]
         let voter = outsider.xOnlyPublicKey.bytes
-        let message = Vote.signingHash(chainID: 7, height: 5, round: 0, step: .prepare, blockHash: .zero, voter: voter)
+        let message = Vote.signingHash(
+            chainID: 7, genesis: Fixture.genesis, height: 5, round: 0, step: .prepare, blockHash: .zero, voter: voter)
         let vote = Vote(
             chainID: 7, height: 5, round: 0, step: .prepare, blockHash: .zero, voter: voter,
             signature: outsider.signSchnorr(message, auxRandom: .zero))
-        XCTAssertTrue(vote.verifySignature(), "well signed, just not by a member")
+        XCTAssertTrue(vote.verifySignature(genesis: Fixture.genesis), "well signed, just not by a member")
         assertDropped(.voteReceived(vote), .notMember)
     }
 
@@ -71,7 +72,7 @@ final class BadInputTests: XCTestCase {
         assertDropped(.voteReceived(f.vote(2, 7, 0, .prepare, .zero)), .wrongHeight)
         var other = f.vote(2, 5, 0, .prepare, .zero)
         other.chainID = 8
-        other.signature = f.keys[2].signSchnorr(other.signingHash, auxRandom: .zero)
+        other.signature = f.keys[2].signSchnorr(other.signingHash(genesis: Fixture.genesis), auxRandom: .zero)
         assertDropped(.voteReceived(other), .wrongChain)
     }
 

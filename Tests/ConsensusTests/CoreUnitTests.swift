@@ -8,6 +8,7 @@ import XCTest
 /// A four-member committee (equal weights, quorum = 3 members) and helpers to sign as any member.
 struct Fixture {
     static let chainID: UInt32 = 7
+    static let genesis = Bytes32(w0: 0x67, w1: 7, w2: 7, w3: 7)
     let keys = Array(SimKeys.keys[0..<4])
     let committee: Committee
 
@@ -19,7 +20,8 @@ struct Fixture {
 
     func core(_ member: Int, config: ConsensusConfig = .init()) -> SimCore {
         SimCore(
-            chainID: Fixture.chainID, committee: committee, privateKey: keys[member], app: SimApp(node: member),
+            chainID: Fixture.chainID, genesis: Fixture.genesis, committee: committee, privateKey: keys[member],
+            app: SimApp(node: member),
             config: config)
     }
 
@@ -27,7 +29,8 @@ struct Fixture {
         let key = SimKeys.keys[member]
         let voter = key.xOnlyPublicKey.bytes
         let message = Vote.signingHash(
-            chainID: Fixture.chainID, height: height, round: round, step: step, blockHash: hash, voter: voter)
+            chainID: Fixture.chainID, genesis: Fixture.genesis, height: height, round: round, step: step,
+            blockHash: hash, voter: voter)
         return Vote(
             chainID: Fixture.chainID, height: height, round: round, step: step, blockHash: hash, voter: voter,
             signature: key.signSchnorr(message, auxRandom: .zero))
@@ -120,7 +123,8 @@ final class CoreUnitTests: XCTestCase {
         XCTAssertEqual(value, block)
         XCTAssertEqual(certificate.signatures.map(\.memberIndex), [0, 1, 3])
         XCTAssertEqual(
-            try certificate.verify(committee: f.committee, chainID: Fixture.chainID, blockHash: block.hash), 3)
+            try certificate.verify(
+                committee: f.committee, chainID: Fixture.chainID, genesis: Fixture.genesis, blockHash: block.hash), 3)
         XCTAssertNotNil(core.decision)
 
         // Retransmission after the decision sends the decision, for peers that missed the commits.
@@ -403,7 +407,8 @@ final class CoreUnitTests: XCTestCase {
 
     func testObserverFollowsWithoutSigning() throws {
         var observer = SimCore(
-            chainID: Fixture.chainID, committee: f.committee, privateKey: SimKeys.keys[9], app: SimApp(node: 9))
+            chainID: Fixture.chainID, genesis: Fixture.genesis, committee: f.committee, privateKey: SimKeys.keys[9],
+            app: SimApp(node: 9))
         XCTAssertNil(observer.ownIndex)
         _ = observer.handle(.start(height: 1, now: 0))
         let a = f.block(1, 0, by: 1)

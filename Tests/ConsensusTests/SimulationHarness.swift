@@ -242,6 +242,7 @@ struct SimResult {
 
 struct Simulation {
     static let chainID: UInt32 = 7
+    static let genesis = Bytes32(w0: 0x5e, w1: 7, w2: 7, w3: 7)
 
     struct Node {
         var core: SimCore
@@ -279,7 +280,8 @@ struct Simulation {
         nodes = (0..<scenario.n).map { i in
             Node(
                 core: SimCore(
-                    chainID: Simulation.chainID, committee: committee, privateKey: SimKeys.keys[i],
+                    chainID: Simulation.chainID, genesis: Simulation.genesis, committee: committee,
+                    privateKey: SimKeys.keys[i],
                     app: SimApp(node: i), config: config))
         }
         rng = SplitMix64(seed: scenario.seed &* 0xD1B5_4A32_D192_ED03 &+ 1)
@@ -459,7 +461,8 @@ struct Simulation {
         let h = certificate.height
         if block.hash != certificate.blockHash { fail("node \(i) decided a block whose hash its certificate lacks") }
         do {
-            try certificate.verify(committee: committee, chainID: Simulation.chainID, blockHash: block.hash)
+            try certificate.verify(
+                committee: committee, chainID: Simulation.chainID, genesis: Simulation.genesis, blockHash: block.hash)
         } catch {
             fail("node \(i) decision at height \(h) carries a certificate that does not verify: \(error)")
         }
@@ -477,7 +480,9 @@ struct Simulation {
     mutating func checkEvidence(reporter: Int, _ a: Vote, _ b: Vote) {
         result.evidence += 1
         let same = a.voter == b.voter && a.height == b.height && a.round == b.round && a.step == b.step
-        guard same, a.blockHash != b.blockHash, a.verifySignature(), b.verifySignature() else {
+        guard same, a.blockHash != b.blockHash, a.verifySignature(genesis: Simulation.genesis),
+            b.verifySignature(genesis: Simulation.genesis)
+        else {
             return fail("node \(reporter) reported evidence that is not a valid double sign")
         }
         guard let who = committee.index(of: a.voter), isByzantine(who) else {
@@ -530,11 +535,12 @@ struct Simulation {
     mutating func byzantineVote(_ i: Int, _ vote: Vote) {
         var altHash = coalitionAlternative[vote.height]?[vote.round] ?? .zero
         if altHash == vote.blockHash {
-            altHash = vote.blockHash == .zero ? SimBlock.domain.hash(vote.signingHash) : .zero
+            altHash =
+                vote.blockHash == .zero ? SimBlock.domain.hash(vote.signingHash(genesis: Simulation.genesis)) : .zero
         }
         var alt = vote
         alt.blockHash = altHash
-        alt.signature = SimKeys.keys[i].signSchnorr(alt.signingHash, auxRandom: .zero)
+        alt.signature = SimKeys.keys[i].signSchnorr(alt.signingHash(genesis: Simulation.genesis), auxRandom: .zero)
         for peer in nodes.indices where peer != i {
             let real = scenario.byzantineSplit[peer]
             send(from: i, to: peer, .vote(real ? vote : alt))

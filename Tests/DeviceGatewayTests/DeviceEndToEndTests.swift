@@ -127,8 +127,8 @@ final class DeviceEndToEndTests: XCTestCase {
         let intruder = CoAPFixture.key(666)
         let h = real.header
         let message = Vote.signingHash(
-            chainID: h.chainID, height: h.height, round: h.round, step: .commit, blockHash: h.hash,
-            voter: intruder.xOnlyPublicKey.bytes)
+            chainID: h.chainID, genesis: f.node.genesisBlockHash, height: h.height, round: h.round, step: .commit,
+            blockHash: h.hash, voter: intruder.xOnlyPublicKey.bytes)
         let forged = Checkpoint(
             header: h, nextCommittee: real.nextCommittee,
             certificate: CommitCertificate(

@@ -558,7 +558,8 @@ final class DeviceSessionTests: XCTestCase {
         func statement(_ key: PrivateKey, _ header: BlockHeader = checkpoint.header) -> ReanchorPayload {
             ReanchorPayload(
                 header: header, committee: checkpoint.nextCommittee,
-                signature: key.signSchnorr(ReanchorPayload.signingHash(header: header), auxRandom: .zero))
+                signature: key.signSchnorr(
+                    ReanchorPayload.signingHash(header: header, genesis: f.node.genesisBlockHash), auxRandom: .zero))
         }
         // Asleep past the trusting period: it refuses to follow the chain.
         let now = checkpoint.header.timestamp + 1000
@@ -575,6 +576,14 @@ final class DeviceSessionTests: XCTestCase {
                     header: checkpoint.header, committee: checkpoint.nextCommittee,
                     signature: statement(operatorKey, try XCTUnwrap(f.node.block(at: 23)).finalized.block.header)
                         .signature), now, .badSignature
+            ),
+            (
+                // The operator's statement for the same header on another network it runs.
+                ReanchorPayload(
+                    header: checkpoint.header, committee: checkpoint.nextCommittee,
+                    signature: operatorKey.signSchnorr(
+                        ReanchorPayload.signingHash(header: checkpoint.header, genesis: .zero), auxRandom: .zero)),
+                now, .badSignature
             ),
             (statement(operatorKey), checkpoint.header.timestamp + 20_000, .stale(ageMillis: 20_000)),
             (statement(operatorKey), checkpoint.header.timestamp - 20_000, .future(aheadMillis: 20_000)),
@@ -604,7 +613,8 @@ final class DeviceSessionTests: XCTestCase {
                 ReanchorPayload(
                     header: older.header, committee: older.nextCommittee,
                     signature: operatorKey.signSchnorr(
-                        ReanchorPayload.signingHash(header: older.header), auxRandom: .zero)), wallClock: now)
+                        ReanchorPayload.signingHash(header: older.header, genesis: f.node.genesisBlockHash),
+                        auxRandom: .zero)), wallClock: now)
         ) { XCTAssertEqual($0 as? DeviceError, .reanchorRefused(.behindTrust(trusted: 7, offered: 3))) }
         // Served by the gateway (v1/reanchor): an expired device with the operator's key fetches it by itself.
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("reanchor-\(UUID().uuidString)")

@@ -279,7 +279,8 @@ final class APITests: XCTestCase {
         XCTAssertEqual(block.receipts.map(\.transactionID), [id1, id2])
         XCTAssertNoThrow(
             try block.finalized.certificate.verify(
-                committee: chain.genesis.committee(epoch: 0), chainID: TestChain.chainID, blockHash: block.hash))
+                committee: chain.genesis.committee(epoch: 0), chainID: TestChain.chainID,
+                genesis: chain.node.genesisBlockHash, blockHash: block.hash))
         let raw = json(try chain.http.get("/v1/blocks/1"))
         let txs = raw["transactions"] as? [[String: Any]] ?? []
         XCTAssertEqual(txs.first?["kind"] as? String, "transfer")

@@ -67,7 +67,8 @@ final class NodeWiringTests: XCTestCase {
         let key = try PrivateKey(bytes: Bytes32(w0: 0, w1: 0, w2: 7, w3: 7))
         func vote(_ h: UInt64, _ r: UInt32, _ step: VoteStep, _ hash: Bytes32) -> Vote {
             let message = Vote.signingHash(
-                chainID: 1, height: h, round: r, step: step, blockHash: hash, voter: key.xOnlyPublicKey.bytes)
+                chainID: 1, genesis: .zero, height: h, round: r, step: step, blockHash: hash,
+                voter: key.xOnlyPublicKey.bytes)
             return Vote(
                 chainID: 1, height: h, round: r, step: step, blockHash: hash, voter: key.xOnlyPublicKey.bytes,
                 signature: key.signSchnorr(message, auxRandom: .zero))

@@ -224,7 +224,7 @@ final class StakingAPITests: XCTestCase {
             XCTAssertNoThrow(
                 try cp.certificate.verify(
                     committee: try XCTUnwrap(chain.node.committee(epoch: cp.header.epoch)), chainID: TestChain.chainID,
-                    blockHash: cp.header.hash))
+                    genesis: chain.node.genesisBlockHash, blockHash: cp.header.hash))
             XCTAssertEqual(cp.header.nextCommitteeHash, cp.nextCommittee.hash)
         }
         XCTAssertEqual(try chain.client.checkpoints(from: 1).map(\.header.height), [200])

@@ -147,8 +147,8 @@ final class FirmwareForgeryTests: XCTestCase {
             let hash = header.hash
             let signatures = signers.map { signer in
                 let message = Vote.signingHash(
-                    chainID: genesis.chainID, height: header.height, round: 0, step: .commit, blockHash: hash,
-                    voter: signer.key.xOnlyPublicKey.bytes)
+                    chainID: genesis.chainID, genesis: genesisHeader.hash, height: header.height, round: 0,
+                    step: .commit, blockHash: hash, voter: signer.key.xOnlyPublicKey.bytes)
                 return CommitCertificate.Signature(
                     memberIndex: signer.index, signature: signer.key.signSchnorr(message, auxRandom: .zero))
             }
@@ -297,8 +297,8 @@ final class FirmwareForgeryTests: XCTestCase {
                     memberIndex: UInt16(index),
                     signature: key.signSchnorr(
                         Vote.signingHash(
-                            chainID: genesis.chainID, height: 1, round: 0, step: .commit, blockHash: hash,
-                            voter: key.xOnlyPublicKey.bytes), auxRandom: .zero))
+                            chainID: genesis.chainID, genesis: genesisHeader.hash, height: 1, round: 0,
+                            step: .commit, blockHash: hash, voter: key.xOnlyPublicKey.bytes), auxRandom: .zero))
             }
             return HeaderPayload(
                 header: header,

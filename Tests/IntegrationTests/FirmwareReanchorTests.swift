@@ -99,7 +99,8 @@ final class FirmwareReanchorTests: XCTestCase {
         func statement(_ signer: PrivateKey) -> [UInt8] {
             ReanchorPayload(
                 header: header, committee: next,
-                signature: signer.signSchnorr(ReanchorPayload.signingHash(header: header), auxRandom: .zero)
+                signature: signer.signSchnorr(
+                    ReanchorPayload.signingHash(header: header, genesis: genesisHeader.hash), auxRandom: .zero)
             ).encoded
         }
 

@@ -93,8 +93,8 @@ final class SlashingTests: XCTestCase {
         func vote(_ block: UInt8, height: UInt64 = 1) -> String {
             let hash = Bytes32(w0: UInt64(block), w1: 0, w2: 0, w3: 0)
             let message = Vote.signingHash(
-                chainID: genesis.chainID, height: height, round: 0, step: .prepare, blockHash: hash,
-                voter: validator.xOnlyPublicKey.bytes)
+                chainID: genesis.chainID, genesis: genesis.header.hash, height: height, round: 0, step: .prepare,
+                blockHash: hash, voter: validator.xOnlyPublicKey.bytes)
             return Hex.encode(
                 Vote(
                     chainID: genesis.chainID, height: height, round: 0, step: .prepare, blockHash: hash,

@@ -121,7 +121,8 @@ final class EncodingTests: XCTestCase {
     func testDoubleSignEvidenceIsCanonicalAndConflicting() throws {
         var rng = SplitMix(seed: 5)
         guard case .doubleSignEvidence(let e) = Fixtures.payloads(&rng)[14] else { return XCTFail() }
-        XCTAssertTrue(e.first.verifySignature())
+        XCTAssertTrue(e.first.verifySignature(genesis: Fixtures.genesis))
+        XCTAssertFalse(e.first.verifySignature(genesis: .zero), "a vote counts only on the chain it names")
         XCTAssertEqual(try DoubleSignEvidence(decoding: e.encoded), e)
         let swapped = DoubleSignEvidence(first: e.second, second: e.first)
         XCTAssertThrowsError(try DoubleSignEvidence(decoding: swapped.encoded)) {

@@ -14,10 +14,14 @@ extension SplitMix64 {
 enum Fixtures {
     static func key(_ n: UInt64) -> PrivateKey { try! PrivateKey(bytes: Bytes32(w0: 0, w1: 0, w2: 0, w3: 1000 + n)) }
 
+    /// The genesis block hash the fixtures' votes and transactions name.
+    static let genesis = Bytes32(w0: 7, w1: 7, w2: 7, w3: 7)
+
     static func vote(_ rng: inout SplitMix, voter: PrivateKey, hash: Bytes32) -> Vote {
         let height: UInt64 = rng.below(1 << 40)
         let msg = Vote.signingHash(
-            chainID: 7, height: height, round: 3, step: .prepare, blockHash: hash, voter: voter.xOnlyPublicKey.bytes)
+            chainID: 7, genesis: genesis, height: height, round: 3, step: .prepare, blockHash: hash,
+            voter: voter.xOnlyPublicKey.bytes)
         return Vote(
             chainID: 7, height: height, round: 3, step: .prepare, blockHash: hash, voter: voter.xOnlyPublicKey.bytes,
             signature: voter.signSchnorr(msg, auxRandom: .zero))
@@ -60,7 +64,7 @@ enum Fixtures {
 
     static func signed(_ payload: TransactionPayload, nonce: UInt64, signer: PrivateKey = key(1)) -> SignedTransaction {
         let body = TransactionBody(
-            genesis: Bytes32(w0: 7, w1: 7, w2: 7, w3: 7), sender: signer.xOnlyPublicKey.bytes, nonce: nonce,
+            genesis: genesis, sender: signer.xOnlyPublicKey.bytes, nonce: nonce,
             maxFeePerUnit: 40, tipPerUnit: 2,
             payload: payload)
         return SignedTransaction(body: body, signer: signer)

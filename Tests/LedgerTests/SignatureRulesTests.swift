@@ -46,33 +46,53 @@ final class SignatureRulesTests: XCTestCase {
                 height: height, round: 1, blockHash: hash,
                 signatures: signers.map { i in
                     let msg = Vote.signingHash(
-                        chainID: 7, height: 5, round: 1, step: .commit, blockHash: forHash ?? hash,
+                        chainID: 7, genesis: Fixtures.genesis, height: 5, round: 1, step: .commit,
+                        blockHash: forHash ?? hash,
                         voter: keys[i].xOnlyPublicKey.bytes)
                     return .init(memberIndex: UInt16(i), signature: keys[i].signSchnorr(msg, auxRandom: .zero))
                 })
         }
-        XCTAssertEqual(try cert([0, 1]).verify(committee: committee, chainID: 7, blockHash: hash), 70)
-        XCTAssertEqual(try cert([0, 2, 3]).verify(committee: committee, chainID: 7, blockHash: hash), 70)
+        XCTAssertEqual(
+            try cert([0, 1]).verify(committee: committee, chainID: 7, genesis: Fixtures.genesis, blockHash: hash), 70)
+        XCTAssertEqual(
+            try cert([0, 2, 3]).verify(committee: committee, chainID: 7, genesis: Fixtures.genesis, blockHash: hash), 70
+        )
         XCTAssertThrowsError(
-            try cert([0, 1].dropLast().map { $0 }).verify(committee: committee, chainID: 7, blockHash: hash)
+            try cert([0, 1].dropLast().map { $0 }).verify(
+                committee: committee, chainID: 7, genesis: Fixtures.genesis, blockHash: hash)
         ) {
             XCTAssertEqual($0 as? CommitCertificate.VerifyError, .noQuorum(signed: 40, total: 100))
         }
-        XCTAssertThrowsError(try cert([1, 2, 3]).verify(committee: committee, chainID: 7, blockHash: hash)) {
+        XCTAssertThrowsError(
+            try cert([1, 2, 3]).verify(committee: committee, chainID: 7, genesis: Fixtures.genesis, blockHash: hash)
+        ) {
             XCTAssertEqual($0 as? CommitCertificate.VerifyError, .noQuorum(signed: 60, total: 100))
         }
-        XCTAssertThrowsError(try cert([0, 1]).verify(committee: committee, chainID: 8, blockHash: hash)) {
+        XCTAssertThrowsError(
+            try cert([0, 1]).verify(committee: committee, chainID: 8, genesis: Fixtures.genesis, blockHash: hash)
+        ) {
             XCTAssertEqual($0 as? CommitCertificate.VerifyError, .badSignature(index: 0))
         }
-        XCTAssertThrowsError(try cert([0, 1]).verify(committee: committee, chainID: 7, blockHash: .zero)) {
+        // Nor on another network with the same chain id and the same keys.
+        XCTAssertThrowsError(
+            try cert([0, 1]).verify(committee: committee, chainID: 7, genesis: .zero, blockHash: hash)
+        ) {
+            XCTAssertEqual($0 as? CommitCertificate.VerifyError, .badSignature(index: 0))
+        }
+        XCTAssertThrowsError(
+            try cert([0, 1]).verify(committee: committee, chainID: 7, genesis: Fixtures.genesis, blockHash: .zero)
+        ) {
             XCTAssertEqual($0 as? CommitCertificate.VerifyError, .wrongBlock)
         }
         // Signatures made for another block hash do not count for this one.
         XCTAssertThrowsError(
-            try cert([0, 1], forHash: .zero).verify(committee: committee, chainID: 7, blockHash: hash))
+            try cert([0, 1], forHash: .zero).verify(
+                committee: committee, chainID: 7, genesis: Fixtures.genesis, blockHash: hash))
         var outsider = cert([0, 1])
         outsider.signatures.append(.init(memberIndex: 9, signature: .zero))
-        XCTAssertThrowsError(try outsider.verify(committee: committee, chainID: 7, blockHash: hash)) {
+        XCTAssertThrowsError(
+            try outsider.verify(committee: committee, chainID: 7, genesis: Fixtures.genesis, blockHash: hash)
+        ) {
             XCTAssertEqual($0 as? CommitCertificate.VerifyError, .unknownMember(index: 9))
         }
         // The same member twice cannot be encoded.

@@ -189,7 +189,7 @@ final class CheckpointVerifierTests: XCTestCase {
         let h = 6 * Int(SyntheticChain.epochLength)
         var trusted = try TrustedState.anchored(
             header: chain.headers[h], committee: chain.committees[6], epochLength: SyntheticChain.epochLength,
-            trustedHash: chain.headers[h].hash)
+            trustedHash: chain.headers[h].hash, genesis: chain.headers[0].hash)
         XCTAssertEqual(trusted.epoch, 6)
         XCTAssertEqual(trusted.height, UInt64(h))
         for e in 6..<10 {
@@ -209,6 +209,22 @@ final class CheckpointVerifierTests: XCTestCase {
         wrongCommittee.epoch += 1
         wrongCommittee.height += SyntheticChain.epochLength
         XCTAssertThrowsError(try TrustedState(decoding: wrongCommittee.encoded))
+        // A version-2 state (before the genesis block hash) still reads, with a zero genesis its session fills.
+        var version2 = Array(trusted.encoded.dropLast(32))
+        version2[0] = 2
+        var old = trusted
+        old.genesis = .zero
+        XCTAssertEqual(try TrustedState(decoding: version2), old)
+        var version4 = trusted.encoded
+        version4[0] = 4
+        XCTAssertThrowsError(try TrustedState(decoding: version4))
+        // Anchored at a later checkpoint, the genesis block hash must be given: it is in no later header.
+        let h = 6 * Int(SyntheticChain.epochLength)
+        XCTAssertThrowsError(
+            try TrustedState.anchored(
+                header: chain.headers[h], committee: chain.committees[6], epochLength: SyntheticChain.epochLength,
+                trustedHash: chain.headers[h].hash)
+        ) { XCTAssertEqual($0 as? LightClientError, .untrustedAnchor) }
     }
 
     // MARK: helpers

@@ -39,22 +39,25 @@ final class HeaderAndProofTests: XCTestCase {
         tampered.transactionsRoot = Bytes32(w0: 9, w1: 9, w2: 9, w3: 9)
         XCTAssertEqual(headerError(trusted, header: tampered, certificate: chain.certificates[h]), .certificateMismatch)
         // Exactly two thirds.
-        let thin = SyntheticChain.certify(header, signers: [0, 1], keys: chain.keys[3])
+        let thin = SyntheticChain.certify(header, genesis: chain.headers[0].hash, signers: [0, 1], keys: chain.keys[3])
         XCTAssertEqual(
             headerError(trusted, header: header, certificate: thin), .certificate(.noQuorum(signed: 4, total: 6)))
         // Signed by the previous epoch's committee.
-        let stale = SyntheticChain.certify(header, signers: [0, 1, 2], keys: chain.keys[2])
+        let stale = SyntheticChain.certify(
+            header, genesis: chain.headers[0].hash, signers: [0, 1, 2], keys: chain.keys[2])
         XCTAssertEqual(headerError(trusted, header: header, certificate: stale), .certificate(.badSignature(index: 0)))
         // Another chain.
         var foreign = header
         foreign.chainID = 43
-        let foreignCertificate = SyntheticChain.certify(foreign, signers: [0, 1, 2], keys: chain.keys[3], chainID: 43)
+        let foreignCertificate = SyntheticChain.certify(
+            foreign, genesis: chain.headers[0].hash, signers: [0, 1, 2], keys: chain.keys[3], chainID: 43)
         XCTAssertEqual(
             headerError(trusted, header: foreign, certificate: foreignCertificate), .wrongChain(expected: 42, got: 43))
         // Claims the trusted epoch at a height of another one (the epoch's own checkpoint height is 9).
         var misplaced = header
         misplaced.height = 9
-        let misplacedCertificate = SyntheticChain.certify(misplaced, signers: [0, 1, 2], keys: chain.keys[3])
+        let misplacedCertificate = SyntheticChain.certify(
+            misplaced, genesis: chain.headers[0].hash, signers: [0, 1, 2], keys: chain.keys[3])
         XCTAssertEqual(
             headerError(trusted, header: misplaced, certificate: misplacedCertificate),
             .heightOutsideEpoch(height: 9, first: 10, last: 12))

@@ -45,7 +45,7 @@ struct RotatingChain {
             certificates.append(
                 e < 0
                     ? CommitCertificate(height: 0, round: 0, blockHash: header.hash, signatures: [])
-                    : SyntheticChain.certify(header, signers: [0, 1, 2], keys: keys[e]))
+                    : SyntheticChain.certify(header, genesis: headers[0].hash, signers: [0, 1, 2], keys: keys[e]))
         }
     }
 
@@ -179,7 +179,7 @@ final class SkippingTests: XCTestCase {
         change(&header)
         let checkpoint = Checkpoint(
             header: header, nextCommittee: slow.committees[e + 1],
-            certificate: SyntheticChain.certify(header, signers: [0, 1, 2], keys: keys))
+            certificate: SyntheticChain.certify(header, genesis: slow.headers[0].hash, signers: [0, 1, 2], keys: keys))
         return SkippingCheckpoint(checkpoint: checkpoint, signingCommittee: hint)
     }
 

@@ -68,21 +68,22 @@ struct SyntheticChain {
             certificates.append(
                 h == 0
                     ? CommitCertificate(height: 0, round: 0, blockHash: header.hash, signatures: [])
-                    : SyntheticChain.certify(header, signers: [0, 1, 2], keys: keys[Int(epoch)]))
+                    : SyntheticChain.certify(
+                        header, genesis: headers[0].hash, signers: [0, 1, 2], keys: keys[Int(epoch)]))
         }
     }
 
     /// A certificate for `header` with a signature at member index `i` made by `keys[i]` for each `i` in
     /// `signers`. Passing keys that are not the committee's forges one.
     static func certify(
-        _ header: BlockHeader, signers: [Int], keys: [PrivateKey], chainID: UInt32 = chainID
+        _ header: BlockHeader, genesis: Bytes32, signers: [Int], keys: [PrivateKey], chainID: UInt32 = chainID
     ) -> CommitCertificate {
         let hash = header.hash
         let signatures = signers.map { i in
             let voter = keys[i].xOnlyPublicKey.bytes
             let message = Vote.signingHash(
-                chainID: chainID, height: header.height, round: header.round, step: .commit, blockHash: hash,
-                voter: voter)
+                chainID: chainID, genesis: genesis, height: header.height, round: header.round, step: .commit,
+                blockHash: hash, voter: voter)
             return CommitCertificate.Signature(
                 memberIndex: UInt16(i), signature: keys[i].signSchnorr(message, auxRandom: .zero))
         }
@@ -104,7 +105,8 @@ struct SyntheticChain {
         var header = checkpoint(epoch: e).header
         change(&header)
         let committee = nextCommittee ?? committees[e + 1]
-        let certificate = SyntheticChain.certify(header, signers: signers, keys: keys ?? self.keys[e], chainID: chainID)
+        let certificate = SyntheticChain.certify(
+            header, genesis: headers[0].hash, signers: signers, keys: keys ?? self.keys[e], chainID: chainID)
         return Checkpoint(header: header, nextCommittee: committee, certificate: certificate)
     }
 

@@ -375,7 +375,10 @@ public final class ChainNode: @unchecked Sendable {
             throw refuse("certificate is for another height or an earlier round")
         }
         guard let committee = committeeUnlocked(h.epoch) else { throw refuse("no committee for epoch \(h.epoch)") }
-        do { try finalized.certificate.verify(committee: committee, chainID: h.chainID, blockHash: h.hash) } catch {
+        do {
+            try finalized.certificate.verify(
+                committee: committee, chainID: h.chainID, genesis: genesisBlockHash, blockHash: h.hash)
+        } catch {
             throw refuse("certificate: \(error)")
         }
         let executed = try validated(finalized.block)
@@ -656,8 +659,8 @@ public final class ChainNode: @unchecked Sendable {
     private func sign(block: Block, key: PrivateKey, memberIndex: Int) -> CommitCertificate {
         let h = block.header
         let message = Vote.signingHash(
-            chainID: h.chainID, height: h.height, round: h.round, step: .commit, blockHash: h.hash,
-            voter: key.xOnlyPublicKey.bytes)
+            chainID: h.chainID, genesis: genesisBlockHash, height: h.height, round: h.round, step: .commit,
+            blockHash: h.hash, voter: key.xOnlyPublicKey.bytes)
         let index = UInt16(memberIndex)
         return CommitCertificate(
             height: h.height, round: h.round, blockHash: h.hash,

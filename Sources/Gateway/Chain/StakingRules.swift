@@ -198,11 +198,15 @@ public struct StakingRules: Sendable {
     /// votes' epoch, read from the state by the caller. Half of the offender's self-stake goes to the reporter
     /// (no burning: supply stays whole); the candidate can never be elected again.
     public func planEvidence(
-        _ e: DoubleSignEvidence, reporter: Address, chainID: UInt32, committee: Committee?, state: StateOverlay
+        _ e: DoubleSignEvidence, reporter: Address, chainID: UInt32, genesis: Bytes32, committee: Committee?,
+        state: StateOverlay
     ) throws(StakingError) -> Effect {
         guard e.isConflicting, e.first.chainID == chainID else { throw .invalidEvidence }
         guard let committee, committee.index(of: e.first.voter) != nil else { throw .invalidEvidence }
-        guard e.first.verifySignature(), e.second.verifySignature() else { throw .invalidEvidence }
+        // Votes sign the genesis: a pair signed on another network with the same keys proves nothing here.
+        guard e.first.verifySignature(genesis: genesis), e.second.verifySignature(genesis: genesis) else {
+            throw .invalidEvidence
+        }
         var w = ByteWriter(capacity: 64)
         w.write(e.first.voter)
         w.writeVarint(e.first.height)

@@ -113,7 +113,8 @@ public struct TransactionExecutor: Sendable {
             let committee = StakingRules.decode(Committee.self, state.object(StakingRules.committeeKey(epoch: epoch)))
             do {
                 let effect = try staking.planEvidence(
-                    evidence, reporter: tx.senderAddress, chainID: chainID, committee: committee, state: state)
+                    evidence, reporter: tx.senderAddress, chainID: chainID, genesis: genesisBlock, committee: committee,
+                    state: state)
                 writes = effect.writes
                 if effect.withdrawn > 0 { credits = [(tx.senderAddress, effect.withdrawn)] }
             } catch {

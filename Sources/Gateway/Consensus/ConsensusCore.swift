@@ -35,6 +35,8 @@ public struct ConsensusCore<App: ConsensusApplication> {
     }
 
     public let chainID: UInt32
+    /// The genesis block hash every vote signs (``Vote/signingHash(genesis:)``).
+    public let genesis: Bytes32
     public let config: ConsensusConfig
     public var app: App
     public private(set) var committee: Committee
@@ -71,9 +73,11 @@ public struct ConsensusCore<App: ConsensusApplication> {
 
     /// `privateKey` nil (or not in `committee`) makes an observer that follows, never signs.
     public init(
-        chainID: UInt32, committee: Committee, privateKey: PrivateKey?, app: App, config: ConsensusConfig = .init()
+        chainID: UInt32, genesis: Bytes32, committee: Committee, privateKey: PrivateKey?, app: App,
+        config: ConsensusConfig = .init()
     ) {
         self.chainID = chainID
+        self.genesis = genesis
         self.config = config
         self.app = app
         self.signer = privateKey
@@ -240,7 +244,7 @@ public struct ConsensusCore<App: ConsensusApplication> {
 
     private func verify(_ vote: Vote, member: Int) -> Bool {
         guard let key = memberKeys[member] else { return false }
-        return key.verifySchnorr(vote.signature, message: vote.signingHash)
+        return key.verifySchnorr(vote.signature, message: vote.signingHash(genesis: genesis))
     }
 
     private func verify(_ proposal: SignedProposal, member: Int) -> Bool {
@@ -337,7 +341,7 @@ public struct ConsensusCore<App: ConsensusApplication> {
             return drop(.badCertificate)
         }
         do {
-            try certificate.verify(committee: committee, chainID: chainID, blockHash: value.hash)
+            try certificate.verify(committee: committee, chainID: chainID, genesis: genesis, blockHash: value.hash)
         } catch {
             return drop(.badCertificate)
         }
@@ -452,7 +456,8 @@ public struct ConsensusCore<App: ConsensusApplication> {
         }
         let voter = signer.xOnlyPublicKey.bytes
         let message = Vote.signingHash(
-            chainID: chainID, height: height, round: round, step: voteStep, blockHash: hash, voter: voter)
+            chainID: chainID, genesis: genesis, height: height, round: round, step: voteStep, blockHash: hash,
+            voter: voter)
         let vote = Vote(
             chainID: chainID, height: height, round: round, step: voteStep, blockHash: hash, voter: voter,
             signature: signer.signSchnorr(message, auxRandom: .zero))

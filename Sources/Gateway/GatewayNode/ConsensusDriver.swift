@@ -174,7 +174,7 @@ public actor ConsensusDriver {
         let epoch = Self.epoch(of: next, length: chain.genesis.epochLength)
         guard let committee = chain.committee(epoch: epoch) else { throw .noCommittee(epoch: epoch) }
         self.core = Core(
-            chainID: chain.genesis.chainID, committee: committee, privateKey: key,
+            chainID: chain.genesis.chainID, genesis: chain.genesisBlockHash, committee: committee, privateKey: key,
             app: ChainApplication(chain: chain, logger: logger),
             config: ConsensusConfig(timeouts: settings.timing.schedule))
         do { journal = try VoteJournal(path: settings.journalPath) } catch { throw .journal("\(error)") }
@@ -355,8 +355,8 @@ public actor ConsensusDriver {
     private func twin(of vote: Vote) -> Vote {
         let other = Domain.header.hash(vote.blockHash)
         let hash = Vote.signingHash(
-            chainID: vote.chainID, height: vote.height, round: vote.round, step: vote.step, blockHash: other,
-            voter: vote.voter)
+            chainID: vote.chainID, genesis: chain.genesisBlockHash, height: vote.height, round: vote.round,
+            step: vote.step, blockHash: other, voter: vote.voter)
         return Vote(
             chainID: vote.chainID, height: vote.height, round: vote.round, step: vote.step, blockHash: other,
             voter: vote.voter, signature: signingKey.signSchnorr(hash, auxRandom: .zero))
@@ -429,10 +429,12 @@ public actor ConsensusDriver {
     /// The votes the journal says this node sent at `height` (before a restart), signed again for the core.
     private func journaledVotes(height: UInt64) -> [Vote] {
         let chainID = chain.genesis.chainID
+        let genesis = chain.genesisBlockHash
         return journal.entries.compactMap { e in
             guard e.height == height, let step = VoteStep(rawValue: e.step) else { return nil }
             let message = Vote.signingHash(
-                chainID: chainID, height: e.height, round: e.round, step: step, blockHash: e.hash, voter: ownKey)
+                chainID: chainID, genesis: genesis, height: e.height, round: e.round, step: step, blockHash: e.hash,
+                voter: ownKey)
             return Vote(
                 chainID: chainID, height: e.height, round: e.round, step: step, blockHash: e.hash, voter: ownKey,
                 signature: signingKey.signSchnorr(message, auxRandom: .zero))

@@ -290,7 +290,9 @@ private struct FinalitySimulation {
                 proposeBase: 2_000, proposeIncrement: 500, prepareBase: 1_000, prepareIncrement: 500,
                 commitBase: 1_000, commitIncrement: 500))
         var cores = (0..<members).map { i in
-            Core(chainID: 9, committee: committee, privateKey: keys[i], app: SimBenchApp(node: i), config: config)
+            Core(
+                chainID: 9, genesis: Bytes32(w0: 9, w1: 9, w2: 9, w3: 9), committee: committee, privateKey: keys[i],
+                app: SimBenchApp(node: i), config: config)
         }
         var queue = BenchEventQueue<Event>()
         var startedAt = [[UInt64]](repeating: [], count: members)

@@ -272,7 +272,9 @@ struct LightClientBench: ParsableCommand {
         let headerList = headers
         let committeeList = committees
         DispatchQueue.concurrentPerform(iterations: epochs) { e in
-            signed[e] = Self.certify(headerList[e + 1], committee: committeeList[e], keys: keys, salt: UInt64(e))
+            signed[e] = Self.certify(
+                headerList[e + 1], genesis: headerList[0].hash, committee: committeeList[e], keys: keys, salt: UInt64(e)
+            )
         }
         let offers = (0..<epochs).map { e in
             SkippingCheckpoint(
@@ -290,7 +292,7 @@ struct LightClientBench: ParsableCommand {
     /// The smallest quorum: members in a shuffled order (SplitMix64 of `salt`) until more than two thirds of the
     /// weight signed.
     private static func certify(
-        _ header: BlockHeader, committee: Committee, keys: [Bytes32: PrivateKey], salt: UInt64
+        _ header: BlockHeader, genesis: Bytes32, committee: Committee, keys: [Bytes32: PrivateKey], salt: UInt64
     ) -> CommitCertificate {
         var order = Array(committee.members.indices)
         var state = salt &* 0x9E37_79B9_7F4A_7C15 &+ 1
@@ -308,8 +310,8 @@ struct LightClientBench: ParsableCommand {
         for i in order where !committee.isQuorum(weight) {
             let member = committee.members[i]
             let message = Vote.signingHash(
-                chainID: chainID, height: header.height, round: header.round, step: .commit, blockHash: hash,
-                voter: member.key)
+                chainID: chainID, genesis: genesis, height: header.height, round: header.round, step: .commit,
+                blockHash: hash, voter: member.key)
             signatures.append(
                 .init(memberIndex: UInt16(i), signature: keys[member.key]!.signSchnorr(message, auxRandom: .zero)))
             weight += member.weight

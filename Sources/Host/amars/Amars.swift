@@ -59,6 +59,13 @@ struct NodeOptions: ParsableArguments {
         try call { try HTTPClient(baseURL: node).get(path) }
     }
 
+    /// The genesis block hash in a `/v1/head` answer: what signed transactions and votes name the chain by.
+    static func genesisBlockHash(in head: [String: Any]) throws -> Bytes32 {
+        guard let hash = (head["genesisBlockHash"] as? String).flatMap({ try? Hex.decode($0) }).flatMap(Bytes32.init)
+        else { throw CLIError("the node's head has no genesisBlockHash") }
+        return hash
+    }
+
     func post(_ path: String, json: [String: Any]) throws -> [String: Any] {
         let body = try JSONSerialization.data(withJSONObject: json)
         return try call { try HTTPClient(baseURL: node).post(path, body: Array(body), contentType: "application/json") }
@@ -285,10 +292,10 @@ struct SendOptions: ParsableArguments {
         let sender = Address(publicKey: signer.xOnlyPublicKey)
         let head = try node.get("/v1/head")
         let account = try node.get("/v1/accounts/\(sender.bech32)")
-        guard
-            let genesis = (head["genesisBlockHash"] as? String).flatMap({ try? Hex.decode($0) }).flatMap(Bytes32.init),
-            let nextBaseFee = jsonUInt64(head["nextBaseFee"]), let nonce = jsonUInt64(account["nextNonce"])
-        else { throw CLIError("the node's answer lacks genesisBlockHash, nextBaseFee or nextNonce") }
+        let genesis = try NodeOptions.genesisBlockHash(in: head)
+        guard let nextBaseFee = jsonUInt64(head["nextBaseFee"]), let nonce = jsonUInt64(account["nextNonce"]) else {
+            throw CLIError("the node's answer lacks nextBaseFee or nextNonce")
+        }
         let cap = maxFee ?? (nextBaseFee * 2 + tip)
         guard tip <= cap else { throw CLIError("--tip cannot exceed --max-fee") }
         let body = TransactionBody(

@@ -69,9 +69,18 @@ struct DeviceCommand: ParsableCommand {
                 throw CLIError("gateway \(coap) has no checkpoint to re-anchor at (\(answer.code))")
             }
             let header = offer.checkpoint.header
+            // The statement names the chain by its genesis block, taken from the same trusted gateway.
+            let genesisAnswer: DeviceAnswer
+            do { genesisAnswer = try client.exchange(.header(at: 0)) } catch {
+                throw CLIError("gateway \(coap): \(error)")
+            }
+            guard genesisAnswer.code == .content, let genesis = try? HeaderPayload(decoding: genesisAnswer.body) else {
+                throw CLIError("gateway \(coap) does not serve its genesis header (\(genesisAnswer.code))")
+            }
             var rng = SystemRandomNumberGenerator()
             let aux = Bytes32(w0: rng.next(), w1: rng.next(), w2: rng.next(), w3: rng.next())
-            let signature = key.signSchnorr(ReanchorPayload.signingHash(header: header), auxRandom: aux)
+            let signature = key.signSchnorr(
+                ReanchorPayload.signingHash(header: header, genesis: genesis.header.hash), auxRandom: aux)
             let statement = ReanchorPayload(
                 header: header, committee: offer.checkpoint.nextCommittee, signature: signature)
             do { try Data(statement.encoded).write(to: URL(fileURLWithPath: out)) } catch {

@@ -122,7 +122,9 @@ struct EscrowCommand: ParsableCommand {
                 guard info.height < info.state.expiryHeight else {
                     throw CLIError("the escrow expired at block \(info.state.expiryHeight): the renter closes it")
                 }
-                close = EscrowClose(genesis: try genesisBlock(node), escrowID: id, damages: units, device: device)
+                close = EscrowClose(
+                    genesis: try NodeOptions.genesisBlockHash(in: try node.get("/v1/head")), escrowID: id,
+                    damages: units, device: device)
             } else {
                 let sender = Address(publicKey: try loadKey(key).xOnlyPublicKey)
                 guard sender == info.state.renter else {
@@ -195,16 +197,6 @@ private func headHeight(_ node: NodeOptions) throws -> UInt64 {
         throw CLIError("the node's head has no height")
     }
     return h
-}
-
-private func genesisBlock(_ node: NodeOptions) throws -> Bytes32 {
-    guard
-        let hash = (try node.get("/v1/head")["genesisBlockHash"] as? String).flatMap({ try? Hex.decode($0) }).flatMap(
-            Bytes32.init)
-    else {
-        throw CLIError("the node's head has no genesisBlockHash")
-    }
-    return hash
 }
 
 /// With --wait: final, or dropped with the reason the chain would give now.

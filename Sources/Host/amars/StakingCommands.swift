@@ -584,8 +584,9 @@ struct EvidenceCommand: ParsableCommand {
                     "not a double sign: the votes must be one member's, for different blocks at one height, round "
                         + "and step; nothing was sent")
             }
-            guard a.verifySignature(), b.verifySignature() else {
-                throw CLIError("a vote's signature does not verify; nothing was sent")
+            let genesis = try NodeOptions.genesisBlockHash(in: try staking.node.get("/v1/head"))
+            guard a.verifySignature(genesis: genesis), b.verifySignature(genesis: genesis) else {
+                throw CLIError("a vote's signature does not verify on this node's chain; nothing was sent")
             }
             let signer = try loadKey(staking.key)
             let sent = try staking.send.send(.doubleSignEvidence(evidence), signer: signer, node: staking.node)

@@ -115,9 +115,17 @@ public struct DeviceSession: Sendable {
         configuration: Configuration = Configuration()
     ) {
         self.anchor = anchor
-        self.trusted = trusted
+        self.trusted = trusted.map { Self.completed($0, anchor: anchor) }
         self.wallet = wallet
         self.configuration = configuration
+    }
+
+    /// A state saved before it carried the genesis block hash gets the anchor's: the only chain this device
+    /// was provisioned for.
+    private static func completed(_ state: TrustedState, anchor: DeviceTrustAnchor) -> TrustedState {
+        var state = state
+        if state.genesis == .zero { state.genesis = anchor.genesisHeaderHash }
+        return state
     }
 
     private enum Job: Sendable {
@@ -174,7 +182,7 @@ public struct DeviceSession: Sendable {
     }
 
     /// Replaces the trusted state (resumed from storage, or re-anchored by the caller).
-    public mutating func resume(trusted: TrustedState) { self.trusted = trusted }
+    public mutating func resume(trusted: TrustedState) { self.trusted = Self.completed(trusted, anchor: anchor) }
 
     /// Anchors trust in a genesis header: it must hash to the provisioned hash and name the provisioned
     /// committee. A device that has the header already (MQTT serves none) anchors without asking.
@@ -195,7 +203,8 @@ public struct DeviceSession: Sendable {
         guard let key = anchor.reanchorKey else { throw .reanchorRefused(.noOperatorKey) }
         guard let operatorKey = try? XOnlyPublicKey(bytes: key),
             operatorKey.verifySchnorr(
-                statement.signature, message: ReanchorPayload.signingHash(header: statement.header))
+                statement.signature,
+                message: ReanchorPayload.signingHash(header: statement.header, genesis: anchor.genesisHeaderHash))
         else { throw .reanchorRefused(.badSignature) }
         let header = statement.header
         guard header.chainID == anchor.chainID else {
@@ -205,7 +214,7 @@ public struct DeviceSession: Sendable {
         do {
             next = try TrustedState.anchored(
                 header: header, committee: statement.committee, epochLength: anchor.epochLength,
-                trustedHash: header.hash)
+                trustedHash: header.hash, genesis: anchor.genesisHeaderHash)
         } catch {
             throw .reanchorRefused(.checkpoint(error))
         }

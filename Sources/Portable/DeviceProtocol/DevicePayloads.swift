@@ -89,8 +89,11 @@ public struct ReanchorPayload: Equatable, Sendable, CanonicalCodable {
         self.signature = signature
     }
 
-    /// What the operator signs: the checkpoint header's hash, tagged, so no other signature of that key counts.
-    public static func signingHash(header: BlockHeader) -> Bytes32 { Domain.reanchor.hash(header.hash) }
+    /// What the operator signs: the chain's genesis block hash and the checkpoint header's hash, tagged, so no
+    /// other signature of that key counts, nor its statement for another network it runs.
+    public static func signingHash(header: BlockHeader, genesis: Bytes32) -> Bytes32 {
+        Domain.reanchor.hash(genesis.bytes + header.hash.bytes)
+    }
 
     public func encode(to w: inout ByteWriter) {
         w.write(header)

@@ -51,8 +51,9 @@ public struct CommitCertificate: Equatable, Sendable, CanonicalCodable {
     /// Checks every signature against `committee` and that the signers hold a quorum. Returns the weight
     /// that signed, so a caller can also apply the one-third rule of skipping light clients.
     @discardableResult
-    public func verify(committee: Committee, chainID: UInt32, blockHash expected: Bytes32) throws(VerifyError) -> UInt64
-    {
+    public func verify(
+        committee: Committee, chainID: UInt32, genesis: Bytes32, blockHash expected: Bytes32
+    ) throws(VerifyError) -> UInt64 {
         guard blockHash == expected else { throw .wrongBlock }
         var signed: UInt64 = 0
         var previous: Int = -1
@@ -64,7 +65,8 @@ public struct CommitCertificate: Equatable, Sendable, CanonicalCodable {
             guard i < committee.members.count else { throw .unknownMember(index: s.memberIndex) }
             let member = committee.members[i]
             let message = Vote.signingHash(
-                chainID: chainID, height: height, round: round, step: .commit, blockHash: blockHash, voter: member.key)
+                chainID: chainID, genesis: genesis, height: height, round: round, step: .commit, blockHash: blockHash,
+                voter: member.key)
             guard let key = try? XOnlyPublicKey(bytes: member.key), key.verifySchnorr(s.signature, message: message)
             else { throw .badSignature(index: s.memberIndex) }
             signed += member.weight  // cannot overflow: the committee's total was checked

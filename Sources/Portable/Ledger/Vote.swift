@@ -30,12 +30,17 @@ public struct Vote: Equatable, Sendable, CanonicalCodable {
         self.signature = signature
     }
 
-    /// What a voter signs. The voter key is inside, so one signature cannot be claimed by another member.
+    /// What a voter signs. The voter key is inside, so one signature cannot be claimed by another member; the
+    /// genesis block hash (not carried: every verifier knows its chain's) is inside, so a vote of one network
+    /// never counts on another, even with the same chain id and the same validator keys, whether as a vote, in
+    /// a certificate a light client checks, or as double-sign evidence.
     public static func signingHash(
-        chainID: UInt32, height: UInt64, round: UInt32, step: VoteStep, blockHash: Bytes32, voter: Bytes32
+        chainID: UInt32, genesis: Bytes32, height: UInt64, round: UInt32, step: VoteStep, blockHash: Bytes32,
+        voter: Bytes32
     ) -> Bytes32 {
-        var w = ByteWriter(capacity: 96)
+        var w = ByteWriter(capacity: 128)
         w.writeVarint(UInt64(chainID))
+        w.write(genesis)
         w.writeVarint(height)
         w.writeVarint(UInt64(round))
         w.write(step.rawValue)
@@ -44,13 +49,16 @@ public struct Vote: Equatable, Sendable, CanonicalCodable {
         return Domain.vote.hash(w.bytes)
     }
 
-    public var signingHash: Bytes32 {
-        Vote.signingHash(chainID: chainID, height: height, round: round, step: step, blockHash: blockHash, voter: voter)
+    /// What the voter signed on the chain whose genesis block hash is `genesis`.
+    public func signingHash(genesis: Bytes32) -> Bytes32 {
+        Vote.signingHash(
+            chainID: chainID, genesis: genesis, height: height, round: round, step: step, blockHash: blockHash,
+            voter: voter)
     }
 
-    public func verifySignature() -> Bool {
+    public func verifySignature(genesis: Bytes32) -> Bool {
         guard let key = try? XOnlyPublicKey(bytes: voter) else { return false }
-        return key.verifySchnorr(signature, message: signingHash)
+        return key.verifySchnorr(signature, message: signingHash(genesis: genesis))
     }
 
     public func encode(to w: inout ByteWriter) {

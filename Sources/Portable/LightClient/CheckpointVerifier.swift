@@ -45,12 +45,14 @@ public enum CheckpointVerifier {
         guard certificate.height == header.height, certificate.round >= header.round, certificate.blockHash == hash
         else { throw .certificateMismatch }
         do {
-            try certificate.verify(committee: trusted.committee, chainID: trusted.chainID, blockHash: hash)
+            try certificate.verify(
+                committee: trusted.committee, chainID: trusted.chainID, genesis: trusted.genesis, blockHash: hash)
         } catch {
             throw .certificate(error)
         }
         return TrustedState(
-            chainID: trusted.chainID, epochLength: trusted.epochLength, epoch: nextEpoch, committee: next,
+            chainID: trusted.chainID, genesis: trusted.genesis, epochLength: trusted.epochLength, epoch: nextEpoch,
+            committee: next,
             checkpointHash: hash, height: header.height, stateRoot: header.stateRoot,
             sequence: trusted.sequence &+ 1, timestamp: header.timestamp)
     }

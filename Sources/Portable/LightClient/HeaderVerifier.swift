@@ -38,7 +38,8 @@ public enum HeaderVerifier {
         else { throw .certificateMismatch }
         let weight: UInt64
         do {
-            weight = try certificate.verify(committee: trusted.committee, chainID: trusted.chainID, blockHash: hash)
+            weight = try certificate.verify(
+                committee: trusted.committee, chainID: trusted.chainID, genesis: trusted.genesis, blockHash: hash)
         } catch {
             throw .certificate(error)
         }

@@ -207,7 +207,8 @@ extension CheckpointVerifier {
             let key = signing.members[i].key
             guard let t = state.committee.index(of: key), counted.insert(t) else { continue }
             let message = Vote.signingHash(
-                chainID: state.chainID, height: certificate.height, round: certificate.round, step: .commit,
+                chainID: state.chainID, genesis: state.genesis, height: certificate.height, round: certificate.round,
+                step: .commit,
                 blockHash: hash, voter: key)
             checks += 1
             guard let publicKey = try? XOnlyPublicKey(bytes: key),
@@ -225,8 +226,8 @@ extension CheckpointVerifier {
         // The sequence counts epochs advanced, so a state reached by skipping equals the one sequential sync
         // reaches (an anti-rollback counter needs only monotonicity).
         let advanced = TrustedState(
-            chainID: state.chainID, epochLength: state.epochLength, epoch: nextEpoch, committee: next,
-            checkpointHash: hash, height: header.height, stateRoot: header.stateRoot,
+            chainID: state.chainID, genesis: state.genesis, epochLength: state.epochLength, epoch: nextEpoch,
+            committee: next, checkpointHash: hash, height: header.height, stateRoot: header.stateRoot,
             sequence: state.sequence &+ (nextEpoch - state.epoch), timestamp: header.timestamp)
         return .advanced(advanced, signatureChecks: checks)
     }

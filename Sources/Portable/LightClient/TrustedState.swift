@@ -9,10 +9,14 @@ import Ledger
 /// from ``CheckpointVerifier``, or from the device's own storage (``StateSlots``), which wrote it after one of
 /// the first two. It is never built from network bytes directly.
 public struct TrustedState: Equatable, Sendable, CanonicalCodable {
-    /// 2 added ``timestamp``; a version-1 state still decodes, with no timestamp.
-    public static let currentVersion: UInt8 = 2
+    /// 2 added ``timestamp``, 3 ``genesis``; a version-1 state still decodes with no timestamp, and a version 1
+    /// or 2 state with a zero genesis, which ``DeviceSession`` completes from its anchor.
+    public static let currentVersion: UInt8 = 3
 
     public var chainID: UInt32
+    /// The chain's genesis block hash: votes sign it (``Vote/signingHash(genesis:)``), so certificates are
+    /// checked against it. Zero only in a state read from before version 3, until its session completes it.
+    public var genesis: Bytes32
     /// Blocks per epoch, a chain constant from genesis. Kept here so the epoch boundary rule needs no other
     /// configuration: the last block of epoch E is at height (E + 1) · epochLength.
     public var epochLength: UInt64
@@ -35,10 +39,11 @@ public struct TrustedState: Equatable, Sendable, CanonicalCodable {
     public var timestamp: UInt64?
 
     public init(
-        chainID: UInt32, epochLength: UInt64, epoch: UInt64, committee: Committee, checkpointHash: Bytes32,
-        height: UInt64, stateRoot: Bytes32, sequence: UInt64, timestamp: UInt64?
+        chainID: UInt32, genesis: Bytes32, epochLength: UInt64, epoch: UInt64, committee: Committee,
+        checkpointHash: Bytes32, height: UInt64, stateRoot: Bytes32, sequence: UInt64, timestamp: UInt64?
     ) {
         self.chainID = chainID
+        self.genesis = genesis
         self.epochLength = epochLength
         self.epoch = epoch
         self.committee = committee
@@ -54,8 +59,9 @@ public struct TrustedState: Equatable, Sendable, CanonicalCodable {
     ///
     /// `trustedHash` is the one value that must come from somewhere safe (compiled into firmware, provisioned at
     /// the factory); the header and committee may come from the network, because they must hash to it.
+    /// `genesis`: the chain's genesis block hash; nil when `header` is the genesis header, whose hash it is.
     public static func anchored(
-        header: BlockHeader, committee: Committee, epochLength: UInt64, trustedHash: Bytes32
+        header: BlockHeader, committee: Committee, epochLength: UInt64, trustedHash: Bytes32, genesis: Bytes32? = nil
     ) throws(LightClientError) -> TrustedState {
         guard epochLength > 0 else { throw .epochArithmetic }
         let hash = header.hash
@@ -67,9 +73,10 @@ public struct TrustedState: Equatable, Sendable, CanonicalCodable {
         guard header.height == height else { throw .wrongHeight(expected: height, got: header.height) }
         let headerEpoch = committee.epoch == 0 ? 0 : committee.epoch - 1
         guard header.epoch == headerEpoch else { throw .wrongEpoch(expected: headerEpoch, got: header.epoch) }
+        guard let genesis = genesis ?? (height == 0 ? hash : nil) else { throw .untrustedAnchor }
         return TrustedState(
-            chainID: header.chainID, epochLength: epochLength, epoch: committee.epoch, committee: committee,
-            checkpointHash: hash, height: height, stateRoot: header.stateRoot, sequence: 0,
+            chainID: header.chainID, genesis: genesis, epochLength: epochLength, epoch: committee.epoch,
+            committee: committee, checkpointHash: hash, height: height, stateRoot: header.stateRoot, sequence: 0,
             timestamp: header.timestamp)
     }
 
@@ -83,10 +90,10 @@ public struct TrustedState: Equatable, Sendable, CanonicalCodable {
     }
 
     /// Upper bound of the encoding, reached by no real state: version 1, chain id 5, epoch length, epoch,
-    /// height, sequence, timestamp 10 each, two roots 32 each, and the committee (epoch 10, count 2, and per
+    /// height, sequence, timestamp 10 each, three hashes 32 each, and the committee (epoch 10, count 2, and per
     /// member a 32-byte key plus a weight of up to 10 bytes) at its cap of `Caps.committeeMembers` (128): 1 + 5 +
-    /// 5·10 + 64 + 12 + 128 · 42 = 5508 bytes. ``StateSlots`` sizes its slots from this.
-    public static let maxEncodedSize = 1 + 5 + 5 * 10 + 2 * 32 + 10 + 2 + Caps.committeeMembers * (32 + 10)
+    /// 5·10 + 96 + 12 + 128 · 42 = 5540 bytes. ``StateSlots`` sizes its slots from this.
+    public static let maxEncodedSize = 1 + 5 + 5 * 10 + 3 * 32 + 10 + 2 + Caps.committeeMembers * (32 + 10)
 
     public func encode(to w: inout ByteWriter) {
         w.write(timestamp == nil ? 1 : TrustedState.currentVersion)
@@ -98,15 +105,19 @@ public struct TrustedState: Equatable, Sendable, CanonicalCodable {
         w.writeVarint(height)
         w.write(stateRoot)
         w.writeVarint(sequence)
-        // A state without a timestamp is written as version 1, so it is never read back as timestamp 0.
-        if let timestamp { w.writeVarint(timestamp) }
+        // A state without a timestamp is written as version 1, so it is never read back as timestamp 0 (its
+        // genesis is completed from the anchor again when it is read).
+        if let timestamp {
+            w.writeVarint(timestamp)
+            w.write(genesis)
+        }
     }
 
     /// Decoding re-checks the invariants, so a slot written by older firmware or damaged in a way the checksum
     /// missed still cannot yield a state the verifiers would misread.
     public init(from r: inout ByteReader) throws(CodecError) {
         let version = try r.readU8()
-        guard version == 1 || version == TrustedState.currentVersion else { throw .invalidValue(.version) }
+        guard version >= 1, version <= TrustedState.currentVersion else { throw .invalidValue(.version) }
         chainID = try r.readVarint32()
         epochLength = try r.readVarint()
         epoch = try r.readVarint()
@@ -116,6 +127,7 @@ public struct TrustedState: Equatable, Sendable, CanonicalCodable {
         stateRoot = try r.readBytes32()
         sequence = try r.readVarint()
         timestamp = version == 1 ? nil : try r.readVarint()
+        genesis = version >= 3 ? try r.readBytes32() : .zero
         let (expectedHeight, overflow) = epoch.multipliedReportingOverflow(by: epochLength)
         guard epochLength > 0, committee.epoch == epoch, !overflow, height == expectedHeight else {
             throw .invalidValue(.range)
