@@ -28,7 +28,9 @@ enum Harness {
         var description: String
     }
 
-    /// Starts `amarsd run` on a free port and returns once it has printed the port it bound.
+    /// Starts `amarsd run` on a free port and returns once it has printed the port it bound. Its CoAP door listens
+    /// on `coapPort`, or on a free UDP port: never on the default 5683, which a running devnet holds (a second
+    /// gateway cannot share it and would not start).
     static func startDaemon(
         data: URL, blockInterval: Int, coapPort: Int? = nil, arguments: [String] = []
     ) throws -> Daemon {
@@ -39,7 +41,7 @@ enum Harness {
                 "run", "--data", data.path, "--http-port", "0", "--block-interval", String(blockInterval),
                 "--log-level",
                 "error",
-            ] + (coapPort.map { ["--coap-port", String($0)] } ?? []) + arguments
+            ] + ["--coap-port", String(coapPort ?? freePort(type: Int32(SOCK_DGRAM.rawValue)))] + arguments
         let out = Pipe()
         p.standardOutput = out
         p.standardError = FileHandle.nullDevice

@@ -31,6 +31,8 @@ final class MultiNodeTests: XCTestCase {
         let log: URL
         var process: Process?
         var port = 0
+        /// The peer-to-peer port its config names.
+        var p2pPort = 0
         /// Added to the test's environment when the node starts (AMARSD_TEST_EQUIVOCATE, say).
         var environment: [String: String] = [:]
 
@@ -72,7 +74,9 @@ final class MultiNodeTests: XCTestCase {
                 yaml += extra(i)
                 let config = nodeDir.appendingPathComponent("node.yaml")
                 try yaml.write(to: config, atomically: true, encoding: .utf8)
-                nodes.append(TestNode(index: i, config: config, log: nodeDir.appendingPathComponent("amarsd.log")))
+                let node = TestNode(index: i, config: config, log: nodeDir.appendingPathComponent("amarsd.log"))
+                node.p2pPort = ports[i]
+                nodes.append(node)
             }
             return nodes
         }

@@ -34,9 +34,9 @@ public final class CoAPServer: @unchecked Sendable {
     public struct Limits: Sendable, Equatable {
         /// Per-device transaction submits (`POST v1/tx`), refused with 4.29 beyond this.
         public var submits: DeviceRateLimiter.Limits
-        /// Per-device requests of any kind, refused with 4.29 beyond this. A GET of `v1/head` carrying Observe
-        /// is not counted: libcoap re-runs the handler with the registration request for every notification,
-        /// and counting those would let the gateway's own notifications empty a device's bucket.
+        /// Per-device requests of any kind, refused with 4.29 beyond this. Observe registrations count like any
+        /// request; the notifications libcoap produces by re-running the handler with the registration do not,
+        /// so the gateway's own notifications cannot empty a device's bucket.
         public var requests: DeviceRateLimiter.Limits
         /// Largest transaction body, over which an upload gets 4.13.
         public var maxTransactionBytes: Int
@@ -80,6 +80,10 @@ public final class CoAPServer: @unchecked Sendable {
         case invalidHost(String)
         case contextFailed
         case bindFailed(host: String, port: UInt16)
+        /// Another socket (any process, even one that set SO_REUSEADDR) holds the port.
+        case portInUse(host: String, port: UInt16)
+        /// libcoap bound the port but its socket could not be made exclusive, so a stranger could bind it too.
+        case notExclusive(host: String, port: UInt16)
 
         public var description: String {
             switch self {
@@ -88,6 +92,8 @@ public final class CoAPServer: @unchecked Sendable {
             case .invalidHost(let h): "'\(h)' is not an IPv4 or IPv6 address"
             case .contextFailed: "libcoap could not create a context"
             case .bindFailed(let h, let p): "cannot listen for CoAP on \(h) port \(p) (in use?)"
+            case .portInUse(_, let p): "udp port \(p) is already in use by another socket"
+            case .notExclusive(_, let p): "cannot make udp port \(p) exclusive to this gateway"
             }
         }
     }
@@ -117,6 +123,15 @@ public final class CoAPServer: @unchecked Sendable {
     private var headResource: OpaquePointer?
     private var submitLimiter: DeviceRateLimiter
     private var requestLimiter: DeviceRateLimiter
+    /// Set while ``turn(_:)`` lets libcoap send notifications: handler calls then are not requests.
+    private var notifying = false
+    /// Whether ``turn(_:)`` drives libcoap through epoll, which is what separates notifications from requests.
+    private var epollDriven = false
+    /// Room for `epollBatch` events of `struct epoll_event` (12 bytes on x86-64, 16 elsewhere), which only C reads.
+    private var epollEvents = [UInt64](repeating: 0, count: 2 * CoAPServer.epollBatch)
+    private static let epollBatch = 16
+    /// The server's own lines that a stranger can trigger at will, throttled.
+    private let ownLog: ThrottledLog
     private var uploads: [UInt: [UInt8]] = [:]
     private var uploadOrder: [UInt] = []
     /// Keys in C memory for the PSK callback, allocated by start() and freed after the context.
@@ -137,7 +152,11 @@ public final class CoAPServer: @unchecked Sendable {
             node: node, maxTransactionBytes: limits.maxTransactionBytes, reanchorFile: reanchorFile)
         self.submitLimiter = DeviceRateLimiter(limits: limits.submits, clock: clock)
         self.requestLimiter = DeviceRateLimiter(limits: limits.requests, clock: clock)
+        self.ownLog = ThrottledLog(logger: logger)
     }
+
+    /// libcoap's log, which is global to the process: lines go through swift-log, each kind throttled.
+    static let libcoapLog = ThrottledLog(logger: Logger(label: "amars.coap.libcoap"))
 
     deinit {
         if let context { coap_free_context(context) }
@@ -156,11 +175,14 @@ public final class CoAPServer: @unchecked Sendable {
         coap_address_init(&address)
         guard Self.fill(&address, host: host, port: port) else { throw .invalidHost(host) }
         guard let ctx = coap_new_context(nil) else { throw .contextFailed }
+        Self.libcoapLog.setLogger(logger)
         coap_context_set_block_mode(ctx, UInt8(COAP_BLOCK_USE_LIBCOAP))
         coap_context_set_max_idle_sessions(ctx, limits.maxIdleSessions)
-        guard coap_new_endpoint(ctx, &address, COAP_PROTO_UDP) != nil else {
+        do throws(ServerError) {
+            try Self.listenExclusively(ctx, address, COAP_PROTO_UDP, host: host, port: port)
+        } catch {
             coap_free_context(ctx)
-            throw .bindFailed(host: host, port: port)
+            throw error
         }
         if let dtls {
             do throws(ServerError) { try listenDTLS(ctx, dtls) } catch {
@@ -175,6 +197,7 @@ public final class CoAPServer: @unchecked Sendable {
             if route == .head { headResource = resource }
         }
         context = ctx
+        epollDriven = coap_context_get_coap_fd(ctx) >= 0 && epollWait != nil
         pending = Pending()
         let thread = Thread { [self] in run() }
         thread.name = "amars-coap"
@@ -204,15 +227,97 @@ public final class CoAPServer: @unchecked Sendable {
         }
         var address = coap_address_t()
         coap_address_init(&address)
-        guard ok != 0, Self.fill(&address, host: host, port: dtls.port),
-            coap_new_endpoint(ctx, &address, COAP_PROTO_DTLS) != nil
-        else { throw .bindFailed(host: host, port: dtls.port) }
+        guard ok != 0, Self.fill(&address, host: host, port: dtls.port) else {
+            throw .bindFailed(host: host, port: dtls.port)
+        }
+        try Self.listenExclusively(ctx, address, COAP_PROTO_DTLS, host: host, port: dtls.port)
+    }
+
+    /// Opens a libcoap endpoint that no other socket can share.
+    ///
+    /// libcoap sets SO_REUSEADDR on its UDP sockets, and Linux lets a second UDP socket bind a port when both
+    /// set it: a second gateway (or anyone) would then bind our port without an error, and devices would be
+    /// answered by whichever socket the kernel picks. So first a probe without SO_REUSEADDR (it fails with
+    /// EADDRINUSE if any socket holds the port, whatever that socket set), then libcoap binds, then its socket
+    /// gets SO_REUSEADDR cleared: Linux checks the holder's current setting when a newcomer binds, so every
+    /// later bind of the port fails. Port 0 (the kernel picks a free port) needs neither step.
+    private static func listenExclusively(
+        _ ctx: OpaquePointer, _ address: coap_address_t, _ proto: coap_proto_t, host: String, port: UInt16
+    ) throws(ServerError) {
+        var address = address
+        if port != 0, probeBind(address) == EADDRINUSE { throw .portInUse(host: host, port: port) }
+        guard coap_new_endpoint(ctx, &address, proto) != nil else { throw .bindFailed(host: host, port: port) }
+        guard port == 0 || clearReuseAddress(boundTo: address) else { throw .notExclusive(host: host, port: port) }
+    }
+
+    /// Binds and closes a UDP socket without SO_REUSEADDR on `address`; the bind's errno, 0 when it worked.
+    /// An IPv6 socket is dual-stack, as libcoap's is, so the probe covers the IPv4 port too.
+    private static func probeBind(_ address: coap_address_t) -> Int32 {
+        var address = address
+        let fd = socket(Int32(address.addr.sa.sa_family), Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return errno }
+        defer { close(fd) }
+        if Int32(address.addr.sa.sa_family) == AF_INET6 {
+            var off: Int32 = 0
+            setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &off, socklen_t(MemoryLayout<Int32>.size))
+        }
+        return bind(fd, &address.addr.sa, address.size) == 0 ? 0 : errno
+    }
+
+    /// Finds the UDP socket bound to `address` among this process's descriptors (libcoap 4.3.1 has no accessor
+    /// for an endpoint's socket) and clears SO_REUSEADDR on it. False if no such socket was found or changed.
+    /// Only libcoap's endpoint can match: the probe showed nobody else held the address a moment before.
+    private static func clearReuseAddress(boundTo address: coap_address_t) -> Bool {
+        guard let wanted = addressBytes(address), let directory = opendir("/proc/self/fd") else { return false }
+        defer { closedir(directory) }
+        let own = dirfd(directory)
+        var cleared = false
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) {
+                String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            guard let fd = Int32(name), fd != own else { continue }
+            var type: Int32 = 0
+            var length = socklen_t(MemoryLayout<Int32>.size)
+            guard getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &length) == 0, type == Int32(SOCK_DGRAM.rawValue),
+                boundAddress(fd) == wanted
+            else { continue }
+            var off: Int32 = 0
+            if setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &off, socklen_t(MemoryLayout<Int32>.size)) == 0 {
+                cleared = true
+            }
+        }
+        return cleared
+    }
+
+    /// Family, port and address of a bound socket, as comparable bytes (nil if it is neither IPv4 nor IPv6).
+    private static func boundAddress(_ fd: Int32) -> [UInt8]? {
+        var bound = coap_address_t()
+        coap_address_init(&bound)
+        bound.size = socklen_t(MemoryLayout.size(ofValue: bound.addr))
+        guard getsockname(fd, &bound.addr.sa, &bound.size) == 0 else { return nil }
+        return addressBytes(bound)
+    }
+
+    private static func addressBytes(_ address: coap_address_t) -> [UInt8]? {
+        var address = address
+        switch Int32(address.addr.sa.sa_family) {
+        case AF_INET:
+            return [4] + withUnsafeBytes(of: &address.addr.sin.sin_port) { Array($0) }
+                + withUnsafeBytes(of: &address.addr.sin.sin_addr) { Array($0) }
+        case AF_INET6:
+            return [6] + withUnsafeBytes(of: &address.addr.sin6.sin6_port) { Array($0) }
+                + withUnsafeBytes(of: &address.addr.sin6.sin6_addr) { Array($0) }
+        default:
+            return nil
+        }
     }
 
     /// The key for a PSK identity, called on the I/O thread during a handshake; nil refuses the handshake.
     fileprivate func pskKey(for identity: [UInt8]) -> UnsafePointer<coap_bin_const_t>? {
         guard let entry = pskKeys[identity] else {
-            logger.info("DTLS handshake with unknown PSK identity refused")
+            // A stranger can repeat this as fast as it can send handshakes: throttled like libcoap's lines.
+            ownLog.log(.info, "DTLS handshake with unknown PSK identity refused")
             return nil
         }
         return UnsafePointer(entry)
@@ -249,6 +354,7 @@ public final class CoAPServer: @unchecked Sendable {
 
     private func run() {
         guard let ctx = context else { return }
+        var lastSummary = DeviceRateLimiter.monotonicNanoseconds()
         while true {
             lock.lock()
             let work = pending
@@ -256,13 +362,22 @@ public final class CoAPServer: @unchecked Sendable {
             lock.unlock()
             if work.stopping { break }
             if work.headChanged, let headResource { coap_resource_notify_observers(headResource, nil) }
-            if coap_io_process(ctx, Self.pollMilliseconds) < 0 {
-                logger.error("coap_io_process failed; the CoAP server stops")
+            guard turn(ctx) else {
+                logger.error("CoAP I/O failed (errno \(errno)); the CoAP server stops")
                 break
+            }
+            let now = DeviceRateLimiter.monotonicNanoseconds()
+            if now &- lastSummary >= 1_000_000_000 {
+                lastSummary = now
+                Self.libcoapLog.summarize()
+                ownLog.summarize()
             }
         }
         coap_free_context(ctx)
         context = nil
+        // What was suppressed since the last summary is still worth its one line.
+        Self.libcoapLog.summarize()
+        ownLog.summarize()
         freeKeys()
         headResource = nil
         uploads = [:]
@@ -285,6 +400,44 @@ public final class CoAPServer: @unchecked Sendable {
         return resource
     }
 
+    /// One turn of libcoap's I/O, waiting at most `pollMilliseconds`; false if it failed.
+    ///
+    /// This is `coap_io_process` spelled out (libcoap's documented external-loop API), so that its two halves can
+    /// be told apart; what it does besides (expiring the application's cache entries, delayed async answers)
+    /// concerns features this server does not use. libcoap 4.3.1 produces an Observe notification by calling the
+    /// resource's handler with the observer's stored registration request, so the handler cannot tell it from a
+    /// registration arriving from the network by its arguments. But it does so only in `coap_io_prepare_epoll`
+    /// (through `coap_check_notify`), which reads no socket, while every request from the network is handled in
+    /// `coap_io_do_epoll`. So handler calls while `notifying` is set are the gateway's own notifications, not
+    /// requests to count. That split must be exact: a notification answered with an error makes libcoap 4.3.1
+    /// free the observer and then use it.
+    ///
+    /// A libcoap built without epoll (not Debian's) is driven by `coap_io_process`, where the two are not
+    /// separable: there `notifying` is never set and registrations are exempt from the limit instead (see
+    /// ``handle(route:resource:session:request:query:response:)``).
+    private func turn(_ ctx: OpaquePointer) -> Bool {
+        let epoll = coap_context_get_coap_fd(ctx)
+        guard epollDriven, let epollWait else { return coap_io_process(ctx, Self.pollMilliseconds) >= 0 }
+        var now: coap_tick_t = 0
+        coap_ticks(&now)
+        notifying = true
+        let due = coap_io_prepare_epoll(ctx, now)
+        notifying = false
+        var wait = Int32(due == 0 ? Self.pollMilliseconds : min(due, Self.pollMilliseconds))
+        while true {
+            let count = epollEvents.withUnsafeMutableBytes { events in
+                epollWait(epoll, events.baseAddress, Int32(Self.epollBatch), wait)
+            }
+            if count < 0 { return errno == EINTR }
+            epollEvents.withUnsafeMutableBytes { events in
+                coap_io_do_epoll(ctx, OpaquePointer(events.baseAddress), Int(count))
+            }
+            // A full batch may have left events behind: take them without waiting, as coap_io_process does.
+            guard count == Self.epollBatch else { return true }
+            wait = 0
+        }
+    }
+
     /// Called on the I/O thread by libcoap for every request (and every Observe notification) to a route.
     fileprivate func handle(
         route: DeviceResource, resource: OpaquePointer, session: OpaquePointer, request: OpaquePointer,
@@ -295,10 +448,12 @@ public final class CoAPServer: @unchecked Sendable {
             query.map { q in
                 q.pointee.s.map { Array(UnsafeBufferPointer(start: $0, count: q.pointee.length)) } ?? []
             } ?? []
-        // A notification re-runs the GET handler with the observer's registration request, which carries
-        // Observe; counting those would let the gateway's own notifications exhaust a device's bucket.
-        let isObserve = route == .head && Self.hasObserveOption(request)
-        if !isObserve && !requestLimiter.allow(device) {
+        // Only requests from the network count: an Observe registration does, the notifications libcoap makes
+        // from it (see turn(_:)) do not, or the gateway's own notifications would empty the bucket (and a refused
+        // notification would crash libcoap). Without epoll the two cannot be told apart, and every GET of the head
+        // carrying Observe is exempt, as notifications are.
+        let exempt = notifying || (!epollDriven && route == .head && Self.hasObserveOption(request))
+        if !exempt && !requestLimiter.allow(device) {
             respond(.error(.tooManyRequests, "slow down"), route, resource, session, request, query, response)
             return
         }
@@ -468,6 +623,23 @@ private func coapCode(_ code: CoAPCode) -> coap_pdu_code_t { coap_pdu_code_t(raw
 private let coapLibraryStartup: Void = {
     coap_startup()
     coap_set_log_level(coap_log_t(LOG_ERR))
+    coap_set_log_handler(coapLogHandler)
+}()
+
+/// libcoap's log lines, which strangers can trigger at will (it logs every RST it receives, at LOG_ALERT): into
+/// swift-log through a throttle, so a flood of them costs a few lines instead of the disk. Whatever libcoap's
+/// level, these are the gateway's errors, not alerts.
+private let coapLogHandler: coap_log_handler_t = { _, message in
+    guard let message else { return }
+    var text = String(cString: message)
+    while text.last?.isNewline == true { text.removeLast() }
+    CoAPServer.libcoapLog.log(.error, "libcoap: \(text)")
+}
+
+/// `epoll_wait`, which Swift's Glibc module does not import; nil where there is none.
+private let epollWait: (@convention(c) (Int32, UnsafeMutableRawPointer?, Int32, Int32) -> Int32)? = {
+    guard let program = dlopen(nil, RTLD_NOW), let symbol = dlsym(program, "epoll_wait") else { return nil }
+    return unsafeBitCast(symbol, to: (@convention(c) (Int32, UnsafeMutableRawPointer?, Int32, Int32) -> Int32).self)
 }()
 
 /// The C entry point for every route. It carries no Swift context: the server comes back from the context's

@@ -9,27 +9,84 @@ import NIOPosix
 /// One event loop thread is enough: every route is a short synchronous call into the chain (which takes its
 /// own lock), so there is nothing to overlap. Bodies are capped at ``APIRouter/maxBodyBytes`` while they
 /// stream in, so an oversized upload costs no more memory than the cap; a request NIO cannot parse gets 400
-/// and its connection is closed; idle connections are closed after a minute so they cannot pile up.
+/// and its connection is closed.
+///
+/// Connections cost an outsider nothing to open and hold, so they are bounded (``Limits``): at most
+/// `maxConnections` in all and `maxConnectionsPerSource` from one address; at a cap a new connection evicts the
+/// connection that has been idle longest and has no request in flight (as nginx reuses its keep-alive
+/// connections when it runs out), and is refused only if every connection is busy. Someone holding idle
+/// connections therefore only ever holds the oldest slots, and an honest client that connects and asks at once
+/// is served. A request's head must arrive within `headerTimeout` of the connection opening (or of its first
+/// byte, on a kept-alive connection) and its body within `bodyTimeout`; a connection silent between requests is
+/// closed after `idleTimeout`. Memory a flood of connections took is given back once it has subsided.
 ///
 /// `@unchecked Sendable`: the mutable state (the event loop group and the listening channel) is only touched
 /// under `lock`, so `amarsd` can call ``shutdown()`` from its signal-handling thread.
 public final class HTTPServer: @unchecked Sendable {
+    public struct Limits: Sendable, Equatable {
+        /// Most connections open at once.
+        public var maxConnections: Int
+        /// Most connections from one source: an IPv4 address, or an IPv6 /64 (one host's share of addresses).
+        public var maxConnectionsPerSource: Int
+        /// How long a request head may take, from the connection opening or from the first byte of a request
+        /// on a kept-alive connection.
+        public var headerTimeout: TimeAmount
+        /// How long a request's body may take once its head has arrived.
+        public var bodyTimeout: TimeAmount
+        /// How long a connection may stay silent between requests.
+        public var idleTimeout: TimeAmount
+
+        public init(
+            maxConnections: Int = 512, maxConnectionsPerSource: Int = 128, headerTimeout: TimeAmount = .seconds(5),
+            bodyTimeout: TimeAmount = .seconds(30), idleTimeout: TimeAmount = .seconds(60)
+        ) {
+            precondition(maxConnections >= 1 && maxConnectionsPerSource >= 1, "HTTPServer: invalid limits")
+            self.maxConnections = maxConnections
+            self.maxConnectionsPerSource = maxConnectionsPerSource
+            self.headerTimeout = headerTimeout
+            self.bodyTimeout = bodyTimeout
+            self.idleTimeout = idleTimeout
+        }
+    }
+
+    /// What the connection limits did since the server started.
+    public struct ConnectionStats: Sendable, Equatable {
+        /// Connections open now.
+        public var open = 0
+        /// Idle connections closed to admit a new one at a cap.
+        public var evicted: UInt64 = 0
+        /// New connections closed at once because every connection in their scope had a request in flight.
+        public var refused: UInt64 = 0
+        /// Connections closed because a request's head or body did not arrive in time.
+        public var timedOut: UInt64 = 0
+        /// Times memory was handed back to the system after a flood of connections.
+        public var memoryTrims: UInt64 = 0
+    }
+
     private let router: APIRouter
     private let host: String
     private let port: Int
     private let logger: Logger
+    public let limits: Limits
     private let lock = NSLock()
     private var group: MultiThreadedEventLoopGroup?
     private var channel: (any Channel)?
+    private var registry: ConnectionRegistry?
 
-    /// How long a connection may stay silent (between requests or mid-request) before it is closed.
-    public static let idleTimeout = TimeAmount.seconds(60)
-
-    public init(router: APIRouter, host: String, port: Int, logger: Logger) {
+    public init(router: APIRouter, host: String, port: Int, logger: Logger, limits: Limits = Limits()) {
         self.router = router
         self.host = host
         self.port = port
         self.logger = logger
+        self.limits = limits
+    }
+
+    /// The connection counters; zero before ``start()``.
+    public var connectionStats: ConnectionStats {
+        lock.lock()
+        let registry = self.registry
+        lock.unlock()
+        return registry?.stats ?? ConnectionStats()
     }
 
     /// Binds and starts serving; returns the bound port (useful with port 0, which picks a free one).
@@ -40,23 +97,36 @@ public final class HTTPServer: @unchecked Sendable {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let router = self.router
         let logger = self.logger
+        let limits = self.limits
+        // One loop: the listener and every connection share it, and so does the registry.
+        let registry = ConnectionRegistry(limits: limits, loop: group.next(), logger: logger)
         let bootstrap = ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            // Accept in larger batches: under a connection flood the loop then spends its turns shedding
+            // connections, and an honest client's connection waits less in the kernel's accept queue.
+            .serverChannelOption(.maxMessagesPerRead, value: 64)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    // Admission first: a refused connection is closed before any parser is built for it.
+                    guard registry.admit(channel) else {
+                        channel.close(promise: nil)
+                        return
+                    }
                     let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(IdleStateHandler(allTimeout: HTTPServer.idleTimeout))
+                    try sync.addHandler(ConnectionGuard(registry: registry, id: ObjectIdentifier(channel)))
+                    try sync.addHandler(IdleStateHandler(allTimeout: limits.idleTimeout))
                     try sync.configureHTTPServerPipeline(withErrorHandling: true)
-                    try sync.addHandler(HTTPRequestHandler(router: router, logger: logger))
+                    try sync.addHandler(HTTPRequestHandler(router: router, logger: logger, registry: registry))
                 }
             }
         do {
             let channel = try bootstrap.bind(host: host, port: port).wait()
             self.group = group
             self.channel = channel
+            self.registry = registry
             let bound = channel.localAddress?.port ?? port
             logger.info("HTTP API listening", metadata: ["address": "\(host):\(bound)"])
             return bound
@@ -97,16 +167,19 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private let router: APIRouter
     private let logger: Logger
+    private let registry: ConnectionRegistry
     private var state = State.idle
 
-    init(router: APIRouter, logger: Logger) {
+    init(router: APIRouter, logger: Logger, registry: ConnectionRegistry) {
         self.router = router
         self.logger = logger
+        self.registry = registry
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):
+            context.triggerUserOutboundEvent(ConnectionGuard.Progress.headReceived, promise: nil)
             let declared = head.headers.first(name: "content-length").flatMap { Int($0) } ?? 0
             if declared > APIRouter.maxBodyBytes {
                 refuseTooLarge(context: context)
@@ -134,10 +207,15 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
                 return
             }
             state = .idle
-            let response = router.handle(
+            var response = router.handle(
                 method: head.method.rawValue, uri: head.uri, body: body,
                 contentType: head.headers.first(name: "content-type"))
+            if response.status == 200, head.method == .GET, head.uri.split(separator: "?").first == "/metrics" {
+                // The router counts requests; connections are this server's, so it adds their counters.
+                response.body += Array(registry.metricsText().utf8)
+            }
             write(response, keepAlive: head.isKeepAlive, version: head.version, context: context)
+            context.triggerUserOutboundEvent(ConnectionGuard.Progress.requestDone, promise: nil)
         }
     }
 
