@@ -25,9 +25,13 @@ class CLITestCase: XCTestCase {
         return r.output
     }
 
-    func refused(_ args: [String], _ needle: String, file: StaticString = #filePath, line: UInt = #line) throws {
+    /// Runs `amars args`, which must fail (with `status` when given) and say `needle` on stderr.
+    func refused(
+        _ args: [String], _ needle: String, status: Int32? = nil, file: StaticString = #filePath, line: UInt = #line
+    ) throws {
         let r = try Harness.amars(args)
         XCTAssertNotEqual(r.status, 0, "\(args.joined(separator: " ")) should fail", file: file, line: line)
+        if let status { XCTAssertEqual(r.status, status, r.error, file: file, line: line) }
         XCTAssertTrue(r.error.contains(needle), "\(needle) not in: \(r.error)", file: file, line: line)
     }
 }

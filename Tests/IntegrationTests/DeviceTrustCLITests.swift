@@ -50,7 +50,7 @@ final class DeviceTrustCLITests: CLITestCase {
 
         // Asleep longer than the trusting period: the device refuses, whatever the gateway serves.
         Thread.sleep(forTimeInterval: 11)
-        try refused(["device", "sync"] + device, "trust expired")
+        try refused(["device", "sync"] + device, "trust expired", status: 4)
         // With the operator's key provisioned it asks the gateway for a statement: none yet, so still refused.
         try refused(["device", "sync", "--reanchor-key", operatorKey] + device, "trust expired")
         let stateBefore = try Data(contentsOf: URL(fileURLWithPath: path("device.state")))
@@ -84,5 +84,38 @@ final class DeviceTrustCLITests: CLITestCase {
         try refused(
             ["device", "sync", "--reanchor-key", operatorKey, "--reanchor", served] + device,
             "its checkpoint is older than the trusted one")
+    }
+
+    /// A device whose state trusts one chain, pointed at a gateway of another (the same chain id): it says so and
+    /// exits 5, and its state is untouched; back at its own gateway it syncs as before.
+    func testAGatewayOfAnotherChainIsNamedWithItsOwnExitStatus() throws {
+        var daemons: [Harness.Daemon] = []
+        defer { for d in daemons { d.stop() } }
+        var ports: [Int] = []
+        for name in ["ours", "theirs"] {
+            try FileManager.default.createDirectory(atPath: path(name), withIntermediateDirectories: true)
+            try ok([
+                "genesis", "new", "--out", path("\(name)/genesis.json"), "--keys", path("\(name)/keys"),
+                "--epoch-length", "5", "--chain-id", "7001",
+            ])
+            let port = Harness.freePort(type: Int32(SOCK_DGRAM.rawValue))
+            daemons.append(
+                try Harness.startDaemon(
+                    data: dir.appendingPathComponent(name), blockInterval: 100, coapPort: port))
+            ports.append(port)
+        }
+        let ours = try HTTPClient(baseURL: daemons[0].url)
+        XCTAssertTrue(
+            Harness.wait(20) { (Int("\((try? Harness.json(ours, "/v1/head"))?["height"] ?? 0)") ?? 0) >= 12 })
+        let device = ["--genesis", path("ours/genesis.json"), "--state", path("device.state")]
+        try ok(["device", "sync", "--coap", "coap://127.0.0.1:\(ports[0])"] + device)
+        let state = try Data(contentsOf: URL(fileURLWithPath: path("device.state")))
+
+        try refused(
+            ["device", "sync", "--coap", "coap://127.0.0.1:\(ports[1])"] + device, "the gateway serves another chain",
+            status: 5)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path("device.state"))), state)
+        let home = try ok(["device", "sync", "--coap", "coap://127.0.0.1:\(ports[0])"] + device)
+        XCTAssertTrue(home.contains("synced"), home)
     }
 }

@@ -30,21 +30,29 @@ enum Harness {
 
     /// Starts `amarsd run` on a free port and returns once it has printed the port it bound. Its CoAP door listens
     /// on `coapPort`, or on a free UDP port: never on the default 5683, which a running devnet holds (a second
-    /// gateway cannot share it and would not start).
+    /// gateway cannot share it and would not start), unless `arguments` choose (`--coap-port`, `--no-coap`).
+    /// Its stderr goes to `stderr` when given.
     static func startDaemon(
-        data: URL, blockInterval: Int, coapPort: Int? = nil, arguments: [String] = []
+        data: URL, blockInterval: Int, coapPort: Int? = nil, arguments: [String] = [], stderr: URL? = nil
     ) throws -> Daemon {
         let p = Process()
         p.executableURL = binDirectory.appendingPathComponent("amarsd")
+        let coap =
+            arguments.contains("--no-coap") || arguments.contains("--coap-port")
+            ? [] : ["--coap-port", String(coapPort ?? freePort(type: Int32(SOCK_DGRAM.rawValue)))]
         p.arguments =
             [
                 "run", "--data", data.path, "--http-port", "0", "--block-interval", String(blockInterval),
-                "--log-level",
-                "error",
-            ] + ["--coap-port", String(coapPort ?? freePort(type: Int32(SOCK_DGRAM.rawValue)))] + arguments
+                "--log-level", "error",
+            ] + coap + arguments
         let out = Pipe()
         p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
+        if let stderr {
+            FileManager.default.createFile(atPath: stderr.path, contents: nil)
+            p.standardError = try FileHandle(forWritingTo: stderr)
+        } else {
+            p.standardError = FileHandle.nullDevice
+        }
         try p.run()
         var text = ""
         let deadline = Date().addingTimeInterval(20)
@@ -135,6 +143,34 @@ enum Harness {
     static func json(_ client: HTTPClient, _ path: String) throws -> [String: Any] {
         let r = try client.get(path)
         return try JSONSerialization.jsonObject(with: Data(r.body)) as! [String: Any]
+    }
+
+    /// A blocking TCP connection to 127.0.0.1:`port`, from the loopback address `source` (any of 127.0.0.0/8,
+    /// so one test can be many sources); nil if it failed.
+    static func connectTCP(port: Int, from source: String = "127.0.0.1") -> Int32? {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        var local = sockaddr_in()
+        local.sin_family = sa_family_t(AF_INET)
+        local.sin_addr.s_addr = inet_addr(source)
+        var remote = local
+        remote.sin_addr.s_addr = inet_addr("127.0.0.1")
+        remote.sin_port = UInt16(port).bigEndian
+        let size = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ok = withUnsafePointer(to: &local) { l in
+            withUnsafePointer(to: &remote) { r in
+                l.withMemoryRebound(to: sockaddr.self, capacity: 1) { l in
+                    r.withMemoryRebound(to: sockaddr.self, capacity: 1) { r in
+                        (source == "127.0.0.1" || bind(fd, l, size) == 0) && connect(fd, r, size) == 0
+                    }
+                }
+            }
+        }
+        guard ok else {
+            close(fd)
+            return nil
+        }
+        return fd
     }
 
     /// A port the kernel just handed out and we released (UDP or TCP).

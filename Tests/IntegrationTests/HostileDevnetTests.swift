@@ -36,15 +36,7 @@ final class HostileDevnetTests: XCTestCase {
         XCTAssertEqual(made.status, 0, made.error)
         nodes = try MultiNodeTests.TestNode.devnet(
             dir: dir, genesis: genesis, keys: keys,
-            consensus: """
-
-                  blockInterval: 200
-                  proposeTimeout: 800
-                  prepareTimeout: 400
-                  commitTimeout: 400
-                  timeoutIncrement: 200
-                  retransmitInterval: 300
-                """)
+            consensus: MultiNodeTests.TestNode.fastConsensus)
         for n in nodes { try n.start() }
         XCTAssertTrue(Harness.wait(40) { self.heights().allSatisfy { $0 >= 3 } }, "heights: \(heights())")
     }
@@ -182,33 +174,14 @@ private final class RawRelay: @unchecked Sendable {  // each fd is touched by it
     let injectAfter: Int
 
     init?(ports: (Int, Int), injectAfter: Int) {
-        guard let a = RawRelay.connect(ports.0) else { return nil }
-        guard let b = RawRelay.connect(ports.1) else {
+        guard let a = Harness.connectTCP(port: ports.0) else { return nil }
+        guard let b = Harness.connectTCP(port: ports.1) else {
             close(a)
             return nil
         }
         first = a
         second = b
         self.injectAfter = injectAfter
-    }
-
-    static func connect(_ port: Int) -> Int32? {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return nil }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = UInt16(port).bigEndian
-        let ok = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        guard ok == 0 else {
-            close(fd)
-            return nil
-        }
-        return fd
     }
 
     /// Pumps both directions until either side closes or `timeout` passes, then closes both.
@@ -268,7 +241,7 @@ private final class SlotHolder: @unchecked Sendable {  // `lock` guards every mu
             Thread.detachNewThread { [self] in
                 defer { finished.leave() }
                 while isRunning {
-                    guard let fd = RawRelay.connect(port) else {
+                    guard let fd = Harness.connectTCP(port: port) else {
                         usleep(5_000)
                         continue
                     }

@@ -35,7 +35,7 @@ final class HostileNetworkDoorTests: CLITestCase {
         var held: [Int32] = []
         let deadline = Date().addingTimeInterval(20)
         while held.count < 5_000, Date() < deadline {
-            guard let fd = TCP.connect(port: daemon.port, from: "127.0.0.\(2 + held.count % 16)") else { break }
+            guard let fd = Harness.connectTCP(port: daemon.port, from: "127.0.0.\(2 + held.count % 16)") else { break }
             held.append(fd)
         }
         usleep(2_000_000)
@@ -76,7 +76,7 @@ final class HostileNetworkDoorTests: CLITestCase {
     func testASlowRequestHeadIsCutAfterTheHeaderTimeout() throws {
         let daemon = try startGateway(arguments: ["--no-coap"])
         defer { daemon.stop() }
-        let fd = try XCTUnwrap(TCP.connect(port: daemon.port, from: "127.0.0.1"))
+        let fd = try XCTUnwrap(Harness.connectTCP(port: daemon.port, from: "127.0.0.1"))
         defer { close(fd) }
         var timeout = timeval(tv_sec: 20, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
@@ -168,31 +168,10 @@ final class HostileNetworkDoorTests: CLITestCase {
     /// A fresh genesis and `amarsd run` on it, its stderr kept for ``Gateway/logLines``.
     private func startGateway(arguments: [String]) throws -> Gateway {
         try ok(["genesis", "new", "--out", path("g/genesis.json"), "--keys", path("g/keys")])
-        let p = Process()
-        p.executableURL = Harness.binDirectory.appendingPathComponent("amarsd")
-        p.arguments =
-            ["run", "--data", path("g"), "--http-port", "0", "--block-interval", "1000", "--log-level", "error"]
-            + arguments
-        let out = Pipe()
         let log = dir.appendingPathComponent("amarsd.log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
-        p.standardOutput = out
-        p.standardError = try FileHandle(forWritingTo: log)
-        try p.run()
-        var text = ""
-        let deadline = Date().addingTimeInterval(20)
-        while Date() < deadline, !text.contains("Explorer") {
-            let chunk = out.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            text += String(decoding: chunk, as: UTF8.self)
-        }
-        guard let range = text.range(of: #"127\.0\.0\.1:(\d+)/v1/head"#, options: .regularExpression),
-            let port = Int(text[range].dropFirst("127.0.0.1:".count).prefix { $0.isNumber })
-        else {
-            p.terminate()
-            throw Harness.StartFailure(description: "amarsd did not start: \(text)")
-        }
-        return Gateway(process: p, port: port, log: log)
+        let daemon = try Harness.startDaemon(
+            data: dir.appendingPathComponent("g"), blockInterval: 1000, arguments: arguments, stderr: log)
+        return Gateway(process: daemon.process, port: daemon.port, log: log)
     }
 
     private static func counter(_ name: String, in metrics: String) -> Int {
@@ -290,34 +269,5 @@ private final class Probe: @unchecked Sendable {  // the lock guards every mutab
         lock.lock()
         defer { lock.unlock() }
         return body()
-    }
-}
-
-/// Blocking TCP connects from a chosen loopback address.
-private enum TCP {
-    static func connect(port: Int, from source: String) -> Int32? {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return nil }
-        var local = sockaddr_in()
-        local.sin_family = sa_family_t(AF_INET)
-        local.sin_addr.s_addr = inet_addr(source)
-        var remote = local
-        remote.sin_addr.s_addr = inet_addr("127.0.0.1")
-        remote.sin_port = UInt16(port).bigEndian
-        let size = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let ok = withUnsafePointer(to: &local) { l in
-            withUnsafePointer(to: &remote) { r in
-                l.withMemoryRebound(to: sockaddr.self, capacity: 1) { l in
-                    r.withMemoryRebound(to: sockaddr.self, capacity: 1) { r in
-                        bind(fd, l, size) == 0 && Glibc.connect(fd, r, size) == 0
-                    }
-                }
-            }
-        }
-        guard ok else {
-            close(fd)
-            return nil
-        }
-        return fd
     }
 }

@@ -44,6 +44,17 @@ final class MultiNodeTests: XCTestCase {
 
         var client: HTTPClient { try! HTTPClient(baseURL: "http://127.0.0.1:\(port)", timeoutSeconds: 3) }
 
+        /// Consensus timing for tests: blocks every 200 ms, short timeouts.
+        static let fastConsensus = """
+
+              blockInterval: 200
+              proposeTimeout: 800
+              prepareTimeout: 400
+              commitTimeout: 400
+              timeoutIncrement: 200
+              retransmitInterval: 300
+            """
+
         /// Four gateways of the genesis `amars genesis new --validators 4` wrote (keys in `keys`), each in
         /// `dir/node-N` with a YAML config naming the other three as peers; `consensus` is the YAML of its
         /// timing and `extra(i)` is appended to node i's config (a CoAP door, say). Not started.
@@ -172,15 +183,7 @@ final class MultiNodeTests: XCTestCase {
         let validatorKeys = try (1...4).map { try KeyFile.load("\(keys)/validator-\($0).key") }
         nodes = try TestNode.devnet(
             dir: dir, genesis: genesisPath, keys: keys,
-            consensus: """
-
-                  blockInterval: 200
-                  proposeTimeout: 800
-                  prepareTimeout: 400
-                  commitTimeout: 400
-                  timeoutIncrement: 200
-                  retransmitInterval: 300
-                """)
+            consensus: MultiNodeTests.TestNode.fastConsensus)
         for n in nodes { try n.start() }
 
         // Phase 1: finality past the first epoch boundary (height 10), agreement, a transfer across nodes.

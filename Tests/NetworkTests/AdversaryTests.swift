@@ -19,19 +19,7 @@ final class AdversaryTests: XCTestCase {
     private func startPair(
         group: any EventLoopGroup, tune: (inout NetworkConfiguration) -> Void = { _ in }
     ) async throws -> (TestNode, TestNode) {
-        var configurationA = Fixture.configuration(allowed: allowed)
-        tune(&configurationA)
-        let a = try await TestNode.start(key: honest[0], configuration: configurationA, group: group, seed: 1)
-        let b = try await TestNode.start(
-            key: honest[1], configuration: Fixture.configuration(allowed: allowed, peers: [a.address]), group: group,
-            seed: 2)
-        let meshed = await eventually {
-            let countA = await a.manager.connectedPeers().count
-            let countB = await b.manager.connectedPeers().count
-            return countA == 1 && countB == 1
-        }
-        XCTAssertTrue(meshed)
-        return (a, b)
+        try await NetworkTests.startPair(keys: honest, allowed: allowed, group: group, tune: tune)
     }
 
     private func helloFrame(claiming key: Bytes32, chainID: UInt32 = Fixture.chainID) -> Frame {

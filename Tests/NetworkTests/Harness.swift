@@ -53,6 +53,27 @@ enum Fixture {
     }
 }
 
+/// Two nodes with `keys[0]` and `keys[1]`, the second dialing the first, connected to each other (asserted).
+/// `tune` adjusts the first one's configuration.
+func startPair(
+    keys: [PrivateKey], allowed: [PrivateKey], group: any EventLoopGroup,
+    tune: (inout NetworkConfiguration) -> Void = { _ in }
+) async throws -> (TestNode, TestNode) {
+    var configurationA = Fixture.configuration(allowed: allowed)
+    tune(&configurationA)
+    let a = try await TestNode.start(key: keys[0], configuration: configurationA, group: group, seed: 1)
+    let b = try await TestNode.start(
+        key: keys[1], configuration: Fixture.configuration(allowed: allowed, peers: [a.address]), group: group,
+        seed: 2)
+    let meshed = await eventually {
+        let countA = await a.manager.connectedPeers().count
+        let countB = await b.manager.connectedPeers().count
+        return countA == 1 && countB == 1
+    }
+    XCTAssertTrue(meshed, "the pair did not connect")
+    return (a, b)
+}
+
 /// Polls `condition` every 10 ms until it holds or `timeout` passes.
 func eventually(
     timeout: Duration = .seconds(8), _ condition: @Sendable () async -> Bool

@@ -16,18 +16,7 @@ final class HostileNetworkTests: XCTestCase {
     var allowed: [PrivateKey] { honest + [insider] }
 
     private func startPair(group: any EventLoopGroup) async throws -> (TestNode, TestNode) {
-        let a = try await TestNode.start(
-            key: honest[0], configuration: Fixture.configuration(allowed: allowed), group: group, seed: 1)
-        let b = try await TestNode.start(
-            key: honest[1], configuration: Fixture.configuration(allowed: allowed, peers: [a.address]), group: group,
-            seed: 2)
-        let meshed = await eventually {
-            let countA = await a.manager.connectedPeers().count
-            let countB = await b.manager.connectedPeers().count
-            return countA == 1 && countB == 1
-        }
-        XCTAssertTrue(meshed)
-        return (a, b)
+        try await NetworkTests.startPair(keys: honest, allowed: allowed, group: group)
     }
 
     /// The attacker dials both members and forwards bytes between the two connections. Each member then answers

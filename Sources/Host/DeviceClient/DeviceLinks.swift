@@ -50,6 +50,9 @@ public struct MqttDeviceLink: DeviceLink {
         self.quietMillis = quietMillis
     }
 
+    /// Only checkpoints and submissions travel over MQTT.
+    public var servesHeaders: Bool { false }
+
     public func exchange(_ request: DeviceRequest) throws(DeviceClientError) -> DeviceAnswer {
         switch request.resource {
         case .checkpoints:
@@ -103,4 +106,5 @@ where Main.Failure == DeviceClientError, Submit.Failure == DeviceClientError {
 
     public var nowMillis: UInt64 { main.nowMillis }
     public var wallClockMillis: UInt64? { main.wallClockMillis }
+    public var servesHeaders: Bool { main.servesHeaders }
 }

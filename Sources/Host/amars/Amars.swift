@@ -41,11 +41,11 @@ struct Amars: ParsableCommand {
         do {
             var command = try parseAsRoot()
             try command.run()
-        } catch let error as DeviceSyncError where error.exitStatus != 1 {
-            FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
-            Foundation.exit(error.exitStatus)
         } catch {
-            exit(withError: error)
+            let status = (error as? CLIError)?.exitStatus ?? (error as? DeviceSyncError)?.exitStatus ?? 1
+            guard status != 1 else { exit(withError: error) }
+            FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
+            Foundation.exit(status)
         }
     }
 }
@@ -100,7 +100,12 @@ struct NodeOptions: ParsableArguments {
 
 struct CLIError: Error, CustomStringConvertible {
     var description: String
-    init(_ description: String) { self.description = description }
+    /// The exit status (1 unless a script should be able to tell this failure apart).
+    var exitStatus: Int32
+    init(_ description: String, exitStatus: Int32 = 1) {
+        self.description = description
+        self.exitStatus = exitStatus
+    }
 }
 
 /// Integers arrive as JSON numbers or, when they may exceed 2^53, as decimal strings.

@@ -517,8 +517,10 @@ struct DeviceRun {
     /// Names the gateway in transport failures, and says plainly when the light client refused its data.
     private func failure(_ error: DeviceSyncError) -> CLIError {
         let gateway = "coap://\(client.configuration.host):\(client.configuration.port)"
-        guard error.isVerificationFailure else { return CLIError("gateway \(gateway): \(error)") }
-        return CLIError("NOT VERIFIED: data from \(gateway) refused: \(error)")
+        guard error.isVerificationFailure else {
+            return CLIError("gateway \(gateway): \(error)", exitStatus: error.exitStatus)
+        }
+        return CLIError("NOT VERIFIED: data from \(gateway) refused: \(error)", exitStatus: error.exitStatus)
     }
 
     func printHead(_ head: TrustedHeader) {

@@ -13,10 +13,15 @@ public protocol DeviceLink {
     /// Milliseconds since the Unix epoch, if the device can tell (a real-time clock, the host's clock): the
     /// trusting period and skipping need it. Nil by default: the device then syncs checkpoint by checkpoint.
     var wallClockMillis: UInt64? { get }
+    /// Whether the link can fetch headers (`v1/headers`); true by default. A link that cannot (MQTT carries only
+    /// checkpoints and submissions) is never asked for the gateway's genesis header after a sync that learnt
+    /// nothing, so such a device cannot tell "nothing newer" from "another chain".
+    var servesHeaders: Bool { get }
 }
 
 extension DeviceLink {
     public var wallClockMillis: UInt64? { nil }
+    public var servesHeaders: Bool { true }
 }
 
 /// Why ``DeviceSession/run(_:over:onReport:)`` stopped: the link, or the device's own refusal.
@@ -33,6 +38,7 @@ extension DeviceSession {
     public mutating func run<Link: DeviceLink>(
         _ operation: DeviceOperation, over link: inout Link, onReport: (DeviceReport) -> Void = { _ in }
     ) throws(DeviceRunError<Link.Failure>) -> DeviceOutcome {
+        confirmsChain = link.servesHeaders
         var action = start(operation, now: link.nowMillis, wallClock: link.wallClockMillis)
         while true {
             for report in takeReports() { onReport(report) }

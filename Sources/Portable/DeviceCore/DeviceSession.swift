@@ -84,6 +84,9 @@ public struct DeviceSession: Sendable {
     private var pending: DeviceOperation?
     /// The refusal of a sync's first checkpoint, held while ``Job/checkingChain`` asks whose chain it was.
     private var refusal: DeviceError?
+    /// Whether a sync that learnt nothing asks for the gateway's genesis header (``syncStalled(refusal:)``): the
+    /// link can fetch headers (``DeviceLink/servesHeaders``).
+    var confirmsChain = true
     private var reports: [DeviceReport] = []
     /// What the last step left for its driver: the request to send, the outcome reached.
     private var request = DeviceRequest(.head)
@@ -532,7 +535,7 @@ public struct DeviceSession: Sendable {
     /// checkpoint of ours, or only ones our committee never signed, and the device must say that, not "up to
     /// date" or "forged". One header, only when nothing was learnt.
     private mutating func syncStalled(refusal: DeviceError?) throws(DeviceError) -> Step {
-        guard progress.checkpoints == 0 else {
+        guard progress.checkpoints == 0, confirmsChain else {
             if let refusal { throw refusal }
             return completed(.synced(progress))
         }
