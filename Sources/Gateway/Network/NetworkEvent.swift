@@ -28,6 +28,7 @@ public enum DisconnectReason: Sendable, Hashable, CustomStringConvertible {
     case banned
     /// Score over the threshold: disconnected, and the key banned.
     case scoreExceeded
+    /// An inbound handshake cut at a cap to make room for a newer one (the oldest pending goes first).
     case tooManyPendingHandshakes
     case tooManyPeers
     /// The key left the allowed set (`updateAllowedKeys`).
@@ -57,15 +58,6 @@ public enum DisconnectReason: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    /// Reasons that are the peer's fault and add to its score (the framing ones end the connection regardless).
-    var isViolation: Bool {
-        switch self {
-        case .malformedFrame, .oversizedFrame, .unknownKind, .unexpectedFrame, .handshake, .handshakeTimeout:
-            true
-        default:
-            false
-        }
-    }
 }
 
 /// Why a single frame was not delivered or not sent.
