@@ -127,7 +127,7 @@ public final class APIRouter: Sendable {
     private enum Route {
         case explorer, head, supply, metrics, blocks, block(Substring), account(Substring), submit, tx(Substring)
         case staking, candidates, candidate(Substring), buckets, bucket(Substring), election(Substring), committee
-        case checkpoints, consensus, escrow(Substring)
+        case checkpoints, consensus, escrow(Substring), healthz, readyz
 
         var methods: [String] {
             switch self {
@@ -142,6 +142,8 @@ public final class APIRouter: Sendable {
         case 0: return .explorer
         case 1 where segments[0] == "index.html": return .explorer
         case 1 where segments[0] == "metrics": return .metrics
+        case 1 where segments[0] == "healthz": return .healthz
+        case 1 where segments[0] == "readyz": return .readyz
         case 2 where segments[0] == "v1":
             switch segments[1] {
             case "head": return .head
@@ -228,6 +230,10 @@ public final class APIRouter: Sendable {
             return .json(200, consensus())
         case .escrow(let text):
             return escrow(text)
+        case .healthz:
+            return .json(200, .object([("alive", .bool(true)), ("height", .number(node.status.head.height))]))
+        case .readyz:
+            return readiness()
         }
     }
 
@@ -499,9 +505,9 @@ public final class APIRouter: Sendable {
             "# HELP amars_head_height Height of the last finalized block.",
             "# TYPE amars_head_height gauge",
             "amars_head_height \(head.height)",
-            "# HELP amars_head_timestamp_ms Timestamp of the last finalized block, milliseconds since the Unix epoch.",
-            "# TYPE amars_head_timestamp_ms gauge",
-            "amars_head_timestamp_ms \(head.timestamp)",
+            "# HELP amars_head_timestamp_seconds Timestamp of the last finalized block, seconds since the Unix epoch.",
+            "# TYPE amars_head_timestamp_seconds gauge",
+            "amars_head_timestamp_seconds \(head.timestamp / 1000).\(String(head.timestamp % 1000 + 1000).dropFirst())",
             "# HELP amars_base_fee Base fee per unit of the next block.",
             "# TYPE amars_base_fee gauge",
             "amars_base_fee \(status.nextBaseFee)",

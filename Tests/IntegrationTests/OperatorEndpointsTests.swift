@@ -1,0 +1,72 @@
+import AmarsClient
+import Foundation
+import XCTest
+
+/// What an operator's tooling reads from a committee of real gateways: `/healthz` while the process answers,
+/// `/readyz` true only while the member reaches a quorum, and `/metrics` that Prometheus's own `promtool`
+/// accepts.
+final class OperatorEndpointsTests: XCTestCase {
+    var dir: URL!
+    var nodes: [MultiNodeTests.TestNode] = []
+
+    override func tearDown() {
+        for n in nodes { n.kill() }
+        if let dir, ProcessInfo.processInfo.environment["AMARS_KEEP_TEST_DATA"] == nil {
+            try? FileManager.default.removeItem(at: dir)
+        }
+        super.tearDown()
+    }
+
+    private func status(_ node: MultiNodeTests.TestNode, _ path: String) -> (status: Int, body: [String: Any])? {
+        guard let r = try? node.client.get(path) else { return nil }
+        return (r.status, (try? JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Any]) ?? [:])
+    }
+
+    func testReadinessFollowsTheQuorumAndMetricsPassPromtool() throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("amars-ops-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let genesis = dir.appendingPathComponent("genesis.json").path
+        let keys = dir.appendingPathComponent("keys").path
+        let made = try Harness.amars([
+            "genesis", "new", "--out", genesis, "--keys", keys, "--validators", "4", "--epoch-length", "20",
+        ])
+        XCTAssertEqual(made.status, 0, made.error)
+        nodes = try MultiNodeTests.TestNode.devnet(
+            dir: dir, genesis: genesis, keys: keys, consensus: MultiNodeTests.TestNode.fastConsensus)
+        for n in nodes { try n.start() }
+        XCTAssertTrue(
+            Harness.wait(30) { self.nodes.allSatisfy { self.status($0, "/readyz")?.status == 200 } },
+            "all four ready: \(nodes.map { status($0, "/readyz")?.body ?? [:] })")
+
+        // The exposition format, as Prometheus reads it.
+        let metrics = try nodes[0].client.get("/metrics")
+        XCTAssertEqual(metrics.status, 200)
+        let file = dir.appendingPathComponent("metrics.txt")
+        try Data(metrics.body).write(to: file)
+        let check = Process()
+        check.executableURL = URL(fileURLWithPath: "/usr/bin/promtool")
+        check.arguments = ["check", "metrics"]
+        check.standardInput = try FileHandle(forReadingFrom: file)
+        let output = Pipe()
+        check.standardOutput = output
+        check.standardError = output
+        try check.run()
+        check.waitUntilExit()
+        let said = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        XCTAssertEqual(check.terminationStatus, 0, "promtool check metrics: \(said)")
+
+        // Two of four down: the others are alive but cannot finalize, and say so.
+        nodes[2].kill()
+        nodes[3].kill()
+        XCTAssertTrue(Harness.wait(15) { self.status(self.nodes[0], "/readyz")?.status == 503 })
+        let unready = try XCTUnwrap(status(nodes[0], "/readyz"))
+        XCTAssertEqual(unready.body["ready"] as? Bool, false)
+        let reasons = unready.body["reasons"] as? [String] ?? []
+        XCTAssertTrue(reasons.contains { $0.contains("more than two thirds") }, "\(reasons)")
+        XCTAssertEqual(status(nodes[0], "/healthz")?.status, 200, "alive, though not ready")
+
+        // Back: ready again.
+        try nodes[2].start()
+        XCTAssertTrue(Harness.wait(15) { self.status(self.nodes[0], "/readyz")?.status == 200 })
+    }
+}
