@@ -171,6 +171,41 @@ final class MqttBridgeTests: XCTestCase {
         XCTAssertEqual(c.node.account(alice).state.nonce, 3)
     }
 
+    /// Two gateways on one broker, each with its own persisted client id: both stay connected, and a submit
+    /// reaches the chain through each. The same two with one id take the session from each other in turn.
+    func testTwoGatewaysShareABrokerWithoutTakingEachOthersSession() throws {
+        let c = try makeChain()
+        let ids = try ["a", "b"].map { name -> String in
+            let dir = c.dir.appendingPathComponent(name).path
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            let id = try MqttClientID.persistent(in: dir)
+            XCTAssertEqual(try MqttClientID.persistent(in: dir), id, "the id survives a restart")
+            return id
+        }
+        XCTAssertNotEqual(ids[0], ids[1])
+        let first = try c.startBridge(clientID: ids[0], inbox: c.dir.appendingPathComponent("a/inbox.sqlite").path)
+        let second = try c.startBridge(clientID: ids[1], inbox: c.dir.appendingPathComponent("b/inbox.sqlite").path)
+        usleep(1_500_000)
+        XCTAssertTrue(first.isConnected && second.isConnected)
+        XCTAssertEqual([first.stats.connects, second.stats.connects], [1, 1], "neither lost its session")
+        let alice = MqttTestChain.address(c.alice)
+        try c.publish(
+            topic: MqttTopics.submit(alice),
+            payload: c.transfer(from: c.alice, to: MqttTestChain.address(c.bob), amount: 3, nonce: 0).encoded)
+        try mqttWaitUntil("both gateways took the submit") { first.stats.accepted == 1 && second.stats.accepted == 1 }
+        XCTAssertEqual(c.node.pendingCount, 1, "one transaction, however many gateways relayed it")
+        first.stop()
+        second.stop()
+
+        // The control: one id for both, as before, and they throw each other off.
+        let one = try c.startBridge(
+            clientID: "amars-gateway-same", inbox: c.dir.appendingPathComponent("c.sqlite").path)
+        let other = try c.startBridge(
+            start: false, clientID: "amars-gateway-same", inbox: c.dir.appendingPathComponent("d.sqlite").path)
+        try other.start()
+        try mqttWaitUntil("the two take turns") { one.stats.connects + other.stats.connects >= 4 }
+    }
+
     func testTheBridgeReconnectsWithBackoffAfterTheBrokerRestarts() throws {
         let c = try makeChain()
         let bridge = try c.startBridge()

@@ -84,14 +84,15 @@ final class MqttTestChain {
 
     func closeNode() { node = nil }
 
-    /// Starts a bridge with the fixed client id (so every bridge of a test shares one broker session) and
-    /// waits until its subscription is acknowledged.
+    /// Starts a bridge with the fixed client id (so every bridge of a test shares one broker session, unless
+    /// given another id, and another inbox with it) and waits until its subscription is acknowledged.
     @discardableResult
     func startBridge(
-        rateLimit: MqttRateLimiter.Limits = .init(burst: 100, perSecond: 100), start: Bool = true
+        rateLimit: MqttRateLimiter.Limits = .init(burst: 100, perSecond: 100), start: Bool = true,
+        clientID: String = "amars-gateway-test", inbox: String? = nil
     ) throws -> MqttBridge {
         let config = MqttBridge.Configuration(
-            port: broker.port, clientID: "amars-gateway-test", inboxPath: inboxPath, rateLimit: rateLimit,
+            port: broker.port, clientID: clientID, inboxPath: inbox ?? inboxPath, rateLimit: rateLimit,
             backoff: .init(initialMillis: 20, maxMillis: 200), loopTimeoutMillis: 20,
             credentials: try broker.gatewayCredentials)
         let clock = self.clock

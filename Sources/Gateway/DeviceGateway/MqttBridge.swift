@@ -47,7 +47,8 @@ public final class MqttBridge: @unchecked Sendable {
     public struct Configuration: Sendable {
         public var host: String
         public var port: Int
-        /// Fixed, so the broker recognises our persistent session and queues QoS 1 submits while we are away.
+        /// Stable across restarts, so the broker recognises our persistent session and queues QoS 1 submits while
+        /// we are away; unique per gateway and unguessable (``MqttClientID``, which `amarsd` uses).
         public var clientID: String
         public var keepAliveSeconds: Int32
         public var inboxPath: String

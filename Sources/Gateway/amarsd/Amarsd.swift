@@ -233,10 +233,16 @@ struct Run: ParsableCommand {
                     throw StartupFailure(.configuration, "--mqtt-credentials: \(error)")
                 }
             }
+            let clientID: String
+            do { clientID = try MqttClientID.persistent(in: data) } catch {
+                doors.stop()
+                throw StartupFailure(.storage, "\(error)")
+            }
             let bridge = try MqttBridge(
                 node: node,
                 configuration: .init(
-                    host: host, port: port, inboxPath: "\(data)/mqtt-inbox.sqlite", credentials: login),
+                    host: host, port: port, clientID: clientID, inboxPath: "\(data)/mqtt-inbox.sqlite",
+                    credentials: login),
                 logger: logger)
             do { try bridge.start() } catch {
                 doors.stop()

@@ -204,11 +204,16 @@ private final class NodeDoors: @unchecked Sendable {
                     throw StartupFailure(.configuration, "mqtt_credentials: \(error)")
                 }
             }
+            let clientID: String
+            do { clientID = try MqttClientID.persistent(in: cfg.dataDirectory) } catch {
+                stop()
+                throw StartupFailure(.storage, "\(error)")
+            }
             let bridge = try MqttBridge(
                 node: chain,
                 configuration: .init(
-                    host: m.host, port: m.port, inboxPath: "\(cfg.dataDirectory)/mqtt-inbox.sqlite",
-                    credentials: login),
+                    host: m.host, port: m.port, clientID: clientID,
+                    inboxPath: "\(cfg.dataDirectory)/mqtt-inbox.sqlite", credentials: login),
                 logger: logger)
             do { try bridge.start() } catch {
                 stop()
