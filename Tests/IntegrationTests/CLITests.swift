@@ -16,6 +16,25 @@ final class CLITests: XCTestCase {
 
     func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
 
+    /// Every binary says which release and which commit it was built from, the commit git reports for this tree.
+    func testEveryBinaryNamesItsVersionAndCommit() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().path
+        let git = try Harness.run("/usr/bin/git", ["-C", root, "rev-parse", "--short=12", "HEAD"], timeout: 10)
+        let head = git.status == 0 ? git.output.trimmingCharacters(in: .whitespacesAndNewlines) : "unknown"
+        for binary in ["amarsd", "amars", "amars-sim", "amars-bench"] {
+            let r = try Harness.run(
+                Harness.binDirectory.appendingPathComponent(binary).path, ["--version"], timeout: 10)
+            XCTAssertEqual(r.status, 0, "\(binary) --version: \(r.output)")
+            let line = r.output.trimmingCharacters(in: .whitespacesAndNewlines)
+            XCTAssertNotNil(
+                line.range(
+                    of: #"^\d+\.\d+\.\d+ \(commit ([0-9a-f]{12}(\+dirty)?|unknown)\)$"#, options: .regularExpression),
+                "\(binary): \(line)")
+            XCTAssertTrue(line.contains("commit \(head)"), "\(binary) was built from \(line), the tree is at \(head)")
+        }
+    }
+
     func testGenesisFirstTransferAndRefusals() throws {
         let created = try Harness.amars([
             "genesis", "new", "--out", path("genesis.json"), "--keys", path("keys"), "--unsold",

@@ -8,6 +8,7 @@ import DeviceCore
 import Foundation
 import Ledger
 import LightClient
+import BuildInfo
 
 /// `amars-sim`: a fleet of virtual devices against a running gateway. Each device is a light client of its own
 /// (its own key, socket and trusted state, anchored at the genesis file), so the fleet exercises the device
@@ -25,7 +26,8 @@ struct AmarsSim: ParsableCommand {
             devices over MQTT with --mqtt) and proves the payment final. --rounds 0 runs until stopped.
 
               amars-sim --genesis data/genesis.json --funder data/keys/app-user-incentive.key --devices 6
-            """)
+            """,
+        version: BuildInfo.description)
 
     @Option(help: "Genesis file: each device's only trust anchor.")
     var genesis: String = "data/genesis.json"

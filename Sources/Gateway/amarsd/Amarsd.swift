@@ -7,6 +7,7 @@ import Foundation
 import GatewayNode
 import Ledger
 import Logging
+import BuildInfo
 
 @main
 struct Amarsd: ParsableCommand {
@@ -30,6 +31,7 @@ struct Amarsd: ParsableCommand {
               69  unavailable: a port is taken, the broker or a door will not start
               65  chain refused: the stored chain is another genesis's, or its state does not match its head
             """,
+        version: BuildInfo.description,
         subcommands: [Run.self, NodeCommand.self, Bridge.self, Broker.self],
         defaultSubcommand: Run.self
     )

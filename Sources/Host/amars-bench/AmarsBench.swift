@@ -5,12 +5,14 @@ import CSecp256k1
 import Chain
 import Foundation
 import Ledger
+import BuildInfo
 
 @main
 struct AmarsBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "amars-bench",
         abstract: "Benchmarks, each printed next to a baseline measured in the same run.",
+        version: BuildInfo.description,
         subcommands: [LedgerBench.self, DeviceLinkBench.self, ConsensusBench.self, LightClientBench.self])
 }
 

@@ -6,6 +6,7 @@ import Chain
 import DeviceClient
 import Foundation
 import Ledger
+import BuildInfo
 
 @main
 struct Amars: ParsableCommand {
@@ -26,6 +27,7 @@ struct Amars: ParsableCommand {
               amars stake --key data/keys/alice.key --candidate validator-1 --amount 5 --duration 30 --wait
               amars buckets $(amars address --key data/keys/alice.key)
             """,
+        version: BuildInfo.description,
         subcommands: [
             KeyCommand.self, AddressCommand.self, Balance.self, Transfer.self, Head.self, TxStatus.self,
             GenesisCommand.self, CandidateCommand.self, StakeCommand.self, RestakeCommand.self, UnstakeCommand.self,
