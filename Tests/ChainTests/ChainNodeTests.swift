@@ -70,6 +70,31 @@ final class ChainNodeTests: XCTestCase {
         XCTAssertEqual(reopened.supply.inAccounts, node.supply.inAccounts)
     }
 
+    /// A node validates the transactions it already admitted without checking their signatures again, but only
+    /// the exact transaction it admitted: the id covers the body, not the signature, so the same body with another
+    /// signature (which the block's certificate does not cover either) is checked and refused.
+    func testAdmittedTransactionsAreNotVerifiedTwiceButOtherSignaturesAre() throws {
+        let t = TestChain()
+        defer { t.cleanup() }
+        let node = try t.openNode()
+        let replica = try t.openNode("replica.sqlite", validator: false)
+        let alice = t.funded[0]
+        let bob = TestChain.address(TestChain.key(9))
+        let tx = t.transfer(from: alice, to: bob, amount: 1_000, nonce: 0)
+        _ = try node.submit(tx)
+        _ = try replica.submit(tx)
+        let good = try node.produceBlock(timestamp: 1_700_000_001_000)
+        var forged = good
+        forged.block.transactions[0].signature.second.w3 ^= 1
+        XCTAssertEqual(forged.block.hash, good.block.hash, "the certificate still matches")
+        XCTAssertThrowsError(try replica.importBlock(forged)) {
+            XCTAssertTrue("\($0)".contains("badSignature"), "\($0)")
+        }
+        XCTAssertEqual(replica.head.height, 0)
+        XCTAssertNoThrow(try replica.importBlock(good))
+        XCTAssertEqual(replica.account(bob).state.balance, 1_000)
+    }
+
     func testImportRefusesTamperedBlocksAndChangesNothing() throws {
         let t = TestChain()
         defer { t.cleanup() }

@@ -464,7 +464,7 @@ public final class ChainNode: @unchecked Sendable {
         var units: UInt64 = 0
         for tx in block.transactions {
             do {
-                let verified = try VerifiedTransaction(tx)
+                let verified = try mempool.verified(tx) ?? VerifiedTransaction(tx)
                 receipts.append(try executor.apply(verified, to: &overlay, context: context))
                 units += fees.units(encodedSize: verified.encodedSize)
             } catch {

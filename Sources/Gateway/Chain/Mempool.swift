@@ -35,6 +35,20 @@ public struct Mempool {
 
     public func contains(_ id: Bytes32) -> Bool { known[id] != nil }
 
+    /// The admitted, already verified form of `tx` when the mempool holds exactly it, signature included (the id
+    /// covers the body only, so a block could carry the same body with another signature, which must be
+    /// checked). A block of transactions this node admitted is then validated without checking any signature
+    /// a second time.
+    public func verified(_ tx: SignedTransaction) -> VerifiedTransaction? {
+        guard let sender = known[tx.id], let queue = queues[sender], tx.body.nonce >= queue.firstNonce else {
+            return nil
+        }
+        let index = tx.body.nonce - queue.firstNonce
+        guard index < UInt64(queue.entries.count) else { return nil }
+        let entry = queue.entries[Int(index)]
+        return entry.transaction == tx ? entry : nil
+    }
+
     /// Admits `tx` or says why not. `account` is the sender's committed state.
     public mutating func insert(
         _ tx: VerifiedTransaction, account: AccountState, executor: TransactionExecutor, baseFee: UInt64
