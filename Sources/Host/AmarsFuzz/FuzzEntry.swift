@@ -148,7 +148,7 @@ public func fuzzInitialize(
     let txs = payloads.enumerated().map { i, p in
         SignedTransaction(
             body: TransactionBody(
-                genesis: Bytes32(w0: 1, w1: 1, w2: 1, w3: 1), sender: key.xOnlyPublicKey.bytes, nonce: UInt64(i),
+                genesis: FuzzDevice.genesis.hash, sender: key.xOnlyPublicKey.bytes, nonce: UInt64(i),
                 maxFeePerUnit: 9, tipPerUnit: 1,
                 payload: p), signer: key)
     }
@@ -188,7 +188,8 @@ public func fuzzInitialize(
     seeds.append((18, SkipPayload(checkpoint: checkpoint, signingCommittee: committee).encoded))
     let statement = ReanchorPayload(
         header: header, committee: committee,
-        signature: key.signSchnorr(ReanchorPayload.signingHash(header: header), auxRandom: .zero))
+        signature: key.signSchnorr(
+            ReanchorPayload.signingHash(header: header, genesis: FuzzDevice.genesis.hash), auxRandom: .zero))
     seeds.append((19, statement.encoded))
     // The session fuzz: the operation, the clock, then answers (code, length, payload): a head answer for the
     // head operation.
