@@ -55,6 +55,24 @@ final class MultiNodeTests: XCTestCase {
               retransmitInterval: 300
             """
 
+        /// A fresh four-validator genesis in `dir` (epochs of `epochLength` blocks) and its four gateways with
+        /// ``fastConsensus``, started.
+        static func startedDevnet(dir: URL, epochLength: Int = 20) throws -> [TestNode] {
+            let genesis = dir.appendingPathComponent("genesis.json").path
+            let keys = dir.appendingPathComponent("keys").path
+            let made = try Harness.amars([
+                "genesis", "new", "--out", genesis, "--keys", keys, "--validators", "4", "--epoch-length",
+                String(epochLength),
+            ])
+            guard made.status == 0 else { throw Harness.StartFailure(description: "genesis new: \(made.error)") }
+            let nodes = try devnet(dir: dir, genesis: genesis, keys: keys, consensus: fastConsensus)
+            do { for n in nodes { try n.start() } } catch {
+                for n in nodes { n.kill() }
+                throw error
+            }
+            return nodes
+        }
+
         /// Four gateways of the genesis `amars genesis new --validators 4` wrote (keys in `keys`), each in
         /// `dir/node-N` with a YAML config naming the other three as peers; `consensus` is the YAML of its
         /// timing and `extra(i)` is appended to node i's config (a CoAP door, say). Not started.

@@ -25,15 +25,7 @@ final class OperatorEndpointsTests: XCTestCase {
     func testReadinessFollowsTheQuorumAndMetricsPassPromtool() throws {
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("amars-ops-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let genesis = dir.appendingPathComponent("genesis.json").path
-        let keys = dir.appendingPathComponent("keys").path
-        let made = try Harness.amars([
-            "genesis", "new", "--out", genesis, "--keys", keys, "--validators", "4", "--epoch-length", "20",
-        ])
-        XCTAssertEqual(made.status, 0, made.error)
-        nodes = try MultiNodeTests.TestNode.devnet(
-            dir: dir, genesis: genesis, keys: keys, consensus: MultiNodeTests.TestNode.fastConsensus)
-        for n in nodes { try n.start() }
+        nodes = try MultiNodeTests.TestNode.startedDevnet(dir: dir)
         XCTAssertTrue(
             Harness.wait(30) { self.nodes.allSatisfy { self.status($0, "/readyz")?.status == 200 } },
             "all four ready: \(nodes.map { status($0, "/readyz")?.body ?? [:] })")
