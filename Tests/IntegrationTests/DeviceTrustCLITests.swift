@@ -115,6 +115,12 @@ final class DeviceTrustCLITests: CLITestCase {
             ["device", "sync", "--coap", "coap://127.0.0.1:\(ports[1])"] + device, "the gateway serves another chain",
             status: 5)
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path("device.state"))), state)
+        // The same state with the other chain's genesis file (same chain id, same epoch length): not resumed.
+        try refused(
+            [
+                "device", "sync", "--coap", "coap://127.0.0.1:\(ports[1])", "--genesis", path("theirs/genesis.json"),
+                "--state", path("device.state"),
+            ], "belongs to another chain")
         let home = try ok(["device", "sync", "--coap", "coap://127.0.0.1:\(ports[0])"] + device)
         XCTAssertTrue(home.contains("synced"), home)
     }

@@ -366,9 +366,10 @@ struct DeviceOptions: ParsableArguments {
         )
         var sync: DeviceSync
         if let state, let stored = try Self.loadState(state) {
-            guard stored.chainID == anchor.chainID, stored.epochLength == anchor.epochLength else {
-                throw CLIError("\(state) belongs to another chain than \(genesis)")
-            }
+            // A state from before it named its genesis (zero) is completed from this anchor by the session.
+            guard stored.chainID == anchor.chainID, stored.epochLength == anchor.epochLength,
+                stored.genesis == .zero || stored.genesis == anchor.genesisHeaderHash
+            else { throw CLIError("\(state) belongs to another chain than \(genesis)") }
             sync = DeviceSync(anchor: anchor, trusted: stored)
             print("resumed     trusted epoch \(stored.epoch) from \(state)")
         } else {
