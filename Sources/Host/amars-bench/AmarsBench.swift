@@ -40,7 +40,7 @@ struct LedgerBench: ParsableCommand {
         print("preparing \(transactions) signed transfers from \(senders) senders ...")
         let workload = try LedgerWorkload(transactions: transactions, senders: senders)
         // Baseline: libsecp256k1 alone, keys pre-parsed, the same signatures.
-        let baselineRate = rawVerifyRate(encoded: Array(workload.encoded.prefix(20_000)))
+        let baselineRate = rawSchnorrVerifyRate(encoded: Array(workload.encoded.prefix(20_000)))
         let figures = try workload.run(blockSize: blockSize)
         print("schnorr verify (raw libsecp256k1, one core): \(Int(baselineRate)) /s")
         print(
@@ -56,23 +56,4 @@ struct LedgerBench: ParsableCommand {
     }
 
     /// Verify rate of libsecp256k1 called directly, keys parsed beforehand: the best the chain could do.
-    private func rawVerifyRate(encoded: [[UInt8]]) -> Double {
-        let ctx = secp256k1_context_create(UInt32(SECP256K1_CONTEXT_NONE))!
-        defer { secp256k1_context_destroy(ctx) }
-        var items: [(key: secp256k1_xonly_pubkey, message: [UInt8], signature: [UInt8])] = []
-        for bytes in encoded {
-            let tx = try! SignedTransaction(decoding: bytes)
-            var key = secp256k1_xonly_pubkey()
-            _ = secp256k1_xonly_pubkey_parse(ctx, &key, tx.body.sender.bytes)
-            items.append((key, tx.id.bytes, tx.signature.bytes))
-        }
-        var ok = 0
-        let t0 = DispatchTime.now()
-        for var item in items {
-            ok += Int(secp256k1_schnorrsig_verify(ctx, item.signature, item.message, 32, &item.key))
-        }
-        let elapsed = seconds(t0, DispatchTime.now())
-        precondition(ok == items.count, "baseline signatures must verify")
-        return Double(items.count) / elapsed
-    }
 }

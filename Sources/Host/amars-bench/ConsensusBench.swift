@@ -80,10 +80,12 @@ struct ConsensusBench: ParsableCommand {
 
     func run() throws {
         print("== baseline: single-node ledger (\(ledgerTransactions) transfers, no consensus) ==")
-        let ledger = try LedgerWorkload(
-            transactions: ledgerTransactions, senders: max(1, (ledgerTransactions + 49) / 50)
-        )
-        .run(blockSize: 5_000)
+        let workload = try LedgerWorkload(
+            transactions: ledgerTransactions, senders: max(1, (ledgerTransactions + 49) / 50))
+        let ledger = try workload.run(blockSize: 5_000)
+        let rawVerify = rawSchnorrVerifyRate(encoded: Array(workload.encoded.prefix(20_000)))
+        let cores = Double(ProcessInfo.processInfo.activeProcessorCount)
+        print("schnorr verify (raw libsecp256k1, one core): \(Int(rawVerify)) /s")
         print(
             "ledger: \(ledger.committed) transfers in \(ledger.blocks) blocks, \(f2(ledger.seconds)) s "
                 + "-> \(Int(ledger.rate)) tx/s (verify+admit \(f2(ledger.submitSeconds)) s, "
@@ -123,6 +125,9 @@ struct ConsensusBench: ParsableCommand {
             print(
                 "goal >= 2,000 tx/s sustained with p99 <= 2 s: \(met ? "MET" : "NOT MET") "
                     + "(\(Int(n.sustained)) tx/s, p99 \(ms(n.p99)))")
+            print(
+                pad("verify-bound limit (cores x raw verify / 4)", 44)
+                    + "\(Int(cores * rawVerify / 4)) tx/s on \(Int(cores)) cores")
         }
         if let s = sim {
             print(
@@ -132,6 +137,17 @@ struct ConsensusBench: ParsableCommand {
                 pad("sim messages per block", 44)
                     + "\(Int(s.messagesPerBlock)) (\(Int(s.messagesPerBlock / Double(s.members))) per member)")
             print("ratio sim finality / link latency: \(f2(Double(s.meanAll) / Double(s.latency)))")
+        }
+        // Last, in the forms scripts read: the verify-bound limit is every node checking every signature once,
+        // so four nodes on `cores` cores finalize at most cores x raw verify / 4 transfers a second.
+        if let n = nodes {
+            print(
+                "p99 submit->final: \(f2(n.p99)) s (goal <= 2 block intervals + 0.5 s = "
+                    + "\(f2(2 * Double(blockInterval) / 1000 + 0.5)) s)")
+            if let perTransfer = n.cpuPerTransfer {
+                print("cpu per transfer per node / verify: \(f2(perTransfer / 4 * rawVerify))")
+            }
+            print("consensus/limit ratio: \(f3(n.sustained / (cores * rawVerify / 4)))")
         }
     }
 }
@@ -431,6 +447,8 @@ private struct NodeFigures {
     var p50: Double
     var p99: Double
     var gossip: Bool
+    /// Node CPU seconds per finalized transfer, summed over the four nodes (nil when too many were missing).
+    var cpuPerTransfer: Double?
 }
 
 /// Minimal blocking HTTP/1.1 client over one keep-alive TCP connection (Content-Length bodies only, which is
@@ -1088,6 +1106,7 @@ private struct FourNodeRun {
         }
         return NodeFigures(
             offered: rate, clientRate: Double(attempted) / submitWindow, sustained: sustained,
-            p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), gossip: gossip)
+            p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), gossip: gossip,
+            cpuPerTransfer: missing * 100 <= accepted ? perTx : nil)
     }
 }
