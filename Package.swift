@@ -148,7 +148,8 @@ if hostParts {
         // Fixtures the gateway's unit tests and the integration tests share: a chain with a CoAP server on loopback,
         // a UDP test socket, CoAP requests.
         .target(
-            name: "GatewayTestSupport", dependencies: ["Chain", "DeviceGateway", "DeviceProtocol", log],
+            name: "GatewayTestSupport",
+            dependencies: ["AmarsTestSupport", "Chain", "DeviceGateway", "DeviceProtocol", log],
             path: "Tests/GatewayTestSupport"),
         .testTarget(
             name: "DeviceGatewayTests",

@@ -1,3 +1,4 @@
+import AmarsTestSupport
 import DeviceProtocol
 import Foundation
 import GatewayTestSupport
@@ -173,38 +174,19 @@ final class ManualClock: @unchecked Sendable {
 
 /// A UDP socket bound like a stranger on the same host would bind it.
 enum UDPBind {
-    struct Failure: Error { var errno: Int32 }
-
     /// Binds and closes; the bind's errno, 0 when it worked.
     static func errno(host: String, port: UInt16, reuseAddress: Bool) -> Int32 {
-        do {
-            close(try hold(host: host, port: port, reuseAddress: reuseAddress))
+        switch LoopbackSocket.bound(Int32(SOCK_DGRAM.rawValue), host: host, port: port, reuseAddress: reuseAddress) {
+        case .success(let fd):
+            close(fd)
             return 0
-        } catch {
-            return (error as? Failure)?.errno ?? -1
+        case .failure(let error):
+            return error.code
         }
     }
 
     /// A bound socket the caller closes.
     static func hold(host: String, port: UInt16, reuseAddress: Bool) throws -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        guard fd >= 0 else { throw Failure(errno: Glibc.errno) }
-        var on: Int32 = reuseAddress ? 1 : 0
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr(host)
-        address.sin_port = port.bigEndian
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        guard bound == 0 else {
-            let failure = Failure(errno: Glibc.errno)
-            close(fd)
-            throw failure
-        }
-        return fd
+        try LoopbackSocket.bound(Int32(SOCK_DGRAM.rawValue), host: host, port: port, reuseAddress: reuseAddress).get()
     }
 }

@@ -1,3 +1,4 @@
+import AmarsTestSupport
 import AmarsClient
 import Foundation
 import Logging
@@ -208,30 +209,12 @@ private final class TCPTestSocket {
     let fd: Int32
 
     init(port: Int, from source: String = "127.0.0.1") throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw Failure(what: "socket") }
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var local = sockaddr_in()
-        local.sin_family = sa_family_t(AF_INET)
-        local.sin_addr.s_addr = inet_addr(source)
-        var remote = local
-        remote.sin_addr.s_addr = inet_addr("127.0.0.1")
-        remote.sin_port = UInt16(port).bigEndian
-        let ok = withUnsafePointer(to: &local) { l in
-            withUnsafePointer(to: &remote) { r in
-                l.withMemoryRebound(to: sockaddr.self, capacity: 1) { l in
-                    r.withMemoryRebound(to: sockaddr.self, capacity: 1) { r in
-                        let size = socklen_t(MemoryLayout<sockaddr_in>.size)
-                        return bind(fd, l, size) == 0 && connect(fd, r, size) == 0
-                    }
-                }
-            }
-        }
-        guard ok else {
-            close(fd)
+        guard let fd = LoopbackSocket.connectTCP(port: port, from: source) else {
             throw Failure(what: "connect from \(source)")
         }
+        self.fd = fd
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     }
 
     deinit { close(fd) }

@@ -1,3 +1,4 @@
+import AmarsTestSupport
 import DeviceProtocol
 import Foundation
 
@@ -13,27 +14,10 @@ public final class CoAPTestSocket {
     /// `local` picks the source address (another 127.x.y.z is another device to the rate limiter);
     /// `port` 0 lets the kernel choose.
     public init(local: String = "127.0.0.1", port: UInt16 = 0, timeoutMilliseconds: Int = 3000) throws {
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        guard fd >= 0 else { throw POSIXError(.EMFILE) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr(local)
-        address.sin_port = port.bigEndian
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        guard bound == 0 else {
-            Glibc.close(fd)
-            throw POSIXError(.EADDRINUSE)
-        }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
+        guard case .success(let fd) = LoopbackSocket.bound(Int32(SOCK_DGRAM.rawValue), host: local, port: port)
+        else { throw POSIXError(.EADDRINUSE) }
         self.fd = fd
-        localPort = UInt16(bigEndian: address.sin_port)
+        localPort = LoopbackSocket.port(of: fd)
         setTimeout(milliseconds: timeoutMilliseconds)
     }
 

@@ -1,6 +1,7 @@
 import AmarsClient
 import Foundation
 import XCTest
+import AmarsTestSupport
 
 #if canImport(Glibc)
     import Glibc
@@ -48,7 +49,7 @@ enum Harness {
         let out = Pipe()
         p.standardOutput = out
         if let stderr {
-            FileManager.default.createFile(atPath: stderr.path, contents: nil)
+            _ = FileManager.default.createFile(atPath: stderr.path, contents: nil)
             p.standardError = try FileHandle(forWritingTo: stderr)
         } else {
             p.standardError = FileHandle.nullDevice
@@ -145,50 +146,18 @@ enum Harness {
         return try JSONSerialization.jsonObject(with: Data(r.body)) as! [String: Any]
     }
 
-    /// A blocking TCP connection to 127.0.0.1:`port`, from the loopback address `source` (any of 127.0.0.0/8,
-    /// so one test can be many sources); nil if it failed.
-    static func connectTCP(port: Int, from source: String = "127.0.0.1") -> Int32? {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return nil }
-        var local = sockaddr_in()
-        local.sin_family = sa_family_t(AF_INET)
-        local.sin_addr.s_addr = inet_addr(source)
-        var remote = local
-        remote.sin_addr.s_addr = inet_addr("127.0.0.1")
-        remote.sin_port = UInt16(port).bigEndian
-        let size = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let ok = withUnsafePointer(to: &local) { l in
-            withUnsafePointer(to: &remote) { r in
-                l.withMemoryRebound(to: sockaddr.self, capacity: 1) { l in
-                    r.withMemoryRebound(to: sockaddr.self, capacity: 1) { r in
-                        (source == "127.0.0.1" || bind(fd, l, size) == 0) && connect(fd, r, size) == 0
-                    }
-                }
-            }
-        }
-        guard ok else {
-            close(fd)
-            return nil
-        }
-        return fd
-    }
-
-    /// A port the kernel just handed out and we released (UDP or TCP).
+    /// A port nobody holds now (UDP or TCP), below the kernel's ephemeral range (32768 up): a port the kernel
+    /// handed out could be taken again as the local end of some connection (a gateway dialing its peers) before
+    /// the process it was meant for binds it.
     static func freePort(type: Int32 = Int32(SOCK_STREAM.rawValue)) -> Int {
-        let fd = socket(AF_INET, type, 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) }
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<1_000 {
+            let port = UInt16.random(in: 20_000..<32_768, using: &generator)
+            guard case .success(let fd) = LoopbackSocket.bound(type, port: port) else { continue }
+            close(fd)
+            return Int(port)
         }
-        _ = withUnsafeMutablePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
-        }
-        return Int(UInt16(bigEndian: addr.sin_port))
+        return 0
     }
 }
 

@@ -5,27 +5,13 @@ import Chain
 import Foundation
 import Ledger
 import XCTest
+import AmarsTestSupport
 
 /// An outsider with no key against real gateways on loopback: relaying two members' handshakes and writing
 /// garbage into the relayed streams, holding a restarted member's handshake slots, and replaying a transaction
 /// on another network. Finality goes on, the member rejoins, and the replay is refused.
-final class HostileDevnetTests: XCTestCase {
-    var dir: URL!
-    var nodes: [MultiNodeTests.TestNode] = []
-
-    override func setUp() {
-        super.setUp()
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("amars-hostile-\(UUID().uuidString)")
-        try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    }
-
-    override func tearDown() {
-        for n in nodes { n.kill() }
-        if ProcessInfo.processInfo.environment["AMARS_KEEP_TEST_DATA"] == nil {
-            try? FileManager.default.removeItem(at: dir)
-        }
-        super.tearDown()
-    }
+final class HostileDevnetTests: DevnetTestCase {
+    override var directoryPrefix: String { "amars-hostile" }
 
     private func startDevnet() throws {
         nodes = try MultiNodeTests.TestNode.startedDevnet(dir: dir)
@@ -170,8 +156,8 @@ private final class RawRelay: @unchecked Sendable {  // each fd is touched by it
     let injectAfter: Int
 
     init?(ports: (Int, Int), injectAfter: Int) {
-        guard let a = Harness.connectTCP(port: ports.0) else { return nil }
-        guard let b = Harness.connectTCP(port: ports.1) else {
+        guard let a = LoopbackSocket.connectTCP(port: ports.0) else { return nil }
+        guard let b = LoopbackSocket.connectTCP(port: ports.1) else {
             close(a)
             return nil
         }
@@ -237,7 +223,7 @@ private final class SlotHolder: @unchecked Sendable {  // `lock` guards every mu
             Thread.detachNewThread { [self] in
                 defer { finished.leave() }
                 while isRunning {
-                    guard let fd = Harness.connectTCP(port: port) else {
+                    guard let fd = LoopbackSocket.connectTCP(port: port) else {
                         usleep(5_000)
                         continue
                     }

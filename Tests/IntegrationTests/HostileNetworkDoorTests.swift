@@ -3,6 +3,7 @@ import DeviceProtocol
 import Foundation
 import GatewayTestSupport
 import XCTest
+import AmarsTestSupport
 
 #if canImport(Glibc)
     import Glibc
@@ -35,7 +36,9 @@ final class HostileNetworkDoorTests: CLITestCase {
         var held: [Int32] = []
         let deadline = Date().addingTimeInterval(20)
         while held.count < 5_000, Date() < deadline {
-            guard let fd = Harness.connectTCP(port: daemon.port, from: "127.0.0.\(2 + held.count % 16)") else { break }
+            guard let fd = LoopbackSocket.connectTCP(port: daemon.port, from: "127.0.0.\(2 + held.count % 16)") else {
+                break
+            }
             held.append(fd)
         }
         usleep(2_000_000)
@@ -76,7 +79,7 @@ final class HostileNetworkDoorTests: CLITestCase {
     func testASlowRequestHeadIsCutAfterTheHeaderTimeout() throws {
         let daemon = try startGateway(arguments: ["--no-coap"])
         defer { daemon.stop() }
-        let fd = try XCTUnwrap(Harness.connectTCP(port: daemon.port, from: "127.0.0.1"))
+        let fd = try XCTUnwrap(LoopbackSocket.connectTCP(port: daemon.port, from: "127.0.0.1"))
         defer { close(fd) }
         var timeout = timeval(tv_sec: 20, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
@@ -181,20 +184,13 @@ final class HostileNetworkDoorTests: CLITestCase {
 
     /// The errno of binding 127.0.0.1:`port` over UDP with SO_REUSEADDR set, as a stranger would; 0 if it worked.
     private static func bindErrno(port: Int) -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        defer { close(fd) }
-        var on: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = UInt16(port).bigEndian
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
+        switch LoopbackSocket.bound(Int32(SOCK_DGRAM.rawValue), port: UInt16(port), reuseAddress: true) {
+        case .success(let fd):
+            close(fd)
+            return 0
+        case .failure(let error):
+            return error.code
         }
-        return bound == 0 ? 0 : errno
     }
 }
 

@@ -20,10 +20,10 @@ import XCTest
 ///    and the transfer is final; restart node 2: it is final there too.
 ///
 /// Every wait has a deadline; tearDown kills whatever is still running.
-final class MultiNodeTests: XCTestCase {
+final class MultiNodeTests: DevnetTestCase {
+    override var directoryPrefix: String { "amars-multi" }
+
     static let chainID: UInt32 = 4_077
-    var dir: URL!
-    var nodes: [TestNode] = []
 
     final class TestNode {
         let index: Int
@@ -120,7 +120,7 @@ final class MultiNodeTests: XCTestCase {
             let out = Pipe()
             p.standardOutput = out
             if !FileManager.default.fileExists(atPath: log.path) {
-                FileManager.default.createFile(atPath: log.path, contents: nil)
+                _ = FileManager.default.createFile(atPath: log.path, contents: nil)
             }
             let err = try FileHandle(forWritingTo: log)
             try err.seekToEnd()
@@ -165,14 +165,6 @@ final class MultiNodeTests: XCTestCase {
         }
     }
 
-    override func tearDown() {
-        for n in nodes { n.kill() }
-        if let dir, ProcessInfo.processInfo.environment["AMARS_KEEP_TEST_DATA"] == nil {
-            try? FileManager.default.removeItem(at: dir)
-        }
-        super.tearDown()
-    }
-
     func wait(_ seconds: Double, _ condition: () -> Bool) -> Bool { Harness.wait(seconds, condition) }
 
     func heights(_ which: [TestNode]) -> [UInt64] { which.map { $0.head()?.height ?? 0 } }
@@ -189,8 +181,6 @@ final class MultiNodeTests: XCTestCase {
     }
 
     func testFourGatewaysFinalizeTogetherSurviveACrashAndHaltWithoutQuorum() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("amars-multi-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let genesisPath = dir.appendingPathComponent("genesis.json").path
         let keys = dir.appendingPathComponent("keys").path
         let made = try Harness.amars([

@@ -5,17 +5,8 @@ import XCTest
 /// What an operator's tooling reads from a committee of real gateways: `/healthz` while the process answers,
 /// `/readyz` true only while the member reaches a quorum, and `/metrics` that Prometheus's own `promtool`
 /// accepts.
-final class OperatorEndpointsTests: XCTestCase {
-    var dir: URL!
-    var nodes: [MultiNodeTests.TestNode] = []
-
-    override func tearDown() {
-        for n in nodes { n.kill() }
-        if let dir, ProcessInfo.processInfo.environment["AMARS_KEEP_TEST_DATA"] == nil {
-            try? FileManager.default.removeItem(at: dir)
-        }
-        super.tearDown()
-    }
+final class OperatorEndpointsTests: DevnetTestCase {
+    override var directoryPrefix: String { "amars-ops" }
 
     private func status(_ node: MultiNodeTests.TestNode, _ path: String) -> (status: Int, body: [String: Any])? {
         guard let r = try? node.client.get(path) else { return nil }
@@ -23,8 +14,6 @@ final class OperatorEndpointsTests: XCTestCase {
     }
 
     func testReadinessFollowsTheQuorumAndMetricsPassPromtool() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("amars-ops-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         nodes = try MultiNodeTests.TestNode.startedDevnet(dir: dir)
         XCTAssertTrue(
             Harness.wait(30) { self.nodes.allSatisfy { self.status($0, "/readyz")?.status == 200 } },

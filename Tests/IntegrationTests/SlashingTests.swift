@@ -11,18 +11,10 @@ import XCTest
 /// own. The other gateways see the conflicting votes, submit evidence transactions from their operator accounts,
 /// and the chain ejects the offender and pays half its self-stake to the first reporter; the three honest members
 /// go on finalizing and agree.
-final class SlashingTests: XCTestCase {
-    static let chainID: UInt32 = 4_079
-    var dir: URL!
-    var nodes: [MultiNodeTests.TestNode] = []
+final class SlashingTests: DevnetTestCase {
+    override var directoryPrefix: String { "amars-slash" }
 
-    override func tearDown() {
-        for n in nodes { n.kill() }
-        if let dir, ProcessInfo.processInfo.environment["AMARS_KEEP_TEST_DATA"] == nil {
-            try? FileManager.default.removeItem(at: dir)
-        }
-        super.tearDown()
-    }
+    static let chainID: UInt32 = 4_079
 
     func heights() -> [UInt64] { nodes.prefix(3).map { $0.head()?.height ?? 0 } }
 
@@ -33,8 +25,6 @@ final class SlashingTests: XCTestCase {
     }
 
     func testADoubleSignerIsReportedByTheGatewaysAndSlashed() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("amars-slash-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let genesisPath = dir.appendingPathComponent("genesis.json").path
         let keys = dir.appendingPathComponent("keys").path
         let made = try Harness.amars([
@@ -79,8 +69,6 @@ final class SlashingTests: XCTestCase {
 
     /// `amars evidence submit` for anyone holding two conflicting votes: checked before sending, then final.
     func testEvidenceFromTheCLIEjectsTheMemberAndBadEvidenceIsRefusedBeforeSending() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("amars-evidence-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let keys = dir.appendingPathComponent("keys").path
         let made = try Harness.amars([
             "genesis", "new", "--out", dir.appendingPathComponent("genesis.json").path, "--keys", keys,

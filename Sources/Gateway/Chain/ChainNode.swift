@@ -55,11 +55,7 @@ public final class ChainNode: @unchecked Sendable {
         do { try genesis.validate(fees: fees) } catch { throw .invalidGenesis(error) }
         self.genesis = genesis
         self.genesisHash = genesis.hash
-        self.genesisBlockHash = genesis.header.hash
         self.fees = fees
-        self.executor = TransactionExecutor(
-            chainID: genesis.chainID, genesisBlock: genesisBlockHash, fees: fees, staking: genesis.staking,
-            epochLength: genesis.epochLength)
         self.store = store
         self.validatorKey = validatorKey
         self.mempool = Mempool(limits: mempoolLimits)
@@ -72,6 +68,9 @@ public final class ChainNode: @unchecked Sendable {
                 guard let height = try store.headHeight(), let head = try store.block(at: height) else {
                     throw NodeError.corruptState("no head block")
                 }
+                // Block 0 as stored, rather than the genesis state built again to hash its header.
+                guard let first = try store.block(at: 0) else { throw NodeError.corruptState("no genesis block") }
+                genesisBlockHash = first.finalized.block.hash
                 world = WorldState(try store.loadState())
                 headBlock = head.finalized
                 guard world.root == head.finalized.block.header.stateRoot else {
@@ -81,6 +80,7 @@ public final class ChainNode: @unchecked Sendable {
                 let initial = genesis.initialState
                 world = WorldState(initial)
                 headBlock = Self.genesisBlock(genesis, genesisHash: genesisHash, stateRoot: world.root)
+                genesisBlockHash = headBlock.block.hash
                 try store.initialize(genesisHash: genesisHash, genesisBlock: headBlock, state: initial)
             }
         } catch let e as StoreError {
@@ -90,6 +90,9 @@ public final class ChainNode: @unchecked Sendable {
         } catch {
             throw .corruptState("\(error)")
         }
+        executor = TransactionExecutor(
+            chainID: genesis.chainID, genesisBlock: genesisBlockHash, fees: fees, staking: genesis.staking,
+            epochLength: genesis.epochLength)
         guard world.totalBalance + world.totalStaked == genesis.totalAllocated else {
             throw .corruptState(
                 "balances and stakes sum to \(world.totalBalance + world.totalStaked), "

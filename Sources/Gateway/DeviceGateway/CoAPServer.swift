@@ -125,10 +125,7 @@ public final class CoAPServer: @unchecked Sendable {
     private var requestLimiter: DeviceRateLimiter
     /// Set while ``turn(_:)`` lets libcoap send notifications: handler calls then are not requests.
     private var notifying = false
-    /// Whether ``turn(_:)`` drives libcoap through epoll, which is what separates notifications from requests.
-    private var epollDriven = false
-    /// Room for `epollBatch` events of `struct epoll_event` (12 bytes on x86-64, 16 elsewhere), which only C reads.
-    private var epollEvents = [UInt64](repeating: 0, count: 2 * CoAPServer.epollBatch)
+    private var epollEvents = [epoll_event](repeating: epoll_event(), count: CoAPServer.epollBatch)
     private static let epollBatch = 16
     /// The server's own lines that a stranger can trigger at will, throttled.
     private let ownLog: ThrottledLog
@@ -196,8 +193,12 @@ public final class CoAPServer: @unchecked Sendable {
             let resource = Self.register(route, in: ctx)
             if route == .head { headResource = resource }
         }
+        // Telling notifications from requests needs libcoap's epoll loop (turn(_:)); Debian's libcoap has it.
+        guard coap_context_get_coap_fd(ctx) >= 0 else {
+            coap_free_context(ctx)
+            throw .contextFailed
+        }
         context = ctx
-        epollDriven = coap_context_get_coap_fd(ctx) >= 0 && epollWait != nil
         pending = Pending()
         let thread = Thread { [self] in run() }
         thread.name = "amars-coap"
@@ -411,13 +412,8 @@ public final class CoAPServer: @unchecked Sendable {
     /// `coap_io_do_epoll`. So handler calls while `notifying` is set are the gateway's own notifications, not
     /// requests to count. That split must be exact: a notification answered with an error makes libcoap 4.3.1
     /// free the observer and then use it.
-    ///
-    /// A libcoap built without epoll (not Debian's) is driven by `coap_io_process`, where the two are not
-    /// separable: there `notifying` is never set and registrations are exempt from the limit instead (see
-    /// ``handle(route:resource:session:request:query:response:)``).
     private func turn(_ ctx: OpaquePointer) -> Bool {
         let epoll = coap_context_get_coap_fd(ctx)
-        guard epollDriven, let epollWait else { return coap_io_process(ctx, Self.pollMilliseconds) >= 0 }
         var now: coap_tick_t = 0
         coap_ticks(&now)
         notifying = true
@@ -425,13 +421,9 @@ public final class CoAPServer: @unchecked Sendable {
         notifying = false
         var wait = Int32(due == 0 ? Self.pollMilliseconds : min(due, Self.pollMilliseconds))
         while true {
-            let count = epollEvents.withUnsafeMutableBytes { events in
-                epollWait(epoll, events.baseAddress, Int32(Self.epollBatch), wait)
-            }
+            let count = epoll_wait(epoll, &epollEvents, Int32(Self.epollBatch), wait)
             if count < 0 { return errno == EINTR }
-            epollEvents.withUnsafeMutableBytes { events in
-                coap_io_do_epoll(ctx, OpaquePointer(events.baseAddress), Int(count))
-            }
+            coap_io_do_epoll(ctx, &epollEvents, Int(count))
             // A full batch may have left events behind: take them without waiting, as coap_io_process does.
             guard count == Self.epollBatch else { return true }
             wait = 0
@@ -450,10 +442,8 @@ public final class CoAPServer: @unchecked Sendable {
             } ?? []
         // Only requests from the network count: an Observe registration does, the notifications libcoap makes
         // from it (see turn(_:)) do not, or the gateway's own notifications would empty the bucket (and a refused
-        // notification would crash libcoap). Without epoll the two cannot be told apart, and every GET of the head
-        // carrying Observe is exempt, as notifications are.
-        let exempt = notifying || (!epollDriven && route == .head && Self.hasObserveOption(request))
-        if !exempt && !requestLimiter.allow(device) {
+        // notification would crash libcoap).
+        if !notifying && !requestLimiter.allow(device) {
             respond(.error(.tooManyRequests, "slow down"), route, resource, session, request, query, response)
             return
         }
@@ -562,11 +552,6 @@ public final class CoAPServer: @unchecked Sendable {
 
     // MARK: helpers
 
-    private static func hasObserveOption(_ pdu: OpaquePointer) -> Bool {
-        var iterator = coap_opt_iterator_t()
-        return coap_check_option(pdu, coap_option_num_t(COAP_OPTION_OBSERVE), &iterator) != nil
-    }
-
     /// The rate-limit identity of a device: its PSK identity over DTLS; over plain UDP its source IP without the
     /// port, so changing ports does not buy a fresh bucket. Devices behind one NAT share a bucket; the defaults
     /// leave room for that.
@@ -635,12 +620,6 @@ private let coapLogHandler: coap_log_handler_t = { _, message in
     while text.last?.isNewline == true { text.removeLast() }
     CoAPServer.libcoapLog.log(.error, "libcoap: \(text)")
 }
-
-/// `epoll_wait`, which Swift's Glibc module does not import; nil where there is none.
-private let epollWait: (@convention(c) (Int32, UnsafeMutableRawPointer?, Int32, Int32) -> Int32)? = {
-    guard let program = dlopen(nil, RTLD_NOW), let symbol = dlsym(program, "epoll_wait") else { return nil }
-    return unsafeBitCast(symbol, to: (@convention(c) (Int32, UnsafeMutableRawPointer?, Int32, Int32) -> Int32).self)
-}()
 
 /// The C entry point for every route. It carries no Swift context: the server comes back from the context's
 /// app data and the route from the resource's user data.

@@ -523,7 +523,7 @@ public final class APIRouter: Sendable {
         for (code, count) in counters.snapshot() {
             lines.append("amars_http_requests_total{code=\"\(code)\"} \(count)")
         }
-        return lines.joined(separator: "\n") + "\n"
+        return lines.joined(separator: "\n") + "\n" + (counters.connectionMetrics?() ?? "")
     }
 }
 
@@ -532,6 +532,14 @@ public final class APIRouter: Sendable {
 final class RequestCounters: @unchecked Sendable {
     private let lock = NSLock()
     private var counts: [Int: UInt64] = [:]
+    private var connectionLines: (@Sendable () -> String)?
+
+    /// The serving ``HTTPServer``'s connection counters, in Prometheus text: the router counts requests, the
+    /// server owns the connections, and `/metrics` shows both.
+    var connectionMetrics: (@Sendable () -> String)? {
+        get { lock.withLock { connectionLines } }
+        set { lock.withLock { connectionLines = newValue } }
+    }
 
     func increment(_ status: Int) {
         lock.lock()

@@ -119,7 +119,7 @@ public final class HTTPServer: @unchecked Sendable {
                     try sync.addHandler(ConnectionGuard(registry: registry, id: ObjectIdentifier(channel)))
                     try sync.addHandler(IdleStateHandler(allTimeout: limits.idleTimeout))
                     try sync.configureHTTPServerPipeline(withErrorHandling: true)
-                    try sync.addHandler(HTTPRequestHandler(router: router, logger: logger, registry: registry))
+                    try sync.addHandler(HTTPRequestHandler(router: router, logger: logger))
                 }
             }
         do {
@@ -127,6 +127,7 @@ public final class HTTPServer: @unchecked Sendable {
             self.group = group
             self.channel = channel
             self.registry = registry
+            router.counters.connectionMetrics = { registry.metricsText() }
             let bound = channel.localAddress?.port ?? port
             logger.info("HTTP API listening", metadata: ["address": "\(host):\(bound)"])
             return bound
@@ -167,13 +168,11 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private let router: APIRouter
     private let logger: Logger
-    private let registry: ConnectionRegistry
     private var state = State.idle
 
-    init(router: APIRouter, logger: Logger, registry: ConnectionRegistry) {
+    init(router: APIRouter, logger: Logger) {
         self.router = router
         self.logger = logger
-        self.registry = registry
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -207,13 +206,9 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
                 return
             }
             state = .idle
-            var response = router.handle(
+            let response = router.handle(
                 method: head.method.rawValue, uri: head.uri, body: body,
                 contentType: head.headers.first(name: "content-type"))
-            if response.status == 200, head.method == .GET, head.uri.split(separator: "?").first == "/metrics" {
-                // The router counts requests; connections are this server's, so it adds their counters.
-                response.body += Array(registry.metricsText().utf8)
-            }
             write(response, keepAlive: head.isKeepAlive, version: head.version, context: context)
             context.triggerUserOutboundEvent(ConnectionGuard.Progress.requestDone, promise: nil)
         }
