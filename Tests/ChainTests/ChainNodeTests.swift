@@ -70,20 +70,27 @@ final class ChainNodeTests: XCTestCase {
         XCTAssertEqual(reopened.supply.inAccounts, node.supply.inAccounts)
     }
 
+    /// A validator's node and its block 1 carrying one transfer of 1,000 to bob, and a replica (not a validator)
+    /// still at genesis, which has admitted that transfer itself when `replicaAdmitsIt`.
+    private func oneTransferBlock(
+        _ t: TestChain, replicaAdmitsIt: Bool
+    ) throws -> (node: ChainNode, replica: ChainNode, bob: Address, block: FinalizedBlock) {
+        let node = try t.openNode()
+        let replica = try t.openNode("replica.sqlite", validator: false)
+        let bob = TestChain.address(TestChain.key(9))
+        let tx = t.transfer(from: t.funded[0], to: bob, amount: 1_000, nonce: 0)
+        _ = try node.submit(tx)
+        if replicaAdmitsIt { _ = try replica.submit(tx) }
+        return (node, replica, bob, try node.produceBlock(timestamp: 1_700_000_001_000))
+    }
+
     /// A node validates the transactions it already admitted without checking their signatures again, but only
     /// the exact transaction it admitted: the id covers the body, not the signature, so the same body with another
     /// signature (which the block's certificate does not cover either) is checked and refused.
     func testAdmittedTransactionsAreNotVerifiedTwiceButOtherSignaturesAre() throws {
         let t = TestChain()
         defer { t.cleanup() }
-        let node = try t.openNode()
-        let replica = try t.openNode("replica.sqlite", validator: false)
-        let alice = t.funded[0]
-        let bob = TestChain.address(TestChain.key(9))
-        let tx = t.transfer(from: alice, to: bob, amount: 1_000, nonce: 0)
-        _ = try node.submit(tx)
-        _ = try replica.submit(tx)
-        let good = try node.produceBlock(timestamp: 1_700_000_001_000)
+        let (_, replica, bob, good) = try oneTransferBlock(t, replicaAdmitsIt: true)
         var forged = good
         forged.block.transactions[0].signature.second.w3 ^= 1
         XCTAssertEqual(forged.block.hash, good.block.hash, "the certificate still matches")
@@ -98,12 +105,7 @@ final class ChainNodeTests: XCTestCase {
     func testImportRefusesTamperedBlocksAndChangesNothing() throws {
         let t = TestChain()
         defer { t.cleanup() }
-        let node = try t.openNode()
-        let replica = try t.openNode("replica.sqlite", validator: false)
-        let alice = t.funded[0]
-        let bob = TestChain.address(TestChain.key(9))
-        _ = try node.submit(t.transfer(from: alice, to: bob, amount: 1_000, nonce: 0))
-        let good = try node.produceBlock(timestamp: 1_700_000_001_000)
+        let (node, replica, bob, good) = try oneTransferBlock(t, replicaAdmitsIt: false)
         let before = replica.head
 
         func expectRefusal(_ block: FinalizedBlock, _ label: String) {

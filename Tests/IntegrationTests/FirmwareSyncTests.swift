@@ -21,26 +21,12 @@ import XCTest
 ///
 /// Nothing is skipped: without QEMU or the firmware toolchain (`make -C Boards deps`, which `make test` runs)
 /// the test fails and says what is missing.
-final class FirmwareSyncTests: XCTestCase {
+final class FirmwareSyncTests: DevnetTestCase {
+    override var directoryPrefix: String { "amars-fwsync" }
     static let chainID: UInt32 = 4_078
-    var dir: URL!
-    var nodes: [MultiNodeTests.TestNode] = []
 
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()
-
-    override func setUpWithError() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("amars-fwsync-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    }
-
-    override func tearDown() {
-        for n in nodes { n.kill() }
-        if let dir, ProcessInfo.processInfo.environment["AMARS_KEEP_TEST_DATA"] == nil {
-            try? FileManager.default.removeItem(at: dir)
-        }
-        super.tearDown()
-    }
 
     func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
 
