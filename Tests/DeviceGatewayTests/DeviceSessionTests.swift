@@ -408,17 +408,15 @@ final class DeviceSessionTests: XCTestCase {
         let f = try chain(height: 33)  // epochs 0...7 closed
         defer { f.close() }
         var (session, link) = try skipping(f)
-        // The first answer names strangers as the signing committee: none of the trusted weight, so the device
-        // checks no signature and tries the checkpoint halfway instead, then the newest again.
+        // The first answer carries no attestation: none of the trusted pool's weight, so the device checks no
+        // signature and tries the checkpoint halfway instead, then the newest again.
         var lied = false
         link.intercept = { request in
             guard request.resource == .skip, !lied else { return nil }
             lied = true
             let honest = f.server.handlers.handle(.skip, query: request.joinedQuery, body: [])
             guard var payload = try? SkipPayload(decoding: honest.payload) else { return nil }
-            payload.signingCommittee = try! Committee(
-                epoch: payload.signingCommittee.epoch,
-                members: [Committee.Member(key: CoAPFixture.key(77).xOnlyPublicKey.bytes, weight: 1)])
+            payload.attestations.signatures = []
             return DeviceAnswer(code: .content, body: payload.encoded)
         }
         guard case .synced(let progress) = try session.run(.sync(maxEpochs: .max), over: &link) else {
@@ -445,13 +443,18 @@ final class DeviceSessionTests: XCTestCase {
         }
         let cases: [(String, (inout SkipPayload) -> Void, DeviceError)] = [
             (
-                "tampered signature",
-                { $0.checkpoint.certificate.signatures[0].signature.second.w3 ^= 1 },
+                "tampered attestation",
+                { $0.attestations.signatures[0].signature.second.w3 ^= 1 },
                 .rejected(.certificate(.badSignature(index: 0)), stage: .checkpoint(epoch: 0))
             ),
             (
-                "another epoch's signing committee",
-                { $0.signingCommittee = try! Committee(epoch: 1, members: $0.signingCommittee.members) },
+                "attestations of another block",
+                { $0.attestations.blockHash.w0 ^= 1 },
+                .rejected(.certificateMismatch, stage: .checkpoint(epoch: 0))
+            ),
+            (
+                "a pool other than the trusted one",
+                { $0.trustedPool = try! Committee(epoch: 1, members: $0.trustedPool.members) },
                 .inconsistent(.skipOffer)
             ),
             (

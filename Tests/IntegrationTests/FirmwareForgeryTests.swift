@@ -111,7 +111,7 @@ final class FirmwareForgeryTests: XCTestCase {
             return XCTFail("make -C Boards sync-firmware failed (\(build.status)):\n\(build.output.suffix(4000))")
         }
 
-        let server = try ForgedGateway(signingCommittee: anchor.committee)
+        let server = try ForgedGateway(trustedPool: anchor.committee)
         defer { server.stop() }
         /// `synced`: the case lies only after the sync, so "sync: PASS" may appear but the payment must not pass.
         func runFirmware(_ name: String, synced: Bool = false) throws -> (status: Int32, log: String) {
@@ -388,9 +388,10 @@ final class ForgedGateway: @unchecked Sendable {
     private let lock = NSLock()
     private var headers: Answer = .raw([])
     private var checkpoints: Answer = .raw([])
-    /// The committee `v1/skip` names as the signer of the checkpoint it serves (the device skips, so it asks
-    /// there first: the same forged checkpoint is served as `v1/checkpoints` would serve it).
-    private let signingCommittee: Committee
+    /// The pool `v1/skip` names as the device's trusted one (the genesis validators: the device skips, so it asks
+    /// there first; the forged checkpoint closes the trusted epoch, so the device checks it sequentially, as it
+    /// would from `v1/checkpoints`).
+    private let trustedPool: Committee
     /// Answers to other paths, whatever their query.
     private var others: [String: Answer] = [:]
     private var requests = 0
@@ -399,8 +400,8 @@ final class ForgedGateway: @unchecked Sendable {
 
     var requestCount: Int { lock.withLock { requests } }
 
-    init(signingCommittee: Committee) throws {
-        self.signingCommittee = signingCommittee
+    init(trustedPool: Committee) throws {
+        self.trustedPool = trustedPool
         let s = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         guard s >= 0 else { throw Harness.StartFailure(description: "socket: \(errno)") }
         var addr = sockaddr_in()
@@ -447,7 +448,9 @@ final class ForgedGateway: @unchecked Sendable {
             return checkpoints
         }
         guard let first = page.checkpoints.first else { return .notFound }
-        return .blockwise(SkipPayload(checkpoint: first, signingCommittee: signingCommittee).encoded)
+        let none = CommitCertificate(
+            height: first.header.height, round: 0, blockHash: first.header.hash, signatures: [])
+        return .blockwise(SkipPayload(checkpoint: first, trustedPool: trustedPool, attestations: none).encoded)
     }
 
     func stop() {

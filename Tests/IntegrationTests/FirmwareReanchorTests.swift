@@ -61,7 +61,7 @@ final class FirmwareReanchorTests: XCTestCase {
             return XCTFail("make -C Boards sync-firmware failed (\(build.status)):\n\(build.output.suffix(4000))")
         }
 
-        let server = try ForgedGateway(signingCommittee: genesis.committee(epoch: 0))
+        let server = try ForgedGateway(trustedPool: genesis.committee(epoch: 0))
         defer { server.stop() }
         let genesisHeader = genesis.header
         server.set(

@@ -209,15 +209,25 @@ final class CheckpointVerifierTests: XCTestCase {
         wrongCommittee.epoch += 1
         wrongCommittee.height += SyntheticChain.epochLength
         XCTAssertThrowsError(try TrustedState(decoding: wrongCommittee.encoded))
-        // A version-2 state (before the genesis block hash) still reads, with a zero genesis its session fills.
-        var version2 = Array(trusted.encoded.dropLast(32))
+        // A state with a pool hash round-trips it; a version-3 state (before the pool) reads with none, and a
+        // version-2 one (before the genesis block hash) with a zero genesis its session fills.
+        var pooled = trusted
+        pooled.poolHash = Bytes32(w0: 9, w1: 9, w2: 9, w3: 9)
+        XCTAssertEqual(try TrustedState(decoding: pooled.encoded), pooled)
+        XCTAssertEqual(pooled.encoded.count, trusted.encoded.count + 32)
+        var unpooled = trusted
+        unpooled.poolHash = nil
+        var version3 = Array(unpooled.encoded.dropLast(1))  // no optional pool hash
+        version3[0] = 3
+        XCTAssertEqual(try TrustedState(decoding: version3), unpooled)
+        var version2 = Array(version3.dropLast(32))
         version2[0] = 2
-        var old = trusted
+        var old = unpooled
         old.genesis = .zero
         XCTAssertEqual(try TrustedState(decoding: version2), old)
-        var version4 = trusted.encoded
-        version4[0] = 4
-        XCTAssertThrowsError(try TrustedState(decoding: version4))
+        var version5 = trusted.encoded
+        version5[0] = 5
+        XCTAssertThrowsError(try TrustedState(decoding: version5))
         // Anchored at a later checkpoint, the genesis block hash must be given: it is in no later header.
         let h = 6 * Int(SyntheticChain.epochLength)
         XCTAssertThrowsError(

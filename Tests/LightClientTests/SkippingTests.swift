@@ -5,9 +5,11 @@ import LightClient
 import XCTest
 
 /// Checkpoints only (no blocks in between): committees of four equal-weight members, and certificates signed by
-/// members 0, 1, 2 (3 of 4, the minimum quorum). `slow`: one member rotates per epoch (committee e is keys
-/// e ... e + 3), so the signers of epoch E hold trusted weight 2/4 when E = t + 2 and 1/4 when E = t + 3.
-/// `fast`: all four change every epoch, so no far checkpoint overlaps at all.
+/// members 0, 1, 2 (3 of 4, the minimum quorum). The pool of each epoch attests its checkpoint the same way
+/// (members 0, 1, 2). `slow`: one member rotates per epoch (committee and pool of epoch e are keys e ... e + 3),
+/// so the attesters of epoch E hold trusted weight 2/4 when E = t + 2 and 1/4 when E = t + 3. `fast`: all four
+/// change every epoch, so no far checkpoint overlaps at all. `stablePool` keeps one pool for every epoch while
+/// the committees rotate as asked: what skipping by the pool is for.
 struct RotatingChain {
     static let chainID = SyntheticChain.chainID
     static let epochLength: UInt64 = 2
@@ -18,11 +20,13 @@ struct RotatingChain {
     let epochs: Int
     var keys: [[PrivateKey]] = []
     var committees: [Committee] = []
+    var poolKeys: [[PrivateKey]] = []
+    var pools: [Committee] = []
     /// `headers[0]` is genesis; `headers[e + 1]` closes epoch e.
     var headers: [BlockHeader] = []
     var certificates: [CommitCertificate] = []
 
-    init(epochs: Int, slow: Bool) {
+    init(epochs: Int, slow: Bool, stablePool: Bool = false) {
         self.epochs = epochs
         let base: UInt64 = slow ? 20_000 : 30_000
         for e in 0...epochs {
@@ -31,6 +35,10 @@ struct RotatingChain {
             keys.append(ks)
             committees.append(
                 try! Committee(epoch: UInt64(e), members: ks.map { .init(key: $0.xOnlyPublicKey.bytes, weight: 1) }))
+            let ps = stablePool ? (0..<4).map { SyntheticChain.key(60_000 + UInt64($0)) } : ks
+            poolKeys.append(ps)
+            pools.append(
+                try! Committee(epoch: UInt64(e), members: ps.map { .init(key: $0.xOnlyPublicKey.bytes, weight: 1) }))
         }
         for e in -1..<epochs {
             let height = UInt64(e + 1) * RotatingChain.epochLength
@@ -40,7 +48,7 @@ struct RotatingChain {
                 timestamp: RotatingChain.start + UInt64(e + 1) * RotatingChain.epochMillis, epoch: UInt64(max(e, 0)),
                 round: 0, proposer: keys[max(e, 0)][0].xOnlyPublicKey.bytes, baseFee: 1, unitsUsed: 0,
                 transactionsRoot: .zero, stateRoot: Domain.genesis.hash([UInt8(truncatingIfNeeded: e + 7), 1]),
-                receiptsRoot: .zero, nextCommitteeHash: committees[e + 1].hash)
+                receiptsRoot: .zero, nextCommitteeHash: committees[e + 1].hash, nextPoolHash: pools[e + 1].hash)
             headers.append(header)
             certificates.append(
                 e < 0
@@ -53,8 +61,34 @@ struct RotatingChain {
         Checkpoint(header: headers[e + 1], nextCommittee: committees[e + 1], certificate: certificates[e + 1])
     }
 
-    func offer(epoch e: Int) -> SkippingCheckpoint {
-        SkippingCheckpoint(checkpoint: checkpoint(epoch: e), signingCommittee: committees[e])
+    /// `v1/skip?from=t&to=e`: checkpoint e with the attestations of its attesters (pool members 0, 1, 2 of epoch
+    /// e) that are in the pool of epoch t, indexed into it.
+    func offer(epoch e: Int, trusting t: Int) -> SkippingCheckpoint {
+        let checkpoint = checkpoint(epoch: e)
+        return SkippingCheckpoint(
+            checkpoint: checkpoint, trustedPool: pools[t],
+            attestations: attestations(of: checkpoint.header, by: Array(poolKeys[e][0..<3]), trusting: t))
+    }
+
+    /// Attestations of `header` by those of `signers` who are in the pool of epoch `t`, at their indices there.
+    func attestations(of header: BlockHeader, by signers: [PrivateKey], trusting t: Int) -> CommitCertificate {
+        let entries = pools[t].members.indices.compactMap { i -> (Int, PrivateKey)? in
+            signers.first { $0.xOnlyPublicKey.bytes == pools[t].members[i].key }.map { (i, $0) }
+        }
+        return attest(header, entries, trusting: t)
+    }
+
+    /// Attestations at pool indices `entries` of the pool of epoch `t`, each made by the key given (which may
+    /// not be the member's: a forgery).
+    func attest(_ header: BlockHeader, _ entries: [(Int, PrivateKey)], trusting t: Int) -> CommitCertificate {
+        let signatures = entries.map { i, key in
+            let message = Vote.signingHash(
+                chainID: RotatingChain.chainID, genesis: headers[0].hash, height: header.height, round: 0,
+                step: .checkpoint, blockHash: header.hash, voter: pools[t].members[i].key)
+            return CommitCertificate.Signature(
+                memberIndex: UInt16(i), signature: key.signSchnorr(message, auxRandom: .zero))
+        }
+        return CommitCertificate(height: header.height, round: 0, blockHash: header.hash, signatures: signatures)
     }
 
     var genesis: TrustedState {
@@ -77,6 +111,7 @@ struct RotatingChain {
 final class SkippingTests: XCTestCase {
     static let slow = RotatingChain(epochs: 40, slow: true)
     static let fast = RotatingChain(epochs: 12, slow: false)
+    static let fastCommitteesStablePool = RotatingChain(epochs: 12, slow: false, stablePool: true)
     /// Two weeks of trust, three weeks of unbonding (milliseconds).
     static let options = try! SkippingOptions(trustingPeriod: 14 * 86_400_000, unbondingPeriod: 21 * 86_400_000)
     var slow: RotatingChain { Self.slow }
@@ -85,7 +120,7 @@ final class SkippingTests: XCTestCase {
 
     private func skip(_ chain: RotatingChain, from t: Int, offer e: Int, now: UInt64? = nil) throws -> SkipOutcome {
         try CheckpointVerifier.verifySkipping(
-            trusted: chain.sequential(afterEpochs: t), checkpoint: chain.offer(epoch: e),
+            trusted: chain.sequential(afterEpochs: t), checkpoint: chain.offer(epoch: e, trusting: t),
             now: now ?? chain.now(afterEpoch: e), options: options)
     }
 
@@ -110,10 +145,37 @@ final class SkippingTests: XCTestCase {
     func testBelowOneThirdNeedsBisectionWithoutSignatureChecks() throws {
         let outcome = try skip(slow, from: 4, offer: 7)
         XCTAssertEqual(
-            outcome, .needsBisection(.init(signedTrusted: 1, trustedTotal: 4, trustedSigners: 1, signers: 3)))
+            outcome, .needsBisection(.init(signedTrusted: 1, trustedTotal: 4, trustedSigners: 1, signers: 1)))
         XCTAssertEqual(
             try skip(slow, from: 4, offer: 20),
-            .needsBisection(.init(signedTrusted: 0, trustedTotal: 4, trustedSigners: 0, signers: 3)))
+            .needsBisection(.init(signedTrusted: 0, trustedTotal: 4, trustedSigners: 0, signers: 0)))
+    }
+
+    func testAStablePoolSkipsWhereRotatingCommitteesCannot() throws {
+        // Every committee is new each epoch, but the pool stays: its attestations carry 3/4 of the trusted pool.
+        let chain = Self.fastCommitteesStablePool
+        XCTAssertEqual(try skip(chain, from: 0, offer: 11), .advanced(chain.sequential(afterEpochs: 12), signatureChecks: 2))
+        let report = try plan(chain, to: 12)
+        XCTAssertEqual(report.trusted, chain.sequential(afterEpochs: 12))
+        XCTAssertEqual(report.skips, 1)
+        XCTAssertEqual(report.fetches, 1)
+    }
+
+    func testAStateWithoutAPoolBisectsToASequentialStepThenSkips() throws {
+        var old = slow.genesis
+        old.poolHash = nil  // saved before version 4
+        XCTAssertEqual(
+            try CheckpointVerifier.verifySkipping(
+                trusted: old, checkpoint: slow.offer(epoch: 1, trusting: 0), now: slow.now(afterEpoch: 1),
+                options: options),
+            .needsBisection(.init(signedTrusted: 0, trustedTotal: 0, trustedSigners: 0, signers: 0)))
+        // Bisected down to the adjacent checkpoint, whose sequential step names the pool; skips from there on.
+        let report = try SkippingSync.sync(
+            from: old, toEpoch: 8, now: slow.now(afterEpoch: 7), options: options
+        ) { e, trusted in slow.offer(epoch: Int(e), trusting: Int(trusted.epoch)) }
+        XCTAssertEqual(report.trusted, slow.sequential(afterEpochs: 8))
+        XCTAssertEqual(report.sequentialSteps, 2)
+        XCTAssertEqual(report.skips, 3)
     }
 
     func testFastChainNeverSkips() throws {
@@ -129,7 +191,7 @@ final class SkippingTests: XCTestCase {
         let trusted = slow.sequential(afterEpochs: 3)
         let period = options.trustingPeriod
         XCTAssertEqual(
-            skipError(trusted, slow.offer(epoch: 5), now: trusted.timestamp! + period),
+            skipError(trusted, slow.offer(epoch: 5, trusting: 3), now: trusted.timestamp! + period),
             .outsideTrustingPeriod(age: period, trustingPeriod: period))
         XCTAssertEqual(
             try skip(slow, from: 3, offer: 5, now: trusted.timestamp! + period - 1),
@@ -145,9 +207,11 @@ final class SkippingTests: XCTestCase {
     func testAdjacentAndPastCheckpointsAreNotSkips() {
         let trusted = slow.sequential(afterEpochs: 4)
         XCTAssertEqual(
-            skipError(trusted, slow.offer(epoch: 4), now: slow.now(afterEpoch: 4)), .notAhead(trustedEpoch: 4, got: 4))
+            skipError(trusted, slow.offer(epoch: 4, trusting: 4), now: slow.now(afterEpoch: 4)),
+            .notAhead(trustedEpoch: 4, got: 4))
         XCTAssertEqual(
-            skipError(trusted, slow.offer(epoch: 2), now: slow.now(afterEpoch: 4)), .notAhead(trustedEpoch: 4, got: 2))
+            skipError(trusted, slow.offer(epoch: 2, trusting: 4), now: slow.now(afterEpoch: 4)),
+            .notAhead(trustedEpoch: 4, got: 2))
     }
 
     // MARK: forged far checkpoints: refused, trusted state unchanged
@@ -165,101 +229,130 @@ final class SkippingTests: XCTestCase {
         XCTAssertEqual(trusted, before, file: file, line: line)
         XCTAssertEqual(
             try? CheckpointVerifier.verifySkipping(
-                trusted: trusted, checkpoint: slow.offer(epoch: t + 2), now: slow.now(afterEpoch: t + 2),
+                trusted: trusted, checkpoint: slow.offer(epoch: t + 2, trusting: t), now: slow.now(afterEpoch: t + 2),
                 options: options),
             .advanced(slow.sequential(afterEpochs: t + 3), signatureChecks: 2), file: file, line: line)
     }
 
     /// The checkpoint closing epoch `e` with `change` applied to its header, re-signed by members 0, 1, 2 of
-    /// `keys`, offered with `hint` as its signing committee.
+    /// `keys`, and attested for a device trusting epoch `t` at the trusted pool's indices `indices`, each
+    /// attestation made by `attesters[k]`.
     private func forged(
-        epoch e: Int, keys: [PrivateKey], hint: Committee, _ change: (inout BlockHeader) -> Void
+        epoch e: Int, keys: [PrivateKey], trusting t: Int = 6, attesters: [PrivateKey], indices: [Int],
+        _ change: (inout BlockHeader) -> Void
     ) -> SkippingCheckpoint {
         var header = slow.headers[e + 1]
         change(&header)
         let checkpoint = Checkpoint(
             header: header, nextCommittee: slow.committees[e + 1],
             certificate: SyntheticChain.certify(header, genesis: slow.headers[0].hash, signers: [0, 1, 2], keys: keys))
-        return SkippingCheckpoint(checkpoint: checkpoint, signingCommittee: hint)
+        return SkippingCheckpoint(
+            checkpoint: checkpoint, trustedPool: slow.pools[t],
+            attestations: slow.attest(header, Array(zip(indices, attesters)), trusting: t))
     }
 
-    func testForkSignedByOutsidersClaimingTrustedKeysIsRefused() {
-        // The hint names the real signers (two of them trusted), but outsiders made the signatures.
-        let outsiders = (0..<4).map { SyntheticChain.key(90_000 + UInt64($0)) }
-        let offer = forged(epoch: 8, keys: outsiders, hint: slow.committees[8]) { $0.stateRoot = .zero }
-        assertRefused(offer, .rejected(.certificate(.badSignature(index: 0))))
+    /// ``forged(epoch:keys:trusting:attesters:indices:_:)`` attested by the genuine members 2 and 3 of pool 6
+    /// (keys 20_008 and 20_009): one third and more, so only the header's change can make it fail.
+    private func forgedByTrusted(epoch e: Int, _ change: (inout BlockHeader) -> Void) -> SkippingCheckpoint {
+        forged(epoch: e, keys: slow.keys[e], attesters: [slow.poolKeys[6][2], slow.poolKeys[6][3]], indices: [2, 3], change)
     }
 
-    func testForkSignedByAnOutsiderCommitteeCountsNothing() {
+    func testForkAttestedByOutsidersUnderTrustedIndicesIsRefused() {
+        // The attestations sit at trusted members' indices, but outsiders made the signatures.
         let outsiders = (0..<4).map { SyntheticChain.key(90_000 + UInt64($0)) }
-        let hint = try! Committee(
-            epoch: 8, members: outsiders.map { .init(key: $0.xOnlyPublicKey.bytes, weight: 1_000) })
-        let offer = forged(epoch: 8, keys: outsiders, hint: hint) { $0.stateRoot = .zero }
-        // Valid signatures, huge claimed weights, but no key the device trusts: no weight, no signature checked.
+        let offer = forged(epoch: 8, keys: outsiders, attesters: outsiders, indices: [1, 2, 3]) { $0.stateRoot = .zero }
+        assertRefused(offer, .rejected(.certificate(.badSignature(index: 1))))
+    }
+
+    func testAPoolOtherThanTheTrustedOneIsRefused() {
+        // Outsiders offer their own roster, in which their attestations would carry all the weight.
+        let outsiders = (0..<4).map { SyntheticChain.key(90_000 + UInt64($0)) }
+        var offer = forged(epoch: 8, keys: outsiders, attesters: [], indices: []) { $0.stateRoot = .zero }
+        offer.trustedPool = try! Committee(
+            epoch: 6, members: outsiders.map { .init(key: $0.xOnlyPublicKey.bytes, weight: 1_000) })
+        offer.attestations = CommitCertificate(
+            height: offer.checkpoint.header.height, round: 0, blockHash: offer.checkpoint.header.hash,
+            signatures: outsiders.indices.map { i in
+                .init(
+                    memberIndex: UInt16(i),
+                    signature: outsiders[i].signSchnorr(
+                        Vote.signingHash(
+                            chainID: RotatingChain.chainID, genesis: slow.headers[0].hash,
+                            height: offer.checkpoint.header.height, round: 0, step: .checkpoint,
+                            blockHash: offer.checkpoint.header.hash, voter: outsiders[i].xOnlyPublicKey.bytes),
+                        auxRandom: .zero))
+            })
+        assertRefused(offer, .untrustedPool)
+    }
+
+    func testForkWithOneTrustedAttesterIsNotEnough() {
+        // Trusted member key(20_008) (index 2 of pool 6) turns traitor: 1/4 < 1/3, and nothing is verified.
+        let offer = forged(epoch: 8, keys: slow.keys[8], attesters: [slow.poolKeys[6][2]], indices: [2]) {
+            $0.stateRoot = .zero
+        }
         XCTAssertEqual(
             try CheckpointVerifier.verifySkipping(
                 trusted: slow.sequential(afterEpochs: 6), checkpoint: offer, now: slow.now(afterEpoch: 8),
                 options: options),
-            .needsBisection(.init(signedTrusted: 0, trustedTotal: 4, trustedSigners: 0, signers: 3)))
+            .needsBisection(.init(signedTrusted: 1, trustedTotal: 4, trustedSigners: 1, signers: 1)))
     }
 
-    func testForkWithOneTrustedSignerAndOutsidersIsNotEnough() {
-        // Trusted member key(20_008) (index 2 of committee 6) turns traitor with outsiders: 1/4 < 1/3.
-        var keys = (0..<4).map { SyntheticChain.key(90_000 + UInt64($0)) }
-        keys[0] = slow.keys[6][2]
-        let hint = try! Committee(epoch: 8, members: keys.map { .init(key: $0.xOnlyPublicKey.bytes, weight: 50) })
-        let offer = forged(epoch: 8, keys: keys, hint: hint) { $0.stateRoot = .zero }
-        let trusted = slow.sequential(afterEpochs: 6)
+    func testAnAttestationRepeatedCountsOnce() {
+        // Member 3 of pool 6 (key 20_009) attested checkpoint 9 genuinely; listed four times it is still 1/4.
+        var offer = slow.offer(epoch: 9, trusting: 6)
+        XCTAssertEqual(offer.attestations.signatures.map(\.memberIndex), [3])
+        let only = offer.attestations.signatures[0]
+        offer.attestations.signatures = [only, only, only, only]
         XCTAssertEqual(
             try CheckpointVerifier.verifySkipping(
-                trusted: trusted, checkpoint: offer, now: slow.now(afterEpoch: 8), options: options),
-            .needsBisection(.init(signedTrusted: 1, trustedTotal: 4, trustedSigners: 1, signers: 3)))
-    }
-
-    func testHintListingATrustedKeyTwiceCountsItOnce() {
-        var offer = slow.offer(epoch: 9)
-        // Committee 9 is keys 9...12; trusted (after 6) is 6...9: only key 9 overlaps. Listing it at every index
-        // must not multiply its weight.
-        let k9 = offer.signingCommittee.members[0]
-        offer.signingCommittee.members = [k9, k9, k9, k9]
-        let trusted = slow.sequential(afterEpochs: 6)
-        XCTAssertEqual(
-            try CheckpointVerifier.verifySkipping(
-                trusted: trusted, checkpoint: offer, now: slow.now(afterEpoch: 9), options: options),
-            .needsBisection(.init(signedTrusted: 1, trustedTotal: 4, trustedSigners: 1, signers: 3)))
+                trusted: slow.sequential(afterEpochs: 6), checkpoint: offer, now: slow.now(afterEpoch: 9),
+                options: options),
+            .needsBisection(.init(signedTrusted: 1, trustedTotal: 4, trustedSigners: 1, signers: 4)))
     }
 
     func testStructuralForgeriesAreRefused() {
-        let genuine = slow.offer(epoch: 8)
+        let genuine = slow.offer(epoch: 8, trusting: 6)
         var tampered = genuine
-        tampered.checkpoint.header.stateRoot = .zero  // not re-signed
+        tampered.checkpoint.header.stateRoot = .zero  // not re-attested
         assertRefused(tampered, .rejected(.certificateMismatch))
         var swapped = genuine
         swapped.checkpoint.nextCommittee = slow.committees[2]
         assertRefused(swapped, .rejected(.committeeMismatch))
-        var wrongHint = genuine
-        wrongHint.signingCommittee = slow.committees[7]
-        assertRefused(wrongHint, .signingCommitteeEpoch(expected: 8, got: 7))
-        let otherChain = forged(epoch: 8, keys: slow.keys[8], hint: slow.committees[8]) { $0.chainID = 7 }
+        var wrongPool = genuine
+        wrongPool.trustedPool = slow.pools[7]
+        assertRefused(wrongPool, .untrustedPool)
+        var otherRound = genuine
+        otherRound.attestations.round = 1
+        assertRefused(otherRound, .rejected(.certificateMismatch))
+        // Commit signatures are not attestations: the same keys signing the commit step count nothing.
+        var commitNotAttest = genuine
+        commitNotAttest.attestations = SyntheticChain.certify(
+            genuine.checkpoint.header, genesis: slow.headers[0].hash, signers: [2, 3], keys: slow.poolKeys[6])
+        commitNotAttest.attestations.round = 0
+        assertRefused(commitNotAttest, .rejected(.certificate(.badSignature(index: 2))))
+        let otherChain = forgedByTrusted(epoch: 8) { $0.chainID = 7 }
         assertRefused(otherChain, .rejected(.wrongChain(expected: RotatingChain.chainID, got: 7)))
-        let midEpoch = forged(epoch: 8, keys: slow.keys[8], hint: slow.committees[8]) { $0.height -= 1 }
+        let midEpoch = forgedByTrusted(epoch: 8) { $0.height -= 1 }
         assertRefused(midEpoch, .rejected(.wrongHeight(expected: 18, got: 17)))
         let now = slow.now(afterEpoch: 8)
-        let future = forged(epoch: 8, keys: slow.keys[8], hint: slow.committees[8]) { $0.timestamp = now + 3_600_000 }
+        let future = forgedByTrusted(epoch: 8) { $0.timestamp = now + 3_600_000 }
         assertRefused(future, .badTimestamp(trusted: slow.headers[6].timestamp, got: now + 3_600_000, now: now))
-        let past = forged(epoch: 8, keys: slow.keys[8], hint: slow.committees[8]) { $0.timestamp = 5 }
+        let past = forgedByTrusted(epoch: 8) { $0.timestamp = 5 }
         assertRefused(past, .badTimestamp(trusted: slow.headers[6].timestamp, got: 5, now: now))
     }
 
     // MARK: the planner
 
-    private func plan(_ chain: RotatingChain, to target: Int, offers: (UInt64) -> SkippingCheckpoint? = { _ in nil })
-        throws(SkippingSyncError) -> SkippingSyncReport
-    {
+    private func plan(
+        _ chain: RotatingChain, to target: Int, offers: (UInt64, TrustedState) -> SkippingCheckpoint? = { _, _ in nil }
+    ) throws(SkippingSyncError) -> SkippingSyncReport {
         try SkippingSync.sync(
             from: chain.genesis, toEpoch: UInt64(target), now: chain.now(afterEpoch: min(target, chain.epochs) - 1),
             options: options
-        ) { e in offers(e) ?? (Int(e) < chain.epochs ? chain.offer(epoch: Int(e)) : nil) }
+        ) { e, trusted in
+            offers(e, trusted)
+                ?? (Int(e) < chain.epochs ? chain.offer(epoch: Int(e), trusting: Int(trusted.epoch)) : nil)
+        }
     }
 
     func testBisectionReachesTheSequentialStateOnTheSlowChain() throws {
@@ -281,9 +374,13 @@ final class SkippingTests: XCTestCase {
 
     func testPlannerStopsAtAForgedCheckpointWithTheLastVerifiedState() {
         let outsiders = (0..<4).map { SyntheticChain.key(90_000 + UInt64($0)) }
-        // From epoch 20 on, the provider serves a fork signed by outsiders under the real committees' names.
-        let bad: (UInt64) -> SkippingCheckpoint? = { e in
-            e >= 20 ? self.forged(epoch: Int(e), keys: outsiders, hint: self.slow.committees[Int(e)]) { _ in } : nil
+        // From epoch 20 on, the provider serves a fork attested by outsiders under the trusted members' indices.
+        let bad: (UInt64, TrustedState) -> SkippingCheckpoint? = { e, trusted in
+            e >= 20
+                ? self.forged(
+                    epoch: Int(e), keys: outsiders, trusting: Int(trusted.epoch), attesters: outsiders,
+                    indices: [0, 1, 2]
+                ) { _ in } : nil
         }
         do {
             _ = try plan(slow, to: 30, offers: bad)

@@ -185,7 +185,8 @@ final class StateSlotsTests: XCTestCase {
             chainID: UInt32.max, genesis: Bytes32(w0: 3, w1: 3, w2: 3, w3: 3), epochLength: 1, epoch: UInt64.max / 2,
             committee: try Committee(epoch: UInt64.max / 2, members: members),
             checkpointHash: Bytes32(w0: 1, w1: 1, w2: 1, w3: 1), height: UInt64.max / 2,
-            stateRoot: Bytes32(w0: 2, w1: 2, w2: 2, w3: 2), sequence: UInt64.max, timestamp: UInt64.max)
+            stateRoot: Bytes32(w0: 2, w1: 2, w2: 2, w3: 2), sequence: UInt64.max, timestamp: UInt64.max,
+            poolHash: Bytes32(w0: 4, w1: 4, w2: 4, w3: 4))
         let encoded = big.encoded
         XCTAssertLessThanOrEqual(encoded.count, TrustedState.maxEncodedSize)
         XCTAssertGreaterThan(encoded.count, TrustedState.maxEncodedSize - 200)
@@ -216,7 +217,7 @@ final class StateSlotsTests: XCTestCase {
     }
 
     func testTrustedStateFitsASlotByConstruction() {
-        XCTAssertEqual(TrustedState.maxEncodedSize, 5540)
+        XCTAssertEqual(TrustedState.maxEncodedSize, 5573)
         XCTAssertLessThanOrEqual(TrustedState.maxEncodedSize, StateSlots<MemoryStorage>.maxPayload)
     }
 }

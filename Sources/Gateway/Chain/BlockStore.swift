@@ -21,6 +21,8 @@ public final class BlockStore {
     private let selectTx: SQLiteStatement
     private let setMeta: SQLiteStatement
     private let getMeta: SQLiteStatement
+    private let insertAttestation: SQLiteStatement
+    private let selectAttestations: SQLiteStatement
 
     public let path: String
 
@@ -58,6 +60,12 @@ public final class BlockStore {
                 position INTEGER NOT NULL,
                 PRIMARY KEY(address, height, position)
             ) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS attestations(
+                height INTEGER NOT NULL,
+                voter BLOB NOT NULL,
+                signature BLOB NOT NULL,
+                PRIMARY KEY(height, voter)
+            ) WITHOUT ROWID;
             """)
         insertBlock = try db.prepare(
             "INSERT INTO blocks(height, hash, block, certificate, receipts) VALUES (?1, ?2, ?3, ?4, ?5)")
@@ -82,6 +90,9 @@ public final class BlockStore {
         setMeta = try db.prepare(
             "INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2")
         getMeta = try db.prepare("SELECT value FROM meta WHERE key = ?1")
+        insertAttestation = try db.prepare(
+            "INSERT OR IGNORE INTO attestations(height, voter, signature) VALUES (?1, ?2, ?3)")
+        selectAttestations = try db.prepare("SELECT voter, signature FROM attestations WHERE height = ?1")
         try backfillIncomingIndex()
     }
 
@@ -175,6 +186,30 @@ public final class BlockStore {
         var w = ByteWriter()
         w.writeVarint(UInt64(height))
         try putMeta("head", w.bytes)
+    }
+
+    /// Keeps a pool member's attestation of the checkpoint at `height` (checked by the caller); the first one per
+    /// member stays. Not part of a block: attestations arrive after finality, and losing some only shortens jumps.
+    public func storeAttestation(height: UInt64, voter: Bytes32, signature: Bytes64) throws(StoreError) {
+        guard height <= UInt64(Int64.max) else { return }
+        insertAttestation.bind(1, Int64(height))
+        insertAttestation.bind(2, voter.bytes)
+        insertAttestation.bind(3, signature.bytes)
+        try insertAttestation.run()
+    }
+
+    /// The attestations kept for the checkpoint at `height`, by voter key.
+    public func attestations(height: UInt64) throws(StoreError) -> [Bytes32: Bytes64] {
+        guard height <= UInt64(Int64.max) else { return [:] }
+        selectAttestations.bind(1, Int64(height))
+        defer { selectAttestations.reset() }
+        var out: [Bytes32: Bytes64] = [:]
+        while try selectAttestations.step() {
+            guard let voter = Bytes32(selectAttestations.blob(0)), let signature = Bytes64(selectAttestations.blob(1))
+            else { throw StoreError(code: -1, message: "corrupt attestation at height \(height)") }
+            out[voter] = signature
+        }
+        return out
     }
 
     private func transaction(_ body: () throws(StoreError) -> Void) throws(StoreError) {

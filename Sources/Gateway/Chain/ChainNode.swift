@@ -339,7 +339,11 @@ public final class ChainNode: @unchecked Sendable {
         // The tree keeps the changes (no undo and redo) because the block is committed right away.
         let (executed, undo) = build(timestamp: timestamp, round: 0, key: key, keepApplied: true)
         let certificate = sign(block: executed.block, key: key, memberIndex: index)
-        return try commit(executed, certificate: certificate, undoIfStoreFails: undo)
+        let finalized = try commit(executed, certificate: certificate, undoIfStoreFails: undo)
+        // The whole pool here is this node: it attests its checkpoints as a pool member would. A failed write only
+        // costs devices a longer jump; the block stands.
+        _ = try? attestUnlocked(height: finalized.block.header.height, key: key)
+        return finalized
     }
 
     /// Builds the next block from the mempool as this node's proposal for `round`, without committing it.
@@ -421,7 +425,7 @@ public final class ChainNode: @unchecked Sendable {
         let vrfProof = EpochSeed.prove(
             secretKey: key, seed: seedUnlocked(context.epoch), epoch: context.epoch, height: height)
         let vrfOutput = ECVRF.proofToHash(vrfProof)!  // a proof just made is well formed
-        let nextCommittee = endOfBlock(height: height, proposer: proposerAddress, vrfOutput: vrfOutput, state: &overlay)
+        let next = endOfBlock(height: height, proposer: proposerAddress, vrfOutput: vrfOutput, state: &overlay)
         let undo = world.apply(overlay.changes)
         let header = BlockHeader(
             chainID: genesis.chainID, height: height, previousHash: parent.hash,
@@ -430,7 +434,7 @@ public final class ChainNode: @unchecked Sendable {
             baseFee: baseFee, unitsUsed: units,
             transactionsRoot: Block.transactionsRoot(ids: receipts.map(\.transactionID)),
             stateRoot: world.root, receiptsRoot: Receipt.root(receipts),
-            nextCommitteeHash: nextCommittee, vrfProof: vrfProof)
+            nextCommitteeHash: next?.committee, nextPoolHash: next?.pool, vrfProof: vrfProof)
         if !keepApplied { world.apply(undo) }
         let executed = ExecutedBlock(
             block: Block(header: header, transactions: included), receipts: receipts, changes: overlay.changes,
@@ -479,9 +483,10 @@ public final class ChainNode: @unchecked Sendable {
             throw refuse("wrong transactions root")
         }
         guard Receipt.root(receipts) == h.receiptsRoot else { throw refuse("wrong receipts root") }
-        let nextCommittee = endOfBlock(
+        let next = endOfBlock(
             height: h.height, proposer: context.proposer, vrfOutput: vrfOutput, state: &overlay)
-        guard h.nextCommitteeHash == nextCommittee else { throw refuse("wrong next committee") }
+        guard h.nextCommitteeHash == next?.committee else { throw refuse("wrong next committee") }
+        guard h.nextPoolHash == next?.pool else { throw refuse("wrong next pool") }
         let undo = world.apply(overlay.changes)
         let root = world.root
         world.apply(undo)
@@ -518,10 +523,10 @@ public final class ChainNode: @unchecked Sendable {
     /// Protocol steps that run after a block's transactions, in a fixed order (like iotex-core's protocols):
     /// at the middle of each epoch the delegate pool of the next epoch is elected; at its last block the next
     /// epoch's seed is made from this epoch's VRF outputs and the next committee is drawn from the pool by it.
-    /// Both are recorded in the state, so anyone can recompute them from chain data. Returns the next
-    /// committee's hash on an epoch's last block.
+    /// Both are recorded in the state, so anyone can recompute them from chain data. Returns the hashes of the
+    /// next committee and of the next pool's roster on an epoch's last block.
     private func endOfBlock(height: UInt64, proposer: Address, vrfOutput: Bytes32, state: inout StateOverlay)
-        -> Bytes32?
+        -> (committee: Bytes32, pool: Bytes32)?
     {
         let length = genesis.epochLength
         let epoch = epoch(ofHeight: height)
@@ -550,7 +555,8 @@ public final class ChainNode: @unchecked Sendable {
         w.write(seed)
         state.setObject(StakingRules.seedKey(epoch: epoch + 1), w.bytes)
         state.setObject(StakingRules.committeeKey(epoch: epoch + 1), committee.encoded)
-        return committee.hash
+        let roster = PoolRoster.roster(epoch: epoch + 1, object: { state.object($0) }, committee: committee)!
+        return (committee.hash, roster.hash)
     }
 
     /// The seed of `epoch`: derived from the genesis hash for epoch 0, recorded in the state after that.
@@ -569,6 +575,14 @@ public final class ChainNode: @unchecked Sendable {
 
     /// The committee of `epoch`, once the last block of the epoch before has drawn it.
     public func committee(epoch: UInt64) -> Committee? { locked { committeeUnlocked(epoch) } }
+
+    private func poolRosterUnlocked(_ epoch: UInt64) -> Committee? {
+        PoolRoster.roster(epoch: epoch, object: { world.object($0) }, committee: committeeUnlocked(epoch))
+    }
+
+    /// The roster of `epoch`'s delegate pool (the checkpoint closing the epoch before names its hash): who attests
+    /// that epoch's checkpoint, and what a device trusting that epoch counts attestations against.
+    public func poolRoster(epoch: UInt64) -> Committee? { locked { poolRosterUnlocked(epoch) } }
 
     /// The checkpoint chain from epoch `from`: for each finished epoch E, the header of its last block (which
     /// names the committee of E+1), that committee, and the certificate by which the committee of E finalized
@@ -592,6 +606,81 @@ public final class ChainNode: @unchecked Sendable {
             epoch += 1
         }
         return out
+    }
+
+    // MARK: pool attestations
+
+    /// What became of a checkpoint attestation offered to the chain.
+    public enum AttestationOutcome: Equatable, Sendable {
+        /// Checked and kept: relay it.
+        case stored
+        /// Already kept for that member.
+        case known
+        /// For a checkpoint above the head: check it once the block is here.
+        case ahead
+        /// Not an attestation of a checkpoint on this chain (round, step, chain, height), or of another block at
+        /// that height: nothing to keep, nobody to blame (a slower peer can be on an older view).
+        case notApplicable
+        /// The voter is not in the pool of the checkpoint's epoch.
+        case notInPool
+        /// The signature does not verify: the sender sent junk.
+        case badSignature
+    }
+
+    /// Checks `vote`, a pool member's attestation (``VoteStep/checkpoint``, round 0) of a final checkpoint, and
+    /// keeps it for `v1/skip`. Checked against the block stored at its height and the roster of its epoch.
+    public func addAttestation(_ vote: Vote) throws(StoreError) -> AttestationOutcome {
+        let length = genesis.epochLength
+        guard vote.step == .checkpoint, vote.round == 0, vote.chainID == genesis.chainID, vote.height >= length,
+            vote.height % length == 0
+        else { return .notApplicable }
+        lock.lock()
+        defer { lock.unlock() }
+        guard vote.height <= headBlock.block.header.height else { return .ahead }
+        guard let stored = try store.block(at: vote.height), stored.finalized.block.hash == vote.blockHash else {
+            return .notApplicable
+        }
+        guard poolRosterUnlocked(epoch(ofHeight: vote.height))?.index(of: vote.voter) != nil else {
+            return .notInPool
+        }
+        if try store.attestations(height: vote.height)[vote.voter] != nil { return .known }
+        guard vote.verifySignature(genesis: genesisBlockHash) else { return .badSignature }
+        try store.storeAttestation(height: vote.height, voter: vote.voter, signature: vote.signature)
+        return .stored
+    }
+
+    /// This node's attestation of the checkpoint at `height` with `key`, kept and returned for gossip; nil when
+    /// `height` is no stored checkpoint or `key` is not in its epoch's pool. An honest member attests only what
+    /// its own chain finalized, which is one block per height, so attesting twice can never conflict.
+    public func attest(height: UInt64, key: PrivateKey) throws(StoreError) -> Vote? {
+        lock.lock()
+        defer { lock.unlock() }
+        return try attestUnlocked(height: height, key: key)
+    }
+
+    private func attestUnlocked(height: UInt64, key: PrivateKey) throws(StoreError) -> Vote? {
+        let length = genesis.epochLength
+        guard height >= length, height % length == 0 else { return nil }
+        let voter = key.xOnlyPublicKey.bytes
+        guard height <= headBlock.block.header.height, let stored = try store.block(at: height),
+            poolRosterUnlocked(epoch(ofHeight: height))?.index(of: voter) != nil
+        else { return nil }
+        let hash = stored.finalized.block.hash
+        let message = Vote.signingHash(
+            chainID: genesis.chainID, genesis: genesisBlockHash, height: height, round: 0, step: .checkpoint,
+            blockHash: hash, voter: voter)
+        let vote = Vote(
+            chainID: genesis.chainID, height: height, round: 0, step: .checkpoint, blockHash: hash, voter: voter,
+            signature: key.signSchnorr(message, auxRandom: hash))
+        try store.storeAttestation(height: height, voter: voter, signature: vote.signature)
+        return vote
+    }
+
+    /// The attestations kept for the checkpoint at `height`, by voter key.
+    public func attestations(height: UInt64) throws(StoreError) -> [Bytes32: Bytes64] {
+        lock.lock()
+        defer { lock.unlock() }
+        return try store.attestations(height: height)
     }
 
     /// Proof that transaction `id` is in a finalized block: the block's header (with its certificate) and the
@@ -680,6 +769,6 @@ extension Genesis {
         BlockHeader(
             chainID: chainID, height: 0, previousHash: genesisHash, timestamp: timestamp, epoch: 0, round: 0,
             proposer: .zero, baseFee: initialBaseFee, unitsUsed: 0, transactionsRoot: .zero, stateRoot: stateRoot,
-            receiptsRoot: .zero, nextCommitteeHash: committee(epoch: 0).hash)
+            receiptsRoot: .zero, nextCommitteeHash: committee(epoch: 0).hash, nextPoolHash: committee(epoch: 0).hash)
     }
 }

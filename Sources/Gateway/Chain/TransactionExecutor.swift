@@ -110,7 +110,11 @@ public struct TransactionExecutor: Sendable {
         case .doubleSignEvidence(let evidence):
             let height = evidence.first.height
             let epoch = height == 0 ? 0 : (height - 1) / epochLength
-            let committee = StakingRules.decode(Committee.self, state.object(StakingRules.committeeKey(epoch: epoch)))
+            var committee = StakingRules.decode(Committee.self, state.object(StakingRules.committeeKey(epoch: epoch)))
+            // Checkpoint attestations are signed by the epoch's pool, not only its committee.
+            if evidence.first.step == .checkpoint {
+                committee = PoolRoster.roster(epoch: epoch, object: { state.object($0) }, committee: committee)
+            }
             do {
                 let effect = try staking.planEvidence(
                     evidence, reporter: tx.senderAddress, chainID: chainID, genesis: genesisBlock, committee: committee,

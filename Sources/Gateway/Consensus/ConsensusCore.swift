@@ -255,6 +255,8 @@ public struct ConsensusCore<App: ConsensusApplication> {
     private mutating func receiveVote(_ vote: Vote, preverified: Bool, _ out: inout [Action]) {
         guard isStarted else { return drop(.notStarted) }
         guard vote.chainID == chainID else { return drop(.wrongChain) }
+        // A pool's checkpoint attestation is no consensus vote; the driver routes it to the chain.
+        guard vote.step != .checkpoint else { return drop(.malformed) }
         if height < UInt64.max && vote.height == height + 1 { return bufferVote(vote) }
         guard vote.height == height else { return drop(.wrongHeight) }
         guard decision == nil else { return drop(.alreadyDecided) }

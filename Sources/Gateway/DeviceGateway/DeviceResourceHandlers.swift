@@ -165,28 +165,70 @@ public struct DeviceResourceHandlers: Sendable {
         }
     }
 
-    /// The checkpoint closing epoch `to` (the newest without it) and the committee of that epoch, which signed
-    /// it: what a device skipping from an older committee needs (``SkipPayload``).
+    /// The checkpoint closing epoch `to` with the attestations of the pool of epoch `from` (the device's trusted
+    /// epoch) and that pool's roster: what a device skipping from `from` counts (``SkipPayload``). Without `to`,
+    /// the newest checkpoint that a third of that pool attested, looking back a few epochs (attestations arrive
+    /// just after finality), else the newest: the device then bisects.
     func skip(_ query: DeviceQuery) -> DeviceResponse {
-        guard query.only(.skip) else { return .error(.badRequest, "need [to=<epoch>]") }
+        guard query.only(.skip), let fromText = query["from"] else {
+            return .error(.badRequest, "need from=<trusted epoch>[&to=<epoch>]")
+        }
+        guard let from = Self.decimal(fromText) else { return .error(.badRequest, "from is not an epoch") }
         let length = node.genesis.epochLength
         let headHeight = node.head.height
-        var epoch = headHeight / length
-        guard epoch > 0 else { return .error(.notFound, "no checkpoint yet") }
-        epoch -= 1  // the newest epoch that has closed
+        var newest = headHeight / length
+        guard newest > 0 else { return .error(.notFound, "no checkpoint yet") }
+        newest -= 1  // the newest epoch that has closed
+        guard let pool = node.poolRoster(epoch: from) else { return .error(.notFound, "no pool of epoch \(from)") }
+        var candidates: [UInt64]
         if let text = query["to"] {
             guard let asked = Self.decimal(text) else { return .error(.badRequest, "to is not an epoch") }
-            guard asked <= epoch else { return .error(.notFound, "epoch \(asked) has not closed") }
-            epoch = asked
+            guard asked <= newest else { return .error(.notFound, "epoch \(asked) has not closed") }
+            candidates = [asked]
+        } else {
+            candidates = (0..<Self.attestationLookback).compactMap { newest >= $0 ? newest - $0 : nil }
         }
         do {
-            guard let checkpoint = try node.checkpoints(from: epoch, limit: 1).first,
-                let signers = node.committee(epoch: epoch)
-            else { return .error(.notFound, "no checkpoint of epoch \(epoch)") }
-            return .chain(.content, SkipPayload(checkpoint: checkpoint, signingCommittee: signers).encoded)
+            var offered: SkipPayload?
+            for epoch in candidates {
+                guard let checkpoint = try node.checkpoints(from: epoch, limit: 1).first else { continue }
+                let (attestations, enough) = Self.attestations(
+                    try node.attestations(height: checkpoint.header.height), of: checkpoint, by: pool)
+                let payload = SkipPayload(checkpoint: checkpoint, trustedPool: pool, attestations: attestations)
+                if offered == nil || enough { offered = payload }
+                if enough { break }
+            }
+            guard let offered else { return .error(.notFound, "no checkpoint of epoch \(candidates[0])") }
+            return .chain(.content, offered.encoded)
         } catch {
             return .error(.internalServerError, "store error")
         }
+    }
+
+    /// How many closed epochs `v1/skip` looks back for one its pool attested enough.
+    static let attestationLookback: UInt64 = 4
+
+    /// The kept attestations of `checkpoint` by members of `pool`, indexed into it, heaviest members first until
+    /// they reach a third of its weight (`enough`): the device needs no more, and each costs it 66 bytes and a
+    /// verify. Listed in index order, as the encoding requires.
+    static func attestations(_ kept: [Bytes32: Bytes64], of checkpoint: Checkpoint, by pool: Committee)
+        -> (certificate: CommitCertificate, enough: Bool)
+    {
+        var signatures: [CommitCertificate.Signature] = []
+        var weight: UInt64 = 0
+        let heaviestFirst = pool.members.indices.sorted { pool.members[$0].weight > pool.members[$1].weight }
+        for i in heaviestFirst {
+            let member = pool.members[i]
+            guard let signature = kept[member.key] else { continue }
+            signatures.append(.init(memberIndex: UInt16(i), signature: signature))
+            weight += member.weight
+            let lhs = weight.multipliedFullWidth(by: 3)
+            if lhs.high > 0 || lhs.low >= pool.totalWeight { break }
+        }
+        let lhs = weight.multipliedFullWidth(by: 3)
+        let certificate = CommitCertificate(
+            height: checkpoint.header.height, round: 0, blockHash: checkpoint.header.hash, signatures: signatures)
+        return (certificate, lhs.high > 0 || lhs.low >= pool.totalWeight)
     }
 
     /// The statement as the operator wrote it, if it decodes; the device checks the operator's signature.

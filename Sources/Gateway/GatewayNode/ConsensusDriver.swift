@@ -153,6 +153,11 @@ public actor ConsensusDriver {
     /// Voters this node has reported for double signing: one report each is enough to eject them, and every
     /// further one would cost a fee for nothing while the offender stays in the epoch's committee.
     private var reported: Set<Bytes32> = []
+    /// Pool attestations of the next checkpoint that arrived before this node committed it, by voter (so a
+    /// flood cannot grow it past one per key, and only keys of the pool can fill it: see ``attestation(_:from:)``).
+    private var earlyAttestations: [Bytes32: (vote: Vote, frame: Frame, peer: Bytes32)] = [:]
+    /// The highest checkpoint this node has attested (or found itself outside the pool of).
+    private var attestedHeight: UInt64 = 0
 
     /// The peer whose transaction is being submitted, so that the admit hook (which runs inside
     /// `ChainNode.submit`, on this actor's task) relays it to everyone but that peer. Nil for local submissions.
@@ -386,7 +391,9 @@ public actor ConsensusDriver {
     private func committed(paced: Bool) {
         let finalized = chain.finalizedHead
         let head = finalized.block.header
+        let previous = lastDecided?.height
         lastDecided = (head.height, finalized.certificate.round)
+        attestCheckpoints(upTo: head.height, after: previous)
         onCommit(head)
         logger.debug("committed", metadata: ["height": "\(head.height)", "round": "\(core.round)"])
         let next = head.height + 1
@@ -438,6 +445,53 @@ public actor ConsensusDriver {
             return Vote(
                 chainID: chainID, height: e.height, round: e.round, step: step, blockHash: e.hash, voter: ownKey,
                 signature: signingKey.signSchnorr(message, auxRandom: .zero))
+        }
+    }
+
+    // MARK: pool attestations
+
+    /// Signs and gossips this node's attestation of each checkpoint committed since `after` (nil: only the
+    /// head's), if its key is in that epoch's pool, then checks the attestations that came early for them.
+    private func attestCheckpoints(upTo head: UInt64, after previous: UInt64?) {
+        let length = chain.genesis.epochLength
+        let first = max((previous ?? head &- 1) &+ 1, attestedHeight &+ 1, length)
+        guard first <= head else { return }
+        var height = (first + length - 1) / length * length
+        while height <= head {
+            do {
+                if let vote = try chain.attest(height: height, key: signingKey) { broadcast(.vote(vote)) }
+            } catch {
+                logger.error("cannot attest a checkpoint", metadata: ["height": "\(height)", "error": "\(error)"])
+            }
+            attestedHeight = height
+            height += length
+        }
+        let early = earlyAttestations
+        earlyAttestations = [:]
+        for (_, e) in early { attestation(e.vote, frame: e.frame, from: e.peer) }
+    }
+
+    /// A peer's attestation: kept and relayed when new and valid, held when it is for the next checkpoint (this
+    /// node has not committed it yet), dropped otherwise; a bad signature counts against the sender.
+    private func attestation(_ vote: Vote, frame: Frame, from peer: Bytes32) {
+        let outcome: ChainNode.AttestationOutcome
+        do { outcome = try chain.addAttestation(vote) } catch {
+            logger.error("cannot keep an attestation", metadata: ["error": "\(error)"])
+            return
+        }
+        switch outcome {
+        case .stored: relay(frame, from: peer)
+        case .ahead:
+            // Only the next checkpoint, and only keys of the pool that will attest it (the roster of the current
+            // epoch is known): at most one entry per pool member.
+            let length = chain.genesis.epochLength
+            let head = chain.head.height
+            guard vote.height <= head + length,
+                chain.poolRoster(epoch: Self.epoch(of: vote.height, length: length))?.index(of: vote.voter) != nil
+            else { return }
+            earlyAttestations[vote.voter] = (vote, frame, peer)
+        case .badSignature: network.report(peer: peer, reason: .invalidMessage)
+        case .known, .notApplicable, .notInPool: break
         }
     }
 
@@ -493,6 +547,8 @@ public actor ConsensusDriver {
             let height = signed.proposal.height
             feed(.proposalReceived(signed, BlockValue(block)), from: peer, frame: frame)
             if height > chain.head.height + 1 { noteAhead(peer, height: height - 1) }
+        case .vote(let vote) where vote.step == .checkpoint:
+            attestation(vote, frame: frame, from: peer)
         case .vote(let vote):
             feed(.voteReceived(vote), from: peer, frame: frame)
             if vote.height > chain.head.height + 1 { noteAhead(peer, height: vote.height - 1) }

@@ -389,7 +389,7 @@ public struct DeviceSession: Sendable {
     private mutating func beginSync(maxEpochs: UInt64) -> Step {
         if configuration.skipping, maxEpochs == .max, anchor.trustingPeriodMillis > 0, wallClock != nil {
             job = .skipping
-            return ask(.skip(to: nil))
+            return ask(.skip(from: trusted?.epoch ?? 0, to: nil))
         }
         job = .syncing(maxEpochs: maxEpochs)
         return askCheckpoints()
@@ -441,7 +441,8 @@ public struct DeviceSession: Sendable {
         // 4.04 to the first question: no epoch has closed yet.
         if answer.code == .notFound, planner == nil { return try syncStalled(refusal: nil) }
         let payload = try Self.decode(answer, .skip, as: SkipPayload.self)
-        let offer = SkippingCheckpoint(checkpoint: payload.checkpoint, signingCommittee: payload.signingCommittee)
+        let offer = SkippingCheckpoint(
+            checkpoint: payload.checkpoint, trustedPool: payload.trustedPool, attestations: payload.attestations)
         if planner == nil {
             let target = offer.checkpoint.header.epoch &+ 1
             guard target > before.epoch else { return try syncStalled(refusal: nil) }
@@ -474,14 +475,14 @@ public struct DeviceSession: Sendable {
             }
         }
         guard let pivot = planner?.nextPivot() else { return completed(.synced(progress)) }
-        return ask(.skip(to: pivot))
+        return ask(.skip(from: taken.trusted.epoch, to: pivot))
     }
 
     private static func skipRefusal(_ error: SkippingError, epoch: UInt64) -> DeviceError {
         switch error {
         case .outsideTrustingPeriod(let age, let period): .trustExpired(ageMillis: age, trustingPeriodMillis: period)
         case .rejected(let reason): .rejected(reason, stage: .checkpoint(epoch: epoch))
-        case .badTimestamp, .notAhead, .signingCommitteeEpoch, .noTimestamp: .inconsistent(.skipOffer)
+        case .badTimestamp, .notAhead, .untrustedPool, .noTimestamp: .inconsistent(.skipOffer)
         }
     }
 

@@ -49,26 +49,32 @@ public struct CheckpointsPayload: Equatable, Sendable, CanonicalCodable {
     }
 }
 
-/// A checkpoint for a device that skips (`v1/skip`): the checkpoint closing an epoch and the committee of that
-/// epoch, which signed it. The device trusts neither: the committee only maps the certificate's member indices
-/// to keys, and each key counts the weight the device's trusted committee gives it (``SkippingCheckpoint``).
+/// A checkpoint for a device that skips (`v1/skip?from=E`): the checkpoint closing an epoch, the roster of the
+/// pool of epoch E (the one the device trusts), and the attestations of that checkpoint by members of the roster,
+/// indexed into it. The device trusts none of it: the roster must hash to its trusted pool hash, and each
+/// attestation is checked against the key the roster gives (``SkippingCheckpoint``). The checkpoint keeps its
+/// commit certificate, which an adjacent (sequential) step checks instead.
 public struct SkipPayload: Equatable, Sendable, CanonicalCodable {
     public var checkpoint: Checkpoint
-    public var signingCommittee: Committee
+    public var trustedPool: Committee
+    public var attestations: CommitCertificate
 
-    public init(checkpoint: Checkpoint, signingCommittee: Committee) {
+    public init(checkpoint: Checkpoint, trustedPool: Committee, attestations: CommitCertificate) {
         self.checkpoint = checkpoint
-        self.signingCommittee = signingCommittee
+        self.trustedPool = trustedPool
+        self.attestations = attestations
     }
 
     public func encode(to w: inout ByteWriter) {
         w.write(checkpoint)
-        w.write(signingCommittee)
+        w.write(trustedPool)
+        w.write(attestations)
     }
 
     public init(from r: inout ByteReader) throws(CodecError) {
         checkpoint = try r.read()
-        signingCommittee = try r.read()
+        trustedPool = try r.read()
+        attestations = try r.read()
     }
 }
 

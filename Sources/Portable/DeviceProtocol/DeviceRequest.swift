@@ -27,9 +27,12 @@ public struct DeviceRequest: Equatable, Sendable {
         return DeviceRequest(.checkpoints, query: [argument("from", decimal: epoch), argument("limit", decimal: n)])
     }
 
-    /// The checkpoint closing epoch `epoch` with its signing committee; nil: the newest checkpoint.
-    public static func skip(to epoch: UInt64?) -> DeviceRequest {
-        DeviceRequest(.skip, query: epoch.map { [argument("to", decimal: $0)] } ?? [])
+    /// The checkpoint closing epoch `epoch` (nil: the newest one the pool attested) with the attestations of the
+    /// pool of `trusted`, the device's trusted epoch.
+    public static func skip(from trusted: UInt64, to epoch: UInt64?) -> DeviceRequest {
+        var query = [argument("from", decimal: trusted)]
+        if let epoch { query.append(argument("to", decimal: epoch)) }
+        return DeviceRequest(.skip, query: query)
     }
 
     /// The address goes as 40 hex digits, so a board needs no Bech32m encoder (the gateway takes either form).

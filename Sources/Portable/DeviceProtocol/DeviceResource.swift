@@ -46,7 +46,7 @@ public enum DeviceResource: Int, CaseIterable, Sendable {
         case .txProof, .receipt, .escrowProof, .certificate: ["id"]
         case .accountProof: ["a"]
         case .inbox: ["a", "from", "pos"]
-        case .skip: ["to"]
+        case .skip: ["from", "to"]
         }
     }
 

@@ -7,8 +7,8 @@ public enum DeviceResources {
     public static let head: StaticString = "v1/head"
     /// GET: signed checkpoints a light client syncs from (Uri-Query `from=<height>`).
     public static let checkpoints: StaticString = "v1/checkpoints"
-    /// GET: the checkpoint closing an epoch with the committee that signed it, for a device that skips (Uri-Query
-    /// `to=<epoch>`; without it, the newest checkpoint).
+    /// GET: the checkpoint closing an epoch with the pool's attestations, for a device that skips (Uri-Query
+    /// `from=<trusted epoch>` and `to=<epoch>`; without `to`, the newest checkpoint the pool attested).
     public static let skip: StaticString = "v1/skip"
     /// GET: the operator's re-anchor statement (``ReanchorPayload``) for devices whose trust expired; 4.04 when
     /// the gateway has none.

@@ -3,7 +3,8 @@ import AmarsCrypto
 
 /// A block header: everything a light client needs to check a block without its transactions.
 public struct BlockHeader: Equatable, Sendable, CanonicalCodable {
-    public static let currentVersion: UInt8 = 1
+    /// 2 added ``nextPoolHash``; a version-1 header is refused (its hash would commit to no pool).
+    public static let currentVersion: UInt8 = 2
 
     public var chainID: UInt32
     public var height: UInt64
@@ -23,6 +24,11 @@ public struct BlockHeader: Equatable, Sendable, CanonicalCodable {
     public var receiptsRoot: Bytes32
     /// Present only on the last block of an epoch: the hash of the next epoch's committee.
     public var nextCommitteeHash: Bytes32?
+    /// Present only on the last block of an epoch: the hash of the next epoch's delegate pool roster (distinct
+    /// operator keys and weights, as a ``Committee``). The pool changes slowly and attests every checkpoint, so a
+    /// device that slept for weeks still finds a third of the pool it trusts among the attesters (SPEC "Light
+    /// client"); the committee alone, re-drawn every epoch, overlaps too little after two weeks.
+    public var nextPoolHash: Bytes32?
     /// The proposer's ECVRF proof over the epoch seed and height (``EpochSeed/prove(secretKey:seed:epoch:height:)``):
     /// its output feeds the next epoch's seed. 81 bytes; empty only in the genesis header.
     public var vrfProof: [UInt8]
@@ -30,7 +36,7 @@ public struct BlockHeader: Equatable, Sendable, CanonicalCodable {
     public init(
         chainID: UInt32, height: UInt64, previousHash: Bytes32, timestamp: UInt64, epoch: UInt64, round: UInt32,
         proposer: Bytes32, baseFee: UInt64, unitsUsed: UInt64, transactionsRoot: Bytes32, stateRoot: Bytes32,
-        receiptsRoot: Bytes32, nextCommitteeHash: Bytes32?, vrfProof: [UInt8] = []
+        receiptsRoot: Bytes32, nextCommitteeHash: Bytes32?, nextPoolHash: Bytes32? = nil, vrfProof: [UInt8] = []
     ) {
         self.chainID = chainID
         self.height = height
@@ -45,6 +51,7 @@ public struct BlockHeader: Equatable, Sendable, CanonicalCodable {
         self.stateRoot = stateRoot
         self.receiptsRoot = receiptsRoot
         self.nextCommitteeHash = nextCommitteeHash
+        self.nextPoolHash = nextPoolHash
         self.vrfProof = vrfProof
     }
 
@@ -65,6 +72,7 @@ public struct BlockHeader: Equatable, Sendable, CanonicalCodable {
         w.write(stateRoot)
         w.write(receiptsRoot)
         w.write(optional: nextCommitteeHash)
+        w.write(optional: nextPoolHash)
         w.writeLengthPrefixed(vrfProof)
     }
 
@@ -84,6 +92,7 @@ public struct BlockHeader: Equatable, Sendable, CanonicalCodable {
         stateRoot = try r.readBytes32()
         receiptsRoot = try r.readBytes32()
         nextCommitteeHash = try r.readOptional()
+        nextPoolHash = try r.readOptional()
         vrfProof = try r.readLengthPrefixed(cap: ECVRF.proofLength)
         guard vrfProof.isEmpty || vrfProof.count == ECVRF.proofLength else { throw .invalidValue(.range) }
     }

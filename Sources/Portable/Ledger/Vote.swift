@@ -1,10 +1,14 @@
 import AmarsCodec
 import AmarsCrypto
 
-/// The two voting steps of a round. Propose carries a block, not a vote.
+/// The two voting steps of a round (propose carries a block, not a vote), and the pool's attestation.
 public enum VoteStep: UInt8, Sendable {
     case prepare = 1
     case commit = 2
+    /// Not a consensus step: a delegate pool member's attestation of a final checkpoint (round 0), which a
+    /// sleeping device counts against the pool it trusts. Two for one height with different hashes are a double
+    /// sign like any other, so the attestation is slashable evidence.
+    case checkpoint = 3
 }
 
 /// A committee member's signed vote for a block hash at (height, round, step).

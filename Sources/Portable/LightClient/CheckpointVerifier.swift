@@ -54,7 +54,7 @@ public enum CheckpointVerifier {
             chainID: trusted.chainID, genesis: trusted.genesis, epochLength: trusted.epochLength, epoch: nextEpoch,
             committee: next,
             checkpointHash: hash, height: header.height, stateRoot: header.stateRoot,
-            sequence: trusted.sequence &+ 1, timestamp: header.timestamp)
+            sequence: trusted.sequence &+ 1, timestamp: header.timestamp, poolHash: header.nextPoolHash)
     }
 
     /// ``verifyNext(trusted:checkpoint:)`` as a `Result`, for callers that queue outcomes rather than branch.

@@ -2,32 +2,35 @@ import AmarsCodec
 import AmarsCrypto
 import Ledger
 
-// Skipping verification (SPEC "Light client": skipping and the pool idea), after the CometBFT light client.
+// Skipping verification (SPEC "Light client": skipping and the pool), after the CometBFT light client.
 //
-// Why it is safe: within the trusting period the trusted committee is assumed to have less than one third of
-// faulty weight, and those members are still bonded, so double-signing is slashable. A certificate carrying at
-// least one third of the trusted weight therefore holds at least one honest signature, and an honest member
-// signs a commit vote only for the canonical block. The signing committee is untrusted here: it only maps the
-// certificate's member indices to keys; each key then earns the weight the *trusted* committee gives it, or
-// nothing.
+// Why it is safe: within the trusting period the trusted delegate pool is assumed to have less than one third of
+// faulty weight (the committee is drawn from it, so the chain assumes no less), and its members are still
+// bonded, so signing two checkpoints for one height is slashable (``VoteStep/checkpoint`` attestations are votes
+// and go into double-sign evidence like any other). Attestations by at least one third of the trusted pool's
+// weight therefore include an honest one, and an honest member attests only the checkpoint its own gateway
+// finalized.
 //
-// How far it reaches today: certificates are signed by the committee of the checkpoint's own epoch, re-drawn by
-// VRF from the pool every epoch, so a far checkpoint overlaps the trusted committee only as much as two draws
-// overlap (about committee/pool of the members still in the pool, and of those only the ones that signed).
-// ``SkippingOverlap`` makes that measurable before any signature is checked. The step beyond (SPEC: the elected
-// pool also signs each checkpoint, which names the next pool) needs no change here: trust the pool as the
-// `Committee` and pass the pool's signatures; the pool changes slowly, so jumps grow from weeks to months.
+// Why the pool and not the committee: the committee is re-drawn by VRF every epoch, so after two weeks it shares
+// too little weight with the trusted one (measured: 11.1% of 14-day wakes needed more than one step). The pool
+// changes only as elections replace members, so a third of it still attests after weeks. The header of each
+// checkpoint names the next pool by hash; the device keeps only that hash, and the gateway sends the roster it
+// counts against with each offer.
 
-/// A checkpoint offered for skipping, with the committee that signed it (the committee of the checkpoint's
-/// epoch, which the device does not know). That committee is a hint, not trusted: it only names the key behind
-/// each member index of the certificate, since a commit vote's signed message includes the voter's key.
+/// A checkpoint offered for skipping, with what counts for it: the roster of the pool the device trusts (the
+/// gateway knows it from the device's trusted epoch; the device checks it against its pool hash) and the
+/// attestations of the checkpoint by members of that roster, indexed into it.
 public struct SkippingCheckpoint: Equatable, Sendable {
     public var checkpoint: Checkpoint
-    public var signingCommittee: Committee
+    public var trustedPool: Committee
+    /// Step ``VoteStep/checkpoint``, round 0, for the checkpoint's height and hash; member indices are positions
+    /// in ``trustedPool``.
+    public var attestations: CommitCertificate
 
-    public init(checkpoint: Checkpoint, signingCommittee: Committee) {
+    public init(checkpoint: Checkpoint, trustedPool: Committee, attestations: CommitCertificate) {
         self.checkpoint = checkpoint
-        self.signingCommittee = signingCommittee
+        self.trustedPool = trustedPool
+        self.attestations = attestations
     }
 }
 
@@ -64,16 +67,16 @@ public struct SkippingOptions: Equatable, Sendable {
     }
 }
 
-/// How much of the trusted committee's weight a certificate claims, counted by key and before any signature is
-/// checked. `signedTrusted` is an upper bound of what verification can confirm.
+/// How much of the trusted pool's weight attestations claim, counted by index before any signature is checked.
+/// `signedTrusted` is an upper bound of what verification can confirm.
 public struct SkippingOverlap: Equatable, Sendable {
-    /// Trusted weight of the distinct trusted keys among the certificate's signers.
+    /// Trusted weight of the distinct roster members among the attesters.
     public var signedTrusted: UInt64
-    /// Total weight of the trusted committee.
+    /// Total weight of the trusted pool.
     public var trustedTotal: UInt64
-    /// Signers whose key the trusted committee holds.
+    /// Attesters inside the roster.
     public var trustedSigners: Int
-    /// All signatures in the certificate.
+    /// All attestations offered.
     public var signers: Int
 
     public init(signedTrusted: UInt64, trustedTotal: UInt64, trustedSigners: Int, signers: Int) {
@@ -101,8 +104,8 @@ public enum SkippingError: Error, Equatable, Sendable {
     case badTimestamp(trusted: UInt64, got: UInt64, now: UInt64)
     /// The checkpoint does not close an epoch after the trusted one (use ``CheckpointVerifier/verifyNext``).
     case notAhead(trustedEpoch: UInt64, got: UInt64)
-    /// The signing committee hint is for another epoch than the checkpoint's header.
-    case signingCommitteeEpoch(expected: UInt64, got: UInt64)
+    /// The pool roster offered is not the one the trusted state names (its hash differs).
+    case untrustedPool
     /// A structural or signature rule failed, as in sequential verification. A bad signature by a trusted key is
     /// refused outright, not ignored: it is evidence of forgery.
     case rejected(LightClientError)
@@ -118,38 +121,35 @@ public enum SkipOutcome: Equatable, Sendable {
 }
 
 extension CheckpointVerifier {
-    /// The trusted weight a certificate claims through `signingCommittee`, counted by key without checking any
-    /// signature: free, so a planner measures overlap before spending verification work. Each trusted member
-    /// counts at most once, even if a hostile hint lists its key at several indices.
-    public static func overlap(
-        trusted: Committee, signingCommittee: Committee, certificate: CommitCertificate
-    ) -> SkippingOverlap {
-        var counted = MemberSet()
+    /// The trusted weight the attestations claim, by member index and before any signature is checked: free, so
+    /// a planner measures overlap before spending verification work. Indices must rise strictly (the encoding's
+    /// rule), so no member counts twice; indices past the roster count nothing.
+    public static func overlap(trustedPool: Committee, attestations: CommitCertificate) -> SkippingOverlap {
         var weight: UInt64 = 0
-        var trustedSigners = 0
-        for s in certificate.signatures {
+        var signers = 0
+        var previous = -1
+        for s in attestations.signatures {
             let i = Int(s.memberIndex)
-            guard i < signingCommittee.members.count,
-                let t = trusted.index(of: signingCommittee.members[i].key), counted.insert(t)
-            else { continue }
-            weight += trusted.members[t].weight  // cannot overflow: bounded by the trusted total
-            trustedSigners += 1
+            guard i > previous, i < trustedPool.members.count else { continue }
+            previous = i
+            weight += trustedPool.members[i].weight  // cannot overflow: bounded by the roster's total
+            signers += 1
         }
         return SkippingOverlap(
-            signedTrusted: weight, trustedTotal: trusted.totalWeight, trustedSigners: trustedSigners,
-            signers: certificate.signatures.count)
+            signedTrusted: weight, trustedTotal: trustedPool.totalWeight, trustedSigners: signers,
+            signers: attestations.signatures.count)
     }
 
-    /// Accepts `offer`, the checkpoint closing an epoch after `trusted.state.epoch`, when its certificate
-    /// carries at least one third of the trusted committee's weight and the trusted checkpoint is younger than
-    /// the trusting period; then trusts the committee the checkpoint names.
+    /// Accepts `offer`, the checkpoint closing an epoch after `trusted.state.epoch`, when members of the trusted
+    /// pool holding at least one third of its weight attested it and the trusted checkpoint is younger than the
+    /// trusting period; then trusts the committee and the pool the checkpoint names.
     ///
     /// Rules, cheapest first so that junk costs no signature checks: trusting period; same chain; an epoch ahead;
     /// at that epoch's last height; naming a next committee that hashes as named and is for the next epoch; a
-    /// timestamp after the trusted one and not in the future; a certificate for this header; the hint for the
-    /// header's epoch; the claimed trusted weight (no crypto) reaching one third, else ``SkipOutcome/needsBisection``;
-    /// finally the signatures of trusted keys, stopping once one third is confirmed. Signatures by keys the
-    /// device does not trust are never checked: they count nothing either way.
+    /// timestamp after the trusted one and not in the future; a trusted state that knows its pool (else
+    /// ``SkipOutcome/needsBisection``: the adjacent, sequential step supplies it); the roster hashing to that
+    /// pool; attestations of this header; their claimed weight (no crypto) reaching one third, else
+    /// ``SkipOutcome/needsBisection``; finally the signatures, stopping once one third is confirmed.
     ///
     /// Pure: `trusted` is a value, and only the returned outcome carries an advance.
     public static func verifySkipping(
@@ -180,41 +180,41 @@ extension CheckpointVerifier {
         guard header.timestamp > trustedTimestamp, o3 || header.timestamp <= latest else {
             throw .badTimestamp(trusted: trustedTimestamp, got: header.timestamp, now: now)
         }
-        let hash = header.hash
-        let certificate = checkpoint.certificate
-        guard certificate.height == header.height, certificate.round >= header.round, certificate.blockHash == hash
-        else { throw .rejected(.certificateMismatch) }
-        let signing = offer.signingCommittee
-        guard signing.epoch == header.epoch else {
-            throw .signingCommitteeEpoch(expected: header.epoch, got: signing.epoch)
+        let pool = offer.trustedPool
+        guard let poolHash = state.poolHash else {
+            return .needsBisection(
+                SkippingOverlap(signedTrusted: 0, trustedTotal: 0, trustedSigners: 0, signers: 0))
         }
-        let claimed = overlap(trusted: state.committee, signingCommittee: signing, certificate: certificate)
+        guard pool.hash == poolHash else { throw .untrustedPool }
+        let hash = header.hash
+        let attestations = offer.attestations
+        guard attestations.height == header.height, attestations.round == 0, attestations.blockHash == hash else {
+            throw .rejected(.certificateMismatch)
+        }
+        let claimed = overlap(trustedPool: pool, attestations: attestations)
         guard claimed.reachesOneThird else { return .needsBisection(claimed) }
 
-        // Verify trusted signers until one third is confirmed. The claim reached it, so the loop either
-        // confirms it or throws on a bad signature.
+        // Verify attestations until one third is confirmed. The claim reached it, so the loop either confirms it
+        // or throws on a bad signature or a repeated index.
         var confirmed = SkippingOverlap(
-            signedTrusted: 0, trustedTotal: state.committee.totalWeight, trustedSigners: 0,
-            signers: certificate.signatures.count)
-        var counted = MemberSet()
+            signedTrusted: 0, trustedTotal: pool.totalWeight, trustedSigners: 0,
+            signers: attestations.signatures.count)
         var checks = 0
         var previous = -1
-        for s in certificate.signatures {
+        for s in attestations.signatures {
             let i = Int(s.memberIndex)
             guard i > previous else { throw .rejected(.certificate(.duplicateMember(index: s.memberIndex))) }
             previous = i
-            guard i < signing.members.count else { continue }
-            let key = signing.members[i].key
-            guard let t = state.committee.index(of: key), counted.insert(t) else { continue }
+            guard i < pool.members.count else { continue }
+            let key = pool.members[i].key
             let message = Vote.signingHash(
-                chainID: state.chainID, genesis: state.genesis, height: certificate.height, round: certificate.round,
-                step: .commit,
-                blockHash: hash, voter: key)
+                chainID: state.chainID, genesis: state.genesis, height: attestations.height, round: 0,
+                step: .checkpoint, blockHash: hash, voter: key)
             checks += 1
             guard let publicKey = try? XOnlyPublicKey(bytes: key),
                 publicKey.verifySchnorr(s.signature, message: message)
             else { throw .rejected(.certificate(.badSignature(index: s.memberIndex))) }
-            confirmed.signedTrusted += state.committee.members[t].weight
+            confirmed.signedTrusted += pool.members[i].weight
             confirmed.trustedSigners += 1
             if confirmed.reachesOneThird { break }
         }
@@ -228,29 +228,9 @@ extension CheckpointVerifier {
         let advanced = TrustedState(
             chainID: state.chainID, genesis: state.genesis, epochLength: state.epochLength, epoch: nextEpoch,
             committee: next, checkpointHash: hash, height: header.height, stateRoot: header.stateRoot,
-            sequence: state.sequence &+ (nextEpoch - state.epoch), timestamp: header.timestamp)
+            sequence: state.sequence &+ (nextEpoch - state.epoch), timestamp: header.timestamp,
+            poolHash: header.nextPoolHash)
         return .advanced(advanced, signatureChecks: checks)
-    }
-}
-
-/// A set of committee member indices below ``Caps/committeeMembers`` (128) in two words: no allocation, so a
-/// hostile certificate cannot make the device allocate.
-struct MemberSet {
-    private var low: UInt64 = 0
-    private var high: UInt64 = 0
-
-    /// Inserts `i`; false if it was already present or out of range.
-    mutating func insert(_ i: Int) -> Bool {
-        guard i >= 0, i < 128 else { return false }
-        let bit: UInt64 = 1 << UInt64(i & 63)
-        if i < 64 {
-            if low & bit != 0 { return false }
-            low |= bit
-        } else {
-            if high & bit != 0 { return false }
-            high |= bit
-        }
-        return true
     }
 }
 
@@ -303,7 +283,7 @@ public struct SkippingPlanner: Sendable {
         return pivots.last
     }
 
-    /// Takes the checkpoint closing ``nextPivot()``'s epoch, with the committee that signed it: trust moves (a
+    /// Takes the checkpoint closing ``nextPivot()``'s epoch, with the pool's attestations: trust moves (a
     /// skip, or a sequential step for the adjacent epoch) or the planner bisects. A refusal leaves the trust as
     /// it was.
     public mutating func take(_ offer: SkippingCheckpoint, now: UInt64, options: SkippingOptions)
@@ -343,15 +323,16 @@ public struct SkippingPlanner: Sendable {
     }
 }
 
-/// ``SkippingPlanner`` driven by a fetch function (the benchmark's and the tests' in-memory chains).
+/// ``SkippingPlanner`` driven by a fetch function (the benchmark's and the tests' in-memory chains), which gets
+/// the pivot and the trust so far (whose pool the offer's attestations must come from), as `v1/skip` does.
 public enum SkippingSync {
     public static func sync(
         from start: TrustedState, toEpoch target: UInt64, now: UInt64, options: SkippingOptions,
-        fetch: (UInt64) -> SkippingCheckpoint?
+        fetch: (_ pivot: UInt64, _ trusted: TrustedState) -> SkippingCheckpoint?
     ) throws(SkippingSyncError) -> SkippingSyncReport {
         var planner = SkippingPlanner(from: start, toEpoch: target)
         while let pivot = planner.nextPivot() {
-            guard let offer = fetch(pivot) else { throw .unavailable(epoch: pivot) }
+            guard let offer = fetch(pivot, planner.trusted) else { throw .unavailable(epoch: pivot) }
             do { try planner.take(offer, now: now, options: options) } catch {
                 throw .refused(error, trusted: planner.trusted)
             }

@@ -70,8 +70,8 @@ public enum SlotError: Error, Equatable, Sendable {
 ///     | checksum (32): TaggedHash("AmarsTrustedSlot") over the binding (if any), then everything before it
 ///
 /// Slot size: the record overhead is 48 bytes and a ``TrustedState`` encodes to at most
-/// ``TrustedState/maxEncodedSize`` = 5540 bytes (a committee at its cap of 128 members, each a 32-byte key and a
-/// weight varint of at most 10 bytes, plus fixed fields), so 5556 bytes at most; slots are 8 KiB, two 4 KiB
+/// ``TrustedState/maxEncodedSize`` = 5573 bytes (a committee at its cap of 128 members, each a 32-byte key and a
+/// weight varint of at most 10 bytes, plus fixed fields), so 5621 bytes at most; slots are 8 KiB, two 4 KiB
 /// flash sectors, which leaves room for a larger format without moving the slots. Reads are bounded by the
 /// slot size, never by a length read from storage.
 ///

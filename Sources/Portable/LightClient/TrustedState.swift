@@ -9,9 +9,10 @@ import Ledger
 /// from ``CheckpointVerifier``, or from the device's own storage (``StateSlots``), which wrote it after one of
 /// the first two. It is never built from network bytes directly.
 public struct TrustedState: Equatable, Sendable, CanonicalCodable {
-    /// 2 added ``timestamp``, 3 ``genesis``; a version-1 state still decodes with no timestamp, and a version 1
-    /// or 2 state with a zero genesis, which ``DeviceSession`` completes from its anchor.
-    public static let currentVersion: UInt8 = 3
+    /// 2 added ``timestamp``, 3 ``genesis``, 4 ``poolHash``; a version-1 state still decodes with no timestamp,
+    /// a version 1 or 2 state with a zero genesis, which ``DeviceSession`` completes from its anchor, and a state
+    /// before version 4 with no pool, which the next sequential step supplies (until then it cannot skip).
+    public static let currentVersion: UInt8 = 4
 
     public var chainID: UInt32
     /// The chain's genesis block hash: votes sign it (``Vote/signingHash(genesis:)``), so certificates are
@@ -37,10 +38,16 @@ public struct TrustedState: Equatable, Sendable, CanonicalCodable {
     /// it. Nil only for a state saved before version 2, which the device session completes from that header
     /// (whose hash it trusts) before it follows the chain again.
     public var timestamp: UInt64?
+    /// Hash of the delegate pool roster of ``epoch`` (the header that named ``committee`` names it too): skipping
+    /// counts the pool's checkpoint attestations against it. Only the hash is kept, so the state stays small on
+    /// a board; a gateway sends the roster with each skip offer and the device checks it against this hash.
+    /// Nil for a header that names no pool, or a state saved before version 4.
+    public var poolHash: Bytes32?
 
     public init(
         chainID: UInt32, genesis: Bytes32, epochLength: UInt64, epoch: UInt64, committee: Committee,
-        checkpointHash: Bytes32, height: UInt64, stateRoot: Bytes32, sequence: UInt64, timestamp: UInt64?
+        checkpointHash: Bytes32, height: UInt64, stateRoot: Bytes32, sequence: UInt64, timestamp: UInt64?,
+        poolHash: Bytes32? = nil
     ) {
         self.chainID = chainID
         self.genesis = genesis
@@ -52,6 +59,7 @@ public struct TrustedState: Equatable, Sendable, CanonicalCodable {
         self.stateRoot = stateRoot
         self.sequence = sequence
         self.timestamp = timestamp
+        self.poolHash = poolHash
     }
 
     /// Trust from an anchor the device obtained out of band: the genesis header (height 0, naming the committee
@@ -77,7 +85,7 @@ public struct TrustedState: Equatable, Sendable, CanonicalCodable {
         return TrustedState(
             chainID: header.chainID, genesis: genesis, epochLength: epochLength, epoch: committee.epoch,
             committee: committee, checkpointHash: hash, height: height, stateRoot: header.stateRoot, sequence: 0,
-            timestamp: header.timestamp)
+            timestamp: header.timestamp, poolHash: header.nextPoolHash)
     }
 
     /// Heights of the blocks the trusted committee signs: epoch · L + 1 through (epoch + 1) · L. Nil if the last
@@ -90,10 +98,11 @@ public struct TrustedState: Equatable, Sendable, CanonicalCodable {
     }
 
     /// Upper bound of the encoding, reached by no real state: version 1, chain id 5, epoch length, epoch,
-    /// height, sequence, timestamp 10 each, three hashes 32 each, and the committee (epoch 10, count 2, and per
-    /// member a 32-byte key plus a weight of up to 10 bytes) at its cap of `Caps.committeeMembers` (128): 1 + 5 +
-    /// 5·10 + 96 + 12 + 128 · 42 = 5540 bytes. ``StateSlots`` sizes its slots from this.
-    public static let maxEncodedSize = 1 + 5 + 5 * 10 + 3 * 32 + 10 + 2 + Caps.committeeMembers * (32 + 10)
+    /// height, sequence, timestamp 10 each, three hashes 32 each, an optional pool hash 33, and the committee
+    /// (epoch 10, count 2, and per member a 32-byte key plus a weight of up to 10 bytes) at its cap of
+    /// `Caps.committeeMembers` (128): 1 + 5 + 5·10 + 96 + 33 + 12 + 128 · 42 = 5573 bytes. ``StateSlots`` sizes
+    /// its slots from this.
+    public static let maxEncodedSize = 1 + 5 + 5 * 10 + 3 * 32 + 33 + 10 + 2 + Caps.committeeMembers * (32 + 10)
 
     public func encode(to w: inout ByteWriter) {
         w.write(timestamp == nil ? 1 : TrustedState.currentVersion)
@@ -110,6 +119,7 @@ public struct TrustedState: Equatable, Sendable, CanonicalCodable {
         if let timestamp {
             w.writeVarint(timestamp)
             w.write(genesis)
+            w.write(optional: poolHash)
         }
     }
 
@@ -128,6 +138,7 @@ public struct TrustedState: Equatable, Sendable, CanonicalCodable {
         sequence = try r.readVarint()
         timestamp = version == 1 ? nil : try r.readVarint()
         genesis = version >= 3 ? try r.readBytes32() : .zero
+        poolHash = version >= 4 ? try r.readOptional() : nil
         let (expectedHeight, overflow) = epoch.multipliedReportingOverflow(by: epochLength)
         guard epochLength > 0, committee.epoch == epoch, !overflow, height == expectedHeight else {
             throw .invalidValue(.range)
