@@ -306,35 +306,36 @@ func testProductionCheckpoint() {
     skipStep(trusted)
 }
 
-/// What a device waking a day later does: one skip to the checkpoint closing epoch 24.
+/// What a device waking a day later does: one skip to the checkpoint closing epoch 24, counted against the pool.
 @inline(never)
 func skipStep(_ trusted: TrustedState) {
     guard let options = SkippingOptions(trustingPeriod: 14 * 86_400_000) else { return check("options", false) }
     board_mark_begin(Mark.skip24)
-    let outcome: SkipOutcome?
-    if let checkpoint = try? Checkpoint(decoding: fixtureSkipCheckpoint),
-        let signers = try? Committee(decoding: fixtureSkipSigners)
-    {
-        outcome = try? CheckpointVerifier.verifySkipping(
-            trusted: trusted, checkpoint: SkippingCheckpoint(checkpoint: checkpoint, signingCommittee: signers),
-            now: fixtureSkipNow, options: options)
-    } else {
-        outcome = nil
+    let offer = skipOffer()
+    let outcome = offer.flatMap {
+        try? CheckpointVerifier.verifySkipping(trusted: trusted, checkpoint: $0, now: fixtureSkipNow, options: options)
     }
     board_mark_end(Mark.skip24)
-    guard case .advanced(let next, let checks) = outcome else { return check("skip of 23 epochs accepted", false) }
+    guard case .advanced(let next, let checks) = outcome, let offer else {
+        return check("skip of 23 epochs accepted", false)
+    }
     check(
-        "skip of 23 epochs accepted: a third of the trusted weight, 8 signatures checked",
+        "skip of 23 epochs accepted: a third of the trusted pool, 12 attestations checked",
         next.epoch == 25 && checks == fixtureSkipChecks && next.committee.hash.bytes == fixtureSkipCommitteeHash)
-    // Two weeks later the trusted committee is past the trusting period: the same skip is refused unchecked.
+    // Two weeks later the trusted pool is past the trusting period: the same skip is refused unchecked.
     check(
-        "skip refused once the trusted committee is older than the trusting period",
+        "skip refused once the trusted pool is older than the trusting period",
         (try? CheckpointVerifier.verifySkipping(
-            trusted: trusted,
-            checkpoint: SkippingCheckpoint(
-                checkpoint: (try? Checkpoint(decoding: fixtureSkipCheckpoint))!,
-                signingCommittee: (try? Committee(decoding: fixtureSkipSigners))!),
-            now: (trusted.timestamp ?? 0) + options.trustingPeriod, options: options)) == nil)
+            trusted: trusted, checkpoint: offer, now: (trusted.timestamp ?? 0) + options.trustingPeriod,
+            options: options)) == nil)
+}
+
+func skipOffer() -> SkippingCheckpoint? {
+    guard let checkpoint = try? Checkpoint(decoding: fixtureSkipCheckpoint),
+        let pool = try? Committee(decoding: fixtureSkipPool),
+        let attestations = try? CommitCertificate(decoding: fixtureSkipAttestations)
+    else { return nil }
+    return SkippingCheckpoint(checkpoint: checkpoint, trustedPool: pool, attestations: attestations)
 }
 
 @inline(never)

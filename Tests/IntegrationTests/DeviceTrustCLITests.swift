@@ -46,7 +46,7 @@ final class DeviceTrustCLITests: CLITestCase {
         // Fresh trust: one skip from genesis to the newest checkpoint.
         let first = try ok(["device", "sync"] + device)
         XCTAssertTrue(first.contains("skipped     from epoch 0 to "), first)
-        XCTAssertTrue(first.contains("1 skip carrying >= 1/3 of the trusted committee"), first)
+        XCTAssertTrue(first.contains("1 skip carrying >= 1/3 of the trusted pool"), first)
 
         // Asleep longer than the trusting period: the device refuses, whatever the gateway serves.
         Thread.sleep(forTimeInterval: 11)

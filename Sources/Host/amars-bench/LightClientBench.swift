@@ -170,7 +170,7 @@ struct LightClientBench: ParsableCommand {
             return numbers.count >= 2 ? numbers[numbers.count - 2] : nil
         }
         guard let verify = count("one Schnorr verify"), let step = count("24 members, 17 signatures"),
-            let skip = count("skip step, 24 members")
+            let skip = count("skip step, 36-member pool")
         else {
             throw ValidationError("no counts in the output of make -C Boards count")
         }

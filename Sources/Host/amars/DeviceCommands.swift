@@ -427,7 +427,7 @@ struct DeviceRun {
             let how =
                 progress.skips == 0
                 ? "each > 2/3 of its epoch's committee"
-                : "\(progress.skips) skip\(progress.skips == 1 ? "" : "s") carrying >= 1/3 of the trusted committee"
+                : "\(progress.skips) skip\(progress.skips == 1 ? "" : "s") carrying >= 1/3 of the trusted pool"
             print(
                 "synced      epochs \(progress.fromEpoch) → \(progress.toEpoch): "
                     + "\(progress.checkpoints) checkpoint\(progress.checkpoints == 1 ? "" : "s"), "
