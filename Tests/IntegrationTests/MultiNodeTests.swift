@@ -223,6 +223,17 @@ final class MultiNodeTests: DevnetTestCase {
         let account = try Harness.json(nodes[3].client, "/v1/accounts/\(recipient.bech32)")
         XCTAssertEqual("\(account["balance"] ?? "none")", "1234567")
         try checkConsensusStatus(nodes[0], keys: validatorKeys)
+        // The pool (the four validators) attests the checkpoint closing epoch 0, and gossip brings every
+        // attestation to every gateway: what `v1/skip` serves a sleeping device.
+        let pool = Set(validatorKeys.map { Hex.encode($0.xOnlyPublicKey.bytes.bytes) })
+        func attesters(_ node: TestNode) -> Set<String> {
+            let page = try? Harness.json(node.client, "/v1/checkpoints?from=0&limit=1")
+            let first = (page?["checkpoints"] as? [[String: Any]])?.first
+            return Set(first?["attesters"] as? [String] ?? [])
+        }
+        XCTAssertTrue(
+            wait(10) { nodes.allSatisfy { attesters($0) == pool } },
+            "attesters of checkpoint 0: \(nodes.map { attesters($0).count }) of 4 per node")
 
         // Phase 2: one of four down — the chain goes on; back up — it catches up to the same state.
         nodes[1].kill()

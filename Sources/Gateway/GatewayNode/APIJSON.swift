@@ -107,6 +107,7 @@ public enum APIJSON {
             ("stateRoot", .hex(h.stateRoot)),
             ("receiptsRoot", .hex(h.receiptsRoot)),
             ("nextCommitteeHash", h.nextCommitteeHash.map { .hex($0) } ?? .null),
+            ("nextPoolHash", h.nextPoolHash.map { .hex($0) } ?? .null),
         ])
     }
 
@@ -365,15 +366,18 @@ extension APIJSON {
         ])
     }
 
-    public static func checkpoint(_ cp: Checkpoint) -> JSONValue {
+    /// `attesters`: the pool members whose attestation of the checkpoint this node keeps (what `v1/skip` serves).
+    public static func checkpoint(_ cp: Checkpoint, attesters: [Bytes32]) -> JSONValue {
         let h = cp.header
         return .object([
             ("epoch", .number(h.epoch)),
             ("height", .number(h.height)),
             ("hash", .hex(h.hash)),
             ("nextCommitteeHash", h.nextCommitteeHash.map { .hex($0) } ?? .null),
+            ("nextPoolHash", h.nextPoolHash.map { .hex($0) } ?? .null),
             ("nextCommittee", committee(cp.nextCommittee)),
             ("certificate", certificate(cp.certificate)),
+            ("attesters", .array(attesters.sorted { $0 < $1 }.map { .hex($0) })),
             ("encoded", .hex(cp.encoded)),
         ])
     }

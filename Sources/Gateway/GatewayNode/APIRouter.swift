@@ -776,12 +776,17 @@ extension APIRouter {
             // Epochs past the last finished one have no checkpoint; asking the node for them (up to UInt64.max)
             // would only cost it arithmetic at the edge of the range.
             let list = from < finished ? try node.checkpoints(from: from, limit: Int(limit)) : []
+            var rendered: [JSONValue] = []
+            for cp in list {
+                let attesters = Array(try node.attestations(height: cp.header.height).keys)
+                rendered.append(APIJSON.checkpoint(cp, attesters: attesters))
+            }
             return .json(
                 200,
                 .object([
                     ("from", .number(from)),
                     ("finishedEpochs", .number(finished)),
-                    ("checkpoints", .array(list.map(APIJSON.checkpoint))),
+                    ("checkpoints", .array(rendered)),
                 ]))
         } catch {
             return storeFailure(error)
