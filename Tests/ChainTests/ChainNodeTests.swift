@@ -221,6 +221,84 @@ final class ChainNodeTests: XCTestCase {
         XCTAssertTrue(try node.checkpoints(from: UInt64.max - 1, limit: 10).isEmpty)
     }
 
+    /// Checkpoints name the next pool's roster, the pool attests them, and a gateway keeps only attestations
+    /// it could check: of a stored checkpoint, by a member of its epoch's pool, correctly signed.
+    func testCheckpointsNameThePoolWhichAttestsThem() throws {
+        let t = TestChain(epochLength: 3)
+        defer { t.cleanup() }
+        let node = try t.openNode()
+        let replica = try t.openNode("replica.sqlite", validator: false)
+        for i in 0..<7 {
+            let b = try node.produceBlock(timestamp: 1_700_000_000_000 + UInt64(i))
+            try replica.importBlock(b)
+            let h = b.block.header
+            XCTAssertEqual(h.nextPoolHash != nil, h.nextCommitteeHash != nil, "height \(h.height)")
+            if h.height % 3 == 0 {
+                // No candidates yet: the pool is the genesis validators, like the committee.
+                XCTAssertEqual(h.nextPoolHash, node.poolRoster(epoch: h.epoch + 1)?.hash)
+                XCTAssertEqual(node.poolRoster(epoch: h.epoch + 1), t.genesis.committee(epoch: h.epoch + 1))
+            }
+        }
+        XCTAssertEqual(try XCTUnwrap(node.block(at: 0)).finalized.block.header.nextPoolHash, t.genesis.committee(epoch: 0).hash)
+        // Dev mode: the node is the whole pool and attests its own checkpoints; the replica attests nothing.
+        let validator = t.validator.xOnlyPublicKey.bytes
+        XCTAssertEqual(Array(try node.attestations(height: 3).keys), [validator])
+        XCTAssertEqual(Array(try node.attestations(height: 6).keys), [validator])
+        XCTAssertTrue(try node.attestations(height: 4).isEmpty)
+        XCTAssertTrue(try replica.attestations(height: 3).isEmpty)
+
+        func attestation(height: UInt64, hash: Bytes32, key: PrivateKey = t.validator, round: UInt32 = 0) -> Vote {
+            let message = Vote.signingHash(
+                chainID: TestChain.chainID, genesis: t.genesis.header.hash, height: height, round: round,
+                step: .checkpoint, blockHash: hash, voter: key.xOnlyPublicKey.bytes)
+            return Vote(
+                chainID: TestChain.chainID, height: height, round: round, step: .checkpoint, blockHash: hash,
+                voter: key.xOnlyPublicKey.bytes, signature: key.signSchnorr(message, auxRandom: .zero))
+        }
+        let hash3 = try XCTUnwrap(node.block(at: 3)).finalized.block.hash
+        var forged = attestation(height: 3, hash: hash3)
+        forged.signature.first.w0 ^= 1
+        XCTAssertEqual(try replica.addAttestation(forged), .badSignature)
+        XCTAssertEqual(try replica.addAttestation(attestation(height: 3, hash: .zero)), .notApplicable, "other block")
+        XCTAssertEqual(try replica.addAttestation(attestation(height: 4, hash: hash3)), .notApplicable, "no checkpoint")
+        XCTAssertEqual(try replica.addAttestation(attestation(height: 3, hash: hash3, round: 1)), .notApplicable)
+        XCTAssertEqual(try replica.addAttestation(attestation(height: 9, hash: .zero)), .ahead)
+        XCTAssertEqual(
+            try replica.addAttestation(attestation(height: 3, hash: hash3, key: TestChain.key(77))), .notInPool)
+        var commitVote = attestation(height: 3, hash: hash3)
+        commitVote.step = .commit
+        XCTAssertEqual(try replica.addAttestation(commitVote), .notApplicable)
+        XCTAssertTrue(try replica.attestations(height: 3).isEmpty, "nothing refused was kept")
+        let good = attestation(height: 3, hash: hash3)
+        XCTAssertEqual(try replica.addAttestation(good), .stored)
+        XCTAssertEqual(try replica.addAttestation(good), .known)
+        XCTAssertEqual(try replica.attestations(height: 3), [validator: good.signature])
+        XCTAssertEqual(try node.attest(height: 6, key: t.validator)?.verifySignature(genesis: t.genesis.header.hash), true)
+        XCTAssertNil(try node.attest(height: 5, key: t.validator), "no checkpoint")
+        XCTAssertNil(try node.attest(height: 6, key: TestChain.key(77)), "not in the pool")
+        // Kept on disk: a reopened node still serves them.
+        let reopened = try t.openNode("replica.sqlite", validator: false)
+        XCTAssertEqual(try reopened.attestations(height: 3), [validator: good.signature])
+    }
+
+    func testABlockNamingAnotherPoolIsRefused() throws {
+        let t = TestChain(epochLength: 3)
+        defer { t.cleanup() }
+        let node = try t.openNode()
+        let replica = try t.openNode("replica.sqlite", validator: false)
+        for i in 0..<2 { try replica.importBlock(try node.produceBlock(timestamp: 1_700_000_000_000 + UInt64(i))) }
+        var checkpoint = try node.proposeBlock(timestamp: 1_700_000_000_009, round: 0)
+        XCTAssertNotNil(checkpoint.header.nextPoolHash)
+        checkpoint.header.nextPoolHash = Bytes32(w0: 5, w1: 5, w2: 5, w3: 5)
+        XCTAssertThrowsError(try replica.validateBlock(checkpoint)) { error in
+            XCTAssertTrue("\(error)".contains("wrong next pool"), "\(error)")
+        }
+        checkpoint.header.nextPoolHash = nil
+        XCTAssertThrowsError(try replica.validateBlock(checkpoint)) { error in
+            XCTAssertTrue("\(error)".contains("wrong next pool"), "\(error)")
+        }
+    }
+
     func testFeesGoToProposerAndBaseFeeFollowsLoad() throws {
         let t = TestChain()
         defer { t.cleanup() }

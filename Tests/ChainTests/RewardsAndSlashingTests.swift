@@ -161,4 +161,39 @@ final class RewardsAndSlashingTests: XCTestCase {
         while node.head.height < 12 { try block() }
         XCTAssertFalse(try XCTUnwrap(node.delegatePool(epoch: 3)).delegates.contains { $0.candidate == alice })
     }
+
+    /// Attesting two checkpoints for one height is a double sign too: the chain slashes the pool member.
+    func testConflictingCheckpointAttestationsSlash() throws {
+        let (alice, _) = try registerAliceWithCarolStaking()
+        while node.head.height < 8 { try block() }
+        XCTAssertNotNil(node.poolRoster(epoch: 1)?.index(of: t.validator.xOnlyPublicKey.bytes))
+        func attestation(_ hash: Bytes32, signer: PrivateKey) -> Vote {
+            let msg = Vote.signingHash(
+                chainID: TestChain.chainID, genesis: node.genesisBlockHash, height: 8, round: 0, step: .checkpoint,
+                blockHash: hash, voter: signer.xOnlyPublicKey.bytes)
+            return Vote(
+                chainID: TestChain.chainID, height: 8, round: 0, step: .checkpoint, blockHash: hash,
+                voter: signer.xOnlyPublicKey.bytes, signature: signer.signSchnorr(msg, auxRandom: .zero))
+        }
+        let low = Bytes32(w0: 1, w1: 0, w2: 0, w3: 0)
+        let high = Bytes32(w0: 2, w1: 0, w2: 0, w3: 0)
+        let reporter = t.funded[6]
+        // An outsider's pair proves nothing: it is in no pool, and the transaction fails.
+        let outsider = TestChain.key(321)
+        try send(
+            reporter,
+            .doubleSignEvidence(
+                DoubleSignEvidence(
+                    first: attestation(low, signer: outsider), second: attestation(high, signer: outsider))))
+        XCTAssertEqual(try block().block.transactions.count, 0)
+        XCTAssertFalse(try XCTUnwrap(node.candidate(alice)).ejected)
+        nonces[TestChain.address(reporter)] = node.account(TestChain.address(reporter)).state.nonce
+        try send(
+            reporter,
+            .doubleSignEvidence(
+                DoubleSignEvidence(
+                    first: attestation(low, signer: t.validator), second: attestation(high, signer: t.validator))))
+        XCTAssertEqual(try block().block.transactions.count, 1)
+        XCTAssertTrue(try XCTUnwrap(node.candidate(alice)).ejected)
+    }
 }
