@@ -390,6 +390,7 @@ final class DeviceSessionTests: XCTestCase {
             synced, .synced(SyncProgress(fromEpoch: 0, toEpoch: 10, checkpoints: 1, signaturesChecked: 1, skips: 1)))
         XCTAssertEqual(reports, [.skipped(from: 0, to: 10, height: 40, signatures: 1)])
         XCTAssertEqual(link.requests.filter { $0.resource != .headers }.map(\.resource), [.skip])
+        XCTAssertEqual(link.requests.first { $0.resource == .skip }?.argument("from"), Array("0".utf8))
         // The same state a checkpoint-by-checkpoint sync reaches, and dated by the checkpoint it trusts.
         var (sequential, plain) = try anchored(f)
         _ = try sequential.run(.sync(maxEpochs: .max), over: &plain)
@@ -402,6 +403,28 @@ final class DeviceSessionTests: XCTestCase {
         // Head and balance verify against the committee the skip trusted.
         guard case .head(let head) = try session.run(.head, over: &link) else { return XCTFail() }
         XCTAssertEqual(head.height, 41)
+    }
+
+    /// `v1/skip` names the pool it counts against by the device's trusted epoch, and serves that pool's
+    /// attestations of the checkpoint asked for.
+    func testTheSkipResourceServesTheTrustedPoolsAttestations() throws {
+        let f = try chain(height: 21)  // epochs 0...4 closed
+        defer { f.close() }
+        let handlers = f.server.handlers
+        func ask(_ query: String) -> DeviceResponse { handlers.handle(.skip, query: Array(query.utf8), body: []) }
+        XCTAssertEqual(ask("to=2").code, .badRequest, "the trusted epoch is required")
+        XCTAssertEqual(ask("from=x").code, .badRequest)
+        XCTAssertEqual(ask("from=0&to=9").code, .notFound, "not closed yet")
+        XCTAssertEqual(ask("from=99").code, .notFound, "no pool of that epoch")
+        let answer = ask("from=1&to=2")
+        XCTAssertEqual(answer.code, .content)
+        let payload = try SkipPayload(decoding: answer.payload)
+        XCTAssertEqual(payload.checkpoint.header.height, 12)
+        XCTAssertEqual(payload.trustedPool, f.node.poolRoster(epoch: 1))
+        XCTAssertEqual(payload.attestations.signatures.map(\.memberIndex), [0])
+        XCTAssertEqual(payload.attestations.blockHash, payload.checkpoint.header.hash)
+        // Without `to`: the newest checkpoint the pool attested.
+        XCTAssertEqual(try SkipPayload(decoding: ask("from=0").payload).checkpoint.header.epoch, 4)
     }
 
     func testACheckpointShortOfAThirdMakesTheDeviceBisect() throws {

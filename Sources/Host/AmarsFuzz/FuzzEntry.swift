@@ -100,7 +100,8 @@ private enum FuzzDevice {
         epoch: 0, members: [Committee.Member(key: key.xOnlyPublicKey.bytes, weight: 1)])
     static let genesis = BlockHeader(
         chainID: 9, height: 0, previousHash: .zero, timestamp: 0, epoch: 0, round: 0, proposer: .zero, baseFee: 1,
-        unitsUsed: 0, transactionsRoot: .zero, stateRoot: .zero, receiptsRoot: .zero, nextCommitteeHash: committee.hash)
+        unitsUsed: 0, transactionsRoot: .zero, stateRoot: .zero, receiptsRoot: .zero, nextCommitteeHash: committee.hash,
+        nextPoolHash: committee.hash)
     static let anchor = DeviceTrustAnchor(
         genesisHeader: genesis, committee: committee, epochLength: 4, trustingPeriodMillis: 2_000,
         reanchorKey: key.xOnlyPublicKey.bytes)
@@ -157,7 +158,7 @@ public func fuzzInitialize(
         chainID: 1, height: 10, previousHash: .zero, timestamp: 1, epoch: 1, round: 0,
         proposer: key.xOnlyPublicKey.bytes,
         baseFee: 1, unitsUsed: 0, transactionsRoot: .zero, stateRoot: .zero, receiptsRoot: .zero,
-        nextCommitteeHash: committee.hash)
+        nextCommitteeHash: committee.hash, nextPoolHash: committee.hash)
     let cert = CommitCertificate(
         height: 10, round: 0, blockHash: header.hash,
         signatures: [.init(memberIndex: 0, signature: key.signSchnorr(header.hash, auxRandom: .zero))])
@@ -185,7 +186,11 @@ public func fuzzInitialize(
             ).encoded
         ))
     seeds.append((14, InboxPayload(entries: [.init(height: 10, position: 0, transaction: txs[0])]).encoded))
-    seeds.append((18, SkipPayload(checkpoint: checkpoint, signingCommittee: committee).encoded))
+    let attestations = CommitCertificate(
+        height: checkpoint.header.height, round: 0, blockHash: checkpoint.header.hash,
+        signatures: cert.signatures)
+    seeds.append(
+        (18, SkipPayload(checkpoint: checkpoint, trustedPool: committee, attestations: attestations).encoded))
     let statement = ReanchorPayload(
         header: header, committee: committee,
         signature: key.signSchnorr(
@@ -196,7 +201,7 @@ public func fuzzInitialize(
     let head = HeaderPayload(header: header, certificate: cert).encoded
     seeds.append((16, [1, 0, 0x45, UInt8(head.count >> 8), UInt8(head.count & 0xFF)] + head))
     // A sync within the trusting period (clock 20 ms): the skip answer; past it (clock 5 s): the statement.
-    let skip = SkipPayload(checkpoint: checkpoint, signingCommittee: committee).encoded
+    let skip = SkipPayload(checkpoint: checkpoint, trustedPool: committee, attestations: attestations).encoded
     seeds.append((16, [7, 1, 0x45, UInt8(skip.count >> 8), UInt8(skip.count & 0xFF)] + skip))
     let signed = statement.encoded
     seeds.append((17, [7, 250, 0x45, UInt8(signed.count >> 8), UInt8(signed.count & 0xFF)] + signed))
