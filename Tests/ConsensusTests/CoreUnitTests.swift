@@ -18,10 +18,10 @@ struct Fixture {
             members: weights.enumerated().map { .init(key: SimKeys.keys[$0].xOnlyPublicKey.bytes, weight: $1) })
     }
 
-    func core(_ member: Int, config: ConsensusConfig = .init()) -> SimCore {
+    func core(_ member: Int, config: ConsensusConfig = .init(), untimelySalt: UInt64? = nil) -> SimCore {
         SimCore(
             chainID: Fixture.chainID, genesis: Fixture.genesis, committee: committee, privateKey: keys[member],
-            app: SimApp(node: member),
+            app: SimApp(node: member, untimelySalt: untimelySalt),
             config: config)
     }
 
@@ -185,6 +185,29 @@ final class CoreUnitTests: XCTestCase {
 
     /// Locked on A at round 0: a fresh proposal B gets a nil prepare; B with a proof-of-lock from a later round
     /// (a quorum of prepares for B at its valid round) gets a prepare for B.
+    /// A fresh proposal this node finds untimely (dated ahead of its clock) gets a nil prepare; the same value
+    /// re-proposed with a proof-of-lock, or decided by a certificate, needs no clock.
+    func testAnUntimelyFreshProposalIsPreparedNil() throws {
+        var core = f.core(0, untimelySalt: 99)
+        _ = core.handle(.start(height: 1, now: 0))
+        let late = f.block(1, 0, by: 1, salt: 99)
+        XCTAssertEqual(core.handle(.proposalReceived(f.proposal(1, late, round: 0), late)).votes.map(\.blockHash), [.zero])
+        // The others prepared it anyway (their clocks agree with the proposer): in round 1 it comes back with
+        // its proof-of-lock, and this node prepares it.
+        for m in 1...3 { _ = core.handle(.voteReceived(f.vote(m, 1, 0, .prepare, late.hash))) }
+        for m in 1...3 { _ = core.handle(.voteReceived(f.vote(m, 1, 0, .commit, .zero))) }
+        _ = core.handle(.timeout(height: 1, round: 0, step: .commit))
+        XCTAssertEqual(core.round, 1)
+        let again = core.handle(.proposalReceived(f.proposal(2, late, round: 1, validRound: 0), late))
+        XCTAssertEqual(again.votes.map(\.blockHash), [late.hash])
+        // A timely fresh proposal is prepared as always.
+        var other = f.core(0, untimelySalt: 99)
+        _ = other.handle(.start(height: 1, now: 0))
+        let timely = f.block(1, 0, by: 1, salt: 1)
+        XCTAssertEqual(
+            other.handle(.proposalReceived(f.proposal(1, timely, round: 0), timely)).votes.map(\.blockHash), [timely.hash])
+    }
+
     func testLockingAndProofOfLock() throws {
         var core = f.core(0)
         _ = core.handle(.start(height: 1, now: 0))

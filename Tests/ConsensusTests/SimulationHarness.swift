@@ -67,6 +67,11 @@ struct SimApp: ConsensusApplication {
     }
 
     func isValid(_ value: SimBlock, height: UInt64) -> Bool { value.valid && value.height == height }
+
+    /// Values whose salt is this are "from the future" to this node (tests of the timeliness gate).
+    var untimelySalt: UInt64? = nil
+
+    func isTimely(_ value: SimBlock, height: UInt64) -> Bool { value.salt != untimelySalt }
 }
 
 typealias SimCore = ConsensusCore<SimApp>

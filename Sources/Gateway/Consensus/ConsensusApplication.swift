@@ -21,4 +21,14 @@ public protocol ConsensusApplication {
     /// Whether `value` may be decided at `height`. Called once per received proposal (the answer is cached), and
     /// for a decision learnt from a certificate. Must be deterministic for a given application state.
     func isValid(_ value: Value, height: UInt64) -> Bool
+
+    /// Whether a freshly proposed `value` (no proof-of-lock) is timely, e.g. its timestamp not ahead of this
+    /// node's clock (CometBFT's proposer-based timestamps). Unlike ``isValid(_:height:)`` it may read a clock: it
+    /// only decides this node's prepare vote for a fresh proposal, never a decision, a re-proposal backed by a
+    /// quorum or a certified value, so a skewed clock costs liveness, never safety. Default: always timely.
+    func isTimely(_ value: Value, height: UInt64) -> Bool
+}
+
+extension ConsensusApplication {
+    public func isTimely(_ value: Value, height: UInt64) -> Bool { true }
 }

@@ -328,7 +328,10 @@ public struct ConsensusCore<App: ConsensusApplication> {
             rounds[i].proposals.remove(at: evict)
         }
         let valid = app.isValid(value, height: height)
-        rounds[i].proposals.append(StoredProposal(signed: signed, value: value, isValid: valid))
+        rounds[i].proposals.append(
+            StoredProposal(
+                signed: signed, value: value, isValid: valid,
+                isTimely: p.validRound != nil || app.isTimely(value, height: height)))
         if p.round > round { noteRound(p.round, member: member) }
     }
 
@@ -506,7 +509,9 @@ public struct ConsensusCore<App: ConsensusApplication> {
                     }
                 } else {
                     acted = true
-                    accept = first.isValid && (lockedRound == nil || lockedValue?.hash == p.blockHash)
+                    // A fresh value must also be timely here; one with a proof-of-lock needs no clock.
+                    accept =
+                        first.isValid && first.isTimely && (lockedRound == nil || lockedValue?.hash == p.blockHash)
                 }
                 if acted {
                     castVote(.prepare, accept ? p.blockHash : .zero, &out)

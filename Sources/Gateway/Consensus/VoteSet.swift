@@ -125,6 +125,8 @@ struct StoredProposal<Value> {
     var signed: SignedProposal
     var value: Value
     var isValid: Bool
+    /// ``ConsensusApplication/isTimely(_:height:)`` when it was received (own proposals are timely).
+    var isTimely = true
 }
 
 /// Everything kept for one round of the current height.

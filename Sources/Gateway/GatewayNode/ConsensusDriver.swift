@@ -45,6 +45,23 @@ public struct ChainApplication: ConsensusApplication, Sendable {
         }
     }
 
+    /// How far a proposal's timestamp may run ahead of this node's clock: the clock skew devices allow too
+    /// (``SkippingOptions/maxClockDrift``). A checkpoint dated in the future would keep devices' trust fresh past
+    /// its real age, so members do not prepare one.
+    public static let maxTimestampDrift: UInt64 = 10_000
+
+    public func isTimely(_ value: BlockValue, height: UInt64) -> Bool {
+        guard let block = value.block else { return false }
+        let now = UInt64(max(0, Date().timeIntervalSince1970 * 1000))
+        guard block.header.timestamp <= now &+ Self.maxTimestampDrift else {
+            logger.notice(
+                "not preparing a block dated in the future",
+                metadata: ["height": "\(height)", "aheadMillis": "\(block.header.timestamp - now)"])
+            return false
+        }
+        return true
+    }
+
     public func isValid(_ value: BlockValue, height: UInt64) -> Bool {
         guard let block = value.block, block.header.height == height else { return false }
         do {
