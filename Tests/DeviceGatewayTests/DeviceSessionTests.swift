@@ -423,6 +423,9 @@ final class DeviceSessionTests: XCTestCase {
         XCTAssertEqual(payload.trustedPool, f.node.poolRoster(epoch: 1))
         XCTAssertEqual(payload.attestations.signatures.map(\.memberIndex), [0])
         XCTAssertEqual(payload.attestations.blockHash, payload.checkpoint.header.hash)
+        XCTAssertTrue(payload.checkpoint.certificate.signatures.isEmpty, "a far checkpoint counts by attestations")
+        let adjacent = try SkipPayload(decoding: ask("from=2&to=2").payload)
+        XCTAssertEqual(adjacent.checkpoint.certificate.signatures.count, 1, "the adjacent one by its certificate")
         // Without `to`: the newest checkpoint the pool attested.
         XCTAssertEqual(try SkipPayload(decoding: ask("from=0").payload).checkpoint.header.epoch, 4)
     }
