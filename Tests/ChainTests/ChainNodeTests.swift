@@ -239,7 +239,8 @@ final class ChainNodeTests: XCTestCase {
                 XCTAssertEqual(node.poolRoster(epoch: h.epoch + 1), t.genesis.committee(epoch: h.epoch + 1))
             }
         }
-        XCTAssertEqual(try XCTUnwrap(node.block(at: 0)).finalized.block.header.nextPoolHash, t.genesis.committee(epoch: 0).hash)
+        XCTAssertEqual(
+            try XCTUnwrap(node.block(at: 0)).finalized.block.header.nextPoolHash, t.genesis.committee(epoch: 0).hash)
         // Dev mode: the node is the whole pool and attests its own checkpoints; the replica attests nothing.
         let validator = t.validator.xOnlyPublicKey.bytes
         XCTAssertEqual(Array(try node.attestations(height: 3).keys), [validator])
@@ -273,7 +274,8 @@ final class ChainNodeTests: XCTestCase {
         XCTAssertEqual(try replica.addAttestation(good), .stored)
         XCTAssertEqual(try replica.addAttestation(good), .known)
         XCTAssertEqual(try replica.attestations(height: 3), [validator: good.signature])
-        XCTAssertEqual(try node.attest(height: 6, key: t.validator)?.verifySignature(genesis: t.genesis.header.hash), true)
+        XCTAssertEqual(
+            try node.attest(height: 6, key: t.validator)?.verifySignature(genesis: t.genesis.header.hash), true)
         XCTAssertNil(try node.attest(height: 5, key: t.validator), "no checkpoint")
         XCTAssertNil(try node.attest(height: 6, key: TestChain.key(77)), "not in the pool")
         // Kept on disk: a reopened node still serves them.

@@ -191,7 +191,8 @@ final class CoreUnitTests: XCTestCase {
         var core = f.core(0, untimelySalt: 99)
         _ = core.handle(.start(height: 1, now: 0))
         let late = f.block(1, 0, by: 1, salt: 99)
-        XCTAssertEqual(core.handle(.proposalReceived(f.proposal(1, late, round: 0), late)).votes.map(\.blockHash), [.zero])
+        XCTAssertEqual(
+            core.handle(.proposalReceived(f.proposal(1, late, round: 0), late)).votes.map(\.blockHash), [.zero])
         // The others prepared it anyway (their clocks agree with the proposer): in round 1 it comes back with
         // its proof-of-lock, and this node prepares it.
         for m in 1...3 { _ = core.handle(.voteReceived(f.vote(m, 1, 0, .prepare, late.hash))) }
@@ -205,7 +206,8 @@ final class CoreUnitTests: XCTestCase {
         _ = other.handle(.start(height: 1, now: 0))
         let timely = f.block(1, 0, by: 1, salt: 1)
         XCTAssertEqual(
-            other.handle(.proposalReceived(f.proposal(1, timely, round: 0), timely)).votes.map(\.blockHash), [timely.hash])
+            other.handle(.proposalReceived(f.proposal(1, timely, round: 0), timely)).votes.map(\.blockHash),
+            [timely.hash])
     }
 
     func testLockingAndProofOfLock() throws {

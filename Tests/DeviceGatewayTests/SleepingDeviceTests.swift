@@ -48,7 +48,8 @@ struct PoolModelChain {
                 }
             }
             let elected = DelegatePool(epoch: UInt64(e), delegates: delegates)
-            committees.append(try! CommitteeSelection.select(pool: elected, seed: seed, epoch: UInt64(e), size: committee))
+            committees.append(
+                try! CommitteeSelection.select(pool: elected, seed: seed, epoch: UInt64(e), size: committee))
             rosters.append(PoolRoster.roster(of: elected)!)
             seed = EpochSeed.next(seed: seed, epoch: UInt64(e), outputs: [])
         }
@@ -94,12 +95,14 @@ struct PoolModelChain {
         for (i, m) in committees[e].members.enumerated() where !committees[e].isQuorum(weight) {
             signatures.append(
                 .init(
-                    memberIndex: UInt16(i), signature: signature(m.key, height: header.height, hash: header.hash, step: .commit)))
+                    memberIndex: UInt16(i),
+                    signature: signature(m.key, height: header.height, hash: header.hash, step: .commit)))
             weight += m.weight
         }
         return Checkpoint(
             header: header, nextCommittee: committees[e + 1],
-            certificate: CommitCertificate(height: header.height, round: 0, blockHash: header.hash, signatures: signatures))
+            certificate: CommitCertificate(
+                height: header.height, round: 0, blockHash: header.hash, signatures: signatures))
     }
 
     /// What a gateway answers to `v1/skip?from=t&to=e`: the trusted roster and its members' attestations of
@@ -114,12 +117,15 @@ struct PoolModelChain {
             if weight.multipliedFullWidth(by: 3).low >= roster.totalWeight { break }
             let key = roster.members[i].key
             signatures.append(
-                .init(memberIndex: UInt16(i), signature: signature(key, height: header.height, hash: header.hash, step: .checkpoint)))
+                .init(
+                    memberIndex: UInt16(i),
+                    signature: signature(key, height: header.height, hash: header.hash, step: .checkpoint)))
             weight += roster.members[i].weight
         }
         return SkipPayload(
             checkpoint: checkpoint(e), trustedPool: roster,
-            attestations: CommitCertificate(height: header.height, round: 0, blockHash: header.hash, signatures: signatures))
+            attestations: CommitCertificate(
+                height: header.height, round: 0, blockHash: header.hash, signatures: signatures))
     }
 
     struct SplitMix {
@@ -144,7 +150,9 @@ struct PoolModelLink: DeviceLink {
 
     mutating func exchange(_ request: DeviceRequest) -> DeviceAnswer {
         requests += 1
-        func decimal(_ key: StaticString) -> Int? { request.argument(key).flatMap { Int(String(decoding: $0, as: UTF8.self)) } }
+        func decimal(_ key: StaticString) -> Int? {
+            request.argument(key).flatMap { Int(String(decoding: $0, as: UTF8.self)) }
+        }
         guard request.resource == .skip, let from = decimal("from"), from <= head else {
             return DeviceAnswer(code: .badRequest, body: [])
         }
@@ -194,7 +202,8 @@ final class SleepingDeviceTests: XCTestCase {
             XCTAssertEqual(trusted.checkpointHash, chain.headers[chain.epochs].hash, "every \(hours) h")
             XCTAssertEqual(trusted.committee, chain.committees[chain.epochs])
             XCTAssertEqual(trusted.poolHash, chain.rosters[chain.epochs].hash)
-            XCTAssertLessThanOrEqual(multiStep * 100, wakes, "every \(hours) h: \(multiStep) of \(wakes) wakes took more than one step")
+            XCTAssertLessThanOrEqual(
+                multiStep * 100, wakes, "every \(hours) h: \(multiStep) of \(wakes) wakes took more than one step")
             // A third of the pool's weight, heaviest first: about ten signatures a wake, never a quorum's worth.
             XCTAssertLessThan(signatures, wakes * 14, "every \(hours) h")
         }

@@ -154,7 +154,8 @@ final class SkippingTests: XCTestCase {
     func testAStablePoolSkipsWhereRotatingCommitteesCannot() throws {
         // Every committee is new each epoch, but the pool stays: its attestations carry 3/4 of the trusted pool.
         let chain = Self.fastCommitteesStablePool
-        XCTAssertEqual(try skip(chain, from: 0, offer: 11), .advanced(chain.sequential(afterEpochs: 12), signatureChecks: 2))
+        XCTAssertEqual(
+            try skip(chain, from: 0, offer: 11), .advanced(chain.sequential(afterEpochs: 12), signatureChecks: 2))
         let report = try plan(chain, to: 12)
         XCTAssertEqual(report.trusted, chain.sequential(afterEpochs: 12))
         XCTAssertEqual(report.skips, 1)
@@ -254,7 +255,9 @@ final class SkippingTests: XCTestCase {
     /// ``forged(epoch:keys:trusting:attesters:indices:_:)`` attested by the genuine members 2 and 3 of pool 6
     /// (keys 20_008 and 20_009): one third and more, so only the header's change can make it fail.
     private func forgedByTrusted(epoch e: Int, _ change: (inout BlockHeader) -> Void) -> SkippingCheckpoint {
-        forged(epoch: e, keys: slow.keys[e], attesters: [slow.poolKeys[6][2], slow.poolKeys[6][3]], indices: [2, 3], change)
+        forged(
+            epoch: e, keys: slow.keys[e], attesters: [slow.poolKeys[6][2], slow.poolKeys[6][3]], indices: [2, 3], change
+        )
     }
 
     func testForkAttestedByOutsidersUnderTrustedIndicesIsRefused() {

@@ -133,7 +133,8 @@ struct LightClientBench: ParsableCommand {
                     + "\(bisections) bisections; \(String(format: "%.1f", 100 * Double(multiStep) / Double(wakes)))% of "
                     + "wakes took more than one step; same final state; checks ratio "
                     + "\(String(format: "%.1f", Double(sequentialChecks) / Double(max(checks, 1))))x, time ratio "
-                    + "\(String(format: "%.1f", sequentialTime / max(time, 1e-9)))x; \(goal) (one step for >= 99% of wakes)")
+                    + "\(String(format: "%.1f", sequentialTime / max(time, 1e-9)))x; \(goal) (one step for >= 99% of wakes)"
+            )
         }
         print(
             "a device asleep longer than the trusting period (\(trustingDays) d) cannot skip: "
@@ -213,9 +214,12 @@ struct LightClientBench: ParsableCommand {
         }
         line("committee") { t, e in
             let signers = Set(
-                chain.checkpoints[e].certificate.signatures.map { chain.committees[e].members[Int($0.memberIndex)].key })
+                chain.checkpoints[e].certificate.signatures.map { chain.committees[e].members[Int($0.memberIndex)].key }
+            )
             let trusted = chain.committees[t]
-            return (trusted.members.filter { signers.contains($0.key) }.reduce(0) { $0 + $1.weight }, trusted.totalWeight)
+            return (
+                trusted.members.filter { signers.contains($0.key) }.reduce(0) { $0 + $1.weight }, trusted.totalWeight
+            )
         }
         line("pool") { t, e in
             let trusted = chain.rosters[t]
@@ -251,7 +255,8 @@ struct LightClientBench: ParsableCommand {
                 let message = Vote.signingHash(
                     chainID: LightClientBench.chainID, genesis: genesisHash, height: header.height, round: 0,
                     step: .checkpoint, blockHash: header.hash, voter: m.key)
-                signatures.append(.init(memberIndex: UInt16(i), signature: keys[m.key]!.signSchnorr(message, auxRandom: .zero)))
+                signatures.append(
+                    .init(memberIndex: UInt16(i), signature: keys[m.key]!.signSchnorr(message, auxRandom: .zero)))
                 weight += m.weight
             }
             return SkippingCheckpoint(

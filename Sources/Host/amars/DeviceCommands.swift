@@ -64,7 +64,9 @@ struct DeviceCommand: ParsableCommand {
                 throw CLIError("--coap: \(error)")
             }
             let answer: DeviceAnswer
-            do { answer = try client.exchange(.skip(from: 0, to: nil)) } catch { throw CLIError("gateway \(coap): \(error)") }
+            do { answer = try client.exchange(.skip(from: 0, to: nil)) } catch {
+                throw CLIError("gateway \(coap): \(error)")
+            }
             guard answer.code == .content, let offer = try? SkipPayload(decoding: answer.body) else {
                 throw CLIError("gateway \(coap) has no checkpoint to re-anchor at (\(answer.code))")
             }
