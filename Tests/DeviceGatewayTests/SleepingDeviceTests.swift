@@ -1,5 +1,6 @@
 import AmarsCodec
 import AmarsCrypto
+import AmarsTestSupport
 import Chain
 import DeviceCore
 import DeviceProtocol
@@ -64,7 +65,7 @@ struct PoolModelChain {
                     nextCommitteeHash: committees[e + 1].hash, nextPoolHash: rosters[e + 1].hash))
         }
         for e in 0..<epochs {
-            var rng = SplitMix(state: UInt64(e) &+ 0xA77E57)
+            var rng = SplitMix64(seed: UInt64(e) &+ 0xA77E57)
             var order = Array(rosters[e].members.indices)
             for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
             var chosen = Set<Bytes32>()
@@ -110,33 +111,12 @@ struct PoolModelChain {
     func skipPayload(to e: Int, from t: Int) -> SkipPayload {
         let roster = rosters[t]
         let header = headers[e + 1]
-        var signatures: [CommitCertificate.Signature] = []
-        var weight: UInt64 = 0
-        for i in roster.members.indices.sorted(by: { roster.members[$0].weight > roster.members[$1].weight })
-        where attesters[e].contains(roster.members[i].key) {
-            if weight.multipliedFullWidth(by: 3).low >= roster.totalWeight { break }
-            let key = roster.members[i].key
-            signatures.append(
-                .init(
-                    memberIndex: UInt16(i),
-                    signature: signature(key, height: header.height, hash: header.hash, step: .checkpoint)))
-            weight += roster.members[i].weight
+        let (attestations, _) = PoolRoster.attestations(by: roster, height: header.height, blockHash: header.hash) {
+            let key = roster.members[$0].key
+            return attesters[e].contains(key)
+                ? signature(key, height: header.height, hash: header.hash, step: .checkpoint) : nil
         }
-        return SkipPayload(
-            checkpoint: checkpoint(e), trustedPool: roster,
-            attestations: CommitCertificate(
-                height: header.height, round: 0, blockHash: header.hash, signatures: signatures))
-    }
-
-    struct SplitMix {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state = state &+ 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
+        return SkipPayload(checkpoint: checkpoint(e), trustedPool: roster, attestations: attestations)
     }
 }
 

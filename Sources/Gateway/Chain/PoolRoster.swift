@@ -28,4 +28,26 @@ public enum PoolRoster {
         }
         return committee
     }
+
+    /// What `v1/skip` serves a device trusting `pool`: the attestations `signature(i)` has for members `i` of
+    /// the roster, heaviest members first until they reach a third of its weight (`enough`), then listed in index
+    /// order as the encoding requires. The device needs no more, and each costs it 66 bytes and a verify.
+    public static func attestations(
+        by pool: Committee, height: UInt64, blockHash: Bytes32, signature: (Int) -> Bytes64?
+    ) -> (certificate: CommitCertificate, enough: Bool) {
+        var signatures: [CommitCertificate.Signature] = []
+        var weight: UInt64 = 0
+        func reachesThird() -> Bool {
+            let lhs = weight.multipliedFullWidth(by: 3)
+            return lhs.high > 0 || lhs.low >= pool.totalWeight
+        }
+        for i in pool.members.indices.sorted(by: { pool.members[$0].weight > pool.members[$1].weight }) {
+            guard !reachesThird() else { break }
+            guard let s = signature(i) else { continue }
+            signatures.append(.init(memberIndex: UInt16(i), signature: s))
+            weight += pool.members[i].weight
+        }
+        let certificate = CommitCertificate(height: height, round: 0, blockHash: blockHash, signatures: signatures)
+        return (certificate, reachesThird())
+    }
 }

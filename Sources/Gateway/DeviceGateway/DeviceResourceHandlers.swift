@@ -196,8 +196,10 @@ public struct DeviceResourceHandlers: Sendable {
                 // A far checkpoint counts by the pool's attestations alone: its commit signatures (a kilobyte at
                 // production size) would only cost a board heap. The adjacent one is checked by them.
                 if epoch > from { checkpoint.certificate.signatures = [] }
-                let (attestations, enough) = Self.attestations(
-                    try node.attestations(height: checkpoint.header.height), of: checkpoint, by: pool)
+                let kept = try node.attestations(height: checkpoint.header.height)
+                let (attestations, enough) = PoolRoster.attestations(
+                    by: pool, height: checkpoint.header.height, blockHash: checkpoint.header.hash
+                ) { kept[pool.members[$0].key] }
                 let payload = SkipPayload(checkpoint: checkpoint, trustedPool: pool, attestations: attestations)
                 if offered == nil || enough { offered = payload }
                 if enough { break }
@@ -211,29 +213,6 @@ public struct DeviceResourceHandlers: Sendable {
 
     /// How many closed epochs `v1/skip` looks back for one its pool attested enough.
     static let attestationLookback: UInt64 = 4
-
-    /// The kept attestations of `checkpoint` by members of `pool`, indexed into it, heaviest members first until
-    /// they reach a third of its weight (`enough`): the device needs no more, and each costs it 66 bytes and a
-    /// verify. Listed in index order, as the encoding requires.
-    static func attestations(_ kept: [Bytes32: Bytes64], of checkpoint: Checkpoint, by pool: Committee)
-        -> (certificate: CommitCertificate, enough: Bool)
-    {
-        var signatures: [CommitCertificate.Signature] = []
-        var weight: UInt64 = 0
-        let heaviestFirst = pool.members.indices.sorted { pool.members[$0].weight > pool.members[$1].weight }
-        for i in heaviestFirst {
-            let member = pool.members[i]
-            guard let signature = kept[member.key] else { continue }
-            signatures.append(.init(memberIndex: UInt16(i), signature: signature))
-            weight += member.weight
-            let lhs = weight.multipliedFullWidth(by: 3)
-            if lhs.high > 0 || lhs.low >= pool.totalWeight { break }
-        }
-        let lhs = weight.multipliedFullWidth(by: 3)
-        let certificate = CommitCertificate(
-            height: checkpoint.header.height, round: 0, blockHash: checkpoint.header.hash, signatures: signatures)
-        return (certificate, lhs.high > 0 || lhs.low >= pool.totalWeight)
-    }
 
     /// The statement as the operator wrote it, if it decodes; the device checks the operator's signature.
     func reanchor(_ query: DeviceQuery) -> DeviceResponse {

@@ -246,23 +246,17 @@ struct LightClientBench: ParsableCommand {
         func offer(_ e: Int, trusting trusted: TrustedState) -> SkippingCheckpoint {
             let roster = rosters[Int(trusted.epoch)]
             let header = checkpoints[e].header
-            var signatures: [CommitCertificate.Signature] = []
-            var weight: UInt64 = 0
-            let heaviestFirst = roster.members.indices.sorted { roster.members[$0].weight > roster.members[$1].weight }
-            for i in heaviestFirst where attesters[e].contains(roster.members[i].key) {
-                let m = roster.members[i]
-                if weight.multipliedFullWidth(by: 3).low >= roster.totalWeight { break }
+            let (attestations, _) = PoolRoster.attestations(
+                by: roster, height: header.height, blockHash: header.hash
+            ) { i in
+                let key = roster.members[i].key
+                guard attesters[e].contains(key) else { return nil }
                 let message = Vote.signingHash(
                     chainID: LightClientBench.chainID, genesis: genesisHash, height: header.height, round: 0,
-                    step: .checkpoint, blockHash: header.hash, voter: m.key)
-                signatures.append(
-                    .init(memberIndex: UInt16(i), signature: keys[m.key]!.signSchnorr(message, auxRandom: .zero)))
-                weight += m.weight
+                    step: .checkpoint, blockHash: header.hash, voter: key)
+                return keys[key]!.signSchnorr(message, auxRandom: .zero)
             }
-            return SkippingCheckpoint(
-                checkpoint: checkpoints[e], trustedPool: roster,
-                attestations: CommitCertificate(
-                    height: header.height, round: 0, blockHash: header.hash, signatures: signatures))
+            return SkippingCheckpoint(checkpoint: checkpoints[e], trustedPool: roster, attestations: attestations)
         }
     }
 
