@@ -5,7 +5,7 @@ EMBEDDED_TARGETS := AmarsCodec AmarsCrypto Ledger DeviceProtocol LightClient Dev
 # Debian's headers are architecture-neutral for libsecp256k1; the cross build needs to see them.
 EMBEDDED_FLAGS := -c release -Xcc -isystem -Xcc /usr/include
 
-.PHONY: deps boards-deps build test unit-test integration-test embedded-check firmware-check fuzz fuzz-smoke soak devnet devnet-single bench format clean
+.PHONY: deps boards-deps build test unit-test integration-test embedded-check firmware-check fuzz fuzz-smoke soak devnet devnet-single bench format clean install package-check
 
 deps:
 	@scripts/install-deps.sh
@@ -15,7 +15,7 @@ build: deps
 
 ## Everything: unit tests, then integration and end-to-end tests, the Embedded compile of every portable module
 ## (host and Cortex-M4), a short fixed-seed fuzz pass over the decoders, and the firmware self-test in QEMU.
-test: deps boards-deps unit-test integration-test embedded-check fuzz-smoke firmware-check
+test: deps boards-deps unit-test integration-test embedded-check fuzz-smoke package-check firmware-check
 
 ## Cross tools, QEMU and libsecp256k1 for Cortex-M: before the integration tests, which run the firmware in QEMU too.
 boards-deps:
@@ -84,6 +84,47 @@ bench: deps
 
 format:
 	$(SWIFT) format --in-place --recursive --parallel Sources Tests Package.swift
+
+## What `make install` lays down, checked from the debug build (scripts/package-check.sh).
+package-check: deps
+	$(SWIFT) build
+	scripts/package-check.sh
+
+## `make install [PREFIX=/usr/local] [DESTDIR=...]`: the release binaries, the systemd unit for amarsd (with
+## PREFIX's path), an example production config, man pages generated from the argument parser (one per command
+## and subcommand) and bash, zsh and fish completions. FROM=<dir> installs from an existing build directory (say
+## .build/debug) instead of building a release; CONFIGURATION is then that build's, for the man pages.
+PREFIX ?= /usr/local
+DESTDIR ?=
+FROM ?=
+CONFIGURATION ?= $(if $(FROM),debug,release)
+INSTALL_BINARIES := amarsd amars amars-sim amars-bench
+install:
+	@set -e; \
+	if [ -z "$(FROM)" ]; then $(SWIFT) build -c release; bin=$$($(SWIFT) build -c release --show-bin-path); \
+	else bin="$(FROM)"; fi; \
+	for b in $(INSTALL_BINARIES); do test -x "$$bin/$$b" || { echo "no $$bin/$$b: build first"; exit 1; }; done; \
+	root="$(DESTDIR)$(PREFIX)"; \
+	install -d "$$root/bin" "$$root/lib/systemd/system" "$$root/share/man/man1" "$$root/share/doc/amarscity" \
+	  "$$root/share/bash-completion/completions" "$$root/share/zsh/site-functions" \
+	  "$$root/share/fish/vendor_completions.d"; \
+	for b in $(INSTALL_BINARIES); do install -m 0755 "$$bin/$$b" "$$root/bin/$$b"; done; \
+	sed 's|@BINDIR@|$(PREFIX)/bin|g' packaging/amarsd.service > "$$root/lib/systemd/system/amarsd.service"; \
+	chmod 0644 "$$root/lib/systemd/system/amarsd.service"; \
+	install -m 0644 packaging/node.example.yaml README.md "$$root/share/doc/amarscity/"; \
+	for b in amarsd amars amars-sim; do \
+	  "$$bin/$$b" --generate-completion-script bash > "$$root/share/bash-completion/completions/$$b"; \
+	  "$$bin/$$b" --generate-completion-script zsh > "$$root/share/zsh/site-functions/_$$b"; \
+	  "$$bin/$$b" --generate-completion-script fish > "$$root/share/fish/vendor_completions.d/$$b.fish"; \
+	done; \
+	rm -rf .build/plugins/GenerateManual/outputs; \
+	$(SWIFT) package generate-manual --configuration $(CONFIGURATION) --multi-page >/dev/null; \
+	for b in $(INSTALL_BINARIES); do \
+	  for page in .build/plugins/GenerateManual/outputs/$$b/*.1; do \
+	    case "$$page" in *.help.1) continue;; esac; install -m 0644 "$$page" "$$root/share/man/man1/"; \
+	  done; \
+	done; \
+	echo "installed under $$root: bin/{$$(echo $(INSTALL_BINARIES) | tr ' ' ,)}, lib/systemd/system/amarsd.service, man pages, completions, share/doc/amarscity/node.example.yaml"
 
 clean:
 	rm -rf .build .build-*

@@ -23,14 +23,63 @@ struct NodeCommand: ParsableCommand {
         discussion: """
             The YAML file names the data directory (chain.sqlite, votes.journal), the genesis file, this node's
             validator key (also its network identity), where to listen (p2p, http, optionally coap and mqtt),
-            the peers to dial ({host, port, key}) and optionally consensus timings in milliseconds. See
-            scripts/devnet4.sh for four gateways on one machine.
+            the peers to dial ({host, port, key}) and optionally consensus timings in milliseconds.
+            scripts/devnet.sh writes four such files for one machine; packaging/node.example.yaml is a
+            commented production file. SIGINT or SIGTERM stops the node in order and exits 0 (a second signal
+            exits at once with 1).
+
+            Example:  amarsd node --config /etc/amars/node.yaml --check
             """)
 
     @Option(help: "Node configuration file (YAML).")
     var config: String
 
-    func run() throws { try StartupFailure.reporting("amarsd") { try serve() } }
+    @Flag(
+        help: """
+            Check the configuration and what it names (genesis, key, data directory, MQTT credentials), print a \
+            summary and exit: 0 if the node would start, else the start-up status. Opens no port and writes nothing.
+            """)
+    var check = false
+
+    func run() throws { try StartupFailure.reporting("amarsd") { check ? try checkOnly() : try serve() } }
+
+    /// `--check`: everything `serve()` reads before it opens a port, without creating or opening the store.
+    private func checkOnly() throws {
+        let cfg: NodeConfig
+        do { cfg = try NodeConfig.load(path: config) } catch { throw StartupFailure(.configuration, "\(error)") }
+        let genesis: Genesis
+        let key: PrivateKey
+        do {
+            genesis = try Genesis.load(path: cfg.genesisPath)
+            key = try KeyFile.load(cfg.keyPath)
+        } catch {
+            throw StartupFailure.opening(error)
+        }
+        if let path = cfg.mqttCredentialsPath {
+            do { _ = try MqttCredentials.load(path: path) } catch {
+                throw StartupFailure(.configuration, "mqtt_credentials: \(error)")
+            }
+        }
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: cfg.dataDirectory, isDirectory: &isDirectory) {
+            guard isDirectory.boolValue else {
+                throw StartupFailure(.storage, "the data directory \(cfg.dataDirectory) is a file")
+            }
+            guard FileManager.default.isWritableFile(atPath: cfg.dataDirectory) else {
+                throw StartupFailure(.storage, "the data directory \(cfg.dataDirectory) is not writable")
+            }
+        }
+        let member = genesis.validators.contains { $0.key == key.xOnlyPublicKey.bytes }
+        print(
+            """
+            amarsd: \(config) is valid
+              chain     \(genesis.chainName) (id \(genesis.chainID)), epoch length \(genesis.epochLength)
+              key       \(Hex.encode(key.xOnlyPublicKey.bytes.bytes))\(member ? " (a genesis validator)" : "")
+              data      \(cfg.dataDirectory)
+              p2p       \(cfg.p2p), \(cfg.peers.count) peer(s)
+              http      \(cfg.http)\(cfg.coap.map { "\n  coap      \($0)" } ?? "")\(cfg.mqtt.map { "\n  mqtt      \($0)" } ?? "")
+            """)
+    }
 
     private func serve() throws {
         let cfg: NodeConfig

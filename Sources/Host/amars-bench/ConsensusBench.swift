@@ -300,7 +300,7 @@ private struct FinalitySimulation {
         }
         let committee = try! Committee(
             epoch: 0, members: keys.map { Committee.Member(key: $0.xOnlyPublicKey.bytes, weight: 1) })
-        // The devnet's timeouts (scripts/devnet4.sh); they only matter if a round fails, which it should not here.
+        // The devnet's timeouts (scripts/devnet.sh); they only matter if a round fails, which it should not here.
         let config = ConsensusConfig(
             timeouts: TimeoutSchedule(
                 proposeBase: 2_000, proposeIncrement: 500, prepareBase: 1_000, prepareIncrement: 500,
