@@ -47,11 +47,16 @@ public final class ChainNode: @unchecked Sendable {
     private let validatorKey: PrivateKey?
     private let lock = NSLock()
     private let logger: Logger
+    /// Where acknowledged submits wait for their block (``submitAcknowledged(encoded:)``); nil: nothing is
+    /// journaled (tests, tools).
+    public let journal: SubmitJournal?
 
     public init(
         genesis: Genesis, store: BlockStore, validatorKey: PrivateKey? = nil, fees: FeeSchedule = .standard,
-        mempoolLimits: Mempool.Limits = .init(), logger: Logger = Logger(label: "amars.chain")
+        mempoolLimits: Mempool.Limits = .init(), journal: SubmitJournal? = nil,
+        logger: Logger = Logger(label: "amars.chain")
     ) throws(NodeError) {
+        self.journal = journal
         do { try genesis.validate(fees: fees) } catch { throw .invalidGenesis(error) }
         self.genesis = genesis
         self.genesisHash = genesis.hash
@@ -236,17 +241,34 @@ public final class ChainNode: @unchecked Sendable {
     public enum TransactionStatus: Sendable {
         case pending
         case included(height: UInt64, position: Int, receipt: Receipt)
+        /// Acknowledged here, then dropped by the mempool without a block: `code` says why (``Mempool``).
+        case refused(code: String)
         case unknown
     }
 
     public func status(of id: Bytes32) throws(StoreError) -> TransactionStatus {
         lock.lock()
-        defer { lock.unlock() }
-        if mempool.contains(id) { return .pending }
-        guard let loc = try store.transactionLocation(id), let b = try store.block(at: loc.height),
-            loc.position < b.receipts.count
-        else { return .unknown }
-        return .included(height: loc.height, position: loc.position, receipt: b.receipts[loc.position])
+        if mempool.contains(id) {
+            lock.unlock()
+            return .pending
+        }
+        let location: (height: UInt64, position: Int)?
+        let stored: BlockStore.StoredBlock?
+        do {
+            location = try store.transactionLocation(id)
+            stored = try location.flatMap { (l) throws(StoreError) in try store.block(at: l.height) }
+        } catch {
+            lock.unlock()
+            throw error
+        }
+        lock.unlock()
+        if let location, let stored, location.position < stored.receipts.count {
+            return .included(
+                height: location.height, position: location.position, receipt: stored.receipts[location.position])
+        }
+        // Outside the chain lock: the journal may be busy with an fsync.
+        if let code = journal?.refusal(of: id) { return .refused(code: code) }
+        return .unknown
     }
 
     /// Every stake bucket in id order (ids are big-endian, so byte order is numeric order), for listings by
@@ -284,6 +306,53 @@ public final class ChainNode: @unchecked Sendable {
 
     private var admitHook: (@Sendable (SignedTransaction) -> Void)?
 
+    /// Why an acknowledged submit was not acknowledged.
+    public enum SubmitError: Error, Sendable {
+        /// The mempool refused it (nothing was kept).
+        case refused(TransactionError)
+        /// Admitted, but the journal could not keep it: the client must not count on it (it may still be included).
+        case notStored(StoreError)
+    }
+
+    /// What a door that answers a client (HTTP 202, CoAP 2.01) calls: admits the transaction, then keeps it in
+    /// the ``journal`` before returning, so the acknowledgement survives a crash of this node.
+    public func submitAcknowledged(encoded bytes: [UInt8]) throws(SubmitError) -> Bytes32 {
+        let verified: VerifiedTransaction
+        do { verified = try VerifiedTransaction(decoding: bytes) } catch { throw .refused(error) }
+        do { _ = try admit(verified) } catch { throw .refused(error) }
+        do { try journal?.record(verified.transaction) } catch { throw .notStored(error) }
+        return verified.id
+    }
+
+    /// Admits again what the journal holds (after a restart); each entry ends re-admitted, or out of the journal
+    /// as included or refused with its code. Call once, before serving and after the gossip hook is set, so the
+    /// re-admitted transactions reach the other members too.
+    public func replayJournal() -> (readmitted: Int, included: Int, refused: Int) {
+        guard let journal else { return (0, 0, 0) }
+        journal.settle()
+        var counts = (readmitted: 0, included: 0, refused: 0)
+        // Oldest nonce first, or a sender's later entries would meet a gap.
+        let entries = ((try? journal.pending()) ?? []).sorted { $0.body.nonce < $1.body.nonce }
+        for tx in entries {
+            do {
+                _ = try admit(VerifiedTransaction(tx))
+                counts.readmitted += 1
+            } catch .alreadyKnown {
+                counts.readmitted += 1
+            } catch {
+                if case .included = try? status(of: tx.id) {
+                    journal.included([tx.id])
+                    counts.included += 1
+                } else {
+                    journal.refused([(tx.id, "\(error.code)")])
+                    counts.refused += 1
+                }
+            }
+        }
+        journal.settle()
+        return counts
+    }
+
     /// The signature was checked by the caller, outside the lock: it is the expensive part.
     private func admit(_ verified: VerifiedTransaction) throws(TransactionError) -> Bytes32 {
         lock.lock()
@@ -296,7 +365,9 @@ public final class ChainNode: @unchecked Sendable {
             throw error
         }
         let hook = admitHook
+        let dropped = mempool.takeDropped()
         lock.unlock()
+        journal?.refused(dropped)
         hook?(verified.transaction)
         return verified.id
     }
@@ -517,6 +588,14 @@ public final class ChainNode: @unchecked Sendable {
         }
         mempool.removeCommitted(accounts: executed.changes.accounts)
         for (address, nonce) in executed.failedSenders { mempool.removeSender(address, from: nonce) }
+        let dropped = mempool.takeDropped()
+        if let journal {
+            // Both are queued, not written here: the chain lock is held.
+            let ids = executed.receipts.map(\.transactionID)
+            let included = Set(ids)
+            journal.included(ids)
+            journal.refused(dropped.filter { !included.contains($0.id) })
+        }
         return finalized
     }
 

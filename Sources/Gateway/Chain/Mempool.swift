@@ -30,10 +30,21 @@ public struct Mempool {
     private var queues: [Address: SenderQueue] = [:]
     private var known: [Bytes32: Address] = [:]
     public private(set) var count = 0
+    /// Admitted transactions let go of without a block including them, with the code a client reads back
+    /// (`replaced`, `evicted`, `nonceUsed`, `insufficientBalance`, `notExecutable`); ``ChainNode`` drains them
+    /// into its ``SubmitJournal``. ``removeCommitted(accounts:)`` also lists the included ones as `nonceUsed`:
+    /// only the caller knows which were.
+    private var dropped: [(id: Bytes32, code: String)] = []
 
     public init(limits: Limits = Limits()) { self.limits = limits }
 
     public func contains(_ id: Bytes32) -> Bool { known[id] != nil }
+
+    /// What was dropped since the last call (see ``dropped``).
+    public mutating func takeDropped() -> [(id: Bytes32, code: String)] {
+        defer { dropped = [] }
+        return dropped
+    }
 
     /// The admitted, already verified form of `tx` when the mempool holds exactly it, signature included (the id
     /// covers the body only, so a block could carry the same body with another signature, which must be
@@ -87,6 +98,7 @@ public struct Mempool {
         }
         if replacing {
             known[queue.entries[slot].id] = nil
+            dropped.append((queue.entries[slot].id, "replaced"))
             queue.entries[slot] = tx
             queue.costs[slot] = cost
         } else {
@@ -117,6 +129,7 @@ public struct Mempool {
         let removed = q.entries.removeLast()
         q.costs.removeLast()
         known[removed.id] = nil
+        dropped.append((removed.id, "evicted"))
         count -= 1
         queues[victim.address] = q.entries.isEmpty ? nil : q
     }
@@ -156,6 +169,7 @@ public struct Mempool {
             guard var q = queues[address] else { continue }
             while let first = q.entries.first, q.firstNonce < state.nonce {
                 known[first.id] = nil
+                dropped.append((first.id, "nonceUsed"))
                 q.entries.removeFirst()
                 q.costs.removeFirst()
                 q.firstNonce += 1
@@ -172,7 +186,9 @@ public struct Mempool {
                 keep += 1
             }
             while q.entries.count > keep {
-                known[q.entries.removeLast().id] = nil
+                let cut = q.entries.removeLast().id
+                known[cut] = nil
+                dropped.append((cut, "insufficientBalance"))
                 q.costs.removeLast()
                 count -= 1
             }
@@ -185,7 +201,9 @@ public struct Mempool {
         guard var q = queues[address], nonce >= q.firstNonce else { return }
         let keep = Int(min(nonce - q.firstNonce, UInt64(q.entries.count)))
         while q.entries.count > keep {
-            known[q.entries.removeLast().id] = nil
+            let cut = q.entries.removeLast().id
+            known[cut] = nil
+            dropped.append((cut, "notExecutable"))
             q.costs.removeLast()
             count -= 1
         }

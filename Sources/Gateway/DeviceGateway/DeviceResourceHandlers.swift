@@ -309,6 +309,7 @@ public struct DeviceResourceHandlers: Sendable {
                 return .chain(
                     .content, ReceiptPayload(height: height, position: UInt64(position), receipt: receipt).encoded)
             case .pending: return .error(.notFound, "pending")
+            case .refused(let code): return .error(.notFound, "refused: \(code)")
             case .unknown: return .error(.notFound, "unknown")
             }
         } catch {
@@ -323,12 +324,15 @@ public struct DeviceResourceHandlers: Sendable {
         guard body.count <= maxTransactionBytes else { return tooLarge() }
         guard !body.isEmpty else { return .error(.badRequest, "empty body") }
         do {
-            let id = try node.submit(encoded: body)
+            // Journaled before the 2.01 leaves: the acknowledgement survives a crash of the gateway.
+            let id = try node.submitAcknowledged(encoded: body)
             return .chain(.created, id.bytes)
-        } catch .mempoolFull {
-            return .error(.serviceUnavailable, Self.code(of: .mempoolFull))
         } catch {
-            return .error(.badRequest, Self.code(of: error))
+            switch error {
+            case .refused(.mempoolFull): return .error(.serviceUnavailable, Self.code(of: .mempoolFull))
+            case .refused(let refusal): return .error(.badRequest, Self.code(of: refusal))
+            case .notStored: return .error(.serviceUnavailable, "notStored")
+            }
         }
     }
 

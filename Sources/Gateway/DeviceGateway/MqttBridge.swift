@@ -603,7 +603,7 @@ public final class MqttBridge: @unchecked Sendable {
                 try? inbox.stageRemoval(id: entry.id)
                 pendingIDs.remove(entry.id)
                 finalized += 1
-            case .unknown:
+            case .unknown, .refused:
                 // Evicted from the mempool without inclusion: tell the device, forget it.
                 refuse(entry.device, entry.id, code: MqttRefusalCode.dropped)
                 try? inbox.stageRemoval(id: entry.id)

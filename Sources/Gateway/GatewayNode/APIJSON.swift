@@ -292,6 +292,8 @@ public enum APIJSON {
                 ("id", .hex(id)), ("status", .string("included")), ("height", .number(height)),
                 ("position", .int(position)), ("receipt", receipt(r)),
             ])
+        case .refused(let code):
+            return .object([("id", .hex(id)), ("status", .string("refused")), ("code", .string(code))])
         case .unknown:
             return .object([("id", .hex(id)), ("status", .string("unknown"))])
         }

@@ -358,12 +358,19 @@ public final class APIRouter: Sendable {
                 "send application/json {\"tx\":\"<hex>\"} or application/octet-stream with the encoded transaction")
         }
         do {
-            let id = try node.submit(encoded: encoded)
+            // Journaled before the 202 leaves: the acknowledgement survives a crash of this node.
+            let id = try node.submitAcknowledged(encoded: encoded)
             logger.debug("accepted transaction \(Hex.encode(id.bytes))")
             return .json(202, .object([("id", .hex(id)), ("status", .string("pending"))]))
         } catch {
-            let (status, code, message) = Self.describe(error)
-            return .error(status, code, message)
+            switch error {
+            case .refused(let refusal):
+                let (status, code, message) = Self.describe(refusal)
+                return .error(status, code, message)
+            case .notStored(let failure):
+                logger.error("cannot journal a submitted transaction: \(failure)")
+                return .error(503, "notStored", "the gateway cannot keep the transaction on disk; retry later")
+            }
         }
     }
 

@@ -151,10 +151,12 @@ struct Run: ParsableCommand {
             let key = try KeyFile.load(keyPath)
             try StartupFailure.dataDirectory(data)
             let store = try BlockStore(path: "\(data)/chain.sqlite")
-            node = try ChainNode(genesis: genesis, store: store, validatorKey: key, logger: logger)
+            let journal = try SubmitJournal(path: "\(data)/submits.sqlite")
+            node = try ChainNode(genesis: genesis, store: store, validatorKey: key, journal: journal, logger: logger)
         } catch {
             throw StartupFailure.opening(error)
         }
+        StartupFailure.logReplay(node.replayJournal(), logger: logger)
         let server = HTTPServer(
             router: APIRouter(node: node, logger: logger), host: httpHost, port: httpPort, logger: logger)
         let port: Int

@@ -98,7 +98,8 @@ struct NodeCommand: ParsableCommand {
             key = try KeyFile.load(cfg.keyPath)
             try StartupFailure.dataDirectory(cfg.dataDirectory)
             let store = try BlockStore(path: "\(cfg.dataDirectory)/chain.sqlite")
-            chain = try ChainNode(genesis: genesis, store: store, validatorKey: key, logger: logger)
+            let journal = try SubmitJournal(path: "\(cfg.dataDirectory)/submits.sqlite")
+            chain = try ChainNode(genesis: genesis, store: store, validatorKey: key, journal: journal, logger: logger)
         } catch {
             throw StartupFailure.opening(error)
         }
@@ -143,6 +144,9 @@ struct NodeCommand: ParsableCommand {
             if case .journal = error { throw StartupFailure(.storage, "\(error)") }
             throw StartupFailure(.chainRefused, "\(error)")
         }
+
+        // After the driver installed the gossip hook: what the journal re-admits reaches the other members too.
+        StartupFailure.logReplay(chain.replayJournal(), logger: logger)
 
         let router = APIRouter(node: chain, logger: logger, consensusStatus: { driver.status() })
         let server = HTTPServer(router: router, host: cfg.http.host, port: cfg.http.port, logger: logger)

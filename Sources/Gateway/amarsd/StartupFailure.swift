@@ -2,6 +2,7 @@ import ArgumentParser
 import Chain
 import Foundation
 import GatewayNode
+import Logging
 
 /// Why `amarsd` stopped before serving: one line on stderr saying what to fix, and an exit status a supervisor
 /// (systemd's `Restart=on-failure`, a script) can tell apart, from sysexits.h:
@@ -54,6 +55,17 @@ struct StartupFailure: Error, CustomStringConvertible {
         do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
             throw StartupFailure(.storage, "cannot create the data directory \(path): \(error.localizedDescription)")
         }
+    }
+
+    /// One line for what the submit journal held at start-up (nothing when it was empty).
+    static func logReplay(_ counts: (readmitted: Int, included: Int, refused: Int), logger: Logger) {
+        guard counts.readmitted + counts.included + counts.refused > 0 else { return }
+        logger.notice(
+            "acknowledged transactions from before the restart",
+            metadata: [
+                "readmitted": "\(counts.readmitted)", "alreadyIncluded": "\(counts.included)",
+                "refused": "\(counts.refused)",
+            ])
     }
 
     /// Runs `body`; a failure is printed as `prefix: message` on stderr and becomes the exit status.

@@ -76,6 +76,8 @@ public struct TxStatusInfo: Sendable, Equatable {
     public enum State: Sendable, Equatable {
         case pending
         case included(height: UInt64, position: Int, receipt: Receipt)
+        /// The node acknowledged it, then its mempool dropped it without a block (`code`: why).
+        case refused(code: String)
     }
 
     public var id: Bytes32
@@ -211,6 +213,8 @@ public struct NodeClient: Sendable {
             return TxStatusInfo(
                 id: id,
                 state: .included(height: try o.uint("height"), position: try o.int("position"), receipt: receipt))
+        case "refused":
+            return TxStatusInfo(id: id, state: .refused(code: try o.string("code")))
         default:
             throw o.bad("status")
         }
@@ -225,6 +229,9 @@ public struct NodeClient: Sendable {
         while true {
             let status = try transactionStatus(id)
             if status.isIncluded { return status }
+            if case .refused(let code) = status.state {
+                throw .unexpectedResponse("transaction \(Hex.encode(id.bytes)) was dropped without a block: \(code)")
+            }
             guard Date() < end else {
                 throw .unexpectedResponse("transaction \(Hex.encode(id.bytes)) still pending after \(timeoutSeconds) s")
             }

@@ -1,0 +1,194 @@
+import AmarsCodec
+import Foundation
+import Ledger
+
+/// What a gateway acknowledged (HTTP 202, CoAP 2.01) and has not yet seen included: kept on disk before the
+/// answer leaves, so a SIGKILL or power cut between the answer and the block loses nothing. At start-up the
+/// node re-admits every entry (``ChainNode/replayJournal()``); an entry leaves the journal when a block includes
+/// it, or when the mempool drops it, and then the reason is kept (`refused`) for `GET /v1/tx/{id}`.
+///
+/// Writes are group-committed: concurrent submitters queue their entries and one of them writes the whole queue
+/// in a single SQLite transaction (WAL, `synchronous=FULL`), so a burst costs one fsync, not one each. Removals
+/// (included, dropped) are not urgent and run on a background queue without an fsync: losing one only makes
+/// the next start-up re-admit a transaction the chain then refuses as included or stale. A drop that overtakes
+/// its own entry's write leaves the entry pending until that re-admission, which settles it.
+///
+/// Thread-safe: `writer` serializes the connection; `queueLock` guards the group-commit queue.
+public final class SubmitJournal: @unchecked Sendable {
+    private let db: SQLiteDatabase
+    private let insert: SQLiteStatement
+    private let deletePending: SQLiteStatement
+    private let moveToRefused: SQLiteStatement
+    private let selectRefusal: SQLiteStatement
+    private let selectPending: SQLiteStatement
+    private let writer = NSLock()
+    /// Removals run here, in order, off the caller's path (a block commit, an admission).
+    private let background = DispatchQueue(label: "amars.submit-journal")
+
+    private let queueLock = NSCondition()
+    private var queue: [(id: Bytes32, bytes: [UInt8])] = []
+    private var flushing = false
+    /// Entries are numbered as they are queued; every entry up to `flushed` has been written (or has failed).
+    private var queued: UInt64 = 0
+    private var flushed: UInt64 = 0
+    /// The last few failed batches (first and last entry number), so each waiter learns its own fate.
+    private var failures: [(range: ClosedRange<UInt64>, error: StoreError)] = []
+
+    /// Refusals older than this are forgotten at open: a client has long had time to ask.
+    public static let refusalRetentionMillis: Int64 = 7 * 86_400_000
+
+    public let path: String
+
+    public init(path: String, nowMillis: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) throws(StoreError) {
+        self.path = path
+        db = try SQLiteDatabase(path: path)
+        try db.execute(
+            """
+            PRAGMA journal_mode=WAL;
+            PRAGMA synchronous=FULL;
+            CREATE TABLE IF NOT EXISTS pending(id BLOB PRIMARY KEY, tx BLOB NOT NULL) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS refused(
+                id BLOB PRIMARY KEY, code TEXT NOT NULL, at INTEGER NOT NULL
+            ) WITHOUT ROWID;
+            """)
+        insert = try db.prepare("INSERT OR IGNORE INTO pending(id, tx) VALUES (?1, ?2)")
+        deletePending = try db.prepare("DELETE FROM pending WHERE id = ?1")
+        moveToRefused = try db.prepare(
+            "INSERT OR REPLACE INTO refused(id, code, at) SELECT id, ?2, ?3 FROM pending WHERE id = ?1")
+        selectRefusal = try db.prepare("SELECT code FROM refused WHERE id = ?1")
+        selectPending = try db.prepare("SELECT tx FROM pending")
+        let prune = try db.prepare("DELETE FROM refused WHERE at < ?1")
+        prune.bind(1, nowMillis - Self.refusalRetentionMillis)
+        try prune.run()
+    }
+
+    /// Keeps `tx` durably; returns once it is on disk (or throws why it is not). Safe to call from many threads:
+    /// whoever finds no write in progress writes everything queued so far, the others wait for that write.
+    public func record(_ tx: SignedTransaction) throws(StoreError) {
+        queueLock.lock()
+        queued += 1
+        let mine = queued
+        queue.append((tx.id, tx.encoded))
+        while flushed < mine {
+            if flushing {
+                queueLock.wait()
+                continue
+            }
+            flushing = true
+            let batch = queue
+            let last = queued
+            queue = []
+            queueLock.unlock()
+            let result = write(batch)
+            queueLock.lock()
+            flushing = false
+            if case .failure(let error) = result {
+                failures.append((last - UInt64(batch.count) + 1...last, error))
+                if failures.count > 16 { failures.removeFirst(failures.count - 16) }
+            }
+            flushed = last
+            queueLock.broadcast()
+        }
+        let failure = failures.last { $0.range.contains(mine) }
+        queueLock.unlock()
+        if let failure { throw failure.error }
+    }
+
+    private func write(_ batch: [(id: Bytes32, bytes: [UInt8])]) -> Result<Void, StoreError> {
+        writer.lock()
+        defer { writer.unlock() }
+        do throws(StoreError) {
+            try db.execute("PRAGMA synchronous=FULL")
+            try db.execute("BEGIN IMMEDIATE")
+            do throws(StoreError) {
+                for entry in batch {
+                    insert.bind(1, entry.id.bytes)
+                    insert.bind(2, entry.bytes)
+                    try insert.run()
+                }
+                try db.execute("COMMIT")
+            } catch {
+                try? db.execute("ROLLBACK")
+                throw error
+            }
+            return .success(())
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// Forgets entries a block included (in the background).
+    public func included(_ ids: [Bytes32]) {
+        guard !ids.isEmpty else { return }
+        background.async { self.remove(ids) }
+    }
+
+    private func remove(_ ids: [Bytes32]) {
+        writer.lock()
+        defer { writer.unlock() }
+        do {
+            try db.execute("PRAGMA synchronous=NORMAL")
+            try db.execute("BEGIN IMMEDIATE")
+            for id in ids {
+                deletePending.bind(1, id.bytes)
+                try deletePending.run()
+            }
+            try db.execute("COMMIT")
+        } catch {
+            try? db.execute("ROLLBACK")
+        }
+    }
+
+    /// Moves entries the mempool dropped to the refusals, with the code a client reads back (in the background).
+    /// Ids this journal never held (a peer's transactions) change nothing.
+    public func refused(_ drops: [(id: Bytes32, code: String)]) {
+        guard !drops.isEmpty else { return }
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        background.async { self.refuse(drops, nowMillis: now) }
+    }
+
+    private func refuse(_ drops: [(id: Bytes32, code: String)], nowMillis: Int64) {
+        writer.lock()
+        defer { writer.unlock() }
+        do {
+            try db.execute("PRAGMA synchronous=NORMAL")
+            try db.execute("BEGIN IMMEDIATE")
+            for drop in drops {
+                moveToRefused.bind(1, drop.id.bytes)
+                moveToRefused.bind(2, drop.code)
+                moveToRefused.bind(3, nowMillis)
+                try moveToRefused.run()
+                deletePending.bind(1, drop.id.bytes)
+                try deletePending.run()
+            }
+            try db.execute("COMMIT")
+        } catch {
+            try? db.execute("ROLLBACK")
+        }
+    }
+
+    /// Why an acknowledged transaction was dropped, if it was (and not longer ago than the retention).
+    public func refusal(of id: Bytes32) -> String? {
+        writer.lock()
+        defer { writer.unlock() }
+        selectRefusal.bind(1, id.bytes)
+        defer { selectRefusal.reset() }
+        guard (try? selectRefusal.step()) == true else { return nil }
+        return selectRefusal.text(0)
+    }
+
+    /// Waits until every removal asked for so far is done (tests, and the replay at start-up).
+    public func settle() { background.sync {} }
+
+    /// Every entry still waiting, as stored (undecodable ones are skipped: this code wrote them).
+    public func pending() throws(StoreError) -> [SignedTransaction] {
+        writer.lock()
+        defer { writer.unlock() }
+        defer { selectPending.reset() }
+        var out: [SignedTransaction] = []
+        while try selectPending.step() {
+            if let tx = try? SignedTransaction(decoding: selectPending.blob(0)) { out.append(tx) }
+        }
+        return out
+    }
+}
