@@ -94,7 +94,7 @@ final class SubmitJournalTests: XCTestCase {
     }
 
     func testConcurrentSubmittersAreAllKept() throws {
-        let journal = try SubmitJournal(path: t.path("submits.sqlite"))
+        let journal = try SubmitJournal(path: t.path("submits.sqlite"), fsync: true)
         let senders = (0..<8).map { TestChain.key(500 + UInt64($0)) }
         let bob = TestChain.address(TestChain.key(9))
         let txs = senders.map { key in (0..<50).map { t.transfer(from: key, to: bob, amount: 1, nonce: UInt64($0)) } }

@@ -27,6 +27,8 @@ final class NodeWiringTests: XCTestCase {
         XCTAssertEqual(c.timing.blockInterval, 200)
         XCTAssertEqual(c.timing.schedule.milliseconds(for: .propose, round: 2), 800 + 2 * 500)
         XCTAssertNil(c.coap)
+        XCTAssertFalse(c.journalFsync)
+        XCTAssertTrue(try NodeConfig(yaml: yaml + "\njournal_fsync: true", baseDirectory: "/base").journalFsync)
 
         func refused(_ text: String, _ needle: String, line: UInt = #line) {
             do {
@@ -41,6 +43,7 @@ final class NodeWiringTests: XCTestCase {
         refused(yaml.replacingOccurrences(of: "port: 7002 }", with: "port: 7002, key: abc }"), "64 hex digits")
         refused(yaml.replacingOccurrences(of: "data: node-1\n", with: ""), "missing 'data'")
         refused(yaml.replacingOccurrences(of: "blockInterval: 200", with: "blockInterval: 1"), "blockInterval")
+        refused(yaml + "\njournal_fsync: sometimes", "'journal_fsync' must be true or false")
     }
 
     func testPeerMessagesRoundTripAndRefuseBadPayloads() throws {

@@ -8,7 +8,9 @@ import Ledger
 /// it, or when the mempool drops it, and then the reason is kept (`refused`) for `GET /v1/tx/{id}`.
 ///
 /// Writes are group-committed: concurrent submitters queue their entries and one of them writes the whole queue
-/// in a single SQLite transaction (WAL, `synchronous=FULL`), so a burst costs one fsync, not one each. Removals
+/// in a single SQLite transaction. By default (WAL, `synchronous=NORMAL`) a written entry survives a crash or
+/// SIGKILL of the process, which is what a gateway meets; `fsync: true` (`synchronous=FULL`) also survives a
+/// power cut, at a cost measured in the README (a burst still shares one fsync). Removals
 /// (included, dropped) are not urgent and run on a background queue without an fsync: losing one only makes
 /// the next start-up re-admit a transaction the chain then refuses as included or stale. A drop that overtakes
 /// its own entry's write leaves the entry pending until that re-admission, which settles it.
@@ -33,19 +35,26 @@ public final class SubmitJournal: @unchecked Sendable {
     private var flushed: UInt64 = 0
     /// The last few failed batches (first and last entry number), so each waiter learns its own fate.
     private var failures: [(range: ClosedRange<UInt64>, error: StoreError)] = []
+    /// Ids in `pending`, in memory: every node learns of every block and every drop, but only the few ids it
+    /// acknowledged itself cost it a write. Guarded by `queueLock`.
+    private var held: Set<Bytes32> = []
 
     /// Refusals older than this are forgotten at open: a client has long had time to ask.
     public static let refusalRetentionMillis: Int64 = 7 * 86_400_000
 
     public let path: String
+    /// Whether each write is flushed to the disk before it returns (power-cut safe), not only to the OS.
+    public let fsync: Bool
 
-    public init(path: String, nowMillis: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) throws(StoreError) {
+    public init(
+        path: String, fsync: Bool = false, nowMillis: Int64 = Int64(Date().timeIntervalSince1970 * 1000)
+    ) throws(StoreError) {
         self.path = path
+        self.fsync = fsync
         db = try SQLiteDatabase(path: path)
         try db.execute(
             """
             PRAGMA journal_mode=WAL;
-            PRAGMA synchronous=FULL;
             CREATE TABLE IF NOT EXISTS pending(id BLOB PRIMARY KEY, tx BLOB NOT NULL) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS refused(
                 id BLOB PRIMARY KEY, code TEXT NOT NULL, at INTEGER NOT NULL
@@ -60,6 +69,17 @@ public final class SubmitJournal: @unchecked Sendable {
         let prune = try db.prepare("DELETE FROM refused WHERE at < ?1")
         prune.bind(1, nowMillis - Self.refusalRetentionMillis)
         try prune.run()
+        let ids = try db.prepare("SELECT id FROM pending")
+        defer { ids.reset() }
+        while try ids.step() { if let id = Bytes32(ids.blob(0)) { held.insert(id) } }
+    }
+
+    /// Of `ids`, those this journal holds, now no longer held (their removal is about to be written).
+    private func release(_ ids: [Bytes32]) -> [Bytes32] {
+        queueLock.lock()
+        defer { queueLock.unlock() }
+        guard !held.isEmpty else { return [] }
+        return ids.filter { held.remove($0) != nil }
     }
 
     /// Keeps `tx` durably; returns once it is on disk (or throws why it is not). Safe to call from many threads:
@@ -69,6 +89,7 @@ public final class SubmitJournal: @unchecked Sendable {
         queued += 1
         let mine = queued
         queue.append((tx.id, tx.encoded))
+        held.insert(tx.id)
         while flushed < mine {
             if flushing {
                 queueLock.wait()
@@ -98,7 +119,7 @@ public final class SubmitJournal: @unchecked Sendable {
         writer.lock()
         defer { writer.unlock() }
         do throws(StoreError) {
-            try db.execute("PRAGMA synchronous=FULL")
+            try db.execute(fsync ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL")
             try db.execute("BEGIN IMMEDIATE")
             do throws(StoreError) {
                 for entry in batch {
@@ -119,8 +140,9 @@ public final class SubmitJournal: @unchecked Sendable {
 
     /// Forgets entries a block included (in the background).
     public func included(_ ids: [Bytes32]) {
-        guard !ids.isEmpty else { return }
-        background.async { self.remove(ids) }
+        let mine = release(ids)
+        guard !mine.isEmpty else { return }
+        background.async { self.remove(mine) }
     }
 
     private func remove(_ ids: [Bytes32]) {
@@ -142,9 +164,10 @@ public final class SubmitJournal: @unchecked Sendable {
     /// Moves entries the mempool dropped to the refusals, with the code a client reads back (in the background).
     /// Ids this journal never held (a peer's transactions) change nothing.
     public func refused(_ drops: [(id: Bytes32, code: String)]) {
-        guard !drops.isEmpty else { return }
+        let mine = Set(release(drops.map(\.id)))
+        guard !mine.isEmpty else { return }
         let now = Int64(Date().timeIntervalSince1970 * 1000)
-        background.async { self.refuse(drops, nowMillis: now) }
+        background.async { self.refuse(drops.filter { mine.contains($0.id) }, nowMillis: now) }
     }
 
     private func refuse(_ drops: [(id: Bytes32, code: String)], nowMillis: Int64) {

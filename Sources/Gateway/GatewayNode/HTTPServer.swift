@@ -35,17 +35,22 @@ public final class HTTPServer: @unchecked Sendable {
         public var bodyTimeout: TimeAmount
         /// How long a connection may stay silent between requests.
         public var idleTimeout: TimeAmount
+        /// Threads answering requests (the event loop only moves bytes): how many requests may wait at once
+        /// for the chain or the disk before the next waits for a thread.
+        public var workerThreads: Int
 
         public init(
             maxConnections: Int = 512, maxConnectionsPerSource: Int = 128, headerTimeout: TimeAmount = .seconds(5),
-            bodyTimeout: TimeAmount = .seconds(30), idleTimeout: TimeAmount = .seconds(60)
+            bodyTimeout: TimeAmount = .seconds(30), idleTimeout: TimeAmount = .seconds(60), workerThreads: Int = 4
         ) {
-            precondition(maxConnections >= 1 && maxConnectionsPerSource >= 1, "HTTPServer: invalid limits")
+            precondition(
+                maxConnections >= 1 && maxConnectionsPerSource >= 1 && workerThreads >= 1, "HTTPServer: invalid limits")
             self.maxConnections = maxConnections
             self.maxConnectionsPerSource = maxConnectionsPerSource
             self.headerTimeout = headerTimeout
             self.bodyTimeout = bodyTimeout
             self.idleTimeout = idleTimeout
+            self.workerThreads = workerThreads
         }
     }
 
@@ -70,6 +75,7 @@ public final class HTTPServer: @unchecked Sendable {
     public let limits: Limits
     private let lock = NSLock()
     private var group: MultiThreadedEventLoopGroup?
+    private var workers: NIOThreadPool?
     private var channel: (any Channel)?
     private var registry: ConnectionRegistry?
 
@@ -95,6 +101,11 @@ public final class HTTPServer: @unchecked Sendable {
         defer { lock.unlock() }
         precondition(channel == nil, "HTTPServer.start() called twice")
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        // Requests are answered on these threads, never on the event loop: a handler that waits for the chain
+        // lock (held while a block executes) or for the submit journal's fsync must not stall every other
+        // client, and concurrent submits must reach the journal together to share one fsync.
+        let workers = NIOThreadPool(numberOfThreads: limits.workerThreads)
+        workers.start()
         let router = self.router
         let logger = self.logger
         let limits = self.limits
@@ -119,12 +130,13 @@ public final class HTTPServer: @unchecked Sendable {
                     try sync.addHandler(ConnectionGuard(registry: registry, id: ObjectIdentifier(channel)))
                     try sync.addHandler(IdleStateHandler(allTimeout: limits.idleTimeout))
                     try sync.configureHTTPServerPipeline(withErrorHandling: true)
-                    try sync.addHandler(HTTPRequestHandler(router: router, logger: logger))
+                    try sync.addHandler(HTTPRequestHandler(router: router, workers: workers, logger: logger))
                 }
             }
         do {
             let channel = try bootstrap.bind(host: host, port: port).wait()
             self.group = group
+            self.workers = workers
             self.channel = channel
             self.registry = registry
             router.counters.connectionMetrics = { registry.metricsText() }
@@ -133,6 +145,7 @@ public final class HTTPServer: @unchecked Sendable {
             return bound
         } catch {
             try? group.syncShutdownGracefully()
+            try? workers.syncShutdownGracefully()
             throw error
         }
     }
@@ -142,19 +155,24 @@ public final class HTTPServer: @unchecked Sendable {
         lock.lock()
         let channel = self.channel
         let group = self.group
+        let workers = self.workers
         self.channel = nil
         self.group = nil
+        self.workers = nil
         lock.unlock()
         try? channel?.close().wait()
         try? group?.syncShutdownGracefully()
+        try? workers?.syncShutdownGracefully()
     }
 
     deinit { shutdown() }
 }
 
-/// Collects one request (head and capped body), asks the router, writes the answer.
+/// Collects one request (head and capped body), asks the router on a worker thread, writes the answer back on
+/// the event loop. NIO's pipelining handler holds a connection's next request until this one's answer is out,
+/// so answers keep their order.
 ///
-/// Runs on its channel's event loop only, so its state needs no lock.
+/// Its state is touched on its channel's event loop only, so it needs no lock.
 final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
@@ -167,11 +185,13 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private let router: APIRouter
+    private let workers: NIOThreadPool
     private let logger: Logger
     private var state = State.idle
 
-    init(router: APIRouter, logger: Logger) {
+    init(router: APIRouter, workers: NIOThreadPool, logger: Logger) {
         self.router = router
+        self.workers = workers
         self.logger = logger
     }
 
@@ -206,11 +226,26 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
                 return
             }
             state = .idle
-            let response = router.handle(
-                method: head.method.rawValue, uri: head.uri, body: body,
-                contentType: head.headers.first(name: "content-type"))
-            write(response, keepAlive: head.isKeepAlive, version: head.version, context: context)
-            context.triggerUserOutboundEvent(ConnectionGuard.Progress.requestDone, promise: nil)
+            let router = self.router
+            let contentType = head.headers.first(name: "content-type")
+            let answered = workers.runIfActive(eventLoop: context.eventLoop) {
+                router.handle(method: head.method.rawValue, uri: head.uri, body: body, contentType: contentType)
+            }
+            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            answered.whenComplete { result in
+                let (handler, context) = bound.value
+                guard context.channel.isActive else { return }
+                let response: APIResponse
+                switch result {
+                case .success(let r): response = r
+                case .failure:  // the pool is shutting down with the server
+                    response = APIResponse(
+                        status: 503, contentType: "application/json",
+                        body: APIJSON.error(code: "shuttingDown", message: "the node is stopping").bytes + [0x0A])
+                }
+                handler.write(response, keepAlive: head.isKeepAlive, version: head.version, context: context)
+                context.triggerUserOutboundEvent(ConnectionGuard.Progress.requestDone, promise: nil)
+            }
         }
     }
 

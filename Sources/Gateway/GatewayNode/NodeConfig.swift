@@ -21,6 +21,7 @@ import Yams
 /// mqtt: 127.0.0.1:1883                    # optional: MQTT bridge to a running broker
 /// mqtt_credentials: broker/gateway.credentials   # its login there ("USERNAME PASSWORD"), see `amarsd broker`
 /// reanchor: reanchor.bin                  # optional: the operator's statement served at CoAP v1/reanchor
+/// journal_fsync: false                    # optional: acknowledged submits flushed to disk (power-cut safe)
 /// consensus:                              # optional, milliseconds
 ///   blockInterval: 1000
 ///   proposeTimeout: 3000
@@ -93,6 +94,9 @@ public struct NodeConfig: Equatable, Sendable {
     /// The operator's re-anchor statement (`amars device reanchor --out`), served at CoAP `v1/reanchor` and read
     /// at each request, so it can be replaced while the node runs.
     public var reanchorPath: String?
+    /// Whether the submit journal flushes each write to the disk (survives a power cut), not only to the OS
+    /// (survives a crash of the process). Off by default: see ``SubmitJournal``.
+    public var journalFsync: Bool
     public var timing: Timing
     public var logLevel: String
 
@@ -135,8 +139,7 @@ public struct NodeConfig: Equatable, Sendable {
             root, "the top level",
             allowed: [
                 "data", "genesis", "key", "p2p", "peers", "http", "coap", "mqtt", "mqtt_credentials", "reanchor",
-                "consensus",
-                "log",
+                "journal_fsync", "consensus", "log",
             ])
         func path(_ key: String) throws(ConfigError) -> String {
             guard let node = top[key] else { throw ConfigError("missing '\(key)'") }
@@ -165,6 +168,12 @@ public struct NodeConfig: Equatable, Sendable {
         if mqttCredentialsPath != nil && mqtt == nil { throw ConfigError("'mqtt_credentials' needs 'mqtt'") }
         reanchorPath = try top["reanchor"].map { _ throws(ConfigError) in try path("reanchor") }
         if reanchorPath != nil && coap == nil { throw ConfigError("'reanchor' needs 'coap' (devices fetch it there)") }
+        if let node = top["journal_fsync"] {
+            guard let value = node.bool else { throw ConfigError("'journal_fsync' must be true or false") }
+            journalFsync = value
+        } else {
+            journalFsync = false
+        }
         peers = []
         if let list = top["peers"] {
             guard let seq = list.sequence else { throw ConfigError("'peers' must be a list of {host, port, key}") }

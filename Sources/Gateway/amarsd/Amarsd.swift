@@ -59,6 +59,13 @@ struct Run: ParsableCommand {
     @Option(help: "Milliseconds between blocks.")
     var blockInterval: Int = 1000
 
+    @Flag(
+        help: """
+            Flush every acknowledged submit to the disk before answering (survives a power cut); by default it \
+            reaches the OS first (survives a crash of amarsd).
+            """)
+    var journalFsync = false
+
     @Option(help: "Address of the CoAP server for devices (UDP).")
     var coapHost: String = "127.0.0.1"
 
@@ -151,7 +158,7 @@ struct Run: ParsableCommand {
             let key = try KeyFile.load(keyPath)
             try StartupFailure.dataDirectory(data)
             let store = try BlockStore(path: "\(data)/chain.sqlite")
-            let journal = try SubmitJournal(path: "\(data)/submits.sqlite")
+            let journal = try SubmitJournal(path: "\(data)/submits.sqlite", fsync: journalFsync)
             node = try ChainNode(genesis: genesis, store: store, validatorKey: key, journal: journal, logger: logger)
         } catch {
             throw StartupFailure.opening(error)

@@ -98,7 +98,7 @@ struct NodeCommand: ParsableCommand {
             key = try KeyFile.load(cfg.keyPath)
             try StartupFailure.dataDirectory(cfg.dataDirectory)
             let store = try BlockStore(path: "\(cfg.dataDirectory)/chain.sqlite")
-            let journal = try SubmitJournal(path: "\(cfg.dataDirectory)/submits.sqlite")
+            let journal = try SubmitJournal(path: "\(cfg.dataDirectory)/submits.sqlite", fsync: cfg.journalFsync)
             chain = try ChainNode(genesis: genesis, store: store, validatorKey: key, journal: journal, logger: logger)
         } catch {
             throw StartupFailure.opening(error)
