@@ -171,7 +171,8 @@ public actor ConsensusDriver {
     /// further one would cost a fee for nothing while the offender stays in the epoch's committee.
     private var reported: Set<Bytes32> = []
     /// Pool attestations of the next checkpoint that arrived before this node committed it, by voter (so a
-    /// flood cannot grow it past one per key, and only keys of the pool can fill it: see ``attestation(_:from:)``).
+    /// flood cannot grow it past one per key, and only keys of the pool can fill it; see
+    /// ``attestation(_:frame:from:)``).
     private var earlyAttestations: [Bytes32: (vote: Vote, frame: Frame, peer: Bytes32)] = [:]
     /// The highest checkpoint this node has attested (or found itself outside the pool of).
     private var attestedHeight: UInt64 = 0

@@ -70,15 +70,17 @@ struct NodeCommand: ParsableCommand {
             }
         }
         let member = genesis.validators.contains { $0.key == key.xOnlyPublicKey.bytes }
-        print(
-            """
-            amarsd: \(config) is valid
-              chain     \(genesis.chainName) (id \(genesis.chainID)), epoch length \(genesis.epochLength)
-              key       \(Hex.encode(key.xOnlyPublicKey.bytes.bytes))\(member ? " (a genesis validator)" : "")
-              data      \(cfg.dataDirectory)
-              p2p       \(cfg.p2p), \(cfg.peers.count) peer(s)
-              http      \(cfg.http)\(cfg.coap.map { "\n  coap      \($0)" } ?? "")\(cfg.mqtt.map { "\n  mqtt      \($0)" } ?? "")
-            """)
+        var lines = [
+            "amarsd: \(config) is valid",
+            "  chain     \(genesis.chainName) (id \(genesis.chainID)), epoch length \(genesis.epochLength)",
+            "  key       \(Hex.encode(key.xOnlyPublicKey.bytes.bytes))\(member ? " (a genesis validator)" : "")",
+            "  data      \(cfg.dataDirectory)\(cfg.journalFsync ? " (submit journal fsynced)" : "")",
+            "  p2p       \(cfg.p2p), \(cfg.peers.count) peer(s)",
+            "  http      \(cfg.http)",
+        ]
+        if let coap = cfg.coap { lines.append("  coap      \(coap)") }
+        if let mqtt = cfg.mqtt { lines.append("  mqtt      \(mqtt)") }
+        print(lines.joined(separator: "\n"))
     }
 
     private func serve() throws {
