@@ -146,7 +146,9 @@ struct AmarsSim: ParsableCommand {
         let deadline = Date().addingTimeInterval(60)
         for id in sent {
             while true {
-                if case .included = try client.transactionStatus(id).state { break }
+                let state = try client.transactionStatus(id).state
+                if case .included = state { break }
+                if case .refused(let code) = state { throw SimulationError.fundingRefused(id, code: code) }
                 guard Date() < deadline else {
                     throw SimulationError.fundingNotFinal(id)
                 }

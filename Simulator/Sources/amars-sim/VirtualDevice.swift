@@ -108,11 +108,14 @@ final class VirtualDevice: @unchecked Sendable {
 enum SimulationError: Error, CustomStringConvertible {
     case unexpected(DeviceOutcome)
     case fundingNotFinal(Bytes32)
+    case fundingRefused(Bytes32, code: String)
 
     var description: String {
         switch self {
         case .unexpected(let outcome): "the device session answered \(outcome) to a payment"
         case .fundingNotFinal(let id): "funding transfer \(Hex.encode(id.bytes)) not final in 60 s"
+        case .fundingRefused(let id, let code):
+            "funding transfer \(Hex.encode(id.bytes)) was dropped without a block (\(code))"
         }
     }
 }

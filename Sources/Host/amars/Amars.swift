@@ -227,6 +227,7 @@ struct TxStatus: ParsableCommand {
         }
         let s = try node.get("/v1/tx/\(Hex.encode(bytes))")
         print("status  \(s["status"] ?? "?")")
+        if let code = s["code"] { print("code    \(code) (dropped without a block)") }
         if let h = s["height"] { print("height  \(h)") }
         if let r = s["receipt"] as? [String: Any] { print("fee     \(r["feePaid"] ?? "?") units") }
     }
@@ -331,8 +332,10 @@ struct SendOptions: ParsableArguments {
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline {
             do {
-                if case .included(let height, _, let receipt) = try client.transactionStatus(id).state {
-                    return .included(height: height, fee: receipt.feePaid)
+                switch try client.transactionStatus(id).state {
+                case .included(let height, _, let receipt): return .included(height: height, fee: receipt.feePaid)
+                case .refused: return .dropped  // the node journaled it, then its block builder dropped it
+                case .pending: break
                 }
             } catch  where error.code == "notFound" {
                 return .dropped
