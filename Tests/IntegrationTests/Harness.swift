@@ -19,8 +19,16 @@ enum Harness {
         let port: Int
         var url: String { "http://127.0.0.1:\(port)" }
 
-        func stop() {
+        /// SIGTERM, then SIGKILL if it has not exited within 10 s (a daemon that ignores SIGTERM fails the test
+        /// instead of hanging the run).
+        func stop(file: StaticString = #filePath, line: UInt = #line) {
             process.terminate()
+            let deadline = Date().addingTimeInterval(10)
+            while process.isRunning && Date() < deadline { usleep(20_000) }
+            if process.isRunning {
+                XCTFail("amarsd did not stop within 10 s of SIGTERM", file: file, line: line)
+                kill(process.processIdentifier, SIGKILL)
+            }
             process.waitUntilExit()
         }
     }

@@ -188,9 +188,11 @@ struct Run: ParsableCommand {
             lines.append(
                 "  MQTT      mqtt://\(mqtt) (amars/v1/tx/<address>, amars/v1/receipts/<address>, amars/v1/head)")
         }
+        // Before the lines that tell a supervisor the node is up: a SIGTERM sent as soon as it reads them must
+        // find the handlers armed (between `signal(SIG_IGN)` and an armed source it would be lost).
+        installSignalHandlers(server: server, doors: doors)
         print(lines.joined(separator: "\n"))
         fflush(nil)
-        installSignalHandlers(server: server, doors: doors)
         produceBlocks(node: node, doors: doors, logger: logger)
     }
 

@@ -169,6 +169,19 @@ struct NodeCommand: ParsableCommand {
             + "committee node \(Hex.encode(key.xOnlyPublicKey.bytes.bytes))"
         let coapLine = cfg.coap.map { "  CoAP      coap://\($0.host):\($0.port)/v1/head" }
         let mqttLine = cfg.mqtt.map { "  MQTT      mqtt://\($0) (amars/v1/tx/<address>, amars/v1/head)" }
+        // Armed before anything says the node is up (see `amarsd run`).
+        Self.installSignalHandlers { done in
+            Task {
+                // Every block is committed atomically and every vote journaled before it left: stopping at any
+                // point loses nothing.
+                await driver.stop()
+                await network.shutdown()
+                server.shutdown()
+                doors.stop()
+                try? await group.shutdownGracefully()
+                done()
+            }
+        }
         let peerCount = cfg.peers.count
         Task {
             do {
@@ -189,18 +202,6 @@ struct NodeCommand: ParsableCommand {
             if let mqttLine { lines.append(mqttLine) }
             print(lines.joined(separator: "\n"))
             fflush(nil)
-        }
-        Self.installSignalHandlers { done in
-            Task {
-                // Every block is committed atomically and every vote journaled before it left: stopping at any
-                // point loses nothing.
-                await driver.stop()
-                await network.shutdown()
-                server.shutdown()
-                doors.stop()
-                try? await group.shutdownGracefully()
-                done()
-            }
         }
         dispatchMain()
     }
