@@ -80,7 +80,14 @@ done
 for i in $(seq 1 $N); do
     for _ in $(seq 1 200); do
         "$BIN/amars" head --node "http://127.0.0.1:$((8644 + i))" >/dev/null 2>&1 && break
-        kill -0 "${PIDS[$i]}" 2>/dev/null || { echo "node $i exited; see $DATA/node-$i/amarsd.log" >&2; exit 1; }
+        if ! kill -0 "${PIDS[$i]}" 2>/dev/null; then
+            status=0
+            wait "${PIDS[$i]}" || status=$?
+            echo "node $i exited with status $status: $(tail -n 1 "$DATA/node-$i/amarsd.log")" >&2
+            # 65: the data was written for another genesis or by an older, incompatible build.
+            [ "$status" -eq 65 ] && echo "start afresh: rm -rf $DATA (or AMARS_DATA=another-dir make devnet)" >&2
+            exit 1
+        fi
         sleep 0.1
     done
 done
