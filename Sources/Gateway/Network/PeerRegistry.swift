@@ -53,6 +53,12 @@ final class PeerRegistry: @unchecked Sendable {
     private var connections: [ObjectIdentifier: PeerHandler] = [:]
     /// The one accepted connection per authenticated key.
     private(set) var peers: [Bytes32: PeerHandler] = [:]
+    /// Keys whose registered connection closed while another connection was still in its handshake. Two ends
+    /// resolve a duplicate each on its own, so the connection one end keeps may finish its handshake here just
+    /// after the other end closed the one this end had registered: if it authenticates as the same key within
+    /// ``lossGrace``, the key never really left and neither event is news to the node.
+    private var lost: [Bytes32: Scheduled<Void>] = [:]
+    static let lossGrace: TimeAmount = .seconds(1)
     private var scores: [Bytes32: PeerScore] = [:]
     private var bans: [Bytes32: NIODeadline] = [:]
     private var gossip: GossipFilter
@@ -171,7 +177,12 @@ final class PeerRegistry: @unchecked Sendable {
             dialers[index].attempt = 0
         }
         logger.debug("peer authenticated", metadata: ["peer": "\(hex(key))", "remote": "\(handler.remoteDescription)"])
-        // A replacement of a stale connection is not news to the node: the key never stopped being connected.
+        // A replacement of a stale connection is not news to the node: the key never stopped being connected;
+        // nor is a connection that takes over within the grace after a loss (see ``lost``).
+        if let loss = lost.removeValue(forKey: key) {
+            loss.cancel()
+            return
+        }
         if !replacing {
             continuation.yield(.peerConnected(key))
         }
@@ -192,7 +203,16 @@ final class PeerRegistry: @unchecked Sendable {
             ])
         if let key = handler.verifiedKey, peers[key] === handler {
             peers[key] = nil
-            continuation.yield(.peerDisconnected(key))
+            let handshaking = connections.values.contains { !$0.isEstablished && $0.closeReason == nil }
+            if handshaking && !isStopped {
+                lost[key]?.cancel()
+                lost[key] = loop.assumeIsolated().scheduleTask(in: Self.lossGrace) {
+                    guard self.lost.removeValue(forKey: key) != nil, self.peers[key] == nil else { return }
+                    self.continuation.yield(.peerDisconnected(key))
+                }
+            } else {
+                continuation.yield(.peerDisconnected(key))
+            }
         }
         if case .outbound(let index) = handler.direction, dialers.indices.contains(index) {
             let dialer = dialers[index]
