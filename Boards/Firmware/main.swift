@@ -35,8 +35,9 @@ enum Mark {
     static let schnorrVerify: UInt32 = 1
     /// One BIP340 signature as a board makes it (TablelessSchnorr: no generator table), its check included.
     static let schnorrSign: UInt32 = 4
-    /// A skip a day ahead on the production-size chain: decode the checkpoint and its signing committee, check
-    /// trusted signatures until a third of the trusted weight is confirmed (eight here).
+    /// A skip a day ahead on the production-size chain: decode the checkpoint, the trusted pool's roster and its
+    /// attestations, check the roster against the trusted pool hash, then attestations until a third of the pool's
+    /// weight is confirmed (twelve here).
     static let skip24: UInt32 = 5
     /// A checkpoint step (decode the bytes, CheckpointVerifier.verifyNext) with the 4-member fixture committee.
     static let step4: UInt32 = 2

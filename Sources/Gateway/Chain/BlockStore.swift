@@ -129,7 +129,7 @@ public final class BlockStore {
     public func initialize(genesisHash: Bytes32, genesisBlock: FinalizedBlock, state: StateChanges)
         throws(StoreError)
     {
-        try transaction { () throws(StoreError) in
+        try db.transaction { () throws(StoreError) in
             try putMeta("genesis", genesisHash.bytes)
             try writeBlock(genesisBlock, receipts: [], changes: state)
         }
@@ -139,7 +139,7 @@ public final class BlockStore {
     public func commit(_ block: FinalizedBlock, receipts: [Receipt], changes: StateChanges)
         throws(StoreError)
     {
-        try transaction { () throws(StoreError) in try writeBlock(block, receipts: receipts, changes: changes) }
+        try db.transaction { () throws(StoreError) in try writeBlock(block, receipts: receipts, changes: changes) }
     }
 
     private func writeBlock(_ fb: FinalizedBlock, receipts: [Receipt], changes: StateChanges)
@@ -212,17 +212,6 @@ public final class BlockStore {
         return out
     }
 
-    private func transaction(_ body: () throws(StoreError) -> Void) throws(StoreError) {
-        try db.execute("BEGIN IMMEDIATE")
-        do {
-            try body()
-            try db.execute("COMMIT")
-        } catch {
-            try? db.execute("ROLLBACK")
-            throw error
-        }
-    }
-
     // MARK: reads
 
     public struct StoredBlock: Sendable {
@@ -287,7 +276,7 @@ public final class BlockStore {
     /// Files written before the incoming-transfer index existed get it built once, from their blocks.
     private func backfillIncomingIndex() throws(StoreError) {
         guard try meta("incoming-index") == nil else { return }
-        try transaction { () throws(StoreError) in
+        try db.transaction { () throws(StoreError) in
             if let head = try headHeight() {
                 var height: UInt64 = 0
                 while height <= head {

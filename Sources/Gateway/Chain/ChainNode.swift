@@ -63,7 +63,7 @@ public final class ChainNode: @unchecked Sendable {
         self.fees = fees
         self.store = store
         self.validatorKey = validatorKey
-        self.mempool = Mempool(limits: mempoolLimits)
+        self.mempool = Mempool(limits: mempoolLimits, recordsDrops: journal != nil)
         self.logger = logger
         do {
             if let stored = try store.genesisHash() {
@@ -247,28 +247,21 @@ public final class ChainNode: @unchecked Sendable {
     }
 
     public func status(of id: Bytes32) throws(StoreError) -> TransactionStatus {
-        lock.lock()
-        if mempool.contains(id) {
-            lock.unlock()
-            return .pending
-        }
-        let location: (height: UInt64, position: Int)?
-        let stored: BlockStore.StoredBlock?
-        do {
-            location = try store.transactionLocation(id)
-            stored = try location.flatMap { (l) throws(StoreError) in try store.block(at: l.height) }
-        } catch {
-            lock.unlock()
-            throw error
-        }
-        lock.unlock()
-        if let location, let stored, location.position < stored.receipts.count {
-            return .included(
-                height: location.height, position: location.position, receipt: stored.receipts[location.position])
-        }
+        if let status = try chainStatus(of: id) { return status }
         // Outside the chain lock: the journal may be busy with an fsync.
         if let code = journal?.refusal(of: id) { return .refused(code: code) }
         return .unknown
+    }
+
+    /// Pending or included, as the mempool and the store know it; nil for neither.
+    private func chainStatus(of id: Bytes32) throws(StoreError) -> TransactionStatus? {
+        lock.lock()
+        defer { lock.unlock() }
+        if mempool.contains(id) { return .pending }
+        guard let loc = try store.transactionLocation(id), let b = try store.block(at: loc.height),
+            loc.position < b.receipts.count
+        else { return nil }
+        return .included(height: loc.height, position: loc.position, receipt: b.receipts[loc.position])
     }
 
     /// Every stake bucket in id order (ids are big-endian, so byte order is numeric order), for listings by
@@ -329,7 +322,6 @@ public final class ChainNode: @unchecked Sendable {
     /// re-admitted transactions reach the other members too.
     public func replayJournal() -> (readmitted: Int, included: Int, refused: Int) {
         guard let journal else { return (0, 0, 0) }
-        journal.settle()
         var counts = (readmitted: 0, included: 0, refused: 0)
         // Oldest nonce first, or a sender's later entries would meet a gap.
         let entries = ((try? journal.pending()) ?? []).sorted { $0.body.nonce < $1.body.nonce }
@@ -588,13 +580,11 @@ public final class ChainNode: @unchecked Sendable {
         }
         mempool.removeCommitted(accounts: executed.changes.accounts)
         for (address, nonce) in executed.failedSenders { mempool.removeSender(address, from: nonce) }
-        let dropped = mempool.takeDropped()
         if let journal {
-            // Both are queued, not written here: the chain lock is held.
-            let ids = executed.receipts.map(\.transactionID)
-            let included = Set(ids)
-            journal.included(ids)
-            journal.refused(dropped.filter { !included.contains($0.id) })
+            // Both are queued, not written here: the chain lock is held. Included first: it releases the ids
+            // that `removeCommitted` also lists as dropped, so `refused` finds only the others.
+            journal.included(executed.receipts.map(\.transactionID))
+            journal.refused(mempool.takeDropped())
         }
         return finalized
     }
@@ -745,12 +735,9 @@ public final class ChainNode: @unchecked Sendable {
             poolRosterUnlocked(epoch(ofHeight: height))?.index(of: voter) != nil
         else { return nil }
         let hash = stored.finalized.block.hash
-        let message = Vote.signingHash(
-            chainID: genesis.chainID, genesis: genesisBlockHash, height: height, round: 0, step: .checkpoint,
-            blockHash: hash, voter: voter)
         let vote = Vote(
-            chainID: genesis.chainID, height: height, round: 0, step: .checkpoint, blockHash: hash, voter: voter,
-            signature: key.signSchnorr(message, auxRandom: hash))
+            signing: key, chainID: genesis.chainID, genesis: genesisBlockHash, height: height, round: 0,
+            step: .checkpoint, blockHash: hash, auxRandom: hash)
         try store.storeAttestation(height: height, voter: voter, signature: vote.signature)
         return vote
     }
@@ -845,9 +832,11 @@ extension Genesis {
     public var header: BlockHeader { header(genesisHash: hash, stateRoot: WorldState(initialState).root) }
 
     func header(genesisHash: Bytes32, stateRoot: Bytes32) -> BlockHeader {
-        BlockHeader(
+        // The first committee is the genesis validators, and so is the first pool.
+        let first = committee(epoch: 0).hash
+        return BlockHeader(
             chainID: chainID, height: 0, previousHash: genesisHash, timestamp: timestamp, epoch: 0, round: 0,
             proposer: .zero, baseFee: initialBaseFee, unitsUsed: 0, transactionsRoot: .zero, stateRoot: stateRoot,
-            receiptsRoot: .zero, nextCommitteeHash: committee(epoch: 0).hash, nextPoolHash: committee(epoch: 0).hash)
+            receiptsRoot: .zero, nextCommitteeHash: first, nextPoolHash: first)
     }
 }

@@ -33,10 +33,19 @@ public struct Mempool {
     /// Admitted transactions let go of without a block including them, with the code a client reads back
     /// (`replaced`, `evicted`, `nonceUsed`, `insufficientBalance`, `notExecutable`); ``ChainNode`` drains them
     /// into its ``SubmitJournal``. ``removeCommitted(accounts:)`` also lists the included ones as `nonceUsed`:
-    /// only the caller knows which were.
+    /// only the caller knows which were. Kept only when ``recordsDrops`` (a node with a journal).
     private var dropped: [(id: Bytes32, code: String)] = []
+    public let recordsDrops: Bool
 
-    public init(limits: Limits = Limits()) { self.limits = limits }
+    public init(limits: Limits = Limits(), recordsDrops: Bool = false) {
+        self.limits = limits
+        self.recordsDrops = recordsDrops
+    }
+
+    private mutating func drop(_ id: Bytes32, _ code: String) {
+        known[id] = nil
+        if recordsDrops { dropped.append((id, code)) }
+    }
 
     public func contains(_ id: Bytes32) -> Bool { known[id] != nil }
 
@@ -97,8 +106,7 @@ public struct Mempool {
             queue = queues[sender] ?? queue
         }
         if replacing {
-            known[queue.entries[slot].id] = nil
-            dropped.append((queue.entries[slot].id, "replaced"))
+            drop(queue.entries[slot].id, "replaced")
             queue.entries[slot] = tx
             queue.costs[slot] = cost
         } else {
@@ -128,8 +136,7 @@ public struct Mempool {
         var q = queues[victim.address]!
         let removed = q.entries.removeLast()
         q.costs.removeLast()
-        known[removed.id] = nil
-        dropped.append((removed.id, "evicted"))
+        drop(removed.id, "evicted")
         count -= 1
         queues[victim.address] = q.entries.isEmpty ? nil : q
     }
@@ -168,8 +175,7 @@ public struct Mempool {
         for (address, state) in accounts {
             guard var q = queues[address] else { continue }
             while let first = q.entries.first, q.firstNonce < state.nonce {
-                known[first.id] = nil
-                dropped.append((first.id, "nonceUsed"))
+                drop(first.id, "nonceUsed")
                 q.entries.removeFirst()
                 q.costs.removeFirst()
                 q.firstNonce += 1
@@ -186,9 +192,7 @@ public struct Mempool {
                 keep += 1
             }
             while q.entries.count > keep {
-                let cut = q.entries.removeLast().id
-                known[cut] = nil
-                dropped.append((cut, "insufficientBalance"))
+                drop(q.entries.removeLast().id, "insufficientBalance")
                 q.costs.removeLast()
                 count -= 1
             }
@@ -201,9 +205,7 @@ public struct Mempool {
         guard var q = queues[address], nonce >= q.firstNonce else { return }
         let keep = Int(min(nonce - q.firstNonce, UInt64(q.entries.count)))
         while q.entries.count > keep {
-            let cut = q.entries.removeLast().id
-            known[cut] = nil
-            dropped.append((cut, "notExecutable"))
+            drop(q.entries.removeLast().id, "notExecutable")
             q.costs.removeLast()
             count -= 1
         }

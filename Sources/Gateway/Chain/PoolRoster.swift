@@ -37,17 +37,13 @@ public enum PoolRoster {
     ) -> (certificate: CommitCertificate, enough: Bool) {
         var signatures: [CommitCertificate.Signature] = []
         var weight: UInt64 = 0
-        func reachesThird() -> Bool {
-            let lhs = weight.multipliedFullWidth(by: 3)
-            return lhs.high > 0 || lhs.low >= pool.totalWeight
-        }
         for i in pool.members.indices.sorted(by: { pool.members[$0].weight > pool.members[$1].weight }) {
-            guard !reachesThird() else { break }
+            guard !pool.reachesOneThird(weight) else { break }
             guard let s = signature(i) else { continue }
             signatures.append(.init(memberIndex: UInt16(i), signature: s))
             weight += pool.members[i].weight
         }
         let certificate = CommitCertificate(height: height, round: 0, blockHash: blockHash, signatures: signatures)
-        return (certificate, reachesThird())
+        return (certificate, pool.reachesOneThird(weight))
     }
 }

@@ -116,26 +116,23 @@ public final class SubmitJournal: @unchecked Sendable {
     }
 
     private func write(_ batch: [(id: Bytes32, bytes: [UInt8])]) -> Result<Void, StoreError> {
-        writer.lock()
-        defer { writer.unlock() }
-        do throws(StoreError) {
-            try db.execute(fsync ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL")
-            try db.execute("BEGIN IMMEDIATE")
-            do throws(StoreError) {
+        Result { () throws(StoreError) in
+            try transaction(flushed: fsync) { () throws(StoreError) in
                 for entry in batch {
                     insert.bind(1, entry.id.bytes)
                     insert.bind(2, entry.bytes)
                     try insert.run()
                 }
-                try db.execute("COMMIT")
-            } catch {
-                try? db.execute("ROLLBACK")
-                throw error
             }
-            return .success(())
-        } catch {
-            return .failure(error)
         }
+    }
+
+    /// One write transaction under the writer lock; `flushed`: fsynced before it returns (`synchronous=FULL`).
+    private func transaction(flushed: Bool, _ body: () throws(StoreError) -> Void) throws(StoreError) {
+        writer.lock()
+        defer { writer.unlock() }
+        try db.execute(flushed ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL")
+        try db.transaction(body)
     }
 
     /// Forgets entries a block included (in the background).
@@ -146,18 +143,11 @@ public final class SubmitJournal: @unchecked Sendable {
     }
 
     private func remove(_ ids: [Bytes32]) {
-        writer.lock()
-        defer { writer.unlock() }
-        do {
-            try db.execute("PRAGMA synchronous=NORMAL")
-            try db.execute("BEGIN IMMEDIATE")
+        try? transaction(flushed: false) { () throws(StoreError) in
             for id in ids {
                 deletePending.bind(1, id.bytes)
                 try deletePending.run()
             }
-            try db.execute("COMMIT")
-        } catch {
-            try? db.execute("ROLLBACK")
         }
     }
 
@@ -171,11 +161,7 @@ public final class SubmitJournal: @unchecked Sendable {
     }
 
     private func refuse(_ drops: [(id: Bytes32, code: String)], nowMillis: Int64) {
-        writer.lock()
-        defer { writer.unlock() }
-        do {
-            try db.execute("PRAGMA synchronous=NORMAL")
-            try db.execute("BEGIN IMMEDIATE")
+        try? transaction(flushed: false) { () throws(StoreError) in
             for drop in drops {
                 moveToRefused.bind(1, drop.id.bytes)
                 moveToRefused.bind(2, drop.code)
@@ -184,9 +170,6 @@ public final class SubmitJournal: @unchecked Sendable {
                 deletePending.bind(1, drop.id.bytes)
                 try deletePending.run()
             }
-            try db.execute("COMMIT")
-        } catch {
-            try? db.execute("ROLLBACK")
         }
     }
 

@@ -459,13 +459,9 @@ public struct ConsensusCore<App: ConsensusApplication> {
             out.append(.broadcastVote(prior))
             return
         }
-        let voter = signer.xOnlyPublicKey.bytes
-        let message = Vote.signingHash(
-            chainID: chainID, genesis: genesis, height: height, round: round, step: voteStep, blockHash: hash,
-            voter: voter)
         let vote = Vote(
-            chainID: chainID, height: height, round: round, step: voteStep, blockHash: hash, voter: voter,
-            signature: signer.signSchnorr(message, auxRandom: .zero))
+            signing: signer, chainID: chainID, genesis: genesis, height: height, round: round, step: voteStep,
+            blockHash: hash)
         let weight = committee.members[own].weight
         rounds[i].update(voteStep) { $0.add(vote, member: own, weight: weight) }
         out.append(.broadcastVote(vote))

@@ -376,13 +376,9 @@ public actor ConsensusDriver {
 
     /// A second prepare vote for another block at the same height and round (``Settings/equivocate``).
     private func twin(of vote: Vote) -> Vote {
-        let other = Domain.header.hash(vote.blockHash)
-        let hash = Vote.signingHash(
-            chainID: vote.chainID, genesis: chain.genesisBlockHash, height: vote.height, round: vote.round,
-            step: vote.step, blockHash: other, voter: vote.voter)
-        return Vote(
-            chainID: vote.chainID, height: vote.height, round: vote.round, step: vote.step, blockHash: other,
-            voter: vote.voter, signature: signingKey.signSchnorr(hash, auxRandom: .zero))
+        Vote(
+            signing: signingKey, chainID: vote.chainID, genesis: chain.genesisBlockHash, height: vote.height,
+            round: vote.round, step: vote.step, blockHash: Domain.header.hash(vote.blockHash))
     }
 
     private func timeout(height: UInt64, round: UInt32, step: ConsensusStep) {
@@ -457,12 +453,9 @@ public actor ConsensusDriver {
         let genesis = chain.genesisBlockHash
         return journal.entries.compactMap { e in
             guard e.height == height, let step = VoteStep(rawValue: e.step) else { return nil }
-            let message = Vote.signingHash(
-                chainID: chainID, genesis: genesis, height: e.height, round: e.round, step: step, blockHash: e.hash,
-                voter: ownKey)
             return Vote(
-                chainID: chainID, height: e.height, round: e.round, step: step, blockHash: e.hash, voter: ownKey,
-                signature: signingKey.signSchnorr(message, auxRandom: .zero))
+                signing: signingKey, chainID: chainID, genesis: genesis, height: e.height, round: e.round, step: step,
+                blockHash: e.hash)
         }
     }
 

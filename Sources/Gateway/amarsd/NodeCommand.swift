@@ -55,20 +55,8 @@ struct NodeCommand: ParsableCommand {
         } catch {
             throw StartupFailure.opening(error)
         }
-        if let path = cfg.mqttCredentialsPath {
-            do { _ = try MqttCredentials.load(path: path) } catch {
-                throw StartupFailure(.configuration, "mqtt_credentials: \(error)")
-            }
-        }
-        var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: cfg.dataDirectory, isDirectory: &isDirectory) {
-            guard isDirectory.boolValue else {
-                throw StartupFailure(.storage, "the data directory \(cfg.dataDirectory) is a file")
-            }
-            guard FileManager.default.isWritableFile(atPath: cfg.dataDirectory) else {
-                throw StartupFailure(.storage, "the data directory \(cfg.dataDirectory) is not writable")
-            }
-        }
+        _ = try Self.mqttLogin(cfg)
+        try StartupFailure.dataDirectory(cfg.dataDirectory, create: false)
         let member = genesis.validators.contains { $0.key == key.xOnlyPublicKey.bytes }
         var lines = [
             "amarsd: \(config) is valid",
@@ -81,6 +69,14 @@ struct NodeCommand: ParsableCommand {
         if let coap = cfg.coap { lines.append("  coap      \(coap)") }
         if let mqtt = cfg.mqtt { lines.append("  mqtt      \(mqtt)") }
         print(lines.joined(separator: "\n"))
+    }
+
+    /// The gateway's broker login the config names, if any (read at start and by `--check`).
+    fileprivate static func mqttLogin(_ cfg: NodeConfig) throws -> MqttCredentials? {
+        guard let path = cfg.mqttCredentialsPath else { return nil }
+        do { return try MqttCredentials.load(path: path) } catch {
+            throw StartupFailure(.configuration, "mqtt_credentials: \(error)")
+        }
     }
 
     private func serve() throws {
@@ -253,12 +249,10 @@ private final class NodeDoors: @unchecked Sendable {
             coap = server
         }
         if let m = cfg.mqtt {
-            var login: MqttCredentials?
-            if let path = cfg.mqttCredentialsPath {
-                do { login = try MqttCredentials.load(path: path) } catch {
-                    stop()
-                    throw StartupFailure(.configuration, "mqtt_credentials: \(error)")
-                }
+            let login: MqttCredentials?
+            do { login = try NodeCommand.mqttLogin(cfg) } catch {
+                stop()
+                throw error
             }
             let clientID: String
             do { clientID = try MqttClientID.persistent(in: cfg.dataDirectory) } catch {

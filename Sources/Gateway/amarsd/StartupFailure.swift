@@ -46,12 +46,17 @@ struct StartupFailure: Error, CustomStringConvertible {
         return StartupFailure(kind, "\(error)")
     }
 
-    /// Creates the data directory, or says in one line why it cannot.
-    static func dataDirectory(_ path: String) throws {
+    /// Creates the data directory (`create`), or only checks that it could be used (`--check`: an existing one
+    /// must be a writable directory); says in one line why not.
+    static func dataDirectory(_ path: String, create: Bool = true) throws {
         var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue {
-            throw StartupFailure(.storage, "the data directory \(path) is a file")
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
+            guard isDirectory.boolValue else { throw StartupFailure(.storage, "the data directory \(path) is a file") }
+            guard create || FileManager.default.isWritableFile(atPath: path) else {
+                throw StartupFailure(.storage, "the data directory \(path) is not writable")
+            }
         }
+        guard create else { return }
         do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
             throw StartupFailure(.storage, "cannot create the data directory \(path): \(error.localizedDescription)")
         }

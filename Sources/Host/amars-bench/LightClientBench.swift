@@ -204,7 +204,7 @@ struct LightClientBench: ParsableCommand {
                 for t in stride(from: 0, to: epochs - hours, by: 97) {
                     let (weight, total) = share(t, t + hours - 1)
                     sum += Double(weight) / Double(total)
-                    if weight.multipliedFullWidth(by: 3).low >= total { reached += 1 }
+                    if Committee.reachesOneThird(weight, of: total) { reached += 1 }
                     n += 1
                 }
                 parts.append(

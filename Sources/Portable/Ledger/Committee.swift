@@ -60,6 +60,15 @@ public struct Committee: Equatable, Sendable, CanonicalCodable {
         return lhs.high > rhs.high || (lhs.high == rhs.high && lhs.low > rhs.low)
     }
 
+    /// At least one third of the total weight: enough to hold one honest member when fewer than a third are
+    /// faulty (what skipping and the pool's attestations rely on). 128-bit arithmetic, like ``isQuorum(_:)``.
+    public func reachesOneThird(_ weight: UInt64) -> Bool { Self.reachesOneThird(weight, of: totalWeight) }
+
+    public static func reachesOneThird(_ weight: UInt64, of total: UInt64) -> Bool {
+        let lhs = weight.multipliedFullWidth(by: 3)
+        return lhs.high > 0 || lhs.low >= total
+    }
+
     public func index(of key: Bytes32) -> Int? { members.firstIndex { $0.key == key } }
 
     public func encode(to w: inout ByteWriter) {

@@ -53,6 +53,21 @@ public struct Vote: Equatable, Sendable, CanonicalCodable {
         return Domain.vote.hash(w.bytes)
     }
 
+    /// `key`'s vote, signed over ``signingHash(chainID:genesis:height:round:step:blockHash:voter:)`` (BIP340 with
+    /// `auxRandom`; zero makes the signature a function of the vote, which a restarted node relies on).
+    public init(
+        signing key: PrivateKey, chainID: UInt32, genesis: Bytes32, height: UInt64, round: UInt32, step: VoteStep,
+        blockHash: Bytes32, auxRandom: Bytes32 = .zero
+    ) {
+        let voter = key.xOnlyPublicKey.bytes
+        let message = Vote.signingHash(
+            chainID: chainID, genesis: genesis, height: height, round: round, step: step, blockHash: blockHash,
+            voter: voter)
+        self.init(
+            chainID: chainID, height: height, round: round, step: step, blockHash: blockHash, voter: voter,
+            signature: key.signSchnorr(message, auxRandom: auxRandom))
+    }
+
     /// What the voter signed on the chain whose genesis block hash is `genesis`.
     public func signingHash(genesis: Bytes32) -> Bytes32 {
         Vote.signingHash(

@@ -87,10 +87,7 @@ public struct SkippingOverlap: Equatable, Sendable {
     }
 
     /// At least one third of the trusted weight (128-bit arithmetic, so no weights overflow the comparison).
-    public var reachesOneThird: Bool {
-        let lhs = signedTrusted.multipliedFullWidth(by: 3)
-        return lhs.high > 0 || lhs.low >= trustedTotal
-    }
+    public var reachesOneThird: Bool { Committee.reachesOneThird(signedTrusted, of: trustedTotal) }
 }
 
 /// Why a checkpoint offered for skipping was refused. `needsBisection` is not among them: it is an outcome.
