@@ -89,6 +89,9 @@ if hostParts {
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ]
     let nio: [Target.Dependency] = [
         .product(name: "NIOCore", package: "swift-nio"),
@@ -113,7 +116,12 @@ if hostParts {
         gateway("DeviceGateway", ["Chain", "DeviceProtocol", "LightClient", "DeviceCore", "CCoAP", "CMosquitto", log]),
         gateway(
             "GatewayNode",
-            ["Chain", "DeviceGateway", "Consensus", "Network", .product(name: "Yams", package: "Yams"), log] + nio),
+            [
+                "Chain", "DeviceGateway", "Consensus", "Network", .product(name: "Yams", package: "Yams"), log,
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ] + nio),
         .executableTarget(
             name: "amarsd",
             dependencies: ["GatewayNode", "DeviceGateway", "DeviceProtocol", "BuildInfo", argumentParser, log],

@@ -92,8 +92,8 @@ final class HTTPConnectionLimitTests: XCTestCase {
         XCTAssertTrue(Waiting.until { idle[0..<23].allSatisfy { $0.isClosedByPeer() } })
         XCTAssertTrue(idle[23...].allSatisfy { !$0.isClosedByPeer() })
         let metrics = try client.get("/metrics").text
-        XCTAssertTrue(metrics.contains("amars_http_connections_evicted_total 23"), metrics)
-        XCTAssertTrue(metrics.contains("amars_http_connections_refused_total 0"), metrics)
+        XCTAssertEqual(PrometheusSample.value("amars_http_connections_evicted_total", in: metrics), 23, metrics)
+        XCTAssertEqual(PrometheusSample.value("amars_http_connections_refused_total", in: metrics), 0, metrics)
     }
 
     func testAConnectionWithARequestInFlightIsNeverEvicted() throws {

@@ -7,13 +7,14 @@ import Ledger
 import XCTest
 
 /// Nothing a gateway acknowledged is lost (issue 15): a stream of HTTP submits goes to one gateway of the
-/// four-node devnet while it is SIGKILLed and restarted ten times; every transfer it answered 202 for ends
+/// four-node devnet while it is stopped and restarted ten times, five times by SIGKILL and five by SIGTERM
+/// (which must stop it in order, with status 0); every transfer it answered 202 for ends
 /// included (read on another gateway) or refused with a code (read on the gateway that took it), none unknown.
 /// Before the submit journal, transfers that sat in the killed node's mempool were lost without a trace.
 final class AcknowledgedSubmitTests: DevnetTestCase {
     override var directoryPrefix: String { "amars-acked" }
 
-    func testEveryAcknowledgedSubmitEndsIncludedOrRefusedAcrossTenKills() throws {
+    func testEveryAcknowledgedSubmitEndsIncludedOrRefusedAcrossKillsAndStops() throws {
         nodes = try MultiNodeTests.TestNode.startedDevnet(dir: dir, epochLength: 20)
         XCTAssertTrue(
             Harness.wait(30) { nodes.allSatisfy { ($0.head()?.height ?? 0) >= 2 } }, "the devnet did not start")
@@ -61,10 +62,14 @@ final class AcknowledgedSubmitTests: DevnetTestCase {
             }
         }
 
-        for _ in 0..<10 {
+        for i in 0..<10 {
             let until = Date().addingTimeInterval(0.6)
             while Date() < until { round() }
-            victim.kill()
+            if i % 2 == 0 {
+                victim.kill()
+            } else {
+                XCTAssertEqual(victim.terminate(), 0, "SIGTERM did not stop the node with status 0")
+            }
             round()  // into a dead node: nothing acknowledged
             try victim.start()
         }

@@ -1,3 +1,4 @@
+import AmarsClient
 import Foundation
 import XCTest
 
@@ -27,6 +28,17 @@ final class AmarsdExitStatusTests: CLITestCase {
         try "data: d\ngenesis: g.json\nkey: k\nsurprise: 1\n".write(
             toFile: path("bad.yaml"), atomically: true, encoding: .utf8)
         try expect(["node", "--config", path("bad.yaml")], 78, "surprise")
+        // `run` reads the same schema: a bad value is refused with its key's path, and so is a committee
+        // node's config without the p2p address `run` does not need.
+        try "data: d\nhttp: { port: 0, workers: 0 }\n".write(
+            toFile: path("run.yaml"), atomically: true, encoding: .utf8)
+        try expect(["run", "--config", path("run.yaml")], 78, "'http.workers' must be a whole number in 1...256")
+        try expect(["node", "--config", path("run.yaml"), "--http-port", "0"], 78, "'http.workers'")
+        try "data: d\n".write(toFile: path("solo.yaml"), atomically: true, encoding: .utf8)
+        try expect(["node", "--config", path("solo.yaml")], 78, "missing 'p2p'")
+        try expect(
+            ["run", "--config", path("solo.yaml"), "--spawn-broker"], 78, "'spawn_broker' (--spawn-broker) needs 'mqtt'"
+        )
 
         // Chain refused: a data directory written by another genesis.
         try ok(["genesis", "new", "--out", path("a/genesis.json"), "--keys", path("a/keys")])
@@ -54,5 +66,56 @@ final class AmarsdExitStatusTests: CLITestCase {
         try ok(["genesis", "new", "--out", path("c/genesis.json"), "--keys", path("c/keys")])
         try expect(
             ["run", "--data", path("c"), "--http-port", String(port), "--no-coap"], 69, "amarsd: cannot listen on")
+    }
+
+    /// `amarsd run --config` takes the file of `amarsd node` (minus p2p), flags override it, and one SIGTERM is
+    /// never lost: sent the instant the node says it is up, it stops the node in order with status 0; sent
+    /// while the process is still starting, it either stops it the same way or (before the handler exists at
+    /// all) ends it by the default action; never does the node run on.
+    func testRunReadsTheNodeSchemaAndNoSigtermIsLost() throws {
+        try ok(["genesis", "new", "--out", path("g/genesis.json"), "--keys", path("g/keys")])
+        let http = Harness.freePort()
+        try """
+        data: g
+        http: { host: 127.0.0.1, port: 1, workers: 2 }
+        consensus: { blockInterval: 100 }
+        log: error
+        """.write(toFile: path("run.yaml"), atomically: true, encoding: .utf8)
+        let daemon = try Harness.startDaemon(
+            data: dir.appendingPathComponent("g"), blockInterval: 100,
+            arguments: ["--config", path("run.yaml"), "--http-port", String(http)])
+        XCTAssertEqual(daemon.port, http, "--http-port did not override http.port")
+        let client = try HTTPClient(baseURL: daemon.url)
+        XCTAssertTrue(
+            Harness.wait(10) { ((try? Harness.json(client, "/v1/head"))?["height"] as? NSNumber)?.intValue ?? 0 >= 2 })
+
+        // One SIGTERM, sent as soon as the node printed its ready lines.
+        kill(daemon.process.processIdentifier, SIGTERM)
+        let deadline = Date().addingTimeInterval(10)
+        while daemon.process.isRunning && Date() < deadline { usleep(10_000) }
+        XCTAssertFalse(daemon.process.isRunning, "one SIGTERM after the ready lines was lost")
+        daemon.stop()
+        XCTAssertEqual(daemon.process.terminationReason, .exit)
+        XCTAssertEqual(daemon.process.terminationStatus, 0)
+
+        for delay in [0, 2_000, 20_000, 100_000] {
+            let p = Process()
+            p.executableURL = Harness.binDirectory.appendingPathComponent("amarsd")
+            p.arguments = ["run", "--config", path("run.yaml"), "--http-port", "0", "--no-coap"]
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            usleep(useconds_t(delay))
+            kill(p.processIdentifier, SIGTERM)
+            let deadline = Date().addingTimeInterval(10)
+            while p.isRunning && Date() < deadline { usleep(10_000) }
+            let lost = p.isRunning
+            if lost { kill(p.processIdentifier, SIGKILL) }
+            p.waitUntilExit()
+            XCTAssertFalse(lost, "a SIGTERM \(delay) µs after the start was lost")
+            let clean = p.terminationReason == .exit && p.terminationStatus == 0
+            let tooEarly = p.terminationReason == .uncaughtSignal && p.terminationStatus == SIGTERM
+            XCTAssertTrue(clean || tooEarly, "SIGTERM after \(delay) µs: \(p.terminationReason) \(p.terminationStatus)")
+        }
     }
 }

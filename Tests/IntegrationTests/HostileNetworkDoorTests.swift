@@ -178,8 +178,7 @@ final class HostileNetworkDoorTests: CLITestCase {
     }
 
     private static func counter(_ name: String, in metrics: String) -> Int {
-        metrics.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Int($0.split(separator: " ")[1]) }
-            ?? -1
+        PrometheusSample.value(name, in: metrics).map { Int($0) } ?? -1
     }
 
     /// The errno of binding 127.0.0.1:`port` over UDP with SO_REUSEADDR set, as a stranger would; 0 if it worked.

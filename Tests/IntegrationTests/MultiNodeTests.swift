@@ -148,6 +148,21 @@ final class MultiNodeTests: DevnetTestCase {
             process = nil
         }
 
+        /// SIGTERM, as systemd stops a node: returns its exit status, or nil if it had not stopped within 10 s
+        /// (it is then SIGKILLed).
+        func terminate() -> Int32? {
+            guard let p = process else { return nil }
+            p.terminate()
+            let deadline = Date().addingTimeInterval(10)
+            while p.isRunning && Date() < deadline { usleep(20_000) }
+            if p.isRunning {
+                kill()
+                return nil
+            }
+            process = nil
+            return p.terminationStatus
+        }
+
         var isRunning: Bool { process?.isRunning ?? false }
 
         func head() -> (height: UInt64, hash: String)? {

@@ -1,5 +1,6 @@
 import AmarsClient
 import AmarsCodec
+import AmarsTestSupport
 import Foundation
 import XCTest
 
@@ -85,6 +86,14 @@ final class SimulatorTests: XCTestCase {
         }
         let supply = try Harness.json(client, "/v1/supply")
         XCTAssertEqual(supply["conserved"] as? Bool, true)
+        // The doors counted what the fleet did: four payments over MQTT and their receipts, CoAP submits.
+        let metrics = try client.get("/metrics").text
+        XCTAssertEqual(PrometheusSample.value("amars_mqtt_connected", in: metrics), 1, metrics)
+        XCTAssertGreaterThanOrEqual(PrometheusSample.value("amars_mqtt_submits_accepted_total", in: metrics) ?? 0, 4)
+        XCTAssertGreaterThanOrEqual(PrometheusSample.value("amars_mqtt_receipts_published_total", in: metrics) ?? 0, 4)
+        XCTAssertGreaterThanOrEqual(
+            PrometheusSample.value("amars_coap_requests_total{resource=\"v1/tx\",code=\"2.01\"}", in: metrics) ?? 0, 4,
+            metrics)
 
         // Same seed again: already funded, and the payments go on.
         let second = try Harness.run(sim, arguments + ["--rounds", "1"], timeout: 120)

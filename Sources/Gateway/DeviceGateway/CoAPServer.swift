@@ -106,6 +106,9 @@ public final class CoAPServer: @unchecked Sendable {
     public let limits: Limits
     public let handlers: DeviceResourceHandlers
     public let dtls: DTLSPSK?
+    /// Called on the I/O thread with every answer's resource and code, for the node's metrics. Set before
+    /// ``start()``.
+    public var onResponse: (@Sendable (DeviceResource, CoAPCode) -> Void)?
     private let logger: Logger
 
     private struct Pending {
@@ -526,6 +529,7 @@ public final class CoAPServer: @unchecked Sendable {
         _ r: DeviceResponse, _ route: DeviceResource, _ resource: OpaquePointer, _ session: OpaquePointer,
         _ request: OpaquePointer, _ query: UnsafePointer<coap_string_t>?, _ response: OpaquePointer
     ) {
+        onResponse?(route, r.code)
         coap_pdu_set_code(response, coapCode(r.code))
         if let size1 = r.size1 {
             var buf = [UInt8](repeating: 0, count: 4)

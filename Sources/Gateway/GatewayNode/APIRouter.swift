@@ -2,7 +2,9 @@ import AmarsCodec
 import AmarsCrypto
 import Chain
 import Consensus
+import CoreMetrics
 import Foundation
+import Synchronization
 import Ledger
 import Logging
 import Network
@@ -91,15 +93,23 @@ public final class APIRouter: Sendable {
 
     let node: ChainNode
     let logger: Logger
-    let counters = RequestCounters()
+    /// What `/metrics` exports: the node's, shared with its other parts.
+    public let metrics: GatewayMetrics
+    /// One counter per status code seen, kept so that a request does not look its series up by name.
+    private let requestCounters = Mutex<[Int: CoreMetrics.Counter]>([:])
     /// The consensus driver's status, when there is one; nil means dev mode (this node is the whole committee).
     /// A closure rather than the driver so that the router stays a function of the chain plus a snapshot.
     let consensusStatus: (@Sendable () -> ConsensusStatus)?
 
-    public init(node: ChainNode, logger: Logger, consensusStatus: (@Sendable () -> ConsensusStatus)? = nil) {
+    public init(
+        node: ChainNode, logger: Logger, consensusStatus: (@Sendable () -> ConsensusStatus)? = nil,
+        metrics: GatewayMetrics = GatewayMetrics()
+    ) {
         self.node = node
         self.logger = logger
         self.consensusStatus = consensusStatus
+        self.metrics = metrics
+        metrics.collect { [node] m in Self.collectChain(node, into: m) }
     }
 
     /// Answers one request and counts it by status for `/metrics`.
@@ -116,7 +126,15 @@ public final class APIRouter: Sendable {
 
     /// Counts a response the server produced itself (413, a malformed request), so `/metrics` sees every
     /// answer, not only routed ones.
-    public func record(status: Int) { counters.increment(status) }
+    public func record(status: Int) {
+        let counter = requestCounters.withLock { counters in
+            if let c = counters[status] { return c }
+            let c = metrics.counter("amars_http_requests_total", [("code", String(status))])
+            counters[status] = c
+            return c
+        }
+        counter.increment()
+    }
 
     private static func pathOnly(_ uri: String) -> Substring {
         uri.prefix { $0 != "?" }.prefix(200)
@@ -199,7 +217,7 @@ public final class APIRouter: Sendable {
         case .supply:
             return .json(200, APIJSON.supply(node.supply))
         case .metrics:
-            return APIResponse(status: 200, contentType: "text/plain; version=0.0.4", body: Array(metricsText().utf8))
+            return APIResponse(status: 200, contentType: "text/plain; version=0.0.4", body: metrics.export())
         case .blocks:
             return blocks(query: query)
         case .block(let text):
@@ -505,59 +523,14 @@ public final class APIRouter: Sendable {
 
     // MARK: metrics
 
-    private func metricsText() -> String {
+    /// The chain's gauges, read at each export.
+    private static func collectChain(_ node: ChainNode, into m: GatewayMetrics) {
         let status = node.status
-        let head = status.head
-        var lines = [
-            "# HELP amars_head_height Height of the last finalized block.",
-            "# TYPE amars_head_height gauge",
-            "amars_head_height \(head.height)",
-            "# HELP amars_head_timestamp_seconds Timestamp of the last finalized block, seconds since the Unix epoch.",
-            "# TYPE amars_head_timestamp_seconds gauge",
-            "amars_head_timestamp_seconds \(head.timestamp / 1000).\(String(head.timestamp % 1000 + 1000).dropFirst())",
-            "# HELP amars_base_fee Base fee per unit of the next block.",
-            "# TYPE amars_base_fee gauge",
-            "amars_base_fee \(status.nextBaseFee)",
-            "# HELP amars_mempool_transactions Transactions waiting in the mempool.",
-            "# TYPE amars_mempool_transactions gauge",
-            "amars_mempool_transactions \(status.pending)",
-            "# HELP amars_accounts Accounts with a non-empty state.",
-            "# TYPE amars_accounts gauge",
-            "amars_accounts \(status.accounts)",
-            "# HELP amars_http_requests_total HTTP requests answered, by status code.",
-            "# TYPE amars_http_requests_total counter",
-        ]
-        for (code, count) in counters.snapshot() {
-            lines.append("amars_http_requests_total{code=\"\(code)\"} \(count)")
-        }
-        return lines.joined(separator: "\n") + "\n" + (counters.connectionMetrics?() ?? "")
-    }
-}
-
-/// Request counts by status code. `@unchecked Sendable`: the only state is the dictionary, and every access
-/// holds the lock.
-final class RequestCounters: @unchecked Sendable {
-    private let lock = NSLock()
-    private var counts: [Int: UInt64] = [:]
-    private var connectionLines: (@Sendable () -> String)?
-
-    /// The serving ``HTTPServer``'s connection counters, in Prometheus text: the router counts requests, the
-    /// server owns the connections, and `/metrics` shows both.
-    var connectionMetrics: (@Sendable () -> String)? {
-        get { lock.withLock { connectionLines } }
-        set { lock.withLock { connectionLines = newValue } }
-    }
-
-    func increment(_ status: Int) {
-        lock.lock()
-        counts[status, default: 0] &+= 1
-        lock.unlock()
-    }
-
-    func snapshot() -> [(Int, UInt64)] {
-        lock.lock()
-        defer { lock.unlock() }
-        return counts.sorted { $0.key < $1.key }
+        m.gauge("amars_head_height").record(Int64(status.head.height))
+        m.gauge("amars_head_timestamp_seconds").record(Double(status.head.timestamp) / 1000)
+        m.gauge("amars_base_fee").record(Int64(clamping: status.nextBaseFee))
+        m.gauge("amars_mempool_transactions").record(Int64(status.pending))
+        m.gauge("amars_accounts").record(Int64(status.accounts))
     }
 }
 

@@ -118,6 +118,8 @@ public actor ConsensusDriver {
         /// Tests only (`AMARSD_TEST_EQUIVOCATE=1`): after each of its prepare votes this node signs and sends a
         /// second one for another block, so a devnet can prove that double signs are reported and slashed.
         public var equivocate = false
+        /// Where step durations and block commit times are recorded (nil: nowhere).
+        public var metrics: GatewayMetrics?
 
         public init(timing: NodeConfig.Timing, journalPath: String, extraAllowedKeys: Set<Bytes32> = []) {
             self.timing = timing
@@ -153,6 +155,8 @@ public actor ConsensusDriver {
     private var tasks: [Task<Void, Never>] = []
     private var stopped = false
     private var heightStartedAt: ContinuousClock.Instant
+    /// The step the core was in at the last publish, and since when: its duration is recorded when it changes.
+    private var stepEntered: (height: UInt64, round: UInt32, step: ConsensusStep, at: ContinuousClock.Instant)?
     /// The height waiting for its paced start after a decision.
     private var pendingStart: UInt64?
     /// The one block request in flight.
@@ -266,6 +270,18 @@ public actor ConsensusDriver {
     public nonisolated func status() -> ConsensusStatus { board.read() }
 
     private func publish() {
+        if let metrics = settings.metrics {
+            let now = clock.now
+            if let entered = stepEntered {
+                if (entered.height, entered.round, entered.step) != (core.height, core.round, core.step) {
+                    metrics.timer("amars_consensus_step_duration_seconds", [("step", "\(entered.step)")])
+                        .recordInterval(since: entered.at, now: now)
+                    stepEntered = (core.height, core.round, core.step, now)
+                }
+            } else {
+                stepEntered = (core.height, core.round, core.step, now)
+            }
+        }
         let drops = Consensus.DropReason.allCases.compactMap { reason -> (reason: String, count: UInt64)? in
             let n = core.drops[reason]
             return n > 0 ? ("\(reason)", n) : nil
@@ -390,7 +406,10 @@ public actor ConsensusDriver {
         let head = chain.head.height
         if block.header.height <= head { return }  // already committed through sync
         do {
+            let started = clock.now
             try chain.commitBlock(FinalizedBlock(block: block, certificate: certificate))
+            settings.metrics?.timer("amars_block_commit_duration_seconds").recordInterval(
+                since: started, now: clock.now)
         } catch {
             // Only a chain that disagrees with its own validity check gets here; peers' blocks may still sync.
             logger.error(

@@ -90,24 +90,13 @@ final class ConnectionRegistry: @unchecked Sendable {
         maybeTrimMemory()
     }
 
-    /// Lines for `/metrics`, in Prometheus text.
-    func metricsText() -> String {
+    /// The connection counters, mirrored into the node's metrics before each export.
+    func collectMetrics(into m: GatewayMetrics) {
         let s = stats
-        return """
-            # HELP amars_http_connections HTTP connections open.
-            # TYPE amars_http_connections gauge
-            amars_http_connections \(s.open)
-            # HELP amars_http_connections_evicted_total Idle HTTP connections closed to admit a new one at a cap.
-            # TYPE amars_http_connections_evicted_total counter
-            amars_http_connections_evicted_total \(s.evicted)
-            # HELP amars_http_connections_refused_total New HTTP connections refused: every connection was busy.
-            # TYPE amars_http_connections_refused_total counter
-            amars_http_connections_refused_total \(s.refused)
-            # HELP amars_http_requests_timed_out_total HTTP connections closed for a request head or body too slow.
-            # TYPE amars_http_requests_timed_out_total counter
-            amars_http_requests_timed_out_total \(s.timedOut)
-
-            """
+        m.gauge("amars_http_connections").record(Int64(s.open))
+        m.mirror("amars_http_connections_evicted_total", total: Int(s.evicted))
+        m.mirror("amars_http_connections_refused_total", total: Int(s.refused))
+        m.mirror("amars_http_requests_timed_out_total", total: Int(s.timedOut))
     }
 
     private func startShedding() {

@@ -74,12 +74,18 @@ public final class HTTPServer: @unchecked Sendable {
     private let logger: Logger
     public let limits: Limits
     private let lock = NSLock()
-    private var group: MultiThreadedEventLoopGroup?
+    /// The node's shared group when one was given; else the server makes (and shuts down) its own.
+    private let sharedGroup: (any EventLoopGroup)?
+    private var ownGroup: MultiThreadedEventLoopGroup?
     private var workers: NIOThreadPool?
     private var channel: (any Channel)?
     private var registry: ConnectionRegistry?
 
-    public init(router: APIRouter, host: String, port: Int, logger: Logger, limits: Limits = Limits()) {
+    public init(
+        router: APIRouter, host: String, port: Int, logger: Logger, limits: Limits = Limits(),
+        group: (any EventLoopGroup)? = nil
+    ) {
+        self.sharedGroup = group
         self.router = router
         self.host = host
         self.port = port
@@ -100,7 +106,8 @@ public final class HTTPServer: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         precondition(channel == nil, "HTTPServer.start() called twice")
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let owned = sharedGroup == nil ? MultiThreadedEventLoopGroup(numberOfThreads: 1) : nil
+        let group: any EventLoopGroup = sharedGroup ?? owned!
         // Requests are answered on these threads, never on the event loop: a handler that waits for the chain
         // lock (held while a block executes) or for the submit journal's fsync must not stall every other
         // client, and concurrent submits must reach the journal together to share one fsync.
@@ -135,16 +142,16 @@ public final class HTTPServer: @unchecked Sendable {
             }
         do {
             let channel = try bootstrap.bind(host: host, port: port).wait()
-            self.group = group
+            self.ownGroup = owned
             self.workers = workers
             self.channel = channel
             self.registry = registry
-            router.counters.connectionMetrics = { registry.metricsText() }
+            router.metrics.collect { [weak registry] m in registry?.collectMetrics(into: m) }
             let bound = channel.localAddress?.port ?? port
             logger.info("HTTP API listening", metadata: ["address": "\(host):\(bound)"])
             return bound
         } catch {
-            try? group.syncShutdownGracefully()
+            try? owned?.syncShutdownGracefully()
             try? workers.syncShutdownGracefully()
             throw error
         }
@@ -154,10 +161,10 @@ public final class HTTPServer: @unchecked Sendable {
     public func shutdown() {
         lock.lock()
         let channel = self.channel
-        let group = self.group
+        let group = self.ownGroup
         let workers = self.workers
         self.channel = nil
-        self.group = nil
+        self.ownGroup = nil
         self.workers = nil
         lock.unlock()
         try? channel?.close().wait()

@@ -2,6 +2,7 @@ import ArgumentParser
 import DeviceGateway
 import DeviceProtocol
 import Foundation
+import GatewayNode
 import Logging
 
 /// `amarsd bridge`: serves boards without IP (or QEMU's UART) by relaying their SLIP-framed CoAP to a running
@@ -74,7 +75,7 @@ struct Bridge: ParsableCommand {
             return handler
         }
         let logger = Logger(label: "amarsd.bridge")
-        signal(SIGPIPE, SIG_IGN)
+        let signals = ShutdownSignals.install()
         let relay: CoAPRelay
         do {
             relay = try CoAPRelay(
@@ -94,18 +95,9 @@ struct Bridge: ParsableCommand {
         }
         print("amarsd bridge: \(endpoint) <-> \(gateway)")
         fflush(nil)
-        let done = DispatchSemaphore(value: 0)
-        var sources: [any DispatchSourceSignal] = []
-        for sig in [SIGINT, SIGTERM] {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { done.signal() }
-            source.resume()
-            sources.append(source)
-        }
         // Wake up now and then to notice a port that gave up, and to log the counters for whoever watches.
         var lastLogged = SerialSession<CoAPRelay>.Counters()
-        while done.wait(timeout: .now() + 10) == .timedOut {
+        while !signals.wait(timeoutMillis: 10_000) {
             if port.hasFailed { break }
             let now = bridge.counters
             if now != lastLogged {
@@ -115,7 +107,6 @@ struct Bridge: ParsableCommand {
         }
         port.stop()
         logger.info("bridge stopped", metadata: Self.metadata(bridge.counters, port.counters, relay.counters))
-        withExtendedLifetime(sources) {}
         if port.hasFailed { throw ExitCode.failure }
     }
 

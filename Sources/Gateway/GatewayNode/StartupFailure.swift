@@ -1,7 +1,5 @@
-import ArgumentParser
 import Chain
 import Foundation
-import GatewayNode
 import Logging
 
 /// Why `amarsd` stopped before serving: one line on stderr saying what to fix, and an exit status a supervisor
@@ -11,26 +9,26 @@ import Logging
 ///   74  storage: the data directory or its SQLite file cannot be opened or written
 ///   69  unavailable: a port is taken, the broker or a door will not start
 ///   65  chain refused: the stored chain belongs to another genesis, or its state does not match its head
-struct StartupFailure: Error, CustomStringConvertible {
-    enum Kind: Int32 {
+public struct StartupFailure: Error, CustomStringConvertible {
+    public enum Kind: Int32, Sendable {
         case configuration = 78
         case storage = 74
         case unavailable = 69
         case chainRefused = 65
     }
 
-    let kind: Kind
-    let message: String
+    public let kind: Kind
+    public let message: String
 
-    init(_ kind: Kind, _ message: String) {
+    public init(_ kind: Kind, _ message: String) {
         self.kind = kind
         self.message = message
     }
 
-    var description: String { message }
+    public var description: String { message }
 
     /// Opening the node (genesis, key, data directory, SQLite, the stored chain), sorted by what to fix.
-    static func opening(_ error: any Error) -> StartupFailure {
+    public static func opening(_ error: any Error) -> StartupFailure {
         let kind: Kind
         switch error {
         case let failure as StartupFailure: return failure
@@ -48,7 +46,7 @@ struct StartupFailure: Error, CustomStringConvertible {
 
     /// Creates the data directory (`create`), or only checks that it could be used (`--check`: an existing one
     /// must be a writable directory); says in one line why not.
-    static func dataDirectory(_ path: String, create: Bool = true) throws {
+    public static func dataDirectory(_ path: String, create: Bool = true) throws(StartupFailure) {
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
             guard isDirectory.boolValue else { throw StartupFailure(.storage, "the data directory \(path) is a file") }
@@ -71,13 +69,5 @@ struct StartupFailure: Error, CustomStringConvertible {
                 "readmitted": "\(counts.readmitted)", "alreadyIncluded": "\(counts.included)",
                 "refused": "\(counts.refused)",
             ])
-    }
-
-    /// Runs `body`; a failure is printed as `prefix: message` on stderr and becomes the exit status.
-    static func reporting(_ prefix: String, _ body: () throws -> Void) throws {
-        do { try body() } catch let failure as StartupFailure {
-            FileHandle.standardError.write(Data("\(prefix): \(failure.message)\n".utf8))
-            throw ExitCode(failure.kind.rawValue)
-        }
     }
 }

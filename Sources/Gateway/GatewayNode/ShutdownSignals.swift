@@ -1,0 +1,75 @@
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// SIGTERM and SIGINT, caught from the instant ``install()`` returns.
+///
+/// A dispatch signal source (and swift-service-lifecycle's signal sequence, built on one) first sets the signal
+/// to SIG_IGN and arms the source later, on another thread: a SIGTERM sent in between was ignored, and a node a
+/// supervisor had just started ran on. Here a plain handler is installed synchronously and writes a byte to a
+/// pipe (the one thing a signal handler may safely do); whoever waits reads the pipe, so a signal that arrives
+/// before anybody waits is kept, not lost.
+public struct ShutdownSignals: Sendable {
+    private let readEnd: Int32
+
+    /// Installs the handlers (once per process) and returns the reader.
+    public static func install() -> ShutdownSignals {
+        installLock.lock()
+        defer { installLock.unlock() }
+        if signalPipe.read < 0 {
+            var fds: [Int32] = [-1, -1]
+            guard pipe(&fds) == 0 else {
+                fatalError("cannot create the signal pipe: \(String(cString: strerror(errno)))")
+            }
+            // A full pipe must not block the handler: one byte per signal is more than anybody needs.
+            _ = fcntl(fds[1], F_SETFL, fcntl(fds[1], F_GETFL) | O_NONBLOCK)
+            _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
+            _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
+            signalPipe = (fds[0], fds[1])
+            for sig in [SIGTERM, SIGINT] {
+                signal(sig) { _ in
+                    var byte: UInt8 = 1
+                    _ = write(signalPipe.write, &byte, 1)
+                }
+            }
+            // A client that hangs up mid-answer must not kill the node.
+            signal(SIGPIPE, SIG_IGN)
+        }
+        return ShutdownSignals(readEnd: signalPipe.read)
+    }
+
+    /// Waits up to `timeoutMillis` (negative: forever) for a signal; true when one arrived (and is consumed).
+    public func wait(timeoutMillis: Int32 = -1) -> Bool {
+        var entry = pollfd(fd: readEnd, events: Int16(POLLIN), revents: 0)
+        let ready = poll(&entry, 1, timeoutMillis)
+        guard ready > 0 else { return false }
+        var byte: UInt8 = 0
+        return read(readEnd, &byte, 1) == 1
+    }
+
+    /// Calls `first` on the first signal and exits the process with status 1 on the second (an operator who
+    /// asks twice does not want to wait for the orderly stop), from a thread of its own.
+    public func onSignal(_ first: @escaping @Sendable () -> Void) {
+        let thread = Thread {
+            var count = 0
+            while true {
+                guard self.wait() else { continue }
+                count += 1
+                if count == 1 {
+                    first()
+                } else {
+                    FileHandle.standardError.write(Data("amarsd: second signal, exiting at once\n".utf8))
+                    exit(1)
+                }
+            }
+        }
+        thread.name = "amars-signals"
+        thread.start()
+    }
+}
+
+/// Written once under `installLock`, before any handler can run; read by the handler.
+nonisolated(unsafe) private var signalPipe: (read: Int32, write: Int32) = (-1, -1)
+private let installLock = NSLock()
