@@ -26,7 +26,7 @@ final class DeviceMqttEndToEndTests: XCTestCase {
     func testMQTTDeviceSubmitsHearsAcceptedThenFinalAndVerifiesOverCoAP() throws {
         let f = try EndToEndDevice.fundedChain(height: 6)
         defer { f.close() }
-        let broker = try BrokerProcess(directory: f.dir.appendingPathComponent("broker"))
+        let broker = try BrokerKind.current.make(directory: f.dir.appendingPathComponent("broker"))
         try broker.start()
         defer { broker.stop(signal: SIGKILL) }
         var logger = Logger(label: "device-e2e")
@@ -92,7 +92,7 @@ final class DeviceMqttEndToEndTests: XCTestCase {
         // Epochs 0 and 1 closed (blocks 4, 8) before the bridge starts.
         let f = try EndToEndDevice.fundedChain(height: 10)
         defer { f.close() }
-        let broker = try BrokerProcess(directory: f.dir.appendingPathComponent("broker"))
+        let broker = try BrokerKind.current.make(directory: f.dir.appendingPathComponent("broker"))
         try broker.start()
         defer { broker.stop(signal: SIGKILL) }
         var logger = Logger(label: "device-e2e")

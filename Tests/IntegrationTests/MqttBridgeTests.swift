@@ -18,7 +18,8 @@ import XCTest
 
 /// The bridge's behaviour against a real broker (a spawned mosquitto) under bad input, floods, and the loss of the
 /// gateway or the broker. Its parts that need no broker (topics, message codec, backoff, rate limiter, inbox) are
-/// `MqttBridgePartsTests` in DeviceGatewayTests.
+/// `MqttBridgePartsTests` in DeviceGatewayTests. `make mqtt-second-broker` runs them all against RabbitMQ
+/// (`AMARS_TEST_BROKER=rabbitmq`, see ``BrokerKind``).
 final class MqttBridgeTests: XCTestCase {
     var chain: MqttTestChain?
 
@@ -377,3 +378,4 @@ extension MqttBridge {
         flushStaged()
     }
 }
+

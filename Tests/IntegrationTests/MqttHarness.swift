@@ -40,7 +40,7 @@ final class MqttTestChain {
     let bob: PrivateKey
     let genesis: Genesis
     private(set) var node: ChainNode!
-    let broker: BrokerProcess
+    let broker: any TestBroker
     let clock = MqttFakeClock()
     var bridges: [MqttBridge] = []
     private var time: UInt64
@@ -49,7 +49,7 @@ final class MqttTestChain {
     static func key(_ n: UInt64) -> PrivateKey { try! PrivateKey(bytes: Bytes32(w0: 0, w1: 0, w2: 0, w3: n)) }
     static func address(_ key: PrivateKey) -> Address { Address(publicKey: key.xOnlyPublicKey) }
 
-    init() throws {
+    init(broker kind: BrokerKind = .current) throws {
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("amars-mqtt-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         validator = Self.key(1)
@@ -68,7 +68,7 @@ final class MqttTestChain {
         var logger = Logger(label: "mqtt-test")
         logger.logLevel = ProcessInfo.processInfo.environment["AMARS_TEST_LOG"] != nil ? .debug : .critical
         self.logger = logger
-        broker = try BrokerProcess(directory: dir.appendingPathComponent("broker"))
+        broker = try kind.make(directory: dir.appendingPathComponent("broker"))
         try openNode()
         try broker.start()
     }

@@ -26,7 +26,7 @@ final class MqttLockdownTests: XCTestCase {
     }
 
     func testStrangersCannotPublishTheChainsTopicsNorReadSubmissions() throws {
-        let c = try MqttTestChain()
+        let c = try MqttTestChain(broker: .mosquitto)
         chain = c
         try c.startBridge()
         try c.produceBlock()
@@ -64,15 +64,16 @@ final class MqttLockdownTests: XCTestCase {
     }
 
     func testTheGatewaysLoginWithAWrongPasswordIsRefused() throws {
-        let c = try MqttTestChain()
+        let c = try MqttTestChain(broker: .mosquitto)
         chain = c
         let wrong = try anonymous(
             MqttTool.pub, c,
             ["-u", MqttCredentials.gatewayUsername, "-P", "not-the-password", "-t", MqttTopics.head, "-m", "x"])
         XCTAssertNotEqual(wrong.waitExit(), 0, wrong.text)
         let login = try c.broker.gatewayCredentials
-        XCTAssertEqual(try MqttCredentials.load(path: c.broker.credentialsPath), login)
-        let mode = try FileManager.default.attributesOfItem(atPath: c.broker.credentialsPath)[.posixPermissions]
+        let mosquitto = try XCTUnwrap(c.broker as? BrokerProcess)
+        XCTAssertEqual(try MqttCredentials.load(path: mosquitto.credentialsPath), login)
+        let mode = try FileManager.default.attributesOfItem(atPath: mosquitto.credentialsPath)[.posixPermissions]
         XCTAssertEqual(mode as? Int, 0o600, "the login is readable by its owner only")
         let right = try anonymous(
             MqttTool.pub, c, ["-u", login.username, "-P", login.password, "-t", "amars/v1/x", "-m", "x"])

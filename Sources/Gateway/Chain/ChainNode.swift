@@ -3,6 +3,7 @@ import AmarsCrypto
 import Foundation
 import Ledger
 import Logging
+import Synchronization
 
 /// One node's chain: committed blocks and state, the mempool, and the two ways a block arrives — produced
 /// here (``produceBlock(timestamp:)``, the single-node dev mode) or imported with its certificate
@@ -46,6 +47,10 @@ public final class ChainNode: @unchecked Sendable {
     private var headBlock: FinalizedBlock
     private let validatorKey: PrivateKey?
     private let lock = NSLock()
+    /// What ``head`` and ``status`` answer: published under the chain lock after every change, read under a
+    /// lock of its own. Building and executing a block holds the chain lock for its whole run; a reader of the
+    /// head (the API's `/v1/head`, `/readyz`, `/metrics`, a device door) must not wait for that.
+    private let board: Mutex<Status>
     private let logger: Logger
     /// Where acknowledged submits wait for their block (``submitAcknowledged(encoded:)``); nil: nothing is
     /// journaled (tests, tools).
@@ -98,6 +103,7 @@ public final class ChainNode: @unchecked Sendable {
         executor = TransactionExecutor(
             chainID: genesis.chainID, genesisBlock: genesisBlockHash, fees: fees, staking: genesis.staking,
             epochLength: genesis.epochLength)
+        board = Mutex(Status(head: headBlock.block.header, nextBaseFee: 0, pending: 0, accounts: 0))
         guard world.totalBalance + world.totalStaked == genesis.totalAllocated else {
             throw .corruptState(
                 "balances and stakes sum to \(world.totalBalance + world.totalStaked), "
@@ -120,6 +126,7 @@ public final class ChainNode: @unchecked Sendable {
                 throw .corruptState("\(error)")
             }
         }
+        publishUnlocked()
     }
 
     /// Height 0: links to the genesis document by hash and names the first committee, so a light client that
@@ -142,7 +149,7 @@ public final class ChainNode: @unchecked Sendable {
     /// The committed world state, for tests in this package only.
     var worldForTesting: WorldState { locked { world } }
 
-    public var head: BlockHeader { locked { headBlock.block.header } }
+    public var head: BlockHeader { board.withLock { $0.head } }
 
     /// The head with the certificate that finalized it (empty for the genesis block), for finality reports.
     public var finalizedHead: FinalizedBlock { locked { headBlock } }
@@ -167,12 +174,14 @@ public final class ChainNode: @unchecked Sendable {
         public var accounts: Int
     }
 
-    public var status: Status {
-        locked {
-            Status(
-                head: headBlock.block.header, nextBaseFee: nextBaseFeeUnlocked, pending: mempool.count,
-                accounts: world.count)
-        }
+    public var status: Status { board.withLock { $0 } }
+
+    /// Called with the chain lock held, after the head or the mempool changed.
+    private func publishUnlocked() {
+        let now = Status(
+            head: headBlock.block.header, nextBaseFee: nextBaseFeeUnlocked, pending: mempool.count,
+            accounts: world.count)
+        board.withLock { $0 = now }
     }
 
     public func block(at height: UInt64) throws(StoreError) -> BlockStore.StoredBlock? {
@@ -358,6 +367,7 @@ public final class ChainNode: @unchecked Sendable {
         }
         let hook = admitHook
         let dropped = mempool.takeDropped()
+        publishUnlocked()
         lock.unlock()
         journal?.refused(dropped)
         hook?(verified.transaction)
@@ -586,6 +596,7 @@ public final class ChainNode: @unchecked Sendable {
             journal.included(executed.receipts.map(\.transactionID))
             journal.refused(mempool.takeDropped())
         }
+        publishUnlocked()
         return finalized
     }
 

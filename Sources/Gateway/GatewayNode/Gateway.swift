@@ -267,8 +267,12 @@ public final class Gateway: @unchecked Sendable {  // configured by start(), the
                 },
                 logger: logger))
         signals.onSignal { Task { await serviceGroup.triggerGracefulShutdown() } }
-        defer { Task { [group] in try? await group.shutdownGracefully() } }
-        try await serviceGroup.run()
+        // The event loop ends last: connections the parts left open (HTTP clients, peers) close with it.
+        do { try await serviceGroup.run() } catch {
+            try? await group.shutdownGracefully()
+            throw error
+        }
+        try? await group.shutdownGracefully()
     }
 
     // MARK: metrics a part keeps itself, mirrored at each export

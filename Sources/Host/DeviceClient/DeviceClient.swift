@@ -625,10 +625,12 @@ public final class MqttDeviceClient {
     /// does that). Only the gap-free run from `epoch` is returned, because the light client can only take the
     /// next epoch; an empty answer means the broker has none yet.
     ///
-    /// Each call subscribes to `amars/v1/checkpoints/#` afresh, which makes the broker send every retained
-    /// checkpoint again (MQTT 3.1.1 §3.8.4), and unsubscribes before returning, so nothing accumulates between
-    /// calls. Retained messages carry no "that was all" marker: collection ends when `limit` are in hand, when
-    /// none arrived for `quietMillis`, or after `timeoutMillis` (returning what came).
+    /// Each call subscribes afresh to the exact topic of every epoch in the window (`amars/v1/checkpoints/E`,
+    /// one SUBSCRIBE), which makes the broker send their retained checkpoints again (MQTT 3.1.1 §3.8.4), and
+    /// unsubscribes before returning, so nothing accumulates between calls. Exact topics rather than a wildcard:
+    /// some brokers (RabbitMQ's MQTT plugin) send retained messages only for those. Retained messages carry no
+    /// "that was all" marker: collection ends when `limit` are in hand, when none arrived for `quietMillis`, or
+    /// after `timeoutMillis` (returning what came).
     public func checkpoints(
         from epoch: UInt64, limit: Int = CheckpointsPayload.maxCount, timeoutMillis: UInt64 = 5000,
         quietMillis: UInt64 = 200
@@ -638,13 +640,15 @@ public final class MqttDeviceClient {
         let end = epoch.addingReportingOverflow(n).overflow ? UInt64.max : epoch + n
         collected = [:]
         checkpointWindow = epoch..<end
+        let topics = (epoch..<end).map { strdup(MqttTopics.checkpoint(epoch: $0)) }
         defer {
             checkpointWindow = nil
             collected = [:]
-            _ = mosquitto_unsubscribe(handle, nil, MqttTopics.checkpointsFilter)
+            _ = mosquitto_unsubscribe_multiple(handle, nil, Int32(topics.count), topics, nil)
+            for t in topics { free(t) }
         }
         var mid: Int32 = 0
-        let rc = mosquitto_subscribe(handle, &mid, MqttTopics.checkpointsFilter, 1)
+        let rc = mosquitto_subscribe_multiple(handle, &mid, Int32(topics.count), topics, 1, 0, nil)
         guard rc == MOSQ_ERR_SUCCESS.rawValue else { throw .mqtt(rc) }
         awaitingSubacks.insert(mid)
         try pump(until: "SUBACK", timeoutMillis: configuration.connectTimeoutMillis) { !awaitingSubacks.contains(mid) }
