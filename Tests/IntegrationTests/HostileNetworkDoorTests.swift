@@ -247,7 +247,8 @@ final class HostileNetworkDoorTests: CLITestCase {
             let f = i % funders.count
             let body = TransactionBody(
                 genesis: genesis, sender: funders[f].xOnlyPublicKey.bytes, nonce: nonces[f], maxFeePerUnit: 50,
-                tipPerUnit: 1, payload: .transfer(Transfer(to: Address(publicKey: sender.xOnlyPublicKey), amount: 100_000_000)))
+                tipPerUnit: 1,
+                payload: .transfer(Transfer(to: Address(publicKey: sender.xOnlyPublicKey), amount: 100_000_000)))
             let answer = try client.post(
                 "/v1/tx", body: SignedTransaction(body: body, signer: funders[f]).encoded,
                 contentType: "application/octet-stream")

@@ -378,4 +378,3 @@ extension MqttBridge {
         flushStaged()
     }
 }
-

@@ -125,7 +125,8 @@ final class RabbitMQBroker: TestBroker, @unchecked Sendable {  // the lock guard
             p.executableURL = URL(fileURLWithPath: Self.server)
             var environment = ProcessInfo.processInfo.environment
             for (key, value) in [
-                ("HOME", directory.path), ("RABBITMQ_NODENAME", nodeName), ("RABBITMQ_CONFIG_FILE", file("rabbitmq.conf")),
+                ("HOME", directory.path), ("RABBITMQ_NODENAME", nodeName),
+                ("RABBITMQ_CONFIG_FILE", file("rabbitmq.conf")),
                 ("RABBITMQ_ENABLED_PLUGINS_FILE", file("enabled_plugins")), ("RABBITMQ_MNESIA_BASE", file("mnesia")),
                 ("RABBITMQ_LOG_BASE", file("log")), ("RABBITMQ_DIST_PORT", String(distributionPort)),
                 ("RABBITMQ_PID_FILE", file("pid")),
