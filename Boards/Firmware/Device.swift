@@ -13,7 +13,8 @@
 //   7        transport: no answer, a reset, an error code, a protocol violation, a body over the buffer
 //   8        an answer did not decode as the payload its resource promises
 //   9        the provisioned trust anchor itself does not decode (a build problem)
-//   10       the gateway refused the transaction (its code and reason are printed)
+//   10       the gateway refused the payment and the chain agrees: its nonce unused, or used by another
+//            transaction (the gateway's code is printed)
 //   11       the account proof was refused
 //   12       the inclusion proof was refused
 //   13       answers that each decode but contradict each other (a root, an id, a receipt for another transaction)

@@ -264,6 +264,63 @@ final class DeviceSessionTests: XCTestCase {
         XCTAssertEqual(try session.run(.submit(tx), over: &link), .submitted(tx.id))
     }
 
+    /// A gateway's refusal of a payment is checked with the chain before the device believes it: the sender's
+    /// account is proven again. A false refusal of a transfer the chain included ends paid; a refusal whose nonce
+    /// the chain has not used is reported, and the next payment signs that nonce again (so a retry cannot pay
+    /// twice); a nonce used by another transaction is reported as refused.
+    func testARefusedPaymentIsCheckedWithTheChainBeforeItIsBelieved() throws {
+        let f = try chain(height: 2)
+        defer { f.close() }
+        var (session, link) = try anchored(f, wallet: DeviceWallet(key: Self.deviceKey, nextNonce: 0))
+        let bob = CoAPFixture.address(f.bob)
+        let order = PaymentOrder(recipient: bob, amount: 1_000, tipPerUnit: 1, finalityMillis: 2_000)
+        let refusal = DeviceAnswer(code: .badRequest, body: Array("nonceGap".utf8))
+        let bobBefore = f.node.account(bob).state.balance
+
+        // The gateway takes the transfer, the chain includes it, and the gateway answers "refused".
+        link.intercept = { request in
+            guard request.resource == .transaction else { return nil }
+            _ = f.server.handlers.handle(.transaction, query: [], body: request.payload)
+            _ = try? f.produceBlock()
+            return refusal
+        }
+        guard case .paid(let paid) = try session.run(.pay(order), over: &link) else { return XCTFail() }
+        XCTAssertEqual(paid.nonce, 0)
+        XCTAssertEqual(session.wallet?.nextNonce, 1)
+        guard case .included = try f.node.status(of: paid.id) else { return XCTFail("not on the chain") }
+        XCTAssertEqual(link.requests.filter { $0.resource == .accountProof }.count, 2, "the account proven again")
+
+        // Refused, and nothing reached the chain: reported, and the nonce is signed again next time.
+        link.intercept = { $0.resource == .transaction ? refusal : nil }
+        XCTAssertEqual(
+            deviceError { _ = try session.run(.pay(order), over: &link) },
+            .transactionRefused(code: ShortText(Array("nonceGap".utf8))))
+        XCTAssertEqual(session.wallet?.nextNonce, 1, "nonce 1 still unused on the chain")
+        link.intercept = nil
+        guard
+            case .paid(let second) = try { () throws -> DeviceOutcome in
+                link.onSleep = { _ in _ = try? f.produceBlock() }
+                return try session.run(.pay(order), over: &link)
+            }()
+        else { return XCTFail() }
+        XCTAssertEqual(second.nonce, 1)
+
+        // Nonce 2 taken on the chain by another transfer of the device's key: the refusal stands.
+        link.onSleep = nil
+        link.intercept = { request in
+            guard request.resource == .transaction else { return nil }
+            _ = try? f.node.submit(f.transfer(from: Self.deviceKey, nonce: 2, amount: 7))
+            _ = try? f.produceBlock()
+            return DeviceAnswer(code: .badRequest, body: Array("nonceReplayed".utf8))
+        }
+        XCTAssertEqual(
+            deviceError { _ = try session.run(.pay(order), over: &link) },
+            .transactionRefused(code: ShortText(Array("nonceReplayed".utf8))))
+        XCTAssertEqual(session.wallet?.nextNonce, 3, "the wallet follows the proven nonce")
+        // Two payments and the other transfer, each once: no refusal made the device pay twice.
+        XCTAssertEqual(f.node.account(bob).state.balance, bobBefore + 1_000 + 1_000 + 7)
+    }
+
     func testAProofThatNeverComesEndsAfterTheWait() throws {
         let f = try chain(height: 2)
         defer { f.close() }

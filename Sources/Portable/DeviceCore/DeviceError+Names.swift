@@ -33,7 +33,7 @@ extension DeviceError {
         case .trustExpired: "trust expired: the trusted committee is older than the trusting period; re-anchor"
         case .reanchorRefused(let why): why.summary
         case .otherChain: "the gateway serves another chain: its genesis block is not the device's"
-        case .transactionRefused: "the gateway refused the transaction"
+        case .transactionRefused: "the transaction was refused"
         case .notFinal: "not final in time"
         case .nothingReceived: "no transfer arrived in time"
         case .noWallet: "the device has no key to pay with"

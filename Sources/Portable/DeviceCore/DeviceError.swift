@@ -104,6 +104,8 @@ public struct ShortText: Equatable, Sendable {
     private let storage: Bytes32
     public let count: UInt8
 
+    /// Not inlined: every refusal and diagnostic builds one, and a board has no flash for a copy at each.
+    @inline(never)
     public init(_ bytes: [UInt8]) {
         let n = min(bytes.count, Self.capacity)
         var padded = [UInt8](repeating: 0, count: Self.capacity)

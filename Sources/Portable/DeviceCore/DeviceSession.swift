@@ -84,6 +84,10 @@ public struct DeviceSession: Sendable {
     private var pending: DeviceOperation?
     /// The refusal of a sync's first checkpoint, held while ``Job/checkingChain`` asks whose chain it was.
     private var refusal: DeviceError?
+    /// A gateway's refusal of the payment being made, held until the chain has said whether its nonce was used.
+    private var refusedCode: ShortText?
+    /// The paying wallet's address, whose account a refusal has proven again (set as each payment starts).
+    private var payer: Address?
     /// Whether a sync that learnt nothing asks for the gateway's genesis header (``syncStalled(refusal:)``): the
     /// link can fetch headers (``DeviceLink/servesHeaders``).
     var confirmsChain = true
@@ -255,6 +259,7 @@ public struct DeviceSession: Sendable {
         listed = nil
         order = nil
         outgoing = nil
+        refusedCode = nil
         result = nil
         verifiedHeader = nil
         planner = nil
@@ -321,8 +326,7 @@ public struct DeviceSession: Sendable {
             job = .head
             return ask(.head)
         case .account(let address):
-            job = .account(address)
-            return ask(.accountProof(address))
+            return askAccount(address)
         case .escrow(let id):
             parent = .escrow(id)
             job = .head
@@ -344,8 +348,8 @@ public struct DeviceSession: Sendable {
             guard let wallet else { throw .noWallet }
             self.order = order
             parent = .pay
-            job = .account(wallet.address)
-            return ask(.accountProof(wallet.address))
+            payer = wallet.address
+            return askAccount(wallet.address)
         }
     }
 
@@ -600,6 +604,7 @@ public struct DeviceSession: Sendable {
     private mutating func transactionProofAnswered(_ answer: DeviceAnswer) throws(DeviceError) -> Step {
         guard case .inclusion(let id) = job else { throw .busy }
         if answer.code == .notFound {
+            if let code = refusedCode { throw .transactionRefused(code: code) }
             polls += 1
             guard now < deadline else { throw .notFinal(id) }
             return .sleep(millis: configuration.pollMillis)
@@ -635,7 +640,12 @@ public struct DeviceSession: Sendable {
             report(.submitted(id: id, bytes: outgoing.encoded.count))
             return completed(.submitted(id))
         case .badRequest:
-            throw .transactionRefused(code: ShortText(answer.body))
+            let code = ShortText(answer.body)
+            // In a payment the refusal is only the gateway's word (a forged one made devices retry, and pay
+            // twice, for transfers the chain had included): the chain is asked whether the nonce was used.
+            guard case .pay = parent, let payer else { throw .transactionRefused(code: code) }
+            refusedCode = code
+            return askAccount(payer)
         default:
             throw Self.gatewayError(answer, .transaction)
         }
@@ -898,8 +908,15 @@ public struct DeviceSession: Sendable {
     private mutating func payStep() throws(DeviceError) -> Step {
         guard let order, let outcome = result else { throw .busy }
         switch outcome {
-        case .account:
-            return .sign
+        case .account(let account):
+            guard let code = refusedCode else { return .sign }
+            // The account proven again after a refusal. Its nonce unused at a verified head: the payment is not on
+            // chain, and the next one signs this nonce again, so at most one of them is ever included. Used: by
+            // this payment (the refusal was false) or by another transaction; its inclusion proof tells, asked as
+            // for a submitted payment (a "not found" then confirms the refusal).
+            guard outgoing != nil, account.state.nonce > outgoing!.nonce else { throw .transactionRefused(code: code) }
+            result = .submitted(outgoing!.id)
+            return .pay
         case .submitted:
             guard let outgoing else { throw .busy }
             do { try wallet?.markAccepted(nonce: outgoing.nonce) } catch { throw .wallet(error) }
@@ -915,6 +932,13 @@ public struct DeviceSession: Sendable {
         default:
             return .finished
         }
+    }
+
+    /// One request builder for every account proof (a board has no flash for three).
+    @inline(never)
+    private mutating func askAccount(_ address: Address) -> Step {
+        job = .account(address)
+        return ask(.accountProof(address))
     }
 
     /// The transfer, signed with the nonce just proven; its fee cap allows the base fee to double.
