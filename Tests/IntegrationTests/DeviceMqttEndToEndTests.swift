@@ -82,6 +82,73 @@ final class DeviceMqttEndToEndTests: XCTestCase {
         XCTAssertEqual(after.state.nonce, account.state.nonce + 1)
     }
 
+    /// A PUBACK is one hop's receipt. With the gateway's bridge away, a broker that does not persist (mosquitto
+    /// with its autosave only) acknowledges a device's submit and crashes: the message is gone, and so is a
+    /// control submit published once, the same way, by `mosquitto_pub`. The device, hearing no "accepted",
+    /// connects again once the broker is back and publishes the same bytes again; the bridge returns, and the
+    /// device's transfer reaches the chain, once. (Always mosquitto: RabbitMQ keeps such messages.)
+    func testASubmitABrokerLostInACrashIsPublishedAgainAndArrives() throws {
+        let f = try EndToEndDevice.fundedChain(height: 3)
+        defer { f.close() }
+        let broker = try BrokerProcess(
+            directory: f.dir.appendingPathComponent("volatile-broker"), saveOnEveryChange: false)
+        try broker.start()
+        defer { broker.stop(signal: SIGKILL) }
+        var logger = Logger(label: "device-e2e")
+        logger.logLevel = .critical
+        let login = try broker.gatewayCredentials
+        func bridge() throws -> MqttBridge {
+            try MqttBridge(
+                node: f.node,
+                configuration: .init(
+                    port: broker.port, clientID: "amars-gateway-volatile",
+                    inboxPath: f.dir.appendingPathComponent("inbox-volatile").path, loopTimeoutMillis: 20,
+                    credentials: login),
+                logger: logger)
+        }
+        // The bridge's session exists in the broker, and the bridge is away: submits queue for it.
+        let first = try bridge()
+        try first.start()
+        try mqttWaitUntil("bridge ready") { first.isReady }
+        first.stop()
+
+        let wallet = DeviceWallet(
+            key: EndToEndDevice.key, nextNonce: f.node.account(EndToEndDevice.address).state.nonce)
+        let tx = try wallet.transfer(
+            genesis: f.node.genesisBlockHash, to: CoAPFixture.address(f.bob), amount: 1_000, maxFeePerUnit: 100,
+            tipPerUnit: 1)
+        let control = f.transfer(from: f.alice, nonce: f.node.account(CoAPFixture.address(f.alice)).state.nonce)
+        let controlFile = f.dir.appendingPathComponent("control.bin")
+        try Data(control.encoded).write(to: controlFile)
+        let pub = try MqttTool(
+            MqttTool.pub,
+            [
+                "-h", "127.0.0.1", "-p", "\(broker.port)", "-q", "1", "-t",
+                MqttTopics.submit(CoAPFixture.address(f.alice)), "-f", controlFile.path,
+            ])
+        XCTAssertEqual(pub.waitExit(timeout: 10), 0, "the broker acknowledged the control: \(pub.text)")
+
+        // While the device waits for "accepted": the broker crashes and comes back empty, then the bridge returns.
+        let later = try bridge()
+        defer { later.stop() }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 0.6) {
+            broker.stop(signal: SIGKILL)
+            try? broker.start()
+            DispatchQueue.global().asyncAfter(deadline: .now() + 1.5) { try? later.start() }
+        }
+        let mqtt = try MqttDeviceClient(
+            device: EndToEndDevice.address, configuration: .init(host: "127.0.0.1", port: broker.port), logger: logger)
+        defer { mqtt.disconnect() }
+        XCTAssertEqual(try mqtt.submit(tx, timeoutMillis: 30_000, resendMillis: 1_000), tx.id)
+        XCTAssertGreaterThanOrEqual(mqtt.publishes, 2, "accepted only after it was published again")
+        XCTAssertEqual(f.node.pendingCount, 1, "the device's transfer, once")
+        guard case .pending? = try? f.node.status(of: tx.id) else { return XCTFail("the transfer is not pending") }
+        usleep(500_000)
+        guard case .unknown? = try? f.node.status(of: control.id) else {
+            return XCTFail("the control should have been lost with the broker")
+        }
+    }
+
     // MARK: MQTT-only device: the checkpoint chain from retained messages
 
     /// A device whose only link is the broker anchors in its genesis file, collects the retained checkpoints

@@ -578,30 +578,60 @@ public final class MqttDeviceClient {
         _ = mosquitto_loop(handle, 10, 1)
     }
 
-    /// Publishes `transaction` at QoS 1 and waits for the broker's PUBACK and then the gateway's "accepted"
-    /// (returns the id) or "refused" (throws ``DeviceClientError/transactionRefused(_:)``).
+    /// Publishes `transaction` at QoS 1 and waits for the gateway's "accepted" (returns the id) or "refused"
+    /// (throws ``DeviceClientError/transactionRefused(_:)``).
+    ///
+    /// The broker's PUBACK is one hop's receipt: a broker that crashes before the gateway took the message (one
+    /// that does not persist it) loses it. So without the gateway's answer within `resendMillis` the same bytes
+    /// are published again, over a new connection if the old one died, until `timeoutMillis` in all: the chain
+    /// keeps one copy of an id, so a resubmission can never pay twice.
     @discardableResult
-    public func submit(_ transaction: SignedTransaction, timeoutMillis: UInt64 = 10_000)
+    public func submit(_ transaction: SignedTransaction, timeoutMillis: UInt64 = 10_000, resendMillis: UInt64 = 2_000)
         throws(DeviceClientError) -> Bytes32
     {
-        try connect()
         let id = transaction.id
         let bytes = transaction.encoded
-        var mid: Int32 = 0
-        let rc = bytes.withUnsafeBytes {
-            mosquitto_publish(handle, &mid, MqttTopics.submit(device), Int32($0.count), $0.baseAddress, 1, false)
-        }
-        guard rc == MOSQ_ERR_SUCCESS.rawValue else { throw .mqtt(rc) }
-        try pump(until: "PUBACK of the submit", timeoutMillis: timeoutMillis) { published.contains(mid) }
-        published.remove(mid)
+        let deadline = deviceClockNanos() + timeoutMillis * 1_000_000
+        var lastError = DeviceClientError.timeout("accepted or refused for \(Hex.encode(id.bytes))")
         var answer: MqttReceiptMessage?
-        try pump(until: "accepted or refused for \(Hex.encode(id.bytes))", timeoutMillis: timeoutMillis) {
-            answer = takeReceipt(for: id) { if case .final = $0 { return false } else { return true } }
-            return answer != nil
+        while answer == nil {
+            let now = deviceClockNanos()
+            guard now < deadline else { throw lastError }
+            let turn = min(resendMillis, (deadline - now) / 1_000_000 + 1)
+            do throws(DeviceClientError) {
+                try connect()
+                var mid: Int32 = 0
+                let rc = bytes.withUnsafeBytes {
+                    mosquitto_publish(
+                        handle, &mid, MqttTopics.submit(device), Int32($0.count), $0.baseAddress, 1, false)
+                }
+                guard rc == MOSQ_ERR_SUCCESS.rawValue else { throw .mqtt(rc) }
+                publishes += 1
+                try pump(until: "PUBACK of the submit", timeoutMillis: turn) { published.contains(mid) }
+                published.remove(mid)
+                // An answer to an earlier publication of the same id counts as well.
+                try pump(until: "accepted or refused for \(Hex.encode(id.bytes))", timeoutMillis: turn) {
+                    answer = takeReceipt(for: id) { if case .final = $0 { return false } else { return true } }
+                    return answer != nil
+                }
+            } catch {
+                switch error {
+                case .timeout: lastError = error
+                case .mqtt, .socket:
+                    // The connection died (a broker crash): the next turn connects again.
+                    lastError = error
+                    disconnect()
+                    usleep(100_000)
+                default: throw error
+                }
+            }
         }
         if case .refused(_, let code) = answer { throw .transactionRefused(code) }
         return id
     }
+
+    /// Publications of submits, resubmissions included (for tests and reports).
+    public private(set) var publishes = 0
 
     /// Waits for the gateway's "final" for `id`: the receipt and where the transaction landed. A "refused"
     /// (`dropped`: evicted without inclusion) throws ``DeviceClientError/transactionRefused(_:)``.
