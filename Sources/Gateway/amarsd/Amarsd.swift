@@ -43,8 +43,8 @@ struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run a network of one: this node holds the genesis committee's key (the default subcommand).",
         discussion: """
-            Without --config the node starts from: data directory 'data', HTTP on 127.0.0.1:8645, CoAP on
-            127.0.0.1:5683. With --config it reads the same YAML schema as 'amarsd node' (p2p and peers are not
+            Without --config the node starts from: data directory 'data', HTTP on 127.0.0.1:8645, CoAP on \
+            127.0.0.1:5683. With --config it reads the same YAML schema as 'amarsd node' (p2p and peers are not \
             used); a flag overrides the file's value.
             """)
 

@@ -13,11 +13,11 @@ struct NodeCommand: AsyncParsableCommand {
         commandName: "node",
         abstract: "Run a committee gateway that finalizes blocks with its peers (multi-node Roll-DPoS).",
         discussion: """
-            The YAML file names the data directory (chain.sqlite, votes.journal), the genesis file, this node's
-            validator key (also its network identity), where to listen (p2p, http, optionally coap, coaps and
-            mqtt), the peers to dial ({host, port, key}) and optionally consensus timings in milliseconds. Flags
-            override the file. scripts/devnet.sh writes four such files for one machine;
-            packaging/node.example.yaml is a commented production file. SIGINT or SIGTERM stops the node in
+            The YAML file names the data directory (chain.sqlite, votes.journal), the genesis file, this node's \
+            validator key (also its network identity), where to listen (p2p, http, optionally coap, coaps and \
+            mqtt), the peers to dial ({host, port, key}) and optionally consensus timings in milliseconds. Flags \
+            override the file. scripts/devnet.sh writes four such files for one machine; \
+            packaging/node.example.yaml is a commented production file. SIGINT or SIGTERM stops the node in \
             order and exits 0 (a second signal exits at once with 1).
 
             Example:  amarsd node --config /etc/amars/node.yaml --check
