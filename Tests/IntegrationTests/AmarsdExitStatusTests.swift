@@ -1,4 +1,5 @@
 import AmarsClient
+import AmarsTestSupport
 import Foundation
 import XCTest
 
@@ -117,5 +118,58 @@ final class AmarsdExitStatusTests: CLITestCase {
             let tooEarly = p.terminationReason == .uncaughtSignal && p.terminationStatus == SIGTERM
             XCTAssertTrue(clean || tooEarly, "SIGTERM after \(delay) µs: \(p.terminationReason) \(p.terminationStatus)")
         }
+    }
+
+    /// Run in the background by a script, a node inherits an ignored SIGINT and keeps it ignored, so the
+    /// terminal's Ctrl-C reaches only the script, whose SIGTERM then stops the node in order (`make devnet`
+    /// used to see that SIGTERM as a second signal and the nodes exit 1 at once). And `amarsd broker`, which
+    /// becomes mosquitto, stops on SIGTERM: it used to hand mosquitto the signal mask of the Swift worker thread
+    /// it ran on, with SIGTERM blocked, and `make devnet` hung on Ctrl-C.
+    func testAnInheritedIgnoredSigintStaysIgnoredAndTheBrokerStopsOnSigterm() throws {
+        try ok(["genesis", "new", "--out", path("s/genesis.json"), "--keys", path("s/keys")])
+        let amarsd = Harness.binDirectory.appendingPathComponent("amarsd").path
+        let node = Process()
+        node.executableURL = URL(fileURLWithPath: "/bin/sh")
+        node.arguments = [
+            "-c", "trap '' INT; exec \"$0\" run --data \"$1\" --http-port 0 --no-coap --log-level error", amarsd,
+            path("s"),
+        ]
+        let out = Pipe()
+        node.standardOutput = out
+        node.standardError = FileHandle.nullDevice
+        try node.run()
+        var text = ""
+        while !text.contains("Explorer") {
+            let chunk = out.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            text += String(decoding: chunk, as: UTF8.self)
+        }
+        XCTAssertTrue(text.contains("Explorer"), text)
+        kill(node.processIdentifier, SIGINT)
+        usleep(1_000_000)
+        XCTAssertTrue(node.isRunning, "an inherited ignored SIGINT stopped the node")
+        kill(node.processIdentifier, SIGTERM)
+        let deadline = Date().addingTimeInterval(10)
+        while node.isRunning && Date() < deadline { usleep(10_000) }
+        if node.isRunning { kill(node.processIdentifier, SIGKILL) }
+        node.waitUntilExit()
+        XCTAssertEqual(node.terminationReason, .exit)
+        XCTAssertEqual(node.terminationStatus, 0, "SIGTERM after an ignored SIGINT is the first signal, not a second")
+
+        let port = Harness.freePort()
+        let broker = Process()
+        broker.executableURL = URL(fileURLWithPath: amarsd)
+        broker.arguments = ["broker", "--dir", path("broker"), "--port", String(port)]
+        broker.standardOutput = FileHandle.nullDevice
+        broker.standardError = FileHandle.nullDevice
+        try broker.run()
+        XCTAssertTrue(Harness.wait(10) { LoopbackSocket.connectTCP(port: port).map { close($0) } != nil })
+        kill(broker.processIdentifier, SIGTERM)
+        let stopBy = Date().addingTimeInterval(10)
+        while broker.isRunning && Date() < stopBy { usleep(10_000) }
+        let hung = broker.isRunning
+        if hung { kill(broker.processIdentifier, SIGKILL) }
+        broker.waitUntilExit()
+        XCTAssertFalse(hung, "the broker ignored SIGTERM")
     }
 }

@@ -29,6 +29,10 @@ public struct ShutdownSignals: Sendable {
             _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
             signalPipe = (fds[0], fds[1])
             for sig in [SIGTERM, SIGINT] {
+                // A SIGINT ignored from the start is kept ignored, as shells and Python do: a script that runs the
+                // node in the background (`make devnet`) gets the terminal's Ctrl-C itself and stops the node with
+                // SIGTERM, and the node must not count that as a second signal.
+                if sig == SIGINT && isIgnored(sig) { continue }
                 signal(sig) { _ in
                     var byte: UInt8 = 1
                     _ = write(signalPipe.write, &byte, 1)
@@ -38,6 +42,13 @@ public struct ShutdownSignals: Sendable {
             signal(SIGPIPE, SIG_IGN)
         }
         return ShutdownSignals(readEnd: signalPipe.read)
+    }
+
+    private static func isIgnored(_ sig: Int32) -> Bool {
+        var current = sigaction()
+        guard sigaction(sig, nil, &current) == 0 else { return false }
+        // SIG_IGN is the handler value 1.
+        return unsafeBitCast(current.__sigaction_handler.sa_handler, to: Int.self) == 1
     }
 
     /// Waits up to `timeoutMillis` (negative: forever) for a signal; true when one arrived (and is consumed).
