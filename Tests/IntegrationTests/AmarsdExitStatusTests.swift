@@ -171,5 +171,18 @@ final class AmarsdExitStatusTests: CLITestCase {
         if hung { kill(broker.processIdentifier, SIGKILL) }
         broker.waitUntilExit()
         XCTAssertFalse(hung, "the broker ignored SIGTERM")
+
+        // The same for the broker `amarsd run --spawn-broker` starts: the node's SIGTERM stops it in order too,
+        // at once rather than after the 10 s wait for a broker that does not stop (then SIGKILLed, unsaved).
+        let mqtt = Harness.freePort()
+        let daemon = try Harness.startDaemon(
+            data: dir.appendingPathComponent("s"), blockInterval: 200,
+            arguments: ["--no-coap", "--mqtt", "127.0.0.1:\(mqtt)", "--spawn-broker"])
+        let started = Date()
+        daemon.stop()
+        XCTAssertEqual(daemon.process.terminationStatus, 0)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 8, "the spawned broker held the node's stop up")
+        let log = (try? String(contentsOf: dir.appendingPathComponent("s/broker/mosquitto.log"), encoding: .utf8)) ?? ""
+        XCTAssertTrue(log.contains("terminating"), "the broker did not stop in order: \(log.suffix(500))")
     }
 }

@@ -199,6 +199,13 @@ public final class BrokerProcess: @unchecked Sendable {
             p.standardInput = FileHandle.nullDevice
             p.standardOutput = FileHandle.nullDevice
             p.standardError = FileHandle.nullDevice
+            // The child inherits the calling thread's signal mask, and a Swift worker thread blocks SIGTERM: a
+            // broker started from one ignored SIGTERM (every stop waited for the SIGKILL). Unblocked for the spawn.
+            var none = sigset_t()
+            var previous = sigset_t()
+            sigemptyset(&none)
+            pthread_sigmask(SIG_SETMASK, &none, &previous)
+            defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
             do { try p.run() } catch { throw BrokerError.launchFailed("\(error)") }
             process = p
         }

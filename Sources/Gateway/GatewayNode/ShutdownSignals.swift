@@ -40,6 +40,12 @@ public struct ShutdownSignals: Sendable {
             }
             // A client that hangs up mid-answer must not kill the node.
             signal(SIGPIPE, SIG_IGN)
+            // A parent that spawned us from a thread blocking them (a Swift worker thread does) passed the block on.
+            var stops = sigset_t()
+            sigemptyset(&stops)
+            sigaddset(&stops, SIGTERM)
+            sigaddset(&stops, SIGINT)
+            pthread_sigmask(SIG_UNBLOCK, &stops, nil)
         }
         return ShutdownSignals(readEnd: signalPipe.read)
     }
