@@ -91,11 +91,7 @@ final class AmarsdExitStatusTests: CLITestCase {
             Harness.wait(10) { ((try? Harness.json(client, "/v1/head"))?["height"] as? NSNumber)?.intValue ?? 0 >= 2 })
 
         // One SIGTERM, sent as soon as the node printed its ready lines.
-        kill(daemon.process.processIdentifier, SIGTERM)
-        let deadline = Date().addingTimeInterval(10)
-        while daemon.process.isRunning && Date() < deadline { usleep(10_000) }
-        XCTAssertFalse(daemon.process.isRunning, "one SIGTERM after the ready lines was lost")
-        daemon.stop()
+        XCTAssertTrue(Harness.signal(daemon.process, SIGTERM), "one SIGTERM after the ready lines was lost")
         XCTAssertEqual(daemon.process.terminationReason, .exit)
         XCTAssertEqual(daemon.process.terminationStatus, 0)
 
@@ -107,13 +103,7 @@ final class AmarsdExitStatusTests: CLITestCase {
             p.standardError = FileHandle.nullDevice
             try p.run()
             usleep(useconds_t(delay))
-            kill(p.processIdentifier, SIGTERM)
-            let deadline = Date().addingTimeInterval(10)
-            while p.isRunning && Date() < deadline { usleep(10_000) }
-            let lost = p.isRunning
-            if lost { kill(p.processIdentifier, SIGKILL) }
-            p.waitUntilExit()
-            XCTAssertFalse(lost, "a SIGTERM \(delay) µs after the start was lost")
+            XCTAssertTrue(Harness.signal(p, SIGTERM), "a SIGTERM \(delay) µs after the start was lost")
             let clean = p.terminationReason == .exit && p.terminationStatus == 0
             let tooEarly = p.terminationReason == .uncaughtSignal && p.terminationStatus == SIGTERM
             XCTAssertTrue(clean || tooEarly, "SIGTERM after \(delay) µs: \(p.terminationReason) \(p.terminationStatus)")
@@ -148,11 +138,7 @@ final class AmarsdExitStatusTests: CLITestCase {
         kill(node.processIdentifier, SIGINT)
         usleep(1_000_000)
         XCTAssertTrue(node.isRunning, "an inherited ignored SIGINT stopped the node")
-        kill(node.processIdentifier, SIGTERM)
-        let deadline = Date().addingTimeInterval(10)
-        while node.isRunning && Date() < deadline { usleep(10_000) }
-        if node.isRunning { kill(node.processIdentifier, SIGKILL) }
-        node.waitUntilExit()
+        Harness.signal(node, SIGTERM)
         XCTAssertEqual(node.terminationReason, .exit)
         XCTAssertEqual(node.terminationStatus, 0, "SIGTERM after an ignored SIGINT is the first signal, not a second")
 
@@ -164,13 +150,7 @@ final class AmarsdExitStatusTests: CLITestCase {
         broker.standardError = FileHandle.nullDevice
         try broker.run()
         XCTAssertTrue(Harness.wait(10) { LoopbackSocket.connectTCP(port: port).map { close($0) } != nil })
-        kill(broker.processIdentifier, SIGTERM)
-        let stopBy = Date().addingTimeInterval(10)
-        while broker.isRunning && Date() < stopBy { usleep(10_000) }
-        let hung = broker.isRunning
-        if hung { kill(broker.processIdentifier, SIGKILL) }
-        broker.waitUntilExit()
-        XCTAssertFalse(hung, "the broker ignored SIGTERM")
+        XCTAssertTrue(Harness.signal(broker, SIGTERM), "the broker ignored SIGTERM")
 
         // The same for the broker `amarsd run --spawn-broker` starts: the node's SIGTERM stops it in order too,
         // at once rather than after the 10 s wait for a broker that does not stop (then SIGKILLed, unsaved).

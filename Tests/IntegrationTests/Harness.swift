@@ -22,15 +22,23 @@ enum Harness {
         /// One SIGTERM, then SIGKILL if it has not exited within 10 s, failing the test instead of hanging the
         /// run: a lost SIGTERM is a bug (`amarsd` installs its handler before it opens anything).
         func stop(file: StaticString = #filePath, line: UInt = #line) {
-            if process.isRunning { process.terminate() }
-            let deadline = Date().addingTimeInterval(10)
-            while process.isRunning && Date() < deadline { usleep(20_000) }
-            if process.isRunning {
+            if !Harness.signal(process, SIGTERM) {
                 XCTFail("amarsd did not stop within 10 s of SIGTERM", file: file, line: line)
-                kill(process.processIdentifier, SIGKILL)
             }
-            process.waitUntilExit()
         }
+    }
+
+    /// Sends `signal` (if `process` still runs) and waits up to `seconds` for it to exit; true if it did. One that
+    /// did not is SIGKILLed, so a test fails instead of hanging the run.
+    @discardableResult
+    static func signal(_ process: Process, _ signal: Int32, within seconds: Double = 10) -> Bool {
+        if process.isRunning { kill(process.processIdentifier, signal) }
+        let deadline = Date().addingTimeInterval(seconds)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        let exited = !process.isRunning
+        if !exited { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        return exited
     }
 
     struct StartFailure: Error, CustomStringConvertible {

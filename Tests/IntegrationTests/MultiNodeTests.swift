@@ -152,15 +152,8 @@ final class MultiNodeTests: DevnetTestCase {
         /// (it is then SIGKILLed).
         func terminate() -> Int32? {
             guard let p = process else { return nil }
-            p.terminate()
-            let deadline = Date().addingTimeInterval(10)
-            while p.isRunning && Date() < deadline { usleep(20_000) }
-            if p.isRunning {
-                kill()
-                return nil
-            }
             process = nil
-            return p.terminationStatus
+            return Harness.signal(p, SIGTERM) ? p.terminationStatus : nil
         }
 
         var isRunning: Bool { process?.isRunning ?? false }

@@ -176,7 +176,7 @@ public final class ChainNode: @unchecked Sendable {
 
     public var status: Status { board.withLock { $0 } }
 
-    /// Called with the chain lock held, after the head or the mempool changed.
+    /// Called with the chain lock held, after a block changed the head, the state and the mempool.
     private func publishUnlocked() {
         let now = Status(
             head: headBlock.block.header, nextBaseFee: nextBaseFeeUnlocked, pending: mempool.count,
@@ -367,7 +367,9 @@ public final class ChainNode: @unchecked Sendable {
         }
         let hook = admitHook
         let dropped = mempool.takeDropped()
-        publishUnlocked()
+        // Only the mempool changed: the head, its fee and the accounts wait for the next commit.
+        let pending = mempool.count
+        board.withLock { $0.pending = pending }
         lock.unlock()
         journal?.refused(dropped)
         hook?(verified.transaction)

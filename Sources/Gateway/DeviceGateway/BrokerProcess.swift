@@ -199,14 +199,7 @@ public final class BrokerProcess: @unchecked Sendable {
             p.standardInput = FileHandle.nullDevice
             p.standardOutput = FileHandle.nullDevice
             p.standardError = FileHandle.nullDevice
-            // The child inherits the calling thread's signal mask, and a Swift worker thread blocks SIGTERM: a
-            // broker started from one ignored SIGTERM (every stop waited for the SIGKILL). Unblocked for the spawn.
-            var none = sigset_t()
-            var previous = sigset_t()
-            sigemptyset(&none)
-            pthread_sigmask(SIG_SETMASK, &none, &previous)
-            defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
-            do { try p.run() } catch { throw BrokerError.launchFailed("\(error)") }
+            do { try Self.withSignalsUnblocked { try p.run() } } catch { throw BrokerError.launchFailed("\(error)") }
             process = p
         }
         let deadline = Date().addingTimeInterval(timeout)
@@ -218,6 +211,18 @@ public final class BrokerProcess: @unchecked Sendable {
         let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
         stop(signal: SIGKILL)
         throw BrokerError.notListening(port: port, log: log)
+    }
+
+    /// Runs `body` (a spawn, an exec) with no signal blocked on this thread. The broker inherits the thread's
+    /// signal mask, and a Swift worker thread blocks SIGTERM: a broker started from one ignored SIGTERM (every
+    /// stop waited for the SIGKILL, and `make devnet` hung on Ctrl-C).
+    public static func withSignalsUnblocked<T>(_ body: () throws -> T) rethrows -> T {
+        var none = sigset_t()
+        var previous = sigset_t()
+        sigemptyset(&none)
+        pthread_sigmask(SIG_SETMASK, &none, &previous)
+        defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
+        return try body()
     }
 
     /// Sends `signal` and waits for the broker to exit. SIGTERM lets it save its database; SIGKILL simulates a

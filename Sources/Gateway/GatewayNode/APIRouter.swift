@@ -2,9 +2,7 @@ import AmarsCodec
 import AmarsCrypto
 import Chain
 import Consensus
-import CoreMetrics
 import Foundation
-import Synchronization
 import Ledger
 import Logging
 import Network
@@ -95,8 +93,7 @@ public final class APIRouter: Sendable {
     let logger: Logger
     /// What `/metrics` exports: the node's, shared with its other parts.
     public let metrics: GatewayMetrics
-    /// One counter per status code seen, kept so that a request does not look its series up by name.
-    private let requestCounters = Mutex<[Int: CoreMetrics.Counter]>([:])
+    private let requests: CounterFamily<Int>
     /// The consensus driver's status, when there is one; nil means dev mode (this node is the whole committee).
     /// A closure rather than the driver so that the router stays a function of the chain plus a snapshot.
     let consensusStatus: (@Sendable () -> ConsensusStatus)?
@@ -109,6 +106,7 @@ public final class APIRouter: Sendable {
         self.logger = logger
         self.consensusStatus = consensusStatus
         self.metrics = metrics
+        requests = metrics.counterFamily("amars_http_requests_total") { [("code", String($0))] }
         metrics.collect { [node] m in Self.collectChain(node, into: m) }
     }
 
@@ -126,15 +124,7 @@ public final class APIRouter: Sendable {
 
     /// Counts a response the server produced itself (413, a malformed request), so `/metrics` sees every
     /// answer, not only routed ones.
-    public func record(status: Int) {
-        let counter = requestCounters.withLock { counters in
-            if let c = counters[status] { return c }
-            let c = metrics.counter("amars_http_requests_total", [("code", String(status))])
-            counters[status] = c
-            return c
-        }
-        counter.increment()
-    }
+    public func record(status: Int) { requests.increment(status) }
 
     private static func pathOnly(_ uri: String) -> Substring {
         uri.prefix { $0 != "?" }.prefix(200)

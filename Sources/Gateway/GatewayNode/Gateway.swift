@@ -191,13 +191,11 @@ public final class Gateway: @unchecked Sendable {  // configured by start(), the
             let coap = CoAPServer(
                 node: chain, host: c.host, port: UInt16(c.port), logger: logger, limits: limits, dtls: dtls,
                 reanchorFile: config.reanchorPath)
-            coap.onResponse = { [metrics] resource, code in
-                let detail = code.detail < 10 ? "0\(code.detail)" : "\(code.detail)"
-                metrics.counter(
-                    "amars_coap_requests_total",
-                    [("resource", "\(resource.path)"), ("code", "\(code.codeClass).\(detail)")]
-                ).increment()
+            let answers = metrics.counterFamily("amars_coap_requests_total") { (key: CoAPAnswerKey) in
+                let detail = key.code.detail < 10 ? "0\(key.code.detail)" : "\(key.code.detail)"
+                return [("resource", "\(key.resource.path)"), ("code", "\(key.code.codeClass).\(detail)")]
             }
+            coap.onResponse = { answers.increment(CoAPAnswerKey(resource: $0, code: $1)) }
             do { try coap.start() } catch {
                 throw StartupFailure(.unavailable, "cannot start CoAP on \(c): \(error)")
             }
@@ -369,6 +367,12 @@ public final class Gateway: @unchecked Sendable {  // configured by start(), the
         }
         return keys
     }
+}
+
+/// A CoAP answer as `amars_coap_requests_total` counts it.
+struct CoAPAnswerKey: Hashable, Sendable {
+    var resource: DeviceResource
+    var code: CoAPCode
 }
 
 /// The device doors a new head is announced to. `@unchecked Sendable`: set during start, before any block.

@@ -53,6 +53,14 @@ public final class GatewayMetrics: Sendable {
         CoreMetrics.Timer(label: label, dimensions: dimensions, factory: factory)
     }
 
+    /// A counter per key (a status code, a resource and code), its labels made once for each key: a request
+    /// then costs a dictionary lookup, not a registry lookup by name and labels.
+    public func counterFamily<Key: Hashable & Sendable>(
+        _ label: String, dimensions: @escaping @Sendable (Key) -> [(String, String)]
+    ) -> CounterFamily<Key> {
+        CounterFamily(metrics: self, label: label, dimensions: dimensions)
+    }
+
     /// Brings the counter `label` up to `total`, a running total a part keeps itself (a total that went down,
     /// after the part restarted, counts from zero again).
     public func mirror(_ label: String, _ dimensions: [(String, String)] = [], total: Int) {
@@ -101,6 +109,30 @@ public final class GatewayMetrics: Sendable {
         "amars_peer_frames_dropped_total": "Peer frames not delivered or not sent, by reason.",
         "amars_peer_handshakes_total": "Peer handshakes completed.",
     ]
+}
+
+/// See ``GatewayMetrics/counterFamily(_:dimensions:)``.
+public final class CounterFamily<Key: Hashable & Sendable>: Sendable {
+    private let metrics: GatewayMetrics
+    private let label: String
+    private let dimensions: @Sendable (Key) -> [(String, String)]
+    private let counters = Mutex<[Key: CoreMetrics.Counter]>([:])
+
+    init(metrics: GatewayMetrics, label: String, dimensions: @escaping @Sendable (Key) -> [(String, String)]) {
+        self.metrics = metrics
+        self.label = label
+        self.dimensions = dimensions
+    }
+
+    public func increment(_ key: Key) {
+        let counter = counters.withLock { counters in
+            if let c = counters[key] { return c }
+            let c = metrics.counter(label, dimensions(key))
+            counters[key] = c
+            return c
+        }
+        counter.increment()
+    }
 }
 
 /// swift-prometheus's own factory registers every metric without help text; this one gives each its help

@@ -10,7 +10,7 @@ import Logging
 ///
 /// A relay, not a second node: the gateway already owns the chain's SQLite file, and its handlers, limits and
 /// state stay the one source of truth; the bridge only adds framing, per-link checks and a rate limit.
-struct Bridge: ParsableCommand {
+struct Bridge: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Relay SLIP-framed CoAP between a serial line and a gateway's CoAP port.",
         discussion: """
@@ -65,7 +65,7 @@ struct Bridge: ParsableCommand {
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
     }
 
-    func run() throws { try StartupFailure.reporting("amarsd bridge") { try serve() } }
+    func run() async throws { try await StartupFailure.reporting("amarsd bridge") { try serve() } }
 
     private func serve() throws {
         let level = Logger.Level(rawValue: logLevel)!

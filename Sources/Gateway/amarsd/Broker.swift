@@ -37,14 +37,10 @@ struct Broker: ParsableCommand {
         } catch {
             Self.fail("\(error)")
         }
-        // mosquitto inherits this thread's signal mask across exec, and this thread may be one of Swift's worker
-        // threads, which block signals: a broker started so ignored SIGTERM (`make devnet` hung on Ctrl-C).
-        var none = sigset_t()
-        sigemptyset(&none)
-        pthread_sigmask(SIG_SETMASK, &none, nil)
         let arguments = [broker.executable, "-c", broker.configPath]
         var argv = arguments.map { strdup($0) } + [nil]
-        execv(broker.executable, &argv)
+        // As BrokerProcess spawns it: mosquitto must not inherit a blocked SIGTERM.
+        BrokerProcess.withSignalsUnblocked { _ = execv(broker.executable, &argv) }
         Self.fail("cannot run \(broker.executable): \(String(cString: strerror(errno)))")
     }
 

@@ -171,14 +171,6 @@ struct GatewayOptions: ParsableArguments {
 
 extension StartupFailure {
     /// Runs `body`; a failure is printed as `prefix: message` on stderr and becomes the exit status.
-    static func reporting(_ prefix: String, _ body: () throws -> Void) throws {
-        do { try body() } catch let failure as StartupFailure {
-            FileHandle.standardError.write(Data("\(prefix): \(failure.message)\n".utf8))
-            throw ExitCode(failure.kind.rawValue)
-        }
-    }
-
-    /// Runs `body`; a failure is printed as `prefix: message` on stderr and becomes the exit status.
     static func reporting(_ prefix: String, _ body: () async throws -> Void) async throws {
         do { try await body() } catch let failure as StartupFailure {
             FileHandle.standardError.write(Data("\(prefix): \(failure.message)\n".utf8))
