@@ -110,14 +110,16 @@ if hostParts {
         system("CSQLite", pkgConfig: "sqlite3", apt: "libsqlite3-dev"),
         system("CCoAP", pkgConfig: "libcoap-3-gnutls", apt: "libcoap3-dev"),
         system("CMosquitto", pkgConfig: "libmosquitto", apt: "libmosquitto-dev"),
+        system("CSodium", pkgConfig: "libsodium", apt: "libsodium-dev"),
+        system("CQREncode", pkgConfig: "libqrencode", apt: "libqrencode-dev"),
         // Gateway: the chain, its peers and the device doors.
-        gateway("Chain", ["Ledger", "CSQLite", log]),
+        gateway("Chain", ["Ledger", "CSQLite", "CSodium", log]),
         gateway("Network", ["Ledger", log] + nio),
         gateway("DeviceGateway", ["Chain", "DeviceProtocol", "LightClient", "DeviceCore", "CCoAP", "CMosquitto", log]),
         gateway(
             "GatewayNode",
             [
-                "Chain", "DeviceGateway", "Consensus", "Network", .product(name: "Yams", package: "Yams"), log,
+                "Chain", "DeviceGateway", "Consensus", "Network", "QRCode", .product(name: "Yams", package: "Yams"), log,
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -133,12 +135,13 @@ if hostParts {
         // Host: what talks to a gateway from outside, as a wallet (AmarsClient, HTTP) or as a device (DeviceClient:
         // the portable device session over UDP CoAP and MQTT). Neither links the gateway.
         host("AmarsClient", ["Ledger"]),
+        host("QRCode", ["CQREncode"]),
         host(
             "DeviceClient",
             ["AmarsCodec", "AmarsCrypto", "Ledger", "DeviceProtocol", "LightClient", "DeviceCore", "CMosquitto", log]),
         .executableTarget(
             name: "amars",
-            dependencies: ["Chain", "AmarsClient", "DeviceClient", "LightClient", "BuildInfo", argumentParser],
+            dependencies: ["Chain", "AmarsClient", "DeviceClient", "LightClient", "QRCode", "BuildInfo", argumentParser],
             path: "Sources/Host/amars"),
         .executableTarget(
             name: "amars-bench",
@@ -151,7 +154,7 @@ if hostParts {
             name: "amars-sim",
             dependencies: ["Chain", "AmarsClient", "DeviceClient", "LightClient", "BuildInfo", argumentParser],
             path: "Simulator/Sources/amars-sim"),
-        .testTarget(name: "ChainTests", dependencies: ["AmarsTestSupport", "Chain", "LightClient"]),
+        .testTarget(name: "ChainTests", dependencies: ["AmarsTestSupport", "Chain", "LightClient", "CSodium"]),
         .testTarget(name: "NetworkTests", dependencies: ["AmarsTestSupport", "Network"]),
         // Fixtures the gateway's unit tests and the integration tests share: a chain with a CoAP server on loopback,
         // a UDP test socket, CoAP requests.

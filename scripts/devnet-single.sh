@@ -16,7 +16,7 @@ BIN=$(swift build --show-bin-path)
 if [ ! -f "$DATA/genesis.json" ]; then
     "$BIN/amars" genesis new --out "$DATA/genesis.json" --keys "$DATA/keys"
 fi
-[ -f "$DATA/keys/alice.key" ] || "$BIN/amars" key new --out "$DATA/keys/alice.key" >/dev/null
+[ -f "$DATA/keys/alice.key" ] || "$BIN/amars" key new --unencrypted --out "$DATA/keys/alice.key" >/dev/null
 ALICE=$("$BIN/amars" address --key "$DATA/keys/alice.key")
 
 # The node starts its own mosquitto broker (data in $DATA/broker) and bridges devices' MQTT topics to the chain.

@@ -28,7 +28,7 @@ DATA=$(cd "$DATA" && pwd)
 if [ ! -f "$DATA/genesis.json" ]; then
     "$BIN/amars" genesis new --out "$DATA/genesis.json" --keys "$DATA/keys" --validators $N
 fi
-[ -f "$DATA/keys/alice.key" ] || "$BIN/amars" key new --out "$DATA/keys/alice.key" >/dev/null
+[ -f "$DATA/keys/alice.key" ] || "$BIN/amars" key new --unencrypted --out "$DATA/keys/alice.key" >/dev/null
 ALICE=$("$BIN/amars" address --key "$DATA/keys/alice.key")
 
 # Peers are listed without their keys: the handshake only admits keys of the committees, and each peer's key is

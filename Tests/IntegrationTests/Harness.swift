@@ -93,10 +93,16 @@ enum Harness {
     }
 
     /// Runs `amars` with `arguments` and collects its exit status and output.
+    static let keystorePassphrase = "integration test passphrase"
+
     static func amars(_ arguments: [String]) throws -> Result {
         let p = Process()
         p.executableURL = binDirectory.appendingPathComponent("amars")
         p.arguments = arguments
+        // Keys made by `amars key new` are keystores; every command of a test opens them with this passphrase.
+        var environment = ProcessInfo.processInfo.environment
+        environment["AMARS_PASSPHRASE"] = environment["AMARS_PASSPHRASE"] ?? keystorePassphrase
+        p.environment = environment
         let out = Pipe()
         let err = Pipe()
         p.standardOutput = out

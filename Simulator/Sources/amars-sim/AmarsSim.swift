@@ -94,7 +94,7 @@ struct AmarsSim: ParsableCommand {
         }
         guard payUnits < fundUnits else { throw ValidationError("--amount must be less than --fund") }
         let funderKey: PrivateKey
-        do { funderKey = try KeyFile.load(funder) } catch { throw ValidationError("--funder: \(error)") }
+        do { funderKey = try KeyFile.load(funder, passphrase: { KeyFile.environmentPassphrase() }) } catch { throw ValidationError("--funder: \(error)") }
 
         let fleet = try (0..<devices).map { i in
             try VirtualDevice(

@@ -2,28 +2,49 @@ import AmarsCodec
 import AmarsCrypto
 import Foundation
 
-/// A secret key on disk: one line of hex, readable by the owner only.
+/// A secret key on disk, readable by the owner only: either an encrypted keystore (``Keystore``, what
+/// `amars key new` writes) or one line of hex (what `amars genesis new` writes for a devnet, and what
+/// `amars key import` takes in).
+///
+/// Every reader of a key goes through ``load(_:passphrase:)``, so a command never needs to know which form a
+/// file has: a keystore asks for its passphrase, a hex file does not.
 public enum KeyFile {
-    public enum KeyFileError: Error, CustomStringConvertible {
+    public enum KeyFileError: Error, CustomStringConvertible, Equatable {
         case unreadable(String)
         case malformed(String)
         case exists(String)
         case unwritable(String)
+        /// The file is a keystore but nothing gave a passphrase.
+        case passphraseNeeded(String)
+        case keystore(String, Keystore.Failure)
 
         public var description: String {
             switch self {
             case .unreadable(let p): "cannot read key file \(p)"
-            case .malformed(let p): "key file \(p) must hold one line of 64 hex digits (a valid secp256k1 secret)"
+            case .malformed(let p):
+                "key file \(p) must be an amars keystore or hold one line of 64 hex digits (a valid secp256k1 secret)"
             case .exists(let p): "\(p) already exists; refusing to overwrite a key"
             case .unwritable(let p): "cannot write key file \(p)"
+            case .passphraseNeeded(let p):
+                "\(p) is an encrypted keystore: set AMARS_PASSPHRASE_FILE (a file holding the passphrase) or "
+                    + "AMARS_PASSPHRASE, or run in a terminal to be asked"
+            case .keystore(let p, let failure): "\(p): \(failure)"
             }
         }
     }
 
-    public static func load(_ path: String) throws(KeyFileError) -> PrivateKey {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw .unreadable(path) }
-        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard let bytes = try? Hex.decode(trimmed, maxBytes: 32), let secret = Bytes32(bytes),
+    /// Reads a key. `passphrase` is asked only when the file is a keystore (and at most once); nil from it
+    /// means no passphrase is available.
+    public static func load(_ path: String, passphrase: () -> String? = { nil }) throws(KeyFileError) -> PrivateKey {
+        guard let data = FileManager.default.contents(atPath: path) else { throw .unreadable(path) }
+        guard data.count <= Keystore.maxFileBytes else { throw .malformed(path) }
+        let bytes = [UInt8](data)
+        if Keystore.looksLikeKeystore(bytes) {
+            guard let secret = passphrase() else { throw .passphraseNeeded(path) }
+            do { return try Keystore.open(bytes, passphrase: secret) } catch { throw .keystore(path, error) }
+        }
+        let text = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let raw = try? Hex.decode(text, maxBytes: 32), let secret = Bytes32(raw),
             let key = try? PrivateKey(bytes: secret)
         else { throw .malformed(path) }
         return key
@@ -38,15 +59,34 @@ public enum KeyFile {
         }
     }
 
-    /// Writes a new key file with mode 0600; never overwrites.
-    public static func write(_ key: PrivateKey, to path: String) throws(KeyFileError) {
+    /// Writes a new key file with mode 0600; never overwrites. With a passphrase the file is a keystore;
+    /// without one it is plain hex (devnet keys only).
+    public static func write(_ key: PrivateKey, to path: String, passphrase: String? = nil) throws(KeyFileError) {
+        let contents: [UInt8]
+        if let passphrase {
+            do { contents = try Keystore.seal(key, passphrase: passphrase) } catch { throw .keystore(path, error) }
+        } else {
+            contents = Array((Hex.encode(key.secret.bytes) + "\n").utf8)
+        }
         let fm = FileManager.default
         guard !fm.fileExists(atPath: path) else { throw .exists(path) }
         let dir = (path as NSString).deletingLastPathComponent
         if !dir.isEmpty { try? fm.createDirectory(atPath: dir, withIntermediateDirectories: true) }
-        let data = Data((Hex.encode(key.secret.bytes) + "\n").utf8)
-        guard fm.createFile(atPath: path, contents: data, attributes: [.posixPermissions: 0o600]) else {
+        guard fm.createFile(atPath: path, contents: Data(contents), attributes: [.posixPermissions: 0o600]) else {
             throw .unwritable(path)
         }
+    }
+
+    /// The passphrase the environment gives, for programs that run unattended (amarsd under systemd, scripts):
+    /// the first line of the file `AMARS_PASSPHRASE_FILE` names, else `AMARS_PASSPHRASE`; nil when neither is
+    /// set. An unreadable passphrase file is nil too, and the caller reports the keystore as needing one.
+    public static func environmentPassphrase(_ environment: [String: String] = ProcessInfo.processInfo.environment)
+        -> String?
+    {
+        if let file = environment["AMARS_PASSPHRASE_FILE"] {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { return nil }
+            return String(text.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).first ?? "")
+        }
+        return environment["AMARS_PASSPHRASE"]
     }
 }

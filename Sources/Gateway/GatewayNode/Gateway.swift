@@ -124,7 +124,7 @@ public final class Gateway: @unchecked Sendable {  // configured by start(), the
     private func openChain() throws(StartupFailure) -> (ChainNode, PrivateKey) {
         do {
             let genesis = try Genesis.load(path: config.genesisPath)
-            let key = try KeyFile.load(config.keyPath)
+            let key = try KeyFile.load(config.keyPath, passphrase: { KeyFile.environmentPassphrase() })
             try StartupFailure.dataDirectory(config.dataDirectory)
             let store = try BlockStore(path: "\(config.dataDirectory)/chain.sqlite")
             let journal = try SubmitJournal(
@@ -317,7 +317,7 @@ public final class Gateway: @unchecked Sendable {  // configured by start(), the
         let key: PrivateKey
         do {
             genesis = try Genesis.load(path: config.genesisPath)
-            key = try KeyFile.load(config.keyPath)
+            key = try KeyFile.load(config.keyPath, passphrase: { KeyFile.environmentPassphrase() })
         } catch {
             throw StartupFailure.opening(error)
         }

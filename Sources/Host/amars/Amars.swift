@@ -117,36 +117,9 @@ func jsonUInt64(_ value: Any?) -> UInt64? {
     return nil
 }
 
-func loadKey(_ path: String) throws -> PrivateKey {
-    do { return try KeyFile.load(path) } catch { throw CLIError("\(error)") }
-}
-
 func parseAddress(_ text: String) throws -> Address {
     do { return try Address(bech32: text) } catch {
         throw CLIError("'\(text)' is not an amsc address (\(error)); addresses look like amsc1...")
-    }
-}
-
-// MARK: - keys
-
-struct KeyCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "key", abstract: "Manage secret keys.", subcommands: [New.self])
-
-    struct New: ParsableCommand {
-        static let configuration = CommandConfiguration(
-            abstract: "Create a new secret key file (mode 0600) and print its address.")
-
-        @Option(help: "Where to write the key; never overwrites an existing file.")
-        var out: String
-
-        func run() throws {
-            let key = KeyFile.generate()
-            do { try KeyFile.write(key, to: out) } catch { throw CLIError("\(error)") }
-            print("address     \(Address(publicKey: key.xOnlyPublicKey).bech32)")
-            print("public key  \(Hex.encode(key.xOnlyPublicKey.bytes.bytes))")
-            print("key file    \(out)")
-        }
     }
 }
 

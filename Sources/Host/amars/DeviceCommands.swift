@@ -58,7 +58,7 @@ struct DeviceCommand: ParsableCommand {
 
         func run() throws {
             let key: PrivateKey
-            do { key = try KeyFile.load(operatorKey) } catch { throw CLIError("--operator-key: \(error)") }
+            do { key = try loadKey(operatorKey) } catch { throw CLIError("--operator-key: \(error)") }
             let client: CoAPDeviceClient
             do { client = try CoAPDeviceClient(configuration: try CoAPDeviceClient.Configuration(url: coap)) } catch {
                 throw CLIError("--coap: \(error)")

@@ -1,0 +1,4 @@
+#ifndef AMARS_CQRENCODE_SHIM_H
+#define AMARS_CQRENCODE_SHIM_H
+#include <qrencode.h>
+#endif
