@@ -84,7 +84,8 @@ class Browser:
         elif method == "Runtime.consoleAPICalled" and params.get("type") == "error":
             args = " ".join(str(a.get("value", a.get("description", ""))) for a in params.get("args", []))
             self.errors.append("console.error: " + args)
-        elif method == "Log.entryAdded" and params["entry"].get("level") == "error":
+        elif (method == "Log.entryAdded" and params["entry"].get("level") == "error"
+              and params["entry"].get("source") != "network"):  # an API's 404 is an answer, not a page error
             entry = params["entry"]
             self.errors.append("log: " + entry.get("text", "") + " " + entry.get("url", ""))
 

@@ -1,4 +1,5 @@
 import AmarsCodec
+import AmarsCrypto
 import Ledger
 
 /// Finalized blocks, receipts and account state in one SQLite file.
@@ -13,6 +14,9 @@ public final class BlockStore {
     private let insertTx: SQLiteStatement
     private let insertIncoming: SQLiteStatement
     private let selectIncoming: SQLiteStatement
+    private let insertSent: SQLiteStatement
+    private let selectActivity: SQLiteStatement
+    private let selectHeightByHash: SQLiteStatement
     private let upsertAccount: SQLiteStatement
     private let deleteAccount: SQLiteStatement
     private let upsertObject: SQLiteStatement
@@ -60,6 +64,12 @@ public final class BlockStore {
                 position INTEGER NOT NULL,
                 PRIMARY KEY(address, height, position)
             ) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS sent(
+                address BLOB NOT NULL,
+                height INTEGER NOT NULL,
+                position INTEGER NOT NULL,
+                PRIMARY KEY(address, height, position)
+            ) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS attestations(
                 height INTEGER NOT NULL,
                 voter BLOB NOT NULL,
@@ -76,6 +86,13 @@ public final class BlockStore {
             SELECT height, position FROM incoming WHERE address = ?1 AND (height > ?2 OR (height = ?2 AND position >= ?3))
             ORDER BY height, position LIMIT ?4
             """)
+        insertSent = try db.prepare("INSERT OR IGNORE INTO sent(address, height, position) VALUES (?1, ?2, ?3)")
+        selectActivity = try db.prepare(
+            """
+            SELECT height, position FROM incoming WHERE address = ?1 UNION SELECT height, position FROM sent WHERE address = ?1
+            ORDER BY height DESC, position DESC LIMIT ?2
+            """)
+        selectHeightByHash = try db.prepare("SELECT height FROM blocks WHERE hash = ?1")
         upsertAccount = try db.prepare(
             "INSERT INTO accounts(address, state) VALUES (?1, ?2) ON CONFLICT(address) DO UPDATE SET state = ?2")
         deleteAccount = try db.prepare("DELETE FROM accounts WHERE address = ?1")
@@ -94,6 +111,7 @@ public final class BlockStore {
             "INSERT OR IGNORE INTO attestations(height, voter, signature) VALUES (?1, ?2, ?3)")
         selectAttestations = try db.prepare("SELECT voter, signature FROM attestations WHERE height = ?1")
         try backfillIncomingIndex()
+        try backfillSentIndex()
     }
 
     // MARK: meta
@@ -161,6 +179,7 @@ public final class BlockStore {
             try insertTx.run()
         }
         try indexIncoming(fb.block, height: height)
+        try indexSent(fb.block, height: height)
         for (address, state) in changes.accounts {
             if state.isEmpty {
                 deleteAccount.bind(1, address.raw.bytes)
@@ -273,9 +292,29 @@ public final class BlockStore {
         }
     }
 
+    private func indexSent(_ block: Block, height: Int64) throws(StoreError) {
+        for (i, tx) in block.transactions.enumerated() {
+            // Stored transactions were verified, so the sender key parses.
+            guard let key = try? XOnlyPublicKey(bytes: tx.body.sender) else { continue }
+            insertSent.bind(1, Address(publicKey: key).raw.bytes)
+            insertSent.bind(2, height)
+            insertSent.bind(3, Int64(i))
+            try insertSent.run()
+        }
+    }
+
     /// Files written before the incoming-transfer index existed get it built once, from their blocks.
     private func backfillIncomingIndex() throws(StoreError) {
-        guard try meta("incoming-index") == nil else { return }
+        try backfill("incoming-index") { (b: Block, h: Int64) throws(StoreError) in try indexIncoming(b, height: h) }
+    }
+
+    /// Files written before the sender index existed get it built once, from their blocks.
+    private func backfillSentIndex() throws(StoreError) {
+        try backfill("sent-index") { (b: Block, h: Int64) throws(StoreError) in try indexSent(b, height: h) }
+    }
+
+    private func backfill(_ marker: String, _ index: (Block, Int64) throws(StoreError) -> Void) throws(StoreError) {
+        guard try meta(marker) == nil else { return }
         try db.transaction { () throws(StoreError) in
             if let head = try headHeight() {
                 var height: UInt64 = 0
@@ -283,12 +322,32 @@ public final class BlockStore {
                     guard let stored = try block(at: height) else {
                         throw StoreError(code: -1, message: "missing block \(height) while indexing")
                     }
-                    try indexIncoming(stored.finalized.block, height: Int64(height))
+                    try index(stored.finalized.block, Int64(height))
                     height += 1
                 }
             }
-            try putMeta("incoming-index", [1])
+            try putMeta(marker, [1])
         }
+    }
+
+    /// Where the transactions `address` sent or was paid by transfer are, newest first, at most `limit`.
+    public func activity(of address: Address, limit: Int) throws(StoreError) -> [(height: UInt64, position: Int)] {
+        guard limit > 0 else { return [] }
+        selectActivity.bind(1, address.raw.bytes)
+        selectActivity.bind(2, Int64(limit))
+        defer { selectActivity.reset() }
+        var found: [(height: UInt64, position: Int)] = []
+        while try selectActivity.step() {
+            found.append((UInt64(selectActivity.int64(0)), Int(selectActivity.int64(1))))
+        }
+        return found
+    }
+
+    /// The height of the block with this hash, if it is stored.
+    public func height(ofBlock hash: Bytes32) throws(StoreError) -> UInt64? {
+        selectHeightByHash.bind(1, hash.bytes)
+        defer { selectHeightByHash.reset() }
+        return try selectHeightByHash.step() ? UInt64(selectHeightByHash.int64(0)) : nil
     }
 
     /// Every account and object, for rebuilding the in-memory state at open.

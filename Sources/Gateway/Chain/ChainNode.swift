@@ -190,6 +190,61 @@ public final class ChainNode: @unchecked Sendable {
         return try store.block(at: height)
     }
 
+    /// The block with this hash, if this node has it.
+    public func block(hash: Bytes32) throws(StoreError) -> BlockStore.StoredBlock? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let height = try store.height(ofBlock: hash) else { return nil }
+        return try store.block(at: height)
+    }
+
+    /// One final transaction an account sent or was paid by, with where and when it was included.
+    public struct Activity: Sendable {
+        public var height: UInt64
+        public var position: Int
+        public var timestamp: UInt64
+        public var transaction: SignedTransaction
+        public var receipt: Receipt
+
+        public init(height: UInt64, position: Int, timestamp: UInt64, transaction: SignedTransaction, receipt: Receipt)
+        {
+            self.height = height
+            self.position = position
+            self.timestamp = timestamp
+            self.transaction = transaction
+            self.receipt = receipt
+        }
+    }
+
+    /// What `address` sent or was paid by transfer, newest first, at most `limit` (an explorer's account page).
+    public func activity(of address: Address, limit: Int) throws(StoreError) -> [Activity] {
+        lock.lock()
+        defer { lock.unlock() }
+        var found: [Activity] = []
+        var cached: (height: UInt64, block: BlockStore.StoredBlock)?
+        for location in try store.activity(of: address, limit: limit) {
+            let stored: BlockStore.StoredBlock
+            if let cached, cached.height == location.height {
+                stored = cached.block
+            } else {
+                guard let fetched = try store.block(at: location.height) else {
+                    throw StoreError(code: -1, message: "activity index names a missing block \(location.height)")
+                }
+                stored = fetched
+                cached = (location.height, fetched)
+            }
+            let block = stored.finalized.block
+            guard location.position < block.transactions.count, location.position < stored.receipts.count else {
+                throw StoreError(code: -1, message: "activity index names a missing transaction")
+            }
+            found.append(
+                Activity(
+                    height: location.height, position: location.position, timestamp: block.header.timestamp,
+                    transaction: block.transactions[location.position], receipt: stored.receipts[location.position]))
+        }
+        return found
+    }
+
     public struct AccountView: Sendable {
         public var address: Address
         public var state: AccountState

@@ -89,7 +89,7 @@ public struct PaymentRequest: Equatable, Sendable {
     }
 
     /// RFC 3986 unreserved characters stay; every other byte of the UTF-8 becomes %XX.
-    static func percentEncode(_ text: String) -> String {
+    public static func percentEncode(_ text: String) -> String {
         let hex = Array("0123456789ABCDEF".utf8)
         var out: [UInt8] = []
         for b in text.utf8 {
@@ -106,7 +106,7 @@ public struct PaymentRequest: Equatable, Sendable {
     }
 
     /// Nil for a malformed escape or bytes that are not UTF-8. `+` stays `+` (this is a URI, not a form).
-    static func percentDecode(_ text: String) -> String? {
+    public static func percentDecode(_ text: String) -> String? {
         var out: [UInt8] = []
         var bytes = text.utf8.makeIterator()
         func digit(_ c: UInt8?) -> UInt8? {

@@ -92,6 +92,15 @@ public indirect enum JSONValue: Sendable, Equatable {
 /// The JSON shapes of the HTTP API (documented in the module's APIRouter). One function per chain object so
 /// the explorer, the API and the tests agree on field names.
 public enum APIJSON {
+    /// The encoded size of a transfer without a memo, for fee estimates: measured on one with a large amount
+    /// and nonce, so the varints are at their usual widths or wider (the signature's value does not change the size).
+    static let plainTransferBytes: Int = {
+        let body = TransactionBody(
+            genesis: .zero, sender: .zero, nonce: 1 << 20, maxFeePerUnit: 1 << 20, tipPerUnit: 1 << 10,
+            payload: .transfer(Transfer(to: Address(raw: .zero), amount: 1 << 40)))
+        return SignedTransaction(body: body, signature: .zero).encoded.count
+    }()
+
     public static func header(_ h: BlockHeader) -> JSONValue {
         .object([
             ("chainID", .number(UInt64(h.chainID))),
@@ -128,6 +137,15 @@ public enum APIJSON {
             ("nextBaseFee", .units(status.nextBaseFee)),
             ("pending", .int(status.pending)),
             ("accounts", .int(status.accounts)),
+            (
+                "fees",
+                .object([
+                    ("unitsPerTransaction", .number(node.fees.unitsPerTransaction)),
+                    ("unitsPerByte", .number(node.fees.unitsPerByte)),
+                    // A plain transfer without a memo, so a page can show what sending costs now.
+                    ("transferUnits", .number(node.fees.units(encodedSize: APIJSON.plainTransferBytes))),
+                ])
+            ),
         ])
     }
 
@@ -414,5 +432,48 @@ extension APIJSON {
             ("drops", .object(drops.map { ($0.0, .int($0.1)) })),
             ("disconnects", .object(disconnects.map { ($0.0, .int($0.1)) })),
         ])
+    }
+}
+
+// MARK: - explorer
+
+extension APIJSON {
+    /// One row of an account's activity: `direction` is `out` (it sent the transaction), `in` (a transfer paid
+    /// it) or `self` (both); null when the transaction does not involve the account (the caller filters).
+    public static func activity(_ row: ChainNode.Activity, of account: Address) -> JSONValue {
+        let body = row.transaction.body
+        let sender = (try? XOnlyPublicKey(bytes: body.sender)).map { Address(publicKey: $0) }
+        var recipient: Address?
+        var amount: UInt64?
+        var memo: [UInt8] = []
+        if case .transfer(let t) = body.payload {
+            recipient = t.to
+            amount = t.amount
+            memo = t.memo
+        }
+        let direction: JSONValue =
+            switch (sender == account, recipient == account) {
+            case (true, true): .string("self")
+            case (true, false): .string("out")
+            case (false, true): .string("in")
+            case (false, false): .null
+            }
+        let counterparty = sender == account ? recipient : sender
+        var fields: [(String, JSONValue)] = [
+            ("id", .hex(row.transaction.id)),
+            ("height", .number(row.height)),
+            ("position", .int(row.position)),
+            ("timestamp", .number(row.timestamp)),
+            ("kind", .string(kindName(body.payload))),
+            ("direction", direction),
+            ("counterparty", counterparty.map { .string($0.bech32) } ?? .null),
+            ("amount", amount.map { .units($0) } ?? .null),
+            ("status", .string(row.receipt.status == .success ? "success" : "failed")),
+            ("feePaid", .units(row.receipt.feePaid)),
+        ]
+        if let text = String(validating: memo, as: UTF8.self), !text.isEmpty {
+            fields.append(("memoText", .string(text)))
+        }
+        return .object(fields)
     }
 }

@@ -81,6 +81,12 @@ public struct ConsensusStatus: Sendable {
 /// - `GET /v1/checkpoints?from=E&limit=N` — the checkpoint chain (default 16, at most 256)
 /// - `GET /v1/consensus` — epoch, committee (with peer connectivity), this node's role, the core's position,
 ///   the head's finality and network counters; `mode` is `committee` with a driver, `dev` without
+/// - `GET /v1/search?q=…` — where a height, block hash, transaction id, escrow id, `epoch N` or address leads
+/// - `GET /v1/accounts/{bech32}/transactions?limit=N` — what it sent and was paid, newest first
+/// - `GET /v1/request?to=…&amount=…&memo=…` — a payment request's URI; `GET /v1/request.svg?…` its QR code
+/// - `GET /v1/events?account=…` — server-sent events: `head` at each new block, `receipt` for the account
+/// - `GET /block/{h}`, `/tx/{id}`, `/account/{a}`, `/candidate/{a}`, `/epoch/{e}`, `/escrow/{id}`, `/search`,
+///   `/request` — explorer pages
 /// - `GET /metrics` — Prometheus text
 ///
 /// Every error is `{"error":{"code","message"}}`: the code is stable for programs, the message explains
@@ -136,6 +142,7 @@ public final class APIRouter: Sendable {
         case explorer, head, supply, metrics, blocks, block(Substring), account(Substring), submit, tx(Substring)
         case staking, candidates, candidate(Substring), buckets, bucket(Substring), election(Substring), committee
         case checkpoints, consensus, escrow(Substring), healthz, readyz
+        case search, activity(Substring), paymentRequest(svg: Bool), events
 
         var methods: [String] {
             switch self {
@@ -148,7 +155,8 @@ public final class APIRouter: Sendable {
     private func match(_ segments: [Substring]) -> Route? {
         switch segments.count {
         case 0: return .explorer
-        case 1 where segments[0] == "index.html": return .explorer
+        case 1 where segments[0] == "index.html" || Self.explorerSingletons.contains(segments[0]): return .explorer
+        case 2 where Self.explorerPages.contains(segments[0]): return .explorer
         case 1 where segments[0] == "metrics": return .metrics
         case 1 where segments[0] == "healthz": return .healthz
         case 1 where segments[0] == "readyz": return .readyz
@@ -164,6 +172,10 @@ public final class APIRouter: Sendable {
             case "committee": return .committee
             case "checkpoints": return .checkpoints
             case "consensus": return .consensus
+            case "search": return .search
+            case "request": return .paymentRequest(svg: false)
+            case "request.svg": return .paymentRequest(svg: true)
+            case "events": return .events
             default: return nil
             }
         case 3 where segments[0] == "v1":
@@ -177,6 +189,8 @@ public final class APIRouter: Sendable {
             case "escrows": return .escrow(segments[2])
             default: return nil
             }
+        case 4 where segments[0] == "v1" && segments[1] == "accounts" && segments[3] == "transactions":
+            return .activity(segments[2])
         default: return nil
         }
     }
@@ -211,7 +225,7 @@ public final class APIRouter: Sendable {
         case .blocks:
             return blocks(query: query)
         case .block(let text):
-            return block(text)
+            return blockByHeightOrHash(text)
         case .account(let text):
             return account(text)
         case .submit:
@@ -242,10 +256,20 @@ public final class APIRouter: Sendable {
             return .json(200, .object([("alive", .bool(true)), ("height", .number(node.status.head.height))]))
         case .readyz:
             return readiness()
+        case .search:
+            return search(query: query)
+        case .activity(let text):
+            return activity(text, query: query)
+        case .paymentRequest(let svg):
+            return paymentRequest(query: query, svg: svg)
+        case .events:
+            // The HTTP server answers the stream itself; a request that reaches the router is not one it can hold.
+            return .error(
+                400, "notAStream", "GET /v1/events is a server-sent event stream; open it with EventSource or curl -N")
         }
     }
 
-    private static func parseQuery(_ query: Substring) -> [Substring: Substring] {
+    static func parseQuery(_ query: Substring) -> [Substring: Substring] {
         var out: [Substring: Substring] = [:]
         for pair in query.split(separator: "&").prefix(32) {
             let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
@@ -255,7 +279,7 @@ public final class APIRouter: Sendable {
     }
 
     /// Decimal digits only: no sign, no spaces, no hex, so "7" and "007" mean the same height and "-1" is refused.
-    private static func parseUInt(_ text: Substring) -> UInt64? {
+    static func parseUInt(_ text: Substring) -> UInt64? {
         guard !text.isEmpty, text.utf8.count <= 20, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
             return nil
         }
@@ -264,7 +288,7 @@ public final class APIRouter: Sendable {
 
     // MARK: handlers
 
-    private func storeFailure(_ error: StoreError) -> APIResponse {
+    func storeFailure(_ error: StoreError) -> APIResponse {
         logger.error("storage error while answering a request: \(error)")
         return .error(500, "internal", "the node could not read its storage; see its log")
     }
@@ -292,7 +316,7 @@ public final class APIRouter: Sendable {
         return .json(200, .object([("blocks", .array(rows))]))
     }
 
-    private func block(_ text: Substring) -> APIResponse {
+    func block(_ text: Substring) -> APIResponse {
         guard let height = Self.parseUInt(text) else {
             return .error(400, "invalidHeight", "a block height is a whole number, like /v1/blocks/12")
         }
@@ -337,6 +361,7 @@ public final class APIRouter: Sendable {
             if case .unknown = status {
                 return .error(404, "notFound", "transaction \(Hex.encode(id.bytes)) is neither pending nor included")
             }
+            if case .included = status { return includedTransaction(id, status: APIJSON.status(id: id, status)) }
             return .json(200, APIJSON.status(id: id, status))
         } catch {
             return storeFailure(error)
@@ -530,7 +555,7 @@ extension APIRouter {
     private static let addressHelp =
         "an address is bech32m text starting with 'amsc1', like the output of 'amars address --key F'"
 
-    private static func parseAddress(_ text: Substring) -> Address? {
+    static func parseAddress(_ text: Substring) -> Address? {
         guard text.utf8.count <= 120 else { return nil }
         return try? Address(bech32: String(text))
     }

@@ -14,6 +14,10 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         case headReceived
         /// The answer is written: the connection is idle until the next request's first byte.
         case requestDone
+        /// The answer is an event stream that stays open: no timeout runs (the stream's own writes keep the idle
+        /// timeout away), and at a connection cap the stream may be evicted like an idle connection, since a
+        /// browser reconnects on its own.
+        case streaming
     }
 
     private enum State {
@@ -71,7 +75,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             state = .inRequest
             registry.setBusy(id, true)
             arm(registry.limits.bodyTimeout, context: context)
-        case .requestDone:
+        case .requestDone, .streaming:
             state = .betweenRequests
             registry.setBusy(id, false)
             timer?.cancel()

@@ -1,8 +1,10 @@
 import Foundation
+import Ledger
 import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 
 /// The gateway's HTTP listener: SwiftNIO's HTTP/1.1 parser in front of ``APIRouter``.
 ///
@@ -38,10 +40,13 @@ public final class HTTPServer: @unchecked Sendable {
         /// Threads answering requests (the event loop only moves bytes): how many requests may wait at once
         /// for the chain or the disk before the next waits for a thread.
         public var workerThreads: Int
+        /// Most `GET /v1/events` streams open at once (each polls the head twice a second); more get 503.
+        public var maxEventStreams: Int
 
         public init(
             maxConnections: Int = 512, maxConnectionsPerSource: Int = 128, headerTimeout: TimeAmount = .seconds(5),
-            bodyTimeout: TimeAmount = .seconds(30), idleTimeout: TimeAmount = .seconds(60), workerThreads: Int = 4
+            bodyTimeout: TimeAmount = .seconds(30), idleTimeout: TimeAmount = .seconds(60), workerThreads: Int = 4,
+            maxEventStreams: Int = 64
         ) {
             precondition(
                 maxConnections >= 1 && maxConnectionsPerSource >= 1 && workerThreads >= 1, "HTTPServer: invalid limits")
@@ -51,6 +56,7 @@ public final class HTTPServer: @unchecked Sendable {
             self.bodyTimeout = bodyTimeout
             self.idleTimeout = idleTimeout
             self.workerThreads = workerThreads
+            self.maxEventStreams = maxEventStreams
         }
     }
 
@@ -118,6 +124,7 @@ public final class HTTPServer: @unchecked Sendable {
         let limits = self.limits
         // One loop: the listener and every connection share it, and so does the registry.
         let registry = ConnectionRegistry(limits: limits, loop: group.next(), logger: logger)
+        let streams = EventStreamSlots(limit: limits.maxEventStreams)
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -137,7 +144,8 @@ public final class HTTPServer: @unchecked Sendable {
                     try sync.addHandler(ConnectionGuard(registry: registry, id: ObjectIdentifier(channel)))
                     try sync.addHandler(IdleStateHandler(allTimeout: limits.idleTimeout))
                     try sync.configureHTTPServerPipeline(withErrorHandling: true)
-                    try sync.addHandler(HTTPRequestHandler(router: router, workers: workers, logger: logger))
+                    try sync.addHandler(
+                        HTTPRequestHandler(router: router, workers: workers, streams: streams, logger: logger))
                 }
             }
         do {
@@ -175,6 +183,24 @@ public final class HTTPServer: @unchecked Sendable {
     deinit { shutdown() }
 }
 
+/// How many event streams are open, shared by every connection of one server.
+final class EventStreamSlots: Sendable {
+    private let open = Mutex(0)
+    private let limit: Int
+
+    init(limit: Int) { self.limit = limit }
+
+    func acquire() -> Bool {
+        open.withLock { n in
+            guard n < limit else { return false }
+            n += 1
+            return true
+        }
+    }
+
+    func release() { open.withLock { $0 -= 1 } }
+}
+
 /// Collects one request (head and capped body), asks the router on a worker thread, writes the answer back on
 /// the event loop. NIO's pipelining handler holds a connection's next request until this one's answer is out,
 /// so answers keep their order.
@@ -189,20 +215,108 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         case receiving(HTTPRequestHead, [UInt8])
         /// The body went over the cap: the 413 is out and the rest of the request is dropped.
         case discarding
+        /// Serving `GET /v1/events` until the client leaves; anything else it sends is dropped.
+        case streaming
     }
 
     private let router: APIRouter
     private let workers: NIOThreadPool
+    private let streams: EventStreamSlots
     private let logger: Logger
     private var state = State.idle
+    private var stream: EventStream?
 
-    init(router: APIRouter, workers: NIOThreadPool, logger: Logger) {
+    init(router: APIRouter, workers: NIOThreadPool, streams: EventStreamSlots, logger: Logger) {
         self.router = router
         self.workers = workers
+        self.streams = streams
         self.logger = logger
     }
 
+    /// A live `GET /v1/events` answer: polls the router for new heads off the event loop and writes what it
+    /// returns as server-sent events, with a comment line when nothing happened for a while (so proxies and the
+    /// idle timeout see traffic).
+    private final class EventStream {
+        var height: UInt64?
+        var polling = false
+        var lastWrite = NIODeadline.now()
+        var task: RepeatedTask?
+        let account: Address?
+
+        init(account: Address?) { self.account = account }
+    }
+
+    static let streamPoll = TimeAmount.milliseconds(500)
+    static let streamHeartbeat = TimeAmount.seconds(15)
+
+    private func startStream(account: Address?, head: HTTPRequestHead, context: ChannelHandlerContext) {
+        guard streams.acquire() else {
+            router.record(status: 503)
+            write(
+                APIResponse(
+                    status: 503, contentType: "application/json",
+                    body: APIJSON.error(code: "tooManyStreams", message: "too many live event streams; retry later")
+                        .bytes + [0x0A]), keepAlive: false, version: head.version, context: context)
+            return
+        }
+        router.record(status: 200)
+        state = .streaming
+        context.triggerUserOutboundEvent(ConnectionGuard.Progress.streaming, promise: nil)
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "text/event-stream; charset=utf-8")
+        headers.add(name: "Cache-Control", value: "no-store")
+        headers.add(name: "X-Content-Type-Options", value: "nosniff")
+        context.write(
+            wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers))), promise: nil
+        )
+        // A browser reconnects this many milliseconds after the stream drops (a node restart, an eviction).
+        writeEvents("retry: 2000\n\n", context: context)
+        let stream = EventStream(account: account)
+        self.stream = stream
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        stream.task = context.eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: Self.streamPoll) { _ in
+            let (handler, context) = bound.value
+            handler.poll(stream, context: context)
+        }
+    }
+
+    private func poll(_ stream: EventStream, context: ChannelHandlerContext) {
+        guard !stream.polling, context.channel.isActive else { return }
+        stream.polling = true
+        let router = self.router
+        let (after, account) = (stream.height, stream.account)
+        let next = workers.runIfActive(eventLoop: context.eventLoop) { router.events(after: after, account: account) }
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        next.whenComplete { result in
+            let (handler, context) = bound.value
+            stream.polling = false
+            guard case .success(let (height, text)) = result, context.channel.isActive else { return }
+            stream.height = height
+            if !text.isEmpty {
+                handler.writeEvents(text, context: context)
+                stream.lastWrite = .now()
+            } else if NIODeadline.now() - stream.lastWrite >= Self.streamHeartbeat {
+                handler.writeEvents(": keep-alive\n\n", context: context)
+                stream.lastWrite = .now()
+            }
+        }
+    }
+
+    private func writeEvents(_ text: String, context: ChannelHandlerContext) {
+        var buffer = context.channel.allocator.buffer(capacity: text.utf8.count)
+        buffer.writeString(text)
+        context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        guard let stream else { return }
+        stream.task?.cancel()
+        self.stream = nil
+        streams.release()
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .streaming = state { return }
         switch unwrapInboundIn(data) {
         case .head(let head):
             context.triggerUserOutboundEvent(ConnectionGuard.Progress.headReceived, promise: nil)
@@ -233,6 +347,17 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
                 return
             }
             state = .idle
+            if head.method == .GET, let request = router.eventStream(uri: head.uri) {
+                switch request {
+                case .watch(let account):
+                    startStream(account: account, head: head, context: context)
+                case .refused(let response):
+                    router.record(status: response.status)
+                    write(response, keepAlive: head.isKeepAlive, version: head.version, context: context)
+                    context.triggerUserOutboundEvent(ConnectionGuard.Progress.requestDone, promise: nil)
+                }
+                return
+            }
             let router = self.router
             let contentType = head.headers.first(name: "content-type")
             let answered = workers.runIfActive(eventLoop: context.eventLoop) {

@@ -6,6 +6,7 @@ import Chain
 import DeviceClient
 import Foundation
 import Ledger
+import QRCode
 import BuildInfo
 
 @main
@@ -29,7 +30,8 @@ struct Amars: ParsableCommand {
             """,
         version: BuildInfo.description,
         subcommands: [
-            KeyCommand.self, AddressCommand.self, Balance.self, Transfer.self, Head.self, TxStatus.self,
+            KeyCommand.self, AddressCommand.self, Balance.self, Transfer.self, RequestCommand.self, Head.self,
+            TxStatus.self,
             GenesisCommand.self, CandidateCommand.self, StakeCommand.self, RestakeCommand.self, UnstakeCommand.self,
             WithdrawCommand.self, BucketsCommand.self, CommitteeCommand.self, CheckpointsCommand.self,
             DeviceCommand.self,
@@ -212,42 +214,130 @@ struct Transfer: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Sign and send a transfer.",
         discussion: """
-            The nonce and the base fee come from the node. The fee cap defaults to twice the next base fee plus
-            the tip, so the transfer still fits if the base fee rises for a few blocks; you pay only the base
-            fee plus the tip.
+            The nonce and the base fee come from the node. Before sending, the fee is printed: what the transfer \
+            is expected to cost at the next block's base fee plus the tip, and the cap you agree to (by default \
+            twice the next base fee plus the tip, so the transfer still fits if the base fee rises for a few \
+            blocks). You pay only the base fee at inclusion plus the tip.
+
+            Examples:
+              amars transfer --key alice.key --to amsc1... --amount 2.5 --memo "coffee" --wait
+              amars transfer --key alice.key --request "amarscity:amsc1...?amount=2.5&memo=coffee"
             """)
 
     @Option(help: "Secret key file of the sender.")
     var key: String
 
     @Option(help: "Recipient address (amsc1...).")
-    var to: String
+    var to: String?
 
     @Option(help: "Amount in AMSC, e.g. 10 or 0.25.")
-    var amount: String
+    var amount: String?
+
+    @Option(help: "A note for the recipient, up to 64 bytes of UTF-8 (public on chain).")
+    var memo: String?
+
+    @Option(help: "Pay a payment request (an amarscity: URI from 'amars request' or a scanned QR code).")
+    var request: String?
 
     @OptionGroup var send: SendOptions
 
     @OptionGroup var node: NodeOptions
 
+    /// What to pay: the request's fields, each overridable only where the request left it open.
+    func payment() throws -> PaymentRequest {
+        var payment: PaymentRequest
+        if let request {
+            do { payment = try PaymentRequest(uri: request) } catch { throw CLIError("--request: \(error)") }
+            guard to == nil else { throw ValidationError("--to comes from --request; give one or the other") }
+            if payment.amount != nil, amount != nil {
+                throw ValidationError("the request fixes the amount; drop --amount")
+            }
+            if !payment.memo.isEmpty, memo != nil { throw ValidationError("the request fixes the memo; drop --memo") }
+        } else {
+            guard let to else { throw ValidationError("give --to (or --request)") }
+            payment = PaymentRequest(address: try parseAddress(to))
+        }
+        if let amount {
+            do { payment.amount = try Amount.parse(amount) } catch { throw CLIError("--amount: \(error)") }
+        }
+        guard payment.amount != nil else { throw ValidationError("give --amount (the request leaves it open)") }
+        if let memo {
+            guard memo.utf8.count <= Caps.memoBytes else {
+                throw CLIError("--memo is \(memo.utf8.count) bytes; at most \(Caps.memoBytes) fit")
+            }
+            payment.memo = memo
+        }
+        return payment
+    }
+
     func run() throws {
         let signer = try loadKey(key)
-        let recipient = try parseAddress(to)
-        let units: UInt64
-        do { units = try Amount.parse(amount) } catch { throw CLIError("--amount: \(error)") }
+        let payment = try payment()
+        let units = payment.amount ?? 0
+        let recipient = payment.address
         let sender = Address(publicKey: signer.xOnlyPublicKey)
-        let sent = try send.send(.transfer(Ledger.Transfer(to: recipient, amount: units)), signer: signer, node: node)
+        let sent = try send.send(
+            .transfer(Ledger.Transfer(to: recipient, amount: units, memo: Array(payment.memo.utf8))), signer: signer,
+            node: node)
         print("sent \(Amount.format(units)) AMSC from \(sender.bech32) to \(recipient.bech32)")
         print("transaction \(sent.id) (nonce \(sent.nonce))")
         guard send.wait else { return }
         switch try send.waitForInclusion(sent, node: node) {
         case .included(let height, let fee):
-            print("final in block \(height) (fee \(fee) units)")
+            print("final in block \(height) (fee \(Amount.format(fee)) AMSC = \(fee) units)")
         case .dropped:
             throw CLIError(
                 "not included: the node dropped transaction \(sent.id) when building a block "
                     + "(its balance or nonce changed); check with: amars balance \(sender.bech32)")
         }
+    }
+}
+
+struct RequestCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "request", abstract: "Print a payment request: a URI and its QR code.",
+        discussion: """
+            The URI is amarscity:<address>?amount=<AMSC>&memo=<text> (BIP21's form). A payer runs \
+            'amars transfer --request URI' or scans the QR code; the explorer's /request page shows the same code.
+
+            Example:
+              amars request --to $(amars address --key shop.key) --amount 2.5 --memo "order 17"
+            """)
+
+    @Option(help: "Address to be paid (amsc1...).")
+    var to: String
+
+    @Option(help: "Amount in AMSC; leave out to let the payer choose.")
+    var amount: String?
+
+    @Option(help: "A note the payment carries, up to 64 bytes of UTF-8.")
+    var memo: String = ""
+
+    @Option(help: "Also write the QR code as an SVG file.")
+    var svg: String?
+
+    @Flag(help: "Print only the URI, no QR code.")
+    var noQR = false
+
+    func run() throws {
+        var request = PaymentRequest(address: try parseAddress(to), memo: memo)
+        if let amount {
+            do { request.amount = try Amount.parse(amount) } catch { throw CLIError("--amount: \(error)") }
+        }
+        guard memo.utf8.count <= Caps.memoBytes else {
+            throw CLIError("--memo is \(memo.utf8.count) bytes; at most \(Caps.memoBytes) fit in a transfer")
+        }
+        let uri = request.uri
+        print(uri)
+        guard !noQR || svg != nil else { return }
+        let code: QRCode
+        do { code = try QRCode(uri) } catch { throw CLIError("\(error)") }
+        if let svg {
+            guard FileManager.default.createFile(atPath: svg, contents: Data(code.svg().utf8)) else {
+                throw CLIError("cannot write --svg \(svg)")
+            }
+        }
+        if !noQR { print(code.terminal, terminator: "") }
     }
 }
 
@@ -285,8 +375,23 @@ struct SendOptions: ParsableArguments {
         var rng = SystemRandomNumberGenerator()
         let aux = Bytes32(w0: rng.next(), w1: rng.next(), w2: rng.next(), w3: rng.next())
         let tx = SignedTransaction(body: body, signer: signer, auxRandom: aux)
+        print(
+            Self.feeLine(
+                units: FeeSchedule.fromHead(head).units(encodedSize: tx.encoded.count), baseFee: nextBaseFee, cap: cap,
+                tip: tip))
         let answer = try node.post("/v1/tx", json: ["tx": Hex.encode(tx.encoded)])
         return Sent(id: answer["id"] as? String ?? Hex.encode(tx.id.bytes), nonce: nonce)
+    }
+
+    /// What a sender agrees to, in words: the expected fee at the next base fee and the most it can cost.
+    static func feeLine(units: UInt64, baseFee: UInt64, cap: UInt64, tip: UInt64) -> String {
+        let price = FeeSchedule.standard.effectivePrice(baseFee: baseFee, maxFeePerUnit: cap, tipPerUnit: tip)
+        let expected =
+            price.map {
+                "expected \(Amount.format(units * $0)) AMSC (\(units) units × \($0): base fee \(baseFee) + tip \($0 - baseFee))"
+            }
+            ?? "cap below the next base fee \(baseFee): it waits until the base fee falls"
+        return "fee         \(expected); at most \(Amount.format(units * cap)) AMSC (cap \(cap) per unit)"
     }
 
     enum Outcome {
@@ -519,5 +624,15 @@ struct GenesisCommand: ParsableCommand {
         static func leftPad(_ s: String, _ n: Int) -> String {
             s.count >= n ? s : String(repeating: " ", count: n - s.count) + s
         }
+    }
+}
+
+extension FeeSchedule {
+    /// The node's unit prices from its `/v1/head` (`fees`), or the standard schedule from a node too old to say.
+    static func fromHead(_ head: [String: Any]) -> FeeSchedule {
+        guard let fees = head["fees"] as? [String: Any], let perTx = jsonUInt64(fees["unitsPerTransaction"]),
+            let perByte = jsonUInt64(fees["unitsPerByte"])
+        else { return .standard }
+        return FeeSchedule(unitsPerTransaction: perTx, unitsPerByte: perByte)
     }
 }
