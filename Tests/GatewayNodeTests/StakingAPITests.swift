@@ -238,7 +238,7 @@ final class StakingAPITests: XCTestCase {
         XCTAssertEqual(overview.latestCheckpoint?.height, 200)
 
         let page = try chain.http.get("/")
-        XCTAssertTrue(page.text.contains("Epoch / delegate pool"))
+        XCTAssertTrue(page.text.contains("Delegate pool of epoch"))
         XCTAssertTrue(page.text.contains("/v1/candidates"))
     }
 

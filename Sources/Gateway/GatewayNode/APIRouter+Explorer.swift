@@ -19,8 +19,7 @@ extension APIRouter {
     // MARK: search
 
     /// `GET /v1/search?q=…`: where a height, a block hash, a transaction id, an escrow id or an address leads.
-    /// A 64-hex-digit query is tried as a block hash, then a transaction, then an escrow, since one string cannot
-    /// be two of them in practice (each is a hash of a different domain).
+    /// A 64-hex-digit query is tried as an escrow, a block hash, then a transaction.
     func search(query: [Substring: Substring]) -> APIResponse {
         let raw = query["q"].flatMap {
             PaymentRequest.percentDecode(String($0).replacingOccurrences(of: "+", with: " "))
@@ -57,6 +56,9 @@ extension APIRouter {
                 "'\(q.prefix(120))' is not a height, a 64-hex-digit hash or id, 'epoch N' or an amsc1 address")
         }
         let hex = Hex.encode(id.bytes)
+        // An escrow's id is the id of the transaction that opened it: the escrow is the more specific answer,
+        // and its page links to that transaction.
+        if node.escrow(id).state != nil { return found("escrow", "/escrow/\(hex)") }
         do {
             if let stored = try node.block(hash: id) {
                 return found("block", "/block/\(stored.finalized.block.header.height)")
@@ -68,7 +70,6 @@ extension APIRouter {
         } catch {
             return storeFailure(error)
         }
-        if node.escrow(id).state != nil { return found("escrow", "/escrow/\(hex)") }
         return .error(404, "notFound", "no block, transaction or escrow has the hash \(hex)")
     }
 

@@ -330,7 +330,8 @@ enum ExplorerPage {
             seen.add(r.id);
             const body = $("activity").tBodies[0];
             if (body.rows.length === 1 && body.rows[0].cells.length === 1) body.replaceChildren();
-            body.prepend(el("tr", { "data-id": r.id }, ...row(r).map((c) => el("td", {}, c))));
+            // data-head: the last head this page had seen when the receipt arrived (a test checks the delay).
+            body.prepend(el("tr", { "data-id": r.id, "data-head": live.head ? live.head.height : "" }, ...row(r).map((c) => el("td", {}, c))));
             const fresh = await get("/v1/accounts/" + acct.address);
             $("balance").replaceChildren(money(fresh.balance));
             $("nonce").textContent = fresh.nonce;
