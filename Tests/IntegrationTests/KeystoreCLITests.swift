@@ -71,8 +71,25 @@ final class KeystoreCLITests: CLITestCase {
             passphrase: nil)
         XCTAssertTrue(refusedOverwrite.error.contains("already exists"), refusedOverwrite.error)
 
-        // The sealed key signs a real transfer on a running node.
-        let daemon = try Harness.startDaemon(data: dir, blockInterval: 100)
+        // A gateway's validator key sealed too: amarsd without its passphrase exits 78 (configuration) naming the
+        // fix; with AMARS_PASSPHRASE_FILE it starts and signs blocks.
+        let validator = path("keys/validator.key")
+        let sealedValidator = path("validator.keystore")
+        XCTAssertEqual(
+            try amars(
+                ["key", "import", "--hex", validator, "--out", sealedValidator, "--passphrase-file", passFile],
+                passphrase: nil
+            ).status, 0)
+        let locked = try Harness.run(
+            Harness.binDirectory.appendingPathComponent("amarsd").path,
+            ["run", "--data", dir.path, "--validator-key", sealedValidator, "--http-port", "0", "--no-coap"],
+            timeout: 30)
+        XCTAssertEqual(locked.status, 78, locked.output)
+        XCTAssertTrue(locked.output.contains("AMARS_PASSPHRASE_FILE"), locked.output)
+        setenv("AMARS_PASSPHRASE_FILE", passFile, 1)
+        let daemon = try Harness.startDaemon(
+            data: dir, blockInterval: 100, arguments: ["--validator-key", sealedValidator])
+        unsetenv("AMARS_PASSPHRASE_FILE")
         defer { daemon.stop() }
         let sent = try amars(
             [

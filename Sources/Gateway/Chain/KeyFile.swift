@@ -26,8 +26,8 @@ public enum KeyFile {
             case .exists(let p): "\(p) already exists; refusing to overwrite a key"
             case .unwritable(let p): "cannot write key file \(p)"
             case .passphraseNeeded(let p):
-                "\(p) is an encrypted keystore: set AMARS_PASSPHRASE_FILE (a file holding the passphrase) or "
-                    + "AMARS_PASSPHRASE, or run in a terminal to be asked"
+                "\(p) is an encrypted keystore and no passphrase was given: set AMARS_PASSPHRASE_FILE to a file "
+                    + "holding it (or AMARS_PASSPHRASE)"
             case .keystore(let p, let failure): "\(p): \(failure)"
             }
         }

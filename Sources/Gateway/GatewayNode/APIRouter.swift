@@ -747,6 +747,8 @@ extension APIRouter {
         guard case .object(var fields) = APIJSON.committee(c) else { return .json(200, APIJSON.committee(c)) }
         fields.append(("namedAtHeight", .number(epoch * length)))
         fields.append(("source", .string(source)))
+        // Genesis validators carry plain voting weights; an elected committee's weights are stake in base units.
+        fields.append(("genesisWeights", .bool(c == node.genesis.committee(epoch: epoch))))
         fields.append(("encoded", .hex(c.encoded)))
         return .json(200, .object(fields))
     }
@@ -823,6 +825,7 @@ extension APIRouter {
             ("epoch", .number(committee.epoch)),
             ("hash", .hex(committee.hash)),
             ("totalWeight", .units(committee.totalWeight)),
+            ("genesisWeights", .bool(committee == node.genesis.committee(epoch: committee.epoch))),
             ("members", .array(members)),
         ])
         let core: JSONValue =

@@ -114,6 +114,8 @@ enum ExplorerPage {
         const link = (href, text, cls) => el("a", { href, class: cls }, text);
         const money = (units) => el("span", { class: "amount", title: units + " units", "data-units": units },
                                      amsc(units) + " AMSC");
+        // A committee's weights are stake (base units) once elected; the genesis validators' are plain votes.
+        const weight = (w, committee) => committee.genesisWeights ? el("span", { title: "genesis voting weight" }, w + " (genesis)") : money(w);
         const addr = (a) => a ? link("/account/" + a, short(a), "mono") : "–";
         const txLink = (id) => link("/tx/" + id, short(id), "mono");
         const blockLink = (h) => link("/block/" + h, "#" + Number(h).toLocaleString());
@@ -222,7 +224,7 @@ enum ExplorerPage {
                 card("Peers connected", cons.peers ? cons.peers.connected : "–")),
               table(["#", "Member", "Weight", "Peer"], cons.committee.members.map((m) => [m.index,
                 el("span", {}, names.get(m.key) ? names.get(m.key) + " " : "", addr(m.address), m.self ? " (this node)" : ""),
-                money(m.weight), m.self ? "self" : (m.connected === null ? "–" : (m.connected ? "connected" : "not connected"))]), "members"),
+                weight(m.weight, cons.committee), m.self ? "self" : (m.connected === null ? "–" : (m.connected ? "connected" : "not connected"))]), "members"),
               el("h2", {}, "Supply"),
               el("div", { class: "grid" }, card("Total", money(supply.total), "total"), card("Burned", money(supply.burned)),
                 card("In accounts", money(supply.inAccounts)), card("Staked", money(supply.staked)),
@@ -367,9 +369,9 @@ enum ExplorerPage {
             el("h2", {}, "Epoch " + n + " ", n > 0 ? link("/epoch/" + (n - 1), "← previous") : "", " ", link("/epoch/" + (n + 1), "next →")),
             el("h2", {}, "Committee"),
             committee instanceof Error ? el("p", { class: "note" }, committee.message) : el("div", {},
-              el("p", { class: "note" }, committee.source + " · total weight ", money(committee.totalWeight)),
+              el("p", { class: "note" }, committee.source + " · total weight ", weight(committee.totalWeight, committee)),
               table(["#", "Member", "Weight"], committee.members.map((m) =>
-                [m.index, el("span", {}, names.get(m.key) ? names.get(m.key) + " " : "", addr(m.address)), money(m.weight)]), "committee")),
+                [m.index, el("span", {}, names.get(m.key) ? names.get(m.key) + " " : "", addr(m.address)), weight(m.weight, committee)]), "committee")),
             el("h2", {}, "Delegate pool"),
             pool instanceof Error ? el("p", { class: "note" }, pool.message) :
               table(["Rank", "Candidate", "Weight"], pool.delegates.map((d) =>
