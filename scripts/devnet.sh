@@ -121,7 +121,10 @@ for i in $(seq 1 $N); do
 done
 echo "  Consensus  http://127.0.0.1:8645/v1/consensus   Checkpoints http://127.0.0.1:8645/v1/checkpoints?from=0"
 echo "  Devices    coap://127.0.0.1:$COAP_PORT/v1/head   mqtt://127.0.0.1:$MQTT_PORT (amars/v1/...)"
-echo "  Keys       $DATA/keys/*.key (validator-1..4, one per genesis category, alice.key)"
+echo "  Alice      http://127.0.0.1:8645/account/$ALICE   (live: payments appear as they finalize)"
+echo "  Keys       $DATA/keys/*.key (validator-1..4, one per genesis category, alice.key; devnet keys are plain hex,"
+echo "             'amars key new' makes encrypted keystores for real ones)"
+echo "  Get paid   $BIN/amars request --to $ALICE --amount 2.5   (URI and QR code; the payer runs amars transfer --request URI)"
 echo "  Send more  $BIN/amars transfer --node http://127.0.0.1:8645 --key $DATA/keys/alice.key --to <amsc1...> --amount 1"
 echo "  A device   $BIN/amars device sync --coap coap://127.0.0.1:$COAP_PORT --genesis $DATA/genesis.json"
 [ "$FLEET" -gt 0 ] && echo "  Fleet      tail -f $DATA/fleet.log   ($FLEET devices of amars-sim)"

@@ -149,7 +149,14 @@ final class KeystoreTests: XCTestCase {
         XCTAssertThrowsError(try KeyFile.load(sealedPath) { "nope" }) {
             XCTAssertEqual($0 as? KeyFile.KeyFileError, .keystore(sealedPath, .wrongPassphrase))
         }
-        let attributes = try FileManager.default.attributesOfItem(atPath: plain)
+        // Another JSON file given as a key is refused as not a key file, before any passphrase is asked.
+        let genesisLike = dir.appendingPathComponent("genesis.json").path
+        FileManager.default.createFile(atPath: genesisLike, contents: Data(#"{"chainID":1}"#.utf8))
+        XCTAssertThrowsError(try KeyFile.load(genesisLike) { asked += 1; return "x" }) {
+            XCTAssertEqual($0 as? KeyFile.KeyFileError, .malformed(genesisLike))
+        }
+        XCTAssertEqual(asked, 1)
+                let attributes = try FileManager.default.attributesOfItem(atPath: plain)
         XCTAssertEqual((attributes[.posixPermissions] as? NSNumber)?.intValue, 0o600)
         // The environment's passphrase: a file's first line wins over the variable.
         let passFile = dir.appendingPathComponent("pass.txt").path

@@ -31,6 +31,8 @@ public enum Keystore {
     public enum Failure: Error, Equatable, CustomStringConvertible {
         /// Not a complete keystore: cut short, not JSON, or a field missing or of the wrong size.
         case truncated(String)
+        /// Complete JSON, but not a keystore (another JSON file given as a key).
+        case notAKeystore
         case unsupportedVersion(Int)
         /// KDF or cipher parameters this reader does not accept (unknown names, limits out of range).
         case unsupportedParameters(String)
@@ -44,6 +46,7 @@ public enum Keystore {
         public var description: String {
             switch self {
             case .truncated(let why): "the keystore is truncated or damaged (\(why)); restore it from a backup"
+            case .notAKeystore: "this JSON file is not an amars keystore"
             case .unsupportedVersion(let v):
                 "keystore version \(v) is not supported (this amars reads version \(Keystore.version))"
             case .unsupportedParameters(let why): "the keystore's parameters are not accepted: \(why)"
@@ -56,9 +59,15 @@ public enum Keystore {
         }
     }
 
-    /// Whether `bytes` claims to be a keystore (a JSON object) rather than a hex key file.
+    /// Whether `bytes` claims to be a keystore rather than a hex key file: a JSON object with the keystore's
+    /// version field, or the start of a JSON object cut short (a truncated keystore, reported as such). Another
+    /// complete JSON file (a genesis given as a key, say) is not one, and is refused before any passphrase is asked.
     static func looksLikeKeystore(_ bytes: [UInt8]) -> Bool {
-        bytes.first { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 } == UInt8(ascii: "{")
+        guard bytes.first(where: { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 }) == UInt8(ascii: "{") else {
+            return false
+        }
+        guard let object = try? JSONSerialization.jsonObject(with: Data(bytes)) else { return true }
+        return (object as? [String: Any])?["amarsKeystore"] != nil
     }
 
     private struct Fields {
@@ -132,7 +141,7 @@ public enum Keystore {
         guard bytes.count <= maxFileBytes,
             let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any]
         else { throw .truncated("it is not a complete JSON object") }
-        guard let version = object["amarsKeystore"] as? Int else { throw .truncated("no amarsKeystore version") }
+        guard let version = object["amarsKeystore"] as? Int else { throw .notAKeystore }
         guard version == Self.version else { throw .unsupportedVersion(version) }
         func text(_ name: String) throws(Failure) -> String {
             guard let value = object[name] as? String else { throw .truncated("no \(name)") }
