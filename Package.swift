@@ -114,12 +114,14 @@ if hostParts {
         system("CQREncode", pkgConfig: "libqrencode", apt: "libqrencode-dev"),
         // Gateway: the chain, its peers and the device doors.
         gateway("Chain", ["Ledger", "CSQLite", "CSodium", log]),
+        gateway("QRCode", ["CQREncode"]),
         gateway("Network", ["Ledger", log] + nio),
         gateway("DeviceGateway", ["Chain", "DeviceProtocol", "LightClient", "DeviceCore", "CCoAP", "CMosquitto", log]),
         gateway(
             "GatewayNode",
             [
-                "Chain", "DeviceGateway", "Consensus", "Network", "QRCode", .product(name: "Yams", package: "Yams"), log,
+                "Chain", "DeviceGateway", "Consensus", "Network", "QRCode", .product(name: "Yams", package: "Yams"),
+                log,
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -135,13 +137,14 @@ if hostParts {
         // Host: what talks to a gateway from outside, as a wallet (AmarsClient, HTTP) or as a device (DeviceClient:
         // the portable device session over UDP CoAP and MQTT). Neither links the gateway.
         host("AmarsClient", ["Ledger"]),
-        host("QRCode", ["CQREncode"]),
         host(
             "DeviceClient",
             ["AmarsCodec", "AmarsCrypto", "Ledger", "DeviceProtocol", "LightClient", "DeviceCore", "CMosquitto", log]),
         .executableTarget(
             name: "amars",
-            dependencies: ["Chain", "AmarsClient", "DeviceClient", "LightClient", "QRCode", "BuildInfo", argumentParser],
+            dependencies: [
+                "Chain", "AmarsClient", "DeviceClient", "LightClient", "QRCode", "BuildInfo", argumentParser,
+            ],
             path: "Sources/Host/amars"),
         .executableTarget(
             name: "amars-bench",

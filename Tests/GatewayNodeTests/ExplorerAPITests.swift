@@ -143,7 +143,7 @@ final class ExplorerAPITests: XCTestCase {
         let fd: Int32
         var buffer = ""
 
-        init(port: Int, path: String) throws {
+        init(port: Int, path: String, headers: String = "") throws {
             fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             var address = sockaddr_in()
             address.sin_family = sa_family_t(AF_INET)
@@ -157,7 +157,7 @@ final class ExplorerAPITests: XCTestCase {
                 }
             }
             guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
-            let request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n"
+            let request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\(headers)\r\n"
             _ = request.withCString { send(fd, $0, strlen($0), 0) }
         }
 
@@ -187,6 +187,20 @@ final class ExplorerAPITests: XCTestCase {
         XCTAssertEqual(after.components(separatedBy: "event: receipt").count - 1, 2, after)
         XCTAssertTrue(after.contains("\"direction\":\"in\""), after)
 
+        XCTAssertTrue(after.contains("id: 1\nevent: head"), after)
+
+        // A page that comes back after block 1 (by itself: Last-Event-ID; or after a 503: ?after=) gets what it
+        // missed; one that saw block 1 gets nothing again.
+        for (path, headers) in [
+            ("/v1/events?account=\(bob)", "Last-Event-ID: 0\r\n"), ("/v1/events?account=\(bob)&after=0", ""),
+        ] {
+            let resumed = try EventReader(port: chain.port, path: path, headers: headers).read(until: "event: head")
+            XCTAssertEqual(resumed.components(separatedBy: "event: receipt").count - 1, 2, resumed)
+        }
+        let caughtUp = try EventReader(port: chain.port, path: "/v1/events?account=\(bob)&after=1")
+        XCTAssertFalse(caughtUp.read(until: "event: receipt").contains("event:"), caughtUp.buffer)
+        XCTAssertEqual(try get("/v1/events?after=x").status, 400)
+
         // A stream for nobody in particular gets heads only; a bad account is refused.
         let heads = try EventReader(port: chain.port, path: "/v1/events")
         XCTAssertFalse(heads.read(until: "event: head").contains("event: receipt"))
@@ -205,6 +219,16 @@ final class ExplorerAPITests: XCTestCase {
         XCTAssertTrue(first.read(until: "event: head").contains("200 OK"))
         let second = try EventReader(port: port, path: "/v1/events")
         XCTAssertTrue(second.read(until: "tooManyStreams").contains("503"), second.buffer)
+        // One source cannot take every stream: with room for 4 streams, at most 2 from one address.
+        let shared = HTTPServer(
+            router: APIRouter(node: chain.node, logger: logger), host: "127.0.0.1", port: 0, logger: logger,
+            limits: .init(maxEventStreams: 4, maxEventStreamsPerSource: 2))
+        let sharedPort = try shared.start()
+        defer { shared.shutdown() }
+        let mine = try (0..<2).map { _ in try EventReader(port: sharedPort, path: "/v1/events") }
+        for reader in mine { XCTAssertTrue(reader.read(until: "event: head").contains("200 OK")) }
+        let third = try EventReader(port: sharedPort, path: "/v1/events")
+        XCTAssertTrue(third.read(until: "tooManyStreams").contains("503"), third.buffer)
         // The slot is given back when the first client leaves.
         shutdown(first.fd, Int32(SHUT_RDWR))
         var reopened = false

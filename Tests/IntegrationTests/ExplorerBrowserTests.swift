@@ -117,7 +117,12 @@ final class ExplorerBrowserTests: CLITestCase {
 
         // Candidate, epoch and escrow pages.
         let candidatePage = try browse(
-            "\(daemon.url)/candidate/\(candidateOwner)", [#"print:document.getElementById("weight").innerText"#, view])
+            "\(daemon.url)/candidate/\(candidateOwner)",
+            [
+                #"print:document.getElementById("weight").innerText"#,
+                #"print:document.getElementById("voterRewards").innerText"#, view,
+            ])
+        XCTAssertTrue(text(candidatePage.dropFirst().first).contains(" AMSC"), "\(candidatePage)")
         XCTAssertTrue(text(candidatePage.first).hasSuffix(" AMSC"), "\(candidatePage)")
         XCTAssertTrue(text(candidatePage.last).contains("Voters"), "\(candidatePage)")
         let epochPage = try browse("\(daemon.url)/epoch/0", [#"print:document.getElementById("committee").innerText"#])

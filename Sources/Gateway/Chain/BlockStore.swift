@@ -89,7 +89,11 @@ public final class BlockStore {
         insertSent = try db.prepare("INSERT OR IGNORE INTO sent(address, height, position) VALUES (?1, ?2, ?3)")
         selectActivity = try db.prepare(
             """
-            SELECT height, position FROM incoming WHERE address = ?1 UNION SELECT height, position FROM sent WHERE address = ?1
+            SELECT height, position FROM (
+                SELECT height, position FROM incoming WHERE address = ?1 ORDER BY height DESC, position DESC LIMIT ?2)
+            UNION
+            SELECT height, position FROM (
+                SELECT height, position FROM sent WHERE address = ?1 ORDER BY height DESC, position DESC LIMIT ?2)
             ORDER BY height DESC, position DESC LIMIT ?2
             """)
         selectHeightByHash = try db.prepare("SELECT height FROM blocks WHERE hash = ?1")
@@ -330,7 +334,9 @@ public final class BlockStore {
         }
     }
 
-    /// Where the transactions `address` sent or was paid by transfer are, newest first, at most `limit`.
+    /// Where the transactions `address` sent or was paid by transfer are, newest first, at most `limit`. Each
+    /// index is read backwards along its primary key and cut at `limit` before the two are merged, so a busy
+    /// account's page costs `limit` rows, not its whole history.
     public func activity(of address: Address, limit: Int) throws(StoreError) -> [(height: UInt64, position: Int)] {
         guard limit > 0 else { return [] }
         selectActivity.bind(1, address.raw.bytes)

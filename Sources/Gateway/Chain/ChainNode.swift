@@ -872,6 +872,15 @@ public final class ChainNode: @unchecked Sendable {
         locked { StakingRules.decode(CandidateState.self, world.object(StakingRules.candidateKey(owner))) }
     }
 
+    /// Voter rewards accrued for `owner`'s voters since the last epoch end, when they are paid to the buckets.
+    public func voterRewardsAccrued(_ owner: Address) -> UInt64 {
+        locked {
+            guard let bytes = world.object(RewardRules.voterRewardKey(owner)) else { return 0 }
+            var r = ByteReader(bytes)
+            return (try? r.readVarint()) ?? 0
+        }
+    }
+
     /// A stake bucket's state with its proof against the head state root.
     public func bucket(_ id: UInt64) -> (state: BucketState?, proof: SparseMerkleProof, stateRoot: Bytes32) {
         locked {

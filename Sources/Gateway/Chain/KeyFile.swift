@@ -83,10 +83,15 @@ public enum KeyFile {
     public static func environmentPassphrase(_ environment: [String: String] = ProcessInfo.processInfo.environment)
         -> String?
     {
-        if let file = environment["AMARS_PASSPHRASE_FILE"] {
-            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { return nil }
-            return String(text.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).first ?? "")
-        }
+        if let file = environment["AMARS_PASSPHRASE_FILE"] { return passphrase(fromFile: file) }
         return environment["AMARS_PASSPHRASE"]
+    }
+
+    /// A passphrase file's first line (without its newline), as `systemd-creds` or `echo … >` write it; nil when
+    /// the file cannot be read.
+    public static func passphrase(fromFile path: String) -> String? {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+        // `isNewline` covers "\n" and the single Character "\r\n", so a file saved with CRLF gives the same line.
+        return String(text.prefix { !$0.isNewline })
     }
 }

@@ -120,8 +120,8 @@ public enum APIJSON {
         ])
     }
 
-    public static func head(node: ChainNode) -> JSONValue {
-        let status = node.status
+    public static func head(node: ChainNode, status: ChainNode.Status? = nil) -> JSONValue {
+        let status = status ?? node.status
         let h = status.head
         return .object([
             ("chainID", .number(UInt64(node.genesis.chainID))),

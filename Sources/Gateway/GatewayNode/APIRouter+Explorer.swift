@@ -192,8 +192,9 @@ extension APIRouter {
     // MARK: live events
 
     public enum EventStreamRequest {
-        /// Stream heads, and the receipts of this account if one is given.
-        case watch(Address?)
+        /// Stream heads, and the receipts of this account if one is given, from the block after `after` (nil: from
+        /// the current head on).
+        case watch(Address?, after: UInt64?)
         case refused(APIResponse)
     }
 
@@ -202,24 +203,40 @@ extension APIRouter {
         let parts = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
         guard parts[0] == "/v1/events" || parts[0] == "/v1/events/" else { return nil }
         let query = parts.count > 1 ? Self.parseQuery(parts[1]) : [:]
-        guard let text = query["account"] else { return .watch(nil) }
+        var after: UInt64?
+        if let text = query["after"] {
+            guard let height = Self.parseUInt(text) else {
+                return .refused(.error(400, "invalidQuery", "after must be a block height"))
+            }
+            after = height
+        }
+        guard let text = query["account"] else { return .watch(nil, after: after) }
         guard let address = Self.parseAddress(text) else {
             return .refused(.error(400, "invalidAddress", "account must be an amsc1 address"))
         }
-        return .watch(address)
+        return .watch(address, after: after)
     }
 
     /// The server-sent events for heads after `height` (nil: only the current head, for a new stream): one
     /// `receipt` event per final transaction of `account` in the new blocks (at most the last 32 blocks, so a
-    /// stream that fell behind catches up with the head rather than with history), then one `head` event.
+    /// stream that fell behind catches up with the head rather than with history), then one `head` event whose
+    /// `id` is its height, which a reconnecting browser sends back (`Last-Event-ID`) to resume after it.
     public func events(after height: UInt64?, account: Address?) -> (height: UInt64, text: String) {
-        let head = node.head.height
-        guard height.map({ head > $0 }) ?? true else { return (height ?? head, "") }
+        // One snapshot: the head event and the blocks scanned for receipts end at the same height.
+        let status = node.status
+        let head = status.head.height
+        let from = min(height ?? head, head)
+        guard height == nil || head > from else { return (from, "") }
         var text = ""
-        if let account, let height {
-            var h = max(height + 1, head >= 32 ? head - 31 : 0)
+        if let account, height != nil {
+            var h = max(from + 1, head >= 32 ? head - 31 : 0)
             while h <= head {
-                if let stored = try? node.block(at: h) {
+                let stored: BlockStore.StoredBlock?
+                do { stored = try node.block(at: h) } catch {
+                    logger.error("storage error while streaming events: \(error)")
+                    return (from, "")
+                }
+                if let stored {
                     let block = stored.finalized.block
                     for (i, tx) in block.transactions.enumerated() where i < stored.receipts.count {
                         let row = ChainNode.Activity(
@@ -234,7 +251,7 @@ extension APIRouter {
                 h += 1
             }
         }
-        text += "event: head\ndata: \(APIJSON.head(node: node).rendered)\n\n"
+        text += "id: \(head)\nevent: head\ndata: \(APIJSON.head(node: node, status: status).rendered)\n\n"
         return (head, text)
     }
 }

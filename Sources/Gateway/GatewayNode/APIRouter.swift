@@ -616,7 +616,11 @@ extension APIRouter {
         }
         let poolEpoch = nextBlockEpoch(node.head)
         let inPool = node.delegatePool(epoch: poolEpoch)?.delegates.contains { $0.candidate == owner } ?? false
-        return .json(200, APIJSON.candidate(owner: owner, state, inPool: inPool))
+        guard case .object(var fields) = APIJSON.candidate(owner: owner, state, inPool: inPool) else {
+            return .json(200, APIJSON.candidate(owner: owner, state, inPool: inPool))
+        }
+        fields.append(("voterRewardsAccrued", .units(node.voterRewardsAccrued(owner))))
+        return .json(200, .object(fields))
     }
 
     fileprivate func buckets(query: [Substring: Substring]) -> APIResponse {

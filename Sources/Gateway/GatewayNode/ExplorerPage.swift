@@ -164,6 +164,19 @@ enum ExplorerPage {
           for (const p of parts) { buf.set(p, o); o += p.length; }
           return sha256(buf);
         }
+        // Field `n` of an encoded block header, as hex, walking its layout (BlockHeader.encode): version byte,
+        // chain id, height, previous hash, timestamp, epoch, round, proposer, base fee, units used, transactions
+        // root, … — varints (LEB128) and 32-byte hashes.
+        function headerField(bytes, n) {
+          const layout = ["u8", "v", "v", "h", "v", "v", "v", "h", "v", "v", "h", "h", "h"];
+          let o = 0;
+          for (let i = 0; i < n; i++) {
+            if (layout[i] === "u8") o += 1;
+            else if (layout[i] === "h") o += 32;
+            else { while (o < bytes.length && bytes[o] & 0x80) o++; o++; }
+          }
+          return o + 32 <= bytes.length ? bytesToHex(bytes.slice(o, o + 32)) : null;
+        }
         // The chain's list Merkle tree (RFC 6962 shape): an unpaired last node is carried up without a sibling.
         async function checkInclusion(tx) {
           if (!window.crypto || !crypto.subtle) return [false, "not checked: this browser offers SHA-256 only on https or localhost"];
@@ -177,7 +190,7 @@ enum ExplorerPage {
           }
           if (k !== sib.length) return [false, "the proof has extra siblings"];
           if (bytesToHex(h) !== tx.block.transactionsRoot) return [false, "the path does not end at the block's transactions root"];
-          if (!tx.block.header.includes(tx.block.transactionsRoot)) return [false, "the header does not hold that root"];
+          if (headerField(hexToBytes(tx.block.header), 10) !== tx.block.transactionsRoot) return [false, "the header does not hold that root"];
           const headerHash = bytesToHex(await tagged("AmarsHeader", hexToBytes(tx.block.header)));
           if (headerHash !== tx.block.hash) return [false, "the header does not hash to the block's hash"];
           return [true, "checked in this page: the id's Merkle path (" + sib.length + " siblings) ends at the " +
@@ -186,10 +199,14 @@ enum ExplorerPage {
         // ---- live updates -------------------------------------------------------------------------------------
         const live = { head: null, onHead: [], onReceipt: [] };
         function connect(account) {
-          const es = new EventSource("/v1/events" + (account ? "?account=" + encodeURIComponent(account) : ""));
+          const q = new URLSearchParams();
+          if (account) q.set("account", account);
+          if (live.lastID) q.set("after", live.lastID);
+          const es = new EventSource("/v1/events" + (q.toString() ? "?" + q : ""));
           es.addEventListener("head", (e) => {
             const head = JSON.parse(e.data);
             live.head = head;
+            live.lastID = e.lastEventId;
             $("chain").textContent = head.chainName + " · chain " + head.chainID + " · height " +
               head.height.toLocaleString();
             $("live").textContent = "live";
@@ -197,7 +214,13 @@ enum ExplorerPage {
             for (const f of live.onHead) f(head);
           });
           es.addEventListener("receipt", (e) => { const r = JSON.parse(e.data); for (const f of live.onReceipt) f(r); });
-          es.onerror = () => { $("live").textContent = "reconnecting"; $("live").className = "down"; };
+          es.onerror = () => {
+            $("live").textContent = "reconnecting";
+            $("live").className = "down";
+            // The browser retries by itself after a dropped stream, but gives up after an answer other than 200
+            // (a gateway with all its streams taken answers 503): then start again in a while, from the last head.
+            if (es.readyState === EventSource.CLOSED) setTimeout(() => connect(account), 5000);
+          };
         }
         // ---- pages --------------------------------------------------------------------------------------------
         async function home() {
@@ -352,7 +375,9 @@ enum ExplorerPage {
               ["In the pool", c.inPool ? "elected" : (c.ejected ? "ejected for double signing" : "not elected")],
               ["Operator key", el("span", { class: "mono" }, c.operatorKey)],
               ["Rewards go to", el("span", {}, addr(c.rewardAddress), " · balance ", money(reward.balance))],
-              ["Reward share to voters", (c.rewardShareBps / 100) + " %"], ["Self-stake bucket", c.selfStakeBucket]]),
+              ["Reward share to voters", (c.rewardShareBps / 100) + " %"],
+              ["Voter rewards this epoch", el("span", {}, money(c.voterRewardsAccrued), " (paid to the voters' buckets at the epoch's end)"), "voterRewards"],
+              ["Self-stake bucket", c.selfStakeBucket]]),
             el("h2", {}, "Voters (" + voters.buckets.length + " buckets)"),
             table(["Bucket", "Voter", "Amount", "Weight", "Duration"], voters.buckets.map((b) =>
               [b.id, addr(b.owner), money(b.amount), money(b.weight), b.durationEpochs + " epochs" + (b.autoStake ? " (auto)" : "")]), "voters"));
@@ -426,10 +451,10 @@ enum ExplorerPage {
           location.replace(r.path);
         }
         async function route() {
-          const parts = location.pathname.split("/").filter(Boolean).map(decodeURIComponent);
           const params = new URLSearchParams(location.search);
           let streams = false;
           try {
+            const parts = location.pathname.split("/").filter(Boolean).map(decodeURIComponent);
             if (parts.length === 0) await home();
             else if (parts[0] === "block" && parts.length === 2) await blockPage(parts[1]);
             else if (parts[0] === "tx" && parts.length === 2) await txPage(parts[1]);

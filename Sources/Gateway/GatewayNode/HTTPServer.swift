@@ -42,11 +42,14 @@ public final class HTTPServer: @unchecked Sendable {
         public var workerThreads: Int
         /// Most `GET /v1/events` streams open at once (each polls the head twice a second); more get 503.
         public var maxEventStreams: Int
+        /// Most streams from one source (as for connections: an IPv4 address or an IPv6 /64), so one client
+        /// cannot take every stream and leave other viewers' pages without updates.
+        public var maxEventStreamsPerSource: Int
 
         public init(
             maxConnections: Int = 512, maxConnectionsPerSource: Int = 128, headerTimeout: TimeAmount = .seconds(5),
             bodyTimeout: TimeAmount = .seconds(30), idleTimeout: TimeAmount = .seconds(60), workerThreads: Int = 4,
-            maxEventStreams: Int = 64
+            maxEventStreams: Int = 64, maxEventStreamsPerSource: Int = 8
         ) {
             precondition(
                 maxConnections >= 1 && maxConnectionsPerSource >= 1 && workerThreads >= 1, "HTTPServer: invalid limits")
@@ -57,6 +60,7 @@ public final class HTTPServer: @unchecked Sendable {
             self.idleTimeout = idleTimeout
             self.workerThreads = workerThreads
             self.maxEventStreams = maxEventStreams
+            self.maxEventStreamsPerSource = maxEventStreamsPerSource
         }
     }
 
@@ -124,7 +128,7 @@ public final class HTTPServer: @unchecked Sendable {
         let limits = self.limits
         // One loop: the listener and every connection share it, and so does the registry.
         let registry = ConnectionRegistry(limits: limits, loop: group.next(), logger: logger)
-        let streams = EventStreamSlots(limit: limits.maxEventStreams)
+        let streams = EventStreamSlots(limit: limits.maxEventStreams, perSource: limits.maxEventStreamsPerSource)
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -183,22 +187,38 @@ public final class HTTPServer: @unchecked Sendable {
     deinit { shutdown() }
 }
 
-/// How many event streams are open, shared by every connection of one server.
+/// How many event streams are open, in all and per source, shared by every connection of one server.
 final class EventStreamSlots: Sendable {
-    private let open = Mutex(0)
+    private struct Open {
+        var total = 0
+        var bySource: [String: Int] = [:]
+    }
+
+    private let open = Mutex(Open())
     private let limit: Int
+    private let perSource: Int
 
-    init(limit: Int) { self.limit = limit }
+    init(limit: Int, perSource: Int) {
+        self.limit = limit
+        self.perSource = perSource
+    }
 
-    func acquire() -> Bool {
-        open.withLock { n in
-            guard n < limit else { return false }
-            n += 1
+    func acquire(source: String) -> Bool {
+        open.withLock { o in
+            guard o.total < limit, o.bySource[source, default: 0] < perSource else { return false }
+            o.total += 1
+            o.bySource[source, default: 0] += 1
             return true
         }
     }
 
-    func release() { open.withLock { $0 -= 1 } }
+    func release(source: String) {
+        open.withLock { o in
+            o.total -= 1
+            let left = o.bySource[source, default: 1] - 1
+            o.bySource[source] = left > 0 ? left : nil
+        }
+    }
 }
 
 /// Collects one request (head and capped body), asks the router on a worker thread, writes the answer back on
@@ -242,15 +262,23 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         var lastWrite = NIODeadline.now()
         var task: RepeatedTask?
         let account: Address?
+        let source: String
 
-        init(account: Address?) { self.account = account }
+        init(account: Address?, after: UInt64?, source: String) {
+            self.account = account
+            self.height = after
+            self.source = source
+        }
     }
 
     static let streamPoll = TimeAmount.milliseconds(500)
     static let streamHeartbeat = TimeAmount.seconds(15)
 
-    private func startStream(account: Address?, head: HTTPRequestHead, context: ChannelHandlerContext) {
-        guard streams.acquire() else {
+    private func startStream(
+        account: Address?, after: UInt64?, head: HTTPRequestHead, context: ChannelHandlerContext
+    ) {
+        let source = ConnectionRegistry.source(of: context.channel.remoteAddress)
+        guard streams.acquire(source: source) else {
             router.record(status: 503)
             write(
                 APIResponse(
@@ -271,7 +299,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         )
         // A browser reconnects this many milliseconds after the stream drops (a node restart, an eviction).
         writeEvents("retry: 2000\n\n", context: context)
-        let stream = EventStream(account: account)
+        let stream = EventStream(account: account, after: after, source: source)
         self.stream = stream
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         stream.task = context.eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: Self.streamPoll) { _ in
@@ -312,7 +340,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         guard let stream else { return }
         stream.task?.cancel()
         self.stream = nil
-        streams.release()
+        streams.release(source: stream.source)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -349,8 +377,10 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             state = .idle
             if head.method == .GET, let request = router.eventStream(uri: head.uri) {
                 switch request {
-                case .watch(let account):
-                    startStream(account: account, head: head, context: context)
+                case .watch(let account, let after):
+                    // A browser reconnecting on its own names the last head it saw; the stream resumes there.
+                    let resumed = head.headers.first(name: "last-event-id").flatMap { UInt64($0) } ?? after
+                    startStream(account: account, after: resumed, head: head, context: context)
                 case .refused(let response):
                     router.record(status: response.status)
                     write(response, keepAlive: head.isKeepAlive, version: head.version, context: context)

@@ -385,13 +385,18 @@ struct SendOptions: ParsableArguments {
 
     /// What a sender agrees to, in words: the expected fee at the next base fee and the most it can cost.
     static func feeLine(units: UInt64, baseFee: UInt64, cap: UInt64, tip: UInt64) -> String {
+        // Saturating: a cap a sender typed can be any 64-bit number, and the line must not trap before sending.
+        func cost(_ price: UInt64) -> String {
+            let (total, overflow) = units.multipliedReportingOverflow(by: price)
+            return overflow ? "more than \(Amount.format(.max))" : Amount.format(total)
+        }
         let price = FeeSchedule.standard.effectivePrice(baseFee: baseFee, maxFeePerUnit: cap, tipPerUnit: tip)
         let expected =
             price.map {
-                "expected \(Amount.format(units * $0)) AMSC (\(units) units × \($0): base fee \(baseFee) + tip \($0 - baseFee))"
+                "expected \(cost($0)) AMSC (\(units) units × \($0): base fee \(baseFee) + tip \($0 - baseFee))"
             }
             ?? "cap below the next base fee \(baseFee): it waits until the base fee falls"
-        return "fee         \(expected); at most \(Amount.format(units * cap)) AMSC (cap \(cap) per unit)"
+        return "fee         \(expected); at most \(cost(cap)) AMSC (cap \(cap) per unit)"
     }
 
     enum Outcome {

@@ -57,7 +57,8 @@ struct EscrowCommand: ParsableCommand {
                 deposit: try parseAmountOrZero(deposit, flag: "--deposit"),
                 rentalFee: try parseAmountOrZero(fee, flag: "--fee"),
                 expiryHeight: try headHeight(node) + blocks)
-            let renter = Address(publicKey: try loadKey(key).xOnlyPublicKey)
+            let signer = try loadKey(key)
+            let renter = Address(publicKey: signer.xOnlyPublicKey)
             guard payload.device != renter, payload.owner != renter else {
                 throw CLIError("the renter cannot be the escrow's device or owner; nothing was sent")
             }
@@ -67,7 +68,7 @@ struct EscrowCommand: ParsableCommand {
             guard !payload.deposit.addingReportingOverflow(payload.rentalFee).overflow else {
                 throw CLIError("deposit plus fee overflows; nothing was sent")
             }
-            let sent = try send.send(.escrowOpen(payload), signer: try loadKey(key), node: node)
+            let sent = try send.send(.escrowOpen(payload), signer: signer, node: node)
             print("sent escrow for \(payload.device.bech32): deposit \(Amount.format(payload.deposit)) AMSC, ")
             print(
                 "            fee \(Amount.format(payload.rentalFee)) AMSC, expires after block \(payload.expiryHeight)")
@@ -110,6 +111,7 @@ struct EscrowCommand: ParsableCommand {
             guard info.verifyProof() else { throw CLIError("the node's escrow proof does not verify") }
             guard info.state.status == .open else { throw CLIError("escrow \(escrow) is already \(info.state.status)") }
             let close: EscrowClose
+            let signer = try loadKey(key)
             if let deviceKey {
                 let device = try loadKey(deviceKey)
                 guard Address(publicKey: device.xOnlyPublicKey) == info.state.device else {
@@ -126,7 +128,7 @@ struct EscrowCommand: ParsableCommand {
                     genesis: try NodeOptions.genesisBlockHash(in: try node.get("/v1/head")), escrowID: id,
                     damages: units, device: device)
             } else {
-                let sender = Address(publicKey: try loadKey(key).xOnlyPublicKey)
+                let sender = Address(publicKey: signer.xOnlyPublicKey)
                 guard sender == info.state.renter else {
                     throw CLIError("after expiry only the renter \(info.state.renter.bech32) may close it")
                 }
@@ -137,7 +139,7 @@ struct EscrowCommand: ParsableCommand {
                 }
                 close = EscrowClose(escrowID: id, damages: 0, deviceKey: .zero, deviceSignature: .zero)
             }
-            let sent = try send.send(.escrowClose(close), signer: try loadKey(key), node: node)
+            let sent = try send.send(.escrowClose(close), signer: signer, node: node)
             print("sent close of escrow \(escrow)")
             print("transaction \(sent.id) (nonce \(sent.nonce))")
             try finish(sent, send: send, node: node) {

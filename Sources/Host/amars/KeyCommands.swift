@@ -51,10 +51,10 @@ enum Passphrase {
     /// A new passphrase: from `--passphrase-file`, the environment, or typed twice on the terminal.
     static func new(file: String?) throws -> String {
         if let file {
-            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+            guard let text = KeyFile.passphrase(fromFile: file) else {
                 throw CLIError("cannot read --passphrase-file \(file)")
             }
-            return String(text.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).first ?? "")
+            return text
         }
         if let given = KeyFile.environmentPassphrase() { return given }
         guard let first = prompt("new passphrase: ") else {

@@ -188,7 +188,7 @@ struct CandidateCommand: ParsableCommand {
             abstract: "Register the key's address as a candidate, locking its self-stake.",
             discussion: """
                 Example on a devnet ('make devnet'; its genesis candidate validator-1 keeps finalizing):
-                  amars key new --out data/keys/my-node-operator.key
+                  amars key new --out data/keys/my-node-operator.key   # its amarsd then needs AMARS_PASSPHRASE_FILE
                   amars candidate register --key data/keys/strategic-partners.key --name my-node \\
                     --operator-key-file data/keys/my-node-operator.key --self-stake 10000 --duration 30 \\
                     --reward-share 10 --wait
