@@ -193,6 +193,27 @@ final class ChainNodeTests: XCTestCase {
         XCTAssertEqual(seen.ids.count, 2, "a cleared hook is not called")
     }
 
+    /// A gateway hears each gossiped transaction from several peers: a copy of a pending one is refused as
+    /// already known before its signature is checked. Shown with a copy whose signature is broken: refused as a
+    /// duplicate (no verify ran), while the same broken copy of a transaction not yet held is a bad signature.
+    func testADuplicateIsRefusedBeforeItsSignatureIsChecked() throws {
+        let t = TestChain()
+        defer { t.cleanup() }
+        let node = try t.openNode()
+        let bob = TestChain.address(TestChain.key(9))
+        let held = t.transfer(from: t.funded[0], to: bob, amount: 1, nonce: 0)
+        _ = try node.submit(encoded: held.encoded)
+        var broken = held.encoded
+        broken[broken.count - 1] ^= 1
+        XCTAssertThrowsError(try node.submit(encoded: broken)) {
+            XCTAssertEqual($0 as? TransactionError, .alreadyKnown)
+        }
+        var fresh = t.transfer(from: t.funded[0], to: bob, amount: 2, nonce: 1).encoded
+        fresh[fresh.count - 1] ^= 1
+        XCTAssertThrowsError(try node.submit(encoded: fresh)) { XCTAssertEqual($0 as? TransactionError, .badSignature) }
+        XCTAssertEqual(node.pendingCount, 1)
+    }
+
     func testEpochBoundaryNamesNextCommittee() throws {
         let t = TestChain(epochLength: 3)
         defer { t.cleanup() }

@@ -52,8 +52,23 @@ final class NodeWiringTests: XCTestCase {
             .blockRequest(from: 7, count: 64),
             .blockResponse([]),
             .transaction([1, 2, 3]),
+            .transactions([[1, 2, 3], [4], Array(repeating: 9, count: 300)]),
         ]
         for m in messages { XCTAssertEqual(try PeerMessage(frame: m.frame), m) }
+        // A batch: not empty, not over the count cap, no empty or over-long item, nothing after its last item.
+        func batch(_ count: UInt64, _ items: [[UInt8]], extra: [UInt8] = []) -> Frame {
+            var w = ByteWriter()
+            w.writeVarint(count)
+            for item in items { w.writeLengthPrefixed(item) }
+            return Frame(kind: PeerMessage.Kind.transactions, payload: w.bytes + extra)
+        }
+        XCTAssertThrowsError(try PeerMessage(frame: batch(0, [])))
+        XCTAssertThrowsError(try PeerMessage(frame: batch(1025, [[1]])))
+        XCTAssertThrowsError(try PeerMessage(frame: batch(2, [[1]])), "a count above the items is truncation")
+        XCTAssertThrowsError(try PeerMessage(frame: batch(1, [[]])))
+        XCTAssertThrowsError(try PeerMessage(frame: batch(1, [Array(repeating: 1, count: Caps.transactionBytes + 1)])))
+        XCTAssertThrowsError(try PeerMessage(frame: batch(1, [[1]], extra: [0])))
+        XCTAssertEqual(try PeerMessage(frame: batch(1, [[7, 7]])), .transactions([[7, 7]]))
         XCTAssertThrowsError(try PeerMessage(frame: PeerMessage.blockRequest(from: 7, count: 65).frame))
         var trailing = PeerMessage.status(height: 1, hash: .zero).frame
         trailing.payload.append(0)
@@ -61,7 +76,7 @@ final class NodeWiringTests: XCTestCase {
         XCTAssertThrowsError(try PeerMessage(frame: Frame(kind: 0x7F, payload: [])))
         // Every kind is registered with a cap the global ceiling admits.
         let kinds = PeerMessage.frameKinds()
-        for k in PeerMessage.Kind.proposal...PeerMessage.Kind.blockResponse { XCTAssertNotNil(kinds.maxPayload(of: k)) }
+        for k in PeerMessage.Kind.proposal...PeerMessage.Kind.transactions { XCTAssertNotNil(kinds.maxPayload(of: k)) }
     }
 
     func testVoteJournalRefusesAConflictingVoteAfterReopening() throws {

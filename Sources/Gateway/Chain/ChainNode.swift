@@ -344,8 +344,11 @@ public final class ChainNode: @unchecked Sendable {
     /// Decodes, verifies and admits a transaction; the id on success, the reason otherwise. Nothing changes
     /// on failure.
     public func submit(encoded bytes: [UInt8]) throws(TransactionError) -> Bytes32 {
-        try admit(VerifiedTransaction(decoding: bytes))
+        try admit(VerifiedTransaction(decoding: bytes, unlessKnown: isPending))
     }
+
+    /// Whether the mempool holds transaction `id` (a duplicate is then refused without a signature check).
+    private func isPending(_ id: Bytes32) -> Bool { locked { mempool.contains(id) } }
 
     public func submit(_ tx: SignedTransaction) throws(TransactionError) -> Bytes32 {
         try admit(VerifiedTransaction(tx))
@@ -375,7 +378,9 @@ public final class ChainNode: @unchecked Sendable {
     /// the ``journal`` before returning, so the acknowledgement survives a crash of this node.
     public func submitAcknowledged(encoded bytes: [UInt8]) throws(SubmitError) -> Bytes32 {
         let verified: VerifiedTransaction
-        do { verified = try VerifiedTransaction(decoding: bytes) } catch { throw .refused(error) }
+        do { verified = try VerifiedTransaction(decoding: bytes, unlessKnown: isPending) } catch {
+            throw .refused(error)
+        }
         do { _ = try admit(verified) } catch { throw .refused(error) }
         do { try journal?.record(verified.transaction) } catch { throw .notStored(error) }
         return verified.id

@@ -154,6 +154,8 @@ public actor ConsensusDriver {
     private let clock = ContinuousClock()
     private var tasks: [Task<Void, Never>] = []
     private var stopped = false
+    /// Batches admitted transactions for gossip (nil until the driver is set up).
+    private var gossip: TransactionGossip?
     private var heightStartedAt: ContinuousClock.Instant
     /// The step the core was in at the last publish, and since when: its duration is recorded when it changes.
     private var stepEntered: (height: UInt64, round: UInt32, step: ConsensusStep, at: ContinuousClock.Instant)?
@@ -212,11 +214,9 @@ public actor ConsensusDriver {
                 connectedPeers: [], network: NetworkMetrics(), consensusDrops: []))
         // Set last, once nothing can fail: transactions admitted from now on are gossiped. Before the network
         // starts a broadcast reaches nobody, which is what a node with no peers should do anyway.
-        chain.onAdmit = { [network, logger] tx in
-            do { try network.broadcast(PeerMessage.transaction(tx.encoded).frame, except: Self.relayOrigin) } catch {
-                logger.error("cannot gossip a transaction: \(error)")
-            }
-        }
+        let gossip = TransactionGossip(network: network, logger: logger)
+        self.gossip = gossip
+        chain.onAdmit = { tx in gossip.add(tx.encoded, except: Self.relayOrigin) }
     }
 
     static func epoch(of height: UInt64, length: UInt64) -> UInt64 { height == 0 ? 0 : (height - 1) / length }
@@ -259,6 +259,7 @@ public actor ConsensusDriver {
     public func stop() {
         stopped = true
         chain.onAdmit = nil
+        gossip?.stop()
         for t in tasks { t.cancel() }
         tasks = []
     }
@@ -594,19 +595,9 @@ public actor ConsensusDriver {
                 noteAhead(peer, height: height)
             }
         case .transaction(let bytes):
-            // Admitted → the admit hook relays it to every peer but this one; refused → it goes no further.
-            let chain = self.chain
-            let result = Self.$relayOrigin.withValue(peer) {
-                Result { () throws(TransactionError) in try chain.submit(encoded: bytes) }
-            }
-            if case .failure(let error) = result {
-                switch error {
-                case .malformed, .badSignature, .invalidSenderKey, .wrongChain:
-                    network.report(peer: peer, reason: .invalidMessage)
-                default:
-                    break  // stale nonce, already known, mempool full: honest peers send these too
-                }
-            }
+            admitGossiped([bytes], from: peer)
+        case .transactions(let list):
+            admitGossiped(list, from: peer)
         case .status(let height, _):
             peerHeights[peer] = height
             if height > chain.head.height { requestBlocks(from: peer) }
@@ -615,6 +606,25 @@ public actor ConsensusDriver {
         case .blockResponse(let blocks):
             apply(blocks, from: peer)
         }
+    }
+
+    /// Admitted → the admit hook relays each to every peer but this one; refused → it goes no further. A batch
+    /// with a transaction only a lying peer would send (malformed, badly signed, for another chain) is reported
+    /// once; stale nonces, duplicates and a full mempool come from honest peers too.
+    private func admitGossiped(_ list: [[UInt8]], from peer: Bytes32) {
+        let chain = self.chain
+        var invalid = false
+        Self.$relayOrigin.withValue(peer) {
+            for bytes in list {
+                do throws(TransactionError) { _ = try chain.submit(encoded: bytes) } catch {
+                    switch error {
+                    case .malformed, .badSignature, .invalidSenderKey, .wrongChain: invalid = true
+                    default: break
+                    }
+                }
+            }
+        }
+        if invalid { network.report(peer: peer, reason: .invalidMessage) }
     }
 
     /// Hands a consensus message to the core; relays it when the core kept it (no drop counted), blames the sender

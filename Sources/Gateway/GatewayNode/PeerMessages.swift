@@ -18,6 +18,9 @@ public enum PeerMessage: Equatable, Sendable {
     case decision(FinalizedBlock)
     /// An encoded `SignedTransaction`, kept as bytes: the chain decodes and verifies it on submit.
     case transaction([UInt8])
+    /// Several encoded transactions in one frame (a few milliseconds' worth of admissions): one frame tag, one
+    /// syscall and one gossip entry instead of one each per transaction.
+    case transactions([[UInt8]])
     /// "My committed head is at this height, with this hash": lets a lagging peer notice it must sync.
     case status(height: UInt64, hash: Bytes32)
     /// "Send me the finalized blocks from height `from`, at most `count` of them."
@@ -34,6 +37,7 @@ public enum PeerMessage: Equatable, Sendable {
         public static let status: UInt8 = 0x14
         public static let blockRequest: UInt8 = 0x15
         public static let blockResponse: UInt8 = 0x16
+        public static let transactions: UInt8 = 0x17
     }
 
     /// Caps. A block is at most `Caps.blockBytes`; a certificate at most a signature per committee member.
@@ -43,6 +47,9 @@ public enum PeerMessage: Equatable, Sendable {
         public static let voteBytes = 256
         public static let decisionBytes = Caps.blockBytes + certificateBytes
         public static let transactionBytes = Caps.transactionBytes
+        /// Most transactions and bytes in one batch frame.
+        public static let transactionsPerBatch = 1024
+        public static let transactionBatchBytes = 256 * 1024
         public static let statusBytes = 64
         public static let blockRequestBytes = 32
         /// A response holds as many whole blocks as fit; one block of the maximum size always fits.
@@ -62,6 +69,7 @@ public enum PeerMessage: Equatable, Sendable {
             try kinds.register(kind: Kind.vote, maxPayload: Limits.voteBytes, delivery: .gossip)
             try kinds.register(kind: Kind.decision, maxPayload: Limits.decisionBytes, delivery: .gossip)
             try kinds.register(kind: Kind.transaction, maxPayload: Limits.transactionBytes, delivery: .gossip)
+            try kinds.register(kind: Kind.transactions, maxPayload: Limits.transactionBatchBytes, delivery: .gossip)
             try kinds.register(kind: Kind.status, maxPayload: Limits.statusBytes, delivery: .direct)
             try kinds.register(kind: Kind.blockRequest, maxPayload: Limits.blockRequestBytes, delivery: .direct)
             try kinds.register(kind: Kind.blockResponse, maxPayload: Limits.blockResponseBytes, delivery: .direct)
@@ -88,6 +96,10 @@ public enum PeerMessage: Equatable, Sendable {
         case .transaction(let bytes):
             kind = Kind.transaction
             w.write(bytes)
+        case .transactions(let list):
+            kind = Kind.transactions
+            w.writeVarint(UInt64(list.count))
+            for bytes in list { w.writeLengthPrefixed(bytes) }
         case .status(let height, let hash):
             kind = Kind.status
             w.writeVarint(height)
@@ -117,6 +129,17 @@ public enum PeerMessage: Equatable, Sendable {
             guard !frame.payload.isEmpty else { throw .truncated }
             self = .transaction(frame.payload)
             return
+        case Kind.transactions:
+            let count = try r.readVarint()
+            guard count >= 1, count <= UInt64(Limits.transactionsPerBatch) else { throw .invalidValue(.range) }
+            var list: [[UInt8]] = []
+            list.reserveCapacity(Int(count))
+            for _ in 0..<count {
+                let bytes = try r.readLengthPrefixed(cap: Limits.transactionBytes)
+                guard !bytes.isEmpty else { throw .truncated }
+                list.append(bytes)
+            }
+            self = .transactions(list)
         case Kind.status:
             self = .status(height: try r.readVarint(), hash: try r.readBytes32())
         case Kind.blockRequest:

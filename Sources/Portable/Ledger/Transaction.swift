@@ -110,10 +110,19 @@ public struct VerifiedTransaction: Sendable {
     /// Decodes and verifies in one step. The body's canonical encoding is exactly the input minus the trailing
     /// 64-byte signature, so the id is hashed from the bytes in hand instead of re-encoding them.
     public init(decoding bytes: [UInt8]) throws(TransactionError) {
+        try self.init(decoding: bytes, unlessKnown: { _ in false })
+    }
+
+    /// Decodes, then refuses as `alreadyKnown` a transaction whose id `isKnown` says is already held, before
+    /// the signature check: a gateway hears each transaction from several peers, and only the first costs a
+    /// verify. (Same id means same body; a copy with another signature is refused too, which loses nothing,
+    /// since the held one is the validly signed one.)
+    public init(decoding bytes: [UInt8], unlessKnown isKnown: (Bytes32) -> Bool) throws(TransactionError) {
         let tx: SignedTransaction
         do { tx = try SignedTransaction(decoding: bytes) } catch { throw .malformed(error) }
         let bodySize = bytes.count - 64
         let id = bytes.withUnsafeBytes { Domain.transaction.hash(UnsafeRawBufferPointer(rebasing: $0[0..<bodySize])) }
+        guard !isKnown(id) else { throw .alreadyKnown }
         try self.init(tx, id: id, bodySize: bodySize)
     }
 

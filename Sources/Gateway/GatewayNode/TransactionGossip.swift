@@ -1,0 +1,84 @@
+import AmarsCodec
+import Dispatch
+import Logging
+import Network
+import Synchronization
+
+/// Gossips admitted transactions in batches: what the chain admits within a few milliseconds leaves as one
+/// `transactions` frame per origin instead of one frame per transaction. Each frame costs a tag (HMAC), a write
+/// and a gossip-filter entry on both sides, which at thousands of transactions a second was most of the network
+/// thread's work; the window adds at most `window` to a transaction's way to the other members, against block
+/// intervals of a second.
+///
+/// Batches are kept per origin (the peer a relayed transaction came from, or nil for this node's own doors) so a
+/// relay still skips the peer it came from. A batch leaves when its window ends or when it is full.
+final class TransactionGossip: Sendable {
+    private struct Batch {
+        var items: [[UInt8]] = []
+        var bytes = 0
+    }
+
+    private struct State {
+        var batches: [Bytes32?: Batch] = [:]
+        var flushScheduled = false
+        var stopped = false
+    }
+
+    static let window = DispatchTimeInterval.milliseconds(5)
+
+    private let state = Mutex(State())
+    private let network: PeerManager
+    private let logger: Logger
+
+    init(network: PeerManager, logger: Logger) {
+        self.network = network
+        self.logger = logger
+    }
+
+    /// Queues one admitted transaction (its encoding) for every peer but `origin`.
+    func add(_ encoded: [UInt8], except origin: Bytes32?) {
+        let (full, schedule) = state.withLock { s -> (Batch?, Bool) in
+            guard !s.stopped else { return (nil, false) }
+            var batch = s.batches[origin, default: Batch()]
+            // The length prefix and the count take a few bytes more than the items themselves.
+            if batch.bytes + encoded.count + 8 > PeerMessage.Limits.transactionBatchBytes
+                || batch.items.count == PeerMessage.Limits.transactionsPerBatch
+            {
+                s.batches[origin] = Batch(items: [encoded], bytes: encoded.count)
+                return (batch, false)
+            }
+            batch.items.append(encoded)
+            batch.bytes += encoded.count
+            s.batches[origin] = batch
+            let schedule = !s.flushScheduled
+            s.flushScheduled = true
+            return (nil, schedule)
+        }
+        if let full { send(full, except: origin) }
+        if schedule { DispatchQueue.global().asyncAfter(deadline: .now() + Self.window) { self.flush() } }
+    }
+
+    /// Sends every pending batch now.
+    func flush() {
+        let batches = state.withLock { s in
+            s.flushScheduled = false
+            defer { s.batches = [:] }
+            return s.batches
+        }
+        for (origin, batch) in batches where !batch.items.isEmpty { send(batch, except: origin) }
+    }
+
+    /// Sends what is pending and takes no more (the driver is stopping, the network next).
+    func stop() {
+        flush()
+        state.withLock { $0.stopped = true }
+    }
+
+    private func send(_ batch: Batch, except origin: Bytes32?) {
+        let message =
+            batch.items.count == 1 ? PeerMessage.transaction(batch.items[0]) : PeerMessage.transactions(batch.items)
+        do { try network.broadcast(message.frame, except: origin) } catch {
+            logger.error("cannot gossip \(batch.items.count) transaction(s): \(error)")
+        }
+    }
+}
