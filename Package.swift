@@ -35,12 +35,16 @@ func system(_ name: String, pkgConfig: String, apt: String) -> Target {
 var targets: [Target] = [
     system("CSecp256k1", pkgConfig: "libsecp256k1", apt: "libsecp256k1-dev"),
     portable("AmarsCodec", []),
-    portable("AmarsCrypto", ["CSecp256k1", "AmarsCodec"]),
+    // On a host, SHA-256's compression comes from OpenSSL (the CPU's SHA extensions); Embedded builds and the
+    // firmware keep the portable Swift rounds.
+    portable("AmarsCrypto", ["CSecp256k1", "AmarsCodec"] + (embedded ? [] : ["CSHA256Accel"])),
     portable("Ledger", ["AmarsCodec", "AmarsCrypto"]),
     portable("DeviceProtocol", ["AmarsCodec", "AmarsCrypto", "Ledger"]),
     portable("LightClient", ["AmarsCodec", "AmarsCrypto", "Ledger"]),
     portable("DeviceCore", ["AmarsCodec", "AmarsCrypto", "Ledger", "DeviceProtocol", "LightClient"]),
 ]
+
+if !embedded { targets.append(system("CSHA256Accel", pkgConfig: "libcrypto", apt: "libssl-dev")) }
 
 var products: [Product] = [
     .library(

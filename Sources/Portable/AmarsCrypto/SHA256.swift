@@ -1,5 +1,9 @@
 import AmarsCodec
 
+#if canImport(CSHA256Accel)
+    import CSHA256Accel
+#endif
+
 /// SHA-256 as specified in FIPS 180-4, written in portable Swift so that gateways and microcontrollers compute
 /// byte-identical transaction ids and tree nodes without a C dependency.
 ///
@@ -153,10 +157,26 @@ internal struct SHA256State: Sendable {
     mutating func compress(_ block: UnsafeRawPointer) {
         #if hasFeature(Embedded)
             compressCompact(block)
+        #elseif canImport(CSHA256Accel)
+            compressAccelerated(block)
         #else
             compressUnrolled(block)
         #endif
     }
+
+    #if canImport(CSHA256Accel)
+        /// OpenSSL's compression (SHA-NI on this kind of host: hashing was a tenth of a gateway's CPU under load
+        /// with the Swift rounds). Host tests check it against ``compressUnrolled(_:)`` on random blocks and run
+        /// the NIST vectors through it.
+        mutating func compressAccelerated(_ block: UnsafeRawPointer) {
+            // A homogeneous tuple is laid out contiguously, so it passes as `uint32_t[8]`.
+            var words = (h0, h1, h2, h3, h4, h5, h6, h7)
+            withUnsafeMutableBytes(of: &words) {
+                amars_sha256_compress($0.baseAddress!.assumingMemoryBound(to: UInt32.self), block)
+            }
+            (h0, h1, h2, h3, h4, h5, h6, h7) = words
+        }
+    #endif
 
     /// FIPS 180-4's round constants, for the looped rounds (the unrolled ones carry them inline).
     static let roundConstants:
