@@ -49,6 +49,24 @@ final class SubmitJournalTests: XCTestCase {
         XCTAssertEqual(node.account(bob).state.balance, 15)
     }
 
+    /// A batch (`POST /v1/txs`): the admitted ones are journaled together and come back after a restart; the
+    /// refused one is not journaled.
+    func testAnAcknowledgedBatchSurvivesARestart() throws {
+        let bob = TestChain.address(TestChain.key(9))
+        let batch = [0, 1, 7, 2].map { t.transfer(from: t.funded[0], to: bob, amount: 5, nonce: UInt64($0)).encoded }
+        var admitted: [Bytes32] = []
+        do {
+            let node = try journaledNode()
+            let results = node.submitAcknowledged(batch: batch)
+            admitted = results.compactMap { try? $0.get() }
+            XCTAssertEqual(admitted.count, 3)
+            guard case .failure(.refused(.nonceGap)) = results[2] else { return XCTFail("nonce 7 was not refused") }
+        }
+        let node = try journaledNode()
+        XCTAssertEqual(node.replayJournal().readmitted, 3)
+        XCTAssertEqual(Set(try XCTUnwrap(node.journal).pending().map(\.id)), Set(admitted))
+    }
+
     func testADroppedSubmitReadsBackAsRefusedWithItsCode() throws {
         let node = try journaledNode()
         let bob = TestChain.address(TestChain.key(9))

@@ -756,3 +756,45 @@ enum RawSocket {
         return String(decoding: out, as: UTF8.self)
     }
 }
+
+extension APITests {
+    /// `POST /v1/txs`: each transaction admitted or refused on its own, results in order, the batch journaled
+    /// together; a body that is no batch is refused whole and changes nothing.
+    func testBatchSubmitAnswersEachTransactionInOrder() throws {
+        let bob = TestChain.address(chain.bob)
+        let first = chain.transfer(from: chain.alice, to: bob, amount: 1, nonce: 0)
+        let second = chain.transfer(from: chain.alice, to: bob, amount: 2, nonce: 1)
+        let gap = chain.transfer(from: chain.alice, to: bob, amount: 3, nonce: 9)
+        let r = try chain.http.post(
+            "/v1/txs", body: TransactionBatch.encode([first.encoded, second.encoded, first.encoded, gap.encoded]),
+            contentType: "application/octet-stream")
+        XCTAssertEqual(r.status, 200, r.text)
+        let results = try XCTUnwrap(
+            (try JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Any])?["results"] as? [[String: Any]])
+        XCTAssertEqual(results.count, 4)
+        XCTAssertEqual(results[0]["id"] as? String, Hex.encode(first.id.bytes))
+        XCTAssertEqual(results[1]["id"] as? String, Hex.encode(second.id.bytes))
+        XCTAssertEqual((results[2]["error"] as? [String: Any])?["code"] as? String, "alreadyKnown")
+        XCTAssertEqual((results[3]["error"] as? [String: Any])?["code"] as? String, "nonceGap")
+        XCTAssertEqual(chain.node.pendingCount, 2)
+
+        let third = chain.transfer(from: chain.alice, to: bob, amount: 4, nonce: 2)
+        let json = try JSONSerialization.data(withJSONObject: ["txs": [Hex.encode(third.encoded)]])
+        let viaJSON = try chain.http.post("/v1/txs", body: Array(json), contentType: "application/json")
+        XCTAssertEqual(viaJSON.status, 200, viaJSON.text)
+        XCTAssertEqual(chain.node.pendingCount, 3)
+
+        let before = chain.snapshot()
+        for (body, type, status) in [
+            ([UInt8]([0]), "application/octet-stream", 400), ([5, 1], "application/octet-stream", 400),
+            (TransactionBatch.encode([first.encoded]) + [0], "application/octet-stream", 400),
+            (Array(#"{"txs":[]}"#.utf8), "application/json", 400),
+            (Array(#"{"txs":["zz"]}"#.utf8), "application/json", 400),
+            (first.encoded, "text/plain", 415),
+        ] {
+            XCTAssertEqual(try chain.http.post("/v1/txs", body: body, contentType: type).status, status)
+        }
+        XCTAssertEqual(chain.snapshot(), before)
+        XCTAssertEqual(try chain.produceBlock().block.transactions.count, 3)
+    }
+}

@@ -386,6 +386,29 @@ public final class ChainNode: @unchecked Sendable {
         return verified.id
     }
 
+    /// ``submitAcknowledged(encoded:)`` for many at once (`POST /v1/txs`): each is admitted or refused on its own,
+    /// then the admitted ones reach the journal in one group commit. If the journal fails, every admitted one is
+    /// reported `notStored` (none may be counted on).
+    public func submitAcknowledged(batch: [[UInt8]]) -> [Result<Bytes32, SubmitError>] {
+        var results: [Result<Bytes32, SubmitError>] = []
+        var admitted: [SignedTransaction] = []
+        results.reserveCapacity(batch.count)
+        for bytes in batch {
+            do {
+                let verified = try VerifiedTransaction(decoding: bytes, unlessKnown: isPending)
+                _ = try admit(verified)
+                admitted.append(verified.transaction)
+                results.append(.success(verified.id))
+            } catch {
+                results.append(.failure(.refused(error)))
+            }
+        }
+        do { try journal?.record(admitted) } catch {
+            return results.map { r in r.flatMap { _ in .failure(.notStored(error)) } }
+        }
+        return results
+    }
+
     /// Admits again what the journal holds (after a restart); each entry ends re-admitted, or out of the journal
     /// as included or refused with its code. Call once, before serving and after the gossip hook is set, so the
     /// re-admitted transactions reach the other members too.

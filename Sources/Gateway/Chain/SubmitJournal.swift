@@ -85,11 +85,19 @@ public final class SubmitJournal: @unchecked Sendable {
     /// Keeps `tx` durably; returns once it is on disk (or throws why it is not). Safe to call from many threads:
     /// whoever finds no write in progress writes everything queued so far, the others wait for that write.
     public func record(_ tx: SignedTransaction) throws(StoreError) {
+        try record([tx])
+    }
+
+    /// Keeps every one of `txs` durably, in the same group commit; returns once all are on disk.
+    public func record(_ txs: [SignedTransaction]) throws(StoreError) {
+        guard !txs.isEmpty else { return }
         queueLock.lock()
-        queued += 1
+        for tx in txs {
+            queued += 1
+            queue.append((tx.id, tx.encoded))
+            held.insert(tx.id)
+        }
         let mine = queued
-        queue.append((tx.id, tx.encoded))
-        held.insert(tx.id)
         while flushed < mine {
             if flushing {
                 queueLock.wait()

@@ -73,6 +73,8 @@ public struct ConsensusStatus: Sendable {
 /// - `GET /v1/blocks?limit=N` (newest first, default 20, at most 100), `GET /v1/blocks/{height}`
 /// - `GET /v1/accounts/{bech32}` — balance, nonces and a state proof against the head's state root
 /// - `POST /v1/tx` — `application/json` `{"tx":"<hex>"}` or `application/octet-stream` raw bytes → 202
+/// - `POST /v1/txs` — many at once: `application/octet-stream` (a ``TransactionBatch``) or `{"txs":["<hex>",…]}`
+///   → 200 with one result per transaction, in order, journaled in one group commit
 /// - `GET /v1/tx/{id}` — pending, or included with its receipt
 /// - `GET /v1/staking` — staking parameters, epochs, latest checkpoint
 /// - `GET /v1/candidates` (by weight), `GET /v1/candidates/{bech32}`
@@ -142,11 +144,11 @@ public final class APIRouter: Sendable {
         case explorer, head, supply, metrics, blocks, block(Substring), account(Substring), submit, tx(Substring)
         case staking, candidates, candidate(Substring), buckets, bucket(Substring), election(Substring), committee
         case checkpoints, consensus, escrow(Substring), healthz, readyz
-        case search, activity(Substring), paymentRequest(svg: Bool), events
+        case search, activity(Substring), paymentRequest(svg: Bool), events, submitBatch
 
         var methods: [String] {
             switch self {
-            case .submit: ["POST"]
+            case .submit, .submitBatch: ["POST"]
             default: ["GET"]
             }
         }
@@ -166,6 +168,7 @@ public final class APIRouter: Sendable {
             case "supply": return .supply
             case "blocks": return .blocks
             case "tx": return .submit
+            case "txs": return .submitBatch
             case "staking": return .staking
             case "candidates": return .candidates
             case "buckets": return .buckets
@@ -256,6 +259,8 @@ public final class APIRouter: Sendable {
             return .json(200, .object([("alive", .bool(true)), ("height", .number(node.status.head.height))]))
         case .readyz:
             return readiness()
+        case .submitBatch:
+            return submitBatch(body: body, contentType: contentType)
         case .search:
             return search(query: query)
         case .activity(let text):
@@ -405,6 +410,58 @@ public final class APIRouter: Sendable {
                 return .error(503, "notStored", "the gateway cannot keep the transaction on disk; retry later")
             }
         }
+    }
+
+    /// Most transactions one `POST /v1/txs` carries (the body cap bounds it too).
+    static let maxBatch = 512
+
+    private func submitBatch(body: [UInt8], contentType: String?) -> APIResponse {
+        let mediaType =
+            (contentType ?? "").split(separator: ";").first.map {
+                $0.trimmingCharacters(in: .whitespaces).lowercased()
+            } ?? ""
+        let items: [[UInt8]]
+        switch mediaType {
+        case "application/octet-stream":
+            do { items = try TransactionBatch.decode(body, maxCount: Self.maxBatch) } catch {
+                return .error(
+                    400, "malformedBatch",
+                    "the body is not a transaction batch (1 to \(Self.maxBatch) length-prefixed transactions): "
+                        + Self.describe(error))
+            }
+        case "application/json":
+            guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
+                let list = object["txs"] as? [String], (1...Self.maxBatch).contains(list.count)
+            else {
+                return .error(
+                    400, "malformedBatch", "send {\"txs\":[\"<hex>\",...]} with 1 to \(Self.maxBatch) transactions")
+            }
+            var decoded: [[UInt8]] = []
+            for (i, text) in list.enumerated() {
+                guard let bytes = try? Hex.decode(text, maxBytes: Caps.transactionBytes), !bytes.isEmpty else {
+                    return .error(400, "invalidHex", "txs[\(i)] is not hex of a transaction")
+                }
+                decoded.append(bytes)
+            }
+            items = decoded
+        default:
+            return .error(
+                415, "unsupportedMediaType",
+                "send application/octet-stream (a transaction batch) or application/json {\"txs\":[\"<hex>\",...]}")
+        }
+        let results = node.submitAcknowledged(batch: items).map { result -> JSONValue in
+            switch result {
+            case .success(let id):
+                return .object([("id", .hex(id)), ("status", .string("pending"))])
+            case .failure(.refused(let refusal)):
+                let (_, code, message) = Self.describe(refusal)
+                return APIJSON.error(code: code, message: message)
+            case .failure(.notStored(let failure)):
+                logger.error("cannot journal a submitted transaction: \(failure)")
+                return APIJSON.error(code: "notStored", message: "the gateway cannot keep it on disk; retry later")
+            }
+        }
+        return .json(200, .object([("results", .array(results))]))
     }
 
     struct Refusal: Error {

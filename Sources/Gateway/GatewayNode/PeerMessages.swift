@@ -98,8 +98,7 @@ public enum PeerMessage: Equatable, Sendable {
             w.write(bytes)
         case .transactions(let list):
             kind = Kind.transactions
-            w.writeVarint(UInt64(list.count))
-            for bytes in list { w.writeLengthPrefixed(bytes) }
+            w.write(TransactionBatch.encode(list))
         case .status(let height, let hash):
             kind = Kind.status
             w.writeVarint(height)
@@ -130,16 +129,7 @@ public enum PeerMessage: Equatable, Sendable {
             self = .transaction(frame.payload)
             return
         case Kind.transactions:
-            let count = try r.readVarint()
-            guard count >= 1, count <= UInt64(Limits.transactionsPerBatch) else { throw .invalidValue(.range) }
-            var list: [[UInt8]] = []
-            list.reserveCapacity(Int(count))
-            for _ in 0..<count {
-                let bytes = try r.readLengthPrefixed(cap: Limits.transactionBytes)
-                guard !bytes.isEmpty else { throw .truncated }
-                list.append(bytes)
-            }
-            self = .transactions(list)
+            self = .transactions(try TransactionBatch.decode(from: &r, maxCount: Limits.transactionsPerBatch))
         case Kind.status:
             self = .status(height: try r.readVarint(), hash: try r.readBytes32())
         case Kind.blockRequest:

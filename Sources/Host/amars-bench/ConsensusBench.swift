@@ -38,6 +38,9 @@ struct ConsensusBench: ParsableCommand {
     @Option(help: "Keep-alive HTTP connections per node.")
     var connections: Int = 2
 
+    @Option(help: "Most transfers per request: a connection behind schedule sends what is due in one POST /v1/txs.")
+    var batch: Int = 1
+
     @Option(help: "Seconds excluded from the start of the throughput window (pipeline fill).")
     var warmup: Double = 3
 
@@ -108,7 +111,7 @@ struct ConsensusBench: ParsableCommand {
                     + "for \(f1(duration)) s ==")
             fflush(nil)
             let run = FourNodeRun(
-                rate: rate, duration: duration, blockInterval: blockInterval, connections: connections,
+                rate: rate, duration: duration, blockInterval: blockInterval, connections: connections, batch: batch,
                 warmup: warmup, bin: bin, keepData: keepData, logLevel: nodeLog)
             nodes = try run.run()
         }
@@ -642,6 +645,7 @@ private struct FourNodeRun {
     var duration: Double
     var blockInterval: Int
     var connections: Int
+    var batch: Int
     var warmup: Double
     var bin: String?
     var keepData: Bool
@@ -897,22 +901,47 @@ private struct FourNodeRun {
                     return
                 }
                 log.index.reserveCapacity(list.count)
-                for k in list {
-                    let due = start + Double(k) / rate
+                var i = 0
+                while i < list.count {
+                    let due = start + Double(list[i]) / rate
                     var t = monoNow()
                     if due - t > 0.001 { usleep(UInt32((due - t) * 1e6)) }
                     t = monoNow()
                     log.maxLag = max(log.maxLag, t - due)
-                    let r: (status: Int, body: [UInt8])
-                    do { r = try conn.request("POST", "/v1/tx", body: load[k]) } catch {
+                    // Everything already due goes in this request, up to the batch size.
+                    var end = i + 1
+                    while end < list.count, end - i < batch, start + Double(list[end]) / rate <= t { end += 1 }
+                    let ks = Array(list[i..<end])
+                    i = end
+                    var statuses: [Int]
+                    do {
+                        if ks.count == 1 {
+                            let r = try conn.request("POST", "/v1/tx", body: load[ks[0]])
+                            statuses = [r.status]
+                            if r.status != 202 && log.errors.count < 3 {
+                                log.errors.append(String(decoding: r.body.prefix(300), as: UTF8.self))
+                            }
+                        } else {
+                            let r = try conn.request(
+                                "POST", "/v1/txs", body: TransactionBatch.encode(ks.map { load[$0] }))
+                            let results =
+                                ((try? JSONSerialization.jsonObject(with: Data(r.body))) as? [String: Any])?["results"]
+                                as? [[String: Any]] ?? []
+                            statuses = ks.indices.map { j in
+                                r.status == 200 && j < results.count && results[j]["id"] != nil ? 202 : 400
+                            }
+                            if statuses.contains(400) && log.errors.count < 3 {
+                                log.errors.append(String(decoding: r.body.prefix(300), as: UTF8.self))
+                            }
+                        }
+                    } catch {
                         log.failure = "\(error)"
                         return
                     }
-                    log.index.append(k)
-                    log.submitted.append(t - t0)
-                    log.status.append(r.status)
-                    if r.status != 202 && log.errors.count < 3 {
-                        log.errors.append(String(decoding: r.body.prefix(300), as: UTF8.self))
+                    for (k, status) in zip(ks, statuses) {
+                        log.index.append(k)
+                        log.submitted.append(t - t0)
+                        log.status.append(status)
                     }
                 }
             }.start()
