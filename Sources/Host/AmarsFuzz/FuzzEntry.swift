@@ -10,7 +10,7 @@ import LightClient
     import Glibc
 #endif
 
-/// libFuzzer entry: the first byte picks a decoder (chain objects, proofs, CoAP, SLIP), the rest is its input. The property checked is the
+/// libFuzzer entry: the first byte picks a decoder (chain objects, proofs, transaction batches, CoAP, SLIP), the rest is its input. The property checked is the
 /// chain's decoding contract: a decoder refuses with a typed error or returns a value whose encoding is
 /// exactly the input. Anything else (a crash, a trap, a second encoding) is a finding.
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -26,6 +26,11 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     case 4: check(Checkpoint.self, input)
     case 5: check(SparseMerkleProof.self, input)
     case 6: check(MerkleProof.self, input)
+    case 7:
+        // A transaction batch (peer gossip, POST /v1/txs): refused, or re-encoded to exactly the input.
+        if let items = try? TransactionBatch.decode(input, maxCount: 1024), TransactionBatch.encode(items) != input {
+            fatalError("TransactionBatch decode/encode is not an exact inverse")
+        }
     case 8:
         // CoAP: a message that decodes re-encodes to exactly the input (one canonical form).
         if let message = try? CoAPMessage.decode(input), message.encode() != input {
