@@ -377,10 +377,7 @@ public final class APIRouter: Sendable {
         guard body.count <= Self.maxBodyBytes else {
             return .error(413, "bodyTooLarge", "request bodies are limited to \(Self.maxBodyBytes) bytes")
         }
-        let mediaType =
-            (contentType ?? "").split(separator: ";").first.map {
-                $0.trimmingCharacters(in: .whitespaces).lowercased()
-            } ?? ""
+        let mediaType = Self.mediaType(contentType)
         let encoded: [UInt8]
         switch mediaType {
         case "application/json":
@@ -412,14 +409,17 @@ public final class APIRouter: Sendable {
         }
     }
 
+    /// A Content-Type's media type, lowercased, without parameters ("" when absent).
+    private static func mediaType(_ contentType: String?) -> String {
+        (contentType ?? "").split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+            ?? ""
+    }
+
     /// Most transactions one `POST /v1/txs` carries (the body cap bounds it too).
     static let maxBatch = 512
 
     private func submitBatch(body: [UInt8], contentType: String?) -> APIResponse {
-        let mediaType =
-            (contentType ?? "").split(separator: ";").first.map {
-                $0.trimmingCharacters(in: .whitespaces).lowercased()
-            } ?? ""
+        let mediaType = Self.mediaType(contentType)
         let items: [[UInt8]]
         switch mediaType {
         case "application/octet-stream":
