@@ -90,10 +90,12 @@ public final class BlockStore {
         selectActivity = try db.prepare(
             """
             SELECT height, position FROM (
-                SELECT height, position FROM incoming WHERE address = ?1 ORDER BY height DESC, position DESC LIMIT ?2)
+                SELECT height, position FROM incoming WHERE address = ?1 AND height > ?3
+                ORDER BY height DESC, position DESC LIMIT ?2)
             UNION
             SELECT height, position FROM (
-                SELECT height, position FROM sent WHERE address = ?1 ORDER BY height DESC, position DESC LIMIT ?2)
+                SELECT height, position FROM sent WHERE address = ?1 AND height > ?3
+                ORDER BY height DESC, position DESC LIMIT ?2)
             ORDER BY height DESC, position DESC LIMIT ?2
             """)
         selectHeightByHash = try db.prepare("SELECT height FROM blocks WHERE hash = ?1")
@@ -334,13 +336,16 @@ public final class BlockStore {
         }
     }
 
-    /// Where the transactions `address` sent or was paid by transfer are, newest first, at most `limit`. Each
-    /// index is read backwards along its primary key and cut at `limit` before the two are merged, so a busy
-    /// account's page costs `limit` rows, not its whole history.
-    public func activity(of address: Address, limit: Int) throws(StoreError) -> [(height: UInt64, position: Int)] {
+    /// Where the transactions `address` sent or was paid by transfer are, in blocks above `after` (nil: any),
+    /// newest first, at most `limit`. Each index is read backwards along its primary key and cut at `limit`
+    /// before the two are merged, so a busy account's page costs `limit` rows, not its whole history.
+    public func activity(of address: Address, after: UInt64? = nil, limit: Int) throws(StoreError)
+        -> [(height: UInt64, position: Int)]
+    {
         guard limit > 0 else { return [] }
         selectActivity.bind(1, address.raw.bytes)
         selectActivity.bind(2, Int64(limit))
+        selectActivity.bind(3, after.map { Int64(min($0, UInt64(Int64.max))) } ?? -1)
         defer { selectActivity.reset() }
         var found: [(height: UInt64, position: Int)] = []
         while try selectActivity.step() {

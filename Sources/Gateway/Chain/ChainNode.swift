@@ -216,13 +216,14 @@ public final class ChainNode: @unchecked Sendable {
         }
     }
 
-    /// What `address` sent or was paid by transfer, newest first, at most `limit` (an explorer's account page).
-    public func activity(of address: Address, limit: Int) throws(StoreError) -> [Activity] {
+    /// What `address` sent or was paid by transfer in blocks above `after` (nil: any), newest first, at most
+    /// `limit` (an explorer's account page, and the receipts of an event stream).
+    public func activity(of address: Address, after: UInt64? = nil, limit: Int) throws(StoreError) -> [Activity] {
         lock.lock()
         defer { lock.unlock() }
         var found: [Activity] = []
         var cached: (height: UInt64, block: BlockStore.StoredBlock)?
-        for location in try store.activity(of: address, limit: limit) {
+        for location in try store.activity(of: address, after: after, limit: limit) {
             let stored: BlockStore.StoredBlock
             if let cached, cached.height == location.height {
                 stored = cached.block
@@ -377,13 +378,7 @@ public final class ChainNode: @unchecked Sendable {
     /// What a door that answers a client (HTTP 202, CoAP 2.01) calls: admits the transaction, then keeps it in
     /// the ``journal`` before returning, so the acknowledgement survives a crash of this node.
     public func submitAcknowledged(encoded bytes: [UInt8]) throws(SubmitError) -> Bytes32 {
-        let verified: VerifiedTransaction
-        do { verified = try VerifiedTransaction(decoding: bytes, unlessKnown: isPending) } catch {
-            throw .refused(error)
-        }
-        do { _ = try admit(verified) } catch { throw .refused(error) }
-        do { try journal?.record(verified.transaction) } catch { throw .notStored(error) }
-        return verified.id
+        try submitAcknowledged(batch: [bytes])[0].get()
     }
 
     /// ``submitAcknowledged(encoded:)`` for many at once (`POST /v1/txs`): each is admitted or refused on its own,

@@ -39,9 +39,15 @@ public enum KeyFile {
         guard let data = FileManager.default.contents(atPath: path) else { throw .unreadable(path) }
         guard data.count <= Keystore.maxFileBytes else { throw .malformed(path) }
         let bytes = [UInt8](data)
-        if Keystore.looksLikeKeystore(bytes) {
+        if Keystore.isJSON(bytes) {
+            // Checked before the passphrase is asked: a damaged keystore or another JSON file (a genesis given
+            // as a key) is refused without anyone typing a passphrase for it.
+            let sealed: Keystore.Sealed
+            do { sealed = try Keystore.Sealed(bytes) } catch {
+                throw error == .notAKeystore ? .malformed(path) : .keystore(path, error)
+            }
             guard let secret = passphrase() else { throw .passphraseNeeded(path) }
-            do { return try Keystore.open(bytes, passphrase: secret) } catch { throw .keystore(path, error) }
+            do { return try sealed.open(passphrase: secret) } catch { throw .keystore(path, error) }
         }
         let text = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         guard let raw = try? Hex.decode(text, maxBytes: 32), let secret = Bytes32(raw),

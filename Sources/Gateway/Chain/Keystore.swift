@@ -59,18 +59,12 @@ public enum Keystore {
         }
     }
 
-    /// Whether `bytes` claims to be a keystore rather than a hex key file: a JSON object with the keystore's
-    /// version field, or the start of a JSON object cut short (a truncated keystore, reported as such). Another
-    /// complete JSON file (a genesis given as a key, say) is not one, and is refused before any passphrase is asked.
-    static func looksLikeKeystore(_ bytes: [UInt8]) -> Bool {
-        guard bytes.first(where: { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 }) == UInt8(ascii: "{") else {
-            return false
-        }
-        guard let object = try? JSONSerialization.jsonObject(with: Data(bytes)) else { return true }
-        return (object as? [String: Any])?["amarsKeystore"] != nil
+    /// Whether `bytes` is JSON (a keystore, or another JSON file given as a key) rather than a hex key file.
+    static func isJSON(_ bytes: [UInt8]) -> Bool {
+        bytes.first(where: { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 }) == UInt8(ascii: "{")
     }
 
-    private struct Fields {
+    fileprivate struct Fields {
         var address: String
         var opsLimit: UInt64
         var memLimit: UInt64
@@ -85,12 +79,13 @@ public enum Keystore {
         }
     }
 
-    private static func ready() throws(Failure) {
+    fileprivate static func ready() throws(Failure) {
         guard sodium_init() >= 0 else { throw .kdfFailed }
     }
 
     /// Argon2id over the passphrase: 32 bytes of cipher key, then the check value.
-    private static func derive(_ passphrase: String, _ f: Fields) throws(Failure) -> (key: [UInt8], check: [UInt8]) {
+    fileprivate static func derive(_ passphrase: String, _ f: Fields) throws(Failure) -> (key: [UInt8], check: [UInt8])
+    {
         var out = [UInt8](repeating: 0, count: 64)
         var pass = Array(passphrase.utf8CString)
         defer { sodium_memzero(&pass, pass.count) }
@@ -137,59 +132,75 @@ public enum Keystore {
 
     /// Opens a keystore file's bytes with `passphrase`.
     public static func open(_ bytes: [UInt8], passphrase: String) throws(Failure) -> PrivateKey {
-        try ready()
-        guard bytes.count <= maxFileBytes,
-            let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any]
-        else { throw .truncated("it is not a complete JSON object") }
-        guard let version = object["amarsKeystore"] as? Int else { throw .notAKeystore }
-        guard version == Self.version else { throw .unsupportedVersion(version) }
-        func text(_ name: String) throws(Failure) -> String {
-            guard let value = object[name] as? String else { throw .truncated("no \(name)") }
-            return value
-        }
-        func hex(_ name: String, count: Int) throws(Failure) -> [UInt8] {
-            guard let value = try? Hex.decode(try text(name), maxBytes: count), value.count == count else {
-                throw .truncated("\(name) is not \(count) bytes of hex")
+        try Sealed(bytes).open(passphrase: passphrase)
+    }
+
+    /// A keystore file read and checked field by field, before any passphrase is asked: a damaged or foreign
+    /// file is refused without making anyone type a passphrase for it.
+    public struct Sealed {
+        fileprivate let fields: Fields
+        fileprivate let sealed: [UInt8]
+        fileprivate let check: [UInt8]
+
+        public init(_ bytes: [UInt8]) throws(Failure) {
+            guard bytes.count <= maxFileBytes,
+                let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any]
+            else { throw .truncated("it is not a complete JSON object") }
+            guard let version = object["amarsKeystore"] as? Int else { throw .notAKeystore }
+            guard version == Keystore.version else { throw .unsupportedVersion(version) }
+            func text(_ name: String) throws(Failure) -> String {
+                guard let value = object[name] as? String else { throw .truncated("no \(name)") }
+                return value
             }
-            return value
-        }
-        func limit(_ name: String) throws(Failure) -> UInt64 {
-            guard let value = object[name] as? NSNumber, let n = UInt64(exactly: value.doubleValue) else {
-                throw .truncated("no \(name)")
+            func hex(_ name: String, count: Int) throws(Failure) -> [UInt8] {
+                guard let value = try? Hex.decode(try text(name), maxBytes: count), value.count == count else {
+                    throw .truncated("\(name) is not \(count) bytes of hex")
+                }
+                return value
             }
-            return n
+            func limit(_ name: String) throws(Failure) -> UInt64 {
+                guard let value = object[name] as? NSNumber, let n = UInt64(exactly: value.doubleValue) else {
+                    throw .truncated("no \(name)")
+                }
+                return n
+            }
+            guard try text("kdf") == "argon2id" else { throw .unsupportedParameters("kdf must be argon2id") }
+            guard try text("cipher") == "xchacha20poly1305" else {
+                throw .unsupportedParameters("cipher must be xchacha20poly1305")
+            }
+            fields = Fields(
+                address: try text("address"), opsLimit: try limit("opsLimit"), memLimit: try limit("memLimit"),
+                salt: try hex("salt", count: Int(crypto_pwhash_SALTBYTES)),
+                nonce: try hex("nonce", count: Int(crypto_aead_xchacha20poly1305_ietf_NPUBBYTES)))
+            sealed = try hex("ciphertext", count: 32 + Int(crypto_aead_xchacha20poly1305_ietf_ABYTES))
+            check = try hex("check", count: 32)
+            guard fields.opsLimit >= UInt64(crypto_pwhash_OPSLIMIT_MIN), fields.opsLimit <= maxOpsLimit,
+                fields.memLimit >= UInt64(crypto_pwhash_MEMLIMIT_MIN), fields.memLimit <= maxMemLimit
+            else {
+                throw .unsupportedParameters(
+                    "opsLimit must be 1...\(maxOpsLimit) and memLimit 8 KiB...1 GiB (got \(fields.opsLimit), \(fields.memLimit))"
+                )
+            }
         }
-        guard try text("kdf") == "argon2id" else { throw .unsupportedParameters("kdf must be argon2id") }
-        guard try text("cipher") == "xchacha20poly1305" else {
-            throw .unsupportedParameters("cipher must be xchacha20poly1305")
+
+        public func open(passphrase: String) throws(Failure) -> PrivateKey {
+            try ready()
+            var (cipherKey, expected) = try derive(passphrase, fields)
+            defer { sodium_memzero(&cipherKey, cipherKey.count) }
+            guard sodium_memcmp(expected, check, 32) == 0 else { throw .wrongPassphrase }
+            expected = []
+            var secret = [UInt8](repeating: 0, count: 32)
+            defer { sodium_memzero(&secret, secret.count) }
+            var secretCount: UInt64 = 0
+            let ad = fields.associatedData
+            guard
+                crypto_aead_xchacha20poly1305_ietf_decrypt(
+                    &secret, &secretCount, nil, sealed, UInt64(sealed.count), ad, UInt64(ad.count), fields.nonce,
+                    cipherKey) == 0, secretCount == 32, let raw = Bytes32(secret),
+                let key = try? PrivateKey(bytes: raw),
+                Address(publicKey: key.xOnlyPublicKey).bech32 == fields.address
+            else { throw .tampered }
+            return key
         }
-        let fields = Fields(
-            address: try text("address"), opsLimit: try limit("opsLimit"), memLimit: try limit("memLimit"),
-            salt: try hex("salt", count: Int(crypto_pwhash_SALTBYTES)),
-            nonce: try hex("nonce", count: Int(crypto_aead_xchacha20poly1305_ietf_NPUBBYTES)))
-        let sealed = try hex("ciphertext", count: 32 + Int(crypto_aead_xchacha20poly1305_ietf_ABYTES))
-        let check = try hex("check", count: 32)
-        guard fields.opsLimit >= UInt64(crypto_pwhash_OPSLIMIT_MIN), fields.opsLimit <= maxOpsLimit,
-            fields.memLimit >= UInt64(crypto_pwhash_MEMLIMIT_MIN), fields.memLimit <= maxMemLimit
-        else {
-            throw .unsupportedParameters(
-                "opsLimit must be 1...\(maxOpsLimit) and memLimit 8 KiB...1 GiB (got \(fields.opsLimit), \(fields.memLimit))"
-            )
-        }
-        var (cipherKey, expected) = try derive(passphrase, fields)
-        defer { sodium_memzero(&cipherKey, cipherKey.count) }
-        guard sodium_memcmp(expected, check, 32) == 0 else { throw .wrongPassphrase }
-        expected = []
-        var secret = [UInt8](repeating: 0, count: 32)
-        defer { sodium_memzero(&secret, secret.count) }
-        var secretCount: UInt64 = 0
-        let ad = fields.associatedData
-        guard
-            crypto_aead_xchacha20poly1305_ietf_decrypt(
-                &secret, &secretCount, nil, sealed, UInt64(sealed.count), ad, UInt64(ad.count), fields.nonce,
-                cipherKey) == 0, secretCount == 32, let raw = Bytes32(secret), let key = try? PrivateKey(bytes: raw),
-            Address(publicKey: key.xOnlyPublicKey).bech32 == fields.address
-        else { throw .tampered }
-        return key
     }
 }

@@ -58,6 +58,18 @@ public struct PaymentRequest: Equatable, Sendable {
         return out
     }
 
+    /// A request from the parts a person fills in (a form, command-line flags): the amount as AMSC text (nil or
+    /// empty: the payer chooses) and the memo as text, checked by the same rules as a URI's fields.
+    public init(address: Address, amount amountText: String?, memo: String) throws(ParseError) {
+        self.address = address
+        amount = nil
+        if let amountText, !amountText.isEmpty {
+            do { amount = try Amount.parse(amountText) } catch { throw .badAmount(error) }
+        }
+        guard memo.utf8.count <= Caps.memoBytes else { throw .memoTooLong(memo.utf8.count) }
+        self.memo = memo
+    }
+
     public init(uri text: String) throws(ParseError) {
         guard text.utf8.count <= 512 else { throw .notAPaymentRequest }
         let prefix = Self.scheme + ":"
@@ -65,31 +77,33 @@ public struct PaymentRequest: Equatable, Sendable {
         let rest = text.dropFirst(prefix.count)
         let parts = rest.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
         guard let address = try? Address(bech32: String(parts[0])) else { throw .badAddress }
-        self.address = address
-        amount = nil
-        memo = ""
+        var amountText: String?
+        var memo = ""
         var seen: Set<String> = []
-        guard parts.count > 1 else { return }
-        for pair in parts[1].split(separator: "&") {
-            let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            let name = String(kv[0])
-            let value = kv.count > 1 ? String(kv[1]) : ""
-            guard seen.insert(name).inserted else { throw .duplicate(name) }
-            switch name {
-            case "amount":
-                do { amount = try Amount.parse(value) } catch { throw .badAmount(error) }
-            case "memo":
-                guard let decoded = Self.percentDecode(value) else { throw .badEncoding("memo") }
-                guard decoded.utf8.count <= Caps.memoBytes else { throw .memoTooLong(decoded.utf8.count) }
-                memo = decoded
-            default:
-                if name.hasPrefix("req-") { throw .requiredUnknown(name) }
+        if parts.count > 1 {
+            for pair in parts[1].split(separator: "&") {
+                let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                let name = String(kv[0])
+                let value = kv.count > 1 ? String(kv[1]) : ""
+                guard seen.insert(name).inserted else { throw .duplicate(name) }
+                switch name {
+                case "amount":
+                    // Present but empty is a mistake in a URI, not "the payer chooses".
+                    guard !value.isEmpty else { throw .badAmount(.empty) }
+                    amountText = value
+                case "memo":
+                    guard let decoded = Self.percentDecode(value) else { throw .badEncoding("memo") }
+                    memo = decoded
+                default:
+                    if name.hasPrefix("req-") { throw .requiredUnknown(name) }
+                }
             }
         }
+        try self.init(address: address, amount: amountText, memo: memo)
     }
 
     /// RFC 3986 unreserved characters stay; every other byte of the UTF-8 becomes %XX.
-    public static func percentEncode(_ text: String) -> String {
+    static func percentEncode(_ text: String) -> String {
         let hex = Array("0123456789ABCDEF".utf8)
         var out: [UInt8] = []
         for b in text.utf8 {

@@ -439,7 +439,7 @@ extension APIJSON {
 
 extension APIJSON {
     /// One row of an account's activity: `direction` is `out` (it sent the transaction), `in` (a transfer paid
-    /// it) or `self` (both); null when the transaction does not involve the account (the caller filters).
+    /// it) or `self` (both). The row comes from the account's activity index, so it is one of the three.
     public static func activity(_ row: ChainNode.Activity, of account: Address) -> JSONValue {
         let body = row.transaction.body
         let sender = (try? XOnlyPublicKey(bytes: body.sender)).map { Address(publicKey: $0) }
@@ -451,21 +451,16 @@ extension APIJSON {
             amount = t.amount
             memo = t.memo
         }
-        let direction: JSONValue =
-            switch (sender == account, recipient == account) {
-            case (true, true): .string("self")
-            case (true, false): .string("out")
-            case (false, true): .string("in")
-            case (false, false): .null
-            }
+        let direction = sender != account ? "in" : recipient == account ? "self" : "out"
         let counterparty = sender == account ? recipient : sender
         var fields: [(String, JSONValue)] = [
-            ("id", .hex(row.transaction.id)),
+            // The receipt names the id: no need to encode and hash the body again.
+            ("id", .hex(row.receipt.transactionID)),
             ("height", .number(row.height)),
             ("position", .int(row.position)),
             ("timestamp", .number(row.timestamp)),
             ("kind", .string(kindName(body.payload))),
-            ("direction", direction),
+            ("direction", .string(direction)),
             ("counterparty", counterparty.map { .string($0.bech32) } ?? .null),
             ("amount", amount.map { .units($0) } ?? .null),
             ("status", .string(row.receipt.status == .success ? "success" : "failed")),

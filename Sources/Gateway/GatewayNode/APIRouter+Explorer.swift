@@ -160,15 +160,11 @@ extension APIRouter {
             if let uri = decoded("uri") {
                 request = try PaymentRequest(uri: uri)
             } else {
-                // Assembled as a URI and parsed, so a form and a URI are checked by the same rules.
-                var text = "\(PaymentRequest.scheme):\(decoded("to") ?? "")"
-                var separator = "?"
-                for name in ["amount", "memo"] {
-                    guard let value = decoded(name), !value.isEmpty else { continue }
-                    text += "\(separator)\(name)=\(PaymentRequest.percentEncode(value))"
-                    separator = "&"
+                guard let to = decoded("to"), let address = Self.parseAddress(Substring(to)) else {
+                    throw PaymentRequest.ParseError.badAddress
                 }
-                request = try PaymentRequest(uri: text)
+                if query["memo"] != nil, decoded("memo") == nil { throw PaymentRequest.ParseError.badEncoding("memo") }
+                request = try PaymentRequest(address: address, amount: decoded("amount"), memo: decoded("memo") ?? "")
             }
         } catch {
             return .error(400, "invalidRequest", "\(error)")
@@ -217,38 +213,28 @@ extension APIRouter {
         return .watch(address, after: after)
     }
 
+    /// Most receipts one event batch carries; a stream that fell further behind resumes from the head.
+    static let maxStreamedReceipts = 256
+
     /// The server-sent events for heads after `height` (nil: only the current head, for a new stream): one
-    /// `receipt` event per final transaction of `account` in the new blocks (at most the last 32 blocks, so a
-    /// stream that fell behind catches up with the head rather than with history), then one `head` event whose
-    /// `id` is its height, which a reconnecting browser sends back (`Last-Event-ID`) to resume after it.
+    /// `receipt` event per final transaction of `account` in the new blocks, oldest first (found through the
+    /// account's activity index, at most ``maxStreamedReceipts``), then one `head` event whose `id` is its
+    /// height, which a reconnecting browser sends back (`Last-Event-ID`) to resume after it.
     public func events(after height: UInt64?, account: Address?) -> (height: UInt64, text: String) {
-        // One snapshot: the head event and the blocks scanned for receipts end at the same height.
+        // One snapshot: the head event and the receipts end at the same height.
         let status = node.status
         let head = status.head.height
         let from = min(height ?? head, head)
         guard height == nil || head > from else { return (from, "") }
         var text = ""
         if let account, height != nil {
-            var h = max(from + 1, head >= 32 ? head - 31 : 0)
-            while h <= head {
-                let stored: BlockStore.StoredBlock?
-                do { stored = try node.block(at: h) } catch {
-                    logger.error("storage error while streaming events: \(error)")
-                    return (from, "")
-                }
-                if let stored {
-                    let block = stored.finalized.block
-                    for (i, tx) in block.transactions.enumerated() where i < stored.receipts.count {
-                        let row = ChainNode.Activity(
-                            height: h, position: i, timestamp: block.header.timestamp, transaction: tx,
-                            receipt: stored.receipts[i])
-                        let event = APIJSON.activity(row, of: account)
-                        if case .object(let f) = event, f.contains(where: { $0.0 == "direction" && $0.1 != .null }) {
-                            text += "event: receipt\ndata: \(event.rendered)\n\n"
-                        }
-                    }
-                }
-                h += 1
+            let rows: [ChainNode.Activity]
+            do { rows = try node.activity(of: account, after: from, limit: Self.maxStreamedReceipts) } catch {
+                logger.error("storage error while streaming events: \(error)")
+                return (from, "")
+            }
+            for row in rows.reversed() where row.height <= head {
+                text += "event: receipt\ndata: \(APIJSON.activity(row, of: account).rendered)\n\n"
             }
         }
         text += "id: \(head)\nevent: head\ndata: \(APIJSON.head(node: node, status: status).rendered)\n\n"

@@ -281,10 +281,8 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         guard streams.acquire(source: source) else {
             router.record(status: 503)
             write(
-                APIResponse(
-                    status: 503, contentType: "application/json",
-                    body: APIJSON.error(code: "tooManyStreams", message: "too many live event streams; retry later")
-                        .bytes + [0x0A]), keepAlive: false, version: head.version, context: context)
+                .error(503, "tooManyStreams", "too many live event streams; retry later"), keepAlive: false,
+                version: head.version, context: context)
             return
         }
         router.record(status: 200)

@@ -16,7 +16,8 @@ public enum PeerMessage: Equatable, Sendable {
     case vote(Vote)
     /// A block with its commit certificate (catch-up for peers still at that height).
     case decision(FinalizedBlock)
-    /// An encoded `SignedTransaction`, kept as bytes: the chain decodes and verifies it on submit.
+    /// An encoded `SignedTransaction`, kept as bytes: the chain decodes and verifies it on submit. Gateways now
+    /// send ``transactions(_:)``; one transaction alone is still accepted from a peer of the release before.
     case transaction([UInt8])
     /// Several encoded transactions in one frame (a few milliseconds' worth of admissions): one frame tag, one
     /// syscall and one gossip entry instead of one each per transaction.

@@ -75,9 +75,7 @@ final class TransactionGossip: Sendable {
     }
 
     private func send(_ batch: Batch, except origin: Bytes32?) {
-        let message =
-            batch.items.count == 1 ? PeerMessage.transaction(batch.items[0]) : PeerMessage.transactions(batch.items)
-        do { try network.broadcast(message.frame, except: origin) } catch {
+        do { try network.broadcast(PeerMessage.transactions(batch.items).frame, except: origin) } catch {
             logger.error("cannot gossip \(batch.items.count) transaction(s): \(error)")
         }
     }

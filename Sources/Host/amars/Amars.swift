@@ -245,28 +245,28 @@ struct Transfer: ParsableCommand {
 
     /// What to pay: the request's fields, each overridable only where the request left it open.
     func payment() throws -> PaymentRequest {
-        var payment: PaymentRequest
+        let address: Address
+        var amountText = amount
+        var memoText = memo ?? ""
         if let request {
-            do { payment = try PaymentRequest(uri: request) } catch { throw CLIError("--request: \(error)") }
+            let asked: PaymentRequest
+            do { asked = try PaymentRequest(uri: request) } catch { throw CLIError("--request: \(error)") }
             guard to == nil else { throw ValidationError("--to comes from --request; give one or the other") }
-            if payment.amount != nil, amount != nil {
-                throw ValidationError("the request fixes the amount; drop --amount")
+            if let fixed = asked.amount {
+                guard amount == nil else { throw ValidationError("the request fixes the amount; drop --amount") }
+                amountText = Amount.format(fixed)
             }
-            if !payment.memo.isEmpty, memo != nil { throw ValidationError("the request fixes the memo; drop --memo") }
+            if !asked.memo.isEmpty {
+                guard memo == nil else { throw ValidationError("the request fixes the memo; drop --memo") }
+                memoText = asked.memo
+            }
+            address = asked.address
         } else {
             guard let to else { throw ValidationError("give --to (or --request)") }
-            payment = PaymentRequest(address: try parseAddress(to))
+            address = try parseAddress(to)
         }
-        if let amount {
-            do { payment.amount = try Amount.parse(amount) } catch { throw CLIError("--amount: \(error)") }
-        }
+        let payment = try PaymentRequest.fromFlags(address: address, amount: amountText, memo: memoText)
         guard payment.amount != nil else { throw ValidationError("give --amount (the request leaves it open)") }
-        if let memo {
-            guard memo.utf8.count <= Caps.memoBytes else {
-                throw CLIError("--memo is \(memo.utf8.count) bytes; at most \(Caps.memoBytes) fit")
-            }
-            payment.memo = memo
-        }
         return payment
     }
 
@@ -320,14 +320,7 @@ struct RequestCommand: ParsableCommand {
     var noQR = false
 
     func run() throws {
-        var request = PaymentRequest(address: try parseAddress(to), memo: memo)
-        if let amount {
-            do { request.amount = try Amount.parse(amount) } catch { throw CLIError("--amount: \(error)") }
-        }
-        guard memo.utf8.count <= Caps.memoBytes else {
-            throw CLIError("--memo is \(memo.utf8.count) bytes; at most \(Caps.memoBytes) fit in a transfer")
-        }
-        let uri = request.uri
+        let uri = try PaymentRequest.fromFlags(address: try parseAddress(to), amount: amount, memo: memo).uri
         print(uri)
         guard !noQR || svg != nil else { return }
         let code: QRCode
@@ -628,6 +621,20 @@ struct GenesisCommand: ParsableCommand {
 
         static func leftPad(_ s: String, _ n: Int) -> String {
             s.count >= n ? s : String(repeating: " ", count: n - s.count) + s
+        }
+    }
+}
+
+extension PaymentRequest {
+    /// The request that `--amount` and `--memo` describe, with each mistake named by its flag.
+    static func fromFlags(address: Address, amount: String?, memo: String) throws -> PaymentRequest {
+        do { return try PaymentRequest(address: address, amount: amount, memo: memo) } catch {
+            switch error {
+            case .badAmount(let why): throw CLIError("--amount: \(why)")
+            case .memoTooLong(let n):
+                throw CLIError("--memo is \(n) bytes; at most \(Caps.memoBytes) fit in a transfer")
+            default: throw CLIError("\(error)")
+            }
         }
     }
 }
