@@ -41,6 +41,7 @@ var targets: [Target] = [
     portable("Ledger", ["AmarsCodec", "AmarsCrypto"]),
     portable("DeviceProtocol", ["AmarsCodec", "AmarsCrypto", "Ledger"]),
     portable("LightClient", ["AmarsCodec", "AmarsCrypto", "Ledger"]),
+    portable("PaymentCodes", ["AmarsCodec", "AmarsCrypto", "Ledger"]),
     portable("DeviceCore", ["AmarsCodec", "AmarsCrypto", "Ledger", "DeviceProtocol", "LightClient"]),
 ]
 
@@ -49,7 +50,9 @@ if !embedded { targets.append(system("CSHA256Accel", pkgConfig: "libcrypto", apt
 var products: [Product] = [
     .library(
         name: "AmarsPortable",
-        targets: ["AmarsCodec", "AmarsCrypto", "Ledger", "DeviceProtocol", "LightClient", "DeviceCore"])
+        targets: [
+            "AmarsCodec", "AmarsCrypto", "Ledger", "DeviceProtocol", "LightClient", "PaymentCodes", "DeviceCore",
+        ])
 ]
 
 var dependencies: [Package.Dependency] = []
@@ -65,6 +68,9 @@ if !embedded {
         .testTarget(
             name: "DeviceProtocolTests", dependencies: ["AmarsTestSupport", "DeviceProtocol"], exclude: ["SOURCES.md"]),
         .testTarget(name: "LightClientTests", dependencies: ["AmarsTestSupport", "LightClient"]),
+        .testTarget(
+            name: "PaymentCodeTests", dependencies: ["AmarsTestSupport", "PaymentCodes"], resources: [.copy("Vectors")]
+        ),
         // Consensus is a sans-I/O state machine with no host dependencies, so it builds in the light set too.
         .target(name: "Consensus", dependencies: ["Ledger"], path: "Sources/Gateway/Consensus"),
         .testTarget(name: "ConsensusTests", dependencies: ["AmarsTestSupport", "Consensus"]),
@@ -147,7 +153,8 @@ if hostParts {
         .executableTarget(
             name: "amars",
             dependencies: [
-                "Chain", "AmarsClient", "DeviceClient", "LightClient", "QRCode", "BuildInfo", argumentParser,
+                "Chain", "AmarsClient", "DeviceClient", "LightClient", "PaymentCodes", "QRCode", "BuildInfo",
+                argumentParser,
             ],
             path: "Sources/Host/amars"),
         .executableTarget(

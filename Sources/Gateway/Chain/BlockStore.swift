@@ -15,6 +15,8 @@ public final class BlockStore {
     private let insertIncoming: SQLiteStatement
     private let selectIncoming: SQLiteStatement
     private let insertSent: SQLiteStatement
+    private let insertNotification: SQLiteStatement
+    private let selectNotifications: SQLiteStatement
     private let selectActivity: SQLiteStatement
     private let selectHeightByHash: SQLiteStatement
     private let upsertAccount: SQLiteStatement
@@ -70,6 +72,12 @@ public final class BlockStore {
                 position INTEGER NOT NULL,
                 PRIMARY KEY(address, height, position)
             ) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS notifications(
+                address BLOB NOT NULL,
+                height INTEGER NOT NULL,
+                position INTEGER NOT NULL,
+                PRIMARY KEY(address, height, position)
+            ) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS attestations(
                 height INTEGER NOT NULL,
                 voter BLOB NOT NULL,
@@ -87,6 +95,14 @@ public final class BlockStore {
             ORDER BY height, position LIMIT ?4
             """)
         insertSent = try db.prepare("INSERT OR IGNORE INTO sent(address, height, position) VALUES (?1, ?2, ?3)")
+        insertNotification = try db.prepare(
+            "INSERT OR IGNORE INTO notifications(address, height, position) VALUES (?1, ?2, ?3)")
+        selectNotifications = try db.prepare(
+            """
+            SELECT height, position FROM notifications
+            WHERE address = ?1 AND (height > ?2 OR (height = ?2 AND position >= ?3))
+            ORDER BY height, position LIMIT ?4
+            """)
         selectActivity = try db.prepare(
             """
             SELECT height, position FROM (
@@ -95,6 +111,10 @@ public final class BlockStore {
             UNION
             SELECT height, position FROM (
                 SELECT height, position FROM sent WHERE address = ?1 AND height > ?3
+                ORDER BY height DESC, position DESC LIMIT ?2)
+            UNION
+            SELECT height, position FROM (
+                SELECT height, position FROM notifications WHERE address = ?1 AND height > ?3
                 ORDER BY height DESC, position DESC LIMIT ?2)
             ORDER BY height DESC, position DESC LIMIT ?2
             """)
@@ -118,6 +138,9 @@ public final class BlockStore {
         selectAttestations = try db.prepare("SELECT voter, signature FROM attestations WHERE height = ?1")
         try backfillIncomingIndex()
         try backfillSentIndex()
+        try backfill("notification-index") { (b: Block, h: Int64) throws(StoreError) in
+            try indexNotifications(b, height: h)
+        }
     }
 
     // MARK: meta
@@ -186,6 +209,7 @@ public final class BlockStore {
         }
         try indexIncoming(fb.block, height: height)
         try indexSent(fb.block, height: height)
+        try indexNotifications(fb.block, height: height)
         for (address, state) in changes.accounts {
             if state.isEmpty {
                 deleteAccount.bind(1, address.raw.bytes)
@@ -275,17 +299,41 @@ public final class BlockStore {
     public func incomingTransfers(to address: Address, from: UInt64, position: Int = 0, limit: Int) throws(StoreError)
         -> [(height: UInt64, position: Int)]
     {
+        try locations(selectIncoming, address: address, from: from, position: position, limit: limit)
+    }
+
+    /// Where the payment-code notifications sent to `address` are, like ``incomingTransfers(to:from:position:limit:)``.
+    /// Kept apart from transfers so that a notification sent to a device's plain address cannot break its inbox.
+    public func notifications(to address: Address, from: UInt64, position: Int = 0, limit: Int) throws(StoreError)
+        -> [(height: UInt64, position: Int)]
+    {
+        try locations(selectNotifications, address: address, from: from, position: position, limit: limit)
+    }
+
+    private func locations(_ select: SQLiteStatement, address: Address, from: UInt64, position: Int, limit: Int)
+        throws(StoreError) -> [(height: UInt64, position: Int)]
+    {
         guard limit > 0 else { return [] }
-        selectIncoming.bind(1, address.raw.bytes)
-        selectIncoming.bind(2, Int64(min(from, UInt64(Int64.max))))
-        selectIncoming.bind(3, Int64(max(position, 0)))
-        selectIncoming.bind(4, Int64(limit))
-        defer { selectIncoming.reset() }
+        select.bind(1, address.raw.bytes)
+        select.bind(2, Int64(min(from, UInt64(Int64.max))))
+        select.bind(3, Int64(max(position, 0)))
+        select.bind(4, Int64(limit))
+        defer { select.reset() }
         var found: [(height: UInt64, position: Int)] = []
-        while try selectIncoming.step() {
-            found.append((UInt64(selectIncoming.int64(0)), Int(selectIncoming.int64(1))))
+        while try select.step() {
+            found.append((UInt64(select.int64(0)), Int(select.int64(1))))
         }
         return found
+    }
+
+    private func indexNotifications(_ block: Block, height: Int64) throws(StoreError) {
+        for (i, tx) in block.transactions.enumerated() {
+            guard case .paymentCodeNotify(let notify) = tx.body.payload else { continue }
+            insertNotification.bind(1, notify.to.raw.bytes)
+            insertNotification.bind(2, height)
+            insertNotification.bind(3, Int64(i))
+            try insertNotification.run()
+        }
     }
 
     private func indexIncoming(_ block: Block, height: Int64) throws(StoreError) {
@@ -336,9 +384,9 @@ public final class BlockStore {
         }
     }
 
-    /// Where the transactions `address` sent or was paid by transfer are, in blocks above `after` (nil: any),
-    /// newest first, at most `limit`. Each index is read backwards along its primary key and cut at `limit`
-    /// before the two are merged, so a busy account's page costs `limit` rows, not its whole history.
+    /// Where the transactions that `address` sent, or that paid or notified it, are, in blocks above `after` (nil:
+    /// any), newest first, at most `limit`. Each index is read backwards along its primary key and cut at `limit`
+    /// before the three are merged, so a busy account's page costs `limit` rows per index, not its whole history.
     public func activity(of address: Address, after: UInt64? = nil, limit: Int) throws(StoreError)
         -> [(height: UInt64, position: Int)]
     {

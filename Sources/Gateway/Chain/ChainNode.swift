@@ -121,6 +121,8 @@ public final class ChainNode: @unchecked Sendable {
                         let beta = ECVRF.proofToHash(stored.finalized.block.header.vrfProof)
                     else { throw NodeError.corruptState("block \(h) lacks its VRF proof") }
                     epochOutputs.append(beta)
+                    epochRecipients += RecipientFilter.recipients(
+                        of: stored.finalized.block.transactions, receipts: stored.receipts)
                 }
             } catch let e as StoreError { throw .store(e) } catch let e as NodeError { throw e } catch {
                 throw .corruptState("\(error)")
@@ -274,6 +276,54 @@ public final class ChainNode: @unchecked Sendable {
                 id: id, state: value.flatMap { try? EscrowState(decoding: $0) }, proof: proof, height: h.height,
                 stateRoot: h.stateRoot)
         }
+    }
+
+    /// A finished epoch's recipient filter and the proof of its committed hash against the head's state root.
+    public struct RecipientFilterView: Sendable {
+        public var epoch: UInt64
+        public var filter: [UInt8]
+        public var committed: Bytes32
+        public var proof: SparseMerkleProof
+        public var height: UInt64
+        public var stateRoot: Bytes32
+    }
+
+    /// `epoch`'s recipient filter, rebuilt from its blocks (and kept for the last few epochs), or nil while the
+    /// epoch is not finished. Throws when the store cannot be read or disagrees with the committed hash.
+    public func recipientFilter(epoch: UInt64) throws(StoreError) -> RecipientFilterView? {
+        lock.lock()
+        defer { lock.unlock() }
+        let length = genesis.epochLength
+        let (next, o1) = epoch.addingReportingOverflow(1)
+        let (last, o2) = next.multipliedReportingOverflow(by: length)
+        guard !o1, !o2, last <= headBlock.block.header.height else { return nil }
+        let key = ObjectKey(.recipientFilter, RecipientFilter.stateIdentifier(epoch: epoch))
+        let (value, proof) = world.proof(for: key)
+        guard let value, let committed = Bytes32(value) else { return nil }
+        let filter: [UInt8]
+        if let cached = filterCache.first(where: { $0.epoch == epoch }) {
+            filter = cached.filter
+        } else {
+            var recipients: [Address] = []
+            for height in (last - length + 1)...last {
+                guard let stored = try store.block(at: height) else {
+                    throw StoreError(code: -1, message: "missing block \(height) while building a recipient filter")
+                }
+                recipients += RecipientFilter.recipients(
+                    of: stored.finalized.block.transactions, receipts: stored.receipts)
+            }
+            filter = RecipientFilter.build(
+                recipients, key: RecipientFilter.key(genesis: genesisBlockHash, epoch: epoch))
+            guard RecipientFilter.hash(filter) == committed else {
+                throw StoreError(
+                    code: -1, message: "epoch \(epoch)'s blocks do not give its committed recipient filter")
+            }
+            filterCache.append((epoch, filter))
+            if filterCache.count > 16 { filterCache.removeFirst() }
+        }
+        let h = headBlock.block.header
+        return RecipientFilterView(
+            epoch: epoch, filter: filter, committed: committed, proof: proof, height: h.height, stateRoot: h.stateRoot)
     }
 
     public func account(_ address: Address) -> AccountView {
@@ -476,6 +526,10 @@ public final class ChainNode: @unchecked Sendable {
     /// VRF outputs of the committed blocks of the head's epoch, in order: with the epoch seed they make the
     /// next epoch's seed. Rebuilt from the store at open.
     private var epochOutputs: [Bytes32] = []
+    /// The payees of this epoch's committed blocks, for the recipient filter its last block commits to.
+    private var epochRecipients: [Address] = []
+    /// Recently served recipient filters: devices of a fleet ask for the same few epochs.
+    private var filterCache: [(epoch: UInt64, filter: [UInt8])] = []
 
     /// Builds, signs and commits the next block from the mempool (dev mode: this node is the whole committee).
     /// If storage fails the error is thrown and memory, disk and mempool are exactly as before.
@@ -578,7 +632,9 @@ public final class ChainNode: @unchecked Sendable {
         let vrfProof = EpochSeed.prove(
             secretKey: key, seed: seedUnlocked(context.epoch), epoch: context.epoch, height: height)
         let vrfOutput = ECVRF.proofToHash(vrfProof)!  // a proof just made is well formed
-        let next = endOfBlock(height: height, proposer: proposerAddress, vrfOutput: vrfOutput, state: &overlay)
+        let next = endOfBlock(
+            height: height, proposer: proposerAddress, vrfOutput: vrfOutput,
+            recipients: RecipientFilter.recipients(of: included, receipts: receipts), state: &overlay)
         let undo = world.apply(overlay.changes)
         let header = BlockHeader(
             chainID: genesis.chainID, height: height, previousHash: parent.hash,
@@ -637,7 +693,8 @@ public final class ChainNode: @unchecked Sendable {
         }
         guard Receipt.root(receipts) == h.receiptsRoot else { throw refuse("wrong receipts root") }
         let next = endOfBlock(
-            height: h.height, proposer: context.proposer, vrfOutput: vrfOutput, state: &overlay)
+            height: h.height, proposer: context.proposer, vrfOutput: vrfOutput,
+            recipients: RecipientFilter.recipients(of: block.transactions, receipts: receipts), state: &overlay)
         guard h.nextCommitteeHash == next?.committee else { throw refuse("wrong next committee") }
         guard h.nextPoolHash == next?.pool else { throw refuse("wrong next pool") }
         let undo = world.apply(overlay.changes)
@@ -665,8 +722,10 @@ public final class ChainNode: @unchecked Sendable {
         pending = nil
         if finalized.block.header.height % genesis.epochLength == 0 {
             epochOutputs = []
+            epochRecipients = []
         } else {
             epochOutputs.append(executed.vrfOutput)
+            epochRecipients += RecipientFilter.recipients(of: executed.block.transactions, receipts: executed.receipts)
         }
         mempool.removeCommitted(accounts: executed.changes.accounts)
         for (address, nonce) in executed.failedSenders { mempool.removeSender(address, from: nonce) }
@@ -682,12 +741,13 @@ public final class ChainNode: @unchecked Sendable {
 
     /// Protocol steps that run after a block's transactions, in a fixed order (like iotex-core's protocols):
     /// at the middle of each epoch the delegate pool of the next epoch is elected; at its last block the next
-    /// epoch's seed is made from this epoch's VRF outputs and the next committee is drawn from the pool by it.
-    /// Both are recorded in the state, so anyone can recompute them from chain data. Returns the hashes of the
+    /// epoch's seed is made from this epoch's VRF outputs and the next committee is drawn from the pool by it, and
+    /// the hash of the epoch's recipient filter (over `recipients`, this block's payees, and the epoch's earlier
+    /// ones) is recorded. All are in the state, so anyone can recompute them from chain data. Returns the hashes of the
     /// next committee and of the next pool's roster on an epoch's last block.
-    private func endOfBlock(height: UInt64, proposer: Address, vrfOutput: Bytes32, state: inout StateOverlay)
-        -> (committee: Bytes32, pool: Bytes32)?
-    {
+    private func endOfBlock(
+        height: UInt64, proposer: Address, vrfOutput: Bytes32, recipients: [Address], state: inout StateOverlay
+    ) -> (committee: Bytes32, pool: Bytes32)? {
         let length = genesis.epochLength
         let epoch = epoch(ofHeight: height)
         if let committee = committeeUnlocked(epoch) {
@@ -699,6 +759,11 @@ public final class ChainNode: @unchecked Sendable {
             state.setObject(StakingRules.electionKey(epoch: epoch + 1), pool.encoded)
         }
         guard height % length == 0 else { return nil }
+        let filter = RecipientFilter.build(
+            epochRecipients + recipients, key: RecipientFilter.key(genesis: genesisBlockHash, epoch: epoch))
+        state.setObject(
+            ObjectKey(.recipientFilter, RecipientFilter.stateIdentifier(epoch: epoch)),
+            RecipientFilter.hash(filter).bytes)
         RewardRules.payVoters(state: &state, rules: executor.staking)
         let seed = EpochSeed.next(seed: seedUnlocked(epoch), epoch: epoch, outputs: epochOutputs + [vrfOutput])
         let committee: Committee
@@ -863,13 +928,30 @@ public final class ChainNode: @unchecked Sendable {
     public func incomingTransfers(to address: Address, from: UInt64, position: Int = 0, limit: Int)
         throws(StoreError) -> [(height: UInt64, position: Int, transaction: SignedTransaction)]
     {
+        try listed { () throws(StoreError) in
+            try store.incomingTransfers(to: address, from: from, position: position, limit: limit)
+        }
+    }
+
+    /// Final payment-code notifications sent to `address`, listed like ``incomingTransfers(to:from:position:limit:)``.
+    public func notifications(to address: Address, from: UInt64, position: Int = 0, limit: Int)
+        throws(StoreError) -> [(height: UInt64, position: Int, transaction: SignedTransaction)]
+    {
+        try listed { () throws(StoreError) in
+            try store.notifications(to: address, from: from, position: position, limit: limit)
+        }
+    }
+
+    private func listed(_ locations: () throws(StoreError) -> [(height: UInt64, position: Int)])
+        throws(StoreError) -> [(height: UInt64, position: Int, transaction: SignedTransaction)]
+    {
         lock.lock()
         defer { lock.unlock() }
         var found: [(height: UInt64, position: Int, transaction: SignedTransaction)] = []
-        for location in try store.incomingTransfers(to: address, from: from, position: position, limit: limit) {
+        for location in try locations() {
             guard let stored = try store.block(at: location.height),
                 location.position < stored.finalized.block.transactions.count
-            else { throw StoreError(code: -1, message: "incoming index names a missing transaction") }
+            else { throw StoreError(code: -1, message: "an address index names a missing transaction") }
             found.append((location.height, location.position, stored.finalized.block.transactions[location.position]))
         }
         return found

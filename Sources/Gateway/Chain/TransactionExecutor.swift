@@ -50,7 +50,7 @@ public struct TransactionExecutor: Sendable {
         guard body.genesis == genesisBlock else { throw .wrongChain(expected: genesisBlock, got: body.genesis) }
         switch body.payload {
         case .transfer, .candidateRegister, .candidateUpdate, .stake, .restake, .unstake, .withdraw,
-            .doubleSignEvidence, .escrowOpen, .escrowClose:
+            .doubleSignEvidence, .escrowOpen, .escrowClose, .paymentCodeNotify:
             break
         default: throw .unsupportedKind(body.payload.tag)
         }
@@ -92,6 +92,9 @@ public struct TransactionExecutor: Sendable {
         switch body.payload {
         case .transfer(let transfer):
             credits = [(transfer.to, transfer.amount)]
+        case .paymentCodeNotify:
+            // Only its fee: the masked code is for the receiver to read from the block.
+            break
         case .escrowOpen(let open):
             do {
                 writes = [try EscrowRules.planOpen(open, id: tx.id, renter: tx.senderAddress, height: context.height)]

@@ -167,6 +167,7 @@ public enum APIJSON {
         case .escrowOpen: "escrowOpen"
         case .escrowClose: "escrowClose"
         case .doubleSignEvidence: "doubleSignEvidence"
+        case .paymentCodeNotify: "paymentCodeNotify"
         }
     }
 
@@ -186,6 +187,10 @@ public enum APIJSON {
             fields.append(("amount", .units(t.amount)))
             fields.append(("amountAMSC", .string(Amount.format(t.amount))))
             if !t.memo.isEmpty { fields.append(("memo", .hex(t.memo))) }
+        }
+        if case .paymentCodeNotify(let n) = body.payload {
+            fields.append(("to", .string(n.to.bech32)))
+            fields.append(("maskedCode", .hex(n.maskedCode)))
         }
         fields.append(("maxFeePerUnit", .units(body.maxFeePerUnit)))
         fields.append(("tipPerUnit", .units(body.tipPerUnit)))

@@ -145,6 +145,7 @@ public final class APIRouter: Sendable {
         case staking, candidates, candidate(Substring), buckets, bucket(Substring), election(Substring), committee
         case checkpoints, consensus, escrow(Substring), healthz, readyz
         case search, activity(Substring), paymentRequest(svg: Bool), events, submitBatch
+        case notifications(Substring), recipientFilter(Substring)
 
         var methods: [String] {
             switch self {
@@ -190,10 +191,13 @@ public final class APIRouter: Sendable {
             case "buckets": return .bucket(segments[2])
             case "election": return .election(segments[2])
             case "escrows": return .escrow(segments[2])
+            case "filters": return .recipientFilter(segments[2])
             default: return nil
             }
         case 4 where segments[0] == "v1" && segments[1] == "accounts" && segments[3] == "transactions":
             return .activity(segments[2])
+        case 4 where segments[0] == "v1" && segments[1] == "accounts" && segments[3] == "notifications":
+            return .notifications(segments[2])
         default: return nil
         }
     }
@@ -265,6 +269,10 @@ public final class APIRouter: Sendable {
             return search(query: query)
         case .activity(let text):
             return activity(text, query: query)
+        case .notifications(let text):
+            return notifications(text, query: query)
+        case .recipientFilter(let text):
+            return recipientFilter(text)
         case .paymentRequest(let svg):
             return paymentRequest(query: query, svg: svg)
         case .events:

@@ -621,7 +621,7 @@ extension NodeClient {
         return out
     }
 
-    private func getObject(_ path: String) throws(NodeClientError) -> JSONObject {
+    func getObject(_ path: String) throws(NodeClientError) -> JSONObject {
         let response: HTTPResponse
         do { response = try http.get(path) } catch { throw .transport(error) }
         return try JSONObject(response: response)

@@ -35,7 +35,7 @@ struct Amars: ParsableCommand {
             GenesisCommand.self, CandidateCommand.self, StakeCommand.self, RestakeCommand.self, UnstakeCommand.self,
             WithdrawCommand.self, BucketsCommand.self, CommitteeCommand.self, CheckpointsCommand.self,
             DeviceCommand.self,
-            EscrowCommand.self, EvidenceCommand.self,
+            EscrowCommand.self, EvidenceCommand.self, PaycodeCommand.self,
         ]
     )
 
@@ -353,6 +353,12 @@ struct SendOptions: ParsableArguments {
     /// Signs `payload` with the nonce and base fee the node reports and submits it; the node's refusal (code
     /// and message) is the error.
     func send(_ payload: TransactionPayload, signer: PrivateKey, node: NodeOptions) throws -> Sent {
+        try send(signer: signer, node: node) { _ in payload }
+    }
+
+    /// As ``send(_:signer:node:)`` for a payload that depends on the nonce (a payment-code notification's mask
+    /// binds to it).
+    func send(signer: PrivateKey, node: NodeOptions, payload: (UInt64) throws -> TransactionPayload) throws -> Sent {
         let sender = Address(publicKey: signer.xOnlyPublicKey)
         let head = try node.get("/v1/head")
         let account = try node.get("/v1/accounts/\(sender.bech32)")
@@ -364,7 +370,7 @@ struct SendOptions: ParsableArguments {
         guard tip <= cap else { throw CLIError("--tip cannot exceed --max-fee") }
         let body = TransactionBody(
             genesis: genesis, sender: signer.xOnlyPublicKey.bytes, nonce: nonce, maxFeePerUnit: cap, tipPerUnit: tip,
-            payload: payload)
+            payload: try payload(nonce))
         var rng = SystemRandomNumberGenerator()
         let aux = Bytes32(w0: rng.next(), w1: rng.next(), w2: rng.next(), w3: rng.next())
         let tx = SignedTransaction(body: body, signer: signer, auxRandom: aux)

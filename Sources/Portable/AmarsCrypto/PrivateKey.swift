@@ -156,6 +156,27 @@ public struct PrivateKey: Sendable {
         return shared
     }
 
+    /// The x coordinate of secret·other, unhashed: BIP47's shared secret S, which payment codes hash and use as
+    /// HMAC input themselves. Like `ecdh(_:)` it is symmetric, and it ignores the other point's y parity, so an
+    /// x-only key gives the same result as either of its full forms.
+    public func sharedX(_ other: PublicKey) -> Bytes32 {
+        let shared = withUnsafePointer(to: other.parsed) { point in
+            withBigEndianBytes(secret) { key in
+                withOutput32 { output in
+                    secp256k1_ecdh(
+                        Secp256k1Context.shared, output, point, key,
+                        { output, x, _, _ in
+                            guard let output, let x else { return 0 }
+                            output.update(from: x, count: 32)
+                            return 1
+                        }, nil) == 1
+                }
+            }
+        }
+        guard let shared else { preconditionFailure("secp256k1_ecdh failed") }
+        return shared
+    }
+
     /// (b + t) mod n, the secret of `publicKey.tweakAdded(t)`: used by payment codes, where y parity is kept.
     /// Throws `.invalidTweak` when t >= n or the sum is zero.
     public func tweakAdded(_ tweak: Bytes32) throws(CryptoError) -> PrivateKey {

@@ -45,6 +45,8 @@ public enum StateNamespace: UInt8, Sendable {
     case voterRewards = 10
     /// Double-sign evidence already used, so one offence is punished once.
     case evidence = 11
+    /// The hash of each finished epoch's recipient filter, by epoch (``RecipientFilter``).
+    case recipientFilter = 12
 
     /// The tree key of an object: a tagged hash of namespace and identifier, so keys spread evenly.
     public func key(_ identifier: [UInt8]) -> Bytes32 {

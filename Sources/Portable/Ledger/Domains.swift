@@ -16,6 +16,10 @@ public enum Domain {
     public static let escrowClose = TaggedHash(tag: "AmarsEscrowClose")
     /// An operator's re-anchor statement over a checkpoint header (``ReanchorPayload`` in DeviceProtocol).
     public static let reanchor = TaggedHash(tag: "AmarsReanchor")
+    /// An epoch's recipient filter bytes (``RecipientFilter``), as the state records them.
+    public static let recipientFilter = TaggedHash(tag: "AmarsRecipientFilter")
+    /// The SipHash key of an epoch's recipient filter, from the genesis hash and the epoch.
+    public static let recipientFilterKey = TaggedHash(tag: "AmarsRecipientFilterKey")
 }
 
 /// Caps on every length the chain decodes. They bound memory on a device and on a gateway alike; raising one

@@ -19,6 +19,7 @@ public enum TransactionPayload: Equatable, Sendable {
     case escrowOpen(EscrowOpen)
     case escrowClose(EscrowClose)
     case doubleSignEvidence(DoubleSignEvidence)
+    case paymentCodeNotify(PaymentCodeNotify)
 
     /// The wire tag of ``transfer(_:)``, for readers that decode that kind alone.
     public static let transferTag: UInt8 = 0
@@ -41,6 +42,7 @@ public enum TransactionPayload: Equatable, Sendable {
         case .escrowOpen: 12
         case .escrowClose: 13
         case .doubleSignEvidence: 14
+        case .paymentCodeNotify: 15
         }
     }
 
@@ -77,6 +79,7 @@ extension TransactionPayload: CanonicalCodable {
         case .escrowOpen(let p): w.write(p)
         case .escrowClose(let p): w.write(p)
         case .doubleSignEvidence(let p): w.write(p)
+        case .paymentCodeNotify(let p): w.write(p)
         }
     }
 
@@ -98,6 +101,7 @@ extension TransactionPayload: CanonicalCodable {
         case 12: self = .escrowOpen(try r.read())
         case 13: self = .escrowClose(try r.read())
         case 14: self = .doubleSignEvidence(try r.read())
+        case 15: self = .paymentCodeNotify(try r.read())
         default: throw .unknownTag(tag)
         }
     }
@@ -126,6 +130,32 @@ public struct Transfer: Equatable, Sendable, CanonicalCodable {
         amount = try r.readVarint()
         guard amount > 0 else { throw .invalidValue(.amount) }
         memo = try r.readLengthPrefixed(cap: Caps.memoBytes)
+    }
+}
+
+/// BIP47's notification (SPEC "Payment codes"): the sender's payment code masked for the owner of the
+/// notification address `to`. It moves no tokens; the sender pays the fee. Only `to`'s owner can unmask it, and the
+/// sender's later payments go to one-time addresses nothing on chain links to `to`.
+public struct PaymentCodeNotify: Equatable, Sendable, CanonicalCodable {
+    public static let maskedCodeBytes = 80
+
+    public var to: Address
+    /// Exactly 80 bytes (a payment code's binary length): anything else cannot unmask to a code.
+    public var maskedCode: [UInt8]
+
+    public init(to: Address, maskedCode: [UInt8]) {
+        self.to = to
+        self.maskedCode = maskedCode
+    }
+
+    public func encode(to w: inout ByteWriter) {
+        w.write(to)
+        w.write(maskedCode)
+    }
+
+    public init(from r: inout ByteReader) throws(CodecError) {
+        to = try r.read()
+        maskedCode = try r.readBytes(Self.maskedCodeBytes)
     }
 }
 
