@@ -42,7 +42,7 @@ var targets: [Target] = [
     portable("DeviceProtocol", ["AmarsCodec", "AmarsCrypto", "Ledger"]),
     portable("LightClient", ["AmarsCodec", "AmarsCrypto", "Ledger"]),
     portable("PaymentCodes", ["AmarsCodec", "AmarsCrypto", "Ledger"]),
-    portable("DeviceCore", ["AmarsCodec", "AmarsCrypto", "Ledger", "DeviceProtocol", "LightClient"]),
+    portable("DeviceCore", ["AmarsCodec", "AmarsCrypto", "Ledger", "DeviceProtocol", "LightClient", "PaymentCodes"]),
 ]
 
 if !embedded { targets.append(system("CSHA256Accel", pkgConfig: "libcrypto", apt: "libssl-dev")) }
@@ -161,7 +161,7 @@ if hostParts {
             name: "amars-bench",
             dependencies: [
                 "Chain", "Consensus", "CSecp256k1", "DeviceGateway", "DeviceClient", "DeviceProtocol", "LightClient",
-                "BuildInfo", argumentParser,
+                "PaymentCodes", "BuildInfo", argumentParser,
             ],
             path: "Sources/Host/amars-bench"),
         .executableTarget(
@@ -180,6 +180,7 @@ if hostParts {
             name: "DeviceGatewayTests",
             dependencies: [
                 "AmarsTestSupport", "GatewayTestSupport", "DeviceGateway", "DeviceClient", "DeviceCore", "LightClient",
+                "PaymentCodes",
             ]),
         .testTarget(name: "GatewayNodeTests", dependencies: ["AmarsTestSupport", "GatewayNode", "AmarsClient"]),
         // Tests that start real processes: several `amarsd` on loopback, the `amars` and `amars-sim` CLIs, mosquitto,
@@ -206,7 +207,8 @@ if Context.environment["AMARS_FUZZ"] != nil {
     targets.append(.target(name: "CFuzzDriver", path: "Sources/C/CFuzzDriver"))
     targets.append(
         .executableTarget(
-            name: "AmarsFuzz", dependencies: ["Ledger", "LightClient", "DeviceProtocol", "DeviceCore", "CFuzzDriver"],
+            name: "AmarsFuzz",
+            dependencies: ["Ledger", "LightClient", "DeviceProtocol", "DeviceCore", "PaymentCodes", "CFuzzDriver"],
             path: "Sources/Host/AmarsFuzz",
             swiftSettings: [.unsafeFlags(["-parse-as-library", "-sanitize=fuzzer"])],
             linkerSettings: [.unsafeFlags(["-sanitize=fuzzer"])]))

@@ -3,6 +3,10 @@ import AmarsCodec
 import Foundation
 import XCTest
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Payment codes with the real binaries against a gateway: two payers notify a receiver and pay it three times
 /// at one-time addresses; the receiver finds all three by testing committed recipient filters and spends from
 /// one; nothing on chain names the receiver's code, plain address or notification address as a payee.
@@ -105,5 +109,62 @@ final class PaymentCodeCLITests: CLITestCase {
         XCTAssertTrue(rows.allSatisfy { $0["kind"] as? String == "paymentCodeNotify" }, "\(rows)")
         let notifications = try Harness.json(client, "/v1/accounts/\(notificationAddress)/notifications")
         XCTAssertEqual((notifications["notifications"] as? [Any])?.count, 2)
+    }
+
+    /// A device (`amars device paycode`, the portable receiver over CoAP, trusting only the genesis file) finds
+    /// two payments by its payment code, keeps its cursors across runs (a power cycle), and finds the third
+    /// payment, and only that, on the next run.
+    func testDeviceReceivesByPaymentCodeAcrossRuns() throws {
+        try ok(["genesis", "new", "--out", path("genesis.json"), "--keys", path("keys"), "--epoch-length", "10"])
+        let coapPort = Harness.freePort(type: Int32(SOCK_DGRAM.rawValue))
+        let daemon = try Harness.startDaemon(data: dir, blockInterval: 100, coapPort: coapPort)
+        defer { daemon.stop() }
+        let node = ["--node", daemon.url]
+        let device = [
+            "--coap", "coap://127.0.0.1:\(coapPort)", "--genesis", path("genesis.json"), "--state", path("lock.state"),
+        ]
+        let alice = path("keys/app-user-incentive.key")
+        let lock = path("keys/lock.key")
+        try ok(["key", "new", "--out", lock])
+        let code = try ok(["paycode", "show", "--key", lock]).split(separator: "\n")[0]
+
+        // Nothing yet: the device reads no notification and tests no filter.
+        let empty = try ok(["device", "paycode", "--key", lock] + device)
+        XCTAssertTrue(empty.contains("found       0 payment(s)"), empty)
+
+        try ok(["paycode", "notify", "--key", alice, "--to", String(code), "--wait"] + node)
+        for amount in ["1", "2"] {
+            try ok(["paycode", "pay", "--key", alice, "--to", String(code), "--amount", amount, "--wait"] + node)
+        }
+        /// Runs the device until it has found `count` payments in all, each run going on from the saved cursors
+        /// (a payment is found once the epoch holding it has finished): the runs' output, joined.
+        func waitForPayments(_ count: Int) throws -> String {
+            var out = ""
+            var found = 0
+            let deadline = Date().addingTimeInterval(30)
+            while found < count, Date() < deadline {
+                let run = try ok(["device", "paycode", "--key", lock] + device)
+                found += run.components(separatedBy: "\npaid        ").count - 1
+                out += run
+                if found < count { Thread.sleep(forTimeInterval: 0.3) }
+            }
+            XCTAssertEqual(found, count, out)
+            return out
+        }
+        let first = try waitForPayments(2)
+        XCTAssertTrue(first.contains("payer added"), first)
+        XCTAssertTrue(first.contains("paid        1 AMSC at"), first)
+        XCTAssertTrue(first.contains("paid        2 AMSC at"), first)
+        XCTAssertTrue(first.contains("checked against its committed hash"), first)
+
+        // A new run resumes from the saved cursors: the same payments are not found again.
+        let again = try ok(["device", "paycode", "--key", lock] + device)
+        XCTAssertTrue(again.contains("found       0 payment(s)"), again)
+        XCTAssertFalse(again.contains("payer added"), again)
+
+        try ok(["paycode", "pay", "--key", alice, "--to", String(code), "--amount", "0.5", "--wait"] + node)
+        let third = try waitForPayments(1)
+        XCTAssertTrue(third.contains("paid        0.5 AMSC at"), third)
+        XCTAssertTrue(third.contains("index 2)"), third)
     }
 }

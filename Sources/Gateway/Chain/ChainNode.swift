@@ -278,6 +278,32 @@ public final class ChainNode: @unchecked Sendable {
         }
     }
 
+    /// An address's count of payment-code notification records and its record `index` (nil past the count),
+    /// each with its proof against the head's state root.
+    public struct NotificationRecordView: Sendable {
+        public var height: UInt64
+        public var stateRoot: Bytes32
+        public var count: UInt64
+        public var countProof: SparseMerkleProof
+        public var record: [UInt8]?
+        public var recordProof: SparseMerkleProof
+    }
+
+    public func notificationRecord(_ address: Address, index: UInt64) -> NotificationRecordView {
+        locked {
+            let (countValue, countProof) = world.proof(
+                for: ObjectKey(.paymentNotification, PaymentNotificationRecord.countIdentifier(address)))
+            var reader = ByteReader(countValue ?? [0])
+            let count = (try? reader.readVarint()) ?? 0
+            let (record, recordProof) = world.proof(
+                for: ObjectKey(.paymentNotification, PaymentNotificationRecord.recordIdentifier(address, index: index)))
+            let h = headBlock.block.header
+            return NotificationRecordView(
+                height: h.height, stateRoot: h.stateRoot, count: count, countProof: countProof, record: record,
+                recordProof: recordProof)
+        }
+    }
+
     /// A finished epoch's recipient filter and the proof of its committed hash against the head's state root.
     public struct RecipientFilterView: Sendable {
         public var epoch: UInt64

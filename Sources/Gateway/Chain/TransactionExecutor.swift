@@ -92,9 +92,22 @@ public struct TransactionExecutor: Sendable {
         switch body.payload {
         case .transfer(let transfer):
             credits = [(transfer.to, transfer.amount)]
-        case .paymentCodeNotify:
-            // Only its fee: the masked code is for the receiver to read from the block.
-            break
+        case .paymentCodeNotify(let notify):
+            // No tokens move: the masked code is appended to the receiver's notification records.
+            let countKey = ObjectKey(.paymentNotification, PaymentNotificationRecord.countIdentifier(notify.to))
+            var reader = ByteReader(state.object(countKey) ?? [0])
+            // Only this code writes the count; a value that does not decode is a corrupt store, not an input.
+            guard let count = try? reader.readVarint() else { preconditionFailure("corrupt notification count") }
+            let record = PaymentNotificationRecord(
+                sender: body.sender, nonce: body.nonce, maskedCode: notify.maskedCode)
+            writes = [
+                (
+                    ObjectKey(
+                        .paymentNotification, PaymentNotificationRecord.recordIdentifier(notify.to, index: count)),
+                    record.encoded
+                ),
+                (countKey, PaymentNotificationRecord.encodeCount(count + 1)),
+            ]
         case .escrowOpen(let open):
             do {
                 writes = [try EscrowRules.planOpen(open, id: tx.id, renter: tx.senderAddress, height: context.height)]

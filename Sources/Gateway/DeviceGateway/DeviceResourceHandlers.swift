@@ -114,6 +114,8 @@ public struct DeviceResourceHandlers: Sendable {
         case .escrowProof: return escrowProof(query)
         case .skip: return skip(query)
         case .reanchor: return reanchor(query)
+        case .notifications: return notifications(query)
+        case .recipientFilter: return recipientFilter(query)
         }
     }
 
@@ -272,7 +274,52 @@ public struct DeviceResourceHandlers: Sendable {
     }
 
     func inbox(_ query: DeviceQuery) -> DeviceResponse {
-        guard query.only(.inbox), let address = query["a"].flatMap(Self.address) else {
+        listing(.inbox, query) { (address, from, position) throws(StoreError) in
+            try node.incomingTransfers(to: address, from: from, position: position, limit: InboxPayload.maxEntries)
+        }
+    }
+
+    /// A notification address's record count and record `i`, proven against the head's state root.
+    func notifications(_ query: DeviceQuery) -> DeviceResponse {
+        guard query.only(.notifications), let address = query["a"].flatMap(Self.address),
+            let index = query["i"].flatMap(Self.decimal)
+        else { return .error(.badRequest, "need a=<amsc1 address or 40 hex>&i=<index>") }
+        let view = node.notificationRecord(address, index: index)
+        let record = view.record.flatMap { try? PaymentNotificationRecord(decoding: $0) }
+        guard (record == nil) == (view.record == nil) else { return .error(.internalServerError, "corrupt record") }
+        let payload = NotificationProofPayload(
+            height: view.height, stateRoot: view.stateRoot, count: view.count, countProof: view.countProof,
+            index: index, record: record, recordProof: view.recordProof)
+        return .chain(.content, payload.encoded)
+    }
+
+    func recipientFilter(_ query: DeviceQuery) -> DeviceResponse {
+        guard query.only(.recipientFilter), let raw = query["e"], let epoch = Self.decimal(raw) else {
+            return .error(.badRequest, "need e=<epoch>")
+        }
+        do {
+            guard let view = try node.recipientFilter(epoch: epoch) else {
+                return .error(.notFound, "epoch not finished")
+            }
+            guard view.filter.count <= RecipientFilterPayload.maxFilterBytes else {
+                return .error(.internalServerError, "filter too large")
+            }
+            let payload = RecipientFilterPayload(
+                epoch: epoch, height: view.height, stateRoot: view.stateRoot, committed: view.committed,
+                proof: view.proof, filter: view.filter)
+            return .chain(.content, payload.encoded)
+        } catch {
+            return .error(.internalServerError, "store error")
+        }
+    }
+
+    private func listing(
+        _ route: DeviceResource, _ query: DeviceQuery,
+        _ list: (Address, UInt64, Int) throws(StoreError) -> [(
+            height: UInt64, position: Int, transaction: SignedTransaction
+        )]
+    ) -> DeviceResponse {
+        guard query.only(route), let address = query["a"].flatMap(Self.address) else {
             return .error(.badRequest, "need a=<amsc1 address or 40 hex>[&from=<height>[&pos=<position>]]")
         }
         var from: UInt64 = 0
@@ -288,8 +335,7 @@ public struct DeviceResourceHandlers: Sendable {
             position = value
         }
         do {
-            let found = try node.incomingTransfers(
-                to: address, from: from, position: Int(position), limit: InboxPayload.maxEntries)
+            let found = try list(address, from, Int(position))
             let entries = found.map {
                 InboxPayload.Entry(height: $0.height, position: UInt64($0.position), transaction: $0.transaction)
             }

@@ -5,12 +5,14 @@ import DeviceCore
 import DeviceProtocol
 import Ledger
 import LightClient
+import PaymentCodes
 
 #if canImport(Glibc)
     import Glibc
 #endif
 
-/// libFuzzer entry: the first byte picks a decoder (chain objects, proofs, transaction batches, CoAP, SLIP), the rest is its input. The property checked is the
+/// libFuzzer entry: the first byte picks a decoder (chain objects, proofs, transaction batches, CoAP, SLIP, payment
+/// codes, recipient filters), the rest is its input. The property checked is the
 /// chain's decoding contract: a decoder refuses with a typed error or returns a value whose encoding is
 /// exactly the input. Anything else (a crash, a trap, a second encoding) is a finding.
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -18,7 +20,7 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     guard size > 0 else { return 0 }
     let selector = data[0]
     let input = Array(UnsafeBufferPointer(start: data + 1, count: size - 1))
-    switch selector % 20 {
+    switch selector % 22 {
     case 0: check(SignedTransaction.self, input)
     case 1: check(Block.self, input)
     case 2: check(BlockHeader.self, input)
@@ -52,6 +54,22 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     case 16, 17: fuzzSession(operation: selector, input)
     case 18: check(SkipPayload.self, input)
     case 19: check(ReanchorPayload.self, input)
+    case 20:
+        // A payment code (a notification unmasks to one): refused, or its binary form is exactly the input.
+        if let code = try? PaymentCode(binary: input), code.binary != input {
+            fatalError("PaymentCode binary decode/encode is not an exact inverse")
+        }
+    case 21:
+        // A recipient filter as a gateway serves it: matched or refused, in bounded steps, never a trap. A filter
+        // that decodes is rebuilt from nothing the fuzzer controls, so only the streaming decoder is under test.
+        var matcher = RecipientFilterMatcher(watching: FuzzDevice.watched, key: FuzzDevice.filterKey)
+        var offset = 0
+        while offset < input.count {
+            let end = min(offset + 37, input.count)
+            guard (try? matcher.feed(Array(input[offset..<end]))) != nil else { break }
+            offset = end
+        }
+        _ = try? matcher.finish()
     default:
         if let tx = try? SignedTransaction(decoding: input) {
             // Verification of decoded garbage must fail cleanly, never trap.
@@ -101,6 +119,8 @@ private func fuzzSession(operation: UInt8, _ input: [UInt8]) {
 private enum FuzzDevice {
     static let key = try! PrivateKey(bytes: Bytes32(w0: 0, w1: 0, w2: 0, w3: 0xF022))
     static let wallet = DeviceWallet(key: key, nextNonce: 0)
+    static let watched = [Address(raw: Bytes20(hi: 9, mid: 9, lo: 9)), wallet.address]
+    static let filterKey = RecipientFilter.key(genesis: .zero, epoch: 3)
     static let committee = try! Committee(
         epoch: 0, members: [Committee.Member(key: key.xOnlyPublicKey.bytes, weight: 1)])
     static let genesis = BlockHeader(
@@ -201,6 +221,9 @@ public func fuzzInitialize(
         signature: key.signSchnorr(
             ReanchorPayload.signingHash(header: header, genesis: FuzzDevice.genesis.hash), auxRandom: .zero))
     seeds.append((19, statement.encoded))
+    let code = try! PaymentCodeKeys(seed: [UInt8](repeating: 5, count: 32)).code
+    seeds.append((20, code.binary))
+    seeds.append((21, RecipientFilter.build(FuzzDevice.watched + [to], key: FuzzDevice.filterKey)))
     // The session fuzz: the operation, the clock, then answers (code, length, payload): a head answer for the
     // head operation.
     let head = HeaderPayload(header: header, certificate: cert).encoded

@@ -27,6 +27,7 @@ extension DeviceError: CustomStringConvertible {
             "\(summary) (age \(age / 1000) s, trusting period \(period / 1000) s)"
         case .reanchorRefused(let why): "\(summary) (\(why))"
         case .otherChain(let genesis): "\(summary) (the gateway's genesis block is \(Hex.encode(genesis.bytes)))"
+        case .filter(let error): "\(summary) (\(error))"
         case .notAnchored, .nothingReceived, .noWallet, .busy: "\(summary)"
         }
     }

@@ -13,7 +13,9 @@ struct AmarsBench: ParsableCommand {
         commandName: "amars-bench",
         abstract: "Benchmarks, each printed next to a baseline measured in the same run.",
         version: BuildInfo.description,
-        subcommands: [LedgerBench.self, DeviceLinkBench.self, ConsensusBench.self, LightClientBench.self])
+        subcommands: [
+            LedgerBench.self, DeviceLinkBench.self, ConsensusBench.self, LightClientBench.self, PaycodeBench.self,
+        ])
 }
 
 /// Signed transfers verified, executed and committed to SQLite per second on one core, against the raw

@@ -8,6 +8,7 @@ import DeviceProtocol
 import Foundation
 import Ledger
 import LightClient
+import PaymentCodes
 
 /// `amars device …`: act as a device would. Talks to a gateway only over its device transports (CoAP, MQTT)
 /// and believes nothing it has not verified with the light client, starting from the local genesis file.
@@ -33,7 +34,9 @@ struct DeviceCommand: ParsableCommand {
               amars device reanchor --operator-key data/keys/operator.key --out reanchor.bin
               amars device sync --state device.state --reanchor-key <operator x-only key> --reanchor reanchor.bin
             """,
-        subcommands: [Head.self, Sync.self, Balance.self, Send.self, Inbox.self, Escrow.self, Reanchor.self])
+        subcommands: [
+            Head.self, Sync.self, Balance.self, Send.self, Inbox.self, Escrow.self, Paycode.self, Reanchor.self,
+        ])
 
     struct Reanchor: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -243,6 +246,82 @@ struct DeviceCommand: ParsableCommand {
             }
             print("proven      \(shown) transfer(s): inclusion and receipt checked against verified headers")
             try session.save()
+        }
+    }
+
+    struct Paycode: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Receive by payment code as a device: find payments without naming them to the gateway.",
+            discussion: """
+                Proves and unmasks each new notification to the device's notification address, tests the                 one-time addresses of every payer against each finished epoch's committed recipient filter                 (asking the gateway only for the epoch), and proves the accounts of the addresses that matched.                 The cursors and payers are saved in --paycode-state (default: the --state file with                 ".paycode" appended), so the next run goes on where this one stopped.
+
+                Example:
+                  amars device paycode --key data/keys/lock.key --state lock.state
+                """)
+
+        @Option(help: "Secret key file of the device (its payment code is derived from it).")
+        var key: String
+
+        @Option(help: "Where the receiving cursors and payers are kept between runs.")
+        var paycodeState: String?
+
+        @OptionGroup var device: DeviceOptions
+
+        func run() throws {
+            let keys: PaymentCodeKeys
+            do { keys = try PaymentCodeKeys(seed: try loadKey(key).secret.bytes) } catch {
+                throw CLIError("this key has no payment code (\(error))")
+            }
+            let statePath = paycodeState ?? device.state.map { $0 + ".paycode" }
+            var saved = PaymentCodeReceiver.State()
+            if let statePath, let data = FileManager.default.contents(atPath: statePath) {
+                guard let state = try? PaymentCodeReceiver.State(decoding: Array(data)) else {
+                    throw CLIError("\(statePath) is not a payment-code state file")
+                }
+                saved = state
+            }
+            var session = try device.open()
+            var receiver = try PaymentCodeReceiver(
+                keys: keys, state: saved, epochLength: session.sync.session.anchor.epochLength)
+            print("payment code \(receiver.code.text)")
+            print("notify at   \(receiver.code.notificationAddress.bech32)")
+            var payments = 0
+            while let operation = receiver.next() {
+                let outcome = try session.run(operation)
+                let events: [PaymentCodeReceiver.Event]
+                do { events = try receiver.handle(outcome) } catch { throw CLIError("unexpected outcome: \(error)") }
+                for event in events {
+                    switch event {
+                    case .payerAdded(let sender): print("notified    by \(sender.bech32): payer added")
+                    case .payerKnown(let sender): print("notified    by \(sender.bech32) again: payer already known")
+                    case .payersFull(let sender):
+                        print(
+                            "notified    by \(sender.bech32): not kept, the device keeps \(PaymentCodeReceiver.maxPayers)"
+                        )
+                    case .notificationSkipped(let index, let fault):
+                        print("skipped     notification \(index): does not unmask to a code (\(fault))")
+                    case .epochTested(let epoch, let matches, let bytes):
+                        print(
+                            "epoch \(epoch)     filter of \(bytes) bytes checked against its committed hash, \(matches) match(es)"
+                        )
+                    case .emptyMatch(let address):
+                        print("match       \(address.bech32) holds nothing (a filter false positive)")
+                    case .payment(let p):
+                        payments += 1
+                        print(
+                            "paid        \(Amount.format(p.account.state.balance)) AMSC at \(p.address.bech32) "
+                                + "(epoch \(p.epoch), payer \(p.payer), index \(p.index)), "
+                                + "proven at block \(p.account.header.height)")
+                    }
+                }
+            }
+            print("found       \(payments) payment(s); tested up to epoch \(Int64(receiver.state.nextEpoch) - 1)")
+            try session.save()
+            if let statePath {
+                guard FileManager.default.createFile(atPath: statePath, contents: Data(receiver.state.encoded)) else {
+                    throw CLIError("cannot write \(statePath)")
+                }
+            }
         }
     }
 
@@ -461,6 +540,12 @@ struct DeviceRun {
         do { return try sync.waitForInclusion(id, source: client, timeoutMillis: timeoutMillis) } catch {
             throw failure(error)
         }
+    }
+
+    /// Runs `operation` after the first sync of this run.
+    mutating func run(_ operation: DeviceOperation) throws -> DeviceOutcome {
+        if !synced { _ = try syncCheckpoints() }
+        do { return try sync.run(operation, source: client, onReport: Self.show) } catch { throw failure(error) }
     }
 
     /// The next transfer paying `address` listed from (`from`, `position`) on, proven final and successful

@@ -19,6 +19,10 @@ public enum DeviceError: Error, Equatable, Sendable {
         case transactionProof
         case receiptProof
         case escrowProof
+        /// The proof of an epoch's committed recipient filter hash, or the filter against that hash.
+        case filterProof
+        /// The proof of a notification address's record count or of one record.
+        case notificationProof
     }
 
     /// Answers that each decode but contradict each other or the question: a faulty or lying gateway.
@@ -41,10 +45,16 @@ public enum DeviceError: Error, Equatable, Sendable {
         case skipOffer
         /// `v1/headers` served another header than the trusted checkpoint at its height.
         case trustedHeader
+        /// `v1/notifications` answered for another index, or with a record past the count (or none below it).
+        case notificationEntry
+        /// `v1/filter` answered with another epoch's filter than asked.
+        case filterEpoch
     }
 
     /// The session has no trusted state: anchor first.
     case notAnchored
+    /// The recipient filter's bytes do not decode, or do not hash to the committed value the proof showed.
+    case filter(RecipientFilterError)
     /// The gateway answered `resource` with an error code; `diagnostic` is the start of its ASCII text.
     case gateway(DeviceResource, code: CoAPCode, diagnostic: ShortText)
     /// The answer to `resource` does not decode as the payload it promises.

@@ -26,6 +26,12 @@ public enum DeviceOperation: Equatable, Sendable {
     case receive(Address, from: UInt64, position: UInt64, waitMillis: UInt32)
     /// Prove the device's own balance and nonce, sign a transfer, submit it and prove it final and successful.
     case pay(PaymentOrder)
+    /// Payment-code notification record `index` of `address` (its notification address), proven against the
+    /// state of a verified header; ``DeviceOutcome/notified(_:)`` with nil when the proven count is not past it.
+    case notification(Address, index: UInt64)
+    /// Test `watching` against epoch `epoch`'s recipient filter, checked against the hash the state of a
+    /// verified header commits to. The gateway learns the epoch asked about, never the addresses.
+    case recipientFilter(epoch: UInt64, watching: [Address])
 }
 
 /// A signed transaction as the device sends it: its bytes, and the id and nonce the answers are checked against.
@@ -84,6 +90,9 @@ public indirect enum DeviceOutcome: Equatable, Sendable {
     case submitted(Bytes32)
     case received(VerifiedIncoming)
     case paid(VerifiedPayment)
+    /// Nil: the proven count of notifications is not past the index asked.
+    case notified(VerifiedNotification?)
+    case filtered(VerifiedFilterMatch)
 }
 
 /// A header the device now trusts, and why: what a caller reads of it (the proofs it vouched for were checked
@@ -177,6 +186,25 @@ public struct VerifiedInclusion: Equatable, Sendable {
 public struct VerifiedIncoming: Equatable, Sendable {
     public let transfer: IncomingTransfer
     public let inclusion: VerifiedInclusion
+}
+
+/// A payment-code notification record of the device's notification address, proven against a trusted header's
+/// state root (what it unmasks next).
+public struct VerifiedNotification: Equatable, Sendable {
+    public let index: UInt64
+    /// How many records the address had at that header.
+    public let count: UInt64
+    public let record: PaymentNotificationRecord
+    public let header: TrustedHeader
+}
+
+/// Which watched addresses an epoch's committed recipient filter matched (in the order they were given). A
+/// match may be a false positive (about one in 784,931 per address); no match is certain.
+public struct VerifiedFilterMatch: Equatable, Sendable {
+    public let epoch: UInt64
+    public let matched: [Bool]
+    public let filterBytes: Int
+    public let header: TrustedHeader
 }
 
 /// A payment the device made, proven final and successful.

@@ -69,6 +69,8 @@ public struct DeviceSession: Sendable {
     private var verifiedHeader: TrustedHeader?
     /// Where the inbox said a transfer landed; its proof must agree.
     private var listed: Listed?
+    /// The addresses a recipient-filter operation tests.
+    private var watching: [Address] = []
     /// The payment being made, and its signed transaction once there is one.
     private var order: PaymentOrder?
     private var outgoing: OutgoingTransaction?
@@ -153,6 +155,8 @@ public struct DeviceSession: Sendable {
         case inclusion(Bytes32)
         case submit
         case inbox
+        case notification(Address, UInt64)
+        case recipientFilter(UInt64)
     }
 
     private struct Listed: Sendable {
@@ -257,6 +261,7 @@ public struct DeviceSession: Sendable {
         pendingHeight = nil
         proofBody = []
         listed = nil
+        watching = []
         order = nil
         outgoing = nil
         refusedCode = nil
@@ -344,6 +349,13 @@ public struct DeviceSession: Sendable {
             parent = .receive(address, from: from, position: position)
             job = .inbox
             return ask(.inbox(address, from: from, position: position))
+        case .notification(let address, let index):
+            job = .notification(address, index)
+            return ask(.notification(address, index: index))
+        case .recipientFilter(let epoch, let watching):
+            self.watching = watching
+            job = .recipientFilter(epoch)
+            return ask(.recipientFilter(epoch: epoch))
         case .pay(let order):
             guard let wallet else { throw .noWallet }
             self.order = order
@@ -364,10 +376,11 @@ public struct DeviceSession: Sendable {
             case .skip: return action(try skipAnswered(answer))
             case .reanchor: return action(try reanchorAnswered(answer))
             case .headers, .head: return action(try headerAnswered(answer, resource))
-            case .accountProof, .escrowProof: return action(try stateProofAnswered(answer, resource))
+            case .accountProof, .escrowProof, .notifications: return action(try stateProofAnswered(answer, resource))
             case .txProof: return action(try transactionProofAnswered(answer))
             case .transaction: return action(try submitAnswered(answer))
             case .inbox: return action(try inboxAnswered(answer))
+            case .recipientFilter: return action(try filterAnswered(answer))
             case .certificate, .receipt: return fail(.busy)
             }
         } catch {
@@ -610,7 +623,7 @@ public struct DeviceSession: Sendable {
             return .sleep(millis: configuration.pollMillis)
         }
         guard answer.code == .content else { throw Self.gatewayError(answer, .txProof) }
-        try Self.checkConsistency(answer.body, of: id, listed: listed)
+        try Self.checkConsistency(answer.body, of: id, listedAt: listed.map { ($0.height, $0.position) })
         proofBody = answer.body
         headerBody = answer.body
         return .checkHeader
@@ -619,13 +632,15 @@ public struct DeviceSession: Sendable {
     /// A transaction proof that contradicts itself or the inbox entry it is for is refused before any
     /// signature is checked.
     @inline(never)
-    private static func checkConsistency(_ body: [UInt8], of id: Bytes32, listed: Listed?) throws(DeviceError) {
+    private static func checkConsistency(_ body: [UInt8], of id: Bytes32, listedAt: (UInt64, UInt64)?)
+        throws(DeviceError)
+    {
         let payload: TransactionProofPayload
         do { payload = try TransactionProofPayload(decoding: body) } catch { throw .undecodable(.txProof, error) }
         guard payload.receipt.transactionID == id, payload.position == payload.proof.index,
             payload.receiptProof.index == payload.proof.index
         else { throw .inconsistent(.transactionProof) }
-        if let listed, payload.header.height != listed.height || payload.position != listed.position {
+        if let listedAt, payload.header.height != listedAt.0 || payload.position != listedAt.1 {
             throw .inconsistent(.transactionProof)
         }
     }
@@ -670,6 +685,24 @@ public struct DeviceSession: Sendable {
         listed = entry
         job = .inclusion(entry.transfer.id)
         return ask(.transactionProof(entry.transfer.id))
+    }
+
+    /// A filter answer names its epoch and the block whose state proves its hash; that block's header is asked
+    /// for next, and the filter is tested once it is verified.
+    @inline(never)
+    private mutating func filterAnswered(_ answer: DeviceAnswer) throws(DeviceError) -> Step {
+        guard case .recipientFilter(let epoch) = job else { throw .busy }
+        guard answer.code == .content else { throw Self.gatewayError(answer, .recipientFilter) }
+        var reader = ByteReader(answer.body)
+        let answered: UInt64
+        let height: UInt64
+        do {
+            answered = try reader.readVarint()
+            height = try reader.readVarint()
+        } catch { throw .undecodable(.recipientFilter, error) }
+        guard answered == epoch else { throw .inconsistent(.filterEpoch) }
+        proofBody = answer.body
+        return ask(.header(at: height), height: height)
     }
 
     /// The first entry of an inbox answer, read with the transfer decoder alone (a device needs no other
@@ -801,6 +834,18 @@ public struct DeviceSession: Sendable {
         case .escrow(let id, _):
             let state = try Self.verifyEscrow(proofBody, id: id, stateRoot: header.stateRoot)
             return completed(.escrow(VerifiedEscrow(id: id, state: state, header: header)))
+        case .notification(let address, let index):
+            let found = try Self.verifyNotification(proofBody, of: address, index: index, stateRoot: header.stateRoot)
+            return completed(
+                .notified(
+                    found.map { VerifiedNotification(index: index, count: $0.count, record: $0.record, header: header) }
+                ))
+        case .recipientFilter(let epoch):
+            guard let genesis = trusted?.genesis else { throw .notAnchored }
+            let (matched, bytes) = try Self.verifyFilter(
+                proofBody, epoch: epoch, stateRoot: header.stateRoot, genesis: genesis, watching: watching)
+            return completed(
+                .filtered(VerifiedFilterMatch(epoch: epoch, matched: matched, filterBytes: bytes, header: header)))
         case .inclusion(let id):
             let (position, receipt) = try Self.verifyInclusion(
                 proofBody, of: id, transactionsRoot: transactionsRoot, receiptsRoot: receiptsRoot)
@@ -843,6 +888,69 @@ public struct DeviceSession: Sendable {
             return try ProofVerifier.verifyEscrow(payload.state, id: id, proof: payload.proof, stateRoot: stateRoot)
         } catch {
             throw .rejected(error, stage: .escrowProof)
+        }
+    }
+
+    /// The address's notification count proven under `stateRoot`, then record `index`: present and proven below
+    /// the count, proven absent at or past it (nil).
+    @inline(never)
+    private static func verifyNotification(_ body: [UInt8], of address: Address, index: UInt64, stateRoot: Bytes32)
+        throws(DeviceError) -> (count: UInt64, record: PaymentNotificationRecord)?
+    {
+        let payload: NotificationProofPayload
+        do { payload = try NotificationProofPayload(decoding: body) } catch {
+            throw .undecodable(.notifications, error)
+        }
+        guard payload.stateRoot == stateRoot else {
+            throw .inconsistent(.stateRootMismatch(.notifications, height: payload.height))
+        }
+        guard payload.index == index, (payload.record != nil) == (index < payload.count) else {
+            throw .inconsistent(.notificationEntry)
+        }
+        do {
+            let countValue = PaymentNotificationRecord.encodeCount(payload.count)
+            try ProofVerifier.verifyValue(
+                key: StateNamespace.paymentNotification.key(PaymentNotificationRecord.countIdentifier(address)),
+                valueHash: payload.count == 0 ? nil : Domain.stateValue.hash(countValue), proof: payload.countProof,
+                stateRoot: stateRoot)
+            try ProofVerifier.verifyValue(
+                key: StateNamespace.paymentNotification.key(
+                    PaymentNotificationRecord.recordIdentifier(address, index: index)),
+                valueHash: payload.record.map { Domain.stateValue.hash($0.encoded) }, proof: payload.recordProof,
+                stateRoot: stateRoot)
+        } catch {
+            throw .rejected(error, stage: .notificationProof)
+        }
+        return payload.record.map { (payload.count, $0) }
+    }
+
+    /// The filter's committed hash proven under `stateRoot`, then the filter's bytes tested against `watching`
+    /// and hashed as they pass: a filter with a payment left out does not hash to the committed value.
+    @inline(never)
+    private static func verifyFilter(
+        _ body: [UInt8], epoch: UInt64, stateRoot: Bytes32, genesis: Bytes32, watching: [Address]
+    ) throws(DeviceError) -> ([Bool], Int) {
+        let payload: RecipientFilterPayload
+        do { payload = try RecipientFilterPayload(decoding: body) } catch {
+            throw .undecodable(.recipientFilter, error)
+        }
+        guard payload.stateRoot == stateRoot else {
+            throw .inconsistent(.stateRootMismatch(.recipientFilter, height: payload.height))
+        }
+        do {
+            try ProofVerifier.verifyValue(
+                key: RecipientFilter.stateKey(epoch: epoch), valueHash: Domain.stateValue.hash(payload.committed.bytes),
+                proof: payload.proof, stateRoot: stateRoot)
+        } catch {
+            throw .rejected(error, stage: .filterProof)
+        }
+        var matcher = RecipientFilterMatcher(
+            watching: watching, key: RecipientFilter.key(genesis: genesis, epoch: epoch))
+        do {
+            try matcher.feed(payload.filter)
+            return (try matcher.finish(committed: payload.committed), payload.filter.count)
+        } catch {
+            throw .filter(error)
         }
     }
 

@@ -257,6 +257,96 @@ public struct AccountProofPayload: Equatable, Sendable, CanonicalCodable {
     }
 }
 
+/// An address's payment-code notification count and its record `index` (absent past the count), each with its
+/// sparse-Merkle proof against the state root of block `height` (`v1/notifications`).
+public struct NotificationProofPayload: Equatable, Sendable, CanonicalCodable {
+    public var height: UInt64
+    public var stateRoot: Bytes32
+    public var count: UInt64
+    public var countProof: SparseMerkleProof
+    public var index: UInt64
+    public var record: PaymentNotificationRecord?
+    public var recordProof: SparseMerkleProof
+
+    public init(
+        height: UInt64, stateRoot: Bytes32, count: UInt64, countProof: SparseMerkleProof, index: UInt64,
+        record: PaymentNotificationRecord?, recordProof: SparseMerkleProof
+    ) {
+        self.height = height
+        self.stateRoot = stateRoot
+        self.count = count
+        self.countProof = countProof
+        self.index = index
+        self.record = record
+        self.recordProof = recordProof
+    }
+
+    public func encode(to w: inout ByteWriter) {
+        w.writeVarint(height)
+        w.write(stateRoot)
+        w.writeVarint(count)
+        w.write(countProof)
+        w.writeVarint(index)
+        w.write(optional: record)
+        w.write(recordProof)
+    }
+
+    public init(from r: inout ByteReader) throws(CodecError) {
+        height = try r.readVarint()
+        stateRoot = try r.readBytes32()
+        count = try r.readVarint()
+        countProof = try r.read()
+        index = try r.readVarint()
+        record = try r.readOptional()
+        recordProof = try r.read()
+    }
+}
+
+/// A finished epoch's recipient filter (``RecipientFilter``) with the sparse-Merkle proof that the state at block
+/// `height` records `committed` as its hash (`v1/filter`). A device that verified that block's header checks the
+/// proof against its root, then the filter bytes against `committed` as it tests them.
+public struct RecipientFilterPayload: Equatable, Sendable, CanonicalCodable {
+    /// The largest filter a gateway serves: about 200,000 recipients in one epoch.
+    public static let maxFilterBytes = 1 << 19
+
+    public var epoch: UInt64
+    public var height: UInt64
+    public var stateRoot: Bytes32
+    public var committed: Bytes32
+    public var proof: SparseMerkleProof
+    public var filter: [UInt8]
+
+    public init(
+        epoch: UInt64, height: UInt64, stateRoot: Bytes32, committed: Bytes32, proof: SparseMerkleProof,
+        filter: [UInt8]
+    ) {
+        self.epoch = epoch
+        self.height = height
+        self.stateRoot = stateRoot
+        self.committed = committed
+        self.proof = proof
+        self.filter = filter
+    }
+
+    public func encode(to w: inout ByteWriter) {
+        w.writeVarint(epoch)
+        w.writeVarint(height)
+        w.write(stateRoot)
+        w.write(committed)
+        w.write(proof)
+        w.writeLengthPrefixed(filter)
+    }
+
+    public init(from r: inout ByteReader) throws(CodecError) {
+        epoch = try r.readVarint()
+        height = try r.readVarint()
+        stateRoot = try r.readBytes32()
+        committed = try r.readBytes32()
+        proof = try r.read()
+        filter = try r.readLengthPrefixed(cap: Self.maxFilterBytes)
+    }
+}
+
 /// A final transaction's receipt with where it landed (`v1/receipt`), so a device that wants more than the
 /// receipt knows which header to fetch and which proof to ask for.
 public struct ReceiptPayload: Equatable, Sendable, CanonicalCodable {

@@ -62,6 +62,17 @@ public struct DeviceRequest: Equatable, Sendable {
             ])
     }
 
+    /// `address`'s payment-code notification count and record `index`, proven.
+    public static func notification(_ address: Address, index: UInt64) -> DeviceRequest {
+        DeviceRequest(
+            .notifications, query: [argument("a", hexBytes: address.raw.bytes), argument("i", decimal: index)])
+    }
+
+    /// `epoch`'s recipient filter and the proof of its committed hash.
+    public static func recipientFilter(epoch: UInt64) -> DeviceRequest {
+        DeviceRequest(.recipientFilter, query: [argument("e", decimal: epoch)])
+    }
+
     public static func submit(_ transaction: SignedTransaction) -> DeviceRequest {
         DeviceRequest(.transaction, payload: transaction.encoded)
     }

@@ -13,6 +13,8 @@ public enum DeviceResource: Int, CaseIterable, Sendable {
     case escrowProof
     case skip
     case reanchor
+    case notifications
+    case recipientFilter
 
     public var path: StaticString {
         switch self {
@@ -28,6 +30,8 @@ public enum DeviceResource: Int, CaseIterable, Sendable {
         case .escrowProof: DeviceResources.escrowProof
         case .skip: DeviceResources.skip
         case .reanchor: DeviceResources.reanchor
+        case .notifications: DeviceResources.notifications
+        case .recipientFilter: DeviceResources.recipientFilter
         }
     }
 
@@ -46,6 +50,8 @@ public enum DeviceResource: Int, CaseIterable, Sendable {
         case .txProof, .receipt, .escrowProof, .certificate: ["id"]
         case .accountProof: ["a"]
         case .inbox: ["a", "from", "pos"]
+        case .notifications: ["a", "i"]
+        case .recipientFilter: ["e"]
         case .skip: ["from", "to"]
         }
     }

@@ -31,6 +31,11 @@ public enum DeviceResources {
     /// GET: final transfers paying an address (Uri-Query `a=<address>`, `from=<height>`, `pos=<position>`: the
     /// first to list), oldest first.
     public static let inbox: StaticString = "v1/inbox"
+    /// GET: an address's payment-code notification count and record `i`, proven against the head's state root
+    /// (Uri-Query `a=<address>`, `i=<index>`).
+    public static let notifications: StaticString = "v1/notifications"
+    /// GET: a finished epoch's recipient filter with the proof of its committed hash (Uri-Query `e=<epoch>`).
+    public static let recipientFilter: StaticString = "v1/filter"
     /// POST: a payment note from a payer to a payment code's receiver.
     public static let paymentNote: StaticString = "v1/note"
     /// GET: CoRE link-format discovery (RFC 6690), the path every CoAP client knows.

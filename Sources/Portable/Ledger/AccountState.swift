@@ -47,6 +47,8 @@ public enum StateNamespace: UInt8, Sendable {
     case evidence = 11
     /// The hash of each finished epoch's recipient filter, by epoch (``RecipientFilter``).
     case recipientFilter = 12
+    /// Payment-code notifications per notification address, and their count (``PaymentNotificationRecord``).
+    case paymentNotification = 13
 
     /// The tree key of an object: a tagged hash of namespace and identifier, so keys spread evenly.
     public func key(_ identifier: [UInt8]) -> Bytes32 {

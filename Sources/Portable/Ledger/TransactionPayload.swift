@@ -23,6 +23,8 @@ public enum TransactionPayload: Equatable, Sendable {
 
     /// The wire tag of ``transfer(_:)``, for readers that decode that kind alone.
     public static let transferTag: UInt8 = 0
+    /// The wire tag of ``paymentCodeNotify(_:)``, for a receiver that decodes that kind alone.
+    public static let paymentCodeNotifyTag: UInt8 = 15
 
     /// The wire tag, also used for per-kind fee units.
     public var tag: UInt8 {
@@ -42,7 +44,7 @@ public enum TransactionPayload: Equatable, Sendable {
         case .escrowOpen: 12
         case .escrowClose: 13
         case .doubleSignEvidence: 14
-        case .paymentCodeNotify: 15
+        case .paymentCodeNotify: Self.paymentCodeNotifyTag
         }
     }
 
@@ -101,7 +103,7 @@ extension TransactionPayload: CanonicalCodable {
         case 12: self = .escrowOpen(try r.read())
         case 13: self = .escrowClose(try r.read())
         case 14: self = .doubleSignEvidence(try r.read())
-        case 15: self = .paymentCodeNotify(try r.read())
+        case Self.paymentCodeNotifyTag: self = .paymentCodeNotify(try r.read())
         default: throw .unknownTag(tag)
         }
     }
