@@ -69,7 +69,8 @@ final class PaymentCodeVectorTests: XCTestCase {
                 if nodes[path] == nil {
                     let parent = String(path[..<path.lastIndex(of: "/")!])
                     let last = path[path.index(after: path.lastIndex(of: "/")!)...]
-                    let index = last.hasSuffix("H") ? UInt32(last.dropLast())! | ExtendedPrivateKey.hardened : UInt32(last)!
+                    let index =
+                        last.hasSuffix("H") ? UInt32(last.dropLast())! | ExtendedPrivateKey.hardened : UInt32(last)!
                     nodes[path] = try XCTUnwrap(nodes[parent]).child(index)
                     // A non-hardened child derived from the parent's public node alone is the same key.
                     if index < ExtendedPrivateKey.hardened {
@@ -92,7 +93,8 @@ final class PaymentCodeVectorTests: XCTestCase {
                 // The parent fingerprint: the first 4 bytes of HASH160 of the parent's public key.
                 if let slash = path.lastIndex(of: "/") {
                     let parent = try XCTUnwrap(nodes[String(path[..<slash])])
-                    XCTAssertEqual(Array(raw[5..<9]), Array(try hash160(parent.key.publicKey.compressed).prefix(4)), path)
+                    XCTAssertEqual(
+                        Array(raw[5..<9]), Array(try hash160(parent.key.publicKey.compressed).prefix(4)), path)
                 }
                 checked += 1
             default:
@@ -108,7 +110,9 @@ final class PaymentCodeVectorTests: XCTestCase {
         let v = try Self.bip47()
         for who in ["alice", "bob"] {
             let mnemonic = Array(try XCTUnwrap(v["\(who).mnemonic"]).utf8)
-            XCTAssertEqual(pbkdf2SHA512(password: mnemonic, salt: Array("mnemonic".utf8), iterations: 2048), try hex(v["\(who).seed"]))
+            XCTAssertEqual(
+                pbkdf2SHA512(password: mnemonic, salt: Array("mnemonic".utf8), iterations: 2048),
+                try hex(v["\(who).seed"]))
         }
     }
 
@@ -145,7 +149,8 @@ final class PaymentCodeVectorTests: XCTestCase {
             XCTAssertEqual(try alice.key(at: 0).sharedX(try bob.code.key(at: index)).bytes, expected, "a0·B\(i)")
             XCTAssertEqual(try bob.key(at: index).sharedX(try alice.code.key(at: 0)).bytes, expected, "b\(i)·A0")
             let paid = try OneTimeKey.publicKey(payer: alice, receiver: bob.code, index: index)
-            XCTAssertEqual(try hash160(paid.compressed), try p2pkhPayload(try XCTUnwrap(v["pair.\(i)"])), "address \(i)")
+            XCTAssertEqual(
+                try hash160(paid.compressed), try p2pkhPayload(try XCTUnwrap(v["pair.\(i)"])), "address \(i)")
             // Bob's spending key is the secret of exactly that key.
             XCTAssertEqual(try OneTimeKey.secretKey(receiver: bob, payer: alice.code, index: index).publicKey, paid)
         }
@@ -162,9 +167,11 @@ final class PaymentCodeVectorTests: XCTestCase {
         let outpoint = try hex(v["notify.outpoint"])
         let x = designated.sharedX(try bob.code.key(at: 0))
         XCTAssertEqual(x.bytes, try hex(v["notify.x"]))
-        XCTAssertEqual(HMAC.sha512(key: outpoint, message: x.bytes), try hex(v["notify.mask"]), "HMAC key is the outpoint")
+        XCTAssertEqual(
+            HMAC.sha512(key: outpoint, message: x.bytes), try hex(v["notify.mask"]), "HMAC key is the outpoint")
         XCTAssertEqual(alice.code.binary, try hex(v["notify.plain"]))
-        let blinded = try PaymentCodeNotification.mask(alice.code, designated: designated, receiver: bob.code, binding: outpoint)
+        let blinded = try PaymentCodeNotification.mask(
+            alice.code, designated: designated, receiver: bob.code, binding: outpoint)
         XCTAssertEqual(blinded, try hex(v["notify.blinded"]))
         let unmasked = try PaymentCodeNotification.unmask(
             blinded, designated: designated.xOnlyPublicKey, notificationKey: try bob.key(at: 0), binding: outpoint)
@@ -172,7 +179,8 @@ final class PaymentCodeVectorTests: XCTestCase {
         // Anyone else reads garbage (here: Alice's own notification key), and a wrong binding too.
         XCTAssertThrowsError(
             try PaymentCodeNotification.unmask(
-                blinded, designated: designated.xOnlyPublicKey, notificationKey: try alice.key(at: 0), binding: outpoint))
+                blinded, designated: designated.xOnlyPublicKey, notificationKey: try alice.key(at: 0), binding: outpoint
+            ))
         XCTAssertThrowsError(
             try PaymentCodeNotification.unmask(
                 blinded, designated: designated.xOnlyPublicKey, notificationKey: try bob.key(at: 0),

@@ -623,7 +623,7 @@ public struct DeviceSession: Sendable {
             return .sleep(millis: configuration.pollMillis)
         }
         guard answer.code == .content else { throw Self.gatewayError(answer, .txProof) }
-        try Self.checkConsistency(answer.body, of: id, listedAt: listed.map { ($0.height, $0.position) })
+        try Self.checkConsistency(answer.body, of: id, listed: listed)
         proofBody = answer.body
         headerBody = answer.body
         return .checkHeader
@@ -632,15 +632,13 @@ public struct DeviceSession: Sendable {
     /// A transaction proof that contradicts itself or the inbox entry it is for is refused before any
     /// signature is checked.
     @inline(never)
-    private static func checkConsistency(_ body: [UInt8], of id: Bytes32, listedAt: (UInt64, UInt64)?)
-        throws(DeviceError)
-    {
+    private static func checkConsistency(_ body: [UInt8], of id: Bytes32, listed: Listed?) throws(DeviceError) {
         let payload: TransactionProofPayload
         do { payload = try TransactionProofPayload(decoding: body) } catch { throw .undecodable(.txProof, error) }
         guard payload.receipt.transactionID == id, payload.position == payload.proof.index,
             payload.receiptProof.index == payload.proof.index
         else { throw .inconsistent(.transactionProof) }
-        if let listedAt, payload.header.height != listedAt.0 || payload.position != listedAt.1 {
+        if let listed, payload.header.height != listed.height || payload.position != listed.position {
             throw .inconsistent(.transactionProof)
         }
     }

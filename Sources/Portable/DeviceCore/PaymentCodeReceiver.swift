@@ -7,8 +7,10 @@ import PaymentCodes
 /// Payment-code receiving for a device, written once for the firmware, `amars device` and the simulator: the
 /// operations to run on a ``DeviceSession``, and what their proven outcomes mean (SPEC "Payment codes").
 ///
-/// A round runs in three phases. First every new notification to the device's notification address is proven
-/// and unmasked (one that unmasks to garbage is skipped: sent to someone else, or forged). Then, epoch by
+/// A round runs in four phases. First the head is verified: it fixes the last finished epoch the round tests.
+/// Then every new notification to the device's notification address is proven and unmasked (one that unmasks
+/// to garbage is skipped: sent to someone else, or forged); they are read after the head, so every payer who
+/// paid in an epoch the round tests is known before its filter is (a payer notifies before it pays). Then, epoch by
 /// finished epoch, the one-time addresses in each payer's look-ahead window are tested against the epoch's
 /// committed recipient filter: only the epoch is asked for, never an address. Last, each matched address's
 /// account is proven; a non-empty one is a payment and moves that payer's window past it. The cursors
@@ -50,9 +52,8 @@ public struct PaymentCodeReceiver: Sendable {
             nextEpoch = try r.readVarint()
             let count = try r.readCount(cap: PaymentCodeReceiver.maxPayers)
             for _ in 0..<count {
-                guard let code = try? PaymentCode(binary: try r.readBytes(PaymentCode.binaryLength)) else {
-                    throw .invalidValue(.range)
-                }
+                let binary = try r.readBytes(PaymentCode.binaryLength)
+                guard let code = try? PaymentCode(binary: binary) else { throw .invalidValue(.range) }
                 payers.append(Payer(code: code, nextIndex: try r.readVarint32()))
             }
         }
@@ -86,7 +87,7 @@ public struct PaymentCodeReceiver: Sendable {
     public let keys: PaymentCodeKeys
     public private(set) var state: State
     private let notificationKey: PrivateKey
-    private var phase: Phase = .notifications
+    private var phase: Phase = .head
     /// The last epoch whose filter exists when this round started (from the verified head).
     private var lastFinishedEpoch: UInt64?
     private var watched: [(payer: Int, index: UInt32, address: Address)] = []
@@ -119,7 +120,7 @@ public struct PaymentCodeReceiver: Sendable {
                 return nil
             }
             watched = watchedAddresses()
-            return .recipientFilter(epoch: state.nextEpoch, watching: watched.map(\.address))
+            return .recipientFilter(epoch: state.nextEpoch, watching: watched.map { $0.address })
         case .accounts:
             guard let first = matched.first else { return nil }
             return .account(first.address)
@@ -133,7 +134,7 @@ public struct PaymentCodeReceiver: Sendable {
         switch (phase, outcome) {
         case (.notifications, .notified(let found)):
             guard let found else {
-                phase = .head
+                phase = .filters
                 return []
             }
             state.notificationIndex = found.index + 1
@@ -142,7 +143,7 @@ public struct PaymentCodeReceiver: Sendable {
             // Epoch e's filter is written by its last block, height (e + 1) · length.
             let finished = head.height / epochLength
             lastFinishedEpoch = finished == 0 ? nil : finished - 1
-            phase = .filters
+            phase = .notifications
             return []
         case (.filters, .filtered(let result)):
             guard result.epoch == state.nextEpoch, result.matched.count == watched.count else { throw .busy }
