@@ -192,14 +192,14 @@
             case .anchor: return Status.anchorRefused + r
             case .checkpoint: return Status.checkpointRefused + r
             case .header: return header + r
-            case .accountProof, .escrowProof: return Status.accountProofRefused
+            case .accountProof, .escrowProof, .notificationProof, .filterProof: return Status.accountProofRefused
             case .transactionProof: return Status.inclusionRefused
             case .receiptProof: return Status.receiptRefused
             }
         case .outsideTrust, .noCheckpointTo: return header
         case .trustExpired, .reanchorRefused: return Status.trustExpired
         case .otherChain: return Status.otherChain
-        case .inconsistent: return Status.inconsistent
+        case .inconsistent, .filter: return Status.inconsistent
         case .undecodable: return Status.undecodable
         case .gateway: return Status.transport
         case .transactionRefused: return Status.gatewayRefused
@@ -207,7 +207,7 @@
         case .nothingReceived: return Status.noPaymentReceived
         case .noWallet, .insufficientFunds, .wallet: return Status.cannotPay
         case .failedOnChain: return Status.receiptFailed
-        case .notAnchored, .busy: return Status.badProvisioning
+        case .notAnchored, .busy, .notBuiltIn: return Status.badProvisioning
         }
     }
 

@@ -14,7 +14,7 @@ extension DeviceError.Stage {
         case .transactionProof: "inclusion proof"
         case .receiptProof: "receipt proof"
         case .escrowProof: "escrow proof"
-        case .filterProof: "recipient filter proof"
+        case .filterProof: "filter proof"
         case .notificationProof: "notification proof"
         }
     }
@@ -29,8 +29,9 @@ extension DeviceError {
         case .gateway: "the gateway answered an error code"
         case .inconsistent(let what): what.summary
         case .notAnchored: "no trusted state: anchor at genesis first"
-        case .filter(.notCommitted): "the recipient filter does not hash to the value the chain commits to"
-        case .filter: "the recipient filter does not decode"
+        case .notBuiltIn: "not built into this image"
+        case .filter(.notCommitted): "filter bytes do not hash to the committed value"
+        case .filter: "the filter does not decode"
         case .undecodable: "an answer does not decode as the payload its resource promises"
         case .outsideTrust: "the block is older than the trusted epoch"
         case .noCheckpointTo: "the block is past the trusted epoch and no checkpoint leads to it"
@@ -53,9 +54,8 @@ extension DeviceError.Inconsistency {
     public var summary: StaticString {
         switch self {
         case .stateRootMismatch(.escrowProof, _): "escrow proof names another state root than its block"
-        case .stateRootMismatch(.recipientFilter, _): "filter proof names another state root than its block"
-        case .stateRootMismatch(.notifications, _): "notification proof names another state root than its block"
-        case .stateRootMismatch: "account proof names another state root than its block"
+        case .stateRootMismatch(.accountProof, _): "account proof names another state root than its block"
+        case .stateRootMismatch: "a proof names another state root than its block"
         case .headerHeight: "the gateway served a header of another height"
         case .staleEscrowProof: "escrow proof from a block older than the verified head"
         case .transactionProof: "the proof's block, receipt or position is not the transaction's"
@@ -63,8 +63,8 @@ extension DeviceError.Inconsistency {
         case .submittedID: "the gateway answered another transaction id"
         case .skipOffer: "the gateway's skip checkpoint is of another epoch, time or committee than asked"
         case .trustedHeader: "the gateway served another header than the trusted checkpoint"
-        case .notificationEntry: "the notification answer is for another index, or its record disagrees with its count"
-        case .filterEpoch: "the gateway served another epoch's recipient filter than asked"
+        case .notificationEntry: "notification of another index, or against its count"
+        case .filterEpoch: "filter of another epoch than asked"
         }
     }
 }

@@ -53,6 +53,8 @@ public enum DeviceError: Error, Equatable, Sendable {
 
     /// The session has no trusted state: anchor first.
     case notAnchored
+    /// The operation is compiled out of this image (a board at its flash budget: `DEVICE_NO_PAYMENT_CODES`).
+    case notBuiltIn
     /// The recipient filter's bytes do not decode, or do not hash to the committed value the proof showed.
     case filter(RecipientFilterError)
     /// The gateway answered `resource` with an error code; `diagnostic` is the start of its ASCII text.

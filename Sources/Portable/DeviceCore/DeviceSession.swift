@@ -349,13 +349,17 @@ public struct DeviceSession: Sendable {
             parent = .receive(address, from: from, position: position)
             job = .inbox
             return ask(.inbox(address, from: from, position: position))
-        case .notification(let address, let index):
-            job = .notification(address, index)
-            return ask(.notification(address, index: index))
-        case .recipientFilter(let epoch, let watching):
-            self.watching = watching
-            job = .recipientFilter(epoch)
-            return ask(.recipientFilter(epoch: epoch))
+        #if DEVICE_NO_PAYMENT_CODES
+            case .notification, .recipientFilter: throw .notBuiltIn
+        #else
+            case .notification(let address, let index):
+                job = .notification(address, index)
+                return ask(.notification(address, index: index))
+            case .recipientFilter(let epoch, let watching):
+                self.watching = watching
+                job = .recipientFilter(epoch)
+                return ask(.recipientFilter(epoch: epoch))
+        #endif
         case .pay(let order):
             guard let wallet else { throw .noWallet }
             self.order = order
@@ -376,11 +380,16 @@ public struct DeviceSession: Sendable {
             case .skip: return action(try skipAnswered(answer))
             case .reanchor: return action(try reanchorAnswered(answer))
             case .headers, .head: return action(try headerAnswered(answer, resource))
-            case .accountProof, .escrowProof, .notifications: return action(try stateProofAnswered(answer, resource))
+            case .accountProof, .escrowProof: return action(try stateProofAnswered(answer, resource))
             case .txProof: return action(try transactionProofAnswered(answer))
             case .transaction: return action(try submitAnswered(answer))
             case .inbox: return action(try inboxAnswered(answer))
-            case .recipientFilter: return action(try filterAnswered(answer))
+            #if DEVICE_NO_PAYMENT_CODES
+                case .notifications, .recipientFilter: return fail(.busy)
+            #else
+                case .notifications: return action(try stateProofAnswered(answer, resource))
+                case .recipientFilter: return action(try filterAnswered(answer))
+            #endif
             case .certificate, .receipt: return fail(.busy)
             }
         } catch {
@@ -685,6 +694,7 @@ public struct DeviceSession: Sendable {
         return ask(.transactionProof(entry.transfer.id))
     }
 
+    #if !DEVICE_NO_PAYMENT_CODES
     /// A filter answer names its epoch and the block whose state proves its hash; that block's header is asked
     /// for next, and the filter is tested once it is verified.
     @inline(never)
@@ -702,6 +712,7 @@ public struct DeviceSession: Sendable {
         proofBody = answer.body
         return ask(.header(at: height), height: height)
     }
+    #endif
 
     /// The first entry of an inbox answer, read with the transfer decoder alone (a device needs no other
     /// transaction kind's code), or nil for an empty list.
@@ -832,6 +843,7 @@ public struct DeviceSession: Sendable {
         case .escrow(let id, _):
             let state = try Self.verifyEscrow(proofBody, id: id, stateRoot: header.stateRoot)
             return completed(.escrow(VerifiedEscrow(id: id, state: state, header: header)))
+        #if !DEVICE_NO_PAYMENT_CODES
         case .notification(let address, let index):
             let found = try Self.verifyNotification(proofBody, of: address, index: index, stateRoot: header.stateRoot)
             return completed(
@@ -844,6 +856,7 @@ public struct DeviceSession: Sendable {
                 proofBody, epoch: epoch, stateRoot: header.stateRoot, genesis: genesis, watching: watching)
             return completed(
                 .filtered(VerifiedFilterMatch(epoch: epoch, matched: matched, filterBytes: bytes, header: header)))
+        #endif
         case .inclusion(let id):
             let (position, receipt) = try Self.verifyInclusion(
                 proofBody, of: id, transactionsRoot: transactionsRoot, receiptsRoot: receiptsRoot)
@@ -889,6 +902,7 @@ public struct DeviceSession: Sendable {
         }
     }
 
+    #if !DEVICE_NO_PAYMENT_CODES
     /// The address's notification count proven under `stateRoot`, then record `index`: present and proven below
     /// the count, proven absent at or past it (nil).
     @inline(never)
@@ -951,6 +965,7 @@ public struct DeviceSession: Sendable {
             throw .filter(error)
         }
     }
+    #endif
 
     /// The id's Merkle path to the block's transactions root and its receipt's path to the receipts root, at
     /// the same position: then the position and the receipt are the chain's word, not the gateway's.
