@@ -18,29 +18,6 @@ final class PaymentCodeSessionTests: XCTestCase {
     let paid = CoAPFixture.address(CoAPFixture.key(21))
     let stranger = CoAPFixture.address(CoAPFixture.key(22))
 
-    func anchored(_ f: CoAPFixture) throws -> (DeviceSession, LoopbackDeviceLink) {
-        let anchor = DeviceTrustAnchor(
-            genesisHeader: f.genesis.header, committee: f.genesis.committee(epoch: 0),
-            epochLength: f.genesis.epochLength)
-        var session = DeviceSession(anchor: anchor, configuration: .init(checkpointPage: 64, pollMillis: 100))
-        var link = LoopbackDeviceLink(handlers: f.server.handlers)
-        XCTAssertEqual(try session.run(.anchor, over: &link), .anchored)
-        return (session, link)
-    }
-
-    func deviceError(_ body: () throws -> Void) -> DeviceError? {
-        do {
-            try body()
-            return nil
-        } catch let error as DeviceRunError<Never> {
-            guard case .device(let e) = error else { return nil }
-            return e
-        } catch {
-            XCTFail("\(error)")
-            return nil
-        }
-    }
-
     func signed(_ f: CoAPFixture, nonce: UInt64, _ payload: TransactionPayload) -> SignedTransaction {
         SignedTransaction(
             body: TransactionBody(

@@ -327,33 +327,36 @@ public final class BlockStore {
     }
 
     private func indexNotifications(_ block: Block, height: Int64) throws(StoreError) {
+        try index(block, height: height, with: insertNotification) {
+            guard case .paymentCodeNotify(let notify) = $0.body.payload else { return nil }
+            return notify.to
+        }
+    }
+
+    /// Inserts (address, height, position) with `statement` for each transaction `address` names an address of.
+    private func index(
+        _ block: Block, height: Int64, with statement: SQLiteStatement, address: (SignedTransaction) -> Address?
+    ) throws(StoreError) {
         for (i, tx) in block.transactions.enumerated() {
-            guard case .paymentCodeNotify(let notify) = tx.body.payload else { continue }
-            insertNotification.bind(1, notify.to.raw.bytes)
-            insertNotification.bind(2, height)
-            insertNotification.bind(3, Int64(i))
-            try insertNotification.run()
+            guard let address = address(tx) else { continue }
+            statement.bind(1, address.raw.bytes)
+            statement.bind(2, height)
+            statement.bind(3, Int64(i))
+            try statement.run()
         }
     }
 
     private func indexIncoming(_ block: Block, height: Int64) throws(StoreError) {
-        for (i, tx) in block.transactions.enumerated() {
-            guard case .transfer(let transfer) = tx.body.payload else { continue }
-            insertIncoming.bind(1, transfer.to.raw.bytes)
-            insertIncoming.bind(2, height)
-            insertIncoming.bind(3, Int64(i))
-            try insertIncoming.run()
+        try index(block, height: height, with: insertIncoming) {
+            guard case .transfer(let transfer) = $0.body.payload else { return nil }
+            return transfer.to
         }
     }
 
     private func indexSent(_ block: Block, height: Int64) throws(StoreError) {
-        for (i, tx) in block.transactions.enumerated() {
-            // Stored transactions were verified, so the sender key parses.
-            guard let key = try? XOnlyPublicKey(bytes: tx.body.sender) else { continue }
-            insertSent.bind(1, Address(publicKey: key).raw.bytes)
-            insertSent.bind(2, height)
-            insertSent.bind(3, Int64(i))
-            try insertSent.run()
+        // Stored transactions were verified, so the sender key parses.
+        try index(block, height: height, with: insertSent) {
+            (try? XOnlyPublicKey(bytes: $0.body.sender)).map { Address(publicKey: $0) }
         }
     }
 

@@ -280,16 +280,7 @@ struct Transfer: ParsableCommand {
             .transfer(Ledger.Transfer(to: recipient, amount: units, memo: Array(payment.memo.utf8))), signer: signer,
             node: node)
         print("sent \(Amount.format(units)) AMSC from \(sender.bech32) to \(recipient.bech32)")
-        print("transaction \(sent.id) (nonce \(sent.nonce))")
-        guard send.wait else { return }
-        switch try send.waitForInclusion(sent, node: node) {
-        case .included(let height, let fee):
-            print("final in block \(height) (fee \(Amount.format(fee)) AMSC = \(fee) units)")
-        case .dropped:
-            throw CLIError(
-                "not included: the node dropped transaction \(sent.id) when building a block "
-                    + "(its balance or nonce changed); check with: amars balance \(sender.bech32)")
-        }
+        try send.finish(sent, sender: sender, node: node)
     }
 }
 
@@ -380,6 +371,20 @@ struct SendOptions: ParsableArguments {
                 tip: tip))
         let answer = try node.post("/v1/tx", json: ["tx": Hex.encode(tx.encoded)])
         return Sent(id: answer["id"] as? String ?? Hex.encode(tx.id.bytes), nonce: nonce)
+    }
+
+    /// Prints the transaction's id and, with `--wait`, waits until it is final (or dropped: then the error).
+    func finish(_ sent: Sent, sender: Address, node: NodeOptions) throws {
+        print("transaction \(sent.id) (nonce \(sent.nonce))")
+        guard wait else { return }
+        switch try waitForInclusion(sent, node: node) {
+        case .included(let height, let fee):
+            print("final in block \(height) (fee \(Amount.format(fee)) AMSC = \(fee) units)")
+        case .dropped:
+            throw CLIError(
+                "not included: the node dropped transaction \(sent.id) when building a block "
+                    + "(its balance or nonce changed); check with: amars balance \(sender.bech32)")
+        }
     }
 
     /// What a sender agrees to, in words: the expected fee at the next base fee and the most it can cost.

@@ -259,8 +259,7 @@ struct DeviceCommand: ParsableCommand {
                   amars device paycode --key data/keys/lock.key --state lock.state
                 """)
 
-        @Option(help: "Secret key file of the device (its payment code is derived from it).")
-        var key: String
+        @OptionGroup var key: PaycodeCommand.KeyOption
 
         @Option(help: "Where the receiving cursors and payers are kept between runs.")
         var paycodeState: String?
@@ -268,10 +267,7 @@ struct DeviceCommand: ParsableCommand {
         @OptionGroup var device: DeviceOptions
 
         func run() throws {
-            let keys: PaymentCodeKeys
-            do { keys = try PaymentCodeKeys(seed: try loadKey(key).secret.bytes) } catch {
-                throw CLIError("this key has no payment code (\(error))")
-            }
+            let keys = try key.load().keys
             let statePath = paycodeState ?? device.state.map { $0 + ".paycode" }
             var saved = PaymentCodeReceiver.State()
             if let statePath, let data = FileManager.default.contents(atPath: statePath) {

@@ -87,7 +87,7 @@ struct PaycodeCommand: ParsableCommand {
                 return .paymentCodeNotify(PaymentCodeNotify(to: receiver.notificationAddress, maskedCode: masked))
             }
             print("notified \(receiver.notificationAddress.bech32) from \(sender.bech32)")
-            try PaycodeCommand.finish(sent, sender: sender, send: send, node: node)
+            try send.finish(sent, sender: sender, node: node)
         }
     }
 
@@ -137,7 +137,7 @@ struct PaycodeCommand: ParsableCommand {
             }
             let sent = try send.send(.transfer(Ledger.Transfer(to: address, amount: units)), signer: signer, node: node)
             print("sent \(Amount.format(units)) AMSC to one-time address \(address.bech32) (index \(index))")
-            try PaycodeCommand.finish(sent, sender: sender, send: send, node: node)
+            try send.finish(sent, sender: sender, node: node)
         }
     }
 
@@ -210,20 +210,7 @@ struct PaycodeCommand: ParsableCommand {
             let sent = try send.send(
                 .transfer(Ledger.Transfer(to: recipient, amount: units)), signer: oneTime, node: node)
             print("sent \(Amount.format(units)) AMSC from one-time address \(from.bech32) to \(recipient.bech32)")
-            try PaycodeCommand.finish(sent, sender: from, send: send, node: node)
-        }
-    }
-
-    static func finish(_ sent: SendOptions.Sent, sender: Address, send: SendOptions, node: NodeOptions) throws {
-        print("transaction \(sent.id) (nonce \(sent.nonce))")
-        guard send.wait else { return }
-        switch try send.waitForInclusion(sent, node: node) {
-        case .included(let height, let fee):
-            print("final in block \(height) (fee \(Amount.format(fee)) AMSC = \(fee) units)")
-        case .dropped:
-            throw CLIError(
-                "not included: the node dropped transaction \(sent.id) when building a block; "
-                    + "check with: amars balance \(sender.bech32)")
+            try send.finish(sent, sender: from, node: node)
         }
     }
 
