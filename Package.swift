@@ -87,6 +87,7 @@ if embedded {
             name: "Firmware",
             dependencies: [
                 "Board", "AmarsCodec", "AmarsCrypto", "Ledger", "DeviceProtocol", "LightClient", "DeviceCore",
+                "PaymentCodes",
             ],
             path: "Boards/Firmware", exclude: ["fixtures"], swiftSettings: portableSettings),
     ]

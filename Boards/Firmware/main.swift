@@ -1,7 +1,8 @@
 // Firmware self-test: runs the portable modules on the device and exits with status 0 only if every check
 // passes (1 if any fails; a trap or fault exits with the board's own status, see board.h).
 //
-// Checks: SHA-256 known answer; BIP340 verification through libsecp256k1 (a vector of the BIP, and the same
+// Checks: SHA-256 known answer; payment codes (BIP47's vectors: a notification unmasked, a one-time key derived from
+// a BIP32 seed, an epoch's filter of 1,000 recipients tested and a tampered one refused); BIP340 verification through libsecp256k1 (a vector of the BIP, and the same
 // signature tampered) and signing without the generator table (the vector's key and signature, bit for bit); CoAP GET encode and decode against the RFC 7252 wire form; SLIP round trip and a
 // corrupted frame dropped; light client: anchor at a genesis header, accept the next checkpoint, refuse a forged
 // one and a tampered one, leaving the trusted state unchanged; the same step with the SPEC's committee of 24
@@ -18,6 +19,7 @@ import Board
 import DeviceProtocol
 import Ledger
 import LightClient
+import PaymentCodes
 
 // Single-threaded firmware: the counter is touched only by the self-test running from main.
 nonisolated(unsafe) var failures = 0
@@ -43,6 +45,68 @@ enum Mark {
     static let step4: UInt32 = 2
     /// The same with 24 members, 17 signatures (the SPEC's default committee at its minimum quorum).
     static let step24: UInt32 = 3
+    /// Unmask one payment-code notification (BIP47's: ECDH x, HMAC-SHA512, the code parsed and its point checked).
+    static let unmask: UInt32 = 6
+    /// Derive one one-time key as its receiver (BIP32 child, ECDH, SHA-256, scalar tweak, its public point).
+    static let oneTimeKey: UInt32 = 7
+    /// Test 20 watched addresses against an epoch's filter of 1,000 recipients, hashing it against its commitment.
+    static let filter1000: UInt32 = 8
+}
+
+// MARK: - Payment codes (BIP47's published vectors, Fixtures.swift)
+
+@inline(never)
+func testPaymentCodes() {
+    guard let b0 = try? PrivateKey(bytes: Bytes32(fixtureBobB0Secret)!),
+        let designated = try? PublicKey(compressed: fixtureDesignatedKey),
+        let aliceA0 = try? PublicKey(compressed: fixtureAliceA0Public),
+        let bob = try? PaymentCodeKeys(seed: fixtureBobSeed, coinType: 0)
+    else { return check("payment-code vectors decode", false) }
+    board_mark_begin(Mark.unmask)
+    let code = try? PaymentCodeNotification.unmask(
+        fixtureBlindedCode, designated: designated.xOnly, notificationKey: b0, binding: fixtureNotificationOutpoint)
+    board_mark_end(Mark.unmask)
+    check("BIP47 notification unmasks to Alice's code", code?.binary == fixtureAliceCode)
+    check("BIP47 shared secret x(b0·A0)", b0.sharedX(aliceA0).bytes == fixtureSharedX0)
+    guard let alice = code else { return }
+    board_mark_begin(Mark.oneTimeKey)
+    let oneTime = try? OneTimeKey.secretKey(receiver: bob, payer: alice, index: 0)
+    board_mark_end(Mark.oneTimeKey)
+    check("BIP47 one-time key 0 from Bob's seed is B0 + SHA256(S0)·G", oneTime?.publicKey.compressed == fixtureOneTime0)
+    check("BIP32 m/47'/0'/0'/0 of Bob's seed is the published b0", (try? bob.key(at: 0))?.secret == b0.secret)
+
+    // Recipient i is SHA-256 of i (4 bytes, big-endian), cut to 20 bytes, as the fixture generator made them.
+    func recipient(_ i: UInt32) -> Address {
+        let digest = SHA256.hash([UInt8(i >> 24), UInt8((i >> 16) & 0xFF), UInt8((i >> 8) & 0xFF), UInt8(i & 0xFF)])
+        return Address(raw: Bytes20(digest.bytes[0..<20])!)
+    }
+    var watched = [recipient(0), recipient(fixtureFilterRecipients - 1)]
+    for i in 0..<18 { watched.append(recipient(fixtureFilterRecipients + UInt32(i))) }
+    let key = RecipientFilter.key(genesis: Bytes32(fixtureGenesisHash)!, epoch: fixtureFilterEpoch)
+    board_mark_begin(Mark.filter1000)
+    var matcher = RecipientFilterMatcher(watching: watched, key: key)
+    let matched: [Bool]?
+    do {
+        try matcher.feed(fixtureFilter)
+        matched = try matcher.finish(committed: Bytes32(fixtureFilterHash)!)
+    } catch { matched = nil }
+    board_mark_end(Mark.filter1000)
+    var expected = [true, true]
+    for _ in 0..<18 { expected.append(false) }
+    check("filter of 1,000: both members match, 18 strangers do not", matched == expected)
+    // One bit flipped in the middle, fed in three pieces as CoAP blocks would bring it (no copy of the filter:
+    // a 16 KB board has no heap for one).
+    let middle = fixtureFilter.count / 2
+    var refused = RecipientFilterMatcher(watching: watched, key: key)
+    let refusedTampered: Bool
+    do {
+        try refused.feed(fixtureFilter[0..<middle])
+        try refused.feed([fixtureFilter[middle] ^ 0x04])
+        try refused.feed(fixtureFilter[(middle + 1)...])
+        _ = try refused.finish(committed: Bytes32(fixtureFilterHash)!)
+        refusedTampered = false
+    } catch { refusedTampered = true }
+    check("a tampered filter is refused against its commitment", refusedTampered)
 }
 
 // MARK: - SHA-256 (FIPS 180-2, "abc")
@@ -446,6 +510,7 @@ func testStorage() {
     } else {
         Console.line("  not run: light client, 24 members (needs 8 KiB of heap)")
     }
+    measured("payment codes", testPaymentCodes)
     measured("storage", testStorage)
     Console.memory(stackPeak: stackPeak)
     if failures == 0 {

@@ -61,6 +61,26 @@ final class HashVectorTests: XCTestCase {
             Hex.encode(state.digest.bytes), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
     }
 
+    /// SHA-512's looped compression (what a device runs) equals the unrolled one from any chaining value.
+    func testSHA512CompactCompressionEqualsUnrolledOnRandomBlocks() {
+        var rng = SplitMix64(seed: 0x5A_512)
+        for _ in 0..<2_000 {
+            let block = (0..<128).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            var unrolled = SHA512State(
+                h0: rng.next(), h1: rng.next(), h2: rng.next(), h3: rng.next(), h4: rng.next(), h5: rng.next(),
+                h6: rng.next(), h7: rng.next())
+            var compact = unrolled
+            block.withUnsafeBytes { unrolled.compressUnrolled($0.baseAddress!) }
+            block.withUnsafeBytes { compact.compressCompact($0.baseAddress!) }
+            XCTAssertEqual(
+                [compact.h0, compact.h1, compact.h2, compact.h3, compact.h4, compact.h5, compact.h6, compact.h7],
+                [
+                    unrolled.h0, unrolled.h1, unrolled.h2, unrolled.h3, unrolled.h4, unrolled.h5, unrolled.h6,
+                    unrolled.h7,
+                ])
+        }
+    }
+
     func testSHA512FIPSExamples() {
         XCTAssertEqual(
             hexString(SHA512.hash(ascii("abc"))),

@@ -145,33 +145,11 @@ struct LightClientBench: ParsableCommand {
     /// `make -C Boards count` on the QEMU Cortex-M4 board, its table printed, and what it means for a device:
     /// instructions per checkpoint step against the 25 M goal, and the year's checks at the device's clock.
     private func deviceCounts(sequentialChecks: Int, skippingChecks: [Int: Int]) throws {
-        // Sources/Host/amars-bench/LightClientBench.swift → the repository root.
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().deletingLastPathComponent()
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = [
-            "make", "-s", "-C", root.appendingPathComponent("Boards").path, "count", "BOARD=qemu-mps2-an386",
-        ]
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        try p.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else {
-            throw ValidationError("make -C Boards count failed (\(p.terminationStatus)):\n\(output.suffix(3000))")
-        }
-        let table = output.split(separator: "\n").drop { !$0.hasPrefix("Executed instructions") }
+        let table = try BoardCounts.run()
         print(table.joined(separator: "\n"))
-        func count(_ label: String) -> Double? {
-            // The columns end "instructions   x one verify": the count is the next-to-last number of the line.
-            guard let line = table.first(where: { $0.contains(label) }) else { return nil }
-            let numbers = line.split(separator: " ").compactMap { Double($0) }
-            return numbers.count >= 2 ? numbers[numbers.count - 2] : nil
-        }
-        guard let verify = count("one Schnorr verify"), let step = count("24 members, 17 signatures"),
-            let skip = count("skip step, 36-member pool")
+        guard let verify = BoardCounts.count("one Schnorr verify", in: table),
+            let step = BoardCounts.count("24 members, 17 signatures", in: table),
+            let skip = BoardCounts.count("skip step, 36-member pool", in: table)
         else {
             throw ValidationError("no counts in the output of make -C Boards count")
         }
@@ -372,5 +350,38 @@ struct LightClientBench: ParsableCommand {
 
     private func seconds(_ since: DispatchTime) -> Double {
         Double(DispatchTime.now().uptimeNanoseconds - since.uptimeNanoseconds) / 1e9
+    }
+}
+
+/// `make -C Boards count`: the self-test image run in QEMU under the instruction-counting plugin.
+enum BoardCounts {
+    /// The table's lines, from "Executed instructions" on.
+    static func run() throws -> [Substring] {
+        // Sources/Host/amars-bench/LightClientBench.swift → the repository root.
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent()
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = [
+            "make", "-s", "-C", root.appendingPathComponent("Boards").path, "count", "BOARD=qemu-mps2-an386",
+        ]
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        try p.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else {
+            throw ValidationError("make -C Boards count failed (\(p.terminationStatus)):\n\(output.suffix(3000))")
+        }
+        return Array(output.split(separator: "\n").drop { !$0.hasPrefix("Executed instructions") })
+    }
+
+    /// The instructions on the line naming `label`. The columns end "instructions   x one verify": the count is
+    /// the next-to-last number of the line.
+    static func count(_ label: String, in table: [Substring]) -> Double? {
+        guard let line = table.first(where: { $0.contains(label) }) else { return nil }
+        let numbers = line.split(separator: " ").compactMap { Double($0) }
+        return numbers.count >= 2 ? numbers[numbers.count - 2] : nil
     }
 }

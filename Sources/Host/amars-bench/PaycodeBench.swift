@@ -19,6 +19,13 @@ struct PaycodeBench: ParsableCommand {
     @Option(help: "Seconds to measure each rate.")
     var seconds: Double = 2
 
+    @Flag(
+        help: """
+            Also count the instructions the Cortex-M4 firmware executes in QEMU to unmask a notification, derive a \
+            one-time key and test a filter of 1,000 recipients (make -C Boards count; needs make -C Boards deps).
+            """)
+    var qemu = false
+
     func run() throws {
         let receiver = try PaymentCodeKeys(seed: [UInt8](repeating: 7, count: 32))
         let payer = try PaymentCodeKeys(seed: [UInt8](repeating: 9, count: 32)).code
@@ -50,6 +57,18 @@ struct PaycodeBench: ParsableCommand {
                 String(
                     format: "filter of %6d recipients: %6d bytes (%.2f bytes each), 20 addresses tested in %.3f ms",
                     count, filter.count, Double(filter.count) / Double(count), 1_000 / tests))
+        }
+        if qemu {
+            let table = try BoardCounts.run()
+            let labels = [
+                "one Schnorr verify", "unmask one payment-code notification", "derive one one-time key",
+                "test 20 addresses against a filter",
+            ]
+            print("device (Cortex-M4 in QEMU, executed instructions; x one Schnorr verify):")
+            for line in table where labels.contains(where: { line.contains($0) }) { print(line) }
+            guard BoardCounts.count("derive one one-time key", in: table) != nil else {
+                throw ValidationError("no payment-code counts in the output of make -C Boards count")
+            }
         }
         print(String(format: "paycode/ecdh ratio: %.2f", derived / ecdh))
     }

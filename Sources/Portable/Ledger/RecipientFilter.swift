@@ -161,8 +161,11 @@ public struct RecipientFilterMatcher {
         self.matched = [Bool](repeating: false, count: addresses.count)
     }
 
-    public mutating func feed(_ bytes: [UInt8]) throws(RecipientFilterError) {
-        hasher.update(bytes)
+    public mutating func feed(_ bytes: [UInt8]) throws(RecipientFilterError) { try feed(bytes[...]) }
+
+    /// A piece of the filter where it lies, so a board feeds blocks of a buffer it already holds without copying.
+    public mutating func feed(_ bytes: ArraySlice<UInt8>) throws(RecipientFilterError) {
+        bytes.withUnsafeBytes { hasher.update($0) }
         for byte in bytes { try feed(byte: byte) }
     }
 
