@@ -1,9 +1,11 @@
 // Firmware self-test: runs the portable modules on the device and exits with status 0 only if every check
 // passes (1 if any fails; a trap or fault exits with the board's own status, see board.h).
 //
-// Checks: SHA-256 known answer; payment codes (BIP47's vectors: a notification unmasked, a one-time key derived from
-// a BIP32 seed, an epoch's filter of 1,000 recipients tested and a tampered one refused); BIP340 verification through libsecp256k1 (a vector of the BIP, and the same
-// signature tampered) and signing without the generator table (the vector's key and signature, bit for bit); CoAP GET encode and decode against the RFC 7252 wire form; SLIP round trip and a
+// Checks: SHA-256 known answer; payment codes (BIP47's vectors: a notification unmasked, a one-time key derived
+// from a BIP32 seed, an epoch's filter of 1,000 recipients tested and a tampered one refused); BIP340
+// verification through libsecp256k1 (a vector of the BIP, and the same signature tampered) and signing without
+// the generator table (the vector's key and signature, bit for bit); CoAP GET encode and decode against the
+// RFC 7252 wire form; SLIP round trip and a
 // corrupted frame dropped; light client: anchor at a genesis header, accept the next checkpoint, refuse a forged
 // one and a tampered one, leaving the trusted state unchanged; the same step with the SPEC's committee of 24
 // certified by the minimum quorum of 17, and refused with one signature less; persistent storage (the board's

@@ -253,7 +253,11 @@ struct DeviceCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Receive by payment code as a device: find payments without naming them to the gateway.",
             discussion: """
-                Proves and unmasks each new notification to the device's notification address, tests the                 one-time addresses of every payer against each finished epoch's committed recipient filter                 (asking the gateway only for the epoch), and proves the accounts of the addresses that matched.                 The cursors and payers are saved in --paycode-state (default: the --state file with                 ".paycode" appended), so the next run goes on where this one stopped.
+                Proves and unmasks each new notification to the device's notification address, tests the \
+                one-time addresses of every payer against each finished epoch's committed recipient filter \
+                (asking the gateway only for the epoch), and proves the accounts of the addresses that matched. \
+                The cursors and payers are saved in --paycode-state (default: the --state file with \
+                ".paycode" appended), so the next run goes on where this one stopped.
 
                 Example:
                   amars device paycode --key data/keys/lock.key --state lock.state
@@ -298,8 +302,8 @@ struct DeviceCommand: ParsableCommand {
                         print("skipped     notification \(index): does not unmask to a code (\(fault))")
                     case .epochTested(let epoch, let matches, let bytes):
                         print(
-                            "epoch \(epoch)     filter of \(bytes) bytes checked against its committed hash, \(matches) match(es)"
-                        )
+                            "epoch \(epoch)     filter of \(bytes) bytes checked against its committed hash, "
+                                + "\(matches) match(es)")
                     case .emptyMatch(let address):
                         print("match       \(address.bech32) holds nothing (a filter false positive)")
                     case .payment(let p):

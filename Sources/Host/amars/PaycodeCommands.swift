@@ -302,7 +302,8 @@ struct PaycodeCommand: ParsableCommand {
             }
             guard account.balance > 0 || account.nonce > 0 else { continue }
             lines.append(
-                "paid at \(hit.address.bech32) (epoch \(hit.epoch), index \(hit.index), payer \(payers[hit.payer].code.text), "
+                "paid at \(hit.address.bech32) (epoch \(hit.epoch), index \(hit.index), "
+                    + "payer \(payers[hit.payer].code.text), "
                     + "notified by \(payers[hit.payer].sender.bech32)): balance \(Amount.format(account.balance)) AMSC")
         }
         return lines

@@ -12,9 +12,9 @@ import AmarsCrypto
 /// Parameters are BIP158's basic filter: P = 19 bits of remainder, M = 784,931 (false positives about one in
 /// M per watched address). Items are the 20 raw address bytes, each recipient once; they are mapped with
 /// SipHash-2-4 to [0, N·M) and sorted, and the deltas are Golomb-Rice coded, most significant bit first, padded
-/// with zero bits to a byte. The key is the first 16 bytes of `Domain.recipientFilterKey` over the genesis
-/// block hash and the epoch (8 bytes, big-endian), which every device of the chain knows. The encoding is N as 4 big-endian
-/// bytes, then the bits (BIP158 writes N as a CompactSize; a fixed width is simpler to stream).
+/// with zero bits to a byte. The key is the first 16 bytes of `Domain.recipientFilterKey` over the genesis block
+/// hash and the epoch (8 bytes, big-endian), which every device of the chain knows. The encoding is N as 4
+/// big-endian bytes, then the bits (BIP158 writes N as a CompactSize; a fixed width is simpler to stream).
 public enum RecipientFilter {
     public static let remainderBits: UInt64 = 19
     public static let modulus: UInt64 = 784_931

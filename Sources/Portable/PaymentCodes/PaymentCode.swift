@@ -63,7 +63,8 @@ public struct PaymentCode: Equatable, Sendable {
 
     public var node: ExtendedPublicKey { ExtendedPublicKey(key: publicKey, chainCode: chainCode) }
 
-    /// The public key at `index` (BIP47's B_i): the base of the i-th one-time key; index 0 is also the notification key.
+    /// The public key at `index` (BIP47's B_i): the base of the i-th one-time key; index 0 is also the
+    /// notification key.
     public func key(at index: UInt32) throws(PaymentCodeError) -> PublicKey { try node.child(index).key }
 
     /// Where payers send their notification: the account of the key at index 0.
