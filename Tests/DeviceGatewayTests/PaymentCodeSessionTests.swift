@@ -194,4 +194,35 @@ final class PaymentCodeSessionTests: XCTestCase {
         XCTAssertEqual(found.map(\.address), [third])
         XCTAssertEqual(found.map(\.index), [2])
     }
+
+    /// More payments in one epoch than the look-ahead window: the window moves past each payment found and the
+    /// same epoch is tested again until nothing new matches.
+    func testPaymentsBeyondTheWindowInOneEpochAreAllFound() throws {
+        let f = try CoAPFixture(epochLength: 16, start: false)
+        defer { f.close() }
+        let receiver = try PaymentCodeKeys(seed: [UInt8](repeating: 6, count: 32))
+        let payer = try PaymentCodeKeys(seed: [UInt8](repeating: 8, count: 32))
+        let masked = try PaymentCodeNotification.mask(
+            payer.code, designated: f.alice, receiver: receiver.code,
+            binding: PaymentCodeNotification.bindingKey(sender: CoAPFixture.address(f.alice), nonce: 0))
+        _ = try f.node.submit(
+            signed(
+                f, nonce: 0,
+                .paymentCodeNotify(PaymentCodeNotify(to: receiver.code.notificationAddress, maskedCode: masked))))
+        let count = Int(PaymentCodeReceiver.window) + 2
+        for i in 0..<count {
+            let to = try OneTimeKey.address(payer: payer, receiver: receiver.code, index: UInt32(i))
+            _ = try f.node.submit(signed(f, nonce: 1 + UInt64(i), .transfer(Transfer(to: to, amount: 100 + UInt64(i)))))
+        }
+        for _ in 0..<17 { try f.produceBlock() }
+        var (session, link) = try anchored(f)
+        var r = try PaymentCodeReceiver(keys: receiver, epochLength: 16)
+        var events: [PaymentCodeReceiver.Event] = []
+        while let op = r.next() { events += try r.handle(try session.run(op, over: &link)) }
+        let payments = events.compactMap { if case .payment(let p) = $0 { return p } else { return nil } }
+        XCTAssertEqual(payments.map(\.index), (0..<UInt32(count)).map { $0 })
+        XCTAssertEqual(payments.map { $0.epoch }, [UInt64](repeating: 0, count: count))
+        XCTAssertEqual(r.state.payers.first?.nextIndex, UInt32(count))
+        XCTAssertEqual(r.state.nextEpoch, 1)
+    }
 }

@@ -92,6 +92,8 @@ public struct PaymentCodeReceiver: Sendable {
     private var lastFinishedEpoch: UInt64?
     private var watched: [(payer: Int, index: UInt32, address: Address)] = []
     private var matched: [(payer: Int, index: UInt32, address: Address)] = []
+    /// Whether the matches of the epoch being proven held a payment (its windows moved: test the epoch again).
+    private var paidInEpoch = false
     private var epochLength: UInt64
 
     private enum Phase: Sendable {
@@ -149,6 +151,7 @@ public struct PaymentCodeReceiver: Sendable {
             guard result.epoch == state.nextEpoch, result.matched.count == watched.count else { throw .busy }
             matched = zip(watched, result.matched).filter { $0.1 }.map { $0.0 }
             let event = Event.epochTested(epoch: result.epoch, matches: matched.count, filterBytes: result.filterBytes)
+            paidInEpoch = false
             if matched.isEmpty { state.nextEpoch += 1 } else { phase = .accounts(epoch: result.epoch) }
             return [event]
         case (.accounts(let epoch), .account(let account)):
@@ -159,6 +162,7 @@ public struct PaymentCodeReceiver: Sendable {
                 if hit.index >= state.payers[hit.payer].nextIndex {
                     state.payers[hit.payer].nextIndex = hit.index + 1
                 }
+                paidInEpoch = true
                 events.append(
                     .payment(
                         Payment(
@@ -170,9 +174,7 @@ public struct PaymentCodeReceiver: Sendable {
             if matched.isEmpty {
                 // Test the same epoch again: a window that moved may hold more of this epoch's payments.
                 phase = .filters
-                if !events.contains(where: { if case .payment = $0 { return true } else { return false } }) {
-                    state.nextEpoch = epoch + 1
-                }
+                if !paidInEpoch { state.nextEpoch = epoch + 1 }
             }
             return events
         default:
