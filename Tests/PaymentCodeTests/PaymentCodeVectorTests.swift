@@ -24,33 +24,6 @@ final class PaymentCodeVectorTests: XCTestCase {
         return out
     }
 
-    func hex(_ text: String?) throws -> [UInt8] { try Hex.decode(try XCTUnwrap(text)) }
-
-    /// RIPEMD-160(SHA-256(bytes)), by OpenSSL.
-    func hash160(_ bytes: [UInt8]) throws -> [UInt8] {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        p.arguments = ["dgst", "-ripemd160", "-binary"]
-        let input = Pipe()
-        let output = Pipe()
-        p.standardInput = input
-        p.standardOutput = output
-        try p.run()
-        input.fileHandleForWriting.write(Data(SHA256.hash(bytes).bytes))
-        try input.fileHandleForWriting.close()
-        let digest = output.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        XCTAssertEqual(p.terminationStatus, 0)
-        return Array(digest)
-    }
-
-    /// The P2PKH address of a compressed key, as the vectors write it (version byte 0, base58check).
-    func p2pkhPayload(_ address: String) throws -> [UInt8] {
-        let payload = try XCTUnwrap(Base58Check.decode(address), address)
-        XCTAssertEqual(payload.first, 0)
-        return Array(payload.dropFirst())
-    }
-
     // MARK: BIP32
 
     func testBIP32PublishedVectors() throws {
@@ -261,4 +234,34 @@ func pbkdf2SHA512(password: [UInt8], salt: [UInt8], iterations: Int) -> [UInt8] 
         for i in 0..<64 { out[i] ^= u[i] }
     }
     return out
+}
+
+/// The vectors' encodings, for this file and the stealth-address tests.
+extension XCTestCase {
+    func hex(_ text: String?) throws -> [UInt8] { try Hex.decode(try XCTUnwrap(text)) }
+
+    /// RIPEMD-160(SHA-256(bytes)), by OpenSSL.
+    func hash160(_ bytes: [UInt8]) throws -> [UInt8] {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        p.arguments = ["dgst", "-ripemd160", "-binary"]
+        let input = Pipe()
+        let output = Pipe()
+        p.standardInput = input
+        p.standardOutput = output
+        try p.run()
+        input.fileHandleForWriting.write(Data(SHA256.hash(bytes).bytes))
+        try input.fileHandleForWriting.close()
+        let digest = output.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0)
+        return Array(digest)
+    }
+
+    /// The P2PKH address of a compressed key, as the vectors write it (version byte 0, base58check).
+    func p2pkhPayload(_ address: String) throws -> [UInt8] {
+        let payload = try XCTUnwrap(Base58Check.decode(address), address)
+        XCTAssertEqual(payload.first, 0)
+        return Array(payload.dropFirst())
+    }
 }

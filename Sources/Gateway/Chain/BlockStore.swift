@@ -346,6 +346,8 @@ public final class BlockStore {
         }
     }
 
+    /// Plain transfers only: devices read this index through the inbox door and decode transfers alone
+    /// (``IncomingTransfer``), so a stealth transfer aimed at a device's address cannot stall its inbox.
     private func indexIncoming(_ block: Block, height: Int64) throws(StoreError) {
         try index(block, height: height, with: insertIncoming) {
             guard case .transfer(let transfer) = $0.body.payload else { return nil }

@@ -121,8 +121,7 @@ public final class ChainNode: @unchecked Sendable {
                         let beta = ECVRF.proofToHash(stored.finalized.block.header.vrfProof)
                     else { throw NodeError.corruptState("block \(h) lacks its VRF proof") }
                     epochOutputs.append(beta)
-                    epochRecipients += RecipientFilter.recipients(
-                        of: stored.finalized.block.transactions, receipts: stored.receipts)
+                    epochPayees.add(stored.finalized.block.transactions, receipts: stored.receipts)
                 }
             } catch let e as StoreError { throw .store(e) } catch let e as NodeError { throw e } catch {
                 throw .corruptState("\(error)")
@@ -317,39 +316,66 @@ public final class ChainNode: @unchecked Sendable {
     /// `epoch`'s recipient filter, rebuilt from its blocks (and kept for the last few epochs), or nil while the
     /// epoch is not finished. Throws when the store cannot be read or disagrees with the committed hash.
     public func recipientFilter(epoch: UInt64) throws(StoreError) -> RecipientFilterView? {
+        guard let (view, payees) = try finishedEpoch(epoch, namespace: .recipientFilter) else { return nil }
+        return RecipientFilterView(
+            epoch: epoch, filter: payees.filter, committed: view.committed, proof: view.proof, height: view.height,
+            stateRoot: view.stateRoot)
+    }
+
+    /// A finished epoch's stealth announcements and the proof of their committed hash against the head's state root.
+    public struct StealthAnnouncementsView: Sendable {
+        public var epoch: UInt64
+        public var announcements: [StealthAnnouncement]
+        public var committed: Bytes32
+        public var proof: SparseMerkleProof
+        public var height: UInt64
+        public var stateRoot: Bytes32
+    }
+
+    /// `epoch`'s stealth announcements, or nil while the epoch is not finished (as ``recipientFilter(epoch:)``).
+    public func stealthAnnouncements(epoch: UInt64) throws(StoreError) -> StealthAnnouncementsView? {
+        guard let (view, payees) = try finishedEpoch(epoch, namespace: .stealthAnnouncements) else { return nil }
+        return StealthAnnouncementsView(
+            epoch: epoch, announcements: payees.announcements, committed: view.committed, proof: view.proof,
+            height: view.height, stateRoot: view.stateRoot)
+    }
+
+    /// The committed record of a finished epoch under `namespace` with its proof, and the epoch's filter and
+    /// announcements rebuilt from its blocks (cached), both checked against what the epoch's last block committed.
+    private func finishedEpoch(_ epoch: UInt64, namespace: StateNamespace) throws(StoreError) -> (
+        (committed: Bytes32, proof: SparseMerkleProof, height: UInt64, stateRoot: Bytes32),
+        (filter: [UInt8], announcements: [StealthAnnouncement])
+    )? {
         lock.lock()
         defer { lock.unlock() }
         let length = genesis.epochLength
         let (next, o1) = epoch.addingReportingOverflow(1)
         let (last, o2) = next.multipliedReportingOverflow(by: length)
         guard !o1, !o2, last <= headBlock.block.header.height else { return nil }
-        let key = ObjectKey(.recipientFilter, RecipientFilter.stateIdentifier(epoch: epoch))
-        let (value, proof) = world.proof(for: key)
+        let id = RecipientFilter.stateIdentifier(epoch: epoch)
+        let (value, proof) = world.proof(for: ObjectKey(namespace, id))
         guard let value, let committed = Bytes32(value) else { return nil }
-        let filter: [UInt8]
-        if let cached = filterCache.first(where: { $0.epoch == epoch }) {
-            filter = cached.filter
+        let payees: (filter: [UInt8], announcements: [StealthAnnouncement])
+        if let cached = payeesCache.first(where: { $0.epoch == epoch }) {
+            payees = (cached.filter, cached.announcements)
         } else {
-            var recipients: [Address] = []
+            var gathered = EpochPayees()
             for height in (last - length + 1)...last {
                 guard let stored = try store.block(at: height) else {
-                    throw StoreError(code: -1, message: "missing block \(height) while building a recipient filter")
+                    throw StoreError(code: -1, message: "missing block \(height) while rebuilding epoch \(epoch)")
                 }
-                recipients += RecipientFilter.recipients(
-                    of: stored.finalized.block.transactions, receipts: stored.receipts)
+                gathered.add(stored.finalized.block.transactions, receipts: stored.receipts)
             }
-            filter = RecipientFilter.build(
-                recipients, key: RecipientFilter.key(genesis: genesisBlockHash, epoch: epoch))
-            guard RecipientFilter.hash(filter) == committed else {
-                throw StoreError(
-                    code: -1, message: "epoch \(epoch)'s blocks do not give its committed recipient filter")
+            for (key, value) in gathered.commitments(genesis: genesisBlockHash, epoch: epoch)
+            where world.object(key) != value {
+                throw StoreError(code: -1, message: "epoch \(epoch)'s blocks do not give its committed \(key.namespace)")
             }
-            filterCache.append((epoch, filter))
-            if filterCache.count > 16 { filterCache.removeFirst() }
+            payees = (gathered.filter(genesis: genesisBlockHash, epoch: epoch), gathered.announcements)
+            payeesCache.append((epoch, payees.filter, payees.announcements))
+            if payeesCache.count > 16 { payeesCache.removeFirst() }
         }
         let h = headBlock.block.header
-        return RecipientFilterView(
-            epoch: epoch, filter: filter, committed: committed, proof: proof, height: h.height, stateRoot: h.stateRoot)
+        return ((committed, proof, h.height, h.stateRoot), payees)
     }
 
     public func account(_ address: Address) -> AccountView {
@@ -552,10 +578,11 @@ public final class ChainNode: @unchecked Sendable {
     /// VRF outputs of the committed blocks of the head's epoch, in order: with the epoch seed they make the
     /// next epoch's seed. Rebuilt from the store at open.
     private var epochOutputs: [Bytes32] = []
-    /// The payees of this epoch's committed blocks, for the recipient filter its last block commits to.
-    private var epochRecipients: [Address] = []
-    /// Recently served recipient filters: devices of a fleet ask for the same few epochs.
-    private var filterCache: [(epoch: UInt64, filter: [UInt8])] = []
+    /// The payees of this epoch's committed blocks, for the recipient filter and the stealth announcements its
+    /// last block commits to.
+    private var epochPayees = EpochPayees()
+    /// Recently served epochs' filters and announcements: devices of a fleet ask for the same few epochs.
+    private var payeesCache: [(epoch: UInt64, filter: [UInt8], announcements: [StealthAnnouncement])] = []
 
     /// Builds, signs and commits the next block from the mempool (dev mode: this node is the whole committee).
     /// If storage fails the error is thrown and memory, disk and mempool are exactly as before.
@@ -660,7 +687,7 @@ public final class ChainNode: @unchecked Sendable {
         let vrfOutput = ECVRF.proofToHash(vrfProof)!  // a proof just made is well formed
         let next = endOfBlock(
             height: height, proposer: proposerAddress, vrfOutput: vrfOutput,
-            recipients: RecipientFilter.recipients(of: included, receipts: receipts), state: &overlay)
+            payees: EpochPayees(included, receipts: receipts), state: &overlay)
         let undo = world.apply(overlay.changes)
         let header = BlockHeader(
             chainID: genesis.chainID, height: height, previousHash: parent.hash,
@@ -720,7 +747,7 @@ public final class ChainNode: @unchecked Sendable {
         guard Receipt.root(receipts) == h.receiptsRoot else { throw refuse("wrong receipts root") }
         let next = endOfBlock(
             height: h.height, proposer: context.proposer, vrfOutput: vrfOutput,
-            recipients: RecipientFilter.recipients(of: block.transactions, receipts: receipts), state: &overlay)
+            payees: EpochPayees(block.transactions, receipts: receipts), state: &overlay)
         guard h.nextCommitteeHash == next?.committee else { throw refuse("wrong next committee") }
         guard h.nextPoolHash == next?.pool else { throw refuse("wrong next pool") }
         let undo = world.apply(overlay.changes)
@@ -748,10 +775,10 @@ public final class ChainNode: @unchecked Sendable {
         pending = nil
         if finalized.block.header.height % genesis.epochLength == 0 {
             epochOutputs = []
-            epochRecipients = []
+            epochPayees = EpochPayees()
         } else {
             epochOutputs.append(executed.vrfOutput)
-            epochRecipients += RecipientFilter.recipients(of: executed.block.transactions, receipts: executed.receipts)
+            epochPayees.add(executed.block.transactions, receipts: executed.receipts)
         }
         mempool.removeCommitted(accounts: executed.changes.accounts)
         for (address, nonce) in executed.failedSenders { mempool.removeSender(address, from: nonce) }
@@ -768,11 +795,11 @@ public final class ChainNode: @unchecked Sendable {
     /// Protocol steps that run after a block's transactions, in a fixed order (like iotex-core's protocols):
     /// at the middle of each epoch the delegate pool of the next epoch is elected; at its last block the next
     /// epoch's seed is made from this epoch's VRF outputs and the next committee is drawn from the pool by it, and
-    /// the hash of the epoch's recipient filter (over `recipients`, this block's payees, and the epoch's earlier
-    /// ones) is recorded. All are in the state, so anyone can recompute them from chain data. Returns the hashes of the
+    /// the hashes of the epoch's recipient filter and stealth announcements (over `payees`, this block's, and the
+    /// epoch's earlier ones) are recorded. All are in the state, so anyone can recompute them from chain data. Returns the hashes of the
     /// next committee and of the next pool's roster on an epoch's last block.
     private func endOfBlock(
-        height: UInt64, proposer: Address, vrfOutput: Bytes32, recipients: [Address], state: inout StateOverlay
+        height: UInt64, proposer: Address, vrfOutput: Bytes32, payees: EpochPayees, state: inout StateOverlay
     ) -> (committee: Bytes32, pool: Bytes32)? {
         let length = genesis.epochLength
         let epoch = epoch(ofHeight: height)
@@ -785,11 +812,9 @@ public final class ChainNode: @unchecked Sendable {
             state.setObject(StakingRules.electionKey(epoch: epoch + 1), pool.encoded)
         }
         guard height % length == 0 else { return nil }
-        let filter = RecipientFilter.build(
-            epochRecipients + recipients, key: RecipientFilter.key(genesis: genesisBlockHash, epoch: epoch))
-        state.setObject(
-            ObjectKey(.recipientFilter, RecipientFilter.stateIdentifier(epoch: epoch)),
-            RecipientFilter.hash(filter).bytes)
+        for (key, value) in (epochPayees + payees).commitments(genesis: genesisBlockHash, epoch: epoch) {
+            state.setObject(key, value)
+        }
         RewardRules.payVoters(state: &state, rules: executor.staking)
         let seed = EpochSeed.next(seed: seedUnlocked(epoch), epoch: epoch, outputs: epochOutputs + [vrfOutput])
         let committee: Committee

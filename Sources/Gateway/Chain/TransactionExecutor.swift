@@ -50,7 +50,7 @@ public struct TransactionExecutor: Sendable {
         guard body.genesis == genesisBlock else { throw .wrongChain(expected: genesisBlock, got: body.genesis) }
         switch body.payload {
         case .transfer, .candidateRegister, .candidateUpdate, .stake, .restake, .unstake, .withdraw,
-            .doubleSignEvidence, .escrowOpen, .escrowClose, .paymentCodeNotify:
+            .doubleSignEvidence, .escrowOpen, .escrowClose, .paymentCodeNotify, .stealthTransfer:
             break
         default: throw .unsupportedKind(body.payload.tag)
         }
@@ -91,6 +91,9 @@ public struct TransactionExecutor: Sendable {
         var writes: [(ObjectKey, [UInt8]?)] = []
         switch body.payload {
         case .transfer(let transfer):
+            credits = [(transfer.to, transfer.amount)]
+        case .stealthTransfer(let transfer):
+            // R is gathered from the block into the epoch's committed announcements (EpochPayees), not written here.
             credits = [(transfer.to, transfer.amount)]
         case .paymentCodeNotify(let notify):
             // No tokens move: the masked code is appended to the receiver's notification records.

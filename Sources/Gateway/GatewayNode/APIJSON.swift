@@ -168,6 +168,7 @@ public enum APIJSON {
         case .escrowClose: "escrowClose"
         case .doubleSignEvidence: "doubleSignEvidence"
         case .paymentCodeNotify: "paymentCodeNotify"
+        case .stealthTransfer: "stealthTransfer"
         }
     }
 
@@ -187,6 +188,12 @@ public enum APIJSON {
             fields.append(("amount", .units(t.amount)))
             fields.append(("amountAMSC", .string(Amount.format(t.amount))))
             if !t.memo.isEmpty { fields.append(("memo", .hex(t.memo))) }
+        }
+        if case .stealthTransfer(let t) = body.payload {
+            fields.append(("to", .string(t.to.bech32)))
+            fields.append(("amount", .units(t.amount)))
+            fields.append(("amountAMSC", .string(Amount.format(t.amount))))
+            fields.append(("ephemeralKey", .hex(t.ephemeralKey.compressed)))
         }
         if case .paymentCodeNotify(let n) = body.payload {
             fields.append(("to", .string(n.to.bech32)))
@@ -451,10 +458,15 @@ extension APIJSON {
         var recipient: Address?
         var amount: UInt64?
         var memo: [UInt8] = []
-        if case .transfer(let t) = body.payload {
+        switch body.payload {
+        case .transfer(let t):
             recipient = t.to
             amount = t.amount
             memo = t.memo
+        case .stealthTransfer(let t):
+            recipient = t.to
+            amount = t.amount
+        default: break
         }
         let direction = sender != account ? "in" : recipient == account ? "self" : "out"
         let counterparty = sender == account ? recipient : sender

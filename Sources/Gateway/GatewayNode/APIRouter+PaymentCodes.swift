@@ -3,9 +3,9 @@ import AmarsCrypto
 import Chain
 import Ledger
 
-/// What a payment-code wallet reads: the notifications sent to its notification address, and each finished
-/// epoch's recipient filter with the proof of its committed hash. Neither names the one-time addresses a wallet
-/// watches: it tests the filter itself.
+/// What a payment-code or stealth wallet reads: the notifications sent to its notification address, and each
+/// finished epoch's recipient filter and stealth announcements with the proofs of their committed hashes. None
+/// names the one-time addresses a wallet watches: it tests the filter itself.
 extension APIRouter {
     static let maxNotifications = 100
 
@@ -51,25 +51,47 @@ extension APIRouter {
     /// `GET /v1/filters/{epoch}`: the epoch's recipient filter, its committed hash and the proof of that hash
     /// against the head's state root; 404 until the epoch's last block is final.
     func recipientFilter(_ text: Substring) -> APIResponse {
+        finishedEpoch(text, what: "filter") { epoch throws(StoreError) in
+            try node.recipientFilter(epoch: epoch).map { view in
+                [
+                    ("epoch", .number(view.epoch)), ("filter", .hex(view.filter)), ("hash", .hex(view.committed)),
+                    ("height", .number(view.height)), ("stateRoot", .hex(view.stateRoot)),
+                    ("stateKey", .hex(RecipientFilter.stateKey(epoch: epoch))), ("proof", .hex(view.proof.encoded)),
+                ]
+            }
+        }
+    }
+
+    /// `GET /v1/stealth/{epoch}`: the ephemeral keys of the epoch's stealth transfers with their transaction ids
+    /// (hex, 65 bytes each), their committed hash and its proof; 404 until the epoch's last block is final.
+    func stealthAnnouncements(_ text: Substring) -> APIResponse {
+        finishedEpoch(text, what: "stealth announcements") { epoch throws(StoreError) in
+            try node.stealthAnnouncements(epoch: epoch).map { view in
+                [
+                    ("epoch", .number(view.epoch)),
+                    ("announcements", .hex(StealthAnnouncements.encode(view.announcements))),
+                    ("count", .int(view.announcements.count)), ("hash", .hex(view.committed)),
+                    ("height", .number(view.height)), ("stateRoot", .hex(view.stateRoot)),
+                    ("stateKey", .hex(StealthAnnouncements.stateKey(epoch: epoch))),
+                    ("proof", .hex(view.proof.encoded)),
+                ]
+            }
+        }
+    }
+
+    /// Parses the epoch and answers 404 while it has not finished.
+    private func finishedEpoch(
+        _ text: Substring, what: String, fields: (UInt64) throws(StoreError) -> [(String, JSONValue)]?
+    ) -> APIResponse {
         guard let epoch = Self.parseUInt(text) else {
             return .error(400, "invalidEpoch", "an epoch is a whole number, like the 'epoch' of GET /v1/head")
         }
         do {
-            guard let view = try node.recipientFilter(epoch: epoch) else {
+            guard let fields = try fields(epoch) else {
                 return .error(
-                    404, "notFound", "epoch \(epoch) has not finished; its filter is written at its last block")
+                    404, "notFound", "epoch \(epoch) has not finished; its \(what) is written at its last block")
             }
-            return .json(
-                200,
-                .object([
-                    ("epoch", .number(view.epoch)),
-                    ("filter", .hex(view.filter)),
-                    ("hash", .hex(view.committed)),
-                    ("height", .number(view.height)),
-                    ("stateRoot", .hex(view.stateRoot)),
-                    ("stateKey", .hex(RecipientFilter.stateKey(epoch: epoch))),
-                    ("proof", .hex(view.proof.encoded)),
-                ]))
+            return .json(200, .object(fields))
         } catch {
             return storeFailure(error)
         }

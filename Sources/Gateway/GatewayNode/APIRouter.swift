@@ -145,7 +145,7 @@ public final class APIRouter: Sendable {
         case staking, candidates, candidate(Substring), buckets, bucket(Substring), election(Substring), committee
         case checkpoints, consensus, escrow(Substring), healthz, readyz
         case search, activity(Substring), paymentRequest(svg: Bool), events, submitBatch
-        case notifications(Substring), recipientFilter(Substring)
+        case notifications(Substring), recipientFilter(Substring), stealthAnnouncements(Substring)
 
         var methods: [String] {
             switch self {
@@ -192,6 +192,7 @@ public final class APIRouter: Sendable {
             case "election": return .election(segments[2])
             case "escrows": return .escrow(segments[2])
             case "filters": return .recipientFilter(segments[2])
+            case "stealth": return .stealthAnnouncements(segments[2])
             default: return nil
             }
         case 4 where segments[0] == "v1" && segments[1] == "accounts" && segments[3] == "transactions":
@@ -273,6 +274,8 @@ public final class APIRouter: Sendable {
             return notifications(text, query: query)
         case .recipientFilter(let text):
             return recipientFilter(text)
+        case .stealthAnnouncements(let text):
+            return stealthAnnouncements(text)
         case .paymentRequest(let svg):
             return paymentRequest(query: query, svg: svg)
         case .events:

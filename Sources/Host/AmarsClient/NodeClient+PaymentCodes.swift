@@ -33,6 +33,25 @@ public struct RecipientFilterInfo: Sendable, Equatable {
     }
 }
 
+/// `GET /v1/stealth/{epoch}`.
+public struct StealthAnnouncementsInfo: Sendable, Equatable {
+    public var epoch: UInt64
+    public var announcements: [StealthAnnouncement]
+    public var hash: Bytes32
+    public var height: UInt64
+    public var stateRoot: Bytes32
+    public var proof: SparseMerkleProof
+
+    /// True when the list hashes to `hash` and the proof shows that hash recorded for `epoch` under `stateRoot`:
+    /// no announcement of the epoch was left out. Check `stateRoot` against a header you trust.
+    public func verify() -> Bool {
+        StealthAnnouncements.hash(announcements) == hash
+            && proof.verify(
+                root: stateRoot, key: StealthAnnouncements.stateKey(epoch: epoch),
+                valueHash: Domain.stateValue.hash(hash.bytes))
+    }
+}
+
 extension NodeClient {
     /// Notifications sent to `address`, oldest first, from position `position` of block `from` on (at most 100).
     public func notifications(to address: Address, from: UInt64 = 0, position: Int = 0)
@@ -59,6 +78,21 @@ extension NodeClient {
         do { proof = try SparseMerkleProof(decoding: try o.hex("proof")) } catch { throw o.bad("proof") }
         return RecipientFilterInfo(
             epoch: epoch, filter: try o.hex("filter"), hash: try o.bytes32("hash"), height: try o.uint("height"),
+            stateRoot: try o.bytes32("stateRoot"), proof: proof)
+    }
+
+    /// `epoch`'s stealth announcements; `.api(status: 404, …)` until the epoch is finished.
+    public func stealthAnnouncements(epoch: UInt64) throws(NodeClientError) -> StealthAnnouncementsInfo {
+        let o = try getObject("/v1/stealth/\(epoch)")
+        guard try o.uint("epoch") == epoch else { throw o.bad("epoch") }
+        let proof: SparseMerkleProof
+        do { proof = try SparseMerkleProof(decoding: try o.hex("proof")) } catch { throw o.bad("proof") }
+        let list: [StealthAnnouncement]
+        do { list = try StealthAnnouncements.decode(try o.hex("announcements")) } catch {
+            throw o.bad("announcements")
+        }
+        return StealthAnnouncementsInfo(
+            epoch: epoch, announcements: list, hash: try o.bytes32("hash"), height: try o.uint("height"),
             stateRoot: try o.bytes32("stateRoot"), proof: proof)
     }
 }

@@ -49,6 +49,8 @@ public enum StateNamespace: UInt8, Sendable {
     case recipientFilter = 12
     /// Payment-code notifications per notification address, and their count (``PaymentNotificationRecord``).
     case paymentNotification = 13
+    /// The hash of each finished epoch's stealth announcements, by epoch (``StealthAnnouncements``).
+    case stealthAnnouncements = 14
 
     /// The tree key of an object: a tagged hash of namespace and identifier, so keys spread evenly.
     public func key(_ identifier: [UInt8]) -> Bytes32 {

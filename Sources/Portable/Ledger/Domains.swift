@@ -20,6 +20,8 @@ public enum Domain {
     public static let recipientFilter = TaggedHash(tag: "AmarsRecipientFilter")
     /// The SipHash key of an epoch's recipient filter, from the genesis hash and the epoch.
     public static let recipientFilterKey = TaggedHash(tag: "AmarsRecipientFilterKey")
+    /// An epoch's stealth announcements (``StealthAnnouncements``), as the state records them.
+    public static let stealthAnnouncements = TaggedHash(tag: "AmarsStealthAnnouncements")
 }
 
 /// Caps on every length the chain decodes. They bound memory on a device and on a gateway alike; raising one

@@ -41,11 +41,16 @@ public enum RecipientFilter {
         StateNamespace.recipientFilter.key(stateIdentifier(epoch: epoch))
     }
 
-    /// The recipients a block adds to its epoch's filter: the payees of its successful transfers.
+    /// The recipients a block adds to its epoch's filter: the payees of its successful transfers, plain and
+    /// stealth.
     public static func recipients(of transactions: [SignedTransaction], receipts: [Receipt]) -> [Address] {
         var out: [Address] = []
         for (tx, receipt) in zip(transactions, receipts) where receipt.status == .success {
-            if case .transfer(let transfer) = tx.body.payload { out.append(transfer.to) }
+            switch tx.body.payload {
+            case .transfer(let transfer): out.append(transfer.to)
+            case .stealthTransfer(let transfer): out.append(transfer.to)
+            default: break
+            }
         }
         return out
     }

@@ -20,11 +20,13 @@ public enum TransactionPayload: Equatable, Sendable {
     case escrowClose(EscrowClose)
     case doubleSignEvidence(DoubleSignEvidence)
     case paymentCodeNotify(PaymentCodeNotify)
+    case stealthTransfer(StealthTransfer)
 
     /// The wire tag of ``transfer(_:)``, for readers that decode that kind alone.
     public static let transferTag: UInt8 = 0
     /// The wire tag of ``paymentCodeNotify(_:)``, for a receiver that decodes that kind alone.
     public static let paymentCodeNotifyTag: UInt8 = 15
+    public static let stealthTransferTag: UInt8 = 16
 
     /// The wire tag, also used for per-kind fee units.
     public var tag: UInt8 {
@@ -45,6 +47,7 @@ public enum TransactionPayload: Equatable, Sendable {
         case .escrowClose: 13
         case .doubleSignEvidence: 14
         case .paymentCodeNotify: Self.paymentCodeNotifyTag
+        case .stealthTransfer: Self.stealthTransferTag
         }
     }
 
@@ -52,6 +55,7 @@ public enum TransactionPayload: Equatable, Sendable {
     public var debitedAmount: UInt64 {
         switch self {
         case .transfer(let t): t.amount
+        case .stealthTransfer(let t): t.amount
         case .candidateRegister(let c): c.selfStake
         case .stake(let s): s.amount
         case .htlcLock(let h): h.amount
@@ -82,6 +86,7 @@ extension TransactionPayload: CanonicalCodable {
         case .escrowClose(let p): w.write(p)
         case .doubleSignEvidence(let p): w.write(p)
         case .paymentCodeNotify(let p): w.write(p)
+        case .stealthTransfer(let p): w.write(p)
         }
     }
 
@@ -104,6 +109,7 @@ extension TransactionPayload: CanonicalCodable {
         case 13: self = .escrowClose(try r.read())
         case 14: self = .doubleSignEvidence(try r.read())
         case Self.paymentCodeNotifyTag: self = .paymentCodeNotify(try r.read())
+        case Self.stealthTransferTag: self = .stealthTransfer(try r.read())
         default: throw .unknownTag(tag)
         }
     }
@@ -158,6 +164,37 @@ public struct PaymentCodeNotify: Equatable, Sendable, CanonicalCodable {
     public init(from r: inout ByteReader) throws(CodecError) {
         to = try r.read()
         maskedCode = try r.readBytes(Self.maskedCodeBytes)
+    }
+}
+
+/// A transfer to a stealth address's one-time account (SPEC "Payment codes"): `to` is P = B + SHA256(x(r·A))·G's
+/// account and `ephemeralKey` is R = r·G, which the receiver's scan key turns back into P. The epoch's last block
+/// commits to every R of the epoch (``StealthAnnouncements``), so a wallet scanning with a view key knows it saw them
+/// all. A zero amount is refused at decoding, as for ``Transfer``.
+public struct StealthTransfer: Equatable, Sendable, CanonicalCodable {
+    public var to: Address
+    public var amount: UInt64
+    public var ephemeralKey: PublicKey
+
+    public init(to: Address, amount: UInt64, ephemeralKey: PublicKey) {
+        self.to = to
+        self.amount = amount
+        self.ephemeralKey = ephemeralKey
+    }
+
+    public func encode(to w: inout ByteWriter) {
+        w.write(to)
+        w.writeVarint(amount)
+        w.write(ephemeralKey.compressed)
+    }
+
+    public init(from r: inout ByteReader) throws(CodecError) {
+        to = try r.read()
+        amount = try r.readVarint()
+        guard amount > 0 else { throw .invalidValue(.amount) }
+        let compressed = try r.readBytes(33)
+        guard let key = try? PublicKey(compressed: compressed) else { throw .invalidValue(.publicKey) }
+        ephemeralKey = key
     }
 }
 

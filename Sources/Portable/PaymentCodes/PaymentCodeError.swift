@@ -13,6 +13,11 @@ public enum PaymentCodeError: Error, Equatable, Sendable {
     case hardenedFromPublicKey(index: UInt32)
     /// BIP47: SHA256 of the shared secret is not below the group order; sender and receiver both skip this index.
     case unusableIndex(UInt32)
+    /// Stealth payments: SHA256 of the shared secret is not below the group order (2^-128); the payer draws
+    /// another ephemeral key.
+    case unusableEphemeralKey
+    /// A view key whose scan secret is zero or not below the group order.
+    case invalidScanSecret
     /// A notification whose payload does not unmask to a payment code (wrong recipient, or garbage).
     case notificationUnreadable(PaymentCodeFault)
 }
