@@ -12,7 +12,7 @@ import PaymentCodes
 #endif
 
 /// libFuzzer entry: the first byte picks a decoder (chain objects, proofs, transaction batches, CoAP, SLIP, payment
-/// codes, recipient filters), the rest is its input. The property checked is the
+/// codes, recipient filters, stealth announcements and keys), the rest is its input. The property checked is the
 /// chain's decoding contract: a decoder refuses with a typed error or returns a value whose encoding is
 /// exactly the input. Anything else (a crash, a trap, a second encoding) is a finding.
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -20,7 +20,7 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     guard size > 0 else { return 0 }
     let selector = data[0]
     let input = Array(UnsafeBufferPointer(start: data + 1, count: size - 1))
-    switch selector % 22 {
+    switch selector % 23 {
     case 0: check(SignedTransaction.self, input)
     case 1: check(Block.self, input)
     case 2: check(BlockHeader.self, input)
@@ -70,6 +70,18 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
             offset = end
         }
         _ = try? matcher.finish()
+    case 22:
+        // Stealth: an epoch's announcement list, a stealth address and a view key, each refused or re-encoded to
+        // exactly the input.
+        if let list = try? StealthAnnouncements.decode(input), StealthAnnouncements.encode(list) != input {
+            fatalError("StealthAnnouncements decode/encode is not an exact inverse")
+        }
+        if let address = try? StealthAddress(binary: input), address.binary != input {
+            fatalError("StealthAddress binary decode/encode is not an exact inverse")
+        }
+        if let view = try? StealthViewKey(binary: input), view.binary != input {
+            fatalError("StealthViewKey binary decode/encode is not an exact inverse")
+        }
     default:
         if let tx = try? SignedTransaction(decoding: input) {
             // Verification of decoded garbage must fail cleanly, never trap.
@@ -224,6 +236,11 @@ public func fuzzInitialize(
     let code = try! PaymentCodeKeys(seed: [UInt8](repeating: 5, count: 32)).code
     seeds.append((20, code.binary))
     seeds.append((21, RecipientFilter.build(FuzzDevice.watched + [to], key: FuzzDevice.filterKey)))
+    let stealth = try! StealthKeys(seed: [UInt8](repeating: 6, count: 32))
+    seeds.append((22, stealth.address.binary))
+    seeds.append((22, stealth.viewKey.binary))
+    seeds.append(
+        (22, StealthAnnouncements.encode([StealthAnnouncement(transaction: .zero, ephemeralKey: key.publicKey)])))
     // The session fuzz: the operation, the clock, then answers (code, length, payload): a head answer for the
     // head operation.
     let head = HeaderPayload(header: header, certificate: cert).encoded
