@@ -193,7 +193,7 @@ public enum APIJSON {
             fields.append(("to", .string(t.to.bech32)))
             fields.append(("amount", .units(t.amount)))
             fields.append(("amountAMSC", .string(Amount.format(t.amount))))
-            fields.append(("ephemeralKey", .hex(t.ephemeralKey.compressed)))
+            fields.append(("ephemeralKey", .hex(t.ephemeralKey)))
         }
         if case .paymentCodeNotify(let n) = body.payload {
             fields.append(("to", .string(n.to.bech32)))

@@ -28,8 +28,9 @@ public enum StealthAnnouncements {
     {
         var out: [StealthAnnouncement] = []
         for (tx, receipt) in zip(transactions, receipts) where receipt.status == .success {
-            if case .stealthTransfer(let transfer) = tx.body.payload {
-                out.append(StealthAnnouncement(transaction: receipt.transactionID, ephemeralKey: transfer.ephemeralKey))
+            // A decoded stealth transfer's R is a point, so none is dropped here.
+            if case .stealthTransfer(let transfer) = tx.body.payload, let key = transfer.ephemeralPublicKey {
+                out.append(StealthAnnouncement(transaction: receipt.transactionID, ephemeralKey: key))
             }
         }
         return out

@@ -174,27 +174,34 @@ public struct PaymentCodeNotify: Equatable, Sendable, CanonicalCodable {
 public struct StealthTransfer: Equatable, Sendable, CanonicalCodable {
     public var to: Address
     public var amount: UInt64
-    public var ephemeralKey: PublicKey
+    /// R, compressed (33 bytes), a point on the curve (checked at decoding). Kept as bytes: a parsed key would
+    /// widen every ``TransactionPayload`` value, and devices copy those while they sign.
+    public var ephemeralKey: [UInt8]
 
     public init(to: Address, amount: UInt64, ephemeralKey: PublicKey) {
         self.to = to
         self.amount = amount
-        self.ephemeralKey = ephemeralKey
+        self.ephemeralKey = ephemeralKey.compressed
     }
 
+    /// R as a key. Decoding checked it, so this fails only for a value built in memory from bad bytes.
+    public var ephemeralPublicKey: PublicKey? { try? PublicKey(compressed: ephemeralKey) }
+
+    /// Not inlined into ``TransactionPayload``'s encoder: a device encodes only transfers, and each inlined case
+    /// costs its flash.
+    @inline(never)
     public func encode(to w: inout ByteWriter) {
         w.write(to)
         w.writeVarint(amount)
-        w.write(ephemeralKey.compressed)
+        w.write(ephemeralKey)
     }
 
     public init(from r: inout ByteReader) throws(CodecError) {
         to = try r.read()
         amount = try r.readVarint()
         guard amount > 0 else { throw .invalidValue(.amount) }
-        let compressed = try r.readBytes(33)
-        guard let key = try? PublicKey(compressed: compressed) else { throw .invalidValue(.publicKey) }
-        ephemeralKey = key
+        ephemeralKey = try r.readBytes(33)
+        guard (try? PublicKey(compressed: ephemeralKey)) != nil else { throw .invalidValue(.publicKey) }
     }
 }
 
