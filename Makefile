@@ -1,7 +1,7 @@
 # Amarscity — the two commands a newcomer needs are `make devnet` and `make test`.
 SWIFT ?= swift
 FUZZ_SECONDS ?= 300
-EMBEDDED_TARGETS := AmarsCodec AmarsCrypto Ledger DeviceProtocol LightClient PaymentCodes DeviceCore
+EMBEDDED_TARGETS := AmarsCodec AmarsCrypto Ledger DeviceProtocol LightClient PaymentCodes DeviceIdentity DeviceCore
 # Debian's headers are architecture-neutral for libsecp256k1; the cross build needs to see them.
 EMBEDDED_FLAGS := -c release -Xcc -isystem -Xcc /usr/include
 

@@ -42,6 +42,7 @@ var targets: [Target] = [
     portable("DeviceProtocol", ["AmarsCodec", "AmarsCrypto", "Ledger"]),
     portable("LightClient", ["AmarsCodec", "AmarsCrypto", "Ledger"]),
     portable("PaymentCodes", ["AmarsCodec", "AmarsCrypto", "Ledger"]),
+    portable("DeviceIdentity", ["AmarsCodec", "AmarsCrypto", "Ledger"]),
     portable("DeviceCore", ["AmarsCodec", "AmarsCrypto", "Ledger", "DeviceProtocol", "LightClient", "PaymentCodes"]),
 ]
 
@@ -51,7 +52,8 @@ var products: [Product] = [
     .library(
         name: "AmarsPortable",
         targets: [
-            "AmarsCodec", "AmarsCrypto", "Ledger", "DeviceProtocol", "LightClient", "PaymentCodes", "DeviceCore",
+            "AmarsCodec", "AmarsCrypto", "Ledger", "DeviceProtocol", "LightClient", "PaymentCodes", "DeviceIdentity",
+            "DeviceCore",
         ])
 ]
 
@@ -71,6 +73,7 @@ if !embedded {
         .testTarget(
             name: "PaymentCodeTests", dependencies: ["AmarsTestSupport", "PaymentCodes"], resources: [.copy("Vectors")]
         ),
+        .testTarget(name: "IdentityTests", dependencies: ["AmarsTestSupport", "DeviceIdentity"]),
         // Consensus is a sans-I/O state machine with no host dependencies, so it builds in the light set too.
         .target(name: "Consensus", dependencies: ["Ledger"], path: "Sources/Gateway/Consensus"),
         .testTarget(name: "ConsensusTests", dependencies: ["AmarsTestSupport", "Consensus"]),
@@ -124,7 +127,7 @@ if hostParts {
         system("CSodium", pkgConfig: "libsodium", apt: "libsodium-dev"),
         system("CQREncode", pkgConfig: "libqrencode", apt: "libqrencode-dev"),
         // Gateway: the chain, its peers and the device doors.
-        gateway("Chain", ["Ledger", "CSQLite", "CSodium", log]),
+        gateway("Chain", ["Ledger", "DeviceIdentity", "CSQLite", "CSodium", log]),
         gateway("QRCode", ["CQREncode"]),
         gateway("Network", ["Ledger", log] + nio),
         gateway("DeviceGateway", ["Chain", "DeviceProtocol", "LightClient", "DeviceCore", "CCoAP", "CMosquitto", log]),
