@@ -134,8 +134,8 @@ if hostParts {
         gateway(
             "GatewayNode",
             [
-                "Chain", "DeviceGateway", "Consensus", "Network", "QRCode", .product(name: "Yams", package: "Yams"),
-                log,
+                "Chain", "DeviceGateway", "Consensus", "Network", "QRCode", "DeviceIdentity",
+                .product(name: "Yams", package: "Yams"), log,
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -150,15 +150,15 @@ if hostParts {
         .plugin(name: "BuildInfoPlugin", capability: .buildTool(), path: "Plugins/BuildInfoPlugin"),
         // Host: what talks to a gateway from outside, as a wallet (AmarsClient, HTTP) or as a device (DeviceClient:
         // the portable device session over UDP CoAP and MQTT). Neither links the gateway.
-        host("AmarsClient", ["Ledger"]),
+        host("AmarsClient", ["Ledger", "DeviceIdentity"]),
         host(
             "DeviceClient",
             ["AmarsCodec", "AmarsCrypto", "Ledger", "DeviceProtocol", "LightClient", "DeviceCore", "CMosquitto", log]),
         .executableTarget(
             name: "amars",
             dependencies: [
-                "Chain", "AmarsClient", "DeviceClient", "LightClient", "PaymentCodes", "QRCode", "BuildInfo",
-                argumentParser,
+                "Chain", "AmarsClient", "DeviceClient", "LightClient", "PaymentCodes", "DeviceIdentity", "QRCode",
+                "BuildInfo", argumentParser,
             ],
             path: "Sources/Host/amars"),
         .executableTarget(
@@ -172,7 +172,8 @@ if hostParts {
             name: "amars-sim",
             dependencies: ["Chain", "AmarsClient", "DeviceClient", "LightClient", "BuildInfo", argumentParser],
             path: "Simulator/Sources/amars-sim"),
-        .testTarget(name: "ChainTests", dependencies: ["AmarsTestSupport", "Chain", "LightClient", "CSodium"]),
+        .testTarget(
+            name: "ChainTests", dependencies: ["AmarsTestSupport", "Chain", "LightClient", "DeviceIdentity", "CSodium"]),
         .testTarget(name: "NetworkTests", dependencies: ["AmarsTestSupport", "Network"]),
         // Fixtures the gateway's unit tests and the integration tests share: a chain with a CoAP server on loopback,
         // a UDP test socket, CoAP requests.

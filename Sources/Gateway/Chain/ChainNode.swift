@@ -1,6 +1,7 @@
 import AmarsCodec
 import AmarsCrypto
 import Foundation
+import DeviceIdentity
 import Ledger
 import Logging
 import Synchronization
@@ -274,6 +275,43 @@ public final class ChainNode: @unchecked Sendable {
             return EscrowView(
                 id: id, state: value.flatMap { try? EscrowState(decoding: $0) }, proof: proof, height: h.height,
                 stateRoot: h.stateRoot)
+        }
+    }
+
+    /// A certificate's record and each ancestor's, the certificate first and its root last, each with its proof
+    /// against the head's state root; `links` is empty when no certificate has that id. `time` is the head's
+    /// timestamp in seconds, what ``CertificateStanding`` is judged at.
+    public struct CertificateView: Sendable {
+        public var links: [(id: Bytes32, record: CertificateRecord, proof: SparseMerkleProof)]
+        /// The proof that no certificate has the id asked for, when none has.
+        public var absence: SparseMerkleProof?
+        public var height: UInt64
+        public var stateRoot: Bytes32
+        public var time: UInt64
+
+        public var standing: CertificateStanding? {
+            links.isEmpty ? nil : CertificateStanding.of(links.map { ($0.id, $0.record) }, time: time)
+        }
+    }
+
+    public func certificate(_ id: Bytes32) -> CertificateView {
+        locked {
+            var links: [(id: Bytes32, record: CertificateRecord, proof: SparseMerkleProof)] = []
+            var absence: SparseMerkleProof?
+            var next = id
+            while links.count < CertificateRules.maxDepth {
+                let (value, proof) = world.proof(for: CertificateRules.key(next))
+                guard let value, let record = try? CertificateRecord(decoding: value) else {
+                    if links.isEmpty { absence = proof }
+                    break
+                }
+                links.append((next, record, proof))
+                if record.isRoot { break }
+                next = record.issuer
+            }
+            let h = headBlock.block.header
+            return CertificateView(
+                links: links, absence: absence, height: h.height, stateRoot: h.stateRoot, time: h.timestamp / 1000)
         }
     }
 
@@ -665,7 +703,8 @@ public final class ChainNode: @unchecked Sendable {
         let baseFee = nextBaseFeeUnlocked
         let proposerAddress = Address(publicKey: key.xOnlyPublicKey)
         let context = BlockContext(
-            baseFee: baseFee, proposer: proposerAddress, epoch: epoch(ofHeight: height), height: height)
+            baseFee: baseFee, proposer: proposerAddress, epoch: epoch(ofHeight: height), height: height,
+            timestamp: max(timestamp, parent.timestamp))
         var overlay = StateOverlay(base: world)
         var included: [SignedTransaction] = []
         var receipts: [Receipt] = []
@@ -691,7 +730,7 @@ public final class ChainNode: @unchecked Sendable {
         let undo = world.apply(overlay.changes)
         let header = BlockHeader(
             chainID: genesis.chainID, height: height, previousHash: parent.hash,
-            timestamp: max(timestamp, parent.timestamp), epoch: context.epoch, round: round,
+            timestamp: context.timestamp, epoch: context.epoch, round: round,
             proposer: key.xOnlyPublicKey.bytes,
             baseFee: baseFee, unitsUsed: units,
             transactionsRoot: Block.transactionsRoot(ids: receipts.map(\.transactionID)),
@@ -727,7 +766,8 @@ public final class ChainNode: @unchecked Sendable {
                 proof: h.vrfProof)
         else { throw refuse("VRF proof does not verify") }
         let context = BlockContext(
-            baseFee: h.baseFee, proposer: Address(publicKey: proposerKey), epoch: h.epoch, height: h.height)
+            baseFee: h.baseFee, proposer: Address(publicKey: proposerKey), epoch: h.epoch, height: h.height,
+            timestamp: h.timestamp)
         var overlay = StateOverlay(base: world)
         var receipts: [Receipt] = []
         var units: UInt64 = 0

@@ -10,20 +10,23 @@ public struct BlockContext: Sendable {
     public var epoch: UInt64
     /// The block's height (escrow expiry).
     public var height: UInt64
+    /// The block's header timestamp in milliseconds (certificate validity).
+    public var timestamp: UInt64
 
-    public init(baseFee: UInt64, proposer: Address, epoch: UInt64, height: UInt64) {
+    public init(baseFee: UInt64, proposer: Address, epoch: UInt64, height: UInt64, timestamp: UInt64 = 0) {
         self.baseFee = baseFee
         self.proposer = proposer
         self.epoch = epoch
         self.height = height
+        self.timestamp = timestamp
     }
 }
 
 /// The state transition for one transaction: a pure function of the transaction, the state and the block
 /// context. Every check runs before the first write, so a refused transaction changes nothing.
 ///
-/// Transfers, the staking kinds, escrows and evidence execute; certificates and HTLCs are refused before they
-/// reach a block until their protocols land.
+/// Transfers, the staking kinds, escrows, evidence, payment-code notifications, stealth transfers and
+/// certificates execute; HTLCs are refused before they reach a block until their protocol lands.
 public struct TransactionExecutor: Sendable {
     public var chainID: UInt32
     /// The genesis block hash every transaction must name (``TransactionBody/genesis``).
@@ -50,7 +53,8 @@ public struct TransactionExecutor: Sendable {
         guard body.genesis == genesisBlock else { throw .wrongChain(expected: genesisBlock, got: body.genesis) }
         switch body.payload {
         case .transfer, .candidateRegister, .candidateUpdate, .stake, .restake, .unstake, .withdraw,
-            .doubleSignEvidence, .escrowOpen, .escrowClose, .paymentCodeNotify, .stealthTransfer:
+            .doubleSignEvidence, .escrowOpen, .escrowClose, .paymentCodeNotify, .stealthTransfer, .certificatePublish,
+            .certificateRevoke:
             break
         default: throw .unsupportedKind(body.payload.tag)
         }
@@ -111,6 +115,17 @@ public struct TransactionExecutor: Sendable {
                 ),
                 (countKey, PaymentNotificationRecord.encodeCount(count + 1)),
             ]
+        case .certificatePublish(let publish):
+            do {
+                writes = try CertificateRules.planPublish(
+                    publish, sender: tx.senderAddress, height: context.height, time: context.timestamp / 1000,
+                    state: state)
+            } catch { throw .certificate(error) }
+        case .certificateRevoke(let revoke):
+            do {
+                writes = try CertificateRules.planRevoke(
+                    revoke, sender: tx.senderAddress, height: context.height, state: state)
+            } catch { throw .certificate(error) }
         case .escrowOpen(let open):
             do {
                 writes = [try EscrowRules.planOpen(open, id: tx.id, renter: tx.senderAddress, height: context.height)]

@@ -146,6 +146,7 @@ public final class APIRouter: Sendable {
         case checkpoints, consensus, escrow(Substring), healthz, readyz
         case search, activity(Substring), paymentRequest(svg: Bool), events, submitBatch
         case notifications(Substring), recipientFilter(Substring), stealthAnnouncements(Substring)
+        case certificate(Substring)
 
         var methods: [String] {
             switch self {
@@ -193,6 +194,7 @@ public final class APIRouter: Sendable {
             case "escrows": return .escrow(segments[2])
             case "filters": return .recipientFilter(segments[2])
             case "stealth": return .stealthAnnouncements(segments[2])
+            case "certs": return .certificate(segments[2])
             default: return nil
             }
         case 4 where segments[0] == "v1" && segments[1] == "accounts" && segments[3] == "transactions":
@@ -276,6 +278,8 @@ public final class APIRouter: Sendable {
             return recipientFilter(text)
         case .stealthAnnouncements(let text):
             return stealthAnnouncements(text)
+        case .certificate(let text):
+            return certificate(text)
         case .paymentRequest(let svg):
             return paymentRequest(query: query, svg: svg)
         case .events:
@@ -551,6 +555,29 @@ public final class APIRouter: Sendable {
         case .blockFull: (400, "blockFull", "the transaction does not fit in a block")
         case .staking(let e): (400, "\(e.code)", describe(e))
         case .escrow(let e): (400, "\(e.code)", describe(e))
+        case .certificate(let e): (400, "\(e.code)", describe(e))
+        }
+    }
+
+    static func describe(_ error: CertificateRefusal) -> String {
+        switch error {
+        case .unreadable: "not an X.509 certificate of the chain's profile; 'amars cert inspect' says what is wrong"
+        case .alreadyPublished: "this certificate is already on chain"
+        case .expired: "the certificate's validity ended before this block's time"
+        case .rootNotSentByItsKey: "a root certificate is anchored only by a transaction signed with its own key"
+        case .notACertificateAuthority: "the root or issuer is not a CA allowed to sign certificates"
+        case .unknownIssuer: "no CA certificate on chain has the issuer key this certificate names; publish it first"
+        case .issuerNotValid: "the issuer or one of its ancestors is revoked, expired or not yet valid"
+        case .badSignature: "the issuer's key did not sign this certificate (low-S ECDSA over SHA-256)"
+        case .issuerNameMismatch: "the issuer name is not the issuer certificate's subject"
+        case .pathLengthExceeded: "an ancestor's path length allows no more CA levels below it"
+        case .lifetimeOutOfRange(let seconds):
+            "a short-lived certificate lasts 5 minutes to 24 hours; this one lasts \(seconds) s"
+        case .subjectNotItsAccount: "a device CA's subject must be its key's account (amsc1...)"
+        case .subjectNotTheIssuer: "a short-lived certificate's subject must be the device that issued it"
+        case .unknownCertificate: "no certificate with this id is on chain"
+        case .alreadyRevoked: "the certificate is already revoked"
+        case .notAnAncestor: "only the key of one of the certificate's ancestors may revoke it"
         }
     }
 

@@ -35,7 +35,7 @@ struct Amars: ParsableCommand {
             GenesisCommand.self, CandidateCommand.self, StakeCommand.self, RestakeCommand.self, UnstakeCommand.self,
             WithdrawCommand.self, BucketsCommand.self, CommitteeCommand.self, CheckpointsCommand.self,
             DeviceCommand.self,
-            EscrowCommand.self, EvidenceCommand.self, PaycodeCommand.self, StealthCommand.self,
+            EscrowCommand.self, EvidenceCommand.self, PaycodeCommand.self, StealthCommand.self, CertCommand.self,
         ]
     )
 

@@ -32,6 +32,7 @@ public enum StateNamespace: UInt8, Sendable {
     case account = 1
     case candidate = 2
     case bucket = 3
+    /// Published certificates and their status, by id (``CertificateRecord`` in DeviceIdentity).
     case certificate = 4
     case htlc = 5
     case escrow = 6
@@ -51,6 +52,8 @@ public enum StateNamespace: UInt8, Sendable {
     case paymentNotification = 13
     /// The hash of each finished epoch's stealth announcements, by epoch (``StealthAnnouncements``).
     case stealthAnnouncements = 14
+    /// The newest CA certificate of each key, by the key's account: how a child finds its issuer.
+    case certificateKey = 15
 
     /// The tree key of an object: a tagged hash of namespace and identifier, so keys spread evenly.
     public func key(_ identifier: [UInt8]) -> Bytes32 {

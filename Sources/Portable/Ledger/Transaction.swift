@@ -157,6 +157,7 @@ public enum TransactionError: Error, Equatable, Sendable {
     case blockFull
     case staking(StakingError)
     case escrow(EscrowError)
+    case certificate(CertificateRefusal)
 
     /// A stable camelCase name for every refusal: the same word in HTTP answers, CoAP diagnostics, MQTT
     /// receipts and logs, so a device log and a gateway log can be matched.
@@ -179,6 +180,61 @@ public enum TransactionError: Error, Equatable, Sendable {
         case .blockFull: "blockFull"
         case .staking(let e): e.code
         case .escrow(let e): e.code
+        case .certificate(let e): e.code
+        }
+    }
+}
+
+/// Why a certificate publish or revoke was refused (SPEC "Device identity"); each case names the rule broken.
+public enum CertificateRefusal: Error, Equatable, Sendable {
+    /// Not a certificate of the chain's X.509 profile (`amars cert inspect` names the fault).
+    case unreadable
+    case alreadyPublished
+    /// Its validity has ended at the block's time.
+    case expired
+    /// A root (self-signed) is anchored only by a transaction its own key signed.
+    case rootNotSentByItsKey
+    /// A root, or the issuer of a certificate, that is not a CA allowed to sign certificates.
+    case notACertificateAuthority
+    /// No CA certificate on chain has the key the certificate names as its issuer.
+    case unknownIssuer
+    /// The issuer, or one of its ancestors, is revoked, expired or not yet valid.
+    case issuerNotValid
+    /// The issuer's key did not sign it, or the signature is not in low-S DER.
+    case badSignature
+    /// The issuer name is not the issuer certificate's subject name.
+    case issuerNameMismatch
+    /// An ancestor's path length allows fewer CA levels below it.
+    case pathLengthExceeded
+    /// A short-lived (end-entity) certificate must last 5 minutes to 24 hours.
+    case lifetimeOutOfRange(seconds: UInt64)
+    /// A device CA's subject must be the account of its own key (amsc1…).
+    case subjectNotItsAccount
+    /// A short-lived certificate names the device that issued it as its subject.
+    case subjectNotTheIssuer
+    case unknownCertificate
+    case alreadyRevoked
+    /// Only the key of an ancestor (or a root's own key, for a root) revokes a certificate.
+    case notAnAncestor
+
+    public var code: StaticString {
+        switch self {
+        case .unreadable: "certificateUnreadable"
+        case .alreadyPublished: "certificateAlreadyPublished"
+        case .expired: "certificateExpired"
+        case .rootNotSentByItsKey: "rootNotSentByItsKey"
+        case .notACertificateAuthority: "notACertificateAuthority"
+        case .unknownIssuer: "unknownIssuer"
+        case .issuerNotValid: "issuerNotValid"
+        case .badSignature: "certificateBadSignature"
+        case .issuerNameMismatch: "issuerNameMismatch"
+        case .pathLengthExceeded: "pathLengthExceeded"
+        case .lifetimeOutOfRange: "lifetimeOutOfRange"
+        case .subjectNotItsAccount: "subjectNotItsAccount"
+        case .subjectNotTheIssuer: "subjectNotTheIssuer"
+        case .unknownCertificate: "unknownCertificate"
+        case .alreadyRevoked: "alreadyRevoked"
+        case .notAnAncestor: "notAnAncestor"
         }
     }
 }
