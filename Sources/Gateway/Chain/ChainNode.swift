@@ -576,6 +576,7 @@ public final class ChainNode: @unchecked Sendable {
     private func admit(_ verified: VerifiedTransaction) throws(TransactionError) -> Bytes32 {
         lock.lock()
         do {
+            try precheck(verified)
             try mempool.insert(
                 verified, account: world.account(verified.senderAddress), executor: executor,
                 baseFee: nextBaseFeeUnlocked)
@@ -592,6 +593,26 @@ public final class ChainNode: @unchecked Sendable {
         journal?.refused(dropped)
         hook?(verified.transaction)
         return verified.id
+    }
+
+    /// Certificates are judged against the head's state at admission, so a sender hears the rule it broke at
+    /// once instead of finding its transaction dropped by the block builder. (They are judged again in the block,
+    /// where the state may have changed.) Other kinds' state checks happen in the mempool and the block.
+    private func precheck(_ verified: VerifiedTransaction) throws(TransactionError) {
+        let head = headBlock.block.header
+        let overlay = StateOverlay(base: world)
+        do {
+            switch verified.transaction.body.payload {
+            case .certificatePublish(let publish):
+                _ = try CertificateRules.planPublish(
+                    publish, sender: verified.senderAddress, height: head.height + 1, time: head.timestamp / 1000,
+                    state: overlay)
+            case .certificateRevoke(let revoke):
+                _ = try CertificateRules.planRevoke(
+                    revoke, sender: verified.senderAddress, height: head.height + 1, state: overlay)
+            default: return
+            }
+        } catch { throw .certificate(error) }
     }
 
     // MARK: blocks

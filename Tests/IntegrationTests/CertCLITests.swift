@@ -1,0 +1,105 @@
+import AmarsClient
+import AmarsCodec
+import Foundation
+import XCTest
+
+/// Provisioning with the real binaries against a gateway: a root anchored, a lock enrolled, the lock's
+/// short-lived certificate issued and published from its own account, each checked by `amars cert verify`
+/// (state proofs) and by `openssl verify` (X.509 path validation); a stranger's revocation refused; the root's
+/// revocation of the lock making its short-lived certificate fall in the next block; nothing issued under it after.
+final class CertCLITests: CLITestCase {
+    override var directoryPrefix: String { "amars-cert" }
+
+    func openssl(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        p.arguments = arguments
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        try p.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    func testRootEnrollIssueVerifyRevoke() throws {
+        try ok(["genesis", "new", "--out", path("genesis.json"), "--keys", path("keys"), "--epoch-length", "10"])
+        let daemon = try Harness.startDaemon(data: dir, blockInterval: 100)
+        defer { daemon.stop() }
+        let node = ["--node", daemon.url]
+        let ops = path("keys/app-user-incentive.key")
+        let stranger = path("keys/strategic-partners.key")
+        let lock = path("lock1.key")
+        let pki = path("pki")
+
+        let root = try ok(["cert", "ca", "init", "--key", ops, "--name", "Test fleet root", "--out", pki, "--wait"] + node)
+        XCTAssertTrue(root.contains("final in block"), root)
+        try refused(
+            ["cert", "enroll", "--ca-key", stranger, "--ca-cert", "\(pki)/root.pem", "--device-key", lock, "--out", "\(pki)/x"]
+                + node, "is not the key of --ca-cert")
+        let enrolled = try ok(
+            [
+                "cert", "enroll", "--ca-key", ops, "--ca-cert", "\(pki)/root.pem", "--device-key", lock, "--kind", "lock",
+                "--out", "\(pki)/lock1", "--wait",
+            ] + node)
+        XCTAssertTrue(enrolled.contains("device key made"), enrolled)
+        XCTAssertTrue(enrolled.contains("final in block"), enrolled)
+        let lockAddress = try ok(["address", "--key", lock]).trimmingCharacters(in: .whitespacesAndNewlines)
+        let bundle = try XCTUnwrap(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(pki)/lock1/bundle.json")))
+                as? [String: Any])
+        XCTAssertEqual(bundle["kind"] as? String, "lock")
+        XCTAssertEqual(bundle["account"] as? String, lockAddress)
+        let inspected = try ok(["cert", "inspect", "\(pki)/lock1/device.pem"])
+        XCTAssertTrue(inspected.contains("subject     \(lockAddress)"), inspected)
+        XCTAssertTrue(inspected.contains("CA, path length 0"), inspected)
+
+        // The lock pays for its own short-lived certificates.
+        try ok(["transfer", "--key", ops, "--to", lockAddress, "--amount", "5", "--wait"] + node)
+        try refused(
+            ["cert", "issue", "--device-key", lock, "--device-cert", "\(pki)/lock1/device.pem", "--lifetime", "25h", "--out", path("s")]
+                + node, "5m to 24h")
+        let issued = try ok(
+            [
+                "cert", "issue", "--device-key", lock, "--device-cert", "\(pki)/lock1/device.pem", "--lifetime", "30m",
+                "--out", "\(pki)/lock1/short", "--wait",
+            ] + node)
+        XCTAssertTrue(issued.contains("final in block"), issued)
+        let short = "\(pki)/lock1/short/cert.pem"
+        let verified = try ok(["cert", "verify", short] + node)
+        XCTAssertTrue(verified.contains("valid at height"), verified)
+        let ossl = try openssl([
+            "verify", "-CAfile", "\(pki)/root.pem", "-untrusted", "\(pki)/lock1/device.pem", short,
+        ])
+        XCTAssertEqual(ossl.status, 0, ossl.output)
+        // Exported from the chain: the same chain files OpenSSL accepts.
+        guard let id = try ok(["cert", "inspect", short]).firstMatch(of: #/id +([0-9a-f]{64})/#).map({ String($0.1) }) else {
+            return XCTFail("no id")
+        }
+        try ok(["cert", "export", "--id", id, "--out", path("tls")] + node)
+        XCTAssertEqual(
+            try openssl(["verify", "-CAfile", path("tls/root.pem"), "-untrusted", path("tls/chain.pem"), path("tls/cert.pem")])
+                .status, 0)
+        let json = try Harness.json(try HTTPClient(baseURL: daemon.url), "/v1/certs/\(id)")
+        XCTAssertEqual(json["status"] as? String, "valid")
+        XCTAssertEqual((json["chain"] as? [Any])?.count, 3)
+
+        // A stranger cannot revoke; the root's key revokes the lock, and its short-lived certificate falls with it.
+        try refused(["cert", "revoke", "--key", stranger, "--cert", "\(pki)/lock1/device.pem"] + node, "notAnAncestor")
+        let revoked = try ok(
+            ["cert", "revoke", "--key", ops, "--cert", "\(pki)/lock1/device.pem", "--reason", "1", "--wait"] + node)
+        XCTAssertTrue(revoked.contains("final in block"), revoked)
+        try refused(["cert", "verify", short] + node, "(an ancestor)")
+        try refused(["cert", "verify", "\(pki)/lock1/device.pem"] + node, "revoked")
+        try refused(
+            [
+                "cert", "issue", "--device-key", lock, "--device-cert", "\(pki)/lock1/device.pem", "--lifetime", "1h",
+                "--out", path("again"),
+            ] + node, "issuerNotValid")
+        // Garbage is refused with the reason, and an unknown id says so.
+        FileManager.default.createFile(atPath: path("junk.pem"), contents: Data("not a certificate".utf8))
+        try refused(["cert", "inspect", path("junk.pem")], "not a certificate of the chain's profile")
+        try refused(["cert", "verify", "--id", String(repeating: "ab", count: 32)] + node, "is not on chain")
+    }
+}
