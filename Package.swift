@@ -130,7 +130,9 @@ if hostParts {
         gateway("Chain", ["Ledger", "DeviceIdentity", "CSQLite", "CSodium", log]),
         gateway("QRCode", ["CQREncode"]),
         gateway("Network", ["Ledger", log] + nio),
-        gateway("DeviceGateway", ["Chain", "DeviceProtocol", "LightClient", "DeviceCore", "CCoAP", "CMosquitto", log]),
+        gateway(
+            "DeviceGateway",
+            ["Chain", "DeviceProtocol", "LightClient", "DeviceCore", "DeviceIdentity", "CCoAP", "CMosquitto", log]),
         gateway(
             "GatewayNode",
             [
@@ -213,7 +215,9 @@ if Context.environment["AMARS_FUZZ"] != nil {
     targets.append(
         .executableTarget(
             name: "AmarsFuzz",
-            dependencies: ["Ledger", "LightClient", "DeviceProtocol", "DeviceCore", "PaymentCodes", "CFuzzDriver"],
+            dependencies: [
+                "Ledger", "LightClient", "DeviceProtocol", "DeviceCore", "PaymentCodes", "DeviceIdentity", "CFuzzDriver",
+            ],
             path: "Sources/Host/AmarsFuzz",
             swiftSettings: [.unsafeFlags(["-parse-as-library", "-sanitize=fuzzer"])],
             linkerSettings: [.unsafeFlags(["-sanitize=fuzzer"])]))

@@ -153,7 +153,13 @@ final class DeviceResourceHandlerTests: XCTestCase {
             XCTAssertEqual(handle(f, .accountProof, "a=" + bad).code, .badRequest, bad)
             XCTAssertEqual(handle(f, .inbox, "a=" + bad).code, .badRequest, bad)
         }
-        XCTAssertEqual(handle(f, .certificate, id).payload, [CertificateStatus.unknown.rawValue])
+        // No certificate has this id: no links, and the proof of its absence.
+        let none = try CertificateProofPayload(decoding: handle(f, .certificate, id).payload)
+        XCTAssertTrue(none.links.isEmpty)
+        XCTAssertEqual(none.stateRoot, f.node.head.stateRoot)
+        XCTAssertTrue(
+            try XCTUnwrap(none.absence).verify(
+                root: none.stateRoot, key: StateNamespace.certificate.key(tx.id.bytes), valueHash: nil))
     }
 
     func testInboxListsFinalTransfersToAnAddressOldestFirstAndCapped() throws {

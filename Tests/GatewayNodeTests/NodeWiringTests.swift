@@ -29,6 +29,9 @@ final class NodeWiringTests: XCTestCase {
         XCTAssertNil(c.coap)
         XCTAssertFalse(c.journalFsync)
         XCTAssertTrue(try NodeConfig(yaml: yaml + "\njournal_fsync: true", baseDirectory: "/base").journalFsync)
+        XCTAssertFalse(c.requireDeviceCertificate)
+        XCTAssertTrue(
+            try NodeConfig(yaml: yaml + "\nrequire_device_certificate: true", baseDirectory: "/").requireDeviceCertificate)
 
         func refused(_ text: String, _ needle: String, line: UInt = #line) {
             do {
@@ -44,6 +47,7 @@ final class NodeWiringTests: XCTestCase {
         refused(yaml.replacingOccurrences(of: "data: node-1\n", with: ""), "missing 'data'")
         refused(yaml.replacingOccurrences(of: "blockInterval: 200", with: "blockInterval: 1"), "blockInterval")
         refused(yaml + "\njournal_fsync: sometimes", "'journal_fsync' must be true or false")
+        refused(yaml + "\nrequire_device_certificate: 1", "'require_device_certificate' must be true or false")
     }
 
     func testPeerMessagesRoundTripAndRefuseBadPayloads() throws {

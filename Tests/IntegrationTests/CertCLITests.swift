@@ -102,4 +102,36 @@ final class CertCLITests: CLITestCase {
         try refused(["cert", "inspect", path("junk.pem")], "not a certificate of the chain's profile")
         try refused(["cert", "verify", "--id", String(repeating: "ab", count: 32)] + node, "is not on chain")
     }
+
+    /// `--require-device-certificate`: the CoAP door takes a lock's payment only once the lock has a valid
+    /// certificate, and refuses it again from the block that revokes it; wallets (HTTP) are not affected.
+    func testGatewayRequiringCertificatesRefusesUncertifiedAndRevokedDevices() throws {
+        try ok(["genesis", "new", "--out", path("genesis.json"), "--keys", path("keys"), "--epoch-length", "10"])
+        let coapPort = Harness.freePort(type: Int32(SOCK_DGRAM.rawValue))
+        let daemon = try Harness.startDaemon(
+            data: dir, blockInterval: 100, coapPort: coapPort, arguments: ["--require-device-certificate"])
+        defer { daemon.stop() }
+        let node = ["--node", daemon.url]
+        let ops = path("keys/app-user-incentive.key")
+        let lock = path("lock.key")
+        let pki = path("pki")
+        try ok(["cert", "ca", "init", "--key", ops, "--name", "Root", "--out", pki, "--wait"] + node)
+        try ok(
+            ["cert", "enroll", "--ca-key", ops, "--ca-cert", "\(pki)/root.pem", "--device-key", lock, "--out", "\(pki)/lock",
+             "--no-publish"] + node)
+        let lockAddress = try ok(["address", "--key", lock]).trimmingCharacters(in: .whitespacesAndNewlines)
+        let opsAddress = try ok(["address", "--key", ops]).trimmingCharacters(in: .whitespacesAndNewlines)
+        // Wallets over HTTP are not devices: funding the lock works without any certificate.
+        try ok(["transfer", "--key", ops, "--to", lockAddress, "--amount", "5", "--wait"] + node)
+        let device = [
+            "device", "send", "--key", lock, "--to", opsAddress, "--amount", "1", "--coap", "coap://127.0.0.1:\(coapPort)",
+            "--genesis", path("genesis.json"),
+        ]
+        try refused(device, "certificateRequired")
+        try ok(["cert", "enroll", "--ca-key", ops, "--ca-cert", "\(pki)/root.pem", "--device-key", lock, "--out", "\(pki)/lock", "--wait"] + node)
+        let paid = try ok(device)
+        XCTAssertTrue(paid.lowercased().contains("final") || paid.contains("included"), paid)
+        try ok(["cert", "revoke", "--key", ops, "--cert", "\(pki)/lock/device.pem", "--wait"] + node)
+        try refused(device, "certificateRequired")
+    }
 }

@@ -484,8 +484,8 @@ public final class ChainNode: @unchecked Sendable {
 
     /// Decodes, verifies and admits a transaction; the id on success, the reason otherwise. Nothing changes
     /// on failure.
-    public func submit(encoded bytes: [UInt8]) throws(TransactionError) -> Bytes32 {
-        try admit(VerifiedTransaction(decoding: bytes, unlessKnown: isPending))
+    public func submit(encoded bytes: [UInt8], fromDevice: Bool = false) throws(TransactionError) -> Bytes32 {
+        try admit(VerifiedTransaction(decoding: bytes, unlessKnown: isPending), fromDevice: fromDevice)
     }
 
     /// Whether the mempool holds transaction `id` (a duplicate is then refused without a signature check).
@@ -493,6 +493,30 @@ public final class ChainNode: @unchecked Sendable {
 
     public func submit(_ tx: SignedTransaction) throws(TransactionError) -> Bytes32 {
         try admit(VerifiedTransaction(tx))
+    }
+
+    /// Whether transactions that arrive through a device door (``submit(encoded:fromDevice:)``,
+    /// ``submitAcknowledged(encoded:fromDevice:)``) need a sender with a valid device certificate: one whose key
+    /// has a CA certificate on chain (what `amars cert enroll` publishes) that is valid, with all its ancestors,
+    /// at the head's time. A revocation bites from the block that includes it. Set before serving.
+    public var requireDeviceCertificates: Bool {
+        get { locked { certificatePolicy } }
+        set { locked { certificatePolicy = newValue } }
+    }
+
+    private var certificatePolicy = false
+
+    /// The standing of the device certificate of `account` (the newest CA certificate of its key) at the head's
+    /// time; nil when it has none.
+    public func deviceCertificateStanding(of account: Address) -> CertificateStanding? {
+        locked { deviceStandingUnlocked(account) }
+    }
+
+    private func deviceStandingUnlocked(_ account: Address) -> CertificateStanding? {
+        let overlay = StateOverlay(base: world)
+        guard let raw = overlay.object(CertificateRules.keyIndex(account)), let id = Bytes32(raw) else { return nil }
+        let chain = CertificateRules.chain(from: id, in: overlay)
+        return CertificateStanding.of(chain, time: headBlock.block.header.timestamp / 1000)
     }
 
     /// Called with each transaction right after the mempool admitted it, whichever door it came through (HTTP,
@@ -517,21 +541,21 @@ public final class ChainNode: @unchecked Sendable {
 
     /// What a door that answers a client (HTTP 202, CoAP 2.01) calls: admits the transaction, then keeps it in
     /// the ``journal`` before returning, so the acknowledgement survives a crash of this node.
-    public func submitAcknowledged(encoded bytes: [UInt8]) throws(SubmitError) -> Bytes32 {
-        try submitAcknowledged(batch: [bytes])[0].get()
+    public func submitAcknowledged(encoded bytes: [UInt8], fromDevice: Bool = false) throws(SubmitError) -> Bytes32 {
+        try submitAcknowledged(batch: [bytes], fromDevice: fromDevice)[0].get()
     }
 
     /// ``submitAcknowledged(encoded:)`` for many at once (`POST /v1/txs`): each is admitted or refused on its own,
     /// then the admitted ones reach the journal in one group commit. If the journal fails, every admitted one is
     /// reported `notStored` (none may be counted on).
-    public func submitAcknowledged(batch: [[UInt8]]) -> [Result<Bytes32, SubmitError>] {
+    public func submitAcknowledged(batch: [[UInt8]], fromDevice: Bool = false) -> [Result<Bytes32, SubmitError>] {
         var results: [Result<Bytes32, SubmitError>] = []
         var admitted: [SignedTransaction] = []
         results.reserveCapacity(batch.count)
         for bytes in batch {
             do {
                 let verified = try VerifiedTransaction(decoding: bytes, unlessKnown: isPending)
-                _ = try admit(verified)
+                _ = try admit(verified, fromDevice: fromDevice)
                 admitted.append(verified.transaction)
                 results.append(.success(verified.id))
             } catch {
@@ -573,10 +597,10 @@ public final class ChainNode: @unchecked Sendable {
     }
 
     /// The signature was checked by the caller, outside the lock: it is the expensive part.
-    private func admit(_ verified: VerifiedTransaction) throws(TransactionError) -> Bytes32 {
+    private func admit(_ verified: VerifiedTransaction, fromDevice: Bool = false) throws(TransactionError) -> Bytes32 {
         lock.lock()
         do {
-            try precheck(verified)
+            try precheck(verified, fromDevice: fromDevice)
             try mempool.insert(
                 verified, account: world.account(verified.senderAddress), executor: executor,
                 baseFee: nextBaseFeeUnlocked)
@@ -598,7 +622,11 @@ public final class ChainNode: @unchecked Sendable {
     /// Certificates are judged against the head's state at admission, so a sender hears the rule it broke at
     /// once instead of finding its transaction dropped by the block builder. (They are judged again in the block,
     /// where the state may have changed.) Other kinds' state checks happen in the mempool and the block.
-    private func precheck(_ verified: VerifiedTransaction) throws(TransactionError) {
+    /// A device door's policy is checked here too (``requireDeviceCertificates``).
+    private func precheck(_ verified: VerifiedTransaction, fromDevice: Bool) throws(TransactionError) {
+        if fromDevice && certificatePolicy && deviceStandingUnlocked(verified.senderAddress) != .valid {
+            throw .certificate(.noValidCertificate)
+        }
         let head = headBlock.block.header
         let overlay = StateOverlay(base: world)
         do {

@@ -1,5 +1,6 @@
 import AmarsCodec
 import Chain
+import DeviceIdentity
 import DeviceProtocol
 import Foundation
 import Ledger
@@ -255,12 +256,17 @@ public struct DeviceResourceHandlers: Sendable {
         return .chain(.content, payload.encoded)
     }
 
-    /// Always ``CertificateStatus/unknown`` until certificates are part of the chain state (see there).
+    /// A certificate's records up to its root with their proofs, or the proof that the id holds none.
     func certificate(_ query: DeviceQuery) -> DeviceResponse {
-        guard query.only(.certificate), query["id"].flatMap(Self.transactionID) != nil else {
+        guard query.only(.certificate), let id = query["id"].flatMap(Self.transactionID) else {
             return .error(.badRequest, "need id=<64 hex>")
         }
-        return .chain(.content, [CertificateStatus.unknown.rawValue])
+        let view = node.certificate(id)
+        let payload = CertificateProofPayload(
+            height: view.height, stateRoot: view.stateRoot,
+            links: view.links.map { CertificateProofPayload.Link(id: $0.id, record: $0.record.encoded, proof: $0.proof) },
+            absence: view.links.isEmpty ? view.absence : nil)
+        return .chain(.content, payload.encoded)
     }
 
     func escrowProof(_ query: DeviceQuery) -> DeviceResponse {
@@ -371,7 +377,7 @@ public struct DeviceResourceHandlers: Sendable {
         guard !body.isEmpty else { return .error(.badRequest, "empty body") }
         do {
             // Journaled before the 2.01 leaves: the acknowledgement survives a crash of the gateway.
-            let id = try node.submitAcknowledged(encoded: body)
+            let id = try node.submitAcknowledged(encoded: body, fromDevice: true)
             return .chain(.created, id.bytes)
         } catch {
             switch error {

@@ -524,7 +524,7 @@ public final class MqttBridge: @unchecked Sendable {
     /// its inbox entry goes.
     private func submit(id: Bytes32, device: Address, raw: [UInt8]) {
         do {
-            _ = try node.submit(encoded: raw)
+            _ = try node.submit(encoded: raw, fromDevice: true)
         } catch let error {
             if error != .alreadyKnown {
                 try? inbox.stageRemoval(id: id)

@@ -578,6 +578,8 @@ public final class APIRouter: Sendable {
         case .unknownCertificate: "no certificate with this id is on chain"
         case .alreadyRevoked: "the certificate is already revoked"
         case .notAnAncestor: "only the key of one of the certificate's ancestors may revoke it"
+        case .noValidCertificate:
+            "this gateway takes device transactions only from accounts with a valid certificate (amars cert enroll)"
         }
     }
 

@@ -131,6 +131,7 @@ public final class Gateway: @unchecked Sendable {  // configured by start(), the
                 path: "\(config.dataDirectory)/submits.sqlite", fsync: config.journalFsync)
             let chain = try ChainNode(
                 genesis: genesis, store: store, validatorKey: key, journal: journal, logger: logger)
+            chain.requireDeviceCertificates = config.requireDeviceCertificate
             return (chain, key)
         } catch {
             throw StartupFailure.opening(error)

@@ -27,6 +27,7 @@ import Yams
 /// spawn_broker: false                     # optional: start a locked-down mosquitto on mqtt's port
 /// reanchor: reanchor.bin                  # optional: the operator's statement served at CoAP v1/reanchor
 /// journal_fsync: false                    # optional: acknowledged submits flushed to disk (power-cut safe)
+/// require_device_certificate: false       # optional: device doors take only devices with a valid certificate
 /// consensus:                              # optional, milliseconds
 ///   blockInterval: 1000
 ///   proposeTimeout: 3000
@@ -127,6 +128,9 @@ public struct NodeConfig: Equatable, Sendable {
     /// Whether the submit journal flushes each write to the disk (survives a power cut), not only to the OS
     /// (survives a crash of the process). Off by default: see ``SubmitJournal``.
     public var journalFsync: Bool
+    /// Whether the device doors (CoAP, MQTT) refuse a transaction whose sender has no valid, unrevoked
+    /// certificate on chain (``ChainNode/requireDeviceCertificates``).
+    public var requireDeviceCertificate: Bool
     public var timing: Timing
     public var logLevel: String
 
@@ -150,6 +154,7 @@ public struct NodeConfig: Equatable, Sendable {
         spawnBroker = false
         reanchorPath = nil
         journalFsync = false
+        requireDeviceCertificate = false
         timing = Timing()
         logLevel = "info"
     }
@@ -193,7 +198,8 @@ public struct NodeConfig: Equatable, Sendable {
             root, "the top level",
             allowed: [
                 "data", "genesis", "key", "p2p", "peers", "http", "coap", "coaps", "mqtt", "mqtt_credentials",
-                "mqtt_client_id", "spawn_broker", "reanchor", "journal_fsync", "consensus", "log",
+                "mqtt_client_id", "spawn_broker", "reanchor", "journal_fsync", "require_device_certificate", "consensus",
+                "log",
             ])
         func path(_ key: String) throws(ConfigError) -> String? {
             guard let node = top[key] else { return nil }
@@ -235,6 +241,7 @@ public struct NodeConfig: Equatable, Sendable {
         spawnBroker = try Self.bool(top, "spawn_broker") ?? false
         reanchorPath = try path("reanchor")
         journalFsync = try Self.bool(top, "journal_fsync") ?? false
+        requireDeviceCertificate = try Self.bool(top, "require_device_certificate") ?? false
         if let list = top["peers"] {
             guard let seq = list.sequence else { throw ConfigError("'peers' must be a list of {host, port, key}") }
             for (i, item) in seq.enumerated() {

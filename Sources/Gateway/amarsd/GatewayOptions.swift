@@ -72,6 +72,12 @@ struct GatewayOptions: ParsableArguments {
         help: "Start a locked-down mosquitto for the bridge (data in <data>/broker) on --mqtt's port ('spawn_broker').")
     var spawnBroker = false
 
+    @Flag(
+        help: """
+            Refuse device submissions (CoAP, MQTT) from senders without a valid, unrevoked certificate on chain             ('require_device_certificate').
+            """)
+    var requireDeviceCertificate = false
+
     @Option(help: "The gateway's login at a broker run elsewhere, a file 'USERNAME PASSWORD' ('mqtt_credentials').")
     var mqttCredentials: String?
 
@@ -137,6 +143,7 @@ struct GatewayOptions: ParsableArguments {
         if let reanchor { config.reanchorPath = reanchor }
         if let mqtt { config.mqtt = try NodeConfig.hostPort(mqtt, "--mqtt") }
         if spawnBroker { config.spawnBroker = true }
+        if requireDeviceCertificate { config.requireDeviceCertificate = true }
         if let mqttCredentials { config.mqttCredentialsPath = mqttCredentials }
         if let mqttClientId { config.mqttClientID = mqttClientId }
         if let logLevel { config.logLevel = logLevel }

@@ -2,6 +2,7 @@ import AmarsCodec
 import AmarsCrypto
 import CFuzzDriver
 import DeviceCore
+import DeviceIdentity
 import DeviceProtocol
 import Ledger
 import LightClient
@@ -12,7 +13,7 @@ import PaymentCodes
 #endif
 
 /// libFuzzer entry: the first byte picks a decoder (chain objects, proofs, transaction batches, CoAP, SLIP, payment
-/// codes, recipient filters, stealth announcements and keys), the rest is its input. The property checked is the
+/// codes, recipient filters, stealth announcements and keys, certificates), the rest is its input. The property checked is the
 /// chain's decoding contract: a decoder refuses with a typed error or returns a value whose encoding is
 /// exactly the input. Anything else (a crash, a trap, a second encoding) is a finding.
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -20,7 +21,7 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     guard size > 0 else { return 0 }
     let selector = data[0]
     let input = Array(UnsafeBufferPointer(start: data + 1, count: size - 1))
-    switch selector % 23 {
+    switch selector % 25 {
     case 0: check(SignedTransaction.self, input)
     case 1: check(Block.self, input)
     case 2: check(BlockHeader.self, input)
@@ -82,6 +83,12 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         if let view = try? StealthViewKey(binary: input), view.binary != input {
             fatalError("StealthViewKey binary decode/encode is not an exact inverse")
         }
+    case 23:
+        // A device certificate (published on chain, sent by a peer): refused, or exactly its input (one encoding).
+        if let certificate = try? DeviceCertificate(der: input), certificate.der != input {
+            fatalError("DeviceCertificate decode/encode is not an exact inverse")
+        }
+    case 24: check(CertificateRecord.self, input)
     default:
         if let tx = try? SignedTransaction(decoding: input) {
             // Verification of decoded garbage must fail cleanly, never trap.
@@ -237,6 +244,14 @@ public func fuzzInitialize(
     seeds.append((20, code.binary))
     seeds.append((21, RecipientFilter.build(FuzzDevice.watched + [to], key: FuzzDevice.filterKey)))
     let stealth = try! StealthKeys(seed: [UInt8](repeating: 6, count: 32))
+    let certificate = DeviceCertificate(
+        signing: CertificateFields(
+            serial: [7], issuerName: Array("fuzz".utf8), subjectName: Array("fuzz".utf8), notBefore: 1_700_000_000,
+            notAfter: 1_800_000_000, publicKey: key.publicKey, isCA: true, pathLength: 1,
+            keyUsage: KeyUsage.keyCertSign, authorityKeyID: Address(publicKey: key.xOnlyPublicKey)),
+        with: key)
+    seeds.append((23, certificate.der))
+    seeds.append((24, CertificateRecord(der: certificate.der, issuer: .zero, publishedAt: 3).encoded))
     seeds.append((22, stealth.address.binary))
     seeds.append((22, stealth.viewKey.binary))
     seeds.append(

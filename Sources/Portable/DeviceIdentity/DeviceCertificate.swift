@@ -177,7 +177,8 @@ public struct CertificateFields: Equatable, Sendable {
         guard try keyAlgorithm.readBytes(DER.objectIdentifier) == OID.ecPublicKey,
             try keyAlgorithm.readBytes(DER.objectIdentifier) == OID.secp256k1
         else { throw .unsupportedKey }
-        guard let key = try? PublicKey(compressed: try spki.readBits()) else { throw .unsupportedKey }
+        let point = try spki.readBits()
+        guard let key = try? PublicKey(compressed: point) else { throw .unsupportedKey }
         publicKey = key
         subjectKeyID = Address(publicKey: key.xOnly)
         var wrapper = try r.nested(DER.explicit(3))

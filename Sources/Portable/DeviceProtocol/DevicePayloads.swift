@@ -373,12 +373,68 @@ public struct ReceiptPayload: Equatable, Sendable, CanonicalCodable {
     }
 }
 
-/// The one-byte answer of `v1/cert`.
-///
-/// Device certificates are not part of the chain state yet (the certificate publish and revoke transactions
-/// land later), so this gateway can only ever answer ``unknown``. The byte is kept in the API now so firmware
-/// can be written against it; the values for "valid" and "revoked" will be added with the certificate state,
-/// and a device must treat any value it does not know as "not valid".
-public enum CertificateStatus: UInt8, Equatable, Sendable {
-    case unknown = 0
+/// The answer of `v1/cert?id=…`: the records of a certificate and of each ancestor up to its root, each with its
+/// state proof against the state root of block `height`, or, when no certificate has the id, the proof of its
+/// absence. Records are the state's bytes (DeviceIdentity's `CertificateRecord`), so the device hashes exactly what
+/// the proof covers and decodes only what verified.
+public struct CertificateProofPayload: Equatable, Sendable, CanonicalCodable {
+    /// Deepest chain a gateway serves (root → hub → device → short-lived is 4).
+    public static let maxLinks = 8
+
+    public struct Link: Equatable, Sendable, CanonicalCodable {
+        public var id: Bytes32
+        public var record: [UInt8]
+        public var proof: SparseMerkleProof
+
+        public init(id: Bytes32, record: [UInt8], proof: SparseMerkleProof) {
+            self.id = id
+            self.record = record
+            self.proof = proof
+        }
+
+        public func encode(to w: inout ByteWriter) {
+            w.write(id)
+            w.writeLengthPrefixed(record)
+            w.write(proof)
+        }
+
+        public init(from r: inout ByteReader) throws(CodecError) {
+            id = try r.readBytes32()
+            // A certificate of the cap plus the record's own fields.
+            record = try r.readLengthPrefixed(cap: Caps.certificateBytes + 64)
+            proof = try r.read()
+        }
+    }
+
+    public var height: UInt64
+    public var stateRoot: Bytes32
+    /// The certificate first, its root last; empty when none has the id.
+    public var links: [Link]
+    /// With no links: the proof that the id holds nothing.
+    public var absence: SparseMerkleProof?
+
+    public init(height: UInt64, stateRoot: Bytes32, links: [Link], absence: SparseMerkleProof?) {
+        self.height = height
+        self.stateRoot = stateRoot
+        self.links = links
+        self.absence = absence
+    }
+
+    public func encode(to w: inout ByteWriter) {
+        w.writeVarint(height)
+        w.write(stateRoot)
+        w.writeVarint(UInt64(links.count))
+        for link in links { w.write(link) }
+        w.write(optional: absence)
+    }
+
+    public init(from r: inout ByteReader) throws(CodecError) {
+        height = try r.readVarint()
+        stateRoot = try r.readBytes32()
+        let count = try r.readCount(cap: Self.maxLinks)
+        links = []
+        for _ in 0..<count { links.append(try r.read()) }
+        absence = try r.readOptional()
+        guard links.isEmpty == (absence != nil) else { throw .invalidValue(.range) }
+    }
 }

@@ -216,6 +216,8 @@ public enum CertificateRefusal: Error, Equatable, Sendable {
     case alreadyRevoked
     /// Only the key of an ancestor (or a root's own key, for a root) revokes a certificate.
     case notAnAncestor
+    /// A device door that requires certificates: the sender has no valid, unrevoked device certificate on chain.
+    case noValidCertificate
 
     public var code: StaticString {
         switch self {
@@ -235,6 +237,7 @@ public enum CertificateRefusal: Error, Equatable, Sendable {
         case .unknownCertificate: "unknownCertificate"
         case .alreadyRevoked: "alreadyRevoked"
         case .notAnAncestor: "notAnAncestor"
+        case .noValidCertificate: "certificateRequired"
         }
     }
 }
