@@ -43,7 +43,9 @@ var targets: [Target] = [
     portable("LightClient", ["AmarsCodec", "AmarsCrypto", "Ledger"]),
     portable("PaymentCodes", ["AmarsCodec", "AmarsCrypto", "Ledger"]),
     portable("DeviceIdentity", ["AmarsCodec", "AmarsCrypto", "Ledger"]),
-    portable("DeviceCore", ["AmarsCodec", "AmarsCrypto", "Ledger", "DeviceProtocol", "LightClient", "PaymentCodes"]),
+    portable(
+        "DeviceCore",
+        ["AmarsCodec", "AmarsCrypto", "Ledger", "DeviceProtocol", "LightClient", "PaymentCodes", "DeviceIdentity"]),
 ]
 
 if !embedded { targets.append(system("CSHA256Accel", pkgConfig: "libcrypto", apt: "libssl-dev")) }
@@ -90,7 +92,7 @@ if embedded {
             name: "Firmware",
             dependencies: [
                 "Board", "AmarsCodec", "AmarsCrypto", "Ledger", "DeviceProtocol", "LightClient", "DeviceCore",
-                "PaymentCodes",
+                "PaymentCodes", "DeviceIdentity",
             ],
             path: "Boards/Firmware", exclude: ["fixtures"], swiftSettings: portableSettings),
     ]
@@ -155,7 +157,10 @@ if hostParts {
         host("AmarsClient", ["Ledger", "DeviceIdentity"]),
         host(
             "DeviceClient",
-            ["AmarsCodec", "AmarsCrypto", "Ledger", "DeviceProtocol", "LightClient", "DeviceCore", "CMosquitto", log]),
+            [
+                "AmarsCodec", "AmarsCrypto", "Ledger", "DeviceProtocol", "LightClient", "DeviceCore", "DeviceIdentity",
+                "CMosquitto", log,
+            ]),
         .executableTarget(
             name: "amars",
             dependencies: [
@@ -187,7 +192,7 @@ if hostParts {
             name: "DeviceGatewayTests",
             dependencies: [
                 "AmarsTestSupport", "GatewayTestSupport", "DeviceGateway", "DeviceClient", "DeviceCore", "LightClient",
-                "PaymentCodes",
+                "PaymentCodes", "DeviceIdentity",
             ]),
         .testTarget(name: "GatewayNodeTests", dependencies: ["AmarsTestSupport", "GatewayNode", "AmarsClient"]),
         // Tests that start real processes: several `amarsd` on loopback, the `amars` and `amars-sim` CLIs, mosquitto,

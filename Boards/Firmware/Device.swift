@@ -192,7 +192,8 @@
             case .anchor: return Status.anchorRefused + r
             case .checkpoint: return Status.checkpointRefused + r
             case .header: return header + r
-            case .accountProof, .escrowProof, .notificationProof, .filterProof: return Status.accountProofRefused
+            case .accountProof, .escrowProof, .notificationProof, .filterProof, .certificateProof:
+                return Status.accountProofRefused
             case .transactionProof: return Status.inclusionRefused
             case .receiptProof: return Status.receiptRefused
             }

@@ -25,7 +25,9 @@ final class CertCLITests: CLITestCase {
 
     func testRootEnrollIssueVerifyRevoke() throws {
         try ok(["genesis", "new", "--out", path("genesis.json"), "--keys", path("keys"), "--epoch-length", "10"])
-        let daemon = try Harness.startDaemon(data: dir, blockInterval: 100)
+        let coapPort = Harness.freePort(type: Int32(SOCK_DGRAM.rawValue))
+        let daemon = try Harness.startDaemon(data: dir, blockInterval: 100, coapPort: coapPort)
+        let device = ["--coap", "coap://127.0.0.1:\(coapPort)", "--genesis", path("genesis.json")]
         defer { daemon.stop() }
         let node = ["--node", daemon.url]
         let ops = path("keys/app-user-incentive.key")
@@ -85,6 +87,13 @@ final class CertCLITests: CLITestCase {
         XCTAssertEqual(json["status"] as? String, "valid")
         XCTAssertEqual((json["chain"] as? [Any])?.count, 3)
 
+        // A device checks it with the light client (the device session over CoAP, trusting only the genesis).
+        let checked = try ok(["device", "cert", short] + device)
+        XCTAssertTrue(checked.contains("certificate VALID"), checked)
+        let unknown = try Harness.amars(["device", "cert", String(repeating: "cd", count: 32)] + device)
+        XCTAssertEqual(unknown.status, 2, unknown.output + unknown.error)
+        XCTAssertTrue(unknown.output.contains("absence proven"), unknown.output)
+
         // A stranger cannot revoke; the root's key revokes the lock, and its short-lived certificate falls with it.
         try refused(["cert", "revoke", "--key", stranger, "--cert", "\(pki)/lock1/device.pem"] + node, "notAnAncestor")
         let revoked = try ok(
@@ -92,6 +101,9 @@ final class CertCLITests: CLITestCase {
         XCTAssertTrue(revoked.contains("final in block"), revoked)
         try refused(["cert", "verify", short] + node, "(an ancestor)")
         try refused(["cert", "verify", "\(pki)/lock1/device.pem"] + node, "revoked")
+        let fallen = try Harness.amars(["device", "cert", short] + device)
+        XCTAssertEqual(fallen.status, 3, fallen.output + fallen.error)
+        XCTAssertTrue(fallen.output.contains("REVOKED at height") && fallen.output.contains("an ancestor"), fallen.output)
         try refused(
             [
                 "cert", "issue", "--device-key", lock, "--device-cert", "\(pki)/lock1/device.pem", "--lifetime", "1h",

@@ -128,6 +128,15 @@ public struct DeviceSync: Sendable {
         return escrow
     }
 
+    /// Certificate `id`'s standing (nil: proven absent), its records proven against a header no older than the
+    /// verified head.
+    public mutating func verifiedCertificate<L: DeviceLink>(_ id: Bytes32, source: L) throws(DeviceSyncError)
+        -> VerifiedCertificate where L.Failure == DeviceClientError
+    {
+        guard case .certificate(let c) = try run(.certificate(id), source: source) else { throw .device(.busy) }
+        return c
+    }
+
     /// Proves that transaction `id` is in a final block, with its receipt; ``DeviceError/notFinal(_:)`` when the
     /// gateway has no proof yet.
     public mutating func verifiedInclusion<L: DeviceLink>(_ id: Bytes32, source: L) throws(DeviceSyncError)

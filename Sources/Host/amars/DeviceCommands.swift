@@ -35,7 +35,8 @@ struct DeviceCommand: ParsableCommand {
               amars device sync --state device.state --reanchor-key <operator x-only key> --reanchor reanchor.bin
             """,
         subcommands: [
-            Head.self, Sync.self, Balance.self, Send.self, Inbox.self, Escrow.self, Paycode.self, Reanchor.self,
+            Head.self, Sync.self, Balance.self, Send.self, Inbox.self, Escrow.self, Cert.self, Paycode.self,
+            Reanchor.self,
         ])
 
     struct Reanchor: ParsableCommand {
@@ -192,6 +193,59 @@ struct DeviceCommand: ParsableCommand {
                 let opens = e.status == .open && e.device == lock && proven.header.height <= e.expiryHeight
                 print("lock        \(opens ? "OPENS" : "stays locked") for \(lock.bech32)")
                 if !opens { throw ExitCode(3) }
+            }
+        }
+    }
+
+    struct Cert: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "What a device checks before it trusts a peer: a certificate's chain and status, proven.",
+            discussion: """
+                The device session verifies the head, then proves the records of the certificate and of each \
+                ancestor up to its root against a header no older than it (or the id's absence), checks their \
+                signatures and links, and judges the status at that header's time. Exit 0 when valid, 2 when no \
+                certificate has the id, 3 when it is revoked, expired, not yet valid or its chain is broken.
+
+                Example:
+                  amars device cert pki/lock1/short/cert.pem --coap coap://127.0.0.1:5683 --genesis data/genesis.json
+                """)
+
+        @Argument(help: "A certificate file (PEM or DER), or its id (64 hex digits).")
+        var certificate: String
+
+        @OptionGroup var options: DeviceOptions
+
+        func run() throws {
+            let id =
+                FileManager.default.fileExists(atPath: certificate)
+                ? try certificateID(id: nil, file: certificate) : try certificateID(id: certificate, file: nil)
+            var session = try options.open()
+            let proven = try session.verifiedCertificate(id)
+            try session.save()
+            let at = "block \(proven.header.height) (\(DeviceRun.basisText(proven.header.basis)))"
+            guard let standing = proven.standing else {
+                print("certificate none with id \(Hex.encode(id.bytes)) (absence proven against \(at))")
+                throw ExitCode(2)
+            }
+            if let account = proven.account { print("account     \(account.bech32)") }
+            print("proven      every record of its chain checked against the state root of \(at)")
+            switch standing {
+            case .valid:
+                print("certificate VALID at \(isoTime(proven.header.timestamp / 1000))")
+            case .notYetValid(let c), .expired(let c), .broken(let c):
+                let why =
+                    switch standing {
+                    case .notYetValid: "not valid yet"
+                    case .expired: "expired"
+                    default: "its chain is broken"
+                    }
+                print("certificate NOT VALID: \(why) (\(Hex.encode(c.bytes).prefix(16))…)")
+                throw ExitCode(3)
+            case .revoked(let c, let height):
+                print(
+                    "certificate REVOKED at height \(height)\(c == id ? "" : " (an ancestor, \(Hex.encode(c.bytes).prefix(16))…)")"
+                )
+                throw ExitCode(3)
             }
         }
     }
@@ -530,6 +584,11 @@ struct DeviceRun {
     mutating func verifiedEscrow(_ id: Bytes32) throws -> VerifiedEscrow {
         if !synced { _ = try syncCheckpoints() }
         do { return try sync.verifiedEscrow(id, source: client) } catch { throw failure(error) }
+    }
+
+    mutating func verifiedCertificate(_ id: Bytes32) throws -> VerifiedCertificate {
+        if !synced { _ = try syncCheckpoints() }
+        do { return try sync.verifiedCertificate(id, source: client) } catch { throw failure(error) }
     }
 
     mutating func verifiedInclusion(_ id: Bytes32) throws -> VerifiedInclusion {

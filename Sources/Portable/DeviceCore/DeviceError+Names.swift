@@ -14,6 +14,7 @@ extension DeviceError.Stage {
         case .transactionProof: "inclusion proof"
         case .receiptProof: "receipt proof"
         case .escrowProof: "escrow proof"
+        case .certificateProof: "certificate proof"
         case .filterProof: "filter proof"
         case .notificationProof: "notification proof"
         }
@@ -58,6 +59,8 @@ extension DeviceError.Inconsistency {
         case .stateRootMismatch: "a proof names another state root than its block"
         case .headerHeight: "the gateway served a header of another height"
         case .staleEscrowProof: "escrow proof from a block older than the verified head"
+        case .staleCertificateProof: "certificate proof from a block older than the verified head"
+        case .certificateChain: "certificate records that are not one chain from the id asked to a root"
         case .transactionProof: "the proof's block, receipt or position is not the transaction's"
         case .inboxEntry: "the inbox lists a transfer before the cursor, not paying this device, or not a transfer"
         case .submittedID: "the gateway answered another transaction id"

@@ -19,6 +19,7 @@ public enum DeviceError: Error, Equatable, Sendable {
         case transactionProof
         case receiptProof
         case escrowProof
+        case certificateProof
         /// The proof of an epoch's committed recipient filter hash, or the filter against that hash.
         case filterProof
         /// The proof of a notification address's record count or of one record.
@@ -33,6 +34,10 @@ public enum DeviceError: Error, Equatable, Sendable {
         case headerHeight(asked: UInt64, got: UInt64)
         /// An escrow proof from a block older than the head the device verified first.
         case staleEscrowProof(proofHeight: UInt64, headHeight: UInt64)
+        /// A certificate proof from a block before the verified head (a revocation since would not show).
+        case staleCertificateProof(proofHeight: UInt64, headHeight: UInt64)
+        /// The records sent are not one chain from the certificate asked for to a root.
+        case certificateChain
         /// A transaction proof's receipt, position or block is not the proven transaction's.
         case transactionProof
         /// The inbox lists a transfer before the one asked for, one that does not pay the device, or another kind

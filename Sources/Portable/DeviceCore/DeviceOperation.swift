@@ -1,5 +1,6 @@
 import AmarsCodec
 import AmarsCrypto
+import DeviceIdentity
 import Ledger
 import LightClient
 
@@ -16,6 +17,9 @@ public enum DeviceOperation: Equatable, Sendable {
     case account(Address)
     /// A rental escrow's state (or absence) proven against a header no older than the verified head.
     case escrow(Bytes32)
+    /// A certificate's records up to its root (or its absence) proven against a header no older than the verified
+    /// head, and its standing at that header's time: what a device checks before trusting a peer or a controller.
+    case certificate(Bytes32)
     /// A transaction proven in a final block, its receipt too; asked again every poll interval until
     /// `waitMillis` pass while the gateway answers "not final yet".
     case inclusion(Bytes32, waitMillis: UInt32)
@@ -86,6 +90,7 @@ public indirect enum DeviceOutcome: Equatable, Sendable {
     case head(TrustedHeader)
     case account(VerifiedAccount)
     case escrow(VerifiedEscrow)
+    case certificate(VerifiedCertificate)
     case included(VerifiedInclusion)
     case submitted(Bytes32)
     case received(VerifiedIncoming)
@@ -167,6 +172,17 @@ public struct VerifiedEscrow: Equatable, Sendable {
     /// Nil: proven that no escrow has this id.
     public let state: EscrowState?
     public let header: TrustedHeader
+}
+
+/// A certificate's standing proven against a trusted header: nil when the state proves no certificate has the id.
+public struct VerifiedCertificate: Equatable, Sendable {
+    public let id: Bytes32
+    public let standing: CertificateStanding?
+    /// The account of the certificate's key (its subject key identifier).
+    public let account: Address?
+    public let header: TrustedHeader
+
+    public var isValid: Bool { standing == .valid }
 }
 
 /// A transaction proven to be in a trusted (hence final) block.

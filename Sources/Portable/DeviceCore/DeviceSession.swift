@@ -1,5 +1,6 @@
 import AmarsCodec
 import AmarsCrypto
+import DeviceIdentity
 import DeviceProtocol
 import Ledger
 import LightClient
@@ -152,6 +153,7 @@ public struct DeviceSession: Sendable {
         case head
         case account(Address)
         case escrow(Bytes32, headHeight: UInt64)
+        case certificate(Bytes32, headHeight: UInt64)
         case inclusion(Bytes32)
         case submit
         case inbox
@@ -168,6 +170,7 @@ public struct DeviceSession: Sendable {
     private enum Parent: Sendable {
         case none
         case escrow(Bytes32)
+        case certificate(Bytes32)
         /// The inbox cursor: the first transfer still to look at.
         case receive(Address, from: UInt64, position: UInt64)
         case pay
@@ -336,6 +339,14 @@ public struct DeviceSession: Sendable {
             parent = .escrow(id)
             job = .head
             return ask(.head)
+        #if DEVICE_NO_CERTIFICATES
+            case .certificate: throw .notBuiltIn
+        #else
+            case .certificate(let id):
+                parent = .certificate(id)
+                job = .head
+                return ask(.head)
+        #endif
         case .inclusion(let id, let waitMillis):
             deadline = now &+ UInt64(waitMillis)
             job = .inclusion(id)
@@ -390,7 +401,12 @@ public struct DeviceSession: Sendable {
                 case .notifications: return action(try stateProofAnswered(answer, resource))
                 case .recipientFilter: return action(try filterAnswered(answer))
             #endif
-            case .certificate, .receipt: return fail(.busy)
+            #if DEVICE_NO_CERTIFICATES
+                case .certificate: return fail(.busy)
+            #else
+                case .certificate: return action(try stateProofAnswered(answer, resource))
+            #endif
+            case .receipt: return fail(.busy)
             }
         } catch {
             return fail(error)
@@ -618,6 +634,10 @@ public struct DeviceSession: Sendable {
             // genuine, could show open an escrow that is already closed.
             throw .inconsistent(.staleEscrowProof(proofHeight: height, headHeight: headHeight))
         }
+        if case .certificate(_, let headHeight) = job, height < headHeight {
+            // Likewise a certificate revoked since: an older proof would still show it valid.
+            throw .inconsistent(.staleCertificateProof(proofHeight: height, headHeight: headHeight))
+        }
         proofBody = answer.body
         return ask(.header(at: height), height: height)
     }
@@ -843,6 +863,10 @@ public struct DeviceSession: Sendable {
         case .escrow(let id, _):
             let state = try Self.verifyEscrow(proofBody, id: id, stateRoot: header.stateRoot)
             return completed(.escrow(VerifiedEscrow(id: id, state: state, header: header)))
+        #if !DEVICE_NO_CERTIFICATES
+            case .certificate(let id, _):
+                return completed(.certificate(try Self.verifyCertificate(proofBody, id: id, header: header)))
+        #endif
         #if !DEVICE_NO_PAYMENT_CODES
         case .notification(let address, let index):
             let found = try Self.verifyNotification(proofBody, of: address, index: index, stateRoot: header.stateRoot)
@@ -988,6 +1012,54 @@ public struct DeviceSession: Sendable {
         return (payload.proof.index, payload.receipt)
     }
 
+    #if !DEVICE_NO_CERTIFICATES
+        /// Each record of the chain proven against `header`'s state root (or the id's absence), then judged at the
+        /// header's time: the records say whether the certificate and every ancestor are valid, revoked or
+        /// expired, and their certificates' signatures and links are checked.
+        @inline(never)
+        private static func verifyCertificate(_ body: [UInt8], id: Bytes32, header: TrustedHeader)
+            throws(DeviceError) -> VerifiedCertificate
+        {
+            let payload: CertificateProofPayload
+            do { payload = try CertificateProofPayload(decoding: body) } catch {
+                throw .undecodable(.certificate, error)
+            }
+            guard payload.stateRoot == header.stateRoot else {
+                throw .inconsistent(.stateRootMismatch(.certificate, height: payload.height))
+            }
+            guard let first = payload.links.first else {
+                // The payload's decoder guarantees an absence proof when there are no links.
+                do {
+                    try ProofVerifier.verifyValue(
+                        key: CertificateRecord.stateKey(id), valueHash: nil, proof: payload.absence!,
+                        stateRoot: header.stateRoot)
+                } catch { throw .rejected(error, stage: .certificateProof) }
+                return VerifiedCertificate(id: id, standing: nil, account: nil, header: header)
+            }
+            guard first.id == id else { throw .inconsistent(.certificateChain) }
+            var chain: [(id: Bytes32, record: CertificateRecord)] = []
+            for link in payload.links {
+                do {
+                    try ProofVerifier.verifyValue(
+                        key: CertificateRecord.stateKey(link.id), valueHash: Domain.stateValue.hash(link.record),
+                        proof: link.proof, stateRoot: header.stateRoot)
+                } catch { throw .rejected(error, stage: .certificateProof) }
+                // Proven bytes that do not decode, or a link that is not the previous record's issuer: the gateway
+                // sent another chain than the one the state holds.
+                guard let record = try? CertificateRecord(decoding: link.record),
+                    chain.isEmpty || chain[chain.count - 1].record.issuer == link.id
+                else { throw .inconsistent(.certificateChain) }
+                chain.append((link.id, record))
+            }
+            // The last link must be a root, or the gateway cut the chain short.
+            guard chain[chain.count - 1].record.isRoot else { throw .inconsistent(.certificateChain) }
+            let account = (try? DeviceCertificate(der: chain[0].record.der))?.fields.subjectKeyID
+            return VerifiedCertificate(
+                id: id, standing: CertificateStanding.of(chain, time: header.timestamp / 1000), account: account,
+                header: header)
+        }
+    #endif
+
     // MARK: composite operations
 
     /// A step finished with `outcome`: kept in ``result`` (so no frame below hands it up), then the end of the
@@ -1006,6 +1078,10 @@ public struct DeviceSession: Sendable {
             guard case .head(let head)? = result else { return .finished }
             job = .escrow(id, headHeight: head.height)
             return ask(.escrowProof(id))
+        case .certificate(let id):
+            guard case .head(let head)? = result else { return .finished }
+            job = .certificate(id, headHeight: head.height)
+            return ask(.certificateProof(id))
         case .receive(let address, _, _):
             guard case .included(let inclusion)? = result, let entry = listed else { return .finished }
             if inclusion.receipt.status == .success {

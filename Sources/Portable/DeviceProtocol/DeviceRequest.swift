@@ -48,6 +48,10 @@ public struct DeviceRequest: Equatable, Sendable {
         DeviceRequest(.escrowProof, query: [argument("id", hex: id)])
     }
 
+    public static func certificateProof(_ id: Bytes32) -> DeviceRequest {
+        DeviceRequest(.certificate, query: [argument("id", hex: id)])
+    }
+
     public static func receipt(_ id: Bytes32) -> DeviceRequest {
         DeviceRequest(.receipt, query: [argument("id", hex: id)])
     }
