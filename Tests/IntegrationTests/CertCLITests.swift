@@ -146,4 +146,64 @@ final class CertCLITests: CLITestCase {
         try ok(["cert", "revoke", "--key", ops, "--cert", "\(pki)/lock/device.pem", "--wait"] + node)
         try refused(device, "certificateRequired")
     }
+
+    /// `cert fleet` enrolls several devices with a manifest; `cert renew --daemon` keeps publishing fresh
+    /// short-lived certificates, each valid on chain, until it is stopped.
+    func testFleetAndRenewDaemon() throws {
+        try ok(["genesis", "new", "--out", path("genesis.json"), "--keys", path("keys"), "--epoch-length", "10"])
+        let daemon = try Harness.startDaemon(data: dir, blockInterval: 100)
+        defer { daemon.stop() }
+        let node = ["--node", daemon.url]
+        let ops = path("keys/app-user-incentive.key")
+        let pki = path("pki")
+        try ok(["cert", "ca", "init", "--key", ops, "--name", "Fleet root", "--out", pki, "--wait"] + node)
+        try refused(
+            ["cert", "fleet", "--ca-key", ops, "--ca-cert", "\(pki)/root.pem", "--count", "3", "--kind", "toaster",
+             "--out", path("x")] + node, "--kind must be lock, bulb or terminal")
+        let fleet = try ok(
+            ["cert", "fleet", "--ca-key", ops, "--ca-cert", "\(pki)/root.pem", "--count", "3", "--kind", "bulb",
+             "--out", "\(pki)/bulbs", "--wait"] + node)
+        XCTAssertTrue(fleet.contains("3 bulb certificate(s) published"), fleet)
+        let manifest = try XCTUnwrap(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(pki)/bulbs/fleet.json")))
+                as? [String: Any])
+        let devices = try XCTUnwrap(manifest["devices"] as? [[String: Any]])
+        XCTAssertEqual(devices.map { $0["name"] as? String }, ["bulb-1", "bulb-2", "bulb-3"])
+        XCTAssertEqual(Set(devices.compactMap { $0["account"] as? String }).count, 3)
+        for device in devices {
+            let verified = try ok(["cert", "verify", "--id", try XCTUnwrap(device["certificate"] as? String)] + node)
+            XCTAssertTrue(verified.contains("valid at height"), verified)
+        }
+
+        // The renewal daemon for bulb-1, every second: at least two certificates in a row, each valid on chain.
+        let bulb = "\(pki)/bulbs/bulb-1"
+        try ok(["transfer", "--key", ops, "--to", try XCTUnwrap(devices[0]["account"] as? String), "--amount", "5",
+                "--wait"] + node)
+        let p = Process()
+        p.executableURL = Harness.binDirectory.appendingPathComponent("amars")
+        p.arguments = [
+            "cert", "renew", "--device-key", "\(pki)/bulbs/bulb-1.key", "--device-cert", "\(bulb)/device.pem",
+            "--lifetime", "5m", "--renew-every", "1", "--out", "\(bulb)/short", "--daemon",
+        ] + node
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        defer { if p.isRunning { p.terminate() } }
+        var seen: [String] = []
+        let deadline = Date().addingTimeInterval(20)
+        while seen.count < 2, Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.2)
+            guard FileManager.default.fileExists(atPath: "\(bulb)/short/cert.pem"),
+                let id = try? ok(["cert", "inspect", "\(bulb)/short/cert.pem"]).firstMatch(of: #/id +([0-9a-f]{64})/#)
+                    .map({ String($0.1) }), !seen.contains(id)
+            else { continue }
+            // Valid once final: the daemon waits for each publish before it sleeps.
+            let verdict = try Harness.amars(["cert", "verify", "--id", id] + node)
+            if verdict.status == 0 { seen.append(id) }
+        }
+        XCTAssertEqual(seen.count, 2, "the daemon should have renewed at least once")
+        XCTAssertTrue(p.isRunning, "a renewal daemon keeps running")
+        p.terminate()
+        p.waitUntilExit()
+    }
 }

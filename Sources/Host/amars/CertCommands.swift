@@ -29,7 +29,9 @@ struct CertCommand: ParsableCommand {
               amars cert verify pki/lock1/short/cert.pem
               amars cert revoke --key ops.key --cert pki/lock1/device.pem --wait
             """,
-        subcommands: [CA.self, Enroll.self, Issue.self, Revoke.self, Inspect.self, Verify.self, Export.self])
+        subcommands: [
+            CA.self, Enroll.self, Fleet.self, Issue.self, Renew.self, Revoke.self, Inspect.self, Verify.self, Export.self,
+        ])
 
     struct CA: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -181,32 +183,148 @@ struct CertCommand: ParsableCommand {
 
         func run() throws {
             let seconds = try parseLifetime(lifetime)
-            let deviceKey = try loadKey(self.deviceKey)
-            let device = try readCertificate(deviceCert, flag: "--device-cert")
-            guard device.fields.publicKey == deviceKey.publicKey else {
-                throw CLIError("--device-key is not the key of --device-cert \(deviceCert)")
-            }
-            let fresh = KeyFile.generate()
-            let now = unixNow()
-            let short = DeviceCertificate(
-                signing: CertificateFields(
-                    serial: randomSerial(), issuerName: device.fields.subjectName,
-                    subjectName: device.fields.subjectName, notBefore: now - 60, notAfter: now - 60 + seconds,
-                    publicKey: fresh.publicKey, isCA: false, pathLength: nil, keyUsage: KeyUsage.digitalSignature,
-                    authorityKeyID: device.fields.subjectKeyID),
-                with: deviceKey)
-            let dir = URL(fileURLWithPath: out)
-            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-            let keyPath = dir.appendingPathComponent("key").path
-            try? FileManager.default.removeItem(atPath: keyPath)
-            do { try KeyFile.write(fresh, to: keyPath) } catch { throw CLIError("\(error)") }
-            try pemText(short.der).write(toFile: dir.appendingPathComponent("cert.pem").path, atomically: true, encoding: .utf8)
-            try (pemText(short.der) + pemText(device.der)).write(
-                toFile: dir.appendingPathComponent("chain.pem").path, atomically: true, encoding: .utf8)
-            print(
-                "short-lived certificate \(Hex.encode(short.id.bytes)) until \(isoTime(short.fields.notAfter)) "
-                    + "written to \(out)")
+            let (deviceKey, device) = try loadDevice(key: self.deviceKey, certificate: deviceCert)
+            let short = try issueShortLived(deviceKey: deviceKey, device: device, lifetime: seconds, out: out)
             try publish(short, signer: deviceKey, send: send, node: node, skip: noPublish)
+        }
+    }
+
+    struct Renew: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Issue and publish short-lived certificates again and again: once, or as a daemon.",
+            discussion: """
+                Without --daemon it is 'issue'. With --daemon it issues, publishes and waits for each to be final, \
+                then sleeps until 2/3 of the lifetime has passed (or --renew-every) and renews, until stopped \
+                (SIGTERM, SIGINT). A failed publish is retried every 10 s while the current certificate is valid; \
+                a refusal that retrying cannot fix (the device's certificate revoked or expired) exits 1 with the \
+                reason. Files in OUT are replaced in place, so a TLS client that rereads them picks the new key up.
+
+                Example:
+                  amars cert renew --device-key lock1.key --device-cert pki/lock1/device.pem --lifetime 1h \\
+                    --out pki/lock1/short --daemon
+                """)
+
+        @Option(help: "The device's long-lived secret key file.")
+        var deviceKey: String
+        @Option(help: "The device's long-lived certificate (PEM or DER).")
+        var deviceCert: String
+        @Option(help: "How long each certificate lasts: 5m to 24h.")
+        var lifetime: String = "24h"
+        @Option(help: "Seconds between renewals (default: 2/3 of the lifetime).")
+        var renewEvery: UInt64?
+        @Option(help: "Directory for key, cert.pem and chain.pem.")
+        var out: String
+        @Flag(help: "Keep renewing until stopped.")
+        var daemon = false
+        @OptionGroup var node: NodeOptions
+
+        func run() throws {
+            let seconds = try parseLifetime(lifetime)
+            let every = renewEvery ?? seconds * 2 / 3
+            guard every >= 1, every < seconds else {
+                throw ValidationError("--renew-every must be at least 1 and below the lifetime (\(seconds) s)")
+            }
+            let (deviceKey, device) = try loadDevice(key: self.deviceKey, certificate: deviceCert)
+            let send = try SendOptions.parse(["--wait"])
+            repeat {
+                let short = try issueShortLived(deviceKey: deviceKey, device: device, lifetime: seconds, out: out)
+                var attempt = 0
+                while true {
+                    do {
+                        try publish(short, signer: deviceKey, send: send, node: node, skip: false)
+                        break
+                    } catch let e as CLIError where !e.description.contains("node refused") {
+                        // Unreachable node, dropped transaction: retry while the certificate is still worth it.
+                        attempt += 1
+                        guard daemon, UInt64(attempt) * 10 < every else { throw e }
+                        print("renew: \(e.description); retrying in 10 s")
+                        Thread.sleep(forTimeInterval: 10)
+                    }
+                }
+                guard daemon else { return }
+                print("renew: next in \(every) s")
+                Thread.sleep(forTimeInterval: TimeInterval(every))
+            } while true
+        }
+    }
+
+    struct Fleet: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Enroll many devices at once: a key and a bundle each, and a manifest the simulator reads.",
+            discussion: """
+                Makes OUT/<kind>-<n>.key and the bundle OUT/<kind>-<n>/ for each new device (existing keys are \
+                kept, so a second run adds devices), publishes each certificate from the CA's account and writes \
+                OUT/fleet.json: one entry per device with its name, kind, account, key file and certificate id.
+
+                Example:
+                  amars cert fleet --ca-key ops.key --ca-cert pki/root.pem --count 20 --kind bulb --out pki/bulbs --wait
+                """)
+
+        @Option(help: "Secret key file of the issuing CA.")
+        var caKey: String
+        @Option(help: "The issuing CA's certificate (PEM or DER).")
+        var caCert: String
+        @Option(help: "How many devices (1 to 10000).")
+        var count: Int
+        @Option(help: "lock, bulb or terminal.")
+        var kind: String
+        @Option(help: "Validity in days.")
+        var days: UInt64 = 365
+        @Option(help: "Output directory.")
+        var out: String
+        @OptionGroup var send: SendOptions
+        @OptionGroup var node: NodeOptions
+
+        func validate() throws {
+            guard (1...10_000).contains(count) else { throw ValidationError("--count must be 1 to 10000") }
+            guard ["lock", "bulb", "terminal"].contains(kind) else {
+                throw ValidationError("--kind must be lock, bulb or terminal")
+            }
+            guard days >= 1, days <= 36_500 else { throw ValidationError("--days must be 1 to 36500") }
+        }
+
+        func run() throws {
+            let caKey = try loadKey(self.caKey)
+            let ca = try readCertificate(caCert, flag: "--ca-cert")
+            guard ca.fields.publicKey == caKey.publicKey, ca.fields.isCA else {
+                throw CLIError("--ca-key is not the key of the CA certificate --ca-cert \(caCert)")
+            }
+            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+            var entries: [[String: Any]] = []
+            var last: (SendOptions.Sent, DeviceCertificate)?
+            for n in 1...count {
+                let name = "\(kind)-\(n)"
+                let keyPath = "\(out)/\(name).key"
+                let (key, _) = try loadOrMakeKey(keyPath)
+                let account = Address(publicKey: key.xOnlyPublicKey)
+                let now = unixNow()
+                let certificate = DeviceCertificate(
+                    signing: CertificateFields(
+                        serial: randomSerial(), issuerName: ca.fields.subjectName,
+                        subjectName: Array(account.bech32.utf8), notBefore: now - 60,
+                        notAfter: min(now + days * 86_400, ca.fields.notAfter), publicKey: key.publicKey, isCA: true,
+                        pathLength: 0, keyUsage: KeyUsage.digitalSignature | KeyUsage.keyCertSign,
+                        authorityKeyID: ca.fields.subjectKeyID),
+                    with: caKey)
+                try writeCertificate(certificate, directory: "\(out)/\(name)", name: "device")
+                try writeCertificate(ca, directory: "\(out)/\(name)", name: "issuer", derToo: false)
+                let sent = try send.send(
+                    .certificatePublish(CertificatePublish(der: certificate.der)), signer: caKey, node: node)
+                last = (sent, certificate)
+                entries.append([
+                    "name": name, "kind": kind, "account": account.bech32, "keyFile": keyPath,
+                    "certificate": Hex.encode(certificate.id.bytes), "bundle": "\(out)/\(name)",
+                ])
+            }
+            let manifest: [String: Any] = [
+                "issuer": Hex.encode(ca.id.bytes), "kind": kind, "devices": entries,
+            ]
+            let json = try JSONSerialization.data(withJSONObject: manifest, options: [.prettyPrinted, .sortedKeys])
+            try json.write(to: URL(fileURLWithPath: out).appendingPathComponent("fleet.json"))
+            print("\(count) \(kind) certificate(s) published; manifest \(out)/fleet.json")
+            if let (sent, _) = last {
+                try send.finish(sent, sender: Address(publicKey: caKey.xOnlyPublicKey), node: node)
+            }
         }
     }
 
@@ -365,6 +483,44 @@ struct CertCommand: ParsableCommand {
 }
 
 // MARK: helpers
+
+/// A device's long-lived key and certificate, checked to belong together.
+func loadDevice(key path: String, certificate: String) throws -> (PrivateKey, DeviceCertificate) {
+    let key = try loadKey(path)
+    let device = try readCertificate(certificate, flag: "--device-cert")
+    guard device.fields.publicKey == key.publicKey else {
+        throw CLIError("--device-key is not the key of --device-cert \(certificate)")
+    }
+    return (key, device)
+}
+
+/// A fresh key and its short-lived certificate signed by the device, written to OUT (key, cert.pem, chain.pem),
+/// each file replaced by a rename so a reader never sees half of one.
+func issueShortLived(deviceKey: PrivateKey, device: DeviceCertificate, lifetime: UInt64, out: String) throws
+    -> DeviceCertificate
+{
+    let fresh = KeyFile.generate()
+    let now = unixNow()
+    let short = DeviceCertificate(
+        signing: CertificateFields(
+            serial: randomSerial(), issuerName: device.fields.subjectName, subjectName: device.fields.subjectName,
+            notBefore: now - 60, notAfter: now - 60 + lifetime, publicKey: fresh.publicKey, isCA: false,
+            pathLength: nil, keyUsage: KeyUsage.digitalSignature, authorityKeyID: device.fields.subjectKeyID),
+        with: deviceKey)
+    let dir = URL(fileURLWithPath: out)
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    let keyPath = dir.appendingPathComponent("key").path
+    let staged = keyPath + ".new"
+    try? FileManager.default.removeItem(atPath: staged)
+    do { try KeyFile.write(fresh, to: staged) } catch { throw CLIError("\(error)") }
+    guard rename(staged, keyPath) == 0 else { throw CLIError("cannot replace \(keyPath)") }
+    try pemText(short.der).write(toFile: dir.appendingPathComponent("cert.pem").path, atomically: true, encoding: .utf8)
+    try (pemText(short.der) + pemText(device.der)).write(
+        toFile: dir.appendingPathComponent("chain.pem").path, atomically: true, encoding: .utf8)
+    print(
+        "short-lived certificate \(Hex.encode(short.id.bytes)) until \(isoTime(short.fields.notAfter)) written to \(out)")
+    return short
+}
 
 func unixNow() -> UInt64 { UInt64(Date().timeIntervalSince1970) }
 
