@@ -172,7 +172,7 @@ if hostParts {
             name: "amars-bench",
             dependencies: [
                 "Chain", "Consensus", "CSecp256k1", "DeviceGateway", "DeviceClient", "DeviceProtocol", "LightClient",
-                "PaymentCodes", "BuildInfo", argumentParser,
+                "PaymentCodes", "DeviceIdentity", "BuildInfo", argumentParser,
             ],
             path: "Sources/Host/amars-bench"),
         .executableTarget(

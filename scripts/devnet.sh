@@ -3,16 +3,18 @@
 # the genesis committee with its own data directory and SQLite file (data/node-N), finalize one chain together
 # over the peer network; node 1 also serves devices over CoAP and through a mosquitto broker started here.
 #   HTTP 127.0.0.1:8645..8648   P2P 127.0.0.1:7001..7004   CoAP 127.0.0.1:5683   MQTT 127.0.0.1:1883
+#   MQTT over TLS 1.2 for devices with certificates 127.0.0.1:8883 (the devnet's root in data/pki)
 # First run creates the genesis (4 validators, each a genesis candidate) and the node configs; later runs
 # continue the same chain. Ctrl-C stops everything. Logs: data/node-N/amarsd.log, data/broker/mosquitto.log.
 # A fleet of simulated devices (amars-sim) pays through node 1 and proves each payment (log: data/fleet.log).
-# AMARS_DATA, AMARS_COAP_PORT, AMARS_MQTT_PORT, AMARS_FLEET (devices, 0 for none) override the defaults;
+# AMARS_DATA, AMARS_COAP_PORT, AMARS_MQTT_PORT, AMARS_MQTTS_PORT, AMARS_FLEET (devices, 0 for none) override the defaults;
 # AMARS_BIN skips the build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${AMARS_DATA:-data}
 COAP_PORT=${AMARS_COAP_PORT:-5683}
 MQTT_PORT=${AMARS_MQTT_PORT:-1883}
+MQTTS_PORT=${AMARS_MQTTS_PORT:-8883}
 N=4
 
 if [ -z "${AMARS_BIN:-}" ]; then
@@ -66,9 +68,22 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 0' INT TERM
 
-# The broker the MQTT bridge of node 1 talks to: persistent, loopback only, locked down (amarsd broker: devices
-# may only read the chain's topics and submit transactions; node 1 publishes with the login it writes).
-"$BIN/amarsd" broker --dir "$DATA/broker" --port "$MQTT_PORT" &
+# The devnet's PKI: the operator's root (the app-user incentive key; anchored on chain once the nodes run) and the
+# broker's TLS server certificate, both made once.
+OPS_KEY="$DATA/keys/app-user-incentive.key"
+PKI="$DATA/pki"
+if [ ! -f "$PKI/broker/server-key.pem" ]; then
+    "$BIN/amars" cert ca init --key "$OPS_KEY" --name "Amarscity devnet root" --out "$PKI" --no-publish >/dev/null
+    "$BIN/amars" cert server --ca-key "$OPS_KEY" --ca-cert "$PKI/root.pem" --ip 127.0.0.1 --dns localhost \
+        --out "$PKI/broker" >/dev/null
+fi
+
+# The broker the MQTT bridge of node 1 talks to: persistent, locked down (amarsd broker). On loopback port
+# MQTT_PORT devices may only read the chain's topics and submit transactions, and node 1 publishes with the login
+# it writes; on MQTTS_PORT (TLS 1.2) a device must show a certificate chaining to the devnet's root and may
+# write only its own tx topic.
+"$BIN/amarsd" broker --dir "$DATA/broker" --port "$MQTT_PORT" --tls-port "$MQTTS_PORT" --ca-file "$PKI/root.pem" \
+    --cert-file "$PKI/broker/server.pem" --key-file "$PKI/broker/server-key.pem" &
 PIDS+=($!)
 for _ in $(seq 1 100); do [ -s "$DATA/broker/gateway.credentials" ] && [ -s "$DATA/broker/passwd" ] && break; sleep 0.1; done
 
@@ -99,6 +114,22 @@ echo "first transfer: 10 AMSC from the app-user incentive pool to alice ($ALICE)
 echo "alice's balance as node 4 sees it:"
 "$BIN/amars" balance --node http://127.0.0.1:8648 "$ALICE"
 
+# The root on chain, and one lock enrolled with a short-lived certificate (made once; the lock pays for it).
+NODE1=http://127.0.0.1:8645
+"$BIN/amars" cert verify --node "$NODE1" "$PKI/root.pem" >/dev/null 2>&1 ||
+    "$BIN/amars" cert publish --node "$NODE1" --key "$OPS_KEY" "$PKI/root.pem" --wait >/dev/null
+if [ ! -f "$PKI/lock-1/bundle.json" ]; then
+    "$BIN/amars" cert enroll --node "$NODE1" --ca-key "$OPS_KEY" --ca-cert "$PKI/root.pem" \
+        --device-key "$DATA/keys/lock-1.key" --kind lock --out "$PKI/lock-1" --wait >/dev/null
+    "$BIN/amars" transfer --node "$NODE1" --key "$OPS_KEY" --to "$("$BIN/amars" address --key "$DATA/keys/lock-1.key")" \
+        --amount 5 --wait >/dev/null
+fi
+# A fresh short-lived certificate at every start (24 h; 'amars cert renew --daemon' keeps one current).
+"$BIN/amars" cert issue --node "$NODE1" --device-key "$DATA/keys/lock-1.key" --device-cert "$PKI/lock-1/device.pem" \
+    --lifetime 24h --out "$PKI/lock-1/short" --wait >/dev/null
+LOCK=$("$BIN/amars" address --key "$DATA/keys/lock-1.key")
+echo "lock-1 ($LOCK) holds a device certificate and a short-lived one ($PKI/lock-1)"
+
 # The simulated fleet: virtual light-client devices paying each other through node 1's CoAP and MQTT doors,
 # each proving every payment final (amars-sim; AMARS_FLEET=0 turns it off).
 FLEET=${AMARS_FLEET:-6}
@@ -127,5 +158,8 @@ echo "             'amars key new' makes encrypted keystores for real ones)"
 echo "  Get paid   $BIN/amars request --to $ALICE --amount 2.5   (URI and QR code; the payer runs amars transfer --request URI)"
 echo "  Send more  $BIN/amars transfer --node http://127.0.0.1:8645 --key $DATA/keys/alice.key --to <amsc1...> --amount 1"
 echo "  A device   $BIN/amars device sync --coap coap://127.0.0.1:$COAP_PORT --genesis $DATA/genesis.json"
+echo "  TLS        mosquitto_pub -h 127.0.0.1 -p $MQTTS_PORT --cafile $PKI/root.pem --cert $PKI/lock-1/short/chain.pem \\"
+echo "               --key $PKI/lock-1/short/key.pem -t amars/v1/tx/$LOCK -f <signed tx>   (its own topic only)"
+echo "  Certs      $BIN/amars cert verify --node $NODE1 $PKI/lock-1/short/cert.pem   (renew: amars cert renew --daemon)"
 [ "$FLEET" -gt 0 ] && echo "  Fleet      tail -f $DATA/fleet.log   ($FLEET devices of amars-sim)"
 wait

@@ -165,6 +165,8 @@ final class CertificateRulesTests: XCTestCase {
         try send(t.funded[2], publish(leaf))
         try block()
         XCTAssertEqual(standing(leaf), .valid)
+        // Another certificate from the same issuer with the same serial (another key) is refused.
+        XCTAssertEqual(plan(publish(short(serial: 1, key: TestChain.key(605))), sender: deviceKey), .serialReused)
         let underLeaf = certificate(
             key: TestChain.key(602), signer: freshKey, issuerName: deviceName, subjectName: deviceName, ca: false)
         XCTAssertEqual(plan(publish(underLeaf), sender: stranger), .unknownIssuer)

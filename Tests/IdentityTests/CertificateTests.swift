@@ -110,6 +110,21 @@ final class CertificateTests: XCTestCase {
         XCTAssertEqual(made.status, 0, made.output)
         let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: theirs)))
         XCTAssertThrowsError(try DeviceCertificate(der: bytes))
+        // An RSA certificate and one over P-256 are refused for their algorithm and their curve.
+        for (keyArguments, expected) in [
+            (["-newkey", "rsa:2048", "-nodes"], CertificateError.unsupportedAlgorithm),
+            (["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"], .unsupportedKey),
+        ] {
+            let out = dir.appendingPathComponent("other.der").path
+            let made = try openssl(
+                ["req", "-x509"] + keyArguments + [
+                    "-keyout", dir.appendingPathComponent("other.key").path, "-subj", "/CN=other", "-days", "1",
+                    "-outform", "DER", "-out", out,
+                ])
+            XCTAssertEqual(made.status, 0, made.output)
+            let der = [UInt8](try Data(contentsOf: URL(fileURLWithPath: out)))
+            XCTAssertThrowsError(try DeviceCertificate(der: der)) { XCTAssertEqual($0 as? CertificateError, expected) }
+        }
     }
 
     func testReaderReturnsExactlyWhatWasWrittenAndChecksSignatures() throws {

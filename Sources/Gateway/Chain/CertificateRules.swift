@@ -21,6 +21,9 @@ enum CertificateRules {
 
     static func key(_ id: Bytes32) -> ObjectKey { ObjectKey(.certificate, id.bytes) }
     static func keyIndex(_ account: Address) -> ObjectKey { ObjectKey(.certificateKey, account.raw.bytes) }
+    static func serialKey(issuer: Bytes32, serial: [UInt8]) -> ObjectKey {
+        ObjectKey(.certificateSerial, issuer.bytes + serial)
+    }
 
     static func record(_ id: Bytes32, in state: StateOverlay) -> CertificateRecord? {
         // Only these rules write records; one that does not decode is a corrupt store.
@@ -82,12 +85,14 @@ enum CertificateRules {
                 }
                 guard fields.subjectName == parent.subjectName else { throw .subjectNotTheIssuer }
             }
+            guard state.object(serialKey(issuer: parentID, serial: fields.serial)) == nil else { throw .serialReused }
             issuer = parentID
         }
         var writes: [(ObjectKey, [UInt8]?)] = [
             (key(id), CertificateRecord(der: publish.der, issuer: issuer, publishedAt: height).encoded)
         ]
         if fields.isCA { writes.append((keyIndex(fields.subjectKeyID), id.bytes)) }
+        if !fields.isSelfSigned { writes.append((serialKey(issuer: issuer, serial: fields.serial), [1])) }
         return writes
     }
 

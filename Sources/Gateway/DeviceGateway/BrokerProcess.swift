@@ -32,8 +32,30 @@ public final class BrokerProcess: @unchecked Sendable {
         }
     }
 
+    /// A second listener for devices that authenticate with their certificates (SPEC "Device transports"):
+    /// TLS 1.2 (OpenSSL 3.0 takes secp256k1 certificates there, not in 1.3), a client certificate required and
+    /// checked against `caFile` (the operator's root), its subject (a device's `amsc1…` account) as the user
+    /// name, and an ACL that lets each device write only its own `tx` topic and read only its own receipts and
+    /// commands besides the chain's public topics.
+    public struct TLSListener: Sendable, Equatable {
+        public var host: String
+        public var port: Int
+        public var caFile: String
+        public var certFile: String
+        public var keyFile: String
+
+        public init(host: String = "127.0.0.1", port: Int, caFile: String, certFile: String, keyFile: String) {
+            self.host = host
+            self.port = port
+            self.caFile = caFile
+            self.certFile = certFile
+            self.keyFile = keyFile
+        }
+    }
+
     public let directory: URL
     public let port: Int
+    public let tls: TLSListener?
     public let executable: String
     /// Save the in-memory database after every change rather than every 30 minutes, so even SIGKILL loses no
     /// queued message. Costs a file write per message: right for tests and devnets, not for a busy broker.
@@ -43,6 +65,25 @@ public final class BrokerProcess: @unchecked Sendable {
 
     public var configPath: String { directory.appendingPathComponent("mosquitto.conf").path }
     public var aclPath: String { directory.appendingPathComponent("acl").path }
+    public var tlsACLPath: String { directory.appendingPathComponent("acl-tls").path }
+    /// OpenSSL's configuration for the TLS listener (``openSSLConfiguration``), given to mosquitto as
+    /// `OPENSSL_CONF`; TLS clients of the broker use it too.
+    public var openSSLConfigPath: String { directory.appendingPathComponent("openssl.cnf").path }
+
+    /// OpenSSL 3.0 offers and accepts only X25519, P-256, X448, P-521 and P-384 by default. In TLS 1.2 a server
+    /// uses its certificate only if the client listed the certificate's curve, and takes a client certificate
+    /// only on a curve it lists itself: both sides must add secp256k1. (TLS 1.3 binds the curve to the signature
+    /// scheme, and none names secp256k1.)
+    public static let openSSLConfiguration = """
+        openssl_conf = openssl_init
+        [openssl_init]
+        ssl_conf = ssl_configuration
+        [ssl_configuration]
+        system_default = tls_defaults
+        [tls_defaults]
+        Groups = X25519:P-256:secp256k1:X448:P-521:P-384
+
+        """
     public var passwordPath: String { directory.appendingPathComponent("passwd").path }
     /// The gateway's login (``MqttCredentials``), generated once and kept with the broker's data.
     public var credentialsPath: String { directory.appendingPathComponent("gateway.credentials").path }
@@ -52,8 +93,10 @@ public final class BrokerProcess: @unchecked Sendable {
     ///   - directory: holds the config, the log and `mosquitto.db`; created if missing.
     ///   - port: `nil` picks a free loopback port now and keeps it for the life of this object.
     public init(
-        directory: URL, port: Int? = nil, executable: String? = nil, saveOnEveryChange: Bool = true
+        directory: URL, port: Int? = nil, tls: TLSListener? = nil, executable: String? = nil,
+        saveOnEveryChange: Bool = true
     ) throws {
+        self.tls = tls
         guard let exe = executable ?? Self.findExecutable() else { throw BrokerError.executableNotFound }
         self.directory = directory
         self.executable = exe
@@ -96,11 +139,28 @@ public final class BrokerProcess: @unchecked Sendable {
     /// directory.
     public var configuration: String {
         var lines = [
+            // Each listener has its own logins and ACL (the TLS one below).
+            "per_listener_settings \(tls == nil ? "false" : "true")",
             "listener \(port) 127.0.0.1",
             // Devices connect without a login; the ACL limits them to reading and submitting (see `acl`).
             "allow_anonymous true",
             "password_file \(passwordPath)",
             "acl_file \(aclPath)",
+        ]
+        if let tls {
+            lines += [
+                "listener \(tls.port) \(tls.host)",
+                "cafile \(tls.caFile)",
+                "certfile \(tls.certFile)",
+                "keyfile \(tls.keyFile)",
+                "tls_version tlsv1.2",
+                "require_certificate true",
+                "use_identity_as_username true",
+                "allow_anonymous false",
+                "acl_file \(tlsACLPath)",
+            ]
+        }
+        lines += [
             "persistence true",
             "persistence_location \(directory.path)/",
             "persistence_file mosquitto.db",
@@ -141,6 +201,16 @@ public final class BrokerProcess: @unchecked Sendable {
 
         """
 
+    /// The TLS listener's ACL: `%u` is the client certificate's subject, a device's account (`amsc1…`).
+    public static let deviceAccessControl = """
+        topic read amars/v1/head
+        topic read amars/v1/checkpoints/#
+        pattern write amars/v1/tx/%u
+        pattern read amars/v1/receipts/%u
+        pattern read amars/v1/cmd/%u
+
+        """
+
     /// Writes the configuration, the ACL, the gateway's login (kept if it exists) and mosquitto's hashed password
     /// file for it: everything `mosquitto -c configPath` needs. Returns the gateway's login.
     @discardableResult
@@ -165,6 +235,10 @@ public final class BrokerProcess: @unchecked Sendable {
             throw BrokerError.passwordFile("mosquitto_passwd exited with \(tool.terminationStatus)")
         }
         try Self.accessControl.write(toFile: aclPath, atomically: true, encoding: .utf8)
+        if tls != nil {
+            try Self.deviceAccessControl.write(toFile: tlsACLPath, atomically: true, encoding: .utf8)
+            try Self.openSSLConfiguration.write(toFile: openSSLConfigPath, atomically: true, encoding: .utf8)
+        }
         try configuration.write(toFile: configPath, atomically: true, encoding: .utf8)
         return credentials
     }
@@ -196,6 +270,11 @@ public final class BrokerProcess: @unchecked Sendable {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: executable)
             p.arguments = ["-c", configPath]
+            if tls != nil {
+                p.environment = ProcessInfo.processInfo.environment.merging(["OPENSSL_CONF": openSSLConfigPath]) {
+                    $1
+                }
+            }
             p.standardInput = FileHandle.nullDevice
             p.standardOutput = FileHandle.nullDevice
             p.standardError = FileHandle.nullDevice

@@ -563,6 +563,7 @@ public final class APIRouter: Sendable {
         switch error {
         case .unreadable: "not an X.509 certificate of the chain's profile; 'amars cert inspect' says what is wrong"
         case .alreadyPublished: "this certificate is already on chain"
+        case .serialReused: "the issuer already has a certificate on chain with this serial number; use another"
         case .expired: "the certificate's validity ended before this block's time"
         case .rootNotSentByItsKey: "a root certificate is anchored only by a transaction signed with its own key"
         case .notACertificateAuthority: "the root or issuer is not a CA allowed to sign certificates"

@@ -25,24 +25,62 @@ struct Broker: ParsableCommand {
     @Option(help: "Loopback TCP port to listen on.")
     var port: Int = 1883
 
+    @Option(help: "Also listen with TLS 1.2 here for devices with certificates (needs --ca-file, --cert-file, --key-file).")
+    var tlsPort: Int?
+
+    @Option(help: "Address of the TLS listener.")
+    var tlsHost: String = "127.0.0.1"
+
+    @Option(help: "The operator's root certificate (PEM): client certificates must chain to it.")
+    var caFile: String?
+
+    @Option(help: "The broker's server certificate chain (PEM, from amars cert server).")
+    var certFile: String?
+
+    @Option(help: "The broker's private key (PEM).")
+    var keyFile: String?
+
     func validate() throws {
         guard (1...65535).contains(port) else { throw ValidationError("--port must be 1...65535") }
+        let tlsFiles = [caFile, certFile, keyFile]
+        if let tlsPort {
+            guard (1...65535).contains(tlsPort), tlsPort != port else {
+                throw ValidationError("--tls-port must be 1...65535 and not --port")
+            }
+            guard tlsFiles.allSatisfy({ $0 != nil }) else {
+                throw ValidationError("--tls-port needs --ca-file, --cert-file and --key-file")
+            }
+            for file in tlsFiles.compactMap({ $0 }) where !FileManager.default.isReadableFile(atPath: file) {
+                throw ValidationError("cannot read \(file)")
+            }
+        } else if tlsFiles.contains(where: { $0 != nil }) {
+            throw ValidationError("--ca-file, --cert-file and --key-file go with --tls-port")
+        }
     }
 
     func run() throws {
         let broker: BrokerProcess
         do {
-            broker = try BrokerProcess(directory: URL(fileURLWithPath: dir), port: port, saveOnEveryChange: false)
+            let tls = tlsPort.map { p in
+                BrokerProcess.TLSListener(
+                    host: tlsHost, port: p, caFile: absolute(caFile!), certFile: absolute(certFile!),
+                    keyFile: absolute(keyFile!))
+            }
+            broker = try BrokerProcess(
+                directory: URL(fileURLWithPath: dir), port: port, tls: tls, saveOnEveryChange: false)
             try broker.writeFiles()
         } catch {
             Self.fail("\(error)")
         }
+        if broker.tls != nil { setenv("OPENSSL_CONF", broker.openSSLConfigPath, 1) }
         let arguments = [broker.executable, "-c", broker.configPath]
         var argv = arguments.map { strdup($0) } + [nil]
         // As BrokerProcess spawns it: mosquitto must not inherit a blocked SIGTERM.
         BrokerProcess.withSignalsUnblocked { _ = execv(broker.executable, &argv) }
         Self.fail("cannot run \(broker.executable): \(String(cString: strerror(errno)))")
     }
+
+    private func absolute(_ path: String) -> String { URL(fileURLWithPath: path).standardizedFileURL.path }
 
     /// One line on stderr and a non-zero exit status.
     private static func fail(_ why: String) -> Never {

@@ -31,6 +31,7 @@ struct CertCommand: ParsableCommand {
             """,
         subcommands: [
             CA.self, Enroll.self, Fleet.self, Issue.self, Renew.self, Revoke.self, Inspect.self, Verify.self, Export.self,
+            Publish.self, Server.self,
         ])
 
     struct CA: ParsableCommand {
@@ -328,6 +329,88 @@ struct CertCommand: ParsableCommand {
         }
     }
 
+    struct Publish: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Publish a certificate file made earlier with --no-publish.",
+            discussion: """
+                A root must be published with its own key; any funded key may publish another certificate.
+
+                Example:
+                  amars cert publish --key ops.key pki/root.pem --wait
+                """)
+
+        @Option(help: "Secret key file of the account that sends (and pays for) the transaction.")
+        var key: String
+        @Argument(help: "The certificate file (PEM or DER).")
+        var file: String
+        @OptionGroup var send: SendOptions
+        @OptionGroup var node: NodeOptions
+
+        func run() throws {
+            let certificate = try readCertificate(file, flag: "file")
+            try publish(certificate, signer: try loadKey(key), send: send, node: node, skip: false)
+        }
+    }
+
+    struct Server: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Make a TLS server certificate for a broker, signed by a CA (kept off chain).",
+            discussion: """
+                Writes OUT/server.pem (the certificate, then the CA's) and OUT/server-key.pem (SEC1 PEM, mode 0600) \
+                for mosquitto's certfile and keyfile. The certificate names the broker's addresses (subject \
+                alternative names), so clients check the host they dialed; it is not one of the chain's \
+                certificates and is never published.
+
+                Example:
+                  amars cert server --ca-key ops.key --ca-cert pki/root.pem --ip 127.0.0.1 --dns localhost --out pki/broker
+                """)
+
+        @Option(help: "Secret key file of the CA.")
+        var caKey: String
+        @Option(help: "The CA's certificate (PEM or DER).")
+        var caCert: String
+        @Option(help: "An IPv4 address clients dial (repeatable).")
+        var ip: [String] = []
+        @Option(help: "A DNS name clients dial (repeatable).")
+        var dns: [String] = []
+        @Option(help: "Validity in days.")
+        var days: UInt64 = 825
+        @Option(help: "Output directory.")
+        var out: String
+
+        func validate() throws {
+            guard !ip.isEmpty || !dns.isEmpty else { throw ValidationError("give at least one --ip or --dns") }
+            for a in ip where TLSFiles.ipv4(a) == nil { throw ValidationError("--ip \(a) is not an IPv4 address") }
+            for d in dns where d.isEmpty || d.utf8.count > 64 || !d.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" }) {
+                throw ValidationError("--dns \(d) is not a host name")
+            }
+            guard days >= 1, days <= 3650 else { throw ValidationError("--days must be 1 to 3650") }
+        }
+
+        func run() throws {
+            let caKey = try loadKey(self.caKey)
+            let ca = try readCertificate(caCert, flag: "--ca-cert")
+            guard ca.fields.publicKey == caKey.publicKey, ca.fields.isCA else {
+                throw CLIError("--ca-key is not the key of the CA certificate --ca-cert \(caCert)")
+            }
+            let key = KeyFile.generate()
+            let der = TLSFiles.serverCertificate(
+                key: key, caKey: caKey, ca: ca, ips: ip.compactMap(TLSFiles.ipv4), dnsNames: dns, days: days)
+            let dir = URL(fileURLWithPath: out)
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            try (TLSFiles.pem(der, label: "CERTIFICATE") + pemText(ca.der)).write(
+                toFile: dir.appendingPathComponent("server.pem").path, atomically: true, encoding: .utf8)
+            let keyPath = dir.appendingPathComponent("server-key.pem").path
+            try? FileManager.default.removeItem(atPath: keyPath)
+            guard
+                FileManager.default.createFile(
+                    atPath: keyPath, contents: Data(TLSFiles.privateKeyPEM(key).utf8),
+                    attributes: [.posixPermissions: 0o600])
+            else { throw CLIError("cannot write \(keyPath)") }
+            print("server certificate for \((dns + ip).joined(separator: ", ")) written to \(out)")
+        }
+    }
+
     struct Revoke: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Revoke a certificate with an ancestor's key; everything under it falls too.",
@@ -517,6 +600,15 @@ func issueShortLived(deviceKey: PrivateKey, device: DeviceCertificate, lifetime:
     try pemText(short.der).write(toFile: dir.appendingPathComponent("cert.pem").path, atomically: true, encoding: .utf8)
     try (pemText(short.der) + pemText(device.der)).write(
         toFile: dir.appendingPathComponent("chain.pem").path, atomically: true, encoding: .utf8)
+    // The same key as SEC1 PEM for TLS clients (mosquitto_pub --key, openssl s_client -key), mode 0600.
+    let pemPath = dir.appendingPathComponent("key.pem").path
+    let pemStaged = pemPath + ".new"
+    try? FileManager.default.removeItem(atPath: pemStaged)
+    guard
+        FileManager.default.createFile(
+            atPath: pemStaged, contents: Data(TLSFiles.privateKeyPEM(fresh).utf8), attributes: [.posixPermissions: 0o600]),
+        rename(pemStaged, pemPath) == 0
+    else { throw CLIError("cannot write \(pemPath)") }
     print(
         "short-lived certificate \(Hex.encode(short.id.bytes)) until \(isoTime(short.fields.notAfter)) written to \(out)")
     return short

@@ -29,6 +29,12 @@ public struct DeviceCertificate: Equatable, Sendable {
         der = DeviceCertificate.assemble(tbs: tbs, signature: signature)
     }
 
+    /// A whole certificate from its TBSCertificate, signed by `issuerKey`: for certificates outside this
+    /// profile that a host still makes with the same primitives (a broker's TLS server certificate).
+    public static func signed(tbs: [UInt8], with issuerKey: PrivateKey) -> [UInt8] {
+        assemble(tbs: tbs, signature: issuerKey.signECDSA(digest: SHA256.hash(tbs)))
+    }
+
     static func assemble(tbs: [UInt8], signature: [UInt8]) -> [UInt8] {
         DER.sequence([tbs, DER.sequence([DER.oid(OID.ecdsaWithSHA256)]), DER.bits(signature)])
     }
@@ -110,7 +116,11 @@ public struct CertificateFields: Equatable, Sendable {
     public static let maxNameBytes = 64
 
     /// The DER TBSCertificate.
-    public var tbs: [UInt8] {
+    public var tbs: [UInt8] { tbs(appending: []) }
+
+    /// The TBSCertificate with `extra` extensions after the profile's four (each from ``extensionValue(_:critical:_:)``).
+    /// Certificates with extra extensions are outside the profile: the chain does not take them.
+    public func tbs(appending extra: [[UInt8]]) -> [UInt8] {
         var extensions: [[UInt8]] = []
         var constraints: [[UInt8]] = []
         if isCA {
@@ -125,6 +135,7 @@ public struct CertificateFields: Equatable, Sendable {
             Self.extensionValue(
                 OID.authorityKeyIdentifier, critical: false,
                 DER.sequence([DER.tlv(DER.implicit(0), authorityKeyID.raw.bytes)])))
+        extensions += extra
         return DER.sequence([
             DER.tlv(DER.explicit(0), DER.smallInteger(2)),
             DER.unsignedInteger(serial),
@@ -143,7 +154,7 @@ public struct CertificateFields: Equatable, Sendable {
         DER.sequence([DER.tlv(DER.set, DER.sequence([DER.oid(OID.commonName), DER.tlv(DER.utf8String, commonName)]))])
     }
 
-    static func extensionValue(_ oid: [UInt8], critical: Bool, _ value: [UInt8]) -> [UInt8] {
+    public static func extensionValue(_ oid: [UInt8], critical: Bool, _ value: [UInt8]) -> [UInt8] {
         var parts = [DER.oid(oid)]
         if critical { parts.append(DER.tlv(DER.boolean, [0xFF])) }
         parts.append(DER.tlv(DER.octetString, value))

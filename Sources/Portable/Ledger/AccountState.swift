@@ -54,6 +54,8 @@ public enum StateNamespace: UInt8, Sendable {
     case stealthAnnouncements = 14
     /// The newest CA certificate of each key, by the key's account: how a child finds its issuer.
     case certificateKey = 15
+    /// The serial numbers each CA has used (issuer id, then the serial): RFC 5280 wants them unique per issuer.
+    case certificateSerial = 16
 
     /// The tree key of an object: a tagged hash of namespace and identifier, so keys spread evenly.
     public func key(_ identifier: [UInt8]) -> Bytes32 {

@@ -190,6 +190,8 @@ public enum CertificateRefusal: Error, Equatable, Sendable {
     /// Not a certificate of the chain's X.509 profile (`amars cert inspect` names the fault).
     case unreadable
     case alreadyPublished
+    /// The issuer already has a certificate on chain with this serial number (RFC 5280: unique per issuer).
+    case serialReused
     /// Its validity has ended at the block's time.
     case expired
     /// A root (self-signed) is anchored only by a transaction its own key signed.
@@ -223,6 +225,7 @@ public enum CertificateRefusal: Error, Equatable, Sendable {
         switch self {
         case .unreadable: "certificateUnreadable"
         case .alreadyPublished: "certificateAlreadyPublished"
+        case .serialReused: "serialReused"
         case .expired: "certificateExpired"
         case .rootNotSentByItsKey: "rootNotSentByItsKey"
         case .notACertificateAuthority: "notACertificateAuthority"

@@ -1,0 +1,118 @@
+import DeviceGateway
+import Foundation
+import XCTest
+
+/// The broker's TLS door with tools nobody here wrote: `openssl s_client` completes a TLS 1.2 handshake with a
+/// device's short-lived certificate from `amars cert issue`; `mosquitto_pub` with that certificate reaches its own
+/// `tx` topic (the gateway's login sees it), is kept off another device's, and without a certificate, or with one
+/// from another root, gets no connection at all.
+final class BrokerTLSTests: CLITestCase {
+    override var directoryPrefix: String { "amars-broker-tls" }
+
+    /// OpenSSL's settings for the broker's clients (secp256k1 among the TLS groups), set by ``start``.
+    var tlsEnvironment: [String: String] = ProcessInfo.processInfo.environment
+
+    func run(_ tool: String, _ arguments: [String], timeout: TimeInterval = 10) throws -> (status: Int32, output: String) {
+        let p = Process()
+        p.environment = tlsEnvironment
+        p.executableURL = URL(fileURLWithPath: tool)
+        p.arguments = arguments
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        let deadline = Date().addingTimeInterval(timeout)
+        while p.isRunning, Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        if p.isRunning { p.terminate() }
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    func testDevicesAuthenticateWithTheirCertificatesAndReachOnlyTheirOwnTopic() throws {
+        let ops = path("ops.key")
+        let other = path("other.key")
+        let pki = path("pki")
+        // Everything here is made off chain: the broker checks certificates against the root file it was given.
+        try ok(["key", "new", "--unencrypted", "--out", ops])
+        try ok(["key", "new", "--unencrypted", "--out", other])
+        try ok(["cert", "ca", "init", "--key", ops, "--name", "Broker root", "--out", pki, "--no-publish"])
+        try ok(["cert", "server", "--ca-key", ops, "--ca-cert", "\(pki)/root.pem", "--ip", "127.0.0.1", "--out", "\(pki)/broker"])
+        let lock = path("lock.key")
+        try ok(["cert", "enroll", "--ca-key", ops, "--ca-cert", "\(pki)/root.pem", "--device-key", lock, "--out", "\(pki)/lock", "--no-publish"])
+        try ok(["cert", "issue", "--device-key", lock, "--device-cert", "\(pki)/lock/device.pem", "--lifetime", "1h", "--out", "\(pki)/lock/short", "--no-publish"])
+        let lockAddress = try ok(["address", "--key", lock]).trimmingCharacters(in: .whitespacesAndNewlines)
+        let strangerAddress = try ok(["address", "--key", ops]).trimmingCharacters(in: .whitespacesAndNewlines)
+        // A device of another root.
+        try ok(["cert", "ca", "init", "--key", other, "--name", "Other root", "--out", path("other"), "--no-publish"])
+        let rogue = path("rogue.key")
+        try ok(["cert", "enroll", "--ca-key", other, "--ca-cert", path("other/root.pem"), "--device-key", rogue, "--out", path("other/rogue"), "--no-publish"])
+        try ok(["cert", "issue", "--device-key", rogue, "--device-cert", path("other/rogue/device.pem"), "--lifetime", "1h", "--out", path("other/rogue/short"), "--no-publish"])
+
+        let tlsPort = try BrokerProcess.freePort()
+        let broker = try BrokerProcess(
+            directory: dir.appendingPathComponent("broker"),
+            tls: BrokerProcess.TLSListener(
+                port: tlsPort, caFile: "\(pki)/root.pem", certFile: "\(pki)/broker/server.pem",
+                keyFile: "\(pki)/broker/server-key.pem"))
+        try broker.start()
+        defer { broker.stop(signal: SIGTERM) }
+        tlsEnvironment["OPENSSL_CONF"] = broker.openSSLConfigPath
+        let login = try broker.gatewayCredentials
+
+        // OpenSSL's own client: a TLS 1.2 handshake with the lock's short-lived certificate, the chain verified.
+        let handshake = try run(
+            "/usr/bin/openssl",
+            [
+                "s_client", "-connect", "127.0.0.1:\(tlsPort)", "-tls1_2", "-CAfile", "\(pki)/root.pem",
+                "-cert", "\(pki)/lock/short/cert.pem", "-cert_chain", "\(pki)/lock/short/chain.pem", "-key",
+                "\(pki)/lock/short/key.pem", "-verify_return_error",
+                "-brief",
+            ], timeout: 5)
+        XCTAssertTrue(handshake.output.contains("Protocol version: TLSv1.2"), handshake.output)
+        XCTAssertTrue(handshake.output.contains("Verification: OK"), handshake.output)
+
+        // The gateway's login on the plain loopback listener watches every topic.
+        let watcher = Process()
+        watcher.executableURL = URL(fileURLWithPath: "/usr/bin/mosquitto_sub")
+        watcher.arguments = [
+            "-h", "127.0.0.1", "-p", "\(broker.port)", "-u", login.username, "-P", login.password, "-t", "amars/v1/#",
+            "-v",
+        ]
+        let seen = Pipe()
+        watcher.standardOutput = seen
+        watcher.standardError = FileHandle.nullDevice
+        try watcher.run()
+        Thread.sleep(forTimeInterval: 0.5)
+
+        let tls = [
+            "-h", "127.0.0.1", "-p", "\(tlsPort)", "--cafile", "\(pki)/root.pem", "--cert",
+            "\(pki)/lock/short/chain.pem", "--key", "\(pki)/lock/short/key.pem", "-q", "1",
+        ]
+        let own = try run("/usr/bin/mosquitto_pub", tls + ["-t", "amars/v1/tx/\(lockAddress)", "-m", "own-topic"])
+        XCTAssertEqual(own.status, 0, own.output)
+        _ = try run("/usr/bin/mosquitto_pub", tls + ["-t", "amars/v1/tx/\(strangerAddress)", "-m", "someone-else"])
+        _ = try run("/usr/bin/mosquitto_pub", tls + ["-t", "amars/v1/head", "-m", "forged-head"])
+        let anonymous = try run(
+            "/usr/bin/mosquitto_pub",
+            ["-h", "127.0.0.1", "-p", "\(tlsPort)", "--cafile", "\(pki)/root.pem", "-t", "amars/v1/tx/x", "-m", "anon"])
+        XCTAssertNotEqual(anonymous.status, 0, anonymous.output)
+        let foreign = try run(
+            "/usr/bin/mosquitto_pub",
+            [
+                "-h", "127.0.0.1", "-p", "\(tlsPort)", "--cafile", "\(pki)/root.pem", "--cert",
+                path("other/rogue/short/chain.pem"), "--key", path("other/rogue/short/key.pem"), "-t",
+                "amars/v1/tx/x", "-m", "foreign",
+            ])
+        XCTAssertNotEqual(foreign.status, 0, foreign.output)
+        Thread.sleep(forTimeInterval: 1)
+        watcher.terminate()
+        watcher.waitUntilExit()
+        let got = String(decoding: seen.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        XCTAssertTrue(got.contains("amars/v1/tx/\(lockAddress) own-topic"), got)
+        XCTAssertFalse(got.contains("someone-else"), got)
+        XCTAssertFalse(got.contains("forged-head"), got)
+        XCTAssertFalse(got.contains("anon") || got.contains("foreign"), got)
+    }
+}
