@@ -1,3 +1,4 @@
+import AmarsTestSupport
 import AmarsCodec
 import AmarsCrypto
 import Foundation
@@ -50,16 +51,7 @@ final class CertificateTests: XCTestCase {
     }
 
     func openssl(_ arguments: [String]) throws -> (status: Int32, output: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        p.arguments = arguments
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        try p.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        try runTool("/usr/bin/openssl", arguments)
     }
 
     func testOpenSSLReadsOurCertificatesAndVerifiesTheChain() throws {

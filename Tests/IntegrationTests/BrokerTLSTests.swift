@@ -1,3 +1,4 @@
+import AmarsTestSupport
 import DeviceGateway
 import Foundation
 import XCTest
@@ -13,21 +14,7 @@ final class BrokerTLSTests: CLITestCase {
     var tlsEnvironment: [String: String] = ProcessInfo.processInfo.environment
 
     func run(_ tool: String, _ arguments: [String], timeout: TimeInterval = 10) throws -> (status: Int32, output: String) {
-        let p = Process()
-        p.environment = tlsEnvironment
-        p.executableURL = URL(fileURLWithPath: tool)
-        p.arguments = arguments
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
-        let deadline = Date().addingTimeInterval(timeout)
-        while p.isRunning, Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
-        if p.isRunning { p.terminate() }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        try runTool(tool, arguments, environment: tlsEnvironment, timeout: timeout)
     }
 
     func testDevicesAuthenticateWithTheirCertificatesAndReachOnlyTheirOwnTopic() throws {

@@ -1,3 +1,4 @@
+import AmarsTestSupport
 import AmarsClient
 import AmarsCodec
 import Foundation
@@ -11,16 +12,7 @@ final class CertCLITests: CLITestCase {
     override var directoryPrefix: String { "amars-cert" }
 
     func openssl(_ arguments: [String]) throws -> (status: Int32, output: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        p.arguments = arguments
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        try p.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        try runTool("/usr/bin/openssl", arguments)
     }
 
     func testRootEnrollIssueVerifyRevoke() throws {

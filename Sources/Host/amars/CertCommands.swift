@@ -133,15 +133,8 @@ struct CertCommand: ParsableCommand {
             guard ca.fields.isCA else { throw CLIError("--ca-cert \(caCert) is not a CA certificate") }
             let (deviceKey, made) = try loadOrMakeKey(self.deviceKey)
             let account = Address(publicKey: deviceKey.xOnlyPublicKey)
-            let now = unixNow()
             let device = DeviceCertificate(
-                signing: CertificateFields(
-                    serial: randomSerial(), issuerName: ca.fields.subjectName, subjectName: Array(account.bech32.utf8),
-                    notBefore: now - 60, notAfter: min(now + days * 86_400, ca.fields.notAfter),
-                    publicKey: deviceKey.publicKey, isCA: true, pathLength: pathLength,
-                    keyUsage: KeyUsage.digitalSignature | KeyUsage.keyCertSign,
-                    authorityKeyID: ca.fields.subjectKeyID),
-                with: caKey)
+                signing: deviceFields(deviceKey, ca: ca, days: days, pathLength: pathLength), with: caKey)
             try writeCertificate(device, directory: out, name: "device")
             try writeCertificate(ca, directory: out, name: "issuer", derToo: false)
             let manifest: [String: Any] = [
@@ -169,23 +162,15 @@ struct CertCommand: ParsableCommand {
                     --out pki/lock1/short --wait
                 """)
 
-        @Option(help: "The device's long-lived secret key file.")
-        var deviceKey: String
-        @Option(help: "The device's long-lived certificate (PEM or DER).")
-        var deviceCert: String
-        @Option(help: "How long the certificate lasts: 5m to 24h (e.g. 30m, 12h).")
-        var lifetime: String = "24h"
-        @Option(help: "Directory for key, cert.pem and chain.pem (replaced if they exist).")
-        var out: String
+        @OptionGroup var shortLived: ShortLivedOptions
         @Flag(help: "Write the files only; do not publish the certificate.")
         var noPublish = false
         @OptionGroup var send: SendOptions
         @OptionGroup var node: NodeOptions
 
         func run() throws {
-            let seconds = try parseLifetime(lifetime)
-            let (deviceKey, device) = try loadDevice(key: self.deviceKey, certificate: deviceCert)
-            let short = try issueShortLived(deviceKey: deviceKey, device: device, lifetime: seconds, out: out)
+            let (deviceKey, device, seconds) = try shortLived.load()
+            let short = try issueShortLived(deviceKey: deviceKey, device: device, lifetime: seconds, out: shortLived.out)
             try publish(short, signer: deviceKey, send: send, node: node, skip: noPublish)
         }
     }
@@ -205,30 +190,23 @@ struct CertCommand: ParsableCommand {
                     --out pki/lock1/short --daemon
                 """)
 
-        @Option(help: "The device's long-lived secret key file.")
-        var deviceKey: String
-        @Option(help: "The device's long-lived certificate (PEM or DER).")
-        var deviceCert: String
-        @Option(help: "How long each certificate lasts: 5m to 24h.")
-        var lifetime: String = "24h"
+        @OptionGroup var shortLived: ShortLivedOptions
         @Option(help: "Seconds between renewals (default: 2/3 of the lifetime).")
         var renewEvery: UInt64?
-        @Option(help: "Directory for key, cert.pem and chain.pem.")
-        var out: String
         @Flag(help: "Keep renewing until stopped.")
         var daemon = false
         @OptionGroup var node: NodeOptions
 
         func run() throws {
-            let seconds = try parseLifetime(lifetime)
+            let (deviceKey, device, seconds) = try shortLived.load()
             let every = renewEvery ?? seconds * 2 / 3
             guard every >= 1, every < seconds else {
                 throw ValidationError("--renew-every must be at least 1 and below the lifetime (\(seconds) s)")
             }
-            let (deviceKey, device) = try loadDevice(key: self.deviceKey, certificate: deviceCert)
             let send = try SendOptions.parse(["--wait"])
             repeat {
-                let short = try issueShortLived(deviceKey: deviceKey, device: device, lifetime: seconds, out: out)
+                let short = try issueShortLived(
+                    deviceKey: deviceKey, device: device, lifetime: seconds, out: shortLived.out)
                 var attempt = 0
                 while true {
                     do {
@@ -298,15 +276,8 @@ struct CertCommand: ParsableCommand {
                 let keyPath = "\(out)/\(name).key"
                 let (key, _) = try loadOrMakeKey(keyPath)
                 let account = Address(publicKey: key.xOnlyPublicKey)
-                let now = unixNow()
                 let certificate = DeviceCertificate(
-                    signing: CertificateFields(
-                        serial: randomSerial(), issuerName: ca.fields.subjectName,
-                        subjectName: Array(account.bech32.utf8), notBefore: now - 60,
-                        notAfter: min(now + days * 86_400, ca.fields.notAfter), publicKey: key.publicKey, isCA: true,
-                        pathLength: 0, keyUsage: KeyUsage.digitalSignature | KeyUsage.keyCertSign,
-                        authorityKeyID: ca.fields.subjectKeyID),
-                    with: caKey)
+                    signing: deviceFields(key, ca: ca, days: days, pathLength: 0), with: caKey)
                 try writeCertificate(certificate, directory: "\(out)/\(name)", name: "device")
                 try writeCertificate(ca, directory: "\(out)/\(name)", name: "issuer", derToo: false)
                 let sent = try send.send(
@@ -566,6 +537,37 @@ struct CertCommand: ParsableCommand {
 }
 
 // MARK: helpers
+
+/// The device key, its certificate and the short-lived certificates' lifetime and directory: what `issue` and
+/// `renew` share.
+struct ShortLivedOptions: ParsableArguments {
+    @Option(help: "The device's long-lived secret key file.")
+    var deviceKey: String
+    @Option(help: "The device's long-lived certificate (PEM or DER).")
+    var deviceCert: String
+    @Option(help: "How long each certificate lasts: 5m to 24h (e.g. 30m, 12h).")
+    var lifetime: String = "24h"
+    @Option(help: "Directory for key, key.pem, cert.pem and chain.pem (replaced if they exist).")
+    var out: String
+
+    func load() throws -> (PrivateKey, DeviceCertificate, lifetime: UInt64) {
+        let seconds = try parseLifetime(lifetime)
+        let (key, device) = try loadDevice(key: deviceKey, certificate: deviceCert)
+        return (key, device, seconds)
+    }
+}
+
+/// A device's long-lived certificate under `ca`: a CA of the given path length whose subject is the device's
+/// account, valid for `days` (never past the CA).
+func deviceFields(_ key: PrivateKey, ca: DeviceCertificate, days: UInt64, pathLength: UInt8) -> CertificateFields {
+    let now = unixNow()
+    return CertificateFields(
+        serial: randomSerial(), issuerName: ca.fields.subjectName,
+        subjectName: Array(Address(publicKey: key.xOnlyPublicKey).bech32.utf8), notBefore: now - 60,
+        notAfter: min(now + days * 86_400, ca.fields.notAfter), publicKey: key.publicKey, isCA: true,
+        pathLength: pathLength, keyUsage: KeyUsage.digitalSignature | KeyUsage.keyCertSign,
+        authorityKeyID: ca.fields.subjectKeyID)
+}
 
 /// A device's long-lived key and certificate, checked to belong together.
 func loadDevice(key path: String, certificate: String) throws -> (PrivateKey, DeviceCertificate) {

@@ -41,11 +41,7 @@ public struct PaymentCode: Equatable, Sendable {
     }
 
     public init(text: String) throws(PaymentCodeError) {
-        let binary: [UInt8]
-        do {
-            binary = try Bech32m.decodeBytes(text, expectedHRP: Self.humanReadablePart, maxLength: Self.maxTextLength)
-        } catch { throw .badText(error) }
-        try self.init(binary: binary)
+        try self.init(binary: try bech32Payload(text, Self.humanReadablePart, maxLength: Self.maxTextLength))
     }
 
     /// "amscpc1" plus 128 data characters and the 6-character checksum.
@@ -93,4 +89,9 @@ public struct PaymentCodeKeys: Sendable {
 
     /// The secret key at `index` (BIP47's b_i).
     public func key(at index: UInt32) throws(PaymentCodeError) -> PrivateKey { try node.child(index).key }
+}
+
+/// The bytes of a bech32m text with prefix `hrp` (payment codes, stealth addresses, view keys).
+func bech32Payload(_ text: String, _ hrp: String, maxLength: Int) throws(PaymentCodeError) -> [UInt8] {
+    do { return try Bech32m.decodeBytes(text, expectedHRP: hrp, maxLength: maxLength) } catch { throw .badText(error) }
 }

@@ -34,11 +34,7 @@ public struct StealthAddress: Equatable, Sendable {
     }
 
     public init(text: String) throws(PaymentCodeError) {
-        let binary: [UInt8]
-        do {
-            binary = try Bech32m.decodeBytes(text, expectedHRP: Self.humanReadablePart, maxLength: Self.maxTextLength)
-        } catch { throw .badText(error) }
-        try self.init(binary: binary)
+        try self.init(binary: try bech32Payload(text, Self.humanReadablePart, maxLength: Self.maxTextLength))
     }
 
     public var binary: [UInt8] { [Self.version] + scanKey.compressed + spendKey.compressed }
