@@ -221,7 +221,8 @@ if Context.environment["AMARS_FUZZ"] != nil {
         .executableTarget(
             name: "AmarsFuzz",
             dependencies: [
-                "Ledger", "LightClient", "DeviceProtocol", "DeviceCore", "PaymentCodes", "DeviceIdentity", "CFuzzDriver",
+                "Ledger", "LightClient", "DeviceProtocol", "DeviceCore", "PaymentCodes", "DeviceIdentity",
+                "CFuzzDriver",
             ],
             path: "Sources/Host/AmarsFuzz",
             swiftSettings: [.unsafeFlags(["-parse-as-library", "-sanitize=fuzzer"])],

@@ -68,7 +68,8 @@ final class CertificateRulesTests: XCTestCase {
     }
 
     var root: DeviceCertificate {
-        certificate(key: rootKey, signer: rootKey, issuerName: rootName, subjectName: rootName, ca: true, lifetime: 1 << 30)
+        certificate(
+            key: rootKey, signer: rootKey, issuerName: rootName, subjectName: rootName, ca: true, lifetime: 1 << 30)
     }
     var deviceName: [UInt8] { Array(TestChain.address(deviceKey).bech32.utf8) }
     var device: DeviceCertificate {
@@ -188,7 +189,8 @@ final class CertificateRulesTests: XCTestCase {
         XCTAssertEqual(plan(revokeDevice, sender: stranger), .notAnAncestor)
         XCTAssertEqual(plan(revokeDevice, sender: deviceKey), .notAnAncestor)
         XCTAssertEqual(
-            plan(.certificateRevoke(CertificateRevoke(certificateID: Bytes32(w0: 1, w1: 1, w2: 1, w3: 1), reason: 0)),
+            plan(
+                .certificateRevoke(CertificateRevoke(certificateID: Bytes32(w0: 1, w1: 1, w2: 1, w3: 1), reason: 0)),
                 sender: rootKey),
             .unknownCertificate)
         // The device's own key revokes its short-lived certificate (it is that certificate's issuer).
@@ -199,7 +201,9 @@ final class CertificateRulesTests: XCTestCase {
         try block()
         try send(deviceKey, .certificateRevoke(CertificateRevoke(certificateID: second.id, reason: 4)))
         try block()
-        guard case .revoked(let at, _) = standing(second) else { return XCTFail("\(String(describing: standing(second)))") }
+        guard case .revoked(let at, _) = standing(second) else {
+            return XCTFail("\(String(describing: standing(second)))")
+        }
         XCTAssertEqual(at, second.id)
         XCTAssertEqual(standing(first), .valid)
 

@@ -96,7 +96,8 @@ final class CertificateSessionTests: XCTestCase {
         var stale = genuine
         stale.height -= 1
         XCTAssertEqual(
-            refusal(stale), .inconsistent(.staleCertificateProof(proofHeight: stale.height, headHeight: genuine.height)))
+            refusal(stale), .inconsistent(.staleCertificateProof(proofHeight: stale.height, headHeight: genuine.height))
+        )
         XCTAssertTrue(session.isIdle)
 
         // The root revokes the device: the short-lived certificate falls with it at that block.

@@ -31,7 +31,8 @@ final class NodeWiringTests: XCTestCase {
         XCTAssertTrue(try NodeConfig(yaml: yaml + "\njournal_fsync: true", baseDirectory: "/base").journalFsync)
         XCTAssertFalse(c.requireDeviceCertificate)
         XCTAssertTrue(
-            try NodeConfig(yaml: yaml + "\nrequire_device_certificate: true", baseDirectory: "/").requireDeviceCertificate)
+            try NodeConfig(yaml: yaml + "\nrequire_device_certificate: true", baseDirectory: "/")
+                .requireDeviceCertificate)
 
         func refused(_ text: String, _ needle: String, line: UInt = #line) {
             do {

@@ -16,7 +16,9 @@ final class CertificateTests: XCTestCase {
     let freshKey = try! PrivateKey(bytes: Bytes32(w0: 9, w1: 10, w2: 11, w3: 12))
     let now = UInt64(Date().timeIntervalSince1970)
 
-    func chain(leafLifetime: UInt64 = 86_400) -> (root: DeviceCertificate, device: DeviceCertificate, leaf: DeviceCertificate) {
+    func chain(leafLifetime: UInt64 = 86_400) -> (
+        root: DeviceCertificate, device: DeviceCertificate, leaf: DeviceCertificate
+    ) {
         let rootAddress = Address(publicKey: rootKey.xOnlyPublicKey)
         let deviceAddress = Address(publicKey: deviceKey.xOnlyPublicKey)
         let rootName = Array("Amarscity test root".utf8)
@@ -97,7 +99,8 @@ final class CertificateTests: XCTestCase {
         XCTAssertEqual(try openssl(["ecparam", "-name", "secp256k1", "-genkey", "-noout", "-out", keyPEM]).status, 0)
         let theirs = dir.appendingPathComponent("theirs.der").path
         let made = try openssl([
-            "req", "-x509", "-new", "-key", keyPEM, "-subj", "/CN=theirs", "-days", "1", "-outform", "DER", "-out", theirs,
+            "req", "-x509", "-new", "-key", keyPEM, "-subj", "/CN=theirs", "-days", "1", "-outform", "DER", "-out",
+            theirs,
         ])
         XCTAssertEqual(made.status, 0, made.output)
         let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: theirs)))
@@ -140,7 +143,9 @@ final class CertificateTests: XCTestCase {
     }
 
     func testTimesRoundTripAcrossTheUTCTimeBoundary() {
-        for seconds: UInt64 in [0, 951_782_400, 1_700_000_000, 2_524_607_999, 2_524_608_000, 4_102_444_800, 32_503_680_000] {
+        for seconds: UInt64 in [
+            0, 951_782_400, 1_700_000_000, 2_524_607_999, 2_524_608_000, 4_102_444_800, 32_503_680_000,
+        ] {
             let der = CertificateTime.encode(seconds)
             XCTAssertEqual(der[0], seconds < 2_524_608_000 ? DER.utcTime : DER.generalizedTime)
             XCTAssertEqual(CertificateTime.decode(tag: der[0], der[2...]), seconds, "\(seconds)")
@@ -195,7 +200,9 @@ final class CertificateTests: XCTestCase {
         var rng = SystemRandomNumberGenerator()
         for _ in 0..<2000 {
             var bytes = der
-            for _ in 0..<3 { bytes[Int.random(in: 0..<bytes.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng) }
+            for _ in 0..<3 {
+                bytes[Int.random(in: 0..<bytes.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng)
+            }
             if let read = try? DeviceCertificate(der: bytes) { XCTAssertEqual(read.der, bytes) }
         }
     }

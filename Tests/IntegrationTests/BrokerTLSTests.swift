@@ -13,7 +13,9 @@ final class BrokerTLSTests: CLITestCase {
     /// OpenSSL's settings for the broker's clients (secp256k1 among the TLS groups), set by ``start``.
     var tlsEnvironment: [String: String] = ProcessInfo.processInfo.environment
 
-    func run(_ tool: String, _ arguments: [String], timeout: TimeInterval = 10) throws -> (status: Int32, output: String) {
+    func run(_ tool: String, _ arguments: [String], timeout: TimeInterval = 10) throws -> (
+        status: Int32, output: String
+    ) {
         try runTool(tool, arguments, environment: tlsEnvironment, timeout: timeout)
     }
 
@@ -25,17 +27,32 @@ final class BrokerTLSTests: CLITestCase {
         try ok(["key", "new", "--unencrypted", "--out", ops])
         try ok(["key", "new", "--unencrypted", "--out", other])
         try ok(["cert", "ca", "init", "--key", ops, "--name", "Broker root", "--out", pki, "--no-publish"])
-        try ok(["cert", "server", "--ca-key", ops, "--ca-cert", "\(pki)/root.pem", "--ip", "127.0.0.1", "--out", "\(pki)/broker"])
+        try ok([
+            "cert", "server", "--ca-key", ops, "--ca-cert", "\(pki)/root.pem", "--ip", "127.0.0.1", "--out",
+            "\(pki)/broker",
+        ])
         let lock = path("lock.key")
-        try ok(["cert", "enroll", "--ca-key", ops, "--ca-cert", "\(pki)/root.pem", "--device-key", lock, "--out", "\(pki)/lock", "--no-publish"])
-        try ok(["cert", "issue", "--device-key", lock, "--device-cert", "\(pki)/lock/device.pem", "--lifetime", "1h", "--out", "\(pki)/lock/short", "--no-publish"])
+        try ok([
+            "cert", "enroll", "--ca-key", ops, "--ca-cert", "\(pki)/root.pem", "--device-key", lock, "--out",
+            "\(pki)/lock", "--no-publish",
+        ])
+        try ok([
+            "cert", "issue", "--device-key", lock, "--device-cert", "\(pki)/lock/device.pem", "--lifetime", "1h",
+            "--out", "\(pki)/lock/short", "--no-publish",
+        ])
         let lockAddress = try ok(["address", "--key", lock]).trimmingCharacters(in: .whitespacesAndNewlines)
         let strangerAddress = try ok(["address", "--key", ops]).trimmingCharacters(in: .whitespacesAndNewlines)
         // A device of another root.
         try ok(["cert", "ca", "init", "--key", other, "--name", "Other root", "--out", path("other"), "--no-publish"])
         let rogue = path("rogue.key")
-        try ok(["cert", "enroll", "--ca-key", other, "--ca-cert", path("other/root.pem"), "--device-key", rogue, "--out", path("other/rogue"), "--no-publish"])
-        try ok(["cert", "issue", "--device-key", rogue, "--device-cert", path("other/rogue/device.pem"), "--lifetime", "1h", "--out", path("other/rogue/short"), "--no-publish"])
+        try ok([
+            "cert", "enroll", "--ca-key", other, "--ca-cert", path("other/root.pem"), "--device-key", rogue, "--out",
+            path("other/rogue"), "--no-publish",
+        ])
+        try ok([
+            "cert", "issue", "--device-key", rogue, "--device-cert", path("other/rogue/device.pem"), "--lifetime", "1h",
+            "--out", path("other/rogue/short"), "--no-publish",
+        ])
 
         let tlsPort = try BrokerProcess.freePort()
         let broker = try BrokerProcess(

@@ -27,14 +27,19 @@ final class CertCLITests: CLITestCase {
         let lock = path("lock1.key")
         let pki = path("pki")
 
-        let root = try ok(["cert", "ca", "init", "--key", ops, "--name", "Test fleet root", "--out", pki, "--wait"] + node)
+        let root = try ok(
+            ["cert", "ca", "init", "--key", ops, "--name", "Test fleet root", "--out", pki, "--wait"] + node)
         XCTAssertTrue(root.contains("final in block"), root)
         try refused(
-            ["cert", "enroll", "--ca-key", stranger, "--ca-cert", "\(pki)/root.pem", "--device-key", lock, "--out", "\(pki)/x"]
+            [
+                "cert", "enroll", "--ca-key", stranger, "--ca-cert", "\(pki)/root.pem", "--device-key", lock, "--out",
+                "\(pki)/x",
+            ]
                 + node, "is not the key of --ca-cert")
         let enrolled = try ok(
             [
-                "cert", "enroll", "--ca-key", ops, "--ca-cert", "\(pki)/root.pem", "--device-key", lock, "--kind", "lock",
+                "cert", "enroll", "--ca-key", ops, "--ca-cert", "\(pki)/root.pem", "--device-key", lock, "--kind",
+                "lock",
                 "--out", "\(pki)/lock1", "--wait",
             ] + node)
         XCTAssertTrue(enrolled.contains("device key made"), enrolled)
@@ -52,7 +57,10 @@ final class CertCLITests: CLITestCase {
         // The lock pays for its own short-lived certificates.
         try ok(["transfer", "--key", ops, "--to", lockAddress, "--amount", "5", "--wait"] + node)
         try refused(
-            ["cert", "issue", "--device-key", lock, "--device-cert", "\(pki)/lock1/device.pem", "--lifetime", "25h", "--out", path("s")]
+            [
+                "cert", "issue", "--device-key", lock, "--device-cert", "\(pki)/lock1/device.pem", "--lifetime", "25h",
+                "--out", path("s"),
+            ]
                 + node, "5m to 24h")
         let issued = try ok(
             [
@@ -68,13 +76,16 @@ final class CertCLITests: CLITestCase {
         ])
         XCTAssertEqual(ossl.status, 0, ossl.output)
         // Exported from the chain: the same chain files OpenSSL accepts.
-        guard let id = try ok(["cert", "inspect", short]).firstMatch(of: #/id +([0-9a-f]{64})/#).map({ String($0.1) }) else {
+        guard let id = try ok(["cert", "inspect", short]).firstMatch(of: #/id +([0-9a-f]{64})/#).map({ String($0.1) })
+        else {
             return XCTFail("no id")
         }
         try ok(["cert", "export", "--id", id, "--out", path("tls")] + node)
         XCTAssertEqual(
-            try openssl(["verify", "-CAfile", path("tls/root.pem"), "-untrusted", path("tls/chain.pem"), path("tls/cert.pem")])
-                .status, 0)
+            try openssl([
+                "verify", "-CAfile", path("tls/root.pem"), "-untrusted", path("tls/chain.pem"), path("tls/cert.pem"),
+            ])
+            .status, 0)
         let json = try Harness.json(try HTTPClient(baseURL: daemon.url), "/v1/certs/\(id)")
         XCTAssertEqual(json["status"] as? String, "valid")
         XCTAssertEqual((json["chain"] as? [Any])?.count, 3)
@@ -95,7 +106,8 @@ final class CertCLITests: CLITestCase {
         try refused(["cert", "verify", "\(pki)/lock1/device.pem"] + node, "revoked")
         let fallen = try Harness.amars(["device", "cert", short] + device)
         XCTAssertEqual(fallen.status, 3, fallen.output + fallen.error)
-        XCTAssertTrue(fallen.output.contains("REVOKED at height") && fallen.output.contains("an ancestor"), fallen.output)
+        XCTAssertTrue(
+            fallen.output.contains("REVOKED at height") && fallen.output.contains("an ancestor"), fallen.output)
         try refused(
             [
                 "cert", "issue", "--device-key", lock, "--device-cert", "\(pki)/lock1/device.pem", "--lifetime", "1h",
@@ -121,18 +133,26 @@ final class CertCLITests: CLITestCase {
         let pki = path("pki")
         try ok(["cert", "ca", "init", "--key", ops, "--name", "Root", "--out", pki, "--wait"] + node)
         try ok(
-            ["cert", "enroll", "--ca-key", ops, "--ca-cert", "\(pki)/root.pem", "--device-key", lock, "--out", "\(pki)/lock",
-             "--no-publish"] + node)
+            [
+                "cert", "enroll", "--ca-key", ops, "--ca-cert", "\(pki)/root.pem", "--device-key", lock, "--out",
+                "\(pki)/lock",
+                "--no-publish",
+            ] + node)
         let lockAddress = try ok(["address", "--key", lock]).trimmingCharacters(in: .whitespacesAndNewlines)
         let opsAddress = try ok(["address", "--key", ops]).trimmingCharacters(in: .whitespacesAndNewlines)
         // Wallets over HTTP are not devices: funding the lock works without any certificate.
         try ok(["transfer", "--key", ops, "--to", lockAddress, "--amount", "5", "--wait"] + node)
         let device = [
-            "device", "send", "--key", lock, "--to", opsAddress, "--amount", "1", "--coap", "coap://127.0.0.1:\(coapPort)",
+            "device", "send", "--key", lock, "--to", opsAddress, "--amount", "1", "--coap",
+            "coap://127.0.0.1:\(coapPort)",
             "--genesis", path("genesis.json"),
         ]
         try refused(device, "certificateRequired")
-        try ok(["cert", "enroll", "--ca-key", ops, "--ca-cert", "\(pki)/root.pem", "--device-key", lock, "--out", "\(pki)/lock", "--wait"] + node)
+        try ok(
+            [
+                "cert", "enroll", "--ca-key", ops, "--ca-cert", "\(pki)/root.pem", "--device-key", lock, "--out",
+                "\(pki)/lock", "--wait",
+            ] + node)
         let paid = try ok(device)
         XCTAssertTrue(paid.lowercased().contains("final") || paid.contains("included"), paid)
         try ok(["cert", "revoke", "--key", ops, "--cert", "\(pki)/lock/device.pem", "--wait"] + node)
@@ -150,11 +170,15 @@ final class CertCLITests: CLITestCase {
         let pki = path("pki")
         try ok(["cert", "ca", "init", "--key", ops, "--name", "Fleet root", "--out", pki, "--wait"] + node)
         try refused(
-            ["cert", "fleet", "--ca-key", ops, "--ca-cert", "\(pki)/root.pem", "--count", "3", "--kind", "toaster",
-             "--out", path("x")] + node, "--kind must be lock, bulb or terminal")
+            [
+                "cert", "fleet", "--ca-key", ops, "--ca-cert", "\(pki)/root.pem", "--count", "3", "--kind", "toaster",
+                "--out", path("x"),
+            ] + node, "--kind must be lock, bulb or terminal")
         let fleet = try ok(
-            ["cert", "fleet", "--ca-key", ops, "--ca-cert", "\(pki)/root.pem", "--count", "3", "--kind", "bulb",
-             "--out", "\(pki)/bulbs", "--wait"] + node)
+            [
+                "cert", "fleet", "--ca-key", ops, "--ca-cert", "\(pki)/root.pem", "--count", "3", "--kind", "bulb",
+                "--out", "\(pki)/bulbs", "--wait",
+            ] + node)
         XCTAssertTrue(fleet.contains("3 bulb certificate(s) published"), fleet)
         let manifest = try XCTUnwrap(
             try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(pki)/bulbs/fleet.json")))
@@ -169,14 +193,18 @@ final class CertCLITests: CLITestCase {
 
         // The renewal daemon for bulb-1, every second: at least two certificates in a row, each valid on chain.
         let bulb = "\(pki)/bulbs/bulb-1"
-        try ok(["transfer", "--key", ops, "--to", try XCTUnwrap(devices[0]["account"] as? String), "--amount", "5",
-                "--wait"] + node)
+        try ok(
+            [
+                "transfer", "--key", ops, "--to", try XCTUnwrap(devices[0]["account"] as? String), "--amount", "5",
+                "--wait",
+            ] + node)
         let p = Process()
         p.executableURL = Harness.binDirectory.appendingPathComponent("amars")
-        p.arguments = [
-            "cert", "renew", "--device-key", "\(pki)/bulbs/bulb-1.key", "--device-cert", "\(bulb)/device.pem",
-            "--lifetime", "5m", "--renew-every", "1", "--out", "\(bulb)/short", "--daemon",
-        ] + node
+        p.arguments =
+            [
+                "cert", "renew", "--device-key", "\(pki)/bulbs/bulb-1.key", "--device-cert", "\(bulb)/device.pem",
+                "--lifetime", "5m", "--renew-every", "1", "--out", "\(bulb)/short", "--daemon",
+            ] + node
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice
         try p.run()

@@ -33,7 +33,8 @@ final class StealthCLITests: CLITestCase {
         broken[20] = broken[20] == "q" ? "p" : "q"
         try refused(
             ["stealth", "pay", "--key", alice, "--to", String(broken), "--amount", "1"] + node, "not a stealth address")
-        try refused(["stealth", "pay", "--key", alice, "--to", bobAddress, "--amount", "1"] + node, "not a stealth address")
+        try refused(
+            ["stealth", "pay", "--key", alice, "--to", bobAddress, "--amount", "1"] + node, "not a stealth address")
         try refused(["stealth", "scan", "--key", bob, "--view-key", path("bob.view")] + node, "exactly one of")
         try refused(["stealth", "scan", "--view-key", path("garbage.view")] + node, "not a view key")
 
@@ -69,7 +70,9 @@ final class StealthCLITests: CLITestCase {
         }
         for (address, balance) in zip(oneTime, ["1.5", "2", "0.25"]) {
             XCTAssertTrue(
-                scan.split(separator: "\n").contains { $0.contains("paid at \(address)") && $0.hasSuffix("balance \(balance) AMSC") },
+                scan.split(separator: "\n").contains {
+                    $0.contains("paid at \(address)") && $0.hasSuffix("balance \(balance) AMSC")
+                },
                 "\(address) should hold \(balance):\n\(scan)")
         }
         XCTAssertTrue(scan.contains("3 announcement(s) checked"), scan)

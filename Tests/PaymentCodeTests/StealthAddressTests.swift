@@ -100,10 +100,14 @@ final class StealthAddressTests: XCTestCase {
         // A view key with a zero scan secret or one at the group order.
         var view = keys.viewKey.binary
         for i in 1..<33 { view[i] = 0 }
-        XCTAssertThrowsError(try StealthViewKey(binary: view)) { XCTAssertEqual($0 as? PaymentCodeError, .invalidScanSecret) }
+        XCTAssertThrowsError(try StealthViewKey(binary: view)) {
+            XCTAssertEqual($0 as? PaymentCodeError, .invalidScanSecret)
+        }
         let order = try Hex.decode("fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141")
         view.replaceSubrange(1..<33, with: order)
-        XCTAssertThrowsError(try StealthViewKey(binary: view)) { XCTAssertEqual($0 as? PaymentCodeError, .invalidScanSecret) }
+        XCTAssertThrowsError(try StealthViewKey(binary: view)) {
+            XCTAssertEqual($0 as? PaymentCodeError, .invalidScanSecret)
+        }
         XCTAssertThrowsError(try StealthViewKey(binary: Array(view.dropFirst()))) {
             XCTAssertEqual($0 as? PaymentCodeError, .malformed(.wrongLength(65)))
         }

@@ -42,7 +42,9 @@ enum CertificateRules {
         return out
     }
 
-    static func planPublish(_ publish: CertificatePublish, sender: Address, height: UInt64, time: UInt64, state: StateOverlay)
+    static func planPublish(
+        _ publish: CertificatePublish, sender: Address, height: UInt64, time: UInt64, state: StateOverlay
+    )
         throws(CertificateRefusal) -> [(ObjectKey, [UInt8]?)]
     {
         guard let certificate = try? DeviceCertificate(der: publish.der) else { throw .unreadable }

@@ -406,7 +406,8 @@ public final class ChainNode: @unchecked Sendable {
             }
             for (key, value) in gathered.commitments(genesis: genesisBlockHash, epoch: epoch)
             where world.object(key) != value {
-                throw StoreError(code: -1, message: "epoch \(epoch)'s blocks do not give its committed \(key.namespace)")
+                throw StoreError(
+                    code: -1, message: "epoch \(epoch)'s blocks do not give its committed \(key.namespace)")
             }
             payees = (gathered.filter(genesis: genesisBlockHash, epoch: epoch), gathered.announcements)
             payeesCache.append((epoch, payees.filter, payees.announcements))

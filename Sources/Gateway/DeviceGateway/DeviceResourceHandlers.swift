@@ -264,7 +264,9 @@ public struct DeviceResourceHandlers: Sendable {
         let view = node.certificate(id)
         let payload = CertificateProofPayload(
             height: view.height, stateRoot: view.stateRoot,
-            links: view.links.map { CertificateProofPayload.Link(id: $0.id, record: $0.record.encoded, proof: $0.proof) },
+            links: view.links.map {
+                CertificateProofPayload.Link(id: $0.id, record: $0.record.encoded, proof: $0.proof)
+            },
             absence: view.links.isEmpty ? view.absence : nil)
         return .chain(.content, payload.encoded)
     }

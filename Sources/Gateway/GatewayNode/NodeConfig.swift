@@ -198,7 +198,8 @@ public struct NodeConfig: Equatable, Sendable {
             root, "the top level",
             allowed: [
                 "data", "genesis", "key", "p2p", "peers", "http", "coap", "coaps", "mqtt", "mqtt_credentials",
-                "mqtt_client_id", "spawn_broker", "reanchor", "journal_fsync", "require_device_certificate", "consensus",
+                "mqtt_client_id", "spawn_broker", "reanchor", "journal_fsync", "require_device_certificate",
+                "consensus",
                 "log",
             ])
         func path(_ key: String) throws(ConfigError) -> String? {

@@ -25,7 +25,8 @@ struct Broker: ParsableCommand {
     @Option(help: "Loopback TCP port to listen on.")
     var port: Int = 1883
 
-    @Option(help: "Also listen with TLS 1.2 here for devices with certificates (needs --ca-file, --cert-file, --key-file).")
+    @Option(
+        help: "Also listen with TLS 1.2 here for devices with certificates (needs --ca-file, --cert-file, --key-file).")
     var tlsPort: Int?
 
     @Option(help: "Address of the TLS listener.")

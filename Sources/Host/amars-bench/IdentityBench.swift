@@ -55,7 +55,9 @@ struct IdentityBench: ParsableCommand {
             tree.set(CertificateRecord.stateKey(id), Domain.stateValue.hash(record.encoded))
         }
         let stateRoot = tree.root
-        let links = records.map { (id: $0.0, record: $0.1, encoded: $0.1.encoded, proof: tree.proof(for: CertificateRecord.stateKey($0.0))) }
+        let links = records.map {
+            (id: $0.0, record: $0.1, encoded: $0.1.encoded, proof: tree.proof(for: CertificateRecord.stateKey($0.0)))
+        }
         var valid = 0
         let checked = rate(seconds) {
             var chain: [(id: Bytes32, record: CertificateRecord)] = []
@@ -80,7 +82,9 @@ struct IdentityBench: ParsableCommand {
             secp256k1_ecdsa_signature_parse_der(ctx, &signature, $0.baseAddress!, $0.count)
         }
         var key = secp256k1_pubkey()
-        _ = deviceKey.publicKey.compressed.withUnsafeBufferPointer { secp256k1_ec_pubkey_parse(ctx, &key, $0.baseAddress!, 33) }
+        _ = deviceKey.publicKey.compressed.withUnsafeBufferPointer {
+            secp256k1_ec_pubkey_parse(ctx, &key, $0.baseAddress!, 33)
+        }
         let digest = SHA256.hash(short.fields.tbs).bytes
         var ok = 0
         let raw = rate(seconds) { ok += Int(secp256k1_ecdsa_verify(ctx, &signature, digest, &key)) }

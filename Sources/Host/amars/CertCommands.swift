@@ -30,7 +30,8 @@ struct CertCommand: ParsableCommand {
               amars cert revoke --key ops.key --cert pki/lock1/device.pem --wait
             """,
         subcommands: [
-            CA.self, Enroll.self, Fleet.self, Issue.self, Renew.self, Revoke.self, Inspect.self, Verify.self, Export.self,
+            CA.self, Enroll.self, Fleet.self, Issue.self, Renew.self, Revoke.self, Inspect.self, Verify.self,
+            Export.self,
             Publish.self, Server.self,
         ])
 
@@ -170,7 +171,8 @@ struct CertCommand: ParsableCommand {
 
         func run() throws {
             let (deviceKey, device, seconds) = try shortLived.load()
-            let short = try issueShortLived(deviceKey: deviceKey, device: device, lifetime: seconds, out: shortLived.out)
+            let short = try issueShortLived(
+                deviceKey: deviceKey, device: device, lifetime: seconds, out: shortLived.out)
             try publish(short, signer: deviceKey, send: send, node: node, skip: noPublish)
         }
     }
@@ -352,7 +354,10 @@ struct CertCommand: ParsableCommand {
         func validate() throws {
             guard !ip.isEmpty || !dns.isEmpty else { throw ValidationError("give at least one --ip or --dns") }
             for a in ip where TLSFiles.ipv4(a) == nil { throw ValidationError("--ip \(a) is not an IPv4 address") }
-            for d in dns where d.isEmpty || d.utf8.count > 64 || !d.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" }) {
+            for d in dns
+            where d.isEmpty || d.utf8.count > 64
+                || !d.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" })
+            {
                 throw ValidationError("--dns \(d) is not a host name")
             }
             guard days >= 1, days <= 3650 else { throw ValidationError("--days must be 1 to 3650") }
@@ -407,7 +412,9 @@ struct CertCommand: ParsableCommand {
 
         func validate() throws {
             guard (id == nil) != (cert == nil) else { throw ValidationError("give exactly one of --id and --cert") }
-            guard reason <= 10, reason != 7 else { throw ValidationError("--reason must be an RFC 5280 code: 0-6, 8-10") }
+            guard reason <= 10, reason != 7 else {
+                throw ValidationError("--reason must be an RFC 5280 code: 0-6, 8-10")
+            }
         }
 
         func run() throws {
@@ -434,11 +441,15 @@ struct CertCommand: ParsableCommand {
             let f = c.fields
             print("id          \(Hex.encode(c.id.bytes))")
             print("subject     \(String(decoding: f.subjectName, as: UTF8.self))")
-            print("issuer      \(String(decoding: f.issuerName, as: UTF8.self))\(f.isSelfSigned ? " (self-signed root)" : "")")
+            print(
+                "issuer      \(String(decoding: f.issuerName, as: UTF8.self))\(f.isSelfSigned ? " (self-signed root)" : "")"
+            )
             print("account     \(f.subjectKeyID.bech32)")
             print("issued by   \(f.authorityKeyID.bech32)")
             print("valid       \(isoTime(f.notBefore)) to \(isoTime(f.notAfter))")
-            print("kind        \(f.isCA ? "CA" + (f.pathLength.map { ", path length \($0)" } ?? "") : "end entity (short-lived)")")
+            print(
+                "kind        \(f.isCA ? "CA" + (f.pathLength.map { ", path length \($0)" } ?? "") : "end entity (short-lived)")"
+            )
             var usages: [String] = []
             if f.keyUsage & KeyUsage.digitalSignature != 0 { usages.append("digitalSignature") }
             if f.keyUsage & KeyUsage.keyCertSign != 0 { usages.append("keyCertSign") }
@@ -608,11 +619,13 @@ func issueShortLived(deviceKey: PrivateKey, device: DeviceCertificate, lifetime:
     try? FileManager.default.removeItem(atPath: pemStaged)
     guard
         FileManager.default.createFile(
-            atPath: pemStaged, contents: Data(TLSFiles.privateKeyPEM(fresh).utf8), attributes: [.posixPermissions: 0o600]),
+            atPath: pemStaged, contents: Data(TLSFiles.privateKeyPEM(fresh).utf8),
+            attributes: [.posixPermissions: 0o600]),
         rename(pemStaged, pemPath) == 0
     else { throw CLIError("cannot write \(pemPath)") }
     print(
-        "short-lived certificate \(Hex.encode(short.id.bytes)) until \(isoTime(short.fields.notAfter)) written to \(out)")
+        "short-lived certificate \(Hex.encode(short.id.bytes)) until \(isoTime(short.fields.notAfter)) written to \(out)"
+    )
     return short
 }
 

@@ -147,10 +147,12 @@ struct StealthCommand: ParsableCommand {
                 view = try StealthCommand.keys(key).viewKey
             } else {
                 let path = viewKey!
-                guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8)
+                guard let data = FileManager.default.contents(atPath: path),
+                    let text = String(data: data, encoding: .utf8)
                 else { throw CLIError("cannot read --view-key \(path)") }
                 do { view = try StealthViewKey(text: text.trimmingCharacters(in: .whitespacesAndNewlines)) } catch {
-                    throw CLIError("--view-key \(path): not a view key (\(error)); make one with 'amars stealth view-key'")
+                    throw CLIError(
+                        "--view-key \(path): not a view key (\(error)); make one with 'amars stealth view-key'")
                 }
             }
             let lines = try node.typed { client in try StealthCommand.scan(client, view: view, fromEpoch: fromEpoch) }
@@ -215,7 +217,8 @@ struct StealthCommand: ParsableCommand {
             throw error
         }
         guard info.verify() else {
-            throw CLIError("the node's stealth announcements of epoch \(epoch) do not match the hash its state commits to")
+            throw CLIError(
+                "the node's stealth announcements of epoch \(epoch) do not match the hash its state commits to")
         }
         return info
     }

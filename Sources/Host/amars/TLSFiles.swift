@@ -35,7 +35,8 @@ enum TLSFiles {
         key: PrivateKey, caKey: PrivateKey, ca: DeviceCertificate, ips: [[UInt8]], dnsNames: [String], days: UInt64
     ) -> [UInt8] {
         let now = UInt64(Date().timeIntervalSince1970)
-        let name = Array((dnsNames.first ?? ips.first.map { $0.map(String.init).joined(separator: ".") } ?? "broker").utf8)
+        let name = Array(
+            (dnsNames.first ?? ips.first.map { $0.map(String.init).joined(separator: ".") } ?? "broker").utf8)
         let fields = CertificateFields(
             serial: randomSerial(), issuerName: ca.fields.subjectName, subjectName: name, notBefore: now - 60,
             notAfter: min(now + days * 86_400, ca.fields.notAfter), publicKey: key.publicKey, isCA: false,

@@ -715,23 +715,23 @@ public struct DeviceSession: Sendable {
     }
 
     #if !DEVICE_NO_PAYMENT_CODES
-    /// A filter answer names its epoch and the block whose state proves its hash; that block's header is asked
-    /// for next, and the filter is tested once it is verified.
-    @inline(never)
-    private mutating func filterAnswered(_ answer: DeviceAnswer) throws(DeviceError) -> Step {
-        guard case .recipientFilter(let epoch) = job else { throw .busy }
-        guard answer.code == .content else { throw Self.gatewayError(answer, .recipientFilter) }
-        var reader = ByteReader(answer.body)
-        let answered: UInt64
-        let height: UInt64
-        do {
-            answered = try reader.readVarint()
-            height = try reader.readVarint()
-        } catch { throw .undecodable(.recipientFilter, error) }
-        guard answered == epoch else { throw .inconsistent(.filterEpoch) }
-        proofBody = answer.body
-        return ask(.header(at: height), height: height)
-    }
+        /// A filter answer names its epoch and the block whose state proves its hash; that block's header is asked
+        /// for next, and the filter is tested once it is verified.
+        @inline(never)
+        private mutating func filterAnswered(_ answer: DeviceAnswer) throws(DeviceError) -> Step {
+            guard case .recipientFilter(let epoch) = job else { throw .busy }
+            guard answer.code == .content else { throw Self.gatewayError(answer, .recipientFilter) }
+            var reader = ByteReader(answer.body)
+            let answered: UInt64
+            let height: UInt64
+            do {
+                answered = try reader.readVarint()
+                height = try reader.readVarint()
+            } catch { throw .undecodable(.recipientFilter, error) }
+            guard answered == epoch else { throw .inconsistent(.filterEpoch) }
+            proofBody = answer.body
+            return ask(.header(at: height), height: height)
+        }
     #endif
 
     /// The first entry of an inbox answer, read with the transfer decoder alone (a device needs no other
@@ -868,18 +868,21 @@ public struct DeviceSession: Sendable {
                 return completed(.certificate(try Self.verifyCertificate(proofBody, id: id, header: header)))
         #endif
         #if !DEVICE_NO_PAYMENT_CODES
-        case .notification(let address, let index):
-            let found = try Self.verifyNotification(proofBody, of: address, index: index, stateRoot: header.stateRoot)
-            return completed(
-                .notified(
-                    found.map { VerifiedNotification(index: index, count: $0.count, record: $0.record, header: header) }
-                ))
-        case .recipientFilter(let epoch):
-            guard let genesis = trusted?.genesis else { throw .notAnchored }
-            let (matched, bytes) = try Self.verifyFilter(
-                proofBody, epoch: epoch, stateRoot: header.stateRoot, genesis: genesis, watching: watching)
-            return completed(
-                .filtered(VerifiedFilterMatch(epoch: epoch, matched: matched, filterBytes: bytes, header: header)))
+            case .notification(let address, let index):
+                let found = try Self.verifyNotification(
+                    proofBody, of: address, index: index, stateRoot: header.stateRoot)
+                return completed(
+                    .notified(
+                        found.map {
+                            VerifiedNotification(index: index, count: $0.count, record: $0.record, header: header)
+                        }
+                    ))
+            case .recipientFilter(let epoch):
+                guard let genesis = trusted?.genesis else { throw .notAnchored }
+                let (matched, bytes) = try Self.verifyFilter(
+                    proofBody, epoch: epoch, stateRoot: header.stateRoot, genesis: genesis, watching: watching)
+                return completed(
+                    .filtered(VerifiedFilterMatch(epoch: epoch, matched: matched, filterBytes: bytes, header: header)))
         #endif
         case .inclusion(let id):
             let (position, receipt) = try Self.verifyInclusion(
@@ -927,68 +930,69 @@ public struct DeviceSession: Sendable {
     }
 
     #if !DEVICE_NO_PAYMENT_CODES
-    /// The address's notification count proven under `stateRoot`, then record `index`: present and proven below
-    /// the count, proven absent at or past it (nil).
-    @inline(never)
-    private static func verifyNotification(_ body: [UInt8], of address: Address, index: UInt64, stateRoot: Bytes32)
-        throws(DeviceError) -> (count: UInt64, record: PaymentNotificationRecord)?
-    {
-        let payload: NotificationProofPayload
-        do { payload = try NotificationProofPayload(decoding: body) } catch {
-            throw .undecodable(.notifications, error)
+        /// The address's notification count proven under `stateRoot`, then record `index`: present and proven below
+        /// the count, proven absent at or past it (nil).
+        @inline(never)
+        private static func verifyNotification(_ body: [UInt8], of address: Address, index: UInt64, stateRoot: Bytes32)
+            throws(DeviceError) -> (count: UInt64, record: PaymentNotificationRecord)?
+        {
+            let payload: NotificationProofPayload
+            do { payload = try NotificationProofPayload(decoding: body) } catch {
+                throw .undecodable(.notifications, error)
+            }
+            guard payload.stateRoot == stateRoot else {
+                throw .inconsistent(.stateRootMismatch(.notifications, height: payload.height))
+            }
+            guard payload.index == index, (payload.record != nil) == (index < payload.count) else {
+                throw .inconsistent(.notificationEntry)
+            }
+            do {
+                let countValue = PaymentNotificationRecord.encodeCount(payload.count)
+                try ProofVerifier.verifyValue(
+                    key: StateNamespace.paymentNotification.key(PaymentNotificationRecord.countIdentifier(address)),
+                    valueHash: payload.count == 0 ? nil : Domain.stateValue.hash(countValue), proof: payload.countProof,
+                    stateRoot: stateRoot)
+                try ProofVerifier.verifyValue(
+                    key: StateNamespace.paymentNotification.key(
+                        PaymentNotificationRecord.recordIdentifier(address, index: index)),
+                    valueHash: payload.record.map { Domain.stateValue.hash($0.encoded) }, proof: payload.recordProof,
+                    stateRoot: stateRoot)
+            } catch {
+                throw .rejected(error, stage: .notificationProof)
+            }
+            return payload.record.map { (payload.count, $0) }
         }
-        guard payload.stateRoot == stateRoot else {
-            throw .inconsistent(.stateRootMismatch(.notifications, height: payload.height))
-        }
-        guard payload.index == index, (payload.record != nil) == (index < payload.count) else {
-            throw .inconsistent(.notificationEntry)
-        }
-        do {
-            let countValue = PaymentNotificationRecord.encodeCount(payload.count)
-            try ProofVerifier.verifyValue(
-                key: StateNamespace.paymentNotification.key(PaymentNotificationRecord.countIdentifier(address)),
-                valueHash: payload.count == 0 ? nil : Domain.stateValue.hash(countValue), proof: payload.countProof,
-                stateRoot: stateRoot)
-            try ProofVerifier.verifyValue(
-                key: StateNamespace.paymentNotification.key(
-                    PaymentNotificationRecord.recordIdentifier(address, index: index)),
-                valueHash: payload.record.map { Domain.stateValue.hash($0.encoded) }, proof: payload.recordProof,
-                stateRoot: stateRoot)
-        } catch {
-            throw .rejected(error, stage: .notificationProof)
-        }
-        return payload.record.map { (payload.count, $0) }
-    }
 
-    /// The filter's committed hash proven under `stateRoot`, then the filter's bytes tested against `watching`
-    /// and hashed as they pass: a filter with a payment left out does not hash to the committed value.
-    @inline(never)
-    private static func verifyFilter(
-        _ body: [UInt8], epoch: UInt64, stateRoot: Bytes32, genesis: Bytes32, watching: [Address]
-    ) throws(DeviceError) -> ([Bool], Int) {
-        let payload: RecipientFilterPayload
-        do { payload = try RecipientFilterPayload(decoding: body) } catch {
-            throw .undecodable(.recipientFilter, error)
+        /// The filter's committed hash proven under `stateRoot`, then the filter's bytes tested against `watching`
+        /// and hashed as they pass: a filter with a payment left out does not hash to the committed value.
+        @inline(never)
+        private static func verifyFilter(
+            _ body: [UInt8], epoch: UInt64, stateRoot: Bytes32, genesis: Bytes32, watching: [Address]
+        ) throws(DeviceError) -> ([Bool], Int) {
+            let payload: RecipientFilterPayload
+            do { payload = try RecipientFilterPayload(decoding: body) } catch {
+                throw .undecodable(.recipientFilter, error)
+            }
+            guard payload.stateRoot == stateRoot else {
+                throw .inconsistent(.stateRootMismatch(.recipientFilter, height: payload.height))
+            }
+            do {
+                try ProofVerifier.verifyValue(
+                    key: RecipientFilter.stateKey(epoch: epoch),
+                    valueHash: Domain.stateValue.hash(payload.committed.bytes),
+                    proof: payload.proof, stateRoot: stateRoot)
+            } catch {
+                throw .rejected(error, stage: .filterProof)
+            }
+            var matcher = RecipientFilterMatcher(
+                watching: watching, key: RecipientFilter.key(genesis: genesis, epoch: epoch))
+            do {
+                try matcher.feed(payload.filter)
+                return (try matcher.finish(committed: payload.committed), payload.filter.count)
+            } catch {
+                throw .filter(error)
+            }
         }
-        guard payload.stateRoot == stateRoot else {
-            throw .inconsistent(.stateRootMismatch(.recipientFilter, height: payload.height))
-        }
-        do {
-            try ProofVerifier.verifyValue(
-                key: RecipientFilter.stateKey(epoch: epoch), valueHash: Domain.stateValue.hash(payload.committed.bytes),
-                proof: payload.proof, stateRoot: stateRoot)
-        } catch {
-            throw .rejected(error, stage: .filterProof)
-        }
-        var matcher = RecipientFilterMatcher(
-            watching: watching, key: RecipientFilter.key(genesis: genesis, epoch: epoch))
-        do {
-            try matcher.feed(payload.filter)
-            return (try matcher.finish(committed: payload.committed), payload.filter.count)
-        } catch {
-            throw .filter(error)
-        }
-    }
     #endif
 
     /// The id's Merkle path to the block's transactions root and its receipt's path to the receipts root, at

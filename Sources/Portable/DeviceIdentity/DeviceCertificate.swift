@@ -130,7 +130,8 @@ public struct CertificateFields: Equatable, Sendable {
         extensions.append(Self.extensionValue(OID.basicConstraints, critical: true, DER.sequence(constraints)))
         extensions.append(Self.extensionValue(OID.keyUsage, critical: true, DER.namedBits(keyUsage)))
         extensions.append(
-            Self.extensionValue(OID.subjectKeyIdentifier, critical: false, DER.tlv(DER.octetString, subjectKeyID.raw.bytes)))
+            Self.extensionValue(
+                OID.subjectKeyIdentifier, critical: false, DER.tlv(DER.octetString, subjectKeyID.raw.bytes)))
         extensions.append(
             Self.extensionValue(
                 OID.authorityKeyIdentifier, critical: false,
