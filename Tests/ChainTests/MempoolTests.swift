@@ -58,11 +58,11 @@ final class MempoolTests: XCTestCase {
         var badKey = t.transfer(from: alice, to: bob, amount: 1, nonce: 1)
         badKey.body.sender = Bytes32(w0: UInt64.max, w1: UInt64.max, w2: UInt64.max, w3: UInt64.max)
         assertRefused(badKey, .invalidSenderKey)
-        // Kinds the chain does not execute yet.
+        // A refund of an HTLC that does not exist is judged against the state at the door.
         var htlc = t.transfer(from: alice, to: bob, amount: 1, nonce: 1)
         htlc.body.payload = .htlcRefund(HTLCRefund(lockID: .zero))
         htlc = SignedTransaction(body: htlc.body, signer: alice)
-        assertRefused(htlc, .unsupportedKind(11))
+        assertRefused(htlc, .htlc(.unknownHTLC))
     }
 
     func testFundsAreCheckedForTheWholeRunAndOverflow() throws {

@@ -188,9 +188,8 @@ final class StakingTests: XCTestCase {
         XCTAssertEqual(plan(.withdraw(BucketAction(bucket: 1)), aliceAddress), .notUnstaked)
         XCTAssertEqual(plan(.unstake(BucketAction(bucket: 1)), TestChain.address(t.funded[1])), .notBucketOwner)
         XCTAssertEqual(plan(.unstake(BucketAction(bucket: 1)), aliceAddress), .stillLocked(untilEpoch: 1))
-        // Kinds whose protocols have not landed are refused at the door.
-        XCTAssertEqual(
-            try refusal(alice, .htlcRefund(HTLCRefund(lockID: .zero))), .unsupportedKind(11))
+        // Every kind executes now; an HTLC refund of nothing is refused at the door with its own reason.
+        XCTAssertEqual(try refusal(alice, .htlcRefund(HTLCRefund(lockID: .zero))), .htlc(.unknownHTLC))
     }
 }
 

@@ -105,9 +105,11 @@ public final class ChainNode: @unchecked Sendable {
             chainID: genesis.chainID, genesisBlock: genesisBlockHash, fees: fees, staking: genesis.staking,
             epochLength: genesis.epochLength)
         board = Mutex(Status(head: headBlock.block.header, nextBaseFee: 0, pending: 0, accounts: 0))
-        guard world.totalBalance + world.totalStaked == genesis.totalAllocated else {
+        // Open escrows and HTLCs hold tokens no account holds.
+        let held = world.totalBalance + world.totalStaked + world.totalEscrowed
+        guard held == genesis.totalAllocated else {
             throw .corruptState(
-                "balances and stakes sum to \(world.totalBalance + world.totalStaked), "
+                "balances, stakes, escrows and HTLCs sum to \(held), "
                     + "genesis allocated \(genesis.totalAllocated)")
         }
         if let key = validatorKey, genesis.committee(epoch: 0).index(of: key.xOnlyPublicKey.bytes) == nil {
@@ -268,6 +270,25 @@ public final class ChainNode: @unchecked Sendable {
     }
 
     /// The escrow opened by transaction `id`, proven against the head (what a lock checks before it opens).
+    /// An HTLC (or its absence) with its proof against the head's state root.
+    public struct HTLCView: Sendable {
+        public var id: Bytes32
+        public var state: HTLCState?
+        public var proof: SparseMerkleProof
+        public var height: UInt64
+        public var stateRoot: Bytes32
+    }
+
+    public func htlc(_ id: Bytes32) -> HTLCView {
+        locked {
+            let (value, proof) = world.proof(for: HTLCRules.key(id))
+            let h = headBlock.block.header
+            return HTLCView(
+                id: id, state: value.flatMap { try? HTLCState(decoding: $0) }, proof: proof, height: h.height,
+                stateRoot: h.stateRoot)
+        }
+    }
+
     public func escrow(_ id: Bytes32) -> EscrowView {
         locked {
             let (value, proof) = world.proof(for: EscrowRules.key(id))
@@ -432,7 +453,7 @@ public final class ChainNode: @unchecked Sendable {
         public var burned: UInt64
         public var inAccounts: UInt64
         public var staked: UInt64
-        /// Held by open rental escrows.
+        /// Held by open rental escrows and open HTLCs.
         public var escrowed: UInt64
     }
 
@@ -620,9 +641,9 @@ public final class ChainNode: @unchecked Sendable {
         return verified.id
     }
 
-    /// Certificates are judged against the head's state at admission, so a sender hears the rule it broke at
-    /// once instead of finding its transaction dropped by the block builder. (They are judged again in the block,
-    /// where the state may have changed.) Other kinds' state checks happen in the mempool and the block.
+    /// Certificates and HTLCs are judged against the head's state at admission, so a sender hears the rule it
+    /// broke at once instead of finding its transaction dropped by the block builder. (They are judged again in the
+    /// block, where the state may have changed.) Other kinds' state checks happen in the mempool and the block.
     /// A device door's policy is checked here too (``requireDeviceCertificates``).
     private func precheck(_ verified: VerifiedTransaction, fromDevice: Bool) throws(TransactionError) {
         if fromDevice && certificatePolicy && deviceStandingUnlocked(verified.senderAddress) != .valid {
@@ -639,9 +660,21 @@ public final class ChainNode: @unchecked Sendable {
             case .certificateRevoke(let revoke):
                 _ = try CertificateRules.planRevoke(
                     revoke, sender: verified.senderAddress, height: head.height + 1, state: overlay)
-            default: return
+            default: break
             }
         } catch { throw .certificate(error) }
+        do {
+            switch verified.transaction.body.payload {
+            case .htlcLock(let lock):
+                _ = try HTLCRules.planLock(lock, id: verified.id, sender: verified.senderAddress, height: head.height + 1)
+            case .htlcClaim(let claim):
+                _ = try HTLCRules.planClaim(claim, sender: verified.senderAddress, height: head.height + 1, state: overlay)
+            case .htlcRefund(let refund):
+                _ = try HTLCRules.planRefund(
+                    refund, sender: verified.senderAddress, height: head.height + 1, state: overlay)
+            default: break
+            }
+        } catch { throw .htlc(error) }
     }
 
     // MARK: blocks

@@ -25,8 +25,8 @@ public struct BlockContext: Sendable {
 /// The state transition for one transaction: a pure function of the transaction, the state and the block
 /// context. Every check runs before the first write, so a refused transaction changes nothing.
 ///
-/// Transfers, the staking kinds, escrows, evidence, payment-code notifications, stealth transfers and
-/// certificates execute; HTLCs are refused before they reach a block until their protocol lands.
+/// Every kind executes: transfers, the staking kinds, escrows, evidence, payment-code notifications, stealth
+/// transfers, certificates and HTLCs.
 public struct TransactionExecutor: Sendable {
     public var chainID: UInt32
     /// The genesis block hash every transaction must name (``TransactionBody/genesis``).
@@ -54,7 +54,7 @@ public struct TransactionExecutor: Sendable {
         switch body.payload {
         case .transfer, .candidateRegister, .candidateUpdate, .stake, .restake, .unstake, .withdraw,
             .doubleSignEvidence, .escrowOpen, .escrowClose, .paymentCodeNotify, .stealthTransfer, .certificatePublish,
-            .certificateRevoke:
+            .certificateRevoke, .htlcLock, .htlcClaim, .htlcRefund:
             break
         default: throw .unsupportedKind(body.payload.tag)
         }
@@ -115,6 +115,23 @@ public struct TransactionExecutor: Sendable {
                 ),
                 (countKey, PaymentNotificationRecord.encodeCount(count + 1)),
             ]
+        case .htlcLock(let lock):
+            do { writes = [try HTLCRules.planLock(lock, id: tx.id, sender: tx.senderAddress, height: context.height)] }
+            catch { throw .htlc(error) }
+        case .htlcClaim(let claim):
+            do {
+                let effect = try HTLCRules.planClaim(
+                    claim, sender: tx.senderAddress, height: context.height, state: state)
+                writes = [effect.write]
+                credits = [effect.credit]
+            } catch { throw .htlc(error) }
+        case .htlcRefund(let refund):
+            do {
+                let effect = try HTLCRules.planRefund(
+                    refund, sender: tx.senderAddress, height: context.height, state: state)
+                writes = [effect.write]
+                credits = [effect.credit]
+            } catch { throw .htlc(error) }
         case .certificatePublish(let publish):
             do {
                 writes = try CertificateRules.planPublish(

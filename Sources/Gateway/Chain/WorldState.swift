@@ -40,7 +40,7 @@ public final class WorldState {
     public private(set) var totalBalance: UInt64 = 0
     /// Sum of all stake buckets, kept incrementally: balances plus stakes always equal the genesis allocation.
     public private(set) var totalStaked: UInt64 = 0
-    /// Sum of what open escrows hold (deposit and fee), kept the same way.
+    /// Sum of what open escrows (deposit and fee) and open HTLCs (their amount) hold, kept the same way.
     public private(set) var totalEscrowed: UInt64 = 0
 
     public init(_ initial: StateChanges) {
@@ -90,6 +90,9 @@ public final class WorldState {
             if key.namespace == .escrow {
                 totalEscrowed = totalEscrowed - Self.escrowHeld(old) + Self.escrowHeld(value)
             }
+            if key.namespace == .htlc {
+                totalEscrowed = totalEscrowed - Self.htlcHeld(old) + Self.htlcHeld(value)
+            }
             if value.isEmpty {
                 objects[key] = nil
                 treeChanges.append((key.treeKey, nil))
@@ -105,6 +108,11 @@ public final class WorldState {
     private static func escrowHeld(_ bytes: [UInt8]?) -> UInt64 {
         guard let bytes, !bytes.isEmpty, let e = try? EscrowState(decoding: bytes) else { return 0 }
         return e.held
+    }
+
+    private static func htlcHeld(_ bytes: [UInt8]?) -> UInt64 {
+        guard let bytes, !bytes.isEmpty, let h = try? HTLCState(decoding: bytes) else { return 0 }
+        return h.held
     }
 
     private static func bucketAmount(_ bytes: [UInt8]?) -> UInt64 {

@@ -189,6 +189,20 @@ public enum APIJSON {
             fields.append(("amountAMSC", .string(Amount.format(t.amount))))
             if !t.memo.isEmpty { fields.append(("memo", .hex(t.memo))) }
         }
+        switch body.payload {
+        case .htlcLock(let h):
+            fields.append(("to", .string(h.recipient.bech32)))
+            fields.append(("amount", .units(h.amount)))
+            fields.append(("amountAMSC", .string(Amount.format(h.amount))))
+            fields.append(("hashLock", .hex(h.hashLock)))
+            fields.append(("expiryHeight", .number(h.expiryHeight)))
+        case .htlcClaim(let c):
+            fields.append(("lockID", .hex(c.lockID)))
+            fields.append(("preimage", .hex(c.preimage)))
+        case .htlcRefund(let r):
+            fields.append(("lockID", .hex(r.lockID)))
+        default: break
+        }
         if case .stealthTransfer(let t) = body.payload {
             fields.append(("to", .string(t.to.bech32)))
             fields.append(("amount", .units(t.amount)))

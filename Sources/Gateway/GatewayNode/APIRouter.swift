@@ -146,7 +146,7 @@ public final class APIRouter: Sendable {
         case checkpoints, consensus, escrow(Substring), healthz, readyz
         case search, activity(Substring), paymentRequest(svg: Bool), events, submitBatch
         case notifications(Substring), recipientFilter(Substring), stealthAnnouncements(Substring)
-        case certificate(Substring)
+        case certificate(Substring), htlc(Substring)
 
         var methods: [String] {
             switch self {
@@ -195,6 +195,7 @@ public final class APIRouter: Sendable {
             case "filters": return .recipientFilter(segments[2])
             case "stealth": return .stealthAnnouncements(segments[2])
             case "certs": return .certificate(segments[2])
+            case "htlcs": return .htlc(segments[2])
             default: return nil
             }
         case 4 where segments[0] == "v1" && segments[1] == "accounts" && segments[3] == "transactions":
@@ -280,6 +281,8 @@ public final class APIRouter: Sendable {
             return stealthAnnouncements(text)
         case .certificate(let text):
             return certificate(text)
+        case .htlc(let text):
+            return htlc(text)
         case .paymentRequest(let svg):
             return paymentRequest(query: query, svg: svg)
         case .events:
@@ -556,6 +559,21 @@ public final class APIRouter: Sendable {
         case .staking(let e): (400, "\(e.code)", describe(e))
         case .escrow(let e): (400, "\(e.code)", describe(e))
         case .certificate(let e): (400, "\(e.code)", describe(e))
+        case .htlc(let e): (400, "\(e.code)", describe(e))
+        }
+    }
+
+    static func describe(_ error: HTLCError) -> String {
+        switch error {
+        case .sameParty: "an HTLC's recipient cannot be its sender"
+        case .expiryPassed(let height): "the expiry height must be after the block it locks in (\(height))"
+        case .unknownHTLC: "no HTLC was locked by that transaction id"
+        case .notOpen: "the HTLC is already claimed or refunded"
+        case .notRecipient: "only the HTLC's recipient may claim it"
+        case .notSender: "only the HTLC's sender may refund it"
+        case .wrongPreimage: "SHA-256 of the preimage is not the HTLC's hash lock"
+        case .claimTooLate(let expiry): "the HTLC expired at height \(expiry); only its sender may take it back now"
+        case .refundTooEarly(let expiry): "the HTLC can be refunded only after height \(expiry)"
         }
     }
 

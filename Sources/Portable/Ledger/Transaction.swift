@@ -158,6 +158,7 @@ public enum TransactionError: Error, Equatable, Sendable {
     case staking(StakingError)
     case escrow(EscrowError)
     case certificate(CertificateRefusal)
+    case htlc(HTLCError)
 
     /// A stable camelCase name for every refusal: the same word in HTTP answers, CoAP diagnostics, MQTT
     /// receipts and logs, so a device log and a gateway log can be matched.
@@ -181,6 +182,7 @@ public enum TransactionError: Error, Equatable, Sendable {
         case .staking(let e): e.code
         case .escrow(let e): e.code
         case .certificate(let e): e.code
+        case .htlc(let e): e.code
         }
     }
 }
