@@ -10,12 +10,7 @@ import XCTest
 /// certificates under the device; every rule refused with its own reason; revocation by an ancestor falls on
 /// everything below it in the next block; expiry by block time; a replica agrees on every state root, and the
 /// records' proofs verify against the header.
-final class CertificateRulesTests: XCTestCase {
-    var t: TestChain!
-    var node: ChainNode!
-    var replica: ChainNode!
-    var nonces: [Address: UInt64] = [:]
-    var timestamp: UInt64 = 1_700_000_001_000
+final class CertificateRulesTests: ReplicatedChainTestCase {
 
     var rootKey: PrivateKey { t.funded[0] }
     var stranger: PrivateKey { t.funded[1] }
@@ -25,33 +20,6 @@ final class CertificateRulesTests: XCTestCase {
     /// Certificates are made from this fixed time, so each is the same bytes whenever it is made.
     let base: UInt64 = 1_700_000_001
     let rootName = Array("Test root".utf8)
-
-    override func setUpWithError() throws {
-        t = TestChain(epochLength: 50)
-        node = try t.openNode()
-        replica = try t.openNode("replica.sqlite", validator: false)
-    }
-
-    override func tearDown() { t.cleanup() }
-
-    @discardableResult
-    func send(_ key: PrivateKey, _ payload: TransactionPayload) throws -> SignedTransaction {
-        let a = TestChain.address(key)
-        let body = TransactionBody(
-            genesis: node.genesisBlockHash, sender: key.xOnlyPublicKey.bytes, nonce: nonces[a, default: 0],
-            maxFeePerUnit: 10, tipPerUnit: 1, payload: payload)
-        let tx = SignedTransaction(body: body, signer: key)
-        _ = try node.submit(tx)
-        nonces[a, default: 0] += 1
-        return tx
-    }
-
-    func block(advance seconds: UInt64 = 1) throws {
-        timestamp += seconds * 1000
-        let b = try node.produceBlock(timestamp: timestamp)
-        try replica.importBlock(b)
-        XCTAssertEqual(replica.head, node.head)
-    }
 
     func certificate(
         key: PrivateKey, signer: PrivateKey, issuerName: [UInt8], subjectName: [UInt8], ca: Bool,

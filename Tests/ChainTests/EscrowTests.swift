@@ -10,60 +10,12 @@ import XCTest
 /// closes it, and the chain pays fee and damages to the owner and the rest of the deposit back; after expiry the
 /// renter alone may take the deposit back. A replica agrees on every state root, the supply stays whole with
 /// escrowed funds counted, every rule has its refusal, and a light client proves the escrow's status.
-final class EscrowTests: XCTestCase {
-    var t: TestChain!
-    var node: ChainNode!
-    var replica: ChainNode!
-    var nonces: [Address: UInt64] = [:]
-    var timestamp: UInt64 = 1_700_000_001_000
+final class EscrowTests: ReplicatedChainTestCase {
 
     let lock = TestChain.key(500)
     var renter: PrivateKey { t.funded[0] }
     var owner: PrivateKey { t.funded[1] }
     var lockAddress: Address { TestChain.address(lock) }
-
-    override func setUpWithError() throws {
-        t = TestChain(epochLength: 50)
-        node = try t.openNode()
-        replica = try t.openNode("replica.sqlite", validator: false)
-    }
-
-    override func tearDown() { t.cleanup() }
-
-    @discardableResult
-    func send(_ key: PrivateKey, _ payload: TransactionPayload) throws -> SignedTransaction {
-        let a = TestChain.address(key)
-        let body = TransactionBody(
-            genesis: node.genesisBlockHash, sender: key.xOnlyPublicKey.bytes, nonce: nonces[a, default: 0],
-            maxFeePerUnit: 10, tipPerUnit: 1, payload: payload)
-        let tx = SignedTransaction(body: body, signer: key)
-        _ = try node.submit(tx)
-        nonces[a, default: 0] += 1
-        return tx
-    }
-
-    @discardableResult
-    func block() throws -> FinalizedBlock {
-        timestamp += 1000
-        let b = try node.produceBlock(timestamp: timestamp)
-        try replica.importBlock(b)
-        XCTAssertEqual(replica.head, node.head)
-        let s = node.supply
-        XCTAssertEqual(
-            s.inAccounts + s.staked + s.escrowed + s.burned, Amount.totalSupply, "height \(b.block.header.height)")
-        return b
-    }
-
-    func balance(_ key: PrivateKey) -> UInt64 { node.account(TestChain.address(key)).state.balance }
-
-    func fee(_ tx: SignedTransaction) throws -> UInt64 {
-        guard case .included(_, _, let receipt) = try node.status(of: tx.id) else {
-            XCTFail("not included")
-            return 0
-        }
-        XCTAssertEqual(receipt.status, .success)
-        return receipt.feePaid
-    }
 
     func open(deposit: UInt64 = 5_000_000, fee: UInt64 = 700_000, expiry: UInt64) throws -> SignedTransaction {
         try send(

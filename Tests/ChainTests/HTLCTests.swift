@@ -8,57 +8,12 @@ import XCTest
 /// Hash time-locked contracts through real blocks: claimed with the secret before the timeout, refunded after it,
 /// every refusal with its own reason and nothing moved; a replica agrees on every state root, the supply stays
 /// whole with open HTLCs counted, a node restarted with an HTLC open opens cleanly, and the status is proven.
-final class HTLCTests: XCTestCase {
-    var t: TestChain!
-    var node: ChainNode!
-    var replica: ChainNode!
-    var nonces: [Address: UInt64] = [:]
-    var timestamp: UInt64 = 1_700_000_001_000
+final class HTLCTests: ReplicatedChainTestCase {
 
     var alice: PrivateKey { t.funded[0] }
     var bob: PrivateKey { t.funded[1] }
     let secret = Bytes32(w0: 11, w1: 22, w2: 33, w3: 44)
     var hashLock: Bytes32 { SHA256.hash(secret.bytes) }
-
-    override func setUpWithError() throws {
-        t = TestChain(epochLength: 50)
-        node = try t.openNode()
-        replica = try t.openNode("replica.sqlite", validator: false)
-    }
-
-    override func tearDown() { t.cleanup() }
-
-    @discardableResult
-    func send(_ key: PrivateKey, _ payload: TransactionPayload) throws -> SignedTransaction {
-        let a = TestChain.address(key)
-        let body = TransactionBody(
-            genesis: node.genesisBlockHash, sender: key.xOnlyPublicKey.bytes, nonce: nonces[a, default: 0],
-            maxFeePerUnit: 10, tipPerUnit: 1, payload: payload)
-        let tx = SignedTransaction(body: body, signer: key)
-        _ = try node.submit(tx)
-        nonces[a, default: 0] += 1
-        return tx
-    }
-
-    func block() throws {
-        timestamp += 1000
-        let b = try node.produceBlock(timestamp: timestamp)
-        try replica.importBlock(b)
-        XCTAssertEqual(replica.head, node.head)
-        let s = node.supply
-        XCTAssertEqual(s.inAccounts + s.staked + s.escrowed + s.burned, Amount.totalSupply, "height \(b.block.header.height)")
-    }
-
-    func balance(_ key: PrivateKey) -> UInt64 { node.account(TestChain.address(key)).state.balance }
-
-    func fee(_ tx: SignedTransaction) throws -> UInt64 {
-        guard case .included(_, _, let receipt) = try node.status(of: tx.id) else {
-            XCTFail("not included")
-            return 0
-        }
-        XCTAssertEqual(receipt.status, .success)
-        return receipt.feePaid
-    }
 
     func plan(_ payload: TransactionPayload, sender: PrivateKey) -> HTLCError? {
         let overlay = StateOverlay(base: WorldStateProbe.world(of: node))

@@ -22,8 +22,10 @@ final class HTLCCLITests: CLITestCase {
 
         try refused(["htlc", "lock", "--key", alice, "--to", bobAddress, "--amount", "1"] + node, "exactly one of")
         let locked = try ok(
-            ["htlc", "lock", "--key", alice, "--to", bobAddress, "--amount", "2", "--secret-out", path("secret.hex"),
-             "--blocks", "200", "--wait"] + node)
+            [
+                "htlc", "lock", "--key", alice, "--to", bobAddress, "--amount", "2", "--secret-out", path("secret.hex"),
+                "--blocks", "200", "--wait",
+            ] + node)
         XCTAssertTrue(locked.contains("final in block"), locked)
         let id = try lockID(locked)
         XCTAssertTrue(try ok(["htlc", "show", id] + node).contains("htlc      open: 2 AMSC"))
@@ -32,7 +34,8 @@ final class HTLCCLITests: CLITestCase {
             "wrongPreimage")
         try refused(["htlc", "refund", "--key", alice, "--id", id] + node, "refundTooEarly")
         let before = try Harness.json(try HTTPClient(baseURL: daemon.url), "/v1/accounts/\(bobAddress)")
-        let claimed = try ok(["htlc", "claim", "--key", bob, "--id", id, "--secret", path("secret.hex"), "--wait"] + node)
+        let claimed = try ok(
+            ["htlc", "claim", "--key", bob, "--id", id, "--secret", path("secret.hex"), "--wait"] + node)
         XCTAssertTrue(claimed.contains("final in block"), claimed)
         let shown = try ok(["htlc", "show", id] + node)
         let secret = try String(contentsOfFile: path("secret.hex"), encoding: .utf8)
@@ -45,8 +48,10 @@ final class HTLCCLITests: CLITestCase {
 
         // A short lock: after its timeout the recipient can no longer claim and the sender takes it back.
         let short = try ok(
-            ["htlc", "lock", "--key", alice, "--to", bobAddress, "--amount", "1", "--secret-out", path("s2.hex"),
-             "--blocks", "3", "--wait"] + node)
+            [
+                "htlc", "lock", "--key", alice, "--to", bobAddress, "--amount", "1", "--secret-out", path("s2.hex"),
+                "--blocks", "3", "--wait",
+            ] + node)
         let shortID = try lockID(short)
         var refunded = ""
         let deadline = Date().addingTimeInterval(20)

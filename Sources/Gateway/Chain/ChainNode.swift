@@ -666,9 +666,11 @@ public final class ChainNode: @unchecked Sendable {
         do {
             switch verified.transaction.body.payload {
             case .htlcLock(let lock):
-                _ = try HTLCRules.planLock(lock, id: verified.id, sender: verified.senderAddress, height: head.height + 1)
+                _ = try HTLCRules.planLock(
+                    lock, id: verified.id, sender: verified.senderAddress, height: head.height + 1)
             case .htlcClaim(let claim):
-                _ = try HTLCRules.planClaim(claim, sender: verified.senderAddress, height: head.height + 1, state: overlay)
+                _ = try HTLCRules.planClaim(
+                    claim, sender: verified.senderAddress, height: head.height + 1, state: overlay)
             case .htlcRefund(let refund):
                 _ = try HTLCRules.planRefund(
                     refund, sender: verified.senderAddress, height: head.height + 1, state: overlay)

@@ -116,8 +116,9 @@ public struct TransactionExecutor: Sendable {
                 (countKey, PaymentNotificationRecord.encodeCount(count + 1)),
             ]
         case .htlcLock(let lock):
-            do { writes = [try HTLCRules.planLock(lock, id: tx.id, sender: tx.senderAddress, height: context.height)] }
-            catch { throw .htlc(error) }
+            do {
+                writes = [try HTLCRules.planLock(lock, id: tx.id, sender: tx.senderAddress, height: context.height)]
+            } catch { throw .htlc(error) }
         case .htlcClaim(let claim):
             do {
                 let effect = try HTLCRules.planClaim(

@@ -59,7 +59,7 @@ struct IdentityBench: ParsableCommand {
             (id: $0.0, record: $0.1, encoded: $0.1.encoded, proof: tree.proof(for: CertificateRecord.stateKey($0.0)))
         }
         var valid = 0
-        let checked = rate(seconds) {
+        let checked = callsPerSecond(seconds) {
             var chain: [(id: Bytes32, record: CertificateRecord)] = []
             for link in links {
                 guard
@@ -87,24 +87,12 @@ struct IdentityBench: ParsableCommand {
         }
         let digest = SHA256.hash(short.fields.tbs).bytes
         var ok = 0
-        let raw = rate(seconds) { ok += Int(secp256k1_ecdsa_verify(ctx, &signature, digest, &key)) }
+        let raw = callsPerSecond(seconds) { ok += Int(secp256k1_ecdsa_verify(ctx, &signature, digest, &key)) }
         guard ok > 0 else { throw ValidationError("the baseline signature does not verify") }
         print("chain: root -> device -> short-lived, 3 records with state proofs (10,003 certificates in the tree)")
         print(String(format: "certificate chains checked: %.0f/s", checked))
         print(String(format: "raw ECDSA verifies:         %.0f/s", raw))
         print("revocation reaches a light client in 1 block: the revoking block's header proves the record")
         print(String(format: "identity/ecdsa ratio: %.3f", checked / raw))
-    }
-
-    private func rate(_ seconds: Double, _ body: () -> Void) -> Double {
-        var calls = 0
-        let start = DispatchTime.now().uptimeNanoseconds
-        var elapsed: UInt64 = 0
-        while elapsed < UInt64(seconds * 1e9) {
-            for _ in 0..<8 { body() }
-            calls += 8
-            elapsed = DispatchTime.now().uptimeNanoseconds - start
-        }
-        return Double(calls) / (Double(elapsed) / 1e9)
     }
 }

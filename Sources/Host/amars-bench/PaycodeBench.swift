@@ -30,14 +30,14 @@ struct PaycodeBench: ParsableCommand {
         let receiver = try PaymentCodeKeys(seed: [UInt8](repeating: 7, count: 32))
         let payer = try PaymentCodeKeys(seed: [UInt8](repeating: 9, count: 32)).code
         var index: UInt32 = 0
-        let derived = rate(seconds) {
+        let derived = callsPerSecond(seconds) {
             index &+= 1
             _ = try? OneTimeKey.secretKey(receiver: receiver, payer: payer, index: index % 1_000)
         }
         let own = try receiver.key(at: 0)
         let other = try payer.key(at: 0)
         var sink: UInt64 = 0
-        let ecdh = rate(seconds) { sink &+= own.sharedX(other).w0 }
+        let ecdh = callsPerSecond(seconds) { sink &+= own.sharedX(other).w0 }
         print(String(format: "one-time keys derived: %.0f/s", derived))
         print(String(format: "raw ECDH (x only):     %.0f/s   (sink %llu)", ecdh, sink & 1))
         let key = RecipientFilter.key(genesis: .zero, epoch: 1)
@@ -48,7 +48,7 @@ struct PaycodeBench: ParsableCommand {
                 Address(raw: Bytes20(hi: rng.next(), mid: rng.next(), lo: UInt32(truncatingIfNeeded: rng.next())))
             }
             let filter = RecipientFilter.build(recipients, key: key)
-            let tests = rate(seconds / 2) {
+            let tests = callsPerSecond(seconds / 2) {
                 var matcher = RecipientFilterMatcher(watching: watched, key: key)
                 try? matcher.feed(filter)
                 _ = try? matcher.finish()
@@ -71,18 +71,5 @@ struct PaycodeBench: ParsableCommand {
             }
         }
         print(String(format: "paycode/ecdh ratio: %.2f", derived / ecdh))
-    }
-
-    /// Calls per second of `body` over about `seconds`.
-    private func rate(_ seconds: Double, _ body: () -> Void) -> Double {
-        var calls = 0
-        let start = DispatchTime.now().uptimeNanoseconds
-        var elapsed: UInt64 = 0
-        while elapsed < UInt64(seconds * 1e9) {
-            for _ in 0..<16 { body() }
-            calls += 16
-            elapsed = DispatchTime.now().uptimeNanoseconds - start
-        }
-        return Double(calls) / (Double(elapsed) / 1e9)
     }
 }

@@ -23,3 +23,16 @@ func rawSchnorrVerifyRate(encoded: [[UInt8]]) -> Double {
     precondition(ok == items.count, "baseline signatures must verify")
     return Double(items.count) / elapsed
 }
+
+/// Calls per second of `body` over about `seconds` (called in batches of 8 between clock reads).
+func callsPerSecond(_ seconds: Double, _ body: () -> Void) -> Double {
+    var calls = 0
+    let start = DispatchTime.now().uptimeNanoseconds
+    var elapsed: UInt64 = 0
+    while elapsed < UInt64(seconds * 1e9) {
+        for _ in 0..<8 { body() }
+        calls += 8
+        elapsed = DispatchTime.now().uptimeNanoseconds - start
+    }
+    return Double(calls) / (Double(elapsed) / 1e9)
+}

@@ -48,7 +48,9 @@ struct HTLCCommand: ParsableCommand {
         @OptionGroup var node: NodeOptions
 
         func validate() throws {
-            guard (hash == nil) != (secretOut == nil) else { throw ValidationError("give exactly one of --hash and --secret-out") }
+            guard (hash == nil) != (secretOut == nil) else {
+                throw ValidationError("give exactly one of --hash and --secret-out")
+            }
             guard (1...1_000_000).contains(blocks) else { throw ValidationError("--blocks must be 1 to 1000000") }
         }
 
@@ -108,7 +110,8 @@ struct HTLCCommand: ParsableCommand {
                 throw ValidationError("--secret must be 64 hex digits or a file holding them")
             }
             let signer = try loadKey(key)
-            let sent = try send.send(.htlcClaim(HTLCClaim(lockID: lockID, preimage: preimage)), signer: signer, node: node)
+            let sent = try send.send(
+                .htlcClaim(HTLCClaim(lockID: lockID, preimage: preimage)), signer: signer, node: node)
             print("claiming \(id)")
             try send.finish(sent, sender: Address(publicKey: signer.xOnlyPublicKey), node: node)
         }
@@ -155,7 +158,8 @@ struct HTLCCommand: ParsableCommand {
                 case .claimed: "claimed"
                 case .refunded: "refunded"
                 }
-            print("htlc      \(status): \(Amount.format(h.amount)) AMSC from \(h.sender.bech32) to \(h.recipient.bech32)")
+            print(
+                "htlc      \(status): \(Amount.format(h.amount)) AMSC from \(h.sender.bech32) to \(h.recipient.bech32)")
             print("hash lock \(Hex.encode(h.hashLock.bytes)), expires after height \(h.expiryHeight)")
             if h.status == .claimed { print("secret    \(Hex.encode(h.preimage.bytes))") }
             print("proven    against the state root of block \(info.height)")
