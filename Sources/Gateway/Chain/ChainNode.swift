@@ -1,7 +1,7 @@
 import AmarsCodec
 import AmarsCrypto
-import Foundation
 import DeviceIdentity
+import Foundation
 import Ledger
 import Logging
 import Synchronization
@@ -269,7 +269,6 @@ public final class ChainNode: @unchecked Sendable {
         public var stateRoot: Bytes32
     }
 
-    /// The escrow opened by transaction `id`, proven against the head (what a lock checks before it opens).
     /// An HTLC (or its absence) with its proof against the head's state root.
     public struct HTLCView: Sendable {
         public var id: Bytes32
@@ -289,6 +288,7 @@ public final class ChainNode: @unchecked Sendable {
         }
     }
 
+    /// The escrow opened by transaction `id`, proven against the head (what a lock checks before it opens).
     public func escrow(_ id: Bytes32) -> EscrowView {
         locked {
             let (value, proof) = world.proof(for: EscrowRules.key(id))
