@@ -105,11 +105,11 @@ public final class ChainNode: @unchecked Sendable {
             chainID: genesis.chainID, genesisBlock: genesisBlockHash, fees: fees, staking: genesis.staking,
             epochLength: genesis.epochLength)
         board = Mutex(Status(head: headBlock.block.header, nextBaseFee: 0, pending: 0, accounts: 0))
-        // Open escrows and HTLCs hold tokens no account holds.
+        // Open escrows, HTLCs and channels hold tokens no account holds.
         let held = world.totalBalance + world.totalStaked + world.totalEscrowed
         guard held == genesis.totalAllocated else {
             throw .corruptState(
-                "balances, stakes, escrows and HTLCs sum to \(held), "
+                "balances, stakes, escrows, HTLCs and channels sum to \(held), "
                     + "genesis allocated \(genesis.totalAllocated)")
         }
         if let key = validatorKey, genesis.committee(epoch: 0).index(of: key.xOnlyPublicKey.bytes) == nil {
@@ -260,44 +260,38 @@ public final class ChainNode: @unchecked Sendable {
         public var stateRoot: Bytes32
     }
 
-    /// An escrow (nil when no escrow has that id) with its proof against the head's state root.
-    public struct EscrowView: Sendable {
+    /// An object of the state tree by id (nil when none has that id) with its proof against the head's state root:
+    /// an escrow, an HTLC or a payment channel.
+    public struct ObjectView<Value: Sendable>: Sendable {
         public var id: Bytes32
-        public var state: EscrowState?
+        public var state: Value?
         public var proof: SparseMerkleProof
         public var height: UInt64
         public var stateRoot: Bytes32
+    }
+
+    public typealias EscrowView = ObjectView<EscrowState>
+    public typealias HTLCView = ObjectView<HTLCState>
+    public typealias ChannelView = ObjectView<PaymentChannel>
+
+    private func objectView<Value: CanonicalCodable & Sendable>(_ key: ObjectKey, id: Bytes32) -> ObjectView<Value> {
+        locked {
+            let (value, proof) = world.proof(for: key)
+            let h = headBlock.block.header
+            return ObjectView(
+                id: id, state: value.flatMap { try? Value(decoding: $0) }, proof: proof, height: h.height,
+                stateRoot: h.stateRoot)
+        }
     }
 
     /// An HTLC (or its absence) with its proof against the head's state root.
-    public struct HTLCView: Sendable {
-        public var id: Bytes32
-        public var state: HTLCState?
-        public var proof: SparseMerkleProof
-        public var height: UInt64
-        public var stateRoot: Bytes32
-    }
+    public func htlc(_ id: Bytes32) -> HTLCView { objectView(HTLCRules.key(id), id: id) }
 
-    public func htlc(_ id: Bytes32) -> HTLCView {
-        locked {
-            let (value, proof) = world.proof(for: HTLCRules.key(id))
-            let h = headBlock.block.header
-            return HTLCView(
-                id: id, state: value.flatMap { try? HTLCState(decoding: $0) }, proof: proof, height: h.height,
-                stateRoot: h.stateRoot)
-        }
-    }
+    /// A payment channel (or its absence) with its proof against the head's state root.
+    public func channel(_ id: Bytes32) -> ChannelView { objectView(ChannelRules.key(id), id: id) }
 
     /// The escrow opened by transaction `id`, proven against the head (what a lock checks before it opens).
-    public func escrow(_ id: Bytes32) -> EscrowView {
-        locked {
-            let (value, proof) = world.proof(for: EscrowRules.key(id))
-            let h = headBlock.block.header
-            return EscrowView(
-                id: id, state: value.flatMap { try? EscrowState(decoding: $0) }, proof: proof, height: h.height,
-                stateRoot: h.stateRoot)
-        }
-    }
+    public func escrow(_ id: Bytes32) -> EscrowView { objectView(EscrowRules.key(id), id: id) }
 
     /// A certificate's record and each ancestor's, the certificate first and its root last, each with its proof
     /// against the head's state root; `links` is empty when no certificate has that id. `time` is the head's
@@ -453,7 +447,7 @@ public final class ChainNode: @unchecked Sendable {
         public var burned: UInt64
         public var inAccounts: UInt64
         public var staked: UInt64
-        /// Held by open rental escrows and open HTLCs.
+        /// Held by open rental escrows, HTLCs and channels.
         public var escrowed: UInt64
     }
 
@@ -641,7 +635,7 @@ public final class ChainNode: @unchecked Sendable {
         return verified.id
     }
 
-    /// Certificates and HTLCs are judged against the head's state at admission, so a sender hears the rule it
+    /// Certificates, HTLCs and channels are judged against the head's state at admission, so a sender hears the rule it
     /// broke at once instead of finding its transaction dropped by the block builder. (They are judged again in the
     /// block, where the state may have changed.) Other kinds' state checks happen in the mempool and the block.
     /// A device door's policy is checked here too (``requireDeviceCertificates``).
@@ -677,6 +671,21 @@ public final class ChainNode: @unchecked Sendable {
             default: break
             }
         } catch { throw .htlc(error) }
+        do {
+            switch verified.transaction.body.payload {
+            case .channelOpen(let open):
+                _ = try ChannelRules.planOpen(
+                    open, id: verified.id, sender: verified.senderAddress,
+                    senderKey: verified.transaction.body.sender, height: head.height + 1)
+            case .channelClose(let close):
+                _ = try ChannelRules.planClose(
+                    close, sender: verified.senderAddress, height: head.height + 1, state: overlay)
+            case .channelRefund(let refund):
+                _ = try ChannelRules.planRefund(
+                    refund, sender: verified.senderAddress, height: head.height + 1, state: overlay)
+            default: break
+            }
+        } catch { throw .channel(error) }
     }
 
     // MARK: blocks

@@ -26,7 +26,7 @@ public struct BlockContext: Sendable {
 /// context. Every check runs before the first write, so a refused transaction changes nothing.
 ///
 /// Every kind executes: transfers, the staking kinds, escrows, evidence, payment-code notifications, stealth
-/// transfers, certificates and HTLCs.
+/// transfers, certificates, HTLCs and payment channels.
 public struct TransactionExecutor: Sendable {
     public var chainID: UInt32
     /// The genesis block hash every transaction must name (``TransactionBody/genesis``).
@@ -54,7 +54,7 @@ public struct TransactionExecutor: Sendable {
         switch body.payload {
         case .transfer, .candidateRegister, .candidateUpdate, .stake, .restake, .unstake, .withdraw,
             .doubleSignEvidence, .escrowOpen, .escrowClose, .paymentCodeNotify, .stealthTransfer, .certificatePublish,
-            .certificateRevoke, .htlcLock, .htlcClaim, .htlcRefund:
+            .certificateRevoke, .htlcLock, .htlcClaim, .htlcRefund, .channelOpen, .channelClose, .channelRefund:
             break
         default: throw .unsupportedKind(body.payload.tag)
         }
@@ -133,6 +133,27 @@ public struct TransactionExecutor: Sendable {
                 writes = [effect.write]
                 credits = [effect.credit]
             } catch { throw .htlc(error) }
+        case .channelOpen(let open):
+            do {
+                writes = [
+                    try ChannelRules.planOpen(
+                        open, id: tx.id, sender: tx.senderAddress, senderKey: body.sender, height: context.height)
+                ]
+            } catch { throw .channel(error) }
+        case .channelClose(let close):
+            do {
+                let effect = try ChannelRules.planClose(
+                    close, sender: tx.senderAddress, height: context.height, state: state)
+                writes = [effect.write]
+                credits = effect.credits
+            } catch { throw .channel(error) }
+        case .channelRefund(let refund):
+            do {
+                let effect = try ChannelRules.planRefund(
+                    refund, sender: tx.senderAddress, height: context.height, state: state)
+                writes = [effect.write]
+                credits = [effect.credit]
+            } catch { throw .channel(error) }
         case .certificatePublish(let publish):
             do {
                 writes = try CertificateRules.planPublish(

@@ -40,7 +40,7 @@ public final class WorldState {
     public private(set) var totalBalance: UInt64 = 0
     /// Sum of all stake buckets, kept incrementally: balances plus stakes always equal the genesis allocation.
     public private(set) var totalStaked: UInt64 = 0
-    /// Sum of what open escrows (deposit and fee) and open HTLCs (their amount) hold, kept the same way.
+    /// Sum of what open escrows (deposit and fee) open HTLCs (their amount) and open channels (their deposit) hold, kept the same way.
     public private(set) var totalEscrowed: UInt64 = 0
 
     public init(_ initial: StateChanges) {
@@ -93,6 +93,9 @@ public final class WorldState {
             if key.namespace == .htlc {
                 totalEscrowed = totalEscrowed - Self.htlcHeld(old) + Self.htlcHeld(value)
             }
+            if key.namespace == .channel {
+                totalEscrowed = totalEscrowed - Self.channelHeld(old) + Self.channelHeld(value)
+            }
             if value.isEmpty {
                 objects[key] = nil
                 treeChanges.append((key.treeKey, nil))
@@ -113,6 +116,11 @@ public final class WorldState {
     private static func htlcHeld(_ bytes: [UInt8]?) -> UInt64 {
         guard let bytes, !bytes.isEmpty, let h = try? HTLCState(decoding: bytes) else { return 0 }
         return h.held
+    }
+
+    private static func channelHeld(_ bytes: [UInt8]?) -> UInt64 {
+        guard let bytes, !bytes.isEmpty, let c = try? PaymentChannel(decoding: bytes) else { return 0 }
+        return c.held
     }
 
     private static func bucketAmount(_ bytes: [UInt8]?) -> UInt64 {

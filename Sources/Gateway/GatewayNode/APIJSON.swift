@@ -169,6 +169,9 @@ public enum APIJSON {
         case .doubleSignEvidence: "doubleSignEvidence"
         case .paymentCodeNotify: "paymentCodeNotify"
         case .stealthTransfer: "stealthTransfer"
+        case .channelOpen: "channelOpen"
+        case .channelClose: "channelClose"
+        case .channelRefund: "channelRefund"
         }
     }
 
@@ -201,6 +204,18 @@ public enum APIJSON {
             fields.append(("preimage", .hex(c.preimage)))
         case .htlcRefund(let r):
             fields.append(("lockID", .hex(r.lockID)))
+        case .channelOpen(let c):
+            fields.append(("to", .string(c.recipient.bech32)))
+            fields.append(("amount", .units(c.deposit)))
+            fields.append(("amountAMSC", .string(Amount.format(c.deposit))))
+            fields.append(("expiryHeight", .number(c.expiryHeight)))
+        case .channelClose(let c):
+            fields.append(("channelID", .hex(c.update.channelID)))
+            fields.append(("paid", .units(c.update.paid)))
+            fields.append(("conditions", .number(UInt64(c.update.conditions.count))))
+            fields.append(("preimages", .number(UInt64(c.preimages.count))))
+        case .channelRefund(let r):
+            fields.append(("channelID", .hex(r.channelID)))
         default: break
         }
         if case .stealthTransfer(let t) = body.payload {

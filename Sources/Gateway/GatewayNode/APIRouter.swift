@@ -146,7 +146,7 @@ public final class APIRouter: Sendable {
         case checkpoints, consensus, escrow(Substring), healthz, readyz
         case search, activity(Substring), paymentRequest(svg: Bool), events, submitBatch
         case notifications(Substring), recipientFilter(Substring), stealthAnnouncements(Substring)
-        case certificate(Substring), htlc(Substring)
+        case certificate(Substring), htlc(Substring), channel(Substring)
 
         var methods: [String] {
             switch self {
@@ -196,6 +196,7 @@ public final class APIRouter: Sendable {
             case "stealth": return .stealthAnnouncements(segments[2])
             case "certs": return .certificate(segments[2])
             case "htlcs": return .htlc(segments[2])
+            case "channels": return .channel(segments[2])
             default: return nil
             }
         case 4 where segments[0] == "v1" && segments[1] == "accounts" && segments[3] == "transactions":
@@ -283,6 +284,8 @@ public final class APIRouter: Sendable {
             return certificate(text)
         case .htlc(let text):
             return htlc(text)
+        case .channel(let text):
+            return channel(text)
         case .paymentRequest(let svg):
             return paymentRequest(query: query, svg: svg)
         case .events:
@@ -560,6 +563,7 @@ public final class APIRouter: Sendable {
         case .escrow(let e): (400, "\(e.code)", describe(e))
         case .certificate(let e): (400, "\(e.code)", describe(e))
         case .htlc(let e): (400, "\(e.code)", describe(e))
+        case .channel(let e): (400, "\(e.code)", e.description)
         }
     }
 

@@ -56,6 +56,8 @@ public enum StateNamespace: UInt8, Sendable {
     case certificateKey = 15
     /// The serial numbers each CA has used (issuer id, then the serial): RFC 5280 wants them unique per issuer.
     case certificateSerial = 16
+    /// One-way payment channels by the id of the transaction that opened them (``PaymentChannel``).
+    case channel = 17
 
     /// The tree key of an object: a tagged hash of namespace and identifier, so keys spread evenly.
     public func key(_ identifier: [UInt8]) -> Bytes32 {

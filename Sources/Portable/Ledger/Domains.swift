@@ -22,6 +22,8 @@ public enum Domain {
     public static let recipientFilterKey = TaggedHash(tag: "AmarsRecipientFilterKey")
     /// An epoch's stealth announcements (``StealthAnnouncements``), as the state records them.
     public static let stealthAnnouncements = TaggedHash(tag: "AmarsStealthAnnouncements")
+    /// What a channel's sender signs off chain (``ChannelUpdate``).
+    public static let channelUpdate = TaggedHash(tag: "AmarsChannelUpdate")
 }
 
 /// Caps on every length the chain decodes. They bound memory on a device and on a gateway alike; raising one
@@ -30,6 +32,8 @@ public enum Caps {
     public static let memoBytes = 64
     public static let candidateNameBytes = 32
     public static let certificateBytes = 1024
+    /// Pending conditions in one channel update, and preimages in one close.
+    public static let channelConditions = 8
     public static let committeeMembers = 128
     public static let transactionsPerBlock = 20_000
     public static let transactionBytes = 2048

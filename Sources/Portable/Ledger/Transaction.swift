@@ -159,6 +159,7 @@ public enum TransactionError: Error, Equatable, Sendable {
     case escrow(EscrowError)
     case certificate(CertificateRefusal)
     case htlc(HTLCError)
+    case channel(ChannelError)
 
     /// A stable camelCase name for every refusal: the same word in HTTP answers, CoAP diagnostics, MQTT
     /// receipts and logs, so a device log and a gateway log can be matched.
@@ -183,6 +184,7 @@ public enum TransactionError: Error, Equatable, Sendable {
         case .escrow(let e): e.code
         case .certificate(let e): e.code
         case .htlc(let e): e.code
+        case .channel(let e): e.code
         }
     }
 }

@@ -21,6 +21,9 @@ public enum TransactionPayload: Equatable, Sendable {
     case doubleSignEvidence(DoubleSignEvidence)
     case paymentCodeNotify(PaymentCodeNotify)
     case stealthTransfer(StealthTransfer)
+    case channelOpen(ChannelOpen)
+    case channelClose(ChannelClose)
+    case channelRefund(ChannelRefund)
 
     /// The wire tag of ``transfer(_:)``, for readers that decode that kind alone.
     public static let transferTag: UInt8 = 0
@@ -48,6 +51,9 @@ public enum TransactionPayload: Equatable, Sendable {
         case .doubleSignEvidence: 14
         case .paymentCodeNotify: Self.paymentCodeNotifyTag
         case .stealthTransfer: Self.stealthTransferTag
+        case .channelOpen: 17
+        case .channelClose: 18
+        case .channelRefund: 19
         }
     }
 
@@ -59,6 +65,7 @@ public enum TransactionPayload: Equatable, Sendable {
         case .candidateRegister(let c): c.selfStake
         case .stake(let s): s.amount
         case .htlcLock(let h): h.amount
+        case .channelOpen(let c): c.deposit
         case .escrowOpen(let e):
             e.deposit.addingReportingOverflow(e.rentalFee).overflow ? UInt64.max : e.deposit + e.rentalFee
         default: 0
@@ -87,6 +94,9 @@ extension TransactionPayload: CanonicalCodable {
         case .doubleSignEvidence(let p): w.write(p)
         case .paymentCodeNotify(let p): w.write(p)
         case .stealthTransfer(let p): w.write(p)
+        case .channelOpen(let p): w.write(p)
+        case .channelClose(let p): w.write(p)
+        case .channelRefund(let p): w.write(p)
         }
     }
 
@@ -110,6 +120,9 @@ extension TransactionPayload: CanonicalCodable {
         case 14: self = .doubleSignEvidence(try r.read())
         case Self.paymentCodeNotifyTag: self = .paymentCodeNotify(try r.read())
         case Self.stealthTransferTag: self = .stealthTransfer(try r.read())
+        case 17: self = .channelOpen(try r.read())
+        case 18: self = .channelClose(try r.read())
+        case 19: self = .channelRefund(try r.read())
         default: throw .unknownTag(tag)
         }
     }
@@ -448,6 +461,64 @@ public struct HTLCRefund: Equatable, Sendable, CanonicalCodable {
 
     public func encode(to w: inout ByteWriter) { w.write(lockID) }
     public init(from r: inout ByteReader) throws(CodecError) { lockID = try r.readBytes32() }
+}
+
+/// Opens a one-way payment channel: the sender locks `deposit` for `recipient` until `expiryHeight`
+/// (``PaymentChannel``). The channel's id is this transaction's id.
+public struct ChannelOpen: Equatable, Sendable, CanonicalCodable {
+    public var recipient: Address
+    public var deposit: UInt64
+    public var expiryHeight: UInt64
+
+    public init(recipient: Address, deposit: UInt64, expiryHeight: UInt64) {
+        self.recipient = recipient
+        self.deposit = deposit
+        self.expiryHeight = expiryHeight
+    }
+
+    public func encode(to w: inout ByteWriter) {
+        w.write(recipient)
+        w.writeVarint(deposit)
+        w.writeVarint(expiryHeight)
+    }
+
+    public init(from r: inout ByteReader) throws(CodecError) {
+        recipient = try r.read()
+        deposit = try r.readVarint()
+        guard deposit > 0 else { throw .invalidValue(.amount) }
+        expiryHeight = try r.readVarint()
+    }
+}
+
+/// The recipient closes a channel with the best update it holds and the preimages of the conditions it can open.
+public struct ChannelClose: Equatable, Sendable, CanonicalCodable {
+    public var update: ChannelUpdate
+    public var preimages: [Bytes32]
+
+    public init(update: ChannelUpdate, preimages: [Bytes32] = []) {
+        self.update = update
+        self.preimages = preimages
+    }
+
+    public func encode(to w: inout ByteWriter) {
+        w.write(update)
+        w.write(list: preimages)
+    }
+
+    public init(from r: inout ByteReader) throws(CodecError) {
+        update = try r.read()
+        preimages = try r.readList(cap: Caps.channelConditions)
+    }
+}
+
+/// Returns an expired, unclosed channel's deposit to its sender.
+public struct ChannelRefund: Equatable, Sendable, CanonicalCodable {
+    public var channelID: Bytes32
+
+    public init(channelID: Bytes32) { self.channelID = channelID }
+
+    public func encode(to w: inout ByteWriter) { w.write(channelID) }
+    public init(from r: inout ByteReader) throws(CodecError) { channelID = try r.readBytes32() }
 }
 
 /// A renter locks a deposit and a rental fee naming a device (a lock); the device opens only after it has

@@ -1,0 +1,304 @@
+import AmarsClient
+import AmarsCodec
+import AmarsCrypto
+import ArgumentParser
+import Chain
+import Foundation
+import Ledger
+
+/// `amars channel`: one-way payment channels. The sender locks a deposit on chain once; every payment after that
+/// is an update it signs off chain, which the recipient checks against the channel the chain holds and keeps if it
+/// pays more; the recipient closes with one transaction. Each party keeps its newest update in a channel folder.
+struct ChannelCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "channel",
+        abstract: "One-way payment channels: open, pay off chain, accept, close, refund after expiry, show.",
+        discussion: """
+            Each party keeps its newest update per channel in --dir (default ./channels, one <id>.update file in \
+            hex). An update travels as that hex text: pay writes it, accept reads it.
+
+            Example (make devnet running):
+              amars channel open --key alice.key --to amsc1... --deposit 10 --blocks 600 --wait
+              amars channel pay --key alice.key --id <channel id> --amount 0.25 --dir alice-ch --out u.hex
+              amars channel accept --id <channel id> --update u.hex --dir bob-ch
+              amars channel close --key bob.key --id <channel id> --dir bob-ch --wait
+              amars channel refund --key alice.key --id <channel id> --wait     # only after the expiry height
+              amars channel show <channel id> --dir bob-ch
+            """,
+        subcommands: [Open.self, Pay.self, Accept.self, Close.self, Refund.self, Show.self])
+
+    /// Where a party keeps the newest update of each channel.
+    struct Folder: ParsableArguments {
+        @Option(help: "Folder holding this party's newest update of each channel.")
+        var dir: String = "channels"
+
+        func path(_ id: Bytes32) -> String {
+            (dir as NSString).appendingPathComponent(Hex.encode(id.bytes) + ".update")
+        }
+
+        func load(_ id: Bytes32) throws -> ChannelUpdate? {
+            let file = path(id)
+            guard FileManager.default.fileExists(atPath: file) else { return nil }
+            return try readUpdate(file, what: "the stored update \(file)")
+        }
+
+        /// Replaces the stored update atomically, so a crash leaves the old one or the new one.
+        func store(_ update: ChannelUpdate) throws {
+            do {
+                try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+                try Data((Hex.encode(update.encoded) + "\n").utf8).write(
+                    to: URL(fileURLWithPath: path(update.channelID)), options: .atomic)
+            } catch { throw CLIError("cannot store the update in \(dir): \(error)") }
+        }
+    }
+
+    struct Open: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Lock a deposit for a recipient until an expiry height; the channel id is the transaction's id.",
+            discussion: "Example:\n  amars channel open --key alice.key --to amsc1... --deposit 10 --blocks 600 --wait")
+
+        @Option(help: "Secret key file of the sender.")
+        var key: String
+        @Option(help: "Recipient address (amsc1...).")
+        var to: String
+        @Option(help: "Deposit in AMSC: the most the channel can ever pay.")
+        var deposit: String
+        @Option(help: "Blocks from the head until the expiry height (the recipient must close before it).")
+        var blocks: UInt64 = 600
+        @OptionGroup var send: SendOptions
+        @OptionGroup var node: NodeOptions
+
+        func validate() throws {
+            guard (1...10_000_000).contains(blocks) else { throw ValidationError("--blocks must be 1 to 10000000") }
+        }
+
+        func run() throws {
+            let recipient = try parseAddress(to)
+            let units = try parseAmount(deposit, flag: "--deposit")
+            let signer = try loadKey(key)
+            let expiry = try node.typed { try $0.head() }.height + blocks
+            let sent = try send.send(
+                .channelOpen(ChannelOpen(recipient: recipient, deposit: units, expiryHeight: expiry)), signer: signer,
+                node: node)
+            print("opening a channel of \(Amount.format(units)) AMSC to \(recipient.bech32) until height \(expiry)")
+            print("channel id \(sent.id)")
+            try send.finish(sent, sender: Address(publicKey: signer.xOnlyPublicKey), node: node)
+        }
+    }
+
+    struct Pay: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "As the sender, sign the next update: the amount on top of everything paid so far.",
+            discussion: """
+                Reads the channel from the node (its proof checked) and the newest update from --dir, signs the next \
+                one, stores it, and writes it as hex to --out (or stdout). --count repeats the payment, one update \
+                each; only the last needs to reach the recipient, since it settles all before it.
+
+                Example:
+                  amars channel pay --key alice.key --id <channel id> --amount 0.25 --dir alice-ch --out u.hex
+                """)
+
+        @Option(help: "Secret key file of the sender.")
+        var key: String
+        @Option(help: "The channel id.")
+        var id: String
+        @Option(help: "Amount in AMSC paid by each update.")
+        var amount: String
+        @Option(help: "Payments to make, one update each.")
+        var count: Int = 1
+        @Option(help: "Write the newest update (hex) here instead of stdout.")
+        var out: String?
+        @OptionGroup var folder: Folder
+        @OptionGroup var node: NodeOptions
+
+        func validate() throws {
+            guard (1...1_000_000).contains(count) else { throw ValidationError("--count must be 1 to 1000000") }
+        }
+
+        func run() throws {
+            let channelID = try parseChannelID(id)
+            let units = try parseAmount(amount, flag: "--amount")
+            let signer = try loadKey(key)
+            let channel = try provenChannel(channelID, node: node)
+            var last = try folder.load(channelID)
+            var rng = SystemRandomNumberGenerator()
+            for _ in 0..<count {
+                let aux = Bytes32(w0: rng.next(), w1: rng.next(), w2: rng.next(), w3: rng.next())
+                do {
+                    last = try channel.pay(units, after: last, channelID: channelID, sender: signer, auxRandom: aux)
+                } catch { throw CLIError("refused (\(error.code)): \(error)") }
+            }
+            guard let update = last else { return }
+            try folder.store(update)
+            let text = Hex.encode(update.encoded)
+            if let out {
+                do { try Data((text + "\n").utf8).write(to: URL(fileURLWithPath: out), options: .atomic) } catch {
+                    throw CLIError("cannot write --out \(out): \(error)")
+                }
+                print(
+                    "update settles \(Amount.format(update.paid)) AMSC of \(Amount.format(channel.deposit)); written to \(out)"
+                )
+            } else {
+                print(text)
+            }
+        }
+    }
+
+    struct Accept: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "As the recipient, check an update against the channel on chain and keep it if it pays more.",
+            discussion: """
+                Refuses, with the reason, an update for another channel, not signed by the channel's sender, \
+                promising more than the deposit, or paying no more than the one already kept.
+
+                Example:
+                  amars channel accept --id <channel id> --update u.hex --dir bob-ch
+                """)
+
+        @Option(help: "The channel id.")
+        var id: String
+        @Option(help: "File holding the update (hex), or the update itself in hex.")
+        var update: String
+        @OptionGroup var folder: Folder
+        @OptionGroup var node: NodeOptions
+
+        func run() throws {
+            let channelID = try parseChannelID(id)
+            let offered =
+                FileManager.default.fileExists(atPath: update)
+                ? try readUpdate(update, what: "--update") : try decodeUpdate(update, what: "--update")
+            let channel = try provenChannel(channelID, node: node)
+            let holding = try folder.load(channelID)
+            do { try channel.accept(offered, channelID: channelID, holding: holding) } catch {
+                throw CLIError("refused (\(error.code)): \(error)", exitStatus: 2)
+            }
+            try folder.store(offered)
+            let gained = offered.paid - (holding?.paid ?? 0)
+            print(
+                "accepted: settles \(Amount.format(offered.paid)) AMSC of \(Amount.format(channel.deposit)) "
+                    + "(+\(Amount.format(gained))), \(offered.conditions.count) pending condition(s)")
+        }
+    }
+
+    struct Close: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "As the recipient, close the channel on chain with the newest update kept in --dir.",
+            discussion: """
+                The recipient is paid what the update settles plus every condition whose secret is given with \
+                --secret; the rest of the deposit goes back to the sender. Close before the expiry height.
+
+                Example:
+                  amars channel close --key bob.key --id <channel id> --dir bob-ch --wait
+                """)
+
+        @Option(help: "Secret key file of the recipient.")
+        var key: String
+        @Option(help: "The channel id.")
+        var id: String
+        @Option(help: "A condition's secret (64 hex digits); repeat for several.")
+        var secret: [String] = []
+        @OptionGroup var folder: Folder
+        @OptionGroup var send: SendOptions
+        @OptionGroup var node: NodeOptions
+
+        func run() throws {
+            let channelID = try parseChannelID(id)
+            guard let update = try folder.load(channelID) else {
+                throw CLIError("no update of channel \(id) in \(folder.dir): accept one first")
+            }
+            let preimages = try secret.map { text in
+                guard text.utf8.count == 64, let raw = try? Hex.decode(text), let b = Bytes32(raw) else {
+                    throw ValidationError("--secret must be 64 hex digits")
+                }
+                return b
+            }
+            let signer = try loadKey(key)
+            let sent = try send.send(
+                .channelClose(ChannelClose(update: update, preimages: preimages)), signer: signer, node: node)
+            print("closing \(id) with the update settling \(Amount.format(update.paid)) AMSC")
+            try send.finish(sent, sender: Address(publicKey: signer.xOnlyPublicKey), node: node)
+        }
+    }
+
+    struct Refund: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "As the sender, take back the deposit of a channel nobody closed, after its expiry height.",
+            discussion: "Example:\n  amars channel refund --key alice.key --id <channel id> --wait")
+
+        @Option(help: "Secret key file of the sender.")
+        var key: String
+        @Option(help: "The channel id.")
+        var id: String
+        @OptionGroup var send: SendOptions
+        @OptionGroup var node: NodeOptions
+
+        func run() throws {
+            let channelID = try parseChannelID(id)
+            let signer = try loadKey(key)
+            let sent = try send.send(.channelRefund(ChannelRefund(channelID: channelID)), signer: signer, node: node)
+            print("refunding \(id)")
+            try send.finish(sent, sender: Address(publicKey: signer.xOnlyPublicKey), node: node)
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "A channel's status, checked against its state proof, and the newest update kept in --dir.",
+            discussion: "Example:\n  amars channel show <channel id> --dir bob-ch")
+
+        @Argument(help: "The channel id.")
+        var id: String
+        @OptionGroup var folder: Folder
+        @OptionGroup var node: NodeOptions
+
+        func run() throws {
+            let channelID = try parseChannelID(id)
+            let info = try node.typed { try $0.channel(channelID) }
+            guard info.verify() else { throw CLIError("the node's proof for channel \(id) does not verify") }
+            let c = info.state
+            let status =
+                switch c.status {
+                case .open: "open"
+                case .closed: "closed, \(Amount.format(c.paidOut)) AMSC paid to the recipient"
+                case .refunded: "refunded to the sender"
+                }
+            print("channel   \(status)")
+            print("deposit   \(Amount.format(c.deposit)) AMSC from \(c.sender.bech32) to \(c.recipient.bech32)")
+            print("expires   after height \(c.expiryHeight)")
+            if let held = try folder.load(channelID) {
+                print(
+                    "kept      update settling \(Amount.format(held.paid)) AMSC, "
+                        + "\(held.conditions.count) pending condition(s)")
+            }
+            print("proven    against the state root of block \(info.height)")
+        }
+    }
+}
+
+func parseChannelID(_ text: String) throws -> Bytes32 {
+    guard text.utf8.count == 64, let raw = try? Hex.decode(text), let id = Bytes32(raw) else {
+        throw ValidationError("a channel id is the 64-hex-digit id of the transaction that opened it")
+    }
+    return id
+}
+
+/// The channel as the chain holds it, its proof checked against the state root the node names.
+private func provenChannel(_ id: Bytes32, node: NodeOptions) throws -> PaymentChannel {
+    let info = try node.typed { try $0.channel(id) }
+    guard info.verify() else { throw CLIError("the node's proof for channel \(Hex.encode(id.bytes)) does not verify") }
+    return info.state
+}
+
+private func readUpdate(_ path: String, what: String) throws -> ChannelUpdate {
+    let text: String
+    do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+        throw CLIError("cannot read \(what): \(error)")
+    }
+    return try decodeUpdate(text, what: what)
+}
+
+private func decodeUpdate(_ text: String, what: String) throws -> ChannelUpdate {
+    let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+    guard let raw = try? Hex.decode(trimmed) else { throw CLIError("\(what) is not hex") }
+    do { return try ChannelUpdate(decoding: raw) } catch { throw CLIError("\(what) is not a channel update: \(error)") }
+}

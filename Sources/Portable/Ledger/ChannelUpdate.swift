@@ -1,0 +1,122 @@
+import AmarsCodec
+import AmarsCrypto
+
+/// An amount promised inside a channel update on a condition: the recipient gets it only by showing the preimage
+/// of `hashLock` (SHA-256) by `expiryHeight`. This is how a payment is relayed along channels (white paper §7.1):
+/// each hop locks to the same hash, and the secret released at the end unlocks every hop.
+public struct ChannelCondition: Equatable, Sendable, CanonicalCodable {
+    public var hashLock: Bytes32
+    public var amount: UInt64
+    public var expiryHeight: UInt64
+
+    public init(hashLock: Bytes32, amount: UInt64, expiryHeight: UInt64) {
+        self.hashLock = hashLock
+        self.amount = amount
+        self.expiryHeight = expiryHeight
+    }
+
+    public func encode(to w: inout ByteWriter) {
+        w.write(hashLock)
+        w.writeVarint(amount)
+        w.writeVarint(expiryHeight)
+    }
+
+    public init(from r: inout ByteReader) throws(CodecError) {
+        hashLock = try r.readBytes32()
+        amount = try r.readVarint()
+        guard amount > 0 else { throw .invalidValue(.amount) }
+        expiryHeight = try r.readVarint()
+    }
+}
+
+/// An off-chain state of a one-way channel, signed by its sender: the cumulative amount settled to the recipient
+/// and any amounts still pending on conditions. It travels between the parties with the chain's encoding and
+/// reaches the chain once, in the recipient's ``ChannelClose``.
+public struct ChannelUpdate: Equatable, Sendable, CanonicalCodable {
+    /// The id of the transaction that opened the channel. It binds the update to one channel on one chain (the
+    /// id is a hash over a body that names the genesis block).
+    public var channelID: Bytes32
+    /// Settled so far, in total: each payment raises it, and the recipient keeps only the highest.
+    public var paid: UInt64
+    /// Pending conditional amounts, by strictly increasing hash lock (so none appears twice).
+    public var conditions: [ChannelCondition]
+    public var signature: Bytes64
+
+    public init(channelID: Bytes32, paid: UInt64, conditions: [ChannelCondition] = [], signature: Bytes64) {
+        self.channelID = channelID
+        self.paid = paid
+        self.conditions = conditions
+        self.signature = signature
+    }
+
+    /// The update the sender signs with its key. Conditions are put in hash-lock order.
+    public init(
+        channelID: Bytes32, paid: UInt64, conditions: [ChannelCondition] = [], sender: PrivateKey,
+        auxRandom: Bytes32 = .zero
+    ) {
+        let sorted = conditions.sorted { $0.hashLock < $1.hashLock }
+        self.init(
+            channelID: channelID, paid: paid, conditions: sorted,
+            signature: sender.signSchnorr(
+                Self.signingHash(channelID: channelID, paid: paid, conditions: sorted), auxRandom: auxRandom))
+    }
+
+    /// What the sender signs: everything but the signature, under its own tag.
+    public static func signingHash(channelID: Bytes32, paid: UInt64, conditions: [ChannelCondition]) -> Bytes32 {
+        var w = ByteWriter()
+        writeUnsigned(channelID: channelID, paid: paid, conditions: conditions, to: &w)
+        return Domain.channelUpdate.hash(w.bytes)
+    }
+
+    public func isSigned(by senderKey: Bytes32) -> Bool {
+        guard let key = try? XOnlyPublicKey(bytes: senderKey) else { return false }
+        return key.verifySchnorr(
+            signature, message: Self.signingHash(channelID: channelID, paid: paid, conditions: conditions))
+    }
+
+    /// The settled amount plus every pending condition: the most a close with this update can pay (nil if it
+    /// does not fit in 64 bits, which decoding already refuses).
+    public var committed: UInt64? {
+        var total = paid
+        for condition in conditions {
+            let (sum, overflow) = total.addingReportingOverflow(condition.amount)
+            if overflow { return nil }
+            total = sum
+        }
+        return total
+    }
+
+    /// Whether the recipient, holding `held`, should take this update instead: it settles more, or settles the
+    /// same and promises more on conditions. Anything else is stale, and a recipient that took it would lose.
+    public func supersedes(_ held: ChannelUpdate) throws(ChannelError) {
+        let offered = committed ?? .max
+        let holding = held.committed ?? .max
+        guard paid > held.paid || (paid == held.paid && offered > holding) else {
+            throw .staleUpdate(held: held.paid, offered: paid)
+        }
+    }
+
+    private static func writeUnsigned(
+        channelID: Bytes32, paid: UInt64, conditions: [ChannelCondition], to w: inout ByteWriter
+    ) {
+        w.write(channelID)
+        w.writeVarint(paid)
+        w.write(list: conditions)
+    }
+
+    public func encode(to w: inout ByteWriter) {
+        Self.writeUnsigned(channelID: channelID, paid: paid, conditions: conditions, to: &w)
+        w.write(signature)
+    }
+
+    public init(from r: inout ByteReader) throws(CodecError) {
+        channelID = try r.readBytes32()
+        paid = try r.readVarint()
+        conditions = try r.readList(cap: Caps.channelConditions)
+        for i in conditions.indices.dropFirst() where !(conditions[i - 1].hashLock < conditions[i].hashLock) {
+            throw .invalidValue(.ordering)
+        }
+        signature = try r.readBytes64()
+        guard committed != nil else { throw .invalidValue(.amount) }
+    }
+}

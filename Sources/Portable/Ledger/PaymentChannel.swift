@@ -1,0 +1,182 @@
+import AmarsCodec
+import AmarsCrypto
+
+/// A one-way payment channel as the state tree holds it, under ``StateNamespace/channel`` keyed by the id of the
+/// transaction that opened it (``StateNamespace/channelKey(_:)``). The sender's deposit sits here while it is
+/// open; off chain the sender signs ever larger ``ChannelUpdate``s, and the recipient closes with the best one it
+/// holds. One-way channels need no revocation: only the recipient closes with a state, and a later state is never
+/// worse for it. It stays after it ends, with what the recipient was paid.
+public struct PaymentChannel: Equatable, Sendable, CanonicalCodable {
+    public enum Status: UInt8, Sendable {
+        case open = 0
+        /// The recipient closed it with a signed update; ``paidOut`` went to it and the rest back to the sender.
+        case closed = 1
+        /// The sender took the whole deposit back after the expiry height.
+        case refunded = 2
+    }
+
+    public var sender: Address
+    /// The sender's x-only key, which signs the updates (the opening transaction's signer).
+    public var senderKey: Bytes32
+    public var recipient: Address
+    public var deposit: UInt64
+    /// The last height at which the recipient may close; after it, the sender may take the deposit back.
+    public var expiryHeight: UInt64
+    public var status: Status
+    /// What the close paid the recipient (zero unless closed).
+    public var paidOut: UInt64
+
+    public init(
+        sender: Address, senderKey: Bytes32, recipient: Address, deposit: UInt64, expiryHeight: UInt64,
+        status: Status = .open, paidOut: UInt64 = 0
+    ) {
+        self.sender = sender
+        self.senderKey = senderKey
+        self.recipient = recipient
+        self.deposit = deposit
+        self.expiryHeight = expiryHeight
+        self.status = status
+        self.paidOut = paidOut
+    }
+
+    /// Tokens the channel holds: the deposit while open, nothing once it ended.
+    public var held: UInt64 { status == .open ? deposit : 0 }
+
+    /// Whether `update` is one the sender of this channel signed for it, within its deposit. Both the chain (at
+    /// close) and the recipient (before it accepts a payment off chain) ask this, so they refuse the same updates.
+    public func check(_ update: ChannelUpdate, channelID: Bytes32) throws(ChannelError) {
+        guard update.channelID == channelID else { throw .wrongChannel }
+        guard let committed = update.committed, committed <= deposit else {
+            throw .overDeposit(committed: update.committed ?? .max, deposit: deposit)
+        }
+        guard update.isSigned(by: senderKey) else { throw .badUpdateSignature }
+    }
+
+    /// The sender's next update: `amount` more settled on top of `last` (the one it signed before, nil for the
+    /// first payment), conditions carried over. The sender refuses to promise more than the deposit, as the
+    /// recipient and the chain would.
+    public func pay(
+        _ amount: UInt64, after last: ChannelUpdate?, channelID: Bytes32, sender: PrivateKey, auxRandom: Bytes32 = .zero
+    ) throws(ChannelError) -> ChannelUpdate {
+        guard status == .open else { throw .notOpen }
+        guard sender.xOnlyPublicKey.bytes == senderKey else { throw .notSender }
+        let paid = last?.paid ?? 0
+        let (total, overflow) = paid.addingReportingOverflow(amount)
+        let next = ChannelUpdate(
+            channelID: channelID, paid: overflow ? .max : total, conditions: last?.conditions ?? [],
+            signature: Bytes64(first: .zero, second: .zero))
+        guard !overflow, let committed = next.committed, committed <= deposit else {
+            throw .overDeposit(committed: next.committed ?? .max, deposit: deposit)
+        }
+        return ChannelUpdate(
+            channelID: channelID, paid: total, conditions: next.conditions, sender: sender, auxRandom: auxRandom)
+    }
+
+    /// The recipient's check of an update before it takes it instead of `holding` (the best it held so far):
+    /// the channel is open, the update is this channel's, signed by its sender, within the deposit, and better.
+    public func accept(_ update: ChannelUpdate, channelID: Bytes32, holding: ChannelUpdate?) throws(ChannelError) {
+        guard status == .open else { throw .notOpen }
+        try check(update, channelID: channelID)
+        if let holding { try update.supersedes(holding) }
+    }
+
+    /// What the recipient is paid when it closes with `update` at `height`, revealing `preimages`: the settled
+    /// amount and every condition whose preimage is shown before that condition's expiry.
+    public static func payout(_ update: ChannelUpdate, preimages: [Bytes32], height: UInt64) throws(ChannelError)
+        -> UInt64
+    {
+        var total = update.paid
+        for preimage in preimages {
+            let hash = SHA256.hash(preimage.bytes)
+            guard let condition = update.conditions.first(where: { $0.hashLock == hash }) else {
+                throw .unmatchedPreimage
+            }
+            guard height <= condition.expiryHeight else {
+                throw .conditionExpired(expiryHeight: condition.expiryHeight)
+            }
+            // The update decoded with distinct hash locks and a total that fits, so no condition counts twice and
+            // the sum cannot overflow; a preimage given twice is refused here.
+            guard preimages.count(where: { $0 == preimage }) == 1 else { throw .unmatchedPreimage }
+            total += condition.amount
+        }
+        return total
+    }
+
+    public func encode(to w: inout ByteWriter) {
+        w.write(sender)
+        w.write(senderKey)
+        w.write(recipient)
+        w.writeVarint(deposit)
+        w.writeVarint(expiryHeight)
+        w.write(status.rawValue)
+        w.writeVarint(paidOut)
+    }
+
+    public init(from r: inout ByteReader) throws(CodecError) {
+        sender = try r.read()
+        senderKey = try r.readBytes32()
+        recipient = try r.read()
+        deposit = try r.readVarint()
+        expiryHeight = try r.readVarint()
+        let raw = try r.readU8()
+        guard let status = Status(rawValue: raw) else { throw .unknownTag(raw) }
+        self.status = status
+        paidOut = try r.readVarint()
+        guard paidOut <= deposit, status == .closed || paidOut == 0 else { throw .invalidValue(.amount) }
+    }
+
+    public var valueHash: Bytes32 { Domain.stateValue.hash(encoded) }
+}
+
+extension StateNamespace {
+    /// The tree key of the channel opened by transaction `id`.
+    public static func channelKey(_ id: Bytes32) -> Bytes32 { StateNamespace.channel.key(id.bytes) }
+}
+
+/// Why a channel open, close, refund or off-chain update was refused; each case names the rule broken.
+public enum ChannelError: Error, Equatable, Sendable {
+    /// The recipient is the sender.
+    case sameParty
+    /// The expiry height is not after the block the open would be in.
+    case expiryPassed(height: UInt64)
+    case unknownChannel
+    case notOpen
+    /// Only the recipient closes; only the sender takes the deposit back.
+    case notRecipient
+    case notSender
+    /// The update names another channel.
+    case wrongChannel
+    /// The update is not signed by the channel's sender.
+    case badUpdateSignature
+    /// The update's settled amount and conditions together exceed the deposit.
+    case overDeposit(committed: UInt64, deposit: UInt64)
+    /// A preimage that opens none of the update's conditions (or is given twice).
+    case unmatchedPreimage
+    /// A condition's preimage shown after that condition's expiry height.
+    case conditionExpired(expiryHeight: UInt64)
+    /// The close comes after the channel's expiry height.
+    case closeTooLate(expiryHeight: UInt64)
+    /// The refund comes at or before the channel's expiry height.
+    case refundTooEarly(expiryHeight: UInt64)
+    /// Off chain: the update pays the recipient no more than the one it already holds.
+    case staleUpdate(held: UInt64, offered: UInt64)
+
+    public var code: StaticString {
+        switch self {
+        case .sameParty: "channelSameParty"
+        case .expiryPassed: "channelExpiryPassed"
+        case .unknownChannel: "unknownChannel"
+        case .notOpen: "channelNotOpen"
+        case .notRecipient: "channelNotRecipient"
+        case .notSender: "channelNotSender"
+        case .wrongChannel: "wrongChannel"
+        case .badUpdateSignature: "badUpdateSignature"
+        case .overDeposit: "overDeposit"
+        case .unmatchedPreimage: "unmatchedPreimage"
+        case .conditionExpired: "conditionExpired"
+        case .closeTooLate: "closeTooLate"
+        case .refundTooEarly: "channelRefundTooEarly"
+        case .staleUpdate: "staleUpdate"
+        }
+    }
+}
