@@ -13,7 +13,7 @@ import PaymentCodes
 #endif
 
 /// libFuzzer entry: the first byte picks a decoder (chain objects, proofs, transaction batches, CoAP, SLIP, payment
-/// codes, recipient filters, stealth announcements and keys, certificates), the rest is its input. The property checked is the
+/// codes, recipient filters, stealth announcements and keys, certificates, channel updates and states), the rest is its input. The property checked is the
 /// chain's decoding contract: a decoder refuses with a typed error or returns a value whose encoding is
 /// exactly the input. Anything else (a crash, a trap, a second encoding) is a finding.
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -21,7 +21,7 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     guard size > 0 else { return 0 }
     let selector = data[0]
     let input = Array(UnsafeBufferPointer(start: data + 1, count: size - 1))
-    switch selector % 25 {
+    switch selector % 27 {
     case 0: check(SignedTransaction.self, input)
     case 1: check(Block.self, input)
     case 2: check(BlockHeader.self, input)
@@ -89,6 +89,18 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
             fatalError("DeviceCertificate decode/encode is not an exact inverse")
         }
     case 24: check(CertificateRecord.self, input)
+    case 25:
+        // A channel update a party sends over a device door: refused, or one encoding, and its checks never trap.
+        if let update = try? ChannelUpdate(decoding: input) {
+            guard update.encoded == input else { fatalError("ChannelUpdate decode/encode is not an exact inverse") }
+            _ = update.isSigned(by: update.channelID)
+            let channel = PaymentChannel(
+                sender: Address(raw: Bytes20(hi: 0, mid: 0, lo: 0)), senderKey: update.channelID, recipient: Address(raw: Bytes20(hi: 0, mid: 0, lo: 0)), deposit: 1 << 40,
+                expiryHeight: 100)
+            _ = try? channel.accept(update, channelID: update.channelID, holding: update)
+            _ = try? PaymentChannel.payout(update, preimages: [update.channelID], height: 50)
+        }
+    case 26: check(PaymentChannel.self, input)
     default:
         if let tx = try? SignedTransaction(decoding: input) {
             // Verification of decoded garbage must fail cleanly, never trap.
@@ -252,6 +264,18 @@ public func fuzzInitialize(
         with: key)
     seeds.append((23, certificate.der))
     seeds.append((24, CertificateRecord(der: certificate.der, issuer: .zero, publishedAt: 3).encoded))
+    let update = ChannelUpdate(
+        channelID: .zero, paid: 5,
+        conditions: [ChannelCondition(hashLock: SHA256.hash([1]), amount: 2, expiryHeight: 9)], sender: key)
+    seeds.append((25, update.encoded))
+    seeds.append(
+        (
+            26,
+            PaymentChannel(
+                sender: Address(raw: Bytes20(hi: 0, mid: 0, lo: 0)), senderKey: key.xOnlyPublicKey.bytes, recipient: Address(raw: Bytes20(hi: 0, mid: 0, lo: 0)),
+                deposit: 9, expiryHeight: 4, status: .closed, paidOut: 7
+            ).encoded
+        ))
     seeds.append((22, stealth.address.binary))
     seeds.append((22, stealth.viewKey.binary))
     seeds.append(

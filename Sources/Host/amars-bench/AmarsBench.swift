@@ -15,7 +15,7 @@ struct AmarsBench: ParsableCommand {
         version: BuildInfo.description,
         subcommands: [
             LedgerBench.self, DeviceLinkBench.self, ConsensusBench.self, LightClientBench.self, PaycodeBench.self,
-            IdentityBench.self,
+            IdentityBench.self, ChannelBench.self,
         ])
 }
 

@@ -136,7 +136,7 @@ struct ChannelCommand: ParsableCommand {
                     throw CLIError("cannot write --out \(out): \(error)")
                 }
                 print(
-                    "update settles \(Amount.format(update.paid)) AMSC of \(Amount.format(channel.deposit)); written to \(out)"
+                    "update settles \(Amount.format(update.paid)) AMSC of \(Amount.format(channel.deposit)) AMSC; written to \(out)"
                 )
             } else {
                 print(text)
@@ -175,7 +175,7 @@ struct ChannelCommand: ParsableCommand {
             try folder.store(offered)
             let gained = offered.paid - (holding?.paid ?? 0)
             print(
-                "accepted: settles \(Amount.format(offered.paid)) AMSC of \(Amount.format(channel.deposit)) "
+                "accepted: settles \(Amount.format(offered.paid)) AMSC of \(Amount.format(channel.deposit)) AMSC "
                     + "(+\(Amount.format(gained))), \(offered.conditions.count) pending condition(s)")
         }
     }
