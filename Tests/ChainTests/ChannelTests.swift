@@ -203,6 +203,41 @@ final class ChannelTests: ReplicatedChainTestCase {
         XCTAssertEqual(plan(.channelRefund(ChannelRefund(channelID: id)), sender: alice), .notOpen)
     }
 
+    func testALockedConditionSettlesOffChainOnceItsSecretIsShown() throws {
+        let (opened, channel) = try open(blocks: 40)
+        let id = opened.id
+        let secret = Bytes32(w0: 42, w1: 0, w2: 0, w3: 0)
+        let condition = ChannelCondition(hashLock: SHA256.hash(secret.bytes), amount: 20_000, expiryHeight: 30)
+        let paid = try channel.pay(1_000, after: nil, channelID: id, sender: alice)
+        let locked = try channel.lock(condition, after: paid, channelID: id, sender: alice)
+        XCTAssertEqual(locked.paid, 1_000)
+        XCTAssertEqual(locked.conditions, [condition])
+        XCTAssertNoThrow(try channel.accept(locked, channelID: id, holding: paid))
+        XCTAssertThrowsError(try channel.lock(condition, after: locked, channelID: id, sender: alice)) {
+            XCTAssertEqual($0 as? ChannelError, .conditionExists)
+        }
+        XCTAssertThrowsError(try channel.settle(.zero, after: locked, channelID: id, sender: alice)) {
+            XCTAssertEqual($0 as? ChannelError, .unmatchedPreimage)
+        }
+        let settled = try channel.settle(secret, after: locked, channelID: id, sender: alice)
+        XCTAssertEqual(settled.paid, 21_000)
+        XCTAssertEqual(settled.conditions, [])
+        XCTAssertNoThrow(try channel.accept(settled, channelID: id, holding: locked))
+        // The older update, with the condition still pending, is worth less to the recipient than the settled one.
+        XCTAssertThrowsError(try channel.accept(locked, channelID: id, holding: settled))
+        var full = settled
+        for n in 0..<Caps.channelConditions {
+            full = try channel.lock(
+                ChannelCondition(hashLock: SHA256.hash([UInt8(n)]), amount: 1, expiryHeight: 30), after: full,
+                channelID: id, sender: alice)
+        }
+        XCTAssertThrowsError(
+            try channel.lock(
+                ChannelCondition(hashLock: SHA256.hash([99]), amount: 1, expiryHeight: 30), after: full, channelID: id,
+                sender: alice)
+        ) { XCTAssertEqual($0 as? ChannelError, .tooManyConditions) }
+    }
+
     func testUpdatesDecodeOnlyInTheirOneForm() throws {
         let id = Bytes32(w0: 7, w1: 7, w2: 7, w3: 7)
         let a = ChannelCondition(hashLock: Bytes32(w0: 1, w1: 0, w2: 0, w3: 0), amount: 1, expiryHeight: 5)

@@ -19,6 +19,8 @@ extension ChannelError: CustomStringConvertible {
         case .closeTooLate(let expiry):
             "the channel expired at height \(expiry); only its sender may take the deposit back now"
         case .refundTooEarly(let expiry): "the channel's deposit can be taken back only after height \(expiry)"
+        case .tooManyConditions: "an update holds at most 8 pending conditions; settle or let some expire first"
+        case .conditionExists: "a condition with this hash lock is already pending in the channel"
         case .staleUpdate(let held, let offered):
             "the update settles \(offered) units; the one held already settles \(held)"
         }

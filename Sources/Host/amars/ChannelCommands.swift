@@ -25,7 +25,7 @@ struct ChannelCommand: ParsableCommand {
               amars channel refund --key alice.key --id <channel id> --wait     # only after the expiry height
               amars channel show <channel id> --dir bob-ch
             """,
-        subcommands: [Open.self, Pay.self, Accept.self, Close.self, Refund.self, Show.self])
+        subcommands: [Open.self, Pay.self, Settle.self, Accept.self, Close.self, Refund.self, Show.self])
 
     /// Where a party keeps the newest update of each channel.
     struct Folder: ParsableArguments {
@@ -126,21 +126,55 @@ struct ChannelCommand: ParsableCommand {
                 let aux = Bytes32(w0: rng.next(), w1: rng.next(), w2: rng.next(), w3: rng.next())
                 do {
                     last = try channel.pay(units, after: last, channelID: channelID, sender: signer, auxRandom: aux)
-                } catch { throw CLIError("refused (\(error.code)): \(error)") }
+                } catch { throw refusal(error) }
             }
             guard let update = last else { return }
             try folder.store(update)
-            let text = Hex.encode(update.encoded)
+            try writeHex(update.encoded, to: out)
             if let out {
-                do { try Data((text + "\n").utf8).write(to: URL(fileURLWithPath: out), options: .atomic) } catch {
-                    throw CLIError("cannot write --out \(out): \(error)")
-                }
                 print(
-                    "update settles \(Amount.format(update.paid)) AMSC of \(Amount.format(channel.deposit)) AMSC; written to \(out)"
-                )
-            } else {
-                print(text)
+                    "update settles \(Amount.format(update.paid)) AMSC of \(Amount.format(channel.deposit)) AMSC; "
+                        + "written to \(out)")
             }
+        }
+    }
+
+    struct Settle: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "As the sender, settle a pending condition once the recipient showed its secret.",
+            discussion: """
+                The condition leaves the update and its amount joins the settled total, so the recipient is paid                 without closing on chain. Refused when no pending condition is locked to SHA-256 of the secret.
+
+                Example:
+                  amars channel settle --key bob.key --id <channel id> --secret <64 hex> --dir bob-ch --out s.hex
+                """)
+
+        @Option(help: "Secret key file of the sender.")
+        var key: String
+        @Option(help: "The channel id.")
+        var id: String
+        @Option(help: "The condition's secret, 64 hex digits.")
+        var secret: String
+        @Option(help: "Write the new update (hex) here instead of stdout.")
+        var out: String?
+        @OptionGroup var folder: Folder
+        @OptionGroup var node: NodeOptions
+
+        func run() throws {
+            let channelID = try parseChannelID(id)
+            let preimage = try parseSecret(secret, flag: "--secret")
+            let signer = try loadKey(key)
+            let channel = try provenChannel(channelID, node: node)
+            var rng = SystemRandomNumberGenerator()
+            let update: ChannelUpdate
+            do {
+                update = try channel.settle(
+                    preimage, after: try folder.load(channelID), channelID: channelID, sender: signer,
+                    auxRandom: Bytes32(w0: rng.next(), w1: rng.next(), w2: rng.next(), w3: rng.next()))
+            } catch { throw refusal(error) }
+            try folder.store(update)
+            try writeHex(update.encoded, to: out)
+            if out != nil { print("update settles \(Amount.format(update.paid)) AMSC; written to \(out!)") }
         }
     }
 
@@ -170,7 +204,7 @@ struct ChannelCommand: ParsableCommand {
             let channel = try provenChannel(channelID, node: node)
             let holding = try folder.load(channelID)
             do { try channel.accept(offered, channelID: channelID, holding: holding) } catch {
-                throw CLIError("refused (\(error.code)): \(error)", exitStatus: 2)
+                throw refusal(error, exitStatus: 2)
             }
             try folder.store(offered)
             let gained = offered.paid - (holding?.paid ?? 0)
@@ -206,12 +240,7 @@ struct ChannelCommand: ParsableCommand {
             guard let update = try folder.load(channelID) else {
                 throw CLIError("no update of channel \(id) in \(folder.dir): accept one first")
             }
-            let preimages = try secret.map { text in
-                guard text.utf8.count == 64, let raw = try? Hex.decode(text), let b = Bytes32(raw) else {
-                    throw ValidationError("--secret must be 64 hex digits")
-                }
-                return b
-            }
+            let preimages = try secret.map { try parseSecret($0, flag: "--secret") }
             let signer = try loadKey(key)
             let sent = try send.send(
                 .channelClose(ChannelClose(update: update, preimages: preimages)), signer: signer, node: node)
@@ -283,13 +312,13 @@ func parseChannelID(_ text: String) throws -> Bytes32 {
 }
 
 /// The channel as the chain holds it, its proof checked against the state root the node names.
-private func provenChannel(_ id: Bytes32, node: NodeOptions) throws -> PaymentChannel {
+func provenChannel(_ id: Bytes32, node: NodeOptions) throws -> PaymentChannel {
     let info = try node.typed { try $0.channel(id) }
     guard info.verify() else { throw CLIError("the node's proof for channel \(Hex.encode(id.bytes)) does not verify") }
     return info.state
 }
 
-private func readUpdate(_ path: String, what: String) throws -> ChannelUpdate {
+func readUpdate(_ path: String, what: String) throws -> ChannelUpdate {
     let text: String
     do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
         throw CLIError("cannot read \(what): \(error)")
@@ -297,8 +326,34 @@ private func readUpdate(_ path: String, what: String) throws -> ChannelUpdate {
     return try decodeUpdate(text, what: what)
 }
 
-private func decodeUpdate(_ text: String, what: String) throws -> ChannelUpdate {
+func decodeUpdate(_ text: String, what: String) throws -> ChannelUpdate {
     let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
     guard let raw = try? Hex.decode(trimmed) else { throw CLIError("\(what) is not hex") }
     do { return try ChannelUpdate(decoding: raw) } catch { throw CLIError("\(what) is not a channel update: \(error)") }
+}
+
+func parseSecret(_ text: String, flag: String) throws -> Bytes32 {
+    guard text.utf8.count == 64, let raw = try? Hex.decode(text), let secret = Bytes32(raw) else {
+        throw ValidationError("\(flag) must be 64 hex digits")
+    }
+    return secret
+}
+
+/// Writes `bytes` as one line of hex to `path` (atomically), or to stdout without a path.
+func writeHex(_ bytes: [UInt8], to path: String?) throws {
+    let text = Hex.encode(bytes)
+    guard let path else {
+        print(text)
+        return
+    }
+    do { try Data((text + "\n").utf8).write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
+        throw CLIError("cannot write \(path): \(error)")
+    }
+}
+
+/// A channel rule's refusal as one line with its code (exit status 2 where a script tells a refused update apart);
+/// other errors pass through.
+func refusal(_ error: any Error, exitStatus: Int32 = 1) -> any Error {
+    guard let e = error as? ChannelError else { return error }
+    return CLIError("refused (\(e.code)): \(e)", exitStatus: exitStatus)
 }

@@ -24,18 +24,23 @@ struct PaycodeCommand: ParsableCommand {
               amars paycode pay --key alice.key --to amscpc1... --amount 2.5 --wait
               amars paycode scan --key bob.key
               amars paycode spend --key bob.key --payer amscpc1... --index 0 --to amsc1... --amount 1 --wait
+
+            Without a notification transaction, over payment channels: see 'amars paycode relay --help'.
             """,
-        subcommands: [Show.self, Notify.self, Pay.self, Scan.self, Spend.self])
+        subcommands: [Show.self, Notify.self, Pay.self, Scan.self, Spend.self, PaycodeRelayCommand.self])
 
     struct KeyOption: ParsableArguments {
         @Option(help: "Secret key file of the wallet (its payment code is derived from it).")
         var key: String
 
-        func load() throws -> (signer: PrivateKey, keys: PaymentCodeKeys) {
-            let signer = try loadKey(key)
-            do { return (signer, try PaymentCodeKeys(seed: signer.secret.bytes)) } catch {
-                throw CLIError("this key has no payment code (\(error)); make another key")
-            }
+        func load() throws -> (signer: PrivateKey, keys: PaymentCodeKeys) { try PaycodeCommand.loadWallet(key) }
+    }
+
+    /// A key file and the payment-code keys derived from it.
+    static func loadWallet(_ path: String) throws -> (signer: PrivateKey, keys: PaymentCodeKeys) {
+        let signer = try loadKey(path)
+        do { return (signer, try PaymentCodeKeys(seed: signer.secret.bytes)) } catch {
+            throw CLIError("this key has no payment code (\(error)); make another key")
         }
     }
 
@@ -107,6 +112,8 @@ struct PaycodeCommand: ParsableCommand {
         var to: String
         @Option(help: "Amount in AMSC, e.g. 10 or 0.25.")
         var amount: String
+        @Flag(help: "The receiver learnt your code over payment channels ('amars paycode relay'), not on chain.")
+        var relayed = false
         @OptionGroup var send: SendOptions
         @OptionGroup var node: NodeOptions
 
@@ -115,10 +122,13 @@ struct PaycodeCommand: ParsableCommand {
             let units = try parseAmount(amount, flag: "--amount")
             let (signer, keys) = try key.load()
             let sender = Address(publicKey: signer.xOnlyPublicKey)
-            let notified = try node.typed { client in
-                try PaycodeCommand.allNotifications(client, to: receiver.notificationAddress)
-            }
-            guard notified.contains(where: { $0.sender == sender }) else {
+            let notified =
+                relayed
+                ? []
+                : try node.typed { client in
+                    try PaycodeCommand.allNotifications(client, to: receiver.notificationAddress)
+                }
+            guard relayed || notified.contains(where: { $0.sender == sender }) else {
                 throw CLIError(
                     "\(receiver.notificationAddress.bech32) has no notification from \(sender.bech32) yet; "
                         + "run first: amars paycode notify --key \(key.key) --to \(to) --wait")
@@ -159,16 +169,19 @@ struct PaycodeCommand: ParsableCommand {
         var fromEpoch: UInt64 = 0
         @Option(help: "One-time addresses watched per payer beyond the last one found.")
         var window: UInt32 = 20
+        @Option(help: "A payer's code learnt off chain ('amars paycode relay claim' printed it); repeat for several.")
+        var payer: [String] = []
         @OptionGroup var node: NodeOptions
 
         func run() throws {
             let keys = try key.load().keys
             let own = keys.code
+            let relayed = try payer.map { try PaycodeCommand.parseCode($0, flag: "--payer") }
             guard let notificationKey = try? keys.key(at: 0) else { throw CLIError("this key has no notification key") }
             let found = try node.typed { client in
                 try PaycodeCommand.scan(
-                    client, own: own, keys: keys, notificationKey: notificationKey, fromEpoch: fromEpoch, window: window
-                )
+                    client, own: own, keys: keys, notificationKey: notificationKey, fromEpoch: fromEpoch, window: window,
+                    relayed: relayed)
             }
             for line in found { print(line) }
         }
@@ -230,22 +243,24 @@ struct PaycodeCommand: ParsableCommand {
     /// The scan itself: every line it prints, payments last.
     static func scan(
         _ client: NodeClient, own: PaymentCode, keys: PaymentCodeKeys, notificationKey: PrivateKey, fromEpoch: UInt64,
-        window: UInt32
+        window: UInt32, relayed: [PaymentCode] = []
     ) throws -> [String] {
         var lines: [String] = ["payment code \(own.text)"]
         let genesis = try client.head().genesisBlockHash
-        var payers: [(code: PaymentCode, sender: Address)] = []
+        var payers: [(code: PaymentCode, notifiedBy: String)] = relayed.map { ($0, "a relay") }
         for n in try allNotifications(client, to: own.notificationAddress) {
             do {
                 let code = try PaymentCodeNotification.unmask(
                     n.maskedCode, designated: n.senderKey, notificationKey: notificationKey,
                     binding: PaymentCodeNotification.bindingKey(sender: n.sender, nonce: n.nonce))
-                if !payers.contains(where: { $0.code == code }) { payers.append((code, n.sender)) }
+                if !payers.contains(where: { $0.code == code }) { payers.append((code, n.sender.bech32)) }
             } catch {
                 lines.append("skipped notification \(Hex.encode(n.id.bytes)): \(error)")
             }
         }
-        lines.append("\(payers.count) payer(s) notified \(own.notificationAddress.bech32)")
+        lines.append(
+            "\(payers.count - relayed.count) payer(s) notified \(own.notificationAddress.bech32) on chain, "
+                + "\(relayed.count) over a relay")
         // Watch indices 0..<window per payer; grow past the last one found and scan again until nothing new.
         var watchedUpTo = [UInt32](repeating: window, count: payers.count)
         var paid: [(payer: Int, index: UInt32, address: Address, epoch: UInt64)] = []
@@ -304,7 +319,7 @@ struct PaycodeCommand: ParsableCommand {
             lines.append(
                 "paid at \(hit.address.bech32) (epoch \(hit.epoch), index \(hit.index), "
                     + "payer \(payers[hit.payer].code.text), "
-                    + "notified by \(payers[hit.payer].sender.bech32)): balance \(Amount.format(account.balance)) AMSC")
+                    + "notified by \(payers[hit.payer].notifiedBy)): balance \(Amount.format(account.balance)) AMSC")
         }
         return lines
     }

@@ -58,18 +58,51 @@ public struct PaymentChannel: Equatable, Sendable, CanonicalCodable {
     public func pay(
         _ amount: UInt64, after last: ChannelUpdate?, channelID: Bytes32, sender: PrivateKey, auxRandom: Bytes32 = .zero
     ) throws(ChannelError) -> ChannelUpdate {
+        try next(after: last, channelID: channelID, sender: sender, auxRandom: auxRandom, paying: amount)
+    }
+
+    /// The sender's next update with `condition` added (a relayed payment's hop), the settled total unchanged.
+    public func lock(
+        _ condition: ChannelCondition, after last: ChannelUpdate?, channelID: Bytes32, sender: PrivateKey,
+        auxRandom: Bytes32 = .zero
+    ) throws(ChannelError) -> ChannelUpdate {
+        guard last?.conditions.contains(where: { $0.hashLock == condition.hashLock }) != true else {
+            throw .conditionExists
+        }
+        return try next(after: last, channelID: channelID, sender: sender, auxRandom: auxRandom, adding: condition)
+    }
+
+    /// The sender's next update once the recipient showed `preimage`: its condition leaves the update and its
+    /// amount joins the settled total, so the recipient need not close on chain to be paid.
+    public func settle(
+        _ preimage: Bytes32, after last: ChannelUpdate?, channelID: Bytes32, sender: PrivateKey,
+        auxRandom: Bytes32 = .zero
+    ) throws(ChannelError) -> ChannelUpdate {
+        let hash = SHA256.hash(preimage.bytes)
+        guard let condition = last?.conditions.first(where: { $0.hashLock == hash }) else { throw .unmatchedPreimage }
+        return try next(
+            after: last, channelID: channelID, sender: sender, auxRandom: auxRandom, paying: condition.amount,
+            removing: hash)
+    }
+
+    private func next(
+        after last: ChannelUpdate?, channelID: Bytes32, sender: PrivateKey, auxRandom: Bytes32, paying amount: UInt64 = 0,
+        adding condition: ChannelCondition? = nil, removing hashLock: Bytes32? = nil
+    ) throws(ChannelError) -> ChannelUpdate {
         guard status == .open else { throw .notOpen }
         guard sender.xOnlyPublicKey.bytes == senderKey else { throw .notSender }
-        let paid = last?.paid ?? 0
-        let (total, overflow) = paid.addingReportingOverflow(amount)
-        let next = ChannelUpdate(
-            channelID: channelID, paid: overflow ? .max : total, conditions: last?.conditions ?? [],
+        var conditions = (last?.conditions ?? []).filter { $0.hashLock != hashLock }
+        if let condition { conditions.append(condition) }
+        let (total, overflow) = (last?.paid ?? 0).addingReportingOverflow(amount)
+        let unsigned = ChannelUpdate(
+            channelID: channelID, paid: overflow ? .max : total, conditions: conditions,
             signature: Bytes64(first: .zero, second: .zero))
-        guard !overflow, let committed = next.committed, committed <= deposit else {
-            throw .overDeposit(committed: next.committed ?? .max, deposit: deposit)
+        guard !overflow, let committed = unsigned.committed, committed <= deposit else {
+            throw .overDeposit(committed: unsigned.committed ?? .max, deposit: deposit)
         }
+        guard conditions.count <= Caps.channelConditions else { throw .tooManyConditions }
         return ChannelUpdate(
-            channelID: channelID, paid: total, conditions: next.conditions, sender: sender, auxRandom: auxRandom)
+            channelID: channelID, paid: total, conditions: conditions, sender: sender, auxRandom: auxRandom)
     }
 
     /// The recipient's check of an update before it takes it instead of `holding` (the best it held so far):
@@ -160,6 +193,10 @@ public enum ChannelError: Error, Equatable, Sendable {
     case refundTooEarly(expiryHeight: UInt64)
     /// Off chain: the update pays the recipient no more than the one it already holds.
     case staleUpdate(held: UInt64, offered: UInt64)
+    /// Off chain: the sender has as many conditions pending as an update holds (``Caps/channelConditions``).
+    case tooManyConditions
+    /// Off chain: a condition with this hash lock is already pending in the channel.
+    case conditionExists
 
     public var code: StaticString {
         switch self {
@@ -177,6 +214,8 @@ public enum ChannelError: Error, Equatable, Sendable {
         case .closeTooLate: "closeTooLate"
         case .refundTooEarly: "channelRefundTooEarly"
         case .staleUpdate: "staleUpdate"
+        case .tooManyConditions: "tooManyConditions"
+        case .conditionExists: "conditionExists"
         }
     }
 }

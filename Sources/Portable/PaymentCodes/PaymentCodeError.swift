@@ -20,6 +20,9 @@ public enum PaymentCodeError: Error, Equatable, Sendable {
     case invalidScanSecret
     /// A notification whose payload does not unmask to a payment code (wrong recipient, or garbage).
     case notificationUnreadable(PaymentCodeFault)
+    /// A relayed notification that unmasks, but whose hash lock is not SHA-256 twice of the unmasked chain code:
+    /// not for this receiver, or forged. Claiming it would reveal nothing anyone upstream could use.
+    case relayHashMismatch
 }
 
 /// What is wrong with 80 bytes that claim to be a payment code. Kept apart from ``PaymentCodeError`` so that a

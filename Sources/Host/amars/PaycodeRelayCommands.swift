@@ -1,0 +1,246 @@
+import AmarsClient
+import AmarsCodec
+import AmarsCrypto
+import ArgumentParser
+import Chain
+import Foundation
+import Ledger
+import PaymentCodes
+
+/// `amars paycode relay`: the white paper's relayable payment code (§7.1). Alice tells Charlie her payment code
+/// through Bob over two payment channels instead of a notification transaction, paying Bob for it with a
+/// condition only Charlie can unlock; then she pays Charlie at one-time addresses and nothing on chain ever
+/// linked the two.
+struct PaycodeRelayCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "relay",
+        abstract: "Notify a payment code through payment channels: no notification transaction on chain.",
+        discussion: """
+            Alice has a channel to Bob, Bob one to Charlie. Alice masks her code for Charlie and sends it to Bob \
+            with an update adding X AMSC locked to SHA256(SHA256(her chain code)); Bob forwards it to Charlie with \
+            Y < X locked the same way; Charlie unmasks it, which gives him the secret SHA256(chain code): showing \
+            it gets him Y from Bob, and Bob, showing it to Alice, gets X.
+
+            Example (make devnet running; ch1 Alice→Bob, ch2 Bob→Charlie opened with 'amars channel open'):
+              amars paycode relay send --key alice.key --to <Charlie's amscpc1...> --channel <ch1> \\
+                  --amount 0.02 --blocks 200 --dir alice-ch --out m1.hex
+              amars paycode relay forward --key bob.key --message m1.hex --from <ch1> --channel <ch2> \\
+                  --amount 0.01 --blocks 100 --dir bob-ch --out m2.hex
+              amars paycode relay claim --key charlie.key --message m2.hex --channel <ch2> --dir charlie-ch \\
+                  --secret-out secret.hex                   # prints Alice's payment code
+              amars channel settle --key bob.key --id <ch2> --secret <secret> --dir bob-ch --out s2.hex
+              amars channel accept --id <ch2> --update s2.hex --dir charlie-ch
+              amars channel settle --key alice.key --id <ch1> --secret <secret> --dir alice-ch --out s1.hex
+              amars channel accept --id <ch1> --update s1.hex --dir bob-ch
+              amars paycode pay --key alice.key --to <Charlie's code> --amount 1 --relayed --wait
+              amars paycode scan --key charlie.key --payer <Alice's code>
+            """,
+        subcommands: [Send.self, Forward.self, Claim.self])
+
+    struct Send: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "As the payer, send your code masked for the receiver to the first relay, with its fee.",
+            discussion: """
+                Signs the next update of your channel to the relay with a condition of --amount locked to your \
+                code's hash lock, expiring --blocks after the head, and writes the message (update and masked code) \
+                to --out. The designated key of the mask is fresh each time.
+
+                Example:
+                  amars paycode relay send --key alice.key --to amscpc1... --channel <ch1> --amount 0.02 \\
+                      --blocks 200 --dir alice-ch --out m1.hex
+                """)
+
+        @Option(help: "Secret key file of the payer (its payment code is the one sent).")
+        var key: String
+        @Option(help: "The receiver's payment code (amscpc1...).")
+        var to: String
+        @Option(help: "Your channel to the first relay.")
+        var channel: String
+        @Option(help: "The relay's fee in AMSC, paid when the receiver shows the secret.")
+        var amount: String
+        @Option(help: "Blocks from the head until the condition expires.")
+        var blocks: UInt64 = 200
+        @Option(help: "Write the message (hex) here instead of stdout.")
+        var out: String?
+        @OptionGroup var folder: ChannelCommand.Folder
+        @OptionGroup var node: NodeOptions
+
+        func validate() throws {
+            guard (2...1_000_000).contains(blocks) else { throw ValidationError("--blocks must be 2 to 1000000") }
+        }
+
+        func run() throws {
+            let receiver = try PaycodeCommand.parseCode(to, flag: "--to")
+            let channelID = try parseChannelID(channel)
+            let units = try parseAmount(amount, flag: "--amount")
+            let (signer, keys) = try PaycodeCommand.loadWallet(key)
+            let onChain = try provenChannel(channelID, node: node)
+            var rng = SystemRandomNumberGenerator()
+            func fresh() -> Bytes32 { Bytes32(w0: rng.next(), w1: rng.next(), w2: rng.next(), w3: rng.next()) }
+            var designated: PrivateKey?
+            while designated == nil { designated = try? PrivateKey(bytes: fresh()) }
+            let notification: RelayedNotification
+            do {
+                notification = try RelayedNotification(code: keys.code, designated: designated!, receiver: receiver)
+            } catch { throw CLIError("cannot mask your code for \(to): \(error)") }
+            let expiry = try node.typed { try $0.head() }.height + blocks
+            let update: ChannelUpdate
+            do {
+                update = try onChain.lock(
+                    ChannelCondition(hashLock: notification.hashLock, amount: units, expiryHeight: expiry),
+                    after: try folder.load(channelID), channelID: channelID, sender: signer, auxRandom: fresh())
+            } catch { throw refusal(error) }
+            try folder.store(update)
+            try writeHex(RelayMessage(update: update, notification: notification).encoded, to: out)
+            print(
+                "relay fee \(Amount.format(units)) AMSC locked to \(Hex.encode(notification.hashLock.bytes)) "
+                    + "until height \(expiry), for \(notification.to.bech32)")
+        }
+    }
+
+    struct Forward: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "As a relay, accept the incoming message and pass the code on for less, expiring earlier.",
+            discussion: """
+                Checks the incoming update against its channel on chain (as 'amars channel accept' does) and that it \
+                adds a condition locked to the message's hash lock; keeps it; then signs the next update of your \
+                channel onward with a condition of --amount (less than the incoming one) locked the same way, \
+                expiring at least 10 blocks before the incoming one, so you have time to claim upstream.
+
+                Example:
+                  amars paycode relay forward --key bob.key --message m1.hex --from <ch1> --channel <ch2> \\
+                      --amount 0.01 --blocks 100 --dir bob-ch --out m2.hex
+                """)
+
+        @Option(help: "Secret key file of the relay.")
+        var key: String
+        @Option(help: "File holding the incoming message (hex), or the message itself.")
+        var message: String
+        @Option(help: "The incoming channel (to you).")
+        var from: String
+        @Option(help: "Your channel onward (from you).")
+        var channel: String
+        @Option(help: "What you pass on in AMSC: less than what you were offered.")
+        var amount: String
+        @Option(help: "Blocks from the head until your condition expires.")
+        var blocks: UInt64 = 100
+        @Option(help: "Write the message (hex) here instead of stdout.")
+        var out: String?
+        @OptionGroup var folder: ChannelCommand.Folder
+        @OptionGroup var node: NodeOptions
+
+        func run() throws {
+            let incoming = try readRelayMessage(message)
+            let fromID = try parseChannelID(from)
+            let onwardID = try parseChannelID(channel)
+            let units = try parseAmount(amount, flag: "--amount")
+            let signer = try loadKey(key)
+            guard let offered = incoming.condition else {
+                throw CLIError("refused (relayHashMismatch): the update has no condition locked to the message's hash")
+            }
+            let head = try node.typed { try $0.head() }.height
+            let expiry = head + blocks
+            guard units < offered.amount else {
+                throw CLIError(
+                    "--amount must be less than the \(Amount.format(offered.amount)) AMSC offered for the relay")
+            }
+            guard expiry + 10 <= offered.expiryHeight else {
+                throw CLIError(
+                    "the incoming condition expires at height \(offered.expiryHeight); yours must expire at least 10 "
+                        + "blocks earlier (--blocks at most \(offered.expiryHeight >= head + 10 ? offered.expiryHeight - head - 10 : 0))"
+                )
+            }
+            let incomingChannel = try provenChannel(fromID, node: node)
+            do {
+                try incomingChannel.accept(incoming.update, channelID: fromID, holding: try folder.load(fromID))
+            } catch { throw refusal(error, exitStatus: 2) }
+            let onward = try provenChannel(onwardID, node: node)
+            var rng = SystemRandomNumberGenerator()
+            let update: ChannelUpdate
+            do {
+                update = try onward.lock(
+                    ChannelCondition(hashLock: offered.hashLock, amount: units, expiryHeight: expiry),
+                    after: try folder.load(onwardID), channelID: onwardID, sender: signer,
+                    auxRandom: Bytes32(w0: rng.next(), w1: rng.next(), w2: rng.next(), w3: rng.next()))
+            } catch { throw refusal(error) }
+            try folder.store(incoming.update)
+            try folder.store(update)
+            try writeHex(RelayMessage(update: update, notification: incoming.notification).encoded, to: out)
+            print(
+                "accepted \(Amount.format(offered.amount)) AMSC on \(from) until height \(offered.expiryHeight); "
+                    + "passed on \(Amount.format(units)) AMSC until height \(expiry) for "
+                    + incoming.notification.to.bech32)
+        }
+    }
+
+    struct Claim: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "As the receiver, accept the last hop's update, unmask the payer's code and get the secret.",
+            discussion: """
+                Refuses (exit 2) a message not for you or forged (it does not unmask to a code whose hash lock it \
+                carries) and an update that does not verify against its channel. Prints the payer's payment code \
+                and the secret; show the secret to the relay to be paid ('amars channel settle' on its side), or \
+                close with it ('amars channel close --secret').
+
+                Example:
+                  amars paycode relay claim --key charlie.key --message m2.hex --channel <ch2> --dir charlie-ch \\
+                      --secret-out secret.hex
+                """)
+
+        @Option(help: "Secret key file of the receiver.")
+        var key: String
+        @Option(help: "File holding the message (hex), or the message itself.")
+        var message: String
+        @Option(help: "The channel the message came over (to you).")
+        var channel: String
+        @Option(help: "Write the secret (hex, mode 0600) here too.")
+        var secretOut: String?
+        @OptionGroup var folder: ChannelCommand.Folder
+        @OptionGroup var node: NodeOptions
+
+        func run() throws {
+            let incoming = try readRelayMessage(message)
+            let channelID = try parseChannelID(channel)
+            let keys = try PaycodeCommand.loadWallet(key).keys
+            guard incoming.notification.to == keys.code.notificationAddress else {
+                throw CLIError(
+                    "refused: the message is for \(incoming.notification.to.bech32), not your notification address",
+                    exitStatus: 2)
+            }
+            guard let notificationKey = try? keys.key(at: 0) else { throw CLIError("this key has no notification key") }
+            let unmasked: (payer: PaymentCode, preimage: Bytes32)
+            do { unmasked = try incoming.notification.unmask(notificationKey: notificationKey) } catch {
+                throw CLIError("refused: \(error)", exitStatus: 2)
+            }
+            guard let condition = incoming.condition else {
+                throw CLIError("refused: the update has no condition locked to the message's hash", exitStatus: 2)
+            }
+            let onChain = try provenChannel(channelID, node: node)
+            do { try onChain.accept(incoming.update, channelID: channelID, holding: try folder.load(channelID)) } catch {
+                throw refusal(error, exitStatus: 2)
+            }
+            try folder.store(incoming.update)
+            let secret = Hex.encode(unmasked.preimage.bytes)
+            if let secretOut {
+                guard
+                    FileManager.default.createFile(
+                        atPath: secretOut, contents: Data((secret + "\n").utf8), attributes: [.posixPermissions: 0o600])
+                else { throw CLIError("cannot write --secret-out \(secretOut)") }
+            }
+            print("payer     \(unmasked.payer.text)")
+            print("secret    \(secret)")
+            print(
+                "condition \(Amount.format(condition.amount)) AMSC on \(channel) until height \(condition.expiryHeight)")
+        }
+    }
+}
+
+private func readRelayMessage(_ text: String) throws -> RelayMessage {
+    let content =
+        FileManager.default.fileExists(atPath: text)
+        ? ((try? String(contentsOfFile: text, encoding: .utf8)) ?? "") : text
+    guard let raw = try? Hex.decode(content.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+        throw CLIError("--message is not hex")
+    }
+    do { return try RelayMessage(decoding: raw) } catch { throw CLIError("--message is not a relay message: \(error)") }
+}
