@@ -202,7 +202,7 @@ if hostParts {
             name: "IntegrationTests",
             dependencies: [
                 "AmarsTestSupport", "GatewayTestSupport", "GatewayNode", "DeviceGateway", "AmarsClient", "DeviceClient",
-                "DeviceCore", "LightClient", log,
+                "DeviceCore", "LightClient", "PaymentCodes", log,
             ]),
     ]
     products += [

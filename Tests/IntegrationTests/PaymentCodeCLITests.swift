@@ -1,6 +1,10 @@
 import AmarsClient
 import AmarsCodec
+import Chain
+import DeviceCore
 import Foundation
+import Ledger
+import PaymentCodes
 import XCTest
 
 #if canImport(Glibc)
@@ -117,7 +121,10 @@ final class PaymentCodeCLITests: CLITestCase {
     func testDeviceReceivesByPaymentCodeAcrossRuns() throws {
         try ok(["genesis", "new", "--out", path("genesis.json"), "--keys", path("keys"), "--epoch-length", "10"])
         let coapPort = Harness.freePort(type: Int32(SOCK_DGRAM.rawValue))
-        let daemon = try Harness.startDaemon(data: dir, blockInterval: 100, coapPort: coapPort)
+        // The gateway's request log (debug level) records every CoAP request with its query.
+        let requestLog = dir.appendingPathComponent("amarsd.log")
+        let daemon = try Harness.startDaemon(
+            data: dir, blockInterval: 100, coapPort: coapPort, arguments: ["--log-level", "debug"], stderr: requestLog)
         defer { daemon.stop() }
         let node = ["--node", daemon.url]
         let device = [
@@ -166,5 +173,23 @@ final class PaymentCodeCLITests: CLITestCase {
         let third = try waitForPayments(1)
         XCTAssertTrue(third.contains("paid        0.5 AMSC at"), third)
         XCTAssertTrue(third.contains("index 2)"), third)
+
+        // The gateway learnt only the one-time accounts that were paid: the device watched a window of Alice's
+        // one-time addresses beyond them in every epoch, tested them against the filters itself, and asked for
+        // none of those. (The paid ones show, so the log does record account requests.)
+        let aliceKeys = try PaymentCodeKeys(seed: try KeyFile.load(alice).secret.bytes)
+        let lockCode = try PaymentCode(text: String(code))
+        let asked = Set(
+            try String(contentsOf: requestLog, encoding: .utf8).split(separator: "\n").compactMap { line in
+                line.firstMatch(of: #/CoAP request v1/proof/account\?a=([0-9a-f]{40})/#).map { String($0.1) }
+            })
+        for index in UInt32(0)..<(3 + PaymentCodeReceiver.window) {
+            let oneTime = try OneTimeKey.address(payer: aliceKeys, receiver: lockCode, index: index)
+            if index < 3 {
+                XCTAssertTrue(asked.contains(Hex.encode(oneTime.raw.bytes)), "paid index \(index) not proven: \(asked)")
+            } else {
+                XCTAssertFalse(asked.contains(Hex.encode(oneTime.raw.bytes)), "unpaid index \(index) was asked for")
+            }
+        }
     }
 }
