@@ -172,7 +172,7 @@ if hostParts {
             name: "amars-bench",
             dependencies: [
                 "Chain", "Consensus", "CSecp256k1", "DeviceGateway", "DeviceClient", "DeviceProtocol", "LightClient",
-                "PaymentCodes", "DeviceIdentity", "BuildInfo", argumentParser,
+                "PaymentCodes", "DeviceIdentity", "AmarsClient", "BuildInfo", argumentParser,
             ],
             path: "Sources/Host/amars-bench"),
         .executableTarget(

@@ -17,7 +17,10 @@ class CLITestCase: XCTestCase {
     override func tearDown() { try? FileManager.default.removeItem(at: dir) }
 
     func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
+}
 
+/// Running `amars` from any test (a CLI test, or a devnet test whose parties use the CLI).
+extension XCTestCase {
     @discardableResult
     func ok(_ args: [String], file: StaticString = #filePath, line: UInt = #line) throws -> String {
         let r = try Harness.amars(args)

@@ -13,22 +13,6 @@ final class RelayedPaymentCodeTests: DevnetTestCase {
 
     func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
 
-    @discardableResult
-    func ok(_ args: [String], file: StaticString = #filePath, line: UInt = #line) throws -> String {
-        let r = try Harness.amars(args)
-        XCTAssertEqual(r.status, 0, "\(args.joined(separator: " ")): \(r.error)", file: file, line: line)
-        return r.output
-    }
-
-    func refused(
-        _ args: [String], _ needle: String, status: Int32? = nil, file: StaticString = #filePath, line: UInt = #line
-    ) throws {
-        let r = try Harness.amars(args)
-        XCTAssertNotEqual(r.status, 0, "\(args.joined(separator: " ")) should fail", file: file, line: line)
-        if let status { XCTAssertEqual(r.status, status, r.error, file: file, line: line) }
-        XCTAssertTrue(r.error.contains(needle), "\(needle) not in: \(r.error)", file: file, line: line)
-    }
-
     func line(_ out: String, _ label: String) throws -> String {
         try XCTUnwrap(
             out.split(separator: "\n").first { $0.hasPrefix(label) }.map {

@@ -32,23 +32,14 @@ struct ChannelCommand: ParsableCommand {
         @Option(help: "Folder holding this party's newest update of each channel.")
         var dir: String = "channels"
 
-        func path(_ id: Bytes32) -> String {
-            (dir as NSString).appendingPathComponent(Hex.encode(id.bytes) + ".update")
-        }
+        var store: ChannelFolder { ChannelFolder(path: dir) }
 
         func load(_ id: Bytes32) throws -> ChannelUpdate? {
-            let file = path(id)
-            guard FileManager.default.fileExists(atPath: file) else { return nil }
-            return try readUpdate(file, what: "the stored update \(file)")
+            do { return try store.load(id) } catch { throw CLIError("\(error)") }
         }
 
-        /// Replaces the stored update atomically, so a crash leaves the old one or the new one.
         func store(_ update: ChannelUpdate) throws {
-            do {
-                try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-                try Data((Hex.encode(update.encoded) + "\n").utf8).write(
-                    to: URL(fileURLWithPath: path(update.channelID)), options: .atomic)
-            } catch { throw CLIError("cannot store the update in \(dir): \(error)") }
+            do { try store.store(update) } catch { throw CLIError("cannot store the update: \(error)") }
         }
     }
 
