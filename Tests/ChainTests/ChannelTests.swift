@@ -165,6 +165,7 @@ final class ChannelTests: ReplicatedChainTestCase {
         let closed = try send(bob, .channelClose(ChannelClose(update: update, preimages: [late])))
         try block()
         XCTAssertEqual(node.channel(id).state?.paidOut, 600)
+        XCTAssertEqual(node.channel(id).state?.revealed, [late], "the secret stays on chain for the hop upstream")
         XCTAssertEqual(balance(bob), bobBefore + 600 - (try fee(closed)))
         XCTAssertEqual(node.supply.escrowed, 0)
     }

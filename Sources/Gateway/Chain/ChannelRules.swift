@@ -41,6 +41,7 @@ enum ChannelRules {
         let payout = try PaymentChannel.payout(close.update, preimages: close.preimages, height: height)
         channel.status = .closed
         channel.paidOut = payout
+        channel.revealed = close.preimages
         return ((key(id), channel.encoded), [(channel.recipient, payout), (channel.sender, channel.deposit - payout)])
     }
 

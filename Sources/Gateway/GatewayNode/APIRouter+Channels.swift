@@ -4,7 +4,7 @@ import Chain
 import Ledger
 
 /// `GET /v1/channels/{id}`: a one-way payment channel (by the id of the transaction that opened it), its status
-/// and, once closed, what the recipient was paid, with the proof of its state against the head's state root.
+/// and, once closed, what the recipient was paid and the preimages it showed, with the proof of its state against the head's state root.
 /// Both parties read it before trusting the channel off chain: the recipient checks every update against the
 /// sender key and deposit the chain holds.
 extension APIRouter {
@@ -28,6 +28,7 @@ extension APIRouter {
             ("senderKey", .hex(c.senderKey)), ("recipient", .string(c.recipient.bech32)),
             ("deposit", .units(c.deposit)), ("depositAMSC", .string(Amount.format(c.deposit))),
             ("expiryHeight", .number(c.expiryHeight)), ("paidOut", .units(c.paidOut)),
+            ("revealed", .array(c.revealed.map { .hex($0) })),
             ("encoded", .hex(c.encoded)), ("height", .number(view.height)), ("stateRoot", .hex(view.stateRoot)),
             ("proof", .hex(view.proof.encoded)),
         ]

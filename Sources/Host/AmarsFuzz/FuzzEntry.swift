@@ -273,7 +273,7 @@ public func fuzzInitialize(
             26,
             PaymentChannel(
                 sender: Address(raw: Bytes20(hi: 0, mid: 0, lo: 0)), senderKey: key.xOnlyPublicKey.bytes, recipient: Address(raw: Bytes20(hi: 0, mid: 0, lo: 0)),
-                deposit: 9, expiryHeight: 4, status: .closed, paidOut: 7
+                deposit: 9, expiryHeight: 4, status: .closed, paidOut: 7, revealed: [SHA256.hash([2])]
             ).encoded
         ))
     seeds.append((22, stealth.address.binary))

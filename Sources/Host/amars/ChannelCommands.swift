@@ -285,6 +285,7 @@ struct ChannelCommand: ParsableCommand {
             print("channel   \(status)")
             print("deposit   \(Amount.format(c.deposit)) AMSC from \(c.sender.bech32) to \(c.recipient.bech32)")
             print("expires   after height \(c.expiryHeight)")
+            for secret in c.revealed { print("secret    \(Hex.encode(secret.bytes)) (shown at the close)") }
             if let held = try folder.load(channelID) {
                 print(
                     "kept      update settling \(Amount.format(held.paid)) AMSC, "

@@ -25,10 +25,13 @@ public struct PaymentChannel: Equatable, Sendable, CanonicalCodable {
     public var status: Status
     /// What the close paid the recipient (zero unless closed).
     public var paidOut: UInt64
+    /// The preimages the close showed (none unless closed), kept so that whoever is owed against the same hash
+    /// upstream (the previous hop of a relayed payment) reads them from the chain, with a proof.
+    public var revealed: [Bytes32]
 
     public init(
         sender: Address, senderKey: Bytes32, recipient: Address, deposit: UInt64, expiryHeight: UInt64,
-        status: Status = .open, paidOut: UInt64 = 0
+        status: Status = .open, paidOut: UInt64 = 0, revealed: [Bytes32] = []
     ) {
         self.sender = sender
         self.senderKey = senderKey
@@ -37,6 +40,7 @@ public struct PaymentChannel: Equatable, Sendable, CanonicalCodable {
         self.expiryHeight = expiryHeight
         self.status = status
         self.paidOut = paidOut
+        self.revealed = revealed
     }
 
     /// Tokens the channel holds: the deposit while open, nothing once it ended.
@@ -143,6 +147,7 @@ public struct PaymentChannel: Equatable, Sendable, CanonicalCodable {
         w.writeVarint(expiryHeight)
         w.write(status.rawValue)
         w.writeVarint(paidOut)
+        w.write(list: revealed)
     }
 
     public init(from r: inout ByteReader) throws(CodecError) {
@@ -156,6 +161,8 @@ public struct PaymentChannel: Equatable, Sendable, CanonicalCodable {
         self.status = status
         paidOut = try r.readVarint()
         guard paidOut <= deposit, status == .closed || paidOut == 0 else { throw .invalidValue(.amount) }
+        revealed = try r.readList(cap: Caps.channelConditions)
+        guard status == .closed || revealed.isEmpty else { throw .invalidValue(.range) }
     }
 
     public var valueHash: Bytes32 { Domain.stateValue.hash(encoded) }
