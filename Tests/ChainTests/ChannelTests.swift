@@ -55,42 +55,59 @@ final class ChannelTests: ReplicatedChainTestCase {
         // Off chain: the sender signs each payment on top of the last; the recipient checks each and keeps it.
         var sent: ChannelUpdate?
         var held: ChannelUpdate?
+        var olderUpdate: ChannelUpdate?
         for i in 0..<1000 {
-            let update = try channel.pay(1_000, after: sent, channelID: id, sender: alice)
-            try channel.accept(update, channelID: id, holding: held)
+            let update = try channel.pay(1_000, after: sent, channelID: id, height: node.head.height, sender: alice)
+            try channel.accept(update, channelID: id, holding: held, height: node.head.height)
             sent = update
             held = update
+            if i == 399 { olderUpdate = update }
             if i == 499 {
                 // Half way: every bad update is refused with its reason, and what is held stays.
-                let older = try XCTUnwrap(held)
-                XCTAssertThrowsError(try channel.accept(older, channelID: id, holding: held)) {
+                let older = try XCTUnwrap(olderUpdate)
+                XCTAssertThrowsError(try channel.accept(older, channelID: id, holding: held, height: node.head.height))
+                {
+                    XCTAssertEqual($0 as? ChannelError, .staleUpdate(held: 500_000, offered: 400_000))
+                }
+                let same = try XCTUnwrap(held)
+                XCTAssertThrowsError(try channel.accept(same, channelID: id, holding: held, height: node.head.height)) {
                     XCTAssertEqual($0 as? ChannelError, .staleUpdate(held: 500_000, offered: 500_000))
                 }
                 let lower = ChannelUpdate(channelID: id, paid: 400_000, sender: alice)
-                XCTAssertThrowsError(try channel.accept(lower, channelID: id, holding: held)) {
+                XCTAssertThrowsError(try channel.accept(lower, channelID: id, holding: held, height: node.head.height))
+                {
                     XCTAssertEqual($0 as? ChannelError, .staleUpdate(held: 500_000, offered: 400_000))
                 }
                 let forged = ChannelUpdate(channelID: id, paid: 900_000, sender: bob)
-                XCTAssertThrowsError(try channel.accept(forged, channelID: id, holding: held)) {
+                XCTAssertThrowsError(try channel.accept(forged, channelID: id, holding: held, height: node.head.height))
+                {
                     XCTAssertEqual($0 as? ChannelError, .badUpdateSignature)
                 }
                 var tampered = ChannelUpdate(channelID: id, paid: 600_000, sender: alice)
                 tampered.paid = 700_000
-                XCTAssertThrowsError(try channel.accept(tampered, channelID: id, holding: held)) {
+                XCTAssertThrowsError(
+                    try channel.accept(tampered, channelID: id, holding: held, height: node.head.height)
+                ) {
                     XCTAssertEqual($0 as? ChannelError, .badUpdateSignature)
                 }
                 let other = ChannelUpdate(channelID: Bytes32(w0: 9, w1: 9, w2: 9, w3: 9), paid: 600_000, sender: alice)
-                XCTAssertThrowsError(try channel.accept(other, channelID: id, holding: held)) {
+                XCTAssertThrowsError(try channel.accept(other, channelID: id, holding: held, height: node.head.height))
+                {
                     XCTAssertEqual($0 as? ChannelError, .wrongChannel)
                 }
                 let greedy = ChannelUpdate(channelID: id, paid: deposit + 1, sender: alice)
-                XCTAssertThrowsError(try channel.accept(greedy, channelID: id, holding: held)) {
+                XCTAssertThrowsError(try channel.accept(greedy, channelID: id, holding: held, height: node.head.height))
+                {
                     XCTAssertEqual($0 as? ChannelError, .overDeposit(committed: deposit + 1, deposit: deposit))
                 }
-                XCTAssertThrowsError(try channel.pay(deposit, after: sent, channelID: id, sender: alice)) {
+                XCTAssertThrowsError(
+                    try channel.pay(deposit, after: sent, channelID: id, height: node.head.height, sender: alice)
+                ) {
                     XCTAssertEqual($0 as? ChannelError, .overDeposit(committed: deposit + 500_000, deposit: deposit))
                 }
-                XCTAssertThrowsError(try channel.pay(1, after: sent, channelID: id, sender: bob)) {
+                XCTAssertThrowsError(
+                    try channel.pay(1, after: sent, channelID: id, height: node.head.height, sender: bob)
+                ) {
                     XCTAssertEqual($0 as? ChannelError, .notSender)
                 }
             }
@@ -147,11 +164,11 @@ final class ChannelTests: ReplicatedChainTestCase {
             ChannelCondition(hashLock: SHA256.hash(late.bytes), amount: 500, expiryHeight: 30),
         ]
         let update = ChannelUpdate(channelID: id, paid: 100, conditions: conditions, sender: alice)
-        XCTAssertNoThrow(try channel.accept(update, channelID: id, holding: nil))
+        XCTAssertNoThrow(try channel.accept(update, channelID: id, holding: nil, height: node.head.height))
         // More promised on conditions at the same settled amount supersedes; fewer does not.
         let fewer = ChannelUpdate(channelID: id, paid: 100, conditions: [conditions[1]], sender: alice)
-        XCTAssertNoThrow(try channel.accept(update, channelID: id, holding: fewer))
-        XCTAssertThrowsError(try channel.accept(fewer, channelID: id, holding: update))
+        XCTAssertNoThrow(try channel.accept(update, channelID: id, holding: fewer, height: node.head.height))
+        XCTAssertThrowsError(try channel.accept(fewer, channelID: id, holding: update, height: node.head.height))
 
         XCTAssertEqual(
             plan(.channelClose(ChannelClose(update: update, preimages: [early])), sender: bob),
@@ -209,33 +226,67 @@ final class ChannelTests: ReplicatedChainTestCase {
         let id = opened.id
         let secret = Bytes32(w0: 42, w1: 0, w2: 0, w3: 0)
         let condition = ChannelCondition(hashLock: SHA256.hash(secret.bytes), amount: 20_000, expiryHeight: 30)
-        let paid = try channel.pay(1_000, after: nil, channelID: id, sender: alice)
-        let locked = try channel.lock(condition, after: paid, channelID: id, sender: alice)
+        let paid = try channel.pay(1_000, after: nil, channelID: id, height: node.head.height, sender: alice)
+        let locked = try channel.lock(condition, after: paid, channelID: id, height: node.head.height, sender: alice)
         XCTAssertEqual(locked.paid, 1_000)
         XCTAssertEqual(locked.conditions, [condition])
-        XCTAssertNoThrow(try channel.accept(locked, channelID: id, holding: paid))
-        XCTAssertThrowsError(try channel.lock(condition, after: locked, channelID: id, sender: alice)) {
+        XCTAssertNoThrow(try channel.accept(locked, channelID: id, holding: paid, height: node.head.height))
+        XCTAssertThrowsError(
+            try channel.lock(condition, after: locked, channelID: id, height: node.head.height, sender: alice)
+        ) {
             XCTAssertEqual($0 as? ChannelError, .conditionExists)
         }
-        XCTAssertThrowsError(try channel.settle(.zero, after: locked, channelID: id, sender: alice)) {
+        XCTAssertThrowsError(
+            try channel.settle(.zero, after: locked, channelID: id, height: node.head.height, sender: alice)
+        ) {
             XCTAssertEqual($0 as? ChannelError, .unmatchedPreimage)
         }
-        let settled = try channel.settle(secret, after: locked, channelID: id, sender: alice)
+        let settled = try channel.settle(secret, after: locked, channelID: id, height: node.head.height, sender: alice)
         XCTAssertEqual(settled.paid, 21_000)
         XCTAssertEqual(settled.conditions, [])
-        XCTAssertNoThrow(try channel.accept(settled, channelID: id, holding: locked))
+        XCTAssertNoThrow(try channel.accept(settled, channelID: id, holding: locked, height: node.head.height))
         // The older update, with the condition still pending, is worth less to the recipient than the settled one.
-        XCTAssertThrowsError(try channel.accept(locked, channelID: id, holding: settled))
+        XCTAssertThrowsError(try channel.accept(locked, channelID: id, holding: settled, height: node.head.height))
+        // A pending condition cannot be taken away, nor shrunk, by paying a little more: it must be settled.
+        let dropping = ChannelUpdate(channelID: id, paid: 1_001, sender: alice)
+        XCTAssertThrowsError(try channel.accept(dropping, channelID: id, holding: locked, height: node.head.height)) {
+            XCTAssertEqual($0 as? ChannelError, .conditionDropped)
+        }
+        let shrunk = ChannelUpdate(
+            channelID: id, paid: 1_500,
+            conditions: [ChannelCondition(hashLock: condition.hashLock, amount: 100, expiryHeight: 30)], sender: alice)
+        XCTAssertThrowsError(try channel.accept(shrunk, channelID: id, holding: locked, height: node.head.height)) {
+            XCTAssertEqual($0 as? ChannelError, .conditionDropped)
+        }
+        // Once expired, a condition can no longer be claimed: the sender's next update drops it, the recipient
+        // takes that, and it can no longer be settled.
+        let later = condition.expiryHeight + 1
+        let afterExpiry = try channel.pay(1, after: locked, channelID: id, height: later, sender: alice)
+        XCTAssertEqual(afterExpiry.conditions, [])
+        XCTAssertNoThrow(try channel.accept(afterExpiry, channelID: id, holding: locked, height: later))
+        XCTAssertThrowsError(try channel.settle(secret, after: locked, channelID: id, height: later, sender: alice)) {
+            XCTAssertEqual($0 as? ChannelError, .conditionExpired(expiryHeight: 30))
+        }
+        // A condition must leave time to claim it before the channel expires (40), and near its expiry the
+        // recipient takes no more updates.
+        XCTAssertThrowsError(
+            try channel.lock(
+                ChannelCondition(hashLock: SHA256.hash([7]), amount: 1, expiryHeight: 36), after: settled,
+                channelID: id, height: node.head.height, sender: alice)
+        ) { XCTAssertEqual($0 as? ChannelError, .conditionOutlivesChannel(channelExpiry: 40)) }
+        XCTAssertThrowsError(try channel.accept(settled, channelID: id, holding: locked, height: 36)) {
+            XCTAssertEqual($0 as? ChannelError, .closingSoon(expiryHeight: 40))
+        }
         var full = settled
         for n in 0..<Caps.channelConditions {
             full = try channel.lock(
                 ChannelCondition(hashLock: SHA256.hash([UInt8(n)]), amount: 1, expiryHeight: 30), after: full,
-                channelID: id, sender: alice)
+                channelID: id, height: node.head.height, sender: alice)
         }
         XCTAssertThrowsError(
             try channel.lock(
                 ChannelCondition(hashLock: SHA256.hash([99]), amount: 1, expiryHeight: 30), after: full, channelID: id,
-                sender: alice)
+                height: node.head.height, sender: alice)
         ) { XCTAssertEqual($0 as? ChannelError, .tooManyConditions) }
     }
 

@@ -44,7 +44,10 @@ final class ChannelCLITests: CLITestCase {
         }
         // A hundred more in one go: only the last update needs to travel.
         try ok(
-            ["channel", "pay", "--key", alice, "--id", id, "--amount", "0.01", "--count", "100", "--out", path("u4.hex")]
+            [
+                "channel", "pay", "--key", alice, "--id", id, "--amount", "0.01", "--count", "100", "--out",
+                path("u4.hex"),
+            ]
                 + aliceDir + node)
         XCTAssertTrue(
             try ok(["channel", "accept", "--id", id, "--update", path("u4.hex")] + bobDir + node).contains(
@@ -52,10 +55,12 @@ final class ChannelCLITests: CLITestCase {
 
         // Bad updates: an older one, one for another channel, one whose amount was changed after signing, one
         // signed by a stranger's key; and the sender cannot promise more than the deposit.
-        try refused(["channel", "accept", "--id", id, "--update", path("u2.hex")] + bobDir + node, "staleUpdate", status: 2)
+        try refused(
+            ["channel", "accept", "--id", id, "--update", path("u2.hex")] + bobDir + node, "staleUpdate", status: 2)
         try refused(
             ["channel", "accept", "--id", other, "--update", path("u4.hex")] + bobDir + node, "wrongChannel", status: 2)
-        let good = try String(contentsOfFile: path("u4.hex"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let good = try String(contentsOfFile: path("u4.hex"), encoding: .utf8).trimmingCharacters(
+            in: .whitespacesAndNewlines)
         var tampered = Array(try Hex.decode(good))
         tampered[32] ^= 0x01  // the first byte of the settled amount's varint
         try refused(

@@ -7,8 +7,8 @@ import XCTest
 @testable import PaymentCodes
 
 /// The relayable payment code's notification: BIP47's masking between the published Alice and Bob wallets with
-/// the hash lock as the mask's key; only Bob unmasks it, and only to the preimage that opens the relay's
-/// condition; a changed chain code or hash lock is refused for what it is.
+/// the hash lock as the mask's key; only Bob unmasks it, and only he and Alice can compute the preimage that opens
+/// the relay's condition, new with each designated key; a changed chain code or hash lock is refused.
 final class RelayedNotificationTests: XCTestCase {
     func testOnlyTheReceiverUnmasksItAndLearnsThePreimage() throws {
         let v = try PaymentCodeVectorTests.bip47()
@@ -18,7 +18,17 @@ final class RelayedNotificationTests: XCTestCase {
         let designated = try PrivateKey(bytes: Bytes32(w0: 5, w1: 6, w2: 7, w3: 8))
         let notification = try RelayedNotification(code: alice.code, designated: designated, receiver: bob.code)
         XCTAssertEqual(notification.to, bob.code.notificationAddress)
-        XCTAssertEqual(notification.hashLock, SHA256.hash(SHA256.hash(alice.code.chainCode.bytes).bytes))
+        // The lock comes from the ECDH point, which only Alice and Bob can compute, and Alice's code; not from
+        // anything public (her code's chain code, say).
+        let shared = designated.sharedX(try bob.code.key(at: 0))
+        XCTAssertEqual(
+            notification.hashLock,
+            SHA256.hash(RelayedNotification.preimage(shared: shared, code: alice.code).bytes))
+        XCTAssertNotEqual(notification.hashLock, SHA256.hash(SHA256.hash(alice.code.chainCode.bytes).bytes))
+        let another = try RelayedNotification(
+            code: alice.code, designated: try PrivateKey(bytes: Bytes32(w0: 5, w1: 6, w2: 7, w3: 9)),
+            receiver: bob.code)
+        XCTAssertNotEqual(another.hashLock, notification.hashLock, "a fresh designated key, a fresh secret")
         XCTAssertNotEqual(notification.maskedCode, alice.code.binary, "the code travels masked")
 
         let (payer, preimage) = try notification.unmask(notificationKey: try bob.key(at: 0))

@@ -19,8 +19,13 @@ extension ChannelError: CustomStringConvertible {
         case .closeTooLate(let expiry):
             "the channel expired at height \(expiry); only its sender may take the deposit back now"
         case .refundTooEarly(let expiry): "the channel's deposit can be taken back only after height \(expiry)"
-        case .tooManyConditions: "an update holds at most 8 pending conditions; settle or let some expire first"
+        case .tooManyConditions: "an update holds at most 8 pending conditions; settle some, or wait until some expire"
         case .conditionExists: "a condition with this hash lock is already pending in the channel"
+        case .closingSoon(let expiry):
+            "the channel expires at height \(expiry), too soon to be sure a close reaches a block; take no more updates"
+        case .conditionOutlivesChannel(let expiry):
+            "a condition must expire at least 5 blocks before the channel (height \(expiry)), or it could never be claimed"
+        case .conditionDropped: "the update drops or shrinks a pending condition without settling it"
         case .staleUpdate(let held, let offered):
             "the update settles \(offered) units; the one held already settles \(held)"
         }

@@ -446,7 +446,8 @@ public final class CoAPServer: @unchecked Sendable {
         // The request log (log level debug): what an operator, or a test, reads to see what devices asked for. A
         // payment-code device asks for the accounts of its filter's matches only, and this line is how that shows.
         if !notifying {
-            logger.debug("CoAP request \(route.path)?\(String(decoding: rawQuery.prefix(256), as: UTF8.self)) from \(device)")
+            logger.debug(
+                "CoAP request \(route.path)?\(String(decoding: rawQuery.prefix(256), as: UTF8.self)) from \(device)")
         }
         // Only requests from the network count: an Observe registration does, the notifications libcoap makes
         // from it (see turn(_:)) do not, or the gateway's own notifications would empty the bucket (and a refused

@@ -7,8 +7,8 @@ import Ledger
 #endif
 
 /// Where a channel party keeps the newest update of each channel: one `<channel id>.update` file of hex per
-/// channel in a folder. Each store replaces the file in one rename, so a crash leaves the old update or the new
-/// one, never a torn file; a recipient that loses power loses at most the payments after its last store.
+/// channel in a folder. Each store replaces the file in one rename after flushing it, so a crash or a power cut
+/// leaves the old update or the new one, never a torn file, and a stored update stays stored.
 public struct ChannelFolder: Sendable {
     public let path: String
 
@@ -26,7 +26,9 @@ public struct ChannelFolder: Sendable {
         }
     }
 
-    public func file(_ id: Bytes32) -> String { (path as NSString).appendingPathComponent(Hex.encode(id.bytes) + ".update") }
+    public func file(_ id: Bytes32) -> String {
+        (path as NSString).appendingPathComponent(Hex.encode(id.bytes) + ".update")
+    }
 
     /// The newest update kept for channel `id`, or nil when none is.
     public func load(_ id: Bytes32) throws(Failure) -> ChannelUpdate? {
@@ -41,20 +43,31 @@ public struct ChannelFolder: Sendable {
         do { return try ChannelUpdate(decoding: raw) } catch { throw .unreadable(name, reason: "\(error)") }
     }
 
-    /// Replaces the kept update of `update`'s channel: written to a temporary file beside it, then renamed over it.
+    /// Replaces the kept update of `update`'s channel: written and flushed to a temporary file of its own beside
+    /// it, renamed over it, and the folder flushed, so the new update survives a power cut once this returns.
     public func store(_ update: ChannelUpdate) throws(Failure) {
         if mkdir(path, 0o700) != 0 && errno != EEXIST { throw .io("cannot create \(path)", errno: errno) }
         let target = file(update.channelID)
-        let staged = target + ".tmp"
-        let fd = open(staged, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw .io("cannot write \(staged)", errno: errno) }
+        var template = Array((target + ".XXXXXX").utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard fd >= 0 else { throw .io("cannot write beside \(target)", errno: errno) }
+        let staged = String(cString: template)
         let bytes = Array((Hex.encode(update.encoded) + "\n").utf8)
         let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        let writeErrno = errno
-        guard close(fd) == 0, written == bytes.count else {
+        let flushed = written == bytes.count && fsync(fd) == 0
+        let failure = errno
+        guard close(fd) == 0, flushed else {
             unlink(staged)
-            throw .io("cannot write \(staged)", errno: written < 0 ? writeErrno : EIO)
+            throw .io("cannot write \(staged)", errno: written < 0 || !flushed ? failure : EIO)
         }
-        guard rename(staged, target) == 0 else { throw .io("cannot replace \(target)", errno: errno) }
+        guard rename(staged, target) == 0 else {
+            let failure = errno
+            unlink(staged)
+            throw .io("cannot replace \(target)", errno: failure)
+        }
+        let folder = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard folder >= 0 else { throw .io("cannot open \(path)", errno: errno) }
+        defer { close(folder) }
+        guard fsync(folder) == 0 else { throw .io("cannot flush \(path)", errno: errno) }
     }
 }

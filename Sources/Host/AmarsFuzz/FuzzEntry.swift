@@ -13,7 +13,7 @@ import PaymentCodes
 #endif
 
 /// libFuzzer entry: the first byte picks a decoder (chain objects, proofs, transaction batches, CoAP, SLIP, payment
-/// codes, recipient filters, stealth announcements and keys, certificates, channel updates and states), the rest is its input. The property checked is the
+/// codes, recipient filters, stealth announcements and keys, certificates, channel updates and states, relay messages), the rest is its input. The property checked is the
 /// chain's decoding contract: a decoder refuses with a typed error or returns a value whose encoding is
 /// exactly the input. Anything else (a crash, a trap, a second encoding) is a finding.
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -21,7 +21,7 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     guard size > 0 else { return 0 }
     let selector = data[0]
     let input = Array(UnsafeBufferPointer(start: data + 1, count: size - 1))
-    switch selector % 27 {
+    switch selector % 28 {
     case 0: check(SignedTransaction.self, input)
     case 1: check(Block.self, input)
     case 2: check(BlockHeader.self, input)
@@ -95,12 +95,19 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
             guard update.encoded == input else { fatalError("ChannelUpdate decode/encode is not an exact inverse") }
             _ = update.isSigned(by: update.channelID)
             let channel = PaymentChannel(
-                sender: Address(raw: Bytes20(hi: 0, mid: 0, lo: 0)), senderKey: update.channelID, recipient: Address(raw: Bytes20(hi: 0, mid: 0, lo: 0)), deposit: 1 << 40,
+                sender: Address(raw: Bytes20(hi: 0, mid: 0, lo: 0)), senderKey: update.channelID,
+                recipient: Address(raw: Bytes20(hi: 0, mid: 0, lo: 0)), deposit: 1 << 40,
                 expiryHeight: 100)
-            _ = try? channel.accept(update, channelID: update.channelID, holding: update)
+            _ = try? channel.accept(update, channelID: update.channelID, holding: update, height: 50)
             _ = try? PaymentChannel.payout(update, preimages: [update.channelID], height: 50)
         }
     case 26: check(PaymentChannel.self, input)
+    case 27:
+        // A relay message from a channel peer: refused, or one encoding, and unmasking it never traps.
+        if let message = try? RelayMessage(decoding: input) {
+            guard message.encoded == input else { fatalError("RelayMessage decode/encode is not an exact inverse") }
+            _ = try? message.notification.unmask(notificationKey: FuzzDevice.key)
+        }
     default:
         if let tx = try? SignedTransaction(decoding: input) {
             // Verification of decoded garbage must fail cleanly, never trap.
@@ -268,11 +275,15 @@ public func fuzzInitialize(
         channelID: .zero, paid: 5,
         conditions: [ChannelCondition(hashLock: SHA256.hash([1]), amount: 2, expiryHeight: 9)], sender: key)
     seeds.append((25, update.encoded))
+    let relayCode = try! PaymentCodeKeys(seed: [UInt8](repeating: 5, count: 32)).code
+    let relay = try! RelayedNotification(code: relayCode, designated: key, receiver: relayCode)
+    seeds.append((27, RelayMessage(update: update, notification: relay).encoded))
     seeds.append(
         (
             26,
             PaymentChannel(
-                sender: Address(raw: Bytes20(hi: 0, mid: 0, lo: 0)), senderKey: key.xOnlyPublicKey.bytes, recipient: Address(raw: Bytes20(hi: 0, mid: 0, lo: 0)),
+                sender: Address(raw: Bytes20(hi: 0, mid: 0, lo: 0)), senderKey: key.xOnlyPublicKey.bytes,
+                recipient: Address(raw: Bytes20(hi: 0, mid: 0, lo: 0)),
                 deposit: 9, expiryHeight: 4, status: .closed, paidOut: 7, revealed: [SHA256.hash([2])]
             ).encoded
         ))

@@ -41,8 +41,8 @@ struct ChannelBench: ParsableCommand {
         var last: ChannelUpdate?
         var t0 = DispatchTime.now()
         for _ in 0..<payments {
-            let update = try channel.pay(10, after: last, channelID: id, sender: sender)
-            try channel.accept(update, channelID: id, holding: last)
+            let update = try channel.pay(10, after: last, channelID: id, height: 1, sender: sender)
+            try channel.accept(update, channelID: id, holding: last, height: 1)
             last = update
         }
         let inMemory = Double(payments) / seconds(since: t0)
@@ -50,8 +50,8 @@ struct ChannelBench: ParsableCommand {
         last = nil
         t0 = DispatchTime.now()
         for _ in 0..<payments {
-            let update = try channel.pay(10, after: last, channelID: id, sender: sender)
-            try channel.accept(update, channelID: id, holding: last)
+            let update = try channel.pay(10, after: last, channelID: id, height: 1, sender: sender)
+            try channel.accept(update, channelID: id, holding: last, height: 1)
             try store.store(update)
             last = update
         }

@@ -60,7 +60,9 @@ struct ChannelCommand: ParsableCommand {
         @OptionGroup var node: NodeOptions
 
         func validate() throws {
-            guard (1...10_000_000).contains(blocks) else { throw ValidationError("--blocks must be 1 to 10000000") }
+            guard (PaymentChannel.closeMargin + 1...10_000_000).contains(blocks) else {
+                throw ValidationError("--blocks must be \(PaymentChannel.closeMargin + 1) to 10000000")
+            }
         }
 
         func run() throws {
@@ -110,13 +112,14 @@ struct ChannelCommand: ParsableCommand {
             let channelID = try parseChannelID(id)
             let units = try parseAmount(amount, flag: "--amount")
             let signer = try loadKey(key)
-            let channel = try provenChannel(channelID, node: node)
+            let (channel, height) = try provenChannel(channelID, node: node)
             var last = try folder.load(channelID)
             var rng = SystemRandomNumberGenerator()
             for _ in 0..<count {
                 let aux = Bytes32(w0: rng.next(), w1: rng.next(), w2: rng.next(), w3: rng.next())
                 do {
-                    last = try channel.pay(units, after: last, channelID: channelID, sender: signer, auxRandom: aux)
+                    last = try channel.pay(
+                        units, after: last, channelID: channelID, height: height, sender: signer, auxRandom: aux)
                 } catch { throw refusal(error) }
             }
             guard let update = last else { return }
@@ -155,12 +158,13 @@ struct ChannelCommand: ParsableCommand {
             let channelID = try parseChannelID(id)
             let preimage = try parseSecret(secret, flag: "--secret")
             let signer = try loadKey(key)
-            let channel = try provenChannel(channelID, node: node)
+            let (channel, height) = try provenChannel(channelID, node: node)
+            let last = try folder.load(channelID)
             var rng = SystemRandomNumberGenerator()
             let update: ChannelUpdate
             do {
                 update = try channel.settle(
-                    preimage, after: try folder.load(channelID), channelID: channelID, sender: signer,
+                    preimage, after: last, channelID: channelID, height: height, sender: signer,
                     auxRandom: Bytes32(w0: rng.next(), w1: rng.next(), w2: rng.next(), w3: rng.next()))
             } catch { throw refusal(error) }
             try folder.store(update)
@@ -173,8 +177,11 @@ struct ChannelCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "As the recipient, check an update against the channel on chain and keep it if it pays more.",
             discussion: """
-                Refuses, with the reason, an update for another channel, not signed by the channel's sender, \
-                promising more than the deposit, or paying no more than the one already kept.
+                Refuses (exit status 2), with the reason, an update for another channel, not signed by the \
+                channel's sender, promising more than the deposit, with a condition that outlives the channel, \
+                dropping a pending condition without settling it, or no better than the one kept (it must settle \
+                more, or settle the same and promise more on conditions); and any update once the channel is \
+                within 5 blocks of its expiry.
 
                 Example:
                   amars channel accept --id <channel id> --update u.hex --dir bob-ch
@@ -192,9 +199,9 @@ struct ChannelCommand: ParsableCommand {
             let offered =
                 FileManager.default.fileExists(atPath: update)
                 ? try readUpdate(update, what: "--update") : try decodeUpdate(update, what: "--update")
-            let channel = try provenChannel(channelID, node: node)
+            let (channel, height) = try provenChannel(channelID, node: node)
             let holding = try folder.load(channelID)
-            do { try channel.accept(offered, channelID: channelID, holding: holding) } catch {
+            do { try channel.accept(offered, channelID: channelID, holding: holding, height: height) } catch {
                 throw refusal(error, exitStatus: 2)
             }
             try folder.store(offered)
@@ -303,11 +310,12 @@ func parseChannelID(_ text: String) throws -> Bytes32 {
     return id
 }
 
-/// The channel as the chain holds it, its proof checked against the state root the node names.
-func provenChannel(_ id: Bytes32, node: NodeOptions) throws -> PaymentChannel {
+/// The channel as the chain holds it, its proof checked against the state root the node names, and the height
+/// of that state (what the off-chain rules judge expiries by).
+func provenChannel(_ id: Bytes32, node: NodeOptions) throws -> (channel: PaymentChannel, height: UInt64) {
     let info = try node.typed { try $0.channel(id) }
     guard info.verify() else { throw CLIError("the node's proof for channel \(Hex.encode(id.bytes)) does not verify") }
-    return info.state
+    return (info.state, info.height)
 }
 
 func readUpdate(_ path: String, what: String) throws -> ChannelUpdate {

@@ -17,9 +17,10 @@ struct PaycodeRelayCommand: ParsableCommand {
         abstract: "Notify a payment code through payment channels: no notification transaction on chain.",
         discussion: """
             Alice has a channel to Bob, Bob one to Charlie. Alice masks her code for Charlie and sends it to Bob \
-            with an update adding X AMSC locked to SHA256(SHA256(her chain code)); Bob forwards it to Charlie with \
-            Y < X locked the same way; Charlie unmasks it, which gives him the secret SHA256(chain code): showing \
-            it gets him Y from Bob, and Bob, showing it to Alice, gets X.
+            with an update adding X AMSC locked to the hash of a secret; Bob forwards it to Charlie with \
+            Y < X locked the same way; Charlie unmasks it, which gives him the secret (a hash of the ECDH point \
+            and her code, which only he and Alice can compute): showing it gets him Y from Bob, and Bob, showing \
+            it to Alice, gets X.
 
             Example (make devnet running; ch1 Alice→Bob, ch2 Bob→Charlie opened with 'amars channel open'):
               amars paycode relay send --key alice.key --to <Charlie's amscpc1...> --channel <ch1> \\
@@ -41,8 +42,8 @@ struct PaycodeRelayCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "As the payer, send your code masked for the receiver to the first relay, with its fee.",
             discussion: """
-                Signs the next update of your channel to the relay with a condition of --amount locked to your \
-                code's hash lock, expiring --blocks after the head, and writes the message (update and masked code) \
+                Signs the next update of your channel to the relay with a condition of --amount locked to the \
+                notification's hash lock, expiring --blocks after the head, and writes the message (update and masked code) \
                 to --out. The designated key of the mask is fresh each time.
 
                 Example:
@@ -74,7 +75,7 @@ struct PaycodeRelayCommand: ParsableCommand {
             let channelID = try parseChannelID(channel)
             let units = try parseAmount(amount, flag: "--amount")
             let (signer, keys) = try PaycodeCommand.loadWallet(key)
-            let onChain = try provenChannel(channelID, node: node)
+            let (onChain, height) = try provenChannel(channelID, node: node)
             var rng = SystemRandomNumberGenerator()
             func fresh() -> Bytes32 { Bytes32(w0: rng.next(), w1: rng.next(), w2: rng.next(), w3: rng.next()) }
             var designated: PrivateKey?
@@ -83,12 +84,13 @@ struct PaycodeRelayCommand: ParsableCommand {
             do {
                 notification = try RelayedNotification(code: keys.code, designated: designated!, receiver: receiver)
             } catch { throw CLIError("cannot mask your code for \(to): \(error)") }
-            let expiry = try node.typed { try $0.head() }.height + blocks
+            let expiry = height + blocks
+            let last = try folder.load(channelID)
             let update: ChannelUpdate
             do {
                 update = try onChain.lock(
                     ChannelCondition(hashLock: notification.hashLock, amount: units, expiryHeight: expiry),
-                    after: try folder.load(channelID), channelID: channelID, sender: signer, auxRandom: fresh())
+                    after: last, channelID: channelID, height: height, sender: signer, auxRandom: fresh())
             } catch { throw refusal(error) }
             try folder.store(update)
             try writeHex(RelayMessage(update: update, notification: notification).encoded, to: out)
@@ -129,6 +131,10 @@ struct PaycodeRelayCommand: ParsableCommand {
         @OptionGroup var folder: ChannelCommand.Folder
         @OptionGroup var node: NodeOptions
 
+        func validate() throws {
+            guard (1...1_000_000).contains(blocks) else { throw ValidationError("--blocks must be 1 to 1000000") }
+        }
+
         func run() throws {
             let incoming = try readRelayMessage(message)
             let fromID = try parseChannelID(from)
@@ -138,29 +144,31 @@ struct PaycodeRelayCommand: ParsableCommand {
             guard let offered = incoming.condition else {
                 throw CLIError("refused (relayHashMismatch): the update has no condition locked to the message's hash")
             }
-            let head = try node.typed { try $0.head() }.height
-            let expiry = head + blocks
+            let (incomingChannel, height) = try provenChannel(fromID, node: node)
+            let expiry = height + blocks
             guard units < offered.amount else {
                 throw CLIError(
                     "--amount must be less than the \(Amount.format(offered.amount)) AMSC offered for the relay")
             }
-            guard expiry + 10 <= offered.expiryHeight else {
+            guard expiry + Self.safety <= offered.expiryHeight else {
+                let most =
+                    offered.expiryHeight >= height + Self.safety ? offered.expiryHeight - height - Self.safety : 0
                 throw CLIError(
-                    "the incoming condition expires at height \(offered.expiryHeight); yours must expire at least 10 "
-                        + "blocks earlier (--blocks at most \(offered.expiryHeight >= head + 10 ? offered.expiryHeight - head - 10 : 0))"
-                )
+                    "the incoming condition expires at height \(offered.expiryHeight); yours must expire at least "
+                        + "\(Self.safety) blocks earlier (--blocks at most \(most))")
             }
-            let incomingChannel = try provenChannel(fromID, node: node)
+            let heldIncoming = try folder.load(fromID)
             do {
-                try incomingChannel.accept(incoming.update, channelID: fromID, holding: try folder.load(fromID))
+                try incomingChannel.accept(incoming.update, channelID: fromID, holding: heldIncoming, height: height)
             } catch { throw refusal(error, exitStatus: 2) }
-            let onward = try provenChannel(onwardID, node: node)
+            let (onward, _) = try provenChannel(onwardID, node: node)
+            let heldOnward = try folder.load(onwardID)
             var rng = SystemRandomNumberGenerator()
             let update: ChannelUpdate
             do {
                 update = try onward.lock(
                     ChannelCondition(hashLock: offered.hashLock, amount: units, expiryHeight: expiry),
-                    after: try folder.load(onwardID), channelID: onwardID, sender: signer,
+                    after: heldOnward, channelID: onwardID, height: height, sender: signer,
                     auxRandom: Bytes32(w0: rng.next(), w1: rng.next(), w2: rng.next(), w3: rng.next()))
             } catch { throw refusal(error) }
             try folder.store(incoming.update)
@@ -171,6 +179,9 @@ struct PaycodeRelayCommand: ParsableCommand {
                     + "passed on \(Amount.format(units)) AMSC until height \(expiry) for "
                     + incoming.notification.to.bech32)
         }
+
+        /// Blocks between a relay's own condition's expiry and the incoming one's: its time to claim upstream.
+        static let safety: UInt64 = 10
     }
 
     struct Claim: ParsableCommand {
@@ -215,8 +226,14 @@ struct PaycodeRelayCommand: ParsableCommand {
             guard let condition = incoming.condition else {
                 throw CLIError("refused: the update has no condition locked to the message's hash", exitStatus: 2)
             }
-            let onChain = try provenChannel(channelID, node: node)
-            do { try onChain.accept(incoming.update, channelID: channelID, holding: try folder.load(channelID)) } catch {
+            let (onChain, height) = try provenChannel(channelID, node: node)
+            guard condition.expiryHeight > height else {
+                throw CLIError(
+                    "refused: the relay's condition expired at height \(condition.expiryHeight); showing the secret "
+                        + "would earn nothing", exitStatus: 2)
+            }
+            let held = try folder.load(channelID)
+            do { try onChain.accept(incoming.update, channelID: channelID, holding: held, height: height) } catch {
                 throw refusal(error, exitStatus: 2)
             }
             try folder.store(incoming.update)
@@ -230,7 +247,8 @@ struct PaycodeRelayCommand: ParsableCommand {
             print("payer     \(unmasked.payer.text)")
             print("secret    \(secret)")
             print(
-                "condition \(Amount.format(condition.amount)) AMSC on \(channel) until height \(condition.expiryHeight)")
+                "condition \(Amount.format(condition.amount)) AMSC on \(channel) until height \(condition.expiryHeight)"
+            )
         }
     }
 }

@@ -86,14 +86,20 @@ public struct ChannelUpdate: Equatable, Sendable, CanonicalCodable {
         return total
     }
 
-    /// Whether the recipient, holding `held`, should take this update instead: it settles more, or settles the
-    /// same and promises more on conditions. Anything else is stale, and a recipient that took it would lose.
-    public func supersedes(_ held: ChannelUpdate) throws(ChannelError) {
+    /// Whether the recipient, holding `held`, should take this update instead at chain height `height`: every
+    /// condition of `held` that can still be claimed is kept as it was, or settled (the settled total grew by at
+    /// least what left); and it settles more, or settles the same and promises more. Anything else is stale or
+    /// takes something away, and a recipient that took it would lose (a relay, what it owes downstream).
+    public func supersedes(_ held: ChannelUpdate, height: UInt64) throws(ChannelError) {
+        var removed: UInt64 = 0
+        for condition in held.conditions where condition.expiryHeight >= height && !conditions.contains(condition) {
+            removed = removed.addingReportingOverflow(condition.amount).overflow ? .max : removed + condition.amount
+        }
+        guard paid >= held.paid else { throw .staleUpdate(held: held.paid, offered: paid) }
+        guard paid - held.paid >= removed else { throw .conditionDropped }
         let offered = committed ?? .max
         let holding = held.committed ?? .max
-        guard paid > held.paid || (paid == held.paid && offered > holding) else {
-            throw .staleUpdate(held: held.paid, offered: paid)
-        }
+        guard paid > held.paid || offered > holding else { throw .staleUpdate(held: held.paid, offered: paid) }
     }
 
     private static func writeUnsigned(

@@ -56,46 +56,59 @@ public struct PaymentChannel: Equatable, Sendable, CanonicalCodable {
         guard update.isSigned(by: senderKey) else { throw .badUpdateSignature }
     }
 
-    /// The sender's next update: `amount` more settled on top of `last` (the one it signed before, nil for the
-    /// first payment), conditions carried over. The sender refuses to promise more than the deposit, as the
-    /// recipient and the chain would.
+    /// Blocks before the channel's expiry height after which a recipient takes no more updates: its close must
+    /// still reach a block in time.
+    public static let closeMargin: UInt64 = 5
+
+    /// The sender's next update at chain height `height`: `amount` more settled on top of `last` (the one it
+    /// signed before, nil for the first payment), the conditions still claimable carried over and the expired
+    /// ones dropped. The sender refuses to promise more than the deposit, as the recipient and the chain would.
     public func pay(
-        _ amount: UInt64, after last: ChannelUpdate?, channelID: Bytes32, sender: PrivateKey, auxRandom: Bytes32 = .zero
+        _ amount: UInt64, after last: ChannelUpdate?, channelID: Bytes32, height: UInt64, sender: PrivateKey,
+        auxRandom: Bytes32 = .zero
     ) throws(ChannelError) -> ChannelUpdate {
-        try next(after: last, channelID: channelID, sender: sender, auxRandom: auxRandom, paying: amount)
+        try next(
+            after: last, channelID: channelID, height: height, sender: sender, auxRandom: auxRandom, paying: amount)
     }
 
     /// The sender's next update with `condition` added (a relayed payment's hop), the settled total unchanged.
     public func lock(
-        _ condition: ChannelCondition, after last: ChannelUpdate?, channelID: Bytes32, sender: PrivateKey,
-        auxRandom: Bytes32 = .zero
+        _ condition: ChannelCondition, after last: ChannelUpdate?, channelID: Bytes32, height: UInt64,
+        sender: PrivateKey, auxRandom: Bytes32 = .zero
     ) throws(ChannelError) -> ChannelUpdate {
         guard last?.conditions.contains(where: { $0.hashLock == condition.hashLock }) != true else {
             throw .conditionExists
         }
-        return try next(after: last, channelID: channelID, sender: sender, auxRandom: auxRandom, adding: condition)
+        guard condition.expiryHeight > height else { throw .conditionExpired(expiryHeight: condition.expiryHeight) }
+        guard condition.expiryHeight + Self.closeMargin <= expiryHeight else {
+            throw .conditionOutlivesChannel(channelExpiry: expiryHeight)
+        }
+        return try next(
+            after: last, channelID: channelID, height: height, sender: sender, auxRandom: auxRandom, adding: condition)
     }
 
     /// The sender's next update once the recipient showed `preimage`: its condition leaves the update and its
     /// amount joins the settled total, so the recipient need not close on chain to be paid.
     public func settle(
-        _ preimage: Bytes32, after last: ChannelUpdate?, channelID: Bytes32, sender: PrivateKey,
+        _ preimage: Bytes32, after last: ChannelUpdate?, channelID: Bytes32, height: UInt64, sender: PrivateKey,
         auxRandom: Bytes32 = .zero
     ) throws(ChannelError) -> ChannelUpdate {
         let hash = SHA256.hash(preimage.bytes)
         guard let condition = last?.conditions.first(where: { $0.hashLock == hash }) else { throw .unmatchedPreimage }
+        // After its expiry the recipient could no longer claim it on chain: it is dropped, not paid.
+        guard condition.expiryHeight >= height else { throw .conditionExpired(expiryHeight: condition.expiryHeight) }
         return try next(
-            after: last, channelID: channelID, sender: sender, auxRandom: auxRandom, paying: condition.amount,
-            removing: hash)
+            after: last, channelID: channelID, height: height, sender: sender, auxRandom: auxRandom,
+            paying: condition.amount, removing: hash)
     }
 
     private func next(
-        after last: ChannelUpdate?, channelID: Bytes32, sender: PrivateKey, auxRandom: Bytes32, paying amount: UInt64 = 0,
-        adding condition: ChannelCondition? = nil, removing hashLock: Bytes32? = nil
+        after last: ChannelUpdate?, channelID: Bytes32, height: UInt64, sender: PrivateKey, auxRandom: Bytes32,
+        paying amount: UInt64 = 0, adding condition: ChannelCondition? = nil, removing hashLock: Bytes32? = nil
     ) throws(ChannelError) -> ChannelUpdate {
         guard status == .open else { throw .notOpen }
         guard sender.xOnlyPublicKey.bytes == senderKey else { throw .notSender }
-        var conditions = (last?.conditions ?? []).filter { $0.hashLock != hashLock }
+        var conditions = (last?.conditions ?? []).filter { $0.hashLock != hashLock && $0.expiryHeight >= height }
         if let condition { conditions.append(condition) }
         let (total, overflow) = (last?.paid ?? 0).addingReportingOverflow(amount)
         let unsigned = ChannelUpdate(
@@ -109,12 +122,20 @@ public struct PaymentChannel: Equatable, Sendable, CanonicalCodable {
             channelID: channelID, paid: total, conditions: conditions, sender: sender, auxRandom: auxRandom)
     }
 
-    /// The recipient's check of an update before it takes it instead of `holding` (the best it held so far):
-    /// the channel is open, the update is this channel's, signed by its sender, within the deposit, and better.
-    public func accept(_ update: ChannelUpdate, channelID: Bytes32, holding: ChannelUpdate?) throws(ChannelError) {
+    /// The recipient's check, at chain height `height`, of an update before it takes it instead of `holding`
+    /// (the best it held so far): the channel is open and can still be closed in time, the update is this
+    /// channel's, signed by its sender, within the deposit, every condition can be claimed on chain before the
+    /// channel expires, and it is better for the recipient than what it holds (``ChannelUpdate/supersedes(_:height:)``).
+    public func accept(_ update: ChannelUpdate, channelID: Bytes32, holding: ChannelUpdate?, height: UInt64)
+        throws(ChannelError)
+    {
         guard status == .open else { throw .notOpen }
+        guard height + Self.closeMargin <= expiryHeight else { throw .closingSoon(expiryHeight: expiryHeight) }
         try check(update, channelID: channelID)
-        if let holding { try update.supersedes(holding) }
+        for condition in update.conditions where condition.expiryHeight + Self.closeMargin > expiryHeight {
+            throw .conditionOutlivesChannel(channelExpiry: expiryHeight)
+        }
+        if let holding { try update.supersedes(holding, height: height) }
     }
 
     /// What the recipient is paid when it closes with `update` at `height`, revealing `preimages`: the settled
@@ -204,6 +225,12 @@ public enum ChannelError: Error, Equatable, Sendable {
     case tooManyConditions
     /// Off chain: a condition with this hash lock is already pending in the channel.
     case conditionExists
+    /// Off chain: the channel expires too soon for a close to reach a block (``PaymentChannel/closeMargin``).
+    case closingSoon(expiryHeight: UInt64)
+    /// Off chain: a condition expires after the channel can still be closed, so it could never be claimed.
+    case conditionOutlivesChannel(channelExpiry: UInt64)
+    /// Off chain: the update drops or shrinks a condition that can still be claimed, without settling it.
+    case conditionDropped
 
     public var code: StaticString {
         switch self {
@@ -223,6 +250,9 @@ public enum ChannelError: Error, Equatable, Sendable {
         case .staleUpdate: "staleUpdate"
         case .tooManyConditions: "tooManyConditions"
         case .conditionExists: "conditionExists"
+        case .closingSoon: "channelClosingSoon"
+        case .conditionOutlivesChannel: "conditionOutlivesChannel"
+        case .conditionDropped: "conditionDropped"
         }
     }
 }

@@ -7,9 +7,13 @@ import Ledger
 ///
 /// The payer (Alice) masks her payment code for the receiver (Charlie) as BIP47 does, with a fresh designated key
 /// whose x-only public key travels with it. Whoever relays it (Bob) is paid through a channel condition locked to
-/// `hashLock` = SHA256(SHA256(chain code of Alice's code)): only the receiver can unmask the code, so only he can
-/// reveal the preimage SHA256(chain code) that unlocks his own hop's condition, and with it every hop upstream.
-/// The mask's HMAC key (BIP47's outpoint) is the hash lock, which both sides know before anything is sent.
+/// `hashLock` = SHA256(preimage), where the preimage is a tagged hash of the ECDH point's x (designated key ×
+/// Charlie's notification key) and Alice's code: only Alice and Charlie can compute it, it is new with every
+/// designated key, and it says nothing about Alice to whoever sees it revealed. (The paper's Hash²(chain code)
+/// would be public: a payment code's chain code is in the code.) Charlie, having unmasked the code, recomputes
+/// the preimage and checks its hash: a message nobody with the shared point made is refused. Showing the
+/// preimage unlocks his own hop's condition, and with it every hop upstream. The mask's HMAC key (BIP47's
+/// outpoint) is the hash lock, which both sides know before anything is sent.
 public struct RelayedNotification: Equatable, Sendable, CanonicalCodable {
     /// The receiver's notification address (where a notification transaction would have gone): how a relay
     /// knows which of its peers to forward to.
@@ -19,6 +23,8 @@ public struct RelayedNotification: Equatable, Sendable, CanonicalCodable {
     /// point is the same for either y).
     public var designated: Bytes32
     public var hashLock: Bytes32
+
+    static let preimageTag = TaggedHash(tag: "AmarsRelayPreimage")
 
     public init(to: Address, maskedCode: [UInt8], designated: Bytes32, hashLock: Bytes32) {
         self.to = to
@@ -30,7 +36,8 @@ public struct RelayedNotification: Equatable, Sendable, CanonicalCodable {
     /// The payer's side: `code` is the payer's own payment code, `designated` a fresh key used for this
     /// notification only, `receiver` the code to notify.
     public init(code: PaymentCode, designated: PrivateKey, receiver: PaymentCode) throws(PaymentCodeError) {
-        let hashLock = Self.hashLock(of: code)
+        let shared = designated.sharedX(try receiver.key(at: 0))
+        let hashLock = SHA256.hash(Self.preimage(shared: shared, code: code).bytes)
         self.init(
             to: receiver.notificationAddress,
             maskedCode: try PaymentCodeNotification.mask(
@@ -38,22 +45,26 @@ public struct RelayedNotification: Equatable, Sendable, CanonicalCodable {
             designated: designated.xOnlyPublicKey.bytes, hashLock: hashLock)
     }
 
-    /// SHA256(SHA256(chain code)): the lock every hop's condition uses.
-    public static func hashLock(of code: PaymentCode) -> Bytes32 { SHA256.hash(preimage(of: code).bytes) }
-
-    /// SHA256(chain code): what the receiver reveals to be paid for the relay.
-    public static func preimage(of code: PaymentCode) -> Bytes32 { SHA256.hash(code.chainCode.bytes) }
+    /// What the receiver reveals to be paid for the relay: a tagged hash of the shared x and the payer's code.
+    static func preimage(shared: Bytes32, code: PaymentCode) -> Bytes32 {
+        preimageTag.hash(shared.bytes + code.binary)
+    }
 
     /// The receiver's side: the payer's payment code and the preimage that claims the relay's condition. Throws
     /// `.notificationUnreadable` when the bytes do not unmask to a payment code and `.relayHashMismatch` when they
-    /// do but the hash lock is not the code's; nothing about the receiver changes then.
-    public func unmask(notificationKey: PrivateKey) throws(PaymentCodeError) -> (payer: PaymentCode, preimage: Bytes32) {
-        let key: XOnlyPublicKey
-        do { key = try XOnlyPublicKey(bytes: designated) } catch { throw .notificationUnreadable(.notOnCurve) }
+    /// do but the hash lock is not the one the shared point and that code give; nothing about the receiver
+    /// changes then.
+    public func unmask(notificationKey: PrivateKey) throws(PaymentCodeError) -> (payer: PaymentCode, preimage: Bytes32)
+    {
+        var compressed: [UInt8] = [2]
+        compressed.append(contentsOf: designated.bytes)
+        guard let key = try? XOnlyPublicKey(bytes: designated), let point = try? PublicKey(compressed: compressed)
+        else { throw .notificationUnreadable(.notOnCurve) }
         let payer = try PaymentCodeNotification.unmask(
             maskedCode, designated: key, notificationKey: notificationKey, binding: hashLock.bytes)
-        guard Self.hashLock(of: payer) == hashLock else { throw .relayHashMismatch }
-        return (payer, Self.preimage(of: payer))
+        let preimage = Self.preimage(shared: notificationKey.sharedX(point), code: payer)
+        guard SHA256.hash(preimage.bytes) == hashLock else { throw .relayHashMismatch }
+        return (payer, preimage)
     }
 
     public func encode(to w: inout ByteWriter) {
