@@ -168,7 +168,9 @@ final class ChannelTests: ReplicatedChainTestCase {
         // More promised on conditions at the same settled amount supersedes; fewer does not.
         let fewer = ChannelUpdate(channelID: id, paid: 100, conditions: [conditions[1]], sender: alice)
         XCTAssertNoThrow(try channel.accept(update, channelID: id, holding: fewer, height: node.head.height))
-        XCTAssertThrowsError(try channel.accept(fewer, channelID: id, holding: update, height: node.head.height))
+        XCTAssertThrowsError(try channel.accept(fewer, channelID: id, holding: update, height: node.head.height)) {
+            XCTAssertEqual($0 as? ChannelError, .conditionDropped)
+        }
 
         XCTAssertEqual(
             plan(.channelClose(ChannelClose(update: update, preimages: [early])), sender: bob),
@@ -246,7 +248,9 @@ final class ChannelTests: ReplicatedChainTestCase {
         XCTAssertEqual(settled.conditions, [])
         XCTAssertNoThrow(try channel.accept(settled, channelID: id, holding: locked, height: node.head.height))
         // The older update, with the condition still pending, is worth less to the recipient than the settled one.
-        XCTAssertThrowsError(try channel.accept(locked, channelID: id, holding: settled, height: node.head.height))
+        XCTAssertThrowsError(try channel.accept(locked, channelID: id, holding: settled, height: node.head.height)) {
+            XCTAssertEqual($0 as? ChannelError, .staleUpdate(held: 21_000, offered: 1_000))
+        }
         // A pending condition cannot be taken away, nor shrunk, by paying a little more: it must be settled.
         let dropping = ChannelUpdate(channelID: id, paid: 1_001, sender: alice)
         XCTAssertThrowsError(try channel.accept(dropping, channelID: id, holding: locked, height: node.head.height)) {
@@ -276,6 +280,26 @@ final class ChannelTests: ReplicatedChainTestCase {
         ) { XCTAssertEqual($0 as? ChannelError, .conditionOutlivesChannel(channelExpiry: 40)) }
         XCTAssertThrowsError(try channel.accept(settled, channelID: id, holding: locked, height: 36)) {
             XCTAssertEqual($0 as? ChannelError, .closingSoon(expiryHeight: 40))
+        }
+        XCTAssertNoThrow(try channel.accept(settled, channelID: id, holding: locked, height: 35), "5 blocks left")
+        // The same rule for a condition the sender signed itself: the recipient refuses it, at the boundary too.
+        let late = ChannelUpdate(
+            channelID: id, paid: settled.paid,
+            conditions: [ChannelCondition(hashLock: SHA256.hash([8]), amount: 1, expiryHeight: 36)], sender: alice)
+        XCTAssertThrowsError(try channel.accept(late, channelID: id, holding: settled, height: node.head.height)) {
+            XCTAssertEqual($0 as? ChannelError, .conditionOutlivesChannel(channelExpiry: 40))
+        }
+        let justInTime = ChannelUpdate(
+            channelID: id, paid: settled.paid,
+            conditions: [ChannelCondition(hashLock: SHA256.hash([8]), amount: 1, expiryHeight: 35)], sender: alice)
+        XCTAssertNoThrow(try channel.accept(justInTime, channelID: id, holding: settled, height: node.head.height))
+        // A relay after an expired one: the expired condition counts for nothing, so a smaller new one is better.
+        let expiredHeld = ChannelUpdate(
+            channelID: id, paid: settled.paid,
+            conditions: [ChannelCondition(hashLock: SHA256.hash([9]), amount: 500, expiryHeight: 3)], sender: alice)
+        XCTAssertNoThrow(try channel.accept(justInTime, channelID: id, holding: expiredHeld, height: 4))
+        XCTAssertThrowsError(try channel.accept(justInTime, channelID: id, holding: expiredHeld, height: 3)) {
+            XCTAssertEqual($0 as? ChannelError, .conditionDropped, "still claimable at its expiry height")
         }
         var full = settled
         for n in 0..<Caps.channelConditions {

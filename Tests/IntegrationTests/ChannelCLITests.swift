@@ -53,6 +53,11 @@ final class ChannelCLITests: CLITestCase {
             try ok(["channel", "accept", "--id", id, "--update", path("u4.hex")] + bobDir + node).contains(
                 "settles 1.3 AMSC"))
 
+        // Carried twice (a retry): kept once, and not an error.
+        XCTAssertTrue(
+            try ok(["channel", "accept", "--id", id, "--update", path("u4.hex")] + bobDir + node).contains(
+                "already kept: settles 1.3 AMSC"))
+
         // Bad updates: an older one, one for another channel, one whose amount was changed after signing, one
         // signed by a stranger's key; and the sender cannot promise more than the deposit.
         try refused(

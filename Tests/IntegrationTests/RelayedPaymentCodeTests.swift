@@ -119,6 +119,11 @@ final class RelayedPaymentCodeTests: DevnetTestCase {
             ] + charlieDir + atCharlie)
         XCTAssertEqual(try line(claimed, "payer"), String(aliceCode))
         let secret = try line(claimed, "secret")
+        // Claiming again (say the first run's output was lost) yields the same secret.
+        let again = try ok(
+            ["paycode", "relay", "claim", "--key", charlie, "--message", path("m2.hex"), "--channel", ch2]
+                + charlieDir + atCharlie)
+        XCTAssertEqual(try line(again, "secret"), secret)
 
         // The secret settles both hops off chain: Bob pays Charlie, Alice pays Bob.
         try ok(

@@ -17,11 +17,17 @@ public struct ChannelFolder: Sendable {
     public enum Failure: Error, CustomStringConvertible {
         case io(String, errno: Int32)
         case unreadable(String, reason: String)
+        /// The update is in place, but the folder could not be flushed: it may not survive a power cut. Not a
+        /// reason to do the payment again.
+        case notFlushed(String, errno: Int32)
 
         public var description: String {
             switch self {
             case .io(let what, let errno): "\(what): \(String(cString: strerror(errno)))"
             case .unreadable(let file, let reason): "the stored update \(file) is unreadable: \(reason)"
+            case .notFlushed(let folder, let errno):
+                "the update is stored, but \(folder) could not be flushed (\(String(cString: strerror(errno)))): "
+                    + "it may not survive a power cut"
             }
         }
     }
@@ -66,8 +72,20 @@ public struct ChannelFolder: Sendable {
             throw .io("cannot replace \(target)", errno: failure)
         }
         let folder = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard folder >= 0 else { throw .io("cannot open \(path)", errno: errno) }
+        guard folder >= 0 else { throw .notFlushed(path, errno: errno) }
         defer { close(folder) }
-        guard fsync(folder) == 0 else { throw .io("cannot flush \(path)", errno: errno) }
+        guard fsync(folder) == 0 else { throw .notFlushed(path, errno: errno) }
+    }
+
+    /// Runs `body` holding the folder's lock (`flock` on `.lock` in it), so two commands on one party's folder
+    /// cannot interleave a load, a check and a store and keep the worse update.
+    public func locked<T>(_ body: () throws -> T) throws -> T {
+        if mkdir(path, 0o700) != 0 && errno != EEXIST { throw Failure.io("cannot create \(path)", errno: errno) }
+        let lockFile = (path as NSString).appendingPathComponent(".lock")
+        let fd = open(lockFile, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw Failure.io("cannot open \(lockFile)", errno: errno) }
+        defer { close(fd) }  // closing releases the lock
+        guard flock(fd, LOCK_EX) == 0 else { throw Failure.io("cannot lock \(lockFile)", errno: errno) }
+        return try body()
     }
 }

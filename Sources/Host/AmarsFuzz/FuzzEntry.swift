@@ -98,8 +98,16 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
                 sender: Address(raw: Bytes20(hi: 0, mid: 0, lo: 0)), senderKey: update.channelID,
                 recipient: Address(raw: Bytes20(hi: 0, mid: 0, lo: 0)), deposit: 1 << 40,
                 expiryHeight: 100)
-            _ = try? channel.accept(update, channelID: update.channelID, holding: update, height: 50)
-            _ = try? PaymentChannel.payout(update, preimages: [update.channelID], height: 50)
+            _ = try? channel.accept(update, channelID: update.channelID, holding: nil, height: 50)
+            // The rules past the signature, on hostile heights and amounts: comparing with itself and with the
+            // settled part alone, and the payout of every condition's would-be preimage.
+            for height: UInt64 in [0, 50, .max] {
+                _ = try? update.supersedes(update, height: height)
+                _ = try? ChannelUpdate(channelID: update.channelID, paid: 0, signature: update.signature)
+                    .supersedes(update, height: height)
+                _ = try? PaymentChannel.payout(update, preimages: update.conditions.map(\.hashLock), height: height)
+            }
+            for condition in update.conditions { _ = channel.leavesTimeToClaim(condition) }
         }
     case 26: check(PaymentChannel.self, input)
     case 27:

@@ -39,7 +39,18 @@ struct ChannelCommand: ParsableCommand {
         }
 
         func store(_ update: ChannelUpdate) throws {
-            do { try store.store(update) } catch { throw CLIError("cannot store the update: \(error)") }
+            do { try store.store(update) } catch {
+                if case .notFlushed = error {
+                    FileHandle.standardError.write(Data("warning: \(error)\n".utf8))
+                    return
+                }
+                throw CLIError("cannot store the update: \(error)")
+            }
+        }
+
+        /// Runs `body` holding the folder's lock.
+        func locked<T>(_ body: () throws -> T) throws -> T {
+            do { return try store.locked(body) } catch let e as ChannelFolder.Failure { throw CLIError("\(e)") }
         }
     }
 
@@ -69,7 +80,7 @@ struct ChannelCommand: ParsableCommand {
             let recipient = try parseAddress(to)
             let units = try parseAmount(deposit, flag: "--deposit")
             let signer = try loadKey(key)
-            let expiry = try node.typed { try $0.head() }.height + blocks
+            let expiry = try heightAfter(try node.typed { try $0.head() }.height, blocks)
             let sent = try send.send(
                 .channelOpen(ChannelOpen(recipient: recipient, deposit: units, expiryHeight: expiry)), signer: signer,
                 node: node)
@@ -108,7 +119,9 @@ struct ChannelCommand: ParsableCommand {
             guard (1...1_000_000).contains(count) else { throw ValidationError("--count must be 1 to 1000000") }
         }
 
-        func run() throws {
+        func run() throws { try folder.locked(perform) }
+
+        private func perform() throws {
             let channelID = try parseChannelID(id)
             let units = try parseAmount(amount, flag: "--amount")
             let signer = try loadKey(key)
@@ -137,7 +150,9 @@ struct ChannelCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "As the sender, settle a pending condition once the recipient showed its secret.",
             discussion: """
-                The condition leaves the update and its amount joins the settled total, so the recipient is paid                 without closing on chain. Refused when no pending condition is locked to SHA-256 of the secret.
+                The condition leaves the update and its amount joins the settled total, so the recipient is paid \
+                without closing on chain. Refused when no pending condition is locked to SHA-256 of the secret, or \
+                when that condition has expired.
 
                 Example:
                   amars channel settle --key bob.key --id <channel id> --secret <64 hex> --dir bob-ch --out s.hex
@@ -154,7 +169,9 @@ struct ChannelCommand: ParsableCommand {
         @OptionGroup var folder: Folder
         @OptionGroup var node: NodeOptions
 
-        func run() throws {
+        func run() throws { try folder.locked(perform) }
+
+        private func perform() throws {
             let channelID = try parseChannelID(id)
             let preimage = try parseSecret(secret, flag: "--secret")
             let signer = try loadKey(key)
@@ -194,13 +211,21 @@ struct ChannelCommand: ParsableCommand {
         @OptionGroup var folder: Folder
         @OptionGroup var node: NodeOptions
 
-        func run() throws {
+        func run() throws { try folder.locked(perform) }
+
+        private func perform() throws {
             let channelID = try parseChannelID(id)
             let offered =
                 FileManager.default.fileExists(atPath: update)
                 ? try readUpdate(update, what: "--update") : try decodeUpdate(update, what: "--update")
             let (channel, height) = try provenChannel(channelID, node: node)
             let holding = try folder.load(channelID)
+            guard offered != holding else {
+                print(
+                    "already kept: settles \(Amount.format(offered.paid)) AMSC of \(Amount.format(channel.deposit)) AMSC"
+                )
+                return
+            }
             do { try channel.accept(offered, channelID: channelID, holding: holding, height: height) } catch {
                 throw refusal(error, exitStatus: 2)
             }
@@ -356,4 +381,13 @@ func writeHex(_ bytes: [UInt8], to path: String?) throws {
 func refusal(_ error: any Error, exitStatus: Int32 = 1) -> any Error {
     guard let e = error as? ChannelError else { return error }
     return CLIError("refused (\(e.code)): \(e)", exitStatus: exitStatus)
+}
+
+/// `blocks` after `height`; a node claiming a height near 2^64 is refused rather than trusted into an overflow.
+func heightAfter(_ height: UInt64, _ blocks: UInt64) throws -> UInt64 {
+    let (sum, overflow) = height.addingReportingOverflow(blocks)
+    guard !overflow else {
+        throw CLIError("the node reports height \(height), which leaves no room for \(blocks) blocks")
+    }
+    return sum
 }

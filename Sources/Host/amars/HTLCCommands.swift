@@ -75,7 +75,7 @@ struct HTLCCommand: ParsableCommand {
                 hashLock = SHA256.hash(secret.bytes)
             }
             let head = try node.typed { try $0.head() }
-            let expiry = head.height + blocks
+            let expiry = try heightAfter(head.height, blocks)
             let sent = try send.send(
                 .htlcLock(HTLCLock(recipient: recipient, amount: units, hashLock: hashLock, expiryHeight: expiry)),
                 signer: signer, node: node)

@@ -70,7 +70,9 @@ struct PaycodeRelayCommand: ParsableCommand {
             guard (2...1_000_000).contains(blocks) else { throw ValidationError("--blocks must be 2 to 1000000") }
         }
 
-        func run() throws {
+        func run() throws { try folder.locked(perform) }
+
+        private func perform() throws {
             let receiver = try PaycodeCommand.parseCode(to, flag: "--to")
             let channelID = try parseChannelID(channel)
             let units = try parseAmount(amount, flag: "--amount")
@@ -84,7 +86,7 @@ struct PaycodeRelayCommand: ParsableCommand {
             do {
                 notification = try RelayedNotification(code: keys.code, designated: designated!, receiver: receiver)
             } catch { throw CLIError("cannot mask your code for \(to): \(error)") }
-            let expiry = height + blocks
+            let expiry = try heightAfter(height, blocks)
             let last = try folder.load(channelID)
             let update: ChannelUpdate
             do {
@@ -135,7 +137,9 @@ struct PaycodeRelayCommand: ParsableCommand {
             guard (1...1_000_000).contains(blocks) else { throw ValidationError("--blocks must be 1 to 1000000") }
         }
 
-        func run() throws {
+        func run() throws { try folder.locked(perform) }
+
+        private func perform() throws {
             let incoming = try readRelayMessage(message)
             let fromID = try parseChannelID(from)
             let onwardID = try parseChannelID(channel)
@@ -145,7 +149,7 @@ struct PaycodeRelayCommand: ParsableCommand {
                 throw CLIError("refused (relayHashMismatch): the update has no condition locked to the message's hash")
             }
             let (incomingChannel, height) = try provenChannel(fromID, node: node)
-            let expiry = height + blocks
+            let expiry = try heightAfter(height, blocks)
             guard units < offered.amount else {
                 throw CLIError(
                     "--amount must be less than the \(Amount.format(offered.amount)) AMSC offered for the relay")
@@ -157,20 +161,29 @@ struct PaycodeRelayCommand: ParsableCommand {
                     "the incoming condition expires at height \(offered.expiryHeight); yours must expire at least "
                         + "\(Self.safety) blocks earlier (--blocks at most \(most))")
             }
+            // A retry (after a failed --out, say) finds the incoming update kept and its onward lock signed: it
+            // writes the same message again instead of refusing a stale update or locking twice.
             let heldIncoming = try folder.load(fromID)
-            do {
-                try incomingChannel.accept(incoming.update, channelID: fromID, holding: heldIncoming, height: height)
-            } catch { throw refusal(error, exitStatus: 2) }
+            if incoming.update != heldIncoming {
+                do {
+                    try incomingChannel.accept(
+                        incoming.update, channelID: fromID, holding: heldIncoming, height: height)
+                } catch { throw refusal(error, exitStatus: 2) }
+            }
             let (onward, _) = try provenChannel(onwardID, node: node)
             let heldOnward = try folder.load(onwardID)
-            var rng = SystemRandomNumberGenerator()
             let update: ChannelUpdate
-            do {
-                update = try onward.lock(
-                    ChannelCondition(hashLock: offered.hashLock, amount: units, expiryHeight: expiry),
-                    after: heldOnward, channelID: onwardID, height: height, sender: signer,
-                    auxRandom: Bytes32(w0: rng.next(), w1: rng.next(), w2: rng.next(), w3: rng.next()))
-            } catch { throw refusal(error) }
+            if let heldOnward, heldOnward.conditions.contains(where: { $0.hashLock == offered.hashLock }) {
+                update = heldOnward
+            } else {
+                var rng = SystemRandomNumberGenerator()
+                do {
+                    update = try onward.lock(
+                        ChannelCondition(hashLock: offered.hashLock, amount: units, expiryHeight: expiry),
+                        after: heldOnward, channelID: onwardID, height: height, sender: signer,
+                        auxRandom: Bytes32(w0: rng.next(), w1: rng.next(), w2: rng.next(), w3: rng.next()))
+                } catch { throw refusal(error) }
+            }
             try folder.store(incoming.update)
             try folder.store(update)
             try writeHex(RelayMessage(update: update, notification: incoming.notification).encoded, to: out)
@@ -209,7 +222,9 @@ struct PaycodeRelayCommand: ParsableCommand {
         @OptionGroup var folder: ChannelCommand.Folder
         @OptionGroup var node: NodeOptions
 
-        func run() throws {
+        func run() throws { try folder.locked(perform) }
+
+        private func perform() throws {
             let incoming = try readRelayMessage(message)
             let channelID = try parseChannelID(channel)
             let keys = try PaycodeCommand.loadWallet(key).keys
@@ -233,10 +248,13 @@ struct PaycodeRelayCommand: ParsableCommand {
                         + "would earn nothing", exitStatus: 2)
             }
             let held = try folder.load(channelID)
-            do { try onChain.accept(incoming.update, channelID: channelID, holding: held, height: height) } catch {
-                throw refusal(error, exitStatus: 2)
+            if incoming.update != held {
+                do { try onChain.accept(incoming.update, channelID: channelID, holding: held, height: height) } catch {
+                    throw refusal(error, exitStatus: 2)
+                }
             }
-            try folder.store(incoming.update)
+            // The secret is written before the update is kept: a claim that fails half way can be run again and
+            // still yields it (the kept update is then the same, and taken as already accepted).
             let secret = Hex.encode(unmasked.preimage.bytes)
             if let secretOut {
                 guard
@@ -244,6 +262,7 @@ struct PaycodeRelayCommand: ParsableCommand {
                         atPath: secretOut, contents: Data((secret + "\n").utf8), attributes: [.posixPermissions: 0o600])
                 else { throw CLIError("cannot write --secret-out \(secretOut)") }
             }
+            try folder.store(incoming.update)
             print("payer     \(unmasked.payer.text)")
             print("secret    \(secret)")
             print(

@@ -97,9 +97,19 @@ public struct ChannelUpdate: Equatable, Sendable, CanonicalCodable {
         }
         guard paid >= held.paid else { throw .staleUpdate(held: held.paid, offered: paid) }
         guard paid - held.paid >= removed else { throw .conditionDropped }
-        let offered = committed ?? .max
-        let holding = held.committed ?? .max
-        guard paid > held.paid || offered > holding else { throw .staleUpdate(held: held.paid, offered: paid) }
+        // Only conditions still claimable count: an expired one is worth nothing to either side.
+        guard paid > held.paid || held.claimable(at: height) < claimable(at: height) else {
+            throw .staleUpdate(held: held.paid, offered: paid)
+        }
+    }
+
+    /// The amounts pending on conditions that can still be claimed at `height` (saturating).
+    func claimable(at height: UInt64) -> UInt64 {
+        var total: UInt64 = 0
+        for condition in conditions where condition.expiryHeight >= height {
+            total = total.addingReportingOverflow(condition.amount).overflow ? .max : total + condition.amount
+        }
+        return total
     }
 
     private static func writeUnsigned(

@@ -80,9 +80,7 @@ public struct PaymentChannel: Equatable, Sendable, CanonicalCodable {
             throw .conditionExists
         }
         guard condition.expiryHeight > height else { throw .conditionExpired(expiryHeight: condition.expiryHeight) }
-        guard condition.expiryHeight + Self.closeMargin <= expiryHeight else {
-            throw .conditionOutlivesChannel(channelExpiry: expiryHeight)
-        }
+        guard leavesTimeToClaim(condition) else { throw .conditionOutlivesChannel(channelExpiry: expiryHeight) }
         return try next(
             after: last, channelID: channelID, height: height, sender: sender, auxRandom: auxRandom, adding: condition)
     }
@@ -130,12 +128,21 @@ public struct PaymentChannel: Equatable, Sendable, CanonicalCodable {
         throws(ChannelError)
     {
         guard status == .open else { throw .notOpen }
-        guard height + Self.closeMargin <= expiryHeight else { throw .closingSoon(expiryHeight: expiryHeight) }
+        // Written as subtractions: the heights are the counterparty's, and a sum could overflow.
+        guard expiryHeight >= Self.closeMargin, height <= expiryHeight - Self.closeMargin else {
+            throw .closingSoon(expiryHeight: expiryHeight)
+        }
         try check(update, channelID: channelID)
-        for condition in update.conditions where condition.expiryHeight + Self.closeMargin > expiryHeight {
+        for condition in update.conditions where !leavesTimeToClaim(condition) {
             throw .conditionOutlivesChannel(channelExpiry: expiryHeight)
         }
         if let holding { try update.supersedes(holding, height: height) }
+    }
+
+    /// Whether `condition` expires at least ``closeMargin`` blocks before the channel, so a close showing its
+    /// preimage can still reach a block.
+    public func leavesTimeToClaim(_ condition: ChannelCondition) -> Bool {
+        expiryHeight >= Self.closeMargin && condition.expiryHeight <= expiryHeight - Self.closeMargin
     }
 
     /// What the recipient is paid when it closes with `update` at `height`, revealing `preimages`: the settled
