@@ -54,25 +54,49 @@ final class EscrowTests: ReplicatedChainTestCase {
         XCTAssertEqual(plan(.escrowClose(close), sender: TestChain.address(owner)), .notOpen)
     }
 
-    func testAfterExpiryOnlyTheRenterTakesTheDepositBack() throws {
+    func testAReturnAttestedInTheGracePeriodStillRefunds() throws {
+        let renterBefore = balance(renter)
+        let opened = try open(deposit: 3_000_000, fee: 400_000, expiry: node.head.height + 2)
+        for _ in 0..<4 { try block() }  // past the expiry height, inside the grace period
+        let late = EscrowClose(genesis: node.genesisBlockHash, escrowID: opened.id, damages: 0, device: lock)
+        try send(owner, .escrowClose(late))
+        try block()
+        XCTAssertEqual(node.escrow(opened.id).state?.status, .closed)
+        XCTAssertEqual(balance(renter), renterBefore - (try fee(opened)) - 400_000)
+    }
+
+    func testAfterTheReturnDeadlineTheOwnerKeepsTheDeposit() throws {
         let renterBefore = balance(renter)
         let ownerBefore = balance(owner)
-        let opened = try open(deposit: 3_000_000, fee: 400_000, expiry: node.head.height + 2)
+        let expiry = node.head.height + 2
+        let opened = try open(deposit: 3_000_000, fee: 400_000, expiry: expiry)
         try block()
+        let deadline = try XCTUnwrap(node.escrow(opened.id).state).returnDeadline
+        XCTAssertEqual(deadline, expiry + EscrowState.returnGraceBlocks)
         let unsigned = EscrowClose(escrowID: opened.id, damages: 0, deviceKey: .zero, deviceSignature: Bytes64.zero)
-        // Before expiry the lock's signature is needed, whoever submits.
-        XCTAssertEqual(plan(.escrowClose(unsigned), sender: TestChain.address(renter)), .wrongDevice)
-        try block()
-        try block()  // height now past the expiry height
-        XCTAssertEqual(plan(.escrowClose(unsigned), sender: TestChain.address(owner)), .notRenter)
+        // Up to the deadline only the lock's signature closes it, whoever submits; the renter never takes the
+        // deposit back without it.
+        XCTAssertEqual(
+            plan(.escrowClose(unsigned), sender: TestChain.address(owner)), .returnWindowOpen(until: deadline))
+        XCTAssertEqual(
+            plan(.escrowClose(unsigned), sender: TestChain.address(renter)), .returnWindowOpen(until: deadline))
+        while node.head.height < deadline { try block() }  // the next block is past the deadline
+        XCTAssertEqual(plan(.escrowClose(unsigned), sender: TestChain.address(renter)), .notOwner)
         var greedy = unsigned
         greedy.damages = 1
-        XCTAssertEqual(plan(.escrowClose(greedy), sender: TestChain.address(renter)), .damagesOverDeposit(deposit: 0))
-        let closed = try send(renter, .escrowClose(unsigned))
+        XCTAssertEqual(plan(.escrowClose(greedy), sender: TestChain.address(owner)), .damagesOverDeposit(deposit: 0))
+        // The lock's return comes too late to count.
+        let late = EscrowClose(genesis: node.genesisBlockHash, escrowID: opened.id, damages: 0, device: lock)
+        XCTAssertEqual(plan(.escrowClose(late), sender: TestChain.address(renter)), .notOwner)
+        let closed = try send(owner, .escrowClose(unsigned))
         try block()
-        XCTAssertEqual(node.escrow(opened.id).state?.status, .expired)
-        XCTAssertEqual(balance(renter), renterBefore - (try fee(opened)) - 400_000 - (try fee(closed)))
-        XCTAssertEqual(balance(owner), ownerBefore + 400_000)
+        let ended = try XCTUnwrap(node.escrow(opened.id).state)
+        XCTAssertEqual(ended.status, .kept)
+        XCTAssertEqual(ended.damages, 3_000_000)
+        XCTAssertEqual(node.supply.escrowed, 0)
+        XCTAssertEqual(balance(renter), renterBefore - (try fee(opened)) - 3_000_000 - 400_000)
+        XCTAssertEqual(balance(owner), ownerBefore + 3_000_000 + 400_000 - (try fee(closed)))
+        XCTAssertEqual(plan(.escrowClose(unsigned), sender: TestChain.address(owner)), .notOpen)
     }
 
     func testEveryRuleHasItsRefusal() throws {

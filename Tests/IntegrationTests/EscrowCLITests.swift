@@ -80,7 +80,9 @@ final class EscrowCLITests: CLITestCase {
             ["escrow", "close", "--key", ownerKey, "--escrow", id, "--device-key", lockKey, "--damages", "6"] + node,
             "cannot exceed the deposit")
         try refused(
-            ["escrow", "close", "--key", renterKey, "--escrow", id, "--expired"] + node, "until then only the device")
+            ["escrow", "close", "--key", ownerKey, "--escrow", id, "--kept"] + node, "until then only the device")
+        try refused(
+            ["escrow", "close", "--key", renterKey, "--escrow", id, "--kept"] + node, "only the owner")
         let closed = try ok(
             ["escrow", "close", "--key", ownerKey, "--escrow", id, "--device-key", lockKey, "--damages", "1", "--wait"]
                 + node)

@@ -25,8 +25,9 @@ enum EscrowRules {
         return (key(id), state.encoded)
     }
 
-    /// The ended escrow and who is paid. Up to the expiry height only the device's signature closes it; after
-    /// it the renter may, taking the whole deposit back.
+    /// The ended escrow and who is paid. Up to the return deadline (the expiry height plus a grace period for a
+    /// late return) only the device's signature closes it; after it the owner may, and keeps the deposit: an item
+    /// no device saw returned is deemed kept, so keeping the bike costs the deposit, not just the fee.
     static func planClose(
         _ close: EscrowClose, sender: Address, genesis: Bytes32, height: UInt64, state: StateOverlay
     ) throws(EscrowError) -> (write: (ObjectKey, [UInt8]), credits: [(to: Address, amount: UInt64)]) {
@@ -36,7 +37,8 @@ enum EscrowRules {
         }
         guard escrow.status == .open else { throw .notOpen }
         var ended = escrow
-        if height <= escrow.expiryHeight {
+        if height <= escrow.returnDeadline {
+            if close.deviceKey == .zero { throw .returnWindowOpen(until: escrow.returnDeadline) }
             guard let key = try? XOnlyPublicKey(bytes: close.deviceKey), Address(publicKey: key) == escrow.device else {
                 throw .wrongDevice
             }
@@ -46,9 +48,11 @@ enum EscrowRules {
             ended.status = .closed
             ended.damages = close.damages
         } else {
-            guard sender == escrow.renter else { throw .notRenter }
+            guard sender == escrow.owner else { throw .notOwner }
+            // The close names no damages: the chain takes the whole deposit, whatever it says.
             guard close.damages == 0 else { throw .damagesOverDeposit(deposit: 0) }
-            ended.status = .expired
+            ended.status = .kept
+            ended.damages = escrow.deposit
         }
         // deposit + fee fits (checked when decoded), so each part does.
         let toOwner = escrow.rentalFee + ended.damages

@@ -304,6 +304,7 @@ public enum APIJSON {
             case .open: "open"
             case .closed: "closed"
             case .expired: "expired"
+            case .kept: "kept"
             }
         return .object([
             ("id", .hex(view.id)),

@@ -546,6 +546,7 @@ extension NodeClient {
         case "open": status = .open
         case "closed": status = .closed
         case "expired": status = .expired
+        case "kept": status = .kept
         default: throw o.bad("status")
         }
         let state = EscrowState(

@@ -8,7 +8,8 @@ import Ledger
 
 /// `amars escrow …`: rental escrows (white paper §10.1). A renter locks a deposit and a fee naming a device (a
 /// lock) and its owner; the device signs the return (with any damages) and anyone submits that close; the chain
-/// pays the owner and refunds the renter. After the expiry height the renter alone may take the deposit back.
+/// pays the owner and refunds the renter. Past the return deadline (expiry plus a grace period) with no return
+/// attested, the owner closes it and keeps the deposit: the item is deemed kept.
 struct EscrowCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "escrow",
@@ -17,7 +18,7 @@ struct EscrowCommand: ParsableCommand {
               amars escrow open --key data/keys/alice.key --device amsc1... --owner amsc1... --deposit 5 --fee 0.5 --wait
               amars escrow show <escrow id>
               amars escrow close --key data/keys/bob.key --escrow <escrow id> --device-key lock.key --damages 1 --wait
-              amars escrow close --key data/keys/alice.key --escrow <escrow id> --expired --wait
+              amars escrow close --key data/keys/carol.key --escrow <escrow id> --kept --wait   # owner, after the deadline
             A lock checks the escrow itself before it opens: 'amars device escrow <id>' shows what it sees.
             """,
         subcommands: [Open.self, Close.self, Show.self])
@@ -79,7 +80,8 @@ struct EscrowCommand: ParsableCommand {
 
     struct Close: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Submit an escrow's close: signed by the device, or by the renter after expiry (--expired).")
+            abstract:
+                "Submit an escrow's close: signed by the device, or by the owner after the return deadline (--kept).")
 
         @Option(help: "Secret key file of whoever submits and pays the fee (owner, renter or the device).")
         var key: String
@@ -93,15 +95,19 @@ struct EscrowCommand: ParsableCommand {
         @Option(help: "Damages in AMSC the owner keeps from the deposit (device close only).")
         var damages: String = "0"
 
-        @Flag(help: "Close as the renter after the expiry height, without the device: the deposit comes back whole.")
-        var expired = false
+        @Flag(
+            help: """
+                Close as the owner after the return deadline (the expiry height plus \(EscrowState.returnGraceBlocks) \
+                blocks) with no return attested by the device: the item is deemed kept, deposit and fee go to the owner.
+                """)
+        var kept = false
 
         @OptionGroup var send: SendOptions
         @OptionGroup var node: NodeOptions
 
         func validate() throws {
-            guard (deviceKey == nil) == expired else {
-                throw ValidationError("give --device-key (the device closes) or --expired (the renter, after expiry)")
+            guard (deviceKey == nil) == kept else {
+                throw ValidationError("give --device-key (the device closes) or --kept (the owner, after the deadline)")
             }
         }
 
@@ -121,20 +127,23 @@ struct EscrowCommand: ParsableCommand {
                 guard units <= info.state.deposit else {
                     throw CLIError("--damages cannot exceed the deposit (\(Amount.format(info.state.deposit)) AMSC)")
                 }
-                guard info.height < info.state.expiryHeight else {
-                    throw CLIError("the escrow expired at block \(info.state.expiryHeight): the renter closes it")
+                guard info.height < info.state.returnDeadline else {
+                    throw CLIError(
+                        "the return deadline passed at block \(info.state.returnDeadline): the owner closes it (--kept)"
+                    )
                 }
                 close = EscrowClose(
                     genesis: try NodeOptions.genesisBlockHash(in: try node.get("/v1/head")), escrowID: id,
                     damages: units, device: device)
             } else {
                 let sender = Address(publicKey: signer.xOnlyPublicKey)
-                guard sender == info.state.renter else {
-                    throw CLIError("after expiry only the renter \(info.state.renter.bech32) may close it")
+                guard sender == info.state.owner else {
+                    throw CLIError("after the deadline only the owner \(info.state.owner.bech32) may close it")
                 }
-                guard info.height >= info.state.expiryHeight else {
+                guard info.height >= info.state.returnDeadline else {
                     throw CLIError(
-                        "the escrow expires after block \(info.state.expiryHeight) (head \(info.height)); "
+                        "the return deadline is block \(info.state.returnDeadline) (expiry \(info.state.expiryHeight) "
+                            + "+ \(EscrowState.returnGraceBlocks), head \(info.height)); "
                             + "until then only the device's signature closes it")
                 }
                 close = EscrowClose(escrowID: id, damages: 0, deviceKey: .zero, deviceSignature: .zero)

@@ -13,8 +13,12 @@ public struct EscrowState: Equatable, Sendable, CanonicalCodable {
         case open = 0
         /// Closed with the device's signature: fee and damages to the owner, the rest of the deposit back.
         case closed = 1
-        /// Closed by the renter after `expiryHeight` without the device: fee to the owner, deposit back.
+        /// Closed by the renter after `expiryHeight` without the device (the rule before ``kept``; no longer
+        /// produced, still read).
         case expired = 2
+        /// Closed by the owner after the return deadline (``returnDeadline``) with no return attested by the device:
+        /// the item is deemed kept, and deposit and fee go to the owner (``damages`` is the whole deposit).
+        case kept = 3
     }
 
     public var renter: Address
@@ -40,6 +44,16 @@ public struct EscrowState: Equatable, Sendable, CanonicalCodable {
         self.expiryHeight = expiryHeight
         self.status = status
         self.damages = damages
+    }
+
+    /// Blocks after the expiry height in which the device may still attest a late return.
+    public static let returnGraceBlocks: UInt64 = 20
+
+    /// The last height at which the device's signed return closes the escrow; after it, the owner may close it as
+    /// kept.
+    public var returnDeadline: UInt64 {
+        let (deadline, overflow) = expiryHeight.addingReportingOverflow(Self.returnGraceBlocks)
+        return overflow ? .max : deadline
     }
 
     /// Tokens the escrow holds: deposit and fee while open, nothing once it ended.
@@ -92,8 +106,10 @@ public enum EscrowError: Error, Equatable, Sendable {
     case wrongDevice
     case badDeviceSignature
     case damagesOverDeposit(deposit: UInt64)
-    /// After expiry only the renter may close (and takes the deposit back whole).
-    case notRenter
+    /// After the return deadline only the owner may close (the item deemed kept).
+    case notOwner
+    /// Up to the return deadline only the device's signed return closes the escrow.
+    case returnWindowOpen(until: UInt64)
 
     public var code: StaticString {
         switch self {
@@ -105,7 +121,8 @@ public enum EscrowError: Error, Equatable, Sendable {
         case .wrongDevice: "wrongDevice"
         case .badDeviceSignature: "badDeviceSignature"
         case .damagesOverDeposit: "damagesOverDeposit"
-        case .notRenter: "notRenter"
+        case .notOwner: "notOwner"
+        case .returnWindowOpen: "returnWindowOpen"
         }
     }
 }
