@@ -54,6 +54,29 @@ final class EscrowTests: ReplicatedChainTestCase {
         XCTAssertEqual(plan(.escrowClose(close), sender: TestChain.address(owner)), .notOpen)
     }
 
+    func testTheDeviceKeepsNoMoreDamagesThanTheRenterAccepted() throws {
+        let opened = try send(
+            renter,
+            .escrowOpen(
+                EscrowOpen(
+                    device: lockAddress, owner: TestChain.address(owner), deposit: 5_000_000, rentalFee: 700_000,
+                    maxDamages: 1_000_000, expiryHeight: 20)))
+        try block()
+        XCTAssertEqual(node.escrow(opened.id).state?.maxDamages, 1_000_000)
+        let greedy = EscrowClose(genesis: node.genesisBlockHash, escrowID: opened.id, damages: 1_000_001, device: lock)
+        XCTAssertEqual(
+            plan(.escrowClose(greedy), sender: TestChain.address(owner)), .damagesOverAgreed(maximum: 1_000_000))
+        let fair = EscrowClose(genesis: node.genesisBlockHash, escrowID: opened.id, damages: 1_000_000, device: lock)
+        XCTAssertNil(plan(.escrowClose(fair), sender: TestChain.address(owner)))
+        // A term over the deposit does not decode.
+        var over = EscrowOpen(
+            device: lockAddress, owner: TestChain.address(owner), deposit: 5, rentalFee: 1, expiryHeight: 20)
+        over.maxDamages = 6
+        XCTAssertThrowsError(try EscrowOpen(decoding: over.encoded)) {
+            XCTAssertEqual($0 as? CodecError, .invalidValue(.amount))
+        }
+    }
+
     func testAReturnAttestedInTheGracePeriodStillRefunds() throws {
         let renterBefore = balance(renter)
         let opened = try open(deposit: 3_000_000, fee: 400_000, expiry: node.head.height + 2)
@@ -195,7 +218,7 @@ final class EscrowTests: ReplicatedChainTestCase {
         overDamaged.damages = 11
         XCTAssertThrowsError(try EscrowState(decoding: overDamaged.encoded))
         var badStatus = good.encoded
-        badStatus[3 * 20 + 3] = 7  // deposit, fee and expiry are one byte each here
+        badStatus[3 * 20 + 4] = 7  // deposit, fee, most damages and expiry are one byte each here
         XCTAssertThrowsError(try EscrowState(decoding: badStatus))
         let encoded = good.encoded
         for cut in 0..<encoded.count { XCTAssertThrowsError(try EscrowState(decoding: Array(encoded[0..<cut]))) }

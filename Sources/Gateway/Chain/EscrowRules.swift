@@ -21,7 +21,7 @@ enum EscrowRules {
         guard open.expiryHeight > height else { throw .expiryPassed(height: height) }
         let state = EscrowState(
             renter: renter, device: open.device, owner: open.owner, deposit: open.deposit,
-            rentalFee: open.rentalFee, expiryHeight: open.expiryHeight)
+            rentalFee: open.rentalFee, maxDamages: open.maxDamages, expiryHeight: open.expiryHeight)
         return (key(id), state.encoded)
     }
 
@@ -45,6 +45,7 @@ enum EscrowRules {
             let message = EscrowClose.signingHash(genesis: genesis, escrowID: close.escrowID, damages: close.damages)
             guard key.verifySchnorr(close.deviceSignature, message: message) else { throw .badDeviceSignature }
             guard close.damages <= escrow.deposit else { throw .damagesOverDeposit(deposit: escrow.deposit) }
+            guard close.damages <= escrow.maxDamages else { throw .damagesOverAgreed(maximum: escrow.maxDamages) }
             ended.status = .closed
             ended.damages = close.damages
         } else {

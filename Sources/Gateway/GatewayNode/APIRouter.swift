@@ -616,6 +616,8 @@ public final class APIRouter: Sendable {
         case .wrongDevice: "the close's device key is not the escrow's device"
         case .badDeviceSignature: "the device's signature over (chain, escrow, damages) does not verify"
         case .damagesOverDeposit(let deposit): "damages may not exceed the deposit (\(deposit) units)"
+        case .damagesOverAgreed(let maximum):
+            "the renter accepted at most \(maximum) units of damages when it opened the escrow"
         case .notOwner: "after the return deadline only the owner may close the escrow (the item is deemed kept)"
         case .returnWindowOpen(let deadline):
             "until height \(deadline) (expiry plus the grace period) only the device's signed return closes it"

@@ -551,8 +551,9 @@ extension NodeClient {
         }
         let state = EscrowState(
             renter: try address("renter"), device: try address("device"), owner: try address("owner"),
-            deposit: try o.units("deposit"), rentalFee: try o.units("rentalFee"),
+            deposit: try o.units("deposit"), rentalFee: try o.units("rentalFee"), maxDamages: try o.units("maxDamages"),
             expiryHeight: try o.uint("expiryHeight"), status: status, damages: try o.units("damages"))
+        guard state.maxDamages <= state.deposit else { throw o.bad("maxDamages") }
         let proof: SparseMerkleProof
         do { proof = try SparseMerkleProof(decoding: try o.hex("proof")) } catch { throw o.bad("proof") }
         return EscrowInfo(

@@ -42,22 +42,34 @@ struct EscrowCommand: ParsableCommand {
         @Option(help: "Rental fee in AMSC, paid to the owner.")
         var fee: String
 
-        @Option(help: "Blocks from the current head until the escrow expires (the renter may then close it).")
+        @Option(
+            help: "The most damages in AMSC the device may keep from the deposit at the return (default: all of it).")
+        var maxDamages: String?
+
+        @Option(
+            help: """
+                Blocks from the current head until the rental ends; a return the lock attests still counts \
+                \(EscrowState.returnGraceBlocks) blocks after it, then the owner may keep the deposit.
+                """)
         var blocks: UInt64 = 1_000
 
         @OptionGroup var send: SendOptions
         @OptionGroup var node: NodeOptions
 
         func validate() throws {
-            guard blocks > 0 else { throw ValidationError("--blocks must be positive") }
+            guard (1...10_000_000).contains(blocks) else { throw ValidationError("--blocks must be 1 to 10000000") }
         }
 
         func run() throws {
+            let depositUnits = try parseAmountOrZero(deposit, flag: "--deposit")
+            let most = try maxDamages.map { try parseAmountOrZero($0, flag: "--max-damages") }
+            guard (most ?? 0) <= depositUnits else {
+                throw CLIError("--max-damages cannot exceed the deposit; nothing was sent")
+            }
             let payload = EscrowOpen(
-                device: try parseAddress(device), owner: try parseAddress(owner),
-                deposit: try parseAmountOrZero(deposit, flag: "--deposit"),
-                rentalFee: try parseAmountOrZero(fee, flag: "--fee"),
-                expiryHeight: try headHeight(node) + blocks)
+                device: try parseAddress(device), owner: try parseAddress(owner), deposit: depositUnits,
+                rentalFee: try parseAmountOrZero(fee, flag: "--fee"), maxDamages: most,
+                expiryHeight: try heightAfter(try headHeight(node), blocks))
             let signer = try loadKey(key)
             let renter = Address(publicKey: signer.xOnlyPublicKey)
             guard payload.device != renter, payload.owner != renter else {
@@ -72,7 +84,8 @@ struct EscrowCommand: ParsableCommand {
             let sent = try send.send(.escrowOpen(payload), signer: signer, node: node)
             print("sent escrow for \(payload.device.bech32): deposit \(Amount.format(payload.deposit)) AMSC, ")
             print(
-                "            fee \(Amount.format(payload.rentalFee)) AMSC, expires after block \(payload.expiryHeight)")
+                "            fee \(Amount.format(payload.rentalFee)) AMSC, damages at most "
+                    + "\(Amount.format(payload.maxDamages)) AMSC, expires after block \(payload.expiryHeight)")
             print("escrow id   \(sent.id) (the transaction's id)")
             try finish(sent, send: send, node: node)
         }
@@ -126,6 +139,10 @@ struct EscrowCommand: ParsableCommand {
                 let units = try parseAmountOrZero(damages, flag: "--damages")
                 guard units <= info.state.deposit else {
                     throw CLIError("--damages cannot exceed the deposit (\(Amount.format(info.state.deposit)) AMSC)")
+                }
+                guard units <= info.state.maxDamages else {
+                    throw CLIError(
+                        "--damages cannot exceed the \(Amount.format(info.state.maxDamages)) AMSC the renter accepted")
                 }
                 guard info.height < info.state.returnDeadline else {
                     throw CLIError(

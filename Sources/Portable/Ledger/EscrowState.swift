@@ -26,21 +26,25 @@ public struct EscrowState: Equatable, Sendable, CanonicalCodable {
     public var owner: Address
     public var deposit: UInt64
     public var rentalFee: UInt64
-    /// The last height at which the device may close the escrow; after it, the renter may.
+    /// The most damages the device's close may keep from the deposit, fixed when the renter opened the escrow.
+    public var maxDamages: UInt64
+    /// The rental's end: the lock opens for the renter up to this height (a late return is still attested up
+    /// to ``returnDeadline``).
     public var expiryHeight: UInt64
     public var status: Status
     /// What the device's close kept from the deposit for the owner (zero unless closed).
     public var damages: UInt64
 
     public init(
-        renter: Address, device: Address, owner: Address, deposit: UInt64, rentalFee: UInt64, expiryHeight: UInt64,
-        status: Status = .open, damages: UInt64 = 0
+        renter: Address, device: Address, owner: Address, deposit: UInt64, rentalFee: UInt64,
+        maxDamages: UInt64? = nil, expiryHeight: UInt64, status: Status = .open, damages: UInt64 = 0
     ) {
         self.renter = renter
         self.device = device
         self.owner = owner
         self.deposit = deposit
         self.rentalFee = rentalFee
+        self.maxDamages = maxDamages ?? deposit
         self.expiryHeight = expiryHeight
         self.status = status
         self.damages = damages
@@ -65,6 +69,7 @@ public struct EscrowState: Equatable, Sendable, CanonicalCodable {
         w.write(owner)
         w.writeVarint(deposit)
         w.writeVarint(rentalFee)
+        w.writeVarint(maxDamages)
         w.writeVarint(expiryHeight)
         w.write(status.rawValue)
         w.writeVarint(damages)
@@ -77,6 +82,8 @@ public struct EscrowState: Equatable, Sendable, CanonicalCodable {
         deposit = try r.readVarint()
         rentalFee = try r.readVarint()
         guard !deposit.addingReportingOverflow(rentalFee).overflow else { throw .invalidValue(.amount) }
+        maxDamages = try r.readVarint()
+        guard maxDamages <= deposit else { throw .invalidValue(.amount) }
         expiryHeight = try r.readVarint()
         let raw = try r.readU8()
         guard let status = Status(rawValue: raw) else { throw .unknownTag(raw) }
@@ -106,6 +113,8 @@ public enum EscrowError: Error, Equatable, Sendable {
     case wrongDevice
     case badDeviceSignature
     case damagesOverDeposit(deposit: UInt64)
+    /// The device's close claims more damages than the renter accepted when it opened the escrow.
+    case damagesOverAgreed(maximum: UInt64)
     /// After the return deadline only the owner may close (the item deemed kept).
     case notOwner
     /// Up to the return deadline only the device's signed return closes the escrow.
@@ -121,6 +130,7 @@ public enum EscrowError: Error, Equatable, Sendable {
         case .wrongDevice: "wrongDevice"
         case .badDeviceSignature: "badDeviceSignature"
         case .damagesOverDeposit: "damagesOverDeposit"
+        case .damagesOverAgreed: "damagesOverAgreed"
         case .notOwner: "notOwner"
         case .returnWindowOpen: "returnWindowOpen"
         }

@@ -528,13 +528,20 @@ public struct EscrowOpen: Equatable, Sendable, CanonicalCodable {
     public var owner: Address
     public var deposit: UInt64
     public var rentalFee: UInt64
+    /// The most damages the device may keep from the deposit at the return: a term the renter accepts here.
+    public var maxDamages: UInt64
     public var expiryHeight: UInt64
 
-    public init(device: Address, owner: Address, deposit: UInt64, rentalFee: UInt64, expiryHeight: UInt64) {
+    /// `maxDamages` defaults to the whole deposit.
+    public init(
+        device: Address, owner: Address, deposit: UInt64, rentalFee: UInt64, maxDamages: UInt64? = nil,
+        expiryHeight: UInt64
+    ) {
         self.device = device
         self.owner = owner
         self.deposit = deposit
         self.rentalFee = rentalFee
+        self.maxDamages = maxDamages ?? deposit
         self.expiryHeight = expiryHeight
     }
 
@@ -543,6 +550,7 @@ public struct EscrowOpen: Equatable, Sendable, CanonicalCodable {
         w.write(owner)
         w.writeVarint(deposit)
         w.writeVarint(rentalFee)
+        w.writeVarint(maxDamages)
         w.writeVarint(expiryHeight)
     }
 
@@ -552,6 +560,8 @@ public struct EscrowOpen: Equatable, Sendable, CanonicalCodable {
         deposit = try r.readVarint()
         rentalFee = try r.readVarint()
         guard !deposit.addingReportingOverflow(rentalFee).overflow else { throw .invalidValue(.amount) }
+        maxDamages = try r.readVarint()
+        guard maxDamages <= deposit else { throw .invalidValue(.amount) }
         expiryHeight = try r.readVarint()
     }
 }
