@@ -17,6 +17,27 @@ class CLITestCase: XCTestCase {
     override func tearDown() { try? FileManager.default.removeItem(at: dir) }
 
     func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
+
+    /// Two funded parties of a fresh genesis and a gateway for them: what the two-party payment tests start from.
+    struct TwoParties {
+        var daemon: Harness.Daemon
+        /// `--node URL` for the CLI.
+        var node: [String]
+        var alice: String
+        var bob: String
+        var bobAddress: String
+    }
+
+    /// A genesis in the test directory, its gateway started (stop it with `daemon.stop()`), Alice and Bob its
+    /// funded `app-user-incentive` and `strategic-partners` keys.
+    func twoParties() throws -> TwoParties {
+        try ok(["genesis", "new", "--out", path("genesis.json"), "--keys", path("keys"), "--epoch-length", "10"])
+        let daemon = try Harness.startDaemon(data: dir, blockInterval: 100)
+        let bob = path("keys/strategic-partners.key")
+        return TwoParties(
+            daemon: daemon, node: ["--node", daemon.url], alice: path("keys/app-user-incentive.key"), bob: bob,
+            bobAddress: try ok(["address", "--key", bob]).trimmingCharacters(in: .whitespacesAndNewlines))
+    }
 }
 
 /// Running `amars` from any test (a CLI test, or a devnet test whose parties use the CLI).

@@ -11,13 +11,10 @@ final class ChannelCLITests: CLITestCase {
     override var directoryPrefix: String { "amars-channel" }
 
     func testOpenPayOffChainAcceptAndClose() throws {
-        try ok(["genesis", "new", "--out", path("genesis.json"), "--keys", path("keys"), "--epoch-length", "10"])
-        let daemon = try Harness.startDaemon(data: dir, blockInterval: 100)
+        let parties = try twoParties()
+        let daemon = parties.daemon
         defer { daemon.stop() }
-        let node = ["--node", daemon.url]
-        let alice = path("keys/app-user-incentive.key")
-        let bob = path("keys/strategic-partners.key")
-        let bobAddress = try ok(["address", "--key", bob]).trimmingCharacters(in: .whitespacesAndNewlines)
+        let (node, alice, bob, bobAddress) = (parties.node, parties.alice, parties.bob, parties.bobAddress)
         let (aliceDir, bobDir) = (["--dir", path("alice-ch")], ["--dir", path("bob-ch")])
         func channelID(_ out: String) throws -> String {
             try XCTUnwrap(out.firstMatch(of: #/channel id ([0-9a-f]{64})/#).map { String($0.1) }, out)

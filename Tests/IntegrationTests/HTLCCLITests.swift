@@ -9,13 +9,10 @@ final class HTLCCLITests: CLITestCase {
     override var directoryPrefix: String { "amars-htlc" }
 
     func testLockClaimAndRefund() throws {
-        try ok(["genesis", "new", "--out", path("genesis.json"), "--keys", path("keys"), "--epoch-length", "10"])
-        let daemon = try Harness.startDaemon(data: dir, blockInterval: 100)
+        let parties = try twoParties()
+        let daemon = parties.daemon
         defer { daemon.stop() }
-        let node = ["--node", daemon.url]
-        let alice = path("keys/app-user-incentive.key")
-        let bob = path("keys/strategic-partners.key")
-        let bobAddress = try ok(["address", "--key", bob]).trimmingCharacters(in: .whitespacesAndNewlines)
+        let (node, alice, bob, bobAddress) = (parties.node, parties.alice, parties.bob, parties.bobAddress)
         func lockID(_ out: String) throws -> String {
             try XCTUnwrap(out.firstMatch(of: #/lock id ([0-9a-f]{64})/#).map { String($0.1) }, out)
         }
