@@ -146,7 +146,7 @@ public struct PaymentChannel: Equatable, Sendable, CanonicalCodable {
     }
 
     /// What the recipient is paid when it closes with `update` at `height`, revealing `preimages`: the settled
-    /// amount and every condition whose preimage is shown before that condition's expiry.
+    /// amount and every condition whose preimage is shown up to that condition's expiry height.
     public static func payout(_ update: ChannelUpdate, preimages: [Bytes32], height: UInt64) throws(ChannelError)
         -> UInt64
     {
