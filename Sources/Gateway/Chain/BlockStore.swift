@@ -356,10 +356,8 @@ public final class BlockStore {
     }
 
     private func indexSent(_ block: Block, height: Int64) throws(StoreError) {
-        // Stored transactions were verified, so the sender key parses.
-        try index(block, height: height, with: insertSent) {
-            (try? XOnlyPublicKey(bytes: $0.body.sender)).map { Address(publicKey: $0) }
-        }
+        // Stored transactions were verified, so the sender key is a key.
+        try index(block, height: height, with: insertSent) { Address(checkedKey: $0.body.sender) }
     }
 
     /// Files written before the incoming-transfer index existed get it built once, from their blocks.

@@ -504,11 +504,37 @@ public final class ChainNode: @unchecked Sendable {
         try admit(VerifiedTransaction(decoding: bytes, unlessKnown: isPending), fromDevice: fromDevice)
     }
 
-    /// Whether the mempool holds transaction `id` (a duplicate is then refused without a signature check).
-    private func isPending(_ id: Bytes32) -> Bool { locked { mempool.contains(id) } }
+    /// Whether the mempool holds transaction `id` (a duplicate is then refused without a signature check). While
+    /// a block executes or commits under the lock the answer is "no" instead of a wait: the copy is checked, then
+    /// refused by the mempool all the same, and checks on other cores go on meanwhile.
+    private func isPending(_ id: Bytes32) -> Bool {
+        guard lock.try() else { return false }
+        defer { lock.unlock() }
+        return mempool.contains(id)
+    }
 
     public func submit(_ tx: SignedTransaction) throws(TransactionError) -> Bytes32 {
         try admit(VerifiedTransaction(tx))
+    }
+
+    /// Admits a transaction whose signature was already checked (``verify(batch:)``): the check can run while
+    /// this node does other work, and only the admission needs the lock.
+    public func submit(_ verified: VerifiedTransaction, fromDevice: Bool = false) throws(TransactionError) -> Bytes32 {
+        try admit(verified, fromDevice: fromDevice)
+    }
+
+    /// Many at once (a gossip frame, an MQTT turn): the signatures are checked on every core, then each is admitted
+    /// or refused on its own, in order.
+    public func submit(batch: [[UInt8]], fromDevice: Bool = false) -> [Result<Bytes32, TransactionError>] {
+        verify(batch: batch).map { checked in
+            checked.flatMap { verified in Result { () throws(TransactionError) in try admit(verified, fromDevice: fromDevice) } }
+        }
+    }
+
+    /// `batch` decoded and signature-checked on every core, in order, without admitting anything; a copy of a
+    /// pending transaction is `alreadyKnown` without a check.
+    public func verify(batch: [[UInt8]]) -> [Result<VerifiedTransaction, TransactionError>] {
+        ParallelVerifier.verify(batch, unlessKnown: { [self] id in isPending(id) })
     }
 
     /// Whether transactions that arrive through a device door (``submit(encoded:fromDevice:)``,
@@ -568,9 +594,9 @@ public final class ChainNode: @unchecked Sendable {
         var results: [Result<Bytes32, SubmitError>] = []
         var admitted: [SignedTransaction] = []
         results.reserveCapacity(batch.count)
-        for bytes in batch {
+        for checked in verify(batch: batch) {
             do {
-                let verified = try VerifiedTransaction(decoding: bytes, unlessKnown: isPending)
+                let verified = try checked.get()
                 _ = try admit(verified, fromDevice: fromDevice)
                 admitted.append(verified.transaction)
                 results.append(.success(verified.id))
@@ -755,33 +781,60 @@ public final class ChainNode: @unchecked Sendable {
     /// Executes a proposed block against the committed state and checks every root, fee and link in its
     /// header. Nothing is committed; the execution is kept for ``commitBlock(_:)``.
     public func validateBlock(_ block: Block) throws(NodeError) {
+        let checked = preverified(block)
         lock.lock()
         defer { lock.unlock() }
-        _ = try validated(block)
+        _ = try validated(block, checked: checked)
+    }
+
+    /// The transactions of `block` this node does not hold verified, checked on every core before the lock is
+    /// taken, by position in the block (nil: held, or refused, which ``validated(_:checked:)`` finds again). A
+    /// proposal full of transactions that had not reached this node yet would otherwise be checked one by one
+    /// under the lock, with the node's API and consensus waiting.
+    private func preverified(_ block: Block) -> [VerifiedTransaction?] {
+        let unknown: [Int] = locked {
+            if let pending, pending.block.hash == block.hash { return [] }
+            return block.transactions.indices.filter { mempool.verified(block.transactions[$0]) == nil }
+        }
+        guard unknown.count > 1 else { return [] }
+        var checked = [VerifiedTransaction?](repeating: nil, count: block.transactions.count)
+        for (i, result) in zip(unknown, ParallelVerifier.verify(unknown.map { block.transactions[$0] })) {
+            checked[i] = try? result.get()
+        }
+        return checked
     }
 
     /// Commits a block that carries a certificate from its epoch's committee, re-executing it unless this node
     /// already did (``proposeBlock(timestamp:round:)`` or ``validateBlock(_:)``). Nothing in the block is
     /// trusted: a wrong root, fee, link or signature refuses it and changes nothing.
     public func commitBlock(_ finalized: FinalizedBlock) throws(NodeError) {
+        // Checked before its transactions are: a peer gets no signature checks out of this node for a block that
+        // was never decided.
+        let checked = (locked { certificateRefusal(finalized) }) == nil ? preverified(finalized.block) : []
         lock.lock()
         defer { lock.unlock() }
+        if let refusal = certificateRefusal(finalized) { throw refusal }
+        let executed = try validated(finalized.block, checked: checked)
+        try commit(executed, certificate: finalized.certificate, undoIfStoreFails: nil)
+    }
+
+    /// Why `finalized`'s certificate does not make it decided by its epoch's committee; nil when it does.
+    private func certificateRefusal(_ finalized: FinalizedBlock) -> NodeError? {
         let h = finalized.block.header
         func refuse(_ why: String) -> NodeError { .invalidBlock("height \(h.height): \(why)") }
         // A block proposed in round r may be decided in a later round (re-proposed with a proof of lock); the
         // certificate signs the round it was decided in.
         guard finalized.certificate.height == h.height, finalized.certificate.round >= h.round else {
-            throw refuse("certificate is for another height or an earlier round")
+            return refuse("certificate is for another height or an earlier round")
         }
-        guard let committee = committeeUnlocked(h.epoch) else { throw refuse("no committee for epoch \(h.epoch)") }
+        guard let committee = committeeUnlocked(h.epoch) else { return refuse("no committee for epoch \(h.epoch)") }
         do {
             try finalized.certificate.verify(
                 committee: committee, chainID: h.chainID, genesis: genesisBlockHash, blockHash: h.hash)
         } catch {
-            throw refuse("certificate: \(error)")
+            return refuse("certificate: \(error)")
         }
-        let executed = try validated(finalized.block)
-        try commit(executed, certificate: finalized.certificate, undoIfStoreFails: nil)
+        return nil
     }
 
     /// Checks a block produced elsewhere against its certificate and by re-executing it, then commits it.
@@ -838,7 +891,8 @@ public final class ChainNode: @unchecked Sendable {
     }
 
     /// Re-executes `block` on the head (or returns the kept execution of the same block) and checks its header.
-    private func validated(_ block: Block) throws(NodeError) -> ExecutedBlock {
+    /// `checked` holds transactions already verified, by position (``preverified(_:)``).
+    private func validated(_ block: Block, checked: [VerifiedTransaction?]) throws(NodeError) -> ExecutedBlock {
         let h = block.header
         if let pending, pending.block.hash == h.hash, pending.block.header.previousHash == headBlock.block.hash {
             return pending
@@ -865,9 +919,9 @@ public final class ChainNode: @unchecked Sendable {
         var overlay = StateOverlay(base: world)
         var receipts: [Receipt] = []
         var units: UInt64 = 0
-        for tx in block.transactions {
+        for (i, tx) in block.transactions.enumerated() {
             do {
-                let verified = try mempool.verified(tx) ?? VerifiedTransaction(tx)
+                let verified = try (i < checked.count ? checked[i] : nil) ?? mempool.verified(tx) ?? VerifiedTransaction(tx)
                 receipts.append(try executor.apply(verified, to: &overlay, context: context))
                 units += fees.units(encodedSize: verified.encodedSize)
             } catch {

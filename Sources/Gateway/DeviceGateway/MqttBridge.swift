@@ -171,6 +171,10 @@ public final class MqttBridge: @unchecked Sendable {
     private enum Staged {
         case submit(id: Bytes32, device: Address, raw: [UInt8])
         case answer(device: Address, message: MqttReceiptMessage)
+
+        var raw: [UInt8]? {
+            if case .submit(_, _, let raw) = self { raw } else { nil }
+        }
     }
 
     /// - Parameters:
@@ -503,13 +507,15 @@ public final class MqttBridge: @unchecked Sendable {
         if durable, mosquitto_want_write(handle), mosquitto_socket(handle) >= 0 {
             _ = mosquitto_loop_write(handle, 1)
         }
+        // The turn's signatures are checked on every core at once; admission and answers stay in arrival order.
+        var checked = (durable ? node.verify(batch: batch.compactMap(\.raw)) : []).makeIterator()
         for item in batch {
             switch item {
             case .answer(let device, let message):
                 publish(device, message)
-            case .submit(let id, let device, let raw):
-                if durable {
-                    submit(id: id, device: device, raw: raw)
+            case .submit(let id, let device, _):
+                if let result = checked.next() {
+                    submit(id: id, device: device, checked: result)
                 } else {
                     refuse(device, id, .inboxUnavailable)
                 }
@@ -522,9 +528,9 @@ public final class MqttBridge: @unchecked Sendable {
 
     /// Hands a durable submit to the chain and answers the device. A refusal is final for this payload, so
     /// its inbox entry goes.
-    private func submit(id: Bytes32, device: Address, raw: [UInt8]) {
-        do {
-            _ = try node.submit(encoded: raw, fromDevice: true)
+    private func submit(id: Bytes32, device: Address, checked: Result<VerifiedTransaction, TransactionError>) {
+        do throws(TransactionError) {
+            _ = try node.submit(checked.get(), fromDevice: true)
         } catch let error {
             if error != .alreadyKnown {
                 try? inbox.stageRemoval(id: id)
@@ -544,7 +550,9 @@ public final class MqttBridge: @unchecked Sendable {
             logger.error("mqtt inbox unreadable, nothing replayed: \(error)")
             return
         }
+        var checked = node.verify(batch: entries.map(\.raw)).makeIterator()
         for entry in entries {
+            let result = checked.next()!
             if case .included(let height, let position, let receipt) = try? node.status(of: entry.id) {
                 publish(entry.device, .final(receipt: receipt, height: height, position: UInt64(position)))
                 try? inbox.remove(id: entry.id)
@@ -552,7 +560,7 @@ public final class MqttBridge: @unchecked Sendable {
                 continue
             }
             lock.withLock { statsValue.replayed += 1 }
-            submit(id: entry.id, device: entry.device, raw: entry.raw)
+            submit(id: entry.id, device: entry.device, checked: result)
         }
         try? inbox.commit()
         if !entries.isEmpty { logger.info("mqtt inbox: \(entries.count) submits replayed") }

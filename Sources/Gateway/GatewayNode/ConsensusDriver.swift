@@ -615,12 +615,10 @@ public actor ConsensusDriver {
         let chain = self.chain
         var invalid = false
         Self.$relayOrigin.withValue(peer) {
-            for bytes in list {
-                do throws(TransactionError) { _ = try chain.submit(encoded: bytes) } catch {
-                    switch error {
-                    case .malformed, .badSignature, .invalidSenderKey, .wrongChain: invalid = true
-                    default: break
-                    }
+            for case .failure(let error) in chain.submit(batch: list) {
+                switch error {
+                case .malformed, .badSignature, .invalidSenderKey, .wrongChain: invalid = true
+                default: break
                 }
             }
         }

@@ -60,7 +60,7 @@ struct ChannelBench: ParsableCommand {
 
         print("preparing \(transactions) signed transfers for the on-chain baseline ...")
         let workload = try LedgerWorkload(transactions: transactions, senders: max(transactions / 50, 1))
-        let onChain = try workload.run(blockSize: 5_000).rate
+        let onChain = try workload.run(blockSize: 5_000, everyCore: false).rate
         print("on chain (verified, executed, committed, one node): \(Int(onChain)) transfers/s")
         print("off chain (signed and checked, in memory): \(Int(inMemory)) payments/s")
         print("off chain (signed, checked, stored by the recipient): \(Int(offChain)) payments/s")

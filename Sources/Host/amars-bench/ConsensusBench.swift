@@ -85,7 +85,7 @@ struct ConsensusBench: ParsableCommand {
         print("== baseline: single-node ledger (\(ledgerTransactions) transfers, no consensus) ==")
         let workload = try LedgerWorkload(
             transactions: ledgerTransactions, senders: max(1, (ledgerTransactions + 49) / 50))
-        let ledger = try workload.run(blockSize: 5_000)
+        let ledger = try workload.run(blockSize: 5_000, everyCore: true)
         let rawVerify = rawSchnorrVerifyRate(encoded: Array(workload.encoded.prefix(20_000)))
         let cores = Double(ProcessInfo.processInfo.activeProcessorCount)
         print("schnorr verify (raw libsecp256k1, one core): \(Int(rawVerify)) /s")

@@ -4,6 +4,7 @@ import ArgumentParser
 import Chain
 import Foundation
 import Ledger
+import Synchronization
 
 /// The single-node ledger workload shared by `amars-bench ledger` and `amars-bench consensus` (its baseline):
 /// a genesis spread over many senders, pre-signed transfers, and one `ChainNode` that is the whole committee
@@ -59,7 +60,11 @@ struct LedgerWorkload {
 
     /// Submits in batches of `blockSize`, producing blocks until each batch is committed; checks that every
     /// transfer was committed and the supply is whole.
-    func run(blockSize: Int) throws -> Figures {
+    ///
+    /// `everyCore` uses the machine as a gateway does: each batch is decoded and signature-checked on every core
+    /// (``ChainNode/verify(batch:)``) while the batch before it executes and commits, and only admission runs in
+    /// order. Without it, one thread submits and produces in turn.
+    func run(blockSize: Int, everyCore: Bool) throws -> Figures {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("amars-bench-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -68,20 +73,42 @@ struct LedgerWorkload {
             validatorKey: validator)
         func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
         var figures = Figures(committed: 0, blocks: 0, seconds: 0, submitSeconds: 0, blockSeconds: 0)
-        var start = 0
-        let began = now()
-        while start < encoded.count {
-            let end = min(start + blockSize, encoded.count)
-            let t0 = now()
-            for i in start..<end { _ = try node.submit(encoded: encoded[i]) }
-            let t1 = now()
+        let batches = stride(from: 0, to: encoded.count, by: blockSize).map {
+            Array(encoded[$0..<min($0 + blockSize, encoded.count)])
+        }
+        func produce() throws {
             while node.pendingCount > 0 {
                 figures.committed += try node.produceBlock(timestamp: UInt64(figures.blocks)).block.transactions.count
                 figures.blocks += 1
             }
-            figures.submitSeconds += t1 - t0
-            figures.blockSeconds += now() - t1
-            start = end
+        }
+        let began = now()
+        if everyCore {
+            let ahead = Mutex<[Result<VerifiedTransaction, TransactionError>]>([])
+            let group = DispatchGroup()
+            func checkAhead(_ batch: [[UInt8]]) {
+                DispatchQueue.global().async(group: group) { ahead.withLock { $0 = node.verify(batch: batch) } }
+            }
+            checkAhead(batches[0])
+            for k in batches.indices {
+                let t0 = now()
+                group.wait()
+                for result in ahead.withLock({ $0 }) { _ = try node.submit(result.get()) }
+                if k + 1 < batches.count { checkAhead(batches[k + 1]) }
+                let t1 = now()
+                try produce()
+                figures.submitSeconds += t1 - t0
+                figures.blockSeconds += now() - t1
+            }
+        } else {
+            for batch in batches {
+                let t0 = now()
+                for bytes in batch { _ = try node.submit(encoded: bytes) }
+                let t1 = now()
+                try produce()
+                figures.submitSeconds += t1 - t0
+                figures.blockSeconds += now() - t1
+            }
         }
         figures.seconds = now() - began
         guard figures.committed == encoded.count else {
