@@ -48,6 +48,8 @@ public final class ChainNode: @unchecked Sendable {
     private var headBlock: FinalizedBlock
     private let validatorKey: PrivateKey?
     private let lock = NSLock()
+    /// Parsed sender keys, shared by every door's signature checks.
+    private let senderKeys = SenderKeyCache()
     /// What ``head`` and ``status`` answer: published under the chain lock after every change, read under a
     /// lock of its own. Building and executing a block holds the chain lock for its whole run; a reader of the
     /// head (the API's `/v1/head`, `/readyz`, `/metrics`, a device door) must not wait for that.
@@ -501,7 +503,8 @@ public final class ChainNode: @unchecked Sendable {
     /// Decodes, verifies and admits a transaction; the id on success, the reason otherwise. Nothing changes
     /// on failure.
     public func submit(encoded bytes: [UInt8], fromDevice: Bool = false) throws(TransactionError) -> Bytes32 {
-        try admit(VerifiedTransaction(decoding: bytes, unlessKnown: isPending), fromDevice: fromDevice)
+        try admit(
+            VerifiedTransaction(decoding: bytes, unlessKnown: isPending, parseKey: senderKeys.key), fromDevice: fromDevice)
     }
 
     /// Whether the mempool holds transaction `id` (a duplicate is then refused without a signature check). While
@@ -534,7 +537,7 @@ public final class ChainNode: @unchecked Sendable {
     /// `batch` decoded and signature-checked on every core, in order, without admitting anything; a copy of a
     /// pending transaction is `alreadyKnown` without a check.
     public func verify(batch: [[UInt8]]) -> [Result<VerifiedTransaction, TransactionError>] {
-        ParallelVerifier.verify(batch, unlessKnown: { [self] id in isPending(id) })
+        ParallelVerifier.verify(batch, unlessKnown: { [self] id in isPending(id) }, keys: senderKeys)
     }
 
     /// Whether transactions that arrive through a device door (``submit(encoded:fromDevice:)``,
@@ -798,7 +801,7 @@ public final class ChainNode: @unchecked Sendable {
         }
         guard unknown.count > 1 else { return [] }
         var checked = [VerifiedTransaction?](repeating: nil, count: block.transactions.count)
-        for (i, result) in zip(unknown, ParallelVerifier.verify(unknown.map { block.transactions[$0] })) {
+        for (i, result) in zip(unknown, ParallelVerifier.verify(unknown.map { block.transactions[$0] }, keys: senderKeys)) {
             checked[i] = try? result.get()
         }
         return checked
@@ -921,7 +924,8 @@ public final class ChainNode: @unchecked Sendable {
         var units: UInt64 = 0
         for (i, tx) in block.transactions.enumerated() {
             do {
-                let verified = try (i < checked.count ? checked[i] : nil) ?? mempool.verified(tx) ?? VerifiedTransaction(tx)
+                let verified = try (i < checked.count ? checked[i] : nil) ?? mempool.verified(tx)
+                    ?? VerifiedTransaction(tx, parseKey: senderKeys.key)
                 receipts.append(try executor.apply(verified, to: &overlay, context: context))
                 units += fees.units(encodedSize: verified.encodedSize)
             } catch {

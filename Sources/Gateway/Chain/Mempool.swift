@@ -78,33 +78,44 @@ public struct Mempool {
         let cost = try executor.maxCost(tx)
         let body = tx.transaction.body
         let sender = tx.senderAddress
-        var queue = queues[sender] ?? SenderQueue(firstNonce: account.nonce, entries: [], costs: [])
-        let next = queue.firstNonce + UInt64(queue.entries.count)
-        guard body.nonce >= queue.firstNonce else { throw .nonceReplayed(expected: next, got: body.nonce) }
-        guard body.nonce <= next else { throw .nonceGap(expected: next, got: body.nonce) }
-        let slot = Int(body.nonce - queue.firstNonce)
-        let replacing = slot < queue.entries.count
-        if replacing {
-            let old = queue.entries[slot].transaction.body
-            guard Self.isBump(new: body.maxFeePerUnit, old: old.maxFeePerUnit),
-                Self.isBump(new: body.tipPerUnit, old: old.tipPerUnit)
-            else { throw .replacementUnderpriced }
-        } else {
-            guard queue.entries.count < limits.maxPerSender else { throw .senderQueueFull }
+        let slot: Int
+        let replacing: Bool
+        do {
+            // Read in place: a copy of the queue held across the mutation below would make it copy every entry.
+            let firstNonce = queues[sender]?.firstNonce ?? account.nonce
+            let queued = queues[sender]?.entries.count ?? 0
+            let next = firstNonce + UInt64(queued)
+            guard body.nonce >= firstNonce else { throw .nonceReplayed(expected: next, got: body.nonce) }
+            guard body.nonce <= next else { throw .nonceGap(expected: next, got: body.nonce) }
+            slot = Int(body.nonce - firstNonce)
+            replacing = slot < queued
+            if replacing {
+                let old = queues[sender]!.entries[slot].transaction.body
+                guard Self.isBump(new: body.maxFeePerUnit, old: old.maxFeePerUnit),
+                    Self.isBump(new: body.tipPerUnit, old: old.tipPerUnit)
+                else { throw .replacementUnderpriced }
+            } else {
+                guard queued < limits.maxPerSender else { throw .senderQueueFull }
+            }
+            // Funds for the whole run, with this transaction in its slot, at every fee cap.
+            var needed: UInt64 = 0
+            let costs = queues[sender]?.costs ?? []
+            for i in 0..<max(queued, slot + 1) {
+                let c = i == slot ? cost : costs[i]
+                let (s, o) = needed.addingReportingOverflow(c)
+                guard !o else { throw .amountOverflow }
+                needed = s
+            }
+            guard needed <= account.balance else {
+                throw .insufficientBalance(needed: needed, available: account.balance)
+            }
         }
-        // Funds for the whole run, with this transaction in its slot, at every fee cap.
-        var needed: UInt64 = 0
-        for i in 0..<max(queue.entries.count, slot + 1) {
-            let c = i == slot ? cost : queue.costs[i]
-            let (s, o) = needed.addingReportingOverflow(c)
-            guard !o else { throw .amountOverflow }
-            needed = s
-        }
-        guard needed <= account.balance else { throw .insufficientBalance(needed: needed, available: account.balance) }
         if !replacing && count >= limits.maxTransactions {
             try evictCheapest(cheaperThan: body.maxFeePerUnit, sparing: sender)
-            queue = queues[sender] ?? queue
         }
+        // Taken out while it changes, so its arrays are not shared with the dictionary and change in place.
+        var queue =
+            queues.removeValue(forKey: sender) ?? SenderQueue(firstNonce: account.nonce, entries: [], costs: [])
         if replacing {
             drop(queue.entries[slot].id, "replaced")
             queue.entries[slot] = tx
@@ -173,14 +184,13 @@ public struct Mempool {
     /// Drops what a committed block made stale: included transactions and any nonce below the account's.
     public mutating func removeCommitted(accounts: [Address: AccountState]) {
         for (address, state) in accounts {
-            guard var q = queues[address] else { continue }
-            while let first = q.entries.first, q.firstNonce < state.nonce {
-                drop(first.id, "nonceUsed")
-                q.entries.removeFirst()
-                q.costs.removeFirst()
-                q.firstNonce += 1
-                count -= 1
-            }
+            // Taken out while it changes (see ``insert``), and the used prefix removed in one step.
+            guard var q = queues.removeValue(forKey: address) else { continue }
+            let used = Int(min(state.nonce - min(q.firstNonce, state.nonce), UInt64(q.entries.count)))
+            for entry in q.entries.prefix(used) { drop(entry.id, "nonceUsed") }
+            q.entries.removeFirst(used)
+            q.costs.removeFirst(used)
+            count -= used
             q.firstNonce = max(q.firstNonce, state.nonce)
             // A run whose funds no longer cover it is cut where it stops being payable.
             var needed: UInt64 = 0
@@ -202,7 +212,8 @@ public struct Mempool {
 
     /// Drops one sender's run from `nonce` on (a transaction that failed in a block makes its successors fail too).
     public mutating func removeSender(_ address: Address, from nonce: UInt64) {
-        guard var q = queues[address], nonce >= q.firstNonce else { return }
+        guard let first = queues[address]?.firstNonce, nonce >= first, var q = queues.removeValue(forKey: address)
+        else { return }
         let keep = Int(min(nonce - q.firstNonce, UInt64(q.entries.count)))
         while q.entries.count > keep {
             drop(q.entries.removeLast().id, "notExecutable")

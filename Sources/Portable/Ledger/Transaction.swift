@@ -103,8 +103,15 @@ public struct VerifiedTransaction: Sendable {
 
     /// Checks the signature; the result exists only for a transaction whose sender really signed it.
     public init(_ tx: SignedTransaction) throws(TransactionError) {
+        try self.init(tx, parseKey: XOnlyPublicKey.init(bytes:))
+    }
+
+    /// ``init(_:)`` with the sender's key parsed by `parseKey` (a gateway keeps the keys it parsed before).
+    public init(_ tx: SignedTransaction, parseKey: (Bytes32) throws(CryptoError) -> XOnlyPublicKey)
+        throws(TransactionError)
+    {
         let bodyBytes = tx.body.encoded
-        try self.init(tx, id: Domain.transaction.hash(bodyBytes), bodySize: bodyBytes.count)
+        try self.init(tx, id: Domain.transaction.hash(bodyBytes), bodySize: bodyBytes.count, parseKey: parseKey)
     }
 
     /// Decodes and verifies in one step. The body's canonical encoding is exactly the input minus the trailing
@@ -118,17 +125,28 @@ public struct VerifiedTransaction: Sendable {
     /// verify. (Same id means same body; a copy with another signature is refused too, which loses nothing,
     /// since the held one is the validly signed one.)
     public init(decoding bytes: [UInt8], unlessKnown isKnown: (Bytes32) -> Bool) throws(TransactionError) {
+        try self.init(decoding: bytes, unlessKnown: isKnown, parseKey: XOnlyPublicKey.init(bytes:))
+    }
+
+    /// ``init(decoding:unlessKnown:)`` with the sender's key parsed by `parseKey`: parsing a key costs a square
+    /// root, a tenth of the signature check, and a device sends from the same key again and again.
+    public init(
+        decoding bytes: [UInt8], unlessKnown isKnown: (Bytes32) -> Bool,
+        parseKey: (Bytes32) throws(CryptoError) -> XOnlyPublicKey
+    ) throws(TransactionError) {
         let tx: SignedTransaction
         do { tx = try SignedTransaction(decoding: bytes) } catch { throw .malformed(error) }
         let bodySize = bytes.count - 64
         let id = bytes.withUnsafeBytes { Domain.transaction.hash(UnsafeRawBufferPointer(rebasing: $0[0..<bodySize])) }
         guard !isKnown(id) else { throw .alreadyKnown }
-        try self.init(tx, id: id, bodySize: bodySize)
+        try self.init(tx, id: id, bodySize: bodySize, parseKey: parseKey)
     }
 
-    private init(_ tx: SignedTransaction, id: Bytes32, bodySize: Int) throws(TransactionError) {
+    private init(
+        _ tx: SignedTransaction, id: Bytes32, bodySize: Int, parseKey: (Bytes32) throws(CryptoError) -> XOnlyPublicKey
+    ) throws(TransactionError) {
         let key: XOnlyPublicKey
-        do { key = try XOnlyPublicKey(bytes: tx.body.sender) } catch { throw .invalidSenderKey }
+        do { key = try parseKey(tx.body.sender) } catch { throw .invalidSenderKey }
         guard key.verifySchnorr(tx.signature, message: id) else { throw .badSignature }
         self.transaction = tx
         self.id = id
