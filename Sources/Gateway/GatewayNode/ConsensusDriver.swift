@@ -6,6 +6,7 @@ import Foundation
 import Ledger
 import Logging
 import Network
+import Synchronization
 
 /// A block as a consensus value. The hash is computed once: the core asks for it on every vote it counts.
 /// `block` nil is the "nothing to propose" value (hash zero), which the core never proposes.
@@ -184,7 +185,7 @@ public actor ConsensusDriver {
     private var attestedHeight: UInt64 = 0
 
     /// The peer whose transaction is being submitted, so that the admit hook (which runs inside
-    /// `ChainNode.submit`, on this actor's task) relays it to everyone but that peer. Nil for local submissions.
+    /// `ChainNode.submit`, on the admission queue) relays it to everyone but that peer. Nil for local submissions.
     @TaskLocal private static var relayOrigin: Bytes32?
 
     /// `key` must be the chain's validator key (it signs proposals and votes; it is also the network identity).
@@ -259,6 +260,7 @@ public actor ConsensusDriver {
     public func stop() {
         stopped = true
         chain.onAdmit = nil
+        admission.sync {}
         gossip?.stop()
         for t in tasks { t.cancel() }
         tasks = []
@@ -595,9 +597,9 @@ public actor ConsensusDriver {
                 noteAhead(peer, height: height)
             }
         case .transaction(let bytes):
-            admitGossiped([bytes], from: peer)
+            queueGossiped([bytes], from: peer)
         case .transactions(let list):
-            admitGossiped(list, from: peer)
+            queueGossiped(list, from: peer)
         case .status(let height, _):
             peerHeights[peer] = height
             if height > chain.head.height { requestBlocks(from: peer) }
@@ -608,10 +610,29 @@ public actor ConsensusDriver {
         }
     }
 
+    /// Gossiped transactions are admitted on their own queue, not on this actor: checking a frame of them takes
+    /// milliseconds, and votes and proposals queued behind a stream of such frames made each height take two to
+    /// three block intervals under load. The backlog is bounded: past it a frame is dropped, which loses nothing,
+    /// since a transaction a member did not gossip in time reaches every node in the proposal that carries it.
+    private let admission = DispatchQueue(label: "amars.gossip-admission")
+    private let admissionBacklog = Atomic<Int>(0)
+    static let admissionBacklogLimit = 256
+
+    private nonisolated func queueGossiped(_ list: [[UInt8]], from peer: Bytes32) {
+        guard admissionBacklog.add(1, ordering: .relaxed).newValue <= Self.admissionBacklogLimit else {
+            admissionBacklog.subtract(1, ordering: .relaxed)
+            return
+        }
+        admission.async { [self] in
+            admitGossiped(list, from: peer)
+            admissionBacklog.subtract(1, ordering: .relaxed)
+        }
+    }
+
     /// Admitted → the admit hook relays each to every peer but this one; refused → it goes no further. A batch
     /// with a transaction only a lying peer would send (malformed, badly signed, for another chain) is reported
     /// once; stale nonces, duplicates and a full mempool come from honest peers too.
-    private func admitGossiped(_ list: [[UInt8]], from peer: Bytes32) {
+    private nonisolated func admitGossiped(_ list: [[UInt8]], from peer: Bytes32) {
         let chain = self.chain
         var invalid = false
         Self.$relayOrigin.withValue(peer) {
