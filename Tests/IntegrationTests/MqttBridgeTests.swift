@@ -93,6 +93,30 @@ final class MqttBridgeTests: XCTestCase {
         XCTAssertEqual(c.node.account(bob).state.balance, Genesis.Category.strategicPartners.amount + 1000)
     }
 
+    /// The sender key is parsed only at the turn's signature check, not when the submit is read: bytes that are no
+    /// x-only key still get `invalidSenderKey` on their own topic, and leave nothing behind.
+    func testASenderThatIsNoKeyIsRefusedAtTheSignatureCheck() throws {
+        let c = try makeChain()
+        let bridge = try c.startBridge()
+        // Every byte 0xFF is above the field prime, so it is no x coordinate.
+        let noKey = Bytes32([UInt8](repeating: 0xFF, count: 32))!
+        let device = Address(keyBytes: noKey)
+        let body = TransactionBody(
+            genesis: c.node.genesisBlockHash, sender: noKey, nonce: 0, maxFeePerUnit: 100, tipPerUnit: 1,
+            payload: .transfer(Transfer(to: MqttTestChain.address(c.bob), amount: 1)))
+        let tx = SignedTransaction(body: body, signature: Bytes64([UInt8](repeating: 7, count: 64))!)
+        let receiptsTopic = MqttTopics.receipts(device)
+        let sub = try c.subscribe([receiptsTopic])
+        try c.publish(topic: MqttTopics.submit(device), payload: tx.encoded)
+        XCTAssertGreaterThanOrEqual(sub.waitForLines(2).count, 2, sub.text)
+        let answers = sub.receipts(on: receiptsTopic)
+        XCTAssertEqual(answers.map(\.id), [tx.id])
+        XCTAssertEqual(answers.map { if case .refused(_, let code) = $0 { code } else { "?" } }, ["invalidSenderKey"])
+        XCTAssertEqual(bridge.stats.refused, ["invalidSenderKey": 1])
+        XCTAssertEqual(c.node.pendingCount, 0)
+        XCTAssertEqual(try bridge.inbox.entries().count, 0)
+    }
+
     func testDirectGarbageNeverTraps() throws {
         let c = try makeChain()
         // Not started: no loop thread runs, so this thread may drive the submit path itself.

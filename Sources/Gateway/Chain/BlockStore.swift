@@ -357,7 +357,7 @@ public final class BlockStore {
 
     private func indexSent(_ block: Block, height: Int64) throws(StoreError) {
         // Stored transactions were verified, so the sender key is a key.
-        try index(block, height: height, with: insertSent) { Address(checkedKey: $0.body.sender) }
+        try index(block, height: height, with: insertSent) { Address(keyBytes: $0.body.sender) }
     }
 
     /// Files written before the incoming-transfer index existed get it built once, from their blocks.

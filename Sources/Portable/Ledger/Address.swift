@@ -14,11 +14,12 @@ public struct Address: Hashable, Comparable, Sendable, CanonicalCodable {
     @inlinable
     public init(raw: Bytes20) { self.raw = raw }
 
-    public init(publicKey: XOnlyPublicKey) { self.init(checkedKey: publicKey.bytes) }
+    public init(publicKey: XOnlyPublicKey) { self.init(keyBytes: publicKey.bytes) }
 
-    /// The address of the x-only key `bytes`, which the caller already parsed (a stored transaction's sender,
-    /// verified when it was admitted): parsing a key costs a square root, a tenth of a signature check.
-    public init(checkedKey bytes: Bytes32) {
+    /// The address the x-only key `bytes` has, without checking that they are a key: for keys already parsed (a
+    /// stored transaction's sender) or parsed later (an MQTT submit's, at its signature check). Parsing a key
+    /// costs a square root, a tenth of a signature check.
+    public init(keyBytes bytes: Bytes32) {
         let digest = Domain.address.hash(bytes.bytes)
         raw = Bytes20(hi: digest.w0, mid: digest.w1, lo: UInt32(truncatingIfNeeded: digest.w2 >> 32))
     }
