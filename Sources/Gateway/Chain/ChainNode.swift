@@ -49,7 +49,7 @@ public final class ChainNode: @unchecked Sendable {
     private let validatorKey: PrivateKey?
     private let lock = NSLock()
     /// Parsed sender keys, shared by every door's signature checks.
-    private let senderKeys = SenderKeyCache()
+    private let checker = TransactionChecker()
     /// What ``head`` and ``status`` answer: published under the chain lock after every change, read under a
     /// lock of its own. Building and executing a block holds the chain lock for its whole run; a reader of the
     /// head (the API's `/v1/head`, `/readyz`, `/metrics`, a device door) must not wait for that.
@@ -503,13 +503,12 @@ public final class ChainNode: @unchecked Sendable {
     /// Decodes, verifies and admits a transaction; the id on success, the reason otherwise. Nothing changes
     /// on failure.
     public func submit(encoded bytes: [UInt8], fromDevice: Bool = false) throws(TransactionError) -> Bytes32 {
-        try admit(
-            VerifiedTransaction(decoding: bytes, unlessKnown: isPending, parseKey: senderKeys.key), fromDevice: fromDevice)
+        try admit(checker.check(decoding: bytes, unlessKnown: isPending), fromDevice: fromDevice)
     }
 
     /// Whether the mempool holds transaction `id` (a duplicate is then refused without a signature check). While
-    /// a block executes or commits under the lock the answer is "no" instead of a wait: the copy is checked, then
-    /// refused by the mempool all the same, and checks on other cores go on meanwhile.
+    /// a block executes or commits under the lock the answer is "no" instead of a wait: the copy's signature is
+    /// found among those checked before (``SignatureCache``), then the mempool refuses it all the same.
     private func isPending(_ id: Bytes32) -> Bool {
         guard lock.try() else { return false }
         defer { lock.unlock() }
@@ -517,7 +516,7 @@ public final class ChainNode: @unchecked Sendable {
     }
 
     public func submit(_ tx: SignedTransaction) throws(TransactionError) -> Bytes32 {
-        try admit(VerifiedTransaction(tx))
+        try admit(checker.check(tx))
     }
 
     /// Admits a transaction whose signature was already checked (``verify(batch:)``): the check can run while
@@ -530,14 +529,16 @@ public final class ChainNode: @unchecked Sendable {
     /// or refused on its own, in order.
     public func submit(batch: [[UInt8]], fromDevice: Bool = false) -> [Result<Bytes32, TransactionError>] {
         verify(batch: batch).map { checked in
-            checked.flatMap { verified in Result { () throws(TransactionError) in try admit(verified, fromDevice: fromDevice) } }
+            checked.flatMap { verified in
+                Result { () throws(TransactionError) in try admit(verified, fromDevice: fromDevice) }
+            }
         }
     }
 
     /// `batch` decoded and signature-checked on every core, in order, without admitting anything; a copy of a
     /// pending transaction is `alreadyKnown` without a check.
     public func verify(batch: [[UInt8]]) -> [Result<VerifiedTransaction, TransactionError>] {
-        ParallelVerifier.verify(batch, unlessKnown: { [self] id in isPending(id) }, keys: senderKeys)
+        ParallelVerifier.verify(batch, unlessKnown: { [self] id in isPending(id) }, checker: checker)
     }
 
     /// Whether transactions that arrive through a device door (``submit(encoded:fromDevice:)``,
@@ -623,7 +624,7 @@ public final class ChainNode: @unchecked Sendable {
         let entries = ((try? journal.pending()) ?? []).sorted { $0.body.nonce < $1.body.nonce }
         for tx in entries {
             do {
-                _ = try admit(VerifiedTransaction(tx))
+                _ = try admit(checker.check(tx))
                 counts.readmitted += 1
             } catch .alreadyKnown {
                 counts.readmitted += 1
@@ -801,7 +802,9 @@ public final class ChainNode: @unchecked Sendable {
         }
         guard unknown.count > 1 else { return [] }
         var checked = [VerifiedTransaction?](repeating: nil, count: block.transactions.count)
-        for (i, result) in zip(unknown, ParallelVerifier.verify(unknown.map { block.transactions[$0] }, keys: senderKeys)) {
+        for (i, result) in zip(
+            unknown, ParallelVerifier.verify(unknown.map { block.transactions[$0] }, checker: checker))
+        {
             checked[i] = try? result.get()
         }
         return checked
@@ -924,8 +927,9 @@ public final class ChainNode: @unchecked Sendable {
         var units: UInt64 = 0
         for (i, tx) in block.transactions.enumerated() {
             do {
-                let verified = try (i < checked.count ? checked[i] : nil) ?? mempool.verified(tx)
-                    ?? VerifiedTransaction(tx, parseKey: senderKeys.key)
+                let verified =
+                    try (i < checked.count ? checked[i] : nil) ?? mempool.verified(tx)
+                    ?? checker.check(tx)
                 receipts.append(try executor.apply(verified, to: &overlay, context: context))
                 units += fees.units(encodedSize: verified.encodedSize)
             } catch {

@@ -20,20 +20,16 @@ public enum ParallelVerifier {
     /// `batch` decoded and verified, in order; a transaction `isKnown` says is held is `alreadyKnown`, without a
     /// signature check. `isKnown` is called from several threads at once.
     public static func verify(
-        _ batch: [[UInt8]], unlessKnown isKnown: @Sendable (Bytes32) -> Bool, keys: SenderKeyCache
+        _ batch: [[UInt8]], unlessKnown isKnown: @Sendable (Bytes32) -> Bool, checker: TransactionChecker
     ) -> [Result<VerifiedTransaction, TransactionError>] {
-        map(batch.count) { i throws(TransactionError) in
-            try VerifiedTransaction(decoding: batch[i], unlessKnown: isKnown, parseKey: keys.key)
-        }
+        map(batch.count) { i throws(TransactionError) in try checker.check(decoding: batch[i], unlessKnown: isKnown) }
     }
 
     /// `transactions` verified, in order.
     public static func verify(
-        _ transactions: [SignedTransaction], keys: SenderKeyCache
+        _ transactions: [SignedTransaction], checker: TransactionChecker
     ) -> [Result<VerifiedTransaction, TransactionError>] {
-        map(transactions.count) { i throws(TransactionError) in
-            try VerifiedTransaction(transactions[i], parseKey: keys.key)
-        }
+        map(transactions.count) { i throws(TransactionError) in try checker.check(transactions[i]) }
     }
 
     /// `check(i)` for every i below `count`, in contiguous slices, one slice per core.

@@ -26,8 +26,12 @@ struct ConsensusBench: ParsableCommand {
         abstract: "Four real gateways (throughput, finality latency) and a 24-member simulated committee, "
             + "against the single-node ledger rate.")
 
-    @Option(help: "Offered load in transfers per second, spread over the four nodes.")
-    var rate: Double = 2_500
+    @Option(
+        help: """
+            Offered load in transfers per second, spread over the four nodes (default: 0.55 x the verify-bound \
+            limit measured in this run, so the goal of 0.5 is within reach on any machine).
+            """)
+    var rate: Double?
 
     @Option(help: "Seconds of steady submission.")
     var duration: Double = 25
@@ -39,7 +43,7 @@ struct ConsensusBench: ParsableCommand {
     var connections: Int = 2
 
     @Option(help: "Most transfers per request: a connection behind schedule sends what is due in one POST /v1/txs.")
-    var batch: Int = 1
+    var batch: Int = 8
 
     @Option(help: "Seconds excluded from the start of the throughput window (pipeline fill).")
     var warmup: Double = 3
@@ -72,14 +76,22 @@ struct ConsensusBench: ParsableCommand {
     var nodeLog: String = "info"
 
     func validate() throws {
-        guard rate > 0, duration > 0, blockInterval >= 10, connections > 0, warmup >= 0, warmup < duration else {
-            throw ValidationError("rate, duration, connections must be positive; warmup below duration")
+        guard rate.map({ $0 > 0 }) ?? true, duration > 0, blockInterval >= 10, connections > 0, batch > 0,
+            warmup >= 0, warmup < duration
+        else {
+            throw ValidationError("rate, duration, connections and batch must be positive; warmup below duration")
         }
         guard simMembers >= 1, simMembers <= Caps.committeeMembers, simHeights > 0, ledgerTransactions > 0 else {
             throw ValidationError("simulator members 1...\(Caps.committeeMembers), heights and ledger count positive")
         }
-        guard rate * duration <= 1_000_000 else { throw ValidationError("at most 1,000,000 transfers per run") }
+        guard (rate ?? 0) * duration <= 1_000_000 else {
+            throw ValidationError("at most 1,000,000 transfers per run")
+        }
     }
+
+    /// The share of the verify-bound limit offered when `--rate` is not given. Offering a fixed rate made the
+    /// ratio depend on the machine: 2,500 tx/s is a fifth of the limit on one machine and a third on another.
+    static let autoRateShare = 0.55
 
     func run() throws {
         print("== baseline: single-node ledger (\(ledgerTransactions) transfers, no consensus) ==")
@@ -104,6 +116,10 @@ struct ConsensusBench: ParsableCommand {
             s.printReport()
         }
 
+        // Every node checks every signature once, so four nodes on `cores` cores finalize at most
+        // cores x raw verify / 4 transfers a second.
+        let limit = cores * rawVerify / 4
+        let rate = min(self.rate ?? (Self.autoRateShare * limit).rounded(), 1_000_000 / duration)
         var nodes: NodeFigures?
         if !skipNodes {
             print(
@@ -124,13 +140,10 @@ struct ConsensusBench: ParsableCommand {
             print(pad("4 nodes: submit -> final p50 / p99", 44) + "\(ms(n.p50)) / \(ms(n.p99))")
             print(pad("4 nodes: transaction gossip", 44) + (n.gossip ? "on" : "off (each node proposes its own)"))
             print("ratio consensus/ledger (sustained / single-node): \(f3(n.sustained / ledger.rate))")
-            let met = n.sustained >= 2_000 && n.p99 <= 2.0
-            print(
-                "goal >= 2,000 tx/s sustained with p99 <= 2 s: \(met ? "MET" : "NOT MET") "
-                    + "(\(Int(n.sustained)) tx/s, p99 \(ms(n.p99)))")
             print(
                 pad("verify-bound limit (cores x raw verify / 4)", 44)
-                    + "\(Int(cores * rawVerify / 4)) tx/s on \(Int(cores)) cores")
+                    + "\(Int(limit)) tx/s on \(Int(cores)) cores"
+                    + (self.rate == nil ? " (offered \(Self.autoRateShare) of it)" : ""))
         }
         if let s = sim {
             print(
@@ -141,22 +154,27 @@ struct ConsensusBench: ParsableCommand {
                     + "\(Int(s.messagesPerBlock)) (\(Int(s.messagesPerBlock / Double(s.members))) per member)")
             print("ratio sim finality / link latency: \(f2(Double(s.meanAll) / Double(s.latency)))")
         }
-        // Last, in the forms scripts read: the verify-bound limit is every node checking every signature once,
-        // so four nodes on `cores` cores finalize at most cores x raw verify / 4 transfers a second.
+        // Last, in the forms scripts read, each with its goal.
         if let n = nodes {
+            let p99Goal = 2 * Double(blockInterval) / 1000 + 0.5
             print(
-                "p99 submit->final: \(f2(n.p99)) s (goal <= 2 block intervals + 0.5 s = "
-                    + "\(f2(2 * Double(blockInterval) / 1000 + 0.5)) s)")
+                "p99 submit->final: \(f2(n.p99)) s (goal <= 2 block intervals + 0.5 s = \(f2(p99Goal)) s: "
+                    + "\(met(n.p99 <= p99Goal)))")
             if let perTransfer = n.cpuPerTransfer {
-                print("cpu per transfer per node / verify: \(f2(perTransfer / 4 * rawVerify))")
+                let perVerify = perTransfer / 4 * rawVerify
+                print("cpu per transfer per node / verify: \(f2(perVerify)) (goal <= 2: \(met(perVerify <= 2)))")
+            } else {
+                print("cpu per transfer per node / verify: n/a (over 1% of accepted transfers never became final)")
             }
-            print("consensus/limit ratio: \(f3(n.sustained / (cores * rawVerify / 4)))")
+            let ratio = n.sustained / limit
+            print("consensus/limit ratio: \(f3(ratio)) (goal >= 0.5: \(met(ratio >= 0.5)))")
         }
     }
 }
 
 // MARK: - Formatting
 
+private func met(_ yes: Bool) -> String { yes ? "met" : "not met" }
 private func f1(_ x: Double) -> String { String(format: "%.1f", x) }
 private func f2(_ x: Double) -> String { String(format: "%.2f", x) }
 private func f3(_ x: Double) -> String { String(format: "%.3f", x) }

@@ -106,12 +106,16 @@ public struct VerifiedTransaction: Sendable {
         try self.init(tx, parseKey: XOnlyPublicKey.init(bytes:))
     }
 
-    /// ``init(_:)`` with the sender's key parsed by `parseKey` (a gateway keeps the keys it parsed before).
-    public init(_ tx: SignedTransaction, parseKey: (Bytes32) throws(CryptoError) -> XOnlyPublicKey)
-        throws(TransactionError)
-    {
+    /// ``init(_:)`` with the sender's key parsed by `parseKey` (a gateway keeps the keys it parsed before), and
+    /// no check when `checkedBefore` says this very signature already passed on this transaction id.
+    public init(
+        _ tx: SignedTransaction, parseKey: (Bytes32) throws(CryptoError) -> XOnlyPublicKey,
+        checkedBefore: (Bytes32, Bytes64) -> Bool = { _, _ in false }
+    ) throws(TransactionError) {
         let bodyBytes = tx.body.encoded
-        try self.init(tx, id: Domain.transaction.hash(bodyBytes), bodySize: bodyBytes.count, parseKey: parseKey)
+        try self.init(
+            tx, id: Domain.transaction.hash(bodyBytes), bodySize: bodyBytes.count, parseKey: parseKey,
+            checkedBefore: checkedBefore)
     }
 
     /// Decodes and verifies in one step. The body's canonical encoding is exactly the input minus the trailing
@@ -129,28 +133,34 @@ public struct VerifiedTransaction: Sendable {
     }
 
     /// ``init(decoding:unlessKnown:)`` with the sender's key parsed by `parseKey`: parsing a key costs a square
-    /// root, a tenth of the signature check, and a device sends from the same key again and again.
+    /// root, a tenth of the signature check, and a device sends from the same key again and again. A signature
+    /// `checkedBefore` says already passed on this id is not checked again: the id is the hash of the body, which
+    /// names the key, so the same id and signature bytes verify the same way every time.
     public init(
         decoding bytes: [UInt8], unlessKnown isKnown: (Bytes32) -> Bool,
-        parseKey: (Bytes32) throws(CryptoError) -> XOnlyPublicKey
+        parseKey: (Bytes32) throws(CryptoError) -> XOnlyPublicKey,
+        checkedBefore: (Bytes32, Bytes64) -> Bool = { _, _ in false }
     ) throws(TransactionError) {
         let tx: SignedTransaction
         do { tx = try SignedTransaction(decoding: bytes) } catch { throw .malformed(error) }
         let bodySize = bytes.count - 64
         let id = bytes.withUnsafeBytes { Domain.transaction.hash(UnsafeRawBufferPointer(rebasing: $0[0..<bodySize])) }
         guard !isKnown(id) else { throw .alreadyKnown }
-        try self.init(tx, id: id, bodySize: bodySize, parseKey: parseKey)
+        try self.init(tx, id: id, bodySize: bodySize, parseKey: parseKey, checkedBefore: checkedBefore)
     }
 
     private init(
-        _ tx: SignedTransaction, id: Bytes32, bodySize: Int, parseKey: (Bytes32) throws(CryptoError) -> XOnlyPublicKey
+        _ tx: SignedTransaction, id: Bytes32, bodySize: Int, parseKey: (Bytes32) throws(CryptoError) -> XOnlyPublicKey,
+        checkedBefore: (Bytes32, Bytes64) -> Bool
     ) throws(TransactionError) {
-        let key: XOnlyPublicKey
-        do { key = try parseKey(tx.body.sender) } catch { throw .invalidSenderKey }
-        guard key.verifySchnorr(tx.signature, message: id) else { throw .badSignature }
+        if !checkedBefore(id, tx.signature) {
+            let key: XOnlyPublicKey
+            do { key = try parseKey(tx.body.sender) } catch { throw .invalidSenderKey }
+            guard key.verifySchnorr(tx.signature, message: id) else { throw .badSignature }
+        }
         self.transaction = tx
         self.id = id
-        self.senderAddress = Address(publicKey: key)
+        self.senderAddress = Address(keyBytes: tx.body.sender)
         self.encodedSize = bodySize + 64
     }
 }
