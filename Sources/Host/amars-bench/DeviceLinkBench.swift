@@ -122,7 +122,7 @@ struct DeviceLinkBench: ParsableCommand {
         guard check.code == .content, check.payload == expected else {
             throw ValidationError("our server answered \(check.code) with \(check.payload.count) bytes")
         }
-        let plainCheck = try UDPLoad.probe(port: plainPort, request: plainRequest.encode(), attempts: 100)
+        let plainCheck = try UDPLoad.probe(port: plainPort, request: plainRequest.encode())
         guard plainCheck.code == .content else { throw ValidationError("coap-server answered \(plainCheck.code)") }
         print("coap-server-notls index: \(plainCheck.payload.count) bytes")
 
@@ -361,18 +361,27 @@ private enum UDPLoad {
         return fd
     }
 
-    /// One request, answered within 50 ms per attempt; the decoded answer.
-    static func probe(port: UInt16, request: [UInt8], attempts: Int = 20) throws -> CoAPMessage {
+    /// One request, sent again every 50 ms until it is answered or `seconds` pass; the decoded answer.
+    ///
+    /// Timed by the clock, not by a count of attempts: a request that reaches the port before the server binds it
+    /// comes back as an ICMP refusal, which a connected socket reports as a pending error, and `poll` then returns
+    /// at once, so a count of attempts ran out in microseconds while a server was still starting.
+    static func probe(port: UInt16, request: [UInt8], seconds: Double = 10) throws -> CoAPMessage {
         let fd = try connectedSocket(port: port)
         defer { close(fd) }
         var buffer = [UInt8](repeating: 0, count: 2048)
-        for _ in 0..<attempts {
+        let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(seconds * 1e9)
+        while DispatchTime.now().uptimeNanoseconds < deadline {
+            let sent = DispatchTime.now().uptimeNanoseconds
             _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
             var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             if poll(&p, 1, 50) > 0 {
+                // A refusal reads as -1 (ECONNREFUSED) and clears the error; only an answer returns.
                 let n = recv(fd, &buffer, buffer.count, 0)
                 if n > 0 { return try CoAPMessage.decode(Array(buffer[..<n]), maxMessageSize: 2048) }
             }
+            let waited = DispatchTime.now().uptimeNanoseconds - sent
+            if waited < 50_000_000 { usleep(UInt32((50_000_000 - waited) / 1_000)) }
         }
         throw ValidationError("no answer on udp port \(port)")
     }
