@@ -39,17 +39,17 @@ final class TransactionGossip: Sendable {
     func add(_ encoded: [UInt8], except origin: Bytes32?) {
         let (full, schedule) = state.withLock { s -> (Batch?, Bool) in
             guard !s.stopped else { return (nil, false) }
-            var batch = s.batches[origin, default: Batch()]
+            // Changed in place: a copy taken out and stored back made every append copy the whole batch.
+            let (bytes, count) = s.batches[origin].map { ($0.bytes, $0.items.count) } ?? (0, 0)
             // The length prefix and the count take a few bytes more than the items themselves.
-            if batch.bytes + encoded.count + 8 > PeerMessage.Limits.transactionBatchBytes
-                || batch.items.count == PeerMessage.Limits.transactionsPerBatch
+            if bytes + encoded.count + 8 > PeerMessage.Limits.transactionBatchBytes
+                || count == PeerMessage.Limits.transactionsPerBatch
             {
-                s.batches[origin] = Batch(items: [encoded], bytes: encoded.count)
-                return (batch, false)
+                let full = s.batches.updateValue(Batch(items: [encoded], bytes: encoded.count), forKey: origin)
+                return (full, false)
             }
-            batch.items.append(encoded)
-            batch.bytes += encoded.count
-            s.batches[origin] = batch
+            s.batches[origin, default: Batch()].items.append(encoded)
+            s.batches[origin, default: Batch()].bytes += encoded.count
             let schedule = !s.flushScheduled
             s.flushScheduled = true
             return (nil, schedule)
