@@ -48,7 +48,7 @@ public final class ChainNode: @unchecked Sendable {
     private var headBlock: FinalizedBlock
     private let validatorKey: PrivateKey?
     private let lock = NSLock()
-    /// Parsed sender keys, shared by every door's signature checks.
+    /// The sender keys parsed and the signatures checked before, shared by every door's checks.
     private let checker = TransactionChecker()
     /// What ``head`` and ``status`` answer: published under the chain lock after every change, read under a
     /// lock of its own. Building and executing a block holds the chain lock for its whole run; a reader of the
