@@ -17,17 +17,29 @@ public final class TransactionChecker: Sendable {
     public func check(decoding bytes: [UInt8], unlessKnown isKnown: (Bytes32) -> Bool) throws(TransactionError)
         -> VerifiedTransaction
     {
-        remember(
+        try remembering { checkedBefore throws(TransactionError) in
             try VerifiedTransaction(
-                decoding: bytes, unlessKnown: isKnown, parseKey: keys.key, checkedBefore: signatures.contains))
+                decoding: bytes, unlessKnown: isKnown, parseKey: keys.key, checkedBefore: checkedBefore)
+        }
     }
 
     public func check(_ tx: SignedTransaction) throws(TransactionError) -> VerifiedTransaction {
-        remember(try VerifiedTransaction(tx, parseKey: keys.key, checkedBefore: signatures.contains))
+        try remembering { checkedBefore throws(TransactionError) in
+            try VerifiedTransaction(tx, parseKey: keys.key, checkedBefore: checkedBefore)
+        }
     }
 
-    private func remember(_ verified: VerifiedTransaction) -> VerifiedTransaction {
-        signatures.insert(verified.id, verified.transaction.signature)
+    /// `verify` given what was checked before; a signature it then checked and found good is remembered (one it
+    /// found remembered is not written again).
+    private func remembering(
+        _ verify: ((Bytes32, Bytes64) -> Bool) throws(TransactionError) -> VerifiedTransaction
+    ) throws(TransactionError) -> VerifiedTransaction {
+        var remembered = false
+        let verified = try verify { id, signature in
+            remembered = signatures.contains(id, signature)
+            return remembered
+        }
+        if !remembered { signatures.insert(verified.id, verified.transaction.signature) }
         return verified
     }
 }

@@ -549,15 +549,18 @@ public final class MqttBridge: @unchecked Sendable {
             logger.error("mqtt inbox unreadable, nothing replayed: \(error)")
             return
         }
-        var checked = node.verify(batch: entries.map(\.raw)).makeIterator()
+        var unsettled: [MqttInbox.Entry] = []
         for entry in entries {
-            let result = checked.next()!
             if case .included(let height, let position, let receipt) = try? node.status(of: entry.id) {
                 publish(entry.device, .final(receipt: receipt, height: height, position: UInt64(position)))
                 try? inbox.remove(id: entry.id)
                 lock.withLock { statsValue.finalized += 1 }
-                continue
+            } else {
+                unsettled.append(entry)
             }
+        }
+        // Only what is not final yet is checked, on every core, then submitted in arrival order.
+        for (entry, result) in zip(unsettled, node.verify(batch: unsettled.map(\.raw))) {
             lock.withLock { statsValue.replayed += 1 }
             submit(id: entry.id, device: entry.device, checked: result)
         }

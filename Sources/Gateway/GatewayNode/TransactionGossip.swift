@@ -16,6 +16,11 @@ final class TransactionGossip: Sendable {
     private struct Batch {
         var items: [[UInt8]] = []
         var bytes = 0
+
+        mutating func append(_ encoded: [UInt8]) {
+            items.append(encoded)
+            bytes += encoded.count
+        }
     }
 
     private struct State {
@@ -48,8 +53,7 @@ final class TransactionGossip: Sendable {
                 let full = s.batches.updateValue(Batch(items: [encoded], bytes: encoded.count), forKey: origin)
                 return (full, false)
             }
-            s.batches[origin, default: Batch()].items.append(encoded)
-            s.batches[origin, default: Batch()].bytes += encoded.count
+            s.batches[origin, default: Batch()].append(encoded)
             let schedule = !s.flushScheduled
             s.flushScheduled = true
             return (nil, schedule)
