@@ -177,7 +177,9 @@ if hostParts {
             path: "Sources/Host/amars-bench"),
         .executableTarget(
             name: "amars-sim",
-            dependencies: ["Chain", "AmarsClient", "DeviceClient", "LightClient", "BuildInfo", argumentParser],
+            dependencies: [
+                "Chain", "AmarsClient", "DeviceClient", "LightClient", "DeviceIdentity", "BuildInfo", argumentParser,
+            ],
             path: "Simulator/Sources/amars-sim"),
         .testTarget(
             name: "ChainTests", dependencies: ["AmarsTestSupport", "Chain", "LightClient", "DeviceIdentity", "CSodium"]),

@@ -6,9 +6,9 @@ import Foundation
 import Ledger
 import LightClient
 
-/// One simulated device: its own key, its own CoAP socket (and MQTT session when it submits that way) and its own
-/// light-client state, anchored at the genesis file and nothing else. It does what a card terminal does between
-/// sleeps: follow the checkpoint chain, verify the head, prove its balance, pay, and prove the payment final.
+/// One simulated device's plumbing: its own key, its own CoAP socket (and MQTT session when it submits that way)
+/// and its own light-client session, anchored at the genesis file and nothing else. The kinds (``LockDevice``,
+/// ``TerminalDevice``) decide what to do with what the session proves.
 ///
 /// Used from one thread at a time (the fleet gives each device its own): hence `@unchecked Sendable`.
 final class VirtualDevice: @unchecked Sendable {
@@ -55,49 +55,41 @@ final class VirtualDevice: @unchecked Sendable {
         sync = try DeviceSync.anchor(anchor, source: self.coap)
     }
 
-    struct Round {
-        var checkpoints = 0
-        var signatures = 0
-        var headHeight: UInt64 = 0
-        var balance: UInt64 = 0
-        /// Set when the device paid and proved the payment final.
-        var paid: (height: UInt64, millis: Double, overMQTT: Bool)?
-    }
-
-    /// Follows the chain, proves the balance, and (when it can afford it) pays `amount` to `recipient`.
-    func round(pay recipient: Address, amount: UInt64) throws -> Round {
-        var result = Round()
-        let progress = try sync.sync(source: coap)
-        result.checkpoints = progress.checkpoints
-        result.signatures = progress.signaturesChecked
-        let head = try sync.verifiedHead(source: coap)
-        result.headHeight = head.height
-        let account = try sync.verifiedAccount(address, source: coap)
-        result.balance = account.state.balance
-        let (doubled, o1) = head.nextBaseFee.multipliedReportingOverflow(by: 2)
-        let cap = o1 ? UInt64.max : doubled.addingReportingOverflow(1).overflow ? UInt64.max : doubled + 1
-        // Enough for the amount and the fee cap of a transfer (well under 10,000 units at these prices).
-        let (reserve, o2) = cap.multipliedReportingOverflow(by: 10_000)
-        guard !o2, account.state.balance >= amount, account.state.balance - amount >= reserve else { return result }
-        var fresh = SystemRandomNumberGenerator()
-        let order = PaymentOrder(
-            recipient: recipient, amount: amount, tipPerUnit: 1,
-            auxRandom: Bytes32(w0: fresh.next(), w1: fresh.next(), w2: fresh.next(), w3: fresh.next()),
-            finalityMillis: 30_000)
-        let start = DispatchTime.now()
-        sync.setWallet(DeviceWallet(key: key, nextNonce: account.state.nonce))
-        // The same pay flow as the firmware's: balance proven, signed, submitted, inclusion and receipt proven.
+    /// The device's link for a submit: MQTT when it has a session there, CoAP otherwise; proofs always over CoAP.
+    /// Submits `transaction` and proves it final with a successful receipt, as the firmware's pay flow does.
+    func send(_ transaction: SignedTransaction, finalityMillis: UInt64 = 30_000) throws -> VerifiedInclusion {
+        let outgoing = OutgoingTransaction(transaction)
         let outcome =
             if let mqtt {
-                try sync.run(.pay(order), source: SplitLink(main: coap, submit: MqttDeviceLink(client: mqtt)))
+                try sync.run(.submit(outgoing), source: SplitLink(main: coap, submit: MqttDeviceLink(client: mqtt)))
             } else {
-                try sync.run(.pay(order), source: coap)
+                try sync.run(.submit(outgoing), source: coap)
             }
-        guard case .paid(let payment) = outcome else { throw SimulationError.unexpected(outcome) }
-        let millis = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1_000_000
-        result.paid = (payment.inclusion.header.height, millis, mqtt != nil)
-        return result
+        guard case .submitted(let id) = outcome, id == outgoing.id else { throw SimulationError.unexpected(outcome) }
+        let inclusion = try sync.waitForInclusion(id, source: coap, timeoutMillis: finalityMillis)
+        guard inclusion.receipt.status == .success else { throw SimulationError.failedOnChain(id) }
+        return inclusion
     }
+
+    /// Runs one session operation over CoAP.
+    func run(_ operation: DeviceOperation) throws -> DeviceOutcome { try sync.run(operation, source: coap) }
+
+    func verifiedHead() throws -> TrustedHeader { try sync.verifiedHead(source: coap) }
+
+    func verifiedAccount(_ address: Address) throws -> VerifiedAccount {
+        try sync.verifiedAccount(address, source: coap)
+    }
+
+    func verifiedEscrow(_ id: Bytes32) throws -> VerifiedEscrow { try sync.verifiedEscrow(id, source: coap) }
+
+    func verifiedCertificate(_ id: Bytes32) throws -> VerifiedCertificate {
+        try sync.verifiedCertificate(id, source: coap)
+    }
+
+    @discardableResult
+    func follow() throws -> SyncProgress { try sync.sync(source: coap) }
+
+    var overMQTT: Bool { mqtt != nil }
 
     var requests: Int { coap.stats.requests }
     var retransmissions: Int { coap.stats.retransmissions }
@@ -107,15 +99,17 @@ final class VirtualDevice: @unchecked Sendable {
 
 enum SimulationError: Error, CustomStringConvertible {
     case unexpected(DeviceOutcome)
-    case fundingNotFinal(Bytes32)
-    case fundingRefused(Bytes32, code: String)
+    case failedOnChain(Bytes32)
+    case notFinal(String, Bytes32)
+    case refused(String, Bytes32, code: String)
 
     var description: String {
         switch self {
-        case .unexpected(let outcome): "the device session answered \(outcome) to a payment"
-        case .fundingNotFinal(let id): "funding transfer \(Hex.encode(id.bytes)) not final in 60 s"
-        case .fundingRefused(let id, let code):
-            "funding transfer \(Hex.encode(id.bytes)) was dropped without a block (\(code))"
+        case .unexpected(let outcome): "the device session answered \(outcome)"
+        case .failedOnChain(let id): "transaction \(Hex.encode(id.bytes)) is final but its receipt says it failed"
+        case .notFinal(let what, let id): "\(what) \(Hex.encode(id.bytes)) not final in 60 s"
+        case .refused(let what, let id, let code):
+            "\(what) \(Hex.encode(id.bytes)) was dropped without a block (\(code))"
         }
     }
 }

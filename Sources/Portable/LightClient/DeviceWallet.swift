@@ -44,9 +44,20 @@ public struct DeviceWallet: Sendable {
         guard amount > 0 else { throw .zeroAmount }
         guard tipPerUnit <= maxFeePerUnit else { throw .tipAboveFeeCap }
         guard memo.count <= Caps.memoBytes else { throw .memoTooLong }
+        return try signed(
+            .transfer(Transfer(to: recipient, amount: amount, memo: memo)), genesis: genesis,
+            maxFeePerUnit: maxFeePerUnit, tipPerUnit: tipPerUnit, auxRandom: auxRandom)
+    }
+
+    /// Any payload signed with the next nonce (a lock's escrow close, for one). Does not advance the nonce.
+    public func signed(
+        _ payload: TransactionPayload, genesis: Bytes32, maxFeePerUnit: UInt64, tipPerUnit: UInt64,
+        auxRandom: Bytes32 = .zero
+    ) throws(WalletError) -> SignedTransaction {
+        guard tipPerUnit <= maxFeePerUnit else { throw .tipAboveFeeCap }
         let body = TransactionBody(
             genesis: genesis, sender: key.xOnlyPublicKey.bytes, nonce: nextNonce, maxFeePerUnit: maxFeePerUnit,
-            tipPerUnit: tipPerUnit, payload: .transfer(Transfer(to: recipient, amount: amount, memo: memo)))
+            tipPerUnit: tipPerUnit, payload: payload)
         return SignedTransaction(body: body, signer: key, auxRandom: auxRandom)
     }
 

@@ -1,0 +1,124 @@
+import AmarsClient
+import AmarsCodec
+import Foundation
+import Ledger
+
+/// The fleet at run time: each device with its person on its own thread, round after round, funded between
+/// rounds; a progress line (and the JSON report, when asked) every few seconds; the chain's word checked at the
+/// end.
+final class Fleet: @unchecked Sendable {
+    // @unchecked: the devices are each driven by their own thread; shared state is in `stats` and `funder`.
+    let locks: [LockDevice]
+    let terminals: [TerminalDevice]
+    let bulbs: [BulbDevice]
+    let stats = FleetStats()
+    private let funder: Funder
+    private let node: String
+    private let fund: UInt64
+
+    init(
+        locks: [LockDevice], terminals: [TerminalDevice], bulbs: [BulbDevice], funder: Funder, node: String,
+        fund: UInt64
+    ) {
+        self.locks = locks
+        self.terminals = terminals
+        self.bulbs = bulbs
+        self.funder = funder
+        self.node = node
+        self.fund = fund
+    }
+
+    var deviceCount: Int { locks.count + terminals.count + bulbs.count }
+
+    /// Runs every device for `rounds` rounds (0: until the process is stopped), `interval` seconds apart.
+    /// `tick` runs every `progress` seconds and once at the end.
+    func run(rounds: Int, interval: Double, progress: Double, tick: @escaping @Sendable () -> Void) {
+        let group = DispatchGroup()
+        for lock in locks {
+            start(group, name: "lock \(lock.device.index)", rounds: rounds, interval: interval) { n, client in
+                try self.funder.topUp(lock.renter.address, to: self.fund, client: client)
+                try self.funder.topUp(lock.device.address, to: self.fund, client: client)
+                try lock.round(n, client: client, stats: self.stats)
+            }
+        }
+        for terminal in terminals {
+            start(group, name: "terminal \(terminal.device.index)", rounds: rounds, interval: interval) { n, client in
+                try self.funder.topUp(terminal.customer.address, to: self.fund, client: client)
+                try terminal.round(n, client: client, stats: self.stats)
+            }
+        }
+        for bulb in bulbs {
+            start(group, name: "bulb \(bulb.device.index)", rounds: rounds, interval: interval) { n, client in
+                try bulb.round(n, client: client, stats: self.stats)
+            }
+        }
+        let ticker = Thread {
+            while true {
+                Thread.sleep(forTimeInterval: progress)
+                tick()
+            }
+        }
+        ticker.start()
+        group.wait()
+        tick()
+    }
+
+    private func start(
+        _ group: DispatchGroup, name: String, rounds: Int, interval: Double,
+        round: @escaping @Sendable (Int, NodeClient) throws -> Void
+    ) {
+        group.enter()
+        let thread = Thread { [stats, node] in
+            defer { group.leave() }
+            let client: NodeClient
+            do { client = try NodeClient(baseURL: node) } catch {
+                stats.fail("\(error)")
+                return
+            }
+            stats.deviceOnline()
+            var n = 0
+            while rounds == 0 || n < rounds {
+                n += 1
+                do {
+                    try round(n, client)
+                } catch {
+                    stats.fail(Self.reason(error))
+                    emit("\(name) round \(n): FAILED: \(error)")
+                }
+                if interval > 0 { Thread.sleep(forTimeInterval: interval) }
+            }
+        }
+        thread.start()
+    }
+
+    /// A failure's name for the report: the message without ids, so failures of one kind add up.
+    static func reason(_ error: Error) -> String {
+        let text = "\(error)"
+        return text.replacing(#/[0-9a-f]{64}|amsc1[0-9a-z]+|\d+/#, with: "…")
+    }
+
+    /// The chain's word on everything the terminals showed paid: each receipt a final payment of its amount.
+    func checkReceipts() throws -> Int {
+        let client = try NodeClient(baseURL: node)
+        var checked = 0
+        for terminal in terminals {
+            for receipt in terminal.receipts {
+                guard case .included(let height, let position, _) = try client.transactionStatus(receipt.id).state,
+                    height == receipt.height
+                else {
+                    stats.fail("a terminal receipt names no final payment")
+                    continue
+                }
+                let tx = try client.block(height).transactions[position]
+                guard case .transfer(let t) = tx.body.payload, t.to == terminal.device.address,
+                    t.amount == receipt.amount
+                else {
+                    stats.fail("a terminal receipt disagrees with its block")
+                    continue
+                }
+                checked += 1
+            }
+        }
+        return checked
+    }
+}

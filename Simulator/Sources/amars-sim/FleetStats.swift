@@ -1,0 +1,96 @@
+import Foundation
+
+/// What the fleet did, shared by every device's thread: actions by kind with their latencies, refusals the
+/// devices got right, and failures by reason. The live progress line and the JSON report both read it.
+final class FleetStats: @unchecked Sendable {
+    // @unchecked: every field is read and written under `lock`.
+    private let lock = NSLock()
+    private let started = Date()
+    private var actions: [String: Action] = [:]
+    private var failures: [String: Int] = [:]
+    private var online = 0
+
+    /// Latencies of one action kind, the most recent `keep` of them (a devnet fleet runs for days).
+    struct Action {
+        var count = 0
+        var latencies: [Double] = []
+        var next = 0
+        static let keep = 20_000
+
+        mutating func add(_ millis: Double?) {
+            count += 1
+            guard let millis else { return }
+            if latencies.count < Self.keep {
+                latencies.append(millis)
+            } else {
+                latencies[next] = millis
+                next = (next + 1) % Self.keep
+            }
+        }
+
+        func percentile(_ p: Double) -> Int {
+            let sorted = latencies.sorted()
+            return sorted.isEmpty ? 0 : Int(sorted[min(sorted.count - 1, Int(Double(sorted.count - 1) * p))])
+        }
+    }
+
+    func deviceOnline() { lock.withLock { online += 1 } }
+
+    /// A completed action of `kind`, with its latency when it has one.
+    func record(_ kind: String, millis: Double? = nil) {
+        lock.withLock { actions[kind, default: Action()].add(millis) }
+    }
+
+    func fail(_ reason: String) { lock.withLock { failures[reason, default: 0] += 1 } }
+
+    var failureCount: Int { lock.withLock { failures.values.reduce(0, +) } }
+
+    func count(_ kind: String) -> Int { lock.withLock { actions[kind]?.count ?? 0 } }
+
+    /// One line: devices online, actions per kind with p50/p99, failures by reason.
+    func progressLine(devices: Int) -> String {
+        lock.withLock {
+            let seconds = Date().timeIntervalSince(started)
+            let total = actions.values.reduce(0) { $0 + $1.count }
+            var parts = [
+                "t=\(Int(seconds))s", "devices \(online)/\(devices) online",
+                String(format: "%.1f actions/s", seconds > 0 ? Double(total) / seconds : 0),
+            ]
+            for (kind, a) in actions.sorted(by: { $0.key < $1.key }) {
+                parts.append(
+                    a.latencies.isEmpty
+                        ? "\(kind) \(a.count)"
+                        : "\(kind) \(a.count) (p50 \(a.percentile(0.5)) ms, p99 \(a.percentile(0.99)) ms)")
+            }
+            let failed = failures.sorted(by: { $0.key < $1.key }).map { "\($0.key): \($0.value)" }
+            parts.append(failed.isEmpty ? "0 failures" : "failures {\(failed.joined(separator: ", "))}")
+            return parts.joined(separator: "; ")
+        }
+    }
+
+    /// The machine-readable summary: per kind count, p50/p90/p99 and max latency; failures by reason.
+    func report(configuration: [String: String]) -> [String: Any] {
+        lock.withLock {
+            var kinds: [String: Any] = [:]
+            for (kind, a) in actions {
+                var entry: [String: Any] = ["count": a.count]
+                if !a.latencies.isEmpty {
+                    entry["p50Millis"] = a.percentile(0.5)
+                    entry["p90Millis"] = a.percentile(0.9)
+                    entry["p99Millis"] = a.percentile(0.99)
+                    entry["maxMillis"] = a.percentile(1)
+                }
+                kinds[kind] = entry
+            }
+            return [
+                "configuration": configuration, "seconds": Date().timeIntervalSince(started), "devicesOnline": online,
+                "actions": kinds, "failures": failures,
+            ]
+        }
+    }
+}
+
+/// Milliseconds from `start` to now, on the monotonic clock.
+func millis(since start: DispatchTime) -> Double {
+    Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1_000_000
+}

@@ -1,0 +1,57 @@
+import AmarsClient
+import AmarsCodec
+import AmarsCrypto
+import Foundation
+import Ledger
+
+/// The wallet that keeps the fleet's people and devices funded, topping each one up when it runs low so a fleet
+/// can run for days. Device threads call it between their rounds; one lock keeps its nonces in order.
+final class Funder: @unchecked Sendable {
+    // @unchecked: `nextNonce` is only touched under `lock`; the client is made per call.
+    private let key: PrivateKey
+    private let node: String
+    private let lock = NSLock()
+    private var nextNonce: UInt64 = 0
+    private(set) var transfers = 0
+
+    init(key: PrivateKey, node: String) {
+        self.key = key
+        self.node = node
+    }
+
+    var address: Address { Address(publicKey: key.xOnlyPublicKey) }
+
+    /// Brings `address` up to `units` when it holds less than `units / 2`, and waits until the top-up is final.
+    /// Returns the balance after.
+    @discardableResult
+    func topUp(_ address: Address, to units: UInt64, client: NodeClient) throws -> UInt64 {
+        let balance = try client.account(address).balance
+        guard balance < units / 2 else { return balance }
+        let id: Bytes32 = try lock.withLock {
+            let head = try client.head()
+            nextNonce = max(nextNonce, try client.account(self.address).nextNonce)
+            let body = TransactionBody(
+                genesis: head.genesisBlockHash, sender: key.xOnlyPublicKey.bytes, nonce: nextNonce,
+                maxFeePerUnit: head.nextBaseFee * 2 + 1, tipPerUnit: 1,
+                payload: .transfer(Transfer(to: address, amount: units - balance)))
+            let id = try client.submit(SignedTransaction(body: body, signer: key))
+            nextNonce += 1
+            transfers += 1
+            return id
+        }
+        try Self.waitFinal(id, client: client, what: "funding transfer")
+        return units
+    }
+
+    /// Waits up to 60 s for `id` to be in a final block; a transaction the gateway dropped is an error.
+    static func waitFinal(_ id: Bytes32, client: NodeClient, what: String) throws {
+        let deadline = Date().addingTimeInterval(60)
+        while true {
+            let state = try client.transactionStatus(id).state
+            if case .included = state { return }
+            if case .refused(let code) = state { throw SimulationError.refused(what, id, code: code) }
+            guard Date() < deadline else { throw SimulationError.notFinal(what, id) }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+    }
+}

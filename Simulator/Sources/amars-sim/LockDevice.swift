@@ -1,0 +1,137 @@
+import AmarsClient
+import AmarsCodec
+import AmarsCrypto
+import DeviceCore
+import Foundation
+import Ledger
+import LightClient
+
+/// A bike-share lock and its renter. Each round the renter opens a rental escrow naming the lock (over the HTTP
+/// API, as a wallet app would); the lock proves the escrow itself, opens only when ``RentalLock`` admits it, and
+/// after the ride signs the return and submits the close from its own account. Around that the simulation tries
+/// what a dishonest renter would: another lock's escrow, and the same escrow again after the return. Both must
+/// keep the lock shut. Then the chain's word is checked: the escrow closed with the damages the lock signed, and
+/// the renter got the deposit back exactly once (its balance moved by the fee, the damages and the opening
+/// transaction's fee, nothing more).
+final class LockDevice: @unchecked Sendable {
+    // @unchecked: driven by one thread at a time (its own).
+    let device: VirtualDevice
+    let renter: Person
+    let core: RentalLock
+    private let owner: Address
+    private let terms: Terms
+    private let board: RentalBoard
+
+    struct Terms {
+        var deposit: UInt64
+        var fee: UInt64
+        var maxDamages: UInt64
+        /// Blocks from the opening head to the rental's expiry.
+        var blocks: UInt64
+        /// Seconds between the lock opening and the return.
+        var ride: Double
+    }
+
+    init(device: VirtualDevice, renter: Person, owner: Address, genesis: Bytes32, terms: Terms, board: RentalBoard) {
+        self.device = device
+        self.renter = renter
+        self.owner = owner
+        self.terms = terms
+        self.board = board
+        core = RentalLock(key: device.key, genesis: genesis)
+    }
+
+    /// One rental, start to end. Failures the fleet should never see are thrown; expected refusals are recorded.
+    func round(_ n: Int, client: NodeClient, stats: FleetStats) throws {
+        try device.follow()
+        let before = try client.account(renter.address).balance
+        let head = try client.head()
+        let open = EscrowOpen(
+            device: core.address, owner: owner, deposit: terms.deposit, rentalFee: terms.fee,
+            maxDamages: terms.maxDamages, expiryHeight: head.height + terms.blocks)
+        let start = DispatchTime.now()
+        let id = try renter.submit(.escrowOpen(open), via: client)
+
+        // A renter holding another lock's escrow tries it here: the lock must stay shut.
+        if let foreign = board.latest(excluding: device.index) {
+            do {
+                _ = try core.admit(try device.verifiedEscrow(foreign))
+                throw FleetFailure.openedForeign
+            } catch is RentalRefusal {
+                stats.record("lock refused another lock's escrow")
+            }
+        }
+
+        // The lock proves the renter's escrow until it is final and open.
+        let rental = try admitWhenFinal(id)
+        stats.record("rental opened", millis: millis(since: start))
+        board.opened(id, by: device.index)
+        guard rental.renter == renter.address else { throw FleetFailure.wrongRenter }
+
+        if terms.ride > 0 { Thread.sleep(forTimeInterval: terms.ride) }
+
+        // The return: damages on every fourth ride, within the terms.
+        let damages = n % 4 == 0 ? terms.maxDamages / 2 : 0
+        let returned = DispatchTime.now()
+        let close = try core.attestReturn(try device.verifiedEscrow(id), damages: damages, auxRandom: fresh())
+        let account = try device.verifiedAccount(core.address)
+        let verifiedHead = try device.verifiedHead()
+        let wallet = DeviceWallet(key: device.key, nextNonce: account.state.nonce)
+        let transaction = try wallet.signed(
+            .escrowClose(close), genesis: core.genesis, maxFeePerUnit: verifiedHead.nextBaseFee * 2 + 1,
+            tipPerUnit: 1, auxRandom: fresh())
+        _ = try device.send(transaction)
+        stats.record(device.overMQTT ? "return signed (MQTT)" : "return signed (CoAP)", millis: millis(since: returned))
+
+        // The same escrow again after the return: closed, so the lock stays shut.
+        do {
+            _ = try core.admit(try device.verifiedEscrow(id))
+            throw FleetFailure.openedClosed
+        } catch RentalRefusal.notOpen {
+            stats.record("lock refused a returned escrow")
+        }
+
+        // The chain's word on the settlement.
+        let settled = try client.escrow(id).state
+        guard settled.status == .closed, settled.damages == damages else { throw FleetFailure.notSettledAsSigned }
+        guard case .included(_, _, let receipt) = try client.transactionStatus(id).state else {
+            throw FleetFailure.notSettledAsSigned
+        }
+        let after = try client.account(renter.address).balance
+        guard before &- after == terms.fee + damages + receipt.feePaid else {
+            throw FleetFailure.refundWrong(expected: terms.fee + damages + receipt.feePaid, got: before &- after)
+        }
+        stats.record("deposit refunded once")
+    }
+
+    /// Asks for the escrow's proof until the lock admits it; proven absence means "not final yet" for 30 s.
+    private func admitWhenFinal(_ id: Bytes32) throws -> RentalLock.Rental {
+        let deadline = Date().addingTimeInterval(30)
+        while true {
+            do {
+                return try core.admit(try device.verifiedEscrow(id))
+            } catch RentalRefusal.noSuchEscrow {
+                guard Date() < deadline else { throw FleetFailure.escrowNeverFinal }
+                Thread.sleep(forTimeInterval: 0.2)
+            }
+        }
+    }
+
+    private func fresh() -> Bytes32 {
+        var g = SystemRandomNumberGenerator()
+        return Bytes32(w0: g.next(), w1: g.next(), w2: g.next(), w3: g.next())
+    }
+}
+
+/// The latest escrow each lock opened, so a renter can try one at another lock.
+final class RentalBoard: @unchecked Sendable {
+    // @unchecked: under `lock`.
+    private let lock = NSLock()
+    private var latest: [Int: Bytes32] = [:]
+
+    func opened(_ id: Bytes32, by lockIndex: Int) { lock.withLock { latest[lockIndex] = id } }
+
+    func latest(excluding lockIndex: Int) -> Bytes32? {
+        lock.withLock { latest.filter { $0.key != lockIndex }.min(by: { $0.key < $1.key })?.value }
+    }
+}

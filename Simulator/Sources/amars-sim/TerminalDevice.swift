@@ -1,0 +1,53 @@
+import AmarsClient
+import AmarsCodec
+import AmarsCrypto
+import DeviceCore
+import Foundation
+import Ledger
+import LightClient
+
+/// A shop's card terminal and its customer. Each round the terminal asks for an amount; the customer pays it
+/// from a wallet (over the HTTP API); the terminal shows the order paid only once its own session has proven a
+/// final, successful transfer of at least that amount to it, and keeps the receipt. The receipts are checked
+/// against the chain at the end of the run.
+final class TerminalDevice: @unchecked Sendable {
+    // @unchecked: driven by one thread at a time (its own).
+    let device: VirtualDevice
+    let customer: Person
+    private let maxAmount: UInt64
+    /// Where the next payment to this terminal is looked for (block, position in it).
+    private var cursor: (height: UInt64, position: UInt64)?
+    private(set) var receipts: [Receipt] = []
+
+    struct Receipt {
+        let id: Bytes32
+        let height: UInt64
+        let amount: UInt64
+    }
+
+    init(device: VirtualDevice, customer: Person, maxAmount: UInt64) {
+        self.device = device
+        self.customer = customer
+        self.maxAmount = maxAmount
+    }
+
+    func round(_ n: Int, client: NodeClient, stats: FleetStats) throws {
+        try device.follow()
+        if cursor == nil { cursor = (try device.verifiedHead().height + 1, 0) }
+        // Amounts vary by order so a payment for one order never passes for another.
+        let amount = max(1, maxAmount / 10 * UInt64(1 + (n * 7 + device.index) % 10))
+        let start = DispatchTime.now()
+        let sent = try customer.submit(.transfer(Transfer(to: device.address, amount: amount)), via: client)
+        guard let from = cursor else { return }
+        let outcome = try device.run(
+            .receive(device.address, from: from.height, position: from.position, waitMillis: 30_000))
+        guard case .received(let incoming) = outcome else { throw FleetFailure.saleNeverProven }
+        cursor = (incoming.inclusion.header.height, incoming.inclusion.position + 1)
+        guard incoming.transfer.amount >= amount else {
+            throw FleetFailure.underpaid(expected: amount, got: incoming.transfer.amount)
+        }
+        guard incoming.transfer.id == sent else { throw FleetFailure.saleNeverProven }
+        receipts.append(Receipt(id: sent, height: incoming.inclusion.header.height, amount: amount))
+        stats.record("sale proven paid", millis: millis(since: start))
+    }
+}
