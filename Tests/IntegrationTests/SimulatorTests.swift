@@ -8,9 +8,11 @@ import XCTest
     import Glibc
 #endif
 
-/// `amars-sim` against a real `amarsd run` with CoAP and an MQTT bridge to a mosquitto it spawned: four virtual
-/// devices (two submitting over MQTT) are funded, pay each other for two rounds, and prove every payment final;
-/// the node's balances agree. A second run with the same seed finds the fleet funded and goes on paying.
+/// `amars-sim` against a real `amarsd run` with CoAP and an MQTT bridge to a mosquitto it spawned: two locks (one
+/// returning over MQTT), two terminals and two bulbs, two rounds each. The fleet's own checks must all pass, and
+/// the test checks the chain independently of it: the owner holds exactly the rental fees, each renter got its
+/// deposits back, every receipt in the JSON report is a final payment of its amount to its terminal, the supply is
+/// conserved, and the bulbs refused the guest once the household revoked it.
 final class SimulatorTests: XCTestCase {
     var dir: URL!
     var daemon: Process?
@@ -31,7 +33,7 @@ final class SimulatorTests: XCTestCase {
 
     func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
 
-    func testFleetPaysItselfAndProvesEveryPayment() throws {
+    func testAFleetOfLocksTerminalsAndBulbsWorksAndTheChainAgrees() throws {
         let made = try Harness.amars(["genesis", "new", "--out", path("genesis.json"), "--keys", path("keys")])
         XCTAssertEqual(made.status, 0, made.error)
         let coapPort = Harness.freePort(type: Int32(SOCK_DGRAM.rawValue))
@@ -60,58 +62,98 @@ final class SimulatorTests: XCTestCase {
         let node = "http://127.0.0.1:\(httpPort)"
         let arguments = [
             "--genesis", path("genesis.json"), "--coap", "coap://127.0.0.1:\(coapPort)", "--mqtt",
-            "127.0.0.1:\(mqttPort)", "--node", node, "--funder", path("keys/app-user-incentive.key"), "--devices", "4",
-            "--rounds", "2", "--seed", "7", "--amount", "0.25",
+            "127.0.0.1:\(mqttPort)", "--node", node, "--funder", path("keys/app-user-incentive.key"), "--locks", "2",
+            "--terminals", "2", "--bulbs", "2", "--rounds", "2", "--seed", "7", "--report", path("report.json"),
         ]
         let sim = Harness.binDirectory.appendingPathComponent("amars-sim").path
-        let first = try Harness.run(sim, arguments, timeout: 120)
-        XCTAssertEqual(first.status, 0, first.output)
-        XCTAssertTrue(first.output.contains("funded 4 devices up to 1 AMSC each"), first.output)
+        let run = try Harness.run(sim, arguments, timeout: 180)
+        XCTAssertEqual(run.status, 0, run.output)
         XCTAssertTrue(
-            first.output.contains("8 payments proven final of 8 attempted (0 too poor, 0 failed)"), first.output)
-        let paid = first.output.split(separator: "\n").filter { $0.contains("inclusion and receipt proven") }
-        XCTAssertEqual(paid.count, 8, first.output)
-        XCTAssertEqual(paid.filter { $0.contains("over MQTT") }.count, 4, first.output)
+            run.output.contains(
+                "fleet: 4 rentals opened and 4 settled with the deposit refunded once; 4 sales proven paid, 4 receipts "
+                    + "match their blocks; supply conserved; 0 failures"), run.output)
 
-        // Each device paid 0.25 twice and was paid 0.25 twice: 1 AMSC less its two fees, as the node says.
+        // The report: every action counted, the refusals a dishonest party met, no failures.
+        let report = try XCTUnwrap(
+            JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("report.json")))
+                as? [String: Any])
+        let actions = try XCTUnwrap(report["actions"] as? [String: [String: Any]])
+        func count(_ kind: String) -> Int { actions[kind]?["count"] as? Int ?? -1 }
+        XCTAssertEqual(count("rental opened"), 4)
+        XCTAssertEqual(count("deposit refunded once"), 4)
+        XCTAssertEqual(count("lock refused a returned escrow"), 4)
+        XCTAssertGreaterThanOrEqual(count("lock refused another lock's escrow"), 1)
+        XCTAssertEqual(count("return signed (MQTT)"), 2, "\(actions)")
+        XCTAssertEqual(count("return signed (CoAP)"), 2)
+        XCTAssertEqual(count("sale proven paid"), 4)
+        XCTAssertEqual(count("bulb obeyed its resident"), 4)
+        XCTAssertEqual(count("bulb obeyed the guest"), 2)
+        XCTAssertEqual(count("guest revoked on chain"), 2)
+        XCTAssertEqual(count("bulb refused a revoked guest"), 2)
+        XCTAssertEqual(count("bulb refused a replay"), 4)
+        XCTAssertEqual(count("bulb refused a stranger"), 4)
+        XCTAssertGreaterThan(actions["rental opened"]?["p99Millis"] as? Int ?? 0, 0)
+        XCTAssertEqual((report["failures"] as? [String: Int])?.isEmpty, true)
+
+        // The chain, asked directly.
         let client = try HTTPClient(baseURL: node)
-        let addresses = first.output.matches(of: #/device \d+: (amsc1[0-9a-z]+)/#).map { String($0.1) }
-        XCTAssertEqual(addresses.count, 4, first.output)
-        for address in addresses {
-            let account = try Harness.json(client, "/v1/accounts/\(address)")
-            let balance = UInt64("\(account["balance"] ?? "")") ?? 0
-            XCTAssertLessThan(balance, 1_000_000, "\(address) paid no fee")
-            XCTAssertGreaterThan(balance, 1_000_000 - 100_000, "\(address) lost more than two fees")
-            XCTAssertEqual("\(account["nonce"] ?? "")", "2")
+        func balance(_ address: String) throws -> UInt64 {
+            UInt64("\(try Harness.json(client, "/v1/accounts/\(address)")["balance"] ?? "")") ?? 0
         }
+        let owner = try XCTUnwrap(run.output.firstMatch(of: #/owner: (amsc1[0-9a-z]+)/#)).1
+        // Four fees of 0.1 AMSC and no damages (they are kept on every fourth ride only): exactly.
+        XCTAssertEqual(try balance(String(owner)), 400_000)
+        // Each renter was funded to 5 AMSC and paid two fees and two opening transactions: the deposits came back.
+        for renter in run.output.matches(of: #/renter (amsc1[0-9a-z]+)/#) {
+            let left = try balance(String(renter.1))
+            XCTAssertLessThan(left, 4_800_000, "\(renter.1)")
+            XCTAssertGreaterThan(left, 4_700_000, "\(renter.1): a deposit was not refunded")
+        }
+        let receipts = try XCTUnwrap(report["receipts"] as? [[String: Any]])
+        XCTAssertEqual(receipts.count, 4)
+        var paid: [String: UInt64] = [:]
+        for receipt in receipts {
+            let id = try XCTUnwrap(receipt["transaction"] as? String)
+            let tx = try Harness.json(client, "/v1/tx/\(id)")
+            XCTAssertEqual(tx["status"] as? String, "included", "\(tx)")
+            XCTAssertEqual("\(tx["height"] ?? "")", "\(receipt["height"] ?? "-")")
+            let body = try XCTUnwrap(tx["transaction"] as? [String: Any])
+            XCTAssertEqual(body["to"] as? String, receipt["terminal"] as? String)
+            XCTAssertEqual(body["amount"] as? String, "\(receipt["amount"] ?? "-")")
+            paid[receipt["terminal"] as? String ?? "", default: 0] += UInt64("\(receipt["amount"] ?? "")") ?? 0
+        }
+        XCTAssertEqual(paid.count, 2)
+        for (terminal, amount) in paid { XCTAssertEqual(try balance(terminal), amount, terminal) }
         let supply = try Harness.json(client, "/v1/supply")
         XCTAssertEqual(supply["conserved"] as? Bool, true)
-        // The doors counted what the fleet did: four payments over MQTT and their receipts, CoAP submits.
         let metrics = try client.get("/metrics").text
-        XCTAssertEqual(PrometheusSample.value("amars_mqtt_connected", in: metrics), 1, metrics)
-        XCTAssertGreaterThanOrEqual(PrometheusSample.value("amars_mqtt_submits_accepted_total", in: metrics) ?? 0, 4)
-        XCTAssertGreaterThanOrEqual(PrometheusSample.value("amars_mqtt_receipts_published_total", in: metrics) ?? 0, 4)
-        XCTAssertGreaterThanOrEqual(
-            PrometheusSample.value("amars_coap_requests_total{resource=\"v1/tx\",code=\"2.01\"}", in: metrics) ?? 0, 4,
-            metrics)
+        XCTAssertGreaterThanOrEqual(PrometheusSample.value("amars_mqtt_submits_accepted_total", in: metrics) ?? 0, 2)
 
-        // Same seed again: already funded, and the payments go on.
-        let second = try Harness.run(sim, arguments + ["--rounds", "1"], timeout: 120)
+        // Same seed again: the same devices and people go on, funded as they need.
+        let second = try Harness.run(
+            sim, arguments + ["--locks", "1", "--terminals", "1", "--bulbs", "1", "--rounds", "1"], timeout: 120)
         XCTAssertEqual(second.status, 0, second.output)
-        XCTAssertFalse(second.output.contains("funded"), second.output)
-        XCTAssertTrue(second.output.contains("4 payments proven final of 4 attempted"), second.output)
+        XCTAssertTrue(second.output.contains("1 rentals opened and 1 settled"), second.output)
 
         // A fleet that cannot reach its gateway fails with a clear line, not a crash.
         let unreachable = try Harness.run(
             sim,
             [
                 "--genesis", path("genesis.json"), "--coap", "coap://127.0.0.1:1", "--node", node, "--funder",
-                path("keys/app-user-incentive.key"), "--devices", "2", "--rounds", "1",
+                path("keys/app-user-incentive.key"), "--locks", "1", "--terminals", "0", "--bulbs", "0", "--rounds",
+                "1",
             ], timeout: 120)
         XCTAssertNotEqual(unreachable.status, 0)
         XCTAssertFalse(unreachable.output.contains("Fatal error"), unreachable.output)
-        let bad = try Harness.run(sim, arguments + ["--devices", "1"], timeout: 30)
-        XCTAssertNotEqual(bad.status, 0)
-        XCTAssertTrue(bad.output.contains("--devices must be 2 to 256"), bad.output)
+        for (bad, line) in [
+            (["--locks", "300"], "--locks must be 0 to 256"),
+            (["--locks", "0", "--terminals", "0", "--bulbs", "0"], "--locks, --terminals and --bulbs are all 0"),
+            (["--amount", "3"], "--amount must be more than 0 and less than half of --fund"),
+            (["--rental-blocks", "1"], "--rental-blocks must be 2 to 100000"),
+        ] {
+            let refused = try Harness.run(sim, arguments + bad, timeout: 30)
+            XCTAssertNotEqual(refused.status, 0)
+            XCTAssertTrue(refused.output.contains(line), refused.output)
+        }
     }
 }

@@ -150,8 +150,11 @@ struct AmarsSim: ParsableCommand {
         let genesisBlock = try client.head().genesisBlockHash
 
         let devices = try (0..<(locks + terminals + bulbs)).map { i in
-            try VirtualDevice(
-                index: i, seed: seed, anchor: anchor, coap: coapConfig, mqtt: i % 2 == 1 ? mqttConfig : nil)
+            // Each kind draws keys from its own range, so a rerun with other counts finds every device as it was.
+            let keyIndex = i < locks ? i : i < locks + terminals ? 100_000 + i - locks : 200_000 + i - locks - terminals
+            return try VirtualDevice(
+                index: i, keyIndex: keyIndex, seed: seed, anchor: anchor, coap: coapConfig,
+                mqtt: i % 2 == 1 ? mqttConfig : nil)
         }
         defer { devices.forEach { $0.close() } }
         let owner = Person(role: "owner", seed: seed, index: 0)

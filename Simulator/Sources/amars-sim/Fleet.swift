@@ -101,23 +101,19 @@ final class Fleet: @unchecked Sendable {
     func checkReceipts() throws -> Int {
         let client = try NodeClient(baseURL: node)
         var checked = 0
-        for terminal in terminals {
-            for receipt in terminal.receipts {
-                guard case .included(let height, let position, _) = try client.transactionStatus(receipt.id).state,
-                    height == receipt.height
-                else {
-                    stats.fail("a terminal receipt names no final payment")
-                    continue
-                }
-                let tx = try client.block(height).transactions[position]
-                guard case .transfer(let t) = tx.body.payload, t.to == terminal.device.address,
-                    t.amount == receipt.amount
-                else {
-                    stats.fail("a terminal receipt disagrees with its block")
-                    continue
-                }
-                checked += 1
+        for receipt in stats.saleReceipts {
+            guard case .included(let height, let position, _) = try client.transactionStatus(receipt.id).state,
+                height == receipt.height
+            else {
+                stats.fail("a terminal receipt names no final payment")
+                continue
             }
+            let tx = try client.block(height).transactions[position]
+            guard case .transfer(let t) = tx.body.payload, t.to == receipt.terminal, t.amount == receipt.amount else {
+                stats.fail("a terminal receipt disagrees with its block")
+                continue
+            }
+            checked += 1
         }
         return checked
     }

@@ -1,4 +1,6 @@
+import AmarsCodec
 import Foundation
+import Ledger
 
 /// What the fleet did, shared by every device's thread: actions by kind with their latencies, refusals the
 /// devices got right, and failures by reason. The live progress line and the JSON report both read it.
@@ -9,6 +11,15 @@ final class FleetStats: @unchecked Sendable {
     private var actions: [String: Action] = [:]
     private var failures: [String: Int] = [:]
     private var online = 0
+    private var receipts: [SaleReceipt] = []
+
+    /// What a terminal kept for an order it showed paid.
+    struct SaleReceipt {
+        let terminal: Address
+        let id: Bytes32
+        let height: UInt64
+        let amount: UInt64
+    }
 
     /// Latencies of one action kind, the most recent `keep` of them (a devnet fleet runs for days).
     struct Action {
@@ -40,6 +51,16 @@ final class FleetStats: @unchecked Sendable {
     func record(_ kind: String, millis: Double? = nil) {
         lock.withLock { actions[kind, default: Action()].add(millis) }
     }
+
+    /// Keeps the most recent 10,000 receipts (a devnet fleet runs for days).
+    func keep(_ receipt: SaleReceipt) {
+        lock.withLock {
+            if receipts.count >= 10_000 { receipts.removeFirst(1_000) }
+            receipts.append(receipt)
+        }
+    }
+
+    var saleReceipts: [SaleReceipt] { lock.withLock { receipts } }
 
     func fail(_ reason: String) { lock.withLock { failures[reason, default: 0] += 1 } }
 
@@ -82,9 +103,15 @@ final class FleetStats: @unchecked Sendable {
                 }
                 kinds[kind] = entry
             }
+            let kept = receipts.map {
+                [
+                    "terminal": $0.terminal.bech32, "transaction": Hex.encode($0.id.bytes), "height": $0.height,
+                    "amount": $0.amount,
+                ] as [String: Any]
+            }
             return [
                 "configuration": configuration, "seconds": Date().timeIntervalSince(started), "devicesOnline": online,
-                "actions": kinds, "failures": failures,
+                "actions": kinds, "failures": failures, "receipts": kept,
             ]
         }
     }

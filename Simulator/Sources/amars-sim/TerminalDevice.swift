@@ -8,8 +8,8 @@ import LightClient
 
 /// A shop's card terminal and its customer. Each round the terminal asks for an amount; the customer pays it
 /// from a wallet (over the HTTP API); the terminal shows the order paid only once its own session has proven a
-/// final, successful transfer of at least that amount to it, and keeps the receipt. The receipts are checked
-/// against the chain at the end of the run.
+/// final, successful transfer of at least that amount to it, and keeps the receipt (in ``FleetStats``). The
+/// receipts are checked against the chain at the end of the run.
 final class TerminalDevice: @unchecked Sendable {
     // @unchecked: driven by one thread at a time (its own).
     let device: VirtualDevice
@@ -17,13 +17,6 @@ final class TerminalDevice: @unchecked Sendable {
     private let maxAmount: UInt64
     /// Where the next payment to this terminal is looked for (block, position in it).
     private var cursor: (height: UInt64, position: UInt64)?
-    private(set) var receipts: [Receipt] = []
-
-    struct Receipt {
-        let id: Bytes32
-        let height: UInt64
-        let amount: UInt64
-    }
 
     init(device: VirtualDevice, customer: Person, maxAmount: UInt64) {
         self.device = device
@@ -47,7 +40,9 @@ final class TerminalDevice: @unchecked Sendable {
             throw FleetFailure.underpaid(expected: amount, got: incoming.transfer.amount)
         }
         guard incoming.transfer.id == sent else { throw FleetFailure.saleNeverProven }
-        receipts.append(Receipt(id: sent, height: incoming.inclusion.header.height, amount: amount))
+        stats.keep(
+            FleetStats.SaleReceipt(
+                terminal: device.address, id: sent, height: incoming.inclusion.header.height, amount: amount))
         stats.record("sale proven paid", millis: millis(since: start))
     }
 }

@@ -37,16 +37,16 @@ final class VirtualDevice: @unchecked Sendable {
     private static let keyTag = TaggedHash(tag: "AmarsSimDevice")
 
     init(
-        index: Int, seed: UInt64, anchor: DeviceTrustAnchor, coap: CoAPDeviceClient.Configuration,
+        index: Int, keyIndex: Int, seed: UInt64, anchor: DeviceTrustAnchor, coap: CoAPDeviceClient.Configuration,
         mqtt: MqttDeviceClient.Configuration?
     ) throws {
         self.index = index
-        key = Self.key(seed: seed, index: index)
+        key = Self.key(seed: seed, index: keyIndex)
         address = Address(publicKey: key.xOnlyPublicKey)
         self.coap = try CoAPDeviceClient(configuration: coap)
         if let mqtt {
             var config = mqtt
-            config.clientID = "amars-sim-\(seed)-\(index)"
+            config.clientID = "amars-sim-\(seed)-\(keyIndex)"
             let client = try MqttDeviceClient(device: address, configuration: config)
             self.mqtt = client
         } else {

@@ -13,7 +13,7 @@ import PaymentCodes
 #endif
 
 /// libFuzzer entry: the first byte picks a decoder (chain objects, proofs, transaction batches, CoAP, SLIP, payment
-/// codes, recipient filters, stealth announcements and keys, certificates, channel updates and states, relay messages), the rest is its input. The property checked is the
+/// codes, recipient filters, stealth announcements and keys, certificates, channel updates and states, relay messages, bulb commands), the rest is its input. The property checked is the
 /// chain's decoding contract: a decoder refuses with a typed error or returns a value whose encoding is
 /// exactly the input. Anything else (a crash, a trap, a second encoding) is a finding.
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -21,7 +21,7 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     guard size > 0 else { return 0 }
     let selector = data[0]
     let input = Array(UnsafeBufferPointer(start: data + 1, count: size - 1))
-    switch selector % 28 {
+    switch selector % 29 {
     case 0: check(SignedTransaction.self, input)
     case 1: check(Block.self, input)
     case 2: check(BlockHeader.self, input)
@@ -115,6 +115,13 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         if let message = try? RelayMessage(decoding: input) {
             guard message.encoded == input else { fatalError("RelayMessage decode/encode is not an exact inverse") }
             _ = try? message.notification.unmask(notificationKey: FuzzDevice.key)
+        }
+    case 28:
+        // A command a bulb is handed: refused, or one encoding, and the bulb's checks refuse or pass without a trap.
+        if let command = try? BulbCommand(decoding: input) {
+            guard command.encoded == input else { fatalError("BulbCommand decode/encode is not an exact inverse") }
+            let bulb = SmartBulb(address: command.bulb, genesis: .zero, controllers: [command.certificateID])
+            _ = try? bulb.certificateToProve(command)
         }
     default:
         if let tx = try? SignedTransaction(decoding: input) {

@@ -190,9 +190,14 @@ struct DeviceCommand: ParsableCommand {
             print("            (\(DeviceRun.basisText(proven.header.basis)))")
             try session.save()
             if let lock {
-                let opens = e.status == .open && e.device == lock && proven.header.height <= e.expiryHeight
-                print("lock        \(opens ? "OPENS" : "stays locked") for \(lock.bech32)")
-                if !opens { throw ExitCode(3) }
+                // The rule a lock's firmware and the simulator's locks run.
+                do {
+                    let rental = try RentalLock.admit(proven, for: lock)
+                    print("lock        OPENS for \(lock.bech32) until block \(rental.until)")
+                } catch {
+                    print("lock        stays locked for \(lock.bech32): \(error.name)")
+                    throw ExitCode(3)
+                }
             }
         }
     }

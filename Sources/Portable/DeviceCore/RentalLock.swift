@@ -29,7 +29,12 @@ public struct RentalLock: Sendable {
     /// Opens only for an escrow that exists, names this lock, is still open, and has not expired at the proven
     /// block; anything else keeps the lock shut, with the reason.
     public func admit(_ escrow: VerifiedEscrow) throws(RentalRefusal) -> Rental {
-        let state = try named(escrow)
+        try Self.admit(escrow, for: address)
+    }
+
+    /// ``admit(_:)`` for the lock at `device`, without its key: what `amars device escrow --device` shows.
+    public static func admit(_ escrow: VerifiedEscrow, for device: Address) throws(RentalRefusal) -> Rental {
+        let state = try named(escrow, device)
         guard escrow.header.height <= state.expiryHeight else { throw .expired(at: state.expiryHeight) }
         return Rental(escrowID: escrow.id, renter: state.renter, until: state.expiryHeight)
     }
@@ -40,15 +45,15 @@ public struct RentalLock: Sendable {
     public func attestReturn(_ escrow: VerifiedEscrow, damages: UInt64, auxRandom: Bytes32 = .zero)
         throws(RentalRefusal) -> EscrowClose
     {
-        let state = try named(escrow)
+        let state = try Self.named(escrow, address)
         guard escrow.header.height < state.returnDeadline else { throw .pastReturnDeadline(state.returnDeadline) }
         guard damages <= state.maxDamages else { throw .damagesOverAgreed(maximum: state.maxDamages) }
         return EscrowClose(genesis: genesis, escrowID: escrow.id, damages: damages, device: key, auxRandom: auxRandom)
     }
 
-    private func named(_ escrow: VerifiedEscrow) throws(RentalRefusal) -> EscrowState {
+    private static func named(_ escrow: VerifiedEscrow, _ device: Address) throws(RentalRefusal) -> EscrowState {
         guard let state = escrow.state else { throw .noSuchEscrow }
-        guard state.device == address else { throw .anotherDevice }
+        guard state.device == device else { throw .anotherDevice }
         guard state.status == .open else { throw .notOpen }
         return state
     }
