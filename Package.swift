@@ -179,6 +179,7 @@ if hostParts {
             name: "amars-sim",
             dependencies: [
                 "Chain", "AmarsClient", "DeviceClient", "LightClient", "DeviceIdentity", "BuildInfo", argumentParser,
+                .product(name: "Yams", package: "Yams"),
             ],
             path: "Simulator/Sources/amars-sim"),
         .testTarget(

@@ -8,11 +8,13 @@ import XCTest
     import Glibc
 #endif
 
-/// `amars-sim` against a real `amarsd run` with CoAP and an MQTT bridge to a mosquitto it spawned: two locks (one
-/// returning over MQTT), two terminals and two bulbs, two rounds each. The fleet's own checks must all pass, and
-/// the test checks the chain independently of it: the owner holds exactly the rental fees, each renter got its
-/// deposits back, every receipt in the JSON report is a final payment of its amount to its terminal, the supply is
-/// conserved, and the bulbs refused the guest once the household revoked it.
+/// `amars-sim` with the shipped smoke scenario against a real `amarsd run` with CoAP and an MQTT bridge to a
+/// mosquitto it spawned: ten locks (half returning over MQTT), ten terminals and ten bulbs, two rounds each. The
+/// fleet's own checks must all pass, and the test checks the chain independently of it: the owner holds exactly
+/// the rental fees, each renter got its deposits back, every receipt in the JSON report is a final payment of its
+/// amount to its terminal, the supply is conserved, and the bulbs refused each guest once the household revoked
+/// it. The HTML report loads in headless Chromium with no error and its plots drawn. Bad scenario files and
+/// flags get one line naming the key.
 final class SimulatorTests: XCTestCase {
     var dir: URL!
     var daemon: Process?
@@ -33,7 +35,12 @@ final class SimulatorTests: XCTestCase {
 
     func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
 
-    func testAFleetOfLocksTerminalsAndBulbsWorksAndTheChainAgrees() throws {
+    static let scenarios = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("Simulator/scenarios").path
+    static let browse = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Browser/browse.py").path
+
+    func testTheSmokeScenarioWorksAndTheChainAgrees() throws {
         let made = try Harness.amars(["genesis", "new", "--out", path("genesis.json"), "--keys", path("keys")])
         XCTAssertEqual(made.status, 0, made.error)
         let coapPort = Harness.freePort(type: Int32(SOCK_DGRAM.rawValue))
@@ -44,6 +51,8 @@ final class SimulatorTests: XCTestCase {
         p.arguments = [
             "run", "--data", dir.path, "--http-port", String(httpPort), "--coap-port", String(coapPort), "--mqtt",
             "127.0.0.1:\(mqttPort)", "--spawn-broker", "--block-interval", "150", "--log-level", "error",
+            // Thirty devices share one source address here; the default is sized for one device per address.
+            "--coap-rate", "2000", "--coap-burst", "4000",
         ]
         let out = Pipe()
         p.standardOutput = out
@@ -62,16 +71,18 @@ final class SimulatorTests: XCTestCase {
         let node = "http://127.0.0.1:\(httpPort)"
         let arguments = [
             "--genesis", path("genesis.json"), "--coap", "coap://127.0.0.1:\(coapPort)", "--mqtt",
-            "127.0.0.1:\(mqttPort)", "--node", node, "--funder", path("keys/app-user-incentive.key"), "--locks", "2",
-            "--terminals", "2", "--bulbs", "2", "--rounds", "2", "--seed", "7", "--report", path("report.json"),
+            "127.0.0.1:\(mqttPort)", "--node", node, "--funder", path("keys/app-user-incentive.key"), "--scenario",
+            Self.scenarios + "/smoke.yaml", "--seed", "7", "--report", path("report.json"), "--html",
+            path("report.html"),
         ]
         let sim = Harness.binDirectory.appendingPathComponent("amars-sim").path
         let run = try Harness.run(sim, arguments, timeout: 180)
         XCTAssertEqual(run.status, 0, run.output)
         XCTAssertTrue(
             run.output.contains(
-                "fleet: 4 rentals opened and 4 settled with the deposit refunded once; 4 sales proven paid, 4 receipts "
-                    + "match their blocks; supply conserved; 0 failures"), run.output)
+                "fleet: 20 rentals opened and 20 settled with the deposit refunded once; 20 sales proven paid, 20 "
+                    + "receipts match their blocks; 20 bulb commands obeyed and 10 from revoked guests refused; supply "
+                    + "conserved; 0 failures"), run.output)
 
         // The report: every action counted, the refusals a dishonest party met, no failures.
         let report = try XCTUnwrap(
@@ -79,19 +90,19 @@ final class SimulatorTests: XCTestCase {
                 as? [String: Any])
         let actions = try XCTUnwrap(report["actions"] as? [String: [String: Any]])
         func count(_ kind: String) -> Int { actions[kind]?["count"] as? Int ?? -1 }
-        XCTAssertEqual(count("rental opened"), 4)
-        XCTAssertEqual(count("deposit refunded once"), 4)
-        XCTAssertEqual(count("lock refused a returned escrow"), 4)
-        XCTAssertGreaterThanOrEqual(count("lock refused another lock's escrow"), 1)
-        XCTAssertEqual(count("return signed (MQTT)"), 2, "\(actions)")
-        XCTAssertEqual(count("return signed (CoAP)"), 2)
-        XCTAssertEqual(count("sale proven paid"), 4)
-        XCTAssertEqual(count("bulb obeyed its resident"), 4)
-        XCTAssertEqual(count("bulb obeyed the guest"), 2)
-        XCTAssertEqual(count("guest revoked on chain"), 2)
-        XCTAssertEqual(count("bulb refused a revoked guest"), 2)
-        XCTAssertEqual(count("bulb refused a replay"), 4)
-        XCTAssertEqual(count("bulb refused a stranger"), 4)
+        XCTAssertEqual(count("rental opened"), 20)
+        XCTAssertEqual(count("deposit refunded once"), 20)
+        XCTAssertEqual(count("lock refused a returned escrow"), 20)
+        XCTAssertGreaterThanOrEqual(count("lock refused another lock's escrow"), 9)
+        XCTAssertEqual(count("return signed (MQTT)"), 10, "\(actions)")
+        XCTAssertEqual(count("return signed (CoAP)"), 10)
+        XCTAssertEqual(count("sale proven paid"), 20)
+        XCTAssertEqual(count("bulb obeyed its resident"), 20)
+        XCTAssertEqual(count("bulb obeyed the guest"), 10)
+        XCTAssertEqual(count("guest revoked on chain"), 10)
+        XCTAssertEqual(count("bulb refused a revoked guest"), 10)
+        XCTAssertEqual(count("bulb refused a replay"), 20)
+        XCTAssertEqual(count("bulb refused a stranger"), 20)
         XCTAssertGreaterThan(actions["rental opened"]?["p99Millis"] as? Int ?? 0, 0)
         XCTAssertEqual((report["failures"] as? [String: Int])?.isEmpty, true)
 
@@ -101,8 +112,8 @@ final class SimulatorTests: XCTestCase {
             UInt64("\(try Harness.json(client, "/v1/accounts/\(address)")["balance"] ?? "")") ?? 0
         }
         let owner = try XCTUnwrap(run.output.firstMatch(of: #/owner: (amsc1[0-9a-z]+)/#)).1
-        // Four fees of 0.1 AMSC and no damages (they are kept on every fourth ride only): exactly.
-        XCTAssertEqual(try balance(String(owner)), 400_000)
+        // Twenty fees of 0.1 AMSC and no damages (they are kept on every fourth ride only): exactly.
+        XCTAssertEqual(try balance(String(owner)), 2_000_000)
         // Each renter was funded to 5 AMSC and paid two fees and two opening transactions: the deposits came back.
         for renter in run.output.matches(of: #/renter (amsc1[0-9a-z]+)/#) {
             let left = try balance(String(renter.1))
@@ -110,7 +121,7 @@ final class SimulatorTests: XCTestCase {
             XCTAssertGreaterThan(left, 4_700_000, "\(renter.1): a deposit was not refunded")
         }
         let receipts = try XCTUnwrap(report["receipts"] as? [[String: Any]])
-        XCTAssertEqual(receipts.count, 4)
+        XCTAssertEqual(receipts.count, 20)
         var paid: [String: UInt64] = [:]
         for receipt in receipts {
             let id = try XCTUnwrap(receipt["transaction"] as? String)
@@ -122,12 +133,27 @@ final class SimulatorTests: XCTestCase {
             XCTAssertEqual(body["amount"] as? String, "\(receipt["amount"] ?? "-")")
             paid[receipt["terminal"] as? String ?? "", default: 0] += UInt64("\(receipt["amount"] ?? "")") ?? 0
         }
-        XCTAssertEqual(paid.count, 2)
+        XCTAssertEqual(paid.count, 10)
         for (terminal, amount) in paid { XCTAssertEqual(try balance(terminal), amount, terminal) }
         let supply = try Harness.json(client, "/v1/supply")
         XCTAssertEqual(supply["conserved"] as? Bool, true)
         let metrics = try client.get("/metrics").text
         XCTAssertGreaterThanOrEqual(PrometheusSample.value("amars_mqtt_submits_accepted_total", in: metrics) ?? 0, 2)
+
+        // The HTML report in a real browser: no page error, a plot per latency, the revocations on the timeline.
+        let page = try Harness.run(
+            "/usr/bin/python3",
+            [
+                Self.browse, "file://" + path("report.html"), #"wait:document.readyState === "complete""#,
+                #"print:document.querySelectorAll("svg.latency").length"#,
+                ##"print:document.querySelectorAll("#throughput .event").length"##,
+                ##"print:document.querySelectorAll("#outcomes rect.bar").length"##,
+                #"print:document.getElementById("summary").textContent"#, "errors",
+            ], timeout: 60)
+        XCTAssertEqual(page.status, 0, page.output)
+        let lines = page.output.split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines.prefix(3), ["5", "10", "\(actions.count)"], page.output)
+        XCTAssertTrue(lines.count > 3 && lines[3].contains("30 devices online") && lines[3].contains("0 failures"))
 
         // Same seed again: the same devices and people go on, funded as they need.
         let second = try Harness.run(
@@ -145,10 +171,26 @@ final class SimulatorTests: XCTestCase {
             ], timeout: 120)
         XCTAssertNotEqual(unreachable.status, 0)
         XCTAssertFalse(unreachable.output.contains("Fatal error"), unreachable.output)
+        // Scenario files are checked key by key, each problem named with its file.
+        for (yaml, line) in [
+            ("locks: 2\nlokcs: 3\n", "unknown key 'lokcs'"),
+            ("interval: -1\n", "'interval' must be 0 to 3600 seconds"),
+            ("locks: 100000\n", "'locks' must be 0 to 256"),
+            ("locks: many\n", "'locks' must be a whole number, not 'many'"),
+            ("- locks\n", "the top level must be a mapping of keys"),
+            ("locks: 200\nterminals: 200\n", "at most 256 devices in all"),
+        ] {
+            try Data(yaml.utf8).write(to: dir.appendingPathComponent("bad.yaml"))
+            let refused = try Harness.run(sim, arguments + ["--scenario", path("bad.yaml")], timeout: 30)
+            XCTAssertNotEqual(refused.status, 0)
+            XCTAssertTrue(refused.output.contains("bad.yaml: " + line), refused.output)
+            XCTAssertFalse(refused.output.contains("Fatal error"), refused.output)
+        }
         for (bad, line) in [
             (["--locks", "300"], "--locks must be 0 to 256"),
             (["--locks", "0", "--terminals", "0", "--bulbs", "0"], "--locks, --terminals and --bulbs are all 0"),
-            (["--amount", "3"], "--amount must be more than 0 and less than half of --fund"),
+            (["--amount", "3"], "--amount must be more than 0 and less than half of the fund"),
+            (["--interval", "4000"], "--interval must be 0 to 3600 seconds"),
             (["--rental-blocks", "1"], "--rental-blocks must be 2 to 100000"),
         ] {
             let refused = try Harness.run(sim, arguments + bad, timeout: 30)

@@ -20,25 +20,33 @@ import BuildInfo
 struct AmarsSim: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "amars-sim",
-        abstract: "Drive a fleet of bike-share locks and shop terminals, with their renters and customers.",
+        abstract: "Drive a fleet of bike-share locks, shop terminals and smart-home bulbs, with their people.",
         discussion: """
-            Keys come from --seed, so a rerun finds the same devices and people. The funder (a wallet, over the
-            HTTP API) tops up every person and lock below --fund / 2 between their rounds, so a fleet run with
-            --rounds 0 keeps going until stopped.
+            A scenario file (--scenario, YAML; Simulator/scenarios/ has smoke, bike-share, smart-building and
+            shop-street) sets the fleet; each flag below overrides its key. Keys come from --seed, so a rerun finds
+            the same devices and people. The funder (a wallet, over the HTTP API) tops up every person and lock below
+            half of the fund between their rounds, so a fleet with no round or time limit runs until stopped.
 
-            A lock's round: its renter opens a rental escrow naming it; the lock proves the escrow itself and
-            opens only for one that is open, unexpired and names it; after the ride (--ride) it signs the return
-            (damages on every fourth ride, within the renter's terms) and submits the close from its own account,
-            over MQTT for odd-numbered devices when --mqtt is given. Another lock's escrow and the returned one
-            must then keep it shut, and the renter's balance must show the deposit back exactly once.
-            A terminal's round: it asks for an amount, its customer pays, and it shows the order paid only once
-            it proved a final transfer of that amount to itself.
+            A lock's round: its renter opens a rental escrow naming it; the lock proves the escrow itself and opens
+            only for one that is open, unexpired and names it; after the ride it signs the return (damages on every
+            fourth ride, within the renter's terms) and submits the close from its own account (over MQTT for a
+            share of the devices when --mqtt is given). Another lock's escrow and the returned one must then keep it
+            shut, and the renter's balance must show the deposit back exactly once.
+            A terminal's round: it asks for an amount, its customer pays, and it shows the order paid only once it
+            proved a final transfer of that amount to itself. Its receipts are checked against the blocks at the end.
+            A bulb's round: its resident's signed command is obeyed once the bulb proved the resident's certificate
+            valid on chain; the guest's too, until the household revokes the guest (from round 2); a replay and a
+            stranger signing under the resident's certificate are refused.
 
             Failures (anything a device or the chain got wrong) are counted by reason and make the exit status 1.
 
-              amars-sim --genesis data/genesis.json --funder data/keys/app-user-incentive.key --locks 4 --terminals 4
+              amars-sim --scenario Simulator/scenarios/smoke.yaml --genesis data/genesis.json \\
+                --funder data/keys/app-user-incentive.key --report fleet.json --html fleet.html
             """,
         version: BuildInfo.description)
+
+    @Option(help: "Scenario file (YAML); the flags below override its keys.")
+    var scenario: String?
 
     @Option(help: "Genesis file: each device's only trust anchor.")
     var genesis: String = "data/genesis.json"
@@ -46,7 +54,7 @@ struct AmarsSim: ParsableCommand {
     @Option(help: "The gateway's CoAP endpoint.")
     var coap: String = "coap://127.0.0.1:5683"
 
-    @Option(help: "A broker (host:port) the gateway bridges: odd-numbered devices submit over MQTT.")
+    @Option(help: "A broker (host:port) the gateway bridges: a share of the devices submit there.")
     var mqtt: String?
 
     @Option(help: "HTTP API the people (and the funder) use.")
@@ -55,41 +63,53 @@ struct AmarsSim: ParsableCommand {
     @Option(help: "Secret key file that funds the fleet.")
     var funder: String
 
-    @Option(help: "Bike-share locks, each with a renter.")
-    var locks: Int = 2
-
-    @Option(help: "Shop terminals, each with a customer.")
-    var terminals: Int = 2
-
-    @Option(help: "Smart-home bulbs, each with a resident and a guest as controllers.")
-    var bulbs: Int = 2
-
-    @Option(help: "Rounds per device (0: until stopped).")
-    var rounds: Int = 3
-
-    @Option(help: "Seconds a device waits between its rounds.")
-    var interval: Double = 0
-
     @Option(help: "Seed of the fleet's keys.")
     var seed: UInt64 = 1
 
-    @Option(help: "AMSC each person and lock is topped up to.")
-    var fund: String = "5"
+    @Option(help: "Devices in all, the scenario's mix of kinds kept (before --locks, --terminals and --bulbs).")
+    var devices: Int?
 
-    @Option(help: "Largest order a terminal asks for, in AMSC.")
-    var amount: String = "0.25"
+    @Option(help: "Bike-share locks, each with a renter (scenario: locks; default 2).")
+    var locks: Int?
 
-    @Option(help: "Rental deposit, in AMSC.")
-    var deposit: String = "1"
+    @Option(help: "Shop terminals, each with a customer (scenario: terminals; default 2).")
+    var terminals: Int?
 
-    @Option(help: "Rental fee, in AMSC.")
-    var fee: String = "0.1"
+    @Option(help: "Smart-home bulbs, each with a resident and a guest (scenario: bulbs; default 2).")
+    var bulbs: Int?
 
-    @Option(help: "Blocks a rental lasts.")
-    var rentalBlocks: UInt64 = 60
+    @Option(help: "Rounds per device, 0 for no limit (scenario: rounds; default 3).")
+    var rounds: Int?
 
-    @Option(help: "Seconds between a lock opening and the bike's return.")
-    var ride: Double = 0
+    @Option(help: "Seconds after which no device starts a round, 0 for no limit (scenario: duration).")
+    var duration: Double?
+
+    @Option(help: "Seconds a device waits between its rounds (scenario: interval).")
+    var interval: Double?
+
+    @Option(help: "Seconds over which the devices start (scenario: ramp-up).")
+    var rampUp: Double?
+
+    @Option(help: "Share of the devices that submit over MQTT, 0 to 1 (scenario: mqtt-share; default 0.5).")
+    var mqttShare: Double?
+
+    @Option(help: "AMSC each person and lock is topped up to (scenario: fund; default 5).")
+    var fund: String?
+
+    @Option(help: "Largest order a terminal asks for, in AMSC (scenario: amount; default 0.25).")
+    var amount: String?
+
+    @Option(help: "Rental deposit in AMSC (scenario: deposit; default 1).")
+    var deposit: String?
+
+    @Option(help: "Rental fee in AMSC (scenario: fee; default 0.1).")
+    var fee: String?
+
+    @Option(help: "Blocks a rental lasts (scenario: rental-blocks; default 60).")
+    var rentalBlocks: UInt64?
+
+    @Option(help: "Seconds between a lock opening and the return (scenario: ride).")
+    var ride: Double?
 
     @Option(help: "Seconds between progress lines.")
     var progress: Double = 5
@@ -97,22 +117,48 @@ struct AmarsSim: ParsableCommand {
     @Option(help: "JSON report, rewritten with every progress line.")
     var report: String?
 
+    @Option(help: "HTML report (self-contained, SVG plots), rewritten with every progress line.")
+    var html: String?
+
+    /// The scenario file's values with the flags laid over them, checked.
+    func resolved() throws -> (Scenario, Scenario.Units) {
+        var s = Scenario()
+        if let scenario {
+            do { s = try Scenario.load(path: scenario) } catch { throw ValidationError("--scenario \(error)") }
+        }
+        if let devices {
+            guard (1...Scenario.maxDevices).contains(devices) else {
+                throw ValidationError("--devices must be 1 to \(Scenario.maxDevices)")
+            }
+            s = s.scaled(to: devices)
+        }
+        s.locks = locks ?? s.locks
+        s.terminals = terminals ?? s.terminals
+        s.bulbs = bulbs ?? s.bulbs
+        s.rounds = rounds ?? s.rounds
+        s.duration = duration ?? s.duration
+        s.interval = interval ?? s.interval
+        s.rampUp = rampUp ?? s.rampUp
+        s.mqttShare = mqttShare ?? s.mqttShare
+        s.fund = fund ?? s.fund
+        s.amount = amount ?? s.amount
+        s.deposit = deposit ?? s.deposit
+        s.fee = fee ?? s.fee
+        s.rentalBlocks = rentalBlocks ?? s.rentalBlocks
+        s.ride = ride ?? s.ride
+        // A value the file had was checked with the file's name; what fails now came from a flag.
+        do { return (s, try s.check(naming: { "--\($0)" })) } catch { throw ValidationError(error.message) }
+    }
+
     func validate() throws {
-        guard (0...256).contains(locks) else { throw ValidationError("--locks must be 0 to 256") }
-        guard (0...256).contains(terminals) else { throw ValidationError("--terminals must be 0 to 256") }
-        guard (0...256).contains(bulbs) else { throw ValidationError("--bulbs must be 0 to 256") }
-        guard locks + terminals + bulbs > 0 else { throw ValidationError("--locks, --terminals and --bulbs are all 0") }
-        guard locks + terminals + bulbs <= 256 else { throw ValidationError("at most 256 devices in all") }
-        guard rounds >= 0 else { throw ValidationError("--rounds must be 0 (forever) or more") }
-        guard interval >= 0, interval <= 3_600 else { throw ValidationError("--interval must be 0 to 3600 seconds") }
-        guard ride >= 0, ride <= 3_600 else { throw ValidationError("--ride must be 0 to 3600 seconds") }
         guard progress >= 0.1, progress <= 3_600 else {
             throw ValidationError("--progress must be 0.1 to 3600 seconds")
         }
-        guard (2...100_000).contains(rentalBlocks) else { throw ValidationError("--rental-blocks must be 2 to 100000") }
+        _ = try resolved()
     }
 
     func run() throws {
+        let (plan, units) = try resolved()
         let g: Genesis
         do { g = try Genesis.load(path: genesis) } catch { throw ValidationError("--genesis: \(error)") }
         let anchor = DeviceTrustAnchor(
@@ -128,19 +174,6 @@ struct AmarsSim: ParsableCommand {
                 throw ValidationError("--mqtt: \(error)")
             }
         }
-        func units(_ text: String, _ name: String) throws -> UInt64 {
-            do { return try Amount.parse(text) } catch { throw ValidationError("\(name): \(error)") }
-        }
-        let fundUnits = try units(fund, "--fund")
-        let saleUnits = try units(amount, "--amount")
-        let depositUnits = try units(deposit, "--deposit")
-        let feeUnits = try units(fee, "--fee")
-        guard saleUnits > 0, saleUnits < fundUnits / 2 else {
-            throw ValidationError("--amount must be more than 0 and less than half of --fund")
-        }
-        guard depositUnits > 0, depositUnits + feeUnits < fundUnits / 2 else {
-            throw ValidationError("--deposit plus --fee must be less than half of --fund")
-        }
         let funderKey: PrivateKey
         do { funderKey = try KeyFile.load(funder, passphrase: { KeyFile.environmentPassphrase() }) } catch {
             throw ValidationError("--funder: \(error)")
@@ -149,40 +182,43 @@ struct AmarsSim: ParsableCommand {
         do { client = try NodeClient(baseURL: node) } catch { throw ValidationError("--node: \(error)") }
         let genesisBlock = try client.head().genesisBlockHash
 
-        let devices = try (0..<(locks + terminals + bulbs)).map { i in
+        let (locks, terminals, bulbs) = (plan.locks, plan.terminals, plan.bulbs)
+        let made = try (0..<(locks + terminals + bulbs)).map { i in
             // Each kind draws keys from its own range, so a rerun with other counts finds every device as it was.
             let keyIndex = i < locks ? i : i < locks + terminals ? 100_000 + i - locks : 200_000 + i - locks - terminals
             return try VirtualDevice(
                 index: i, keyIndex: keyIndex, seed: seed, anchor: anchor, coap: coapConfig,
-                mqtt: i % 2 == 1 ? mqttConfig : nil)
+                mqtt: plan.overMQTT(i) ? mqttConfig : nil)
         }
-        defer { devices.forEach { $0.close() } }
+        defer { made.forEach { $0.close() } }
         let owner = Person(role: "owner", seed: seed, index: 0)
         let funder = Funder(key: funderKey, node: node)
         if bulbs > 0 {
-            try funder.topUp(Person(role: "household", seed: seed, index: 3_000).address, to: fundUnits, client: client)
+            try funder.topUp(
+                Person(role: "household", seed: seed, index: 3_000).address, to: units.fund, client: client)
         }
         let board = RentalBoard()
         let terms = LockDevice.Terms(
-            deposit: depositUnits, fee: feeUnits, maxDamages: depositUnits / 2, blocks: rentalBlocks, ride: ride)
+            deposit: units.deposit, fee: units.fee, maxDamages: units.deposit / 2, blocks: plan.rentalBlocks,
+            ride: plan.ride)
         let fleet = Fleet(
             locks: (0..<locks).map { i in
                 LockDevice(
-                    device: devices[i], renter: Person(role: "renter", seed: seed, index: 1_000 + i),
+                    device: made[i], renter: Person(role: "renter", seed: seed, index: 1_000 + i),
                     owner: owner.address, genesis: genesisBlock, terms: terms, board: board)
             },
             terminals: (0..<terminals).map { i in
                 TerminalDevice(
-                    device: devices[locks + i], customer: Person(role: "customer", seed: seed, index: 2_000 + i),
-                    maxAmount: saleUnits)
+                    device: made[locks + i], customer: Person(role: "customer", seed: seed, index: 2_000 + i),
+                    maxAmount: units.amount)
             },
             bulbs: try makeBulbs(
-                devices[(locks + terminals)...], funder: funder, client: client, genesis: genesisBlock),
-            funder: funder, node: node, fund: fundUnits)
+                made[(locks + terminals)...], funder: funder, client: client, genesis: genesisBlock),
+            funder: funder, node: node, fund: units.fund)
 
         say(
-            "fleet: \(locks) locks and \(terminals) terminals of seed \(seed), anchored at genesis "
-                + Hex.encode(anchor.genesisHeaderHash.bytes))
+            "fleet (\(plan.name)): \(locks) locks, \(terminals) terminals and \(bulbs) bulbs of seed \(seed), anchored at "
+                + "genesis \(Hex.encode(anchor.genesisHeaderHash.bytes))")
         say("owner: \(owner.address.bech32) (rental fees and damages)")
         for lock in fleet.locks {
             say(
@@ -200,17 +236,26 @@ struct AmarsSim: ParsableCommand {
                     + "guest \(bulb.guest.address.bech32) (revoked from round 2)")
         }
         let configuration: [String: String] = [
-            "bulbs": "\(bulbs)",
-            "locks": "\(locks)", "terminals": "\(terminals)", "rounds": "\(rounds)", "interval": "\(interval)",
-            "seed": "\(seed)", "ride": "\(ride)", "rentalBlocks": "\(rentalBlocks)", "coap": coap, "mqtt": mqtt ?? "",
-            "node": node,
+            "scenario": plan.name, "locks": "\(locks)", "terminals": "\(terminals)", "bulbs": "\(bulbs)",
+            "rounds": "\(plan.rounds)", "duration": "\(plan.duration)", "interval": "\(plan.interval)",
+            "ramp-up": "\(plan.rampUp)", "mqtt-share": "\(mqtt == nil ? 0 : plan.mqttShare)", "seed": "\(seed)",
+            "ride": "\(plan.ride)", "rental-blocks": "\(plan.rentalBlocks)", "coap": coap, "node": node,
         ]
-        let reportPath = report
+        let (reportPath, htmlPath) = (report, html)
+        let live = plan.rounds == 0 && plan.duration == 0
         let stats = fleet.stats
         let count = fleet.deviceCount
-        fleet.run(rounds: rounds, interval: interval, progress: progress) {
+        @Sendable func publish(final: Bool) {
+            let r = stats.report(configuration: configuration)
+            if let reportPath { Self.write(Self.json(r), to: reportPath) }
+            if let htmlPath { Self.write(Array(ReportPage.render(r, live: live && !final).utf8), to: htmlPath) }
+        }
+        fleet.run(
+            rounds: plan.rounds, duration: plan.duration, interval: plan.interval, rampUp: plan.rampUp,
+            progress: progress
+        ) {
             emit("progress: " + stats.progressLine(devices: count))
-            if let reportPath { Self.write(stats.report(configuration: configuration), to: reportPath) }
+            publish(final: false)
         }
 
         let receipts = try fleet.checkReceipts()
@@ -219,9 +264,10 @@ struct AmarsSim: ParsableCommand {
         say(
             "fleet: \(stats.count("rental opened")) rentals opened and \(stats.count("deposit refunded once")) settled "
                 + "with the deposit refunded once; \(stats.count("sale proven paid")) sales proven paid, \(receipts) "
-                + "receipts match their blocks; supply \(supply.conserved ? "conserved" : "NOT conserved"); "
-                + "\(stats.failureCount) failures")
-        if let reportPath { Self.write(stats.report(configuration: configuration), to: reportPath) }
+                + "receipts match their blocks; \(stats.count("bulb obeyed its resident")) bulb commands obeyed and "
+                + "\(stats.count("bulb refused a revoked guest")) from revoked guests refused; supply "
+                + "\(supply.conserved ? "conserved" : "NOT conserved"); \(stats.failureCount) failures")
+        publish(final: true)
         if stats.failureCount > 0 { throw ExitCode(1) }
     }
 
@@ -253,12 +299,16 @@ struct AmarsSim: ParsableCommand {
         return made
     }
 
-    /// Written whole, then renamed: a reader never sees half a report.
-    static func write(_ report: [String: Any], to path: String) {
+    static func json(_ report: [String: Any]) -> [UInt8] {
         guard let data = try? JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys])
-        else { return }
+        else { return Array("{}".utf8) }
+        return Array(data)
+    }
+
+    /// Written whole, then renamed: a reader never sees half a report.
+    static func write(_ bytes: [UInt8], to path: String) {
         let temporary = path + ".tmp"
-        guard FileManager.default.createFile(atPath: temporary, contents: data) else {
+        guard FileManager.default.createFile(atPath: temporary, contents: Data(bytes)) else {
             emit("report: cannot write \(path)")
             return
         }

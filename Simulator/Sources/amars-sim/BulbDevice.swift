@@ -43,6 +43,7 @@ final class BulbDevice: @unchecked Sendable {
             try household.revoke(guestCertificate, client: client)
             guestRevoked = true
             stats.record("guest revoked on chain")
+            stats.mark("bulb \(device.index)'s guest revoked")
         }
         let level = UInt8(10 * (1 + (n + device.index) % 10))
         let counter = UInt64(n) * 10

@@ -30,27 +30,49 @@ final class Fleet: @unchecked Sendable {
 
     var deviceCount: Int { locks.count + terminals.count + bulbs.count }
 
-    /// Runs every device for `rounds` rounds (0: until the process is stopped), `interval` seconds apart.
-    /// `tick` runs every `progress` seconds and once at the end.
-    func run(rounds: Int, interval: Double, progress: Double, tick: @escaping @Sendable () -> Void) {
+    /// Runs every device for `rounds` rounds (0: no limit) until `duration` seconds passed (0: no limit), its
+    /// rounds `interval` seconds apart, the devices starting evenly over `rampUp` seconds. `tick` runs every
+    /// `progress` seconds and once at the end.
+    func run(
+        rounds: Int, duration: Double, interval: Double, rampUp: Double, progress: Double,
+        tick: @escaping @Sendable () -> Void
+    ) {
         let group = DispatchGroup()
+        let end = duration > 0 ? Date().addingTimeInterval(duration) : Date.distantFuture
+        var jobs: [(String, @Sendable (Int, NodeClient) throws -> Void)] = []
         for lock in locks {
-            start(group, name: "lock \(lock.device.index)", rounds: rounds, interval: interval) { n, client in
-                try self.funder.topUp(lock.renter.address, to: self.fund, client: client)
-                try self.funder.topUp(lock.device.address, to: self.fund, client: client)
-                try lock.round(n, client: client, stats: self.stats)
-            }
+            jobs.append(
+                (
+                    "lock \(lock.device.index)",
+                    { n, client in
+                        try self.funder.topUp(lock.renter.address, to: self.fund, client: client)
+                        try self.funder.topUp(lock.device.address, to: self.fund, client: client)
+                        try lock.round(n, client: client, stats: self.stats)
+                    }
+                ))
         }
         for terminal in terminals {
-            start(group, name: "terminal \(terminal.device.index)", rounds: rounds, interval: interval) { n, client in
-                try self.funder.topUp(terminal.customer.address, to: self.fund, client: client)
-                try terminal.round(n, client: client, stats: self.stats)
-            }
+            jobs.append(
+                (
+                    "terminal \(terminal.device.index)",
+                    { n, client in
+                        try self.funder.topUp(terminal.customer.address, to: self.fund, client: client)
+                        try terminal.round(n, client: client, stats: self.stats)
+                    }
+                ))
         }
         for bulb in bulbs {
-            start(group, name: "bulb \(bulb.device.index)", rounds: rounds, interval: interval) { n, client in
-                try bulb.round(n, client: client, stats: self.stats)
-            }
+            jobs.append(
+                (
+                    "bulb \(bulb.device.index)",
+                    { n, client in
+                        try bulb.round(n, client: client, stats: self.stats)
+                    }
+                ))
+        }
+        for (i, job) in jobs.enumerated() {
+            let delay = jobs.count > 1 ? rampUp * Double(i) / Double(jobs.count) : 0
+            start(group, name: job.0, delay: delay, rounds: rounds, end: end, interval: interval, round: job.1)
         }
         let ticker = Thread {
             while true {
@@ -64,12 +86,13 @@ final class Fleet: @unchecked Sendable {
     }
 
     private func start(
-        _ group: DispatchGroup, name: String, rounds: Int, interval: Double,
+        _ group: DispatchGroup, name: String, delay: Double, rounds: Int, end: Date, interval: Double,
         round: @escaping @Sendable (Int, NodeClient) throws -> Void
     ) {
         group.enter()
         let thread = Thread { [stats, node] in
             defer { group.leave() }
+            if delay > 0 { Thread.sleep(forTimeInterval: delay) }
             let client: NodeClient
             do { client = try NodeClient(baseURL: node) } catch {
                 stats.fail("\(error)")
@@ -77,7 +100,7 @@ final class Fleet: @unchecked Sendable {
             }
             stats.deviceOnline()
             var n = 0
-            while rounds == 0 || n < rounds {
+            while (rounds == 0 || n < rounds) && Date() < end {
                 n += 1
                 do {
                     try round(n, client)
@@ -85,7 +108,7 @@ final class Fleet: @unchecked Sendable {
                     stats.fail(Self.reason(error))
                     emit("\(name) round \(n): FAILED: \(error)")
                 }
-                if interval > 0 { Thread.sleep(forTimeInterval: interval) }
+                if interval > 0, Date() < end { Thread.sleep(forTimeInterval: interval) }
             }
         }
         thread.start()

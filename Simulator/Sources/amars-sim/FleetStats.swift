@@ -12,6 +12,11 @@ final class FleetStats: @unchecked Sendable {
     private var failures: [String: Int] = [:]
     private var online = 0
     private var receipts: [SaleReceipt] = []
+    /// Actions completed per second since the start, by kind: the last hour of them.
+    private var timeline: [Int: [String: Int]] = [:]
+    /// What happened to the fleet from outside (a revocation, a fault), at seconds since the start.
+    private var events: [(seconds: Double, text: String)] = []
+    static let timelineSeconds = 3_600
 
     /// What a terminal kept for an order it showed paid.
     struct SaleReceipt {
@@ -26,11 +31,14 @@ final class FleetStats: @unchecked Sendable {
         var count = 0
         var latencies: [Double] = []
         var next = 0
+        /// Every latency ever recorded, by ``FleetStats/bins``: the histogram survives where the kept samples roll.
+        var histogram = [Int](repeating: 0, count: FleetStats.bins.count + 1)
         static let keep = 20_000
 
         mutating func add(_ millis: Double?) {
             count += 1
             guard let millis else { return }
+            histogram[FleetStats.bins.firstIndex { millis < $0 } ?? FleetStats.bins.count] += 1
             if latencies.count < Self.keep {
                 latencies.append(millis)
             } else {
@@ -47,9 +55,27 @@ final class FleetStats: @unchecked Sendable {
 
     func deviceOnline() { lock.withLock { online += 1 } }
 
+    /// Upper edges of the latency histogram's bins, in milliseconds (the last bin is everything slower).
+    static let bins: [Double] = [25, 50, 100, 200, 400, 800, 1_600, 3_200, 6_400, 12_800]
+
     /// A completed action of `kind`, with its latency when it has one.
     func record(_ kind: String, millis: Double? = nil) {
-        lock.withLock { actions[kind, default: Action()].add(millis) }
+        lock.withLock {
+            actions[kind, default: Action()].add(millis)
+            let second = Int(Date().timeIntervalSince(started))
+            timeline[second, default: [:]][kind, default: 0] += 1
+            if timeline.count > Self.timelineSeconds + 60 {
+                timeline = timeline.filter { $0.key > second - Self.timelineSeconds }
+            }
+        }
+    }
+
+    /// Something done to the fleet from outside, marked on the report's timeline.
+    func mark(_ text: String) {
+        lock.withLock {
+            if events.count >= 500 { events.removeFirst(100) }
+            events.append((Date().timeIntervalSince(started), text))
+        }
     }
 
     /// Keeps the most recent 10,000 receipts (a devnet fleet runs for days).
@@ -96,6 +122,7 @@ final class FleetStats: @unchecked Sendable {
             for (kind, a) in actions {
                 var entry: [String: Any] = ["count": a.count]
                 if !a.latencies.isEmpty {
+                    entry["histogram"] = a.histogram
                     entry["p50Millis"] = a.percentile(0.5)
                     entry["p90Millis"] = a.percentile(0.9)
                     entry["p99Millis"] = a.percentile(0.99)
@@ -109,9 +136,13 @@ final class FleetStats: @unchecked Sendable {
                     "amount": $0.amount,
                 ] as [String: Any]
             }
+            let seconds = timeline.keys.sorted().map { second in
+                ["second": second, "actions": timeline[second] ?? [:]] as [String: Any]
+            }
             return [
                 "configuration": configuration, "seconds": Date().timeIntervalSince(started), "devicesOnline": online,
-                "actions": kinds, "failures": failures, "receipts": kept,
+                "actions": kinds, "failures": failures, "receipts": kept, "histogramBinsMillis": Self.bins,
+                "timeline": seconds, "events": events.map { ["second": $0.seconds, "text": $0.text] as [String: Any] },
             ]
         }
     }

@@ -15,9 +15,6 @@ final class TerminalDevice: @unchecked Sendable {
     let device: VirtualDevice
     let customer: Person
     private let maxAmount: UInt64
-    /// Where the next payment to this terminal is looked for (block, position in it).
-    private var cursor: (height: UInt64, position: UInt64)?
-
     init(device: VirtualDevice, customer: Person, maxAmount: UInt64) {
         self.device = device
         self.customer = customer
@@ -26,16 +23,15 @@ final class TerminalDevice: @unchecked Sendable {
 
     func round(_ n: Int, client: NodeClient, stats: FleetStats) throws {
         try device.follow()
-        if cursor == nil { cursor = (try device.verifiedHead().height + 1, 0) }
+        // The order's payment is looked for after the head verified now: it cannot be in an earlier block, and a
+        // payment of an order given up on (a failed round) is never taken for this one.
+        let from = try device.verifiedHead().height + 1
         // Amounts vary by order so a payment for one order never passes for another.
         let amount = max(1, maxAmount / 10 * UInt64(1 + (n * 7 + device.index) % 10))
         let start = DispatchTime.now()
         let sent = try customer.submit(.transfer(Transfer(to: device.address, amount: amount)), via: client)
-        guard let from = cursor else { return }
-        let outcome = try device.run(
-            .receive(device.address, from: from.height, position: from.position, waitMillis: 30_000))
+        let outcome = try device.run(.receive(device.address, from: from, position: 0, waitMillis: 30_000))
         guard case .received(let incoming) = outcome else { throw FleetFailure.saleNeverProven }
-        cursor = (incoming.inclusion.header.height, incoming.inclusion.position + 1)
         guard incoming.transfer.amount >= amount else {
             throw FleetFailure.underpaid(expected: amount, got: incoming.transfer.amount)
         }

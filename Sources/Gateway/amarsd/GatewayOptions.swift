@@ -49,6 +49,16 @@ struct GatewayOptions: ParsableArguments {
     @Option(help: "Port of the CoAP server for devices ('coap.port'; default: 5683).")
     var coapPort: Int?
 
+    @Option(
+        help: """
+            Requests per second each device (over plain UDP, each source IP address) may make on average \
+            ('coap.requests_per_second'; default: 50). Raise it when many devices share an address (a NAT, a simulator).
+            """)
+    var coapRate: Double?
+
+    @Option(help: "Requests a device may make at once before the average applies ('coap.burst'; default: 200).")
+    var coapBurst: Double?
+
     @Flag(help: "Do not start the CoAP server (drops 'coap').")
     var noCoap = false
 
@@ -99,6 +109,12 @@ struct GatewayOptions: ParsableArguments {
             throw ValidationError("unknown --log-level \(logLevel)")
         }
         if let coapPort, !(1...65535).contains(coapPort) { throw ValidationError("--coap-port must be 1...65535") }
+        if let coapRate, !(coapRate > 0 && coapRate <= 1_000_000) {
+            throw ValidationError("--coap-rate must be more than 0 and at most 1000000")
+        }
+        if let coapBurst, !(coapBurst >= 1 && coapBurst <= 1_000_000) {
+            throw ValidationError("--coap-burst must be 1 to 1000000")
+        }
         if let coapsPort, !(1...65535).contains(coapsPort) { throw ValidationError("--coaps-port must be 1...65535") }
         if let mqtt, (try? NodeConfig.hostPort(mqtt, "--mqtt")) == nil {
             throw ValidationError("--mqtt takes HOST:PORT, e.g. 127.0.0.1:1883")
@@ -133,6 +149,8 @@ struct GatewayOptions: ParsableArguments {
             let base = config.coap ?? NodeConfig.Endpoint(host: "127.0.0.1", port: 5683)
             config.coap = NodeConfig.Endpoint(host: coapHost ?? base.host, port: coapPort ?? base.port)
         }
+        if let coapRate { config.coapRequestsPerSecond = coapRate }
+        if let coapBurst { config.coapBurst = coapBurst }
         if let pskFile {
             config.coaps = NodeConfig.DTLS(port: coapsPort ?? config.coaps?.port ?? 5684, pskPath: pskFile)
         }
