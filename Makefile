@@ -5,7 +5,7 @@ EMBEDDED_TARGETS := AmarsCodec AmarsCrypto Ledger DeviceProtocol LightClient Pay
 # Debian's headers are architecture-neutral for libsecp256k1; the cross build needs to see them.
 EMBEDDED_FLAGS := -c release -Xcc -isystem -Xcc /usr/include
 
-.PHONY: deps boards-deps build test unit-test integration-test embedded-check firmware-check fuzz fuzz-smoke soak devnet devnet-single bench format clean install package-check
+.PHONY: deps boards-deps build test unit-test integration-test embedded-check firmware-check fuzz fuzz-smoke soak devnet devnet-single sim bench format clean install package-check
 
 deps:
 	@scripts/install-deps.sh
@@ -86,11 +86,23 @@ devnet: deps
 devnet-single: deps
 	AMARS_DATA=$${AMARS_DATA:-data-single} scripts/devnet-single.sh
 
+## A scenario (Simulator/scenarios/SCENARIO.yaml: smoke, bike-share, smart-building, shop-street) against the running
+## devnet (`make devnet` in another terminal); DEVICES=N keeps its mix of kinds. Reports in data/sim/.
+SCENARIO ?= smoke
+sim: deps
+	$(SWIFT) build -c release --product amars-sim
+	mkdir -p $${AMARS_DATA:-data}/sim
+	$$($(SWIFT) build -c release --show-bin-path)/amars-sim --scenario Simulator/scenarios/$(SCENARIO).yaml \
+	  $(if $(DEVICES),--devices $(DEVICES)) --seed $${SEED:-2} --genesis $${AMARS_DATA:-data}/genesis.json \
+	  --coap coap://127.0.0.1:$${AMARS_COAP_PORT:-5683} --mqtt 127.0.0.1:$${AMARS_MQTT_PORT:-1883} \
+	  --node http://127.0.0.1:8645 --funder $${AMARS_DATA:-data}/keys/app-user-incentive.key \
+	  --report $${AMARS_DATA:-data}/sim/$(SCENARIO).json --html $${AMARS_DATA:-data}/sim/$(SCENARIO).html
+
 bench: deps
 	$(SWIFT) run -c release amars-bench ledger
 
 format:
-	$(SWIFT) format --in-place --recursive --parallel Sources Tests Package.swift
+	$(SWIFT) format --in-place --recursive --parallel Sources Tests Simulator Package.swift
 
 ## What `make install` lays down, checked from the debug build (scripts/package-check.sh).
 package-check: deps

@@ -6,7 +6,9 @@
 #   MQTT over TLS 1.2 for devices with certificates 127.0.0.1:8883 (the devnet's root in data/pki)
 # First run creates the genesis (4 validators, each a genesis candidate) and the node configs; later runs
 # continue the same chain. Ctrl-C stops everything. Logs: data/node-N/amarsd.log, data/broker/mosquitto.log.
-# A fleet of simulated devices (amars-sim) pays through node 1 and proves each payment (log: data/fleet.log).
+# A simulated fleet (amars-sim, the smoke scenario run until stopped) of bike-share locks, shop terminals and
+# smart-home bulbs works through node 1, each device proving what it acts on (log: data/fleet/fleet.log, live
+# report: data/fleet/report.html).
 # AMARS_DATA, AMARS_COAP_PORT, AMARS_MQTT_PORT, AMARS_MQTTS_PORT, AMARS_FLEET (devices, 0 for none) override the defaults;
 # AMARS_BIN skips the build.
 set -euo pipefail
@@ -88,7 +90,11 @@ PIDS+=($!)
 for _ in $(seq 1 100); do [ -s "$DATA/broker/gateway.credentials" ] && [ -s "$DATA/broker/passwd" ] && break; sleep 0.1; done
 
 for i in $(seq 1 $N); do
-    "$BIN/amarsd" node --config "$DATA/node-$i/node.yaml" >"$DATA/node-$i/stdout.log" 2>"$DATA/node-$i/amarsd.log" &
+    # Node 1's CoAP door serves the whole simulated fleet from one address: its per-address limit is raised.
+    EXTRA=()
+    [ "$i" = 1 ] && EXTRA=(--coap-rate 4000 --coap-burst 8000 --coap-submit-rate 400 --coap-submit-burst 800)
+    "$BIN/amarsd" node --config "$DATA/node-$i/node.yaml" "${EXTRA[@]}" >"$DATA/node-$i/stdout.log" \
+        2>"$DATA/node-$i/amarsd.log" &
     PIDS+=($!)
 done
 
@@ -130,18 +136,22 @@ fi
 LOCK=$("$BIN/amars" address --key "$DATA/keys/lock-1.key")
 echo "lock-1 ($LOCK) holds a device certificate and a short-lived one ($PKI/lock-1)"
 
-# The simulated fleet: virtual light-client devices paying each other through node 1's CoAP and MQTT doors,
-# each proving every payment final (amars-sim; AMARS_FLEET=0 turns it off).
-FLEET=${AMARS_FLEET:-6}
+# The simulated fleet: the smoke scenario's locks, terminals and bulbs with their renters, customers, residents
+# and guests, every device a light client proving what it acts on through node 1's CoAP and MQTT doors, round
+# after round every 5 s until stopped; people are topped up as they spend (amars-sim; AMARS_FLEET=0 turns it off,
+# AMARS_FLEET=N runs N devices of the same mix).
+FLEET=${AMARS_FLEET:-30}
 if [ "$FLEET" -gt 0 ]; then
-    "$BIN/amars-sim" --genesis "$DATA/genesis.json" --coap "coap://127.0.0.1:$COAP_PORT" --mqtt "127.0.0.1:$MQTT_PORT" \
-        --node http://127.0.0.1:8645 --funder "$DATA/keys/app-user-incentive.key" --devices "$FLEET" --rounds 0 \
-        --interval 5 >"$DATA/fleet.log" 2>&1 &
+    mkdir -p "$DATA/fleet"
+    "$BIN/amars-sim" --scenario Simulator/scenarios/smoke.yaml --devices "$FLEET" --rounds 0 --interval 5 --ride 2 \
+        --genesis "$DATA/genesis.json" --coap "coap://127.0.0.1:$COAP_PORT" --mqtt "127.0.0.1:$MQTT_PORT" \
+        --node http://127.0.0.1:8645 --funder "$DATA/keys/app-user-incentive.key" \
+        --report "$DATA/fleet/report.json" --html "$DATA/fleet/report.html" >"$DATA/fleet/fleet.log" 2>&1 &
     PIDS+=($!)
-    for _ in $(seq 1 100); do grep -q "^round 1 device" "$DATA/fleet.log" 2>/dev/null && break; sleep 0.2; done
+    for _ in $(seq 1 300); do grep -q "^progress:" "$DATA/fleet/fleet.log" 2>/dev/null && break; sleep 0.2; done
     echo
-    echo "fleet: $FLEET virtual devices paying each other every 5 s (odd ones over MQTT), each payment proven final:"
-    grep -m 2 "^round 1 device" "$DATA/fleet.log" || true
+    echo "fleet: $FLEET devices (locks, terminals, bulbs) at work through node 1, a round every 5 s each:"
+    grep -m 1 "^progress:" "$DATA/fleet/fleet.log" || tail -n 3 "$DATA/fleet/fleet.log"
 fi
 
 echo
@@ -162,5 +172,7 @@ echo "  TLS        OPENSSL_CONF=$DATA/broker/openssl.cnf mosquitto_pub -h 127.0.
 echo "               --cert $PKI/lock-1/short/chain.pem \\"
 echo "               --key $PKI/lock-1/short/key.pem -t amars/v1/tx/$LOCK -f <signed tx>   (its own topic only)"
 echo "  Certs      $BIN/amars cert verify --node $NODE1 $PKI/lock-1/short/cert.pem   (renew: amars cert renew --daemon)"
-[ "$FLEET" -gt 0 ] && echo "  Fleet      tail -f $DATA/fleet.log   ($FLEET devices of amars-sim)"
+if [ "$FLEET" -gt 0 ]; then
+    echo "  Fleet      file://$DATA/fleet/report.html   (live report; progress: tail -f $DATA/fleet/fleet.log)"
+fi
 wait

@@ -49,6 +49,21 @@ final class NodeWiringTests: XCTestCase {
         refused(yaml.replacingOccurrences(of: "blockInterval: 200", with: "blockInterval: 1"), "blockInterval")
         refused(yaml + "\njournal_fsync: sometimes", "'journal_fsync' must be true or false")
         refused(yaml + "\nrequire_device_certificate: 1", "'require_device_certificate' must be true or false")
+
+        // The CoAP door's limits: requests and submits per device, each with its burst.
+        let limited = try NodeConfig(
+            yaml: yaml
+                + "\ncoap: { host: 127.0.0.1, port: 5683, requests_per_second: 900, burst: 1800, submits_per_second: 90, submit_burst: 180 }",
+            baseDirectory: "/")
+        XCTAssertEqual(
+            [limited.coapRequestsPerSecond, limited.coapBurst, limited.coapSubmitsPerSecond, limited.coapSubmitBurst],
+            [900, 1800, 90, 180])
+        XCTAssertEqual(
+            [c.coapRequestsPerSecond, c.coapBurst, c.coapSubmitsPerSecond, c.coapSubmitBurst], [50, 200, 2, 10])
+        refused(
+            yaml + "\ncoap: { host: 127.0.0.1, port: 5683, submits_per_second: 0 }",
+            "'coap.submits_per_second' must be a number above 0")
+        refused(yaml + "\ncoap: { host: 127.0.0.1, port: 5683, submit_rate: 3 }", "submit_rate")
     }
 
     func testPeerMessagesRoundTripAndRefuseBadPayloads() throws {

@@ -52,7 +52,7 @@ final class SimulatorTests: XCTestCase {
             "run", "--data", dir.path, "--http-port", String(httpPort), "--coap-port", String(coapPort), "--mqtt",
             "127.0.0.1:\(mqttPort)", "--spawn-broker", "--block-interval", "150", "--log-level", "error",
             // Thirty devices share one source address here; the default is sized for one device per address.
-            "--coap-rate", "2000", "--coap-burst", "4000",
+            "--coap-rate", "2000", "--coap-burst", "4000", "--coap-submit-rate", "200", "--coap-submit-burst", "400",
         ]
         let out = Pipe()
         p.standardOutput = out

@@ -189,6 +189,7 @@ public final class Gateway: @unchecked Sendable {  // configured by start(), the
             }
             var limits = CoAPServer.Limits()
             limits.requests = .init(perSecond: config.coapRequestsPerSecond, burst: config.coapBurst)
+            limits.submits = .init(perSecond: config.coapSubmitsPerSecond, burst: config.coapSubmitBurst)
             let coap = CoAPServer(
                 node: chain, host: c.host, port: UInt16(c.port), logger: logger, limits: limits, dtls: dtls,
                 reanchorFile: config.reanchorPath)

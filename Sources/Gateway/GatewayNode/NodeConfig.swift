@@ -113,6 +113,9 @@ public struct NodeConfig: Equatable, Sendable {
     /// Requests one device address may make per second, and at once after a quiet spell, before 4.29.
     public var coapRequestsPerSecond: Double
     public var coapBurst: Double
+    /// Transactions one device address may submit per second, and at once, before 4.29 "submit rate".
+    public var coapSubmitsPerSecond: Double
+    public var coapSubmitBurst: Double
     public var coaps: DTLS?
     public var mqtt: Endpoint?
     /// The gateway's login at that broker (``MqttCredentials`` file), for a broker that locks its topics down.
@@ -147,6 +150,8 @@ public struct NodeConfig: Equatable, Sendable {
         coap = nil
         coapRequestsPerSecond = 50
         coapBurst = 200
+        coapSubmitsPerSecond = 2
+        coapSubmitBurst = 10
         coaps = nil
         mqtt = nil
         mqttCredentialsPath = nil
@@ -221,10 +226,13 @@ public struct NodeConfig: Equatable, Sendable {
             httpWorkers = try Self.int(m, "http", "workers", 1...256) ?? httpWorkers
         }
         if let node = top["coap"] {
-            let m = try Self.mapping(node, "'coap'", allowed: ["host", "port", "requests_per_second", "burst"])
-            coap = try Self.endpoint(node, "coap", portZero: false, extra: ["requests_per_second", "burst"])
+            let limits = ["requests_per_second", "burst", "submits_per_second", "submit_burst"]
+            let m = try Self.mapping(node, "'coap'", allowed: ["host", "port"] + limits)
+            coap = try Self.endpoint(node, "coap", portZero: false, extra: limits)
             coapRequestsPerSecond = try Self.number(m, "coap", "requests_per_second") ?? coapRequestsPerSecond
             coapBurst = try Self.number(m, "coap", "burst") ?? coapBurst
+            coapSubmitsPerSecond = try Self.number(m, "coap", "submits_per_second") ?? coapSubmitsPerSecond
+            coapSubmitBurst = try Self.number(m, "coap", "submit_burst") ?? coapSubmitBurst
         }
         if let node = top["coaps"] {
             let m = try Self.mapping(node, "'coaps'", allowed: ["port", "psk_file"])
@@ -312,6 +320,9 @@ public struct NodeConfig: Equatable, Sendable {
         if coaps != nil && coap == nil { throw ConfigError("'coaps' (--psk-file) needs 'coap'") }
         guard coapRequestsPerSecond > 0, coapBurst >= 1 else {
             throw ConfigError("'coap.requests_per_second' must be > 0 and 'coap.burst' >= 1")
+        }
+        guard coapSubmitsPerSecond > 0, coapSubmitBurst >= 1 else {
+            throw ConfigError("'coap.submits_per_second' must be > 0 and 'coap.submit_burst' >= 1")
         }
     }
 

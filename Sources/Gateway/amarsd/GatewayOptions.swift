@@ -59,6 +59,12 @@ struct GatewayOptions: ParsableArguments {
     @Option(help: "Requests a device may make at once before the average applies ('coap.burst'; default: 200).")
     var coapBurst: Double?
 
+    @Option(help: "Transactions per second each device may submit ('coap.submits_per_second'; default: 2).")
+    var coapSubmitRate: Double?
+
+    @Option(help: "Transactions a device may submit at once ('coap.submit_burst'; default: 10).")
+    var coapSubmitBurst: Double?
+
     @Flag(help: "Do not start the CoAP server (drops 'coap').")
     var noCoap = false
 
@@ -115,6 +121,12 @@ struct GatewayOptions: ParsableArguments {
         if let coapBurst, !(coapBurst >= 1 && coapBurst <= 1_000_000) {
             throw ValidationError("--coap-burst must be 1 to 1000000")
         }
+        if let coapSubmitRate, !(coapSubmitRate > 0 && coapSubmitRate <= 1_000_000) {
+            throw ValidationError("--coap-submit-rate must be more than 0 and at most 1000000")
+        }
+        if let coapSubmitBurst, !(coapSubmitBurst >= 1 && coapSubmitBurst <= 1_000_000) {
+            throw ValidationError("--coap-submit-burst must be 1 to 1000000")
+        }
         if let coapsPort, !(1...65535).contains(coapsPort) { throw ValidationError("--coaps-port must be 1...65535") }
         if let mqtt, (try? NodeConfig.hostPort(mqtt, "--mqtt")) == nil {
             throw ValidationError("--mqtt takes HOST:PORT, e.g. 127.0.0.1:1883")
@@ -151,6 +163,8 @@ struct GatewayOptions: ParsableArguments {
         }
         if let coapRate { config.coapRequestsPerSecond = coapRate }
         if let coapBurst { config.coapBurst = coapBurst }
+        if let coapSubmitRate { config.coapSubmitsPerSecond = coapSubmitRate }
+        if let coapSubmitBurst { config.coapSubmitBurst = coapSubmitBurst }
         if let pskFile {
             config.coaps = NodeConfig.DTLS(port: coapsPort ?? config.coaps?.port ?? 5684, pskPath: pskFile)
         }
