@@ -175,10 +175,10 @@ final class SimulatorTests: XCTestCase {
         for (yaml, line) in [
             ("locks: 2\nlokcs: 3\n", "unknown key 'lokcs'"),
             ("interval: -1\n", "'interval' must be 0 to 3600 seconds"),
-            ("locks: 100000\n", "'locks' must be 0 to 256"),
+            ("locks: 100000\n", "'locks' must be 0 to 2000"),
             ("locks: many\n", "'locks' must be a whole number, not 'many'"),
             ("- locks\n", "the top level must be a mapping of keys"),
-            ("locks: 200\nterminals: 200\n", "at most 256 devices in all"),
+            ("locks: 1500\nterminals: 1500\n", "at most 2000 devices in all"),
         ] {
             try Data(yaml.utf8).write(to: dir.appendingPathComponent("bad.yaml"))
             let refused = try Harness.run(sim, arguments + ["--scenario", path("bad.yaml")], timeout: 30)
@@ -187,7 +187,7 @@ final class SimulatorTests: XCTestCase {
             XCTAssertFalse(refused.output.contains("Fatal error"), refused.output)
         }
         for (bad, line) in [
-            (["--locks", "300"], "--locks must be 0 to 256"),
+            (["--locks", "3000"], "--locks must be 0 to 2000"),
             (["--locks", "0", "--terminals", "0", "--bulbs", "0"], "--locks, --terminals and --bulbs are all 0"),
             (["--amount", "3"], "--amount must be more than 0 and less than half of the fund"),
             (["--interval", "4000"], "--interval must be 0 to 3600 seconds"),

@@ -183,19 +183,37 @@ struct AmarsSim: ParsableCommand {
         let genesisBlock = try client.head().genesisBlockHash
 
         let (locks, terminals, bulbs) = (plan.locks, plan.terminals, plan.bulbs)
-        let made = try (0..<(locks + terminals + bulbs)).map { i in
-            // Each kind draws keys from its own range, so a rerun with other counts finds every device as it was.
-            let keyIndex = i < locks ? i : i < locks + terminals ? 100_000 + i - locks : 200_000 + i - locks - terminals
-            return try VirtualDevice(
-                index: i, keyIndex: keyIndex, seed: seed, anchor: anchor, coap: coapConfig,
-                mqtt: plan.overMQTT(i) ? mqttConfig : nil)
+        try Self.raiseFileLimit(devices: locks + terminals + bulbs)
+        let total = locks + terminals + bulbs
+        // Each kind draws keys from its own range, so a rerun with other counts finds every device as it was.
+        func keyIndex(_ i: Int) -> Int {
+            i < locks ? i : i < locks + terminals ? 100_000 + i - locks : 200_000 + i - locks - terminals
+        }
+        var sessions: [Int: MqttDeviceClient] = [:]
+        if let mqttConfig {
+            // Only locks submit; the broker sessions come first, while descriptors are low.
+            let wanted = (0..<locks).filter(plan.overMQTT)
+            let kept = wanted.prefix(VirtualDevice.maxMQTTSessions)
+            if kept.count < wanted.count {
+                say(
+                    "mqtt: \(kept.count) locks return over MQTT, the other \(wanted.count - kept.count) over CoAP "
+                        + "(libmosquitto's loop takes \(VirtualDevice.maxMQTTSessions) sessions per process)")
+            }
+            for i in kept {
+                sessions[i] = try VirtualDevice.mqttSession(
+                    keyIndex: keyIndex(i), seed: seed, configuration: mqttConfig)
+            }
+        }
+        let made = try (0..<total).map { i in
+            try VirtualDevice(
+                index: i, keyIndex: keyIndex(i), seed: seed, anchor: anchor, coap: coapConfig, mqtt: sessions[i])
         }
         defer { made.forEach { $0.close() } }
         let owner = Person(role: "owner", seed: seed, index: 0)
         let funder = Funder(key: funderKey, node: node)
         if bulbs > 0 {
             try funder.topUp(
-                Person(role: "household", seed: seed, index: 3_000).address, to: units.fund, client: client)
+                Person(role: "household", seed: seed, index: 30_000).address, to: units.fund, client: client)
         }
         let board = RentalBoard()
         let terms = LockDevice.Terms(
@@ -204,12 +222,12 @@ struct AmarsSim: ParsableCommand {
         let fleet = Fleet(
             locks: (0..<locks).map { i in
                 LockDevice(
-                    device: made[i], renter: Person(role: "renter", seed: seed, index: 1_000 + i),
+                    device: made[i], renter: Person(role: "renter", seed: seed, index: 10_000 + i),
                     owner: owner.address, genesis: genesisBlock, terms: terms, board: board)
             },
             terminals: (0..<terminals).map { i in
                 TerminalDevice(
-                    device: made[locks + i], customer: Person(role: "customer", seed: seed, index: 2_000 + i),
+                    device: made[locks + i], customer: Person(role: "customer", seed: seed, index: 20_000 + i),
                     maxAmount: units.amount)
             },
             bulbs: try makeBulbs(
@@ -277,12 +295,12 @@ struct AmarsSim: ParsableCommand {
         _ devices: ArraySlice<VirtualDevice>, funder: Funder, client: NodeClient, genesis: Bytes32
     ) throws -> [BulbDevice] {
         guard !devices.isEmpty else { return [] }
-        let household = Household(person: Person(role: "household", seed: seed, index: 3_000))
+        let household = Household(person: Person(role: "household", seed: seed, index: 30_000))
         var certificates: [DeviceCertificate] = []
         var made: [BulbDevice] = []
         for (n, device) in devices.enumerated() {
-            let resident = Person(role: "resident", seed: seed, index: 3_001 + 2 * n)
-            let guest = Person(role: "guest", seed: seed, index: 3_002 + 2 * n)
+            let resident = Person(role: "resident", seed: seed, index: 30_001 + 2 * n)
+            let guest = Person(role: "guest", seed: seed, index: 30_002 + 2 * n)
             let residentCertificate = household.certify(resident)
             let guestCertificate = household.certify(guest)
             certificates += [residentCertificate, guestCertificate]
@@ -297,6 +315,25 @@ struct AmarsSim: ParsableCommand {
             "household \(household.person.address.bech32): root \(Hex.encode(household.root.id.bytes)) and "
                 + "\(certificates.count) controller certificates published")
         return made
+    }
+
+    /// Each device holds a UDP socket, an MQTT connection for some, and an HTTP connection at times: the soft
+    /// limit on open files (1,024 on many systems) is raised to the hard one, and a fleet that would not fit is
+    /// refused before it starts.
+    static func raiseFileLimit(devices: Int) throws {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max
+            _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+            _ = getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        }
+        let needed = rlim_t(devices * 3 + 64)
+        guard limit.rlim_cur >= needed else {
+            throw ValidationError(
+                "\(devices) devices need about \(needed) open files; the limit here is \(limit.rlim_cur) "
+                    + "(raise it with ulimit -n, or run fewer devices per process)")
+        }
     }
 
     static func json(_ report: [String: Any]) -> [UInt8] {

@@ -73,7 +73,7 @@ final class BulbDevice: @unchecked Sendable {
         }
 
         // A stranger signs with their own key under the resident's certificate id.
-        let stranger = Person(role: "stranger", seed: UInt64(n), index: 9_000 + device.index)
+        let stranger = Person(role: "stranger", seed: UInt64(n), index: 90_000 + device.index)
         do {
             _ = try obey(sign(.on, counter: counter + 2, by: stranger, certificate: residentCertificate))
             throw FleetFailure.bulbObeyedStranger

@@ -27,18 +27,29 @@ final class Funder: @unchecked Sendable {
     func topUp(_ address: Address, to units: UInt64, client: NodeClient) throws -> UInt64 {
         let balance = try client.account(address).balance
         guard balance < units / 2 else { return balance }
-        let id: Bytes32 = try lock.withLock {
-            let head = try client.head()
-            nextNonce = max(nextNonce, try client.account(self.address).nextNonce)
-            let body = TransactionBody(
-                genesis: head.genesisBlockHash, sender: key.xOnlyPublicKey.bytes, nonce: nextNonce,
-                maxFeePerUnit: head.nextBaseFee * 2 + 1, tipPerUnit: 1,
-                payload: .transfer(Transfer(to: address, amount: units - balance)))
-            let id = try client.submit(SignedTransaction(body: body, signer: key))
-            nextNonce += 1
-            transfers += 1
-            return id
+        // A large fleet starting at once asks for more top-ups than a sender may have pending: a full queue is
+        // waited out (a block empties it), for a minute at most.
+        let deadline = Date().addingTimeInterval(60)
+        var sent: Bytes32?
+        while sent == nil {
+            do {
+                sent = try lock.withLock {
+                    let head = try client.head()
+                    nextNonce = max(nextNonce, try client.account(self.address).nextNonce)
+                    let body = TransactionBody(
+                        genesis: head.genesisBlockHash, sender: key.xOnlyPublicKey.bytes, nonce: nextNonce,
+                        maxFeePerUnit: head.nextBaseFee * 2 + 1, tipPerUnit: 1,
+                        payload: .transfer(Transfer(to: address, amount: units - balance)))
+                    let id = try client.submit(SignedTransaction(body: body, signer: key))
+                    nextNonce += 1
+                    transfers += 1
+                    return id
+                }
+            } catch let error as NodeClientError where error.code == "senderQueueFull" && Date() < deadline {
+                Thread.sleep(forTimeInterval: 0.5)
+            }
         }
+        guard let id = sent else { return balance }
         try Self.waitFinal(id, client: client, what: "funding transfer")
         return units
     }

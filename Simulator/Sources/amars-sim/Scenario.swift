@@ -27,7 +27,8 @@ struct Scenario: Sendable, Equatable {
     var amount = "0.25"
     var fund = "5"
 
-    static let maxDevices = 256
+    /// Devices per process: each runs on its own thread.
+    static let maxDevices = 2_000
 
     /// The keys a file may hold, as they are spelled there.
     static let keys: Set<String> = [

@@ -36,24 +36,35 @@ final class VirtualDevice: @unchecked Sendable {
 
     private static let keyTag = TaggedHash(tag: "AmarsSimDevice")
 
+    /// `mqtt`: the device's broker session when it submits there, made (and connected) beforehand by
+    /// ``mqttSession(keyIndex:seed:configuration:)``.
     init(
         index: Int, keyIndex: Int, seed: UInt64, anchor: DeviceTrustAnchor, coap: CoAPDeviceClient.Configuration,
-        mqtt: MqttDeviceClient.Configuration?
+        mqtt: MqttDeviceClient?
     ) throws {
         self.index = index
         key = Self.key(seed: seed, index: keyIndex)
         address = Address(publicKey: key.xOnlyPublicKey)
         self.coap = try CoAPDeviceClient(configuration: coap)
-        if let mqtt {
-            var config = mqtt
-            config.clientID = "amars-sim-\(seed)-\(keyIndex)"
-            let client = try MqttDeviceClient(device: address, configuration: config)
-            self.mqtt = client
-        } else {
-            self.mqtt = nil
-        }
+        self.mqtt = mqtt
         sync = try DeviceSync.anchor(anchor, source: self.coap)
     }
+
+    /// A device's broker session, connected. The fleet makes these before any other socket: libmosquitto's loop
+    /// uses select(), which takes only descriptors under 1,024, and a session holds three.
+    static func mqttSession(keyIndex: Int, seed: UInt64, configuration: MqttDeviceClient.Configuration) throws
+        -> MqttDeviceClient
+    {
+        var config = configuration
+        config.clientID = "amars-sim-\(seed)-\(keyIndex)"
+        let address = Address(publicKey: key(seed: seed, index: keyIndex).xOnlyPublicKey)
+        let client = try MqttDeviceClient(device: address, configuration: config)
+        try client.connect()
+        return client
+    }
+
+    /// Devices per process that can submit over MQTT (see ``mqttSession(keyIndex:seed:configuration:)``).
+    static let maxMQTTSessions = 300
 
     /// The device's link for a submit: MQTT when it has a session there, CoAP otherwise; proofs always over CoAP.
     /// Submits `transaction` and proves it final with a successful receipt, as the firmware's pay flow does.
