@@ -1,6 +1,8 @@
 import AmarsClient
 import AmarsCodec
 import AmarsTestSupport
+import DeviceProtocol
+import GatewayTestSupport
 import Foundation
 import XCTest
 
@@ -171,6 +173,32 @@ final class SimulatorTests: XCTestCase {
             ], timeout: 120)
         XCTAssertNotEqual(unreachable.status, 0)
         XCTAssertFalse(unreachable.output.contains("Fatal error"), unreachable.output)
+        // A gateway that answers every request with a well-formed CoAP answer full of garbage: the devices refuse
+        // it with a line naming what could not be read, and nothing crashes.
+        nonisolated(unsafe) let liar = try CoAPTestSocket(timeoutMilliseconds: 200)
+        let lying = Thread {
+            var rng = SplitMix64(seed: 3)
+            let deadline = Date().addingTimeInterval(60)
+            while Date() < deadline {
+                guard let (bytes, port) = liar.receive(), let request = try? CoAPMessage.decode(bytes) else { continue }
+                var answer = CoAPMessage(type: .acknowledgement, code: .content, messageID: request.messageID)
+                answer.token = request.token
+                answer.payload = (0..<64).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+                liar.send(answer.encode(), toPort: port)
+            }
+        }
+        lying.start()
+        let lied = try Harness.run(
+            sim,
+            [
+                "--genesis", path("genesis.json"), "--coap", "coap://127.0.0.1:\(liar.localPort)", "--node", node,
+                "--funder", path("keys/app-user-incentive.key"), "--locks", "1", "--terminals", "0", "--bulbs", "0",
+                "--rounds", "1",
+            ], timeout: 60)
+        XCTAssertNotEqual(lied.status, 0, lied.output)
+        XCTAssertTrue(lied.output.contains("Error:"), lied.output)
+        XCTAssertFalse(lied.output.contains("Fatal error"), lied.output)
+
         // Scenario files are checked key by key, each problem named with its file.
         for (yaml, line) in [
             ("locks: 2\nlokcs: 3\n", "unknown key 'lokcs'"),
