@@ -95,9 +95,7 @@ final class BulbDevice: @unchecked Sendable {
     private func obey(_ bytes: [UInt8]) throws -> SmartBulb.Light {
         let command = try BulbCommand(decoding: bytes)
         let id = try bulb.certificateToProve(command)
-        var proven: VerifiedCertificate
-        proven = try device.verifiedCertificate(id)
-        return try bulb.obey(command, certificate: proven)
+        return try bulb.obey(command, certificate: try device.verifiedCertificate(id))
     }
 }
 
