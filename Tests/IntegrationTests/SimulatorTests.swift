@@ -82,8 +82,8 @@ final class SimulatorTests: XCTestCase {
         XCTAssertEqual(run.status, 0, run.output)
         XCTAssertTrue(
             run.output.contains(
-                "fleet: 20 rentals opened and 20 settled with the deposit refunded once; 20 sales proven paid, 20 "
-                    + "receipts match their blocks; 20 bulb commands obeyed and 10 from revoked guests refused; supply "
+                "fleet: 20 rentals opened and 19 settled with the deposit refunded once, 1 kept and paid to the owner; "
+                    + "20 sales proven paid, 20 receipts match their blocks; 20 bulb commands obeyed and 10 from revoked guests refused; supply "
                     + "conserved; 0 failures"), run.output)
 
         // The report: every action counted, the refusals a dishonest party met, no failures.
@@ -93,11 +93,13 @@ final class SimulatorTests: XCTestCase {
         let actions = try XCTUnwrap(report["actions"] as? [String: [String: Any]])
         func count(_ kind: String) -> Int { actions[kind]?["count"] as? Int ?? -1 }
         XCTAssertEqual(count("rental opened"), 20)
-        XCTAssertEqual(count("deposit refunded once"), 20)
+        XCTAssertEqual(count("deposit refunded once"), 19)
+        XCTAssertEqual(count("lock went silent"), 1)
+        XCTAssertEqual(count("kept item paid its owner"), 1)
         XCTAssertEqual(count("lock refused a returned escrow"), 20)
         XCTAssertGreaterThanOrEqual(count("lock refused another lock's escrow"), 9)
         XCTAssertEqual(count("return signed (MQTT)"), 10, "\(actions)")
-        XCTAssertEqual(count("return signed (CoAP)"), 10)
+        XCTAssertEqual(count("return signed (CoAP)"), 9)
         XCTAssertEqual(count("sale proven paid"), 20)
         XCTAssertEqual(count("bulb obeyed its resident"), 20)
         XCTAssertEqual(count("bulb obeyed the guest"), 10)
@@ -114,13 +116,21 @@ final class SimulatorTests: XCTestCase {
             UInt64("\(try Harness.json(client, "/v1/accounts/\(address)")["balance"] ?? "")") ?? 0
         }
         let owner = try XCTUnwrap(run.output.firstMatch(of: #/owner: (amsc1[0-9a-z]+)/#)).1
-        // Twenty fees of 0.1 AMSC and no damages (they are kept on every fourth ride only): exactly.
-        XCTAssertEqual(try balance(String(owner)), 2_000_000)
-        // Each renter was funded to 5 AMSC and paid two fees and two opening transactions: the deposits came back.
-        for renter in run.output.matches(of: #/renter (amsc1[0-9a-z]+)/#) {
-            let left = try balance(String(renter.1))
-            XCTAssertLessThan(left, 4_800_000, "\(renter.1)")
-            XCTAssertGreaterThan(left, 4_700_000, "\(renter.1): a deposit was not refunded")
+        // Nineteen fees of 0.1 AMSC, no damages (they are kept on every fourth ride only), and the kept rental's
+        // deposit and fee, less what the owner paid to close it: exactly. The owner was topped up to 5 AMSC first.
+        let totals = try XCTUnwrap(report["totals"] as? [String: UInt64])
+        let closeFees = try XCTUnwrap(totals["ownerCloseFees"])
+        XCTAssertGreaterThan(closeFees, 0)
+        XCTAssertEqual(try balance(String(owner)) + closeFees, 5_000_000 + 1_900_000 + 1_100_000)
+        // Each renter was funded to 5 AMSC and paid two fees and two opening transactions: the deposits came back,
+        // but for lock 0's renter, whose first rental was kept.
+        let renters = run.output.matches(of: #/renter (amsc1[0-9a-z]+)/#).map { String($0.1) }
+        XCTAssertEqual(renters.count, 10)
+        for (i, renter) in renters.enumerated() {
+            let left = try balance(renter)
+            let spent: UInt64 = i == 0 ? 1_200_000 : 200_000
+            XCTAssertLessThan(left, 5_000_000 - spent, renter)
+            XCTAssertGreaterThan(left, 5_000_000 - spent - 100_000, "\(renter): a deposit was refunded wrongly")
         }
         let receipts = try XCTUnwrap(report["receipts"] as? [[String: Any]])
         XCTAssertEqual(receipts.count, 20)
@@ -159,7 +169,9 @@ final class SimulatorTests: XCTestCase {
 
         // Same seed again: the same devices and people go on, funded as they need.
         let second = try Harness.run(
-            sim, arguments + ["--locks", "1", "--terminals", "1", "--bulbs", "1", "--rounds", "1"], timeout: 120)
+            sim,
+            arguments + ["--locks", "1", "--silent-locks", "0", "--terminals", "1", "--bulbs", "1", "--rounds", "1"],
+            timeout: 120)
         XCTAssertEqual(second.status, 0, second.output)
         XCTAssertTrue(second.output.contains("1 rentals opened and 1 settled"), second.output)
 
@@ -205,6 +217,7 @@ final class SimulatorTests: XCTestCase {
             ("interval: -1\n", "'interval' must be 0 to 3600 seconds"),
             ("locks: 100000\n", "'locks' must be 0 to 2000"),
             ("locks: many\n", "'locks' must be a whole number, not 'many'"),
+            ("locks: 2\nsilent-locks: 3\n", "'silent-locks' must be 0 to the number of locks"),
             ("- locks\n", "the top level must be a mapping of keys"),
             ("locks: 1500\nterminals: 1500\n", "at most 2000 devices in all"),
         ] {

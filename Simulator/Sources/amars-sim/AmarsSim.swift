@@ -72,6 +72,9 @@ struct AmarsSim: ParsableCommand {
     @Option(help: "Bike-share locks, each with a renter (scenario: locks; default 2).")
     var locks: Int?
 
+    @Option(help: "Locks that go silent in their first rental; the owner closes it as kept (scenario: silent-locks).")
+    var silentLocks: Int?
+
     @Option(help: "Shop terminals, each with a customer (scenario: terminals; default 2).")
     var terminals: Int?
 
@@ -133,6 +136,7 @@ struct AmarsSim: ParsableCommand {
             s = s.scaled(to: devices)
         }
         s.locks = locks ?? s.locks
+        s.silentLocks = silentLocks ?? min(s.silentLocks, s.locks)
         s.terminals = terminals ?? s.terminals
         s.bulbs = bulbs ?? s.bulbs
         s.rounds = rounds ?? s.rounds
@@ -209,8 +213,10 @@ struct AmarsSim: ParsableCommand {
                 index: i, keyIndex: keyIndex(i), seed: seed, anchor: anchor, coap: coapConfig, mqtt: sessions[i])
         }
         defer { made.forEach { $0.close() } }
-        let owner = Person(role: "owner", seed: seed, index: 0)
+        let owner = SharedWallet(Person(role: "owner", seed: seed, index: 0))
         let funder = Funder(key: funderKey, node: node)
+        // The owner pays for the closes of kept rentals before any fee has come in.
+        if plan.silentLocks > 0 { try funder.topUp(owner.address, to: units.fund, client: client) }
         if bulbs > 0 {
             try funder.topUp(
                 Person(role: "household", seed: seed, index: 30_000).address, to: units.fund, client: client)
@@ -223,7 +229,7 @@ struct AmarsSim: ParsableCommand {
             locks: (0..<locks).map { i in
                 LockDevice(
                     device: made[i], renter: Person(role: "renter", seed: seed, index: 10_000 + i),
-                    owner: owner.address, genesis: genesisBlock, terms: terms, board: board)
+                    owner: owner, silent: i < plan.silentLocks, genesis: genesisBlock, terms: terms, board: board)
             },
             terminals: (0..<terminals).map { i in
                 TerminalDevice(
@@ -254,7 +260,8 @@ struct AmarsSim: ParsableCommand {
                     + "guest \(bulb.guest.address.bech32) (revoked from round 2)")
         }
         let configuration: [String: String] = [
-            "scenario": plan.name, "locks": "\(locks)", "terminals": "\(terminals)", "bulbs": "\(bulbs)",
+            "scenario": plan.name, "locks": "\(locks)", "silent-locks": "\(plan.silentLocks)",
+            "terminals": "\(terminals)", "bulbs": "\(bulbs)",
             "rounds": "\(plan.rounds)", "duration": "\(plan.duration)", "interval": "\(plan.interval)",
             "ramp-up": "\(plan.rampUp)", "mqtt-share": "\(mqtt == nil ? 0 : plan.mqttShare)", "seed": "\(seed)",
             "ride": "\(plan.ride)", "rental-blocks": "\(plan.rentalBlocks)", "coap": coap, "node": node,
@@ -281,7 +288,8 @@ struct AmarsSim: ParsableCommand {
         if !supply.conserved { stats.fail("supply not conserved") }
         say(
             "fleet: \(stats.count("rental opened")) rentals opened and \(stats.count("deposit refunded once")) settled "
-                + "with the deposit refunded once; \(stats.count("sale proven paid")) sales proven paid, \(receipts) "
+                + "with the deposit refunded once, \(stats.count("kept item paid its owner")) kept and paid to the owner; "
+                + "\(stats.count("sale proven paid")) sales proven paid, \(receipts) "
                 + "receipts match their blocks; \(stats.count("bulb obeyed its resident")) bulb commands obeyed and "
                 + "\(stats.count("bulb refused a revoked guest")) from revoked guests refused; supply "
                 + "\(supply.conserved ? "conserved" : "NOT conserved"); \(stats.failureCount) failures")

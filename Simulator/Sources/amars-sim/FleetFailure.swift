@@ -4,6 +4,8 @@ import Foundation
 enum FleetFailure: Error, CustomStringConvertible {
     case openedForeign
     case openedClosed
+    case deadlineNeverPassed
+    case notKept
     case wrongRenter
     case escrowNeverFinal
     case notSettledAsSigned
@@ -19,6 +21,8 @@ enum FleetFailure: Error, CustomStringConvertible {
         switch self {
         case .openedForeign: "a lock opened for another lock's escrow"
         case .openedClosed: "a lock opened for an escrow already returned"
+        case .deadlineNeverPassed: "a kept rental's return deadline did not pass in 10 minutes"
+        case .notKept: "the chain did not close a kept rental with the whole deposit to the owner"
         case .wrongRenter: "the proven escrow names another renter"
         case .escrowNeverFinal: "the renter's escrow was not proven in 30 s"
         case .notSettledAsSigned: "the chain did not close the escrow with the damages the lock signed"

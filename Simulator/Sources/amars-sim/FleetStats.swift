@@ -11,6 +11,8 @@ final class FleetStats: @unchecked Sendable {
     private var actions: [String: Action] = [:]
     private var failures: [String: Int] = [:]
     private var online = 0
+    /// Sums the checks at the end need (the fees the owner paid for its closes, in base units).
+    private var totals: [String: UInt64] = [:]
     private var receipts: [SaleReceipt] = []
     /// Actions completed per second since the start, by kind: the last hour of them.
     private var timeline: [Int: [String: Int]] = [:]
@@ -88,6 +90,8 @@ final class FleetStats: @unchecked Sendable {
 
     var saleReceipts: [SaleReceipt] { lock.withLock { receipts } }
 
+    func add(_ amount: UInt64, to total: String) { lock.withLock { totals[total, default: 0] += amount } }
+
     func fail(_ reason: String) { lock.withLock { failures[reason, default: 0] += 1 } }
 
     var failureCount: Int { lock.withLock { failures.values.reduce(0, +) } }
@@ -141,7 +145,8 @@ final class FleetStats: @unchecked Sendable {
             }
             return [
                 "configuration": configuration, "seconds": Date().timeIntervalSince(started), "devicesOnline": online,
-                "actions": kinds, "failures": failures, "receipts": kept, "histogramBinsMillis": Self.bins,
+                "actions": kinds, "failures": failures, "receipts": kept, "totals": totals,
+                "histogramBinsMillis": Self.bins,
                 "timeline": seconds, "events": events.map { ["second": $0.seconds, "text": $0.text] as [String: Any] },
             ]
         }

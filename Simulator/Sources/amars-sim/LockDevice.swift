@@ -12,13 +12,15 @@ import LightClient
 /// what a dishonest renter would: another lock's escrow, and the same escrow again after the return. Both must
 /// keep the lock shut. Then the chain's word is checked: the escrow closed with the damages the lock signed, and
 /// the renter got the deposit back exactly once (its balance moved by the fee, the damages and the opening
-/// transaction's fee, nothing more).
+/// transaction's fee, nothing more). A silent lock goes quiet in its first rental: it never signs the return, and
+/// once the return deadline passed the owner closes the escrow as kept and takes deposit and fee.
 final class LockDevice: @unchecked Sendable {
     // @unchecked: driven by one thread at a time (its own).
     let device: VirtualDevice
     let renter: Person
     let core: RentalLock
-    private let owner: Address
+    private let owner: SharedWallet
+    private let silent: Bool
     private let terms: Terms
     private let board: RentalBoard
 
@@ -32,10 +34,14 @@ final class LockDevice: @unchecked Sendable {
         var ride: Double
     }
 
-    init(device: VirtualDevice, renter: Person, owner: Address, genesis: Bytes32, terms: Terms, board: RentalBoard) {
+    init(
+        device: VirtualDevice, renter: Person, owner: SharedWallet, silent: Bool, genesis: Bytes32, terms: Terms,
+        board: RentalBoard
+    ) {
         self.device = device
         self.renter = renter
         self.owner = owner
+        self.silent = silent
         self.terms = terms
         self.board = board
         core = RentalLock(key: device.key, genesis: genesis)
@@ -47,7 +53,7 @@ final class LockDevice: @unchecked Sendable {
         let before = try client.account(renter.address).balance
         let head = try client.head()
         let open = EscrowOpen(
-            device: core.address, owner: owner, deposit: terms.deposit, rentalFee: terms.fee,
+            device: core.address, owner: owner.address, deposit: terms.deposit, rentalFee: terms.fee,
             maxDamages: terms.maxDamages, expiryHeight: head.height + terms.blocks)
         let start = DispatchTime.now()
         let id = try renter.submit(.escrowOpen(open), via: client)
@@ -68,6 +74,7 @@ final class LockDevice: @unchecked Sendable {
         board.opened(id, by: device.index)
         guard rental.renter == renter.address else { throw FleetFailure.wrongRenter }
 
+        if silent && n == 1 { return try kept(id, paidBefore: before, client: client, stats: stats) }
         if terms.ride > 0 { Thread.sleep(forTimeInterval: terms.ride) }
 
         // The return: damages on every fourth ride, within the terms.
@@ -102,6 +109,38 @@ final class LockDevice: @unchecked Sendable {
             throw FleetFailure.refundWrong(expected: terms.fee + damages + receipt.feePaid, got: before &- after)
         }
         stats.record("deposit refunded once")
+    }
+
+    /// The lock stays silent: after the return deadline the owner closes the escrow as kept. The chain must then
+    /// show it kept with the whole deposit as damages, the renter must have paid deposit and fee (nothing came
+    /// back), and the lock, back again, must not open for it.
+    private func kept(_ id: Bytes32, paidBefore before: UInt64, client: NodeClient, stats: FleetStats) throws {
+        stats.record("lock went silent")
+        let deadline = try client.escrow(id).state.returnDeadline
+        let patience = Date().addingTimeInterval(600)
+        while try client.head().height <= deadline {
+            guard Date() < patience else { throw FleetFailure.deadlineNeverPassed }
+            Thread.sleep(forTimeInterval: 0.3)
+        }
+        let close = try owner.submit(
+            .escrowClose(EscrowClose(escrowID: id, damages: 0, deviceKey: .zero, deviceSignature: .zero)), via: client)
+        try Funder.waitFinal(close, client: client, what: "the owner's close of a kept rental")
+        guard case .included(_, _, let closeReceipt) = try client.transactionStatus(close).state,
+            case .included(_, _, let openReceipt) = try client.transactionStatus(id).state
+        else { throw FleetFailure.notSettledAsSigned }
+        stats.add(closeReceipt.feePaid, to: "ownerCloseFees")
+        let settled = try client.escrow(id).state
+        guard settled.status == .kept, settled.damages == terms.deposit else { throw FleetFailure.notKept }
+        let after = try client.account(renter.address).balance
+        let paid = terms.deposit + terms.fee + openReceipt.feePaid
+        guard before &- after == paid else { throw FleetFailure.refundWrong(expected: paid, got: before &- after) }
+        stats.record("kept item paid its owner")
+        do {
+            _ = try core.attestReturn(try device.verifiedEscrow(id), damages: 0)
+            throw FleetFailure.openedClosed
+        } catch RentalRefusal.notOpen {
+            stats.record("lock refused a returned escrow")
+        }
     }
 
     /// Asks for the escrow's proof until the lock admits it; proven absence means "not final yet" for 30 s.

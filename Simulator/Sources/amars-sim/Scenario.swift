@@ -8,6 +8,9 @@ import Yams
 struct Scenario: Sendable, Equatable {
     var name = "command line"
     var locks = 2
+    /// Locks that go silent in their first rental (never sign the return): the owner closes it as kept after the
+    /// return deadline.
+    var silentLocks = 0
     var terminals = 2
     var bulbs = 2
     /// Rounds per device; 0: until `duration` passes, or until stopped.
@@ -32,7 +35,8 @@ struct Scenario: Sendable, Equatable {
 
     /// The keys a file may hold, as they are spelled there.
     static let keys: Set<String> = [
-        "name", "description", "locks", "terminals", "bulbs", "rounds", "duration", "interval", "ramp-up",
+        "name", "description", "locks", "silent-locks", "terminals", "bulbs", "rounds", "duration", "interval",
+        "ramp-up",
         "mqtt-share", "ride", "rental-blocks", "deposit", "fee", "amount", "fund",
     ]
 
@@ -86,6 +90,7 @@ struct Scenario: Sendable, Equatable {
         }
         name = try scalar("name") ?? name
         locks = try int("locks") ?? locks
+        silentLocks = try int("silent-locks") ?? silentLocks
         terminals = try int("terminals") ?? terminals
         bulbs = try int("bulbs") ?? bulbs
         rounds = try int("rounds") ?? rounds
@@ -129,6 +134,7 @@ struct Scenario: Sendable, Equatable {
         guard locks + terminals + bulbs <= Self.maxDevices else {
             throw ScenarioError("at most \(Self.maxDevices) devices in all (locks, terminals and bulbs)")
         }
+        try need(silentLocks >= 0 && silentLocks <= locks, "silent-locks", "0 to the number of locks")
         try need(rounds >= 0, "rounds", "0 (no limit) or more")
         try need(duration >= 0 && duration <= 30 * 86_400, "duration", "0 (no limit) to 2592000 seconds")
         try need(interval >= 0 && interval <= 3_600, "interval", "0 to 3600 seconds")
@@ -156,6 +162,7 @@ struct Scenario: Sendable, Equatable {
         guard now > 0, total > 0 else { return s }
         func share(_ n: Int) -> Int { n == 0 ? 0 : max(1, n * total / now) }
         s.locks = share(locks)
+        s.silentLocks = min(silentLocks, s.locks)
         s.terminals = share(terminals)
         s.bulbs = share(bulbs)
         // What rounding left over goes to the largest kind.
