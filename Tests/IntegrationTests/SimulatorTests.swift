@@ -175,6 +175,43 @@ final class SimulatorTests: XCTestCase {
         XCTAssertEqual(second.status, 0, second.output)
         XCTAssertTrue(second.output.contains("1 rentals opened and 1 settled"), second.output)
 
+        // The same fleet in two processes (shards), run at once and funded from one key, then merged: the merged
+        // report counts what both did, as one process would have.
+        let shardArguments = [
+            "--genesis", path("genesis.json"), "--coap", "coap://127.0.0.1:\(coapPort)", "--mqtt",
+            "127.0.0.1:\(mqttPort)", "--node", node, "--funder", path("keys/app-user-incentive.key"), "--locks", "4",
+            "--terminals", "4", "--bulbs", "2", "--rounds", "2", "--seed", "8",
+        ]
+        let other = Process()
+        other.executableURL = URL(fileURLWithPath: sim)
+        other.arguments = shardArguments + ["--shard", "0/2", "--report", path("shard0.json")]
+        other.standardOutput = FileHandle.nullDevice
+        other.standardError = FileHandle.nullDevice
+        try other.run()
+        let shard1 = try Harness.run(
+            sim, shardArguments + ["--shard", "1/2", "--report", path("shard1.json")], timeout: 120)
+        other.waitUntilExit()
+        XCTAssertEqual(shard1.status, 0, shard1.output)
+        XCTAssertEqual(other.terminationStatus, 0)
+        XCTAssertTrue(shard1.output.contains("shard 1/2: 5 of the fleet's devices"), shard1.output)
+        let merged = try Harness.run(
+            sim, ["merge", path("shard0.json"), path("shard1.json"), "--report", path("merged.json")], timeout: 30)
+        XCTAssertEqual(merged.status, 0, merged.output)
+        XCTAssertTrue(merged.output.contains("merged 2 reports: 10 devices"), merged.output)
+        let joined = try XCTUnwrap(
+            JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("merged.json")))
+                as? [String: Any])
+        let joinedActions = try XCTUnwrap(joined["actions"] as? [String: [String: Any]])
+        XCTAssertEqual(joinedActions["rental opened"]?["count"] as? Int, 8)
+        XCTAssertEqual(joinedActions["sale proven paid"]?["count"] as? Int, 8)
+        XCTAssertEqual(joinedActions["bulb refused a revoked guest"]?["count"] as? Int, 2)
+        XCTAssertEqual((joined["receipts"] as? [Any])?.count, 8)
+        XCTAssertEqual((joined["failures"] as? [String: Int])?.isEmpty, true)
+        let notAReport = try Harness.run(
+            sim, ["merge", path("genesis.json"), "--report", path("nothing.json")], timeout: 30)
+        XCTAssertNotEqual(notAReport.status, 0)
+        XCTAssertTrue(notAReport.output.contains("genesis.json: not an amars-sim report"), notAReport.output)
+
         // A fleet that cannot reach its gateway fails with a clear line, not a crash.
         let unreachable = try Harness.run(
             sim,
@@ -232,6 +269,7 @@ final class SimulatorTests: XCTestCase {
             (["--locks", "0", "--terminals", "0", "--bulbs", "0"], "--locks, --terminals and --bulbs are all 0"),
             (["--amount", "3"], "--amount must be more than 0 and less than half of the fund"),
             (["--interval", "4000"], "--interval must be 0 to 3600 seconds"),
+            (["--shard", "2/2"], "--shard takes I/N"),
             (["--rental-blocks", "1"], "--rental-blocks must be 2 to 100000"),
         ] {
             let refused = try Harness.run(sim, arguments + bad, timeout: 30)

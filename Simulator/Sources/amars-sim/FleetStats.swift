@@ -14,9 +14,10 @@ final class FleetStats: @unchecked Sendable {
     /// Sums the checks at the end need (the fees the owner paid for its closes, in base units).
     private var totals: [String: UInt64] = [:]
     private var receipts: [SaleReceipt] = []
-    /// Actions completed per second since the start, by kind: the last hour of them.
+    /// Actions completed per second (Unix time, so the reports of several processes line up), by kind: the last
+    /// hour of them.
     private var timeline: [Int: [String: Int]] = [:]
-    /// What happened to the fleet from outside (a revocation, a fault), at seconds since the start.
+    /// What happened to the fleet from outside (a revocation, a fault), at Unix seconds.
     private var events: [(seconds: Double, text: String)] = []
     static let timelineSeconds = 3_600
 
@@ -64,7 +65,7 @@ final class FleetStats: @unchecked Sendable {
     func record(_ kind: String, millis: Double? = nil) {
         lock.withLock {
             actions[kind, default: Action()].add(millis)
-            let second = Int(Date().timeIntervalSince(started))
+            let second = Int(Date().timeIntervalSince1970)
             timeline[second, default: [:]][kind, default: 0] += 1
             if timeline.count > Self.timelineSeconds + 60 {
                 timeline = timeline.filter { $0.key > second - Self.timelineSeconds }
@@ -76,7 +77,7 @@ final class FleetStats: @unchecked Sendable {
     func mark(_ text: String) {
         lock.withLock {
             if events.count >= 500 { events.removeFirst(100) }
-            events.append((Date().timeIntervalSince(started), text))
+            events.append((Date().timeIntervalSince1970, text))
         }
     }
 
@@ -127,6 +128,9 @@ final class FleetStats: @unchecked Sendable {
                 var entry: [String: Any] = ["count": a.count]
                 if !a.latencies.isEmpty {
                     entry["histogram"] = a.histogram
+                    // Enough of the kept latencies, evenly spread, for `merge` to recompute percentiles.
+                    let step = max(1, a.latencies.count / 2_000)
+                    entry["sample"] = stride(from: 0, to: a.latencies.count, by: step).map { a.latencies[$0].rounded() }
                     entry["p50Millis"] = a.percentile(0.5)
                     entry["p90Millis"] = a.percentile(0.9)
                     entry["p99Millis"] = a.percentile(0.99)

@@ -5,7 +5,8 @@ import Foundation
 import Ledger
 
 /// The wallet that keeps the fleet's people and devices funded, topping each one up when it runs low so a fleet
-/// can run for days. Device threads call it between their rounds; one lock keeps its nonces in order.
+/// can run for days. Device threads call it between their rounds; one lock keeps its nonces in order, and a nonce
+/// another process took (shards funded from one key) is given up for the next.
 final class Funder: @unchecked Sendable {
     // @unchecked: `nextNonce` is only touched under `lock`; the client is made per call.
     private let key: PrivateKey
@@ -47,12 +48,21 @@ final class Funder: @unchecked Sendable {
                 }
             } catch let error as NodeClientError where error.code == "senderQueueFull" && Date() < deadline {
                 Thread.sleep(forTimeInterval: 0.5)
+            } catch let error as NodeClientError
+                where Self.nonceTaken.contains(error.code ?? "") && Date() < deadline
+            {
+                // Another process funding from the same key (a shard) took this nonce: the next one, from the node.
+                lock.withLock { nextNonce = 0 }
+                Thread.sleep(forTimeInterval: Double.random(in: 0.05...0.3))
             }
         }
         guard let id = sent else { return balance }
         try Self.waitFinal(id, client: client, what: "funding transfer")
         return units
     }
+
+    /// What the node answers when a nonce this funder picked was taken by another sender of the same key.
+    static let nonceTaken: Set<String> = ["replacementUnderpriced", "nonceReplayed", "nonceGap"]
 
     /// Waits up to 60 s for `id` to be in a final block; a transaction the gateway dropped is an error.
     static func waitFinal(_ id: Bytes32, client: NodeClient, what: String) throws {

@@ -84,7 +84,7 @@ enum ReportPage {
         var svg =
             "<svg id=\"throughput\" width=\"\(Int(width))\" height=\"\(Int(height))\" viewBox=\"0 0 \(Int(width)) \(Int(height))\">\n"
         svg +=
-            "<text x=\"4\" y=\"14\">actions/s (max \(Int(top)))</text><text x=\"\(Int(width - 90))\" y=\"\(Int(height - 8))\">seconds \(Int(first))–\(Int(last))</text>\n"
+            "<text x=\"4\" y=\"14\">actions/s (max \(Int(top)))</text><text x=\"\(Int(width - 120))\" y=\"\(Int(height - 8))\">\(Int(last - first)) s shown</text>\n"
         svg +=
             "<line x1=\"\(pad)\" y1=\"\(height - pad)\" x2=\"\(width - pad)\" y2=\"\(height - pad)\" stroke=\"#99a\"/>\n"
         if !points.isEmpty {
@@ -98,7 +98,7 @@ enum ReportPage {
             let ex = x(s)
             svg +=
                 "<line class=\"event\" x1=\"\(ex)\" y1=\"\(pad)\" x2=\"\(ex)\" y2=\"\(height - pad)\" stroke=\"#b3261e\" stroke-dasharray=\"4 3\">"
-            svg += "<title>\(escape(event["text"] as? String ?? "")) at \(Int(s)) s</title></line>\n"
+            svg += "<title>\(escape(event["text"] as? String ?? "")) at \(Int(s - first)) s</title></line>\n"
         }
         return svg + "</svg>\n"
     }

@@ -1,0 +1,379 @@
+import AmarsClient
+import AmarsCodec
+import AmarsCrypto
+import ArgumentParser
+import Chain
+import DeviceClient
+import DeviceCore
+import DeviceIdentity
+import Foundation
+import Ledger
+import LightClient
+import BuildInfo
+
+/// `amars-sim run` (the default): a fleet of virtual devices against running gateways, each kind with its people.
+/// Every device is a light client of its own (its own key, socket and trusted state, anchored at the genesis
+/// file), so the fleet exercises the device doors the way boards do; its people (renters, customers, the fleet's
+/// owner) are wallets on the HTTP API. Locks admit rentals only on escrows they prove themselves and sign the
+/// returns; terminals show an order paid only once they proved the payment final.
+struct FleetRun: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Drive a fleet of bike-share locks, shop terminals and smart-home bulbs, with their people.",
+        discussion: """
+            A scenario file (--scenario, YAML; Simulator/scenarios/ has smoke, bike-share, smart-building and
+            shop-street) sets the fleet; each flag below overrides its key. Keys come from --seed, so a rerun finds
+            the same devices and people. The funder (a wallet, over the HTTP API) tops up every person and lock below
+            half of the fund between their rounds, so a fleet with no round or time limit runs until stopped.
+
+            A lock's round: its renter opens a rental escrow naming it; the lock proves the escrow itself and opens
+            only for one that is open, unexpired and names it; after the ride it signs the return (damages on every
+            fourth ride, within the renter's terms) and submits the close from its own account (over MQTT for a
+            share of the devices when --mqtt is given). Another lock's escrow and the returned one must then keep it
+            shut, and the renter's balance must show the deposit back exactly once.
+            A terminal's round: it asks for an amount, its customer pays, and it shows the order paid only once it
+            proved a final transfer of that amount to itself. Its receipts are checked against the blocks at the end.
+            A bulb's round: its resident's signed command is obeyed once the bulb proved the resident's certificate
+            valid on chain; the guest's too, until the household revokes the guest (from round 2); a replay and a
+            stranger signing under the resident's certificate are refused.
+
+            Failures (anything a device or the chain got wrong) are counted by reason and make the exit status 1.
+
+              amars-sim --scenario Simulator/scenarios/smoke.yaml --genesis data/genesis.json \\
+                --funder data/keys/app-user-incentive.key --report fleet.json --html fleet.html
+            """,
+        version: BuildInfo.description)
+
+    @Option(help: "Scenario file (YAML); the flags below override its keys.")
+    var scenario: String?
+
+    @Option(help: "Genesis file: each device's only trust anchor.")
+    var genesis: String = "data/genesis.json"
+
+    @Option(help: "The gateway's CoAP endpoint.")
+    var coap: String = "coap://127.0.0.1:5683"
+
+    @Option(help: "A broker (host:port) the gateway bridges: a share of the devices submit there.")
+    var mqtt: String?
+
+    @Option(help: "HTTP API the people (and the funder) use.")
+    var node: String = "http://127.0.0.1:8645"
+
+    @Option(help: "Secret key file that funds the fleet.")
+    var funder: String
+
+    @Option(help: "Seed of the fleet's keys.")
+    var seed: UInt64 = 1
+
+    @Option(help: "Devices in all, the scenario's mix of kinds kept (before --locks, --terminals and --bulbs).")
+    var devices: Int?
+
+    @Option(help: "Bike-share locks, each with a renter (scenario: locks; default 2).")
+    var locks: Int?
+
+    @Option(help: "Locks that go silent in their first rental; the owner closes it as kept (scenario: silent-locks).")
+    var silentLocks: Int?
+
+    @Option(help: "Shop terminals, each with a customer (scenario: terminals; default 2).")
+    var terminals: Int?
+
+    @Option(help: "Smart-home bulbs, each with a resident and a guest (scenario: bulbs; default 2).")
+    var bulbs: Int?
+
+    @Option(help: "Rounds per device, 0 for no limit (scenario: rounds; default 3).")
+    var rounds: Int?
+
+    @Option(help: "Seconds after which no device starts a round, 0 for no limit (scenario: duration).")
+    var duration: Double?
+
+    @Option(help: "Seconds a device waits between its rounds (scenario: interval).")
+    var interval: Double?
+
+    @Option(help: "Seconds over which the devices start (scenario: ramp-up).")
+    var rampUp: Double?
+
+    @Option(help: "Share of the devices that submit over MQTT, 0 to 1 (scenario: mqtt-share; default 0.5).")
+    var mqttShare: Double?
+
+    @Option(help: "AMSC each person and lock is topped up to (scenario: fund; default 5).")
+    var fund: String?
+
+    @Option(help: "Largest order a terminal asks for, in AMSC (scenario: amount; default 0.25).")
+    var amount: String?
+
+    @Option(help: "Rental deposit in AMSC (scenario: deposit; default 1).")
+    var deposit: String?
+
+    @Option(help: "Rental fee in AMSC (scenario: fee; default 0.1).")
+    var fee: String?
+
+    @Option(help: "Blocks a rental lasts (scenario: rental-blocks; default 60).")
+    var rentalBlocks: UInt64?
+
+    @Option(help: "Seconds between a lock opening and the return (scenario: ride).")
+    var ride: Double?
+
+    @Option(help: "Run only this process's share of the fleet, I/N (0-based): N processes run the whole fleet.")
+    var shard: String?
+
+    @Option(help: "Seconds between progress lines.")
+    var progress: Double = 5
+
+    @Option(help: "JSON report, rewritten with every progress line.")
+    var report: String?
+
+    @Option(help: "HTML report (self-contained, SVG plots), rewritten with every progress line.")
+    var html: String?
+
+    /// The scenario file's values with the flags laid over them, checked.
+    func resolved() throws -> (Scenario, Scenario.Units) {
+        var s = Scenario()
+        if let scenario {
+            do { s = try Scenario.load(path: scenario) } catch { throw ValidationError("--scenario \(error)") }
+        }
+        if let devices {
+            guard (1...Scenario.maxDevices).contains(devices) else {
+                throw ValidationError("--devices must be 1 to \(Scenario.maxDevices)")
+            }
+            s = s.scaled(to: devices)
+        }
+        s.locks = locks ?? s.locks
+        s.silentLocks = silentLocks ?? min(s.silentLocks, s.locks)
+        s.terminals = terminals ?? s.terminals
+        s.bulbs = bulbs ?? s.bulbs
+        s.rounds = rounds ?? s.rounds
+        s.duration = duration ?? s.duration
+        s.interval = interval ?? s.interval
+        s.rampUp = rampUp ?? s.rampUp
+        s.mqttShare = mqttShare ?? s.mqttShare
+        s.fund = fund ?? s.fund
+        s.amount = amount ?? s.amount
+        s.deposit = deposit ?? s.deposit
+        s.fee = fee ?? s.fee
+        s.rentalBlocks = rentalBlocks ?? s.rentalBlocks
+        s.ride = ride ?? s.ride
+        // A value the file had was checked with the file's name; what fails now came from a flag.
+        do { return (s, try s.check(naming: { "--\($0)" })) } catch { throw ValidationError(error.message) }
+    }
+
+    func validate() throws {
+        _ = try shardPosition()
+        guard progress >= 0.1, progress <= 3_600 else {
+            throw ValidationError("--progress must be 0.1 to 3600 seconds")
+        }
+        _ = try resolved()
+    }
+
+    func run() throws {
+        let (plan, units) = try resolved()
+        let g: Genesis
+        do { g = try Genesis.load(path: genesis) } catch { throw ValidationError("--genesis: \(error)") }
+        let anchor = DeviceTrustAnchor(
+            genesisHeader: g.header, committee: g.committee(epoch: 0), epochLength: g.epochLength,
+            trustingPeriodMillis: g.trustingPeriodMillis)
+        let coapConfig: CoAPDeviceClient.Configuration
+        do { coapConfig = try CoAPDeviceClient.Configuration(url: coap) } catch {
+            throw ValidationError("--coap: \(error)")
+        }
+        var mqttConfig: MqttDeviceClient.Configuration?
+        if let mqtt {
+            do { mqttConfig = try MqttDeviceClient.Configuration(endpoint: mqtt) } catch {
+                throw ValidationError("--mqtt: \(error)")
+            }
+        }
+        let funderKey: PrivateKey
+        do { funderKey = try KeyFile.load(funder, passphrase: { KeyFile.environmentPassphrase() }) } catch {
+            throw ValidationError("--funder: \(error)")
+        }
+        let client: NodeClient
+        do { client = try NodeClient(baseURL: node) } catch { throw ValidationError("--node: \(error)") }
+        let genesisBlock = try client.head().genesisBlockHash
+
+        let (locks, terminals, bulbs) = (plan.locks, plan.terminals, plan.bulbs)
+        // Devices are numbered across the whole fleet; a shard runs every n-th of them, so shards never share a
+        // device or a person, and the same numbers find the same keys in every run.
+        let (shardIndex, shardCount) = try shardPosition()
+        let mine = (0..<(locks + terminals + bulbs)).filter { $0 % shardCount == shardIndex }
+        try Self.raiseFileLimit(devices: mine.count)
+        // Each kind draws keys from its own range, so a rerun with other counts finds every device as it was.
+        func keyIndex(_ i: Int) -> Int {
+            i < locks ? i : i < locks + terminals ? 100_000 + i - locks : 200_000 + i - locks - terminals
+        }
+        var sessions: [Int: MqttDeviceClient] = [:]
+        if let mqttConfig {
+            // Only locks submit; the broker sessions come first, while descriptors are low.
+            let wanted = mine.filter { $0 < locks && plan.overMQTT($0) }
+            let kept = wanted.prefix(VirtualDevice.maxMQTTSessions)
+            if kept.count < wanted.count {
+                say(
+                    "mqtt: \(kept.count) locks return over MQTT, the other \(wanted.count - kept.count) over CoAP "
+                        + "(libmosquitto's loop takes \(VirtualDevice.maxMQTTSessions) sessions per process)")
+            }
+            for i in kept {
+                sessions[i] = try VirtualDevice.mqttSession(
+                    keyIndex: keyIndex(i), seed: seed, configuration: mqttConfig)
+            }
+        }
+        var made: [Int: VirtualDevice] = [:]
+        for i in mine {
+            made[i] = try VirtualDevice(
+                index: i, keyIndex: keyIndex(i), seed: seed, anchor: anchor, coap: coapConfig, mqtt: sessions[i])
+        }
+        defer { made.values.forEach { $0.close() } }
+        // The owner's and the household's keys sign from several threads; from several processes they would race
+        // for nonces, so each shard has its own.
+        let personal = shardCount == 1 ? 0 : 40_000 + shardIndex * 2
+        let owner = SharedWallet(Person(role: "owner", seed: seed, index: personal))
+        let household = Person(role: "household", seed: seed, index: shardCount == 1 ? 30_000 : personal + 1)
+        let funder = Funder(key: funderKey, node: node)
+        let myLocks = mine.filter { $0 < locks }
+        let myTerminals = mine.filter { $0 >= locks && $0 < locks + terminals }
+        let myBulbs = mine.filter { $0 >= locks + terminals }
+        // The owner pays for the closes of kept rentals before any fee has come in.
+        if myLocks.contains(where: { $0 < plan.silentLocks }) {
+            try funder.topUp(owner.address, to: units.fund, client: client)
+        }
+        if !myBulbs.isEmpty { try funder.topUp(household.address, to: units.fund, client: client) }
+        let board = RentalBoard()
+        let terms = LockDevice.Terms(
+            deposit: units.deposit, fee: units.fee, maxDamages: units.deposit / 2, blocks: plan.rentalBlocks,
+            ride: plan.ride)
+        let fleet = Fleet(
+            locks: myLocks.map { i in
+                LockDevice(
+                    device: made[i]!, renter: Person(role: "renter", seed: seed, index: 10_000 + i),
+                    owner: owner, silent: i < plan.silentLocks, genesis: genesisBlock, terms: terms, board: board)
+            },
+            terminals: myTerminals.map { i in
+                TerminalDevice(
+                    device: made[i]!,
+                    customer: Person(role: "customer", seed: seed, index: 20_000 + i - locks), maxAmount: units.amount)
+            },
+            bulbs: try makeBulbs(
+                myBulbs.map { ($0 - locks - terminals, made[$0]!) }, household: household, client: client,
+                genesis: genesisBlock),
+            funder: funder, node: node, fund: units.fund)
+
+        if shardCount > 1 { say("shard \(shardIndex)/\(shardCount): \(mine.count) of the fleet's devices") }
+        say(
+            "fleet (\(plan.name)): \(locks) locks, \(terminals) terminals and \(bulbs) bulbs of seed \(seed), anchored at "
+                + "genesis \(Hex.encode(anchor.genesisHeaderHash.bytes))")
+        say("owner: \(owner.address.bech32) (rental fees and damages)")
+        for lock in fleet.locks {
+            say(
+                "lock \(lock.device.index): \(lock.device.address.bech32)\(lock.device.overMQTT ? " (returns over MQTT)" : ""), "
+                    + "renter \(lock.renter.address.bech32)")
+        }
+        for terminal in fleet.terminals {
+            say(
+                "terminal \(terminal.device.index): \(terminal.device.address.bech32), customer \(terminal.customer.address.bech32)"
+            )
+        }
+        for bulb in fleet.bulbs {
+            say(
+                "bulb \(bulb.device.index): \(bulb.device.address.bech32), resident \(bulb.resident.address.bech32), "
+                    + "guest \(bulb.guest.address.bech32) (revoked from round 2)")
+        }
+        let configuration: [String: String] = [
+            "scenario": plan.name, "shard": "\(shardIndex)/\(shardCount)", "locks": "\(locks)",
+            "silent-locks": "\(plan.silentLocks)",
+            "terminals": "\(terminals)", "bulbs": "\(bulbs)",
+            "rounds": "\(plan.rounds)", "duration": "\(plan.duration)", "interval": "\(plan.interval)",
+            "ramp-up": "\(plan.rampUp)", "mqtt-share": "\(mqtt == nil ? 0 : plan.mqttShare)", "seed": "\(seed)",
+            "ride": "\(plan.ride)", "rental-blocks": "\(plan.rentalBlocks)", "coap": coap, "node": node,
+        ]
+        let (reportPath, htmlPath) = (report, html)
+        let live = plan.rounds == 0 && plan.duration == 0
+        let stats = fleet.stats
+        let count = fleet.deviceCount
+        @Sendable func publish(final: Bool) {
+            let r = stats.report(configuration: configuration)
+            if let reportPath { ReportFiles.write(ReportFiles.json(r), to: reportPath) }
+            if let htmlPath { ReportFiles.write(Array(ReportPage.render(r, live: live && !final).utf8), to: htmlPath) }
+        }
+        fleet.run(
+            rounds: plan.rounds, duration: plan.duration, interval: plan.interval, rampUp: plan.rampUp,
+            progress: progress
+        ) {
+            emit("progress: " + stats.progressLine(devices: count))
+            publish(final: false)
+        }
+
+        let receipts = try fleet.checkReceipts()
+        let supply = try client.supply()
+        if !supply.conserved { stats.fail("supply not conserved") }
+        say(
+            "fleet: \(stats.count("rental opened")) rentals opened and \(stats.count("deposit refunded once")) settled "
+                + "with the deposit refunded once, \(stats.count("kept item paid its owner")) kept and paid to the owner; "
+                + "\(stats.count("sale proven paid")) sales proven paid, \(receipts) "
+                + "receipts match their blocks; \(stats.count("bulb obeyed its resident")) bulb commands obeyed and "
+                + "\(stats.count("bulb refused a revoked guest")) from revoked guests refused; supply "
+                + "\(supply.conserved ? "conserved" : "NOT conserved"); \(stats.failureCount) failures")
+        publish(final: true)
+        if stats.failureCount > 0 { throw ExitCode(1) }
+    }
+
+    /// The household's root and a resident and a guest certificate per bulb, published and final before any bulb
+    /// runs: the bulbs are paired with them. `bulbs`: each bulb's number among the fleet's bulbs, and its device.
+    private func makeBulbs(
+        _ bulbs: [(Int, VirtualDevice)], household person: Person, client: NodeClient, genesis: Bytes32
+    ) throws -> [BulbDevice] {
+        guard !bulbs.isEmpty else { return [] }
+        let household = Household(person: person)
+        var certificates: [DeviceCertificate] = []
+        var made: [BulbDevice] = []
+        for (n, device) in bulbs {
+            let resident = Person(role: "resident", seed: seed, index: 50_000 + 2 * n)
+            let guest = Person(role: "guest", seed: seed, index: 50_001 + 2 * n)
+            let residentCertificate = household.certify(resident)
+            let guestCertificate = household.certify(guest)
+            certificates += [residentCertificate, guestCertificate]
+            made.append(
+                BulbDevice(
+                    device: device, resident: resident, guest: guest, household: household,
+                    residentCertificate: residentCertificate.id, guestCertificate: guestCertificate.id,
+                    genesis: genesis))
+        }
+        try household.publish(certificates, client: client)
+        say(
+            "household \(household.person.address.bech32): root \(Hex.encode(household.root.id.bytes)) and "
+                + "\(certificates.count) controller certificates published")
+        return made
+    }
+
+    /// `--shard i/n` as (i, n); (0, 1) without it.
+    func shardPosition() throws -> (Int, Int) {
+        guard let shard else { return (0, 1) }
+        let parts = shard.split(separator: "/")
+        guard parts.count == 2, let i = Int(parts[0]), let n = Int(parts[1]), n >= 1, n <= 64, i >= 0, i < n else {
+            throw ValidationError("--shard takes I/N with 0 <= I < N <= 64, e.g. 0/2 and 1/2 for two processes")
+        }
+        return (i, n)
+    }
+
+    /// Each device holds a UDP socket, an MQTT connection for some, and an HTTP connection at times: the soft
+    /// limit on open files (1,024 on many systems) is raised to the hard one, and a fleet that would not fit is
+    /// refused before it starts.
+    static func raiseFileLimit(devices: Int) throws {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max
+            _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+            _ = getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        }
+        let needed = rlim_t(devices * 3 + 64)
+        guard limit.rlim_cur >= needed else {
+            throw ValidationError(
+                "\(devices) devices need about \(needed) open files; the limit here is \(limit.rlim_cur) "
+                    + "(raise it with ulimit -n, or run fewer devices per process)")
+        }
+    }
+
+    private func say(_ line: String) { emit(line) }
+}
+
+/// One line to standard output, unbuffered: the devnet script and tests read the fleet's progress as it happens.
+func emit(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
