@@ -48,27 +48,32 @@ final class SimulatorTests: XCTestCase {
         let coapPort = Harness.freePort(type: Int32(SOCK_DGRAM.rawValue))
         let mqttPort = Harness.freePort(type: Int32(SOCK_STREAM.rawValue))
         let httpPort = Harness.freePort(type: Int32(SOCK_STREAM.rawValue))
-        let p = Process()
-        p.executableURL = Harness.binDirectory.appendingPathComponent("amarsd")
-        p.arguments = [
-            "run", "--data", dir.path, "--http-port", String(httpPort), "--coap-port", String(coapPort), "--mqtt",
-            "127.0.0.1:\(mqttPort)", "--spawn-broker", "--block-interval", "150", "--log-level", "error",
-            // Thirty devices share one source address here; the default is sized for one device per address.
-            "--coap-rate", "2000", "--coap-burst", "4000", "--coap-submit-rate", "200", "--coap-submit-burst", "400",
-        ]
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        daemon = p
-        var text = ""
-        let deadline = Date().addingTimeInterval(20)
-        while Date() < deadline, !text.contains("MQTT") {
-            let chunk = out.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            text += String(decoding: chunk, as: UTF8.self)
+        /// The gateway (and its broker), started or started again on the same data and ports.
+        func launch() throws {
+            let p = Process()
+            p.executableURL = Harness.binDirectory.appendingPathComponent("amarsd")
+            p.arguments = [
+                "run", "--data", dir.path, "--http-port", String(httpPort), "--coap-port", String(coapPort), "--mqtt",
+                "127.0.0.1:\(mqttPort)", "--spawn-broker", "--block-interval", "150", "--log-level", "error",
+                // Thirty devices share one source address here; the default is sized for one device per address.
+                "--coap-rate", "2000", "--coap-burst", "4000", "--coap-submit-rate", "200", "--coap-submit-burst",
+                "400",
+            ]
+            let out = Pipe()
+            p.standardOutput = out
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            daemon = p
+            var text = ""
+            let deadline = Date().addingTimeInterval(20)
+            while Date() < deadline, !text.contains("MQTT") {
+                let chunk = out.fileHandleForReading.availableData
+                if chunk.isEmpty { break }
+                text += String(decoding: chunk, as: UTF8.self)
+            }
+            XCTAssertTrue(text.contains("mqtt://127.0.0.1:\(mqttPort)"), text)
         }
-        XCTAssertTrue(text.contains("mqtt://127.0.0.1:\(mqttPort)"), text)
+        try launch()
 
         let node = "http://127.0.0.1:\(httpPort)"
         let arguments = [
@@ -166,6 +171,41 @@ final class SimulatorTests: XCTestCase {
         let lines = page.output.split(separator: "\n").map(String.init)
         XCTAssertEqual(lines.prefix(3), ["5", "10", "\(actions.count)"], page.output)
         XCTAssertTrue(lines.count > 3 && lines[3].contains("30 devices online") && lines[3].contains("0 failures"))
+
+        // The gateway stops mid-run and comes back: rounds cut short are counted as interrupted, the devices go on
+        // after it, and a rental left open is settled on chain. No failure, and the chain still agrees.
+        let faultArguments = [
+            "--genesis", path("genesis.json"), "--coap", "coap://127.0.0.1:\(coapPort)", "--node", node, "--funder",
+            path("keys/app-user-incentive.key"), "--locks", "3", "--silent-locks", "0", "--terminals", "3", "--bulbs",
+            "0", "--rounds", "12", "--interval", "0.5", "--seed", "9", "--report", path("fault.json"),
+        ]
+        let faulted = Process()
+        faulted.executableURL = URL(fileURLWithPath: sim)
+        faulted.arguments = faultArguments
+        FileManager.default.createFile(atPath: path("fault.log"), contents: nil)
+        let faultLog = try FileHandle(forWritingTo: dir.appendingPathComponent("fault.log"))
+        faulted.standardOutput = faultLog
+        faulted.standardError = faultLog
+        try faulted.run()
+        Thread.sleep(forTimeInterval: 3)
+        daemon?.terminate()
+        daemon?.waitUntilExit()
+        Thread.sleep(forTimeInterval: 2)
+        try launch()
+        faulted.waitUntilExit()
+        try faultLog.close()
+        let faultText = try String(contentsOf: dir.appendingPathComponent("fault.log"), encoding: .utf8)
+        XCTAssertEqual(faulted.terminationStatus, 0, faultText)
+        XCTAssertTrue(faultText.contains("interrupted, the gateway is unreachable"), faultText)
+        XCTAssertTrue(faultText.contains("supply conserved; 0 failures"), faultText)
+        let faultReport = try XCTUnwrap(
+            JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("fault.json")))
+                as? [String: Any])
+        let faultActions = try XCTUnwrap(faultReport["actions"] as? [String: [String: Any]])
+        XCTAssertGreaterThan(faultActions["round interrupted (gateway unreachable)"]?["count"] as? Int ?? 0, 0)
+        let marks = (faultReport["events"] as? [[String: Any]] ?? []).compactMap { $0["text"] as? String }
+        XCTAssertTrue(marks.contains("gateway unreachable"), "\(marks)")
+        XCTAssertEqual(try Harness.json(client, "/v1/supply")["conserved"] as? Bool, true)
 
         // Same seed again: the same devices and people go on, funded as they need.
         let second = try Harness.run(

@@ -1,6 +1,7 @@
 import AmarsClient
 import AmarsCodec
 import Foundation
+import DeviceClient
 import Ledger
 
 /// The fleet at run time: each device with its person on its own thread, round after round, funded between
@@ -100,18 +101,43 @@ final class Fleet: @unchecked Sendable {
             }
             stats.deviceOnline()
             var n = 0
+            // A round cut short because the gateway could not be reached (restarting, say) is not a failure if the
+            // device completes a round after it: devices ride through a gateway's restart.
+            var interrupted = false
             while (rounds == 0 || n < rounds) && Date() < end {
                 n += 1
                 do {
                     try round(n, client)
+                    interrupted = false
+                } catch  where Self.isUnreachable(error) {
+                    interrupted = true
+                    stats.record("round interrupted (gateway unreachable)")
+                    stats.markOnce("gateway unreachable")
+                    emit("\(name) round \(n): interrupted, the gateway is unreachable: \(error)")
+                    Thread.sleep(forTimeInterval: 1)
                 } catch {
                     stats.fail(Self.reason(error))
                     emit("\(name) round \(n): FAILED: \(error)")
                 }
                 if interval > 0, Date() < end { Thread.sleep(forTimeInterval: interval) }
             }
+            if interrupted { stats.fail("gateway unreachable until the device's last round") }
         }
         thread.start()
+    }
+
+    /// Whether `error` says the gateway could not be reached at all (a refused or reset connection, no answer),
+    /// as opposed to an answer that was wrong.
+    static func isUnreachable(_ error: Error) -> Bool {
+        switch error {
+        case NodeClientError.transport: return true
+        case DeviceSyncError.transport(let e):
+            switch e {
+            case .timeout, .socket, .reset, .mqtt: return true
+            default: return false
+            }
+        default: return false
+        }
     }
 
     /// A failure's name for the report: the message without ids, so failures of one kind add up.

@@ -73,6 +73,15 @@ final class FleetStats: @unchecked Sendable {
         }
     }
 
+    /// ``mark(_:)``, unless the same text was marked in the last 10 s (many devices see one outage).
+    func markOnce(_ text: String) {
+        lock.withLock {
+            let now = Date().timeIntervalSince1970
+            guard !events.contains(where: { $0.text == text && now - $0.seconds < 10 }) else { return }
+            events.append((now, text))
+        }
+    }
+
     /// Something done to the fleet from outside, marked on the report's timeline.
     func mark(_ text: String) {
         lock.withLock {

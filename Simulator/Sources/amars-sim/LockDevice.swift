@@ -23,6 +23,8 @@ final class LockDevice: @unchecked Sendable {
     private let silent: Bool
     private let terms: Terms
     private let board: RentalBoard
+    /// The escrow of a round that was cut short (the gateway went away): settled before the next rental.
+    private var pending: Bytes32?
 
     struct Terms {
         var deposit: UInt64
@@ -50,6 +52,10 @@ final class LockDevice: @unchecked Sendable {
     /// One rental, start to end. Failures the fleet should never see are thrown; expected refusals are recorded.
     func round(_ n: Int, client: NodeClient, stats: FleetStats) throws {
         try device.follow()
+        if let id = pending {
+            try settle(interrupted: id, client: client, stats: stats)
+            pending = nil
+        }
         let before = try client.account(renter.address).balance
         let head = try client.head()
         let open = EscrowOpen(
@@ -57,6 +63,7 @@ final class LockDevice: @unchecked Sendable {
             maxDamages: terms.maxDamages, expiryHeight: head.height + terms.blocks)
         let start = DispatchTime.now()
         let id = try renter.submit(.escrowOpen(open), via: client)
+        pending = id
 
         // A renter holding another lock's escrow tries it here: the lock must stay shut.
         if let foreign = board.latest(excluding: device.index) {
@@ -74,20 +81,17 @@ final class LockDevice: @unchecked Sendable {
         board.opened(id, by: device.index)
         guard rental.renter == renter.address else { throw FleetFailure.wrongRenter }
 
-        if silent && n == 1 { return try kept(id, paidBefore: before, client: client, stats: stats) }
+        if silent && n == 1 {
+            try kept(id, paidBefore: before, client: client, stats: stats)
+            pending = nil
+            return
+        }
         if terms.ride > 0 { Thread.sleep(forTimeInterval: terms.ride) }
 
         // The return: damages on every fourth ride, within the terms.
         let damages = n % 4 == 0 ? terms.maxDamages / 2 : 0
         let returned = DispatchTime.now()
-        let close = try core.attestReturn(try device.verifiedEscrow(id), damages: damages, auxRandom: fresh())
-        let account = try device.verifiedAccount(core.address)
-        let verifiedHead = try device.verifiedHead()
-        let wallet = DeviceWallet(key: device.key, nextNonce: account.state.nonce)
-        let transaction = try wallet.signed(
-            .escrowClose(close), genesis: core.genesis, maxFeePerUnit: verifiedHead.nextBaseFee * 2 + 1,
-            tipPerUnit: 1, auxRandom: fresh())
-        _ = try device.send(transaction)
+        try submitReturn(try core.attestReturn(try device.verifiedEscrow(id), damages: damages, auxRandom: fresh()))
         stats.record(device.overMQTT ? "return signed (MQTT)" : "return signed (CoAP)", millis: millis(since: returned))
 
         // The same escrow again after the return: closed, so the lock stays shut.
@@ -109,6 +113,40 @@ final class LockDevice: @unchecked Sendable {
             throw FleetFailure.refundWrong(expected: terms.fee + damages + receipt.feePaid, got: before &- after)
         }
         stats.record("deposit refunded once")
+        pending = nil
+    }
+
+    /// Signs the close with the lock's own account and proves it final, as the firmware's send flow does.
+    private func submitReturn(_ close: EscrowClose) throws {
+        let account = try device.verifiedAccount(core.address)
+        let verifiedHead = try device.verifiedHead()
+        let wallet = DeviceWallet(key: device.key, nextNonce: account.state.nonce)
+        let transaction = try wallet.signed(
+            .escrowClose(close), genesis: core.genesis, maxFeePerUnit: verifiedHead.nextBaseFee * 2 + 1,
+            tipPerUnit: 1, auxRandom: fresh())
+        _ = try device.send(transaction)
+    }
+
+    /// A rental an interrupted round left behind. An opening that never made it into a block is forgotten; an
+    /// escrow already closed (the return landed) is done; otherwise the lock signs the return if it still may,
+    /// and past the return deadline the owner closes it as kept. Either way it ends settled on chain.
+    private func settle(interrupted id: Bytes32, client: NodeClient, stats: FleetStats) throws {
+        do {
+            try Funder.waitFinal(id, client: client, what: "an interrupted rental's escrow")
+        } catch is SimulationError {
+            return  // dropped, or never final: no escrow to settle
+        } catch let error as NodeClientError {
+            if case .api(let status, _, _) = error, status == 404 { return }  // the gateway never took it
+            throw error
+        }
+        guard try client.escrow(id).state.status == .open else { return }
+        do {
+            try submitReturn(try core.attestReturn(try device.verifiedEscrow(id), damages: 0, auxRandom: fresh()))
+        } catch RentalRefusal.pastReturnDeadline {
+            try ownerCloses(id, client: client, stats: stats)
+        }
+        guard try client.escrow(id).state.status != .open else { throw FleetFailure.notSettledAsSigned }
+        stats.record("interrupted rental settled")
     }
 
     /// The lock stays silent: after the return deadline the owner closes the escrow as kept. The chain must then
@@ -116,19 +154,10 @@ final class LockDevice: @unchecked Sendable {
     /// back), and the lock, back again, must not open for it.
     private func kept(_ id: Bytes32, paidBefore before: UInt64, client: NodeClient, stats: FleetStats) throws {
         stats.record("lock went silent")
-        let deadline = try client.escrow(id).state.returnDeadline
-        let patience = Date().addingTimeInterval(600)
-        while try client.head().height <= deadline {
-            guard Date() < patience else { throw FleetFailure.deadlineNeverPassed }
-            Thread.sleep(forTimeInterval: 0.3)
+        try ownerCloses(id, client: client, stats: stats)
+        guard case .included(_, _, let openReceipt) = try client.transactionStatus(id).state else {
+            throw FleetFailure.notSettledAsSigned
         }
-        let close = try owner.submit(
-            .escrowClose(EscrowClose(escrowID: id, damages: 0, deviceKey: .zero, deviceSignature: .zero)), via: client)
-        try Funder.waitFinal(close, client: client, what: "the owner's close of a kept rental")
-        guard case .included(_, _, let closeReceipt) = try client.transactionStatus(close).state,
-            case .included(_, _, let openReceipt) = try client.transactionStatus(id).state
-        else { throw FleetFailure.notSettledAsSigned }
-        stats.add(closeReceipt.feePaid, to: "ownerCloseFees")
         let settled = try client.escrow(id).state
         guard settled.status == .kept, settled.damages == terms.deposit else { throw FleetFailure.notKept }
         let after = try client.account(renter.address).balance
@@ -141,6 +170,23 @@ final class LockDevice: @unchecked Sendable {
         } catch RentalRefusal.notOpen {
             stats.record("lock refused a returned escrow")
         }
+    }
+
+    /// Waits for the return deadline to pass, then the owner closes the escrow as kept (its fee is counted).
+    private func ownerCloses(_ id: Bytes32, client: NodeClient, stats: FleetStats) throws {
+        let deadline = try client.escrow(id).state.returnDeadline
+        let patience = Date().addingTimeInterval(600)
+        while try client.head().height <= deadline {
+            guard Date() < patience else { throw FleetFailure.deadlineNeverPassed }
+            Thread.sleep(forTimeInterval: 0.3)
+        }
+        let close = try owner.submit(
+            .escrowClose(EscrowClose(escrowID: id, damages: 0, deviceKey: .zero, deviceSignature: .zero)), via: client)
+        try Funder.waitFinal(close, client: client, what: "the owner's close of a kept rental")
+        guard case .included(_, _, let receipt) = try client.transactionStatus(close).state else {
+            throw FleetFailure.notSettledAsSigned
+        }
+        stats.add(receipt.feePaid, to: "ownerCloseFees")
     }
 
     /// Asks for the escrow's proof until the lock admits it; proven absence means "not final yet" for 30 s.
