@@ -1,7 +1,7 @@
 import AmarsClient
 import AmarsCodec
-import Foundation
 import DeviceClient
+import Foundation
 import Ledger
 
 /// The fleet at run time: each device with its person on its own thread, round after round, funded between
@@ -109,7 +109,7 @@ final class Fleet: @unchecked Sendable {
                 do {
                     try round(n, client)
                     interrupted = false
-                } catch  where Self.isUnreachable(error) {
+                } catch where Self.isUnreachable(error) {
                     interrupted = true
                     stats.record("round interrupted (gateway unreachable)")
                     stats.markOnce("gateway unreachable")
