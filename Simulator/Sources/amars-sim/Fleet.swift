@@ -109,7 +109,7 @@ final class Fleet: @unchecked Sendable {
                 do {
                     try round(n, client)
                     interrupted = false
-                } catch where Self.isUnreachable(error) {
+                } catch  where Self.isUnreachable(error) {
                     interrupted = true
                     stats.record("round interrupted (gateway unreachable)")
                     stats.markOnce("gateway unreachable")
