@@ -70,11 +70,15 @@ enum ReportPage {
         let width = 960.0
         let height = 220.0
         let pad = 36.0
-        let points = timeline.map { entry -> (Double, Double) in
-            let second = Double(entry["second"] as? Int ?? 0)
-            let n = (entry["actions"] as? [String: Int] ?? [:]).values.reduce(0, +)
-            return (second, Double(n))
+        var perSecond: [Int: Int] = [:]
+        for entry in timeline {
+            perSecond[entry["second"] as? Int ?? 0] = (entry["actions"] as? [String: Int] ?? [:]).values.reduce(0, +)
         }
+        // Every second from the first to the last, a quiet one (an outage) at zero.
+        let seconds = perSecond.keys.sorted()
+        let points: [(Double, Double)] =
+            seconds.isEmpty
+            ? [] : (seconds[0]...seconds[seconds.count - 1]).map { (Double($0), Double(perSecond[$0] ?? 0)) }
         let first = points.first?.0 ?? 0
         // A second's slot runs to the next second: an event late in the last one is still on the plot.
         let last = max((points.last?.0 ?? 0) + 1, first + 1)
@@ -133,7 +137,7 @@ enum ReportPage {
         for (i, n) in histogram.enumerated() {
             let h = Double(n) / top * (height - 50)
             let x = 10 + Double(i) * barWidth
-            let label = i < bins.count ? "<\(Int(bins[i]))" : "≥\(Int(bins.last ?? 0))"
+            let label = i < bins.count ? "<\(Int(bins[i]))" : "slower"
             svg += String(
                 format: "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#2f6fdf\">", x,
                 height - 30 - h, barWidth - 2, h)
