@@ -94,7 +94,7 @@ final class BulbDevice: @unchecked Sendable {
     /// What the bulb does with the bytes it was handed: decode, the cheap checks, the certificate proven, obey.
     private func obey(_ bytes: [UInt8]) throws -> SmartBulb.Light {
         let command = try BulbCommand(decoding: bytes)
-        let id = try bulb.certificateToProve(command)
-        return try bulb.obey(command, certificate: try device.verifiedCertificate(id))
+        let checked = try bulb.check(command)
+        return try bulb.obey(checked, certificate: try device.verifiedCertificate(checked.certificateID))
     }
 }

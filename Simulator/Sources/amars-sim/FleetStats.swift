@@ -50,9 +50,13 @@ final class FleetStats: @unchecked Sendable {
             }
         }
 
-        func percentile(_ p: Double) -> Int {
-            let sorted = latencies.sorted()
-            return sorted.isEmpty ? 0 : Int(sorted[min(sorted.count - 1, Int(Double(sorted.count - 1) * p))])
+        func percentiles(_ ps: [Double]) -> [Int] { FleetStats.percentiles(latencies, ps) }
+    }
+
+    /// `ps` of `values`, sorted once (nearest rank; zeros when there are none).
+    static func percentiles(_ values: [Double], _ ps: [Double]) -> [Int] {
+        let sorted = values.sorted()
+        return ps.map { p in sorted.isEmpty ? 0 : Int(sorted[min(sorted.count - 1, Int(Double(sorted.count - 1) * p))])
         }
     }
 
@@ -118,10 +122,12 @@ final class FleetStats: @unchecked Sendable {
                 String(format: "%.1f actions/s", seconds > 0 ? Double(total) / seconds : 0),
             ]
             for (kind, a) in actions.sorted(by: { $0.key < $1.key }) {
-                parts.append(
-                    a.latencies.isEmpty
-                        ? "\(kind) \(a.count)"
-                        : "\(kind) \(a.count) (p50 \(a.percentile(0.5)) ms, p99 \(a.percentile(0.99)) ms)")
+                guard !a.latencies.isEmpty else {
+                    parts.append("\(kind) \(a.count)")
+                    continue
+                }
+                let p = a.percentiles([0.5, 0.99])
+                parts.append("\(kind) \(a.count) (p50 \(p[0]) ms, p99 \(p[1]) ms)")
             }
             let failed = failures.sorted(by: { $0.key < $1.key }).map { "\($0.key): \($0.value)" }
             parts.append(failed.isEmpty ? "0 failures" : "failures {\(failed.joined(separator: ", "))}")
@@ -140,10 +146,10 @@ final class FleetStats: @unchecked Sendable {
                     // Enough of the kept latencies, evenly spread, for `merge` to recompute percentiles.
                     let step = max(1, a.latencies.count / 2_000)
                     entry["sample"] = stride(from: 0, to: a.latencies.count, by: step).map { a.latencies[$0].rounded() }
-                    entry["p50Millis"] = a.percentile(0.5)
-                    entry["p90Millis"] = a.percentile(0.9)
-                    entry["p99Millis"] = a.percentile(0.99)
-                    entry["maxMillis"] = a.percentile(1)
+                    let p = a.percentiles([0.5, 0.9, 0.99, 1])
+                    (entry["p50Millis"], entry["p90Millis"], entry["p99Millis"], entry["maxMillis"]) = (
+                        p[0], p[1], p[2], p[3]
+                    )
                 }
                 kinds[kind] = entry
             }

@@ -85,16 +85,13 @@ struct MergeReports: ParsableCommand {
         for (kind, count) in counts {
             var entry: [String: Any] = ["count": count]
             if let h = histograms[kind] { entry["histogram"] = h }
-            let sorted = (samples[kind] ?? []).sorted()
-            if !sorted.isEmpty {
-                func percentile(_ p: Double) -> Int {
-                    Int(sorted[min(sorted.count - 1, Int(Double(sorted.count - 1) * p))])
-                }
-                entry["p50Millis"] = percentile(0.5)
-                entry["p90Millis"] = percentile(0.9)
-                entry["p99Millis"] = percentile(0.99)
-                entry["maxMillis"] = percentile(1)
-                entry["sample"] = sorted
+            let sample = samples[kind] ?? []
+            if !sample.isEmpty {
+                let p = FleetStats.percentiles(sample, [0.5, 0.9, 0.99, 1])
+                (entry["p50Millis"], entry["p90Millis"], entry["p99Millis"], entry["maxMillis"]) = (
+                    p[0], p[1], p[2], p[3]
+                )
+                entry["sample"] = sample
             }
             actions[kind] = entry
         }

@@ -121,7 +121,7 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         if let command = try? BulbCommand(decoding: input) {
             guard command.encoded == input else { fatalError("BulbCommand decode/encode is not an exact inverse") }
             let bulb = SmartBulb(address: command.bulb, genesis: .zero, controllers: [command.certificateID])
-            _ = try? bulb.certificateToProve(command)
+            _ = try? bulb.check(command)
         }
     default:
         if let tx = try? SignedTransaction(decoding: input) {

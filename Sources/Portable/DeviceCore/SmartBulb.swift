@@ -35,23 +35,44 @@ public struct SmartBulb: Sendable {
         self.controllers = controllers
     }
 
-    /// The checks that need no proof, done first so a stranger's command costs the bulb no round trip. Returns
-    /// the certificate to prove.
-    public func certificateToProve(_ command: BulbCommand) throws(BulbRefusal) -> Bytes32 {
+    /// A command whose signature the bulb checked: what it proves the certificate for. Only the bulb makes one,
+    /// so obeying it does not verify the signature a second time (a Schnorr check is the costly part on a board).
+    public struct SignedByItsKey: Sendable {
+        public let command: BulbCommand
+        fileprivate init(_ command: BulbCommand) { self.command = command }
+        /// The certificate the session must prove.
+        public var certificateID: Bytes32 { command.certificateID }
+    }
+
+    /// The checks that need no proof, done first so a stranger's command costs the bulb no round trip.
+    public func check(_ command: BulbCommand) throws(BulbRefusal) -> SignedByItsKey {
+        try checkUnsigned(command)
+        guard let key = try? XOnlyPublicKey(bytes: command.controllerKey),
+            key.verifySchnorr(command.signature, message: command.signingHash(genesis: genesis))
+        else { throw .badSignature }
+        return SignedByItsKey(command)
+    }
+
+    /// What may have changed since the signature was checked (another command obeyed meanwhile) is checked again.
+    private func checkUnsigned(_ command: BulbCommand) throws(BulbRefusal) {
         guard command.bulb == address else { throw .anotherDevice }
         guard command.counter > lastCounter else { throw .replayed(last: lastCounter) }
         guard controllers.contains(command.certificateID) else { throw .unpairedController }
         if case .dim(let level) = command.action, level > 100 { throw .levelOutOfRange }
-        guard let key = try? XOnlyPublicKey(bytes: command.controllerKey),
-            key.verifySchnorr(command.signature, message: command.signingHash(genesis: genesis))
-        else { throw .badSignature }
-        return command.certificateID
     }
 
-    /// Obeys `command` when `certificate` (proven by the session) is its controller's, valid, and certifies the
-    /// key that signed it; returns the light as it is now.
+    /// ``check(_:)`` and ``obey(_:certificate:)-swift.method`` in one.
     public mutating func obey(_ command: BulbCommand, certificate: VerifiedCertificate) throws(BulbRefusal) -> Light {
-        _ = try certificateToProve(command)
+        try obey(try check(command), certificate: certificate)
+    }
+
+    /// Obeys the checked command when `certificate` (proven by the session) is its controller's, valid, and
+    /// certifies the key that signed it; returns the light as it is now.
+    public mutating func obey(_ checked: SignedByItsKey, certificate: VerifiedCertificate) throws(BulbRefusal)
+        -> Light
+    {
+        let command = checked.command
+        try checkUnsigned(command)
         guard certificate.id == command.certificateID else { throw .unpairedController }
         guard let standing = certificate.standing else { throw .controllerUnknown }
         guard standing == .valid else { throw .controllerNotValid(standing) }
