@@ -128,6 +128,7 @@ if hostParts {
         system("CMosquitto", pkgConfig: "libmosquitto", apt: "libmosquitto-dev"),
         system("CSodium", pkgConfig: "libsodium", apt: "libsodium-dev"),
         system("CQREncode", pkgConfig: "libqrencode", apt: "libqrencode-dev"),
+        .systemLibrary(name: "CEpoll", path: "Sources/C/CEpoll"),
         // Gateway: the chain, its peers and the device doors.
         gateway("Chain", ["Ledger", "DeviceIdentity", "CSQLite", "CSodium", log]),
         gateway("QRCode", ["CQREncode"]),
@@ -159,7 +160,7 @@ if hostParts {
             "DeviceClient",
             [
                 "AmarsCodec", "AmarsCrypto", "Ledger", "DeviceProtocol", "LightClient", "DeviceCore", "DeviceIdentity",
-                "CMosquitto", log,
+                "CMosquitto", "CEpoll", log,
             ]),
         .executableTarget(
             name: "amars",
@@ -178,7 +179,7 @@ if hostParts {
         .executableTarget(
             name: "amars-sim",
             dependencies: [
-                "Chain", "AmarsClient", "DeviceClient", "LightClient", "DeviceIdentity", "BuildInfo", argumentParser,
+                "Chain", "AmarsClient", "DeviceClient", "DeviceCore", "DeviceProtocol", "LightClient", "DeviceIdentity", "BuildInfo", argumentParser,
                 .product(name: "Yams", package: "Yams"),
             ],
             path: "Simulator/Sources/amars-sim"),

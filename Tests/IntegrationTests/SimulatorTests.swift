@@ -292,11 +292,11 @@ final class SimulatorTests: XCTestCase {
         for (yaml, line) in [
             ("locks: 2\nlokcs: 3\n", "unknown key 'lokcs'"),
             ("interval: -1\n", "'interval' must be 0 to 3600 seconds"),
-            ("locks: 100000\n", "'locks' must be 0 to 2000"),
+            ("locks: 100000\n", "'locks' must be 0 to 10000"),
             ("locks: many\n", "'locks' must be a whole number, not 'many'"),
             ("locks: 2\nsilent-locks: 3\n", "'silent-locks' must be 0 to the number of locks"),
             ("- locks\n", "the top level must be a mapping of keys"),
-            ("locks: 1500\nterminals: 1500\n", "at most 2000 devices in all"),
+            ("locks: 6000\nterminals: 6000\n", "at most 10000 devices in all"),
         ] {
             try Data(yaml.utf8).write(to: dir.appendingPathComponent("bad.yaml"))
             let refused = try Harness.run(sim, arguments + ["--scenario", path("bad.yaml")], timeout: 30)
@@ -305,7 +305,7 @@ final class SimulatorTests: XCTestCase {
             XCTAssertFalse(refused.output.contains("Fatal error"), refused.output)
         }
         for (bad, line) in [
-            (["--locks", "3000"], "--locks must be 0 to 2000"),
+            (["--locks", "30000"], "--locks must be 0 to 10000"),
             (["--locks", "0", "--terminals", "0", "--bulbs", "0"], "--locks, --terminals and --bulbs are all 0"),
             (["--amount", "3"], "--amount must be more than 0 and less than half of the fund"),
             (["--interval", "4000"], "--interval must be 0 to 3600 seconds"),

@@ -13,7 +13,7 @@ import Ledger
 /// key under the resident's certificate id must be refused every round. Commands go to the bulb as bytes (there
 /// is no command door on the gateway yet: the simulator hands them over), and the bulb decodes them itself.
 final class BulbDevice: @unchecked Sendable {
-    // @unchecked: driven by one thread at a time (its own).
+    // @unchecked: driven by one task at a time (its own).
     let device: VirtualDevice
     let resident: Person
     let guest: Person
@@ -37,10 +37,10 @@ final class BulbDevice: @unchecked Sendable {
             address: device.address, genesis: genesis, controllers: [residentCertificate, guestCertificate])
     }
 
-    func round(_ n: Int, client: NodeClient, stats: FleetStats) throws {
-        try device.follow()
+    func round(_ n: Int, node: NodeAPI, stats: FleetStats) async throws {
+        try await device.follow()
         if n >= 2, !guestRevoked {
-            try household.revoke(guestCertificate, client: client)
+            try await household.revoke(guestCertificate, node: node)
             guestRevoked = true
             stats.record("guest revoked on chain")
             stats.mark("bulb \(device.index)'s guest revoked")
@@ -50,14 +50,14 @@ final class BulbDevice: @unchecked Sendable {
 
         let start = DispatchTime.now()
         let command = sign(.dim(level), counter: counter, by: resident, certificate: residentCertificate)
-        let light = try obey(command)
+        let light = try await obey(command)
         guard light == SmartBulb.Light(on: true, level: level) else { throw FleetFailure.bulbIgnoredResident }
         stats.record("bulb obeyed its resident", millis: millis(since: start))
 
         // The guest: obeyed until revoked, refused after.
         let guestCommand = sign(.off, counter: counter + 1, by: guest, certificate: guestCertificate)
         do {
-            _ = try obey(guestCommand)
+            _ = try await obey(guestCommand)
             if guestRevoked { throw FleetFailure.bulbObeyedRevoked }
             stats.record("bulb obeyed the guest")
         } catch BulbRefusal.controllerNotValid(.revoked) where guestRevoked {
@@ -66,7 +66,7 @@ final class BulbDevice: @unchecked Sendable {
 
         // The resident's command again, byte for byte: a replay.
         do {
-            _ = try obey(command)
+            _ = try await obey(command)
             throw FleetFailure.bulbObeyedReplay
         } catch BulbRefusal.replayed {
             stats.record("bulb refused a replay")
@@ -75,7 +75,7 @@ final class BulbDevice: @unchecked Sendable {
         // A stranger signs with their own key under the resident's certificate id.
         let stranger = Person(role: "stranger", seed: UInt64(n), index: 90_000 + device.index)
         do {
-            _ = try obey(sign(.on, counter: counter + 2, by: stranger, certificate: residentCertificate))
+            _ = try await obey(sign(.on, counter: counter + 2, by: stranger, certificate: residentCertificate))
             throw FleetFailure.bulbObeyedStranger
         } catch BulbRefusal.keyNotCertified {
             stats.record("bulb refused a stranger")
@@ -92,9 +92,9 @@ final class BulbDevice: @unchecked Sendable {
     }
 
     /// What the bulb does with the bytes it was handed: decode, the cheap checks, the certificate proven, obey.
-    private func obey(_ bytes: [UInt8]) throws -> SmartBulb.Light {
+    private func obey(_ bytes: [UInt8]) async throws -> SmartBulb.Light {
         let command = try BulbCommand(decoding: bytes)
         let checked = try bulb.check(command)
-        return try bulb.obey(checked, certificate: try device.verifiedCertificate(checked.certificateID))
+        return try bulb.obey(checked, certificate: try await device.verifiedCertificate(checked.certificateID))
     }
 }

@@ -4,21 +4,22 @@ import DeviceClient
 import Foundation
 import Ledger
 
-/// The fleet at run time: each device with its person on its own thread, round after round, funded between
-/// rounds; a progress line (and the JSON report, when asked) every few seconds; the chain's word checked at the
-/// end.
+/// The fleet at run time: each device with its person as one task, round after round, funded between rounds; a
+/// progress line (and the JSON report, when asked) every few seconds; the chain's word checked at the end. Tasks,
+/// not threads: a device waiting on the gateway or between rounds holds nothing but its state, so one process
+/// runs ten thousand.
 final class Fleet: @unchecked Sendable {
-    // @unchecked: the devices are each driven by their own thread; shared state is in `stats` and `funder`.
+    // @unchecked: each device is driven by its own task; shared state is in `stats` and `funder`.
     let locks: [LockDevice]
     let terminals: [TerminalDevice]
     let bulbs: [BulbDevice]
     let stats = FleetStats()
     private let funder: Funder
-    private let node: String
+    private let node: NodeAPI
     private let fund: UInt64
 
     init(
-        locks: [LockDevice], terminals: [TerminalDevice], bulbs: [BulbDevice], funder: Funder, node: String,
+        locks: [LockDevice], terminals: [TerminalDevice], bulbs: [BulbDevice], funder: Funder, node: NodeAPI,
         fund: UInt64
     ) {
         self.locks = locks
@@ -37,18 +38,18 @@ final class Fleet: @unchecked Sendable {
     func run(
         rounds: Int, duration: Double, interval: Double, rampUp: Double, progress: Double,
         tick: @escaping @Sendable () -> Void
-    ) {
-        let group = DispatchGroup()
+    ) async {
         let end = duration > 0 ? Date().addingTimeInterval(duration) : Date.distantFuture
-        var jobs: [(String, @Sendable (Int, NodeClient) throws -> Void)] = []
+        var jobs: [(String, @Sendable (Int) async throws -> Void)] = []
+        let (funder, node, fund, stats) = (funder, node, fund, stats)
         for lock in locks {
             jobs.append(
                 (
                     "lock \(lock.device.index)",
-                    { n, client in
-                        try self.funder.topUp(lock.renter.address, to: self.fund, client: client)
-                        try self.funder.topUp(lock.device.address, to: self.fund, client: client)
-                        try lock.round(n, client: client, stats: self.stats)
+                    { n in
+                        try await funder.topUp(lock.renter.address, to: fund, node: node)
+                        try await funder.topUp(lock.device.address, to: fund, node: node)
+                        try await lock.round(n, node: node, stats: stats)
                     }
                 ))
         }
@@ -56,24 +57,14 @@ final class Fleet: @unchecked Sendable {
             jobs.append(
                 (
                     "terminal \(terminal.device.index)",
-                    { n, client in
-                        try self.funder.topUp(terminal.customer.address, to: self.fund, client: client)
-                        try terminal.round(n, client: client, stats: self.stats)
+                    { n in
+                        try await funder.topUp(terminal.customer.address, to: fund, node: node)
+                        try await terminal.round(n, node: node, stats: stats)
                     }
                 ))
         }
         for bulb in bulbs {
-            jobs.append(
-                (
-                    "bulb \(bulb.device.index)",
-                    { n, client in
-                        try bulb.round(n, client: client, stats: self.stats)
-                    }
-                ))
-        }
-        for (i, job) in jobs.enumerated() {
-            let delay = jobs.count > 1 ? rampUp * Double(i) / Double(jobs.count) : 0
-            start(group, name: job.0, delay: delay, rounds: rounds, end: end, interval: interval, round: job.1)
+            jobs.append(("bulb \(bulb.device.index)", { n in try await bulb.round(n, node: node, stats: stats) }))
         }
         let ticker = Thread {
             while true {
@@ -82,48 +73,47 @@ final class Fleet: @unchecked Sendable {
             }
         }
         ticker.start()
-        group.wait()
+        await withTaskGroup(of: Void.self) { group in
+            for (i, job) in jobs.enumerated() {
+                let delay = jobs.count > 1 ? rampUp * Double(i) / Double(jobs.count) : 0
+                group.addTask {
+                    await Self.drive(
+                        job.0, delay: delay, rounds: rounds, end: end, interval: interval, stats: stats, round: job.1)
+                }
+            }
+        }
         tick()
     }
 
-    private func start(
-        _ group: DispatchGroup, name: String, delay: Double, rounds: Int, end: Date, interval: Double,
-        round: @escaping @Sendable (Int, NodeClient) throws -> Void
-    ) {
-        group.enter()
-        let thread = Thread { [stats, node] in
-            defer { group.leave() }
-            if delay > 0 { Thread.sleep(forTimeInterval: delay) }
-            let client: NodeClient
-            do { client = try NodeClient(baseURL: node) } catch {
-                stats.fail("\(error)")
-                return
+    /// One device's life: its rounds until the limit or the end, each failure counted by reason.
+    private static func drive(
+        _ name: String, delay: Double, rounds: Int, end: Date, interval: Double, stats: FleetStats,
+        round: @Sendable (Int) async throws -> Void
+    ) async {
+        if delay > 0 { try? await Task.sleep(nanoseconds: UInt64(delay * 1e9)) }
+        stats.deviceOnline()
+        var n = 0
+        // A round cut short because the gateway could not be reached (restarting, say) is not a failure if the
+        // device completes a round after it: devices ride through a gateway's restart.
+        var interrupted = false
+        while (rounds == 0 || n < rounds) && Date() < end {
+            n += 1
+            do {
+                try await round(n)
+                interrupted = false
+            } catch  where isUnreachable(error) {
+                interrupted = true
+                stats.record("round interrupted (gateway unreachable)")
+                stats.markOnce("gateway unreachable")
+                emit("\(name) round \(n): interrupted, the gateway is unreachable: \(error)")
+                try? await Task.sleep(nanoseconds: 1_000_000_000)
+            } catch {
+                stats.fail(reason(error))
+                emit("\(name) round \(n): FAILED: \(error)")
             }
-            stats.deviceOnline()
-            var n = 0
-            // A round cut short because the gateway could not be reached (restarting, say) is not a failure if the
-            // device completes a round after it: devices ride through a gateway's restart.
-            var interrupted = false
-            while (rounds == 0 || n < rounds) && Date() < end {
-                n += 1
-                do {
-                    try round(n, client)
-                    interrupted = false
-                } catch  where Self.isUnreachable(error) {
-                    interrupted = true
-                    stats.record("round interrupted (gateway unreachable)")
-                    stats.markOnce("gateway unreachable")
-                    emit("\(name) round \(n): interrupted, the gateway is unreachable: \(error)")
-                    Thread.sleep(forTimeInterval: 1)
-                } catch {
-                    stats.fail(Self.reason(error))
-                    emit("\(name) round \(n): FAILED: \(error)")
-                }
-                if interval > 0, Date() < end { Thread.sleep(forTimeInterval: interval) }
-            }
-            if interrupted { stats.fail("gateway unreachable until the device's last round") }
+            if interval > 0, Date() < end { try? await Task.sleep(nanoseconds: UInt64(interval * 1e9)) }
         }
-        thread.start()
+        if interrupted { stats.fail("gateway unreachable until the device's last round") }
     }
 
     /// Whether `error` says the gateway could not be reached at all (a refused or reset connection, no answer),
@@ -148,7 +138,7 @@ final class Fleet: @unchecked Sendable {
 
     /// The chain's word on everything the terminals showed paid: each receipt a final payment of its amount.
     func checkReceipts() throws -> Int {
-        let client = try NodeClient(baseURL: node)
+        let client = try NodeClient(baseURL: node.url)
         var checked = 0
         for receipt in stats.saleReceipts {
             guard case .included(let height, let position, _) = try client.transactionStatus(receipt.id).state,

@@ -16,7 +16,7 @@ import BuildInfo
 /// file), so the fleet exercises the device doors the way boards do; its people (renters, customers, the fleet's
 /// owner) are wallets on the HTTP API. Locks admit rentals only on escrows they prove themselves and sign the
 /// returns; terminals show an order paid only once they proved the payment final.
-struct FleetRun: ParsableCommand {
+struct FleetRun: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Drive a fleet of bike-share locks, shop terminals and smart-home bulbs, with their people.",
@@ -164,7 +164,7 @@ struct FleetRun: ParsableCommand {
         _ = try resolved()
     }
 
-    func run() throws {
+    func run() async throws {
         let (plan, units) = try resolved()
         let g: Genesis
         do { g = try Genesis.load(path: genesis) } catch { throw ValidationError("--genesis: \(error)") }
@@ -188,6 +188,11 @@ struct FleetRun: ParsableCommand {
         let client: NodeClient
         do { client = try NodeClient(baseURL: node) } catch { throw ValidationError("--node: \(error)") }
         let genesisBlock = try client.head().genesisBlockHash
+
+        // One device over a blocking socket first: the gateway answers and serves this genesis (a gateway on
+        // another chain, one that cannot be reached or one that answers garbage stops the run here, in one line).
+        _ = try DeviceSync.anchor(anchor, source: try CoAPDeviceClient(configuration: coapConfig))
+        let reactor = try CoAPReactor(configuration: coapConfig)
 
         let (locks, terminals, bulbs) = (plan.locks, plan.terminals, plan.bulbs)
         // Devices are numbered across the whole fleet; a shard runs every n-th of them, so shards never share a
@@ -214,10 +219,16 @@ struct FleetRun: ParsableCommand {
                     keyIndex: keyIndex(i), seed: seed, configuration: mqttConfig)
             }
         }
+        let mqttPool = BlockingPool(threads: min(64, sessions.count), name: "amars-sim-mqtt")
+        // Each device sends from its own loopback address when the gateway is on this host, so the gateway tells
+        // (and rate-limits) the devices apart as it would boards on a network.
+        let local = ["127.0.0.1", "localhost"].contains(coapConfig.host)
         var made: [Int: VirtualDevice] = [:]
         for i in mine {
             made[i] = try VirtualDevice(
-                index: i, keyIndex: keyIndex(i), seed: seed, anchor: anchor, coap: coapConfig, mqtt: sessions[i])
+                index: i, keyIndex: keyIndex(i), seed: seed, anchor: anchor, genesisHeader: g.header,
+                reactor: reactor, source: local ? VirtualDevice.loopbackSource(i) : nil, mqtt: sessions[i],
+                blocking: mqttPool)
         }
         defer { made.values.forEach { $0.close() } }
         // The owner's and the household's keys sign from several threads; from several processes they would race
@@ -225,15 +236,17 @@ struct FleetRun: ParsableCommand {
         let personal = shardCount == 1 ? 0 : 40_000 + shardIndex * 2
         let owner = SharedWallet(Person(role: "owner", seed: seed, index: personal))
         let household = Person(role: "household", seed: seed, index: shardCount == 1 ? 30_000 : personal + 1)
-        let funder = Funder(key: funderKey, node: node)
+        let funder = Funder(key: funderKey)
+        // The people's HTTP calls: at most this many at once, each on its own connection.
+        let api = NodeAPI(pool: BlockingPool(threads: Self.httpConnections, name: "amars-sim-http"), url: node)
         let myLocks = mine.filter { $0 < locks }
         let myTerminals = mine.filter { $0 >= locks && $0 < locks + terminals }
         let myBulbs = mine.filter { $0 >= locks + terminals }
         // The owner pays for the closes of kept rentals before any fee has come in.
         if myLocks.contains(where: { $0 < plan.silentLocks }) {
-            try funder.topUp(owner.address, to: units.fund, client: client)
+            try await funder.topUp(owner.address, to: units.fund, node: api)
         }
-        if !myBulbs.isEmpty { try funder.topUp(household.address, to: units.fund, client: client) }
+        if !myBulbs.isEmpty { try await funder.topUp(household.address, to: units.fund, node: api) }
         let board = RentalBoard()
         let terms = LockDevice.Terms(
             deposit: units.deposit, fee: units.fee, maxDamages: units.deposit / 2, blocks: plan.rentalBlocks,
@@ -249,10 +262,10 @@ struct FleetRun: ParsableCommand {
                     device: made[i]!,
                     customer: Person(role: "customer", seed: seed, index: 20_000 + i - locks), maxAmount: units.amount)
             },
-            bulbs: try makeBulbs(
-                myBulbs.map { ($0 - locks - terminals, made[$0]!) }, household: household, client: client,
+            bulbs: try await makeBulbs(
+                myBulbs.map { ($0 - locks - terminals, made[$0]!) }, household: household, node: api,
                 genesis: genesisBlock),
-            funder: funder, node: node, fund: units.fund)
+            funder: funder, node: api, fund: units.fund)
 
         if shardCount > 1 { say("shard \(shardIndex)/\(shardCount): \(mine.count) of the fleet's devices") }
         say(
@@ -291,7 +304,7 @@ struct FleetRun: ParsableCommand {
             if let reportPath { ReportFiles.write(ReportFiles.json(r), to: reportPath) }
             if let htmlPath { ReportFiles.write(Array(ReportPage.render(r, live: live && !final).utf8), to: htmlPath) }
         }
-        fleet.run(
+        await fleet.run(
             rounds: plan.rounds, duration: plan.duration, interval: plan.interval, rampUp: plan.rampUp,
             progress: progress
         ) {
@@ -316,8 +329,8 @@ struct FleetRun: ParsableCommand {
     /// The household's root and a resident and a guest certificate per bulb, published and final before any bulb
     /// runs: the bulbs are paired with them. `bulbs`: each bulb's number among the fleet's bulbs, and its device.
     private func makeBulbs(
-        _ bulbs: [(Int, VirtualDevice)], household person: Person, client: NodeClient, genesis: Bytes32
-    ) throws -> [BulbDevice] {
+        _ bulbs: [(Int, VirtualDevice)], household person: Person, node: NodeAPI, genesis: Bytes32
+    ) async throws -> [BulbDevice] {
         guard !bulbs.isEmpty else { return [] }
         let household = Household(person: person)
         var certificates: [DeviceCertificate] = []
@@ -334,7 +347,7 @@ struct FleetRun: ParsableCommand {
                     residentCertificate: residentCertificate.id, guestCertificate: guestCertificate.id,
                     genesis: genesis))
         }
-        try household.publish(certificates, client: client)
+        try await household.publish(certificates, node: node)
         say(
             "household \(household.person.address.bech32): root \(Hex.encode(household.root.id.bytes)) and "
                 + "\(certificates.count) controller certificates published")
@@ -351,9 +364,12 @@ struct FleetRun: ParsableCommand {
         return (i, n)
     }
 
-    /// Each device holds a UDP socket, an MQTT connection for some, and an HTTP connection at times: the soft
-    /// limit on open files (1,024 on many systems) is raised to the hard one, and a fleet that would not fit is
-    /// refused before it starts.
+    /// HTTP connections the people hold at once (the gateway's HTTP door takes 512 by default).
+    static let httpConnections = 48
+
+    /// Each device holds a UDP socket, an MQTT session (three descriptors) for some, and the people share
+    /// ``httpConnections``: the soft limit on open files (1,024 on many systems) is raised to the hard one, and a
+    /// fleet that would not fit is refused before it starts.
     static func raiseFileLimit(devices: Int) throws {
         var limit = rlimit()
         guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }
@@ -362,7 +378,7 @@ struct FleetRun: ParsableCommand {
             _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
             _ = getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
         }
-        let needed = rlim_t(devices * 3 + 64)
+        let needed = rlim_t(devices + 3 * min(devices, VirtualDevice.maxMQTTSessions) + httpConnections + 64)
         guard limit.rlim_cur >= needed else {
             throw ValidationError(
                 "\(devices) devices need about \(needed) open files; the limit here is \(limit.rlim_cur) "

@@ -2,7 +2,7 @@ import AmarsCodec
 import Foundation
 import Ledger
 
-/// What the fleet did, shared by every device's thread: actions by kind with their latencies, refusals the
+/// What the fleet did, shared by every device's task: actions by kind with their latencies, refusals the
 /// devices got right, and failures by reason. The live progress line and the JSON report both read it.
 final class FleetStats: @unchecked Sendable {
     // @unchecked: every field is read and written under `lock`.

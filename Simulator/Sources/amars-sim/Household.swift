@@ -6,7 +6,7 @@ import Foundation
 import Ledger
 
 /// The household's certificate authority: a root certificate published on chain with the household's key, the
-/// controllers' certificates under it, and revocations. Its key is shared by the bulbs' threads (a
+/// controllers' certificates under it, and revocations. Its key is shared by the bulbs' tasks (a
 /// ``SharedWallet``).
 final class Household: Sendable {
     let wallet: SharedWallet
@@ -42,20 +42,23 @@ final class Household: Sendable {
 
     /// Publishes the root, then (once it is final: the chain takes a certificate only under a published issuer)
     /// `certificates`, and waits until all are final.
-    func publish(_ certificates: [DeviceCertificate], client: NodeClient) throws {
+    func publish(_ certificates: [DeviceCertificate], node: NodeAPI) async throws {
         for batch in [[root], certificates] {
-            let ids = try batch.map {
-                try wallet.submit(.certificatePublish(CertificatePublish(der: $0.der)), via: client)
+            let wallet = wallet
+            let ids = try await node { client in
+                try batch.map { try wallet.submit(.certificatePublish(CertificatePublish(der: $0.der)), via: client) }
             }
-            for id in ids { try Funder.waitFinal(id, client: client, what: "certificate publish") }
+            for id in ids { try await Funder.waitFinal(id, node: node, what: "certificate publish") }
         }
     }
 
     /// Revokes `certificate` with the root's key and waits until the revocation is final.
-    func revoke(_ certificate: Bytes32, client: NodeClient) throws {
-        let id = try wallet.submit(
-            .certificateRevoke(CertificateRevoke(certificateID: certificate, reason: 0)), via: client)
-        try Funder.waitFinal(id, client: client, what: "certificate revocation")
+    func revoke(_ certificate: Bytes32, node: NodeAPI) async throws {
+        let wallet = wallet
+        let id = try await node {
+            try wallet.submit(.certificateRevoke(CertificateRevoke(certificateID: certificate, reason: 0)), via: $0)
+        }
+        try await Funder.waitFinal(id, node: node, what: "certificate revocation")
     }
 
     private static func serial() -> [UInt8] {

@@ -15,7 +15,7 @@ import LightClient
 /// transaction's fee, nothing more). A silent lock goes quiet in its first rental: it never signs the return, and
 /// once the return deadline passed the owner closes the escrow as kept and takes deposit and fee.
 final class LockDevice: @unchecked Sendable {
-    // @unchecked: driven by one thread at a time (its own).
+    // @unchecked: driven by one task at a time (its own).
     let device: VirtualDevice
     let renter: Person
     let core: RentalLock
@@ -50,25 +50,26 @@ final class LockDevice: @unchecked Sendable {
     }
 
     /// One rental, start to end. Failures the fleet should never see are thrown; expected refusals are recorded.
-    func round(_ n: Int, client: NodeClient, stats: FleetStats) throws {
-        try device.follow()
+    func round(_ n: Int, node: NodeAPI, stats: FleetStats) async throws {
+        let renter = renter
+        try await device.follow()
         if let id = pending {
-            try settle(interrupted: id, client: client, stats: stats)
+            try await settle(interrupted: id, node: node, stats: stats)
             pending = nil
         }
-        let before = try client.account(renter.address).balance
-        let head = try client.head()
+        let before = try await node { try $0.account(renter.address).balance }
+        let head = try await node { try $0.head() }
         let open = EscrowOpen(
             device: core.address, owner: owner.address, deposit: terms.deposit, rentalFee: terms.fee,
             maxDamages: terms.maxDamages, expiryHeight: head.height + terms.blocks)
         let start = DispatchTime.now()
-        let id = try renter.submit(.escrowOpen(open), via: client)
+        let id = try await node { try renter.submit(.escrowOpen(open), via: $0) }
         pending = id
 
         // A renter holding another lock's escrow tries it here: the lock must stay shut.
         if let foreign = board.latest(excluding: device.index) {
             do {
-                _ = try core.admit(try device.verifiedEscrow(foreign))
+                _ = try core.admit(try await device.verifiedEscrow(foreign))
                 throw FleetFailure.openedForeign
             } catch is RentalRefusal {
                 stats.record("lock refused another lock's escrow")
@@ -76,39 +77,40 @@ final class LockDevice: @unchecked Sendable {
         }
 
         // The lock proves the renter's escrow until it is final and open.
-        let rental = try admitWhenFinal(id)
+        let rental = try await admitWhenFinal(id)
         stats.record("rental opened", millis: millis(since: start))
         board.opened(id, by: device.index)
         guard rental.renter == renter.address else { throw FleetFailure.wrongRenter }
 
         if silent && n == 1 {
-            try kept(id, paidBefore: before, client: client, stats: stats)
+            try await kept(id, paidBefore: before, node: node, stats: stats)
             pending = nil
             return
         }
-        if terms.ride > 0 { Thread.sleep(forTimeInterval: terms.ride) }
+        if terms.ride > 0 { try await Task.sleep(nanoseconds: UInt64(terms.ride * 1e9)) }
 
         // The return: damages on every fourth ride, within the terms.
         let damages = n % 4 == 0 ? terms.maxDamages / 2 : 0
         let returned = DispatchTime.now()
-        try submitReturn(try core.attestReturn(try device.verifiedEscrow(id), damages: damages, auxRandom: fresh()))
+        try await submitReturn(
+            try core.attestReturn(try await device.verifiedEscrow(id), damages: damages, auxRandom: fresh()))
         stats.record(device.overMQTT ? "return signed (MQTT)" : "return signed (CoAP)", millis: millis(since: returned))
 
         // The same escrow again after the return: closed, so the lock stays shut.
         do {
-            _ = try core.admit(try device.verifiedEscrow(id))
+            _ = try core.admit(try await device.verifiedEscrow(id))
             throw FleetFailure.openedClosed
         } catch RentalRefusal.notOpen {
             stats.record("lock refused a returned escrow")
         }
 
         // The chain's word on the settlement.
-        let settled = try client.escrow(id).state
+        let settled = try await node { try $0.escrow(id).state }
         guard settled.status == .closed, settled.damages == damages else { throw FleetFailure.notSettledAsSigned }
-        guard case .included(_, _, let receipt) = try client.transactionStatus(id).state else {
+        guard case .included(_, _, let receipt) = try await node({ try $0.transactionStatus(id).state }) else {
             throw FleetFailure.notSettledAsSigned
         }
-        let after = try client.account(renter.address).balance
+        let after = try await node { try $0.account(renter.address).balance }
         guard before &- after == terms.fee + damages + receipt.feePaid else {
             throw FleetFailure.refundWrong(expected: terms.fee + damages + receipt.feePaid, got: before &- after)
         }
@@ -117,55 +119,57 @@ final class LockDevice: @unchecked Sendable {
     }
 
     /// Signs the close with the lock's own account and proves it final, as the firmware's send flow does.
-    private func submitReturn(_ close: EscrowClose) throws {
-        let account = try device.verifiedAccount(core.address)
-        let verifiedHead = try device.verifiedHead()
+    private func submitReturn(_ close: EscrowClose) async throws {
+        let account = try await device.verifiedAccount(core.address)
+        let verifiedHead = try await device.verifiedHead()
         let wallet = DeviceWallet(key: device.key, nextNonce: account.state.nonce)
         let transaction = try wallet.signed(
             .escrowClose(close), genesis: core.genesis, maxFeePerUnit: verifiedHead.nextBaseFee * 2 + 1,
             tipPerUnit: 1, auxRandom: fresh())
-        _ = try device.send(transaction)
+        _ = try await device.send(transaction)
     }
 
     /// A rental an interrupted round left behind. An opening that never made it into a block is forgotten; an
     /// escrow already closed (the return landed) is done; otherwise the lock signs the return if it still may,
     /// and past the return deadline the owner closes it as kept. Either way it ends settled on chain.
-    private func settle(interrupted id: Bytes32, client: NodeClient, stats: FleetStats) throws {
+    private func settle(interrupted id: Bytes32, node: NodeAPI, stats: FleetStats) async throws {
         do {
-            try Funder.waitFinal(id, client: client, what: "an interrupted rental's escrow")
+            try await Funder.waitFinal(id, node: node, what: "an interrupted rental's escrow")
         } catch is SimulationError {
             return  // dropped, or never final: no escrow to settle
         } catch let error as NodeClientError {
             if case .api(let status, _, _) = error, status == 404 { return }  // the gateway never took it
             throw error
         }
-        guard try client.escrow(id).state.status == .open else { return }
+        guard try await node({ try $0.escrow(id).state.status }) == .open else { return }
         do {
-            try submitReturn(try core.attestReturn(try device.verifiedEscrow(id), damages: 0, auxRandom: fresh()))
+            try await submitReturn(
+                try core.attestReturn(try await device.verifiedEscrow(id), damages: 0, auxRandom: fresh()))
         } catch RentalRefusal.pastReturnDeadline {
-            try ownerCloses(id, client: client, stats: stats)
+            try await ownerCloses(id, node: node, stats: stats)
         }
-        guard try client.escrow(id).state.status != .open else { throw FleetFailure.notSettledAsSigned }
+        guard try await node({ try $0.escrow(id).state.status }) != .open else { throw FleetFailure.notSettledAsSigned }
         stats.record("interrupted rental settled")
     }
 
     /// The lock stays silent: after the return deadline the owner closes the escrow as kept. The chain must then
     /// show it kept with the whole deposit as damages, the renter must have paid deposit and fee (nothing came
     /// back), and the lock, back again, must not open for it.
-    private func kept(_ id: Bytes32, paidBefore before: UInt64, client: NodeClient, stats: FleetStats) throws {
+    private func kept(_ id: Bytes32, paidBefore before: UInt64, node: NodeAPI, stats: FleetStats) async throws {
         stats.record("lock went silent")
-        try ownerCloses(id, client: client, stats: stats)
-        guard case .included(_, _, let openReceipt) = try client.transactionStatus(id).state else {
+        try await ownerCloses(id, node: node, stats: stats)
+        let renter = renter
+        guard case .included(_, _, let openReceipt) = try await node({ try $0.transactionStatus(id).state }) else {
             throw FleetFailure.notSettledAsSigned
         }
-        let settled = try client.escrow(id).state
+        let settled = try await node { try $0.escrow(id).state }
         guard settled.status == .kept, settled.damages == terms.deposit else { throw FleetFailure.notKept }
-        let after = try client.account(renter.address).balance
+        let after = try await node { try $0.account(renter.address).balance }
         let paid = terms.deposit + terms.fee + openReceipt.feePaid
         guard before &- after == paid else { throw FleetFailure.refundWrong(expected: paid, got: before &- after) }
         stats.record("kept item paid its owner")
         do {
-            _ = try core.attestReturn(try device.verifiedEscrow(id), damages: 0)
+            _ = try core.attestReturn(try await device.verifiedEscrow(id), damages: 0)
             throw FleetFailure.openedClosed
         } catch RentalRefusal.notOpen {
             stats.record("lock refused a returned escrow")
@@ -173,31 +177,34 @@ final class LockDevice: @unchecked Sendable {
     }
 
     /// Waits for the return deadline to pass, then the owner closes the escrow as kept (its fee is counted).
-    private func ownerCloses(_ id: Bytes32, client: NodeClient, stats: FleetStats) throws {
-        let deadline = try client.escrow(id).state.returnDeadline
+    private func ownerCloses(_ id: Bytes32, node: NodeAPI, stats: FleetStats) async throws {
+        let deadline = try await node { try $0.escrow(id).state.returnDeadline }
         let patience = Date().addingTimeInterval(600)
-        while try client.head().height <= deadline {
+        while try await node({ try $0.head().height }) <= deadline {
             guard Date() < patience else { throw FleetFailure.deadlineNeverPassed }
-            Thread.sleep(forTimeInterval: 0.3)
+            try await Task.sleep(nanoseconds: 300_000_000)
         }
-        let close = try owner.submit(
-            .escrowClose(EscrowClose(escrowID: id, damages: 0, deviceKey: .zero, deviceSignature: .zero)), via: client)
-        try Funder.waitFinal(close, client: client, what: "the owner's close of a kept rental")
-        guard case .included(_, _, let receipt) = try client.transactionStatus(close).state else {
+        let owner = owner
+        let close = try await node {
+            try owner.submit(
+                .escrowClose(EscrowClose(escrowID: id, damages: 0, deviceKey: .zero, deviceSignature: .zero)), via: $0)
+        }
+        try await Funder.waitFinal(close, node: node, what: "the owner's close of a kept rental")
+        guard case .included(_, _, let receipt) = try await node({ try $0.transactionStatus(close).state }) else {
             throw FleetFailure.notSettledAsSigned
         }
         stats.add(receipt.feePaid, to: "ownerCloseFees")
     }
 
     /// Asks for the escrow's proof until the lock admits it; proven absence means "not final yet" for 30 s.
-    private func admitWhenFinal(_ id: Bytes32) throws -> RentalLock.Rental {
+    private func admitWhenFinal(_ id: Bytes32) async throws -> RentalLock.Rental {
         let deadline = Date().addingTimeInterval(30)
         while true {
             do {
-                return try core.admit(try device.verifiedEscrow(id))
+                return try core.admit(try await device.verifiedEscrow(id))
             } catch RentalRefusal.noSuchEscrow {
                 guard Date() < deadline else { throw FleetFailure.escrowNeverFinal }
-                Thread.sleep(forTimeInterval: 0.2)
+                try await Task.sleep(nanoseconds: 200_000_000)
             }
         }
     }

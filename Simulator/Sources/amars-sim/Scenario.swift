@@ -30,8 +30,9 @@ struct Scenario: Sendable, Equatable {
     var amount = "0.25"
     var fund = "5"
 
-    /// Devices per process: each runs on its own thread.
-    static let maxDevices = 2_000
+    /// Devices in a fleet: what one process drives (each device a task, its socket one descriptor), and what the
+    /// people's key ranges hold apart (renters from 10,000, customers from 20,000, see ``FleetRun``).
+    static let maxDevices = 10_000
 
     /// The keys a file may hold, as they are spelled there.
     static let keys: Set<String> = [

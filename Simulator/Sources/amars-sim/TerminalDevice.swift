@@ -11,7 +11,7 @@ import LightClient
 /// final, successful transfer of at least that amount to it, and keeps the receipt (in ``FleetStats``). The
 /// receipts are checked against the chain at the end of the run.
 final class TerminalDevice: @unchecked Sendable {
-    // @unchecked: driven by one thread at a time (its own).
+    // @unchecked: driven by one task at a time (its own).
     let device: VirtualDevice
     let customer: Person
     private let maxAmount: UInt64
@@ -21,16 +21,17 @@ final class TerminalDevice: @unchecked Sendable {
         self.maxAmount = maxAmount
     }
 
-    func round(_ n: Int, client: NodeClient, stats: FleetStats) throws {
-        try device.follow()
+    func round(_ n: Int, node: NodeAPI, stats: FleetStats) async throws {
+        try await device.follow()
         // The order's payment is looked for after the head verified now: it cannot be in an earlier block, and a
         // payment of an order given up on (a failed round) is never taken for this one.
-        let from = try device.verifiedHead().height + 1
+        let from = try await device.verifiedHead().height + 1
         // Amounts vary by order so a payment for one order never passes for another.
         let amount = max(1, maxAmount / 10 * UInt64(1 + (n * 7 + device.index) % 10))
         let start = DispatchTime.now()
-        let sent = try customer.submit(.transfer(Transfer(to: device.address, amount: amount)), via: client)
-        let outcome = try device.run(.receive(device.address, from: from, position: 0, waitMillis: 30_000))
+        let (customer, to) = (customer, device.address)
+        let sent = try await node { try customer.submit(.transfer(Transfer(to: to, amount: amount)), via: $0) }
+        let outcome = try await device.run(.receive(device.address, from: from, position: 0, waitMillis: 30_000))
         guard case .received(let incoming) = outcome else { throw FleetFailure.saleNeverProven }
         guard incoming.transfer.amount >= amount else {
             throw FleetFailure.underpaid(expected: amount, got: incoming.transfer.amount)

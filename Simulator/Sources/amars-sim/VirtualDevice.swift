@@ -2,22 +2,28 @@ import AmarsCodec
 import AmarsCrypto
 import DeviceClient
 import DeviceCore
+import DeviceProtocol
 import Foundation
 import Ledger
 import LightClient
 
-/// One simulated device's plumbing: its own key, its own CoAP socket (and MQTT session when it submits that way)
-/// and its own light-client session, anchored at the genesis file and nothing else. The kinds (``LockDevice``,
-/// ``TerminalDevice``) decide what to do with what the session proves.
+/// One simulated device's plumbing: its own key, its own CoAP socket on the fleet's ``CoAPReactor`` (and an MQTT
+/// session when it submits that way) and its own light-client session, anchored at the genesis file and nothing
+/// else. The kinds (``LockDevice``, ``TerminalDevice``, ``BulbDevice``) decide what to do with what the session
+/// proves.
 ///
-/// Used from one thread at a time (the fleet gives each device its own): hence `@unchecked Sendable`.
+/// The session is the portable ``DeviceSession`` the firmware runs; this class only moves its requests: each one
+/// is awaited on the reactor (or, for an MQTT submit, on the blocking pool), so a device holds no thread.
+/// Used by one task at a time (its device's): hence `@unchecked Sendable`.
 final class VirtualDevice: @unchecked Sendable {
     let index: Int
     let key: PrivateKey
     let address: Address
-    private let coap: CoAPDeviceClient
+    private let reactor: CoAPReactor
+    private let endpoint: CoAPReactor.Endpoint
     private let mqtt: MqttDeviceClient?
-    private var sync: DeviceSync
+    private let blocking: BlockingPool
+    private var session: DeviceSession
 
     /// Deterministic keys: the same `seed` gives the same fleet, so a rerun finds its devices funded.
     static func key(seed: UInt64, index: Int) -> PrivateKey {
@@ -36,18 +42,24 @@ final class VirtualDevice: @unchecked Sendable {
 
     private static let keyTag = TaggedHash(tag: "AmarsSimDevice")
 
-    /// `mqtt`: the device's broker session when it submits there, made (and connected) beforehand by
+    /// Anchors the session at `genesisHeader` (from the provisioned genesis file, as a board's is); the
+    /// first sync asks the gateway for it and refuses a gateway on another chain. `source`: the IPv4 address the
+    /// device's socket is bound to, so the gateway sees (and rate-limits) each device apart. `mqtt`: the device's
+    /// broker session when it submits there, made (and connected) beforehand by
     /// ``mqttSession(keyIndex:seed:configuration:)``.
     init(
-        index: Int, keyIndex: Int, seed: UInt64, anchor: DeviceTrustAnchor, coap: CoAPDeviceClient.Configuration,
-        mqtt: MqttDeviceClient?
+        index: Int, keyIndex: Int, seed: UInt64, anchor: DeviceTrustAnchor, genesisHeader: BlockHeader,
+        reactor: CoAPReactor, source: String?, mqtt: MqttDeviceClient?, blocking: BlockingPool
     ) throws {
         self.index = index
         key = Self.key(seed: seed, index: keyIndex)
         address = Address(publicKey: key.xOnlyPublicKey)
-        self.coap = try CoAPDeviceClient(configuration: coap)
+        self.reactor = reactor
+        endpoint = try reactor.endpoint(source: source)
         self.mqtt = mqtt
-        sync = try DeviceSync.anchor(anchor, source: self.coap)
+        self.blocking = blocking
+        session = DeviceSession(anchor: anchor)
+        do { try session.anchor(genesisHeader: genesisHeader) } catch { throw DeviceSyncError.device(error) }
     }
 
     /// A device's broker session, connected. The fleet makes these before any other socket: libmosquitto's loop
@@ -66,46 +78,101 @@ final class VirtualDevice: @unchecked Sendable {
     /// Devices per process that can submit over MQTT (see ``mqttSession(keyIndex:seed:configuration:)``).
     static let maxMQTTSessions = 300
 
-    /// The device's link for a submit: MQTT when it has a session there, CoAP otherwise; proofs always over CoAP.
-    /// Submits `transaction` and proves it final with a successful receipt, as the firmware's pay flow does.
-    func send(_ transaction: SignedTransaction, finalityMillis: UInt64 = 30_000) throws -> VerifiedInclusion {
+    /// The loopback address device `index` sends from when the gateway is on this host (127.0.0.0/8 is all
+    /// local on Linux): 127.10.0.2 and on, 250 to a /24.
+    static func loopbackSource(_ index: Int) -> String { "127.10.\(index / 250 % 256).\(index % 250 + 2)" }
+
+    /// Submits `transaction` (over MQTT when the device has a session there, CoAP otherwise; proofs always over
+    /// CoAP) and proves it final with a successful receipt, as the firmware's pay flow does.
+    func send(_ transaction: SignedTransaction, finalityMillis: UInt32 = 30_000) async throws -> VerifiedInclusion {
         let outgoing = OutgoingTransaction(transaction)
-        let outcome =
-            if let mqtt {
-                try sync.run(.submit(outgoing), source: SplitLink(main: coap, submit: MqttDeviceLink(client: mqtt)))
-            } else {
-                try sync.run(.submit(outgoing), source: coap)
-            }
-        guard case .submitted(let id) = outcome, id == outgoing.id else { throw SimulationError.unexpected(outcome) }
-        let inclusion = try sync.waitForInclusion(id, source: coap, timeoutMillis: finalityMillis)
+        guard case .submitted(let id) = try await run(.submit(outgoing)), id == outgoing.id else {
+            throw SimulationError.unexpected(.submitted(outgoing.id))
+        }
+        session.configuration.pollMillis = 200
+        guard case .included(let inclusion) = try await run(.inclusion(id, waitMillis: finalityMillis)) else {
+            throw DeviceSyncError.device(.busy)
+        }
         guard inclusion.receipt.status == .success else { throw SimulationError.failedOnChain(id) }
         return inclusion
     }
 
-    /// Runs one session operation over CoAP.
-    func run(_ operation: DeviceOperation) throws -> DeviceOutcome { try sync.run(operation, source: coap) }
-
-    func verifiedHead() throws -> TrustedHeader { try sync.verifiedHead(source: coap) }
-
-    func verifiedAccount(_ address: Address) throws -> VerifiedAccount {
-        try sync.verifiedAccount(address, source: coap)
+    /// Runs one session operation to its end. A link failure is ``DeviceSyncError/transport(_:)``, the device's
+    /// own refusal ``DeviceSyncError/device(_:)``, as over the blocking links.
+    func run(_ operation: DeviceOperation) async throws -> DeviceOutcome {
+        var action = session.start(operation, now: deviceClockMillis(), wallClock: wallClockNow())
+        while true {
+            _ = session.takeReports()
+            switch action {
+            case .send(let request):
+                let answer: Result<DeviceAnswer, DeviceClientError>
+                if request.resource == .transaction, let mqtt {
+                    answer = await Self.submit(request, client: mqtt, pool: blocking)
+                } else {
+                    answer = await reactor.exchange(request, on: endpoint)
+                }
+                switch answer {
+                case .success(let a): action = session.receive(a, now: deviceClockMillis())
+                case .failure(let error):
+                    session.abandon()
+                    throw DeviceSyncError.transport(error)
+                }
+            case .sleep(let millis):
+                try await Task.sleep(nanoseconds: UInt64(millis) * 1_000_000)
+                action = session.wake(now: deviceClockMillis())
+            case .done(let outcome):
+                return outcome
+            case .failed(let error):
+                throw DeviceSyncError.device(error)
+            }
+        }
     }
 
-    func verifiedEscrow(_ id: Bytes32) throws -> VerifiedEscrow { try sync.verifiedEscrow(id, source: coap) }
-
-    func verifiedCertificate(_ id: Bytes32) throws -> VerifiedCertificate {
-        try sync.verifiedCertificate(id, source: coap)
+    private static func submit(_ request: DeviceRequest, client: MqttDeviceClient, pool: BlockingPool) async
+        -> Result<DeviceAnswer, DeviceClientError>
+    {
+        nonisolated(unsafe) let client = client
+        do {
+            return .success(try await pool.run { try MqttDeviceLink(client: client).exchange(request) })
+        } catch let error as DeviceClientError {
+            return .failure(error)
+        } catch {
+            return .failure(.unsupported("\(error)"))
+        }
     }
 
-    @discardableResult
-    func follow() throws -> SyncProgress { try sync.sync(source: coap) }
+    func verifiedHead() async throws -> TrustedHeader {
+        guard case .head(let head) = try await run(.head) else { throw DeviceSyncError.device(.busy) }
+        return head
+    }
+
+    func verifiedAccount(_ address: Address) async throws -> VerifiedAccount {
+        guard case .account(let account) = try await run(.account(address)) else { throw DeviceSyncError.device(.busy) }
+        return account
+    }
+
+    func verifiedEscrow(_ id: Bytes32) async throws -> VerifiedEscrow {
+        guard case .escrow(let escrow) = try await run(.escrow(id)) else { throw DeviceSyncError.device(.busy) }
+        return escrow
+    }
+
+    func verifiedCertificate(_ id: Bytes32) async throws -> VerifiedCertificate {
+        guard case .certificate(let c) = try await run(.certificate(id)) else { throw DeviceSyncError.device(.busy) }
+        return c
+    }
+
+    /// Follows checkpoints from the trusted epoch until the gateway has none left.
+    func follow() async throws {
+        session.configuration.checkpointPage = CheckpointsPayload.maxCount
+        guard case .synced = try await run(.sync(maxEpochs: .max)) else { throw DeviceSyncError.device(.busy) }
+    }
 
     var overMQTT: Bool { mqtt != nil }
 
-    var requests: Int { coap.stats.requests }
-    var retransmissions: Int { coap.stats.retransmissions }
-
-    func close() { mqtt?.disconnect() }
+    func close() {
+        mqtt?.disconnect()
+        reactor.close(endpoint)
+    }
 }
 
 enum SimulationError: Error, CustomStringConvertible {

@@ -265,12 +265,10 @@ public final class CoAPDeviceClient {
     public func request(
         _ method: CoAPCode, _ path: StaticString, query: [String] = [], payload: [UInt8] = []
     ) throws(DeviceClientError) -> Response {
-        var template = CoAPMessage(type: .confirmable, code: method, messageID: 0)
-        template.setUriPath(path)
-        template.uriQuery = query.map { Array($0.utf8) }
+        let template = CoAPMessage.request(method, path, query: query)
         var exchange = CoAPRequestExchange(
             request: template, payload: payload, contentFormat: ContentFormat.chainPayload, body: [UInt8](),
-            configuration: exchangeConfiguration, lastMessageID: messageID)
+            configuration: configuration.exchange, lastMessageID: messageID)
         defer {
             messageID = exchange.lastMessageID
             stats.requests += exchange.requests
@@ -285,7 +283,7 @@ public final class CoAPDeviceClient {
             if let request = step.request {
                 if exchange.retransmissions > retransmissions {
                     retransmissions = exchange.retransmissions
-                    logger.debug("CoAP retransmit \(retransmissions) of \(pathText(template))")
+                    logger.debug("CoAP retransmit \(retransmissions) of \(template.pathText)")
                 }
                 try transmit(request)
             }
@@ -293,7 +291,7 @@ public final class CoAPDeviceClient {
             case .done(let answer):
                 return Response(code: answer.code, body: exchange.body, contentFormat: answer.contentFormat)
             case .failed(let error):
-                throw clientError(error, template)
+                throw configuration.error(error, template)
             case .waiting(let deadline):
                 let now = clockMillis()
                 let left = CoAPClock.remaining(until: deadline, now: now)
@@ -308,34 +306,8 @@ public final class CoAPDeviceClient {
         }
     }
 
-    private var exchangeConfiguration: CoAPRequestExchange<[UInt8]>.Configuration {
-        let c = configuration
-        return .init(
-            maxBodyBytes: c.maxBodyBytes, preferredSZX: c.preferredSZX,
-            ackTimeoutMillis: UInt32(clamping: c.ackTimeoutMillis),
-            ackRandomFactorPercent: UInt32(min(max(c.ackRandomFactor, 1), 3) * 100),
-            maxRetransmit: c.maxRetransmit, separateResponseMillis: UInt32(clamping: c.separateResponseMillis),
-            maxMessageSize: c.maxMessageSize, maxBlockRestarts: Self.maxBlockRestarts)
-    }
-
-    private func clientError(_ error: CoAPExchangeError, _ request: CoAPMessage) -> DeviceClientError {
-        switch error {
-        case .timeout: .timeout("\(pathText(request)) after \(configuration.maxRetransmit) retransmissions")
-        case .noSeparateResponse: .timeout("separate response to \(pathText(request))")
-        case .reset: .reset
-        case .messageTooLarge: .bodyTooLarge(limit: configuration.maxMessageSize)
-        case .bodyTooLarge: .bodyTooLarge(limit: configuration.maxBodyBytes)
-        case .interrupted(let code): .gatewayError(code: code.rawValue, diagnostic: "(during block-wise transfer)")
-        case .protocolViolation(let violation): .protocolViolation("\(violation.reason)")
-        }
-    }
-
     /// Monotonic milliseconds, wrapping as ``CoAPClock`` expects.
     private func clockMillis() -> UInt32 { UInt32(truncatingIfNeeded: deviceClockNanos() / 1_000_000) }
-
-    private func pathText(_ m: CoAPMessage) -> String {
-        m.uriPath.map { String(decoding: $0, as: UTF8.self) }.joined(separator: "/")
-    }
 
     private func transmit(_ bytes: [UInt8]) throws(DeviceClientError) {
         let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
@@ -368,6 +340,43 @@ public final class CoAPDeviceClient {
     }
 }
 
+extension CoAPDeviceClient.Configuration {
+    /// The request exchange's settings (DeviceProtocol's, the firmware's too) from this configuration.
+    var exchange: CoAPRequestExchange<[UInt8]>.Configuration {
+        .init(
+            maxBodyBytes: maxBodyBytes, preferredSZX: preferredSZX,
+            ackTimeoutMillis: UInt32(clamping: ackTimeoutMillis),
+            ackRandomFactorPercent: UInt32(min(max(ackRandomFactor, 1), 3) * 100), maxRetransmit: maxRetransmit,
+            separateResponseMillis: UInt32(clamping: separateResponseMillis), maxMessageSize: maxMessageSize,
+            maxBlockRestarts: CoAPDeviceClient.maxBlockRestarts)
+    }
+
+    /// What a failed exchange of `request` means to a caller.
+    func error(_ error: CoAPExchangeError, _ request: CoAPMessage) -> DeviceClientError {
+        switch error {
+        case .timeout: .timeout("\(request.pathText) after \(maxRetransmit) retransmissions")
+        case .noSeparateResponse: .timeout("separate response to \(request.pathText)")
+        case .reset: .reset
+        case .messageTooLarge: .bodyTooLarge(limit: maxMessageSize)
+        case .bodyTooLarge: .bodyTooLarge(limit: maxBodyBytes)
+        case .interrupted(let code): .gatewayError(code: code.rawValue, diagnostic: "(during block-wise transfer)")
+        case .protocolViolation(let violation): .protocolViolation("\(violation.reason)")
+        }
+    }
+}
+
+extension CoAPMessage {
+    /// A confirmable request's first message, its Message ID and token left to the exchange.
+    static func request(_ method: CoAPCode, _ path: StaticString, query: [String]) -> CoAPMessage {
+        var template = CoAPMessage(type: .confirmable, code: method, messageID: 0)
+        template.setUriPath(path)
+        template.uriQuery = query.map { Array($0.utf8) }
+        return template
+    }
+
+    var pathText: String { uriPath.map { String(decoding: $0, as: UTF8.self) }.joined(separator: "/") }
+}
+
 /// `host:port`, `[v6]:port` or a bare host; nil when malformed.
 func parseHostPort(_ text: Substring, defaultPort: UInt16) -> (String, UInt16)? {
     if text.hasPrefix("[") {
@@ -385,8 +394,11 @@ func parseHostPort(_ text: Substring, defaultPort: UInt16) -> (String, UInt16)? 
     return (String(parts[0]), port)
 }
 
-/// A socket of `type` connected to the first address `host` resolves to.
-private func connectedSocket(host: String, port: UInt16, type: Int32) throws(DeviceClientError) -> Int32 {
+/// A socket of `type` connected to the first address `host` resolves to; bound first to the IPv4 address
+/// `source` when one is given (a simulated device's own loopback address).
+func connectedSocket(host: String, port: UInt16, type: Int32, source: String? = nil) throws(DeviceClientError)
+    -> Int32
+{
     var hints = addrinfo()
     hints.ai_family = AF_UNSPEC
     hints.ai_socktype = type
@@ -405,11 +417,28 @@ private func connectedSocket(host: String, port: UInt16, type: Int32) throws(Dev
             lastErrno = errno
             continue
         }
+        if let source, !bind(fd, ipv4: source) {
+            lastErrno = errno
+            close(fd)
+            continue
+        }
         if connect(fd, ai.pointee.ai_addr, ai.pointee.ai_addrlen) == 0 { return fd }
         lastErrno = errno
         close(fd)
     }
     throw .socket(call: "connect", errno: lastErrno)
+}
+
+/// Binds `fd` to IPv4 address `text`, any port.
+private func bind(_ fd: Int32, ipv4 text: String) -> Bool {
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    guard inet_pton(AF_INET, text, &address.sin_addr) == 1 else { return false }
+    return withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+        }
+    }
 }
 
 // MARK: - MQTT

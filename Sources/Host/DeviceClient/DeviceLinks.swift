@@ -6,10 +6,10 @@ import Foundation
 import Ledger
 
 /// Monotonic milliseconds, for the session's deadlines.
-func deviceClockMillis() -> UInt64 { deviceClockNanos() / 1_000_000 }
+public func deviceClockMillis() -> UInt64 { deviceClockNanos() / 1_000_000 }
 
 /// The host's real-time clock: what the trusting period and skipping measure against.
-func wallClockNow() -> UInt64 {
+public func wallClockNow() -> UInt64 {
     var spec = timespec()
     clock_gettime(CLOCK_REALTIME, &spec)
     return UInt64(spec.tv_sec) * 1000 + UInt64(spec.tv_nsec) / 1_000_000
@@ -18,18 +18,26 @@ func wallClockNow() -> UInt64 {
 extension CoAPDeviceClient: DeviceLink {
     public func exchange(_ request: DeviceRequest) throws(DeviceClientError) -> DeviceAnswer {
         let response = try self.request(
-            request.resource.method, request.resource.path,
-            query: request.query.map { String(decoding: $0, as: UTF8.self) }, payload: request.payload)
-        if response.code.isSuccess, let format = response.contentFormat, format != request.resource.contentFormat {
-            throw .protocolViolation("content format \(format) instead of \(request.resource.contentFormat)")
-        }
-        return DeviceAnswer(code: response.code, body: response.body, contentFormat: response.contentFormat)
+            request.resource.method, request.resource.path, query: request.queryText, payload: request.payload)
+        return try request.answer(code: response.code, body: response.body, contentFormat: response.contentFormat)
     }
 
     public func sleep(millis: UInt32) { usleep(min(millis, 5000) * 1000) }
 
     public var nowMillis: UInt64 { deviceClockMillis() }
     public var wallClockMillis: UInt64? { wallClockNow() }
+}
+
+extension DeviceRequest {
+    var queryText: [String] { query.map { String(decoding: $0, as: UTF8.self) } }
+
+    /// The answer to this request, refused when a success comes in another content format than the resource's.
+    func answer(code: CoAPCode, body: [UInt8], contentFormat: UInt16?) throws(DeviceClientError) -> DeviceAnswer {
+        if code.isSuccess, let format = contentFormat, format != resource.contentFormat {
+            throw .protocolViolation("content format \(format) instead of \(resource.contentFormat)")
+        }
+        return DeviceAnswer(code: code, body: body, contentFormat: contentFormat)
+    }
 }
 
 /// The device session over MQTT alone: the checkpoint chain from the retained checkpoints and submissions
