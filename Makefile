@@ -89,13 +89,18 @@ devnet-single: deps
 ## A scenario (Simulator/scenarios/SCENARIO.yaml: smoke, bike-share, smart-building, shop-street) against the running
 ## devnet (`make devnet` in another terminal); DEVICES=N keeps its mix of kinds. Reports in data/sim/.
 SCENARIO ?= smoke
+# The devnet's four gateways (CoAP doors 10 ports apart from AMARS_COAP_PORT, HTTP 8645..8648): the fleet is
+# spread over them.
+SIM_COAP_BASE = $${AMARS_COAP_PORT:-5683}
+SIM_COAP = coap://127.0.0.1:$$(($(SIM_COAP_BASE))),coap://127.0.0.1:$$(($(SIM_COAP_BASE)+10)),coap://127.0.0.1:$$(($(SIM_COAP_BASE)+20)),coap://127.0.0.1:$$(($(SIM_COAP_BASE)+30))
+SIM_NODES = http://127.0.0.1:8645,http://127.0.0.1:8646,http://127.0.0.1:8647,http://127.0.0.1:8648
 sim: deps
 	$(SWIFT) build -c release --product amars-sim
 	mkdir -p $${AMARS_DATA:-data}/sim
 	$$($(SWIFT) build -c release --show-bin-path)/amars-sim --scenario Simulator/scenarios/$(SCENARIO).yaml \
 	  $(if $(DEVICES),--devices $(DEVICES)) --seed $${SEED:-2} --genesis $${AMARS_DATA:-data}/genesis.json \
-	  --coap coap://127.0.0.1:$${AMARS_COAP_PORT:-5683} --mqtt 127.0.0.1:$${AMARS_MQTT_PORT:-1883} \
-	  --node http://127.0.0.1:8645 --funder $${AMARS_DATA:-data}/keys/app-user-incentive.key \
+	  --coap $(SIM_COAP) --mqtt 127.0.0.1:$${AMARS_MQTT_PORT:-1883} \
+	  --node $(SIM_NODES) --funder $${AMARS_DATA:-data}/keys/app-user-incentive.key \
 	  --report $${AMARS_DATA:-data}/sim/$(SCENARIO).json --html $${AMARS_DATA:-data}/sim/$(SCENARIO).html
 
 bench: deps

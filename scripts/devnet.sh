@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # `make devnet`: a four-gateway Amarscity devnet on loopback. Four `amarsd node` processes, each a delegate of
 # the genesis committee with its own data directory and SQLite file (data/node-N), finalize one chain together
-# over the peer network; node 1 also serves devices over CoAP and through a mosquitto broker started here.
-#   HTTP 127.0.0.1:8645..8648   P2P 127.0.0.1:7001..7004   CoAP 127.0.0.1:5683   MQTT 127.0.0.1:1883
+# over the peer network; each serves devices over CoAP, and node 1 also through a mosquitto broker started here.
+#   HTTP 127.0.0.1:8645..8648   P2P 127.0.0.1:7001..7004   CoAP 127.0.0.1:5683,5693,5703,5713   MQTT 127.0.0.1:1883
 #   MQTT over TLS 1.2 for devices with certificates 127.0.0.1:8883 (the devnet's root in data/pki)
 # First run creates the genesis (4 validators, each a genesis candidate) and the node configs; later runs
 # continue the same chain. Ctrl-C stops everything. Logs: data/node-N/amarsd.log, data/broker/mosquitto.log.
 # A simulated fleet (amars-sim, the smoke scenario run until stopped) of bike-share locks, shop terminals and
-# smart-home bulbs works through node 1, each device proving what it acts on (log: data/fleet/fleet.log, live
-# report: data/fleet/report.html).
+# smart-home bulbs works through the four gateways, each device proving what it acts on (log: data/fleet/fleet.log,
+# live report: data/fleet/report.html).
 # AMARS_DATA, AMARS_COAP_PORT, AMARS_MQTT_PORT, AMARS_MQTTS_PORT, AMARS_FLEET (devices, 0 for none) override the defaults;
 # AMARS_BIN skips the build.
 set -euo pipefail
@@ -89,12 +89,12 @@ fi
 PIDS+=($!)
 for _ in $(seq 1 100); do [ -s "$DATA/broker/gateway.credentials" ] && [ -s "$DATA/broker/passwd" ] && break; sleep 0.1; done
 
+# Every node has a CoAP door for devices, 10 ports apart (the simulated devices each send from their own loopback
+# address, so each gets the per-device limits a board would).
+coap_port() { echo $((COAP_PORT + 10 * ($1 - 1))); }
 for i in $(seq 1 $N); do
-    # Node 1's CoAP door serves the whole simulated fleet from one address: its per-address limit is raised.
-    EXTRA=()
-    [ "$i" = 1 ] && EXTRA=(--coap-rate 4000 --coap-burst 8000 --coap-submit-rate 400 --coap-submit-burst 800)
-    "$BIN/amarsd" node --config "$DATA/node-$i/node.yaml" "${EXTRA[@]}" >"$DATA/node-$i/stdout.log" \
-        2>"$DATA/node-$i/amarsd.log" &
+    "$BIN/amarsd" node --config "$DATA/node-$i/node.yaml" --coap-host 127.0.0.1 --coap-port "$(coap_port "$i")" \
+        >"$DATA/node-$i/stdout.log" 2>"$DATA/node-$i/amarsd.log" &
     PIDS+=($!)
 done
 
@@ -137,20 +137,22 @@ LOCK=$("$BIN/amars" address --key "$DATA/keys/lock-1.key")
 echo "lock-1 ($LOCK) holds a device certificate and a short-lived one ($PKI/lock-1)"
 
 # The simulated fleet: the smoke scenario's locks, terminals and bulbs with their renters, customers, residents
-# and guests, every device a light client proving what it acts on through node 1's CoAP and MQTT doors, round
-# after round every 5 s until stopped; people are topped up as they spend (amars-sim; AMARS_FLEET=0 turns it off,
+# and guests, every device a light client proving what it acts on through the gateways' CoAP doors (and node 1's
+# MQTT door), round after round every 5 s until stopped; people are topped up as they spend (amars-sim; AMARS_FLEET=0 turns it off,
 # AMARS_FLEET=N runs N devices of the same mix).
 FLEET=${AMARS_FLEET:-30}
+COAPS=$(for i in $(seq 1 $N); do printf 'coap://127.0.0.1:%s,' "$(coap_port "$i")"; done)
+NODES=$(for i in $(seq 1 $N); do printf 'http://127.0.0.1:%s,' $((8644 + i)); done)
 if [ "$FLEET" -gt 0 ]; then
     mkdir -p "$DATA/fleet"
     "$BIN/amars-sim" --scenario Simulator/scenarios/smoke.yaml --devices "$FLEET" --rounds 0 --interval 5 --ride 2 \
-        --genesis "$DATA/genesis.json" --coap "coap://127.0.0.1:$COAP_PORT" --mqtt "127.0.0.1:$MQTT_PORT" \
-        --node http://127.0.0.1:8645 --funder "$DATA/keys/app-user-incentive.key" \
+        --genesis "$DATA/genesis.json" --coap "${COAPS%,}" --mqtt "127.0.0.1:$MQTT_PORT" \
+        --node "${NODES%,}" --funder "$DATA/keys/app-user-incentive.key" \
         --report "$DATA/fleet/report.json" --html "$DATA/fleet/report.html" >"$DATA/fleet/fleet.log" 2>&1 &
     PIDS+=($!)
     for _ in $(seq 1 300); do grep -q "^progress:" "$DATA/fleet/fleet.log" 2>/dev/null && break; sleep 0.2; done
     echo
-    echo "fleet: $FLEET devices (locks, terminals, bulbs) at work through node 1, a round every 5 s each:"
+    echo "fleet: $FLEET devices (locks, terminals, bulbs) at work through the $N gateways, a round every 5 s each:"
     grep -m 1 "^progress:" "$DATA/fleet/fleet.log" || tail -n 3 "$DATA/fleet/fleet.log"
 fi
 
@@ -161,7 +163,7 @@ for i in $(seq 1 $N); do
         "  P2P 127.0.0.1:$((7000 + i))"
 done
 echo "  Consensus  http://127.0.0.1:8645/v1/consensus   Checkpoints http://127.0.0.1:8645/v1/checkpoints?from=0"
-echo "  Devices    coap://127.0.0.1:$COAP_PORT/v1/head   mqtt://127.0.0.1:$MQTT_PORT (amars/v1/...)"
+echo "  Devices    coap://127.0.0.1:$COAP_PORT/v1/head (node 1; nodes 2-4 at $(coap_port 2), $(coap_port 3), $(coap_port 4))   mqtt://127.0.0.1:$MQTT_PORT (amars/v1/...)"
 echo "  Alice      http://127.0.0.1:8645/account/$ALICE   (live: payments appear as they finalize)"
 echo "  Keys       $DATA/keys/*.key (validator-1..4, one per genesis category, alice.key; devnet keys are plain hex,"
 echo "             'amars key new' makes encrypted keystores for real ones)"

@@ -17,6 +17,9 @@ final class BulbDevice: @unchecked Sendable {
     let device: VirtualDevice
     let resident: Person
     let guest: Person
+    /// The household's gateway: the bulb proves certificates there, so a revocation the household saw final is
+    /// in the bulb's view too.
+    let node: NodeAPI
     private let household: Household
     private let residentCertificate: Bytes32
     private let guestCertificate: Bytes32
@@ -25,9 +28,10 @@ final class BulbDevice: @unchecked Sendable {
 
     init(
         device: VirtualDevice, resident: Person, guest: Person, household: Household, residentCertificate: Bytes32,
-        guestCertificate: Bytes32, genesis: Bytes32
+        guestCertificate: Bytes32, genesis: Bytes32, node: NodeAPI
     ) {
         self.device = device
+        self.node = node
         self.resident = resident
         self.guest = guest
         self.household = household
@@ -37,7 +41,7 @@ final class BulbDevice: @unchecked Sendable {
             address: device.address, genesis: genesis, controllers: [residentCertificate, guestCertificate])
     }
 
-    func round(_ n: Int, node: NodeAPI, stats: FleetStats) async throws {
+    func round(_ n: Int, stats: FleetStats) async throws {
         try await device.follow()
         if n >= 2, !guestRevoked {
             try await household.revoke(guestCertificate, node: node)

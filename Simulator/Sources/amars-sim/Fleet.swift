@@ -9,23 +9,19 @@ import Ledger
 /// not threads: a device waiting on the gateway or between rounds holds nothing but its state, so one process
 /// runs ten thousand.
 final class Fleet: @unchecked Sendable {
-    // @unchecked: each device is driven by its own task; shared state is in `stats` and `funder`.
+    // @unchecked: each device is driven by its own task; shared state is in `stats` and the funders.
     let locks: [LockDevice]
     let terminals: [TerminalDevice]
     let bulbs: [BulbDevice]
     let stats = FleetStats()
-    private let funder: Funder
+    /// The gateway whose word is checked at the end (receipts, supply).
     private let node: NodeAPI
     private let fund: UInt64
 
-    init(
-        locks: [LockDevice], terminals: [TerminalDevice], bulbs: [BulbDevice], funder: Funder, node: NodeAPI,
-        fund: UInt64
-    ) {
+    init(locks: [LockDevice], terminals: [TerminalDevice], bulbs: [BulbDevice], node: NodeAPI, fund: UInt64) {
         self.locks = locks
         self.terminals = terminals
         self.bulbs = bulbs
-        self.funder = funder
         self.node = node
         self.fund = fund
     }
@@ -41,30 +37,16 @@ final class Fleet: @unchecked Sendable {
     ) async {
         let end = duration > 0 ? Date().addingTimeInterval(duration) : Date.distantFuture
         var jobs: [(String, @Sendable (Int) async throws -> Void)] = []
-        let (funder, node, fund, stats) = (funder, node, fund, stats)
+        let (fund, stats) = (fund, stats)
         for lock in locks {
-            jobs.append(
-                (
-                    "lock \(lock.device.index)",
-                    { n in
-                        try await funder.topUp(lock.renter.address, to: fund, node: node)
-                        try await funder.topUp(lock.device.address, to: fund, node: node)
-                        try await lock.round(n, node: node, stats: stats)
-                    }
-                ))
+            jobs.append(("lock \(lock.device.index)", { n in try await lock.round(n, fund: fund, stats: stats) }))
         }
         for terminal in terminals {
             jobs.append(
-                (
-                    "terminal \(terminal.device.index)",
-                    { n in
-                        try await funder.topUp(terminal.customer.address, to: fund, node: node)
-                        try await terminal.round(n, node: node, stats: stats)
-                    }
-                ))
+                ("terminal \(terminal.device.index)", { n in try await terminal.round(n, fund: fund, stats: stats) }))
         }
         for bulb in bulbs {
-            jobs.append(("bulb \(bulb.device.index)", { n in try await bulb.round(n, node: node, stats: stats) }))
+            jobs.append(("bulb \(bulb.device.index)", { n in try await bulb.round(n, stats: stats) }))
         }
         let ticker = Thread {
             while true {

@@ -50,13 +50,13 @@ struct FleetRun: AsyncParsableCommand {
     @Option(help: "Genesis file: each device's only trust anchor.")
     var genesis: String = "data/genesis.json"
 
-    @Option(help: "The gateway's CoAP endpoint.")
+    @Option(help: "The gateways' CoAP endpoints, comma-separated; the devices are spread over them.")
     var coap: String = "coap://127.0.0.1:5683"
 
     @Option(help: "A broker (host:port) the gateway bridges: a share of the devices submit there.")
     var mqtt: String?
 
-    @Option(help: "HTTP API the people (and the funder) use.")
+    @Option(help: "The same gateways' HTTP APIs, in the same order: each device's people use its gateway's.")
     var node: String = "http://127.0.0.1:8645"
 
     @Option(help: "Secret key file that funds the fleet.")
@@ -158,6 +158,7 @@ struct FleetRun: AsyncParsableCommand {
 
     func validate() throws {
         _ = try shardPosition()
+        _ = try gateways()
         guard progress >= 0.1, progress <= 3_600 else {
             throw ValidationError("--progress must be 0.1 to 3600 seconds")
         }
@@ -171,10 +172,7 @@ struct FleetRun: AsyncParsableCommand {
         let anchor = DeviceTrustAnchor(
             genesisHeader: g.header, committee: g.committee(epoch: 0), epochLength: g.epochLength,
             trustingPeriodMillis: g.trustingPeriodMillis)
-        let coapConfig: CoAPDeviceClient.Configuration
-        do { coapConfig = try CoAPDeviceClient.Configuration(url: coap) } catch {
-            throw ValidationError("--coap: \(error)")
-        }
+        let (coapConfigs, nodeURLs) = try gateways()
         var mqttConfig: MqttDeviceClient.Configuration?
         if let mqtt {
             do { mqttConfig = try MqttDeviceClient.Configuration(endpoint: mqtt) } catch {
@@ -186,13 +184,18 @@ struct FleetRun: AsyncParsableCommand {
             throw ValidationError("--funder: \(error)")
         }
         let client: NodeClient
-        do { client = try NodeClient(baseURL: node) } catch { throw ValidationError("--node: \(error)") }
+        do { client = try NodeClient(baseURL: nodeURLs[0]) } catch { throw ValidationError("--node: \(error)") }
         let genesisBlock = try client.head().genesisBlockHash
 
-        // One device over a blocking socket first: the gateway answers and serves this genesis (a gateway on
-        // another chain, one that cannot be reached or one that answers garbage stops the run here, in one line).
-        _ = try DeviceSync.anchor(anchor, source: try CoAPDeviceClient(configuration: coapConfig))
-        let reactor = try CoAPReactor(configuration: coapConfig)
+        // One device over a blocking socket first, at each gateway: it answers and serves this genesis (a gateway
+        // on another chain, one that cannot be reached or one that answers garbage stops the run here, in one line).
+        for config in coapConfigs {
+            _ = try DeviceSync.anchor(anchor, source: try CoAPDeviceClient(configuration: config))
+        }
+        let reactors = try coapConfigs.map { try CoAPReactor(configuration: $0) }
+        // The people's HTTP calls: at most this many at once, each on its own connection.
+        let pool = BlockingPool(threads: Self.httpConnections, name: "amars-sim-http")
+        let apis = nodeURLs.map { NodeAPI(pool: pool, url: $0) }
 
         let (locks, terminals, bulbs) = (plan.locks, plan.terminals, plan.bulbs)
         // Devices are numbered across the whole fleet; a shard runs every n-th of them, so shards never share a
@@ -200,6 +203,25 @@ struct FleetRun: AsyncParsableCommand {
         let (shardIndex, shardCount) = try shardPosition()
         let mine = (0..<(locks + terminals + bulbs)).filter { $0 % shardCount == shardIndex }
         try Self.raiseFileLimit(devices: mine.count)
+        let myLocks = mine.filter { $0 < locks }
+        let myTerminals = mine.filter { $0 >= locks && $0 < locks + terminals }
+        let myBulbs = mine.filter { $0 >= locks + terminals }
+
+        // Past a few hundred devices, or over several gateways, branches each fund their share of the locks (with
+        // their renters) and terminals (their customers); a device and its people use its branch's gateway.
+        let funder = Funder(key: funderKey, home: apis[0])
+        let paying = myLocks + myTerminals
+        let branches = max(
+            (paying.count + Funder.devicesPerBranch - 1) / Funder.devicesPerBranch, paying.isEmpty ? 1 : apis.count)
+        let funders =
+            branches <= 1
+            ? [funder]
+            : funder.branches(
+                count: branches, seed: seed, shard: shardIndex,
+                reserve: units.fund * UInt64(2 * (paying.count + branches - 1) / branches), gateways: apis)
+        var funderOf: [Int: Funder] = [:]
+        for (n, i) in paying.enumerated() { funderOf[i] = funders[n % funders.count] }
+
         // Each kind draws keys from its own range, so a rerun with other counts finds every device as it was.
         func keyIndex(_ i: Int) -> Int {
             i < locks ? i : i < locks + terminals ? 100_000 + i - locks : 200_000 + i - locks - terminals
@@ -207,7 +229,7 @@ struct FleetRun: AsyncParsableCommand {
         var sessions: [Int: MqttDeviceClient] = [:]
         if let mqttConfig {
             // Only locks submit; the broker sessions come first, while descriptors are low.
-            let wanted = mine.filter { $0 < locks && plan.overMQTT($0) }
+            let wanted = myLocks.filter { plan.overMQTT($0) }
             let kept = wanted.prefix(VirtualDevice.maxMQTTSessions)
             if kept.count < wanted.count {
                 say(
@@ -220,33 +242,28 @@ struct FleetRun: AsyncParsableCommand {
             }
         }
         let mqttPool = BlockingPool(threads: min(64, sessions.count), name: "amars-sim-mqtt")
-        // Each device sends from its own loopback address when the gateway is on this host, so the gateway tells
-        // (and rate-limits) the devices apart as it would boards on a network.
-        let local = ["127.0.0.1", "localhost"].contains(coapConfig.host)
         var made: [Int: VirtualDevice] = [:]
         for i in mine {
+            let gateway = funderOf[i]?.gateway ?? 0
+            // Each device sends from its own loopback address when the gateway is on this host, so the gateway
+            // tells (and rate-limits) the devices apart as it would boards on a network.
+            let local = ["127.0.0.1", "localhost"].contains(coapConfigs[gateway].host)
             made[i] = try VirtualDevice(
                 index: i, keyIndex: keyIndex(i), seed: seed, anchor: anchor, genesisHeader: g.header,
-                reactor: reactor, source: local ? VirtualDevice.loopbackSource(i) : nil, mqtt: sessions[i],
-                blocking: mqttPool)
+                reactor: reactors[gateway], source: local ? VirtualDevice.loopbackSource(i) : nil,
+                mqtt: sessions[i], blocking: mqttPool)
         }
         defer { made.values.forEach { $0.close() } }
-        // The owner's and the household's keys sign from several threads; from several processes they would race
+        // The owner's and the household's keys sign from several devices; from several processes they would race
         // for nonces, so each shard has its own.
         let personal = shardCount == 1 ? 0 : 40_000 + shardIndex * 2
         let owner = SharedWallet(Person(role: "owner", seed: seed, index: personal))
         let household = Person(role: "household", seed: seed, index: shardCount == 1 ? 30_000 : personal + 1)
-        let funder = Funder(key: funderKey)
-        // The people's HTTP calls: at most this many at once, each on its own connection.
-        let api = NodeAPI(pool: BlockingPool(threads: Self.httpConnections, name: "amars-sim-http"), url: node)
-        let myLocks = mine.filter { $0 < locks }
-        let myTerminals = mine.filter { $0 >= locks && $0 < locks + terminals }
-        let myBulbs = mine.filter { $0 >= locks + terminals }
         // The owner pays for the closes of kept rentals before any fee has come in.
         if myLocks.contains(where: { $0 < plan.silentLocks }) {
-            try await funder.topUp(owner.address, to: units.fund, node: api)
+            try await funder.topUp(owner.address, to: units.fund)
         }
-        if !myBulbs.isEmpty { try await funder.topUp(household.address, to: units.fund, node: api) }
+        if !myBulbs.isEmpty { try await funder.topUp(household.address, to: units.fund) }
         let board = RentalBoard()
         let terms = LockDevice.Terms(
             deposit: units.deposit, fee: units.fee, maxDamages: units.deposit / 2, blocks: plan.rentalBlocks,
@@ -255,17 +272,18 @@ struct FleetRun: AsyncParsableCommand {
             locks: myLocks.map { i in
                 LockDevice(
                     device: made[i]!, renter: Person(role: "renter", seed: seed, index: 10_000 + i),
-                    owner: owner, silent: i < plan.silentLocks, genesis: genesisBlock, terms: terms, board: board)
+                    funder: funderOf[i]!, owner: owner, silent: i < plan.silentLocks, genesis: genesisBlock,
+                    terms: terms, board: board)
             },
             terminals: myTerminals.map { i in
                 TerminalDevice(
-                    device: made[i]!,
-                    customer: Person(role: "customer", seed: seed, index: 20_000 + i - locks), maxAmount: units.amount)
+                    device: made[i]!, customer: Person(role: "customer", seed: seed, index: 20_000 + i - locks),
+                    funder: funderOf[i]!, maxAmount: units.amount)
             },
             bulbs: try await makeBulbs(
-                myBulbs.map { ($0 - locks - terminals, made[$0]!) }, household: household, node: api,
+                myBulbs.map { ($0 - locks - terminals, made[$0]!) }, household: household, node: apis[0],
                 genesis: genesisBlock),
-            funder: funder, node: api, fund: units.fund)
+            node: apis[0], fund: units.fund)
 
         if shardCount > 1 { say("shard \(shardIndex)/\(shardCount): \(mine.count) of the fleet's devices") }
         say(
@@ -345,13 +363,32 @@ struct FleetRun: AsyncParsableCommand {
                 BulbDevice(
                     device: device, resident: resident, guest: guest, household: household,
                     residentCertificate: residentCertificate.id, guestCertificate: guestCertificate.id,
-                    genesis: genesis))
+                    genesis: genesis, node: node))
         }
         try await household.publish(certificates, node: node)
         say(
             "household \(household.person.address.bech32): root \(Hex.encode(household.root.id.bytes)) and "
                 + "\(certificates.count) controller certificates published")
         return made
+    }
+
+    /// `--coap` and `--node` as lists (comma-separated), one entry per gateway and in the same order: device and
+    /// people of one gateway ask the same node.
+    func gateways() throws -> ([CoAPDeviceClient.Configuration], [String]) {
+        let doors = coap.split(separator: ",").map(String.init)
+        let nodes = node.split(separator: ",").map(String.init)
+        guard !doors.isEmpty, doors.count == nodes.count, doors.count <= 16 else {
+            throw ValidationError(
+                "--coap and --node name the same gateways in the same order (1 to 16, comma-separated); "
+                    + "got \(doors.count) CoAP and \(nodes.count) HTTP endpoints")
+        }
+        var configs: [CoAPDeviceClient.Configuration] = []
+        for door in doors {
+            do { configs.append(try CoAPDeviceClient.Configuration(url: door)) } catch {
+                throw ValidationError("--coap: \(error)")
+            }
+        }
+        return (configs, nodes)
     }
 
     /// `--shard i/n` as (i, n); (0, 1) without it.

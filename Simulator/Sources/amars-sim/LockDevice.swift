@@ -18,6 +18,8 @@ final class LockDevice: @unchecked Sendable {
     // @unchecked: driven by one task at a time (its own).
     let device: VirtualDevice
     let renter: Person
+    /// Keeps the lock and its renter funded; its gateway is the one the lock and the renter use.
+    let funder: Funder
     let core: RentalLock
     private let owner: SharedWallet
     private let silent: Bool
@@ -37,10 +39,11 @@ final class LockDevice: @unchecked Sendable {
     }
 
     init(
-        device: VirtualDevice, renter: Person, owner: SharedWallet, silent: Bool, genesis: Bytes32, terms: Terms,
-        board: RentalBoard
+        device: VirtualDevice, renter: Person, funder: Funder, owner: SharedWallet, silent: Bool, genesis: Bytes32,
+        terms: Terms, board: RentalBoard
     ) {
         self.device = device
+        self.funder = funder
         self.renter = renter
         self.owner = owner
         self.silent = silent
@@ -50,8 +53,10 @@ final class LockDevice: @unchecked Sendable {
     }
 
     /// One rental, start to end. Failures the fleet should never see are thrown; expected refusals are recorded.
-    func round(_ n: Int, node: NodeAPI, stats: FleetStats) async throws {
-        let renter = renter
+    func round(_ n: Int, fund: UInt64, stats: FleetStats) async throws {
+        let (renter, node) = (renter, funder.home)
+        try await funder.topUp(renter.address, to: fund)
+        try await funder.topUp(device.address, to: fund)
         try await device.follow()
         if let id = pending {
             try await settle(interrupted: id, node: node, stats: stats)

@@ -14,14 +14,20 @@ final class TerminalDevice: @unchecked Sendable {
     // @unchecked: driven by one task at a time (its own).
     let device: VirtualDevice
     let customer: Person
+    /// Keeps the customer funded; its gateway is the one the terminal and the customer use.
+    let funder: Funder
     private let maxAmount: UInt64
-    init(device: VirtualDevice, customer: Person, maxAmount: UInt64) {
+
+    init(device: VirtualDevice, customer: Person, funder: Funder, maxAmount: UInt64) {
         self.device = device
+        self.funder = funder
         self.customer = customer
         self.maxAmount = maxAmount
     }
 
-    func round(_ n: Int, node: NodeAPI, stats: FleetStats) async throws {
+    func round(_ n: Int, fund: UInt64, stats: FleetStats) async throws {
+        let node = funder.home
+        try await funder.topUp(customer.address, to: fund)
         try await device.follow()
         // The order's payment is looked for after the head verified now: it cannot be in an earlier block, and a
         // payment of an order given up on (a failed round) is never taken for this one.
