@@ -55,9 +55,7 @@ final class SimulatorTests: XCTestCase {
             p.arguments = [
                 "run", "--data", dir.path, "--http-port", String(httpPort), "--coap-port", String(coapPort), "--mqtt",
                 "127.0.0.1:\(mqttPort)", "--spawn-broker", "--block-interval", "150", "--log-level", "error",
-                // Thirty devices share one source address here; the default is sized for one device per address.
-                "--coap-rate", "2000", "--coap-burst", "4000", "--coap-submit-rate", "200", "--coap-submit-burst",
-                "400",
+                // The default per-device limits: each simulated device sends from its own loopback address.
             ]
             let out = Pipe()
             p.standardOutput = out

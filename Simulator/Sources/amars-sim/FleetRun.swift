@@ -290,14 +290,15 @@ struct FleetRun: AsyncParsableCommand {
             "fleet (\(plan.name)): \(locks) locks, \(terminals) terminals and \(bulbs) bulbs of seed \(seed), anchored at "
                 + "genesis \(Hex.encode(anchor.genesisHeaderHash.bytes))")
         say("owner: \(owner.address.bech32) (rental fees and damages)")
+        func via(_ funder: Funder) -> String { apis.count > 1 ? ", through gateway \(funder.gateway + 1)" : "" }
         for lock in fleet.locks {
             say(
                 "lock \(lock.device.index): \(lock.device.address.bech32)\(lock.device.overMQTT ? " (returns over MQTT)" : ""), "
-                    + "renter \(lock.renter.address.bech32)")
+                    + "renter \(lock.renter.address.bech32)\(via(lock.funder))")
         }
         for terminal in fleet.terminals {
             say(
-                "terminal \(terminal.device.index): \(terminal.device.address.bech32), customer \(terminal.customer.address.bech32)"
+                "terminal \(terminal.device.index): \(terminal.device.address.bech32), customer \(terminal.customer.address.bech32)\(via(terminal.funder))"
             )
         }
         for bulb in fleet.bulbs {
