@@ -23,6 +23,8 @@ public final class CoAPFixture {
     public let genesis: Genesis
     public let node: ChainNode
     public let server: CoAPServer
+    /// The command door behind the server's `v1/commands`.
+    public let commandDoor: CommandDoor
     public let port: UInt16
     private var clock: UInt64
 
@@ -56,19 +58,22 @@ public final class CoAPFixture {
             validatorKey: validator, mempoolLimits: mempoolLimits, logger: logger)
         // Port 0 is not portable across libcoap versions: take a port the kernel just handed out, and retry if
         // another process grabbed it in between.
+        commandDoor = CommandDoor(node: node)
         (server, port) = try Self.startServer(
-            node: node, logger: logger, limits: limits, dtlsKeys: dtlsKeys, start: start)
+            node: node, logger: logger, limits: limits, dtlsKeys: dtlsKeys, commands: commandDoor, start: start)
     }
 
     private static func startServer(
-        node: ChainNode, logger: Logger, limits: CoAPServer.Limits, dtlsKeys: [String: [UInt8]]?, start: Bool
+        node: ChainNode, logger: Logger, limits: CoAPServer.Limits, dtlsKeys: [String: [UInt8]]?,
+        commands: CommandDoor, start: Bool
     ) throws -> (CoAPServer, UInt16) {
         var attempts = 0
         while true {
             let candidate = try freeUDPPort()
             let dtls = try dtlsKeys.map { CoAPServer.DTLSPSK(port: try freeUDPPort(), keys: $0) }
             let server = CoAPServer(
-                node: node, host: "127.0.0.1", port: candidate, logger: logger, limits: limits, dtls: dtls)
+                node: node, host: "127.0.0.1", port: candidate, logger: logger, limits: limits, dtls: dtls,
+                commands: commands)
             if !start { return (server, candidate) }
             do {
                 try server.start()

@@ -110,6 +110,10 @@ final class SimulatorTests: XCTestCase {
         XCTAssertEqual(count("bulb refused a revoked guest"), 10)
         XCTAssertEqual(count("bulb refused a replay"), 20)
         XCTAssertEqual(count("bulb refused a stranger"), 20)
+        // The gateway's command door: the resident's commands went through it, a revoked guest's and a stranger's
+        // were refused there (and by the bulb, handed to it directly).
+        XCTAssertEqual(count("door refused a revoked guest"), 10)
+        XCTAssertEqual(count("door refused a stranger"), 20)
         XCTAssertGreaterThan(actions["rental opened"]?["p99Millis"] as? Int ?? 0, 0)
         XCTAssertEqual((report["failures"] as? [String: Int])?.isEmpty, true)
 

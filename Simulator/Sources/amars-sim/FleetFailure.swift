@@ -16,6 +16,8 @@ enum FleetFailure: Error, CustomStringConvertible {
     case bulbObeyedRevoked
     case bulbObeyedReplay
     case bulbObeyedStranger
+    case doorTook(String)
+    case commandNeverArrived
 
     var description: String {
         switch self {
@@ -34,6 +36,8 @@ enum FleetFailure: Error, CustomStringConvertible {
         case .bulbObeyedRevoked: "a bulb obeyed a controller revoked on chain"
         case .bulbObeyedReplay: "a bulb obeyed a replayed command"
         case .bulbObeyedStranger: "a bulb obeyed a key its controller certificate does not certify"
+        case .doorTook(let whose): "the gateway's command door took \(whose) command"
+        case .commandNeverArrived: "a command posted at the command door did not reach its bulb in 10 s"
         }
     }
 }

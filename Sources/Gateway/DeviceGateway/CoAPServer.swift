@@ -140,7 +140,7 @@ public final class CoAPServer: @unchecked Sendable {
 
     public init(
         node: ChainNode, host: String = "::", port: UInt16 = 5683, logger: Logger = Logger(label: "amars.coap"),
-        limits: Limits = Limits(), dtls: DTLSPSK? = nil, reanchorFile: String? = nil,
+        limits: Limits = Limits(), dtls: DTLSPSK? = nil, reanchorFile: String? = nil, commands: CommandDoor? = nil,
         clock: @escaping @Sendable () -> UInt64 = DeviceRateLimiter.monotonicNanoseconds
     ) {
         self.dtls = dtls
@@ -149,7 +149,8 @@ public final class CoAPServer: @unchecked Sendable {
         self.limits = limits
         self.logger = logger
         self.handlers = DeviceResourceHandlers(
-            node: node, maxTransactionBytes: limits.maxTransactionBytes, reanchorFile: reanchorFile)
+            node: node, maxTransactionBytes: limits.maxTransactionBytes, reanchorFile: reanchorFile,
+            commands: commands)
         self.submitLimiter = DeviceRateLimiter(limits: limits.submits, clock: clock)
         self.requestLimiter = DeviceRateLimiter(limits: limits.requests, clock: clock)
         self.ownLog = ThrottledLog(logger: logger)

@@ -91,12 +91,18 @@ public struct DeviceResourceHandlers: Sendable {
     /// The operator's re-anchor statement (`amars device reanchor --out FILE`), read at each request so the
     /// operator can replace it while the gateway runs; nil: `v1/reanchor` answers 4.04.
     public let reanchorFile: String?
+    /// The command door whose queues `v1/commands` lists; nil: 4.04.
+    public let commands: CommandDoor?
 
-    public init(node: ChainNode, maxTransactionBytes: Int = Caps.transactionBytes, reanchorFile: String? = nil) {
+    public init(
+        node: ChainNode, maxTransactionBytes: Int = Caps.transactionBytes, reanchorFile: String? = nil,
+        commands: CommandDoor? = nil
+    ) {
         self.node = node
         self.maxTransactionBytes = maxTransactionBytes
         self.checkpointCache = CheckpointCache()
         self.reanchorFile = reanchorFile
+        self.commands = commands
     }
 
     /// Answers a request to `route` with the raw Uri-Query (arguments joined by '&') and the request body.
@@ -117,6 +123,7 @@ public struct DeviceResourceHandlers: Sendable {
         case .reanchor: return reanchor(query)
         case .notifications: return notifications(query)
         case .recipientFilter: return recipientFilter(query)
+        case .commands: return waitingCommands(query)
         }
     }
 
@@ -285,6 +292,15 @@ public struct DeviceResourceHandlers: Sendable {
         listing(.inbox, query) { (address, from, position) throws(StoreError) in
             try node.incomingTransfers(to: address, from: from, position: position, limit: InboxPayload.maxEntries)
         }
+    }
+
+    /// The commands waiting for a device at the command door after the sequence it saw last.
+    func waitingCommands(_ query: DeviceQuery) -> DeviceResponse {
+        guard query.only(.commands), let address = query["a"].flatMap(Self.address),
+            let after = query["after"].flatMap(Self.decimal)
+        else { return .error(.badRequest, "need a=<amsc1 address or 40 hex>&after=<sequence>") }
+        guard let commands else { return .error(.notFound, "this gateway has no command door") }
+        return .chain(.content, CommandsPayload(entries: commands.commands(for: address, after: after)).encoded)
     }
 
     /// A notification address's record count and record `i`, proven against the head's state root.

@@ -2,6 +2,7 @@ import AmarsCodec
 import AmarsCrypto
 import Chain
 import Consensus
+import DeviceGateway
 import Foundation
 import Ledger
 import Logging
@@ -105,12 +106,15 @@ public final class APIRouter: Sendable {
     /// The consensus driver's status, when there is one; nil means dev mode (this node is the whole committee).
     /// A closure rather than the driver so that the router stays a function of the chain plus a snapshot.
     let consensusStatus: (@Sendable () -> ConsensusStatus)?
+    /// The command door `POST /v1/commands` queues into (shared with the CoAP door); nil: 404.
+    let commandDoor: CommandDoor?
 
     public init(
         node: ChainNode, logger: Logger, consensusStatus: (@Sendable () -> ConsensusStatus)? = nil,
-        metrics: GatewayMetrics = GatewayMetrics()
+        metrics: GatewayMetrics = GatewayMetrics(), commands: CommandDoor? = nil
     ) {
         self.node = node
+        commandDoor = commands
         self.logger = logger
         self.consensusStatus = consensusStatus
         self.metrics = metrics
@@ -146,11 +150,11 @@ public final class APIRouter: Sendable {
         case checkpoints, consensus, escrow(Substring), healthz, readyz
         case search, activity(Substring), paymentRequest(svg: Bool), events, submitBatch
         case notifications(Substring), recipientFilter(Substring), stealthAnnouncements(Substring)
-        case certificate(Substring), htlc(Substring), channel(Substring)
+        case certificate(Substring), htlc(Substring), channel(Substring), postCommand, commands(Substring)
 
         var methods: [String] {
             switch self {
-            case .submit, .submitBatch: ["POST"]
+            case .submit, .submitBatch, .postCommand: ["POST"]
             default: ["GET"]
             }
         }
@@ -181,6 +185,7 @@ public final class APIRouter: Sendable {
             case "request": return .paymentRequest(svg: false)
             case "request.svg": return .paymentRequest(svg: true)
             case "events": return .events
+            case "commands": return .postCommand
             default: return nil
             }
         case 3 where segments[0] == "v1":
@@ -197,6 +202,7 @@ public final class APIRouter: Sendable {
             case "certs": return .certificate(segments[2])
             case "htlcs": return .htlc(segments[2])
             case "channels": return .channel(segments[2])
+            case "commands": return .commands(segments[2])
             default: return nil
             }
         case 4 where segments[0] == "v1" && segments[1] == "accounts" && segments[3] == "transactions":
@@ -286,6 +292,10 @@ public final class APIRouter: Sendable {
             return htlc(text)
         case .channel(let text):
             return channel(text)
+        case .postCommand:
+            return postCommand(body: body, contentType: contentType)
+        case .commands(let text):
+            return waitingCommands(text, query: query)
         case .paymentRequest(let svg):
             return paymentRequest(query: query, svg: svg)
         case .events:
@@ -363,6 +373,42 @@ public final class APIRouter: Sendable {
                 "an address is bech32m text starting with 'amsc1', like the output of 'amars key show'")
         }
         return .json(200, APIJSON.account(node.account(address)))
+    }
+
+    /// `POST /v1/commands`: a signed device command (its encoding, `application/octet-stream`) for the device it
+    /// names, queued at the command door once its signature and certificate check out → 202 with the device and
+    /// the sequence it was given.
+    private func postCommand(body: [UInt8], contentType: String?) -> APIResponse {
+        guard let commandDoor else { return .error(404, "noCommandDoor", "this gateway has no command door") }
+        guard Self.mediaType(contentType) == "application/octet-stream" else {
+            return .error(415, "unsupportedMediaType", "send application/octet-stream with the encoded command")
+        }
+        do throws(CommandDoor.Refusal) {
+            let (device, sequence) = try commandDoor.post(body)
+            return .json(202, .object([("device", .string(device.bech32)), ("sequence", .number(sequence))]))
+        } catch {
+            let status =
+                switch error {
+                case .undecodable, .tooLarge: 400
+                default: 403
+                }
+            return .error(status, error.code, error.description)
+        }
+    }
+
+    /// `GET /v1/commands/{address}?after=N`: the commands waiting for a device, as it would fetch them.
+    private func waitingCommands(_ text: Substring, query: [Substring: Substring]) -> APIResponse {
+        guard let commandDoor else { return .error(404, "noCommandDoor", "this gateway has no command door") }
+        guard let device = Self.parseAddress(text) else {
+            return .error(400, "invalidAddress", "an address is bech32m text starting with 'amsc1'")
+        }
+        guard let after = UInt64(query["after"] ?? "0", radix: 10) else {
+            return .error(400, "invalidAfter", "after= takes the last sequence seen, a whole number")
+        }
+        let entries = commandDoor.commands(for: device, after: after).map {
+            JSONValue.object([("sequence", .number($0.sequence)), ("command", .string(Hex.encode($0.command)))])
+        }
+        return .json(200, .object([("device", .string(device.bech32)), ("commands", .array(entries))]))
     }
 
     /// `GET /v1/escrows/{id}`: the escrow opened by transaction `id`, with its state proof; 404 when none.

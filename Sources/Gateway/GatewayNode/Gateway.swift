@@ -76,7 +76,10 @@ public final class Gateway: @unchecked Sendable {  // configured by start(), the
         // After the driver installed the gossip hook: what the journal re-admits reaches the other members too.
         StartupFailure.logReplay(chain.replayJournal(), logger: logger)
 
-        let router = APIRouter(node: chain, logger: logger, consensusStatus: consensusStatus, metrics: metrics)
+        // Controllers post device commands over HTTP; devices fetch them over CoAP: one door behind both.
+        let commandDoor = CommandDoor(node: chain)
+        let router = APIRouter(
+            node: chain, logger: logger, consensusStatus: consensusStatus, metrics: metrics, commands: commandDoor)
         let limits = HTTPServer.Limits(maxConnections: config.httpMaxConnections, workerThreads: config.httpWorkers)
         let server = HTTPServer(
             router: router, host: config.http.host, port: config.http.port, logger: logger, limits: limits, group: group
@@ -86,7 +89,7 @@ public final class Gateway: @unchecked Sendable {  // configured by start(), the
             throw StartupFailure(.unavailable, "cannot listen on \(config.http): \(error)")
         }
         services.append(StoppingService("http") { server.shutdown() })
-        try startDeviceDoors(chain: chain)
+        try startDeviceDoors(chain: chain, commandDoor: commandDoor)
 
         let base = "http://\(config.http.host):\(httpPort)"
         var lines = [
@@ -181,7 +184,7 @@ public final class Gateway: @unchecked Sendable {  // configured by start(), the
         }
     }
 
-    private func startDeviceDoors(chain: ChainNode) throws(StartupFailure) {
+    private func startDeviceDoors(chain: ChainNode, commandDoor: CommandDoor) throws(StartupFailure) {
         if let c = config.coap {
             var dtls: CoAPServer.DTLSPSK?
             if let coaps = config.coaps {
@@ -192,7 +195,7 @@ public final class Gateway: @unchecked Sendable {  // configured by start(), the
             limits.submits = .init(perSecond: config.coapSubmitsPerSecond, burst: config.coapSubmitBurst)
             let coap = CoAPServer(
                 node: chain, host: c.host, port: UInt16(c.port), logger: logger, limits: limits, dtls: dtls,
-                reanchorFile: config.reanchorPath)
+                reanchorFile: config.reanchorPath, commands: commandDoor)
             let answers = metrics.counterFamily("amars_coap_requests_total") { (key: CoAPAnswerKey) in
                 let detail = key.code.detail < 10 ? "0\(key.code.detail)" : "\(key.code.detail)"
                 return [("resource", "\(key.resource.path)"), ("code", "\(key.code.codeClass).\(detail)")]

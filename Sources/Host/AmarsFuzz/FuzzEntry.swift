@@ -13,7 +13,7 @@ import PaymentCodes
 #endif
 
 /// libFuzzer entry: the first byte picks a decoder (chain objects, proofs, transaction batches, CoAP, SLIP, payment
-/// codes, recipient filters, stealth announcements and keys, certificates, channel updates and states, relay messages, bulb commands), the rest is its input. The property checked is the
+/// codes, recipient filters, stealth announcements and keys, certificates, channel updates and states, relay messages, bulb commands, command lists), the rest is its input. The property checked is the
 /// chain's decoding contract: a decoder refuses with a typed error or returns a value whose encoding is
 /// exactly the input. Anything else (a crash, a trap, a second encoding) is a finding.
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -21,7 +21,7 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     guard size > 0 else { return 0 }
     let selector = data[0]
     let input = Array(UnsafeBufferPointer(start: data + 1, count: size - 1))
-    switch selector % 29 {
+    switch selector % 30 {
     case 0: check(SignedTransaction.self, input)
     case 1: check(Block.self, input)
     case 2: check(BlockHeader.self, input)
@@ -123,6 +123,7 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
             let bulb = SmartBulb(address: command.bulb, genesis: .zero, controllers: [command.certificateID])
             _ = try? bulb.check(command)
         }
+    case 29: check(CommandsPayload.self, input)
     default:
         if let tx = try? SignedTransaction(decoding: input) {
             // Verification of decoded garbage must fail cleanly, never trap.
@@ -143,6 +144,7 @@ private func fuzzSession(operation: UInt8, _ input: [UInt8]) {
         .sync(maxEpochs: 3), .head, .account(FuzzDevice.wallet.address), .escrow(id), .inclusion(id, waitMillis: 500),
         .receive(FuzzDevice.wallet.address, from: 1, position: 0, waitMillis: 500),
         .pay(PaymentOrder(recipient: FuzzDevice.wallet.address, amount: 1)), .sync(maxEpochs: .max),
+        .commands(FuzzDevice.wallet.address, after: 3),
     ]
     var now: UInt64 = 0
     var rest = input[...]
@@ -301,6 +303,11 @@ public func fuzzInitialize(
                 recipient: Address(raw: Bytes20(hi: 0, mid: 0, lo: 0)),
                 deposit: 9, expiryHeight: 4, status: .closed, paidOut: 7, revealed: [SHA256.hash([2])]
             ).encoded
+        ))
+    seeds.append(
+        (
+            29,
+            CommandsPayload(entries: [.init(sequence: 4, command: [1, 2, 3]), .init(sequence: 9, command: [])]).encoded
         ))
     seeds.append((22, stealth.address.binary))
     seeds.append((22, stealth.viewKey.binary))

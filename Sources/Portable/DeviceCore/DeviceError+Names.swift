@@ -68,6 +68,7 @@ extension DeviceError.Inconsistency {
         case .trustedHeader: "the gateway served another header than the trusted checkpoint"
         case .notificationEntry: "notification of another index, or against its count"
         case .filterEpoch: "filter of another epoch than asked"
+        case .commandSequence: "commands listed out of order, or not newer than the last one seen"
         }
     }
 }

@@ -54,6 +54,8 @@ public enum DeviceError: Error, Equatable, Sendable {
         case notificationEntry
         /// `v1/filter` answered with another epoch's filter than asked.
         case filterEpoch
+        /// `v1/commands` listed a command not newer than the last one seen, or out of order.
+        case commandSequence
     }
 
     /// The session has no trusted state: anchor first.

@@ -1,6 +1,7 @@
 import AmarsCodec
 import AmarsCrypto
 import DeviceIdentity
+import DeviceProtocol
 import Ledger
 import LightClient
 
@@ -36,6 +37,10 @@ public enum DeviceOperation: Equatable, Sendable {
     /// Test `watching` against epoch `epoch`'s recipient filter, checked against the hash the state of a
     /// verified header commits to. The gateway learns the epoch asked about, never the addresses.
     case recipientFilter(epoch: UInt64, watching: [Address])
+    /// The commands waiting for `address` at the gateway's command door after sequence `after`, oldest first.
+    /// Nothing about them is proven: the device checks each command's signature and its controller's
+    /// certificate (``certificate(_:)``) before it obeys.
+    case commands(Address, after: UInt64)
 }
 
 /// A signed transaction as the device sends it: its bytes, and the id and nonce the answers are checked against.
@@ -98,6 +103,7 @@ public indirect enum DeviceOutcome: Equatable, Sendable {
     /// Nil: the proven count of notifications is not past the index asked.
     case notified(VerifiedNotification?)
     case filtered(VerifiedFilterMatch)
+    case commands(CommandsPayload)
 }
 
 /// A header the device now trusts, and why: what a caller reads of it (the proofs it vouched for were checked

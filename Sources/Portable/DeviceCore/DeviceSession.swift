@@ -159,6 +159,7 @@ public struct DeviceSession: Sendable {
         case inbox
         case notification(Address, UInt64)
         case recipientFilter(UInt64)
+        case commands(after: UInt64)
     }
 
     private struct Listed: Sendable {
@@ -371,6 +372,9 @@ public struct DeviceSession: Sendable {
                 job = .recipientFilter(epoch)
                 return ask(.recipientFilter(epoch: epoch))
         #endif
+        case .commands(let address, let after):
+            job = .commands(after: after)
+            return ask(.commands(address, after: after))
         case .pay(let order):
             guard let wallet else { throw .noWallet }
             self.order = order
@@ -406,6 +410,7 @@ public struct DeviceSession: Sendable {
             #else
                 case .certificate: return action(try stateProofAnswered(answer, resource))
             #endif
+            case .commands: return action(try commandsAnswered(answer))
             case .receipt: return fail(.busy)
             }
         } catch {
@@ -712,6 +717,21 @@ public struct DeviceSession: Sendable {
         listed = entry
         job = .inclusion(entry.transfer.id)
         return ask(.transactionProof(entry.transfer.id))
+    }
+
+    /// A list of commands, each newer than the last one the device saw and newer than the one before it.
+    @inline(never)
+    private mutating func commandsAnswered(_ answer: DeviceAnswer) throws(DeviceError) -> Step {
+        guard case .commands(let after) = job else { throw .busy }
+        guard answer.code == .content else { throw Self.gatewayError(answer, .commands) }
+        let payload: CommandsPayload
+        do { payload = try CommandsPayload(decoding: answer.body) } catch { throw .undecodable(.commands, error) }
+        var last = after
+        for entry in payload.entries {
+            guard entry.sequence > last else { throw .inconsistent(.commandSequence) }
+            last = entry.sequence
+        }
+        return completed(.commands(payload))
     }
 
     #if !DEVICE_NO_PAYMENT_CODES

@@ -227,6 +227,44 @@ public struct InboxPayload: Equatable, Sendable, CanonicalCodable {
     public init(from r: inout ByteReader) throws(CodecError) { entries = try r.readList(cap: Self.maxEntries) }
 }
 
+/// Commands waiting for a device at the gateway's command door (`v1/commands`), oldest first, each with the
+/// sequence number the gateway gave it. The bytes are the command as its controller signed it (a
+/// ``BulbCommand`` for a bulb): the device decodes and checks them itself.
+public struct CommandsPayload: Equatable, Sendable, CanonicalCodable {
+    /// Commands per answer.
+    public static let maxEntries = 8
+    /// Largest command the door takes.
+    public static let maxCommandBytes = 256
+
+    public struct Entry: Equatable, Sendable, CanonicalCodable {
+        public var sequence: UInt64
+        public var command: [UInt8]
+
+        public init(sequence: UInt64, command: [UInt8]) {
+            self.sequence = sequence
+            self.command = command
+        }
+
+        public func encode(to w: inout ByteWriter) {
+            w.writeVarint(sequence)
+            w.writeLengthPrefixed(command)
+        }
+
+        public init(from r: inout ByteReader) throws(CodecError) {
+            sequence = try r.readVarint()
+            command = try r.readLengthPrefixed(cap: CommandsPayload.maxCommandBytes)
+        }
+    }
+
+    public var entries: [Entry]
+
+    public init(entries: [Entry]) { self.entries = entries }
+
+    public func encode(to w: inout ByteWriter) { w.write(list: entries) }
+
+    public init(from r: inout ByteReader) throws(CodecError) { entries = try r.readList(cap: Self.maxEntries) }
+}
+
 /// An account's state with its sparse-Merkle proof against the state root of block `height`
 /// (`v1/proof/account`). A device that verified that block's header checks the proof against its root.
 public struct AccountProofPayload: Equatable, Sendable, CanonicalCodable {

@@ -66,6 +66,12 @@ public struct DeviceRequest: Equatable, Sendable {
             ])
     }
 
+    /// The commands waiting for `address` at the gateway's command door, those after sequence `after`.
+    public static func commands(_ address: Address, after: UInt64) -> DeviceRequest {
+        DeviceRequest(
+            .commands, query: [argument("a", hexBytes: address.raw.bytes), argument("after", decimal: after)])
+    }
+
     /// `address`'s payment-code notification count and record `index`, proven.
     public static func notification(_ address: Address, index: UInt64) -> DeviceRequest {
         DeviceRequest(

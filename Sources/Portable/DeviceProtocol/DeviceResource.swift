@@ -15,6 +15,7 @@ public enum DeviceResource: Int, CaseIterable, Sendable {
     case reanchor
     case notifications
     case recipientFilter
+    case commands
 
     public var path: StaticString {
         switch self {
@@ -32,6 +33,7 @@ public enum DeviceResource: Int, CaseIterable, Sendable {
         case .reanchor: DeviceResources.reanchor
         case .notifications: DeviceResources.notifications
         case .recipientFilter: DeviceResources.recipientFilter
+        case .commands: DeviceResources.commands
         }
     }
 
@@ -53,6 +55,7 @@ public enum DeviceResource: Int, CaseIterable, Sendable {
         case .notifications: ["a", "i"]
         case .recipientFilter: ["e"]
         case .skip: ["from", "to"]
+        case .commands: ["a", "after"]
         }
     }
 

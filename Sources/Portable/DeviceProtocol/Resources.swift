@@ -36,6 +36,10 @@ public enum DeviceResources {
     public static let notifications: StaticString = "v1/notifications"
     /// GET: a finished epoch's recipient filter with the proof of its committed hash (Uri-Query `e=<epoch>`).
     public static let recipientFilter: StaticString = "v1/filter"
+    /// GET: commands waiting for a device at the gateway's command door, oldest first (Uri-Query
+    /// `a=<address>`, `after=<sequence>`: the last one the device has seen). The gateway checked each signature
+    /// and certificate before taking it; the device checks them again itself.
+    public static let commands: StaticString = "v1/commands"
     /// POST: a payment note from a payer to a payment code's receiver.
     public static let paymentNote: StaticString = "v1/note"
     /// GET: CoRE link-format discovery (RFC 6690), the path every CoAP client knows.
