@@ -81,7 +81,10 @@ final class SimulatorTests: XCTestCase {
             path("report.html"),
         ]
         let sim = Harness.binDirectory.appendingPathComponent("amars-sim").path
-        let run = try Harness.run(sim, arguments, timeout: 180)
+        // Faults the simulator injects on the devices' links: 2 % of datagrams lost each way, and three devices in
+        // ten cut off for 3 s, 3 s in. CoAP's retransmissions must carry the fleet through with nothing failed.
+        let faults = ["--loss", "0.02", "--cut-at", "3", "--cut-for", "3", "--cut-share", "0.3"]
+        let run = try Harness.run(sim, arguments + faults, timeout: 180)
         XCTAssertEqual(run.status, 0, run.output)
         XCTAssertTrue(
             run.output.contains(
@@ -126,6 +129,12 @@ final class SimulatorTests: XCTestCase {
         // Nineteen fees of 0.1 AMSC, no damages (they are kept on every fourth ride only), and the kept rental's
         // deposit and fee, less what the owner paid to close it: exactly. The owner was topped up to 5 AMSC first.
         let totals = try XCTUnwrap(report["totals"] as? [String: UInt64])
+        XCTAssertGreaterThan(totals["datagramsLostToInjectedFaults"] ?? 0, 0, "\(totals)")
+        XCTAssertGreaterThan(totals["coapRetransmissions"] ?? 0, 0, "\(totals)")
+        let injected = (report["events"] as? [[String: Any]] ?? []).compactMap { $0["text"] as? String }
+        XCTAssertTrue(injected.contains("links cut: 9 devices for 3 s"), "\(injected)")
+        XCTAssertTrue(injected.contains("links restored"), "\(injected)")
+        XCTAssertTrue(run.output.contains("fault: the links of 9 devices are cut for 3 s"), run.output)
         let closeFees = try XCTUnwrap(totals["ownerCloseFees"])
         XCTAssertGreaterThan(closeFees, 0)
         XCTAssertEqual(try balance(String(owner)) + closeFees, 5_000_000 + 1_900_000 + 1_100_000)
@@ -159,7 +168,8 @@ final class SimulatorTests: XCTestCase {
         let metrics = try client.get("/metrics").text
         XCTAssertGreaterThanOrEqual(PrometheusSample.value("amars_mqtt_submits_accepted_total", in: metrics) ?? 0, 2)
 
-        // The HTML report in a real browser: no page error, a plot per latency, the revocations on the timeline.
+        // The HTML report in a real browser: no page error, a plot per latency, the ten revocations and the link cut
+        // and its end on the timeline.
         let page = try Harness.run(
             "/usr/bin/python3",
             [
@@ -171,7 +181,7 @@ final class SimulatorTests: XCTestCase {
             ], timeout: 60)
         XCTAssertEqual(page.status, 0, page.output)
         let lines = page.output.split(separator: "\n").map(String.init)
-        XCTAssertEqual(lines.prefix(3), ["5", "10", "\(actions.count)"], page.output)
+        XCTAssertEqual(lines.prefix(3), ["5", "12", "\(actions.count)"], page.output)
         XCTAssertTrue(lines.count > 3 && lines[3].contains("30 devices online") && lines[3].contains("0 failures"))
 
         // The gateway stops mid-run and comes back: rounds cut short are counted as interrupted, the devices go on

@@ -28,11 +28,19 @@ final class Fleet: @unchecked Sendable {
 
     var deviceCount: Int { locks.count + terminals.count + bulbs.count }
 
+    /// A link cut the simulator injects: `share` of the devices, spread over the fleet, lose their link `at`
+    /// seconds into the run for `seconds`.
+    struct LinkCut: Sendable {
+        var at: Double
+        var seconds: Double
+        var share: Double
+    }
+
     /// Runs every device for `rounds` rounds (0: no limit) until `duration` seconds passed (0: no limit), its
-    /// rounds `interval` seconds apart, the devices starting evenly over `rampUp` seconds. `tick` runs every
-    /// `progress` seconds and once at the end.
+    /// rounds `interval` seconds apart, the devices starting evenly over `rampUp` seconds, with `cut` injected.
+    /// `tick` runs every `progress` seconds and once at the end.
     func run(
-        rounds: Int, duration: Double, interval: Double, rampUp: Double, progress: Double,
+        rounds: Int, duration: Double, interval: Double, rampUp: Double, progress: Double, cut: LinkCut? = nil,
         tick: @escaping @Sendable () -> Void
     ) async {
         let end = duration > 0 ? Date().addingTimeInterval(duration) : Date.distantFuture
@@ -55,6 +63,8 @@ final class Fleet: @unchecked Sendable {
             }
         }
         ticker.start()
+        let cutting = cut.map { cut in Task { await self.inject(cut) } }
+        defer { cutting?.cancel() }
         await withTaskGroup(of: Void.self) { group in
             for (i, job) in jobs.enumerated() {
                 let delay = jobs.count > 1 ? rampUp * Double(i) / Double(jobs.count) : 0
@@ -65,6 +75,24 @@ final class Fleet: @unchecked Sendable {
             }
         }
         tick()
+    }
+
+    /// Cuts the links of `cut.share` of the devices (every n-th, so each kind and gateway loses some) for its time,
+    /// each change marked on the report's timeline.
+    private func inject(_ cut: LinkCut) async {
+        let all = locks.map(\.device) + terminals.map(\.device) + bulbs.map(\.device)
+        let chosen = all.enumerated().filter {
+            Int(Double($0.offset + 1) * cut.share) > Int(Double($0.offset) * cut.share)
+        }.map(\.element)
+        guard !chosen.isEmpty else { return }
+        do { try await Task.sleep(nanoseconds: UInt64(cut.at * 1e9)) } catch { return }
+        chosen.forEach { $0.cutLink() }
+        stats.mark("links cut: \(chosen.count) devices for \(Int(cut.seconds)) s")
+        emit("fault: the links of \(chosen.count) devices are cut for \(Int(cut.seconds)) s")
+        try? await Task.sleep(nanoseconds: UInt64(cut.seconds * 1e9))
+        chosen.forEach { $0.restoreLink() }
+        stats.mark("links restored")
+        emit("fault: the links of \(chosen.count) devices are back")
     }
 
     /// One device's life: its rounds until the limit or the end, each failure counted by reason.

@@ -113,6 +113,18 @@ struct FleetRun: AsyncParsableCommand {
     @Option(help: "Seconds between a lock opening and the return (scenario: ride).")
     var ride: Double?
 
+    @Option(help: "Share of datagrams lost each way on every device's link, 0 to 0.5 (scenario: loss).")
+    var loss: Double?
+
+    @Option(help: "Seconds into the run when --cut-share of the devices lose their link (scenario: cut-at).")
+    var cutAt: Double?
+
+    @Option(help: "Seconds the cut links stay down (scenario: cut-for).")
+    var cutFor: Double?
+
+    @Option(help: "Share of the devices whose link is cut, 0 to 1 (scenario: cut-share).")
+    var cutShare: Double?
+
     @Option(help: "Run only this process's share of the fleet, I/N (0-based): N processes run the whole fleet.")
     var shard: String?
 
@@ -152,6 +164,10 @@ struct FleetRun: AsyncParsableCommand {
         s.fee = fee ?? s.fee
         s.rentalBlocks = rentalBlocks ?? s.rentalBlocks
         s.ride = ride ?? s.ride
+        s.loss = loss ?? s.loss
+        s.cutAt = cutAt ?? s.cutAt
+        s.cutFor = cutFor ?? s.cutFor
+        s.cutShare = cutShare ?? s.cutShare
         // A value the file had was checked with the file's name; what fails now came from a flag.
         do { return (s, try s.check(naming: { "--\($0)" })) } catch { throw ValidationError(error.message) }
     }
@@ -193,6 +209,7 @@ struct FleetRun: AsyncParsableCommand {
             _ = try DeviceSync.anchor(anchor, source: try CoAPDeviceClient(configuration: config))
         }
         let reactors = try coapConfigs.map { try CoAPReactor(configuration: $0) }
+        for reactor in reactors { reactor.setLoss(plan.loss) }
         // The people's HTTP calls: at most this many at once, each on its own connection.
         let pool = BlockingPool(threads: Self.httpConnections, name: "amars-sim-http")
         let apis = nodeURLs.map { NodeAPI(pool: pool, url: $0) }
@@ -313,19 +330,26 @@ struct FleetRun: AsyncParsableCommand {
             "rounds": "\(plan.rounds)", "duration": "\(plan.duration)", "interval": "\(plan.interval)",
             "ramp-up": "\(plan.rampUp)", "mqtt-share": "\(mqtt == nil ? 0 : plan.mqttShare)", "seed": "\(seed)",
             "ride": "\(plan.ride)", "rental-blocks": "\(plan.rentalBlocks)", "coap": coap, "node": node,
+            "loss": "\(plan.loss)", "cut": "\(plan.cutShare) of the devices at \(plan.cutAt) s for \(plan.cutFor) s",
         ]
         let (reportPath, htmlPath) = (report, html)
         let live = plan.rounds == 0 && plan.duration == 0
         let stats = fleet.stats
         let count = fleet.deviceCount
         @Sendable func publish(final: Bool) {
+            let transport = reactors.map(\.stats)
+            stats.set(UInt64(transport.map(\.retransmissions).reduce(0, +)), for: "coapRetransmissions")
+            stats.set(UInt64(transport.map(\.dropped).reduce(0, +)), for: "datagramsLostToInjectedFaults")
             let r = stats.report(configuration: configuration)
             if let reportPath { ReportFiles.write(ReportFiles.json(r), to: reportPath) }
             if let htmlPath { ReportFiles.write(Array(ReportPage.render(r, live: live && !final).utf8), to: htmlPath) }
         }
+        let cut =
+            plan.cutShare > 0 && plan.cutFor > 0
+            ? Fleet.LinkCut(at: plan.cutAt, seconds: plan.cutFor, share: plan.cutShare) : nil
         await fleet.run(
             rounds: plan.rounds, duration: plan.duration, interval: plan.interval, rampUp: plan.rampUp,
-            progress: progress
+            progress: progress, cut: cut
         ) {
             emit("progress: " + stats.progressLine(devices: count))
             publish(final: false)

@@ -106,6 +106,9 @@ final class FleetStats: @unchecked Sendable {
 
     func add(_ amount: UInt64, to total: String) { lock.withLock { totals[total, default: 0] += amount } }
 
+    /// A total read from elsewhere (a transport's counters), replaced at each report.
+    func set(_ amount: UInt64, for total: String) { lock.withLock { totals[total] = amount } }
+
     func fail(_ reason: String) { lock.withLock { failures[reason, default: 0] += 1 } }
 
     var failureCount: Int { lock.withLock { failures.values.reduce(0, +) } }

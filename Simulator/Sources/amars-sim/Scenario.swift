@@ -28,6 +28,13 @@ struct Scenario: Sendable, Equatable {
     var deposit = "1"
     var fee = "0.1"
     var amount = "0.25"
+    /// Link faults the simulator injects. `loss`: the share of datagrams lost each way on every device's link (a
+    /// lossy radio or serial line); CoAP's retransmissions must carry the fleet through.
+    var loss: Double = 0
+    /// `cut-share` of the devices lose their link entirely `cut-at` seconds into the run, for `cut-for` seconds.
+    var cutAt: Double = 0
+    var cutFor: Double = 0
+    var cutShare: Double = 0
     var fund = "5"
 
     /// Devices in a fleet: what one process drives (each device a task, its socket one descriptor), and what the
@@ -38,7 +45,8 @@ struct Scenario: Sendable, Equatable {
     static let keys: Set<String> = [
         "name", "description", "locks", "silent-locks", "terminals", "bulbs", "rounds", "duration", "interval",
         "ramp-up",
-        "mqtt-share", "ride", "rental-blocks", "deposit", "fee", "amount", "fund",
+        "mqtt-share", "ride", "rental-blocks", "deposit", "fee", "amount", "fund", "loss", "cut-at", "cut-for",
+        "cut-share",
     ]
 
     /// Reads a scenario file. Unknown keys, values of the wrong type and values out of range are refused with one
@@ -108,6 +116,10 @@ struct Scenario: Sendable, Equatable {
         fee = try scalar("fee") ?? fee
         amount = try scalar("amount") ?? amount
         fund = try scalar("fund") ?? fund
+        loss = try number("loss") ?? loss
+        cutAt = try number("cut-at") ?? cutAt
+        cutFor = try number("cut-for") ?? cutFor
+        cutShare = try number("cut-share") ?? cutShare
         _ = try scalar("description")
         try check(naming: { "'\($0)'" })
     }
@@ -143,6 +155,10 @@ struct Scenario: Sendable, Equatable {
         try need(mqttShare >= 0 && mqttShare <= 1, "mqtt-share", "0 to 1")
         try need(ride >= 0 && ride <= 3_600, "ride", "0 to 3600 seconds")
         try need((2...100_000).contains(rentalBlocks), "rental-blocks", "2 to 100000")
+        try need(loss >= 0 && loss <= 0.5, "loss", "0 to 0.5")
+        try need(cutAt >= 0 && cutAt <= 30 * 86_400, "cut-at", "0 to 2592000 seconds")
+        try need(cutFor >= 0 && cutFor <= 3_600, "cut-for", "0 to 3600 seconds")
+        try need(cutShare >= 0 && cutShare <= 1, "cut-share", "0 to 1")
         func units(_ text: String, _ key: String) throws(ScenarioError) -> UInt64 {
             do { return try Amount.parse(text) } catch { throw ScenarioError("\(naming(key)): \(error)") }
         }

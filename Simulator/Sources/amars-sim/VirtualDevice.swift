@@ -86,8 +86,17 @@ final class VirtualDevice: @unchecked Sendable {
     /// CoAP) and proves it final with a successful receipt, as the firmware's pay flow does.
     func send(_ transaction: SignedTransaction, finalityMillis: UInt32 = 30_000) async throws -> VerifiedInclusion {
         let outgoing = OutgoingTransaction(transaction)
-        guard case .submitted(let id) = try await run(.submit(outgoing)), id == outgoing.id else {
-            throw SimulationError.unexpected(.submitted(outgoing.id))
+        let id = outgoing.id
+        do {
+            guard case .submitted(let submitted) = try await run(.submit(outgoing)), submitted == id else {
+                throw SimulationError.unexpected(.submitted(id))
+            }
+        } catch DeviceSyncError.device(.transactionRefused(let code))
+            where Self.refusalsOfACopy.contains(String(decoding: code.bytes, as: UTF8.self))
+        {
+            // A copy sent again (a CoAP retransmission whose first answer was lost, an MQTT resend to a loaded
+            // gateway) is refused because the chain has the first one, pooled or final: not a refusal of the
+            // transaction. Its inclusion proof decides.
         }
         session.configuration.pollMillis = 200
         guard case .included(let inclusion) = try await run(.inclusion(id, waitMillis: finalityMillis)) else {
@@ -99,6 +108,9 @@ final class VirtualDevice: @unchecked Sendable {
 
     /// Runs one session operation to its end. A link failure is ``DeviceSyncError/transport(_:)``, the device's
     /// own refusal ``DeviceSyncError/device(_:)``, as over the blocking links.
+    /// What a gateway answers a copy of a transaction the chain already has.
+    static let refusalsOfACopy: Set<String> = ["alreadyKnown", "nonceReplayed"]
+
     func run(_ operation: DeviceOperation) async throws -> DeviceOutcome {
         var action = session.start(operation, now: deviceClockMillis(), wallClock: wallClockNow())
         while true {
@@ -168,6 +180,10 @@ final class VirtualDevice: @unchecked Sendable {
     }
 
     var overMQTT: Bool { mqtt != nil }
+
+    /// The device's link goes down (an injected fault) or comes back; the device is not told.
+    func cutLink() { reactor.cut([endpoint]) }
+    func restoreLink() { reactor.restore([endpoint]) }
 
     func close() {
         mqtt?.disconnect()

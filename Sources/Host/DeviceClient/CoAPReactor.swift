@@ -28,6 +28,8 @@ public final class CoAPReactor: @unchecked Sendable {
         public var requests = 0
         public var retransmissions = 0
         public var exchanges = 0
+        /// Datagrams the injected link faults threw away (see ``setLoss(_:)`` and ``cut(_:)``).
+        public var dropped = 0
     }
 
     public let configuration: CoAPDeviceClient.Configuration
@@ -38,6 +40,8 @@ public final class CoAPReactor: @unchecked Sendable {
     private var incoming: [Job] = []
     private var loopStats = Stats()
     private var closing: Set<Int32> = []
+    private var loss: Double = 0
+    private var cutOff: Set<Int32> = []
     // The loop thread's own state.
     private var open: [Int32: InFlight] = [:]
     private var lastMessageID: [Int32: UInt16] = [:]
@@ -56,7 +60,6 @@ public final class CoAPReactor: @unchecked Sendable {
         var template: CoAPMessage
         var job: Job
         var generation: Int
-        var retransmissions: Int
     }
 
     /// Starts the loop thread. `configuration` gives the gateway's address and the retransmission schedule.
@@ -97,6 +100,26 @@ public final class CoAPReactor: @unchecked Sendable {
     }
 
     public var stats: Stats { lock.withLock { loopStats } }
+
+    // MARK: injected link faults (the simulator's)
+
+    /// From now on each datagram on every endpoint is lost with probability `share`, sent or received: a lossy
+    /// radio or serial line, which the exchange's retransmissions must ride through.
+    public func setLoss(_ share: Double) { lock.withLock { loss = min(max(share, 0), 1) } }
+
+    /// `endpoints` lose their link until ``restore(_:)``: everything they send or are sent is dropped.
+    public func cut(_ endpoints: [Endpoint]) { lock.withLock { cutOff.formUnion(endpoints.map(\.fd)) } }
+
+    public func restore(_ endpoints: [Endpoint]) { lock.withLock { cutOff.subtract(endpoints.map(\.fd)) } }
+
+    /// Whether a datagram on `fd` is lost to an injected fault (counted).
+    private func lost(_ fd: Int32) -> Bool {
+        lock.withLock {
+            guard cutOff.contains(fd) || (loss > 0 && Double.random(in: 0..<1) < loss) else { return false }
+            loopStats.dropped += 1
+            return true
+        }
+    }
 
     /// Closes `endpoint`'s socket; an exchange still on it fails.
     public func close(_ endpoint: Endpoint) {
@@ -171,7 +194,7 @@ public final class CoAPReactor: @unchecked Sendable {
             exchange: CoAPRequestExchange(
                 request: template, payload: job.request.payload, contentFormat: ContentFormat.chainPayload,
                 body: [UInt8](), configuration: configuration.exchange, lastMessageID: id),
-            template: template, job: job, generation: 0, retransmissions: 0)
+            template: template, job: job, generation: 0)
         let step = flight.exchange.start(now: Self.wrapped(Self.now()), random: random.next())
         advance(fd, &flight, step)
     }
@@ -190,7 +213,7 @@ public final class CoAPReactor: @unchecked Sendable {
                 }
                 return
             }
-            guard n <= configuration.maxMessageSize, var flight = open[fd] else { continue }
+            guard n <= configuration.maxMessageSize, !lost(fd), var flight = open[fd] else { continue }
             let step = flight.exchange.received(
                 Array(buffer[..<n]), now: Self.wrapped(Self.now()), random: random.next())
             advance(fd, &flight, step)
@@ -254,7 +277,8 @@ public final class CoAPReactor: @unchecked Sendable {
     }
 
     private func transmit(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
-        bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) } >= 0
+        if lost(fd) { return true }
+        return bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) } >= 0
     }
 
     /// Monotonic milliseconds (not wrapping: the timer heap orders by them).

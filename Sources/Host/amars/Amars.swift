@@ -36,7 +36,7 @@ struct Amars: ParsableCommand {
             WithdrawCommand.self, BucketsCommand.self, CommitteeCommand.self, CheckpointsCommand.self,
             DeviceCommand.self,
             EscrowCommand.self, EvidenceCommand.self, PaycodeCommand.self, StealthCommand.self, CertCommand.self,
-            HTLCCommand.self, ChannelCommand.self,
+            HTLCCommand.self, ChannelCommand.self, BulbCommandCLI.self,
         ]
     )
 

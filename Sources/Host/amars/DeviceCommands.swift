@@ -35,8 +35,8 @@ struct DeviceCommand: ParsableCommand {
               amars device sync --state device.state --reanchor-key <operator x-only key> --reanchor reanchor.bin
             """,
         subcommands: [
-            Head.self, Sync.self, Balance.self, Send.self, Inbox.self, Escrow.self, Cert.self, Paycode.self,
-            Reanchor.self,
+            Head.self, Sync.self, Balance.self, Send.self, Inbox.self, Escrow.self, Cert.self, Commands.self,
+            Paycode.self, Reanchor.self,
         ])
 
     struct Reanchor: ParsableCommand {
@@ -252,6 +252,65 @@ struct DeviceCommand: ParsableCommand {
                 )
                 throw ExitCode(3)
             }
+        }
+    }
+
+    struct Commands: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "What a bulb fetches from the command door, and whether it obeys each command.",
+            discussion: """
+                Fetches the commands waiting for --device after sequence --after (over CoAP, as the bulb does),                 decodes each, proves its controller's certificate against a verified header and, with                 --controllers (the certificate ids the bulb was paired with), judges them in order as the bulb's                 own code does: obeys, or refuses with its reason. Exit 3 when a command was refused.
+
+                Example:
+                  amars device commands --device amsc1... --controllers <certificate id> --coap coap://127.0.0.1:5683
+                """)
+
+        @Option(help: "The bulb's address.")
+        var device: String
+        @Option(help: "The last sequence already seen (0: everything waiting).")
+        var after: UInt64 = 0
+        @Option(help: "Certificate ids the bulb was paired with, comma-separated.")
+        var controllers: String?
+        @OptionGroup var options: DeviceOptions
+
+        func run() throws {
+            let bulbAddress = try parseAddress(device)
+            let paired = try controllers.map {
+                try $0.split(separator: ",").map { try certificateID(id: String($0), file: nil) }
+            }
+            var session = try options.open()
+            guard case .commands(let waiting) = try session.run(.commands(bulbAddress, after: after)) else {
+                throw CLIError("the device session answered something else than commands")
+            }
+            var bulb = paired.map {
+                SmartBulb(address: bulbAddress, genesis: session.sync.trusted.genesis, controllers: $0)
+            }
+            var refused = false
+            for entry in waiting.entries {
+                guard let command = try? BulbCommand(decoding: entry.command) else {
+                    print("command     #\(entry.sequence): not a bulb command (\(entry.command.count) bytes)")
+                    refused = true
+                    continue
+                }
+                let proven = try session.verifiedCertificate(command.certificateID)
+                let standing = proven.standing.map { "\($0)" } ?? "unknown"
+                print(
+                    "command     #\(entry.sequence): \(BulbCommandCLI.text(command.action)), counter \(command.counter), "
+                        + "controller certificate \(Hex.encode(command.certificateID.bytes).prefix(16))… "
+                        + "(\(standing) at block \(proven.header.height))")
+                guard bulb != nil else { continue }
+                do {
+                    let light = try bulb!.obey(command, certificate: proven)
+                    print("            OBEYS: the light is \(light.on ? "on at \(light.level)%" : "off")")
+                } catch {
+                    print("            REFUSED: \(error.name)")
+                    refused = true
+                }
+            }
+            if waiting.entries.isEmpty { print("commands    none waiting after sequence \(after)") }
+            print("next        --after \(waiting.entries.last?.sequence ?? after)")
+            try session.save()
+            if refused { throw ExitCode(3) }
         }
     }
 

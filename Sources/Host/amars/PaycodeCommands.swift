@@ -180,7 +180,8 @@ struct PaycodeCommand: ParsableCommand {
             guard let notificationKey = try? keys.key(at: 0) else { throw CLIError("this key has no notification key") }
             let found = try node.typed { client in
                 try PaycodeCommand.scan(
-                    client, own: own, keys: keys, notificationKey: notificationKey, fromEpoch: fromEpoch, window: window,
+                    client, own: own, keys: keys, notificationKey: notificationKey, fromEpoch: fromEpoch,
+                    window: window,
                     relayed: relayed)
             }
             for line in found { print(line) }
