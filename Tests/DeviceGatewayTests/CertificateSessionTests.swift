@@ -42,16 +42,7 @@ final class CertificateSessionTests: XCTestCase {
             key: deviceKey, signer: f.alice, issuer: rootName, subject: deviceName, ca: true, lifetime: 1 << 28)
         let short = certificate(
             key: freshKey, signer: deviceKey, issuer: deviceName, subject: deviceName, ca: false, lifetime: 86_400)
-        var nonce: UInt64 = 0
-        func send(_ payload: TransactionPayload) throws {
-            _ = try f.node.submit(
-                SignedTransaction(
-                    body: TransactionBody(
-                        genesis: f.node.genesisBlockHash, sender: f.alice.xOnlyPublicKey.bytes, nonce: nonce,
-                        maxFeePerUnit: 100, tipPerUnit: 1, payload: payload), signer: f.alice))
-            nonce += 1
-            try f.produceBlock()
-        }
+        func send(_ payload: TransactionPayload) throws { try f.aliceIncludes(payload) }
         for c in [root, device, short] { try send(.certificatePublish(CertificatePublish(der: c.der))) }
 
         var (session, link) = try anchored(f)

@@ -41,16 +41,7 @@ final class CommandDoorTests: XCTestCase {
         CoAPFixture, resident: Bytes32, guest: Bytes32, send: (TransactionPayload) throws -> Void
     ) {
         let f = try CoAPFixture(epochLength: 4, start: false)
-        var nonce: UInt64 = 0
-        func send(_ payload: TransactionPayload) throws {
-            _ = try f.node.submit(
-                SignedTransaction(
-                    body: TransactionBody(
-                        genesis: f.node.genesisBlockHash, sender: f.alice.xOnlyPublicKey.bytes, nonce: nonce,
-                        maxFeePerUnit: 100, tipPerUnit: 1, payload: payload), signer: f.alice))
-            nonce += 1
-            try f.produceBlock()
-        }
+        func send(_ payload: TransactionPayload) throws { try f.aliceIncludes(payload) }
         let root = certificate(f.alice, by: f.alice, root: true)
         let resident = certificate(residentKey, by: f.alice, root: false, serial: 2)
         let guest = certificate(guestKey, by: f.alice, root: false, serial: 3)

@@ -99,6 +99,17 @@ public final class CoAPFixture {
         return SignedTransaction(body: body, signer: key)
     }
 
+    /// Alice signs `payload` with her next nonce, and a block includes it.
+    public func aliceIncludes(_ payload: TransactionPayload) throws {
+        let nonce = node.account(Self.address(alice)).state.nonce
+        _ = try node.submit(
+            SignedTransaction(
+                body: TransactionBody(
+                    genesis: node.genesisBlockHash, sender: alice.xOnlyPublicKey.bytes, nonce: nonce,
+                    maxFeePerUnit: 100, tipPerUnit: 1, payload: payload), signer: alice))
+        try produceBlock()
+    }
+
     @discardableResult
     public func produceBlock() throws -> FinalizedBlock {
         clock += 1000

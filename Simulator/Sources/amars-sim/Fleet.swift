@@ -126,11 +126,13 @@ final class Fleet: @unchecked Sendable {
         if interrupted { stats.fail("gateway unreachable until the device's last round") }
     }
 
-    /// Whether `error` says the gateway could not be reached at all (a refused or reset connection, no answer),
-    /// as opposed to an answer that was wrong.
+    /// Whether `error` says the gateway could not be reached at all (a refused or reset connection, no answer, a
+    /// gateway saying it is stopping), as opposed to an answer that was wrong.
     static func isUnreachable(_ error: Error) -> Bool {
         switch error {
         case NodeClientError.transport: return true
+        // A gateway on its way down answers that it is stopping: a restart, like a refused connection after it.
+        case NodeClientError.api(503, "shuttingDown", _): return true
         case DeviceSyncError.transport(let e):
             switch e {
             case .timeout, .socket, .reset, .mqtt: return true
