@@ -33,9 +33,14 @@ struct FleetRun: AsyncParsableCommand {
             shut, and the renter's balance must show the deposit back exactly once.
             A terminal's round: it asks for an amount, its customer pays, and it shows the order paid only once it
             proved a final transfer of that amount to itself. Its receipts are checked against the blocks at the end.
-            A bulb's round: its resident's signed command is obeyed once the bulb proved the resident's certificate
-            valid on chain; the guest's too, until the household revokes the guest (from round 2); a replay and a
-            stranger signing under the resident's certificate are refused.
+            A bulb's round: its resident posts a signed command at the gateway's command door, the bulb fetches it
+            over CoAP and obeys once it proved the resident's certificate valid on chain; the guest's too, until the
+            household revokes the guest (from round 2); the door and the bulb refuse the revoked guest and a
+            stranger signing under the resident's certificate, and the bulb refuses a replay.
+
+            One process runs up to 10,000 devices (each a task with its own socket). --coap and --node may list
+            several gateways (comma-separated, in the same order): the fleet is spread over them. --loss and
+            --cut-share/--cut-at/--cut-for inject faults on the devices' links.
 
             Failures (anything a device or the chain got wrong) are counted by reason and make the exit status 1.
 

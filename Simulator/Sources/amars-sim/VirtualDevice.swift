@@ -106,11 +106,11 @@ final class VirtualDevice: @unchecked Sendable {
         return inclusion
     }
 
-    /// Runs one session operation to its end. A link failure is ``DeviceSyncError/transport(_:)``, the device's
-    /// own refusal ``DeviceSyncError/device(_:)``, as over the blocking links.
     /// What a gateway answers a copy of a transaction the chain already has.
     static let refusalsOfACopy: Set<String> = ["alreadyKnown", "nonceReplayed"]
 
+    /// Runs one session operation to its end. A link failure is ``DeviceSyncError/transport(_:)``, the device's
+    /// own refusal ``DeviceSyncError/device(_:)``, as over the blocking links.
     func run(_ operation: DeviceOperation) async throws -> DeviceOutcome {
         var action = session.start(operation, now: deviceClockMillis(), wallClock: wallClockNow())
         while true {
