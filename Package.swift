@@ -179,7 +179,8 @@ if hostParts {
         .executableTarget(
             name: "amars-sim",
             dependencies: [
-                "Chain", "AmarsClient", "DeviceClient", "DeviceCore", "DeviceProtocol", "LightClient", "DeviceIdentity", "BuildInfo", argumentParser,
+                "Chain", "AmarsClient", "DeviceClient", "DeviceCore", "DeviceProtocol", "LightClient", "DeviceIdentity",
+                "BuildInfo", argumentParser,
                 .product(name: "Yams", package: "Yams"),
             ],
             path: "Simulator/Sources/amars-sim"),
