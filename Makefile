@@ -94,6 +94,7 @@ SCENARIO ?= smoke
 SIM_COAP_BASE = $${AMARS_COAP_PORT:-5683}
 SIM_COAP = coap://127.0.0.1:$$(($(SIM_COAP_BASE))),coap://127.0.0.1:$$(($(SIM_COAP_BASE)+10)),coap://127.0.0.1:$$(($(SIM_COAP_BASE)+20)),coap://127.0.0.1:$$(($(SIM_COAP_BASE)+30))
 SIM_NODES = http://127.0.0.1:8645,http://127.0.0.1:8646,http://127.0.0.1:8647,http://127.0.0.1:8648
+SIM_PIDS = $$(for i in 1 2 3 4; do printf '%s,' $${AMARS_DATA:-data}/node-$$i/amarsd.pid; done | sed 's/,$$//')
 sim: deps
 	$(SWIFT) build -c release --product amars-sim
 	mkdir -p $${AMARS_DATA:-data}/sim
@@ -101,6 +102,7 @@ sim: deps
 	  $(if $(DEVICES),--devices $(DEVICES)) --seed $${SEED:-2} --genesis $${AMARS_DATA:-data}/genesis.json \
 	  --coap $(SIM_COAP) --mqtt 127.0.0.1:$${AMARS_MQTT_PORT:-1883} \
 	  --node $(SIM_NODES) --funder $${AMARS_DATA:-data}/keys/app-user-incentive.key \
+	  --gateway-pid-files $(SIM_PIDS) --broker-pid-file $${AMARS_DATA:-data}/broker/mosquitto.pid \
 	  --report $${AMARS_DATA:-data}/sim/$(SCENARIO).json --html $${AMARS_DATA:-data}/sim/$(SCENARIO).html
 
 bench: deps

@@ -6,6 +6,8 @@
 #   MQTT over TLS 1.2 for devices with certificates 127.0.0.1:8883 (the devnet's root in data/pki)
 # First run creates the genesis (4 validators, each a genesis candidate) and the node configs; later runs
 # continue the same chain. Ctrl-C stops everything. Logs: data/node-N/amarsd.log, data/broker/mosquitto.log.
+# A node or the broker that dies is started again a second later (pid files: data/node-N/amarsd.pid,
+# data/broker/mosquitto.pid, which amars-sim's kill faults read).
 # A simulated fleet (amars-sim, the smoke scenario run until stopped) of bike-share locks, shop terminals and
 # smart-home bulbs works through the four gateways, each device proving what it acts on (log: data/fleet/fleet.log,
 # live report: data/fleet/report.html).
@@ -84,26 +86,41 @@ fi
 # MQTT_PORT devices may only read the chain's topics and submit transactions, and node 1 publishes with the login
 # it writes; on MQTTS_PORT (TLS 1.2) a device must show a certificate chaining to the devnet's root and may
 # write only its own tx topic.
-"$BIN/amarsd" broker --dir "$DATA/broker" --port "$MQTT_PORT" --tls-port "$MQTTS_PORT" --ca-file "$PKI/root.pem" \
-    --cert-file "$PKI/broker/server.pem" --key-file "$PKI/broker/server-key.pem" &
-PIDS+=($!)
+# Each process's id goes to a pid file (what `amars-sim --kill-gateway`/`--kill-broker-at` read).
+start_broker() {
+    mkdir -p "$DATA/broker"
+    "$BIN/amarsd" broker --dir "$DATA/broker" --port "$MQTT_PORT" --tls-port "$MQTTS_PORT" \
+        --ca-file "$PKI/root.pem" --cert-file "$PKI/broker/server.pem" --key-file "$PKI/broker/server-key.pem" &
+    BROKER_PID=$!
+    PIDS+=($!)
+    echo "$BROKER_PID" >"$DATA/broker/mosquitto.pid"
+}
+start_broker
 for _ in $(seq 1 100); do [ -s "$DATA/broker/gateway.credentials" ] && [ -s "$DATA/broker/passwd" ] && break; sleep 0.1; done
 
 # Every node has a CoAP door for devices, 10 ports apart (the simulated devices each send from their own loopback
 # address, so each gets the per-device limits a board would).
 coap_port() { echo $((COAP_PORT + 10 * ($1 - 1))); }
-for i in $(seq 1 $N); do
-    "$BIN/amarsd" node --config "$DATA/node-$i/node.yaml" --coap-host 127.0.0.1 --coap-port "$(coap_port "$i")" \
-        >"$DATA/node-$i/stdout.log" 2>"$DATA/node-$i/amarsd.log" &
+NODE_PID=()
+start_node() {
+    "$BIN/amarsd" node --config "$DATA/node-$1/node.yaml" --coap-host 127.0.0.1 --coap-port "$(coap_port "$1")" \
+        >>"$DATA/node-$1/stdout.log" 2>>"$DATA/node-$1/amarsd.log" &
+    NODE_PID[$1]=$!
     PIDS+=($!)
+    echo "$!" >"$DATA/node-$1/amarsd.pid"
+}
+for i in $(seq 1 $N); do
+    : >"$DATA/node-$i/stdout.log"
+    : >"$DATA/node-$i/amarsd.log"
+    start_node "$i"
 done
 
 for i in $(seq 1 $N); do
     for _ in $(seq 1 200); do
         "$BIN/amars" head --node "http://127.0.0.1:$((8644 + i))" >/dev/null 2>&1 && break
-        if ! kill -0 "${PIDS[$i]}" 2>/dev/null; then
+        if ! kill -0 "${NODE_PID[$i]}" 2>/dev/null; then
             status=0
-            wait "${PIDS[$i]}" || status=$?
+            wait "${NODE_PID[$i]}" || status=$?
             echo "node $i exited with status $status: $(tail -n 1 "$DATA/node-$i/amarsd.log")" >&2
             # 65: the data was written for another genesis or by an older, incompatible build.
             [ "$status" -eq 65 ] && echo "start afresh: rm -rf $DATA (or AMARS_DATA=another-dir make devnet)" >&2
@@ -177,4 +194,18 @@ echo "  Certs      $BIN/amars cert verify --node $NODE1 $PKI/lock-1/short/cert.p
 if [ "$FLEET" -gt 0 ]; then
     echo "  Fleet      file://$DATA/fleet/report.html   (live report; progress: tail -f $DATA/fleet/fleet.log)"
 fi
-wait
+# Like systemd's Restart=: a node or the broker that dies (a crash, or a fault amars-sim injects) is started again
+# a second later, until Ctrl-C.
+while true; do
+    sleep 1
+    for i in $(seq 1 $N); do
+        if ! kill -0 "${NODE_PID[$i]}" 2>/dev/null; then
+            echo "node $i exited ($(tail -n 1 "$DATA/node-$i/amarsd.log" | cut -c1-160)); starting it again"
+            start_node "$i"
+        fi
+    done
+    if ! kill -0 "$BROKER_PID" 2>/dev/null; then
+        echo "the broker exited; starting it again"
+        start_broker
+    fi
+done

@@ -35,6 +35,8 @@ final class MultiNodeTests: DevnetTestCase {
         var p2pPort = 0
         /// Added to the test's environment when the node starts (AMARSD_TEST_EQUIVOCATE, say).
         var environment: [String: String] = [:]
+        /// Flags after `--config` (a fixed `--http-port`, say, so a restarted node answers where it did).
+        var arguments: [String] = []
 
         init(index: Int, config: URL, log: URL) {
             self.index = index
@@ -113,7 +115,7 @@ final class MultiNodeTests: DevnetTestCase {
         func start() throws {
             let p = Process()
             p.executableURL = Harness.binDirectory.appendingPathComponent("amarsd")
-            p.arguments = ["node", "--config", config.path]
+            p.arguments = ["node", "--config", config.path] + arguments
             if !environment.isEmpty {
                 p.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
             }

@@ -41,7 +41,7 @@ final class Fleet: @unchecked Sendable {
     /// `tick` runs every `progress` seconds and once at the end.
     func run(
         rounds: Int, duration: Double, interval: Double, rampUp: Double, progress: Double, cut: LinkCut? = nil,
-        tick: @escaping @Sendable () -> Void
+        kills: [ProcessKill] = [], tick: @escaping @Sendable () -> Void
     ) async {
         let end = duration > 0 ? Date().addingTimeInterval(duration) : Date.distantFuture
         var jobs: [(String, @Sendable (Int) async throws -> Void)] = []
@@ -64,7 +64,11 @@ final class Fleet: @unchecked Sendable {
         }
         ticker.start()
         let cutting = cut.map { cut in Task { await self.inject(cut) } }
-        defer { cutting?.cancel() }
+        let killing = kills.map { kill in Task { await self.inject(kill) } }
+        defer {
+            cutting?.cancel()
+            killing.forEach { $0.cancel() }
+        }
         await withTaskGroup(of: Void.self) { group in
             for (i, job) in jobs.enumerated() {
                 let delay = jobs.count > 1 ? rampUp * Double(i) / Double(jobs.count) : 0
@@ -93,6 +97,20 @@ final class Fleet: @unchecked Sendable {
         chosen.forEach { $0.restoreLink() }
         stats.mark("links restored")
         emit("fault: the links of \(chosen.count) devices are back")
+    }
+
+    /// Kills a gateway or the broker at its time, marked on the timeline; a kill that could not be done is a failure
+    /// (the scenario did not run as asked).
+    private func inject(_ kill: ProcessKill) async {
+        do { try await Task.sleep(nanoseconds: UInt64(kill.at * 1e9)) } catch { return }
+        do {
+            let pid = try kill.kill()
+            stats.mark("\(kill.what) killed")
+            emit("fault: \(kill.what) killed (pid \(pid), from \(kill.pidFile))")
+        } catch {
+            stats.fail("fault not injected: \(kill.what): \(error)")
+            emit("fault: \(kill.what) NOT killed: \(error)")
+        }
     }
 
     /// One device's life: its rounds until the limit or the end, each failure counted by reason.

@@ -130,6 +130,21 @@ struct FleetRun: AsyncParsableCommand {
     @Option(help: "Share of the devices whose link is cut, 0 to 1 (scenario: cut-share).")
     var cutShare: Double?
 
+    @Option(help: "Kill gateway N (1-based, in --coap's order) at --kill-gateway-at seconds (scenario: kill-gateway).")
+    var killGateway: Int?
+
+    @Option(help: "Seconds into the run when --kill-gateway is killed (scenario: kill-gateway-at).")
+    var killGatewayAt: Double?
+
+    @Option(help: "Seconds into the run when the broker is killed, 0 for never (scenario: kill-broker-at).")
+    var killBrokerAt: Double?
+
+    @Option(help: "The gateways' pid files, comma-separated in --coap's order: what --kill-gateway kills.")
+    var gatewayPidFiles: String?
+
+    @Option(help: "The broker's pid file: what --kill-broker-at kills.")
+    var brokerPidFile: String?
+
     @Option(help: "Run only this process's share of the fleet, I/N (0-based): N processes run the whole fleet.")
     var shard: String?
 
@@ -173,6 +188,9 @@ struct FleetRun: AsyncParsableCommand {
         s.cutAt = cutAt ?? s.cutAt
         s.cutFor = cutFor ?? s.cutFor
         s.cutShare = cutShare ?? s.cutShare
+        s.killGateway = killGateway ?? s.killGateway
+        s.killGatewayAt = killGatewayAt ?? s.killGatewayAt
+        s.killBrokerAt = killBrokerAt ?? s.killBrokerAt
         // A value the file had was checked with the file's name; what fails now came from a flag.
         do { return (s, try s.check(naming: { "--\($0)" })) } catch { throw ValidationError(error.message) }
     }
@@ -180,6 +198,7 @@ struct FleetRun: AsyncParsableCommand {
     func validate() throws {
         _ = try shardPosition()
         _ = try gateways()
+        _ = try kills()
         guard progress >= 0.1, progress <= 3_600 else {
             throw ValidationError("--progress must be 0.1 to 3600 seconds")
         }
@@ -336,6 +355,7 @@ struct FleetRun: AsyncParsableCommand {
             "ramp-up": "\(plan.rampUp)", "mqtt-share": "\(mqtt == nil ? 0 : plan.mqttShare)", "seed": "\(seed)",
             "ride": "\(plan.ride)", "rental-blocks": "\(plan.rentalBlocks)", "coap": coap, "node": node,
             "loss": "\(plan.loss)", "cut": "\(plan.cutShare) of the devices at \(plan.cutAt) s for \(plan.cutFor) s",
+            "kill-gateway": "\(plan.killGateway) at \(plan.killGatewayAt) s", "kill-broker-at": "\(plan.killBrokerAt)",
         ]
         let (reportPath, htmlPath) = (report, html)
         let live = plan.rounds == 0 && plan.duration == 0
@@ -349,12 +369,13 @@ struct FleetRun: AsyncParsableCommand {
             if let reportPath { ReportFiles.write(ReportFiles.json(r), to: reportPath) }
             if let htmlPath { ReportFiles.write(Array(ReportPage.render(r, live: live && !final).utf8), to: htmlPath) }
         }
+        let faults = try kills()
         let cut =
             plan.cutShare > 0 && plan.cutFor > 0
             ? Fleet.LinkCut(at: plan.cutAt, seconds: plan.cutFor, share: plan.cutShare) : nil
         await fleet.run(
             rounds: plan.rounds, duration: plan.duration, interval: plan.interval, rampUp: plan.rampUp,
-            progress: progress, cut: cut
+            progress: progress, cut: cut, kills: faults
         ) {
             emit("progress: " + stats.progressLine(devices: count))
             publish(final: false)
@@ -419,6 +440,34 @@ struct FleetRun: AsyncParsableCommand {
             }
         }
         return (configs, nodes)
+    }
+
+    /// The process kills the scenario asks for, each with the pid file that names its process.
+    func kills() throws -> [ProcessKill] {
+        let (plan, _) = try resolved()
+        let (doors, _) = try gateways()
+        var kills: [ProcessKill] = []
+        if plan.killGateway > 0 {
+            let files = gatewayPidFiles?.split(separator: ",").map(String.init) ?? []
+            guard files.count == doors.count else {
+                throw ValidationError(
+                    "kill-gateway needs --gateway-pid-files naming each gateway's pid file in --coap's order "
+                        + "(\(doors.count) of them)")
+            }
+            guard plan.killGateway <= doors.count else {
+                throw ValidationError("kill-gateway must be 0 (none) to the number of gateways (\(doors.count))")
+            }
+            kills.append(
+                ProcessKill(
+                    what: "gateway \(plan.killGateway)", at: plan.killGatewayAt, pidFile: files[plan.killGateway - 1],
+                    program: "amarsd"))
+        }
+        if plan.killBrokerAt > 0 {
+            guard let brokerPidFile else { throw ValidationError("kill-broker-at needs --broker-pid-file") }
+            kills.append(
+                ProcessKill(what: "the broker", at: plan.killBrokerAt, pidFile: brokerPidFile, program: "mosquitto"))
+        }
+        return kills
     }
 
     /// `--shard i/n` as (i, n); (0, 1) without it.

@@ -35,6 +35,11 @@ struct Scenario: Sendable, Equatable {
     var cutAt: Double = 0
     var cutFor: Double = 0
     var cutShare: Double = 0
+    /// Gateway `killGateway` (1-based in the gateways' list; 0: none) is killed `killGatewayAt` seconds in, the
+    /// broker `killBrokerAt` seconds in (0: never): their supervisor must bring them back.
+    var killGateway = 0
+    var killGatewayAt: Double = 0
+    var killBrokerAt: Double = 0
     var fund = "5"
 
     /// Devices in a fleet: what one process drives (each device a task, its socket one descriptor), and what the
@@ -46,7 +51,7 @@ struct Scenario: Sendable, Equatable {
         "name", "description", "locks", "silent-locks", "terminals", "bulbs", "rounds", "duration", "interval",
         "ramp-up",
         "mqtt-share", "ride", "rental-blocks", "deposit", "fee", "amount", "fund", "loss", "cut-at", "cut-for",
-        "cut-share",
+        "cut-share", "kill-gateway", "kill-gateway-at", "kill-broker-at",
     ]
 
     /// Reads a scenario file. Unknown keys, values of the wrong type and values out of range are refused with one
@@ -120,6 +125,9 @@ struct Scenario: Sendable, Equatable {
         cutAt = try number("cut-at") ?? cutAt
         cutFor = try number("cut-for") ?? cutFor
         cutShare = try number("cut-share") ?? cutShare
+        killGateway = try int("kill-gateway") ?? killGateway
+        killGatewayAt = try number("kill-gateway-at") ?? killGatewayAt
+        killBrokerAt = try number("kill-broker-at") ?? killBrokerAt
         _ = try scalar("description")
         try check(naming: { "'\($0)'" })
     }
@@ -159,6 +167,9 @@ struct Scenario: Sendable, Equatable {
         try need(cutAt >= 0 && cutAt <= 30 * 86_400, "cut-at", "0 to 2592000 seconds")
         try need(cutFor >= 0 && cutFor <= 3_600, "cut-for", "0 to 3600 seconds")
         try need(cutShare >= 0 && cutShare <= 1, "cut-share", "0 to 1")
+        try need((0...16).contains(killGateway), "kill-gateway", "0 (none) to the number of gateways")
+        try need(killGatewayAt >= 0 && killGatewayAt <= 30 * 86_400, "kill-gateway-at", "0 to 2592000 seconds")
+        try need(killBrokerAt >= 0 && killBrokerAt <= 30 * 86_400, "kill-broker-at", "0 (never) to 2592000 seconds")
         func units(_ text: String, _ key: String) throws(ScenarioError) -> UInt64 {
             do { return try Amount.parse(text) } catch { throw ScenarioError("\(naming(key)): \(error)") }
         }
