@@ -16,10 +16,7 @@ final class SimulatorSpreadTests: DevnetTestCase {
     override var directoryPrefix: String { "amars-sim-spread" }
 
     func testOneSimulatorSpreadsItsFleetOverFourGateways() throws {
-        let genesis = dir.appendingPathComponent("genesis.json").path
-        let keys = dir.appendingPathComponent("keys").path
-        let made = try Harness.amars(["genesis", "new", "--out", genesis, "--keys", keys, "--validators", "4"])
-        XCTAssertEqual(made.status, 0, made.error)
+        let (genesis, keys) = try fourValidatorGenesis()
         let coapPorts = (0..<4).map { _ in Harness.freePort(type: Int32(SOCK_DGRAM.rawValue)) }
         nodes = try MultiNodeTests.TestNode.devnet(
             dir: dir, genesis: genesis, keys: keys, consensus: MultiNodeTests.TestNode.fastConsensus,
@@ -74,10 +71,7 @@ final class SimulatorKillTests: DevnetTestCase {
     override var directoryPrefix: String { "amars-sim-kill" }
 
     func testTheFleetRidesThroughAGatewayAndTheBrokerKilledAndStartedAgain() throws {
-        let genesis = dir.appendingPathComponent("genesis.json").path
-        let keys = dir.appendingPathComponent("keys").path
-        let made = try Harness.amars(["genesis", "new", "--out", genesis, "--keys", keys, "--validators", "4"])
-        XCTAssertEqual(made.status, 0, made.error)
+        let (genesis, keys) = try fourValidatorGenesis()
 
         // The broker, as `make devnet` runs it (`amarsd broker` becomes mosquitto, same process id).
         let mqttPort = Harness.freePort()
@@ -224,5 +218,16 @@ final class TestSupervisor: @unchecked Sendable {
             broker = again
             restarts["broker", default: 0] += 1
         }
+    }
+}
+
+extension DevnetTestCase {
+    /// A fresh four-validator genesis in the test's directory: its file and its keys' directory.
+    func fourValidatorGenesis() throws -> (genesis: String, keys: String) {
+        let genesis = dir.appendingPathComponent("genesis.json").path
+        let keys = dir.appendingPathComponent("keys").path
+        let made = try Harness.amars(["genesis", "new", "--out", genesis, "--keys", keys, "--validators", "4"])
+        guard made.status == 0 else { throw Harness.StartFailure(description: "genesis new: \(made.error)") }
+        return (genesis, keys)
     }
 }
