@@ -21,26 +21,27 @@ struct FleetRun: AsyncParsableCommand {
         commandName: "run",
         abstract: "Drive a fleet of bike-share locks, shop terminals and smart-home bulbs, with their people.",
         discussion: """
-            A scenario file (--scenario, YAML; Simulator/scenarios/ has smoke, bike-share, smart-building and
-            shop-street) sets the fleet; each flag below overrides its key. Keys come from --seed, so a rerun finds
-            the same devices and people. The funder (a wallet, over the HTTP API) tops up every person and lock below
+            A scenario file (--scenario, YAML; Simulator/scenarios/ has smoke, bike-share, smart-building, \
+            shop-street and faults) sets the fleet; each flag below overrides its key. Keys come from --seed, so a \
+            rerun finds the same devices and people. The funder (a wallet, over the HTTP API) tops up every person and lock below \
             half of the fund between their rounds, so a fleet with no round or time limit runs until stopped.
 
-            A lock's round: its renter opens a rental escrow naming it; the lock proves the escrow itself and opens
-            only for one that is open, unexpired and names it; after the ride it signs the return (damages on every
-            fourth ride, within the renter's terms) and submits the close from its own account (over MQTT for a
-            share of the devices when --mqtt is given). Another lock's escrow and the returned one must then keep it
+            A lock's round: its renter opens a rental escrow naming it; the lock proves the escrow itself and opens \
+            only for one that is open, unexpired and names it; after the ride it signs the return (damages on every \
+            fourth ride, within the renter's terms) and submits the close from its own account (over MQTT for a \
+            share of the devices when --mqtt is given). Another lock's escrow and the returned one must then keep it \
             shut, and the renter's balance must show the deposit back exactly once.
-            A terminal's round: it asks for an amount, its customer pays, and it shows the order paid only once it
+            A terminal's round: it asks for an amount, its customer pays, and it shows the order paid only once it \
             proved a final transfer of that amount to itself. Its receipts are checked against the blocks at the end.
-            A bulb's round: its resident posts a signed command at the gateway's command door, the bulb fetches it
-            over CoAP and obeys once it proved the resident's certificate valid on chain; the guest's too, until the
-            household revokes the guest (from round 2); the door and the bulb refuse the revoked guest and a
+            A bulb's round: its resident posts a signed command at the gateway's command door, the bulb fetches it \
+            over CoAP and obeys once it proved the resident's certificate valid on chain; the guest's too, until the \
+            household revokes the guest (from round 2); the door and the bulb refuse the revoked guest and a \
             stranger signing under the resident's certificate, and the bulb refuses a replay.
 
-            One process runs up to 10,000 devices (each a task with its own socket). --coap and --node may list
-            several gateways (comma-separated, in the same order): the fleet is spread over them. --loss and
-            --cut-share/--cut-at/--cut-for inject faults on the devices' links.
+            One process runs up to 10,000 devices (each a task with its own socket). --coap and --node may list \
+            several gateways (comma-separated, in the same order): the fleet is spread over them. --loss and \
+            --cut-share/--cut-at/--cut-for inject faults on the devices' links; --kill-gateway and --kill-broker-at \
+            kill a gateway or the broker through their pid files, for their supervisor to start again.
 
             Failures (anything a device or the chain got wrong) are counted by reason and make the exit status 1.
 
