@@ -198,12 +198,11 @@ struct FleetRun: AsyncParsableCommand {
 
     func validate() throws {
         _ = try shardPosition()
-        _ = try gateways()
-        _ = try kills()
+        let (plan, _) = try resolved()
+        _ = try kills(plan, gateways: try gateways().0.count)
         guard progress >= 0.1, progress <= 3_600 else {
             throw ValidationError("--progress must be 0.1 to 3600 seconds")
         }
-        _ = try resolved()
     }
 
     func run() async throws {
@@ -284,15 +283,15 @@ struct FleetRun: AsyncParsableCommand {
             }
         }
         let mqttPool = BlockingPool(threads: min(64, sessions.count), name: "amars-sim-mqtt")
+        // Each device sends from its own loopback address when its gateway is on this host, so the gateway tells
+        // (and rate-limits) the devices apart as it would boards on a network.
+        let onThisHost = coapConfigs.map { ["127.0.0.1", "localhost"].contains($0.host) }
         var made: [Int: VirtualDevice] = [:]
         for i in mine {
             let gateway = funderOf[i]?.gateway ?? 0
-            // Each device sends from its own loopback address when the gateway is on this host, so the gateway
-            // tells (and rate-limits) the devices apart as it would boards on a network.
-            let local = ["127.0.0.1", "localhost"].contains(coapConfigs[gateway].host)
             made[i] = try VirtualDevice(
                 index: i, keyIndex: keyIndex(i), seed: seed, anchor: anchor, genesisHeader: g.header,
-                reactor: reactors[gateway], source: local ? VirtualDevice.loopbackSource(i) : nil,
+                reactor: reactors[gateway], source: onThisHost[gateway] ? VirtualDevice.loopbackSource(i) : nil,
                 mqtt: sessions[i], blocking: mqttPool)
         }
         defer { made.values.forEach { $0.close() } }
@@ -370,7 +369,7 @@ struct FleetRun: AsyncParsableCommand {
             if let reportPath { ReportFiles.write(ReportFiles.json(r), to: reportPath) }
             if let htmlPath { ReportFiles.write(Array(ReportPage.render(r, live: live && !final).utf8), to: htmlPath) }
         }
-        let faults = try kills()
+        let faults = try kills(plan, gateways: coapConfigs.count)
         let cut =
             plan.cutShare > 0 && plan.cutFor > 0
             ? Fleet.LinkCut(at: plan.cutAt, seconds: plan.cutFor, share: plan.cutShare) : nil
@@ -444,19 +443,17 @@ struct FleetRun: AsyncParsableCommand {
     }
 
     /// The process kills the scenario asks for, each with the pid file that names its process.
-    func kills() throws -> [ProcessKill] {
-        let (plan, _) = try resolved()
-        let (doors, _) = try gateways()
+    func kills(_ plan: Scenario, gateways: Int) throws -> [ProcessKill] {
         var kills: [ProcessKill] = []
         if plan.killGateway > 0 {
             let files = gatewayPidFiles?.split(separator: ",").map(String.init) ?? []
-            guard files.count == doors.count else {
+            guard files.count == gateways else {
                 throw ValidationError(
                     "kill-gateway needs --gateway-pid-files naming each gateway's pid file in --coap's order "
-                        + "(\(doors.count) of them)")
+                        + "(\(gateways) of them)")
             }
-            guard plan.killGateway <= doors.count else {
-                throw ValidationError("kill-gateway must be 0 (none) to the number of gateways (\(doors.count))")
+            guard plan.killGateway <= gateways else {
+                throw ValidationError("kill-gateway must be 0 (none) to the number of gateways (\(gateways))")
             }
             kills.append(
                 ProcessKill(

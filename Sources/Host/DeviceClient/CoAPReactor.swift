@@ -42,6 +42,10 @@ public final class CoAPReactor: @unchecked Sendable {
     private var closing: Set<Int32> = []
     private var loss: Double = 0
     private var cutOff: Set<Int32> = []
+    // The loop thread's copy of the faults, taken with its other hand-overs, so a datagram costs no lock.
+    private var activeLoss: Double = 0
+    private var activeCut: Set<Int32> = []
+    private var dropped = 0
     // The loop thread's own state.
     private var open: [Int32: InFlight] = [:]
     private var lastMessageID: [Int32: UInt16] = [:]
@@ -105,20 +109,28 @@ public final class CoAPReactor: @unchecked Sendable {
 
     /// From now on each datagram on every endpoint is lost with probability `share`, sent or received: a lossy
     /// radio or serial line, which the exchange's retransmissions must ride through.
-    public func setLoss(_ share: Double) { lock.withLock { loss = min(max(share, 0), 1) } }
+    public func setLoss(_ share: Double) {
+        lock.withLock { loss = min(max(share, 0), 1) }
+        wake()
+    }
 
     /// `endpoints` lose their link until ``restore(_:)``: everything they send or are sent is dropped.
-    public func cut(_ endpoints: [Endpoint]) { lock.withLock { cutOff.formUnion(endpoints.map(\.fd)) } }
+    public func cut(_ endpoints: [Endpoint]) {
+        lock.withLock { cutOff.formUnion(endpoints.map(\.fd)) }
+        wake()
+    }
 
-    public func restore(_ endpoints: [Endpoint]) { lock.withLock { cutOff.subtract(endpoints.map(\.fd)) } }
+    public func restore(_ endpoints: [Endpoint]) {
+        lock.withLock { cutOff.subtract(endpoints.map(\.fd)) }
+        wake()
+    }
 
-    /// Whether a datagram on `fd` is lost to an injected fault (counted).
+    /// Whether a datagram on `fd` is lost to an injected fault (counted). Loop thread only.
     private func lost(_ fd: Int32) -> Bool {
-        lock.withLock {
-            guard cutOff.contains(fd) || (loss > 0 && Double.random(in: 0..<1) < loss) else { return false }
-            loopStats.dropped += 1
-            return true
-        }
+        guard activeCut.contains(fd) || (activeLoss > 0 && Double.random(in: 0..<1, using: &random) < activeLoss)
+        else { return false }
+        dropped += 1
+        return true
     }
 
     /// Closes `endpoint`'s socket; an exchange still on it fails.
@@ -168,6 +180,9 @@ public final class CoAPReactor: @unchecked Sendable {
                     incoming.removeAll(keepingCapacity: true)
                     closing.removeAll()
                 }
+                (activeLoss, activeCut) = (loss, cutOff)
+                loopStats.dropped += dropped
+                dropped = 0
                 return (incoming, closing)
             }
             for fd in closed { shut(fd) }
