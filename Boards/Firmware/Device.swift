@@ -504,7 +504,13 @@
             fail(StorageStatus.saveFailed, "storage")
         }
         let headHeight = syncPhase(&link, &slots)
-        if !provisionedDeviceSecret.isEmpty { payPhase(&link, &slots, after: headHeight) }
+        if !provisionedDeviceSecret.isEmpty {
+            #if FIRMWARE_PAYCODE
+                paycodePhase(&link, &slots)  // Paycode.swift
+            #else
+                payPhase(&link, &slots, after: headHeight)
+            #endif
+        }
         board_exit(0)
     }
 

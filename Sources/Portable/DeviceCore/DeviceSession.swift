@@ -336,10 +336,14 @@ public struct DeviceSession: Sendable {
             return ask(.head)
         case .account(let address):
             return askAccount(address)
-        case .escrow(let id):
-            parent = .escrow(id)
-            job = .head
-            return ask(.head)
+        #if DEVICE_NO_ESCROW
+            case .escrow: throw .notBuiltIn
+        #else
+            case .escrow(let id):
+                parent = .escrow(id)
+                job = .head
+                return ask(.head)
+        #endif
         #if DEVICE_NO_CERTIFICATES
             case .certificate: throw .notBuiltIn
         #else
@@ -356,11 +360,15 @@ public struct DeviceSession: Sendable {
             outgoing = transaction
             job = .submit
             return ask(DeviceRequest(.transaction, payload: transaction.encoded))
-        case .receive(let address, let from, let position, let waitMillis):
-            deadline = now &+ UInt64(waitMillis)
-            parent = .receive(address, from: from, position: position)
-            job = .inbox
-            return ask(.inbox(address, from: from, position: position))
+        #if DEVICE_NO_INBOX
+            case .receive: throw .notBuiltIn
+        #else
+            case .receive(let address, let from, let position, let waitMillis):
+                deadline = now &+ UInt64(waitMillis)
+                parent = .receive(address, from: from, position: position)
+                job = .inbox
+                return ask(.inbox(address, from: from, position: position))
+        #endif
         #if DEVICE_NO_PAYMENT_CODES
             case .notification, .recipientFilter: throw .notBuiltIn
         #else
@@ -372,9 +380,13 @@ public struct DeviceSession: Sendable {
                 job = .recipientFilter(epoch)
                 return ask(.recipientFilter(epoch: epoch))
         #endif
-        case .commands(let address, let after):
-            job = .commands(after: after)
-            return ask(.commands(address, after: after))
+        #if DEVICE_NO_COMMANDS
+            case .commands: throw .notBuiltIn
+        #else
+            case .commands(let address, let after):
+                job = .commands(after: after)
+                return ask(.commands(address, after: after))
+        #endif
         case .pay(let order):
             guard let wallet else { throw .noWallet }
             self.order = order
@@ -398,7 +410,11 @@ public struct DeviceSession: Sendable {
             case .accountProof, .escrowProof: return action(try stateProofAnswered(answer, resource))
             case .txProof: return action(try transactionProofAnswered(answer))
             case .transaction: return action(try submitAnswered(answer))
-            case .inbox: return action(try inboxAnswered(answer))
+            #if DEVICE_NO_INBOX
+                case .inbox: return fail(.busy)
+            #else
+                case .inbox: return action(try inboxAnswered(answer))
+            #endif
             #if DEVICE_NO_PAYMENT_CODES
                 case .notifications, .recipientFilter: return fail(.busy)
             #else
@@ -410,7 +426,11 @@ public struct DeviceSession: Sendable {
             #else
                 case .certificate: return action(try stateProofAnswered(answer, resource))
             #endif
-            case .commands: return action(try commandsAnswered(answer))
+            #if DEVICE_NO_COMMANDS
+                case .commands: return fail(.busy)
+            #else
+                case .commands: return action(try commandsAnswered(answer))
+            #endif
             case .receipt: return fail(.busy)
             }
         } catch {
@@ -698,41 +718,45 @@ public struct DeviceSession: Sendable {
         }
     }
 
-    @inline(never)
-    private mutating func inboxAnswered(_ answer: DeviceAnswer) throws(DeviceError) -> Step {
-        guard case .receive(let address, let from, let position) = parent else { throw .busy }
-        guard answer.code == .content else { throw Self.gatewayError(answer, .inbox) }
-        guard let entry = try Self.firstInboxEntry(answer.body) else {
+    #if !DEVICE_NO_INBOX
+        @inline(never)
+        private mutating func inboxAnswered(_ answer: DeviceAnswer) throws(DeviceError) -> Step {
+            guard case .receive(let address, let from, let position) = parent else { throw .busy }
+            guard answer.code == .content else { throw Self.gatewayError(answer, .inbox) }
+            guard let entry = try Self.firstInboxEntry(answer.body) else {
+                polls += 1
+                guard now < deadline else { throw .nothingReceived }
+                return .sleep(millis: configuration.pollMillis)
+            }
+            // A payment already counted, or listed before the cursor, is not a new one.
+            guard entry.height > from || (entry.height == from && entry.position >= position),
+                entry.transfer.to == address
+            else { throw .inconsistent(.inboxEntry) }
             polls += 1
-            guard now < deadline else { throw .nothingReceived }
-            return .sleep(millis: configuration.pollMillis)
+            report(.listed(height: entry.height, position: entry.position, polls: polls))
+            polls = 0
+            listed = entry
+            job = .inclusion(entry.transfer.id)
+            return ask(.transactionProof(entry.transfer.id))
         }
-        // A payment already counted, or listed before the cursor, is not a new one.
-        guard entry.height > from || (entry.height == from && entry.position >= position),
-            entry.transfer.to == address
-        else { throw .inconsistent(.inboxEntry) }
-        polls += 1
-        report(.listed(height: entry.height, position: entry.position, polls: polls))
-        polls = 0
-        listed = entry
-        job = .inclusion(entry.transfer.id)
-        return ask(.transactionProof(entry.transfer.id))
-    }
+    #endif
 
-    /// A list of commands, each newer than the last one the device saw and newer than the one before it.
-    @inline(never)
-    private mutating func commandsAnswered(_ answer: DeviceAnswer) throws(DeviceError) -> Step {
-        guard case .commands(let after) = job else { throw .busy }
-        guard answer.code == .content else { throw Self.gatewayError(answer, .commands) }
-        let payload: CommandsPayload
-        do { payload = try CommandsPayload(decoding: answer.body) } catch { throw .undecodable(.commands, error) }
-        var last = after
-        for entry in payload.entries {
-            guard entry.sequence > last else { throw .inconsistent(.commandSequence) }
-            last = entry.sequence
+    #if !DEVICE_NO_COMMANDS
+        /// A list of commands, each newer than the last one the device saw and newer than the one before it.
+        @inline(never)
+        private mutating func commandsAnswered(_ answer: DeviceAnswer) throws(DeviceError) -> Step {
+            guard case .commands(let after) = job else { throw .busy }
+            guard answer.code == .content else { throw Self.gatewayError(answer, .commands) }
+            let payload: CommandsPayload
+            do { payload = try CommandsPayload(decoding: answer.body) } catch { throw .undecodable(.commands, error) }
+            var last = after
+            for entry in payload.entries {
+                guard entry.sequence > last else { throw .inconsistent(.commandSequence) }
+                last = entry.sequence
+            }
+            return completed(.commands(payload))
         }
-        return completed(.commands(payload))
-    }
+    #endif
 
     #if !DEVICE_NO_PAYMENT_CODES
         /// A filter answer names its epoch and the block whose state proves its hash; that block's header is asked
@@ -754,29 +778,31 @@ public struct DeviceSession: Sendable {
         }
     #endif
 
-    /// The first entry of an inbox answer, read with the transfer decoder alone (a device needs no other
-    /// transaction kind's code), or nil for an empty list.
-    @inline(never)
-    private static func firstInboxEntry(_ body: [UInt8]) throws(DeviceError) -> Listed? {
-        var reader = ByteReader(body)
-        do throws(CodecError) {
-            let count = try reader.readVarint()
-            guard count <= UInt64(Self.maxInboxEntries) else {
-                throw CodecError.lengthOverCap(length: count, cap: Self.maxInboxEntries)
+    #if !DEVICE_NO_INBOX
+        /// The first entry of an inbox answer, read with the transfer decoder alone (a device needs no other
+        /// transaction kind's code), or nil for an empty list.
+        @inline(never)
+        private static func firstInboxEntry(_ body: [UInt8]) throws(DeviceError) -> Listed? {
+            var reader = ByteReader(body)
+            do throws(CodecError) {
+                let count = try reader.readVarint()
+                guard count <= UInt64(Self.maxInboxEntries) else {
+                    throw CodecError.lengthOverCap(length: count, cap: Self.maxInboxEntries)
+                }
+                guard count > 0 else {
+                    try reader.finish()
+                    return nil
+                }
+                let height = try reader.readVarint()
+                let position = try reader.readVarint()
+                return Listed(height: height, position: position, transfer: try IncomingTransfer(reading: &reader))
+            } catch .unknownTag {
+                throw .inconsistent(.inboxEntry)
+            } catch {
+                throw .undecodable(.inbox, error)
             }
-            guard count > 0 else {
-                try reader.finish()
-                return nil
-            }
-            let height = try reader.readVarint()
-            let position = try reader.readVarint()
-            return Listed(height: height, position: position, transfer: try IncomingTransfer(reading: &reader))
-        } catch .unknownTag {
-            throw .inconsistent(.inboxEntry)
-        } catch {
-            throw .undecodable(.inbox, error)
         }
-    }
+    #endif
 
     // MARK: headers
 
@@ -880,9 +906,11 @@ public struct DeviceSession: Sendable {
         case .account(let address):
             let state = try Self.verifyAccount(proofBody, of: address, stateRoot: header.stateRoot)
             return completed(.account(VerifiedAccount(address: address, state: state, header: header)))
-        case .escrow(let id, _):
-            let state = try Self.verifyEscrow(proofBody, id: id, stateRoot: header.stateRoot)
-            return completed(.escrow(VerifiedEscrow(id: id, state: state, header: header)))
+        #if !DEVICE_NO_ESCROW
+            case .escrow(let id, _):
+                let state = try Self.verifyEscrow(proofBody, id: id, stateRoot: header.stateRoot)
+                return completed(.escrow(VerifiedEscrow(id: id, state: state, header: header)))
+        #endif
         #if !DEVICE_NO_CERTIFICATES
             case .certificate(let id, _):
                 return completed(.certificate(try Self.verifyCertificate(proofBody, id: id, header: header)))
@@ -933,21 +961,23 @@ public struct DeviceSession: Sendable {
         }
     }
 
-    @inline(never)
-    private static func verifyEscrow(_ body: [UInt8], id: Bytes32, stateRoot: Bytes32) throws(DeviceError)
-        -> EscrowState?
-    {
-        let payload: EscrowProofPayload
-        do { payload = try EscrowProofPayload(decoding: body) } catch { throw .undecodable(.escrowProof, error) }
-        guard payload.stateRoot == stateRoot else {
-            throw .inconsistent(.stateRootMismatch(.escrowProof, height: payload.height))
+    #if !DEVICE_NO_ESCROW
+        @inline(never)
+        private static func verifyEscrow(_ body: [UInt8], id: Bytes32, stateRoot: Bytes32) throws(DeviceError)
+            -> EscrowState?
+        {
+            let payload: EscrowProofPayload
+            do { payload = try EscrowProofPayload(decoding: body) } catch { throw .undecodable(.escrowProof, error) }
+            guard payload.stateRoot == stateRoot else {
+                throw .inconsistent(.stateRootMismatch(.escrowProof, height: payload.height))
+            }
+            do {
+                return try ProofVerifier.verifyEscrow(payload.state, id: id, proof: payload.proof, stateRoot: stateRoot)
+            } catch {
+                throw .rejected(error, stage: .escrowProof)
+            }
         }
-        do {
-            return try ProofVerifier.verifyEscrow(payload.state, id: id, proof: payload.proof, stateRoot: stateRoot)
-        } catch {
-            throw .rejected(error, stage: .escrowProof)
-        }
-    }
+    #endif
 
     #if !DEVICE_NO_PAYMENT_CODES
         /// The address's notification count proven under `stateRoot`, then record `index`: present and proven below
@@ -1098,29 +1128,39 @@ public struct DeviceSession: Sendable {
         switch parent {
         case .none:
             return .finished
-        case .escrow(let id):
-            guard case .head(let head)? = result else { return .finished }
-            job = .escrow(id, headHeight: head.height)
-            return ask(.escrowProof(id))
+        #if !DEVICE_NO_ESCROW
+            case .escrow(let id):
+                guard case .head(let head)? = result else { return .finished }
+                job = .escrow(id, headHeight: head.height)
+                return ask(.escrowProof(id))
+        #endif
         case .certificate(let id):
             guard case .head(let head)? = result else { return .finished }
             job = .certificate(id, headHeight: head.height)
             return ask(.certificateProof(id))
-        case .receive(let address, _, _):
-            guard case .included(let inclusion)? = result, let entry = listed else { return .finished }
-            if inclusion.receipt.status == .success {
-                result = .received(VerifiedIncoming(transfer: entry.transfer, inclusion: inclusion))
-                return .finished
-            }
-            report(.failedTransferSkipped(id: inclusion.id))
-            let next = entry.position.addingReportingOverflow(1)
-            guard !next.overflow else { throw .inconsistent(.inboxEntry) }
-            parent = .receive(address, from: entry.height, position: next.partialValue)
-            listed = nil
-            job = .inbox
-            return ask(.inbox(address, from: entry.height, position: next.partialValue))
+        #if !DEVICE_NO_INBOX
+            case .receive(let address, _, _):
+                guard case .included(let inclusion)? = result, let entry = listed else { return .finished }
+                if inclusion.receipt.status == .success {
+                    result = .received(VerifiedIncoming(transfer: entry.transfer, inclusion: inclusion))
+                    return .finished
+                }
+                report(.failedTransferSkipped(id: inclusion.id))
+                let next = entry.position.addingReportingOverflow(1)
+                guard !next.overflow else { throw .inconsistent(.inboxEntry) }
+                parent = .receive(address, from: entry.height, position: next.partialValue)
+                listed = nil
+                job = .inbox
+                return ask(.inbox(address, from: entry.height, position: next.partialValue))
+        #endif
         case .pay:
             return .pay
+        #if DEVICE_NO_ESCROW
+            case .escrow: throw .notBuiltIn
+        #endif
+        #if DEVICE_NO_INBOX
+            case .receive: throw .notBuiltIn
+        #endif
         }
     }
 

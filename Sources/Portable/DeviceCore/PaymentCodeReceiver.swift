@@ -131,6 +131,13 @@ public struct PaymentCodeReceiver: Sendable {
         }
     }
 
+    /// Starts another round from the cursors it reached: a device waiting to be paid asks again after a pause.
+    public mutating func newRound() {
+        phase = .head
+        watched = []
+        matched = []
+    }
+
     /// The outcome of the operation ``next()`` gave. Throws only for an outcome of another operation.
     public mutating func handle(_ outcome: DeviceOutcome) throws(DeviceError) -> [Event] {
         switch (phase, outcome) {

@@ -55,7 +55,8 @@ public enum SlotError: Error, Equatable, Sendable {
     case readBackMismatch
 }
 
-/// The trusted state persisted in two alternating fixed-size slots, so that a power cut at any instant of a
+/// The trusted state (``StateSlots``), or another record a device must not lose (a payment-code receiver's
+/// cursors), persisted in two alternating fixed-size slots, so that a power cut at any instant of a
 /// write leaves the device with either the state before the write or the state after it, never garbage
 /// (SPEC "Light client": two alternating slots with a sequence number and checksum).
 ///
@@ -66,7 +67,7 @@ public enum SlotError: Error, Equatable, Sendable {
 ///
 /// Record layout (big-endian integers), written from offset 0 of its slot:
 ///
-///     magic "AMTS" (4) | write sequence (8) | payload length (4) | payload: TrustedState encoding
+///     magic "AMTS" (4) | write sequence (8) | payload length (4) | payload: the record's encoding
 ///     | checksum (32): TaggedHash("AmarsTrustedSlot") over the binding (if any), then everything before it
 ///
 /// Slot size: the record overhead is 48 bytes and a ``TrustedState`` encodes to at most
@@ -76,7 +77,7 @@ public enum SlotError: Error, Equatable, Sendable {
 /// slot size, never by a length read from storage.
 ///
 /// The write sequence counts writes and picks the newer slot; it is independent of `TrustedState.sequence`.
-public struct StateSlots<S: Storage> {
+public struct RecordSlots<S: Storage, Record: CanonicalCodable> {
     /// Bytes per slot; the region used is twice this.
     public static var slotSize: Int { SlotFormat.slotSize }
     /// The largest state encoding a slot holds.
@@ -113,7 +114,7 @@ public struct StateSlots<S: Storage> {
 
     /// The state in the valid slot with the highest write sequence, or nil when neither slot is valid (a new
     /// device, to be anchored). Storage errors are reported, not taken for an empty device.
-    public mutating func load() throws(SlotError) -> TrustedState? {
+    public mutating func load() throws(SlotError) -> Record? {
         let first = try readSlot(0)
         let second = try readSlot(1)
         scanned = true
@@ -140,7 +141,7 @@ public struct StateSlots<S: Storage> {
 
     /// Writes `state` to the slot not holding the newest record, with the next write sequence, then reads it
     /// back. If this throws (or power fails during it), ``load()`` still returns the previous state.
-    public mutating func store(_ state: TrustedState) throws(SlotError) {
+    public mutating func store(_ state: Record) throws(SlotError) {
         if !scanned { _ = try load() }
         let payload = state.encoded
         guard payload.count <= SlotFormat.maxPayload else { throw .stateTooLarge(payload.count) }
@@ -168,7 +169,7 @@ public struct StateSlots<S: Storage> {
 
     /// The record of `slot` if it is valid: magic, a length within the slot, a matching checksum, and a payload
     /// that decodes to exactly one state.
-    private mutating func readSlot(_ slot: Int) throws(SlotError) -> (sequence: UInt64, state: TrustedState)? {
+    private mutating func readSlot(_ slot: Int) throws(SlotError) -> (sequence: UInt64, state: Record)? {
         let offset = baseOffset + slot * SlotFormat.slotSize
         let header: [UInt8]
         do throws(StorageError) {
@@ -188,10 +189,13 @@ public struct StateSlots<S: Storage> {
         }
         let payload = Array(rest[0..<length])
         guard let stored = Bytes32(rest[length...]), checksum(header + payload) == stored else { return nil }
-        guard let state = try? TrustedState(decoding: payload) else { return nil }
+        guard let state = try? Record(decoding: payload) else { return nil }
         return (sequence, state)
     }
 }
+
+/// The device's trusted state in two slots: the light client's memory across power cycles.
+public typealias StateSlots<S: Storage> = RecordSlots<S, TrustedState>
 
 /// The record format's constants, outside the generic type so the checksum tag is computed once.
 enum SlotFormat {

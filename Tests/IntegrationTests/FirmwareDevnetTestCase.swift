@@ -1,0 +1,52 @@
+import AmarsClient
+import Foundation
+import XCTest
+
+/// What the firmware tests share: a devnet of four `amarsd node` gateways with node 1 serving CoAP (the board's
+/// gateway, through `amarsd bridge`), and the chain's answers the tests check the board's claims against.
+class FirmwareDevnetTestCase: DevnetTestCase {
+    /// `Boards/` of this checkout, for `make -C`.
+    static let boards = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("Boards").path
+
+    func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
+
+    /// Four `amarsd node` processes on loopback (see ``MultiNodeTests``), node 1 with CoAP on `coapPort`.
+    func startDevnet(coapPort: Int) throws {
+        nodes = try MultiNodeTests.TestNode.devnet(
+            dir: dir, genesis: path("genesis.json"), keys: path("keys"),
+            consensus: " { blockInterval: 200, proposeTimeout: 800, prepareTimeout: 400, commitTimeout: 400 }"
+        ) { i in i == 0 ? "coap: { host: 127.0.0.1, port: \(coapPort) }\n" : "" }
+        for n in nodes { try n.start() }
+    }
+
+    /// Every height up to the lowest head has one hash on all four nodes.
+    func assertAgreement(file: StaticString = #filePath, line: UInt = #line) {
+        let top = nodes.map { $0.head()?.height ?? 0 }.min() ?? 0
+        for h in stride(from: 1, through: top, by: 1) {
+            let hashes = Set(nodes.compactMap { $0.block(h)?.hash })
+            XCTAssertEqual(hashes.count, 1, "height \(h): \(hashes)", file: file, line: line)
+        }
+    }
+
+    func wait(_ seconds: Double, _ condition: () -> Bool) -> Bool { Harness.wait(seconds, condition) }
+
+    func address(of keyFile: String) throws -> String {
+        let r = try Harness.amars(["address", "--key", keyFile])
+        guard r.status == 0 else { throw Harness.StartFailure(description: "amars address: \(r.error)") }
+        return r.output.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Balance in base units from the node's HTTP API (`/v1/accounts/{address}`).
+    func balance(_ node: String, _ address: String) throws -> UInt64 {
+        let object = try Harness.json(try HTTPClient(baseURL: node, timeoutSeconds: 10), "/v1/accounts/\(address)")
+        guard let value = object["balance"], let units = UInt64("\(value)") else {
+            throw Harness.StartFailure(description: "no balance for \(address): \(object)")
+        }
+        return units
+    }
+
+    func run(_ executable: String, _ arguments: [String], timeout: TimeInterval) throws -> Harness.Command {
+        try Harness.run(executable, arguments, timeout: timeout)
+    }
+}
