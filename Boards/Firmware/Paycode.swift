@@ -135,6 +135,16 @@
         }
     }
 
+    // The receiver's steps out of line: their key derivations (HMAC-SHA512, ECDH) need a few KiB of stack, which
+    // must be free again before `perform` verifies the next answer, the deepest path of the image.
+    @inline(never)
+    func nextOperation(_ receiver: inout PaymentCodeReceiver) -> DeviceOperation? { receiver.next() }
+
+    @inline(never)
+    func handled(_ outcome: DeviceOutcome, _ receiver: inout PaymentCodeReceiver) -> [PaymentCodeReceiver.Event] {
+        do { return try receiver.handle(outcome) } catch { refused(error, during: .receive) }
+    }
+
     /// Rounds of the receiver until `expected` payments were found in this run, saving the cursors after each.
     @inline(never)
     func receivePayments(
@@ -144,11 +154,9 @@
         var found: [PaymentCodeReceiver.Payment] = []
         let start = board_millis()
         while true {
-            while let operation = receiver.next() {
+            while let operation = nextOperation(&receiver) {
                 let outcome = perform(operation, &session, &link, .receive)
-                let events: [PaymentCodeReceiver.Event]
-                do { events = try receiver.handle(outcome) } catch { refused(error, during: .receive) }
-                for event in events {
+                for event in handled(outcome, &receiver) {
                     showReceiverEvent(event)
                     if case .payment(let p) = event { found.append(p) }
                 }

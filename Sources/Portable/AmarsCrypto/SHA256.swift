@@ -127,6 +127,26 @@ public struct SHA256: Sendable {
     }
 }
 
+#if hasFeature(Embedded)
+    /// libsecp256k1's SHA-256 on a board compresses blocks here (Boards/common/secp256k1-hash.h): the image holds
+    /// one SHA-256, where the library's own, with its rounds written out, would add 7 KiB of flash.
+    @_cdecl("amars_swift_sha256_compress")
+    public func amarsSwiftSHA256Compress(_ state: UnsafeMutablePointer<UInt32>, _ block: UnsafeRawPointer) {
+        var chaining = SHA256State(
+            h0: state[0], h1: state[1], h2: state[2], h3: state[3], h4: state[4], h5: state[5], h6: state[6],
+            h7: state[7])
+        chaining.compress(block)
+        state[0] = chaining.h0
+        state[1] = chaining.h1
+        state[2] = chaining.h2
+        state[3] = chaining.h3
+        state[4] = chaining.h4
+        state[5] = chaining.h5
+        state[6] = chaining.h6
+        state[7] = chaining.h7
+    }
+#endif
+
 /// The eight-word chaining value and the compression function.
 internal struct SHA256State: Sendable {
     var h0: UInt32
