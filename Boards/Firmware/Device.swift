@@ -239,22 +239,26 @@
             Console.write(" signatures), trusted epoch ")
             Console.decimal(trusted)
             Console.newline()
-        case .skipped(let from, let to, let height, let signatures):
-            Console.write("sync: skipped from epoch ")
-            Console.decimal(from)
-            Console.write(" to ")
-            Console.decimal(to)
-            Console.write(": checkpoint at height ")
-            Console.decimal(height)
-            Console.write(" carries a third of the trusted weight (")
-            Console.decimal(signatures)
-            Console.line(" signatures checked)")
-        case .reanchored(let epoch, let height):
-            Console.write("sync: trust expired; re-anchored on the operator's statement at epoch ")
-            Console.decimal(epoch)
-            Console.write(" (checkpoint at height ")
-            Console.decimal(height)
-            Console.line(")")
+        #if !DEVICE_NO_SKIP
+            case .skipped(let from, let to, let height, let signatures):
+                Console.write("sync: skipped from epoch ")
+                Console.decimal(from)
+                Console.write(" to ")
+                Console.decimal(to)
+                Console.write(": checkpoint at height ")
+                Console.decimal(height)
+                Console.write(" carries a third of the trusted weight (")
+                Console.decimal(signatures)
+                Console.line(" signatures checked)")
+        #endif
+        #if !DEVICE_NO_REANCHOR
+            case .reanchored(let epoch, let height):
+                Console.write("sync: trust expired; re-anchored on the operator's statement at epoch ")
+                Console.decimal(epoch)
+                Console.write(" (checkpoint at height ")
+                Console.decimal(height)
+                Console.line(")")
+        #endif
         case .headerVerified(let height, let weight, let total):
             Console.write(step.prefix)
             Console.write(": header of block ")
@@ -282,14 +286,19 @@
             Console.write(" + tip ")
             Console.decimal(provisionedTipPerUnit)
             Console.line(")")
-        case .listed(let height, _, let polls):
-            Console.write("receive: the gateway lists a transfer at height ")
-            Console.decimal(height)
-            Console.write(" after ")
-            Console.decimal(polls)
-            Console.line(" polls")
-        case .failedTransferSkipped:
-            Console.line("receive: that transfer failed on chain; waiting for another")
+        #if !DEVICE_NO_INBOX
+            case .listed(let height, _, let polls):
+                Console.write("receive: the gateway lists a transfer at height ")
+                Console.decimal(height)
+                Console.write(" after ")
+                Console.decimal(polls)
+                Console.line(" polls")
+            case .failedTransferSkipped:
+                Console.line("receive: that transfer failed on chain; waiting for another")
+        #endif
+        #if DEVICE_NO_SKIP || DEVICE_NO_REANCHOR || DEVICE_NO_INBOX
+            default: break  // reports of operations this image leaves out
+        #endif
         }
     }
 

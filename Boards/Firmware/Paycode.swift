@@ -82,26 +82,21 @@
         Console.write("paycode: payment code ")
         Console.text(provisionedPaymentCodeText)
         Console.newline()
-        Console.write("paycode: notification address ")
-        Console.hex(keys.code.notificationAddress.raw.bytes)
-        Console.newline()
         return keys
     }
 
     func showReceiverEvent(_ event: PaymentCodeReceiver.Event) {
         switch event {
-        case .payerAdded(let sender):
+        case .payerAdded(let sender), .payerKnown(let sender), .payersFull(let sender):
             Console.write("paycode: notification from ")
             Console.hex(sender.raw.bytes)
-            Console.line(" proven and unmasked: payer added")
-        case .payerKnown(let sender):
-            Console.write("paycode: notification from ")
-            Console.hex(sender.raw.bytes)
-            Console.line(" again: payer already known")
-        case .payersFull(let sender):
-            Console.write("paycode: notification from ")
-            Console.hex(sender.raw.bytes)
-            Console.line(" not kept: the device keeps 8 payers")
+            if case .payerAdded = event {
+                Console.line(" proven and unmasked: payer added")
+            } else if case .payerKnown = event {
+                Console.line(" again: payer already known")
+            } else {
+                Console.line(" not kept: the device keeps 8 payers")
+            }
         case .notificationSkipped(let index, _):
             Console.write("paycode: notification ")
             Console.decimal(index)

@@ -54,27 +54,47 @@ extension DeviceError {
 extension DeviceError.Inconsistency {
     public var summary: StaticString {
         switch self {
-        case .stateRootMismatch(.escrowProof, _): "escrow proof names another state root than its block"
+        #if !DEVICE_NO_ESCROW
+            case .stateRootMismatch(.escrowProof, _): "escrow proof names another state root than its block"
+        #endif
         case .stateRootMismatch(.accountProof, _): "account proof names another state root than its block"
         case .stateRootMismatch: "a proof names another state root than its block"
         case .headerHeight: "the gateway served a header of another height"
-        case .staleEscrowProof: "escrow proof from a block older than the verified head"
-        case .staleCertificateProof: "certificate proof from a block older than the verified head"
-        case .certificateChain: "certificate records that are not one chain from the id asked to a root"
+        #if !DEVICE_NO_ESCROW
+            case .staleEscrowProof: "escrow proof from a block older than the verified head"
+        #endif
+        #if !DEVICE_NO_CERTIFICATES
+            case .staleCertificateProof: "certificate proof from a block older than the verified head"
+            case .certificateChain: "certificate records that are not one chain from the id asked to a root"
+        #endif
         case .transactionProof: "the proof's block, receipt or position is not the transaction's"
-        case .inboxEntry: "the inbox lists a transfer before the cursor, not paying this device, or not a transfer"
+        #if !DEVICE_NO_INBOX
+            case .inboxEntry: "the inbox lists a transfer before the cursor, not paying this device, or not a transfer"
+        #endif
         case .submittedID: "the gateway answered another transaction id"
-        case .skipOffer: "the gateway's skip checkpoint is of another epoch, time or committee than asked"
+        #if !DEVICE_NO_SKIP
+            case .skipOffer: "the gateway's skip checkpoint is of another epoch, time or committee than asked"
+        #endif
         case .trustedHeader: "the gateway served another header than the trusted checkpoint"
         case .notificationEntry: "notification of another index, or against its count"
         case .filterEpoch: "filter of another epoch than asked"
-        case .commandSequence: "commands listed out of order, or not newer than the last one seen"
+        #if !DEVICE_NO_COMMANDS
+            case .commandSequence: "commands listed out of order, or not newer than the last one seen"
+        #endif
+        // An image that leaves operations out (a board's DEVICE_NO_* switches) cannot meet their refusals.
+        #if DEVICE_NO_ESCROW || DEVICE_NO_CERTIFICATES || DEVICE_NO_INBOX || DEVICE_NO_SKIP || DEVICE_NO_COMMANDS
+            default: "answers that contradict each other"
+        #endif
         }
     }
 }
 
 extension DeviceError.ReanchorRefusal {
     public var summary: StaticString {
+        #if DEVICE_NO_REANCHOR
+            // Without re-anchoring the only refusal is the missing key.
+            return "re-anchor refused: the device has no operator key"
+        #endif
         switch self {
         case .noOperatorKey: "re-anchor refused: the device has no operator key"
         case .badSignature: "re-anchor refused: not signed by the provisioned operator key"

@@ -211,46 +211,48 @@ public struct DeviceSession: Sendable {
         }
     }
 
-    /// Trust from the operator's word, for a device whose trust expired (or that must jump a history it cannot
-    /// follow): a checkpoint header and the committee it names, signed by the provisioned operator key. It must be
-    /// a checkpoint of this chain, not behind the trusted epoch, and itself younger than the trusting period.
-    public mutating func reanchor(_ statement: ReanchorPayload, wallClock: UInt64?) throws(DeviceError) {
-        guard let key = anchor.reanchorKey else { throw .reanchorRefused(.noOperatorKey) }
-        guard let operatorKey = try? XOnlyPublicKey(bytes: key),
-            operatorKey.verifySchnorr(
-                statement.signature,
-                message: ReanchorPayload.signingHash(header: statement.header, genesis: anchor.genesisHeaderHash))
-        else { throw .reanchorRefused(.badSignature) }
-        let header = statement.header
-        guard header.chainID == anchor.chainID else {
-            throw .reanchorRefused(.checkpoint(.wrongChain(expected: anchor.chainID, got: header.chainID)))
-        }
-        var next: TrustedState
-        do {
-            next = try TrustedState.anchored(
-                header: header, committee: statement.committee, epochLength: anchor.epochLength,
-                trustedHash: header.hash, genesis: anchor.genesisHeaderHash)
-        } catch {
-            throw .reanchorRefused(.checkpoint(error))
-        }
-        if let trusted {
-            guard next.epoch >= trusted.epoch else {
-                throw .reanchorRefused(.behindTrust(trusted: trusted.epoch, offered: next.epoch))
+    #if !DEVICE_NO_REANCHOR
+        /// Trust from the operator's word, for a device whose trust expired (or that must jump a history it cannot
+        /// follow): a checkpoint header and the committee it names, signed by the provisioned operator key. It must be
+        /// a checkpoint of this chain, not behind the trusted epoch, and itself younger than the trusting period.
+        public mutating func reanchor(_ statement: ReanchorPayload, wallClock: UInt64?) throws(DeviceError) {
+            guard let key = anchor.reanchorKey else { throw .reanchorRefused(.noOperatorKey) }
+            guard let operatorKey = try? XOnlyPublicKey(bytes: key),
+                operatorKey.verifySchnorr(
+                    statement.signature,
+                    message: ReanchorPayload.signingHash(header: statement.header, genesis: anchor.genesisHeaderHash))
+            else { throw .reanchorRefused(.badSignature) }
+            let header = statement.header
+            guard header.chainID == anchor.chainID else {
+                throw .reanchorRefused(.checkpoint(.wrongChain(expected: anchor.chainID, got: header.chainID)))
             }
-            next.sequence = trusted.sequence &+ (next.epoch - trusted.epoch)
+            var next: TrustedState
+            do {
+                next = try TrustedState.anchored(
+                    header: header, committee: statement.committee, epochLength: anchor.epochLength,
+                    trustedHash: header.hash, genesis: anchor.genesisHeaderHash)
+            } catch {
+                throw .reanchorRefused(.checkpoint(error))
+            }
+            if let trusted {
+                guard next.epoch >= trusted.epoch else {
+                    throw .reanchorRefused(.behindTrust(trusted: trusted.epoch, offered: next.epoch))
+                }
+                next.sequence = trusted.sequence &+ (next.epoch - trusted.epoch)
+            }
+            if anchor.trustingPeriodMillis > 0, let wallClock, wallClock > header.timestamp,
+                wallClock - header.timestamp >= anchor.trustingPeriodMillis
+            {
+                throw .reanchorRefused(.stale(ageMillis: wallClock - header.timestamp))
+            }
+            // A checkpoint from the future would keep the trust fresh past its real age.
+            let drift = anchor.skippingOptions?.maxClockDrift ?? 10_000
+            if let wallClock, header.timestamp > wallClock, header.timestamp - wallClock > drift {
+                throw .reanchorRefused(.future(aheadMillis: header.timestamp - wallClock))
+            }
+            trusted = next
         }
-        if anchor.trustingPeriodMillis > 0, let wallClock, wallClock > header.timestamp,
-            wallClock - header.timestamp >= anchor.trustingPeriodMillis
-        {
-            throw .reanchorRefused(.stale(ageMillis: wallClock - header.timestamp))
-        }
-        // A checkpoint from the future would keep the trust fresh past its real age.
-        let drift = anchor.skippingOptions?.maxClockDrift ?? 10_000
-        if let wallClock, header.timestamp > wallClock, header.timestamp - wallClock > drift {
-            throw .reanchorRefused(.future(aheadMillis: header.timestamp - wallClock))
-        }
-        trusted = next
-    }
+    #endif
 
     /// Gives the session a key to pay with; its nonce is taken from the next proven balance.
     public mutating func setWallet(_ wallet: DeviceWallet) { self.wallet = wallet }
@@ -315,9 +317,13 @@ public struct DeviceSession: Sendable {
         }
         do { try checkTrustingPeriod() } catch {
             // Expired: with an operator key provisioned, the gateway may hold the operator's statement.
-            guard anchor.reanchorKey != nil else { throw error }
-            job = .reanchoring(expired: error)
-            return ask(DeviceRequest(.reanchor))
+            #if DEVICE_NO_REANCHOR
+                throw error
+            #else
+                guard anchor.reanchorKey != nil else { throw error }
+                job = .reanchoring(expired: error)
+                return ask(DeviceRequest(.reanchor))
+            #endif
         }
         guard let operation = pending else { throw .busy }
         pending = nil
@@ -404,8 +410,16 @@ public struct DeviceSession: Sendable {
         do {
             switch resource {
             case .checkpoints: return action(try checkpointsAnswered(answer))
-            case .skip: return action(try skipAnswered(answer))
-            case .reanchor: return action(try reanchorAnswered(answer))
+            #if DEVICE_NO_SKIP
+                case .skip: return fail(.busy)
+            #else
+                case .skip: return action(try skipAnswered(answer))
+            #endif
+            #if DEVICE_NO_REANCHOR
+                case .reanchor: return fail(.busy)
+            #else
+                case .reanchor: return action(try reanchorAnswered(answer))
+            #endif
             case .headers, .head: return action(try headerAnswered(answer, resource))
             case .accountProof, .escrowProof: return action(try stateProofAnswered(answer, resource))
             case .txProof: return action(try transactionProofAnswered(answer))
@@ -454,10 +468,12 @@ public struct DeviceSession: Sendable {
     /// A sync (its trust checked by ``checkTrust()``) skips when it can (a trusting period, a wall clock, the
     /// whole way asked for), else it goes checkpoint by checkpoint.
     private mutating func beginSync(maxEpochs: UInt64) -> Step {
-        if configuration.skipping, maxEpochs == .max, anchor.trustingPeriodMillis > 0, wallClock != nil {
-            job = .skipping
-            return ask(.skip(from: trusted?.epoch ?? 0, to: nil))
-        }
+        #if !DEVICE_NO_SKIP
+            if configuration.skipping, maxEpochs == .max, anchor.trustingPeriodMillis > 0, wallClock != nil {
+                job = .skipping
+                return ask(.skip(from: trusted?.epoch ?? 0, to: nil))
+            }
+        #endif
         job = .syncing(maxEpochs: maxEpochs)
         return askCheckpoints()
     }
@@ -487,71 +503,76 @@ public struct DeviceSession: Sendable {
         return try checkTrust()
     }
 
-    /// The operator's statement, relayed by the gateway (which cannot forge it): trust moves to it, then the sync
-    /// starts again from there. None: the expiry stands.
-    @inline(never)
-    private mutating func reanchorAnswered(_ answer: DeviceAnswer) throws(DeviceError) -> Step {
-        guard case .reanchoring(let expired) = job else { throw .busy }
-        if answer.code == .notFound { throw expired }
-        let statement = try Self.decode(answer, .reanchor, as: ReanchorPayload.self)
-        try reanchor(statement, wallClock: wallClock)
-        guard let trusted else { throw .notAnchored }
-        report(.reanchored(epoch: trusted.epoch, height: trusted.height))
-        return try checkTrust()
-    }
+    #if !DEVICE_NO_REANCHOR
+        /// The operator's statement, relayed by the gateway (which cannot forge it): trust moves to it, then the sync
+        /// starts again from there. None: the expiry stands.
+        @inline(never)
+        private mutating func reanchorAnswered(_ answer: DeviceAnswer) throws(DeviceError) -> Step {
+            guard case .reanchoring(let expired) = job else { throw .busy }
+            if answer.code == .notFound { throw expired }
+            let statement = try Self.decode(answer, .reanchor, as: ReanchorPayload.self)
+            try reanchor(statement, wallClock: wallClock)
+            guard let trusted else { throw .notAnchored }
+            report(.reanchored(epoch: trusted.epoch, height: trusted.height))
+            return try checkTrust()
+        }
+    #endif
 
-    /// A `v1/skip` answer: the newest checkpoint first (which sets how far to go), then the pivots the planner
-    /// bisects to; trust moves with each accepted one.
-    @inline(never)
-    private mutating func skipAnswered(_ answer: DeviceAnswer) throws(DeviceError) -> Step {
-        guard let before = trusted else { throw .notAnchored }
-        // 4.04 to the first question: no epoch has closed yet.
-        if answer.code == .notFound, planner == nil { return try syncStalled(refusal: nil) }
-        let payload = try Self.decode(answer, .skip, as: SkipPayload.self)
-        let offer = SkippingCheckpoint(
-            checkpoint: payload.checkpoint, trustedPool: payload.trustedPool, attestations: payload.attestations)
-        if planner == nil {
-            let target = offer.checkpoint.header.epoch &+ 1
-            guard target > before.epoch else { return try syncStalled(refusal: nil) }
-            planner = SkippingPlanner(from: before, toEpoch: target)
+    #if !DEVICE_NO_SKIP
+        /// A `v1/skip` answer: the newest checkpoint first (which sets how far to go), then the pivots the planner
+        /// bisects to; trust moves with each accepted one.
+        @inline(never)
+        private mutating func skipAnswered(_ answer: DeviceAnswer) throws(DeviceError) -> Step {
+            guard let before = trusted else { throw .notAnchored }
+            // 4.04 to the first question: no epoch has closed yet.
+            if answer.code == .notFound, planner == nil { return try syncStalled(refusal: nil) }
+            let payload = try Self.decode(answer, .skip, as: SkipPayload.self)
+            let offer = SkippingCheckpoint(
+                checkpoint: payload.checkpoint, trustedPool: payload.trustedPool, attestations: payload.attestations)
+            if planner == nil {
+                let target = offer.checkpoint.header.epoch &+ 1
+                guard target > before.epoch else { return try syncStalled(refusal: nil) }
+                planner = SkippingPlanner(from: before, toEpoch: target)
+            }
+            guard var plan = planner, let options = anchor.skippingOptions, let wallClock else { throw .busy }
+            let done = plan.report
+            do { try plan.take(offer, now: wallClock, options: options) } catch {
+                return try syncStalled(refusal: Self.skipRefusal(error, epoch: before.epoch))
+            }
+            let taken = plan.report
+            planner = plan
+            if taken.trusted.epoch != before.epoch {
+                trusted = taken.trusted
+                let signatures = taken.signatureChecks - done.signatureChecks
+                progress.checkpoints += 1
+                progress.signaturesChecked += signatures
+                progress.toEpoch = taken.trusted.epoch
+                if taken.skips > done.skips {
+                    progress.skips += 1
+                    report(
+                        .skipped(
+                            from: before.epoch, to: taken.trusted.epoch, height: offer.checkpoint.header.height,
+                            signatures: signatures))
+                } else {
+                    report(
+                        .checkpointVerified(
+                            epoch: before.epoch, height: offer.checkpoint.header.height, signatures: signatures,
+                            trusted: taken.trusted.epoch))
+                }
+            }
+            guard let pivot = planner?.nextPivot() else { return completed(.synced(progress)) }
+            return ask(.skip(from: taken.trusted.epoch, to: pivot))
         }
-        guard var plan = planner, let options = anchor.skippingOptions, let wallClock else { throw .busy }
-        let done = plan.report
-        do { try plan.take(offer, now: wallClock, options: options) } catch {
-            return try syncStalled(refusal: Self.skipRefusal(error, epoch: before.epoch))
-        }
-        let taken = plan.report
-        planner = plan
-        if taken.trusted.epoch != before.epoch {
-            trusted = taken.trusted
-            let signatures = taken.signatureChecks - done.signatureChecks
-            progress.checkpoints += 1
-            progress.signaturesChecked += signatures
-            progress.toEpoch = taken.trusted.epoch
-            if taken.skips > done.skips {
-                progress.skips += 1
-                report(
-                    .skipped(
-                        from: before.epoch, to: taken.trusted.epoch, height: offer.checkpoint.header.height,
-                        signatures: signatures))
-            } else {
-                report(
-                    .checkpointVerified(
-                        epoch: before.epoch, height: offer.checkpoint.header.height, signatures: signatures,
-                        trusted: taken.trusted.epoch))
+
+        private static func skipRefusal(_ error: SkippingError, epoch: UInt64) -> DeviceError {
+            switch error {
+            case .outsideTrustingPeriod(let age, let period):
+                .trustExpired(ageMillis: age, trustingPeriodMillis: period)
+            case .rejected(let reason): .rejected(reason, stage: .checkpoint(epoch: epoch))
+            case .badTimestamp, .notAhead, .untrustedPool, .noTimestamp: .inconsistent(.skipOffer)
             }
         }
-        guard let pivot = planner?.nextPivot() else { return completed(.synced(progress)) }
-        return ask(.skip(from: taken.trusted.epoch, to: pivot))
-    }
-
-    private static func skipRefusal(_ error: SkippingError, epoch: UInt64) -> DeviceError {
-        switch error {
-        case .outsideTrustingPeriod(let age, let period): .trustExpired(ageMillis: age, trustingPeriodMillis: period)
-        case .rejected(let reason): .rejected(reason, stage: .checkpoint(epoch: epoch))
-        case .badTimestamp, .notAhead, .untrustedPool, .noTimestamp: .inconsistent(.skipOffer)
-        }
-    }
+    #endif
 
     // MARK: answers
 

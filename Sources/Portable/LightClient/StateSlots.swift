@@ -83,19 +83,75 @@ public struct RecordSlots<S: Storage, Record: CanonicalCodable> {
     /// The largest state encoding a slot holds.
     public static var maxPayload: Int { SlotFormat.maxPayload }
 
-    public private(set) var storage: S
+    /// The slots as bytes: kept apart so a board with two kinds of record holds one copy of that code.
+    private var region: SlotRegion<S>
+
+    public var storage: S { region.storage }
     /// Offset of slot 0; slot 1 follows it.
-    public let baseOffset: Int
+    public var baseOffset: Int { region.baseOffset }
     /// What the records are bound to (the firmware passes its provisioned genesis hash): it is hashed into every
     /// checksum, so a record written for another chain, or by an image provisioned for another genesis, reads as
     /// an invalid slot and the device anchors afresh instead of resuming someone else's trust.
-    public let binding: Bytes32?
-    /// The slot holding the newest valid record and its write sequence, once known.
-    private var newest: (slot: Int, sequence: UInt64)?
-    /// Whether `newest` reflects storage (set by a scan or a successful store).
-    private var scanned = false
+    public var binding: Bytes32? { region.binding }
 
     public init(storage: S, baseOffset: Int = 0, binding: Bytes32? = nil) throws(SlotError) {
+        region = try SlotRegion(storage: storage, baseOffset: baseOffset, binding: binding)
+    }
+
+    /// The state in the valid slot with the highest write sequence, or nil when neither slot is valid (a new
+    /// device, to be anchored). Storage errors are reported, not taken for an empty device.
+    public mutating func load() throws(SlotError) -> Record? {
+        let first = try record(0)
+        let second = try record(1)
+        region.scanned = true
+        switch (first, second) {
+        case (nil, nil):
+            region.newest = nil
+            return nil
+        case (let a?, nil):
+            region.newest = (0, a.sequence)
+            return a.state
+        case (nil, let b?):
+            region.newest = (1, b.sequence)
+            return b.state
+        case (let a?, let b?):
+            // Equal sequences cannot come from `store`; slot 0 wins so the choice is still deterministic.
+            if b.sequence > a.sequence {
+                region.newest = (1, b.sequence)
+                return b.state
+            }
+            region.newest = (0, a.sequence)
+            return a.state
+        }
+    }
+
+    /// Writes `state` to the slot not holding the newest record, with the next write sequence, then reads it
+    /// back. If this throws (or power fails during it), ``load()`` still returns the previous state.
+    public mutating func store(_ state: Record) throws(SlotError) {
+        if !region.scanned { _ = try load() }
+        try region.store(state.encoded)
+    }
+
+    /// The record of `slot` if it is valid: a valid slot whose payload decodes to exactly one record.
+    private mutating func record(_ slot: Int) throws(SlotError) -> (sequence: UInt64, state: Record)? {
+        guard let (sequence, payload) = try region.read(slot), let state = try? Record(decoding: payload) else {
+            return nil
+        }
+        return (sequence, state)
+    }
+}
+
+/// Two slots of records as bytes: the layout, checksums and write order of ``RecordSlots``, whatever the record.
+struct SlotRegion<S: Storage> {
+    var storage: S
+    let baseOffset: Int
+    let binding: Bytes32?
+    /// The slot holding the newest valid record and its write sequence, once known.
+    var newest: (slot: Int, sequence: UInt64)?
+    /// Whether `newest` reflects storage (set by a scan or a successful store).
+    var scanned = false
+
+    init(storage: S, baseOffset: Int, binding: Bytes32?) throws(SlotError) {
         guard baseOffset >= 0, storage.capacity - baseOffset >= 2 * SlotFormat.slotSize else {
             throw .regionTooSmall
         }
@@ -112,38 +168,9 @@ public struct RecordSlots<S: Storage, Record: CanonicalCodable> {
         return hasher.finalize()
     }
 
-    /// The state in the valid slot with the highest write sequence, or nil when neither slot is valid (a new
-    /// device, to be anchored). Storage errors are reported, not taken for an empty device.
-    public mutating func load() throws(SlotError) -> Record? {
-        let first = try readSlot(0)
-        let second = try readSlot(1)
-        scanned = true
-        switch (first, second) {
-        case (nil, nil):
-            newest = nil
-            return nil
-        case (let a?, nil):
-            newest = (0, a.sequence)
-            return a.state
-        case (nil, let b?):
-            newest = (1, b.sequence)
-            return b.state
-        case (let a?, let b?):
-            // Equal sequences cannot come from `store`; slot 0 wins so the choice is still deterministic.
-            if b.sequence > a.sequence {
-                newest = (1, b.sequence)
-                return b.state
-            }
-            newest = (0, a.sequence)
-            return a.state
-        }
-    }
-
-    /// Writes `state` to the slot not holding the newest record, with the next write sequence, then reads it
-    /// back. If this throws (or power fails during it), ``load()`` still returns the previous state.
-    public mutating func store(_ state: Record) throws(SlotError) {
-        if !scanned { _ = try load() }
-        let payload = state.encoded
+    /// Writes `payload` to the slot not holding the newest record, with the next write sequence, then reads it
+    /// back.
+    mutating func store(_ payload: [UInt8]) throws(SlotError) {
         guard payload.count <= SlotFormat.maxPayload else { throw .stateTooLarge(payload.count) }
         let target = newest.map { 1 - $0.slot } ?? 0
         let sequence = (newest?.sequence ?? 0) &+ 1
@@ -167,9 +194,9 @@ public struct RecordSlots<S: Storage, Record: CanonicalCodable> {
         newest = (target, sequence)
     }
 
-    /// The record of `slot` if it is valid: magic, a length within the slot, a matching checksum, and a payload
-    /// that decodes to exactly one state.
-    private mutating func readSlot(_ slot: Int) throws(SlotError) -> (sequence: UInt64, state: Record)? {
+    /// The payload of `slot` and its write sequence if the slot is valid: magic, a length within the slot and a
+    /// matching checksum.
+    mutating func read(_ slot: Int) throws(SlotError) -> (sequence: UInt64, payload: [UInt8])? {
         let offset = baseOffset + slot * SlotFormat.slotSize
         let header: [UInt8]
         do throws(StorageError) {
@@ -189,8 +216,7 @@ public struct RecordSlots<S: Storage, Record: CanonicalCodable> {
         }
         let payload = Array(rest[0..<length])
         guard let stored = Bytes32(rest[length...]), checksum(header + payload) == stored else { return nil }
-        guard let state = try? Record(decoding: payload) else { return nil }
-        return (sequence, state)
+        return (sequence, payload)
     }
 }
 
