@@ -11,12 +11,14 @@ class FirmwareDevnetTestCase: DevnetTestCase {
 
     func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
 
-    /// Four `amarsd node` processes on loopback (see ``MultiNodeTests``), node 1 with CoAP on `coapPort`.
-    func startDevnet(coapPort: Int) throws {
+    /// Four `amarsd node` processes on loopback (see ``MultiNodeTests``), node 1 with CoAP on `coapPort`; with
+    /// `requestLog`, node 1 logs at debug level, which records every CoAP request with its query.
+    func startDevnet(coapPort: Int, requestLog: Bool = false) throws {
         nodes = try MultiNodeTests.TestNode.devnet(
             dir: dir, genesis: path("genesis.json"), keys: path("keys"),
             consensus: " { blockInterval: 200, proposeTimeout: 800, prepareTimeout: 400, commitTimeout: 400 }"
         ) { i in i == 0 ? "coap: { host: 127.0.0.1, port: \(coapPort) }\n" : "" }
+        if requestLog { nodes[0].arguments = ["--log-level", "debug"] }
         for n in nodes { try n.start() }
     }
 

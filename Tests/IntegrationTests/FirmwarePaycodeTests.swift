@@ -1,6 +1,9 @@
 import AmarsClient
 import AmarsCodec
+import Chain
+import DeviceCore
 import Ledger
+import PaymentCodes
 import Foundation
 import XCTest
 
@@ -55,7 +58,7 @@ final class FirmwarePaycodeTests: FirmwareDevnetTestCase {
         }
 
         let coapPort = Harness.freePort(type: Int32(SOCK_DGRAM.rawValue))
-        try startDevnet(coapPort: coapPort)
+        try startDevnet(coapPort: coapPort, requestLog: true)
         XCTAssertTrue(
             Harness.wait(60) { self.nodes.allSatisfy { ($0.head()?.height ?? 0) >= 10 } },
             "the devnet did not start: \(nodes.map { $0.head()?.height ?? 0 })")
@@ -124,6 +127,22 @@ final class FirmwarePaycodeTests: FirmwareDevnetTestCase {
             "node 4 does not show the second payment")
         XCTAssertEqual(try balance(node4, device), 0)
         assertAgreement()
+
+        // The gateway learnt only the one-time accounts that were paid: in every epoch the board tested a window
+        // of each payer's next addresses against the filter itself, and asked for none of the unpaid ones.
+        let asked = Set(
+            try String(contentsOf: nodes[0].log, encoding: .utf8).split(separator: "\n").compactMap { line in
+                line.firstMatch(of: #/CoAP request v1/proof/account\?a=([0-9a-f]{40})/#).map { String($0.1) }
+            })
+        let receiver = try PaymentCode(text: code)
+        for (payer, paid) in [(alice, 4), (carol, 2)] {
+            let keys = try PaymentCodeKeys(seed: try KeyFile.load(payer).secret.bytes)
+            for index in UInt32(0)..<UInt32(paid) + PaymentCodeReceiver.window {
+                let oneTime = Hex.encode(
+                    try OneTimeKey.address(payer: keys, receiver: receiver, index: index).raw.bytes)
+                XCTAssertEqual(asked.contains(oneTime), index < UInt32(paid), "index \(index) of \(payer): \(asked)")
+            }
+        }
     }
 
     /// Each payment sent and final; returns the one-time addresses paid, in order.
