@@ -11,6 +11,22 @@ class FirmwareDevnetTestCase: DevnetTestCase {
 
     func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
 
+    /// A four-validator genesis with epochs of 5 blocks, and the keys of a device and of the recipient it pays
+    /// (the board build embeds the device key as hex: a provisioned device holds its key in flash); returns both
+    /// addresses.
+    func makeChain(id: UInt32, name: String) throws -> (device: String, recipient: String) {
+        let created = try Harness.amars([
+            "genesis", "new", "--out", path("genesis.json"), "--keys", path("keys"), "--validators", "4",
+            "--epoch-length", "5", "--chain-id", String(id), "--chain-name", name,
+        ])
+        XCTAssertEqual(created.status, 0, created.error)
+        for name in ["device", "recipient"] {
+            let made = try Harness.amars(["key", "new", "--unencrypted", "--out", path("keys/\(name).key")])
+            XCTAssertEqual(made.status, 0, made.error)
+        }
+        return (try address(of: path("keys/device.key")), try address(of: path("keys/recipient.key")))
+    }
+
     /// Four `amarsd node` processes on loopback (see ``MultiNodeTests``), node 1 with CoAP on `coapPort`; with
     /// `requestLog`, node 1 logs at debug level, which records every CoAP request with its query.
     func startDevnet(coapPort: Int, requestLog: Bool = false) throws {

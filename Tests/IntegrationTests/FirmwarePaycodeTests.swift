@@ -30,17 +30,7 @@ final class FirmwarePaycodeTests: FirmwareDevnetTestCase {
 
     func testBoardIsPaidByPaymentCodeSpendsAndKeepsItsCountersAcrossAPowerCycle() throws {
         try Harness.requireBoardToolchain(for: "firmware payment-code test")
-        let created = try Harness.amars([
-            "genesis", "new", "--out", path("genesis.json"), "--keys", path("keys"), "--validators", "4",
-            "--epoch-length", "5", "--chain-id", String(Self.chainID), "--chain-name", "firmware-paycode",
-        ])
-        XCTAssertEqual(created.status, 0, created.error)
-        for name in ["device", "recipient"] {
-            let made = try Harness.amars(["key", "new", "--unencrypted", "--out", path("keys/\(name).key")])
-            XCTAssertEqual(made.status, 0, made.error)
-        }
-        let device = try address(of: path("keys/device.key"))
-        let recipient = try address(of: path("keys/recipient.key"))
+        let (device, recipient) = try makeChain(id: Self.chainID, name: "firmware-paycode")
         let shown = try Harness.amars(["paycode", "show", "--key", path("keys/device.key")])
         XCTAssertEqual(shown.status, 0, shown.error)
         let code = String(shown.output.split(separator: "\n").first ?? "")

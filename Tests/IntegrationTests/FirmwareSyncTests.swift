@@ -27,18 +27,7 @@ final class FirmwareSyncTests: FirmwareDevnetTestCase {
 
     func testFirmwareSyncsAFourGatewayDevnetIsPaidAndPays() throws {
         try Harness.requireBoardToolchain(for: "firmware sync test")
-        let created = try Harness.amars([
-            "genesis", "new", "--out", path("genesis.json"), "--keys", path("keys"), "--validators", "4",
-            "--epoch-length", "5", "--chain-id", String(Self.chainID), "--chain-name", "firmware-e2e",
-        ])
-        XCTAssertEqual(created.status, 0, created.error)
-        for name in ["device", "recipient"] {
-            // The board build embeds the device key as hex (a provisioned device holds its key in flash).
-            let made = try Harness.amars(["key", "new", "--unencrypted", "--out", path("keys/\(name).key")])
-            XCTAssertEqual(made.status, 0, made.error)
-        }
-        let device = try address(of: path("keys/device.key"))
-        let recipient = try address(of: path("keys/recipient.key"))
+        let (device, recipient) = try makeChain(id: Self.chainID, name: "firmware-e2e")
         let funder = try KeyFile.load(path("keys/app-user-incentive.key"))
         let payAmount: UInt64 = 1_250_000
         let make = [
