@@ -18,6 +18,7 @@
 import AmarsCodec
 import AmarsCrypto
 import Board
+import CSecp256k1
 import DeviceProtocol
 import Ledger
 import LightClient
@@ -129,6 +130,50 @@ func testSHA256() {
 // MARK: - BIP340 Schnorr (bip340_test_vectors.csv, index 1)
 
 @inline(never)
+/// On a board libsecp256k1's SHA-256, HMAC and RFC 6979 generator run on AmarsCrypto's compression
+/// (common/secp256k1-hash.h in place of the library's hash_impl.h): checked through the library's public API,
+/// the hash against AmarsCrypto's across block boundaries, the nonces against Debian's unmodified library.
+func testLibraryHashes() {
+    let context = amars_secp256k1_static_context()!
+    var message: [UInt8] = []
+    for i in 0..<200 { message.append(UInt8(i)) }
+    var same = true
+    for length in [0, 55, 56, 64, 119, 200] {
+        var out = [UInt8](repeating: 0, count: 32)
+        let tag: StaticString = "AmarsBoardCheck"
+        let ok = tag.withUTF8Buffer { t in
+            message.withUnsafeBufferPointer { m in
+                secp256k1_tagged_sha256(context, &out, t.baseAddress!, t.count, m.baseAddress!, length)
+            }
+        }
+        let ours = TaggedHash(tag: tag).hash(Array(message[0..<length]))
+        same = same && ok == 1 && Bytes32(out) == ours
+    }
+    check("libsecp256k1's tagged SHA-256 is AmarsCrypto's (0 to 200 bytes)", same)
+    // Key 1, message A0 A1 ... BF: the nonces Debian's libsecp256k1 0.2.0 gives (counter 1 takes the retry step).
+    let expected: [[UInt8]] = [
+        [
+            0x33, 0x08, 0xde, 0x94, 0x19, 0xe0, 0x4f, 0x2c, 0x8f, 0x9b, 0xa7, 0x19, 0x26, 0x3b, 0xaa, 0x57,
+            0xf2, 0xc5, 0xfe, 0xca, 0x55, 0xdf, 0xcd, 0x21, 0xe6, 0x90, 0x91, 0x20, 0xfc, 0x47, 0x4b, 0xff,
+        ],
+        [
+            0x09, 0x23, 0x1e, 0x0f, 0x28, 0x20, 0xa7, 0x7f, 0x76, 0x26, 0xee, 0xa7, 0xa4, 0x4a, 0x0e, 0x30,
+            0x9a, 0x94, 0x4c, 0xd5, 0xf5, 0xa2, 0x4a, 0x13, 0x03, 0xc2, 0xe3, 0xaf, 0xd3, 0xb6, 0x57, 0x60,
+        ],
+    ]
+    var key = [UInt8](repeating: 0, count: 32)
+    key[31] = 1
+    var digest: [UInt8] = []
+    for i in 0..<32 { digest.append(UInt8(0xA0 + i)) }
+    var nonces = true
+    for counter in 0..<2 {
+        var nonce = [UInt8](repeating: 0, count: 32)
+        let ok = secp256k1_nonce_function_rfc6979(&nonce, digest, key, nil, nil, UInt32(counter))
+        nonces = nonces && ok == 1 && nonce == expected[counter]
+    }
+    check("libsecp256k1's RFC 6979 nonces are Debian's library's", nonces)
+}
+
 func testSchnorr() {
     let publicKey: [UInt8] = [
         0xdf, 0xf1, 0xd7, 0x7f, 0x2a, 0x67, 0x1c, 0x5f, 0x36, 0x18, 0x37, 0x26, 0xdb, 0x23, 0x41, 0xbe,
@@ -501,6 +546,7 @@ func testStorage() {
         Console.line(name)
     }
     measured("SHA-256", testSHA256)
+    measured("library hashes", testLibraryHashes)
     measured("Schnorr", testSchnorr)
     measured("CoAP", testCoAP)
     measured("SLIP", testSLIP)
