@@ -64,6 +64,34 @@ final class StateSlotsTests: XCTestCase {
         XCTAssertEqual(try again.load(), state(4))
     }
 
+    /// A record of another kind (a payment-code receiver's cursors on a board) in the slots after the trusted
+    /// state's: each region keeps its own records and write order, and a region never reads the other kind.
+    func testTwoRecordKindsInOneStorageKeepTheirOwnSlots() throws {
+        struct Cursor: CanonicalCodable, Equatable {
+            var value: UInt64
+            func encode(to w: inout ByteWriter) { w.writeVarint(value) }
+            init(value: UInt64) { self.value = value }
+            init(from r: inout ByteReader) throws(CodecError) { value = try r.readVarint() }
+        }
+        let storage = MemoryStorage(capacity: 2 * regionSize)
+        var trusted = try StateSlots(storage: storage)
+        try trusted.store(state(1))
+        var cursors = try RecordSlots<MemoryStorage, Cursor>(storage: trusted.storage, baseOffset: regionSize)
+        XCTAssertNil(try cursors.load())
+        for value in [7, 8, 9] as [UInt64] { try cursors.store(Cursor(value: value)) }
+        // Rebooted: each region finds its newest record; the trusted state's region, read as cursors, holds none
+        // (its payload is not one cursor), and the cursors' region holds no trusted state.
+        var trustedAgain = try StateSlots(storage: cursors.storage)
+        var cursorsAgain = try RecordSlots<MemoryStorage, Cursor>(storage: cursors.storage, baseOffset: regionSize)
+        XCTAssertEqual(try trustedAgain.load(), state(1))
+        XCTAssertEqual(try cursorsAgain.load(), Cursor(value: 9))
+        var misread = try RecordSlots<MemoryStorage, Cursor>(storage: cursors.storage)
+        XCTAssertNil(try misread.load())
+        var misreadState = try StateSlots(storage: cursors.storage, baseOffset: regionSize)
+        XCTAssertNil(try misreadState.load())
+        XCTAssertThrowsError(try RecordSlots<MemoryStorage, Cursor>(storage: storage, baseOffset: regionSize + 1))
+    }
+
     /// Records bound to one genesis read as empty slots under another binding (or none), and writing under the
     /// new binding then works as on a blank device.
     func testRecordsOfAnotherBindingAreInvalid() throws {
