@@ -175,6 +175,11 @@ final class PaymentCodeSessionTests: XCTestCase {
             events.contains { if case .notificationSkipped(index: 1, _) = $0 { return true } else { return false } })
         XCTAssertEqual(r.state.notificationIndex, 2)
         XCTAssertEqual(r.state.payers.first?.nextIndex, 2)
+        // Each window derived once (indices 0-3, then 2-5 once the payments moved it), however many epochs and
+        // re-tests of an epoch the round ran.
+        let tested = events.filter { if case .epochTested = $0 { return true } else { return false } }.count
+        XCTAssertGreaterThan(tested, 2)
+        XCTAssertEqual(r.keysDerived, 2 * Int(PaymentCodeReceiver.window))
         XCTAssertEqual(Address(publicKey: try r.spendingKey(payments[0]).xOnlyPublicKey), payments[0].address)
 
         // Restored from its encoding (a power cycle): nothing is found twice; a new payment is found.

@@ -91,6 +91,11 @@ public struct PaymentCodeReceiver: Sendable {
     /// The last epoch whose filter exists when this round started (from the verified head).
     private var lastFinishedEpoch: UInt64?
     private var watched: [(payer: Int, index: UInt32, address: Address)] = []
+    /// Whether a payment or a new payer moved the windows since `watched` was derived: they are derived again
+    /// only then, not for every epoch (a derivation costs a board about four signature verifies).
+    private var windowsMoved = true
+    /// One-time keys derived so far: each window once, however many epochs it is tested against.
+    public private(set) var keysDerived = 0
     private var matched: [(payer: Int, index: UInt32, address: Address)] = []
     /// Whether the matches of the epoch being proven held a payment (its windows moved: test the epoch again).
     private var paidInEpoch = false
@@ -121,7 +126,11 @@ public struct PaymentCodeReceiver: Sendable {
                 phase = .done
                 return nil
             }
-            watched = watchedAddresses()
+            if windowsMoved {
+                watched = watchedAddresses()
+                windowsMoved = false
+                keysDerived += watched.count
+            }
             return .recipientFilter(epoch: state.nextEpoch, watching: watched.map { $0.address })
         case .accounts:
             guard let first = matched.first else { return nil }
@@ -134,7 +143,6 @@ public struct PaymentCodeReceiver: Sendable {
     /// Starts another round from the cursors it reached: a device waiting to be paid asks again after a pause.
     public mutating func newRound() {
         phase = .head
-        watched = []
         matched = []
     }
 
@@ -168,6 +176,7 @@ public struct PaymentCodeReceiver: Sendable {
             if account.state.balance > 0 || account.state.nonce > 0 {
                 if hit.index >= state.payers[hit.payer].nextIndex {
                     state.payers[hit.payer].nextIndex = hit.index + 1
+                    windowsMoved = true
                 }
                 paidInEpoch = true
                 events.append(
@@ -216,6 +225,7 @@ public struct PaymentCodeReceiver: Sendable {
         if state.payers.contains(where: { $0.code == code }) { return .payerKnown(sender) }
         guard state.payers.count < Self.maxPayers else { return .payersFull(sender) }
         state.payers.append(State.Payer(code: code, nextIndex: 0))
+        windowsMoved = true
         return .payerAdded(sender)
     }
 
