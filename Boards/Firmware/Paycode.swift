@@ -171,16 +171,36 @@
         }
     }
 
+    /// The receiver over the saved cursors. Out of line, like ``oneTimeWallet(_:_:)``: their key derivations
+    /// need kilobytes of stack, which must not stay reserved while the session verifies answers.
+    @inline(never)
+    func makeReceiver(_ saved: PaymentCodeReceiver.State) -> PaymentCodeReceiver {
+        guard
+            let receiver = try? PaymentCodeReceiver(
+                keys: provisionedPaycodeKeys(), state: saved, epochLength: provisionedEpochLength)
+        else { fail(PaycodeStatus.wrongCode, "payment-code keys") }
+        return receiver
+    }
+
+    /// The wallet of the one-time account that holds the most of `found`.
+    @inline(never)
+    func oneTimeWallet(_ receiver: PaymentCodeReceiver, _ found: [PaymentCodeReceiver.Payment]) -> DeviceWallet {
+        var richest = found[0]
+        for p in found where p.account.state.balance > richest.account.state.balance { richest = p }
+        guard let key = try? receiver.spendingKey(richest) else { fail(Status.cannotPay, "one-time key") }
+        Console.write("pay: from one-time account ")
+        Console.hex(richest.address.raw.bytes)
+        Console.newline()
+        return DeviceWallet(key: key, nextNonce: 0)
+    }
+
     /// Be paid by payment code (resuming the saved cursors), then pay the provisioned recipient from the richest
     /// one-time account found, prove it final, sync and save.
     @inline(never)
     func paycodePhase(_ link: inout BoardLink, _ trustedSlots: inout StateSlots<BoardStorage>) {
         board_stack_reset_peak()
-        let keys = provisionedPaycodeKeys()
         var slots = receiverSlots()
-        let saved = loadReceiverState(&slots)
-        guard var receiver = try? PaymentCodeReceiver(keys: keys, state: saved, epochLength: provisionedEpochLength)
-        else { fail(PaycodeStatus.wrongCode, "payment-code keys") }
+        var receiver = makeReceiver(loadReceiverState(&slots))
         let found = receivePayments(&receiver, &link, &slots, expected: Int(provisionedExpectedPayments))
         Console.write("paycode: found ")
         Console.decimal(found.count)
@@ -188,15 +208,7 @@
         Console.decimal(receiver.state.payers.count)
         Console.line(" payer(s), each proven")
         stepDone()
-        var richest = found[0]
-        for p in found where p.account.state.balance > richest.account.state.balance { richest = p }
-        guard let key = try? receiver.spendingKey(richest) else {
-            fail(Status.cannotPay, "one-time key")
-        }
-        Console.write("pay: from one-time account ")
-        Console.hex(richest.address.raw.bytes)
-        Console.newline()
-        session.setWallet(DeviceWallet(key: key, nextNonce: 0))
+        session.setWallet(oneTimeWallet(receiver, found))
         let payment = pay(&session, &link)
         let (newHead, _) = syncToHead(&session, &link)
         saveTrustedState(&trustedSlots, session.trusted!)
