@@ -47,7 +47,13 @@
 
     @inline(never)
     func loadReceiverState(_ slots: inout ReceiverSlots) -> PaymentCodeReceiver.State {
-        guard let saved = try? slots.load() else {
+        let loaded: PaymentCodeReceiver.State?
+        do { loaded = try slots.load() } catch {
+            // Reading from the first again finds nothing twice on chain, only reports it again.
+            Console.line("storage: the payment-code cursors are unreadable, reading notifications from the first")
+            return PaymentCodeReceiver.State()
+        }
+        guard let saved = loaded else {
             Console.line("paycode: no saved cursors, reading notifications from the first")
             return PaymentCodeReceiver.State()
         }

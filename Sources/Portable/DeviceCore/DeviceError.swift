@@ -60,7 +60,9 @@ public enum DeviceError: Error, Equatable, Sendable {
 
     /// The session has no trusted state: anchor first.
     case notAnchored
-    /// The operation is compiled out of this image (a board at its flash budget: `DEVICE_NO_PAYMENT_CODES`).
+    /// The operation is compiled out of this image. A board links only what its firmware app runs, each left out
+    /// by a compile switch: `DEVICE_NO_ESCROW`, `DEVICE_NO_INBOX`, `DEVICE_NO_COMMANDS`, `DEVICE_NO_CERTIFICATES`,
+    /// `DEVICE_NO_PAYMENT_CODES`, `DEVICE_NO_SKIP` and `DEVICE_NO_REANCHOR` (Boards/Makefile sets them per app).
     case notBuiltIn
     /// The recipient filter's bytes do not decode, or do not hash to the committed value the proof showed.
     case filter(RecipientFilterError)
