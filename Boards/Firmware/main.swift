@@ -129,10 +129,10 @@ func testSHA256() {
 
 // MARK: - BIP340 Schnorr (bip340_test_vectors.csv, index 1)
 
-@inline(never)
 /// On a board libsecp256k1's SHA-256, HMAC and RFC 6979 generator run on AmarsCrypto's compression
 /// (common/secp256k1-hash.h in place of the library's hash_impl.h): checked through the library's public API,
 /// the hash against AmarsCrypto's across block boundaries, the nonces against Debian's unmodified library.
+@inline(never)
 func testLibraryHashes() {
     let context = amars_secp256k1_static_context()!
     var message: [UInt8] = []
@@ -174,6 +174,7 @@ func testLibraryHashes() {
     check("libsecp256k1's RFC 6979 nonces are Debian's library's", nonces)
 }
 
+@inline(never)
 func testSchnorr() {
     let publicKey: [UInt8] = [
         0xdf, 0xf1, 0xd7, 0x7f, 0x2a, 0x67, 0x1c, 0x5f, 0x36, 0x18, 0x37, 0x26, 0xdb, 0x23, 0x41, 0xbe,
