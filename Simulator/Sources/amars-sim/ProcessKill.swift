@@ -1,8 +1,6 @@
 import Foundation
 
-#if canImport(Glibc)
-    import Glibc
-#endif
+import Glibc  // kill(2) and /proc: the simulator runs where its gateways do, on Linux
 
 /// A fault the simulator injects by killing a process it did not start: a gateway (`amarsd`) or the broker
 /// (`mosquitto`), named by the pid file its supervisor writes (`make devnet` does; under systemd, a unit's

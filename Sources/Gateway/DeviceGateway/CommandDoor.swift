@@ -89,9 +89,7 @@ public final class CommandDoor: @unchecked Sendable {
     public func post(_ bytes: [UInt8]) throws(Refusal) -> (device: Address, sequence: UInt64) {
         guard bytes.count <= CommandsPayload.maxCommandBytes else { throw .tooLarge }
         guard let command = try? BulbCommand(decoding: bytes) else { throw .undecodable }
-        guard let key = try? XOnlyPublicKey(bytes: command.controllerKey),
-            key.verifySchnorr(command.signature, message: command.signingHash(genesis: node.genesisBlockHash))
-        else { throw .badSignature }
+        guard command.isSigned(genesis: node.genesisBlockHash) else { throw .badSignature }
         let view = node.certificate(command.certificateID)
         guard let standing = view.standing, let leaf = view.links.first else { throw .certificateUnknown }
         guard standing == .valid else { throw .certificateNotValid(standing) }
@@ -103,7 +101,7 @@ public final class CommandDoor: @unchecked Sendable {
         return lock.withLock {
             next += 1
             var queue = queues[command.bulb] ?? []
-            queue.removeAll { now >= $0.at + limits.lifetimeSeconds }
+            prune(&queue, now: now)
             queue.append((CommandsPayload.Entry(sequence: next, command: bytes), now))
             if queue.count > limits.perDevice { queue.removeFirst(queue.count - limits.perDevice) }
             if queues[command.bulb] == nil, queues.count >= limits.devices,
@@ -116,6 +114,11 @@ public final class CommandDoor: @unchecked Sendable {
         }
     }
 
+    /// Drops the commands past their lifetime (under `lock`).
+    private func prune(_ queue: inout [(entry: CommandsPayload.Entry, at: UInt64)], now: UInt64) {
+        queue.removeAll { now >= $0.at + limits.lifetimeSeconds }
+    }
+
     /// The commands for `device` after sequence `after`, oldest first, at most `limit`.
     public func commands(for device: Address, after: UInt64, limit: Int = CommandsPayload.maxEntries)
         -> [CommandsPayload.Entry]
@@ -123,7 +126,7 @@ public final class CommandDoor: @unchecked Sendable {
         let now = clock()
         return lock.withLock {
             guard var queue = queues[device] else { return [] }
-            queue.removeAll { now >= $0.at + limits.lifetimeSeconds }
+            prune(&queue, now: now)
             queues[device] = queue.isEmpty ? nil : queue
             return Array(queue.lazy.map(\.entry).filter { $0.sequence > after }.prefix(limit))
         }

@@ -375,11 +375,13 @@ public final class APIRouter: Sendable {
         return .json(200, APIJSON.account(node.account(address)))
     }
 
+    private static let noCommandDoor = APIResponse.error(404, "noCommandDoor", "this gateway has no command door")
+
     /// `POST /v1/commands`: a signed device command (its encoding, `application/octet-stream`) for the device it
     /// names, queued at the command door once its signature and certificate check out → 202 with the device and
     /// the sequence it was given.
     private func postCommand(body: [UInt8], contentType: String?) -> APIResponse {
-        guard let commandDoor else { return .error(404, "noCommandDoor", "this gateway has no command door") }
+        guard let commandDoor else { return Self.noCommandDoor }
         guard Self.mediaType(contentType) == "application/octet-stream" else {
             return .error(415, "unsupportedMediaType", "send application/octet-stream with the encoded command")
         }
@@ -398,10 +400,8 @@ public final class APIRouter: Sendable {
 
     /// `GET /v1/commands/{address}?after=N`: the commands waiting for a device, as it would fetch them.
     private func waitingCommands(_ text: Substring, query: [Substring: Substring]) -> APIResponse {
-        guard let commandDoor else { return .error(404, "noCommandDoor", "this gateway has no command door") }
-        guard let device = Self.parseAddress(text) else {
-            return .error(400, "invalidAddress", "an address is bech32m text starting with 'amsc1'")
-        }
+        guard let commandDoor else { return Self.noCommandDoor }
+        guard let device = Self.parseAddress(text) else { return .error(400, "invalidAddress", Self.addressHelp) }
         guard let after = UInt64(query["after"] ?? "0", radix: 10) else {
             return .error(400, "invalidAfter", "after= takes the last sequence seen, a whole number")
         }

@@ -50,23 +50,16 @@ struct BulbCommandCLI: ParsableCommand {
     func run() throws {
         let controller = try loadKey(key)
         let bulb = try parseAddress(to)
-        let certificate =
-            FileManager.default.fileExists(atPath: cert)
-            ? try certificateID(id: nil, file: cert) : try certificateID(id: cert, file: nil)
-        let client: NodeClient
-        do { client = try NodeClient(baseURL: node.node) } catch { throw CLIError("--node: \(error)") }
+        let certificate = try certificateID(fileOrID: cert)
         let action: BulbCommand.Action = on ? .on : off ? .off : .dim(dim ?? 0)
         var random = SystemRandomNumberGenerator()
-        let command = BulbCommand(
-            bulb: bulb, counter: counter ?? UInt64(Date().timeIntervalSince1970 * 1000), action: action,
-            certificateID: certificate, controller: controller, genesis: try client.head().genesisBlockHash,
-            auxRandom: Bytes32(w0: random.next(), w1: random.next(), w2: random.next(), w3: random.next()))
-        let sequence: UInt64
-        switch Result(catching: { () throws(NodeClientError) -> UInt64 in try client.postCommand(command.encoded) }) {
-        case .success(let s): sequence = s
-        case .failure(.api(_, let code, let message)):
-            throw CLIError("the command door refused it (\(code)): \(message)")
-        case .failure(let error): throw CLIError("\(error)")
+        // The node's errors, the head's too, become the one CLI line every node call gives.
+        let (command, sequence) = try node.typed { client in
+            let command = BulbCommand(
+                bulb: bulb, counter: counter ?? UInt64(Date().timeIntervalSince1970 * 1000), action: action,
+                certificateID: certificate, controller: controller, genesis: try client.head().genesisBlockHash,
+                auxRandom: Bytes32(w0: random.next(), w1: random.next(), w2: random.next(), w3: random.next()))
+            return (command, try client.postCommand(command.encoded))
         }
         print("queued      \(Self.text(action)) for \(bulb.bech32), counter \(command.counter)")
         print("sequence    \(sequence) at the command door of \(node.node) (the bulb fetches it over CoAP)")

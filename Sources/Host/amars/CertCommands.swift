@@ -683,6 +683,12 @@ func certificateID(id: String?, file: String?) throws -> Bytes32 {
     return bytes
 }
 
+/// A certificate named as a file (PEM or DER) when one exists at that path, else as its id.
+func certificateID(fileOrID text: String) throws -> Bytes32 {
+    FileManager.default.fileExists(atPath: text)
+        ? try certificateID(id: nil, file: text) : try certificateID(id: text, file: nil)
+}
+
 func loadOrMakeKey(_ path: String) throws -> (PrivateKey, made: Bool) {
     if FileManager.default.fileExists(atPath: path) { return (try loadKey(path), false) }
     let key = KeyFile.generate()

@@ -221,9 +221,7 @@ struct DeviceCommand: ParsableCommand {
         @OptionGroup var options: DeviceOptions
 
         func run() throws {
-            let id =
-                FileManager.default.fileExists(atPath: certificate)
-                ? try certificateID(id: nil, file: certificate) : try certificateID(id: certificate, file: nil)
+            let id = try certificateID(fileOrID: certificate)
             var session = try options.open()
             let proven = try session.verifiedCertificate(id)
             try session.save()
@@ -259,7 +257,10 @@ struct DeviceCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "What a bulb fetches from the command door, and whether it obeys each command.",
             discussion: """
-                Fetches the commands waiting for --device after sequence --after (over CoAP, as the bulb does),                 decodes each, proves its controller's certificate against a verified header and, with                 --controllers (the certificate ids the bulb was paired with), judges them in order as the bulb's                 own code does: obeys, or refuses with its reason. Exit 3 when a command was refused.
+                Fetches the commands waiting for --device after sequence --after (over CoAP, as the bulb does), \
+                decodes each, proves its controller's certificate against a verified header and, with \
+                --controllers (the certificate ids the bulb was paired with), judges them in order as the bulb's \
+                own code does: obeys, or refuses with its reason. Exit 3 when a command was refused.
 
                 Example:
                   amars device commands --device amsc1... --controllers <certificate id> --coap coap://127.0.0.1:5683

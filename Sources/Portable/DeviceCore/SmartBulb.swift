@@ -47,9 +47,7 @@ public struct SmartBulb: Sendable {
     /// The checks that need no proof, done first so a stranger's command costs the bulb no round trip.
     public func check(_ command: BulbCommand) throws(BulbRefusal) -> SignedByItsKey {
         try checkUnsigned(command)
-        guard let key = try? XOnlyPublicKey(bytes: command.controllerKey),
-            key.verifySchnorr(command.signature, message: command.signingHash(genesis: genesis))
-        else { throw .badSignature }
+        guard command.isSigned(genesis: genesis) else { throw .badSignature }
         return SignedByItsKey(command)
     }
 
@@ -123,6 +121,12 @@ public struct BulbCommand: Equatable, Sendable, CanonicalCodable {
     static let domain = TaggedHash(tag: "AmarsBulbCommand")
 
     /// What the controller signs: everything but the signature, bound to the chain's genesis.
+    /// Whether the controller key it names signed it for this chain: the bulb's first check and the door's.
+    public func isSigned(genesis: Bytes32) -> Bool {
+        guard let key = try? XOnlyPublicKey(bytes: controllerKey) else { return false }
+        return key.verifySchnorr(signature, message: signingHash(genesis: genesis))
+    }
+
     public func signingHash(genesis: Bytes32) -> Bytes32 {
         var w = ByteWriter()
         w.write(genesis)
