@@ -65,6 +65,8 @@
     enum Waits {
         static let receiveMillis: UInt32 = 120_000
         static let finalityMillis: UInt32 = 30_000
+        /// Between the payment-code app's rounds while payments are still to come.
+        static let roundPauseMillis: UInt32 = 2_000
     }
 
     /// 1...15, one per refusal rule.

@@ -26,8 +26,6 @@
     enum PaycodeStatus {
         static let wrongCode: Int32 = 86
         static let saveFailed: Int32 = 87
-        /// How long the device waits between rounds while payments are still to come.
-        static let roundPauseMillis: UInt32 = 2_000
     }
 
     typealias ReceiverSlots = RecordSlots<BoardStorage, PaymentCodeReceiver.State>
@@ -101,7 +99,7 @@
             } else if case .payerKnown = event {
                 Console.line(" again: payer already known")
             } else {
-                Console.line(" not kept: the device keeps 8 payers")
+                Console.line(" not kept: the device keeps 8 payers")  // PaymentCodeReceiver.maxPayers
             }
         case .notificationSkipped(let index, _):
             Console.write("paycode: notification ")
@@ -155,14 +153,17 @@
         var found: [PaymentCodeReceiver.Payment] = []
         let start = board_millis()
         while true {
+            // Every change to the cursors comes with an event: a round without one leaves the flash alone.
+            var changed = false
             while let operation = nextOperation(&receiver) {
                 let outcome = perform(operation, &session, &link, .receive)
                 for event in handled(outcome, &receiver) {
+                    changed = true
                     showReceiverEvent(event)
                     if case .payment(let p) = event { found.append(p) }
                 }
             }
-            saveReceiverState(&slots, receiver.state)
+            if changed { saveReceiverState(&slots, receiver.state) }
             if found.count >= expected { return found }
             if board_millis() &- start > Waits.receiveMillis {
                 Console.write("paycode: found ")
@@ -172,7 +173,7 @@
                 Console.line(" payments in time")
                 fail(Status.noPaymentReceived, "payments")
             }
-            link.sleep(millis: PaycodeStatus.roundPauseMillis)
+            link.sleep(millis: Waits.roundPauseMillis)
             receiver.newRound()
         }
     }

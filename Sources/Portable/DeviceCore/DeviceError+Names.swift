@@ -92,16 +92,17 @@ extension DeviceError.Inconsistency {
 extension DeviceError.ReanchorRefusal {
     public var summary: StaticString {
         #if DEVICE_NO_REANCHOR
-            // Without re-anchoring the only refusal is the missing key.
-            return "re-anchor refused: the device has no operator key"
+            // An image without re-anchoring never builds a refusal of one.
+            return "re-anchor refused"
+        #else
+            switch self {
+            case .noOperatorKey: "re-anchor refused: the device has no operator key"
+            case .badSignature: "re-anchor refused: not signed by the provisioned operator key"
+            case .behindTrust: "re-anchor refused: its checkpoint is older than the trusted one"
+            case .stale: "re-anchor refused: its checkpoint is older than the trusting period"
+            case .future: "re-anchor refused: its checkpoint is dated ahead of the device's clock"
+            case .checkpoint: "re-anchor refused: not a checkpoint of this chain"
+            }
         #endif
-        switch self {
-        case .noOperatorKey: "re-anchor refused: the device has no operator key"
-        case .badSignature: "re-anchor refused: not signed by the provisioned operator key"
-        case .behindTrust: "re-anchor refused: its checkpoint is older than the trusted one"
-        case .stale: "re-anchor refused: its checkpoint is older than the trusting period"
-        case .future: "re-anchor refused: its checkpoint is dated ahead of the device's clock"
-        case .checkpoint: "re-anchor refused: not a checkpoint of this chain"
-        }
     }
 }

@@ -81,8 +81,10 @@ public struct DeviceSession: Sendable {
     private var now: UInt64 = 0
     /// Milliseconds since the Unix epoch when the running operation started, if the driver can tell.
     private var wallClock: UInt64?
-    /// A skipping sync's plan, once the newest checkpoint told it how far to go.
-    private var planner: SkippingPlanner?
+    #if !DEVICE_NO_SKIP
+        /// A skipping sync's plan, once the newest checkpoint told it how far to go.
+        private var planner: SkippingPlanner?
+    #endif
     /// The operation waiting for its trust to be dated or re-anchored (``checkTrust()``).
     private var pending: DeviceOperation?
     /// The refusal of a sync's first checkpoint, held while ``Job/checkingChain`` asks whose chain it was.
@@ -273,7 +275,9 @@ public struct DeviceSession: Sendable {
         refusedCode = nil
         result = nil
         verifiedHeader = nil
-        planner = nil
+        #if !DEVICE_NO_SKIP
+            planner = nil
+        #endif
         pending = nil
     }
 

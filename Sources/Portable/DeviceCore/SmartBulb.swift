@@ -120,13 +120,13 @@ public struct BulbCommand: Equatable, Sendable, CanonicalCodable {
 
     static let domain = TaggedHash(tag: "AmarsBulbCommand")
 
-    /// What the controller signs: everything but the signature, bound to the chain's genesis.
     /// Whether the controller key it names signed it for this chain: the bulb's first check and the door's.
     public func isSigned(genesis: Bytes32) -> Bool {
         guard let key = try? XOnlyPublicKey(bytes: controllerKey) else { return false }
         return key.verifySchnorr(signature, message: signingHash(genesis: genesis))
     }
 
+    /// What the controller signs: everything but the signature, bound to the chain's genesis.
     public func signingHash(genesis: Bytes32) -> Bytes32 {
         var w = ByteWriter()
         w.write(genesis)
