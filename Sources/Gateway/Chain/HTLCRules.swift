@@ -34,9 +34,7 @@ enum HTLCRules {
         throws(HTLCError) -> (write: (ObjectKey, [UInt8]), credit: (to: Address, amount: UInt64))
     {
         var htlc = try open(claim.lockID, in: state)
-        guard sender == htlc.recipient else { throw .notRecipient }
-        guard height <= htlc.expiryHeight else { throw .claimTooLate(expiryHeight: htlc.expiryHeight) }
-        guard SHA256.hash(claim.preimage.bytes) == htlc.hashLock else { throw .wrongPreimage }
+        try htlc.checkClaim(by: sender, preimage: claim.preimage, height: height)
         htlc.status = .claimed
         htlc.preimage = claim.preimage
         return ((key(claim.lockID), htlc.encoded), (htlc.recipient, htlc.amount))

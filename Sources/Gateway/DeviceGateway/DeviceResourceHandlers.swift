@@ -118,7 +118,9 @@ public struct DeviceResourceHandlers: Sendable {
         case .transaction: return submit(query, body: body)
         case .receipt: return receipt(query)
         case .inbox: return inbox(query)
-        case .escrowProof: return escrowProof(query)
+        case .escrowProof: return objectProof(.escrowProof, query, node.escrow)
+        case .htlcProof: return objectProof(.htlcProof, query, node.htlc)
+        case .channelProof: return objectProof(.channelProof, query, node.channel)
         case .skip: return skip(query)
         case .reanchor: return reanchor(query)
         case .notifications: return notifications(query)
@@ -278,13 +280,16 @@ public struct DeviceResourceHandlers: Sendable {
         return .chain(.content, payload.encoded)
     }
 
-    func escrowProof(_ query: DeviceQuery) -> DeviceResponse {
-        guard query.only(.escrowProof), let id = query["id"].flatMap(Self.transactionID) else {
+    /// An escrow, HTLC or channel (or its absence) by the id of the transaction that made it, with its proof.
+    func objectProof<State: CanonicalCodable & Equatable & Sendable>(
+        _ route: DeviceResource, _ query: DeviceQuery, _ view: (Bytes32) -> ChainNode.ObjectView<State>
+    ) -> DeviceResponse {
+        guard query.only(route), let id = query["id"].flatMap(Self.transactionID) else {
             return .error(.badRequest, "need id=<64 hex>")
         }
-        let view = node.escrow(id)
-        let payload = EscrowProofPayload(
-            height: view.height, stateRoot: view.stateRoot, state: view.state, proof: view.proof)
+        let object = view(id)
+        let payload = ObjectProofPayload(
+            height: object.height, stateRoot: object.stateRoot, state: object.state, proof: object.proof)
         return .chain(.content, payload.encoded)
     }
 

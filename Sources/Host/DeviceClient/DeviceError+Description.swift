@@ -28,6 +28,7 @@ extension DeviceError: CustomStringConvertible {
         case .reanchorRefused(let why): "\(summary) (\(why))"
         case .otherChain(let genesis): "\(summary) (the gateway's genesis block is \(Hex.encode(genesis.bytes)))"
         case .filter(let error): "\(summary) (\(error))"
+        case .htlc(let error): "\(summary): \(error.code) (\(error))"
         case .notAnchored, .notBuiltIn, .nothingReceived, .noWallet, .busy: "\(summary)"
         }
     }

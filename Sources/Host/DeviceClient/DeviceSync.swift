@@ -22,11 +22,13 @@ public enum DeviceSyncError: Error, Equatable, Sendable, CustomStringConvertible
     }
 
     /// `amars device`'s exit status: 4 when the trust expired (re-anchor the device), 5 when the gateway serves
-    /// another chain (point the device at its own), 1 otherwise.
+    /// another chain (point the device at its own), 3 when the proven HTLC is not the device's to claim with that
+    /// secret, 1 otherwise.
     public var exitStatus: Int32 {
         switch self {
         case .device(.trustExpired), .device(.reanchorRefused): 4
         case .device(.otherChain): 5
+        case .device(.htlc): 3
         default: 1
         }
     }

@@ -48,6 +48,26 @@ struct ChannelCommand: ParsableCommand {
             }
         }
 
+        /// The recipient's rule: `offered` checked against `channel` as proven at `height` and kept if it pays
+        /// more than the update held (exit status 2 when refused). Run holding the folder's lock.
+        func accept(_ offered: ChannelUpdate, channelID: Bytes32, channel: PaymentChannel, height: UInt64) throws {
+            let holding = try load(channelID)
+            guard offered != holding else {
+                print(
+                    "already kept: settles \(Amount.format(offered.paid)) AMSC of \(Amount.format(channel.deposit)) AMSC"
+                )
+                return
+            }
+            do { try channel.accept(offered, channelID: channelID, holding: holding, height: height) } catch {
+                throw refusal(error, exitStatus: 2)
+            }
+            try store(offered)
+            let gained = offered.paid - (holding?.paid ?? 0)
+            print(
+                "accepted: settles \(Amount.format(offered.paid)) AMSC of \(Amount.format(channel.deposit)) AMSC "
+                    + "(+\(Amount.format(gained))), \(offered.conditions.count) pending condition(s)")
+        }
+
         /// Runs `body` holding the folder's lock.
         func locked<T>(_ body: () throws -> T) throws -> T {
             do { return try store.locked(body) } catch let e as ChannelFolder.Failure { throw CLIError("\(e)") }
@@ -215,25 +235,9 @@ struct ChannelCommand: ParsableCommand {
 
         private func perform() throws {
             let channelID = try parseChannelID(id)
-            let offered =
-                FileManager.default.fileExists(atPath: update)
-                ? try readUpdate(update, what: "--update") : try decodeUpdate(update, what: "--update")
+            let offered = try readOrDecodeUpdate(update, what: "--update")
             let (channel, height) = try provenChannel(channelID, node: node)
-            let holding = try folder.load(channelID)
-            guard offered != holding else {
-                print(
-                    "already kept: settles \(Amount.format(offered.paid)) AMSC of \(Amount.format(channel.deposit)) AMSC"
-                )
-                return
-            }
-            do { try channel.accept(offered, channelID: channelID, holding: holding, height: height) } catch {
-                throw refusal(error, exitStatus: 2)
-            }
-            try folder.store(offered)
-            let gained = offered.paid - (holding?.paid ?? 0)
-            print(
-                "accepted: settles \(Amount.format(offered.paid)) AMSC of \(Amount.format(channel.deposit)) AMSC "
-                    + "(+\(Amount.format(gained))), \(offered.conditions.count) pending condition(s)")
+            try folder.accept(offered, channelID: channelID, channel: channel, height: height)
         }
     }
 
@@ -341,6 +345,11 @@ func provenChannel(_ id: Bytes32, node: NodeOptions) throws -> (channel: Payment
     let info = try node.typed { try $0.channel(id) }
     guard info.verify() else { throw CLIError("the node's proof for channel \(Hex.encode(id.bytes)) does not verify") }
     return (info.state, info.height)
+}
+
+/// An update given as a file holding its hex, or as the hex itself.
+func readOrDecodeUpdate(_ text: String, what: String) throws -> ChannelUpdate {
+    FileManager.default.fileExists(atPath: text) ? try readUpdate(text, what: what) : try decodeUpdate(text, what: what)
 }
 
 func readUpdate(_ path: String, what: String) throws -> ChannelUpdate {

@@ -35,8 +35,8 @@ struct DeviceCommand: ParsableCommand {
               amars device sync --state device.state --reanchor-key <operator x-only key> --reanchor reanchor.bin
             """,
         subcommands: [
-            Head.self, Sync.self, Balance.self, Send.self, Inbox.self, Escrow.self, Cert.self, Commands.self,
-            Paycode.self, Reanchor.self,
+            Head.self, Sync.self, Balance.self, Send.self, Inbox.self, Escrow.self, HTLC.self, Channel.self, Cert.self,
+            Commands.self, Paycode.self, Reanchor.self,
         ])
 
     struct Reanchor: ParsableCommand {
@@ -686,6 +686,12 @@ struct DeviceRun {
         } catch {
             throw failure(error)
         }
+    }
+
+    /// Runs `operation` with `wallet` as the device's own account (a payment, a claim).
+    mutating func run(_ operation: DeviceOperation, wallet: DeviceWallet) throws -> DeviceOutcome {
+        sync.setWallet(wallet)
+        return try run(operation)
     }
 
     /// Pays from `wallet`'s account: balance proven, transfer signed and submitted (over `submitOver` when given,

@@ -102,13 +102,7 @@ struct HTLCCommand: ParsableCommand {
 
         func run() throws {
             let lockID = try parseLockID(id)
-            let text =
-                FileManager.default.fileExists(atPath: secret)
-                ? (try String(contentsOfFile: secret, encoding: .utf8)).trimmingCharacters(in: .whitespacesAndNewlines)
-                : secret
-            guard text.utf8.count == 64, let raw = try? Hex.decode(text), let preimage = Bytes32(raw) else {
-                throw ValidationError("--secret must be 64 hex digits or a file holding them")
-            }
+            let preimage = try readSecret(secret)
             let signer = try loadKey(key)
             let sent = try send.send(
                 .htlcClaim(HTLCClaim(lockID: lockID, preimage: preimage)), signer: signer, node: node)
@@ -172,4 +166,16 @@ func parseLockID(_ text: String) throws -> Bytes32 {
         throw ValidationError("a lock id is the 64-hex-digit id of the transaction that locked it")
     }
     return id
+}
+
+/// `--secret`: a file holding the secret as hex, or the secret itself as 64 hex digits.
+func readSecret(_ secret: String) throws -> Bytes32 {
+    let text =
+        FileManager.default.fileExists(atPath: secret)
+        ? (try String(contentsOfFile: secret, encoding: .utf8)).trimmingCharacters(in: .whitespacesAndNewlines)
+        : secret
+    guard text.utf8.count == 64, let raw = try? Hex.decode(text), let preimage = Bytes32(raw) else {
+        throw ValidationError("--secret must be 64 hex digits or a file holding them")
+    }
+    return preimage
 }

@@ -14,6 +14,8 @@ extension DeviceError.Stage {
         case .transactionProof: "inclusion proof"
         case .receiptProof: "receipt proof"
         case .escrowProof: "escrow proof"
+        case .htlcProof: "HTLC proof"
+        case .channelProof: "channel proof"
         case .certificateProof: "certificate proof"
         case .filterProof: "filter proof"
         case .notificationProof: "notification proof"
@@ -45,6 +47,7 @@ extension DeviceError {
         case .noWallet: "the device has no key to pay with"
         case .insufficientFunds: "the proven balance is below the amount"
         case .wallet: "the wallet refused to sign"
+        case .htlc: "the proven HTLC cannot be claimed with this secret by this device"
         case .failedOnChain: "final, but the proven receipt says it failed"
         case .busy: "another device operation is running"
         }
@@ -60,9 +63,7 @@ extension DeviceError.Inconsistency {
         case .stateRootMismatch(.accountProof, _): "account proof names another state root than its block"
         case .stateRootMismatch: "a proof names another state root than its block"
         case .headerHeight: "the gateway served a header of another height"
-        #if !DEVICE_NO_ESCROW
-            case .staleEscrowProof: "escrow proof from a block older than the verified head"
-        #endif
+        case .staleObjectProof: "escrow, HTLC or channel proof from a block older than the verified head"
         #if !DEVICE_NO_CERTIFICATES
             case .staleCertificateProof: "certificate proof from a block older than the verified head"
             case .certificateChain: "certificate records that are not one chain from the id asked to a root"

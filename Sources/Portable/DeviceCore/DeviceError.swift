@@ -19,6 +19,8 @@ public enum DeviceError: Error, Equatable, Sendable {
         case transactionProof
         case receiptProof
         case escrowProof
+        case htlcProof
+        case channelProof
         case certificateProof
         /// The proof of an epoch's committed recipient filter hash, or the filter against that hash.
         case filterProof
@@ -32,8 +34,9 @@ public enum DeviceError: Error, Equatable, Sendable {
         case stateRootMismatch(DeviceResource, height: UInt64)
         /// The header served for height `asked` is of another height.
         case headerHeight(asked: UInt64, got: UInt64)
-        /// An escrow proof from a block older than the head the device verified first.
-        case staleEscrowProof(proofHeight: UInt64, headHeight: UInt64)
+        /// An escrow, HTLC or channel proof from a block older than the head the device verified first: the
+        /// object's status may have changed since (closed, claimed, refunded).
+        case staleObjectProof(DeviceResource, proofHeight: UInt64, headHeight: UInt64)
         /// A certificate proof from a block before the verified head (a revocation since would not show).
         case staleCertificateProof(proofHeight: UInt64, headHeight: UInt64)
         /// The records sent are not one chain from the certificate asked for to a root.
@@ -62,7 +65,8 @@ public enum DeviceError: Error, Equatable, Sendable {
     case notAnchored
     /// The operation is compiled out of this image. A board links only what its firmware app runs, each left out
     /// by a compile switch: `DEVICE_NO_ESCROW`, `DEVICE_NO_INBOX`, `DEVICE_NO_COMMANDS`, `DEVICE_NO_CERTIFICATES`,
-    /// `DEVICE_NO_PAYMENT_CODES`, `DEVICE_NO_SKIP` and `DEVICE_NO_REANCHOR` (Boards/Makefile sets them per app).
+    /// `DEVICE_NO_PAYMENT_CODES`, `DEVICE_NO_HTLC`, `DEVICE_NO_CHANNELS`, `DEVICE_NO_SKIP` and
+    /// `DEVICE_NO_REANCHOR` (Boards/Makefile sets them per app).
     case notBuiltIn
     /// The recipient filter's bytes do not decode, or do not hash to the committed value the proof showed.
     case filter(RecipientFilterError)
@@ -112,6 +116,9 @@ public enum DeviceError: Error, Equatable, Sendable {
     case insufficientFunds(balance: UInt64, amount: UInt64)
     /// The wallet refused to sign (zero amount, tip above the fee cap, ...).
     case wallet(WalletError)
+    /// The proven HTLC cannot be claimed by this device with this secret (unknown, not open, another recipient's,
+    /// expired, or locked to another hash): nothing was signed.
+    case htlc(HTLCError)
     /// Final, but the proven receipt says the transaction failed.
     case failedOnChain(Receipt)
     /// An operation was started while another one is still running.

@@ -18,6 +18,15 @@ public enum DeviceOperation: Equatable, Sendable {
     case account(Address)
     /// A rental escrow's state (or absence) proven against a header no older than the verified head.
     case escrow(Bytes32)
+    /// An HTLC's state (or absence) proven against a header no older than the verified head.
+    case htlc(Bytes32)
+    /// Claim an HTLC with its secret: the contract proven open, for this device, unexpired and locked to the
+    /// secret's hash (so no fee is spent on a claim the chain would refuse), then the claim signed, submitted and
+    /// proven final and successful.
+    case claim(HTLCClaimOrder)
+    /// A payment channel's state (or absence) proven against a header no older than the verified head: what the
+    /// recipient checks an off-chain update against (``PaymentChannel/accept(_:channelID:holding:height:)``).
+    case channel(Bytes32)
     /// A certificate's records up to its root (or its absence) proven against a header no older than the verified
     /// head, and its standing at that header's time: what a device checks before trusting a peer or a controller.
     case certificate(Bytes32)
@@ -83,6 +92,34 @@ public struct PaymentOrder: Equatable, Sendable {
     }
 }
 
+/// An HTLC claim the device makes from its own account (the session's wallet), which pays the fee.
+public struct HTLCClaimOrder: Equatable, Sendable {
+    public var claim: HTLCClaim
+    public var tipPerUnit: UInt64
+    /// Most the device pays per resource unit; nil: twice the next base fee plus the tip.
+    public var maxFeePerUnit: UInt64?
+    public var auxRandom: Bytes32
+    public var finalityMillis: UInt32
+
+    public init(
+        lockID: Bytes32, preimage: Bytes32, tipPerUnit: UInt64 = 1, maxFeePerUnit: UInt64? = nil,
+        auxRandom: Bytes32 = .zero, finalityMillis: UInt32 = 30_000
+    ) {
+        claim = HTLCClaim(lockID: lockID, preimage: preimage)
+        self.tipPerUnit = tipPerUnit
+        self.maxFeePerUnit = maxFeePerUnit
+        self.auxRandom = auxRandom
+        self.finalityMillis = finalityMillis
+    }
+
+    /// The claim's fee terms in the form the session signs every transaction of its own with.
+    var terms: PaymentOrder {
+        PaymentOrder(
+            recipient: .init(raw: .zero), amount: 0, tipPerUnit: tipPerUnit, maxFeePerUnit: maxFeePerUnit,
+            auxRandom: auxRandom, finalityMillis: finalityMillis)
+    }
+}
+
 /// What an operation proved.
 ///
 /// Every case holds plain values (no arrays), boxed: a board passes outcomes up through its driver, and each
@@ -95,6 +132,10 @@ public indirect enum DeviceOutcome: Equatable, Sendable {
     case head(TrustedHeader)
     case account(VerifiedAccount)
     case escrow(VerifiedEscrow)
+    case htlc(VerifiedHTLC)
+    case channel(VerifiedChannel)
+    /// The HTLC claimed: its amount is the device's, proven.
+    case claimed(VerifiedClaim)
     case certificate(VerifiedCertificate)
     case included(VerifiedInclusion)
     case submitted(Bytes32)
@@ -172,12 +213,25 @@ public struct VerifiedAccount: Equatable, Sendable {
     public let header: TrustedHeader
 }
 
-/// An escrow (or its absence) proven against a trusted header's state root: what a lock acts on.
-public struct VerifiedEscrow: Equatable, Sendable {
+/// A state object kept by the id of the transaction that made it (an escrow, an HTLC, a channel), or its absence,
+/// proven against a trusted header's state root.
+public struct VerifiedObject<State: Equatable & Sendable>: Equatable, Sendable {
     public let id: Bytes32
-    /// Nil: proven that no escrow has this id.
-    public let state: EscrowState?
+    /// Nil: proven that no such object has this id.
+    public let state: State?
     public let header: TrustedHeader
+}
+
+/// What a lock acts on.
+public typealias VerifiedEscrow = VerifiedObject<EscrowState>
+public typealias VerifiedHTLC = VerifiedObject<HTLCState>
+public typealias VerifiedChannel = VerifiedObject<PaymentChannel>
+
+/// An HTLC claimed by the device: the contract as proven open before the claim, and the claim proven final.
+public struct VerifiedClaim: Equatable, Sendable {
+    public let lockID: Bytes32
+    public let amount: UInt64
+    public let payment: VerifiedPayment
 }
 
 /// A certificate's standing proven against a trusted header: nil when the state proves no certificate has the id.

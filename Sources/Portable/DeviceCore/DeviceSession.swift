@@ -72,8 +72,13 @@ public struct DeviceSession: Sendable {
     private var listed: Listed?
     /// The addresses a recipient-filter operation tests.
     private var watching: [Address] = []
-    /// The payment being made, and its signed transaction once there is one.
+    /// The payment being made (or an HTLC claim's fee terms), and its signed transaction once there is one.
     private var order: PaymentOrder?
+    #if !DEVICE_NO_HTLC
+        /// The HTLC claim being made, and the amount the contract was proven to hold.
+        private var claiming: HTLCClaim?
+        private var claimAmount: UInt64 = 0
+    #endif
     private var outgoing: OutgoingTransaction?
     private var progress = SyncProgress(fromEpoch: 0, toEpoch: 0)
     private var deadline: UInt64 = 0
@@ -154,7 +159,7 @@ public struct DeviceSession: Sendable {
         case checkingChain
         case head
         case account(Address)
-        case escrow(Bytes32, headHeight: UInt64)
+        case object(ObjectKind, Bytes32, headHeight: UInt64)
         case certificate(Bytes32, headHeight: UInt64)
         case inclusion(Bytes32)
         case submit
@@ -170,10 +175,36 @@ public struct DeviceSession: Sendable {
         var transfer: IncomingTransfer
     }
 
+    /// The state objects kept by the id of the transaction that made them, proven alike.
+    private enum ObjectKind: Sendable {
+        case escrow
+        case htlc
+        case channel
+
+        var resource: DeviceResource {
+            switch self {
+            case .escrow: .escrowProof
+            case .htlc: .htlcProof
+            case .channel: .channelProof
+            }
+        }
+
+        var stage: DeviceError.Stage {
+            switch self {
+            case .escrow: .escrowProof
+            case .htlc: .htlcProof
+            case .channel: .channelProof
+            }
+        }
+    }
+
     private enum Parent: Sendable {
         case none
-        case escrow(Bytes32)
+        /// The verified head first, then the object proven at it or later.
+        case object(ObjectKind, Bytes32)
         case certificate(Bytes32)
+        /// The HTLC proven claimable, then the claim made as a payment is (``pay``).
+        case claim
         /// The inbox cursor: the first transfer still to look at.
         case receive(Address, from: UInt64, position: UInt64)
         case pay
@@ -271,6 +302,9 @@ public struct DeviceSession: Sendable {
         listed = nil
         watching = []
         order = nil
+        #if !DEVICE_NO_HTLC
+            claiming = nil
+        #endif
         outgoing = nil
         refusedCode = nil
         result = nil
@@ -349,10 +383,24 @@ public struct DeviceSession: Sendable {
         #if DEVICE_NO_ESCROW
             case .escrow: throw .notBuiltIn
         #else
-            case .escrow(let id):
-                parent = .escrow(id)
+            case .escrow(let id): return beginObject(.escrow, id)
+        #endif
+        #if DEVICE_NO_HTLC
+            case .htlc, .claim: throw .notBuiltIn
+        #else
+            case .htlc(let id): return beginObject(.htlc, id)
+            case .claim(let claim):
+                guard wallet != nil else { throw .noWallet }
+                order = claim.terms
+                claiming = claim.claim
+                parent = .claim
                 job = .head
                 return ask(.head)
+        #endif
+        #if DEVICE_NO_CHANNELS
+            case .channel: throw .notBuiltIn
+        #else
+            case .channel(let id): return beginObject(.channel, id)
         #endif
         #if DEVICE_NO_CERTIFICATES
             case .certificate: throw .notBuiltIn
@@ -406,6 +454,14 @@ public struct DeviceSession: Sendable {
         }
     }
 
+    /// An object is proven in two steps: the head verified first, then the object at that height or later, so a
+    /// gateway cannot answer with a state from before a change it knows of.
+    private mutating func beginObject(_ kind: ObjectKind, _ id: Bytes32) -> Step {
+        parent = .object(kind, id)
+        job = .head
+        return ask(.head)
+    }
+
     /// The whole answer to the request last sent.
     public mutating func receive(_ answer: DeviceAnswer, now: UInt64) -> DeviceAction {
         self.now = now
@@ -425,7 +481,8 @@ public struct DeviceSession: Sendable {
                 case .reanchor: return action(try reanchorAnswered(answer))
             #endif
             case .headers, .head: return action(try headerAnswered(answer, resource))
-            case .accountProof, .escrowProof: return action(try stateProofAnswered(answer, resource))
+            case .accountProof, .escrowProof, .htlcProof, .channelProof:
+                return action(try stateProofAnswered(answer, resource))
             case .txProof: return action(try transactionProofAnswered(answer))
             case .transaction: return action(try submitAnswered(answer))
             #if DEVICE_NO_INBOX
@@ -679,10 +736,10 @@ public struct DeviceSession: Sendable {
         var reader = ByteReader(answer.body)
         let height: UInt64
         do { height = try reader.readVarint() } catch { throw .undecodable(resource, error) }
-        if case .escrow(_, let headHeight) = job, height < headHeight {
-            // An escrow's status changes (a close, an expiry): a proof from before the verified head, however
-            // genuine, could show open an escrow that is already closed.
-            throw .inconsistent(.staleEscrowProof(proofHeight: height, headHeight: headHeight))
+        if case .object(_, _, let headHeight) = job, height < headHeight {
+            // An escrow's, HTLC's or channel's status changes (a close, a claim, an expiry): a proof from before
+            // the verified head, however genuine, could show open an object that is already closed.
+            throw .inconsistent(.staleObjectProof(resource, proofHeight: height, headHeight: headHeight))
         }
         if case .certificate(_, let headHeight) = job, height < headHeight {
             // Likewise a certificate revoked since: an older proof would still show it valid.
@@ -931,11 +988,8 @@ public struct DeviceSession: Sendable {
         case .account(let address):
             let state = try Self.verifyAccount(proofBody, of: address, stateRoot: header.stateRoot)
             return completed(.account(VerifiedAccount(address: address, state: state, header: header)))
-        #if !DEVICE_NO_ESCROW
-            case .escrow(let id, _):
-                let state = try Self.verifyEscrow(proofBody, id: id, stateRoot: header.stateRoot)
-                return completed(.escrow(VerifiedEscrow(id: id, state: state, header: header)))
-        #endif
+        case .object(let kind, let id, _):
+            return completed(try verifiedObject(kind, id, header))
         #if !DEVICE_NO_CERTIFICATES
             case .certificate(let id, _):
                 return completed(.certificate(try Self.verifyCertificate(proofBody, id: id, header: header)))
@@ -986,23 +1040,55 @@ public struct DeviceSession: Sendable {
         }
     }
 
-    #if !DEVICE_NO_ESCROW
-        @inline(never)
-        private static func verifyEscrow(_ body: [UInt8], id: Bytes32, stateRoot: Bytes32) throws(DeviceError)
-            -> EscrowState?
-        {
-            let payload: EscrowProofPayload
-            do { payload = try EscrowProofPayload(decoding: body) } catch { throw .undecodable(.escrowProof, error) }
-            guard payload.stateRoot == stateRoot else {
-                throw .inconsistent(.stateRootMismatch(.escrowProof, height: payload.height))
-            }
-            do {
-                return try ProofVerifier.verifyEscrow(payload.state, id: id, proof: payload.proof, stateRoot: stateRoot)
-            } catch {
-                throw .rejected(error, stage: .escrowProof)
-            }
+    /// The object in ``proofBody`` proven under `header`'s state root, as the outcome its kind gives.
+    @inline(never)
+    private func verifiedObject(_ kind: ObjectKind, _ id: Bytes32, _ header: TrustedHeader) throws(DeviceError)
+        -> DeviceOutcome
+    {
+        switch kind {
+        #if !DEVICE_NO_ESCROW
+            case .escrow:
+                let state = try Self.verifyObject(
+                    proofBody, as: EscrowState.self, key: StateNamespace.escrowKey(id), kind, header.stateRoot)
+                return .escrow(VerifiedEscrow(id: id, state: state, header: header))
+        #endif
+        #if !DEVICE_NO_HTLC
+            case .htlc:
+                let state = try Self.verifyObject(
+                    proofBody, as: HTLCState.self, key: StateNamespace.htlcKey(id), kind, header.stateRoot)
+                return .htlc(VerifiedHTLC(id: id, state: state, header: header))
+        #endif
+        #if !DEVICE_NO_CHANNELS
+            case .channel:
+                let state = try Self.verifyObject(
+                    proofBody, as: PaymentChannel.self, key: StateNamespace.channelKey(id), kind, header.stateRoot)
+                return .channel(VerifiedChannel(id: id, state: state, header: header))
+        #endif
+        #if DEVICE_NO_ESCROW || DEVICE_NO_HTLC || DEVICE_NO_CHANNELS
+            default: throw .notBuiltIn
+        #endif
         }
-    #endif
+    }
+
+    @inline(never)
+    private static func verifyObject<State: CanonicalCodable & Equatable & Sendable>(
+        _ body: [UInt8], as: State.Type, key: Bytes32, _ kind: ObjectKind, _ stateRoot: Bytes32
+    ) throws(DeviceError) -> State? {
+        let resource = kind.resource
+        let payload: ObjectProofPayload<State>
+        do { payload = try ObjectProofPayload<State>(decoding: body) } catch { throw .undecodable(resource, error) }
+        guard payload.stateRoot == stateRoot else {
+            throw .inconsistent(.stateRootMismatch(resource, height: payload.height))
+        }
+        do {
+            try ProofVerifier.verifyValue(
+                key: key, valueHash: payload.state.map { Domain.stateValue.hash($0.encoded) }, proof: payload.proof,
+                stateRoot: stateRoot)
+        } catch {
+            throw .rejected(error, stage: kind.stage)
+        }
+        return payload.state
+    }
 
     #if !DEVICE_NO_PAYMENT_CODES
         /// The address's notification count proven under `stateRoot`, then record `index`: present and proven below
@@ -1153,12 +1239,16 @@ public struct DeviceSession: Sendable {
         switch parent {
         case .none:
             return .finished
-        #if !DEVICE_NO_ESCROW
-            case .escrow(let id):
-                guard case .head(let head)? = result else { return .finished }
-                job = .escrow(id, headHeight: head.height)
-                return ask(.escrowProof(id))
-        #endif
+        case .object(let kind, let id):
+            guard case .head(let head)? = result else { return .finished }
+            job = .object(kind, id, headHeight: head.height)
+            return ask(DeviceRequest(kind.resource, query: [DeviceRequest.argument("id", hex: id)]))
+        case .claim:
+            #if DEVICE_NO_HTLC
+                throw .notBuiltIn
+            #else
+                return try claimStep()
+            #endif
         case .certificate(let id):
             guard case .head(let head)? = result else { return .finished }
             job = .certificate(id, headHeight: head.height)
@@ -1180,14 +1270,36 @@ public struct DeviceSession: Sendable {
         #endif
         case .pay:
             return .pay
-        #if DEVICE_NO_ESCROW
-            case .escrow: throw .notBuiltIn
-        #endif
         #if DEVICE_NO_INBOX
             case .receive: throw .notBuiltIn
         #endif
         }
     }
+
+    #if !DEVICE_NO_HTLC
+        /// The claim's steps before it is made like a payment: the head, then the HTLC proven at it or later and
+        /// judged by the chain's own rule at the next height, then the device's account.
+        @inline(never)
+        private mutating func claimStep() throws(DeviceError) -> Step {
+            guard let claim = claiming, let wallet else { throw .busy }
+            switch result {
+            case .head(let head):
+                job = .object(.htlc, claim.lockID, headHeight: head.height)
+                return ask(.htlcProof(claim.lockID))
+            case .htlc(let proven):
+                guard let htlc = proven.state else { throw .htlc(.unknownHTLC) }
+                do {
+                    try htlc.checkClaim(by: wallet.address, preimage: claim.preimage, height: proven.header.height + 1)
+                } catch { throw .htlc(error) }
+                claimAmount = htlc.amount
+                parent = .pay
+                payer = wallet.address
+                return askAccount(wallet.address)
+            default:
+                throw .busy
+            }
+        }
+    #endif
 
     /// The payment's next step: sign once the balance is proven, prove once submitted.
     @inline(never)
@@ -1213,7 +1325,13 @@ public struct DeviceSession: Sendable {
         case .included(let inclusion):
             guard inclusion.receipt.status == .success else { throw .failedOnChain(inclusion.receipt) }
             guard let outgoing else { throw .busy }
-            result = .paid(VerifiedPayment(id: outgoing.id, nonce: outgoing.nonce, inclusion: inclusion))
+            let payment = VerifiedPayment(id: outgoing.id, nonce: outgoing.nonce, inclusion: inclusion)
+            result = .paid(payment)
+            #if !DEVICE_NO_HTLC
+                if let claiming {
+                    result = .claimed(VerifiedClaim(lockID: claiming.lockID, amount: claimAmount, payment: payment))
+                }
+            #endif
             return .finished
         default:
             return .finished
@@ -1243,10 +1361,24 @@ public struct DeviceSession: Sendable {
         let maxFee = order.maxFeePerUnit ?? (doubled.overflow || cap.overflow ? UInt64.max : cap.partialValue)
         let signed: OutgoingTransaction
         do {
-            signed = OutgoingTransaction(
-                try wallet!.transfer(
-                    genesis: anchor.genesisHeaderHash, to: order.recipient, amount: order.amount,
-                    maxFeePerUnit: maxFee, tipPerUnit: order.tipPerUnit, auxRandom: order.auxRandom))
+            #if !DEVICE_NO_HTLC
+                if let claiming {
+                    signed = OutgoingTransaction(
+                        try wallet!.signed(
+                            .htlcClaim(claiming), genesis: anchor.genesisHeaderHash, maxFeePerUnit: maxFee,
+                            tipPerUnit: order.tipPerUnit, auxRandom: order.auxRandom))
+                } else {
+                    signed = OutgoingTransaction(
+                        try wallet!.transfer(
+                            genesis: anchor.genesisHeaderHash, to: order.recipient, amount: order.amount,
+                            maxFeePerUnit: maxFee, tipPerUnit: order.tipPerUnit, auxRandom: order.auxRandom))
+                }
+            #else
+                signed = OutgoingTransaction(
+                    try wallet!.transfer(
+                        genesis: anchor.genesisHeaderHash, to: order.recipient, amount: order.amount,
+                        maxFeePerUnit: maxFee, tipPerUnit: order.tipPerUnit, auxRandom: order.auxRandom))
+            #endif
         } catch {
             throw .wallet(error)
         }

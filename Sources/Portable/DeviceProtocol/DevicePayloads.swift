@@ -156,16 +156,19 @@ public struct TransactionProofPayload: Equatable, Sendable, CanonicalCodable {
     }
 }
 
-/// A rental escrow's state, or its absence (`state` nil), with the sparse-Merkle proof against the state root
-/// of block `height` (`v1/proof/escrow`). A lock that verified that block's header checks it with
-/// `ProofVerifier.verifyEscrow` and opens only for an escrow proven open and naming it.
-public struct EscrowProofPayload: Equatable, Sendable, CanonicalCodable {
+/// A state object kept by the id of the transaction that made it (a rental escrow, an HTLC, a payment channel), or
+/// its absence (`state` nil), with the sparse-Merkle proof against the state root of block `height`
+/// (`v1/proof/escrow`, `v1/proof/htlc`, `v1/proof/channel`). A device that verified that block's header checks it
+/// with `ProofVerifier.verifyValue` under the object's key and acts only on what is proven.
+public struct ObjectProofPayload<State: CanonicalCodable & Equatable & Sendable>: Equatable, Sendable,
+    CanonicalCodable
+{
     public var height: UInt64
     public var stateRoot: Bytes32
-    public var state: EscrowState?
+    public var state: State?
     public var proof: SparseMerkleProof
 
-    public init(height: UInt64, stateRoot: Bytes32, state: EscrowState?, proof: SparseMerkleProof) {
+    public init(height: UInt64, stateRoot: Bytes32, state: State?, proof: SparseMerkleProof) {
         self.height = height
         self.stateRoot = stateRoot
         self.state = state
@@ -186,6 +189,13 @@ public struct EscrowProofPayload: Equatable, Sendable, CanonicalCodable {
         proof = try r.read()
     }
 }
+
+/// What a lock checks before it opens: it opens only for an escrow proven open and naming it.
+public typealias EscrowProofPayload = ObjectProofPayload<EscrowState>
+/// What a device checks before it claims an HTLC with its secret.
+public typealias HTLCProofPayload = ObjectProofPayload<HTLCState>
+/// What a channel's recipient checks an off-chain update against.
+public typealias ChannelProofPayload = ObjectProofPayload<PaymentChannel>
 
 /// Final transfers paying one address (`v1/inbox?a=<address>&from=<height>`), oldest first: what a terminal
 /// polls while it waits to be paid. The gateway could omit or invent entries; the device proves each one it

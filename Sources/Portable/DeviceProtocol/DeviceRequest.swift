@@ -48,6 +48,14 @@ public struct DeviceRequest: Equatable, Sendable {
         DeviceRequest(.escrowProof, query: [argument("id", hex: id)])
     }
 
+    public static func htlcProof(_ id: Bytes32) -> DeviceRequest {
+        DeviceRequest(.htlcProof, query: [argument("id", hex: id)])
+    }
+
+    public static func channelProof(_ id: Bytes32) -> DeviceRequest {
+        DeviceRequest(.channelProof, query: [argument("id", hex: id)])
+    }
+
     public static func certificateProof(_ id: Bytes32) -> DeviceRequest {
         DeviceRequest(.certificate, query: [argument("id", hex: id)])
     }

@@ -16,6 +16,8 @@ public enum DeviceResource: Int, CaseIterable, Sendable {
     case notifications
     case recipientFilter
     case commands
+    case htlcProof
+    case channelProof
 
     public var path: StaticString {
         switch self {
@@ -34,6 +36,8 @@ public enum DeviceResource: Int, CaseIterable, Sendable {
         case .notifications: DeviceResources.notifications
         case .recipientFilter: DeviceResources.recipientFilter
         case .commands: DeviceResources.commands
+        case .htlcProof: DeviceResources.htlcProof
+        case .channelProof: DeviceResources.channelProof
         }
     }
 
@@ -49,7 +53,7 @@ public enum DeviceResource: Int, CaseIterable, Sendable {
         case .head, .transaction, .reanchor: []
         case .checkpoints: ["from", "limit"]
         case .headers: ["h"]
-        case .txProof, .receipt, .escrowProof, .certificate: ["id"]
+        case .txProof, .receipt, .escrowProof, .certificate, .htlcProof, .channelProof: ["id"]
         case .accountProof: ["a"]
         case .inbox: ["a", "from", "pos"]
         case .notifications: ["a", "i"]

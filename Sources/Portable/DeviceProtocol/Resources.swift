@@ -22,6 +22,12 @@ public enum DeviceResources {
     /// GET: a rental escrow's state (or absence) and its proof against the head's state root (Uri-Query
     /// `id=<opening transaction id>`): what a lock checks before it opens.
     public static let escrowProof: StaticString = "v1/proof/escrow"
+    /// GET: an HTLC's state (or absence) and its proof against the head's state root (Uri-Query `id=<locking
+    /// transaction id>`): what a device checks before it claims with the secret.
+    public static let htlcProof: StaticString = "v1/proof/htlc"
+    /// GET: a payment channel's state (or absence) and its proof against the head's state root (Uri-Query
+    /// `id=<opening transaction id>`): what a recipient checks an off-chain update against.
+    public static let channelProof: StaticString = "v1/proof/channel"
     /// GET: a certificate and its chain-state proof, for devices checking who may command them.
     public static let certificate: StaticString = "v1/cert"
     /// POST: submit a signed transaction (2.01 when pooled), Block1 when large.

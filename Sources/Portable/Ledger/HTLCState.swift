@@ -66,6 +66,15 @@ public struct HTLCState: Equatable, Sendable, CanonicalCodable {
     }
 
     public var valueHash: Bytes32 { Domain.stateValue.hash(encoded) }
+
+    /// Whether `claimer` may claim this contract with `preimage` in a block at `height`: the chain's rule, which a
+    /// device also applies to the proven state before it signs a claim the chain would refuse.
+    public func checkClaim(by claimer: Address, preimage: Bytes32, height: UInt64) throws(HTLCError) {
+        guard status == .open else { throw .notOpen }
+        guard claimer == recipient else { throw .notRecipient }
+        guard height <= expiryHeight else { throw .claimTooLate(expiryHeight: expiryHeight) }
+        guard SHA256.hash(preimage.bytes) == hashLock else { throw .wrongPreimage }
+    }
 }
 
 extension StateNamespace {

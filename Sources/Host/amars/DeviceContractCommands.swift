@@ -1,0 +1,132 @@
+import AmarsCodec
+import AmarsCrypto
+import ArgumentParser
+import Chain
+import DeviceClient
+import DeviceCore
+import Foundation
+import Ledger
+import LightClient
+
+// `amars device htlc` and `amars device channel`: a device's side of hash time-locked payments and of the payment
+// channels it is paid through, every state proven by DeviceCore's session against a header it verified itself,
+// the same operations the board and the simulator run.
+
+extension DeviceCommand {
+    struct HTLC: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "htlc",
+            abstract: "An HTLC's status proven against a verified header; with --secret, claim it as the device.",
+            discussion: """
+                Without --secret: the contract's status (exit status 2 when none has the id). With --secret and \
+                --key: the device proves the contract open, locked for its own account, unexpired at the next \
+                block and locked to the secret's hash, then signs the claim, submits it and proves it final and \
+                successful. A contract the chain would refuse to pay is refused before anything is signed (exit \
+                status 3, with the chain's reason: htlcNotOpen, notRecipient, claimTooLate, wrongPreimage, \
+                unknownHTLC). The device's account pays the fee.
+
+                Example:
+                  amars device htlc <lock id>
+                  amars device htlc <lock id> --key lock.key --secret secret.hex
+                """)
+
+        @Argument(help: "The lock id (the id of the transaction that locked it).")
+        var id: String
+        @Option(help: "Secret key file of the device (the HTLC's recipient); with --secret.")
+        var key: String?
+        @Option(help: "File holding the secret (hex), or the secret itself as 64 hex digits: claim the HTLC.")
+        var secret: String?
+        @Option(help: "Tip per resource unit for the proposer, in base units.")
+        var tip: UInt64 = 1
+        @Option(help: "Most you will pay per resource unit, in base units (default: 2 × next base fee + tip).")
+        var maxFee: UInt64?
+        @Option(help: "Seconds to wait for the claim to become final.")
+        var timeout: UInt64 = 60
+        @OptionGroup var options: DeviceOptions
+
+        func validate() throws {
+            guard (key == nil) == (secret == nil) else { throw ValidationError("give --key and --secret together") }
+        }
+
+        func run() throws {
+            let lockID = try parseLockID(id)
+            var session = try options.open()
+            guard let secret, let key else {
+                guard case .htlc(let proven) = try session.run(.htlc(lockID)) else { throw ExitCode(1) }
+                try session.save()
+                guard let h = proven.state else {
+                    print("htlc        none with id \(id) (absence proven against block \(proven.header.height))")
+                    throw ExitCode(2)
+                }
+                print("htlc        \(h.status), \(Amount.format(h.amount)) AMSC from \(h.sender.bech32)")
+                print("            to \(h.recipient.bech32), claimable up to block \(h.expiryHeight)")
+                print("            hash lock \(Hex.encode(h.hashLock.bytes))")
+                if h.status == .claimed { print("            secret \(Hex.encode(h.preimage.bytes))") }
+                print("proven      state proof checked against the state root of block \(proven.header.height)")
+                print("            (\(DeviceRun.basisText(proven.header.basis)))")
+                return
+            }
+            let preimage = try readSecret(secret)
+            let signer = try loadKey(key)
+            var rng = SystemRandomNumberGenerator()
+            let order = HTLCClaimOrder(
+                lockID: lockID, preimage: preimage, tipPerUnit: tip, maxFeePerUnit: maxFee,
+                auxRandom: Bytes32(w0: rng.next(), w1: rng.next(), w2: rng.next(), w3: rng.next()),
+                finalityMillis: UInt32(min(timeout * 1000, UInt64(UInt32.max))))
+            let outcome = try session.run(.claim(order), wallet: DeviceWallet(key: signer, nextNonce: 0))
+            guard case .claimed(let claimed) = outcome else { throw CLIError("unexpected outcome \(outcome)") }
+            let inclusion = claimed.payment.inclusion
+            print("claimed     \(Amount.format(claimed.amount)) AMSC (the contract proven open before signing)")
+            print(
+                "final       at height \(inclusion.header.height) (epoch \(inclusion.header.epoch)), "
+                    + "position \(inclusion.position)")
+            print("            inclusion proof checked against the block's transactions root")
+            print("            (\(DeviceRun.basisText(inclusion.header.basis)))")
+            print("receipt     success, fee \(inclusion.receipt.feePaid) units (proven)")
+            try session.save()
+        }
+    }
+
+    struct Channel: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "channel",
+            abstract: "A payment channel proven against a verified header; with --update, accept it as the recipient.",
+            discussion: """
+                Without --update: the channel's status (exit status 2 when none has the id). With --update: the \
+                update is checked against the channel the device proved itself, not against a node's word, by the \
+                rule `amars channel accept` applies, and kept in --dir if it pays more (exit status 2 when refused).
+
+                Example:
+                  amars device channel <channel id>
+                  amars device channel <channel id> --update u.hex --dir bob-ch
+                """)
+
+        @Argument(help: "The channel id (the id of the transaction that opened it).")
+        var id: String
+        @Option(help: "File holding the update (hex), or the update itself in hex: check it and keep it.")
+        var update: String?
+        @OptionGroup var folder: ChannelCommand.Folder
+        @OptionGroup var options: DeviceOptions
+
+        func run() throws {
+            let channelID = try parseChannelID(id)
+            let offered = try update.map { try readOrDecodeUpdate($0, what: "--update") }
+            var session = try options.open()
+            guard case .channel(let proven) = try session.run(.channel(channelID)) else { throw ExitCode(1) }
+            try session.save()
+            guard let c = proven.state else {
+                print("channel     none with id \(id) (absence proven against block \(proven.header.height))")
+                throw ExitCode(2)
+            }
+            print("channel     \(c.status), deposit \(Amount.format(c.deposit)) AMSC from \(c.sender.bech32)")
+            print("            to \(c.recipient.bech32), closable up to block \(c.expiryHeight)")
+            if c.status == .closed { print("            paid out \(Amount.format(c.paidOut)) AMSC") }
+            print("proven      state proof checked against the state root of block \(proven.header.height)")
+            print("            (\(DeviceRun.basisText(proven.header.basis)))")
+            guard let offered else { return }
+            try folder.locked {
+                try folder.accept(offered, channelID: channelID, channel: c, height: proven.header.height)
+            }
+        }
+    }
+}
