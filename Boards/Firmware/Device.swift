@@ -30,6 +30,8 @@
 //   83       the trusted state could not be saved to the board's storage (Storage.swift)
 //   84       the trusted committee is older than the trusting period: the device must be re-anchored
 //   85       the gateway serves another chain (its genesis block is not the provisioned one)
+//   88       the claim app's HTLC is not this device's to claim with its secret (not open, another recipient's,
+//            expired, locked to another hash, or unknown): nothing was signed
 // where r is the LightClientError (see refusalCode): each refusal has its own status.
 #if FIRMWARE_SYNC
     import AmarsCodec
@@ -59,6 +61,7 @@
         static let noPaymentReceived: Int32 = 82
         static let trustExpired: Int32 = 84
         static let otherChain: Int32 = 85
+        static let cannotClaim: Int32 = 88
     }
 
     /// How long the device waits for a payment to it, and for its own to become final.
@@ -95,12 +98,14 @@
         case sync
         case pay
         case receive
+        case claim
 
         var prefix: StaticString {
             switch self {
             case .sync: "sync"
             case .pay: "pay"
             case .receive: "receive"
+            case .claim: "claim"
             }
         }
     }
@@ -115,12 +120,17 @@
     }
 
     /// The board's UART link as the session's link, remembering the last resource asked for its failure line.
+    /// `measuring` (a mark's tag, 0: none) leaves each exchange and wait out of the interval the instruction
+    /// counter is measuring (`make -C Boards sync SYNC_COUNT=1`): what is left is the device's own work.
     struct BoardLink: DeviceLink {
         var link = Link()
         var last: DeviceResource = .head
+        var measuring: UInt32 = 0
 
         mutating func exchange(_ request: DeviceRequest) throws(LinkError) -> DeviceAnswer {
             last = request.resource
+            if measuring != 0 { board_mark_end(measuring) }
+            defer { if measuring != 0 { board_mark_begin(measuring) } }
             let path = request.resource.path
             let code =
                 request.resource.method == .post
@@ -128,7 +138,11 @@
             return DeviceAnswer(code: code, body: link.bodyBytes())
         }
 
-        mutating func sleep(millis: UInt32) { link.wait(millis: millis) }
+        mutating func sleep(millis: UInt32) {
+            if measuring != 0 { board_mark_end(measuring) }
+            link.wait(millis: millis)
+            if measuring != 0 { board_mark_begin(measuring) }
+        }
 
         var nowMillis: UInt64 { UInt64(board_millis()) }
 
@@ -181,6 +195,10 @@
             Console.text(code.bytes)
             Console.newline()
         }
+        if case .htlc(let rule) = error {
+            Console.write("claim: the chain's rule: ")
+            Console.line(rule.code)
+        }
         fail(status(of: error, during: step), "refused")
     }
 
@@ -194,7 +212,8 @@
             case .anchor: return Status.anchorRefused + r
             case .checkpoint: return Status.checkpointRefused + r
             case .header: return header + r
-            case .accountProof, .escrowProof, .notificationProof, .filterProof, .certificateProof:
+            case .accountProof, .escrowProof, .notificationProof, .filterProof, .certificateProof, .htlcProof,
+                .channelProof:
                 return Status.accountProofRefused
             case .transactionProof: return Status.inclusionRefused
             case .receiptProof: return Status.receiptRefused
@@ -210,6 +229,7 @@
         case .nothingReceived: return Status.noPaymentReceived
         case .noWallet, .insufficientFunds, .wallet: return Status.cannotPay
         case .failedOnChain: return Status.receiptFailed
+        case .htlc: return Status.cannotClaim
         case .notAnchored, .busy, .notBuiltIn: return Status.badProvisioning
         }
     }
@@ -298,7 +318,19 @@
             case .failedTransferSkipped:
                 Console.line("receive: that transfer failed on chain; waiting for another")
         #endif
-        #if DEVICE_NO_SKIP || DEVICE_NO_REANCHOR || DEVICE_NO_INBOX
+        #if !DEVICE_NO_HTLC
+            case .claimable(let id, let amount, let expiry, let height):
+                Console.write("claim: HTLC ")
+                Console.hex(id.bytes)
+                Console.write(" proven open for this device at block ")
+                Console.decimal(height)
+                Console.write(": ")
+                Console.decimal(amount)
+                Console.write(" units up to block ")
+                Console.decimal(expiry)
+                Console.line(", locked to the secret's hash")
+        #endif
+        #if DEVICE_NO_SKIP || DEVICE_NO_REANCHOR || DEVICE_NO_INBOX || DEVICE_NO_HTLC
             default: break  // reports of operations this image leaves out
         #endif
         }
@@ -454,6 +486,11 @@
         guard wallet.address.raw.bytes == provisionedDeviceAddress else {
             fail(Status.cannotPay, "device key does not give the provisioned address")
         }
+        return wallet
+    }
+
+    /// The payment the pay app will make, as its console names it.
+    func announcePayment() {
         Console.write("pay: device ")
         Console.text(provisionedDeviceBech32)
         Console.write(" pays ")
@@ -461,7 +498,6 @@
         Console.write(" units to ")
         Console.text(provisionedRecipientBech32)
         Console.newline()
-        return wallet
     }
 
     func printInclusion(_ prefix: StaticString, _ at: VerifiedInclusion) {
@@ -518,6 +554,8 @@
         if !provisionedDeviceSecret.isEmpty {
             #if FIRMWARE_PAYCODE
                 paycodePhase(&link, &slots)  // Paycode.swift
+            #elseif FIRMWARE_CLAIM
+                claimPhase(&link, &slots)  // Claim.swift
             #else
                 payPhase(&link, &slots, after: headHeight)
             #endif
@@ -543,6 +581,7 @@
     func payPhase(_ link: inout BoardLink, _ slots: inout StateSlots<BoardStorage>, after headHeight: UInt64) {
         board_stack_reset_peak()
         session.setWallet(provisionedWallet())
+        announcePayment()
         guard let raw = Bytes20(provisionedDeviceAddress) else { fail(Status.cannotPay, "provisioned address") }
         let address = Address(raw: raw)
         // Too poor to pay: wait to be paid first, then prove the new balance.

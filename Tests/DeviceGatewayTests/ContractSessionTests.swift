@@ -43,7 +43,17 @@ final class ContractSessionTests: XCTestCase {
         let before = f.node.account(Self.device).state.balance
         link.onSleep = { _ in _ = try? f.produceBlock() }
         let order = HTLCClaimOrder(lockID: id, preimage: Self.secret, finalityMillis: 5_000)
-        guard case .claimed(let claimed) = try session.run(.claim(order), over: &link) else { return XCTFail() }
+        var reports: [DeviceReport] = []
+        guard case .claimed(let claimed) = try session.run(.claim(order), over: &link, onReport: { reports.append($0) })
+        else { return XCTFail() }
+        // A header's certificate is checked once: the head did not move since the contract was proven, so the
+        // head, the contract's proof and the account's all name a block already verified. The block that
+        // includes the claim is the only header checked.
+        let verified = reports.compactMap { if case .headerVerified(let h, _, _) = $0 { h } else { nil } }
+        XCTAssertEqual(verified, [claimed.payment.inclusion.header.height])
+        XCTAssertTrue(
+            reports.contains(.claimable(lockID: id, amount: 700_000, expiryHeight: 12, height: open.header.height)),
+            "\(reports)")
         XCTAssertEqual(claimed.lockID, id)
         XCTAssertEqual(claimed.amount, 700_000)
         XCTAssertEqual(claimed.payment.inclusion.receipt.status, .success)

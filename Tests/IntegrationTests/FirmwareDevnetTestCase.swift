@@ -2,6 +2,10 @@ import AmarsClient
 import Foundation
 import XCTest
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// What the firmware tests share: a devnet of four `amarsd node` gateways with node 1 serving CoAP (the board's
 /// gateway, through `amarsd bridge`), and the chain's answers the tests check the board's claims against.
 class FirmwareDevnetTestCase: DevnetTestCase {
@@ -62,6 +66,18 @@ class FirmwareDevnetTestCase: DevnetTestCase {
             throw Harness.StartFailure(description: "no balance for \(address): \(object)")
         }
         return units
+    }
+
+    /// The firmware run on the board's flash file (same image, no rebuild); `extra` adds make
+    /// variables (SYNC_COUNT=1).
+    func boot(_ make: [String], _ coapPort: Int, extra: [String] = []) throws -> Harness.Command {
+        try Harness.run(
+            "/usr/bin/env",
+            ["make"] + make + [
+                "sync", "SKIP_BUILD=1", "GATEWAY=coap://127.0.0.1:\(coapPort)",
+                "SYNC_PORT=\(Harness.freePort(type: Int32(SOCK_STREAM.rawValue)))",
+            ] + extra,
+            timeout: 600)
     }
 
     func run(_ executable: String, _ arguments: [String], timeout: TimeInterval) throws -> Harness.Command {

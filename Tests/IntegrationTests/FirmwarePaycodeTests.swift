@@ -150,17 +150,6 @@ final class FirmwarePaycodeTests: FirmwareDevnetTestCase {
         return addresses
     }
 
-    /// The firmware run on the board's flash file (same image, no rebuild).
-    func boot(_ make: [String], _ coapPort: Int) throws -> Harness.Command {
-        try Harness.run(
-            "/usr/bin/env",
-            ["make"] + make + [
-                "sync", "SKIP_BUILD=1", "GATEWAY=coap://127.0.0.1:\(coapPort)",
-                "SYNC_PORT=\(Harness.freePort(type: Int32(SOCK_STREAM.rawValue)))",
-            ],
-            timeout: 600)
-    }
-
     struct Found {
         let units: UInt64
         let account: String

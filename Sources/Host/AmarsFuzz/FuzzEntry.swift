@@ -51,7 +51,11 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     case 12: check(TransactionProofPayload.self, input)
     case 13: check(AccountProofPayload.self, input)
     case 14: check(InboxPayload.self, input)
-    case 15: check(EscrowProofPayload.self, input)
+    case 15:
+        // The object proofs share one generic payload: each state kind under it.
+        check(EscrowProofPayload.self, input)
+        check(HTLCProofPayload.self, input)
+        check(ChannelProofPayload.self, input)
     case 16, 17: fuzzSession(operation: selector, input)
     case 18: check(SkipPayload.self, input)
     case 19: check(ReanchorPayload.self, input)
@@ -144,7 +148,8 @@ private func fuzzSession(operation: UInt8, _ input: [UInt8]) {
         .sync(maxEpochs: 3), .head, .account(FuzzDevice.wallet.address), .escrow(id), .inclusion(id, waitMillis: 500),
         .receive(FuzzDevice.wallet.address, from: 1, position: 0, waitMillis: 500),
         .pay(PaymentOrder(recipient: FuzzDevice.wallet.address, amount: 1)), .sync(maxEpochs: .max),
-        .commands(FuzzDevice.wallet.address, after: 3),
+        .commands(FuzzDevice.wallet.address, after: 3), .htlc(id), .channel(id),
+        .claim(HTLCClaimOrder(lockID: id, preimage: id)),
     ]
     var now: UInt64 = 0
     var rest = input[...]

@@ -728,6 +728,10 @@ struct DeviceRun {
         case .reanchored(let epoch, let height):
             print(
                 "reanchored  trust had expired: the operator's statement moved it to epoch \(epoch) (height \(height))")
+        case .claimable(_, let amount, let expiry, let height):
+            print(
+                "claimable   \(Amount.format(amount)) AMSC for this device up to block \(expiry), locked to the "
+                    + "secret's hash (proven at block \(height))")
         case .checkpointVerified, .headerVerified, .listed: break
         }
     }

@@ -24,4 +24,7 @@ public enum DeviceReport: Equatable, Sendable {
     case listed(height: UInt64, position: UInt64, polls: Int)
     /// A listed transfer was proven final but its receipt says it failed: passed over.
     case failedTransferSkipped(id: Bytes32)
+    /// The HTLC to claim was proven open for the device at `height`, holding `amount` up to `expiryHeight`, and
+    /// locked to the secret's hash: the claim is signed next.
+    case claimable(lockID: Bytes32, amount: UInt64, expiryHeight: UInt64, height: UInt64)
 }

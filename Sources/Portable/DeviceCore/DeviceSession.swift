@@ -68,6 +68,10 @@ public struct DeviceSession: Sendable {
     private var proofBody: [UInt8] = []
     /// That header, verified (its roots are read again from ``headerBody`` when the proof is checked).
     private var verifiedHeader: TrustedHeader?
+    /// The last header whose certificate was checked, kept across operations: a proof at the head just verified
+    /// (an escrow's, an HTLC's, the account a claim pays from) names the same block, and its signatures are not
+    /// checked again. A header's hash commits to every field, so the same hash is the same verified header.
+    private var recentHeader: TrustedHeader?
     /// Where the inbox said a transfer landed; its proof must agree.
     private var listed: Listed?
     /// The addresses a recipient-filter operation tests.
@@ -230,12 +234,16 @@ public struct DeviceSession: Sendable {
     }
 
     /// Replaces the trusted state (resumed from storage, or re-anchored by the caller).
-    public mutating func resume(trusted: TrustedState) { self.trusted = Self.completed(trusted, anchor: anchor) }
+    public mutating func resume(trusted: TrustedState) {
+        self.trusted = Self.completed(trusted, anchor: anchor)
+        recentHeader = nil
+    }
 
     /// Anchors trust in a genesis header: it must hash to the provisioned hash and name the provisioned
     /// committee. A device that has the header already (MQTT serves none) anchors without asking.
     public mutating func anchor(genesisHeader: BlockHeader) throws(DeviceError) {
         do {
+            recentHeader = nil
             trusted = try TrustedState.anchored(
                 header: genesisHeader, committee: anchor.committee, epochLength: anchor.epochLength,
                 trustedHash: anchor.genesisHeaderHash)
@@ -284,6 +292,7 @@ public struct DeviceSession: Sendable {
                 throw .reanchorRefused(.future(aheadMillis: header.timestamp - wallClock))
             }
             trusted = next
+            recentHeader = nil
         }
     #endif
 
@@ -956,6 +965,7 @@ public struct DeviceSession: Sendable {
         }
         let height = payload.header.height
         guard height > trusted.height else { throw .outsideTrust(height: height) }
+        if let recent = recentHeader, recent.hash == hash { return recent }
         let weight: UInt64
         do {
             weight = try HeaderVerifier.verify(
@@ -967,9 +977,10 @@ public struct DeviceSession: Sendable {
         }
         let total = trusted.committee.totalWeight
         report(.headerVerified(height: height, weight: weight, totalWeight: total))
-        return TrustedHeader(
+        recentHeader = TrustedHeader(
             payload.header, hash: hash,
             basis: .certificate(signatures: payload.certificate.signatures.count, weight: weight, totalWeight: total))
+        return recentHeader!
     }
 
     /// The step that was waiting for the header goes on: the proof it vouches for is checked against its roots.
@@ -1292,6 +1303,10 @@ public struct DeviceSession: Sendable {
                     try htlc.checkClaim(by: wallet.address, preimage: claim.preimage, height: proven.header.height + 1)
                 } catch { throw .htlc(error) }
                 claimAmount = htlc.amount
+                report(
+                    .claimable(
+                        lockID: claim.lockID, amount: htlc.amount, expiryHeight: htlc.expiryHeight,
+                        height: proven.header.height))
                 parent = .pay
                 payer = wallet.address
                 return askAccount(wallet.address)
