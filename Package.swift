@@ -135,7 +135,10 @@ if hostParts {
         gateway("Network", ["Ledger", log] + nio),
         gateway(
             "DeviceGateway",
-            ["Chain", "DeviceProtocol", "LightClient", "DeviceCore", "DeviceIdentity", "CCoAP", "CMosquitto", log]),
+            [
+                "Chain", "DeviceProtocol", "LightClient", "DeviceCore", "DeviceIdentity", "PaymentCodes", "CCoAP",
+                "CMosquitto", log,
+            ]),
         gateway(
             "GatewayNode",
             [

@@ -98,7 +98,7 @@ final class CommandDoorTests: XCTestCase {
             return XCTFail()
         }
         XCTAssertEqual(waiting.entries.map(\.sequence), [first.sequence, second.sequence])
-        XCTAssertEqual(waiting.entries.map(\.command), [dim, off])
+        XCTAssertEqual(waiting.entries.map(\.message), [dim, off])
         guard case .commands(let later) = try session.run(.commands(bulbAddress, after: first.sequence), over: &link)
         else { return XCTFail() }
         XCTAssertEqual(later.entries.map(\.sequence), [second.sequence])
@@ -110,7 +110,7 @@ final class CommandDoorTests: XCTestCase {
         // The bulb obeys each after proving its controller's certificate.
         var bulb = SmartBulb(address: bulbAddress, genesis: f.node.genesisBlockHash, controllers: [resident, guest])
         for entry in waiting.entries {
-            let checked = try bulb.check(try BulbCommand(decoding: entry.command))
+            let checked = try bulb.check(try BulbCommand(decoding: entry.message))
             guard case .certificate(let proven) = try session.run(.certificate(checked.certificateID), over: &link)
             else { return XCTFail() }
             _ = try bulb.obey(checked, certificate: proven)
@@ -135,11 +135,11 @@ final class CommandDoorTests: XCTestCase {
         let a = command(f, .on, counter: 1, key: residentKey, certificate: resident)
         let cases: [([(UInt64, [UInt8])], UInt64)] = [([(5, a), (4, a)], 0), ([(5, a)], 5), ([(3, a)], 4)]
         for (entries, after) in cases {
-            let payload = CommandsPayload(entries: entries.map { CommandsPayload.Entry(sequence: $0.0, command: $0.1) })
+            let payload = CommandsPayload(entries: entries.map { CommandsPayload.Entry(sequence: $0.0, message: $0.1) })
             link.intercept = { $0.resource == .commands ? DeviceAnswer(code: .content, body: payload.encoded) : nil }
             XCTAssertEqual(
                 deviceError { _ = try session.run(.commands(bulbAddress, after: after), over: &link) },
-                .inconsistent(.commandSequence))
+                .inconsistent(.messageSequence))
         }
         link.intercept = { $0.resource == .commands ? DeviceAnswer(code: .content, body: [0xFF]) : nil }
         guard

@@ -120,7 +120,7 @@ final class BulbDevice: @unchecked Sendable {
             }
             for entry in waiting.entries {
                 cursor = entry.sequence
-                light = try await obey(entry.command)
+                light = try await obey(entry.message)
             }
             if cursor < sequence {
                 guard Date() < deadline else { throw FleetFailure.commandNeverArrived }

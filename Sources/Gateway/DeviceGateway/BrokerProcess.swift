@@ -194,7 +194,9 @@ public final class BrokerProcess: @unchecked Sendable {
         topic read amars/v1/checkpoints/#
         topic read amars/v1/receipts/#
         topic read amars/v1/cmd/#
+        topic read amars/v1/chan/#
         topic write amars/v1/tx/+
+        topic write amars/v1/chan-out/+
 
         user \(MqttCredentials.gatewayUsername)
         topic readwrite amars/v1/#
@@ -208,6 +210,8 @@ public final class BrokerProcess: @unchecked Sendable {
         pattern write amars/v1/tx/%u
         pattern read amars/v1/receipts/%u
         pattern read amars/v1/cmd/%u
+        pattern write amars/v1/chan-out/%u
+        pattern read amars/v1/chan/%u
 
         """
 

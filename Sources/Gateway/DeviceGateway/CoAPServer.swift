@@ -141,7 +141,7 @@ public final class CoAPServer: @unchecked Sendable {
     public init(
         node: ChainNode, host: String = "::", port: UInt16 = 5683, logger: Logger = Logger(label: "amars.coap"),
         limits: Limits = Limits(), dtls: DTLSPSK? = nil, reanchorFile: String? = nil, commands: CommandDoor? = nil,
-        clock: @escaping @Sendable () -> UInt64 = DeviceRateLimiter.monotonicNanoseconds
+        channels: ChannelDoor? = nil, clock: @escaping @Sendable () -> UInt64 = DeviceRateLimiter.monotonicNanoseconds
     ) {
         self.dtls = dtls
         self.host = host
@@ -150,7 +150,7 @@ public final class CoAPServer: @unchecked Sendable {
         self.logger = logger
         self.handlers = DeviceResourceHandlers(
             node: node, maxTransactionBytes: limits.maxTransactionBytes, reanchorFile: reanchorFile,
-            commands: commands)
+            commands: commands, channels: channels)
         self.submitLimiter = DeviceRateLimiter(limits: limits.submits, clock: clock)
         self.requestLimiter = DeviceRateLimiter(limits: limits.requests, clock: clock)
         self.ownLog = ThrottledLog(logger: logger)
@@ -458,7 +458,7 @@ public final class CoAPServer: @unchecked Sendable {
             return
         }
         var body: [UInt8] = []
-        if route == .transaction {
+        if route.method == .post {
             switch assembleUpload(session: session, request: request) {
             case .complete(let bytes): body = bytes
             case .needMore:

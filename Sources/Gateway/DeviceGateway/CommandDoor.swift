@@ -68,10 +68,7 @@ public final class CommandDoor: @unchecked Sendable {
 
     public let limits: Limits
     private let node: ChainNode
-    private let clock: @Sendable () -> UInt64
-    private let lock = NSLock()
-    private var queues: [Address: [(entry: CommandsPayload.Entry, at: UInt64)]] = [:]
-    private var next: UInt64
+    private let mailbox: Mailbox<Address>
 
     /// `clock`: wall-clock seconds, for the commands' lifetime; sequences start at `firstSequence`.
     public init(
@@ -81,8 +78,9 @@ public final class CommandDoor: @unchecked Sendable {
     ) {
         self.node = node
         self.limits = limits
-        self.clock = clock
-        next = firstSequence
+        mailbox = Mailbox(
+            limits: .init(perKey: limits.perDevice, keys: limits.devices, lifetimeSeconds: limits.lifetimeSeconds),
+            clock: clock, firstSequence: firstSequence)
     }
 
     /// Checks `bytes` and queues them for the device they command; returns that device and the sequence given.
@@ -97,38 +95,13 @@ public final class CommandDoor: @unchecked Sendable {
             (try? DeviceCertificate(der: leaf.record.der))?.fields.subjectKeyID
                 == Address(keyBytes: command.controllerKey)
         else { throw .keyNotCertified }
-        let now = clock()
-        return lock.withLock {
-            next += 1
-            var queue = queues[command.bulb] ?? []
-            prune(&queue, now: now)
-            queue.append((CommandsPayload.Entry(sequence: next, command: bytes), now))
-            if queue.count > limits.perDevice { queue.removeFirst(queue.count - limits.perDevice) }
-            if queues[command.bulb] == nil, queues.count >= limits.devices,
-                let stalest = queues.min(by: { ($0.value.last?.at ?? 0) < ($1.value.last?.at ?? 0) })?.key
-            {
-                queues[stalest] = nil
-            }
-            queues[command.bulb] = queue
-            return (command.bulb, next)
-        }
-    }
-
-    /// Drops the commands past their lifetime (under `lock`).
-    private func prune(_ queue: inout [(entry: CommandsPayload.Entry, at: UInt64)], now: UInt64) {
-        queue.removeAll { now >= $0.at + limits.lifetimeSeconds }
+        return (command.bulb, mailbox.post(bytes, to: command.bulb))
     }
 
     /// The commands for `device` after sequence `after`, oldest first, at most `limit`.
     public func commands(for device: Address, after: UInt64, limit: Int = CommandsPayload.maxEntries)
         -> [CommandsPayload.Entry]
     {
-        let now = clock()
-        return lock.withLock {
-            guard var queue = queues[device] else { return [] }
-            prune(&queue, now: now)
-            queues[device] = queue.isEmpty ? nil : queue
-            return Array(queue.lazy.map(\.entry).filter { $0.sequence > after }.prefix(limit))
-        }
+        mailbox.entries(for: device, after: after, limit: limit)
     }
 }

@@ -93,11 +93,14 @@ public struct DeviceResourceHandlers: Sendable {
     public let reanchorFile: String?
     /// The command door whose queues `v1/commands` lists; nil: 4.04.
     public let commands: CommandDoor?
+    /// The channel door `v1/channel/message` posts to and `v1/channel/messages` lists; nil: 4.04.
+    public let channels: ChannelDoor?
 
     public init(
         node: ChainNode, maxTransactionBytes: Int = Caps.transactionBytes, reanchorFile: String? = nil,
-        commands: CommandDoor? = nil
+        commands: CommandDoor? = nil, channels: ChannelDoor? = nil
     ) {
+        self.channels = channels
         self.node = node
         self.maxTransactionBytes = maxTransactionBytes
         self.checkpointCache = CheckpointCache()
@@ -121,6 +124,8 @@ public struct DeviceResourceHandlers: Sendable {
         case .escrowProof: return objectProof(.escrowProof, query, node.escrow)
         case .htlcProof: return objectProof(.htlcProof, query, node.htlc)
         case .channelProof: return objectProof(.channelProof, query, node.channel)
+        case .channelMessages: return channelMessages(query)
+        case .channelMessage: return postChannelMessage(query, body: body)
         case .skip: return skip(query)
         case .reanchor: return reanchor(query)
         case .notifications: return notifications(query)
@@ -306,6 +311,32 @@ public struct DeviceResourceHandlers: Sendable {
         else { return .error(.badRequest, "need a=<amsc1 address or 40 hex>&after=<sequence>") }
         guard let commands else { return .error(.notFound, "this gateway has no command door") }
         return .chain(.content, CommandsPayload(entries: commands.commands(for: address, after: after)).encoded)
+    }
+
+    /// The messages of a channel waiting at the channel door after the sequence the recipient saw last.
+    func channelMessages(_ query: DeviceQuery) -> DeviceResponse {
+        guard query.only(.channelMessages), let id = query["id"].flatMap(Self.transactionID),
+            let after = query["after"].flatMap(Self.decimal)
+        else { return .error(.badRequest, "need id=<64 hex>&after=<sequence>") }
+        guard let channels else { return .error(.notFound, "this gateway has no channel door") }
+        return .chain(.content, MailboxPayload(entries: channels.messages(for: id, after: after)).encoded)
+    }
+
+    /// A sender's channel message, kept for the recipient: 2.01 with the sequence it was given.
+    func postChannelMessage(_ query: DeviceQuery, body: [UInt8]) -> DeviceResponse {
+        guard query.arguments.isEmpty else { return .error(.badRequest, "v1/channel/message takes no query") }
+        guard let channels else { return .error(.notFound, "this gateway has no channel door") }
+        do {
+            var w = ByteWriter()
+            w.writeVarint(try channels.post(body).sequence)
+            return .chain(.created, w.bytes)
+        } catch .tooLarge {
+            var r = DeviceResponse.error(.requestEntityTooLarge, ChannelDoor.Refusal.tooLarge.code)
+            r.size1 = UInt32(MailboxPayload.maxChannelMessageBytes)
+            return r
+        } catch {
+            return .error(.badRequest, error.code)
+        }
     }
 
     /// A notification address's record count and record `i`, proven against the head's state root.

@@ -94,6 +94,8 @@ public final class MqttBridge: @unchecked Sendable {
         /// Retained checkpoint messages queued (re-publications after a reconnect included).
         public var checkpointsPublished = 0
         public var commandsSent = 0
+        /// Channel messages kept by the channel door and passed to their recipients.
+        public var channelMessagesRelayed = 0
     }
 
     public enum BridgeError: Error, CustomStringConvertible {
@@ -118,6 +120,7 @@ public final class MqttBridge: @unchecked Sendable {
     public let configuration: Configuration
     public let inbox: MqttInbox
     private let node: ChainNode
+    private let channels: ChannelDoor?
     private let handle: OpaquePointer
     private let logger: Logger
     private let clock: @Sendable () -> UInt64
@@ -180,8 +183,10 @@ public final class MqttBridge: @unchecked Sendable {
     /// - Parameters:
     ///   - clock: monotonic milliseconds, for the rate limiter; injected so tests control time.
     ///   - random: jitter for reconnect backoff; injected so a test run is reproducible.
+    /// `channels`: the channel door whose senders post on `amars/v1/chan-out/{sender}`; the bridge passes what it
+    /// keeps to the recipient's `amars/v1/chan/{recipient}`. Nil: channel messages are not relayed.
     public init(
-        node: ChainNode, configuration: Configuration,
+        node: ChainNode, configuration: Configuration, channels: ChannelDoor? = nil,
         clock: @escaping @Sendable () -> UInt64 = { DispatchTime.now().uptimeNanoseconds / 1_000_000 },
         random: some RandomNumberGenerator & Sendable = SystemRandomNumberGenerator(),
         logger: Logger = Logger(label: "amars.mqtt")
@@ -189,6 +194,7 @@ public final class MqttBridge: @unchecked Sendable {
         guard Self.libraryReady else { throw .libraryInit }
         do { inbox = try MqttInbox(path: configuration.inboxPath) } catch { throw .inbox(error) }
         self.node = node
+        self.channels = channels
         self.configuration = configuration
         self.clock = clock
         self.random = MqttAnyRandom(random)
@@ -412,6 +418,12 @@ public final class MqttBridge: @unchecked Sendable {
         if sub != MOSQ_ERR_SUCCESS.rawValue {
             logger.error("mqtt subscribe failed: \(String(cString: mosquitto_strerror(sub)))")
         }
+        if channels != nil {
+            let rc = mosquitto_subscribe(handle, nil, MqttTopics.channelPostFilter, 1)
+            if rc != MOSQ_ERR_SUCCESS.rawValue {
+                logger.error("mqtt subscribe to channel posts failed: \(String(cString: mosquitto_strerror(rc)))")
+            }
+        }
         // The broker may have lost the retained head (restarted without persistence): publish it again.
         publishHead(node.head, force: true)
         // Checkpoints are published after this callback (``settleHead()``); a broker without our session may
@@ -441,7 +453,33 @@ public final class MqttBridge: @unchecked Sendable {
         if size > 0, size <= Caps.transactionBytes, let base = message.payload {
             payload = Array(UnsafeRawBufferPointer(start: base, count: size))
         }
+        if case .success(let sender) = MqttTopics.parseChannelPost(topic) {
+            return handleChannelPost(sender: sender, payload: payload, size: size)
+        }
         handleSubmit(topic: topic, payload: payload, size: size)
+    }
+
+    /// A channel message on its sender's topic: kept by the channel door if it is the open channel's sender's,
+    /// then passed to the recipient's topic. Rate-limited with the sender's submits.
+    func handleChannelPost(sender: Address, payload: [UInt8], size: Int) {
+        guard let channels, size > 0, size <= MailboxPayload.maxChannelMessageBytes else {
+            return count(.channelRefused)
+        }
+        guard limiter.allow(sender, nowMillis: clock()) else { return count(.rateLimited) }
+        let kept: (channel: Bytes32, recipient: Address, sequence: UInt64)
+        do { kept = try channels.post(payload) } catch {
+            logger.debug("mqtt channel message from \(sender.bech32) refused: \(error.code)")
+            return count(.channelRefused)
+        }
+        // Only the channel's sender posts on its own topic (the TLS listener's ACL enforces the topic; the
+        // signature already proved the update is the sender's, so this keeps the topic honest for readers).
+        guard node.channel(kept.channel).state?.sender == sender else { return count(.channelRefused) }
+        let entry = MailboxPayload.Entry(sequence: kept.sequence, message: payload)
+        let rc = rawPublish(MqttTopics.channel(kept.recipient), entry.encoded, retain: false)
+        if rc != MOSQ_ERR_SUCCESS.rawValue {
+            logger.warning("mqtt channel message not queued: \(String(cString: mosquitto_strerror(rc)))")
+        }
+        lock.withLock { statsValue.channelMessagesRelayed += 1 }
     }
 
     // MARK: submits (loop thread)

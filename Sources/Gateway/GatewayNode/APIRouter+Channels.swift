@@ -1,6 +1,7 @@
 import AmarsCodec
 import AmarsCrypto
 import Chain
+import DeviceGateway
 import Ledger
 
 /// `GET /v1/channels/{id}`: a one-way payment channel (by the id of the transaction that opened it), its status
@@ -33,5 +34,53 @@ extension APIRouter {
             ("proof", .hex(view.proof.encoded)),
         ]
         return .json(200, .object(fields))
+    }
+}
+
+/// The channel door over HTTP: a sender posts its signed channel messages, a recipient lists them.
+extension APIRouter {
+    private static let noChannelDoor = APIResponse.error(404, "noChannelDoor", "this gateway has no channel door")
+
+    /// `POST /v1/channel-messages`: a channel message (its encoding, `application/octet-stream`), kept for the
+    /// channel's recipient once the channel is open on chain and the update its sender's → 202 with the channel,
+    /// the recipient and the sequence it was given.
+    func postChannelMessage(body: [UInt8], contentType: String?) -> APIResponse {
+        guard let channelDoor else { return Self.noChannelDoor }
+        guard Self.mediaType(contentType) == "application/octet-stream" else {
+            return .error(415, "unsupportedMediaType", "send application/octet-stream with the encoded message")
+        }
+        do throws(ChannelDoor.Refusal) {
+            let (channel, recipient, sequence) = try channelDoor.post(body)
+            return .json(
+                202,
+                .object([
+                    ("channel", .hex(channel)), ("recipient", .string(recipient.bech32)), ("sequence", .number(sequence)),
+                ]))
+        } catch {
+            let status =
+                switch error {
+                case .undecodable, .tooLarge: 400
+                case .unknownChannel: 404
+                default: 403
+                }
+            return .error(status, error.code, error.description)
+        }
+    }
+
+    /// `GET /v1/channels/{id}/messages?after=N`: the channel's messages waiting at the door, as its recipient would
+    /// fetch them.
+    func channelMessages(_ text: Substring, query: [Substring: Substring]) -> APIResponse {
+        guard let channelDoor else { return Self.noChannelDoor }
+        guard text.utf8.count == 64, let raw = try? Hex.decode(String(text)), let id = Bytes32(raw) else {
+            return .error(
+                400, "invalidChannelID", "a channel id is the 64-hex-digit id of the transaction that opened it")
+        }
+        guard let after = UInt64(query["after"] ?? "0", radix: 10) else {
+            return .error(400, "invalidAfter", "after= takes the last sequence seen, a whole number")
+        }
+        let entries = channelDoor.messages(for: id, after: after).map {
+            JSONValue.object([("sequence", .number($0.sequence)), ("message", .string(Hex.encode($0.message)))])
+        }
+        return .json(200, .object([("channel", .hex(id)), ("messages", .array(entries))]))
     }
 }

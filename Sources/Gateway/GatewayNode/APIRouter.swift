@@ -108,13 +108,16 @@ public final class APIRouter: Sendable {
     let consensusStatus: (@Sendable () -> ConsensusStatus)?
     /// The command door `POST /v1/commands` queues into (shared with the CoAP door); nil: 404.
     let commandDoor: CommandDoor?
+    /// The channel door `POST /v1/channel-messages` posts to (shared with the CoAP and MQTT doors); nil: 404.
+    let channelDoor: ChannelDoor?
 
     public init(
         node: ChainNode, logger: Logger, consensusStatus: (@Sendable () -> ConsensusStatus)? = nil,
-        metrics: GatewayMetrics = GatewayMetrics(), commands: CommandDoor? = nil
+        metrics: GatewayMetrics = GatewayMetrics(), commands: CommandDoor? = nil, channels: ChannelDoor? = nil
     ) {
         self.node = node
         commandDoor = commands
+        channelDoor = channels
         self.logger = logger
         self.consensusStatus = consensusStatus
         self.metrics = metrics
@@ -151,10 +154,11 @@ public final class APIRouter: Sendable {
         case search, activity(Substring), paymentRequest(svg: Bool), events, submitBatch
         case notifications(Substring), recipientFilter(Substring), stealthAnnouncements(Substring)
         case certificate(Substring), htlc(Substring), channel(Substring), postCommand, commands(Substring)
+        case postChannelMessage, channelMessages(Substring)
 
         var methods: [String] {
             switch self {
-            case .submit, .submitBatch, .postCommand: ["POST"]
+            case .submit, .submitBatch, .postCommand, .postChannelMessage: ["POST"]
             default: ["GET"]
             }
         }
@@ -186,6 +190,7 @@ public final class APIRouter: Sendable {
             case "request.svg": return .paymentRequest(svg: true)
             case "events": return .events
             case "commands": return .postCommand
+            case "channel-messages": return .postChannelMessage
             default: return nil
             }
         case 3 where segments[0] == "v1":
@@ -209,6 +214,8 @@ public final class APIRouter: Sendable {
             return .activity(segments[2])
         case 4 where segments[0] == "v1" && segments[1] == "accounts" && segments[3] == "notifications":
             return .notifications(segments[2])
+        case 4 where segments[0] == "v1" && segments[1] == "channels" && segments[3] == "messages":
+            return .channelMessages(segments[2])
         default: return nil
         }
     }
@@ -296,6 +303,10 @@ public final class APIRouter: Sendable {
             return postCommand(body: body, contentType: contentType)
         case .commands(let text):
             return waitingCommands(text, query: query)
+        case .postChannelMessage:
+            return postChannelMessage(body: body, contentType: contentType)
+        case .channelMessages(let text):
+            return channelMessages(text, query: query)
         case .paymentRequest(let svg):
             return paymentRequest(query: query, svg: svg)
         case .events:
@@ -406,7 +417,7 @@ public final class APIRouter: Sendable {
             return .error(400, "invalidAfter", "after= takes the last sequence seen, a whole number")
         }
         let entries = commandDoor.commands(for: device, after: after).map {
-            JSONValue.object([("sequence", .number($0.sequence)), ("command", .string(Hex.encode($0.command)))])
+            JSONValue.object([("sequence", .number($0.sequence)), ("command", .string(Hex.encode($0.message)))])
         }
         return .json(200, .object([("device", .string(device.bech32)), ("commands", .array(entries))]))
     }
@@ -477,7 +488,7 @@ public final class APIRouter: Sendable {
     }
 
     /// A Content-Type's media type, lowercased, without parameters ("" when absent).
-    private static func mediaType(_ contentType: String?) -> String {
+    static func mediaType(_ contentType: String?) -> String {
         (contentType ?? "").split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
             ?? ""
     }

@@ -78,8 +78,11 @@ public final class Gateway: @unchecked Sendable {  // configured by start(), the
 
         // Controllers post device commands over HTTP; devices fetch them over CoAP: one door behind both.
         let commandDoor = CommandDoor(node: chain)
+        // Channel senders post their messages over CoAP, MQTT or HTTP; recipients fetch or receive them.
+        let channelDoor = ChannelDoor(node: chain)
         let router = APIRouter(
-            node: chain, logger: logger, consensusStatus: consensusStatus, metrics: metrics, commands: commandDoor)
+            node: chain, logger: logger, consensusStatus: consensusStatus, metrics: metrics, commands: commandDoor,
+            channels: channelDoor)
         let limits = HTTPServer.Limits(maxConnections: config.httpMaxConnections, workerThreads: config.httpWorkers)
         let server = HTTPServer(
             router: router, host: config.http.host, port: config.http.port, logger: logger, limits: limits, group: group
@@ -89,7 +92,7 @@ public final class Gateway: @unchecked Sendable {  // configured by start(), the
             throw StartupFailure(.unavailable, "cannot listen on \(config.http): \(error)")
         }
         services.append(StoppingService("http") { server.shutdown() })
-        try startDeviceDoors(chain: chain, commandDoor: commandDoor)
+        try startDeviceDoors(chain: chain, commandDoor: commandDoor, channelDoor: channelDoor)
 
         let base = "http://\(config.http.host):\(httpPort)"
         var lines = [
@@ -184,7 +187,9 @@ public final class Gateway: @unchecked Sendable {  // configured by start(), the
         }
     }
 
-    private func startDeviceDoors(chain: ChainNode, commandDoor: CommandDoor) throws(StartupFailure) {
+    private func startDeviceDoors(chain: ChainNode, commandDoor: CommandDoor, channelDoor: ChannelDoor)
+        throws(StartupFailure)
+    {
         if let c = config.coap {
             var dtls: CoAPServer.DTLSPSK?
             if let coaps = config.coaps {
@@ -195,7 +200,7 @@ public final class Gateway: @unchecked Sendable {  // configured by start(), the
             limits.submits = .init(perSecond: config.coapSubmitsPerSecond, burst: config.coapSubmitBurst)
             let coap = CoAPServer(
                 node: chain, host: c.host, port: UInt16(c.port), logger: logger, limits: limits, dtls: dtls,
-                reanchorFile: config.reanchorPath, commands: commandDoor)
+                reanchorFile: config.reanchorPath, commands: commandDoor, channels: channelDoor)
             let answers = metrics.counterFamily("amars_coap_requests_total") { (key: CoAPAnswerKey) in
                 let detail = key.code.detail < 10 ? "0\(key.code.detail)" : "\(key.code.detail)"
                 return [("resource", "\(key.resource.path)"), ("code", "\(key.code.codeClass).\(detail)")]
@@ -239,7 +244,7 @@ public final class Gateway: @unchecked Sendable {  // configured by start(), the
                 configuration: .init(
                     host: m.host, port: m.port, clientID: clientID,
                     inboxPath: "\(config.dataDirectory)/mqtt-inbox.sqlite", credentials: login),
-                logger: logger)
+                channels: channelDoor, logger: logger)
             try bridge.start()
         } catch {
             throw StartupFailure(.unavailable, "cannot start the MQTT bridge to \(m): \(error)")

@@ -32,6 +32,29 @@ public struct ChannelFolder: Sendable {
         }
     }
 
+    /// The last channel-door message fetched for channel `id` (0: none yet).
+    public func cursor(_ id: Bytes32) throws(Failure) -> UInt64 {
+        let name = cursorFile(id)
+        guard FileManager.default.fileExists(atPath: name) else { return 0 }
+        guard let text = try? String(contentsOfFile: name, encoding: .utf8),
+            let value = UInt64(text.trimmingCharacters(in: .whitespacesAndNewlines))
+        else { throw .unreadable(name, reason: "not a sequence number") }
+        return value
+    }
+
+    /// Keeps the cursor (written beside and renamed over: a torn write leaves the previous one). A lost cursor only
+    /// makes the next fetch judge messages again, which keeps nothing worse than the update held.
+    public func setCursor(_ id: Bytes32, _ sequence: UInt64) throws(Failure) {
+        if mkdir(path, 0o700) != 0 && errno != EEXIST { throw .io("cannot create \(path)", errno: errno) }
+        do { try Data("\(sequence)\n".utf8).write(to: URL(fileURLWithPath: cursorFile(id)), options: .atomic) } catch {
+            throw .io("cannot write \(cursorFile(id))", errno: EIO)
+        }
+    }
+
+    private func cursorFile(_ id: Bytes32) -> String {
+        (path as NSString).appendingPathComponent(Hex.encode(id.bytes) + ".cursor")
+    }
+
     public func file(_ id: Bytes32) -> String {
         (path as NSString).appendingPathComponent(Hex.encode(id.bytes) + ".update")
     }

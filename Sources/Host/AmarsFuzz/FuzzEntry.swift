@@ -312,7 +312,7 @@ public func fuzzInitialize(
     seeds.append(
         (
             29,
-            CommandsPayload(entries: [.init(sequence: 4, command: [1, 2, 3]), .init(sequence: 9, command: [])]).encoded
+            CommandsPayload(entries: [.init(sequence: 4, message: [1, 2, 3]), .init(sequence: 9, message: [])]).encoded
         ))
     seeds.append((22, stealth.address.binary))
     seeds.append((22, stealth.viewKey.binary))

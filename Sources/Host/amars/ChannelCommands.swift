@@ -5,6 +5,7 @@ import ArgumentParser
 import Chain
 import Foundation
 import Ledger
+import PaymentCodes
 
 /// `amars channel`: one-way payment channels. The sender locks a deposit on chain once; every payment after that
 /// is an update it signs off chain, which the recipient checks against the channel the chain holds and keeps if it
@@ -74,6 +75,19 @@ struct ChannelCommand: ParsableCommand {
         }
     }
 
+    /// `--post`: the message also goes to the gateway's channel door, where the recipient fetches it (`amars device
+    /// channel --fetch`) or receives it on its MQTT topic.
+    struct Post: ParsableArguments {
+        @Flag(help: "Also post the message at the gateway's channel door for the recipient to fetch.")
+        var post = false
+
+        func send(_ message: ChannelMessage, node: NodeOptions) throws {
+            guard post else { return }
+            let sequence = try node.typed { try $0.postChannelMessage(message.encoded) }
+            print("posted at the gateway's channel door as message \(sequence)")
+        }
+    }
+
     struct Open: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Lock a deposit for a recipient until an expiry height; the channel id is the transaction's id.",
@@ -132,6 +146,7 @@ struct ChannelCommand: ParsableCommand {
         var count: Int = 1
         @Option(help: "Write the newest update (hex) here instead of stdout.")
         var out: String?
+        @OptionGroup var post: Post
         @OptionGroup var folder: Folder
         @OptionGroup var node: NodeOptions
 
@@ -158,6 +173,7 @@ struct ChannelCommand: ParsableCommand {
             guard let update = last else { return }
             try folder.store(update)
             try writeHex(update.encoded, to: out)
+            try post.send(.update(update), node: node)
             if let out {
                 print(
                     "update settles \(Amount.format(update.paid)) AMSC of \(Amount.format(channel.deposit)) AMSC; "
@@ -186,6 +202,7 @@ struct ChannelCommand: ParsableCommand {
         var secret: String
         @Option(help: "Write the new update (hex) here instead of stdout.")
         var out: String?
+        @OptionGroup var post: Post
         @OptionGroup var folder: Folder
         @OptionGroup var node: NodeOptions
 
@@ -206,6 +223,7 @@ struct ChannelCommand: ParsableCommand {
             } catch { throw refusal(error) }
             try folder.store(update)
             try writeHex(update.encoded, to: out)
+            try post.send(.update(update), node: node)
             if out != nil { print("update settles \(Amount.format(update.paid)) AMSC; written to \(out!)") }
         }
     }

@@ -288,8 +288,8 @@ struct DeviceCommand: ParsableCommand {
             }
             var refused = false
             for entry in waiting.entries {
-                guard let command = try? BulbCommand(decoding: entry.command) else {
-                    print("command     #\(entry.sequence): not a bulb command (\(entry.command.count) bytes)")
+                guard let command = try? BulbCommand(decoding: entry.message) else {
+                    print("command     #\(entry.sequence): not a bulb command (\(entry.message.count) bytes)")
                     refused = true
                     continue
                 }

@@ -5,8 +5,10 @@ import Chain
 import DeviceClient
 import DeviceCore
 import Foundation
+import DeviceProtocol
 import Ledger
 import LightClient
+import PaymentCodes
 
 // `amars device htlc` and `amars device channel`: a device's side of hash time-locked payments and of the payment
 // channels it is paid through, every state proven by DeviceCore's session against a header it verified itself,
@@ -96,15 +98,23 @@ extension DeviceCommand {
                 update is checked against the channel the device proved itself, not against a node's word, by the \
                 rule `amars channel accept` applies, and kept in --dir if it pays more (exit status 2 when refused).
 
+                With --fetch: the messages the sender posted at the gateway's channel door since the last fetch \
+                (`amars channel pay --post`), each update judged the same way (a refused one is shown and passed \
+                over), each relay message written to --dir as <channel id>.relay-<n>.hex for `amars paycode relay \
+                claim|forward --message`. The cursor is kept in --dir as <channel id>.cursor.
+
                 Example:
                   amars device channel <channel id>
                   amars device channel <channel id> --update u.hex --dir bob-ch
+                  amars device channel <channel id> --fetch --dir bob-ch
                 """)
 
         @Argument(help: "The channel id (the id of the transaction that opened it).")
         var id: String
         @Option(help: "File holding the update (hex), or the update itself in hex: check it and keep it.")
         var update: String?
+        @Flag(help: "Fetch the sender's messages from the gateway's channel door and judge each.")
+        var fetch = false
         @OptionGroup var folder: ChannelCommand.Folder
         @OptionGroup var options: DeviceOptions
 
@@ -123,9 +133,52 @@ extension DeviceCommand {
             if c.status == .closed { print("            paid out \(Amount.format(c.paidOut)) AMSC") }
             print("proven      state proof checked against the state root of block \(proven.header.height)")
             print("            (\(DeviceRun.basisText(proven.header.basis)))")
-            guard let offered else { return }
-            try folder.locked {
-                try folder.accept(offered, channelID: channelID, channel: c, height: proven.header.height)
+            if let offered {
+                try folder.locked {
+                    try folder.accept(offered, channelID: channelID, channel: c, height: proven.header.height)
+                }
+            }
+            if fetch { try folder.locked { try fetchMessages(channelID, c, at: proven.header.height, &session) } }
+        }
+
+        /// The door's messages after the kept cursor, page by page, each judged; the cursor moves past each.
+        private func fetchMessages(
+            _ channelID: Bytes32, _ channel: PaymentChannel, at height: UInt64, _ session: inout DeviceRun
+        ) throws {
+            let store = folder.store
+            var cursor = try store.cursor(channelID)
+            var fetched = 0
+            while true {
+                guard case .channelMessages(let page) = try session.run(.channelMessages(channelID, after: cursor))
+                else { throw ExitCode(1) }
+                for entry in page.entries {
+                    fetched += 1
+                    judge(entry, channelID, channel, at: height)
+                    cursor = entry.sequence
+                    do { try store.setCursor(channelID, cursor) } catch { throw CLIError("\(error)") }
+                }
+                if page.entries.count < MailboxPayload.maxEntries { break }
+            }
+            print("fetched     \(fetched) message(s) from the gateway's channel door, cursor \(cursor)")
+        }
+
+        private func judge(_ entry: MailboxPayload.Entry, _ channelID: Bytes32, _ channel: PaymentChannel, at height: UInt64)
+        {
+            let prefix = "message #\(entry.sequence): "
+            switch try? ChannelMessage(decoding: entry.message) {
+            case .update(let update):
+                do { try folder.accept(update, channelID: channelID, channel: channel, height: height) } catch {
+                    print(prefix + "\(error)")
+                }
+            case .relay(let message):
+                let file = (folder.dir as NSString).appendingPathComponent(
+                    "\(Hex.encode(channelID.bytes)).relay-\(entry.sequence).hex")
+                do {
+                    try writeHex(message.encoded, to: file)
+                    print(prefix + "relay message written to \(file): claim or forward it (amars paycode relay)")
+                } catch { print(prefix + "\(error)") }
+            case nil:
+                print(prefix + "not a channel message (\(entry.message.count) bytes): passed over")
             }
         }
     }

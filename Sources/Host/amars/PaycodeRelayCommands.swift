@@ -63,6 +63,7 @@ struct PaycodeRelayCommand: ParsableCommand {
         var blocks: UInt64 = 200
         @Option(help: "Write the message (hex) here instead of stdout.")
         var out: String?
+        @OptionGroup var post: ChannelCommand.Post
         @OptionGroup var folder: ChannelCommand.Folder
         @OptionGroup var node: NodeOptions
 
@@ -95,7 +96,9 @@ struct PaycodeRelayCommand: ParsableCommand {
                     after: last, channelID: channelID, height: height, sender: signer, auxRandom: fresh())
             } catch { throw refusal(error) }
             try folder.store(update)
-            try writeHex(RelayMessage(update: update, notification: notification).encoded, to: out)
+            let message = RelayMessage(update: update, notification: notification)
+            try writeHex(message.encoded, to: out)
+            try post.send(.relay(message), node: node)
             print(
                 "relay fee \(Amount.format(units)) AMSC locked to \(Hex.encode(notification.hashLock.bytes)) "
                     + "until height \(expiry), for \(notification.to.bech32)")
@@ -130,6 +133,7 @@ struct PaycodeRelayCommand: ParsableCommand {
         var blocks: UInt64 = 100
         @Option(help: "Write the message (hex) here instead of stdout.")
         var out: String?
+        @OptionGroup var post: ChannelCommand.Post
         @OptionGroup var folder: ChannelCommand.Folder
         @OptionGroup var node: NodeOptions
 
@@ -186,7 +190,9 @@ struct PaycodeRelayCommand: ParsableCommand {
             }
             try folder.store(incoming.update)
             try folder.store(update)
-            try writeHex(RelayMessage(update: update, notification: incoming.notification).encoded, to: out)
+            let message = RelayMessage(update: update, notification: incoming.notification)
+            try writeHex(message.encoded, to: out)
+            try post.send(.relay(message), node: node)
             print(
                 "accepted \(Amount.format(offered.amount)) AMSC on \(from) until height \(offered.expiryHeight); "
                     + "passed on \(Amount.format(units)) AMSC until height \(expiry) for "

@@ -79,11 +79,11 @@ extension DeviceError.Inconsistency {
         case .trustedHeader: "the gateway served another header than the trusted checkpoint"
         case .notificationEntry: "notification of another index, or against its count"
         case .filterEpoch: "filter of another epoch than asked"
-        #if !DEVICE_NO_COMMANDS
-            case .commandSequence: "commands listed out of order, or not newer than the last one seen"
+        #if !DEVICE_NO_COMMANDS || !DEVICE_NO_CHANNELS
+            case .messageSequence: "messages listed out of order, or not newer than the last one seen"
         #endif
         // An image that leaves operations out (a board's DEVICE_NO_* switches) cannot meet their refusals.
-        #if DEVICE_NO_ESCROW || DEVICE_NO_CERTIFICATES || DEVICE_NO_INBOX || DEVICE_NO_SKIP || DEVICE_NO_COMMANDS
+        #if DEVICE_NO_ESCROW || DEVICE_NO_CERTIFICATES || DEVICE_NO_INBOX || DEVICE_NO_SKIP || (DEVICE_NO_COMMANDS && DEVICE_NO_CHANNELS)
             default: "answers that contradict each other"
         #endif
         }

@@ -57,8 +57,8 @@ public enum DeviceError: Error, Equatable, Sendable {
         case notificationEntry
         /// `v1/filter` answered with another epoch's filter than asked.
         case filterEpoch
-        /// `v1/commands` listed a command not newer than the last one seen, or out of order.
-        case commandSequence
+        /// `v1/commands` or `v1/channel/messages` listed a message not newer than the last one seen, or out of order.
+        case messageSequence
     }
 
     /// The session has no trusted state: anchor first.

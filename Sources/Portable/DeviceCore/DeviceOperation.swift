@@ -50,6 +50,10 @@ public enum DeviceOperation: Equatable, Sendable {
     /// Nothing about them is proven: the device checks each command's signature and its controller's
     /// certificate (``certificate(_:)``) before it obeys.
     case commands(Address, after: UInt64)
+    /// The messages of payment channel `id` waiting at the gateway's channel door after sequence `after`, oldest
+    /// first. Nothing about them is proven: the recipient checks each update against the channel it proved
+    /// (``channel(_:)``) before it keeps it.
+    case channelMessages(Bytes32, after: UInt64)
 }
 
 /// A signed transaction as the device sends it: its bytes, and the id and nonce the answers are checked against.
@@ -145,6 +149,7 @@ public indirect enum DeviceOutcome: Equatable, Sendable {
     case notified(VerifiedNotification?)
     case filtered(VerifiedFilterMatch)
     case commands(CommandsPayload)
+    case channelMessages(MailboxPayload)
 }
 
 /// A header the device now trusts, and why: what a caller reads of it (the proofs it vouched for were checked

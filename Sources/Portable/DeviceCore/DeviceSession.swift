@@ -170,7 +170,8 @@ public struct DeviceSession: Sendable {
         case inbox
         case notification(Address, UInt64)
         case recipientFilter(UInt64)
-        case commands(after: UInt64)
+        /// Listing a door's mailbox (commands, channel messages) after a sequence.
+        case mailbox(DeviceResource, after: UInt64)
     }
 
     private struct Listed: Sendable {
@@ -451,8 +452,15 @@ public struct DeviceSession: Sendable {
             case .commands: throw .notBuiltIn
         #else
             case .commands(let address, let after):
-                job = .commands(after: after)
+                job = .mailbox(.commands, after: after)
                 return ask(.commands(address, after: after))
+        #endif
+        #if DEVICE_NO_CHANNELS
+            case .channelMessages: throw .notBuiltIn
+        #else
+            case .channelMessages(let id, let after):
+                job = .mailbox(.channelMessages, after: after)
+                return ask(.channelMessages(id, after: after))
         #endif
         case .pay(let order):
             guard let wallet else { throw .noWallet }
@@ -510,11 +518,12 @@ public struct DeviceSession: Sendable {
             #else
                 case .certificate: return action(try stateProofAnswered(answer, resource))
             #endif
-            #if DEVICE_NO_COMMANDS
-                case .commands: return fail(.busy)
+            #if DEVICE_NO_COMMANDS && DEVICE_NO_CHANNELS
+                case .commands, .channelMessages: return fail(.busy)
             #else
-                case .commands: return action(try commandsAnswered(answer))
+                case .commands, .channelMessages: return action(try mailboxAnswered(answer, resource))
             #endif
+            case .channelMessage: return fail(.busy)
             case .receipt: return fail(.busy)
             }
         } catch {
@@ -832,20 +841,23 @@ public struct DeviceSession: Sendable {
         }
     #endif
 
-    #if !DEVICE_NO_COMMANDS
-        /// A list of commands, each newer than the last one the device saw and newer than the one before it.
+    #if !DEVICE_NO_COMMANDS || !DEVICE_NO_CHANNELS
+        /// A door's list (commands, channel messages), each newer than the last one the device saw and newer than
+        /// the one before it.
         @inline(never)
-        private mutating func commandsAnswered(_ answer: DeviceAnswer) throws(DeviceError) -> Step {
-            guard case .commands(let after) = job else { throw .busy }
-            guard answer.code == .content else { throw Self.gatewayError(answer, .commands) }
-            let payload: CommandsPayload
-            do { payload = try CommandsPayload(decoding: answer.body) } catch { throw .undecodable(.commands, error) }
+        private mutating func mailboxAnswered(_ answer: DeviceAnswer, _ resource: DeviceResource) throws(DeviceError)
+            -> Step
+        {
+            guard case .mailbox(resource, let after) = job else { throw .busy }
+            guard answer.code == .content else { throw Self.gatewayError(answer, resource) }
+            let payload: MailboxPayload
+            do { payload = try MailboxPayload(decoding: answer.body) } catch { throw .undecodable(resource, error) }
             var last = after
             for entry in payload.entries {
-                guard entry.sequence > last else { throw .inconsistent(.commandSequence) }
+                guard entry.sequence > last else { throw .inconsistent(.messageSequence) }
                 last = entry.sequence
             }
-            return completed(.commands(payload))
+            return completed(resource == .commands ? .commands(payload) : .channelMessages(payload))
         }
     #endif
 

@@ -237,32 +237,37 @@ public struct InboxPayload: Equatable, Sendable, CanonicalCodable {
     public init(from r: inout ByteReader) throws(CodecError) { entries = try r.readList(cap: Self.maxEntries) }
 }
 
-/// Commands waiting for a device at the gateway's command door (`v1/commands`), oldest first, each with the
-/// sequence number the gateway gave it. The bytes are the command as its controller signed it (a
-/// ``BulbCommand`` for a bulb): the device decodes and checks them itself.
-public struct CommandsPayload: Equatable, Sendable, CanonicalCodable {
-    /// Commands per answer.
+/// Messages waiting at one of the gateway's doors, oldest first, each with the sequence number the gateway gave it:
+/// the commands for a device (`v1/commands`), the bytes as its controller signed them (a ``BulbCommand`` for a
+/// bulb), or the messages of a payment channel (`v1/channel/messages`), as its sender signed them. The reader
+/// decodes and checks them itself.
+public typealias CommandsPayload = MailboxPayload
+
+public struct MailboxPayload: Equatable, Sendable, CanonicalCodable {
+    /// Messages per answer.
     public static let maxEntries = 8
-    /// Largest command the door takes.
+    /// Largest command the command door takes.
     public static let maxCommandBytes = 256
+    /// Largest channel message the channel door takes (an update with its conditions and a relayed notification).
+    public static let maxChannelMessageBytes = 1_024
 
     public struct Entry: Equatable, Sendable, CanonicalCodable {
         public var sequence: UInt64
-        public var command: [UInt8]
+        public var message: [UInt8]
 
-        public init(sequence: UInt64, command: [UInt8]) {
+        public init(sequence: UInt64, message: [UInt8]) {
             self.sequence = sequence
-            self.command = command
+            self.message = message
         }
 
         public func encode(to w: inout ByteWriter) {
             w.writeVarint(sequence)
-            w.writeLengthPrefixed(command)
+            w.writeLengthPrefixed(message)
         }
 
         public init(from r: inout ByteReader) throws(CodecError) {
             sequence = try r.readVarint()
-            command = try r.readLengthPrefixed(cap: CommandsPayload.maxCommandBytes)
+            message = try r.readLengthPrefixed(cap: MailboxPayload.maxChannelMessageBytes)
         }
     }
 

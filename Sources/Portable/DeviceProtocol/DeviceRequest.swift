@@ -56,6 +56,11 @@ public struct DeviceRequest: Equatable, Sendable {
         DeviceRequest(.channelProof, query: [argument("id", hex: id)])
     }
 
+    /// The messages of channel `id` waiting at the gateway's channel door after sequence `after`.
+    public static func channelMessages(_ id: Bytes32, after: UInt64) -> DeviceRequest {
+        DeviceRequest(.channelMessages, query: [argument("id", hex: id), argument("after", decimal: after)])
+    }
+
     public static func certificateProof(_ id: Bytes32) -> DeviceRequest {
         DeviceRequest(.certificate, query: [argument("id", hex: id)])
     }

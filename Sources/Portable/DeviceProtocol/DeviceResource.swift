@@ -18,6 +18,8 @@ public enum DeviceResource: Int, CaseIterable, Sendable {
     case commands
     case htlcProof
     case channelProof
+    case channelMessages
+    case channelMessage
 
     public var path: StaticString {
         switch self {
@@ -38,11 +40,13 @@ public enum DeviceResource: Int, CaseIterable, Sendable {
         case .commands: DeviceResources.commands
         case .htlcProof: DeviceResources.htlcProof
         case .channelProof: DeviceResources.channelProof
+        case .channelMessages: DeviceResources.channelMessages
+        case .channelMessage: DeviceResources.channelMessage
         }
     }
 
     /// The one method each resource implements; any other gets 4.05.
-    public var method: CoAPCode { self == .transaction ? .post : .get }
+    public var method: CoAPCode { self == .transaction || self == .channelMessage ? .post : .get }
 
     /// Only the head changes under a device that waits; everything else is asked for when needed.
     public var isObservable: Bool { self == .head }
@@ -50,7 +54,7 @@ public enum DeviceResource: Int, CaseIterable, Sendable {
     /// The Uri-Query keys the resource takes (`key=value`); any other key is a 4.00.
     public var queryKeys: [StaticString] {
         switch self {
-        case .head, .transaction, .reanchor: []
+        case .head, .transaction, .reanchor, .channelMessage: []
         case .checkpoints: ["from", "limit"]
         case .headers: ["h"]
         case .txProof, .receipt, .escrowProof, .certificate, .htlcProof, .channelProof: ["id"]
@@ -60,6 +64,7 @@ public enum DeviceResource: Int, CaseIterable, Sendable {
         case .recipientFilter: ["e"]
         case .skip: ["from", "to"]
         case .commands: ["a", "after"]
+        case .channelMessages: ["id", "after"]
         }
     }
 

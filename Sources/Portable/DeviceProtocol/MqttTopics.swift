@@ -22,7 +22,12 @@ public enum MqttTopics {
     /// most as many signatures: about 15 KB at the caps. Twice that bounds what a device copies per message.
     public static let maxCheckpointBytes = 32 * 1024
 
+    /// What the gateway subscribes to: every channel sender's topic.
+    public static let channelPostFilter = "amars/v1/chan-out/+"
+
     static let submitPrefix = "amars/v1/tx/"
+    static let channelPostPrefix = "amars/v1/chan-out/"
+    static let channelPrefix = "amars/v1/chan/"
     static let receiptsPrefix = "amars/v1/receipts/"
     static let commandPrefix = "amars/v1/cmd/"
     static let checkpointsPrefix = "amars/v1/checkpoints/"
@@ -33,6 +38,12 @@ public enum MqttTopics {
     public static func receipts(_ device: Address) -> String { receiptsPrefix + device.bech32 }
     /// QoS 1 to device: opaque command payloads (signed by whoever the device trusts; the gateway only relays).
     public static func command(_ device: Address) -> String { commandPrefix + device.bech32 }
+
+    /// QoS 1 from a channel's sender: one channel message (a signed update or a relay message) per message.
+    public static func channelPost(_ sender: Address) -> String { channelPostPrefix + sender.bech32 }
+    /// QoS 1 to a channel's recipient: each channel message the gateway's channel door kept for it, as the
+    /// door's entry (sequence, then the message), the same bytes `v1/channel/messages` lists.
+    public static func channel(_ recipient: Address) -> String { channelPrefix + recipient.bech32 }
 
     /// Retained, QoS 1: the ``Checkpoint`` encoding that closes epoch `epoch` (decimal), the one
     /// `ChainNode.checkpoints(from: epoch, limit: 1)` returns. One topic per epoch, so retention keeps them all.
@@ -51,8 +62,17 @@ public enum MqttTopics {
     /// The device of a submit topic, or why the topic is not one. Never traps on any input: topics come from
     /// whoever can publish to the broker.
     public static func parseSubmit(_ topic: String) -> Result<Address, MqttDropReason> {
-        guard topic.hasPrefix(submitPrefix) else { return .failure(.badTopic) }
-        let tail = topic.dropFirst(submitPrefix.count)
+        parseDevice(topic, prefix: submitPrefix)
+    }
+
+    /// The sender of a channel-post topic, or why the topic is not one.
+    public static func parseChannelPost(_ topic: String) -> Result<Address, MqttDropReason> {
+        parseDevice(topic, prefix: channelPostPrefix)
+    }
+
+    private static func parseDevice(_ topic: String, prefix: String) -> Result<Address, MqttDropReason> {
+        guard topic.hasPrefix(prefix) else { return .failure(.badTopic) }
+        let tail = topic.dropFirst(prefix.count)
         // A bech32m address is at most 90 characters; anything longer is not worth decoding.
         guard !tail.isEmpty, tail.count <= 90, !tail.contains("/") else { return .failure(.badTopic) }
         guard let address = try? Address(bech32: String(tail)) else { return .failure(.badDevice) }
@@ -78,6 +98,9 @@ public enum MqttDropReason: String, Error, Sendable, CaseIterable, Hashable {
     case rateLimited
     /// The submit could not be made durable (inbox write failed). Refused, so the device retries later.
     case inboxUnavailable
+    /// A channel message the channel door refused (undecodable, no open channel, not its sender's update), or
+    /// posted on another sender's topic. Dropped: the sender learns nothing it could not read on chain.
+    case channelRefused
 }
 
 /// A message on `amars/v1/receipts/{device}`.

@@ -46,6 +46,12 @@ public enum DeviceResources {
     /// `a=<address>`, `after=<sequence>`: the last one the device has seen). The gateway checked each signature
     /// and certificate before taking it; the device checks them again itself.
     public static let commands: StaticString = "v1/commands"
+    /// GET: a payment channel's messages waiting at the gateway's channel door, oldest first (Uri-Query
+    /// `id=<channel id>`, `after=<sequence>`: the last one the recipient has seen).
+    public static let channelMessages: StaticString = "v1/channel/messages"
+    /// POST: a channel message from the channel's sender (a signed update or a relay message), kept for its
+    /// recipient if the channel is open on chain and the update is its sender's (2.01 with the sequence given).
+    public static let channelMessage: StaticString = "v1/channel/message"
     /// POST: a payment note from a payer to a payment code's receiver.
     public static let paymentNote: StaticString = "v1/note"
     /// GET: CoRE link-format discovery (RFC 6690), the path every CoAP client knows.

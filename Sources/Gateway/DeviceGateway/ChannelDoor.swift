@@ -1,0 +1,96 @@
+import AmarsCodec
+import Chain
+import DeviceProtocol
+import Foundation
+import Ledger
+import PaymentCodes
+
+/// The gateway's channel door: a channel's sender posts its signed off-chain messages (updates, relay messages)
+/// over CoAP, MQTT or HTTP, and the recipient fetches them by channel id over CoAP (`v1/channel/messages`) or
+/// HTTP, or receives them on its MQTT topic. The door decides nothing for the recipient, which checks each update
+/// against the channel it proved itself; it only refuses what a stranger could use to crowd a channel's mailbox:
+/// anything but a well-formed message whose update the sender of an open channel signed, within its deposit.
+///
+/// Messages live in memory, bounded per channel and in channels, for an hour: an update supersedes the ones before
+/// it, so a recipient that was away longer needs only the sender's newest, which the sender posts again.
+public final class ChannelDoor: Sendable {
+    public struct Limits: Sendable, Equatable {
+        public var perChannel: Int
+        public var channels: Int
+        public var lifetimeSeconds: UInt64
+
+        /// At most 4,096 × 16 × 1 KiB (64 MiB) held, and only by senders of open channels.
+        public init(perChannel: Int = 16, channels: Int = 4_096, lifetimeSeconds: UInt64 = 3_600) {
+            self.perChannel = perChannel
+            self.channels = channels
+            self.lifetimeSeconds = lifetimeSeconds
+        }
+    }
+
+    /// Why the door refused a message; `code` is its name in every door's error.
+    public enum Refusal: Error, Equatable, Sendable, CustomStringConvertible {
+        case undecodable
+        case tooLarge
+        case unknownChannel
+        case channelNotOpen
+        /// The update is not this open channel's sender's within its deposit (`wrongChannel` cannot happen: the
+        /// channel is the one the update names).
+        case rejected(ChannelError)
+
+        public var code: String {
+            switch self {
+            case .undecodable: "undecodable"
+            case .tooLarge: "tooLarge"
+            case .unknownChannel: "unknownChannel"
+            case .channelNotOpen: "channelNotOpen"
+            case .rejected(let error): "\(error.code)"
+            }
+        }
+
+        public var description: String {
+            switch self {
+            case .undecodable: "the body is not a channel message (a signed update or a relay message)"
+            case .tooLarge: "a channel message is at most \(MailboxPayload.maxChannelMessageBytes) bytes"
+            case .unknownChannel: "no channel on chain has the update's channel id"
+            case .channelNotOpen: "the channel is closed or refunded"
+            case .rejected(let error): "the update is refused: \(error)"
+            }
+        }
+    }
+
+    public let limits: Limits
+    private let node: ChainNode
+    private let mailbox: Mailbox<Bytes32>
+
+    /// `clock`: wall-clock seconds, for the messages' lifetime; sequences start at `firstSequence`.
+    public init(
+        node: ChainNode, limits: Limits = Limits(),
+        clock: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970) },
+        firstSequence: UInt64 = UInt64(Date().timeIntervalSince1970 * 1_000_000)
+    ) {
+        self.node = node
+        self.limits = limits
+        mailbox = Mailbox(
+            limits: .init(perKey: limits.perChannel, keys: limits.channels, lifetimeSeconds: limits.lifetimeSeconds),
+            clock: clock, firstSequence: firstSequence)
+    }
+
+    /// Checks `bytes` against the channel on chain and keeps them for its recipient; returns the channel, its
+    /// recipient (whose MQTT topic the message goes to) and the sequence given.
+    public func post(_ bytes: [UInt8]) throws(Refusal) -> (channel: Bytes32, recipient: Address, sequence: UInt64) {
+        guard bytes.count <= MailboxPayload.maxChannelMessageBytes else { throw .tooLarge }
+        guard let message = try? ChannelMessage(decoding: bytes) else { throw .undecodable }
+        let id = message.update.channelID
+        guard let channel = node.channel(id).state else { throw .unknownChannel }
+        guard channel.status == .open else { throw .channelNotOpen }
+        do { try channel.check(message.update, channelID: id) } catch { throw .rejected(error) }
+        return (id, channel.recipient, mailbox.post(bytes, to: id))
+    }
+
+    /// The messages of `channel` after sequence `after`, oldest first, at most `limit`.
+    public func messages(for channel: Bytes32, after: UInt64, limit: Int = MailboxPayload.maxEntries)
+        -> [MailboxPayload.Entry]
+    {
+        mailbox.entries(for: channel, after: after, limit: limit)
+    }
+}
