@@ -25,6 +25,8 @@ public final class CoAPFixture {
     public let server: CoAPServer
     /// The command door behind the server's `v1/commands`.
     public let commandDoor: CommandDoor
+    /// The channel door behind the server's `v1/channel/message` and `v1/channel/messages`.
+    public let channelDoor: ChannelDoor
     public let port: UInt16
     private var clock: UInt64
 
@@ -59,13 +61,15 @@ public final class CoAPFixture {
         // Port 0 is not portable across libcoap versions: take a port the kernel just handed out, and retry if
         // another process grabbed it in between.
         commandDoor = CommandDoor(node: node)
+        channelDoor = ChannelDoor(node: node)
         (server, port) = try Self.startServer(
-            node: node, logger: logger, limits: limits, dtlsKeys: dtlsKeys, commands: commandDoor, start: start)
+            node: node, logger: logger, limits: limits, dtlsKeys: dtlsKeys, commands: commandDoor,
+            channels: channelDoor, start: start)
     }
 
     private static func startServer(
         node: ChainNode, logger: Logger, limits: CoAPServer.Limits, dtlsKeys: [String: [UInt8]]?,
-        commands: CommandDoor, start: Bool
+        commands: CommandDoor, channels: ChannelDoor, start: Bool
     ) throws -> (CoAPServer, UInt16) {
         var attempts = 0
         while true {
@@ -73,7 +77,7 @@ public final class CoAPFixture {
             let dtls = try dtlsKeys.map { CoAPServer.DTLSPSK(port: try freeUDPPort(), keys: $0) }
             let server = CoAPServer(
                 node: node, host: "127.0.0.1", port: candidate, logger: logger, limits: limits, dtls: dtls,
-                commands: commands)
+                commands: commands, channels: channels)
             if !start { return (server, candidate) }
             do {
                 try server.start()
