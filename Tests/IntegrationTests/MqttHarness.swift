@@ -89,7 +89,7 @@ final class MqttTestChain {
     @discardableResult
     func startBridge(
         rateLimit: MqttRateLimiter.Limits = .init(burst: 100, perSecond: 100), start: Bool = true,
-        clientID: String = "amars-gateway-test", inbox: String? = nil
+        clientID: String = "amars-gateway-test", inbox: String? = nil, channels: ChannelDoor? = nil
     ) throws -> MqttBridge {
         let config = MqttBridge.Configuration(
             port: broker.port, clientID: clientID, inboxPath: inbox ?? inboxPath, rateLimit: rateLimit,
@@ -97,7 +97,8 @@ final class MqttTestChain {
             credentials: try broker.gatewayCredentials)
         let clock = self.clock
         let bridge = try MqttBridge(
-            node: node, configuration: config, clock: { clock.now }, random: SplitMix64(seed: 7), logger: logger)
+            node: node, configuration: config, channels: channels, clock: { clock.now }, random: SplitMix64(seed: 7),
+            logger: logger)
         bridges.append(bridge)
         guard start else { return bridge }
         try bridge.start()

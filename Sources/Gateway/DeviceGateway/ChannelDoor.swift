@@ -33,6 +33,8 @@ public final class ChannelDoor: Sendable {
         case tooLarge
         case unknownChannel
         case channelNotOpen
+        /// Posted on another sender's MQTT topic than the channel's sender.
+        case notSender
         /// The update is not this open channel's sender's within its deposit (`wrongChannel` cannot happen: the
         /// channel is the one the update names).
         case rejected(ChannelError)
@@ -43,6 +45,7 @@ public final class ChannelDoor: Sendable {
             case .tooLarge: "tooLarge"
             case .unknownChannel: "unknownChannel"
             case .channelNotOpen: "channelNotOpen"
+            case .notSender: "channelNotSender"
             case .rejected(let error): "\(error.code)"
             }
         }
@@ -53,6 +56,7 @@ public final class ChannelDoor: Sendable {
             case .tooLarge: "a channel message is at most \(MailboxPayload.maxChannelMessageBytes) bytes"
             case .unknownChannel: "no channel on chain has the update's channel id"
             case .channelNotOpen: "the channel is closed or refunded"
+            case .notSender: "the message is posted on another sender's topic than the channel's"
             case .rejected(let error): "the update is refused: \(error)"
             }
         }
@@ -76,13 +80,17 @@ public final class ChannelDoor: Sendable {
     }
 
     /// Checks `bytes` against the channel on chain and keeps them for its recipient; returns the channel, its
-    /// recipient (whose MQTT topic the message goes to) and the sequence given.
-    public func post(_ bytes: [UInt8]) throws(Refusal) -> (channel: Bytes32, recipient: Address, sequence: UInt64) {
+    /// recipient (whose MQTT topic the message goes to) and the sequence given. `sender`: the account whose topic
+    /// the message came on (MQTT), which must be the channel's sender.
+    public func post(_ bytes: [UInt8], from sender: Address? = nil) throws(Refusal) -> (
+        channel: Bytes32, recipient: Address, sequence: UInt64
+    ) {
         guard bytes.count <= MailboxPayload.maxChannelMessageBytes else { throw .tooLarge }
         guard let message = try? ChannelMessage(decoding: bytes) else { throw .undecodable }
         let id = message.update.channelID
         guard let channel = node.channel(id).state else { throw .unknownChannel }
         guard channel.status == .open else { throw .channelNotOpen }
+        if let sender, sender != channel.sender { throw .notSender }
         do { try channel.check(message.update, channelID: id) } catch { throw .rejected(error) }
         return (id, channel.recipient, mailbox.post(bytes, to: id))
     }

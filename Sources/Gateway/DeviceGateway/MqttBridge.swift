@@ -467,13 +467,11 @@ public final class MqttBridge: @unchecked Sendable {
         }
         guard limiter.allow(sender, nowMillis: clock()) else { return count(.rateLimited) }
         let kept: (channel: Bytes32, recipient: Address, sequence: UInt64)
-        do { kept = try channels.post(payload) } catch {
+        // The topic must be the channel's sender's: the TLS listener's ACL lets a device write only its own.
+        do { kept = try channels.post(payload, from: sender) } catch {
             logger.debug("mqtt channel message from \(sender.bech32) refused: \(error.code)")
             return count(.channelRefused)
         }
-        // Only the channel's sender posts on its own topic (the TLS listener's ACL enforces the topic; the
-        // signature already proved the update is the sender's, so this keeps the topic honest for readers).
-        guard node.channel(kept.channel).state?.sender == sender else { return count(.channelRefused) }
         let entry = MailboxPayload.Entry(sequence: kept.sequence, message: payload)
         let rc = rawPublish(MqttTopics.channel(kept.recipient), entry.encoded, retain: false)
         if rc != MOSQ_ERR_SUCCESS.rawValue {
