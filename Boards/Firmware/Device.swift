@@ -195,10 +195,12 @@
             Console.text(code.bytes)
             Console.newline()
         }
-        if case .htlc(let rule) = error {
-            Console.write("claim: the chain's rule: ")
-            Console.line(rule.code)
-        }
+        #if !DEVICE_NO_HTLC
+            if case .htlc(let rule) = error {
+                Console.write("claim: the chain's rule: ")
+                Console.line(rule.code)
+            }
+        #endif
         fail(status(of: error, during: step), "refused")
     }
 

@@ -35,7 +35,8 @@ final class ChannelDoorTests: XCTestCase {
         // A relay message: Alice's payment code masked for Carol, its fee locked in the channel to Bob.
         let aliceCode = try PaymentCodeKeys(seed: f.alice.secret.bytes).code
         let carolCode = try PaymentCodeKeys(seed: CoAPFixture.key(31).secret.bytes).code
-        let notification = try RelayedNotification(code: aliceCode, designated: CoAPFixture.key(32), receiver: carolCode)
+        let notification = try RelayedNotification(
+            code: aliceCode, designated: CoAPFixture.key(32), receiver: carolCode)
         let locked = try channel.lock(
             ChannelCondition(hashLock: notification.hashLock, amount: 500, expiryHeight: 40), after: paid,
             channelID: id, height: height, sender: f.alice)
@@ -63,8 +64,10 @@ final class ChannelDoorTests: XCTestCase {
         XCTAssertEqual(huge.code, .requestEntityTooLarge)
         XCTAssertEqual(huge.size1, UInt32(MailboxPayload.maxChannelMessageBytes))
         XCTAssertEqual(
-            f.server.handlers.handle(.channelMessage, query: Array("x=1".utf8), body: ChannelMessage.update(paid).encoded)
-                .code, .badRequest)
+            f.server.handlers.handle(
+                .channelMessage, query: Array("x=1".utf8), body: ChannelMessage.update(paid).encoded
+            )
+            .code, .badRequest)
 
         // The recipient's session lists exactly the two, in order, and after a cursor only what came later.
         var (session, link) = try anchored(f)

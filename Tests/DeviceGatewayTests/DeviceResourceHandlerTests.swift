@@ -303,7 +303,8 @@ final class DeviceResourceHandlerTests: XCTestCase {
             request.resource == .escrowProof ? DeviceAnswer(code: .content, body: whileOpen) : nil
         }
         XCTAssertThrowsError(try device.run(.escrow(open.id), over: &replaying)) { error in
-            guard case .device(.inconsistent(.staleObjectProof(.escrowProof, _, _))) = error as? DeviceRunError<Never> else {
+            guard case .device(.inconsistent(.staleObjectProof(.escrowProof, _, _))) = error as? DeviceRunError<Never>
+            else {
                 return XCTFail("\(error)")
             }
         }

@@ -41,7 +41,8 @@ final class DeviceContractCLITests: CLITestCase {
             ["device", "htlc", lockID, "--key", bob, "--secret", String(repeating: "00", count: 32)] + device,
             "wrongPreimage", status: 3)
         try refused(
-            ["device", "htlc", lockID, "--key", alice, "--secret", path("secret.hex")] + device, "notRecipient", status: 3)
+            ["device", "htlc", lockID, "--key", alice, "--secret", path("secret.hex")] + device, "notRecipient",
+            status: 3)
         let claimed = try ok(["device", "htlc", lockID, "--key", bob, "--secret", path("secret.hex")] + device)
         XCTAssertTrue(claimed.contains("claimable   2 AMSC for this device"), claimed)
         XCTAssertTrue(claimed.contains("claimed     2 AMSC"), claimed)
@@ -74,7 +75,8 @@ final class DeviceContractCLITests: CLITestCase {
         XCTAssertTrue(fetched.contains("accepted: settles 0.1 AMSC of 2 AMSC (+0.1)"), fetched)
         XCTAssertTrue(fetched.contains("accepted: settles 0.2 AMSC of 2 AMSC (+0.1)"), fetched)
         XCTAssertTrue(fetched.contains("fetched     2 message(s)"), fetched)
-        XCTAssertTrue(try ok(["device", "channel", ch1, "--fetch"] + bobDir + device).contains("fetched     0 message(s)"))
+        XCTAssertTrue(
+            try ok(["device", "channel", ch1, "--fetch"] + bobDir + device).contains("fetched     0 message(s)"))
         // The door itself refuses a tampered update (HTTP 403 with the chain's code) and keeps nothing.
         var tampered = try Hex.decode(
             try String(contentsOfFile: path("u.hex"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines))
@@ -84,7 +86,8 @@ final class DeviceContractCLITests: CLITestCase {
             "/v1/channel-messages", body: [0] + tampered, contentType: "application/octet-stream")
         XCTAssertEqual(refusedPost.status, 403)
         XCTAssertTrue(String(decoding: refusedPost.body, as: UTF8.self).contains("badUpdateSignature"))
-        XCTAssertTrue(try ok(["device", "channel", ch1, "--fetch"] + bobDir + device).contains("fetched     0 message(s)"))
+        XCTAssertTrue(
+            try ok(["device", "channel", ch1, "--fetch"] + bobDir + device).contains("fetched     0 message(s)"))
 
         // The relayed payment code, every message through the door.
         let aliceCode = String(try ok(["paycode", "show", "--key", alice]).split(separator: "\n")[0])

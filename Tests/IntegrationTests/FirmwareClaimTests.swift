@@ -68,7 +68,8 @@ final class FirmwareClaimTests: FirmwareDevnetTestCase {
         let htlc = try Harness.json(try HTTPClient(baseURL: node4, timeoutSeconds: 10), "/v1/htlcs/\(lockID)")
         XCTAssertEqual(htlc["status"] as? String, "claimed", "\(htlc)")
         XCTAssertEqual(htlc["preimage"] as? String, secret, "\(htlc)")
-        let fee = try XCTUnwrap(log.firstMatch(of: #/final at height \d+ after \d+ polls, fee (\d+)/#).map { UInt64($0.1)! })
+        let fee = try XCTUnwrap(
+            log.firstMatch(of: #/final at height \d+ after \d+ polls, fee (\d+)/#).map { UInt64($0.1)! })
         XCTAssertTrue(
             Harness.wait(10) { ((try? self.balance(node4, device)) ?? 0) == before + 3_000_000 - fee },
             "node 4 shows \((try? balance(node4, device)) ?? 0), not \(before) + 3 AMSC - fee \(fee)")

@@ -48,20 +48,25 @@ final class MqttChannelTests: XCTestCase {
         // In order: the sender's first update; a forgery on its topic; its second update on someone else's topic;
         // garbage; a stranger writing the recipient's topic directly (the ACL drops it); the second update on the
         // sender's own topic.
-        try c.publish(topic: MqttTopics.channelPost(alice), payload: ChannelMessage.update(first).encoded, asGateway: false)
-        try c.publish(topic: MqttTopics.channelPost(alice), payload: ChannelMessage.update(forged).encoded, asGateway: false)
-        try c.publish(topic: MqttTopics.channelPost(carol), payload: ChannelMessage.update(second).encoded, asGateway: false)
+        try c.publish(
+            topic: MqttTopics.channelPost(alice), payload: ChannelMessage.update(first).encoded, asGateway: false)
+        try c.publish(
+            topic: MqttTopics.channelPost(alice), payload: ChannelMessage.update(forged).encoded, asGateway: false)
+        try c.publish(
+            topic: MqttTopics.channelPost(carol), payload: ChannelMessage.update(second).encoded, asGateway: false)
         try c.publish(topic: MqttTopics.channelPost(alice), payload: [9, 9, 9], asGateway: false)
         let planted = MailboxPayload.Entry(sequence: .max, message: ChannelMessage.update(forged).encoded)
         try c.publish(topic: recipientTopic, payload: planted.encoded, asGateway: false)
-        try c.publish(topic: MqttTopics.channelPost(alice), payload: ChannelMessage.update(second).encoded, asGateway: false)
+        try c.publish(
+            topic: MqttTopics.channelPost(alice), payload: ChannelMessage.update(second).encoded, asGateway: false)
 
         try mqttWaitUntil("two channel messages relayed") { sub.payloads(on: recipientTopic).count >= 2 }
         try mqttWaitUntil("refusals counted") { bridge.stats.dropped[.channelRefused] == 3 }
         usleep(300_000)
         let received = sub.payloads(on: recipientTopic).map { try? MailboxPayload.Entry(decoding: $0) }
         XCTAssertEqual(
-            received.map { $0.flatMap { try? ChannelMessage(decoding: $0.message) } }, [.update(first), .update(second)])
+            received.map { $0.flatMap { try? ChannelMessage(decoding: $0.message) } },
+            [.update(first), .update(second)])
         // The same entries the door lists for CoAP and HTTP, in the order they were kept.
         XCTAssertEqual(received.compactMap { $0 }, door.messages(for: id, after: 0))
         XCTAssertEqual(bridge.stats.channelMessagesRelayed, 2)

@@ -54,7 +54,8 @@ extension APIRouter {
             return .json(
                 202,
                 .object([
-                    ("channel", .hex(channel)), ("recipient", .string(recipient.bech32)), ("sequence", .number(sequence)),
+                    ("channel", .hex(channel)), ("recipient", .string(recipient.bech32)),
+                    ("sequence", .number(sequence)),
                 ]))
         } catch {
             let status =

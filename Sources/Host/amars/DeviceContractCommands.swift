@@ -162,8 +162,9 @@ extension DeviceCommand {
             print("fetched     \(fetched) message(s) from the gateway's channel door, cursor \(cursor)")
         }
 
-        private func judge(_ entry: MailboxPayload.Entry, _ channelID: Bytes32, _ channel: PaymentChannel, at height: UInt64)
-        {
+        private func judge(
+            _ entry: MailboxPayload.Entry, _ channelID: Bytes32, _ channel: PaymentChannel, at height: UInt64
+        ) {
             let prefix = "message #\(entry.sequence): "
             switch try? ChannelMessage(decoding: entry.message) {
             case .update(let update):

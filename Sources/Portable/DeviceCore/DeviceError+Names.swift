@@ -14,8 +14,17 @@ extension DeviceError.Stage {
         case .transactionProof: "inclusion proof"
         case .receiptProof: "receipt proof"
         case .escrowProof: "escrow proof"
-        case .htlcProof: "HTLC proof"
-        case .channelProof: "channel proof"
+        // An image that leaves these operations out never meets their stages.
+        #if DEVICE_NO_HTLC
+            case .htlcProof: ""
+        #else
+            case .htlcProof: "HTLC proof"
+        #endif
+        #if DEVICE_NO_CHANNELS
+            case .channelProof: ""
+        #else
+            case .channelProof: "channel proof"
+        #endif
         case .certificateProof: "certificate proof"
         case .filterProof: "filter proof"
         case .notificationProof: "notification proof"
@@ -47,7 +56,11 @@ extension DeviceError {
         case .noWallet: "the device has no key to pay with"
         case .insufficientFunds: "the proven balance is below the amount"
         case .wallet: "the wallet refused to sign"
-        case .htlc: "the proven HTLC cannot be claimed with this secret by this device"
+        #if DEVICE_NO_HTLC
+            case .htlc: ""  // never met in an image without claims
+        #else
+            case .htlc: "the proven HTLC cannot be claimed with this secret by this device"
+        #endif
         case .failedOnChain: "final, but the proven receipt says it failed"
         case .busy: "another device operation is running"
         }
@@ -63,7 +76,9 @@ extension DeviceError.Inconsistency {
         case .stateRootMismatch(.accountProof, _): "account proof names another state root than its block"
         case .stateRootMismatch: "a proof names another state root than its block"
         case .headerHeight: "the gateway served a header of another height"
-        case .staleObjectProof: "escrow, HTLC or channel proof from a block older than the verified head"
+        #if !(DEVICE_NO_ESCROW && DEVICE_NO_HTLC && DEVICE_NO_CHANNELS)
+            case .staleObjectProof: "escrow, HTLC or channel proof from a block older than the verified head"
+        #endif
         #if !DEVICE_NO_CERTIFICATES
             case .staleCertificateProof: "certificate proof from a block older than the verified head"
             case .certificateChain: "certificate records that are not one chain from the id asked to a root"

@@ -23,7 +23,8 @@ public enum DeviceOperation: Equatable, Sendable {
     /// Claim an HTLC with its secret: the contract proven open, for this device, unexpired and locked to the
     /// secret's hash (so no fee is spent on a claim the chain would refuse), then the claim signed, submitted and
     /// proven final and successful.
-    case claim(HTLCClaimOrder)
+    /// (Boxed: the order is the largest operation, and a board copies every operation it starts.)
+    indirect case claim(HTLCClaimOrder)
     /// A payment channel's state (or absence) proven against a header no older than the verified head: what the
     /// recipient checks an off-chain update against (``PaymentChannel/accept(_:channelID:holding:height:)``).
     case channel(Bytes32)

@@ -68,10 +68,12 @@ public struct DeviceSession: Sendable {
     private var proofBody: [UInt8] = []
     /// That header, verified (its roots are read again from ``headerBody`` when the proof is checked).
     private var verifiedHeader: TrustedHeader?
-    /// The last header whose certificate was checked, kept across operations: a proof at the head just verified
-    /// (an escrow's, an HTLC's, the account a claim pays from) names the same block, and its signatures are not
-    /// checked again. A header's hash commits to every field, so the same hash is the same verified header.
-    private var recentHeader: TrustedHeader?
+    /// The hash of the last header whose certificate was checked, and what the check found, kept across
+    /// operations: a proof at the head just verified (an escrow's, an HTLC's, the account a claim pays from) names
+    /// the same block, and its signatures are not checked again. A header's hash commits to every field, so the
+    /// same hash is the same verified header. Zero: none.
+    private var recentHash = Bytes32.zero
+    private var recentBasis = TrustedHeader.Basis.trustedCheckpoint
     /// Where the inbox said a transfer landed; its proof must agree.
     private var listed: Listed?
     /// The addresses a recipient-filter operation tests.
@@ -237,14 +239,14 @@ public struct DeviceSession: Sendable {
     /// Replaces the trusted state (resumed from storage, or re-anchored by the caller).
     public mutating func resume(trusted: TrustedState) {
         self.trusted = Self.completed(trusted, anchor: anchor)
-        recentHeader = nil
+        recentHash = .zero
     }
 
     /// Anchors trust in a genesis header: it must hash to the provisioned hash and name the provisioned
     /// committee. A device that has the header already (MQTT serves none) anchors without asking.
     public mutating func anchor(genesisHeader: BlockHeader) throws(DeviceError) {
         do {
-            recentHeader = nil
+            recentHash = .zero
             trusted = try TrustedState.anchored(
                 header: genesisHeader, committee: anchor.committee, epochLength: anchor.epochLength,
                 trustedHash: anchor.genesisHeaderHash)
@@ -293,7 +295,7 @@ public struct DeviceSession: Sendable {
                 throw .reanchorRefused(.future(aheadMillis: header.timestamp - wallClock))
             }
             trusted = next
-            recentHeader = nil
+            recentHash = .zero
         }
     #endif
 
@@ -977,22 +979,23 @@ public struct DeviceSession: Sendable {
         }
         let height = payload.header.height
         guard height > trusted.height else { throw .outsideTrust(height: height) }
-        if let recent = recentHeader, recent.hash == hash { return recent }
-        let weight: UInt64
-        do {
-            weight = try HeaderVerifier.verify(
-                trusted: trusted, header: payload.header, certificate: payload.certificate
-            )
-            .signedWeight
-        } catch {
-            throw .rejected(error, stage: .header(height: height))
+        if hash != recentHash {
+            let weight: UInt64
+            do {
+                weight = try HeaderVerifier.verify(
+                    trusted: trusted, header: payload.header, certificate: payload.certificate
+                )
+                .signedWeight
+            } catch {
+                throw .rejected(error, stage: .header(height: height))
+            }
+            let total = trusted.committee.totalWeight
+            report(.headerVerified(height: height, weight: weight, totalWeight: total))
+            recentHash = hash
+            recentBasis = .certificate(
+                signatures: payload.certificate.signatures.count, weight: weight, totalWeight: total)
         }
-        let total = trusted.committee.totalWeight
-        report(.headerVerified(height: height, weight: weight, totalWeight: total))
-        recentHeader = TrustedHeader(
-            payload.header, hash: hash,
-            basis: .certificate(signatures: payload.certificate.signatures.count, weight: weight, totalWeight: total))
-        return recentHeader!
+        return TrustedHeader(payload.header, hash: hash, basis: recentBasis)
     }
 
     /// The step that was waiting for the header goes on: the proof it vouches for is checked against its roots.
@@ -1262,10 +1265,14 @@ public struct DeviceSession: Sendable {
         switch parent {
         case .none:
             return .finished
-        case .object(let kind, let id):
-            guard case .head(let head)? = result else { return .finished }
-            job = .object(kind, id, headHeight: head.height)
-            return ask(DeviceRequest(kind.resource, query: [DeviceRequest.argument("id", hex: id)]))
+        #if DEVICE_NO_ESCROW && DEVICE_NO_HTLC && DEVICE_NO_CHANNELS
+            case .object: throw .notBuiltIn
+        #else
+            case .object(let kind, let id):
+                guard case .head(let head)? = result else { return .finished }
+                job = .object(kind, id, headHeight: head.height)
+                return ask(DeviceRequest(kind.resource, query: [DeviceRequest.argument("id", hex: id)]))
+        #endif
         case .claim:
             #if DEVICE_NO_HTLC
                 throw .notBuiltIn
