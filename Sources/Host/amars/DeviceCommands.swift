@@ -155,8 +155,7 @@ struct DeviceCommand: ParsableCommand {
             print("address     \(who.bech32)")
             print("balance     \(Amount.format(account.state.balance)) AMSC (\(account.state.balance) units)")
             print("nonce       \(account.state.nonce)")
-            print("proven      state proof checked against the state root of block \(account.header.height)")
-            print("            (\(DeviceRun.basisText(account.header.basis)))")
+            DeviceRun.printProven(account.header)
             try session.save()
         }
     }
@@ -186,8 +185,7 @@ struct DeviceCommand: ParsableCommand {
             print(
                 "            deposit \(Amount.format(e.deposit)) AMSC, fee \(Amount.format(e.rentalFee)) AMSC, expires after block \(e.expiryHeight)"
             )
-            print("proven      state proof checked against the state root of block \(proven.header.height)")
-            print("            (\(DeviceRun.basisText(proven.header.basis)))")
+            DeviceRun.printProven(proven.header)
             try session.save()
             if let lock {
                 // The rule a lock's firmware and the simulator's locks run.
@@ -463,18 +461,10 @@ struct DeviceCommand: ParsableCommand {
         @Option(help: "Amount in AMSC, e.g. 10 or 0.25.")
         var amount: String
 
-        @Option(help: "Tip per resource unit for the proposer, in base units.")
-        var tip: UInt64 = 1
-
-        @Option(help: "Most you will pay per resource unit, in base units (default: 2 × next base fee + tip).")
-        var maxFee: UInt64?
-
         @Option(help: "Submit over MQTT to this broker (host:port) instead of CoAP.")
         var mqtt: String?
 
-        @Option(help: "Seconds to wait for the transfer to become final.")
-        var timeout: UInt64 = 60
-
+        @OptionGroup var signing: DeviceSigningOptions
         @OptionGroup var device: DeviceOptions
 
         func run() throws {
@@ -494,11 +484,9 @@ struct DeviceCommand: ParsableCommand {
                     throw CLIError("MQTT: \(error)")
                 }
             }
-            var rng = SystemRandomNumberGenerator()
             let order = PaymentOrder(
-                recipient: recipient, amount: units, tipPerUnit: tip, maxFeePerUnit: maxFee,
-                auxRandom: Bytes32(w0: rng.next(), w1: rng.next(), w2: rng.next(), w3: rng.next()),
-                finalityMillis: UInt32(min(timeout * 1000, UInt64(UInt32.max))))
+                recipient: recipient, amount: units, tipPerUnit: signing.tip, maxFeePerUnit: signing.maxFee,
+                auxRandom: signing.auxRandom(), finalityMillis: signing.finalityMillis)
             let paid = try session.pay(order, wallet: DeviceWallet(key: signer, nextNonce: 0), submitOver: mqttLink)
             if let client = mqttLink?.client {
                 // The gateway's own "final" over MQTT must name the block the proof came from.
@@ -514,17 +502,30 @@ struct DeviceCommand: ParsableCommand {
                 }
                 print("announced   final at height \(announced.height) over MQTT too")
             }
-            let inclusion = paid.inclusion
-            let r = inclusion.receipt
-            print(
-                "final       at height \(inclusion.header.height) (epoch \(inclusion.header.epoch)), "
-                    + "position \(inclusion.position)")
-            print("            inclusion proof checked against the block's transactions root")
-            print("            (\(DeviceRun.basisText(inclusion.header.basis)))")
-            print("receipt     \(r.status == .success ? "success" : "failed"), fee \(r.feePaid) units (proven)")
+            DeviceRun.printFinal(paid.inclusion)
             try session.save()
-            if r.status != .success { throw ExitCode(2) }
+            if paid.inclusion.receipt.status != .success { throw ExitCode(2) }
         }
+    }
+}
+
+/// What a device's own transaction pays and how long it waits to see it final (`device send`, `device htlc`).
+struct DeviceSigningOptions: ParsableArguments {
+    @Option(help: "Tip per resource unit for the proposer, in base units.")
+    var tip: UInt64 = 1
+
+    @Option(help: "Most you will pay per resource unit, in base units (default: 2 × next base fee + tip).")
+    var maxFee: UInt64?
+
+    @Option(help: "Seconds to wait for the transaction to become final.")
+    var timeout: UInt64 = 60
+
+    var finalityMillis: UInt32 { UInt32(min(timeout * 1000, UInt64(UInt32.max))) }
+
+    /// Fresh BIP340 auxiliary randomness for the signature.
+    func auxRandom() -> Bytes32 {
+        var rng = SystemRandomNumberGenerator()
+        return Bytes32(w0: rng.next(), w1: rng.next(), w2: rng.next(), w3: rng.next())
     }
 }
 
@@ -749,6 +750,23 @@ struct DeviceRun {
         print("head        height \(head.height), epoch \(head.epoch), hash \(Hex.encode(head.hash.bytes))")
         print("            state root \(Hex.encode(head.stateRoot.bytes)), base fee \(head.baseFee)")
         print("            verified: \(Self.basisText(head.basis))")
+    }
+
+    /// The lines under a state the device proved.
+    static func printProven(_ header: TrustedHeader) {
+        print("proven      state proof checked against the state root of block \(header.height)")
+        print("            (\(basisText(header.basis)))")
+    }
+
+    /// The lines under a transaction of the device's own, proven final.
+    static func printFinal(_ inclusion: VerifiedInclusion) {
+        let r = inclusion.receipt
+        print(
+            "final       at height \(inclusion.header.height) (epoch \(inclusion.header.epoch)), "
+                + "position \(inclusion.position)")
+        print("            inclusion proof checked against the block's transactions root")
+        print("            (\(basisText(inclusion.header.basis)))")
+        print("receipt     \(r.status == .success ? "success" : "failed"), fee \(r.feePaid) units (proven)")
     }
 
     static func basisText(_ basis: TrustedHeader.Basis) -> String {

@@ -38,12 +38,7 @@ extension DeviceCommand {
         var key: String?
         @Option(help: "File holding the secret (hex), or the secret itself as 64 hex digits: claim the HTLC.")
         var secret: String?
-        @Option(help: "Tip per resource unit for the proposer, in base units.")
-        var tip: UInt64 = 1
-        @Option(help: "Most you will pay per resource unit, in base units (default: 2 × next base fee + tip).")
-        var maxFee: UInt64?
-        @Option(help: "Seconds to wait for the claim to become final.")
-        var timeout: UInt64 = 60
+        @OptionGroup var signing: DeviceSigningOptions
         @OptionGroup var options: DeviceOptions
 
         func validate() throws {
@@ -64,27 +59,18 @@ extension DeviceCommand {
                 print("            to \(h.recipient.bech32), claimable up to block \(h.expiryHeight)")
                 print("            hash lock \(Hex.encode(h.hashLock.bytes))")
                 if h.status == .claimed { print("            secret \(Hex.encode(h.preimage.bytes))") }
-                print("proven      state proof checked against the state root of block \(proven.header.height)")
-                print("            (\(DeviceRun.basisText(proven.header.basis)))")
+                DeviceRun.printProven(proven.header)
                 return
             }
             let preimage = try readSecret(secret)
             let signer = try loadKey(key)
-            var rng = SystemRandomNumberGenerator()
             let order = HTLCClaimOrder(
-                lockID: lockID, preimage: preimage, tipPerUnit: tip, maxFeePerUnit: maxFee,
-                auxRandom: Bytes32(w0: rng.next(), w1: rng.next(), w2: rng.next(), w3: rng.next()),
-                finalityMillis: UInt32(min(timeout * 1000, UInt64(UInt32.max))))
+                lockID: lockID, preimage: preimage, tipPerUnit: signing.tip, maxFeePerUnit: signing.maxFee,
+                auxRandom: signing.auxRandom(), finalityMillis: signing.finalityMillis)
             let outcome = try session.run(.claim(order), wallet: DeviceWallet(key: signer, nextNonce: 0))
             guard case .claimed(let claimed) = outcome else { throw CLIError("unexpected outcome \(outcome)") }
-            let inclusion = claimed.payment.inclusion
             print("claimed     \(Amount.format(claimed.amount)) AMSC (the contract proven open before signing)")
-            print(
-                "final       at height \(inclusion.header.height) (epoch \(inclusion.header.epoch)), "
-                    + "position \(inclusion.position)")
-            print("            inclusion proof checked against the block's transactions root")
-            print("            (\(DeviceRun.basisText(inclusion.header.basis)))")
-            print("receipt     success, fee \(inclusion.receipt.feePaid) units (proven)")
+            DeviceRun.printFinal(claimed.payment.inclusion)
             try session.save()
         }
     }
@@ -131,8 +117,7 @@ extension DeviceCommand {
             print("channel     \(c.status), deposit \(Amount.format(c.deposit)) AMSC from \(c.sender.bech32)")
             print("            to \(c.recipient.bech32), closable up to block \(c.expiryHeight)")
             if c.status == .closed { print("            paid out \(Amount.format(c.paidOut)) AMSC") }
-            print("proven      state proof checked against the state root of block \(proven.header.height)")
-            print("            (\(DeviceRun.basisText(proven.header.basis)))")
+            DeviceRun.printProven(proven.header)
             if let offered {
                 try folder.locked {
                     try folder.accept(offered, channelID: channelID, channel: c, height: proven.header.height)
