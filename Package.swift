@@ -126,6 +126,7 @@ if hostParts {
         system("CSQLite", pkgConfig: "sqlite3", apt: "libsqlite3-dev"),
         system("CCoAP", pkgConfig: "libcoap-3-gnutls", apt: "libcoap3-dev"),
         system("CMosquitto", pkgConfig: "libmosquitto", apt: "libmosquitto-dev"),
+        system("CTLS", pkgConfig: "libssl", apt: "libssl-dev"),
         system("CSodium", pkgConfig: "libsodium", apt: "libsodium-dev"),
         system("CQREncode", pkgConfig: "libqrencode", apt: "libqrencode-dev"),
         .systemLibrary(name: "CEpoll", path: "Sources/C/CEpoll"),
@@ -163,7 +164,7 @@ if hostParts {
             "DeviceClient",
             [
                 "AmarsCodec", "AmarsCrypto", "Ledger", "DeviceProtocol", "LightClient", "DeviceCore", "DeviceIdentity",
-                "CMosquitto", "CEpoll", log,
+                "CMosquitto", "CTLS", "CEpoll", log,
             ]),
         .executableTarget(
             name: "amars",

@@ -115,4 +115,69 @@ final class BrokerTLSTests: CLITestCase {
         XCTAssertFalse(got.contains("forged-head"), got)
         XCTAssertFalse(got.contains("anon") || got.contains("foreign"), got)
     }
+
+    /// A host device pays over the TLS listener with its short-lived certificate: `amars device send --mqtt
+    /// --tls-cert --tls-key --tls-ca` connects as its account, submits on its own topic, hears the gateway's
+    /// receipts there and proves the transfer final over CoAP. A key that is not the certificate's is named.
+    func testAHostDeviceSubmitsOverTLSWithItsShortLivedCertificate() throws {
+        try ok(["genesis", "new", "--out", path("genesis.json"), "--keys", path("keys"), "--epoch-length", "10"])
+        let ops = path("ops.key")
+        let lock = path("lock.key")
+        let pki = path("pki")
+        try ok(["key", "new", "--unencrypted", "--out", ops])
+        try ok(["cert", "ca", "init", "--key", ops, "--name", "Fleet root", "--out", pki, "--no-publish"])
+        try ok([
+            "cert", "server", "--ca-key", ops, "--ca-cert", "\(pki)/root.pem", "--ip", "127.0.0.1", "--out",
+            "\(pki)/broker",
+        ])
+        try ok([
+            "cert", "enroll", "--ca-key", ops, "--ca-cert", "\(pki)/root.pem", "--device-key", lock, "--out",
+            "\(pki)/lock", "--no-publish",
+        ])
+        try ok([
+            "cert", "issue", "--device-key", lock, "--device-cert", "\(pki)/lock/device.pem", "--lifetime", "1h",
+            "--out", "\(pki)/lock/short", "--no-publish",
+        ])
+        let tlsPort = try BrokerProcess.freePort()
+        let broker = try BrokerProcess(
+            directory: dir.appendingPathComponent("broker"),
+            tls: BrokerProcess.TLSListener(
+                port: tlsPort, caFile: "\(pki)/root.pem", certFile: "\(pki)/broker/server.pem",
+                keyFile: "\(pki)/broker/server-key.pem"))
+        try broker.start()
+        defer { broker.stop(signal: SIGTERM) }
+        _ = try broker.gatewayCredentials
+        let coapPort = Harness.freePort(type: Int32(SOCK_DGRAM.rawValue))
+        let daemon = try Harness.startDaemon(
+            data: dir, blockInterval: 100, coapPort: coapPort,
+            arguments: [
+                "--mqtt", "127.0.0.1:\(broker.port)", "--mqtt-credentials",
+                broker.credentialsPath,
+            ])
+        defer { daemon.stop() }
+        let lockAddress = try ok(["address", "--key", lock]).trimmingCharacters(in: .whitespacesAndNewlines)
+        try ok(
+            [
+                "transfer", "--key", path("keys/app-user-incentive.key"), "--to", lockAddress, "--amount", "2",
+                "--wait", "--node", daemon.url,
+            ])
+        let device = ["--coap", "coap://127.0.0.1:\(coapPort)", "--genesis", path("genesis.json")]
+        let tls = [
+            "--mqtt", "127.0.0.1:\(tlsPort)", "--tls-cert", "\(pki)/lock/short/chain.pem", "--tls-key",
+            "\(pki)/lock/short/key.pem", "--tls-ca", "\(pki)/root.pem",
+        ]
+        let recipient = try ok(["address", "--key", ops]).trimmingCharacters(in: .whitespacesAndNewlines)
+        let sent = try ok(
+            ["device", "send", "--key", lock, "--to", recipient, "--amount", "0.5", "--timeout", "30"] + tls + device)
+        XCTAssertTrue(sent.contains("announced   final at height"), sent)
+        XCTAssertTrue(sent.contains("receipt     success"), sent)
+        XCTAssertTrue(try ok(["balance", recipient, "--node", daemon.url]).contains("0.5"))
+        // The short-lived certificate with the device's long-lived key: refused before any connection.
+        try refused(
+            [
+                "device", "send", "--key", lock, "--to", recipient, "--amount", "0.1", "--mqtt", "127.0.0.1:\(tlsPort)",
+                "--tls-cert", "\(pki)/lock/short/chain.pem", "--tls-key", "\(pki)/lock/short/cert.pem", "--tls-ca",
+                "\(pki)/root.pem",
+            ] + device, "TLS: cannot read the key")
+    }
 }

@@ -5,6 +5,7 @@
 import AmarsCodec
 import AmarsCrypto
 import CMosquitto
+import CTLS
 import DeviceProtocol
 import Foundation
 import Ledger
@@ -39,6 +40,8 @@ public enum DeviceClientError: Error, Equatable, Sendable, CustomStringConvertib
     case mqtt(Int32)
     /// The broker refused the connection (CONNACK code) or the subscription.
     case mqttRefused(String)
+    /// The TLS files cannot be used: `what` names the file or setting to fix.
+    case tls(String)
     /// The gateway refused the submitted transaction; the code is the chain's camelCase refusal name.
     case transactionRefused(String)
     /// The transport cannot carry this request at all (MQTT serves checkpoints, not proofs): not worth a retry.
@@ -56,6 +59,7 @@ public enum DeviceClientError: Error, Equatable, Sendable, CustomStringConvertib
         case .undecodable(let e): "undecodable answer: \(e)"
         case .mqtt(let rc): "libmosquitto: \(String(cString: mosquitto_strerror(rc)))"
         case .mqttRefused(let s): "broker refused: \(s)"
+        case .tls(let what): "TLS: \(what)"
         case .transactionRefused(let code): "transaction refused: \(code)"
         case .unsupported(let what): "\(what)"
         }
@@ -469,6 +473,25 @@ public final class MqttDeviceClient {
         /// Receipts are under 100 bytes and a head header under 400; anything much larger is not for us.
         public var maxMessageBytes: Int
         public var maxQueuedMessages: Int
+        /// Connect over TLS 1.2 with the device's short-lived certificate (the broker's TLS listener, which takes
+        /// the certificate's subject, the device's account, as its user name); nil: plain MQTT.
+        public var tls: TLSFiles?
+
+        /// PEM files for the broker's TLS listener, as `amars cert issue` and `amars cert export` write them.
+        public struct TLSFiles: Sendable, Equatable {
+            /// The operator's root, which the broker's certificate must chain to.
+            public var caFile: String
+            /// The device's certificate first, then the certificates up to the root (`chain.pem`).
+            public var chainFile: String
+            /// The key of that certificate (`key.pem`).
+            public var keyFile: String
+
+            public init(caFile: String, chainFile: String, keyFile: String) {
+                self.caFile = caFile
+                self.chainFile = chainFile
+                self.keyFile = keyFile
+            }
+        }
 
         public init(
             host: String = "127.0.0.1", port: Int = 1883, clientID: String? = nil, keepAliveSeconds: Int32 = 30,
@@ -540,6 +563,12 @@ public final class MqttDeviceClient {
         let id = configuration.clientID ?? "amars-dev-\(String(suffix.next() as UInt64, radix: 36))"
         guard let h = mosquitto_new(id, true, nil) else { throw .mqtt(MOSQ_ERR_NOMEM.rawValue) }
         handle = h
+        if let tls = configuration.tls {
+            do { try Self.useTLS(tls, host: configuration.host, on: h) } catch {
+                mosquitto_destroy(h)
+                throw error
+            }
+        }
         mosquitto_user_data_set(handle, Unmanaged.passUnretained(self).toOpaque())
         mosquitto_connect_callback_set(handle) { _, userdata, rc in
             MqttDeviceClient.from(userdata)?.connack = rc
@@ -564,6 +593,38 @@ public final class MqttDeviceClient {
     deinit {
         disconnect()
         mosquitto_destroy(handle)
+    }
+
+    /// Hands libmosquitto a TLS context of our own (``amars_tls_client``): libmosquitto's defaults cannot name
+    /// secp256k1 among the groups, which OpenSSL 3.0 does not offer unless told to.
+    private static func useTLS(_ files: Configuration.TLSFiles, host: String, on handle: OpaquePointer)
+        throws(DeviceClientError)
+    {
+        var failure: Int32 = 0
+        var address = [UInt8](repeating: 0, count: 16)
+        let isIP = inet_pton(AF_INET, host, &address) == 1 || inet_pton(AF_INET6, host, &address) == 1
+        guard
+            let context = amars_tls_client(
+                files.caFile, files.chainFile, files.keyFile, host, isIP ? 1 : 0, &failure)
+        else {
+            let what =
+                switch UInt32(failure) {
+                case AMARS_TLS_CA.rawValue: "cannot read the root certificate \(files.caFile)"
+                case AMARS_TLS_CHAIN.rawValue: "cannot read the certificate chain \(files.chainFile)"
+                case AMARS_TLS_KEY.rawValue: "cannot read the key \(files.keyFile)"
+                case AMARS_TLS_KEY_MISMATCH.rawValue:
+                    "the key \(files.keyFile) is not the key of the certificate in \(files.chainFile)"
+                case AMARS_TLS_HOST.rawValue: "cannot check the broker's name against \(host)"
+                default: "OpenSSL cannot make a TLS 1.2 client context with secp256k1 (step \(failure))"
+                }
+            throw .tls(what)
+        }
+        // libmosquitto takes its own reference; ours is released either way.
+        defer { SSL_CTX_free(context) }
+        let rc = mosquitto_void_option(handle, MOSQ_OPT_SSL_CTX, UnsafeMutableRawPointer(context))
+        guard rc == MOSQ_ERR_SUCCESS.rawValue else { throw .mqtt(rc) }
+        let defaults = mosquitto_int_option(handle, MOSQ_OPT_SSL_CTX_WITH_DEFAULTS, 0)
+        guard defaults == MOSQ_ERR_SUCCESS.rawValue else { throw .mqtt(defaults) }
     }
 
     private static func from(_ userdata: UnsafeMutableRawPointer?) -> MqttDeviceClient? {

@@ -450,6 +450,14 @@ struct DeviceCommand: ParsableCommand {
                 base fee (twice the next base fee plus the tip, unless --max-fee). With --mqtt the transfer goes
                 to the broker and the gateway's "accepted" and "final" receipts come back there; the inclusion
                 proof is always fetched over CoAP and checked before the transfer is reported final.
+
+                With --tls-cert, --tls-key and --tls-ca the device connects to the broker's TLS listener with its \
+                short-lived certificate (`amars cert issue` writes chain.pem and key.pem), which is its login \
+                there: it may publish only on its own topic.
+
+                Example:
+                  amars device send --key lock.key --to amsc1... --amount 1 --mqtt 127.0.0.1:8883 \
+                      --tls-cert lock/short/chain.pem --tls-key lock/short/key.pem --tls-ca pki/root.pem
                 """)
 
         @Option(help: "Secret key file of the sender (the device's key).")
@@ -464,8 +472,23 @@ struct DeviceCommand: ParsableCommand {
         @Option(help: "Submit over MQTT to this broker (host:port) instead of CoAP.")
         var mqtt: String?
 
+        @Option(help: "With --mqtt: connect over TLS 1.2 with this certificate chain (the device's first: chain.pem).")
+        var tlsCert: String?
+
+        @Option(help: "With --tls-cert: the key of the device's certificate (key.pem).")
+        var tlsKey: String?
+
+        @Option(help: "With --tls-cert: the operator's root the broker's certificate chains to (root.pem).")
+        var tlsCA: String?
+
         @OptionGroup var signing: DeviceSigningOptions
         @OptionGroup var device: DeviceOptions
+
+        func validate() throws {
+            let given = [tlsCert, tlsKey, tlsCA].filter { $0 != nil }.count
+            guard given == 0 || given == 3 else { throw ValidationError("give --tls-cert, --tls-key and --tls-ca together") }
+            guard given == 0 || mqtt != nil else { throw ValidationError("--tls-cert is for --mqtt") }
+        }
 
         func run() throws {
             let signer = try loadKey(key)
@@ -478,7 +501,10 @@ struct DeviceCommand: ParsableCommand {
             var mqttLink: MqttDeviceLink?
             if let mqtt {
                 do {
-                    let config = try MqttDeviceClient.Configuration(endpoint: mqtt)
+                    var config = try MqttDeviceClient.Configuration(endpoint: mqtt)
+                    if let tlsCert, let tlsKey, let tlsCA {
+                        config.tls = .init(caFile: tlsCA, chainFile: tlsCert, keyFile: tlsKey)
+                    }
                     mqttLink = MqttDeviceLink(client: try MqttDeviceClient(device: sender, configuration: config))
                 } catch {
                     throw CLIError("MQTT: \(error)")
