@@ -3,6 +3,7 @@ import AmarsCodec
 import AmarsCrypto
 import ArgumentParser
 import Chain
+import DeviceClient
 import DeviceIdentity
 import Foundation
 import Ledger
@@ -76,7 +77,7 @@ struct CertCommand: ParsableCommand {
                 let now = unixNow()
                 let root = DeviceCertificate(
                     signing: CertificateFields(
-                        serial: randomSerial(), issuerName: nameBytes, subjectName: nameBytes, notBefore: now - 60,
+                        serial: DeviceTLSIdentity.randomSerial(), issuerName: nameBytes, subjectName: nameBytes, notBefore: now - 60,
                         notAfter: now + years * 365 * 86_400, publicKey: key.publicKey, isCA: true,
                         pathLength: pathLength, keyUsage: KeyUsage.keyCertSign | KeyUsage.cRLSign,
                         authorityKeyID: account),
@@ -135,7 +136,7 @@ struct CertCommand: ParsableCommand {
             let (deviceKey, made) = try loadOrMakeKey(self.deviceKey)
             let account = Address(publicKey: deviceKey.xOnlyPublicKey)
             let device = DeviceCertificate(
-                signing: deviceFields(deviceKey, ca: ca, days: days, pathLength: pathLength), with: caKey)
+                signing: DeviceTLSIdentity.deviceFields(deviceKey, ca: ca, days: days, pathLength: pathLength, now: unixNow()), with: caKey)
             try writeCertificate(device, directory: out, name: "device")
             try writeCertificate(ca, directory: out, name: "issuer", derToo: false)
             let manifest: [String: Any] = [
@@ -279,7 +280,7 @@ struct CertCommand: ParsableCommand {
                 let (key, _) = try loadOrMakeKey(keyPath)
                 let account = Address(publicKey: key.xOnlyPublicKey)
                 let certificate = DeviceCertificate(
-                    signing: deviceFields(key, ca: ca, days: days, pathLength: 0), with: caKey)
+                    signing: DeviceTLSIdentity.deviceFields(key, ca: ca, days: days, pathLength: 0, now: unixNow()), with: caKey)
                 try writeCertificate(certificate, directory: "\(out)/\(name)", name: "device")
                 try writeCertificate(ca, directory: "\(out)/\(name)", name: "issuer", derToo: false)
                 let sent = try send.send(
@@ -374,13 +375,13 @@ struct CertCommand: ParsableCommand {
                 key: key, caKey: caKey, ca: ca, ips: ip.compactMap(TLSFiles.ipv4), dnsNames: dns, days: days)
             let dir = URL(fileURLWithPath: out)
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-            try (TLSFiles.pem(der, label: "CERTIFICATE") + pemText(ca.der)).write(
+            try (DeviceTLSIdentity.certificatePEM(der) + DeviceTLSIdentity.certificatePEM(ca.der)).write(
                 toFile: dir.appendingPathComponent("server.pem").path, atomically: true, encoding: .utf8)
             let keyPath = dir.appendingPathComponent("server-key.pem").path
             try? FileManager.default.removeItem(atPath: keyPath)
             guard
                 FileManager.default.createFile(
-                    atPath: keyPath, contents: Data(TLSFiles.privateKeyPEM(key).utf8),
+                    atPath: keyPath, contents: Data(DeviceTLSIdentity.privateKeyPEM(key).utf8),
                     attributes: [.posixPermissions: 0o600])
             else { throw CLIError("cannot write \(keyPath)") }
             print("server certificate for \((dns + ip).joined(separator: ", ")) written to \(out)")
@@ -536,11 +537,11 @@ struct CertCommand: ParsableCommand {
             }
             let dir = URL(fileURLWithPath: out)
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-            try pemText(info.links[0].record.der).write(
+            try DeviceTLSIdentity.certificatePEM(info.links[0].record.der).write(
                 toFile: dir.appendingPathComponent("cert.pem").path, atomically: true, encoding: .utf8)
-            try info.links.dropLast().map { pemText($0.record.der) }.joined().write(
+            try info.links.dropLast().map { DeviceTLSIdentity.certificatePEM($0.record.der) }.joined().write(
                 toFile: dir.appendingPathComponent("chain.pem").path, atomically: true, encoding: .utf8)
-            try pemText(root.record.der).write(
+            try DeviceTLSIdentity.certificatePEM(root.record.der).write(
                 toFile: dir.appendingPathComponent("root.pem").path, atomically: true, encoding: .utf8)
             print("wrote \(out)/cert.pem, chain.pem and root.pem")
         }
@@ -568,18 +569,6 @@ struct ShortLivedOptions: ParsableArguments {
     }
 }
 
-/// A device's long-lived certificate under `ca`: a CA of the given path length whose subject is the device's
-/// account, valid for `days` (never past the CA).
-func deviceFields(_ key: PrivateKey, ca: DeviceCertificate, days: UInt64, pathLength: UInt8) -> CertificateFields {
-    let now = unixNow()
-    return CertificateFields(
-        serial: randomSerial(), issuerName: ca.fields.subjectName,
-        subjectName: Array(Address(publicKey: key.xOnlyPublicKey).bech32.utf8), notBefore: now - 60,
-        notAfter: min(now + days * 86_400, ca.fields.notAfter), publicKey: key.publicKey, isCA: true,
-        pathLength: pathLength, keyUsage: KeyUsage.digitalSignature | KeyUsage.keyCertSign,
-        authorityKeyID: ca.fields.subjectKeyID)
-}
-
 /// A device's long-lived key and certificate, checked to belong together.
 func loadDevice(key path: String, certificate: String) throws -> (PrivateKey, DeviceCertificate) {
     let key = try loadKey(path)
@@ -596,12 +585,9 @@ func issueShortLived(deviceKey: PrivateKey, device: DeviceCertificate, lifetime:
     -> DeviceCertificate
 {
     let fresh = KeyFile.generate()
-    let now = unixNow()
     let short = DeviceCertificate(
-        signing: CertificateFields(
-            serial: randomSerial(), issuerName: device.fields.subjectName, subjectName: device.fields.subjectName,
-            notBefore: now - 60, notAfter: now - 60 + lifetime, publicKey: fresh.publicKey, isCA: false,
-            pathLength: nil, keyUsage: KeyUsage.digitalSignature, authorityKeyID: device.fields.subjectKeyID),
+        signing: DeviceTLSIdentity.shortLivedFields(
+            device: device, publicKey: fresh.publicKey, lifetime: lifetime, now: unixNow()),
         with: deviceKey)
     let dir = URL(fileURLWithPath: out)
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -610,19 +596,12 @@ func issueShortLived(deviceKey: PrivateKey, device: DeviceCertificate, lifetime:
     try? FileManager.default.removeItem(atPath: staged)
     do { try KeyFile.write(fresh, to: staged) } catch { throw CLIError("\(error)") }
     guard rename(staged, keyPath) == 0 else { throw CLIError("cannot replace \(keyPath)") }
-    try pemText(short.der).write(toFile: dir.appendingPathComponent("cert.pem").path, atomically: true, encoding: .utf8)
-    try (pemText(short.der) + pemText(device.der)).write(
-        toFile: dir.appendingPathComponent("chain.pem").path, atomically: true, encoding: .utf8)
-    // The same key as SEC1 PEM for TLS clients (mosquitto_pub --key, openssl s_client -key), mode 0600.
-    let pemPath = dir.appendingPathComponent("key.pem").path
-    let pemStaged = pemPath + ".new"
-    try? FileManager.default.removeItem(atPath: pemStaged)
-    guard
-        FileManager.default.createFile(
-            atPath: pemStaged, contents: Data(TLSFiles.privateKeyPEM(fresh).utf8),
-            attributes: [.posixPermissions: 0o600]),
-        rename(pemStaged, pemPath) == 0
-    else { throw CLIError("cannot write \(pemPath)") }
+    try DeviceTLSIdentity.certificatePEM(short.der).write(
+        toFile: dir.appendingPathComponent("cert.pem").path, atomically: true, encoding: .utf8)
+    // chain.pem, and the same key as SEC1 PEM for TLS clients (mosquitto_pub --key, openssl s_client -key).
+    do { try DeviceTLSIdentity.writeTLSFiles(chain: [short, device], key: fresh, directory: out, caFile: "") } catch {
+        throw CLIError("cannot write the TLS files in \(out): \(error)")
+    }
     print(
         "short-lived certificate \(Hex.encode(short.id.bytes)) until \(isoTime(short.fields.notAfter)) written to \(out)"
     )
@@ -635,20 +614,6 @@ func isoTime(_ seconds: UInt64) -> String {
     let f = ISO8601DateFormatter()
     f.timeZone = TimeZone(identifier: "UTC")
     return f.string(from: Date(timeIntervalSince1970: TimeInterval(seconds)))
-}
-
-/// 16 random bytes, top bit clear (a positive INTEGER of the same length every time).
-func randomSerial() -> [UInt8] {
-    var rng = SystemRandomNumberGenerator()
-    var bytes = (0..<16).map { _ in UInt8.random(in: 0...255, using: &rng) }
-    bytes[0] = (bytes[0] & 0x7F) | 0x01
-    return bytes
-}
-
-func pemText(_ der: [UInt8]) -> String {
-    "-----BEGIN CERTIFICATE-----\n"
-        + Data(der).base64EncodedString(options: [.lineLength64Characters, .endLineWithLineFeed])
-        + "\n-----END CERTIFICATE-----\n"
 }
 
 /// A certificate file in PEM (the first CERTIFICATE block) or DER, parsed; each failure names the file.
@@ -670,7 +635,7 @@ func readCertificate(_ path: String, flag: String) throws -> DeviceCertificate {
 func writeCertificate(_ certificate: DeviceCertificate, directory: String, name: String, derToo: Bool = true) throws {
     let dir = URL(fileURLWithPath: directory)
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    try pemText(certificate.der).write(
+    try DeviceTLSIdentity.certificatePEM(certificate.der).write(
         toFile: dir.appendingPathComponent("\(name).pem").path, atomically: true, encoding: .utf8)
     if derToo { try Data(certificate.der).write(to: dir.appendingPathComponent("\(name).der")) }
 }

@@ -1,5 +1,6 @@
 import AmarsCodec
 import AmarsCrypto
+import DeviceClient
 import DeviceIdentity
 import Foundation
 import Ledger
@@ -8,23 +9,6 @@ import Ledger
 /// PEM, and a broker's server certificate (the profile's extensions plus extended key usage and subject
 /// alternative names, which hostname checks need; it is never published on chain).
 enum TLSFiles {
-    /// RFC 5915 ECPrivateKey over secp256k1, PEM "EC PRIVATE KEY".
-    static func privateKeyPEM(_ key: PrivateKey) -> String {
-        let der = DER.sequence([
-            DER.smallInteger(1),
-            DER.tlv(DER.octetString, key.secret.bytes),
-            DER.tlv(DER.explicit(0), DER.oid(OID.secp256k1)),
-            DER.tlv(DER.explicit(1), DER.bits(key.publicKey.compressed)),
-        ])
-        return pem(der, label: "EC PRIVATE KEY")
-    }
-
-    static func pem(_ der: [UInt8], label: String) -> String {
-        "-----BEGIN \(label)-----\n"
-            + Data(der).base64EncodedString(options: [.lineLength64Characters, .endLineWithLineFeed])
-            + "\n-----END \(label)-----\n"
-    }
-
     /// 1.3.6.1.5.5.7.3.1 (id-kp-serverAuth) inside extKeyUsage 2.5.29.37; subjectAltName is 2.5.29.17.
     static let extendedKeyUsage: [UInt8] = [0x55, 0x1D, 0x25]
     static let serverAuth: [UInt8] = [0x2B, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01]
@@ -38,7 +22,7 @@ enum TLSFiles {
         let name = Array(
             (dnsNames.first ?? ips.first.map { $0.map(String.init).joined(separator: ".") } ?? "broker").utf8)
         let fields = CertificateFields(
-            serial: randomSerial(), issuerName: ca.fields.subjectName, subjectName: name, notBefore: now - 60,
+            serial: DeviceTLSIdentity.randomSerial(), issuerName: ca.fields.subjectName, subjectName: name, notBefore: now - 60,
             notAfter: min(now + days * 86_400, ca.fields.notAfter), publicKey: key.publicKey, isCA: false,
             pathLength: nil, keyUsage: KeyUsage.digitalSignature, authorityKeyID: ca.fields.subjectKeyID)
         var names: [[UInt8]] = dnsNames.map { DER.tlv(DER.implicit(2), Array($0.utf8)) }
