@@ -62,6 +62,16 @@ struct FleetRun: AsyncParsableCommand {
     @Option(help: "A broker (host:port) the gateway bridges: a share of the devices submit there.")
     var mqtt: String?
 
+    @Option(
+        help: """
+            With --mqtt at the broker's TLS listener: the operator's root key file. Each MQTT device gets a \
+            long-lived certificate under the root and a short-lived one of its own, and connects with it.
+            """)
+    var mqttCAKey: String?
+
+    @Option(help: "With --mqtt-ca-key: the operator's root certificate (PEM or DER), which the broker's must chain to.")
+    var mqttCACert: String?
+
     @Option(help: "The same gateways' HTTP APIs, in the same order: each device's people use its gateway's.")
     var node: String = "http://127.0.0.1:8645"
 
@@ -200,9 +210,30 @@ struct FleetRun: AsyncParsableCommand {
         _ = try shardPosition()
         let (plan, _) = try resolved()
         _ = try kills(plan, gateways: try gateways().0.count)
+        guard (mqttCAKey == nil) == (mqttCACert == nil) else {
+            throw ValidationError("give --mqtt-ca-key and --mqtt-ca-cert together")
+        }
+        guard mqttCAKey == nil || mqtt != nil else { throw ValidationError("--mqtt-ca-key is for --mqtt") }
         guard progress >= 0.1, progress <= 3_600 else {
             throw ValidationError("--progress must be 0.1 to 3600 seconds")
         }
+    }
+
+    /// The operator's root, when the devices connect over TLS (`--mqtt-ca-key`, `--mqtt-ca-cert`).
+    private func fleetRoot() throws -> FleetRoot? {
+        guard let mqttCAKey, let mqttCACert else { return nil }
+        let key: PrivateKey
+        do { key = try KeyFile.load(mqttCAKey, passphrase: { KeyFile.environmentPassphrase() }) } catch {
+            throw ValidationError("--mqtt-ca-key: \(error)")
+        }
+        let certificate: DeviceCertificate
+        do { certificate = try DeviceTLSIdentity.readCertificate(mqttCACert) } catch {
+            throw ValidationError("--mqtt-ca-cert: \(mqttCACert) \(error)")
+        }
+        guard certificate.fields.publicKey == key.publicKey else {
+            throw ValidationError("--mqtt-ca-key is not the key of --mqtt-ca-cert \(mqttCACert)")
+        }
+        return FleetRoot(key: key, certificate: certificate, file: mqttCACert)
     }
 
     func run() async throws {
@@ -219,6 +250,7 @@ struct FleetRun: AsyncParsableCommand {
                 throw ValidationError("--mqtt: \(error)")
             }
         }
+        let tlsRoot = try fleetRoot()
         let funderKey: PrivateKey
         do { funderKey = try KeyFile.load(funder, passphrase: { KeyFile.environmentPassphrase() }) } catch {
             throw ValidationError("--funder: \(error)")
@@ -277,10 +309,19 @@ struct FleetRun: AsyncParsableCommand {
                     "mqtt: \(kept.count) locks return over MQTT, the other \(wanted.count - kept.count) over CoAP "
                         + "(libmosquitto's loop takes \(VirtualDevice.maxMQTTSessions) sessions per process)")
             }
+            let tlsDirectory = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "amars-sim-tls-\(ProcessInfo.processInfo.processIdentifier)").path
+            defer { try? FileManager.default.removeItem(atPath: tlsDirectory) }
             for i in kept {
-                sessions[i] = try VirtualDevice.mqttSession(
-                    keyIndex: keyIndex(i), seed: seed, configuration: mqttConfig)
+                var config = mqttConfig
+                if let tlsRoot {
+                    config.tls = try tlsRoot.identity(
+                        for: VirtualDevice.key(seed: seed, index: keyIndex(i)),
+                        directory: "\(tlsDirectory)/\(keyIndex(i))")
+                }
+                sessions[i] = try VirtualDevice.mqttSession(keyIndex: keyIndex(i), seed: seed, configuration: config)
             }
+            if tlsRoot != nil, !kept.isEmpty { say("mqtt: \(kept.count) locks connect over TLS, each with its own certificate") }
         }
         let mqttPool = BlockingPool(threads: min(64, sessions.count), name: "amars-sim-mqtt")
         // Each device sends from its own loopback address when its gateway is on this host, so the gateway tells
@@ -506,4 +547,31 @@ struct FleetRun: AsyncParsableCommand {
 /// One line to standard output, unbuffered: the devnet script and tests read the fleet's progress as it happens.
 func emit(_ line: String) {
     FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
+
+/// The operator's root as the simulator uses it: it provisions each virtual device as `amars cert enroll` and
+/// `amars cert issue` would, a long-lived certificate under the root and a short-lived one (an hour) for a fresh
+/// key, and hands the device the TLS files.
+struct FleetRoot {
+    let key: PrivateKey
+    let certificate: DeviceCertificate
+    let file: String
+
+    func identity(for device: PrivateKey, directory: String) throws -> MqttDeviceClient.Configuration.TLSFiles {
+        let now = UInt64(Date().timeIntervalSince1970)
+        let long = DeviceCertificate(
+            signing: DeviceTLSIdentity.deviceFields(device, ca: certificate, days: 1, pathLength: 0, now: now),
+            with: key)
+        var rng = SystemRandomNumberGenerator()
+        var fresh: PrivateKey?
+        while fresh == nil {
+            fresh = try? PrivateKey(bytes: Bytes32(w0: rng.next(), w1: rng.next(), w2: rng.next(), w3: rng.next()))
+        }
+        let short = DeviceCertificate(
+            signing: DeviceTLSIdentity.shortLivedFields(
+                device: long, publicKey: fresh!.publicKey, lifetime: 3_600, now: now),
+            with: device)
+        return try DeviceTLSIdentity.writeTLSFiles(
+            chain: [short, long], key: fresh!, directory: directory, caFile: file)
+    }
 }

@@ -39,6 +39,34 @@ public enum DeviceTLSIdentity {
             pathLength: nil, keyUsage: KeyUsage.digitalSignature, authorityKeyID: device.fields.subjectKeyID)
     }
 
+    /// A certificate file in PEM (its first CERTIFICATE block) or DER, parsed; the failure says what is wrong.
+    public static func readCertificate(_ path: String) throws(ReadFailure) -> DeviceCertificate {
+        guard let data = FileManager.default.contents(atPath: path) else { throw .unreadable }
+        var der = [UInt8](data)
+        if let text = String(data: data, encoding: .utf8), text.contains("-----BEGIN CERTIFICATE-----") {
+            let body = text.components(separatedBy: "-----BEGIN CERTIFICATE-----")[1]
+                .components(separatedBy: "-----END CERTIFICATE-----")[0]
+                .components(separatedBy: .whitespacesAndNewlines).joined()
+            guard let decoded = Data(base64Encoded: body) else { throw .badPEM }
+            der = [UInt8](decoded)
+        }
+        do { return try DeviceCertificate(der: der) } catch { throw .notOfTheProfile(error) }
+    }
+
+    public enum ReadFailure: Error, CustomStringConvertible {
+        case unreadable
+        case badPEM
+        case notOfTheProfile(CertificateError)
+
+        public var description: String {
+            switch self {
+            case .unreadable: "cannot be read"
+            case .badPEM: "has bad PEM base64"
+            case .notOfTheProfile(let error): "is not a certificate of the chain's profile: \(error)"
+            }
+        }
+    }
+
     public static func pem(_ der: [UInt8], label: String) -> String {
         "-----BEGIN \(label)-----\n"
             + Data(der).base64EncodedString(options: [.lineLength64Characters, .endLineWithLineFeed])

@@ -618,18 +618,7 @@ func isoTime(_ seconds: UInt64) -> String {
 
 /// A certificate file in PEM (the first CERTIFICATE block) or DER, parsed; each failure names the file.
 func readCertificate(_ path: String, flag: String) throws -> DeviceCertificate {
-    guard let data = FileManager.default.contents(atPath: path) else { throw CLIError("\(flag): cannot read \(path)") }
-    var der = [UInt8](data)
-    if let text = String(data: data, encoding: .utf8), text.contains("-----BEGIN CERTIFICATE-----") {
-        let body = text.components(separatedBy: "-----BEGIN CERTIFICATE-----")[1]
-            .components(separatedBy: "-----END CERTIFICATE-----")[0]
-            .components(separatedBy: .whitespacesAndNewlines).joined()
-        guard let decoded = Data(base64Encoded: body) else { throw CLIError("\(flag): \(path) has bad PEM base64") }
-        der = [UInt8](decoded)
-    }
-    do { return try DeviceCertificate(der: der) } catch {
-        throw CLIError("\(flag): \(path) is not a certificate of the chain's profile: \(error)")
-    }
+    do { return try DeviceTLSIdentity.readCertificate(path) } catch { throw CLIError("\(flag): \(path) \(error)") }
 }
 
 func writeCertificate(_ certificate: DeviceCertificate, directory: String, name: String, derToo: Bool = true) throws {

@@ -1,0 +1,71 @@
+import AmarsTestSupport
+import DeviceGateway
+import Foundation
+import XCTest
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `amars-sim` with its locks on the broker's TLS listener: given the operator's root (`--mqtt-ca-key`,
+/// `--mqtt-ca-cert`), it provisions each MQTT lock with a long-lived certificate under the root and a short-lived
+/// one of its own, and each lock connects with it, submits on its own topic and hears its receipts there. The
+/// broker (a `BrokerProcess` with the TLS listener, as `make devnet` runs it) knows nothing of the fleet but its
+/// root.
+final class SimulatorTLSTests: CLITestCase {
+    override var directoryPrefix: String { "amars-sim-tls" }
+
+    func testLocksReturnOverTheTLSListenerWithTheirOwnCertificates() throws {
+        try ok(["genesis", "new", "--out", path("genesis.json"), "--keys", path("keys"), "--epoch-length", "10"])
+        let ops = path("ops.key")
+        let pki = path("pki")
+        try ok(["key", "new", "--unencrypted", "--out", ops])
+        try ok(["cert", "ca", "init", "--key", ops, "--name", "Fleet root", "--out", pki, "--no-publish"])
+        try ok([
+            "cert", "server", "--ca-key", ops, "--ca-cert", "\(pki)/root.pem", "--ip", "127.0.0.1", "--out",
+            "\(pki)/broker",
+        ])
+        let tlsPort = try BrokerProcess.freePort()
+        let broker = try BrokerProcess(
+            directory: dir.appendingPathComponent("broker"),
+            tls: BrokerProcess.TLSListener(
+                port: tlsPort, caFile: "\(pki)/root.pem", certFile: "\(pki)/broker/server.pem",
+                keyFile: "\(pki)/broker/server-key.pem"))
+        try broker.start()
+        defer { broker.stop(signal: SIGTERM) }
+        _ = try broker.gatewayCredentials
+        let coapPort = Harness.freePort(type: Int32(SOCK_DGRAM.rawValue))
+        let daemon = try Harness.startDaemon(
+            data: dir, blockInterval: 150, coapPort: coapPort,
+            arguments: ["--mqtt", "127.0.0.1:\(broker.port)", "--mqtt-credentials", broker.credentialsPath])
+        defer { daemon.stop() }
+
+        let sim = Harness.binDirectory.appendingPathComponent("amars-sim").path
+        let common = [
+            "--genesis", path("genesis.json"), "--coap", "coap://127.0.0.1:\(coapPort)", "--node", daemon.url,
+            "--funder", path("keys/app-user-incentive.key"), "--seed", "11", "--locks", "2", "--terminals", "0",
+            "--bulbs", "0", "--rounds", "1", "--mqtt-share", "1", "--mqtt", "127.0.0.1:\(tlsPort)",
+        ]
+        let run = try Harness.run(
+            sim, common + ["--mqtt-ca-key", ops, "--mqtt-ca-cert", "\(pki)/root.pem", "--report", path("report.json")],
+            timeout: 180)
+        XCTAssertEqual(run.status, 0, run.output)
+        XCTAssertTrue(run.output.contains("mqtt: 2 locks connect over TLS, each with its own certificate"), run.output)
+        let report = try XCTUnwrap(
+            JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("report.json")))
+                as? [String: Any])
+        let actions = try XCTUnwrap(report["actions"] as? [String: [String: Any]])
+        XCTAssertEqual(actions["return signed (MQTT)"]?["count"] as? Int, 2, "\(actions)")
+        XCTAssertNil(actions["return signed (CoAP)"], "\(actions)")
+
+        // Without certificates the TLS listener takes no lock: the run fails and says so.
+        let bare = try Harness.run(sim, common, timeout: 60)
+        XCTAssertNotEqual(bare.status, 0, bare.output)
+        // A root key that is not the certificate's is named before anything starts.
+        try ok(["key", "new", "--unencrypted", "--out", path("other.key")])
+        let mismatch = try Harness.run(
+            sim, common + ["--mqtt-ca-key", path("other.key"), "--mqtt-ca-cert", "\(pki)/root.pem"], timeout: 60)
+        XCTAssertNotEqual(mismatch.status, 0)
+        XCTAssertTrue(mismatch.output.contains("--mqtt-ca-key is not the key of --mqtt-ca-cert"), mismatch.output)
+    }
+}
