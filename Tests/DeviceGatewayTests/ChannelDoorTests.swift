@@ -60,6 +60,13 @@ final class ChannelDoorTests: XCTestCase {
         XCTAssertEqual(refusal(ChannelMessage.update(greedy).encoded), "overDeposit")
         let nowhere = ChannelUpdate(channelID: Bytes32(w0: 5, w1: 5, w2: 5, w3: 5), paid: 1, sender: f.alice)
         XCTAssertEqual(refusal(ChannelMessage.update(nowhere).encoded), "unknownChannel")
+        // A copy of a message kept, an older update, and a relay whose update does not carry its condition: each
+        // would take a slot without paying the recipient more.
+        XCTAssertEqual(refusal(relay.encoded), "staleUpdate")
+        XCTAssertEqual(refusal(ChannelMessage.update(paid).encoded), "conditionDropped")
+        XCTAssertEqual(
+            refusal(ChannelMessage.relay(RelayMessage(update: paid, notification: notification)).encoded),
+            "relayNotLocked")
         let huge = post(f, [UInt8](repeating: 0, count: MailboxPayload.maxChannelMessageBytes + 1))
         XCTAssertEqual(huge.code, .requestEntityTooLarge)
         XCTAssertEqual(huge.size1, UInt32(MailboxPayload.maxChannelMessageBytes))
@@ -70,7 +77,7 @@ final class ChannelDoorTests: XCTestCase {
             .code, .badRequest)
 
         // The recipient's session lists exactly the two, in order, and after a cursor only what came later.
-        var (session, link) = try anchored(f)
+        var (session, link) = try anchored(f, wallet: DeviceWallet(key: f.bob, nextNonce: 0))
         guard case .channelMessages(let all) = try session.run(.channelMessages(id, after: 0), over: &link) else {
             return XCTFail()
         }
@@ -85,6 +92,22 @@ final class ChannelDoorTests: XCTestCase {
         else { return XCTFail() }
         XCTAssertNoThrow(try onChain.accept(paid, channelID: id, holding: nil, height: proven.header.height))
         XCTAssertNoThrow(try onChain.accept(locked, channelID: id, holding: paid, height: proven.header.height))
+
+        // Nobody but the recipient reads them: the sender's key is refused, and so is a signature for another read.
+        var (sender, senderLink) = try anchored(f, wallet: DeviceWallet(key: f.alice, nextNonce: 0))
+        let senderRead = deviceError { _ = try sender.run(.channelMessages(id, after: 0), over: &senderLink) }
+        guard case .gateway(DeviceResource.channelMessages, CoAPCode.forbidden, let why)? = senderRead else {
+            return XCTFail("\(String(describing: senderRead))")
+        }
+        XCTAssertEqual(why, ShortText(Array("notRecipient".utf8)))
+        let readAfter5 = f.bob.signSchnorr(
+            ChannelUpdate.readHash(genesis: f.node.genesisBlockHash, channelID: id, after: 5), auxRandom: .zero)
+        let replayed = DeviceRequest.channelMessages(
+            id, after: 0, key: f.bob.xOnlyPublicKey.bytes, signature: readAfter5)
+        let answer = f.server.handlers.handle(
+            .channelMessages, query: Array(replayed.query.joined(separator: [UInt8(ascii: "&")])), body: [])
+        XCTAssertEqual(answer.code, .forbidden)
+        XCTAssertEqual(String(decoding: answer.payload, as: UTF8.self), "badReadSignature")
 
         // A gateway listing out of order, or not past the cursor, is refused.
         let swapped = MailboxPayload(entries: all.entries.reversed()).encoded
@@ -126,5 +149,21 @@ final class ChannelDoorTests: XCTestCase {
         XCTAssertEqual(door.messages(for: id, after: 0).map(\.sequence), [12, 13], "the oldest pushed out")
         now += 60
         XCTAssertEqual(door.messages(for: id, after: 0), [], "past their lifetime")
+
+        // Full of live channels, the door refuses a new one instead of dropping another's messages.
+        let small = ChannelDoor(
+            node: f.node, limits: .init(perChannel: 2, channels: 1, lifetimeSeconds: 60), clock: { now })
+        _ = try small.post(ChannelMessage.update(last!).encoded)
+        try f.aliceIncludes(
+            .channelOpen(ChannelOpen(recipient: CoAPFixture.address(f.bob), deposit: 1_000, expiryHeight: 60)))
+        let second = try XCTUnwrap(f.node.block(at: f.node.head.height)?.finalized.block.transactions.first?.id)
+        let other = try XCTUnwrap(f.node.channel(second).state)
+        let first = try other.pay(10, after: nil, channelID: second, height: f.node.head.height, sender: f.alice)
+        XCTAssertThrowsError(try small.post(ChannelMessage.update(first).encoded)) {
+            XCTAssertEqual($0 as? ChannelDoor.Refusal, .full)
+        }
+        XCTAssertEqual(small.messages(for: id, after: 0).count, 1, "the first channel's message kept")
+        now += 60
+        XCTAssertNoThrow(try small.post(ChannelMessage.update(first).encoded), "room once the first expired")
     }
 }

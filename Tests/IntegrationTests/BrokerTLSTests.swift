@@ -172,12 +172,22 @@ final class BrokerTLSTests: CLITestCase {
         XCTAssertTrue(sent.contains("announced   final at height"), sent)
         XCTAssertTrue(sent.contains("receipt     success"), sent)
         XCTAssertTrue(try ok(["balance", recipient, "--node", daemon.url]).contains("0.5"))
-        // The short-lived certificate with the device's long-lived key: refused before any connection.
-        try refused(
-            [
-                "device", "send", "--key", lock, "--to", recipient, "--amount", "0.1", "--mqtt", "127.0.0.1:\(tlsPort)",
-                "--tls-cert", "\(pki)/lock/short/chain.pem", "--tls-key", "\(pki)/lock/short/cert.pem", "--tls-ca",
-                "\(pki)/root.pem",
-            ] + device, "TLS: cannot read the key")
+        // Another short-lived certificate's key with this chain, and a file that is no key: each named before any
+        // connection.
+        try ok([
+            "cert", "issue", "--device-key", lock, "--device-cert", "\(pki)/lock/device.pem", "--lifetime", "1h",
+            "--out", "\(pki)/lock/other", "--no-publish",
+        ])
+        for (keyFile, said) in [
+            ("\(pki)/lock/other/key.pem", "is not the key of the certificate"),
+            ("\(pki)/lock/short/cert.pem", "TLS: cannot read the key"),
+        ] {
+            try refused(
+                [
+                    "device", "send", "--key", lock, "--to", recipient, "--amount", "0.1", "--mqtt",
+                    "127.0.0.1:\(tlsPort)", "--tls-cert", "\(pki)/lock/short/chain.pem", "--tls-key", keyFile,
+                    "--tls-ca", "\(pki)/root.pem",
+                ] + device, said)
+        }
     }
 }

@@ -65,18 +65,22 @@ final class DeviceContractCLITests: CLITestCase {
             ["--dir", path("alice-ch")], ["--dir", path("bob-ch")], ["--dir", path("charlie-ch")]
         )
         for _ in 0..<2 {
-            let paid = try ok(
+            let paid = try Harness.amars(
                 ["channel", "pay", "--key", alice, "--id", ch1, "--amount", "0.1", "--post", "--out", path("u.hex")]
                     + aliceDir + node)
-            XCTAssertTrue(paid.contains("posted at the gateway's channel door as message"), paid)
+            XCTAssertEqual(paid.status, 0, paid.error)
+            XCTAssertTrue(paid.error.contains("posted at the gateway's channel door as message"), paid.error)
         }
-        let fetched = try ok(["device", "channel", ch1, "--fetch"] + bobDir + device)
+        let fetched = try ok(["device", "channel", ch1, "--fetch", "--key", bob] + bobDir + device)
         XCTAssertTrue(fetched.contains("channel     open, deposit 2 AMSC"), fetched)
         XCTAssertTrue(fetched.contains("accepted: settles 0.1 AMSC of 2 AMSC (+0.1)"), fetched)
         XCTAssertTrue(fetched.contains("accepted: settles 0.2 AMSC of 2 AMSC (+0.1)"), fetched)
         XCTAssertTrue(fetched.contains("fetched     2 message(s)"), fetched)
         XCTAssertTrue(
-            try ok(["device", "channel", ch1, "--fetch"] + bobDir + device).contains("fetched     0 message(s)"))
+            try ok(["device", "channel", ch1, "--fetch", "--key", bob] + bobDir + device).contains("fetched     0 message(s)"))
+        // Only the recipient reads: Alice, the sender, is refused.
+        try refused(
+            ["device", "channel", ch1, "--fetch", "--key", alice] + aliceDir + device, "is not the channel's recipient")
         // The door itself refuses a tampered update (HTTP 403 with the chain's code) and keeps nothing.
         var tampered = try Hex.decode(
             try String(contentsOfFile: path("u.hex"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines))
@@ -87,7 +91,7 @@ final class DeviceContractCLITests: CLITestCase {
         XCTAssertEqual(refusedPost.status, 403)
         XCTAssertTrue(String(decoding: refusedPost.body, as: UTF8.self).contains("badUpdateSignature"))
         XCTAssertTrue(
-            try ok(["device", "channel", ch1, "--fetch"] + bobDir + device).contains("fetched     0 message(s)"))
+            try ok(["device", "channel", ch1, "--fetch", "--key", bob] + bobDir + device).contains("fetched     0 message(s)"))
 
         // The relayed payment code, every message through the door.
         let aliceCode = String(try ok(["paycode", "show", "--key", alice]).split(separator: "\n")[0])
@@ -97,7 +101,7 @@ final class DeviceContractCLITests: CLITestCase {
                 "paycode", "relay", "send", "--key", alice, "--to", charlieCode, "--channel", ch1, "--amount", "0.02",
                 "--blocks", "300", "--post", "--out", path("sent-m1.hex"),
             ] + aliceDir + node)
-        let atBob = try ok(["device", "channel", ch1, "--fetch"] + bobDir + device)
+        let atBob = try ok(["device", "channel", ch1, "--fetch", "--key", bob] + bobDir + device)
         let m1 = try XCTUnwrap(
             atBob.firstMatch(of: #/relay message written to (\S+):/#).map { String($0.1) }, atBob)
         try ok(
@@ -105,7 +109,7 @@ final class DeviceContractCLITests: CLITestCase {
                 "paycode", "relay", "forward", "--key", bob, "--message", m1, "--from", ch1, "--channel", ch2,
                 "--amount", "0.01", "--blocks", "200", "--post", "--out", path("sent-m2.hex"),
             ] + bobDir + node)
-        let atCharlie = try ok(["device", "channel", ch2, "--fetch"] + charlieDir + device)
+        let atCharlie = try ok(["device", "channel", ch2, "--fetch", "--key", charlie] + charlieDir + device)
         let m2 = try XCTUnwrap(
             atCharlie.firstMatch(of: #/relay message written to (\S+):/#).map { String($0.1) }, atCharlie)
         let unmasked = try ok(

@@ -30,8 +30,9 @@ static inline SSL_CTX *amars_tls_client(const char *ca, const char *chain, const
         SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION) != 1) step = AMARS_TLS_VERSION;
     else if (SSL_CTX_set1_groups_list(ctx, "X25519:P-256:secp256k1") != 1) step = AMARS_TLS_GROUPS;
     else if (SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1) step = AMARS_TLS_CA;
-    else if (SSL_CTX_use_certificate_chain_file(ctx, chain) != 1) step = AMARS_TLS_CHAIN;
+    /* The key first: loaded after the certificate, a key that does not match it fails to load at all. */
     else if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) step = AMARS_TLS_KEY;
+    else if (SSL_CTX_use_certificate_chain_file(ctx, chain) != 1) step = AMARS_TLS_CHAIN;
     else if (SSL_CTX_check_private_key(ctx) != 1) step = AMARS_TLS_KEY_MISMATCH;
     else {
         X509_VERIFY_PARAM *param = SSL_CTX_get0_param(ctx);

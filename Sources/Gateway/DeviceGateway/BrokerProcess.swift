@@ -194,7 +194,6 @@ public final class BrokerProcess: @unchecked Sendable {
         topic read amars/v1/checkpoints/#
         topic read amars/v1/receipts/#
         topic read amars/v1/cmd/#
-        topic read amars/v1/chan/#
         topic write amars/v1/tx/+
         topic write amars/v1/chan-out/+
 

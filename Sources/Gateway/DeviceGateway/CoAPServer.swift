@@ -459,7 +459,7 @@ public final class CoAPServer: @unchecked Sendable {
         }
         var body: [UInt8] = []
         if route.method == .post {
-            switch assembleUpload(session: session, request: request) {
+            switch assembleUpload(route, session: session, request: request) {
             case .complete(let bytes): body = bytes
             case .needMore:
                 coap_pdu_set_code(response, coapCode(.continue))
@@ -486,7 +486,7 @@ public final class CoAPServer: @unchecked Sendable {
     /// Collects a POST body. libcoap (without `COAP_BLOCK_SINGLE_BODY`, which would let a hostile Size1 size
     /// its buffer) hands each Block1 block to the handler with its offset and the announced or implied total;
     /// anything that announces or reaches more than the cap is refused with 4.13 before it is stored.
-    private func assembleUpload(session: OpaquePointer, request: OpaquePointer) -> Upload {
+    private func assembleUpload(_ route: DeviceResource, session: OpaquePointer, request: OpaquePointer) -> Upload {
         var length = 0
         var data: UnsafePointer<UInt8>?
         var offset = 0
@@ -494,10 +494,10 @@ public final class CoAPServer: @unchecked Sendable {
         let key = UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(session)))
         let hasData = coap_get_data_large(request, &length, &data, &offset, &total) != 0
         let chunk: [UInt8] = hasData && length > 0 ? Array(UnsafeBufferPointer(start: data, count: length)) : []
-        let cap = limits.maxTransactionBytes
+        let cap = route == .channelMessage ? MailboxPayload.maxChannelMessageBytes : limits.maxTransactionBytes
         if total > cap || offset + length > cap {
             dropUpload(key)
-            return .refused(handlers.tooLarge())
+            return .refused(handlers.tooLarge(cap))
         }
         if offset == 0 && length >= total {
             dropUpload(key)

@@ -16,8 +16,7 @@ import Ledger
 /// Commands live in memory, a few per device for a few minutes: a device that was away longer asks its controller
 /// again. Sequence numbers start from the wall clock in microseconds when the door opens, so they keep growing
 /// across a gateway restart and a device's cursor is never ahead of them.
-public final class CommandDoor: @unchecked Sendable {
-    // @unchecked: `queues` and `next` are only touched under `lock`.
+public final class CommandDoor: Sendable {
     public struct Limits: Sendable, Equatable {
         /// Commands kept per device; a new one pushes the oldest out.
         public var perDevice: Int
@@ -95,7 +94,8 @@ public final class CommandDoor: @unchecked Sendable {
             (try? DeviceCertificate(der: leaf.record.der))?.fields.subjectKeyID
                 == Address(keyBytes: command.controllerKey)
         else { throw .keyNotCertified }
-        return (command.bulb, mailbox.post(bytes, to: command.bulb))
+        // The command door drops the stalest device when full, so a post always gets a sequence.
+        return (command.bulb, mailbox.post(bytes, to: command.bulb) ?? 0)
     }
 
     /// The commands for `device` after sequence `after`, oldest first, at most `limit`.

@@ -316,10 +316,17 @@ public struct DeviceResourceHandlers: Sendable {
     /// The messages of a channel waiting at the channel door after the sequence the recipient saw last.
     func channelMessages(_ query: DeviceQuery) -> DeviceResponse {
         guard query.only(.channelMessages), let id = query["id"].flatMap(Self.transactionID),
-            let after = query["after"].flatMap(Self.decimal)
-        else { return .error(.badRequest, "need id=<64 hex>&after=<sequence>") }
+            let after = query["after"].flatMap(Self.decimal), let key = query["k"].flatMap(Self.transactionID),
+            let sigText = query["sig"], sigText.utf8.count == 128, let sigRaw = try? Hex.decode(sigText),
+            let signature = Bytes64(sigRaw)
+        else { return .error(.badRequest, "need id=<64 hex>&after=<sequence>&k=<64 hex>&sig=<128 hex>") }
         guard let channels else { return .error(.notFound, "this gateway has no channel door") }
-        return .chain(.content, MailboxPayload(entries: channels.messages(for: id, after: after)).encoded)
+        do {
+            let entries = try channels.messages(for: id, after: after, readerKey: key, signature: signature)
+            return .chain(.content, MailboxPayload(entries: entries).encoded)
+        } catch {
+            return .error(error == .unknownChannel ? .notFound : .forbidden, error.code)
+        }
     }
 
     /// A sender's channel message, kept for the recipient: 2.01 with the sequence it was given.
@@ -331,9 +338,7 @@ public struct DeviceResourceHandlers: Sendable {
             w.writeVarint(try channels.post(body).sequence)
             return .chain(.created, w.bytes)
         } catch .tooLarge {
-            var r = DeviceResponse.error(.requestEntityTooLarge, ChannelDoor.Refusal.tooLarge.code)
-            r.size1 = UInt32(MailboxPayload.maxChannelMessageBytes)
-            return r
+            return tooLarge(MailboxPayload.maxChannelMessageBytes)
         } catch {
             return .error(.badRequest, error.code)
         }
@@ -442,10 +447,12 @@ public struct DeviceResourceHandlers: Sendable {
         }
     }
 
-    /// 4.13 with Size1 naming the cap, for the adapter to answer an upload that announces or reaches too much.
-    public func tooLarge() -> DeviceResponse {
-        var r = DeviceResponse.error(.requestEntityTooLarge, "over \(maxTransactionBytes) bytes")
-        r.size1 = UInt32(maxTransactionBytes)
+    /// 4.13 with Size1 naming the cap (by default a transaction's), for the adapter to answer an upload that
+    /// announces or reaches too much.
+    public func tooLarge(_ cap: Int? = nil) -> DeviceResponse {
+        let cap = cap ?? maxTransactionBytes
+        var r = DeviceResponse.error(.requestEntityTooLarge, "over \(cap) bytes")
+        r.size1 = UInt32(cap)
         return r
     }
 

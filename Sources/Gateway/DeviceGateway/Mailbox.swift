@@ -11,10 +11,12 @@ final class Mailbox<Key: Hashable & Sendable>: @unchecked Sendable {
     struct Limits: Sendable, Equatable {
         /// Messages kept per key; a new one pushes the oldest out.
         var perKey: Int
-        /// Keys with messages waiting; past it the key whose newest message is oldest is dropped.
+        /// Keys with messages waiting; past it the key whose newest message is oldest is dropped, or, with
+        /// `refuseWhenFull`, a new key is refused while every kept key has a message still waiting.
         var keys: Int
         /// Seconds a message waits before it is dropped.
         var lifetimeSeconds: UInt64
+        var refuseWhenFull = false
     }
 
     let limits: Limits
@@ -30,23 +32,35 @@ final class Mailbox<Key: Hashable & Sendable>: @unchecked Sendable {
         next = firstSequence
     }
 
-    /// Keeps `message` for `key`; returns the sequence it was given.
-    func post(_ message: [UInt8], to key: Key) -> UInt64 {
+    /// Keeps `message` for `key` if `admits` passes with the newest message still kept for it (nil: none), in one
+    /// step with the keeping; returns the sequence given, or nil when the mailbox refuses a new key (full).
+    func post<E: Error>(_ message: [UInt8], to key: Key, admitting admits: ([UInt8]?) throws(E) -> Void) throws(E)
+        -> UInt64?
+    {
         let now = clock()
-        return lock.withLock {
-            next += 1
-            var queue = queues[key] ?? []
-            prune(&queue, now: now)
-            queue.append((MailboxPayload.Entry(sequence: next, message: message), now))
-            if queue.count > limits.perKey { queue.removeFirst(queue.count - limits.perKey) }
-            if queues[key] == nil, queues.count >= limits.keys,
-                let stalest = queues.min(by: { ($0.value.last?.at ?? 0) < ($1.value.last?.at ?? 0) })?.key
-            {
+        lock.lock()
+        defer { lock.unlock() }
+        var queue = queues[key] ?? []
+        prune(&queue, now: now)
+        try admits(queue.last?.entry.message)
+        if queues[key] == nil, queues.count >= limits.keys {
+            if limits.refuseWhenFull {
+                queues = queues.filter { now < ($0.value.last?.at ?? 0) + limits.lifetimeSeconds }
+                guard queues.count < limits.keys else { return nil }
+            } else if let stalest = queues.min(by: { ($0.value.last?.at ?? 0) < ($1.value.last?.at ?? 0) })?.key {
                 queues[stalest] = nil
             }
-            queues[key] = queue
-            return next
         }
+        next += 1
+        queue.append((MailboxPayload.Entry(sequence: next, message: message), now))
+        if queue.count > limits.perKey { queue.removeFirst(queue.count - limits.perKey) }
+        queues[key] = queue
+        return next
+    }
+
+    /// Keeps `message` for `key` whatever was kept before it.
+    func post(_ message: [UInt8], to key: Key) -> UInt64? {
+        post(message, to: key) { (_: [UInt8]?) throws(Never) in }
     }
 
     /// The messages for `key` after sequence `after`, oldest first, at most `limit`.

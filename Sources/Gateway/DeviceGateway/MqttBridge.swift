@@ -138,6 +138,7 @@ public final class MqttBridge: @unchecked Sendable {
     private var random: MqttAnyRandom
     private var backoff: MqttBackoff
     private var limiter: MqttRateLimiter
+    private var channelLimiter: MqttRateLimiter
     /// Submits in the mempool that we owe a final receipt, in arrival order.
     private var pending: [(id: Bytes32, device: Address)] = []
     private var pendingIDs: Set<Bytes32> = []
@@ -201,6 +202,7 @@ public final class MqttBridge: @unchecked Sendable {
         self.logger = logger
         self.backoff = MqttBackoff(policy: configuration.backoff)
         self.limiter = MqttRateLimiter(limits: configuration.rateLimit)
+        self.channelLimiter = MqttRateLimiter(limits: configuration.rateLimit)
         // clean_session = false: the broker keeps our subscription and queues QoS 1 messages while we are away.
         var fds: [Int32] = [-1, -1]
         guard pipe(&fds) == 0 else { throw .libraryInit }
@@ -465,17 +467,19 @@ public final class MqttBridge: @unchecked Sendable {
         guard let channels, size > 0, size <= MailboxPayload.maxChannelMessageBytes else {
             return count(.channelRefused)
         }
-        guard limiter.allow(sender, nowMillis: clock()) else { return count(.rateLimited) }
+        // Its own budget: garbage published on someone's channel topic (anyone may, on the anonymous listener)
+        // does not spend that device's transaction submits.
+        guard channelLimiter.allow(sender, nowMillis: clock()) else { return count(.rateLimited) }
         let kept: (channel: Bytes32, recipient: Address, sequence: UInt64)
-        // The topic must be the channel's sender's: the TLS listener's ACL lets a device write only its own.
+        // The topic must name the channel's sender (on the TLS listener a device can write only its own).
         do { kept = try channels.post(payload, from: sender) } catch {
             logger.debug("mqtt channel message from \(sender.bech32) refused: \(error.code)")
             return count(.channelRefused)
         }
         let entry = MailboxPayload.Entry(sequence: kept.sequence, message: payload)
         let rc = rawPublish(MqttTopics.channel(kept.recipient), entry.encoded, retain: false)
-        if rc != MOSQ_ERR_SUCCESS.rawValue {
-            logger.warning("mqtt channel message not queued: \(String(cString: mosquitto_strerror(rc)))")
+        guard rc == MOSQ_ERR_SUCCESS.rawValue else {
+            return logger.warning("mqtt channel message not queued: \(String(cString: mosquitto_strerror(rc)))")
         }
         lock.withLock { statsValue.channelMessagesRelayed += 1 }
     }

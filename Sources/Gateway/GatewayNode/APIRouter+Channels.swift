@@ -2,6 +2,7 @@ import AmarsCodec
 import AmarsCrypto
 import Chain
 import DeviceGateway
+import DeviceProtocol
 import Ledger
 
 /// `GET /v1/channels/{id}`: a one-way payment channel (by the id of the transaction that opened it), its status
@@ -68,8 +69,8 @@ extension APIRouter {
         }
     }
 
-    /// `GET /v1/channels/{id}/messages?after=N`: the channel's messages waiting at the door, as its recipient would
-    /// fetch them.
+    /// `GET /v1/channels/{id}/messages?after=N&key=K&sig=S`: the channel's messages waiting at the door, for its
+    /// recipient only: `key` its x-only key, `sig` its BIP340 signature of the read (`ChannelUpdate.readHash`).
     func channelMessages(_ text: Substring, query: [Substring: Substring]) -> APIResponse {
         guard let channelDoor else { return Self.noChannelDoor }
         guard text.utf8.count == 64, let raw = try? Hex.decode(String(text)), let id = Bytes32(raw) else {
@@ -79,7 +80,19 @@ extension APIRouter {
         guard let after = UInt64(query["after"] ?? "0", radix: 10) else {
             return .error(400, "invalidAfter", "after= takes the last sequence seen, a whole number")
         }
-        let entries = channelDoor.messages(for: id, after: after).map {
+        guard let keyText = query["key"], keyText.utf8.count == 64, let keyRaw = try? Hex.decode(String(keyText)),
+            let key = Bytes32(keyRaw), let sigText = query["sig"], sigText.utf8.count == 128,
+            let sigRaw = try? Hex.decode(String(sigText)), let signature = Bytes64(sigRaw)
+        else {
+            return .error(
+                401, "readNotSigned",
+                "only the channel's recipient reads its messages: key=<its x-only key, 64 hex>&sig=<its signature, 128 hex>")
+        }
+        let waiting: [MailboxPayload.Entry]
+        do { waiting = try channelDoor.messages(for: id, after: after, readerKey: key, signature: signature) } catch {
+            return .error(error == .unknownChannel ? 404 : 403, error.code, "\(error)")
+        }
+        let entries = waiting.map {
             JSONValue.object([("sequence", .number($0.sequence)), ("message", .string(Hex.encode($0.message)))])
         }
         return .json(200, .object([("channel", .hex(id)), ("messages", .array(entries))]))

@@ -1,4 +1,5 @@
 import AmarsCodec
+import AmarsCrypto
 import Foundation
 import Ledger
 
@@ -32,9 +33,10 @@ public struct ChannelFolder: Sendable {
         }
     }
 
-    /// The last channel-door message fetched for channel `id` (0: none yet).
-    public func cursor(_ id: Bytes32) throws(Failure) -> UInt64 {
-        let name = cursorFile(id)
+    /// The last channel-door message fetched for channel `id` from `gateway` (0: none yet). Sequences are one
+    /// gateway's, so each gateway has its own cursor.
+    public func cursor(_ id: Bytes32, gateway: String) throws(Failure) -> UInt64 {
+        let name = cursorFile(id, gateway: gateway)
         guard FileManager.default.fileExists(atPath: name) else { return 0 }
         guard let text = try? String(contentsOfFile: name, encoding: .utf8),
             let value = UInt64(text.trimmingCharacters(in: .whitespacesAndNewlines))
@@ -44,15 +46,18 @@ public struct ChannelFolder: Sendable {
 
     /// Keeps the cursor (written beside and renamed over: a torn write leaves the previous one). A lost cursor only
     /// makes the next fetch judge messages again, which keeps nothing worse than the update held.
-    public func setCursor(_ id: Bytes32, _ sequence: UInt64) throws(Failure) {
+    public func setCursor(_ id: Bytes32, _ sequence: UInt64, gateway: String) throws(Failure) {
         if mkdir(path, 0o700) != 0 && errno != EEXIST { throw .io("cannot create \(path)", errno: errno) }
-        do { try Data("\(sequence)\n".utf8).write(to: URL(fileURLWithPath: cursorFile(id)), options: .atomic) } catch {
-            throw .io("cannot write \(cursorFile(id))", errno: EIO)
+        let name = cursorFile(id, gateway: gateway)
+        do { try Data("\(sequence)\n".utf8).write(to: URL(fileURLWithPath: name), options: .atomic) } catch {
+            throw .io("cannot write \(name)", errno: EIO)
         }
     }
 
-    private func cursorFile(_ id: Bytes32) -> String {
-        (path as NSString).appendingPathComponent(Hex.encode(id.bytes) + ".cursor")
+    /// `<channel id>.<8 hex digits of SHA-256 of the gateway's endpoint>.cursor`.
+    private func cursorFile(_ id: Bytes32, gateway: String) -> String {
+        let tag = Hex.encode(Array(SHA256.hash(Array(gateway.utf8)).bytes.prefix(4)))
+        return (path as NSString).appendingPathComponent(Hex.encode(id.bytes) + ".\(tag).cursor")
     }
 
     public func file(_ id: Bytes32) -> String {

@@ -23,12 +23,13 @@ public enum DeviceSyncError: Error, Equatable, Sendable, CustomStringConvertible
 
     /// `amars device`'s exit status: 4 when the trust expired (re-anchor the device), 5 when the gateway serves
     /// another chain (point the device at its own), 3 when the proven HTLC is not the device's to claim with that
-    /// secret, 1 otherwise.
+    /// secret, 2 when the device's own transaction is final but failed, 1 otherwise.
     public var exitStatus: Int32 {
         switch self {
         case .device(.trustExpired), .device(.reanchorRefused): 4
         case .device(.otherChain): 5
         case .device(.htlc): 3
+        case .device(.failedOnChain): 2
         default: 1
         }
     }

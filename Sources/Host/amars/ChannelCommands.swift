@@ -26,7 +26,7 @@ struct ChannelCommand: ParsableCommand {
               amars channel refund --key alice.key --id <channel id> --wait     # only after the expiry height
               amars channel show <channel id> --dir bob-ch
             """,
-        subcommands: [Open.self, Pay.self, Settle.self, Accept.self, Close.self, Refund.self, Show.self])
+        subcommands: [Open.self, Pay.self, Settle.self, Post.self, Accept.self, Close.self, Refund.self, Show.self])
 
     /// Where a party keeps the newest update of each channel.
     struct Folder: ParsableArguments {
@@ -76,15 +76,59 @@ struct ChannelCommand: ParsableCommand {
     }
 
     /// `--post`: the message also goes to the gateway's channel door, where the recipient fetches it (`amars device
-    /// channel --fetch`) or receives it on its MQTT topic.
-    struct Post: ParsableArguments {
+    /// channel --fetch`) or receives it on its MQTT topic. Its line goes to stderr: stdout may be the message.
+    struct PostOption: ParsableArguments {
         @Flag(help: "Also post the message at the gateway's channel door for the recipient to fetch.")
         var post = false
 
-        func send(_ message: ChannelMessage, node: NodeOptions) throws {
+        func send(_ message: ChannelMessage, node: NodeOptions, again: String) throws {
             guard post else { return }
-            let sequence = try node.typed { try $0.postChannelMessage(message.encoded) }
-            print("posted at the gateway's channel door as message \(sequence)")
+            try ChannelCommand.post(message, node: node, again: again)
+        }
+    }
+
+    /// Posts `message` at the channel door; a failure says how to post it again (`again`), since the update is kept.
+    static func post(_ message: ChannelMessage, node: NodeOptions, again: String) throws {
+        let sequence: UInt64
+        do { sequence = try node.typed { try $0.postChannelMessage(message.encoded) } } catch {
+            throw CLIError("the message is kept but was not posted (\(error)); post it again: \(again)")
+        }
+        FileHandle.standardError.write(Data("posted at the gateway's channel door as message \(sequence)\n".utf8))
+    }
+
+    struct Post: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "As the sender, post the newest update kept in --dir, or a relay message, at the channel door.",
+            discussion: """
+                Posts again what a --post could not deliver: the newest update kept in --dir, or with --message a \
+                relay message ('amars paycode relay send|forward' writes it).
+
+                Example:
+                  amars channel post --id <channel id> --dir alice-ch
+                  amars channel post --id <channel id> --message m1.hex
+                """)
+
+        @Option(help: "The channel id.")
+        var id: String
+        @Option(help: "A relay message (a file holding its hex, or the hex) instead of the kept update.")
+        var message: String?
+        @OptionGroup var folder: Folder
+        @OptionGroup var node: NodeOptions
+
+        func run() throws {
+            let channelID = try parseChannelID(id)
+            let again = "amars channel post --id \(id)"
+            if let message {
+                let relay = try readRelayMessage(message)
+                guard relay.update.channelID == channelID else {
+                    throw CLIError("--message is a message of channel \(Hex.encode(relay.update.channelID.bytes))")
+                }
+                return try ChannelCommand.post(.relay(relay), node: node, again: again)
+            }
+            guard let update = try folder.load(channelID) else {
+                throw CLIError("no update of channel \(id) in \(folder.dir): pay first")
+            }
+            try ChannelCommand.post(.update(update), node: node, again: again)
         }
     }
 
@@ -146,7 +190,7 @@ struct ChannelCommand: ParsableCommand {
         var count: Int = 1
         @Option(help: "Write the newest update (hex) here instead of stdout.")
         var out: String?
-        @OptionGroup var post: Post
+        @OptionGroup var post: PostOption
         @OptionGroup var folder: Folder
         @OptionGroup var node: NodeOptions
 
@@ -173,7 +217,7 @@ struct ChannelCommand: ParsableCommand {
             guard let update = last else { return }
             try folder.store(update)
             try writeHex(update.encoded, to: out)
-            try post.send(.update(update), node: node)
+            try post.send(.update(update), node: node, again: "amars channel post --id \(id) --dir \(folder.dir)")
             if let out {
                 print(
                     "update settles \(Amount.format(update.paid)) AMSC of \(Amount.format(channel.deposit)) AMSC; "
@@ -202,7 +246,7 @@ struct ChannelCommand: ParsableCommand {
         var secret: String
         @Option(help: "Write the new update (hex) here instead of stdout.")
         var out: String?
-        @OptionGroup var post: Post
+        @OptionGroup var post: PostOption
         @OptionGroup var folder: Folder
         @OptionGroup var node: NodeOptions
 
@@ -210,7 +254,7 @@ struct ChannelCommand: ParsableCommand {
 
         private func perform() throws {
             let channelID = try parseChannelID(id)
-            let preimage = try parseSecret(secret, flag: "--secret")
+            let preimage = try readSecret(secret, flag: "--secret")
             let signer = try loadKey(key)
             let (channel, height) = try provenChannel(channelID, node: node)
             let last = try folder.load(channelID)
@@ -223,7 +267,7 @@ struct ChannelCommand: ParsableCommand {
             } catch { throw refusal(error) }
             try folder.store(update)
             try writeHex(update.encoded, to: out)
-            try post.send(.update(update), node: node)
+            try post.send(.update(update), node: node, again: "amars channel post --id \(id) --dir \(folder.dir)")
             if out != nil { print("update settles \(Amount.format(update.paid)) AMSC; written to \(out!)") }
         }
     }
@@ -285,7 +329,7 @@ struct ChannelCommand: ParsableCommand {
             guard let update = try folder.load(channelID) else {
                 throw CLIError("no update of channel \(id) in \(folder.dir): accept one first")
             }
-            let preimages = try secret.map { try parseSecret($0, flag: "--secret") }
+            let preimages = try secret.map { try readSecret($0, flag: "--secret") }
             let signer = try loadKey(key)
             let sent = try send.send(
                 .channelClose(ChannelClose(update: update, preimages: preimages)), signer: signer, node: node)
@@ -384,12 +428,6 @@ func decodeUpdate(_ text: String, what: String) throws -> ChannelUpdate {
     do { return try ChannelUpdate(decoding: raw) } catch { throw CLIError("\(what) is not a channel update: \(error)") }
 }
 
-func parseSecret(_ text: String, flag: String) throws -> Bytes32 {
-    guard text.utf8.count == 64, let raw = try? Hex.decode(text), let secret = Bytes32(raw) else {
-        throw ValidationError("\(flag) must be 64 hex digits")
-    }
-    return secret
-}
 
 /// Writes `bytes` as one line of hex to `path` (atomically), or to stdout without a path.
 func writeHex(_ bytes: [UInt8], to path: String?) throws {

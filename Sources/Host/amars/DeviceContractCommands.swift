@@ -84,15 +84,16 @@ extension DeviceCommand {
                 update is checked against the channel the device proved itself, not against a node's word, by the \
                 rule `amars channel accept` applies, and kept in --dir if it pays more (exit status 2 when refused).
 
-                With --fetch: the messages the sender posted at the gateway's channel door since the last fetch \
+                With --fetch (and the recipient's --key, which signs the read: only the recipient reads a channel's \
+                messages): the messages the sender posted at the gateway's channel door since the last fetch from it \
                 (`amars channel pay --post`), each update judged the same way (a refused one is shown and passed \
                 over), each relay message written to --dir as <channel id>.relay-<n>.hex for `amars paycode relay \
-                claim|forward --message`. The cursor is kept in --dir as <channel id>.cursor.
+                claim|forward --message`. The cursor is kept in --dir, one per gateway.
 
                 Example:
                   amars device channel <channel id>
                   amars device channel <channel id> --update u.hex --dir bob-ch
-                  amars device channel <channel id> --fetch --dir bob-ch
+                  amars device channel <channel id> --fetch --key bob.key --dir bob-ch
                 """)
 
         @Argument(help: "The channel id (the id of the transaction that opened it).")
@@ -101,12 +102,19 @@ extension DeviceCommand {
         var update: String?
         @Flag(help: "Fetch the sender's messages from the gateway's channel door and judge each.")
         var fetch = false
+        @Option(help: "With --fetch: the recipient's secret key file, which signs the read.")
+        var key: String?
         @OptionGroup var folder: ChannelCommand.Folder
         @OptionGroup var options: DeviceOptions
+
+        func validate() throws {
+            guard fetch == (key != nil) else { throw ValidationError("--fetch needs the recipient's --key, and --key is for --fetch") }
+        }
 
         func run() throws {
             let channelID = try parseChannelID(id)
             let offered = try update.map { try readOrDecodeUpdate($0, what: "--update") }
+            let reader = try key.map { DeviceWallet(key: try loadKey($0), nextNonce: 0) }
             var session = try options.open()
             guard case .channel(let proven) = try session.run(.channel(channelID)) else { throw ExitCode(1) }
             try session.save()
@@ -123,46 +131,59 @@ extension DeviceCommand {
                     try folder.accept(offered, channelID: channelID, channel: c, height: proven.header.height)
                 }
             }
-            if fetch { try folder.locked { try fetchMessages(channelID, c, at: proven.header.height, &session) } }
+            if let reader {
+                guard reader.address == c.recipient else {
+                    throw CLIError("--key is not the channel's recipient \(c.recipient.bech32): only it reads the messages")
+                }
+                try folder.locked { try fetchMessages(channelID, c, at: proven.header.height, reader, &session) }
+            }
         }
 
         /// The door's messages after the kept cursor, page by page, each judged; the cursor moves past each.
         private func fetchMessages(
-            _ channelID: Bytes32, _ channel: PaymentChannel, at height: UInt64, _ session: inout DeviceRun
+            _ channelID: Bytes32, _ channel: PaymentChannel, at height: UInt64, _ reader: DeviceWallet,
+            _ session: inout DeviceRun
         ) throws {
             let store = folder.store
-            var cursor = try store.cursor(channelID)
+            // Sequences are one gateway's: each gateway has its own cursor.
+            let gateway = options.coap
+            var cursor: UInt64
+            do { cursor = try store.cursor(channelID, gateway: gateway) } catch { throw CLIError("\(error)") }
             var fetched = 0
             while true {
-                guard case .channelMessages(let page) = try session.run(.channelMessages(channelID, after: cursor))
+                guard
+                    case .channelMessages(let page) = try session.run(
+                        .channelMessages(channelID, after: cursor), wallet: reader)
                 else { throw ExitCode(1) }
                 for entry in page.entries {
                     fetched += 1
-                    judge(entry, channelID, channel, at: height)
+                    try judge(entry, channelID, channel, at: height)
                     cursor = entry.sequence
-                    do { try store.setCursor(channelID, cursor) } catch { throw CLIError("\(error)") }
+                    do { try store.setCursor(channelID, cursor, gateway: gateway) } catch { throw CLIError("\(error)") }
                 }
                 if page.entries.count < MailboxPayload.maxEntries { break }
             }
             print("fetched     \(fetched) message(s) from the gateway's channel door, cursor \(cursor)")
         }
 
+        /// A refused update is shown and passed over; anything else that fails (the folder, the disk) stops the
+        /// fetch before the cursor moves past the message.
         private func judge(
             _ entry: MailboxPayload.Entry, _ channelID: Bytes32, _ channel: PaymentChannel, at height: UInt64
-        ) {
+        ) throws {
             let prefix = "message #\(entry.sequence): "
             switch try? ChannelMessage(decoding: entry.message) {
             case .update(let update):
-                do { try folder.accept(update, channelID: channelID, channel: channel, height: height) } catch {
-                    print(prefix + "\(error)")
+                do { try folder.accept(update, channelID: channelID, channel: channel, height: height) } catch let
+                    refused as CLIError where refused.exitStatus == 2
+                {
+                    print(prefix + "\(refused)")
                 }
             case .relay(let message):
                 let file = (folder.dir as NSString).appendingPathComponent(
                     "\(Hex.encode(channelID.bytes)).relay-\(entry.sequence).hex")
-                do {
-                    try writeHex(message.encoded, to: file)
-                    print(prefix + "relay message written to \(file): claim or forward it (amars paycode relay)")
-                } catch { print(prefix + "\(error)") }
+                try writeHex(message.encoded, to: file)
+                print(prefix + "relay message written to \(file): claim or forward it (amars paycode relay)")
             case nil:
                 print(prefix + "not a channel message (\(entry.message.count) bytes): passed over")
             }

@@ -169,13 +169,13 @@ func parseLockID(_ text: String) throws -> Bytes32 {
 }
 
 /// `--secret`: a file holding the secret as hex, or the secret itself as 64 hex digits.
-func readSecret(_ secret: String) throws -> Bytes32 {
+func readSecret(_ secret: String, flag: String = "--secret") throws -> Bytes32 {
     let text =
         FileManager.default.fileExists(atPath: secret)
         ? (try String(contentsOfFile: secret, encoding: .utf8)).trimmingCharacters(in: .whitespacesAndNewlines)
         : secret
     guard text.utf8.count == 64, let raw = try? Hex.decode(text), let preimage = Bytes32(raw) else {
-        throw ValidationError("--secret must be 64 hex digits or a file holding them")
+        throw ValidationError("\(flag) must be 64 hex digits or a file holding them")
     }
     return preimage
 }

@@ -63,7 +63,7 @@ struct PaycodeRelayCommand: ParsableCommand {
         var blocks: UInt64 = 200
         @Option(help: "Write the message (hex) here instead of stdout.")
         var out: String?
-        @OptionGroup var post: ChannelCommand.Post
+        @OptionGroup var post: ChannelCommand.PostOption
         @OptionGroup var folder: ChannelCommand.Folder
         @OptionGroup var node: NodeOptions
 
@@ -98,7 +98,7 @@ struct PaycodeRelayCommand: ParsableCommand {
             try folder.store(update)
             let message = RelayMessage(update: update, notification: notification)
             try writeHex(message.encoded, to: out)
-            try post.send(.relay(message), node: node)
+            try post.send(.relay(message), node: node, again: "amars channel post --id \(channel) --message <the message>")
             print(
                 "relay fee \(Amount.format(units)) AMSC locked to \(Hex.encode(notification.hashLock.bytes)) "
                     + "until height \(expiry), for \(notification.to.bech32)")
@@ -133,7 +133,7 @@ struct PaycodeRelayCommand: ParsableCommand {
         var blocks: UInt64 = 100
         @Option(help: "Write the message (hex) here instead of stdout.")
         var out: String?
-        @OptionGroup var post: ChannelCommand.Post
+        @OptionGroup var post: ChannelCommand.PostOption
         @OptionGroup var folder: ChannelCommand.Folder
         @OptionGroup var node: NodeOptions
 
@@ -192,7 +192,7 @@ struct PaycodeRelayCommand: ParsableCommand {
             try folder.store(update)
             let message = RelayMessage(update: update, notification: incoming.notification)
             try writeHex(message.encoded, to: out)
-            try post.send(.relay(message), node: node)
+            try post.send(.relay(message), node: node, again: "amars channel post --id \(channel) --message <the message>")
             print(
                 "accepted \(Amount.format(offered.amount)) AMSC on \(from) until height \(offered.expiryHeight); "
                     + "passed on \(Amount.format(units)) AMSC until height \(expiry) for "
@@ -278,7 +278,7 @@ struct PaycodeRelayCommand: ParsableCommand {
     }
 }
 
-private func readRelayMessage(_ text: String) throws -> RelayMessage {
+func readRelayMessage(_ text: String) throws -> RelayMessage {
     let content =
         FileManager.default.fileExists(atPath: text)
         ? ((try? String(contentsOfFile: text, encoding: .utf8)) ?? "") : text

@@ -20,8 +20,9 @@ public enum DeviceOperation: Equatable, Sendable {
     case escrow(Bytes32)
     /// An HTLC's state (or absence) proven against a header no older than the verified head.
     case htlc(Bytes32)
-    /// Claim an HTLC with its secret: the contract proven open, for this device, unexpired and locked to the
-    /// secret's hash (so no fee is spent on a claim the chain would refuse), then the claim signed, submitted and
+    /// Claim an HTLC with its secret: the contract proven open, for this device, unexpired for
+    /// ``HTLCClaimOrder/marginBlocks`` more blocks and locked to the secret's hash (so no fee is spent on a claim
+    /// the chain would refuse), then the claim signed, submitted and
     /// proven final and successful.
     /// (Boxed: the order is the largest operation, and a board copies every operation it starts.)
     indirect case claim(HTLCClaimOrder)
@@ -52,8 +53,9 @@ public enum DeviceOperation: Equatable, Sendable {
     /// certificate (``certificate(_:)``) before it obeys.
     case commands(Address, after: UInt64)
     /// The messages of payment channel `id` waiting at the gateway's channel door after sequence `after`, oldest
-    /// first. Nothing about them is proven: the recipient checks each update against the channel it proved
-    /// (``channel(_:)``) before it keeps it.
+    /// first, read with the device's key (it must be the channel's recipient: the read is signed). Nothing about
+    /// them is proven: the recipient checks each update against the channel it proved (``channel(_:)``) before it
+    /// keeps it.
     case channelMessages(Bytes32, after: UInt64)
 }
 
@@ -99,6 +101,10 @@ public struct PaymentOrder: Equatable, Sendable {
 
 /// An HTLC claim the device makes from its own account (the session's wallet), which pays the fee.
 public struct HTLCClaimOrder: Equatable, Sendable {
+    /// Blocks between the contract's proof and the latest block the claim is expected in: a contract that
+    /// expires sooner is not claimed (its claim could land too late and fail with its fee spent).
+    public static let marginBlocks: UInt64 = 3
+
     public var claim: HTLCClaim
     public var tipPerUnit: UInt64
     /// Most the device pays per resource unit; nil: twice the next base fee plus the tip.

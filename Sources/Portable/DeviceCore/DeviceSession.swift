@@ -461,8 +461,14 @@ public struct DeviceSession: Sendable {
             case .channelMessages: throw .notBuiltIn
         #else
             case .channelMessages(let id, let after):
+                // Only the recipient reads: the read is signed with the device's key.
+                guard let wallet else { throw .noWallet }
+                let hash = ChannelUpdate.readHash(genesis: anchor.genesisHeaderHash, channelID: id, after: after)
                 job = .mailbox(.channelMessages, after: after)
-                return ask(.channelMessages(id, after: after))
+                return ask(
+                    .channelMessages(
+                        id, after: after, key: wallet.key.xOnlyPublicKey.bytes,
+                        signature: wallet.key.signSchnorr(hash, auxRandom: .zero)))
         #endif
         case .pay(let order):
             guard let wallet else { throw .noWallet }
@@ -857,6 +863,12 @@ public struct DeviceSession: Sendable {
             var last = after
             for entry in payload.entries {
                 guard entry.sequence > last else { throw .inconsistent(.messageSequence) }
+                // A command door takes commands of at most this size; a larger one is no command of it.
+                if resource == .commands, entry.message.count > MailboxPayload.maxCommandBytes {
+                    throw .undecodable(
+                        resource,
+                        .lengthOverCap(length: UInt64(entry.message.count), cap: MailboxPayload.maxCommandBytes))
+                }
                 last = entry.sequence
             }
             return completed(resource == .commands ? .commands(payload) : .channelMessages(payload))
@@ -1318,8 +1330,12 @@ public struct DeviceSession: Sendable {
                 return ask(.htlcProof(claim.lockID))
             case .htlc(let proven):
                 guard let htlc = proven.state else { throw .htlc(.unknownHTLC) }
+                // Judged a few blocks ahead: the claim is signed, submitted and included after this proof, and a
+                // claim that lands past the expiry fails on chain with its fee spent.
                 do {
-                    try htlc.checkClaim(by: wallet.address, preimage: claim.preimage, height: proven.header.height + 1)
+                    try htlc.checkClaim(
+                        by: wallet.address, preimage: claim.preimage,
+                        height: proven.header.height + HTLCClaimOrder.marginBlocks)
                 } catch { throw .htlc(error) }
                 claimAmount = htlc.amount
                 report(

@@ -56,9 +56,17 @@ public struct DeviceRequest: Equatable, Sendable {
         DeviceRequest(.channelProof, query: [argument("id", hex: id)])
     }
 
-    /// The messages of channel `id` waiting at the gateway's channel door after sequence `after`.
-    public static func channelMessages(_ id: Bytes32, after: UInt64) -> DeviceRequest {
-        DeviceRequest(.channelMessages, query: [argument("id", hex: id), argument("after", decimal: after)])
+    /// The messages of channel `id` waiting at the gateway's channel door after sequence `after`, read by the
+    /// recipient whose x-only key is `key` with its signature of the read.
+    public static func channelMessages(_ id: Bytes32, after: UInt64, key: Bytes32, signature: Bytes64)
+        -> DeviceRequest
+    {
+        DeviceRequest(
+            .channelMessages,
+            query: [
+                argument("id", hex: id), argument("after", decimal: after), argument("k", hex: key),
+                argument("sig", hexBytes: signature.bytes),
+            ])
     }
 
     public static func certificateProof(_ id: Bytes32) -> DeviceRequest {

@@ -64,7 +64,7 @@ public enum DeviceResource: Int, CaseIterable, Sendable {
         case .recipientFilter: ["e"]
         case .skip: ["from", "to"]
         case .commands: ["a", "after"]
-        case .channelMessages: ["id", "after"]
+        case .channelMessages: ["id", "after", "k", "sig"]
         }
     }
 

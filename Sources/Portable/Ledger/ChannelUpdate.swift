@@ -68,6 +68,17 @@ public struct ChannelUpdate: Equatable, Sendable, CanonicalCodable {
         return Domain.channelUpdate.hash(w.bytes)
     }
 
+    /// What a channel's recipient signs to read its messages at a gateway's channel door after sequence `after`:
+    /// only the recipient may, since a relay message names the next hop's notification address. Bound to the chain
+    /// and the channel, so a signature is good for nothing else.
+    public static func readHash(genesis: Bytes32, channelID: Bytes32, after: UInt64) -> Bytes32 {
+        var w = ByteWriter()
+        w.write(genesis)
+        w.write(channelID)
+        w.writeVarint(after)
+        return Domain.channelRead.hash(w.bytes)
+    }
+
     public func isSigned(by senderKey: Bytes32) -> Bool {
         guard let key = try? XOnlyPublicKey(bytes: senderKey) else { return false }
         return key.verifySchnorr(

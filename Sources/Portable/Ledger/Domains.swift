@@ -24,6 +24,8 @@ public enum Domain {
     public static let stealthAnnouncements = TaggedHash(tag: "AmarsStealthAnnouncements")
     /// What a channel's sender signs off chain (``ChannelUpdate``).
     public static let channelUpdate = TaggedHash(tag: "AmarsChannelUpdate")
+    /// A channel's recipient asking a gateway's channel door for its messages (``ChannelUpdate/readHash``).
+    public static let channelRead = TaggedHash(tag: "AmarsChannelRead")
 }
 
 /// Caps on every length the chain decodes. They bound memory on a device and on a gateway alike; raising one

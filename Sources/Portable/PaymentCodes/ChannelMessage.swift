@@ -2,7 +2,7 @@ import AmarsCodec
 import Ledger
 
 /// What a channel's sender sends its recipient through a gateway's channel door (CoAP `v1/channel/message`, MQTT
-/// `amars/v1/channel/{sender}`, HTTP `POST /v1/channels/{id}/messages`): a signed update, or a relay message (an
+/// `amars/v1/chan-out/{sender}`, HTTP `POST /v1/channel-messages`): a signed update, or a relay message (an
 /// update whose condition pays for passing on a masked payment code). The door keeps it only if the channel is open
 /// on chain and the update is its sender's; the recipient checks it again itself before it keeps it.
 public enum ChannelMessage: Equatable, Sendable, CanonicalCodable {
