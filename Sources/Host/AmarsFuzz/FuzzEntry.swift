@@ -120,6 +120,10 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
             guard message.encoded == input else { fatalError("RelayMessage decode/encode is not an exact inverse") }
             _ = try? message.notification.unmask(notificationKey: FuzzDevice.key)
         }
+        // The same bytes as a channel door's message (an update or a relay message under a tag byte).
+        if let message = try? ChannelMessage(decoding: input), message.encoded != input {
+            fatalError("ChannelMessage decode/encode is not an exact inverse")
+        }
     case 28:
         // A command a bulb is handed: refused, or one encoding, and the bulb's checks refuse or pass without a trap.
         if let command = try? BulbCommand(decoding: input) {
@@ -148,7 +152,7 @@ private func fuzzSession(operation: UInt8, _ input: [UInt8]) {
         .sync(maxEpochs: 3), .head, .account(FuzzDevice.wallet.address), .escrow(id), .inclusion(id, waitMillis: 500),
         .receive(FuzzDevice.wallet.address, from: 1, position: 0, waitMillis: 500),
         .pay(PaymentOrder(recipient: FuzzDevice.wallet.address, amount: 1)), .sync(maxEpochs: .max),
-        .commands(FuzzDevice.wallet.address, after: 3), .htlc(id), .channel(id),
+        .commands(FuzzDevice.wallet.address, after: 3), .htlc(id), .channel(id), .channelMessages(id, after: 3),
         .claim(HTLCClaimOrder(lockID: id, preimage: id)),
     ]
     var now: UInt64 = 0
