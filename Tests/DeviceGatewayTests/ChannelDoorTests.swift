@@ -1,6 +1,7 @@
 import AmarsCodec
 import AmarsCrypto
 import Chain
+import DeviceClient
 import DeviceCore
 import DeviceProtocol
 import GatewayTestSupport
@@ -166,4 +167,35 @@ final class ChannelDoorTests: XCTestCase {
         now += 60
         XCTAssertNoThrow(try small.post(ChannelMessage.update(first).encoded), "room once the first expired")
     }
+
+    /// Over a real CoAP socket: an update with every condition an update can hold posted, one over the door's cap
+    /// (which goes out block-wise, as anything over 1 KiB does) refused with 4.13 before it is stored, and the
+    /// recipient's session reading what was kept.
+    func testMessagesTravelOverRealCoAP() throws {
+        let f = try CoAPFixture(epochLength: 4)
+        defer { f.close() }
+        let id = try openChannel(f)
+        var conditions: [ChannelCondition] = []
+        for n in 0..<UInt64(Caps.channelConditions) {
+            conditions.append(
+                ChannelCondition(
+                    hashLock: SHA256.hash([UInt8(n)]), amount: 100, expiryHeight: 40))
+        }
+        let big = ChannelUpdate(channelID: id, paid: 1_000, conditions: conditions, sender: f.alice)
+        var client = try CoAPDeviceClient(configuration: .init(url: "coap://127.0.0.1:\(f.port)"))
+        let posted = try client.exchange(DeviceRequest(.channelMessage, payload: ChannelMessage.update(big).encoded))
+        XCTAssertEqual(posted.code, .created, String(decoding: posted.body, as: UTF8.self))
+        let huge = try client.exchange(
+            DeviceRequest(.channelMessage, payload: [UInt8](repeating: 1, count: MailboxPayload.maxChannelMessageBytes + 200)))
+        XCTAssertEqual(huge.code, .requestEntityTooLarge)
+        var session = DeviceSession(
+            anchor: anchor(f), wallet: DeviceWallet(key: f.bob, nextNonce: 0),
+            configuration: .init(checkpointPage: 64, pollMillis: 100))
+        XCTAssertEqual(try session.run(.anchor, over: &client), .anchored)
+        guard case .channelMessages(let kept) = try session.run(.channelMessages(id, after: 0), over: &client) else {
+            return XCTFail()
+        }
+        XCTAssertEqual(kept.entries.map { try? ChannelMessage(decoding: $0.message) }, [.update(big)])
+    }
 }
+

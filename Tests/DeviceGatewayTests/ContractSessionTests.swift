@@ -167,4 +167,26 @@ final class ContractSessionTests: XCTestCase {
             return XCTFail()
         }
     }
+
+    func testAHeaderIsCheckedOnceUntilTrustIsReplaced() throws {
+        let (f, _) = try lockedForDevice()
+        defer { f.close() }
+        var (session, link) = try anchored(f)
+        func checked(_ operation: DeviceOperation) throws -> [UInt64] {
+            var reports: [DeviceReport] = []
+            _ = try session.run(operation, over: &link, onReport: { reports.append($0) })
+            return reports.compactMap { if case .headerVerified(let h, _, _) = $0 { h } else { nil } }
+        }
+        let head = f.node.head.height
+        XCTAssertEqual(try checked(.head), [head])
+        XCTAssertEqual(try checked(.head), [], "the same header is not checked again")
+        XCTAssertEqual(try checked(.account(Self.device)), [], "nor for a proof at that block")
+        // Trust replaced (a resumed or re-anchored state): nothing verified before counts.
+        session.resume(trusted: session.trusted!)
+        XCTAssertEqual(try checked(.head), [head])
+        // A new block is a new header.
+        try f.produceBlock()
+        XCTAssertEqual(try checked(.head), [head + 1])
+    }
 }
+
