@@ -186,7 +186,8 @@ final class ChannelDoorTests: XCTestCase {
         let posted = try client.exchange(DeviceRequest(.channelMessage, payload: ChannelMessage.update(big).encoded))
         XCTAssertEqual(posted.code, .created, String(decoding: posted.body, as: UTF8.self))
         let huge = try client.exchange(
-            DeviceRequest(.channelMessage, payload: [UInt8](repeating: 1, count: MailboxPayload.maxChannelMessageBytes + 200)))
+            DeviceRequest(
+                .channelMessage, payload: [UInt8](repeating: 1, count: MailboxPayload.maxChannelMessageBytes + 200)))
         XCTAssertEqual(huge.code, .requestEntityTooLarge)
         var session = DeviceSession(
             anchor: anchor(f), wallet: DeviceWallet(key: f.bob, nextNonce: 0),
@@ -198,4 +199,3 @@ final class ChannelDoorTests: XCTestCase {
         XCTAssertEqual(kept.entries.map { try? ChannelMessage(decoding: $0.message) }, [.update(big)])
     }
 }
-

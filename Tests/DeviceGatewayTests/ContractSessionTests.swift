@@ -189,4 +189,3 @@ final class ContractSessionTests: XCTestCase {
         XCTAssertEqual(try checked(.head), [head + 1])
     }
 }
-

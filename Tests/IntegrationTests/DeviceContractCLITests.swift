@@ -77,7 +77,8 @@ final class DeviceContractCLITests: CLITestCase {
         XCTAssertTrue(fetched.contains("accepted: settles 0.2 AMSC of 2 AMSC (+0.1)"), fetched)
         XCTAssertTrue(fetched.contains("fetched     2 message(s)"), fetched)
         XCTAssertTrue(
-            try ok(["device", "channel", ch1, "--fetch", "--key", bob] + bobDir + device).contains("fetched     0 message(s)"))
+            try ok(["device", "channel", ch1, "--fetch", "--key", bob] + bobDir + device).contains(
+                "fetched     0 message(s)"))
         // Only the recipient reads: Alice, the sender, is refused.
         try refused(
             ["device", "channel", ch1, "--fetch", "--key", alice] + aliceDir + device, "is not the channel's recipient")
@@ -91,7 +92,8 @@ final class DeviceContractCLITests: CLITestCase {
         XCTAssertEqual(refusedPost.status, 403)
         XCTAssertTrue(String(decoding: refusedPost.body, as: UTF8.self).contains("badUpdateSignature"))
         XCTAssertTrue(
-            try ok(["device", "channel", ch1, "--fetch", "--key", bob] + bobDir + device).contains("fetched     0 message(s)"))
+            try ok(["device", "channel", ch1, "--fetch", "--key", bob] + bobDir + device).contains(
+                "fetched     0 message(s)"))
 
         // The relayed payment code, every message through the door.
         let aliceCode = String(try ok(["paycode", "show", "--key", alice]).split(separator: "\n")[0])

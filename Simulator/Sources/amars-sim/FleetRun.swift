@@ -310,7 +310,8 @@ struct FleetRun: AsyncParsableCommand {
                         + "(libmosquitto's loop takes \(VirtualDevice.maxMQTTSessions) sessions per process)")
             }
             let tlsDirectory = FileManager.default.temporaryDirectory.appendingPathComponent(
-                "amars-sim-tls-\(ProcessInfo.processInfo.processIdentifier)").path
+                "amars-sim-tls-\(ProcessInfo.processInfo.processIdentifier)"
+            ).path
             defer { try? FileManager.default.removeItem(atPath: tlsDirectory) }
             for i in kept {
                 var config = mqttConfig
@@ -321,7 +322,9 @@ struct FleetRun: AsyncParsableCommand {
                 }
                 sessions[i] = try VirtualDevice.mqttSession(keyIndex: keyIndex(i), seed: seed, configuration: config)
             }
-            if tlsRoot != nil, !kept.isEmpty { say("mqtt: \(kept.count) locks connect over TLS, each with its own certificate") }
+            if tlsRoot != nil, !kept.isEmpty {
+                say("mqtt: \(kept.count) locks connect over TLS, each with its own certificate")
+            }
         }
         let mqttPool = BlockingPool(threads: min(64, sessions.count), name: "amars-sim-mqtt")
         // Each device sends from its own loopback address when its gateway is on this host, so the gateway tells

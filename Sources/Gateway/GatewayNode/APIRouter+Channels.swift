@@ -86,7 +86,8 @@ extension APIRouter {
         else {
             return .error(
                 401, "readNotSigned",
-                "only the channel's recipient reads its messages: key=<its x-only key, 64 hex>&sig=<its signature, 128 hex>")
+                "only the channel's recipient reads its messages: key=<its x-only key, 64 hex>&sig=<its signature, 128 hex>"
+            )
         }
         let waiting: [MailboxPayload.Entry]
         do { waiting = try channelDoor.messages(for: id, after: after, readerKey: key, signature: signature) } catch {

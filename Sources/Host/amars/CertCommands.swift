@@ -77,7 +77,8 @@ struct CertCommand: ParsableCommand {
                 let now = unixNow()
                 let root = DeviceCertificate(
                     signing: CertificateFields(
-                        serial: DeviceTLSIdentity.randomSerial(), issuerName: nameBytes, subjectName: nameBytes, notBefore: now - 60,
+                        serial: DeviceTLSIdentity.randomSerial(), issuerName: nameBytes, subjectName: nameBytes,
+                        notBefore: now - 60,
                         notAfter: now + years * 365 * 86_400, publicKey: key.publicKey, isCA: true,
                         pathLength: pathLength, keyUsage: KeyUsage.keyCertSign | KeyUsage.cRLSign,
                         authorityKeyID: account),
@@ -136,7 +137,8 @@ struct CertCommand: ParsableCommand {
             let (deviceKey, made) = try loadOrMakeKey(self.deviceKey)
             let account = Address(publicKey: deviceKey.xOnlyPublicKey)
             let device = DeviceCertificate(
-                signing: DeviceTLSIdentity.deviceFields(deviceKey, ca: ca, days: days, pathLength: pathLength, now: unixNow()), with: caKey)
+                signing: DeviceTLSIdentity.deviceFields(
+                    deviceKey, ca: ca, days: days, pathLength: pathLength, now: unixNow()), with: caKey)
             try writeCertificate(device, directory: out, name: "device")
             try writeCertificate(ca, directory: out, name: "issuer", derToo: false)
             let manifest: [String: Any] = [
@@ -280,7 +282,8 @@ struct CertCommand: ParsableCommand {
                 let (key, _) = try loadOrMakeKey(keyPath)
                 let account = Address(publicKey: key.xOnlyPublicKey)
                 let certificate = DeviceCertificate(
-                    signing: DeviceTLSIdentity.deviceFields(key, ca: ca, days: days, pathLength: 0, now: unixNow()), with: caKey)
+                    signing: DeviceTLSIdentity.deviceFields(key, ca: ca, days: days, pathLength: 0, now: unixNow()),
+                    with: caKey)
                 try writeCertificate(certificate, directory: "\(out)/\(name)", name: "device")
                 try writeCertificate(ca, directory: "\(out)/\(name)", name: "issuer", derToo: false)
                 let sent = try send.send(

@@ -428,7 +428,6 @@ func decodeUpdate(_ text: String, what: String) throws -> ChannelUpdate {
     do { return try ChannelUpdate(decoding: raw) } catch { throw CLIError("\(what) is not a channel update: \(error)") }
 }
 
-
 /// Writes `bytes` as one line of hex to `path` (atomically), or to stdout without a path.
 func writeHex(_ bytes: [UInt8], to path: String?) throws {
     let text = Hex.encode(bytes)

@@ -486,7 +486,9 @@ struct DeviceCommand: ParsableCommand {
 
         func validate() throws {
             let given = [tlsCert, tlsKey, tlsCA].filter { $0 != nil }.count
-            guard given == 0 || given == 3 else { throw ValidationError("give --tls-cert, --tls-key and --tls-ca together") }
+            guard given == 0 || given == 3 else {
+                throw ValidationError("give --tls-cert, --tls-key and --tls-ca together")
+            }
             guard given == 0 || mqtt != nil else { throw ValidationError("--tls-cert is for --mqtt") }
         }
 

@@ -108,7 +108,9 @@ extension DeviceCommand {
         @OptionGroup var options: DeviceOptions
 
         func validate() throws {
-            guard fetch == (key != nil) else { throw ValidationError("--fetch needs the recipient's --key, and --key is for --fetch") }
+            guard fetch == (key != nil) else {
+                throw ValidationError("--fetch needs the recipient's --key, and --key is for --fetch")
+            }
         }
 
         func run() throws {
@@ -133,7 +135,8 @@ extension DeviceCommand {
             }
             if let reader {
                 guard reader.address == c.recipient else {
-                    throw CLIError("--key is not the channel's recipient \(c.recipient.bech32): only it reads the messages")
+                    throw CLIError(
+                        "--key is not the channel's recipient \(c.recipient.bech32): only it reads the messages")
                 }
                 try folder.locked { try fetchMessages(channelID, c, at: proven.header.height, reader, &session) }
             }

@@ -98,7 +98,8 @@ struct PaycodeRelayCommand: ParsableCommand {
             try folder.store(update)
             let message = RelayMessage(update: update, notification: notification)
             try writeHex(message.encoded, to: out)
-            try post.send(.relay(message), node: node, again: "amars channel post --id \(channel) --message <the message>")
+            try post.send(
+                .relay(message), node: node, again: "amars channel post --id \(channel) --message <the message>")
             print(
                 "relay fee \(Amount.format(units)) AMSC locked to \(Hex.encode(notification.hashLock.bytes)) "
                     + "until height \(expiry), for \(notification.to.bech32)")
@@ -192,7 +193,8 @@ struct PaycodeRelayCommand: ParsableCommand {
             try folder.store(update)
             let message = RelayMessage(update: update, notification: incoming.notification)
             try writeHex(message.encoded, to: out)
-            try post.send(.relay(message), node: node, again: "amars channel post --id \(channel) --message <the message>")
+            try post.send(
+                .relay(message), node: node, again: "amars channel post --id \(channel) --message <the message>")
             print(
                 "accepted \(Amount.format(offered.amount)) AMSC on \(from) until height \(offered.expiryHeight); "
                     + "passed on \(Amount.format(units)) AMSC until height \(expiry) for "

@@ -22,7 +22,8 @@ enum TLSFiles {
         let name = Array(
             (dnsNames.first ?? ips.first.map { $0.map(String.init).joined(separator: ".") } ?? "broker").utf8)
         let fields = CertificateFields(
-            serial: DeviceTLSIdentity.randomSerial(), issuerName: ca.fields.subjectName, subjectName: name, notBefore: now - 60,
+            serial: DeviceTLSIdentity.randomSerial(), issuerName: ca.fields.subjectName, subjectName: name,
+            notBefore: now - 60,
             notAfter: min(now + days * 86_400, ca.fields.notAfter), publicKey: key.publicKey, isCA: false,
             pathLength: nil, keyUsage: KeyUsage.digitalSignature, authorityKeyID: ca.fields.subjectKeyID)
         var names: [[UInt8]] = dnsNames.map { DER.tlv(DER.implicit(2), Array($0.utf8)) }
