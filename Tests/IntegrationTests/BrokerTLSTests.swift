@@ -20,17 +20,9 @@ final class BrokerTLSTests: CLITestCase {
     }
 
     func testDevicesAuthenticateWithTheirCertificatesAndReachOnlyTheirOwnTopic() throws {
-        let ops = path("ops.key")
         let other = path("other.key")
-        let pki = path("pki")
-        // Everything here is made off chain: the broker checks certificates against the root file it was given.
-        try ok(["key", "new", "--unencrypted", "--out", ops])
+        let (ops, pki) = try operatorPKI(name: "Broker root")
         try ok(["key", "new", "--unencrypted", "--out", other])
-        try ok(["cert", "ca", "init", "--key", ops, "--name", "Broker root", "--out", pki, "--no-publish"])
-        try ok([
-            "cert", "server", "--ca-key", ops, "--ca-cert", "\(pki)/root.pem", "--ip", "127.0.0.1", "--out",
-            "\(pki)/broker",
-        ])
         let lock = path("lock.key")
         try ok([
             "cert", "enroll", "--ca-key", ops, "--ca-cert", "\(pki)/root.pem", "--device-key", lock, "--out",
@@ -54,13 +46,7 @@ final class BrokerTLSTests: CLITestCase {
             "--out", path("other/rogue/short"), "--no-publish",
         ])
 
-        let tlsPort = try BrokerProcess.freePort()
-        let broker = try BrokerProcess(
-            directory: dir.appendingPathComponent("broker"),
-            tls: BrokerProcess.TLSListener(
-                port: tlsPort, caFile: "\(pki)/root.pem", certFile: "\(pki)/broker/server.pem",
-                keyFile: "\(pki)/broker/server-key.pem"))
-        try broker.start()
+        let (broker, tlsPort) = try tlsBroker(pki)
         defer { broker.stop(signal: SIGTERM) }
         tlsEnvironment["OPENSSL_CONF"] = broker.openSSLConfigPath
         let login = try broker.gatewayCredentials
@@ -121,15 +107,8 @@ final class BrokerTLSTests: CLITestCase {
     /// receipts there and proves the transfer final over CoAP. A key that is not the certificate's is named.
     func testAHostDeviceSubmitsOverTLSWithItsShortLivedCertificate() throws {
         try ok(["genesis", "new", "--out", path("genesis.json"), "--keys", path("keys"), "--epoch-length", "10"])
-        let ops = path("ops.key")
         let lock = path("lock.key")
-        let pki = path("pki")
-        try ok(["key", "new", "--unencrypted", "--out", ops])
-        try ok(["cert", "ca", "init", "--key", ops, "--name", "Fleet root", "--out", pki, "--no-publish"])
-        try ok([
-            "cert", "server", "--ca-key", ops, "--ca-cert", "\(pki)/root.pem", "--ip", "127.0.0.1", "--out",
-            "\(pki)/broker",
-        ])
+        let (ops, pki) = try operatorPKI(name: "Fleet root")
         try ok([
             "cert", "enroll", "--ca-key", ops, "--ca-cert", "\(pki)/root.pem", "--device-key", lock, "--out",
             "\(pki)/lock", "--no-publish",
@@ -138,15 +117,8 @@ final class BrokerTLSTests: CLITestCase {
             "cert", "issue", "--device-key", lock, "--device-cert", "\(pki)/lock/device.pem", "--lifetime", "1h",
             "--out", "\(pki)/lock/short", "--no-publish",
         ])
-        let tlsPort = try BrokerProcess.freePort()
-        let broker = try BrokerProcess(
-            directory: dir.appendingPathComponent("broker"),
-            tls: BrokerProcess.TLSListener(
-                port: tlsPort, caFile: "\(pki)/root.pem", certFile: "\(pki)/broker/server.pem",
-                keyFile: "\(pki)/broker/server-key.pem"))
-        try broker.start()
+        let (broker, tlsPort) = try tlsBroker(pki)
         defer { broker.stop(signal: SIGTERM) }
-        _ = try broker.gatewayCredentials
         let coapPort = Harness.freePort(type: Int32(SOCK_DGRAM.rawValue))
         let daemon = try Harness.startDaemon(
             data: dir, blockInterval: 100, coapPort: coapPort,
@@ -189,5 +161,36 @@ final class BrokerTLSTests: CLITestCase {
                     "--tls-ca", "\(pki)/root.pem",
                 ] + device, said)
         }
+    }
+}
+
+/// What the TLS tests share: an operator's root and the broker's server certificate, made off chain (the broker
+/// checks certificates against the root file it was given), and a broker listening with TLS under that root.
+extension CLITestCase {
+    /// `ops.key` and `pki/` (root.pem, broker/server.pem and server-key.pem) in the test directory.
+    func operatorPKI(name: String) throws -> (ops: String, pki: String) {
+        let ops = path("ops.key")
+        let pki = path("pki")
+        try ok(["key", "new", "--unencrypted", "--out", ops])
+        try ok(["cert", "ca", "init", "--key", ops, "--name", name, "--out", pki, "--no-publish"])
+        try ok([
+            "cert", "server", "--ca-key", ops, "--ca-cert", "\(pki)/root.pem", "--ip", "127.0.0.1", "--out",
+            "\(pki)/broker",
+        ])
+        return (ops, pki)
+    }
+
+    /// The broker a gateway runs, with its TLS listener for devices with certificates under `pki`'s root, started;
+    /// stop it with `stop(signal:)`.
+    func tlsBroker(_ pki: String) throws -> (broker: BrokerProcess, tlsPort: Int) {
+        let tlsPort = try BrokerProcess.freePort()
+        let broker = try BrokerProcess(
+            directory: dir.appendingPathComponent("broker"),
+            tls: BrokerProcess.TLSListener(
+                port: tlsPort, caFile: "\(pki)/root.pem", certFile: "\(pki)/broker/server.pem",
+                keyFile: "\(pki)/broker/server-key.pem"))
+        try broker.start()
+        _ = try broker.gatewayCredentials
+        return (broker, tlsPort)
     }
 }

@@ -17,23 +17,9 @@ final class SimulatorTLSTests: CLITestCase {
 
     func testLocksReturnOverTheTLSListenerWithTheirOwnCertificates() throws {
         try ok(["genesis", "new", "--out", path("genesis.json"), "--keys", path("keys"), "--epoch-length", "10"])
-        let ops = path("ops.key")
-        let pki = path("pki")
-        try ok(["key", "new", "--unencrypted", "--out", ops])
-        try ok(["cert", "ca", "init", "--key", ops, "--name", "Fleet root", "--out", pki, "--no-publish"])
-        try ok([
-            "cert", "server", "--ca-key", ops, "--ca-cert", "\(pki)/root.pem", "--ip", "127.0.0.1", "--out",
-            "\(pki)/broker",
-        ])
-        let tlsPort = try BrokerProcess.freePort()
-        let broker = try BrokerProcess(
-            directory: dir.appendingPathComponent("broker"),
-            tls: BrokerProcess.TLSListener(
-                port: tlsPort, caFile: "\(pki)/root.pem", certFile: "\(pki)/broker/server.pem",
-                keyFile: "\(pki)/broker/server-key.pem"))
-        try broker.start()
+        let (ops, pki) = try operatorPKI(name: "Fleet root")
+        let (broker, tlsPort) = try tlsBroker(pki)
         defer { broker.stop(signal: SIGTERM) }
-        _ = try broker.gatewayCredentials
         let coapPort = Harness.freePort(type: Int32(SOCK_DGRAM.rawValue))
         let daemon = try Harness.startDaemon(
             data: dir, blockInterval: 150, coapPort: coapPort,
