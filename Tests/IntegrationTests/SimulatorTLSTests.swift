@@ -11,7 +11,8 @@ import XCTest
 /// `--mqtt-ca-cert`), it provisions each MQTT lock with a long-lived certificate under the root and a short-lived
 /// one of its own, and each lock connects with it, submits on its own topic and hears its receipts there. The
 /// broker (a `BrokerProcess` with the TLS listener, as `make devnet` runs it) knows nothing of the fleet but its
-/// root.
+/// root. Its two terminals are paid by HTLC (`--htlc-share 1`): each claims its sale with the order's secret
+/// through DeviceCore's `claim`, the operation the claim firmware and `amars device htlc` run.
 final class SimulatorTLSTests: CLITestCase {
     override var directoryPrefix: String { "amars-sim-tls" }
 
@@ -29,12 +30,18 @@ final class SimulatorTLSTests: CLITestCase {
         let sim = Harness.binDirectory.appendingPathComponent("amars-sim").path
         let common = [
             "--genesis", path("genesis.json"), "--coap", "coap://127.0.0.1:\(coapPort)", "--node", daemon.url,
-            "--funder", path("keys/app-user-incentive.key"), "--seed", "11", "--locks", "2", "--terminals", "0",
+            "--funder", path("keys/app-user-incentive.key"), "--seed", "11", "--locks", "2",
             "--bulbs", "0", "--rounds", "1", "--mqtt-share", "1", "--mqtt", "127.0.0.1:\(tlsPort)",
         ]
+        // Two terminals as well, paid by HTLC: each claims its sale with the order's secret (DeviceCore's `claim`).
         let run = try Harness.run(
-            sim, common + ["--mqtt-ca-key", ops, "--mqtt-ca-cert", "\(pki)/root.pem", "--report", path("report.json")],
-            timeout: 180)
+            sim,
+            common
+                + [
+                    "--terminals", "2",
+                    "--mqtt-ca-key", ops, "--mqtt-ca-cert", "\(pki)/root.pem", "--report", path("report.json"),
+                    "--htlc-share", "1",
+                ], timeout: 180)
         XCTAssertEqual(run.status, 0, run.output)
         XCTAssertTrue(run.output.contains("mqtt: 2 locks connect over TLS, each with its own certificate"), run.output)
         let report = try XCTUnwrap(
@@ -43,14 +50,18 @@ final class SimulatorTLSTests: CLITestCase {
         let actions = try XCTUnwrap(report["actions"] as? [String: [String: Any]])
         XCTAssertEqual(actions["return signed (MQTT)"]?["count"] as? Int, 2, "\(actions)")
         XCTAssertNil(actions["return signed (CoAP)"], "\(actions)")
+        XCTAssertEqual(actions["sale claimed by HTLC"]?["count"] as? Int, 2, "\(actions)")
+        XCTAssertNil(actions["sale proven paid"], "every sale went by HTLC: \(actions)")
 
         // Without certificates the TLS listener takes no lock: the run fails and says so.
-        let bare = try Harness.run(sim, common, timeout: 60)
+        let bare = try Harness.run(sim, common + ["--terminals", "0"], timeout: 60)
         XCTAssertNotEqual(bare.status, 0, bare.output)
         // A root key that is not the certificate's is named before anything starts.
         try ok(["key", "new", "--unencrypted", "--out", path("other.key")])
         let mismatch = try Harness.run(
-            sim, common + ["--mqtt-ca-key", path("other.key"), "--mqtt-ca-cert", "\(pki)/root.pem"], timeout: 60)
+            sim,
+            common + ["--terminals", "0", "--mqtt-ca-key", path("other.key"), "--mqtt-ca-cert", "\(pki)/root.pem"],
+            timeout: 60)
         XCTAssertNotEqual(mismatch.status, 0)
         XCTAssertTrue(mismatch.output.contains("--mqtt-ca-key is not the key of --mqtt-ca-cert"), mismatch.output)
     }

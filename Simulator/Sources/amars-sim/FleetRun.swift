@@ -111,6 +111,10 @@ struct FleetRun: AsyncParsableCommand {
     @Option(help: "Share of the devices that submit over MQTT, 0 to 1 (scenario: mqtt-share; default 0.5).")
     var mqttShare: Double?
 
+    @Option(
+        help: "Share of the terminals paid by HTLC, which they claim with the order's secret (scenario: htlc-share).")
+    var htlcShare: Double?
+
     @Option(help: "AMSC each person and lock is topped up to (scenario: fund; default 5).")
     var fund: String?
 
@@ -189,6 +193,7 @@ struct FleetRun: AsyncParsableCommand {
         s.interval = interval ?? s.interval
         s.rampUp = rampUp ?? s.rampUp
         s.mqttShare = mqttShare ?? s.mqttShare
+        s.htlcShare = htlcShare ?? s.htlcShare
         s.fund = fund ?? s.fund
         s.amount = amount ?? s.amount
         s.deposit = deposit ?? s.deposit
@@ -363,7 +368,7 @@ struct FleetRun: AsyncParsableCommand {
             terminals: myTerminals.map { i in
                 TerminalDevice(
                     device: made[i]!, customer: Person(role: "customer", seed: seed, index: 20_000 + i - locks),
-                    funder: funderOf[i]!, maxAmount: units.amount)
+                    funder: funderOf[i]!, maxAmount: units.amount, byHTLC: plan.paidByHTLC(i - locks))
             },
             bulbs: try await makeBulbs(
                 myBulbs.map { ($0 - locks - terminals, made[$0]!) }, household: household, node: apis[0],
@@ -396,7 +401,8 @@ struct FleetRun: AsyncParsableCommand {
             "silent-locks": "\(plan.silentLocks)",
             "terminals": "\(terminals)", "bulbs": "\(bulbs)",
             "rounds": "\(plan.rounds)", "duration": "\(plan.duration)", "interval": "\(plan.interval)",
-            "ramp-up": "\(plan.rampUp)", "mqtt-share": "\(mqtt == nil ? 0 : plan.mqttShare)", "seed": "\(seed)",
+            "ramp-up": "\(plan.rampUp)", "mqtt-share": "\(mqtt == nil ? 0 : plan.mqttShare)",
+            "htlc-share": "\(plan.htlcShare)", "seed": "\(seed)",
             "ride": "\(plan.ride)", "rental-blocks": "\(plan.rentalBlocks)", "coap": coap, "node": node,
             "loss": "\(plan.loss)", "cut": "\(plan.cutShare) of the devices at \(plan.cutAt) s for \(plan.cutFor) s",
             "kill-gateway": "\(plan.killGateway) at \(plan.killGatewayAt) s", "kill-broker-at": "\(plan.killBrokerAt)",

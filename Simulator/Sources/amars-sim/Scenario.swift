@@ -23,6 +23,9 @@ struct Scenario: Sendable, Equatable {
     var rampUp: Double = 0
     /// The share of devices that submit over MQTT when a broker is given (every other one at 0.5).
     var mqttShare = 0.5
+    /// The share of terminals whose customers pay by HTLC: the terminal shows the hash of its order's secret, the
+    /// customer locks the amount to it, and the terminal claims it with the secret (DeviceCore's `claim`).
+    var htlcShare: Double = 0
     var ride: Double = 0
     var rentalBlocks: UInt64 = 60
     var deposit = "1"
@@ -50,7 +53,8 @@ struct Scenario: Sendable, Equatable {
     static let keys: Set<String> = [
         "name", "description", "locks", "silent-locks", "terminals", "bulbs", "rounds", "duration", "interval",
         "ramp-up",
-        "mqtt-share", "ride", "rental-blocks", "deposit", "fee", "amount", "fund", "loss", "cut-at", "cut-for",
+        "mqtt-share", "htlc-share", "ride", "rental-blocks", "deposit", "fee", "amount", "fund", "loss", "cut-at",
+        "cut-for",
         "cut-share", "kill-gateway", "kill-gateway-at", "kill-broker-at",
     ]
 
@@ -112,6 +116,7 @@ struct Scenario: Sendable, Equatable {
         interval = try number("interval") ?? interval
         rampUp = try number("ramp-up") ?? rampUp
         mqttShare = try number("mqtt-share") ?? mqttShare
+        htlcShare = try number("htlc-share") ?? htlcShare
         ride = try number("ride") ?? ride
         if let blocks = try int("rental-blocks") {
             guard blocks >= 0 else { throw ScenarioError("'rental-blocks' must be 2 to 100000") }
@@ -161,6 +166,7 @@ struct Scenario: Sendable, Equatable {
         try need(interval >= 0 && interval <= 3_600, "interval", "0 to 3600 seconds")
         try need(rampUp >= 0 && rampUp <= 3_600, "ramp-up", "0 to 3600 seconds")
         try need(mqttShare >= 0 && mqttShare <= 1, "mqtt-share", "0 to 1")
+        try need(htlcShare >= 0 && htlcShare <= 1, "htlc-share", "0 to 1")
         try need(ride >= 0 && ride <= 3_600, "ride", "0 to 3600 seconds")
         try need((2...100_000).contains(rentalBlocks), "rental-blocks", "2 to 100000")
         try need(loss >= 0 && loss <= 0.5, "loss", "0 to 0.5")
@@ -209,8 +215,14 @@ struct Scenario: Sendable, Equatable {
     }
 
     /// Whether device `index` submits over MQTT: spread evenly, `mqttShare` of them.
-    func overMQTT(_ index: Int) -> Bool {
-        (Int((Double(index + 1) * mqttShare).rounded(.down)) > Int((Double(index) * mqttShare).rounded(.down)))
+    func overMQTT(_ index: Int) -> Bool { Self.spread(index, mqttShare) }
+
+    /// Whether terminal `index` (0-based among terminals) is paid by HTLC: spread evenly, `htlcShare` of them.
+    func paidByHTLC(_ index: Int) -> Bool { Self.spread(index, htlcShare) }
+
+    /// Whether item `index` is among a `share` of items spread evenly.
+    private static func spread(_ index: Int, _ share: Double) -> Bool {
+        (Int((Double(index + 1) * share).rounded(.down)) > Int((Double(index) * share).rounded(.down)))
     }
 }
 

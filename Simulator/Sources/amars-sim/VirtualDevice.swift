@@ -153,6 +153,13 @@ final class VirtualDevice: @unchecked Sendable {
         }
     }
 
+    /// Claims an HTLC with the device's own key (DeviceCore's `claim`), which pays the fee.
+    func claim(_ order: HTLCClaimOrder) async throws -> VerifiedClaim {
+        session.setWallet(DeviceWallet(key: key, nextNonce: 0))
+        guard case .claimed(let claimed) = try await run(.claim(order)) else { throw DeviceSyncError.device(.busy) }
+        return claimed
+    }
+
     func verifiedHead() async throws -> TrustedHeader {
         guard case .head(let head) = try await run(.head) else { throw DeviceSyncError.device(.busy) }
         return head
