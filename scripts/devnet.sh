@@ -156,7 +156,8 @@ echo "lock-1 ($LOCK) holds a device certificate and a short-lived one ($PKI/lock
 # The simulated fleet: the smoke scenario's locks, terminals and bulbs with their renters, customers, residents
 # and guests, every device a light client proving what it acts on through the gateways' CoAP doors (and node 1's
 # MQTT door, over TLS: amars-sim provisions each MQTT lock under the devnet's root with a short-lived certificate
-# of its own), round after round every 5 s until stopped; people are topped up as they spend (amars-sim; AMARS_FLEET=0 turns it off,
+# of its own; half the terminals are paid by HTLC, claiming each sale with its order's secret), round after round
+# every 5 s until stopped; people are topped up as they spend (amars-sim; AMARS_FLEET=0 turns it off,
 # AMARS_FLEET=N runs N devices of the same mix).
 FLEET=${AMARS_FLEET:-30}
 COAPS=$(for i in $(seq 1 $N); do printf 'coap://127.0.0.1:%s,' "$(coap_port "$i")"; done)
@@ -165,7 +166,7 @@ if [ "$FLEET" -gt 0 ]; then
     mkdir -p "$DATA/fleet"
     "$BIN/amars-sim" --scenario Simulator/scenarios/smoke.yaml --devices "$FLEET" --rounds 0 --interval 5 --ride 2 \
         --genesis "$DATA/genesis.json" --coap "${COAPS%,}" --mqtt "127.0.0.1:$MQTTS_PORT" \
-        --mqtt-ca-key "$OPS_KEY" --mqtt-ca-cert "$PKI/root.pem" \
+        --mqtt-ca-key "$OPS_KEY" --mqtt-ca-cert "$PKI/root.pem" --htlc-share 0.5 \
         --node "${NODES%,}" --funder "$DATA/keys/app-user-incentive.key" \
         --report "$DATA/fleet/report.json" --html "$DATA/fleet/report.html" >"$DATA/fleet/fleet.log" 2>&1 &
     PIDS+=($!)
