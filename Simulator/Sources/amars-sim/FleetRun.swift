@@ -571,16 +571,12 @@ struct FleetRoot {
         let long = DeviceCertificate(
             signing: DeviceTLSIdentity.deviceFields(device, ca: certificate, days: 1, pathLength: 0, now: now),
             with: key)
-        var rng = SystemRandomNumberGenerator()
-        var fresh: PrivateKey?
-        while fresh == nil {
-            fresh = try? PrivateKey(bytes: Bytes32(w0: rng.next(), w1: rng.next(), w2: rng.next(), w3: rng.next()))
-        }
+        let fresh = KeyFile.generate()
         let short = DeviceCertificate(
             signing: DeviceTLSIdentity.shortLivedFields(
-                device: long, publicKey: fresh!.publicKey, lifetime: 3_600, now: now),
+                device: long, publicKey: fresh.publicKey, lifetime: 3_600, now: now),
             with: device)
-        return try DeviceTLSIdentity.writeTLSFiles(
-            chain: [short, long], key: fresh!, directory: directory, caFile: file)
+        let written = try DeviceTLSIdentity.writeTLSFiles(chain: [short, long], key: fresh, directory: directory)
+        return .init(caFile: file, chainFile: written.chainFile, keyFile: written.keyFile)
     }
 }

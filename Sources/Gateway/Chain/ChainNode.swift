@@ -292,6 +292,12 @@ public final class ChainNode: @unchecked Sendable {
     /// A payment channel (or its absence) with its proof against the head's state root.
     public func channel(_ id: Bytes32) -> ChannelView { objectView(ChannelRules.key(id), id: id) }
 
+    /// A payment channel at the head, without a proof: what the channel door checks each message against, on the
+    /// broker's thread, where building a sparse-Merkle proof per message would be wasted.
+    public func channelState(_ id: Bytes32) -> PaymentChannel? {
+        locked { world.object(ChannelRules.key(id)).flatMap { try? PaymentChannel(decoding: $0) } }
+    }
+
     /// The escrow opened by transaction `id`, proven against the head (what a lock checks before it opens).
     public func escrow(_ id: Bytes32) -> EscrowView { objectView(EscrowRules.key(id), id: id) }
 

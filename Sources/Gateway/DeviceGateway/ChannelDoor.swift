@@ -105,7 +105,7 @@ public final class ChannelDoor: Sendable {
         guard bytes.count <= MailboxPayload.maxChannelMessageBytes else { throw .tooLarge }
         guard let message = try? ChannelMessage(decoding: bytes) else { throw .undecodable }
         let id = message.update.channelID
-        guard let channel = node.channel(id).state else { throw .unknownChannel }
+        guard let channel = node.channelState(id) else { throw .unknownChannel }
         guard channel.status == .open else { throw .channelNotOpen }
         if let sender, sender != channel.sender { throw .notSender }
         do { try channel.check(message.update, channelID: id) } catch { throw .rejected(error) }
@@ -128,7 +128,7 @@ public final class ChannelDoor: Sendable {
     public func messages(for channel: Bytes32, after: UInt64, readerKey: Bytes32, signature: Bytes64)
         throws(ReadRefusal) -> [MailboxPayload.Entry]
     {
-        guard let state = node.channel(channel).state else { throw .unknownChannel }
+        guard let state = node.channelState(channel) else { throw .unknownChannel }
         guard Address(keyBytes: readerKey) == state.recipient else { throw .notRecipient }
         let hash = ChannelUpdate.readHash(genesis: node.genesisBlockHash, channelID: channel, after: after)
         guard let key = try? XOnlyPublicKey(bytes: readerKey), key.verifySchnorr(signature, message: hash) else {

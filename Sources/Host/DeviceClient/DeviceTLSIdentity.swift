@@ -87,11 +87,11 @@ public enum DeviceTLSIdentity {
     }
 
     /// Writes `chain.pem` (`chain`, the leaf first) and `key.pem` (mode 0600) into `directory`, each replaced by a
-    /// rename so a reader never sees half of one; returns the files with `caFile` as the root to trust.
+    /// rename so a reader never sees half of one; returns both paths.
     @discardableResult
-    public static func writeTLSFiles(
-        chain: [DeviceCertificate], key: PrivateKey, directory: String, caFile: String
-    ) throws -> MqttDeviceClient.Configuration.TLSFiles {
+    public static func writeTLSFiles(chain: [DeviceCertificate], key: PrivateKey, directory: String) throws -> (
+        chainFile: String, keyFile: String
+    ) {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let chainPath = (directory as NSString).appendingPathComponent("chain.pem")
         try chain.map { certificatePEM($0.der) }.joined().write(toFile: chainPath, atomically: true, encoding: .utf8)
@@ -103,6 +103,6 @@ public enum DeviceTLSIdentity {
                 atPath: staged, contents: Data(privateKeyPEM(key).utf8), attributes: [.posixPermissions: 0o600]),
             rename(staged, keyPath) == 0
         else { throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: keyPath]) }
-        return .init(caFile: caFile, chainFile: chainPath, keyFile: keyPath)
+        return (chainPath, keyPath)
     }
 }

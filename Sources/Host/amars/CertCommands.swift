@@ -602,7 +602,7 @@ func issueShortLived(deviceKey: PrivateKey, device: DeviceCertificate, lifetime:
     try DeviceTLSIdentity.certificatePEM(short.der).write(
         toFile: dir.appendingPathComponent("cert.pem").path, atomically: true, encoding: .utf8)
     // chain.pem, and the same key as SEC1 PEM for TLS clients (mosquitto_pub --key, openssl s_client -key).
-    do { try DeviceTLSIdentity.writeTLSFiles(chain: [short, device], key: fresh, directory: out, caFile: "") } catch {
+    do { try DeviceTLSIdentity.writeTLSFiles(chain: [short, device], key: fresh, directory: out) } catch {
         throw CLIError("cannot write the TLS files in \(out): \(error)")
     }
     print(

@@ -178,8 +178,7 @@ struct DeviceCommand: ParsableCommand {
             var session = try options.open()
             let proven = try session.verifiedEscrow(escrowID)
             guard let e = proven.state else {
-                print("escrow      none with id \(id) (absence proven against block \(proven.header.height))")
-                throw ExitCode(2)
+                throw DeviceRun.absent("escrow     ", id: id, at: proven.header)
             }
             print("escrow      \(e.status), device \(e.device.bech32), renter \(e.renter.bech32)")
             print(
@@ -778,6 +777,12 @@ struct DeviceRun {
         print("head        height \(head.height), epoch \(head.epoch), hash \(Hex.encode(head.hash.bytes))")
         print("            state root \(Hex.encode(head.stateRoot.bytes)), base fee \(head.baseFee)")
         print("            verified: \(Self.basisText(head.basis))")
+    }
+
+    /// The line for an object proven absent, and the exit status that says so (2).
+    static func absent(_ label: String, id: String, at header: TrustedHeader) -> ExitCode {
+        print("\(label) none with id \(id) (absence proven against block \(header.height))")
+        return ExitCode(2)
     }
 
     /// The lines under a state the device proved.

@@ -52,8 +52,7 @@ extension DeviceCommand {
                 guard case .htlc(let proven) = try session.run(.htlc(lockID)) else { throw ExitCode(1) }
                 try session.save()
                 guard let h = proven.state else {
-                    print("htlc        none with id \(id) (absence proven against block \(proven.header.height))")
-                    throw ExitCode(2)
+                    throw DeviceRun.absent("htlc       ", id: id, at: proven.header)
                 }
                 print("htlc        \(h.status), \(Amount.format(h.amount)) AMSC from \(h.sender.bech32)")
                 print("            to \(h.recipient.bech32), claimable up to block \(h.expiryHeight)")
@@ -121,8 +120,7 @@ extension DeviceCommand {
             guard case .channel(let proven) = try session.run(.channel(channelID)) else { throw ExitCode(1) }
             try session.save()
             guard let c = proven.state else {
-                print("channel     none with id \(id) (absence proven against block \(proven.header.height))")
-                throw ExitCode(2)
+                throw DeviceRun.absent("channel    ", id: id, at: proven.header)
             }
             print("channel     \(c.status), deposit \(Amount.format(c.deposit)) AMSC from \(c.sender.bech32)")
             print("            to \(c.recipient.bech32), closable up to block \(c.expiryHeight)")
