@@ -242,7 +242,7 @@ struct ChannelCommand: ParsableCommand {
         var key: String
         @Option(help: "The channel id.")
         var id: String
-        @Option(help: "The condition's secret, 64 hex digits.")
+        @Option(help: "The condition's secret: 64 hex digits, or a file holding them.")
         var secret: String
         @Option(help: "Write the new update (hex) here instead of stdout.")
         var out: String?
@@ -318,7 +318,7 @@ struct ChannelCommand: ParsableCommand {
         var key: String
         @Option(help: "The channel id.")
         var id: String
-        @Option(help: "A condition's secret (64 hex digits); repeat for several.")
+        @Option(help: "A condition's secret (64 hex digits, or a file holding them); repeat for several.")
         var secret: [String] = []
         @OptionGroup var folder: Folder
         @OptionGroup var send: SendOptions
