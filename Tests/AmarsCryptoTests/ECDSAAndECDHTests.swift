@@ -13,19 +13,19 @@ final class ECDSAAndECDHTests: XCTestCase {
     /// there as compact r‖s in low-S form; the digest is SHA-256 of the ASCII message.
     func testRFC6979Vectors() throws {
         let vectors: [(key: String, digest: String, r: String, s: String)] = [
-            (   // key 1, "Satoshi Nakamoto"
+            (  // key 1, "Satoshi Nakamoto"
                 "0000000000000000000000000000000000000000000000000000000000000001",
                 "a0dc65ffca799873cbea0ac274015b9526505daaaed385155425f7337704883e",
                 "934b1ea10a4b3c1757e2b0c017d0b6143ce3c9a7e6a4a49860d7a6ab210ee3d8",
                 "2442ce9d2b916064108014783e923ec36b49743e2ffa1c4496f01a512aafd9e5"
             ),
-            (   // key n − 1, "Satoshi Nakamoto"
+            (  // key n − 1, "Satoshi Nakamoto"
                 "fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364140",
                 "a0dc65ffca799873cbea0ac274015b9526505daaaed385155425f7337704883e",
                 "fd567d121db66e382991534ada77a6bd3106f0a1098c231e47993447cd6af2d0",
                 "6b39cd0eb1bc8603e159ef5c20a5c8ad685a45b06ce9bebed3f153d10d93bed5"
             ),
-            (   // "Alan Turing"
+            (  // "Alan Turing"
                 "f8b8af8ce3c7cca5e300d33939540c10d45ce001b8f252bfbc57ba0342904181",
                 "4ba38d48a60f1b29e9eb726eaff08b2e83d8d81e031666fee50e85900d7dc1ef",
                 "7063ae83e7f62bbb171798131b4a0564b956930092b33b07b395615d9ec7e15c",
@@ -43,6 +43,45 @@ final class ECDSAAndECDHTests: XCTestCase {
         let one = try PrivateKey(bytes: Bytes32(w0: 0, w1: 0, w2: 0, w3: 1))
         let generator = hex("0279BE667EF9DCBBAC55A06295CE870B07029BFCDB2DCE28D959F2815B16F81798")
         XCTAssertEqual(one.publicKey.compressed, generator)
+    }
+
+    /// The board's signer (no generator table) gives the library's signature bit for bit: the RFC 6979 vectors
+    /// above, then random keys and digests, and keys at the ends of the range.
+    func testTablelessSignerMatchesTheLibrary() throws {
+        var rng = SystemRandomNumberGenerator()
+        var keys = [
+            Bytes32(w0: 0, w1: 0, w2: 0, w3: 1),
+            Bytes32(
+                w0: 0xFFFF_FFFF_FFFF_FFFF, w1: 0xFFFF_FFFF_FFFF_FFFE, w2: 0xBAAE_DCE6_AF48_A03B,
+                w3: 0xBFD2_5E8C_D036_4140),
+        ]
+        for _ in 0..<40 { keys.append(Bytes32(w0: rng.next(), w1: rng.next(), w2: rng.next(), w3: rng.next())) }
+        var checked = 0
+        for secret in keys {
+            guard let key = try? PrivateKey(bytes: secret) else { continue }
+            for digest in [
+                Bytes32(hex("a0dc65ffca799873cbea0ac274015b9526505daaaed385155425f7337704883e"))!,
+                Bytes32(w0: ~0, w1: ~0, w2: ~0, w3: ~0),
+                Bytes32(w0: rng.next(), w1: rng.next(), w2: rng.next(), w3: rng.next()),
+            ] {
+                let tableless = try XCTUnwrap(
+                    TablelessECDSA.sign(secret: secret, publicKey: key.publicKey, digest: digest))
+                XCTAssertEqual(tableless, key.signECDSA(digest: digest), "key \(Hex.encode(secret.bytes))")
+                checked += 1
+            }
+        }
+        XCTAssertGreaterThanOrEqual(checked, 120)
+        // A public key that is not the secret's: the signature does not verify, and none is handed out.
+        let one = Bytes32(w0: 0, w1: 0, w2: 0, w3: 1)
+        let other = try PrivateKey(bytes: Bytes32(w0: 0, w1: 0, w2: 0, w3: 2))
+        XCTAssertNil(TablelessECDSA.sign(secret: one, publicKey: other.publicKey, digest: one))
+        XCTAssertNil(TablelessECDSA.sign(secret: .zero, publicKey: other.publicKey, digest: one))
+        // The inverse is one: x · x⁻¹ = 1 mod n.
+        for _ in 0..<8 {
+            let x = TablelessSchnorr.reducedModOrder(
+                Bytes32(w0: rng.next(), w1: rng.next(), w2: rng.next(), w3: rng.next()))
+            XCTAssertEqual(TablelessSchnorr.product(x, TablelessECDSA.inverse(x)), one)
+        }
     }
 
     func testRoundTripWrongDigestWrongKey() throws {
@@ -88,7 +127,8 @@ final class ECDSAAndECDHTests: XCTestCase {
         wrongIntegerTag[2] = 0x03
         // r with a superfluous leading zero (non-minimal integer), lengths adjusted so the rest is well formed.
         let rPadded: [UInt8] = [0x00] + (r.first! & 0x80 == 0 ? r : [0x00] + r)
-        let paddedR = [0x30, UInt8(2 + rPadded.count + 2 + s.count), 0x02, UInt8(rPadded.count)] + rPadded
+        let paddedR =
+            [0x30, UInt8(2 + rPadded.count + 2 + s.count), 0x02, UInt8(rPadded.count)] + rPadded
             + [0x02, UInt8(s.count)] + s
         // Length in long form (0x81 xx) where the short form is required.
         let longForm = [0x30, 0x81, der[1]] + der[2...]

@@ -134,6 +134,37 @@ final class HashVectorTests: XCTestCase {
         }
     }
 
+    // MARK: - RFC 5869
+
+    /// HKDF-Expand with SHA-256 (RFC 5869 appendix A): test case 1 (PRK and info as listed) and test case 3 (empty
+    /// info); the first 32 bytes of each OKM, the one block a device derives.
+    func testHKDFExpandRFC5869() {
+        func bytes(_ hex: String) -> [UInt8] {
+            var out: [UInt8] = []
+            var i = hex.startIndex
+            while i < hex.endIndex {
+                let j = hex.index(i, offsetBy: 2)
+                out.append(UInt8(hex[i..<j], radix: 16)!)
+                i = j
+            }
+            return out
+        }
+        let cases: [(prk: String, info: String, okm: String)] = [
+            (
+                "077709362c2e32df0ddc3f0dc47bba6390b6c73bb50f9c3122ec844ad7c2b3e5", "f0f1f2f3f4f5f6f7f8f9",
+                "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf"
+            ),
+            (
+                "19ef24a32c717b167f33a91d6f648bdf96596776afdb6377ac434c1c293ccb04", "",
+                "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d"
+            ),
+        ]
+        for c in cases {
+            let okm = HKDF.expandSHA256(prk: Bytes32(bytes(c.prk))!, info: bytes(c.info))
+            XCTAssertEqual(okm.bytes, bytes(c.okm), c.prk)
+        }
+    }
+
     // MARK: - RFC 4231
 
     func testHMACSHA256RFC4231() {

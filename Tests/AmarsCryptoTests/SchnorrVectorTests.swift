@@ -32,9 +32,10 @@ final class SchnorrVectorTests: XCTestCase {
             let f = trimmed.split(separator: ",", maxSplits: 7, omittingEmptySubsequences: false).map(String.init)
             XCTAssertEqual(f.count, 8, "malformed row: \(trimmed)")
             guard f.count == 8, let index = Int(f[0]) else { continue }
-            rows.append(Row(
-                index: index, secretKey: hex(f[1]), publicKey: hex(f[2]), auxRandom: hex(f[3]),
-                message: hex(f[4]), signature: hex(f[5]), valid: f[6] == "TRUE", comment: f[7]))
+            rows.append(
+                Row(
+                    index: index, secretKey: hex(f[1]), publicKey: hex(f[2]), auxRandom: hex(f[3]),
+                    message: hex(f[4]), signature: hex(f[5]), valid: f[6] == "TRUE", comment: f[7]))
         }
         return rows
     }

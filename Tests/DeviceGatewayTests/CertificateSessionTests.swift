@@ -99,4 +99,72 @@ final class CertificateSessionTests: XCTestCase {
         XCTAssertEqual(after.standing, .revoked(device.id, height: f.node.head.height))
         XCTAssertFalse(after.isValid)
     }
+
+    /// The renewal the board, `amars device renew` and the simulator share: the device signs a certificate for its
+    /// fresh key dated by the verified head, publishes it from its own account and proves it final; the chain then
+    /// holds it valid under the device's certificate. Once the root revokes the device, a renewal fails on chain.
+    func testTheDeviceRenewsItsShortLivedCertificateAndARevokedDeviceCannot() throws {
+        let f = try CoAPFixture(epochLength: 4, start: false)
+        defer { f.close() }
+        let device = CoAPFixture.address(deviceKey)
+        let deviceName = Array(device.bech32.utf8)
+        let root = certificate(
+            key: f.alice, signer: f.alice, issuer: rootName, subject: rootName, ca: true, lifetime: 1 << 30)
+        let long = certificate(
+            key: deviceKey, signer: f.alice, issuer: rootName, subject: deviceName, ca: true, lifetime: 1 << 28)
+        try f.aliceIncludes(.transfer(Transfer(to: device, amount: 5_000_000)))
+        for c in [root, long] { try f.aliceIncludes(.certificatePublish(CertificatePublish(der: c.der))) }
+
+        XCTAssertNil(CertificateRenewalOrder(publicKey: freshKey.publicKey, lifetimeSeconds: 299))
+        XCTAssertNil(CertificateRenewalOrder(publicKey: freshKey.publicKey, lifetimeSeconds: 86_401))
+        let order = try XCTUnwrap(
+            CertificateRenewalOrder(publicKey: freshKey.publicKey, lifetimeSeconds: 3_600, finalityMillis: 5_000))
+        var (keyless, keylessLink) = try anchored(f)
+        XCTAssertEqual(deviceError { _ = try keyless.run(.renew(order), over: &keylessLink) }, .noWallet)
+
+        var (session, link) = try anchored(f, wallet: DeviceWallet(key: deviceKey, nextNonce: 0))
+        link.onSleep = { _ in _ = try? f.produceBlock() }
+        var reports: [DeviceReport] = []
+        guard case .renewed(let renewed) = try session.run(.renew(order), over: &link, onReport: { reports.append($0) })
+        else { return XCTFail() }
+        let short = try DeviceCertificate(der: renewed.der)
+        XCTAssertEqual(short.id, renewed.id)
+        XCTAssertEqual(short.fields.publicKey, freshKey.publicKey)
+        XCTAssertEqual(short.fields.subjectName, deviceName)
+        XCTAssertEqual(short.fields.issuerName, deviceName)
+        XCTAssertEqual(short.fields.authorityKeyID, device)
+        XCTAssertFalse(short.fields.isCA)
+        XCTAssertEqual(short.fields.serial, ShortLivedCertificate.serial(for: freshKey.publicKey))
+        XCTAssertTrue(short.isSigned(by: deviceKey.publicKey))
+        XCTAssertFalse(short.isSigned(by: f.alice.publicKey))
+        // Dated by the verified head's time when it was signed, a minute back, for exactly the lifetime asked.
+        let issuedAt = try XCTUnwrap(
+            reports.compactMap { if case .certificateIssued(let id, _, let h) = $0, id == short.id { h } else { nil } }
+                .first)
+        let signedHeader = try XCTUnwrap(f.node.block(at: issuedAt)?.finalized.block.header)
+        XCTAssertEqual(renewed.notBefore, signedHeader.timestamp / 1000 - ShortLivedCertificate.backdate)
+        XCTAssertEqual(renewed.notAfter - renewed.notBefore, 3_600)
+        XCTAssertEqual(renewed.payment.inclusion.receipt.status, .success)
+        XCTAssertEqual(session.wallet?.nextNonce, 1)
+        // The chain holds it, valid, under the device's certificate and the root.
+        guard case .certificate(let proven) = try session.run(.certificate(short.id), over: &link) else {
+            return XCTFail()
+        }
+        XCTAssertEqual(proven.standing, .valid)
+        XCTAssertEqual(proven.account, CoAPFixture.address(freshKey))
+        // The order of the renewal's requests: head, the account, the publication, its proof.
+        let renewal = link.requests.map(\.resource).filter { $0 != .headers }.drop { $0 != .head }
+        XCTAssertEqual(Array(renewal.prefix(4)), [.head, .accountProof, .transaction, .txProof])
+
+        // The root revokes the device: the gateway refuses its next renewal with the chain's reason, and the
+        // device's nonce stays unused (proven again after the refusal).
+        try f.aliceIncludes(.certificateRevoke(CertificateRevoke(certificateID: long.id, reason: 1)))
+        let again = try XCTUnwrap(
+            CertificateRenewalOrder(
+                publicKey: CoAPFixture.key(33).publicKey, lifetimeSeconds: 600, finalityMillis: 5_000))
+        XCTAssertEqual(
+            deviceError { _ = try session.run(.renew(again), over: &link) },
+            .transactionRefused(code: ShortText(Array("issuerNotValid".utf8))))
+        XCTAssertEqual(f.node.account(device).state.nonce, 1)
+    }
 }

@@ -14,8 +14,8 @@ import Ledger
 /// each key, and must itself be valid (with all its ancestors) at the block's time. The block's time is its
 /// header timestamp, which proposers set and the chain only keeps non-decreasing.
 enum CertificateRules {
-    static let minLifetime: UInt64 = 5 * 60
-    static let maxLifetime: UInt64 = 24 * 3600
+    static let minLifetime = ShortLivedCertificate.lifetimes.lowerBound
+    static let maxLifetime = ShortLivedCertificate.lifetimes.upperBound
     /// Deepest chain kept (root → hub → device → short-lived is 4): bounds the work of every check.
     static let maxDepth = 8
 

@@ -33,10 +33,9 @@ public enum DeviceTLSIdentity {
     public static func shortLivedFields(device: DeviceCertificate, publicKey: PublicKey, lifetime: UInt64, now: UInt64)
         -> CertificateFields
     {
-        CertificateFields(
-            serial: randomSerial(), issuerName: device.fields.subjectName, subjectName: device.fields.subjectName,
-            notBefore: now - 60, notAfter: now - 60 + lifetime, publicKey: publicKey, isCA: false,
-            pathLength: nil, keyUsage: KeyUsage.digitalSignature, authorityKeyID: device.fields.subjectKeyID)
+        ShortLivedCertificate.fields(
+            deviceName: device.fields.subjectName, device: device.fields.subjectKeyID, publicKey: publicKey,
+            lifetime: lifetime, now: now, serial: randomSerial())
     }
 
     /// A certificate file in PEM (its first CERTIFICATE block) or DER, parsed; the failure says what is wrong.

@@ -592,6 +592,12 @@ func issueShortLived(deviceKey: PrivateKey, device: DeviceCertificate, lifetime:
         signing: DeviceTLSIdentity.shortLivedFields(
             device: device, publicKey: fresh.publicKey, lifetime: lifetime, now: unixNow()),
         with: deviceKey)
+    try writeShortLived(short, key: fresh, device: device, out: out)
+    return short
+}
+
+/// A short-lived certificate's files in OUT (key, cert.pem, chain.pem, key.pem), each replaced by a rename.
+func writeShortLived(_ short: DeviceCertificate, key fresh: PrivateKey, device: DeviceCertificate, out: String) throws {
     let dir = URL(fileURLWithPath: out)
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
     let keyPath = dir.appendingPathComponent("key").path
@@ -608,7 +614,6 @@ func issueShortLived(deviceKey: PrivateKey, device: DeviceCertificate, lifetime:
     print(
         "short-lived certificate \(Hex.encode(short.id.bytes)) until \(isoTime(short.fields.notAfter)) written to \(out)"
     )
-    return short
 }
 
 func unixNow() -> UInt64 { UInt64(Date().timeIntervalSince1970) }

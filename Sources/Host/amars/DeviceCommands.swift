@@ -4,6 +4,7 @@ import ArgumentParser
 import Chain
 import DeviceClient
 import DeviceCore
+import DeviceIdentity
 import DeviceProtocol
 import Foundation
 import Ledger
@@ -36,7 +37,7 @@ struct DeviceCommand: ParsableCommand {
             """,
         subcommands: [
             Head.self, Sync.self, Balance.self, Send.self, Inbox.self, Escrow.self, HTLC.self, Channel.self, Cert.self,
-            Commands.self, Paycode.self, Reanchor.self,
+            Renew.self, Commands.self, Paycode.self, Reanchor.self,
         ])
 
     struct Reanchor: ParsableCommand {
@@ -247,6 +248,48 @@ struct DeviceCommand: ParsableCommand {
                 )
                 throw ExitCode(3)
             }
+        }
+    }
+
+    struct Renew: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Renew the device's short-lived certificate as the device does: signed, published, proven final.",
+            discussion: """
+                The device session verifies the head, signs a certificate for a fresh key with the device's \
+                long-lived key (dated by the head's time, not the host's clock), proves the device's account, signs \
+                and submits the publication from it and proves it final and successful. The board's renew app runs \
+                the same operation. Only then are the fresh key and certificate written to OUT (key, key.pem, \
+                cert.pem, chain.pem), as `amars cert issue` writes them. A device whose own certificate is revoked or \
+                expired is refused with the chain's reason (issuerNotValid), and nothing is written.
+
+                Example:
+                  amars device renew --device-key lock1.key --device-cert pki/lock1/device.pem --lifetime 1h \\
+                    --out pki/lock1/short
+                """)
+
+        @OptionGroup var shortLived: ShortLivedOptions
+        @OptionGroup var signing: DeviceSigningOptions
+        @OptionGroup var options: DeviceOptions
+
+        func run() throws {
+            let (deviceKey, device, seconds) = try shortLived.load()
+            let fresh = KeyFile.generate()
+            guard
+                let order = CertificateRenewalOrder(
+                    publicKey: fresh.publicKey, lifetimeSeconds: seconds, tipPerUnit: signing.tip,
+                    maxFeePerUnit: signing.maxFee, auxRandom: signing.auxRandom(),
+                    finalityMillis: signing.finalityMillis)
+            else { throw ValidationError("--lifetime must be 5m to 24h") }
+            var session = try options.open()
+            let outcome = try session.run(.renew(order), wallet: DeviceWallet(key: deviceKey, nextNonce: 0))
+            guard case .renewed(let renewed) = outcome else { throw CLIError("unexpected outcome \(outcome)") }
+            try session.save()
+            let short: DeviceCertificate
+            do { short = try DeviceCertificate(der: renewed.der) } catch {
+                throw CLIError("the session's certificate does not parse: \(error)")
+            }
+            DeviceRun.printFinal(renewed.payment.inclusion)
+            try writeShortLived(short, key: fresh, device: device, out: shortLived.out)
         }
     }
 
@@ -760,6 +803,9 @@ struct DeviceRun {
             print(
                 "claimable   \(Amount.format(amount)) AMSC for this device up to block \(expiry), locked to the "
                     + "secret's hash (proven at block \(height))")
+        case .certificateIssued(let id, let notAfter, let height):
+            print(
+                "issued      certificate \(Hex.encode(id.bytes)) until \(isoTime(notAfter)) (dated by block \(height))")
         case .checkpointVerified, .headerVerified, .listed: break
         }
     }

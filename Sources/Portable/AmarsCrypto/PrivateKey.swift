@@ -59,8 +59,8 @@ public struct PrivateKey: Sendable {
     /// BIP340 signature of a 32-byte message. `auxRandom` should be fresh randomness (it hardens the nonce against
     /// side channels and faults) but the signature is secure even if it is constant; equal inputs give equal
     /// signatures, which the test vectors rely on. On a host the library's result is not re-verified; a board's
-    /// (``TablelessSchnorr``) is. A board signs BIP340 only: ECDSA signing and VRF proving need the generator table
-    /// it does not link, and libsecp256k1 refuses them on its static context.
+    /// (``TablelessSchnorr``) is. A board proves no VRF: that needs the generator table it does not link, and
+    /// libsecp256k1 refuses it on its static context.
     public func signSchnorr(_ message: Bytes32, auxRandom: Bytes32) -> Bytes64 {
         #if hasFeature(Embedded)
             var words = (message.w0.bigEndian, message.w1.bigEndian, message.w2.bigEndian, message.w3.bigEndian)
@@ -124,23 +124,37 @@ public struct PrivateKey: Sendable {
     /// ECDSA signature of a 32-byte digest (the caller hashes; certificates use SHA-256), DER encoded, at most 72
     /// bytes. The nonce is RFC 6979's, so equal inputs give equal signatures, and S is always the low form.
     public func signECDSA(digest: Bytes32) -> [UInt8] {
-        let context = Secp256k1Context.shared
-        var signature = secp256k1_ecdsa_signature()
-        let ok = withBigEndianBytes(secret) { key in
-            withBigEndianBytes(digest) { message in
-                secp256k1_ecdsa_sign(context, &signature, message, key, nil, nil)
+        #if hasFeature(Embedded)
+            // A board signs without the generator table (TablelessECDSA), to the same bytes.
+            guard let der = TablelessECDSA.sign(secret: secret, publicKey: publicKey, digest: digest) else {
+                preconditionFailure("ECDSA signing failed")
             }
-        }
-        precondition(ok == 1, "secp256k1_ecdsa_sign failed")
-        var der = [UInt8](repeating: 0, count: 72)
-        var length = 72
-        let serialized = der.withUnsafeMutableBufferPointer {
-            secp256k1_ecdsa_signature_serialize_der(context, $0.baseAddress!, &length, &signature)
-        }
-        precondition(serialized == 1, "secp256k1_ecdsa_signature_serialize_der failed")
-        der.removeLast(72 - length)
-        return der
+            return der
+        #else
+            return signECDSAWithTable(digest: digest)
+        #endif
     }
+
+    #if !hasFeature(Embedded)
+        private func signECDSAWithTable(digest: Bytes32) -> [UInt8] {
+            let context = Secp256k1Context.shared
+            var signature = secp256k1_ecdsa_signature()
+            let ok = withBigEndianBytes(secret) { key in
+                withBigEndianBytes(digest) { message in
+                    secp256k1_ecdsa_sign(context, &signature, message, key, nil, nil)
+                }
+            }
+            precondition(ok == 1, "secp256k1_ecdsa_sign failed")
+            var der = [UInt8](repeating: 0, count: 72)
+            var length = 72
+            let serialized = der.withUnsafeMutableBufferPointer {
+                secp256k1_ecdsa_signature_serialize_der(context, $0.baseAddress!, &length, &signature)
+            }
+            precondition(serialized == 1, "secp256k1_ecdsa_signature_serialize_der failed")
+            der.removeLast(72 - length)
+            return der
+        }
+    #endif
 
     /// ECDH shared secret with libsecp256k1's default hash: SHA256 of the compressed shared point (0x02/0x03 || x).
     /// Symmetric: a.ecdh(B) == b.ecdh(A).

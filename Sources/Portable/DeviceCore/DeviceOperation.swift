@@ -26,6 +26,11 @@ public enum DeviceOperation: Equatable, Sendable {
     /// proven final and successful.
     /// (Boxed: the order is the largest operation, and a board copies every operation it starts.)
     indirect case claim(HTLCClaimOrder)
+    /// Renew the device's short-lived certificate: a certificate for the order's fresh key, issued by the device's
+    /// own key (the wallet's) and dated by the verified head's time, published from the device's account and
+    /// proven final and successful. A success means the chain took it, so the device's long-lived certificate and
+    /// its ancestors were valid at that block.
+    indirect case renew(CertificateRenewalOrder)
     /// A payment channel's state (or absence) proven against a header no older than the verified head: what the
     /// recipient checks an off-chain update against (``PaymentChannel/accept(_:channelID:holding:height:)``).
     case channel(Bytes32)
@@ -131,6 +136,39 @@ public struct HTLCClaimOrder: Equatable, Sendable {
     }
 }
 
+/// A short-lived certificate the device issues for `publicKey` and publishes from its own account (the session's
+/// wallet), which pays the fee.
+public struct CertificateRenewalOrder: Equatable, Sendable {
+    public let publicKey: PublicKey
+    /// Seconds, within ``ShortLivedCertificate/lifetimes`` (the chain's bounds).
+    public let lifetimeSeconds: UInt64
+    public var tipPerUnit: UInt64
+    /// Most the device pays per resource unit; nil: twice the next base fee plus the tip.
+    public var maxFeePerUnit: UInt64?
+    public var auxRandom: Bytes32
+    public var finalityMillis: UInt32
+
+    /// Nil when the lifetime is one the chain refuses.
+    public init?(
+        publicKey: PublicKey, lifetimeSeconds: UInt64, tipPerUnit: UInt64 = 1, maxFeePerUnit: UInt64? = nil,
+        auxRandom: Bytes32 = .zero, finalityMillis: UInt32 = 30_000
+    ) {
+        guard ShortLivedCertificate.lifetimes.contains(lifetimeSeconds) else { return nil }
+        self.publicKey = publicKey
+        self.lifetimeSeconds = lifetimeSeconds
+        self.tipPerUnit = tipPerUnit
+        self.maxFeePerUnit = maxFeePerUnit
+        self.auxRandom = auxRandom
+        self.finalityMillis = finalityMillis
+    }
+
+    var terms: PaymentOrder {
+        PaymentOrder(
+            recipient: .init(raw: .zero), amount: 0, tipPerUnit: tipPerUnit, maxFeePerUnit: maxFeePerUnit,
+            auxRandom: auxRandom, finalityMillis: finalityMillis)
+    }
+}
+
 /// What an operation proved.
 ///
 /// Every case holds plain values (no arrays), boxed: a board passes outcomes up through its driver, and each
@@ -147,6 +185,7 @@ public indirect enum DeviceOutcome: Equatable, Sendable {
     case channel(VerifiedChannel)
     /// The HTLC claimed: its amount is the device's, proven.
     case claimed(VerifiedClaim)
+    case renewed(VerifiedRenewal)
     case certificate(VerifiedCertificate)
     case included(VerifiedInclusion)
     case submitted(Bytes32)
@@ -243,6 +282,17 @@ public typealias VerifiedChannel = VerifiedObject<PaymentChannel>
 public struct VerifiedClaim: Equatable, Sendable {
     public let lockID: Bytes32
     public let amount: UInt64
+    public let payment: VerifiedPayment
+}
+
+/// A short-lived certificate the device issued and published, proven final and successful.
+public struct VerifiedRenewal: Equatable, Sendable {
+    /// The certificate (DER): what the device's TLS stack presents, with its long-lived certificate after it.
+    public let der: [UInt8]
+    public let id: Bytes32
+    /// Unix seconds, inclusive.
+    public let notBefore: UInt64
+    public let notAfter: UInt64
     public let payment: VerifiedPayment
 }
 

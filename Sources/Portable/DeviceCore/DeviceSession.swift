@@ -85,6 +85,11 @@ public struct DeviceSession: Sendable {
         private var claiming: HTLCClaim?
         private var claimAmount: UInt64 = 0
     #endif
+    #if !DEVICE_NO_CERTIFICATES
+        /// The renewal being made, then the certificate it signed.
+        private var renewal: CertificateRenewalOrder?
+        private var issued: DeviceCertificate?
+    #endif
     private var outgoing: OutgoingTransaction?
     private var progress = SyncProgress(fromEpoch: 0, toEpoch: 0)
     private var deadline: UInt64 = 0
@@ -212,6 +217,8 @@ public struct DeviceSession: Sendable {
         case certificate(Bytes32)
         /// The HTLC proven claimable, then the claim made as a payment is (``pay``).
         case claim
+        /// The head, whose time dates the certificate signed then; its publication made as a payment is.
+        case renew
         /// The inbox cursor: the first transfer still to look at.
         case receive(Address, from: UInt64, position: UInt64)
         case pay
@@ -317,6 +324,10 @@ public struct DeviceSession: Sendable {
         #if !DEVICE_NO_HTLC
             claiming = nil
         #endif
+        #if !DEVICE_NO_CERTIFICATES
+            renewal = nil
+            issued = nil
+        #endif
         outgoing = nil
         refusedCode = nil
         result = nil
@@ -415,10 +426,17 @@ public struct DeviceSession: Sendable {
             case .channel(let id): return beginObject(.channel, id)
         #endif
         #if DEVICE_NO_CERTIFICATES
-            case .certificate: throw .notBuiltIn
+            case .certificate, .renew: throw .notBuiltIn
         #else
             case .certificate(let id):
                 parent = .certificate(id)
+                job = .head
+                return ask(.head)
+            case .renew(let renewal):
+                guard wallet != nil else { throw .noWallet }
+                order = renewal.terms
+                self.renewal = renewal
+                parent = .renew
                 job = .head
                 return ask(.head)
         #endif
@@ -1295,6 +1313,12 @@ public struct DeviceSession: Sendable {
             guard case .head(let head)? = result else { return .finished }
             job = .certificate(id, headHeight: head.height)
             return ask(.certificateProof(id))
+        case .renew:
+            #if DEVICE_NO_CERTIFICATES
+                throw .notBuiltIn
+            #else
+                return try renewStep()
+            #endif
         #if !DEVICE_NO_INBOX
             case .receive(let address, _, _):
                 guard case .included(let inclusion)? = result, let entry = listed else { return .finished }
@@ -1351,6 +1375,37 @@ public struct DeviceSession: Sendable {
         }
     #endif
 
+    #if !DEVICE_NO_CERTIFICATES
+        /// The renewal's step after the head: the certificate signed with the device's key, dated by the head's
+        /// time (the device's only trusted clock), then the device's account proven for its publication.
+        @inline(never)
+        private mutating func renewStep() throws(DeviceError) -> Step {
+            guard let renewal, let wallet, case .head(let head)? = result else { throw .busy }
+            let device = wallet.address
+            let fields = ShortLivedCertificate.fields(
+                deviceName: Array(device.bech32.utf8), device: device, publicKey: renewal.publicKey,
+                lifetime: renewal.lifetimeSeconds, now: head.timestamp / 1000,
+                serial: ShortLivedCertificate.serial(for: renewal.publicKey))
+            let certificate = DeviceCertificate(signing: fields, with: wallet.key)
+            issued = certificate
+            report(.certificateIssued(id: certificate.id, notAfter: fields.notAfter, height: head.height))
+            parent = .pay
+            payer = device
+            return askAccount(device)
+        }
+    #endif
+
+    /// The transaction of the device's own that a claim or a renewal signs instead of a transfer.
+    private func ownPayload() -> TransactionPayload? {
+        #if !DEVICE_NO_HTLC
+            if let claiming { return .htlcClaim(claiming) }
+        #endif
+        #if !DEVICE_NO_CERTIFICATES
+            if let issued { return .certificatePublish(CertificatePublish(der: issued.der)) }
+        #endif
+        return nil
+    }
+
     /// The payment's next step: sign once the balance is proven, prove once submitted.
     @inline(never)
     private mutating func payStep() throws(DeviceError) -> Step {
@@ -1382,6 +1437,14 @@ public struct DeviceSession: Sendable {
                     result = .claimed(VerifiedClaim(lockID: claiming.lockID, amount: claimAmount, payment: payment))
                 }
             #endif
+            #if !DEVICE_NO_CERTIFICATES
+                if let issued {
+                    result = .renewed(
+                        VerifiedRenewal(
+                            der: issued.der, id: issued.id, notBefore: issued.fields.notBefore,
+                            notAfter: issued.fields.notAfter, payment: payment))
+                }
+            #endif
             return .finished
         default:
             return .finished
@@ -1411,24 +1474,17 @@ public struct DeviceSession: Sendable {
         let maxFee = order.maxFeePerUnit ?? (doubled.overflow || cap.overflow ? UInt64.max : cap.partialValue)
         let signed: OutgoingTransaction
         do {
-            #if !DEVICE_NO_HTLC
-                if let claiming {
-                    signed = OutgoingTransaction(
-                        try wallet!.signed(
-                            .htlcClaim(claiming), genesis: anchor.genesisHeaderHash, maxFeePerUnit: maxFee,
-                            tipPerUnit: order.tipPerUnit, auxRandom: order.auxRandom))
-                } else {
-                    signed = OutgoingTransaction(
-                        try wallet!.transfer(
-                            genesis: anchor.genesisHeaderHash, to: order.recipient, amount: order.amount,
-                            maxFeePerUnit: maxFee, tipPerUnit: order.tipPerUnit, auxRandom: order.auxRandom))
-                }
-            #else
+            if let payload = ownPayload() {
+                signed = OutgoingTransaction(
+                    try wallet!.signed(
+                        payload, genesis: anchor.genesisHeaderHash, maxFeePerUnit: maxFee,
+                        tipPerUnit: order.tipPerUnit, auxRandom: order.auxRandom))
+            } else {
                 signed = OutgoingTransaction(
                     try wallet!.transfer(
                         genesis: anchor.genesisHeaderHash, to: order.recipient, amount: order.amount,
                         maxFeePerUnit: maxFee, tipPerUnit: order.tipPerUnit, auxRandom: order.auxRandom))
-            #endif
+            }
         } catch {
             throw .wallet(error)
         }
