@@ -99,6 +99,7 @@
         case pay
         case receive
         case claim
+        case renew
 
         var prefix: StaticString {
             switch self {
@@ -106,6 +107,7 @@
             case .pay: "pay"
             case .receive: "receive"
             case .claim: "claim"
+            case .renew: "renew"
             }
         }
     }
@@ -293,13 +295,15 @@
             Console.decimal(total)
             Console.line(")")
         case .submitted(let id, let bytes):
-            Console.write("pay: submitted ")
+            Console.write(step.prefix)
+            Console.write(": submitted ")
             Console.decimal(bytes)
             Console.write(" bytes, 2.01 transaction ")
             Console.hex(id.bytes)
             Console.newline()
         case .signed(_, let nonce, let maxFee, let baseFee, let height):
-            Console.write("pay: signed transfer, nonce ")
+            Console.write(step.prefix)
+            Console.write(": signed transaction, nonce ")
             Console.decimal(nonce)
             Console.write(", fee cap ")
             Console.decimal(maxFee)
@@ -331,6 +335,16 @@
                 Console.write(" units up to block ")
                 Console.decimal(expiry)
                 Console.line(", locked to the secret's hash")
+        #endif
+        #if !DEVICE_NO_RENEWAL
+            case .certificateIssued(let id, let notAfter, let height):
+                Console.write("renew: signed certificate ")
+                Console.hex(id.bytes)
+                Console.write(" until ")
+                Console.decimal(notAfter)
+                Console.write(", dated by block ")
+                Console.decimal(height)
+                Console.newline()
         #endif
         #if DEVICE_NO_SKIP || DEVICE_NO_REANCHOR || DEVICE_NO_INBOX || DEVICE_NO_HTLC
             default: break  // reports of operations this image leaves out
@@ -558,6 +572,8 @@
                 paycodePhase(&link, &slots)  // Paycode.swift
             #elseif FIRMWARE_CLAIM
                 claimPhase(&link, &slots)  // Claim.swift
+            #elseif FIRMWARE_RENEW
+                renewPhase(&link, &slots, after: headHeight)  // Renew.swift
             #else
                 payPhase(&link, &slots, after: headHeight)
             #endif

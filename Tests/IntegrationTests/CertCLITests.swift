@@ -97,6 +97,29 @@ final class CertCLITests: CLITestCase {
         XCTAssertEqual(unknown.status, 2, unknown.output + unknown.error)
         XCTAssertTrue(unknown.output.contains("absence proven"), unknown.output)
 
+        // The lock renews as a device does (`amars device renew`: the session signs, publishes and proves it over
+        // CoAP); OpenSSL accepts the renewed chain, and the light client proves it valid.
+        let renewed = try ok(
+            [
+                "device", "renew", "--device-key", lock, "--device-cert", "\(pki)/lock1/device.pem", "--lifetime",
+                "10m", "--out", "\(pki)/lock1/renewed",
+            ] + device)
+        XCTAssertTrue(renewed.contains("issued      certificate"), renewed)
+        XCTAssertTrue(renewed.contains("final       at height"), renewed)
+        XCTAssertTrue(renewed.contains("short-lived certificate"), renewed)
+        let renewedPEM = "\(pki)/lock1/renewed/cert.pem"
+        XCTAssertEqual(
+            try openssl(["verify", "-CAfile", "\(pki)/root.pem", "-untrusted", "\(pki)/lock1/device.pem", renewedPEM])
+                .status, 0)
+        let renewedInspect = try ok(["cert", "inspect", renewedPEM])
+        XCTAssertTrue(renewedInspect.contains("subject     \(lockAddress)"), renewedInspect)
+        XCTAssertTrue(try ok(["device", "cert", renewedPEM] + device).contains("certificate VALID"))
+        try refused(
+            [
+                "device", "renew", "--device-key", ops, "--device-cert", "\(pki)/lock1/device.pem", "--out",
+                path("r"),
+            ] + device, "is not the key of --device-cert")
+
         // A stranger cannot revoke; the root's key revokes the lock, and its short-lived certificate falls with it.
         try refused(["cert", "revoke", "--key", stranger, "--cert", "\(pki)/lock1/device.pem"] + node, "notAnAncestor")
         let revoked = try ok(
@@ -113,6 +136,13 @@ final class CertCLITests: CLITestCase {
                 "cert", "issue", "--device-key", lock, "--device-cert", "\(pki)/lock1/device.pem", "--lifetime", "1h",
                 "--out", path("again"),
             ] + node, "issuerNotValid")
+        // Revoked, the lock's own renewal is refused by the gateway with the chain's reason; nothing is written.
+        try refused(
+            [
+                "device", "renew", "--device-key", lock, "--device-cert", "\(pki)/lock1/device.pem", "--lifetime",
+                "1h", "--out", path("again2"),
+            ] + device, "issuerNotValid")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path("again2")))
         // Garbage is refused with the reason, and an unknown id says so.
         FileManager.default.createFile(atPath: path("junk.pem"), contents: Data("not a certificate".utf8))
         try refused(["cert", "inspect", path("junk.pem")], "not a certificate of the chain's profile")

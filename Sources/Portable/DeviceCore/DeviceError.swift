@@ -64,7 +64,8 @@ public enum DeviceError: Error, Equatable, Sendable {
     /// The session has no trusted state: anchor first.
     case notAnchored
     /// The operation is compiled out of this image. A board links only what its firmware app runs, each left out
-    /// by a compile switch: `DEVICE_NO_ESCROW`, `DEVICE_NO_INBOX`, `DEVICE_NO_COMMANDS`, `DEVICE_NO_CERTIFICATES`,
+    /// by a compile switch: `DEVICE_NO_ESCROW`, `DEVICE_NO_INBOX`, `DEVICE_NO_COMMANDS`, `DEVICE_NO_CERTIFICATES` (proving a
+    /// peer's certificate), `DEVICE_NO_RENEWAL` (renewing the device's own),
     /// `DEVICE_NO_PAYMENT_CODES`, `DEVICE_NO_HTLC`, `DEVICE_NO_CHANNELS`, `DEVICE_NO_SKIP` and
     /// `DEVICE_NO_REANCHOR` (Boards/Makefile sets them per app).
     case notBuiltIn

@@ -26,11 +26,13 @@ public enum DeviceOperation: Equatable, Sendable {
     /// proven final and successful.
     /// (Boxed: the order is the largest operation, and a board copies every operation it starts.)
     indirect case claim(HTLCClaimOrder)
-    /// Renew the device's short-lived certificate: a certificate for the order's fresh key, issued by the device's
-    /// own key (the wallet's) and dated by the verified head's time, published from the device's account and
-    /// proven final and successful. A success means the chain took it, so the device's long-lived certificate and
-    /// its ancestors were valid at that block.
-    indirect case renew(CertificateRenewalOrder)
+    #if !DEVICE_NO_RENEWAL
+        /// Renew the device's short-lived certificate: a certificate for the order's fresh key, issued by the device's
+        /// own key (the wallet's) and dated by the verified head's time, published from the device's account and
+        /// proven final and successful. A success means the chain took it, so the device's long-lived certificate and
+        /// its ancestors were valid at that block.
+        indirect case renew(CertificateRenewalOrder)
+    #endif
     /// A payment channel's state (or absence) proven against a header no older than the verified head: what the
     /// recipient checks an off-chain update against (``PaymentChannel/accept(_:channelID:holding:height:)``).
     case channel(Bytes32)
@@ -185,7 +187,9 @@ public indirect enum DeviceOutcome: Equatable, Sendable {
     case channel(VerifiedChannel)
     /// The HTLC claimed: its amount is the device's, proven.
     case claimed(VerifiedClaim)
-    case renewed(VerifiedRenewal)
+    #if !DEVICE_NO_RENEWAL
+        case renewed(VerifiedRenewal)
+    #endif
     case certificate(VerifiedCertificate)
     case included(VerifiedInclusion)
     case submitted(Bytes32)

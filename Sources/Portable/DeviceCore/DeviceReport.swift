@@ -27,7 +27,9 @@ public enum DeviceReport: Equatable, Sendable {
     /// The HTLC to claim was proven open for the device at `height`, holding `amount` up to `expiryHeight`, and
     /// locked to the secret's hash: the claim is signed next.
     case claimable(lockID: Bytes32, amount: UInt64, expiryHeight: UInt64, height: UInt64)
-    /// The device signed a short-lived certificate `id` for its fresh key, valid up to `notAfter` (Unix seconds),
-    /// dated by the verified head at `height`: its publication is signed next.
-    case certificateIssued(id: Bytes32, notAfter: UInt64, height: UInt64)
+    #if !DEVICE_NO_RENEWAL
+        /// The device signed a short-lived certificate `id` for its fresh key, valid up to `notAfter` (Unix seconds),
+        /// dated by the verified head at `height`: its publication is signed next.
+        case certificateIssued(id: Bytes32, notAfter: UInt64, height: UInt64)
+    #endif
 }

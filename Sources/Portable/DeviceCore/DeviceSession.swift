@@ -85,7 +85,7 @@ public struct DeviceSession: Sendable {
         private var claiming: HTLCClaim?
         private var claimAmount: UInt64 = 0
     #endif
-    #if !DEVICE_NO_CERTIFICATES
+    #if !DEVICE_NO_RENEWAL
         /// The renewal being made, then the certificate it signed.
         private var renewal: CertificateRenewalOrder?
         private var issued: DeviceCertificate?
@@ -217,8 +217,10 @@ public struct DeviceSession: Sendable {
         case certificate(Bytes32)
         /// The HTLC proven claimable, then the claim made as a payment is (``pay``).
         case claim
-        /// The head, whose time dates the certificate signed then; its publication made as a payment is.
-        case renew
+        #if !DEVICE_NO_RENEWAL
+            /// The head, whose time dates the certificate signed then; its publication made as a payment is.
+            case renew
+        #endif
         /// The inbox cursor: the first transfer still to look at.
         case receive(Address, from: UInt64, position: UInt64)
         case pay
@@ -324,7 +326,7 @@ public struct DeviceSession: Sendable {
         #if !DEVICE_NO_HTLC
             claiming = nil
         #endif
-        #if !DEVICE_NO_CERTIFICATES
+        #if !DEVICE_NO_RENEWAL
             renewal = nil
             issued = nil
         #endif
@@ -426,12 +428,14 @@ public struct DeviceSession: Sendable {
             case .channel(let id): return beginObject(.channel, id)
         #endif
         #if DEVICE_NO_CERTIFICATES
-            case .certificate, .renew: throw .notBuiltIn
+            case .certificate: throw .notBuiltIn
         #else
             case .certificate(let id):
                 parent = .certificate(id)
                 job = .head
                 return ask(.head)
+        #endif
+        #if !DEVICE_NO_RENEWAL
             case .renew(let renewal):
                 guard wallet != nil else { throw .noWallet }
                 order = renewal.terms
@@ -1313,12 +1317,9 @@ public struct DeviceSession: Sendable {
             guard case .head(let head)? = result else { return .finished }
             job = .certificate(id, headHeight: head.height)
             return ask(.certificateProof(id))
-        case .renew:
-            #if DEVICE_NO_CERTIFICATES
-                throw .notBuiltIn
-            #else
-                return try renewStep()
-            #endif
+        #if !DEVICE_NO_RENEWAL
+            case .renew: return try renewStep()
+        #endif
         #if !DEVICE_NO_INBOX
             case .receive(let address, _, _):
                 guard case .included(let inclusion)? = result, let entry = listed else { return .finished }
@@ -1375,7 +1376,7 @@ public struct DeviceSession: Sendable {
         }
     #endif
 
-    #if !DEVICE_NO_CERTIFICATES
+    #if !DEVICE_NO_RENEWAL
         /// The renewal's step after the head: the certificate signed with the device's key, dated by the head's
         /// time (the device's only trusted clock), then the device's account proven for its publication.
         @inline(never)
@@ -1383,7 +1384,7 @@ public struct DeviceSession: Sendable {
             guard let renewal, let wallet, case .head(let head)? = result else { throw .busy }
             let device = wallet.address
             let fields = ShortLivedCertificate.fields(
-                deviceName: Array(device.bech32.utf8), device: device, publicKey: renewal.publicKey,
+                deviceName: device.bech32ASCII, device: device, publicKey: renewal.publicKey,
                 lifetime: renewal.lifetimeSeconds, now: head.timestamp / 1000,
                 serial: ShortLivedCertificate.serial(for: renewal.publicKey))
             let certificate = DeviceCertificate(signing: fields, with: wallet.key)
@@ -1400,7 +1401,7 @@ public struct DeviceSession: Sendable {
         #if !DEVICE_NO_HTLC
             if let claiming { return .htlcClaim(claiming) }
         #endif
-        #if !DEVICE_NO_CERTIFICATES
+        #if !DEVICE_NO_RENEWAL
             if let issued { return .certificatePublish(CertificatePublish(der: issued.der)) }
         #endif
         return nil
@@ -1437,7 +1438,7 @@ public struct DeviceSession: Sendable {
                     result = .claimed(VerifiedClaim(lockID: claiming.lockID, amount: claimAmount, payment: payment))
                 }
             #endif
-            #if !DEVICE_NO_CERTIFICATES
+            #if !DEVICE_NO_RENEWAL
                 if let issued {
                     result = .renewed(
                         VerifiedRenewal(

@@ -32,6 +32,12 @@ public struct Address: Hashable, Comparable, Sendable, CanonicalCodable {
 
     public var bech32: String { Bech32m.encode(hrp: Address.humanReadablePart, bytes: raw.bytes) }
 
+    /// ``bech32`` as ASCII bytes, built without a String: a board names its account in a certificate with it and
+    /// links none of String's Unicode code.
+    public var bech32ASCII: [UInt8] {
+        Bech32m.encodeASCII(hrp: [0x61, 0x6D, 0x73, 0x63], fiveBitData: Bech32m.fiveBitGroups(from: raw.bytes))
+    }
+
     public static func < (a: Address, b: Address) -> Bool { a.raw < b.raw }
 
     public func encode(to writer: inout ByteWriter) { writer.write(raw) }
