@@ -99,7 +99,9 @@
         case pay
         case receive
         case claim
-        case renew
+        #if FIRMWARE_RENEW
+            case renew
+        #endif
 
         var prefix: StaticString {
             switch self {
@@ -107,7 +109,9 @@
             case .pay: "pay"
             case .receive: "receive"
             case .claim: "claim"
-            case .renew: "renew"
+            #if FIRMWARE_RENEW
+                case .renew: "renew"
+            #endif
             }
         }
     }
@@ -295,15 +299,13 @@
             Console.decimal(total)
             Console.line(")")
         case .submitted(let id, let bytes):
-            Console.write(step.prefix)
-            Console.write(": submitted ")
+            Console.write("pay: submitted ")
             Console.decimal(bytes)
             Console.write(" bytes, 2.01 transaction ")
             Console.hex(id.bytes)
             Console.newline()
         case .signed(_, let nonce, let maxFee, let baseFee, let height):
-            Console.write(step.prefix)
-            Console.write(": signed transaction, nonce ")
+            Console.write("pay: signed transaction, nonce ")
             Console.decimal(nonce)
             Console.write(", fee cap ")
             Console.decimal(maxFee)

@@ -90,7 +90,7 @@ final class FirmwareClaimTests: FirmwareDevnetTestCase {
         XCTAssertNotEqual(second.status, 0)
         XCTAssertTrue(second.output.contains("firmware exit status 88"), second.output.suffix(4000).description)
         XCTAssertTrue(second.output.contains("claim: the chain's rule: htlcNotOpen"), second.output)
-        XCTAssertFalse(second.output.contains("claim: submitted"), second.output)
+        XCTAssertFalse(second.output.contains("pay: submitted"), second.output)
         XCTAssertEqual(try nonce(node4, device), nonceBefore, "the refused claim sent a transaction")
         assertAgreement()
     }

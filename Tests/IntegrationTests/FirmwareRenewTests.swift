@@ -99,7 +99,8 @@ final class FirmwareRenewTests: FirmwareDevnetTestCase {
         XCTAssertTrue(second.output.contains("firmware exit status 10"), second.output.suffix(4000).description)
         XCTAssertTrue(second.output.contains("issuerNotValid"), second.output.suffix(4000).description)
         XCTAssertEqual(try nonce(node4, device), nonceBefore, "the refused renewal was included")
-        XCTAssertTrue(log.contains("renew: submitted"), log)
+        XCTAssertTrue(log.contains("pay: submitted"), log)
+        XCTAssertFalse(second.output.contains("pay: submitted"), second.output)
         assertAgreement()
     }
 
