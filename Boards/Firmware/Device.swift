@@ -102,6 +102,9 @@
         #if FIRMWARE_RENEW
             case renew
         #endif
+        #if FIRMWARE_PEER
+            case peer
+        #endif
 
         var prefix: StaticString {
             switch self {
@@ -111,6 +114,9 @@
             case .claim: "claim"
             #if FIRMWARE_RENEW
                 case .renew: "renew"
+            #endif
+            #if FIRMWARE_PEER
+                case .peer: "peer"
             #endif
             }
         }
@@ -569,6 +575,9 @@
             fail(StorageStatus.saveFailed, "storage")
         }
         let headHeight = syncPhase(&link, &slots)
+        #if FIRMWARE_PEER
+            peerPhase(&link, &slots)  // Peer.swift
+        #endif
         if !provisionedDeviceSecret.isEmpty {
             #if FIRMWARE_PAYCODE
                 paycodePhase(&link, &slots)  // Paycode.swift

@@ -2,15 +2,10 @@
 // (SPEC "Device identity"). Its long-lived certificate was enrolled under the operator's root (`amars cert
 // enroll`); the board derives a fresh key, and DeviceCore's `renew` operation (the same one `amars device renew`
 // runs) signs a certificate for it with the device's long-lived key, dated by the verified head's time, publishes
-// it from the device's account and proves it final and successful. The board then proves the certificate's
-// records on chain and prints them, as a peer would check them.
+// it from the device's account and proves it final and successful. A peer checks it with the `peer` app.
 //
-// With PEER_CERT it also checks a peer's certificate (the session's `certificate` operation: every record up to the
-// root proven against a verified header, signatures and links checked, standing at that header's time), and a
-// peer whose certificate does not verify is refused: exit status 89 with the reason.
-//
-// The renewal is one measured interval for the instruction counter (`make -C Boards sync SYNC_COUNT=1`), the peer
-// check another; every exchange and wait on the link is left out of both.
+// The renewal is one measured interval for the instruction counter (`make -C Boards sync SYNC_COUNT=1`), with every
+// exchange and wait on the link left out.
 #if FIRMWARE_SYNC && FIRMWARE_RENEW
     import AmarsCodec
     import AmarsCrypto
@@ -20,11 +15,8 @@
     import Ledger
     import LightClient
 
-    /// The mark tags of the renewal's interval and of the peer check's.
+    /// The mark tag of the renewal's interval.
     let renewMark: UInt32 = 0xCE27
-    let peerMark: UInt32 = 0xCE28
-    /// A peer whose certificate does not verify.
-    let peerRefused: Int32 = 89
 
     @inline(never)
     func renewPhase(_ link: inout BoardLink, _ slots: inout StateSlots<BoardStorage>, after headHeight: UInt64) {
@@ -68,9 +60,6 @@
         Console.line(" requests")
         stepDone()
         Console.line("renew: RENEWED")
-        #if !DEVICE_NO_CERTIFICATES
-            if let peer = Bytes32(provisionedPeerCertificate) { checkPeer(peer, &link) }
-        #endif
         let (newHead, _) = syncToHead(&session, &link)
         saveTrustedState(&slots, session.trusted!)
         Console.write("renew: re-synced to height ")
@@ -79,46 +68,4 @@
         Console.memory(stackPeak: payStackPeak, " (the deepest step)")
         Console.line("renew: PASS")
     }
-
-    #if !DEVICE_NO_CERTIFICATES
-        /// The peer's certificate and every ancestor proven against a verified header and judged at its time; a peer
-        /// that does not verify ends the run with ``peerRefused``.
-        @inline(never)
-        func checkPeer(_ id: Bytes32, _ link: inout BoardLink) {
-            Console.write("peer: checking certificate ")
-            Console.hex(id.bytes)
-            Console.newline()
-            link.measuring = peerMark
-            board_mark_begin(peerMark)
-            let outcome = perform(.certificate(id), &session, &link, .renew)
-            board_mark_end(peerMark)
-            link.measuring = 0
-            guard case .certificate(let proven) = outcome else { fail(Status.badProvisioning, "session") }
-            stepDone()
-            Console.write("peer: records proven against block ")
-            Console.decimal(proven.header.height)
-            Console.newline()
-            switch proven.standing {
-            case .valid?:
-                Console.line("peer: TRUSTED (valid, every ancestor valid)")
-            case nil:
-                Console.line("peer: REFUSED: no certificate has that id")
-                fail(peerRefused, "peer")
-            case .revoked(_, let height)?:
-                Console.write("peer: REFUSED: revoked at height ")
-                Console.decimal(height)
-                Console.newline()
-                fail(peerRefused, "peer")
-            case .expired?:
-                Console.line("peer: REFUSED: expired")
-                fail(peerRefused, "peer")
-            case .notYetValid?:
-                Console.line("peer: REFUSED: not valid yet")
-                fail(peerRefused, "peer")
-            case .broken?:
-                Console.line("peer: REFUSED: its chain is broken")
-                fail(peerRefused, "peer")
-            }
-        }
-    #endif
 #endif

@@ -10,8 +10,9 @@ import XCTest
 ///
 /// The board derives a fresh key, signs its certificate with its long-lived key (ECDSA without the generator
 /// table), publishes it from its own account and proves it final. Another gateway then shows the certificate valid
-/// under the device's, and OpenSSL accepts the chain the board extended. Once the root revokes the device, the same
-/// image is refused by the gateway (exit status 10, `issuerNotValid`) and its nonce stays unused.
+/// under the device's, OpenSSL accepts the chain the board extended, and a peer board (`FIRMWARE_APP=peer`) trusts it.
+/// Once the root revokes the device, the same image is refused by the gateway (exit status 10, `issuerNotValid`) with
+/// its nonce unused, and the peer board refuses the certificate (exit status 89, revoked).
 final class FirmwareRenewTests: FirmwareDevnetTestCase {
     override var directoryPrefix: String { "amars-fwrenew" }
 
@@ -92,6 +93,25 @@ final class FirmwareRenewTests: FirmwareDevnetTestCase {
         XCTAssertGreaterThan(work, 2_000_000, counted)
         print("renew: \(work) instructions of device work (QEMU count)")
 
+        // A peer board (FIRMWARE_APP=peer) provisioned with that certificate's id trusts it: every record up to the
+        // root proven on chain and valid at a verified header's time.
+        let peer = [
+            "-C", Self.boards, "BOARD=qemu-mps2-an386", "FIRMWARE_APP=peer", "GENESIS=\(path("genesis.json"))",
+            "HOST_BUILD=\(Harness.binDirectory.path)", "PEER_CERT=\(id)", "STORAGE_DIR=\(path("peer-flash"))",
+        ]
+        let peerBuild = try Harness.run("/usr/bin/env", ["make"] + peer + ["sync-firmware"], timeout: 1800)
+        guard peerBuild.status == 0 else {
+            return XCTFail("make -C Boards sync-firmware (peer) failed:\n\(peerBuild.output.suffix(4000))")
+        }
+        let trusted = try boot(peer, coapPort, extra: ["SYNC_COUNT=1"])
+        print(trusted.output)
+        XCTAssertEqual(trusted.status, 0, trusted.output.suffix(6000).description)
+        XCTAssertTrue(trusted.output.contains("peer: TRUSTED"), trusted.output)
+        let peerWork = try String(
+            contentsOfFile: Self.boards + "/build/qemu-mps2-an386/peer/count.txt", encoding: .utf8
+        ).matches(of: #/interval \d+: (\d+)/#).map { UInt64($0.1)! }.reduce(0, +)
+        print("peer: \(peerWork) instructions of device work (QEMU count)")
+
         // The root revokes the device: the same image is refused by the gateway, with nothing spent.
         try amars(["cert", "revoke", "--key", ops, "--cert", "\(pki)/board/device.pem", "--wait"] + node2)
         let nonceBefore = try nonce(node4, device)
@@ -99,6 +119,13 @@ final class FirmwareRenewTests: FirmwareDevnetTestCase {
         XCTAssertTrue(second.output.contains("firmware exit status 10"), second.output.suffix(4000).description)
         XCTAssertTrue(second.output.contains("issuerNotValid"), second.output.suffix(4000).description)
         XCTAssertEqual(try nonce(node4, device), nonceBefore, "the refused renewal was included")
+        // And the peer refuses the certificate it trusted: it fell with the device's, at the revoking block.
+        let refusedPeer = try boot(peer, coapPort)
+        XCTAssertTrue(
+            refusedPeer.output.contains("firmware exit status 89"), refusedPeer.output.suffix(4000).description)
+        XCTAssertNotNil(
+            refusedPeer.output.range(of: #"peer: REFUSED: revoked at height \d+"#, options: .regularExpression),
+            refusedPeer.output)
         XCTAssertTrue(log.contains("pay: submitted"), log)
         XCTAssertFalse(second.output.contains("pay: submitted"), second.output)
         assertAgreement()

@@ -1052,7 +1052,11 @@ public struct DeviceSession: Sendable {
             return completed(try verifiedObject(kind, id, header))
         #if !DEVICE_NO_CERTIFICATES
             case .certificate(let id, _):
-                return completed(.certificate(try Self.verifyCertificate(proofBody, id: id, header: header)))
+                // Handed over, not shared: the answer's bytes are freed once decoded (a board's heap holds a whole
+                // chain of records with their proofs, then each certificate parsed).
+                let body = proofBody
+                proofBody = []
+                return completed(.certificate(try Self.verifyCertificate(body, id: id, header: header)))
         #endif
         #if !DEVICE_NO_PAYMENT_CODES
             case .notification(let address, let index):
@@ -1242,13 +1246,29 @@ public struct DeviceSession: Sendable {
         /// header's time: the records say whether the certificate and every ancestor are valid, revoked or
         /// expired, and their certificates' signatures and links are checked.
         @inline(never)
-        private static func verifyCertificate(_ body: [UInt8], id: Bytes32, header: TrustedHeader)
+        private static func verifyCertificate(_ body: consuming [UInt8], id: Bytes32, header: TrustedHeader)
             throws(DeviceError) -> VerifiedCertificate
+        {
+            guard let chain = try provenChain(body, id: id, header: header) else {
+                return VerifiedCertificate(id: id, standing: nil, account: nil, header: header)
+            }
+            let account = (try? DeviceCertificate(der: chain[0].record.der))?.fields.subjectKeyID
+            return VerifiedCertificate(
+                id: id, standing: CertificateStanding.of(chain, time: header.timestamp / 1000), account: account,
+                header: header)
+        }
+
+        /// The records proven from `id` up to a root, or nil when the state proves no certificate has the id. The
+        /// answer and its decoded proofs are freed on return: only the records are kept for the certificates' checks.
+        @inline(never)
+        private static func provenChain(_ body: consuming [UInt8], id: Bytes32, header: TrustedHeader)
+            throws(DeviceError) -> [(id: Bytes32, record: CertificateRecord)]?
         {
             let payload: CertificateProofPayload
             do { payload = try CertificateProofPayload(decoding: body) } catch {
                 throw .undecodable(.certificate, error)
             }
+            body = []
             guard payload.stateRoot == header.stateRoot else {
                 throw .inconsistent(.stateRootMismatch(.certificate, height: payload.height))
             }
@@ -1259,7 +1279,7 @@ public struct DeviceSession: Sendable {
                         key: CertificateRecord.stateKey(id), valueHash: nil, proof: payload.absence!,
                         stateRoot: header.stateRoot)
                 } catch { throw .rejected(error, stage: .certificateProof) }
-                return VerifiedCertificate(id: id, standing: nil, account: nil, header: header)
+                return nil
             }
             guard first.id == id else { throw .inconsistent(.certificateChain) }
             var chain: [(id: Bytes32, record: CertificateRecord)] = []
@@ -1278,10 +1298,7 @@ public struct DeviceSession: Sendable {
             }
             // The last link must be a root, or the gateway cut the chain short.
             guard chain[chain.count - 1].record.isRoot else { throw .inconsistent(.certificateChain) }
-            let account = (try? DeviceCertificate(der: chain[0].record.der))?.fields.subjectKeyID
-            return VerifiedCertificate(
-                id: id, standing: CertificateStanding.of(chain, time: header.timestamp / 1000), account: account,
-                header: header)
+            return chain
         }
     #endif
 
