@@ -17,12 +17,7 @@ final class FirmwareClaimTests: FirmwareDevnetTestCase {
 
     func testBoardClaimsTheHTLCLockedToItsSecretThenRefusesASecondClaim() throws {
         try Harness.requireBoardToolchain(for: "firmware HTLC claim test")
-        let (device, _) = try makeChain(id: 4_081, name: "firmware-claim")
-        let coapPort = Harness.freePort(type: Int32(SOCK_DGRAM.rawValue))
-        try startDevnet(coapPort: coapPort)
-        XCTAssertTrue(
-            Harness.wait(60) { self.nodes.allSatisfy { ($0.head()?.height ?? 0) >= 5 } },
-            "the devnet did not start: \(nodes.map { $0.head()?.height ?? 0 })")
+        let (device, coapPort) = try startChainAndDevnet(id: 4_081, name: "firmware-claim")
         let node2 = ["--node", "http://127.0.0.1:\(nodes[1].port)"]
         let node4 = "http://127.0.0.1:\(nodes[3].port)"
         let alice = path("keys/app-user-incentive.key")
@@ -93,10 +88,5 @@ final class FirmwareClaimTests: FirmwareDevnetTestCase {
         XCTAssertFalse(second.output.contains("pay: submitted"), second.output)
         XCTAssertEqual(try nonce(node4, device), nonceBefore, "the refused claim sent a transaction")
         assertAgreement()
-    }
-
-    func nonce(_ node: String, _ address: String) throws -> UInt64 {
-        let object = try Harness.json(try HTTPClient(baseURL: node, timeoutSeconds: 10), "/v1/accounts/\(address)")
-        return try XCTUnwrap(UInt64("\(object["nonce"] ?? "")"), "\(object)")
     }
 }

@@ -42,6 +42,24 @@ class FirmwareDevnetTestCase: DevnetTestCase {
         for n in nodes { try n.start() }
     }
 
+    /// ``makeChain(id:name:)`` and ``startDevnet(coapPort:requestLog:)``, then waits for every node to reach
+    /// height 5; returns the device's address and node 1's CoAP port.
+    func startChainAndDevnet(id: UInt32, name: String) throws -> (device: String, coapPort: Int) {
+        let (device, _) = try makeChain(id: id, name: name)
+        let coapPort = Harness.freePort(type: Int32(SOCK_DGRAM.rawValue))
+        try startDevnet(coapPort: coapPort)
+        XCTAssertTrue(
+            Harness.wait(60) { self.nodes.allSatisfy { ($0.head()?.height ?? 0) >= 5 } },
+            "the devnet did not start: \(nodes.map { $0.head()?.height ?? 0 })")
+        return (device, coapPort)
+    }
+
+    /// An account's nonce from a node's HTTP API (`/v1/accounts/{address}`).
+    func nonce(_ node: String, _ address: String) throws -> UInt64 {
+        let object = try Harness.json(try HTTPClient(baseURL: node, timeoutSeconds: 10), "/v1/accounts/\(address)")
+        return try XCTUnwrap(UInt64("\(object["nonce"] ?? "")"), "\(object)")
+    }
+
     /// Every height up to the lowest head has one hash on all four nodes.
     func assertAgreement(file: StaticString = #filePath, line: UInt = #line) {
         let top = nodes.map { $0.head()?.height ?? 0 }.min() ?? 0

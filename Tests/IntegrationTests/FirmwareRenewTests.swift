@@ -18,12 +18,7 @@ final class FirmwareRenewTests: FirmwareDevnetTestCase {
 
     func testBoardRenewsItsCertificateOnChainAndIsRefusedOnceRevoked() throws {
         try Harness.requireBoardToolchain(for: "firmware certificate renewal test")
-        let (device, _) = try makeChain(id: 4_082, name: "firmware-renew")
-        let coapPort = Harness.freePort(type: Int32(SOCK_DGRAM.rawValue))
-        try startDevnet(coapPort: coapPort)
-        XCTAssertTrue(
-            Harness.wait(60) { self.nodes.allSatisfy { ($0.head()?.height ?? 0) >= 5 } },
-            "the devnet did not start: \(nodes.map { $0.head()?.height ?? 0 })")
+        let (device, coapPort) = try startChainAndDevnet(id: 4_082, name: "firmware-renew")
         let node2 = ["--node", "http://127.0.0.1:\(nodes[1].port)"]
         let node4 = "http://127.0.0.1:\(nodes[3].port)"
         let ops = path("keys/app-user-incentive.key")
@@ -129,10 +124,5 @@ final class FirmwareRenewTests: FirmwareDevnetTestCase {
         XCTAssertTrue(log.contains("pay: submitted"), log)
         XCTAssertFalse(second.output.contains("pay: submitted"), second.output)
         assertAgreement()
-    }
-
-    func nonce(_ node: String, _ address: String) throws -> UInt64 {
-        let object = try Harness.json(try HTTPClient(baseURL: node, timeoutSeconds: 10), "/v1/accounts/\(address)")
-        return try XCTUnwrap(UInt64("\(object["nonce"] ?? "")"), "\(object)")
     }
 }

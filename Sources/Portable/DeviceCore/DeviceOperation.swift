@@ -144,13 +144,10 @@ public struct CertificateRenewalOrder: Equatable, Sendable {
     public let publicKey: PublicKey
     /// Seconds, within ``ShortLivedCertificate/lifetimes`` (the chain's bounds).
     public let lifetimeSeconds: UInt64
-    public var tipPerUnit: UInt64
-    /// Most the device pays per resource unit; nil: twice the next base fee plus the tip.
-    public var maxFeePerUnit: UInt64?
-    public var auxRandom: Bytes32
-    public var finalityMillis: UInt32
+    /// The publication's fee terms, in the form the session signs every transaction of its own with.
+    let terms: PaymentOrder
 
-    /// Nil when the lifetime is one the chain refuses.
+    /// Nil when the lifetime is one the chain refuses. `maxFeePerUnit` nil: twice the next base fee plus the tip.
     public init?(
         publicKey: PublicKey, lifetimeSeconds: UInt64, tipPerUnit: UInt64 = 1, maxFeePerUnit: UInt64? = nil,
         auxRandom: Bytes32 = .zero, finalityMillis: UInt32 = 30_000
@@ -158,14 +155,7 @@ public struct CertificateRenewalOrder: Equatable, Sendable {
         guard ShortLivedCertificate.lifetimes.contains(lifetimeSeconds) else { return nil }
         self.publicKey = publicKey
         self.lifetimeSeconds = lifetimeSeconds
-        self.tipPerUnit = tipPerUnit
-        self.maxFeePerUnit = maxFeePerUnit
-        self.auxRandom = auxRandom
-        self.finalityMillis = finalityMillis
-    }
-
-    var terms: PaymentOrder {
-        PaymentOrder(
+        terms = PaymentOrder(
             recipient: .init(raw: .zero), amount: 0, tipPerUnit: tipPerUnit, maxFeePerUnit: maxFeePerUnit,
             auxRandom: auxRandom, finalityMillis: finalityMillis)
     }
