@@ -13,8 +13,8 @@
 //   7        transport: no answer, a reset, an error code, a protocol violation, a body over the buffer
 //   8        an answer did not decode as the payload its resource promises
 //   9        the provisioned trust anchor itself does not decode (a build problem)
-//   10       the gateway refused the payment and the chain agrees: its nonce unused, or used by another
-//            transaction (the gateway's code is printed)
+//   10       the gateway refused the payment (a claim, a certificate's publication) and the chain agrees: its
+//            nonce unused, or used by another transaction (the gateway's code is printed, e.g. issuerNotValid)
 //   11       the account proof was refused
 //   12       the inclusion proof was refused
 //   13       answers that each decode but contradict each other (a root, an id, a receipt for another transaction)
@@ -32,6 +32,8 @@
 //   85       the gateway serves another chain (its genesis block is not the provisioned one)
 //   88       the claim app's HTLC is not this device's to claim with its secret (not open, another recipient's,
 //            expired, locked to another hash, or unknown): nothing was signed
+//   89       the peer app's peer does not verify: its certificate is unknown, revoked (or under a revoked
+//            ancestor), expired, not valid yet, its chain is broken, or it ends at another root than the operator's
 // where r is the LightClientError (see refusalCode): each refusal has its own status.
 #if FIRMWARE_SYNC
     import AmarsCodec
@@ -576,19 +578,21 @@
         }
         let headHeight = syncPhase(&link, &slots)
         #if FIRMWARE_PEER
+            // A peer check needs no key of the device's own.
             peerPhase(&link, &slots)  // Peer.swift
+        #else
+            if !provisionedDeviceSecret.isEmpty {
+                #if FIRMWARE_PAYCODE
+                    paycodePhase(&link, &slots)  // Paycode.swift
+                #elseif FIRMWARE_CLAIM
+                    claimPhase(&link, &slots)  // Claim.swift
+                #elseif FIRMWARE_RENEW
+                    renewPhase(&link, &slots, after: headHeight)  // Renew.swift
+                #else
+                    payPhase(&link, &slots, after: headHeight)
+                #endif
+            }
         #endif
-        if !provisionedDeviceSecret.isEmpty {
-            #if FIRMWARE_PAYCODE
-                paycodePhase(&link, &slots)  // Paycode.swift
-            #elseif FIRMWARE_CLAIM
-                claimPhase(&link, &slots)  // Claim.swift
-            #elseif FIRMWARE_RENEW
-                renewPhase(&link, &slots, after: headHeight)  // Renew.swift
-            #else
-                payPhase(&link, &slots, after: headHeight)
-            #endif
-        }
         board_exit(0)
     }
 

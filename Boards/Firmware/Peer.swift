@@ -1,10 +1,12 @@
 // The peer-checking app (FIRMWARE_APP=peer): a device that trusts a peer (a controller, a hub, another lock) only
 // while the peer's certificate verifies on chain (SPEC "Device identity"). It is provisioned with the id of the
-// peer's certificate (PEER_CERT), as pairing would hand it over; DeviceCore's `certificate` operation (the same one
+// peer's certificate (PEER_CERT), as pairing would hand it over, and with the id of the operator's root (PEER_ROOT):
+// anyone may anchor a root on chain, so a chain that ends at another root is refused. DeviceCore's `certificate`
+// operation (the same one
 // `amars device cert` runs) proves the certificate's record and every ancestor's up to the root against a header
 // no older than the verified head, checks their signatures and links, and judges their standing at that header's
 // time. A peer that does not verify (unknown, revoked or under a revoked ancestor, expired, not valid yet, a broken
-// chain) is refused: exit status 89 with the reason.
+// chain, another root) is refused: exit status 89 with the reason.
 //
 // The check is one measured interval for the instruction counter (`make -C Boards sync SYNC_COUNT=1`), with every
 // exchange and wait on the link left out.
@@ -23,8 +25,8 @@
     @inline(never)
     func peerPhase(_ link: inout BoardLink, _ slots: inout StateSlots<BoardStorage>) {
         board_stack_reset_peak()
-        guard let id = Bytes32(provisionedPeerCertificate) else {
-            fail(Status.badProvisioning, "no peer provisioned: PEER_CERT")
+        guard let id = Bytes32(provisionedPeerCertificate), let root = Bytes32(provisionedPeerRoot) else {
+            fail(Status.badProvisioning, "no peer provisioned: PEER_CERT and PEER_ROOT")
         }
         Console.write("peer: checking certificate ")
         Console.hex(id.bytes)
@@ -44,9 +46,13 @@
         saveTrustedState(&slots, session.trusted!)
         Console.memory(stackPeak: payStackPeak, " (the deepest step)")
         switch proven.standing {
-        case .valid?:
-            Console.line("peer: TRUSTED (valid, every ancestor valid)")
+        case .valid? where proven.root == root:
+            Console.line("peer: TRUSTED (valid, every ancestor valid, under the operator's root)")
             return
+        case .valid?:
+            Console.write("peer: REFUSED: valid, but under another root ")
+            Console.hex(proven.root?.bytes ?? [])
+            Console.newline()
         case nil:
             Console.line("peer: REFUSED: no certificate has that id")
         case .revoked(_, let height)?:

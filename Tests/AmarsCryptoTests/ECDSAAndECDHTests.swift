@@ -38,6 +38,10 @@ final class ECDSAAndECDHTests: XCTestCase {
             let der = key.signECDSA(digest: digest)
             XCTAssertEqual(der, encodeDER(r: hex(v.r), s: hex(v.s)), v.key)
             XCTAssertTrue(key.publicKey.verifyECDSA(derSignature: der, digest: digest))
+            // The board's signer, without the generator table, gives the published signature too.
+            XCTAssertEqual(
+                TablelessECDSA.sign(secret: key.secret, publicKey: key.publicKey, digest: digest),
+                encodeDER(r: hex(v.r), s: hex(v.s)), v.key)
         }
         // Key 1's public key is the generator.
         let one = try PrivateKey(bytes: Bytes32(w0: 0, w1: 0, w2: 0, w3: 1))

@@ -102,7 +102,8 @@ final class CertificateSessionTests: XCTestCase {
 
     /// The renewal the board, `amars device renew` and the simulator share: the device signs a certificate for its
     /// fresh key dated by the verified head, publishes it from its own account and proves it final; the chain then
-    /// holds it valid under the device's certificate. Once the root revokes the device, a renewal fails on chain.
+    /// holds it valid under the device's certificate. Once the root revokes the device, the gateway refuses its renewal
+    /// with the chain's reason and nothing is spent.
     func testTheDeviceRenewsItsShortLivedCertificateAndARevokedDeviceCannot() throws {
         let f = try CoAPFixture(epochLength: 4, start: false)
         defer { f.close() }
@@ -152,6 +153,7 @@ final class CertificateSessionTests: XCTestCase {
         }
         XCTAssertEqual(proven.standing, .valid)
         XCTAssertEqual(proven.account, CoAPFixture.address(freshKey))
+        XCTAssertEqual(proven.root, root.id)
         // The order of the renewal's requests: head, the account, the publication, its proof.
         let renewal = link.requests.map(\.resource).filter { $0 != .headers }.drop { $0 != .head }
         XCTAssertEqual(Array(renewal.prefix(4)), [.head, .accountProof, .transaction, .txProof])

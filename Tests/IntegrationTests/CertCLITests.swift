@@ -113,7 +113,16 @@ final class CertCLITests: CLITestCase {
                 .status, 0)
         let renewedInspect = try ok(["cert", "inspect", renewedPEM])
         XCTAssertTrue(renewedInspect.contains("subject     \(lockAddress)"), renewedInspect)
-        XCTAssertTrue(try ok(["device", "cert", renewedPEM] + device).contains("certificate VALID"))
+        XCTAssertTrue(
+            try ok(["device", "cert", renewedPEM, "--root", "\(pki)/root.pem"] + device).contains("certificate VALID"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(pki)/lock1/renewed/key.pending"))
+        // Anyone may anchor a root: under another root than the operator's, the same valid chain is refused.
+        try ok([
+            "cert", "ca", "init", "--key", stranger, "--name", "Stranger root", "--out", path("other"), "--no-publish",
+        ])
+        let otherRoot = try Harness.amars(["device", "cert", renewedPEM, "--root", path("other/root.pem")] + device)
+        XCTAssertEqual(otherRoot.status, 3, otherRoot.output + otherRoot.error)
+        XCTAssertTrue(otherRoot.output.contains("another root"), otherRoot.output)
         try refused(
             [
                 "device", "renew", "--device-key", ops, "--device-cert", "\(pki)/lock1/device.pem", "--out",
@@ -142,7 +151,8 @@ final class CertCLITests: CLITestCase {
                 "device", "renew", "--device-key", lock, "--device-cert", "\(pki)/lock1/device.pem", "--lifetime",
                 "1h", "--out", path("again2"),
             ] + device, "issuerNotValid")
-        XCTAssertFalse(FileManager.default.fileExists(atPath: path("again2")))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path("again2/key")))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path("again2/key.pending")))
         // Garbage is refused with the reason, and an unknown id says so.
         FileManager.default.createFile(atPath: path("junk.pem"), contents: Data("not a certificate".utf8))
         try refused(["cert", "inspect", path("junk.pem")], "not a certificate of the chain's profile")

@@ -90,9 +90,12 @@ final class FirmwareRenewTests: FirmwareDevnetTestCase {
 
         // A peer board (FIRMWARE_APP=peer) provisioned with that certificate's id trusts it: every record up to the
         // root proven on chain and valid at a verified header's time.
+        let inspected = try Harness.amars(["cert", "inspect", "\(pki)/root.pem"])
+        let rootID = try XCTUnwrap(inspected.output.firstMatch(of: #/id +([0-9a-f]{64})/#).map { String($0.1) })
         let peer = [
             "-C", Self.boards, "BOARD=qemu-mps2-an386", "FIRMWARE_APP=peer", "GENESIS=\(path("genesis.json"))",
-            "HOST_BUILD=\(Harness.binDirectory.path)", "PEER_CERT=\(id)", "STORAGE_DIR=\(path("peer-flash"))",
+            "HOST_BUILD=\(Harness.binDirectory.path)", "PEER_CERT=\(id)", "PEER_ROOT=\(rootID)",
+            "STORAGE_DIR=\(path("peer-flash"))",
         ]
         let peerBuild = try Harness.run("/usr/bin/env", ["make"] + peer + ["sync-firmware"], timeout: 1800)
         guard peerBuild.status == 0 else {
@@ -102,13 +105,17 @@ final class FirmwareRenewTests: FirmwareDevnetTestCase {
         print(trusted.output)
         XCTAssertEqual(trusted.status, 0, trusted.output.suffix(6000).description)
         XCTAssertTrue(trusted.output.contains("peer: TRUSTED"), trusted.output)
+        XCTAssertTrue(trusted.output.contains("under the operator's root"), trusted.output)
         let peerWork = try String(
             contentsOfFile: Self.boards + "/build/qemu-mps2-an386/peer/count.txt", encoding: .utf8
         ).matches(of: #/interval \d+: (\d+)/#).map { UInt64($0.1)! }.reduce(0, +)
         print("peer: \(peerWork) instructions of device work (QEMU count)")
 
         // The root revokes the device: the same image is refused by the gateway, with nothing spent.
-        try amars(["cert", "revoke", "--key", ops, "--cert", "\(pki)/board/device.pem", "--wait"] + node2)
+        let revoke = try Harness.amars(
+            ["cert", "revoke", "--key", ops, "--cert", "\(pki)/board/device.pem", "--wait"] + node2)
+        XCTAssertEqual(revoke.status, 0, revoke.output + revoke.error)
+        let revokedAt = try XCTUnwrap(revoke.output.firstMatch(of: #/final in block (\d+)/#).map { String($0.1) })
         let nonceBefore = try nonce(node4, device)
         let second = try boot(make, coapPort)
         XCTAssertTrue(second.output.contains("firmware exit status 10"), second.output.suffix(4000).description)
@@ -119,8 +126,9 @@ final class FirmwareRenewTests: FirmwareDevnetTestCase {
         XCTAssertTrue(
             refusedPeer.output.contains("firmware exit status 89"), refusedPeer.output.suffix(4000).description)
         XCTAssertNotNil(
-            refusedPeer.output.range(of: #"peer: REFUSED: revoked at height \d+"#, options: .regularExpression),
-            refusedPeer.output)
+            refusedPeer.output.range(
+                of: #"peer: REFUSED: revoked at height \#(revokedAt)\b"#, options: .regularExpression),
+            "not revoked at block \(revokedAt): \(refusedPeer.output)")
         XCTAssertTrue(log.contains("pay: submitted"), log)
         XCTAssertFalse(second.output.contains("pay: submitted"), second.output)
         assertAgreement()

@@ -672,7 +672,7 @@ func parseLifetime(_ text: String) throws -> UInt64 {
         throw ValidationError("--lifetime must be a duration like 30m or 24h")
     }
     let seconds = n * unit
-    guard seconds >= 300, seconds <= 86_400 else {
+    guard ShortLivedCertificate.lifetimes.contains(seconds) else {
         throw ValidationError("--lifetime must be 5m to 24h (short-lived certificates); got \(text)")
     }
     return seconds

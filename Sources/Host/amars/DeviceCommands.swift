@@ -207,19 +207,26 @@ struct DeviceCommand: ParsableCommand {
                 The device session verifies the head, then proves the records of the certificate and of each \
                 ancestor up to its root against a header no older than it (or the id's absence), checks their \
                 signatures and links, and judges the status at that header's time. Exit 0 when valid, 2 when no \
-                certificate has the id, 3 when it is revoked, expired, not yet valid or its chain is broken.
+                certificate has the id, 3 when it is revoked, expired, not yet valid, its chain is broken or (with \
+                --root) it ends at another root.
 
                 Example:
-                  amars device cert pki/lock1/short/cert.pem --coap coap://127.0.0.1:5683 --genesis data/genesis.json
+                  amars device cert pki/lock1/short/cert.pem --root pki/root.pem --coap coap://127.0.0.1:5683 \\
+                    --genesis data/genesis.json
                 """)
 
         @Argument(help: "A certificate file (PEM or DER), or its id (64 hex digits).")
         var certificate: String
 
+        @Option(
+            help: "The operator's root (file or id): anyone may anchor a root, so a chain ending elsewhere is refused.")
+        var root: String?
+
         @OptionGroup var options: DeviceOptions
 
         func run() throws {
             let id = try certificateID(fileOrID: certificate)
+            let expectedRoot = try root.map { try certificateID(fileOrID: $0) }
             var session = try options.open()
             let proven = try session.verifiedCertificate(id)
             try session.save()
@@ -230,7 +237,11 @@ struct DeviceCommand: ParsableCommand {
             }
             if let account = proven.account { print("account     \(account.bech32)") }
             print("proven      every record of its chain checked against the state root of \(at)")
+            if let root = proven.root { print("root        \(Hex.encode(root.bytes))") }
             switch standing {
+            case .valid where expectedRoot != nil && proven.root != expectedRoot:
+                print("certificate NOT VALID: its chain ends at another root than --root")
+                throw ExitCode(3)
             case .valid:
                 print("certificate VALID at \(isoTime(proven.header.timestamp / 1000))")
             case .notYetValid(let c), .expired(let c), .broken(let c):
@@ -259,8 +270,9 @@ struct DeviceCommand: ParsableCommand {
                 long-lived key (dated by the head's time, not the host's clock), proves the device's account, signs \
                 and submits the publication from it and proves it final and successful. The board's renew app runs \
                 the same operation. Only then are the fresh key and certificate written to OUT (key, key.pem, \
-                cert.pem, chain.pem), as `amars cert issue` writes them. A device whose own certificate is revoked or \
-                expired is refused with the chain's reason (issuerNotValid), and nothing is written.
+                cert.pem, chain.pem), as `amars cert issue` writes them; until then the fresh key waits in OUT/key.pending, \
+                so a renewal that lands after the command gave up keeps its key. A device whose own certificate is \
+                revoked or expired is refused with the chain's reason (issuerNotValid), and nothing is kept.
 
                 Example:
                   amars device renew --device-key lock1.key --device-cert pki/lock1/device.pem --lifetime 1h \\
@@ -281,7 +293,20 @@ struct DeviceCommand: ParsableCommand {
                     finalityMillis: signing.finalityMillis)
             else { throw ValidationError("--lifetime must be 5m to 24h") }
             var session = try options.open()
-            let outcome = try session.run(.renew(order), wallet: DeviceWallet(key: deviceKey, nextNonce: 0))
+            // The fresh key is on disk before its certificate can reach the chain: a renewal that is submitted but
+            // not proven final (a dropped link, a slow chain) may still land, and its key must not be lost.
+            let pending = URL(fileURLWithPath: shortLived.out).appendingPathComponent("key.pending").path
+            do {
+                try FileManager.default.createDirectory(atPath: shortLived.out, withIntermediateDirectories: true)
+                try? FileManager.default.removeItem(atPath: pending)
+                try KeyFile.write(fresh, to: pending)
+            } catch { throw CLIError("cannot write the fresh key to \(pending): \(error)") }
+            let outcome: DeviceOutcome
+            do { outcome = try session.run(.renew(order), wallet: DeviceWallet(key: deviceKey, nextNonce: 0)) } catch {
+                let refused = (error as? CLIError)?.description.contains("the transaction was refused") ?? false
+                if refused { try? FileManager.default.removeItem(atPath: pending) }
+                throw error
+            }
             guard case .renewed(let renewed) = outcome else { throw CLIError("unexpected outcome \(outcome)") }
             try session.save()
             let short: DeviceCertificate
@@ -290,6 +315,7 @@ struct DeviceCommand: ParsableCommand {
             }
             DeviceRun.printFinal(renewed.payment.inclusion)
             try writeShortLived(short, key: fresh, device: device, out: shortLived.out)
+            try? FileManager.default.removeItem(atPath: pending)
         }
     }
 

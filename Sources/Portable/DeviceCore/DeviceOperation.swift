@@ -297,6 +297,9 @@ public struct VerifiedCertificate: Equatable, Sendable {
     /// The account of the certificate's key (its subject key identifier).
     public let account: Address?
     public let header: TrustedHeader
+    /// The id of the root the chain ends at. Anyone may anchor a root, so a device trusts a peer only under the
+    /// root it was provisioned with (the operator's).
+    public var root: Bytes32? = nil
 
     public var isValid: Bool { standing == .valid }
 }

@@ -1255,7 +1255,7 @@ public struct DeviceSession: Sendable {
             let account = (try? DeviceCertificate(der: chain[0].record.der))?.fields.subjectKeyID
             return VerifiedCertificate(
                 id: id, standing: CertificateStanding.of(chain, time: header.timestamp / 1000), account: account,
-                header: header)
+                header: header, root: chain[chain.count - 1].id)
         }
 
         /// The records proven from `id` up to a root, or nil when the state proves no certificate has the id. The
