@@ -18,14 +18,62 @@
     /// The mark tag of the renewal's interval.
     let renewMark: UInt32 = 0xCE27
 
+    /// What the board keeps of its last renewal, in two slots after the trusted state's: the counter its fresh key
+    /// was derived for (so the key can be derived again after a power cycle, for the device's TLS) and the
+    /// certificate's id. A counter is never used twice: the next one is past both the head and the last.
+    struct RenewalRecord: CanonicalCodable {
+        var counter: UInt64
+        var certificate: Bytes32
+
+        init(counter: UInt64, certificate: Bytes32) {
+            self.counter = counter
+            self.certificate = certificate
+        }
+
+        func encode(to writer: inout ByteWriter) {
+            writer.writeVarint(counter)
+            writer.write(certificate)
+        }
+
+        init(from reader: inout ByteReader) throws(CodecError) {
+            counter = try reader.readVarint()
+            certificate = try reader.readBytes32()
+        }
+    }
+
+    typealias RenewalSlots = RecordSlots<BoardStorage, RenewalRecord>
+
     @inline(never)
     func renewPhase(_ link: inout BoardLink, _ slots: inout StateSlots<BoardStorage>, after headHeight: UInt64) {
         board_stack_reset_peak()
         let wallet = provisionedWallet()
         session.setWallet(wallet)
-        // A board has no random source: its fresh key is HKDF-Expand of its secret for the height it renews after,
-        // a new key at each renewal that only this device can derive again.
-        let fresh = ShortLivedCertificate.freshKey(deviceSecret: wallet.key.secret, counter: headHeight)
+        var renewals: RenewalSlots
+        do {
+            renewals = try RenewalSlots(
+                storage: BoardStorage(), baseOffset: 2 * StateSlots<BoardStorage>.slotSize,
+                binding: Bytes32(provisionedGenesisHash))
+        } catch {
+            Console.line("storage: the board's region cannot hold the renewal slots (32 KiB needed)")
+            fail(StorageStatus.saveFailed, "storage")
+        }
+        let last = try? renewals.load()
+        if let last {
+            // The key of the certificate in use, derived again: what the device's TLS presents until the next one.
+            Console.write("renew: last certificate ")
+            Console.hex(last.certificate.bytes)
+            Console.write(", its key (counter ")
+            Console.decimal(last.counter)
+            Console.write(") ")
+            Console.hex(
+                ShortLivedCertificate.freshKey(deviceSecret: wallet.key.secret, counter: last.counter).publicKey
+                    .compressed)
+            Console.newline()
+        }
+        // A board has no random source: its fresh key is HKDF-Expand of its secret for a counter, the height it renews
+        // after unless its last renewal used that one already: a new key each time that only this device can derive.
+        let counter = max(headHeight, (last?.counter ?? 0) &+ 1)
+        let fresh = ShortLivedCertificate.freshKey(deviceSecret: wallet.key.secret, counter: counter)
         let aux = Bytes32(w0: UInt64(board_millis()), w1: UInt64(link.link.requests), w2: 0, w3: 0)
         guard
             let order = CertificateRenewalOrder(
@@ -59,6 +107,10 @@
         Console.decimal(link.link.requests &- requestsBefore)
         Console.line(" requests")
         stepDone()
+        do { try renewals.store(RenewalRecord(counter: counter, certificate: renewed.id)) } catch {
+            Console.line("storage: saving the renewal failed")
+            fail(StorageStatus.saveFailed, "storage")
+        }
         Console.line("renew: RENEWED")
         let (newHead, _) = syncToHead(&session, &link)
         saveTrustedState(&slots, session.trusted!)

@@ -120,6 +120,13 @@ final class FirmwareRenewTests: FirmwareDevnetTestCase {
         let second = try boot(make, coapPort)
         XCTAssertTrue(second.output.contains("firmware exit status 10"), second.output.suffix(4000).description)
         XCTAssertTrue(second.output.contains("issuerNotValid"), second.output.suffix(4000).description)
+        // Power-cycled, the board found its last renewal in flash and derived the same key again (its TLS key).
+        XCTAssertNotNil(
+            second.output.range(
+                of: #"renew: last certificate \#(id), its key \(counter \d+\) \#(freshKey)"#,
+                options: .regularExpression),
+            second.output.suffix(4000).description)
+        XCTAssertFalse(log.contains("renew: last certificate"), "a first boot has no saved renewal")
         XCTAssertEqual(try nonce(node4, device), nonceBefore, "the refused renewal was included")
         // And the peer refuses the certificate it trusted: it fell with the device's, at the revoking block.
         let refusedPeer = try boot(peer, coapPort)
