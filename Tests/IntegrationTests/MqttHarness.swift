@@ -218,7 +218,9 @@ final class MqttTool: @unchecked Sendable {
             guard let self, !data.isEmpty else { return }
             self.lock.withLock { self.output.append(data) }
         }
-        try process.run()
+        // A child inherits the spawning thread's signal mask, and threads of this process block SIGTERM (the
+        // gateway's service lifecycle waits for it): without this the tool ignores `terminate()`.
+        try BrokerProcess.withSignalsUnblocked { try process.run() }
     }
 
     deinit { terminate() }
@@ -240,10 +242,13 @@ final class MqttTool: @unchecked Sendable {
     }
 
     func terminate() {
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
+        guard process.isRunning else { return }
+        process.terminate()
+        // Not gone after a grace period (a blocked SIGTERM): killed, so a test never waits on it forever.
+        if (try? mqttWaitUntil("exit", timeout: 3) { !process.isRunning }) == nil {
+            kill(process.processIdentifier, SIGKILL)
         }
+        process.waitUntilExit()
     }
 
     /// The payloads of lines on `topic`, hex-decoded.
