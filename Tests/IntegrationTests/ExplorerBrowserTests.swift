@@ -160,7 +160,8 @@ final class ExplorerBrowserTests: CLITestCase {
             [
                 #"print:document.getElementById("balance").innerText"#,
                 #"print:(window.loadedOnce = "marker", "loaded")"#,
-                ##"wait:document.querySelectorAll("#activity tr[data-id]").length >= 1"##,
+                // The row and the balance come from two fetches on the same event: wait for both.
+                ##"wait:document.querySelectorAll("#activity tr[data-id]").length >= 1 && document.getElementById("balance").innerText !== "3 AMSC""##,
                 ##"print:[window.loadedOnce, document.querySelector("#activity tr[data-id]").dataset.id, document.querySelector("#activity tr[data-id]").dataset.head, document.getElementById("balance").innerText]"##,
             ]
         ) { line in
