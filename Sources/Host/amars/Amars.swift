@@ -107,9 +107,12 @@ struct CLIError: Error, CustomStringConvertible {
     var description: String
     /// The exit status (1 unless a script should be able to tell this failure apart).
     var exitStatus: Int32
-    init(_ description: String, exitStatus: Int32 = 1) {
+    /// The typed failure behind the line, when a caller may act on its case.
+    var cause: (any Error)?
+    init(_ description: String, exitStatus: Int32 = 1, cause: (any Error)? = nil) {
         self.description = description
         self.exitStatus = exitStatus
+        self.cause = cause
     }
 }
 

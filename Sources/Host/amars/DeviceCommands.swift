@@ -303,8 +303,10 @@ struct DeviceCommand: ParsableCommand {
             } catch { throw CLIError("cannot write the fresh key to \(pending): \(error)") }
             let outcome: DeviceOutcome
             do { outcome = try session.run(.renew(order), wallet: DeviceWallet(key: deviceKey, nextNonce: 0)) } catch {
-                let refused = (error as? CLIError)?.description.contains("the transaction was refused") ?? false
-                if refused { try? FileManager.default.removeItem(atPath: pending) }
+                // Refused by the gateway, with the chain confirming its nonce unused: that key is never needed.
+                if case .device(.transactionRefused)? = (error as? CLIError)?.cause as? DeviceSyncError {
+                    try? FileManager.default.removeItem(atPath: pending)
+                }
                 throw error
             }
             guard case .renewed(let renewed) = outcome else { throw CLIError("unexpected outcome \(outcome)") }
@@ -840,9 +842,10 @@ struct DeviceRun {
     private func failure(_ error: DeviceSyncError) -> CLIError {
         let gateway = "coap://\(client.configuration.host):\(client.configuration.port)"
         guard error.isVerificationFailure else {
-            return CLIError("gateway \(gateway): \(error)", exitStatus: error.exitStatus)
+            return CLIError("gateway \(gateway): \(error)", exitStatus: error.exitStatus, cause: error)
         }
-        return CLIError("NOT VERIFIED: data from \(gateway) refused: \(error)", exitStatus: error.exitStatus)
+        return CLIError(
+            "NOT VERIFIED: data from \(gateway) refused: \(error)", exitStatus: error.exitStatus, cause: error)
     }
 
     func printHead(_ head: TrustedHeader) {
