@@ -42,7 +42,11 @@ ALICE=$("$BIN/amars" address --key "$DATA/keys/alice.key")
 for i in $(seq 1 $N); do
     dir="$DATA/node-$i"
     mkdir -p "$dir"
-    [ -f "$dir/node.yaml" ] && continue
+    if [ -f "$dir/node.yaml" ]; then
+        # A devnet made before the broker followed revocations: node 1 gets the broker's directory too.
+        if [ "$i" = 1 ] && ! grep -q '^broker_dir:' "$dir/node.yaml"; then echo "broker_dir: $DATA/broker" >>"$dir/node.yaml"; fi
+        continue
+    fi
     {
         echo "data: $dir"
         echo "genesis: $DATA/genesis.json"
@@ -53,6 +57,8 @@ for i in $(seq 1 $N); do
             echo "coap: { host: 127.0.0.1, port: $COAP_PORT }"
             echo "mqtt: 127.0.0.1:$MQTT_PORT"
             echo "mqtt_credentials: $DATA/broker/gateway.credentials"
+            # The broker's TLS listener denies a device from the block that revokes its certificate.
+            echo "broker_dir: $DATA/broker"
         fi
         echo "consensus: { blockInterval: 1000, proposeTimeout: 2000, prepareTimeout: 1000, commitTimeout: 1000 }"
         echo "log: info"

@@ -200,4 +200,41 @@ final class CertificateRulesTests: ReplicatedChainTestCase {
         XCTAssertEqual(standing(leaf), .expired(leaf.id))
         XCTAssertEqual(standing(device), .valid)
     }
+
+    /// What a broker is told to deny: the accounts whose device certificate is revoked at the head, by its own
+    /// revocation or an ancestor's (a hub's falls on the devices under it), and nobody else; the counter a watcher
+    /// reads moves only with blocks that change a certificate.
+    func testRevokedDeviceAccountsFollowAncestors() throws {
+        let hubKey = TestChain.key(610)
+        let childKey = TestChain.key(611)
+        let hubName = Array(TestChain.address(hubKey).bech32.utf8)
+        let hub = certificate(
+            key: hubKey, signer: rootKey, issuerName: rootName, subjectName: hubName, ca: true, pathLength: 1,
+            lifetime: 1 << 28, serial: 2)
+        let child = certificate(
+            key: childKey, signer: hubKey, issuerName: hubName,
+            subjectName: Array(TestChain.address(childKey).bech32.utf8), ca: true, pathLength: 0, lifetime: 1 << 28)
+        try send(rootKey, publish(root))
+        try block()
+        for c in [device, hub, child] {
+            try send(rootKey, publish(c))
+            try block()
+        }
+        XCTAssertEqual(standing(child), .valid)
+        XCTAssertEqual(node.revokedDeviceAccounts(), [])
+        let before = node.status.certificateBlocks
+        try send(t.funded[3], .transfer(Transfer(to: TestChain.address(hubKey), amount: 1)))
+        try block()
+        XCTAssertEqual(node.status.certificateBlocks, before, "a block of transfers changed no certificate")
+
+        try send(rootKey, .certificateRevoke(CertificateRevoke(certificateID: hub.id, reason: 1)))
+        try block()
+        XCTAssertEqual(node.status.certificateBlocks, before + 1)
+        let expected = [TestChain.address(hubKey), TestChain.address(childKey)].sorted {
+            $0.raw.bytes.lexicographicallyPrecedes($1.raw.bytes)
+        }
+        XCTAssertEqual(node.revokedDeviceAccounts(), expected)
+        XCTAssertFalse(node.revokedDeviceAccounts().contains(TestChain.address(deviceKey)))
+        XCTAssertEqual(replica.revokedDeviceAccounts(), expected)
+    }
 }

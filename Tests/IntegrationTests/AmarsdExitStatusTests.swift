@@ -59,6 +59,16 @@ final class AmarsdExitStatusTests: CLITestCase {
                 "run", "--data", path("plain-file"), "--genesis", path("a/genesis.json"), "--validator-key",
                 path("a/keys/validator.key"), "--http-port", "0", "--no-coap",
             ], 74, "amarsd: the data directory \(path("plain-file")) is a file")
+        // Storage: the broker's directory for the deny list is a file.
+        try "gateway 0123456789abcdef\n".write(toFile: path("login"), atomically: true, encoding: .utf8)
+        try expect(
+            [
+                "run", "--data", path("a"), "--http-port", "0", "--no-coap", "--mqtt", "127.0.0.1:1",
+                "--mqtt-credentials", path("login"), "--broker-dir", path("plain-file"),
+            ], 74, "amarsd: cannot write the broker's deny list")
+        try expect(
+            ["run", "--config", path("solo.yaml"), "--broker-dir", path("b")], 78,
+            "'broker_dir' (--broker-dir) needs 'mqtt'")
 
         // Unavailable: the HTTP port is taken by a running node.
         let running = try Harness.startDaemon(data: dir.appendingPathComponent("a"), blockInterval: 100)

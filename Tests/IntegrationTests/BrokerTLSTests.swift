@@ -162,6 +162,94 @@ final class BrokerTLSTests: CLITestCase {
                 ] + device, said)
         }
     }
+    /// A gateway given the broker's directory (`--broker-dir`) denies there a device from the block that revokes
+    /// its certificate: before, the lock's `mosquitto_pub` (MQTT 5, so a refusal comes back as a reason code) is
+    /// taken; once `amars cert revoke` is final at height N, the same command is refused "Not authorized" while
+    /// the head is still at N or N + 1, and stays refused after the broker restarts. Its sibling under the same root
+    /// is never refused.
+    func testARevokedDeviceIsDeniedByTheBrokerWithinOneBlock() throws {
+        try ok(["genesis", "new", "--out", path("genesis.json"), "--keys", path("keys"), "--epoch-length", "10"])
+        let ops = path("keys/app-user-incentive.key")
+        let pki = path("pki")
+        try ok(["cert", "ca", "init", "--key", ops, "--name", "Fleet root", "--out", pki, "--no-publish"])
+        try ok([
+            "cert", "server", "--ca-key", ops, "--ca-cert", "\(pki)/root.pem", "--ip", "127.0.0.1", "--out",
+            "\(pki)/broker",
+        ])
+        let (broker, tlsPort) = try tlsBroker(pki)
+        defer { broker.stop(signal: SIGTERM) }
+        let daemon = try Harness.startDaemon(
+            data: dir, blockInterval: 1000,
+            arguments: [
+                "--mqtt", "127.0.0.1:\(broker.port)", "--mqtt-credentials", broker.credentialsPath, "--broker-dir",
+                broker.directory.path,
+            ])
+        defer { daemon.stop() }
+        tlsEnvironment["OPENSSL_CONF"] = broker.openSSLConfigPath
+        let node = ["--node", daemon.url]
+        try ok(["cert", "publish", "--key", ops, "\(pki)/root.pem", "--wait"] + node)
+        var accounts: [String: String] = [:]
+        for name in ["lock", "bulb"] {
+            let key = path("\(name).key")
+            try ok(
+                [
+                    "cert", "enroll", "--ca-key", ops, "--ca-cert", "\(pki)/root.pem", "--device-key", key, "--out",
+                    "\(pki)/\(name)", "--wait",
+                ] + node)
+            try ok([
+                "cert", "issue", "--device-key", key, "--device-cert", "\(pki)/\(name)/device.pem", "--lifetime", "1h",
+                "--out", "\(pki)/\(name)/short", "--no-publish",
+            ])
+            accounts[name] = try ok(["address", "--key", key]).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        func publish(_ name: String) throws -> String {
+            try run(
+                "/usr/bin/mosquitto_pub",
+                [
+                    "-V", "5", "-h", "127.0.0.1", "-p", "\(tlsPort)", "--cafile", "\(pki)/root.pem", "--cert",
+                    "\(pki)/\(name)/short/chain.pem", "--key", "\(pki)/\(name)/short/key.pem", "-q", "1", "-t",
+                    "amars/v1/tx/\(accounts[name]!)", "-m", "x",
+                ]
+            ).output
+        }
+        for name in ["lock", "bulb"] {
+            let before = try publish(name)
+            XCTAssertFalse(before.contains("Not authorized"), before)
+        }
+        XCTAssertEqual(broker.denyList.accounts(), [])
+
+        let revoked = try ok(["cert", "revoke", "--key", ops, "--cert", "\(pki)/lock/device.pem", "--wait"] + node)
+        guard let range = revoked.range(of: #"final in block (\d+)"#, options: .regularExpression),
+            let height = UInt64(revoked[range].split(separator: " ").last!)
+        else { return XCTFail(revoked) }
+        var refusedAt: UInt64?
+        let deadline = Date().addingTimeInterval(5)
+        while refusedAt == nil, Date() < deadline {
+            if try publish("lock").contains("Not authorized") {
+                refusedAt = try headHeight(daemon.url)
+            } else {
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+        }
+        guard let refusedAt else { return XCTFail("the broker still serves the revoked lock") }
+        XCTAssertLessThanOrEqual(refusedAt, height + 1, "refused only at height \(refusedAt), revoked at \(height)")
+        XCTAssertEqual(broker.denyList.accounts().map(\.bech32), [accounts["lock"]!])
+        XCTAssertFalse(try publish("bulb").contains("Not authorized"))
+
+        // The broker reads the list again when it starts.
+        broker.stop(signal: SIGTERM)
+        try broker.start()
+        XCTAssertTrue(try publish("lock").contains("Not authorized"))
+        XCTAssertFalse(try publish("bulb").contains("Not authorized"))
+    }
+
+    func headHeight(_ url: String) throws -> UInt64 {
+        let head = try ok(["head", "--node", url])
+        guard let range = head.range(of: #"height\D*(\d+)"#, options: .regularExpression),
+            let h = UInt64(head[range].filter(\.isNumber))
+        else { throw NSError(domain: "head", code: 1, userInfo: [NSLocalizedDescriptionKey: head]) }
+        return h
+    }
 }
 
 /// What the TLS tests share: an operator's root and the broker's server certificate, made off chain (the broker

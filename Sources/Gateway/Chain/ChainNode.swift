@@ -178,6 +178,9 @@ public final class ChainNode: @unchecked Sendable {
         public var nextBaseFee: UInt64
         public var pending: Int
         public var accounts: Int
+        /// Blocks since this node started that changed a certificate record (a publish or a revocation): a
+        /// watcher of revocations (``revokedDeviceAccounts()``) looks again only when this moved.
+        public var certificateBlocks: UInt64 = 0
     }
 
     public var status: Status { board.withLock { $0 } }
@@ -186,7 +189,7 @@ public final class ChainNode: @unchecked Sendable {
     private func publishUnlocked() {
         let now = Status(
             head: headBlock.block.header, nextBaseFee: nextBaseFeeUnlocked, pending: mempool.count,
-            accounts: world.count)
+            accounts: world.count, certificateBlocks: certificateBlocks)
         board.withLock { $0 = now }
     }
 
@@ -557,6 +560,24 @@ public final class ChainNode: @unchecked Sendable {
     }
 
     private var certificatePolicy = false
+    private var certificateBlocks: UInt64 = 0
+
+    /// The accounts whose device certificate (the newest CA certificate of their key) is revoked at the head,
+    /// by its own revocation or an ancestor's, sorted: those a broker must no longer serve (SPEC "Device
+    /// identity"). The same standing ``requireDeviceCertificates`` judges by. Scans every device certificate, so
+    /// call it when ``Status/certificateBlocks`` moved, not per block.
+    public func revokedDeviceAccounts() -> [Address] {
+        locked {
+            let overlay = StateOverlay(base: world)
+            let time = headBlock.block.header.timestamp / 1000
+            return world.objects(in: .certificateKey).compactMap { entry -> Address? in
+                guard let raw = Bytes20(entry.id), let id = Bytes32(entry.value) else { return nil }
+                guard case .revoked = CertificateStanding.of(CertificateRules.chain(from: id, in: overlay), time: time)
+                else { return nil }
+                return Address(raw: raw)
+            }
+        }
+    }
 
     /// The standing of the device certificate of `account` (the newest CA certificate of its key) at the head's
     /// time; nil when it has none.
@@ -975,6 +996,7 @@ public final class ChainNode: @unchecked Sendable {
         if undoIfStoreFails == nil { world.apply(executed.changes) }
         headBlock = finalized
         pending = nil
+        if executed.changes.objects.keys.contains(where: { $0.namespace == .certificate }) { certificateBlocks += 1 }
         if finalized.block.header.height % genesis.epochLength == 0 {
             epochOutputs = []
             epochPayees = EpochPayees()

@@ -1,4 +1,5 @@
 import Foundation
+import Ledger
 
 #if canImport(Glibc)
     import Glibc
@@ -65,7 +66,7 @@ public final class BrokerProcess: @unchecked Sendable {
 
     public var configPath: String { directory.appendingPathComponent("mosquitto.conf").path }
     public var aclPath: String { directory.appendingPathComponent("acl").path }
-    public var tlsACLPath: String { directory.appendingPathComponent("acl-tls").path }
+    public var tlsACLPath: String { denyList.aclPath }
     /// OpenSSL's configuration for the TLS listener (``openSSLConfiguration``), given to mosquitto as
     /// `OPENSSL_CONF`; TLS clients of the broker use it too.
     public var openSSLConfigPath: String { directory.appendingPathComponent("openssl.cnf").path }
@@ -85,6 +86,9 @@ public final class BrokerProcess: @unchecked Sendable {
 
         """
     public var passwordPath: String { directory.appendingPathComponent("passwd").path }
+    /// The TLS listener's deny list, which a gateway keeps in step with the chain's revocations.
+    public var denyList: BrokerDenyList { BrokerDenyList(directory: directory) }
+    public var pidPath: String { denyList.pidPath }
     /// The gateway's login (``MqttCredentials``), generated once and kept with the broker's data.
     public var credentialsPath: String { directory.appendingPathComponent("gateway.credentials").path }
     public var logPath: String { directory.appendingPathComponent("mosquitto.log").path }
@@ -202,17 +206,24 @@ public final class BrokerProcess: @unchecked Sendable {
 
         """
 
-    /// The TLS listener's ACL: `%u` is the client certificate's subject, a device's account (`amsc1…`).
-    public static let deviceAccessControl = """
-        topic read amars/v1/head
-        topic read amars/v1/checkpoints/#
-        pattern write amars/v1/tx/%u
-        pattern read amars/v1/receipts/%u
-        pattern read amars/v1/cmd/%u
-        pattern write amars/v1/chan-out/%u
-        pattern read amars/v1/chan/%u
+    /// The TLS listener's ACL: `%u` is the client certificate's subject, a device's account (`amsc1…`). A device
+    /// whose certificate the chain revoked gets `topic deny #`, which mosquitto applies before any grant: it can
+    /// still complete a handshake with a certificate that has not expired, but can neither publish nor receive
+    /// anything, from the moment the broker reloads (connections already open included).
+    public static func deviceAccessControl(denying revoked: [Address] = []) -> String {
+        var text = """
+            topic read amars/v1/head
+            topic read amars/v1/checkpoints/#
+            pattern write amars/v1/tx/%u
+            pattern read amars/v1/receipts/%u
+            pattern read amars/v1/cmd/%u
+            pattern write amars/v1/chan-out/%u
+            pattern read amars/v1/chan/%u
 
-        """
+            """
+        for account in revoked { text += "\nuser \(account.bech32)\ntopic deny #\n" }
+        return text
+    }
 
     /// Writes the configuration, the ACL, the gateway's login (kept if it exists) and mosquitto's hashed password
     /// file for it: everything `mosquitto -c configPath` needs. Returns the gateway's login.
@@ -239,7 +250,8 @@ public final class BrokerProcess: @unchecked Sendable {
         }
         try Self.accessControl.write(toFile: aclPath, atomically: true, encoding: .utf8)
         if tls != nil {
-            try Self.deviceAccessControl.write(toFile: tlsACLPath, atomically: true, encoding: .utf8)
+            try Self.deviceAccessControl(denying: denyList.accounts()).write(
+                toFile: tlsACLPath, atomically: true, encoding: .utf8)
             try Self.openSSLConfiguration.write(toFile: openSSLConfigPath, atomically: true, encoding: .utf8)
         }
         try configuration.write(toFile: configPath, atomically: true, encoding: .utf8)
@@ -283,6 +295,7 @@ public final class BrokerProcess: @unchecked Sendable {
             p.standardError = FileHandle.nullDevice
             do { try Self.withSignalsUnblocked { try p.run() } } catch { throw BrokerError.launchFailed("\(error)") }
             process = p
+            try? "\(p.processIdentifier)\n".write(toFile: pidPath, atomically: true, encoding: .utf8)
         }
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {

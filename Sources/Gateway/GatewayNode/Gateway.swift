@@ -226,8 +226,12 @@ public final class Gateway: @unchecked Sendable {  // configured by start(), the
             }
             // First in the list: the broker is the last part to stop, after the bridge flushed into it.
             services.insert(StoppingService("broker") { broker.stop() }, at: 0)
+            try followRevocations(chain: chain, denyList: broker.denyList)
         } else {
             login = try Self.mqttLogin(config)
+        }
+        if let dir = config.brokerDirectory {
+            try followRevocations(chain: chain, denyList: BrokerDenyList(directory: URL(fileURLWithPath: dir)))
         }
         let clientID: String
         if let id = config.mqttClientID {
@@ -252,6 +256,15 @@ public final class Gateway: @unchecked Sendable {  // configured by start(), the
         doors.mqtt = bridge
         metrics.collect { [weak bridge] m in bridge.map { Self.collectMqtt($0, into: m) } }
         services.append(StoppingService("mqtt") { bridge.stop() })
+    }
+
+    /// Denies at the broker the devices the chain revoked, now and at each new head.
+    private func followRevocations(chain: ChainNode, denyList: BrokerDenyList) throws(StartupFailure) {
+        let revocations = BrokerRevocations(chain: chain, denyList: denyList, logger: logger)
+        do { try revocations.sync() } catch {
+            throw StartupFailure(.storage, "cannot write the broker's deny list \(denyList.path): \(error)")
+        }
+        doors.revocations = revocations
     }
 
     /// Stops what a failed start had started, newest first.
@@ -389,10 +402,12 @@ struct CoAPAnswerKey: Hashable, Sendable {
 final class Doors: @unchecked Sendable {
     var coap: CoAPServer?
     var mqtt: MqttBridge?
+    var revocations: BrokerRevocations?
 
     func headChanged(_ header: BlockHeader) {
         coap?.headChanged()
         mqtt?.headChanged(header)
+        revocations?.headChanged()
     }
 }
 

@@ -125,6 +125,10 @@ public struct NodeConfig: Equatable, Sendable {
     public var mqttClientID: String?
     /// Start a locked-down mosquitto on `mqtt`'s port, with the gateway's login made for it.
     public var spawnBroker: Bool
+    /// The directory of a broker with a TLS listener for devices (`amarsd broker --dir`): this gateway keeps its
+    /// deny list in step with the chain's revocations (``BrokerRevocations``). A spawned broker's directory gets
+    /// the same without this.
+    public var brokerDirectory: String?
     /// The operator's re-anchor statement (`amars device reanchor --out`), served at CoAP `v1/reanchor` and read
     /// at each request, so it can be replaced while the node runs.
     public var reanchorPath: String?
@@ -157,6 +161,7 @@ public struct NodeConfig: Equatable, Sendable {
         mqttCredentialsPath = nil
         mqttClientID = nil
         spawnBroker = false
+        brokerDirectory = nil
         reanchorPath = nil
         journalFsync = false
         requireDeviceCertificate = false
@@ -203,7 +208,8 @@ public struct NodeConfig: Equatable, Sendable {
             root, "the top level",
             allowed: [
                 "data", "genesis", "key", "p2p", "peers", "http", "coap", "coaps", "mqtt", "mqtt_credentials",
-                "mqtt_client_id", "spawn_broker", "reanchor", "journal_fsync", "require_device_certificate",
+                "mqtt_client_id", "spawn_broker", "broker_dir", "reanchor", "journal_fsync",
+                "require_device_certificate",
                 "consensus",
                 "log",
             ])
@@ -248,6 +254,7 @@ public struct NodeConfig: Equatable, Sendable {
             try Self.string(n, "mqtt_client_id")
         }
         spawnBroker = try Self.bool(top, "spawn_broker") ?? false
+        brokerDirectory = try path("broker_dir")
         reanchorPath = try path("reanchor")
         journalFsync = try Self.bool(top, "journal_fsync") ?? false
         requireDeviceCertificate = try Self.bool(top, "require_device_certificate") ?? false
@@ -301,6 +308,12 @@ public struct NodeConfig: Equatable, Sendable {
             throw ConfigError("'mqtt_credentials' (--mqtt-credentials) needs 'mqtt' (--mqtt)")
         }
         if spawnBroker && mqtt == nil { throw ConfigError("'spawn_broker' (--spawn-broker) needs 'mqtt' (--mqtt)") }
+        if brokerDirectory != nil && mqtt == nil {
+            throw ConfigError("'broker_dir' (--broker-dir) needs 'mqtt' (--mqtt)")
+        }
+        if spawnBroker && brokerDirectory != nil {
+            throw ConfigError("'spawn_broker' (--spawn-broker) keeps its broker in <data>/broker: drop 'broker_dir'")
+        }
         if spawnBroker && mqttCredentialsPath != nil {
             throw ConfigError(
                 "'spawn_broker' (--spawn-broker) makes the gateway's login itself: drop 'mqtt_credentials'")

@@ -14,9 +14,11 @@ struct Broker: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run mosquitto locked down for a gateway (config, ACL and the gateway's login in --dir).",
         discussion: """
-            Writes DIR/mosquitto.conf, DIR/acl, DIR/passwd and, once, DIR/gateway.credentials, then becomes
-            mosquitto (same process id). Give the gateway the credentials file (`mqtt_credentials:` in the node
-            config, or `amarsd run --mqtt-credentials`).
+            Writes DIR/mosquitto.conf, DIR/acl, DIR/passwd, DIR/mosquitto.pid and, once, DIR/gateway.credentials,
+            then becomes mosquitto (same process id). Give the gateway the credentials file (`mqtt_credentials:` in
+            the node config, or `amarsd run --mqtt-credentials`). With --tls-port, give it DIR too (`broker_dir:`,
+            or `amarsd run --broker-dir`): it then denies the devices whose certificates the chain revoked
+            (DIR/revoked-devices, kept across restarts) and makes the broker reload.
             """)
 
     @Option(help: "Directory for the broker's configuration, login and persistence.")
@@ -74,6 +76,10 @@ struct Broker: ParsableCommand {
             Self.fail("\(error)")
         }
         if broker.tls != nil { setenv("OPENSSL_CONF", broker.openSSLConfigPath, 1) }
+        // execv keeps the process id: this is mosquitto's, for a gateway to signal when its deny list changes.
+        do { try "\(getpid())\n".write(toFile: broker.pidPath, atomically: true, encoding: .utf8) } catch {
+            Self.fail("cannot write \(broker.pidPath): \(error)")
+        }
         let arguments = [broker.executable, "-c", broker.configPath]
         var argv = arguments.map { strdup($0) } + [nil]
         // As BrokerProcess spawns it: mosquitto must not inherit a blocked SIGTERM.

@@ -88,6 +88,13 @@ struct GatewayOptions: ParsableArguments {
         help: "Start a locked-down mosquitto for the bridge (data in <data>/broker) on --mqtt's port ('spawn_broker').")
     var spawnBroker = false
 
+    @Option(
+        help: """
+            A TLS broker's directory (amarsd broker --dir): deny there the devices whose certificates the chain \
+            revoked, from the block that revokes them ('broker_dir').
+            """)
+    var brokerDir: String?
+
     @Flag(
         help: """
             Refuse device submissions (CoAP, MQTT) from senders without a valid, unrevoked certificate on chain             ('require_device_certificate').
@@ -175,6 +182,7 @@ struct GatewayOptions: ParsableArguments {
         if let reanchor { config.reanchorPath = reanchor }
         if let mqtt { config.mqtt = try NodeConfig.hostPort(mqtt, "--mqtt") }
         if spawnBroker { config.spawnBroker = true }
+        if let brokerDir { config.brokerDirectory = brokerDir }
         if requireDeviceCertificate { config.requireDeviceCertificate = true }
         if let mqttCredentials { config.mqttCredentialsPath = mqttCredentials }
         if let mqttClientId { config.mqttClientID = mqttClientId }

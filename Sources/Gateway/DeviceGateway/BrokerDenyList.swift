@@ -1,0 +1,60 @@
+import Foundation
+import Ledger
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The accounts a broker's TLS listener refuses to serve, kept in its directory beside the ACL they go into.
+///
+/// Why a file: the broker (`amarsd broker`, or one a gateway spawned) has no chain of its own, and mosquitto
+/// reads its ACL only from disk. A gateway writes the list from the chain's revocations (``BrokerRevocations``)
+/// and signals the broker to reload; ``BrokerProcess/writeFiles()`` reads it back, so a broker that restarts
+/// keeps denying the same devices. This is the certificate revocation list of SPEC "Device identity" in the form
+/// mosquitto can take without the issuers' keys, which a gateway does not hold to sign a real CRL.
+public struct BrokerDenyList: Sendable {
+    public let directory: URL
+
+    public init(directory: URL) { self.directory = directory }
+
+    /// One `amsc1…` account per line.
+    public var path: String { directory.appendingPathComponent("revoked-devices").path }
+    /// The TLS listener's ACL (``BrokerProcess/deviceAccessControl(denying:)``).
+    public var aclPath: String { directory.appendingPathComponent("acl-tls").path }
+    /// mosquitto's process id: written by ``BrokerProcess/start(timeout:)``, or by `amarsd broker` before it
+    /// becomes mosquitto.
+    public var pidPath: String { directory.appendingPathComponent("mosquitto.pid").path }
+
+    /// The accounts in ``path``; none if it does not exist. Only lines that are addresses count, so a damaged
+    /// file cannot write other rules into the ACL.
+    public func accounts() -> [Address] {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").compactMap { try? Address(bech32: String($0)) }
+    }
+
+    /// Makes `revoked` the deny list and the ACL, then asks the broker to reload them. Returns false, having
+    /// written nothing, when the list on disk is already this one.
+    @discardableResult
+    public func write(_ revoked: [Address]) throws -> Bool {
+        if FileManager.default.fileExists(atPath: path), accounts() == revoked { return false }
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        // The ACL first: a broker that reloads between the two writes already has the new rules.
+        try BrokerProcess.deviceAccessControl(denying: revoked).write(
+            toFile: aclPath, atomically: true, encoding: .utf8)
+        try revoked.map { $0.bech32 + "\n" }.joined().write(toFile: path, atomically: true, encoding: .utf8)
+        reloadBroker()
+        return true
+    }
+
+    /// SIGHUP to the process in ``pidPath``, which makes mosquitto read its ACL files again (connections already
+    /// open included); only if that process is mosquitto, so a stale pid file never signals, and so kills,
+    /// another program. No broker running is not an error: it reads the files when it starts.
+    public func reloadBroker() {
+        guard let text = try? String(contentsOfFile: pidPath, encoding: .utf8),
+            let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0,
+            let name = try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8),
+            name.trimmingCharacters(in: .whitespacesAndNewlines) == "mosquitto"
+        else { return }
+        kill(pid, SIGHUP)
+    }
+}
