@@ -161,8 +161,8 @@ echo "lock-1 ($LOCK) holds a device certificate and a short-lived one ($PKI/lock
 
 # The simulated fleet: the smoke scenario's locks, terminals and bulbs with their renters, customers, residents
 # and guests, every device a light client proving what it acts on through the gateways' CoAP doors (and node 1's
-# MQTT door, over TLS: amars-sim provisions each MQTT lock under the devnet's root with a short-lived certificate
-# of its own; half the terminals are paid by HTLC, claiming each sale with its order's secret), round after round
+# MQTT door, over TLS: amars-sim enrolls each MQTT lock under the devnet's root, and each lock renews its
+# short-lived certificate on chain through its session and connects with it; half the terminals are paid by HTLC, claiming each sale with its order's secret), round after round
 # every 5 s until stopped; people are topped up as they spend (amars-sim; AMARS_FLEET=0 turns it off,
 # AMARS_FLEET=N runs N devices of the same mix).
 FLEET=${AMARS_FLEET:-30}

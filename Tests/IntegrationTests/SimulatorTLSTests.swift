@@ -8,8 +8,10 @@ import XCTest
 #endif
 
 /// `amars-sim` with its locks on the broker's TLS listener: given the operator's root (`--mqtt-ca-key`,
-/// `--mqtt-ca-cert`), it provisions each MQTT lock with a long-lived certificate under the root and a short-lived
-/// one of its own, and each lock connects with it, submits on its own topic and hears its receipts there. The
+/// `--mqtt-ca-cert`, a key with no funds), it anchors the root, enrolls each MQTT lock with a published long-lived
+/// certificate under it and a first short-lived one; each lock renews its short-lived certificate on chain through
+/// DeviceCore's `renew` (what the renew firmware and `amars device renew` run), which a light client then proves
+/// valid under the root, reconnects with it, submits on its own topic and hears its receipts there. The
 /// broker (a `BrokerProcess` with the TLS listener, as `make devnet` runs it) knows nothing of the fleet but its
 /// root. Its two terminals are paid by HTLC (`--htlc-share 1`): each claims its sale with the order's secret
 /// through DeviceCore's `claim`, the operation the claim firmware and `amars device htlc` run.
@@ -44,11 +46,28 @@ final class SimulatorTLSTests: CLITestCase {
                 ], timeout: 180)
         XCTAssertEqual(run.status, 0, run.output)
         XCTAssertTrue(run.output.contains("mqtt: 2 locks connect over TLS, each with its own certificate"), run.output)
+        XCTAssertTrue(
+            run.output.contains("mqtt: 2 locks renewed their certificates on chain and connect with them"), run.output)
+        let renewed = run.output.split(separator: "\n").compactMap { line -> String? in
+            guard let r = line.range(of: #"certificate [0-9a-f]{64} renewed on chain"#, options: .regularExpression)
+            else { return nil }
+            return String(line[r].split(separator: " ")[1])
+        }
+        XCTAssertEqual(Set(renewed).count, 2, run.output)
+        for id in renewed {
+            let proven = try ok(
+                [
+                    "device", "cert", id, "--root", "\(pki)/root.pem", "--coap", "coap://127.0.0.1:\(coapPort)",
+                    "--genesis", path("genesis.json"),
+                ])
+            XCTAssertTrue(proven.contains("certificate VALID"), proven)
+        }
         let report = try XCTUnwrap(
             JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("report.json")))
                 as? [String: Any])
         let actions = try XCTUnwrap(report["actions"] as? [String: [String: Any]])
         XCTAssertEqual(actions["return signed (MQTT)"]?["count"] as? Int, 2, "\(actions)")
+        XCTAssertEqual(actions["certificate renewed on chain"]?["count"] as? Int, 2, "\(actions)")
         XCTAssertNil(actions["return signed (CoAP)"], "\(actions)")
         XCTAssertEqual(actions["sale claimed by HTLC"]?["count"] as? Int, 2, "\(actions)")
         XCTAssertNil(actions["sale proven paid"], "every sale went by HTLC: \(actions)")

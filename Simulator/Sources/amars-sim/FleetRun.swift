@@ -64,8 +64,10 @@ struct FleetRun: AsyncParsableCommand {
 
     @Option(
         help: """
-            With --mqtt at the broker's TLS listener: the operator's root key file. Each MQTT device gets a \
-            long-lived certificate under the root and a short-lived one of its own, and connects with it.
+            With --mqtt at the broker's TLS listener: the operator's root key file. The root is anchored on chain \
+            (its key topped up by the funder), each MQTT lock gets a long-lived certificate under it, published, \
+            and a first short-lived one to connect with; then each lock renews its short-lived certificate on chain \
+            through its own session, as a board does, and reconnects with it.
             """)
     var mqttCAKey: String?
 
@@ -224,6 +226,42 @@ struct FleetRun: AsyncParsableCommand {
         }
     }
 
+    /// Each TLS lock's certificate renewed as the board and `amars device renew` renew it: the root and the locks'
+    /// long-lived certificates anchored, each lock funded for the fee, then DeviceCore's `renew` through the lock's
+    /// own session (signed by its long-lived key, published, proven final), and the lock reconnected to the broker
+    /// with the certificate the chain now holds.
+    private func renewOnChain(
+        _ enrolled: [Int: DeviceCertificate], root: FleetRoot, devices: [Int: VirtualDevice], funders: [Int: Funder],
+        fund: UInt64, node: NodeAPI, directory: String, stats: FleetStats
+    ) async throws {
+        try await root.anchor(Array(enrolled.values), funder: funders.values.first!, fund: fund, node: node)
+        let lifetime = Self.tlsLifetime
+        let renewed = try await withThrowingTaskGroup(of: (Int, VerifiedRenewal).self) { group in
+            for (i, device) in enrolled {
+                let (lock, funder) = (devices[i]!, funders[i]!)
+                group.addTask {
+                    let start = DispatchTime.now()
+                    try await funder.topUp(lock.address, to: fund)
+                    let renewal = try await lock.renewCertificate(
+                        lifetime: lifetime, device: device, caFile: root.file, directory: "\(directory)/renewed-\(i)")
+                    stats.record("certificate renewed on chain", millis: millis(since: start))
+                    return (i, renewal)
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        for (i, renewal) in renewed.sorted(by: { $0.0 < $1.0 }) {
+            say(
+                "lock \(i): certificate \(Hex.encode(renewal.id.bytes)) renewed on chain at height "
+                    + "\(renewal.payment.inclusion.header.height), valid until \(renewal.notAfter); reconnected with it"
+            )
+        }
+        say("mqtt: \(renewed.count) locks renewed their certificates on chain and connect with them")
+    }
+
+    /// How long a lock's renewed certificate lasts (the simulator renews once, at the start).
+    static let tlsLifetime: UInt64 = 3_600
+
     /// The operator's root, when the devices connect over TLS (`--mqtt-ca-key`, `--mqtt-ca-cert`).
     private func fleetRoot() throws -> FleetRoot? {
         guard let mqttCAKey, let mqttCACert else { return nil }
@@ -305,6 +343,12 @@ struct FleetRun: AsyncParsableCommand {
             i < locks ? i : i < locks + terminals ? 100_000 + i - locks : 200_000 + i - locks - terminals
         }
         var sessions: [Int: MqttDeviceClient] = [:]
+        /// The TLS locks' long-lived certificates, published before each lock renews under its own.
+        var enrolledTLS: [Int: DeviceCertificate] = [:]
+        let tlsDirectory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "amars-sim-tls-\(ProcessInfo.processInfo.processIdentifier)"
+        ).path
+        defer { try? FileManager.default.removeItem(atPath: tlsDirectory) }
         if let mqttConfig {
             // Only locks submit; the broker sessions come first, while descriptors are low.
             let wanted = myLocks.filter { plan.overMQTT($0) }
@@ -314,16 +358,13 @@ struct FleetRun: AsyncParsableCommand {
                     "mqtt: \(kept.count) locks return over MQTT, the other \(wanted.count - kept.count) over CoAP "
                         + "(libmosquitto's loop takes \(VirtualDevice.maxMQTTSessions) sessions per process)")
             }
-            let tlsDirectory = FileManager.default.temporaryDirectory.appendingPathComponent(
-                "amars-sim-tls-\(ProcessInfo.processInfo.processIdentifier)"
-            ).path
-            defer { try? FileManager.default.removeItem(atPath: tlsDirectory) }
             for i in kept {
                 var config = mqttConfig
                 if let tlsRoot {
-                    config.tls = try tlsRoot.identity(
-                        for: VirtualDevice.key(seed: seed, index: keyIndex(i)),
-                        directory: "\(tlsDirectory)/\(keyIndex(i))")
+                    let enrolled = try tlsRoot.enroll(
+                        VirtualDevice.key(seed: seed, index: keyIndex(i)), directory: "\(tlsDirectory)/\(keyIndex(i))")
+                    config.tls = enrolled.files
+                    enrolledTLS[i] = enrolled.device
                 }
                 sessions[i] = try VirtualDevice.mqttSession(keyIndex: keyIndex(i), seed: seed, configuration: config)
             }
@@ -395,6 +436,11 @@ struct FleetRun: AsyncParsableCommand {
             say(
                 "bulb \(bulb.device.index): \(bulb.device.address.bech32), resident \(bulb.resident.address.bech32), "
                     + "guest \(bulb.guest.address.bech32) (revoked from round 2)")
+        }
+        if let tlsRoot, !enrolledTLS.isEmpty {
+            try await renewOnChain(
+                enrolledTLS, root: tlsRoot, devices: made, funders: funderOf, fund: units.fund, node: apis[0],
+                directory: tlsDirectory, stats: fleet.stats)
         }
         let configuration: [String: String] = [
             "scenario": plan.name, "shard": "\(shardIndex)/\(shardCount)", "locks": "\(locks)",
@@ -558,25 +604,62 @@ func emit(_ line: String) {
     FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }
 
-/// The operator's root as the simulator uses it: it provisions each virtual device as `amars cert enroll` and
-/// `amars cert issue` would, a long-lived certificate under the root and a short-lived one (an hour) for a fresh
-/// key, and hands the device the TLS files.
-struct FleetRoot {
-    let key: PrivateKey
+/// The operator's root as the simulator uses it, as an operator with `amars cert` would: it anchors the root on
+/// chain (unless it is there already), enrolls each TLS lock with a long-lived certificate under it, published, and
+/// gives the lock a first short-lived certificate to connect with. Each lock then renews that certificate on chain
+/// itself, through its session (``VirtualDevice/renewCertificate(lifetime:device:caFile:directory:)``).
+final class FleetRoot: Sendable {
+    let wallet: SharedWallet
     let certificate: DeviceCertificate
     let file: String
 
-    func identity(for device: PrivateKey, directory: String) throws -> MqttDeviceClient.Configuration.TLSFiles {
+    init(key: PrivateKey, certificate: DeviceCertificate, file: String) {
+        wallet = SharedWallet(Person(role: "operator", key: key))
+        self.certificate = certificate
+        self.file = file
+    }
+
+    /// A lock's long-lived certificate (a day) and the TLS files of a short-lived one (an hour) for a fresh key,
+    /// made here: what the lock connects with before its own first renewal.
+    func enroll(_ device: PrivateKey, directory: String) throws -> (
+        device: DeviceCertificate, files: MqttDeviceClient.Configuration.TLSFiles
+    ) {
         let now = UInt64(Date().timeIntervalSince1970)
         let long = DeviceCertificate(
             signing: DeviceTLSIdentity.deviceFields(device, ca: certificate, days: 1, pathLength: 0, now: now),
-            with: key)
+            with: wallet.person.key)
         let fresh = KeyFile.generate()
         let short = DeviceCertificate(
             signing: DeviceTLSIdentity.shortLivedFields(
                 device: long, publicKey: fresh.publicKey, lifetime: 3_600, now: now),
             with: device)
         let written = try DeviceTLSIdentity.writeTLSFiles(chain: [short, long], key: fresh, directory: directory)
-        return .init(caFile: file, chainFile: written.chainFile, keyFile: written.keyFile)
+        return (long, .init(caFile: file, chainFile: written.chainFile, keyFile: written.keyFile))
+    }
+
+    /// The root anchored (published by its own key, which `funder` tops up first) unless the chain has it, then
+    /// `devices` published under it; returns once all are final.
+    func anchor(_ devices: [DeviceCertificate], funder: Funder, fund: UInt64, node: NodeAPI) async throws {
+        let root = certificate.id
+        let anchored = try await node { client in
+            do { return try client.certificate(root).links.isEmpty == false } catch NodeClientError.api(404, _, _) {
+                return false
+            }
+        }
+        try await funder.topUp(wallet.address, to: fund)
+        let wallet = wallet
+        for batch in (anchored ? [] : [[certificate]]) + [devices] where !batch.isEmpty {
+            let ids = try await node { client in
+                try batch.compactMap { c -> Bytes32? in
+                    do {
+                        return try wallet.submit(.certificatePublish(CertificatePublish(der: c.der)), via: client)
+                    } catch NodeClientError.api(_, "certificateAlreadyPublished", _) {
+                        // Another shard of the same fleet anchored the root first.
+                        return nil
+                    }
+                }
+            }
+            for id in ids { try await Funder.waitFinal(id, node: node, what: "certificate publish") }
+        }
     }
 }

@@ -19,6 +19,13 @@ struct Person: Sendable {
         address = Address(publicKey: key.xOnlyPublicKey)
     }
 
+    /// A person whose key was given (the operator's root key, `--mqtt-ca-key`).
+    init(role: String, key: PrivateKey) {
+        self.role = role
+        self.key = key
+        address = Address(publicKey: key.xOnlyPublicKey)
+    }
+
     /// Signs `payload` with the account's next nonce (pending ones counted) and submits it.
     func submit(_ payload: TransactionPayload, via client: NodeClient) throws -> Bytes32 {
         let head = try client.head()

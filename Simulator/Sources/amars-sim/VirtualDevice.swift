@@ -1,7 +1,9 @@
 import AmarsCodec
 import AmarsCrypto
 import DeviceClient
+import Chain
 import DeviceCore
+import DeviceIdentity
 import DeviceProtocol
 import Foundation
 import Ledger
@@ -21,7 +23,7 @@ final class VirtualDevice: @unchecked Sendable {
     let address: Address
     private let reactor: CoAPReactor
     private let endpoint: CoAPReactor.Endpoint
-    private let mqtt: MqttDeviceClient?
+    private var mqtt: MqttDeviceClient?
     private let blocking: BlockingPool
     private var session: DeviceSession
 
@@ -158,6 +160,34 @@ final class VirtualDevice: @unchecked Sendable {
         session.setWallet(DeviceWallet(key: key, nextNonce: 0))
         guard case .claimed(let claimed) = try await run(.claim(order)) else { throw DeviceSyncError.device(.busy) }
         return claimed
+    }
+
+    /// Renews the device's short-lived certificate with DeviceCore's `renew`, as the renew firmware and `amars
+    /// device renew` do: a fresh key, its certificate signed by the device's long-lived key and published from the
+    /// device's account (which pays the fee), proven final. Then the broker session is made again with that
+    /// certificate, `device` (the long-lived one) after it, written to `directory`.
+    func renewCertificate(lifetime: UInt64, device: DeviceCertificate, caFile: String, directory: String)
+        async throws -> VerifiedRenewal
+    {
+        let fresh = KeyFile.generate()
+        guard let order = CertificateRenewalOrder(publicKey: fresh.publicKey, lifetimeSeconds: lifetime) else {
+            throw DeviceSyncError.device(.busy)
+        }
+        session.setWallet(DeviceWallet(key: key, nextNonce: 0))
+        guard case .renewed(let renewed) = try await run(.renew(order)) else { throw DeviceSyncError.device(.busy) }
+        let short = try DeviceCertificate(der: renewed.der)
+        let written = try DeviceTLSIdentity.writeTLSFiles(chain: [short, device], key: fresh, directory: directory)
+        if let old = mqtt {
+            var config = old.configuration
+            config.tls = .init(caFile: caFile, chainFile: written.chainFile, keyFile: written.keyFile)
+            // The old session goes first, so the new one reuses its descriptors (see `mqttSession`).
+            old.disconnect()
+            mqtt = nil
+            let client = try MqttDeviceClient(device: address, configuration: config)
+            try client.connect()
+            mqtt = client
+        }
+        return renewed
     }
 
     func verifiedHead() async throws -> TrustedHeader {
