@@ -1,6 +1,6 @@
 import AmarsCodec
 import AmarsCrypto
-import DeviceGateway
+@testable import DeviceGateway
 import Foundation
 import Ledger
 import XCTest
@@ -25,14 +25,17 @@ final class BrokerDenyListTests: XCTestCase {
     func testWritesTheListAndTheACLAndOnlyWhenTheyChange() throws {
         let list = BrokerDenyList(directory: dir)
         XCTAssertEqual(list.accounts(), [])
-        XCTAssertTrue(try list.write([account(1), account(2)]))
+        XCTAssertFalse(try list.write([account(1), account(2)]), "no broker runs: nothing was signalled")
         XCTAssertEqual(list.accounts(), [account(1), account(2)])
         let acl = try String(contentsOfFile: list.aclPath, encoding: .utf8)
         for a in [account(1), account(2)] { XCTAssertTrue(acl.contains("user \(a.bech32)\ntopic deny #\n"), acl) }
         XCTAssertEqual(acl.components(separatedBy: "topic deny").count - 1, 2, acl)
         XCTAssertTrue(acl.hasPrefix(BrokerProcess.deviceAccessControl()), acl)
-        XCTAssertFalse(try list.write([account(1), account(2)]), "the same list again writes nothing")
-        XCTAssertTrue(try list.write([]))
+        // The same list again writes nothing: the ACL removed here is not made again.
+        try FileManager.default.removeItem(atPath: list.aclPath)
+        try list.write([account(1), account(2)])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: list.aclPath))
+        try list.write([])
         XCTAssertEqual(try String(contentsOfFile: list.aclPath, encoding: .utf8), BrokerProcess.deviceAccessControl())
     }
 
@@ -57,8 +60,10 @@ final class BrokerDenyListTests: XCTestCase {
         defer { sleeper.terminate() }
         let list = BrokerDenyList(directory: dir)
         try "\(sleeper.processIdentifier)\n".write(toFile: list.pidPath, atomically: true, encoding: .utf8)
-        XCTAssertTrue(try list.write([account(6)]))
+        XCTAssertFalse(try list.write([account(6)]))
+        XCTAssertEqual(list.accounts(), [account(6)])
         Thread.sleep(forTimeInterval: 0.2)
         XCTAssertTrue(sleeper.isRunning)
+        XCTAssertFalse(BrokerDenyList.catchesHangup(pid: sleeper.processIdentifier))
     }
 }

@@ -385,6 +385,8 @@ struct FleetRun: AsyncParsableCommand {
                 mqtt: sessions[i], blocking: mqttPool)
         }
         defer { made.values.forEach { $0.close() } }
+        // The devices hold their broker sessions now: one a device replaces (a renewal) is freed with its descriptors.
+        sessions = [:]
         // The owner's and the household's keys sign from several devices; from several processes they would race
         // for nonces, so each shard has its own.
         let personal = shardCount == 1 ? 0 : 40_000 + shardIndex * 2
@@ -648,7 +650,10 @@ final class FleetRoot: Sendable {
         }
         try await funder.topUp(wallet.address, to: fund)
         let wallet = wallet
-        for batch in (anchored ? [] : [[certificate]]) + [devices] where !batch.isEmpty {
+        // A sender may have 64 transactions pending: the locks' certificates go in batches under that, each final
+        // before the next.
+        let chunks = stride(from: 0, to: devices.count, by: 50).map { Array(devices[$0..<min($0 + 50, devices.count)]) }
+        for batch in (anchored ? [] : [[certificate]]) + chunks where !batch.isEmpty {
             let ids = try await node { client in
                 try batch.compactMap { c -> Bytes32? in
                     do {

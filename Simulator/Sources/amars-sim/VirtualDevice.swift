@@ -177,16 +177,17 @@ final class VirtualDevice: @unchecked Sendable {
         guard case .renewed(let renewed) = try await run(.renew(order)) else { throw DeviceSyncError.device(.busy) }
         let short = try DeviceCertificate(der: renewed.der)
         let written = try DeviceTLSIdentity.writeTLSFiles(chain: [short, device], key: fresh, directory: directory)
-        if let old = mqtt {
-            var config = old.configuration
-            config.tls = .init(caFile: caFile, chainFile: written.chainFile, keyFile: written.keyFile)
-            // The old session goes first, so the new one reuses its descriptors (see `mqttSession`).
-            old.disconnect()
-            mqtt = nil
-            let client = try MqttDeviceClient(device: address, configuration: config)
-            try client.connect()
-            mqtt = client
-        }
+        guard var config = mqtt?.configuration else { return renewed }
+        config.tls = .init(caFile: caFile, chainFile: written.chainFile, keyFile: written.keyFile)
+        // The old session is closed and freed first (this device held its last reference), so the new one takes
+        // its descriptors again, low enough for libmosquitto's select() (see `mqttSession`).
+        mqtt?.disconnect()
+        mqtt = nil
+        let client = try MqttDeviceClient(device: address, configuration: config)
+        // The TLS handshake and the subscriptions wait on the network: on the blocking pool, not on this task.
+        nonisolated(unsafe) let connecting = client
+        try await blocking.run { try connecting.connect() }
+        mqtt = client
         return renewed
     }
 

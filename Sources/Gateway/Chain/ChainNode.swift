@@ -178,8 +178,8 @@ public final class ChainNode: @unchecked Sendable {
         public var nextBaseFee: UInt64
         public var pending: Int
         public var accounts: Int
-        /// Blocks since this node started that changed a certificate record (a publish or a revocation): a
-        /// watcher of revocations (``revokedDeviceAccounts()``) looks again only when this moved.
+        /// Blocks since this node started that could change who ``revokedDeviceAccounts()`` lists (a device
+        /// certificate published, a revocation): a watcher looks again only when this moved.
         public var certificateBlocks: UInt64 = 0
     }
 
@@ -996,7 +996,9 @@ public final class ChainNode: @unchecked Sendable {
         if undoIfStoreFails == nil { world.apply(executed.changes) }
         headBlock = finalized
         pending = nil
-        if executed.changes.objects.keys.contains(where: { $0.namespace == .certificate }) { certificateBlocks += 1 }
+        if Self.changesDeviceStanding(executed.changes, height: finalized.block.header.height) {
+            certificateBlocks += 1
+        }
         if finalized.block.header.height % genesis.epochLength == 0 {
             epochOutputs = []
             epochPayees = EpochPayees()
@@ -1014,6 +1016,19 @@ public final class ChainNode: @unchecked Sendable {
         }
         publishUnlocked()
         return finalized
+    }
+
+    /// Whether a block's changes can move an account's device-certificate standing: a device (CA) certificate
+    /// published, which changes the key's newest, or a revocation at this height. A short-lived publish, the
+    /// common case, cannot.
+    private static func changesDeviceStanding(_ changes: StateChanges, height: UInt64) -> Bool {
+        changes.objects.contains { key, value in
+            switch key.namespace {
+            case .certificateKey: true
+            case .certificate: (try? CertificateRecord(decoding: value))?.revokedAt == height
+            default: false
+            }
+        }
     }
 
     /// Protocol steps that run after a block's transactions, in a fixed order (like iotex-core's protocols):

@@ -32,29 +32,42 @@ public struct BrokerDenyList: Sendable {
         return text.split(separator: "\n").compactMap { try? Address(bech32: String($0)) }
     }
 
-    /// Makes `revoked` the deny list and the ACL, then asks the broker to reload them. Returns false, having
-    /// written nothing, when the list on disk is already this one.
+    /// Makes `revoked` the deny list and the ACL, then asks the broker to reload them. Returns whether the broker
+    /// has the list: false when no broker could be signalled yet (none running, or one still starting), so the
+    /// caller tries again. A list already on disk is not written again, but the signal is still sent.
     @discardableResult
     public func write(_ revoked: [Address]) throws -> Bool {
-        if FileManager.default.fileExists(atPath: path), accounts() == revoked { return false }
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        // The ACL first: a broker that reloads between the two writes already has the new rules.
-        try BrokerProcess.deviceAccessControl(denying: revoked).write(
-            toFile: aclPath, atomically: true, encoding: .utf8)
-        try revoked.map { $0.bech32 + "\n" }.joined().write(toFile: path, atomically: true, encoding: .utf8)
-        reloadBroker()
-        return true
+        if !FileManager.default.fileExists(atPath: path) || accounts() != revoked {
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            // The ACL first: a broker that reloads between the two writes already has the new rules.
+            try BrokerProcess.deviceAccessControl(denying: revoked).write(
+                toFile: aclPath, atomically: true, encoding: .utf8)
+            try revoked.map { $0.bech32 + "\n" }.joined().write(toFile: path, atomically: true, encoding: .utf8)
+        }
+        return reloadBroker()
     }
 
     /// SIGHUP to the process in ``pidPath``, which makes mosquitto read its ACL files again (connections already
-    /// open included); only if that process is mosquitto, so a stale pid file never signals, and so kills,
-    /// another program. No broker running is not an error: it reads the files when it starts.
-    public func reloadBroker() {
+    /// open included). Only to a process named mosquitto, so a stale pid file never signals, and so kills, another
+    /// program; and only once it catches SIGHUP: mosquitto reads its ACL and opens its listeners before it installs
+    /// its handlers, and a SIGHUP in between would end it. Returns whether it signalled.
+    @discardableResult
+    public func reloadBroker() -> Bool {
         guard let text = try? String(contentsOfFile: pidPath, encoding: .utf8),
             let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0,
             let name = try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8),
-            name.trimmingCharacters(in: .whitespacesAndNewlines) == "mosquitto"
-        else { return }
-        kill(pid, SIGHUP)
+            name.trimmingCharacters(in: .whitespacesAndNewlines) == "mosquitto",
+            Self.catchesHangup(pid: pid)
+        else { return false }
+        return kill(pid, SIGHUP) == 0
+    }
+
+    /// Whether `/proc/PID/status` lists SIGHUP among the caught signals (`SigCgt`, a hex mask, bit signal − 1).
+    static func catchesHangup(pid: Int32) -> Bool {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("SigCgt:") }),
+            let mask = UInt64(line.dropFirst("SigCgt:".count).trimmingCharacters(in: .whitespaces), radix: 16)
+        else { return false }
+        return mask & (1 << UInt64(SIGHUP - 1)) != 0
     }
 }

@@ -13,8 +13,10 @@ public final class BrokerRevocations: @unchecked Sendable {
     private let denyList: BrokerDenyList
     private let logger: Logger
     private let queue = DispatchQueue(label: "amars.broker-revocations")
-    /// Only touched on ``queue``.
+    /// Only touched on ``queue``: the certificate count whose list is on disk, and whether the broker was signalled
+    /// since.
     private var seen: UInt64?
+    private var signalled = false
 
     public init(chain: ChainNode, denyList: BrokerDenyList, logger: Logger) {
         self.chain = chain
@@ -22,20 +24,26 @@ public final class BrokerRevocations: @unchecked Sendable {
         self.logger = logger
     }
 
-    /// Writes the list for the head now. Call once at start, before the first block; a failure there is the
-    /// operator's to fix (the broker's directory is not writable).
+    /// Writes the list for the head now and signals the broker if one runs. Call once at start, before the first
+    /// block; a failure to write is the operator's to fix (the broker's directory is not writable).
     public func sync() throws { try queue.sync { try look() } }
 
     private func look() throws {
         let count = chain.status.certificateBlocks
-        guard count != seen else { return }
+        guard count != seen else {
+            // The list is on disk; a broker that was down or still starting gets its signal now.
+            if !signalled { signalled = denyList.reloadBroker() }
+            return
+        }
         let revoked = chain.revokedDeviceAccounts()
-        if try denyList.write(revoked) {
+        let changed = denyList.accounts() != revoked
+        signalled = try denyList.write(revoked)
+        seen = count
+        if changed {
             logger.notice(
                 "broker: \(revoked.count) revoked device(s) denied",
                 metadata: ["acl": "\(denyList.aclPath)", "height": "\(chain.head.height)"])
         }
-        seen = count
     }
 
     /// A block committed: look again on the queue, without holding up the caller.
@@ -47,6 +55,4 @@ public final class BrokerRevocations: @unchecked Sendable {
         }
     }
 
-    /// Waits until every head announced so far was looked at (for tests and an orderly stop).
-    public func drain() { queue.sync {} }
 }

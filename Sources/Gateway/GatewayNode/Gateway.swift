@@ -226,7 +226,6 @@ public final class Gateway: @unchecked Sendable {  // configured by start(), the
             }
             // First in the list: the broker is the last part to stop, after the bridge flushed into it.
             services.insert(StoppingService("broker") { broker.stop() }, at: 0)
-            try followRevocations(chain: chain, denyList: broker.denyList)
         } else {
             login = try Self.mqttLogin(config)
         }

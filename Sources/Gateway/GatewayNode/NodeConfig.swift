@@ -126,8 +126,7 @@ public struct NodeConfig: Equatable, Sendable {
     /// Start a locked-down mosquitto on `mqtt`'s port, with the gateway's login made for it.
     public var spawnBroker: Bool
     /// The directory of a broker with a TLS listener for devices (`amarsd broker --dir`): this gateway keeps its
-    /// deny list in step with the chain's revocations (``BrokerRevocations``). A spawned broker's directory gets
-    /// the same without this.
+    /// deny list in step with the chain's revocations (``BrokerRevocations``).
     public var brokerDirectory: String?
     /// The operator's re-anchor statement (`amars device reanchor --out`), served at CoAP `v1/reanchor` and read
     /// at each request, so it can be replaced while the node runs.
@@ -312,7 +311,9 @@ public struct NodeConfig: Equatable, Sendable {
             throw ConfigError("'broker_dir' (--broker-dir) needs 'mqtt' (--mqtt)")
         }
         if spawnBroker && brokerDirectory != nil {
-            throw ConfigError("'spawn_broker' (--spawn-broker) keeps its broker in <data>/broker: drop 'broker_dir'")
+            throw ConfigError(
+                "'spawn_broker' (--spawn-broker) starts a broker without a TLS listener, which denies nobody: drop 'broker_dir'"
+            )
         }
         if spawnBroker && mqttCredentialsPath != nil {
             throw ConfigError(
