@@ -25,7 +25,9 @@ final class BrokerDenyListTests: XCTestCase {
     func testWritesTheListAndTheACLAndOnlyWhenTheyChange() throws {
         let list = BrokerDenyList(directory: dir)
         XCTAssertEqual(list.accounts(), [])
-        XCTAssertFalse(try list.write([account(1), account(2)]), "no broker runs: nothing was signalled")
+        XCTAssertEqual(
+            try list.write([account(1), account(2)]), .init(changed: true, signalled: false),
+            "no broker runs: nothing was signalled")
         XCTAssertEqual(list.accounts(), [account(1), account(2)])
         let acl = try String(contentsOfFile: list.aclPath, encoding: .utf8)
         for a in [account(1), account(2)] { XCTAssertTrue(acl.contains("user \(a.bech32)\ntopic deny #\n"), acl) }
@@ -33,7 +35,7 @@ final class BrokerDenyListTests: XCTestCase {
         XCTAssertTrue(acl.hasPrefix(BrokerProcess.deviceAccessControl()), acl)
         // The same list again writes nothing: the ACL removed here is not made again.
         try FileManager.default.removeItem(atPath: list.aclPath)
-        try list.write([account(1), account(2)])
+        XCTAssertEqual(try list.write([account(1), account(2)]), .init(changed: false, signalled: false))
         XCTAssertFalse(FileManager.default.fileExists(atPath: list.aclPath))
         try list.write([])
         XCTAssertEqual(try String(contentsOfFile: list.aclPath, encoding: .utf8), BrokerProcess.deviceAccessControl())
@@ -60,7 +62,7 @@ final class BrokerDenyListTests: XCTestCase {
         defer { sleeper.terminate() }
         let list = BrokerDenyList(directory: dir)
         try "\(sleeper.processIdentifier)\n".write(toFile: list.pidPath, atomically: true, encoding: .utf8)
-        XCTAssertFalse(try list.write([account(6)]))
+        XCTAssertEqual(try list.write([account(6)]), .init(changed: true, signalled: false))
         XCTAssertEqual(list.accounts(), [account(6)])
         Thread.sleep(forTimeInterval: 0.2)
         XCTAssertTrue(sleeper.isRunning)

@@ -639,32 +639,10 @@ final class FleetRoot: Sendable {
         return (long, .init(caFile: file, chainFile: written.chainFile, keyFile: written.keyFile))
     }
 
-    /// The root anchored (published by its own key, which `funder` tops up first) unless the chain has it, then
-    /// `devices` published under it; returns once all are final.
+    /// The root anchored (published by its own key, which `funder` tops up first; a root already on chain is
+    /// refused as such and left), then `devices` published under it; returns once all are final.
     func anchor(_ devices: [DeviceCertificate], funder: Funder, fund: UInt64, node: NodeAPI) async throws {
-        let root = certificate.id
-        let anchored = try await node { client in
-            do { return try client.certificate(root).links.isEmpty == false } catch NodeClientError.api(404, _, _) {
-                return false
-            }
-        }
         try await funder.topUp(wallet.address, to: fund)
-        let wallet = wallet
-        // A sender may have 64 transactions pending: the locks' certificates go in batches under that, each final
-        // before the next.
-        let chunks = stride(from: 0, to: devices.count, by: 50).map { Array(devices[$0..<min($0 + 50, devices.count)]) }
-        for batch in (anchored ? [] : [[certificate]]) + chunks where !batch.isEmpty {
-            let ids = try await node { client in
-                try batch.compactMap { c -> Bytes32? in
-                    do {
-                        return try wallet.submit(.certificatePublish(CertificatePublish(der: c.der)), via: client)
-                    } catch NodeClientError.api(_, "certificateAlreadyPublished", _) {
-                        // Another shard of the same fleet anchored the root first.
-                        return nil
-                    }
-                }
-            }
-            for id in ids { try await Funder.waitFinal(id, node: node, what: "certificate publish") }
-        }
+        try await wallet.publish([[certificate], devices], node: node)
     }
 }

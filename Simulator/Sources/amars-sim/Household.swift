@@ -43,13 +43,7 @@ final class Household: Sendable {
     /// Publishes the root, then (once it is final: the chain takes a certificate only under a published issuer)
     /// `certificates`, and waits until all are final.
     func publish(_ certificates: [DeviceCertificate], node: NodeAPI) async throws {
-        for batch in [[root], certificates] {
-            let wallet = wallet
-            let ids = try await node { client in
-                try batch.map { try wallet.submit(.certificatePublish(CertificatePublish(der: $0.der)), via: client) }
-            }
-            for id in ids { try await Funder.waitFinal(id, node: node, what: "certificate publish") }
-        }
+        try await wallet.publish([[root], certificates], node: node)
     }
 
     /// Revokes `certificate` with the root's key and waits until the revocation is final.

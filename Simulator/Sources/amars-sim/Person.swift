@@ -14,9 +14,7 @@ struct Person: Sendable {
 
     /// Keys from the fleet's seed, in their own range so they never collide with a device's.
     init(role: String, seed: UInt64, index: Int) {
-        self.role = role
-        key = VirtualDevice.key(seed: seed, index: 1_000_000 + index)
-        address = Address(publicKey: key.xOnlyPublicKey)
+        self.init(role: role, key: VirtualDevice.key(seed: seed, index: 1_000_000 + index))
     }
 
     /// A person whose key was given (the operator's root key, `--mqtt-ca-key`).

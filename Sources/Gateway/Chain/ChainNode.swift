@@ -568,12 +568,10 @@ public final class ChainNode: @unchecked Sendable {
     /// call it when ``Status/certificateBlocks`` moved, not per block.
     public func revokedDeviceAccounts() -> [Address] {
         locked {
-            let overlay = StateOverlay(base: world)
-            let time = headBlock.block.header.timestamp / 1000
-            return world.objects(in: .certificateKey).compactMap { entry -> Address? in
-                guard let raw = Bytes20(entry.id), let id = Bytes32(entry.value) else { return nil }
-                guard case .revoked = CertificateStanding.of(CertificateRules.chain(from: id, in: overlay), time: time)
-                else { return nil }
+            world.objects(in: .certificateKey).compactMap { entry -> Address? in
+                guard let raw = Bytes20(entry.id), case .revoked = deviceStandingUnlocked(Address(raw: raw)) else {
+                    return nil
+                }
                 return Address(raw: raw)
             }
         }

@@ -32,19 +32,32 @@ public struct BrokerDenyList: Sendable {
         return text.split(separator: "\n").compactMap { try? Address(bech32: String($0)) }
     }
 
-    /// Makes `revoked` the deny list and the ACL, then asks the broker to reload them. Returns whether the broker
-    /// has the list: false when no broker could be signalled yet (none running, or one still starting), so the
-    /// caller tries again. A list already on disk is not written again, but the signal is still sent.
+    /// What ``write(_:)`` did: whether the files changed, and whether the broker was signalled (false when none
+    /// could be yet: none running, or one still starting, so the caller tries again).
+    public struct Outcome: Equatable, Sendable {
+        public var changed: Bool
+        public var signalled: Bool
+    }
+
+    /// Makes `revoked` the deny list and the ACL, then asks the broker to reload them. A list already on disk is
+    /// not written again, but the signal is still sent.
     @discardableResult
-    public func write(_ revoked: [Address]) throws -> Bool {
-        if !FileManager.default.fileExists(atPath: path) || accounts() != revoked {
+    public func write(_ revoked: [Address]) throws -> Outcome {
+        let changed = !FileManager.default.fileExists(atPath: path) || accounts() != revoked
+        if changed {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             // The ACL first: a broker that reloads between the two writes already has the new rules.
-            try BrokerProcess.deviceAccessControl(denying: revoked).write(
-                toFile: aclPath, atomically: true, encoding: .utf8)
+            try writeACL(revoked)
             try revoked.map { $0.bech32 + "\n" }.joined().write(toFile: path, atomically: true, encoding: .utf8)
         }
-        return reloadBroker()
+        return Outcome(changed: changed, signalled: reloadBroker())
+    }
+
+    /// The TLS listener's ACL for `revoked` (``BrokerProcess/deviceAccessControl(denying:)``), written in one
+    /// step: what the gateway writes after a revocation and a broker writes when it starts.
+    func writeACL(_ revoked: [Address]) throws {
+        try BrokerProcess.deviceAccessControl(denying: revoked).write(
+            toFile: aclPath, atomically: true, encoding: .utf8)
     }
 
     /// SIGHUP to the process in ``pidPath``, which makes mosquitto read its ACL files again (connections already

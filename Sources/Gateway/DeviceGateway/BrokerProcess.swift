@@ -250,8 +250,7 @@ public final class BrokerProcess: @unchecked Sendable {
         }
         try Self.accessControl.write(toFile: aclPath, atomically: true, encoding: .utf8)
         if tls != nil {
-            try Self.deviceAccessControl(denying: denyList.accounts()).write(
-                toFile: tlsACLPath, atomically: true, encoding: .utf8)
+            try denyList.writeACL(denyList.accounts())
             try Self.openSSLConfiguration.write(toFile: openSSLConfigPath, atomically: true, encoding: .utf8)
         }
         try configuration.write(toFile: configPath, atomically: true, encoding: .utf8)

@@ -6,8 +6,8 @@ import Logging
 /// by its own revocation or an ancestor's, is denied by the broker's TLS listener from the block that revokes it
 /// (SPEC "Device identity"), the same devices ``ChainNode/requireDeviceCertificates`` refuses at the doors.
 ///
-/// Each new head is looked at off the committing thread, and the chain is scanned only when a block changed a
-/// certificate record (``ChainNode/Status/certificateBlocks``): a block of transfers costs one comparison.
+/// Each new head is looked at off the committing thread, and the chain is scanned only after a block that could
+/// change the list (``ChainNode/Status/certificateBlocks``): a block of transfers costs one comparison.
 public final class BrokerRevocations: @unchecked Sendable {
     private let chain: ChainNode
     private let denyList: BrokerDenyList
@@ -36,10 +36,10 @@ public final class BrokerRevocations: @unchecked Sendable {
             return
         }
         let revoked = chain.revokedDeviceAccounts()
-        let changed = denyList.accounts() != revoked
-        signalled = try denyList.write(revoked)
+        let outcome = try denyList.write(revoked)
+        signalled = outcome.signalled
         seen = count
-        if changed {
+        if outcome.changed {
             logger.notice(
                 "broker: \(revoked.count) revoked device(s) denied",
                 metadata: ["acl": "\(denyList.aclPath)", "height": "\(chain.head.height)"])
@@ -54,5 +54,4 @@ public final class BrokerRevocations: @unchecked Sendable {
             }
         }
     }
-
 }
