@@ -214,13 +214,21 @@ final class CertificateRulesTests: ReplicatedChainTestCase {
         let child = certificate(
             key: childKey, signer: hubKey, issuerName: hubName,
             subjectName: Array(TestChain.address(childKey).bech32.utf8), ca: true, pathLength: 0, lifetime: 1 << 28)
+        // A device whose certificate is not valid yet: it is revoked with its hub all the same, so that it cannot
+        // come back when its time comes.
+        let lateKey = TestChain.key(612)
+        let late = certificate(
+            key: lateKey, signer: hubKey, issuerName: hubName,
+            subjectName: Array(TestChain.address(lateKey).bech32.utf8), ca: true, pathLength: 0,
+            from: base + 100_000, lifetime: 1 << 20, serial: 3)
         try send(rootKey, publish(root))
         try block()
-        for c in [device, hub, child] {
+        for c in [device, hub, child, late] {
             try send(rootKey, publish(c))
             try block()
         }
         XCTAssertEqual(standing(child), .valid)
+        XCTAssertEqual(standing(late), .notYetValid(late.id))
         XCTAssertEqual(node.revokedDeviceAccounts(), [])
         let before = node.status.certificateBlocks
         try send(t.funded[3], .transfer(Transfer(to: TestChain.address(hubKey), amount: 1)))
@@ -230,7 +238,9 @@ final class CertificateRulesTests: ReplicatedChainTestCase {
         try send(rootKey, .certificateRevoke(CertificateRevoke(certificateID: hub.id, reason: 1)))
         try block()
         XCTAssertEqual(node.status.certificateBlocks, before + 1)
-        let expected = [TestChain.address(hubKey), TestChain.address(childKey)].sorted {
+        // The doors judge at the head's time and refuse it as not valid yet; the broker's list has it already.
+        XCTAssertEqual(standing(late), .notYetValid(late.id))
+        let expected = [TestChain.address(hubKey), TestChain.address(childKey), TestChain.address(lateKey)].sorted {
             $0.raw.bytes.lexicographicallyPrecedes($1.raw.bytes)
         }
         XCTAssertEqual(node.revokedDeviceAccounts(), expected)

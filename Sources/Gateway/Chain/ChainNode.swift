@@ -564,15 +564,20 @@ public final class ChainNode: @unchecked Sendable {
 
     /// The accounts whose device certificate (the newest CA certificate of their key) is revoked at the head,
     /// by its own revocation or an ancestor's, sorted: those a broker must no longer serve (SPEC "Device
-    /// identity"). The same standing ``requireDeviceCertificates`` judges by. Scans every device certificate, so
-    /// call it when ``Status/certificateBlocks`` moved, not per block.
+    /// identity"). Scans every device certificate, so call it when ``Status/certificateBlocks`` moved, not per
+    /// block.
+    ///
+    /// Judged without the head's time, unlike ``deviceCertificateStanding(of:)``: a certificate that is not valid
+    /// yet, or no longer, under a revoked issuer is revoked all the same, and must not come back when its time
+    /// comes. Nor are signatures checked again: each record was checked when it was published, and a revocation
+    /// only marks a record, so the scan under the chain lock reads records and nothing more.
     public func revokedDeviceAccounts() -> [Address] {
         locked {
-            world.objects(in: .certificateKey).compactMap { entry -> Address? in
-                guard let raw = Bytes20(entry.id), case .revoked = deviceStandingUnlocked(Address(raw: raw)) else {
-                    return nil
-                }
-                return Address(raw: raw)
+            let overlay = StateOverlay(base: world)
+            return world.objects(in: .certificateKey).compactMap { entry -> Address? in
+                guard let raw = Bytes20(entry.id), let id = Bytes32(entry.value) else { return nil }
+                let chain = CertificateRules.chain(from: id, in: overlay)
+                return chain.contains { $0.record.revokedAt != 0 } ? Address(raw: raw) : nil
             }
         }
     }

@@ -39,22 +39,29 @@ public struct BrokerDenyList: Sendable {
         public var signalled: Bool
     }
 
-    /// Makes `revoked` the deny list and the ACL, then asks the broker to reload them. A list already on disk is
-    /// not written again, but the signal is still sent.
+    /// Makes `revoked` the deny list and the ACL, then asks the broker to reload them. Files already saying so
+    /// are not written again, but the signal is still sent.
+    ///
+    /// The list goes first and the ACL second, and each is compared with what it should say: a broker that
+    /// restarts between the two writes builds its ACL from the new list, and a gateway that stopped between them
+    /// finds the ACL behind the list and writes it on its next look.
     @discardableResult
     public func write(_ revoked: [Address]) throws -> Outcome {
-        let changed = !FileManager.default.fileExists(atPath: path) || accounts() != revoked
-        if changed {
+        let listChanged = !FileManager.default.fileExists(atPath: path) || accounts() != revoked
+        let acl = BrokerProcess.deviceAccessControl(denying: revoked)
+        let aclChanged = (try? String(contentsOfFile: aclPath, encoding: .utf8)) != acl
+        if listChanged || aclChanged {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-            // The ACL first: a broker that reloads between the two writes already has the new rules.
-            try writeACL(revoked)
+        }
+        if listChanged {
             try revoked.map { $0.bech32 + "\n" }.joined().write(toFile: path, atomically: true, encoding: .utf8)
         }
-        return Outcome(changed: changed, signalled: reloadBroker())
+        if aclChanged { try acl.write(toFile: aclPath, atomically: true, encoding: .utf8) }
+        return Outcome(changed: listChanged || aclChanged, signalled: reloadBroker())
     }
 
     /// The TLS listener's ACL for `revoked` (``BrokerProcess/deviceAccessControl(denying:)``), written in one
-    /// step: what the gateway writes after a revocation and a broker writes when it starts.
+    /// step: what a broker writes when it starts.
     func writeACL(_ revoked: [Address]) throws {
         try BrokerProcess.deviceAccessControl(denying: revoked).write(
             toFile: aclPath, atomically: true, encoding: .utf8)
