@@ -142,6 +142,29 @@ final class CertificateTests: XCTestCase {
         XCTAssertEqual(leaf.fields.notAfter - leaf.fields.notBefore, 86_400)
     }
 
+    /// A short-lived certificate is due for renewal from the middle of its life, whatever its length, and a
+    /// certificate ending before half a lifetime has passed since the epoch does not wrap.
+    func testRenewalIsDueFromHalfTheLifetime() {
+        let now: UInt64 = 1_800_000_000
+        for lifetime in [ShortLivedCertificate.lifetimes.lowerBound, 3_600, ShortLivedCertificate.lifetimes.upperBound]
+        {
+            let fields = ShortLivedCertificate.fields(
+                deviceName: [0x61], device: Address(raw: Bytes20([UInt8](repeating: 1, count: 20))!),
+                publicKey: try! PrivateKey(bytes: Bytes32([UInt8](repeating: 7, count: 32))!).publicKey,
+                lifetime: lifetime, now: now, serial: [1])
+            let middle = fields.notBefore + lifetime / 2
+            XCTAssertFalse(ShortLivedCertificate.isRenewalDue(notAfter: fields.notAfter, lifetime: lifetime, now: now))
+            XCTAssertFalse(
+                ShortLivedCertificate.isRenewalDue(notAfter: fields.notAfter, lifetime: lifetime, now: middle - 1))
+            XCTAssertTrue(
+                ShortLivedCertificate.isRenewalDue(notAfter: fields.notAfter, lifetime: lifetime, now: middle))
+            XCTAssertTrue(
+                ShortLivedCertificate.isRenewalDue(
+                    notAfter: fields.notAfter, lifetime: lifetime, now: fields.notAfter + 1))
+        }
+        XCTAssertTrue(ShortLivedCertificate.isRenewalDue(notAfter: 100, lifetime: 3_600, now: 0))
+    }
+
     func testTimesRoundTripAcrossTheUTCTimeBoundary() {
         for seconds: UInt64 in [
             0, 951_782_400, 1_700_000_000, 2_524_607_999, 2_524_608_000, 4_102_444_800, 32_503_680_000,

@@ -236,30 +236,48 @@ struct FleetRun: AsyncParsableCommand {
     ) async throws {
         try await root.anchor(Array(enrolled.values), funder: funders.values.first!, fund: fund, node: node)
         let lifetime = Self.tlsLifetime
-        let renewed = try await withThrowingTaskGroup(of: (Int, VerifiedRenewal).self) { group in
+        // One lock that cannot renew is counted and goes on with the certificate it has, as a board would; the
+        // run stops only when no lock could.
+        let outcomes = await withTaskGroup(of: (Int, Result<VerifiedRenewal, any Error>).self) { group in
             for (i, device) in enrolled {
                 let (lock, funder) = (devices[i]!, funders[i]!)
                 group.addTask {
                     let start = DispatchTime.now()
-                    try await funder.topUp(lock.address, to: fund)
-                    let renewal = try await lock.renewCertificate(
-                        lifetime: lifetime, device: device, caFile: root.file, directory: "\(directory)/renewed-\(i)")
-                    stats.record("certificate renewed on chain", millis: millis(since: start))
-                    return (i, renewal)
+                    do {
+                        try await funder.topUp(lock.address, to: fund)
+                        let renewal = try await lock.renewCertificate(
+                            lifetime: lifetime, device: device, caFile: root.file,
+                            directory: "\(directory)/renewed-\(i)")
+                        stats.record("certificate renewed on chain", millis: millis(since: start))
+                        return (i, .success(renewal))
+                    } catch {
+                        stats.fail("certificate renewal failed")
+                        return (i, .failure(error))
+                    }
                 }
             }
-            return try await group.reduce(into: []) { $0.append($1) }
+            return await group.reduce(into: []) { $0.append($1) }
         }
-        for (i, renewal) in renewed.sorted(by: { $0.0 < $1.0 }) {
-            say(
-                "lock \(i): certificate \(Hex.encode(renewal.id.bytes)) renewed on chain at height "
-                    + "\(renewal.payment.inclusion.header.height), valid until \(renewal.notAfter); reconnected with it"
-            )
+        var renewed = 0
+        var lastFailure: (any Error)?
+        for (i, outcome) in outcomes.sorted(by: { $0.0 < $1.0 }) {
+            switch outcome {
+            case .success(let renewal):
+                renewed += 1
+                say(
+                    "lock \(i): certificate \(Hex.encode(renewal.id.bytes)) renewed on chain at height "
+                        + "\(renewal.payment.inclusion.header.height), valid until \(renewal.notAfter); "
+                        + "reconnected with it")
+            case .failure(let error):
+                lastFailure = error
+                say("lock \(i): certificate renewal failed (\(error)); it goes on with the certificate it has")
+            }
         }
-        say("mqtt: \(renewed.count) locks renewed their certificates on chain and connect with them")
+        if renewed == 0, let lastFailure { throw lastFailure }
+        say("mqtt: \(renewed) locks renewed their certificates on chain and connect with them")
     }
 
-    /// How long a lock's renewed certificate lasts (the simulator renews once, at the start).
+    /// How long a lock's renewed certificate lasts; each lock renews again once half of it has passed.
     static let tlsLifetime: UInt64 = 3_600
 
     /// The operator's root, when the devices connect over TLS (`--mqtt-ca-key`, `--mqtt-ca-cert`).

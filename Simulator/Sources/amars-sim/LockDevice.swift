@@ -58,6 +58,7 @@ final class LockDevice: @unchecked Sendable {
         try await funder.topUp(renter.address, to: fund)
         try await funder.topUp(device.address, to: fund)
         try await device.follow()
+        await renewIfDue(stats: stats)
         if let id = pending {
             try await settle(interrupted: id, node: node, stats: stats)
             pending = nil
@@ -121,6 +122,19 @@ final class LockDevice: @unchecked Sendable {
         }
         stats.record("deposit refunded once")
         pending = nil
+    }
+
+    /// A TLS lock whose certificate is half spent renews it before the rental. A failed renewal is counted, not
+    /// thrown: the lock goes on with the session it has (its certificate still valid, or CoAP without one).
+    private func renewIfDue(stats: FleetStats) async {
+        let start = DispatchTime.now()
+        do {
+            if try await device.renewIfDue(now: UInt64(Date().timeIntervalSince1970)) != nil {
+                stats.record("certificate renewed on chain", millis: millis(since: start))
+            }
+        } catch {
+            stats.fail("certificate renewal failed")
+        }
     }
 
     /// Signs the close with the lock's own account and proves it final, as the firmware's send flow does.

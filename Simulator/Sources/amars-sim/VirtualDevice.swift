@@ -26,6 +26,18 @@ final class VirtualDevice: @unchecked Sendable {
     private var mqtt: MqttDeviceClient?
     private let blocking: BlockingPool
     private var session: DeviceSession
+    /// What the device renews its TLS certificate with again, once it renewed it on chain the first time.
+    private var tls: TLSRenewal?
+
+    /// A TLS device's own certificate and where its renewed files go, and when the certificate it connects with
+    /// ends.
+    struct TLSRenewal {
+        var device: DeviceCertificate
+        var caFile: String
+        var directory: String
+        var lifetime: UInt64
+        var notAfter: UInt64
+    }
 
     /// Deterministic keys: the same `seed` gives the same fleet, so a rerun finds its devices funded.
     static func key(seed: UInt64, index: Int) -> PrivateKey {
@@ -188,7 +200,20 @@ final class VirtualDevice: @unchecked Sendable {
         nonisolated(unsafe) let connecting = client
         try await blocking.run { try connecting.connect() }
         mqtt = client
+        tls = TLSRenewal(
+            device: device, caFile: caFile, directory: directory, lifetime: lifetime, notAfter: renewed.notAfter)
         return renewed
+    }
+
+    /// Renews the TLS certificate again (``renewCertificate(lifetime:device:caFile:directory:)``) when half its
+    /// life has passed (``ShortLivedCertificate/isRenewalDue(notAfter:lifetime:now:)``), so a run longer than one
+    /// lifetime (a live run, or one whose broker restarts late) reconnects with a certificate still valid; nil when
+    /// not due, or the device does not connect over TLS.
+    func renewIfDue(now: UInt64) async throws -> VerifiedRenewal? {
+        guard let tls, ShortLivedCertificate.isRenewalDue(notAfter: tls.notAfter, lifetime: tls.lifetime, now: now)
+        else { return nil }
+        return try await renewCertificate(
+            lifetime: tls.lifetime, device: tls.device, caFile: tls.caFile, directory: tls.directory)
     }
 
     func verifiedHead() async throws -> TrustedHeader {

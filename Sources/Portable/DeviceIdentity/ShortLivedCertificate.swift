@@ -11,6 +11,13 @@ public enum ShortLivedCertificate {
     /// Seconds before `now` that a certificate starts: a verifier whose clock is a little behind accepts it too.
     public static let backdate: UInt64 = 60
 
+    /// Whether a certificate that ends at `notAfter` after lasting `lifetime` seconds is due for renewal at
+    /// `now`: once half its life has passed, so a device whose gateway is away for a while still renews before the
+    /// certificate ends.
+    public static func isRenewalDue(notAfter: UInt64, lifetime: UInt64, now: UInt64) -> Bool {
+        now >= notAfter - min(notAfter, lifetime / 2)
+    }
+
     /// The fields of the certificate the device whose long-lived certificate has subject `deviceName` and key
     /// account `device` issues for `publicKey`, lasting `lifetime` seconds from ``backdate`` before `now`.
     public static func fields(
