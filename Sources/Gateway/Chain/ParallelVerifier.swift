@@ -32,17 +32,25 @@ public enum ParallelVerifier {
         map(transactions.count) { i throws(TransactionError) in try checker.check(transactions[i]) }
     }
 
-    /// `check(i)` for every i below `count`, in contiguous slices, one slice per core.
+    /// Transactions a worker takes at a time. The cores are shared (with the thread that produces blocks, and
+    /// on a small machine with the other gateways), so a batch cut into one slice per core waits for whichever
+    /// core was taken away longest; small chunks taken in turn keep every core checking until the batch is done.
+    static let chunk = 32
+
+    /// `check(i)` for every i below `count`, in contiguous chunks that the cores take in turn.
     private static func map(
         _ count: Int, _ check: @Sendable (Int) throws(TransactionError) -> VerifiedTransaction
     ) -> [Result<VerifiedTransaction, TransactionError>] {
-        let slices = min(cores, count / minimumPerCore)
-        guard slices > 1 else { return (0..<count).map { i in Result { () throws(TransactionError) in try check(i) } } }
+        guard min(cores, count / minimumPerCore) > 1 else {
+            return (0..<count).map { i in Result { () throws(TransactionError) in try check(i) } }
+        }
+        let size = min(chunk, (count + cores - 1) / cores)
+        let chunks = (count + size - 1) / size
         return [Result<VerifiedTransaction, TransactionError>](unsafeUninitializedCapacity: count) { buffer, done in
-            // Each slice writes only its own indices of the buffer.
+            // Each chunk writes only its own indices of the buffer.
             nonisolated(unsafe) let out = buffer.baseAddress!
-            DispatchQueue.concurrentPerform(iterations: slices) { s in
-                for i in (count * s / slices)..<(count * (s + 1) / slices) {
+            DispatchQueue.concurrentPerform(iterations: chunks) { c in
+                for i in (c * size)..<min(count, (c + 1) * size) {
                     (out + i).initialize(to: Result { () throws(TransactionError) in try check(i) })
                 }
             }
