@@ -40,6 +40,7 @@ public final class BlockStore {
             PRAGMA journal_mode=WAL;
             PRAGMA synchronous=FULL;
             PRAGMA foreign_keys=ON;
+            PRAGMA cache_size=-65536;
             CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value BLOB NOT NULL);
             CREATE TABLE IF NOT EXISTS blocks(
                 height INTEGER PRIMARY KEY,

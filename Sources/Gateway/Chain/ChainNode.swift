@@ -821,17 +821,19 @@ public final class ChainNode: @unchecked Sendable {
         _ = try validated(block, checked: checked)
     }
 
-    /// The transactions of `block` this node does not hold verified, checked on every core before the lock is
-    /// taken, by position in the block (nil: held, or refused, which ``validated(_:checked:)`` finds again). A
-    /// proposal full of transactions that had not reached this node yet would otherwise be checked one by one
-    /// under the lock, with the node's API and consensus waiting.
+    /// The transactions of `block` verified, by position: those the mempool holds taken from it, the others
+    /// checked on every core before the lock is taken (nil: refused, which ``validated(_:checked:)`` finds again).
+    /// A proposal full of transactions that had not reached this node yet would otherwise be checked one by one
+    /// under the lock, with the node's API and consensus waiting; and what the mempool holds is looked up here
+    /// once, not again under the lock. A verified transaction stays verified if the mempool drops it meanwhile:
+    /// execution judges it against the state again.
     private func preverified(_ block: Block) -> [VerifiedTransaction?] {
-        let unknown: [Int] = locked {
+        var checked: [VerifiedTransaction?] = locked {
             if let pending, pending.block.hash == block.hash { return [] }
-            return block.transactions.indices.filter { mempool.verified(block.transactions[$0]) == nil }
+            return block.transactions.map { mempool.verified($0) }
         }
-        guard unknown.count > 1 else { return [] }
-        var checked = [VerifiedTransaction?](repeating: nil, count: block.transactions.count)
+        let unknown = checked.indices.filter { checked[$0] == nil }
+        guard !unknown.isEmpty else { return checked }
         for (i, result) in zip(
             unknown, ParallelVerifier.verify(unknown.map { block.transactions[$0] }, checker: checker))
         {
