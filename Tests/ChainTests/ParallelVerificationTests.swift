@@ -145,6 +145,18 @@ final class ParallelVerificationTests: XCTestCase {
         XCTAssertTrue(signatures.contains(last.0, last.1))
         XCTAssertFalse(signatures.contains(last.0, flipped(last.1)))
 
+        // Generation by generation: a full generation becomes the older one whole, and the one before it goes.
+        let one = SignatureCache(capacity: 8, shards: 1)
+        let items = (0..<9).map { n in
+            (Bytes32(w0: 1, w1: 2, w2: 3, w3: UInt64(n)), Bytes64([UInt8](repeating: UInt8(n), count: 64))!)
+        }
+        for item in items.prefix(5) { one.insert(item.0, item.1) }
+        XCTAssertEqual(items.prefix(5).map { one.contains($0.0, $0.1) }, Array(repeating: true, count: 5))
+        for item in items.dropFirst(5) { one.insert(item.0, item.1) }
+        XCTAssertEqual(
+            items.map { one.contains($0.0, $0.1) }, [false, false, false, false] + Array(repeating: true, count: 5))
+        XCTAssertEqual(one.count, 5)
+
         let keys = SenderKeyCache(capacity: 16, shards: 2)
         for n in 0..<100 { _ = try keys.key(TestChain.key(2_000 + UInt64(n)).xOnlyPublicKey.bytes) }
         XCTAssertLessThanOrEqual(keys.count, 16)

@@ -32,7 +32,9 @@ final class RecentCache<Value: Sendable>: Sendable {
     func insert(_ value: Value, for key: Bytes32) {
         shard(key).generations.withLock { g in
             if g.current.count >= perGeneration {
-                g.previous = g.current
+                // The older generation's table is emptied in place and becomes the newer one: a copy would
+                // allocate (and fault in) a whole table while the shard is locked.
+                swap(&g.previous, &g.current)
                 g.current.removeAll(keepingCapacity: true)
             }
             g.current[key] = value

@@ -9,7 +9,7 @@ import AmarsCrypto
 public final class SenderKeyCache: Sendable {
     private let keys: RecentCache<XOnlyPublicKey>
 
-    public init(capacity: Int = 65_536, shards: Int = 16) {
+    public init(capacity: Int = 65_536, shards: Int = 64) {
         keys = RecentCache(capacity: capacity, shards: shards)
     }
 

@@ -11,7 +11,7 @@ import AmarsCodec
 public final class SignatureCache: Sendable {
     private let signatures: RecentCache<Bytes64>
 
-    public init(capacity: Int = 131_072, shards: Int = 16) {
+    public init(capacity: Int = 131_072, shards: Int = 64) {
         signatures = RecentCache(capacity: capacity, shards: shards)
     }
 
