@@ -123,6 +123,69 @@ final class SubmitJournalTests: XCTestCase {
         XCTAssertEqual(try SubmitJournal(path: t.path("submits.sqlite")).pending().count, 400, "on disk")
     }
 
+    /// Entries come back in the order they were acknowledged, a transaction acknowledged twice has two entries
+    /// and both leave when it is included, and what a restart finds is numbered on from the last entry.
+    func testEntriesKeepTheirOrderAndARepeatLeavesWithTheFirst() throws {
+        let bob = TestChain.address(TestChain.key(9))
+        let txs = (0..<4).map {
+            t.transfer(from: t.funded[UInt64($0) % 2 == 0 ? 0 : 1], to: bob, amount: 5, nonce: UInt64($0 / 2))
+        }
+        do {
+            let journal = try SubmitJournal(path: t.path("submits.sqlite"))
+            try journal.record([txs[2], txs[0]])
+            try journal.record(txs[2])
+            try journal.record(txs[1])
+            XCTAssertEqual(try journal.pending().map(\.id), [txs[2].id, txs[0].id, txs[2].id, txs[1].id])
+            journal.included([txs[2].id])
+            journal.settle()
+            XCTAssertEqual(try journal.pending().map(\.id), [txs[0].id, txs[1].id])
+        }
+        let journal = try SubmitJournal(path: t.path("submits.sqlite"))
+        try journal.record(txs[3])
+        XCTAssertEqual(try journal.pending().map(\.id), [txs[0].id, txs[1].id, txs[3].id])
+        journal.refused([(txs[0].id, "evicted"), (txs[3].id, "nonceUsed")])
+        journal.included([txs[1].id])
+        journal.settle()
+        XCTAssertEqual(try journal.pending().map(\.id), [])
+        XCTAssertEqual(journal.refusal(of: txs[0].id), "evicted")
+        XCTAssertEqual(journal.refusal(of: txs[3].id), "nonceUsed")
+        XCTAssertNil(journal.refusal(of: txs[1].id))
+    }
+
+    /// A journal an earlier version wrote (entries keyed by id, in `pending`) is taken over whole when opened:
+    /// every acknowledged transaction is still there, and leaves as it is included.
+    func testAJournalFromTheEarlierLayoutIsMovedOver() throws {
+        let bob = TestChain.address(TestChain.key(9))
+        let txs = (0..<3).map { t.transfer(from: t.funded[0], to: bob, amount: 5, nonce: UInt64($0)) }
+        do {
+            let db = try SQLiteDatabase(path: t.path("submits.sqlite"))
+            try db.execute(
+                """
+                PRAGMA journal_mode=WAL;
+                CREATE TABLE pending(id BLOB PRIMARY KEY, tx BLOB NOT NULL) WITHOUT ROWID;
+                CREATE TABLE refused(id BLOB PRIMARY KEY, code TEXT NOT NULL, at INTEGER NOT NULL) WITHOUT ROWID;
+                """)
+            let insert = try db.prepare("INSERT INTO pending(id, tx) VALUES (?1, ?2)")
+            for tx in txs {
+                insert.bind(1, tx.id.bytes)
+                insert.bind(2, tx.encoded)
+                try insert.run()
+            }
+        }
+        let sorted = txs.map(\.id).sorted { $0 < $1 }
+        do {
+            let journal = try SubmitJournal(path: t.path("submits.sqlite"))
+            XCTAssertEqual(try journal.pending().map(\.id).sorted { $0 < $1 }, sorted)
+            journal.included([txs[1].id])
+            journal.settle()
+        }
+        let journal = try SubmitJournal(path: t.path("submits.sqlite"))
+        XCTAssertEqual(try journal.pending().map(\.id).sorted { $0 < $1 }, [txs[0].id, txs[2].id].sorted { $0 < $1 })
+        let db = try SQLiteDatabase(path: t.path("submits.sqlite"))
+        let old = try db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'pending'")
+        XCTAssertFalse(try old.step(), "the earlier table is gone")
+    }
+
     func testOldRefusalsAreForgottenAtOpen() throws {
         let bob = TestChain.address(TestChain.key(9))
         let tx = t.transfer(from: t.funded[0], to: bob, amount: 5, nonce: 0)

@@ -15,6 +15,12 @@ import Ledger
 /// the next start-up re-admit a transaction the chain then refuses as included or stale. A drop that overtakes
 /// its own entry's write leaves the entry pending until that re-admission, which settles it.
 ///
+/// Entries are stored in the order they were acknowledged (`entries`, keyed by a sequence number), not by id: a
+/// group commit then appends to the table's last pages instead of touching one random page per transaction,
+/// which under load was most of the journal's cost. The sequence numbers of the entries held are kept in memory,
+/// and an entry is removed by its number. A journal written by an earlier version (`pending`, keyed by id) is
+/// moved into `entries` when it is opened.
+///
 /// Thread-safe: `writer` serializes the connection; `queueLock` guards the group-commit queue.
 public final class SubmitJournal: @unchecked Sendable {
     private let db: SQLiteDatabase
@@ -28,16 +34,20 @@ public final class SubmitJournal: @unchecked Sendable {
     private let background = DispatchQueue(label: "amars.submit-journal")
 
     private let queueLock = NSCondition()
-    private var queue: [(id: Bytes32, bytes: [UInt8])] = []
+    private var queue: [(seq: Int64, id: Bytes32, bytes: [UInt8])] = []
     private var flushing = false
     /// Entries are numbered as they are queued; every entry up to `flushed` has been written (or has failed).
     private var queued: UInt64 = 0
     private var flushed: UInt64 = 0
     /// The last few failed batches (first and last entry number), so each waiter learns its own fate.
     private var failures: [(range: ClosedRange<UInt64>, error: StoreError)] = []
-    /// Ids in `pending`, in memory: every node learns of every block and every drop, but only the few ids it
-    /// acknowledged itself cost it a write. Guarded by `queueLock`.
-    private var held: Set<Bytes32> = []
+    /// The entries held, by id, with their sequence numbers: every node learns of every block and every drop,
+    /// but only the few ids it acknowledged itself cost it a write. The same transaction acknowledged twice has two
+    /// entries (the second under `heldAgain`), and both go when it does. Guarded by `queueLock`.
+    private var held: [Bytes32: Int64] = [:]
+    private var heldAgain: [Bytes32: [Int64]] = [:]
+    /// The sequence number of the last entry queued. Guarded by `queueLock`.
+    private var lastSeq: Int64 = 0
 
     /// Refusals older than this are forgotten at open: a client has long had time to ask.
     public static let refusalRetentionMillis: Int64 = 7 * 86_400_000
@@ -55,31 +65,62 @@ public final class SubmitJournal: @unchecked Sendable {
         try db.execute(
             """
             PRAGMA journal_mode=WAL;
-            CREATE TABLE IF NOT EXISTS pending(id BLOB PRIMARY KEY, tx BLOB NOT NULL) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS entries(seq INTEGER PRIMARY KEY, id BLOB NOT NULL, tx BLOB NOT NULL);
             CREATE TABLE IF NOT EXISTS refused(
                 id BLOB PRIMARY KEY, code TEXT NOT NULL, at INTEGER NOT NULL
             ) WITHOUT ROWID;
             """)
-        insert = try db.prepare("INSERT OR IGNORE INTO pending(id, tx) VALUES (?1, ?2)")
-        deletePending = try db.prepare("DELETE FROM pending WHERE id = ?1")
+        try Self.moveEarlierEntries(db)
+        insert = try db.prepare("INSERT INTO entries(seq, id, tx) VALUES (?1, ?2, ?3)")
+        deletePending = try db.prepare("DELETE FROM entries WHERE seq = ?1")
         moveToRefused = try db.prepare(
-            "INSERT OR REPLACE INTO refused(id, code, at) SELECT id, ?2, ?3 FROM pending WHERE id = ?1")
+            "INSERT OR REPLACE INTO refused(id, code, at) SELECT id, ?2, ?3 FROM entries WHERE seq = ?1")
         selectRefusal = try db.prepare("SELECT code FROM refused WHERE id = ?1")
-        selectPending = try db.prepare("SELECT tx FROM pending")
+        selectPending = try db.prepare("SELECT tx FROM entries ORDER BY seq")
         let prune = try db.prepare("DELETE FROM refused WHERE at < ?1")
         prune.bind(1, nowMillis - Self.refusalRetentionMillis)
         try prune.run()
-        let ids = try db.prepare("SELECT id FROM pending")
-        defer { ids.reset() }
-        while try ids.step() { if let id = Bytes32(ids.blob(0)) { held.insert(id) } }
+        let rows = try db.prepare("SELECT seq, id FROM entries ORDER BY seq")
+        defer { rows.reset() }
+        while try rows.step() {
+            let seq = rows.int64(0)
+            lastSeq = seq
+            guard let id = Bytes32(rows.blob(1)) else { continue }
+            hold(id, seq)
+        }
     }
 
-    /// Of `ids`, those this journal holds, now no longer held (their removal is about to be written).
-    private func release(_ ids: [Bytes32]) -> [Bytes32] {
+    /// Moves the entries of a journal written before entries were kept in order (`pending`, keyed by id) into
+    /// `entries`, in one transaction, and drops the old table.
+    private static func moveEarlierEntries(_ db: SQLiteDatabase) throws(StoreError) {
+        let old = try db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'pending'")
+        let exists = try old.step()
+        old.reset()
+        guard exists else { return }
+        try db.transaction { () throws(StoreError) in
+            try db.execute("INSERT INTO entries(id, tx) SELECT id, tx FROM pending; DROP TABLE pending;")
+        }
+    }
+
+    /// Notes that entry `seq` holds `id`. Under `queueLock` (or in `init`).
+    private func hold(_ id: Bytes32, _ seq: Int64) {
+        if held[id] == nil { held[id] = seq } else { heldAgain[id, default: []].append(seq) }
+    }
+
+    /// The entries of `ids` this journal holds, now no longer held (their removal is about to be written).
+    private func release(_ ids: [Bytes32]) -> [(id: Bytes32, seq: Int64)] {
         queueLock.lock()
         defer { queueLock.unlock() }
         guard !held.isEmpty else { return [] }
-        return ids.filter { held.remove($0) != nil }
+        var out: [(id: Bytes32, seq: Int64)] = []
+        for id in ids {
+            guard let seq = held.removeValue(forKey: id) else { continue }
+            out.append((id, seq))
+            if !heldAgain.isEmpty, let again = heldAgain.removeValue(forKey: id) {
+                out += again.map { (id, $0) }
+            }
+        }
+        return out
     }
 
     /// Keeps `tx` durably; returns once it is on disk (or throws why it is not). Safe to call from many threads:
@@ -94,8 +135,10 @@ public final class SubmitJournal: @unchecked Sendable {
         queueLock.lock()
         for tx in txs {
             queued += 1
-            queue.append((tx.id, tx.encoded))
-            held.insert(tx.id)
+            lastSeq += 1
+            let id = tx.id
+            queue.append((lastSeq, id, tx.encoded))
+            hold(id, lastSeq)
         }
         let mine = queued
         while flushed < mine {
@@ -123,12 +166,13 @@ public final class SubmitJournal: @unchecked Sendable {
         if let failure { throw failure.error }
     }
 
-    private func write(_ batch: [(id: Bytes32, bytes: [UInt8])]) -> Result<Void, StoreError> {
+    private func write(_ batch: [(seq: Int64, id: Bytes32, bytes: [UInt8])]) -> Result<Void, StoreError> {
         Result { () throws(StoreError) in
             try transaction(flushed: fsync) { () throws(StoreError) in
                 for entry in batch {
-                    insert.bind(1, entry.id.bytes)
-                    insert.bind(2, entry.bytes)
+                    insert.bind(1, entry.seq)
+                    insert.bind(2, entry.id.bytes)
+                    insert.bind(3, entry.bytes)
                     try insert.run()
                 }
             }
@@ -150,10 +194,10 @@ public final class SubmitJournal: @unchecked Sendable {
         background.async { self.remove(mine) }
     }
 
-    private func remove(_ ids: [Bytes32]) {
+    private func remove(_ entries: [(id: Bytes32, seq: Int64)]) {
         try? transaction(flushed: false) { () throws(StoreError) in
-            for id in ids {
-                deletePending.bind(1, id.bytes)
+            for entry in entries {
+                deletePending.bind(1, entry.seq)
                 try deletePending.run()
             }
         }
@@ -162,20 +206,21 @@ public final class SubmitJournal: @unchecked Sendable {
     /// Moves entries the mempool dropped to the refusals, with the code a client reads back (in the background).
     /// Ids this journal never held (a peer's transactions) change nothing.
     public func refused(_ drops: [(id: Bytes32, code: String)]) {
-        let mine = Set(release(drops.map(\.id)))
+        let mine = release(drops.map(\.id))
         guard !mine.isEmpty else { return }
+        let codes = Dictionary(drops.map { ($0.id, $0.code) }, uniquingKeysWith: { first, _ in first })
         let now = Int64(Date().timeIntervalSince1970 * 1000)
-        background.async { self.refuse(drops.filter { mine.contains($0.id) }, nowMillis: now) }
+        background.async { self.refuse(mine.map { ($0.seq, codes[$0.id]!) }, nowMillis: now) }
     }
 
-    private func refuse(_ drops: [(id: Bytes32, code: String)], nowMillis: Int64) {
+    private func refuse(_ drops: [(seq: Int64, code: String)], nowMillis: Int64) {
         try? transaction(flushed: false) { () throws(StoreError) in
             for drop in drops {
-                moveToRefused.bind(1, drop.id.bytes)
+                moveToRefused.bind(1, drop.seq)
                 moveToRefused.bind(2, drop.code)
                 moveToRefused.bind(3, nowMillis)
                 try moveToRefused.run()
-                deletePending.bind(1, drop.id.bytes)
+                deletePending.bind(1, drop.seq)
                 try deletePending.run()
             }
         }
