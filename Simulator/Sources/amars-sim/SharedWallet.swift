@@ -5,8 +5,8 @@ import DeviceIdentity
 import Ledger
 
 /// A person whose key several devices use at once (a household's, the fleet owner's): one lock keeps the
-/// transactions' nonces in order, each taken from the node's count of the account's transactions, pending ones
-/// included.
+/// transactions' nonces in order within this process, each taken from the node's count of the account's
+/// transactions, pending ones included.
 final class SharedWallet: @unchecked Sendable {
     // @unchecked: `person` is immutable; submits are serialized by `lock` (held on a pool thread, never across an
     // await).
@@ -17,8 +17,22 @@ final class SharedWallet: @unchecked Sendable {
 
     var address: Address { person.address }
 
+    /// Signs `payload` with the node's next nonce for this key and submits it. Another process may send from the
+    /// same key at the same instant (a shard of the same fleet: the owner, the operator's root), and a nonce it
+    /// took is tried again with the node's next one, as ``Funder`` does, for a few seconds at most.
     func submit(_ payload: TransactionPayload, via client: NodeClient) throws -> Bytes32 {
-        try lock.withLock { try person.submit(payload, via: client) }
+        try lock.withLock {
+            let deadline = Date().addingTimeInterval(5)
+            while true {
+                do {
+                    return try person.submit(payload, via: client)
+                } catch let error as NodeClientError
+                    where Funder.nonceTaken.contains(error.code ?? "") && Date() < deadline
+                {
+                    usleep(UInt32.random(in: 20_000...100_000))
+                }
+            }
+        }
     }
 
     /// Publishes `batches` of certificates in order, each final before the next (the chain takes a certificate
