@@ -47,24 +47,25 @@ public struct BrokerDenyList: Sendable {
     /// finds the ACL behind the list and writes it on its next look.
     @discardableResult
     public func write(_ revoked: [Address]) throws -> Outcome {
+        // A missing list means a missing directory too, so the directory is made before either file.
         let listChanged = !FileManager.default.fileExists(atPath: path) || accounts() != revoked
-        let acl = BrokerProcess.deviceAccessControl(denying: revoked)
-        let aclChanged = (try? String(contentsOfFile: aclPath, encoding: .utf8)) != acl
-        if listChanged || aclChanged {
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        }
         if listChanged {
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             try revoked.map { $0.bech32 + "\n" }.joined().write(toFile: path, atomically: true, encoding: .utf8)
         }
-        if aclChanged { try acl.write(toFile: aclPath, atomically: true, encoding: .utf8) }
+        let aclChanged = try writeACL(revoked)
         return Outcome(changed: listChanged || aclChanged, signalled: reloadBroker())
     }
 
-    /// The TLS listener's ACL for `revoked` (``BrokerProcess/deviceAccessControl(denying:)``), written in one
-    /// step: what a broker writes when it starts.
-    func writeACL(_ revoked: [Address]) throws {
-        try BrokerProcess.deviceAccessControl(denying: revoked).write(
-            toFile: aclPath, atomically: true, encoding: .utf8)
+    /// The TLS listener's ACL for `revoked` (``BrokerProcess/deviceAccessControl(denying:)``), written in one step
+    /// unless it already says so; returns whether it wrote. What the gateway writes after a revocation and a
+    /// broker writes when it starts.
+    @discardableResult
+    func writeACL(_ revoked: [Address]) throws -> Bool {
+        let acl = BrokerProcess.deviceAccessControl(denying: revoked)
+        guard (try? String(contentsOfFile: aclPath, encoding: .utf8)) != acl else { return false }
+        try acl.write(toFile: aclPath, atomically: true, encoding: .utf8)
+        return true
     }
 
     /// SIGHUP to the process in ``pidPath``, which makes mosquitto read its ACL files again (connections already
