@@ -391,6 +391,34 @@ final class MqttBridgeTests: XCTestCase {
         XCTAssertEqual(second.stats.replayed, 0)
         XCTAssertEqual(try second.inbox.entries().count, 0)
     }
+
+    /// A device that missed its final receipt publishes the same submit again: it gets the receipt, not a
+    /// refusal for its spent nonce, and nothing stays in the inbox.
+    func testASubmitPublishedAgainAfterItIsFinalIsAnsweredWithItsReceipt() throws {
+        let c = try makeChain()
+        let alice = MqttTestChain.address(c.alice)
+        let bob = MqttTestChain.address(c.bob)
+        let bridge = try c.startBridge()
+        let tx = c.transfer(from: c.alice, to: bob, amount: 3, nonce: 0)
+        try c.publish(topic: MqttTopics.submit(alice), payload: tx.encoded)
+        try mqttWaitUntil("accepted") { bridge.stats.accepted == 1 }
+        try c.produceBlock()
+        try mqttWaitUntil("final") { bridge.stats.finalized == 1 }
+
+        let sub = try c.subscribe([MqttTopics.receipts(alice)])
+        try c.publish(topic: MqttTopics.submit(alice), payload: tx.encoded)
+        XCTAssertGreaterThanOrEqual(sub.waitForLines(2).count, 2, sub.text)
+        let answers = sub.receipts(on: MqttTopics.receipts(alice))
+        guard case .final(let receipt, let height, _) = answers.first else {
+            return XCTFail("expected the final receipt, got \(answers)")
+        }
+        XCTAssertEqual(receipt.transactionID, tx.id)
+        XCTAssertEqual(height, c.node.head.height)
+        XCTAssertEqual(bridge.stats.refused, [:])
+        XCTAssertEqual(bridge.stats.accepted, 1)
+        XCTAssertEqual(try bridge.inbox.entries().count, 0)
+        XCTAssertEqual(c.node.account(alice).state.nonce, 1)
+    }
 }
 
 extension MqttBridge {
@@ -400,5 +428,6 @@ extension MqttBridge {
     func handleSubmitForTesting(topic: String, payload: [UInt8]) {
         handleSubmit(topic: topic, payload: payload, size: payload.count)
         flushStaged()
+        admitChecked(wait: true)
     }
 }

@@ -15,8 +15,10 @@ import Logging
 /// One thread of ours drives libmosquitto with its own poll loop over `mosquitto_loop_read`/`_write`/`_misc`
 /// (see ``turn(timeoutMillis:)``; the library is in "threaded" mode with `mosquitto_threaded_set`, so no
 /// other call ever writes to the socket). libmosquitto's callbacks run on
-/// that thread, and so does all chain work (submits, inbox, receipts), so submits are handled strictly in
-/// arrival order and never race the receipt bookkeeping. ``headChanged(_:)``, ``sendCommand(device:payload:)``
+/// that thread, and so does all chain work (admission, inbox, receipts), so submits are handled strictly in
+/// arrival order and never race the receipt bookkeeping. Only a batch's signature checks leave it: they run on
+/// every core while the thread reads the next batch, and the thread admits the batch when they are done
+/// (``flushStaged()``). ``headChanged(_:)``, ``sendCommand(device:payload:)``
 /// and ``stats`` may be called from any thread: `mosquitto_publish` is thread-safe and only queues.
 ///
 /// ## QoS 1 guarantee (read from eclipse/mosquitto `lib/handle_publish.c`, `lib/packet_mosq.c`, v2.0.11)
@@ -148,6 +150,11 @@ public final class MqttBridge: @unchecked Sendable {
     /// What this loop turn read, in arrival order: submits staged in the inbox's open batch and answers to send
     /// once the batch is durable. See ``flushStaged()``.
     private var staged: [Staged] = []
+    /// The last durable batch, its signatures being checked on ``verifier`` while this thread reads the next one;
+    /// admitted (in arrival order, on this thread) by ``admitChecked(wait:)``.
+    private var checking: Checking?
+    /// Runs the batches' signature checks (on every core, see `ParallelVerifier`), one batch at a time.
+    private let verifier = DispatchQueue(label: "amars.mqtt.verify")
     /// Test seam: runs on the loop thread just before a turn's inbox batch is committed, with the number of
     /// submits in it; returning false drops the batch there, as a crash at that instant would (nothing read
     /// in that turn is acknowledged, and the connection is cut). Set it before ``start()`` only.
@@ -179,6 +186,16 @@ public final class MqttBridge: @unchecked Sendable {
         var raw: [UInt8]? {
             if case .submit(_, _, let raw) = self { raw } else { nil }
         }
+    }
+
+    /// A durable batch handed to ``verifier``: `results` is written there once and read on the loop thread only
+    /// after `done` was signalled.
+    private final class Checking: @unchecked Sendable {
+        let batch: [Staged]
+        var results: [Result<VerifiedTransaction, TransactionError>] = []
+        let done = DispatchSemaphore(value: 0)
+
+        init(_ batch: [Staged]) { self.batch = batch }
     }
 
     /// - Parameters:
@@ -318,14 +335,22 @@ public final class MqttBridge: @unchecked Sendable {
             let rc = turn(timeoutMillis: configuration.loopTimeoutMillis)
             if rc != MOSQ_ERR_SUCCESS.rawValue {
                 socketOpen = false
+                // The batch being checked is durable: it need not wait for the broker to come back.
+                admitChecked(wait: true)
                 onDisconnect(rc)
                 logger.info("mqtt connection lost: \(String(cString: mosquitto_strerror(rc)))")
                 pause()
                 continue
             }
+            admitChecked(wait: false)
             settleHead()
         }
-        if socketOpen { shutDownConnection() }
+        // What was acknowledged is durable either way; admitting it now spares the next start a replay.
+        admitChecked(wait: true)
+        if socketOpen {
+            shutDownConnection()
+            admitChecked(wait: true)
+        }
         lock.withLock { connectedValue = false }
     }
 
@@ -502,15 +527,9 @@ public final class MqttBridge: @unchecked Sendable {
         // The key is not parsed here (a square root, on the one thread that reads the broker): a key that is not
         // one is refused as `invalidSenderKey` when the turn's signatures are checked on every core.
         guard Address(keyBytes: tx.body.sender) == device else { return reject(device, id, .senderMismatch) }
-        switch try? node.status(of: id) {
-        case .included(let height, let position, let receipt):
-            // A redelivery of something already final: answer with the receipt, nothing to store.
-            staged.append(
-                .answer(device: device, message: .final(receipt: receipt, height: height, position: UInt64(position))))
-            return
-        default:
-            break
-        }
+        // A redelivery of something already final is stored and checked like any submit, and answered with its
+        // receipt when the chain refuses it (``submit(id:device:checked:)``): looking every submit up in the
+        // chain's index here, on the one thread that reads the broker, would cost all of them for the rare one.
         if let hook = beforePersistHook, !hook(id) { return }
         do {
             try inbox.stage(id: id, device: device, raw: payload)
@@ -523,8 +542,9 @@ public final class MqttBridge: @unchecked Sendable {
 
     /// The second half of a turn's submits: commits the inbox batch (one fsync), lets libmosquitto write the
     /// PUBACKs (they were queued while reading and could not leave earlier, see ``turn(timeoutMillis:)``), then
-    /// verifies and admits each submit and answers every device, all in arrival order. Signature checks run
-    /// after the PUBACKs, so the broker already sends the next batch while we verify this one.
+    /// hands the batch's signature checks to ``verifier``; ``admitChecked(wait:)`` admits each submit and answers
+    /// every device, in arrival order, once they are done. The checks run after the PUBACKs and beside this
+    /// thread, so the broker sends the next batch and this thread reads it while the cores check this one.
     /// Returns false only when ``beforeCommitHook`` simulated a crash before the commit.
     @discardableResult
     func flushStaged() -> Bool {
@@ -546,9 +566,31 @@ public final class MqttBridge: @unchecked Sendable {
         if durable, mosquitto_want_write(handle), mosquitto_socket(handle) >= 0 {
             _ = mosquitto_loop_write(handle, 1)
         }
-        // The turn's signatures are checked on every core at once; admission and answers stay in arrival order.
-        var checked = (durable ? node.verify(batch: batch.compactMap(\.raw)) : []).makeIterator()
-        for item in batch {
+        // One batch is checked at a time, so admission stays in arrival order: the one before goes in first.
+        admitChecked(wait: true)
+        let job = Checking(batch)
+        checking = job
+        let raws = durable ? batch.compactMap(\.raw) : []
+        verifier.async { [self] in
+            job.results = raws.isEmpty ? [] : node.verify(batch: raws)
+            job.done.signal()
+            poke()
+        }
+        return true
+    }
+
+    /// Admits the batch whose checks ``flushStaged()`` started, if they are done (or, with `wait`, once they
+    /// are), and answers its devices, all in arrival order. A submit without a result was not durable.
+    func admitChecked(wait: Bool) {
+        guard let job = checking else { return }
+        if wait {
+            job.done.wait()
+        } else if job.done.wait(timeout: .now()) == .timedOut {
+            return
+        }
+        checking = nil
+        var checked = job.results.makeIterator()
+        for item in job.batch {
             switch item {
             case .answer(let device, let message):
                 publish(device, message)
@@ -562,7 +604,6 @@ public final class MqttBridge: @unchecked Sendable {
         }
         // Refusals staged their removals: one more commit, only in a turn that had any.
         do { try inbox.commit() } catch { logger.warning("mqtt inbox cleanup failed: \(error)") }
-        return true
     }
 
     /// Hands a durable submit to the chain and answers the device. A refusal is final for this payload, so
@@ -573,6 +614,10 @@ public final class MqttBridge: @unchecked Sendable {
         } catch let error {
             if error != .alreadyKnown {
                 try? inbox.stageRemoval(id: id)
+                // A redelivery of something already final (its nonce is spent): the device gets the receipt.
+                if case .included(let height, let position, let receipt) = try? node.status(of: id) {
+                    return publish(device, .final(receipt: receipt, height: height, position: UInt64(position)))
+                }
                 return refuse(device, id, code: MqttRefusalCode.code(for: error))
             }
         }
