@@ -593,7 +593,7 @@ private func installBenchSignalHandlers() {
 }
 
 /// CPU seconds (user + system) a process has used, from /proc.
-private func processCPUSeconds(_ pid: pid_t) -> Double? {
+func processCPUSeconds(_ pid: pid_t) -> Double? {
     guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
         let close = text.lastIndex(of: ")")
     else { return nil }
@@ -603,7 +603,7 @@ private func processCPUSeconds(_ pid: pid_t) -> Double? {
     return (u + s) / Double(sysconf(Int32(_SC_CLK_TCK)))
 }
 
-private func selfCPUSeconds() -> Double {
+func selfCPUSeconds() -> Double {
     var usage = rusage()
     getrusage(RUSAGE_SELF.rawValue, &usage)
     return Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6 + Double(usage.ru_stime.tv_sec)

@@ -20,8 +20,10 @@ import Logging
 ///   `coap-server-notls` serving its static index, with the same Swift UDP load generator (NON GETs, a bounded
 ///   window in flight over a few sockets), runs alternated;
 /// - MQTT: signed transfers published QoS 1 through mosquitto until ``MqttBridge`` has admitted all of them into
-///   the mempool, against the same publisher's raw QoS 1 publish rate (until the broker acknowledged all) to a
-///   topic nobody reads.
+///   the mempool, against the same publishers' raw QoS 1 publish rate (until the broker acknowledged all) to a
+///   topic nobody reads. Several publisher connections, as a fleet is: with one, mosquitto's raw rate swings
+///   between two regimes (about 25,000 and 60,000 messages a second here, the broker spending 25 or 8 µs a
+///   message) depending on whether the two processes happen to batch or ping-pong, and the ratio with it.
 struct DeviceLinkBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "device-link",
@@ -51,6 +53,9 @@ struct DeviceLinkBench: ParsableCommand {
     @Option(help: "Devices (senders) the MQTT submits are spread over.")
     var devices: Int = 1_000
 
+    @Option(help: "MQTT publisher connections; a device's submits all go through one, in order.")
+    var publishers: Int = 4
+
     @Option(help: "MQTT runs each, alternated (the ratio is the median of the rounds' ratios).")
     var mqttRounds: Int = 9
 
@@ -64,7 +69,8 @@ struct DeviceLinkBench: ParsableCommand {
     var skipMqtt = false
 
     func validate() throws {
-        guard seconds > 0, rounds > 0, sockets > 0, window > 0, limit > 0, messages > 0, devices > 0, mqttRounds > 0
+        guard seconds > 0, rounds > 0, sockets > 0, window > 0, limit > 0, messages > 0, devices > 0, mqttRounds > 0,
+            publishers > 0
         else { throw ValidationError("all counts must be positive") }
         // A subscriber that lags gets at most 10,000 messages queued by the broker (``BrokerProcess``); the rest
         // would be dropped and the run never finish.
@@ -194,9 +200,9 @@ struct DeviceLinkBench: ParsableCommand {
         var nonces = [UInt64](repeating: 0, count: devices)
         // Computed once: the genesis header hashes the whole initial state.
         let genesisHash = chain.genesis.header.hash
-        var batches: [[(topic: String, payload: [UInt8])]] = []
+        var batches: [[(topic: String, payload: [UInt8], lane: Int)]] = []
         for _ in 0..<mqttRounds {
-            var batch: [(topic: String, payload: [UInt8])] = []
+            var batch: [(topic: String, payload: [UInt8], lane: Int)] = []
             for i in 0..<messages {
                 let d = i % devices
                 let body = TransactionBody(
@@ -207,7 +213,7 @@ struct DeviceLinkBench: ParsableCommand {
                 batch.append(
                     (
                         MqttTopics.submit(chain.addresses[d]),
-                        SignedTransaction(body: body, signer: chain.keys[d]).encoded
+                        SignedTransaction(body: body, signer: chain.keys[d]).encoded, d
                     ))
             }
             batches.append(batch)
@@ -233,21 +239,27 @@ struct DeviceLinkBench: ParsableCommand {
             usleep(5_000)
         }
 
-        let publisher = try MqttPublisher(port: broker.port)
-        defer { publisher.close() }
+        let publishers = try (0..<publishers).map { try MqttPublisher(port: broker.port, index: $0) }
+        defer { for p in publishers { p.close() } }
 
         var rawRates: [Double] = []
         var ourRates: [Double] = []
         var ratios: [Double] = []
+        var rawCPUs: [CPUMeter.PerMessage] = []
+        var ourCPUs: [CPUMeter.PerMessage] = []
         for round in 0..<mqttRounds {
             // Raw: QoS 1 publishes of the same size to a topic nobody subscribes to, until all are PUBACKed.
             let rawTopic = "bench/raw/\(round)"
-            let rawSeconds = try publisher.publishAll((0..<messages).map { _ in (rawTopic, raw) }) { _ in true }
+            var cpu = CPUMeter(broker: broker.processIdentifier)
+            let rawSeconds = try MqttPublisher.publishAll(
+                (0..<messages).map { (rawTopic, raw, $0) }, on: publishers
+            ) { true }
             // Ours: the same publisher, signed transfers on the devices' submit topics, until the mempool holds
             // all of them (the bridge persisted, verified and admitted each).
             let before = chain.node.pendingCount
             let target = before + messages
-            let ourSeconds = try publisher.publishAll(batches[round]) { _ in
+            let rawCPU = cpu.lap(messages)
+            let ourSeconds = try MqttPublisher.publishAll(batches[round], on: publishers) {
                 let n = chain.node.pendingCount
                 if n >= target { return true }
                 let s = bridge.stats
@@ -256,11 +268,14 @@ struct DeviceLinkBench: ParsableCommand {
                 }
                 return false
             }
+            let ourCPU = cpu.lap(messages)
             let r = Double(messages) / rawSeconds
             let o = Double(messages) / ourSeconds
             print(
-                "round \(round + 1): mosquitto raw QoS 1 \(Int(r)) msg/s, bridge into mempool \(Int(o)) tx/s "
-                    + "(\(messages) messages of \(size) B)")
+                "round \(round + 1): mosquitto raw QoS 1 \(Int(r)) msg/s (\(rawCPU)), "
+                    + "bridge into mempool \(Int(o)) tx/s (\(ourCPU)); \(messages) messages of \(size) B")
+            rawCPUs.append(rawCPU)
+            ourCPUs.append(ourCPU)
             rawRates.append(r)
             ourRates.append(o)
             ratios.append(o / r)
@@ -276,8 +291,10 @@ struct DeviceLinkBench: ParsableCommand {
         let rawRate = median(rawRates)
         let ourRate = median(ourRates)
         return [
-            "mqtt raw (mosquitto QoS 1 publish, acked, \(size) B\(brokerAutosave ? ", autosave" : "")): \(Int(rawRate)) msg/s",
-            "mqtt ours (signed transfers through the bridge into the mempool): \(Int(ourRate)) tx/s",
+            "mqtt raw (mosquitto QoS 1 publish, acked, \(size) B\(brokerAutosave ? ", autosave" : "")): \(Int(rawRate)) msg/s "
+                + "(\(CPUMeter.PerMessage.median(rawCPUs, by: median)))",
+            "mqtt ours (signed transfers through the bridge into the mempool): \(Int(ourRate)) tx/s "
+                + "(\(CPUMeter.PerMessage.median(ourCPUs, by: median)))",
             "mqtt/raw ratio: \(String(format: "%.3f", median(ratios))) (median of the \(mqttRounds) rounds' ratios)",
         ]
     }
@@ -285,6 +302,39 @@ struct DeviceLinkBench: ParsableCommand {
     private func median(_ values: [Double]) -> Double {
         let s = values.sorted()
         return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+    }
+}
+
+/// CPU time per message spent by the broker and by this process (the publisher, and in our runs the bridge with
+/// its signature checks), between two laps: on two cores both runs are bound by CPU as much as by the broker.
+private struct CPUMeter {
+    struct PerMessage: CustomStringConvertible {
+        var brokerMicros: Double
+        var benchMicros: Double
+
+        var description: String {
+            "CPU per message: broker \(Int(brokerMicros.rounded())) µs, this process \(Int(benchMicros.rounded())) µs"
+        }
+
+        static func median(_ all: [PerMessage], by median: ([Double]) -> Double) -> PerMessage {
+            PerMessage(brokerMicros: median(all.map(\.brokerMicros)), benchMicros: median(all.map(\.benchMicros)))
+        }
+    }
+
+    let broker: pid_t?
+    private var last: (broker: Double, bench: Double)
+
+    init(broker: pid_t?) {
+        self.broker = broker
+        last = (broker.flatMap(processCPUSeconds) ?? 0, selfCPUSeconds())
+    }
+
+    mutating func lap(_ messages: Int) -> PerMessage {
+        let now = (broker.flatMap(processCPUSeconds) ?? 0, selfCPUSeconds())
+        defer { last = now }
+        return PerMessage(
+            brokerMicros: (now.0 - last.broker) * 1e6 / Double(messages),
+            benchMicros: (now.1 - last.bench) * 1e6 / Double(messages))
     }
 }
 
@@ -485,15 +535,15 @@ private func freeUDPPort() throws -> UInt16 {
 /// A plain libmosquitto client (QoS 1, at most ``window`` in flight) whose loop runs on libmosquitto's own
 /// thread; it counts PUBACKs.
 private final class MqttPublisher: @unchecked Sendable {
-    static let window = 1_000
+    static let window = 100
     private let handle: OpaquePointer
     private let lock = NSLock()
     private var acked = 0
     private var connected = false
 
-    init(port: Int) throws {
+    init(port: Int, index: Int) throws {
         _ = mosquitto_lib_init()
-        guard let h = mosquitto_new("bench-publisher-\(getpid())", true, nil) else {
+        guard let h = mosquitto_new("bench-publisher-\(getpid())-\(index)", true, nil) else {
             throw ValidationError("mosquitto_new failed")
         }
         handle = h
@@ -522,23 +572,29 @@ private final class MqttPublisher: @unchecked Sendable {
         }
     }
 
-    /// Publishes every message QoS 1 and returns the seconds until all were PUBACKed and `done` said yes
-    /// (polled about every 200 µs; `done` may throw to abort).
-    func publishAll(_ messages: [(topic: String, payload: [UInt8])], done: (Int) throws -> Bool) throws -> Double {
-        let base = lock.withLock { acked }
-        let target = base + messages.count
+    private var ackCount: Int { lock.withLock { acked } }
+
+    /// Publishes every message QoS 1, each on its lane's publisher (a lane keeps its messages in order), and
+    /// returns the seconds until all were PUBACKed and `done` said yes (polled about every 200 µs; `done` may
+    /// throw to abort).
+    static func publishAll(
+        _ messages: [(topic: String, payload: [UInt8], lane: Int)], on publishers: [MqttPublisher],
+        done: () throws -> Bool
+    ) throws -> Double {
+        let bases = publishers.map(\.ackCount)
         let t0 = DispatchTime.now()
         for m in messages {
+            let p = publishers[m.lane % publishers.count]
             let rc = m.payload.withUnsafeBytes {
-                mosquitto_publish(handle, nil, m.topic, Int32($0.count), $0.baseAddress, 1, false)
+                mosquitto_publish(p.handle, nil, m.topic, Int32($0.count), $0.baseAddress, 1, false)
             }
             guard rc == MOSQ_ERR_SUCCESS.rawValue else { throw ValidationError("publish: rc \(rc)") }
         }
         let deadline = Date().addingTimeInterval(120)
         while true {
-            let a = lock.withLock { acked }
-            if a >= target, try done(a - base) { break }
-            guard Date() < deadline else { throw ValidationError("timed out: \(a - base) of \(messages.count) acked") }
+            let acked = zip(publishers, bases).reduce(0) { $0 + $1.0.ackCount - $1.1 }
+            if acked >= messages.count, try done() { break }
+            guard Date() < deadline else { throw ValidationError("timed out: \(acked) of \(messages.count) acked") }
             usleep(200)
         }
         return Double(DispatchTime.now().uptimeNanoseconds - t0.uptimeNanoseconds) / 1e9

@@ -70,12 +70,17 @@ public enum MqttTopics {
         parseDevice(topic, prefix: channelPostPrefix)
     }
 
+    /// Byte-wise, as MQTT compares topics: a gateway parses one topic per submit, and walking it by grapheme
+    /// cost more than the address's checksum.
     private static func parseDevice(_ topic: String, prefix: String) -> Result<Address, MqttDropReason> {
-        guard topic.hasPrefix(prefix) else { return .failure(.badTopic) }
-        let tail = topic.dropFirst(prefix.count)
+        let bytes = topic.utf8
+        guard bytes.starts(with: prefix.utf8) else { return .failure(.badTopic) }
+        let tail = bytes.dropFirst(prefix.utf8.count)
         // A bech32m address is at most 90 characters; anything longer is not worth decoding.
-        guard !tail.isEmpty, tail.count <= 90, !tail.contains("/") else { return .failure(.badTopic) }
-        guard let address = try? Address(bech32: String(tail)) else { return .failure(.badDevice) }
+        guard !tail.isEmpty, tail.count <= 90, !tail.contains(0x2F) else { return .failure(.badTopic) }
+        guard let address = try? Address(bech32: String(decoding: tail, as: UTF8.self)) else {
+            return .failure(.badDevice)
+        }
         return .success(address)
     }
 }
