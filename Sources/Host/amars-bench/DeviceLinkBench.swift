@@ -254,7 +254,7 @@ struct DeviceLinkBench: ParsableCommand {
             let rawSeconds = try MqttPublisher.publishAll(
                 (0..<messages).map { (rawTopic, raw, $0) }, on: publishers
             ) { true }
-            // Ours: the same publisher, signed transfers on the devices' submit topics, until the mempool holds
+            // Ours: the same publishers, signed transfers on the devices' submit topics, until the mempool holds
             // all of them (the bridge persisted, verified and admitted each).
             let before = chain.node.pendingCount
             let target = before + messages
@@ -305,7 +305,7 @@ struct DeviceLinkBench: ParsableCommand {
     }
 }
 
-/// CPU time per message spent by the broker and by this process (the publisher, and in our runs the bridge with
+/// CPU time per message spent by the broker and by this process (the publishers, and in our runs the bridge with
 /// its signature checks), between two laps: on two cores both runs are bound by CPU as much as by the broker.
 private struct CPUMeter {
     struct PerMessage: CustomStringConvertible {
@@ -550,7 +550,7 @@ private final class MqttPublisher: @unchecked Sendable {
         mosquitto_user_data_set(h, Unmanaged.passUnretained(self).toOpaque())
         // A bounded window, as the broker gives the gateway: libmosquitto walks its whole in-flight list on every
         // PUBACK, so an unbounded one costs this load generator time quadratic in the messages outstanding, on
-        // the same two cores the broker and the bridge need. Both runs of a round use the same publisher.
+        // the same two cores the broker and the bridge need. Both runs of a round use the same publishers.
         _ = mosquitto_max_inflight_messages_set(h, UInt32(Self.window))
         mosquitto_connect_callback_set(h) { _, user, rc in
             guard let user, rc == 0 else { return }
