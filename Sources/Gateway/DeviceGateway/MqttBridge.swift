@@ -188,8 +188,8 @@ public final class MqttBridge: @unchecked Sendable {
         }
     }
 
-    /// A durable batch handed to ``verifier``: `results` is written there once and read on the loop thread only
-    /// after `done` was signalled.
+    /// A turn's batch on its way to admission: `results` is written once on ``verifier`` (a batch with nothing to
+    /// check is done at once) and read on the loop thread only after `done` was signalled.
     private final class Checking: @unchecked Sendable {
         let batch: [Staged]
         var results: [Result<VerifiedTransaction, TransactionError>] = []
@@ -571,8 +571,13 @@ public final class MqttBridge: @unchecked Sendable {
         let job = Checking(batch)
         checking = job
         let raws = durable ? batch.compactMap(\.raw) : []
+        // Nothing to check (only answers, or nothing durable): it is admitted at the end of this turn.
+        guard !raws.isEmpty else {
+            job.done.signal()
+            return true
+        }
         verifier.async { [self] in
-            job.results = raws.isEmpty ? [] : node.verify(batch: raws)
+            job.results = node.verify(batch: raws)
             job.done.signal()
             poke()
         }
