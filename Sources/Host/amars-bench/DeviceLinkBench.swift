@@ -298,11 +298,6 @@ struct DeviceLinkBench: ParsableCommand {
             "mqtt/raw ratio: \(String(format: "%.3f", median(ratios))) (median of the \(mqttRounds) rounds' ratios)",
         ]
     }
-
-    private func median(_ values: [Double]) -> Double {
-        let s = values.sorted()
-        return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
-    }
 }
 
 /// CPU time per message spent by the broker and by this process (the publishers, and in our runs the bridge with
