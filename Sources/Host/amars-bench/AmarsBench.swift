@@ -36,9 +36,10 @@ struct LedgerBench: ParsableCommand {
     var blockSize: Int = 5_000
 
     @Option(
-        help:
-            "Rounds of the every-core run, each right after its own raw verify baseline; the ratio printed is the median of theirs."
-    )
+        help: """
+            Rounds of the every-core run, each right after its own raw verify baseline; the ratio printed is the \
+            median of theirs.
+            """)
     var rounds: Int = 5
 
     func validate() throws {

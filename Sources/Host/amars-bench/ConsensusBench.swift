@@ -19,7 +19,8 @@ import Ledger
 ///    sent per block.
 /// 3. Four real `amarsd node` processes on loopback (one chain, 4-validator genesis written here with many
 ///    funded senders), fed pre-signed transfers at a steady offered rate over keep-alive HTTP, spread over all
-///    four APIs: sustained finalized transfers per second and submit-to-final latency p50/p99.
+///    four APIs: sustained finalized transfers per second and submit-to-final latency p50/p99. Then four fresh
+///    nodes offered `--latency-share` of that sustained rate: the latency where the chain keeps up.
 struct ConsensusBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "consensus",
