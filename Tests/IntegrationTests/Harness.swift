@@ -181,6 +181,17 @@ enum Harness {
         }
         return 0
     }
+
+    /// `count` distinct ports ``freePort(type:)`` finds free: drawn one by one, two of a devnet's four could be
+    /// the same port, and the gateway started second could not bind it.
+    static func freePorts(_ count: Int, type: Int32 = Int32(SOCK_STREAM.rawValue)) -> [Int] {
+        var ports: [Int] = []
+        while ports.count < count {
+            let port = freePort(type: type)
+            if port == 0 || !ports.contains(port) { ports.append(port) }
+        }
+        return ports
+    }
 }
 
 extension Harness {

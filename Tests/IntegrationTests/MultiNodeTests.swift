@@ -82,7 +82,7 @@ final class MultiNodeTests: DevnetTestCase {
             dir: URL, genesis: String, keys: String, consensus: String, extra: (Int) -> String = { _ in "" }
         ) throws -> [TestNode] {
             let validatorKeys = try (1...4).map { try KeyFile.load("\(keys)/validator-\($0).key") }
-            let ports = (0..<4).map { _ in Harness.freePort() }
+            let ports = Harness.freePorts(4)
             var nodes: [TestNode] = []
             for i in 0..<4 {
                 let nodeDir = dir.appendingPathComponent("node-\(i + 1)")
@@ -138,7 +138,12 @@ final class MultiNodeTests: DevnetTestCase {
             }
             guard let range = text.range(of: #"127\.0\.0\.1:(\d+)/v1/head"#, options: .regularExpression) else {
                 kill()
-                throw Harness.StartFailure(description: "node \(index + 1) did not start: \(text)")
+                // What the node said on its way out is in its log, which the test's teardown deletes.
+                let said = (try? String(contentsOf: log, encoding: .utf8)).map { $0.split(separator: "\n").suffix(5) }
+                throw Harness.StartFailure(
+                    description:
+                        "node \(index + 1) did not start: \(text) (its log: \(said?.joined(separator: " | ") ?? "none"))"
+                )
             }
             port = Int(text[range].split(separator: ":")[1].split(separator: "/")[0])!
         }

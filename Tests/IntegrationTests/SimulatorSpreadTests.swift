@@ -17,7 +17,7 @@ final class SimulatorSpreadTests: DevnetTestCase {
 
     func testOneSimulatorSpreadsItsFleetOverFourGateways() throws {
         let (genesis, keys) = try fourValidatorGenesis()
-        let coapPorts = (0..<4).map { _ in Harness.freePort(type: Int32(SOCK_DGRAM.rawValue)) }
+        let coapPorts = Harness.freePorts(4, type: Int32(SOCK_DGRAM.rawValue))
         nodes = try MultiNodeTests.TestNode.devnet(
             dir: dir, genesis: genesis, keys: keys, consensus: MultiNodeTests.TestNode.fastConsensus,
             extra: { "coap: { host: 127.0.0.1, port: \(coapPorts[$0]) }\n" })
@@ -90,8 +90,8 @@ final class SimulatorKillTests: DevnetTestCase {
         }
         let broker = try startBroker()
 
-        let coapPorts = (0..<4).map { _ in Harness.freePort(type: Int32(SOCK_DGRAM.rawValue)) }
-        let httpPorts = (0..<4).map { _ in Harness.freePort() }
+        let coapPorts = Harness.freePorts(4, type: Int32(SOCK_DGRAM.rawValue))
+        let httpPorts = Harness.freePorts(4)
         nodes = try MultiNodeTests.TestNode.devnet(
             dir: dir, genesis: genesis, keys: keys, consensus: MultiNodeTests.TestNode.fastConsensus,
             extra: { i in
