@@ -388,7 +388,7 @@ final class ChainNodeTests: XCTestCase {
         var db: OpaquePointer?
         XCTAssertEqual(sqlite3_open(t.path("chain.sqlite"), &db), SQLITE_OK)
         XCTAssertEqual(
-            sqlite3_exec(db, "DELETE FROM incoming; DELETE FROM meta WHERE key = 'incoming-index'", nil, nil, nil),
+            sqlite3_exec(db, "DELETE FROM incoming_blocks; DELETE FROM meta WHERE key = 'incoming-blocks'", nil, nil, nil),
             SQLITE_OK)
         sqlite3_close(db)
         let reopened = try t.openNode()

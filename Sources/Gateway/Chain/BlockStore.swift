@@ -12,12 +12,9 @@ public final class BlockStore {
     private let db: SQLiteDatabase
     private let insertBlock: SQLiteStatement
     private let insertTx: SQLiteStatement
-    private let insertIncoming: SQLiteStatement
-    private let selectIncoming: SQLiteStatement
-    private let insertSent: SQLiteStatement
-    private let insertNotification: SQLiteStatement
-    private let selectNotifications: SQLiteStatement
-    private let selectActivity: SQLiteStatement
+    private let incoming: AddressIndex
+    private let sent: AddressIndex
+    private let notified: AddressIndex
     private let selectHeightByHash: SQLiteStatement
     private let upsertAccount: SQLiteStatement
     private let deleteAccount: SQLiteStatement
@@ -61,24 +58,6 @@ public final class BlockStore {
                 value BLOB NOT NULL,
                 PRIMARY KEY(namespace, id)
             ) WITHOUT ROWID;
-            CREATE TABLE IF NOT EXISTS incoming(
-                address BLOB NOT NULL,
-                height INTEGER NOT NULL,
-                position INTEGER NOT NULL,
-                PRIMARY KEY(address, height, position)
-            ) WITHOUT ROWID;
-            CREATE TABLE IF NOT EXISTS sent(
-                address BLOB NOT NULL,
-                height INTEGER NOT NULL,
-                position INTEGER NOT NULL,
-                PRIMARY KEY(address, height, position)
-            ) WITHOUT ROWID;
-            CREATE TABLE IF NOT EXISTS notifications(
-                address BLOB NOT NULL,
-                height INTEGER NOT NULL,
-                position INTEGER NOT NULL,
-                PRIMARY KEY(address, height, position)
-            ) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS attestations(
                 height INTEGER NOT NULL,
                 voter BLOB NOT NULL,
@@ -89,36 +68,9 @@ public final class BlockStore {
         insertBlock = try db.prepare(
             "INSERT INTO blocks(height, hash, block, certificate, receipts) VALUES (?1, ?2, ?3, ?4, ?5)")
         insertTx = try db.prepare("INSERT INTO transactions(id, height, position) VALUES (?1, ?2, ?3)")
-        insertIncoming = try db.prepare("INSERT OR IGNORE INTO incoming(address, height, position) VALUES (?1, ?2, ?3)")
-        selectIncoming = try db.prepare(
-            """
-            SELECT height, position FROM incoming WHERE address = ?1 AND (height > ?2 OR (height = ?2 AND position >= ?3))
-            ORDER BY height, position LIMIT ?4
-            """)
-        insertSent = try db.prepare("INSERT OR IGNORE INTO sent(address, height, position) VALUES (?1, ?2, ?3)")
-        insertNotification = try db.prepare(
-            "INSERT OR IGNORE INTO notifications(address, height, position) VALUES (?1, ?2, ?3)")
-        selectNotifications = try db.prepare(
-            """
-            SELECT height, position FROM notifications
-            WHERE address = ?1 AND (height > ?2 OR (height = ?2 AND position >= ?3))
-            ORDER BY height, position LIMIT ?4
-            """)
-        selectActivity = try db.prepare(
-            """
-            SELECT height, position FROM (
-                SELECT height, position FROM incoming WHERE address = ?1 AND height > ?3
-                ORDER BY height DESC, position DESC LIMIT ?2)
-            UNION
-            SELECT height, position FROM (
-                SELECT height, position FROM sent WHERE address = ?1 AND height > ?3
-                ORDER BY height DESC, position DESC LIMIT ?2)
-            UNION
-            SELECT height, position FROM (
-                SELECT height, position FROM notifications WHERE address = ?1 AND height > ?3
-                ORDER BY height DESC, position DESC LIMIT ?2)
-            ORDER BY height DESC, position DESC LIMIT ?2
-            """)
+        incoming = try AddressIndex(db, table: "incoming_blocks")
+        sent = try AddressIndex(db, table: "sent_blocks")
+        notified = try AddressIndex(db, table: "notified_blocks")
         selectHeightByHash = try db.prepare("SELECT height FROM blocks WHERE hash = ?1")
         upsertAccount = try db.prepare(
             "INSERT INTO accounts(address, state) VALUES (?1, ?2) ON CONFLICT(address) DO UPDATE SET state = ?2")
@@ -137,11 +89,19 @@ public final class BlockStore {
         insertAttestation = try db.prepare(
             "INSERT OR IGNORE INTO attestations(height, voter, signature) VALUES (?1, ?2, ?3)")
         selectAttestations = try db.prepare("SELECT voter, signature FROM attestations WHERE height = ?1")
-        try backfillIncomingIndex()
-        try backfillSentIndex()
-        try backfill("notification-index") { (b: Block, h: Int64) throws(StoreError) in
+        try backfill("incoming-blocks") { (b: Block, h: Int64) throws(StoreError) in try indexIncoming(b, height: h) }
+        try backfill("sent-blocks") { (b: Block, h: Int64) throws(StoreError) in try indexSent(b, height: h) }
+        try backfill("notified-blocks") { (b: Block, h: Int64) throws(StoreError) in
             try indexNotifications(b, height: h)
         }
+        // The row-per-transaction indexes of earlier files, replaced by the ones just built.
+        try db.execute(
+            """
+            DROP TABLE IF EXISTS incoming;
+            DROP TABLE IF EXISTS sent;
+            DROP TABLE IF EXISTS notifications;
+            DELETE FROM meta WHERE key IN ('incoming-index', 'sent-index', 'notification-index');
+            """)
     }
 
     // MARK: meta
@@ -300,7 +260,7 @@ public final class BlockStore {
     public func incomingTransfers(to address: Address, from: UInt64, position: Int = 0, limit: Int) throws(StoreError)
         -> [(height: UInt64, position: Int)]
     {
-        try locations(selectIncoming, address: address, from: from, position: position, limit: limit)
+        try incoming.locations(of: address, from: from, position: position, limit: limit)
     }
 
     /// Where the payment-code notifications sent to `address` are, like ``incomingTransfers(to:from:position:limit:)``.
@@ -308,49 +268,20 @@ public final class BlockStore {
     public func notifications(to address: Address, from: UInt64, position: Int = 0, limit: Int) throws(StoreError)
         -> [(height: UInt64, position: Int)]
     {
-        try locations(selectNotifications, address: address, from: from, position: position, limit: limit)
-    }
-
-    private func locations(_ select: SQLiteStatement, address: Address, from: UInt64, position: Int, limit: Int)
-        throws(StoreError) -> [(height: UInt64, position: Int)]
-    {
-        guard limit > 0 else { return [] }
-        select.bind(1, address.raw.bytes)
-        select.bind(2, Int64(min(from, UInt64(Int64.max))))
-        select.bind(3, Int64(max(position, 0)))
-        select.bind(4, Int64(limit))
-        defer { select.reset() }
-        var found: [(height: UInt64, position: Int)] = []
-        while try select.step() {
-            found.append((UInt64(select.int64(0)), Int(select.int64(1))))
-        }
-        return found
+        try notified.locations(of: address, from: from, position: position, limit: limit)
     }
 
     private func indexNotifications(_ block: Block, height: Int64) throws(StoreError) {
-        try index(block, height: height, with: insertNotification) {
+        try notified.add(block, height: height) {
             guard case .paymentCodeNotify(let notify) = $0.body.payload else { return nil }
             return notify.to
-        }
-    }
-
-    /// Inserts (address, height, position) with `statement` for each transaction `address` names an address of.
-    private func index(
-        _ block: Block, height: Int64, with statement: SQLiteStatement, address: (SignedTransaction) -> Address?
-    ) throws(StoreError) {
-        for (i, tx) in block.transactions.enumerated() {
-            guard let address = address(tx) else { continue }
-            statement.bind(1, address.raw.bytes)
-            statement.bind(2, height)
-            statement.bind(3, Int64(i))
-            try statement.run()
         }
     }
 
     /// Plain transfers only: devices read this index through the inbox door and decode transfers alone
     /// (``IncomingTransfer``), so a stealth transfer aimed at a device's address cannot stall its inbox.
     private func indexIncoming(_ block: Block, height: Int64) throws(StoreError) {
-        try index(block, height: height, with: insertIncoming) {
+        try incoming.add(block, height: height) {
             guard case .transfer(let transfer) = $0.body.payload else { return nil }
             return transfer.to
         }
@@ -358,19 +289,10 @@ public final class BlockStore {
 
     private func indexSent(_ block: Block, height: Int64) throws(StoreError) {
         // Stored transactions were verified, so the sender key is a key.
-        try index(block, height: height, with: insertSent) { Address(keyBytes: $0.body.sender) }
+        try sent.add(block, height: height) { Address(keyBytes: $0.body.sender) }
     }
 
-    /// Files written before the incoming-transfer index existed get it built once, from their blocks.
-    private func backfillIncomingIndex() throws(StoreError) {
-        try backfill("incoming-index") { (b: Block, h: Int64) throws(StoreError) in try indexIncoming(b, height: h) }
-    }
-
-    /// Files written before the sender index existed get it built once, from their blocks.
-    private func backfillSentIndex() throws(StoreError) {
-        try backfill("sent-index") { (b: Block, h: Int64) throws(StoreError) in try indexSent(b, height: h) }
-    }
-
+    /// Files written before an index existed get it built once, from their blocks.
     private func backfill(_ marker: String, _ index: (Block, Int64) throws(StoreError) -> Void) throws(StoreError) {
         guard try meta(marker) == nil else { return }
         try db.transaction { () throws(StoreError) in
@@ -389,19 +311,21 @@ public final class BlockStore {
     }
 
     /// Where the transactions that `address` sent, or that paid or notified it, are, in blocks above `after` (nil:
-    /// any), newest first, at most `limit`. Each index is read backwards along its primary key and cut at `limit`
-    /// before the three are merged, so a busy account's page costs `limit` rows per index, not its whole history.
+    /// any), newest first, at most `limit`. Each index is read backwards and cut at `limit` before the three are
+    /// merged, so a busy account's page costs at most `limit` rows per index, not its whole history.
     public func activity(of address: Address, after: UInt64? = nil, limit: Int) throws(StoreError)
         -> [(height: UInt64, position: Int)]
     {
         guard limit > 0 else { return [] }
-        selectActivity.bind(1, address.raw.bytes)
-        selectActivity.bind(2, Int64(limit))
-        selectActivity.bind(3, after.map { Int64(min($0, UInt64(Int64.max))) } ?? -1)
-        defer { selectActivity.reset() }
+        let above = after.map { Int64(min($0, UInt64(Int64.max))) } ?? -1
+        var all: [(height: UInt64, position: Int)] = []
+        for index in [incoming, sent, notified] { all += try index.latest(of: address, after: above, limit: limit) }
+        all.sort { ($0.height, $0.position) > ($1.height, $1.position) }
         var found: [(height: UInt64, position: Int)] = []
-        while try selectActivity.step() {
-            found.append((UInt64(selectActivity.int64(0)), Int(selectActivity.int64(1))))
+        // A transfer to oneself is in two indexes and listed once.
+        for location in all where found.last.map({ $0 != location }) ?? true {
+            found.append(location)
+            if found.count == limit { break }
         }
         return found
     }
