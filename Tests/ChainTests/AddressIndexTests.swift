@@ -87,6 +87,8 @@ final class AddressIndexTests: XCTestCase {
             to: f.carol, from: f.toCarol[3].height, position: f.toCarol[3].position + 1, limit: 10)
         XCTAssertEqual(past.map(\.transaction.id), [f.toCarol[4].id])
         XCTAssertEqual(try node.incomingTransfers(to: f.carol, from: 3, limit: 10).count, 0)
+        XCTAssertEqual(try node.incomingTransfers(to: f.carol, from: 0, limit: .max).count, 5)
+        XCTAssertEqual(try node.activity(of: f.carol, limit: .max).count, 5)
 
         // Alice's activity: what she sent, newest first, her transfer to herself once.
         let activity = try node.activity(of: f.alice, limit: 10)

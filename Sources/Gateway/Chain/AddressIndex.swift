@@ -62,7 +62,7 @@ final class AddressIndex {
         // A row holds at least one position, so `limit` rows are enough, plus the first, which may hold only
         // positions before `position`.
         let rows = try read(
-            ascending, address: address, height: Int64(min(from, UInt64(Int64.max))), rows: limit + 1)
+            ascending, address: address, height: Int64(min(from, UInt64(Int64.max))), rows: min(limit, 1 << 30) + 1)
         var found: [(height: UInt64, position: Int)] = []
         for (height, positions) in rows {
             for p in positions where height > from || p >= position {
