@@ -624,21 +624,42 @@ private func installBenchSignalHandlers() {
     signal(SIGTERM, handler)
 }
 
-private func freeTCPPort() -> UInt16 {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    addr.sin_port = 0
-    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) }
+/// `count` distinct free TCP ports on loopback, below the kernel's ephemeral range when there is room: a port
+/// from that range can be taken as the source port of an outgoing connection (the nodes dial each other as they
+/// start) before the node meant to listen on it does. Every probe socket stays bound until all are drawn, so no
+/// port is handed out twice.
+private func freeTCPPorts(_ count: Int) throws -> [UInt16] {
+    var sockets: [Int32] = []
+    defer { for fd in sockets { close(fd) } }
+    let range = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8))?
+        .split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).compactMap { Int($0) }
+    let below = range.flatMap { $0.first }.map { min($0, 65536) } ?? 0
+    var ports: [UInt16] = []
+    var tries = 0
+    while ports.count < count {
+        tries += 1
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw ValidationError("no free loopback port: socket() failed, errno \(errno)") }
+        sockets.append(fd)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        // Port 0 (the kernel's pick) once 200 picks below the range were all taken.
+        let pick = below > 11_000 && tries <= 200 ? Int.random(in: 10_000..<below) : 0
+        addr.sin_port = UInt16(pick).bigEndian
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0
+            }
+        }
+        if bound {
+            ports.append(UInt16(bigEndian: addr.sin_port))
+        } else if pick == 0 {
+            throw ValidationError("no free loopback port: bind() failed, errno \(errno)")
+        }
     }
-    _ = withUnsafeMutablePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
-    }
-    return UInt16(bigEndian: addr.sin_port)
+    return ports
 }
 
 /// `"height":123` anywhere in a small JSON body.
@@ -746,8 +767,9 @@ private struct FourNodeRun {
             if keepData { print("node data kept in \(dir.path)") } else { try? fm.removeItem(at: dir) }
         }
         try genesis.jsonData().write(to: dir.appendingPathComponent("genesis.json"))
-        let p2p = (0..<4).map { _ in freeTCPPort() }
-        let http = (0..<4).map { _ in freeTCPPort() }
+        let drawn = try freeTCPPorts(8)
+        let p2p = Array(drawn[0..<4])
+        let http = Array(drawn[4..<8])
         for i in 0..<4 {
             let nodeDir = dir.appendingPathComponent("node-\(i + 1)")
             try fm.createDirectory(at: nodeDir, withIntermediateDirectories: true)
