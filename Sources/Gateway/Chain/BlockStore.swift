@@ -89,11 +89,14 @@ public final class BlockStore {
         insertAttestation = try db.prepare(
             "INSERT OR IGNORE INTO attestations(height, voter, signature) VALUES (?1, ?2, ?3)")
         selectAttestations = try db.prepare("SELECT voter, signature FROM attestations WHERE height = ?1")
-        try backfill("incoming-blocks") { (b: Block, h: Int64) throws(StoreError) in try indexIncoming(b, height: h) }
-        try backfill("sent-blocks") { (b: Block, h: Int64) throws(StoreError) in try indexSent(b, height: h) }
-        try backfill("notified-blocks") { (b: Block, h: Int64) throws(StoreError) in
-            try indexNotifications(b, height: h)
-        }
+        try backfill([
+            ("incoming-blocks", { (b: Block, h: Int64) throws(StoreError) in try self.indexIncoming(b, height: h) }),
+            ("sent-blocks", { (b: Block, h: Int64) throws(StoreError) in try self.indexSent(b, height: h) }),
+            (
+                "notified-blocks",
+                { (b: Block, h: Int64) throws(StoreError) in try self.indexNotifications(b, height: h) }
+            ),
+        ])
         // The row-per-transaction indexes of earlier files, replaced by the ones just built.
         try db.execute(
             """
@@ -292,9 +295,14 @@ public final class BlockStore {
         try sent.add(block, height: height) { Address(keyBytes: $0.body.sender) }
     }
 
-    /// Files written before an index existed get it built once, from their blocks.
-    private func backfill(_ marker: String, _ index: (Block, Int64) throws(StoreError) -> Void) throws(StoreError) {
-        guard try meta(marker) == nil else { return }
+    /// Files written before an index existed get it built once, from their blocks: every index whose marker is
+    /// missing, in one pass, so converting a file reads each block once however many indexes it lacks.
+    private func backfill(_ indexes: [(marker: String, index: (Block, Int64) throws(StoreError) -> Void)])
+        throws(StoreError)
+    {
+        var missing: [(marker: String, index: (Block, Int64) throws(StoreError) -> Void)] = []
+        for entry in indexes where try meta(entry.marker) == nil { missing.append(entry) }
+        guard !missing.isEmpty else { return }
         try db.transaction { () throws(StoreError) in
             if let head = try headHeight() {
                 var height: UInt64 = 0
@@ -302,11 +310,11 @@ public final class BlockStore {
                     guard let stored = try block(at: height) else {
                         throw StoreError(code: -1, message: "missing block \(height) while indexing")
                     }
-                    try index(stored.finalized.block, Int64(height))
+                    for entry in missing { try entry.index(stored.finalized.block, Int64(height)) }
                     height += 1
                 }
             }
-            try putMeta(marker, [1])
+            for entry in missing { try putMeta(entry.marker, [1]) }
         }
     }
 
