@@ -255,6 +255,36 @@ final class MqttBridgeTests: XCTestCase {
         XCTAssertEqual(c.node.account(alice).state.nonce, 2)
     }
 
+    func testPublishesTheBrokerHasNotAcknowledgedAreCounted() throws {
+        let c = try makeChain()
+        guard let pid = (c.broker as? BrokerProcess)?.processIdentifier else {
+            throw XCTSkip("pauses a mosquitto process")
+        }
+        let bridge = try c.startBridge()
+        let alice = MqttTestChain.address(c.alice)
+        // The retained head goes out on connect; its PUBACK closes the gap.
+        try mqttWaitUntil("head acknowledged") {
+            bridge.isReady && bridge.stats.publishesQueued > 0 && bridge.stats.publishesUnacknowledged == 0
+        }
+
+        // A broker that takes nothing (paused): the command leaves, its PUBACK does not come.
+        kill(pid, SIGSTOP)
+        var resumed = false
+        defer { if !resumed { kill(pid, SIGCONT) } }
+        let before = bridge.stats
+        try bridge.sendCommand(device: alice, payload: [1, 2, 3])
+        usleep(300_000)
+        XCTAssertEqual(bridge.stats.publishesQueued, before.publishesQueued + 1)
+        XCTAssertEqual(bridge.stats.publishesUnacknowledged, 1, "nobody could acknowledge the command")
+
+        kill(pid, SIGCONT)
+        resumed = true
+        try mqttWaitUntil("command acknowledged") {
+            bridge.stats.publishesAcknowledged == before.publishesAcknowledged + 1
+                && bridge.stats.publishesUnacknowledged == 0
+        }
+    }
+
     func testQueuedSubmitsSurviveABrokerCrash() throws {
         let c = try makeChain()
         try c.startBridge().stop()

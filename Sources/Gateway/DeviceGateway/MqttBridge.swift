@@ -98,6 +98,11 @@ public final class MqttBridge: @unchecked Sendable {
         public var commandsSent = 0
         /// Channel messages kept by the channel door and passed to their recipients.
         public var channelMessagesRelayed = 0
+        /// QoS 1 messages of ours (receipts, heads, checkpoints, commands, channel messages) queued for the broker,
+        /// and those it has acknowledged: a gap that only grows means the broker stopped taking them.
+        public var publishesQueued = 0
+        public var publishesAcknowledged = 0
+        public var publishesUnacknowledged: Int { publishesQueued - publishesAcknowledged }
     }
 
     public enum BridgeError: Error, CustomStringConvertible {
@@ -129,6 +134,9 @@ public final class MqttBridge: @unchecked Sendable {
 
     private let lock = NSLock()
     private var statsValue = Stats()
+    /// Under a lock of their own: ``rawPublish(_:_:retain:)`` also runs with `lock` held (``publishHead(_:force:)``).
+    private let publishLock = NSLock()
+    private var publishCounts = (queued: 0, acknowledged: 0)
     private var connectedValue = false
     private var subscribedValue = false
     private var started = false
@@ -245,6 +253,11 @@ public final class MqttBridge: @unchecked Sendable {
         mosquitto_disconnect_callback_set(handle) { _, userdata, rc in
             MqttBridge.from(userdata)?.onDisconnect(rc)
         }
+        // Called on the PUBACK of each of our QoS 1 messages (libmosquitto re-sends one in flight across a
+        // reconnect, so each is acknowledged once).
+        mosquitto_publish_callback_set(handle) { _, userdata, _ in
+            MqttBridge.from(userdata)?.onPublished()
+        }
         mosquitto_subscribe_callback_set(handle) { _, userdata, _, _, _ in
             MqttBridge.from(userdata)?.onSubscribed()
         }
@@ -275,7 +288,11 @@ public final class MqttBridge: @unchecked Sendable {
         userdata.map { Unmanaged<MqttBridge>.fromOpaque($0).takeUnretainedValue() }
     }
 
-    public var stats: Stats { lock.withLock { statsValue } }
+    public var stats: Stats {
+        var s = lock.withLock { statsValue }
+        (s.publishesQueued, s.publishesAcknowledged) = publishLock.withLock { publishCounts }
+        return s
+    }
     public var isConnected: Bool { lock.withLock { connectedValue } }
     /// Connected and the broker has acknowledged our subscription: from here on no submit can miss us.
     public var isReady: Bool { lock.withLock { connectedValue && subscribedValue } }
@@ -290,10 +307,12 @@ public final class MqttBridge: @unchecked Sendable {
         lock.unlock()
         guard !again else { throw .alreadyStarted }
         let thread = Thread { [self] in
+            // Named from inside: Foundation on Linux names only a thread that is already running. `top -H` and
+            // the device-link bench tell this thread's CPU from the signature checks' by it.
+            Thread.current.name = "amars-mqtt"
             run()
             finished.signal()
         }
-        thread.name = "amars-mqtt"
         thread.start()
     }
 
@@ -465,6 +484,10 @@ public final class MqttBridge: @unchecked Sendable {
             connectedValue = false
             subscribedValue = false
         }
+    }
+
+    private func onPublished() {
+        publishLock.withLock { publishCounts.acknowledged += 1 }
     }
 
     private func onSubscribed() {
@@ -771,8 +794,9 @@ public final class MqttBridge: @unchecked Sendable {
         }
     }
 
-    /// Sends an opaque command to a device (QoS 1). Queued in memory while disconnected and sent on reconnect;
-    /// lost if the gateway stops first, so commands that matter should be idempotent and re-sent by the caller.
+    /// Sends an opaque command to a device (QoS 1). Refused (`MOSQ_ERR_NO_CONN`) while the bridge is not
+    /// connected; one in flight when the connection drops is sent again on reconnect, but lost if the gateway stops
+    /// first, so commands that matter should be idempotent and re-sent by the caller.
     public func sendCommand(device: Address, payload: [UInt8]) throws(BridgeError) {
         let rc = rawPublish(MqttTopics.command(device), payload, retain: false)
         guard rc == MOSQ_ERR_SUCCESS.rawValue else { throw .mosquitto(rc) }
@@ -788,9 +812,11 @@ public final class MqttBridge: @unchecked Sendable {
     }
 
     private func rawPublish(_ topic: String, _ payload: [UInt8], retain: Bool) -> Int32 {
-        payload.withUnsafeBytes {
+        let rc = payload.withUnsafeBytes {
             mosquitto_publish(handle, nil, topic, Int32($0.count), $0.baseAddress, 1, retain)
         }
+        if rc == MOSQ_ERR_SUCCESS.rawValue { publishLock.withLock { publishCounts.queued += 1 } }
+        return rc
     }
 
     private func count(_ reason: MqttDropReason) {

@@ -321,6 +321,7 @@ public final class Gateway: @unchecked Sendable {  // configured by start(), the
         m.mirror("amars_mqtt_connects_total", total: stats.connects)
         m.mirror("amars_mqtt_submits_accepted_total", total: stats.accepted)
         m.mirror("amars_mqtt_receipts_published_total", total: stats.finalized)
+        m.gauge("amars_mqtt_publishes_unacknowledged").record(stats.publishesUnacknowledged)
         for (code, count) in stats.refused {
             m.mirror("amars_mqtt_submits_refused_total", [("code", code)], total: count)
         }

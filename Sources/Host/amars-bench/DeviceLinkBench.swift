@@ -283,7 +283,9 @@ struct DeviceLinkBench: ParsableCommand {
             // next round starts from the same place and is not charged for this one's settling.
             while chain.node.pendingCount > 0 { try chain.produceBlock() }
             let settled = Date().addingTimeInterval(120)
-            while bridge.stats.finalized < messages * (round + 1) {
+            // ... and until the broker has acknowledged every receipt: otherwise the next raw run shares the
+            // broker and the cores with this round's 2 × `messages` receipts still on their way.
+            while bridge.stats.finalized < messages * (round + 1) || bridge.stats.publishesUnacknowledged > 0 {
                 guard Date() < settled else { throw ValidationError("the bridge did not settle round \(round + 1)") }
                 usleep(2_000)
             }
@@ -300,36 +302,64 @@ struct DeviceLinkBench: ParsableCommand {
     }
 }
 
-/// CPU time per message spent by the broker and by this process (the publishers, and in our runs the bridge with
-/// its signature checks), between two laps: on two cores both runs are bound by CPU as much as by the broker.
+/// CPU time per message spent by the broker and by this process between two laps: on two cores both runs are
+/// bound by CPU as much as by the broker. This process's share is split by thread: the publishers (libmosquitto's
+/// "mosquitto loop" threads and the main thread that queues the publishes), the bridge's loop thread
+/// ("amars-mqtt": reading, inbox, admission, receipts) and the rest, the signature checks on every core.
 private struct CPUMeter {
     struct PerMessage: CustomStringConvertible {
         var brokerMicros: Double
         var benchMicros: Double
+        var publisherMicros: Double
+        var bridgeMicros: Double
 
         var description: String {
-            "CPU per message: broker \(Int(brokerMicros.rounded())) µs, this process \(Int(benchMicros.rounded())) µs"
+            func us(_ x: Double) -> Int { Int(x.rounded()) }
+            let checks = benchMicros - publisherMicros - bridgeMicros
+            let split =
+                bridgeMicros > 0
+                ? " (publishers \(us(publisherMicros)), bridge loop \(us(bridgeMicros)), checks \(us(checks)))"
+                : " (publishers \(us(publisherMicros)))"
+            return "CPU per message: broker \(us(brokerMicros)) µs, this process \(us(benchMicros)) µs" + split
         }
 
         static func median(_ all: [PerMessage], by median: ([Double]) -> Double) -> PerMessage {
-            PerMessage(brokerMicros: median(all.map(\.brokerMicros)), benchMicros: median(all.map(\.benchMicros)))
+            PerMessage(
+                brokerMicros: median(all.map(\.brokerMicros)), benchMicros: median(all.map(\.benchMicros)),
+                publisherMicros: median(all.map(\.publisherMicros)), bridgeMicros: median(all.map(\.bridgeMicros)))
         }
     }
 
+    private struct Reading {
+        var broker: Double
+        var bench: Double
+        var publishers: Double
+        var bridge: Double
+    }
+
     let broker: pid_t?
-    private var last: (broker: Double, bench: Double)
+    private var last: Reading
 
     init(broker: pid_t?) {
         self.broker = broker
-        last = (broker.flatMap(processCPUSeconds) ?? 0, selfCPUSeconds())
+        last = Self.read(broker)
+    }
+
+    private static func read(_ broker: pid_t?) -> Reading {
+        let threads = threadCPUSeconds()
+        return Reading(
+            broker: broker.flatMap(processCPUSeconds) ?? 0, bench: selfCPUSeconds(),
+            publishers: (threads["main"] ?? 0) + (threads["mosquitto loop"] ?? 0), bridge: threads["amars-mqtt"] ?? 0)
     }
 
     mutating func lap(_ messages: Int) -> PerMessage {
-        let now = (broker.flatMap(processCPUSeconds) ?? 0, selfCPUSeconds())
+        let now = Self.read(broker)
         defer { last = now }
+        let n = Double(messages)
         return PerMessage(
-            brokerMicros: (now.0 - last.broker) * 1e6 / Double(messages),
-            benchMicros: (now.1 - last.bench) * 1e6 / Double(messages))
+            brokerMicros: (now.broker - last.broker) * 1e6 / n, benchMicros: (now.bench - last.bench) * 1e6 / n,
+            publisherMicros: (now.publishers - last.publishers) * 1e6 / n,
+            bridgeMicros: (now.bridge - last.bridge) * 1e6 / n)
     }
 }
 
