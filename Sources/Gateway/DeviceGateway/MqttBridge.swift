@@ -812,10 +812,13 @@ public final class MqttBridge: @unchecked Sendable {
     }
 
     private func rawPublish(_ topic: String, _ payload: [UInt8], retain: Bool) -> Int32 {
+        // Counted before it is queued: called off the loop thread, the message can be sent and acknowledged
+        // before `mosquitto_publish` returns here, and the gap must never read below zero.
+        publishLock.withLock { publishCounts.queued += 1 }
         let rc = payload.withUnsafeBytes {
             mosquitto_publish(handle, nil, topic, Int32($0.count), $0.baseAddress, 1, retain)
         }
-        if rc == MOSQ_ERR_SUCCESS.rawValue { publishLock.withLock { publishCounts.queued += 1 } }
+        if rc != MOSQ_ERR_SUCCESS.rawValue { publishLock.withLock { publishCounts.queued -= 1 } }
         return rc
     }
 
