@@ -99,6 +99,7 @@ public final class GatewayMetrics: Sendable {
         "amars_mqtt_submits_refused_total": "Device submits over MQTT the chain refused, by refusal code.",
         "amars_mqtt_messages_dropped_total": "MQTT messages the bridge dropped before the chain saw them, by reason.",
         "amars_mqtt_receipts_published_total": "Final receipts the MQTT bridge published to devices.",
+        "amars_mqtt_publishes_unacknowledged": "MQTT bridge messages (QoS 1) the broker has not acknowledged yet.",
         "amars_consensus_height": "Height the consensus core is deciding.",
         "amars_consensus_round": "Round of that height the consensus core is in.",
         "amars_consensus_step_duration_seconds": "Time spent in each consensus step (propose, prepare, commit).",
