@@ -13,6 +13,8 @@ protocol TestBroker: AnyObject {
     func start() throws
     /// SIGTERM: the broker stops in order and keeps what it must; SIGKILL: a crash.
     func stop(signal: Int32)
+    /// The process that serves MQTT while the broker runs (what SIGSTOP pauses), nil when it is not running.
+    var serverProcessID: pid_t? { get }
 }
 
 enum BrokerKind {
@@ -36,6 +38,7 @@ enum BrokerKind {
 extension BrokerProcess: TestBroker {
     func start() throws { try start(timeout: 10) }
     func stop(signal: Int32) { stop(signal: signal, timeout: 10) }
+    var serverProcessID: pid_t? { processIdentifier }
 }
 
 /// RabbitMQ with its MQTT plugin (Debian's `rabbitmq-server`): a second MQTT 3.1.1 implementation, and one that
@@ -177,17 +180,21 @@ final class RabbitMQBroker: TestBroker, @unchecked Sendable {  // the lock guard
         guard let p, p.isRunning else { return }
         // The server script forwards SIGTERM to the Erlang VM, but a SIGKILL would end only the script: the VM,
         // whose process id is in the pid file, is killed itself.
-        if signal == SIGKILL, let text = try? String(contentsOfFile: file("pid"), encoding: .utf8),
-            let vm = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
-        {
-            kill(vm, SIGKILL)
-        }
+        if signal == SIGKILL, let vm = virtualMachine { kill(vm, SIGKILL) }
         kill(p.processIdentifier, signal)
         let deadline = Date().addingTimeInterval(30)
         while p.isRunning && Date() < deadline { usleep(20_000) }
         if p.isRunning { kill(p.processIdentifier, SIGKILL) }
         p.waitUntilExit()
     }
+
+    /// The Erlang VM, which serves MQTT (the server script only waits for it), from the pid file RabbitMQ writes.
+    private var virtualMachine: pid_t? {
+        guard let text = try? String(contentsOfFile: file("pid"), encoding: .utf8) else { return nil }
+        return Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
+    var serverProcessID: pid_t? { lock.withLock { process?.isRunning == true } ? virtualMachine : nil }
 
     deinit { stop(signal: SIGKILL) }
 
